@@ -1,0 +1,42 @@
+# Two commands set up everything: `make run` and `make test`.
+# Both create .venv if needed, install the CPU torch wheel first (a plain `torch`
+# requirement would pull a multi-GB CUDA build), then the project with its extras.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KEDRO := $(VENV)/bin/kedro
+TORCH_WHEEL := torch==2.13.0
+
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install run test test-fast bench viz e2e clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_WHEEL)
+	$(PY) -m pip install -q -e ".[test,bench]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(KEDRO) run --pipelines full_cycle
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+bench: install
+	$(PY) benchmarks/bench_env.py
+
+viz: install
+	$(KEDRO) viz run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
