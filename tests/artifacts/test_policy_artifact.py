@@ -1,0 +1,122 @@
+"""Policy artifacts: round trip, versioning, tamper detection, and no code execution on load."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+from kedro.io.core import Version
+
+from reinforce_strategy_creator.artifacts import (
+    ArtifactError,
+    PolicyBundle,
+    load_policy_bundle,
+    save_policy_bundle,
+)
+from reinforce_strategy_creator.datasets.policy_artifact import PolicyArtifactDataset
+
+
+def _bundle(seeds=(0, 1)) -> PolicyBundle:
+    states = {}
+    for s in seeds:
+        g = torch.Generator().manual_seed(s)
+        states[s] = {"body.0.weight": torch.randn(4, 3, generator=g), "body.0.bias": torch.randn(4, generator=g)}
+    spec = {
+        "algorithm": "ppo",
+        "network": {"hidden": [4]},
+        "feature_names": ["feat_a"],
+        "window": 3,
+        "positions": [0.0, 1.0],
+        "seeds": list(seeds),
+        "best_seed": seeds[-1],
+    }
+    return PolicyBundle(spec=spec, state_dicts=states)
+
+
+def test_round_trip_is_exact(tmp_path):
+    bundle = _bundle()
+    save_policy_bundle(bundle, tmp_path / "art")
+    loaded = load_policy_bundle(tmp_path / "art")
+    assert loaded.seeds == [0, 1]
+    assert loaded.best_seed() == 1
+    for s in bundle.seeds:
+        for k, v in bundle.state_dicts[s].items():
+            assert torch.equal(loaded.state_dicts[s][k], v)
+    assert set(os.listdir(tmp_path / "art")) == {"spec.json", "seed_0.safetensors", "seed_1.safetensors"}
+
+
+def test_refuses_to_overwrite(tmp_path):
+    save_policy_bundle(_bundle(), tmp_path / "art")
+    with pytest.raises(ArtifactError, match="overwrite"):
+        save_policy_bundle(_bundle(), tmp_path / "art")
+
+
+def test_tampered_weights_are_rejected(tmp_path):
+    save_policy_bundle(_bundle(), tmp_path / "art")
+    other = tmp_path / "other"
+    save_policy_bundle(_bundle(seeds=(5, 1)), other)
+    # swap in weights of the same shape but different values
+    os.replace(other / "seed_1.safetensors", tmp_path / "art" / "seed_0.safetensors")
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        load_policy_bundle(tmp_path / "art")
+
+
+def test_missing_weight_file_is_named(tmp_path):
+    save_policy_bundle(_bundle(), tmp_path / "art")
+    os.remove(tmp_path / "art" / "seed_1.safetensors")
+    with pytest.raises(ArtifactError, match="seed_1.safetensors"):
+        load_policy_bundle(tmp_path / "art")
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_pickle_in_place_of_weights_cannot_execute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save_policy_bundle(_bundle(seeds=(0,)), tmp_path / "art")
+    spec_path = tmp_path / "art" / "spec.json"
+    import json
+
+    spec = json.loads(spec_path.read_text())
+    spec.pop("weights_sha256")  # an attacker would also drop the checksum
+    spec_path.write_text(json.dumps(spec))
+    with open(tmp_path / "art" / "seed_0.safetensors", "wb") as fh:
+        pickle.dump(_Boom(), fh)
+    with pytest.raises(Exception):
+        load_policy_bundle(tmp_path / "art")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_failed_save_leaves_nothing_behind(tmp_path):
+    bundle = _bundle()
+    bundle.spec["bad"] = object()  # not JSON-serialisable: fails after weights were written
+    with pytest.raises(TypeError):
+        save_policy_bundle(bundle, tmp_path / "art")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_spec_and_seeds_must_agree():
+    with pytest.raises(ArtifactError, match="seeds"):
+        PolicyBundle(spec=_bundle().spec, state_dicts={7: {}})
+    with pytest.raises(ArtifactError, match="required keys"):
+        PolicyBundle(spec={"algorithm": "ppo"}, state_dicts={})
+
+
+def test_versioned_dataset_keeps_every_version(tmp_path):
+    path = str(tmp_path / "ppo_policy")
+    ds1 = PolicyArtifactDataset(path, version=Version(None, "2026-01-01T00.00.00.000Z"))
+    ds1.save(_bundle(seeds=(0,)))
+    ds2 = PolicyArtifactDataset(path, version=Version(None, "2026-01-02T00.00.00.000Z"))
+    ds2.save(_bundle(seeds=(0, 1)))
+
+    latest = PolicyArtifactDataset(path, version=Version(None, None)).load()
+    assert latest.version == "2026-01-02T00.00.00.000Z"
+    assert latest.seeds == [0, 1]
+    pinned = PolicyArtifactDataset(path, version=Version("2026-01-01T00.00.00.000Z", None)).load()
+    assert pinned.seeds == [0]
+    assert PolicyArtifactDataset(path, version=Version(None, None)).exists()
+    assert not PolicyArtifactDataset(str(tmp_path / "none"), version=Version(None, None)).exists()
