@@ -1,0 +1,21 @@
+"""Custom Kedro datasets.
+
+Imports are lazy so that loading one dataset never imports another's optional
+dependencies (e.g. ``yfinance``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "YFinanceDataset": "reinforce_strategy_creator.datasets.yfinance_dataset",
+    "DataSourceError": "reinforce_strategy_creator.datasets.yfinance_dataset",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
