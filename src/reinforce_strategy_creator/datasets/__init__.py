@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "PolicyArtifactDataset": "reinforce_strategy_creator.datasets.policy_artifact",
     "YFinanceDataset": "reinforce_strategy_creator.datasets.yfinance_dataset",
     "DataSourceError": "reinforce_strategy_creator.datasets.yfinance_dataset",
 }
@@ -19,3 +20,6 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
