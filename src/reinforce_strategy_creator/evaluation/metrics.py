@@ -1,0 +1,448 @@
+"""Performance and trade metrics of one backtest.
+
+What: turns a per-bar backtest frame (``date, position, shares, cash, equity, fill_price,
+cost, ...`` as produced by ``env.replay``) or a plain equity curve into
+
+* risk/return metrics (annual return, volatility, Sharpe, Sortino, max drawdown, Calmar,
+  VaR, CVaR, stability, alpha/beta against a benchmark), computed by empyrical-reloaded;
+* trade metrics empyrical does not have (round trips, win rate, profit factor, holding
+  period, turnover, exposure, costs paid), hand-written here because no maintained library
+  computes them from a per-bar position/fill ledger with the round-trip definition this
+  project needs (flip = exit + new entry, costs and borrow attributed to the trip).
+
+Why this shape: every function takes plain pandas/numpy inputs so it can be tested on
+hand-made series and does not depend on the environment or Kedro. Conventions (simple
+returns of equity net of costs, risk-free 0, how periods per year are inferred) are listed
+in ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import empyrical
+import numpy as np
+import pandas as pd
+from scipy import stats as _sps
+
+__all__ = [
+    "EvaluationInputError",
+    "RoundTrip",
+    "bar_returns",
+    "equity_from_frame",
+    "infer_periods_per_year",
+    "performance_metrics",
+    "round_trips",
+    "trade_metrics",
+    "evaluate_backtest",
+    "TRADING_DAYS_PER_YEAR",
+]
+
+TRADING_DAYS_PER_YEAR = 252
+VAR_CUTOFF = 0.05
+REQUIRED_FRAME_COLUMNS = ("position", "shares", "cash", "equity", "fill_price", "cost")
+
+
+class EvaluationInputError(ValueError):
+    """Bad input to an evaluation function; the message says what and how to fix it."""
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_frame(frame: pd.DataFrame, columns=REQUIRED_FRAME_COLUMNS, name: str = "frame"):
+    """Validate one account's ledger as produced by ``env.replay`` (one lane).
+
+    ``fill_price`` may be NaN on rows without a trade (the env writes NaN there); every
+    other value must be finite. The first row must be the pre-trade start row (no shares),
+    whose equity is the initial capital.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise EvaluationInputError(
+            f"{name}: expected a per-bar backtest DataFrame, got {type(frame).__name__}."
+        )
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise EvaluationInputError(
+            f"{name}: missing column(s) {missing}; a backtest frame needs {list(columns)} "
+            "(the BacktestResult of env.replay has them)."
+        )
+    if len(frame) < 2:
+        raise EvaluationInputError(
+            f"{name}: the backtest frame has {len(frame)} row(s); need the start row and at least one bar."
+        )
+    if "lane" in frame.columns and frame["lane"].nunique() > 1:
+        raise EvaluationInputError(
+            f"{name}: holds {frame['lane'].nunique()} lanes; evaluate one account at a time "
+            "(BacktestResult.lane(i))."
+        )
+    shares = None
+    if "shares" in frame.columns:
+        shares = pd.to_numeric(frame["shares"], errors="coerce").to_numpy(dtype=float)
+    for col in columns:
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
+        if col == "fill_price" and shares is not None:
+            traded = np.diff(shares, prepend=0.0) != 0
+            bad &= traded
+        bad = np.flatnonzero(bad)
+        if bad.size:
+            raise EvaluationInputError(
+                f"{name}: column '{col}' has a missing or non-finite value at row "
+                f"{int(bad[0])}; the backtest ledger must be complete."
+            )
+    if "shares" in columns and shares[0] != 0:
+        raise EvaluationInputError(
+            f"{name}: the first row holds {shares[0]!r} shares; the ledger must start with the "
+            "pre-trade row (flat, equity = initial capital) as env.replay writes it."
+        )
+
+
+def _date_index(frame: pd.DataFrame) -> pd.Index:
+    if "date" in frame.columns:
+        return pd.DatetimeIndex(frame["date"])
+    return frame.index
+
+
+def equity_from_frame(frame: pd.DataFrame) -> pd.Series:
+    """Equity curve of a backtest frame, indexed by its ``date`` column (or its index)."""
+    _check_frame(frame, ("equity",))
+    return pd.Series(frame["equity"].to_numpy(dtype=float), index=_date_index(frame), name="equity")
+
+
+def bar_returns(equity: pd.Series | pd.DataFrame, initial_capital: float | None = None) -> pd.Series:
+    """Simple per-bar returns of equity (net of every cost already booked in equity).
+
+    ``r_t = E_t / E_{t-1} - 1``; the first row has no return and is dropped. An
+    ``env.replay`` ledger starts with the pre-trade row at the initial capital, so its first
+    return already includes the first fill's costs. For a bare curve that starts after the
+    first fill, pass ``initial_capital`` to measure the first bar from it instead.
+    """
+    if isinstance(equity, pd.DataFrame):
+        equity = equity_from_frame(equity)
+    values = np.asarray(equity, dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise EvaluationInputError("equity: expected a non-empty 1-D equity curve.")
+    bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+    if bad.size:
+        raise EvaluationInputError(
+            f"equity: value {values[bad[0]]!r} at row {int(bad[0])} is not a positive finite "
+            "number; returns are undefined once the account is wiped out or the curve has gaps."
+        )
+    index = equity.index if isinstance(equity, pd.Series) else pd.RangeIndex(values.size)
+    if initial_capital is not None:
+        if not (np.isfinite(initial_capital) and initial_capital > 0):
+            raise EvaluationInputError(
+                f"initial_capital: must be a positive number, got {initial_capital!r}."
+            )
+        prev = np.concatenate([[float(initial_capital)], values[:-1]])
+        return pd.Series(values / prev - 1.0, index=index, name="return")
+    return pd.Series(values[1:] / values[:-1] - 1.0, index=index[1:], name="return")
+
+
+def infer_periods_per_year(index: pd.Index) -> float:
+    """Bars per year from the spacing of a DatetimeIndex.
+
+    Rule (see docs/metrics.md): take the median spacing between consecutive bars.
+    * >= 300 days: yearly (1); >= 80 days: quarterly (4); >= 25 days: monthly (12);
+      >= 5 days: weekly (52);
+    * >= 20 hours: daily bars. 252 trading days per year, unless more than 10 % of bars fall
+      on a Saturday or Sunday (a 7-day market such as crypto), then 365;
+    * shorter: intraday bars. bars per session = median number of bars per calendar date,
+      times the days per year found as for daily bars (so hourly bars of a 6.5-hour equity
+      session stamped 9:30 … 15:30 give 7 × 252).
+    """
+    if not isinstance(index, pd.DatetimeIndex):
+        try:
+            index = pd.DatetimeIndex(index)
+        except (TypeError, ValueError) as exc:
+            raise EvaluationInputError(
+                "periods_per_year: the returns need a DatetimeIndex (dates of the bars) to "
+                "infer the bar frequency; pass periods_per_year explicitly otherwise."
+            ) from exc
+    if len(index) < 2:
+        raise EvaluationInputError(
+            "periods_per_year: need at least 2 dated bars to infer the bar frequency; "
+            "pass periods_per_year explicitly."
+        )
+    diffs = np.diff(index.values.astype("datetime64[ns]").astype(np.int64))
+    if np.any(diffs <= 0):
+        row = int(np.flatnonzero(diffs <= 0)[0]) + 1
+        raise EvaluationInputError(
+            f"periods_per_year: dates must be strictly increasing; row {row} "
+            f"({index[row]}) is not after the previous bar. Sort and de-duplicate the dates."
+        )
+    median_days = float(np.median(diffs)) / 86_400e9
+    weekend_share = float(np.mean(index.day_of_week >= 5))
+    days_per_year = 365 if weekend_share > 0.10 else TRADING_DAYS_PER_YEAR
+    if median_days >= 300:
+        return 1.0
+    if median_days >= 80:
+        return 4.0
+    if median_days >= 25:
+        return 12.0
+    if median_days >= 5:
+        return 52.0
+    if median_days >= 20 / 24:
+        return float(days_per_year)
+    bars_per_day = float(pd.Series(1, index=index).groupby(index.normalize()).size().median())
+    return float(days_per_year) * bars_per_day
+
+
+def _moments(r: np.ndarray) -> tuple[float, float]:
+    """Sample skewness and (non-excess, Pearson) kurtosis of per-bar returns."""
+    if r.size < 3 or np.std(r) <= 1e-12 * max(1.0, float(np.max(np.abs(r)))):
+        return float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # near-constant series: precision note
+        return float(_sps.skew(r, bias=True)), float(_sps.kurtosis(r, fisher=False, bias=True))
+
+
+# --------------------------------------------------------------------------- performance
+def performance_metrics(
+    returns: pd.Series,
+    benchmark_returns: pd.Series | None = None,
+    periods_per_year: float | None = None,
+) -> dict[str, float]:
+    """Risk/return metrics of simple per-bar returns (risk-free rate 0), via empyrical.
+
+    Returns a flat JSON-able dict: ``total_return, annual_return (CAGR), annual_volatility,
+    sharpe, sortino, max_drawdown (<= 0), calmar, var_95, cvar_95 (per-bar, 5 % left tail),
+    stability (R² of log cumulative return on time), alpha (annualised), beta`` (NaN without
+    a benchmark), plus ``n_bars, periods_per_year, sharpe_per_bar, skew, kurtosis`` used by
+    the probabilistic/deflated Sharpe ratios.
+    """
+    if not isinstance(returns, pd.Series):
+        returns = pd.Series(np.asarray(returns, dtype=float))
+    r = returns.to_numpy(dtype=float)
+    if r.size < 2:
+        raise EvaluationInputError(
+            f"returns: need at least 2 bars of returns to compute metrics, got {r.size}."
+        )
+    bad = np.flatnonzero(~np.isfinite(r))
+    if bad.size:
+        raise EvaluationInputError(
+            f"returns: non-finite return at row {int(bad[0])} ({returns.index[bad[0]]}); "
+            "metrics need a complete return series."
+        )
+    ppy = float(periods_per_year) if periods_per_year is not None else infer_periods_per_year(returns.index)
+    if not ppy > 0:
+        raise EvaluationInputError(f"periods_per_year: must be positive, got {periods_per_year!r}.")
+    ann = dict(annualization=ppy)
+    skew, kurt = _moments(r)
+    sharpe = float(empyrical.sharpe_ratio(r, **ann))
+    out = {
+        "n_bars": int(r.size),
+        "periods_per_year": ppy,
+        "total_return": float(np.prod(1.0 + r) - 1.0),
+        "annual_return": float(empyrical.annual_return(r, **ann)),
+        "annual_volatility": float(empyrical.annual_volatility(r, **ann)),
+        "sharpe": sharpe,
+        "sharpe_per_bar": sharpe / math.sqrt(ppy) if np.isfinite(sharpe) else float("nan"),
+        "sortino": float(empyrical.sortino_ratio(r, **ann)),
+        "max_drawdown": float(empyrical.max_drawdown(r)),
+        "calmar": float(empyrical.calmar_ratio(r, **ann)),
+        "var_95": float(empyrical.value_at_risk(r, cutoff=VAR_CUTOFF)),
+        "cvar_95": float(empyrical.conditional_value_at_risk(r, cutoff=VAR_CUTOFF)),
+        "stability": float(empyrical.stability_of_timeseries(r)),
+        "skew": skew,
+        "kurtosis": kurt,
+        "alpha": float("nan"),
+        "beta": float("nan"),
+    }
+    if benchmark_returns is not None:
+        if not isinstance(benchmark_returns, pd.Series):
+            benchmark_returns = pd.Series(np.asarray(benchmark_returns, dtype=float), index=returns.index)
+        if len(benchmark_returns) != len(returns) or not benchmark_returns.index.equals(returns.index):
+            raise EvaluationInputError(
+                "benchmark_returns: must cover exactly the same bars as the returns "
+                f"({len(returns)} bars from {returns.index[0]} to {returns.index[-1]}); "
+                f"got {len(benchmark_returns)} bars. Replay the benchmark on the same period."
+            )
+        alpha, beta = empyrical.alpha_beta(r, benchmark_returns.to_numpy(dtype=float), **ann)
+        out["alpha"], out["beta"] = float(alpha), float(beta)
+    return out
+
+
+# --------------------------------------------------------------------------- trades
+@dataclass(frozen=True)
+class RoundTrip:
+    """One round trip: opened at ``entry_row``, closed at ``exit_row`` (None if still open)."""
+
+    entry_row: int
+    exit_row: int | None
+    entry_date: str
+    exit_date: str | None
+    direction: int  # +1 long, -1 short
+    bars_held: int
+    pnl: float  # cash P&L net of commissions, slippage and borrow attributed to the trip
+    closed: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
+    """Split a backtest ledger into round trips.
+
+    Definition (docs/metrics.md): the ledger starts with the flat pre-trade row (cash =
+    initial capital), as ``env.replay`` writes it.
+    A trip is *entered* at the row where the sign of ``shares`` goes from 0 to non-zero and
+    *exited* at the row where it goes back to 0 or flips sign; a flip exits the old trip
+    and enters a new one on the same row. Resizing without a sign change stays inside the
+    trip.
+
+    The trip P&L comes from the cash ledger, so it reconciles to the cent whatever the
+    ``cost`` column includes: it is the sum of the cash changes on the trip's rows (fills at
+    ``fill_price``, commissions, borrow), plus, for a trip still open at the end, the last
+    position marked at the last close (recovered as ``(equity - cash) / shares``). On a
+    flip row, the fill is split into its closing part (``prev_shares × fill_price``) and
+    its opening part, and the row's fees (cash change not explained by the fill) are split
+    in proportion to the shares each part trades. The P&L of all trips therefore adds up to
+    final equity − initial capital (when flat bars carry no cash change).
+    ``bars_held`` = exit row − entry row (bars from the entry fill to the exit fill; for an
+    open trip, to the last row + 1).
+    """
+    _check_frame(frame)
+    shares = frame["shares"].to_numpy(dtype=float)
+    fill = np.nan_to_num(frame["fill_price"].to_numpy(dtype=float), nan=0.0)  # NaN = no trade
+    equity = frame["equity"].to_numpy(dtype=float)
+    cash = frame["cash"].to_numpy(dtype=float)
+    dates = [str(d) for d in _date_index(frame)]
+    sign = np.sign(shares).astype(int)
+    prev_shares = np.concatenate([[0.0], shares[:-1]])
+    prev_sign = np.sign(prev_shares).astype(int)
+    d_cash = np.diff(cash, prepend=cash[0])
+    d_shares = shares - prev_shares
+    fees = -(d_cash + d_shares * fill)  # cash outflow not explained by the fill itself
+
+    trips: list[RoundTrip] = []
+    open_entry: int | None = None
+    open_dir = 0
+    pnl = 0.0
+    for t in range(len(shares)):
+        if prev_sign[t] != 0 and sign[t] != prev_sign[t]:
+            # exit (and a new entry on the same row when the sign flips)
+            frac = abs(prev_shares[t]) / abs(d_shares[t])
+            pnl += prev_shares[t] * fill[t] - fees[t] * frac
+            trips.append(RoundTrip(open_entry, t, dates[open_entry], dates[t], open_dir,
+                                   t - open_entry, float(pnl), True))
+            open_entry, open_dir, pnl = None, 0, 0.0
+            if sign[t] != 0:
+                open_entry, open_dir = t, int(sign[t])
+                pnl = -shares[t] * fill[t] - fees[t] * (1.0 - frac)
+        elif prev_sign[t] == 0 and sign[t] != 0:
+            open_entry, open_dir = t, int(sign[t])
+            pnl = d_cash[t]
+        elif open_entry is not None:
+            pnl += d_cash[t]
+        # a cash change while flat belongs to no trip (it still shows in equity)
+    if open_entry is not None:
+        last = len(shares) - 1
+        mark = (equity[last] - cash[last]) / shares[last]
+        pnl += shares[last] * mark
+        trips.append(RoundTrip(open_entry, None, dates[open_entry], None, open_dir,
+                               last + 1 - open_entry, float(pnl), False))
+    return trips
+
+
+def trade_metrics(frame: pd.DataFrame, periods_per_year: float | None = None) -> dict[str, float]:
+    """Trade statistics of a backtest ledger (definitions in ``round_trips`` and docs/metrics.md).
+
+    ``n_trades`` completed round trips; ``win_rate`` share of completed trips with P&L > 0;
+    ``profit_factor`` gross profit / gross loss of completed trips (inf with no losing trip,
+    NaN with no trip); ``avg_holding_bars`` mean bars held of completed trips;
+    ``open_trade_pnl`` marked-to-market P&L of a trip still open at the end (0 if none);
+    ``turnover`` total traded notional / mean equity; ``annual_turnover`` the same per year;
+    ``exposure`` share of bars with a non-zero position; ``avg_gross_exposure`` mean
+    |shares × mark| / equity; ``total_costs`` sum of the ``cost`` column as booked by the
+    environment (commission + slippage + borrow per docs/contracts.md).
+    """
+    _check_frame(frame)
+    trips = round_trips(frame)
+    closed = [t for t in trips if t.closed]
+    pnls = np.array([t.pnl for t in closed], dtype=float)
+    gains = pnls[pnls > 0].sum()
+    losses = -pnls[pnls < 0].sum()
+    if pnls.size == 0:
+        profit_factor = float("nan")
+    elif losses == 0:
+        profit_factor = float("inf") if gains > 0 else float("nan")
+    else:
+        profit_factor = float(gains / losses)
+    steps = frame.iloc[1:]  # bars after the pre-trade start row
+    shares_all = frame["shares"].to_numpy(dtype=float)
+    fill = np.nan_to_num(steps["fill_price"].to_numpy(dtype=float), nan=0.0)
+    shares = steps["shares"].to_numpy(dtype=float)
+    equity = steps["equity"].to_numpy(dtype=float)
+    cash = steps["cash"].to_numpy(dtype=float)
+    traded = np.abs(np.diff(shares_all))[: len(steps)] * fill
+    gross = np.abs(equity - cash) / equity  # |shares × close| / equity
+    n = len(steps)
+    if periods_per_year is None:
+        idx = _date_index(frame)
+        periods_per_year = infer_periods_per_year(idx) if isinstance(idx, pd.DatetimeIndex) else float("nan")
+    turnover = float(traded.sum() / equity.mean())
+    open_trip = [t for t in trips if not t.closed]
+    return {
+        "n_trades": int(len(closed)),
+        "n_open_trades": int(len(open_trip)),
+        "win_rate": float(np.mean(pnls > 0)) if pnls.size else float("nan"),
+        "profit_factor": profit_factor,
+        "avg_holding_bars": float(np.mean([t.bars_held for t in closed])) if closed else float("nan"),
+        "open_trade_pnl": float(open_trip[0].pnl) if open_trip else 0.0,
+        "turnover": turnover,
+        "annual_turnover": turnover * float(periods_per_year) / n,
+        "exposure": float(np.mean(shares != 0)),
+        "avg_gross_exposure": float(gross.mean()),
+        "total_costs": float(frame["cost"].to_numpy(dtype=float).sum()),
+    }
+
+
+def evaluate_backtest(
+    frame: pd.DataFrame,
+    benchmark_frame: pd.DataFrame | None = None,
+    periods_per_year: float | None = None,
+) -> dict[str, float]:
+    """All metrics of one account's backtest ledger (one lane of ``env.replay``).
+
+    Performance metrics use the equity returns from the start row on (so the first fill's
+    costs count), alpha/beta are against ``benchmark_frame`` (e.g. buy-and-hold replayed on
+    the same bars with the same config); trade metrics as in ``trade_metrics``. One flat,
+    JSON-able dict (use ``json_safe`` before writing strict JSON).
+    """
+    _check_frame(frame)
+    rets = bar_returns(equity_from_frame(frame))
+    bench = None
+    if benchmark_frame is not None:
+        _check_frame(benchmark_frame, name="benchmark_frame")
+        bench = bar_returns(equity_from_frame(benchmark_frame))
+        if float(benchmark_frame["equity"].iloc[0]) != float(frame["equity"].iloc[0]):
+            raise EvaluationInputError(
+                f"benchmark_frame: starts with capital {benchmark_frame['equity'].iloc[0]!r} but the "
+                f"frame with {frame['equity'].iloc[0]!r}; replay benchmarks with the same config."
+            )
+    if periods_per_year is None:
+        periods_per_year = infer_periods_per_year(rets.index)
+    out = performance_metrics(rets, bench, periods_per_year)
+    out.update(trade_metrics(frame, periods_per_year))
+    out["initial_capital"] = float(frame["equity"].iloc[0])
+    out["final_equity"] = float(frame["equity"].iloc[-1])
+    return out
+
+
+def json_safe(obj):
+    """Recursively replace NaN/inf by None and numpy scalars by Python ones (strict JSON)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    return obj

@@ -1,0 +1,263 @@
+"""Self-contained HTML evaluation report, plus CSV/JSON-ready metric tables.
+
+What: one HTML file that opens offline (inline CSS, figures embedded as base64 PNG, no
+JavaScript, no external links needed) and reads without the code: what was tested, the data
+periods, the trading setup (costs and capital, identical for every agent and benchmark),
+metric tables, cross-seed statistics, the gate verdict, the champion and caveats.
+
+Why hand-written HTML: a few escaped tables and images need no template engine (none is a
+project dependency); everything user-provided is escaped with ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .metrics import EvaluationInputError, json_safe
+
+__all__ = [
+    "DEFAULT_CAVEATS",
+    "METRIC_COLUMNS",
+    "check_identical_setup",
+    "figure_to_base64_png",
+    "metrics_table",
+    "table_to_json",
+    "render_html_report",
+]
+
+METRIC_COLUMNS = (
+    "total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
+    "var_95", "cvar_95", "stability", "alpha", "beta", "psr", "dsr", "n_trades", "win_rate",
+    "profit_factor", "avg_holding_bars", "turnover", "exposure", "total_costs", "final_equity",
+)
+
+PERCENT_COLUMNS = {"total_return", "annual_return", "annual_volatility", "max_drawdown", "var_95", "cvar_95",
+                   "win_rate", "exposure", "psr", "dsr"}
+
+DEFAULT_CAVEATS = (
+    "Backtests are estimates on one historical path; past performance does not guarantee future results.",
+    "Costs are modelled (commission and slippage in basis points, borrow per bar for shorts); real "
+    "fills, market impact, gaps and outages can be worse.",
+    "Many agents × seeds were tried; a high single-seed Sharpe can be luck. The deflated Sharpe "
+    "ratio (DSR) corrects for the number of trials; cross-seed means are more reliable than the best seed.",
+    "The champion was chosen on the validation period only; its test-period numbers are reported as-is "
+    "and are the honest out-of-sample estimate.",
+    "Risk-free rate is taken as 0 in Sharpe, Sortino and alpha.",
+)
+
+
+def check_identical_setup(setups: Mapping[str, Mapping]) -> dict:
+    """Check that every agent and benchmark ran with the same costs and capital.
+
+    ``setups`` maps a run name to its trading setup (e.g. ``initial_capital``,
+    ``commission_bps``, ``slippage_bps``, ``borrow_bps_per_bar``). Returns the common setup;
+    raises naming the first differing run and key, since comparing runs with different
+    costs or capital would be dishonest.
+    """
+    if not setups:
+        raise EvaluationInputError("setups: need the trading setup of at least one run.")
+    names = list(setups)
+    ref_name, ref = names[0], dict(setups[names[0]])
+    for name in names[1:]:
+        other = dict(setups[name])
+        for key in sorted(set(ref) | set(other)):
+            if ref.get(key) != other.get(key):
+                raise EvaluationInputError(
+                    f"setups: run '{name}' has {key}={other.get(key)!r} but '{ref_name}' has "
+                    f"{key}={ref.get(key)!r}; agents and benchmarks must use identical costs and capital."
+                )
+    return ref
+
+
+def metrics_table(records, columns: Sequence[str] | None = METRIC_COLUMNS,
+                  id_columns: Sequence[str] = ("agent", "seed")) -> pd.DataFrame:
+    """A flat CSV-ready DataFrame from a list of metric dicts or a records frame: id columns
+    first, then the metric columns present (in ``columns`` order; all if None)."""
+    df = pd.DataFrame(list(records)) if not isinstance(records, pd.DataFrame) else records.copy()
+    ids = [c for c in id_columns if c in df.columns]
+    if columns is None:
+        cols = [c for c in df.columns if c not in ids]
+    else:
+        cols = [c for c in columns if c in df.columns]
+    return df[ids + cols].reset_index(drop=True)
+
+
+def table_to_json(df: pd.DataFrame) -> list[dict]:
+    """Rows of a table as strict-JSON records (NaN/inf -> null)."""
+    return json_safe(df.to_dict(orient="records"))
+
+
+def figure_to_base64_png(fig: Figure, dpi: int = 100) -> str:
+    """PNG bytes of a figure, base64-encoded for an ``<img src="data:image/png;base64,...">``."""
+    if not isinstance(fig, Figure):
+        raise EvaluationInputError(f"figures: expected a matplotlib Figure, got {type(fig).__name__}.")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fmt(col: str, v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return "–"
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        if col in PERCENT_COLUMNS:
+            return f"{v:.2%}"
+        if abs(v) >= 1000:
+            return f"{v:,.2f}"
+        return f"{v:.3f}"
+    return html.escape(str(v))
+
+
+def _table_html(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for rec in df.itertuples(index=False):
+        rows.append("<tr>" + "".join(f"<td>{_fmt(c, v)}</td>" for c, v in zip(df.columns, rec)) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+
+
+def _kv_html(d: Mapping) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(str(k), v)}</td></tr>" for k, v in d.items())
+    return f"<table class='kv'>{rows}</table>"
+
+
+def _verdict_html(verdict: Mapping) -> str:
+    status = "PASSED" if verdict.get("passed") else "FAILED"
+    rows = []
+    for name, r in verdict.get("rules", {}).items():
+        ok = "pass" if r.get("passed") else "fail"
+        rows.append(
+            f"<tr class='{ok}'><td>{html.escape(name)}</td><td>{_fmt(name, r.get('value'))}</td>"
+            f"<td>{html.escape(str(r.get('comparison', '')))}</td><td>{_fmt(name, r.get('threshold'))}</td>"
+            f"<td>{ok}</td></tr>"
+        )
+    return (f"<p class='verdict {status.lower()}'>Gate {status}</p><table><thead><tr><th>rule</th><th>value</th>"
+            f"<th></th><th>threshold</th><th>result</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #444}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.kv th{text-align:left}
+.scroll{overflow-x:auto}.pass td{background:#eef8ee}.fail td{background:#fbeeee}
+.verdict{font-weight:bold;font-size:1.1em}.verdict.passed{color:#176b17}.verdict.failed{color:#a31515}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}.note{color:#555;font-size:.9em}
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
+"""
+
+
+def render_html_report(
+    *,
+    title: str,
+    description: str,
+    periods: Mapping[str, Mapping[str, str]],
+    trading_setup: Mapping,
+    tables: Mapping[str, pd.DataFrame],
+    verdict: Mapping | None = None,
+    champion: Mapping | None = None,
+    figures: Mapping[str, Figure] | None = None,
+    random_policy: Mapping | None = None,
+    caveats: Sequence[str] = DEFAULT_CAVEATS,
+    notes: Mapping[str, str] | None = None,
+) -> str:
+    """Render the report; returns the HTML text (write it with a text dataset).
+
+    * ``description`` — what was tested, in words (agents, seeds, benchmarks, asset);
+    * ``periods`` — ``{"train": {"start": ..., "end": ..., "bars": ...}, ...}``;
+    * ``trading_setup`` — the common costs & capital (see ``check_identical_setup``);
+    * ``tables`` — titled DataFrames (per-seed metrics, cross-seed summary, ranking, ...);
+    * ``verdict`` — gate verdict of the champion (``gate.evaluate_gate`` shape);
+    * ``champion`` — ``gate.champion_with_test`` output;
+    * ``figures`` — titled matplotlib figures, embedded as base64 PNG;
+    * ``random_policy`` — e.g. ``{"n_seeds": 100, "sharpe_mean": ..., "agent_percentiles": {...}}``;
+    * ``notes`` — optional caption per table/figure title.
+    """
+    if not tables:
+        raise EvaluationInputError("tables: the report needs at least one metric table.")
+    notes = notes or {}
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>"]
+    parts.append(f"<h2>What was tested</h2><p>{e(description)}</p>")
+    parts.append("<h2>Data periods</h2>")
+    prow = "".join(
+        f"<tr><td>{e(str(name))}</td><td>{e(str(p.get('start', '')))}</td><td>{e(str(p.get('end', '')))}</td>"
+        f"<td>{e(str(p.get('bars', '')))}</td></tr>" for name, p in periods.items())
+    parts.append(f"<table><thead><tr><th>period</th><th>start</th><th>end</th><th>bars</th></tr></thead>"
+                 f"<tbody>{prow}</tbody></table>")
+    parts.append("<h2>Trading setup (identical for every agent and benchmark)</h2>" + _kv_html(trading_setup))
+
+    parts.append("<h2>Champion</h2>")
+    if champion is None or champion.get("agent") is None:
+        reason = (champion or {}).get("reason", "no champion was selected")
+        parts.append(f"<p class='verdict failed'>No champion: {e(str(reason))}.</p>")
+    else:
+        parts.append(
+            f"<p>Champion: <b>{e(str(champion['agent']))}</b>, seed <b>{e(str(champion['seed']))}</b>, "
+            f"chosen by validation {e(str(champion.get('rank_metric', '')))} among "
+            f"{e(str(champion.get('n_passed', '')))} of {e(str(champion.get('n_candidates', '')))} "
+            "agent × seed runs that passed the gate on validation. Test-period numbers below were not "
+            "used for the choice.</p>")
+        for key, label in (("validation", "Validation record"), ("test", "Test record (out-of-sample)")):
+            if champion.get(key):
+                rec = {k: v for k, v in champion[key].items() if k in METRIC_COLUMNS}
+                parts.append(f"<h3>{label}</h3>" + _kv_html(rec))
+        if champion.get("test_verdict"):
+            parts.append("<h3>Gate on test (informational, did not affect the choice)</h3>"
+                         + _verdict_html(champion["test_verdict"]))
+    if verdict is not None:
+        parts.append("<h2>Gate verdict</h2>" + _verdict_html(verdict))
+
+    if random_policy:
+        parts.append("<h2>Random-policy benchmark</h2>" + _kv_html(
+            {k: v for k, v in random_policy.items() if not isinstance(v, Mapping)}))
+        for k, v in random_policy.items():
+            if isinstance(v, Mapping):
+                parts.append(f"<h3>{e(str(k))}</h3>" + _kv_html(v))
+
+    parts.append("<h2>Metric tables</h2>")
+    for name, df in tables.items():
+        if not isinstance(df, pd.DataFrame):
+            raise EvaluationInputError(f"tables['{name}']: expected a DataFrame, got {type(df).__name__}.")
+        parts.append(f"<h3>{e(name)}</h3>")
+        if name in notes:
+            parts.append(f"<p class='note'>{e(notes[name])}</p>")
+        parts.append(_table_html(df))
+
+    if figures:
+        parts.append("<h2>Figures</h2>")
+        for name, fig in figures.items():
+            parts.append(f"<h3>{e(name)}</h3>")
+            if name in notes:
+                parts.append(f"<p class='note'>{e(notes[name])}</p>")
+            parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{figure_to_base64_png(fig)}'>")
+
+    parts.append("<h2>Caveats</h2><ul>" + "".join(f"<li>{e(c)}</li>" for c in caveats) + "</ul>")
+    parts.append("<h2>Definitions</h2><p class='note'>Returns are simple per-bar returns of equity net of all "
+                 "costs; Sharpe and Sortino are annualised with the bar frequency and a zero risk-free rate; "
+                 "max drawdown is the worst fall from a running peak (negative); VaR/CVaR are per-bar 5 % "
+                 "left-tail figures; PSR is the probability that the true Sharpe exceeds buy-and-hold's; DSR "
+                 "deflates for the number of agent × seed trials. Full definitions: docs/metrics.md.</p>")
+    if champion is not None:
+        parts.append("<h3>Champion record (JSON)</h3><pre>"
+                     + e(json.dumps(json_safe(champion), indent=1, default=str)) + "</pre>")
+    parts.append("</body></html>")
+    return "".join(parts)

@@ -1,0 +1,189 @@
+"""Statistics across seeds and agents: summaries, PSR, DSR, ranking, random-policy percentile.
+
+What: an agent is trained with several seeds; one seed's Sharpe is a noisy draw. This module
+summarises each agent's metrics across seeds (mean, std, min, max), and tells whether a
+Sharpe ratio is believable:
+
+* Probabilistic Sharpe Ratio (PSR) — Bailey, D. H. & López de Prado, M. (2012),
+  "The Sharpe Ratio Efficient Frontier", Journal of Risk 15(2), 3–44, eq. for PSR:
+  ``PSR(SR*) = Φ( (SR - SR*) · sqrt(n - 1) / sqrt(1 - γ3·SR + (γ4 - 1)/4 · SR²) )``
+  with SR the per-bar (non-annualised) Sharpe ratio of n returns, γ3 their skewness and
+  γ4 their (non-excess) kurtosis. It is the probability that the true Sharpe exceeds SR*.
+* Deflated Sharpe Ratio (DSR) — Bailey, D. H. & López de Prado, M. (2014),
+  "The Deflated Sharpe Ratio: Correcting for Selection Bias, Backtest Overfitting and
+  Non-Normality", Journal of Portfolio Management 40(5), 94–107: the PSR against the
+  Sharpe one expects from the best of N unskilled trials,
+  ``SR0 = sqrt(V) · ((1 - γ) Φ⁻¹(1 - 1/N) + γ Φ⁻¹(1 - 1/(N e)))``, γ the Euler–Mascheroni
+  constant, V the variance of the N trial Sharpe ratios (per bar).
+
+Why hand-written: no maintained, installed library implements PSR/DSR (empyrical does not);
+the formulas are short and are tested against values worked out by hand. All Sharpe inputs
+here are per bar; convert annual ones with ``sharpe_annual / sqrt(periods_per_year)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from .metrics import EvaluationInputError
+
+__all__ = [
+    "EULER_GAMMA",
+    "probabilistic_sharpe_ratio",
+    "expected_max_sharpe",
+    "deflated_sharpe_ratio",
+    "seed_summary",
+    "rank_agents",
+    "percentile_of",
+    "add_psr_dsr",
+]
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def probabilistic_sharpe_ratio(
+    sharpe: float, benchmark_sharpe: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3.0
+) -> float:
+    """PSR: probability that the true per-bar Sharpe exceeds ``benchmark_sharpe``.
+
+    ``sharpe`` and ``benchmark_sharpe`` are per bar; ``kurtosis`` is Pearson's (normal = 3).
+    Returns NaN when an input is NaN or the variance term is not positive (extreme
+    skew/kurtosis for this Sharpe), rather than a misleading number.
+    """
+    if n_obs < 2:
+        raise EvaluationInputError(f"n_obs: PSR needs at least 2 returns, got {n_obs}.")
+    vals = (sharpe, benchmark_sharpe, skew, kurtosis)
+    if any(v is None or not np.isfinite(v) for v in vals):
+        return float("nan")
+    var_term = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if var_term <= 0:
+        return float("nan")
+    z = (sharpe - benchmark_sharpe) * math.sqrt(n_obs - 1) / math.sqrt(var_term)
+    return float(norm.cdf(z))
+
+
+def expected_max_sharpe(n_trials: int, trial_sharpe_variance: float) -> float:
+    """SR0: expected maximum per-bar Sharpe of ``n_trials`` unskilled trials (DSR paper)."""
+    if n_trials < 1:
+        raise EvaluationInputError(f"n_trials: need at least 1 trial, got {n_trials}.")
+    if not np.isfinite(trial_sharpe_variance) or trial_sharpe_variance < 0:
+        raise EvaluationInputError(
+            f"trial_sharpe_variance: must be a finite non-negative number, got {trial_sharpe_variance!r}."
+        )
+    if n_trials == 1:
+        return 0.0  # one trial: no selection, the benchmark is a zero Sharpe
+    g = EULER_GAMMA
+    return float(
+        math.sqrt(trial_sharpe_variance)
+        * ((1 - g) * norm.ppf(1 - 1 / n_trials) + g * norm.ppf(1 - 1 / (n_trials * math.e)))
+    )
+
+
+def deflated_sharpe_ratio(
+    sharpe: float,
+    n_obs: int,
+    trial_sharpes: Sequence[float],
+    skew: float = 0.0,
+    kurtosis: float = 3.0,
+) -> float:
+    """DSR: PSR of ``sharpe`` against SR0 of all ``trial_sharpes`` (every agent × seed tried).
+
+    All Sharpe ratios per bar. NaN trial Sharpes (e.g. a flat trial) are ignored for the
+    variance but still counted as trials: they were tried.
+    """
+    trials = np.asarray(list(trial_sharpes), dtype=float)
+    if trials.size == 0:
+        raise EvaluationInputError("trial_sharpes: DSR needs the Sharpe ratios of all trials tried.")
+    finite = trials[np.isfinite(trials)]
+    var = float(np.var(finite, ddof=1)) if finite.size > 1 else 0.0
+    sr0 = expected_max_sharpe(int(trials.size), var)
+    return probabilistic_sharpe_ratio(sharpe, sr0, n_obs, skew, kurtosis)
+
+
+def add_psr_dsr(records: pd.DataFrame, benchmark_sharpe_per_bar: float) -> pd.DataFrame:
+    """Add ``psr`` (vs the benchmark's per-bar Sharpe, e.g. buy-and-hold) and ``dsr`` (vs
+    SR0 of every row = every agent × seed tried) to a records table.
+
+    ``records`` has one row per agent × seed with the columns of
+    ``metrics.performance_metrics``: ``sharpe_per_bar, n_bars, skew, kurtosis``.
+    """
+    need = ["sharpe_per_bar", "n_bars", "skew", "kurtosis"]
+    missing = [c for c in need if c not in records.columns]
+    if missing:
+        raise EvaluationInputError(
+            f"records: missing column(s) {missing}; build records from performance_metrics()."
+        )
+    out = records.copy()
+    trials = out["sharpe_per_bar"].to_numpy(dtype=float)
+    out["psr"] = [
+        probabilistic_sharpe_ratio(r.sharpe_per_bar, benchmark_sharpe_per_bar, int(r.n_bars), r.skew, r.kurtosis)
+        for r in out.itertuples()
+    ]
+    out["dsr"] = [
+        deflated_sharpe_ratio(r.sharpe_per_bar, int(r.n_bars), trials, r.skew, r.kurtosis)
+        for r in out.itertuples()
+    ]
+    return out
+
+
+def seed_summary(
+    records: pd.DataFrame, metrics: Sequence[str] | None = None, agent_col: str = "agent"
+) -> pd.DataFrame:
+    """Mean, std (ddof=1; NaN for one seed), min, max and seed count of each metric per agent.
+
+    Returns a flat, CSV-ready frame: one row per agent, columns ``<metric>_mean``,
+    ``<metric>_std``, ``<metric>_min``, ``<metric>_max`` and ``n_seeds``.
+    """
+    if agent_col not in records.columns:
+        raise EvaluationInputError(f"records: missing column '{agent_col}' (one row per agent × seed).")
+    if metrics is None:
+        metrics = [c for c in records.columns if c not in (agent_col, "seed") and pd.api.types.is_numeric_dtype(records[c])]
+    missing = [m for m in metrics if m not in records.columns]
+    if missing:
+        raise EvaluationInputError(f"records: missing metric column(s) {missing}.")
+    grouped = records.groupby(agent_col, sort=True)[list(metrics)]
+    agg = grouped.agg(["mean", "std", "min", "max"])
+    agg.columns = [f"{m}_{s}" for m, s in agg.columns]
+    agg["n_seeds"] = records.groupby(agent_col, sort=True).size()
+    return agg.reset_index()
+
+
+def rank_agents(
+    summary: pd.DataFrame, metric: str = "sharpe", higher_is_better: bool = True, agent_col: str = "agent"
+) -> pd.DataFrame:
+    """Rank agents by the cross-seed mean of ``metric``; ties broken by smaller std, then name.
+
+    Ranking on the mean (not the best seed) rewards agents that work reliably.
+    Adds a 1-based ``rank`` column and returns the summary sorted by it.
+    """
+    mean_col, std_col = f"{metric}_mean", f"{metric}_std"
+    if mean_col not in summary.columns:
+        raise EvaluationInputError(f"summary: no column '{mean_col}'; run seed_summary with '{metric}'.")
+    key_mean = summary[mean_col] if higher_is_better else -summary[mean_col]
+    order = pd.DataFrame({
+        "m": key_mean.fillna(-np.inf),
+        "s": summary[std_col].fillna(np.inf) if std_col in summary else 0.0,
+        "a": summary[agent_col].astype(str),
+    })
+    idx = order.sort_values(["m", "s", "a"], ascending=[False, True, True]).index
+    ranked = summary.loc[idx].reset_index(drop=True)
+    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+    return ranked
+
+
+def percentile_of(value: float, distribution: Sequence[float]) -> float:
+    """Percentile (0–100) of ``value`` within ``distribution`` (e.g. random-policy Sharpes):
+    share strictly below plus half the share equal, times 100. NaNs in the distribution are
+    dropped; NaN value gives NaN."""
+    d = np.asarray(list(distribution), dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        raise EvaluationInputError("distribution: no finite values to rank against.")
+    if value is None or not np.isfinite(value):
+        return float("nan")
+    return float(100.0 * (np.mean(d < value) + 0.5 * np.mean(d == value)))
