@@ -1,0 +1,37 @@
+"""Torch reinforcement-learning agents (PPO, A2C, DQN) for any gymnasium ``VectorEnv``.
+
+Plain library, no Kedro. See docs/agents.md for the algorithms, hyperparameters, the
+policy interface and how to add an agent.
+"""
+
+from .a2c import A2CConfig, train_a2c
+from .common import AgentConfigError, AgentEnvError, TensorVecEnv, TrainResult, resolve_device
+from .dqn import DQNConfig, train_dqn
+from .networks import ActorCriticPolicy, QPolicy
+from .policy import PolicySpecError, build_policy
+from .ppo import PPOConfig, train_ppo
+
+ALGORITHMS = {
+    "ppo": (PPOConfig, train_ppo),
+    "a2c": (A2CConfig, train_a2c),
+    "dqn": (DQNConfig, train_dqn),
+}
+
+__all__ = [
+    "ALGORITHMS",
+    "A2CConfig",
+    "ActorCriticPolicy",
+    "AgentConfigError",
+    "AgentEnvError",
+    "DQNConfig",
+    "PPOConfig",
+    "PolicySpecError",
+    "QPolicy",
+    "TensorVecEnv",
+    "TrainResult",
+    "build_policy",
+    "resolve_device",
+    "train_a2c",
+    "train_dqn",
+    "train_ppo",
+]

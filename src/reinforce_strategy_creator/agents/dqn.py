@@ -1,0 +1,160 @@
+"""Deep Q-Network with double-Q targets, dueling head, n-step returns, one readable file.
+
+Per vector step: epsilon-greedy action (linear decay from ``eps_start`` to ``eps_end``
+over ``exploration_fraction`` of the run), transition pushed through an n-step
+accumulator into a replay buffer of preallocated tensors on the device. Every
+``train_frequency`` vector steps (after ``learning_starts`` transitions) take
+``gradient_steps`` gradient steps on minibatches: target
+``R + gamma^k * Q_target(s', argmax_a Q_online(s', a))`` (double DQN; plain max when
+``double=False``), zero bootstrap on termination, bootstrap on truncation. The target
+network follows the online one by Polyak averaging (``tau<1``) or hard copies (``tau=1``)
+every ``target_update_every`` gradient steps. Huber (default) or MSE loss, Adam,
+gradient-norm clipping. The returned policy acts greedily over Q.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .buffers import NStepAccumulator, ReplayBuffer
+from .common import (
+    AgentConfig,
+    RunTracker,
+    TensorVecEnv,
+    TrainResult,
+    deterministic_torch,
+    hidden_sizes_ok,
+    non_negative_int,
+    positive,
+    positive_int,
+    resolve_device,
+    rule,
+    seed_everything,
+    unit_interval,
+)
+from .networks import ACTIVATIONS, QPolicy
+from .schedules import linear_schedule
+
+
+def _bool(x) -> bool:
+    return isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class DQNConfig(AgentConfig):
+    total_steps: int = field(default=100_000, metadata=rule(positive_int, "must be a positive int"))
+    learning_rate: float = field(default=1e-3, metadata=rule(positive, "must be > 0"))
+    buffer_size: int = field(default=50_000, metadata=rule(positive_int, "must be a positive int"))
+    batch_size: int = field(default=128, metadata=rule(positive_int, "must be a positive int"))
+    gamma: float = field(default=0.99, metadata=rule(unit_interval, "must be in [0, 1]"))
+    n_step: int = field(default=1, metadata=rule(positive_int, "must be a positive int"))
+    tau: float = field(default=1.0, metadata=rule(lambda x: 0 < x <= 1, "must be in (0, 1] (1 = hard update)"))
+    target_update_every: int = field(default=250, metadata=rule(positive_int, "must be a positive int (gradient steps)"))
+    learning_starts: int = field(default=1_000, metadata=rule(non_negative_int, "must be an int >= 0 (transitions)"))
+    train_frequency: int = field(default=1, metadata=rule(positive_int, "must be a positive int (vector steps)"))
+    gradient_steps: int = field(default=1, metadata=rule(positive_int, "must be a positive int"))
+    eps_start: float = field(default=1.0, metadata=rule(unit_interval, "must be in [0, 1]"))
+    eps_end: float = field(default=0.05, metadata=rule(unit_interval, "must be in [0, 1]"))
+    exploration_fraction: float = field(default=0.2, metadata=rule(unit_interval, "must be in [0, 1]"))
+    double: bool = field(default=True, metadata=rule(_bool, "must be true/false"))
+    dueling: bool = field(default=True, metadata=rule(_bool, "must be true/false"))
+    loss: str = field(default="huber", metadata=rule(lambda x: x in ("huber", "mse"), "must be 'huber' or 'mse'"))
+    max_grad_norm: float = field(default=10.0, metadata=rule(positive, "must be > 0"))
+    hidden_sizes: tuple = field(default=(128, 128), metadata=rule(hidden_sizes_ok, "must be a non-empty list of positive ints"))
+    activation: str = field(default="relu", metadata=rule(lambda x: x in ACTIVATIONS, f"must be one of {sorted(ACTIVATIONS)}"))
+    log_every: int = field(default=10, metadata=rule(positive_int, "must be a positive int (iterations per history row)"))
+
+    @classmethod
+    def default_prefix(cls) -> str:
+        return "training.dqn"
+
+
+def train_dqn(
+    envs,
+    config: DQNConfig | dict | None = None,
+    *,
+    seed: int,
+    device: str = "auto",
+    eval_fn: Callable[[nn.Module], float] | None = None,
+    eval_every: int = 50,
+    patience: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient steps)."""
+    cfg = config if isinstance(config, DQNConfig) else DQNConfig.from_params(config)
+    dev = resolve_device(device)
+    with deterministic_torch(dev):
+        return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
+
+
+def _train(envs, cfg: DQNConfig, seed, dev, eval_fn, eval_every, patience, progress) -> TrainResult:
+    gen = seed_everything(seed)
+    env = TensorVecEnv(envs, dev)
+    B = env.num_envs
+    q = QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling).to(dev)
+    q_target = copy.deepcopy(q)
+    q_target.requires_grad_(False)
+    optimizer = torch.optim.Adam(q.parameters(), lr=cfg.learning_rate)
+    rb = ReplayBuffer(cfg.buffer_size, env.obs_dim, dev)
+    nstep = NStepAccumulator(cfg.n_step, B, env.obs_dim, cfg.gamma, dev)
+    vec_steps_per_iter = cfg.train_frequency
+    num_iters = max(1, cfg.total_steps // (B * vec_steps_per_iter))
+    total = num_iters * vec_steps_per_iter * B
+    tracker = RunTracker(q, B, dev, total_steps=total, eval_fn=eval_fn, eval_every=eval_every,
+                         patience=patience, progress=progress, log_every=cfg.log_every, desc="dqn")
+    obs = env.reset(seed=seed)
+    grad_steps = 0
+
+    for it in range(1, num_iters + 1):
+        # ---- act
+        for _ in range(vec_steps_per_iter):
+            eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.exploration_fraction * total, tracker.steps)
+            with torch.no_grad():
+                greedy = q(obs).argmax(-1)
+            explore = torch.rand(B, generator=gen).to(dev) < eps
+            random_a = torch.randint(0, env.n_actions, (B,), generator=gen).to(dev)
+            action = torch.where(explore, random_a, greedy)
+            step = env.step(action)
+            tracker.on_step(step)
+            ready = nstep.push(obs, action, step)
+            if ready is not None:
+                rb.add(*ready)
+            obs = step.obs
+
+        # ---- learn
+        if tracker.steps >= cfg.learning_starts and len(rb) >= cfg.batch_size:
+            for _ in range(cfg.gradient_steps):
+                s, a, r, s2, disc = rb.sample(cfg.batch_size, gen)
+                with torch.no_grad():
+                    q_next_t = q_target(s2)
+                    if cfg.double:
+                        a2 = q(s2).argmax(-1, keepdim=True)
+                        nxt = q_next_t.gather(-1, a2).squeeze(-1)
+                    else:
+                        nxt = q_next_t.max(-1).values
+                    target = r + disc * nxt
+                q_sa = q(s).gather(-1, a[:, None]).squeeze(-1)
+                loss = F.smooth_l1_loss(q_sa, target) if cfg.loss == "huber" else F.mse_loss(q_sa, target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(q.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                grad_steps += 1
+                if grad_steps % cfg.target_update_every == 0:
+                    with torch.no_grad():
+                        if cfg.tau >= 1.0:
+                            q_target.load_state_dict(q.state_dict())
+                        else:
+                            for p_t, p in zip(q_target.parameters(), q.parameters()):
+                                p_t.lerp_(p, cfg.tau)
+            tracker.add_metrics(q_loss=loss.item())
+        tracker.end_update(it, last=it == num_iters)
+        if tracker.stop:
+            break
+    return tracker.finish()
