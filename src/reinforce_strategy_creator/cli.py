@@ -1,0 +1,182 @@
+"""Project CLI commands merged into ``kedro`` (Kedro imports ``<package>.cli.cli``).
+
+* ``kedro registry list | promote <id> [--force --reason ...] | rollback [--reason ...]``
+  manage the file-backed model registry. This group replaces Kedro's built-in ``registry``
+  group (whose ``list`` shows pipelines); Kedro's pipeline commands stay available here as
+  ``kedro registry pipelines`` and ``kedro registry describe``.
+* ``kedro paper status`` shows the paper account; ``kedro paper clear-halt --reason ...``
+  clears a kill-switch or drift halt, recording who, when and why.
+
+Locations and limits come from ``deployment:`` in the project's parameters, read with Kedro's
+``OmegaConfigLoader`` (``conf/base`` overlaid by ``--env``, default ``local``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import click
+from kedro.framework.cli.registry import describe_registered_pipeline, list_registered_pipelines
+from kedro.utils import find_kedro_project
+
+from reinforce_strategy_creator.deployment import (
+    AccountStore,
+    DeploymentParams,
+    ModelRegistry,
+    clear_halt,
+    reconcile,
+    resolve_mode,
+)
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+logger = logging.getLogger(__name__)
+
+
+def load_deployment_params(env: str | None = None, project_path: Path | None = None) -> DeploymentParams:
+    """Read ``deployment:`` parameters of the Kedro project containing the working directory."""
+    from kedro.config import OmegaConfigLoader
+
+    from reinforce_strategy_creator import settings as project_settings
+
+    root = project_path or find_kedro_project(Path.cwd())
+    if root is None:
+        raise click.ClickException(
+            "not inside a Kedro project (no pyproject.toml with [tool.kedro]); run from the project root."
+        )
+    args = dict(project_settings.CONFIG_LOADER_ARGS)
+    with warnings.catch_warnings():  # Kedro's own omegaconf deprecation notice, not ours
+        warnings.filterwarnings("ignore", message=".*register_new_resolver.*")
+        loader = OmegaConfigLoader(conf_source=str(Path(root) / "conf"), env=env, **args)
+        params = loader["parameters"].get("deployment")
+        try:
+            credentials = None
+            if params and params.get("mode") == "live_trading":
+                credentials = loader.get("credentials", {})
+            resolve_mode(params or {}, credentials)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    try:
+        return DeploymentParams.from_params(params, Path(root))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _env_option(f):
+    return click.option("--env", "-e", default=None, envvar="KEDRO_ENV",
+                        help="Kedro configuration environment (default: local).")(f)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS, name="kedro")
+def cli() -> None:
+    """Project commands of reinforce_strategy_creator."""
+
+
+@cli.group()
+def registry() -> None:
+    """Model registry (promote/rollback champions) and Kedro's pipeline registry."""
+
+
+registry.add_command(list_registered_pipelines, name="pipelines")
+registry.add_command(describe_registered_pipeline, name="describe")
+
+
+def _fail(exc: ValueError) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@registry.command("list")
+@click.option("--status", type=click.Choice(["candidate", "production", "archived"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_env_option
+def registry_list(status: str | None, as_json: bool, env: str | None) -> None:
+    """List registered models with status, verdict and metrics."""
+    params = load_deployment_params(env)
+    try:
+        entries = ModelRegistry(params.registry_path).list(status)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        click.echo(json.dumps([{"entry_id": e.entry_id, "status": e.status, "agent": e.agent,
+                                "version": e.version, "seed": e.seed, "verdict": e.verdict,
+                                "metrics": e.metrics, "artifact_path": e.artifact_path}
+                               for e in entries], indent=2, sort_keys=True))
+        return
+    if not entries:
+        click.echo(f"No models registered in {params.registry_path}.")
+        return
+    for e in entries:
+        verdict = "passed" if e.passed else "FAILED"
+        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                            for k, v in sorted(e.metrics.items()))
+        click.echo(f"{e.status:<10} {e.entry_id}  verdict={verdict}  {metrics}")
+
+
+@registry.command("promote")
+@click.argument("entry_id")
+@click.option("--force", is_flag=True, help="Promote despite a failed verdict (recorded).")
+@click.option("--reason", default=None, help="Why (required with --force).")
+@_env_option
+def registry_promote(entry_id: str, force: bool, reason: str | None, env: str | None) -> None:
+    """Make ENTRY_ID the production model; the previous production is archived."""
+    params = load_deployment_params(env)
+    try:
+        event = ModelRegistry(params.registry_path).promote(entry_id, force=force, reason=reason)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    forced = " (FORCED over a failed verdict)" if event["forced"] else ""
+    click.echo(f"Promoted {entry_id} to production{forced}; archived {event['previous']}.")
+
+
+@registry.command("rollback")
+@click.option("--reason", default=None, help="Why the current production is withdrawn.")
+@_env_option
+def registry_rollback(reason: str | None, env: str | None) -> None:
+    """Archive the current production model and restore the previous one."""
+    params = load_deployment_params(env)
+    try:
+        event = ModelRegistry(params.registry_path).rollback(reason=reason)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"Rolled back production from {event['from']} to {event['to']}.")
+
+
+@cli.group()
+def paper() -> None:
+    """Paper-trading account operations."""
+
+
+@paper.command("status")
+@_env_option
+def paper_status(env: str | None) -> None:
+    """Show the paper account and check that its logs reconcile."""
+    params = load_deployment_params(env)
+    store = AccountStore(params.account_dir)
+    if not store.exists():
+        click.echo(f"No paper account yet at {params.account_dir}.")
+        return
+    try:
+        s = reconcile(store)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"account      {params.account_dir}\nlast bar     {s.last_bar}\n"
+               f"cash         {s.cash:,.2f}\nshares       {s.shares}\n"
+               f"equity       {s.equity:,.2f}\nposition     {s.position:.4f}\n"
+               f"drawdown     {s.drawdown:.2%}\nmodel        {s.active_model_id}\n"
+               f"day stop     {s.day_loss_stop}\nhalted       {s.halted}"
+               + (f" ({s.halt_reason})" if s.halted else "") + "\nreconciled   yes")
+
+
+@paper.command("clear-halt")
+@click.option("--reason", required=True, help="Why trading may resume (recorded).")
+@_env_option
+def paper_clear_halt(reason: str, env: str | None) -> None:
+    """Clear a drawdown kill-switch or drift halt so the account may trade again."""
+    params = load_deployment_params(env)
+    try:
+        clear_halt(AccountStore(params.account_dir), reason)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"Halt cleared for {params.account_dir}: {reason}")

@@ -1,0 +1,483 @@
+"""Paper broker: turns one new bar at a time into fills, marks, risk checks and one decision.
+
+What: :class:`PaperBroker` walks the bars of a price table that come after the account's last
+processed bar. For each bar t, in this order and committed as one unit (see :mod:`.state`):
+
+1. day roll-over: a bar on a new calendar date resets the day-loss stop and the day's start equity;
+2. the order decided at bar t-1's close fills at ``Open[t]`` (slippage against the trader,
+   commission on traded notional, whole shares, money in cents);
+3. equity is marked at ``Close[t]``; peak equity and drawdown are updated;
+4. risk: drawdown beyond ``max_drawdown`` halts the account (kill switch: flat from the next
+   open until a person clears it with ``kedro paper clear-halt``); a loss of ``max_daily_loss``
+   since the day's start sets the day-loss stop (no risk increase for orders decided that day);
+   an optional drift check may record alerts and halt the account;
+5. exactly one decision: the policy's target position (fraction of equity) is clipped to
+   ``max_position_fraction``, restricted by the stops above, and left pending for ``Open[t+1]``.
+
+The policy only ever sees ``prices`` up to and including bar t, so nothing decided at t can
+depend on later data. Costs follow the environment's contract (docs/contracts.md).
+
+Mode guard: ``paper_trading`` is the default and the only mode this package can execute.
+``live_trading`` is refused with :class:`LiveTradingRefused` because no live broker adapter
+ships with the project; credentials are never logged or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .state import AccountState, AccountStateError, AccountStore, new_account
+
+logger = logging.getLogger(__name__)
+
+Decide = Callable[[pd.DataFrame, AccountState], float]
+DriftCheck = Callable[[pd.DataFrame], list[dict[str, Any]]]
+
+
+class PriceDataError(ValueError):
+    """The price table handed to the broker is unusable; the message names what and where."""
+
+
+class PolicyOutputError(ValueError):
+    """The decision function returned something that is not a finite target position."""
+
+
+class RiskParameterError(ValueError):
+    """A ``deployment.*`` risk or cost parameter is invalid."""
+
+
+class LiveTradingRefused(ValueError):
+    """``deployment.mode: live_trading`` was requested but cannot be honoured."""
+
+
+# ---------------------------------------------------------------------------------------
+# Costs
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CostModel:
+    """Commission on traded notional and slippage against the trader, both in basis points."""
+
+    commission_bps: float = 0.0
+    slippage_bps: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("commission_bps", "slippage_bps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise RiskParameterError(
+                    f"deployment.costs.{name} must be a finite number >= 0, got {value!r}"
+                )
+
+
+def execution_price_and_commission(
+    open_price: float, delta_shares: float, costs: CostModel
+) -> tuple[float, float]:
+    """Fill price and commission for trading ``delta_shares`` at ``open_price``.
+
+    Same cost model as the training environment's contract: the fill is the open moved by
+    ``slippage_bps`` against the trader (up when buying, down when selling) and commission is
+    ``commission_bps`` of the traded notional at the fill price.
+    TODO(unify): when ``reinforce_strategy_creator.env`` exposes its cost function, call it here
+    instead of this copy of the formula so agents and paper trading can never disagree.
+    """
+    side = float(np.sign(delta_shares))
+    fill = open_price * (1.0 + side * costs.slippage_bps / 1e4)
+    commission = abs(delta_shares) * fill * costs.commission_bps / 1e4
+    return fill, commission
+
+
+# ---------------------------------------------------------------------------------------
+# Risk limits
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RiskLimits:
+    """Hard limits applied on top of the policy. ``None`` disables a stop."""
+
+    max_position_fraction: float = 1.0
+    max_daily_loss: float | None = None
+    max_drawdown: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.max_position_fraction) and self.max_position_fraction >= 0):
+            raise RiskParameterError(
+                "deployment.risk.max_position_fraction must be a finite number >= 0, got "
+                f"{self.max_position_fraction!r}"
+            )
+        for name in ("max_daily_loss", "max_drawdown"):
+            value = getattr(self, name)
+            if value is not None and not (0 < value < 1):
+                raise RiskParameterError(
+                    f"deployment.risk.{name} must be a fraction in (0, 1) or null, got {value!r}"
+                )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RiskLimits:
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise RiskParameterError(
+                f"unknown parameters deployment.risk.{unknown}; allowed: {sorted(allowed)}"
+            )
+        return cls(**params)
+
+
+# ---------------------------------------------------------------------------------------
+# Mode guard
+# ---------------------------------------------------------------------------------------
+LIVE_ADAPTERS: dict[str, Callable[..., Any]] = {}
+"""Registered live broker adapters. None ships with this project: live trading is refused."""
+
+LEGACY_LIVE_KEYS = ("api_endpoint", "api_key", "api_secret")
+
+
+def resolve_mode(
+    params: Mapping[str, Any], credentials: Mapping[str, Any] | None = None
+) -> str:
+    """Validate ``deployment.mode`` and return it; only ``paper_trading`` can run.
+
+    ``live_trading`` needs both a registered adapter (``deployment.broker_adapter``) and a
+    ``conf/local/credentials.yml`` entry for it. No adapter ships, so it is always refused.
+    Legacy ``api_endpoint``/``api_key`` settings are ignored in paper mode; their *names* are
+    logged, never their values.
+    """
+    mode = params.get("mode", "paper_trading")
+    if mode == "paper_trading":
+        legacy = [k for k in LEGACY_LIVE_KEYS if k in params]
+        if legacy:
+            logger.warning(
+                "deployment.%s ignored in paper_trading mode (values not shown).",
+                ", deployment.".join(legacy),
+            )
+        return mode
+    if mode != "live_trading":
+        raise LiveTradingRefused(
+            f"deployment.mode must be 'paper_trading' or 'live_trading', got {mode!r}."
+        )
+    adapter = params.get("broker_adapter")
+    if not adapter or adapter not in LIVE_ADAPTERS:
+        raise LiveTradingRefused(
+            "deployment.mode is 'live_trading' but no live broker adapter is available "
+            f"(deployment.broker_adapter={adapter!r}; registered adapters: "
+            f"{sorted(LIVE_ADAPTERS) or 'none ship with this project'}). Set "
+            "deployment.mode: paper_trading, or implement and register an adapter."
+        )
+    if not credentials or adapter not in credentials:
+        raise LiveTradingRefused(
+            f"deployment.mode is 'live_trading' but conf/local/credentials.yml has no "
+            f"'{adapter}' entry. Add it there (never in conf/base) or use paper_trading."
+        )
+    return mode  # pragma: no cover - unreachable until an adapter is registered
+
+
+# ---------------------------------------------------------------------------------------
+# Broker
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSummary:
+    bars_processed: int
+    first_bar: str | None
+    last_bar: str | None
+    state: AccountState
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return pd.Timestamp(ts).isoformat()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def validate_prices(prices: pd.DataFrame, source: str = "prices") -> None:
+    if not isinstance(prices, pd.DataFrame) or not isinstance(prices.index, pd.DatetimeIndex):
+        raise PriceDataError(f"{source}: expected a DataFrame with a DatetimeIndex of bars.")
+    missing = [c for c in ("Open", "Close") if c not in prices.columns]
+    if missing:
+        raise PriceDataError(f"{source}: missing columns {missing}; need Open and Close.")
+    if prices.index.tz is not None:
+        raise PriceDataError(f"{source}: index must be tz-naive like primary_prices.")
+    if not prices.index.is_monotonic_increasing or not prices.index.is_unique:
+        raise PriceDataError(f"{source}: index must be sorted and unique; sort and de-duplicate it.")
+
+
+class PaperBroker:
+    """Processes new bars into one paper account folder. See the module docstring."""
+
+    def __init__(
+        self,
+        store: AccountStore,
+        *,
+        initial_capital: float,
+        costs: CostModel,
+        limits: RiskLimits,
+        drift_check: DriftCheck | None = None,
+        halt_on_drift: bool = False,
+    ) -> None:
+        self.store = store
+        self.initial_capital = initial_capital
+        self.costs = costs
+        self.limits = limits
+        self.drift_check = drift_check
+        self.halt_on_drift = halt_on_drift
+
+    def run(
+        self,
+        prices: pd.DataFrame,
+        decide: Decide,
+        *,
+        model_id: str | None = None,
+        max_bars: int | None = None,
+    ) -> RunSummary:
+        """Process every bar after the last committed one (at most ``max_bars``)."""
+        validate_prices(prices)
+        with self.store.locked():
+            if not self.store.exists():
+                self.store.initialize(new_account(self.initial_capital, model_id))
+            state = self.store.load()
+            start = 0
+            if state.last_bar is not None:
+                start = int(prices.index.searchsorted(pd.Timestamp(state.last_bar), side="right"))
+            stop = len(prices) if max_bars is None else min(len(prices), start + max_bars)
+            first = None
+            for i in range(start, stop):
+                state = self._process_bar(state, prices, i, decide, model_id)
+                first = first or state.last_bar
+            return RunSummary(stop - start, first, state.last_bar, state)
+
+    # -- one bar -------------------------------------------------------------------------
+    def _process_bar(
+        self,
+        state: AccountState,
+        prices: pd.DataFrame,
+        i: int,
+        decide: Decide,
+        model_id: str | None,
+    ) -> AccountState:
+        ts = prices.index[i]
+        bar = _iso(ts)
+        open_, close = float(prices["Open"].iloc[i]), float(prices["Close"].iloc[i])
+        if not (math.isfinite(open_) and math.isfinite(close) and open_ > 0 and close > 0):
+            raise PriceDataError(
+                f"prices: bar {bar} has Open={open_!r}, Close={close!r}; prices must be finite "
+                "and positive. Fix the source data; nothing was traded for this bar."
+            )
+        events: list[dict[str, Any]] = []
+        trades: list[dict[str, Any]] = []
+        s = state
+
+        if model_id is not None and model_id != s.active_model_id:
+            events.append({"bar": bar, "kind": "model_switch", "from": s.active_model_id,
+                           "to": model_id})
+            s = dataclasses.replace(s, active_model_id=model_id)
+
+        # 1. day roll-over
+        day = ts.date().isoformat()
+        if day != s.day:
+            s = dataclasses.replace(s, day=day, day_start_equity_cents=s.equity_cents,
+                                    day_loss_stop=False)
+
+        # 2. fill the order decided at the previous bar's close
+        if s.pending_target is not None:
+            s, trade = self._fill(s, bar, open_)
+            if trade is not None:
+                trades.append(trade)
+            s = dataclasses.replace(s, pending_target=None, pending_decided_at=None)
+
+        # 3. mark at the close
+        equity_cents = s.cash_cents + round(s.shares * close * 100)
+        peak = max(s.peak_equity_cents, equity_cents)
+        position = (s.shares * close / (equity_cents / 100)) if equity_cents > 0 else 0.0
+        s = dataclasses.replace(s, equity_cents=equity_cents, peak_equity_cents=peak,
+                                position=position, last_close=close)
+
+        # 4. risk checks
+        lim = self.limits
+        if lim.max_drawdown is not None and not s.halted and s.drawdown <= -lim.max_drawdown:
+            reason = (f"max drawdown kill switch: drawdown {s.drawdown:.4%} at {bar} breached "
+                      f"deployment.risk.max_drawdown={lim.max_drawdown}")
+            s = dataclasses.replace(s, halted=True, halt_reason=reason)
+            events.append({"bar": bar, "kind": "halt", "cause": "max_drawdown", "reason": reason})
+        if (lim.max_daily_loss is not None and not s.day_loss_stop and s.day_start_equity_cents > 0
+                and equity_cents <= s.day_start_equity_cents * (1 - lim.max_daily_loss)):
+            loss = equity_cents / s.day_start_equity_cents - 1
+            s = dataclasses.replace(s, day_loss_stop=True)
+            events.append({"bar": bar, "kind": "day_loss_stop", "day": day, "loss": loss,
+                           "reason": f"day loss {loss:.4%} breached "
+                                     f"deployment.risk.max_daily_loss={lim.max_daily_loss}"})
+        history = prices.iloc[: i + 1]
+        if self.drift_check is not None:
+            alerts = self.drift_check(history)
+            for alert in alerts:
+                events.append({"bar": bar, "kind": "drift_alert", **alert})
+            if alerts and self.halt_on_drift and not s.halted:
+                feats = sorted({str(a.get("feature")) for a in alerts})
+                reason = f"drift alert on {feats} at {bar}; flat until a person clears it"
+                s = dataclasses.replace(s, halted=True, halt_reason=reason)
+                events.append({"bar": bar, "kind": "halt", "cause": "drift", "reason": reason})
+
+        # 5. exactly one decision for this bar
+        policy_target = None
+        if s.halted:
+            target, why = 0.0, "halted: " + str(s.halt_reason)
+        else:
+            raw = decide(history, s)
+            try:
+                policy_target = float(raw)
+            except (TypeError, ValueError) as exc:
+                raise PolicyOutputError(
+                    f"decision at bar {bar} returned {raw!r}, not a number; nothing was traded."
+                ) from exc
+            if not math.isfinite(policy_target):
+                raise PolicyOutputError(
+                    f"decision at bar {bar} returned {policy_target!r}; a target position must "
+                    "be finite. Check the policy and its features; nothing was traded."
+                )
+            cap = lim.max_position_fraction
+            target = min(max(policy_target, -cap), cap)
+            why = "policy" if target == policy_target else "clipped to max_position_fraction"
+            if s.day_loss_stop:
+                current = s.position
+                if target * current < 0 or (current == 0 and target != 0):
+                    target, why = 0.0, "day-loss stop: no new risk"
+                elif abs(target) > abs(current):
+                    target, why = math.copysign(abs(current), target), "day-loss stop: capped"
+        order = {"bar": bar, "policy_target": policy_target, "target": target, "reason": why,
+                 "model_id": s.active_model_id, "fills_at": "next bar open"}
+        s = dataclasses.replace(s, pending_target=target, pending_decided_at=bar, last_bar=bar,
+                                bars_processed=s.bars_processed + 1)
+        mark = {"bar": bar, "open": open_, "close": close, "cash_cents": s.cash_cents,
+                "shares": s.shares, "equity_cents": s.equity_cents, "position": s.position,
+                "peak_equity_cents": s.peak_equity_cents, "drawdown": s.drawdown}
+        return self.store.commit(
+            s, {"orders": [order], "trades": trades, "equity": [mark], "events": events}
+        )
+
+    def _fill(self, s: AccountState, bar: str, open_: float) -> tuple[AccountState, dict | None]:
+        target = float(s.pending_target)
+        if target == s.held_target:  # like the env: trade only when the target changes
+            return s, None
+        s = dataclasses.replace(s, held_target=target)
+        delta = target_delta_shares(target, s.cash_cents / 100, s.shares, open_, self.costs)
+        fill, _ = execution_price_and_commission(open_, delta, self.costs)
+
+        def cash_after(d: int) -> tuple[int, int, int]:
+            f, comm = execution_price_and_commission(open_, d, self.costs)
+            notional = round(d * f * 100)
+            commission = round(comm * 100)
+            return s.cash_cents - notional - commission, notional, commission
+
+        new_cash, notional, commission = cash_after(delta)
+        # Safety net (cent rounding): no leverage for targets within [0, 1].
+        while delta > 0 and 0 <= target <= 1 and new_cash < 0:
+            delta -= 1
+            new_cash, notional, commission = cash_after(delta)
+        if delta == 0:
+            return s, None
+        new_shares = s.shares + delta
+        trade = {
+            "bar": bar, "decided_at": s.pending_decided_at, "side": "buy" if delta > 0 else "sell",
+            "shares": delta, "open": open_, "fill_price": fill, "notional_cents": notional,
+            "commission_cents": commission,
+            "slippage_cents": round(abs(delta) * abs(fill - open_) * 100),
+            "target": target, "cash_after_cents": new_cash, "shares_after": new_shares,
+        }
+        return dataclasses.replace(s, cash_cents=new_cash, shares=new_shares), trade
+
+
+def target_delta_shares(
+    target: float, cash: float, shares: int, open_price: float, costs: CostModel
+) -> int:
+    """Whole shares to trade so that ``target`` is the fraction of *post-cost* equity held.
+
+    Same closed form as ``env.core.BatchedTradingCore.step`` (after the trade,
+    ``shares * open = target * (cash + shares * open)`` with slippage and commission paid),
+    then the resulting holding is truncated toward zero to whole shares, so a long target
+    <= 1 never borrows cash. A zero target flattens exactly.
+    TODO(unify): call the env's sizing function once it is exposed as a plain function.
+    """
+    if target == 0.0:
+        return -shares
+    slip, comm = costs.slippage_bps / 1e4, costs.commission_bps / 1e4
+    num = target * cash - (1.0 - target) * shares * open_price
+    k = (1.0 + slip) * (1.0 + comm) if num > 0 else (1.0 - slip) * (1.0 - comm)
+    delta = num / (open_price * (1.0 - target + target * k))
+    return math.trunc(shares + delta) - shares
+
+
+# ---------------------------------------------------------------------------------------
+# Reconciliation and operator actions
+# ---------------------------------------------------------------------------------------
+def replay_trades(initial_capital_cents: int, trades: list[dict[str, Any]]) -> tuple[int, int]:
+    """Cash (cents) and shares implied by the trade log alone."""
+    cash, shares = initial_capital_cents, 0
+    for t in trades:
+        cash -= t["notional_cents"] + t["commission_cents"]
+        shares += t["shares"]
+    return cash, shares
+
+
+def reconcile(store: AccountStore) -> AccountState:
+    """Check that the committed logs replay to the committed state; raise if not."""
+    state = store.load()
+    trades = store.read_log("trades", state)
+    orders = store.read_log("orders", state)
+    equity = store.read_log("equity", state)
+    cash, shares = replay_trades(state.initial_capital_cents, trades)
+    problems = []
+    if (cash, shares) != (state.cash_cents, state.shares):
+        problems.append(f"trade log replays to cash {cash / 100:.2f}/shares {shares}, state has "
+                        f"{state.cash:.2f}/{state.shares}")
+    bars = [o["bar"] for o in orders]
+    if len(bars) != len(set(bars)) or len(bars) != state.bars_processed:
+        problems.append(f"{len(bars)} decisions for {state.bars_processed} processed bars "
+                        f"({len(bars) - len(set(bars))} duplicated)")
+    if len(equity) != state.bars_processed:
+        problems.append(f"{len(equity)} equity marks for {state.bars_processed} bars")
+    if equity and (equity[-1]["cash_cents"], equity[-1]["shares"], equity[-1]["equity_cents"]) != (
+            state.cash_cents, state.shares, state.equity_cents):
+        problems.append("last equity mark differs from state")
+    if bars and bars[-1] != state.last_bar:
+        problems.append(f"last decision {bars[-1]} is not the last processed bar {state.last_bar}")
+    if problems:
+        raise AccountStateError(
+            f"{store.folder}: account does not reconcile: {'; '.join(problems)}. Stop trading "
+            "and restore the folder from backup."
+        )
+    return state
+
+
+def current_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database in some containers
+        return "unknown"
+
+
+def clear_halt(store: AccountStore, reason: str, actor: str | None = None) -> AccountState:
+    """Clear a kill-switch or drift halt, recording who, when and why.
+
+    The drawdown peak is reset to the current equity, otherwise the kill switch would fire
+    again on the very next bar.
+    """
+    if not reason or not reason.strip():
+        raise AccountStateError("clear-halt needs a non-empty --reason saying why it is safe.")
+    with store.locked():
+        state = store.load()
+        if not state.halted:
+            raise AccountStateError(f"{store.folder}: account is not halted; nothing to clear.")
+        event = {"bar": state.last_bar, "kind": "clear_halt", "at": _now(),
+                 "by": actor or current_actor(), "reason": reason.strip(),
+                 "cleared": state.halt_reason, "peak_reset_to_cents": state.equity_cents}
+        new = dataclasses.replace(state, halted=False, halt_reason=None,
+                                  peak_equity_cents=state.equity_cents)
+        return store.commit(new, {"events": [event]})

@@ -1,0 +1,180 @@
+"""Feature drift monitor: PSI on fixed training-quantile bins and the two-sample KS statistic.
+
+What: :func:`build_reference` freezes, from the *training* features, per-feature bin edges
+(the training quantiles, so every bin holds about the same share of training rows) plus the
+training values themselves. :func:`drift_report` compares a live window of the same features
+against that reference and flags features whose PSI or KS statistic crosses its threshold.
+:class:`DriftMonitor` turns the report into alert records for the paper broker, which can
+halt (go flat) until a person clears the halt with ``kedro paper clear-halt``.
+
+PSI = sum_i (a_i - e_i) * ln(a_i / e_i) over bins i, with e_i / a_i the training / live shares.
+The outer bins are open (-inf, q_1] and (q_{k-1}, +inf), so live values outside the training
+range still count. Epsilon: a share of exactly zero would make ln undefined, so every share is
+floored at ``eps`` (default 1e-4) *without* renormalising; the floor only matters for empty
+bins and is reported in the result. Repeated quantiles (discrete features) are merged, so a
+feature may have fewer than ``n_bins`` bins. NaN rows (indicator warm-up) are dropped per
+feature before comparing. KS uses :func:`scipy.stats.ks_2samp` (two-sided, exact/asymptotic
+chosen by scipy). PSI itself is a few lines of numpy; no maintained library offers it with
+fixed reference bins, hence hand-written here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import ks_2samp
+
+
+class DriftConfigError(ValueError):
+    """Bad drift parameters or feature tables; the message names the parameter/column."""
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    psi: float = 0.25
+    ks: float = 0.2
+    min_samples: int = 20
+    eps: float = 1e-4
+
+    def __post_init__(self) -> None:
+        for name in ("psi", "ks", "eps"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise DriftConfigError(f"deployment.drift.{name} must be a positive number, got {v!r}")
+        if not isinstance(self.min_samples, int) or self.min_samples < 2:
+            raise DriftConfigError(
+                f"deployment.drift.min_samples must be an integer >= 2, got {self.min_samples!r}"
+            )
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """Frozen training distribution: interior bin edges and expected shares per feature."""
+
+    edges: dict[str, np.ndarray]
+    expected: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.edges)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (lists of floats) so the reference can be stored next to a model."""
+        return {
+            name: {"edges": self.edges[name].tolist(), "expected": self.expected[name].tolist(),
+                   "values": self.values[name].tolist()}
+            for name in self.edges
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftReference:
+        return cls(
+            edges={k: np.asarray(v["edges"], float) for k, v in data.items()},
+            expected={k: np.asarray(v["expected"], float) for k, v in data.items()},
+            values={k: np.asarray(v["values"], float) for k, v in data.items()},
+        )
+
+
+def _clean(series: pd.Series, where: str) -> np.ndarray:
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    if np.isinf(values).any():
+        raise DriftConfigError(f"{where}: column {series.name!r} has infinite values; fix the features.")
+    return values[~np.isnan(values)]
+
+
+def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Share of ``values`` in the bins (-inf, e_0], (e_0, e_1], ..., (e_last, +inf)."""
+    idx = np.searchsorted(edges, values, side="left")
+    counts = np.bincount(idx, minlength=len(edges) + 1)
+    return counts / max(len(values), 1)
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, eps: float = 1e-4) -> float:
+    """Population stability index of two share vectors (zero shares floored at ``eps``)."""
+    e = np.maximum(np.asarray(expected, float), eps)
+    a = np.maximum(np.asarray(actual, float), eps)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def build_reference(train_features: pd.DataFrame, n_bins: int = 10) -> DriftReference:
+    """Fix bins at the training-feature quantiles (1/n_bins … (n_bins-1)/n_bins)."""
+    if not isinstance(n_bins, int) or n_bins < 2:
+        raise DriftConfigError(f"deployment.drift.n_bins must be an integer >= 2, got {n_bins!r}")
+    if train_features.shape[1] == 0:
+        raise DriftConfigError("training features: no columns to monitor.")
+    edges, expected, values = {}, {}, {}
+    for name in train_features.columns:
+        v = _clean(train_features[name], "training features")
+        if len(v) < n_bins:
+            raise DriftConfigError(
+                f"training features: column {name!r} has {len(v)} non-NaN rows, fewer than "
+                f"deployment.drift.n_bins={n_bins}."
+            )
+        e = np.unique(np.quantile(v, np.arange(1, n_bins) / n_bins))
+        edges[name], expected[name], values[name] = e, bin_shares(v, e), v
+    return DriftReference(edges, expected, values)
+
+
+def drift_report(
+    reference: DriftReference, live: pd.DataFrame, thresholds: DriftThresholds
+) -> pd.DataFrame:
+    """Per feature: n_live, psi, ks_stat, ks_pvalue, empty_bins, psi_alert, ks_alert, status."""
+    missing = [n for n in reference.feature_names if n not in live.columns]
+    if missing:
+        raise DriftConfigError(
+            f"live features: missing columns {missing} that the model was trained on; "
+            "compute the live window with the training feature spec."
+        )
+    rows = []
+    for name in reference.feature_names:
+        v = _clean(live[name], "live features")
+        row: dict[str, Any] = {"feature": name, "n_live": len(v)}
+        if len(v) < thresholds.min_samples:
+            row.update(psi=np.nan, ks_stat=np.nan, ks_pvalue=np.nan, empty_bins=0,
+                       psi_alert=False, ks_alert=False, status="insufficient_data")
+        else:
+            actual = bin_shares(v, reference.edges[name])
+            p = psi(reference.expected[name], actual, thresholds.eps)
+            ks = ks_2samp(reference.values[name], v)
+            row.update(psi=p, ks_stat=float(ks.statistic), ks_pvalue=float(ks.pvalue),
+                       empty_bins=int((actual == 0).sum()),
+                       psi_alert=p > thresholds.psi, ks_alert=float(ks.statistic) > thresholds.ks)
+            row["status"] = "drift" if (row["psi_alert"] or row["ks_alert"]) else "ok"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("feature")
+
+
+@dataclass
+class DriftMonitor:
+    """Callable for :class:`~.broker.PaperBroker`: history -> alert records.
+
+    ``feature_fn`` maps the price history up to bar t to feature rows (it must be causal,
+    e.g. ``features.compute_features``); the last ``window`` rows are compared with the
+    reference every ``check_every`` calls (counted per process).
+    """
+
+    reference: DriftReference
+    feature_fn: Callable[[pd.DataFrame], pd.DataFrame]
+    thresholds: DriftThresholds
+    window: int = 60
+    check_every: int = 1
+    _calls: int = 0
+
+    def __call__(self, history: pd.DataFrame) -> list[dict[str, Any]]:
+        self._calls += 1
+        if (self._calls - 1) % self.check_every:
+            return []
+        feats = self.feature_fn(history).iloc[-self.window:]
+        report = drift_report(self.reference, feats, self.thresholds)
+        alerts = []
+        for name, r in report[report["status"] == "drift"].iterrows():
+            alerts.append({"feature": name, "psi": r["psi"], "ks_stat": r["ks_stat"],
+                           "ks_pvalue": r["ks_pvalue"], "psi_threshold": self.thresholds.psi,
+                           "ks_threshold": self.thresholds.ks, "window": int(r["n_live"])})
+        return alerts

@@ -1,0 +1,270 @@
+"""Durable paper-account state with a crash-safe commit protocol.
+
+What: one folder holds the account of a paper-trading deployment::
+
+    state.json      the committed account state (cash, shares, position, last processed bar,
+                    peak equity, halt flag + reason, day-loss stop, active model, pending order,
+                    and the committed byte length of every log below)
+    orders.jsonl    one decision per processed bar (policy target, final target, reason)
+    trades.jsonl    one line per fill (shares, fill price, notional and commission in cents)
+    equity.jsonl    one mark per processed bar (cash, shares, close, equity, drawdown)
+    events.jsonl    alerts and operator actions (halts, day-loss stops, drift, clear-halt)
+    .lock           advisory ``flock`` so only one writer works at a time
+
+Why this design: a bar is committed by (1) appending its log lines with fsync, then
+(2) atomically replacing ``state.json`` (temp file + fsync + ``os.replace`` + directory fsync).
+``state.json`` is the single commit point: it records the last processed bar *and* the
+committed length of each log. A process killed at any moment therefore leaves either the
+old ``state.json`` (the bar's log lines are an uncommitted tail that readers ignore and the
+next writer truncates, so the bar is processed again, exactly once) or the new one (the bar
+is done and will never be traded again). Appending keeps each commit O(bar) rather than
+copying whole logs into a new generation. Money is held in integer cents so that the trade
+log replays to the state exactly.
+
+Hand-written because no maintained library offers a small, dependency-free, append-only,
+crash-consistent journal for this; it is ~200 lines over ``os.replace`` and ``fsync``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._atomic import (
+    append_lines_durable,
+    atomic_write_json,
+    exclusive_lock,
+    fsync_dir,
+    remove_stale_temps,
+)
+
+SCHEMA_VERSION = 1
+LOG_NAMES = ("orders", "trades", "equity", "events")
+STATE_FILE = "state.json"
+
+
+class AccountStateError(ValueError):
+    """The account folder is missing, inconsistent or used wrongly; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """Committed state of one paper account. Money in integer cents, shares whole."""
+
+    initial_capital_cents: int
+    cash_cents: int
+    shares: int = 0
+    position: float = 0.0
+    last_bar: str | None = None
+    last_close: float | None = None
+    equity_cents: int = 0
+    peak_equity_cents: int = 0
+    day: str | None = None
+    day_start_equity_cents: int = 0
+    day_loss_stop: bool = False
+    halted: bool = False
+    halt_reason: str | None = None
+    pending_target: float | None = None
+    held_target: float = 0.0
+    pending_decided_at: str | None = None
+    active_model_id: str | None = None
+    bars_processed: int = 0
+    generation: int = 0
+    log_sizes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_NAMES, 0))
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def cash(self) -> float:
+        return self.cash_cents / 100.0
+
+    @property
+    def equity(self) -> float:
+        return self.equity_cents / 100.0
+
+    @property
+    def drawdown(self) -> float:
+        """Equity relative to its running peak, minus one (0 at a new high, negative below)."""
+        if self.peak_equity_cents <= 0:
+            return 0.0
+        return self.equity_cents / self.peak_equity_cents - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "state.json") -> AccountState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = [n for n in ("initial_capital_cents", "cash_cents", "generation") if n not in data]
+        unknown = sorted(set(data) - names)
+        if missing or unknown:
+            raise AccountStateError(
+                f"{source}: missing keys {missing} / unknown keys {unknown}. The file was not "
+                "written by this version of reinforce_strategy_creator; restore it from backup "
+                "or start a new account folder."
+            )
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise AccountStateError(
+                f"{source}: schema_version {data.get('schema_version')!r} is not "
+                f"{SCHEMA_VERSION}; start a new account folder or migrate it."
+            )
+        return cls(**data)
+
+
+def new_account(initial_capital: float, active_model_id: str | None = None) -> AccountState:
+    """A fresh, flat account holding ``initial_capital`` in cash."""
+    if not (initial_capital > 0) or initial_capital != initial_capital:
+        raise AccountStateError(
+            f"deployment.initial_capital must be a positive amount, got {initial_capital!r}; "
+            "set it in conf/base/parameters_deployment.yml."
+        )
+    cents = round(float(initial_capital) * 100)
+    return AccountState(
+        initial_capital_cents=cents,
+        cash_cents=cents,
+        equity_cents=cents,
+        peak_equity_cents=cents,
+        day_start_equity_cents=cents,
+        active_model_id=active_model_id,
+    )
+
+
+class AccountStore:
+    """Reads and commits one account folder. See the module docstring for the protocol.
+
+    Readers (``load``, ``read_log``) need no lock: they only look at committed bytes.
+    Writers must hold ``with store.locked():`` around ``load`` + ``commit``.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self._locked = False
+
+    # -- paths -------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.folder / STATE_FILE
+
+    def log_path(self, name: str) -> Path:
+        if name not in LOG_NAMES:
+            raise AccountStateError(f"unknown log {name!r}; logs are {LOG_NAMES}")
+        return self.folder / f"{name}.jsonl"
+
+    # -- locking -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[AccountStore]:
+        """Exclusive writer lock for this folder (released by the kernel if the process dies)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(self.folder / ".lock"):
+            self._locked = True
+            try:
+                remove_stale_temps(self.folder)
+                yield self
+            finally:
+                self._locked = False
+
+    # -- reading -----------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.state_path.exists()
+
+    def load(self) -> AccountState:
+        if not self.state_path.exists():
+            stray = [n for n in LOG_NAMES if self.log_path(n).exists() and self.log_path(n).stat().st_size]
+            hint = (
+                f" Logs {stray} exist without a state.json: the folder is damaged; restore "
+                "state.json from backup or move the folder away."
+                if stray
+                else " Initialise it first (the paper broker does this on its first run)."
+            )
+            raise AccountStateError(f"no account state at {self.state_path}.{hint}")
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:  # cannot happen with atomic replace, but say so
+            raise AccountStateError(
+                f"{self.state_path} is not valid JSON ({exc}); restore it from backup."
+            ) from exc
+        state = AccountState.from_dict(data, source=str(self.state_path))
+        for name in LOG_NAMES:
+            size = self.log_path(name).stat().st_size if self.log_path(name).exists() else 0
+            if size < state.log_sizes.get(name, 0):
+                raise AccountStateError(
+                    f"{self.log_path(name)} is shorter ({size} bytes) than committed in "
+                    f"state.json ({state.log_sizes[name]} bytes): committed history was lost. "
+                    "Restore the folder from backup; do not trade on it."
+                )
+        return state
+
+    def read_log(self, name: str, state: AccountState | None = None) -> list[dict[str, Any]]:
+        """Committed records of one log (an uncommitted tail from a crash is ignored)."""
+        state = state or self.load()
+        size = state.log_sizes.get(name, 0)
+        if size == 0:
+            return []
+        with open(self.log_path(name), "rb") as fh:
+            raw = fh.read(size)
+        return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line]
+
+    # -- writing -----------------------------------------------------------------------
+    def initialize(self, state: AccountState) -> AccountState:
+        """Create the folder with ``state`` as generation 0; refuses to overwrite an account."""
+        self._require_lock()
+        if self.exists():
+            raise AccountStateError(
+                f"{self.state_path} already exists; refusing to overwrite a live account. "
+                "Use a new account folder to start over."
+            )
+        for name in LOG_NAMES:  # leftovers of a run killed before its first commit
+            path = self.log_path(name)
+            if path.exists():
+                path.unlink()
+        state = dataclasses.replace(state, generation=0, log_sizes=dict.fromkeys(LOG_NAMES, 0))
+        atomic_write_json(self.state_path, state.to_dict())
+        return state
+
+    def commit(
+        self, state: AccountState, records: dict[str, list[dict[str, Any]]] | None = None
+    ) -> AccountState:
+        """Append ``records`` to the logs, then atomically publish ``state`` as the next generation.
+
+        ``state.generation`` must equal the generation on disk (the one it was derived from).
+        Returns the state as committed (generation + 1, new log sizes).
+        """
+        self._require_lock()
+        on_disk = self.load()
+        if on_disk.generation != state.generation:
+            raise AccountStateError(
+                f"{self.state_path}: state generation {state.generation} is stale (disk has "
+                f"{on_disk.generation}); another writer committed. Reload and retry."
+            )
+        records = records or {}
+        unknown = set(records) - set(LOG_NAMES)
+        if unknown:
+            raise AccountStateError(f"unknown logs {sorted(unknown)}; logs are {LOG_NAMES}")
+        sizes = dict(on_disk.log_sizes)
+        for name in LOG_NAMES:
+            path = self.log_path(name)
+            committed = on_disk.log_sizes.get(name, 0)
+            if path.exists() and path.stat().st_size > committed:
+                # Uncommitted tail of a run killed mid-bar: discard it before appending.
+                with open(path, "r+b") as fh:
+                    fh.truncate(committed)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            lines = [json.dumps(r, sort_keys=True, allow_nan=False) for r in records.get(name, [])]
+            if lines or not path.exists():
+                sizes[name] = append_lines_durable(path, lines)
+        new_state = dataclasses.replace(state, generation=state.generation + 1, log_sizes=sizes)
+        atomic_write_json(self.state_path, new_state.to_dict())  # <- the commit point
+        fsync_dir(self.folder)
+        return new_state
+
+    def _require_lock(self) -> None:
+        if not self._locked:
+            raise AccountStateError(
+                "writes to the paper account must happen inside `with store.locked():`"
+            )

@@ -1,0 +1,250 @@
+"""Paper broker + account state: timing, costs, idempotence, risk limits, reconciliation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reinforce_strategy_creator.deployment import (
+    AccountStateError,
+    AccountStore,
+    CostModel,
+    PaperBroker,
+    PolicyOutputError,
+    PriceDataError,
+    RiskLimits,
+    RiskParameterError,
+    clear_halt,
+    reconcile,
+    replay_trades,
+)
+from reinforce_strategy_creator.deployment import state as state_mod
+
+from .conftest import alternating_policy, make_prices
+
+
+def _broker(folder, limits=None, costs=None, capital=100_000.0):
+    return PaperBroker(AccountStore(folder), initial_capital=capital,
+                       costs=costs or CostModel(commission_bps=10, slippage_bps=5),
+                       limits=limits or RiskLimits())
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
+
+
+def test_decision_fills_at_next_open_with_costs_hand_computed(tmp_path):
+    idx = pd.date_range("2021-01-04", periods=3, freq="B", name="date")
+    prices = pd.DataFrame({"Open": [100.0, 101.0, 99.0], "Close": [100.5, 102.0, 98.0]}, index=idx)
+    broker = _broker(tmp_path / "a", capital=10_000)
+    s = broker.run(prices.iloc[:1], lambda h, st: 0.5).state
+    assert s.shares == 0 and s.pending_target == 0.5  # decided at close of bar 0, nothing filled
+    s = broker.run(prices.iloc[:2], lambda h, st: 0.5).state
+    # fill at Open[1]=101 with 5 bps slippage against a buyer, 10 bps commission on notional
+    fill = 101 * 1.0005
+    # post-cost sizing (env closed form): shares * 101 = 0.5 * equity after costs
+    shares = math.trunc(0.5 * 10_000 / (101 * (0.5 + 0.5 * 1.0005 * 1.001)))  # 49
+    notional = round(shares * fill * 100)
+    commission = round(shares * fill * 10 / 1e4 * 100)
+    assert s.shares == shares == 49
+    assert s.cash_cents == 1_000_000 - notional - commission
+    assert s.equity_cents == s.cash_cents + round(49 * 102.0 * 100)
+    trade = AccountStore(tmp_path / "a").read_log("trades")[0]
+    assert trade["bar"] == idx[1].isoformat() and trade["decided_at"] == idx[0].isoformat()
+    assert trade["fill_price"] == pytest.approx(fill)
+
+
+def test_no_new_bars_changes_nothing_and_one_bar_one_decision(tmp_path):
+    prices = make_prices(30, seed=1)
+    folder = tmp_path / "acct"
+    broker = _broker(folder)
+    broker.run(prices.iloc[:20], alternating_policy)
+    before = _snapshot(folder)
+    summary = broker.run(prices.iloc[:20], alternating_policy)
+    assert summary.bars_processed == 0 and _snapshot(folder) == before
+    calls = []
+    summary = broker.run(prices.iloc[:21], lambda h, s: calls.append(h.index[-1]) or 0.5)
+    assert summary.bars_processed == 1 and calls == [prices.index[20]]
+    orders = AccountStore(folder).read_log("orders")
+    assert len(orders) == 21 and orders[-1]["bar"] == prices.index[20].isoformat()
+    reconcile(AccountStore(folder))
+
+
+def test_trades_only_when_target_changes(tmp_path):
+    prices = make_prices(30, seed=6)
+    s = _broker(tmp_path / "a").run(prices, lambda h, st: 0.5).state
+    trades = AccountStore(tmp_path / "a").read_log("trades", s)
+    assert len(trades) == 1 and trades[0]["bar"] == prices.index[1].isoformat()
+    assert s.held_target == 0.5
+
+
+def test_policy_sees_only_data_up_to_the_decision_bar(tmp_path):
+    prices = make_prices(25, seed=2)
+    seen = []
+    _broker(tmp_path / "a").run(prices, lambda h, s: seen.append(h.index.max()) or 0.0)
+    assert seen == list(prices.index)
+
+
+def test_position_clipped_to_max_fraction(tmp_path):
+    prices = make_prices(10, seed=3)
+    broker = _broker(tmp_path / "a", limits=RiskLimits(max_position_fraction=0.5))
+    s = broker.run(prices, lambda h, st: 3.0).state
+    orders = AccountStore(tmp_path / "a").read_log("orders", s)
+    assert all(o["target"] == 0.5 and o["policy_target"] == 3.0 for o in orders)
+    assert 0.45 < s.position < 0.55
+
+
+def test_drawdown_kill_switch_flattens_next_open_and_halts(tmp_path):
+    n = 12
+    idx = pd.date_range("2022-01-03", periods=n, freq="B", name="date")
+    close = np.array([100, 100, 95, 90, 80, 70, 70, 72, 75, 80, 85, 90], float)
+    prices = pd.DataFrame({"Open": close, "Close": close}, index=idx)
+    store = AccountStore(tmp_path / "a")
+    broker = _broker(tmp_path / "a", limits=RiskLimits(max_drawdown=0.15),
+                     costs=CostModel())
+    s = broker.run(prices, lambda h, st: 1.0).state
+    assert s.halted and "max drawdown" in s.halt_reason and s.shares == 0
+    events = store.read_log("events", s)
+    halt = [e for e in events if e["kind"] == "halt"]
+    assert len(halt) == 1
+    trades = store.read_log("trades", s)
+    flatten = trades[-1]
+    assert flatten["shares_after"] == 0 and flatten["bar"] > halt[0]["bar"]
+    # the flattening fill is the first open after the halt bar
+    assert flatten["bar"] == idx[[t.isoformat() for t in idx].index(halt[0]["bar"]) + 1].isoformat()
+    orders = store.read_log("orders", s)
+    assert all(o["target"] == 0 and o["policy_target"] is None for o in orders if o["bar"] >= halt[0]["bar"])
+    # clearing resets the peak and lets the policy trade again
+    s = clear_halt(store, "drawdown reviewed; model kept", actor="ops")
+    assert not s.halted and s.peak_equity_cents == s.equity_cents
+    more = pd.concat([prices, pd.DataFrame({"Open": [91.0, 92.0], "Close": [91.0, 92.0]},
+                                           index=pd.date_range(idx[-1] + pd.offsets.BDay(), periods=2, freq="B", name="date"))])
+    s = broker.run(more, lambda h, st: 1.0).state
+    assert s.shares > 0
+    reconcile(store)
+    with pytest.raises(AccountStateError, match="not halted"):
+        clear_halt(store, "again")
+
+
+def test_day_loss_stop_blocks_risk_increase_for_the_day(tmp_path):
+    # intraday bars: two days, three bars each
+    idx = pd.DatetimeIndex(["2022-03-01 10:00", "2022-03-01 12:00", "2022-03-01 14:00",
+                            "2022-03-02 10:00", "2022-03-02 12:00", "2022-03-02 14:00"], name="date")
+    close = np.array([100.0, 100.0, 90.0, 90.0, 91.0, 92.0])
+    prices = pd.DataFrame({"Open": close, "Close": close}, index=idx)
+    targets = iter([0.5, 0.5, 1.0, 1.0, 1.0, 1.0])
+    store = AccountStore(tmp_path / "a")
+    broker = _broker(tmp_path / "a", limits=RiskLimits(max_daily_loss=0.03), costs=CostModel())
+    s = broker.run(prices, lambda h, st: next(targets)).state
+    orders = store.read_log("orders", s)
+    # loss of ~5% at 14:00 on day 1 -> that bar's order may not exceed the current position
+    assert orders[2]["reason"].startswith("day-loss stop") and orders[2]["target"] < 0.5
+    assert any(e["kind"] == "day_loss_stop" for e in store.read_log("events", s))
+    # new day: stop reset, full target allowed again
+    assert orders[3]["target"] == 1.0 and orders[3]["reason"] == "policy"
+
+
+def test_bad_policy_output_and_bad_prices_commit_nothing(tmp_path):
+    prices = make_prices(5, seed=4)
+    folder = tmp_path / "a"
+    broker = _broker(folder)
+    broker.run(prices.iloc[:3], alternating_policy)
+    before = _snapshot(folder)
+    with pytest.raises(PolicyOutputError, match="finite"):
+        broker.run(prices, lambda h, s: float("nan"))
+    with pytest.raises(PolicyOutputError, match="not a number"):
+        broker.run(prices, lambda h, s: "buy")
+    assert _snapshot(folder) == before
+    bad = prices.copy()
+    bad.iloc[3, bad.columns.get_loc("Open")] = -1.0
+    with pytest.raises(PriceDataError, match="Open=-1.0"):
+        broker.run(bad, alternating_policy)
+    with pytest.raises(PriceDataError, match="sorted"):
+        broker.run(prices.iloc[::-1], alternating_policy)
+    with pytest.raises(PriceDataError, match="Close"):
+        broker.run(prices[["Open"]], alternating_policy)
+    assert _snapshot(folder) == before
+
+
+def test_bad_parameters_are_named():
+    with pytest.raises(RiskParameterError, match="deployment.risk.max_drawdown"):
+        RiskLimits(max_drawdown=1.5)
+    with pytest.raises(RiskParameterError, match="deployment.costs.slippage_bps"):
+        CostModel(slippage_bps=-1)
+    with pytest.raises(RiskParameterError, match="max_leverage"):
+        RiskLimits.from_params({"max_leverage": 2})
+
+
+def test_crash_between_log_append_and_state_commit_is_redone_once(tmp_path, monkeypatch):
+    prices = make_prices(40, seed=5)
+    ref_folder, folder = tmp_path / "ref", tmp_path / "crash"
+    _broker(ref_folder).run(prices, alternating_policy)
+    broker = _broker(folder)
+    broker.run(prices.iloc[:15], alternating_policy)
+    real = state_mod.atomic_write_json
+
+    def die(*a, **k):
+        raise KeyboardInterrupt("simulated kill after logs were appended")
+
+    monkeypatch.setattr(state_mod, "atomic_write_json", die)
+    with pytest.raises(KeyboardInterrupt):
+        broker.run(prices, alternating_policy)
+    monkeypatch.setattr(state_mod, "atomic_write_json", real)
+    store = AccountStore(folder)
+    assert store.load().bars_processed == 15  # bar 16 not committed
+    assert len(store.read_log("orders")) == 15  # its appended tail is ignored by readers
+    assert (folder / "orders.jsonl").stat().st_size > store.load().log_sizes["orders"]
+    broker.run(prices, alternating_policy)
+    assert _snapshot(folder) == _snapshot(ref_folder)  # byte-identical to a run never killed
+
+
+def test_damaged_folder_refused(tmp_path):
+    prices = make_prices(5)
+    folder = tmp_path / "a"
+    _broker(folder).run(prices, alternating_policy)
+    (folder / "orders.jsonl").write_bytes(b"")
+    with pytest.raises(AccountStateError, match="committed history was lost"):
+        AccountStore(folder).load()
+    (folder / "state.json").unlink()
+    (folder / "orders.jsonl").write_bytes(b'{"bar": 1}\n')
+    with pytest.raises(AccountStateError, match="without a state.json"):
+        AccountStore(folder).load()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(2, 40),
+    targets=st.lists(st.floats(-1.5, 1.5, allow_nan=False), min_size=40, max_size=40),
+    commission=st.floats(0, 50), slippage=st.floats(0, 50),
+    capital=st.floats(1_000, 1_000_000),
+)
+def test_accounting_reconciles_to_the_cent(tmp_path_factory, seed, n, targets, commission,
+                                           slippage, capital):
+    folder = tmp_path_factory.mktemp("acct")
+    prices = make_prices(n, seed=seed)
+    it = iter(targets)
+    broker = PaperBroker(AccountStore(folder), initial_capital=capital,
+                         costs=CostModel(commission, slippage), limits=RiskLimits(1.0))
+    s = broker.run(prices, lambda h, st: next(it)).state
+    store = AccountStore(folder)
+    reconcile(store)
+    trades, marks = store.read_log("trades", s), store.read_log("equity", s)
+    assert replay_trades(s.initial_capital_cents, trades) == (s.cash_cents, s.shares)
+    for m in marks:  # cash + shares * price == equity, to the cent
+        assert m["equity_cents"] == m["cash_cents"] + round(m["shares"] * m["close"] * 100)
+    for t in trades:
+        assert abs(t["target"]) <= 1.0
+        if t["shares"] > 0 and 0 <= t["target"]:
+            assert t["cash_after_cents"] >= 0  # no leverage from long targets <= 1
+        expected_comm = round(abs(t["shares"]) * t["fill_price"] * commission / 1e4 * 100)
+        assert t["commission_cents"] == expected_comm
+        side = 1 if t["shares"] > 0 else -1
+        assert t["fill_price"] == pytest.approx(t["open"] * (1 + side * slippage / 1e4))
+    assert json.loads((folder / "state.json").read_text())["generation"] == n
