@@ -464,7 +464,9 @@ def plan_splits(
         if len(chosen) < min_split_rows:
             raise SplitConfigError(
                 f"split {name!r} ({span}) has {len(chosen)} usable rows after dropping "
-                f"{lookback} warm-up bars and an embargo of {embargo} bars; "
+                f"the first {lookback} warm-up bars of the data"
+                + ("" if name == "train" else f" and an embargo of {embargo_bars} bars")
+                + "; "
                 f"feature_engineering.min_split_rows is {min_split_rows}. Widen "
                 f"feature_engineering.splits.{name} or shorten the indicator periods."
             )
