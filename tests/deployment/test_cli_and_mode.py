@@ -31,7 +31,7 @@ def test_params_come_from_project_config(tmp_project):
     assert p.mode == "paper_trading"
     assert p.registry_path == tmp_project / "data/06_models/registry.jsonl"
     assert p.account_dir == tmp_project / "data/07_model_output/paper_account"
-    assert p.risk.max_drawdown == 0.20 and p.costs.commission_bps == 10.0
+    assert p.risk.max_drawdown == 0.20 and p.costs.commission_bps == 2.0
 
 
 def test_registry_commands(tmp_project):
