@@ -1,0 +1,23 @@
+"""Trading environment: one batched core (`BatchedTradingCore`) and its facades.
+
+Import without Kedro. See docs/environment.md for timing, costs, rewards and config, and
+docs/contracts.md ("Environment") for the interface other stages rely on.
+"""
+
+from .config import EnvConfig, EnvConfigError
+from .core import BatchedTradingCore
+from .gym_env import TradingEnv, TradingVectorEnv
+from .market import MarketArrays, MarketDataError
+from .replay import BacktestResult, replay
+
+__all__ = [
+    "BacktestResult",
+    "BatchedTradingCore",
+    "EnvConfig",
+    "EnvConfigError",
+    "MarketArrays",
+    "MarketDataError",
+    "TradingEnv",
+    "TradingVectorEnv",
+    "replay",
+]
