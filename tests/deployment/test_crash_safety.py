@@ -24,14 +24,16 @@ WORKER = Path(__file__).with_name("crash_worker.py")
 N_BARS = 120
 
 
-def _run_worker(folder: Path, kill_after: float | None) -> int | None:
+def _run_worker(folder: Path, kill_after: float | None) -> float | int:
+    """Run to completion (returns seconds spent after start-up) or SIGKILL (returns rc)."""
     proc = subprocess.Popen([sys.executable, str(WORKER), str(folder), str(N_BARS)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
     if kill_after is None:
+        t0 = time.perf_counter()
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-        return 0
-    assert proc.stdout.readline().strip() == "started"
+        return time.perf_counter() - t0
     time.sleep(kill_after)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -45,7 +47,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 @pytest.mark.slow
 def test_random_sigkills_never_trade_a_bar_twice(tmp_path):
     ref = tmp_path / "reference"
-    _run_worker(ref, None)
+    busy = _run_worker(ref, None)  # seconds an uninterrupted run spends processing bars
     folder = tmp_path / "killed"
     rng = random.Random(20240601)
     kills_mid_run, progressed = 0, 0
@@ -54,7 +56,8 @@ def test_random_sigkills_never_trade_a_bar_twice(tmp_path):
         done_before = store.load().bars_processed if store.exists() else 0
         if done_before == N_BARS:
             break
-        rc = _run_worker(folder, rng.uniform(0.0, 0.8))
+        # each kill lands within ~1/4 of the work, so several kills hit the bar loop
+        rc = _run_worker(folder, rng.uniform(0.0, 0.25 * busy))
         if rc == -signal.SIGKILL:
             kills_mid_run += 1
         if store.exists():  # after every kill the committed state is consistent
