@@ -103,18 +103,38 @@ def test_shorts_can_go_bankrupt_and_terminate():
         env.step(0)
 
 
+@pytest.mark.parametrize("backend", ["scalar", "torch"])
 @pytest.mark.parametrize("continuous", [False, True])
 @pytest.mark.parametrize("positions", [(0, 1), (-1, 0, 1)])
-def test_gymnasium_and_sb3_check_env(continuous, positions):
+def test_gymnasium_and_sb3_check_env(continuous, positions, backend):
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     cfg = EnvConfig(window=5, positions=positions, continuous=continuous, episode_length=30, device="cpu")
-    env = TradingEnv(make_market(100), cfg, seed=0)
+    env = TradingEnv(make_market(100), cfg, seed=0, backend=backend)
     check_env(env, skip_render_check=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SB3 only *warns* about unbounded observations
-        sb3_check_env(TradingEnv(make_market(100), cfg, seed=0), warn=True)
+        sb3_check_env(TradingEnv(make_market(100), cfg, seed=0, backend=backend), warn=True)
+
+
+def test_one_account_facade_same_on_both_back_ends():
+    market = make_market(90, seed=8)
+    cfg = EnvConfig(window=4, positions=(-1, 0, 0.5, 1), episode_length=None, device="cpu")
+    a, b = TradingEnv(market, cfg, backend="scalar"), TradingEnv(market, cfg, backend="torch")
+    oa, _ = a.reset(options={"start": 10})
+    ob, _ = b.reset(options={"start": 10})
+    rng = np.random.default_rng(3)
+    while True:
+        act = int(rng.integers(0, 4))
+        oa, ra, tea, tra, ia = a.step(act)
+        ob, rb, teb, trb, ib = b.step(act)
+        np.testing.assert_allclose(oa, ob, rtol=1e-6, atol=1e-7)
+        assert ra == pytest.approx(rb, rel=1e-12, abs=1e-15) and (tea, tra) == (teb, trb)
+        assert ia.keys() == ib.keys() and all(ia[k] == pytest.approx(ib[k], rel=1e-12) for k in ia)
+        if tea or tra:
+            break
+    assert ia["bar"] == 89
 
 
 def test_vector_env_numpy_and_tensor_paths_agree():

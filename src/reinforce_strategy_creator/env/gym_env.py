@@ -50,11 +50,17 @@ class TradingEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, market: MarketArrays, config: EnvConfig | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        market: MarketArrays,
+        config: EnvConfig | None = None,
+        seed: int | None = None,
+        backend: str | None = None,
+    ):
         super().__init__()
         config = config or EnvConfig()
         device = config.resolve_device()
-        backend = "scalar" if device == "cpu" else "torch"
+        backend = backend or ("scalar" if device == "cpu" else "torch")
         self.core = BatchedTradingCore(market, config, 1, seed, autoreset=False, backend=backend, device=device)
         self.config = config
         self.observation_space, self.action_space = _spaces(config, self.core.obs_dim)
