@@ -9,12 +9,14 @@ accumulator into a replay buffer of preallocated tensors on the device. Every
 ``double=False``), zero bootstrap on termination, bootstrap on truncation. The target
 network follows the online one by Polyak averaging (``tau<1``) or hard copies (``tau=1``)
 every ``target_update_every`` gradient steps. Huber (default) or MSE loss, Adam,
-gradient-norm clipping. The returned policy acts greedily over Q.
+gradient-norm clipping. ``reward_scale`` multiplies rewards for learning only (per-bar
+log returns are ~1e-2, small for a Q-network's targets). The returned policy acts greedily over Q.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -65,6 +67,7 @@ class DQNConfig(AgentConfig):
     double: bool = field(default=True, metadata=rule(_bool, "must be true/false"))
     dueling: bool = field(default=True, metadata=rule(_bool, "must be true/false"))
     loss: str = field(default="huber", metadata=rule(lambda x: x in ("huber", "mse"), "must be 'huber' or 'mse'"))
+    reward_scale: float = field(default=1.0, metadata=rule(positive, "must be > 0 (rewards are multiplied by it for learning only)"))
     max_grad_norm: float = field(default=10.0, metadata=rule(positive, "must be > 0"))
     hidden_sizes: tuple = field(default=(128, 128), metadata=rule(hidden_sizes_ok, "must be a non-empty list of positive ints"))
     activation: str = field(default="relu", metadata=rule(lambda x: x in ACTIVATIONS, f"must be one of {sorted(ACTIVATIONS)}"))
@@ -122,6 +125,8 @@ def _train(envs, cfg: DQNConfig, seed, dev, eval_fn, eval_every, patience, progr
             action = torch.where(explore, random_a, greedy)
             step = env.step(action)
             tracker.on_step(step)
+            if cfg.reward_scale != 1.0:  # learning sees scaled rewards; history keeps raw ones
+                step = dataclasses.replace(step, reward=step.reward * cfg.reward_scale)
             ready = nstep.push(obs, action, step)
             if ready is not None:
                 rb.add(*ready)
