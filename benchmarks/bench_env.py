@@ -8,6 +8,8 @@ What is measured (one process, one torch thread, random actions drawn up front):
 * `BatchedTradingCore.step` at B = 1, 64, 1024, 4096 lanes (torch back end, CPU), default
   `EnvConfig` (window 16, full observation, auto-reset episodes of 256 steps);
 * `TradingEnv` (gymnasium one-account facade, numpy in/out, reset on episode end);
+* the same at B = 4096 with the opt-in `compile_step=True` (torch.compile of the step
+  arithmetic; compile time excluded);
 * `TradingVectorEnv.step` (numpy in/out) at B = 1024;
 * the peer, gym-anytrading's `stocks-v0` as `gym.make` builds it, and also its bare
   `StocksEnv` class without gymnasium's wrappers (the fastest the peer can be), same window
@@ -93,8 +95,8 @@ def timed(fn, min_seconds: float) -> tuple[int, float]:
             return n, el
 
 
-def bench_core(market, cfg, B, secs):
-    core = BatchedTradingCore(market, cfg, B, seed=0, device="cpu")
+def bench_core(market, cfg, B, secs, compile_step=False):
+    core = BatchedTradingCore(market, cfg, B, seed=0, device="cpu", compile_step=compile_step)
     core.reset()
     chunk = max(10, 20000 // B)
     acts = torch.randint(0, cfg.n_actions, (chunk, B), generator=torch.Generator().manual_seed(1))
@@ -185,6 +187,11 @@ def main() -> int:
         n, t = bench_core(market, cfg, B, secs)
         core_rates[B] = n / t
         rows.append((f"BatchedTradingCore, B = {B}", n / t))
+    try:
+        n, t = bench_core(market, cfg, 4096, secs, compile_step=True)
+        rows.append(("BatchedTradingCore, B = 4096, `compile_step=True` (opt-in)", n / t))
+    except Exception as exc:  # no C++ compiler etc.: report, do not hide
+        print(f"compile_step=True could not run: {exc!r}", file=sys.stderr)
     n, t = bench_vector(market, cfg, 1024, secs)
     rows.append(("TradingVectorEnv (numpy in/out), B = 1024", n / t))
     info["load average (1/5/15 min) at end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())

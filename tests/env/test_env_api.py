@@ -207,3 +207,20 @@ def test_replay_on_real_sp500_with_real_features(tmp_path):
     assert len(res) == market.n_bars - 15
     assert np.isfinite(res["equity"]).all()
     assert res["cost"].sum() > 0
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_eager():
+    market = make_market(120, seed=12)
+    cfg = EnvConfig(window=6, positions=(-1, 0, 0.5, 1), reward="differential_sharpe", episode_length=40, device="cpu")
+    eager = BatchedTradingCore(market, cfg, 32, seed=5)
+    compiled = BatchedTradingCore(market, cfg, 32, seed=5, compile_step=True)
+    torch.testing.assert_close(eager.reset(), compiled.reset(), rtol=0, atol=0)
+    acts = torch.randint(0, 4, (100, 32), generator=torch.Generator().manual_seed(0))
+    for a in acts:
+        oe, re, tee, tre, ie = eager.step(a)
+        oc, rc, tec, trc, ic = compiled.step(a)
+        torch.testing.assert_close(oe, oc, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(re, rc, rtol=1e-9, atol=1e-12)
+        assert torch.equal(tee, tec) and torch.equal(tre, trc)
+        torch.testing.assert_close(ie["equity"], ic["equity"], rtol=1e-12, atol=1e-9)

@@ -8,15 +8,15 @@
 * `TradingVectorEnv` — B accounts, a `gymnasium.vector.VectorEnv` with numpy in/out and
   **same-step** auto-reset (`metadata["autoreset_mode"] = AutoresetMode.SAME_STEP`): when a
   lane ends, the returned observation is already the first observation of its next
-  episode, and `info["final_obs"]` (a dense (B, obs_dim) array; rows where the mask
-  `info["_final_obs"]` is True are the last observations of the finished episodes) holds
-  its last one. `step_tensors` gives the same as `info["final_obs"]`/`info["done"]` tensors.
-  `reset_tensors`/`step_tensors` give the same thing as torch tensors on the core's device
-  for torch-native agents (no numpy round trip); `core` is the underlying engine.
+  episode; `info["final_obs"]` is a dense (B, obs_dim) array whose rows where the mask
+  `info["_final_obs"]` is True are the last observations of the finished episodes.
+  `reset_tensors`/`step_tensors` give the same as torch tensors on the core's device for
+  torch-native agents (no numpy round trip; the mask is `info["done"]`); `core` is the
+  underlying engine.
 
-`reset(options={"start": bar})` fixes the first decision bar (int, or (B,) for the vector env);
+`reset(options={"start": bar})` fixes the first decision bar (int, or (B,) for the vector
+env); otherwise starts are random when `episode_length` is set, and bar W-1 when it is null.
 `TradingEnv.step` info holds python floats and has `fill_price` only on bars with a fill.
-Otherwise starts are random when `episode_length` is set, and bar W-1 when it is null.
 """
 
 from __future__ import annotations
@@ -111,9 +111,12 @@ class TradingVectorEnv(VectorEnv):
         num_envs: int = 1,
         seed: int | None = None,
         device: str | None = None,
+        compile_step: bool = False,
     ):
         self.config = config = config or EnvConfig()
-        self.core = BatchedTradingCore(market, config, num_envs, seed, autoreset=True, device=device)
+        self.core = BatchedTradingCore(
+            market, config, num_envs, seed, autoreset=True, device=device, compile_step=compile_step
+        )
         self.num_envs = num_envs
         self.device = self.core.device
         self.single_observation_space, self.single_action_space = _spaces(config, self.core.obs_dim)
