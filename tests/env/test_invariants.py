@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, TradingEnv
+from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, TradingEnv, fill_and_costs
 
 from .conftest import market_from_returns
 
@@ -103,6 +103,8 @@ def test_costs_exact_and_equity_reconciles_every_bar(s, backend):
         d = rec["traded_shares"]
         assert rec["shares"] == pytest.approx(p["shares"] + d, rel=1e-12, abs=1e-9)
         if d != 0.0:
+            f, cm_f, sl_f = fill_and_costs(o, d, cfg.commission_bps, cfg.slippage_bps)
+            assert (rec["fill_price"], rec["commission"], rec["slippage"]) == pytest.approx((f, cm_f, sl_f), rel=1e-12)
             expected_fill = o * (1 + sl) if d > 0 else o * (1 - sl)
             assert rec["fill_price"] == pytest.approx(expected_fill, rel=1e-12)
             # target is a fraction of post-cost equity at the fill

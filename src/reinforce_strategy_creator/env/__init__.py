@@ -5,7 +5,7 @@ docs/contracts.md ("Environment") for the interface other stages rely on.
 """
 
 from .config import EnvConfig, EnvConfigError
-from .core import BatchedTradingCore
+from .core import BatchedTradingCore, fill_and_costs
 from .gym_env import TradingEnv, TradingVectorEnv
 from .market import MarketArrays, MarketDataError
 from .replay import BacktestResult, replay
@@ -19,5 +19,6 @@ __all__ = [
     "MarketDataError",
     "TradingEnv",
     "TradingVectorEnv",
+    "fill_and_costs",
     "replay",
 ]

@@ -173,6 +173,24 @@ def _check_count(got: int, expected: int) -> None:
         raise ValueError(f"expected {expected} actions (one per lane), got {got}")
 
 
+def fill_and_costs(
+    open_price: float, delta_shares: float, commission_bps: float, slippage_bps: float
+) -> tuple[float, float, float]:
+    """The environment's execution cost model for one fill, as plain floats.
+
+    Returns ``(fill_price, commission, slippage_cost)`` for trading ``delta_shares`` (> 0 buy,
+    < 0 sell) at ``open_price``: the fill is the open moved ``slippage_bps`` against the
+    trader, commission is ``commission_bps`` of the traded notional at the fill price, and
+    the slippage cost is the fill's distance from the open times the quantity. The batched
+    step computes exactly this (tests/env check it on every fill), so paper trading can
+    call it instead of keeping its own copy of the formula.
+    """
+    slip = slippage_bps / 1e4
+    qty = abs(delta_shares)
+    fill = open_price * (1.0 + slip if delta_shares > 0 else 1.0 - slip)
+    return fill, qty * fill * (commission_bps / 1e4), qty * open_price * slip
+
+
 def build_windows(features: np.ndarray, window: int, extra_cols: int) -> np.ndarray:
     """(T, W*F + extra) float32: row t = feature rows t-W+1..t flattened oldest first.
 
