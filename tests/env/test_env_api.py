@@ -224,3 +224,23 @@ def test_compiled_step_matches_eager():
         torch.testing.assert_close(re, rc, rtol=1e-9, atol=1e-12)
         assert torch.equal(tee, tec) and torch.equal(tre, trc)
         torch.testing.assert_close(ie["equity"], ic["equity"], rtol=1e-12, atol=1e-9)
+
+
+def test_observation_switches_and_layout():
+    market = make_market(60, n_features=3, seed=1)
+    bare = EnvConfig(window=4, obs_position=False, obs_unrealised=False, obs_bars_held=False,
+                     episode_length=None, device="cpu")
+    env = TradingVectorEnv(market, bare, num_envs=2, seed=0)
+    obs, _ = env.reset(options={"start": [3, 10]})
+    assert obs.shape == (2, 12)
+    np.testing.assert_array_equal(obs[0], market.features[0:4].reshape(-1))  # oldest row first
+    np.testing.assert_array_equal(obs[1], market.features[7:11].reshape(-1))
+    full = EnvConfig(window=4, positions=(-1, 0, 1), episode_length=None, device="cpu")
+    core = BatchedTradingCore(market, full, 1, seed=0)
+    core.reset(starts=5)
+    for _ in range(3):
+        obs, *_ = core.step(torch.tensor([0]))  # short
+    pos, unreal, bars = obs[0, -3:].tolist()
+    entry = market.open[6] * (1 - full.slippage_bps / 1e4)
+    assert pos == -1.0 and bars == pytest.approx(3 / 252)
+    assert unreal == pytest.approx(-(market.close[8] / entry - 1), rel=1e-5)
