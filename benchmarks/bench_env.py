@@ -49,6 +49,7 @@ from reinforce_strategy_creator.features import compute_features, fit_scaler  # 
 
 SP500 = ROOT / "data" / "01_raw" / "sp500_daily_1999_2018.csv"
 DOC = ROOT / "docs" / "benchmarks.md"
+REPEATS = 5
 TARGETS = {"B4096": 2e6, "peer_ratio": 20.0, "facade": 1e4}
 
 
@@ -84,15 +85,24 @@ def machine_info() -> dict[str, str]:
     }
 
 
-def timed(fn, min_seconds: float) -> tuple[int, float]:
-    """Call fn() (which runs one chunk and returns #env-steps) until min_seconds elapsed."""
+def timed(fn, min_seconds: float, repeats: int = REPEATS) -> tuple[float, float, float]:
+    """Call fn() (one chunk, returns #env-steps) for `repeats` windows of min_seconds/repeats.
+
+    Returns (median, min, max) env steps per second over the windows: the spread shows how
+    much the shared machine's load moved the figure during the run.
+    """
     fn()  # warm-up
-    n, t0 = 0, time.perf_counter()
-    while True:
-        n += fn()
-        el = time.perf_counter() - t0
-        if el >= min_seconds:
-            return n, el
+    rates = []
+    for _ in range(repeats):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            n += fn()
+            el = time.perf_counter() - t0
+            if el >= min_seconds / repeats:
+                rates.append(n / el)
+                break
+    rates.sort()
+    return rates[len(rates) // 2], rates[0], rates[-1]
 
 
 def bench_core(market, cfg, B, secs, compile_step=False):
@@ -174,28 +184,28 @@ def main() -> int:
     obs_dim = cfg.window * market.n_features + 3
 
     rows = []
-    peer_n, peer_t = bench_peer(prices.loc[frame.index], cfg.window, secs, raw_class=False)
-    peer = peer_n / peer_t
-    rows.append(('peer: gym-anytrading `gym.make("stocks-v0")`, 1 account', peer))
-    raw_n, raw_t = bench_peer(prices.loc[frame.index], cfg.window, secs, raw_class=True)
-    peer_raw = raw_n / raw_t
-    rows.append(("gym-anytrading `StocksEnv` class without wrappers, 1 account", peer_raw))
-    fac_n, fac_t = bench_facade(market, cfg, secs)
-    rows.append(("TradingEnv (gymnasium facade), 1 account", fac_n / fac_t))
+    r = bench_peer(prices.loc[frame.index], cfg.window, secs, raw_class=False)
+    peer = r[0]
+    rows.append(('peer: gym-anytrading `gym.make("stocks-v0")`, 1 account', r))
+    r = bench_peer(prices.loc[frame.index], cfg.window, secs, raw_class=True)
+    peer_raw = r[0]
+    rows.append(("gym-anytrading `StocksEnv` class without wrappers, 1 account", r))
+    r = bench_facade(market, cfg, secs)
+    facade = r[0]
+    rows.append(("TradingEnv (gymnasium facade), 1 account", r))
     core_rates = {}
     for B in (1, 64, 1024, 4096):
-        n, t = bench_core(market, cfg, B, secs)
-        core_rates[B] = n / t
-        rows.append((f"BatchedTradingCore, B = {B}", n / t))
+        r = bench_core(market, cfg, B, secs)
+        core_rates[B] = r[0]
+        rows.append((f"BatchedTradingCore, B = {B}", r))
     compiled = None
     try:
-        n, t = bench_core(market, cfg, 4096, secs, compile_step=True)
-        compiled = n / t
-        rows.append(("BatchedTradingCore, B = 4096, `compile_step=True` (opt-in)", compiled))
+        r = bench_core(market, cfg, 4096, secs, compile_step=True)
+        compiled = r[0]
+        rows.append(("BatchedTradingCore, B = 4096, `compile_step=True` (opt-in)", r))
     except Exception as exc:  # no C++ compiler etc.: report, do not hide
         print(f"compile_step=True could not run: {exc!r}", file=sys.stderr)
-    n, t = bench_vector(market, cfg, 1024, secs)
-    rows.append(("TradingVectorEnv (numpy in/out), B = 1024", n / t))
+    rows.append(("TradingVectorEnv (numpy in/out), B = 1024", bench_vector(market, cfg, 1024, secs)))
     info["load average (1/5/15 min) at end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
     lines = [
@@ -213,15 +223,18 @@ def main() -> int:
         "| --- | --- |",
         *[f"| {k} | {v} |" for k, v in info.items()],
         "",
-        "| environment | env steps / s | vs peer `stocks-v0` | vs bare `StocksEnv` |",
-        "| --- | ---: | ---: | ---: |",
-        *[f"| {name} | {rate:,.0f} | {rate / peer:,.1f}x | {rate / peer_raw:,.1f}x |" for name, rate in rows],
+        f"| environment | env steps / s (median of {REPEATS}) | min – max | vs peer `stocks-v0` | vs bare `StocksEnv` |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *[
+            f"| {name} | {med:,.0f} | {lo:,.0f} – {hi:,.0f} | {med / peer:,.1f}x | {med / peer_raw:,.1f}x |"
+            for name, (med, lo, hi) in rows
+        ],
         "",
         "Targets (2 CPU cores): >= 2,000,000 steps/s at B = 4096 "
         f"({'met' if core_rates[4096] >= TARGETS['B4096'] else 'NOT met'}), >= 20x the peer at B = 4096 "
         f"({'met' if core_rates[4096] / peer >= TARGETS['peer_ratio'] else 'NOT met'} vs `stocks-v0`, "
         f"{'met' if core_rates[4096] / peer_raw >= TARGETS['peer_ratio'] else 'NOT met'} vs the bare class), >= 10,000 steps/s "
-        f"for the one-account facade ({'met' if fac_n / fac_t >= TARGETS['facade'] else 'NOT met'}).",
+        f"for the one-account facade ({'met' if facade >= TARGETS['facade'] else 'NOT met'}).",
         *(
             [f"With the opt-in `compile_step=True`, B = 4096 runs at {compiled:,.0f} steps/s = "
              f"{compiled / peer:,.1f}x `stocks-v0` ({'meets' if compiled / peer >= TARGETS['peer_ratio'] else 'misses'} the 20x target)."]
@@ -230,8 +243,9 @@ def main() -> int:
         "`BatchedTradingCore` at B = 1 is the torch path (per-call overhead bound); the one-account",
         "gymnasium facade runs the same step code on Python floats instead.",
         "",
-        "The machine is shared; a load average above the core count means the figures are",
-        "pessimistic. Numbers are only comparable within one run.",
+        "The machine is shared with other jobs; a load average near or above the core count, or a",
+        "wide min – max spread, means the figures are pessimistic. Ratios compare medians taken",
+        "in the same run; numbers are only comparable within one run.",
         "",
     ]
     md = "\n".join(lines)
