@@ -5,7 +5,7 @@ docs/contracts.md ("Environment") for the interface other stages rely on.
 """
 
 from .config import EnvConfig, EnvConfigError
-from .core import BatchedTradingCore, fill_and_costs
+from .core import BatchedTradingCore, fill_and_costs, observation_from_window, update_entry_and_bars
 from .gym_env import TradingEnv, TradingVectorEnv
 from .market import MarketArrays, MarketDataError
 from .replay import BacktestResult, replay
@@ -20,5 +20,7 @@ __all__ = [
     "TradingEnv",
     "TradingVectorEnv",
     "fill_and_costs",
+    "observation_from_window",
     "replay",
+    "update_entry_and_bars",
 ]

@@ -40,7 +40,7 @@ from .config import EnvConfig, EnvConfigError
 from .market import MarketArrays, MarketDataError
 
 BARS_HELD_SCALE = 252  # observation of bars held = min(bars, 252) / 252
-_BUY_HAIRCUT = 1.0 - 1e-12
+_BUY_HAIRCUT_EPS = 1e-12  # buys are sized with k * (1 + eps) so rounding never overdraws cash
 _EQUITY_FLOOR = 1e-12  # fraction of initial capital used inside log() once bankrupt
 
 
@@ -205,6 +205,68 @@ def build_windows(features: np.ndarray, window: int, extra_cols: int) -> np.ndar
     return out
 
 
+def update_entry_and_bars(
+    shares: float, delta: float, fill: float, entry: float, bars_held: float
+) -> tuple[float, float]:
+    """One account's entry price and bars held after trading ``delta`` shares at ``fill``.
+
+    The scalar form of the bookkeeping inside the step (tests/env check it against the core
+    on random trajectories), public so that paper trading keeps the observation's
+    ``unrealised`` and ``bars_held`` inputs exactly as the environment does: opening (or
+    flipping) a position sets the entry to the fill and bars held to 1, adding to it averages
+    the entry, being flat resets both, and every other bar adds one bar held.
+    """
+    shares_new = shares + delta
+    qty = abs(delta)
+    opened = delta != 0.0 and shares_new != 0.0 and shares * shares_new <= 0.0
+    grown = delta != 0.0 and abs(shares_new) > abs(shares) and not opened
+    if grown:
+        entry = (abs(shares) * entry + qty * fill) / abs(shares_new)
+    if opened:
+        entry = fill
+    if shares_new == 0.0:
+        return 1.0, 0.0
+    return entry, (1.0 if opened else bars_held + 1.0)
+
+
+def observation_from_window(
+    window_features: np.ndarray,
+    config: EnvConfig,
+    *,
+    held: float,
+    shares: float,
+    last_close: float,
+    entry: float,
+    bars_held: float,
+) -> np.ndarray:
+    """The environment's observation (obs_dim,) float32 from W feature rows and account state.
+
+    Same layout and arithmetic as :meth:`BatchedTradingCore.observe`: the W scaled feature
+    rows flattened oldest first (via :func:`build_windows`), then, per the config switches,
+    the held target position, the unrealised return ``sign(shares) * (last_close / entry - 1)``
+    and ``min(bars_held, 252) / 252``. Deployment builds live observations with it; a test
+    checks it against the core bit for bit.
+    """
+    feats = np.asarray(window_features, dtype=np.float32)
+    if feats.ndim != 2 or feats.shape[0] != config.window:
+        raise ValueError(
+            f"observation needs exactly environment.window={config.window} feature rows, "
+            f"got an array of shape {feats.shape}"
+        )
+    n_state = int(config.obs_position) + int(config.obs_unrealised) + int(config.obs_bars_held)
+    obs = build_windows(feats, config.window, n_state)[-1].copy()
+    cols = []
+    if config.obs_position:
+        cols.append(float(held))
+    if config.obs_unrealised:
+        cols.append(_ScalarOps.sign(shares) * (float(last_close) / float(entry) - 1.0))
+    if config.obs_bars_held:
+        cols.append(_ScalarOps.clip(float(bars_held), 0.0, float(BARS_HELD_SCALE)) / BARS_HELD_SCALE)
+    if cols:
+        obs[feats.shape[1] * config.window :] = cols
+    return obs
+
+
 class BatchedTradingCore:
     """B accounts on one instrument; see the module docstring and docs/environment.md.
 
@@ -280,10 +342,12 @@ class BatchedTradingCore:
         self.borrow = config.borrow_bps_per_bar / 1e4
         self.k_buy = (1.0 + self.slippage) * (1.0 + self.commission)
         self.k_sell = (1.0 - self.slippage) * (1.0 - self.commission)
-        # 0-d float64 arrays: torch.where(cond, scalar, scalar) would silently produce float32.
-        self._k_buy, self._k_sell = xp.const(self.k_buy), xp.const(self.k_sell)
-        self._fill_buy = xp.const(1.0 + self.slippage)
-        self._fill_sell = xp.const(1.0 - self.slippage)
+        # k = k_mid + k_half * side gives k_buy for side = +1 and k_sell for side = -1.
+        k_buy_safe = self.k_buy * (1.0 + _BUY_HAIRCUT_EPS)
+        self._k_mid = 0.5 * (k_buy_safe + self.k_sell)
+        self._k_half = 0.5 * (k_buy_safe - self.k_sell)
+        # 0-d float64 constants: torch.where(c, 0.0, x) re-wraps the scalar on every call.
+        self._zero, self._one, self._nan = xp.const(0.0), xp.const(1.0), xp.const(math.nan)
         self.pos_lo, self.pos_hi = config.position_bounds
         self.max_steps = self.episode_length if self.episode_length is not None else T  # never binds
 
@@ -393,33 +457,37 @@ class BatchedTradingCore:
         o = xp.take(self.open, t1)
         c = xp.take(self.close, t1)
 
-        # --- fill at open[t+1], sized so that the position is `target` of post-cost equity
+        # --- fill at open[t+1], sized so that the position is `target` of post-cost equity.
+        # x is the frictionless trade in shares; it is exactly -sh when target == 0 (0 * y == 0),
+        # so exits flatten exactly. side = +1 buy / -1 sell; k folds slippage and commission
+        # (and, for buys, a 1e-12 haircut against rounding) into the closed-form size.
         trade = target != held
-        num = target * cash - (1.0 - target) * sh * o
-        buy = num > 0
-        k = xp.where(buy, self._k_buy, self._k_sell)
-        delta = num / (o * (1.0 - target + target * k))
-        delta = xp.where(buy, delta * _BUY_HAIRCUT, delta)
-        delta = xp.where(target == 0.0, -sh, delta)  # exits flatten exactly
-        delta = xp.where(trade, delta, 0.0)
-        fill = o * xp.where(buy, self._fill_buy, self._fill_sell)
+        x = target * cash / o - (1.0 - target) * sh
+        side = xp.sign(x)
+        k = self._k_mid + self._k_half * side
+        delta = xp.where(trade, x / (1.0 - target + target * k), self._zero)
+        fill = o * (1.0 + self.slippage * side)
         qty = xp.abs(delta)
+        abs_sh = xp.abs(sh)
         commission = qty * fill * self.commission
         slippage = qty * o * self.slippage
         sh_new = sh + delta
         # --- mark at close[t+1]; shorts pay borrow on their notional at the mark
-        borrow = xp.where(sh_new < 0.0, -sh_new * c * self.borrow, 0.0)
+        borrow = xp.clip(-sh_new, 0.0, None) * c * self.borrow
         cash_new = cash - delta * fill - commission - borrow
         equity = cash_new + sh_new * c
 
         # --- position bookkeeping for the observation
+        # opened: a new position (from flat or a flip) -> entry = fill; grown: added to the same
+        # side -> cost-weighted average entry (`opened` is applied last, so it wins).
+        abs_new = xp.abs(sh_new)
         opened = trade & (sh_new != 0.0) & (sh * sh_new <= 0.0)
-        grown = trade & (xp.abs(sh_new) > xp.abs(sh)) & xp.logical_not(opened)
-        entry = xp.where(grown, (xp.abs(sh) * entry + qty * fill) / xp.where(grown, xp.abs(sh_new), 1.0), entry)
+        grown = trade & (abs_new > abs_sh)
+        entry = xp.where(grown, (abs_sh * entry + qty * fill) / xp.where(grown, abs_new, self._one), entry)
         entry = xp.where(opened, fill, entry)
         flat = sh_new == 0.0
-        entry = xp.where(flat, 1.0, entry)
-        bars = xp.where(flat, 0.0, xp.where(opened, 1.0, bars + 1.0))
+        entry = xp.where(flat, self._one, entry)
+        bars = xp.where(flat, self._zero, xp.where(opened, self._one, bars + 1.0))
 
         # --- reward
         logr = xp.log(xp.clip(equity, self.cap * _EQUITY_FLOOR, None) / prev)
@@ -446,7 +514,7 @@ class BatchedTradingCore:
         steps = steps + 1
         terminated = equity <= 0.0
         truncated = xp.logical_not(terminated) & ((steps >= self.max_steps) | (t1 >= self.last_bar))
-        fill_price = xp.where(trade, fill, math.nan)
+        fill_price = xp.where(trade, fill, self._nan)
         cost = commission + slippage + borrow
         return (t1, steps, c, cash_new, sh_new, equity, entry, bars, peak, dd, dsr_a, dsr_b, reward,
                 terminated, truncated, fill_price, cost, commission, slippage, borrow, delta)
