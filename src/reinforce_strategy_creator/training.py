@@ -1,0 +1,314 @@
+"""Train one agent over several seeds, select checkpoints on validation, bundle the result.
+
+What: :func:`train_agent` takes the model-input tables (train and validation), the
+feature scaler dict, the ``environment`` parameters, the shared ``training.common``
+settings and one agent's block (``training.<agent>``), and returns
+
+* a :class:`~reinforce_strategy_creator.artifacts.PolicyBundle`: one state dict per seed,
+  each the checkpoint that scored best on validation, and a JSON spec that is enough to
+  rebuild the policy (``agents.build_policy``) and act with it (feature names, window,
+  positions, the full environment parameters, scaler and data fingerprints, ...);
+* a history DataFrame: one row per logged update and seed (``seed`` + the agents'
+  ``TrainResult.history`` columns, where ``eval_score`` is the validation Sharpe).
+
+Why a plain module: the Kedro node (``pipelines/training/nodes.py``) only calls this, so
+training can be run, tested and benchmarked without Kedro.
+
+Honesty rules enforced here:
+
+* the training environment is built from the TRAIN table only; the validation table is
+  touched only by the deterministic full-period ``env.replay`` that scores checkpoints, so
+  it selects weights but never produces a gradient (tested: losses and episode returns are
+  identical when validation prices change);
+* the validation Sharpe uses the evaluation library's metrics (simple returns of equity net
+  of costs, risk-free 0, annualised with the periods per year inferred from the validation
+  dates), the same definition evaluation reports;
+* seeds make runs reproducible: same seed + parameters + device => identical weights and
+  history (except ``steps_per_s``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .agents import ALGORITHMS, resolve_device
+from .artifacts import PolicyBundle
+from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
+from .evaluation.metrics import EvaluationInputError, bar_returns, infer_periods_per_year, performance_metrics
+
+__all__ = [
+    "COMMON_KEYS",
+    "TrainingConfigError",
+    "TrainingSettings",
+    "data_fingerprint",
+    "scaler_sha256",
+    "train_agent",
+    "validation_sharpe",
+]
+
+VALIDATION_METRIC = "sharpe"
+
+
+class TrainingConfigError(ValueError):
+    """A ``training.*`` parameter is missing, unknown or out of range."""
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Settings shared by all agents (``training.common``); an agent block may override them.
+
+    ``total_steps`` here is the default budget; a ``total_steps`` in the agent's block wins.
+    """
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    total_steps: int = 200_000
+    num_envs: int = 64
+    eval_every: int = 5
+    patience: int | None = 8
+    device: str = "auto"
+    num_threads: int | None = None
+    progress: bool = True
+
+
+COMMON_KEYS = tuple(f.name for f in dataclasses.fields(TrainingSettings))
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _settings(common: Mapping[str, Any] | None, agent: Mapping[str, Any], agent_name: str) -> TrainingSettings:
+    """Merge ``training.common`` with the agent's overrides and validate, naming the key."""
+    if common is not None and not isinstance(common, Mapping):
+        raise TrainingConfigError(f"training.common must be a mapping of settings, got {type(common).__name__}")
+    common = dict(common or {})
+    unknown = sorted(set(common) - set(COMMON_KEYS))
+    if unknown:
+        raise TrainingConfigError(
+            f"unknown parameter training.common.{unknown[0]}; valid keys are {list(COMMON_KEYS)} "
+            "(algorithm hyperparameters go under training.<agent>)"
+        )
+    merged: dict[str, tuple[str, Any]] = {k: (f"training.common.{k}", v) for k, v in common.items()}
+    for k in COMMON_KEYS:
+        if k in agent:
+            merged[k] = (f"training.{agent_name}.{k}", agent[k])
+    values: dict[str, Any] = {}
+    for key, (name, v) in merged.items():
+        if key == "seeds":
+            if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) == 0 or not all(
+                _is_int(s) and s >= 0 for s in v
+            ):
+                raise TrainingConfigError(f"{name} must be a non-empty list of non-negative ints, got {v!r}")
+            if len(set(v)) != len(v):
+                raise TrainingConfigError(f"{name} has duplicate seeds {list(v)}; each seed must appear once")
+            v = tuple(int(s) for s in v)
+        elif key in ("total_steps", "num_envs", "eval_every"):
+            if not (_is_int(v) and v > 0):
+                raise TrainingConfigError(f"{name} must be a positive int, got {v!r}")
+            v = int(v)
+        elif key in ("patience", "num_threads"):
+            if v is not None and not (_is_int(v) and v > 0):
+                raise TrainingConfigError(f"{name} must be a positive int or null, got {v!r}")
+            v = None if v is None else int(v)
+        elif key == "device":
+            if v not in ("auto", "cpu", "cuda") and not (isinstance(v, str) and v.startswith("cuda:")):
+                raise TrainingConfigError(f"{name} must be 'auto', 'cpu' or 'cuda', got {v!r}")
+            if str(v).startswith("cuda") and not torch.cuda.is_available():
+                raise TrainingConfigError(f"{name}={v!r} but CUDA is not available; use 'auto' or 'cpu'")
+        elif key == "progress":
+            if not isinstance(v, bool):
+                raise TrainingConfigError(f"{name} must be true or false, got {v!r}")
+        values[key] = v
+    return TrainingSettings(**values)
+
+
+def _algorithm(agent: Mapping[str, Any], agent_name: str):
+    algo = agent.get("algorithm", agent_name)
+    if not algo:
+        raise TrainingConfigError(
+            f"training.<agent>.algorithm is missing; every agent block needs algorithm: one of {sorted(ALGORITHMS)}"
+        )
+    if algo not in ALGORITHMS:
+        raise TrainingConfigError(
+            f"training.{agent_name}.algorithm={algo!r} is not a known algorithm; choose one of {sorted(ALGORITHMS)}"
+        )
+    return algo, ALGORITHMS[algo]
+
+
+# --------------------------------------------------------------------------- fingerprints
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of a table's column names, dtypes, index and values (row order matters).
+
+    Uses pandas' stable row hashes, so the same table gives the same fingerprint whatever
+    file format it was read from.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def scaler_sha256(scaler: Mapping[str, Any]) -> str:
+    """SHA-256 of the scaler dict as canonical JSON (sorted keys, no spaces).
+
+    Compare with ``scaler_sha256(json.load(open("feature_scaler.json")))``: it does not
+    depend on the file's indentation.
+    """
+    text = json.dumps(scaler, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return str(__version__)
+
+
+# --------------------------------------------------------------------------- validation
+def validation_sharpe(policy: nn.Module, market: MarketArrays, config: EnvConfig, periods_per_year: float) -> float:
+    """Annualised Sharpe of the deterministic policy over the full validation period.
+
+    ``env.replay`` (same core, costs and capital as training) + the evaluation library's
+    ``bar_returns`` / ``performance_metrics``. A policy that never trades has zero returns
+    and scores 0.0 (empyrical gives NaN for zero variance; 0 is the honest Sharpe of cash).
+    A policy whose account is wiped out scores -inf (never selected).
+    """
+    device = next(policy.parameters()).device
+    bt = replay(market, config, lambda obs: policy.act(obs.to(device), deterministic=True), num_envs=1,
+                device=str(device))
+    equity = bt.lane(0)["equity"]
+    try:
+        r = bar_returns(equity)
+    except EvaluationInputError:
+        return -math.inf  # equity reached zero
+    if np.all(r.to_numpy() == 0.0):
+        return 0.0
+    s = performance_metrics(r, periods_per_year=periods_per_year)["sharpe"]
+    return float(s) if math.isfinite(s) else 0.0
+
+
+# --------------------------------------------------------------------------- training
+def _check_tables(train: pd.DataFrame, validation: pd.DataFrame) -> None:
+    for name, df in (("model_input_train", train), ("model_input_validation", validation)):
+        if not isinstance(df, pd.DataFrame):
+            raise TrainingConfigError(f"{name}: expected a DataFrame, got {type(df).__name__}")
+    ft = [c for c in train.columns if str(c).startswith("feat_")]
+    fv = [c for c in validation.columns if str(c).startswith("feat_")]
+    if ft != fv:
+        raise TrainingConfigError(
+            f"model_input_validation has feature columns {fv} but model_input_train has {ft}; "
+            "rerun feature_engineering so both come from the same feature spec"
+        )
+    if len(train) and len(validation) and not train.index.max() < validation.index.min():
+        raise TrainingConfigError(
+            f"model_input_validation starts {validation.index.min()} but model_input_train ends "
+            f"{train.index.max()}: validation must come strictly after train; check feature_engineering.splits"
+        )
+
+
+def train_agent(
+    model_input_train: pd.DataFrame,
+    model_input_validation: pd.DataFrame,
+    feature_scaler: Mapping[str, Any],
+    environment: Mapping[str, Any],
+    common: Mapping[str, Any] | None,
+    agent: Mapping[str, Any],
+    *,
+    agent_name: str | None = None,
+    score_fn: Callable[[nn.Module], float] | None = None,
+) -> tuple[PolicyBundle, pd.DataFrame]:
+    """Train ``agent`` (one ``training.<agent>`` block) once per seed; see module docstring.
+
+    ``score_fn(policy) -> float`` replaces the validation Sharpe (tests use it to script a
+    sequence of scores); by default checkpoints are scored by :func:`validation_sharpe`.
+    """
+    if not isinstance(agent, Mapping):
+        raise TrainingConfigError(f"training.{agent_name or '<agent>'} must be a mapping, got {type(agent).__name__}")
+    agent = dict(agent)
+    name = agent_name or str(agent.get("algorithm", ""))
+    algo, (config_cls, train_fn) = _algorithm(agent, name)
+    settings = _settings(common, agent, name)
+    hyper = {k: v for k, v in agent.items() if k not in COMMON_KEYS and k != "algorithm"}
+    hyper.setdefault("total_steps", settings.total_steps)
+    cfg = config_cls.from_params(hyper, prefix=f"training.{name}")
+    _check_tables(model_input_train, model_input_validation)
+    env_cfg = EnvConfig.from_params(environment)
+    device = resolve_device(settings.device)
+    env_cfg_dev = dataclasses.replace(env_cfg, device=device.type)
+
+    train_market = MarketArrays.from_frame(model_input_train, name="model_input_train")
+    val_market = MarketArrays.from_frame(model_input_validation, name="model_input_validation")
+    ppy = infer_periods_per_year(model_input_validation.index)
+    if score_fn is None:
+        def score_fn(policy: nn.Module) -> float:
+            return validation_sharpe(policy, val_market, env_cfg_dev, ppy)
+
+    prev_threads = torch.get_num_threads()
+    if settings.num_threads is not None:
+        torch.set_num_threads(settings.num_threads)
+    try:
+        state_dicts: dict[int, dict[str, torch.Tensor]] = {}
+        histories: list[pd.DataFrame] = []
+        scores: dict[int, float] = {}
+        policy_spec: dict[str, Any] = {}
+        for seed in settings.seeds:
+            envs = make_train_env(train_market, env_cfg_dev, settings.num_envs, seed)
+            res = train_fn(envs, cfg, seed=seed, device=str(device), eval_fn=score_fn,
+                           eval_every=settings.eval_every, patience=settings.patience,
+                           progress=settings.progress)
+            state_dicts[seed] = {k: v.detach().to("cpu").clone() for k, v in res.policy.state_dict().items()}
+            scores[seed] = float(res.best_score)
+            policy_spec = dict(res.policy.spec)
+            h = res.history.copy()
+            h.insert(0, "seed", np.int64(seed))
+            histories.append(h)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+    finite = {s: v for s, v in scores.items() if math.isfinite(v)}
+    best_seed = max(finite, key=lambda s: (finite[s], -s)) if finite else settings.seeds[0]
+    feature_names = list(train_market.feature_names)
+    spec = {
+        **policy_spec,
+        "algorithm": algo,
+        "agent": name,
+        "feature_names": feature_names,
+        "window": env_cfg.window,
+        "positions": list(env_cfg.positions),
+        "environment": env_cfg.to_params(),
+        "scaler_sha256": scaler_sha256(feature_scaler),
+        "data_fingerprint": data_fingerprint(model_input_train),
+        "train_start": model_input_train.index.min().isoformat(),
+        "train_end": model_input_train.index.max().isoformat(),
+        "validation_start": model_input_validation.index.min().isoformat(),
+        "validation_end": model_input_validation.index.max().isoformat(),
+        "package_version": _package_version(),
+        "seeds": list(settings.seeds),
+        "best_seed": int(best_seed),
+        "validation_scores": {str(s): (v if math.isfinite(v) else None) for s, v in scores.items()},
+        "validation_metric": VALIDATION_METRIC,
+        "periods_per_year": ppy,
+        "hyperparameters": cfg.to_dict(),
+        "training": {k: (list(v) if isinstance(v, tuple) else v)
+                     for k, v in dataclasses.asdict(settings).items() if k != "progress"},
+        "device": str(device),
+    }
+    history = pd.concat(histories, ignore_index=True)
+    return PolicyBundle(spec=spec, state_dicts=state_dicts), history
+
+
+def make_train_env(market: MarketArrays, config: EnvConfig, num_envs: int, seed: int) -> TradingVectorEnv:
+    """The batched training env: random episode starts over the TRAIN market only."""
+    return TradingVectorEnv(market, config, num_envs=num_envs, seed=seed, device=config.device)
