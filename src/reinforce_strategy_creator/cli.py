@@ -1,14 +1,15 @@
 """Project CLI commands merged into ``kedro`` (Kedro imports ``<package>.cli.cli``).
 
-* ``kedro registry list | promote <id> [--force --reason ...] | rollback [--reason ...]``
-  manage the file-backed model registry. This group replaces Kedro's built-in ``registry``
-  group (whose ``list`` shows pipelines); Kedro's pipeline commands stay available here as
-  ``kedro registry pipelines`` and ``kedro registry describe``.
+* ``kedro models list | promote <id> [--force --reason ...] | rollback [--reason ...]``
+  manage the file-backed model registry. (Named ``models`` so that Kedro's built-in
+  ``kedro registry list|describe``, which lists pipelines, keeps working untouched.)
 * ``kedro paper status`` shows the paper account; ``kedro paper clear-halt --reason ...``
   clears a kill-switch or drift halt, recording who, when and why.
 
-Locations and limits come from ``deployment:`` in the project's parameters, read with Kedro's
-``OmegaConfigLoader`` (``conf/base`` overlaid by ``--env``, default ``local``).
+Limits come from ``deployment:`` in the project's parameters and the registry file / account
+folder from the catalog entries ``deployment.model_registry`` / ``deployment.account`` (the
+same ones the pipeline uses), read with Kedro's ``OmegaConfigLoader`` (``conf/base``
+overlaid by ``--env``, default ``local``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import warnings
 from pathlib import Path
 
 import click
-from kedro.framework.cli.registry import describe_registered_pipeline, list_registered_pipelines
 from kedro.utils import find_kedro_project
 
 from reinforce_strategy_creator.deployment import (
@@ -50,7 +50,9 @@ def load_deployment_params(env: str | None = None, project_path: Path | None = N
     with warnings.catch_warnings():  # Kedro's own omegaconf deprecation notice, not ours
         warnings.filterwarnings("ignore", message=".*register_new_resolver.*")
         loader = OmegaConfigLoader(conf_source=str(Path(root) / "conf"), env=env, **args)
-        params = loader["parameters"].get("deployment")
+        all_params = loader["parameters"]
+        params = all_params.get("deployment")
+        catalog = loader["catalog"]
         try:
             credentials = None
             if params and params.get("mode") == "live_trading":
@@ -58,8 +60,18 @@ def load_deployment_params(env: str | None = None, project_path: Path | None = N
             resolve_mode(params or {}, credentials)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
+    paths = {}
+    for key, name in (("registry_path", "deployment.model_registry"),
+                      ("account_dir", "deployment.account")):
+        entry = catalog.get(name) or {}
+        if "filepath" not in entry:
+            raise click.ClickException(
+                f"catalog entry {name!r} with a filepath not found; it is declared in "
+                "conf/base/catalog_deployment.yml.")
+        paths[key] = entry["filepath"]
     try:
-        return DeploymentParams.from_params(params, Path(root))
+        return DeploymentParams.from_params(params, Path(root),
+                                            environment=all_params.get("environment"), **paths)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -75,19 +87,15 @@ def cli() -> None:
 
 
 @cli.group()
-def registry() -> None:
-    """Model registry (promote/rollback champions) and Kedro's pipeline registry."""
-
-
-registry.add_command(list_registered_pipelines, name="pipelines")
-registry.add_command(describe_registered_pipeline, name="describe")
+def models() -> None:
+    """Model registry: list, promote and roll back evaluated champions."""
 
 
 def _fail(exc: ValueError) -> click.ClickException:
     return click.ClickException(str(exc))
 
 
-@registry.command("list")
+@models.command("list")
 @click.option("--status", type=click.Choice(["candidate", "production", "archived"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_env_option
@@ -114,7 +122,7 @@ def registry_list(status: str | None, as_json: bool, env: str | None) -> None:
         click.echo(f"{e.status:<10} {e.entry_id}  verdict={verdict}  {metrics}")
 
 
-@registry.command("promote")
+@models.command("promote")
 @click.argument("entry_id")
 @click.option("--force", is_flag=True, help="Promote despite a failed verdict (recorded).")
 @click.option("--reason", default=None, help="Why (required with --force).")
@@ -130,7 +138,7 @@ def registry_promote(entry_id: str, force: bool, reason: str | None, env: str | 
     click.echo(f"Promoted {entry_id} to production{forced}; archived {event['previous']}.")
 
 
-@registry.command("rollback")
+@models.command("rollback")
 @click.option("--reason", default=None, help="Why the current production is withdrawn.")
 @_env_option
 def registry_rollback(reason: str | None, env: str | None) -> None:

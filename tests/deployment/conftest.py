@@ -32,13 +32,14 @@ def alternating_policy(history: pd.DataFrame, state) -> float:
 
 @pytest.fixture
 def tmp_project(tmp_path, monkeypatch) -> Path:
-    """A minimal Kedro project (pyproject + conf) whose deployment paths point into tmp."""
+    """A minimal Kedro project (pyproject + the deployment/environment conf) in tmp."""
     root = tmp_path / "proj"
     (root / "conf" / "base").mkdir(parents=True)
     (root / "conf" / "local").mkdir()
     (root / "src").mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-    shutil.copy(PROJECT_ROOT / "conf" / "base" / "parameters_deployment.yml",
-                root / "conf" / "base" / "parameters_deployment.yml")
+    for name in ("parameters_deployment.yml", "parameters_environment.yml",
+                 "catalog_deployment.yml"):
+        shutil.copy(PROJECT_ROOT / "conf" / "base" / name, root / "conf" / "base" / name)
     monkeypatch.chdir(root)
     return root

@@ -175,7 +175,7 @@ def test_bad_policy_output_and_bad_prices_commit_nothing(tmp_path):
 def test_bad_parameters_are_named():
     with pytest.raises(RiskParameterError, match="deployment.risk.max_drawdown"):
         RiskLimits(max_drawdown=1.5)
-    with pytest.raises(RiskParameterError, match="deployment.costs.slippage_bps"):
+    with pytest.raises(RiskParameterError, match="environment.slippage_bps"):
         CostModel(slippage_bps=-1)
     with pytest.raises(RiskParameterError, match="max_leverage"):
         RiskLimits.from_params({"max_leverage": 2})

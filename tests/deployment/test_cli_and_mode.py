@@ -31,7 +31,21 @@ def test_params_come_from_project_config(tmp_project):
     assert p.mode == "paper_trading"
     assert p.registry_path == tmp_project / "data/06_models/registry.jsonl"
     assert p.account_dir == tmp_project / "data/07_model_output/paper_account"
-    assert p.risk.max_drawdown == 0.20 and p.costs.commission_bps == 2.0
+    assert p.risk.max_drawdown == 0.20
+    # costs and capital are the environment's, never copies
+    assert p.costs.commission_bps == 2.0 and p.costs.slippage_bps == 3.0
+    assert p.initial_capital == 100_000.0
+
+
+def test_kedro_builtin_registry_is_not_clobbered():
+    from kedro.framework.cli.cli import KedroCLI
+
+    from tests.conftest import PROJECT_ROOT
+
+    commands = KedroCLI(PROJECT_ROOT).list_commands(None)
+    assert "models" in commands and "paper" in commands
+    registry = KedroCLI(PROJECT_ROOT).get_command(None, "registry")
+    assert sorted(registry.list_commands(None)) == ["describe", "list"]  # Kedro's own group
 
 
 def test_registry_commands(tmp_project):
@@ -42,21 +56,21 @@ def test_registry_commands(tmp_project):
                          verdict={"passed": True})
     bad = reg.register(agent="dqn", version="v1", seed=0, metrics={"sharpe": 0.2},
                        verdict={"passed": False})
-    out = _invoke("registry", "list")
+    out = _invoke("models", "list")
     assert out.exit_code == 0 and "candidate" in out.output and good in out.output
-    assert _invoke("registry", "promote", good).exit_code == 0
-    assert _invoke("registry", "promote", good2).exit_code == 0
-    refused = _invoke("registry", "promote", bad)
+    assert _invoke("models", "promote", good).exit_code == 0
+    assert _invoke("models", "promote", good2).exit_code == 0
+    refused = _invoke("models", "promote", bad)
     assert refused.exit_code != 0 and "did not pass" in refused.output
-    no_reason = _invoke("registry", "promote", bad, "--force")
+    no_reason = _invoke("models", "promote", bad, "--force")
     assert no_reason.exit_code != 0 and "--reason" in no_reason.output
-    forced = _invoke("registry", "promote", bad, "--force", "--reason", "desk override")
+    forced = _invoke("models", "promote", bad, "--force", "--reason", "desk override")
     assert forced.exit_code == 0 and "FORCED" in forced.output
     assert reg.production().entry_id == bad
-    rb = _invoke("registry", "rollback", "--reason", "forced model misbehaves")
+    rb = _invoke("models", "rollback", "--reason", "forced model misbehaves")
     assert rb.exit_code == 0 and good2 in rb.output
     assert reg.production().entry_id == good2
-    listing = _invoke("registry", "list", "--status", "production")
+    listing = _invoke("models", "list", "--status", "production")
     assert good2 in listing.output and bad not in listing.output
 
 
@@ -108,7 +122,7 @@ def test_secrets_never_logged_or_written(tmp_project, caplog):
                 limits=params.risk).run(make_prices(30), alternating_policy)
     ModelRegistry(params.registry_path).register(agent="ppo", version="v1", seed=0,
                                                  metrics={}, verdict={"passed": True})
-    outputs = [_invoke("registry", "list", "--json").output, _invoke("paper", "status").output]
+    outputs = [_invoke("models", "list", "--json").output, _invoke("paper", "status").output]
     # live mode with those credentials is refused, and the refusal does not echo them
     cfg["deployment"].update(mode="live_trading", broker_adapter="alpaca")
     base.write_text(yaml.safe_dump(cfg))

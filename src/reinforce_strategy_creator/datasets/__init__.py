@@ -10,6 +10,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "ModelRegistryDataset": "reinforce_strategy_creator.datasets.deployment",
+    "PaperAccountDataset": "reinforce_strategy_creator.datasets.deployment",
     "PolicyArtifactDataset": "reinforce_strategy_creator.datasets.policy_artifact",
     "YFinanceDataset": "reinforce_strategy_creator.datasets.yfinance_dataset",
     "DataSourceError": "reinforce_strategy_creator.datasets.yfinance_dataset",

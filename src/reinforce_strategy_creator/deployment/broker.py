@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from ..env import fill_and_costs, update_entry_and_bars
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
 logger = logging.getLogger(__name__)
@@ -65,17 +65,36 @@ class LiveTradingRefused(ValueError):
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CostModel:
-    """Commission on traded notional and slippage against the trader, both in basis points."""
+    """Commission on traded notional, slippage against the trader and short borrow, in bps.
+
+    In a deployment the values come from ``params:environment`` (:meth:`from_environment`),
+    never from copies, so the paper account pays exactly what the agents were trained and
+    evaluated with.
+    """
 
     commission_bps: float = 0.0
     slippage_bps: float = 0.0
+    borrow_bps_per_bar: float = 0.0
+
+    @classmethod
+    def from_environment(cls, env_params: Mapping[str, Any]) -> CostModel:
+        """Costs from the ``environment:`` parameters shared by training and evaluation."""
+        missing = [k for k in ("commission_bps", "slippage_bps") if k not in (env_params or {})]
+        if missing:
+            raise RiskParameterError(
+                f"environment.{missing[0]} is missing; the paper account takes its costs from "
+                "conf/base/parameters_environment.yml (the same values the agents trained with)."
+            )
+        return cls(commission_bps=env_params["commission_bps"],
+                   slippage_bps=env_params["slippage_bps"],
+                   borrow_bps_per_bar=env_params.get("borrow_bps_per_bar", 0.0))
 
     def __post_init__(self) -> None:
-        for name in ("commission_bps", "slippage_bps"):
+        for name in ("commission_bps", "slippage_bps", "borrow_bps_per_bar"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise RiskParameterError(
-                    f"deployment.costs.{name} must be a finite number >= 0, got {value!r}"
+                    f"environment.{name} must be a finite number >= 0, got {value!r}"
                 )
 
 
@@ -84,15 +103,14 @@ def execution_price_and_commission(
 ) -> tuple[float, float]:
     """Fill price and commission for trading ``delta_shares`` at ``open_price``.
 
-    Same cost model as the training environment's contract: the fill is the open moved by
-    ``slippage_bps`` against the trader (up when buying, down when selling) and commission is
-    ``commission_bps`` of the traded notional at the fill price.
-    TODO(unify): when ``reinforce_strategy_creator.env`` exposes its cost function, call it here
-    instead of this copy of the formula so agents and paper trading can never disagree.
+    This *is* the training environment's cost model: it calls
+    :func:`reinforce_strategy_creator.env.fill_and_costs` (the fill is the open moved by
+    ``slippage_bps`` against the trader, commission is ``commission_bps`` of the traded
+    notional at the fill price), so agents and the paper account can never disagree.
     """
-    side = float(np.sign(delta_shares))
-    fill = open_price * (1.0 + side * costs.slippage_bps / 1e4)
-    commission = abs(delta_shares) * fill * costs.commission_bps / 1e4
+    fill, commission, _slippage = fill_and_costs(
+        open_price, delta_shares, costs.commission_bps, costs.slippage_bps
+    )
     return fill, commission
 
 
@@ -237,16 +255,24 @@ class PaperBroker:
         *,
         model_id: str | None = None,
         max_bars: int | None = None,
+        start: pd.Timestamp | str | None = None,
     ) -> RunSummary:
-        """Process every bar after the last committed one (at most ``max_bars``)."""
+        """Process every bar after the last committed one (at most ``max_bars``).
+
+        ``start``: a new account's first bar is the first bar on or after this date; earlier
+        bars are only history that ``decide`` may look at (e.g. for feature warm-up).
+        """
         validate_prices(prices)
         with self.store.locked():
             if not self.store.exists():
                 self.store.initialize(new_account(self.initial_capital, model_id))
             state = self.store.load()
-            start = 0
+            start_i = 0
             if state.last_bar is not None:
-                start = int(prices.index.searchsorted(pd.Timestamp(state.last_bar), side="right"))
+                start_i = int(prices.index.searchsorted(pd.Timestamp(state.last_bar), side="right"))
+            elif start is not None:
+                start_i = int(prices.index.searchsorted(pd.Timestamp(start), side="left"))
+            start = start_i
             stop = len(prices) if max_bars is None else min(len(prices), start + max_bars)
             first = None
             for i in range(start, stop):
@@ -287,13 +313,24 @@ class PaperBroker:
                                     day_loss_stop=False)
 
         # 2. fill the order decided at the previous bar's close
+        delta, fill = 0, open_
         if s.pending_target is not None:
+            shares_before = s.shares
             s, trade = self._fill(s, bar, open_)
             if trade is not None:
                 trades.append(trade)
+                delta, fill = s.shares - shares_before, trade["fill_price"]
             s = dataclasses.replace(s, pending_target=None, pending_decided_at=None)
+        # entry price and bars held, kept exactly as the environment keeps them (observation)
+        entry, held_bars = update_entry_and_bars(
+            float(s.shares - delta), float(delta), fill, s.entry_price, s.bars_held)
+        s = dataclasses.replace(s, entry_price=entry, bars_held=held_bars)
 
-        # 3. mark at the close
+        # 3. mark at the close; a short pays borrow on its notional at the mark, as in the env
+        borrow_cents = 0
+        if s.shares < 0 and self.costs.borrow_bps_per_bar > 0:
+            borrow_cents = round(-s.shares * close * self.costs.borrow_bps_per_bar / 1e4 * 100)
+            s = dataclasses.replace(s, cash_cents=s.cash_cents - borrow_cents)
         equity_cents = s.cash_cents + round(s.shares * close * 100)
         peak = max(s.peak_equity_cents, equity_cents)
         position = (s.shares * close / (equity_cents / 100)) if equity_cents > 0 else 0.0
@@ -357,7 +394,8 @@ class PaperBroker:
                                 bars_processed=s.bars_processed + 1)
         mark = {"bar": bar, "open": open_, "close": close, "cash_cents": s.cash_cents,
                 "shares": s.shares, "equity_cents": s.equity_cents, "position": s.position,
-                "peak_equity_cents": s.peak_equity_cents, "drawdown": s.drawdown}
+                "peak_equity_cents": s.peak_equity_cents, "drawdown": s.drawdown,
+                "borrow_cents": borrow_cents}
         return self.store.commit(
             s, {"orders": [order], "trades": trades, "equity": [mark], "events": events}
         )
@@ -417,12 +455,17 @@ def target_delta_shares(
 # ---------------------------------------------------------------------------------------
 # Reconciliation and operator actions
 # ---------------------------------------------------------------------------------------
-def replay_trades(initial_capital_cents: int, trades: list[dict[str, Any]]) -> tuple[int, int]:
-    """Cash (cents) and shares implied by the trade log alone."""
+def replay_trades(
+    initial_capital_cents: int, trades: list[dict[str, Any]],
+    equity: list[dict[str, Any]] | None = None,
+) -> tuple[int, int]:
+    """Cash (cents) and shares implied by the trade log (and the borrow fees in ``equity``)."""
     cash, shares = initial_capital_cents, 0
     for t in trades:
         cash -= t["notional_cents"] + t["commission_cents"]
         shares += t["shares"]
+    for mark in equity or ():
+        cash -= mark.get("borrow_cents", 0)
     return cash, shares
 
 
@@ -432,7 +475,7 @@ def reconcile(store: AccountStore) -> AccountState:
     trades = store.read_log("trades", state)
     orders = store.read_log("orders", state)
     equity = store.read_log("equity", state)
-    cash, shares = replay_trades(state.initial_capital_cents, trades)
+    cash, shares = replay_trades(state.initial_capital_cents, trades, equity)
     problems = []
     if (cash, shares) != (state.cash_cents, state.shares):
         problems.append(f"trade log replays to cash {cash / 100:.2f}/shares {shares}, state has "

@@ -1,7 +1,12 @@
 """Typed view of the ``deployment:`` parameters (conf/base/parameters_deployment.yml).
 
 Plain dict in, validated objects out, so the library stays usable without Kedro; the CLI
-and, later, the deployment pipeline read the dict through Kedro's ``OmegaConfigLoader``.
+and the deployment pipeline read the dicts through Kedro's config loader.
+
+Single sources of truth: costs and initial capital come from ``environment:`` (the values
+the agents were trained and evaluated with; copies here are refused), and the registry file
+and account folder are the ``filepath`` of the catalog entries ``deployment.model_registry``
+and ``deployment.account`` (conf/base/catalog_deployment.yml), which the CLI reads too.
 Relative paths are resolved against the project root.
 """
 
@@ -12,11 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .broker import CostModel, RiskLimits, RiskParameterError
+import pandas as pd
+
+from .broker import CostModel, RiskLimits
 from .drift import DriftThresholds
 
-_KNOWN = {"mode", "registry_path", "account_dir", "initial_capital", "costs", "risk", "drift",
-          "broker_adapter", "api_endpoint", "api_key", "api_secret"}
+_KNOWN = {"mode", "auto_promote", "paper_start", "feed", "risk", "drift", "broker_adapter",
+          "api_endpoint", "api_key", "api_secret"}
+_MOVED = {
+    "costs": "costs come from environment.commission_bps / slippage_bps / borrow_bps_per_bar",
+    "initial_capital": "the initial capital is environment.initial_capital",
+    "registry_path": "the registry file is the filepath of deployment.model_registry in "
+                     "conf/base/catalog_deployment.yml",
+    "account_dir": "the account folder is the filepath of deployment.account in "
+                   "conf/base/catalog_deployment.yml",
+}
 _DRIFT_THRESHOLD_KEYS = {"psi", "ks", "min_samples", "eps"}
 _DRIFT_MONITOR_KEYS = {"n_bins", "window", "check_every", "halt_on_drift"}
 
@@ -28,10 +43,12 @@ class DeploymentParameterError(ValueError):
 @dataclass(frozen=True)
 class DeploymentParams:
     mode: str
-    registry_path: Path
-    account_dir: Path
-    initial_capital: float
-    costs: CostModel
+    auto_promote: bool
+    paper_start: pd.Timestamp | None
+    registry_path: Path | None
+    account_dir: Path | None
+    initial_capital: float | None
+    costs: CostModel | None
     risk: RiskLimits
     drift: DriftThresholds
     drift_n_bins: int
@@ -41,38 +58,71 @@ class DeploymentParams:
     raw: Mapping[str, Any]
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None, project_root: Path) -> DeploymentParams:
+    def from_params(
+        cls,
+        params: Mapping[str, Any] | None,
+        project_root: Path | None = None,
+        *,
+        environment: Mapping[str, Any] | None = None,
+        registry_path: str | Path | None = None,
+        account_dir: str | Path | None = None,
+    ) -> DeploymentParams:
         if not params:
             raise DeploymentParameterError(
                 "parameters 'deployment' not found; add conf/base/parameters_deployment.yml "
                 "with a top-level 'deployment:' key."
+            )
+        moved = sorted(set(params) & set(_MOVED))
+        if moved:
+            raise DeploymentParameterError(
+                f"deployment.{moved[0]} is no longer a deployment parameter: {_MOVED[moved[0]]}. "
+                "Remove it from parameters_deployment.yml so the values cannot disagree."
             )
         unknown = sorted(set(params) - _KNOWN)
         if unknown:
             raise DeploymentParameterError(
                 f"unknown parameters deployment.{unknown}; allowed: {sorted(_KNOWN)}"
             )
-        for key in ("registry_path", "account_dir", "initial_capital"):
-            if key not in params:
-                raise DeploymentParameterError(f"deployment.{key} is required.")
+        auto = params.get("auto_promote", True)
+        if not isinstance(auto, bool):
+            raise DeploymentParameterError(
+                f"deployment.auto_promote must be true or false, got {auto!r}")
+        start = params.get("paper_start")
+        try:
+            start = None if start is None else pd.Timestamp(start)
+        except (TypeError, ValueError) as exc:
+            raise DeploymentParameterError(
+                f"deployment.paper_start={start!r} is not a date; use e.g. '2018-01-01'.") from exc
         drift = dict(params.get("drift") or {})
         bad = sorted(set(drift) - _DRIFT_THRESHOLD_KEYS - _DRIFT_MONITOR_KEYS)
         if bad:
             raise DeploymentParameterError(f"unknown parameters deployment.drift.{bad}")
-        try:
-            costs = CostModel(**(params.get("costs") or {}))
-        except TypeError as exc:
-            raise RiskParameterError(f"deployment.costs: {exc}") from exc
+        for key in ("n_bins", "window", "check_every"):
+            v = drift.get(key, 1)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise DeploymentParameterError(
+                    f"deployment.drift.{key} must be a positive integer, got {v!r}")
 
-        def resolve(p: str) -> Path:
+        def resolve(p: str | Path | None) -> Path | None:
+            if p is None:
+                return None
             path = Path(p)
-            return path if path.is_absolute() else Path(project_root) / path
+            return path if path.is_absolute() or project_root is None else Path(project_root) / path
 
+        costs = capital = None
+        if environment is not None:
+            costs = CostModel.from_environment(environment)
+            if "initial_capital" not in environment:
+                raise DeploymentParameterError(
+                    "environment.initial_capital is missing; the paper account starts with it.")
+            capital = float(environment["initial_capital"])
         return cls(
             mode=params.get("mode", "paper_trading"),
-            registry_path=resolve(params["registry_path"]),
-            account_dir=resolve(params["account_dir"]),
-            initial_capital=float(params["initial_capital"]),
+            auto_promote=auto,
+            paper_start=start,
+            registry_path=resolve(registry_path),
+            account_dir=resolve(account_dir),
+            initial_capital=capital,
             costs=costs,
             risk=RiskLimits.from_params(params.get("risk") or {}),
             drift=DriftThresholds(**{k: v for k, v in drift.items() if k in _DRIFT_THRESHOLD_KEYS}),

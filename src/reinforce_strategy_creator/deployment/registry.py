@@ -221,6 +221,41 @@ class ModelRegistry:
             check,
         )
 
+    def apply_registration(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Register a champion once and, if asked, promote it when its verdict passed.
+
+        Idempotent: an entry id (agent, artifact version, seed) already in the registry is not
+        registered again and is never re-promoted, so re-running the same evaluation changes
+        nothing and a rollback sticks. Registering the same id with different metrics or verdict
+        is refused (one artifact version cannot have two evaluations). Never forces.
+        """
+        reg = request.get("register")
+        if reg is None:
+            return {"action": "none", "reason": request.get("reason", "no champion"),
+                    "production": self.state().production}
+        entry_id = make_entry_id(reg["agent"], reg["version"], reg["seed"])
+        existing = self.state().entries.get(entry_id)
+        if existing is not None:
+            same = (existing.metrics == reg["metrics"] and existing.verdict == reg["verdict"]
+                    and existing.artifact_path == reg["artifact_path"])
+            if not same:
+                raise RegistryError(
+                    f"registry {self.path}: {entry_id} is already registered with other metrics, "
+                    "verdict or artifact path. An artifact version is evaluated once; retrain to get "
+                    "a new version, or inspect `kedro models list --json`.")
+            return {"action": "already_registered", "entry_id": entry_id,
+                    "production": self.state().production}
+        self.register(**reg)
+        outcome = {"action": "registered", "entry_id": entry_id, "promoted": False}
+        if request.get("auto_promote") and reg["verdict"]["passed"]:
+            self.promote(entry_id, reason="deployment.auto_promote: evaluation verdict passed",
+                         actor="deployment pipeline")
+            outcome["promoted"] = True
+        elif request.get("auto_promote"):
+            outcome["not_promoted_because"] = "evaluation verdict did not pass"
+        outcome["production"] = self.state().production
+        return outcome
+
 
 def _actor() -> str:
     from .broker import current_actor
@@ -269,3 +304,42 @@ def fold(events: list[dict[str, Any]], source: str = "registry") -> RegistryStat
         else:
             raise RegistryError(f"{source}: event {n} has unknown kind {kind!r}.")
     return st
+
+
+def registration_request(
+    champion: Mapping[str, Any] | None, verdict: Mapping[str, Any] | None, auto_promote: bool
+) -> dict[str, Any]:
+    """Turn the evaluation stage's ``champion`` and ``evaluation_verdict`` into a request.
+
+    Pure: validates the two JSON documents (docs/contracts.md) and returns what
+    :meth:`ModelRegistry.apply_registration` should do. No champion (nothing qualified)
+    gives ``{"register": None, ...}``.
+    """
+    if not isinstance(verdict, Mapping) or not isinstance(verdict.get("passed"), bool):
+        raise RegistryError(
+            "evaluation_verdict must be a JSON object with a boolean 'passed' "
+            "(data/08_reporting/evaluation_verdict.json); re-run the evaluation pipeline.")
+    if champion is None or not champion:
+        return {"register": None, "auto_promote": False,
+                "reason": "evaluation produced no champion"}
+    missing = [k for k in ("agent", "seed", "policy_version", "policy_filepath")
+               if champion.get(k) in (None, "")]
+    if missing:
+        raise RegistryError(
+            f"champion (data/07_model_output/champion.json) lacks {missing}; re-run the "
+            "evaluation pipeline (it records the evaluated artifact version and path).")
+    metrics: dict[str, Any] = {}
+    for split in ("validation", "test"):
+        for k, v in sorted((champion.get(f"{split}_metrics") or {}).items()):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                metrics[f"{split}_{k}"] = v
+    passed = bool(verdict["passed"]) and bool(champion.get("verdict_passed", verdict["passed"]))
+    return {
+        "register": {
+            "agent": str(champion["agent"]), "version": str(champion["policy_version"]),
+            "seed": int(champion["seed"]), "metrics": metrics,
+            "verdict": {"passed": passed, "rules": dict(verdict.get("rules") or {})},
+            "artifact_path": str(champion["policy_filepath"]),
+        },
+        "auto_promote": bool(auto_promote),
+    }

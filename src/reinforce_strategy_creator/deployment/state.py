@@ -72,6 +72,8 @@ class AccountState:
     halt_reason: str | None = None
     pending_target: float | None = None
     held_target: float = 0.0
+    entry_price: float = 1.0   # average entry of the open position (1.0 when flat), as the env
+    bars_held: float = 0.0     # bars the current position has been held, as the env
     pending_decided_at: str | None = None
     active_model_id: str | None = None
     bars_processed: int = 0
@@ -227,18 +229,23 @@ class AccountStore:
         return state
 
     def commit(
-        self, state: AccountState, records: dict[str, list[dict[str, Any]]] | None = None
+        self, state: AccountState, records: dict[str, list[dict[str, Any]]] | None = None,
+        *, base_generation: int | None = None,
     ) -> AccountState:
         """Append ``records`` to the logs, then atomically publish ``state`` as the next generation.
 
         ``state.generation`` must equal the generation on disk (the one it was derived from).
-        Returns the state as committed (generation + 1, new log sizes).
+        Returns the state as committed (generation + 1, new log sizes). For a batch
+        (:meth:`commit_batch`), ``base_generation`` is the generation on disk it was derived
+        from and ``state.generation`` (already advanced once per bar) is published as is.
         """
+        batch = base_generation is not None
         self._require_lock()
         on_disk = self.load()
-        if on_disk.generation != state.generation:
+        derived_from = base_generation if batch else state.generation
+        if on_disk.generation != derived_from:
             raise AccountStateError(
-                f"{self.state_path}: state generation {state.generation} is stale (disk has "
+                f"{self.state_path}: state generation {derived_from} is stale (disk has "
                 f"{on_disk.generation}); another writer committed. Reload and retry."
             )
         records = records or {}
@@ -258,13 +265,106 @@ class AccountStore:
             lines = [json.dumps(r, sort_keys=True, allow_nan=False) for r in records.get(name, [])]
             if lines or not path.exists():
                 sizes[name] = append_lines_durable(path, lines)
-        new_state = dataclasses.replace(state, generation=state.generation + 1, log_sizes=sizes)
+        generation = state.generation if batch else state.generation + 1
+        new_state = dataclasses.replace(state, generation=generation, log_sizes=sizes)
         atomic_write_json(self.state_path, new_state.to_dict())  # <- the commit point
         fsync_dir(self.folder)
         return new_state
+
+    def commit_batch(self, staged: StagedAccount) -> AccountState | None:
+        """Publish a :class:`StagedAccount` as one commit; ``None`` if there is no account.
+
+        Refuses when the folder moved on since the batch was loaded (another writer
+        committed): nothing is written and the message says to run again.
+        """
+        if not staged.changed:
+            return self.load() if self.exists() else None
+        with self.locked():
+            on_disk_gen = self.load().generation if self.exists() else None
+            if staged.created:
+                if on_disk_gen is not None:
+                    raise AccountStateError(
+                        f"{self.folder}: an account was created by another run while this one "
+                        "was working; nothing was written. Run again."
+                    )
+                first = staged.initial_state
+                self.initialize(first)
+                on_disk_gen = 0
+            elif on_disk_gen != staged.base_generation:
+                raise AccountStateError(
+                    f"{self.state_path}: generation {on_disk_gen} on disk, but this run started "
+                    f"from {staged.base_generation}: another writer committed meanwhile. Nothing "
+                    "was written; run again."
+                )
+            if staged.state.generation == on_disk_gen:
+                return self.load()
+            return self.commit(staged.state, staged.records, base_generation=on_disk_gen)
 
     def _require_lock(self) -> None:
         if not self._locked:
             raise AccountStateError(
                 "writes to the paper account must happen inside `with store.locked():`"
             )
+
+
+class StagedAccount:
+    """An in-memory stand-in for :class:`AccountStore` that collects commits for one batch.
+
+    Why: a Kedro node must not write files. The deployment pipeline loads the committed
+    account (``PaperAccountDataset``), lets :class:`~.broker.PaperBroker` process the new
+    bars against this object (same interface: ``locked``/``exists``/``load``/``initialize``/
+    ``commit``), and the dataset's save publishes everything with
+    :meth:`AccountStore.commit_batch` as one crash-safe commit. A run killed before that
+    commit leaves the account untouched and the next run processes the same bars again,
+    deterministically; the generation and log bytes equal those of bar-by-bar commits.
+    """
+
+    def __init__(self, folder: str | os.PathLike, base: AccountState | None) -> None:
+        self.folder = Path(folder)
+        self.base = base
+        self.state = base
+        self.created = False
+        self.records: dict[str, list[dict[str, Any]]] = {name: [] for name in LOG_NAMES}
+
+    @property
+    def base_generation(self) -> int | None:
+        return None if self.base is None else self.base.generation
+
+    @property
+    def changed(self) -> bool:
+        return self.created or any(self.records.values())
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[StagedAccount]:
+        yield self
+
+    def exists(self) -> bool:
+        return self.state is not None
+
+    def load(self) -> AccountState:
+        if self.state is None:
+            raise AccountStateError(f"no account state at {self.folder / STATE_FILE}.")
+        return self.state
+
+    def initialize(self, state: AccountState) -> AccountState:
+        if self.state is not None:
+            raise AccountStateError(f"{self.folder}: account already exists; refusing to re-create it.")
+        self.state = dataclasses.replace(state, generation=0, log_sizes=dict.fromkeys(LOG_NAMES, 0))
+        self.initial_state = self.state
+        self.created = True
+        return self.state
+
+    def commit(
+        self, state: AccountState, records: dict[str, list[dict[str, Any]]] | None = None
+    ) -> AccountState:
+        if self.state is None or state.generation != self.state.generation:
+            raise AccountStateError(f"{self.folder}: staged commit from a stale generation.")
+        unknown = set(records or {}) - set(LOG_NAMES)
+        if unknown:
+            raise AccountStateError(f"unknown logs {sorted(unknown)}; logs are {LOG_NAMES}")
+        for name, recs in (records or {}).items():
+            # the JSON round trip rejects NaN/inf now, not at publication time
+            self.records[name].extend(json.loads(json.dumps(r, sort_keys=True, allow_nan=False))
+                                      for r in recs)
+        self.state = dataclasses.replace(state, generation=state.generation + 1)
+        return self.state

@@ -1,0 +1,100 @@
+"""Kedro datasets over the deployment library: the model registry and the paper account.
+
+``ModelRegistryDataset`` (``filepath``: the registry ``.jsonl``)
+    *load* resolves the registry's production entry to its policy artifact (the version the
+    evaluation recorded, read through :class:`PolicyArtifactDataset`, so JSON + safetensors
+    only) and returns a :class:`~reinforce_strategy_creator.deployment.session.ProductionModel`
+    (``available`` is false when nothing is in production). *save* takes a registration
+    request (``deployment.registry.registration_request``) and applies it idempotently.
+    One name for both directions makes Kedro run registration before paper trading.
+
+``PaperAccountDataset`` (``filepath``: the account folder)
+    *load* returns a :class:`~reinforce_strategy_creator.deployment.state.StagedAccount`
+    holding the committed state (``None`` for a new account); *save* publishes a staged batch
+    with the crash-safe commit of :class:`AccountStore` (nothing is written when nothing
+    changed; a concurrent writer makes it refuse).
+
+Why custom datasets: these keep the nodes pure (no file access in nodes) while the
+registry and account keep their append-only, fsync'd, lock-protected formats.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset
+from kedro.io.core import DatasetError, Version
+
+from ..deployment.registry import ModelRegistry
+from ..deployment.session import ProductionModel
+from ..deployment.state import AccountStore, StagedAccount
+
+logger = logging.getLogger(__name__)
+
+
+class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> ProductionModel:
+        from .policy_artifact import PolicyArtifactDataset
+
+        entry = ModelRegistry(self._filepath).production()
+        if entry is None:
+            return ProductionModel(None, None, None, str(self._filepath))
+        if not entry.artifact_path:
+            raise DatasetError(
+                f"registry {self._filepath}: production entry {entry.entry_id} has no artifact "
+                "path; register champions through the deployment pipeline (it records the "
+                "artifact) or `kedro models rollback` to a usable entry.")
+        artifact = PolicyArtifactDataset(filepath=entry.artifact_path,
+                                         version=Version(entry.version, None))
+        try:
+            bundle = artifact.load()
+        except DatasetError as exc:
+            raise DatasetError(
+                f"registry {self._filepath}: production entry {entry.entry_id} points to "
+                f"{entry.artifact_path} version {entry.version}, which cannot be loaded ({exc}). "
+                "Restore the artifact or `kedro models rollback --reason ...`.") from exc
+        return ProductionModel(entry.entry_id, bundle, entry.seed, str(self._filepath),
+                               artifact=f"{entry.artifact_path}@{entry.version}")
+
+    def save(self, data: dict) -> None:
+        outcome = ModelRegistry(self._filepath).apply_registration(data)
+        logger.info("Model registry %s: %s", self._filepath, outcome)
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class PaperAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> StagedAccount:
+        store = AccountStore(self._filepath)
+        return StagedAccount(self._filepath, store.load() if store.exists() else None)
+
+    def save(self, data: StagedAccount) -> None:
+        if not isinstance(data, StagedAccount):
+            raise DatasetError(f"PaperAccountDataset at {self._filepath} expects a StagedAccount, "
+                               f"got {type(data).__name__}.")
+        if data.folder.resolve() != self._filepath.resolve():
+            raise DatasetError(
+                f"PaperAccountDataset at {self._filepath} was given the account of "
+                f"{data.folder}; deployment.account and deployment.account_update must have the "
+                "same filepath in catalog_deployment.yml.")
+        AccountStore(self._filepath).commit_batch(data)
+
+    def _exists(self) -> bool:
+        return (self._filepath / "state.json").exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

@@ -1,0 +1,265 @@
+"""One paper-trading session: the production policy decides on every new bar of a feed.
+
+What: :func:`run_paper_session` takes the production model (registry entry + policy
+bundle), the committed paper account (a :class:`~.state.StagedAccount`), the normalised
+market feed, the training scaler and training features, and the ``environment`` /
+``feature_engineering.features`` / ``deployment`` parameters. It processes every feed bar
+after the account's last processed bar (a new account starts at ``deployment.paper_start``)
+through :class:`~.broker.PaperBroker` and returns a JSON-able status. Nothing here writes a
+file: the account is staged in memory and published by the caller (``PaperAccountDataset``).
+
+Why it is built this way: every number must be the one the agents were trained and
+evaluated with, so nothing is re-implemented:
+
+* features: ``features.compute_features`` (causal, finite memory) on the trailing
+  ``max_lookback + W`` bars of the history up to bar t, then ``features.scale_features``
+  with the training scaler; the feature spec is ``feature_engineering.features``;
+* observation: ``env.observation_from_window`` (the env's own layout, tested bit for bit)
+  with the account's held target, entry price and bars held (kept by the broker with
+  ``env.update_entry_and_bars``), under the observation switches the policy was trained with
+  (``spec["environment"]``);
+* action -> target: ``environment.positions`` of the policy's spec, argmax (deterministic);
+* fills and costs: ``env.fill_and_costs`` with ``params:environment`` costs and capital.
+
+Because ``compute_features`` has exact finite memory, the features computed on the trailing
+window equal those of ``feature_engineering`` on the full history (tests check it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..agents import build_policy
+from ..env import EnvConfig, observation_from_window
+from ..features import compute_features, feature_columns, max_lookback, scale_features
+from .broker import CostModel, PaperBroker, resolve_mode
+from .drift import DriftMonitor, build_reference
+from .params import DeploymentParams
+from .state import AccountState, StagedAccount
+
+logger = logging.getLogger(__name__)
+
+
+class PaperSessionError(ValueError):
+    """The inputs of a paper-trading session do not fit together; the message says how."""
+
+
+@dataclass
+class ProductionModel:
+    """What the registry says is in production, with its loaded policy (or why there is none)."""
+
+    entry_id: str | None
+    bundle: Any | None  # artifacts.PolicyBundle
+    seed: int | None
+    registry_path: str
+    artifact: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.entry_id is not None and self.bundle is not None
+
+
+def no_production_message(registry_path: str) -> str:
+    return (
+        f"No production model in the registry {registry_path}: nothing was traded and the "
+        "paper account is untouched. Review the candidates with `kedro models list`, then "
+        "`kedro models promote <id>` (an entry whose evaluation verdict failed needs "
+        "`--force --reason \"...\"`, which is recorded). With deployment.auto_promote: true a "
+        "champion whose verdict passed is promoted when it is first registered."
+    )
+
+
+class LiveFeatures:
+    """Scaled features of the last ``n`` bars of a history, computed causally and memoised."""
+
+    def __init__(self, spec: Mapping[str, Any], scaler: Mapping[str, Any], rows: int) -> None:
+        self.spec, self.scaler, self.rows = spec, scaler, rows
+        self.lookback = max_lookback(spec)
+        self._key: tuple | None = None
+        self._value: pd.DataFrame | None = None
+
+    def __call__(self, history: pd.DataFrame) -> pd.DataFrame:
+        key = (len(history), history.index[-1])
+        if key != self._key:
+            tail = history.iloc[-(self.lookback + self.rows):]
+            raw = compute_features(tail, self.spec)
+            raw = raw.iloc[self.lookback:] if len(raw) > self.lookback else raw.iloc[0:0]
+            self._value = scale_features(raw, self.scaler) if len(raw) else raw
+            self._key = key
+        return self._value
+
+
+class PolicyDecider:
+    """``decide(history, state) -> target`` for the broker, from a policy bundle."""
+
+    def __init__(self, model: ProductionModel, features: LiveFeatures, env_cfg: EnvConfig,
+                 feature_names: list[str]) -> None:
+        spec = dict(model.bundle.spec)
+        seed = model.seed if model.seed is not None else model.bundle.best_seed()
+        if seed not in model.bundle.state_dicts:
+            raise PaperSessionError(
+                f"{model.entry_id}: the artifact {model.artifact} has no weights for seed {seed} "
+                f"(it has {model.bundle.seeds}); register the champion with a seed it contains.")
+        self.policy = build_policy(spec)
+        self.policy.load_state_dict(model.bundle.state_dicts[seed])
+        self.policy.eval()
+        self.features, self.cfg, self.names = features, env_cfg, feature_names
+        self.positions = np.asarray(env_cfg.positions, dtype=np.float64)
+        self.obs_dim = int(spec.get("obs_dim", -1))
+
+    def observation(self, history: pd.DataFrame, state: AccountState) -> np.ndarray:
+        scaled = self.features(history)
+        W = self.cfg.window
+        if len(scaled) < W:
+            raise PaperSessionError(
+                f"bar {history.index[-1].date()}: only {len(scaled)} complete feature rows in the "
+                f"feed history, the policy needs environment.window={W} (plus "
+                f"{self.features.lookback} warm-up bars). Start deployment.paper_start later or "
+                "give the market feed more history before it.")
+        last_close = state.last_close if state.last_close is not None else float(history["Close"].iloc[-1])
+        return observation_from_window(
+            scaled.to_numpy(dtype=np.float32)[-W:], self.cfg, held=state.held_target,
+            shares=float(state.shares), last_close=last_close, entry=state.entry_price,
+            bars_held=state.bars_held)
+
+    def __call__(self, history: pd.DataFrame, state: AccountState) -> float:
+        obs = self.observation(history, state)
+        with torch.no_grad():
+            action = int(self.policy.act(torch.from_numpy(obs)[None], deterministic=True)[0])
+        return float(self.positions[action])
+
+
+def _check_paper_start(start: pd.Timestamp | None, splits: Mapping[str, Any] | None,
+                       train_index: pd.Index) -> None:
+    if start is None:
+        raise PaperSessionError(
+            "deployment.paper_start is not set; set it to the first date after every "
+            "feature_engineering split (e.g. '2018-01-01') so the paper account trades unseen bars.")
+    ends = {name: pd.Timestamp(s["end"]) for name, s in (splits or {}).items()
+            if isinstance(s, Mapping) and s.get("end") is not None}
+    if len(train_index):
+        ends.setdefault("train", pd.Timestamp(train_index.max()))
+    late = {k: v for k, v in ends.items() if v >= start}
+    if late:
+        name, end = next(iter(late.items()))
+        raise PaperSessionError(
+            f"deployment.paper_start={start.date()} is not after the end of the {name} split "
+            f"({end.date()}, feature_engineering.splits.{name}.end): the paper account would "
+            "trade bars the model was fitted or selected on. Move paper_start after every split.")
+
+
+def _env_for_policy(spec: Mapping[str, Any], environment: Mapping[str, Any], entry_id: str) -> EnvConfig:
+    """Observation layout and positions the policy was trained with; costs from params."""
+    trained = dict(spec.get("environment") or {})
+    merged = {**environment, **{k: trained[k] for k in (
+        "window", "positions", "continuous", "obs_position", "obs_unrealised", "obs_bars_held")
+        if k in trained}}
+    cfg = EnvConfig.from_params(merged)
+    if cfg.continuous:
+        raise PaperSessionError(f"{entry_id}: continuous-action policies are not supported by "
+                                "the paper account yet; deploy a discrete-action agent.")
+    if "window" in spec and int(spec["window"]) != cfg.window:
+        raise PaperSessionError(f"{entry_id}: spec window {spec['window']} differs from its "
+                                f"environment.window {cfg.window}; the artifact is inconsistent.")
+    return cfg
+
+
+def run_paper_session(
+    model: ProductionModel,
+    account: StagedAccount,
+    feed: pd.DataFrame,
+    scaler: Mapping[str, Any],
+    train_table: pd.DataFrame,
+    environment: Mapping[str, Any],
+    feature_spec: Mapping[str, Any],
+    deployment: Mapping[str, Any],
+    splits: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Process the new feed bars into ``account`` (staged); return the session status."""
+    mode = resolve_mode(deployment)  # live_trading is refused here, with the reason
+    params = DeploymentParams.from_params(deployment, environment=environment)
+    before = account.state
+    status: dict[str, Any] = {
+        "mode": mode, "registry": model.registry_path, "production_model": model.entry_id,
+        "account": str(account.folder), "bars_processed_this_run": 0,
+        "first_bar": None, "last_bar": before.last_bar if before else None,
+    }
+    if not model.available:
+        message = no_production_message(model.registry_path)
+        logger.warning(message)
+        return {**status, "status": "no_production_model", "message": message}
+
+    _check_paper_start(params.paper_start, splits, train_table.index)
+    names = feature_columns(train_table)
+    if list(scaler.get("feature_names", [])) != names:
+        raise PaperSessionError(
+            f"feature_scaler.feature_names {scaler.get('feature_names')} differ from the "
+            f"feat_* columns of model_input_train {names}; re-run feature_engineering.")
+    spec_names = list(model.bundle.spec.get("feature_names", []))
+    if spec_names != names:
+        raise PaperSessionError(
+            f"production model {model.entry_id} was trained on features {spec_names} but "
+            f"feature_engineering now produces {names}. Promote a model trained on the current "
+            "features (`kedro models promote <id>`) or restore the feature spec.")
+    env_cfg = _env_for_policy(model.bundle.spec, environment, model.entry_id)
+    rows = max(env_cfg.window, params.drift_window)
+    live = LiveFeatures(feature_spec, scaler, rows)
+    decider = PolicyDecider(model, live, env_cfg, names)
+    if decider.obs_dim not in (-1, env_cfg.window * len(names) + sum(
+            (env_cfg.obs_position, env_cfg.obs_unrealised, env_cfg.obs_bars_held))):
+        raise PaperSessionError(f"{model.entry_id}: policy obs_dim {decider.obs_dim} does not "
+                                "match its window, features and observation switches.")
+
+    reference = build_reference(train_table[names], params.drift_n_bins)
+    monitor = DriftMonitor(reference=reference, feature_fn=lambda h: live(h)[names],
+                           thresholds=params.drift, window=params.drift_window,
+                           check_every=params.drift_check_every)
+    broker = PaperBroker(account, initial_capital=params.initial_capital,
+                         costs=CostModel.from_environment(environment), limits=params.risk,
+                         drift_check=monitor, halt_on_drift=params.halt_on_drift)
+    if before is not None and before.active_model_id not in (None, model.entry_id):
+        logger.info("Paper account %s switches model: %s -> %s (same account continues).",
+                    account.folder, before.active_model_id, model.entry_id)
+    summary = broker.run(feed, decider, model_id=model.entry_id, start=params.paper_start)
+    state = summary.state
+    events = account.records["events"]
+    drift_bars: dict[str, list[str]] = {}
+    for ev in events:
+        if ev["kind"] == "drift_alert":
+            drift_bars.setdefault(ev["bar"], []).append(str(ev.get("feature")))
+        elif ev["kind"] in ("halt", "day_loss_stop", "model_switch"):
+            logger.warning("Paper account %s at %s: %s", ev["kind"], ev["bar"],
+                           ev.get("reason") or f"{ev.get('from')} -> {ev.get('to')}")
+    if drift_bars:
+        last = max(drift_bars)
+        logger.warning("Drift alerts on %d of %d new bar(s) (recorded in events.jsonl); last at "
+                       "%s on %s.", len(drift_bars), summary.bars_processed, last, drift_bars[last])
+    logger.info("Paper trading: %d new bar(s) processed with %s; equity %.2f.",
+                summary.bars_processed, model.entry_id, state.equity)
+    return {
+        **status,
+        "status": "traded" if summary.bars_processed else "no_new_bars",
+        "bars_processed_this_run": summary.bars_processed,
+        "first_bar": summary.first_bar,
+        "last_bar": state.last_bar,
+        "equity": state.equity, "cash": state.cash, "shares": state.shares,
+        "position": state.position, "drawdown": state.drawdown, "halted": state.halted,
+        "halt_reason": state.halt_reason, "pending_target": state.pending_target,
+        "events_this_run": _count_events(events),
+        "message": (f"processed {summary.bars_processed} new bar(s)" if summary.bars_processed
+                    else "no feed bars newer than the account's last processed bar"),
+    }
+
+
+def _count_events(events: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for ev in events:
+        counts[ev["kind"]] = counts.get(ev["kind"], 0) + 1
+    return counts

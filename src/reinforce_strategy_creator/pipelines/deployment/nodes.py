@@ -1,0 +1,59 @@
+"""Pure node functions for ``deployment``; the logic lives in ``reinforce_strategy_creator.deployment``.
+
+Files are only touched by the datasets (``ModelRegistryDataset``, ``PaperAccountDataset``):
+these functions take loaded data and return data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from reinforce_strategy_creator.deployment.broker import resolve_mode
+from reinforce_strategy_creator.deployment.params import DeploymentParams
+from reinforce_strategy_creator.deployment.registry import registration_request
+from reinforce_strategy_creator.deployment.session import ProductionModel, run_paper_session
+from reinforce_strategy_creator.deployment.state import StagedAccount
+from reinforce_strategy_creator.market_data import IngestionSettings, normalise_prices
+
+
+def check_mode(deployment: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``deployment.*`` (mode first: live_trading is refused); pass the dict on."""
+    resolve_mode(deployment)
+    DeploymentParams.from_params(deployment, environment=environment)
+    return dict(deployment)
+
+
+def request_registration(
+    champion: dict[str, Any] | None, verdict: dict[str, Any], deployment: dict[str, Any]
+) -> dict[str, Any]:
+    """What to register (and whether to auto-promote) from the evaluation's outputs."""
+    return registration_request(champion, verdict, bool(deployment.get("auto_promote", True)))
+
+
+def normalise_feed(raw_feed: pd.DataFrame, deployment: dict[str, Any]) -> pd.DataFrame:
+    """The market feed through data_ingestion's rules (validation, cleaning, adjustment)."""
+    feed = dict(deployment.get("feed") or {})
+    settings = IngestionSettings(feed, prefix="deployment.feed")
+    source = raw_feed.attrs.get("source") if isinstance(raw_feed, pd.DataFrame) else None
+    prices, _report = normalise_prices(raw_feed, source=str(source or settings.filepath or "market_feed"),
+                                       settings=settings)
+    return prices
+
+
+def paper_trade(
+    production: ProductionModel,
+    account: StagedAccount,
+    feed: pd.DataFrame,
+    feature_scaler: dict[str, Any],
+    model_input_train: pd.DataFrame,
+    environment: dict[str, Any],
+    features: dict[str, Any],
+    splits: dict[str, Any],
+    deployment: dict[str, Any],
+) -> tuple[StagedAccount, dict[str, Any]]:
+    """Decide on every new feed bar with the production model; return the staged account + status."""
+    status = run_paper_session(production, account, feed, feature_scaler, model_input_train,
+                               environment, features, deployment, splits)
+    return account, status

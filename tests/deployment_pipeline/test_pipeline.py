@@ -1,0 +1,150 @@
+"""The deployment pipeline through Kedro's SequentialRunner on real S&P 500 bars."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+import pytest
+
+from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, reconcile, replay_trades
+from reinforce_strategy_creator.env import fill_and_costs
+
+from .conftest import V1, V2
+from .world import raw_rows, write_feed
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
+
+
+def _orders(world):
+    store = AccountStore(world.account)
+    return store.read_log("orders", store.load())
+
+
+def test_no_production_model_trades_nothing_and_says_how_to_promote(world, caplog):
+    world.write_evaluation(V1, passed=False)
+    with caplog.at_level(logging.WARNING):
+        status = world.run()
+    assert status["status"] == "no_production_model"
+    assert "kedro models promote" in status["message"] and "--force --reason" in status["message"]
+    assert "kedro models promote" in caplog.text
+    assert not (world.account / "state.json").exists()  # account untouched (never created)
+    entries = ModelRegistry(world.registry).list()
+    assert [e.status for e in entries] == ["candidate"] and not entries[0].passed
+
+
+def test_register_once_trade_rerun_and_append_one_bar(world):
+    world.write_evaluation(V1, passed=True)
+    status = world.run()
+    assert status["status"] == "traded" and status["production_model"] == f"ppo-{V1}-seed0"
+    n_2018 = int((pd.to_datetime(raw_rows()["Date"], format="%m/%d/%Y") >= "2018-01-01").sum())
+    assert status["bars_processed_this_run"] == n_2018 and status["first_bar"] == "2018-01-02T00:00:00"
+    registry_bytes, account = world.registry.read_bytes(), _files(world.account)
+    events = [json.loads(line)["event"] for line in registry_bytes.splitlines()]
+    assert events == ["register", "promote"]
+
+    # same evaluation again, no new bars: nothing changes anywhere
+    again = world.run()
+    assert again["status"] == "no_new_bars" and again["bars_processed_this_run"] == 0
+    assert world.registry.read_bytes() == registry_bytes and _files(world.account) == account
+
+    # one more bar in the feed: exactly one new decision, logs still reconcile
+    write_feed(world.feed, end="2018-02-28")
+    one = world.run(tags=["paper"])
+    assert one["bars_processed_this_run"] == 1 and one["last_bar"] == "2018-02-28T00:00:00"
+    orders = _orders(world)
+    assert len(orders) == n_2018 + 1 and orders[-1]["bar"] == "2018-02-28T00:00:00"
+    assert len({o["bar"] for o in orders}) == len(orders)
+    state = reconcile(AccountStore(world.account))
+    assert state.bars_processed == n_2018 + 1
+
+
+def test_fills_use_the_environment_costs_and_capital(world):
+    world.write_evaluation(V1, passed=True)
+    world.run()
+    store = AccountStore(world.account)
+    state = store.load()
+    env = world.params["environment"]
+    assert state.initial_capital_cents == round(env["initial_capital"] * 100)
+    trades = store.read_log("trades", state)
+    assert trades, "the test policy should trade"
+    for t in trades:
+        fill, commission, slip = fill_and_costs(t["open"], t["shares"], env["commission_bps"],
+                                                env["slippage_bps"])
+        assert t["fill_price"] == fill
+        assert t["commission_cents"] == round(commission * 100)
+        assert t["slippage_cents"] == round(slip * 100)
+    assert replay_trades(state.initial_capital_cents, trades, store.read_log("equity", state)) == (
+        state.cash_cents, state.shares)
+
+
+def test_model_switch_after_promotion_and_rollback_continues_the_account(world, caplog):
+    world.write_evaluation(V1, passed=True)
+    world.run()
+    n_before = AccountStore(world.account).load().bars_processed
+    world.write_evaluation(V2, passed=True, sharpe=1.4)  # a new champion, auto-promoted
+    write_feed(world.feed, end="2018-02-28")
+    with caplog.at_level(logging.INFO):
+        world.run()
+    v2 = f"ppo-{V2}-seed0"
+    assert ModelRegistry(world.registry).production().entry_id == v2
+    store = AccountStore(world.account)
+    state = store.load()
+    assert state.bars_processed == n_before + 1 and state.active_model_id == v2
+    switch = [e for e in store.read_log("events", state) if e["kind"] == "model_switch"]
+    assert switch == [{"bar": "2018-02-28T00:00:00", "kind": "model_switch",
+                       "from": f"ppo-{V1}-seed0", "to": v2}]
+    assert _orders(world)[-1]["model_id"] == v2 and "switches model" in caplog.text
+
+    ModelRegistry(world.registry).rollback(reason="test rollback", actor="pytest")
+    write_feed(world.feed, end="2018-03-01")
+    world.run()  # the same evaluation (V2) is already registered: the rollback sticks
+    state = AccountStore(world.account).load()
+    assert ModelRegistry(world.registry).production().entry_id == f"ppo-{V1}-seed0"
+    assert state.active_model_id == f"ppo-{V1}-seed0" and state.bars_processed == n_before + 2
+    reconcile(AccountStore(world.account))
+
+
+def test_drift_alerts_are_recorded_and_can_halt_flat(world):
+    world.params["deployment"]["drift"].update(halt_on_drift=True, psi=0.25, ks=0.2)
+    world.write_evaluation(V1, passed=True)
+    status = world.run()
+    store = AccountStore(world.account)
+    state = store.load()
+    events = store.read_log("events", state)
+    assert any(e["kind"] == "drift_alert" for e in events)
+    halts = [e for e in events if e["kind"] == "halt"]
+    assert halts and halts[0]["cause"] == "drift" and state.halted and status["halted"]
+    after = [o for o in store.read_log("orders", state) if o["bar"] >= halts[0]["bar"]]
+    assert after and all(o["target"] == 0.0 and o["reason"].startswith("halted") for o in after)
+
+
+def test_live_trading_is_refused_and_secrets_never_logged(world, caplog):
+    world.write_evaluation(V1, passed=True)
+    secret = "sk-live-DO-NOT-LEAK-42"
+    world.params["deployment"].update(mode="live_trading", api_key=secret)
+    with pytest.raises(Exception, match="no live broker adapter"):
+        world.run()
+    assert not (world.account / "state.json").exists()
+    world.params["deployment"]["mode"] = "paper_trading"
+    with caplog.at_level(logging.DEBUG):
+        world.run()
+    assert "api_key" in caplog.text and secret not in caplog.text
+    assert secret not in world.status.read_text()
+    assert all(secret not in p.read_text() for p in world.account.iterdir() if p.is_file())
+
+
+def test_paper_start_inside_a_split_is_refused(world):
+    world.write_evaluation(V1, passed=True)
+    world.params["deployment"]["paper_start"] = "2017-09-01"
+    with pytest.raises(Exception, match=r"deployment.paper_start=2017-09-01 .*test split"):
+        world.run()
+
+
+def test_moved_parameters_are_refused_with_the_new_place(world):
+    world.params["deployment"]["costs"] = {"commission_bps": 2.0}
+    with pytest.raises(Exception, match="environment.commission_bps"):
+        world.run()
