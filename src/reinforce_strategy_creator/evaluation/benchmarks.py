@@ -104,6 +104,9 @@ def random_targets(
     uniformly from ``positions``; otherwise the previous one is kept. ``switch_prob=1``
     is the i.i.d. uniform random agent; smaller values trade less. Each row depends only on
     its own seed (numpy PCG64), so results are reproducible and independent of ordering.
+    The draws and the switch decisions come from two child streams of the seed, one value
+    per bar each, so the schedule is prefix-stable: bar t's target does not depend on how
+    many bars follow (a longer period extends the schedule, never reshuffles it).
     """
     if isinstance(n_bars, bool) or not isinstance(n_bars, (int, np.integer)) or n_bars < 1:
         raise EvaluationInputError(f"n_bars: must be a positive integer, got {n_bars!r}.")
@@ -117,9 +120,9 @@ def random_targets(
         raise EvaluationInputError("evaluation.benchmarks.random_seeds: seeds must be distinct.")
     out = np.empty((len(seeds), n_bars))
     for i, seed in enumerate(seeds):
-        rng = np.random.default_rng(int(seed))
-        draws = pos[rng.integers(0, pos.size, size=n_bars)]
-        switch = rng.random(n_bars) < switch_prob
+        draw_stream, switch_stream = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(2))
+        draws = pos[np.minimum((draw_stream.random(n_bars) * pos.size).astype(np.int64), pos.size - 1)]
+        switch = switch_stream.random(n_bars) < switch_prob
         switch[0] = True
         # forward-fill the drawn position from the last switching bar
         last = np.maximum.accumulate(np.where(switch, np.arange(n_bars), 0))

@@ -129,14 +129,19 @@ def select_champion(
     validation_buy_and_hold: Mapping,
     params,
     rank_metric: str = "sharpe",
+    require_pass: bool = True,
 ) -> dict:
     """Choose the champion from VALIDATION metrics only.
 
     Among agent×seed rows that pass the gate on validation, the one with the highest
     ``rank_metric`` wins; ties go to the lower agent name then lower seed, so the result is
     deterministic. Returns ``{"agent", "seed", "rank_metric", "validation": record,
-    "validation_verdict": verdict, "n_candidates", "n_passed"}``, or ``agent: None`` with a
-    reason when nothing passes.
+    "validation_verdict": verdict, "n_candidates", "n_passed", "passed_gate"}``.
+
+    When nothing passes: with ``require_pass=True`` (default) ``agent`` is None with a
+    reason; with ``require_pass=False`` the best row on validation is returned anyway
+    (same ordering, finite ``rank_metric`` only) with ``passed_gate: False`` and a reason,
+    so a caller can report it but must not promote it.
     """
     for col in ("agent", "seed", rank_metric):
         if col not in validation_records.columns:
@@ -148,15 +153,24 @@ def select_champion(
     passing = gated[gated["gate_passed"] & np.isfinite(gated[rank_metric].astype(float))]
     base = {"rank_metric": rank_metric, "n_candidates": int(len(gated)), "n_passed": int(len(passing)),
             "gate_params": p.to_dict()}
-    if passing.empty:
-        return json_safe({**base, "agent": None, "seed": None, "validation": None, "validation_verdict": None,
-                          "reason": "no agent × seed passed the gate on the validation period"})
-    order = passing.assign(_a=passing["agent"].astype(str), _s=passing["seed"].astype(int)).sort_values(
+    passed_gate = not passing.empty
+    pool = passing
+    if not passed_gate:
+        pool = gated[np.isfinite(gated[rank_metric].astype(float))]
+        if require_pass or pool.empty:
+            return json_safe({**base, "agent": None, "seed": None, "validation": None, "validation_verdict": None,
+                              "passed_gate": False,
+                              "reason": "no agent × seed passed the gate on the validation period"
+                              + ("" if pool.empty or require_pass else f" and none has a finite {rank_metric}")})
+        base["reason"] = (f"no agent × seed passed the gate on the validation period; this is the best "
+                          f"validation {rank_metric} and must not be promoted")
+    order = pool.assign(_a=pool["agent"].astype(str), _s=pool["seed"].astype(int)).sort_values(
         [rank_metric, "_a", "_s"], ascending=[False, True, True])
     best = order.iloc[0]
     record = {k: best[k] for k in validation_records.columns}
     return json_safe({**base, "agent": str(best["agent"]), "seed": int(best["seed"]), "validation": record,
-                      "validation_verdict": evaluate_gate(record, validation_buy_and_hold, p)})
+                      "validation_verdict": evaluate_gate(record, validation_buy_and_hold, p),
+                      "passed_gate": passed_gate})
 
 
 def champion_with_test(
@@ -166,10 +180,12 @@ def champion_with_test(
     test_buy_and_hold: Mapping,
     params,
     rank_metric: str = "sharpe",
+    require_pass: bool = True,
 ) -> dict:
     """Select on validation (test unseen), then attach the champion's TEST record as-is and
-    an informational test verdict (which does not change the choice)."""
-    champion = select_champion(validation_records, validation_buy_and_hold, params, rank_metric)
+    an informational test verdict (which does not change the choice). ``require_pass`` as in
+    ``select_champion``."""
+    champion = select_champion(validation_records, validation_buy_and_hold, params, rank_metric, require_pass)
     if champion["agent"] is None:
         return {**champion, "test": None, "test_verdict": None}
     match = test_records[(test_records["agent"].astype(str) == champion["agent"])

@@ -209,6 +209,12 @@ def render_html_report(
     if champion is None or champion.get("agent") is None:
         reason = (champion or {}).get("reason", "no champion was selected")
         parts.append(f"<p class='verdict failed'>No champion: {e(str(reason))}.</p>")
+    elif champion.get("passed_gate") is False:
+        parts.append(
+            f"<p class='verdict failed'>No agent × seed passed the gate on validation. Shown: the best "
+            f"validation {e(str(champion.get('rank_metric', '')))}, <b>{e(str(champion['agent']))}</b> seed "
+            f"<b>{e(str(champion['seed']))}</b>, which must NOT be promoted (deployment refuses it without "
+            "an explicit force).</p>")
     else:
         parts.append(
             f"<p>Champion: <b>{e(str(champion['agent']))}</b>, seed <b>{e(str(champion['seed']))}</b>, "
@@ -216,6 +222,7 @@ def render_html_report(
             f"{e(str(champion.get('n_passed', '')))} of {e(str(champion.get('n_candidates', '')))} "
             "agent × seed runs that passed the gate on validation. Test-period numbers below were not "
             "used for the choice.</p>")
+    if champion is not None and champion.get("agent") is not None:
         for key, label in (("validation", "Validation record"), ("test", "Test record (out-of-sample)")):
             if champion.get(key):
                 rec = {k: v for k, v in champion[key].items() if k in METRIC_COLUMNS}

@@ -1,0 +1,290 @@
+"""From backtest ledgers to metric tables, cross-seed statistics, champion, verdict, figures.
+
+What: the evaluation stage's steps after the replays (``backtests.backtest_split``):
+
+* ``split_records`` — metrics of every run × seed of one split (``metrics.evaluate_backtest``,
+  alpha/beta against buy-and-hold on the same bars), PSR of every run vs buy-and-hold, DSR of
+  every agent × seed (the trials are all agent × seed rows), and each run's percentile within
+  the random-policy Sharpe distribution;
+* ``seed_tables`` — mean/std/min/max per agent and metric for each split, the ranking of agents
+  (cross-seed mean on VALIDATION), and the random-policy summary;
+* ``champion_and_verdict`` — the champion chosen on VALIDATION only (``gate``); its test
+  record attached as-is; the contract's ``champion`` and ``evaluation_verdict`` JSON;
+* ``evaluation_figures`` and ``report_html``.
+
+Why a separate module: the Kedro nodes stay one-line wrappers, and each step is a plain
+function tested without Kedro. Definitions: docs/metrics.md; stage wiring: docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .backtests import BENCHMARKS, EvaluationParams
+from .figures import (
+    drawdowns_figure,
+    equity_curves_figure,
+    learning_curves_figure,
+    positions_figure,
+    random_sharpe_figure,
+    rolling_sharpe_figure,
+)
+from .gate import champion_with_test, evaluate_gate, gate_records
+from .metrics import EvaluationInputError, evaluate_backtest, infer_periods_per_year, json_safe
+from .report import METRIC_COLUMNS, metrics_table, render_html_report, table_to_json
+from .stats import add_psr_dsr, percentile_of, probabilistic_sharpe_ratio, rank_agents, seed_summary
+
+__all__ = [
+    "FIGURES",
+    "split_records",
+    "seed_tables",
+    "champion_and_verdict",
+    "evaluation_figures",
+    "report_html",
+    "records_json",
+]
+
+ID_COLUMNS = ("split", "kind", "agent", "seed")
+SUMMARY_METRICS = ("total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
+                   "calmar", "psr", "dsr", "random_percentile", "n_trades", "win_rate", "turnover", "exposure",
+                   "total_costs", "final_equity")
+#: Figure names (also the PNG file names in the catalog).
+FIGURES = ("equity_validation", "equity_test", "drawdowns_test", "positions_test", "rolling_sharpe_test",
+           "random_sharpe_test", "learning_curves")
+
+
+def _runs(ledger: pd.DataFrame):
+    for (kind, run, seed), frame in ledger.groupby(["kind", "run", "seed"], sort=False):
+        yield str(kind), str(run), int(seed), frame.sort_values("bar").reset_index(drop=True)
+
+
+def split_records(ledger: pd.DataFrame, split: str) -> pd.DataFrame:
+    """One metrics row per run × seed of ``split`` (agents, benchmarks, random seeds)."""
+    need = {"kind", "run", "seed", "date", "bar", "equity"}
+    if not isinstance(ledger, pd.DataFrame) or not need <= set(ledger.columns):
+        raise EvaluationInputError(f"evaluation.{split}_ledger: expected the long backtest ledger with columns "
+                                   f"{sorted(need)}; run the backtest node first.")
+    bh = ledger[(ledger["run"] == "buy_and_hold") & (ledger["kind"] == "benchmark")].sort_values("bar")
+    if bh.empty:
+        raise EvaluationInputError(f"evaluation.{split}_ledger: has no buy_and_hold run; every agent is compared "
+                                   "with it, so replay it on the same bars.")
+    ppy = infer_periods_per_year(pd.DatetimeIndex(bh["date"]))
+    bh = bh.reset_index(drop=True)
+    rows = []
+    for kind, run, seed, frame in _runs(ledger):
+        rec = evaluate_backtest(frame, benchmark_frame=bh, periods_per_year=ppy)
+        rows.append({"split": split, "kind": kind, "agent": run, "seed": seed, **rec})
+    records = pd.DataFrame(rows)
+    bh_rec = records[records["agent"] == "buy_and_hold"].iloc[0]
+    records["psr"] = [
+        probabilistic_sharpe_ratio(r.sharpe_per_bar, bh_rec["sharpe_per_bar"], int(r.n_bars), r.skew, r.kurtosis)
+        for r in records.itertuples()
+    ]
+    agents = records["kind"] == "agent"
+    records["dsr"] = np.nan
+    if agents.any():
+        records.loc[agents, "dsr"] = add_psr_dsr(records[agents], bh_rec["sharpe_per_bar"])["dsr"].to_numpy()
+    random_sharpes = records.loc[records["kind"] == "random", "sharpe"].to_numpy(dtype=float)
+    records["random_percentile"] = np.nan
+    if np.isfinite(random_sharpes).any():
+        mask = records["kind"] != "random"
+        records.loc[mask, "random_percentile"] = [percentile_of(s, random_sharpes)
+                                                  for s in records.loc[mask, "sharpe"]]
+    return records
+
+
+def _kind(records: pd.DataFrame, kind: str) -> pd.DataFrame:
+    return records[records["kind"] == kind].reset_index(drop=True)
+
+
+def _bh(records: pd.DataFrame, split: str) -> dict:
+    rows = records[(records["kind"] == "benchmark") & (records["agent"] == "buy_and_hold")]
+    if len(rows) != 1:
+        raise EvaluationInputError(f"evaluation.{split}_metrics: expected exactly one buy_and_hold row.")
+    return rows.iloc[0].to_dict()
+
+
+def seed_tables(validation: pd.DataFrame, test: pd.DataFrame, params: EvaluationParams) -> dict:
+    """Cross-seed summary (both splits), ranking (on validation) and random-policy summary."""
+    summaries = []
+    for split, rec in (("validation", validation), ("test", test)):
+        agents = _kind(rec, "agent")
+        if agents.empty:
+            raise EvaluationInputError(f"evaluation.{split}_metrics: no agent rows; train at least one agent.")
+        s = seed_summary(agents, [m for m in SUMMARY_METRICS if m in agents.columns])
+        s.insert(0, "split", split)
+        summaries.append(s)
+    summary = pd.concat(summaries, ignore_index=True)
+    val = summary[summary["split"] == "validation"].drop(columns="split").reset_index(drop=True)
+    ranking = rank_agents(val, params.rank_metric)
+    cols = ["rank", "agent", "n_seeds"] + [f"{params.rank_metric}_{s}" for s in ("mean", "std", "min", "max")]
+    ranking = ranking[cols].rename(columns={c: f"validation_{c}" for c in cols[3:]})
+    test_sum = summary[summary["split"] == "test"].set_index("agent")
+    for stat in ("mean", "std"):
+        ranking[f"test_{params.rank_metric}_{stat}"] = ranking["agent"].map(test_sum[f"{params.rank_metric}_{stat}"])
+    ranking.insert(2, "ranked_on", "validation")
+
+    random = {"n_seeds": params.random_seeds, "switch_prob": params.random_switch_prob,
+              "positions_drawn_from": "environment.positions"}
+    for split, rec in (("validation", validation), ("test", test)):
+        rs = _kind(rec, "random")["sharpe"].to_numpy(dtype=float)
+        q = np.nanpercentile(rs, [5, 25, 50, 75, 95])
+        random[split] = {"sharpe_mean": float(np.nanmean(rs)), "sharpe_std": float(np.nanstd(rs, ddof=1)),
+                         **{f"sharpe_p{p}": float(v) for p, v in zip((5, 25, 50, 75, 95), q)}}
+        ag = _kind(rec, "agent")
+        random[f"{split}: agent percentiles (mean over seeds)"] = {
+            a: float(g["random_percentile"].mean()) for a, g in ag.groupby("agent")}
+        random[f"{split}: agent × seed percentiles"] = {
+            f"{r.agent} seed {r.seed}": float(r.random_percentile) for r in ag.itertuples()}
+    return {"summary": summary, "ranking": ranking, "random_policy": json_safe(random)}
+
+
+def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: EvaluationParams,
+                         policy_versions: Mapping[str, str | None]) -> tuple[dict, dict, dict]:
+    """The champion (chosen on VALIDATION only), the contract's ``champion`` and
+    ``evaluation_verdict`` JSON. Returns ``(champion_json, verdict_json, full_selection)``.
+
+    If no agent × seed passes the gate, the best validation record is still named, with
+    ``verdict_passed: false``; deployment must refuse to promote it without force.
+    """
+    val_agents, test_agents = _kind(validation, "agent"), _kind(test, "agent")
+    val_bh, test_bh = _bh(validation, "validation"), _bh(test, "test")
+    sel = champion_with_test(val_agents, val_bh, test_agents, test_bh, params.gate, params.rank_metric,
+                             require_pass=False)
+    agent = sel["agent"]
+    passed = bool(sel.get("passed_gate")) and agent is not None
+    strip = set(ID_COLUMNS)
+    champion = {
+        "agent": agent,
+        "seed": sel["seed"],
+        "policy_version": policy_versions.get(agent) if agent else None,
+        "policy_filepath": params.policy_filepath_pattern.format(agent=agent) if agent else None,
+        "validation_metrics": {k: v for k, v in (sel["validation"] or {}).items() if k not in strip} or None,
+        "test_metrics": {k: v for k, v in (sel.get("test") or {}).items() if k not in strip} or None,
+        "verdict_passed": passed,
+        "selected_on": "validation",
+        "rank_metric": params.rank_metric,
+        "reason": sel.get("reason"),
+        "n_candidates": sel["n_candidates"],
+        "n_passed": sel["n_passed"],
+    }
+    gated = gate_records(val_agents, val_bh, params.gate)
+    candidates = []
+    for r in gated.to_dict("records"):
+        v = evaluate_gate(r, val_bh, params.gate)
+        candidates.append({"agent": r["agent"], "seed": int(r["seed"]), params.rank_metric: r[params.rank_metric],
+                           "passed": v["passed"], "rules": v["rules"]})
+    verdict = {
+        "passed": passed,
+        "split": "validation",
+        "champion": None if agent is None else {"agent": agent, "seed": sel["seed"],
+                                                "policy_version": champion["policy_version"],
+                                                "passed_gate": passed},
+        "rules": (sel.get("validation_verdict") or {}).get("rules", {}),
+        "thresholds": params.gate.to_dict(),
+        "buy_and_hold_sharpe": {"validation": val_bh["sharpe"], "test": test_bh["sharpe"]},
+        "test_verdict_informational": sel.get("test_verdict"),
+        "candidates": candidates,
+    }
+    return json_safe(champion), json_safe(verdict), sel
+
+
+def _lane(ledger: pd.DataFrame, run: str, seed: int) -> pd.DataFrame:
+    f = ledger[(ledger["run"] == run) & (ledger["seed"] == seed)].sort_values("bar")
+    return f.set_index(pd.DatetimeIndex(f["date"]))
+
+
+def _representatives(validation: pd.DataFrame, metric: str) -> dict[str, int]:
+    """Per agent, its best seed on VALIDATION (same ordering as the champion rule)."""
+    ag = _kind(validation, "agent")
+    ag = ag.assign(_m=ag[metric].astype(float).fillna(-np.inf)).sort_values(["_m", "seed"], ascending=[False, True])
+    return {str(a): int(g.iloc[0]["seed"]) for a, g in ag.groupby("agent", sort=True)}
+
+
+def evaluation_figures(validation_ledger: pd.DataFrame, test_ledger: pd.DataFrame, test_table: pd.DataFrame,
+                       validation: pd.DataFrame, test: pd.DataFrame, champion: Mapping,
+                       histories: Mapping[str, pd.DataFrame], params: EvaluationParams) -> dict:
+    """The report figures. Agents are shown by their best seed on validation (the seed the
+    champion rule would pick), so figures on test do not cherry-pick test results."""
+    reps = _representatives(validation, params.rank_metric)
+    figs = {}
+
+    def curves(ledger):
+        out = {f"{a} (seed {s})": _lane(ledger, a, s)["equity"] for a, s in reps.items()}
+        out.update({b: _lane(ledger, b, 0)["equity"] for b in BENCHMARKS})
+        return out
+
+    figs["equity_validation"] = equity_curves_figure(curves(validation_ledger), benchmarks=BENCHMARKS,
+                                                     title="Equity on validation (log scale)")
+    test_curves = curves(test_ledger)
+    figs["equity_test"] = equity_curves_figure(test_curves, benchmarks=BENCHMARKS,
+                                               title="Equity on test (log scale)")
+    figs["drawdowns_test"] = drawdowns_figure(test_curves, title="Drawdown on test")
+    ppy = float(test["periods_per_year"].iloc[0])
+    figs["rolling_sharpe_test"] = rolling_sharpe_figure(
+        {k: v.pct_change().dropna() for k, v in test_curves.items() if k != "flat"}, params.rolling_window, ppy)
+    a, s = champion.get("agent"), champion.get("seed")
+    if a is None:
+        a, s = "buy_and_hold", 0
+    lane = _lane(test_ledger, a, s)
+    close = test_table["Close"].loc[lane.index]
+    label = "champion" if champion.get("verdict_passed") else "best on validation, gate FAILED"
+    figs["positions_test"] = positions_figure(close, lane["position"],
+                                              title=f"{a} seed {s} ({label}): positions on test")
+    rs = _kind(test, "random")["sharpe"]
+    marks = {f"{ag} (seed {sd})": float(test[(test["agent"] == ag) & (test["seed"] == sd)]["sharpe"].iloc[0])
+             for ag, sd in reps.items()}
+    marks["buy_and_hold"] = float(_bh(test, "test")["sharpe"])
+    figs["random_sharpe_test"] = random_sharpe_figure(rs, marks, title="Test Sharpe: random policy vs agents")
+    runs = {}
+    for agent, h in sorted(histories.items()):
+        if not isinstance(h, pd.DataFrame) or h.empty:
+            raise EvaluationInputError(f"training.{agent}.history: empty or not a table; rerun training.")
+        if "seed" not in h.columns:
+            raise EvaluationInputError(f"training.{agent}.history: missing column 'seed' (see docs/contracts.md).")
+        for seed, g in h.groupby("seed", sort=True):
+            runs[f"{agent}/seed {int(seed)}"] = g
+    figs["learning_curves"] = learning_curves_figure(runs)
+    return {k: figs[k] for k in FIGURES}
+
+
+def report_html(*, setup: Mapping, validation: pd.DataFrame, test: pd.DataFrame, tables: Mapping,
+                selection: Mapping, verdict: Mapping, figures: Mapping, periods: Mapping) -> str:
+    """The self-contained HTML report (see ``report.render_html_report``)."""
+    agents = ", ".join(f"{a} ({len(setup['seeds'][a])} seeds)" for a in setup["agents"])
+    p = setup["evaluation"]["benchmarks"]
+    description = (
+        f"Trained agents {agents} were replayed deterministically on the validation and test periods through "
+        f"the same trading environment used in training. Benchmarks on the same bars, costs and capital: "
+        f"buy-and-hold, flat, SMA crossover ({p['sma_fast']}/{p['sma_slow']} bars), time-series momentum "
+        f"({p['momentum_lookback']} bars) and a random policy over {p['random_seeds']} seeds (switch probability "
+        f"{p['random_switch_prob']} per bar). The champion is chosen on validation "
+        f"{setup['evaluation']['rank_metric']} among agent × seed runs that pass the gate; the test period is "
+        "reported as-is.")
+    cols = [c for c in METRIC_COLUMNS if c != "psr"] + ["psr", "random_percentile"]
+    t = {
+        "Agents per seed — validation": metrics_table(_kind(validation, "agent"), cols),
+        "Agents per seed — test": metrics_table(_kind(test, "agent"), cols),
+        "Benchmarks — validation": metrics_table(_kind(validation, "benchmark"), cols),
+        "Benchmarks — test": metrics_table(_kind(test, "benchmark"), cols),
+        "Cross-seed summary (mean, std, min, max)": tables["summary"],
+        "Ranking of agents (cross-seed mean on validation)": tables["ranking"],
+    }
+    notes = {"Cross-seed summary (mean, std, min, max)": "std uses ddof = 1 (blank for a single seed).",
+             "Ranking of agents (cross-seed mean on validation)": "Test columns are shown for information only."}
+    return render_html_report(
+        title="Evaluation report", description=description, periods=periods, trading_setup=setup["trading_setup"],
+        tables=t, verdict=verdict, champion=selection, figures=figures, random_policy=tables["random_policy"],
+        notes=notes)
+
+
+def records_json(validation: pd.DataFrame, test: pd.DataFrame, tables: Mapping) -> dict:
+    """Every metric table as strict JSON (NaN -> null)."""
+    keep = list(ID_COLUMNS) + [c for c in validation.columns if c not in ID_COLUMNS]
+    return {"per_run": table_to_json(pd.concat([validation, test], ignore_index=True)[keep]),
+            "summary": table_to_json(tables["summary"]), "ranking": table_to_json(tables["ranking"]),
+            "random_policy": tables["random_policy"]}
+

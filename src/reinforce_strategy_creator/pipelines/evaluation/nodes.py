@@ -1,0 +1,108 @@
+"""Nodes of the ``evaluation`` pipeline: thin, pure wrappers over ``reinforce_strategy_creator.evaluation``.
+
+Data in, data out; no I/O and no globals. The logic (replays, metrics, statistics, gate,
+champion, figures, report) lives in the plain library; see docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from reinforce_strategy_creator.env import EnvConfig
+from reinforce_strategy_creator.evaluation.backtests import EvaluationParams, backtest_split, trading_setup
+from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
+from reinforce_strategy_creator.evaluation.results import (
+    FIGURES,
+    champion_and_verdict,
+    evaluation_figures,
+    records_json,
+    report_html,
+    seed_tables,
+    split_records,
+)
+
+
+def prepare_setup(environment: dict, evaluation: dict, **policies: Any) -> dict[str, Any]:
+    """Validate ``params:environment`` and ``params:evaluation``; record the common trading
+    setup, the agents, their seeds and artifact versions."""
+    config = EnvConfig.from_params(environment)
+    params = EvaluationParams.from_params(evaluation)
+    if not policies:
+        raise EvaluationInputError("evaluation: no trained policy was given; run the training pipeline first.")
+    seeds, versions, train = {}, {}, {}
+    for agent, bundle in sorted(policies.items()):
+        if not hasattr(bundle, "seeds") or not hasattr(bundle, "spec"):
+            raise EvaluationInputError(f"training.{agent}.policy: expected a PolicyBundle, got "
+                                       f"{type(bundle).__name__}; run the training pipeline first.")
+        seeds[agent], versions[agent] = list(bundle.seeds), bundle.version
+        train[agent] = {"start": bundle.spec.get("train_start"), "end": bundle.spec.get("train_end")}
+    return {"environment": config.to_params(), "evaluation": params.to_dict(), "trading_setup": trading_setup(config),
+            "agents": sorted(policies), "seeds": seeds, "policy_versions": versions, "train_periods": train}
+
+
+def _params(setup: dict) -> EvaluationParams:
+    return EvaluationParams.from_params(setup["evaluation"])
+
+
+def backtest_validation(model_input: pd.DataFrame, setup: dict, **policies: Any) -> pd.DataFrame:
+    """Replay every agent × seed and every benchmark on the validation split."""
+    return backtest_split(model_input, setup["environment"], _params(setup), policies, "validation")
+
+
+def backtest_test(model_input: pd.DataFrame, setup: dict, **policies: Any) -> pd.DataFrame:
+    """Replay every agent × seed and every benchmark on the test split."""
+    return backtest_split(model_input, setup["environment"], _params(setup), policies, "test")
+
+
+def metrics_validation(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Metrics, PSR, DSR and random-policy percentile of every validation run × seed."""
+    return split_records(ledger, "validation")
+
+
+def metrics_test(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Metrics, PSR, DSR and random-policy percentile of every test run × seed."""
+    return split_records(ledger, "test")
+
+
+def summarise(validation: pd.DataFrame, test: pd.DataFrame, setup: dict):
+    """Cross-seed summary, ranking (on validation), random-policy summary and all tables as JSON."""
+    tables = seed_tables(validation, test, _params(setup))
+    return tables["summary"], tables["ranking"], tables["random_policy"], records_json(validation, test, tables)
+
+
+def select_champion(validation: pd.DataFrame, test: pd.DataFrame, setup: dict):
+    """Champion chosen on validation only; ``champion`` and ``evaluation_verdict`` JSON."""
+    return champion_and_verdict(validation, test, _params(setup), setup["policy_versions"])
+
+
+def make_figures(validation_ledger: pd.DataFrame, test_ledger: pd.DataFrame, model_input_test: pd.DataFrame,
+                 validation: pd.DataFrame, test: pd.DataFrame, champion: dict, setup: dict,
+                 **histories: pd.DataFrame) -> dict[str, Figure]:
+    """All report figures, by name (see ``results.FIGURES``)."""
+    return evaluation_figures(validation_ledger, test_ledger, model_input_test, validation, test, champion,
+                              histories, _params(setup))
+
+
+def unpack_figures(figures: dict[str, Figure]) -> tuple[Figure, ...]:
+    """The figures in ``FIGURES`` order, one PNG dataset each."""
+    return tuple(figures[name] for name in FIGURES)
+
+
+def _period(frame: pd.DataFrame) -> dict[str, Any]:
+    return {"start": frame.index[0].date().isoformat(), "end": frame.index[-1].date().isoformat(), "bars": len(frame)}
+
+
+def render_report(setup: dict, validation: pd.DataFrame, test: pd.DataFrame, summary: pd.DataFrame,
+                  ranking: pd.DataFrame, random_policy: dict, selection: dict, verdict: dict,
+                  figures: dict[str, Figure], model_input_validation: pd.DataFrame,
+                  model_input_test: pd.DataFrame) -> str:
+    """The self-contained HTML report."""
+    periods = {f"train ({a})": {**p, "bars": ""} for a, p in setup["train_periods"].items() if p.get("start")}
+    periods["validation"] = _period(model_input_validation)
+    periods["test"] = _period(model_input_test)
+    tables = {"summary": summary, "ranking": ranking, "random_policy": random_policy}
+    return report_html(setup=setup, validation=validation, test=test, tables=tables, selection=selection,
+                       verdict=verdict, figures=figures, periods=periods)
