@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .buffers import RolloutBuffer, compute_gae
+from .buffers import RolloutBuffer, compute_gae, successor_values
 from .common import (
     AgentConfig,
     RunTracker,
@@ -103,7 +103,7 @@ def _train(envs, cfg: A2CConfig, seed, dev, eval_fn, eval_every, patience, progr
                 buf.store(t, obs, action, torch.zeros_like(value), value, step)
                 tracker.on_step(step)
                 obs = step.obs
-            next_values = policy.value(buf.next_obs.reshape(batch, -1)).reshape(T, B)
+            next_values = successor_values(buf, policy.value)
             adv, returns = compute_gae(buf.rewards, buf.values, next_values, buf.terminated, buf.dones,
                                        buf.valid, cfg.gamma, cfg.gae_lambda)
 

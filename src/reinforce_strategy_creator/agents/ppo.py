@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .buffers import RolloutBuffer, compute_gae
+from .buffers import RolloutBuffer, compute_gae, successor_values
 from .common import (
     AgentConfig,
     RunTracker,
@@ -142,7 +142,7 @@ def _train(envs, cfg: PPOConfig, seed, dev, eval_fn, eval_every, patience, progr
                 buf.store(t, obs, action, logprob, value, step)
                 tracker.on_step(step)
                 obs = step.obs
-            next_values = policy.value(buf.next_obs.reshape(batch, -1)).reshape(T, B)
+            next_values = successor_values(buf, policy.value)
             adv, returns = compute_gae(buf.rewards, buf.values, next_values, buf.terminated, buf.dones,
                                        buf.valid, cfg.gamma, cfg.gae_lambda)
 
