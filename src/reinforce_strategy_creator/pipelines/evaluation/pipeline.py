@@ -1,8 +1,8 @@
 """Wire the ``evaluation`` nodes under the namespace ``evaluation``.
 
-Kedro pipelines are static, so the agents evaluated are the module-level ``AGENTS`` tuple
-(the training pipeline's agents, ``agents.ALGORITHMS``); boundary datasets keep their
-un-namespaced names (docs/contracts.md, "Stage wiring").
+Kedro pipelines are static, so the agents evaluated are the training pipeline's ``AGENTS``
+tuple (re-exported here); boundary datasets keep their un-namespaced names
+(docs/contracts.md, "Stage wiring").
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from reinforce_strategy_creator.evaluation.results import FIGURES
 
+from ..training import AGENTS
 from .nodes import (
     backtest_test,
     backtest_validation,
@@ -24,8 +25,7 @@ from .nodes import (
     unpack_figures,
 )
 
-#: Agents evaluated: one ``training.<agent>.policy`` and ``.history`` each.
-AGENTS = ("ppo", "a2c", "dqn")
+__all__ = ["AGENTS", "create_pipeline"]
 
 
 def _policies(agents) -> dict[str, str]:
