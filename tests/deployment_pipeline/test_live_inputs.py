@@ -87,3 +87,9 @@ def test_live_features_on_the_trailing_window_equal_feature_engineering_on_full_
         got = live(history)
         assert len(got) == 16 and got.index[-1] == history.index[-1]
         pd.testing.assert_frame_equal(got, expected.loc[got.index], check_exact=True, check_freq=False)
+    # bar after bar, as a session walks the feed (rows kept from earlier bars are reused)
+    live = LiveFeatures(spec, scaler, rows=16)
+    for i in range(prices.index.get_loc(pd.Timestamp("2018-01-02")), len(prices)):
+        got = live(prices.iloc[: i + 1])
+        assert got.index[-1] == prices.index[i] and len(got) == 16
+        pd.testing.assert_frame_equal(got, expected.loc[got.index], check_exact=True, check_freq=False)

@@ -77,23 +77,40 @@ def no_production_message(registry_path: str) -> str:
 
 
 class LiveFeatures:
-    """Scaled features of the last ``n`` bars of a history, computed causally and memoised."""
+    """Scaled features of the last ``rows`` bars of a history, computed causally.
+
+    ``compute_features`` has exact finite memory (``max_lookback``), so a row computed from
+    the trailing ``lookback + k`` bars equals the row computed from the full history; rows
+    already computed for earlier bars of the same feed are therefore kept and only the new
+    bar's row is computed (one session = one feed, so a bar's history never changes).
+    """
 
     def __init__(self, spec: Mapping[str, Any], scaler: Mapping[str, Any], rows: int) -> None:
         self.spec, self.scaler, self.rows = spec, scaler, rows
         self.lookback = max_lookback(spec)
-        self._key: tuple | None = None
-        self._value: pd.DataFrame | None = None
+        self._cache: pd.DataFrame | None = None  # scaled rows, contiguous in the feed
 
     def __call__(self, history: pd.DataFrame) -> pd.DataFrame:
-        key = (len(history), history.index[-1])
-        if key != self._key:
-            tail = history.iloc[-(self.lookback + self.rows):]
-            raw = compute_features(tail, self.spec)
-            raw = raw.iloc[self.lookback:] if len(raw) > self.lookback else raw.iloc[0:0]
-            self._value = scale_features(raw, self.scaler) if len(raw) else raw
-            self._key = key
-        return self._value
+        n_complete = max(len(history) - self.lookback, 0)
+        want = min(self.rows, n_complete)
+        cache = self._cache
+        have = 0
+        if cache is not None and len(cache) and cache.index[-1] in history.index:
+            end = history.index.get_loc(cache.index[-1])
+            if end == len(history) - 1:
+                return cache.iloc[-want:] if want else cache.iloc[0:0]
+            if end >= len(history) - 1 - want:
+                have = len(history) - 1 - end  # rows still to compute: the newest `have`
+        new = want if have == 0 else have
+        if new == 0:
+            return history.iloc[0:0][[]]
+        tail = history.iloc[-(self.lookback + new):]
+        raw = compute_features(tail, self.spec).iloc[self.lookback:]
+        scaled = scale_features(raw, self.scaler)
+        if have and cache is not None:
+            scaled = pd.concat([cache, scaled])
+        self._cache = scaled.iloc[-self.rows:]
+        return self._cache.iloc[-want:]
 
 
 class PolicyDecider:
