@@ -121,10 +121,61 @@ def build_reference(train_features: pd.DataFrame, n_bins: int = 10) -> DriftRefe
     return DriftReference(edges, expected, values)
 
 
+def ks_statistic(reference_sorted: np.ndarray, sample: np.ndarray) -> float:
+    """Two-sample KS statistic sup |F_ref - F_sample| (the value ``ks_2samp`` reports, without
+    its p-value, whose exact computation dominates the cost on small samples)."""
+    sample = np.sort(sample)
+    points = np.concatenate([reference_sorted, sample])
+    f_ref = np.searchsorted(reference_sorted, points, side="right") / len(reference_sorted)
+    f_s = np.searchsorted(sample, points, side="right") / len(sample)
+    return float(np.max(np.abs(f_ref - f_s)))
+
+
+def calibrate_thresholds(
+    reference: DriftReference, train_features: pd.DataFrame, window: int, quantile: float,
+    thresholds: DriftThresholds, stride: int = 5,
+) -> dict[str, tuple[float, float]]:
+    """Per-feature (PSI, KS) thresholds: the ``quantile`` of each statistic over every
+    ``window``-row window (every ``stride`` rows) of the *training* features themselves.
+
+    Why: PSI and KS of a short window of autocorrelated indicators against many years of
+    history are large even when nothing changed (on the S&P 500, 60-bar windows taken from
+    inside the 1999-2012 training period have a median PSI above 1 and KS above 0.2, so the
+    textbook 0.25 / 0.2 cut-offs alarm on every bar). Calibrating on the training period's
+    own windows makes an alert mean "less typical than ``quantile`` of training windows".
+    The fixed ``psi`` / ``ks`` values stay as floors.
+    """
+    if not (0.5 <= quantile < 1):
+        raise DriftConfigError(
+            f"deployment.drift.calibrate must be a quantile in [0.5, 1) or null, got {quantile!r}")
+    out = {}
+    for name in reference.feature_names:
+        v = _clean(train_features[name], "training features")
+        starts = range(0, len(v) - window + 1, stride)
+        if len(starts) < 10:
+            raise DriftConfigError(
+                f"training features: {len(v)} rows of {name!r} give fewer than 10 windows of "
+                f"deployment.drift.window={window}; shorten the window or set calibrate: null.")
+        ref_sorted = np.sort(reference.values[name])
+        psis, kss = [], []
+        for i in starts:
+            w = v[i:i + window]
+            psis.append(psi(reference.expected[name], bin_shares(w, reference.edges[name]),
+                            thresholds.eps))
+            kss.append(ks_statistic(ref_sorted, w))
+        out[name] = (max(thresholds.psi, float(np.quantile(psis, quantile))),
+                     max(thresholds.ks, float(np.quantile(kss, quantile))))
+    return out
+
+
 def drift_report(
-    reference: DriftReference, live: pd.DataFrame, thresholds: DriftThresholds
+    reference: DriftReference, live: pd.DataFrame, thresholds: DriftThresholds,
+    per_feature: Mapping[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
-    """Per feature: n_live, psi, ks_stat, ks_pvalue, empty_bins, psi_alert, ks_alert, status."""
+    """Per feature: n_live, psi, ks_stat, ks_pvalue, empty_bins, psi_alert, ks_alert, status.
+
+    ``per_feature`` (from :func:`calibrate_thresholds`) replaces the global thresholds.
+    """
     missing = [n for n in reference.feature_names if n not in live.columns]
     if missing:
         raise DriftConfigError(
@@ -137,14 +188,17 @@ def drift_report(
         row: dict[str, Any] = {"feature": name, "n_live": len(v)}
         if len(v) < thresholds.min_samples:
             row.update(psi=np.nan, ks_stat=np.nan, ks_pvalue=np.nan, empty_bins=0,
+                       psi_threshold=np.nan, ks_threshold=np.nan,
                        psi_alert=False, ks_alert=False, status="insufficient_data")
         else:
             actual = bin_shares(v, reference.edges[name])
             p = psi(reference.expected[name], actual, thresholds.eps)
             ks = ks_2samp(reference.values[name], v)
+            psi_thr, ks_thr = (per_feature or {}).get(name, (thresholds.psi, thresholds.ks))
             row.update(psi=p, ks_stat=float(ks.statistic), ks_pvalue=float(ks.pvalue),
-                       empty_bins=int((actual == 0).sum()),
-                       psi_alert=p > thresholds.psi, ks_alert=float(ks.statistic) > thresholds.ks)
+                       empty_bins=int((actual == 0).sum()), psi_threshold=psi_thr,
+                       ks_threshold=ks_thr,
+                       psi_alert=p > psi_thr, ks_alert=float(ks.statistic) > ks_thr)
             row["status"] = "drift" if (row["psi_alert"] or row["ks_alert"]) else "ok"
         rows.append(row)
     return pd.DataFrame(rows).set_index("feature")
@@ -164,6 +218,7 @@ class DriftMonitor:
     thresholds: DriftThresholds
     window: int = 60
     check_every: int = 1
+    per_feature: Mapping[str, tuple[float, float]] | None = None
     _calls: int = 0
 
     def __call__(self, history: pd.DataFrame) -> list[dict[str, Any]]:
@@ -171,10 +226,10 @@ class DriftMonitor:
         if (self._calls - 1) % self.check_every:
             return []
         feats = self.feature_fn(history).iloc[-self.window:]
-        report = drift_report(self.reference, feats, self.thresholds)
+        report = drift_report(self.reference, feats, self.thresholds, self.per_feature)
         alerts = []
         for name, r in report[report["status"] == "drift"].iterrows():
             alerts.append({"feature": name, "psi": r["psi"], "ks_stat": r["ks_stat"],
-                           "ks_pvalue": r["ks_pvalue"], "psi_threshold": self.thresholds.psi,
-                           "ks_threshold": self.thresholds.ks, "window": int(r["n_live"])})
+                           "ks_pvalue": r["ks_pvalue"], "psi_threshold": r["psi_threshold"],
+                           "ks_threshold": r["ks_threshold"], "window": int(r["n_live"])})
         return alerts

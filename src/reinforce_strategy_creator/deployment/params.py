@@ -33,7 +33,7 @@ _MOVED = {
                    "conf/base/catalog_deployment.yml",
 }
 _DRIFT_THRESHOLD_KEYS = {"psi", "ks", "min_samples", "eps"}
-_DRIFT_MONITOR_KEYS = {"n_bins", "window", "check_every", "halt_on_drift"}
+_DRIFT_MONITOR_KEYS = {"n_bins", "window", "check_every", "halt_on_drift", "calibrate"}
 
 
 class DeploymentParameterError(ValueError):
@@ -55,6 +55,7 @@ class DeploymentParams:
     drift_window: int
     drift_check_every: int
     halt_on_drift: bool
+    drift_calibrate: float | None
     raw: Mapping[str, Any]
 
     @classmethod
@@ -130,5 +131,6 @@ class DeploymentParams:
             drift_window=int(drift.get("window", 60)),
             drift_check_every=int(drift.get("check_every", 1)),
             halt_on_drift=bool(drift.get("halt_on_drift", True)),
+            drift_calibrate=drift.get("calibrate"),
             raw=params,
         )

@@ -40,7 +40,7 @@ from ..agents import build_policy
 from ..env import EnvConfig, observation_from_window
 from ..features import compute_features, feature_columns, max_lookback, scale_features
 from .broker import CostModel, PaperBroker, resolve_mode
-from .drift import DriftMonitor, build_reference
+from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .params import DeploymentParams
 from .state import AccountState, StagedAccount
 
@@ -235,9 +235,13 @@ def run_paper_session(
                                 "match its window, features and observation switches.")
 
     reference = build_reference(train_table[names], params.drift_n_bins)
+    per_feature = None
+    if params.drift_calibrate is not None:
+        per_feature = calibrate_thresholds(reference, train_table[names], params.drift_window,
+                                           float(params.drift_calibrate), params.drift)
     monitor = DriftMonitor(reference=reference, feature_fn=lambda h: live(h)[names],
                            thresholds=params.drift, window=params.drift_window,
-                           check_every=params.drift_check_every)
+                           check_every=params.drift_check_every, per_feature=per_feature)
     broker = PaperBroker(account, initial_capital=params.initial_capital,
                          costs=CostModel.from_environment(environment), limits=params.risk,
                          drift_check=monitor, halt_on_drift=params.halt_on_drift)
