@@ -54,19 +54,27 @@ def raw_rows(start: str = "2015-06-01", end: str = "2018-02-27") -> pd.DataFrame
     return raw[(dates >= start) & (dates <= end)].reset_index(drop=True)
 
 
-def write_feed(path: Path, end: str = "2018-02-27") -> None:
-    raw_rows(end=end).to_csv(path, index=False)
+def write_feed(path: Path, end: str = "2018-02-27", start: str = "2015-06-01") -> None:
+    raw_rows(start=start, end=end).to_csv(path, index=False)
 
 
 class World:
-    def __init__(self, folder: Path, params: dict[str, Any] | None = None) -> None:
+    """``full_history=False``: train on 2016 (fast tests); ``True``: the project's own splits
+    (train through 2012) and the whole 1999-2018 feed, as a real deployment."""
+
+    def __init__(self, folder: Path, params: dict[str, Any] | None = None,
+                 full_history: bool = False) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.params = params or project_params()
-        self.params["feature_engineering"]["splits"] = SPLITS
+        self.full_history = full_history or (self.folder / "FULL_HISTORY").exists()
+        if self.full_history:
+            (self.folder / "FULL_HISTORY").touch()
+        else:
+            self.params["feature_engineering"]["splits"] = SPLITS
         self.feed = self.folder / "feed.csv"
         if not self.feed.exists():
-            write_feed(self.feed)
+            write_feed(self.feed, start="1999-01-01" if self.full_history else "2015-06-01")
         self.registry = self.folder / "registry.jsonl"
         self.account = self.folder / "account"
         self.status = self.folder / "paper_status.json"
@@ -81,7 +89,11 @@ class World:
     # -- training side, as feature_engineering produces it --------------------------------
     def _fit_training_side(self) -> None:
         spec = self.params["feature_engineering"]["features"]
-        prices, _ = normalise_prices(raw_rows(end="2016-12-31"), source="sp500")
+        if self.full_history:
+            train_end = self.params["feature_engineering"]["splits"]["train"]["end"]
+            prices, _ = normalise_prices(raw_rows(start="1999-01-01", end=train_end), source="sp500")
+        else:
+            prices, _ = normalise_prices(raw_rows(end="2016-12-31"), source="sp500")
         feats = compute_features(prices, spec).iloc[max_lookback(spec):]
         scaler = fit_scaler(feats, "standard")
         scaler_dict = scaler_to_dict(scaler, feature_columns(feats), fit_rows=len(feats),
