@@ -38,5 +38,9 @@ bench: install
 viz: install
 	$(KEDRO) viz run
 
+# Newcomer path on a fresh clone of HEAD: make run, README registry/paper commands, artifact and report checks.
+e2e:
+	bash tests/e2e/newcomer.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
