@@ -148,3 +148,26 @@ def test_moved_parameters_are_refused_with_the_new_place(world):
     world.params["deployment"]["costs"] = {"commission_bps": 2.0}
     with pytest.raises(Exception, match="environment.commission_bps"):
         world.run()
+
+
+def test_a_concurrent_writer_makes_the_save_refuse_without_writing(world):
+    from reinforce_strategy_creator.datasets.deployment import PaperAccountDataset
+    from reinforce_strategy_creator.deployment import CostModel, PaperBroker, RiskLimits
+
+    world.write_evaluation(V1, passed=True)
+    world.run()
+    ds = PaperAccountDataset(str(world.account))
+    first, second = ds.load(), ds.load()
+    write_feed(world.feed, end="2018-03-02")
+    feed = pd.read_csv(world.feed, dtype=str)
+    from reinforce_strategy_creator.market_data import normalise_prices
+
+    bars, _ = normalise_prices(feed, source="feed")
+    for staged in (first, second):
+        PaperBroker(staged, initial_capital=1e5, costs=CostModel(), limits=RiskLimits()).run(
+            bars, lambda h, s: 0.0)
+    ds.save(first)
+    committed = _files(world.account)
+    with pytest.raises(Exception, match="another writer committed meanwhile. Nothing was written"):
+        ds.save(second)
+    assert _files(world.account) == committed
