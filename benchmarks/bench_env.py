@@ -169,6 +169,17 @@ def bench_peer(prices, window, secs, raw_class: bool):
     return timed(run, secs)
 
 
+def write_section(md: str) -> None:
+    """Replace only the environment section (top of the file up to the next `## ` heading):
+    other stages keep their own sections in the same file."""
+    rest = ""
+    if DOC.exists():
+        text = DOC.read_text()
+        cut = text.find("\n## ")
+        rest = text[cut + 1 :] if cut >= 0 else ""
+    DOC.write_text(md.rstrip("\n") + "\n" + ("\n" + rest if rest else ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="short timings (smoke run)")
@@ -251,8 +262,8 @@ def main() -> int:
     md = "\n".join(lines)
     print(md)
     if not args.no_write and not args.quick:
-        DOC.write_text(md)
-        print(f"wrote {DOC}")
+        write_section(md)
+        print(f"updated the environment section of {DOC}")
     return 0
 
 
