@@ -176,14 +176,6 @@ def _backward_edges(api: dict) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known open issue (reported to the lead): feature_scaler (models) feeds model_input_*, "
-    "feature_engineering.config (intermediate) is made from primary_prices, evaluation.setup "
-    "(intermediate) from the policies, champion (model_output) from reporting CSVs and the registry "
-    "(models) from champion; kedro-viz then finds layer cycles and shows no layers. strict: this "
-    "fails as soon as it is fixed, so remove the marker then.",
-)
 def test_layers_are_in_data_flow_order(viz_api):
     used = [layer for layer in LAYERS if any(n.get("layer") == layer for n in viz_api["nodes"])]
     backward = _backward_edges(viz_api)

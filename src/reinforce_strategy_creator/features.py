@@ -37,6 +37,8 @@ Everything else (indicator maths, scaling) is TA-Lib, numpy and scikit-learn.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -608,3 +610,15 @@ def build_model_input(
     out = pd.concat([scaled, raw], axis=1)
     out.index.name = "date"
     return out
+
+
+def scaler_sha256(scaler: Mapping[str, Any]) -> str:
+    """SHA-256 of a scaler dict as canonical JSON (sorted keys, no spaces).
+
+    Policies record it (``spec["scaler_sha256"]``) so that deployment can refuse to feed a
+    policy features scaled differently from those it was trained on. It does not depend on
+    the JSON file's indentation.
+    """
+    text = json.dumps(dict(scaler), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+

@@ -46,6 +46,7 @@ from .agents import ALGORITHMS, resolve_device
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
 from .evaluation.metrics import EvaluationInputError, bar_returns, infer_periods_per_year, performance_metrics
+from .features import scaler_sha256
 
 __all__ = [
     "COMMON_KEYS",
@@ -158,16 +159,6 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
     h.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
     h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
     return h.hexdigest()
-
-
-def scaler_sha256(scaler: Mapping[str, Any]) -> str:
-    """SHA-256 of the scaler dict as canonical JSON (sorted keys, no spaces).
-
-    Compare with ``scaler_sha256(json.load(open("feature_scaler.json")))``: it does not
-    depend on the file's indentation.
-    """
-    text = json.dumps(scaler, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _package_version() -> str:

@@ -29,7 +29,7 @@ def _invoke(*args):
 def test_params_come_from_project_config(tmp_project):
     p = load_deployment_params()
     assert p.mode == "paper_trading"
-    assert p.registry_path == tmp_project / "data/06_models/registry.jsonl"
+    assert p.registry_path == tmp_project / "data/07_model_output/registry.jsonl"
     assert p.account_dir == tmp_project / "data/07_model_output/paper_account"
     assert p.risk.max_drawdown == 0.20
     # costs and capital are the environment's, never copies

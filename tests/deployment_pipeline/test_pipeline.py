@@ -171,3 +171,12 @@ def test_a_concurrent_writer_makes_the_save_refuse_without_writing(world):
     with pytest.raises(Exception, match="another writer committed meanwhile. Nothing was written"):
         ds.save(second)
     assert _files(world.account) == committed
+
+
+def test_a_policy_trained_with_another_scaler_is_refused(world):
+    V3 = "2026-03-03T00.00.00.000Z"
+    world.make_policy(V3, torch_seed=3, scaler_sha="0" * 64)
+    world.write_evaluation(V3, passed=True)
+    with pytest.raises(Exception, match="different feature_scaler"):
+        world.run()
+    assert not (world.account / "state.json").exists()  # nothing traded, nothing half-written

@@ -30,6 +30,7 @@ from reinforce_strategy_creator.features import (
     feature_columns,
     fit_scaler,
     max_lookback,
+    scaler_sha256,
     scaler_to_dict,
 )
 from reinforce_strategy_creator.market_data import normalise_prices
@@ -105,7 +106,8 @@ class World:
     def feature_names(self) -> list[str]:
         return json.loads(self.scaler_path.read_text())["feature_names"]
 
-    def make_policy(self, version: str, torch_seed: int, agent: str = "ppo") -> None:
+    def make_policy(self, version: str, torch_seed: int, agent: str = "ppo",
+                    scaler_sha: str | None = None) -> None:
         env = self.params["environment"]
         W, n_state = env["window"], 3
         spec = {"kind": "actor_critic", "algorithm": agent, "obs_dim": W * len(self.feature_names) + n_state,
@@ -117,7 +119,8 @@ class World:
             for p in policy.parameters():
                 p.mul_(30.0)
         spec.update(feature_names=self.feature_names, window=W, positions=env["positions"],
-                    environment=env, seeds=[0], best_seed=0)
+                    environment=env, seeds=[0], best_seed=0,
+                    scaler_sha256=scaler_sha or scaler_sha256(json.loads(self.scaler_path.read_text())))
         bundle = PolicyBundle(spec=spec, state_dicts={0: policy.state_dict()})
         PolicyArtifactDataset(str(self.folder / f"{agent}_policy"),
                               version=Version(None, version)).save(bundle)
@@ -130,6 +133,7 @@ class World:
         verdict = {"passed": passed, "champion": champion,
                    "rules": {"min_sharpe": {"value": sharpe, "threshold": 0.5, "passed": passed}},
                    "candidates": []}
+        champion["verdict"] = {"passed": passed, "rules": verdict["rules"]}  # as evaluation writes it
         self.champion.write_text(json.dumps(champion))
         self.verdict.write_text(json.dumps(verdict))
 

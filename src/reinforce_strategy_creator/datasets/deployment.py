@@ -34,6 +34,23 @@ from ..deployment.state import AccountStore, StagedAccount
 logger = logging.getLogger(__name__)
 
 
+def _resolve_artifact(artifact_path: str, registry_path: Path) -> Path:
+    """An artifact path as recorded (relative to the project root, like every catalog path).
+
+    Kedro hands datasets absolute paths, but the registry records the champion's path as the
+    catalog wrote it, relative to the project root. Resolve it from the project that holds the
+    registry (the nearest ancestor with a ``pyproject.toml``), not from the working directory,
+    so a notebook under ``notebooks/`` loads the same artifact as ``kedro run``.
+    """
+    path = Path(artifact_path)
+    if path.is_absolute():
+        return path
+    for parent in Path(registry_path).resolve().parents:
+        if (parent / "pyproject.toml").is_file():
+            return parent / path
+    return path
+
+
 class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = Path(filepath)
@@ -50,7 +67,7 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
                 f"registry {self._filepath}: production entry {entry.entry_id} has no artifact "
                 "path; register champions through the deployment pipeline (it records the "
                 "artifact) or `kedro models rollback` to a usable entry.")
-        artifact = PolicyArtifactDataset(filepath=entry.artifact_path,
+        artifact = PolicyArtifactDataset(filepath=str(_resolve_artifact(entry.artifact_path, self._filepath)),
                                          version=Version(entry.version, None))
         try:
             bundle = artifact.load()

@@ -38,7 +38,7 @@ import torch
 
 from ..agents import build_policy
 from ..env import EnvConfig, observation_from_window
-from ..features import compute_features, feature_columns, max_lookback, scale_features
+from ..features import compute_features, feature_columns, max_lookback, scale_features, scaler_sha256
 from .broker import CostModel, PaperBroker, resolve_mode
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .params import DeploymentParams
@@ -219,6 +219,13 @@ def run_paper_session(
         raise PaperSessionError(
             f"feature_scaler.feature_names {scaler.get('feature_names')} differ from the "
             f"feat_* columns of model_input_train {names}; re-run feature_engineering.")
+    trained_scaler = model.bundle.spec.get("scaler_sha256")
+    if trained_scaler is not None and trained_scaler != scaler_sha256(scaler):
+        raise PaperSessionError(
+            f"production model {model.entry_id} was trained with a different feature_scaler "
+            f"(spec scaler_sha256 {trained_scaler[:12]}…, current {scaler_sha256(scaler)[:12]}…): its "
+            "inputs would be scaled differently from training. Promote a model trained on the "
+            "current features (`kedro models promote <id>`) or restore the scaler it was trained with.")
     spec_names = list(model.bundle.spec.get("feature_names", []))
     if spec_names != names:
         raise PaperSessionError(

@@ -25,10 +25,12 @@ def check_mode(deployment: dict[str, Any], environment: dict[str, Any]) -> dict[
     return dict(deployment)
 
 
-def request_registration(
-    champion: dict[str, Any] | None, verdict: dict[str, Any], deployment: dict[str, Any]
-) -> dict[str, Any]:
-    """What to register (and whether to auto-promote) from the evaluation's outputs."""
+def request_registration(champion: dict[str, Any] | None, deployment: dict[str, Any]) -> dict[str, Any]:
+    """What to register (and whether to auto-promote) from the evaluation's champion.
+
+    The champion document carries its evaluation verdict (``champion["verdict"]``).
+    """
+    verdict = (champion or {}).get("verdict") if champion else {"passed": False, "rules": {}}
     return registration_request(champion, verdict, bool(deployment.get("auto_promote", True)))
 
 

@@ -17,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         node(check_mode, inputs=["params:deployment", "params:environment"],
              outputs="validated_params", name="check_mode", tags=["registry", "paper"]),
         node(request_registration,
-             inputs=["champion", "evaluation_verdict", "validated_params"],
+             inputs=["champion", "validated_params"],
              outputs="production_model", name="register_champion", tags=["registry"]),
         node(normalise_feed, inputs=["market_feed", "validated_params"], outputs="feed_prices",
              name="normalise_feed", tags=["paper"]),
@@ -31,7 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         nodes,
         namespace="deployment",
-        inputs={"champion", "evaluation_verdict", "feature_scaler", "model_input_train"},
+        inputs={"champion", "feature_scaler", "model_input_train"},
         parameters={"params:deployment": "params:deployment",
                     "params:environment": "params:environment",
                     "params:feature_engineering.features": "params:feature_engineering.features",

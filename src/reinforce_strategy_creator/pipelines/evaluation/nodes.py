@@ -75,7 +75,17 @@ def summarise(validation: pd.DataFrame, test: pd.DataFrame, setup: dict):
 
 def select_champion(validation: pd.DataFrame, test: pd.DataFrame, setup: dict):
     """Champion chosen on validation only; ``champion`` and ``evaluation_verdict`` JSON."""
-    return champion_and_verdict(validation, test, _params(setup), setup["policy_versions"])
+    champion, verdict, selection = champion_and_verdict(validation, test, _params(setup), setup["policy_versions"])
+    if champion:
+        # Deployment registers the champion from this one document, verdict included, so the
+        # registry never depends on a reporting-layer artifact.
+        champion = {**champion, "verdict": {"passed": verdict["passed"], "rules": verdict.get("rules", {})}}
+    return champion, verdict, selection
+
+
+def publish_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The same table, published as CSV in the reporting layer for people and kedro-viz previews."""
+    return table
 
 
 def make_figures(validation_ledger: pd.DataFrame, test_ledger: pd.DataFrame, model_input_test: pd.DataFrame,
