@@ -32,8 +32,11 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not slow"
 
+# Speed, measured against a peer in the same run; env and training figures go to docs/benchmarks.md.
 bench: install
 	$(PY) benchmarks/bench_env.py
+	$(PY) benchmarks/bench_training.py --write
+	$(PY) benchmarks/bench_paper.py
 
 viz: install
 	$(KEDRO) viz run
