@@ -12,6 +12,8 @@ from typing import Any
 _LAZY = {
     "ModelRegistryDataset": "reinforce_strategy_creator.datasets.deployment",
     "PaperAccountDataset": "reinforce_strategy_creator.datasets.deployment",
+    "SourcedCSVDataset": "reinforce_strategy_creator.datasets.sourced",
+    "SourcedParquetDataset": "reinforce_strategy_creator.datasets.sourced",
     "PolicyArtifactDataset": "reinforce_strategy_creator.datasets.policy_artifact",
     "YFinanceDataset": "reinforce_strategy_creator.datasets.yfinance_dataset",
     "DataSourceError": "reinforce_strategy_creator.datasets.yfinance_dataset",
