@@ -74,6 +74,7 @@ def test_bad_file_fails_cleanly(project):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "DataValidationError" in output and "low_above_min.csv" in output.replace("\n", "")
+    assert "Traceback" not in output and "❱" not in output, "bad input must not print a traceback"
     assert not (project / PRIMARY).exists() and not (project / REPORT).exists()
 
 

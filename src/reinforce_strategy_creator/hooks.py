@@ -1,0 +1,57 @@
+"""Kedro hooks of the project.
+
+``ClearInputErrors``: bad input (a malformed file, a wrong parameter, a missing artifact)
+raises a ``ValueError`` subclass of this package, or a Kedro ``DatasetError``, whose message
+already names the file, column, row or parameter and what to do. Kedro's CLI would print
+it under a long rich traceback of library frames, which reads like a crash. This hook
+prints such errors as the message alone (on stderr, exit status 1); any other exception is
+a bug and keeps its full traceback. ``RSC_TRACEBACK=1`` shows the traceback for all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import TracebackType
+
+from kedro.framework.hooks import hook_impl
+from kedro.io.core import DatasetError
+
+PACKAGE = __name__.split(".")[0]
+
+
+def is_input_error(exc: BaseException) -> bool:
+    """True for errors that describe bad input rather than a bug in the code."""
+    if isinstance(exc, DatasetError):
+        return True
+    return isinstance(exc, ValueError) and type(exc).__module__.split(".")[0] == PACKAGE
+
+
+def format_input_error(exc: BaseException) -> str:
+    return (
+        f"\nError: {type(exc).__name__}: {exc}\n"
+        "(This is a problem with the input, not a crash; set RSC_TRACEBACK=1 to see the traceback.)\n"
+    )
+
+
+def install_excepthook() -> None:
+    """Wrap the current ``sys.excepthook`` (Kedro's rich one) once."""
+    previous = sys.excepthook
+    if getattr(previous, "_rsc_clear_input_errors", False):
+        return
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if is_input_error(exc) and os.environ.get("RSC_TRACEBACK") not in ("1", "true", "yes"):
+            sys.stderr.write(format_input_error(exc))
+            sys.stderr.flush()
+            return
+        previous(exc_type, exc, tb)
+
+    hook._rsc_clear_input_errors = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+
+
+class ClearInputErrors:
+    @hook_impl
+    def after_context_created(self, context) -> None:  # noqa: ARG002 - Kedro hook signature
+        install_excepthook()
