@@ -115,11 +115,32 @@ def registry_list(status: str | None, as_json: bool, env: str | None) -> None:
     if not entries:
         click.echo(f"No models registered in {params.registry_path}.")
         return
+    click.echo(_models_table(entries))
+    click.echo("All metrics: kedro models list --json")
+
+
+# The columns of `kedro models list`: (header, metric key, format).
+_TABLE_METRICS = (
+    ("val Sharpe", "validation_sharpe", "{:.2f}"),
+    ("val PSR", "validation_psr", "{:.2f}"),
+    ("val maxDD", "validation_max_drawdown", "{:.1%}"),
+    ("test Sharpe", "test_sharpe", "{:.2f}"),
+    ("test return", "test_total_return", "{:.1%}"),
+)
+
+
+def _models_table(entries) -> str:
+    """A fixed-width table: one registered model per row, the metrics a reviewer looks at first."""
+    header = ["status", "entry id", "verdict", *(h for h, _, _ in _TABLE_METRICS)]
+    rows = [header]
     for e in entries:
-        verdict = "passed" if e.passed else "FAILED"
-        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}"
-                            for k, v in sorted(e.metrics.items()))
-        click.echo(f"{e.status:<10} {e.entry_id}  verdict={verdict}  {metrics}")
+        cells = [e.status, e.entry_id, "passed" if e.passed else "FAILED"]
+        for _, key, fmt in _TABLE_METRICS:
+            value = e.metrics.get(key)
+            cells.append(fmt.format(value) if isinstance(value, (int, float)) else "-")
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 @models.command("promote")

@@ -50,7 +50,8 @@ def test_kedro_builtin_registry_is_not_clobbered():
 
 def test_registry_commands(tmp_project):
     reg = ModelRegistry(load_deployment_params().registry_path)
-    good = reg.register(agent="ppo", version="v1", seed=0, metrics={"sharpe": 1.1},
+    good = reg.register(agent="ppo", version="v1", seed=0,
+                        metrics={"validation_sharpe": 1.1, "test_total_return": 0.0421},
                         verdict={"passed": True})
     good2 = reg.register(agent="ppo", version="v2", seed=0, metrics={"sharpe": 1.3},
                          verdict={"passed": True})
@@ -58,6 +59,8 @@ def test_registry_commands(tmp_project):
                        verdict={"passed": False})
     out = _invoke("models", "list")
     assert out.exit_code == 0 and "candidate" in out.output and good in out.output
+    row = next(line for line in out.output.splitlines() if good in line)
+    assert "1.10" in row and "4.2%" in row and "passed" in row  # a readable table, one row per model
     assert _invoke("models", "promote", good).exit_code == 0
     assert _invoke("models", "promote", good2).exit_code == 0
     refused = _invoke("models", "promote", bad)
