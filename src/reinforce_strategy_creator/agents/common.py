@@ -39,6 +39,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import sys
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -393,7 +394,11 @@ class RunTracker:
         if progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total_steps, desc=desc, unit="step", dynamic_ncols=True)
+            # On a terminal the bar refreshes live; in a log file (CI, nohup) every refresh is
+            # a new chunk of text, so refresh rarely there.
+            interactive = sys.stderr.isatty()
+            self.bar = tqdm(total=total_steps, desc=desc, unit="step", dynamic_ncols=True,
+                            mininterval=0.2 if interactive else 15.0)
 
     def on_step(self, step: Step) -> None:
         """Accumulate rewards of valid transitions; record returns of finished episodes."""
