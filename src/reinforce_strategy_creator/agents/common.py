@@ -39,8 +39,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import sys
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
