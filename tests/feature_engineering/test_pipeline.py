@@ -14,6 +14,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from reinforce_strategy_creator import features as fe
+from reinforce_strategy_creator.env import EnvConfigError
 from reinforce_strategy_creator.pipelines.feature_engineering import create_pipeline
 
 from .conftest import OHLCV, PROJECT_ROOT
@@ -92,6 +93,12 @@ def test_pipeline_on_sp500(sp500_prices, stage_params):
          fe.SplitConfigError, r"environment\.window = 1000 .*'validation'"),
         (lambda p, e: e.pop("window"),
          fe.SplitConfigError, r"environment\.window is missing"),
+        (lambda p, e: e.update(positions=[1]),
+         EnvConfigError, r"environment\.positions: .*including 0"),
+        (lambda p, e: e.update(positions=[0, 0, 1]),
+         EnvConfigError, r"environment\.positions: contains duplicates"),
+        (lambda p, e: e.update(slippage_bps=-2),
+         EnvConfigError, r"environment\.slippage_bps: costs must be finite and >= 0"),
     ],
 )  # fmt: skip
 def test_bad_parameters_fail_at_pipeline_start(sp500_prices, stage_params, mutate, error, match):

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from reinforce_strategy_creator import features as fe
+from reinforce_strategy_creator.env import EnvConfig
 
 
 def _bounds(config: Mapping[str, Any]) -> dict[str, tuple[pd.Timestamp | None, ...]]:
@@ -51,6 +52,9 @@ def validate_inputs(
         raise fe.SplitConfigError(
             "environment.window is missing; set it in conf/base/parameters_environment.yml."
         )
+    # The environment block is checked here too (positions, costs, reward, ...), so a bad
+    # value stops the run before any feature is computed or any agent trains.
+    EnvConfig.from_params(environment)
     fe.validate_prices(primary_prices)
     config = {
         "spec": dict(features_spec),
