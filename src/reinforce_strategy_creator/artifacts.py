@@ -105,30 +105,42 @@ def load_policy_bundle(path: str | os.PathLike, version: str | None = None) -> P
     """Read a policy artifact folder. Reads JSON and safetensors only."""
     path = Path(path)
     spec_path = path / SPEC_FILE
+    where = f"'{path}'" + (f" (version {version})" if version else "")
     if not spec_path.is_file():
         raise ArtifactError(
-            f"No policy artifact at '{path}': '{SPEC_FILE}' is missing. "
+            f"No policy artifact at {where}: '{SPEC_FILE}' is missing. "
             "Run the training pipeline first (kedro run --pipelines training)."
         )
     try:
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"'{spec_path}' is not valid JSON ({exc}); the artifact is corrupt.") from exc
+        raise ArtifactError(f"Policy artifact {where}: '{SPEC_FILE}' is not valid JSON ({exc}); the artifact is "
+                            "corrupt. Retrain or restore it.") from exc
+    if not isinstance(spec, dict):
+        raise ArtifactError(f"Policy artifact {where}: '{SPEC_FILE}' holds {type(spec).__name__}, not a JSON object; "
+                            "the artifact is corrupt. Retrain or restore it.")
     checksums = spec.get("weights_sha256", {})
     state_dicts: dict[int, dict[str, torch.Tensor]] = {}
     for seed in spec.get("seeds", []):
         name = f"seed_{int(seed)}.safetensors"
         weights = path / name
         if not weights.is_file():
-            raise ArtifactError(f"Policy artifact '{path}' lists seed {seed} but '{name}' is missing.")
+            raise ArtifactError(f"Policy artifact {where} lists seed {seed} but '{name}' is missing.")
         expected = checksums.get(name)
         if expected is not None and _sha256(weights) != expected:
             raise ArtifactError(
-                f"'{weights}' does not match the SHA-256 recorded in '{spec_path}'; "
+                f"Policy artifact {where}: '{name}' does not match the SHA-256 recorded in '{SPEC_FILE}'; "
                 "the file was modified or is corrupt. Retrain or restore it."
             )
-        state_dicts[int(seed)] = load_file(str(weights))
-    return PolicyBundle(spec=spec, state_dicts=state_dicts, version=version)
+        try:
+            state_dicts[int(seed)] = load_file(str(weights))
+        except Exception as exc:  # safetensors raises its own SafetensorError on a malformed file
+            raise ArtifactError(f"Policy artifact {where}: '{name}' is not a readable safetensors file ({exc}); "
+                                "the artifact is corrupt. Retrain or restore it.") from exc
+    try:
+        return PolicyBundle(spec=spec, state_dicts=state_dicts, version=version)
+    except ArtifactError as exc:
+        raise ArtifactError(f"Policy artifact {where}: {exc}") from exc
 
 
 def _json_default(obj: Any) -> Any:

@@ -152,6 +152,12 @@ class EvaluationParams:
         }
 
 
+def artifact_name(agent: str, bundle) -> str:
+    """``training.<agent>.policy (version <v>)``: how every error names a policy artifact."""
+    version = getattr(bundle, "version", None)
+    return f"training.{agent}.policy (version {version or 'unknown'})"
+
+
 def trading_setup(config: EnvConfig) -> dict:
     """Costs and capital of a config: what must be identical for every run."""
     return {k: float(getattr(config, k)) for k in SETUP_KEYS}
@@ -168,37 +174,38 @@ def check_run_setups(configs: Mapping[str, EnvConfig]) -> dict:
 
 def check_bundle(agent: str, bundle, config: EnvConfig, feature_names: Sequence[str]) -> None:
     """Refuse a policy artifact that was not trained for this environment and feature table."""
+    name = artifact_name(agent, bundle)
     spec = getattr(bundle, "spec", None)
     if not isinstance(spec, Mapping):
         raise EvaluationInputError(
-            f"training.{agent}.policy: expected a PolicyBundle with a spec, got {type(bundle).__name__}; "
+            f"{name}: expected a PolicyBundle with a spec, got {type(bundle).__name__}; "
             "run the training pipeline first.")
     names = list(spec.get("feature_names", []))
     if names != list(feature_names):
         raise EvaluationInputError(
-            f"training.{agent}.policy: spec.feature_names {names} differ from the model-input feat_* columns "
+            f"{name}: spec.feature_names {names} differ from the model-input feat_* columns "
             f"{list(feature_names)}; the policy was trained on other features. Rerun training after "
             "feature_engineering.")
     env_spec = spec.get("environment")
     if not isinstance(env_spec, Mapping):
         raise EvaluationInputError(
-            f"training.{agent}.policy: spec.environment (the environment parameters used in training) is "
+            f"{name}: spec.environment (the environment parameters used in training) is "
             "missing; evaluation cannot prove the policy saw the same costs and capital. Retrain it.")
     trained = EnvConfig.from_params(env_spec)
     for key in SPEC_MUST_MATCH:
         a, b = getattr(trained, key), getattr(config, key)
         if a != b:
             raise EvaluationInputError(
-                f"training.{agent}.policy: trained with environment.{key}={a!r} but params:environment has "
+                f"{name}: trained with environment.{key}={a!r} but params:environment has "
                 f"environment.{key}={b!r}. Agents and benchmarks are evaluated with identical costs, capital "
                 "and observations; retrain the agent or restore conf/base/parameters_environment.yml.")
     if int(spec.get("window", -1)) != config.window or [float(p) for p in spec.get("positions", [])] != list(
             config.positions):
         raise EvaluationInputError(
-            f"training.{agent}.policy: spec window/positions ({spec.get('window')}, {spec.get('positions')}) do not "
+            f"{name}: spec window/positions ({spec.get('window')}, {spec.get('positions')}) do not "
             f"match environment.window={config.window}, environment.positions={list(config.positions)}.")
     if not bundle.seeds:
-        raise EvaluationInputError(f"training.{agent}.policy: the bundle holds no seed; retrain it.")
+        raise EvaluationInputError(f"{name}: the bundle holds no seed; retrain it.")
 
 
 class BundleDecision:
@@ -212,21 +219,24 @@ class BundleDecision:
         from ..agents import build_policy  # local: agents pull in torch nets only when needed
 
         self.agent, self.seeds, self.policies = agent, list(seeds), []
+        self.name = artifact_name(agent, bundle)
         self.obs_dim = int(bundle.spec.get("obs_dim", -1))
         for s in self.seeds:
             try:
                 policy = build_policy(bundle.spec)
                 policy.load_state_dict(bundle.state_dicts[s])
-            except (ValueError, RuntimeError, KeyError) as exc:
+            except (ValueError, RuntimeError, KeyError, TypeError) as exc:
                 raise EvaluationInputError(
-                    f"training.{agent}.policy: seed {s} cannot be rebuilt from its spec and weights ({exc}); "
-                    "the artifact is incomplete or from another version. Retrain it.") from exc
+                    f"{self.name}: seed {s} cannot be rebuilt from its spec and weights "
+                    f"({' '.join(str(exc).split())}); the weights "
+                    "do not fit spec.network/obs_dim, so the artifact is corrupt or from another version. "
+                    "Retrain it.") from exc
             self.policies.append(policy.to(device).eval())
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
         if obs.shape[1] != self.obs_dim:
             raise EvaluationInputError(
-                f"training.{self.agent}.policy: spec.obs_dim={self.obs_dim} but the environment builds "
+                f"{self.name}: spec.obs_dim={self.obs_dim} but the environment builds "
                 f"observations of size {obs.shape[1]}; retrain the agent for this configuration.")
         obs = obs.float()
         with torch.no_grad():
@@ -271,6 +281,18 @@ def backtest_split(
         raise EvaluationInputError(
             f"model_input_{split}: {len(table)} rows, but a replay needs more than environment.window="
             f"{config.window} rows.")
+    # A benchmark that never leaves its warm-up is no benchmark: SMA(slow) first exists at bar
+    # slow-1, momentum at bar lookback; one more bar is needed to fill the first signal.
+    lookbacks = {"evaluation.benchmarks.sma_slow": evaluation.sma_slow,
+                 "evaluation.benchmarks.momentum_lookback": evaluation.momentum_lookback + 1}
+    key = max(lookbacks, key=lookbacks.get)
+    if len(table) <= lookbacks[key]:
+        value = getattr(evaluation, key.rsplit(".", 1)[1])
+        raise EvaluationInputError(
+            f"model_input_{split}: the {split} split has {len(table)} rows, not more than the longest benchmark "
+            f"lookback ({key}={value} needs {lookbacks[key]} bars before its first signal), so that benchmark "
+            f"would never trade. Lengthen the {split} split (conf/base/parameters_feature_engineering.yml) or "
+            f"shorten {key} (conf/base/parameters_evaluation.yml).")
     positions = None if config.continuous else config.positions
     first = config.window - 1
     close = table["Close"].to_numpy(dtype=float)

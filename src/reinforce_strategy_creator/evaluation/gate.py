@@ -52,7 +52,8 @@ class GateParams:
         unknown = sorted(set(params) - set(cls.KEYS))
         if unknown:
             raise EvaluationInputError(
-                f"{prefix}: unknown key(s) {unknown}; allowed keys are {list(cls.KEYS)}."
+                f"{prefix}.{unknown[0]}: unknown gate threshold (unknown key(s) {unknown}); allowed keys are "
+                f"{list(cls.KEYS)}. Fix it in conf/base/parameters_evaluation.yml."
             )
         missing = [k for k in cls.KEYS if k not in params]
         if missing:
