@@ -79,6 +79,7 @@ class World:
         self.registry = self.folder / "registry.jsonl"
         self.account = self.folder / "account"
         self.status = self.folder / "paper_status.json"
+        self.png = self.folder / "paper_account_equity.png"
         self.champion = self.folder / "champion.json"
         self.verdict = self.folder / "evaluation_verdict.json"
         self.scaler_path = self.folder / "feature_scaler.json"
@@ -146,6 +147,7 @@ class World:
         for name in ("deployment.account", "deployment.account_update"):
             cfg[name]["filepath"] = str(self.account)
         cfg["deployment.paper_status"]["filepath"] = str(self.status)
+        cfg["deployment.account_equity_png"]["filepath"] = str(self.png)
         cfg.update({
             "champion": {"type": "json.JSONDataset", "filepath": str(self.champion)},
             "evaluation_verdict": {"type": "json.JSONDataset", "filepath": str(self.verdict)},

@@ -77,7 +77,8 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
                 f"{entry.artifact_path} version {entry.version}, which cannot be loaded ({exc}). "
                 "Restore the artifact or `kedro models rollback --reason ...`.") from exc
         return ProductionModel(entry.entry_id, bundle, entry.seed, str(self._filepath),
-                               artifact=f"{entry.artifact_path}@{entry.version}")
+                               artifact=f"{entry.artifact_path}@{entry.version}",
+                               version=entry.version)
 
     def save(self, data: dict) -> None:
         outcome = ModelRegistry(self._filepath).apply_registration(data)
@@ -97,7 +98,11 @@ class PaperAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
 
     def load(self) -> StagedAccount:
         store = AccountStore(self._filepath)
-        return StagedAccount(self._filepath, store.load() if store.exists() else None)
+        if not store.exists():
+            return StagedAccount(self._filepath, None)
+        state = store.load()
+        history = {name: store.read_log(name, state) for name in ("equity", "trades")}
+        return StagedAccount(self._filepath, state, history)
 
     def save(self, data: StagedAccount) -> None:
         if not isinstance(data, StagedAccount):

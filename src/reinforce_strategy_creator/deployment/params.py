@@ -22,7 +22,7 @@ import pandas as pd
 from .broker import CostModel, RiskLimits
 from .drift import DriftThresholds
 
-_KNOWN = {"mode", "auto_promote", "paper_start", "feed", "risk", "drift", "broker_adapter",
+_KNOWN = {"mode", "auto_promote", "require_production_model", "paper_start", "feed", "risk", "drift", "broker_adapter",
           "api_endpoint", "api_key", "api_secret"}
 _MOVED = {
     "costs": "costs come from environment.commission_bps / slippage_bps / borrow_bps_per_bar",
@@ -57,6 +57,7 @@ class DeploymentParams:
     halt_on_drift: bool
     drift_calibrate: float | None
     raw: Mapping[str, Any]
+    require_production_model: bool = False
 
     @classmethod
     def from_params(
@@ -88,6 +89,10 @@ class DeploymentParams:
         if not isinstance(auto, bool):
             raise DeploymentParameterError(
                 f"deployment.auto_promote must be true or false, got {auto!r}")
+        require = params.get("require_production_model", False)
+        if not isinstance(require, bool):
+            raise DeploymentParameterError(
+                f"deployment.require_production_model must be true or false, got {require!r}")
         start = params.get("paper_start")
         try:
             start = None if start is None else pd.Timestamp(start)
@@ -133,4 +138,5 @@ class DeploymentParams:
             halt_on_drift=bool(drift.get("halt_on_drift", True)),
             drift_calibrate=drift.get("calibrate"),
             raw=params,
+            require_production_model=require,
         )

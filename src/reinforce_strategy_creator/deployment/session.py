@@ -42,6 +42,7 @@ from ..features import compute_features, feature_columns, max_lookback, scale_fe
 from .broker import CostModel, PaperBroker, resolve_mode
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .params import DeploymentParams
+from .report import check_feed_against_account, check_feed_matches_training
 from .state import AccountState, StagedAccount
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class ProductionModel:
     seed: int | None
     registry_path: str
     artifact: str | None = None
+    version: str | None = None  # the artifact version the registry entry points to
 
     @property
     def available(self) -> bool:
@@ -205,11 +207,19 @@ def run_paper_session(
     before = account.state
     status: dict[str, Any] = {
         "mode": mode, "registry": model.registry_path, "production_model": model.entry_id,
+        "production_model_version": model.version,
         "account": str(account.folder), "bars_processed_this_run": 0,
         "first_bar": None, "last_bar": before.last_bar if before else None,
     }
+    # bad feeds are refused before anything else, whether or not a model is in production
+    check_feed_matches_training(feed, train_table)
+    check_feed_against_account(feed, account.history.get("equity", []), str(account.folder))
     if not model.available:
         message = no_production_message(model.registry_path)
+        if params.require_production_model:
+            raise PaperSessionError(
+                message.replace("nothing was traded", "deployment.require_production_model is "
+                                "true, so this is an error; nothing was traded", 1))
         logger.warning(message)
         return {**status, "status": "no_production_model", "message": message}
 

@@ -186,10 +186,19 @@ class AccountStore:
             raise AccountStateError(f"no account state at {self.state_path}.{hint}")
         try:
             data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:  # cannot happen with atomic replace, but say so
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise AccountStateError(
-                f"{self.state_path} is not valid JSON ({exc}); restore it from backup."
+                f"{self.state_path} is not valid JSON ({exc}): the paper account state is "
+                "corrupt and is never reset automatically. Restore state.json from backup, or "
+                "move the whole folder away to start a new account (its logs are the history). "
+                "Nothing was traded."
             ) from exc
+        if not isinstance(data, dict):
+            raise AccountStateError(
+                f"{self.state_path} holds a JSON {type(data).__name__}, not an account state: "
+                "the file is corrupt. Restore state.json from backup, or move the folder away to "
+                "start a new account. Nothing was traded."
+            )
         state = AccountState.from_dict(data, source=str(self.state_path))
         for name in LOG_NAMES:
             size = self.log_path(name).stat().st_size if self.log_path(name).exists() else 0
@@ -319,9 +328,12 @@ class StagedAccount:
     deterministically; the generation and log bytes equal those of bar-by-bar commits.
     """
 
-    def __init__(self, folder: str | os.PathLike, base: AccountState | None) -> None:
+    def __init__(self, folder: str | os.PathLike, base: AccountState | None,
+                 history: dict[str, list[dict[str, Any]]] | None = None) -> None:
         self.folder = Path(folder)
         self.base = base
+        # committed log records at load time (read-only; used for feed checks and the report)
+        self.history: dict[str, list[dict[str, Any]]] = history or {name: [] for name in LOG_NAMES}
         self.state = base
         self.created = False
         self.records: dict[str, list[dict[str, Any]]] = {name: [] for name in LOG_NAMES}

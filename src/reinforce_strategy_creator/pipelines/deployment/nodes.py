@@ -13,6 +13,13 @@ import pandas as pd
 from reinforce_strategy_creator.deployment.broker import resolve_mode
 from reinforce_strategy_creator.deployment.params import DeploymentParams
 from reinforce_strategy_creator.deployment.registry import registration_request
+from reinforce_strategy_creator.deployment.report import (
+    FeedMismatchError,
+    account_report_figure,
+    buy_and_hold_marks,
+    marks_frame,
+    report_status,
+)
 from reinforce_strategy_creator.deployment.session import ProductionModel, run_paper_session
 from reinforce_strategy_creator.deployment.state import StagedAccount
 from reinforce_strategy_creator.market_data import IngestionSettings, normalise_prices
@@ -39,8 +46,16 @@ def normalise_feed(raw_feed: pd.DataFrame, deployment: dict[str, Any]) -> pd.Dat
     feed = dict(deployment.get("feed") or {})
     settings = IngestionSettings(feed, prefix="deployment.feed")
     source = raw_feed.attrs.get("source") if isinstance(raw_feed, pd.DataFrame) else None
-    prices, _report = normalise_prices(raw_feed, source=str(source or settings.filepath or "market_feed"),
-                                       settings=settings)
+    name = str(source or settings.filepath or "market_feed")
+    prices, report = normalise_prices(raw_feed, source=name, settings=settings)
+    if not report["was_sorted"]:
+        why = next((w for w in report["warnings"] if "not in increasing order" in w),
+                   "rows out of date order")
+        # data_ingestion sorts a historical file with a warning; a live feed that steps back in
+        # time is a broken feed: trading it would reorder what the account already saw.
+        raise FeedMismatchError(
+            f"{name}: the feed goes back in time ({why}). "
+            "A market feed must be in date order; fix the feed. Nothing was traded.")
     return prices
 
 
@@ -59,3 +74,16 @@ def paper_trade(
     status = run_paper_session(production, account, feed, feature_scaler, model_input_train,
                                environment, features, deployment, splits)
     return account, status
+
+
+def report_account(account: StagedAccount, session_status: dict[str, Any],
+                   environment: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Status JSON and equity/position/P&L figure of the committed account, with buy-and-hold
+    over the same bars, costs and capital (``account`` is loaded back after the commit)."""
+    state = account.state
+    equity_log = account.history.get("equity", [])
+    marks = marks_frame(equity_log)
+    capital = state.initial_capital_cents / 100.0 if state is not None else 0.0
+    bh = buy_and_hold_marks(marks, capital, environment) if state is not None else marks_frame([])["equity"]
+    status = report_status(state, equity_log, bh, session_status)
+    return status, account_report_figure(state, equity_log, bh, status)

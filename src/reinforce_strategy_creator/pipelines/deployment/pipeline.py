@@ -1,7 +1,8 @@
 """Wire the ``deployment`` nodes: registration (tag ``registry``) then paper trading (tag ``paper``).
 
 ``deployment.production_model`` is written by the registration node and read by the paper
-node (same registry file), so Kedro always registers before it trades. Day to day, without a
+node (same registry file), so Kedro always registers before it trades. The report node reads the account back after
+its commit, so the status JSON and the equity PNG show committed numbers. Day to day, without a
 new evaluation: ``kedro run --pipelines deployment --tags paper``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import check_mode, normalise_feed, paper_trade, request_registration
+from .nodes import check_mode, normalise_feed, paper_trade, report_account, request_registration
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -26,7 +27,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                      "model_input_train", "params:environment",
                      "params:feature_engineering.features", "params:feature_engineering.splits",
                      "validated_params"],
-             outputs=["account_update", "paper_status"], name="paper_trade", tags=["paper"]),
+             outputs=["account_update", "session_status"], name="paper_trade", tags=["paper"]),
+        node(report_account, inputs=["account_update", "session_status", "params:environment"],
+             outputs=["paper_status", "account_equity_png"], name="report_account", tags=["paper"]),
     ]
     return pipeline(
         nodes,
