@@ -84,9 +84,38 @@ def sb3(algo: str, market, cfg, lanes: int, steps: int) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def median(fn, repeats: int, *args) -> tuple[float, float, float]:
-    xs = [fn(*args) for _ in range(repeats)]
-    return statistics.median(xs), min(xs), max(xs)
+def in_child(fn, *args) -> tuple[float, float]:
+    """Run ``fn(*args)`` in a forked child; return (its result, its peak RSS in MiB).
+
+    The child starts as a copy of this process (data and imports already loaded), so the
+    peak RSS is what one training run needs on top of a loaded market, as a user sees it.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        code = 0
+        try:
+            os.write(w, repr(float(fn(*args))).encode())
+        except BaseException:  # noqa: BLE001 - report in the parent
+            code = 1
+        finally:
+            os.close(w)
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as fh:
+        out = fh.read()
+    _, status, usage = os.wait4(pid, 0)
+    if status != 0 or not out:
+        sys.exit(f"benchmark child for {fn.__name__}{args[:1]} failed (status {status})")
+    return float(out), usage.ru_maxrss / 1024.0  # Linux: KiB
+
+
+def median(fn, repeats: int, *args) -> tuple[float, float, float, float]:
+    """Median, min, max of the throughput and the largest peak RSS (MiB) over ``repeats`` runs."""
+    runs = [in_child(fn, *args) for _ in range(repeats)]
+    xs = [x for x, _ in runs]
+    return statistics.median(xs), min(xs), max(xs), max(m for _, m in runs)
 
 
 def main() -> None:
@@ -110,7 +139,8 @@ def main() -> None:
         m_o = median(ours, a.repeats, algo, market, cfg, lanes, steps)
         m_s = median(sb3, a.repeats, algo, market, cfg, sb_lanes, sb_steps)
         rows.append((algo, lanes, m_o, sb_lanes, m_s))
-        print(f"{algo}: ours B={lanes} {m_o[0]:,.0f} steps/s | SB3 n_envs={sb_lanes} {m_s[0]:,.0f} steps/s | "
+        print(f"{algo}: ours B={lanes} {m_o[0]:,.0f} steps/s {m_o[3]:,.0f} MiB | "
+              f"SB3 n_envs={sb_lanes} {m_s[0]:,.0f} steps/s {m_s[3]:,.0f} MiB | "
               f"{m_o[0] / m_s[0]:.1f}x", flush=True)
     load1 = os.getloadavg()
     import stable_baselines3
@@ -122,7 +152,8 @@ def main() -> None:
         f"{a.repeats} runs each). Agents train on the S&P 500 `model_input_train` table through the project's env "
         "(default `parameters_environment.yml`, window 16, 15 features, obs_dim 243); SB3 trains on the same env "
         "through the one-account `TradingEnv` facade in a `DummyVecEnv`. Same rollout length, epochs, "
-        "minibatches, networks; CPU, 1 torch thread; no validation during these runs.",
+        "minibatches, networks; CPU, 1 torch thread; no validation during these runs. Each run is a forked "
+        "child of the benchmark process (market loaded); peak RSS is the child's `ru_maxrss`, largest over the runs.",
         "",
         f"| date | {time.strftime('%Y-%m-%d %H:%M')} |",
         "| --- | --- |",
@@ -131,12 +162,13 @@ def main() -> None:
         f"| load average (1/5/15 min) at start | {' / '.join(f'{x:.2f}' for x in load0)} |",
         f"| load average (1/5/15 min) at end | {' / '.join(f'{x:.2f}' for x in load1)} |",
         "",
-        "| algorithm | ours: lanes | ours: env steps/s (min – max) | SB3: n_envs | SB3: env steps/s (min – max) | ratio |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| algorithm | ours: lanes | ours: env steps/s (min – max) | ours: peak RSS MiB | SB3: n_envs | "
+        "SB3: env steps/s (min – max) | SB3: peak RSS MiB | ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for algo, lanes, (mo, lo, hi), sl, (ms, ls, hs) in rows:
-        lines.append(f"| {algo.upper()} | {lanes} | {mo:,.0f} ({lo:,.0f} – {hi:,.0f}) | {sl} | "
-                     f"{ms:,.0f} ({ls:,.0f} – {hs:,.0f}) | {mo / ms:.1f}x |")
+    for algo, lanes, (mo, lo, hi, mem_o), sl, (ms, ls, hs, mem_s) in rows:
+        lines.append(f"| {algo.upper()} | {lanes} | {mo:,.0f} ({lo:,.0f} – {hi:,.0f}) | {mem_o:,.0f} | {sl} | "
+                     f"{ms:,.0f} ({ls:,.0f} – {hs:,.0f}) | {mem_s:,.0f} | {mo / ms:.1f}x |")
     lines += ["", "Numbers are only comparable within one run (shared 2-core machine).", ""]
     text = "\n".join(lines)
     print(text)

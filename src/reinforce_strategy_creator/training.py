@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .agents import ALGORITHMS, resolve_device
+from .agents import ALGORITHMS, BACKENDS, TrainingDivergedError, resolve_device
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
 from .evaluation.metrics import EvaluationInputError, bar_returns, infer_periods_per_year, performance_metrics
@@ -55,6 +55,7 @@ __all__ = [
     "data_fingerprint",
     "scaler_sha256",
     "train_agent",
+    "validate_training",
     "validation_sharpe",
 ]
 
@@ -135,17 +136,64 @@ def _settings(common: Mapping[str, Any] | None, agent: Mapping[str, Any], agent_
     return TrainingSettings(**values)
 
 
-def _algorithm(agent: Mapping[str, Any], agent_name: str):
+def _algorithm(agent: Mapping[str, Any], agent_name: str, backend: str = "torch") -> str:
     algo = agent.get("algorithm", agent_name)
     if not algo:
         raise TrainingConfigError(
             f"training.<agent>.algorithm is missing; every agent block needs algorithm: one of {sorted(ALGORITHMS)}"
         )
-    if algo not in ALGORITHMS:
+    if backend == "torch" and algo not in ALGORITHMS:
         raise TrainingConfigError(
             f"training.{agent_name}.algorithm={algo!r} is not a known algorithm; choose one of {sorted(ALGORITHMS)}"
         )
-    return algo, ALGORITHMS[algo]
+    return str(algo)
+
+
+@dataclass(frozen=True)
+class AgentPlan:
+    """One agent block, fully validated before anything trains."""
+
+    name: str
+    algorithm: str
+    backend: str
+    settings: TrainingSettings
+    config: Any  # the algorithm's config (agents.<Algo>Config) or agents.sb3_backend.Sb3Config
+
+
+def plan_agent(common: Mapping[str, Any] | None, agent: Mapping[str, Any], agent_name: str | None = None) -> AgentPlan:
+    """Validate ``training.common`` + one ``training.<agent>`` block, naming any bad parameter."""
+    if not isinstance(agent, Mapping):
+        raise TrainingConfigError(f"training.{agent_name or '<agent>'} must be a mapping, got {type(agent).__name__}")
+    agent = dict(agent)
+    name = agent_name or str(agent.get("algorithm", ""))
+    backend = agent.get("backend", "torch")
+    if backend not in BACKENDS:
+        raise TrainingConfigError(f"training.{name}.backend={backend!r} is not a known backend; choose one of {list(BACKENDS)}")
+    algo = _algorithm(agent, name, backend)
+    settings = _settings(common, agent, name)
+    hyper = {k: v for k, v in agent.items() if k not in COMMON_KEYS and k not in ("algorithm", "backend")}
+    hyper.setdefault("total_steps", settings.total_steps)
+    prefix = f"training.{name}"
+    if backend == "sb3":
+        from .agents.sb3_backend import Sb3Config
+
+        cfg = Sb3Config.from_params(algo, hyper, prefix, settings.num_envs)
+    else:
+        cfg = ALGORITHMS[algo][0].from_params(hyper, prefix=prefix)
+        cfg.check_batch(settings.num_envs, prefix)
+    return AgentPlan(name, algo, backend, settings, cfg)
+
+
+def validate_training(training: Mapping[str, Any]) -> dict[str, AgentPlan]:
+    """Validate every agent block of the ``training`` parameters (all keys but ``common``).
+
+    Each training node calls this first, so a bad ``training.dqn.*`` fails before any agent
+    (e.g. ppo, which Kedro may run earlier) spends time training.
+    """
+    if not isinstance(training, Mapping):
+        raise TrainingConfigError(f"training must be a mapping of agent blocks, got {type(training).__name__}")
+    common = training.get("common")
+    return {name: plan_agent(common, block, name) for name, block in training.items() if name != "common"}
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -219,21 +267,23 @@ def train_agent(
     *,
     agent_name: str | None = None,
     score_fn: Callable[[nn.Module], float] | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> tuple[PolicyBundle, pd.DataFrame]:
     """Train ``agent`` (one ``training.<agent>`` block) once per seed; see module docstring.
+
+    ``training`` (the whole ``training`` parameters) makes every agent block be validated
+    first, so that no agent trains while another's parameters are wrong.
+    ``backend: sb3`` in the block trains with stable-baselines3 (``agents.sb3_backend``);
+    the bundle has the same contract. A NaN/inf loss raises ``TrainingDivergedError``
+    naming agent, seed and update, and nothing is returned.
 
     ``score_fn(policy) -> float`` replaces the validation Sharpe (tests use it to script a
     sequence of scores); by default checkpoints are scored by :func:`validation_sharpe`.
     """
-    if not isinstance(agent, Mapping):
-        raise TrainingConfigError(f"training.{agent_name or '<agent>'} must be a mapping, got {type(agent).__name__}")
-    agent = dict(agent)
-    name = agent_name or str(agent.get("algorithm", ""))
-    algo, (config_cls, train_fn) = _algorithm(agent, name)
-    settings = _settings(common, agent, name)
-    hyper = {k: v for k, v in agent.items() if k not in COMMON_KEYS and k != "algorithm"}
-    hyper.setdefault("total_steps", settings.total_steps)
-    cfg = config_cls.from_params(hyper, prefix=f"training.{name}")
+    if training is not None:
+        validate_training(training)
+    plan = plan_agent(common, agent, agent_name)
+    name, algo, settings, cfg = plan.name, plan.algorithm, plan.settings, plan.config
     _check_tables(model_input_train, model_input_validation)
     env_cfg = EnvConfig.from_params(environment)
     device = resolve_device(settings.device)
@@ -255,10 +305,22 @@ def train_agent(
         scores: dict[int, float] = {}
         policy_spec: dict[str, Any] = {}
         for seed in settings.seeds:
-            envs = make_train_env(train_market, env_cfg_dev, settings.num_envs, seed)
-            res = train_fn(envs, cfg, seed=seed, device=str(device), eval_fn=score_fn,
-                           eval_every=settings.eval_every, patience=settings.patience,
-                           progress=settings.progress)
+            try:
+                if plan.backend == "sb3":
+                    from .agents.sb3_backend import train_sb3
+
+                    res = train_sb3(train_market, env_cfg_dev, cfg, agent=name, seed=seed,
+                                    num_envs=settings.num_envs, device=str(device), eval_fn=score_fn,
+                                    eval_every=settings.eval_every, patience=settings.patience)
+                else:
+                    envs = make_train_env(train_market, env_cfg_dev, settings.num_envs, seed)
+                    res = ALGORITHMS[algo][1](envs, cfg, seed=seed, device=str(device), eval_fn=score_fn,
+                                              eval_every=settings.eval_every, patience=settings.patience,
+                                              progress=settings.progress)
+            except TrainingDivergedError as exc:
+                if exc.agent == name:
+                    raise
+                raise TrainingDivergedError(name, exc.seed, exc.update, exc.what, exc.value) from exc
             state_dicts[seed] = {k: v.detach().to("cpu").clone() for k, v in res.policy.state_dict().items()}
             scores[seed] = float(res.best_score)
             policy_spec = dict(res.policy.spec)
@@ -274,6 +336,7 @@ def train_agent(
     spec = {
         **policy_spec,
         "algorithm": algo,
+        "backend": plan.backend,
         "agent": name,
         "feature_names": feature_names,
         "window": env_cfg.window,

@@ -101,7 +101,7 @@ def _oracle_decide(cfg: EnvConfig, n_features: int):
 
 
 # gamma is small because the planted signal predicts one bar only (persistence 0);
-# DQN uses gamma=0 (a contextual bandit: Q = expected next-bar reward incl. its trading cost).
+# DQN uses gamma=0.01 (nearly a contextual bandit: Q = expected next-bar reward incl. its trading cost).
 AGENTS = {
     "ppo": (train_ppo, dict(total_steps=60_000, num_steps=32, learning_rate=1e-3, num_minibatches=4, update_epochs=4,
                             ent_coef=0.01, gamma=0.9, gae_lambda=0.9, log_every=5), 5),
@@ -109,7 +109,7 @@ AGENTS = {
                             optimizer="adam", log_every=20), 25),
     "dqn": (train_dqn, dict(total_steps=60_000, learning_rate=1e-3, batch_size=256, buffer_size=50_000,
                             learning_starts=2_000, train_frequency=1, gradient_steps=4, tau=0.005,
-                            target_update_every=1, gamma=0.0, reward_scale=100.0, exploration_fraction=0.3,
+                            target_update_every=1, gamma=0.01, reward_scale=100.0, exploration_fraction=0.3,
                             eps_end=0.05, hidden_sizes=[64, 64], log_every=25), 50),
 }
 

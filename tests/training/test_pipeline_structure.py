@@ -7,7 +7,7 @@ import yaml
 
 from reinforce_strategy_creator.agents import ALGORITHMS
 from reinforce_strategy_creator.pipelines.training import AGENTS, create_pipeline
-from reinforce_strategy_creator.training import COMMON_KEYS, _algorithm, _settings
+from reinforce_strategy_creator.training import COMMON_KEYS, validate_training
 from tests.conftest import PROJECT_ROOT
 
 BOUNDARY = {"model_input_train", "model_input_validation", "feature_scaler"}
@@ -21,7 +21,8 @@ def test_one_namespaced_instance_per_agent():
     for a in AGENTS:
         sub = p.only_nodes_with_namespaces([f"training.{a}"])
         assert {n.namespace for n in sub.nodes} == {f"training.{a}"}
-        assert sub.inputs() == BOUNDARY | {"params:environment", "params:training.common", f"params:training.{a}"}
+        assert sub.inputs() == BOUNDARY | {"params:environment", "params:training.common", f"params:training.{a}",
+                                          "params:training"}
         assert sub.all_outputs() == {f"training.{a}.policy", f"training.{a}.history", f"training.{a}.learning_curve"}
         assert all({"training", a} <= n.tags for n in sub.nodes)
         tagged = p.only_nodes_with_tags(a)
@@ -54,14 +55,10 @@ def test_parameter_files_validate(env):
     params = yaml.safe_load((PROJECT_ROOT / f"conf/{env}/parameters_training.yml").read_text())["training"]
     assert set(params) == {"common", *AGENTS}
     assert set(params["common"]) <= set(COMMON_KEYS)
+    plans = validate_training(params)
     for a in AGENTS:
-        block = params[a]
-        algo, (cfg_cls, _) = _algorithm(block, a)
-        assert algo == a
-        s = _settings(params["common"], block, a)
-        assert len(s.seeds) >= 2  # cross-seed statistics need at least two
-        hyper = {k: v for k, v in block.items() if k not in COMMON_KEYS and k != "algorithm"}
-        cfg_cls.from_params(hyper, prefix=f"training.{a}")
+        assert plans[a].algorithm == a
+        assert len(plans[a].settings.seeds) >= 2  # cross-seed statistics need at least two
 
 
 def test_quick_budgets_are_small():

@@ -236,6 +236,7 @@ def test_sequential_runner_runs_all_agents_and_saves_artifacts(tables, tmp_path)
         "feature_scaler": MemoryDataset(scaler), "params:environment": MemoryDataset(ENV),
         "params:training.common": MemoryDataset({**COMMON, "total_steps": 512}),
     }
+    datasets["params:training"] = MemoryDataset({"common": {**COMMON, "total_steps": 512}, **AGENTS})
     for a, block in AGENTS.items():
         datasets[f"params:training.{a}"] = MemoryDataset(block)
         datasets[f"training.{a}.policy"] = PolicyArtifactDataset(filepath=str(tmp_path / f"{a}_policy"), version=None)

@@ -5,7 +5,14 @@ policy interface and how to add an agent.
 """
 
 from .a2c import A2CConfig, train_a2c
-from .common import AgentConfigError, AgentEnvError, TensorVecEnv, TrainResult, resolve_device
+from .common import (
+    AgentConfigError,
+    AgentEnvError,
+    TensorVecEnv,
+    TrainingDivergedError,
+    TrainResult,
+    resolve_device,
+)
 from .dqn import DQNConfig, train_dqn
 from .networks import ActorCriticPolicy, QPolicy
 from .policy import PolicySpecError, build_policy
@@ -16,9 +23,11 @@ ALGORITHMS = {
     "a2c": (A2CConfig, train_a2c),
     "dqn": (DQNConfig, train_dqn),
 }
+BACKENDS = ("torch", "sb3")  # sb3: optional stable-baselines3 backend (agents/sb3_backend.py)
 
 __all__ = [
     "ALGORITHMS",
+    "BACKENDS",
     "A2CConfig",
     "ActorCriticPolicy",
     "AgentConfigError",
@@ -28,6 +37,7 @@ __all__ = [
     "PolicySpecError",
     "QPolicy",
     "TensorVecEnv",
+    "TrainingDivergedError",
     "TrainResult",
     "build_policy",
     "resolve_device",

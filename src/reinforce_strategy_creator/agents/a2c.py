@@ -22,7 +22,9 @@ from .common import (
     RunTracker,
     TensorVecEnv,
     TrainResult,
+    check_finite,
     deterministic_torch,
+    discount,
     hidden_sizes_ok,
     non_negative,
     positive,
@@ -44,7 +46,7 @@ class A2CConfig(AgentConfig):
     rms_alpha: float = field(default=0.99, metadata=rule(lambda x: 0 < x < 1, "must be in (0, 1)"))
     eps: float = field(default=1e-5, metadata=rule(positive, "must be > 0"))
     anneal_lr: bool = field(default=False, metadata=rule(lambda x: isinstance(x, bool), "must be true/false"))
-    gamma: float = field(default=0.99, metadata=rule(unit_interval, "must be in [0, 1]"))
+    gamma: float = field(default=0.99, metadata=rule(discount, "must be in (0, 1]"))
     gae_lambda: float = field(default=1.0, metadata=rule(unit_interval, "must be in [0, 1]"))
     norm_adv: bool = field(default=False, metadata=rule(lambda x: isinstance(x, bool), "must be true/false"))
     ent_coef: float = field(default=0.0, metadata=rule(non_negative, "must be >= 0"))
@@ -126,6 +128,7 @@ def _train(envs, cfg: A2CConfig, seed, dev, eval_fn, eval_every, patience, progr
         nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
         optimizer.step()
 
+        check_finite(loss.item(), "a2c", seed, update)
         tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=ent.item())
         tracker.end_update(update, last=update == num_updates)
         if tracker.stop:

@@ -60,6 +60,30 @@ class AgentEnvError(ValueError):
     """The environment handed to an agent is not usable (e.g. non-discrete actions)."""
 
 
+class TrainingDivergedError(ValueError):
+    """A loss became NaN or infinite: training stops, nothing is returned as though it were good.
+
+    ``agent``, ``seed`` and ``update`` say where; the message says what to try.
+    """
+
+    def __init__(self, agent: str, seed: int, update: int, what: str = "loss", value: float = math.nan):
+        self.agent, self.seed, self.update, self.what, self.value = agent, int(seed), int(update), what, value
+        super().__init__(
+            f"training.{agent} diverged: {what} is {value} at update {update} (seed {seed}); no policy is saved. "
+            f"Lower training.{agent}.learning_rate, check max_grad_norm / reward_scale, or check the features "
+            "for extreme values"
+        )
+
+
+def check_finite(value: float, agent: str, seed: int, update: int, what: str = "loss") -> None:
+    """Raise :class:`TrainingDivergedError` unless ``value`` (a python float) is finite.
+
+    Called once per update on a value the loop already syncs for logging, so it costs nothing.
+    """
+    if not math.isfinite(value):
+        raise TrainingDivergedError(agent, seed, update, what, value)
+
+
 # --------------------------------------------------------------------------- device/seed
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is passed to torch."""
@@ -290,6 +314,9 @@ class AgentConfig:
         obj.validate(prefix)
         return obj
 
+    def check_batch(self, num_envs: int, prefix: str | None = None) -> None:
+        """Checks that need the number of env lanes (e.g. minibatch vs rollout size); no-op here."""
+
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
@@ -312,6 +339,11 @@ def non_negative_int(x) -> bool:
 
 def unit_interval(x) -> bool:
     return 0 <= x <= 1
+
+
+def discount(x) -> bool:
+    """A discount factor: in (0, 1] (0 would make every target myopic by accident)."""
+    return 0 < x <= 1
 
 
 def hidden_sizes_ok(x) -> bool:
@@ -475,6 +507,7 @@ def clone_module(module: nn.Module) -> nn.Module:
 
 __all__ = [
     "AgentConfig",
+    "TrainingDivergedError",
     "AgentConfigError",
     "AgentEnvError",
     "RunTracker",

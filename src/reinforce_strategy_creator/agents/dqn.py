@@ -27,10 +27,13 @@ from torch import nn
 from .buffers import NStepAccumulator, ReplayBuffer
 from .common import (
     AgentConfig,
+    AgentConfigError,
     RunTracker,
     TensorVecEnv,
     TrainResult,
+    check_finite,
     deterministic_torch,
+    discount,
     hidden_sizes_ok,
     non_negative_int,
     positive,
@@ -54,7 +57,7 @@ class DQNConfig(AgentConfig):
     learning_rate: float = field(default=1e-3, metadata=rule(positive, "must be > 0"))
     buffer_size: int = field(default=50_000, metadata=rule(positive_int, "must be a positive int"))
     batch_size: int = field(default=128, metadata=rule(positive_int, "must be a positive int"))
-    gamma: float = field(default=0.99, metadata=rule(unit_interval, "must be in [0, 1]"))
+    gamma: float = field(default=0.99, metadata=rule(discount, "must be in (0, 1]"))
     n_step: int = field(default=1, metadata=rule(positive_int, "must be a positive int"))
     tau: float = field(default=1.0, metadata=rule(lambda x: 0 < x <= 1, "must be in (0, 1] (1 = hard update)"))
     target_update_every: int = field(default=250, metadata=rule(positive_int, "must be a positive int (gradient steps)"))
@@ -77,6 +80,14 @@ class DQNConfig(AgentConfig):
     def default_prefix(cls) -> str:
         return "training.dqn"
 
+    def check_batch(self, num_envs: int, prefix: str | None = None) -> None:
+        prefix = prefix or self.default_prefix()
+        if self.batch_size > self.buffer_size:
+            raise AgentConfigError(
+                f"{prefix}.batch_size={self.batch_size} is larger than {prefix}.buffer_size={self.buffer_size}: "
+                "the replay buffer could never fill one minibatch; lower batch_size or raise buffer_size"
+            )
+
 
 def train_dqn(
     envs,
@@ -91,6 +102,7 @@ def train_dqn(
 ) -> TrainResult:
     """``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient steps)."""
     cfg = config if isinstance(config, DQNConfig) else DQNConfig.from_params(config)
+    cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)
     with deterministic_torch(dev):
         return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
@@ -158,7 +170,9 @@ def _train(envs, cfg: DQNConfig, seed, dev, eval_fn, eval_every, patience, progr
                         else:
                             for p_t, p in zip(q_target.parameters(), q.parameters()):
                                 p_t.lerp_(p, cfg.tau)
-            tracker.add_metrics(q_loss=loss.item())
+            q_loss = loss.item()
+            check_finite(q_loss, "dqn", seed, it)
+            tracker.add_metrics(q_loss=q_loss)
         tracker.end_update(it, last=it == num_iters)
         if tracker.stop:
             break

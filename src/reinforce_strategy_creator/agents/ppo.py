@@ -26,10 +26,13 @@ from torch import nn
 from .buffers import RolloutBuffer, compute_gae, successor_values
 from .common import (
     AgentConfig,
+    AgentConfigError,
     RunTracker,
     TensorVecEnv,
     TrainResult,
+    check_finite,
     deterministic_torch,
+    discount,
     hidden_sizes_ok,
     non_negative,
     positive,
@@ -48,7 +51,7 @@ class PPOConfig(AgentConfig):
     num_steps: int = field(default=128, metadata=rule(positive_int, "must be a positive int (steps per lane per rollout)"))
     learning_rate: float = field(default=2.5e-4, metadata=rule(positive, "must be > 0"))
     anneal_lr: bool = field(default=True, metadata=rule(lambda x: isinstance(x, bool), "must be true/false"))
-    gamma: float = field(default=0.99, metadata=rule(unit_interval, "must be in [0, 1]"))
+    gamma: float = field(default=0.99, metadata=rule(discount, "must be in (0, 1]"))
     gae_lambda: float = field(default=0.95, metadata=rule(unit_interval, "must be in [0, 1]"))
     num_minibatches: int = field(default=4, metadata=rule(positive_int, "must be a positive int"))
     update_epochs: int = field(default=4, metadata=rule(positive_int, "must be a positive int"))
@@ -67,6 +70,16 @@ class PPOConfig(AgentConfig):
     def default_prefix(cls) -> str:
         return "training.ppo"
 
+    def check_batch(self, num_envs: int, prefix: str | None = None) -> None:
+        prefix = prefix or self.default_prefix()
+        rollout = self.num_steps * int(num_envs)
+        if self.num_minibatches > rollout:
+            raise AgentConfigError(
+                f"{prefix}.num_minibatches={self.num_minibatches} is larger than the rollout "
+                f"({self.num_steps} num_steps x {num_envs} lanes = {rollout} transitions): each minibatch would be "
+                f"empty; use at most {rollout} minibatches or a longer rollout"
+            )
+
 
 def train_ppo(
     envs,
@@ -80,6 +93,7 @@ def train_ppo(
     progress: bool = True,
 ) -> TrainResult:
     cfg = config if isinstance(config, PPOConfig) else PPOConfig.from_params(config)
+    cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)
     with deterministic_torch(dev):
         return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
@@ -167,6 +181,8 @@ def _train(envs, cfg: PPOConfig, seed, dev, eval_fn, eval_every, patience, progr
                     break
             if kl_stop:
                 break
+        # a NaN/inf anywhere in the update poisons the weights, so the last minibatch's loss shows it
+        check_finite(loss.item(), "ppo", seed, update)
         tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=ent.item())
         tracker.end_update(update, last=update == num_updates)
         if tracker.stop:

@@ -24,9 +24,15 @@ def train(
     environment: Mapping[str, Any],
     common: Mapping[str, Any],
     agent: Mapping[str, Any],
+    training: Mapping[str, Any],
 ) -> tuple[PolicyBundle, pd.DataFrame]:
-    """Train one agent over ``common.seeds`` with validation checkpoint selection."""
-    return train_agent(model_input_train, model_input_validation, feature_scaler, environment, common, agent)
+    """Train one agent over ``common.seeds`` with validation checkpoint selection.
+
+    ``training`` is the whole ``training`` parameter block: every agent's block is validated
+    before this one trains, so a bad parameter of any agent fails the run before training.
+    """
+    return train_agent(model_input_train, model_input_validation, feature_scaler, environment, common, agent,
+                       training=training)
 
 
 def plot_learning_curve(history: pd.DataFrame, agent: Mapping[str, Any]) -> Figure:

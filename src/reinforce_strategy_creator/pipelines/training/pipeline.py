@@ -3,7 +3,8 @@
 Pattern of kedro-viz's demo project: the template is built once and reused with
 ``pipeline(template, namespace=..., inputs=..., parameters=...)``. Boundary inputs keep
 their un-namespaced names; each instance reads its own ``params:training.<agent>`` block
-and the shared ``params:training.common`` and ``params:environment``. Every node carries
+and the shared ``params:training.common`` and ``params:environment``, plus the whole
+``params:training`` so that every agent block is validated before any agent trains. Every node carries
 the tags ``training`` and ``<agent>`` so one agent can be run alone
 (``kedro run --pipelines training --namespaces training.ppo`` or ``--tags ppo``).
 """
@@ -24,7 +25,7 @@ def template() -> Pipeline:
             node(
                 train,
                 inputs=["model_input_train", "model_input_validation", "feature_scaler",
-                        "params:environment", "params:common", "params:agent"],
+                        "params:environment", "params:common", "params:agent", "params:training"],
                 outputs=["policy", "history"],
                 name="train",
             ),
@@ -49,6 +50,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "params:environment": "params:environment",
                 "params:common": "params:training.common",
                 "params:agent": f"params:training.{agent}",
+                "params:training": "params:training",
             },
             tags=["training", agent],
         )
