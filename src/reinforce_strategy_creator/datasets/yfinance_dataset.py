@@ -14,15 +14,15 @@ The download function can be injected (``download_fn``) so tests run without net
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
+
+from ..atomic_io import atomic_write_text
 
 DownloadFn = Callable[..., pd.DataFrame]
 
@@ -147,15 +147,8 @@ class YFinanceDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return frame
 
     def _write_cache(self, frame: pd.DataFrame) -> None:
-        self._cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._cache_dir, suffix=".tmp")
-        os.close(fd)
-        try:
-            frame.to_csv(tmp, index=True, date_format="%Y-%m-%dT%H:%M:%S%z")
-            os.replace(tmp, self.cache_path)  # atomic: never a half-written cache
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        # atomic (temp file + fsync + rename): never a half-written cache
+        atomic_write_text(self.cache_path, frame.to_csv(index=True, date_format="%Y-%m-%dT%H:%M:%S%z"))
 
     def load(self) -> pd.DataFrame:
         if self._refresh or not self.cache_path.is_file():

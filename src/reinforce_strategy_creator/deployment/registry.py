@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._atomic import append_lines_durable, exclusive_lock
+from ..atomic_io import append_lines_durable, exclusive_lock
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 _ID_PART = re.compile(r"^[A-Za-z0-9_.:\-]+$")

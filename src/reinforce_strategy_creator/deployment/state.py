@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._atomic import (
+from ..atomic_io import (
     append_lines_durable,
     atomic_write_json,
     exclusive_lock,

@@ -1,8 +1,8 @@
-"""Small crash-safe file primitives shared by the registry and the paper account.
+"""Small crash-safe file primitives shared by the registry, the paper account and the yfinance cache.
 
 Why hand-written: the standard library gives the pieces (``os.replace``, ``os.fsync``,
 ``fcntl.flock``) but no single well-kept package combines them the way the commit
-protocols in :mod:`.state` and :mod:`.registry` need (atomic replace *and* fsync of the
+protocols in :mod:`.deployment.state` and :mod:`.deployment.registry` need (atomic replace *and* fsync of the
 parent directory, append with fsync, exclusive process lock). Each function is a few lines.
 """
 
