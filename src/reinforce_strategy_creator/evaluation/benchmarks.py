@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import talib
 
-from .metrics import EvaluationInputError
+from .metrics import EvaluationInputError, positive_series
 
 __all__ = [
     "buy_and_hold_targets",
@@ -35,16 +35,10 @@ __all__ = [
 
 
 def _closes(close) -> np.ndarray:
-    c = np.asarray(close, dtype=np.float64)
-    if c.ndim != 1 or c.size == 0:
-        raise EvaluationInputError("close: expected a non-empty 1-D array of closing prices.")
-    bad = np.flatnonzero(~np.isfinite(c) | (c <= 0))
-    if bad.size:
-        raise EvaluationInputError(
-            f"close: value {c[bad[0]]!r} at row {int(bad[0])} is not a positive finite price; "
-            "clean the price table (data_ingestion) before running benchmarks."
-        )
-    return c
+    return positive_series(
+        close, "close", "array of closing prices",
+        "positive finite price; clean the price table (data_ingestion) before running benchmarks.",
+    )
 
 
 def _period(name: str, value, n: int) -> int:

@@ -50,6 +50,21 @@ class EvaluationInputError(ValueError):
     """Bad input to an evaluation function; the message says what and how to fix it."""
 
 
+def positive_series(values, name: str, what: str, fix: str) -> np.ndarray:
+    """``values`` as a non-empty 1-D float64 array of positive finite numbers, or a clear error.
+
+    ``name`` is the argument named in the message, ``what`` says what a valid element is, and
+    ``fix`` says what to do; the first offending row is named.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise EvaluationInputError(f"{name}: expected a non-empty 1-D {what}.")
+    bad = np.flatnonzero(~np.isfinite(arr) | (arr <= 0))
+    if bad.size:
+        raise EvaluationInputError(f"{name}: value {arr[bad[0]]!r} at row {int(bad[0])} is not a {fix}")
+    return arr
+
+
 # --------------------------------------------------------------------------- helpers
 def _check_frame(frame: pd.DataFrame, columns=REQUIRED_FRAME_COLUMNS, name: str = "frame"):
     """Validate one account's ledger as produced by ``env.replay`` (one lane).
@@ -121,15 +136,10 @@ def bar_returns(equity: pd.Series | pd.DataFrame, initial_capital: float | None 
     """
     if isinstance(equity, pd.DataFrame):
         equity = equity_from_frame(equity)
-    values = np.asarray(equity, dtype=float)
-    if values.ndim != 1 or values.size == 0:
-        raise EvaluationInputError("equity: expected a non-empty 1-D equity curve.")
-    bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
-    if bad.size:
-        raise EvaluationInputError(
-            f"equity: value {values[bad[0]]!r} at row {int(bad[0])} is not a positive finite "
-            "number; returns are undefined once the account is wiped out or the curve has gaps."
-        )
+    values = positive_series(
+        equity, "equity", "equity curve",
+        "positive finite number; returns are undefined once the account is wiped out or the curve has gaps.",
+    )
     index = equity.index if isinstance(equity, pd.Series) else pd.RangeIndex(values.size)
     if initial_capital is not None:
         if not (np.isfinite(initial_capital) and initial_capital > 0):
