@@ -612,6 +612,21 @@ def build_model_input(
     return out
 
 
+def _canonical_sha256(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def feature_spec_sha256(spec: Mapping[str, Any]) -> str:
+    """SHA-256 of a feature specification (``feature_engineering.features``) as canonical JSON.
+
+    Policies record it (``spec["feature_spec_sha256"]``): two runs whose indicators or periods
+    differ produce features with the same column names only by accident, so evaluation and
+    deployment compare this fingerprint, not just the names.
+    """
+    return _canonical_sha256(dict(spec))
+
+
 def scaler_sha256(scaler: Mapping[str, Any]) -> str:
     """SHA-256 of a scaler dict as canonical JSON (sorted keys, no spaces).
 
@@ -619,6 +634,5 @@ def scaler_sha256(scaler: Mapping[str, Any]) -> str:
     policy features scaled differently from those it was trained on. It does not depend on
     the JSON file's indentation.
     """
-    text = json.dumps(dict(scaler), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _canonical_sha256(dict(scaler))
 

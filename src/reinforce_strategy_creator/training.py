@@ -46,7 +46,7 @@ from .agents import ALGORITHMS, BACKENDS, TrainingDivergedError, resolve_device
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
 from .evaluation.metrics import EvaluationInputError, bar_returns, infer_periods_per_year, performance_metrics
-from .features import scaler_sha256
+from .features import feature_spec_sha256, scaler_sha256
 
 __all__ = [
     "COMMON_KEYS",
@@ -268,6 +268,7 @@ def train_agent(
     agent_name: str | None = None,
     score_fn: Callable[[nn.Module], float] | None = None,
     training: Mapping[str, Any] | None = None,
+    feature_spec: Mapping[str, Any] | None = None,
 ) -> tuple[PolicyBundle, pd.DataFrame]:
     """Train ``agent`` (one ``training.<agent>`` block) once per seed; see module docstring.
 
@@ -276,6 +277,10 @@ def train_agent(
     ``backend: sb3`` in the block trains with stable-baselines3 (``agents.sb3_backend``);
     the bundle has the same contract. A NaN/inf loss raises ``TrainingDivergedError``
     naming agent, seed and update, and nothing is returned.
+
+    ``feature_spec`` (``feature_engineering.features``) is fingerprinted into the spec
+    (``feature_spec_sha256``) so that evaluation and deployment can refuse the policy when the
+    features are computed differently from training.
 
     ``score_fn(policy) -> float`` replaces the validation Sharpe (tests use it to script a
     sequence of scores); by default checkpoints are scored by :func:`validation_sharpe`.
@@ -343,6 +348,7 @@ def train_agent(
         "positions": list(env_cfg.positions),
         "environment": env_cfg.to_params(),
         "scaler_sha256": scaler_sha256(feature_scaler),
+        "feature_spec_sha256": None if feature_spec is None else feature_spec_sha256(feature_spec),
         "data_fingerprint": data_fingerprint(model_input_train),
         "train_start": model_input_train.index.min().isoformat(),
         "train_end": model_input_train.index.max().isoformat(),

@@ -22,7 +22,7 @@ def test_one_namespaced_instance_per_agent():
         sub = p.only_nodes_with_namespaces([f"training.{a}"])
         assert {n.namespace for n in sub.nodes} == {f"training.{a}"}
         assert sub.inputs() == BOUNDARY | {"params:environment", "params:training.common", f"params:training.{a}",
-                                          "params:training"}
+                                          "params:training", "params:feature_engineering.features"}
         assert sub.all_outputs() == {f"training.{a}.policy", f"training.{a}.history", f"training.{a}.learning_curve"}
         assert all({"training", a} <= n.tags for n in sub.nodes)
         tagged = p.only_nodes_with_tags(a)

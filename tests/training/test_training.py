@@ -227,6 +227,7 @@ def test_missing_algorithm_is_explained(tables):
 
 # ------------------------------------------------------------------ Kedro run
 def test_sequential_runner_runs_all_agents_and_saves_artifacts(tables, tmp_path):
+    from reinforce_strategy_creator.features import feature_spec_sha256
     from kedro_datasets.matplotlib import MatplotlibDataset
     from kedro_datasets.pandas import ParquetDataset
 
@@ -237,6 +238,8 @@ def test_sequential_runner_runs_all_agents_and_saves_artifacts(tables, tmp_path)
         "params:training.common": MemoryDataset({**COMMON, "total_steps": 512}),
     }
     datasets["params:training"] = MemoryDataset({"common": {**COMMON, "total_steps": 512}, **AGENTS})
+    feature_spec = {"indicators": {"logret": {"periods": [1]}}}
+    datasets["params:feature_engineering.features"] = MemoryDataset(feature_spec)
     for a, block in AGENTS.items():
         datasets[f"params:training.{a}"] = MemoryDataset(block)
         datasets[f"training.{a}.policy"] = PolicyArtifactDataset(filepath=str(tmp_path / f"{a}_policy"), version=None)
@@ -247,6 +250,7 @@ def test_sequential_runner_runs_all_agents_and_saves_artifacts(tables, tmp_path)
     for a in AGENTS:
         bundle = PolicyArtifactDataset(filepath=str(tmp_path / f"{a}_policy")).load()
         assert isinstance(bundle, PolicyBundle) and bundle.spec["algorithm"] == a and bundle.seeds == [0, 1]
+        assert bundle.spec["feature_spec_sha256"] == feature_spec_sha256(feature_spec)
         hist = pd.read_parquet(tmp_path / f"{a}_history.parquet")
         assert sorted(hist["seed"].unique()) == [0, 1] and hist["eval_score"].notna().any()
         png = (tmp_path / f"{a}_curve.png").read_bytes()

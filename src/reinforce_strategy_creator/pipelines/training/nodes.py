@@ -25,14 +25,16 @@ def train(
     common: Mapping[str, Any],
     agent: Mapping[str, Any],
     training: Mapping[str, Any],
+    feature_spec: Mapping[str, Any] | None = None,
 ) -> tuple[PolicyBundle, pd.DataFrame]:
     """Train one agent over ``common.seeds`` with validation checkpoint selection.
 
     ``training`` is the whole ``training`` parameter block: every agent's block is validated
     before this one trains, so a bad parameter of any agent fails the run before training.
+    ``feature_spec`` is fingerprinted into the policy spec (provenance checked downstream).
     """
     return train_agent(model_input_train, model_input_validation, feature_scaler, environment, common, agent,
-                       training=training)
+                       training=training, feature_spec=feature_spec)
 
 
 def plot_learning_curve(history: pd.DataFrame, agent: Mapping[str, Any]) -> Figure:

@@ -25,7 +25,8 @@ def template() -> Pipeline:
             node(
                 train,
                 inputs=["model_input_train", "model_input_validation", "feature_scaler",
-                        "params:environment", "params:common", "params:agent", "params:training"],
+                        "params:environment", "params:common", "params:agent", "params:training",
+                        "params:feature_spec"],
                 outputs=["policy", "history"],
                 name="train",
             ),
@@ -51,6 +52,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "params:common": "params:training.common",
                 "params:agent": f"params:training.{agent}",
                 "params:training": "params:training",
+                "params:feature_spec": "params:feature_engineering.features",
             },
             tags=["training", agent],
         )
