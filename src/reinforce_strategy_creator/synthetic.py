@@ -10,10 +10,11 @@ observable at the close of the current bar:
     log(Close[t+1] / Open[t+1]) = vol * (snr * s_t + eps_{t+1})    (z, eps iid N(0, 1))
 
 so the expected next-bar return has the sign of ``s_t``, and ``snr`` is the ratio of the
-predictable to the unpredictable part of the next-bar log return's standard deviation. With the
-project's timing (decide at close t, fill at open[t+1], mark at close[t+1]) the bar
-t+1 return is exactly what a position decided at t earns, and nothing at bar t uses data
-after t: ``feat_signal`` at row t is ``s_t``.
+predictable to the unpredictable part of the next-bar log return's standard deviation. The
+opens are real prices (no stale copies), so use it with ``environment.fill_price: next_open``:
+decide at close t, fill at open[t+1], mark at close[t+1]; the bar t+1 return is then exactly
+what a position decided at t earns, and nothing at bar t uses data after t: ``feat_signal``
+at row t is ``s_t``.
 
 The frame has the model-input layout of docs/contracts.md: a ``DatetimeIndex`` named
 ``date`` (business days), float32 ``feat_*`` columns -- ``feat_signal``, ``n_noise``

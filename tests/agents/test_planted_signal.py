@@ -26,7 +26,7 @@ from reinforce_strategy_creator.synthetic import (
 )
 
 POSITIONS = (-1.0, 0.0, 1.0)
-ENV = dict(window=4, positions=POSITIONS, episode_length=128, commission_bps=2.0, slippage_bps=3.0,
+ENV = dict(window=4, positions=POSITIONS, episode_length=128, commission_bps=2.0, slippage_bps=3.0, fill_price="next_open",
            reward="log_return", device="cpu")
 
 

@@ -39,25 +39,27 @@ def _snapshot(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
-def test_decision_fills_at_next_open_with_costs_hand_computed(tmp_path):
+@pytest.mark.parametrize("fill_price,ref", [("next_open", 101.0), ("next_close", 102.0)])
+def test_decision_fills_at_the_next_bar_with_costs_hand_computed(tmp_path, fill_price, ref):
     idx = pd.date_range("2021-01-04", periods=3, freq="B", name="date")
     prices = pd.DataFrame({"Open": [100.0, 101.0, 99.0], "Close": [100.5, 102.0, 98.0]}, index=idx)
-    broker = _broker(tmp_path / "a", capital=10_000)
+    broker = _broker(tmp_path / "a", capital=10_000,
+                     costs=CostModel(commission_bps=10, slippage_bps=5, fill_price=fill_price))
     s = broker.run(prices.iloc[:1], lambda h, st: 0.5).state
     assert s.shares == 0 and s.pending_target == 0.5  # decided at close of bar 0, nothing filled
     s = broker.run(prices.iloc[:2], lambda h, st: 0.5).state
-    # fill at Open[1]=101 with 5 bps slippage against a buyer, 10 bps commission on notional
-    fill = 101 * 1.0005
-    # post-cost sizing (env closed form): shares * 101 = 0.5 * equity after costs
-    shares = math.trunc(0.5 * 10_000 / (101 * (0.5 + 0.5 * 1.0005 * 1.001)))  # 49
+    # fill at bar 1's Open=101 or Close=102 with 5 bps slippage against a buyer, 10 bps commission
+    fill = ref * 1.0005
+    # post-cost sizing (env closed form): shares * ref = 0.5 * equity after costs
+    shares = math.trunc(0.5 * 10_000 / (ref * (0.5 + 0.5 * 1.0005 * 1.001)))  # 49 at 101, 48 at 102
     notional = round(shares * fill * 100)
     commission = round(shares * fill * 10 / 1e4 * 100)
-    assert s.shares == shares == 49
+    assert s.shares == shares == {101.0: 49, 102.0: 48}[ref]
     assert s.cash_cents == 1_000_000 - notional - commission
-    assert s.equity_cents == s.cash_cents + round(49 * 102.0 * 100)
+    assert s.equity_cents == s.cash_cents + round(shares * 102.0 * 100)
     trade = AccountStore(tmp_path / "a").read_log("trades")[0]
     assert trade["bar"] == idx[1].isoformat() and trade["decided_at"] == idx[0].isoformat()
-    assert trade["fill_price"] == pytest.approx(fill)
+    assert trade["fill_price"] == pytest.approx(fill) and trade["fill_rule"] == fill_price
 
 
 def test_no_new_bars_changes_nothing_and_one_bar_one_decision(tmp_path):
@@ -246,5 +248,5 @@ def test_accounting_reconciles_to_the_cent(tmp_path_factory, seed, n, targets, c
         expected_comm = round(abs(t["shares"]) * t["fill_price"] * commission / 1e4 * 100)
         assert t["commission_cents"] == expected_comm
         side = 1 if t["shares"] > 0 else -1
-        assert t["fill_price"] == pytest.approx(t["open"] * (1 + side * slippage / 1e4))
+        assert t["fill_price"] == pytest.approx(t["reference_price"] * (1 + side * slippage / 1e4))
     assert json.loads((folder / "state.json").read_text())["generation"] == n

@@ -72,7 +72,7 @@ def test_fills_use_the_environment_costs_and_capital(world):
     trades = store.read_log("trades", state)
     assert trades, "the test policy should trade"
     for t in trades:
-        fill, commission, slip = fill_and_costs(t["open"], t["shares"], env["commission_bps"],
+        fill, commission, slip = fill_and_costs(t["reference_price"], t["shares"], env["commission_bps"],
                                                 env["slippage_bps"])
         assert t["fill_price"] == fill
         assert t["commission_cents"] == round(commission * 100)

@@ -162,20 +162,23 @@ def test_vector_env_numpy_and_tensor_paths_agree():
     assert seen_final
 
 
-def test_replay_buy_and_hold_matches_hand_computation_and_lanes_agree():
+@pytest.mark.parametrize("fill_price", ["next_open", "next_close"])
+def test_replay_buy_and_hold_matches_hand_computation_and_lanes_agree(fill_price):
     market = make_market(120, seed=4)
-    cfg = EnvConfig(window=10, commission_bps=5, slippage_bps=7, device="cpu")  # episode_length ignored
+    cfg = EnvConfig(window=10, commission_bps=5, slippage_bps=7, device="cpu",  # episode_length ignored
+                    fill_price=fill_price)
     res = replay(market, cfg, lambda obs: torch.ones(obs.shape[0], dtype=torch.long), num_envs=4)
     T, W = market.n_bars, cfg.window
     assert len(res) == 4 * (T - W + 1) and res.config is cfg
     lane = res.lane(2)
     assert list(lane.index) == list(market.index[W - 1 :]) and lane["bar"].iloc[0] == W - 1
     assert lane["equity"].iloc[0] == cfg.initial_capital
-    fill = market.open[W] * (1 + 7e-4)
+    ref = (market.open if fill_price == "next_open" else market.close)[W]
+    fill = ref * (1 + 7e-4)
     shares = cfg.initial_capital / (fill * (1 + 5e-4)) * (1 - 1e-12)
     expected = shares * market.close[-1] + (cfg.initial_capital - shares * fill * (1 + 5e-4))
     assert lane["equity"].iloc[-1] == pytest.approx(expected, abs=1e-6)
-    assert lane["cost"].sum() == pytest.approx(shares * fill * 5e-4 + shares * market.open[W] * 7e-4, rel=1e-12)
+    assert lane["cost"].sum() == pytest.approx(shares * fill * 5e-4 + shares * ref * 7e-4, rel=1e-12)
     curves = res.equity_curves()
     assert curves.shape == (T - W + 1, 4) and (curves.nunique(axis=1) == 1).all()
     assert res["reward"].groupby(res["lane"]).sum().iloc[0] == pytest.approx(
@@ -235,7 +238,7 @@ def test_observation_switches_and_layout():
     assert obs.shape == (2, 12)
     np.testing.assert_array_equal(obs[0], market.features[0:4].reshape(-1))  # oldest row first
     np.testing.assert_array_equal(obs[1], market.features[7:11].reshape(-1))
-    full = EnvConfig(window=4, positions=(-1, 0, 1), episode_length=None, device="cpu")
+    full = EnvConfig(window=4, positions=(-1, 0, 1), episode_length=None, device="cpu", fill_price="next_open")
     core = BatchedTradingCore(market, full, 1, seed=0)
     core.reset(starts=5)
     for _ in range(3):

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, TradingEnv, fill_and_costs
+from reinforce_strategy_creator.env.config import FILL_PRICES
 
 from .conftest import market_from_returns
 
@@ -33,6 +34,7 @@ def scenarios(draw, positions=(0.0, 1.0), continuous=False, max_bars=40):
     costs = draw(st.tuples(st.floats(0, 50), st.floats(0, 50), st.floats(0, 5)))
     cfg = EnvConfig(
         window=window,
+        fill_price=draw(st.sampled_from(FILL_PRICES)),
         positions=positions,
         continuous=continuous,
         commission_bps=costs[0],
@@ -92,14 +94,16 @@ def test_continuous_long_only_cash_never_negative(s):
 @SETTINGS
 @given(scenarios(positions=(-1.0, -0.5, 0.0, 1.0)), st.sampled_from(BACKENDS))
 def test_costs_exact_and_equity_reconciles_every_bar(s, backend):
-    """Fill at open[t+1] +- slippage; commission/slippage/borrow exact; equity identity holds."""
+    """Fill at bar t+1's open or close (environment.fill_price) +- slippage; commission/slippage/borrow
+    exact; equity identity holds."""
     market, cfg, actions = s
     cm, sl, bw = cfg.commission_bps / 1e4, cfg.slippage_bps / 1e4, cfg.borrow_bps_per_bar / 1e4
     total_cost, total_formula = 0.0, 0.0
+    ref = market.open if cfg.fill_price == "next_open" else market.close
     for rec in run_core(market, cfg, actions, backend):
         p, t1 = rec["prev"], rec["bar"]
         assert t1 == p["t"] + 1
-        o, c, c_prev = market.open[t1], market.close[t1], market.close[p["t"]]
+        o, c, c_prev = ref[t1], market.close[t1], market.close[p["t"]]
         d = rec["traded_shares"]
         assert rec["shares"] == pytest.approx(p["shares"] + d, rel=1e-12, abs=1e-9)
         if d != 0.0:
@@ -156,16 +160,30 @@ def test_no_look_ahead_future_prices_do_not_change_the_past(s, data):
         np.testing.assert_array_equal(ra["obs"], rb["obs"])
 
 
-def test_fill_is_next_open_never_this_close():
+@pytest.mark.parametrize("fill_price", FILL_PRICES)
+def test_fill_is_at_the_next_bar_never_at_the_decision_close(fill_price):
     from .conftest import make_market
 
     market = make_market(40, seed=3)
-    cfg = EnvConfig(window=5, commission_bps=0, slippage_bps=10, episode_length=None, device="cpu")
+    cfg = EnvConfig(window=5, commission_bps=0, slippage_bps=10, episode_length=None, device="cpu",
+                    fill_price=fill_price)
     traj = run_core(market, cfg, [1] + [1] * 10)
     t = cfg.window - 1
     assert traj[0]["bar"] == t + 1
-    assert traj[0]["fill_price"] == pytest.approx(market.open[t + 1] * 1.001, rel=1e-14)
+    ref = market.open if fill_price == "next_open" else market.close
+    assert traj[0]["fill_price"] == pytest.approx(ref[t + 1] * 1.001, rel=1e-14)
     assert traj[0]["fill_price"] != pytest.approx(market.close[t] * 1.001, rel=1e-9)
+    other = market.close if fill_price == "next_open" else market.open
+    assert traj[0]["fill_price"] != pytest.approx(other[t + 1] * 1.001, rel=1e-9)
+
+
+def test_default_fill_price_is_the_next_close():
+    """The default is the one price that is real on every bar of the embedded S&P 500 file
+    (docs/environment.md, "Fill price"): its opens are stale copies of the previous close
+    before 2006."""
+    assert EnvConfig().fill_price == "next_close"
+    with pytest.raises(ValueError, match="environment.fill_price"):
+        EnvConfig(fill_price="next_vwap")
 
 
 @SETTINGS

@@ -48,9 +48,10 @@ def test_buy_and_hold_identity_through_env(table):
     res = _run(table, buy_and_hold_targets(table["Close"]))
     lane = res.lane(0)
     m = evaluate_backtest(lane)
-    first = lane.iloc[1]  # first fill at open[W] (bar W-1 is the pre-trade row)
+    first = lane.iloc[1]  # first fill at bar W (bar W-1 is the pre-trade row)
     shares, cost0 = first["shares"], first["cost"]
-    open_fill = table["Open"].iloc[CFG["window"]]
+    ref_col = "Open" if EnvConfig.from_params(CFG).fill_price == "next_open" else "Close"
+    open_fill = table[ref_col].iloc[CFG["window"]]
     expected = shares * (table["Close"].iloc[-1] - open_fill) - cost0
     assert m["final_equity"] - CFG["initial_capital"] == pytest.approx(expected, abs=0.01)
     assert m["total_return"] == pytest.approx(expected / CFG["initial_capital"], abs=1e-7)

@@ -4,15 +4,16 @@ What: :class:`PaperBroker` walks the bars of a price table that come after the a
 processed bar. For each bar t, in this order and committed as one unit (see :mod:`.state`):
 
 1. day roll-over: a bar on a new calendar date resets the day-loss stop and the day's start equity;
-2. the order decided at bar t-1's close fills at ``Open[t]`` (slippage against the trader,
-   commission on traded notional, whole shares, money in cents);
+2. the order decided at bar t-1's close fills at bar t's reference price, ``Close[t]`` or
+   ``Open[t]`` as ``environment.fill_price`` says (slippage against the trader, commission on
+   traded notional, whole shares, money in cents);
 3. equity is marked at ``Close[t]``; peak equity and drawdown are updated;
 4. risk: drawdown beyond ``max_drawdown`` halts the account (kill switch: flat from the next
    open until a person clears it with ``kedro paper clear-halt``); a loss of ``max_daily_loss``
    since the day's start sets the day-loss stop (no risk increase for orders decided that day);
    an optional drift check may record alerts and halt the account;
 5. exactly one decision: the policy's target position (fraction of equity) is clipped to
-   ``max_position_fraction``, restricted by the stops above, and left pending for ``Open[t+1]``.
+   ``max_position_fraction``, restricted by the stops above, and left pending for bar t+1.
 
 The policy only ever sees ``prices`` up to and including bar t, so nothing decided at t can
 depend on later data. Costs follow the environment's contract (docs/contracts.md).
@@ -35,7 +36,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..env import fill_and_costs, update_entry_and_bars
+from ..env import EnvConfig, fill_and_costs, update_entry_and_bars
+from ..env.config import FILL_PRICES
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
 logger = logging.getLogger(__name__)
@@ -75,10 +77,11 @@ class CostModel:
     commission_bps: float = 0.0
     slippage_bps: float = 0.0
     borrow_bps_per_bar: float = 0.0
+    fill_price: str = EnvConfig.fill_price  # next_close | next_open, as in the environment
 
     @classmethod
     def from_environment(cls, env_params: Mapping[str, Any]) -> CostModel:
-        """Costs from the ``environment:`` parameters shared by training and evaluation."""
+        """Costs and fill price from the ``environment:`` parameters shared by training and evaluation."""
         missing = [k for k in ("commission_bps", "slippage_bps") if k not in (env_params or {})]
         if missing:
             raise RiskParameterError(
@@ -87,9 +90,13 @@ class CostModel:
             )
         return cls(commission_bps=env_params["commission_bps"],
                    slippage_bps=env_params["slippage_bps"],
-                   borrow_bps_per_bar=env_params.get("borrow_bps_per_bar", 0.0))
+                   borrow_bps_per_bar=env_params.get("borrow_bps_per_bar", 0.0),
+                   fill_price=env_params.get("fill_price", EnvConfig.fill_price))
 
     def __post_init__(self) -> None:
+        if self.fill_price not in FILL_PRICES:
+            raise RiskParameterError(
+                f"environment.fill_price must be one of {list(FILL_PRICES)}, got {self.fill_price!r}")
         for name in ("commission_bps", "slippage_bps", "borrow_bps_per_bar"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -312,11 +319,12 @@ class PaperBroker:
             s = dataclasses.replace(s, day=day, day_start_equity_cents=s.equity_cents,
                                     day_loss_stop=False)
 
-        # 2. fill the order decided at the previous bar's close
-        delta, fill = 0, open_
+        # 2. fill the order decided at the previous bar's close, at this bar's reference price
+        ref = close if self.costs.fill_price == "next_close" else open_
+        delta, fill = 0, ref
         if s.pending_target is not None:
             shares_before = s.shares
-            s, trade = self._fill(s, bar, open_)
+            s, trade = self._fill(s, bar, ref)
             if trade is not None:
                 trades.append(trade)
                 delta, fill = s.shares - shares_before, trade["fill_price"]
@@ -400,16 +408,16 @@ class PaperBroker:
             s, {"orders": [order], "trades": trades, "equity": [mark], "events": events}
         )
 
-    def _fill(self, s: AccountState, bar: str, open_: float) -> tuple[AccountState, dict | None]:
+    def _fill(self, s: AccountState, bar: str, ref: float) -> tuple[AccountState, dict | None]:
         target = float(s.pending_target)
         if target == s.held_target:  # like the env: trade only when the target changes
             return s, None
         s = dataclasses.replace(s, held_target=target)
-        delta = target_delta_shares(target, s.cash_cents / 100, s.shares, open_, self.costs)
-        fill, _ = execution_price_and_commission(open_, delta, self.costs)
+        delta = target_delta_shares(target, s.cash_cents / 100, s.shares, ref, self.costs)
+        fill, _ = execution_price_and_commission(ref, delta, self.costs)
 
         def cash_after(d: int) -> tuple[int, int, int]:
-            f, comm = execution_price_and_commission(open_, d, self.costs)
+            f, comm = execution_price_and_commission(ref, d, self.costs)
             notional = round(d * f * 100)
             commission = round(comm * 100)
             return s.cash_cents - notional - commission, notional, commission
@@ -424,9 +432,9 @@ class PaperBroker:
         new_shares = s.shares + delta
         trade = {
             "bar": bar, "decided_at": s.pending_decided_at, "side": "buy" if delta > 0 else "sell",
-            "shares": delta, "open": open_, "fill_price": fill, "notional_cents": notional,
-            "commission_cents": commission,
-            "slippage_cents": round(abs(delta) * abs(fill - open_) * 100),
+            "shares": delta, "reference_price": ref, "fill_rule": self.costs.fill_price,
+            "fill_price": fill, "notional_cents": notional, "commission_cents": commission,
+            "slippage_cents": round(abs(delta) * abs(fill - ref) * 100),
             "target": target, "cash_after_cents": new_cash, "shares_after": new_shares,
         }
         return dataclasses.replace(s, cash_cents=new_cash, shares=new_shares), trade

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 REWARDS = ("log_return", "differential_sharpe", "drawdown_penalised")
+FILL_PRICES = ("next_open", "next_close")
 DEVICES = ("auto", "cpu", "cuda")
 PREFIX = "environment"
 
@@ -36,6 +37,7 @@ class EnvConfig:
 
     window: int = 16
     positions: tuple[float, ...] = (0.0, 1.0)
+    fill_price: str = "next_close"
     continuous: bool = False
     initial_capital: float = 100_000.0
     commission_bps: float = 2.0
@@ -130,6 +132,12 @@ def _validate(c: EnvConfig) -> None:
         raise _err(
             "positions",
             f"target positions are fractions of equity and must lie in [-1, 1], got {list(pos)}",
+        )
+    if c.fill_price not in FILL_PRICES:
+        raise _err(
+            "fill_price",
+            f"unknown fill price {c.fill_price!r}; choose one of {list(FILL_PRICES)} (next_close unless "
+            "every bar's Open is a real traded price: see data_quality_report.json, stale_open)",
         )
     if not isinstance(c.continuous, bool):
         raise _err("continuous", f"must be true or false, got {c.continuous!r}")

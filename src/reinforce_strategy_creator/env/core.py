@@ -10,7 +10,9 @@ is a lane of a tensor, the whole step is ~50 vectorised array operations regardl
 and the timing is fixed by contract (docs/environment.md):
 
     decision at bar t (observation = feature rows t-W+1..t, bar t has closed)
-    -> fill at open[t+1] (slippage against the trader, commission on traded notional)
+    -> fill at bar t+1's reference price (``environment.fill_price``: ``next_close`` by default,
+       or ``next_open`` where opens are real traded prices), slippage against the trader,
+       commission on traded notional
     -> mark at close[t+1] (short borrow charged), reward = f(equity[t] -> equity[t+1]).
 
 Two back ends share the same step code (`_TorchOps`, `_ScalarOps`): torch tensors on any
@@ -179,9 +181,10 @@ def fill_and_costs(
     """The environment's execution cost model for one fill, as plain floats.
 
     Returns ``(fill_price, commission, slippage_cost)`` for trading ``delta_shares`` (> 0 buy,
-    < 0 sell) at ``open_price``: the fill is the open moved ``slippage_bps`` against the
+    < 0 sell) against the reference price ``open_price`` (the next bar's open or close, per
+    ``environment.fill_price``): the fill is that price moved ``slippage_bps`` against the
     trader, commission is ``commission_bps`` of the traded notional at the fill price, and
-    the slippage cost is the fill's distance from the open times the quantity. The batched
+    the slippage cost is the fill's distance from the reference price times the quantity. The batched
     step computes exactly this (tests/env check it on every fill), so paper trading can
     call it instead of keeping its own copy of the formula.
     """
@@ -332,6 +335,8 @@ class BatchedTradingCore:
         self.windows = xp.data(build_windows(market.features, W, self.n_state), "f32")
         self.open = xp.data(market.open, "f64")
         self.close = xp.data(market.close, "f64")
+        # the price an order decided at bar t fills at on bar t+1 (before slippage)
+        self.fill_ref = self.close if config.fill_price == "next_close" else self.open
         self.pos_table = xp.data(np.asarray(config.positions, dtype=np.float64), "f64")
         self.lo_start, self.last_bar = W - 1, T - 1
         self.hi_start = (T - 1 - self.episode_length) if self.episode_length is not None else W - 1
@@ -454,10 +459,10 @@ class BatchedTradingCore:
         """The pure arithmetic of one step (no state is touched): fill, costs, mark, reward."""
         xp = self.xp
         t1 = xp.clip(t + 1, 0, self.last_bar)  # frozen lanes (autoreset=False) may sit at T-1
-        o = xp.take(self.open, t1)
+        o = xp.take(self.fill_ref, t1)
         c = xp.take(self.close, t1)
 
-        # --- fill at open[t+1], sized so that the position is `target` of post-cost equity.
+        # --- fill at bar t+1's reference price o (open or close), sized so that the position is `target` of post-cost equity.
         # x is the frictionless trade in shares; it is exactly -sh when target == 0 (0 * y == 0),
         # so exits flatten exactly. side = +1 buy / -1 sell; k folds slippage and commission
         # (and, for buys, a 1e-12 haircut against rounding) into the closed-form size.
