@@ -12,7 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from reinforce_strategy_creator.evaluation import figures as F
-from reinforce_strategy_creator.evaluation.gate import champion_with_test
+from reinforce_strategy_creator.evaluation.gate import GateParams, select_champion
+from reinforce_strategy_creator.evaluation.verdict import decide
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError, bar_returns
 from reinforce_strategy_creator.evaluation.report import (
     check_identical_setup,
@@ -68,10 +69,20 @@ def test_identical_setup_check():
 
 def test_html_report_is_self_contained_and_complete():
     val = pd.DataFrame({"agent": ["ppo", "dqn"], "seed": [0, 0], "sharpe": [1.5, 0.9],
-                        "max_drawdown": [-0.1, -0.12], "psr": [0.97, 0.7], "win_rate": [0.55, np.nan]})
-    test = val.assign(sharpe=[0.8, 0.3])
-    params = {"min_sharpe": 0.5, "max_drawdown": 0.3, "must_beat_buy_and_hold": True, "min_psr": 0.9}
-    champ = champion_with_test(val, {"sharpe": 0.7}, test, {"sharpe": 0.6}, params)
+                        "max_drawdown": [-0.1, -0.12], "psr": [0.97, 0.7], "win_rate": [0.55, np.nan],
+                        "n_bars": [504, 504], "sharpe_per_bar": [1.5 / 252**0.5, 0.9 / 252**0.5],
+                        "skew": [0.0, 0.0], "kurtosis": [3.0, 3.0]})
+    test = val.assign(sharpe=[2.8, 0.3], sharpe_per_bar=[2.8 / 252**0.5, 0.3 / 252**0.5], n_bars=[753, 753])
+    params = GateParams.from_params(
+        {"min_sharpe": 0.5, "max_drawdown": 0.3, "must_beat_buy_and_hold": True, "min_psr": 0.9})
+    champ = select_champion(val, "sharpe")
+    effort = {"n_trials": 12, "trials_by_agent": {"ppo": 6, "dqn": 6},
+              "trial_sharpe_per_bar": list(np.linspace(-0.05, 0.1, 12))}
+    verdict, _ = decide(champion_validation=champ["validation"], champion_test=test.iloc[0].to_dict(),
+                        test_buy_and_hold={"sharpe": 0.6, "sharpe_per_bar": 0.6 / 252**0.5}, params=params,
+                        effort=effort, earlier_decisions=[], window={"start": "2016-01-04", "end": "2018-12-31"},
+                        data_fingerprint="d" * 64, config="c" * 64)
+    champ = {**champ, "test": test.iloc[0].to_dict()}
     table = metrics_table(val)
     assert list(table.columns)[:2] == ["agent", "seed"]
     assert table_to_json(table)[1]["win_rate"] is None
@@ -80,13 +91,14 @@ def test_html_report_is_self_contained_and_complete():
         periods={"validation": {"start": "2014-01-02", "end": "2015-12-31", "bars": 504},
                  "test": {"start": "2016-01-04", "end": "2018-12-31", "bars": 753}},
         trading_setup={"initial_capital": 100000.0, "commission_bps": 2.0, "slippage_bps": 3.0},
-        tables={"Validation metrics": table}, verdict=champ["validation_verdict"], champion=champ,
+        tables={"Validation metrics": table}, verdict=verdict, champion=champ,
         figures={"Equity": F.equity_curves_figure(EQ)},
         random_policy={"n_seeds": 100, "agent_percentiles": {"ppo": 97.0}},
     )
     assert html.startswith("<!DOCTYPE html>") and html.endswith("</html>")
     for needed in ("2014-01-02", "2018-12-31", "commission_bps", "Champion", "ppo", "Caveats", "PASSED",
-                   "Validation metrics", "agent_percentiles", "identical for every agent"):
+                   "Validation metrics", "agent_percentiles", "identical for every agent",
+                   "decided on the test window 2016-01-04 .. 2018-12-31", "12 trials scored"):
         assert needed in html
     assert "S&amp;P 500 &lt;daily&gt;" in html  # escaped
     assert "<script" not in html.lower() and "<link" not in html.lower()

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from reinforce_strategy_creator.evaluation.gate import (
     GateParams,
-    champion_with_test,
     evaluate_gate,
     select_champion,
 )
@@ -65,56 +64,51 @@ def _validation():
         "agent": ["ppo", "ppo", "dqn", "dqn", "a2c"],
         "seed": [0, 1, 0, 1, 0],
         "sharpe": [1.2, 1.9, 2.5, 1.0, 3.0],
-        "max_drawdown": [-0.1, -0.2, -0.1, -0.1, -0.5],  # a2c fails the drawdown rule
+        "max_drawdown": [-0.1, -0.2, -0.1, -0.1, -0.5],
         "psr": [0.95, 0.99, 0.98, 0.92, 0.999],
     })
 
 
-def _test_records(rng=None):
-    df = _validation().copy()
-    df["sharpe"] = [0.3, -0.2, 0.1, 4.0, 5.0]
-    df["max_drawdown"] = [-0.1, -0.3, -0.2, -0.1, -0.1]
-    df["psr"] = [0.6, 0.2, 0.5, 0.999, 0.999]
-    return df
-
-
-def test_champion_is_best_passing_on_validation_and_test_reported_as_is():
-    c = champion_with_test(_validation(), {"sharpe": 0.8}, _test_records(), {"sharpe": 0.2}, PARAMS)
-    assert (c["agent"], c["seed"]) == ("dqn", 0)  # a2c has higher Sharpe but fails the gate
-    assert c["n_candidates"] == 5 and c["n_passed"] == 4
-    assert c["validation"]["sharpe"] == 2.5 and c["validation_verdict"]["passed"] is True
-    assert c["test"]["sharpe"] == 0.1  # the test record as-is, even though it is poor
-    assert c["test_verdict"]["passed"] is False
+def test_champion_is_the_best_validation_rank_metric_whatever_the_gate():
+    """The gate is not applied on validation: it decides later, on the champion's test replay."""
+    c = select_champion(_validation(), "sharpe")
+    assert (c["agent"], c["seed"]) == ("a2c", 0)  # highest validation Sharpe, drawdown notwithstanding
+    assert c["n_candidates"] == 5 and c["n_ranked"] == 5 and c["validation"]["sharpe"] == 3.0
+    assert (select_champion(_validation(), "psr")["agent"], select_champion(_validation(), "psr")["seed"]) == (
+        "a2c", 0)
     json.dumps(c, allow_nan=False)
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.sampled_from(["permute", "corrupt", "nan"]))
-def test_test_metrics_cannot_change_the_champion(seed, how):
+def test_non_rank_columns_cannot_change_the_champion(seed, how):
+    """Only the rank metric decides: scrambling every other column (as test metrics would be,
+    were they present) never moves the choice."""
     rng = np.random.default_rng(seed)
-    test = _test_records()
-    cols = ["sharpe", "max_drawdown", "psr"]
+    v = _validation()
+    cols = ["max_drawdown", "psr"]
     if how == "permute":
-        test[cols] = test[cols].to_numpy()[rng.permutation(len(test))]
+        v[cols] = v[cols].to_numpy()[rng.permutation(len(v))]
     elif how == "corrupt":
-        test[cols] = rng.normal(0, 10, size=(len(test), 3))
+        v[cols] = rng.normal(0, 10, size=(len(v), 2))
     else:
-        test[cols] = np.nan
-    c = champion_with_test(_validation(), {"sharpe": 0.8}, test, {"sharpe": 0.2}, PARAMS)
-    assert (c["agent"], c["seed"]) == ("dqn", 0)
-    assert c["test"]["seed"] == 0 and c["test"]["agent"] == "dqn"
+        v[cols] = np.nan
+    c = select_champion(v, "sharpe")
+    assert (c["agent"], c["seed"]) == ("a2c", 0)
 
 
-def test_ties_are_deterministic_and_no_passer_gives_none():
+def test_ties_are_deterministic_and_no_finite_metric_gives_none():
     v = _validation()
     v.loc[:, "sharpe"] = 2.0
-    v.loc[4, "max_drawdown"] = -0.1
-    assert select_champion(v, {"sharpe": 0.8}, PARAMS)["agent"] == "a2c"  # name order on ties
-    strict = {**PARAMS, "min_sharpe": 10.0}
-    c = champion_with_test(_validation(), {"sharpe": 0.8}, _test_records(), {"sharpe": 0.2}, strict)
-    assert c["agent"] is None and c["test"] is None and "no agent" in c["reason"]
+    c = select_champion(v, "sharpe")
+    assert (c["agent"], c["seed"]) == ("a2c", 0)  # name order on ties, then seed
+    v = v[v["agent"] != "a2c"]
+    assert (select_champion(v, "sharpe")["agent"], select_champion(v, "sharpe")["seed"]) == ("dqn", 0)
+    v.loc[:, "sharpe"] = np.nan
+    c = select_champion(v, "sharpe")
+    assert c["agent"] is None and c["validation"] is None and "finite" in c["reason"]
 
 
-def test_missing_test_row_is_an_error():
-    with pytest.raises(EvaluationInputError, match="dqn.*seed 0"):
-        champion_with_test(_validation(), {"sharpe": 0.8}, _test_records().iloc[:2], {"sharpe": 0.2}, PARAMS)
+def test_missing_column_is_an_error():
+    with pytest.raises(EvaluationInputError, match="missing column 'sortino'"):
+        select_champion(_validation(), "sortino")

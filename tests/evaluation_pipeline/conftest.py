@@ -18,6 +18,8 @@ from reinforce_strategy_creator.agents import build_policy
 from reinforce_strategy_creator.agents.networks import ActorCriticPolicy, QPolicy
 from reinforce_strategy_creator.artifacts import PolicyBundle
 from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, MarketArrays
+from reinforce_strategy_creator.evaluation.backtests import run_provenance
+from reinforce_strategy_creator.pipelines.evaluation import nodes
 from reinforce_strategy_creator.pipelines.feature_engineering import create_pipeline as fe_pipeline
 from tests.conftest import PROJECT_ROOT, SP500_CSV
 
@@ -67,13 +69,32 @@ def model_inputs(env_params) -> dict[str, pd.DataFrame]:
         data[name] = Kept()
     catalog = DataCatalog(data)
     SequentialRunner().run(fe_pipeline(), catalog)
-    return {s: catalog.load(f"model_input_{s}") for s in ("train", "validation", "test")}
+    tables = {s: catalog.load(f"model_input_{s}") for s in ("train", "validation", "test")}
+    # what the evaluation stage reads besides the tables: prices (benchmark history), the scaler
+    # and the feature specification (provenance of every policy)
+    return {**tables, "prices": prices, "scaler": catalog.load("feature_scaler"), "feature_spec": fe["features"]}
 
 
-def make_bundle(agent: str, table: pd.DataFrame, env_params: dict, seeds=SEEDS, hidden=(16,)) -> PolicyBundle:
-    """A PolicyBundle of seeded, randomly initialised policies with a contract spec."""
+def provenance(model_inputs: dict) -> dict:
+    """The spec fields that tie a policy to this run's scaler, features, data and periods."""
+    prov = run_provenance(model_inputs["scaler"], model_inputs["feature_spec"], model_inputs["train"])
+    periods = {f"{split}_{edge}": str(getattr(model_inputs[split].index, op)().date())
+               for split in ("train", "validation") for edge, op in (("start", "min"), ("end", "max"))}
+    return {**prov, **periods}
+
+
+def prepare(model_inputs: dict, env_params: dict, eval_params: dict, bundles: dict) -> dict:
+    """``nodes.prepare_setup`` with this run's scaler, feature spec, training table and parameters."""
+    return nodes.prepare_setup(env_params, eval_params, model_inputs["scaler"], model_inputs["feature_spec"],
+                               model_inputs["train"], {"environment": env_params, "evaluation": eval_params},
+                               **bundles)
+
+
+def make_bundle(agent: str, model_inputs: dict, env_params: dict, seeds=SEEDS, hidden=(16,)) -> PolicyBundle:
+    """A PolicyBundle of seeded, randomly initialised policies with a contract spec and this run's
+    provenance (trained on model_inputs["train"], selected on model_inputs["validation"])."""
     config = EnvConfig.from_params(env_params)
-    market = MarketArrays.from_frame(table)
+    market = MarketArrays.from_frame(model_inputs["train"])
     obs_dim = BatchedTradingCore(market, config, 1, seed=0).obs_dim
     states, spec = {}, None
     for s in seeds:
@@ -89,15 +110,15 @@ def make_bundle(agent: str, table: pd.DataFrame, env_params: dict, seeds=SEEDS, 
         spec = dict(net.spec)
     spec.update(feature_names=list(market.feature_names), window=config.window, positions=list(config.positions),
                 environment=config.to_params(), seeds=list(seeds), best_seed=seeds[0],
-                train_start=str(table.index[0].date()), train_end=str(table.index[-1].date()),
-                validation_scores={str(s): 0.0 for s in seeds}, validation_metric="sharpe")
+                validation_scores={str(s): 0.0 for s in seeds}, validation_metric="sharpe",
+                **provenance(model_inputs))
     build_policy(spec)  # the spec rebuilds the network
     return PolicyBundle(spec=spec, state_dicts=states, version=f"2024-01-01T00.00.00.000Z-{agent}")
 
 
 @pytest.fixture(scope="session")
 def bundles(model_inputs, env_params) -> dict[str, PolicyBundle]:
-    return {a: make_bundle(a, model_inputs["train"], env_params) for a in ("ppo", "a2c", "dqn")}
+    return {a: make_bundle(a, model_inputs, env_params) for a in ("ppo", "a2c", "dqn")}
 
 
 def make_history(agent: str, seeds=SEEDS) -> pd.DataFrame:

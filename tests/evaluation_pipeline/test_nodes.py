@@ -16,16 +16,18 @@ from reinforce_strategy_creator.evaluation.benchmarks import random_targets
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError, evaluate_backtest
 from reinforce_strategy_creator.pipelines.evaluation import nodes
 
+from .conftest import make_history, prepare
+
 
 
 @pytest.fixture(scope="module")
-def setup(env_params, _eval_params, bundles):
-    return nodes.prepare_setup(env_params, _eval_params, **bundles)
+def setup(model_inputs, env_params, _eval_params, bundles):
+    return prepare(model_inputs, env_params, _eval_params, bundles)
 
 
 @pytest.fixture(scope="module")
 def test_ledger(model_inputs, setup, bundles):
-    return nodes.backtest_test(model_inputs["test"], setup, **bundles)
+    return nodes.backtest_test(model_inputs["test"], model_inputs["prices"], setup, **bundles)
 
 
 def test_buy_and_hold_return_is_price_change_less_costs(test_ledger, model_inputs, env_params):
@@ -52,29 +54,59 @@ def test_buy_and_hold_return_is_price_change_less_costs(test_ledger, model_input
     assert m["total_return"] == pytest.approx(expected_pnl / env_params["initial_capital"], abs=1e-9)
 
 
-def test_test_ledgers_stay_inside_the_test_split(test_ledger, model_inputs):
-    test = model_inputs["test"]
-    dates = pd.DatetimeIndex(test_ledger["date"])
-    assert dates.min() >= test.index[0] and dates.max() <= test.index[-1]
-    assert dates.min() > model_inputs["validation"].index[-1] > model_inputs["train"].index[-1]
+def test_benchmarks_read_the_history_before_the_window_and_nothing_after_it(test_ledger, model_inputs, setup,
+                                                                            bundles, eval_params):
+    """Benchmarks compute their signals on primary_prices up to each bar: the SMA crossover and
+    momentum hold the position their rule gives at the very first decision (computed here
+    independently with pandas), changing prices after the window changes nothing, and changing
+    prices before the window does change them (so this test can fail)."""
+    test, prices = model_inputs["test"], model_inputs["prices"]
+    first = test.index[setup["environment"]["window"] - 1]
+    b = eval_params["benchmarks"]
+    close = prices["Close"].loc[:first]
+    sma_long = close.rolling(b["sma_fast"]).mean().iloc[-1] > close.rolling(b["sma_slow"]).mean().iloc[-1]
+    mom_long = close.iloc[-1] / close.iloc[-1 - b["momentum_lookback"]] - 1 > 0
+    for run, long_ in (("sma_crossover", sma_long), ("momentum", mom_long)):
+        lane = test_ledger[test_ledger["run"] == run].sort_values("bar")
+        assert lane["position"].iloc[1] == (1.0 if long_ else 0.0), run  # filled from the first decision
+    # on the validation window (mid-2013, a rising market) both rules are long from the first
+    # decision: no benchmark sits flat for lack of data while the agents trade
+    val = model_inputs["validation"]
+    ledger = nodes.backtest_validation(val, prices, setup, **bundles)
+    for run in ("sma_crossover", "momentum"):
+        assert ledger[ledger["run"] == run].sort_values("bar")["position"].iloc[1] == 1.0, run
+    after = prices.copy()
+    after.loc[after.index > test.index[-1], ["Open", "High", "Low", "Close"]] *= 1.5
+    pd.testing.assert_frame_equal(nodes.backtest_test(test, after, setup, **bundles), test_ledger)
+    before = prices.copy()
+    before.loc[before.index < test.index[0], "Close"] = np.linspace(1e4, 1.0, int((before.index < test.index[0]).sum()))
+    moved = nodes.backtest_test(test, before, setup, **bundles)
+    for run in ("sma_crossover", "momentum"):
+        a = moved[moved["run"] == run]["position"].to_numpy()
+        b_ = test_ledger[test_ledger["run"] == run]["position"].to_numpy()
+        assert not np.array_equal(a, b_), run
+    agents = moved[moved["kind"] == "agent"].reset_index(drop=True)  # agents read features, not these closes
+    pd.testing.assert_frame_equal(agents, test_ledger[test_ledger["kind"] == "agent"].reset_index(drop=True))
 
 
 def test_test_metrics_depend_on_the_test_table_only(model_inputs, setup, bundles, test_ledger):
-    """The first test observation is built from test rows only: dropping every row before the
-    test split (there are none in the table) or perturbing rows after the end changes nothing,
-    while perturbing test rows does change test metrics (so the check can fail)."""
+    """Appending rows after the end of the test table changes nothing before them (causal), while
+    perturbing test rows does change test metrics (so the check can fail)."""
     base = nodes.metrics_test(test_ledger)
-    test = model_inputs["test"]
-    # appending post-test rows must not change metrics of the bars before them
+    test, prices = model_inputs["test"], model_inputs["prices"]
+    after = prices[prices.index > test.index[-1]].iloc[:5]  # the next real bars, any features
     extra = test.iloc[-5:].copy()
-    extra.index = extra.index + pd.Timedelta(days=400)
-    trimmed = nodes.backtest_test(pd.concat([test, extra]), setup, **bundles)
+    extra.index = after.index
+    extra[list(after.columns)] = after.to_numpy()
+    trimmed = nodes.backtest_test(pd.concat([test, extra]), prices, setup, **bundles)
     assert len(trimmed) > len(test_ledger)  # the extra bars are replayed ...
     trimmed = trimmed[pd.DatetimeIndex(trimmed["date"]) <= test.index[-1]]
     pd.testing.assert_frame_equal(trimmed.reset_index(drop=True), test_ledger.reset_index(drop=True))  # ... causally
     shifted = test.copy()
     shifted.iloc[len(shifted) // 2:, shifted.columns.get_loc("Close")] *= 1.05
-    moved = nodes.metrics_test(nodes.backtest_test(shifted, setup, **bundles))
+    shifted_prices = prices.copy()
+    shifted_prices.loc[shifted.index, "Close"] = shifted["Close"]
+    moved = nodes.metrics_test(nodes.backtest_test(shifted, shifted_prices, setup, **bundles))
     assert not np.allclose(moved["total_return"], base["total_return"])
 
 
@@ -86,38 +118,80 @@ def _perturbed_test_records(records: pd.DataFrame, seed: int) -> pd.DataFrame:
     return out
 
 
-def test_champion_is_chosen_on_validation_only(model_inputs, setup, bundles, test_ledger, eval_params):
-    val = nodes.metrics_validation(nodes.backtest_validation(model_inputs["validation"], setup, **bundles))
+HISTORIES = {a: make_history(a) for a in ("ppo", "a2c", "dqn")}
+
+
+def _select(val, test, setup, model_inputs, decisions=()):
+    return nodes.select_champion(val, test, setup, model_inputs["test"], list(decisions), **HISTORIES)
+
+
+def test_champion_is_chosen_on_validation_only(model_inputs, setup, bundles, test_ledger):
+    val = nodes.metrics_validation(nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"],
+                                                             setup, **bundles))
     test = nodes.metrics_test(test_ledger)
-    for gate in ({}, {"min_sharpe": -100.0, "max_drawdown": 1.0, "must_beat_buy_and_hold": False, "min_psr": 0.0}):
-        s = {**setup, "evaluation": {**setup["evaluation"], "gate": {**setup["evaluation"]["gate"], **gate}}}
-        champion, verdict, _ = nodes.select_champion(val, test, s)
-        agents = val[val["kind"] == "agent"]
-        if gate:  # everything passes: the champion is the best validation Sharpe
-            best = agents.sort_values(["sharpe", "agent", "seed"], ascending=[False, True, True]).iloc[0]
-            assert verdict["passed"] and champion["verdict_passed"]
-            assert (champion["agent"], champion["seed"]) == (best["agent"], best["seed"])
-        for k in range(3):
-            other, other_verdict, _ = nodes.select_champion(val, _perturbed_test_records(test, k), s)
-            assert (other["agent"], other["seed"]) == (champion["agent"], champion["seed"])
-            assert other["validation_metrics"] == champion["validation_metrics"]
-            assert other_verdict["rules"] == verdict["rules"]
-        # its test record is reported as it is
-        row = test[(test["agent"] == champion["agent"]) & (test["seed"] == champion["seed"])].iloc[0]
-        assert champion["test_metrics"]["sharpe"] == pytest.approx(row["sharpe"])
-
-
-def test_nothing_passes_names_best_on_validation_but_not_promotable(model_inputs, setup, bundles, test_ledger):
-    val = nodes.metrics_validation(nodes.backtest_validation(model_inputs["validation"], setup, **bundles))
-    s = {**setup, "evaluation": {**setup["evaluation"], "gate": {**setup["evaluation"]["gate"], "min_sharpe": 50.0}}}
-    champion, verdict, selection = nodes.select_champion(val, nodes.metrics_test(test_ledger), s)
+    champion, verdict, _, _ = _select(val, test, setup, model_inputs)
     agents = val[val["kind"] == "agent"]
     best = agents.sort_values(["sharpe", "agent", "seed"], ascending=[False, True, True]).iloc[0]
-    assert (champion["agent"], champion["seed"]) == (best["agent"], int(best["seed"]))
-    assert champion["verdict_passed"] is False and verdict["passed"] is False
-    assert champion["n_passed"] == 0 and "must not be promoted" in champion["reason"]
-    assert verdict["rules"]["min_sharpe"]["passed"] is False
-    assert not any(c["passed"] for c in verdict["candidates"])
+    assert (champion["agent"], champion["seed"]) == (best["agent"], best["seed"])
+    assert champion["selected_on"] == "validation" and champion["decided_on"] == "test"
+    for k in range(3):
+        other, other_verdict, _, _ = _select(val, _perturbed_test_records(test, k), setup, model_inputs)
+        assert (other["agent"], other["seed"]) == (champion["agent"], champion["seed"])
+        assert other["validation_metrics"] == champion["validation_metrics"]
+    # its test record is reported as it is
+    row = test[(test["agent"] == champion["agent"]) & (test["seed"] == champion["seed"])].iloc[0]
+    assert champion["test_metrics"]["sharpe"] == pytest.approx(row["sharpe"])
+
+
+def test_the_gate_decides_on_the_champions_test_record(model_inputs, setup, bundles, test_ledger):
+    """Same validation, two test tables: a gate that only the champion's TEST Sharpe can pass
+    passes when that record is good and fails when it is not, whatever validation says."""
+    val = nodes.metrics_validation(nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"],
+                                                             setup, **bundles))
+    test = nodes.metrics_test(test_ledger)
+    champion, verdict, _, decision = _select(val, test, setup, model_inputs)
+    row = test[(test["agent"] == champion["agent"]) & (test["seed"] == champion["seed"])].index[0]
+    lenient = {"min_sharpe": -100.0, "max_drawdown": 1.0, "must_beat_buy_and_hold": False, "min_psr": 0.0}
+    s = {**setup, "evaluation": {**setup["evaluation"], "gate": lenient}}
+    good = test.copy()
+    good.loc[row, "sharpe"] = 5.0
+    bad = test.copy()
+    bad.loc[row, "sharpe"] = -5.0
+    gate = {**lenient, "min_sharpe": 1.0}
+    s = {**setup, "evaluation": {**setup["evaluation"], "gate": gate}}
+    assert _select(val, good, s, model_inputs)[1]["passed"] is True
+    verdict_bad = _select(val, bad, s, model_inputs)[1]
+    assert verdict_bad["passed"] is False and verdict_bad["rules"]["min_sharpe"]["value"] == -5.0
+    assert verdict["decided_on"]["split"] == "test"
+    assert verdict["decided_on"]["start"] == str(model_inputs["test"].index[0].date())
+    # selection effort: every checkpoint evaluation in the histories is a trial
+    n_evals = sum(int(h["eval_score"].notna().sum()) for h in HISTORIES.values())
+    assert verdict["selection"]["n_trials"] == n_evals == 3 * 2 * 4
+    assert decision["config_sha256"] == setup["config_sha256"] and decision["window"] == {
+        "start": verdict["decided_on"]["start"], "end": verdict["decided_on"]["end"]}
+
+
+def test_reusing_a_test_window_is_counted_and_deflates_the_psr_rule(model_inputs, setup, bundles, test_ledger):
+    val = nodes.metrics_validation(nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"],
+                                                             setup, **bundles))
+    test = nodes.metrics_test(test_ledger)
+    _, first, _, decision = _select(val, test, setup, model_inputs)
+    assert first["window_reuse"]["earlier_decisions"] == 0 and first["deflation"]["n_configurations"] == 1
+    # the same configuration again: one earlier decision, still one configuration
+    _, again, _, _ = _select(val, test, setup, model_inputs, [decision])
+    assert again["window_reuse"]["earlier_decisions"] == 1 and again["deflation"]["n_configurations"] == 1
+    assert again["rules"]["min_psr"]["value"] == first["rules"]["min_psr"]["value"]
+    # nine other configurations on this window: the PSR hurdle rises, the rule's value falls
+    others = [{**decision, "config_sha256": f"{i:064d}"} for i in range(9)]
+    _, reused, _, _ = _select(val, test, setup, model_inputs, [decision, *others])
+    assert reused["window_reuse"]["earlier_decisions"] == 10 and reused["deflation"]["n_configurations"] == 10
+    assert reused["deflation"]["hurdle_sharpe_per_bar"] > first["deflation"]["hurdle_sharpe_per_bar"]
+    assert reused["rules"]["min_psr"]["value"] < first["rules"]["min_psr"]["value"]
+    # decisions on another window or other data do not count
+    elsewhere = [{**d, "window": {"start": "1999-01-04", "end": "2000-12-29"}} for d in others] + [
+        {**d, "data_fingerprint": "f" * 64} for d in others]
+    _, fresh, _, _ = _select(val, test, setup, model_inputs, elsewhere)
+    assert fresh["window_reuse"]["earlier_decisions"] == 0
 
 
 @pytest.mark.parametrize("key, value", [("commission_bps", 0.0), ("slippage_bps", 0.0),
@@ -127,9 +201,9 @@ def test_tampered_costs_or_capital_are_refused(model_inputs, env_params, _eval_p
     spec_env = dict(tampered["a2c"].spec["environment"])
     spec_env[key] = value
     tampered["a2c"].spec["environment"] = spec_env
-    setup = nodes.prepare_setup(env_params, _eval_params, **tampered)
+    setup = prepare(model_inputs, env_params, _eval_params, tampered)
     with pytest.raises(EvaluationInputError, match=rf"training\.a2c\.policy.*environment\.{key}"):
-        nodes.backtest_validation(model_inputs["validation"], setup, **tampered)
+        nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"], setup, **tampered)
 
 
 def test_runs_with_different_setups_are_refused(env_params):
@@ -140,10 +214,10 @@ def test_runs_with_different_setups_are_refused(env_params):
         check_run_setups({"ppo": cfg, "buy_and_hold": other})
 
 
-def test_evaluation_params_cannot_set_costs(env_params, _eval_params, bundles):
+def test_evaluation_params_cannot_set_costs(model_inputs, env_params, _eval_params, bundles):
     bad = {**_eval_params, "commission_bps": 0.0}
     with pytest.raises(ValueError, match=r"evaluation\.commission_bps.*params:environment"):
-        nodes.prepare_setup(env_params, bad, **bundles)
+        prepare(model_inputs, env_params, bad, bundles)
 
 
 @pytest.mark.parametrize("mutate, match", [
@@ -152,22 +226,22 @@ def test_evaluation_params_cannot_set_costs(env_params, _eval_params, bundles):
     (lambda p: p["benchmarks"].update(sma_fast=200), r"evaluation\.benchmarks\.sma_fast"),
     (lambda p: p.update(rank_metric="luck"), r"evaluation\.rank_metric"),
 ])
-def test_bad_parameters_name_the_key(env_params, eval_params, bundles, mutate, match):
+def test_bad_parameters_name_the_key(model_inputs, env_params, eval_params, bundles, mutate, match):
     mutate(eval_params)
     with pytest.raises(ValueError, match=match):
-        nodes.prepare_setup(env_params, eval_params, **bundles)
+        prepare(model_inputs, env_params, eval_params, bundles)
 
 
 def test_feature_mismatch_is_refused(model_inputs, env_params, _eval_params, bundles):
     wrong = copy.deepcopy(bundles)
     wrong["ppo"].spec["feature_names"] = list(reversed(wrong["ppo"].spec["feature_names"]))
-    setup = nodes.prepare_setup(env_params, _eval_params, **wrong)
+    setup = prepare(model_inputs, env_params, _eval_params, wrong)
     with pytest.raises(EvaluationInputError, match=r"training\.ppo\.policy.*feature_names"):
-        nodes.backtest_validation(model_inputs["validation"], setup, **wrong)
+        nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"], setup, **wrong)
 
 
 def test_agents_are_replayed_deterministically(model_inputs, setup, bundles, test_ledger):
-    again = nodes.backtest_test(model_inputs["test"], setup, **bundles)
+    again = nodes.backtest_test(model_inputs["test"], model_inputs["prices"], setup, **bundles)
     pd.testing.assert_frame_equal(test_ledger, again)
     agents = test_ledger[test_ledger["kind"] == "agent"]
     # the fixtures' random policies do trade, so the metrics below are not about idle accounts

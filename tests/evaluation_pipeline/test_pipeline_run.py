@@ -25,10 +25,19 @@ def _catalog(tmp_path, model_inputs, bundles, env_params, eval_params, test=None
         if "filepath" in entry:
             entry["filepath"] = str(tmp_path / entry["filepath"])
     catalog = DataCatalog.from_config(config)
+    catalog["model_input_train"] = MemoryDataset(model_inputs["train"])
     catalog["model_input_validation"] = MemoryDataset(model_inputs["validation"])
+    prices = model_inputs["prices"]
+    if test is not None:
+        prices = prices.copy()
+        prices.loc[test.index, list(prices.columns)] = test[list(prices.columns)].to_numpy()
     catalog["model_input_test"] = MemoryDataset(model_inputs["test"] if test is None else test)
+    catalog["primary_prices"] = MemoryDataset(prices)
+    catalog["feature_scaler"] = MemoryDataset(model_inputs["scaler"])
     catalog["params:environment"] = MemoryDataset(env_params)
     catalog["params:evaluation"] = MemoryDataset(eval_params)
+    catalog["params:feature_engineering.features"] = MemoryDataset(model_inputs["feature_spec"])
+    catalog["parameters"] = MemoryDataset({"environment": env_params, "evaluation": eval_params})
     for a in AGENTS:
         catalog[f"training.{a}.policy"] = MemoryDataset(bundles[a], copy_mode="assign")
         catalog[f"training.{a}.history"] = MemoryDataset(make_history(a))
@@ -60,9 +69,14 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
     assert champion["policy_filepath"] == f"data/06_models/{champion['agent']}_policy"
     assert set(verdict["rules"]) == {"min_sharpe", "max_drawdown", "min_psr", "beats_buy_and_hold"}
     assert all({"value", "threshold", "passed"} <= set(r) for r in verdict["rules"].values())
-    assert len(verdict["candidates"]) == 3 * 2
-    # the verdict's "passed" is the champion's validation gate
+    assert len(verdict["candidates_on_validation"]) == 3 * 2
+    # the verdict's "passed" is the gate on the champion's test record
     assert verdict["passed"] == all(r["passed"] for r in verdict["rules"].values())
+    assert verdict["decided_on"]["split"] == "test"
+    assert verdict["rules"]["min_sharpe"]["value"] == pytest.approx(champion["test_metrics"]["sharpe"])
+    # and the decision is recorded in the registry file, for the next verdict on this window
+    registry = [json.loads(line) for line in (out / "07_model_output" / "registry.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in registry] == ["gate_decision"] and registry[0]["passed"] == verdict["passed"]
 
     # ledgers: every agent x seed and every benchmark, on both splits, same capital
     for split in ("validation", "test"):
@@ -98,17 +112,21 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
     assert "commission_bps" in html and "Champion" in html
 
 
-def test_pipeline_is_namespaced_and_reads_no_train_split():
+def test_pipeline_is_namespaced_and_reads_the_train_split_only_for_its_fingerprint():
+    """Evaluation never replays the training split: only prepare_setup reads it, to fingerprint the
+    data every policy must have been trained on (provenance)."""
     p = create_pipeline()
     assert all(n.name.startswith("evaluation.") for n in p.nodes)
-    assert "model_input_train" not in p.inputs()
+    readers = [n.name for n in p.nodes if "model_input_train" in n.inputs]
+    assert readers == ["evaluation.prepare_setup"]
     assert {"champion", "evaluation_verdict"} <= p.all_outputs()
 
 
 def test_perturbing_test_data_changes_test_metrics_not_the_champion(run, tmp_path, model_inputs, bundles, env_params,
                                                                    _eval_params):
     """Whole pipeline again with the test period's prices moved: test metrics change, the
-    champion and the verdict (both chosen on validation) do not."""
+    champion (chosen on validation) does not; the verdict is decided on the test record, so it
+    reflects the new test numbers."""
     _, base = run
     test = model_inputs["test"].copy()
     rng = np.random.default_rng(5)
@@ -120,5 +138,7 @@ def test_perturbing_test_data_changes_test_metrics_not_the_champion(run, tmp_pat
     assert (a["agent"], a["seed"], a["validation_metrics"]) == (b["agent"], b["seed"], b["validation_metrics"])
     assert a["test_metrics"]["total_return"] != b["test_metrics"]["total_return"]
     va, vb = base.load("evaluation_verdict"), other.load("evaluation_verdict")
-    assert va["rules"] == vb["rules"] and va["candidates"] == vb["candidates"]
+    assert va["candidates_on_validation"] == vb["candidates_on_validation"]
+    assert va["rules"]["min_sharpe"]["value"] == pytest.approx(a["test_metrics"]["sharpe"])
+    assert vb["rules"]["min_sharpe"]["value"] == pytest.approx(b["test_metrics"]["sharpe"])
     pd.testing.assert_frame_equal(base.load("evaluation.validation_metrics"), other.load("evaluation.validation_metrics"))

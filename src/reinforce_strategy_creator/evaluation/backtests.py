@@ -13,11 +13,19 @@ all through the same ``env.replay`` with ONE ``EnvConfig`` built from
 benchmarks. The result is one long ledger table (one row per run, seed and bar) that the
 metrics step reads and that is persisted as Parquet.
 
+Benchmarks see the same history as agents: their signals (SMA crossover, momentum) are
+computed on the closes of ``primary_prices`` up to each bar, including the bars before the
+window, exactly as the agents' features read the bars before the window. So a benchmark holds
+its position from the first decision, instead of sitting flat while it warms up.
+
 Honesty checks that refuse to run (``EvaluationInputError``, a ``ValueError``):
 
 * a policy whose spec says it was trained with other costs, capital, window, positions or
   observation switches than ``params:environment`` (a stale or foreign artifact);
 * a policy whose feature names differ from the model-input table's ``feat_*`` columns;
+* a policy whose provenance differs from the run's (``check_provenance``): another scaler,
+  another feature specification, other training data, or a training (or, for an
+  out-of-sample window, validation) period that overlaps the window it is asked to score;
 * replays that did not all use the same costs and capital (``check_run_setups``).
 
 Why here and not in the env: the env replays one ``decide`` callable; choosing which runs
@@ -55,7 +63,11 @@ __all__ = [
     "EvaluationParams",
     "BundleDecision",
     "check_bundle",
+    "check_periods",
+    "check_provenance",
     "check_run_setups",
+    "history_closes",
+    "run_provenance",
     "trading_setup",
     "backtest_split",
 ]
@@ -172,6 +184,66 @@ def check_run_setups(configs: Mapping[str, EnvConfig]) -> dict:
     return check_identical_setup({name: trading_setup(c) for name, c in configs.items()})
 
 
+#: Spec fields that tie a policy to the data and features it was trained on.
+PROVENANCE_FIELDS = ("scaler_sha256", "feature_spec_sha256", "data_fingerprint")
+#: Which recorded periods of a policy may not overlap a window, by the window's role.
+PERIODS_THAT_MUST_NOT_OVERLAP = {"validation": ("train",), "test": ("train", "validation")}
+
+
+def run_provenance(feature_scaler: Mapping, feature_spec: Mapping, model_input_train: pd.DataFrame) -> dict:
+    """The run's own fingerprints, which every evaluated policy must carry in its spec."""
+    from ..features import feature_spec_sha256, scaler_sha256
+    from ..training import data_fingerprint
+
+    return {"scaler_sha256": scaler_sha256(feature_scaler), "feature_spec_sha256": feature_spec_sha256(feature_spec),
+            "data_fingerprint": data_fingerprint(model_input_train)}
+
+
+_PROVENANCE_FIX = {
+    "scaler_sha256": "it was trained on features scaled by another feature_scaler",
+    "feature_spec_sha256": "it was trained on features computed with another feature_engineering.features",
+    "data_fingerprint": "it was trained on other data than this run's model_input_train",
+}
+
+
+def check_provenance(agent: str, bundle, provenance: Mapping[str, str]) -> None:
+    """Refuse a policy whose scaler, feature specification or training data differ from the run's."""
+    name = artifact_name(agent, bundle)
+    spec = bundle.spec
+    for key in PROVENANCE_FIELDS:
+        recorded, current = spec.get(key), provenance[key]
+        if recorded is None:
+            raise EvaluationInputError(
+                f"{name}: spec.{key} is missing, so evaluation cannot prove what the policy was trained on; "
+                "it was written by an older version. Retrain it (kedro run --pipelines training).")
+        if recorded != current:
+            raise EvaluationInputError(
+                f"{name}: spec.{key}={recorded} but this run's is {current}: {_PROVENANCE_FIX[key]}. "
+                "Scoring it here would mix two experiments; retrain it on this run's data and features "
+                "(kedro run --pipelines training), or restore the parameters and data it was trained with.")
+
+
+def check_periods(agent: str, bundle, window: tuple[pd.Timestamp, pd.Timestamp], role: str) -> None:
+    """Refuse a policy whose recorded training (and, for a test window, validation) period
+    overlaps ``window`` (first and last bar of the table to score)."""
+    name = artifact_name(agent, bundle)
+    start, end = window
+    for period in PERIODS_THAT_MUST_NOT_OVERLAP[role]:
+        keys = (f"{period}_start", f"{period}_end")
+        values = [bundle.spec.get(k) for k in keys]
+        if any(v is None for v in values):
+            raise EvaluationInputError(
+                f"{name}: spec.{keys[0]}/{keys[1]} missing; evaluation cannot prove the policy never saw the "
+                f"{role} window. Retrain it (kedro run --pipelines training).")
+        p_start, p_end = (pd.Timestamp(v) for v in values)
+        if p_start <= end and start <= p_end:
+            raise EvaluationInputError(
+                f"{name}: its {period} period {p_start.date()} .. {p_end.date()} (spec.{keys[0]}, spec.{keys[1]}) "
+                f"overlaps the {role} window {start.date()} .. {end.date()} it is asked to score: those returns "
+                f"are not out of sample for it. Retrain it with feature_engineering.splits that end before the "
+                f"{role} window, or evaluate it on a later window.")
+
+
 def check_bundle(agent: str, bundle, config: EnvConfig, feature_names: Sequence[str]) -> None:
     """Refuse a policy artifact that was not trained for this environment and feature table."""
     name = artifact_name(agent, bundle)
@@ -253,19 +325,50 @@ def _ledger(result, kind: str, run: str, seeds: Sequence[int]) -> pd.DataFrame:
     return frame[LEDGER_COLUMNS]
 
 
+def history_closes(table: pd.DataFrame, history: pd.DataFrame, split: str) -> tuple[np.ndarray, int]:
+    """Closes of ``history`` (``primary_prices``) up to the window's last bar, and the
+    position of the window's first bar in them. The window's closes must be the history's."""
+    if not isinstance(history, pd.DataFrame) or "Close" not in history.columns or not isinstance(
+            history.index, pd.DatetimeIndex):
+        raise EvaluationInputError(
+            "primary_prices: expected the price table (DatetimeIndex, Close column) that benchmarks read "
+            "their history from; run data_ingestion first.")
+    missing = table.index.difference(history.index)
+    if len(missing):
+        raise EvaluationInputError(
+            f"model_input_{split}: bar {missing[0].date()} is not in primary_prices ({len(missing)} such bars); "
+            "the model input and the prices come from different runs. Re-run feature_engineering.")
+    past = history.loc[: table.index[-1], "Close"]
+    first = int(past.index.get_loc(table.index[0]))
+    window = past.to_numpy(dtype=float)[first:]
+    if len(window) != len(table) or not np.allclose(window, table["Close"].to_numpy(dtype=float),
+                                                    rtol=1e-12, atol=0.0):
+        raise EvaluationInputError(
+            f"model_input_{split}: its Close column differs from primary_prices on the same dates; the model input "
+            "and the prices come from different runs. Re-run feature_engineering.")
+    return past.to_numpy(dtype=float), first
+
+
 def backtest_split(
     table: pd.DataFrame,
     environment: Mapping,
     evaluation: EvaluationParams,
     policies: Mapping[str, object],
     split: str = "test",
+    *,
+    history: pd.DataFrame,
+    provenance: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Replay every agent × seed and every benchmark on ``table`` with one ``EnvConfig``.
 
     ``environment`` is ``params:environment``; ``policies`` maps agent name to
-    ``PolicyBundle``. Returns the long ledger: ``kind`` (agent | benchmark | random),
-    ``run`` (agent or benchmark name), ``seed``, then the ``env.replay`` columns. Benchmarks
-    use closes of ``table`` only (causal schedules, warm-ups flat).
+    ``PolicyBundle``. ``history`` is ``primary_prices``: benchmarks compute their causal
+    schedules on its closes up to each bar, bars before the window included, like the agents'
+    features. ``provenance`` (``run_provenance``) makes every policy prove it was trained on
+    this run's scaler, features and data; each policy's training (and for ``split="test"``,
+    validation) period must not overlap the window. Returns the long ledger: ``kind`` (agent |
+    benchmark | random), ``run`` (agent or benchmark name), ``seed``, then the ``env.replay``
+    columns.
     """
     if not isinstance(table, pd.DataFrame) or "Close" not in table.columns:
         raise EvaluationInputError(
@@ -281,21 +384,24 @@ def backtest_split(
         raise EvaluationInputError(
             f"model_input_{split}: {len(table)} rows, but a replay needs more than environment.window="
             f"{config.window} rows.")
-    # A benchmark that never leaves its warm-up is no benchmark: SMA(slow) first exists at bar
-    # slow-1, momentum at bar lookback; one more bar is needed to fill the first signal.
-    lookbacks = {"evaluation.benchmarks.sma_slow": evaluation.sma_slow,
-                 "evaluation.benchmarks.momentum_lookback": evaluation.momentum_lookback + 1}
-    key = max(lookbacks, key=lookbacks.get)
-    if len(table) <= lookbacks[key]:
-        value = getattr(evaluation, key.rsplit(".", 1)[1])
-        raise EvaluationInputError(
-            f"model_input_{split}: the {split} split has {len(table)} rows, not more than the longest benchmark "
-            f"lookback ({key}={value} needs {lookbacks[key]} bars before its first signal), so that benchmark "
-            f"would never trade. Lengthen the {split} split (conf/base/parameters_feature_engineering.yml) or "
-            f"shorten {key} (conf/base/parameters_evaluation.yml).")
     positions = None if config.continuous else config.positions
     first = config.window - 1
     close = table["Close"].to_numpy(dtype=float)
+    past, offset = history_closes(table, history, split)
+    # A benchmark must have its signal at the first decision: SMA(slow) needs slow closes up to
+    # that bar, momentum lookback + 1. The closes before the window count, as for the agents.
+    needs = {"evaluation.benchmarks.sma_slow": evaluation.sma_slow,
+             "evaluation.benchmarks.momentum_lookback": evaluation.momentum_lookback + 1}
+    available = offset + first + 1  # closes up to and including the first decision bar
+    for key, need in needs.items():
+        if available < need:
+            value = getattr(evaluation, key.rsplit(".", 1)[1])
+            raise EvaluationInputError(
+                f"model_input_{split}: the first decision of the {split} window ({table.index[first].date()}) has "
+                f"{available} closes of history up to it, but {key}={value} needs {need}, so that benchmark would "
+                f"sit flat for lack of data while the agents trade. Start the {split} window later "
+                f"(conf/base/parameters_feature_engineering.yml), use a longer price history, or shorten {key} "
+                f"(conf/base/parameters_evaluation.yml).")
     lo, hi = min(config.positions), max(config.positions)
     if hi < 1.0:
         raise EvaluationInputError(
@@ -306,9 +412,13 @@ def backtest_split(
                    f"true needs the position -1 in environment.positions={list(config.positions)}")
 
     ledgers, configs = [], {}
+    window = (table.index[0], table.index[-1])
     for agent in sorted(policies):
         bundle = policies[agent]
         check_bundle(agent, bundle, config, market.feature_names)
+        if provenance is not None:
+            check_provenance(agent, bundle, provenance)
+        check_periods(agent, bundle, window, "test" if split == "test" else "validation")
         seeds = bundle.seeds
         res = replay(market, config, BundleDecision(agent, bundle, seeds, str(config.resolve_device())),
                      num_envs=len(seeds))
@@ -318,8 +428,9 @@ def backtest_split(
     schedules = {
         "buy_and_hold": buy_and_hold_targets(close),
         "flat": flat_targets(close),
-        "sma_crossover": sma_crossover_targets(close, evaluation.sma_fast, evaluation.sma_slow, long_short),
-        "momentum": momentum_targets(close, evaluation.momentum_lookback, long_short),
+        # computed on the whole history up to the window's end, then cut to the window's bars
+        "sma_crossover": sma_crossover_targets(past, evaluation.sma_fast, evaluation.sma_slow, long_short)[offset:],
+        "momentum": momentum_targets(past, evaluation.momentum_lookback, long_short)[offset:],
     }
     for name in BENCHMARKS:
         res = replay(market, config, ScheduledDecision(schedules[name], positions, first))

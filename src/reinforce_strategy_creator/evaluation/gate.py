@@ -1,14 +1,14 @@
-"""Deployment gate and champion selection.
+"""Gate rules and champion selection.
 
-What: a trained agent×seed may be promoted only if it passes explicit, configured rules
-(minimum Sharpe, worst drawdown allowed, beating buy-and-hold, minimum PSR). The verdict is
-a JSON-able dict with, per rule, the value, the threshold and pass/fail, so a reader can see
-why something was (not) promoted.
+What: a champion may be promoted only if it passes explicit, configured rules (minimum Sharpe,
+worst drawdown allowed, beating buy-and-hold, minimum PSR). ``evaluate_gate`` applies them to one
+record and returns, per rule, the value, the threshold and pass/fail, so a reader can see why
+something was (not) promoted.
 
-Champion selection uses the VALIDATION period only: ``select_champion`` never sees test
-metrics. ``champion_with_test`` calls it first and only then looks up the champion's TEST
-record, which is reported as-is (with an informational gate verdict on test that cannot
-change the choice). This keeps the test period an honest out-of-sample estimate.
+Who is judged, and on which returns, is decided elsewhere: ``select_champion`` chooses on the
+VALIDATION period only and never sees test metrics; ``verdict.decide`` then applies the gate to
+the champion's single replay of the TEST period (returns no selection has seen), with the PSR
+rule deflated for earlier decisions on the same window. See docs/metrics.md, "Gate".
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 
 from .metrics import EvaluationInputError, json_safe
 
-__all__ = ["GateParams", "evaluate_gate", "gate_records", "select_champion", "champion_with_test"]
+__all__ = ["GateParams", "evaluate_gate", "select_champion"]
 
 PARAM_PREFIX = "evaluation.gate"
 
@@ -117,85 +117,27 @@ def evaluate_gate(metrics: Mapping, buy_and_hold_metrics: Mapping, params: GateP
     return json_safe({"passed": all(r["passed"] for r in rules.values()), "rules": rules})
 
 
-def gate_records(records: pd.DataFrame, buy_and_hold_metrics: Mapping, params) -> pd.DataFrame:
-    """Gate every agent×seed row; adds a boolean ``gate_passed`` column."""
-    p = params if isinstance(params, GateParams) else GateParams.from_params(params)
-    out = records.copy()
-    out["gate_passed"] = [evaluate_gate(r, buy_and_hold_metrics, p)["passed"] for r in records.to_dict("records")]
-    return out
+def select_champion(validation_records: pd.DataFrame, rank_metric: str = "sharpe") -> dict:
+    """Choose the champion from VALIDATION metrics only: the agent × seed with the highest finite
+    ``rank_metric``; ties go to the lower agent name, then the lower seed (deterministic).
 
-
-def select_champion(
-    validation_records: pd.DataFrame,
-    validation_buy_and_hold: Mapping,
-    params,
-    rank_metric: str = "sharpe",
-    require_pass: bool = True,
-) -> dict:
-    """Choose the champion from VALIDATION metrics only.
-
-    Among agent×seed rows that pass the gate on validation, the one with the highest
-    ``rank_metric`` wins; ties go to the lower agent name then lower seed, so the result is
-    deterministic. Returns ``{"agent", "seed", "rank_metric", "validation": record,
-    "validation_verdict": verdict, "n_candidates", "n_passed", "passed_gate"}``.
-
-    When nothing passes: with ``require_pass=True`` (default) ``agent`` is None with a
-    reason; with ``require_pass=False`` the best row on validation is returned anyway
-    (same ordering, finite ``rank_metric`` only) with ``passed_gate: False`` and a reason,
-    so a caller can report it but must not promote it.
+    The gate is NOT applied here: it decides later on the champion's test replay. Returns
+    ``{"agent", "seed", "rank_metric", "validation": record, "n_candidates", "n_ranked"}``;
+    ``agent`` is None (with a reason) when no candidate has a finite ``rank_metric``.
     """
     for col in ("agent", "seed", rank_metric):
         if col not in validation_records.columns:
             raise EvaluationInputError(f"validation_records: missing column '{col}' (one row per agent × seed).")
     if len(validation_records) == 0:
         raise EvaluationInputError("validation_records: no agent × seed rows to choose from.")
-    p = params if isinstance(params, GateParams) else GateParams.from_params(params)
-    gated = gate_records(validation_records, validation_buy_and_hold, p)
-    passing = gated[gated["gate_passed"] & np.isfinite(gated[rank_metric].astype(float))]
-    base = {"rank_metric": rank_metric, "n_candidates": int(len(gated)), "n_passed": int(len(passing)),
-            "gate_params": p.to_dict()}
-    passed_gate = not passing.empty
-    pool = passing
-    if not passed_gate:
-        pool = gated[np.isfinite(gated[rank_metric].astype(float))]
-        if require_pass or pool.empty:
-            return json_safe({**base, "agent": None, "seed": None, "validation": None, "validation_verdict": None,
-                              "passed_gate": False,
-                              "reason": "no agent × seed passed the gate on the validation period"
-                              + ("" if pool.empty or require_pass else f" and none has a finite {rank_metric}")})
-        base["reason"] = (f"no agent × seed passed the gate on the validation period; this is the best "
-                          f"validation {rank_metric} and must not be promoted")
-    order = pool.assign(_a=pool["agent"].astype(str), _s=pool["seed"].astype(int)).sort_values(
-        [rank_metric, "_a", "_s"], ascending=[False, True, True])
+    values = pd.to_numeric(validation_records[rank_metric], errors="coerce").astype(float)
+    pool = validation_records[np.isfinite(values)]
+    base = {"rank_metric": rank_metric, "n_candidates": int(len(validation_records)), "n_ranked": int(len(pool))}
+    if pool.empty:
+        return json_safe({**base, "agent": None, "seed": None, "validation": None,
+                          "reason": f"no agent × seed has a finite validation {rank_metric}"})
+    order = pool.assign(_m=values[pool.index], _a=pool["agent"].astype(str), _s=pool["seed"].astype(int)).sort_values(
+        ["_m", "_a", "_s"], ascending=[False, True, True])
     best = order.iloc[0]
     record = {k: best[k] for k in validation_records.columns}
-    return json_safe({**base, "agent": str(best["agent"]), "seed": int(best["seed"]), "validation": record,
-                      "validation_verdict": evaluate_gate(record, validation_buy_and_hold, p),
-                      "passed_gate": passed_gate})
-
-
-def champion_with_test(
-    validation_records: pd.DataFrame,
-    validation_buy_and_hold: Mapping,
-    test_records: pd.DataFrame,
-    test_buy_and_hold: Mapping,
-    params,
-    rank_metric: str = "sharpe",
-    require_pass: bool = True,
-) -> dict:
-    """Select on validation (test unseen), then attach the champion's TEST record as-is and
-    an informational test verdict (which does not change the choice). ``require_pass`` as in
-    ``select_champion``."""
-    champion = select_champion(validation_records, validation_buy_and_hold, params, rank_metric, require_pass)
-    if champion["agent"] is None:
-        return {**champion, "test": None, "test_verdict": None}
-    match = test_records[(test_records["agent"].astype(str) == champion["agent"])
-                         & (test_records["seed"].astype(int) == champion["seed"])]
-    if len(match) != 1:
-        raise EvaluationInputError(
-            f"test_records: expected exactly one row for agent '{champion['agent']}' seed {champion['seed']}, "
-            f"found {len(match)}; evaluate every validated agent × seed on the test period once."
-        )
-    record = match.iloc[0].to_dict()
-    return json_safe({**champion, "test": record,
-                      "test_verdict": evaluate_gate(record, test_buy_and_hold, params)})
+    return json_safe({**base, "agent": str(best["agent"]), "seed": int(best["seed"]), "validation": record})

@@ -49,10 +49,53 @@ DEFAULT_CAVEATS = (
     "fills, market impact, gaps and outages can be worse.",
     "Many agents × seeds were tried; a high single-seed Sharpe can be luck. The deflated Sharpe "
     "ratio (DSR) corrects for the number of trials; cross-seed means are more reliable than the best seed.",
-    "The champion was chosen on the validation period only; its test-period numbers are reported as-is "
-    "and are the honest out-of-sample estimate.",
+    "The champion was chosen on the validation period only; the gate then decided on its single replay "
+    "of the test period, which no selection had seen. Test numbers of the other runs are shown for "
+    "information only; choosing among them afterwards would turn the test period into another "
+    "validation period.",
     "Risk-free rate is taken as 0 in Sharpe, Sortino and alpha.",
 )
+
+
+def _decision_html(verdict: Mapping | None, champion: Mapping | None) -> str:
+    """The verdict in words: who was chosen on what, which returns decided, how many looks."""
+    e = html.escape
+    if verdict is None:
+        return "<p class='verdict failed'>No verdict.</p>"
+    ok = bool(verdict.get("passed"))
+    cls, word = ("passed", "PASSED") if ok else ("failed", "FAILED")
+    d = verdict.get("decided_on") or {}
+    out = [f"<p class='verdict {cls}'>{word}: decided on the {e(str(d.get('split', 'test')))} window "
+           f"{e(str(d.get('start', '')))} .. {e(str(d.get('end', '')))}"
+           f"{' (' + e(str(d.get('n_bars'))) + ' bars)' if d.get('n_bars') else ''}, returns that no selection "
+           "has seen.</p>"]
+    if champion is None or champion.get("agent") is None:
+        out.append(f"<p>No champion: {e(str(verdict.get('reason') or (champion or {}).get('reason', '')))}.</p>")
+        return "".join(out)
+    sel = verdict.get("selection") or {}
+    out.append(
+        f"<p>Champion <b>{e(str(champion['agent']))}</b> seed <b>{e(str(champion['seed']))}</b>, chosen by "
+        f"validation {e(str(champion.get('rank_metric', '')))} among {e(str(champion.get('n_candidates', '')))} "
+        f"agent × seed runs. Selection effort on validation: {e(str(sel.get('n_trials', '?')))} trials scored "
+        f"(every checkpoint evaluation of every seed of every agent); the champion's validation Sharpe "
+        f"{_num3(sel.get('champion_validation_sharpe'))} deflated for them has DSR {_num3(sel.get('validation_dsr'))}."
+        "</p>")
+    reuse = verdict.get("window_reuse") or {}
+    defl = verdict.get("deflation") or {}
+    out.append(
+        f"<p>This test window was gated {e(str(reuse.get('earlier_decisions', 0)))} time(s) before, by "
+        f"{e(str(reuse.get('earlier_configurations', 0)))} configuration(s); the PSR rule is deflated for "
+        f"{e(str(defl.get('n_configurations', 1)))} distinct configuration(s) (hurdle Sharpe per bar "
+        f"{_num3(defl.get('hurdle_sharpe_per_bar'))} = buy-and-hold's plus the best of that many unskilled "
+        "attempts).</p>")
+    if not ok:
+        out.append("<p>The champion must not be promoted: deployment refuses it without an explicit, recorded "
+                   "force. The shadow paper account still trades it so that you can watch it.</p>")
+    return "".join(out)
+
+
+def _num3(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{float(v):.3f}"
 
 
 def check_identical_setup(setups: Mapping[str, Mapping]) -> dict:
@@ -184,8 +227,9 @@ def render_html_report(
     * ``periods`` — ``{"train": {"start": ..., "end": ..., "bars": ...}, ...}``;
     * ``trading_setup`` — the common costs & capital (see ``check_identical_setup``);
     * ``tables`` — titled DataFrames (per-seed metrics, cross-seed summary, ranking, ...);
-    * ``verdict`` — gate verdict of the champion (``gate.evaluate_gate`` shape);
-    * ``champion`` — ``gate.champion_with_test`` output;
+    * ``verdict`` — the evaluation verdict (``verdict.decide`` shape: rules on the test record,
+      selection effort, window reuse);
+    * ``champion`` — the selection (``gate.select_champion`` output plus its ``test`` record);
     * ``figures`` — titled matplotlib figures, embedded as base64 PNG;
     * ``random_policy`` — e.g. ``{"n_seeds": 100, "sharpe_mean": ..., "agent_percentiles": {...}}``;
     * ``notes`` — optional caption per table/figure title.
@@ -205,33 +249,16 @@ def render_html_report(
                  f"<tbody>{prow}</tbody></table>")
     parts.append("<h2>Trading setup (identical for every agent and benchmark)</h2>" + _kv_html(trading_setup))
 
-    parts.append("<h2>Champion</h2>")
-    if champion is None or champion.get("agent") is None:
-        reason = (champion or {}).get("reason", "no champion was selected")
-        parts.append(f"<p class='verdict failed'>No champion: {e(str(reason))}.</p>")
-    elif champion.get("passed_gate") is False:
-        parts.append(
-            f"<p class='verdict failed'>No agent × seed passed the gate on validation. Shown: the best "
-            f"validation {e(str(champion.get('rank_metric', '')))}, <b>{e(str(champion['agent']))}</b> seed "
-            f"<b>{e(str(champion['seed']))}</b>, which must NOT be promoted (deployment refuses it without "
-            "an explicit force).</p>")
-    else:
-        parts.append(
-            f"<p>Champion: <b>{e(str(champion['agent']))}</b>, seed <b>{e(str(champion['seed']))}</b>, "
-            f"chosen by validation {e(str(champion.get('rank_metric', '')))} among "
-            f"{e(str(champion.get('n_passed', '')))} of {e(str(champion.get('n_candidates', '')))} "
-            "agent × seed runs that passed the gate on validation. Test-period numbers below were not "
-            "used for the choice.</p>")
+    parts.append("<h2>Verdict</h2>")
+    parts.append(_decision_html(verdict, champion))
     if champion is not None and champion.get("agent") is not None:
-        for key, label in (("validation", "Validation record"), ("test", "Test record (out-of-sample)")):
+        for key, label in (("validation", "Validation record (used to choose the champion)"),
+                           ("test", "Test record (out of sample: the gate decided on it)")):
             if champion.get(key):
                 rec = {k: v for k, v in champion[key].items() if k in METRIC_COLUMNS}
                 parts.append(f"<h3>{label}</h3>" + _kv_html(rec))
-        if champion.get("test_verdict"):
-            parts.append("<h3>Gate on test (informational, did not affect the choice)</h3>"
-                         + _verdict_html(champion["test_verdict"]))
-    if verdict is not None:
-        parts.append("<h2>Gate verdict</h2>" + _verdict_html(verdict))
+    if verdict is not None and verdict.get("rules"):
+        parts.append("<h3>Gate rules on the test record</h3>" + _verdict_html(verdict))
 
     if random_policy:
         parts.append("<h2>Random-policy benchmark</h2>" + _kv_html(

@@ -8,8 +8,9 @@ What: the evaluation stage's steps after the replays (``backtests.backtest_split
   the random-policy Sharpe distribution;
 * ``seed_tables`` — mean/std/min/max per agent and metric for each split, the ranking of agents
   (cross-seed mean on VALIDATION), and the random-policy summary;
-* ``champion_and_verdict`` — the champion chosen on VALIDATION only (``gate``); its test
-  record attached as-is; the contract's ``champion`` and ``evaluation_verdict`` JSON;
+* ``champion_and_verdict`` — the champion chosen on VALIDATION only (``gate.select_champion``),
+  then gated on its single TEST replay (``verdict.decide``); the contract's ``champion`` and
+  ``evaluation_verdict`` JSON and the decision record for the registry;
 * ``evaluation_figures`` and ``report_html``.
 
 Why a separate module: the Kedro nodes stay one-line wrappers, and each step is a plain
@@ -32,10 +33,11 @@ from .figures import (
     random_sharpe_figure,
     rolling_sharpe_figure,
 )
-from .gate import champion_with_test, evaluate_gate, gate_records
+from .gate import select_champion
 from .metrics import EvaluationInputError, evaluate_backtest, infer_periods_per_year, json_safe
 from .report import METRIC_COLUMNS, metrics_table, render_html_report, table_to_json
 from .stats import add_psr_dsr, percentile_of, probabilistic_sharpe_ratio, rank_agents, seed_summary
+from .verdict import decide, selection_effort
 
 __all__ = [
     "FIGURES",
@@ -143,19 +145,43 @@ def seed_tables(validation: pd.DataFrame, test: pd.DataFrame, params: Evaluation
 
 
 def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: EvaluationParams,
-                         policy_versions: Mapping[str, str | None]) -> tuple[dict, dict, dict]:
-    """The champion (chosen on VALIDATION only), the contract's ``champion`` and
-    ``evaluation_verdict`` JSON. Returns ``(champion_json, verdict_json, full_selection)``.
+                         policy_versions: Mapping[str, str | None], *, histories: Mapping[str, pd.DataFrame],
+                         earlier_decisions: list, window: Mapping[str, str], data_fingerprint: str,
+                         config: str) -> tuple[dict, dict, dict, dict]:
+    """Choose the champion on VALIDATION only, then gate its single TEST replay.
 
-    If no agent × seed passes the gate, the best validation record is still named, with
-    ``verdict_passed: false``; deployment must refuse to promote it without force.
+    Returns ``(champion_json, verdict_json, selection, decision_record)``: the contract's
+    ``champion`` and ``evaluation_verdict`` documents, the full selection (for the report), and the
+    gate decision to record in the registry (``verdict.decide``), so that later decisions on the same
+    window are counted. A failed verdict still names the champion, with ``verdict_passed: false``;
+    deployment must refuse to promote it without force.
     """
     val_agents, test_agents = _kind(validation, "agent"), _kind(test, "agent")
     val_bh, test_bh = _bh(validation, "validation"), _bh(test, "test")
-    sel = champion_with_test(val_agents, val_bh, test_agents, test_bh, params.gate, params.rank_metric,
-                             require_pass=False)
+    sel = select_champion(val_agents, params.rank_metric)
+    ppy = float(val_bh["periods_per_year"])
+    effort = selection_effort(histories, ppy)
     agent = sel["agent"]
-    passed = bool(sel.get("passed_gate")) and agent is not None
+    if agent is None:
+        test_record = None
+        verdict = {"passed": False, "reason": sel["reason"], "decided_on": {"split": "test", **dict(window)},
+                   "rules": {}, "thresholds": params.gate.to_dict(),
+                   "selection": {"selected_on": "validation", "n_trials": effort["n_trials"],
+                                 "trials_by_agent": effort["trials_by_agent"]}}
+        decision = {"data_fingerprint": data_fingerprint, "window": dict(window), "config_sha256": config,
+                    "passed": False, "decided_on": "test", "reason": sel["reason"]}
+    else:
+        match = test_agents[(test_agents["agent"].astype(str) == agent) & (test_agents["seed"].astype(int) == sel["seed"])]
+        if len(match) != 1:
+            raise EvaluationInputError(
+                f"evaluation.test_metrics: expected exactly one row for agent '{agent}' seed {sel['seed']}, found "
+                f"{len(match)}; replay every validated agent × seed on the test period once.")
+        test_record = match.iloc[0].to_dict()
+        verdict, decision = decide(champion_validation=sel["validation"], champion_test=test_record,
+                                   test_buy_and_hold=test_bh, params=params.gate, effort=effort,
+                                   earlier_decisions=earlier_decisions, window=window,
+                                   data_fingerprint=data_fingerprint, config=config)
+    passed = bool(verdict["passed"])
     strip = set(ID_COLUMNS)
     champion = {
         "agent": agent,
@@ -163,33 +189,23 @@ def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: E
         "policy_version": policy_versions.get(agent) if agent else None,
         "policy_filepath": params.policy_filepath_pattern.format(agent=agent) if agent else None,
         "validation_metrics": {k: v for k, v in (sel["validation"] or {}).items() if k not in strip} or None,
-        "test_metrics": {k: v for k, v in (sel.get("test") or {}).items() if k not in strip} or None,
+        "test_metrics": {k: v for k, v in (test_record or {}).items() if k not in strip} or None,
         "verdict_passed": passed,
         "selected_on": "validation",
+        "decided_on": "test",
         "rank_metric": params.rank_metric,
-        "reason": sel.get("reason"),
+        "reason": sel.get("reason") or (None if passed else "the champion's test record failed the gate"),
         "n_candidates": sel["n_candidates"],
-        "n_passed": sel["n_passed"],
     }
-    gated = gate_records(val_agents, val_bh, params.gate)
-    candidates = []
-    for r in gated.to_dict("records"):
-        v = evaluate_gate(r, val_bh, params.gate)
-        candidates.append({"agent": r["agent"], "seed": int(r["seed"]), params.rank_metric: r[params.rank_metric],
-                           "passed": v["passed"], "rules": v["rules"]})
-    verdict = {
-        "passed": passed,
-        "split": "validation",
-        "champion": None if agent is None else {"agent": agent, "seed": sel["seed"],
-                                                "policy_version": champion["policy_version"],
-                                                "passed_gate": passed},
-        "rules": (sel.get("validation_verdict") or {}).get("rules", {}),
-        "thresholds": params.gate.to_dict(),
-        "buy_and_hold_sharpe": {"validation": val_bh["sharpe"], "test": test_bh["sharpe"]},
-        "test_verdict_informational": sel.get("test_verdict"),
-        "candidates": candidates,
-    }
-    return json_safe(champion), json_safe(verdict), sel
+    verdict = {**verdict,
+               "champion": None if agent is None else {"agent": agent, "seed": sel["seed"],
+                                                       "policy_version": champion["policy_version"]},
+               "buy_and_hold_sharpe": {"validation": val_bh["sharpe"], "test": test_bh["sharpe"]},
+               "candidates_on_validation": [
+                   {"agent": r["agent"], "seed": int(r["seed"]), params.rank_metric: r[params.rank_metric]}
+                   for r in val_agents.to_dict("records")]}
+    selection = {**sel, "test": test_record, "verdict": verdict}
+    return json_safe(champion), json_safe(verdict), json_safe(selection), json_safe(decision)
 
 
 def _lane(ledger: pd.DataFrame, run: str, seed: int) -> pd.DataFrame:
@@ -231,7 +247,7 @@ def evaluation_figures(validation_ledger: pd.DataFrame, test_ledger: pd.DataFram
         a, s = "buy_and_hold", 0
     lane = _lane(test_ledger, a, s)
     close = test_table["Close"].loc[lane.index]
-    label = "champion" if champion.get("verdict_passed") else "best on validation, gate FAILED"
+    label = "champion, gate passed on test" if champion.get("verdict_passed") else "champion, gate FAILED on test"
     figs["positions_test"] = positions_figure(close, lane["position"],
                                               title=f"{a} seed {s} ({label}): positions on test")
     rs = _kind(test, "random")["sharpe"]

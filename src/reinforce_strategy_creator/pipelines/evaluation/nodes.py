@@ -12,7 +12,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from reinforce_strategy_creator.env import EnvConfig
-from reinforce_strategy_creator.evaluation.backtests import EvaluationParams, backtest_split, trading_setup
+from reinforce_strategy_creator.evaluation.backtests import (
+    EvaluationParams,
+    backtest_split,
+    check_provenance,
+    run_provenance,
+    trading_setup,
+)
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
 from reinforce_strategy_creator.evaluation.results import (
     FIGURES,
@@ -23,38 +29,49 @@ from reinforce_strategy_creator.evaluation.results import (
     seed_tables,
     split_records,
 )
+from reinforce_strategy_creator.evaluation.verdict import config_sha256, window_fingerprint
 
 
-def prepare_setup(environment: dict, evaluation: dict, **policies: Any) -> dict[str, Any]:
+def prepare_setup(environment: dict, evaluation: dict, feature_scaler: dict, feature_spec: dict,
+                  model_input_train: pd.DataFrame, parameters: dict, **policies: Any) -> dict[str, Any]:
     """Validate ``params:environment`` and ``params:evaluation``; record the common trading
-    setup, the agents, their seeds and artifact versions."""
+    setup, the agents, their seeds and artifact versions, the run's provenance (scaler, feature
+    specification and training-data fingerprints) and the configuration fingerprint. Every policy
+    must carry this run's provenance: a foreign artifact fails here, before any replay."""
     config = EnvConfig.from_params(environment)
     params = EvaluationParams.from_params(evaluation)
     if not policies:
         raise EvaluationInputError("evaluation: no trained policy was given; run the training pipeline first.")
+    provenance = run_provenance(feature_scaler, feature_spec, model_input_train)
     seeds, versions, train = {}, {}, {}
     for agent, bundle in sorted(policies.items()):
         if not hasattr(bundle, "seeds") or not hasattr(bundle, "spec"):
             raise EvaluationInputError(f"training.{agent}.policy: expected a PolicyBundle, got "
                                        f"{type(bundle).__name__}; run the training pipeline first.")
+        check_provenance(agent, bundle, provenance)
         seeds[agent], versions[agent] = list(bundle.seeds), bundle.version
         train[agent] = {"start": bundle.spec.get("train_start"), "end": bundle.spec.get("train_end")}
     return {"environment": config.to_params(), "evaluation": params.to_dict(), "trading_setup": trading_setup(config),
-            "agents": sorted(policies), "seeds": seeds, "policy_versions": versions, "train_periods": train}
+            "agents": sorted(policies), "seeds": seeds, "policy_versions": versions, "train_periods": train,
+            "provenance": provenance, "config_sha256": config_sha256(parameters)}
 
 
 def _params(setup: dict) -> EvaluationParams:
     return EvaluationParams.from_params(setup["evaluation"])
 
 
-def backtest_validation(model_input: pd.DataFrame, setup: dict, **policies: Any) -> pd.DataFrame:
+def backtest_validation(model_input: pd.DataFrame, primary_prices: pd.DataFrame, setup: dict,
+                        **policies: Any) -> pd.DataFrame:
     """Replay every agent × seed and every benchmark on the validation split."""
-    return backtest_split(model_input, setup["environment"], _params(setup), policies, "validation")
+    return backtest_split(model_input, setup["environment"], _params(setup), policies, "validation",
+                          history=primary_prices, provenance=setup["provenance"])
 
 
-def backtest_test(model_input: pd.DataFrame, setup: dict, **policies: Any) -> pd.DataFrame:
+def backtest_test(model_input: pd.DataFrame, primary_prices: pd.DataFrame, setup: dict,
+                  **policies: Any) -> pd.DataFrame:
     """Replay every agent × seed and every benchmark on the test split."""
-    return backtest_split(model_input, setup["environment"], _params(setup), policies, "test")
+    return backtest_split(model_input, setup["environment"], _params(setup), policies, "test",
+                          history=primary_prices, provenance=setup["provenance"])
 
 
 def metrics_validation(ledger: pd.DataFrame) -> pd.DataFrame:
@@ -73,14 +90,26 @@ def summarise(validation: pd.DataFrame, test: pd.DataFrame, setup: dict):
     return tables["summary"], tables["ranking"], tables["random_policy"], records_json(validation, test, tables)
 
 
-def select_champion(validation: pd.DataFrame, test: pd.DataFrame, setup: dict):
-    """Champion chosen on validation only; ``champion`` and ``evaluation_verdict`` JSON."""
-    champion, verdict, selection = champion_and_verdict(validation, test, _params(setup), setup["policy_versions"])
+def select_champion(validation: pd.DataFrame, test: pd.DataFrame, setup: dict, model_input_test: pd.DataFrame,
+                    gate_decisions: list, **histories: pd.DataFrame):
+    """Champion chosen on validation only, gated on its single test replay.
+
+    ``gate_decisions`` are the decisions recorded earlier in the model registry; the verdict counts
+    those on the same test window and deflates the PSR rule for them. Returns ``champion``,
+    ``evaluation_verdict``, the selection (for the report) and this decision, to record.
+    """
+    window = {"start": model_input_test.index[0].date().isoformat(),
+              "end": model_input_test.index[-1].date().isoformat()}
+    champion, verdict, selection, decision = champion_and_verdict(
+        validation, test, _params(setup), setup["policy_versions"], histories=histories,
+        earlier_decisions=list(gate_decisions or []), window=window,
+        data_fingerprint=window_fingerprint(model_input_test), config=setup["config_sha256"])
     if champion:
         # Deployment registers the champion from this one document, verdict included, so the
         # registry never depends on a reporting-layer artifact.
-        champion = {**champion, "verdict": {"passed": verdict["passed"], "rules": verdict.get("rules", {})}}
-    return champion, verdict, selection
+        champion = {**champion, "verdict": {"passed": verdict["passed"], "rules": verdict.get("rules", {}),
+                                            "decided_on": verdict.get("decided_on")}}
+    return champion, verdict, selection, decision
 
 
 def publish_table(table: pd.DataFrame) -> pd.DataFrame:
