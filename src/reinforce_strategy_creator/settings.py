@@ -6,6 +6,11 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # An environment (conf/local, conf/quick, ...) overrides single keys of a parameter block, not
+    # the whole block: `quick` changes budgets and keeps every other setting of conf/base. (With
+    # Kedro's default destructive merge, `--params environment.fill_price=...` under `--env quick`
+    # would also replace the whole `environment` block by that one key.)
+    "merge_strategy": {"parameters": "soft"},
 }
 
 from reinforce_strategy_creator.hooks import ClearInputErrors  # noqa: E402

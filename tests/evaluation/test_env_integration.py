@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import percentileofscore
 
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, replay
 from reinforce_strategy_creator.evaluation.benchmarks import (
@@ -73,4 +74,7 @@ def test_random_policy_100_seeds_one_batched_replay(table):
     sharpes = [evaluate_backtest(res.lane(i), periods_per_year=252)["sharpe"] for i in seeds]
     assert len(sharpes) == 100 and np.isfinite(sharpes).all() and np.std(sharpes) > 0
     bh = evaluate_backtest(_run(table, buy_and_hold_targets(table["Close"])).lane(0))["sharpe"]
-    assert 0 <= percentile_of(bh, sharpes) <= 100
+    # independent reference: scipy's percentileofscore (mean of the strict and weak ranks)
+    assert percentile_of(bh, sharpes) == pytest.approx(percentileofscore(sharpes, bh, kind="mean"), abs=1e-12)
+    # a value above / below every random Sharpe ranks 100 / 0
+    assert percentile_of(max(sharpes) + 1.0, sharpes) == 100.0 and percentile_of(min(sharpes) - 1.0, sharpes) == 0.0

@@ -120,11 +120,26 @@ def test_percentile_of_hand():
 
 
 def test_add_psr_dsr_columns():
+    """Expected values worked out independently with the standard library's NormalDist, from the
+    formulas of Bailey & López de Prado (not with the module's own functions)."""
+    from statistics import NormalDist
+
+    phi, phi_inv = NormalDist().cdf, NormalDist().inv_cdf
     rec = pd.DataFrame({"agent": ["a", "b"], "seed": [0, 0], "sharpe_per_bar": [0.1, 0.02],
                         "n_bars": [252, 252], "skew": [0.0, 0.0], "kurtosis": [3.0, 3.0]})
     out = add_psr_dsr(rec, benchmark_sharpe_per_bar=0.03)
-    assert out.loc[0, "psr"] == pytest.approx(probabilistic_sharpe_ratio(0.1, 0.03, 252))
-    assert out.loc[0, "dsr"] == pytest.approx(deflated_sharpe_ratio(0.1, 252, [0.1, 0.02]))
+    # PSR: z = (SR - SR*) sqrt(n - 1) / sqrt(1 - skew SR + (kurt - 1)/4 SR^2), normal returns
+    z_a = (0.1 - 0.03) * math.sqrt(251) / math.sqrt(1 + 0.5 * 0.1**2)    # 1.1058...
+    z_b = (0.02 - 0.03) * math.sqrt(251) / math.sqrt(1 + 0.5 * 0.02**2)  # -0.1584...
+    assert out.loc[0, "psr"] == pytest.approx(phi(z_a), rel=1e-9) and out.loc[0, "psr"] == pytest.approx(0.8656, abs=1e-4)
+    assert out.loc[1, "psr"] == pytest.approx(phi(z_b), rel=1e-9) and out.loc[1, "psr"] == pytest.approx(0.4371, abs=1e-4)
+    # DSR: SR0 = sqrt(V) ((1 - g) Phi^-1(1 - 1/N) + g Phi^-1(1 - 1/(N e))), V = var of the trial Sharpes
+    g, n_trials = 0.5772156649015329, 2
+    var = ((0.1 - 0.06) ** 2 + (0.02 - 0.06) ** 2) / (n_trials - 1)  # 0.0032
+    sr0 = math.sqrt(var) * ((1 - g) * phi_inv(1 - 1 / n_trials) + g * phi_inv(1 - 1 / (n_trials * math.e)))
+    assert sr0 == pytest.approx(0.029406, abs=1e-5)
+    dsr_a = phi((0.1 - sr0) * math.sqrt(251) / math.sqrt(1 + 0.5 * 0.1**2))
+    assert out.loc[0, "dsr"] == pytest.approx(dsr_a, rel=1e-9)
     assert out.loc[0, "psr"] > 0.5 > out.loc[1, "psr"]
     with pytest.raises(EvaluationInputError, match="kurtosis"):
         add_psr_dsr(rec.drop(columns="kurtosis"), 0.0)

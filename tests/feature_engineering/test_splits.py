@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator import features as fe
@@ -46,35 +46,59 @@ def test_default_sp500_splits(sp500_prices, stage_params):
     assert va[0] - lookback > tr[-1] and te[0] - lookback > va[-1]
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    cuts=st.lists(st.integers(0, 799), min_size=4, max_size=4, unique=True).map(sorted),
-    lookback=st.integers(0, 40),
-    extra=st.integers(0, 20),
-)
-def test_splits_are_ordered_disjoint_and_embargoed(cuts, lookback, extra):
-    idx = pd.bdate_range("2001-01-01", periods=800, name="date")
-    a, b, c, d = cuts
-    bounds = {
-        "train": (None, idx[a]),
-        "validation": (idx[a + 1] if a + 1 <= b else idx[b], idx[b]),
-        "test": (idx[c], idx[d]),
-    }
-    if not (bounds["train"][1] < bounds["validation"][0] and bounds["validation"][1] < idx[c]):
-        return
-    try:
-        plan = fe.plan_splits(
-            idx, bounds, lookback=lookback, embargo_bars=lookback + extra, min_split_rows=1
-        )
-    except fe.SplitConfigError as err:
-        assert any(f"'{s}'" in str(err) for s in fe.SPLIT_NAMES)
-        return
+@st.composite
+def layouts(draw):
+    """Valid split layouts by construction: every case reaches the assertions (no early return)."""
+    lookback = draw(st.integers(0, 40))
+    embargo = lookback + draw(st.integers(0, 20))
+    a = draw(st.integers(lookback, 300))                 # last train bar
+    v0 = a + draw(st.integers(1, 30))                     # first validation bar (after a gap)
+    v1 = v0 + embargo + draw(st.integers(0, 150))         # at least one row after the embargo
+    t0 = v1 + draw(st.integers(1, 30))
+    t1 = t0 + embargo + draw(st.integers(0, 150))
+    return lookback, embargo, (a, v0, v1, t0, t1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(layouts())
+def test_splits_are_ordered_disjoint_and_embargoed(layout):
+    lookback, embargo, (a, v0, v1, t0, t1) = layout
+    idx = pd.bdate_range("2001-01-01", periods=t1 + 5, name="date")
+    bounds = {"train": (None, idx[a]), "validation": (idx[v0], idx[v1]), "test": (idx[t0], idx[t1])}
+    plan = fe.plan_splits(idx, bounds, lookback=lookback, embargo_bars=embargo, min_split_rows=1)
     tr, va, te = (plan[s]["positions"] for s in fe.SPLIT_NAMES)
-    assert tr.min() >= lookback
+    # the exact rows, worked out from the layout: warm-up dropped from train, embargo from the others
+    np.testing.assert_array_equal(tr, np.arange(lookback, a + 1))
+    np.testing.assert_array_equal(va, np.arange(v0 + embargo, v1 + 1))
+    np.testing.assert_array_equal(te, np.arange(t0 + embargo, t1 + 1))
+    assert plan["validation"]["embargo_rows"] == plan["test"]["embargo_rows"] == embargo
     assert tr.max() < va.min() and va.max() < te.min()
     # the look-back of every validation/test row stays inside its own split's dates
     assert idx[va.min() - lookback] >= bounds["validation"][0]
     assert idx[te.min() - lookback] >= bounds["test"][0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(lookback=st.integers(0, 40), extra=st.integers(0, 20), rows=st.integers(0, 20),
+       which=st.sampled_from(["validation", "test"]))
+def test_a_split_with_too_few_rows_after_its_embargo_names_the_split(lookback, extra, rows, which):
+    """Every other split is long; ``which`` keeps ``rows`` rows after its embargo, one fewer than
+    min_split_rows: the error names that split, its dates and its row count."""
+    embargo = lookback + extra
+    assume(embargo + rows >= 1)  # a split holds at least its first bar
+    long_ = embargo + 200
+    a = lookback + 250
+    v0 = a + 5
+    v1 = v0 + (embargo + rows - 1 if which == "validation" else long_)
+    t0 = v1 + 5
+    t1 = t0 + (embargo + rows - 1 if which == "test" else long_)
+    idx = pd.bdate_range("2001-01-01", periods=t1 + 5, name="date")
+    bounds = {"train": (None, idx[a]), "validation": (idx[v0], idx[v1]), "test": (idx[t0], idx[t1])}
+    with pytest.raises(fe.SplitConfigError) as info:
+        fe.plan_splits(idx, bounds, lookback=lookback, embargo_bars=embargo, min_split_rows=rows + 1)
+    msg = str(info.value)
+    assert f"split '{which}'" in msg and f"has {rows} usable rows" in msg
+    assert str(bounds[which][0].date()) in msg and f"feature_engineering.splits.{which}" in msg
 
 
 @pytest.mark.parametrize(
