@@ -127,7 +127,8 @@ class IngestionSettings:
             )
 
     def _bad(self, name: str, value: Any, expected: str) -> None:
-        where = "parameters_deployment.yml" if self.prefix.startswith("deployment") else "parameters_data_ingestion.yml"
+        where = "parameters_deployment.yml" if self.prefix.startswith("deployment") else (
+            "parameters_data_ingestion.yml")
         raise DataValidationError(
             f"Parameter {self.prefix}.{name}={value!r} is invalid: expected {expected}. "
             f"Fix it in conf/base/{where} or with "
