@@ -173,6 +173,7 @@ def test_stale_opens_survive_split_and_dividend_adjustment(ticker):
     disagree = raw_stale != adj_stale
     assert not (disagree & ~factor_changes).any()  # equal wherever the factor is the same
     assert raw_stale.sum() - adj_stale.sum() == (disagree & raw_stale).sum()  # only misses, never extras
+    assert int(disagree.sum()) == {"IBM": 1}.get(ticker, 0)  # the one ex-dividend day docs/data.md names
 
 
 # --------------------------------------------------------------------------- pipeline: one warning
