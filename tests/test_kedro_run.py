@@ -53,9 +53,10 @@ def test_full_cycle_default(project):
     assert prices.index.name == "date" and len(prices) == 5031
     assert list(prices.columns) == ["Open", "High", "Low", "Close", "Volume"]
     report = json.loads((project / REPORT).read_text())
-    # the report names the file actually read (the catalog's path, made absolute by Kedro)
-    assert Path(report["source"]).resolve() == (project / "data/01_raw/sp500_daily_1999_2018.csv").resolve()
+    # the report names the file actually read, relative to the project root (true after a move)
+    assert report["source"] == "data/01_raw/sp500_daily_1999_2018.csv"
     assert report["rows_out"] == 5031
+    assert report["stale_open"]["years_above_threshold"][:7] == list(range(1999, 2006))
 
 
 def test_full_cycle_with_user_file(project):
@@ -66,7 +67,8 @@ def test_full_cycle_with_user_file(project):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((project / REPORT).read_text())
-    assert report["source"] == str(NASDAQ_CSV)
+    assert report["source"] == str(NASDAQ_CSV)  # outside the project copy: absolute
+    assert report["stale_open"]["years_above_threshold"] == []  # NASDAQ has real opens
     nasdaq_close = pd.read_csv(NASDAQ_CSV)["Close"].to_numpy()
     assert pd.read_parquet(project / PRIMARY)["Close"].to_numpy().tolist() == nasdaq_close.tolist()
 
@@ -94,5 +96,17 @@ def test_parquet_source_via_local_catalog(project):
     result = kedro(project, "--pipelines", "data_ingestion")  # no --params: the catalog entry alone
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((project / REPORT).read_text())
-    assert report["source"].endswith("data/01_raw/my_prices.parquet"), report["source"]
+    assert report["source"] == "data/01_raw/my_prices.parquet", report["source"]
     assert report["rows_out"] == 5031
+
+
+def test_data_ingestion_warns_once_about_stale_opens(project):
+    result = kedro(project, "--pipelines", "data_ingestion")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert output.count("stale opens:") == 1, output[-5000:]
+    report = json.loads((project / REPORT).read_text())
+    assert report["source"] == "data/01_raw/sp500_daily_1999_2018.csv"
+    stale = report["stale_open"]
+    assert stale["threshold"] == 0.05 and stale["years_above_threshold"][-1] == 2013
+    assert sum("stale opens:" in w for w in report["warnings"]) == 1

@@ -26,7 +26,10 @@ Rules, in the order they are applied:
    unsorted rows are sorted (with a warning);
 6. where ``Adj Close`` differs from ``Close`` all four prices are scaled by
    ``Adj Close / Close`` and volume by its inverse (split and dividend adjustment);
-7. calendar gaps (spacing above ``gap_factor`` x the median spacing) are reported only.
+7. calendar gaps (spacing above ``gap_factor`` x the median spacing) are reported only;
+8. stale opens (an ``Open`` that is a copy of the previous bar's ``Close``) are counted per
+   calendar year; years above ``stale_open_threshold`` are named in one warning
+   (:func:`stale_open_report`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ __all__ = [
     "IngestionSettings",
     "normalise_prices",
     "read_raw_csv",
+    "stale_open_flags",
+    "stale_open_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +58,9 @@ PRICE_COLUMNS = ("Open", "High", "Low", "Close")
 OUTPUT_COLUMNS = (*PRICE_COLUMNS, "Volume")
 MAX_LISTED = 5  # offending rows quoted in an error message
 MAX_GAPS_LISTED = 50  # gaps listed in the quality report
+#: Relative tolerance of "Open equals the previous Close": far below one price tick (a cent on
+#: an index at 10,000 is 1e-6), far above the rounding of the adjustment multiplication (~1e-16).
+STALE_OPEN_RTOL = 1e-9
 
 # canonical name -> accepted spellings after _key() normalisation
 _ALIASES = {
@@ -89,6 +97,7 @@ class IngestionSettings:
         self.gap_factor = params.get("gap_factor", 5.0)
         self.date_format = params.get("date_format")
         self.adjust = params.get("adjust", True)
+        self.stale_open_threshold = params.get("stale_open_threshold", 0.05)
         if self.ticker is not None and (not isinstance(self.ticker, str) or not self.ticker.strip()):
             self._bad("ticker", self.ticker, "a ticker symbol such as AAPL, or null")
         if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int) or self.min_rows < 2:
@@ -104,11 +113,25 @@ class IngestionSettings:
             self._bad("date_format", self.date_format, "a strftime format such as '%d/%m/%Y', or null")
         if not isinstance(self.adjust, bool):
             self._bad("adjust", self.adjust, "true or false")
+        if (
+            isinstance(self.stale_open_threshold, bool)
+            or not isinstance(self.stale_open_threshold, (int, float))
+            or not np.isfinite(self.stale_open_threshold)
+            or not 0 <= self.stale_open_threshold <= 1
+        ):
+            self._bad(
+                "stale_open_threshold",
+                self.stale_open_threshold,
+                "a fraction in [0, 1] (0.05 = warn about years where more than 5 % of the opens "
+                "are copies of the previous close)",
+            )
 
     def _bad(self, name: str, value: Any, expected: str) -> None:
+        where = "parameters_deployment.yml" if self.prefix.startswith("deployment") else (
+            "parameters_data_ingestion.yml")
         raise DataValidationError(
             f"Parameter {self.prefix}.{name}={value!r} is invalid: expected {expected}. "
-            f"Fix it in conf/base/parameters_data_ingestion.yml or with "
+            f"Fix it in conf/base/{where} or with "
             f"--params {self.prefix}.{name}=..."
         )
 
@@ -326,6 +349,70 @@ def _gaps(index: pd.DatetimeIndex, gap_factor: float) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- stale opens
+def stale_open_flags(open_, close) -> np.ndarray:
+    """Per bar: does ``open_[t]`` equal ``close[t-1]`` (relative tolerance ``STALE_OPEN_RTOL``)?
+
+    Both arrays must be in one price basis (e.g. the file's unadjusted prices). Bar 0 has no
+    previous close and is ``False``; callers leave it out of every fraction.
+    """
+    o = np.asarray(open_, dtype=np.float64)
+    c = np.asarray(close, dtype=np.float64)
+    flags = np.zeros(o.shape, dtype=bool)
+    if o.size > 1:
+        prev = c[:-1]
+        flags[1:] = np.abs(o[1:] - prev) <= STALE_OPEN_RTOL * np.abs(prev)
+    return flags
+
+
+def stale_open_report(index: pd.DatetimeIndex, flags, threshold: float) -> dict[str, Any]:
+    """The ``stale_open`` entry of the quality report from per-bar flags (``stale_open_flags``).
+
+    Fractions are over the bars that have a previous bar (all but the first), per calendar
+    year of the bar whose Open is checked. A year is listed when its fraction is strictly
+    above ``threshold``.
+    """
+    flags = np.asarray(flags, dtype=bool)[1:]
+    years = np.asarray(pd.DatetimeIndex(index).year)[1:]
+    by_year: dict[str, dict[str, Any]] = {}
+    above: list[int] = []
+    for year in np.unique(years):
+        in_year = years == year
+        bars, stale = int(in_year.sum()), int(flags[in_year].sum())
+        fraction = stale / bars
+        by_year[str(int(year))] = {"bars": bars, "stale": stale, "fraction": fraction}
+        if fraction > threshold:
+            above.append(int(year))
+    checked, stale_total = int(flags.size), int(flags.sum())
+    return {
+        "definition": (
+            "Open equal to the previous bar's Close within a relative tolerance (rtol), compared in "
+            "the file's unadjusted prices of the ingested rows; the first bar has no previous close "
+            "and is not counted"
+        ),
+        "rtol": STALE_OPEN_RTOL,
+        "threshold": float(threshold),
+        "bars_checked": checked,
+        "stale_bars": stale_total,
+        "overall_fraction": stale_total / checked if checked else None,
+        "years_above_threshold": above,
+        "by_year": by_year,
+    }
+
+
+def _stale_open_warning(source: str, stale: dict[str, Any], parameter: str) -> str:
+    years = ", ".join(f"{y} ({stale['by_year'][str(y)]['fraction']:.1%})" for y in stale["years_above_threshold"])
+    return (
+        f"{source}: stale opens: in {len(stale['years_above_threshold'])} calendar year(s) more than "
+        f"{stale['threshold']:.1%} of the bars have an Open equal to the previous bar's Close "
+        f"({parameter}={stale['threshold']:g}): {years}; {stale['overall_fraction']:.1%} of all bars. "
+        "On those bars the Open is a copy of a close the agent has already seen, so a fill 'at the next "
+        "open' is not a real next-open fill and backtests filled there are optimistic. Fill at the next "
+        "close instead (environment.fill_price: next_close) or use a file with real opens "
+        "(see docs/data.md, 'Stale opens')."
+    )
+
+
 # --------------------------------------------------------------------------- main entry
 def normalise_prices(
     raw: pd.DataFrame,
@@ -437,6 +524,19 @@ def normalise_prices(
             "Provide a longer history or lower data_ingestion.min_rows.",
         )
 
+    # Stale opens on the ingested rows (ticker, de-duplicated, sorted), in the file's own prices:
+    # equal to comparing the adjusted Open with the previous Close in the bar's own adjustment
+    # basis, so an ex-dividend or split day between the two bars cannot hide a copied open.
+    stale = stale_open_report(
+        pd.DatetimeIndex(frame["date"]),
+        stale_open_flags(frame["Open"].to_numpy(), frame["Close"].to_numpy()),
+        float(settings.stale_open_threshold),
+    )
+    if stale["years_above_threshold"]:
+        msg = _stale_open_warning(source, stale, f"{settings.prefix}.stale_open_threshold")
+        logger.warning(msg)
+        warnings.append(msg)
+
     adjustment: dict[str, Any] = {"applied": False, "method": None, "rows_adjusted": 0}
     if has_adj:
         factor = (frame["Adj Close"] / frame["Close"]).to_numpy()
@@ -491,6 +591,7 @@ def normalise_prices(
         "adjustments": adjustment,
         "rows_dropped": dropped,
         "zero_volume_rows": zero_volume,
+        "stale_open": stale,
         "min_rows": settings.min_rows,
         "warnings": warnings,
     }

@@ -45,7 +45,7 @@ from torch import nn
 from .agents import ALGORITHMS, BACKENDS, TrainingDivergedError, resolve_device
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
-from .evaluation.metrics import EvaluationInputError, bar_returns, infer_periods_per_year, performance_metrics
+from .evaluation.metrics import bar_returns, infer_periods_per_year, is_ruined, performance_metrics
 from .features import feature_spec_sha256, scaler_sha256
 
 __all__ = [
@@ -222,16 +222,16 @@ def validation_sharpe(policy: nn.Module, market: MarketArrays, config: EnvConfig
     ``env.replay`` (same core, costs and capital as training) + the evaluation library's
     ``bar_returns`` / ``performance_metrics``. A policy that never trades has zero returns
     and scores 0.0 (empyrical gives NaN for zero variance; 0 is the honest Sharpe of cash).
-    A policy whose account is wiped out scores -inf (never selected).
+    A policy whose account is wiped out (``evaluation.metrics.is_ruined``, the rule the
+    evaluation's ``ruined`` flag uses) scores -inf (never selected).
     """
     device = next(policy.parameters()).device
     bt = replay(market, config, lambda obs: policy.act(obs.to(device), deterministic=True), num_envs=1,
                 device=str(device))
     equity = bt.lane(0)["equity"]
-    try:
-        r = bar_returns(equity)
-    except EvaluationInputError:
-        return -math.inf  # equity reached zero
+    if is_ruined(equity):
+        return -math.inf
+    r = bar_returns(equity)
     if np.all(r.to_numpy() == 0.0):
         return 0.0
     s = performance_metrics(r, periods_per_year=periods_per_year)["sharpe"]

@@ -13,14 +13,14 @@ from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from reinforce_strategy_creator.market_data import DataValidationError
 from reinforce_strategy_creator.pipelines.data_ingestion import create_pipeline
 from reinforce_strategy_creator.pipelines.data_ingestion.nodes import ingest_prices
-from tests.conftest import SP500_CSV, STOCKS_CSV
+from tests.conftest import PROJECT_ROOT, SP500_CSV, STOCKS_CSV
 
 RAW_LOAD_ARGS = {"dtype": str, "keep_default_na": False}
 
 
 def params(**over):
     base = {"filepath": str(SP500_CSV), "ticker": None, "min_rows": 252, "gap_factor": 5.0,
-            "date_format": None, "adjust": True}
+            "date_format": None, "adjust": True, "stale_open_threshold": 0.05}
     return {**base, **over}
 
 
@@ -42,13 +42,42 @@ def test_pipeline_shape():
     assert pipe.outputs() == {"primary_prices", "data_quality_report"}
 
 
-def test_sequential_runner_on_memory_catalog():
+def test_sequential_runner_on_memory_catalog(monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)  # Kedro runs in the project root
     raw = CSVDataset(filepath=str(SP500_CSV), load_args=RAW_LOAD_ARGS).load()
-    catalog = run(raw, params())
+    catalog = run(raw, params())  # the parameter holds the absolute path
     prices = catalog.load("primary_prices")
     report = catalog.load("data_quality_report")
     assert len(prices) == 5031 and prices.index.name == "date"
-    assert report["source"] == str(SP500_CSV) and report["rows_out"] == 5031
+    # stored relative to the project root, so the report stays true when the folder moves
+    assert report["source"] == "data/01_raw/sp500_daily_1999_2018.csv" and report["rows_out"] == 5031
+
+
+def test_report_source_is_relative_inside_the_project_absolute_outside(monkeypatch, tmp_path):
+    monkeypatch.chdir(PROJECT_ROOT)
+    raw = CSVDataset(filepath=str(SP500_CSV), load_args=RAW_LOAD_ARGS).load()
+    raw.attrs["source"] = str(SP500_CSV)  # what SourcedCSVDataset records: the path read, absolute
+    assert ingest_prices(raw, params())[1]["source"] == "data/01_raw/sp500_daily_1999_2018.csv"
+    outside = tmp_path / "prices.csv"
+    outside.write_text(SP500_CSV.read_text())
+    raw.attrs["source"] = str(outside)
+    assert ingest_prices(raw, params())[1]["source"] == str(outside)
+    # run from another project (a copy elsewhere): a file of this checkout is outside it
+    other = tmp_path / "other_project"
+    other.mkdir()
+    (other / "pyproject.toml").write_text("")
+    monkeypatch.chdir(other)
+    raw.attrs["source"] = str(SP500_CSV)
+    assert ingest_prices(raw, params())[1]["source"] == str(SP500_CSV)
+
+
+def test_error_names_the_file_relative_to_the_project(monkeypatch, fixture_path):
+    monkeypatch.chdir(PROJECT_ROOT)
+    bad = fixture_path("high_below_max.csv")
+    raw = CSVDataset(filepath=str(bad), load_args=RAW_LOAD_ARGS).load()
+    raw.attrs["source"] = str(bad)
+    with pytest.raises(DataValidationError, match="^tests/data_ingestion/fixtures/high_below_max.csv, column"):
+        ingest_prices(raw, params(min_rows=5))
 
 
 def test_pipeline_selects_ticker_from_long_file():

@@ -53,7 +53,7 @@ def test_figures_are_figures_with_expected_content():
 
 def test_figure_input_errors():
     with pytest.raises(EvaluationInputError, match="positive"):
-        F.equity_curves_figure({"x": pd.Series([1.0, -1.0])})
+        F.equity_curves_figure({"x": pd.Series([-1.0, 1.0])})  # a curve starts at the initial capital
     with pytest.raises(EvaluationInputError, match="none of the columns"):
         F.learning_curves_figure({"a": pd.DataFrame({"step": [1]})})
     with pytest.raises(EvaluationInputError, match="position"):

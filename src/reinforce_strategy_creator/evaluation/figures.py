@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .metrics import EvaluationInputError
+from .metrics import EvaluationInputError, ruin_index
 
 __all__ = [
     "equity_curves_figure",
@@ -45,19 +45,48 @@ def _check_curves(curves: Mapping[str, pd.Series], name: str):
             raise EvaluationInputError(f"{name}['{label}']: expected a non-empty pandas Series.")
 
 
+def _until_ruin(s: pd.Series) -> tuple[pd.Series, int | None]:
+    """A curve up to and including its bar of ruin (``metrics.ruin_index``) and that row."""
+    k = ruin_index(s)
+    return (s if k is None else s.iloc[: k + 1]), k
+
+
+def _when(x) -> str:
+    return str(x.date()) if isinstance(x, pd.Timestamp) else str(x)
+
+
 def equity_curves_figure(curves: Mapping[str, pd.Series], benchmarks: Sequence[str] = (), log: bool = True,
                          title: str = "Equity") -> Figure:
     """Equity of each agent and benchmark on one axis (log scale by default). Names listed
-    in ``benchmarks`` are drawn dashed so agents stand out."""
+    in ``benchmarks`` are drawn dashed so agents stand out.
+
+    A ruined curve (equity reaching zero or below) is drawn up to its bar of ruin, marked
+    with an ``x`` and a dotted vertical line there and labelled "RUINED <date>"; on a log
+    scale, where zero cannot be drawn, the line stops at its last positive value and the
+    ``x`` sits at the bottom edge.
+    """
     _check_curves(curves, "curves")
     fig, ax = _new()
+    ruins = []
     for label, s in curves.items():
-        if log and (s <= 0).any():
-            raise EvaluationInputError(f"curves['{label}']: equity must be positive for a log-scale plot.")
-        ax.plot(s.index, s.to_numpy(dtype=float), label=label, lw=1.2,
-                ls="--" if label in benchmarks else "-")
+        s, k = _until_ruin(s)
+        if k == 0 and log:
+            raise EvaluationInputError(f"curves['{label}']: equity must start positive for a log-scale plot.")
+        shown = s.iloc[:k] if (k is not None and log) else s
+        name = label if k is None else f"{label} — RUINED {_when(s.index[k])}"
+        (line,) = ax.plot(shown.index, shown.to_numpy(dtype=float), label=name, lw=1.2,
+                          ls="--" if label in benchmarks else "-")
+        if k is not None:
+            ruins.append((s.index[k], float(s.iloc[k]), line.get_color()))
     if log:
         ax.set_yscale("log")
+    for x, y, color in ruins:
+        ax.axvline(x, color=color, ls=":", lw=0.8)
+        if log:
+            ax.plot([x], [0.0], marker="x", ms=9, mew=2, color=color, transform=ax.get_xaxis_transform(),
+                    clip_on=False, ls="none")
+        else:
+            ax.plot([x], [y], marker="x", ms=9, mew=2, color=color, ls="none")
     ax.set_title(title)
     ax.set_ylabel("equity" + (" (log scale)" if log else ""))
     ax.grid(True, alpha=0.3)
@@ -66,12 +95,15 @@ def equity_curves_figure(curves: Mapping[str, pd.Series], benchmarks: Sequence[s
 
 
 def drawdowns_figure(curves: Mapping[str, pd.Series], title: str = "Drawdown from running peak") -> Figure:
-    """Drawdown ``equity / running max - 1`` of each curve."""
+    """Drawdown ``equity / running max - 1`` of each curve; a ruined curve is drawn up to its
+    bar of ruin, where its drawdown is -100 % (a deficit below zero is not drawn below -100 %)."""
     _check_curves(curves, "curves")
     fig, ax = _new()
     for label, s in curves.items():
+        s, k = _until_ruin(s)
         v = s.to_numpy(dtype=float)
-        ax.plot(s.index, v / np.maximum.accumulate(v) - 1.0, label=label, lw=1.0)
+        dd = np.maximum(v / np.maximum.accumulate(v) - 1.0, -1.0)
+        ax.plot(s.index, dd, label=label if k is None else f"{label} — RUINED", lw=1.0)
     ax.set_title(title)
     ax.set_ylabel("drawdown")
     ax.yaxis.set_major_formatter(lambda x, _: f"{x:.0%}")
@@ -118,12 +150,17 @@ def positions_figure(close: pd.Series, position: pd.Series, title: str = "Positi
 
 def rolling_sharpe_figure(returns: Mapping[str, pd.Series], window: int, periods_per_year: float,
                           title: str | None = None) -> Figure:
-    """Annualised Sharpe over a trailing window of ``window`` bars (risk-free 0, ddof=1)."""
+    """Annualised Sharpe over a trailing window of ``window`` bars (risk-free 0, ddof=1).
+    Returns below -100 % (the bar of ruin of an account left with negative equity) count as
+    -100 %, as in the metrics; nothing is drawn after it."""
     _check_curves(returns, "returns")
     if window < 2:
         raise EvaluationInputError(f"evaluation.rolling_window: must be >= 2 bars, got {window!r}.")
     fig, ax = _new()
     for label, r in returns.items():
+        k = ruin_index(np.cumprod(1.0 + r.to_numpy(dtype=float)))
+        if k is not None:
+            r = r.iloc[: k + 1].clip(lower=-1.0)
         roll = r.rolling(window)
         ax.plot(r.index, roll.mean() / roll.std(ddof=1) * np.sqrt(periods_per_year), label=label, lw=1.0)
     ax.axhline(0, color="k", lw=0.6)

@@ -14,6 +14,11 @@ Why this shape: every function takes plain pandas/numpy inputs so it can be test
 hand-made series and does not depend on the environment or Kedro. Conventions (simple
 returns of equity net of costs, risk-free 0, how periods per year are inferred) are listed
 in ``docs/metrics.md``.
+
+Ruin is an outcome, not an error: an account whose equity reaches zero or below
+(:func:`ruin_index`, the one definition used by the metrics, the figures and training's
+checkpoint selection) is measured up to and including the bar of ruin, whose return is
+-100 %, and flagged ``ruined: true`` (definitions in ``docs/metrics.md``, "Ruin").
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ __all__ = [
     "EvaluationInputError",
     "RoundTrip",
     "bar_returns",
+    "equity_returns",
+    "is_ruined",
+    "ruin_index",
     "equity_from_frame",
     "infer_periods_per_year",
     "performance_metrics",
@@ -65,7 +73,40 @@ def positive_series(values, name: str, what: str, fix: str) -> np.ndarray:
     return arr
 
 
+def ruin_index(equity) -> int | None:
+    """Row (position) of the bar of ruin: the first equity value ``<= 0``; ``None`` if the
+    account never reaches zero.
+
+    This is the project's one definition of ruin. The environment terminates a lane on the
+    same condition (``equity <= 0``) and ``env.replay`` then freezes it, so every row after
+    the first non-positive one is a frozen copy. NaN is not ruin (it is bad input, refused
+    elsewhere).
+    """
+    values = np.asarray(equity, dtype=np.float64).reshape(-1)
+    with np.errstate(invalid="ignore"):
+        hits = np.flatnonzero(values <= 0)
+    return int(hits[0]) if hits.size else None
+
+
+def is_ruined(equity) -> bool:
+    """Whether an equity curve reaches zero or below (``ruin_index`` is not None)."""
+    return ruin_index(equity) is not None
+
+
 # --------------------------------------------------------------------------- helpers
+def _until_ruin(frame: pd.DataFrame, name: str = "frame") -> pd.DataFrame:
+    """The ledger up to and including the bar of ruin (the whole ledger if never ruined)."""
+    k = ruin_index(pd.to_numeric(frame["equity"], errors="coerce"))
+    if k is None:
+        return frame
+    if k == 0:
+        raise EvaluationInputError(
+            f"{name}: the start row has equity {frame['equity'].iloc[0]!r}; the ledger must start with "
+            "the pre-trade row at the initial capital (> 0), as env.replay writes it."
+        )
+    return frame.iloc[: k + 1]
+
+
 def _check_frame(frame: pd.DataFrame, columns=REQUIRED_FRAME_COLUMNS, name: str = "frame"):
     """Validate one account's ledger as produced by ``env.replay`` (one lane).
 
@@ -151,6 +192,39 @@ def bar_returns(equity: pd.Series | pd.DataFrame, initial_capital: float | None 
     return pd.Series(values[1:] / values[:-1] - 1.0, index=index[1:], name="return")
 
 
+def equity_returns(
+    equity: pd.Series | pd.DataFrame, initial_capital: float | None = None
+) -> tuple[pd.Series, bool]:
+    """Per-bar returns of an equity curve that may reach zero: ``(returns, ruined)``.
+
+    Without ruin this is exactly ``bar_returns``. With ruin (``ruin_index``) the returns run
+    up to and including the bar of ruin, whose return is -1 (-100 %: the account lost all
+    of its capital; a deficit below zero is not a return below -100 %), and the frozen
+    bars after it are dropped. The curve's first value must be positive (it is the initial
+    capital), unless ``initial_capital`` is given (then the first bar is measured from it).
+    """
+    if isinstance(equity, pd.DataFrame):
+        equity = equity_from_frame(_until_ruin(equity, "equity"))
+    if not isinstance(equity, pd.Series):
+        equity = pd.Series(np.asarray(equity, dtype=np.float64))
+    k = ruin_index(equity)
+    if k is None:
+        return bar_returns(equity, initial_capital), False
+    if k == 0 and initial_capital is None:
+        raise EvaluationInputError(
+            f"equity: the first value {equity.iloc[0]!r} is not positive; an equity curve starts at the "
+            "initial capital (or pass initial_capital)."
+        )
+    if k > 0:
+        before = bar_returns(equity.iloc[:k], initial_capital)
+    else:
+        if not (np.isfinite(initial_capital) and initial_capital > 0):
+            raise EvaluationInputError(f"initial_capital: must be a positive number, got {initial_capital!r}.")
+        before = pd.Series([], index=equity.index[:0], dtype=np.float64)
+    ruin = pd.Series([-1.0], index=equity.index[k: k + 1])
+    return pd.concat([before, ruin]).rename("return"), True
+
+
 def infer_periods_per_year(index: pd.Index) -> float:
     """Bars per year from the spacing of a DatetimeIndex.
 
@@ -221,12 +295,20 @@ def performance_metrics(
     sharpe, sortino, max_drawdown (<= 0), calmar, var_95, cvar_95 (per-bar, 5 % left tail),
     stability (R² of log cumulative return on time), alpha (annualised), beta`` (NaN without
     a benchmark), plus ``n_bars, periods_per_year, sharpe_per_bar, skew, kurtosis`` used by
-    the probabilistic/deflated Sharpe ratios.
+    the probabilistic/deflated Sharpe ratios, and ``ruined``.
+
+    Ruin: where the wealth ``Π(1 + r)`` first reaches zero or below (a return <= -1,
+    ``ruin_index`` of the wealth), the returns are cut after that bar and its return is set
+    to -1. Then ``ruined`` is True, ``total_return``, ``annual_return`` and ``max_drawdown``
+    are -1, ``calmar`` is -1, ``stability`` is NaN (log wealth is -inf) and every other
+    figure is computed on the returns up to and including the bar of ruin (``n_bars`` counts
+    them; with a single bar the dispersion-based figures are NaN). The benchmark returns must
+    cover the same bars as ``returns`` and are cut the same way.
     """
     if not isinstance(returns, pd.Series):
         returns = pd.Series(np.asarray(returns, dtype=float))
     r = returns.to_numpy(dtype=float)
-    if r.size < 2:
+    if r.size < 2 and not (r.size == 1 and r[0] <= -1.0):  # one bar is enough to measure ruin
         raise EvaluationInputError(
             f"returns: need at least 2 bars of returns to compute metrics, got {r.size}."
         )
@@ -240,11 +322,41 @@ def performance_metrics(
     if not ppy > 0:
         raise EvaluationInputError(f"periods_per_year: must be positive, got {periods_per_year!r}.")
     ann = dict(annualization=ppy)
+    if benchmark_returns is not None:
+        if not isinstance(benchmark_returns, pd.Series):
+            benchmark_returns = pd.Series(np.asarray(benchmark_returns, dtype=float), index=returns.index)
+        if len(benchmark_returns) != len(returns) or not benchmark_returns.index.equals(returns.index):
+            raise EvaluationInputError(
+                "benchmark_returns: must cover exactly the same bars as the returns "
+                f"({len(returns)} bars from {returns.index[0]} to {returns.index[-1]}); "
+                f"got {len(benchmark_returns)} bars. Replay the benchmark on the same period."
+            )
+    with np.errstate(over="ignore", under="ignore"):
+        k = ruin_index(np.cumprod(1.0 + r))
+    ruined = k is not None
+    if ruined:
+        r = r[: k + 1].copy()
+        r[k] = -1.0
+        if benchmark_returns is not None:
+            benchmark_returns = benchmark_returns.iloc[: k + 1]
+    with warnings.catch_warnings():
+        # a ruined run may keep a single return: dispersion figures are NaN (numpy warns)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = _performance(r, ann, ruined)
+        if benchmark_returns is not None:
+            alpha, beta = empyrical.alpha_beta(r, benchmark_returns.to_numpy(dtype=float), **ann)
+            out["alpha"], out["beta"] = float(alpha), float(beta)
+    return out
+
+
+def _performance(r: np.ndarray, ann: dict, ruined: bool) -> dict[str, float]:
+    ppy = ann["annualization"]
     skew, kurt = _moments(r)
     sharpe = float(empyrical.sharpe_ratio(r, **ann))
     out = {
         "n_bars": int(r.size),
         "periods_per_year": ppy,
+        "ruined": ruined,
         "total_return": float(np.prod(1.0 + r) - 1.0),
         "annual_return": float(empyrical.annual_return(r, **ann)),
         "annual_volatility": float(empyrical.annual_volatility(r, **ann)),
@@ -255,23 +367,15 @@ def performance_metrics(
         "calmar": float(empyrical.calmar_ratio(r, **ann)),
         "var_95": float(empyrical.value_at_risk(r, cutoff=VAR_CUTOFF)),
         "cvar_95": float(empyrical.conditional_value_at_risk(r, cutoff=VAR_CUTOFF)),
-        "stability": float(empyrical.stability_of_timeseries(r)),
+        "stability": float("nan") if ruined else float(empyrical.stability_of_timeseries(r)),
         "skew": skew,
         "kurtosis": kurt,
         "alpha": float("nan"),
         "beta": float("nan"),
     }
-    if benchmark_returns is not None:
-        if not isinstance(benchmark_returns, pd.Series):
-            benchmark_returns = pd.Series(np.asarray(benchmark_returns, dtype=float), index=returns.index)
-        if len(benchmark_returns) != len(returns) or not benchmark_returns.index.equals(returns.index):
-            raise EvaluationInputError(
-                "benchmark_returns: must cover exactly the same bars as the returns "
-                f"({len(returns)} bars from {returns.index[0]} to {returns.index[-1]}); "
-                f"got {len(benchmark_returns)} bars. Replay the benchmark on the same period."
-            )
-        alpha, beta = empyrical.alpha_beta(r, benchmark_returns.to_numpy(dtype=float), **ann)
-        out["alpha"], out["beta"] = float(alpha), float(beta)
+    if ruined:
+        # definitional, not left to rounding: the account lost all of its capital
+        out.update(total_return=-1.0, annual_return=-1.0, max_drawdown=-1.0, calmar=-1.0)
     return out
 
 
@@ -315,6 +419,7 @@ def round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
     open trip, to the last row + 1).
     """
     _check_frame(frame)
+    frame = _until_ruin(frame)
     shares = frame["shares"].to_numpy(dtype=float)
     fill = np.nan_to_num(frame["fill_price"].to_numpy(dtype=float), nan=0.0)  # NaN = no trade
     equity = frame["equity"].to_numpy(dtype=float)
@@ -368,8 +473,14 @@ def trade_metrics(frame: pd.DataFrame, periods_per_year: float | None = None) ->
     ``exposure`` share of bars with a non-zero position; ``avg_gross_exposure`` mean
     |shares × mark| / equity; ``total_costs`` sum of the ``cost`` column as booked by the
     environment (commission + slippage + borrow per docs/contracts.md).
+
+    A ruined ledger (``ruin_index``) is measured up to and including the bar of ruin; the
+    equity-weighted figures (turnover's mean equity, gross exposure) use the bars with
+    positive equity only (turnover divides by the initial capital, and gross exposure is NaN,
+    when the account is ruined on its first bar).
     """
     _check_frame(frame)
+    frame = _until_ruin(frame)
     trips = round_trips(frame)
     closed = [t for t in trips if t.closed]
     pnls = np.array([t.pnl for t in closed], dtype=float)
@@ -388,12 +499,14 @@ def trade_metrics(frame: pd.DataFrame, periods_per_year: float | None = None) ->
     equity = steps["equity"].to_numpy(dtype=float)
     cash = steps["cash"].to_numpy(dtype=float)
     traded = np.abs(np.diff(shares_all))[: len(steps)] * fill
-    gross = np.abs(equity - cash) / equity  # |shares × close| / equity
+    alive = equity > 0  # every bar, unless the last one is the bar of ruin
+    gross = np.abs(equity[alive] - cash[alive]) / equity[alive]  # |shares × close| / equity
     n = len(steps)
     if periods_per_year is None:
         idx = _date_index(frame)
         periods_per_year = infer_periods_per_year(idx) if isinstance(idx, pd.DatetimeIndex) else float("nan")
-    turnover = float(traded.sum() / equity.mean())
+    mean_equity = equity[alive].mean() if alive.any() else float(frame["equity"].iloc[0])
+    turnover = float(traded.sum() / mean_equity)
     open_trip = [t for t in trips if not t.closed]
     return {
         "n_trades": int(len(closed)),
@@ -405,7 +518,7 @@ def trade_metrics(frame: pd.DataFrame, periods_per_year: float | None = None) ->
         "turnover": turnover,
         "annual_turnover": turnover * float(periods_per_year) / n,
         "exposure": float(np.mean(shares != 0)),
-        "avg_gross_exposure": float(gross.mean()),
+        "avg_gross_exposure": float(gross.mean()) if gross.size else float("nan"),
         "total_costs": float(frame["cost"].to_numpy(dtype=float).sum()),
     }
 
@@ -421,9 +534,16 @@ def evaluate_backtest(
     costs count), alpha/beta are against ``benchmark_frame`` (e.g. buy-and-hold replayed on
     the same bars with the same config); trade metrics as in ``trade_metrics``. One flat,
     JSON-able dict (use ``json_safe`` before writing strict JSON).
+
+    A ledger whose equity reaches zero or below is measured up to and including the bar of
+    ruin (``equity_returns``; the frozen rows ``env.replay`` writes after it are dropped,
+    alpha/beta use the benchmark over the same bars) and has ``ruined: True``;
+    ``final_equity`` is the equity at the bar of ruin (<= 0).
     """
     _check_frame(frame)
-    rets = bar_returns(equity_from_frame(frame))
+    full_dates = _date_index(frame)
+    frame = _until_ruin(frame)
+    rets, ruined = equity_returns(equity_from_frame(frame))
     bench = None
     if benchmark_frame is not None:
         _check_frame(benchmark_frame, name="benchmark_frame")
@@ -433,8 +553,17 @@ def evaluate_backtest(
                 f"benchmark_frame: starts with capital {benchmark_frame['equity'].iloc[0]!r} but the "
                 f"frame with {frame['equity'].iloc[0]!r}; replay benchmarks with the same config."
             )
+        if ruined:
+            # the same bars as the run's returns; a misaligned benchmark is still refused below
+            if len(full_dates) != len(benchmark_frame):
+                raise EvaluationInputError(
+                    "benchmark_returns: must cover exactly the same bars as the returns "
+                    f"({len(full_dates) - 1} bars); got {len(bench)} bars. Replay the benchmark on the same "
+                    "period."
+                )
+            bench = bench.iloc[: len(rets)]
     if periods_per_year is None:
-        periods_per_year = infer_periods_per_year(rets.index)
+        periods_per_year = infer_periods_per_year(_date_index(frame) if ruined else rets.index)
     out = performance_metrics(rets, bench, periods_per_year)
     out.update(trade_metrics(frame, periods_per_year))
     out["initial_capital"] = float(frame["equity"].iloc[0])

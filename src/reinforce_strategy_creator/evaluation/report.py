@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 METRIC_COLUMNS = (
-    "total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
+    "ruined", "total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
     "var_95", "cvar_95", "stability", "alpha", "beta", "psr", "dsr", "n_trades", "win_rate",
     "profit_factor", "avg_holding_bars", "turnover", "exposure", "total_costs", "final_equity",
 )
@@ -149,6 +149,8 @@ def figure_to_base64_png(fig: Figure, dpi: int = 100) -> str:
 
 
 def _fmt(col: str, v) -> str:
+    if col == "ruined" and isinstance(v, (bool, np.bool_)):
+        return "RUINED" if v else ""
     if v is None:
         return "–"
     if isinstance(v, (bool, np.bool_)):
@@ -171,8 +173,10 @@ def _fmt(col: str, v) -> str:
 def _table_html(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
-    for rec in df.itertuples(index=False):
-        rows.append("<tr>" + "".join(f"<td>{_fmt(c, v)}</td>" for c, v in zip(df.columns, rec)) + "</tr>")
+    ruined = df["ruined"].fillna(False).astype(bool).to_numpy() if "ruined" in df.columns else [False] * len(df)
+    for rec, ru in zip(df.itertuples(index=False), ruined):
+        cls = " class='ruined'" if ru else ""
+        rows.append(f"<tr{cls}>" + "".join(f"<td>{_fmt(c, v)}</td>" for c, v in zip(df.columns, rec)) + "</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
@@ -201,6 +205,7 @@ h1{border-bottom:2px solid #444}h2{margin-top:1.8em;border-bottom:1px solid #ccc
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.kv th{text-align:left}
 .scroll{overflow-x:auto}.pass td{background:#eef8ee}.fail td{background:#fbeeee}
+.ruined td{background:#fbeeee;color:#a31515}
 .verdict{font-weight:bold;font-size:1.1em}.verdict.passed{color:#176b17}.verdict.failed{color:#a31515}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}.note{color:#555;font-size:.9em}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
@@ -287,7 +292,9 @@ def render_html_report(
     parts.append("<h2>Caveats</h2><ul>" + "".join(f"<li>{e(c)}</li>" for c in caveats) + "</ul>")
     parts.append("<h2>Definitions</h2><p class='note'>Returns are simple per-bar returns of equity net of all "
                  "costs; Sharpe and Sortino are annualised with the bar frequency and a zero risk-free rate; "
-                 "max drawdown is the worst fall from a running peak (negative); VaR/CVaR are per-bar 5 % "
+                 "max drawdown is the worst fall from a running peak (negative); a RUINED run's equity reached "
+                 "zero or below: its total return, annual return and max drawdown are -100 %, its other figures "
+                 "cover the bars up to the ruin and its PSR/DSR are blank; VaR/CVaR are per-bar 5 % "
                  "left-tail figures; PSR is the probability that the true Sharpe exceeds buy-and-hold's; DSR "
                  "deflates for the number of agent × seed trials. Full definitions: docs/metrics.md.</p>")
     if champion is not None:

@@ -34,9 +34,9 @@ from .figures import (
     rolling_sharpe_figure,
 )
 from .gate import select_champion
-from .metrics import EvaluationInputError, evaluate_backtest, infer_periods_per_year, json_safe
+from .metrics import EvaluationInputError, evaluate_backtest, infer_periods_per_year, json_safe, ruin_index
 from .report import METRIC_COLUMNS, metrics_table, render_html_report, table_to_json
-from .stats import add_psr_dsr, percentile_of, probabilistic_sharpe_ratio, rank_agents, seed_summary
+from .stats import add_psr_dsr, percentile_of, rank_agents, record_psr, ruin_aware_scores, seed_summary
 from .verdict import decide, selection_effort
 
 __all__ = [
@@ -58,13 +58,25 @@ FIGURES = ("equity_validation", "equity_test", "drawdowns_test", "positions_test
            "random_sharpe_test", "learning_curves")
 
 
+def _by_bar(frame: pd.DataFrame) -> pd.DataFrame:
+    # stable: a ruined lane's frozen rows repeat the bar of ruin after it (env.replay), and the
+    # bar of ruin itself (its fill and costs) must stay first
+    return frame.sort_values("bar", kind="stable").reset_index(drop=True)
+
+
 def _runs(ledger: pd.DataFrame):
     for (kind, run, seed), frame in ledger.groupby(["kind", "run", "seed"], sort=False):
-        yield str(kind), str(run), int(seed), frame.sort_values("bar").reset_index(drop=True)
+        yield str(kind), str(run), int(seed), _by_bar(frame)
 
 
 def split_records(ledger: pd.DataFrame, split: str) -> pd.DataFrame:
-    """One metrics row per run × seed of ``split`` (agents, benchmarks, random seeds)."""
+    """One metrics row per run × seed of ``split`` (agents, benchmarks, random seeds).
+
+    A run whose account was wiped out is measured up to its bar of ruin and flagged
+    ``ruined`` (``metrics.evaluate_backtest``); it never stops the other runs. Its PSR and
+    DSR are NaN, and in random-policy percentiles it ranks below every run that was not
+    ruined (``stats.ruin_aware_scores``).
+    """
     need = {"kind", "run", "seed", "date", "bar", "equity"}
     if not isinstance(ledger, pd.DataFrame) or not need <= set(ledger.columns):
         raise EvaluationInputError(f"evaluation.{split}_ledger: expected the long backtest ledger with columns "
@@ -80,21 +92,23 @@ def split_records(ledger: pd.DataFrame, split: str) -> pd.DataFrame:
         rec = evaluate_backtest(frame, benchmark_frame=bh, periods_per_year=ppy)
         rows.append({"split": split, "kind": kind, "agent": run, "seed": seed, **rec})
     records = pd.DataFrame(rows)
+    records["ruined"] = records["ruined"].astype(bool)
     bh_rec = records[records["agent"] == "buy_and_hold"].iloc[0]
     records["psr"] = [
-        probabilistic_sharpe_ratio(r.sharpe_per_bar, bh_rec["sharpe_per_bar"], int(r.n_bars), r.skew, r.kurtosis)
+        record_psr(r.sharpe_per_bar, bh_rec["sharpe_per_bar"], int(r.n_bars), r.skew, r.kurtosis, bool(r.ruined))
         for r in records.itertuples()
     ]
     agents = records["kind"] == "agent"
     records["dsr"] = np.nan
     if agents.any():
         records.loc[agents, "dsr"] = add_psr_dsr(records[agents], bh_rec["sharpe_per_bar"])["dsr"].to_numpy()
-    random_sharpes = records.loc[records["kind"] == "random", "sharpe"].to_numpy(dtype=float)
+    scores = ruin_aware_scores(records["sharpe"], records["ruined"])
+    is_random = (records["kind"] == "random").to_numpy()
+    random_scores = scores[is_random]
     records["random_percentile"] = np.nan
-    if np.isfinite(random_sharpes).any():
-        mask = records["kind"] != "random"
-        records.loc[mask, "random_percentile"] = [percentile_of(s, random_sharpes)
-                                                  for s in records.loc[mask, "sharpe"]]
+    if (~np.isnan(random_scores)).any():
+        mask = ~is_random
+        records.loc[mask, "random_percentile"] = [percentile_of(v, random_scores) for v in scores[mask]]
     return records
 
 
@@ -122,20 +136,31 @@ def seed_tables(validation: pd.DataFrame, test: pd.DataFrame, params: Evaluation
     summary = pd.concat(summaries, ignore_index=True)
     val = summary[summary["split"] == "validation"].drop(columns="split").reset_index(drop=True)
     ranking = rank_agents(val, params.rank_metric)
-    cols = ["rank", "agent", "n_seeds"] + [f"{params.rank_metric}_{s}" for s in ("mean", "std", "min", "max")]
-    ranking = ranking[cols].rename(columns={c: f"validation_{c}" for c in cols[3:]})
+    ruin_cols = ["n_ruined"] if "n_ruined" in ranking.columns else []
+    stat_cols = ruin_cols + [f"{params.rank_metric}_{s}" for s in ("mean", "std", "min", "max")]
+    cols = ["rank", "agent", "n_seeds"] + stat_cols
+    ranking = ranking[cols].rename(columns={c: f"validation_{c}" for c in stat_cols})
     test_sum = summary[summary["split"] == "test"].set_index("agent")
     for stat in ("mean", "std"):
         ranking[f"test_{params.rank_metric}_{stat}"] = ranking["agent"].map(test_sum[f"{params.rank_metric}_{stat}"])
+    if ruin_cols:
+        ranking["test_n_ruined"] = ranking["agent"].map(test_sum["n_ruined"])
     ranking.insert(2, "ranked_on", "validation")
 
     random = {"n_seeds": params.random_seeds, "switch_prob": params.random_switch_prob,
               "positions_drawn_from": "environment.positions"}
     for split, rec in (("validation", validation), ("test", test)):
-        rs = _kind(rec, "random")["sharpe"].to_numpy(dtype=float)
-        q = np.nanpercentile(rs, [5, 25, 50, 75, 95])
-        random[split] = {"sharpe_mean": float(np.nanmean(rs)), "sharpe_std": float(np.nanstd(rs, ddof=1)),
-                         **{f"sharpe_p{p}": float(v) for p, v in zip((5, 25, 50, 75, 95), q)}}
+        rand = _kind(rec, "random")
+        rs = rand["sharpe"].to_numpy(dtype=float)
+        q = np.nanpercentile(rs, [5, 25, 50, 75, 95]) if (~np.isnan(rs)).any() else [np.nan] * 5
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats = {"sharpe_mean": float(np.nanmean(rs)) if (~np.isnan(rs)).any() else np.nan,
+                     "sharpe_std": float(np.nanstd(rs, ddof=1)) if (~np.isnan(rs)).sum() > 1 else np.nan}
+        n_ruined = int(rand["ruined"].sum()) if "ruined" in rand.columns else 0
+        # Sharpe statistics over every seed (a ruined seed with its Sharpe up to ruin); percentiles
+        # of agents rank ruined seeds below all others (split_records)
+        random[split] = {**stats, **{f"sharpe_p{p}": float(v) for p, v in zip((5, 25, 50, 75, 95), q)},
+                         "n_ruined": n_ruined}
         ag = _kind(rec, "agent")
         random[f"{split}: agent percentiles (mean over seeds)"] = {
             a: float(g["random_percentile"].mean()) for a, g in ag.groupby("agent")}
@@ -209,14 +234,23 @@ def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: E
 
 
 def _lane(ledger: pd.DataFrame, run: str, seed: int) -> pd.DataFrame:
-    f = ledger[(ledger["run"] == run) & (ledger["seed"] == seed)].sort_values("bar")
+    """One run's ledger by date, up to and including its bar of ruin (the frozen rows after it
+    repeat that date)."""
+    f = _by_bar(ledger[(ledger["run"] == run) & (ledger["seed"] == seed)])
+    k = ruin_index(f["equity"])
+    if k is not None:
+        f = f.iloc[: k + 1]
     return f.set_index(pd.DatetimeIndex(f["date"]))
 
 
 def _representatives(validation: pd.DataFrame, metric: str) -> dict[str, int]:
-    """Per agent, its best seed on VALIDATION (same ordering as the champion rule)."""
+    """Per agent, its best seed on VALIDATION (same ordering as the champion rule; a ruined seed
+    only when every seed of the agent was ruined)."""
     ag = _kind(validation, "agent")
-    ag = ag.assign(_m=ag[metric].astype(float).fillna(-np.inf)).sort_values(["_m", "seed"], ascending=[False, True])
+    key = ag[metric].astype(float).fillna(-np.inf)
+    if "ruined" in ag.columns:
+        key = key.where(~ag["ruined"].astype(bool), -np.inf)
+    ag = ag.assign(_m=key).sort_values(["_m", "seed"], ascending=[False, True])
     return {str(a): int(g.iloc[0]["seed"]) for a, g in ag.groupby("agent", sort=True)}
 
 

@@ -19,6 +19,12 @@ Sharpe ratio is believable:
 Why hand-written: no maintained, installed library implements PSR/DSR (empyrical does not);
 the formulas are short and are tested against values worked out by hand. All Sharpe inputs
 here are per bar; convert annual ones with ``sharpe_annual / sqrt(periods_per_year)``.
+
+Ruined runs (``ruined`` column, see ``metrics.ruin_index``): PSR and DSR are NaN for them
+(ruin is absorbing: there is no distribution of future returns whose Sharpe could beat
+anything), they count as trials in every DSR but not in the variance of the trial Sharpes,
+they rank below every run that was not ruined in percentiles (``ruin_aware_scores``) and
+an agent with a larger share of ruined seeds ranks after one with a smaller share.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ __all__ = [
     "rank_agents",
     "percentile_of",
     "add_psr_dsr",
+    "record_psr",
+    "ruin_aware_scores",
 ]
 
 EULER_GAMMA = 0.5772156649015329
@@ -105,12 +113,30 @@ def deflated_sharpe_ratio(
     return probabilistic_sharpe_ratio(sharpe, sr0, n_obs, skew, kurtosis)
 
 
+def _ruined(records: pd.DataFrame) -> np.ndarray:
+    if "ruined" not in records.columns:
+        return np.zeros(len(records), dtype=bool)
+    return records["ruined"].fillna(False).to_numpy(dtype=bool)
+
+
+def record_psr(sharpe_per_bar: float, benchmark_sharpe_per_bar: float, n_bars: int, skew: float,
+               kurtosis: float, ruined: bool = False) -> float:
+    """PSR of one metrics record, NaN where it is undefined rather than an error: a ruined run
+    (ruin is absorbing, so "the probability that its true Sharpe beats the benchmark" has no
+    meaning; NaN fails the gate's PSR rule) or fewer than 2 returns."""
+    if ruined or n_bars < 2:
+        return float("nan")
+    return probabilistic_sharpe_ratio(sharpe_per_bar, benchmark_sharpe_per_bar, int(n_bars), skew, kurtosis)
+
+
 def add_psr_dsr(records: pd.DataFrame, benchmark_sharpe_per_bar: float) -> pd.DataFrame:
     """Add ``psr`` (vs the benchmark's per-bar Sharpe, e.g. buy-and-hold) and ``dsr`` (vs
     SR0 of every row = every agent × seed tried) to a records table.
 
     ``records`` has one row per agent × seed with the columns of
-    ``metrics.performance_metrics``: ``sharpe_per_bar, n_bars, skew, kurtosis``.
+    ``metrics.performance_metrics``: ``sharpe_per_bar, n_bars, skew, kurtosis`` (and
+    ``ruined`` if any run may be ruined). Ruined rows get NaN PSR and DSR and count as
+    trials, but not in the variance of the trial Sharpes (like NaN Sharpes).
     """
     need = ["sharpe_per_bar", "n_bars", "skew", "kurtosis"]
     missing = [c for c in need if c not in records.columns]
@@ -119,14 +145,16 @@ def add_psr_dsr(records: pd.DataFrame, benchmark_sharpe_per_bar: float) -> pd.Da
             f"records: missing column(s) {missing}; build records from performance_metrics()."
         )
     out = records.copy()
-    trials = out["sharpe_per_bar"].to_numpy(dtype=float)
+    ruined = _ruined(out)
+    trials = np.where(ruined, np.nan, out["sharpe_per_bar"].to_numpy(dtype=float))
     out["psr"] = [
-        probabilistic_sharpe_ratio(r.sharpe_per_bar, benchmark_sharpe_per_bar, int(r.n_bars), r.skew, r.kurtosis)
-        for r in out.itertuples()
+        record_psr(r.sharpe_per_bar, benchmark_sharpe_per_bar, int(r.n_bars), r.skew, r.kurtosis, bool(ru))
+        for r, ru in zip(out.itertuples(), ruined)
     ]
     out["dsr"] = [
-        deflated_sharpe_ratio(r.sharpe_per_bar, int(r.n_bars), trials, r.skew, r.kurtosis)
-        for r in out.itertuples()
+        float("nan") if ru or int(r.n_bars) < 2
+        else deflated_sharpe_ratio(r.sharpe_per_bar, int(r.n_bars), trials, r.skew, r.kurtosis)
+        for r, ru in zip(out.itertuples(), ruined)
     ]
     return out
 
@@ -137,19 +165,30 @@ def seed_summary(
     """Mean, std (ddof=1; NaN for one seed), min, max and seed count of each metric per agent.
 
     Returns a flat, CSV-ready frame: one row per agent, columns ``<metric>_mean``,
-    ``<metric>_std``, ``<metric>_min``, ``<metric>_max`` and ``n_seeds``.
+    ``<metric>_std``, ``<metric>_min``, ``<metric>_max`` and ``n_seeds``; with a ``ruined``
+    column, also ``n_ruined`` (seeds whose account was wiped out). A ruined seed's metrics
+    enter the statistics as they are (total return -1, ...); NaN values are skipped.
+    Boolean columns are not summarised unless named in ``metrics`` (then as 0/1).
     """
     if agent_col not in records.columns:
         raise EvaluationInputError(f"records: missing column '{agent_col}' (one row per agent × seed).")
     if metrics is None:
-        metrics = [c for c in records.columns if c not in (agent_col, "seed") and pd.api.types.is_numeric_dtype(records[c])]
+        metrics = [c for c in records.columns if c not in (agent_col, "seed")
+                   and pd.api.types.is_numeric_dtype(records[c]) and not pd.api.types.is_bool_dtype(records[c])]
     missing = [m for m in metrics if m not in records.columns]
     if missing:
         raise EvaluationInputError(f"records: missing metric column(s) {missing}.")
-    grouped = records.groupby(agent_col, sort=True)[list(metrics)]
+    values = records[[agent_col, *metrics]].copy()
+    for m in metrics:
+        if pd.api.types.is_bool_dtype(values[m]):
+            values[m] = values[m].astype(float)
+    grouped = values.groupby(agent_col, sort=True)[list(metrics)]
     agg = grouped.agg(["mean", "std", "min", "max"])
     agg.columns = [f"{m}_{s}" for m, s in agg.columns]
     agg["n_seeds"] = records.groupby(agent_col, sort=True).size()
+    if "ruined" in records.columns:
+        agg["n_ruined"] = pd.Series(_ruined(records), index=records.index).groupby(
+            records[agent_col], sort=True).sum().astype(int)
     return agg.reset_index()
 
 
@@ -158,32 +197,48 @@ def rank_agents(
 ) -> pd.DataFrame:
     """Rank agents by the cross-seed mean of ``metric``; ties broken by smaller std, then name.
 
-    Ranking on the mean (not the best seed) rewards agents that work reliably.
+    Ranking on the mean (not the best seed) rewards agents that work reliably. With an
+    ``n_ruined`` column (``seed_summary`` of records with ``ruined``), the share of ruined
+    seeds comes first: an agent that wiped out the account on more of its seeds ranks after
+    one that did so on fewer, whatever their means (a ruined run ranks last).
     Adds a 1-based ``rank`` column and returns the summary sorted by it.
     """
     mean_col, std_col = f"{metric}_mean", f"{metric}_std"
     if mean_col not in summary.columns:
         raise EvaluationInputError(f"summary: no column '{mean_col}'; run seed_summary with '{metric}'.")
     key_mean = summary[mean_col] if higher_is_better else -summary[mean_col]
+    ruin_share = 0.0
+    if "n_ruined" in summary.columns and "n_seeds" in summary.columns:
+        ruin_share = (summary["n_ruined"] / summary["n_seeds"]).fillna(0.0)
     order = pd.DataFrame({
+        "r": ruin_share,
         "m": key_mean.fillna(-np.inf),
         "s": summary[std_col].fillna(np.inf) if std_col in summary else 0.0,
         "a": summary[agent_col].astype(str),
-    })
-    idx = order.sort_values(["m", "s", "a"], ascending=[False, True, True]).index
+    }, index=summary.index)
+    idx = order.sort_values(["r", "m", "s", "a"], ascending=[True, False, True, True]).index
     ranked = summary.loc[idx].reset_index(drop=True)
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
     return ranked
 
 
+def ruin_aware_scores(sharpe, ruined) -> np.ndarray:
+    """Scores for ranking runs: the Sharpe ratio, or -inf for a ruined run (below every run
+    that was not ruined; ruined runs tie with each other). NaN Sharpes stay NaN."""
+    s = np.asarray(sharpe, dtype=float).copy()
+    s[np.asarray(ruined, dtype=bool)] = -np.inf
+    return s
+
+
 def percentile_of(value: float, distribution: Sequence[float]) -> float:
     """Percentile (0–100) of ``value`` within ``distribution`` (e.g. random-policy Sharpes):
     share strictly below plus half the share equal, times 100. NaNs in the distribution are
-    dropped; NaN value gives NaN."""
+    dropped; -inf (a ruined run, ``ruin_aware_scores``) is a value like any other, below every
+    finite one. A NaN value gives NaN."""
     d = np.asarray(list(distribution), dtype=float)
-    d = d[np.isfinite(d)]
+    d = d[~np.isnan(d)]
     if d.size == 0:
-        raise EvaluationInputError("distribution: no finite values to rank against.")
-    if value is None or not np.isfinite(value):
+        raise EvaluationInputError("distribution: no values to rank against (all NaN).")
+    if value is None or np.isnan(value):
         return float("nan")
     return float(100.0 * (np.mean(d < value) + 0.5 * np.mean(d == value)))
