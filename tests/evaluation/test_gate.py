@@ -109,6 +109,15 @@ def test_ties_are_deterministic_and_no_finite_metric_gives_none():
     assert c["agent"] is None and c["validation"] is None and "finite" in c["reason"]
 
 
+def test_a_ruined_run_is_never_the_champion():
+    """Its Sharpe up to the bar of ruin can be the highest; a wiped-out account still never wins."""
+    v = _validation().assign(ruined=[False, False, False, False, True])
+    c = select_champion(v, "sharpe")
+    assert (c["agent"], c["seed"]) == ("dqn", 0)  # a2c seed 0 has the best Sharpe but was ruined
+    c = select_champion(v.assign(ruined=True), "sharpe")
+    assert c["agent"] is None
+
+
 def test_missing_column_is_an_error():
     with pytest.raises(EvaluationInputError, match="missing column 'sortino'"):
         select_champion(_validation(), "sortino")

@@ -119,7 +119,8 @@ def evaluate_gate(metrics: Mapping, buy_and_hold_metrics: Mapping, params: GateP
 
 def select_champion(validation_records: pd.DataFrame, rank_metric: str = "sharpe") -> dict:
     """Choose the champion from VALIDATION metrics only: the agent × seed with the highest finite
-    ``rank_metric``; ties go to the lower agent name, then the lower seed (deterministic).
+    ``rank_metric`` whose account was not ruined; ties go to the lower agent name, then the lower
+    seed (deterministic).
 
     The gate is NOT applied here: it decides later on the champion's test replay. Returns
     ``{"agent", "seed", "rank_metric", "validation": record, "n_candidates", "n_ranked"}``;
@@ -131,6 +132,8 @@ def select_champion(validation_records: pd.DataFrame, rank_metric: str = "sharpe
     if len(validation_records) == 0:
         raise EvaluationInputError("validation_records: no agent × seed rows to choose from.")
     values = pd.to_numeric(validation_records[rank_metric], errors="coerce").astype(float)
+    if "ruined" in validation_records.columns:  # a wiped-out account is never a champion
+        values = values.where(~validation_records["ruined"].astype(bool), -np.inf)
     pool = validation_records[np.isfinite(values)]
     base = {"rank_metric": rank_metric, "n_candidates": int(len(validation_records)), "n_ranked": int(len(pool))}
     if pool.empty:
