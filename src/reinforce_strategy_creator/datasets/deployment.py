@@ -14,6 +14,12 @@
     with the crash-safe commit of :class:`AccountStore` (nothing is written when nothing
     changed; a concurrent writer makes it refuse).
 
+``GateDecisionLogDataset`` (``filepath``: the registry ``.jsonl``, the same file)
+    *load* returns every evaluation gate decision recorded in the registry, oldest first
+    (``[]`` when the file does not exist); *save* records one decision
+    (:meth:`ModelRegistry.record_gate_decision`: required ``data_fingerprint``, ``window``,
+    ``config_sha256``, ``passed``; appended under the registry's lock).
+
 Why custom datasets: these keep the nodes pure (no file access in nodes) while the
 registry and account keep their append-only, fsync'd, lock-protected formats.
 """
@@ -83,6 +89,26 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
     def save(self, data: dict) -> None:
         outcome = ModelRegistry(self._filepath).apply_registration(data)
         logger.info("Model registry %s: %s", self._filepath, outcome)
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class GateDecisionLogDataset(AbstractDataset[dict, list]):
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> list[dict[str, Any]]:
+        return ModelRegistry(self._filepath).gate_decisions()
+
+    def save(self, data: dict) -> None:
+        event = ModelRegistry(self._filepath).record_gate_decision(data)
+        logger.info("Gate decision recorded in %s: passed=%s on %s .. %s", self._filepath,
+                    event["passed"], event["window"]["start"], event["window"]["end"])
 
     def _exists(self) -> bool:
         return self._filepath.exists()
