@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_io import append_lines_durable, exclusive_lock
+from ..paths import resolve_in_project
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 _ID_PART = re.compile(r"^[A-Za-z0-9_.:\-]+$")
@@ -214,6 +215,15 @@ class ModelRegistry:
 
         return self._transact(build)[0]
 
+    def _same_artifact(self, a: str | None, b: str | None) -> bool:
+        """Equal paths, or one recorded absolute and one relative to the project root."""
+        if a == b:
+            return True
+        if a is None or b is None:
+            return False
+        anchor = self.path.resolve().parent
+        return (os.path.normpath(resolve_in_project(a, anchor)) == os.path.normpath(resolve_in_project(b, anchor)))
+
     def record_gate_decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
         """Append an evaluation gate's decision (durably, under the lock); returns the event.
 
@@ -247,7 +257,7 @@ class ModelRegistry:
             existing = st.entries.get(entry_id)
             if existing is not None:
                 same = (existing.metrics == event["metrics"] and existing.verdict == event["verdict"]
-                        and existing.artifact_path == event["artifact_path"])
+                        and self._same_artifact(existing.artifact_path, event["artifact_path"]))
                 if not same:
                     raise RegistryError(
                         f"registry {self.path}: {entry_id} is already registered with other metrics, "
