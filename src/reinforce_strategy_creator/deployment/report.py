@@ -185,6 +185,8 @@ def accounts_figure(reports: Mapping[str, tuple[AccountState | None, list[dict[s
         pnl.set_ylabel("P&L")
         pnl.legend(fontsize=8)
         pnl.grid(True, alpha=0.3)
+        eq.tick_params(labelbottom=False)
+        pos.tick_params(labelbottom=False)
         for label in pnl.get_xticklabels():
             label.set_rotation(30)
     return fig
