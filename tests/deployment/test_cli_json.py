@@ -15,9 +15,12 @@ import sys
 from pathlib import Path
 
 from reinforce_strategy_creator.cli import load_deployment_params
-from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, PaperBroker
+from reinforce_strategy_creator.deployment import (
+    AccountStore,
+    ModelRegistry,
+    PaperBroker,
+)
 from reinforce_strategy_creator.paths import resolve_in_project
-
 from tests.conftest import PROJECT_ROOT
 
 from .conftest import alternating_policy, make_prices
@@ -29,7 +32,7 @@ def _kedro(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200"}
     env.pop("KEDRO_LOGGING_CONFIG", None)
     result = subprocess.run([str(KEDRO), *args], cwd=root, env=env, capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result
 

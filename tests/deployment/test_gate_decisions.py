@@ -51,6 +51,16 @@ def test_decisions_are_recorded_in_order_with_their_extras(tmp_path):
     assert [x["event"] for x in lines] == ["register", "promote", "gate_decision", "gate_decision"]
 
 
+def test_numpy_values_are_recorded_as_plain_json(tmp_path):
+    import numpy as np
+
+    reg = ModelRegistry(tmp_path / "registry.jsonl")
+    event = reg.record_gate_decision(_decision(passed=np.bool_(False), sharpe=np.float64(0.5),
+                                               n_bars=np.int64(120), per_seed=[np.float32(0.25)]))
+    assert event["passed"] is False and reg.gate_decisions()[0]["n_bars"] == 120
+    assert reg.gate_decisions()[0]["per_seed"] == [0.25]
+
+
 def test_a_registry_written_before_gate_decisions_still_loads(tmp_path):
     path = tmp_path / "registry.jsonl"
     old = [{"at": "2026-01-01T00:00:00+00:00", "event": "register", "entry_id": "ppo-v1-seed0",

@@ -127,7 +127,7 @@ def _model(spec, role=PRODUCTION):
 def test_refused_exactly_when_a_recorded_period_overlaps_the_bars_to_trade(train, validation, trade, role):
     params = project_params()
     base = pd.Timestamp("2017-01-02")
-    day = lambda i: (base + pd.Timedelta(days=i)).isoformat()  # noqa: E731
+    day = lambda i: (base + pd.Timedelta(days=i)).isoformat()
     train, validation, trade = sorted(train), sorted(validation), sorted(trade)
     names = ["feat_a"]
     scaler = {"feature_names": names}
@@ -144,8 +144,9 @@ def test_refused_exactly_when_a_recorded_period_overlaps_the_bars_to_trade(train
         return period[0] <= trade[1] and trade[0] <= period[1]
 
     expected = overlaps(train) or overlaps(validation)
-    kwargs = dict(scaler=scaler, feature_names=names, feature_spec=params["feature_engineering"]["features"],
-                  environment=params["environment"], trade_bars=bars)
+    kwargs = {"scaler": scaler, "feature_names": names,
+              "feature_spec": params["feature_engineering"]["features"],
+              "environment": params["environment"], "trade_bars": bars}
     if expected:
         with pytest.raises(ProvenanceError, match="overlaps the bars it would trade"):
             check_policy_provenance(_model(spec, role), **kwargs)

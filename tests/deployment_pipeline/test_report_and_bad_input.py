@@ -127,6 +127,12 @@ def test_feed_missing_an_already_processed_bar_is_refused(traded):
     _assert_refused(traded, r"2018-01-10 was already processed")
 
 
+def test_stale_feed_ending_before_the_accounts_last_bar_is_refused(traded):
+    _rewrite_feed(traded, raw_rows(end="2018-02-20"))  # an older copy of the feed file
+    _assert_refused(traded, r"feed ends at 2018-02-20, but the paper account .*account already "
+                            r"processed bars up to 2018-02-27 .*stale")
+
+
 def test_feed_going_back_in_time_is_refused(traded):
     rows = raw_rows(end="2018-02-28")
     rows = pd.concat([rows.iloc[:-2], rows.iloc[[-1, -2]]])  # the last two bars swapped

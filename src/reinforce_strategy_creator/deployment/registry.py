@@ -331,6 +331,17 @@ def _iso_date(value: Any) -> bool:
     return True
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars (e.g. a ``numpy.bool_`` verdict, a ``numpy.float64`` Sharpe) as Python values."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if type(value).__module__ == "numpy" and callable(getattr(value, "item", None)):
+        return value.item()
+    return value
+
+
 def validate_gate_decision(decision: Any, source: str = "registry") -> dict[str, Any]:
     """A gate decision as it is recorded (``{"event": "gate_decision", ...}``), or a
     :class:`RegistryError` naming the missing or bad key."""
@@ -338,6 +349,7 @@ def validate_gate_decision(decision: Any, source: str = "registry") -> dict[str,
            "'end': ISO date}, 'config_sha256': str, 'passed': bool} plus any JSON-able extras")
     if not isinstance(decision, Mapping):
         raise RegistryError(f"{source}: a gate decision must be a dict, got {type(decision).__name__}; {how}.")
+    decision = _plain(decision)
     missing = [k for k in GATE_DECISION_REQUIRED if k not in decision]
     if missing:
         raise RegistryError(f"{source}: gate decision lacks {missing}; {how}.")

@@ -16,7 +16,8 @@ What:
   account and each account's committed figures (paths relative to the project root).
 * :func:`check_feed_against_account` — the feed must agree with the bars the account already
   processed (same Open/Close for every recorded bar inside the feed's date range, none
-  missing): a feed that rewrites history is refused, nothing is traded.
+  missing) and may not end before the account's last bar (a stale feed): a feed that rewrites
+  or loses history is refused, nothing is traded.
 * :func:`check_feed_matches_training` — the feed's columns and bar frequency (median spacing)
   must match the training table's.
 
@@ -106,6 +107,12 @@ def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, An
     marks = marks_frame(equity_log)
     if marks.empty or feed.empty:
         return
+    if feed.index[-1] < marks.index[-1]:
+        raise FeedMismatchError(
+            f"{source}: the feed ends at {feed.index[-1].date()}, but the paper account {account} "
+            f"already processed bars up to {marks.index[-1].date()} (equity.jsonl): the feed is stale "
+            "(an older copy of the file?). Point deployment.market_feed at the current feed "
+            "(--params deployment.feed_filepath=...); nothing was traded and the account is unchanged.")
     inside = marks[(marks.index >= feed.index[0]) & (marks.index <= feed.index[-1])]
     missing = inside.index.difference(feed.index)
     if len(missing):
