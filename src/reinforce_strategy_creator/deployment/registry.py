@@ -158,7 +158,13 @@ class ModelRegistry:
                 return []
             at = _now()
             new = [{"at": at, **event} for event in new]
-            lines = [json.dumps(event, sort_keys=True, allow_nan=False) for event in new]
+            try:
+                lines = [json.dumps(event, sort_keys=True, allow_nan=False) for event in new]
+            except (TypeError, ValueError) as exc:
+                raise RegistryError(
+                    f"registry {self.path}: the {new[0]['event']} event holds a value JSON cannot "
+                    f"store ({exc}); metrics must be plain numbers (NaN/inf: record null). Nothing "
+                    "was written.") from exc
             fold(history + [json.loads(line) for line in lines], source=str(self.path))  # still folds
             append_lines_durable(self.path, lines)  # one write: all the events or (torn) none
         return new
