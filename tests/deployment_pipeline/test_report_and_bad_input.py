@@ -169,3 +169,11 @@ def test_policy_artifact_that_fails_to_load_names_entry_artifact_and_version(tra
 def test_corrupt_state_is_never_reset(traded, garbage, which):
     (getattr(traded, which) / "state.json").write_bytes(garbage)
     _assert_refused(traded, rf"{which}/state\.json.*(restore|Restore).*backup")
+
+
+def test_one_folder_for_both_accounts_is_refused(world):
+    world.write_evaluation(V1, passed=True)
+    world.shadow_account = world.account  # a catalog that gives both accounts one folder
+    with pytest.raises(Exception, match="same folder .*own filepath"):
+        world.run()
+    assert not world.account.exists() or not (world.account / "state.json").exists()

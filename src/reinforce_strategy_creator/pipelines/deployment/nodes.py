@@ -6,6 +6,7 @@ these functions take loaded data and return data.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pandas as pd
@@ -21,7 +22,13 @@ from reinforce_strategy_creator.deployment.report import (
     paper_status,
     report_status,
 )
-from reinforce_strategy_creator.deployment.session import ProductionModel, run_paper_session
+from reinforce_strategy_creator.deployment.session import (
+    PRODUCTION,
+    SHADOW,
+    PaperSessionError,
+    ProductionModel,
+    run_paper_session,
+)
 from reinforce_strategy_creator.deployment.state import StagedAccount
 from reinforce_strategy_creator.market_data import IngestionSettings, normalise_prices
 
@@ -83,6 +90,12 @@ def paper_trade(
     Both are staged in memory; a refusal of either (provenance, feed) raises before Kedro
     saves anything, so neither account is written.
     """
+    if account.folder.resolve() == shadow_account.folder.resolve():
+        raise PaperSessionError(
+            f"deployment.account and deployment.shadow_account are the same folder {account.folder}; "
+            "give the shadow account its own filepath in conf/base/catalog_deployment.yml.")
+    production = dataclasses.replace(production, role=PRODUCTION)
+    champion = dataclasses.replace(champion, role=SHADOW)
     status = {
         "production": run_paper_session(production, account, feed, feature_scaler, model_input_train,
                                         environment, features, deployment, splits),
