@@ -3,12 +3,16 @@
 * ``kedro models list | promote <id> [--force --reason ...] | rollback [--reason ...]``
   manage the file-backed model registry. (Named ``models`` so that Kedro's built-in
   ``kedro registry list|describe``, which lists pipelines, keeps working untouched.)
-* ``kedro paper status`` shows the paper account; ``kedro paper clear-halt --reason ...``
-  clears a kill-switch or drift halt, recording who, when and why.
+* ``kedro paper status [--json]`` shows both paper accounts (production: the promoted model;
+  shadow: the newest registered champion); ``kedro paper clear-halt --reason ...
+  [--account shadow]`` clears a kill-switch or drift halt, recording who, when and why.
+
+``--json`` output is one JSON document on stdout; logs go to stderr (conf/logging.yml), so
+``kedro models list --json | jq .`` works. Paths are shown relative to the project root.
 
 Limits come from ``deployment:`` in the project's parameters and the registry file / account
-folder from the catalog entries ``deployment.model_registry`` / ``deployment.account`` (the
-same ones the pipeline uses), read with Kedro's ``OmegaConfigLoader`` (``conf/base``
+folders from the catalog entries ``deployment.model_registry`` / ``deployment.account`` /
+``deployment.shadow_account`` (the same ones the pipeline uses), read with Kedro's ``OmegaConfigLoader`` (``conf/base``
 overlaid by ``--env``, default ``local``).
 """
 
@@ -30,6 +34,7 @@ from reinforce_strategy_creator.deployment import (
     reconcile,
     resolve_mode,
 )
+from reinforce_strategy_creator.paths import display_path
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 logger = logging.getLogger(__name__)
@@ -62,7 +67,8 @@ def load_deployment_params(env: str | None = None, project_path: Path | None = N
             raise click.ClickException(str(exc)) from exc
     paths = {}
     for key, name in (("registry_path", "deployment.model_registry"),
-                      ("account_dir", "deployment.account")):
+                      ("account_dir", "deployment.account"),
+                      ("shadow_account_dir", "deployment.shadow_account")):
         entry = catalog.get(name) or {}
         if "filepath" not in entry:
             raise click.ClickException(
@@ -95,6 +101,12 @@ def _fail(exc: ValueError) -> click.ClickException:
     return click.ClickException(str(exc))
 
 
+def _shown(path: str | None) -> str | None:
+    """A recorded path as people and scripts should see it: relative to the project root when
+    it lies inside the project (an older registry may hold absolute paths)."""
+    return display_path(path) if path and Path(path).is_absolute() else path
+
+
 @models.command("list")
 @click.option("--status", type=click.Choice(["candidate", "production", "archived"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -109,11 +121,11 @@ def registry_list(status: str | None, as_json: bool, env: str | None) -> None:
     if as_json:
         click.echo(json.dumps([{"entry_id": e.entry_id, "status": e.status, "agent": e.agent,
                                 "version": e.version, "seed": e.seed, "verdict": e.verdict,
-                                "metrics": e.metrics, "artifact_path": e.artifact_path}
+                                "metrics": e.metrics, "artifact_path": _shown(e.artifact_path)}
                                for e in entries], indent=2, sort_keys=True))
         return
     if not entries:
-        click.echo(f"No models registered in {params.registry_path}.")
+        click.echo(f"No models registered in {display_path(params.registry_path)}.")
         return
     click.echo(_models_table(entries))
     click.echo("All metrics: kedro models list --json")
@@ -177,35 +189,66 @@ def paper() -> None:
     """Paper-trading account operations."""
 
 
-@paper.command("status")
-@_env_option
-def paper_status(env: str | None) -> None:
-    """Show the paper account and check that its logs reconcile."""
-    params = load_deployment_params(env)
-    store = AccountStore(params.account_dir)
+ACCOUNT_LABELS = {
+    "production": "PRODUCTION account (trades only the promoted model)",
+    "shadow": "SHADOW account (trades the newest registered champion, whatever its verdict)",
+}
+
+
+def _account_facts(folder: Path) -> dict:
+    """What `kedro paper status` shows for one account, after checking that its logs replay."""
+    store = AccountStore(folder)
     if not store.exists():
-        click.echo(f"No paper account yet at {params.account_dir}.")
-        return
+        return {"account": display_path(folder), "exists": False}
     try:
         s = reconcile(store)
     except ValueError as exc:
         raise _fail(exc) from exc
-    click.echo(f"account      {params.account_dir}\nlast bar     {s.last_bar}\n"
-               f"cash         {s.cash:,.2f}\nshares       {s.shares}\n"
-               f"equity       {s.equity:,.2f}\nposition     {s.position:.4f}\n"
-               f"drawdown     {s.drawdown:.2%}\nmodel        {s.active_model_id}\n"
-               f"day stop     {s.day_loss_stop}\nhalted       {s.halted}"
-               + (f" ({s.halt_reason})" if s.halted else "") + "\nreconciled   yes")
+    return {"account": display_path(folder), "exists": True, "last_bar": s.last_bar, "cash": s.cash,
+            "shares": s.shares, "equity": s.equity, "position": s.position, "drawdown": s.drawdown,
+            "model": s.active_model_id, "day_loss_stop": s.day_loss_stop, "halted": s.halted,
+            "halt_reason": s.halt_reason, "bars_processed": s.bars_processed, "reconciled": True}
+
+
+def _account_text(role: str, f: dict) -> str:
+    if not f["exists"]:
+        why = ("no model promoted yet: `kedro models list`, then `kedro models promote <id>`"
+               if role == "production" else "no champion registered yet: run the evaluation")
+        return f"{ACCOUNT_LABELS[role]}\nNo {role} paper account yet at {f['account']} ({why})."
+    return (f"{ACCOUNT_LABELS[role]}\naccount      {f['account']}\nlast bar     {f['last_bar']}\n"
+            f"cash         {f['cash']:,.2f}\nshares       {f['shares']}\n"
+            f"equity       {f['equity']:,.2f}\nposition     {f['position']:.4f}\n"
+            f"drawdown     {f['drawdown']:.2%}\nmodel        {f['model']}\n"
+            f"day stop     {f['day_loss_stop']}\nhalted       {f['halted']}"
+            + (f" ({f['halt_reason']})" if f["halted"] else "") + "\nreconciled   yes")
+
+
+@paper.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_env_option
+def paper_status(as_json: bool, env: str | None) -> None:
+    """Show both paper accounts (production and shadow) and check that their logs reconcile."""
+    params = load_deployment_params(env)
+    facts = {"production": _account_facts(params.account_dir),
+             "shadow": _account_facts(params.shadow_account_dir)}
+    if as_json:
+        click.echo(json.dumps({"registry": display_path(params.registry_path), **facts},
+                              indent=2, sort_keys=True))
+        return
+    click.echo("\n\n".join(_account_text(role, f) for role, f in facts.items()))
 
 
 @paper.command("clear-halt")
 @click.option("--reason", required=True, help="Why trading may resume (recorded).")
+@click.option("--account", "which", type=click.Choice(["production", "shadow"]), default="production",
+              help="Which paper account (default: production).")
 @_env_option
-def paper_clear_halt(reason: str, env: str | None) -> None:
+def paper_clear_halt(reason: str, which: str, env: str | None) -> None:
     """Clear a drawdown kill-switch or drift halt so the account may trade again."""
     params = load_deployment_params(env)
+    folder = params.account_dir if which == "production" else params.shadow_account_dir
     try:
-        clear_halt(AccountStore(params.account_dir), reason)
+        clear_halt(AccountStore(folder), reason)
     except ValueError as exc:
         raise _fail(exc) from exc
-    click.echo(f"Halt cleared for {params.account_dir}: {reason}")
+    click.echo(f"Halt cleared for the {which} account {display_path(folder)}: {reason}")

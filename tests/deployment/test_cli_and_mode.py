@@ -31,6 +31,7 @@ def test_params_come_from_project_config(tmp_project):
     assert p.mode == "paper_trading"
     assert p.registry_path == tmp_project / "data/07_model_output/registry.jsonl"
     assert p.account_dir == tmp_project / "data/07_model_output/paper_account"
+    assert p.shadow_account_dir == tmp_project / "data/07_model_output/shadow_account"
     assert p.risk.max_drawdown == 0.20
     # costs and capital are the environment's, never copies
     assert p.costs.commission_bps == 2.0 and p.costs.slippage_bps == 3.0
@@ -77,10 +78,15 @@ def test_registry_commands(tmp_project):
     assert good2 in listing.output and bad not in listing.output
 
 
-def test_paper_clear_halt_and_status(tmp_project):
+@pytest.mark.parametrize("which", ["production", "shadow"])
+def test_paper_clear_halt_and_status(tmp_project, which):
     params = load_deployment_params()
-    store = AccountStore(params.account_dir)
-    assert "No paper account" in _invoke("paper", "status").output
+    folder = params.account_dir if which == "production" else params.shadow_account_dir
+    other = params.shadow_account_dir if which == "production" else params.account_dir
+    store = AccountStore(folder)
+    empty = _invoke("paper", "status").output
+    assert "No production paper account yet" in empty and "No shadow paper account yet" in empty
+    assert "PRODUCTION account" in empty and "SHADOW account" in empty
     prices = make_prices(60, seed=8)
     prices.loc[prices.index[30]:, ["Open", "Close"]] *= 0.6  # crash -> kill switch
     PaperBroker(store, initial_capital=params.initial_capital, costs=params.costs,
@@ -89,13 +95,19 @@ def test_paper_clear_halt_and_status(tmp_project):
     status = _invoke("paper", "status")
     assert status.exit_code == 0 and "halted       True" in status.output
     assert "reconciled   yes" in status.output
+    section = status.output.split("\n\n")[0 if which == "production" else 1]
+    assert section.startswith(which.upper()) and "halted       True" in section
+    assert f"No {'shadow' if which == 'production' else 'production'} paper account yet" in status.output
     missing = CliRunner().invoke(cli, ["paper", "clear-halt"])
     assert missing.exit_code != 0 and "--reason" in missing.output
-    ok = _invoke("paper", "clear-halt", "--reason", "post-mortem done")
-    assert ok.exit_code == 0 and not store.load().halted
+    args = ["paper", "clear-halt", "--reason", "post-mortem done"] + (
+        ["--account", "shadow"] if which == "shadow" else [])
+    ok = _invoke(*args)
+    assert ok.exit_code == 0 and not store.load().halted and which in ok.output
+    assert not AccountStore(other).exists()  # the other account was not touched
     ev = store.read_log("events")[-1]
     assert ev["kind"] == "clear_halt" and ev["reason"] == "post-mortem done" and ev["by"]
-    again = _invoke("paper", "clear-halt", "--reason", "x")
+    again = _invoke(*args[:3], "x", *args[4:])
     assert again.exit_code != 0 and "not halted" in again.output
 
 

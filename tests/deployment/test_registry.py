@@ -118,3 +118,12 @@ def test_corruption_before_the_end_is_an_error(tmp_path):
     reg.path.write_text(lines[0][:-5] + "\n" + lines[1] + "\n")
     with pytest.raises(RegistryError, match="line 1 is not valid JSON"):
         reg.list()
+
+
+def test_a_metric_json_cannot_store_is_refused_and_nothing_is_written(tmp_path):
+    reg = _reg(tmp_path)
+    _register(reg, seed=1)
+    before = reg.path.read_bytes()
+    with pytest.raises(RegistryError, match="register event holds a value JSON cannot store"):
+        reg.register(agent="ppo", version="v9", seed=0, metrics={"sharpe": float("nan")}, verdict=PASS)
+    assert reg.path.read_bytes() == before

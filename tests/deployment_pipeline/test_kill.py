@@ -72,13 +72,18 @@ def test_random_sigkills_of_pipeline_runs(world):
                 ModelRegistry(world.registry).state()
                 if store.exists():
                     committed_after_kill += reconcile(store).bars_processed > before
+                if AccountStore(world.shadow_account).exists():
+                    reconcile(AccountStore(world.shadow_account))
             except ValueError:
                 inconsistencies += 1
         _run(world.folder, None)
-    state = reconcile(AccountStore(world.account))
-    orders = AccountStore(world.account).read_log("orders", state)
-    duplicates = len(orders) - len({o["bar"] for o in orders})
-    identical = _files(world.account) == _files(ref / "account")
+    duplicates = 0
+    for folder in (world.account, world.shadow_account):
+        state = reconcile(AccountStore(folder))
+        orders = AccountStore(folder).read_log("orders", state)
+        duplicates += len(orders) - len({o["bar"] for o in orders})
+    identical = (_files(world.account) == _files(ref / "account")
+                 and _files(world.shadow_account) == _files(ref / "shadow_account"))
     registry_events = [json.loads(x)["event"] for x in world.registry.read_text().splitlines()]
     print(f"\nKILL TEST (pipeline path): {kills} SIGKILLs, {committed_after_kill} runs committed "
           f"before being killed, {inconsistencies} inconsistent states, {duplicates} duplicated "
@@ -88,7 +93,12 @@ def test_random_sigkills_of_pipeline_runs(world):
     assert registry_events == ["register", "promote"]
 
 
-def test_a_crash_inside_the_batch_commit_is_redone_exactly_once(world, monkeypatch):
+@pytest.mark.parametrize("crash_at", [2, 4])
+def test_a_crash_inside_the_batch_commit_is_redone_exactly_once(world, monkeypatch, crash_at):
+    """Writes of state.json: 1/3 initialise an account, 2/4 are the batch commit points of the
+    first / second account saved. A crash at either leaves that account's logs appended but
+    not committed; the next run redoes its bars once, and both accounts end byte-identical
+    to an uninterrupted run."""
     world.write_evaluation(V1, passed=True)
     ref = World(world.folder.parent / "reference")  # same inputs, never interrupted
     shutil.copytree(world.folder, ref.folder, dirs_exist_ok=True)
@@ -99,16 +109,21 @@ def test_a_crash_inside_the_batch_commit_is_redone_exactly_once(world, monkeypat
 
     def dying_write(path, data):
         calls["n"] += 1
-        if calls["n"] == 2:  # 1: initialise the account, 2: the batch's commit point
+        if calls["n"] == crash_at:
             raise KeyboardInterrupt("simulated kill between log append and state commit")
         return real(path, data)
 
     monkeypatch.setattr(state_module, "atomic_write_json", dying_write)
     with pytest.raises(KeyboardInterrupt):
         world.run()
-    store = AccountStore(world.account)
-    assert store.load().bars_processed == 0  # logs were appended but never committed
-    assert any(p.stat().st_size for p in world.account.glob("*.jsonl"))
+    stores = [AccountStore(f) for f in (world.account, world.shadow_account)]
+    crashed = [s for s in stores if s.exists() and s.load().bars_processed == 0]
+    assert len(crashed) == 1  # logs were appended but never committed
+    assert any(p.stat().st_size for p in crashed[0].folder.glob("*.jsonl"))
+    if crash_at == 4:  # the first account saved had committed everything
+        done = next(s for s in stores if s is not crashed[0])
+        assert reconcile(done).bars_processed > 0
     monkeypatch.setattr(state_module, "atomic_write_json", real)
     world.run()
     assert _files(world.account) == _files(ref.account)
+    assert _files(world.shadow_account) == _files(ref.shadow_account)

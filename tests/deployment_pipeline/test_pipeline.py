@@ -19,47 +19,67 @@ def _files(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
-def _orders(world):
-    store = AccountStore(world.account)
+def _orders(folder):
+    store = AccountStore(folder)
     return store.read_log("orders", store.load())
 
 
-def test_no_production_model_trades_nothing_and_says_how_to_promote(world, caplog):
+def test_a_failed_champion_trades_in_the_shadow_account_and_not_in_production(world, caplog):
     world.write_evaluation(V1, passed=False)
     with caplog.at_level(logging.WARNING):
         status = world.run()
-    assert status["status"] == "no_production_model"
-    assert "kedro models promote" in status["message"] and "--force --reason" in status["message"]
+    prod, shadow = status["production"], status["shadow"]
+    assert prod["status"] == "no_production_model" and prod["account_exists"] is False
+    assert "kedro models promote" in prod["message"] and "--force --reason" in prod["message"]
     assert "kedro models promote" in caplog.text
-    assert not (world.account / "state.json").exists()  # account untouched (never created)
+    assert not (world.account / "state.json").exists()  # production untouched (never created)
     entries = ModelRegistry(world.registry).list()
     assert [e.status for e in entries] == ["candidate"] and not entries[0].passed
+
+    # the shadow account traded the failed champion on the held-back bars
+    v1 = f"ppo-{V1}-seed0"
+    n_2018 = int((pd.to_datetime(raw_rows()["Date"], format="%m/%d/%Y") >= "2018-01-01").sum())
+    assert shadow["status"] == "traded" and shadow["model"] == v1 and shadow["model_verdict_passed"] is False
+    assert shadow["bars_processed_this_run"] == n_2018 and shadow["first_bar"] == "2018-01-02T00:00:00"
+    store = AccountStore(world.shadow_account)
+    state = reconcile(store)
+    assert state.bars_processed == n_2018 and state.active_model_id == v1
+    assert {o["model_id"] for o in store.read_log("orders", state)} == {v1}
+    assert shadow["equity"] == state.equity and shadow["buy_and_hold_equity"] is not None
+    assert status["summary"][0].startswith("production: no model is promoted")
+    assert status["summary"][1].startswith(f"shadow: {v1} (verdict FAILED) traded {n_2018} bar(s)")
 
 
 def test_register_once_trade_rerun_and_append_one_bar(world):
     world.write_evaluation(V1, passed=True)
     status = world.run()
-    assert status["status"] == "traded" and status["production_model"] == f"ppo-{V1}-seed0"
+    prod = status["production"]
+    assert prod["status"] == "traded" and prod["model"] == f"ppo-{V1}-seed0"
     n_2018 = int((pd.to_datetime(raw_rows()["Date"], format="%m/%d/%Y") >= "2018-01-01").sum())
-    assert status["bars_processed_this_run"] == n_2018 and status["first_bar"] == "2018-01-02T00:00:00"
-    registry_bytes, account = world.registry.read_bytes(), _files(world.account)
+    assert prod["bars_processed_this_run"] == n_2018 and prod["first_bar"] == "2018-01-02T00:00:00"
+    # the same champion in the shadow account: the same decisions on the same bars
+    assert status["shadow"]["model"] == prod["model"] and status["shadow"]["equity"] == prod["equity"]
+    registry_bytes = world.registry.read_bytes()
+    account, shadow = _files(world.account), _files(world.shadow_account)
     events = [json.loads(line)["event"] for line in registry_bytes.splitlines()]
     assert events == ["register", "promote"]
 
     # same evaluation again, no new bars: nothing changes anywhere
     again = world.run()
-    assert again["status"] == "no_new_bars" and again["bars_processed_this_run"] == 0
-    assert world.registry.read_bytes() == registry_bytes and _files(world.account) == account
+    for role in ("production", "shadow"):
+        assert again[role]["status"] == "no_new_bars" and again[role]["bars_processed_this_run"] == 0
+    assert world.registry.read_bytes() == registry_bytes
+    assert _files(world.account) == account and _files(world.shadow_account) == shadow
 
-    # one more bar in the feed: exactly one new decision, logs still reconcile
+    # one more bar in the feed: exactly one new decision in each account, logs still reconcile
     write_feed(world.feed, end="2018-02-28")
     one = world.run(tags=["paper"])
-    assert one["bars_processed_this_run"] == 1 and one["last_bar"] == "2018-02-28T00:00:00"
-    orders = _orders(world)
-    assert len(orders) == n_2018 + 1 and orders[-1]["bar"] == "2018-02-28T00:00:00"
-    assert len({o["bar"] for o in orders}) == len(orders)
-    state = reconcile(AccountStore(world.account))
-    assert state.bars_processed == n_2018 + 1
+    for role, folder in (("production", world.account), ("shadow", world.shadow_account)):
+        assert one[role]["bars_processed_this_run"] == 1 and one[role]["last_bar"] == "2018-02-28T00:00:00"
+        orders = _orders(folder)
+        assert len(orders) == n_2018 + 1 and orders[-1]["bar"] == "2018-02-28T00:00:00"
+        assert len({o["bar"] for o in orders}) == len(orders)
+        assert reconcile(AccountStore(folder)).bars_processed == n_2018 + 1
 
 
 def test_fills_use_the_environment_costs_and_capital(world):
@@ -97,7 +117,9 @@ def test_model_switch_after_promotion_and_rollback_continues_the_account(world, 
     switch = [e for e in store.read_log("events", state) if e["kind"] == "model_switch"]
     assert switch == [{"bar": "2018-02-28T00:00:00", "kind": "model_switch",
                        "from": f"ppo-{V1}-seed0", "to": v2}]
-    assert _orders(world)[-1]["model_id"] == v2 and "switches model" in caplog.text
+    assert _orders(world.account)[-1]["model_id"] == v2 and "switches model" in caplog.text
+    shadow = AccountStore(world.shadow_account)  # the shadow account switched to the new champion too
+    assert [e for e in shadow.read_log("events") if e["kind"] == "model_switch"] == switch
 
     ModelRegistry(world.registry).rollback(reason="test rollback", actor="pytest")
     write_feed(world.feed, end="2018-03-01")
@@ -106,6 +128,8 @@ def test_model_switch_after_promotion_and_rollback_continues_the_account(world, 
     assert ModelRegistry(world.registry).production().entry_id == f"ppo-{V1}-seed0"
     assert state.active_model_id == f"ppo-{V1}-seed0" and state.bars_processed == n_before + 2
     reconcile(AccountStore(world.account))
+    # the shadow account keeps trading the newest registered champion, whatever production is
+    assert reconcile(shadow).active_model_id == v2 and shadow.load().bars_processed == n_before + 2
 
 
 def test_drift_alerts_are_recorded_and_can_halt_flat(world):
@@ -117,7 +141,7 @@ def test_drift_alerts_are_recorded_and_can_halt_flat(world):
     events = store.read_log("events", state)
     assert any(e["kind"] == "drift_alert" for e in events)
     halts = [e for e in events if e["kind"] == "halt"]
-    assert halts and halts[0]["cause"] == "drift" and state.halted and status["halted"]
+    assert halts and halts[0]["cause"] == "drift" and state.halted and status["production"]["halted"]
     after = [o for o in store.read_log("orders", state) if o["bar"] >= halts[0]["bar"]]
     assert after and all(o["target"] == 0.0 and o["reason"].startswith("halted") for o in after)
 
@@ -177,6 +201,7 @@ def test_a_policy_trained_with_another_scaler_is_refused(world):
     V3 = "2026-03-03T00.00.00.000Z"
     world.make_policy(V3, torch_seed=3, scaler_sha="0" * 64)
     world.write_evaluation(V3, passed=True)
-    with pytest.raises(Exception, match="different feature_scaler"):
+    with pytest.raises(Exception, match="feature_scaler .*differs"):
         world.run()
     assert not (world.account / "state.json").exists()  # nothing traded, nothing half-written
+    assert not (world.shadow_account / "state.json").exists()

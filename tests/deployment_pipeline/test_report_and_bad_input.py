@@ -33,11 +33,12 @@ def traded(world):
     return world
 
 
-def test_status_and_png_report_the_committed_account_against_buy_and_hold(traded):
-    status = json.loads(traded.status.read_text())
-    store = AccountStore(traded.account)
+@pytest.mark.parametrize("role", ["production", "shadow"])
+def test_status_and_png_report_the_committed_account_against_buy_and_hold(traded, role):
+    status = json.loads(traded.status.read_text())[role]
+    store = AccountStore(traded.account if role == "production" else traded.shadow_account)
     state = store.load()
-    assert status["production_model_version"] == V1
+    assert status["model_version"] == V1 and status["role"] == role
     assert status["account_exists"] is True
     for key in ("cash", "position", "equity", "last_bar", "halted"):
         assert status[key] == getattr(state, key), key
@@ -56,10 +57,36 @@ def test_status_and_png_report_the_committed_account_against_buy_and_hold(traded
     assert status["buy_and_hold_pnl"] == pytest.approx(status["buy_and_hold_equity"] - capital, abs=0.01)
 
 
+def test_png_labels_both_accounts(world):
+    """The figure has one titled column per account; without a production model that column
+    says so and the shadow column still shows the champion's equity."""
+    from reinforce_strategy_creator.datasets.deployment import PaperAccountDataset
+    from reinforce_strategy_creator.pipelines.deployment.nodes import report_accounts
+
+    world.write_evaluation(V1, passed=False)
+    written = world.run()
+    production = PaperAccountDataset(str(world.account)).load()
+    shadow = PaperAccountDataset(str(world.shadow_account)).load()
+    assert production.state is None and shadow.state is not None
+    session = {r: {**written[r], "mode": written["mode"], "registry": written["registry"]}
+               for r in ("production", "shadow")}
+    status, fig = report_accounts(production, shadow, session, world.params["environment"])
+    assert status == written  # what the pipeline wrote
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].startswith("PRODUCTION account") and titles[1].startswith("SHADOW account")
+    assert f"ppo-{V1}-seed0" in titles[1] and "verdict FAILED" in titles[1]
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("No production account: no model is promoted" in t for t in texts)
+    curves = [line for ax in fig.axes for line in ax.get_lines() if line.get_label() == "shadow account"]
+    assert len(curves) == 1 and len(curves[0].get_xdata()) == shadow.state.bars_processed
+
+
 def test_no_production_model_still_writes_a_report_that_says_so(world):
     world.write_evaluation(V1, passed=False)
     status = world.run()
-    assert status["status"] == "no_production_model" and status["account_exists"] is False
+    assert status["production"]["status"] == "no_production_model"
+    assert status["production"]["account_exists"] is False
+    assert status["shadow"]["status"] == "traded" and status["shadow"]["account_exists"] is True
     assert world.png.read_bytes()[:8] == PNG_MAGIC
     assert not world.account.exists() or not (world.account / "state.json").exists()
 
@@ -76,11 +103,12 @@ def _rewrite_feed(world, rows: pd.DataFrame) -> None:
     rows.to_csv(world.feed, index=False)
 
 
-def _assert_refused(world, match: str) -> None:
-    before = _files(world.account)
+def _assert_refused(world, match: str, tags=("paper",)) -> None:
+    """Refused with ``match``; both account folders byte-identical afterwards."""
+    before = [_files(f) if f.exists() else None for f in (world.account, world.shadow_account)]
     with pytest.raises(Exception, match=match):
-        world.run(tags=["paper"])
-    assert _files(world.account) == before
+        world.run(tags=list(tags) if tags else None)
+    assert [_files(f) if f.exists() else None for f in (world.account, world.shadow_account)] == before
 
 
 def test_feed_rewriting_an_already_processed_bar_is_refused(traded):
@@ -97,6 +125,12 @@ def test_feed_missing_an_already_processed_bar_is_refused(traded):
     rows = rows[pd.to_datetime(rows["Date"], format="%m/%d/%Y") != "2018-01-10"]
     _rewrite_feed(traded, rows)
     _assert_refused(traded, r"2018-01-10 was already processed")
+
+
+def test_stale_feed_ending_before_the_accounts_last_bar_is_refused(traded):
+    _rewrite_feed(traded, raw_rows(end="2018-02-20"))  # an older copy of the feed file
+    _assert_refused(traded, r"feed ends at 2018-02-20, but the paper account .*account already "
+                            r"processed bars up to 2018-02-27 .*stale")
 
 
 def test_feed_going_back_in_time_is_refused(traded):
@@ -131,6 +165,15 @@ def test_policy_artifact_that_fails_to_load_names_entry_artifact_and_version(tra
 
 
 @pytest.mark.parametrize("garbage", [b"{not json", b"", b"[1, 2]"])
-def test_corrupt_state_is_never_reset(traded, garbage):
-    (traded.account / "state.json").write_bytes(garbage)
-    _assert_refused(traded, r"state\.json.*(restore|Restore).*backup")
+@pytest.mark.parametrize("which", ["account", "shadow_account"])
+def test_corrupt_state_is_never_reset(traded, garbage, which):
+    (getattr(traded, which) / "state.json").write_bytes(garbage)
+    _assert_refused(traded, rf"{which}/state\.json.*(restore|Restore).*backup")
+
+
+def test_one_folder_for_both_accounts_is_refused(world):
+    world.write_evaluation(V1, passed=True)
+    world.shadow_account = world.account  # a catalog that gives both accounts one folder
+    with pytest.raises(Exception, match="same folder .*own filepath"):
+        world.run()
+    assert not world.account.exists() or not (world.account / "state.json").exists()

@@ -28,6 +28,7 @@ from reinforce_strategy_creator.features import (
     build_model_input,
     compute_features,
     feature_columns,
+    feature_spec_sha256,
     fit_scaler,
     max_lookback,
     scaler_sha256,
@@ -78,6 +79,7 @@ class World:
             write_feed(self.feed, start="1999-01-01" if self.full_history else "2015-06-01")
         self.registry = self.folder / "registry.jsonl"
         self.account = self.folder / "account"
+        self.shadow_account = self.folder / "shadow_account"
         self.status = self.folder / "paper_status.json"
         self.png = self.folder / "paper_account_equity.png"
         self.champion = self.folder / "champion.json"
@@ -108,7 +110,11 @@ class World:
         return json.loads(self.scaler_path.read_text())["feature_names"]
 
     def make_policy(self, version: str, torch_seed: int, agent: str = "ppo",
-                    scaler_sha: str | None = None) -> None:
+                    scaler_sha: str | None = None, spec_overrides: dict[str, Any] | None = None,
+                    drop: tuple[str, ...] = ()) -> None:
+        """A policy artifact recording what training records (scaler and feature-spec
+        fingerprints, environment, training and validation periods); ``spec_overrides`` /
+        ``drop`` change that record to test deployment's provenance checks."""
         env = self.params["environment"]
         W, n_state = env["window"], 3
         spec = {"kind": "actor_critic", "algorithm": agent, "obs_dim": W * len(self.feature_names) + n_state,
@@ -119,9 +125,18 @@ class World:
         with torch.no_grad():  # make the random policy decisive enough to trade
             for p in policy.parameters():
                 p.mul_(30.0)
+        train_index = pd.read_parquet(self.train_path).index
+        validation = self.params["feature_engineering"]["splits"]["validation"]
         spec.update(feature_names=self.feature_names, window=W, positions=env["positions"],
-                    environment=env, seeds=[0], best_seed=0,
-                    scaler_sha256=scaler_sha or scaler_sha256(json.loads(self.scaler_path.read_text())))
+                    environment=copy.deepcopy(env), seeds=[0], best_seed=0,
+                    scaler_sha256=scaler_sha or scaler_sha256(json.loads(self.scaler_path.read_text())),
+                    feature_spec_sha256=feature_spec_sha256(self.params["feature_engineering"]["features"]),
+                    train_start=train_index.min().isoformat(), train_end=train_index.max().isoformat(),
+                    validation_start=pd.Timestamp(validation["start"]).isoformat(),
+                    validation_end=pd.Timestamp(validation["end"]).isoformat())
+        spec.update(copy.deepcopy(spec_overrides or {}))
+        for key in drop:
+            spec.pop(key, None)
         bundle = PolicyBundle(spec=spec, state_dicts={0: policy.state_dict()})
         PolicyArtifactDataset(str(self.folder / f"{agent}_policy"),
                               version=Version(None, version)).save(bundle)
@@ -142,10 +157,12 @@ class World:
     def catalog(self) -> DataCatalog:
         cfg = yaml.safe_load((ROOT / "conf" / "base" / "catalog_deployment.yml").read_text())
         cfg["deployment.market_feed"]["filepath"] = str(self.feed)
-        for name in ("deployment.production_model", "deployment.model_registry"):
+        for name in ("deployment.production_model", "deployment.shadow_model", "deployment.model_registry"):
             cfg[name]["filepath"] = str(self.registry)
         for name in ("deployment.account", "deployment.account_update"):
             cfg[name]["filepath"] = str(self.account)
+        for name in ("deployment.shadow_account", "deployment.shadow_account_update"):
+            cfg[name]["filepath"] = str(self.shadow_account)
         cfg["deployment.paper_status"]["filepath"] = str(self.status)
         cfg["deployment.account_equity_png"]["filepath"] = str(self.png)
         cfg.update({

@@ -40,14 +40,21 @@ say "README: model registry and paper trading"
 # shellcheck disable=SC1091
 source .venv/bin/activate
 kedro models list
-production=$(kedro models list --status production --json | python -c 'import json,re,sys; t=sys.stdin.read(); print(len(json.loads(t[re.search(r"^\[(\s*$|\]|\{)", t, re.M).start():])))' )
+# --json is one JSON document on stdout (logs go to stderr)
+production=$(kedro models list --status production --json | python -c 'import json,sys; print(len(json.load(sys.stdin)))')
+# whatever the verdict, the shadow account traded the champion on the held-back bars
+kedro paper status --json | python -c '
+import json, sys
+status = json.load(sys.stdin)
+assert status["shadow"]["exists"] and status["shadow"]["bars_processed"] > 0, status["shadow"]
+print("shadow account:", status["shadow"]["model"], "equity", status["shadow"]["equity"])'
+
 if [[ "$production" == 0 ]]; then
   # The gate did not pass, so auto_promote promoted nothing. The README's override, recorded
   # in the registry: promote the evaluated champion by hand, then trade the paper bars.
   entry=$(kedro models list --json | python -c '
-import json, re, sys
-text = sys.stdin.read()  # Kedro logs a banner on stdout before the JSON list
-entries = json.loads(text[re.search(r"^\[(\s*$|\]|\{)", text, re.M).start():])
+import json, sys
+entries = json.load(sys.stdin)
 champion = json.load(open("data/07_model_output/champion.json"))
 print(next(e["entry_id"] for e in entries if e["agent"] == champion["agent"]
            and e["seed"] == champion["seed"] and e["version"] == champion["policy_version"]))')
@@ -56,10 +63,10 @@ print(next(e["entry_id"] for e in entries if e["agent"] == champion["agent"]
   kedro run --pipelines deployment
 fi
 kedro paper status
-account() { find data/07_model_output/paper_account -type f ! -name '*.lock' -exec sha256sum {} + | sort; }
+account() { find data/07_model_output/paper_account data/07_model_output/shadow_account -type f ! -name '*.lock' -exec sha256sum {} + | sort; }
 before=$(account)
 kedro run --pipelines deployment      # no new bars: the account must not change
-[[ "$before" == "$(account)" ]] || { echo "[e2e] re-running deployment with no new bars changed the paper account" >&2; exit 1; }
+[[ "$before" == "$(account)" ]] || { echo "[e2e] re-running deployment with no new bars changed a paper account" >&2; exit 1; }
 t2=$(stamp)
 
 say "checking artifacts and the HTML report"

@@ -382,8 +382,16 @@ HISTORY_COLUMNS = [
 ]
 
 
+PROGRESS_LOG_INTERVAL_S = 15.0  # at most one progress line this often when not on a terminal
+
+
 class RunTracker:
-    """Episode returns, history rows, evaluation/early stopping and the progress bar."""
+    """Episode returns, history rows, evaluation/early stopping and the progress bar.
+
+    The progress goes to ``stream`` (default ``sys.stderr``): on a terminal a live tqdm bar;
+    anywhere else (a log file, CI) one plain line at most every ``PROGRESS_LOG_INTERVAL_S``
+    seconds plus a final line, so a long run does not flood its log.
+    """
 
     def __init__(
         self,
@@ -398,6 +406,7 @@ class RunTracker:
         progress: bool,
         log_every: int,
         desc: str,
+        stream: Any = None,
     ):
         if eval_every is None or int(eval_every) < 1:
             raise AgentConfigError(f"eval_every must be a positive int, got {eval_every!r}")
@@ -423,14 +432,24 @@ class RunTracker:
         self._last_steps = 0
         self._pending: dict[str, list[float]] = {}
         self.bar = None
+        self._log_stream = None  # set when the progress goes to a non-terminal stream
         if progress:
-            from tqdm.auto import tqdm
+            stream = sys.stderr if stream is None else stream
+            isatty = getattr(stream, "isatty", None)
+            if callable(isatty) and isatty():
+                from tqdm.auto import tqdm
 
-            # On a terminal the bar refreshes live; in a log file (CI, nohup) every refresh is
-            # a new chunk of text, so refresh rarely there.
-            interactive = sys.stderr.isatty()
-            self.bar = tqdm(total=total_steps, desc=desc, unit="step", dynamic_ncols=True,
-                            mininterval=0.2 if interactive else 15.0)
+                # a terminal: a live bar, redrawn in place
+                self.bar = tqdm(total=total_steps, desc=desc, unit="step", dynamic_ncols=True,
+                                mininterval=0.2, file=stream)
+            else:
+                # a log file (CI, nohup, a pipe): every redraw would be a new line there, so one
+                # plain line at most every PROGRESS_LOG_INTERVAL_S seconds, and one at the end
+                self._log_stream = stream
+                self._log_desc, self._log_total = desc, int(total_steps)
+                self._log_postfix = ""
+                self._log_last = self._t0
+                self._log_written_steps = -1
 
     def on_step(self, step: Step) -> None:
         """Accumulate rewards of valid transitions; record returns of finished episodes."""
@@ -481,17 +500,36 @@ class RunTracker:
             row["eval_score"] = score
             row["steps_per_s"] = sps
             self.rows.append(row)
+            postfix = {"sps": f"{sps:,.0f}", "ret": f"{row['episode_return']:.3g}",
+                       "eval": f"{self.last_eval:.4g}"}
             if self.bar is not None:
-                self.bar.set_postfix(
-                    sps=f"{sps:,.0f}", ret=f"{row['episode_return']:.3g}", eval=f"{self.last_eval:.4g}"
-                )
+                self.bar.set_postfix(postfix, refresh=False)
+            self._log_postfix = ", ".join(f"{k}={v}" for k, v in postfix.items())
         if self.bar is not None:
             self.bar.n = min(self.steps, self.bar.total)
             self.bar.refresh()
+        elif self._log_stream is not None and time.perf_counter() - self._log_last >= PROGRESS_LOG_INTERVAL_S:
+            self._write_progress_line()
+
+    def _write_progress_line(self) -> None:
+        """One plain progress line (no carriage return) on the non-terminal stream."""
+        from tqdm import tqdm
+
+        now = time.perf_counter()
+        self._log_last, self._log_written_steps = now, self.steps
+        line = tqdm.format_meter(min(self.steps, self._log_total), self._log_total, now - self._t0,
+                                 prefix=self._log_desc, unit="step", ascii=True,
+                                 postfix=self._log_postfix or None)
+        self._log_stream.write(line + "\n")
+        self._log_stream.flush()
 
     def finish(self) -> TrainResult:
         if self.bar is not None:
             self.bar.close()
+        elif self._log_stream is not None:
+            if self._log_written_steps != self.steps:
+                self._write_progress_line()  # the final line (unless the last one already was)
+            self._log_stream = None
         if self.best_state is not None:
             self.policy.load_state_dict(self.best_state)
         self.policy.eval()

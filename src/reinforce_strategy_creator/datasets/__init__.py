@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
+    "GateDecisionLogDataset": "reinforce_strategy_creator.datasets.deployment",
     "ModelRegistryDataset": "reinforce_strategy_creator.datasets.deployment",
     "PaperAccountDataset": "reinforce_strategy_creator.datasets.deployment",
     "SourcedCSVDataset": "reinforce_strategy_creator.datasets.sourced",

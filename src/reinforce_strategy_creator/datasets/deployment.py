@@ -1,11 +1,14 @@
 """Kedro datasets over the deployment library: the model registry and the paper account.
 
-``ModelRegistryDataset`` (``filepath``: the registry ``.jsonl``)
-    *load* resolves the registry's production entry to its policy artifact (the version the
+``ModelRegistryDataset`` (``filepath``: the registry ``.jsonl``; ``select``: ``production``
+    (default) or ``newest``)
+    *load* resolves the registry's production entry (``select: newest``: the most recently
+    registered entry, whatever its verdict, for the shadow account) to its policy artifact (the version the
     evaluation recorded, read through :class:`PolicyArtifactDataset`, so JSON + safetensors
     only) and returns a :class:`~reinforce_strategy_creator.deployment.session.ProductionModel`
-    (``available`` is false when nothing is in production). *save* takes a registration
-    request (``deployment.registry.registration_request``) and applies it idempotently.
+    (``available`` is false when nothing is in production / registered). *save* takes a
+    registration request (``deployment.registry.registration_request``) and applies it
+    idempotently; an absolute artifact path inside the project is stored relative to its root.
     One name for both directions makes Kedro run registration before paper trading.
 
 ``PaperAccountDataset`` (``filepath``: the account folder)
@@ -13,6 +16,12 @@
     holding the committed state (``None`` for a new account); *save* publishes a staged batch
     with the crash-safe commit of :class:`AccountStore` (nothing is written when nothing
     changed; a concurrent writer makes it refuse).
+
+``GateDecisionLogDataset`` (``filepath``: the registry ``.jsonl``, the same file)
+    *load* returns every evaluation gate decision recorded in the registry, oldest first
+    (``[]`` when the file does not exist); *save* records one decision
+    (:meth:`ModelRegistry.record_gate_decision`: required ``data_fingerprint``, ``window``,
+    ``config_sha256``, ``passed``; appended under the registry's lock).
 
 Why custom datasets: these keep the nodes pure (no file access in nodes) while the
 registry and account keep their append-only, fsync'd, lock-protected formats.
@@ -28,8 +37,9 @@ from kedro.io import AbstractDataset
 from kedro.io.core import DatasetError, Version
 
 from ..deployment.registry import ModelRegistry
-from ..deployment.session import ProductionModel
+from ..deployment.session import PRODUCTION, SHADOW, ProductionModel
 from ..deployment.state import AccountStore, StagedAccount
+from ..paths import display_path, project_root, resolve_in_project
 
 logger = logging.getLogger(__name__)
 
@@ -42,47 +52,87 @@ def _resolve_artifact(artifact_path: str, registry_path: Path) -> Path:
     registry (the nearest ancestor with a ``pyproject.toml``), not from the working directory,
     so a notebook under ``notebooks/`` loads the same artifact as ``kedro run``.
     """
-    path = Path(artifact_path)
-    if path.is_absolute():
-        return path
-    for parent in Path(registry_path).resolve().parents:
-        if (parent / "pyproject.toml").is_file():
-            return parent / path
-    return path
+    return resolve_in_project(artifact_path, anchor=Path(registry_path).resolve().parent)
 
 
 class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+    """``select: production`` (default): load the production entry; ``select: newest``: load the
+    most recently registered entry whatever its verdict (the shadow account's champion)."""
+
+    SELECT = ("production", "newest")
+
+    def __init__(self, filepath: str, select: str = "production",
+                 metadata: dict[str, Any] | None = None) -> None:
+        if select not in self.SELECT:
+            raise DatasetError(f"ModelRegistryDataset at {filepath}: select={select!r}; use one of "
+                               f"{list(self.SELECT)} (conf/base/catalog_deployment.yml).")
         self._filepath = Path(filepath)
+        self._select = select
         self.metadata = metadata
 
     def load(self) -> ProductionModel:
         from .policy_artifact import PolicyArtifactDataset
 
-        entry = ModelRegistry(self._filepath).production()
+        registry = ModelRegistry(self._filepath)
+        role = PRODUCTION if self._select == "production" else SHADOW
+        entry = registry.production() if self._select == "production" else registry.newest()
+        where = display_path(self._filepath)
         if entry is None:
-            return ProductionModel(None, None, None, str(self._filepath))
+            return ProductionModel(None, None, None, str(self._filepath), role=role)
+        what = "production entry" if role == PRODUCTION else "newest registered entry (shadow account)"
+        fix = ("`kedro models rollback --reason ...`" if role == PRODUCTION
+               else "register a newer champion (re-run training and evaluation)")
         if not entry.artifact_path:
             raise DatasetError(
-                f"registry {self._filepath}: production entry {entry.entry_id} has no artifact "
-                "path; register champions through the deployment pipeline (it records the "
-                "artifact) or `kedro models rollback` to a usable entry.")
+                f"registry {where}: {what} {entry.entry_id} has no artifact path; register "
+                f"champions through the deployment pipeline (it records the artifact), or {fix}.")
         artifact = PolicyArtifactDataset(filepath=str(_resolve_artifact(entry.artifact_path, self._filepath)),
                                          version=Version(entry.version, None))
         try:
             bundle = artifact.load()
         except DatasetError as exc:
             raise DatasetError(
-                f"registry {self._filepath}: production entry {entry.entry_id} points to "
+                f"registry {where}: {what} {entry.entry_id} points to "
                 f"{entry.artifact_path} version {entry.version}, which cannot be loaded ({exc}). "
-                "Restore the artifact or `kedro models rollback --reason ...`.") from exc
+                f"Restore the artifact, or {fix}.") from exc
         return ProductionModel(entry.entry_id, bundle, entry.seed, str(self._filepath),
                                artifact=f"{entry.artifact_path}@{entry.version}",
-                               version=entry.version)
+                               version=entry.version, role=role, verdict_passed=entry.passed,
+                               status=entry.status)
 
     def save(self, data: dict) -> None:
+        """Apply a registration request (idempotent: the second of the two registry views
+        saved by ``register_champion`` finds the champion registered and changes nothing)."""
+        reg = (data or {}).get("register")
+        if reg and reg.get("artifact_path") and Path(reg["artifact_path"]).is_absolute():
+            # stored relative to the project root, so it stays true when the project moves
+            root = project_root(self._filepath.parent)
+            data = {**data, "register": {**reg, "artifact_path": display_path(reg["artifact_path"], root)
+                                         if root else reg["artifact_path"]}}
         outcome = ModelRegistry(self._filepath).apply_registration(data)
-        logger.info("Model registry %s: %s", self._filepath, outcome)
+        level = logging.DEBUG if outcome.get("action") == "already_registered" and self._select != \
+            "production" else logging.INFO
+        logger.log(level, "Model registry %s: %s", display_path(self._filepath), outcome)
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "select": self._select}
+
+
+class GateDecisionLogDataset(AbstractDataset[dict, list]):
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> list[dict[str, Any]]:
+        return ModelRegistry(self._filepath).gate_decisions()
+
+    def save(self, data: dict) -> None:
+        event = ModelRegistry(self._filepath).record_gate_decision(data)
+        logger.info("Gate decision recorded in %s: passed=%s on %s .. %s", self._filepath,
+                    event["passed"], event["window"]["start"], event["window"]["end"])
 
     def _exists(self) -> bool:
         return self._filepath.exists()

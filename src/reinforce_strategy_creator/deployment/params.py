@@ -5,8 +5,9 @@ and the deployment pipeline read the dicts through Kedro's config loader.
 
 Single sources of truth: costs and initial capital come from ``environment:`` (the values
 the agents were trained and evaluated with; copies here are refused), and the registry file
-and account folder are the ``filepath`` of the catalog entries ``deployment.model_registry``
-and ``deployment.account`` (conf/base/catalog_deployment.yml), which the CLI reads too.
+and account folders are the ``filepath`` of the catalog entries ``deployment.model_registry``,
+``deployment.account`` and ``deployment.shadow_account`` (conf/base/catalog_deployment.yml),
+which the CLI reads too.
 Relative paths are resolved against the project root.
 """
 
@@ -31,6 +32,8 @@ _MOVED = {
                      "conf/base/catalog_deployment.yml",
     "account_dir": "the account folder is the filepath of deployment.account in "
                    "conf/base/catalog_deployment.yml",
+    "shadow_account_dir": "the shadow account folder is the filepath of deployment.shadow_account "
+                          "in conf/base/catalog_deployment.yml",
 }
 _DRIFT_THRESHOLD_KEYS = {"psi", "ks", "min_samples", "eps"}
 _DRIFT_MONITOR_KEYS = {"n_bins", "window", "check_every", "halt_on_drift", "calibrate"}
@@ -58,6 +61,7 @@ class DeploymentParams:
     drift_calibrate: float | None
     raw: Mapping[str, Any]
     require_production_model: bool = False
+    shadow_account_dir: Path | None = None
 
     @classmethod
     def from_params(
@@ -68,6 +72,7 @@ class DeploymentParams:
         environment: Mapping[str, Any] | None = None,
         registry_path: str | Path | None = None,
         account_dir: str | Path | None = None,
+        shadow_account_dir: str | Path | None = None,
     ) -> DeploymentParams:
         if not params:
             raise DeploymentParameterError(
@@ -139,4 +144,5 @@ class DeploymentParams:
             drift_calibrate=drift.get("calibrate"),
             raw=params,
             require_production_model=require,
+            shadow_account_dir=resolve(shadow_account_dir),
         )

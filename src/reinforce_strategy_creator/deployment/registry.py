@@ -8,11 +8,16 @@ verdict. Events then move entries through ``candidate -> production -> archived`
 * ``promote``   makes a candidate (or archived entry) production and archives the previous
                 production; refused unless ``verdict.passed`` is true, and ``force=True`` with a
                 reason overrides that, recording who, when and why;
-* ``rollback``  archives the current production and restores the one before it.
+* ``rollback``  archives the current production and restores the one before it;
+* ``gate_decision`` records an evaluation gate's decision (data fingerprint, window, config
+                hash, passed, ...); it changes no entry (see :meth:`ModelRegistry.gate_decisions`).
 
 Why this design: the history file is the only source of truth and is never rewritten; the
 current state is ``fold(events)``, so an audit can always tell who promoted what and why.
-Each event is appended as one line with ``fsync`` under an exclusive ``flock``. A process
+Every write reads the history, checks it and computes the new event(s) from that state
+while holding one exclusive ``flock``, then appends them as complete lines with ``fsync``
+before releasing it: two writers (a promote and a rollback from two terminals, say) can never
+interleave between the read and the append, so the history always folds. A process
 killed mid-append leaves at most one torn final line without its newline: readers ignore
 it (the event was never acknowledged) and the next writer truncates it before appending.
 A malformed line *before* the end is real corruption and raises :class:`RegistryError`.
@@ -22,16 +27,18 @@ single auditable text file and the project runs without external services.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..atomic_io import append_lines_durable, exclusive_lock
+from ..paths import resolve_in_project
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 _ID_PART = re.compile(r"^[A-Za-z0-9_.:\-]+$")
@@ -68,6 +75,7 @@ class RegistryState:
     entries: dict[str, RegistryEntry]
     production: str | None
     production_stack: list[str]  # production ids in order; the last one is current
+    gate_decisions: list[dict[str, Any]] = field(default_factory=list)
 
     def by_status(self, status: str) -> list[RegistryEntry]:
         return [e for e in self.entries.values() if e.status == status]
@@ -120,9 +128,21 @@ class ModelRegistry:
         st = self.state()
         return st.entries[st.production] if st.production else None
 
+    def newest(self) -> RegistryEntry | None:
+        """The most recently registered entry, whatever its verdict or status (``None`` when
+        nothing is registered): the champion the shadow paper account trades."""
+        entries = list(self.state().entries.values())  # registration order
+        return entries[-1] if entries else None
+
+    def gate_decisions(self) -> list[dict[str, Any]]:
+        """Every recorded gate decision, oldest first (``[]`` when the file does not exist)."""
+        return [dict(d) for d in self.state().gate_decisions]
+
     # -- writing -------------------------------------------------------------------------
-    def _append(self, event: dict[str, Any], check) -> dict[str, Any]:
-        """Validate against the current fold *under the lock*, then append durably."""
+    def _transact(self, build: Callable[[RegistryState], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Read the history, compute the new events from its fold and append them, all under
+        one exclusive lock (see module docstring). ``build`` raises to refuse, or returns the
+        events to append (possibly none). Returns the events as appended (with ``at``)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             if self.path.exists():
@@ -132,11 +152,22 @@ class ModelRegistry:
                         fh.truncate(data.rfind(b"\n") + 1)
                         fh.flush()
                         os.fsync(fh.fileno())
-            st = self.state()
-            check(st)
-            event = {"at": _now(), **event}
-            append_lines_durable(self.path, [json.dumps(event, sort_keys=True, allow_nan=False)])
-        return event
+            history = self.events()
+            new = build(fold(history, source=str(self.path)))
+            if not new:
+                return []
+            at = _now()
+            new = [{"at": at, **event} for event in new]
+            try:
+                lines = [json.dumps(event, sort_keys=True, allow_nan=False) for event in new]
+            except (TypeError, ValueError) as exc:
+                raise RegistryError(
+                    f"registry {self.path}: the {new[0]['event']} event holds a value JSON cannot "
+                    f"store ({exc}); metrics must be plain numbers (NaN/inf: record null). Nothing "
+                    "was written.") from exc
+            fold(history + [json.loads(line) for line in lines], source=str(self.path))  # still folds
+            append_lines_durable(self.path, lines)  # one write: all the events or (torn) none
+        return new
 
     def register(
         self,
@@ -149,32 +180,15 @@ class ModelRegistry:
         artifact_path: str | None = None,
     ) -> str:
         """Register an evaluated champion as a candidate; returns its entry id."""
-        for name, value in (("agent", agent), ("version", version)):
-            if not isinstance(value, str) or not _ID_PART.match(value):
-                raise RegistryError(
-                    f"registry: {name}={value!r} must be a non-empty string of letters, digits, "
-                    "'_', '.', ':' or '-' (e.g. a Kedro version timestamp)."
-                )
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise RegistryError(f"registry: seed={seed!r} must be an integer.")
-        if not isinstance(verdict, Mapping) or not isinstance(verdict.get("passed"), bool):
-            raise RegistryError(
-                "registry: verdict must be a dict with a boolean 'passed' (the evaluation "
-                f"stage's decision), got {verdict!r}."
-            )
-        entry_id = make_entry_id(agent, version, seed)
+        event = _register_event(agent, version, seed, metrics, verdict, artifact_path)
 
-        def check(st: RegistryState) -> None:
-            if entry_id in st.entries:
-                raise RegistryError(f"registry: {entry_id} is already registered.")
+        def build(st: RegistryState) -> list[dict[str, Any]]:
+            if event["entry_id"] in st.entries:
+                raise RegistryError(f"registry {self.path}: {event['entry_id']} is already registered.")
+            return [event]
 
-        self._append(
-            {"event": "register", "entry_id": entry_id, "agent": agent, "version": version,
-             "seed": seed, "metrics": dict(metrics), "verdict": dict(verdict),
-             "artifact_path": artifact_path},
-            check,
-        )
-        return entry_id
+        self._transact(build)
+        return event["entry_id"]
 
     def promote(
         self, entry_id: str, *, force: bool = False, reason: str | None = None,
@@ -183,28 +197,18 @@ class ModelRegistry:
         """Make ``entry_id`` production (archiving the previous one). See module docstring."""
         if force and not (reason and reason.strip()):
             raise RegistryError("promote --force needs a --reason saying why the verdict is overridden.")
+        by = actor or _actor()
 
-        def check(st: RegistryState) -> None:
-            entry = _get(st, entry_id, self.path)
-            if entry.status == PRODUCTION:
-                raise RegistryError(f"registry: {entry_id} is already in production.")
-            if not entry.passed and not force:
-                raise PromotionRefused(
-                    f"registry: {entry_id} did not pass evaluation (verdict: {entry.verdict}). "
-                    "Promote a passing entry, or use --force --reason '...' to override "
-                    "(the override is recorded)."
-                )
+        def build(st: RegistryState) -> list[dict[str, Any]]:
+            return [_promote_event(st, entry_id, force=force, reason=reason, by=by, path=self.path)]
 
-        prev = self.state().production
-        return self._append(
-            {"event": "promote", "entry_id": entry_id, "forced": bool(force), "reason": reason, "by": actor or _actor(),
-             "previous": prev},
-            check,
-        )
+        return self._transact(build)[0]
 
     def rollback(self, *, reason: str | None = None, actor: str | None = None) -> dict[str, Any]:
         """Archive the current production and restore the previous production version."""
-        def check(st: RegistryState) -> None:
+        by = actor or _actor()
+
+        def build(st: RegistryState) -> list[dict[str, Any]]:
             if st.production is None:
                 raise RegistryError("registry: nothing is in production; nothing to roll back.")
             if len(st.production_stack) < 2:
@@ -212,14 +216,29 @@ class ModelRegistry:
                     f"registry: {st.production} is the only production version so far; there "
                     "is no previous version to roll back to."
                 )
+            return [{"event": "rollback", "from": st.production, "to": st.production_stack[-2],
+                     "reason": reason, "by": by}]
 
-        st = self.state()
-        previous = st.production_stack[-2] if len(st.production_stack) >= 2 else None
-        return self._append(
-            {"event": "rollback", "from": st.production, "to": previous, "reason": reason,
-             "by": actor or _actor()},
-            check,
-        )
+        return self._transact(build)[0]
+
+    def _same_artifact(self, a: str | None, b: str | None) -> bool:
+        """Equal paths, or one recorded absolute and one relative to the project root."""
+        if a == b:
+            return True
+        if a is None or b is None:
+            return False
+        anchor = self.path.resolve().parent
+        return (os.path.normpath(resolve_in_project(a, anchor)) == os.path.normpath(resolve_in_project(b, anchor)))
+
+    def record_gate_decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
+        """Append an evaluation gate's decision (durably, under the lock); returns the event.
+
+        Required: ``data_fingerprint`` (str), ``window`` (``{"start", "end"}`` ISO dates),
+        ``config_sha256`` (str), ``passed`` (bool). Any other JSON-able key is kept (e.g.
+        ``sharpe``, ``decided_on``, ``n_bars``). A decision changes no registry entry.
+        """
+        event = validate_gate_decision(decision, source=f"registry {self.path}")
+        return self._transact(lambda _st: [event])[0]
 
     def apply_registration(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Register a champion once and, if asked, promote it when its verdict passed.
@@ -227,34 +246,151 @@ class ModelRegistry:
         Idempotent: an entry id (agent, artifact version, seed) already in the registry is not
         registered again and is never re-promoted, so re-running the same evaluation changes
         nothing and a rollback sticks. Registering the same id with different metrics or verdict
-        is refused (one artifact version cannot have two evaluations). Never forces.
+        is refused (one artifact version cannot have two evaluations). Never forces. The check,
+        the registration and the promotion happen under one lock (one append).
         """
         reg = request.get("register")
         if reg is None:
             return {"action": "none", "reason": request.get("reason", "no champion"),
                     "production": self.state().production}
-        entry_id = make_entry_id(reg["agent"], reg["version"], reg["seed"])
-        existing = self.state().entries.get(entry_id)
-        if existing is not None:
-            same = (existing.metrics == reg["metrics"] and existing.verdict == reg["verdict"]
-                    and existing.artifact_path == reg["artifact_path"])
-            if not same:
-                raise RegistryError(
-                    f"registry {self.path}: {entry_id} is already registered with other metrics, "
-                    "verdict or artifact path. An artifact version is evaluated once; retrain to get "
-                    "a new version, or inspect `kedro models list --json`.")
-            return {"action": "already_registered", "entry_id": entry_id,
-                    "production": self.state().production}
-        self.register(**reg)
-        outcome = {"action": "registered", "entry_id": entry_id, "promoted": False}
-        if request.get("auto_promote") and reg["verdict"]["passed"]:
-            self.promote(entry_id, reason="deployment.auto_promote: evaluation verdict passed",
-                         actor="deployment pipeline")
-            outcome["promoted"] = True
-        elif request.get("auto_promote"):
-            outcome["not_promoted_because"] = "evaluation verdict did not pass"
-        outcome["production"] = self.state().production
+        event = _register_event(reg["agent"], reg["version"], reg["seed"], reg["metrics"],
+                                reg["verdict"], reg.get("artifact_path"))
+        entry_id = event["entry_id"]
+        auto = bool(request.get("auto_promote"))
+        outcome: dict[str, Any] = {}
+
+        def build(st: RegistryState) -> list[dict[str, Any]]:
+            existing = st.entries.get(entry_id)
+            if existing is not None:
+                same = (existing.metrics == event["metrics"] and existing.verdict == event["verdict"]
+                        and self._same_artifact(existing.artifact_path, event["artifact_path"]))
+                if not same:
+                    raise RegistryError(
+                        f"registry {self.path}: {entry_id} is already registered with other metrics, "
+                        "verdict or artifact path. An artifact version is evaluated once; retrain to get "
+                        "a new version, or inspect `kedro models list --json`.")
+                outcome.update(action="already_registered", entry_id=entry_id, production=st.production)
+                return []
+            events = [event]
+            outcome.update(action="registered", entry_id=entry_id, promoted=False, production=st.production)
+            if auto and event["verdict"]["passed"]:
+                after = copy.deepcopy(st)  # the state after this registration, for the promote check
+                apply_event(after, event, source=str(self.path))
+                events.append(_promote_event(after, entry_id, force=False, by="deployment pipeline",
+                                             reason="deployment.auto_promote: evaluation verdict passed",
+                                             path=self.path))
+                outcome.update(promoted=True, production=entry_id)
+            elif auto:
+                outcome["not_promoted_because"] = "evaluation verdict did not pass"
+            return events
+
+        self._transact(build)
         return outcome
+
+
+def _register_event(agent: Any, version: Any, seed: Any, metrics: Any, verdict: Any,
+                    artifact_path: Any) -> dict[str, Any]:
+    for name, value in (("agent", agent), ("version", version)):
+        if not isinstance(value, str) or not _ID_PART.match(value):
+            raise RegistryError(
+                f"registry: {name}={value!r} must be a non-empty string of letters, digits, "
+                "'_', '.', ':' or '-' (e.g. a Kedro version timestamp)."
+            )
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RegistryError(f"registry: seed={seed!r} must be an integer.")
+    if not isinstance(verdict, Mapping) or not isinstance(verdict.get("passed"), bool):
+        raise RegistryError(
+            "registry: verdict must be a dict with a boolean 'passed' (the evaluation "
+            f"stage's decision), got {verdict!r}."
+        )
+    return {"event": "register", "entry_id": make_entry_id(agent, version, seed), "agent": agent,
+            "version": version, "seed": seed, "metrics": dict(metrics or {}), "verdict": dict(verdict),
+            "artifact_path": artifact_path}
+
+
+def _promote_event(st: RegistryState, entry_id: str, *, force: bool, reason: str | None, by: str,
+                   path: Any) -> dict[str, Any]:
+    """The promote event for ``entry_id`` given the current state, or the reason it is refused."""
+    entry = _get(st, entry_id, path)
+    if entry.status == PRODUCTION:
+        raise RegistryError(f"registry: {entry_id} is already in production.")
+    if not entry.passed and not force:
+        raise PromotionRefused(
+            f"registry: {entry_id} did not pass evaluation (verdict: {entry.verdict}). "
+            "Promote a passing entry, or use --force --reason '...' to override "
+            "(the override is recorded)."
+        )
+    return {"event": "promote", "entry_id": entry_id, "forced": bool(force), "reason": reason,
+            "by": by, "previous": st.production}
+
+
+GATE_DECISION_REQUIRED = ("data_fingerprint", "window", "config_sha256", "passed")
+
+
+def _iso_date(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        (date.fromisoformat if len(value) == 10 else datetime.fromisoformat)(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (e.g. a ``numpy.bool_`` verdict, a ``numpy.float64`` Sharpe) as Python values."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if type(value).__module__ == "numpy" and callable(getattr(value, "item", None)):
+        return value.item()
+    return value
+
+
+def validate_gate_decision(decision: Any, source: str = "registry") -> dict[str, Any]:
+    """A gate decision as it is recorded (``{"event": "gate_decision", ...}``), or a
+    :class:`RegistryError` naming the missing or bad key."""
+    how = ("record_gate_decision needs {'data_fingerprint': str, 'window': {'start': ISO date, "
+           "'end': ISO date}, 'config_sha256': str, 'passed': bool} plus any JSON-able extras")
+    if not isinstance(decision, Mapping):
+        raise RegistryError(f"{source}: a gate decision must be a dict, got {type(decision).__name__}; {how}.")
+    decision = _plain(decision)
+    missing = [k for k in GATE_DECISION_REQUIRED if k not in decision]
+    if missing:
+        raise RegistryError(f"{source}: gate decision lacks {missing}; {how}.")
+    for key in ("data_fingerprint", "config_sha256"):
+        if not isinstance(decision[key], str) or not decision[key].strip():
+            raise RegistryError(f"{source}: gate decision {key}={decision[key]!r} must be a non-empty "
+                                f"string; {how}.")
+    if not isinstance(decision["passed"], bool):
+        raise RegistryError(f"{source}: gate decision passed={decision['passed']!r} must be true or "
+                            f"false; {how}.")
+    window = decision["window"]
+    if not isinstance(window, Mapping) or set(window) != {"start", "end"}:
+        raise RegistryError(f"{source}: gate decision window={window!r} must be exactly "
+                            f"{{'start': ..., 'end': ...}}; {how}.")
+    for key in ("start", "end"):
+        if not _iso_date(window[key]):
+            raise RegistryError(f"{source}: gate decision window.{key}={window[key]!r} is not an ISO "
+                                "date string such as '2017-01-03' (or '2017-01-03T00:00:00').")
+    if window["start"][:10] > window["end"][:10]:
+        raise RegistryError(f"{source}: gate decision window starts ({window['start']}) after it ends "
+                            f"({window['end']}).")
+    reserved = sorted(set(decision) & {"event", "at"})
+    if reserved:
+        raise RegistryError(f"{source}: gate decision key(s) {reserved} are reserved (the registry "
+                            "writes them); name the value differently, e.g. 'decided_on'.")
+    for key, value in decision.items():
+        if not isinstance(key, str):
+            raise RegistryError(f"{source}: gate decision key {key!r} must be a string.")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise RegistryError(f"{source}: gate decision {key}={value!r} is not JSON-able ({exc}); "
+                                "record plain numbers, strings, lists or dicts (NaN/inf are refused: "
+                                "use null).") from exc
+    return {"event": "gate_decision", **json.loads(json.dumps(dict(decision), allow_nan=False))}
 
 
 def _actor() -> str:
@@ -270,40 +406,75 @@ def _get(st: RegistryState, entry_id: str, path: Any) -> RegistryEntry:
     return st.entries[entry_id]
 
 
+_EVENT_KEYS = {
+    "register": ("entry_id", "agent", "version", "seed"),
+    "promote": ("entry_id",),
+    "rollback": ("from",),
+    "gate_decision": GATE_DECISION_REQUIRED,
+}
+
+
+def apply_event(st: RegistryState, ev: Any, n: int = 0, source: str = "registry") -> None:
+    """Apply one history event to ``st`` in place; :class:`RegistryError` when it does not fit."""
+    def bad(why: str) -> RegistryError:
+        return RegistryError(f"{source}: event {n} {why}. The history is inconsistent; restore the "
+                             "file from backup (past lines are never edited by this project).")
+
+    if not isinstance(ev, dict):
+        raise bad(f"is a JSON {type(ev).__name__}, not an object")
+    kind = ev.get("event")
+    if kind not in _EVENT_KEYS:
+        raise bad(f"has unknown kind {kind!r} (known: {sorted(_EVENT_KEYS)})")
+    missing = [k for k in _EVENT_KEYS[kind] if k not in ev]
+    if missing:
+        raise bad(f"({kind}) lacks {missing}")
+    if kind == "register":
+        if ev["entry_id"] in st.entries:
+            raise bad(f"(register) registers {ev['entry_id']} a second time")
+        st.entries[ev["entry_id"]] = _entry_from_event(ev)
+    elif kind == "promote":
+        if ev["entry_id"] not in st.entries:
+            raise bad(f"(promote) names the unregistered entry {ev['entry_id']!r}")
+        if "previous" in ev and ev["previous"] != st.production:
+            raise bad(f"(promote {ev['entry_id']}) records previous={ev['previous']!r} but "
+                      f"{st.production!r} was in production")
+        entry = st.entries[ev["entry_id"]]
+        if st.production:
+            st.entries[st.production].status = ARCHIVED
+            st.entries[st.production].history.append(ev)
+        entry.status = PRODUCTION
+        entry.history.append(ev)
+        st.production = entry.entry_id
+        st.production_stack.append(entry.entry_id)
+    elif kind == "rollback":
+        if len(st.production_stack) < 2 or ev["from"] != st.production or (
+                "to" in ev and ev["to"] != st.production_stack[-2]):
+            raise bad(f"(rollback {ev.get('from')!r} -> {ev.get('to')!r}) does not match the "
+                      f"production history {st.production_stack}")
+        current = st.production_stack.pop()
+        st.entries[current].status = ARCHIVED
+        st.entries[current].history.append(ev)
+        st.production = st.production_stack[-1]
+        st.entries[st.production].status = PRODUCTION
+        st.entries[st.production].history.append(ev)
+    else:  # gate_decision: recorded for the evaluation gate; changes no entry
+        st.gate_decisions.append(ev)
+
+
 def fold(events: list[dict[str, Any]], source: str = "registry") -> RegistryState:
     """Current state from the event history (pure; the history itself is never modified)."""
     st = RegistryState(entries={}, production=None, production_stack=[])
     for n, ev in enumerate(events, start=1):
-        kind = ev.get("event")
-        if kind == "register":
-            st.entries[ev["entry_id"]] = RegistryEntry(
-                entry_id=ev["entry_id"], agent=ev["agent"], version=ev["version"],
-                seed=ev["seed"], metrics=ev.get("metrics", {}), verdict=ev.get("verdict", {}),
-                artifact_path=ev.get("artifact_path"), registered_at=ev.get("at", ""),
-                history=[ev],
-            )
-        elif kind == "promote":
-            entry = _get(st, ev["entry_id"], source)
-            if st.production:
-                st.entries[st.production].status = ARCHIVED
-                st.entries[st.production].history.append(ev)
-            entry.status = PRODUCTION
-            entry.history.append(ev)
-            st.production = entry.entry_id
-            st.production_stack.append(entry.entry_id)
-        elif kind == "rollback":
-            if len(st.production_stack) < 2 or ev.get("from") != st.production:
-                raise RegistryError(f"{source}: event {n} (rollback) does not match the history; "
-                                    "restore the file from backup.")
-            current = st.production_stack.pop()
-            st.entries[current].status = ARCHIVED
-            st.entries[current].history.append(ev)
-            st.production = st.production_stack[-1]
-            st.entries[st.production].status = PRODUCTION
-            st.entries[st.production].history.append(ev)
-        else:
-            raise RegistryError(f"{source}: event {n} has unknown kind {kind!r}.")
+        apply_event(st, ev, n, source)
     return st
+
+
+def _entry_from_event(ev: Mapping[str, Any]) -> RegistryEntry:
+    return RegistryEntry(
+        entry_id=ev["entry_id"], agent=ev["agent"], version=ev["version"], seed=ev["seed"],
+        metrics=ev.get("metrics", {}), verdict=ev.get("verdict", {}),
+        artifact_path=ev.get("artifact_path"), registered_at=ev.get("at", ""), history=[ev],
+    )
 
 
 def registration_request(

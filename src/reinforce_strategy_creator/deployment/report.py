@@ -8,12 +8,16 @@ What:
   account whose decision is the evaluation's ``buy_and_hold_targets`` (always 1.0), on the
   Open/Close the account recorded in ``equity.jsonl``, with no risk stops. Decided at the
   first bar's close, filled at the next open, exactly like the paper account's first order.
-* :func:`account_report_figure` — one PNG: equity vs buy-and-hold, position (fraction of
-  equity) and cumulative P&L of both. With no account (no production model yet) it is a
-  figure that says so, so a scheduled report never crashes.
+* :func:`accounts_figure` — one PNG, one labelled column per account (production, shadow):
+  equity vs buy-and-hold, position (fraction of equity) and cumulative P&L of both. An
+  account without bars (no production model yet, no champion) is a column that says so, so
+  a scheduled report never crashes.
+* :func:`report_status` / :func:`paper_status` — ``paper_status.json``: a summary line per
+  account and each account's committed figures (paths relative to the project root).
 * :func:`check_feed_against_account` — the feed must agree with the bars the account already
   processed (same Open/Close for every recorded bar inside the feed's date range, none
-  missing): a feed that rewrites history is refused, nothing is traded.
+  missing) and may not end before the account's last bar (a stale feed): a feed that rewrites
+  or loses history is refused, nothing is traded.
 * :func:`check_feed_matches_training` — the feed's columns and bar frequency (median spacing)
   must match the training table's.
 
@@ -103,6 +107,12 @@ def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, An
     marks = marks_frame(equity_log)
     if marks.empty or feed.empty:
         return
+    if feed.index[-1] < marks.index[-1]:
+        raise FeedMismatchError(
+            f"{source}: the feed ends at {feed.index[-1].date()}, but the paper account {account} "
+            f"already processed bars up to {marks.index[-1].date()} (equity.jsonl): the feed is stale "
+            "(an older copy of the file?). Point deployment.market_feed at the current feed "
+            "(--params deployment.feed_filepath=...); nothing was traded and the account is unchanged.")
     inside = marks[(marks.index >= feed.index[0]) & (marks.index <= feed.index[-1])]
     missing = inside.index.difference(feed.index)
     if len(missing):
@@ -124,47 +134,88 @@ def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, An
             "traded and the account is unchanged.")
 
 
-def account_report_figure(state: AccountState | None, equity_log: list[dict[str, Any]],
-                          buy_and_hold: pd.Series, status: Mapping[str, Any]) -> Figure:
-    """Equity vs buy-and-hold, position and P&L; a message figure when there is no account."""
-    fig = Figure(figsize=(10, 8), layout="constrained")
+ROLE_TITLES = {
+    "production": "PRODUCTION account (trades only the promoted model)",
+    "shadow": "SHADOW account (trades the newest registered champion, whatever its verdict)",
+}
+
+
+def _column_title(role: str, status: Mapping[str, Any], state: AccountState | None) -> str:
+    title = ROLE_TITLES[role]
+    if status.get("model"):
+        verdict = status.get("model_verdict_passed")
+        verdict_txt = "" if verdict is None else f", verdict {'passed' if verdict else 'FAILED'}"
+        title += f"\nmodel {status.get('model')}\n(version {status.get('model_version')}{verdict_txt})"
+    if state is not None and state.halted:
+        title += " — HALTED"
+    return title
+
+
+def accounts_figure(reports: Mapping[str, tuple[AccountState | None, list[dict[str, Any]], pd.Series,
+                                                Mapping[str, Any]]],
+                    status: Mapping[str, Any]) -> Figure:
+    """One figure, one labelled column per account (production, shadow): equity against
+    buy-and-hold, position and P&L; a column that says why when an account has no bars."""
+    fig = Figure(figsize=(15, 9), layout="constrained")
     FigureCanvasAgg(fig)
-    marks = marks_frame(equity_log)
-    if state is None or marks.empty:
-        ax = fig.add_subplot(1, 1, 1)
-        ax.axis("off")
-        why = ("no production model in the registry" if status.get("status") == "no_production_model"
-               else "no bar processed yet")
-        ax.text(0.5, 0.5, f"No paper account to report: {why}.\n{status.get('message') or ''}",
-                ha="center", va="center", wrap=True, fontsize=11)
-        return fig
-    eq, pos, pnl = fig.subplots(3, 1, sharex=True, height_ratios=[3, 1, 2])
-    capital = state.initial_capital_cents / 100.0
-    eq.plot(marks.index, marks["equity"], label="paper account", lw=1.3)
-    eq.plot(buy_and_hold.index, buy_and_hold.to_numpy(), label="buy-and-hold (same bars, costs, capital)",
-            lw=1.1, ls="--")
-    halted = " — HALTED" if state.halted else ""
-    eq.set_title(f"Paper account, model {status.get('production_model')} "
-                 f"(version {status.get('production_model_version')}){halted}")
-    eq.set_ylabel("equity")
-    eq.legend(fontsize=8)
-    eq.grid(True, alpha=0.3)
-    pos.step(marks.index, marks["position"], where="post", lw=1.0)
-    pos.set_ylabel("position\n(fraction of equity)")
-    pos.grid(True, alpha=0.3)
-    pnl.plot(marks.index, marks["equity"] - capital, label="paper account P&L", lw=1.2)
-    pnl.plot(buy_and_hold.index, buy_and_hold.to_numpy() - capital, label="buy-and-hold P&L", lw=1.0, ls="--")
-    pnl.axhline(0.0, color="grey", lw=0.8)
-    pnl.set_ylabel("P&L")
-    pnl.legend(fontsize=8)
-    pnl.grid(True, alpha=0.3)
+    fig.suptitle("Paper accounts on the held-back bars (same feed, costs and capital; "
+                 "buy-and-hold over each account's own bars)", fontsize=12)
+    grid = fig.add_gridspec(3, 2, height_ratios=[3, 1, 2])
+    for col, role in enumerate(("production", "shadow")):
+        state, equity_log, buy_and_hold, st = reports[role]
+        marks = marks_frame(equity_log)
+        if state is None or marks.empty:
+            ax = fig.add_subplot(grid[:, col])
+            ax.axis("off")
+            ax.set_title(_column_title(role, st, state), fontsize=10)
+            ax.text(0.5, 0.5, _no_account_text(role, st), ha="center", va="center", wrap=True,
+                    fontsize=10, transform=ax.transAxes)
+            continue
+        eq = fig.add_subplot(grid[0, col])
+        pos = fig.add_subplot(grid[1, col], sharex=eq)
+        pnl = fig.add_subplot(grid[2, col], sharex=eq)
+        capital = state.initial_capital_cents / 100.0
+        eq.plot(marks.index, marks["equity"], label=f"{role} account", lw=1.3)
+        eq.plot(buy_and_hold.index, buy_and_hold.to_numpy(), lw=1.1, ls="--",
+                label="buy-and-hold (same bars, costs, capital)")
+        eq.set_title(_column_title(role, st, state), fontsize=10)
+        eq.set_ylabel("equity")
+        eq.legend(fontsize=8)
+        eq.grid(True, alpha=0.3)
+        pos.step(marks.index, marks["position"], where="post", lw=1.0)
+        pos.set_ylabel("position\n(fraction of equity)")
+        pos.grid(True, alpha=0.3)
+        pnl.plot(marks.index, marks["equity"] - capital, label=f"{role} account P&L", lw=1.2)
+        pnl.plot(buy_and_hold.index, buy_and_hold.to_numpy() - capital, label="buy-and-hold P&L",
+                 lw=1.0, ls="--")
+        pnl.axhline(0.0, color="grey", lw=0.8)
+        pnl.set_ylabel("P&L")
+        pnl.legend(fontsize=8)
+        pnl.grid(True, alpha=0.3)
+        eq.tick_params(labelbottom=False)
+        pos.tick_params(labelbottom=False)
+        for label in pnl.get_xticklabels():
+            label.set_rotation(30)
     return fig
+
+
+def _no_account_text(role: str, status: Mapping[str, Any]) -> str:
+    kind = status.get("status")
+    if kind == "no_production_model":
+        why = ("No production account: no model is promoted.\nNothing was traded here; the shadow "
+               "account shows how the newest champion traded.\n`kedro models list`, then "
+               "`kedro models promote <id>`.")
+    elif kind == "no_champion":
+        why = "No shadow account: no champion is registered yet.\nRun `kedro run --pipelines full_cycle`."
+    else:
+        why = f"No {role} account bars yet: no feed bar on or after deployment.paper_start."
+    return why
 
 
 def report_status(state: AccountState | None, equity_log: list[dict[str, Any]],
                   buy_and_hold: pd.Series, session_status: Mapping[str, Any]) -> dict[str, Any]:
     """The session status plus the committed account: cash, position, equity, last bar,
-    halted, production model version and buy-and-hold on the same bars."""
+    halted, model version and buy-and-hold on the same bars."""
     out = dict(session_status)
     if state is None:
         out.update(account_exists=False)
@@ -178,7 +229,36 @@ def report_status(state: AccountState | None, equity_log: list[dict[str, Any]],
         drawdown=state.drawdown, last_bar=state.last_bar, halted=state.halted,
         halt_reason=state.halt_reason, pending_target=state.pending_target,
         active_model_id=state.active_model_id, bars_processed_total=state.bars_processed,
+        trading_since=equity_log[0]["bar"] if equity_log else None,
         buy_and_hold_equity=bh,
         buy_and_hold_pnl=None if bh is None else round(bh - state.initial_capital_cents / 100.0, 2),
     )
+    return out
+
+
+def _summary_line(role: str, st: Mapping[str, Any]) -> str:
+    if st.get("status") == "no_production_model":
+        return "production: no model is promoted, nothing traded (see production.message)."
+    if st.get("status") == "no_champion":
+        return "shadow: no champion registered yet, nothing traded."
+    verdict = st.get("model_verdict_passed")
+    who = st.get("model") + ("" if verdict is None else f" (verdict {'passed' if verdict else 'FAILED'})")
+    if not st.get("account_exists"):
+        return f"{role}: {who}: no bar traded yet."
+    bh = st.get("buy_and_hold_equity")
+    vs = "" if bh is None else f" vs buy-and-hold {bh:,.2f}"
+    halted = " HALTED." if st.get("halted") else ""
+    return (f"{role}: {who} traded {st['bars_processed_total']} bar(s) {st.get('trading_since', '')[:10]}"
+            f" .. {str(st.get('last_bar'))[:10]}: equity {st['equity']:,.2f}{vs} "
+            f"(capital {st['initial_capital']:,.2f}).{halted}")
+
+
+def paper_status(session_status: Mapping[str, Any], accounts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``paper_status.json``: mode and registry once, a one-line summary per account, and each
+    account's report under ``production`` / ``shadow`` (paths relative to the project root)."""
+    first = next(iter(session_status.values()))
+    out: dict[str, Any] = {"mode": first.get("mode"), "registry": first.get("registry")}
+    out["summary"] = [_summary_line(role, accounts[role]) for role in ("production", "shadow")]
+    for role in ("production", "shadow"):
+        out[role] = {k: v for k, v in accounts[role].items() if k not in ("mode", "registry")}
     return out

@@ -1,6 +1,11 @@
-"""One paper-trading session: the production policy decides on every new bar of a feed.
+"""One paper-trading session: a registered policy decides on every new bar of a feed.
 
-What: :func:`run_paper_session` takes the production model (registry entry + policy
+Two accounts trade the same feed, bars, costs and capital: the *production* account trades
+the registry's production entry (only a promoted model), the *shadow* account always trades
+the newest registered champion, whatever its verdict, so a newcomer sees how every champion
+would have traded the held-back bars (``ProductionModel.role``).
+
+What: :func:`run_paper_session` takes the model (registry entry + policy
 bundle), the committed paper account (a :class:`~.state.StagedAccount`), the normalised
 market feed, the training scaler and training features, and the ``environment`` /
 ``feature_engineering.features`` / ``deployment`` parameters. It processes every feed bar
@@ -23,6 +28,13 @@ evaluated with, so nothing is re-implemented:
 
 Because ``compute_features`` has exact finite memory, the features computed on the trailing
 window equal those of ``feature_engineering`` on the full history (tests check it).
+
+Provenance (:func:`check_policy_provenance`, the one place these checks live): a policy is
+refused, before anything is traded, when the feature scaler, the feature names, the feature
+specification fingerprint, the costs or the capital it was trained with differ from the
+current ones, or when its own training or validation period overlaps the bars it would
+trade. Each error names the registry entry, the artifact version, the field, both values and
+what to do.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +51,15 @@ import torch
 
 from ..agents import build_policy
 from ..env import EnvConfig, observation_from_window
-from ..features import compute_features, feature_columns, max_lookback, scale_features, scaler_sha256
+from ..features import (
+    compute_features,
+    feature_columns,
+    feature_spec_sha256,
+    max_lookback,
+    scale_features,
+    scaler_sha256,
+)
+from ..paths import display_path
 from .broker import CostModel, PaperBroker, resolve_mode
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .params import DeploymentParams
@@ -52,9 +73,16 @@ class PaperSessionError(ValueError):
     """The inputs of a paper-trading session do not fit together; the message says how."""
 
 
+PRODUCTION, SHADOW = "production", "shadow"
+
+
 @dataclass
 class ProductionModel:
-    """What the registry says is in production, with its loaded policy (or why there is none)."""
+    """A registry entry chosen for an account, with its loaded policy (or why there is none).
+
+    ``role`` ``"production"``: the registry's production entry (the production account);
+    ``"shadow"``: the newest registered entry, whatever its verdict (the shadow account).
+    """
 
     entry_id: str | None
     bundle: Any | None  # artifacts.PolicyBundle
@@ -62,19 +90,36 @@ class ProductionModel:
     registry_path: str
     artifact: str | None = None
     version: str | None = None  # the artifact version the registry entry points to
+    role: str = PRODUCTION
+    verdict_passed: bool | None = None
+    status: str | None = None  # registry status of the entry (candidate / production / archived)
 
     @property
     def available(self) -> bool:
         return self.entry_id is not None and self.bundle is not None
 
+    @property
+    def label(self) -> str:
+        what = "production model" if self.role == PRODUCTION else "newest champion (shadow account)"
+        return f"{what} {self.entry_id} (artifact {self.artifact or '?'}, version {self.version})"
+
 
 def no_production_message(registry_path: str) -> str:
     return (
-        f"No production model in the registry {registry_path}: nothing was traded and the "
-        "paper account is untouched. Review the candidates with `kedro models list`, then "
-        "`kedro models promote <id>` (an entry whose evaluation verdict failed needs "
+        f"No production model in the registry {display_path(registry_path)}: nothing was traded "
+        "and the production paper account is untouched. Review the candidates with `kedro models "
+        "list`, then `kedro models promote <id>` (an entry whose evaluation verdict failed needs "
         "`--force --reason \"...\"`, which is recorded). With deployment.auto_promote: true a "
-        "champion whose verdict passed is promoted when it is first registered."
+        "champion whose verdict passed is promoted when it is first registered. Meanwhile the "
+        "shadow account trades the newest registered champion (paper_status.json, 'shadow')."
+    )
+
+
+def no_champion_message(registry_path: str) -> str:
+    return (
+        f"No champion registered in {display_path(registry_path)} yet: the shadow account has "
+        "nothing to trade. Run the evaluation (`kedro run --pipelines full_cycle`); its champion "
+        "is registered and shadow-traded whatever its verdict."
     )
 
 
@@ -190,6 +235,128 @@ def _env_for_policy(spec: Mapping[str, Any], environment: Mapping[str, Any], ent
     return cfg
 
 
+class ProvenanceError(PaperSessionError):
+    """A policy was trained with other features, costs, capital or on the bars it would trade."""
+
+
+_COST_KEYS = ("commission_bps", "slippage_bps", "borrow_bps_per_bar")
+_PERIODS = (("train", "train_start", "train_end"), ("validation", "validation_start", "validation_end"))
+
+
+def bars_to_trade(feed: pd.DataFrame, state: AccountState | None,
+                  paper_start: pd.Timestamp | None) -> pd.DatetimeIndex:
+    """The feed bars a session would process: after the account's last bar, or from
+    ``paper_start`` for a new account (the same rule as ``PaperBroker.run``)."""
+    if state is not None and state.last_bar is not None:
+        i = int(feed.index.searchsorted(pd.Timestamp(state.last_bar), side="right"))
+    elif paper_start is not None:
+        i = int(feed.index.searchsorted(pd.Timestamp(paper_start), side="left"))
+    else:
+        i = 0
+    return feed.index[i:]
+
+
+def check_policy_provenance(
+    model: ProductionModel,
+    *,
+    scaler: Mapping[str, Any],
+    feature_names: list[str],
+    feature_spec: Mapping[str, Any],
+    environment: Mapping[str, Any],
+    trade_bars: pd.Index,
+) -> None:
+    """Refuse a policy that does not fit the current features, costs, capital or bars.
+
+    The one place these checks live; :func:`run_paper_session` calls it for the production
+    and the shadow account alike, before anything is traded. Compared with the policy's own
+    record (``bundle.spec``, written by training): the feature scaler (``scaler_sha256``),
+    the feature names, the feature specification fingerprint (``feature_spec_sha256`` of
+    ``feature_engineering.features``), the costs (``environment.commission_bps``,
+    ``slippage_bps``, ``borrow_bps_per_bar``) and the capital (``environment.initial_capital``)
+    against ``params:environment``; and its training / validation periods
+    (``train_start`` .. ``validation_end``) against ``trade_bars``.
+    """
+    spec = model.bundle.spec
+    what = model.label
+    if model.role == PRODUCTION:
+        move_on = "promote another model (`kedro models list`, `kedro models promote <id>`)"
+    else:
+        move_on = ("register a newer champion (re-run training and evaluation: "
+                   "`kedro run --pipelines full_cycle`)")
+    retrain = f"retrain (`kedro run --pipelines full_cycle`) so that training records it, or {move_on}"
+
+    def refuse(field: str, recorded: Any, current: Any, fix: str) -> ProvenanceError:
+        return ProvenanceError(
+            f"{what}: {field} differs: the policy was trained with {recorded!r}, the current "
+            f"value is {current!r}. Trading it would feed it inputs or costs it never saw; nothing "
+            f"was traded and the account is unchanged. {fix}")
+
+    def missing(field: str) -> ProvenanceError:
+        return ProvenanceError(
+            f"{what}: the policy spec does not record {field} (an artifact written by an older "
+            f"training): deployment cannot check that it fits the current features, costs and "
+            f"bars. Nothing was traded and the account is unchanged. To fix: {retrain}.")
+
+    recorded_scaler = spec.get("scaler_sha256")
+    if recorded_scaler is None:
+        raise missing("scaler_sha256")
+    if recorded_scaler != scaler_sha256(scaler):
+        raise refuse("feature_scaler (spec scaler_sha256)", recorded_scaler, scaler_sha256(scaler),
+                     f"To fix: {move_on}, or restore the feature_scaler it was trained with "
+                     "(re-run feature_engineering with its parameters).")
+    spec_names = list(spec.get("feature_names", []))
+    if spec_names != feature_names:
+        raise refuse("feature names (spec feature_names vs the feat_* columns of model_input_train)",
+                     spec_names, feature_names,
+                     f"To fix: {move_on}, or restore feature_engineering.features.")
+    recorded_fs = spec.get("feature_spec_sha256")
+    if not recorded_fs:
+        raise missing("feature_spec_sha256")
+    current_fs = feature_spec_sha256(feature_spec)
+    if recorded_fs != current_fs:
+        raise refuse("feature specification (spec feature_spec_sha256 of "
+                     "feature_engineering.features)", recorded_fs, current_fs,
+                     f"To fix: {move_on}, retrain on the current features, or restore "
+                     "feature_engineering.features as it was at training.")
+    trained_env = spec.get("environment")
+    if not isinstance(trained_env, Mapping):
+        raise missing("environment (its costs and capital)")
+    for key in (*_COST_KEYS, "initial_capital"):
+        if key not in trained_env:
+            raise missing(f"environment.{key}")
+        if key not in environment:
+            raise PaperSessionError(f"environment.{key} is missing from the parameters; the paper "
+                                    "accounts take costs and capital from parameters_environment.yml.")
+        if float(trained_env[key]) != float(environment[key]):
+            raise refuse(f"environment.{key}", trained_env[key], environment[key],
+                         f"To fix: restore environment.{key}: {trained_env[key]} in "
+                         f"conf/base/parameters_environment.yml, {move_on}, or retrain with the "
+                         "new value.")
+    if len(trade_bars) == 0:
+        return  # nothing would be traded
+    first, last = pd.Timestamp(trade_bars[0]), pd.Timestamp(trade_bars[-1])
+    for name, start_key, end_key in _PERIODS:
+        bounds = []
+        for key in (start_key, end_key):
+            value = spec.get(key)
+            if value is None:
+                raise missing(key)
+            try:
+                bounds.append(pd.Timestamp(value))
+            except (TypeError, ValueError) as exc:
+                raise ProvenanceError(f"{what}: spec {key}={value!r} is not a date; the artifact is "
+                                      f"damaged. To fix: {retrain}.") from exc
+        start, end = bounds
+        if start <= last and first <= end:
+            raise ProvenanceError(
+                f"{what}: its {name} period ({start_key} {start.date()} .. {end_key} {end.date()}) "
+                f"overlaps the bars it would trade ({first.date()} .. {last.date()}): its paper "
+                "results would be on data it was fitted or selected on. Nothing was traded and the "
+                f"account is unchanged. To fix: {move_on}, retrain with feature_engineering.splits "
+                "ending before deployment.paper_start, or move deployment.paper_start after "
+                f"{end.date()} (a new account folder).")
+
+
 def run_paper_session(
     model: ProductionModel,
     account: StagedAccount,
@@ -205,16 +372,24 @@ def run_paper_session(
     mode = resolve_mode(deployment)  # live_trading is refused here, with the reason
     params = DeploymentParams.from_params(deployment, environment=environment)
     before = account.state
+    role = model.role
     status: dict[str, Any] = {
-        "mode": mode, "registry": model.registry_path, "production_model": model.entry_id,
-        "production_model_version": model.version,
-        "account": str(account.folder), "bars_processed_this_run": 0,
+        "role": role, "mode": mode, "registry": display_path(model.registry_path),
+        "account": display_path(account.folder),
+        "model": model.entry_id, "model_version": model.version,
+        "model_artifact": _display_artifact(model.artifact),
+        "model_verdict_passed": model.verdict_passed, "model_registry_status": model.status,
+        "bars_processed_this_run": 0,
         "first_bar": None, "last_bar": before.last_bar if before else None,
     }
-    # bad feeds are refused before anything else, whether or not a model is in production
+    # bad feeds are refused before anything else, whether or not a model is available
     check_feed_matches_training(feed, train_table)
-    check_feed_against_account(feed, account.history.get("equity", []), str(account.folder))
+    check_feed_against_account(feed, account.history.get("equity", []), display_path(account.folder))
     if not model.available:
+        if role != PRODUCTION:
+            message = no_champion_message(model.registry_path)
+            logger.info(message)
+            return {**status, "status": "no_champion", "message": message}
         message = no_production_message(model.registry_path)
         if params.require_production_model:
             raise PaperSessionError(
@@ -229,19 +404,9 @@ def run_paper_session(
         raise PaperSessionError(
             f"feature_scaler.feature_names {scaler.get('feature_names')} differ from the "
             f"feat_* columns of model_input_train {names}; re-run feature_engineering.")
-    trained_scaler = model.bundle.spec.get("scaler_sha256")
-    if trained_scaler is not None and trained_scaler != scaler_sha256(scaler):
-        raise PaperSessionError(
-            f"production model {model.entry_id} was trained with a different feature_scaler "
-            f"(spec scaler_sha256 {trained_scaler[:12]}…, current {scaler_sha256(scaler)[:12]}…): its "
-            "inputs would be scaled differently from training. Promote a model trained on the "
-            "current features (`kedro models promote <id>`) or restore the scaler it was trained with.")
-    spec_names = list(model.bundle.spec.get("feature_names", []))
-    if spec_names != names:
-        raise PaperSessionError(
-            f"production model {model.entry_id} was trained on features {spec_names} but "
-            f"feature_engineering now produces {names}. Promote a model trained on the current "
-            "features (`kedro models promote <id>`) or restore the feature spec.")
+    check_policy_provenance(model, scaler=scaler, feature_names=names, feature_spec=feature_spec,
+                            environment=environment,
+                            trade_bars=bars_to_trade(feed, before, params.paper_start))
     env_cfg = _env_for_policy(model.bundle.spec, environment, model.entry_id)
     rows = max(env_cfg.window, params.drift_window)
     live = LiveFeatures(feature_spec, scaler, rows)
@@ -262,9 +427,10 @@ def run_paper_session(
     broker = PaperBroker(account, initial_capital=params.initial_capital,
                          costs=CostModel.from_environment(environment), limits=params.risk,
                          drift_check=monitor, halt_on_drift=params.halt_on_drift)
+    where = display_path(account.folder)
     if before is not None and before.active_model_id not in (None, model.entry_id):
-        logger.info("Paper account %s switches model: %s -> %s (same account continues).",
-                    account.folder, before.active_model_id, model.entry_id)
+        logger.info("%s paper account %s switches model: %s -> %s (same account continues).",
+                    role.capitalize(), where, before.active_model_id, model.entry_id)
     summary = broker.run(feed, decider, model_id=model.entry_id, start=params.paper_start)
     state = summary.state
     events = account.records["events"]
@@ -273,14 +439,15 @@ def run_paper_session(
         if ev["kind"] == "drift_alert":
             drift_bars.setdefault(ev["bar"], []).append(str(ev.get("feature")))
         elif ev["kind"] in ("halt", "day_loss_stop", "model_switch"):
-            logger.warning("Paper account %s at %s: %s", ev["kind"], ev["bar"],
-                           ev.get("reason") or f"{ev.get('from')} -> {ev.get('to')}")
+            logger.warning("%s paper account %s at %s: %s", role.capitalize(), where, ev["bar"],
+                           ev["kind"] + ": " + (ev.get("reason") or f"{ev.get('from')} -> {ev.get('to')}"))
     if drift_bars:
         last = max(drift_bars)
-        logger.warning("Drift alerts on %d of %d new bar(s) (recorded in events.jsonl); last at "
-                       "%s on %s.", len(drift_bars), summary.bars_processed, last, drift_bars[last])
-    logger.info("Paper trading: %d new bar(s) processed with %s; equity %.2f.",
-                summary.bars_processed, model.entry_id, state.equity)
+        logger.warning("%s account: drift alerts on %d of %d new bar(s) (recorded in events.jsonl); "
+                       "last at %s on %s.", role.capitalize(), len(drift_bars), summary.bars_processed,
+                       last, drift_bars[last])
+    logger.info("Paper trading (%s account): %d new bar(s) processed with %s; equity %.2f.",
+                role, summary.bars_processed, model.entry_id, state.equity)
     return {
         **status,
         "status": "traded" if summary.bars_processed else "no_new_bars",
@@ -294,6 +461,14 @@ def run_paper_session(
         "message": (f"processed {summary.bars_processed} new bar(s)" if summary.bars_processed
                     else "no feed bars newer than the account's last processed bar"),
     }
+
+
+def _display_artifact(artifact: str | None) -> str | None:
+    """``path@version`` with the path relative to the project root when it lies inside it."""
+    if not artifact:
+        return artifact
+    path, _, version = artifact.rpartition("@")
+    return f"{display_path(path) if path and Path(path).is_absolute() else path}@{version}"
 
 
 def _count_events(events: list[dict[str, Any]]) -> dict[str, int]:

@@ -6,6 +6,7 @@ these functions take loaded data and return data.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pandas as pd
@@ -15,12 +16,19 @@ from reinforce_strategy_creator.deployment.params import DeploymentParams
 from reinforce_strategy_creator.deployment.registry import registration_request
 from reinforce_strategy_creator.deployment.report import (
     FeedMismatchError,
-    account_report_figure,
+    accounts_figure,
     buy_and_hold_marks,
     marks_frame,
+    paper_status,
     report_status,
 )
-from reinforce_strategy_creator.deployment.session import ProductionModel, run_paper_session
+from reinforce_strategy_creator.deployment.session import (
+    PRODUCTION,
+    SHADOW,
+    PaperSessionError,
+    ProductionModel,
+    run_paper_session,
+)
 from reinforce_strategy_creator.deployment.state import StagedAccount
 from reinforce_strategy_creator.market_data import IngestionSettings, normalise_prices
 
@@ -32,13 +40,17 @@ def check_mode(deployment: dict[str, Any], environment: dict[str, Any]) -> dict[
     return dict(deployment)
 
 
-def request_registration(champion: dict[str, Any] | None, deployment: dict[str, Any]) -> dict[str, Any]:
+def request_registration(champion: dict[str, Any] | None,
+                         deployment: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """What to register (and whether to auto-promote) from the evaluation's champion.
 
-    The champion document carries its evaluation verdict (``champion["verdict"]``).
+    The champion document carries its evaluation verdict (``champion["verdict"]``). The same
+    request goes to the two views of the registry (production and newest champion), so Kedro
+    registers before either account trades; applying it is idempotent.
     """
     verdict = (champion or {}).get("verdict") if champion else {"passed": False, "rules": {}}
-    return registration_request(champion, verdict, bool(deployment.get("auto_promote", True)))
+    request = registration_request(champion, verdict, bool(deployment.get("auto_promote", True)))
+    return request, request
 
 
 def normalise_feed(raw_feed: pd.DataFrame, deployment: dict[str, Any]) -> pd.DataFrame:
@@ -61,7 +73,9 @@ def normalise_feed(raw_feed: pd.DataFrame, deployment: dict[str, Any]) -> pd.Dat
 
 def paper_trade(
     production: ProductionModel,
+    champion: ProductionModel,
     account: StagedAccount,
+    shadow_account: StagedAccount,
     feed: pd.DataFrame,
     feature_scaler: dict[str, Any],
     model_input_train: pd.DataFrame,
@@ -69,21 +83,40 @@ def paper_trade(
     features: dict[str, Any],
     splits: dict[str, Any],
     deployment: dict[str, Any],
-) -> tuple[StagedAccount, dict[str, Any]]:
-    """Decide on every new feed bar with the production model; return the staged account + status."""
-    status = run_paper_session(production, account, feed, feature_scaler, model_input_train,
-                               environment, features, deployment, splits)
-    return account, status
+) -> tuple[StagedAccount, StagedAccount, dict[str, Any]]:
+    """Decide on every new feed bar in both accounts: the production account with the
+    production model (if any), the shadow account with the newest registered champion.
+
+    Both are staged in memory; a refusal of either (provenance, feed) raises before Kedro
+    saves anything, so neither account is written.
+    """
+    if account.folder.resolve() == shadow_account.folder.resolve():
+        raise PaperSessionError(
+            f"deployment.account and deployment.shadow_account are the same folder {account.folder}; "
+            "give the shadow account its own filepath in conf/base/catalog_deployment.yml.")
+    production = dataclasses.replace(production, role=PRODUCTION)
+    champion = dataclasses.replace(champion, role=SHADOW)
+    status = {
+        "production": run_paper_session(production, account, feed, feature_scaler, model_input_train,
+                                        environment, features, deployment, splits),
+        "shadow": run_paper_session(champion, shadow_account, feed, feature_scaler, model_input_train,
+                                    environment, features, deployment, splits),
+    }
+    return account, shadow_account, status
 
 
-def report_account(account: StagedAccount, session_status: dict[str, Any],
-                   environment: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """Status JSON and equity/position/P&L figure of the committed account, with buy-and-hold
-    over the same bars, costs and capital (``account`` is loaded back after the commit)."""
-    state = account.state
-    equity_log = account.history.get("equity", [])
-    marks = marks_frame(equity_log)
-    capital = state.initial_capital_cents / 100.0 if state is not None else 0.0
-    bh = buy_and_hold_marks(marks, capital, environment) if state is not None else marks_frame([])["equity"]
-    status = report_status(state, equity_log, bh, session_status)
-    return status, account_report_figure(state, equity_log, bh, status)
+def report_accounts(account: StagedAccount, shadow_account: StagedAccount,
+                    session_status: dict[str, Any], environment: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Status JSON and figure of both committed accounts (read back after their commit), each
+    with buy-and-hold over its own bars, costs and capital."""
+    reports = {}
+    for role, staged in (("production", account), ("shadow", shadow_account)):
+        state = staged.state
+        equity_log = staged.history.get("equity", [])
+        marks = marks_frame(equity_log)
+        capital = state.initial_capital_cents / 100.0 if state is not None else 0.0
+        bh = (buy_and_hold_marks(marks, capital, environment) if state is not None
+              else marks_frame([])["equity"])
+        reports[role] = (state, equity_log, bh, report_status(state, equity_log, bh, session_status[role]))
+    status = paper_status(session_status, {role: r[3] for role, r in reports.items()})
+    return status, accounts_figure(reports, status)
