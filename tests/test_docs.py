@@ -42,13 +42,21 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
 
 @functools.lru_cache(maxsize=1)
 def base_parameters() -> dict[str, object]:
+    """conf/base parameters as a run sees them without --params (interpolations resolved)."""
+    import warnings
+
+    from kedro.config import OmegaConfigLoader
+
     params: dict[str, object] = {}
     for path in sorted((PROJECT_ROOT / "conf" / "base").glob("parameters*.yml")):
         tree = yaml.safe_load(path.read_text()) or {}
-        for key, value in flatten(tree).items():
+        for key in flatten(tree):
             assert key not in params, f"{key} is defined twice under conf/base ({path.name})"
-            params[key] = value
-    return params
+            params[key] = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
+        return flatten(loader["parameters"])
 
 
 @functools.lru_cache(maxsize=1)

@@ -419,8 +419,12 @@ def normalise_prices(
     *,
     source: str,
     settings: IngestionSettings | Mapping[str, Any] | None = None,
+    warn_stale_opens_from: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Validate, clean and adjust a raw price table.
+
+    ``warn_stale_opens_from``: warn only about stale-open years from this date on (a paper-trading
+    feed cares about the bars it trades, not the history before them); the report covers all.
 
     Args:
         raw: the table as loaded (strings from a CSV, typed columns from Parquet).
@@ -532,8 +536,11 @@ def normalise_prices(
         stale_open_flags(frame["Open"].to_numpy(), frame["Close"].to_numpy()),
         float(settings.stale_open_threshold),
     )
-    if stale["years_above_threshold"]:
-        msg = _stale_open_warning(source, stale, f"{settings.prefix}.stale_open_threshold")
+    warn_years = [y for y in stale["years_above_threshold"]
+                  if warn_stale_opens_from is None or int(y) >= pd.Timestamp(warn_stale_opens_from).year]
+    if warn_years:
+        msg = _stale_open_warning(source, {**stale, "years_above_threshold": warn_years},
+                                  f"{settings.prefix}.stale_open_threshold")
         logger.warning(msg)
         warnings.append(msg)
 

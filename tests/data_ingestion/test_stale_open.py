@@ -219,3 +219,19 @@ def test_feed_warning_names_the_feed_parameter(caplog):
         normalise_feed(raw, {"feed": feed})
     msgs = stale_warnings(caplog)
     assert len(msgs) == 1 and "deployment.feed.stale_open_threshold=0.05" in msgs[0]
+
+
+@pytest.mark.parametrize("paper_start, years", [("2018-01-01", []), ("2012-06-01", ["2012", "2013"])])
+def test_the_feed_warns_only_about_the_years_it_trades(caplog, paper_start, years):
+    """A paper-trading feed cares about the bars from deployment.paper_start on: the stale years of the
+    history before them stay in the report but do not raise a warning on every daily run."""
+    raw = read_raw_csv(SP500_CSV)
+    feed = {"filepath": "feed.csv", "ticker": None, "date_format": None, "adjust": True, "min_rows": 252,
+            "gap_factor": 5.0, "stale_open_threshold": 0.05}
+    with caplog.at_level(logging.WARNING, logger="reinforce_strategy_creator.market_data"):
+        normalise_feed(raw, {"feed": feed, "paper_start": paper_start})
+    msgs = [r.getMessage() for r in caplog.records if "stale opens" in r.getMessage()]
+    if not years:
+        assert msgs == []
+    else:
+        assert len(msgs) == 1 and all(f"{y} (" in msgs[0] for y in years) and "2005 (" not in msgs[0]

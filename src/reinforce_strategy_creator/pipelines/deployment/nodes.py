@@ -59,7 +59,9 @@ def normalise_feed(raw_feed: pd.DataFrame, deployment: dict[str, Any]) -> pd.Dat
     settings = IngestionSettings(feed, prefix="deployment.feed")
     source = raw_feed.attrs.get("source") if isinstance(raw_feed, pd.DataFrame) else None
     name = str(source or settings.filepath or "market_feed")
-    prices, report = normalise_prices(raw_feed, source=name, settings=settings)
+    start = deployment.get("paper_start")
+    prices, report = normalise_prices(raw_feed, source=name, settings=settings,
+                                      warn_stale_opens_from=None if start is None else pd.Timestamp(start))
     if not report["was_sorted"]:
         why = next((w for w in report["warnings"] if "not in increasing order" in w),
                    "rows out of date order")
