@@ -54,6 +54,8 @@ CASES = {
     "borrow": (lambda w: _env_with(w, borrow_bps_per_bar=1.0), (), [r"environment\.borrow_bps_per_bar"]),
     "capital": (lambda w: _env_with(w, initial_capital=50_000.0), (),
                 [r"environment\.initial_capital", "50000.0", "100000.0"]),
+    "fill_price": (lambda w: _env_with(w, fill_price="next_open"), (),
+                   [r"environment\.fill_price differs", "next_open", "next_close"]),
     "train_overlap": (lambda w: {"train_end": "2018-01-31T00:00:00"}, (),
                       [r"train period .*2018-01-31\) overlaps the bars it would trade \(2018-01-02 \.\. 2018-02-27\)"]),
     "validation_overlap": (lambda w: {"validation_start": "2017-01-03T00:00:00",

@@ -195,7 +195,8 @@ def test_reusing_a_test_window_is_counted_and_deflates_the_psr_rule(model_inputs
 
 
 @pytest.mark.parametrize("key, value", [("commission_bps", 0.0), ("slippage_bps", 0.0),
-                                         ("initial_capital", 1_000_000.0), ("borrow_bps_per_bar", 1.0)])
+                                         ("initial_capital", 1_000_000.0), ("borrow_bps_per_bar", 1.0),
+                                         ("fill_price", "next_open")])
 def test_tampered_costs_or_capital_are_refused(model_inputs, env_params, _eval_params, bundles, key, value):
     tampered = copy.deepcopy(bundles)
     spec_env = dict(tampered["a2c"].spec["environment"])

@@ -332,6 +332,14 @@ def check_policy_provenance(
                          f"To fix: restore environment.{key}: {trained_env[key]} in "
                          f"conf/base/parameters_environment.yml, {move_on}, or retrain with the "
                          "new value.")
+    trained_fill = trained_env.get("fill_price")
+    current_fill = environment.get("fill_price", EnvConfig.fill_price)
+    if trained_fill is None:
+        raise missing("environment.fill_price")
+    if trained_fill != current_fill:
+        raise refuse("environment.fill_price", trained_fill, current_fill,
+                     f"To fix: restore environment.fill_price: {trained_fill} in "
+                     f"conf/base/parameters_environment.yml, {move_on}, or retrain with the new value.")
     if len(trade_bars) == 0:
         return  # nothing would be traded
     first, last = pd.Timestamp(trade_bars[0]), pd.Timestamp(trade_bars[-1])

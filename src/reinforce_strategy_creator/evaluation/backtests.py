@@ -76,8 +76,8 @@ PREFIX = "evaluation"
 #: Costs and capital: must be identical for every agent and benchmark.
 SETUP_KEYS = ("initial_capital", "commission_bps", "slippage_bps", "borrow_bps_per_bar")
 #: Environment keys a policy's spec must share with ``params:environment`` to be evaluated.
-SPEC_MUST_MATCH = SETUP_KEYS + ("window", "positions", "continuous", "obs_position", "obs_unrealised",
-                                "obs_bars_held")
+SPEC_MUST_MATCH = SETUP_KEYS + ("fill_price", "window", "positions", "continuous", "obs_position",
+                                "obs_unrealised", "obs_bars_held")
 #: Deterministic benchmark runs, in report order.
 BENCHMARKS = ("buy_and_hold", "flat", "sma_crossover", "momentum")
 RANDOM_RUN = "random"
