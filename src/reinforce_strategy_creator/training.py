@@ -292,7 +292,7 @@ def train_agent(
     _check_tables(model_input_train, model_input_validation)
     env_cfg = EnvConfig.from_params(environment)
     device = resolve_device(settings.device)
-    env_cfg_dev = dataclasses.replace(env_cfg, device=device.type)
+    env_cfg_dev = env_cfg.replace(device=device.type)
 
     train_market = MarketArrays.from_frame(model_input_train, name="model_input_train")
     val_market = MarketArrays.from_frame(model_input_validation, name="model_input_validation")

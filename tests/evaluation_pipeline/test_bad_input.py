@@ -254,7 +254,7 @@ def test_an_agents_trades_replayed_as_a_benchmark_schedule_cost_the_same(model_i
     ledger = nodes.backtest_test(table, model_inputs["prices"], setup, **bundles)
     agent = ledger[(ledger["run"] == "ppo") & (ledger["seed"] == 1)].sort_values("bar").reset_index(drop=True)
     assert agent["cost"].gt(0).sum() > 5  # it trades often
-    config = dataclasses.replace(EnvConfig.from_params(env_params), episode_length=None)
+    config = EnvConfig.from_params(env_params).replace(episode_length=None)
     first = config.window - 1
     targets = np.zeros(len(table))
     # row k of the ledger holds the position decided at bar first + k - 1 and filled at the next open

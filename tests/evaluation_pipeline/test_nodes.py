@@ -35,7 +35,7 @@ def test_buy_and_hold_return_is_price_change_less_costs(test_ledger, model_input
     bh = test_ledger[test_ledger["run"] == "buy_and_hold"].sort_values("bar").reset_index(drop=True)
     w = env_params["window"]
     first = bh.iloc[1]  # row 0 is the pre-trade start row at decision bar W-1
-    ref_col = "Open" if env_params.get("fill_price", EnvConfig.fill_price) == "next_open" else "Close"
+    ref_col = "Open" if EnvConfig.from_params(env_params).fill_price == "next_open" else "Close"
     open_, last_close = table[ref_col].iloc[w], table["Close"].iloc[-1]
     assert bh["date"].iloc[1] == table.index[w] and bh["date"].iloc[-1] == table.index[-1]
     # the first fill and its costs, recomputed from params:environment (not read from the env)

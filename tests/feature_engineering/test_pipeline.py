@@ -98,7 +98,7 @@ def test_pipeline_on_sp500(sp500_prices, stage_params):
         (lambda p, e: e.update(positions=[0, 0, 1]),
          EnvConfigError, r"environment\.positions: contains duplicates"),
         (lambda p, e: e.update(slippage_bps=-2),
-         EnvConfigError, r"environment\.slippage_bps: costs must be finite and >= 0"),
+         EnvConfigError, r"environment\.slippage_bps: Input should be greater than or equal to 0 \(got -2"),
     ],
 )  # fmt: skip
 def test_bad_parameters_fail_at_pipeline_start(sp500_prices, stage_params, mutate, error, match):

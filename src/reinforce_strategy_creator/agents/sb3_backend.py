@@ -292,7 +292,7 @@ def train_sb3(
 
     from ..env import TradingEnv
 
-    env_cfg = dataclasses.replace(env_config, device="cpu")  # SB3 steps numpy envs one lane at a time
+    env_cfg = env_config.replace(device="cpu")  # SB3 steps numpy envs one lane at a time
     venv = DummyVecEnv([lambda i=i: Monitor(TradingEnv(market, env_cfg, seed=seed * 100_003 + i))
                         for i in range(num_envs)])
     try:

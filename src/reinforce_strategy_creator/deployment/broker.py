@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from ..env import EnvConfig, fill_and_costs, update_entry_and_bars
-from ..env.config import FILL_PRICES
+from ..env.config import DEFAULT_FILL_PRICE, FILL_PRICES
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class CostModel:
     commission_bps: float = 0.0
     slippage_bps: float = 0.0
     borrow_bps_per_bar: float = 0.0
-    fill_price: str = EnvConfig.fill_price  # next_close | next_open, as in the environment
+    fill_price: str = DEFAULT_FILL_PRICE  # next_close | next_open, as in the environment
 
     @classmethod
     def from_environment(cls, env_params: Mapping[str, Any]) -> CostModel:
@@ -91,7 +91,7 @@ class CostModel:
         return cls(commission_bps=env_params["commission_bps"],
                    slippage_bps=env_params["slippage_bps"],
                    borrow_bps_per_bar=env_params.get("borrow_bps_per_bar", 0.0),
-                   fill_price=env_params.get("fill_price", EnvConfig.fill_price))
+                   fill_price=env_params.get("fill_price", DEFAULT_FILL_PRICE))
 
     def __post_init__(self) -> None:
         if self.fill_price not in FILL_PRICES:

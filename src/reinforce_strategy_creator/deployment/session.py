@@ -51,6 +51,7 @@ import torch
 
 from ..agents import build_policy
 from ..env import EnvConfig, observation_from_window
+from ..env.config import DEFAULT_FILL_PRICE
 from ..features import (
     compute_features,
     feature_columns,
@@ -333,7 +334,7 @@ def check_policy_provenance(
                          f"conf/base/parameters_environment.yml, {move_on}, or retrain with the "
                          "new value.")
     trained_fill = trained_env.get("fill_price")
-    current_fill = environment.get("fill_price", EnvConfig.fill_price)
+    current_fill = environment.get("fill_price", DEFAULT_FILL_PRICE)
     if trained_fill is None:
         raise missing("environment.fill_price")
     if trained_fill != current_fill:

@@ -54,7 +54,7 @@ def replay(
     device: str | None = None,
 ) -> BacktestResult:
     # The replay always covers the full period, whatever episode_length training uses.
-    full = dataclasses.replace(config, episode_length=None)
+    full = config.replace(episode_length=None)
     core = BatchedTradingCore(market, full, num_envs, seed=0, autoreset=False, device=device)
     B = num_envs
     obs = core.reset(starts=core.lo_start)

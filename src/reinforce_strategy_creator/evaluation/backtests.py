@@ -375,7 +375,7 @@ def backtest_split(
             f"model_input_{split}: expected the model-input table with a raw 'Close' column; "
             "run feature_engineering first.")
     # A replay always covers the full period (episode_length is a training setting).
-    config = dataclasses.replace(EnvConfig.from_params(dict(environment)), episode_length=None)
+    config = EnvConfig.from_params(environment).replace(episode_length=None)
     try:
         market = MarketArrays.from_frame(table)
     except ValueError as exc:

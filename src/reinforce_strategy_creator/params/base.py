@@ -129,6 +129,12 @@ class Params(BaseModel):
     #: The file that holds the block, named in error messages.
     FILE: ClassVar[str] = "conf/base/parameters.yml"
 
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise type(self).error_from(exc, type(self).PATH, data) from None
+
     @classmethod
     def parse(cls, raw: Any, path: str | None = None):
         """Validate ``raw`` (a mapping, or already an instance) into the model, or raise one
@@ -161,6 +167,10 @@ class Params(BaseModel):
             lines.append(f"{where}: {_message(err, cls)}{got}")
         fix = f"Fix it in {cls.FILE} or with --params {lines and lines[0].split(':')[0]}=..."
         return ParameterError("; ".join(lines) + f". {fix}")
+
+    def replace(self, **changes: Any):
+        """A validated copy with ``changes`` applied (like ``dataclasses.replace``)."""
+        return type(self).parse({**self.to_params(), **changes}, self.PATH)
 
     def to_params(self) -> dict[str, Any]:
         """Plain JSON-able dict that :meth:`parse` accepts back (tuples as lists)."""
