@@ -1,8 +1,8 @@
 """The documentation cannot drift from the code.
 
-* ``docs/configuration.md`` documents every leaf parameter of ``conf/base/parameters*.yml``
-  (flattened to dotted keys; lists are leaves) in a row ``| `dotted.key` | `default` | ... |``,
-  the documented default equals the YAML value, and no row documents a parameter that is gone.
+* ``docs/configuration.md``'s tables are generated from the typed parameter blocks and
+  ``conf/base``; they are up to date, document every leaf of ``conf/base/parameters*.yml`` with
+  its value, and no row documents a parameter no model has.
 * ``docs/architecture.md`` has a data-flow diagram naming every stage and every boundary
   dataset, and every test it cites as proof of an honesty guarantee exists.
 * Relative links in ``README.md`` and ``docs/*.md`` point at files that exist.
@@ -80,23 +80,54 @@ def test_there_are_parameters_to_document():
 
 
 @pytest.mark.parametrize("key", sorted(base_parameters()))
-def test_every_parameter_is_documented_with_its_default(key):
+def test_every_parameter_is_documented_with_its_value(key):
     value = base_parameters()[key]
     rows = documented()
     assert key in rows, (
-        f"conf/base parameter {key} is undocumented: add a row "
-        f"| `{key}` | `{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}` | meaning | "
-        "to docs/configuration.md"
-    )
+        f"conf/base parameter {key} is not in docs/configuration.md: is it a field of its block's model "
+        "(src/reinforce_strategy_creator/params/, agents/<algo>.py)? Then run "
+        "`python -m reinforce_strategy_creator.params.docs --write`")
     cell = rows[key]
-    assert yaml.safe_load(cell) == value, (
-        f"docs/configuration.md gives {key} the default `{cell}` but conf/base has {value!r}: update the row"
-    )
+    documented_value = yaml.safe_load(cell)
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        documented_value = str(documented_value)
+    assert documented_value == value, (
+        f"docs/configuration.md gives {key} the value `{cell}` but conf/base has {value!r}: run "
+        "`python -m reinforce_strategy_creator.params.docs --write`")
 
 
 def test_no_stale_parameters_documented():
-    stale = sorted(set(documented()) - set(base_parameters()))
-    assert not stale, f"docs/configuration.md documents parameters that are not in conf/base: {stale}"
+    """Every documented row is a field of a block's model (the tables are generated from them)."""
+    from reinforce_strategy_creator.params.docs import BLOCKS, base_parameters as resolved, block_rows
+
+    params = resolved(PROJECT_ROOT)
+    fields = {row[0] for block in BLOCKS for row in block_rows(block, params)}
+    stale = sorted(set(documented()) - fields)
+    assert not stale, f"docs/configuration.md documents parameters no model has: {stale}"
+
+
+def test_generated_tables_are_up_to_date():
+    from reinforce_strategy_creator.params.docs import base_parameters as resolved
+    from reinforce_strategy_creator.params.docs import updated
+
+    text = CONFIGURATION.read_text()
+    assert updated(text, resolved(PROJECT_ROOT)) == text, (
+        "docs/configuration.md is out of date: run `python -m reinforce_strategy_creator.params.docs --write`")
+
+
+def test_conf_base_validates_block_by_block():
+    """Every block of conf/base is valid for its model (the defaults a newcomer runs with)."""
+    from reinforce_strategy_creator.env.config import EnvConfig
+    from reinforce_strategy_creator.params.data import IngestionParams
+    from reinforce_strategy_creator.params.deployment import DeploymentParams
+    from reinforce_strategy_creator.params.docs import base_parameters as resolved
+    from reinforce_strategy_creator.params.evaluation import EvaluationParams
+    from reinforce_strategy_creator.params.features import FeatureParams
+    from reinforce_strategy_creator.params.training import TrainingParams
+
+    params = resolved(PROJECT_ROOT)
+    for model in (IngestionParams, FeatureParams, EnvConfig, TrainingParams, EvaluationParams, DeploymentParams):
+        model.parse(params[model.PATH])
 
 
 # --------------------------------------------------------------------------- architecture

@@ -27,13 +27,14 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from .errors import InputError
 
 SPEC_FILE = "spec.json"
 FORMAT_VERSION = 1
 REQUIRED_SPEC_KEYS = ("algorithm", "network", "feature_names", "window", "positions", "seeds")
 
 
-class ArtifactError(ValueError):
+class ArtifactError(InputError):
     """A policy artifact is missing, incomplete or does not match its checksums."""
 
 
@@ -44,6 +45,8 @@ class PolicyBundle:
     spec: dict[str, Any]
     state_dicts: dict[int, dict[str, torch.Tensor]]
     version: str | None = field(default=None, compare=False)
+    #: the artifact folder the catalog keeps its versions in (relative to the project root)
+    filepath: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         missing = [k for k in REQUIRED_SPEC_KEYS if k not in self.spec]

@@ -29,18 +29,20 @@ from kedro.utils import find_kedro_project
 from reinforce_strategy_creator.deployment import (
     AccountStore,
     DeploymentParams,
+    DeploymentSetup,
     ModelRegistry,
     clear_halt,
     reconcile,
     resolve_mode,
 )
-from reinforce_strategy_creator.paths import display_path
+from reinforce_strategy_creator.env.config import EnvConfig
+from reinforce_strategy_creator.paths import display_path, resolve_in_project
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 logger = logging.getLogger(__name__)
 
 
-def load_deployment_params(env: str | None = None, project_path: Path | None = None) -> DeploymentParams:
+def load_deployment_params(env: str | None = None, project_path: Path | None = None) -> DeploymentSetup:
     """Read ``deployment:`` parameters of the Kedro project containing the working directory."""
     from kedro.config import OmegaConfigLoader
 
@@ -76,10 +78,15 @@ def load_deployment_params(env: str | None = None, project_path: Path | None = N
                 "conf/base/catalog_deployment.yml.")
         paths[key] = entry["filepath"]
     try:
-        return DeploymentParams.from_params(params, Path(root),
-                                            environment=all_params.get("environment"), **paths)
+        block = DeploymentParams.parse(params)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    try:
+        environment = EnvConfig.parse(all_params.get("environment"))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    resolved = {k: resolve_in_project(v, root) for k, v in paths.items()}
+    return DeploymentSetup(block, environment, **resolved)
 
 
 def _env_option(f):

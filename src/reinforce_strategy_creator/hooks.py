@@ -1,7 +1,8 @@
 """Kedro hooks of the project.
 
 ``ClearInputErrors``: bad input (a malformed file, a wrong parameter, a missing artifact)
-raises a ``ValueError`` subclass of this package, or a Kedro ``DatasetError``, whose message
+raises an :class:`~.errors.InputError`, a Kedro ``DatasetError``, or Kedro's
+``ParameterValidationError`` (a typed parameter block refused when the run starts), whose message
 already names the file, column, row or parameter and what to do. Kedro's CLI would print
 it under a long rich traceback of library frames, which reads like a crash. This hook
 prints such errors as the message alone (on stderr, exit status 1); any other exception is
@@ -14,22 +15,29 @@ import os
 import sys
 from types import TracebackType
 
+import re
+
 from kedro.framework.hooks import hook_impl
 from kedro.io.core import DatasetError
+from kedro.validation.exceptions import ParameterValidationError
 
-PACKAGE = __name__.split(".")[0]
+from .errors import InputError
 
 
 def is_input_error(exc: BaseException) -> bool:
     """True for errors that describe bad input rather than a bug in the code."""
-    if isinstance(exc, DatasetError):
-        return True
-    return isinstance(exc, ValueError) and type(exc).__module__.split(".")[0] == PACKAGE
+    return isinstance(exc, (InputError, DatasetError, ParameterValidationError))
+
+
+_KEDRO_WRAPPER = re.compile(r"(?:Parameter '[^']*': )?Failed to instantiate \w+ for parameter '[^']*': ")
 
 
 def format_input_error(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, ParameterValidationError):  # keep our message, drop Kedro's wrapping
+        text = _KEDRO_WRAPPER.sub("", text)
     return (
-        f"\nError: {type(exc).__name__}: {exc}\n"
+        f"\nError: {type(exc).__name__}: {text}\n"
         "(This is a problem with the input, not a crash; set RSC_TRACEBACK=1 to see the traceback.)\n"
     )
 
@@ -53,5 +61,10 @@ def install_excepthook() -> None:
 
 class ClearInputErrors:
     @hook_impl
-    def after_context_created(self, context) -> None:  # noqa: ARG002 - Kedro hook signature
+    def after_context_created(self, context) -> None:
         install_excepthook()
+        # the pipelines are built from the parameters (one namespace per agent): give the registry
+        # this session's configuration (--env, --params) before it builds them
+        from .project_params import remember
+
+        remember(context.config_loader)

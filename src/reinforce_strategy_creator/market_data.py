@@ -43,9 +43,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import InputError
+from .params.data import IngestionParams
+
 __all__ = [
     "DataValidationError",
-    "IngestionSettings",
+    "IngestionParams",
     "normalise_prices",
     "read_raw_csv",
     "stale_open_flags",
@@ -77,63 +80,12 @@ _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2}|UTC)$", re.IGNORECASE)
 _AUTO_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "ISO8601")
 
 
-class DataValidationError(ValueError):
+class DataValidationError(InputError):
     """A price file is unusable; the message names the file, column, rows and the fix."""
 
 
 def _key(name: object) -> str:
     return re.sub(r"[\s_\-.:]+", "", str(name)).lower()
-
-
-class IngestionSettings:
-    """Validated ``data_ingestion`` parameters (errors name the dotted parameter)."""
-
-    def __init__(self, params: Mapping[str, Any] | None = None, prefix: str = "data_ingestion"):
-        params = dict(params or {})
-        self.prefix = prefix
-        self.filepath = params.get("filepath")
-        self.ticker = params.get("ticker")
-        self.min_rows = params.get("min_rows", 252)
-        self.gap_factor = params.get("gap_factor", 5.0)
-        self.date_format = params.get("date_format")
-        self.adjust = params.get("adjust", True)
-        self.stale_open_threshold = params.get("stale_open_threshold", 0.05)
-        if self.ticker is not None and (not isinstance(self.ticker, str) or not self.ticker.strip()):
-            self._bad("ticker", self.ticker, "a ticker symbol such as AAPL, or null")
-        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int) or self.min_rows < 2:
-            self._bad("min_rows", self.min_rows, "an integer of at least 2")
-        if (
-            isinstance(self.gap_factor, bool)
-            or not isinstance(self.gap_factor, (int, float))
-            or not np.isfinite(self.gap_factor)
-            or self.gap_factor <= 1
-        ):
-            self._bad("gap_factor", self.gap_factor, "a number greater than 1")
-        if self.date_format is not None and not isinstance(self.date_format, str):
-            self._bad("date_format", self.date_format, "a strftime format such as '%d/%m/%Y', or null")
-        if not isinstance(self.adjust, bool):
-            self._bad("adjust", self.adjust, "true or false")
-        if (
-            isinstance(self.stale_open_threshold, bool)
-            or not isinstance(self.stale_open_threshold, (int, float))
-            or not np.isfinite(self.stale_open_threshold)
-            or not 0 <= self.stale_open_threshold <= 1
-        ):
-            self._bad(
-                "stale_open_threshold",
-                self.stale_open_threshold,
-                "a fraction in [0, 1] (0.05 = warn about years where more than 5 % of the opens "
-                "are copies of the previous close)",
-            )
-
-    def _bad(self, name: str, value: Any, expected: str) -> None:
-        where = "parameters_deployment.yml" if self.prefix.startswith("deployment") else (
-            "parameters_data_ingestion.yml")
-        raise DataValidationError(
-            f"Parameter {self.prefix}.{name}={value!r} is invalid: expected {expected}. "
-            f"Fix it in conf/base/{where} or with "
-            f"--params {self.prefix}.{name}=..."
-        )
 
 
 def read_raw_csv(path: str | Path) -> pd.DataFrame:
@@ -418,7 +370,7 @@ def normalise_prices(
     raw: pd.DataFrame,
     *,
     source: str,
-    settings: IngestionSettings | Mapping[str, Any] | None = None,
+    settings: IngestionParams | Mapping[str, Any] | None = None,
     warn_stale_opens_from: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Validate, clean and adjust a raw price table.
@@ -429,7 +381,7 @@ def normalise_prices(
     Args:
         raw: the table as loaded (strings from a CSV, typed columns from Parquet).
         source: what to call the input in messages and the report (usually its path).
-        settings: :class:`IngestionSettings` or the ``data_ingestion`` parameter dict.
+        settings: :class:`~.params.data.IngestionParams` or the ``data_ingestion`` parameter dict.
 
     Returns:
         ``(prices, report)``: the ``primary_prices`` frame and the quality report dict.
@@ -438,8 +390,7 @@ def normalise_prices(
         DataValidationError: on any rule violation; the message names the source, column,
         the first offending rows and how to fix them.
     """
-    if not isinstance(settings, IngestionSettings):
-        settings = IngestionSettings(settings)
+    settings = IngestionParams.parse(settings)
     if not isinstance(raw, pd.DataFrame):
         raise DataValidationError(f"{source}: expected a table, got {type(raw).__name__}.")
     warnings: list[str] = []

@@ -35,9 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from .errors import InputError
 
 
-class SyntheticMarketError(ValueError):
+class SyntheticMarketError(InputError):
     """A parameter of the planted-signal generator is out of range."""
 
 

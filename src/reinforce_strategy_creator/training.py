@@ -29,12 +29,10 @@ Honesty rules enforced here:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,158 +40,32 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .agents import ALGORITHMS, BACKENDS, TrainingDivergedError, resolve_device
+from .agents import ALGORITHMS, TrainingDivergedError, resolve_device
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
 from .evaluation.metrics import bar_returns, infer_periods_per_year, is_ruined, performance_metrics
 from .features import feature_spec_sha256, scaler_sha256
+from .params.base import ParameterError
+from .params.training import COMMON_KEYS, AgentPlan, TrainingCommon, TrainingParams, plan_agent
 
 __all__ = [
     "COMMON_KEYS",
+    "AgentPlan",
+    "TrainingCommon",
     "TrainingConfigError",
-    "TrainingSettings",
+    "TrainingParams",
     "data_fingerprint",
+    "plan_agent",
     "scaler_sha256",
     "train_agent",
-    "validate_training",
     "validation_sharpe",
 ]
 
 VALIDATION_METRIC = "sharpe"
 
 
-class TrainingConfigError(ValueError):
-    """A ``training.*`` parameter is missing, unknown or out of range."""
-
-
-# --------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class TrainingSettings:
-    """Settings shared by all agents (``training.common``); an agent block may override them.
-
-    ``total_steps`` here is the default budget; a ``total_steps`` in the agent's block wins.
-    """
-
-    seeds: tuple[int, ...] = (0, 1, 2)
-    total_steps: int = 200_000
-    num_envs: int = 64
-    eval_every: int = 5
-    patience: int | None = 8
-    device: str = "auto"
-    num_threads: int | None = None
-    progress: bool = True
-
-
-COMMON_KEYS = tuple(f.name for f in dataclasses.fields(TrainingSettings))
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _settings(common: Mapping[str, Any] | None, agent: Mapping[str, Any], agent_name: str) -> TrainingSettings:
-    """Merge ``training.common`` with the agent's overrides and validate, naming the key."""
-    if common is not None and not isinstance(common, Mapping):
-        raise TrainingConfigError(f"training.common must be a mapping of settings, got {type(common).__name__}")
-    common = dict(common or {})
-    unknown = sorted(set(common) - set(COMMON_KEYS))
-    if unknown:
-        raise TrainingConfigError(
-            f"unknown parameter training.common.{unknown[0]}; valid keys are {list(COMMON_KEYS)} "
-            "(algorithm hyperparameters go under training.<agent>)"
-        )
-    merged: dict[str, tuple[str, Any]] = {k: (f"training.common.{k}", v) for k, v in common.items()}
-    for k in COMMON_KEYS:
-        if k in agent:
-            merged[k] = (f"training.{agent_name}.{k}", agent[k])
-    values: dict[str, Any] = {}
-    for key, (name, v) in merged.items():
-        if key == "seeds":
-            if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) == 0 or not all(
-                _is_int(s) and s >= 0 for s in v
-            ):
-                raise TrainingConfigError(f"{name} must be a non-empty list of non-negative ints, got {v!r}")
-            if len(set(v)) != len(v):
-                raise TrainingConfigError(f"{name} has duplicate seeds {list(v)}; each seed must appear once")
-            v = tuple(int(s) for s in v)
-        elif key in ("total_steps", "num_envs", "eval_every"):
-            if not (_is_int(v) and v > 0):
-                raise TrainingConfigError(f"{name} must be a positive int, got {v!r}")
-            v = int(v)
-        elif key in ("patience", "num_threads"):
-            if v is not None and not (_is_int(v) and v > 0):
-                raise TrainingConfigError(f"{name} must be a positive int or null, got {v!r}")
-            v = None if v is None else int(v)
-        elif key == "device":
-            if v not in ("auto", "cpu", "cuda") and not (isinstance(v, str) and v.startswith("cuda:")):
-                raise TrainingConfigError(f"{name} must be 'auto', 'cpu' or 'cuda', got {v!r}")
-            if str(v).startswith("cuda") and not torch.cuda.is_available():
-                raise TrainingConfigError(f"{name}={v!r} but CUDA is not available; use 'auto' or 'cpu'")
-        elif key == "progress":
-            if not isinstance(v, bool):
-                raise TrainingConfigError(f"{name} must be true or false, got {v!r}")
-        values[key] = v
-    return TrainingSettings(**values)
-
-
-def _algorithm(agent: Mapping[str, Any], agent_name: str, backend: str = "torch") -> str:
-    algo = agent.get("algorithm", agent_name)
-    if not algo:
-        raise TrainingConfigError(
-            f"training.<agent>.algorithm is missing; every agent block needs algorithm: one of {sorted(ALGORITHMS)}"
-        )
-    if backend == "torch" and algo not in ALGORITHMS:
-        raise TrainingConfigError(
-            f"training.{agent_name}.algorithm={algo!r} is not a known algorithm; choose one of {sorted(ALGORITHMS)}"
-        )
-    return str(algo)
-
-
-@dataclass(frozen=True)
-class AgentPlan:
-    """One agent block, fully validated before anything trains."""
-
-    name: str
-    algorithm: str
-    backend: str
-    settings: TrainingSettings
-    config: Any  # the algorithm's config (agents.<Algo>Config) or agents.sb3_backend.Sb3Config
-
-
-def plan_agent(common: Mapping[str, Any] | None, agent: Mapping[str, Any], agent_name: str | None = None) -> AgentPlan:
-    """Validate ``training.common`` + one ``training.<agent>`` block, naming any bad parameter."""
-    if not isinstance(agent, Mapping):
-        raise TrainingConfigError(f"training.{agent_name or '<agent>'} must be a mapping, got {type(agent).__name__}")
-    agent = dict(agent)
-    name = agent_name or str(agent.get("algorithm", ""))
-    backend = agent.get("backend", "torch")
-    if backend not in BACKENDS:
-        raise TrainingConfigError(f"training.{name}.backend={backend!r} is not a known backend; choose one of {list(BACKENDS)}")
-    algo = _algorithm(agent, name, backend)
-    settings = _settings(common, agent, name)
-    hyper = {k: v for k, v in agent.items() if k not in COMMON_KEYS and k not in ("algorithm", "backend")}
-    hyper.setdefault("total_steps", settings.total_steps)
-    prefix = f"training.{name}"
-    if backend == "sb3":
-        from .agents.sb3_backend import Sb3Config
-
-        cfg = Sb3Config.from_params(algo, hyper, prefix, settings.num_envs)
-    else:
-        cfg = ALGORITHMS[algo][0].from_params(hyper, prefix=prefix)
-        cfg.check_batch(settings.num_envs, prefix)
-    return AgentPlan(name, algo, backend, settings, cfg)
-
-
-def validate_training(training: Mapping[str, Any]) -> dict[str, AgentPlan]:
-    """Validate every agent block of the ``training`` parameters (all keys but ``common``).
-
-    Each training node calls this first, so a bad ``training.dqn.*`` fails before any agent
-    (e.g. ppo, which Kedro may run earlier) spends time training.
-    """
-    if not isinstance(training, Mapping):
-        raise TrainingConfigError(f"training must be a mapping of agent blocks, got {type(training).__name__}")
-    common = training.get("common")
-    return {name: plan_agent(common, block, name) for name, block in training.items() if name != "common"}
+#: Kept for callers that catch training's own parameter errors.
+TrainingConfigError = ParameterError
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -261,36 +133,27 @@ def train_agent(
     model_input_train: pd.DataFrame,
     model_input_validation: pd.DataFrame,
     feature_scaler: Mapping[str, Any],
-    environment: Mapping[str, Any],
-    common: Mapping[str, Any] | None,
-    agent: Mapping[str, Any],
+    environment: EnvConfig | Mapping[str, Any],
+    plan: AgentPlan,
     *,
-    agent_name: str | None = None,
     score_fn: Callable[[nn.Module], float] | None = None,
-    training: Mapping[str, Any] | None = None,
     feature_spec: Mapping[str, Any] | None = None,
 ) -> tuple[PolicyBundle, pd.DataFrame]:
-    """Train ``agent`` (one ``training.<agent>`` block) once per seed; see module docstring.
+    """Train one agent (a validated ``training.<agent>`` block, :class:`~.params.training.AgentPlan`)
+    once per seed; see the module docstring.
 
-    ``training`` (the whole ``training`` parameters) makes every agent block be validated
-    first, so that no agent trains while another's parameters are wrong.
-    ``backend: sb3`` in the block trains with stable-baselines3 (``agents.sb3_backend``);
-    the bundle has the same contract. A NaN/inf loss raises ``TrainingDivergedError``
-    naming agent, seed and update, and nothing is returned.
-
-    ``feature_spec`` (``feature_engineering.features``) is fingerprinted into the spec
-    (``feature_spec_sha256``) so that evaluation and deployment can refuse the policy when the
-    features are computed differently from training.
+    ``backend: sb3`` in the block trains with stable-baselines3 (``agents.sb3_backend``); the
+    bundle has the same contract. A NaN/inf loss raises ``TrainingDivergedError`` naming agent,
+    seed and update, and nothing is returned. ``feature_spec`` (``feature_engineering.features``)
+    is fingerprinted into the spec (``feature_spec_sha256``) so that evaluation and deployment can
+    refuse the policy when the features are computed differently from training.
 
     ``score_fn(policy) -> float`` replaces the validation Sharpe (tests use it to script a
     sequence of scores); by default checkpoints are scored by :func:`validation_sharpe`.
     """
-    if training is not None:
-        validate_training(training)
-    plan = plan_agent(common, agent, agent_name)
     name, algo, settings, cfg = plan.name, plan.algorithm, plan.settings, plan.config
     _check_tables(model_input_train, model_input_validation)
-    env_cfg = EnvConfig.from_params(environment)
+    env_cfg = EnvConfig.parse(environment)
     device = resolve_device(settings.device)
     env_cfg_dev = env_cfg.replace(device=device.type)
 
@@ -362,7 +225,7 @@ def train_agent(
         "periods_per_year": ppy,
         "hyperparameters": cfg.to_dict(),
         "training": {k: (list(v) if isinstance(v, tuple) else v)
-                     for k, v in dataclasses.asdict(settings).items() if k != "progress"},
+                     for k, v in settings.to_params().items() if k != "progress"},
         "device": str(device),
     }
     history = pd.concat(histories, ignore_index=True)

@@ -37,11 +37,11 @@ CPU = torch.device("cpu")
 @pytest.mark.parametrize(
     "cls,params,needle",
     [
-        (PPOConfig, {"clip_coef": 0}, "training.ppo.clip_coef must be > 0"),
+        (PPOConfig, {"clip_coef": 0}, "training.ppo.clip_coef: Input should be greater than 0"),
         (PPOConfig, {"clip_cof": 0.1}, "training.ppo.clip_cof"),
         (PPOConfig, {"hidden_sizes": [64, -1]}, "training.ppo.hidden_sizes"),
         (A2CConfig, {"optimizer": "sgd"}, "training.a2c.optimizer"),
-        (A2CConfig, {"gamma": 1.5}, "training.a2c.gamma must be in (0, 1]"),
+        (A2CConfig, {"gamma": 1.5}, "training.a2c.gamma: Input should be less than or equal to 1"),
         (DQNConfig, {"tau": 0.0}, "training.dqn.tau"),
         (DQNConfig, {"batch_size": 2.5}, "training.dqn.batch_size"),
         (DQNConfig, {"double": "yes"}, "training.dqn.double"),

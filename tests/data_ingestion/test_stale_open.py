@@ -13,12 +13,14 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+
+from reinforce_strategy_creator.params.base import ParameterError
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from reinforce_strategy_creator.market_data import (
     DataValidationError,
-    IngestionSettings,
+    IngestionParams,
     normalise_prices,
     read_raw_csv,
 )
@@ -197,16 +199,16 @@ def test_pipeline_logs_one_warning_naming_the_years(caplog):
 # --------------------------------------------------------------------------- bad parameter
 @pytest.mark.parametrize("value", [-0.01, 1.5, "0.05", True, math.nan, math.inf, None])
 def test_bad_threshold_names_the_parameter(value):
-    with pytest.raises(DataValidationError, match=re.escape(f"data_ingestion.stale_open_threshold={value!r}")):
-        IngestionSettings({"stale_open_threshold": value})
+    with pytest.raises(ParameterError, match=re.escape(f"data_ingestion.stale_open_threshold: ") + f".*got {re.escape(repr(value))}"):
+        IngestionParams.parse({"stale_open_threshold": value})
 
 
 def test_bad_threshold_in_the_deployment_feed_names_the_feed_parameter():
     raw = read_raw_csv(NASDAQ_CSV)
     feed = {"filepath": "feed.csv", "ticker": None, "date_format": None, "adjust": True, "min_rows": 252,
             "gap_factor": 5.0, "stale_open_threshold": 2}
-    with pytest.raises(DataValidationError, match=r"deployment\.feed\.stale_open_threshold=2 .*"
-                                                  r"parameters_deployment\.yml") as info:
+    with pytest.raises(ParameterError, match=r"deployment\.feed\.stale_open_threshold: .*\(got 2\).*"
+                                             r"parameters_deployment\.yml") as info:
         normalise_feed(raw, {"feed": feed})
     assert "data_ingestion" not in str(info.value)
 
@@ -216,7 +218,7 @@ def test_feed_warning_names_the_feed_parameter(caplog):
     feed = {"filepath": "feed.csv", "ticker": None, "date_format": None, "adjust": True, "min_rows": 252,
             "gap_factor": 5.0, "stale_open_threshold": 0.05}
     with caplog.at_level(logging.WARNING):
-        normalise_feed(raw, {"feed": feed})
+        normalise_feed(raw, {"feed": feed, "paper_start": "1999-01-01"})
     msgs = stale_warnings(caplog)
     assert len(msgs) == 1 and "deployment.feed.stale_open_threshold=0.05" in msgs[0]
 

@@ -8,6 +8,8 @@ import re
 import pandas as pd
 import pytest
 
+from reinforce_strategy_creator.params.base import ParameterError
+
 from reinforce_strategy_creator.market_data import DataValidationError, normalise_prices, read_raw_csv
 
 SMALL = {"min_rows": 5}
@@ -121,7 +123,7 @@ def test_calendar_gap_is_reported_not_rejected(fixture_path):
     [("min_rows", 0), ("min_rows", "ten"), ("gap_factor", 0.5), ("ticker", ""), ("adjust", "yes")],
 )
 def test_bad_parameters_name_the_dotted_parameter(fixture_path, key, value):
-    with pytest.raises(DataValidationError, match=re.escape(f"data_ingestion.{key}=")):
+    with pytest.raises(ParameterError, match=re.escape(f"data_ingestion.{key}: ") + f".*got {re.escape(repr(value))}"):
         run(fixture_path("unsorted.csv"), **{key: value})
 
 

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
+from reinforce_strategy_creator.params.base import ParameterError
 from scipy.stats import ks_2samp
 
 from reinforce_strategy_creator.deployment import (
@@ -80,8 +82,8 @@ def test_nan_dropped_and_insufficient_data_and_missing_column():
     assert rep.loc["feat_a", "n_live"] == 10 and rep.loc["feat_a", "status"] == "insufficient_data"
     with pytest.raises(DriftConfigError, match="feat_a"):
         drift_report(ref, pd.DataFrame({"feat_z": [1.0]}), DriftThresholds())
-    with pytest.raises(DriftConfigError, match="deployment.drift.psi"):
-        DriftThresholds(psi=-1)
+    with pytest.raises(ParameterError, match=r"deployment\.drift\.psi: Input should be greater than 0"):
+        DriftThresholds.parse({"psi": -1}, "deployment.drift")
 
 
 def test_reference_round_trips_through_json_dict():

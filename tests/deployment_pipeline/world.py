@@ -172,11 +172,8 @@ class World:
             "model_input_train": {"type": "pandas.ParquetDataset", "filepath": str(self.train_path)},
         })
         catalog = DataCatalog.from_config(cfg)
-        for key in ("deployment", "environment"):
+        for key in ("deployment", "environment", "feature_engineering"):
             catalog[f"params:{key}"] = copy.deepcopy(self.params[key])
-        for key in ("features", "splits"):
-            catalog[f"params:feature_engineering.{key}"] = copy.deepcopy(
-                self.params["feature_engineering"][key])
         return catalog
 
     def run(self, tags: list[str] | None = None) -> dict[str, Any]:

@@ -183,7 +183,7 @@ def test_default_fill_price_is_the_next_close():
     before 2006."""
     assert EnvConfig().fill_price == "next_close"
     with pytest.raises(ValueError, match="environment.fill_price"):
-        EnvConfig(fill_price="next_vwap")
+        EnvConfig.parse({"fill_price": "next_vwap"})
 
 
 @SETTINGS

@@ -16,6 +16,7 @@ from reinforce_strategy_creator.evaluation.gate import (
     select_champion,
 )
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
+from reinforce_strategy_creator.params.base import ParameterError
 
 PARAMS = {"min_sharpe": 0.5, "max_drawdown": 0.25, "must_beat_buy_and_hold": True, "min_psr": 0.9}
 BH = {"sharpe": 0.6}
@@ -45,18 +46,18 @@ def test_boundaries_and_nan():
 
 
 @pytest.mark.parametrize(("patch", "match"), [
-    ({"max_drawdown": -0.2}, "evaluation.gate.max_drawdown"),
-    ({"max_drawdown": 25}, "evaluation.gate.max_drawdown"),
-    ({"min_psr": 1.5}, "evaluation.gate.min_psr"),
-    ({"min_sharpe": "high"}, "evaluation.gate.min_sharpe"),
-    ({"must_beat_buy_and_hold": "yes"}, "evaluation.gate.must_beat_buy_and_hold"),
-    ({"min_sharp": 1.0}, "unknown key"),
+    ({"max_drawdown": -0.2}, r"evaluation\.gate\.max_drawdown: Input should be greater than 0"),
+    ({"max_drawdown": 25}, r"evaluation\.gate\.max_drawdown: Input should be less than or equal to 1"),
+    ({"min_psr": 1.5}, r"evaluation\.gate\.min_psr: Input should be less than or equal to 1"),
+    ({"min_sharpe": "high"}, r"evaluation\.gate\.min_sharpe: must be a number, not text"),
+    ({"must_beat_buy_and_hold": "yes"}, r"evaluation\.gate\.must_beat_buy_and_hold: Input should be a valid boolean"),
+    ({"min_sharp": 1.0}, r"evaluation\.gate\.min_sharp: unknown parameter; allowed parameters are \['max_drawdown'"),
 ])
 def test_param_errors_name_the_parameter(patch, match):
-    with pytest.raises(EvaluationInputError, match=match):
+    with pytest.raises(ParameterError, match=match):
         GateParams.from_params({**PARAMS, **patch})
-    with pytest.raises(EvaluationInputError, match="missing key"):
-        GateParams.from_params({"min_sharpe": 1.0})
+    # a threshold left out takes its documented default
+    assert GateParams.from_params({"min_sharpe": 1.0}).min_psr == 0.95
 
 
 def _validation():

@@ -61,9 +61,8 @@ def model_inputs(env_params) -> dict[str, pd.DataFrame]:
     idx = pd.DatetimeIndex(pd.to_datetime(raw["Date"], format="%m/%d/%Y"), name="date")
     prices = pd.DataFrame({c: raw[c].to_numpy(np.float64) for c in OHLCV}, index=idx)
     fe = load_yaml("parameters_feature_engineering.yml")["feature_engineering"]
-    data = {"primary_prices": MemoryDataset(prices), "params:environment": MemoryDataset(env_params)}
-    for key, value in fe.items():
-        data[f"params:feature_engineering.{key}"] = MemoryDataset(value, copy_mode="deepcopy")
+    data = {"primary_prices": MemoryDataset(prices), "params:environment": MemoryDataset(env_params),
+            "params:feature_engineering": MemoryDataset(fe, copy_mode="deepcopy")}
     outputs = [f"model_input_{s}" for s in ("train", "validation", "test")]
     for name in (*outputs, "feature_scaler", "feature_engineering.features", "feature_engineering.split_summary"):
         data[name] = Kept()
@@ -85,9 +84,9 @@ def provenance(model_inputs: dict) -> dict:
 
 def prepare(model_inputs: dict, env_params: dict, eval_params: dict, bundles: dict) -> dict:
     """``nodes.prepare_setup`` with this run's scaler, feature spec, training table and parameters."""
-    return nodes.prepare_setup(env_params, eval_params, model_inputs["scaler"], model_inputs["feature_spec"],
-                               model_inputs["train"], {"environment": env_params, "evaluation": eval_params},
-                               **bundles)
+    return nodes.prepare_setup(env_params, eval_params, model_inputs["scaler"],
+                               {"features": model_inputs["feature_spec"]}, model_inputs["train"],
+                               {"environment": env_params, "evaluation": eval_params}, **bundles)
 
 
 def make_bundle(agent: str, model_inputs: dict, env_params: dict, seeds=SEEDS, hidden=(16,)) -> PolicyBundle:

@@ -22,6 +22,7 @@ from reinforce_strategy_creator.env import EnvConfig, MarketArrays, replay
 from reinforce_strategy_creator.evaluation.backtests import EvaluationParams, LEDGER_COLUMNS
 from reinforce_strategy_creator.evaluation.benchmarks import ScheduledDecision
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
+from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.pipelines.evaluation import nodes
 
 from .conftest import make_bundle, prepare
@@ -193,17 +194,17 @@ def test_a_validation_period_may_be_scored_on_validation(model_inputs, setup, bu
 
 
 @pytest.mark.parametrize("mutate, match", [
-    (lambda p: p["gate"].update(min_sortino=1.0), r"evaluation\.gate\.min_sortino: unknown gate threshold"),
-    (lambda p: p["gate"].update(max_dd=0.2), r"evaluation\.gate\.max_dd: unknown gate threshold"),
-    (lambda p: p.update(rank_metric="win_rate"), r"evaluation\.rank_metric: unknown metric 'win_rate'"),
-    (lambda p: p.update(rank_metric="Sharpe"), r"evaluation\.rank_metric: unknown metric 'Sharpe'"),
+    (lambda p: p["gate"].update(min_sortino=1.0), r"evaluation\.gate\.min_sortino: unknown parameter; allowed .*'min_psr'"),
+    (lambda p: p["gate"].update(max_dd=0.2), r"evaluation\.gate\.max_dd: unknown parameter"),
+    (lambda p: p.update(rank_metric="win_rate"), r"evaluation\.rank_metric: Input should be 'sharpe', .*\(got 'win_rate'\)"),
+    (lambda p: p.update(rank_metric="Sharpe"), r"evaluation\.rank_metric: Input should be 'sharpe', .*\(got 'Sharpe'\)"),
     (lambda p: p.update(min_sharpe=0.5), r"evaluation\.min_sharpe: unknown parameter"),
     (lambda p: p["benchmarks"].update(sma_medium=50), r"evaluation\.benchmarks\.sma_medium: unknown parameter"),
 ])
 def test_unknown_metric_or_threshold_names_are_parameter_errors(model_inputs, env_params, eval_params, bundles,
                                                                 mutate, match):
     mutate(eval_params)
-    with pytest.raises(EvaluationInputError, match=match) as info:
+    with pytest.raises(ParameterError, match=match) as info:
         prepare(model_inputs, env_params, eval_params, bundles)
     assert isinstance(info.value, ValueError)
 

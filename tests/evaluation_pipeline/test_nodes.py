@@ -217,14 +217,14 @@ def test_runs_with_different_setups_are_refused(env_params):
 
 def test_evaluation_params_cannot_set_costs(model_inputs, env_params, _eval_params, bundles):
     bad = {**_eval_params, "commission_bps": 0.0}
-    with pytest.raises(ValueError, match=r"evaluation\.commission_bps.*params:environment"):
+    with pytest.raises(ValueError, match=r"evaluation: commission_bps is not an evaluation parameter.*params:environment"):
         prepare(model_inputs, env_params, bad, bundles)
 
 
 @pytest.mark.parametrize("mutate, match", [
-    (lambda p: p["gate"].pop("min_psr"), r"evaluation\.gate.*min_psr"),
+    (lambda p: p["gate"].update(min_psr=2), r"evaluation\.gate\.min_psr"),
     (lambda p: p["benchmarks"].update(random_seeds=50), r"evaluation\.benchmarks\.random_seeds"),
-    (lambda p: p["benchmarks"].update(sma_fast=200), r"evaluation\.benchmarks\.sma_fast"),
+    (lambda p: p["benchmarks"].update(sma_fast=200), r"evaluation\.benchmarks: sma_fast \(200\) must be smaller"),
     (lambda p: p.update(rank_metric="luck"), r"evaluation\.rank_metric"),
 ])
 def test_bad_parameters_name_the_key(model_inputs, env_params, eval_params, bundles, mutate, match):

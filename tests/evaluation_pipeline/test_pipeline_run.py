@@ -14,7 +14,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from reinforce_strategy_creator.evaluation.results import FIGURES
-from reinforce_strategy_creator.pipelines.evaluation import AGENTS, create_pipeline
+from reinforce_strategy_creator.pipelines.evaluation import create_pipeline
+
+AGENTS = ("ppo", "a2c", "dqn")
 
 from .conftest import CONF, make_history
 
@@ -36,7 +38,7 @@ def _catalog(tmp_path, model_inputs, bundles, env_params, eval_params, test=None
     catalog["feature_scaler"] = MemoryDataset(model_inputs["scaler"])
     catalog["params:environment"] = MemoryDataset(env_params)
     catalog["params:evaluation"] = MemoryDataset(eval_params)
-    catalog["params:feature_engineering.features"] = MemoryDataset(model_inputs["feature_spec"])
+    catalog["params:feature_engineering"] = MemoryDataset({"features": model_inputs["feature_spec"]})
     catalog["parameters"] = MemoryDataset({"environment": env_params, "evaluation": eval_params})
     for a in AGENTS:
         catalog[f"training.{a}.policy"] = MemoryDataset(bundles[a], copy_mode="assign")
@@ -46,7 +48,7 @@ def _catalog(tmp_path, model_inputs, bundles, env_params, eval_params, test=None
 
 def run_pipeline(tmp_path, model_inputs, bundles, env_params, eval_params, test=None):
     catalog = _catalog(tmp_path, model_inputs, bundles, env_params, eval_params, test)
-    SequentialRunner().run(create_pipeline(), catalog)
+    SequentialRunner().run(create_pipeline(agents=AGENTS), catalog)
     return catalog
 
 
@@ -66,7 +68,7 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
         assert key in champion
     assert champion["agent"] in AGENTS and champion["verdict_passed"] == verdict["passed"]
     assert champion["policy_version"] == f"2024-01-01T00.00.00.000Z-{champion['agent']}"
-    assert champion["policy_filepath"] == f"data/06_models/{champion['agent']}_policy"
+    assert champion["policy_filepath"] is None  # in-memory bundles have no catalog folder
     assert set(verdict["rules"]) == {"min_sharpe", "max_drawdown", "min_psr", "beats_buy_and_hold"}
     assert all({"value", "threshold", "passed"} <= set(r) for r in verdict["rules"].values())
     assert len(verdict["candidates_on_validation"]) == 3 * 2
@@ -115,7 +117,7 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
 def test_pipeline_is_namespaced_and_reads_the_train_split_only_for_its_fingerprint():
     """Evaluation never replays the training split: only prepare_setup reads it, to fingerprint the
     data every policy must have been trained on (provenance)."""
-    p = create_pipeline()
+    p = create_pipeline(agents=AGENTS)
     assert all(n.name.startswith("evaluation.") for n in p.nodes)
     readers = [n.name for n in p.nodes if "model_input_train" in n.inputs]
     assert readers == ["evaluation.prepare_setup"]

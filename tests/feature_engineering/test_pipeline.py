@@ -14,7 +14,8 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from reinforce_strategy_creator import features as fe
-from reinforce_strategy_creator.env import EnvConfigError
+from reinforce_strategy_creator.params.base import ParameterError
+from reinforce_strategy_creator.params.features import FeatureParams
 from reinforce_strategy_creator.pipelines.feature_engineering import create_pipeline
 
 from .conftest import OHLCV, PROJECT_ROOT
@@ -30,9 +31,8 @@ OUTPUTS = ("model_input_train", "model_input_validation", "model_input_test", "f
 
 
 def _catalog(prices, params, env):
-    datasets = {"primary_prices": MemoryDataset(prices)}
-    for key, value in params.items():
-        datasets[f"params:feature_engineering.{key}"] = MemoryDataset(value, copy_mode="deepcopy")
+    datasets = {"primary_prices": MemoryDataset(prices),
+                "params:feature_engineering": MemoryDataset(params, copy_mode="deepcopy")}
     datasets["params:environment"] = MemoryDataset(env, copy_mode="deepcopy")
     for name in (*OUTPUTS, "feature_engineering.features", "feature_engineering.split_summary"):
         datasets[name] = _Kept()
@@ -80,25 +80,23 @@ def test_pipeline_on_sp500(sp500_prices, stage_params):
     ("mutate", "error", "match"),
     [
         (lambda p, e: p["features"]["indicators"].update(ichimoku={"periods": [9]}),
-         fe.FeatureSpecError, r"feature_engineering\.features\.indicators\.ichimoku"),
+         ParameterError, r"feature_engineering\.features\.indicators\.ichimoku: unknown parameter"),
         (lambda p, e: p["features"]["indicators"]["rsi"].update(periods=[0]),
-         fe.FeatureSpecError, r"feature_engineering\.features\.indicators\.rsi\.periods\[0\]"),
+         ParameterError, r"feature_engineering\.features\.indicators\.rsi\.periods\[0\]: must be a positive"),
         (lambda p, e: p["splits"]["test"].update(start="2014-06-01"),
-         fe.SplitConfigError, r"feature_engineering\.splits\.test\.start"),
+         ParameterError, r"feature_engineering\.splits: test\.start \(2014-06-01\) must come after validation\.end"),
         (lambda p, e: p.update(embargo_bars=5),
-         fe.SplitConfigError, r"feature_engineering\.embargo_bars"),
+         ParameterError, r"feature_engineering: embargo_bars = 5 must be 'auto' or an integer >= "),
         (lambda p, e: p.update(scaler="minmax"),
-         fe.SplitConfigError, r"feature_engineering\.scaler"),
+         ParameterError, r"feature_engineering\.scaler: Input should be 'standard' or 'robust'"),
         (lambda p, e: e.update(window=1000),
          fe.SplitConfigError, r"environment\.window = 1000 .*'validation'"),
-        (lambda p, e: e.pop("window"),
-         fe.SplitConfigError, r"environment\.window is missing"),
         (lambda p, e: e.update(positions=[1]),
-         EnvConfigError, r"environment\.positions: .*including 0"),
+         ParameterError, r"environment\.positions: .*including 0"),
         (lambda p, e: e.update(positions=[0, 0, 1]),
-         EnvConfigError, r"environment\.positions: contains duplicates"),
+         ParameterError, r"environment\.positions: contains duplicates"),
         (lambda p, e: e.update(slippage_bps=-2),
-         EnvConfigError, r"environment\.slippage_bps: Input should be greater than or equal to 0 \(got -2"),
+         ParameterError, r"environment\.slippage_bps: Input should be greater than or equal to 0 \(got -2"),
     ],
 )  # fmt: skip
 def test_bad_parameters_fail_at_pipeline_start(sp500_prices, stage_params, mutate, error, match):
@@ -125,9 +123,7 @@ def test_config_files_declare_every_dataset_with_a_layer():
     catalog = DataCatalog.from_config(catalog_cfg)  # every entry builds
     assert set(catalog.filter()) >= set(catalog_cfg)
     params = loader["parameters"]
-    for p in pipe.inputs():
-        if p.startswith("params:feature_engineering."):
-            assert p.split(".", 1)[1] in params["feature_engineering"], p
-    fe.validate_spec(params["feature_engineering"]["features"])
+    assert "params:feature_engineering" in pipe.inputs()
+    FeatureParams.parse(params["feature_engineering"])  # the whole block is valid
     if "environment" in params:  # owned by the environment stage; checked when present
         assert "window" in params["environment"]

@@ -20,10 +20,7 @@ ENV = {"window": 30}
 
 
 def _run_to_scaler(prices, params):
-    config = nodes.validate_inputs(
-        prices, params["features"], params["splits"], params["embargo_bars"],
-        params["min_split_rows"], params["scaler"], ENV,
-    )  # fmt: skip
+    config = nodes.validate_inputs(prices, params, ENV)
     feats = nodes.compute_feature_table(prices, config)
     train, val, test, _ = nodes.split_features(feats, prices, config)
     return train, val, test, nodes.fit_feature_scaler(train, config)

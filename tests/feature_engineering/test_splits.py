@@ -9,6 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator import features as fe
+from reinforce_strategy_creator.params.base import ParameterError
 
 
 def _plan(prices, params, **over):
@@ -108,36 +109,42 @@ def test_a_split_with_too_few_rows_after_its_embargo_names_the_split(lookback, e
             {"train": {"start": None, "end": "2013-06-30"},
              "validation": {"start": "2013-01-01", "end": "2014-12-31"},
              "test": {"start": "2015-01-01", "end": "2017-12-31"}},
-            r"splits\.validation\.start \(2013-01-01\) must come after "
-            r"feature_engineering\.splits\.train\.end",
+            r"feature_engineering\.splits: validation\.start \(2013-01-01\) must come after train\.end",
         ),
         (
             {"train": {"start": None, "end": "2012-12-31"},
              "validation": {"start": "2015-01-01", "end": "2016-12-31"},
              "test": {"start": "2013-01-01", "end": "2014-12-31"}},
-            r"splits\.test\.start .* out of order",
+            r"feature_engineering\.splits: test\.start .* out of order",
         ),
         (
             {"train": {"start": None, "end": "2012-12-31"},
              "validation": {"start": "2014-01-01", "end": "2013-01-01"},
              "test": {"start": "2015-01-01", "end": "2017-12-31"}},
-            r"splits\.validation\.start \(2014-01-01\) is after",
+            r"feature_engineering\.splits\.validation: start \(2014-01-01\) is after end",
         ),
         (
             {"train": {"start": None, "end": "twenty-twelve"},
              "validation": {"start": "2013-01-01", "end": "2014-12-31"},
              "test": {"start": "2015-01-01", "end": "2017-12-31"}},
-            r"splits\.train\.end = 'twenty-twelve' is not a date",
+            r"feature_engineering\.splits\.train\.end: Input should be a valid date .*'twenty-twelve'",
         ),
         (
             {"train": {"start": None, "end": "2012-12-31"},
+             "validation": {"start": None, "end": "2014-12-31"},
              "test": {"start": "2015-01-01", "end": "2017-12-31"}},
-            r"feature_engineering\.splits must have exactly the keys",
+            r"feature_engineering\.splits: validation\.start and test\.start are required",
+        ),
+        (
+            {"train": {"start": None, "end": "2012-12-31"}, "valdation": {"start": "2013-01-01", "end": None},
+             "test": {"start": "2015-01-01", "end": "2017-12-31"}},
+            r"feature_engineering\.splits\.valdation: unknown parameter; allowed parameters are "
+            r"\['test', 'train', 'validation'\]",
         ),
     ],
 )  # fmt: skip
 def test_bad_split_dates(splits, match):
-    with pytest.raises(fe.SplitConfigError, match=match):
+    with pytest.raises(ParameterError, match=match):
         fe.validate_split_dates(splits)
 
 
@@ -146,7 +153,7 @@ def test_embargo_must_cover_lookback(sp500_prices, stage_params):
     assert fe.resolve_embargo("auto", lookback) == lookback
     assert fe.resolve_embargo(lookback + 5, lookback) == lookback + 5
     for bad in (lookback - 1, -1, "half", 2.5):
-        with pytest.raises(fe.SplitConfigError, match=r"feature_engineering\.embargo_bars"):
+        with pytest.raises(ParameterError, match=r"feature_engineering\.embargo_bars"):
             fe.resolve_embargo(bad, lookback)
     plan = _plan(sp500_prices, stage_params, embargo=lookback + 10)
     assert plan["validation"]["embargo_rows"] == lookback + 10
@@ -162,7 +169,7 @@ def test_short_or_empty_split_names_split_and_dates(sp500_prices, stage_params):
         _plan(sp500_prices, stage_params, splits=splits)
     with pytest.raises(fe.SplitConfigError, match=r"split 'validation' \(2013-01-01 .. 2014-12-31\) has 393 .*min_split_rows is 2000"):
         _plan(sp500_prices, stage_params, min_rows=2000)
-    with pytest.raises(fe.SplitConfigError, match=r"min_split_rows must be a positive integer"):
+    with pytest.raises(ParameterError, match=r"min_split_rows must be a positive integer"):
         _plan(sp500_prices, stage_params, min_rows=0)
 
 
@@ -172,5 +179,5 @@ def test_window_longer_than_shortest_split(sp500_prices, stage_params):
     assert fe.check_window(shortest - 1, plan) == shortest - 1
     with pytest.raises(fe.SplitConfigError, match=r"environment\.window = \d+ .*'validation'"):
         fe.check_window(shortest, plan)
-    with pytest.raises(fe.SplitConfigError, match=r"environment\.window must be a positive"):
+    with pytest.raises(ParameterError, match=r"environment\.window must be a positive"):
         fe.check_window(0, plan)

@@ -20,6 +20,13 @@ AGENTS = {
 }
 
 
+def plan(agent: str = "ppo", common: dict | None = None, block: dict | None = None, name: str | None = None):
+    """The validated ``training.<agent>`` block (an AgentPlan) from the test budgets above."""
+    from reinforce_strategy_creator.params.training import plan_agent
+
+    return plan_agent({**COMMON, **(common or {})}, AGENTS[agent] if block is None else block, name or agent)
+
+
 def sp500_model_input(n_train: int = 400, n_val: int = 150, start: str = "2004-01-01"):
     """(train, validation, scaler dict): three causal S&P 500 features scaled on train only."""
     raw = pd.read_csv(SP500_CSV)

@@ -6,23 +6,28 @@ import pytest
 import yaml
 
 from reinforce_strategy_creator.agents import ALGORITHMS
-from reinforce_strategy_creator.pipelines.training import AGENTS, create_pipeline
-from reinforce_strategy_creator.training import COMMON_KEYS, validate_training
+from reinforce_strategy_creator.params.training import COMMON_KEYS, TrainingParams
+from reinforce_strategy_creator.pipelines.training import create_pipeline
+from reinforce_strategy_creator.project_params import agent_names
 from tests.conftest import PROJECT_ROOT
+
+AGENTS = ("ppo", "a2c", "dqn")
 
 BOUNDARY = {"model_input_train", "model_input_validation", "feature_scaler"}
 
 
-def test_one_namespaced_instance_per_agent():
+def test_one_namespaced_instance_per_agent_block_of_the_parameters():
+    assert agent_names() == list(AGENTS)  # the shipped parameters have three agent blocks
     p = create_pipeline()
-    assert set(AGENTS) == set(ALGORITHMS) == {"ppo", "a2c", "dqn"}
+    assert set(AGENTS) == set(ALGORITHMS)
+    other = create_pipeline(agents=["ppo", "ppo_fast"])  # any block name gets its namespace
+    assert {n.namespace for n in other.nodes} == {"training.ppo", "training.ppo_fast"}
     names = {n.name for n in p.nodes}
     assert names == {f"training.{a}.{n}" for a in AGENTS for n in ("train", "plot_learning_curve")}
     for a in AGENTS:
         sub = p.only_nodes_with_namespaces([f"training.{a}"])
         assert {n.namespace for n in sub.nodes} == {f"training.{a}"}
-        assert sub.inputs() == BOUNDARY | {"params:environment", "params:training.common", f"params:training.{a}",
-                                          "params:training", "params:feature_engineering.features"}
+        assert sub.inputs() == BOUNDARY | {"params:environment", "params:training", "params:feature_engineering"}
         assert sub.all_outputs() == {f"training.{a}.policy", f"training.{a}.history", f"training.{a}.learning_curve"}
         assert all({"training", a} <= n.tags for n in sub.nodes)
         tagged = p.only_nodes_with_tags(a)
@@ -32,22 +37,24 @@ def test_one_namespaced_instance_per_agent():
     assert train.outputs == ["training.ppo.policy", "training.ppo.history"]
 
 
-def test_catalog_entries_follow_the_contract():
+def test_catalog_factories_declare_every_agents_outputs():
+    """Dataset factories `training.{agent}.*` resolve for any agent name, with a layer each."""
+    from kedro.io import DataCatalog
+
     cat = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_training.yml").read_text())
-    produced = create_pipeline().all_outputs()
-    for name in produced:
-        assert name in cat, f"{name} is not declared in catalog_training.yml"
-        assert cat[name]["metadata"]["kedro-viz"]["layer"]
-    for a in AGENTS:
-        pol, hist, fig = cat[f"training.{a}.policy"], cat[f"training.{a}.history"], cat[f"training.{a}.learning_curve"]
-        assert pol["type"].endswith("PolicyArtifactDataset") and pol["versioned"] is True
-        assert pol["filepath"] == f"data/06_models/{a}_policy" and pol["metadata"]["kedro-viz"]["layer"] == "models"
-        assert hist["type"] == "pandas.ParquetDataset"
-        assert hist["filepath"] == f"data/07_model_output/{a}_training_history.parquet"
-        assert hist["metadata"]["kedro-viz"]["layer"] == "model_output"
-        assert fig["type"] == "matplotlib.MatplotlibDataset"
-        assert fig["filepath"] == f"data/08_reporting/{a}_learning_curve.png"
-        assert fig["metadata"]["kedro-viz"]["layer"] == "reporting"
+    for pattern in cat:
+        assert cat[pattern]["metadata"]["kedro-viz"]["layer"]
+    catalog = DataCatalog.from_config(cat)
+    for a in (*AGENTS, "ppo_fast"):
+        pol = catalog.get(f"training.{a}.policy")
+        hist = catalog.get(f"training.{a}.history")
+        fig = catalog.get(f"training.{a}.learning_curve")
+        assert type(pol).__name__ == "PolicyArtifactDataset" and str(pol._filepath).endswith(f"data/06_models/{a}_policy")
+        assert type(hist).__name__ == "ParquetDataset"
+        assert str(hist._filepath).endswith(f"data/07_model_output/{a}_training_history.parquet")
+        assert str(fig._filepath).endswith(f"data/08_reporting/{a}_learning_curve.png")
+    assert create_pipeline().all_outputs() == {f"training.{a}.{d}" for a in AGENTS
+                                              for d in ("policy", "history", "learning_curve")}
 
 
 @pytest.mark.parametrize("env", ["base", "quick"])
@@ -55,7 +62,7 @@ def test_parameter_files_validate(env):
     params = yaml.safe_load((PROJECT_ROOT / f"conf/{env}/parameters_training.yml").read_text())["training"]
     assert set(params) == {"common", *AGENTS}
     assert set(params["common"]) <= set(COMMON_KEYS)
-    plans = validate_training(params)
+    plans = TrainingParams.parse(params).agents
     for a in AGENTS:
         assert plans[a].algorithm == a
         assert len(plans[a].settings.seeds) >= 2  # cross-seed statistics need at least two

@@ -19,16 +19,17 @@ from reinforce_strategy_creator.datasets.policy_artifact import PolicyArtifactDa
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, replay
 from reinforce_strategy_creator.evaluation.metrics import bar_returns, performance_metrics
 from reinforce_strategy_creator.pipelines.training import create_pipeline
+from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.training import TrainingConfigError, train_agent, validation_sharpe
 
-from .conftest import AGENTS, COMMON, ENV
+from .conftest import AGENTS, COMMON, ENV, plan
 
 torch.set_num_threads(1)
 
 
 def _run(tables, agent="ppo", common=None, env=None, **kw):
     train, val, scaler = tables
-    return train_agent(train, val, scaler, env or ENV, {**COMMON, **(common or {})}, AGENTS[agent], **kw)
+    return train_agent(train, val, scaler, env or ENV, plan(agent, common), **kw)
 
 
 def _val_obs(tables, env=ENV):
@@ -130,8 +131,8 @@ def test_validation_data_never_produces_gradients(tables):
     for c in [c for c in val.columns if c.startswith("feat_")]:
         noisy[c] = rng.normal(0, 1, len(noisy)).astype(np.float32)
     common = {**COMMON, "seeds": [0], "total_steps": 32 * 8 * 6}
-    _, h1 = train_agent(train, val, scaler, ENV, common, AGENTS["ppo"])
-    _, h2 = train_agent(train, noisy, scaler, ENV, common, AGENTS["ppo"])
+    _, h1 = train_agent(train, val, scaler, ENV, plan("ppo", common))
+    _, h2 = train_agent(train, noisy, scaler, ENV, plan("ppo", common))
     learn_cols = ["step", "episode_return", "policy_loss", "value_loss", "entropy"]
     pd.testing.assert_frame_equal(h1[learn_cols], h2[learn_cols])
     assert not h1["eval_score"].equals(h2["eval_score"])
@@ -157,7 +158,7 @@ def test_train_env_sees_only_train_rows(tables, monkeypatch):
 def test_validation_must_follow_train(tables):
     train, val, scaler = tables
     with pytest.raises(TrainingConfigError, match="model_input_validation"):
-        train_agent(val, train, scaler, ENV, COMMON, AGENTS["ppo"])
+        train_agent(val, train, scaler, ENV, plan("ppo"))
 
 
 # ------------------------------------------------------------------ reproducibility
@@ -212,17 +213,15 @@ def test_artifact_round_trip_rebuilds_policy_that_acts_identically(tables, tmp_p
         ({"device": "tpu"}, {}, r"training\.common\.device"),
     ],
 )
-def test_bad_parameters_name_the_dotted_key(tables, common, agent, match):
-    train, val, scaler = tables
-    with pytest.raises(ValueError, match=match):
-        train_agent(train, val, scaler, ENV, {**COMMON, **common}, {"algorithm": "ppo", **agent},
-                    agent_name="ppo")
+def test_bad_parameters_name_the_dotted_key(common, agent, match):
+    with pytest.raises(ParameterError, match=match):
+        plan("ppo", common, {"algorithm": "ppo", **agent})
 
 
-def test_missing_algorithm_is_explained(tables):
-    train, val, scaler = tables
-    with pytest.raises(TrainingConfigError, match="algorithm"):
-        train_agent(train, val, scaler, ENV, COMMON, {"num_steps": 8})
+def test_missing_algorithm_is_explained():
+    """A block named after no algorithm must say which algorithm it is."""
+    with pytest.raises(ParameterError, match=r"training\.custom\.algorithm: 'custom' is not a known algorithm"):
+        plan("ppo", block={"num_steps": 8}, name="custom")
 
 
 # ------------------------------------------------------------------ Kedro run
@@ -235,18 +234,16 @@ def test_sequential_runner_runs_all_agents_and_saves_artifacts(tables, tmp_path)
     datasets = {
         "model_input_train": MemoryDataset(train), "model_input_validation": MemoryDataset(val),
         "feature_scaler": MemoryDataset(scaler), "params:environment": MemoryDataset(ENV),
-        "params:training.common": MemoryDataset({**COMMON, "total_steps": 512}),
     }
     datasets["params:training"] = MemoryDataset({"common": {**COMMON, "total_steps": 512}, **AGENTS})
     feature_spec = {"indicators": {"logret": {"periods": [1]}}}
-    datasets["params:feature_engineering.features"] = MemoryDataset(feature_spec)
-    for a, block in AGENTS.items():
-        datasets[f"params:training.{a}"] = MemoryDataset(block)
+    datasets["params:feature_engineering"] = MemoryDataset({"features": feature_spec})
+    for a in AGENTS:
         datasets[f"training.{a}.policy"] = PolicyArtifactDataset(filepath=str(tmp_path / f"{a}_policy"), version=None)
         datasets[f"training.{a}.history"] = ParquetDataset(filepath=str(tmp_path / f"{a}_history.parquet"))
         datasets[f"training.{a}.learning_curve"] = MatplotlibDataset(filepath=str(tmp_path / f"{a}_curve.png"))
     catalog = DataCatalog(datasets=datasets)
-    SequentialRunner().run(create_pipeline(), catalog)
+    SequentialRunner().run(create_pipeline(agents=list(AGENTS)), catalog)
     for a in AGENTS:
         bundle = PolicyArtifactDataset(filepath=str(tmp_path / f"{a}_policy")).load()
         assert isinstance(bundle, PolicyBundle) and bundle.spec["algorithm"] == a and bundle.seeds == [0, 1]

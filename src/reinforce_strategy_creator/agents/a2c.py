@@ -11,54 +11,57 @@ rollout machinery in ``buffers.py``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
 
 import torch
 from torch import nn
 
+from ..params.base import Flag, NonNegativeInt, Number, PositiveInt
 from .buffers import RolloutBuffer, compute_gae, successor_values
-from .common import (
-    AgentConfig,
-    RunTracker,
-    TensorVecEnv,
-    TrainResult,
-    check_finite,
-    deterministic_torch,
-    discount,
-    hidden_sizes_ok,
-    non_negative,
-    positive,
-    positive_int,
-    resolve_device,
-    rule,
-    seed_everything,
-    unit_interval,
-)
-from .networks import ACTIVATIONS, ActorCriticPolicy, sample_categorical
+from .common import RunTracker, TensorVecEnv, TrainResult, check_finite, deterministic_torch, resolve_device, seed_everything
+from .config import Activation, AgentConfig, Discount, Fraction, HiddenSizes, NonNegative, Positive
+from .networks import ActorCriticPolicy, sample_categorical
 
 
-@dataclass(frozen=True)
 class A2CConfig(AgentConfig):
-    total_steps: int = field(default=200_000, metadata=rule(positive_int, "must be a positive int"))
-    num_steps: int = field(default=5, metadata=rule(positive_int, "must be a positive int (steps per lane per update)"))
-    learning_rate: float = field(default=7e-4, metadata=rule(positive, "must be > 0"))
-    optimizer: str = field(default="rmsprop", metadata=rule(lambda x: x in ("rmsprop", "adam"), "must be 'rmsprop' or 'adam'"))
-    rms_alpha: float = field(default=0.99, metadata=rule(lambda x: 0 < x < 1, "must be in (0, 1)"))
-    eps: float = field(default=1e-5, metadata=rule(positive, "must be > 0"))
-    anneal_lr: bool = field(default=False, metadata=rule(lambda x: isinstance(x, bool), "must be true/false"))
-    gamma: float = field(default=0.99, metadata=rule(discount, "must be in (0, 1]"))
-    gae_lambda: float = field(default=1.0, metadata=rule(unit_interval, "must be in [0, 1]"))
-    norm_adv: bool = field(default=False, metadata=rule(lambda x: isinstance(x, bool), "must be true/false"))
-    ent_coef: float = field(default=0.0, metadata=rule(non_negative, "must be >= 0"))
-    vf_coef: float = field(default=0.5, metadata=rule(non_negative, "must be >= 0"))
-    max_grad_norm: float = field(default=0.5, metadata=rule(positive, "must be > 0"))
-    hidden_sizes: tuple = field(default=(64, 64), metadata=rule(hidden_sizes_ok, "must be a non-empty list of positive ints"))
-    activation: str = field(default="tanh", metadata=rule(lambda x: x in ACTIVATIONS, f"must be one of {sorted(ACTIVATIONS)}"))
-    log_every: int = field(default=20, metadata=rule(positive_int, "must be a positive int (updates per history row)"))
+    """A2C hyperparameters (``training.<agent>`` with ``algorithm: a2c``)."""
 
-    @classmethod
-    def default_prefix(cls) -> str:
-        return "training.a2c"
+    PATH: ClassVar[str] = "training.a2c"
+
+    total_steps: PositiveInt = 200_000
+    """Env transitions to collect (all lanes together)."""
+    num_steps: PositiveInt = 5
+    """Steps per lane per update (n-step returns / GAE over this horizon)."""
+    learning_rate: Positive = 7e-4
+    """Optimiser learning rate."""
+    optimizer: Literal["rmsprop", "adam"] = "rmsprop"
+    """`rmsprop` (as in the A2C paper and SB3) or `adam`."""
+    rms_alpha: Annotated[Number, Field(gt=0, lt=1)] = 0.99
+    """RMSprop smoothing constant, in (0, 1)."""
+    eps: Positive = 1e-5
+    """Optimiser epsilon."""
+    anneal_lr: Flag = False
+    """Anneal the learning rate linearly to 0 over the run."""
+    gamma: Discount = 0.99
+    """Discount factor, in (0, 1]."""
+    gae_lambda: Fraction = 1.0
+    """GAE(λ); 1.0 = plain n-step returns."""
+    norm_adv: Flag = False
+    """Normalise advantages within each update."""
+    ent_coef: NonNegative = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: NonNegative = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: Positive = 0.5
+    """Global gradient-norm clip."""
+    hidden_sizes: HiddenSizes = (64, 64)
+    """Hidden layer widths of the actor and of the critic (separate MLPs)."""
+    activation: Activation = "tanh"
+    """Activation of the hidden layers."""
+    log_every: PositiveInt = 20
+    """Updates per history row (and progress-bar refresh)."""
 
 
 def train_a2c(

@@ -36,14 +36,12 @@ Hand-written because SB3's equivalents are tied to its own classes and numpy buf
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 import random
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,16 +49,15 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..errors import InputError
+from .config import AgentConfigError
 
-class AgentConfigError(ValueError):
-    """An agent hyperparameter is missing, unknown or out of range."""
 
-
-class AgentEnvError(ValueError):
+class AgentEnvError(InputError):
     """The environment handed to an agent is not usable (e.g. non-discrete actions)."""
 
 
-class TrainingDivergedError(ValueError):
+class TrainingDivergedError(InputError):
     """A loss became NaN or infinite: training stops, nothing is returned as though it were good.
 
     ``agent``, ``seed`` and ``update`` say where; the message says what to try.
@@ -249,111 +246,6 @@ class TensorVecEnv:
         return Step(obs_t, rew_t, term_t, trunc_t, next_obs, valid)
 
 
-# --------------------------------------------------------------------------- configs
-def check(cond: bool, name: str, message: str) -> None:
-    if not cond:
-        raise AgentConfigError(f"{name} {message}")
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """Base for algorithm configs: ``from_params`` + per-field validation.
-
-    Subclasses declare fields with ``metadata={"check": (predicate, "must be ...")}``.
-    """
-
-    def __post_init__(self) -> None:
-        self.validate(type(self).default_prefix())
-
-    @classmethod
-    def default_prefix(cls) -> str:
-        return f"training.{cls.__name__.replace('Config', '').lower()}"
-
-    def validate(self, prefix: str) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            rule = f.metadata.get("check")
-            if rule is None:
-                continue
-            pred, msg = rule
-            ok = False
-            try:
-                ok = bool(pred(value))
-            except Exception:  # noqa: BLE001 - wrong type makes the predicate raise
-                ok = False
-            check(ok, f"{prefix}.{f.name}", f"{msg} (got {value!r})")
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None, prefix: str | None = None):
-        prefix = prefix or cls.default_prefix()
-        params = dict(params or {})
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - set(names))
-        if unknown:
-            raise AgentConfigError(
-                f"unknown parameter(s) {', '.join(prefix + '.' + u for u in unknown)}; "
-                f"valid keys are: {', '.join(sorted(names))}"
-            )
-        kwargs = {}
-        for key, value in params.items():
-            if isinstance(value, list):
-                value = tuple(value)
-            kwargs[key] = value
-        try:
-            obj = cls.__new__(cls)
-            for f in dataclasses.fields(cls):
-                if f.name in kwargs:
-                    v = kwargs[f.name]
-                elif f.default is not dataclasses.MISSING:
-                    v = f.default
-                else:
-                    v = f.default_factory()  # type: ignore[misc]
-                object.__setattr__(obj, f.name, v)
-        except TypeError as exc:  # pragma: no cover - defensive
-            raise AgentConfigError(f"{prefix}: {exc}") from exc
-        obj.validate(prefix)
-        return obj
-
-    def check_batch(self, num_envs: int, prefix: str | None = None) -> None:
-        """Checks that need the number of env lanes (e.g. minibatch vs rollout size); no-op here."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
-
-
-def positive(x) -> bool:
-    return x > 0 and math.isfinite(x)
-
-
-def non_negative(x) -> bool:
-    return x >= 0 and math.isfinite(x)
-
-
-def positive_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x > 0
-
-
-def non_negative_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 0
-
-
-def unit_interval(x) -> bool:
-    return 0 <= x <= 1
-
-
-def discount(x) -> bool:
-    """A discount factor: in (0, 1] (0 would make every target myopic by accident)."""
-    return 0 < x <= 1
-
-
-def hidden_sizes_ok(x) -> bool:
-    return isinstance(x, tuple) and len(x) >= 1 and all(positive_int(h) for h in x)
-
-
-def rule(pred, msg) -> dict:
-    return {"check": (pred, msg)}
-
-
 # --------------------------------------------------------------------------- results
 @dataclass
 class TrainResult:
@@ -539,12 +431,7 @@ class RunTracker:
         return TrainResult(policy=self.policy, history=history, best_score=best, steps=self.steps)
 
 
-def clone_module(module: nn.Module) -> nn.Module:
-    return copy.deepcopy(module)
-
-
 __all__ = [
-    "AgentConfig",
     "TrainingDivergedError",
     "AgentConfigError",
     "AgentEnvError",

@@ -18,70 +18,74 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..params.base import Flag, NonNegativeInt, Number, PositiveInt
 from .buffers import NStepAccumulator, ReplayBuffer
-from .common import (
-    AgentConfig,
-    AgentConfigError,
-    RunTracker,
-    TensorVecEnv,
-    TrainResult,
-    check_finite,
-    deterministic_torch,
-    discount,
-    hidden_sizes_ok,
-    non_negative_int,
-    positive,
-    positive_int,
-    resolve_device,
-    rule,
-    seed_everything,
-    unit_interval,
-)
-from .networks import ACTIVATIONS, QPolicy
+from .common import RunTracker, TensorVecEnv, TrainResult, check_finite, deterministic_torch, resolve_device, seed_everything
+from .config import Activation, AgentConfig, AgentConfigError, Discount, Fraction, HiddenSizes, NonNegative, Positive
+from .networks import QPolicy
 from .schedules import linear_schedule
 
 
-def _bool(x) -> bool:
-    return isinstance(x, bool)
-
-
-@dataclass(frozen=True)
 class DQNConfig(AgentConfig):
-    total_steps: int = field(default=100_000, metadata=rule(positive_int, "must be a positive int"))
-    learning_rate: float = field(default=1e-3, metadata=rule(positive, "must be > 0"))
-    buffer_size: int = field(default=50_000, metadata=rule(positive_int, "must be a positive int"))
-    batch_size: int = field(default=128, metadata=rule(positive_int, "must be a positive int"))
-    gamma: float = field(default=0.99, metadata=rule(discount, "must be in (0, 1]"))
-    n_step: int = field(default=1, metadata=rule(positive_int, "must be a positive int"))
-    tau: float = field(default=1.0, metadata=rule(lambda x: 0 < x <= 1, "must be in (0, 1] (1 = hard update)"))
-    target_update_every: int = field(default=250, metadata=rule(positive_int, "must be a positive int (gradient steps)"))
-    learning_starts: int = field(default=1_000, metadata=rule(non_negative_int, "must be an int >= 0 (transitions)"))
-    train_frequency: int = field(default=1, metadata=rule(positive_int, "must be a positive int (vector steps)"))
-    gradient_steps: int = field(default=1, metadata=rule(positive_int, "must be a positive int"))
-    eps_start: float = field(default=1.0, metadata=rule(unit_interval, "must be in [0, 1]"))
-    eps_end: float = field(default=0.05, metadata=rule(unit_interval, "must be in [0, 1]"))
-    exploration_fraction: float = field(default=0.2, metadata=rule(unit_interval, "must be in [0, 1]"))
-    double: bool = field(default=True, metadata=rule(_bool, "must be true/false"))
-    dueling: bool = field(default=True, metadata=rule(_bool, "must be true/false"))
-    loss: str = field(default="huber", metadata=rule(lambda x: x in ("huber", "mse"), "must be 'huber' or 'mse'"))
-    reward_scale: float = field(default=1.0, metadata=rule(positive, "must be > 0 (rewards are multiplied by it for learning only)"))
-    max_grad_norm: float = field(default=10.0, metadata=rule(positive, "must be > 0"))
-    hidden_sizes: tuple = field(default=(128, 128), metadata=rule(hidden_sizes_ok, "must be a non-empty list of positive ints"))
-    activation: str = field(default="relu", metadata=rule(lambda x: x in ACTIVATIONS, f"must be one of {sorted(ACTIVATIONS)}"))
-    log_every: int = field(default=10, metadata=rule(positive_int, "must be a positive int (iterations per history row)"))
+    """DQN hyperparameters (``training.<agent>`` with ``algorithm: dqn``)."""
 
-    @classmethod
-    def default_prefix(cls) -> str:
-        return "training.dqn"
+    PATH: ClassVar[str] = "training.dqn"
+
+    total_steps: PositiveInt = 100_000
+    """Env transitions to collect (all lanes together)."""
+    learning_rate: Positive = 1e-3
+    """Adam learning rate."""
+    buffer_size: PositiveInt = 50_000
+    """Replay buffer capacity (transitions)."""
+    batch_size: PositiveInt = 128
+    """Transitions per gradient step."""
+    gamma: Discount = 0.99
+    """Discount factor, in (0, 1]."""
+    n_step: PositiveInt = 1
+    """n-step returns (stopping at episode ends)."""
+    tau: Annotated[Number, Field(gt=0, le=1)] = 1.0
+    """Target-network update rate, in (0, 1]; 1 = hard copy every target_update_every steps."""
+    target_update_every: PositiveInt = 250
+    """Gradient steps between target-network updates."""
+    learning_starts: NonNegativeInt = 1_000
+    """Transitions collected before the first gradient step."""
+    train_frequency: PositiveInt = 1
+    """Vector steps between training iterations."""
+    gradient_steps: PositiveInt = 1
+    """Gradient steps per training iteration."""
+    eps_start: Fraction = 1.0
+    """Initial ε of the ε-greedy exploration."""
+    eps_end: Fraction = 0.05
+    """Final ε."""
+    exploration_fraction: Fraction = 0.2
+    """Fraction of the run over which ε decays linearly."""
+    double: Flag = True
+    """Double DQN targets (online argmax, target value)."""
+    dueling: Flag = True
+    """Dueling head Q = V + A − mean(A)."""
+    loss: Literal["huber", "mse"] = "huber"
+    """TD loss."""
+    reward_scale: Positive = 1.0
+    """Rewards are multiplied by this for learning only (daily log returns are ~1e-2)."""
+    max_grad_norm: Positive = 10.0
+    """Global gradient-norm clip."""
+    hidden_sizes: HiddenSizes = (128, 128)
+    """Hidden layer widths of the Q-network trunk."""
+    activation: Activation = "relu"
+    """Activation of the hidden layers."""
+    log_every: PositiveInt = 10
+    """Iterations per history row (and progress-bar refresh)."""
 
     def check_batch(self, num_envs: int, prefix: str | None = None) -> None:
-        prefix = prefix or self.default_prefix()
+        prefix = prefix or self.path
         if self.batch_size > self.buffer_size:
             raise AgentConfigError(
                 f"{prefix}.batch_size={self.batch_size} is larger than {prefix}.buffer_size={self.buffer_size}: "

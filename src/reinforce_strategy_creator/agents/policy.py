@@ -13,9 +13,10 @@ from typing import Any
 from torch import nn
 
 from .networks import ACTIVATIONS, ActorCriticPolicy, QPolicy
+from ..errors import InputError
 
 
-class PolicySpecError(ValueError):
+class PolicySpecError(InputError):
     """A policy spec is missing a key or names an unknown architecture."""
 
 

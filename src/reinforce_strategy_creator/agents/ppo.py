@@ -18,60 +18,62 @@ weights, and stops after ``patience`` evaluations without improvement.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from ..params.base import Flag, PositiveInt
 from .buffers import RolloutBuffer, compute_gae, successor_values
-from .common import (
-    AgentConfig,
-    AgentConfigError,
-    RunTracker,
-    TensorVecEnv,
-    TrainResult,
-    check_finite,
-    deterministic_torch,
-    discount,
-    hidden_sizes_ok,
-    non_negative,
-    positive,
-    positive_int,
-    resolve_device,
-    rule,
-    seed_everything,
-    unit_interval,
-)
-from .networks import ACTIVATIONS, ActorCriticPolicy, sample_categorical
+from .common import RunTracker, TensorVecEnv, TrainResult, check_finite, deterministic_torch, resolve_device, seed_everything
+from .config import Activation, AgentConfig, AgentConfigError, Discount, Fraction, HiddenSizes, NonNegative, Positive
+from .networks import ActorCriticPolicy, sample_categorical
 
 
-@dataclass(frozen=True)
 class PPOConfig(AgentConfig):
-    total_steps: int = field(default=100_000, metadata=rule(positive_int, "must be a positive int"))
-    num_steps: int = field(default=128, metadata=rule(positive_int, "must be a positive int (steps per lane per rollout)"))
-    learning_rate: float = field(default=2.5e-4, metadata=rule(positive, "must be > 0"))
-    anneal_lr: bool = field(default=True, metadata=rule(lambda x: isinstance(x, bool), "must be true/false"))
-    gamma: float = field(default=0.99, metadata=rule(discount, "must be in (0, 1]"))
-    gae_lambda: float = field(default=0.95, metadata=rule(unit_interval, "must be in [0, 1]"))
-    num_minibatches: int = field(default=4, metadata=rule(positive_int, "must be a positive int"))
-    update_epochs: int = field(default=4, metadata=rule(positive_int, "must be a positive int"))
-    norm_adv: bool = field(default=True, metadata=rule(lambda x: isinstance(x, bool), "must be true/false"))
-    clip_coef: float = field(default=0.2, metadata=rule(positive, "must be > 0"))
-    clip_vloss: bool = field(default=True, metadata=rule(lambda x: isinstance(x, bool), "must be true/false"))
-    ent_coef: float = field(default=0.01, metadata=rule(non_negative, "must be >= 0"))
-    vf_coef: float = field(default=0.5, metadata=rule(non_negative, "must be >= 0"))
-    max_grad_norm: float = field(default=0.5, metadata=rule(positive, "must be > 0"))
-    target_kl: float | None = field(default=None, metadata=rule(lambda x: x is None or x > 0, "must be > 0 or null"))
-    hidden_sizes: tuple = field(default=(64, 64), metadata=rule(hidden_sizes_ok, "must be a non-empty list of positive ints"))
-    activation: str = field(default="tanh", metadata=rule(lambda x: x in ACTIVATIONS, f"must be one of {sorted(ACTIVATIONS)}"))
-    log_every: int = field(default=1, metadata=rule(positive_int, "must be a positive int (updates per history row)"))
+    """PPO hyperparameters (``training.<agent>`` with ``algorithm: ppo``)."""
 
-    @classmethod
-    def default_prefix(cls) -> str:
-        return "training.ppo"
+    PATH: ClassVar[str] = "training.ppo"
+
+    total_steps: PositiveInt = 100_000
+    """Env transitions to collect (all lanes together)."""
+    num_steps: PositiveInt = 128
+    """Steps per lane per rollout; a rollout holds num_steps × num_envs transitions."""
+    learning_rate: Positive = 2.5e-4
+    """Adam learning rate."""
+    anneal_lr: Flag = True
+    """Anneal the learning rate linearly to 0 over the run."""
+    gamma: Discount = 0.99
+    """Discount factor, in (0, 1]."""
+    gae_lambda: Fraction = 0.95
+    """GAE(λ) bias/variance trade-off, in [0, 1]."""
+    num_minibatches: PositiveInt = 4
+    """Minibatches per epoch over the rollout."""
+    update_epochs: PositiveInt = 4
+    """Passes over each rollout."""
+    norm_adv: Flag = True
+    """Normalise advantages within each minibatch."""
+    clip_coef: Positive = 0.2
+    """Clip range of the probability ratio (and of the value loss when clip_vloss)."""
+    clip_vloss: Flag = True
+    """Clip the value loss around the old values."""
+    ent_coef: NonNegative = 0.01
+    """Entropy bonus coefficient."""
+    vf_coef: NonNegative = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: Positive = 0.5
+    """Global gradient-norm clip."""
+    target_kl: Positive | None = None
+    """Stop the epoch loop early when the approximate KL exceeds this; null = never."""
+    hidden_sizes: HiddenSizes = (64, 64)
+    """Hidden layer widths of the actor and of the critic (separate MLPs)."""
+    activation: Activation = "tanh"
+    """Activation of the hidden layers."""
+    log_every: PositiveInt = 1
+    """Updates per history row (and progress-bar refresh)."""
 
     def check_batch(self, num_envs: int, prefix: str | None = None) -> None:
-        prefix = prefix or self.default_prefix()
+        prefix = prefix or self.path
         rollout = self.num_steps * int(num_envs)
         if self.num_minibatches > rollout:
             raise AgentConfigError(

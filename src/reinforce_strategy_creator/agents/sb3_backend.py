@@ -46,7 +46,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .common import HISTORY_COLUMNS, AgentConfigError, TrainingDivergedError, TrainResult, hidden_sizes_ok
+from ..params.base import PositiveInt
+from .common import HISTORY_COLUMNS, TrainingDivergedError, TrainResult
+from .config import Activation, AgentConfig, AgentConfigError, HiddenSizes
 from .networks import ACTIVATIONS, ActorCriticPolicy, QPolicy
 
 SB3_ALGORITHMS = {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN"}
@@ -71,6 +73,17 @@ def _number(x) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+class _Sb3Own(AgentConfig):
+    """The keys an SB3 block shares with the project's agents (the rest go to the SB3 constructor)."""
+
+    total_steps: PositiveInt = 100_000
+    """Env transitions to collect."""
+    hidden_sizes: HiddenSizes = (64, 64)
+    """Hidden layer widths (SB3 net_arch), mapped one to one onto the project's policy."""
+    activation: Activation = "tanh"
+    """Activation of the hidden layers."""
+
+
 @dataclass(frozen=True)
 class Sb3Config:
     """A validated ``training.<agent>`` block for the SB3 backend."""
@@ -93,15 +106,8 @@ class Sb3Config:
                 f"{prefix}.algorithm={algorithm!r} is not supported by backend sb3; choose one of {sorted(SB3_ALGORITHMS)}"
             )
         params = dict(params)
-        hidden = tuple(params.pop("hidden_sizes", (64, 64)))
-        activation = params.pop("activation", "tanh")
-        total = params.pop("total_steps", 100_000)
-        if not hidden_sizes_ok(hidden):
-            raise AgentConfigError(f"{prefix}.hidden_sizes must be a non-empty list of positive ints (got {list(hidden)!r})")
-        if activation not in ACTIVATIONS:
-            raise AgentConfigError(f"{prefix}.activation must be one of {sorted(ACTIVATIONS)} (got {activation!r})")
-        if not (isinstance(total, (int, np.integer)) and not isinstance(total, bool) and total > 0):
-            raise AgentConfigError(f"{prefix}.total_steps must be a positive int (got {total!r})")
+        own = _Sb3Own.parse({k: params.pop(k) for k in OWN_KEYS if k in params}, prefix)
+        hidden, activation, total = own.hidden_sizes, own.activation, own.total_steps
         sb3_cls = getattr(_sb3(), SB3_ALGORITHMS[algorithm])
         sig = inspect.signature(sb3_cls.__init__).parameters
         allowed = sorted(k for k in sig if k not in RESERVED and k != "self")

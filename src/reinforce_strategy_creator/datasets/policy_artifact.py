@@ -19,6 +19,7 @@ from typing import Any
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
 from ..artifacts import SPEC_FILE, PolicyBundle, load_policy_bundle, save_policy_bundle
+from ..paths import display_path
 
 
 class PolicyArtifactDataset(AbstractVersionedDataset[PolicyBundle, PolicyBundle]):
@@ -39,7 +40,9 @@ class PolicyArtifactDataset(AbstractVersionedDataset[PolicyBundle, PolicyBundle]
 
     def load(self) -> PolicyBundle:
         path = Path(self._get_load_path())
-        return load_policy_bundle(path, version=self.resolve_load_version())
+        bundle = load_policy_bundle(path, version=self.resolve_load_version())
+        bundle.filepath = display_path(Path(str(self._filepath)))  # where the catalog keeps its versions
+        return bundle
 
     def save(self, data: PolicyBundle) -> None:
         if not isinstance(data, PolicyBundle):
@@ -49,6 +52,7 @@ class PolicyArtifactDataset(AbstractVersionedDataset[PolicyBundle, PolicyBundle]
         path = Path(self._get_save_path())
         save_policy_bundle(data, path)
         data.version = self.resolve_save_version()
+        data.filepath = display_path(Path(str(self._filepath)))
         self._cached_load_version = None  # the next load looks for the newest version again
 
     def _exists(self) -> bool:

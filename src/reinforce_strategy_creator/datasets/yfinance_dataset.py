@@ -23,13 +23,14 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
 from ..atomic_io import atomic_write_text
+from ..errors import InputError
 
 DownloadFn = Callable[..., pd.DataFrame]
 
 _INSTALL_HINT = 'yfinance is not installed. Install the optional extra: pip install -e ".[yfinance]"'
 
 
-class DataSourceError(ValueError):
+class DataSourceError(InputError):
     """A remote source could not provide the requested data (no fallback is attempted)."""
 
 

@@ -19,13 +19,13 @@ from .broker import (
     resolve_mode,
 )
 from .drift import DriftMonitor, DriftReference, DriftThresholds, build_reference, drift_report, psi
-from .params import DeploymentParameterError, DeploymentParams
+from .params import DeploymentParameterError, DeploymentParams, DeploymentSetup
 from .registry import ModelRegistry, PromotionRefused, RegistryError
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
 __all__ = [
     "AccountState", "AccountStateError", "AccountStore", "CostModel", "DeploymentParameterError",
-    "DeploymentParams", "DriftMonitor", "DriftReference", "DriftThresholds", "LiveTradingRefused",
+    "DeploymentParams", "DeploymentSetup", "DriftMonitor", "DriftReference", "DriftThresholds", "LiveTradingRefused",
     "ModelRegistry", "PaperBroker", "PolicyOutputError", "PriceDataError", "PromotionRefused",
     "RegistryError", "RiskLimits", "RiskParameterError", "build_reference", "clear_halt",
     "drift_report", "execution_price_and_commission", "new_account", "psi", "reconcile",

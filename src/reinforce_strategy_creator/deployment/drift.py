@@ -29,27 +29,17 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
+from ..errors import InputError
+from ..params.deployment import DriftParams
 
-class DriftConfigError(ValueError):
+
+class DriftConfigError(InputError):
     """Bad drift parameters or feature tables; the message names the parameter/column."""
 
 
-@dataclass(frozen=True)
-class DriftThresholds:
-    psi: float = 0.25
-    ks: float = 0.2
-    min_samples: int = 20
-    eps: float = 1e-4
-
-    def __post_init__(self) -> None:
-        for name in ("psi", "ks", "eps"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise DriftConfigError(f"deployment.drift.{name} must be a positive number, got {v!r}")
-        if not isinstance(self.min_samples, int) or self.min_samples < 2:
-            raise DriftConfigError(
-                f"deployment.drift.min_samples must be an integer >= 2, got {self.min_samples!r}"
-            )
+#: The drift thresholds are the ``deployment.drift`` block (psi, ks, min_samples, eps and the monitor's
+#: settings), validated once with the other parameters.
+DriftThresholds = DriftParams
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,13 @@ from typing import Any
 
 from ..atomic_io import append_lines_durable, exclusive_lock
 from ..paths import resolve_in_project
+from ..errors import InputError
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 _ID_PART = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
 
-class RegistryError(ValueError):
+class RegistryError(InputError):
     """Bad registry input or a corrupted history; the message says what to do."""
 
 

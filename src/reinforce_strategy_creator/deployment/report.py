@@ -38,9 +38,10 @@ from matplotlib.figure import Figure
 from ..evaluation.benchmarks import buy_and_hold_targets
 from .broker import CostModel, PaperBroker, RiskLimits
 from .state import AccountState, StagedAccount
+from ..errors import InputError
 
 
-class FeedMismatchError(ValueError):
+class FeedMismatchError(InputError):
     """The market feed does not fit the training data or the account's recorded history."""
 
 

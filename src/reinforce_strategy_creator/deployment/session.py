@@ -63,14 +63,16 @@ from ..features import (
 from ..paths import display_path
 from .broker import CostModel, PaperBroker, resolve_mode
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
-from .params import DeploymentParams
+from ..params.deployment import DeploymentParams
+from ..params.features import FeatureParams
 from .report import check_feed_against_account, check_feed_matches_training
 from .state import AccountState, StagedAccount
+from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
 
-class PaperSessionError(ValueError):
+class PaperSessionError(InputError):
     """The inputs of a paper-trading session do not fit together; the message says how."""
 
 
@@ -372,14 +374,17 @@ def run_paper_session(
     feed: pd.DataFrame,
     scaler: Mapping[str, Any],
     train_table: pd.DataFrame,
-    environment: Mapping[str, Any],
-    feature_spec: Mapping[str, Any],
-    deployment: Mapping[str, Any],
-    splits: Mapping[str, Any] | None = None,
+    environment: EnvConfig,
+    features: FeatureParams,
+    deployment: DeploymentParams,
 ) -> dict[str, Any]:
     """Process the new feed bars into ``account`` (staged); return the session status."""
-    mode = resolve_mode(deployment)  # live_trading is refused here, with the reason
-    params = DeploymentParams.from_params(deployment, environment=environment)
+    params, features = DeploymentParams.parse(deployment), FeatureParams.parse(features)
+    mode = resolve_mode(params.to_params())  # live_trading is refused here, with the reason
+    env_params = EnvConfig.parse(environment).to_params()
+    feature_spec = features.features
+    splits = features.splits.to_params()
+    paper_start = None if params.paper_start is None else pd.Timestamp(params.paper_start)
     before = account.state
     role = model.role
     status: dict[str, Any] = {
@@ -407,17 +412,18 @@ def run_paper_session(
         logger.warning(message)
         return {**status, "status": "no_production_model", "message": message}
 
-    _check_paper_start(params.paper_start, splits, train_table.index)
+    _check_paper_start(paper_start, splits, train_table.index)
     names = feature_columns(train_table)
     if list(scaler.get("feature_names", [])) != names:
         raise PaperSessionError(
             f"feature_scaler.feature_names {scaler.get('feature_names')} differ from the "
             f"feat_* columns of model_input_train {names}; re-run feature_engineering.")
     check_policy_provenance(model, scaler=scaler, feature_names=names, feature_spec=feature_spec,
-                            environment=environment,
-                            trade_bars=bars_to_trade(feed, before, params.paper_start))
-    env_cfg = _env_for_policy(model.bundle.spec, environment, model.entry_id)
-    rows = max(env_cfg.window, params.drift_window)
+                            environment=env_params,
+                            trade_bars=bars_to_trade(feed, before, paper_start))
+    env_cfg = _env_for_policy(model.bundle.spec, env_params, model.entry_id)
+    drift = params.drift
+    rows = max(env_cfg.window, drift.window)
     live = LiveFeatures(feature_spec, scaler, rows)
     decider = PolicyDecider(model, live, env_cfg, names)
     if decider.obs_dim not in (-1, env_cfg.window * len(names) + sum(
@@ -425,22 +431,20 @@ def run_paper_session(
         raise PaperSessionError(f"{model.entry_id}: policy obs_dim {decider.obs_dim} does not "
                                 "match its window, features and observation switches.")
 
-    reference = build_reference(train_table[names], params.drift_n_bins)
+    reference = build_reference(train_table[names], drift.n_bins)
     per_feature = None
-    if params.drift_calibrate is not None:
-        per_feature = calibrate_thresholds(reference, train_table[names], params.drift_window,
-                                           float(params.drift_calibrate), params.drift)
-    monitor = DriftMonitor(reference=reference, feature_fn=lambda h: live(h)[names],
-                           thresholds=params.drift, window=params.drift_window,
-                           check_every=params.drift_check_every, per_feature=per_feature)
-    broker = PaperBroker(account, initial_capital=params.initial_capital,
-                         costs=CostModel.from_environment(environment), limits=params.risk,
-                         drift_check=monitor, halt_on_drift=params.halt_on_drift)
+    if drift.calibrate is not None:
+        per_feature = calibrate_thresholds(reference, train_table[names], drift.window, float(drift.calibrate), drift)
+    monitor = DriftMonitor(reference=reference, feature_fn=lambda h: live(h)[names], thresholds=drift,
+                           window=drift.window, check_every=drift.check_every, per_feature=per_feature)
+    broker = PaperBroker(account, initial_capital=float(env_params["initial_capital"]),
+                         costs=CostModel.from_environment(env_params), limits=params.risk,
+                         drift_check=monitor, halt_on_drift=drift.halt_on_drift)
     where = display_path(account.folder)
     if before is not None and before.active_model_id not in (None, model.entry_id):
         logger.info("%s paper account %s switches model: %s -> %s (same account continues).",
                     role.capitalize(), where, before.active_model_id, model.entry_id)
-    summary = broker.run(feed, decider, model_id=model.entry_id, start=params.paper_start)
+    summary = broker.run(feed, decider, model_id=model.entry_id, start=paper_start)
     state = summary.state
     events = account.records["events"]
     drift_bars: dict[str, list[str]] = {}

@@ -43,13 +43,14 @@ from ..atomic_io import (
     fsync_dir,
     remove_stale_temps,
 )
+from ..errors import InputError
 
 SCHEMA_VERSION = 1
 LOG_NAMES = ("orders", "trades", "equity", "events")
 STATE_FILE = "state.json"
 
 
-class AccountStateError(ValueError):
+class AccountStateError(InputError):
     """The account folder is missing, inconsistent or used wrongly; the message says what to do."""
 
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from ..errors import InputError
 
 
-class MarketDataError(ValueError):
+class MarketDataError(InputError):
     """The model-input table cannot be traded (missing column, NaN, non-positive price ...)."""
 
 

@@ -52,7 +52,8 @@ from .benchmarks import (
     random_targets,
     sma_crossover_targets,
 )
-from .gate import GateParams
+from ..params.base import ParameterError
+from ..params.evaluation import EvaluationParams
 from .metrics import EvaluationInputError
 from .report import check_identical_setup
 
@@ -83,85 +84,6 @@ BENCHMARKS = ("buy_and_hold", "flat", "sma_crossover", "momentum")
 RANDOM_RUN = "random"
 LEDGER_COLUMNS = ["kind", "run", "seed", "date", "bar", "position", "shares", "cash", "equity", "fill_price",
                   "cost", "reward"]
-
-
-def _err(key: str, message: str) -> EvaluationInputError:
-    return EvaluationInputError(f"{PREFIX}.{key}: {message} (fix it in conf/base/parameters_evaluation.yml).")
-
-
-def _pos_int(params: Mapping, key: str, minimum: int = 1) -> int:
-    v = params.get(key)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise _err(f"benchmarks.{key}", f"must be an integer >= {minimum}, got {v!r}")
-    return int(v)
-
-
-@dataclass(frozen=True)
-class EvaluationParams:
-    """Validated ``params:evaluation`` (see conf/base/parameters_evaluation.yml)."""
-
-    sma_fast: int
-    sma_slow: int
-    momentum_lookback: int
-    long_short: bool
-    random_seeds: int
-    random_switch_prob: float
-    gate: GateParams
-    rank_metric: str
-    rolling_window: int
-    policy_filepath_pattern: str
-
-    KEYS = ("benchmarks", "gate", "rank_metric", "rolling_window", "policy_filepath_pattern")
-    BENCH_KEYS = ("sma_fast", "sma_slow", "momentum_lookback", "long_short", "random_seeds", "random_switch_prob")
-    RANK_METRICS = ("sharpe", "sortino", "calmar", "total_return", "annual_return")
-
-    @classmethod
-    def from_params(cls, params: Mapping) -> EvaluationParams:
-        if not isinstance(params, Mapping):
-            raise EvaluationInputError(f"{PREFIX}: expected a mapping of parameters, got {type(params).__name__}.")
-        unknown = sorted(set(params) - set(cls.KEYS))
-        if unknown:
-            raise _err(unknown[0], f"unknown parameter; allowed are {list(cls.KEYS)} (costs and capital are "
-                                   "never set here: they come from params:environment)")
-        missing = [k for k in cls.KEYS if k not in params]
-        if missing:
-            raise _err(missing[0], "missing parameter")
-        b = params["benchmarks"]
-        if not isinstance(b, Mapping):
-            raise _err("benchmarks", f"must be a mapping, got {b!r}")
-        unknown = sorted(set(b) - set(cls.BENCH_KEYS))
-        if unknown:
-            raise _err(f"benchmarks.{unknown[0]}", f"unknown parameter; allowed are {list(cls.BENCH_KEYS)}")
-        fast, slow = _pos_int(b, "sma_fast"), _pos_int(b, "sma_slow", 2)
-        if fast >= slow:
-            raise _err("benchmarks.sma_fast", f"({fast}) must be smaller than evaluation.benchmarks.sma_slow ({slow})")
-        n_random = _pos_int(b, "random_seeds", 100)
-        p = b.get("random_switch_prob")
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
-            raise _err("benchmarks.random_switch_prob", f"must be a probability in (0, 1], got {p!r}")
-        if not isinstance(b.get("long_short"), bool):
-            raise _err("benchmarks.long_short", f"must be true or false, got {b.get('long_short')!r}")
-        rank = params["rank_metric"]
-        if rank not in cls.RANK_METRICS:
-            raise _err("rank_metric", f"unknown metric {rank!r}; choose one of {list(cls.RANK_METRICS)}")
-        rw = params["rolling_window"]
-        if isinstance(rw, bool) or not isinstance(rw, int) or rw < 2:
-            raise _err("rolling_window", f"must be an integer >= 2 bars, got {rw!r}")
-        pattern = params["policy_filepath_pattern"]
-        if not isinstance(pattern, str) or "{agent}" not in pattern:
-            raise _err("policy_filepath_pattern", f"must be a string containing '{{agent}}', got {pattern!r}")
-        gate = GateParams.from_params(params["gate"], prefix=f"{PREFIX}.gate")
-        return cls(fast, slow, _pos_int(b, "momentum_lookback"), b["long_short"], n_random, float(p), gate, rank,
-                   rw, pattern)
-
-    def to_dict(self) -> dict:
-        return {
-            "benchmarks": {k: getattr(self, k) for k in self.BENCH_KEYS},
-            "gate": self.gate.to_dict(),
-            "rank_metric": self.rank_metric,
-            "rolling_window": self.rolling_window,
-            "policy_filepath_pattern": self.policy_filepath_pattern,
-        }
 
 
 def artifact_name(agent: str, bundle) -> str:
@@ -390,12 +312,12 @@ def backtest_split(
     past, offset = history_closes(table, history, split)
     # A benchmark must have its signal at the first decision: SMA(slow) needs slow closes up to
     # that bar, momentum lookback + 1. The closes before the window count, as for the agents.
-    needs = {"evaluation.benchmarks.sma_slow": evaluation.sma_slow,
-             "evaluation.benchmarks.momentum_lookback": evaluation.momentum_lookback + 1}
+    needs = {"evaluation.benchmarks.sma_slow": evaluation.benchmarks.sma_slow,
+             "evaluation.benchmarks.momentum_lookback": evaluation.benchmarks.momentum_lookback + 1}
     available = offset + first + 1  # closes up to and including the first decision bar
     for key, need in needs.items():
         if available < need:
-            value = getattr(evaluation, key.rsplit(".", 1)[1])
+            value = getattr(evaluation.benchmarks, key.rsplit(".", 1)[1])
             raise EvaluationInputError(
                 f"model_input_{split}: the first decision of the {split} window ({table.index[first].date()}) has "
                 f"{available} closes of history up to it, but {key}={value} needs {need}, so that benchmark would "
@@ -406,10 +328,11 @@ def backtest_split(
     if hi < 1.0:
         raise EvaluationInputError(
             f"environment.positions={list(config.positions)}: buy-and-hold needs the position 1 (fully long).")
-    long_short = evaluation.long_short
+    bench = evaluation.benchmarks
+    long_short = bench.long_short
     if long_short and lo > -1.0:
-        raise _err("benchmarks.long_short",
-                   f"true needs the position -1 in environment.positions={list(config.positions)}")
+        raise ParameterError(f"evaluation.benchmarks.long_short: true needs the position -1 in environment.positions="
+                             f"{list(config.positions)}; add -1 there or set long_short: false.")
 
     ledgers, configs = [], {}
     window = (table.index[0], table.index[-1])
@@ -429,16 +352,16 @@ def backtest_split(
         "buy_and_hold": buy_and_hold_targets(close),
         "flat": flat_targets(close),
         # computed on the whole history up to the window's end, then cut to the window's bars
-        "sma_crossover": sma_crossover_targets(past, evaluation.sma_fast, evaluation.sma_slow, long_short)[offset:],
-        "momentum": momentum_targets(past, evaluation.momentum_lookback, long_short)[offset:],
+        "sma_crossover": sma_crossover_targets(past, bench.sma_fast, bench.sma_slow, long_short)[offset:],
+        "momentum": momentum_targets(past, bench.momentum_lookback, long_short)[offset:],
     }
     for name in BENCHMARKS:
         res = replay(market, config, ScheduledDecision(schedules[name], positions, first))
         ledgers.append(_ledger(res, "benchmark", name, [0]))
         configs[name] = res.config
 
-    seeds = list(range(evaluation.random_seeds))
-    targets = random_targets(len(close), config.positions, seeds, evaluation.random_switch_prob)
+    seeds = list(range(evaluation.benchmarks.random_seeds))
+    targets = random_targets(len(close), config.positions, seeds, evaluation.benchmarks.random_switch_prob)
     res = replay(market, config, ScheduledDecision(targets, positions, first), num_envs=len(seeds))
     ledgers.append(_ledger(res, "random", RANDOM_RUN, seeds))
     configs[RANDOM_RUN] = res.config

@@ -19,67 +19,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..params.evaluation import GateParams
 from .metrics import EvaluationInputError, json_safe
 
 __all__ = ["GateParams", "evaluate_gate", "select_champion"]
 
-PARAM_PREFIX = "evaluation.gate"
-
-
-class GateParams:
-    """Validated gate thresholds.
-
-    * ``min_sharpe`` — annualised Sharpe must be >= this;
-    * ``max_drawdown`` — positive fraction; the max drawdown must not be worse than
-      ``-max_drawdown`` (0.3 = at most a 30 % fall from a peak);
-    * ``must_beat_buy_and_hold`` — Sharpe must be strictly above buy-and-hold's on the
-      same period;
-    * ``min_psr`` — probabilistic Sharpe ratio vs buy-and-hold must be >= this (0–1).
-    """
-
-    KEYS = ("min_sharpe", "max_drawdown", "must_beat_buy_and_hold", "min_psr")
-
-    def __init__(self, min_sharpe: float, max_drawdown: float, must_beat_buy_and_hold: bool, min_psr: float):
-        self.min_sharpe = float(min_sharpe)
-        self.max_drawdown = float(max_drawdown)
-        self.must_beat_buy_and_hold = bool(must_beat_buy_and_hold)
-        self.min_psr = float(min_psr)
-
-    @classmethod
-    def from_params(cls, params: Mapping, prefix: str = PARAM_PREFIX) -> GateParams:
-        if not isinstance(params, Mapping):
-            raise EvaluationInputError(f"{prefix}: expected a mapping of gate thresholds, got {type(params).__name__}.")
-        unknown = sorted(set(params) - set(cls.KEYS))
-        if unknown:
-            raise EvaluationInputError(
-                f"{prefix}.{unknown[0]}: unknown gate threshold (unknown key(s) {unknown}); allowed keys are "
-                f"{list(cls.KEYS)}. Fix it in conf/base/parameters_evaluation.yml."
-            )
-        missing = [k for k in cls.KEYS if k not in params]
-        if missing:
-            raise EvaluationInputError(f"{prefix}: missing key(s) {missing}; set them in conf/base/parameters_evaluation.yml.")
-
-        def num(key):
-            v = params[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise EvaluationInputError(f"{prefix}.{key}: must be a finite number, got {v!r}.")
-            return float(v)
-
-        mdd = num("max_drawdown")
-        if not 0 < mdd <= 1:
-            raise EvaluationInputError(
-                f"{prefix}.max_drawdown: must be a positive fraction in (0, 1] (0.3 = 30 % drawdown allowed), got {mdd!r}."
-            )
-        psr = num("min_psr")
-        if not 0 <= psr <= 1:
-            raise EvaluationInputError(f"{prefix}.min_psr: must be a probability in [0, 1], got {psr!r}.")
-        beat = params["must_beat_buy_and_hold"]
-        if not isinstance(beat, bool):
-            raise EvaluationInputError(f"{prefix}.must_beat_buy_and_hold: must be true or false, got {beat!r}.")
-        return cls(num("min_sharpe"), mdd, beat, psr)
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.KEYS}
 
 
 def _finite(v) -> bool:

@@ -32,6 +32,7 @@ import empyrical
 import numpy as np
 import pandas as pd
 from scipy import stats as _sps
+from ..errors import InputError
 
 __all__ = [
     "EvaluationInputError",
@@ -54,7 +55,7 @@ VAR_CUTOFF = 0.05
 REQUIRED_FRAME_COLUMNS = ("position", "shares", "cash", "equity", "fill_price", "cost")
 
 
-class EvaluationInputError(ValueError):
+class EvaluationInputError(InputError):
     """Bad input to an evaluation function; the message says what and how to fix it."""
 
 

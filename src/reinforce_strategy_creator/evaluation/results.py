@@ -147,7 +147,7 @@ def seed_tables(validation: pd.DataFrame, test: pd.DataFrame, params: Evaluation
         ranking["test_n_ruined"] = ranking["agent"].map(test_sum["n_ruined"])
     ranking.insert(2, "ranked_on", "validation")
 
-    random = {"n_seeds": params.random_seeds, "switch_prob": params.random_switch_prob,
+    random = {"n_seeds": params.benchmarks.random_seeds, "switch_prob": params.benchmarks.random_switch_prob,
               "positions_drawn_from": "environment.positions"}
     for split, rec in (("validation", validation), ("test", test)):
         rand = _kind(rec, "random")
@@ -170,7 +170,8 @@ def seed_tables(validation: pd.DataFrame, test: pd.DataFrame, params: Evaluation
 
 
 def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: EvaluationParams,
-                         policy_versions: Mapping[str, str | None], *, histories: Mapping[str, pd.DataFrame],
+                         policy_versions: Mapping[str, str | None], *, policy_filepaths: Mapping[str, str | None],
+                         histories: Mapping[str, pd.DataFrame],
                          earlier_decisions: list, window: Mapping[str, str], data_fingerprint: str,
                          config: str) -> tuple[dict, dict, dict, dict]:
     """Choose the champion on VALIDATION only, then gate its single TEST replay.
@@ -190,7 +191,7 @@ def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: E
     if agent is None:
         test_record = None
         verdict = {"passed": False, "reason": sel["reason"], "decided_on": {"split": "test", **dict(window)},
-                   "rules": {}, "thresholds": params.gate.to_dict(),
+                   "rules": {}, "thresholds": params.gate.to_params(),
                    "selection": {"selected_on": "validation", "n_trials": effort["n_trials"],
                                  "trials_by_agent": effort["trials_by_agent"]}}
         decision = {"data_fingerprint": data_fingerprint, "window": dict(window), "config_sha256": config,
@@ -212,7 +213,7 @@ def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: E
         "agent": agent,
         "seed": sel["seed"],
         "policy_version": policy_versions.get(agent) if agent else None,
-        "policy_filepath": params.policy_filepath_pattern.format(agent=agent) if agent else None,
+        "policy_filepath": policy_filepaths.get(agent) if agent else None,
         "validation_metrics": {k: v for k, v in (sel["validation"] or {}).items() if k not in strip} or None,
         "test_metrics": {k: v for k, v in (test_record or {}).items() if k not in strip} or None,
         "verdict_passed": passed,

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr, StrictBool, ValidationError
 
 from ..errors import InputError
 
@@ -46,12 +46,14 @@ def reject_bool(value: Any) -> Any:
 
 def _finite(value: Any) -> Any:
     value = reject_bool(value)
+    if isinstance(value, str):
+        raise ValueError("must be a number, not text")
     if isinstance(value, (int, float)) and not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
 
 
-#: A finite float; ints are accepted, booleans and NaN/inf are not.
+#: A finite float; ints are accepted, booleans, text and NaN/inf are not.
 Number = Annotated[float, BeforeValidator(_finite)]
 
 
@@ -93,14 +95,24 @@ def _loc(loc: tuple) -> str:
     return ".".join(parts)
 
 
+def _model_type(ann: Any) -> type | None:
+    """The pydantic model in an annotation (``Block``, ``Block | None``), or None."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in get_args(ann):
+        found = _model_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _model_at(model: type, loc: tuple) -> type | None:
     """The Params class that owns the last key of ``loc`` (for listing the allowed keys)."""
     for p in loc[:-1]:
         field = getattr(model, "model_fields", {}).get(p) if isinstance(p, str) else None
-        ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+        model = _model_type(getattr(field, "annotation", None))
+        if model is None:
             return None
-        model = ann
     return model
 
 
@@ -129,11 +141,19 @@ class Params(BaseModel):
     #: The file that holds the block, named in error messages.
     FILE: ClassVar[str] = "conf/base/parameters.yml"
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise type(self).error_from(exc, type(self).PATH, data) from None
+    _path: str | None = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> str:
+        """Where this block lives in the parameters (``deployment.feed`` for a nested block)."""
+        return self._path or self.PATH
+
+    def _set_paths(self, path: str) -> None:
+        self._path = path
+        for name in type(self).model_fields:
+            child = getattr(self, name)
+            if isinstance(child, Params):
+                child._set_paths(f"{path}.{name}" if path else name)
 
     @classmethod
     def parse(cls, raw: Any, path: str | None = None):
@@ -148,9 +168,11 @@ class Params(BaseModel):
             raise ParameterError(f"{path}: expected a mapping of parameters, got {type(raw).__name__} {raw!r}. "
                                  f"Fix it in {cls.FILE}.")
         try:
-            return super().model_validate(dict(raw))
+            obj = super().model_validate(dict(raw))
         except ValidationError as exc:
             raise cls.error_from(exc, path, raw) from None
+        obj._set_paths(path)
+        return obj
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any):  # Kedro builds typed parameters with this
@@ -163,14 +185,19 @@ class Params(BaseModel):
         lines = []
         for err in exc.errors(include_url=False):
             where = ".".join(p for p in (path, _loc(err.get("loc", ()))) if p)
-            got = "" if err.get("type") in ("missing", "extra_forbidden") else f" (got {err.get('input')!r})"
+            value = err.get("input")
+            got = "" if err.get("type") in ("missing", "extra_forbidden") or isinstance(value, Mapping) else (
+                f" (got {value!r})")
             lines.append(f"{where}: {_message(err, cls)}{got}")
-        fix = f"Fix it in {cls.FILE} or with --params {lines and lines[0].split(':')[0]}=..."
+        file = cls.FILE
+        if path.split(".")[0] != cls.PATH.split(".")[0] and path:  # a block reused elsewhere
+            file = f"conf/base/parameters_{path.split('.')[0]}.yml"
+        fix = f"Fix it in {file} or with --params {lines and lines[0].split(':')[0]}=..."
         return ParameterError("; ".join(lines) + f". {fix}")
 
     def replace(self, **changes: Any):
         """A validated copy with ``changes`` applied (like ``dataclasses.replace``)."""
-        return type(self).parse({**self.to_params(), **changes}, self.PATH)
+        return type(self).parse({**self.to_params(), **changes}, self.path)
 
     def to_params(self) -> dict[str, Any]:
         """Plain JSON-able dict that :meth:`parse` accepts back (tuples as lists)."""

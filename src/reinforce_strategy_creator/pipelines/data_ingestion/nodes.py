@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from reinforce_strategy_creator.market_data import IngestionSettings, normalise_prices
+from reinforce_strategy_creator.market_data import IngestionParams, normalise_prices
 from reinforce_strategy_creator.paths import display_path, project_root
 
 
@@ -31,7 +31,7 @@ def ingest_prices(raw_prices: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.
     ``data_ingestion.filepath``, which the catalog's ``filepath`` follows through
     ``runtime_params``; a local file is named relative to the project root (``source_name``).
     """
-    settings = IngestionSettings(params)
+    settings = IngestionParams.parse(params)
     source = raw_prices.attrs.get("source") if isinstance(raw_prices, pd.DataFrame) else None
     source = source or settings.filepath or "raw_prices"
     return normalise_prices(raw_prices, source=source_name(str(source)), settings=settings)

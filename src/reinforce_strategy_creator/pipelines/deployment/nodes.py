@@ -12,7 +12,9 @@ from typing import Any
 import pandas as pd
 
 from reinforce_strategy_creator.deployment.broker import resolve_mode
-from reinforce_strategy_creator.deployment.params import DeploymentParams
+from reinforce_strategy_creator.env import EnvConfig
+from reinforce_strategy_creator.params.deployment import DeploymentParams
+from reinforce_strategy_creator.params.features import FeatureParams
 from reinforce_strategy_creator.deployment.registry import registration_request
 from reinforce_strategy_creator.deployment.report import (
     FeedMismatchError,
@@ -30,18 +32,19 @@ from reinforce_strategy_creator.deployment.session import (
     run_paper_session,
 )
 from reinforce_strategy_creator.deployment.state import StagedAccount
-from reinforce_strategy_creator.market_data import IngestionSettings, normalise_prices
+from reinforce_strategy_creator.market_data import normalise_prices
 
 
-def check_mode(deployment: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``deployment.*`` (mode first: live_trading is refused); pass the dict on."""
-    resolve_mode(deployment)
-    DeploymentParams.from_params(deployment, environment=environment)
-    return dict(deployment)
+def check_mode(deployment: DeploymentParams, environment: EnvConfig) -> DeploymentParams:
+    """Refuse ``live_trading`` (no broker adapter ships) before anything else; pass the block on.
+    (Every parameter block was validated when the run started.)"""
+    deployment = DeploymentParams.parse(deployment)
+    resolve_mode(deployment.to_params())
+    return deployment
 
 
 def request_registration(champion: dict[str, Any] | None,
-                         deployment: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+                         deployment: DeploymentParams) -> tuple[dict[str, Any], dict[str, Any]]:
     """What to register (and whether to auto-promote) from the evaluation's champion.
 
     The champion document carries its evaluation verdict (``champion["verdict"]``). The same
@@ -49,17 +52,17 @@ def request_registration(champion: dict[str, Any] | None,
     registers before either account trades; applying it is idempotent.
     """
     verdict = (champion or {}).get("verdict") if champion else {"passed": False, "rules": {}}
-    request = registration_request(champion, verdict, bool(deployment.get("auto_promote", True)))
+    request = registration_request(champion, verdict, DeploymentParams.parse(deployment).auto_promote)
     return request, request
 
 
-def normalise_feed(raw_feed: pd.DataFrame, deployment: dict[str, Any]) -> pd.DataFrame:
+def normalise_feed(raw_feed: pd.DataFrame, deployment: DeploymentParams) -> pd.DataFrame:
     """The market feed through data_ingestion's rules (validation, cleaning, adjustment)."""
-    feed = dict(deployment.get("feed") or {})
-    settings = IngestionSettings(feed, prefix="deployment.feed")
+    deployment = DeploymentParams.parse(deployment)
+    settings = deployment.feed
     source = raw_feed.attrs.get("source") if isinstance(raw_feed, pd.DataFrame) else None
     name = str(source or settings.filepath or "market_feed")
-    start = deployment.get("paper_start")
+    start = deployment.paper_start
     prices, report = normalise_prices(raw_feed, source=name, settings=settings,
                                       warn_stale_opens_from=None if start is None else pd.Timestamp(start))
     if not report["was_sorted"]:
@@ -81,10 +84,9 @@ def paper_trade(
     feed: pd.DataFrame,
     feature_scaler: dict[str, Any],
     model_input_train: pd.DataFrame,
-    environment: dict[str, Any],
-    features: dict[str, Any],
-    splits: dict[str, Any],
-    deployment: dict[str, Any],
+    environment: EnvConfig,
+    feature_engineering: FeatureParams,
+    deployment: DeploymentParams,
 ) -> tuple[StagedAccount, StagedAccount, dict[str, Any]]:
     """Decide on every new feed bar in both accounts: the production account with the
     production model (if any), the shadow account with the newest registered champion.
@@ -100,15 +102,15 @@ def paper_trade(
     champion = dataclasses.replace(champion, role=SHADOW)
     status = {
         "production": run_paper_session(production, account, feed, feature_scaler, model_input_train,
-                                        environment, features, deployment, splits),
+                                        environment, feature_engineering, deployment),
         "shadow": run_paper_session(champion, shadow_account, feed, feature_scaler, model_input_train,
-                                    environment, features, deployment, splits),
+                                    environment, feature_engineering, deployment),
     }
     return account, shadow_account, status
 
 
 def report_accounts(account: StagedAccount, shadow_account: StagedAccount,
-                    session_status: dict[str, Any], environment: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+                    session_status: dict[str, Any], environment: EnvConfig) -> tuple[dict[str, Any], Any]:
     """Status JSON and figure of both committed accounts (read back after their commit), each
     with buy-and-hold over its own bars, costs and capital."""
     reports = {}
@@ -117,7 +119,7 @@ def report_accounts(account: StagedAccount, shadow_account: StagedAccount,
         equity_log = staged.history.get("equity", [])
         marks = marks_frame(equity_log)
         capital = state.initial_capital_cents / 100.0 if state is not None else 0.0
-        bh = (buy_and_hold_marks(marks, capital, environment) if state is not None
+        bh = (buy_and_hold_marks(marks, capital, EnvConfig.parse(environment).to_params()) if state is not None
               else marks_frame([])["equity"])
         reports[role] = (state, equity_log, bh, report_status(state, equity_log, bh, session_status[role]))
     status = paper_status(session_status, {role: r[3] for role, r in reports.items()})

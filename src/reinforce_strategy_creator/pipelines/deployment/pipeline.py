@@ -29,8 +29,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         node(paper_trade,
              inputs=["production_model", "shadow_model", "account", "shadow_account", "feed_prices",
                      "feature_scaler", "model_input_train", "params:environment",
-                     "params:feature_engineering.features", "params:feature_engineering.splits",
-                     "validated_params"],
+                     "params:feature_engineering", "validated_params"],
              outputs=["account_update", "shadow_account_update", "session_status"], name="paper_trade",
              tags=["paper"]),
         node(report_accounts,
@@ -43,7 +42,6 @@ def create_pipeline(**kwargs) -> Pipeline:
         inputs={"champion", "feature_scaler", "model_input_train"},
         parameters={"params:deployment": "params:deployment",
                     "params:environment": "params:environment",
-                    "params:feature_engineering.features": "params:feature_engineering.features",
-                    "params:feature_engineering.splits": "params:feature_engineering.splits"},
+                    "params:feature_engineering": "params:feature_engineering"},
         prefix_datasets_with_namespace=True,
     )

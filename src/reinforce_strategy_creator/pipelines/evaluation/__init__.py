@@ -1,5 +1,5 @@
 """``evaluation``: replay trained agents and benchmarks, metrics, statistics, gate, champion, report."""
 
-from .pipeline import AGENTS, create_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["AGENTS", "create_pipeline"]
+__all__ = ["create_pipeline"]

@@ -13,13 +13,14 @@ from matplotlib.figure import Figure
 
 from reinforce_strategy_creator.env import EnvConfig
 from reinforce_strategy_creator.evaluation.backtests import (
-    EvaluationParams,
     backtest_split,
     check_provenance,
     run_provenance,
     trading_setup,
 )
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
+from reinforce_strategy_creator.params.evaluation import EvaluationParams
+from reinforce_strategy_creator.params.features import FeatureParams
 from reinforce_strategy_creator.evaluation.results import (
     FIGURES,
     champion_and_verdict,
@@ -32,28 +33,29 @@ from reinforce_strategy_creator.evaluation.results import (
 from reinforce_strategy_creator.evaluation.verdict import config_sha256, window_fingerprint
 
 
-def prepare_setup(environment: dict, evaluation: dict, feature_scaler: dict, feature_spec: dict,
-                  model_input_train: pd.DataFrame, parameters: dict, **policies: Any) -> dict[str, Any]:
-    """Validate ``params:environment`` and ``params:evaluation``; record the common trading
-    setup, the agents, their seeds and artifact versions, the run's provenance (scaler, feature
-    specification and training-data fingerprints) and the configuration fingerprint. Every policy
-    must carry this run's provenance: a foreign artifact fails here, before any replay."""
-    config = EnvConfig.from_params(environment)
-    params = EvaluationParams.from_params(evaluation)
+def prepare_setup(environment: EnvConfig, evaluation: EvaluationParams, feature_scaler: dict,
+                  feature_engineering: FeatureParams, model_input_train: pd.DataFrame, parameters: dict,
+                  **policies: Any) -> dict[str, Any]:
+    """Record the common trading setup, the agents, their seeds, artifact versions and folders, the
+    run's provenance (scaler, feature-spec and training-data fingerprints) and the configuration
+    fingerprint. Every policy must carry this run's provenance: a foreign artifact fails here,
+    before any replay."""
+    config, params = EnvConfig.parse(environment), EvaluationParams.parse(evaluation)
     if not policies:
         raise EvaluationInputError("evaluation: no trained policy was given; run the training pipeline first.")
-    provenance = run_provenance(feature_scaler, feature_spec, model_input_train)
-    seeds, versions, train = {}, {}, {}
+    provenance = run_provenance(feature_scaler, FeatureParams.parse(feature_engineering).features, model_input_train)
+    seeds, versions, folders, train = {}, {}, {}, {}
     for agent, bundle in sorted(policies.items()):
         if not hasattr(bundle, "seeds") or not hasattr(bundle, "spec"):
             raise EvaluationInputError(f"training.{agent}.policy: expected a PolicyBundle, got "
                                        f"{type(bundle).__name__}; run the training pipeline first.")
         check_provenance(agent, bundle, provenance)
         seeds[agent], versions[agent] = list(bundle.seeds), bundle.version
+        folders[agent] = getattr(bundle, "filepath", None)
         train[agent] = {"start": bundle.spec.get("train_start"), "end": bundle.spec.get("train_end")}
-    return {"environment": config.to_params(), "evaluation": params.to_dict(), "trading_setup": trading_setup(config),
-            "agents": sorted(policies), "seeds": seeds, "policy_versions": versions, "train_periods": train,
-            "provenance": provenance, "config_sha256": config_sha256(parameters)}
+    return {"environment": config.to_params(), "evaluation": params.to_params(), "trading_setup": trading_setup(config),
+            "agents": sorted(policies), "seeds": seeds, "policy_versions": versions, "policy_filepaths": folders,
+            "train_periods": train, "provenance": provenance, "config_sha256": config_sha256(parameters)}
 
 
 def _params(setup: dict) -> EvaluationParams:
@@ -101,7 +103,8 @@ def select_champion(validation: pd.DataFrame, test: pd.DataFrame, setup: dict, m
     window = {"start": model_input_test.index[0].date().isoformat(),
               "end": model_input_test.index[-1].date().isoformat()}
     champion, verdict, selection, decision = champion_and_verdict(
-        validation, test, _params(setup), setup["policy_versions"], histories=histories,
+        validation, test, _params(setup), setup["policy_versions"],
+        policy_filepaths=setup.get("policy_filepaths", {}), histories=histories,
         earlier_decisions=list(gate_decisions or []), window=window,
         data_fingerprint=window_fingerprint(model_input_test), config=setup["config_sha256"])
     if champion:

@@ -1,8 +1,8 @@
 """Wire the ``evaluation`` nodes under the namespace ``evaluation``.
 
-Kedro pipelines are static, so the agents evaluated are the training pipeline's ``AGENTS``
-tuple (re-exported here); boundary datasets keep their un-namespaced names
-(docs/contracts.md, "Stage wiring").
+The agents evaluated are the agent blocks of the parameters (``project_params.agent_names``),
+the same list the training pipeline is built from; boundary datasets keep their un-namespaced
+names (docs/contracts.md, "Stage wiring").
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from reinforce_strategy_creator.evaluation.results import FIGURES
 
-from ..training import AGENTS
+from ...project_params import agent_names
 from .nodes import (
     backtest_test,
     backtest_validation,
@@ -26,21 +26,21 @@ from .nodes import (
     unpack_figures,
 )
 
-__all__ = ["AGENTS", "create_pipeline"]
+__all__ = ["create_pipeline"]
 
 
 def _policies(agents) -> dict[str, str]:
     return {a: f"training.{a}.policy" for a in agents}
 
 
-def create_pipeline(agents=AGENTS, **kwargs) -> Pipeline:
-    agents = tuple(agents)
+def create_pipeline(agents=None, **kwargs) -> Pipeline:
+    agents = tuple(agent_names() if agents is None else agents)
     policies = _policies(agents)
     histories = {a: f"training.{a}.history" for a in agents}
     nodes = [
         node(prepare_setup, inputs={"environment": "params:environment", "evaluation": "params:evaluation",
                                     "feature_scaler": "feature_scaler",
-                                    "feature_spec": "params:feature_engineering.features",
+                                    "feature_engineering": "params:feature_engineering",
                                     "model_input_train": "model_input_train", "parameters": "parameters",
                                     **policies}, outputs="setup", name="prepare_setup"),
         node(backtest_validation, inputs={"model_input": "model_input_validation", "primary_prices": "primary_prices",
@@ -79,6 +79,6 @@ def create_pipeline(agents=AGENTS, **kwargs) -> Pipeline:
         outputs={"champion", "evaluation_verdict"},
         parameters={"parameters": "parameters",
                     "params:environment": "params:environment", "params:evaluation": "params:evaluation",
-                    "params:feature_engineering.features": "params:feature_engineering.features"},
+                    "params:feature_engineering": "params:feature_engineering"},
         prefix_datasets_with_namespace=True,
     )

@@ -10,6 +10,7 @@ import pandas as pd
 
 from reinforce_strategy_creator import features as fe
 from reinforce_strategy_creator.env import EnvConfig
+from reinforce_strategy_creator.params.features import FeatureParams
 
 
 def _bounds(config: Mapping[str, Any]) -> dict[str, tuple[pd.Timestamp | None, ...]]:
@@ -29,46 +30,28 @@ def _plan(index: pd.DatetimeIndex, config: Mapping[str, Any]) -> dict[str, dict[
     )
 
 
-def validate_inputs(
-    primary_prices: pd.DataFrame,
-    features_spec: dict[str, Any],
-    splits: dict[str, Any],
-    embargo_bars: Any,
-    min_split_rows: Any,
-    scaler: Any,
-    environment: dict[str, Any],
-) -> dict[str, Any]:
-    """Check every parameter and the split sizes before any heavy work; return the
-    resolved configuration used by the later nodes."""
-    names = fe.validate_spec(features_spec)
-    lookback = fe.max_lookback(features_spec)
-    bounds = fe.validate_split_dates(splits)
-    embargo = fe.resolve_embargo(embargo_bars, lookback)
-    if scaler not in fe.SCALER_KINDS:
-        raise fe.SplitConfigError(
-            f"feature_engineering.scaler = {scaler!r}; use one of {list(fe.SCALER_KINDS)}."
-        )
-    if not isinstance(environment, Mapping) or "window" not in environment:
-        raise fe.SplitConfigError(
-            "environment.window is missing; set it in conf/base/parameters_environment.yml."
-        )
-    # The environment block is checked here too (positions, costs, reward, ...), so a bad
-    # value stops the run before any feature is computed or any agent trains.
-    EnvConfig.from_params(environment)
+def validate_inputs(primary_prices: pd.DataFrame, params: FeatureParams, environment: EnvConfig) -> dict[str, Any]:
+    """Check the prices and that the environment window fits every split before any heavy work
+    (the parameter blocks themselves are validated when the run starts); return the resolved
+    configuration used by the later nodes."""
+    params, environment = FeatureParams.parse(params), EnvConfig.parse(environment)
+    names = fe.validate_spec(params.features)
+    lookback = fe.max_lookback(params.features)
+    bounds = fe.validate_split_dates(params.splits)
     fe.validate_prices(primary_prices)
     config = {
-        "spec": dict(features_spec),
+        "spec": params.features.to_params(),
         "feature_names": names,
         "max_lookback": lookback,
         "bounds": {
             k: [None if v is None else v.date().isoformat() for v in pair]
             for k, pair in bounds.items()
         },
-        "embargo_bars": embargo,
-        "min_split_rows": min_split_rows,
-        "scaler": scaler,
+        "embargo_bars": fe.resolve_embargo(params.embargo_bars, lookback),
+        "min_split_rows": params.min_split_rows,
+        "scaler": params.scaler,
     }
-    config["window"] = fe.check_window(environment["window"], _plan(primary_prices.index, config))
+    config["window"] = fe.check_window(environment.window, _plan(primary_prices.index, config))
     return config
 
 

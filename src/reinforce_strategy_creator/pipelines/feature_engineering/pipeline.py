@@ -28,15 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     nodes = [
         node(
             validate_inputs,
-            inputs=[
-                "primary_prices",
-                "params:features",
-                "params:splits",
-                "params:embargo_bars",
-                "params:min_split_rows",
-                "params:scaler",
-                "params:environment",
-            ],
+            inputs=["primary_prices", "params:feature_engineering", "params:environment"],
             outputs="config",
             name="validate_inputs",
         ),
@@ -65,6 +57,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         namespace="feature_engineering",
         inputs={"primary_prices"},
         outputs={"feature_scaler", *(f"model_input_{s}" for s in _SPLITS)},
-        parameters={"params:environment": "params:environment"},
+        parameters={"params:feature_engineering": "params:feature_engineering",
+                    "params:environment": "params:environment"},
         prefix_datasets_with_namespace=True,
     )

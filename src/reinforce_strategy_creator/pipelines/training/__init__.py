@@ -1,5 +1,5 @@
-"""``training`` stage: one namespaced template pipeline per agent (see docs/training.md)."""
+"""The ``training`` pipeline: one namespace per agent block of the parameters."""
 
-from .pipeline import AGENTS, create_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["AGENTS", "create_pipeline"]
+__all__ = ["create_pipeline"]

@@ -6,44 +6,43 @@ the catalog's job (``PolicyArtifactDataset``, Parquet, ``MatplotlibDataset``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
 from ...artifacts import PolicyBundle
+from ...env import EnvConfig
 from ...evaluation.figures import learning_curves_figure
+from ...params.features import FeatureParams
+from ...params.training import TrainingParams
 from ...training import train_agent
 
 
-def train(
-    model_input_train: pd.DataFrame,
-    model_input_validation: pd.DataFrame,
-    feature_scaler: Mapping[str, Any],
-    environment: Mapping[str, Any],
-    common: Mapping[str, Any],
-    agent: Mapping[str, Any],
-    training: Mapping[str, Any],
-    feature_spec: Mapping[str, Any] | None = None,
-) -> tuple[PolicyBundle, pd.DataFrame]:
-    """Train one agent over ``common.seeds`` with validation checkpoint selection.
+def train_node(agent: str) -> Callable[..., tuple[PolicyBundle, pd.DataFrame]]:
+    """The training node of one agent (the ``training.<agent>`` block of the parameters)."""
 
-    ``training`` is the whole ``training`` parameter block: every agent's block is validated
-    before this one trains, so a bad parameter of any agent fails the run before training.
-    ``feature_spec`` is fingerprinted into the policy spec (provenance checked downstream).
-    """
-    return train_agent(model_input_train, model_input_validation, feature_scaler, environment, common, agent,
-                       training=training, feature_spec=feature_spec)
+    def train(model_input_train: pd.DataFrame, model_input_validation: pd.DataFrame, feature_scaler: dict[str, Any],
+              environment: EnvConfig, training: TrainingParams,
+              feature_engineering: FeatureParams) -> tuple[PolicyBundle, pd.DataFrame]:
+        """Train the agent over its seeds with validation checkpoint selection. Every agent block
+        was validated when the run started, so a bad parameter of any agent stops the run before
+        any agent trains; the feature specification is fingerprinted into the policy spec."""
+        plan = TrainingParams.parse(training).plan(agent)
+        return train_agent(model_input_train, model_input_validation, feature_scaler, EnvConfig.parse(environment),
+                           plan, feature_spec=FeatureParams.parse(feature_engineering).features)
+
+    train.__qualname__ = f"train[{agent}]"
+    return train
 
 
-def plot_learning_curve(history: pd.DataFrame, agent: Mapping[str, Any]) -> Figure:
+def plot_learning_curve(history: pd.DataFrame) -> Figure:
     """Episode return and validation Sharpe (``eval_score``) against env steps, one line per seed."""
-    name = str(dict(agent).get("algorithm", "agent"))
-    histories = {f"{name} seed {int(s)}": h.drop(columns="seed") for s, h in history.groupby("seed", sort=True)}
+    histories = {f"seed {int(s)}": h.drop(columns="seed") for s, h in history.groupby("seed", sort=True)}
     fig = learning_curves_figure(histories, x="step", y=("episode_return", "eval_score"))
     axes = fig.get_axes()
-    axes[0].set_title(f"{name}: training episode return and validation Sharpe (eval_score) per seed")
+    axes[0].set_title("training episode return and validation Sharpe (eval_score) per seed")
     if len(axes) > 1:
         axes[1].set_ylabel("validation Sharpe")
     return fig

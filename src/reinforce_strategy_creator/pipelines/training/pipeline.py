@@ -1,61 +1,36 @@
-"""Wire the ``training`` stage: one template, instantiated per agent as ``training.<agent>``.
+"""Wire the ``training`` stage: one namespace ``training.<agent>`` per agent block of the parameters.
 
-Pattern of kedro-viz's demo project: the template is built once and reused with
-``pipeline(template, namespace=..., inputs=..., parameters=...)``. Boundary inputs keep
-their un-namespaced names; each instance reads its own ``params:training.<agent>`` block
-and the shared ``params:training.common`` and ``params:environment``, plus the whole
-``params:training`` so that every agent block is validated before any agent trains. Every node carries
-the tags ``training`` and ``<agent>`` so one agent can be run alone
-(``kedro run --pipelines training --namespaces training.ppo`` or ``--tags ppo``).
+Pattern of kedro-viz's demo project (per-model templates): the agents are the keys of
+``training`` other than ``common`` (read by :func:`~reinforce_strategy_creator.project_params.agent_names`),
+so adding a block to ``parameters_training.yml`` adds its training nodes, and the dataset
+factories ``training.{agent}.*`` (``conf/base/catalog_training.yml``) declare its outputs.
+Boundary inputs keep their un-namespaced names. Every node carries the tags ``training`` and
+``<agent>``, so one agent can be run alone (``--namespaces training.ppo`` or ``--tags ppo``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import plot_learning_curve, train
+from ...project_params import agent_names
+from .nodes import plot_learning_curve, train_node
 
-AGENTS = ("ppo", "a2c", "dqn")
 BOUNDARY_INPUTS = {"model_input_train", "model_input_validation", "feature_scaler"}
+PARAMETERS = ("params:environment", "params:training", "params:feature_engineering")
 
 
-def template() -> Pipeline:
-    return pipeline(
-        [
-            node(
-                train,
-                inputs=["model_input_train", "model_input_validation", "feature_scaler",
-                        "params:environment", "params:common", "params:agent", "params:training",
-                        "params:feature_spec"],
-                outputs=["policy", "history"],
-                name="train",
-            ),
-            node(
-                plot_learning_curve,
-                inputs=["history", "params:agent"],
-                outputs="learning_curve",
-                name="plot_learning_curve",
-            ),
-        ]
-    )
-
-
-def create_pipeline(**kwargs) -> Pipeline:
-    base = template()
-    instances = [
-        pipeline(
-            base,
-            namespace=f"training.{agent}",
-            inputs=BOUNDARY_INPUTS,
-            parameters={
-                "params:environment": "params:environment",
-                "params:common": "params:training.common",
-                "params:agent": f"params:training.{agent}",
-                "params:training": "params:training",
-                "params:feature_spec": "params:feature_engineering.features",
-            },
-            tags=["training", agent],
-        )
-        for agent in AGENTS
+def agent_pipeline(agent: str) -> Pipeline:
+    nodes = [
+        node(train_node(agent),
+             inputs=["model_input_train", "model_input_validation", "feature_scaler", *PARAMETERS],
+             outputs=["policy", "history"], name="train"),
+        node(plot_learning_curve, inputs="history", outputs="learning_curve", name="plot_learning_curve"),
     ]
-    return sum(instances, Pipeline([]))
+    return pipeline(nodes, namespace=f"training.{agent}", inputs=BOUNDARY_INPUTS,
+                    parameters={p: p for p in PARAMETERS}, tags=["training", agent])
+
+
+def create_pipeline(agents: Sequence[str] | None = None, **kwargs) -> Pipeline:
+    return sum((agent_pipeline(a) for a in (agent_names() if agents is None else agents)), Pipeline([]))

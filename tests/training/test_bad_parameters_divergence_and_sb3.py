@@ -1,4 +1,5 @@
-"""Issue 4 gaps: bad parameters fail before training, NaN losses stop training, SB3 backend."""
+"""Training refuses bad parameters before anything trains, stops on a NaN loss naming agent, seed
+and update, and the optional stable-baselines3 backend ships the project's own artifact."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from reinforce_strategy_creator.agents import AgentConfigError, TrainingDivergedError, build_policy
+from reinforce_strategy_creator.agents import TrainingDivergedError, build_policy
 from reinforce_strategy_creator.datasets import PolicyArtifactDataset
 from reinforce_strategy_creator.pipelines.training import nodes
-from reinforce_strategy_creator.training import TrainingConfigError, train_agent, validate_training
-from tests.training.conftest import AGENTS, COMMON, ENV
+from reinforce_strategy_creator.errors import InputError
+from reinforce_strategy_creator.params.base import ParameterError
+from reinforce_strategy_creator.params.training import TrainingParams
+from reinforce_strategy_creator.training import train_agent
+from tests.training.conftest import AGENTS, COMMON, ENV, plan
+
+FEATURES = {"features": {"indicators": {"logret": {"periods": [1]}}}}
 
 torch.set_num_threads(1)
 
@@ -20,18 +26,18 @@ torch.set_num_threads(1)
 @pytest.mark.parametrize(
     "agent,patch,needle",
     [
-        ("ppo", {"algorithm": "ppx"}, "training.ppo.algorithm"),
-        ("ppo", {"backend": "jax"}, "training.ppo.backend"),
-        ("ppo", {"learning_rate": 0.0}, "training.ppo.learning_rate must be > 0"),
-        ("a2c", {"learning_rate": -1e-3}, "training.a2c.learning_rate must be > 0"),
-        ("dqn", {"learning_rate": 0}, "training.dqn.learning_rate must be > 0"),
+        ("ppo", {"algorithm": "ppx"}, "training.ppo.algorithm: 'ppx' is not a known algorithm"),
+        ("ppo", {"backend": "jax"}, "training.ppo.backend: 'jax' is not a known backend"),
+        ("ppo", {"learning_rate": 0.0}, "training.ppo.learning_rate: Input should be greater than 0"),
+        ("a2c", {"learning_rate": -1e-3}, "training.a2c.learning_rate: Input should be greater than 0"),
+        ("dqn", {"learning_rate": 0}, "training.dqn.learning_rate: Input should be greater than 0"),
         ("ppo", {"num_minibatches": 10_000}, "training.ppo.num_minibatches=10000 is larger than the rollout"),
         ("dqn", {"batch_size": 2048}, "training.dqn.batch_size=2048 is larger than training.dqn.buffer_size"),
-        ("ppo", {"gamma": 0.0}, "training.ppo.gamma must be in (0, 1]"),
-        ("a2c", {"gamma": 1.01}, "training.a2c.gamma must be in (0, 1]"),
-        ("dqn", {"gamma": 0}, "training.dqn.gamma must be in (0, 1]"),
-        ("ppo", {"hidden_sizes": []}, "training.ppo.hidden_sizes must be a non-empty list"),
-        ("dqn", {"hidden_sizes": []}, "training.dqn.hidden_sizes must be a non-empty list"),
+        ("ppo", {"gamma": 0.0}, "training.ppo.gamma: Input should be greater than 0"),
+        ("a2c", {"gamma": 1.01}, "training.a2c.gamma: Input should be less than or equal to 1"),
+        ("dqn", {"gamma": 0}, "training.dqn.gamma: Input should be greater than 0"),
+        ("ppo", {"hidden_sizes": []}, "training.ppo.hidden_sizes: must be a non-empty list"),
+        ("dqn", {"hidden_sizes": []}, "training.dqn.hidden_sizes: must be a non-empty list"),
         ("ppo", {"backend": "sb3", "algorithm": "sac"}, "training.ppo.algorithm='sac' needs continuous actions"),
         ("ppo", {"backend": "sb3", "learning_rate": 0}, "training.ppo.learning_rate must be > 0"),
         ("ppo", {"backend": "sb3", "gamma": 0}, "training.ppo.gamma must be in (0, 1]"),
@@ -54,16 +60,16 @@ def test_bad_parameter_fails_before_any_training(tables, monkeypatch, agent, pat
                         lambda *a, **k: trained.append(1))
     train, val, scaler = tables
     other = "a2c" if agent != "a2c" else "ppo"  # the node of a DIFFERENT, valid agent
-    with pytest.raises((AgentConfigError, TrainingConfigError), match=re.escape(needle)) as info:
-        nodes.train(train, val, scaler, ENV, COMMON, AGENTS[other], training)
-    assert isinstance(info.value, ValueError)
+    with pytest.raises(ParameterError, match=re.escape(needle)) as info:
+        nodes.train_node(other)(train, val, scaler, ENV, training, FEATURES)
+    assert isinstance(info.value, InputError)
     assert trained == []
-    with pytest.raises(ValueError, match=re.escape(needle)):
-        validate_training(training)
+    with pytest.raises(ParameterError, match=re.escape(needle)):
+        TrainingParams.parse(training)
 
 
-def test_shipped_parameters_validate():
-    validate_training({"common": COMMON, **AGENTS})
+def test_test_budgets_validate():
+    assert TrainingParams.parse({"common": COMMON, **AGENTS}).names == list(AGENTS)
 
 
 @pytest.mark.parametrize("agent", ["ppo", "a2c", "dqn"])
@@ -87,7 +93,8 @@ def test_nan_loss_stops_training_naming_agent_seed_update(tables, agent, tmp_pat
         monkeypatch.setattr(mod, "compute_gae", poisoned)
     ds = PolicyArtifactDataset(filepath=str(tmp_path / "policy"), version=None)
     with pytest.raises(TrainingDivergedError) as info:
-        bundle, _ = nodes.train(bad, val, scaler, ENV, COMMON, block, {"common": COMMON, **AGENTS})
+        bundle, _ = nodes.train_node(agent)(bad, val, scaler, ENV, {"common": COMMON, **AGENTS, agent: block},
+                                            FEATURES)
         ds.save(bundle)
     e = info.value
     assert (e.agent, e.seed) == (agent, COMMON["seeds"][0]) and e.update >= 1
@@ -103,7 +110,7 @@ def test_sb3_ppo_trains_and_round_trips_the_artifact(tables, tmp_path):
     train, val, scaler = tables
     block = {"algorithm": "ppo", "backend": "sb3", "hidden_sizes": [16, 16], "n_steps": 32, "batch_size": 64,
              "n_epochs": 2, "total_steps": 512, "num_envs": 4, "eval_every": 1}
-    bundle, hist = train_agent(train, val, scaler, ENV, COMMON, block, agent_name="ppo")
+    bundle, hist = train_agent(train, val, scaler, ENV, plan("ppo", block=block))
     assert bundle.spec["backend"] == "sb3" and bundle.spec["algorithm"] == "ppo"
     assert hist["eval_score"].notna().any() and set(hist["seed"]) == {0, 1}
     ds = PolicyArtifactDataset(filepath=str(tmp_path / "p"), version=None)

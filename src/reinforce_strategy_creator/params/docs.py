@@ -1,0 +1,130 @@
+"""docs/configuration.md's parameter tables, generated from the typed blocks.
+
+One row per leaf parameter, ``| `dotted.path` | `value` | meaning |``: the value is what a run
+uses without ``--params`` (``conf/base``, or the block's default where ``conf/base`` leaves the
+key out), the meaning is the field's docstring. The tables live between
+``<!-- BEGIN GENERATED: <block> -->`` and ``<!-- END GENERATED: <block> -->`` markers;
+``python -m reinforce_strategy_creator.params.docs --write`` rewrites them, and
+``tests/test_docs.py`` fails when they are out of date. Prose around them is hand-written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .base import Params, _model_type
+
+BLOCKS = ("data_ingestion", "feature_engineering", "environment", "training", "evaluation", "deployment")
+MARKER = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n)(.*?)(<!-- END GENERATED: \2 -->)", re.S)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _rows(model: type, path: str, values: Mapping[str, Any] | None) -> Iterator[tuple[str, Any, str]]:
+    """Leaves of ``model`` at ``path``, valued from ``values`` (the conf/base block) or defaults."""
+    values = values if isinstance(values, Mapping) else {}
+    for name, field in model.model_fields.items():
+        dotted = f"{path}.{name}"
+        sub = _model_type(field.annotation)
+        default = field.get_default(call_default_factory=True)
+        if sub is not None and issubclass(sub, Params):
+            given = values.get(name, default.to_params() if isinstance(default, Params) else None)
+            if given is None and name in values:  # an optional block switched off
+                yield dotted, None, " ".join((field.description or "").split())
+                continue
+            if given is None:
+                continue
+            yield from _rows(sub, dotted, given)
+            continue
+        value = values.get(name, default.to_params() if isinstance(default, Params) else default)
+        yield dotted, value, " ".join((field.description or "").split())
+
+
+def _training_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
+    from ..agents import ALGORITHMS
+    from .training import COMMON_KEYS, TrainingCommon
+
+    yield from _rows(TrainingCommon, "training.common", values.get("common"))
+    common_docs = {n: " ".join((f.description or "").split()) for n, f in TrainingCommon.model_fields.items()}
+    for agent, block in values.items():
+        if agent == "common":
+            continue
+        algorithm = block.get("algorithm", agent)
+        yield f"training.{agent}.algorithm", algorithm, "Which algorithm this block trains: `ppo` | `a2c` | `dqn` (`agents.ALGORITHMS`)."
+        if "backend" in block:
+            yield f"training.{agent}.backend", block["backend"], "`torch` (the project's agents) or `sb3` (stable-baselines3, same artifact)."
+        for key in COMMON_KEYS:
+            if key in block and key != "total_steps":
+                yield f"training.{agent}.{key}", block[key], f"Overrides `training.common.{key}` for this agent: {common_docs[key]}"
+        config = ALGORITHMS[algorithm][0] if algorithm in ALGORITHMS else None
+        if config is not None:
+            yield from _rows(config, f"training.{agent}", block)
+
+
+def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """Every documented row of one block, valued from ``parameters`` (conf/base, resolved)."""
+    from ..env.config import EnvConfig
+    from .data import IngestionParams
+    from .deployment import DeploymentParams
+    from .evaluation import EvaluationParams
+    from .features import FeatureParams
+
+    values = parameters.get(block) or {}
+    if block == "training":
+        return list(_training_rows(values))
+    model = {"data_ingestion": IngestionParams, "feature_engineering": FeatureParams, "environment": EnvConfig,
+             "evaluation": EvaluationParams, "deployment": DeploymentParams}[block]
+    return list(_rows(model, block, values))
+
+
+def render(block: str, parameters: Mapping[str, Any]) -> str:
+    lines = ["| parameter | value in conf/base | meaning |", "| --- | --- | --- |"]
+    for dotted, value, doc in block_rows(block, parameters):
+        lines.append(f"| `{dotted}` | `{_cell(value)}` | {doc.replace('|', '&#124;')} |")
+    return "\n".join(lines) + "\n"
+
+
+def base_parameters(root: Path) -> dict[str, Any]:
+    """conf/base parameters as a run without --params sees them (interpolations resolved)."""
+    from kedro.config import OmegaConfigLoader
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = OmegaConfigLoader(str(root / "conf"), base_env="base", default_run_env="base")
+        return dict(loader["parameters"])
+
+
+def updated(text: str, parameters: Mapping[str, Any]) -> str:
+    """``text`` (configuration.md) with every generated table rewritten."""
+    return MARKER.sub(lambda m: m.group(1) + render(m.group(2), parameters) + m.group(4), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    root = Path.cwd()
+    doc = root / "docs" / "configuration.md"
+    text = doc.read_text()
+    new = updated(text, base_parameters(root))
+    if "--write" in argv:
+        doc.write_text(new)
+        return 0
+    if new != text:
+        print("docs/configuration.md is out of date; run: python -m reinforce_strategy_creator.params.docs --write")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The project's parameters as the current run sees them, for building pipelines from them.
+
+Kedro pipelines are static, but which agents exist is a parameter (``training.<agent>``
+blocks): adding an agent is adding a block, and the training and evaluation pipelines get one
+namespace per agent (the kedro-viz demo-project's per-model templates). The pipeline registry
+therefore reads the parameters. During ``kedro run``, ``kedro viz`` or a notebook session,
+the hook :class:`~.hooks.RememberConfig` stores the session's config loader (with its ``--env``
+and ``--params``) before the pipelines are built; without a session (tests, scripts) the
+project's ``conf/base`` and ``conf/local`` are read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .paths import project_root
+
+_session_loader: Any = None
+
+
+def remember(config_loader: Any) -> None:
+    """Called by the hook once the session's context exists."""
+    global _session_loader
+    _session_loader = config_loader
+
+
+def parameters() -> dict[str, Any]:
+    """The raw (not yet validated) parameters of the current session, or of the project's base and
+    local configuration when no session is running."""
+    if _session_loader is not None:
+        return dict(_session_loader["parameters"])
+    from kedro.config import OmegaConfigLoader
+
+    from . import settings
+
+    root = project_root(Path(__file__).resolve().parent) or project_root()
+    if root is None or not (root / "conf").is_dir():
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = OmegaConfigLoader(conf_source=str(root / "conf"), **settings.CONFIG_LOADER_ARGS)
+        return dict(loader["parameters"])
+
+
+def agent_names() -> list[str]:
+    """The agents configured under ``training`` (every key but ``common``), in their order."""
+    training = parameters().get("training") or {}
+    return [str(k) for k in training if k != "common"]
