@@ -39,7 +39,7 @@ def tmp_project(tmp_path, monkeypatch) -> Path:
     (root / "src").mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
     for name in ("parameters_deployment.yml", "parameters_environment.yml",
-                 "catalog_deployment.yml"):
+                 "catalog_deployment.yml", "globals.yml"):
         shutil.copy(PROJECT_ROOT / "conf" / "base" / name, root / "conf" / "base" / name)
     monkeypatch.chdir(root)
     return root

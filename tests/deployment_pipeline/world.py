@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 import torch
 import yaml
+
+from tests.conftest import catalog_config
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, Version
 from kedro.runner import SequentialRunner
@@ -155,7 +157,7 @@ class World:
 
     # -- the Kedro side -----------------------------------------------------------------
     def catalog(self) -> DataCatalog:
-        cfg = yaml.safe_load((ROOT / "conf" / "base" / "catalog_deployment.yml").read_text())
+        cfg = {k: v for k, v in catalog_config().items() if k.startswith("deployment.")}
         cfg["deployment.market_feed"]["filepath"] = str(self.feed)
         for name in ("deployment.production_model", "deployment.shadow_model", "deployment.model_registry"):
             cfg[name]["filepath"] = str(self.registry)

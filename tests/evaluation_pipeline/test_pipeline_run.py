@@ -18,11 +18,14 @@ from reinforce_strategy_creator.pipelines.evaluation import create_pipeline
 
 AGENTS = ("ppo", "a2c", "dqn")
 
+from tests.conftest import catalog_config
+
 from .conftest import CONF, make_history
 
 
 def _catalog(tmp_path, model_inputs, bundles, env_params, eval_params, test=None):
-    config = yaml.safe_load((CONF / "catalog_evaluation.yml").read_text())
+    names = yaml.safe_load((CONF / "catalog_evaluation.yml").read_text())
+    config = catalog_config(*names)
     for entry in config.values():
         if "filepath" in entry:
             entry["filepath"] = str(tmp_path / entry["filepath"])
