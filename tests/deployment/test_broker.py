@@ -60,6 +60,8 @@ def test_decision_fills_at_the_next_bar_with_costs_hand_computed(tmp_path, fill_
     trade = AccountStore(tmp_path / "a").read_log("trades")[0]
     assert trade["bar"] == idx[1].isoformat() and trade["decided_at"] == idx[0].isoformat()
     assert trade["fill_price"] == pytest.approx(fill) and trade["fill_rule"] == fill_price
+    order = AccountStore(tmp_path / "a").read_log("orders")[0]
+    assert order["fills_at"] == {"next_open": "next bar open", "next_close": "next bar close"}[fill_price]
 
 
 def test_no_new_bars_changes_nothing_and_one_bar_one_decision(tmp_path):

@@ -428,7 +428,8 @@ class PaperBroker:
                 elif abs(target) > abs(current):
                     target, why = math.copysign(abs(current), target), "day-loss stop: capped"
         order = {"bar": bar, "policy_target": policy_target, "target": target, "reason": why,
-                 "model_id": s.active_model_id, "fills_at": "next bar open"}
+                 "model_id": s.active_model_id,
+                 "fills_at": "next bar " + ("close" if self.costs.fill_price == "next_close" else "open")}
         s = dataclasses.replace(s, pending_target=target, pending_decided_at=bar, last_bar=bar,
                                 bars_processed=s.bars_processed + 1)
         mark = {"bar": bar, "open": open_, "close": close, "cash_cents": s.cash_cents,
