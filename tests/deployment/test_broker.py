@@ -60,6 +60,8 @@ def test_decision_fills_at_the_next_bar_with_costs_hand_computed(tmp_path, fill_
     trade = AccountStore(tmp_path / "a").read_log("trades")[0]
     assert trade["bar"] == idx[1].isoformat() and trade["decided_at"] == idx[0].isoformat()
     assert trade["fill_price"] == pytest.approx(fill) and trade["fill_rule"] == fill_price
+    order = AccountStore(tmp_path / "a").read_log("orders")[0]
+    assert order["fills_at"] == {"next_open": "next bar open", "next_close": "next bar close"}[fill_price]
 
 
 def test_no_new_bars_changes_nothing_and_one_bar_one_decision(tmp_path):
@@ -224,29 +226,39 @@ def test_damaged_folder_refused(tmp_path):
     seed=st.integers(0, 10_000),
     n=st.integers(2, 40),
     targets=st.lists(st.floats(-1.5, 1.5, allow_nan=False), min_size=40, max_size=40),
-    commission=st.floats(0, 50), slippage=st.floats(0, 50),
+    commission=st.floats(0, 50), slippage=st.floats(0, 50), borrow=st.floats(0, 5),
     capital=st.floats(1_000, 1_000_000),
+    granularity=st.sampled_from(["whole", "fractional"]),
 )
 def test_accounting_reconciles_to_the_cent(tmp_path_factory, seed, n, targets, commission,
-                                           slippage, capital):
+                                           slippage, borrow, capital, granularity):
     folder = tmp_path_factory.mktemp("acct")
     prices = make_prices(n, seed=seed)
     it = iter(targets)
     broker = PaperBroker(AccountStore(folder), initial_capital=capital,
-                         costs=CostModel(commission, slippage), limits=RiskLimits(1.0))
+                         costs=CostModel(commission, slippage, borrow), limits=RiskLimits(1.0),
+                         granularity=granularity)
     s = broker.run(prices, lambda h, st: next(it)).state
     store = AccountStore(folder)
     reconcile(store)
     trades, marks = store.read_log("trades", s), store.read_log("equity", s)
-    assert replay_trades(s.initial_capital_cents, trades) == (s.cash_cents, s.shares)
-    for m in marks:  # cash + shares * price == equity, to the cent
-        assert m["equity_cents"] == m["cash_cents"] + round(m["shares"] * m["close"] * 100)
+    if granularity == "whole":
+        assert replay_trades(s.initial_capital_cents, trades, marks) == (s.cash_cents, s.shares)
+        for m in marks:  # cash + shares * price == equity, to the cent
+            assert m["equity_cents"] == m["cash_cents"] + round(m["shares"] * m["close"] * 100)
+        assert all(isinstance(t["shares"], int) for t in trades)
+    else:  # float64 ledger replayed in the kernel's order: exact; cents are its rounding
+        assert replay_trades(s.initial_capital_cents, trades, marks, granularity="fractional",
+                             initial_cash=s.exact_initial_cash) == (s.exact_cash, s.shares)
+        for m in marks:
+            assert m["equity"] == m["cash"] + m["shares"] * m["close"]
+            assert (m["cash_cents"], m["equity_cents"]) == (round(m["cash"] * 100), round(m["equity"] * 100))
     for t in trades:
         assert abs(t["target"]) <= 1.0
         if t["shares"] > 0 and 0 <= t["target"]:
             assert t["cash_after_cents"] >= 0  # no leverage from long targets <= 1
         expected_comm = round(abs(t["shares"]) * t["fill_price"] * commission / 1e4 * 100)
-        assert t["commission_cents"] == expected_comm
+        assert abs(t["commission_cents"] - expected_comm) <= (0 if granularity == "whole" else 1)
         side = 1 if t["shares"] > 0 else -1
         assert t["fill_price"] == pytest.approx(t["reference_price"] * (1 + side * slippage / 1e4))
     assert json.loads((folder / "state.json").read_text())["generation"] == n

@@ -1,70 +1,22 @@
-"""Live observations are the environment's observations, and live features are feature_engineering's."""
+"""Live features are feature_engineering's, and live observations refuse a wrong window.
+
+That live observations are the backtest's, bit for bit, is checked end to end in
+tests/deployment/test_paper_backtest_parity.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator.deployment.session import LiveFeatures
-from reinforce_strategy_creator.env import (
-    BatchedTradingCore,
-    EnvConfig,
-    MarketArrays,
-    observation_from_window,
-    update_entry_and_bars,
-)
+from reinforce_strategy_creator.env import EnvConfig, observation_from_window
 from reinforce_strategy_creator.features import compute_features, max_lookback, scale_features
 from reinforce_strategy_creator.market_data import normalise_prices
 
 from .world import project_params, raw_rows
-
-
-def _market(T: int, F: int, seed: int) -> MarketArrays:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, T)))
-    open_ = close * np.exp(rng.normal(0, 0.01, T))
-    idx = pd.date_range("2020-01-01", periods=T, freq="B", name="date")
-    df = pd.DataFrame(rng.normal(size=(T, F)).astype(np.float32), index=idx,
-                      columns=[f"feat_{i}" for i in range(F)])
-    for c, v in (("Open", open_), ("High", np.maximum(open_, close)), ("Low", np.minimum(open_, close)),
-                 ("Close", close), ("Volume", np.ones(T))):
-        df[c] = v
-    return MarketArrays.from_frame(df)
-
-
-@settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), backend=st.sampled_from(["scalar", "torch"]),
-       positions=st.sampled_from([(0, 1), (-1, 0, 1), (0, 0.5, 1)]),
-       switches=st.tuples(st.booleans(), st.booleans(), st.booleans()))
-def test_observation_and_bookkeeping_match_the_core_bit_for_bit(seed, backend, positions, switches):
-    market = _market(80, 3, seed)
-    cfg = EnvConfig(window=5, positions=positions, episode_length=None, obs_position=switches[0],
-                    obs_unrealised=switches[1], obs_bars_held=switches[2], device="cpu")
-    core = BatchedTradingCore(market, cfg, num_envs=1, autoreset=False, backend=backend)
-    core.reset(starts=cfg.window - 1)
-    rng = np.random.default_rng(seed)
-    scalar = lambda x: float(x.reshape(-1)[0]) if isinstance(x, torch.Tensor) else float(x)  # noqa: E731
-    for _ in range(60):
-        t = int(scalar(core.t))
-        expected = core.observe()
-        expected = expected.numpy()[0] if isinstance(expected, torch.Tensor) else expected
-        got = observation_from_window(
-            market.features[t - cfg.window + 1 : t + 1], cfg, held=scalar(core.held),
-            shares=scalar(core.shares), last_close=scalar(core.last_close), entry=scalar(core.entry),
-            bars_held=scalar(core.bars))
-        assert got.dtype == np.float32 and got.tobytes() == np.asarray(expected).tobytes()
-        sh, entry, bars = scalar(core.shares), scalar(core.entry), scalar(core.bars)
-        action = int(rng.integers(len(positions)))
-        _, _, term, trunc, info = core.step(torch.tensor([action]) if backend == "torch" else action)
-        delta = scalar(info["traded_shares"])
-        fill = scalar(info["fill_price"]) if delta != 0 else 0.0
-        assert update_entry_and_bars(sh, delta, fill, entry, bars) == (scalar(core.entry), scalar(core.bars))
-        if scalar(term) or scalar(trunc):
-            break
 
 
 def test_observation_rejects_a_wrong_window():

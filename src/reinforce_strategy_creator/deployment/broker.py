@@ -5,9 +5,10 @@ processed bar. For each bar t, in this order and committed as one unit (see :mod
 
 1. day roll-over: a bar on a new calendar date resets the day-loss stop and the day's start equity;
 2. the order decided at bar t-1's close fills at bar t's reference price, ``Close[t]`` or
-   ``Open[t]`` as ``environment.fill_price`` says (slippage against the trader, commission on
-   traded notional, whole shares, money in cents);
-3. equity is marked at ``Close[t]``; peak equity and drawdown are updated;
+   ``Open[t]`` as ``environment.fill_price`` says, through the environment's execution kernel
+   (``env.execution``: sizing, slippage against the trader, commission on traded notional);
+3. equity is marked at ``Close[t]`` (a short pays borrow, by the same kernel); peak equity and
+   drawdown are updated;
 4. risk: drawdown beyond ``max_drawdown`` halts the account (kill switch: flat from the next
    open until a person clears it with ``kedro paper clear-halt``); a loss of ``max_daily_loss``
    since the day's start sets the day-loss stop (no risk increase for orders decided that day);
@@ -17,6 +18,11 @@ processed bar. For each bar t, in this order and committed as one unit (see :mod
 
 The policy only ever sees ``prices`` up to and including bar t, so nothing decided at t can
 depend on later data. Costs follow the environment's contract (docs/contracts.md).
+
+Granularity (fixed when the account is created, recorded in its state): ``whole`` shares
+(the default; money in integer cents) or ``fractional`` shares (money in float64 dollars, the
+environment's arithmetic in the environment's order, so the account reproduces a backtest of
+the same policy to the cent; cents derived for display, logs and risk checks).
 
 Mode guard: ``paper_trading`` is the default and the only mode this package can execute.
 ``live_trading`` is refused with :class:`LiveTradingRefused` because no live broker adapter
@@ -36,8 +42,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..env import EnvConfig, fill_and_costs, update_entry_and_bars
+from ..env import EnvConfig, fill_and_costs
+from ..env import execution as ex
 from ..env.config import DEFAULT_FILL_PRICE, FILL_PRICES
+from ..env.ops import SCALAR
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
 logger = logging.getLogger(__name__)
@@ -236,7 +244,12 @@ def validate_prices(prices: pd.DataFrame, source: str = "prices") -> None:
 
 
 class PaperBroker:
-    """Processes new bars into one paper account folder. See the module docstring."""
+    """Processes new bars into one paper account folder. See the module docstring.
+
+    ``granularity``: ``"whole"`` or ``"fractional"`` shares for a new account; ``None`` (the
+    default) means the account's recorded granularity, and ``whole`` for a new account. An
+    explicit value that differs from an existing account's is refused.
+    """
 
     def __init__(
         self,
@@ -247,13 +260,19 @@ class PaperBroker:
         limits: RiskLimits,
         drift_check: DriftCheck | None = None,
         halt_on_drift: bool = False,
+        granularity: str | None = None,
     ) -> None:
+        if granularity is not None and granularity not in ex.GRANULARITIES:
+            raise RiskParameterError(
+                f"granularity must be one of {list(ex.GRANULARITIES)} (or None for the account's "
+                f"own), got {granularity!r}")
         self.store = store
         self.initial_capital = initial_capital
         self.costs = costs
         self.limits = limits
         self.drift_check = drift_check
         self.halt_on_drift = halt_on_drift
+        self.granularity = granularity
 
     def run(
         self,
@@ -272,8 +291,15 @@ class PaperBroker:
         validate_prices(prices)
         with self.store.locked():
             if not self.store.exists():
-                self.store.initialize(new_account(self.initial_capital, model_id))
+                self.store.initialize(new_account(self.initial_capital, model_id,
+                                                  self.granularity or "whole"))
             state = self.store.load()
+            if self.granularity is not None and state.granularity != self.granularity:
+                raise AccountStateError(
+                    f"{self.store.folder}: the account trades {state.granularity} shares (recorded "
+                    f"when it was created) and cannot switch to {self.granularity} shares; use a new "
+                    "account folder for another granularity. Nothing was traded.")
+            self._rules = execution_rules(self.costs, state.granularity)
             start_i = 0
             if state.last_bar is not None:
                 start_i = int(prices.index.searchsorted(pd.Timestamp(state.last_bar), side="right"))
@@ -321,29 +347,34 @@ class PaperBroker:
 
         # 2. fill the order decided at the previous bar's close, at this bar's reference price
         ref = close if self.costs.fill_price == "next_close" else open_
-        delta, fill = 0, ref
+        shares_before, delta, fill = s.shares, 0, ref
         if s.pending_target is not None:
-            shares_before = s.shares
             s, trade = self._fill(s, bar, ref)
             if trade is not None:
                 trades.append(trade)
-                delta, fill = s.shares - shares_before, trade["fill_price"]
+                delta, fill = trade["shares"], trade["fill_price"]
             s = dataclasses.replace(s, pending_target=None, pending_decided_at=None)
-        # entry price and bars held, kept exactly as the environment keeps them (observation)
-        entry, held_bars = update_entry_and_bars(
-            float(s.shares - delta), float(delta), fill, s.entry_price, s.bars_held)
+        # entry price and bars held of the holding (the observation's inputs), by the kernel
+        _, entry, held_bars = ex.position_after(
+            SCALAR, float(shares_before), float(delta), fill, s.entry_price, s.bars_held)
         s = dataclasses.replace(s, entry_price=entry, bars_held=held_bars)
 
         # 3. mark at the close; a short pays borrow on its notional at the mark, as in the env
-        borrow_cents = 0
-        if s.shares < 0 and self.costs.borrow_bps_per_bar > 0:
-            borrow_cents = round(-s.shares * close * self.costs.borrow_bps_per_bar / 1e4 * 100)
-            s = dataclasses.replace(s, cash_cents=s.cash_cents - borrow_cents)
-        equity_cents = s.cash_cents + round(s.shares * close * 100)
+        borrow, cash, equity = ex.mark(SCALAR, self._rules, s.cash, float(s.shares), close)
+        borrow_cents = round(borrow * 100)
+        if s.fractional:
+            exact = {"cash": cash, "equity": equity, "borrow": borrow}
+            s = dataclasses.replace(s, exact_cash=cash, exact_equity=equity,
+                                    cash_cents=round(cash * 100), equity_cents=round(equity * 100))
+        else:  # integer cents: the borrow fee is rounded to the cent once, then booked
+            exact = {}
+            cash_cents = s.cash_cents - borrow_cents
+            s = dataclasses.replace(s, cash_cents=cash_cents,
+                                    equity_cents=cash_cents + round(s.shares * close * 100))
+        equity_cents = s.equity_cents
         peak = max(s.peak_equity_cents, equity_cents)
-        position = (s.shares * close / (equity_cents / 100)) if equity_cents > 0 else 0.0
-        s = dataclasses.replace(s, equity_cents=equity_cents, peak_equity_cents=peak,
-                                position=position, last_close=close)
+        position = (s.shares * close / s.equity) if equity_cents > 0 else 0.0
+        s = dataclasses.replace(s, peak_equity_cents=peak, position=position, last_close=close)
 
         # 4. risk checks
         lim = self.limits
@@ -397,13 +428,14 @@ class PaperBroker:
                 elif abs(target) > abs(current):
                     target, why = math.copysign(abs(current), target), "day-loss stop: capped"
         order = {"bar": bar, "policy_target": policy_target, "target": target, "reason": why,
-                 "model_id": s.active_model_id, "fills_at": "next bar open"}
+                 "model_id": s.active_model_id,
+                 "fills_at": "next bar " + ("close" if self.costs.fill_price == "next_close" else "open")}
         s = dataclasses.replace(s, pending_target=target, pending_decided_at=bar, last_bar=bar,
                                 bars_processed=s.bars_processed + 1)
         mark = {"bar": bar, "open": open_, "close": close, "cash_cents": s.cash_cents,
                 "shares": s.shares, "equity_cents": s.equity_cents, "position": s.position,
                 "peak_equity_cents": s.peak_equity_cents, "drawdown": s.drawdown,
-                "borrow_cents": borrow_cents}
+                "borrow_cents": borrow_cents, **exact}
         return self.store.commit(
             s, {"orders": [order], "trades": trades, "equity": [mark], "events": events}
         )
@@ -413,67 +445,95 @@ class PaperBroker:
         if target == s.held_target:  # like the env: trade only when the target changes
             return s, None
         s = dataclasses.replace(s, held_target=target)
-        delta = target_delta_shares(target, s.cash_cents / 100, s.shares, ref, self.costs)
-        fill, _ = execution_price_and_commission(ref, delta, self.costs)
+        rules = self._rules
+        delta, fill, commission, slippage = ex.execute_order(
+            SCALAR, rules, target, s.cash, float(s.shares), ref)
+        trade = {"bar": bar, "decided_at": s.pending_decided_at, "reference_price": ref,
+                 "fill_rule": self.costs.fill_price, "target": target}
+        if s.fractional:
+            if delta == 0.0:
+                return s, None
+            cash = ex.cash_after_fill(s.exact_cash, delta, fill, commission)
+            shares = s.shares + delta
+            trade.update(
+                side="buy" if delta > 0 else "sell", shares=delta, fill_price=fill,
+                notional_cents=round(delta * fill * 100), commission_cents=round(commission * 100),
+                slippage_cents=round(slippage * 100), cash_after_cents=round(cash * 100),
+                shares_after=shares, commission=commission, slippage=slippage, cash_after=cash)
+            return dataclasses.replace(s, exact_cash=cash, cash_cents=round(cash * 100),
+                                       shares=shares), trade
 
-        def cash_after(d: int) -> tuple[int, int, int]:
-            f, comm = execution_price_and_commission(ref, d, self.costs)
-            notional = round(d * f * 100)
-            commission = round(comm * 100)
-            return s.cash_cents - notional - commission, notional, commission
+        # whole shares, integer cents: each amount is rounded to the cent once, then booked
+        delta = int(delta)
 
-        new_cash, notional, commission = cash_after(delta)
+        def booked(d: int) -> tuple[int, int, int, float, float]:
+            f, comm, slip = ex.fill_price_and_costs(SCALAR, rules, ref, float(d))
+            notional, commission_cents = round(d * f * 100), round(comm * 100)
+            return s.cash_cents - notional - commission_cents, notional, commission_cents, slip, f
+
+        new_cash, notional, commission_cents, slippage, fill = booked(delta)
         # Safety net (cent rounding): no leverage for targets within [0, 1].
         while delta > 0 and 0 <= target <= 1 and new_cash < 0:
             delta -= 1
-            new_cash, notional, commission = cash_after(delta)
+            new_cash, notional, commission_cents, slippage, fill = booked(delta)
         if delta == 0:
             return s, None
         new_shares = s.shares + delta
-        trade = {
-            "bar": bar, "decided_at": s.pending_decided_at, "side": "buy" if delta > 0 else "sell",
-            "shares": delta, "reference_price": ref, "fill_rule": self.costs.fill_price,
-            "fill_price": fill, "notional_cents": notional, "commission_cents": commission,
-            "slippage_cents": round(abs(delta) * abs(fill - ref) * 100),
-            "target": target, "cash_after_cents": new_cash, "shares_after": new_shares,
-        }
+        trade.update(
+            side="buy" if delta > 0 else "sell", shares=delta, fill_price=fill,
+            notional_cents=notional, commission_cents=commission_cents,
+            slippage_cents=round(slippage * 100), cash_after_cents=new_cash, shares_after=new_shares)
         return dataclasses.replace(s, cash_cents=new_cash, shares=new_shares), trade
 
 
-def target_delta_shares(
-    target: float, cash: float, shares: int, open_price: float, costs: CostModel
-) -> int:
-    """Whole shares to trade so that ``target`` is the fraction of *post-cost* equity held.
-
-    Same closed form as ``env.core.BatchedTradingCore.step`` (after the trade,
-    ``shares * open = target * (cash + shares * open)`` with slippage and commission paid),
-    then the resulting holding is truncated toward zero to whole shares, so a long target
-    <= 1 never borrows cash. A zero target flattens exactly.
-    TODO(unify): call the env's sizing function once it is exposed as a plain function.
-    """
-    if target == 0.0:
-        return -shares
-    slip, comm = costs.slippage_bps / 1e4, costs.commission_bps / 1e4
-    num = target * cash - (1.0 - target) * shares * open_price
-    k = (1.0 + slip) * (1.0 + comm) if num > 0 else (1.0 - slip) * (1.0 - comm)
-    delta = num / (open_price * (1.0 - target + target * k))
-    return math.trunc(shares + delta) - shares
-
+def execution_rules(costs: CostModel, granularity: str = "whole") -> ex.ExecutionRules:
+    """The kernel's rules for ``costs`` (``environment.*`` basis points) at ``granularity``."""
+    try:
+        return ex.ExecutionRules.from_bps(costs.commission_bps, costs.slippage_bps,
+                                          costs.borrow_bps_per_bar, granularity)
+    except ValueError as exc:
+        raise RiskParameterError(
+            f"environment costs (commission_bps={costs.commission_bps}, slippage_bps="
+            f"{costs.slippage_bps}, borrow_bps_per_bar={costs.borrow_bps_per_bar}): {exc}; "
+            "costs are basis points below 10000.") from exc
 
 # ---------------------------------------------------------------------------------------
 # Reconciliation and operator actions
 # ---------------------------------------------------------------------------------------
 def replay_trades(
     initial_capital_cents: int, trades: list[dict[str, Any]],
-    equity: list[dict[str, Any]] | None = None,
-) -> tuple[int, int]:
-    """Cash (cents) and shares implied by the trade log (and the borrow fees in ``equity``)."""
-    cash, shares = initial_capital_cents, 0
-    for t in trades:
-        cash -= t["notional_cents"] + t["commission_cents"]
-        shares += t["shares"]
+    equity: list[dict[str, Any]] | None = None, *, granularity: str = "whole",
+    initial_cash: float | None = None,
+) -> tuple[int, int] | tuple[float, float]:
+    """Cash and shares implied by the trade log (and the borrow fees in ``equity``).
+
+    ``whole`` accounts: ``(cash_cents, shares)`` from the logged cents. ``fractional``
+    accounts: ``(cash, shares)`` as floats from ``initial_cash`` and the logged exact amounts,
+    replayed bar by bar in the kernel's order (each bar's fill, then its mark's borrow), so
+    the result equals the account's state bit for bit.
+    """
+    if granularity == "whole":
+        cash, shares = initial_capital_cents, 0
+        for t in trades:
+            cash -= t["notional_cents"] + t["commission_cents"]
+            shares += t["shares"]
+        for mark in equity or ():
+            cash -= mark.get("borrow_cents", 0)
+        return cash, shares
+    if granularity != "fractional" or initial_cash is None:
+        raise AccountStateError(
+            f"replay_trades: granularity {granularity!r} with initial_cash {initial_cash!r}; a "
+            "fractional account replays from its exact_initial_cash.")
+    cash, shares, k = float(initial_cash), 0.0, 0
     for mark in equity or ():
-        cash -= mark.get("borrow_cents", 0)
+        while k < len(trades) and trades[k]["bar"] <= mark["bar"]:
+            t = trades[k]
+            cash = ex.cash_after_fill(cash, t["shares"], t["fill_price"], t["commission"])
+            shares, k = shares + t["shares"], k + 1
+        cash = ex.cash_after_borrow(cash, mark["borrow"])
+    for t in trades[k:]:  # no marks given (or trades after the last mark)
+        cash = ex.cash_after_fill(cash, t["shares"], t["fill_price"], t["commission"])
+        shares = shares + t["shares"]
     return cash, shares
 
 
@@ -483,9 +543,22 @@ def reconcile(store: AccountStore) -> AccountState:
     trades = store.read_log("trades", state)
     orders = store.read_log("orders", state)
     equity = store.read_log("equity", state)
-    cash, shares = replay_trades(state.initial_capital_cents, trades, equity)
+    cash, shares = replay_trades(state.initial_capital_cents, trades, equity,
+                                 granularity=state.granularity, initial_cash=state.exact_initial_cash)
     problems = []
-    if (cash, shares) != (state.cash_cents, state.shares):
+    if state.fractional:
+        if (cash, shares) != (state.exact_cash, state.shares):
+            problems.append(f"trade log replays to cash {cash!r}/shares {shares!r}, state has "
+                            f"{state.exact_cash!r}/{state.shares!r}")
+        bad = [m["bar"] for m in equity
+               if m["equity"] != m["cash"] + m["shares"] * m["close"]  # ex.mark's equity
+               or (m["cash_cents"], m["equity_cents"]) != (round(m["cash"] * 100), round(m["equity"] * 100))]
+        if bad:
+            problems.append(f"{len(bad)} equity mark(s) (first {bad[0]}) are not cash + shares x close, "
+                            "or their cents are not the rounded exact amounts")
+        if equity and (equity[-1]["cash"], equity[-1]["equity"]) != (state.exact_cash, state.exact_equity):
+            problems.append("last equity mark's exact cash/equity differ from state")
+    elif (cash, shares) != (state.cash_cents, state.shares):
         problems.append(f"trade log replays to cash {cash / 100:.2f}/shares {shares}, state has "
                         f"{state.cash:.2f}/{state.shares}")
     bars = [o["bar"] for o in orders]

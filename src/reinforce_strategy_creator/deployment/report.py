@@ -3,10 +3,10 @@
 What:
 
 * :func:`buy_and_hold_marks` — buy-and-hold over exactly the bars the account processed,
-  with the same capital and costs. It is not new math: the account's own
-  :class:`~.broker.PaperBroker` (fills through ``env.fill_and_costs``) runs an in-memory
-  account whose decision is the evaluation's ``buy_and_hold_targets`` (always 1.0), on the
-  Open/Close the account recorded in ``equity.jsonl``, with no risk stops. Decided at the
+  with the same capital, costs and share granularity. It is not new math: the account's own
+  :class:`~.broker.PaperBroker` (fills through the environment's execution kernel) runs an
+  in-memory account whose decision is the evaluation's ``buy_and_hold_targets`` (always 1.0),
+  on the Open/Close the account recorded in ``equity.jsonl``, with no risk stops. Decided at the
   first bar's close, filled at the next open, exactly like the paper account's first order.
 * :func:`accounts_figure` — one PNG, one labelled column per account (production, shadow):
   equity vs buy-and-hold, position (fraction of equity) and cumulative P&L of both. An
@@ -62,8 +62,9 @@ def marks_frame(equity_log: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def buy_and_hold_marks(marks: pd.DataFrame, initial_capital: float,
-                       environment: Mapping[str, Any]) -> pd.Series:
-    """Buy-and-hold equity on the account's bars, same capital and costs (see module doc)."""
+                       environment: Mapping[str, Any], granularity: str = "whole") -> pd.Series:
+    """Buy-and-hold equity on the account's bars, same capital, costs and share granularity
+    (see module doc)."""
     if marks.empty:
         return pd.Series(dtype=float, name="buy_and_hold")
     prices = pd.DataFrame({"Open": marks["open"].to_numpy(), "Close": marks["close"].to_numpy()},
@@ -72,10 +73,11 @@ def buy_and_hold_marks(marks: pd.DataFrame, initial_capital: float,
     staged = StagedAccount("buy_and_hold (in memory)", None)
     broker = PaperBroker(staged, initial_capital=initial_capital,
                          costs=CostModel.from_environment(environment),
-                         limits=RiskLimits(max_position_fraction=1.0))
+                         limits=RiskLimits(max_position_fraction=1.0), granularity=granularity)
     position = {bar: float(t) for bar, t in zip(prices.index, targets)}
     broker.run(prices, lambda history, _state: position[history.index[-1]])
-    equity = [r["equity_cents"] / 100.0 for r in staged.records["equity"]]
+    equity = [r["equity"] if granularity == "fractional" else r["equity_cents"] / 100.0
+              for r in staged.records["equity"]]
     return pd.Series(equity, index=marks.index, name="buy_and_hold")
 
 

@@ -19,12 +19,14 @@ evaluated with, so nothing is re-implemented:
 * features: ``features.compute_features`` (causal, finite memory) on the trailing
   ``max_lookback + W`` bars of the history up to bar t, then ``features.scale_features``
   with the training scaler; the feature spec is ``feature_engineering.features``;
-* observation: ``env.observation_from_window`` (the env's own layout, tested bit for bit)
-  with the account's held target, entry price and bars held (kept by the broker with
-  ``env.update_entry_and_bars``), under the observation switches the policy was trained with
-  (``spec["environment"]``);
+* observation: ``env.observation_from_window`` (the env's own layout; a paper account
+  reproduces a backtest's observations bit for bit, tests/deployment/test_paper_backtest_parity.py)
+  with the account's held target, entry price and bars held (kept by the broker with the
+  execution kernel's ``position_after``), under the observation switches the policy was
+  trained with (``spec["environment"]``);
 * action -> target: ``environment.positions`` of the policy's spec, argmax (deterministic);
-* fills and costs: ``env.fill_and_costs`` with ``params:environment`` costs and capital.
+* fills and costs: the environment's execution kernel (``env.execution``) with
+  ``params:environment`` costs and capital.
 
 Because ``compute_features`` has exact finite memory, the features computed on the trailing
 window equal those of ``feature_engineering`` on the full history (tests check it).

@@ -18,8 +18,15 @@ committed length of each log. A process killed at any moment therefore leaves ei
 old ``state.json`` (the bar's log lines are an uncommitted tail that readers ignore and the
 next writer truncates, so the bar is processed again, exactly once) or the new one (the bar
 is done and will never be traded again). Appending keeps each commit O(bar) rather than
-copying whole logs into a new generation. Money is held in integer cents so that the trade
-log replays to the state exactly.
+copying whole logs into a new generation.
+
+Money and shares depend on the account's size granularity (``granularity``, fixed when the
+account is created and recorded in ``state.json``): a ``whole``-share account (the default)
+holds whole shares and integer cents, so the trade log replays to the state exactly; a
+``fractional`` account holds fractional shares and float64 dollars (``exact_*`` fields), the
+environment's own arithmetic, replayed in the same operation order (``broker.replay_trades``),
+so it reproduces a backtest to the cent; its cents fields are derived (rounded) for display,
+logs and risk checks.
 
 Hand-written because no maintained library offers a small, dependency-free, append-only,
 crash-consistent journal for this; it is ~200 lines over ``os.replace`` and ``fsync``.
@@ -43,6 +50,7 @@ from ..atomic_io import (
     fsync_dir,
     remove_stale_temps,
 )
+from ..env.execution import GRANULARITIES
 from ..errors import InputError
 
 SCHEMA_VERSION = 1
@@ -56,11 +64,16 @@ class AccountStateError(InputError):
 
 @dataclass(frozen=True)
 class AccountState:
-    """Committed state of one paper account. Money in integer cents, shares whole."""
+    """Committed state of one paper account (see the module docstring for granularity).
+
+    ``whole`` accounts: money in integer cents, shares whole, ``exact_*`` fields null.
+    ``fractional`` accounts: ``exact_initial_cash``, ``exact_cash`` and ``exact_equity`` (float64
+    dollars) are the ledger; ``*_cents`` are derived from them by rounding; shares fractional.
+    """
 
     initial_capital_cents: int
     cash_cents: int
-    shares: int = 0
+    shares: int | float = 0
     position: float = 0.0
     last_bar: str | None = None
     last_close: float | None = None
@@ -81,14 +94,22 @@ class AccountState:
     generation: int = 0
     log_sizes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_NAMES, 0))
     schema_version: int = SCHEMA_VERSION
+    granularity: str = "whole"  # fixed at creation: "whole" or "fractional" shares
+    exact_initial_cash: float | None = None  # fractional accounts only (float64 dollars)
+    exact_cash: float | None = None
+    exact_equity: float | None = None
+
+    @property
+    def fractional(self) -> bool:
+        return self.granularity == "fractional"
 
     @property
     def cash(self) -> float:
-        return self.cash_cents / 100.0
+        return self.exact_cash if self.fractional else self.cash_cents / 100.0
 
     @property
     def equity(self) -> float:
-        return self.equity_cents / 100.0
+        return self.exact_equity if self.fractional else self.equity_cents / 100.0
 
     @property
     def drawdown(self) -> float:
@@ -116,17 +137,33 @@ class AccountState:
                 f"{source}: schema_version {data.get('schema_version')!r} is not "
                 f"{SCHEMA_VERSION}; start a new account folder or migrate it."
             )
+        granularity = data.get("granularity", "whole")
+        exact = [data.get(k) for k in ("exact_initial_cash", "exact_cash", "exact_equity")]
+        if granularity not in GRANULARITIES or (
+                granularity == "fractional" and not all(isinstance(v, (int, float)) for v in exact)) or (
+                granularity == "whole" and any(v is not None for v in exact)):
+            raise AccountStateError(
+                f"{source}: granularity {granularity!r} with exact cash fields {exact} is not a valid "
+                f"account (granularity is one of {list(GRANULARITIES)}; only a fractional account "
+                "has exact_* fields, and all three). The file is damaged: restore it from backup."
+            )
         return cls(**data)
 
 
-def new_account(initial_capital: float, active_model_id: str | None = None) -> AccountState:
-    """A fresh, flat account holding ``initial_capital`` in cash."""
+def new_account(initial_capital: float, active_model_id: str | None = None,
+                granularity: str = "whole") -> AccountState:
+    """A fresh, flat account holding ``initial_capital`` in cash, trading ``granularity`` shares
+    (``whole``, the default, or ``fractional``; it can never change afterwards)."""
     if not (initial_capital > 0) or initial_capital != initial_capital:
         raise AccountStateError(
-            f"deployment.initial_capital must be a positive amount, got {initial_capital!r}; "
-            "set it in conf/base/parameters_deployment.yml."
+            f"environment.initial_capital must be a positive amount, got {initial_capital!r}; "
+            "set it in conf/base/parameters_environment.yml."
         )
+    if granularity not in GRANULARITIES:
+        raise AccountStateError(
+            f"granularity must be one of {list(GRANULARITIES)}, got {granularity!r}")
     cents = round(float(initial_capital) * 100)
+    exact = float(initial_capital) if granularity == "fractional" else None
     return AccountState(
         initial_capital_cents=cents,
         cash_cents=cents,
@@ -134,6 +171,10 @@ def new_account(initial_capital: float, active_model_id: str | None = None) -> A
         peak_equity_cents=cents,
         day_start_equity_cents=cents,
         active_model_id=active_model_id,
+        granularity=granularity,
+        exact_initial_cash=exact,
+        exact_cash=exact,
+        exact_equity=exact,
     )
 
 

@@ -83,6 +83,10 @@ class TradingEnv(gym.Env):
             raise RuntimeError("episode has ended; call reset() before step()")
         if self.config.continuous:
             a = np.asarray(action, dtype=np.float64).reshape(1)
+        elif self._scalar and isinstance(action, (int, np.integer)):  # fast path: no array round trip
+            a = int(action)
+            if not 0 <= a < self.config.n_actions:
+                raise ValueError(f"action {action!r} is not in Discrete({self.config.n_actions})")
         else:
             a = np.asarray(action).reshape(1)
             if not (0 <= int(a[0]) < self.config.n_actions) or a[0] != int(a[0]):
@@ -90,9 +94,13 @@ class TradingEnv(gym.Env):
         if not self._scalar:
             a = torch.as_tensor(a.astype(np.float64 if self.config.continuous else np.int64))
         obs, reward, term, trunc, info = self.core.step(a)
-        terminated, truncated = bool(self._one(term)), bool(self._one(trunc))
+        if self._scalar:
+            terminated, truncated = bool(term), bool(trunc)
+            out = {k: float(v) for k, v in info.items()}
+        else:
+            terminated, truncated = bool(self._one(term)), bool(self._one(trunc))
+            out = {k: float(self._one(v)) for k, v in info.items()}
         self._done = terminated or truncated
-        out = {k: float(self._one(v)) for k, v in info.items()}
         out["bar"] = int(out["bar"])
         if out["fill_price"] != out["fill_price"]:  # no trade: omit rather than report NaN
             del out["fill_price"]

@@ -119,7 +119,8 @@ def report_accounts(account: StagedAccount, shadow_account: StagedAccount,
         equity_log = staged.history.get("equity", [])
         marks = marks_frame(equity_log)
         capital = state.initial_capital_cents / 100.0 if state is not None else 0.0
-        bh = (buy_and_hold_marks(marks, capital, EnvConfig.parse(environment).to_params()) if state is not None
+        bh = (buy_and_hold_marks(marks, capital, EnvConfig.parse(environment).to_params(),
+                                 granularity=state.granularity) if state is not None
               else marks_frame([])["equity"])
         reports[role] = (state, equity_log, bh, report_status(state, equity_log, bh, session_status[role]))
     status = paper_status(session_status, {role: r[3] for role, r in reports.items()})
