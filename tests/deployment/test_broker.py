@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
+from reinforce_strategy_creator.params.base import ParameterError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +21,6 @@ from reinforce_strategy_creator.deployment import (
     PolicyOutputError,
     PriceDataError,
     RiskLimits,
-    RiskParameterError,
     clear_halt,
     reconcile,
     replay_trades,
@@ -177,12 +178,12 @@ def test_bad_policy_output_and_bad_prices_commit_nothing(tmp_path):
 
 
 def test_bad_parameters_are_named():
-    with pytest.raises(RiskParameterError, match="deployment.risk.max_drawdown"):
-        RiskLimits(max_drawdown=1.5)
-    with pytest.raises(RiskParameterError, match="environment.slippage_bps"):
-        CostModel(slippage_bps=-1)
-    with pytest.raises(RiskParameterError, match="max_leverage"):
-        RiskLimits.from_params({"max_leverage": 2})
+    with pytest.raises(ParameterError, match=r"deployment\.risk\.max_drawdown: Input should be less than 1"):
+        RiskLimits.parse({"max_drawdown": 1.5}, "deployment.risk")
+    with pytest.raises(ParameterError, match=r"environment\.slippage_bps: Input should be greater than or equal to 0"):
+        CostModel.from_environment({"slippage_bps": -1})
+    with pytest.raises(ParameterError, match=r"deployment\.risk\.max_leverage: unknown parameter"):
+        RiskLimits.parse({"max_leverage": 2}, "deployment.risk")
 
 
 def test_crash_between_log_append_and_state_commit_is_redone_once(tmp_path, monkeypatch):
@@ -236,7 +237,7 @@ def test_accounting_reconciles_to_the_cent(tmp_path_factory, seed, n, targets, c
     prices = make_prices(n, seed=seed)
     it = iter(targets)
     broker = PaperBroker(AccountStore(folder), initial_capital=capital,
-                         costs=CostModel(commission, slippage, borrow), limits=RiskLimits(1.0),
+                         costs=CostModel(commission, slippage, borrow), limits=RiskLimits(max_position_fraction=1.0),
                          granularity=granularity)
     s = broker.run(prices, lambda h, st: next(it)).state
     store = AccountStore(folder)

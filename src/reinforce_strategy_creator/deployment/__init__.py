@@ -11,7 +11,6 @@ from .broker import (
     PolicyOutputError,
     PriceDataError,
     RiskLimits,
-    RiskParameterError,
     clear_halt,
     execution_price_and_commission,
     reconcile,
@@ -27,7 +26,7 @@ __all__ = [
     "AccountState", "AccountStateError", "AccountStore", "CostModel", "DeploymentParameterError",
     "DeploymentParams", "DeploymentSetup", "DriftMonitor", "DriftReference", "DriftThresholds", "LiveTradingRefused",
     "ModelRegistry", "PaperBroker", "PolicyOutputError", "PriceDataError", "PromotionRefused",
-    "RegistryError", "RiskLimits", "RiskParameterError", "build_reference", "clear_halt",
+    "RegistryError", "RiskLimits", "build_reference", "clear_halt",
     "drift_report", "execution_price_and_commission", "new_account", "psi", "reconcile",
     "replay_trades", "resolve_mode",
 ]

@@ -38,13 +38,18 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 import pandas as pd
 
 from ..env import EnvConfig, fill_and_costs
 from ..env import execution as ex
-from ..env.config import DEFAULT_FILL_PRICE, FILL_PRICES
+from ..env.config import DEFAULT_FILL_PRICE
+from ..errors import InputError
+from ..params.base import Number, ParameterError
+from ..params.deployment import RiskParams
 from ..env.ops import SCALAR
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
@@ -54,19 +59,15 @@ Decide = Callable[[pd.DataFrame, AccountState], float]
 DriftCheck = Callable[[pd.DataFrame], list[dict[str, Any]]]
 
 
-class PriceDataError(ValueError):
+class PriceDataError(InputError):
     """The price table handed to the broker is unusable; the message names what and where."""
 
 
-class PolicyOutputError(ValueError):
+class PolicyOutputError(InputError):
     """The decision function returned something that is not a finite target position."""
 
 
-class RiskParameterError(ValueError):
-    """A ``deployment.*`` risk or cost parameter is invalid."""
-
-
-class LiveTradingRefused(ValueError):
+class LiveTradingRefused(InputError):
     """``deployment.mode: live_trading`` was requested but cannot be honoured."""
 
 
@@ -75,11 +76,11 @@ class LiveTradingRefused(ValueError):
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CostModel:
-    """Commission on traded notional, slippage against the trader and short borrow, in bps.
+    """The environment's execution costs and fill price, as the broker reads them.
 
-    In a deployment the values come from ``params:environment`` (:meth:`from_environment`),
-    never from copies, so the paper account pays exactly what the agents were trained and
-    evaluated with.
+    Not a parameter block of its own: in a deployment it is built from ``environment``
+    (:meth:`from_environment`, validated there), never from copies, so the paper account pays
+    exactly what the agents were trained and evaluated with.
     """
 
     commission_bps: float = 0.0
@@ -88,29 +89,11 @@ class CostModel:
     fill_price: str = DEFAULT_FILL_PRICE  # next_close | next_open, as in the environment
 
     @classmethod
-    def from_environment(cls, env_params: Mapping[str, Any]) -> CostModel:
-        """Costs and fill price from the ``environment:`` parameters shared by training and evaluation."""
-        missing = [k for k in ("commission_bps", "slippage_bps") if k not in (env_params or {})]
-        if missing:
-            raise RiskParameterError(
-                f"environment.{missing[0]} is missing; the paper account takes its costs from "
-                "conf/base/parameters_environment.yml (the same values the agents trained with)."
-            )
-        return cls(commission_bps=env_params["commission_bps"],
-                   slippage_bps=env_params["slippage_bps"],
-                   borrow_bps_per_bar=env_params.get("borrow_bps_per_bar", 0.0),
-                   fill_price=env_params.get("fill_price", DEFAULT_FILL_PRICE))
-
-    def __post_init__(self) -> None:
-        if self.fill_price not in FILL_PRICES:
-            raise RiskParameterError(
-                f"environment.fill_price must be one of {list(FILL_PRICES)}, got {self.fill_price!r}")
-        for name in ("commission_bps", "slippage_bps", "borrow_bps_per_bar"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise RiskParameterError(
-                    f"environment.{name} must be a finite number >= 0, got {value!r}"
-                )
+    def from_environment(cls, environment: EnvConfig | Mapping[str, Any]) -> CostModel:
+        """Costs and fill price of the ``environment`` block shared by training and evaluation."""
+        env = EnvConfig.parse(environment)
+        return cls(commission_bps=env.commission_bps, slippage_bps=env.slippage_bps,
+                   borrow_bps_per_bar=env.borrow_bps_per_bar, fill_price=env.fill_price)
 
 
 def execution_price_and_commission(
@@ -132,36 +115,13 @@ def execution_price_and_commission(
 # ---------------------------------------------------------------------------------------
 # Risk limits
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RiskLimits:
-    """Hard limits applied on top of the policy. ``None`` disables a stop."""
+class RiskLimits(RiskParams):
+    """Risk limits given in code (library use, tests): no stop unless one is asked for. The
+    ``deployment.risk`` parameter block (:class:`~..params.deployment.RiskParams`) has the same
+    fields and checks, with the project's default stops."""
 
-    max_position_fraction: float = 1.0
-    max_daily_loss: float | None = None
-    max_drawdown: float | None = None
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.max_position_fraction) and self.max_position_fraction >= 0):
-            raise RiskParameterError(
-                "deployment.risk.max_position_fraction must be a finite number >= 0, got "
-                f"{self.max_position_fraction!r}"
-            )
-        for name in ("max_daily_loss", "max_drawdown"):
-            value = getattr(self, name)
-            if value is not None and not (0 < value < 1):
-                raise RiskParameterError(
-                    f"deployment.risk.{name} must be a fraction in (0, 1) or null, got {value!r}"
-                )
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> RiskLimits:
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - allowed)
-        if unknown:
-            raise RiskParameterError(
-                f"unknown parameters deployment.risk.{unknown}; allowed: {sorted(allowed)}"
-            )
-        return cls(**params)
+    max_daily_loss: Annotated[Number, Field(gt=0, lt=1)] | None = None
+    max_drawdown: Annotated[Number, Field(gt=0, lt=1)] | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,7 +223,7 @@ class PaperBroker:
         granularity: str | None = None,
     ) -> None:
         if granularity is not None and granularity not in ex.GRANULARITIES:
-            raise RiskParameterError(
+            raise ParameterError(
                 f"granularity must be one of {list(ex.GRANULARITIES)} (or None for the account's "
                 f"own), got {granularity!r}")
         self.store = store
@@ -492,7 +452,7 @@ def execution_rules(costs: CostModel, granularity: str = "whole") -> ex.Executio
         return ex.ExecutionRules.from_bps(costs.commission_bps, costs.slippage_bps,
                                           costs.borrow_bps_per_bar, granularity)
     except ValueError as exc:
-        raise RiskParameterError(
+        raise ParameterError(
             f"environment costs (commission_bps={costs.commission_bps}, slippage_bps="
             f"{costs.slippage_bps}, borrow_bps_per_bar={costs.borrow_bps_per_bar}): {exc}; "
             "costs are basis points below 10000.") from exc
