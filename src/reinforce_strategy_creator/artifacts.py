@@ -68,6 +68,28 @@ class PolicyBundle:
             return int(self.spec["best_seed"])
         return self.seeds[0]
 
+    def load_policy(self, seed: int | None = None, device: str = "cpu", name: str | None = None):
+        """The trained policy of ``seed`` (default: the best on validation), rebuilt from the JSON
+        spec and loaded with its weights, in eval mode on ``device``. The one way evaluation,
+        deployment and notebooks turn an artifact back into a network; ``name`` is how errors
+        call the artifact (default ``policy artifact (version ...)``)."""
+        from .agents.policy import build_policy  # torch networks only when a policy is needed
+
+        where = name or f"policy artifact (version {self.version or 'unknown'})"
+        seed = self.best_seed() if seed is None else int(seed)
+        if seed not in self.state_dicts:
+            raise ArtifactError(f"{where} has no weights for seed {seed} (it has seeds {self.seeds}); choose one "
+                                "of them.")
+        try:
+            policy = build_policy(self.spec)
+            policy.load_state_dict(self.state_dicts[seed])
+        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+            raise ArtifactError(
+                f"{where}: seed {seed} cannot be rebuilt from its spec and weights ({' '.join(str(exc).split())}); "
+                "the weights do not fit spec.network/obs_dim, so the artifact is corrupt or from another version. "
+                "Retrain it.") from exc
+        return policy.to(device).eval()
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()

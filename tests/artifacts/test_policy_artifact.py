@@ -120,3 +120,30 @@ def test_versioned_dataset_keeps_every_version(tmp_path):
     assert pinned.seeds == [0]
     assert PolicyArtifactDataset(path, version=Version(None, None)).exists()
     assert not PolicyArtifactDataset(str(tmp_path / "none"), version=Version(None, None)).exists()
+
+
+def test_load_policy_rebuilds_each_seed_and_names_what_is_wrong():
+    """PolicyBundle.load_policy is the one way a bundle becomes a network again."""
+    import pytest
+    import torch
+
+    from reinforce_strategy_creator.agents.networks import ActorCriticPolicy
+    from reinforce_strategy_creator.artifacts import ArtifactError, PolicyBundle
+
+    nets = {s: ActorCriticPolicy(6, 2, (8,), "tanh") for s in (0, 3)}
+    for s, n in nets.items():
+        torch.manual_seed(s)
+        for p in n.parameters():
+            torch.nn.init.normal_(p)
+    spec = {**nets[0].spec, "feature_names": ["a"], "window": 1, "positions": [0, 1], "seeds": [0, 3], "best_seed": 3}
+    bundle = PolicyBundle(spec=spec, state_dicts={s: n.state_dict() for s, n in nets.items()}, version="v7")
+    obs = torch.randn(32, 6)
+    for seed in (0, 3):
+        loaded = bundle.load_policy(seed)
+        assert not loaded.training and torch.equal(loaded.logits(obs), nets[seed].logits(obs))
+    assert torch.equal(bundle.load_policy().logits(obs), nets[3].logits(obs))  # best seed by default
+    with pytest.raises(ArtifactError, match=r"version v7\) has no weights for seed 5 \(it has seeds \[0, 3\]\)"):
+        bundle.load_policy(5)
+    wrong = PolicyBundle(spec={**spec, "obs_dim": 7}, state_dicts=bundle.state_dicts, version="v8")
+    with pytest.raises(ArtifactError, match=r"my-name: seed 0 cannot be rebuilt .*Retrain"):
+        wrong.load_policy(0, name="my-name")

@@ -80,7 +80,7 @@ def test_weights_that_do_not_fit_the_spec_name_artifact_and_version(model_inputs
     broken = PolicyBundle(spec=copy.deepcopy(bundles["ppo"].spec), state_dicts=wider.state_dicts,
                           version="2024-02-02T00.00.00.000Z")
     policies = {**bundles, "ppo": broken}
-    with pytest.raises(EvaluationInputError,
+    with pytest.raises(ArtifactError,
                        match=r"training\.ppo\.policy \(version 2024-02-02T00\.00\.00\.000Z\).*seed 0.*Retrain"):
         nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"], setup, **policies)
 

@@ -51,7 +51,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..agents import build_policy
 from ..env import EnvConfig, observation_from_window
 from ..env.config import DEFAULT_FILL_PRICE
 from ..features import (
@@ -171,14 +170,7 @@ class PolicyDecider:
     def __init__(self, model: ProductionModel, features: LiveFeatures, env_cfg: EnvConfig,
                  feature_names: list[str]) -> None:
         spec = dict(model.bundle.spec)
-        seed = model.seed if model.seed is not None else model.bundle.best_seed()
-        if seed not in model.bundle.state_dicts:
-            raise PaperSessionError(
-                f"{model.entry_id}: the artifact {model.artifact} has no weights for seed {seed} "
-                f"(it has {model.bundle.seeds}); register the champion with a seed it contains.")
-        self.policy = build_policy(spec)
-        self.policy.load_state_dict(model.bundle.state_dicts[seed])
-        self.policy.eval()
+        self.policy = model.bundle.load_policy(model.seed, name=f"{model.entry_id} (artifact {model.artifact})")
         self.features, self.cfg, self.names = features, env_cfg, feature_names
         self.positions = np.asarray(env_cfg.positions, dtype=np.float64)
         self.obs_dim = int(spec.get("obs_dim", -1))

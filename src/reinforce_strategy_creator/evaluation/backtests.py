@@ -203,29 +203,14 @@ def check_bundle(agent: str, bundle, config: EnvConfig, feature_names: Sequence[
 
 
 class BundleDecision:
-    """``decide(obs)`` for ``env.replay`` over all seeds of one agent: lane i is seed i.
-
-    Each seed's network is rebuilt from the JSON spec (``agents.build_policy``) and loaded
-    from its state dict; actions are deterministic (argmax / greedy).
-    """
+    """``decide(obs)`` for ``env.replay`` over all seeds of one agent: lane i is seed i
+    (``PolicyBundle.load_policy`` per seed); actions are deterministic (argmax / greedy)."""
 
     def __init__(self, agent: str, bundle, seeds: Sequence[int], device: str = "cpu"):
-        from ..agents import build_policy  # local: agents pull in torch nets only when needed
-
-        self.agent, self.seeds, self.policies = agent, list(seeds), []
+        self.agent, self.seeds = agent, list(seeds)
         self.name = artifact_name(agent, bundle)
         self.obs_dim = int(bundle.spec.get("obs_dim", -1))
-        for s in self.seeds:
-            try:
-                policy = build_policy(bundle.spec)
-                policy.load_state_dict(bundle.state_dicts[s])
-            except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-                raise EvaluationInputError(
-                    f"{self.name}: seed {s} cannot be rebuilt from its spec and weights "
-                    f"({' '.join(str(exc).split())}); the weights "
-                    "do not fit spec.network/obs_dim, so the artifact is corrupt or from another version. "
-                    "Retrain it.") from exc
-            self.policies.append(policy.to(device).eval())
+        self.policies = [bundle.load_policy(s, device, name=self.name) for s in self.seeds]
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
         if obs.shape[1] != self.obs_dim:
