@@ -1,35 +1,13 @@
-"""Turn a raw price file into a clean, adjusted, validated OHLCV table.
+"""Turn a raw price file into a clean, adjusted, validated OHLCV table (docs/data.md).
 
-What: :func:`normalise_prices` takes a raw table as read from a CSV or Parquet file (or a
-download) and returns the ``primary_prices`` frame of ``docs/contracts.md`` — a tz-naive,
-sorted, unique ``DatetimeIndex`` named ``date`` and float64 ``Open, High, Low, Close,
-Volume`` — together with a JSON-able data quality report.
+:func:`normalise_prices` applies :data:`RULES` in order to a table read as strings and returns
+the ``primary_prices`` frame of docs/contracts.md plus a JSON-able data quality report. Each rule
+is a small function whose docstring says what it checks; every failure is a
+:class:`DataValidationError` naming the source, column, rows, the parameter by its real path
+(``data_ingestion.*`` or ``deployment.feed.*``) and the fix. Nothing is replaced by other data.
 
-Why hand-written: no maintained library validates OHLCV files with errors that name the
-file, column and offending rows, and pandas' own date inference silently guesses formats.
-So the raw file is read as strings (:func:`read_raw_csv`, or the catalog with
-``dtype: str``) and every conversion happens here, where a failure can say exactly which
-rows are wrong and what to do. Each failure is a :class:`DataValidationError`
-(a ``ValueError``). Nothing is ever replaced by other or synthetic data.
-
-Rules, in the order they are applied:
-
-1. column names are matched case-insensitively, ignoring spaces, ``_`` and ``-``
-   (``Adj Close``, ``adj_close``, ``adjclose``); the date comes from ``Date``,
-   ``Datetime``, ``Time``, ``Timestamp``, an unnamed first column or a non-default index;
-2. a long file (``Ticker``/``Symbol`` column) is reduced to the requested ticker;
-3. dates are parsed from ``m/d/Y``, ISO dates or ISO date-times (time zones are converted
-   to UTC and then dropped), or from an explicit ``date_format``;
-4. prices must be present, numeric and positive; volume present, numeric, not negative;
-   ``High >= max(Open, Close)`` and ``Low <= min(Open, Close)``;
-5. identical duplicate rows are dropped (with a warning), conflicting ones rejected;
-   unsorted rows are sorted (with a warning);
-6. where ``Adj Close`` differs from ``Close`` all four prices are scaled by
-   ``Adj Close / Close`` and volume by its inverse (split and dividend adjustment);
-7. calendar gaps (spacing above ``gap_factor`` x the median spacing) are reported only;
-8. stale opens (an ``Open`` that is a copy of the previous bar's ``Close``) are counted per
-   calendar year; years above ``stale_open_threshold`` are named in one warning
-   (:func:`stale_open_report`).
+Hand-written because no maintained library validates OHLCV files with errors that name the
+file, column and offending rows, and pandas' date inference silently guesses formats.
 """
 
 from __future__ import annotations
@@ -37,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -164,15 +143,17 @@ def _map_columns(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict[str
     return frame, found
 
 
-def _select_ticker(frame: pd.DataFrame, source: str, ticker: str | None) -> tuple[pd.DataFrame, str | None]:
+def _select_ticker(
+    frame: pd.DataFrame, source: str, ticker: str | None, param: str
+) -> tuple[pd.DataFrame, str | None]:
     if "Ticker" not in frame.columns:
         if ticker is not None:
             _fail(
                 source,
                 None,
-                f"parameter data_ingestion.ticker={ticker!r} was given but the file has no Ticker/Symbol column",
+                f"parameter {param}={ticker!r} was given but the file has no Ticker/Symbol column",
                 "it holds a single series",
-                "Set data_ingestion.ticker to null for a single-series file, or point at a long file.",
+                f"Set {param} to null for a single-series file, or point at a long file.",
             )
         return frame, None
     symbols = frame["Ticker"].astype("string").str.strip()
@@ -181,9 +162,9 @@ def _select_ticker(frame: pd.DataFrame, source: str, ticker: str | None) -> tupl
         _fail(
             source,
             "Ticker",
-            "the file holds several tickers and parameter data_ingestion.ticker is not set",
+            f"the file holds several tickers and parameter {param} is not set",
             f"available tickers: {available}",
-            "Choose one, e.g. --params data_ingestion.ticker=" + (available[0] if available else "XYZ"),
+            f"Choose one, e.g. --params {param}=" + (available[0] if available else "XYZ"),
         )
     wanted = ticker.strip().upper()
     mask = symbols.str.upper() == wanted
@@ -191,14 +172,17 @@ def _select_ticker(frame: pd.DataFrame, source: str, ticker: str | None) -> tupl
         _fail(
             source,
             "Ticker",
-            f"ticker {ticker!r} (parameter data_ingestion.ticker) not in the file",
+            f"ticker {ticker!r} (parameter {param}) not in the file",
             f"available tickers: {available}",
-            "Set data_ingestion.ticker to one of them.",
+            f"Set {param} to one of them.",
         )
     return frame.loc[mask.to_numpy()].drop(columns="Ticker"), wanted
 
 
-def _parse_dates(frame: pd.DataFrame, source: str, column: str, date_format: str | None) -> tuple[pd.Series, str]:
+def _parse_dates(
+    frame: pd.DataFrame, source: str, column: str, date_format: str | None,
+    param: str,
+) -> tuple[pd.Series, str]:
     """Parse the date column. Returns tz-naive timestamps and a note on the format used."""
     values = frame["date"]
     if isinstance(values.dtype, pd.DatetimeTZDtype):
@@ -231,7 +215,7 @@ def _parse_dates(frame: pd.DataFrame, source: str, column: str, date_format: str
         if not bad.any():
             break
     if best_bad.any():
-        tried = f"format {date_format!r} (parameter data_ingestion.date_format)" if date_format else (
+        tried = f"format {date_format!r} (parameter {param})" if date_format else (
             "m/d/Y, ISO dates and ISO date-times"
         )
         _fail(
@@ -239,7 +223,7 @@ def _parse_dates(frame: pd.DataFrame, source: str, column: str, date_format: str
             column,
             "unparseable dates",
             _rows(frame, best_bad) + f" (tried {tried})",
-            "Fix those rows, or set data_ingestion.date_format to the file's strftime format.",
+            f"Fix those rows, or set {param} to the file's strftime format.",
         )
     note = best_fmt
     if has_tz.any():
@@ -365,6 +349,205 @@ def _stale_open_warning(source: str, stale: dict[str, Any], parameter: str) -> s
     )
 
 
+# --------------------------------------------------------------------------- the rules
+@dataclass
+class _Cleaning:
+    """The table as it moves through the rules, and what they noted for the report."""
+
+    frame: pd.DataFrame
+    source: str
+    settings: IngestionParams
+    warn_stale_opens_from: pd.Timestamp | None
+    found: dict[str, str] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def param(self, key: str) -> str:
+        """The dotted parameter path errors name (``data_ingestion.x`` or ``deployment.feed.x``)."""
+        return f"{self.settings.prefix}.{key}"
+
+    def warn(self, message: str) -> None:
+        logger.warning(message)
+        self.warnings.append(message)
+
+
+def _rule_columns(c: _Cleaning) -> None:
+    """Recognise the columns (case, spaces, ``_`` and ``-`` ignored) and the date column."""
+    frame, c.found = _map_columns(c.frame, c.source)
+    frame = frame.reset_index(drop=True)
+    frame.insert(0, "_row", np.arange(len(frame)))
+    c.frame = frame
+    c.report["columns_found"] = c.found
+
+
+def _rule_ticker(c: _Cleaning) -> None:
+    """Reduce a long file (Ticker/Symbol column) to the requested ticker."""
+    c.frame, c.report["ticker"] = _select_ticker(c.frame, c.source, c.settings.ticker, c.param("ticker"))
+    c.report["rows_selected"] = len(c.frame)
+
+
+def _rule_dates(c: _Cleaning) -> None:
+    """Parse the dates (m/d/Y, ISO dates, ISO date-times, or ``date_format``)."""
+    frame = c.frame.copy()
+    frame["_date_raw"] = frame["date"].astype("string")
+    frame["date"], c.report["date_format"] = _parse_dates(
+        frame, c.source, c.found["date"], c.settings.date_format, c.param("date_format")
+    )
+    c.frame = frame
+
+
+def _rule_values(c: _Cleaning) -> None:
+    """Prices present, numeric and positive; volume present, numeric, not negative."""
+    for name in (*PRICE_COLUMNS, "Adj Close"):
+        if name in c.found:
+            c.frame[name] = _numeric(c.frame, c.source, name, c.found[name], positive=True)
+    c.frame["Volume"] = _numeric(c.frame, c.source, "Volume", c.found["Volume"], positive=False)
+
+
+def _rule_bar_range(c: _Cleaning) -> None:
+    """``High >= max(Open, Close)`` and ``Low <= min(Open, Close)``."""
+    frame = c.frame
+    high_bad = frame["High"] < np.maximum(frame["Open"], frame["Close"])
+    if high_bad.any():
+        _fail(c.source, c.found["High"], "High below max(Open, Close)", _rows(frame, high_bad, "High"),
+              "Fix those rows.")
+    low_bad = frame["Low"] > np.minimum(frame["Open"], frame["Close"])
+    if low_bad.any():
+        _fail(c.source, c.found["Low"], "Low above min(Open, Close)", _rows(frame, low_bad, "Low"),
+              "Fix those rows.")
+
+
+def _rule_duplicates(c: _Cleaning) -> None:
+    """Drop identical duplicate rows (with a warning); reject conflicting ones."""
+    frame = c.frame
+    value_cols = ["date", *OUTPUT_COLUMNS] + (["Adj Close"] if "Adj Close" in c.found else [])
+    identical = frame.duplicated(subset=value_cols, keep="first")
+    clash = frame.loc[~identical, "date"].duplicated(keep=False)
+    if clash.any():
+        _fail(c.source, c.found["date"], "conflicting duplicate timestamps (same date, different values)",
+              _rows(frame.loc[~identical], clash), "Keep exactly one row per timestamp.")
+    c.report["rows_dropped"] = []
+    if identical.any():
+        count = int(identical.sum())
+        c.warn(f"{c.source}: dropped {count} identical duplicate rows ({_rows(frame, identical)})")
+        dates = frame.loc[identical, "date"].head(MAX_GAPS_LISTED)
+        c.report["rows_dropped"].append(
+            {"reason": "identical duplicate row", "count": count, "dates": [d.isoformat() for d in dates]}
+        )
+        c.frame = frame.loc[~identical.to_numpy()]
+
+
+def _rule_order(c: _Cleaning) -> None:
+    """Sort unsorted rows by date (with a warning)."""
+    frame = c.frame
+    c.report["was_sorted"] = bool(frame["date"].is_monotonic_increasing)
+    if not c.report["was_sorted"]:
+        out_of_order = frame["date"] < frame["date"].cummax()
+        c.warn(
+            f"{c.source}, column {c.found['date']!r}: timestamps are not in increasing order "
+            f"(first out-of-order: {_rows(frame, out_of_order)}); rows were sorted by date"
+        )
+        c.frame = frame.sort_values("date", kind="stable")
+
+
+def _rule_min_rows(c: _Cleaning) -> None:
+    """At least ``min_rows`` usable rows."""
+    rows, ticker, minimum = len(c.frame), c.report["ticker"], c.settings.min_rows
+    c.report["rows_out"] = rows
+    if rows < minimum:
+        _fail(c.source, None, "too few rows",
+              f"{rows} usable rows" + (f" for ticker {ticker}" if ticker else "")
+              + f", parameter {c.param('min_rows')}={minimum}",
+              f"Provide a longer history or lower {c.param('min_rows')}.")
+
+
+def _rule_stale_opens(c: _Cleaning) -> None:
+    """Count stale opens per year; warn about years above threshold.
+
+    Compared in the file's own prices: equal to comparing the adjusted Open with the previous
+    Close in the bar's own adjustment basis, so an ex-dividend or split day between the two
+    bars cannot hide a copied open.
+    """
+    frame = c.frame
+    flags = stale_open_flags(frame["Open"].to_numpy(), frame["Close"].to_numpy())
+    stale = stale_open_report(pd.DatetimeIndex(frame["date"]), flags, float(c.settings.stale_open_threshold))
+    c.report["stale_open"] = stale
+    since = c.warn_stale_opens_from
+    warn_years = [y for y in stale["years_above_threshold"]
+                  if since is None or int(y) >= pd.Timestamp(since).year]
+    if warn_years:
+        only = {**stale, "years_above_threshold": warn_years}
+        c.warn(_stale_open_warning(c.source, only, c.param("stale_open_threshold")))
+
+
+def _rule_adjustment(c: _Cleaning) -> None:
+    """Scale prices by ``Adj Close / Close`` and volume by its inverse (when ``adjust``)."""
+    if "Adj Close" not in c.found:
+        c.report["adjustments"] = {"applied": False, "method": None, "rows_adjusted": 0,
+                                   "note": "no Adj Close column; prices used as given"}
+        return
+    frame = c.frame
+    factor = (frame["Adj Close"] / frame["Close"]).to_numpy()
+    differs = ~np.isclose(factor, 1.0, rtol=1e-9, atol=0.0)
+    adjustment: dict[str, Any] = {
+        "applied": False, "method": None, "rows_adjusted": 0,
+        "adj_close_column": c.found["Adj Close"], "rows_differing": int(differs.sum()),
+        "factor_min": float(factor.min()), "factor_max": float(factor.max()),
+    }
+    if c.settings.adjust and differs.any():
+        for name in PRICE_COLUMNS:
+            frame[name] = frame[name].to_numpy() * factor
+        frame["Volume"] = frame["Volume"].to_numpy() / factor
+        adjustment.update({"applied": True, "rows_adjusted": int(differs.sum()), "method": (
+            "Open/High/Low/Close x (Adj Close / Close); Volume / (Adj Close / Close)")})
+    elif differs.any():
+        c.warn(f"{c.source}: Adj Close differs from Close on {int(differs.sum())} rows but "
+               f"{c.param('adjust')} is false; prices are NOT split/dividend adjusted")
+    c.report["adjustments"] = adjustment
+
+
+#: The rules, in the order they run; each reads and updates one :class:`_Cleaning`.
+RULES = (
+    _rule_columns,
+    _rule_ticker,
+    _rule_dates,
+    _rule_values,
+    _rule_bar_range,
+    _rule_duplicates,
+    _rule_order,
+    _rule_min_rows,
+    _rule_stale_opens,
+    _rule_adjustment,
+)
+
+
+def _assemble(c: _Cleaning, rows_in: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The ``primary_prices`` frame, its calendar gaps, and the report in its documented order."""
+    index = pd.DatetimeIndex(c.frame["date"].to_numpy(), name="date").as_unit("ns")
+    prices = pd.DataFrame({n: c.frame[n].to_numpy(dtype="float64") for n in OUTPUT_COLUMNS}, index=index)
+    r = c.report
+    report = {
+        "source": c.source,
+        "ticker": r["ticker"],
+        "columns_found": r["columns_found"],
+        "date_format": r["date_format"],
+        "rows_in": rows_in,
+        "rows_selected": r["rows_selected"],
+        "rows_out": r["rows_out"],
+        "date_start": index[0].isoformat(),
+        "date_end": index[-1].isoformat(),
+        "was_sorted": r["was_sorted"],
+        "gaps": _gaps(index, float(c.settings.gap_factor)),
+        "adjustments": r["adjustments"],
+        "rows_dropped": r["rows_dropped"],
+        "zero_volume_rows": int((prices["Volume"] == 0).sum()),
+        "stale_open": r["stale_open"],
+        "min_rows": c.settings.min_rows,
+        "warnings": c.warnings,
+    }
+    return prices, report
+
+
 # --------------------------------------------------------------------------- main entry
 def normalise_prices(
     raw: pd.DataFrame,
@@ -373,15 +556,14 @@ def normalise_prices(
     settings: IngestionParams | Mapping[str, Any] | None = None,
     warn_stale_opens_from: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Validate, clean and adjust a raw price table.
-
-    ``warn_stale_opens_from``: warn only about stale-open years from this date on (a paper-trading
-    feed cares about the bars it trades, not the history before them); the report covers all.
+    """Validate, clean and adjust a raw price table by applying :data:`RULES` in order.
 
     Args:
         raw: the table as loaded (strings from a CSV, typed columns from Parquet).
         source: what to call the input in messages and the report (usually its path).
         settings: :class:`~.params.data.IngestionParams` or the ``data_ingestion`` parameter dict.
+        warn_stale_opens_from: warn only about stale-open years from this date on (a paper-trading
+            feed cares about the bars it trades); the report covers all years.
 
     Returns:
         ``(prices, report)``: the ``primary_prices`` frame and the quality report dict.
@@ -393,164 +575,11 @@ def normalise_prices(
     settings = IngestionParams.parse(settings)
     if not isinstance(raw, pd.DataFrame):
         raise DataValidationError(f"{source}: expected a table, got {type(raw).__name__}.")
-    warnings: list[str] = []
-    rows_in = len(raw)
-    if rows_in == 0 or raw.shape[1] == 0:
-        _fail(
-            source,
-            None,
-            "the file is empty",
-            f"{rows_in} data rows, columns {[str(c) for c in raw.columns]}",
-            "Provide a price file with a header line and at least one row.",
-        )
-
-    frame, found = _map_columns(raw, source)
-    frame = frame.reset_index(drop=True)
-    frame.insert(0, "_row", np.arange(len(frame)))
-    frame, ticker = _select_ticker(frame, source, settings.ticker)
-    rows_selected = len(frame)
-
-    frame = frame.copy()
-    frame["_date_raw"] = frame["date"].astype("string")
-    frame["date"], date_note = _parse_dates(frame, source, found["date"], settings.date_format)
-
-    values = {c: _numeric(frame, source, c, found[c], positive=True) for c in PRICE_COLUMNS}
-    values["Volume"] = _numeric(frame, source, "Volume", found["Volume"], positive=False)
-    has_adj = "Adj Close" in found
-    if has_adj:
-        values["Adj Close"] = _numeric(frame, source, "Adj Close", found["Adj Close"], positive=True)
-    for name, series in values.items():
-        frame[name] = series
-
-    oc_max = np.maximum(frame["Open"], frame["Close"])
-    oc_min = np.minimum(frame["Open"], frame["Close"])
-    high_bad = frame["High"] < oc_max
-    if high_bad.any():
-        _fail(source, found["High"], "High below max(Open, Close)", _rows(frame, high_bad, "High"), "Fix those rows.")
-    low_bad = frame["Low"] > oc_min
-    if low_bad.any():
-        _fail(source, found["Low"], "Low above min(Open, Close)", _rows(frame, low_bad, "Low"), "Fix those rows.")
-
-    dropped: list[dict[str, Any]] = []
-    value_cols = ["date", *OUTPUT_COLUMNS] + (["Adj Close"] if has_adj else [])
-    identical = frame.duplicated(subset=value_cols, keep="first")
-    clash = frame.loc[~identical, "date"].duplicated(keep=False)
-    if clash.any():
-        _fail(
-            source,
-            found["date"],
-            "conflicting duplicate timestamps (same date, different values)",
-            _rows(frame.loc[~identical], clash),
-            "Keep exactly one row per timestamp.",
-        )
-    if identical.any():
-        msg = f"{source}: dropped {int(identical.sum())} identical duplicate rows ({_rows(frame, identical)})"
-        logger.warning(msg)
-        warnings.append(msg)
-        dropped.append(
-            {
-                "reason": "identical duplicate row",
-                "count": int(identical.sum()),
-                "dates": [d.isoformat() for d in frame.loc[identical, "date"].head(MAX_GAPS_LISTED)],
-            }
-        )
-        frame = frame.loc[~identical.to_numpy()]
-
-    was_sorted = bool(frame["date"].is_monotonic_increasing)
-    if not was_sorted:
-        out_of_order = frame["date"] < frame["date"].cummax()
-        msg = (
-            f"{source}, column {found['date']!r}: timestamps are not in increasing order "
-            f"(first out-of-order: {_rows(frame, out_of_order)}); rows were sorted by date"
-        )
-        logger.warning(msg)
-        warnings.append(msg)
-        frame = frame.sort_values("date", kind="stable")
-
-    rows_out = len(frame)
-    if rows_out < settings.min_rows:
-        _fail(
-            source,
-            None,
-            "too few rows",
-            f"{rows_out} usable rows"
-            + (f" for ticker {ticker}" if ticker else "")
-            + f", parameter data_ingestion.min_rows={settings.min_rows}",
-            "Provide a longer history or lower data_ingestion.min_rows.",
-        )
-
-    # Stale opens on the ingested rows (ticker, de-duplicated, sorted), in the file's own prices:
-    # equal to comparing the adjusted Open with the previous Close in the bar's own adjustment
-    # basis, so an ex-dividend or split day between the two bars cannot hide a copied open.
-    stale = stale_open_report(
-        pd.DatetimeIndex(frame["date"]),
-        stale_open_flags(frame["Open"].to_numpy(), frame["Close"].to_numpy()),
-        float(settings.stale_open_threshold),
-    )
-    warn_years = [y for y in stale["years_above_threshold"]
-                  if warn_stale_opens_from is None or int(y) >= pd.Timestamp(warn_stale_opens_from).year]
-    if warn_years:
-        msg = _stale_open_warning(source, {**stale, "years_above_threshold": warn_years},
-                                  f"{settings.prefix}.stale_open_threshold")
-        logger.warning(msg)
-        warnings.append(msg)
-
-    adjustment: dict[str, Any] = {"applied": False, "method": None, "rows_adjusted": 0}
-    if has_adj:
-        factor = (frame["Adj Close"] / frame["Close"]).to_numpy()
-        differs = ~np.isclose(factor, 1.0, rtol=1e-9, atol=0.0)
-        adjustment.update(
-            {
-                "adj_close_column": found["Adj Close"],
-                "rows_differing": int(differs.sum()),
-                "factor_min": float(factor.min()),
-                "factor_max": float(factor.max()),
-            }
-        )
-        if settings.adjust and differs.any():
-            for c in PRICE_COLUMNS:
-                frame[c] = frame[c].to_numpy() * factor
-            frame["Volume"] = frame["Volume"].to_numpy() / factor
-            adjustment.update(
-                {
-                    "applied": True,
-                    "method": "Open/High/Low/Close x (Adj Close / Close); Volume / (Adj Close / Close)",
-                    "rows_adjusted": int(differs.sum()),
-                }
-            )
-        elif differs.any():
-            msg = (
-                f"{source}: Adj Close differs from Close on {int(differs.sum())} rows but "
-                "data_ingestion.adjust is false; prices are NOT split/dividend adjusted"
-            )
-            logger.warning(msg)
-            warnings.append(msg)
-    else:
-        adjustment["note"] = "no Adj Close column; prices used as given"
-
-    index = pd.DatetimeIndex(frame["date"].to_numpy(), name="date").as_unit("ns")
-    prices = pd.DataFrame(
-        {c: frame[c].to_numpy(dtype="float64") for c in OUTPUT_COLUMNS}, index=index
-    )
-    gaps = _gaps(index, float(settings.gap_factor))
-    zero_volume = int((prices["Volume"] == 0).sum())
-    report = {
-        "source": source,
-        "ticker": ticker,
-        "columns_found": found,
-        "date_format": date_note,
-        "rows_in": rows_in,
-        "rows_selected": rows_selected,
-        "rows_out": rows_out,
-        "date_start": index[0].isoformat(),
-        "date_end": index[-1].isoformat(),
-        "was_sorted": was_sorted,
-        "gaps": gaps,
-        "adjustments": adjustment,
-        "rows_dropped": dropped,
-        "zero_volume_rows": zero_volume,
-        "stale_open": stale,
-        "min_rows": settings.min_rows,
-        "warnings": warnings,
-    }
-    return prices, report
+    if len(raw) == 0 or raw.shape[1] == 0:
+        _fail(source, None, "the file is empty",
+              f"{len(raw)} data rows, columns {[str(col) for col in raw.columns]}",
+              "Provide a price file with a header line and at least one row.")
+    cleaning = _Cleaning(raw, source, settings, warn_stale_opens_from)
+    for rule in RULES:
+        rule(cleaning)
+    return _assemble(cleaning, rows_in=len(raw))

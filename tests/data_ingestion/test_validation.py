@@ -150,3 +150,24 @@ def test_output_dtypes(fixture_path):
     assert all(str(t) == "float64" for t in prices.dtypes)
     assert isinstance(prices.index, pd.DatetimeIndex) and prices.index.name == "date"
     assert prices.index.tz is None
+
+
+@pytest.mark.parametrize(
+    ("fixture", "params", "fragment"),
+    [
+        ("unsorted.csv", {"ticker": "AAA"}, "deployment.feed.ticker='AAA'"),
+        ("long_two_tickers.csv", {}, "deployment.feed.ticker is not set"),
+        ("unsorted.csv", {"date_format": "%d/%m/%Y"}, "deployment.feed.date_format"),
+        ("too_few_rows.csv", {"min_rows": 5}, "deployment.feed.min_rows=5"),
+    ],
+)
+def test_feed_errors_name_the_feed_parameters(fixture_path, fixture, params, fragment):
+    """The deployment feed uses the same rules; its errors name deployment.feed.*, never data_ingestion.*."""
+    from reinforce_strategy_creator.params.deployment import DeploymentParams
+
+    feed = DeploymentParams.parse({"feed": {**SMALL, **params}}).feed
+    path = fixture_path(fixture)
+    with pytest.raises(DataValidationError) as info:
+        normalise_prices(read_raw_csv(path), source=str(path), settings=feed)
+    message = str(info.value).replace(str(path), "<file>")
+    assert fragment in message and "data_ingestion" not in message, message
