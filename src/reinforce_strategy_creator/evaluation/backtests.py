@@ -277,12 +277,24 @@ def backtest_split(
     benchmark | random), ``run`` (agent or benchmark name), ``seed``, then the ``env.replay``
     columns.
     """
+    # A replay always covers the full period (episode_length is a training setting).
+    config = EnvConfig.from_params(environment).replace(episode_length=None)
+    market = _window_market(table, config, split)
+    past, offset = history_closes(table, history, split)
+    _check_benchmarks(evaluation.benchmarks, config, table, offset, split)
+    runs = [
+        *_replay_agents(market, config, policies, (table.index[0], table.index[-1]), split, provenance),
+        *_replay_benchmarks(market, config, evaluation.benchmarks, past, offset),
+    ]
+    return _long_ledger(runs, config, split)
+
+
+def _window_market(table: pd.DataFrame, config: EnvConfig, split: str) -> MarketArrays:
+    """The window as env arrays; it must hold a raw Close and more rows than the env window."""
     if not isinstance(table, pd.DataFrame) or "Close" not in table.columns:
         raise EvaluationInputError(
             f"model_input_{split}: expected the model-input table with a raw 'Close' column; "
             "run feature_engineering first.")
-    # A replay always covers the full period (episode_length is a training setting).
-    config = EnvConfig.from_params(environment).replace(episode_length=None)
     try:
         market = MarketArrays.from_frame(table)
     except ValueError as exc:
@@ -291,36 +303,38 @@ def backtest_split(
         raise EvaluationInputError(
             f"model_input_{split}: {len(table)} rows, but a replay needs more than environment.window="
             f"{config.window} rows.")
-    positions = None if config.continuous else config.positions
+    return market
+
+
+def _check_benchmarks(bench, config: EnvConfig, table: pd.DataFrame, offset: int, split: str) -> None:
+    """Every benchmark has its signal at the first decision and the positions it needs.
+
+    SMA(slow) needs ``slow`` closes up to the first decision bar, momentum ``lookback + 1``;
+    the closes before the window count, as for the agents' features.
+    """
     first = config.window - 1
-    close = table["Close"].to_numpy(dtype=float)
-    past, offset = history_closes(table, history, split)
-    # A benchmark must have its signal at the first decision: SMA(slow) needs slow closes up to
-    # that bar, momentum lookback + 1. The closes before the window count, as for the agents.
-    needs = {"evaluation.benchmarks.sma_slow": evaluation.benchmarks.sma_slow,
-             "evaluation.benchmarks.momentum_lookback": evaluation.benchmarks.momentum_lookback + 1}
     available = offset + first + 1  # closes up to and including the first decision bar
-    for key, need in needs.items():
+    needs = {"sma_slow": bench.sma_slow, "momentum_lookback": bench.momentum_lookback + 1}
+    for name, need in needs.items():
         if available < need:
-            value = getattr(evaluation.benchmarks, key.rsplit(".", 1)[1])
+            key = f"evaluation.benchmarks.{name}"
             raise EvaluationInputError(
                 f"model_input_{split}: the first decision of the {split} window ({table.index[first].date()}) has "
-                f"{available} closes of history up to it, but {key}={value} needs {need}, so that benchmark would "
-                f"sit flat for lack of data while the agents trade. Start the {split} window later "
-                f"(conf/base/parameters_feature_engineering.yml), use a longer price history, or shorten {key} "
-                f"(conf/base/parameters_evaluation.yml).")
+                f"{available} closes of history up to it, but {key}={getattr(bench, name)} needs {need}, so that "
+                f"benchmark would sit flat for lack of data while the agents trade. Start the {split} window "
+                f"later (conf/base/parameters_feature_engineering.yml), use a longer price history, or shorten "
+                f"{key} (conf/base/parameters_evaluation.yml).")
     lo, hi = min(config.positions), max(config.positions)
     if hi < 1.0:
         raise EvaluationInputError(
             f"environment.positions={list(config.positions)}: buy-and-hold needs the position 1 (fully long).")
-    bench = evaluation.benchmarks
-    long_short = bench.long_short
-    if long_short and lo > -1.0:
+    if bench.long_short and lo > -1.0:
         raise ParameterError(f"evaluation.benchmarks.long_short: true needs the position -1 in environment.positions="
                              f"{list(config.positions)}; add -1 there or set long_short: false.")
 
-    ledgers, configs = [], {}
-    window = (table.index[0], table.index[-1])
+
+def _replay_agents(market, config, policies, window, split, provenance):
+    """Each agent's seeds in one batched replay, after its bundle proves where it came from."""
     for agent in sorted(policies):
         bundle = policies[agent]
         check_bundle(agent, bundle, config, market.feature_names)
@@ -328,35 +342,38 @@ def backtest_split(
             check_provenance(agent, bundle, provenance)
         check_periods(agent, bundle, window, "test" if split == "test" else "validation")
         seeds = bundle.seeds
-        res = replay(market, config, BundleDecision(agent, bundle, seeds, str(config.resolve_device())),
-                     num_envs=len(seeds))
-        ledgers.append(_ledger(res, "agent", agent, seeds))
-        configs[agent] = res.config
+        decision = BundleDecision(agent, bundle, seeds, str(config.resolve_device()))
+        yield "agent", agent, seeds, replay(market, config, decision, num_envs=len(seeds))
 
+
+def _replay_benchmarks(market, config, bench, past, offset):
+    """The benchmarks and the random seeds, with the agents' costs, capital and first decision."""
+    positions = None if config.continuous else config.positions
+    first = config.window - 1
+    close = market.close
     schedules = {
         "buy_and_hold": buy_and_hold_targets(close),
         "flat": flat_targets(close),
         # computed on the whole history up to the window's end, then cut to the window's bars
-        "sma_crossover": sma_crossover_targets(past, bench.sma_fast, bench.sma_slow, long_short)[offset:],
-        "momentum": momentum_targets(past, bench.momentum_lookback, long_short)[offset:],
+        "sma_crossover": sma_crossover_targets(past, bench.sma_fast, bench.sma_slow, bench.long_short)[offset:],
+        "momentum": momentum_targets(past, bench.momentum_lookback, bench.long_short)[offset:],
     }
     for name in BENCHMARKS:
-        res = replay(market, config, ScheduledDecision(schedules[name], positions, first))
-        ledgers.append(_ledger(res, "benchmark", name, [0]))
-        configs[name] = res.config
+        yield "benchmark", name, [0], replay(market, config, ScheduledDecision(schedules[name], positions, first))
+    seeds = list(range(bench.random_seeds))
+    targets = random_targets(len(close), config.positions, seeds, bench.random_switch_prob)
+    decision = ScheduledDecision(targets, positions, first)
+    yield "random", RANDOM_RUN, seeds, replay(market, config, decision, num_envs=len(seeds))
 
-    seeds = list(range(evaluation.benchmarks.random_seeds))
-    targets = random_targets(len(close), config.positions, seeds, evaluation.benchmarks.random_switch_prob)
-    res = replay(market, config, ScheduledDecision(targets, positions, first), num_envs=len(seeds))
-    ledgers.append(_ledger(res, "random", RANDOM_RUN, seeds))
-    configs[RANDOM_RUN] = res.config
 
-    check_run_setups(configs)
-    out = pd.concat(ledgers, ignore_index=True)
+def _long_ledger(runs, config: EnvConfig, split: str) -> pd.DataFrame:
+    """One long table of every run; all ran under one setup and started with the same capital."""
+    runs = list(runs)
+    check_run_setups({name: res.config for _, name, _, res in runs})
+    out = pd.concat([_ledger(res, kind, name, seeds) for kind, name, seeds, res in runs], ignore_index=True)
     out.insert(0, "split", split)
-    out["run"] = out["run"].astype(str)
-    out["kind"] = out["kind"].astype(str)
-    out["split"] = out["split"].astype(str)
+    for column in ("run", "kind", "split"):
+        out[column] = out[column].astype(str)
     start = out.groupby(["run", "seed"], sort=False)["equity"].first().to_numpy()
     if not np.all(start == config.initial_capital):
         raise EvaluationInputError("replay: a run did not start with environment.initial_capital; "
