@@ -243,19 +243,47 @@ def render_html_report(
         raise EvaluationInputError("tables: the report needs at least one metric table.")
     notes = notes or {}
     e = html.escape
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>"]
-    parts.append(f"<h2>What was tested</h2><p>{e(description)}</p>")
-    parts.append("<h2>Data periods</h2>")
-    prow = "".join(
+    return "".join([
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>",
+        f"<h2>What was tested</h2><p>{e(description)}</p>",
+        _periods_html(periods),
+        "<h2>Trading setup (identical for every agent and benchmark)</h2>" + _kv_html(trading_setup),
+        _verdict_section_html(verdict, champion),
+        _random_policy_html(random_policy),
+        _tables_html(tables, notes),
+        _figures_html(figures, notes),
+        "<h2>Caveats</h2><ul>" + "".join(f"<li>{e(c)}</li>" for c in caveats) + "</ul>",
+        _DEFINITIONS_HTML,
+        "" if champion is None else "<h3>Champion record (JSON)</h3><pre>"
+        + e(json.dumps(json_safe(champion), indent=1, default=str)) + "</pre>",
+        "</body></html>",
+    ])
+
+
+_DEFINITIONS_HTML = (
+    "<h2>Definitions</h2><p class='note'>Returns are simple per-bar returns of equity net of all "
+    "costs; Sharpe and Sortino are annualised with the bar frequency and a zero risk-free rate; "
+    "max drawdown is the worst fall from a running peak (negative); a RUINED run's equity reached "
+    "zero or below: its total return, annual return and max drawdown are -100 %, its other figures "
+    "cover the bars up to the ruin and its PSR/DSR are blank; VaR/CVaR are per-bar 5 % "
+    "left-tail figures; PSR is the probability that the true Sharpe exceeds buy-and-hold's; DSR "
+    "deflates for the number of agent × seed trials. Full definitions: docs/metrics.md.</p>"
+)
+
+
+def _periods_html(periods: Mapping[str, Mapping[str, str]]) -> str:
+    e = html.escape
+    rows = "".join(
         f"<tr><td>{e(str(name))}</td><td>{e(str(p.get('start', '')))}</td><td>{e(str(p.get('end', '')))}</td>"
         f"<td>{e(str(p.get('bars', '')))}</td></tr>" for name, p in periods.items())
-    parts.append(f"<table><thead><tr><th>period</th><th>start</th><th>end</th><th>bars</th></tr></thead>"
-                 f"<tbody>{prow}</tbody></table>")
-    parts.append("<h2>Trading setup (identical for every agent and benchmark)</h2>" + _kv_html(trading_setup))
+    return ("<h2>Data periods</h2><table><thead><tr><th>period</th><th>start</th><th>end</th><th>bars</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>")
 
-    parts.append("<h2>Verdict</h2>")
-    parts.append(_decision_html(verdict, champion))
+
+def _verdict_section_html(verdict: Mapping | None, champion: Mapping | None) -> str:
+    """The decision, the champion's validation and test records, and the gate's rules."""
+    parts = ["<h2>Verdict</h2>", _decision_html(verdict, champion)]
     if champion is not None and champion.get("agent") is not None:
         for key, label in (("validation", "Validation record (used to choose the champion)"),
                            ("test", "Test record (out of sample: the gate decided on it)")):
@@ -264,41 +292,37 @@ def render_html_report(
                 parts.append(f"<h3>{label}</h3>" + _kv_html(rec))
     if verdict is not None and verdict.get("rules"):
         parts.append("<h3>Gate rules on the test record</h3>" + _verdict_html(verdict))
+    return "".join(parts)
 
-    if random_policy:
-        parts.append("<h2>Random-policy benchmark</h2>" + _kv_html(
-            {k: v for k, v in random_policy.items() if not isinstance(v, Mapping)}))
-        for k, v in random_policy.items():
-            if isinstance(v, Mapping):
-                parts.append(f"<h3>{e(str(k))}</h3>" + _kv_html(v))
 
-    parts.append("<h2>Metric tables</h2>")
+def _random_policy_html(random_policy: Mapping | None) -> str:
+    if not random_policy:
+        return ""
+    parts = ["<h2>Random-policy benchmark</h2>"
+             + _kv_html({k: v for k, v in random_policy.items() if not isinstance(v, Mapping)})]
+    parts += [f"<h3>{html.escape(str(k))}</h3>" + _kv_html(v)
+              for k, v in random_policy.items() if isinstance(v, Mapping)]
+    return "".join(parts)
+
+
+def _caption(name: str, notes: Mapping[str, str]) -> str:
+    e = html.escape
+    return f"<h3>{e(name)}</h3>" + (f"<p class='note'>{e(notes[name])}</p>" if name in notes else "")
+
+
+def _tables_html(tables: Mapping[str, pd.DataFrame], notes: Mapping[str, str]) -> str:
+    parts = ["<h2>Metric tables</h2>"]
     for name, df in tables.items():
         if not isinstance(df, pd.DataFrame):
             raise EvaluationInputError(f"tables['{name}']: expected a DataFrame, got {type(df).__name__}.")
-        parts.append(f"<h3>{e(name)}</h3>")
-        if name in notes:
-            parts.append(f"<p class='note'>{e(notes[name])}</p>")
-        parts.append(_table_html(df))
-
-    if figures:
-        parts.append("<h2>Figures</h2>")
-        for name, fig in figures.items():
-            parts.append(f"<h3>{e(name)}</h3>")
-            if name in notes:
-                parts.append(f"<p class='note'>{e(notes[name])}</p>")
-            parts.append(f"<img alt='{e(name)}' src='data:image/png;base64,{figure_to_base64_png(fig)}'>")
-
-    parts.append("<h2>Caveats</h2><ul>" + "".join(f"<li>{e(c)}</li>" for c in caveats) + "</ul>")
-    parts.append("<h2>Definitions</h2><p class='note'>Returns are simple per-bar returns of equity net of all "
-                 "costs; Sharpe and Sortino are annualised with the bar frequency and a zero risk-free rate; "
-                 "max drawdown is the worst fall from a running peak (negative); a RUINED run's equity reached "
-                 "zero or below: its total return, annual return and max drawdown are -100 %, its other figures "
-                 "cover the bars up to the ruin and its PSR/DSR are blank; VaR/CVaR are per-bar 5 % "
-                 "left-tail figures; PSR is the probability that the true Sharpe exceeds buy-and-hold's; DSR "
-                 "deflates for the number of agent × seed trials. Full definitions: docs/metrics.md.</p>")
-    if champion is not None:
-        parts.append("<h3>Champion record (JSON)</h3><pre>"
-                     + e(json.dumps(json_safe(champion), indent=1, default=str)) + "</pre>")
-    parts.append("</body></html>")
+        parts.append(_caption(name, notes) + _table_html(df))
     return "".join(parts)
+
+
+def _figures_html(figures: Mapping[str, Figure] | None, notes: Mapping[str, str]) -> str:
+    if not figures:
+        return ""
+    return "<h2>Figures</h2>" + "".join(
+        _caption(name, notes)
+        + f"<img alt='{html.escape(name)}' src='data:image/png;base64,{figure_to_base64_png(fig)}'>"
+        for name, fig in figures.items())
