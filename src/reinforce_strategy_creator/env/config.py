@@ -13,9 +13,6 @@ from pydantic import Field, field_validator
 
 from ..params.base import Flag, Number, ParameterError, Params, PositiveInt
 
-REWARDS = ("log_return", "differential_sharpe", "drawdown_penalised")
-FILL_PRICES = ("next_open", "next_close")
-DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_FILL_PRICE = "next_close"
 
 #: Kept for callers that catch the environment's own parameter errors.
@@ -91,10 +88,6 @@ class EnvConfig(Params):
     @property
     def position_bounds(self) -> tuple[float, float]:
         return (min(self.positions), max(self.positions))
-
-    @property
-    def long_only(self) -> bool:
-        return min(self.positions) >= 0.0
 
     def resolve_device(self) -> str:
         if self.device == "auto":

@@ -73,7 +73,6 @@ __all__ = [
     "backtest_split",
 ]
 
-PREFIX = "evaluation"
 #: Costs and capital: must be identical for every agent and benchmark.
 SETUP_KEYS = ("initial_capital", "commission_bps", "slippage_bps", "borrow_bps_per_bar")
 #: Environment keys a policy's spec must share with ``params:environment`` to be evaluated.
