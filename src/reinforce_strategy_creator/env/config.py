@@ -7,12 +7,15 @@ Meaning, units and timing: docs/environment.md.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field, field_validator
 
 from ..params.base import Flag, Number, ParameterError, Params, PositiveInt
 
+FillPrice = Literal["next_open", "next_close"]
+#: Where an order decided at bar t's close fills (docs/environment.md).
+FILL_PRICES: tuple[str, ...] = get_args(FillPrice)
 DEFAULT_FILL_PRICE = "next_close"
 
 #: Kept for callers that catch the environment's own parameter errors.
@@ -29,7 +32,7 @@ class EnvConfig(Params):
     """Bars of scaled features in each observation (W). The first decision is at bar W−1."""
     positions: tuple[Number, ...] = (0.0, 1.0)
     """Discrete target positions, as fractions of equity in [−1, 1]; must contain 0, no duplicates. `[-1, 0, 1]` allows shorts."""
-    fill_price: Literal["next_open", "next_close"] = DEFAULT_FILL_PRICE
+    fill_price: FillPrice = DEFAULT_FILL_PRICE
     """Price an order decided after bar t's close fills at: `next_close` (bar t+1's close) or `next_open` (bar t+1's open; only where opens are real, see docs/environment.md "Fill price"). Used by training, evaluation, benchmarks and paper trading alike."""
     continuous: Flag = False
     """`true`: a Box action in [min(positions), max(positions)] instead of a discrete choice."""
