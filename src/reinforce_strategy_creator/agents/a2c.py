@@ -20,9 +20,12 @@ from torch import nn
 
 from ..params.base import Flag, NonNegativeInt, Number, PositiveInt
 from .buffers import RolloutBuffer, compute_gae, successor_values
-from .common import RunTracker, TensorVecEnv, TrainResult, check_finite, deterministic_torch, resolve_device, seed_everything
 from .config import Activation, AgentConfig, Discount, Fraction, HiddenSizes, NonNegative, Positive
 from .networks import ActorCriticPolicy, sample_categorical
+from .errors import check_finite
+from .seeding import deterministic_torch, resolve_device, seed_everything
+from .tracking import RunTracker, TrainResult
+from .vec_env import TensorVecEnv
 
 
 class A2CConfig(AgentConfig):

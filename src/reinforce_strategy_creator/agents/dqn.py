@@ -28,10 +28,13 @@ from torch import nn
 
 from ..params.base import Flag, NonNegativeInt, Number, PositiveInt
 from .buffers import NStepAccumulator, ReplayBuffer
-from .common import RunTracker, TensorVecEnv, TrainResult, check_finite, deterministic_torch, resolve_device, seed_everything
 from .config import Activation, AgentConfig, AgentConfigError, Discount, Fraction, HiddenSizes, NonNegative, Positive
 from .networks import QPolicy
 from .schedules import linear_schedule
+from .errors import check_finite
+from .seeding import deterministic_torch, resolve_device, seed_everything
+from .tracking import RunTracker, TrainResult
+from .vec_env import TensorVecEnv
 
 
 class DQNConfig(AgentConfig):

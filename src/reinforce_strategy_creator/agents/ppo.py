@@ -2,7 +2,7 @@
 
 Algorithm (Schulman et al. 2017) as implemented here:
 1. Collect ``num_steps`` transitions from each of B vector-env lanes with the current
-   stochastic policy (tensors on the agent's device; see ``common.TensorVecEnv`` for how
+   stochastic policy (tensors on the agent's device; see ``vec_env.TensorVecEnv`` for how
    autoreset conventions and truncation are handled).
 2. GAE(lambda) advantages; bootstrap from V(true last obs) on truncation, never on
    termination; gymnasium NEXT_STEP reset transitions are masked out of every loss.
@@ -25,9 +25,12 @@ from torch import nn
 
 from ..params.base import Flag, PositiveInt
 from .buffers import RolloutBuffer, compute_gae, successor_values
-from .common import RunTracker, TensorVecEnv, TrainResult, check_finite, deterministic_torch, resolve_device, seed_everything
 from .config import Activation, AgentConfig, AgentConfigError, Discount, Fraction, HiddenSizes, NonNegative, Positive
 from .networks import ActorCriticPolicy, sample_categorical
+from .errors import check_finite
+from .seeding import deterministic_torch, resolve_device, seed_everything
+from .tracking import RunTracker, TrainResult
+from .vec_env import TensorVecEnv
 
 
 class PPOConfig(AgentConfig):
