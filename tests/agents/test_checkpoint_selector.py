@@ -60,11 +60,10 @@ def test_stop_comes_exactly_after_patience_evaluations_without_improvement(score
     returned, _ = _offer_until_stop(selector, scores)
     improved = [_improves(scores, j) for j in range(len(scores))]
     # the first evaluation that ends a run of `patience` non-improving ones, if any
-    expected_stop = next(
-        (i for i in range(len(scores))
-         if patience is not None and i + 1 >= patience and not any(improved[i + 1 - patience: i + 1])),
-        None,
-    )
+    expected_stop = None
+    if patience is not None:
+        expected_stop = next((i for i in range(patience - 1, len(scores))
+                              if not any(improved[i + 1 - patience: i + 1])), None)
     if expected_stop is None:
         assert not selector.should_stop and len(returned) == len(scores)
     else:
