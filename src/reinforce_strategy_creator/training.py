@@ -1,38 +1,22 @@
 """Train one agent over several seeds, select checkpoints on validation, bundle the result.
 
-What: :func:`train_agent` takes the model-input tables (train and validation), the
-feature scaler dict, the ``environment`` parameters, the shared ``training.common``
-settings and one agent's block (``training.<agent>``), and returns
-
-* a :class:`~reinforce_strategy_creator.artifacts.PolicyBundle`: one state dict per seed,
-  each the checkpoint that scored best on validation, and a JSON spec that is enough to
-  rebuild the policy (``agents.build_policy``) and act with it (feature names, window,
-  positions, the full environment parameters, scaler and data fingerprints, ...);
-* a history DataFrame: one row per logged update and seed (``seed`` + the agents'
-  ``TrainResult.history`` columns, where ``eval_score`` is the validation Sharpe).
-
-Why a plain module: the Kedro node (``pipelines/training/nodes.py``) only calls this, so
-training can be run, tested and benchmarked without Kedro.
-
-Honesty rules enforced here:
-
-* the training environment is built from the TRAIN table only; the validation table is
-  touched only by the deterministic full-period ``env.replay`` that scores checkpoints, so
-  it selects weights but never produces a gradient (tested: losses and episode returns are
-  identical when validation prices change);
-* the validation Sharpe uses the evaluation library's metrics (simple returns of equity net
-  of costs, risk-free 0, annualised with the periods per year inferred from the validation
-  dates), the same definition evaluation reports;
-* seeds make runs reproducible: same seed + parameters + device => identical weights and
-  history (except ``steps_per_s``).
+:func:`train_agent` trains a ``training.<agent>`` block once per seed on the TRAIN table,
+keeps each seed's checkpoint with the best validation Sharpe (:func:`validation_sharpe`;
+validation selects weights but never produces a gradient) and returns a
+:class:`~reinforce_strategy_creator.artifacts.PolicyBundle` plus the training history. A
+plain module so that training runs, is tested and benchmarked without Kedro (the node in
+``pipelines/training/nodes.py`` only calls it). How it works, the honesty rules and the
+spec's fields: docs/training.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .agents import ALGORITHMS, TrainingDivergedError, resolve_device
+from .agents import ALGORITHMS, TrainingDivergedError, TrainResult, resolve_device
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
 from .evaluation.metrics import bar_returns, infer_periods_per_year, is_ruined, performance_metrics
@@ -88,7 +72,8 @@ def _package_version() -> str:
 
 
 # --------------------------------------------------------------------------- validation
-def validation_sharpe(policy: nn.Module, market: MarketArrays, config: EnvConfig, periods_per_year: float) -> float:
+def validation_sharpe(policy: nn.Module, market: MarketArrays, config: EnvConfig,
+                      periods_per_year: float) -> float:
     """Annualised Sharpe of the deterministic policy over the full validation period.
 
     ``env.replay`` (same core, costs and capital as training) + the evaluation library's
@@ -98,8 +83,8 @@ def validation_sharpe(policy: nn.Module, market: MarketArrays, config: EnvConfig
     evaluation's ``ruined`` flag uses) scores -inf (never selected).
     """
     device = next(policy.parameters()).device
-    bt = replay(market, config, lambda obs: policy.act(obs.to(device), deterministic=True), num_envs=1,
-                device=str(device))
+    bt = replay(market, config, lambda obs: policy.act(obs.to(device), deterministic=True),
+                num_envs=1, device=str(device))
     equity = bt.lane(0)["equity"]
     if is_ruined(equity):
         return -math.inf
@@ -125,7 +110,8 @@ def _check_tables(train: pd.DataFrame, validation: pd.DataFrame) -> None:
     if len(train) and len(validation) and not train.index.max() < validation.index.min():
         raise TrainingConfigError(
             f"model_input_validation starts {validation.index.min()} but model_input_train ends "
-            f"{train.index.max()}: validation must come strictly after train; check feature_engineering.splits"
+            f"{train.index.max()}: validation must come strictly after train; "
+            "check feature_engineering.splits"
         )
 
 
@@ -139,24 +125,23 @@ def train_agent(
     score_fn: Callable[[nn.Module], float] | None = None,
     feature_spec: Mapping[str, Any] | None = None,
 ) -> tuple[PolicyBundle, pd.DataFrame]:
-    """Train one agent (a validated ``training.<agent>`` block, :class:`~.params.training.AgentPlan`)
-    once per seed; see the module docstring.
+    """Train one agent (a validated ``training.<agent>`` block,
+    :class:`~.params.training.AgentPlan`) once per seed; see the module docstring.
 
     ``backend: sb3`` in the block trains with stable-baselines3 (``agents.sb3_backend``); the
-    bundle has the same contract. A NaN/inf loss raises ``TrainingDivergedError`` naming agent,
-    seed and update, and nothing is returned. ``feature_spec`` (``feature_engineering.features``)
-    is fingerprinted into the spec (``feature_spec_sha256``) so that evaluation and deployment can
-    refuse the policy when the features are computed differently from training.
+    bundle has the same contract. A NaN/inf loss raises ``TrainingDivergedError`` naming
+    agent, seed and update, and nothing is returned. ``feature_spec``
+    (``feature_engineering.features``) is fingerprinted into the spec
+    (``feature_spec_sha256``) so that evaluation and deployment can refuse the policy when
+    the features are computed differently from training.
 
     ``score_fn(policy) -> float`` replaces the validation Sharpe (tests use it to script a
     sequence of scores); by default checkpoints are scored by :func:`validation_sharpe`.
     """
-    name, algo, settings, cfg = plan.name, plan.algorithm, plan.settings, plan.config
     _check_tables(model_input_train, model_input_validation)
     env_cfg = EnvConfig.parse(environment)
-    device = resolve_device(settings.device)
+    device = resolve_device(plan.settings.device)
     env_cfg_dev = env_cfg.replace(device=device.type)
-
     train_market = MarketArrays.from_frame(model_input_train, name="model_input_train")
     val_market = MarketArrays.from_frame(model_input_validation, name="model_input_validation")
     ppy = infer_periods_per_year(model_input_validation.index)
@@ -164,74 +149,129 @@ def train_agent(
         def score_fn(policy: nn.Module) -> float:
             return validation_sharpe(policy, val_market, env_cfg_dev, ppy)
 
-    prev_threads = torch.get_num_threads()
-    if settings.num_threads is not None:
-        torch.set_num_threads(settings.num_threads)
-    try:
-        state_dicts: dict[int, dict[str, torch.Tensor]] = {}
-        histories: list[pd.DataFrame] = []
-        scores: dict[int, float] = {}
-        policy_spec: dict[str, Any] = {}
-        for seed in settings.seeds:
-            try:
-                if plan.backend == "sb3":
-                    from .agents.sb3_backend import train_sb3
+    with _torch_threads(plan.settings.num_threads):
+        runs = _train_seeds(plan, train_market, env_cfg_dev, device, score_fn)
+    provenance = _provenance(model_input_train, model_input_validation, feature_scaler,
+                             feature_spec)
+    spec = _bundle_spec(plan, env_cfg, device, list(train_market.feature_names), provenance, runs,
+                        ppy)
+    history = pd.concat(runs.histories, ignore_index=True)
+    return PolicyBundle(spec=spec, state_dicts=runs.state_dicts), history
 
-                    res = train_sb3(train_market, env_cfg_dev, cfg, agent=name, seed=seed,
-                                    num_envs=settings.num_envs, device=str(device), eval_fn=score_fn,
-                                    eval_every=settings.eval_every, patience=settings.patience)
-                else:
-                    envs = make_train_env(train_market, env_cfg_dev, settings.num_envs, seed)
-                    res = ALGORITHMS[algo][1](envs, cfg, seed=seed, device=str(device), eval_fn=score_fn,
-                                              eval_every=settings.eval_every, patience=settings.patience,
-                                              progress=settings.progress)
-            except TrainingDivergedError as exc:
-                if exc.agent == name:
-                    raise
-                raise TrainingDivergedError(name, exc.seed, exc.update, exc.what, exc.value) from exc
-            state_dicts[seed] = {k: v.detach().to("cpu").clone() for k, v in res.policy.state_dict().items()}
-            scores[seed] = float(res.best_score)
-            policy_spec = dict(res.policy.spec)
-            h = res.history.copy()
-            h.insert(0, "seed", np.int64(seed))
-            histories.append(h)
+
+@contextlib.contextmanager
+def _torch_threads(num_threads: int | None):
+    """``torch.set_num_threads(num_threads)`` for the block (unchanged when None), restored."""
+    prev_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
     finally:
         torch.set_num_threads(prev_threads)
 
-    finite = {s: v for s, v in scores.items() if math.isfinite(v)}
-    best_seed = max(finite, key=lambda s: (finite[s], -s)) if finite else settings.seeds[0]
-    feature_names = list(train_market.feature_names)
-    spec = {
-        **policy_spec,
-        "algorithm": algo,
+
+@dataclass
+class _SeedRuns:
+    """Per seed: the chosen weights (on CPU), their validation score and the history."""
+
+    state_dicts: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    scores: dict[int, float] = field(default_factory=dict)
+    histories: list[pd.DataFrame] = field(default_factory=list)
+    policy_spec: dict[str, Any] = field(default_factory=dict)
+
+
+def _train_seeds(plan: AgentPlan, market: MarketArrays, env_cfg: EnvConfig, device: torch.device,
+                 score_fn: Callable[[nn.Module], float]) -> _SeedRuns:
+    runs = _SeedRuns()
+    for seed in plan.settings.seeds:
+        res = _train_seed(plan, market, env_cfg, device, seed, score_fn)
+        runs.state_dicts[seed] = {k: v.detach().to("cpu").clone()
+                                  for k, v in res.policy.state_dict().items()}
+        runs.scores[seed] = float(res.best_score)
+        runs.policy_spec = dict(res.policy.spec)
+        h = res.history.copy()
+        h.insert(0, "seed", np.int64(seed))
+        runs.histories.append(h)
+    return runs
+
+
+def _train_seed(plan: AgentPlan, market: MarketArrays, env_cfg: EnvConfig, device: torch.device,
+                seed: int, score_fn: Callable[[nn.Module], float]) -> TrainResult:
+    """One seed with the block's backend; a divergence is reported under this agent's name."""
+    settings = plan.settings
+    try:
+        if plan.backend == "sb3":
+            from .agents.sb3_backend import train_sb3
+
+            return train_sb3(market, env_cfg, plan.config, agent=plan.name, seed=seed,
+                             num_envs=settings.num_envs, device=str(device), eval_fn=score_fn,
+                             eval_every=settings.eval_every, patience=settings.patience)
+        envs = make_train_env(market, env_cfg, settings.num_envs, seed)
+        return ALGORITHMS[plan.algorithm][1](
+            envs, plan.config, seed=seed, device=str(device), eval_fn=score_fn,
+            eval_every=settings.eval_every, patience=settings.patience,
+            progress=settings.progress)
+    except TrainingDivergedError as exc:
+        if exc.agent == plan.name:
+            raise
+        raise TrainingDivergedError(plan.name, exc.seed, exc.update, exc.what, exc.value) from exc
+
+
+def _provenance(train: pd.DataFrame, validation: pd.DataFrame, feature_scaler: Mapping[str, Any],
+                feature_spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the policy was trained on, for evaluation and deployment to check against."""
+    return {
+        "scaler_sha256": scaler_sha256(feature_scaler),
+        "feature_spec_sha256": None if feature_spec is None else feature_spec_sha256(feature_spec),
+        "data_fingerprint": data_fingerprint(train),
+        "train_start": train.index.min().isoformat(),
+        "train_end": train.index.max().isoformat(),
+        "validation_start": validation.index.min().isoformat(),
+        "validation_end": validation.index.max().isoformat(),
+        "package_version": _package_version(),
+    }
+
+
+def _bundle_spec(plan: AgentPlan, env_cfg: EnvConfig, device: torch.device,
+                 feature_names: list[str], provenance: Mapping[str, Any], runs: _SeedRuns,
+                 ppy: float) -> dict[str, Any]:
+    """The bundle's JSON spec: the policy's own spec (architecture), what acting needs
+    (features, window, positions, environment), where the data came from, how the seeds
+    were selected and how the agent was trained."""
+    return {
+        **runs.policy_spec,
+        "algorithm": plan.algorithm,
         "backend": plan.backend,
-        "agent": name,
+        "agent": plan.name,
         "feature_names": feature_names,
         "window": env_cfg.window,
         "positions": list(env_cfg.positions),
         "environment": env_cfg.to_params(),
-        "scaler_sha256": scaler_sha256(feature_scaler),
-        "feature_spec_sha256": None if feature_spec is None else feature_spec_sha256(feature_spec),
-        "data_fingerprint": data_fingerprint(model_input_train),
-        "train_start": model_input_train.index.min().isoformat(),
-        "train_end": model_input_train.index.max().isoformat(),
-        "validation_start": model_input_validation.index.min().isoformat(),
-        "validation_end": model_input_validation.index.max().isoformat(),
-        "package_version": _package_version(),
-        "seeds": list(settings.seeds),
-        "best_seed": int(best_seed),
-        "validation_scores": {str(s): (v if math.isfinite(v) else None) for s, v in scores.items()},
+        **provenance,
+        **_seed_selection(plan.settings.seeds, runs.scores),
         "validation_metric": VALIDATION_METRIC,
         "periods_per_year": ppy,
-        "hyperparameters": cfg.to_dict(),
+        "hyperparameters": plan.config.to_dict(),
         "training": {k: (list(v) if isinstance(v, tuple) else v)
-                     for k, v in settings.to_params().items() if k != "progress"},
+                     for k, v in plan.settings.to_params().items() if k != "progress"},
         "device": str(device),
     }
-    history = pd.concat(histories, ignore_index=True)
-    return PolicyBundle(spec=spec, state_dicts=state_dicts), history
 
 
-def make_train_env(market: MarketArrays, config: EnvConfig, num_envs: int, seed: int) -> TradingVectorEnv:
+def _seed_selection(seeds: Sequence[int], scores: dict[int, float]) -> dict[str, Any]:
+    """The seeds, the best one (highest finite validation score, lowest seed on ties; the
+    first seed when none is finite) and every seed's score (null when not finite)."""
+    finite = {s: v for s, v in scores.items() if math.isfinite(v)}
+    best_seed = max(finite, key=lambda s: (finite[s], -s)) if finite else seeds[0]
+    return {
+        "seeds": list(seeds),
+        "best_seed": int(best_seed),
+        "validation_scores": {str(s): (v if math.isfinite(v) else None) for s, v in scores.items()},
+    }
+
+
+def make_train_env(market: MarketArrays, config: EnvConfig, num_envs: int,
+                   seed: int) -> TradingVectorEnv:
     """The batched training env: random episode starts over the TRAIN market only."""
     return TradingVectorEnv(market, config, num_envs=num_envs, seed=seed, device=config.device)

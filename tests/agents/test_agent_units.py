@@ -26,7 +26,8 @@ from reinforce_strategy_creator.agents import (
     train_ppo,
 )
 from reinforce_strategy_creator.agents.buffers import NStepAccumulator, ReplayBuffer, compute_gae
-from reinforce_strategy_creator.agents.common import Step, TensorVecEnv, evaluate_episodes
+from reinforce_strategy_creator.agents.evaluate import evaluate_episodes
+from reinforce_strategy_creator.agents.vec_env import Step, TensorVecEnv
 from reinforce_strategy_creator.agents.networks import ActorCriticPolicy, QPolicy
 
 torch.set_num_threads(1)

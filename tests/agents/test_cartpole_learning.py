@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from reinforce_strategy_creator.agents import train_a2c, train_dqn, train_ppo
-from reinforce_strategy_creator.agents.common import evaluate_episodes
+from reinforce_strategy_creator.agents.evaluate import evaluate_episodes
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from reinforce_strategy_creator.agents import common
-from reinforce_strategy_creator.agents.common import (
-    PROGRESS_LOG_INTERVAL_S,
-    RunTracker,
-    Step,
-)
+from reinforce_strategy_creator.agents import tracking
+from reinforce_strategy_creator.agents.tracking import PROGRESS_LOG_INTERVAL_S, RunTracker
+from reinforce_strategy_creator.agents.vec_env import Step
 
 
 class Clock:
@@ -41,7 +38,7 @@ def _step(lanes: int) -> Step:
 
 def _train(monkeypatch, stream, updates: int, seconds_per_update: float, lanes: int = 8) -> None:
     clock = Clock()
-    monkeypatch.setattr(common, "time", SimpleNamespace(perf_counter=clock))
+    monkeypatch.setattr(tracking, "time", SimpleNamespace(perf_counter=clock))
     tracker = RunTracker(nn.Linear(1, 1), lanes, torch.device("cpu"), total_steps=updates * lanes,
                          eval_fn=None, eval_every=1, patience=None, progress=True, log_every=1,
                          desc="ppo", stream=stream)
@@ -82,7 +79,7 @@ def test_a_terminal_gets_a_live_bar(monkeypatch):
 
 def test_no_progress_writes_nothing(monkeypatch, capsys):
     clock = Clock()
-    monkeypatch.setattr(common, "time", SimpleNamespace(perf_counter=clock))
+    monkeypatch.setattr(tracking, "time", SimpleNamespace(perf_counter=clock))
     tracker = RunTracker(nn.Linear(1, 1), 2, torch.device("cpu"), total_steps=10, eval_fn=None,
                          eval_every=1, patience=None, progress=False, log_every=1, desc="ppo")
     for update in range(1, 6):

@@ -1,22 +1,21 @@
 """Torch reinforcement-learning agents (PPO, A2C, DQN) for any gymnasium ``VectorEnv``.
 
 Plain library, no Kedro. See docs/agents.md for the algorithms, hyperparameters, the
-policy interface and how to add an agent.
+policy interface, the module layout and how to add an agent.
 """
 
 from .a2c import A2CConfig, train_a2c
-from .common import (
-    AgentConfigError,
-    AgentEnvError,
-    TensorVecEnv,
-    TrainingDivergedError,
-    TrainResult,
-    resolve_device,
-)
+from .checkpoint import CheckpointSelector
+from .config import AgentConfigError
 from .dqn import DQNConfig, train_dqn
+from .errors import AgentEnvError, TrainingDivergedError
+from .evaluate import evaluate_episodes
 from .networks import ActorCriticPolicy, QPolicy
 from .policy import PolicySpecError, build_policy
 from .ppo import PPOConfig, train_ppo
+from .seeding import resolve_device
+from .tracking import TrainResult
+from .vec_env import TensorVecEnv
 
 ALGORITHMS = {
     "ppo": (PPOConfig, train_ppo),
@@ -32,6 +31,7 @@ __all__ = [
     "ActorCriticPolicy",
     "AgentConfigError",
     "AgentEnvError",
+    "CheckpointSelector",
     "DQNConfig",
     "PPOConfig",
     "PolicySpecError",
@@ -40,6 +40,7 @@ __all__ = [
     "TrainingDivergedError",
     "TrainResult",
     "build_policy",
+    "evaluate_episodes",
     "resolve_device",
     "train_a2c",
     "train_dqn",

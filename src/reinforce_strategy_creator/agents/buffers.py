@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import Step
+from .vec_env import Step
 
 
 class RolloutBuffer:
@@ -124,7 +124,8 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, generator: torch.Generator):
         idx = torch.randint(0, self.size, (batch_size,), generator=generator).to(self.device)
-        return self.obs[idx], self.actions[idx], self.returns[idx], self.next_obs[idx], self.discounts[idx]
+        return (self.obs[idx], self.actions[idx], self.returns[idx], self.next_obs[idx],
+                self.discounts[idx])
 
     def __len__(self) -> int:
         return self.size
@@ -153,14 +154,17 @@ class NStepAccumulator:
         self.powers = self.gamma ** torch.arange(self.n, device=device, dtype=torch.float32)
 
     def push(self, obs, actions, step: Step):
-        """Add one vector step; returns (obs, act, R, next_obs, discount) for ready transitions or None."""
+        """Add one vector step; returns (obs, act, R, next_obs, discount) for ready transitions
+        or None."""
         if self.count == self.n:  # drop the oldest
-            for buf in (self.obs, self.next_obs, self.actions, self.rewards, self.term, self.done, self.valid):
+            for buf in (self.obs, self.next_obs, self.actions, self.rewards, self.term, self.done,
+                        self.valid):
                 buf[:-1] = buf[1:].clone()
             self.count -= 1
         i = self.count
         self.obs[i], self.actions[i], self.rewards[i] = obs, actions, step.reward
-        self.next_obs[i], self.term[i], self.done[i], self.valid[i] = step.next_obs, step.terminated, step.done, step.valid
+        self.next_obs[i], self.term[i] = step.next_obs, step.terminated
+        self.done[i], self.valid[i] = step.done, step.valid
         self.count += 1
         if self.count < self.n:
             return None

@@ -1,16 +1,9 @@
 """Deep Q-Network with double-Q targets, dueling head, n-step returns, one readable file.
 
-Per vector step: epsilon-greedy action (linear decay from ``eps_start`` to ``eps_end``
-over ``exploration_fraction`` of the run), transition pushed through an n-step
-accumulator into a replay buffer of preallocated tensors on the device. Every
-``train_frequency`` vector steps (after ``learning_starts`` transitions) take
-``gradient_steps`` gradient steps on minibatches: target
-``R + gamma^k * Q_target(s', argmax_a Q_online(s', a))`` (double DQN; plain max when
-``double=False``), zero bootstrap on termination, bootstrap on truncation. The target
-network follows the online one by Polyak averaging (``tau<1``) or hard copies (``tau=1``)
-every ``target_update_every`` gradient steps. Huber (default) or MSE loss, Adam,
-gradient-norm clipping. ``reward_scale`` multiplies rewards for learning only (per-bar
-log returns are ~1e-2, small for a Q-network's targets). The returned policy acts greedily over Q.
+``_train``: per iteration ``train_frequency`` epsilon-greedy vector steps into an n-step
+accumulator and the replay buffer, then ``_QLearner.learn`` (``gradient_steps`` TD steps
+and the target-network update), then the ``RunTracker`` evaluates, logs and decides on
+early stopping. The algorithm and its hyperparameters are described in docs/agents.md.
 """
 
 from __future__ import annotations
@@ -20,18 +13,28 @@ import dataclasses
 from collections.abc import Callable
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
-
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from ..params.base import Flag, NonNegativeInt, Number, PositiveInt
 from .buffers import NStepAccumulator, ReplayBuffer
-from .common import RunTracker, TensorVecEnv, TrainResult, check_finite, deterministic_torch, resolve_device, seed_everything
-from .config import Activation, AgentConfig, AgentConfigError, Discount, Fraction, HiddenSizes, NonNegative, Positive
+from .config import (
+    Activation,
+    AgentConfig,
+    AgentConfigError,
+    Discount,
+    Fraction,
+    HiddenSizes,
+    Positive,
+)
+from .errors import check_finite
 from .networks import QPolicy
 from .schedules import linear_schedule
+from .seeding import deterministic_torch, resolve_device, seed_everything
+from .tracking import RunTracker, TrainResult
+from .vec_env import TensorVecEnv
 
 
 class DQNConfig(AgentConfig):
@@ -88,8 +91,9 @@ class DQNConfig(AgentConfig):
         prefix = prefix or self.path
         if self.batch_size > self.buffer_size:
             raise AgentConfigError(
-                f"{prefix}.batch_size={self.batch_size} is larger than {prefix}.buffer_size={self.buffer_size}: "
-                "the replay buffer could never fill one minibatch; lower batch_size or raise buffer_size"
+                f"{prefix}.batch_size={self.batch_size} is larger than "
+                f"{prefix}.buffer_size={self.buffer_size}: the replay buffer could never fill one "
+                "minibatch; lower batch_size or raise buffer_size"
             )
 
 
@@ -104,7 +108,8 @@ def train_dqn(
     patience: int | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient steps)."""
+    """``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient
+    steps)."""
     cfg = config if isinstance(config, DQNConfig) else DQNConfig.from_params(config)
     cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)
@@ -116,29 +121,23 @@ def _train(envs, cfg: DQNConfig, seed, dev, eval_fn, eval_every, patience, progr
     gen = seed_everything(seed)
     env = TensorVecEnv(envs, dev)
     B = env.num_envs
-    q = QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling).to(dev)
-    q_target = copy.deepcopy(q)
-    q_target.requires_grad_(False)
-    optimizer = torch.optim.Adam(q.parameters(), lr=cfg.learning_rate)
+    q = QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation,
+                dueling=cfg.dueling).to(dev)
+    learner = _QLearner(q, cfg)
     rb = ReplayBuffer(cfg.buffer_size, env.obs_dim, dev)
     nstep = NStepAccumulator(cfg.n_step, B, env.obs_dim, cfg.gamma, dev)
-    vec_steps_per_iter = cfg.train_frequency
-    num_iters = max(1, cfg.total_steps // (B * vec_steps_per_iter))
-    total = num_iters * vec_steps_per_iter * B
+    num_iters = max(1, cfg.total_steps // (B * cfg.train_frequency))
+    total = num_iters * cfg.train_frequency * B
     tracker = RunTracker(q, B, dev, total_steps=total, eval_fn=eval_fn, eval_every=eval_every,
-                         patience=patience, progress=progress, log_every=cfg.log_every, desc="dqn")
+                         patience=patience, progress=progress, log_every=cfg.log_every,
+                         desc="dqn")
     obs = env.reset(seed=seed)
-    grad_steps = 0
 
     for it in range(1, num_iters + 1):
-        # ---- act
-        for _ in range(vec_steps_per_iter):
-            eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.exploration_fraction * total, tracker.steps)
-            with torch.no_grad():
-                greedy = q(obs).argmax(-1)
-            explore = torch.rand(B, generator=gen).to(dev) < eps
-            random_a = torch.randint(0, env.n_actions, (B,), generator=gen).to(dev)
-            action = torch.where(explore, random_a, greedy)
+        for _ in range(cfg.train_frequency):
+            eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.exploration_fraction * total,
+                                  tracker.steps)
+            action = _epsilon_greedy(q, obs, eps, env.n_actions, gen)
             step = env.step(action)
             tracker.on_step(step)
             if cfg.reward_scale != 1.0:  # learning sees scaled rewards; history keeps raw ones
@@ -147,37 +146,74 @@ def _train(envs, cfg: DQNConfig, seed, dev, eval_fn, eval_every, patience, progr
             if ready is not None:
                 rb.add(*ready)
             obs = step.obs
-
-        # ---- learn
         if tracker.steps >= cfg.learning_starts and len(rb) >= cfg.batch_size:
-            for _ in range(cfg.gradient_steps):
-                s, a, r, s2, disc = rb.sample(cfg.batch_size, gen)
-                with torch.no_grad():
-                    q_next_t = q_target(s2)
-                    if cfg.double:
-                        a2 = q(s2).argmax(-1, keepdim=True)
-                        nxt = q_next_t.gather(-1, a2).squeeze(-1)
-                    else:
-                        nxt = q_next_t.max(-1).values
-                    target = r + disc * nxt
-                q_sa = q(s).gather(-1, a[:, None]).squeeze(-1)
-                loss = F.smooth_l1_loss(q_sa, target) if cfg.loss == "huber" else F.mse_loss(q_sa, target)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(q.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                grad_steps += 1
-                if grad_steps % cfg.target_update_every == 0:
-                    with torch.no_grad():
-                        if cfg.tau >= 1.0:
-                            q_target.load_state_dict(q.state_dict())
-                        else:
-                            for p_t, p in zip(q_target.parameters(), q.parameters()):
-                                p_t.lerp_(p, cfg.tau)
-            q_loss = loss.item()
+            q_loss = learner.learn(rb, gen)
             check_finite(q_loss, "dqn", seed, it)
             tracker.add_metrics(q_loss=q_loss)
         tracker.end_update(it, last=it == num_iters)
         if tracker.stop:
             break
     return tracker.finish()
+
+
+def _epsilon_greedy(q: QPolicy, obs: torch.Tensor, eps: float, n_actions: int,
+                    gen: torch.Generator) -> torch.Tensor:
+    """Per lane: a uniformly random action with probability ``eps``, else the greedy one."""
+    B = obs.shape[0]
+    with torch.no_grad():
+        greedy = q(obs).argmax(-1)
+    explore = torch.rand(B, generator=gen).to(obs.device) < eps
+    random_a = torch.randint(0, n_actions, (B,), generator=gen).to(obs.device)
+    return torch.where(explore, random_a, greedy)
+
+
+class _QLearner:
+    """The online Q-network's optimiser and the target network it learns towards."""
+
+    def __init__(self, q: QPolicy, cfg: DQNConfig):
+        self.q, self.cfg = q, cfg
+        self.q_target = copy.deepcopy(q)
+        self.q_target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(q.parameters(), lr=cfg.learning_rate)
+        self.grad_steps = 0
+
+    def learn(self, rb: ReplayBuffer, gen: torch.Generator) -> float:
+        """``gradient_steps`` TD steps on replayed minibatches; the last step's loss."""
+        cfg = self.cfg
+        for _ in range(cfg.gradient_steps):
+            s, a, r, s2, disc = rb.sample(cfg.batch_size, gen)
+            target = self._td_target(r, s2, disc)
+            q_sa = self.q(s).gather(-1, a[:, None]).squeeze(-1)
+            if cfg.loss == "huber":
+                loss = F.smooth_l1_loss(q_sa, target)
+            else:
+                loss = F.mse_loss(q_sa, target)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            self.grad_steps += 1
+            if self.grad_steps % cfg.target_update_every == 0:
+                self._update_target()
+        return loss.item()
+
+    @torch.no_grad()
+    def _td_target(self, r: torch.Tensor, s2: torch.Tensor, disc: torch.Tensor) -> torch.Tensor:
+        """``r + disc * Q_target(s2, a*)``: a* = argmax of the online net (double DQN) or of
+        the target net; ``disc`` is 0 after a termination."""
+        q_next_t = self.q_target(s2)
+        if self.cfg.double:
+            a2 = self.q(s2).argmax(-1, keepdim=True)
+            nxt = q_next_t.gather(-1, a2).squeeze(-1)
+        else:
+            nxt = q_next_t.max(-1).values
+        return r + disc * nxt
+
+    @torch.no_grad()
+    def _update_target(self) -> None:
+        """Hard copy (``tau`` = 1) or Polyak averaging towards the online network."""
+        if self.cfg.tau >= 1.0:
+            self.q_target.load_state_dict(self.q.state_dict())
+        else:
+            for p_t, p in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
+                p_t.lerp_(p, self.cfg.tau)

@@ -1,18 +1,9 @@
 """Proximal Policy Optimisation (clipped surrogate), one readable file, CleanRL style.
 
-Algorithm (Schulman et al. 2017) as implemented here:
-1. Collect ``num_steps`` transitions from each of B vector-env lanes with the current
-   stochastic policy (tensors on the agent's device; see ``common.TensorVecEnv`` for how
-   autoreset conventions and truncation are handled).
-2. GAE(lambda) advantages; bootstrap from V(true last obs) on truncation, never on
-   termination; gymnasium NEXT_STEP reset transitions are masked out of every loss.
-3. ``update_epochs`` passes over shuffled minibatches: clipped policy objective,
-   (optionally clipped) value loss, entropy bonus, global gradient-norm clipping; optional
-   early stop of the epoch loop when the approximate KL exceeds ``target_kl``.
-4. Learning rate annealed linearly to 0 over the run (``anneal_lr``).
-
-``train_ppo`` evaluates ``eval_fn(policy)`` every ``eval_every`` updates, keeps the best
-weights, and stops after ``patience`` evaluations without improvement.
+``_train`` reads like SB3's ``learn()``: per update ``_collect_rollout`` -> ``_advantages``
+(GAE) -> ``_optimise`` (minibatch epochs of :func:`ppo_loss`), then the ``RunTracker``
+evaluates, logs and decides on early stopping. The algorithm and its hyperparameters are
+described in docs/agents.md.
 """
 
 from __future__ import annotations
@@ -25,9 +16,22 @@ from torch import nn
 
 from ..params.base import Flag, PositiveInt
 from .buffers import RolloutBuffer, compute_gae, successor_values
-from .common import RunTracker, TensorVecEnv, TrainResult, check_finite, deterministic_torch, resolve_device, seed_everything
-from .config import Activation, AgentConfig, AgentConfigError, Discount, Fraction, HiddenSizes, NonNegative, Positive
+from .config import (
+    Activation,
+    AgentConfig,
+    AgentConfigError,
+    Discount,
+    Fraction,
+    HiddenSizes,
+    NonNegative,
+    Positive,
+)
+from .errors import check_finite
 from .networks import ActorCriticPolicy, sample_categorical
+from .schedules import annealed_lr
+from .seeding import deterministic_torch, resolve_device, seed_everything
+from .tracking import RunTracker, TrainResult
+from .vec_env import TensorVecEnv
 
 
 class PPOConfig(AgentConfig):
@@ -78,8 +82,9 @@ class PPOConfig(AgentConfig):
         if self.num_minibatches > rollout:
             raise AgentConfigError(
                 f"{prefix}.num_minibatches={self.num_minibatches} is larger than the rollout "
-                f"({self.num_steps} num_steps x {num_envs} lanes = {rollout} transitions): each minibatch would be "
-                f"empty; use at most {rollout} minibatches or a longer rollout"
+                f"({self.num_steps} num_steps x {num_envs} lanes = {rollout} transitions): "
+                f"each minibatch would be empty; use at most {rollout} minibatches or a longer "
+                "rollout"
             )
 
 
@@ -101,7 +106,8 @@ def train_ppo(
         return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
 
 
-def ppo_loss(policy: ActorCriticPolicy, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid):
+def ppo_loss(policy: ActorCriticPolicy, cfg: PPOConfig, obs, actions, old_logprob, old_values,
+             adv, returns, valid):
     """Clipped PPO loss on one minibatch; returns (loss, pg_loss, v_loss, entropy, approx_kl)."""
     logits, value = policy(obs)
     logp_all = torch.log_softmax(logits, -1)
@@ -132,61 +138,80 @@ def ppo_loss(policy: ActorCriticPolicy, cfg: PPOConfig, obs, actions, old_logpro
 def _train(envs, cfg: PPOConfig, seed, dev, eval_fn, eval_every, patience, progress) -> TrainResult:
     gen = seed_everything(seed)
     env = TensorVecEnv(envs, dev)
-    B, T = env.num_envs, cfg.num_steps
-    policy = ActorCriticPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, algorithm="ppo").to(dev)
+    policy = ActorCriticPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation,
+                               algorithm="ppo").to(dev)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    buf = RolloutBuffer(T, B, env.obs_dim, dev)
-    batch = T * B
-    mb_size = max(1, batch // cfg.num_minibatches)
+    buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev)
+    batch = cfg.num_steps * env.num_envs
     num_updates = max(1, cfg.total_steps // batch)
-    tracker = RunTracker(policy, B, dev, total_steps=num_updates * batch, eval_fn=eval_fn, eval_every=eval_every,
-                         patience=patience, progress=progress, log_every=cfg.log_every, desc="ppo")
+    tracker = RunTracker(policy, env.num_envs, dev, total_steps=num_updates * batch,
+                         eval_fn=eval_fn, eval_every=eval_every, patience=patience,
+                         progress=progress, log_every=cfg.log_every, desc="ppo")
     obs = env.reset(seed=seed)
 
     for update in range(1, num_updates + 1):
         if cfg.anneal_lr:
-            optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - (update - 1.0) / num_updates)
-
-        # ---- rollout
-        policy.eval()
-        with torch.no_grad():
-            for t in range(T):
-                logits, value = policy(obs)
-                action = sample_categorical(logits, gen)
-                logprob = torch.log_softmax(logits, -1).gather(-1, action[:, None]).squeeze(-1)
-                step = env.step(action)
-                buf.store(t, obs, action, logprob, value, step)
-                tracker.on_step(step)
-                obs = step.obs
-            next_values = successor_values(buf, policy.value)
-            adv, returns = compute_gae(buf.rewards, buf.values, next_values, buf.terminated, buf.dones,
-                                       buf.valid, cfg.gamma, cfg.gae_lambda)
-
-        # ---- optimise
-        policy.train()
-        b_obs = buf.obs.reshape(batch, -1)
-        b_act, b_logp = buf.actions.reshape(-1), buf.logprobs.reshape(-1)
-        b_val, b_adv, b_ret, b_valid = buf.values.reshape(-1), adv.reshape(-1), returns.reshape(-1), buf.valid.reshape(-1)
-        for _epoch in range(cfg.update_epochs):
-            perm = torch.randperm(batch, generator=gen).to(dev)
-            kl_stop = False
-            for start in range(0, batch, mb_size):
-                mb = perm[start:start + mb_size]
-                loss, pg_loss, v_loss, ent, approx_kl = ppo_loss(
-                    policy, cfg, b_obs[mb], b_act[mb], b_logp[mb], b_val[mb], b_adv[mb], b_ret[mb], b_valid[mb])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
-                    kl_stop = True
-                    break
-            if kl_stop:
-                break
-        # a NaN/inf anywhere in the update poisons the weights, so the last minibatch's loss shows it
+            optimizer.param_groups[0]["lr"] = annealed_lr(cfg.learning_rate, update, num_updates)
+        obs = _collect_rollout(env, policy, buf, tracker, obs, gen)
+        adv, returns = _advantages(policy, buf, cfg)
+        loss, pg_loss, v_loss, ent = _optimise(policy, optimizer, buf, adv, returns, cfg, gen)
+        # a NaN/inf anywhere in the update poisons the weights: the last minibatch's loss shows it
         check_finite(loss.item(), "ppo", seed, update)
-        tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=ent.item())
+        tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(),
+                            entropy=ent.item())
         tracker.end_update(update, last=update == num_updates)
         if tracker.stop:
             break
     return tracker.finish()
+
+
+@torch.no_grad()
+def _collect_rollout(env: TensorVecEnv, policy: ActorCriticPolicy, buf: RolloutBuffer,
+                     tracker: RunTracker, obs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Fill ``buf`` with ``num_steps`` vector steps of the stochastic policy; return the
+    observation to act on next."""
+    policy.eval()
+    for t in range(buf.num_steps):
+        logits, value = policy(obs)
+        action = sample_categorical(logits, gen)
+        logprob = torch.log_softmax(logits, -1).gather(-1, action[:, None]).squeeze(-1)
+        step = env.step(action)
+        buf.store(t, obs, action, logprob, value, step)
+        tracker.on_step(step)
+        obs = step.obs
+    return obs
+
+
+@torch.no_grad()
+def _advantages(policy: ActorCriticPolicy, buf: RolloutBuffer, cfg: PPOConfig):
+    """GAE(lambda) advantages and returns of the rollout in ``buf``."""
+    next_values = successor_values(buf, policy.value)
+    return compute_gae(buf.rewards, buf.values, next_values, buf.terminated, buf.dones,
+                       buf.valid, cfg.gamma, cfg.gae_lambda)
+
+
+def _optimise(policy: ActorCriticPolicy, optimizer: torch.optim.Optimizer, buf: RolloutBuffer,
+              adv: torch.Tensor, returns: torch.Tensor, cfg: PPOConfig, gen: torch.Generator):
+    """``update_epochs`` passes over shuffled minibatches, stopping early once the approximate
+    KL exceeds ``target_kl``; returns the last minibatch's (loss, pg_loss, v_loss, entropy)."""
+    policy.train()
+    batch = buf.valid.numel()
+    mb_size = max(1, batch // cfg.num_minibatches)
+    b_obs = buf.obs.reshape(batch, -1)
+    b_act, b_logp = buf.actions.reshape(-1), buf.logprobs.reshape(-1)
+    b_val, b_valid = buf.values.reshape(-1), buf.valid.reshape(-1)
+    b_adv, b_ret = adv.reshape(-1), returns.reshape(-1)
+    for _epoch in range(cfg.update_epochs):
+        perm = torch.randperm(batch, generator=gen).to(b_obs.device)
+        for start in range(0, batch, mb_size):
+            mb = perm[start:start + mb_size]
+            loss, pg_loss, v_loss, ent, approx_kl = ppo_loss(
+                policy, cfg, b_obs[mb], b_act[mb], b_logp[mb], b_val[mb], b_adv[mb], b_ret[mb],
+                b_valid[mb])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
+                return loss, pg_loss, v_loss, ent
+    return loss, pg_loss, v_loss, ent

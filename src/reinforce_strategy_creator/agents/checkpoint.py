@@ -1,0 +1,49 @@
+"""Checkpoint selection on validation: keep the best-scoring weights, stop when patience runs out.
+
+One rule for every backend (the project's agents through ``RunTracker``, the SB3 callback in
+``sb3_backend``): a score improves when it is finite and strictly greater than the best so
+far (ties, NaN and infinities never do); every evaluation that does not improve counts
+towards ``patience`` and an improvement resets the count. See docs/agents.md
+("Calling convention") and docs/training.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .config import AgentConfigError
+
+
+class CheckpointSelector:
+    """Offered one validation score per evaluation; keeps the best state, says when to stop."""
+
+    def __init__(self, patience: int | None):
+        if patience is not None and int(patience) < 1:
+            raise AgentConfigError(f"patience must be a positive int or None, got {patience!r}")
+        self.patience = None if patience is None else int(patience)
+        self.best_state: Any = None
+        self.best_step: int | None = None
+        self.bad_evals = 0
+        self.should_stop = False
+        self._best = -math.inf
+
+    def offer(self, step: int, score: float, state_fn: Callable[[], Any]) -> bool:
+        """Record the evaluation at ``step``; ``state_fn()`` is called (to snapshot the
+        weights) only when ``score`` improves on the best so far. Returns whether it did."""
+        if math.isfinite(score) and score > self._best:
+            self._best = score
+            self.best_state = state_fn()
+            self.best_step = step
+            self.bad_evals = 0
+            return True
+        self.bad_evals += 1
+        if self.patience is not None and self.bad_evals >= self.patience:
+            self.should_stop = True
+        return False
+
+    @property
+    def best_score(self) -> float:
+        """Score of the kept checkpoint; NaN when none was kept (no finite score offered)."""
+        return self._best if self.best_state is not None else math.nan
