@@ -12,7 +12,6 @@ from .broker import (
     PriceDataError,
     RiskLimits,
     clear_halt,
-    execution_price_and_commission,
     reconcile,
     replay_trades,
     resolve_mode,
@@ -27,6 +26,6 @@ __all__ = [
     "DeploymentParams", "DeploymentSetup", "DriftMonitor", "DriftReference", "DriftThresholds", "LiveTradingRefused",
     "ModelRegistry", "PaperBroker", "PolicyOutputError", "PriceDataError", "PromotionRefused",
     "RegistryError", "RiskLimits", "build_reference", "clear_halt",
-    "drift_report", "execution_price_and_commission", "new_account", "psi", "reconcile",
+    "drift_report", "new_account", "psi", "reconcile",
     "replay_trades", "resolve_mode",
 ]
