@@ -387,7 +387,7 @@ def run_paper_session(
 ) -> dict[str, Any]:
     """Process the new feed bars into ``account`` (staged); return the session status.
 
-    Steps: check the feed; without a model, say why and trade nothing; check
+    Steps: check the feed and the account; without a model, say why and trade nothing; check
     the session's inputs and the policy's provenance; build the decision function and the
     drift monitor; run the broker; log and summarise what happened.
     """
@@ -396,6 +396,7 @@ def run_paper_session(
     env_params = EnvConfig.parse(environment).to_params()
     status = _session_status(model, account, mode)
     _check_feed(feed, train_table, account)  # bad feeds are refused first, model or not
+    _check_granularity(account, params.granularity, model.role)
     if not model.available:
         return _without_model(model, params.require_production_model, status)
 
@@ -407,7 +408,7 @@ def run_paper_session(
     broker = PaperBroker(account, initial_capital=float(env_params["initial_capital"]),
                          costs=CostModel.from_environment(env_params), limits=params.risk,
                          drift_check=_drift_monitor(train_table[names], live, params.drift),
-                         halt_on_drift=params.drift.halt_on_drift)
+                         halt_on_drift=params.drift.halt_on_drift, granularity=params.granularity)
     _log_model_switch(model, account)
     summary = broker.run(feed, decider, model_id=model.entry_id, start=paper_start)
     _log_session(model, account, summary)
@@ -433,6 +434,21 @@ def _check_feed(feed: pd.DataFrame, train_table: pd.DataFrame, account: StagedAc
     account already processed (docs/paper_trading.md, "Bad input")."""
     check_feed_matches_training(feed, train_table)
     check_feed_against_account(feed, account.history.get("equity", []), display_path(account.folder))
+
+
+def _check_granularity(account: StagedAccount, granularity: str, role: str) -> None:
+    """An existing account keeps the share granularity it was created with: a different
+    ``deployment.granularity`` is refused before anything is traded."""
+    state = account.state
+    if state is None or state.granularity == granularity:
+        return
+    raise PaperSessionError(
+        f"deployment.granularity is {granularity!r}, but the {role} paper account "
+        f"{display_path(account.folder)} trades {state.granularity!r} shares (recorded in its "
+        "state.json when it was created; an account never changes it). Nothing was traded and the "
+        f"account is unchanged. To fix: set deployment.granularity: {state.granularity}, or give "
+        f"the {role} account a new folder (its filepath in conf/base/catalog_deployment.yml) to "
+        f"start a {granularity} account.")
 
 
 def _without_model(model: ProductionModel, require_production_model: bool,
