@@ -17,12 +17,12 @@ from .broker import (
     resolve_mode,
 )
 from .drift import DriftMonitor, DriftReference, DriftThresholds, build_reference, drift_report, psi
-from .params import DeploymentParameterError, DeploymentParams, DeploymentSetup
+from .params import DeploymentParams, DeploymentSetup
 from .registry import ModelRegistry, PromotionRefused, RegistryError
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
 __all__ = [
-    "AccountState", "AccountStateError", "AccountStore", "CostModel", "DeploymentParameterError",
+    "AccountState", "AccountStateError", "AccountStore", "CostModel",
     "DeploymentParams", "DeploymentSetup", "DriftMonitor", "DriftReference", "DriftThresholds", "LiveTradingRefused",
     "ModelRegistry", "PaperBroker", "PolicyOutputError", "PriceDataError", "PromotionRefused",
     "RegistryError", "RiskLimits", "build_reference", "clear_halt",
