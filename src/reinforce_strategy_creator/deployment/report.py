@@ -108,7 +108,7 @@ def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, An
             f"{_FEED}: the feed ends at {feed.index[-1].date()}, but the paper account {account} "
             f"already processed bars up to {marks.index[-1].date()} (equity.jsonl): the feed is stale "
             "(an older copy of the file?). Point deployment.market_feed at the current feed "
-            "(--params deployment.feed_filepath=...); nothing was traded and the account is unchanged.")
+            "(--params deployment.feed.filepath=...); nothing was traded and the account is unchanged.")
     inside = marks[(marks.index >= feed.index[0]) & (marks.index <= feed.index[-1])]
     missing = inside.index.difference(feed.index)
     if len(missing):
