@@ -1,19 +1,14 @@
 """Project CLI commands merged into ``kedro`` (Kedro imports ``<package>.cli.cli``).
 
-* ``kedro models list | promote <id> [--force --reason ...] | rollback [--reason ...]``
-  manage the file-backed model registry. (Named ``models`` so that Kedro's built-in
-  ``kedro registry list|describe``, which lists pipelines, keeps working untouched.)
-* ``kedro paper status [--json]`` shows both paper accounts (production: the promoted model;
-  shadow: the newest registered champion); ``kedro paper clear-halt --reason ...
-  [--account shadow]`` clears a kill-switch or drift halt, recording who, when and why.
+What: ``kedro models list | promote <id> [--force --reason ...] | rollback [--reason ...]``
+manage the model registry (named ``models`` so that Kedro's own ``kedro registry`` keeps
+working); ``kedro paper status [--json]`` shows both paper accounts after checking that their
+logs reconcile; ``kedro paper clear-halt --reason ... [--account shadow]`` clears a halt,
+recording who, when and why. ``--json`` prints one JSON document on stdout (logs go to stderr).
 
-``--json`` output is one JSON document on stdout; logs go to stderr (conf/logging.yml), so
-``kedro models list --json | jq .`` works. Paths are shown relative to the project root.
-
-Limits come from ``deployment:`` in the project's parameters and the registry file / account
-folders from the catalog entries ``deployment.model_registry`` / ``deployment.account`` /
-``deployment.shadow_account`` (the same ones the pipeline uses), read with Kedro's ``OmegaConfigLoader`` (``conf/base``
-overlaid by ``--env``, default ``local``).
+Why here: people act on the registry and the accounts between pipeline runs, with the same
+parameters and catalog paths as the pipeline (read with Kedro's ``OmegaConfigLoader``,
+``conf/base`` overlaid by ``--env``). See docs/paper_trading.md ("Day to day").
 """
 
 from __future__ import annotations

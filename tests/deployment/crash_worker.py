@@ -9,13 +9,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from reinforce_strategy_creator.deployment import (  # noqa: E402
+from reinforce_strategy_creator.deployment import (
     AccountStore,
     CostModel,
     PaperBroker,
     RiskLimits,
 )
-from tests.deployment.conftest import alternating_policy, make_prices  # noqa: E402
+from tests.deployment.conftest import alternating_policy, make_prices
 
 
 def main() -> None:

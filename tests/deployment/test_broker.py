@@ -8,8 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-from reinforce_strategy_creator.params.base import ParameterError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +24,7 @@ from reinforce_strategy_creator.deployment import (
     replay_trades,
 )
 from reinforce_strategy_creator.deployment import state as state_mod
+from reinforce_strategy_creator.params.base import ParameterError
 
 from .conftest import alternating_policy, make_prices
 

@@ -7,8 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-from reinforce_strategy_creator.params.base import ParameterError
 from scipy.stats import ks_2samp
 
 from reinforce_strategy_creator.deployment import (
@@ -27,6 +25,7 @@ from reinforce_strategy_creator.deployment.drift import (
     drift_report,
     psi,
 )
+from reinforce_strategy_creator.params.base import ParameterError
 
 from .conftest import make_prices
 

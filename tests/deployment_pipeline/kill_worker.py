@@ -8,9 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
+import torch
 
-from tests.deployment_pipeline.world import World  # noqa: E402
+from tests.deployment_pipeline.world import World
 
 if __name__ == "__main__":
     torch.set_num_threads(1)

@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 
 from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, reconcile, replay_trades
+from reinforce_strategy_creator.deployment.session import PaperSessionError
 from reinforce_strategy_creator.env import fill_and_costs
+from reinforce_strategy_creator.env.execution import GRANULARITIES
+from reinforce_strategy_creator.params.base import ParameterError
+from reinforce_strategy_creator.params.deployment import DeploymentParams
 
 from .conftest import V1, V2
 from .world import raw_rows, write_feed
@@ -205,3 +209,40 @@ def test_a_policy_trained_with_another_scaler_is_refused(world):
         world.run()
     assert not (world.account / "state.json").exists()  # nothing traded, nothing half-written
     assert not (world.shadow_account / "state.json").exists()
+
+
+@pytest.mark.parametrize("granularity,other", [("fractional", "whole"), ("whole", "fractional")])
+def test_the_accounts_granularity_comes_from_the_parameter_and_never_changes(world, granularity, other):
+    """deployment.granularity opens both accounts at that granularity (recorded in state.json);
+    another value for an existing account is refused, naming the parameter and the account."""
+    world.params["deployment"]["granularity"] = granularity
+    world.write_evaluation(V1, passed=True)
+    status = world.run()
+    for role, folder in (("production", world.account), ("shadow", world.shadow_account)):
+        state = reconcile(AccountStore(folder))  # the logs replay to the state at this granularity
+        recorded = json.loads((folder / "state.json").read_text())
+        assert recorded["granularity"] == state.granularity == granularity
+        trades = AccountStore(folder).read_log("trades", state)
+        fractional_fills = [t["shares"] for t in trades if t["shares"] != int(t["shares"])]
+        assert trades and bool(fractional_fills) == (granularity == "fractional")
+        assert (state.exact_cash is not None) == (granularity == "fractional")
+        assert status[role]["equity"] == state.equity
+
+    before = (_files(world.account), _files(world.shadow_account))
+    write_feed(world.feed, end="2018-02-28")  # a new bar to trade
+    world.params["deployment"]["granularity"] = other
+    with pytest.raises(PaperSessionError) as info:
+        world.run(tags=["paper"])
+    message = str(info.value)
+    assert f"deployment.granularity is {other!r}" in message
+    assert f"production paper account {world.account} trades {granularity!r} shares" in message
+    assert f"set deployment.granularity: {granularity}" in message and "new folder" in message
+    assert (_files(world.account), _files(world.shadow_account)) == before  # nothing written
+
+
+def test_the_granularity_parameter_takes_the_kernels_values_only():
+    assert DeploymentParams.parse({}).granularity == "whole"
+    for value in GRANULARITIES:
+        assert DeploymentParams.parse({"granularity": value}).granularity == value
+    with pytest.raises(ParameterError, match=r"deployment\.granularity: Input should be 'whole' or 'fractional'"):
+        DeploymentParams.parse({"granularity": "half"})

@@ -16,9 +16,6 @@ from typing import Any
 
 import pandas as pd
 import torch
-import yaml
-
-from tests.conftest import catalog_config
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, Version
 from kedro.runner import SequentialRunner
@@ -38,6 +35,7 @@ from reinforce_strategy_creator.features import (
 )
 from reinforce_strategy_creator.market_data import normalise_prices
 from reinforce_strategy_creator.pipelines.deployment import create_pipeline
+from tests.conftest import catalog_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SP500 = ROOT / "data" / "01_raw" / "sp500_daily_1999_2018.csv"

@@ -1,30 +1,11 @@
-"""Kedro datasets over the deployment library: the model registry and the paper account.
+"""Kedro datasets over the deployment library: the model registry and the paper accounts.
 
-``ModelRegistryDataset`` (``filepath``: the registry ``.jsonl``; ``select``: ``production``
-    (default) or ``newest``)
-    *load* resolves the registry's production entry (``select: newest``: the most recently
-    registered entry, whatever its verdict, for the shadow account) to its policy artifact (the version the
-    evaluation recorded, read through :class:`PolicyArtifactDataset`, so JSON + safetensors
-    only) and returns a :class:`~reinforce_strategy_creator.deployment.session.ProductionModel`
-    (``available`` is false when nothing is in production / registered). *save* takes a
-    registration request (``deployment.registry.registration_request``) and applies it
-    idempotently; an absolute artifact path inside the project is stored relative to its root.
-    One name for both directions makes Kedro run registration before paper trading.
+What: :class:`ModelRegistryDataset` (a registry entry with its policy, and registration),
+:class:`GateDecisionLogDataset` (the evaluation gate's decisions in the same registry file)
+and :class:`PaperAccountDataset` (a staged paper account, published with one crash-safe commit).
 
-``PaperAccountDataset`` (``filepath``: the account folder)
-    *load* returns a :class:`~reinforce_strategy_creator.deployment.state.StagedAccount`
-    holding the committed state (``None`` for a new account); *save* publishes a staged batch
-    with the crash-safe commit of :class:`AccountStore` (nothing is written when nothing
-    changed; a concurrent writer makes it refuse).
-
-``GateDecisionLogDataset`` (``filepath``: the registry ``.jsonl``, the same file)
-    *load* returns every evaluation gate decision recorded in the registry, oldest first
-    (``[]`` when the file does not exist); *save* records one decision
-    (:meth:`ModelRegistry.record_gate_decision`: required ``data_fingerprint``, ``window``,
-    ``config_sha256``, ``passed``; appended under the registry's lock).
-
-Why custom datasets: these keep the nodes pure (no file access in nodes) while the
-registry and account keep their append-only, fsync'd, lock-protected formats.
+Why: they keep the nodes pure (no file access in nodes) while the registry and the accounts
+keep their append-only, fsync'd, lock-protected formats. See docs/paper_trading.md.
 """
 
 from __future__ import annotations
@@ -56,8 +37,18 @@ def _resolve_artifact(artifact_path: str, registry_path: Path) -> Path:
 
 
 class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
-    """``select: production`` (default): load the production entry; ``select: newest``: load the
-    most recently registered entry whatever its verdict (the shadow account's champion)."""
+    """The registry file (``filepath``, a ``.jsonl``) seen as one model.
+
+    *load*: with ``select: production`` (default) the registry's production entry, with
+    ``select: newest`` the most recently registered entry whatever its verdict (the shadow
+    account's champion), resolved to its policy artifact (the version the evaluation recorded,
+    read through :class:`PolicyArtifactDataset`, so JSON + safetensors only), as a
+    :class:`~reinforce_strategy_creator.deployment.session.ProductionModel` (``available`` is
+    false when there is none). *save*: applies a registration request
+    (``deployment.registry.registration_request``) idempotently; an absolute artifact path
+    inside the project is stored relative to its root. One name for both directions makes
+    Kedro run registration before paper trading.
+    """
 
     SELECT = ("production", "newest")
 
@@ -122,6 +113,14 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
 
 
 class GateDecisionLogDataset(AbstractDataset[dict, list]):
+    """The evaluation gate's decisions in the registry file (``filepath``, the same ``.jsonl``).
+
+    *load*: every recorded decision, oldest first (``[]`` when the file does not exist).
+    *save*: records one decision (:meth:`ModelRegistry.record_gate_decision`: required
+    ``data_fingerprint``, ``window``, ``config_sha256``, ``passed``; appended under the
+    registry's lock).
+    """
+
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = Path(filepath)
         self.metadata = metadata
@@ -142,6 +141,14 @@ class GateDecisionLogDataset(AbstractDataset[dict, list]):
 
 
 class PaperAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
+    """A paper account folder (``filepath``).
+
+    *load*: a :class:`~reinforce_strategy_creator.deployment.state.StagedAccount` holding the
+    committed state (``None`` for a new account). *save*: publishes the staged batch with the
+    crash-safe commit of :class:`AccountStore` (nothing is written when nothing changed; a
+    concurrent writer makes it refuse).
+    """
+
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = Path(filepath)
         self.metadata = metadata

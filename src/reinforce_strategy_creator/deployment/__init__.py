@@ -12,21 +12,20 @@ from .broker import (
     PriceDataError,
     RiskLimits,
     clear_halt,
-    execution_price_and_commission,
     reconcile,
     replay_trades,
     resolve_mode,
 )
 from .drift import DriftMonitor, DriftReference, DriftThresholds, build_reference, drift_report, psi
-from .params import DeploymentParameterError, DeploymentParams, DeploymentSetup
+from .params import DeploymentParams, DeploymentSetup
 from .registry import ModelRegistry, PromotionRefused, RegistryError
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
 __all__ = [
-    "AccountState", "AccountStateError", "AccountStore", "CostModel", "DeploymentParameterError",
+    "AccountState", "AccountStateError", "AccountStore", "CostModel",
     "DeploymentParams", "DeploymentSetup", "DriftMonitor", "DriftReference", "DriftThresholds", "LiveTradingRefused",
     "ModelRegistry", "PaperBroker", "PolicyOutputError", "PriceDataError", "PromotionRefused",
     "RegistryError", "RiskLimits", "build_reference", "clear_halt",
-    "drift_report", "execution_price_and_commission", "new_account", "psi", "reconcile",
+    "drift_report", "new_account", "psi", "reconcile",
     "replay_trades", "resolve_mode",
 ]

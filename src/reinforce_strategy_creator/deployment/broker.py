@@ -1,32 +1,14 @@
-"""Paper broker: turns one new bar at a time into fills, marks, risk checks and one decision.
+"""Paper broker: each new bar becomes one fill, one mark, the risk checks and one decision.
 
-What: :class:`PaperBroker` walks the bars of a price table that come after the account's last
-processed bar. For each bar t, in this order and committed as one unit (see :mod:`.state`):
+What: :class:`PaperBroker` processes the bars after an account's last processed bar, each
+committed as one unit (:mod:`.state`); :meth:`PaperBroker._process_bar` lists a bar's steps in
+the order of its timeline. Also here: the mode guard (:func:`resolve_mode`: only
+``paper_trading`` runs, no live adapter ships), reconciliation of the logs with the state
+(:func:`reconcile`) and clearing a halt (:func:`clear_halt`).
 
-1. day roll-over: a bar on a new calendar date resets the day-loss stop and the day's start equity;
-2. the order decided at bar t-1's close fills at bar t's reference price, ``Close[t]`` or
-   ``Open[t]`` as ``environment.fill_price`` says, through the environment's execution kernel
-   (``env.execution``: sizing, slippage against the trader, commission on traded notional);
-3. equity is marked at ``Close[t]`` (a short pays borrow, by the same kernel); peak equity and
-   drawdown are updated;
-4. risk: drawdown beyond ``max_drawdown`` halts the account (kill switch: flat from the next
-   open until a person clears it with ``kedro paper clear-halt``); a loss of ``max_daily_loss``
-   since the day's start sets the day-loss stop (no risk increase for orders decided that day);
-   an optional drift check may record alerts and halt the account;
-5. exactly one decision: the policy's target position (fraction of equity) is clipped to
-   ``max_position_fraction``, restricted by the stops above, and left pending for bar t+1.
-
-The policy only ever sees ``prices`` up to and including bar t, so nothing decided at t can
-depend on later data. Costs follow the environment's contract (docs/contracts.md).
-
-Granularity (fixed when the account is created, recorded in its state): ``whole`` shares
-(the default; money in integer cents) or ``fractional`` shares (money in float64 dollars, the
-environment's arithmetic in the environment's order, so the account reproduces a backtest of
-the same policy to the cent; cents derived for display, logs and risk checks).
-
-Mode guard: ``paper_trading`` is the default and the only mode this package can execute.
-``live_trading`` is refused with :class:`LiveTradingRefused` because no live broker adapter
-ships with the project; credentials are never logged or written.
+Why: a paper account must trade exactly as the agents were trained and evaluated (sizes,
+fills and costs come from the environment's execution kernel, ``env.execution``) and decide
+on nothing after bar t. Timing, costs, share granularity and risk limits: docs/paper_trading.md.
 """
 
 from __future__ import annotations
@@ -40,17 +22,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
+import pandas as pd
 from pydantic import Field
 
-import pandas as pd
-
-from ..env import EnvConfig, fill_and_costs
+from ..env import EnvConfig
 from ..env import execution as ex
 from ..env.config import DEFAULT_FILL_PRICE
+from ..env.ops import SCALAR
 from ..errors import InputError
 from ..params.base import Number, ParameterError
 from ..params.deployment import RiskParams
-from ..env.ops import SCALAR
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
 logger = logging.getLogger(__name__)
@@ -94,22 +75,6 @@ class CostModel:
         env = EnvConfig.parse(environment)
         return cls(commission_bps=env.commission_bps, slippage_bps=env.slippage_bps,
                    borrow_bps_per_bar=env.borrow_bps_per_bar, fill_price=env.fill_price)
-
-
-def execution_price_and_commission(
-    open_price: float, delta_shares: float, costs: CostModel
-) -> tuple[float, float]:
-    """Fill price and commission for trading ``delta_shares`` at ``open_price``.
-
-    This *is* the training environment's cost model: it calls
-    :func:`reinforce_strategy_creator.env.fill_and_costs` (the fill is the open moved by
-    ``slippage_bps`` against the trader, commission is ``commission_bps`` of the traded
-    notional at the fill price), so agents and the paper account can never disagree.
-    """
-    fill, commission, _slippage = fill_and_costs(
-        open_price, delta_shares, costs.commission_bps, costs.slippage_bps
-    )
-    return fill, commission
 
 
 # ---------------------------------------------------------------------------------------
@@ -191,20 +156,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def validate_prices(prices: pd.DataFrame, source: str = "prices") -> None:
+def validate_prices(prices: pd.DataFrame) -> None:
+    """The price table's shape: a sorted, unique, tz-naive DatetimeIndex with Open and Close."""
     if not isinstance(prices, pd.DataFrame) or not isinstance(prices.index, pd.DatetimeIndex):
-        raise PriceDataError(f"{source}: expected a DataFrame with a DatetimeIndex of bars.")
+        raise PriceDataError("prices: expected a DataFrame with a DatetimeIndex of bars.")
     missing = [c for c in ("Open", "Close") if c not in prices.columns]
     if missing:
-        raise PriceDataError(f"{source}: missing columns {missing}; need Open and Close.")
+        raise PriceDataError(f"prices: missing columns {missing}; need Open and Close.")
     if prices.index.tz is not None:
-        raise PriceDataError(f"{source}: index must be tz-naive like primary_prices.")
+        raise PriceDataError("prices: index must be tz-naive like primary_prices.")
     if not prices.index.is_monotonic_increasing or not prices.index.is_unique:
-        raise PriceDataError(f"{source}: index must be sorted and unique; sort and de-duplicate it.")
+        raise PriceDataError("prices: index must be sorted and unique; sort and de-duplicate it.")
 
 
 class PaperBroker:
-    """Processes new bars into one paper account folder. See the module docstring.
+    """Processes new bars into one paper account folder, one committed unit per bar.
 
     ``granularity``: ``"whole"`` or ``"fractional"`` shares for a new account; ``None`` (the
     default) means the account's recorded granularity, and ``whole`` for a new account. An
@@ -250,28 +216,28 @@ class PaperBroker:
         """
         validate_prices(prices)
         with self.store.locked():
-            if not self.store.exists():
-                self.store.initialize(new_account(self.initial_capital, model_id,
-                                                  self.granularity or "whole"))
-            state = self.store.load()
-            if self.granularity is not None and state.granularity != self.granularity:
-                raise AccountStateError(
-                    f"{self.store.folder}: the account trades {state.granularity} shares (recorded "
-                    f"when it was created) and cannot switch to {self.granularity} shares; use a new "
-                    "account folder for another granularity. Nothing was traded.")
+            state = self._open_account(model_id)
             self._rules = execution_rules(self.costs, state.granularity)
-            start_i = 0
-            if state.last_bar is not None:
-                start_i = int(prices.index.searchsorted(pd.Timestamp(state.last_bar), side="right"))
-            elif start is not None:
-                start_i = int(prices.index.searchsorted(pd.Timestamp(start), side="left"))
-            start = start_i
-            stop = len(prices) if max_bars is None else min(len(prices), start + max_bars)
-            first = None
-            for i in range(start, stop):
+            first = first_bar_to_process(prices.index, state.last_bar, start)
+            stop = len(prices) if max_bars is None else min(len(prices), first + max_bars)
+            first_bar = None
+            for i in range(first, stop):
                 state = self._process_bar(state, prices, i, decide, model_id)
-                first = first or state.last_bar
-            return RunSummary(stop - start, first, state.last_bar, state)
+                first_bar = first_bar or state.last_bar
+            return RunSummary(stop - first, first_bar, state.last_bar, state)
+
+    def _open_account(self, model_id: str | None) -> AccountState:
+        """The committed account; a folder without one gets a new, flat account holding
+        ``initial_capital`` in cash. Another granularity than the recorded one is refused."""
+        if not self.store.exists():
+            self.store.initialize(new_account(self.initial_capital, model_id, self.granularity or "whole"))
+        state = self.store.load()
+        if self.granularity is not None and state.granularity != self.granularity:
+            raise AccountStateError(
+                f"{self.store.folder}: the account trades {state.granularity} shares (recorded "
+                f"when it was created) and cannot switch to {self.granularity} shares; use a new "
+                "account folder for another granularity. Nothing was traded.")
+        return state
 
     # -- one bar -------------------------------------------------------------------------
     def _process_bar(
@@ -282,45 +248,55 @@ class PaperBroker:
         decide: Decide,
         model_id: str | None,
     ) -> AccountState:
-        ts = prices.index[i]
-        bar = _iso(ts)
-        open_, close = float(prices["Open"].iloc[i]), float(prices["Close"].iloc[i])
-        if not (math.isfinite(open_) and math.isfinite(close) and open_ > 0 and close > 0):
-            raise PriceDataError(
-                f"prices: bar {bar} has Open={open_!r}, Close={close!r}; prices must be finite "
-                "and positive. Fix the source data; nothing was traded for this bar."
-            )
-        events: list[dict[str, Any]] = []
-        trades: list[dict[str, Any]] = []
-        s = state
+        """Bar ``i``, in the order of its timeline; its log lines and new state are committed
+        as one unit (all or nothing, see :mod:`.state`)."""
+        bar = _Bar.of(prices, i)
+        history = prices.iloc[: i + 1]  # all that the policy and the drift check may see
+        s, events = self._switch_model(state, bar, model_id)
+        s = self._roll_day(s, bar)
+        s, trades = self._fill_pending_order(s, bar)
+        s, mark = self._mark_at_close(s, bar)
+        s, risk_events = self._apply_risk_checks(s, bar, history)
+        s, order = self._decide(s, bar, history, decide)
+        return self.store.commit(
+            s, {"orders": [order], "trades": trades, "equity": [mark], "events": events + risk_events})
 
-        if model_id is not None and model_id != s.active_model_id:
-            events.append({"bar": bar, "kind": "model_switch", "from": s.active_model_id,
-                           "to": model_id})
-            s = dataclasses.replace(s, active_model_id=model_id)
+    @staticmethod
+    def _switch_model(s: AccountState, bar: _Bar, model_id: str | None) -> tuple[AccountState, list[dict]]:
+        """Another model takes over: record a ``model_switch`` event; the account (cash, shares,
+        history) continues."""
+        if model_id is None or model_id == s.active_model_id:
+            return s, []
+        event = {"bar": bar.at, "kind": "model_switch", "from": s.active_model_id, "to": model_id}
+        return dataclasses.replace(s, active_model_id=model_id), [event]
 
-        # 1. day roll-over
-        day = ts.date().isoformat()
-        if day != s.day:
-            s = dataclasses.replace(s, day=day, day_start_equity_cents=s.equity_cents,
-                                    day_loss_stop=False)
+    @staticmethod
+    def _roll_day(s: AccountState, bar: _Bar) -> AccountState:
+        """A bar on a new calendar date resets the day-loss stop and the day's start equity."""
+        if bar.day == s.day:
+            return s
+        return dataclasses.replace(s, day=bar.day, day_start_equity_cents=s.equity_cents, day_loss_stop=False)
 
-        # 2. fill the order decided at the previous bar's close, at this bar's reference price
-        ref = close if self.costs.fill_price == "next_close" else open_
-        shares_before, delta, fill = s.shares, 0, ref
+    def _fill_pending_order(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
+        """Fill the order decided at the previous bar's close at this bar's reference price
+        (``Close`` or ``Open``, as ``environment.fill_price`` says), then update the holding's
+        entry price and bars held (the observation's inputs) with the kernel, as the env does."""
+        ref = bar.close if self.costs.fill_price == "next_close" else bar.open
+        shares_before, delta, fill, trades = s.shares, 0, ref, []
         if s.pending_target is not None:
-            s, trade = self._fill(s, bar, ref)
+            s, trade = self._fill(s, bar.at, ref)
             if trade is not None:
                 trades.append(trade)
                 delta, fill = trade["shares"], trade["fill_price"]
             s = dataclasses.replace(s, pending_target=None, pending_decided_at=None)
-        # entry price and bars held of the holding (the observation's inputs), by the kernel
         _, entry, held_bars = ex.position_after(
             SCALAR, float(shares_before), float(delta), fill, s.entry_price, s.bars_held)
-        s = dataclasses.replace(s, entry_price=entry, bars_held=held_bars)
+        return dataclasses.replace(s, entry_price=entry, bars_held=held_bars), trades
 
-        # 3. mark at the close; a short pays borrow on its notional at the mark, as in the env
-        borrow, cash, equity = ex.mark(SCALAR, self._rules, s.cash, float(s.shares), close)
+    def _mark_at_close(self, s: AccountState, bar: _Bar) -> tuple[AccountState, dict[str, Any]]:
+        """Mark equity at the close (a short pays borrow on its notional, as in the env);
+        update peak equity and position. Returns the state and the bar's equity mark."""
+        borrow, cash, equity = ex.mark(SCALAR, self._rules, s.cash, float(s.shares), bar.close)
         borrow_cents = round(borrow * 100)
         if s.fractional:
             exact = {"cash": cash, "equity": equity, "borrow": borrow}
@@ -330,109 +306,120 @@ class PaperBroker:
             exact = {}
             cash_cents = s.cash_cents - borrow_cents
             s = dataclasses.replace(s, cash_cents=cash_cents,
-                                    equity_cents=cash_cents + round(s.shares * close * 100))
-        equity_cents = s.equity_cents
-        peak = max(s.peak_equity_cents, equity_cents)
-        position = (s.shares * close / s.equity) if equity_cents > 0 else 0.0
-        s = dataclasses.replace(s, peak_equity_cents=peak, position=position, last_close=close)
-
-        # 4. risk checks
-        lim = self.limits
-        if lim.max_drawdown is not None and not s.halted and s.drawdown <= -lim.max_drawdown:
-            reason = (f"max drawdown kill switch: drawdown {s.drawdown:.4%} at {bar} breached "
-                      f"deployment.risk.max_drawdown={lim.max_drawdown}")
-            s = dataclasses.replace(s, halted=True, halt_reason=reason)
-            events.append({"bar": bar, "kind": "halt", "cause": "max_drawdown", "reason": reason})
-        if (lim.max_daily_loss is not None and not s.day_loss_stop and s.day_start_equity_cents > 0
-                and equity_cents <= s.day_start_equity_cents * (1 - lim.max_daily_loss)):
-            loss = equity_cents / s.day_start_equity_cents - 1
-            s = dataclasses.replace(s, day_loss_stop=True)
-            events.append({"bar": bar, "kind": "day_loss_stop", "day": day, "loss": loss,
-                           "reason": f"day loss {loss:.4%} breached "
-                                     f"deployment.risk.max_daily_loss={lim.max_daily_loss}"})
-        history = prices.iloc[: i + 1]
-        if self.drift_check is not None:
-            alerts = self.drift_check(history)
-            for alert in alerts:
-                events.append({"bar": bar, "kind": "drift_alert", **alert})
-            if alerts and self.halt_on_drift and not s.halted:
-                feats = sorted({str(a.get("feature")) for a in alerts})
-                reason = f"drift alert on {feats} at {bar}; flat until a person clears it"
-                s = dataclasses.replace(s, halted=True, halt_reason=reason)
-                events.append({"bar": bar, "kind": "halt", "cause": "drift", "reason": reason})
-
-        # 5. exactly one decision for this bar
-        policy_target = None
-        if s.halted:
-            target, why = 0.0, "halted: " + str(s.halt_reason)
-        else:
-            raw = decide(history, s)
-            try:
-                policy_target = float(raw)
-            except (TypeError, ValueError) as exc:
-                raise PolicyOutputError(
-                    f"decision at bar {bar} returned {raw!r}, not a number; nothing was traded."
-                ) from exc
-            if not math.isfinite(policy_target):
-                raise PolicyOutputError(
-                    f"decision at bar {bar} returned {policy_target!r}; a target position must "
-                    "be finite. Check the policy and its features; nothing was traded."
-                )
-            cap = lim.max_position_fraction
-            target = min(max(policy_target, -cap), cap)
-            why = "policy" if target == policy_target else "clipped to max_position_fraction"
-            if s.day_loss_stop:
-                current = s.position
-                if target * current < 0 or (current == 0 and target != 0):
-                    target, why = 0.0, "day-loss stop: no new risk"
-                elif abs(target) > abs(current):
-                    target, why = math.copysign(abs(current), target), "day-loss stop: capped"
-        order = {"bar": bar, "policy_target": policy_target, "target": target, "reason": why,
-                 "model_id": s.active_model_id,
-                 "fills_at": "next bar " + ("close" if self.costs.fill_price == "next_close" else "open")}
-        s = dataclasses.replace(s, pending_target=target, pending_decided_at=bar, last_bar=bar,
-                                bars_processed=s.bars_processed + 1)
-        mark = {"bar": bar, "open": open_, "close": close, "cash_cents": s.cash_cents,
+                                    equity_cents=cash_cents + round(s.shares * bar.close * 100))
+        position = (s.shares * bar.close / s.equity) if s.equity_cents > 0 else 0.0
+        s = dataclasses.replace(s, peak_equity_cents=max(s.peak_equity_cents, s.equity_cents),
+                                position=position, last_close=bar.close)
+        mark = {"bar": bar.at, "open": bar.open, "close": bar.close, "cash_cents": s.cash_cents,
                 "shares": s.shares, "equity_cents": s.equity_cents, "position": s.position,
                 "peak_equity_cents": s.peak_equity_cents, "drawdown": s.drawdown,
                 "borrow_cents": borrow_cents, **exact}
-        return self.store.commit(
-            s, {"orders": [order], "trades": trades, "equity": [mark], "events": events}
-        )
+        return s, mark
 
+    # -- risk checks: each may only add a restriction --------------------------------------
+    def _apply_risk_checks(self, s: AccountState, bar: _Bar,
+                           history: pd.DataFrame) -> tuple[AccountState, list[dict]]:
+        """The risk limits at the close, in this order: the drawdown kill switch, the day-loss
+        stop, the optional drift check. Returns the state and the events they record."""
+        s, halt = self._drawdown_kill_switch(s, bar)
+        s, stop = self._day_loss_stop(s, bar)
+        s, drift = self._drift_check(s, bar, history)
+        return s, halt + stop + drift
+
+    def _drawdown_kill_switch(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
+        """Drawdown beyond ``max_drawdown`` halts the account: flat from the next bar until a
+        person clears it (``kedro paper clear-halt``)."""
+        limit = self.limits.max_drawdown
+        if limit is None or s.halted or s.drawdown > -limit:
+            return s, []
+        reason = (f"max drawdown kill switch: drawdown {s.drawdown:.4%} at {bar.at} breached "
+                  f"deployment.risk.max_drawdown={limit}")
+        event = {"bar": bar.at, "kind": "halt", "cause": "max_drawdown", "reason": reason}
+        return dataclasses.replace(s, halted=True, halt_reason=reason), [event]
+
+    def _day_loss_stop(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
+        """A loss of ``max_daily_loss`` since the day's start sets the day-loss stop: orders
+        decided for the rest of the day may not increase risk."""
+        limit, start = self.limits.max_daily_loss, s.day_start_equity_cents
+        if limit is None or s.day_loss_stop or start <= 0 or s.equity_cents > start * (1 - limit):
+            return s, []
+        loss = s.equity_cents / start - 1
+        event = {"bar": bar.at, "kind": "day_loss_stop", "day": bar.day, "loss": loss,
+                 "reason": f"day loss {loss:.4%} breached deployment.risk.max_daily_loss={limit}"}
+        return dataclasses.replace(s, day_loss_stop=True), [event]
+
+    def _drift_check(self, s: AccountState, bar: _Bar,
+                     history: pd.DataFrame) -> tuple[AccountState, list[dict]]:
+        """Record the drift monitor's alerts; with ``halt_on_drift`` an alert halts the account
+        (flat until a person clears it)."""
+        if self.drift_check is None:
+            return s, []
+        alerts = self.drift_check(history)
+        events = [{"bar": bar.at, "kind": "drift_alert", **alert} for alert in alerts]
+        if alerts and self.halt_on_drift and not s.halted:
+            feats = sorted({str(a.get("feature")) for a in alerts})
+            reason = f"drift alert on {feats} at {bar.at}; flat until a person clears it"
+            s = dataclasses.replace(s, halted=True, halt_reason=reason)
+            events.append({"bar": bar.at, "kind": "halt", "cause": "drift", "reason": reason})
+        return s, events
+
+    # -- the decision ----------------------------------------------------------------------
+    def _decide(self, s: AccountState, bar: _Bar, history: pd.DataFrame,
+                decide: Decide) -> tuple[AccountState, dict[str, Any]]:
+        """Exactly one decision for this bar: flat when halted, else the policy's target within
+        the risk limits. It stays pending and fills at the next bar. Returns the order record."""
+        if s.halted:
+            policy_target, target, why = None, 0.0, "halted: " + str(s.halt_reason)
+        else:
+            policy_target = _as_target(decide(history, s), bar.at)
+            target, why = self._limit_target(policy_target, s)
+        fills_at = "close" if self.costs.fill_price == "next_close" else "open"
+        order = {"bar": bar.at, "policy_target": policy_target, "target": target, "reason": why,
+                 "model_id": s.active_model_id, "fills_at": "next bar " + fills_at}
+        s = dataclasses.replace(s, pending_target=target, pending_decided_at=bar.at, last_bar=bar.at,
+                                bars_processed=s.bars_processed + 1)
+        return s, order
+
+    def _limit_target(self, policy_target: float, s: AccountState) -> tuple[float, str]:
+        """The target within ``max_position_fraction`` and, under the day-loss stop, no new
+        risk (no new position, no flip, no larger size); with the reason."""
+        cap = self.limits.max_position_fraction
+        target = min(max(policy_target, -cap), cap)
+        why = "policy" if target == policy_target else "clipped to max_position_fraction"
+        if s.day_loss_stop:
+            current = s.position
+            if target * current < 0 or (current == 0 and target != 0):
+                return 0.0, "day-loss stop: no new risk"
+            if abs(target) > abs(current):
+                return math.copysign(abs(current), target), "day-loss stop: capped"
+        return target, why
+
+    # -- fills -------------------------------------------------------------------------------
     def _fill(self, s: AccountState, bar: str, ref: float) -> tuple[AccountState, dict | None]:
+        """Trade toward the pending target, only when it changed (like the env), with the
+        kernel's size, fill price and costs; booked at the account's granularity."""
         target = float(s.pending_target)
-        if target == s.held_target:  # like the env: trade only when the target changes
+        if target == s.held_target:
             return s, None
         s = dataclasses.replace(s, held_target=target)
-        rules = self._rules
         delta, fill, commission, slippage = ex.execute_order(
-            SCALAR, rules, target, s.cash, float(s.shares), ref)
+            SCALAR, self._rules, target, s.cash, float(s.shares), ref)
         trade = {"bar": bar, "decided_at": s.pending_decided_at, "reference_price": ref,
                  "fill_rule": self.costs.fill_price, "target": target}
         if s.fractional:
-            if delta == 0.0:
-                return s, None
-            cash = ex.cash_after_fill(s.exact_cash, delta, fill, commission)
-            shares = s.shares + delta
-            trade.update(
-                side="buy" if delta > 0 else "sell", shares=delta, fill_price=fill,
-                notional_cents=round(delta * fill * 100), commission_cents=round(commission * 100),
-                slippage_cents=round(slippage * 100), cash_after_cents=round(cash * 100),
-                shares_after=shares, commission=commission, slippage=slippage, cash_after=cash)
-            return dataclasses.replace(s, exact_cash=cash, cash_cents=round(cash * 100),
-                                       shares=shares), trade
+            return _book_fractional(s, trade, delta, fill, commission, slippage)
+        return self._book_whole(s, trade, int(delta), ref, target)
 
-        # whole shares, integer cents: each amount is rounded to the cent once, then booked
-        delta = int(delta)
-
+    def _book_whole(self, s: AccountState, trade: dict[str, Any], delta: int, ref: float,
+                    target: float) -> tuple[AccountState, dict | None]:
+        """Whole shares, integer cents: each amount is rounded to the cent once, then booked;
+        a long target within [0, 1] never borrows (a share less if cent rounding would)."""
         def booked(d: int) -> tuple[int, int, int, float, float]:
-            f, comm, slip = ex.fill_price_and_costs(SCALAR, rules, ref, float(d))
+            f, comm, slip = ex.fill_price_and_costs(SCALAR, self._rules, ref, float(d))
             notional, commission_cents = round(d * f * 100), round(comm * 100)
             return s.cash_cents - notional - commission_cents, notional, commission_cents, slip, f
 
         new_cash, notional, commission_cents, slippage, fill = booked(delta)
-        # Safety net (cent rounding): no leverage for targets within [0, 1].
         while delta > 0 and 0 <= target <= 1 and new_cash < 0:
             delta -= 1
             new_cash, notional, commission_cents, slippage, fill = booked(delta)
@@ -444,6 +431,72 @@ class PaperBroker:
             notional_cents=notional, commission_cents=commission_cents,
             slippage_cents=round(slippage * 100), cash_after_cents=new_cash, shares_after=new_shares)
         return dataclasses.replace(s, cash_cents=new_cash, shares=new_shares), trade
+
+
+@dataclass(frozen=True)
+class _Bar:
+    """One bar as the broker books it: time stamp (as logged), calendar date, Open and Close."""
+
+    at: str
+    day: str
+    open: float
+    close: float
+
+    @classmethod
+    def of(cls, prices: pd.DataFrame, i: int) -> _Bar:
+        """Bar ``i`` of ``prices``; prices that are not finite and positive are refused."""
+        ts = prices.index[i]
+        bar = _iso(ts)
+        open_, close = float(prices["Open"].iloc[i]), float(prices["Close"].iloc[i])
+        if not (math.isfinite(open_) and math.isfinite(close) and open_ > 0 and close > 0):
+            raise PriceDataError(
+                f"prices: bar {bar} has Open={open_!r}, Close={close!r}; prices must be finite "
+                "and positive. Fix the source data; nothing was traded for this bar."
+            )
+        return cls(bar, ts.date().isoformat(), open_, close)
+
+
+def _as_target(raw: Any, bar: str) -> float:
+    """The decision function's output as a finite target position, or a :class:`PolicyOutputError`."""
+    try:
+        target = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise PolicyOutputError(
+            f"decision at bar {bar} returned {raw!r}, not a number; nothing was traded."
+        ) from exc
+    if not math.isfinite(target):
+        raise PolicyOutputError(
+            f"decision at bar {bar} returned {target!r}; a target position must "
+            "be finite. Check the policy and its features; nothing was traded."
+        )
+    return target
+
+
+def _book_fractional(s: AccountState, trade: dict[str, Any], delta: float, fill: float,
+                     commission: float, slippage: float) -> tuple[AccountState, dict | None]:
+    """Fractional shares, float64 dollars: the kernel's amounts booked as they are (the env's
+    arithmetic), their cents derived by rounding."""
+    if delta == 0.0:
+        return s, None
+    cash = ex.cash_after_fill(s.exact_cash, delta, fill, commission)
+    shares = s.shares + delta
+    trade.update(
+        side="buy" if delta > 0 else "sell", shares=delta, fill_price=fill,
+        notional_cents=round(delta * fill * 100), commission_cents=round(commission * 100),
+        slippage_cents=round(slippage * 100), cash_after_cents=round(cash * 100),
+        shares_after=shares, commission=commission, slippage=slippage, cash_after=cash)
+    return dataclasses.replace(s, exact_cash=cash, cash_cents=round(cash * 100), shares=shares), trade
+
+
+def first_bar_to_process(index: pd.DatetimeIndex, last_bar: str | None,
+                         start: pd.Timestamp | str | None = None) -> int:
+    """Position in ``index`` of the first bar to process: the bar after the account's last
+    processed bar; for a new account the first bar on or after ``start`` (else the first)."""
+    if last_bar is not None:
+        return int(index.searchsorted(pd.Timestamp(last_bar), side="right"))
+    if start is not None:
+        return int(index.searchsorted(pd.Timestamp(start), side="left"))
+    return 0
 
 
 def execution_rules(costs: CostModel, granularity: str = "whole") -> ex.ExecutionRules:

@@ -1,26 +1,18 @@
 """Feature drift monitor: PSI on fixed training-quantile bins and the two-sample KS statistic.
 
-What: :func:`build_reference` freezes, from the *training* features, per-feature bin edges
-(the training quantiles, so every bin holds about the same share of training rows) plus the
-training values themselves. :func:`drift_report` compares a live window of the same features
-against that reference and flags features whose PSI or KS statistic crosses its threshold.
-:class:`DriftMonitor` turns the report into alert records for the paper broker, which can
-halt (go flat) until a person clears the halt with ``kedro paper clear-halt``.
+What: :func:`build_reference` freezes the training features' distribution, :func:`drift_report`
+compares a live window of the same features with it, :func:`calibrate_thresholds` sets
+per-feature thresholds from the training period's own windows, and :class:`DriftMonitor`
+turns reports into the alert records the paper broker logs (and may halt on).
 
-PSI = sum_i (a_i - e_i) * ln(a_i / e_i) over bins i, with e_i / a_i the training / live shares.
-The outer bins are open (-inf, q_1] and (q_{k-1}, +inf), so live values outside the training
-range still count. Epsilon: a share of exactly zero would make ln undefined, so every share is
-floored at ``eps`` (default 1e-4) *without* renormalising; the floor only matters for empty
-bins and is reported in the result. Repeated quantiles (discrete features) are merged, so a
-feature may have fewer than ``n_bins`` bins. NaN rows (indicator warm-up) are dropped per
-feature before comparing. KS uses :func:`scipy.stats.ks_2samp` (two-sided, exact/asymptotic
-chosen by scipy). PSI itself is a few lines of numpy; no maintained library offers it with
-fixed reference bins, hence hand-written here.
+Why: a policy trading on features unlike its training data should be noticed by a person.
+PSI on fixed reference bins is a few lines of numpy that no maintained library offers, hence
+hand-written; KS is scipy's ``ks_2samp``. Definitions, thresholds and measured alert rates:
+docs/paper_trading.md ("Drift monitor").
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +64,7 @@ class DriftReference:
 
 
 def _clean(series: pd.Series, where: str) -> np.ndarray:
+    """A feature column's values without its NaN rows (indicator warm-up); infinities are refused."""
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
     if np.isinf(values).any():
         raise DriftConfigError(f"{where}: column {series.name!r} has infinite values; fix the features.")
@@ -86,14 +79,20 @@ def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, eps: float = 1e-4) -> float:
-    """Population stability index of two share vectors (zero shares floored at ``eps``)."""
+    """Population stability index sum_i (a_i - e_i) * ln(a_i / e_i) of two share vectors.
+
+    A share of exactly zero would make ln undefined, so every share is floored at ``eps``
+    *without* renormalising: the floor only matters for empty bins."""
     e = np.maximum(np.asarray(expected, float), eps)
     a = np.maximum(np.asarray(actual, float), eps)
     return float(np.sum((a - e) * np.log(a / e)))
 
 
 def build_reference(train_features: pd.DataFrame, n_bins: int = 10) -> DriftReference:
-    """Fix bins at the training-feature quantiles (1/n_bins … (n_bins-1)/n_bins)."""
+    """Fix bins at the training-feature quantiles (1/n_bins … (n_bins-1)/n_bins), so every bin
+    holds about the same share of training rows; the outer bins are open, so live values outside
+    the training range still count. Repeated quantiles (discrete features) are merged, so a
+    feature may have fewer than ``n_bins`` bins. The training values are kept for KS."""
     if not isinstance(n_bins, int) or n_bins < 2:
         raise DriftConfigError(f"deployment.drift.n_bins must be an integer >= 2, got {n_bins!r}")
     if train_features.shape[1] == 0:

@@ -11,13 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..env.config import EnvConfig
-from ..params.base import ParameterError
 from ..params.deployment import DeploymentParams, DriftParams, RiskParams
 
-#: Kept for callers that catch deployment's own parameter errors.
-DeploymentParameterError = ParameterError
-
-__all__ = ["DeploymentParameterError", "DeploymentParams", "DeploymentSetup", "DriftParams", "RiskParams"]
+__all__ = ["DeploymentParams", "DeploymentSetup", "DriftParams", "RiskParams"]
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,16 @@
 """File-backed model registry: an append-only JSON-lines history folded into current state.
 
-What: every evaluated champion is *registered* as a candidate with its artifact reference
-(agent, version timestamp string, seed, optional artifact path), metrics and the evaluation
-verdict. Events then move entries through ``candidate -> production -> archived``:
+What: :class:`ModelRegistry` registers evaluated champions as candidates and moves them through
+``candidate -> production -> archived`` (``promote``, refused for a failed verdict unless
+forced with a reason, which is recorded; ``rollback``); it also records the evaluation gate's
+decisions. The current state is :func:`fold` of the events.
 
-* ``register``  adds a candidate;
-* ``promote``   makes a candidate (or archived entry) production and archives the previous
-                production; refused unless ``verdict.passed`` is true, and ``force=True`` with a
-                reason overrides that, recording who, when and why;
-* ``rollback``  archives the current production and restores the one before it;
-* ``gate_decision`` records an evaluation gate's decision (data fingerprint, window, config
-                hash, passed, ...); it changes no entry (see :meth:`ModelRegistry.gate_decisions`).
-
-Why this design: the history file is the only source of truth and is never rewritten; the
-current state is ``fold(events)``, so an audit can always tell who promoted what and why.
-Every write reads the history, checks it and computes the new event(s) from that state
-while holding one exclusive ``flock``, then appends them as complete lines with ``fsync``
-before releasing it: two writers (a promote and a rollback from two terminals, say) can never
-interleave between the read and the append, so the history always folds. A process
-killed mid-append leaves at most one torn final line without its newline: readers ignore
-it (the event was never acknowledged) and the next writer truncates it before appending.
-A malformed line *before* the end is real corruption and raises :class:`RegistryError`.
-Hand-written because the alternatives (MLflow, a database server) are far heavier than a
-single auditable text file and the project runs without external services.
+Why: the history is the only source of truth and is never rewritten, so an audit can always
+tell who promoted what and why. Every write reads, checks and appends under one ``flock``, so
+concurrent writers cannot leave a history that does not fold; a torn last line (a writer
+killed mid-append) was never acknowledged: it is ignored and truncated before the next append.
+Hand-written because MLflow or a database server are far heavier than one auditable text
+file. See docs/paper_trading.md ("State files").
 """
 
 from __future__ import annotations
@@ -38,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_io import append_lines_durable, exclusive_lock
-from ..paths import resolve_in_project
 from ..errors import InputError
+from ..paths import resolve_in_project
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 _ID_PART = re.compile(r"^[A-Za-z0-9_.:\-]+$")
@@ -77,9 +65,6 @@ class RegistryState:
     production: str | None
     production_stack: list[str]  # production ids in order; the last one is current
     gate_decisions: list[dict[str, Any]] = field(default_factory=list)
-
-    def by_status(self, status: str) -> list[RegistryEntry]:
-        return [e for e in self.entries.values() if e.status == status]
 
 
 def make_entry_id(agent: str, version: str, seed: int) -> str:

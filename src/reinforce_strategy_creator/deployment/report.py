@@ -1,28 +1,13 @@
-"""Account report of a paper deployment: equity against buy-and-hold, positions, P&L, checks.
+"""Account report and feed checks of a paper deployment.
 
-What:
+What: buy-and-hold on each account's own bars (:func:`buy_and_hold_marks`), the report figure
+(:func:`accounts_figure`, one labelled column per account) and ``paper_status.json``
+(:func:`report_status`, :func:`paper_status`); and the checks that refuse a feed that does not
+fit the training data or an account's history (:func:`check_feed_matches_training`,
+:func:`check_feed_against_account`).
 
-* :func:`buy_and_hold_marks` — buy-and-hold over exactly the bars the account processed,
-  with the same capital, costs and share granularity. It is not new math: the account's own
-  :class:`~.broker.PaperBroker` (fills through the environment's execution kernel) runs an
-  in-memory account whose decision is the evaluation's ``buy_and_hold_targets`` (always 1.0),
-  on the Open/Close the account recorded in ``equity.jsonl``, with no risk stops. Decided at the
-  first bar's close, filled at the next open, exactly like the paper account's first order.
-* :func:`accounts_figure` — one PNG, one labelled column per account (production, shadow):
-  equity vs buy-and-hold, position (fraction of equity) and cumulative P&L of both. An
-  account without bars (no production model yet, no champion) is a column that says so, so
-  a scheduled report never crashes.
-* :func:`report_status` / :func:`paper_status` — ``paper_status.json``: a summary line per
-  account and each account's committed figures (paths relative to the project root).
-* :func:`check_feed_against_account` — the feed must agree with the bars the account already
-  processed (same Open/Close for every recorded bar inside the feed's date range, none
-  missing) and may not end before the account's last bar (a stale feed): a feed that rewrites
-  or loses history is refused, nothing is traded.
-* :func:`check_feed_matches_training` — the feed's columns and bar frequency (median spacing)
-  must match the training table's.
-
-Why: the report must be honest (benchmark on the same bars, costs and capital as the
-account) and bad feeds must fail loudly before any bar is traded.
+Why: the benchmark must see the same bars, costs and capital as the account, and a bad feed
+must fail before any bar is traded. See docs/paper_trading.md ("Account report", "Bad input").
 """
 
 from __future__ import annotations
@@ -35,14 +20,17 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..errors import InputError
 from ..evaluation.benchmarks import buy_and_hold_targets
 from .broker import CostModel, PaperBroker, RiskLimits
 from .state import AccountState, StagedAccount
-from ..errors import InputError
 
 
 class FeedMismatchError(InputError):
     """The market feed does not fit the training data or the account's recorded history."""
+
+
+_FEED = "deployment.market_feed"  # the catalog entry the feed checks name
 
 
 def marks_frame(equity_log: list[dict[str, Any]]) -> pd.DataFrame:
@@ -63,8 +51,13 @@ def marks_frame(equity_log: list[dict[str, Any]]) -> pd.DataFrame:
 
 def buy_and_hold_marks(marks: pd.DataFrame, initial_capital: float,
                        environment: Mapping[str, Any], granularity: str = "whole") -> pd.Series:
-    """Buy-and-hold equity on the account's bars, same capital, costs and share granularity
-    (see module doc)."""
+    """Buy-and-hold equity on the account's bars, with the same capital, costs and share granularity.
+
+    Not new math: the account's own :class:`~.broker.PaperBroker` runs an in-memory account
+    whose decision is the evaluation's ``buy_and_hold_targets`` (always 1.0), on the Open/Close
+    the account recorded in ``equity.jsonl``, with no risk stops: decided at the first bar's
+    close and filled at the next bar, exactly like the paper account's first order.
+    """
     if marks.empty:
         return pd.Series(dtype=float, name="buy_and_hold")
     prices = pd.DataFrame({"Open": marks["open"].to_numpy(), "Close": marks["close"].to_numpy()},
@@ -81,14 +74,14 @@ def buy_and_hold_marks(marks: pd.DataFrame, initial_capital: float,
     return pd.Series(equity, index=marks.index, name="buy_and_hold")
 
 
-def check_feed_matches_training(feed: pd.DataFrame, train_table: pd.DataFrame,
-                                source: str = "deployment.market_feed") -> None:
-    """Columns (non-feature columns of the training table) and median bar spacing must match."""
+def check_feed_matches_training(feed: pd.DataFrame, train_table: pd.DataFrame) -> None:
+    """The feed's columns (the training table's non-feature columns) and its median bar spacing
+    (within a factor 1.5) must be the training data's."""
     train_cols = sorted(c for c in train_table.columns if not str(c).startswith("feat_"))
     feed_cols = sorted(map(str, feed.columns))
     if feed_cols != train_cols:
         raise FeedMismatchError(
-            f"{source}: columns {feed_cols} differ from the training data's price columns "
+            f"{_FEED}: columns {feed_cols} differ from the training data's price columns "
             f"{train_cols} (model_input_train). Feed the same kind of bars the model was trained "
             "on (same source and deployment.feed settings as data_ingestion); nothing was traded.")
     if len(feed) < 2 or len(train_table) < 2:
@@ -98,29 +91,29 @@ def check_feed_matches_training(feed: pd.DataFrame, train_table: pd.DataFrame,
     ratio = feed_step / train_step
     if not (1 / 1.5 <= ratio <= 1.5):
         raise FeedMismatchError(
-            f"{source}: median bar spacing {feed_step} differs from the training data's "
+            f"{_FEED}: median bar spacing {feed_step} differs from the training data's "
             f"{train_step} (model_input_train): the feed has another frequency than the model "
             "was trained on. Feed bars of the training frequency; nothing was traded.")
 
 
-def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, Any]],
-                               account: str, source: str = "deployment.market_feed") -> None:
-    """Every bar the account processed inside the feed's date range must be in the feed with
-    the same Open and Close (relative tolerance 1e-9): the feed may not rewrite history."""
+def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, Any]], account: str) -> None:
+    """The feed may not rewrite or lose history, nor be stale: every bar the account processed
+    inside the feed's date range must be in the feed with the same Open and Close (relative
+    tolerance 1e-9), and the feed may not end before the account's last bar."""
     marks = marks_frame(equity_log)
     if marks.empty or feed.empty:
         return
     if feed.index[-1] < marks.index[-1]:
         raise FeedMismatchError(
-            f"{source}: the feed ends at {feed.index[-1].date()}, but the paper account {account} "
+            f"{_FEED}: the feed ends at {feed.index[-1].date()}, but the paper account {account} "
             f"already processed bars up to {marks.index[-1].date()} (equity.jsonl): the feed is stale "
             "(an older copy of the file?). Point deployment.market_feed at the current feed "
-            "(--params deployment.feed_filepath=...); nothing was traded and the account is unchanged.")
+            "(--params deployment.feed.filepath=...); nothing was traded and the account is unchanged.")
     inside = marks[(marks.index >= feed.index[0]) & (marks.index <= feed.index[-1])]
     missing = inside.index.difference(feed.index)
     if len(missing):
         raise FeedMismatchError(
-            f"{source}: bar {missing[0].date()} was already processed by the paper account "
+            f"{_FEED}: bar {missing[0].date()} was already processed by the paper account "
             f"{account} but is missing from the feed ({len(missing)} such bar(s)). The feed lost "
             "history; restore the full feed. Nothing was traded and the account is unchanged.")
     got = feed.loc[inside.index, ["Open", "Close"]].to_numpy(dtype=float)
@@ -130,7 +123,7 @@ def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, An
         row = int(np.flatnonzero(bad.any(axis=1))[0])
         j = int(np.flatnonzero(bad[row])[0])
         raise FeedMismatchError(
-            f"{source}: bar {inside.index[row].date()} {['Open', 'Close'][j]}={got[row, j]!r} differs "
+            f"{_FEED}: bar {inside.index[row].date()} {['Open', 'Close'][j]}={got[row, j]!r} differs "
             f"from the {want[row, j]!r} the paper account {account} traded on "
             "(equity.jsonl): the feed rewrites bars older than the last processed one. Fix the "
             "feed (or, for a deliberate re-adjustment, start a new account folder); nothing was "

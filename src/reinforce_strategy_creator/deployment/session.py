@@ -1,42 +1,16 @@
-"""One paper-trading session: a registered policy decides on every new bar of a feed.
+"""One paper-trading session: a registered policy decides on every new bar of the market feed.
 
-Two accounts trade the same feed, bars, costs and capital: the *production* account trades
-the registry's production entry (only a promoted model), the *shadow* account always trades
-the newest registered champion, whatever its verdict, so a newcomer sees how every champion
-would have traded the held-back bars (``ProductionModel.role``).
-
-What: :func:`run_paper_session` takes the model (registry entry + policy
-bundle), the committed paper account (a :class:`~.state.StagedAccount`), the normalised
-market feed, the training scaler and training features, and the ``environment`` /
-``feature_engineering.features`` / ``deployment`` parameters. It processes every feed bar
-after the account's last processed bar (a new account starts at ``deployment.paper_start``)
-through :class:`~.broker.PaperBroker` and returns a JSON-able status. Nothing here writes a
+What: :func:`run_paper_session` trades one account on the feed bars it has not processed yet
+(a new account starts at ``deployment.paper_start``): the *production* account with the
+registry's production entry, the *shadow* account with the newest registered champion,
+whatever its verdict (``ProductionModel.role``). It returns a JSON-able status and writes no
 file: the account is staged in memory and published by the caller (``PaperAccountDataset``).
 
-Why it is built this way: every number must be the one the agents were trained and
-evaluated with, so nothing is re-implemented:
-
-* features: ``features.compute_features`` (causal, finite memory) on the trailing
-  ``max_lookback + W`` bars of the history up to bar t, then ``features.scale_features``
-  with the training scaler; the feature spec is ``feature_engineering.features``;
-* observation: ``env.observation_from_window`` (the env's own layout; a paper account
-  reproduces a backtest's observations bit for bit, tests/deployment/test_paper_backtest_parity.py)
-  with the account's held target, entry price and bars held (kept by the broker with the
-  execution kernel's ``position_after``), under the observation switches the policy was
-  trained with (``spec["environment"]``);
-* action -> target: ``environment.positions`` of the policy's spec, argmax (deterministic);
-* fills and costs: the environment's execution kernel (``env.execution``) with
-  ``params:environment`` costs and capital.
-
-Because ``compute_features`` has exact finite memory, the features computed on the trailing
-window equal those of ``feature_engineering`` on the full history (tests check it).
-
-Provenance (:func:`check_policy_provenance`, the one place these checks live): a policy is
-refused, before anything is traded, when the feature scaler, the feature names, the feature
-specification fingerprint, the costs or the capital it was trained with differ from the
-current ones, or when its own training or validation period overlaps the bars it would
-trade. Each error names the registry entry, the artifact version, the field, both values and
-what to do.
+Why: every number must be the one the agents were trained and evaluated with, so nothing is
+re-implemented: features (``features``), observation (``env.observation_from_window``) and
+fills (``env.execution``, through :class:`~.broker.PaperBroker`) are the training code's, and a
+policy that does not fit the current inputs is refused before anything trades
+(:func:`check_policy_provenance`). See docs/paper_trading.md ("What one bar does", "Bad input").
 """
 
 from __future__ import annotations
@@ -53,6 +27,7 @@ import torch
 
 from ..env import EnvConfig, observation_from_window
 from ..env.config import DEFAULT_FILL_PRICE
+from ..errors import InputError
 from ..features import (
     compute_features,
     feature_columns,
@@ -61,14 +36,13 @@ from ..features import (
     scale_features,
     scaler_sha256,
 )
-from ..paths import display_path
-from .broker import CostModel, PaperBroker, resolve_mode
-from .drift import DriftMonitor, build_reference, calibrate_thresholds
-from ..params.deployment import DeploymentParams
+from ..params.deployment import DeploymentParams, DriftParams
 from ..params.features import FeatureParams
+from ..paths import display_path
+from .broker import CostModel, PaperBroker, RunSummary, first_bar_to_process, resolve_mode
+from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .report import check_feed_against_account, check_feed_matches_training
 from .state import AccountState, StagedAccount
-from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -165,17 +139,23 @@ class LiveFeatures:
 
 
 class PolicyDecider:
-    """``decide(history, state) -> target`` for the broker, from a policy bundle."""
+    """``decide(history, state) -> target`` for the broker: the policy of the registered seed,
+    deterministic (argmax), on the environment's observation of the live features."""
 
     def __init__(self, model: ProductionModel, features: LiveFeatures, env_cfg: EnvConfig,
-                 feature_names: list[str]) -> None:
-        spec = dict(model.bundle.spec)
+                 n_features: int) -> None:
         self.policy = model.bundle.load_policy(model.seed, name=f"{model.entry_id} (artifact {model.artifact})")
-        self.features, self.cfg, self.names = features, env_cfg, feature_names
+        self.features, self.cfg = features, env_cfg
         self.positions = np.asarray(env_cfg.positions, dtype=np.float64)
-        self.obs_dim = int(spec.get("obs_dim", -1))
+        obs_dim = int(model.bundle.spec.get("obs_dim", -1))
+        if obs_dim not in (-1, env_cfg.window * n_features + sum(
+                (env_cfg.obs_position, env_cfg.obs_unrealised, env_cfg.obs_bars_held))):
+            raise PaperSessionError(f"{model.entry_id}: policy obs_dim {obs_dim} does not "
+                                    "match its window, features and observation switches.")
 
     def observation(self, history: pd.DataFrame, state: AccountState) -> np.ndarray:
+        """The env's observation at the last bar of ``history``: the last ``window`` scaled
+        feature rows and the account's held target, entry price and bars held."""
         scaled = self.features(history)
         W = self.cfg.window
         if len(scaled) < W:
@@ -242,15 +222,9 @@ _PERIODS = (("train", "train_start", "train_end"), ("validation", "validation_st
 
 def bars_to_trade(feed: pd.DataFrame, state: AccountState | None,
                   paper_start: pd.Timestamp | None) -> pd.DatetimeIndex:
-    """The feed bars a session would process: after the account's last bar, or from
-    ``paper_start`` for a new account (the same rule as ``PaperBroker.run``)."""
-    if state is not None and state.last_bar is not None:
-        i = int(feed.index.searchsorted(pd.Timestamp(state.last_bar), side="right"))
-    elif paper_start is not None:
-        i = int(feed.index.searchsorted(pd.Timestamp(paper_start), side="left"))
-    else:
-        i = 0
-    return feed.index[i:]
+    """The feed bars a session would process (the broker's rule, :func:`~.broker.first_bar_to_process`)."""
+    last_bar = None if state is None else state.last_bar
+    return feed.index[first_bar_to_process(feed.index, last_bar, paper_start):]
 
 
 def check_policy_provenance(
@@ -265,103 +239,142 @@ def check_policy_provenance(
     """Refuse a policy that does not fit the current features, costs, capital or bars.
 
     The one place these checks live; :func:`run_paper_session` calls it for the production
-    and the shadow account alike, before anything is traded. Compared with the policy's own
-    record (``bundle.spec``, written by training): the feature scaler (``scaler_sha256``),
-    the feature names, the feature specification fingerprint (``feature_spec_sha256`` of
-    ``feature_engineering.features``), the costs (``environment.commission_bps``,
-    ``slippage_bps``, ``borrow_bps_per_bar``) and the capital (``environment.initial_capital``)
-    against ``params:environment``; and its training / validation periods
-    (``train_start`` .. ``validation_end``) against ``trade_bars``.
+    and the shadow account alike, before anything is traded. The policy's own record
+    (``bundle.spec``, written by training) is compared with the current inputs, one concern
+    at a time (each check's docstring says what); the first mismatch raises a
+    :class:`ProvenanceError` naming the model, the artifact version, the field, both values and
+    what to do.
     """
-    spec = model.bundle.spec
-    what = model.label
-    if model.role == PRODUCTION:
-        move_on = "promote another model (`kedro models list`, `kedro models promote <id>`)"
-    else:
-        move_on = ("register a newer champion (re-run training and evaluation: "
-                   "`kedro run --pipelines full_cycle`)")
-    retrain = f"retrain (`kedro run --pipelines full_cycle`) so that training records it, or {move_on}"
+    spec, refuse = model.bundle.spec, _Refusal.for_model(model)
+    _check_scaler_and_feature_names(spec, scaler, feature_names, refuse)
+    _check_feature_spec(spec, feature_spec, refuse)
+    _check_costs_capital_and_fill_price(spec, environment, refuse)
+    _check_periods(spec, trade_bars, refuse)
 
-    def refuse(field: str, recorded: Any, current: Any, fix: str) -> ProvenanceError:
+
+@dataclass(frozen=True)
+class _Refusal:
+    """The provenance errors of one model: which model it is and what to do instead."""
+
+    what: str  # the model's label: role, registry entry, artifact and version
+    move_on: str  # promote another model (production) or register a newer champion (shadow)
+
+    @classmethod
+    def for_model(cls, model: ProductionModel) -> _Refusal:
+        if model.role == PRODUCTION:
+            return cls(model.label, "promote another model (`kedro models list`, `kedro models promote <id>`)")
+        return cls(model.label, "register a newer champion (re-run training and evaluation: "
+                                "`kedro run --pipelines full_cycle`)")
+
+    @property
+    def retrain(self) -> str:
+        return f"retrain (`kedro run --pipelines full_cycle`) so that training records it, or {self.move_on}"
+
+    def differs(self, field: str, recorded: Any, current: Any, fix: str) -> ProvenanceError:
         return ProvenanceError(
-            f"{what}: {field} differs: the policy was trained with {recorded!r}, the current "
+            f"{self.what}: {field} differs: the policy was trained with {recorded!r}, the current "
             f"value is {current!r}. Trading it would feed it inputs or costs it never saw; nothing "
             f"was traded and the account is unchanged. {fix}")
 
-    def missing(field: str) -> ProvenanceError:
+    def missing(self, field: str) -> ProvenanceError:
         return ProvenanceError(
-            f"{what}: the policy spec does not record {field} (an artifact written by an older "
+            f"{self.what}: the policy spec does not record {field} (an artifact written by an older "
             f"training): deployment cannot check that it fits the current features, costs and "
-            f"bars. Nothing was traded and the account is unchanged. To fix: {retrain}.")
+            f"bars. Nothing was traded and the account is unchanged. To fix: {self.retrain}.")
 
-    recorded_scaler = spec.get("scaler_sha256")
-    if recorded_scaler is None:
-        raise missing("scaler_sha256")
-    if recorded_scaler != scaler_sha256(scaler):
-        raise refuse("feature_scaler (spec scaler_sha256)", recorded_scaler, scaler_sha256(scaler),
-                     f"To fix: {move_on}, or restore the feature_scaler it was trained with "
-                     "(re-run feature_engineering with its parameters).")
+
+def _check_scaler_and_feature_names(spec: Mapping[str, Any], scaler: Mapping[str, Any],
+                                    feature_names: list[str], refuse: _Refusal) -> None:
+    """The feature scaler (``scaler_sha256``) and the feature names are the training ones."""
+    recorded, current = spec.get("scaler_sha256"), scaler_sha256(scaler)
+    if recorded is None:
+        raise refuse.missing("scaler_sha256")
+    if recorded != current:
+        raise refuse.differs("feature_scaler (spec scaler_sha256)", recorded, current,
+                             f"To fix: {refuse.move_on}, or restore the feature_scaler it was trained "
+                             "with (re-run feature_engineering with its parameters).")
     spec_names = list(spec.get("feature_names", []))
     if spec_names != feature_names:
-        raise refuse("feature names (spec feature_names vs the feat_* columns of model_input_train)",
-                     spec_names, feature_names,
-                     f"To fix: {move_on}, or restore feature_engineering.features.")
-    recorded_fs = spec.get("feature_spec_sha256")
-    if not recorded_fs:
-        raise missing("feature_spec_sha256")
-    current_fs = feature_spec_sha256(feature_spec)
-    if recorded_fs != current_fs:
-        raise refuse("feature specification (spec feature_spec_sha256 of "
-                     "feature_engineering.features)", recorded_fs, current_fs,
-                     f"To fix: {move_on}, retrain on the current features, or restore "
-                     "feature_engineering.features as it was at training.")
-    trained_env = spec.get("environment")
-    if not isinstance(trained_env, Mapping):
-        raise missing("environment (its costs and capital)")
+        raise refuse.differs("feature names (spec feature_names vs the feat_* columns of model_input_train)",
+                             spec_names, feature_names,
+                             f"To fix: {refuse.move_on}, or restore feature_engineering.features.")
+
+
+def _check_feature_spec(spec: Mapping[str, Any], feature_spec: Mapping[str, Any], refuse: _Refusal) -> None:
+    """The feature specification fingerprint (``feature_spec_sha256`` of
+    ``feature_engineering.features``) is the training one."""
+    recorded = spec.get("feature_spec_sha256")
+    if not recorded:
+        raise refuse.missing("feature_spec_sha256")
+    current = feature_spec_sha256(feature_spec)
+    if recorded != current:
+        raise refuse.differs("feature specification (spec feature_spec_sha256 of "
+                             "feature_engineering.features)", recorded, current,
+                             f"To fix: {refuse.move_on}, retrain on the current features, or restore "
+                             "feature_engineering.features as it was at training.")
+
+
+def _check_costs_capital_and_fill_price(spec: Mapping[str, Any], environment: Mapping[str, Any],
+                                        refuse: _Refusal) -> None:
+    """The costs (``environment.commission_bps``, ``slippage_bps``, ``borrow_bps_per_bar``), the
+    capital (``environment.initial_capital``) and ``environment.fill_price`` are the training ones."""
+    trained = spec.get("environment")
+    if not isinstance(trained, Mapping):
+        raise refuse.missing("environment (its costs and capital)")
     for key in (*_COST_KEYS, "initial_capital"):
-        if key not in trained_env:
-            raise missing(f"environment.{key}")
+        if key not in trained:
+            raise refuse.missing(f"environment.{key}")
         if key not in environment:
             raise PaperSessionError(f"environment.{key} is missing from the parameters; the paper "
                                     "accounts take costs and capital from parameters_environment.yml.")
-        if float(trained_env[key]) != float(environment[key]):
-            raise refuse(f"environment.{key}", trained_env[key], environment[key],
-                         f"To fix: restore environment.{key}: {trained_env[key]} in "
-                         f"conf/base/parameters_environment.yml, {move_on}, or retrain with the "
-                         "new value.")
-    trained_fill = trained_env.get("fill_price")
-    current_fill = environment.get("fill_price", DEFAULT_FILL_PRICE)
+        if float(trained[key]) != float(environment[key]):
+            raise refuse.differs(f"environment.{key}", trained[key], environment[key],
+                                 f"To fix: restore environment.{key}: {trained[key]} in "
+                                 f"conf/base/parameters_environment.yml, {refuse.move_on}, or retrain "
+                                 "with the new value.")
+    trained_fill, current_fill = trained.get("fill_price"), environment.get("fill_price", DEFAULT_FILL_PRICE)
     if trained_fill is None:
-        raise missing("environment.fill_price")
+        raise refuse.missing("environment.fill_price")
     if trained_fill != current_fill:
-        raise refuse("environment.fill_price", trained_fill, current_fill,
-                     f"To fix: restore environment.fill_price: {trained_fill} in "
-                     f"conf/base/parameters_environment.yml, {move_on}, or retrain with the new value.")
+        raise refuse.differs("environment.fill_price", trained_fill, current_fill,
+                             f"To fix: restore environment.fill_price: {trained_fill} in "
+                             f"conf/base/parameters_environment.yml, {refuse.move_on}, or retrain "
+                             "with the new value.")
+
+
+def _check_periods(spec: Mapping[str, Any], trade_bars: pd.Index, refuse: _Refusal) -> None:
+    """The policy's training and validation periods (``train_start`` .. ``validation_end``) do
+    not overlap the bars it would trade (nothing to check when there are none)."""
     if len(trade_bars) == 0:
-        return  # nothing would be traded
+        return
     first, last = pd.Timestamp(trade_bars[0]), pd.Timestamp(trade_bars[-1])
     for name, start_key, end_key in _PERIODS:
-        bounds = []
-        for key in (start_key, end_key):
-            value = spec.get(key)
-            if value is None:
-                raise missing(key)
-            try:
-                bounds.append(pd.Timestamp(value))
-            except (TypeError, ValueError) as exc:
-                raise ProvenanceError(f"{what}: spec {key}={value!r} is not a date; the artifact is "
-                                      f"damaged. To fix: {retrain}.") from exc
-        start, end = bounds
+        start, end = (_recorded_date(spec, key, refuse) for key in (start_key, end_key))
         if start <= last and first <= end:
             raise ProvenanceError(
-                f"{what}: its {name} period ({start_key} {start.date()} .. {end_key} {end.date()}) "
+                f"{refuse.what}: its {name} period ({start_key} {start.date()} .. {end_key} {end.date()}) "
                 f"overlaps the bars it would trade ({first.date()} .. {last.date()}): its paper "
                 "results would be on data it was fitted or selected on. Nothing was traded and the "
-                f"account is unchanged. To fix: {move_on}, retrain with feature_engineering.splits "
+                f"account is unchanged. To fix: {refuse.move_on}, retrain with feature_engineering.splits "
                 "ending before deployment.paper_start, or move deployment.paper_start after "
                 f"{end.date()} (a new account folder).")
 
 
+def _recorded_date(spec: Mapping[str, Any], key: str, refuse: _Refusal) -> pd.Timestamp:
+    """A date the policy spec records (``train_start`` ...); missing or not a date is refused."""
+    value = spec.get(key)
+    if value is None:
+        raise refuse.missing(key)
+    try:
+        return pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ProvenanceError(f"{refuse.what}: spec {key}={value!r} is not a date; the artifact is "
+                              f"damaged. To fix: {refuse.retrain}.") from exc
+
+
+# ---------------------------------------------------------------------------------------
+# The session
+# ---------------------------------------------------------------------------------------
 def run_paper_session(
     model: ProductionModel,
     account: StagedAccount,
@@ -372,17 +385,41 @@ def run_paper_session(
     features: FeatureParams,
     deployment: DeploymentParams,
 ) -> dict[str, Any]:
-    """Process the new feed bars into ``account`` (staged); return the session status."""
+    """Process the new feed bars into ``account`` (staged); return the session status.
+
+    Steps: check the feed and the account; without a model, say why and trade nothing; check
+    the session's inputs and the policy's provenance; build the decision function and the
+    drift monitor; run the broker; log and summarise what happened.
+    """
     params, features = DeploymentParams.parse(deployment), FeatureParams.parse(features)
     mode = resolve_mode(params.to_params())  # live_trading is refused here, with the reason
     env_params = EnvConfig.parse(environment).to_params()
-    feature_spec = features.features
-    splits = features.splits.to_params()
+    status = _session_status(model, account, mode)
+    _check_feed(feed, train_table, account)  # bad feeds are refused first, model or not
+    _check_granularity(account, params.granularity, model.role)
+    if not model.available:
+        return _without_model(model, params.require_production_model, status)
+
     paper_start = None if params.paper_start is None else pd.Timestamp(params.paper_start)
+    names = _check_inputs(model, account, feed, scaler, train_table, env_params, features, paper_start)
+    env_cfg = _env_for_policy(model.bundle.spec, env_params, model.entry_id)
+    live = LiveFeatures(features.features, scaler, rows=max(env_cfg.window, params.drift.window))
+    decider = PolicyDecider(model, live, env_cfg, n_features=len(names))
+    broker = PaperBroker(account, initial_capital=float(env_params["initial_capital"]),
+                         costs=CostModel.from_environment(env_params), limits=params.risk,
+                         drift_check=_drift_monitor(train_table[names], live, params.drift),
+                         halt_on_drift=params.drift.halt_on_drift, granularity=params.granularity)
+    _log_model_switch(model, account)
+    summary = broker.run(feed, decider, model_id=model.entry_id, start=paper_start)
+    _log_session(model, account, summary)
+    return _traded_status(status, summary, account.records["events"])
+
+
+def _session_status(model: ProductionModel, account: StagedAccount, mode: str) -> dict[str, Any]:
+    """What every session status says: the account, the model and where things stand before."""
     before = account.state
-    role = model.role
-    status: dict[str, Any] = {
-        "role": role, "mode": mode, "registry": display_path(model.registry_path),
+    return {
+        "role": model.role, "mode": mode, "registry": display_path(model.registry_path),
         "account": display_path(account.folder),
         "model": model.entry_id, "model_version": model.version,
         "model_artifact": _display_artifact(model.artifact),
@@ -390,71 +427,110 @@ def run_paper_session(
         "bars_processed_this_run": 0,
         "first_bar": None, "last_bar": before.last_bar if before else None,
     }
-    # bad feeds are refused before anything else, whether or not a model is available
+
+
+def _check_feed(feed: pd.DataFrame, train_table: pd.DataFrame, account: StagedAccount) -> None:
+    """The feed has the training data's columns and frequency and agrees with every bar the
+    account already processed (docs/paper_trading.md, "Bad input")."""
     check_feed_matches_training(feed, train_table)
     check_feed_against_account(feed, account.history.get("equity", []), display_path(account.folder))
-    if not model.available:
-        if role != PRODUCTION:
-            message = no_champion_message(model.registry_path)
-            logger.info(message)
-            return {**status, "status": "no_champion", "message": message}
-        message = no_production_message(model.registry_path)
-        if params.require_production_model:
-            raise PaperSessionError(
-                message.replace("nothing was traded", "deployment.require_production_model is "
-                                "true, so this is an error; nothing was traded", 1))
-        logger.warning(message)
-        return {**status, "status": "no_production_model", "message": message}
 
-    _check_paper_start(paper_start, splits, train_table.index)
+
+def _check_granularity(account: StagedAccount, granularity: str, role: str) -> None:
+    """An existing account keeps the share granularity it was created with: a different
+    ``deployment.granularity`` is refused before anything is traded."""
+    state = account.state
+    if state is None or state.granularity == granularity:
+        return
+    raise PaperSessionError(
+        f"deployment.granularity is {granularity!r}, but the {role} paper account "
+        f"{display_path(account.folder)} trades {state.granularity!r} shares (recorded in its "
+        "state.json when it was created; an account never changes it). Nothing was traded and the "
+        f"account is unchanged. To fix: set deployment.granularity: {state.granularity}, or give "
+        f"the {role} account a new folder (its filepath in conf/base/catalog_deployment.yml) to "
+        f"start a {granularity} account.")
+
+
+def _without_model(model: ProductionModel, require_production_model: bool,
+                   status: dict[str, Any]) -> dict[str, Any]:
+    """No model for this account: say why and trade nothing (the account stays untouched);
+    with ``deployment.require_production_model`` no production model is an error."""
+    if model.role != PRODUCTION:
+        message = no_champion_message(model.registry_path)
+        logger.info(message)
+        return {**status, "status": "no_champion", "message": message}
+    message = no_production_message(model.registry_path)
+    if require_production_model:
+        raise PaperSessionError(
+            message.replace("nothing was traded", "deployment.require_production_model is "
+                            "true, so this is an error; nothing was traded", 1))
+    logger.warning(message)
+    return {**status, "status": "no_production_model", "message": message}
+
+
+def _check_inputs(model: ProductionModel, account: StagedAccount, feed: pd.DataFrame,
+                  scaler: Mapping[str, Any], train_table: pd.DataFrame, env_params: Mapping[str, Any],
+                  features: FeatureParams, paper_start: pd.Timestamp | None) -> list[str]:
+    """``paper_start`` after every split, a scaler of the training table's features and a
+    policy whose provenance fits (:func:`check_policy_provenance`). Returns the feature names."""
+    _check_paper_start(paper_start, features.splits.to_params(), train_table.index)
     names = feature_columns(train_table)
     if list(scaler.get("feature_names", [])) != names:
         raise PaperSessionError(
             f"feature_scaler.feature_names {scaler.get('feature_names')} differ from the "
             f"feat_* columns of model_input_train {names}; re-run feature_engineering.")
-    check_policy_provenance(model, scaler=scaler, feature_names=names, feature_spec=feature_spec,
+    check_policy_provenance(model, scaler=scaler, feature_names=names, feature_spec=features.features,
                             environment=env_params,
-                            trade_bars=bars_to_trade(feed, before, paper_start))
-    env_cfg = _env_for_policy(model.bundle.spec, env_params, model.entry_id)
-    drift = params.drift
-    rows = max(env_cfg.window, drift.window)
-    live = LiveFeatures(feature_spec, scaler, rows)
-    decider = PolicyDecider(model, live, env_cfg, names)
-    if decider.obs_dim not in (-1, env_cfg.window * len(names) + sum(
-            (env_cfg.obs_position, env_cfg.obs_unrealised, env_cfg.obs_bars_held))):
-        raise PaperSessionError(f"{model.entry_id}: policy obs_dim {decider.obs_dim} does not "
-                                "match its window, features and observation switches.")
+                            trade_bars=bars_to_trade(feed, account.state, paper_start))
+    return names
 
-    reference = build_reference(train_table[names], drift.n_bins)
+
+def _drift_monitor(train_features: pd.DataFrame, live: LiveFeatures, drift: DriftParams) -> DriftMonitor:
+    """Live features against the training period's (``deployment.drift``): reference bins from
+    the training features, thresholds calibrated on the training period's own windows unless
+    ``drift.calibrate`` is null."""
+    names = list(train_features.columns)
+    reference = build_reference(train_features, drift.n_bins)
     per_feature = None
     if drift.calibrate is not None:
-        per_feature = calibrate_thresholds(reference, train_table[names], drift.window, float(drift.calibrate), drift)
-    monitor = DriftMonitor(reference=reference, feature_fn=lambda h: live(h)[names], thresholds=drift,
-                           window=drift.window, check_every=drift.check_every, per_feature=per_feature)
-    broker = PaperBroker(account, initial_capital=float(env_params["initial_capital"]),
-                         costs=CostModel.from_environment(env_params), limits=params.risk,
-                         drift_check=monitor, halt_on_drift=drift.halt_on_drift)
-    where = display_path(account.folder)
+        per_feature = calibrate_thresholds(reference, train_features, drift.window, float(drift.calibrate), drift)
+    return DriftMonitor(reference=reference, feature_fn=lambda h: live(h)[names], thresholds=drift,
+                        window=drift.window, check_every=drift.check_every, per_feature=per_feature)
+
+
+def _log_model_switch(model: ProductionModel, account: StagedAccount) -> None:
+    """Say when another model takes over the account (the broker records the event)."""
+    before = account.state
     if before is not None and before.active_model_id not in (None, model.entry_id):
         logger.info("%s paper account %s switches model: %s -> %s (same account continues).",
-                    role.capitalize(), where, before.active_model_id, model.entry_id)
-    summary = broker.run(feed, decider, model_id=model.entry_id, start=paper_start)
-    state = summary.state
-    events = account.records["events"]
+                    model.role.capitalize(), display_path(account.folder), before.active_model_id,
+                    model.entry_id)
+
+
+def _log_session(model: ProductionModel, account: StagedAccount, summary: RunSummary) -> None:
+    """Log what the run did: each halt, day-loss stop and model switch, the drift alerts in one
+    line (all of them are in events.jsonl), and the new equity."""
+    role, where = model.role.capitalize(), display_path(account.folder)
     drift_bars: dict[str, list[str]] = {}
-    for ev in events:
+    for ev in account.records["events"]:
         if ev["kind"] == "drift_alert":
             drift_bars.setdefault(ev["bar"], []).append(str(ev.get("feature")))
         elif ev["kind"] in ("halt", "day_loss_stop", "model_switch"):
-            logger.warning("%s paper account %s at %s: %s", role.capitalize(), where, ev["bar"],
+            logger.warning("%s paper account %s at %s: %s", role, where, ev["bar"],
                            ev["kind"] + ": " + (ev.get("reason") or f"{ev.get('from')} -> {ev.get('to')}"))
     if drift_bars:
         last = max(drift_bars)
         logger.warning("%s account: drift alerts on %d of %d new bar(s) (recorded in events.jsonl); "
-                       "last at %s on %s.", role.capitalize(), len(drift_bars), summary.bars_processed,
+                       "last at %s on %s.", role, len(drift_bars), summary.bars_processed,
                        last, drift_bars[last])
     logger.info("Paper trading (%s account): %d new bar(s) processed with %s; equity %.2f.",
-                role, summary.bars_processed, model.entry_id, state.equity)
+                model.role, summary.bars_processed, model.entry_id, summary.state.equity)
+
+
+def _traded_status(status: dict[str, Any], summary: RunSummary,
+                   events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The session status after the broker ran: what it processed and where the account stands."""
+    state = summary.state
     return {
         **status,
         "status": "traded" if summary.bars_processed else "no_new_bars",

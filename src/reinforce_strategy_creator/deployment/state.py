@@ -1,35 +1,16 @@
-"""Durable paper-account state with a crash-safe commit protocol.
+"""Durable paper-account state: one folder per account, committed bar by bar, crash-safe.
 
-What: one folder holds the account of a paper-trading deployment::
+What: :class:`AccountStore` reads and commits an account folder (``state.json``, the
+``orders`` / ``trades`` / ``equity`` / ``events`` logs and a ``.lock``); :class:`StagedAccount` is
+its in-memory stand-in, which a Kedro node trades into and the dataset publishes in one commit;
+:class:`AccountState` is the committed state, in the account's share granularity.
 
-    state.json      the committed account state (cash, shares, position, last processed bar,
-                    peak equity, halt flag + reason, day-loss stop, active model, pending order,
-                    and the committed byte length of every log below)
-    orders.jsonl    one decision per processed bar (policy target, final target, reason)
-    trades.jsonl    one line per fill (shares, fill price, notional and commission in cents)
-    equity.jsonl    one mark per processed bar (cash, shares, close, equity, drawdown)
-    events.jsonl    alerts and operator actions (halts, day-loss stops, drift, clear-halt)
-    .lock           advisory ``flock`` so only one writer works at a time
-
-Why this design: a bar is committed by (1) appending its log lines with fsync, then
-(2) atomically replacing ``state.json`` (temp file + fsync + ``os.replace`` + directory fsync).
-``state.json`` is the single commit point: it records the last processed bar *and* the
-committed length of each log. A process killed at any moment therefore leaves either the
-old ``state.json`` (the bar's log lines are an uncommitted tail that readers ignore and the
-next writer truncates, so the bar is processed again, exactly once) or the new one (the bar
-is done and will never be traded again). Appending keeps each commit O(bar) rather than
-copying whole logs into a new generation.
-
-Money and shares depend on the account's size granularity (``granularity``, fixed when the
-account is created and recorded in ``state.json``): a ``whole``-share account (the default)
-holds whole shares and integer cents, so the trade log replays to the state exactly; a
-``fractional`` account holds fractional shares and float64 dollars (``exact_*`` fields), the
-environment's own arithmetic, replayed in the same operation order (``broker.replay_trades``),
-so it reproduces a backtest to the cent; its cents fields are derived (rounded) for display,
-logs and risk checks.
-
-Hand-written because no maintained library offers a small, dependency-free, append-only,
-crash-consistent journal for this; it is ~200 lines over ``os.replace`` and ``fsync``.
+Why: ``state.json`` is the single commit point (the bar's log lines are appended with fsync
+first, then the state, which records each log's committed length, is replaced atomically), so
+a process killed at any moment leaves every bar done exactly once. Hand-written because no
+maintained library offers a small, dependency-free, append-only, crash-consistent journal.
+Files, protocol and granularity: docs/paper_trading.md ("State files", "Crash safety",
+"Share granularity").
 """
 
 from __future__ import annotations
@@ -154,7 +135,7 @@ def new_account(initial_capital: float, active_model_id: str | None = None,
                 granularity: str = "whole") -> AccountState:
     """A fresh, flat account holding ``initial_capital`` in cash, trading ``granularity`` shares
     (``whole``, the default, or ``fractional``; it can never change afterwards)."""
-    if not (initial_capital > 0) or initial_capital != initial_capital:
+    if not (initial_capital > 0):  # NaN too
         raise AccountStateError(
             f"environment.initial_capital must be a positive amount, got {initial_capital!r}; "
             "set it in conf/base/parameters_environment.yml."

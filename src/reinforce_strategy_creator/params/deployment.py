@@ -77,6 +77,8 @@ class DeploymentParams(Params):
     """`false`: no production model is a warning and the production account trades nothing (the shadow account still trades the newest champion). `true`: it is an error — for scheduled daily runs."""
     paper_start: dt.date | None = dt.date(2018, 1, 1)
     """First bar the paper accounts trade; earlier feed bars are only history for the features. Must come after every period a traded policy was trained or selected on."""
+    granularity: Literal["whole", "fractional"] = "whole"
+    """Share granularity of a new paper account, recorded when it is created: `whole` shares (money in integer cents) or `fractional` shares (float64 dollars, the environment's arithmetic: reproduces a backtest of the same policy to the cent). An existing account keeps its own; another value is refused (use a new account folder)."""
     feed: IngestionParams = IngestionParams()
     """How the raw market feed is normalised: the same rules as `data_ingestion`."""
     risk: RiskParams = RiskParams()

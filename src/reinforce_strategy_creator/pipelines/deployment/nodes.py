@@ -12,9 +12,6 @@ from typing import Any
 import pandas as pd
 
 from reinforce_strategy_creator.deployment.broker import resolve_mode
-from reinforce_strategy_creator.env import EnvConfig
-from reinforce_strategy_creator.params.deployment import DeploymentParams
-from reinforce_strategy_creator.params.features import FeatureParams
 from reinforce_strategy_creator.deployment.registry import registration_request
 from reinforce_strategy_creator.deployment.report import (
     FeedMismatchError,
@@ -32,10 +29,13 @@ from reinforce_strategy_creator.deployment.session import (
     run_paper_session,
 )
 from reinforce_strategy_creator.deployment.state import StagedAccount
+from reinforce_strategy_creator.env import EnvConfig
 from reinforce_strategy_creator.market_data import normalise_prices
+from reinforce_strategy_creator.params.deployment import DeploymentParams
+from reinforce_strategy_creator.params.features import FeatureParams
 
 
-def check_mode(deployment: DeploymentParams, environment: EnvConfig) -> DeploymentParams:
+def check_mode(deployment: DeploymentParams) -> DeploymentParams:
     """Refuse ``live_trading`` (no broker adapter ships) before anything else; pass the block on.
     (Every parameter block was validated when the run started.)"""
     deployment = DeploymentParams.parse(deployment)

@@ -19,7 +19,7 @@ from .nodes import check_mode, normalise_feed, paper_trade, report_accounts, req
 
 def create_pipeline(**kwargs) -> Pipeline:
     nodes = [
-        node(check_mode, inputs=["params:deployment", "params:environment"],
+        node(check_mode, inputs="params:deployment",
              outputs="validated_params", name="check_mode", tags=["registry", "paper"]),
         node(request_registration,
              inputs=["champion", "validated_params"],
