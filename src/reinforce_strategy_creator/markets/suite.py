@@ -194,8 +194,9 @@ def rule_report(
     (``environment.window - 1``) like an agent's, through ``env.replay`` with ONE config built
     from ``environment`` (default: the project's) plus ``market.environment`` (the fill at the
     next open), so both runs pay the agents' costs on the agents' capital; figures come from
-    ``evaluation.metrics.evaluate_backtest`` (``bars`` = returns measured). Columns:
-    ``REPORT_COLUMNS``; ``attrs["environment"]`` holds the environment parameters used.
+    ``evaluation.metrics.evaluate_backtest``. Columns ``REPORT_COLUMNS``: ``start`` is the first
+    decision bar, ``bars`` the returns measured, ``rule_trades`` closed round trips;
+    ``attrs["environment"]`` holds the environment parameters used.
     """
     unknown = [w for w in windows if w not in fe.SPLIT_NAMES]
     if unknown or not windows:
