@@ -37,6 +37,7 @@ bench: install
 	$(PY) benchmarks/bench_env.py
 	$(PY) benchmarks/bench_training.py --write
 	$(PY) benchmarks/bench_paper.py
+	$(PY) benchmarks/bench_markets.py --write   # planted-market figures, docs/markets.md
 
 viz: install
 	$(KEDRO) viz run

@@ -1,4 +1,4 @@
-"""Markets made from real days: a null market has no structure, a planted one has exactly its edge."""
+"""Markets made from real days: a null market has no structure, a planted one has its edge."""
 
 from __future__ import annotations
 
@@ -15,13 +15,6 @@ from reinforce_strategy_creator.markets import (
     planted_momentum_market,
     to_csv_frame,
 )
-from tests.conftest import SP500_CSV
-
-
-@pytest.fixture(scope="module")
-def sp500() -> pd.DataFrame:
-    prices, _ = normalise_prices(read_raw_csv(SP500_CSV), source=str(SP500_CSV))
-    return prices
 
 
 def _lag1(a: np.ndarray, b: np.ndarray) -> float:
@@ -31,8 +24,16 @@ def _lag1(a: np.ndarray, b: np.ndarray) -> float:
 def test_null_market_keeps_the_calendar_and_the_distribution_of_real_days(sp500):
     m = null_market(sp500, seed=3)
     p = m.prices
-    assert p.index.equals(sp500.index) and list(p.columns) == ["Open", "High", "Low", "Close", "Volume"]
-    assert (p["High"] >= p[["Open", "Close"]].max(axis=1)).all() and (p["Low"] <= p[["Open", "Close"]].min(axis=1)).all()
+    assert p.index.equals(sp500.index) and list(p.columns) == [
+        "Open",
+        "High",
+        "Low",
+        "Close",
+        "Volume",
+    ]
+    assert (p["High"] >= p[["Open", "Close"]].max(axis=1)).all() and (
+        p["Low"] <= p[["Open", "Close"]].min(axis=1)
+    ).all()
     cc = np.diff(np.log(p["Close"].to_numpy()))
     real = np.diff(np.log(sp500["Close"].to_numpy()))
     assert np.std(cc) == pytest.approx(np.std(real), rel=0.15)  # same volatility, roughly
@@ -78,7 +79,9 @@ def _hold_after_up_day_sharpe(p: pd.DataFrame) -> float:
 
 def test_the_rule_earns_the_planted_edge_and_not_on_a_null_market(sp500):
     """The check can fail: on a null market the same rule earns nothing special."""
-    assert _hold_after_up_day_sharpe(planted_momentum_market(sp500, seed=1, strength=0.3).prices) > 2.0
+    assert (
+        _hold_after_up_day_sharpe(planted_momentum_market(sp500, seed=1, strength=0.3).prices) > 2.0
+    )
     assert _hold_after_up_day_sharpe(null_market(sp500, seed=1).prices) < 1.0
 
 
