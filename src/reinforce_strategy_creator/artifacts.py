@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from .candidates import ENSEMBLE_SEED
 from .errors import InputError
 
 SPEC_FILE = "spec.json"
@@ -70,16 +72,26 @@ class PolicyBundle:
 
     def load_policy(self, seed: int | None = None, device: str = "cpu", name: str | None = None):
         """The trained policy of ``seed`` (default: the best on validation), rebuilt from the JSON
-        spec and loaded with its weights, in eval mode on ``device``. The one way evaluation,
+        spec and loaded with its weights, in eval mode on ``device``; ``seed=ENSEMBLE_SEED`` (-1)
+        gives the seed ensemble of every seed (``agents.ensemble``). The one way evaluation,
         deployment and notebooks turn an artifact back into a network; ``name`` is how errors
         call the artifact (default ``policy artifact (version ...)``)."""
-        from .agents.policy import build_policy  # torch networks only when a policy is needed
+        from .agents.ensemble import SeedEnsemble, ensemble_rule
 
         where = name or f"policy artifact (version {self.version or 'unknown'})"
         seed = self.best_seed() if seed is None else int(seed)
+        if seed == ENSEMBLE_SEED:
+            rule = self.spec.get("ensemble_rule") or ensemble_rule(self.spec.get("kind", ""))
+            members = [self._member(s, where) for s in self.seeds]
+            return SeedEnsemble(members, rule).to(device).eval()
         if seed not in self.state_dicts:
-            raise ArtifactError(f"{where} has no weights for seed {seed} (it has seeds {self.seeds}); choose one "
-                                "of them.")
+            raise ArtifactError(f"{where} has no weights for seed {seed} (it has seeds {self.seeds}, and "
+                                f"{ENSEMBLE_SEED} for their ensemble); choose one of them.")
+        return self._member(seed, where).to(device).eval()
+
+    def _member(self, seed: int, where: str):
+        from .agents.policy import build_policy  # torch networks only when a policy is needed
+
         try:
             policy = build_policy(self.spec)
             policy.load_state_dict(self.state_dicts[seed])
@@ -88,7 +100,7 @@ class PolicyBundle:
                 f"{where}: seed {seed} cannot be rebuilt from its spec and weights ({' '.join(str(exc).split())}); "
                 "the weights do not fit spec.network/obs_dim, so the artifact is corrupt or from another version. "
                 "Retrain it.") from exc
-        return policy.to(device).eval()
+        return policy
 
 
 def _sha256(path: Path) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 from kedro.utils import find_kedro_project
 
+from reinforce_strategy_creator.candidates import seed_label
 from reinforce_strategy_creator.deployment import (
     AccountStore,
     DeploymentParams,
@@ -122,7 +123,8 @@ def registry_list(status: str | None, as_json: bool, env: str | None) -> None:
         raise _fail(exc) from exc
     if as_json:
         click.echo(json.dumps([{"entry_id": e.entry_id, "status": e.status, "agent": e.agent,
-                                "version": e.version, "seed": e.seed, "verdict": e.verdict,
+                                "version": e.version, "seed": e.seed, "member": seed_label(e.seed),
+                                "verdict": e.verdict,
                                 "metrics": e.metrics, "artifact_path": _shown(e.artifact_path)}
                                for e in entries], indent=2, sort_keys=True))
         return

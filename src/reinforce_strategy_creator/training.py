@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .agents import ALGORITHMS, TrainingDivergedError, TrainResult, resolve_device
+from .agents.ensemble import ensemble_rule
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
 from .evaluation.metrics import bar_returns, infer_periods_per_year, is_ruined, performance_metrics
@@ -251,6 +252,8 @@ def _bundle_spec(plan: AgentPlan, env_cfg: EnvConfig, device: torch.device,
         **provenance,
         **_seed_selection(plan.settings.seeds, runs.scores),
         "validation_metric": VALIDATION_METRIC,
+        # seed ENSEMBLE_SEED of this artifact: every seed's weights, combined by this rule
+        "ensemble_rule": ensemble_rule(runs.policy_spec["kind"]),
         "periods_per_year": ppy,
         "hyperparameters": plan.config.to_dict(),
         "training": {k: (list(v) if isinstance(v, tuple) else v)

@@ -142,7 +142,7 @@ def test_load_policy_rebuilds_each_seed_and_names_what_is_wrong():
         loaded = bundle.load_policy(seed)
         assert not loaded.training and torch.equal(loaded.logits(obs), nets[seed].logits(obs))
     assert torch.equal(bundle.load_policy().logits(obs), nets[3].logits(obs))  # best seed by default
-    with pytest.raises(ArtifactError, match=r"version v7\) has no weights for seed 5 \(it has seeds \[0, 3\]\)"):
+    with pytest.raises(ArtifactError, match=r"version v7\) has no weights for seed 5 \(it has seeds \[0, 3\], and -1 for their ensemble\)"):
         bundle.load_policy(5)
     wrong = PolicyBundle(spec={**spec, "obs_dim": 7}, state_dicts=bundle.state_dicts, version="v8")
     with pytest.raises(ArtifactError, match=r"my-name: seed 0 cannot be rebuilt .*Retrain"):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reinforce_strategy_creator.agents.ensemble import ENSEMBLE_SEED
 from reinforce_strategy_creator.env import EnvConfig
 from reinforce_strategy_creator.evaluation.backtests import check_run_setups
 from reinforce_strategy_creator.evaluation.benchmarks import random_targets
@@ -131,8 +132,10 @@ def test_champion_is_chosen_on_validation_only(model_inputs, setup, bundles, tes
     test = nodes.metrics_test(test_ledger)
     champion, verdict, _, _ = _select(val, test, setup, model_inputs)
     agents = val[val["kind"] == "agent"]
-    best = agents.sort_values(["sharpe", "agent", "seed"], ascending=[False, True, True]).iloc[0]
-    assert (champion["agent"], champion["seed"]) == (best["agent"], best["seed"])
+    assert not agents["ruined"].any()
+    best_agent = agents.groupby("agent")["sharpe"].mean().idxmax()  # the best seeds on average ...
+    assert (champion["agent"], champion["seed"], champion["kind"]) == (best_agent, ENSEMBLE_SEED, "ensemble")
+    assert champion["member"] == "ensemble"  # ... then their ensemble
     assert champion["selected_on"] == "validation" and champion["decided_on"] == "test"
     for k in range(3):
         other, other_verdict, _, _ = _select(val, _perturbed_test_records(test, k), setup, model_inputs)
@@ -164,9 +167,10 @@ def test_the_gate_decides_on_the_champions_test_record(model_inputs, setup, bund
     assert verdict_bad["passed"] is False and verdict_bad["rules"]["min_sharpe"]["value"] == -5.0
     assert verdict["decided_on"]["split"] == "test"
     assert verdict["decided_on"]["start"] == str(model_inputs["test"].index[0].date())
-    # selection effort: every checkpoint evaluation in the histories is a trial
+    # selection effort: every checkpoint evaluation in the histories is a trial, and so is every
+    # seed ensemble's validation replay
     n_evals = sum(int(h["eval_score"].notna().sum()) for h in HISTORIES.values())
-    assert verdict["selection"]["n_trials"] == n_evals == 3 * 2 * 4
+    assert verdict["selection"]["n_trials"] == n_evals + 3 == 3 * 2 * 4 + 3
     assert decision["config_sha256"] == setup["config_sha256"] and decision["window"] == {
         "start": verdict["decided_on"]["start"], "end": verdict["decided_on"]["end"]}
 

@@ -74,7 +74,7 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
     assert champion["policy_filepath"] is None  # in-memory bundles have no catalog folder
     assert set(verdict["rules"]) == {"min_sharpe", "max_drawdown", "min_psr", "beats_buy_and_hold"}
     assert all({"value", "threshold", "passed"} <= set(r) for r in verdict["rules"].values())
-    assert len(verdict["candidates_on_validation"]) == 3 * 2
+    assert len(verdict["candidates_on_validation"]) == 3 * 2 + 3  # agent × seed and each seed ensemble
     # the verdict's "passed" is the gate on the champion's test record
     assert verdict["passed"] == all(r["passed"] for r in verdict["rules"].values())
     assert verdict["decided_on"]["split"] == "test"
@@ -89,12 +89,13 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
         runs = ledger.groupby(["kind", "run"])["seed"].nunique().to_dict()
         assert runs[("random", "random")] == _eval_params["benchmarks"]["random_seeds"]
         assert all(runs[("agent", a)] == 2 for a in AGENTS)
+        assert all(runs[("ensemble", a)] == 1 for a in AGENTS)  # each agent's seed ensemble
         assert all(runs[("benchmark", b)] == 1 for b in ("buy_and_hold", "flat", "sma_crossover", "momentum"))
         first = ledger.sort_values("bar").groupby(["run", "seed"])["equity"].first()
         assert (first == env_params["initial_capital"]).all()
         metrics = pd.read_csv(out / "08_reporting" / f"evaluation_{split}_metrics.csv")
-        assert len(metrics) == 3 * 2 + 4 + 100
-        agents = metrics[metrics["kind"] == "agent"]
+        assert len(metrics) == 3 * 2 + 3 + 4 + 100
+        agents = metrics[metrics["kind"].isin(["agent", "ensemble"])]
         assert agents[["psr", "dsr", "random_percentile"]].notna().all().all()
         assert metrics["periods_per_year"].eq(252).all()
 

@@ -8,6 +8,7 @@ from .a2c import A2CConfig, train_a2c
 from .checkpoint import CheckpointSelector
 from .config import AgentConfigError
 from .dqn import DQNConfig, train_dqn
+from .ensemble import ENSEMBLE_SEED, SeedEnsemble, seed_label
 from .errors import AgentEnvError, TrainingDivergedError
 from .evaluate import evaluate_episodes
 from .networks import ActorCriticPolicy, QPolicy
@@ -33,15 +34,18 @@ __all__ = [
     "AgentEnvError",
     "CheckpointSelector",
     "DQNConfig",
+    "ENSEMBLE_SEED",
     "PPOConfig",
     "PolicySpecError",
     "QPolicy",
+    "SeedEnsemble",
     "TensorVecEnv",
     "TrainingDivergedError",
     "TrainResult",
     "build_policy",
     "evaluate_episodes",
     "resolve_device",
+    "seed_label",
     "train_a2c",
     "train_dqn",
     "train_ppo",

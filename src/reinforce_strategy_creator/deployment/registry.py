@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_io import append_lines_durable, exclusive_lock
+from ..candidates import ENSEMBLE_SEED
 from ..errors import InputError
 from ..paths import resolve_in_project
 
@@ -68,7 +69,8 @@ class RegistryState:
 
 
 def make_entry_id(agent: str, version: str, seed: int) -> str:
-    return f"{agent}-{version}-seed{seed}"
+    """``<agent>-<version>-seed<N>``, or ``<agent>-<version>-ensemble`` for the seed ensemble."""
+    return f"{agent}-{version}-{'ensemble' if seed == ENSEMBLE_SEED else f'seed{seed}'}"
 
 
 def _now() -> str:

@@ -3,8 +3,8 @@
 What: given a model-input table (validation or test), the environment parameters and the
 trained ``PolicyBundle`` of every agent, replay
 
-* every seed of every agent (all seeds of an agent batched as lanes of ONE ``env.replay``),
-  acting deterministically;
+* every seed of every agent and its seed ensemble (``evaluation.ensembles``; all batched as
+  lanes of ONE ``env.replay``), acting deterministically;
 * the benchmarks buy-and-hold, flat, SMA crossover and time-series momentum;
 * a seeded random policy over N >= 100 seeds (one batched replay, one lane per seed),
 
@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..candidates import ENSEMBLE_SEED
 from ..env import EnvConfig, MarketArrays, replay
 from .benchmarks import (
     ScheduledDecision,
@@ -223,11 +224,13 @@ class BundleDecision:
 
 
 def _ledger(result, kind: str, run: str, seeds: Sequence[int]) -> pd.DataFrame:
+    """The replay's lanes as ledger rows; an agent's ensemble lane is ``kind="ensemble"``."""
     frame = pd.DataFrame(result)
     seed_of_lane = np.asarray(list(seeds), dtype=np.int64)
     frame.insert(0, "seed", seed_of_lane[frame.pop("lane").to_numpy()])
     frame.insert(0, "run", run)
-    frame.insert(0, "kind", kind)
+    frame.insert(0, "kind", np.where(frame["seed"] == ENSEMBLE_SEED, "ensemble", kind) if kind == "agent"
+                 else kind)
     return frame[LEDGER_COLUMNS]
 
 
@@ -282,7 +285,8 @@ def backtest_split(
     past, offset = history_closes(table, history, split)
     _check_benchmarks(evaluation.benchmarks, config, table, offset, split)
     runs = [
-        *_replay_agents(market, config, policies, (table.index[0], table.index[-1]), split, provenance),
+        *_replay_agents(market, config, policies, (table.index[0], table.index[-1]), split, provenance,
+                        evaluation.ensembles),
         *_replay_benchmarks(market, config, evaluation.benchmarks, past, offset),
     ]
     return _long_ledger(runs, config, split)
@@ -332,15 +336,16 @@ def _check_benchmarks(bench, config: EnvConfig, table: pd.DataFrame, offset: int
                              f"{list(config.positions)}; add -1 there or set long_short: false.")
 
 
-def _replay_agents(market, config, policies, window, split, provenance):
-    """Each agent's seeds in one batched replay, after its bundle proves where it came from."""
+def _replay_agents(market, config, policies, window, split, provenance, ensembles: bool):
+    """Each agent's seeds (and, with ``ensembles``, their seed ensemble as one more lane) in one
+    batched replay, after its bundle proves where it came from."""
     for agent in sorted(policies):
         bundle = policies[agent]
         check_bundle(agent, bundle, config, market.feature_names)
         if provenance is not None:
             check_provenance(agent, bundle, provenance)
         check_periods(agent, bundle, window, "test" if split == "test" else "validation")
-        seeds = bundle.seeds
+        seeds = bundle.seeds + ([ENSEMBLE_SEED] if ensembles and len(bundle.seeds) > 1 else [])
         decision = BundleDecision(agent, bundle, seeds, str(config.resolve_device()))
         yield "agent", agent, seeds, replay(market, config, decision, num_envs=len(seeds))
 

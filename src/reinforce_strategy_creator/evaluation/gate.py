@@ -21,10 +21,9 @@ import pandas as pd
 
 from ..params.evaluation import GateParams
 from .metrics import EvaluationInputError, json_safe
+from .stats import rank_agents, seed_summary
 
-__all__ = ["GateParams", "evaluate_gate", "select_champion"]
-
-
+__all__ = ["SELECTION_RULES", "GateParams", "evaluate_gate", "select_champion"]
 
 def _finite(v) -> bool:
     return v is not None and isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v))
@@ -61,30 +60,74 @@ def evaluate_gate(metrics: Mapping, buy_and_hold_metrics: Mapping, params: GateP
     return json_safe({"passed": all(r["passed"] for r in rules.values()), "rules": rules})
 
 
-def select_champion(validation_records: pd.DataFrame, rank_metric: str = "sharpe") -> dict:
-    """Choose the champion from VALIDATION metrics only: the agent × seed with the highest finite
-    ``rank_metric`` whose account was not ruined; ties go to the lower agent name, then the lower
-    seed (deterministic).
+def select_champion(validation_records: pd.DataFrame, rank_metric: str = "sharpe",
+                    rule: str = "best_candidate") -> dict:
+    """Choose the champion from VALIDATION metrics only (docs/metrics.md, "Selection").
+
+    Candidates are the agent × seed rows and, with a ``kind`` column, the seed ensembles
+    (``kind == "ensemble"``, seed ``ENSEMBLE_SEED``). A ruined account or a non-finite
+    ``rank_metric`` is never a champion. Rules:
+
+    * ``best_candidate``: the candidate with the highest ``rank_metric`` (ties: lower agent name,
+      then lower seed). One maximum over many noisy candidates: the winner's curse.
+    * ``best_agent_best_seed``: the agent ranked first by the cross-seed mean (fewest ruined
+      seeds first, ``stats.rank_agents``), then its best seed.
+    * ``best_agent_ensemble``: that agent's seed ensemble (its best seed when the ensemble was
+      not replayed, was ruined or has no finite ``rank_metric``).
 
     The gate is NOT applied here: it decides later on the champion's test replay. Returns
-    ``{"agent", "seed", "rank_metric", "validation": record, "n_candidates", "n_ranked"}``;
-    ``agent`` is None (with a reason) when no candidate has a finite ``rank_metric``.
+    ``{"agent", "seed", "kind", "rule", "rank_metric", "validation": record, "n_candidates",
+    "n_ranked"}``; ``agent`` is None (with a reason) when no candidate can be chosen.
     """
     for col in ("agent", "seed", rank_metric):
         if col not in validation_records.columns:
             raise EvaluationInputError(f"validation_records: missing column '{col}' (one row per agent × seed).")
-    if len(validation_records) == 0:
+    if rule not in SELECTION_RULES:
+        raise EvaluationInputError(f"evaluation.selection={rule!r}: choose one of {list(SELECTION_RULES)}.")
+    records = validation_records
+    if "kind" in records.columns:
+        records = records[records["kind"].isin(["agent", "ensemble"])]
+    if len(records) == 0:
         raise EvaluationInputError("validation_records: no agent × seed rows to choose from.")
-    values = pd.to_numeric(validation_records[rank_metric], errors="coerce").astype(float)
-    if "ruined" in validation_records.columns:  # a wiped-out account is never a champion
-        values = values.where(~validation_records["ruined"].astype(bool), -np.inf)
-    pool = validation_records[np.isfinite(values)]
-    base = {"rank_metric": rank_metric, "n_candidates": int(len(validation_records)), "n_ranked": int(len(pool))}
+    values = _rank_values(records, rank_metric)
+    pool = records[np.isfinite(values)]
+    base = {"rank_metric": rank_metric, "rule": rule, "n_candidates": int(len(records)),
+            "n_ranked": int(len(pool))}
     if pool.empty:
-        return json_safe({**base, "agent": None, "seed": None, "validation": None,
+        return json_safe({**base, "agent": None, "seed": None, "kind": None, "validation": None,
                           "reason": f"no agent × seed has a finite validation {rank_metric}"})
+    if rule != "best_candidate":
+        agent = _best_agent(records, rank_metric)
+        pool = pool[pool["agent"].astype(str) == agent]
+        kinds = pool["kind"] if "kind" in pool.columns else pd.Series("agent", index=pool.index)
+        wanted = "ensemble" if rule == "best_agent_ensemble" and (kinds == "ensemble").any() else "agent"
+        pool = pool[kinds == wanted]
+        if pool.empty:
+            return json_safe({**base, "agent": None, "seed": None, "kind": None, "validation": None,
+                              "reason": f"the best agent on validation, {agent}, has no seed with a finite "
+                                        f"validation {rank_metric}"})
     order = pool.assign(_m=values[pool.index], _a=pool["agent"].astype(str), _s=pool["seed"].astype(int)).sort_values(
         ["_m", "_a", "_s"], ascending=[False, True, True])
     best = order.iloc[0]
     record = {k: best[k] for k in validation_records.columns}
-    return json_safe({**base, "agent": str(best["agent"]), "seed": int(best["seed"]), "validation": record})
+    kind = str(best["kind"]) if "kind" in best.index else "agent"
+    return json_safe({**base, "agent": str(best["agent"]), "seed": int(best["seed"]), "kind": kind,
+                      "validation": record})
+
+
+SELECTION_RULES = ("best_agent_ensemble", "best_agent_best_seed", "best_candidate")
+
+
+def _rank_values(records: pd.DataFrame, rank_metric: str) -> pd.Series:
+    """The metric of every candidate, -inf for a ruined account (never a champion)."""
+    values = pd.to_numeric(records[rank_metric], errors="coerce").astype(float)
+    if "ruined" in records.columns:
+        values = values.where(~records["ruined"].astype(bool), -np.inf)
+    return values
+
+
+def _best_agent(records: pd.DataFrame, rank_metric: str) -> str:
+    """The agent ranked first on its seeds' validation mean (``stats.rank_agents``)."""
+    seeds = records[records["kind"] == "agent"] if "kind" in records.columns else records
+    summary = seed_summary(seeds, [rank_metric])  # with n_ruined when records have "ruined"
+    return str(rank_agents(summary, rank_metric).iloc[0]["agent"])

@@ -73,11 +73,14 @@ def _decision_html(verdict: Mapping | None, champion: Mapping | None) -> str:
         out.append(f"<p>No champion: {e(str(verdict.get('reason') or (champion or {}).get('reason', '')))}.</p>")
         return "".join(out)
     sel = verdict.get("selection") or {}
+    member = champion.get("member") or f"seed {champion['seed']}"
     out.append(
-        f"<p>Champion <b>{e(str(champion['agent']))}</b> seed <b>{e(str(champion['seed']))}</b>, chosen by "
-        f"validation {e(str(champion.get('rank_metric', '')))} among {e(str(champion.get('n_candidates', '')))} "
-        f"agent × seed runs. Selection effort on validation: {e(str(sel.get('n_trials', '?')))} trials scored "
-        f"(every checkpoint evaluation of every seed of every agent); the champion's validation Sharpe "
+        f"<p>Champion <b>{e(str(champion['agent']))}</b> <b>{e(str(member))}</b>, chosen by validation "
+        f"{e(str(champion.get('rank_metric', '')))} ({e(_RULE_WORDS.get(str(sel.get('rule')), 'rule ' + str(sel.get('rule'))))}) "
+        f"among {e(str(champion.get('n_candidates', '')))} candidates (agent × seed runs and seed ensembles). "
+        f"Selection effort on validation: {e(str(sel.get('n_trials', '?')))} trials scored "
+        f"(every checkpoint evaluation of every seed of every agent, and every ensemble's validation replay); "
+        f"the champion's validation Sharpe "
         f"{_num3(sel.get('champion_validation_sharpe'))} deflated for them has DSR {_num3(sel.get('validation_dsr'))}."
         "</p>")
     reuse = verdict.get("window_reuse") or {}
@@ -92,6 +95,13 @@ def _decision_html(verdict: Mapping | None, champion: Mapping | None) -> str:
         out.append("<p>The champion must not be promoted: deployment refuses it without an explicit, recorded "
                    "force. The shadow paper account still trades it so that you can watch it.</p>")
     return "".join(out)
+
+
+_RULE_WORDS = {
+    "best_agent_ensemble": "the agent whose seeds score best on average, then its seed ensemble",
+    "best_agent_best_seed": "the agent whose seeds score best on average, then its best seed",
+    "best_candidate": "the single best candidate",
+}
 
 
 def _num3(v) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..candidates import seed_label
 from .backtests import BENCHMARKS, EvaluationParams
 from .figures import (
     drawdowns_figure,
@@ -98,7 +99,7 @@ def split_records(ledger: pd.DataFrame, split: str) -> pd.DataFrame:
         record_psr(r.sharpe_per_bar, bh_rec["sharpe_per_bar"], int(r.n_bars), r.skew, r.kurtosis, bool(r.ruined))
         for r in records.itertuples()
     ]
-    agents = records["kind"] == "agent"
+    agents = records["kind"].isin(["agent", "ensemble"])  # every candidate is a trial
     records["dsr"] = np.nan
     if agents.any():
         records.loc[agents, "dsr"] = add_psr_dsr(records[agents], bh_rec["sharpe_per_bar"])["dsr"].to_numpy()
@@ -145,6 +146,10 @@ def seed_tables(validation: pd.DataFrame, test: pd.DataFrame, params: Evaluation
         ranking[f"test_{params.rank_metric}_{stat}"] = ranking["agent"].map(test_sum[f"{params.rank_metric}_{stat}"])
     if ruin_cols:
         ranking["test_n_ruined"] = ranking["agent"].map(test_sum["n_ruined"])
+    for split, rec in (("validation", validation), ("test", test)):  # each agent's seed ensemble
+        ens = _kind(rec, "ensemble").set_index("agent")
+        if not ens.empty:
+            ranking[f"{split}_ensemble_{params.rank_metric}"] = ranking["agent"].map(ens[params.rank_metric])
     ranking.insert(2, "ranked_on", "validation")
 
     random = {"n_seeds": params.benchmarks.random_seeds, "switch_prob": params.benchmarks.random_switch_prob,
@@ -182,56 +187,80 @@ def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: E
     window are counted. A failed verdict still names the champion, with ``verdict_passed: false``;
     deployment must refuse to promote it without force.
     """
-    val_agents, test_agents = _kind(validation, "agent"), _kind(test, "agent")
+    candidates = validation[validation["kind"].isin(["agent", "ensemble"])].reset_index(drop=True)
     val_bh, test_bh = _bh(validation, "validation"), _bh(test, "test")
-    sel = select_champion(val_agents, params.rank_metric)
-    ppy = float(val_bh["periods_per_year"])
-    effort = selection_effort(histories, ppy)
-    agent = sel["agent"]
-    if agent is None:
-        test_record = None
-        verdict = {"passed": False, "reason": sel["reason"], "decided_on": {"split": "test", **dict(window)},
-                   "rules": {}, "thresholds": params.gate.to_params(),
-                   "selection": {"selected_on": "validation", "n_trials": effort["n_trials"],
-                                 "trials_by_agent": effort["trials_by_agent"]}}
-        decision = {"data_fingerprint": data_fingerprint, "window": dict(window), "config_sha256": config,
-                    "passed": False, "decided_on": "test", "reason": sel["reason"]}
+    sel = select_champion(candidates, params.rank_metric, params.selection)
+    effort = selection_effort(histories, float(val_bh["periods_per_year"]),
+                              ensembles=_kind(validation, "ensemble"))
+    test_record = None if sel["agent"] is None else _test_record(test, sel)
+    if test_record is None:
+        verdict, decision = _no_champion(sel, params, effort, window, data_fingerprint, config)
     else:
-        match = test_agents[(test_agents["agent"].astype(str) == agent) & (test_agents["seed"].astype(int) == sel["seed"])]
-        if len(match) != 1:
-            raise EvaluationInputError(
-                f"evaluation.test_metrics: expected exactly one row for agent '{agent}' seed {sel['seed']}, found "
-                f"{len(match)}; replay every validated agent × seed on the test period once.")
-        test_record = match.iloc[0].to_dict()
         verdict, decision = decide(champion_validation=sel["validation"], champion_test=test_record,
                                    test_buy_and_hold=test_bh, params=params.gate, effort=effort,
                                    earlier_decisions=earlier_decisions, window=window,
                                    data_fingerprint=data_fingerprint, config=config)
-    passed = bool(verdict["passed"])
-    strip = set(ID_COLUMNS)
-    champion = {
+    champion = _champion_document(sel, test_record, bool(verdict["passed"]), params, policy_versions,
+                                  policy_filepaths)
+    verdict = {**verdict,
+               "selection": {**verdict["selection"], "rule": params.selection},
+               "champion": None if sel["agent"] is None else {
+                   "agent": sel["agent"], "seed": sel["seed"], "kind": sel["kind"],
+                   "policy_version": champion["policy_version"]},
+               "buy_and_hold_sharpe": {"validation": val_bh["sharpe"], "test": test_bh["sharpe"]},
+               "candidates_on_validation": [
+                   {"agent": r["agent"], "seed": int(r["seed"]), "kind": r["kind"],
+                    params.rank_metric: r[params.rank_metric]} for r in candidates.to_dict("records")]}
+    selection = {**sel, "test": test_record, "verdict": verdict}
+    return json_safe(champion), json_safe(verdict), json_safe(selection), json_safe(decision)
+
+
+def _test_record(test: pd.DataFrame, sel: Mapping) -> dict:
+    """The champion's single test replay (the same agent, seed and kind as selected)."""
+    match = test[(test["kind"] == sel["kind"]) & (test["agent"].astype(str) == sel["agent"])
+                 & (test["seed"].astype(int) == sel["seed"])]
+    if len(match) != 1:
+        raise EvaluationInputError(
+            f"evaluation.test_metrics: expected exactly one row for agent '{sel['agent']}' "
+            f"{seed_label(sel['seed'])}, found {len(match)}; replay every validated candidate on the test "
+            "period once.")
+    return match.iloc[0].to_dict()
+
+
+def _no_champion(sel: Mapping, params: EvaluationParams, effort: Mapping, window: Mapping[str, str],
+                 data_fingerprint: str, config: str) -> tuple[dict, dict]:
+    """A failed verdict (and its decision record) when no candidate could be chosen."""
+    verdict = {"passed": False, "reason": sel["reason"], "decided_on": {"split": "test", **dict(window)},
+               "rules": {}, "thresholds": params.gate.to_params(),
+               "selection": {"selected_on": "validation", "rule": params.selection,
+                             "n_trials": effort["n_trials"], "trials_by_agent": effort["trials_by_agent"]}}
+    decision = {"data_fingerprint": data_fingerprint, "window": dict(window), "config_sha256": config,
+                "passed": False, "decided_on": "test", "reason": sel["reason"]}
+    return verdict, decision
+
+
+def _champion_document(sel: Mapping, test_record: Mapping | None, passed: bool, params: EvaluationParams,
+                       policy_versions: Mapping[str, str | None],
+                       policy_filepaths: Mapping[str, str | None]) -> dict:
+    """The contract's ``champion.json``: who, which artifact, and its validation and test figures."""
+    agent, strip = sel["agent"], set(ID_COLUMNS)
+    return {
         "agent": agent,
         "seed": sel["seed"],
+        "kind": sel.get("kind"),
+        "member": None if agent is None else seed_label(sel["seed"]),
         "policy_version": policy_versions.get(agent) if agent else None,
         "policy_filepath": policy_filepaths.get(agent) if agent else None,
         "validation_metrics": {k: v for k, v in (sel["validation"] or {}).items() if k not in strip} or None,
         "test_metrics": {k: v for k, v in (test_record or {}).items() if k not in strip} or None,
         "verdict_passed": passed,
         "selected_on": "validation",
+        "selection_rule": params.selection,
         "decided_on": "test",
         "rank_metric": params.rank_metric,
         "reason": sel.get("reason") or (None if passed else "the champion's test record failed the gate"),
         "n_candidates": sel["n_candidates"],
     }
-    verdict = {**verdict,
-               "champion": None if agent is None else {"agent": agent, "seed": sel["seed"],
-                                                       "policy_version": champion["policy_version"]},
-               "buy_and_hold_sharpe": {"validation": val_bh["sharpe"], "test": test_bh["sharpe"]},
-               "candidates_on_validation": [
-                   {"agent": r["agent"], "seed": int(r["seed"]), params.rank_metric: r[params.rank_metric]}
-                   for r in val_agents.to_dict("records")]}
-    selection = {**sel, "test": test_record, "verdict": verdict}
-    return json_safe(champion), json_safe(verdict), json_safe(selection), json_safe(decision)
 
 
 def _lane(ledger: pd.DataFrame, run: str, seed: int) -> pd.DataFrame:

@@ -178,6 +178,9 @@ def seed_summary(
     missing = [m for m in metrics if m not in records.columns]
     if missing:
         raise EvaluationInputError(f"records: missing metric column(s) {missing}.")
+    # a canonical row order: a float mean must not depend on the order the rows arrived in
+    # (rank ties between agents are broken by name only when their means are exactly equal)
+    records = records.sort_values([agent_col] + (["seed"] if "seed" in records.columns else []), kind="stable")
     values = records[[agent_col, *metrics]].copy()
     for m in metrics:
         if pd.api.types.is_bool_dtype(values[m]):

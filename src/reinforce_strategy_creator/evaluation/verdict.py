@@ -102,9 +102,11 @@ def window_fingerprint(table: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- selection effort
-def selection_effort(histories: Mapping[str, pd.DataFrame], periods_per_year: float) -> dict:
+def selection_effort(histories: Mapping[str, pd.DataFrame], periods_per_year: float,
+                     ensembles: pd.DataFrame | None = None) -> dict:
     """Trials scored on the selection window: every non-missing ``eval_score`` (validation
-    Sharpe, annualised) of every seed of every agent's training history."""
+    Sharpe, annualised) of every seed of every agent's training history, plus every seed
+    ensemble's validation replay (rows of ``ensembles``: ``agent``, ``sharpe``)."""
     by_agent, scores = {}, []
     for agent, h in sorted(histories.items()):
         if not isinstance(h, pd.DataFrame) or "eval_score" not in h.columns:
@@ -116,6 +118,9 @@ def selection_effort(histories: Mapping[str, pd.DataFrame], periods_per_year: fl
         seen = s[s.notna()]
         by_agent[agent] = int(len(seen))
         scores.extend(seen.tolist())
+    for row in ([] if ensembles is None else ensembles.to_dict("records")):
+        by_agent[str(row["agent"])] = by_agent.get(str(row["agent"]), 0) + 1
+        scores.append(-math.inf if row.get("ruined") else float(row["sharpe"]))
     per_bar = np.asarray(scores, dtype=float) / math.sqrt(periods_per_year)
     finite = per_bar[np.isfinite(per_bar)]
     return {"n_trials": int(len(scores)), "trials_by_agent": by_agent,
@@ -207,7 +212,8 @@ def decide(
             "selected_on": "validation",
             "n_trials": effort["n_trials"],
             "trials_by_agent": effort["trials_by_agent"],
-            "what_counts_as_a_trial": "every checkpoint evaluation of every seed of every agent on validation",
+            "what_counts_as_a_trial": "every checkpoint evaluation of every seed of every agent on validation, "
+                                      "and every seed ensemble's validation replay",
             "champion_validation_sharpe": champion_validation.get("sharpe"),
             "validation_dsr": val_dsr,
         },

@@ -71,9 +71,20 @@ class EvaluationParams(Params):
     benchmarks: BenchmarkParams = BenchmarkParams()
     gate: GateParams = GateParams()
     rank_metric: Literal["sharpe", "sortino", "calmar", "total_return", "annual_return"] = "sharpe"
-    """The champion is the agent × seed with the best value of this metric on validation (never test)."""
+    """The validation metric (never test) the champion is selected on."""
+    selection: Literal["best_agent_ensemble", "best_agent_best_seed", "best_candidate"] = "best_agent_ensemble"
+    """How the champion is chosen on validation: `best_agent_ensemble` = the agent whose seeds score best on average (fewest ruined seeds first), then its seed ensemble; `best_agent_best_seed` = that agent's best seed; `best_candidate` = the single best agent × seed or ensemble (noisiest: the winner's curse). docs/metrics.md, "Selection"."""
+    ensembles: Flag = True
+    """Replay each agent's seed ensemble (mean action probabilities or Q-values of its seeds) on validation and test as one more candidate (docs/agents.md, "Seed ensembles")."""
     rolling_window: Annotated[PositiveInt, Field(ge=2)] = 63
     """Bars in the rolling-Sharpe figure (≈ one quarter of daily bars)."""
+
+    @model_validator(mode="after")
+    def _ensemble_selection_needs_ensembles(self) -> EvaluationParams:
+        if self.selection == "best_agent_ensemble" and not self.ensembles:
+            raise ValueError("selection: best_agent_ensemble needs ensembles: true; set ensembles: true or choose "
+                             "selection: best_agent_best_seed")
+        return self
 
     @model_validator(mode="before")
     @classmethod

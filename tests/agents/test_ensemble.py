@@ -1,0 +1,70 @@
+"""Seed ensembles: the mean of the seeds' action probabilities (actor-critic) or Q-values (DQN),
+loaded from the same safe artifact as the seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reinforce_strategy_creator.agents import ActorCriticPolicy, QPolicy
+from reinforce_strategy_creator.agents.ensemble import ENSEMBLE_SEED, EnsembleError, SeedEnsemble
+from reinforce_strategy_creator.artifacts import PolicyBundle, load_policy_bundle, save_policy_bundle
+
+
+def _members(kind: str, seeds, obs_dim=5, n_actions=3):
+    out = {}
+    for s in seeds:
+        torch.manual_seed(s)
+        net = ActorCriticPolicy(obs_dim, n_actions, (8,), "tanh") if kind == "ac" else QPolicy(
+            obs_dim, n_actions, (8,), "relu")
+        for p in net.parameters():
+            torch.nn.init.normal_(p)  # far from uniform, so the members disagree
+        out[s] = net.eval()
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 4), batch=st.integers(1, 16), seed=st.integers(0, 10_000))
+def test_actor_critic_ensemble_acts_on_the_mean_probability(n, batch, seed):
+    members = list(_members("ac", range(n)).values())
+    ens = SeedEnsemble(members, "mean_probability")
+    obs = torch.randn(batch, 5, generator=torch.Generator().manual_seed(seed))
+    mean = sum(m.logits(obs).softmax(-1) for m in members) / n
+    assert torch.allclose(ens.scores(obs), mean, atol=1e-6)
+    assert torch.equal(ens.act(obs), mean.argmax(-1))
+    if n == 1:
+        assert torch.equal(ens.act(obs), members[0].act(obs))  # one member: the seed itself
+
+
+def test_q_ensemble_acts_on_the_mean_q_value():
+    members = list(_members("q", range(3)).values())
+    ens = SeedEnsemble(members, "mean_q")
+    obs = torch.randn(64, 5)
+    mean = sum(m(obs) for m in members) / 3
+    assert torch.equal(ens.act(obs), mean.argmax(-1))
+    # the ensemble is not any single member: with disagreeing members some decisions differ
+    assert any(not torch.equal(ens.act(obs), m.act(obs)) for m in members)
+
+
+def test_wrong_rule_or_no_member_is_refused():
+    with pytest.raises(EnsembleError, match="does not fit member kinds"):
+        SeedEnsemble(list(_members("ac", [0]).values()), "mean_q")
+    with pytest.raises(EnsembleError, match="at least one member"):
+        SeedEnsemble([], "mean_probability")
+
+
+def test_the_ensemble_loads_from_the_saved_artifact(tmp_path):
+    nets = _members("ac", (0, 3, 7))
+    spec = {**nets[0].spec, "feature_names": ["a"], "window": 1, "positions": [0, 1], "seeds": [0, 3, 7],
+            "ensemble_rule": "mean_probability"}
+    save_policy_bundle(PolicyBundle(spec=spec, state_dicts={s: n.state_dict() for s, n in nets.items()}),
+                       tmp_path / "bundle")
+    bundle = load_policy_bundle(tmp_path / "bundle")  # JSON and safetensors only
+    ens = bundle.load_policy(ENSEMBLE_SEED)
+    assert isinstance(ens, SeedEnsemble) and not ens.training and len(ens.members) == 3
+    obs = torch.randn(32, 5)
+    expected = sum(n.logits(obs).softmax(-1) for n in nets.values()) / 3
+    assert torch.equal(ens.act(obs), expected.argmax(-1))
+    assert ens.spec["ensemble"] == {"rule": "mean_probability", "members": 3}
