@@ -26,10 +26,11 @@ def remember(config_loader: Any) -> None:
     _session_loader = config_loader
 
 
-def parameters() -> dict[str, Any]:
-    """The raw (not yet validated) parameters of the current session, or of the project's base and
-    local configuration when no session is running."""
-    if _session_loader is not None:
+def parameters(env: str | None = None) -> dict[str, Any]:
+    """The raw (not yet validated) parameters of the current session, or, without a session or
+    when ``env`` is given, of the project's ``conf/base`` overlaid with ``conf/<env>`` (default
+    ``local``), merged the way ``kedro run --env`` merges them."""
+    if _session_loader is not None and env is None:
         return dict(_session_loader["parameters"])
     from kedro.config import OmegaConfigLoader
 
@@ -40,7 +41,7 @@ def parameters() -> dict[str, Any]:
         return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        loader = OmegaConfigLoader(conf_source=str(root / "conf"), **settings.CONFIG_LOADER_ARGS)
+        loader = OmegaConfigLoader(conf_source=str(root / "conf"), env=env, **settings.CONFIG_LOADER_ARGS)
         return dict(loader["parameters"])
 
 
