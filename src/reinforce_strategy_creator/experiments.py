@@ -96,3 +96,58 @@ def run_cycle(raw_prices: pd.DataFrame, parameters: Mapping[str, Any], *, source
     return CycleResult(champion=out["champion"], verdict=out["evaluation_verdict"], selection=out["selection"],
                        gate_decision=out["gate_decision"], ranking=out["ranking"],
                        validation=out["validation_metrics"], test=out["test_metrics"], wall_s=wall)
+
+
+# --------------------------------------------------------------------------- studies
+def candidate_scores(result: CycleResult, metric: str = "sharpe") -> pd.DataFrame:
+    """Every candidate (agent × seed, and each seed ensemble) with its validation and test
+    ``metric``: one row per ``(agent, seed, kind)``."""
+    keys = ["agent", "seed", "kind"]
+    cols = [*keys, metric]
+    val = result.validation[result.validation["kind"].isin(["agent", "ensemble"])][cols]
+    test = result.test[result.test["kind"].isin(["agent", "ensemble"])][cols]
+    return val.merge(test, on=keys, suffixes=("_validation", "_test")).sort_values(keys).reset_index(drop=True)
+
+
+def selection_outcomes(result: CycleResult, rules: Sequence[str] | None = None,
+                       metric: str = "sharpe") -> pd.DataFrame:
+    """What each selection rule would have chosen from the same validation records, and how its
+    test ``metric`` compares with the median candidate's (the winner's-curse check)."""
+    from .evaluation.gate import SELECTION_RULES, select_champion
+
+    scores = candidate_scores(result, metric)
+    median = float(scores[f"{metric}_test"].median())
+    rows = []
+    for rule in rules or SELECTION_RULES:
+        pick = select_champion(result.validation, metric, rule)
+        if pick["agent"] is None:
+            rows.append({"rule": rule, "agent": None, "seed": None, "kind": None, "validation": None,
+                         "test": None, "median_candidate_test": median, "at_least_median": False})
+            continue
+        row = scores[(scores["agent"] == pick["agent"]) & (scores["seed"] == pick["seed"])].iloc[0]
+        test = float(row[f"{metric}_test"])
+        rows.append({"rule": rule, "agent": pick["agent"], "seed": pick["seed"], "kind": pick["kind"],
+                     "validation": float(row[f"{metric}_validation"]), "test": test,
+                     "median_candidate_test": median, "at_least_median": bool(test >= median)})
+    return pd.DataFrame(rows)
+
+
+def study_market(market, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """One made market (``markets.SyntheticMarket``) through the cycle, with its environment
+    overrides: every candidate's test figures, the rule's and buy-and-hold's test Sharpe on the
+    same rows, costs and capital (``markets.rule_report``), the champion, the verdict and what
+    each selection rule would have chosen."""
+    from .markets import rule_report, to_csv_frame
+
+    params = deep_merge(parameters, {"environment": market.environment})
+    result = run_cycle(to_csv_frame(market.prices), params, source=f"{market.name}.csv")
+    rule = rule_report(market, params["environment"], windows=("test",)).iloc[0]
+    test = result.test
+    return {"market": market.name, "kind": market.kind, "rule": float(rule["rule_sharpe"]),
+            "buy_and_hold": float(rule["buy_and_hold_sharpe"]),
+            "agents": test[test["kind"] == "agent"].groupby("agent")["sharpe"].agg(["mean", "std"]),
+            "ensembles": test[test["kind"] == "ensemble"].set_index("agent")["sharpe"],
+            "champion": f"{result.champion['agent']} {result.champion['member']}",
+            "champion_test": (result.champion["test_metrics"] or {}).get("sharpe"),
+            "passed": bool(result.verdict["passed"]), "selection": selection_outcomes(result),
+            "wall_s": result.wall_s, "result": result}

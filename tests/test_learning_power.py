@@ -1,0 +1,41 @@
+"""The learning benchmark's claims, fast (docs/learning.md): with the `quick` budgets, on a
+planted one-day-momentum market the champion finds the edge and the gate passes; on a null
+market (real S&P 500 days resampled i.i.d.) the gate fails. In process, through the project's
+pipelines (`experiments.study_market`), filling at the next open as the planted rule does."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reinforce_strategy_creator.experiments import study_market
+from reinforce_strategy_creator.markets import make_market
+from reinforce_strategy_creator.project_params import parameters
+from tests.markets.conftest import sp500  # noqa: F401  (the session fixture of real S&P 500 days)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quick() -> dict:
+    torch.set_num_threads(1)
+    params = parameters("quick")
+    params["training"]["common"]["progress"] = False
+    return params
+
+
+def test_the_champion_finds_a_planted_edge_and_the_gate_passes(sp500, quick):
+    s = study_market(make_market("momentum", sp500, 1, strength=0.5), quick)
+    print(f"\nPLANTED: rule {s['rule']:.2f}, B&H {s['buy_and_hold']:.2f}, champion {s['champion']} "
+          f"{s['champion_test']:.2f}, passed {s['passed']}")
+    assert s["rule"] > 2.0 and s["rule"] > s["buy_and_hold"] + 1.0  # the market has an edge to find
+    assert s["champion_test"] >= 0.7 * s["rule"]
+    assert s["passed"] is True
+    assert s["result"].verdict["decided_on"]["split"] == "test"
+
+
+def test_the_gate_fails_on_a_null_market(sp500, quick):
+    s = study_market(make_market("null", sp500, 1), quick)
+    print(f"\nNULL: B&H {s['buy_and_hold']:.2f}, champion {s['champion']} {s['champion_test']:.2f}, "
+          f"passed {s['passed']}")
+    assert s["passed"] is False
