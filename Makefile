@@ -38,6 +38,7 @@ bench: install
 	$(PY) benchmarks/bench_training.py --write
 	$(PY) benchmarks/bench_paper.py
 	$(PY) benchmarks/bench_markets.py --write   # planted-market figures, docs/markets.md
+	$(PY) benchmarks/bench_learning.py --write  # learning power on the planted suite, docs/learning.md
 
 viz: install
 	$(KEDRO) viz run
