@@ -162,10 +162,12 @@ def _degradation(is_values: np.ndarray, oos_values: np.ndarray) -> dict[str, flo
     if x.size < 3 or np.ptp(x) == 0:
         return out
     xc, yc = x - x.mean(), y - y.mean()
-    sxy, sxx, syy = float(np.sum(xc * yc)), float(np.sum(xc * xc)), float(np.sum(yc * yc))
-    if not sxx > 0:  # the spread of x underflows
+    x_scale, y_scale = float(np.abs(xc).max()), float(np.abs(yc).max())
+    if not x_scale > 0:
         return out
-    slope = sxy / sxx
+    xs, ys = xc / x_scale, yc / (y_scale or 1.0)  # scaled to [-1, 1]: no underflow in the sums
+    sxy, sxx, syy = float(np.sum(xs * ys)), float(np.sum(xs * xs)), float(np.sum(ys * ys))
+    slope = sxy / sxx * (y_scale / x_scale)
     out.update(slope=slope, intercept=float(y.mean() - slope * x.mean()),
                r2=sxy ** 2 / (sxx * syy) if syy > 0 else math.nan)
     return out
@@ -272,7 +274,8 @@ def probability_of_backtest_overfitting(
         overfit += float(((best & (lam <= 0)).sum(axis=1) / n_best).sum())  # counts: ≤ 1 each
         logits.append((weight * lam).sum(axis=1))
         is_best.append(is_metric.max(axis=1))
-        oos_chosen.append((np.where(weight > 0, oos_metric, 0.0) * weight).sum(axis=1))
+        with np.errstate(invalid="ignore"):  # tied chosen at +∞ and −∞: NaN, left out below
+            oos_chosen.append((np.where(weight > 0, oos_metric, 0.0) * weight).sum(axis=1))
         loss.append((best & (oos_metric < 0)).sum(axis=1) / n_best)
         share += weight.sum(axis=0)
     n_comb = len(in_blocks)
