@@ -12,8 +12,8 @@ Two levels:
   instances sit inside ``training``), every dataset has a layer, every task node has an
   explicit name, and the layers come out in data-flow order (raw … reporting).
 
-The lists of stages and agents come from the code (``full_cycle.STAGES``, the training
-pipeline's ``AGENTS``), not from copies here, so adding an agent needs no test change.
+The lists of stages and agents come from the code (``full_cycle.STAGES``, the agents
+configured under ``training`` in the parameters), not from copies here, so adding an agent needs no test change.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def _stages() -> tuple[str, ...]:
 
 
 def _agents() -> tuple[str, ...]:
-    from reinforce_strategy_creator.pipelines.training.pipeline import AGENTS
+    from reinforce_strategy_creator.project_params import agent_names
 
-    return tuple(AGENTS)
+    return tuple(agent_names())
 
 
 @functools.lru_cache(maxsize=1)

@@ -110,7 +110,7 @@ class BatchedTradingCore:
         self.n_state = n_state(config)
         self.feature_dim = W * market.n_features
         self.obs_dim = self.feature_dim + self.n_state
-        self.windows = xp.data(build_windows(market.features, W, self.n_state), "f32")
+        self.windows = xp.data(_observation_table(market, W, self.n_state), "f32")
         self.open = xp.data(market.open, "f64")
         self.close = xp.data(market.close, "f64")
         # the price an order decided at bar t fills at on bar t+1 (before slippage)
@@ -324,3 +324,15 @@ class BatchedTradingCore:
                 self.active = self.active & xp.logical_not(done)
                 self._all_active = False
         return obs, reward, terminated, truncated, info
+
+
+def _observation_table(market: MarketArrays, window: int, extra_cols: int) -> np.ndarray:
+    """(T, W*F + state) float32 observation rows: the market's own feature blocks when it
+    carries them (``MarketArrays.obs_windows``), else built from its features."""
+    if market.obs_windows is None:
+        return build_windows(market.features, window, extra_cols)
+    blocks = market.obs_windows
+    if blocks.shape != (market.n_bars, window * market.n_features):
+        raise ValueError(f"market.obs_windows has shape {blocks.shape}; environment.window={window} needs "
+                         f"({market.n_bars}, {window * market.n_features})")
+    return np.hstack([blocks, np.zeros((market.n_bars, extra_cols), dtype=np.float32)])

@@ -8,10 +8,12 @@ once here, so the hot loop in `core.py` never has to look for NaNs or bad prices
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from ..errors import InputError
 
 
@@ -26,6 +28,11 @@ class MarketArrays:
     close: np.ndarray  # (T,) float64
     index: pd.DatetimeIndex
     feature_names: tuple[str, ...]
+    #: Optional precomputed observation feature blocks (T, W*F) float32: row t = the scaled
+    #: feature rows t-W+1..t flattened oldest first. A walk-forward record sets it so that each
+    #: bar's observation is scaled by the scaler of the fold that decides there
+    #: (``walk_forward.stitch``); None = built from ``features`` (``observation.build_windows``).
+    obs_windows: np.ndarray | None = None
 
     @property
     def n_bars(self) -> int:
@@ -36,7 +43,7 @@ class MarketArrays:
         return int(self.features.shape[1])
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, name: str = "model input table") -> "MarketArrays":
+    def from_frame(cls, df: pd.DataFrame, name: str = "model input table") -> MarketArrays:
         if not isinstance(df, pd.DataFrame):
             raise MarketDataError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}")
         if not isinstance(df.index, pd.DatetimeIndex):
@@ -84,6 +91,16 @@ class MarketArrays:
             feature_names=tuple(str(c) for c in feat_cols),
         )
 
+    def with_obs_windows(self, windows: np.ndarray) -> MarketArrays:
+        """This market with each bar's observation feature block given explicitly."""
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        if windows.ndim != 2 or windows.shape[0] != self.n_bars or windows.shape[1] % self.n_features:
+            raise MarketDataError(f"obs_windows: expected ({self.n_bars}, window x {self.n_features}) feature "
+                                  f"blocks, got shape {windows.shape}")
+        if not np.isfinite(windows).all():
+            raise MarketDataError("obs_windows: non-finite values; every observed bar needs complete features")
+        return dataclasses.replace(self, obs_windows=windows)
+
     @classmethod
     def from_arrays(
         cls,
@@ -91,7 +108,7 @@ class MarketArrays:
         open_: np.ndarray,
         close: np.ndarray,
         index: pd.DatetimeIndex | None = None,
-    ) -> "MarketArrays":
+    ) -> MarketArrays:
         """Build from raw arrays (tests, synthetic markets); validated like `from_frame`."""
         features = np.asarray(features, dtype=np.float32)
         if features.ndim == 1:

@@ -1,7 +1,9 @@
 """Deterministic full-period replay through the same core, for evaluation and deployment.
 
 `replay(market, config, decide, num_envs=B)` starts every lane at decision bar W-1 with the
-initial capital, asks `decide(obs)` for actions at every bar and runs until the last
+initial capital, asks `decide(obs)` for actions at every bar (`decide(obs, bar)` when `decide`
+has `needs_bar = True`, e.g. a walk-forward decision that switches policy at fold boundaries)
+and runs until the last
 fill-and-mark bar T-1 (lanes that go bankrupt freeze). B > 1 replays many policies or seeds
 at once: `decide` gets the (B, obs_dim) tensor and returns one action per lane.
 
@@ -13,8 +15,7 @@ bar, from the start bar W-1 (equity = initial capital, nothing traded) to T-1:
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -71,8 +72,9 @@ def replay(
         rows[k].append(start[k])
     n_steps = core.last_bar - core.lo_start
     with torch.no_grad():
-        for _ in range(n_steps):
-            actions = decide(obs)
+        needs_bar = bool(getattr(decide, "needs_bar", False))
+        for step in range(n_steps):
+            actions = decide(obs, core.lo_start + step) if needs_bar else decide(obs)
             if not isinstance(actions, torch.Tensor):
                 actions = torch.as_tensor(np.asarray(actions))
             actions = actions.to(core.device)
