@@ -1,20 +1,20 @@
-"""Shared test fixtures."""
+"""Session-wide fixtures. Helpers and constants live in ``tests/support`` (plain modules)."""
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
+
+from tests.support.features import PARAMS_FILE, load_sp500
+from tests.support.project import BAD_RAW_FILES, PROJECT_ROOT
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RAW_DIR = PROJECT_ROOT / "data" / "01_raw"
-SP500_CSV = RAW_DIR / "sp500_daily_1999_2018.csv"
-NASDAQ_CSV = RAW_DIR / "nasdaq_daily_1999_2018.csv"
-STOCKS_CSV = RAW_DIR / "stocks_daily_2000_2013.csv"
 
 
 @pytest.fixture(scope="session")
@@ -22,16 +22,29 @@ def project_root() -> Path:
     return PROJECT_ROOT
 
 
-def catalog_config(*names: str) -> dict:
-    """The project's catalog entries (conf/base, globals resolved) named ``names`` (all when none),
-    as plain dicts a test can relocate into a tmp folder."""
-    import copy
-    import warnings
+@pytest.fixture(scope="session")
+def sp500_prices() -> pd.DataFrame:
+    """The embedded S&P 500 file as OHLCV float64 bars (tests/features, tests/pipelines/feature_engineering)."""
+    return load_sp500()
 
-    from kedro.config import OmegaConfigLoader
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
-        catalog = loader["catalog"]
-    return copy.deepcopy({k: v for k, v in catalog.items() if not names or k in names})
+@pytest.fixture(scope="session")
+def _stage_params() -> dict:
+    return yaml.safe_load(PARAMS_FILE.read_text())["feature_engineering"]
+
+
+@pytest.fixture
+def stage_params(_stage_params) -> dict:
+    """A fresh copy of conf/base's ``feature_engineering`` block, free to mutate."""
+    return copy.deepcopy(_stage_params)
+
+
+@pytest.fixture
+def fixture_path():
+    """``fixture_path(name)``: a malformed raw file under tests/market_data/fixtures/."""
+    def _get(name: str) -> Path:
+        path = BAD_RAW_FILES / name
+        assert path.is_file(), f"missing fixture {path}"
+        return path
+
+    return _get

@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.project import PROJECT_ROOT
 
 KEDRO = Path(sys.executable).with_name("kedro")
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))

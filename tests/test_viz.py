@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.project import PROJECT_ROOT
 
 KEDRO = Path(sys.executable).with_name("kedro")
 LAYERS = ("raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting")
@@ -45,9 +45,9 @@ def _stages() -> tuple[str, ...]:
 
 
 def _agents() -> tuple[str, ...]:
-    from reinforce_strategy_creator.pipelines.training.pipeline import AGENTS
+    from reinforce_strategy_creator.project_params import agent_names
 
-    return tuple(AGENTS)
+    return tuple(agent_names())
 
 
 @functools.lru_cache(maxsize=1)

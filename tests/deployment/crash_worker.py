@@ -15,7 +15,7 @@ from reinforce_strategy_creator.deployment import (  # noqa: E402
     PaperBroker,
     RiskLimits,
 )
-from tests.deployment.conftest import alternating_policy, make_prices  # noqa: E402
+from tests.support.paper import alternating_policy, make_prices  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from reinforce_strategy_creator.deployment import AccountStore, reconcile, replay_trades
 
-from .conftest import make_prices
+from tests.support.paper import make_prices
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 N_BARS = 120

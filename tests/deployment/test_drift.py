@@ -28,7 +28,7 @@ from reinforce_strategy_creator.deployment.drift import (
     psi,
 )
 
-from .conftest import make_prices
+from tests.support.paper import make_prices
 
 
 def test_psi_hand_computed():

@@ -30,8 +30,8 @@ from reinforce_strategy_creator.env import EnvConfig, MarketArrays, observation_
 from reinforce_strategy_creator.env.config import FILL_PRICES
 from reinforce_strategy_creator.features import compute_features, fit_scaler, max_lookback
 from reinforce_strategy_creator.market_data import normalise_prices
-from tests.conftest import SP500_CSV
-from tests.deployment_pipeline.world import project_params
+from tests.support.project import SP500_CSV
+from tests.support.deployment_world import project_params
 
 POSITIONS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 

@@ -15,7 +15,7 @@ from reinforce_strategy_creator.markets import (
     planted_momentum_market,
     to_csv_frame,
 )
-from tests.conftest import SP500_CSV
+from tests.support.project import SP500_CSV
 
 
 @pytest.fixture(scope="module")
