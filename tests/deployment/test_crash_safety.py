@@ -75,7 +75,8 @@ def _killed_run(server: ForkServer, folder: Path, after: int, aim: str, fraction
         if aim == "commit" and seen == after and last == "commit":
             time.sleep(fraction * timing["commit"])
             break
-    run.kill()
+    if last != "finished":
+        run.kill()
     rest = [_event(line)[0] for line in run.rest().splitlines()]
     rc = run.wait()
     assert rc in (0, -signal.SIGKILL), server.log_tail()

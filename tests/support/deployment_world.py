@@ -179,10 +179,10 @@ class World:
             catalog[f"params:{key}"] = copy.deepcopy(self.params[key])
         return catalog
 
-    def run(self, tags: list[str] | None = None) -> dict[str, Any]:
+    def run(self, tags: list[str] | None = None, hook_manager=None) -> dict[str, Any]:
         pipe = create_pipeline()
         if tags:
             pipe = pipe.only_nodes_with_tags(*tags)
         logging.getLogger("kedro").setLevel(logging.WARNING)
-        SequentialRunner().run(pipe, self.catalog())
+        SequentialRunner().run(pipe, self.catalog(), hook_manager=hook_manager)
         return json.loads(self.status.read_text())

@@ -15,6 +15,7 @@ writes ``exit PID CODE`` (``CODE`` as ``Popen.returncode``: negative for a signa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -63,7 +64,10 @@ class Run:
         return iter(self.stream.readline, "")
 
     def kill(self) -> None:
-        os.kill(self.pid, signal.SIGKILL)
+        """SIGKILL the run unless it already ended (the server has not reported its exit yet, and
+        pids are not reused that fast, so the pid is still this run's)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
 
     def rest(self) -> str:
         """What the run printed after the last line read, up to its end."""

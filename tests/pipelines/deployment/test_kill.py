@@ -5,6 +5,13 @@ The pipeline stages a whole run in memory and publishes it with one crash-safe c
 lock with fsync. Whatever moment a run dies at, the committed account must reconcile, every
 bar must be decided exactly once, and the final folder must be byte-identical to a run that
 was never interrupted. The figures are printed for the closing note (run with ``-s``).
+
+The kills are aimed by progress, not by wall-clock time, so they land mid-run whatever the
+machine's load: the worker reports every node and dataset save (kill_worker.py); a run (one
+process forked by tests/support/forkserver.py, so the imports are paid once) is killed at a
+random moment between two of its events, chosen at random, the gap's length measured on an
+uninterrupted run; every other kill is aimed inside the save that commits an account. A kill
+counts only if the worker had not reported ``finished``.
 """
 
 from __future__ import annotations
@@ -13,8 +20,6 @@ import json
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,51 +27,77 @@ import pytest
 
 from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, reconcile
 from reinforce_strategy_creator.deployment import state as state_module
-
 from tests.support.deployment_world import V1, World, write_feed
+from tests.support.forkserver import ForkServer
 
 WORKER = Path(__file__).with_name("kill_worker.py")
+EVENTS = ("started", "node+", "node-", "save+", "save-", "finished")
+COMMITS = ("save+ deployment.account_update", "save+ deployment.shadow_account_update")
 
 
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
-def _run(folder: Path, kill_after: float | None):
-    proc = subprocess.Popen([sys.executable, str(WORKER), str(folder)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:  # Kedro may log to stdout before the marker
-        if line.strip() == "started":
+def _event(line: str) -> tuple[str, float] | None:
+    """(``"kind name"``, monotonic time) of a progress line; None for anything else on stdout."""
+    words = line.split()
+    if not words or words[0] not in EVENTS:
+        return None
+    return " ".join(words[:-1]), float(words[-1])
+
+
+def _run_to_end(server: ForkServer, folder: Path) -> list[tuple[str, float]]:
+    run = server.start(str(folder))
+    events = [e for e in map(_event, run) if e]
+    assert run.wait() == 0, server.log_tail()
+    assert events[0][0] == "started" and events[-1][0] == "finished", events[-3:]
+    return events
+
+
+def _killed_run(server: ForkServer, folder: Path, at: int, fraction: float, gaps: list[float]) -> dict:
+    """Start a run and SIGKILL it ``fraction`` of the way from its event ``at`` to the next one."""
+    run = server.start(str(folder))
+    seen, last = -1, ""
+    for event in filter(None, map(_event, run)):
+        seen, last = seen + 1, event[0]
+        if last == "finished":
             break
-    else:
-        raise AssertionError("worker ended before starting: " + proc.stderr.read()[-3000:])
-    if kill_after is None:
-        t0 = time.perf_counter()
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
-        return time.perf_counter() - t0
-    time.sleep(kill_after)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    return proc.returncode
+        if seen == at:
+            time.sleep(fraction * gaps[at])
+            break
+    if last != "finished":
+        run.kill()
+    rest = [e[0] for e in map(_event, run.rest().splitlines()) if e]
+    rc = run.wait()
+    assert rc in (0, -signal.SIGKILL), server.log_tail()
+    last = (rest or [last])[-1]
+    return {"mid_run": rc == -signal.SIGKILL and last != "finished", "last": last}
 
 
 @pytest.mark.slow
-def test_random_sigkills_of_pipeline_runs(world):
+def test_random_sigkills_of_pipeline_runs(world, tmp_path):
     world.write_evaluation(V1, passed=True)
     ref = world.folder.parent / "reference"
     shutil.copytree(world.folder, ref)
-    busy = _run(ref, None)
+    server = ForkServer(WORKER, tmp_path / "server")
+    events = _run_to_end(server, ref)
+    busy = events[-1][1] - events[0][1]
+    gaps = [b[1] - a[1] for a, b in zip(events, events[1:])]
+    commits = [i for i, (label, _) in enumerate(events) if label in COMMITS]
+    assert len(commits) == 2, [label for label, _ in events]
     rng = random.Random(7)
-    kills = inconsistencies = committed_after_kill = 0
+    kills = inconsistencies = committed_after_kill = in_commit = 0
     feed_ends = ["2018-01-31", "2018-02-09", "2018-02-21", "2018-02-27"]
     for end in feed_ends:  # the feed grows between runs, as it would day by day
         write_feed(world.feed, end=end)
-        for _ in range(5):
+        for i in range(5):
             store = AccountStore(world.account)
             before = store.load().bars_processed if store.exists() else 0
-            if _run(world.folder, rng.uniform(0.0, 0.9 * busy)) == -signal.SIGKILL:
-                kills += 1
+            at = rng.choice(commits) if i % 2 else rng.randrange(len(gaps))
+            kill = _killed_run(server, world.folder, at, rng.random(), gaps)
+            kills += kill["mid_run"]
+            in_commit += kill["last"] in COMMITS
             try:
                 ModelRegistry(world.registry).state()
                 if store.exists():
@@ -75,7 +106,8 @@ def test_random_sigkills_of_pipeline_runs(world):
                     reconcile(AccountStore(world.shadow_account))
             except ValueError:
                 inconsistencies += 1
-        _run(world.folder, None)
+        _run_to_end(server, world.folder)
+    server.close()
     duplicates = 0
     for folder in (world.account, world.shadow_account):
         state = reconcile(AccountStore(folder))
@@ -84,10 +116,10 @@ def test_random_sigkills_of_pipeline_runs(world):
     identical = (_files(world.account) == _files(ref / "account")
                  and _files(world.shadow_account) == _files(ref / "shadow_account"))
     registry_events = [json.loads(x)["event"] for x in world.registry.read_text().splitlines()]
-    print(f"\nKILL TEST (pipeline path): {kills} SIGKILLs, {committed_after_kill} runs committed "
-          f"before being killed, {inconsistencies} inconsistent states, {duplicates} duplicated "
-          f"decisions, final account byte-identical to an uninterrupted run: {identical}; "
-          f"uninterrupted run {busy:.2f} s")
+    print(f"\nKILL TEST (pipeline path): {kills} SIGKILLs mid-run, {in_commit} inside an account "
+          f"commit, {committed_after_kill} runs committed before being killed, {inconsistencies} "
+          f"inconsistent states, {duplicates} duplicated decisions, final account byte-identical to "
+          f"an uninterrupted run: {identical}; uninterrupted run {busy:.2f} s")
     assert kills >= 8 and inconsistencies == 0 and duplicates == 0 and identical
     assert registry_events == ["register", "promote"]
 
