@@ -1,7 +1,8 @@
 """Every notebook under ``notebooks/`` runs top to bottom on the artifacts of a real run.
 
 The CI flow, in a throw-away copy of the project: ``kedro run --env quick`` (the whole
-``full_cycle`` with tiny training budgets); if the registry then has no production model,
+``full_cycle`` with tiny training budgets; the session's shared ``quick_run`` fixture); if
+the registry then has no production model,
 the champion is promoted the documented way (``kedro models promote <id> --force --reason
 "ci notebook run"``) and ``kedro run --env quick --pipelines deployment`` trades the paper
 bars. Each notebook is then executed with nbclient on the ``python3`` kernel (this venv's
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,19 +63,10 @@ def _entries(root: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def quick_project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("notebooks") / "project"
-    root.mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
-    for env in ("base", "quick"):
-        shutil.copytree(PROJECT_ROOT / "conf" / env, root / "conf" / env)
-    shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", root / "conf" / "logging.yml")
-    (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", root / "data" / "01_raw")
-    shutil.copytree(PROJECT_ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-
-    _kedro(root, "run", "--env", "quick")
+def quick_project(quick_run) -> Path:
+    """The shared quick run (tests/conftest.py), then the README's override when the gate promoted
+    nothing: promote the champion by hand and trade the paper bars."""
+    root = quick_run
     entries = _entries(root)
     assert entries, "the quick run registered no model"
     if not any(e["status"] == "production" for e in entries):
@@ -88,6 +79,7 @@ def quick_project(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("quick_run")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_top_to_bottom(quick_project, path):
     from nbclient import NotebookClient

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -48,3 +51,13 @@ def copy_project(root: Path, envs: tuple[str, ...] = ("base",), raw: bool = True
         shutil.copytree(PROJECT_ROOT / "notebooks", root / "notebooks",
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     return root
+
+
+KEDRO = Path(sys.executable).with_name("kedro")
+
+
+def kedro(root: Path, *args: str, timeout: int = 1800, **env: str) -> subprocess.CompletedProcess:
+    """The real ``kedro`` CLI of this venv, run in the project copy ``root``."""
+    full_env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200", **env}
+    return subprocess.run([str(KEDRO), *args], cwd=root, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
