@@ -1,16 +1,19 @@
 """Session-wide fixtures. Helpers and constants live in ``tests/support`` (plain modules).
 
-The suite runs on pytest-xdist workers (``-n auto --dist loadgroup``, pyproject.toml). Tests that
-read the artifacts of the one shared ``kedro run --env quick`` carry
-``@pytest.mark.xdist_group("quick_run")`` so that they land on the same worker and the run is
-made once. ``slow`` tests are scheduled first, so that the long ones start while the short ones
-fill the gaps at the end.
+The suite runs on pytest-xdist workers (``-n auto --dist loadfile``, pyproject.toml): a worker
+takes a whole test file at a time, files in the order set here (files with slow tests first,
+so the long ones run side by side from the start and short files fill the gaps at the end).
+What several files read and is expensive to make (the ``kedro run --env quick`` of
+``quick_run``, one ``kedro viz build``) is made once per session and shared by the workers
+(``once``).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +21,10 @@ import pytest
 import torch
 import yaml
 
+from reinforce_strategy_creator.atomic_io import exclusive_lock
 from tests.support.features import PARAMS_FILE, load_sp500
-from tests.support.project import BAD_RAW_FILES, PROJECT_ROOT, copy_project, kedro
+from tests.support.project import BAD_RAW_FILES, PROJECT_ROOT
+from tests.support.quick_run import build_quick_run
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -27,9 +32,19 @@ torch.set_num_threads(1)  # one core per xdist worker; tests that train say so t
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first (stable order otherwise): with two workers, the long tests run side by side
-    from the start instead of one of them starting last while the other worker idles."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Slow tests first (stable order otherwise). The first test that reads the shared quick run
+    goes first of all, the others after the rest of the slow tests, so that one worker makes the
+    run while the other starts the learning tests, and nobody waits for it."""
+    first_quick = next((i for i in items if "quick_run" in getattr(i, "fixturenames", ())), None)
+
+    def rank(item: pytest.Item) -> int:
+        if item is first_quick:
+            return 0
+        if item.get_closest_marker("slow") is None:
+            return 3
+        return 2 if "quick_run" in getattr(item, "fixturenames", ()) else 1
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
@@ -38,16 +53,33 @@ def project_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def quick_run(tmp_path_factory) -> Path:
-    """A throw-away copy of the project (conf base + quick, raw data, notebooks) after the CI run
-    ``kedro run --env quick`` (the whole ``full_cycle`` with tiny training budgets), made once per
-    worker; tests that use it must be in ``xdist_group("quick_run")`` and must only read what the
-    run wrote, or add to it as the README does (tests/test_notebooks.py promotes and trades)."""
-    root = copy_project(tmp_path_factory.mktemp("quick_run") / "project", envs=("base", "quick"),
-                        notebooks=True)
-    result = kedro(root, "run", "--env", "quick")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return root
+def once(tmp_path_factory, worker_id) -> Callable[[str, Callable[[Path], object]], Path]:
+    """``once(name, build)``: the folder ``build(folder)`` filled, built once per test session and
+    shared by the xdist workers (the first that needs it builds it under a lock, the others wait
+    for it and reuse it; a failed build is retried by the next test that needs it). What is built
+    this way is only read by the tests."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # xdist: the workers' base temps share this session's parent folder
+        shared = shared.parent
+
+    def _once(name: str, build: Callable[[Path], object]) -> Path:
+        folder, done = shared / name, shared / f"{name}.done"
+        with exclusive_lock(shared / f"{name}.lock"):
+            if not done.exists():
+                shutil.rmtree(folder, ignore_errors=True)  # left half-built by a failed build
+                build(folder)
+                done.touch()
+        return folder
+
+    return _once
+
+
+@pytest.fixture(scope="session")
+def quick_run(once) -> Path:
+    """A throw-away copy of the project after the CI flow (``kedro run --env quick``, then the
+    README's promotion if the gate promoted nothing: tests/support/quick_run.py), made once per
+    session. Its readers: tests/test_notebooks.py, tests/pipelines/full_cycle/test_kedro_run.py."""
+    return once("quick_run", lambda folder: build_quick_run(folder / "project")) / "project"
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,7 @@ Committed notebooks must have their outputs cleared (checked fast, without runni
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -49,45 +46,15 @@ def test_committed_without_outputs(path):
     assert any("catalog.load(" in s for s in sources), f"{path.name} must read artifacts through catalog.load"
 
 
-def _kedro(root: Path, *args: str) -> str:
-    result = subprocess.run([str(KEDRO), *args], cwd=root, env=ENV, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, f"kedro {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def _entries(root: Path) -> list[dict]:
-    out = _kedro(root, "models", "list", "--json", "--env", "quick")
-    start = re.search(r"^\[(\s*$|\]|\{)", out, re.MULTILINE)  # skip Kedro's logging banner on stdout
-    assert start, f"kedro models list --json printed no JSON list:\n{out[-2000:]}"
-    return json.loads(out[start.start():])
-
-
-@pytest.fixture(scope="module")
-def quick_project(quick_run) -> Path:
-    """The shared quick run (tests/conftest.py), then the README's override when the gate promoted
-    nothing: promote the champion by hand and trade the paper bars."""
-    root = quick_run
-    entries = _entries(root)
-    assert entries, "the quick run registered no model"
-    if not any(e["status"] == "production" for e in entries):
-        champion = json.loads((root / "data/07_model_output/champion.json").read_text())
-        entry = next(e for e in entries if e["agent"] == champion["agent"] and e["seed"] == champion["seed"]
-                     and e["version"] == champion["policy_version"])
-        _kedro(root, "models", "promote", entry["entry_id"], "--force", "--reason", "ci notebook run", "--env", "quick")
-        _kedro(root, "run", "--env", "quick", "--pipelines", "deployment")
-    return root
-
-
 @pytest.mark.slow
-@pytest.mark.xdist_group("quick_run")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_top_to_bottom(quick_project, path):
+def test_notebook_runs_top_to_bottom(quick_run, path):
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(quick_project / "notebooks" / path.name, as_version=4)
+    notebook = nbformat.read(quick_run / "notebooks" / path.name, as_version=4)
     client = NotebookClient(
         notebook, kernel_name="python3", timeout=600,
-        resources={"metadata": {"path": str(quick_project / "notebooks")}},
+        resources={"metadata": {"path": str(quick_run / "notebooks")}},
     )
     saved = dict(os.environ)
     os.environ.update(ENV)  # the kernel inherits this process's environment

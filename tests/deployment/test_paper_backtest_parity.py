@@ -36,7 +36,7 @@ from tests.support.deployment_world import project_params
 POSITIONS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def sp500_market() -> MarketArrays:
     """Real S&P 500 bars 2014-2018 with the project's default features, scaled on 2014-2015."""
     raw = pd.read_csv(SP500_CSV, dtype=str, keep_default_na=False)

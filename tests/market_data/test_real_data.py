@@ -12,7 +12,7 @@ from tests.support.project import NASDAQ_CSV, SP500_CSV, STOCKS_CSV
 STOCK_TICKERS = {"AAPL": 3270, "IBM": 3270, "MSFT": 3270, "GOOG": 2148, "FB": 196}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def stocks_raw():
     return read_raw_csv(STOCKS_CSV)
 

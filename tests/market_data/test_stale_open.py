@@ -48,7 +48,7 @@ def stale_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and WARNING in r.getMessage()]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def sp500():
     return normalise_prices(read_raw_csv(SP500_CSV), source="sp500.csv", settings={})
 

@@ -18,7 +18,7 @@ from reinforce_strategy_creator.markets import (
 from tests.support.project import SP500_CSV
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def sp500() -> pd.DataFrame:
     prices, _ = normalise_prices(read_raw_csv(SP500_CSV), source=str(SP500_CSV))
     return prices

@@ -68,7 +68,7 @@ def test_no_saved_version_is_a_clear_error(tmp_path):
         PolicyArtifactDataset(filepath=str(tmp_path / "ppo_policy"), version=Version(None, None)).load()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def setup(model_inputs, env_params, _eval_params, bundles):
     return prepare(model_inputs, env_params, _eval_params, bundles)
 

@@ -52,7 +52,7 @@ def _verdict(tmp_path: Path, market) -> dict:
     return json.loads((root / "data" / "08_reporting" / "evaluation_verdict.json").read_text())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def sp500():
     prices, _ = normalise_prices(read_raw_csv(SP500_CSV), source=str(SP500_CSV))
     return prices

@@ -20,12 +20,12 @@ from tests.support.evaluation import make_history, prepare
 
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def setup(model_inputs, env_params, _eval_params, bundles):
     return prepare(model_inputs, env_params, _eval_params, bundles)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def test_ledger(model_inputs, setup, bundles):
     return nodes.backtest_test(model_inputs["test"], model_inputs["prices"], setup, **bundles)
 

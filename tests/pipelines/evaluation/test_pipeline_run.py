@@ -55,7 +55,7 @@ def run_pipeline(tmp_path, model_inputs, bundles, env_params, eval_params, test=
     return catalog
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def run(tmp_path_factory, model_inputs, bundles, env_params, _eval_params):
     tmp = tmp_path_factory.mktemp("evaluation")
     return tmp, run_pipeline(tmp, model_inputs, bundles, env_params, _eval_params)

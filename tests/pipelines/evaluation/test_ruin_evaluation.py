@@ -104,7 +104,7 @@ def eval_params(long_short: bool = True) -> dict:
     return ev
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def world():
     torch.set_num_threads(1)
     # a one-bar crash from 200 to 50, then a steady rise; the history before each window is flat at

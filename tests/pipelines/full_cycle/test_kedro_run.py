@@ -32,7 +32,6 @@ def kedro(root: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedPr
     return run_kedro(root, "run", *args, timeout=timeout)
 
 
-@pytest.mark.xdist_group("quick_run")
 def test_full_cycle(quick_run):
     """``kedro run --env quick`` (the whole full_cycle, tiny training budgets; the session's shared
     run, see tests/conftest.py) exits 0 and writes the data_ingestion artifacts. The same command
