@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 
 from reinforce_strategy_creator.deployment.session import LiveFeatures
 from reinforce_strategy_creator.env import EnvConfig, observation_from_window
-from reinforce_strategy_creator.features import compute_features, max_lookback, scale_features
+from reinforce_strategy_creator.features import (
+    compute_features,
+    max_lookback,
+    scale_features,
+)
 from reinforce_strategy_creator.market_data import normalise_prices
-
 from tests.support.deployment_world import project_params, raw_rows
 
 

@@ -8,9 +8,13 @@ import logging
 import pandas as pd
 import pytest
 
-from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, reconcile, replay_trades
+from reinforce_strategy_creator.deployment import (
+    AccountStore,
+    ModelRegistry,
+    reconcile,
+    replay_trades,
+)
 from reinforce_strategy_creator.env import fill_and_costs
-
 from tests.support.deployment_world import V1, V2, raw_rows, write_feed
 
 
@@ -81,9 +85,8 @@ def test_register_once_trade_rerun_and_append_one_bar(world):
         assert reconcile(AccountStore(folder)).bars_processed == n_2018 + 1
 
 
-def test_fills_use_the_environment_costs_and_capital(world):
-    world.write_evaluation(V1, passed=True)
-    world.run()
+def test_fills_use_the_environment_costs_and_capital(traded):
+    world = traded  # V1 registered, promoted, traded in both accounts
     store = AccountStore(world.account)
     state = store.load()
     env = world.params["environment"]
@@ -100,9 +103,8 @@ def test_fills_use_the_environment_costs_and_capital(world):
         state.cash_cents, state.shares)
 
 
-def test_model_switch_after_promotion_and_rollback_continues_the_account(world, caplog):
-    world.write_evaluation(V1, passed=True)
-    world.run()
+def test_model_switch_after_promotion_and_rollback_continues_the_account(traded, caplog):
+    world = traded  # V1 registered, promoted, traded in both accounts
     n_before = AccountStore(world.account).load().bars_processed
     world.write_evaluation(V2, passed=True, sharpe=1.4)  # a new champion, auto-promoted
     write_feed(world.feed, end="2018-02-28")

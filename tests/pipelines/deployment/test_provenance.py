@@ -24,8 +24,7 @@ from reinforce_strategy_creator.deployment.session import (
     check_policy_provenance,
 )
 from reinforce_strategy_creator.features import feature_spec_sha256
-
-from tests.support.deployment_world import V1, project_params, write_feed
+from tests.support.deployment_world import project_params, write_feed
 
 V3 = "2026-03-03T00.00.00.000Z"
 
@@ -84,9 +83,8 @@ SHADOW_CASES = {**CASES, "train_overlap": (
 
 
 @pytest.mark.parametrize("case", ["feature_spec", "commission", "train_overlap"])
-def test_shadow_champion_with_other_provenance_is_refused_and_nothing_is_written(world, case):
-    world.write_evaluation(V1, passed=True)
-    world.run()  # V1 trades in both accounts
+def test_shadow_champion_with_other_provenance_is_refused_and_nothing_is_written(traded, case):
+    world = traded  # V1 registered, promoted, traded in both accounts
     write_feed(world.feed, end="2018-02-28")  # one new bar to trade
     overrides, drop, patterns = SHADOW_CASES[case]
     world.make_policy(V3, torch_seed=3, spec_overrides=overrides(world), drop=drop)

@@ -39,7 +39,6 @@ def test_reports_and_registry_stay_true_when_the_project_moves(_template, tmp_pa
     import shutil
 
     from reinforce_strategy_creator.paths import resolve_in_project
-
     from tests.support.deployment_world import V1, World
 
     project = tmp_path / "project"

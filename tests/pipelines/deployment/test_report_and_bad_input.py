@@ -15,7 +15,6 @@ from reinforce_strategy_creator.deployment.report import (
     FeedMismatchError,
     check_feed_matches_training,
 )
-
 from tests.support.deployment_world import V1, raw_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -23,13 +22,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _files(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
-
-
-@pytest.fixture
-def traded(world):
-    world.write_evaluation(V1, passed=True)
-    world.run()
-    return world
 
 
 @pytest.mark.parametrize("role", ["production", "shadow"])
