@@ -1,20 +1,50 @@
-"""Shared test fixtures."""
+"""Session-wide fixtures. Helpers and constants live in ``tests/support`` (plain modules).
+
+The suite runs on pytest-xdist workers (``-n auto --dist loadfile``, pyproject.toml): a worker
+takes a whole test file at a time, files in the order set here (files with slow tests first,
+so the long ones run side by side from the start and short files fill the gaps at the end).
+What several files read and is expensive to make (the ``kedro run --env quick`` of
+``quick_run``, one ``kedro viz build``) is made once per session and shared by the workers
+(``once``).
+"""
 
 from __future__ import annotations
 
+import copy
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
+import yaml
+
+from reinforce_strategy_creator.atomic_io import exclusive_lock
+from tests.support.features import PARAMS_FILE, load_sp500
+from tests.support.project import BAD_RAW_FILES, PROJECT_ROOT
+from tests.support.quick_run import build_quick_run
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+torch.set_num_threads(1)  # one core per xdist worker; tests that train say so themselves too
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RAW_DIR = PROJECT_ROOT / "data" / "01_raw"
-SP500_CSV = RAW_DIR / "sp500_daily_1999_2018.csv"
-NASDAQ_CSV = RAW_DIR / "nasdaq_daily_1999_2018.csv"
-STOCKS_CSV = RAW_DIR / "stocks_daily_2000_2013.csv"
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (stable order otherwise). The first test that reads the shared quick run
+    goes first of all, the others after the rest of the slow tests, so that one worker makes the
+    run while the other starts the learning tests, and nobody waits for it."""
+    first_quick = next((i for i in items if "quick_run" in getattr(i, "fixturenames", ())), None)
+
+    def rank(item: pytest.Item) -> int:
+        if item is first_quick:
+            return 0
+        if item.get_closest_marker("slow") is None:
+            return 3
+        return 2 if "quick_run" in getattr(item, "fixturenames", ()) else 1
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
@@ -22,16 +52,59 @@ def project_root() -> Path:
     return PROJECT_ROOT
 
 
-def catalog_config(*names: str) -> dict:
-    """The project's catalog entries (conf/base, globals resolved) named ``names`` (all when none),
-    as plain dicts a test can relocate into a tmp folder."""
-    import copy
-    import warnings
+@pytest.fixture(scope="session")
+def once(tmp_path_factory, worker_id) -> Callable[[str, Callable[[Path], object]], Path]:
+    """``once(name, build)``: the folder ``build(folder)`` filled, built once per test session and
+    shared by the xdist workers (the first that needs it builds it under a lock, the others wait
+    for it and reuse it; a failed build is retried by the next test that needs it). What is built
+    this way is only read by the tests."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # xdist: the workers' base temps share this session's parent folder
+        shared = shared.parent
 
-    from kedro.config import OmegaConfigLoader
+    def _once(name: str, build: Callable[[Path], object]) -> Path:
+        folder, done = shared / name, shared / f"{name}.done"
+        with exclusive_lock(shared / f"{name}.lock"):
+            if not done.exists():
+                shutil.rmtree(folder, ignore_errors=True)  # left half-built by a failed build
+                build(folder)
+                done.touch()
+        return folder
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
-        catalog = loader["catalog"]
-    return copy.deepcopy({k: v for k, v in catalog.items() if not names or k in names})
+    return _once
+
+
+@pytest.fixture(scope="session")
+def quick_run(once) -> Path:
+    """A throw-away copy of the project after the CI flow (``kedro run --env quick``, then the
+    README's promotion if the gate promoted nothing: tests/support/quick_run.py), made once per
+    session. Its readers: tests/test_notebooks.py, tests/pipelines/full_cycle/test_kedro_run.py."""
+    return once("quick_run", lambda folder: build_quick_run(folder / "project")) / "project"
+
+
+@pytest.fixture(scope="session")
+def sp500_prices() -> pd.DataFrame:
+    """The embedded S&P 500 file as OHLCV float64 bars (tests/features, tests/pipelines/feature_engineering)."""
+    return load_sp500()
+
+
+@pytest.fixture(scope="session")
+def _stage_params() -> dict:
+    return yaml.safe_load(PARAMS_FILE.read_text())["feature_engineering"]
+
+
+@pytest.fixture
+def stage_params(_stage_params) -> dict:
+    """A fresh copy of conf/base's ``feature_engineering`` block, free to mutate."""
+    return copy.deepcopy(_stage_params)
+
+
+@pytest.fixture
+def fixture_path():
+    """``fixture_path(name)``: a malformed raw file under tests/market_data/fixtures/."""
+    def _get(name: str) -> Path:
+        path = BAD_RAW_FILES / name
+        assert path.is_file(), f"missing fixture {path}"
+        return path
+
+    return _get

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.project import PROJECT_ROOT
 
 DOCS = PROJECT_ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"

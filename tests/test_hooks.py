@@ -81,7 +81,7 @@ def test_a_bad_parameter_stops_kedro_run_before_any_node_with_one_clear_line(tmp
     import subprocess
     from pathlib import Path
 
-    from tests.conftest import PROJECT_ROOT
+    from tests.support.project import PROJECT_ROOT
 
     root = tmp_path / "project"
     root.mkdir()

@@ -1,7 +1,8 @@
 """Every notebook under ``notebooks/`` runs top to bottom on the artifacts of a real run.
 
 The CI flow, in a throw-away copy of the project: ``kedro run --env quick`` (the whole
-``full_cycle`` with tiny training budgets); if the registry then has no production model,
+``full_cycle`` with tiny training budgets; the session's shared ``quick_run`` fixture); if
+the registry then has no production model,
 the champion is promoted the documented way (``kedro models promote <id> --force --reason
 "ci notebook run"``) and ``kedro run --env quick --pipelines deployment`` trades the paper
 bars. Each notebook is then executed with nbclient on the ``python3`` kernel (this venv's
@@ -13,18 +14,14 @@ Committed notebooks must have their outputs cleared (checked fast, without runni
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.project import PROJECT_ROOT
 
 KEDRO = Path(sys.executable).with_name("kedro")
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
@@ -49,53 +46,15 @@ def test_committed_without_outputs(path):
     assert any("catalog.load(" in s for s in sources), f"{path.name} must read artifacts through catalog.load"
 
 
-def _kedro(root: Path, *args: str) -> str:
-    result = subprocess.run([str(KEDRO), *args], cwd=root, env=ENV, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, f"kedro {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def _entries(root: Path) -> list[dict]:
-    out = _kedro(root, "models", "list", "--json", "--env", "quick")
-    start = re.search(r"^\[(\s*$|\]|\{)", out, re.MULTILINE)  # skip Kedro's logging banner on stdout
-    assert start, f"kedro models list --json printed no JSON list:\n{out[-2000:]}"
-    return json.loads(out[start.start():])
-
-
-@pytest.fixture(scope="module")
-def quick_project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("notebooks") / "project"
-    root.mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
-    for env in ("base", "quick"):
-        shutil.copytree(PROJECT_ROOT / "conf" / env, root / "conf" / env)
-    shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", root / "conf" / "logging.yml")
-    (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", root / "data" / "01_raw")
-    shutil.copytree(PROJECT_ROOT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-
-    _kedro(root, "run", "--env", "quick")
-    entries = _entries(root)
-    assert entries, "the quick run registered no model"
-    if not any(e["status"] == "production" for e in entries):
-        champion = json.loads((root / "data/07_model_output/champion.json").read_text())
-        entry = next(e for e in entries if e["agent"] == champion["agent"] and e["seed"] == champion["seed"]
-                     and e["version"] == champion["policy_version"])
-        _kedro(root, "models", "promote", entry["entry_id"], "--force", "--reason", "ci notebook run", "--env", "quick")
-        _kedro(root, "run", "--env", "quick", "--pipelines", "deployment")
-    return root
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_top_to_bottom(quick_project, path):
+def test_notebook_runs_top_to_bottom(quick_run, path):
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(quick_project / "notebooks" / path.name, as_version=4)
+    notebook = nbformat.read(quick_run / "notebooks" / path.name, as_version=4)
     client = NotebookClient(
         notebook, kernel_name="python3", timeout=600,
-        resources={"metadata": {"path": str(quick_project / "notebooks")}},
+        resources={"metadata": {"path": str(quick_run / "notebooks")}},
     )
     saved = dict(os.environ)
     os.environ.update(ENV)  # the kernel inherits this process's environment

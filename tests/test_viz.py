@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.project import PROJECT_ROOT, copy_project, kedro
 
-KEDRO = Path(sys.executable).with_name("kedro")
 LAYERS = ("raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting")
 LAYER_DIRS = {layer: f"data/{i:02d}_{layer}" for i, layer in enumerate(LAYERS, start=1)}
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # explicit node names; generated ones hold "(" and "->"
@@ -98,25 +93,20 @@ def test_dataset_factories_are_checked_too():
 # --------------------------------------------------------------------------- slow: kedro viz build
 
 
-@pytest.fixture(scope="module")
-def viz_api(tmp_path_factory) -> dict:
-    """Run ``kedro viz build --include-previews`` in a copy of the project; return api/main."""
-    root = tmp_path_factory.mktemp("viz") / "project"
-    root.mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", root / "conf" / "base")
-    shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", root / "conf" / "logging.yml")
-    (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", root / "data" / "01_raw")
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200"}
-    result = subprocess.run(
-        [str(KEDRO), "viz", "build", "--include-previews"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=600,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    main = root / "build" / "api" / "main"
+def _viz_build(folder: Path) -> None:
+    """``kedro viz build --include-previews`` in a copy of the project at ``folder``."""
+    root = copy_project(folder / "project")
+    result = kedro(root, "viz", "build", "--include-previews", timeout=600)
+    (folder / "log.txt").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+
+@pytest.fixture(scope="session")
+def viz_api(once) -> dict:
+    """The ``build/api/main`` JSON of one ``kedro viz build`` per test session (shared by workers)."""
+    folder = once("viz_build", _viz_build)
+    output = (folder / "log.txt").read_text()
+    main = folder / "project" / "build" / "api" / "main"
     assert main.is_file(), f"kedro viz build wrote no {main}:\n{output[-4000:]}"
     api = json.loads(main.read_text())
     api["_log"] = output

@@ -1,10 +1,20 @@
 """Subprocess for the kill test: process N synthetic bars into an account folder.
 
-Usage: python crash_worker.py ACCOUNT_DIR N_BARS. Prints "started" once imports are done so
-the parent can aim its SIGKILLs at the bar-processing loop.
+Usage: python crash_worker.py ACCOUNT_DIR N_BARS, or ``--serve`` to run as a fork server
+(tests/support/forkserver.py: imports once, one forked process per run). Reports its progress on
+stdout, one line each, with a ``time.monotonic()`` stamp (the same clock as the parent's on Linux):
+
+    started T             imports done, about to process bars
+    commit N T            bar N is decided; its commit (log append + state.json) starts
+    committed N T         bar N is committed (state.json published)
+    finished T            every bar is processed
+
+so the parent can aim its SIGKILLs at a random moment of a chosen bar, or of a chosen commit,
+whatever the machine's load. The store is the real ``AccountStore``; only the reporting wraps it.
 """
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -15,19 +25,35 @@ from reinforce_strategy_creator.deployment import (
     PaperBroker,
     RiskLimits,
 )
-from tests.deployment.conftest import alternating_policy, make_prices
+from tests.support.forkserver import serve  # noqa: E402
+from tests.support.paper import alternating_policy, make_prices  # noqa: E402
 
 
-def main() -> None:
-    folder, n = Path(sys.argv[1]), int(sys.argv[2])
+def say(*words) -> None:
+    print(*words, time.monotonic(), flush=True)
+
+
+class ReportingStore(AccountStore):
+    """The real store, announcing each commit before it starts and after it is published."""
+
+    def commit(self, state, records=None, **kwargs):
+        say("commit", state.bars_processed)
+        committed = super().commit(state, records, **kwargs)
+        say("committed", committed.bars_processed)
+        return committed
+
+
+def main(args: list[str]) -> None:
+    folder, n = Path(args[0]), int(args[1])
     prices = make_prices(n, seed=11)
-    broker = PaperBroker(AccountStore(folder), initial_capital=50_000.0,
+    broker = PaperBroker(ReportingStore(folder), initial_capital=50_000.0,
                          costs=CostModel(commission_bps=10, slippage_bps=5),
                          limits=RiskLimits(max_position_fraction=0.8, max_daily_loss=0.01,
                                            max_drawdown=0.3))
-    print("started", flush=True)
+    say("started")
     broker.run(prices, alternating_policy)
+    say("finished")
 
 
 if __name__ == "__main__":
-    main()
+    serve(main) if sys.argv[1:] == ["--serve"] else main(sys.argv[1:])

@@ -26,7 +26,7 @@ from reinforce_strategy_creator.deployment import (
 from reinforce_strategy_creator.deployment import state as state_mod
 from reinforce_strategy_creator.params.base import ParameterError
 
-from .conftest import alternating_policy, make_prices
+from tests.support.paper import alternating_policy, make_prices
 
 
 def _broker(folder, limits=None, costs=None, capital=100_000.0):

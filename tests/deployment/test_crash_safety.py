@@ -3,41 +3,85 @@
 Each bar must be decided exactly once, logs must agree with the state, cash/shares must
 replay from the trade log to the cent, and the final folder must be byte-identical to a run
 that was never interrupted.
+
+The kills are aimed by progress, not by wall-clock time, so they land mid-run whatever the
+machine's load: the worker reports each commit on stdout (see crash_worker.py); a run (one
+process forked by tests/support/forkserver.py, so the imports are paid once) is
+killed after a random number of its bars are committed, at a random moment either of the next
+bar or of the next commit (log append + ``state.json``), with the bar and commit durations
+measured on an uninterrupted run. A kill counts as mid-run only if the worker had not
+reported ``finished``.
 """
 
 from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
+import statistics
 import time
 from pathlib import Path
 
 import pytest
 
 from reinforce_strategy_creator.deployment import AccountStore, reconcile, replay_trades
-
-from .conftest import make_prices
+from tests.support.forkserver import ForkServer
+from tests.support.paper import make_prices
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 N_BARS = 120
+KILLS = 30  # runs killed; forked runs are cheap, and each kill is a chance to catch a bad commit order
 
 
-def _run_worker(folder: Path, kill_after: float | None) -> float | int:
-    """Run to completion (returns seconds spent after start-up) or SIGKILL (returns rc)."""
-    proc = subprocess.Popen([sys.executable, str(WORKER), str(folder), str(N_BARS)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "started"
-    if kill_after is None:
-        t0 = time.perf_counter()
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        return time.perf_counter() - t0
-    time.sleep(kill_after)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    return proc.returncode
+def _event(line: str) -> tuple[str, float]:
+    words = line.split()
+    return (words[0], float(words[-1])) if words else ("", 0.0)
+
+
+def _run_to_end(server: ForkServer, folder: Path) -> list[tuple[str, float]]:
+    """An uninterrupted run: its progress events (kind, monotonic time)."""
+    run = server.start(str(folder), str(N_BARS))
+    events = [_event(line) for line in run]
+    assert run.wait() == 0, server.log_tail()
+    assert events[0][0] == "started" and events[-1][0] == "finished", events[-3:]
+    return events
+
+
+def _timing(events: list[tuple[str, float]]) -> dict[str, float]:
+    """Median seconds of one bar (commit to commit) and of one commit, and the busy period."""
+    commits = [t for kind, t in events if kind == "commit"]
+    committed = [t for kind, t in events if kind == "committed"]
+    return {"bar": statistics.median(b - a for a, b in zip(committed, committed[1:])),
+            "commit": statistics.median(b - a for a, b in zip(commits, committed)),
+            "busy": events[-1][1] - events[0][1]}
+
+
+def _killed_run(server: ForkServer, folder: Path, after: int, aim: str, fraction: float,
+                timing: dict[str, float]) -> dict:
+    """Start a run, wait until ``after`` of its bars are committed, then SIGKILL it ``fraction``
+    of the way through the next bar (``aim="bar"``) or the next commit (``aim="commit"``)."""
+    run = server.start(str(folder), str(N_BARS))
+    seen, last = 0, ""
+    while True:
+        line = run.readline()
+        if not line:  # the worker exited on its own: a crash, not a kill
+            break
+        last = _event(line)[0]
+        if last == "finished":
+            break
+        seen += last == "committed"
+        if aim == "bar" and seen == after and last in ("started", "committed"):
+            time.sleep(fraction * timing["bar"])
+            break
+        if aim == "commit" and seen == after and last == "commit":
+            time.sleep(fraction * timing["commit"])
+            break
+    if last != "finished":
+        run.kill()
+    rest = [_event(line)[0] for line in run.rest().splitlines()]
+    rc = run.wait()
+    assert rc in (0, -signal.SIGKILL), server.log_tail()
+    last = (rest or [last])[-1]
+    return {"mid_run": rc == -signal.SIGKILL and last != "finished", "in_commit": last == "commit"}
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -46,26 +90,31 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_random_sigkills_never_trade_a_bar_twice(tmp_path):
+    server = ForkServer(WORKER, tmp_path / "server")
     ref = tmp_path / "reference"
-    busy = _run_worker(ref, None)  # seconds an uninterrupted run spends processing bars
+    timing = _timing(_run_to_end(server, ref))
     folder = tmp_path / "killed"
     rng = random.Random(20240601)
-    kills_mid_run, progressed = 0, 0
-    for _ in range(10):
+    kills_mid_run, progressed, in_commit = 0, 0, 0
+    for i in range(KILLS):
         store = AccountStore(folder)
         done_before = store.load().bars_processed if store.exists() else 0
         if done_before == N_BARS:
             break
-        # each kill lands within ~1/4 of the work, so several kills hit the bar loop
-        rc = _run_worker(folder, rng.uniform(0.0, 0.25 * busy))
-        if rc == -signal.SIGKILL:
-            kills_mid_run += 1
+        # each kill lands within the next tenth of the remaining work; every other one is aimed
+        # inside a commit
+        after = rng.randrange(max(1, (N_BARS - done_before) // 10))
+        kill = _killed_run(server, folder, after, ("bar", "commit")[i % 2], rng.random(), timing)
+        kills_mid_run += kill["mid_run"]
+        in_commit += kill["in_commit"]
         if store.exists():  # after every kill the committed state is consistent
             progressed += reconcile(store).bars_processed > done_before
-    _run_worker(folder, None)  # finish
-    print(f"\nKILL TEST (library, bar-by-bar commits): {kills_mid_run} SIGKILLs, {progressed} "
-          f"killed runs had committed bars, final folder byte-identical: "
-          f"{_files(folder) == _files(ref)}")
+    _run_to_end(server, folder)  # finish
+    server.close()
+    print(f"\nKILL TEST (library, bar-by-bar commits): {kills_mid_run} SIGKILLs mid-run, {in_commit} "
+          f"inside AccountStore.commit, {progressed} killed runs had committed bars, final folder "
+          f"byte-identical: {_files(folder) == _files(ref)}; uninterrupted run {timing['busy']:.2f} s, "
+          f"bar {1000 * timing['bar']:.1f} ms, commit {1000 * timing['commit']:.1f} ms")
     assert kills_mid_run >= 3 and progressed >= 2  # killed mid-loop, not only at start-up
 
     store = AccountStore(folder)

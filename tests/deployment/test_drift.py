@@ -27,7 +27,7 @@ from reinforce_strategy_creator.deployment.drift import (
 )
 from reinforce_strategy_creator.params.base import ParameterError
 
-from .conftest import make_prices
+from tests.support.paper import make_prices
 
 
 def test_psi_hand_computed():

@@ -30,13 +30,13 @@ from reinforce_strategy_creator.env import EnvConfig, MarketArrays, observation_
 from reinforce_strategy_creator.env.config import FILL_PRICES
 from reinforce_strategy_creator.features import compute_features, fit_scaler, max_lookback
 from reinforce_strategy_creator.market_data import normalise_prices
-from tests.conftest import SP500_CSV
-from tests.deployment_pipeline.world import project_params
+from tests.support.project import SP500_CSV
+from tests.support.deployment_world import project_params
 
 POSITIONS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def sp500_market() -> MarketArrays:
     """Real S&P 500 bars 2014-2018 with the project's default features, scaled on 2014-2015."""
     raw = pd.read_csv(SP500_CSV, dtype=str, keep_default_na=False)

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from reinforce_strategy_creator.env import EnvConfig, EnvConfigError, MarketArrays, MarketDataError
-from tests.conftest import PROJECT_ROOT
+from tests.support.project import PROJECT_ROOT
 
 
 def test_yaml_defaults_load_and_match_dataclass_defaults():
@@ -47,7 +47,7 @@ def test_bad_parameters_raise_naming_the_parameter(bad, name):
 def test_episode_length_longer_than_data_is_rejected():
     from reinforce_strategy_creator.env import BatchedTradingCore
 
-    from .conftest import make_market
+    from tests.support.env import make_market
 
     with pytest.raises(EnvConfigError, match="environment.episode_length"):
         BatchedTradingCore(make_market(50), EnvConfig(window=10, episode_length=45))

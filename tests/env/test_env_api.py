@@ -19,7 +19,7 @@ from reinforce_strategy_creator.env import (
     replay,
 )
 
-from .conftest import make_market
+from tests.support.env import make_market
 
 
 def _run(market, cfg, actions):
@@ -194,7 +194,7 @@ def test_replay_flat_policy_costs_nothing():
 
 def test_replay_on_real_sp500_with_real_features(tmp_path):
     """Model-input-shaped frame from the S&P 500 CSV (features: scaled log return + range)."""
-    from tests.conftest import SP500_CSV
+    from tests.support.project import SP500_CSV
 
     raw = pd.read_csv(SP500_CSV)
     raw.index = pd.DatetimeIndex(pd.to_datetime(raw["Date"], format="%m/%d/%Y"), name="date")

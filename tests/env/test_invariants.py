@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, TradingEnv
 from reinforce_strategy_creator.env.config import FILL_PRICES
 
-from .conftest import market_from_returns
+from tests.support.env import market_from_returns
 
 BACKENDS = ("torch", "scalar")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -160,7 +160,7 @@ def test_no_look_ahead_future_prices_do_not_change_the_past(s, data):
 
 @pytest.mark.parametrize("fill_price", FILL_PRICES)
 def test_fill_is_at_the_next_bar_never_at_the_decision_close(fill_price):
-    from .conftest import make_market
+    from tests.support.env import make_market
 
     market = make_market(40, seed=3)
     cfg = EnvConfig(window=5, commission_bps=0, slippage_bps=10, episode_length=None, device="cpu",

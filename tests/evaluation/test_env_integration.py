@@ -23,7 +23,7 @@ from reinforce_strategy_creator.evaluation.metrics import evaluate_backtest, rou
 from reinforce_strategy_creator.evaluation.stats import percentile_of
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
 def table():
     rng = np.random.default_rng(11)
     n = 300

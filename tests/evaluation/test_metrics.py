@@ -22,8 +22,8 @@ from reinforce_strategy_creator.evaluation.metrics import (
     round_trips,
     trade_metrics,
 )
-from tests.conftest import SP500_CSV
-from tests.evaluation.conftest import simulate_ledger
+from tests.support.project import SP500_CSV
+from tests.support.ledger import simulate_ledger
 
 
 # ----------------------------------------------------------------- hand-computed example

@@ -39,7 +39,7 @@ from reinforce_strategy_creator.evaluation.stats import (
     ruin_aware_scores,
     seed_summary,
 )
-from tests.evaluation.conftest import simulate_ledger
+from tests.support.ledger import simulate_ledger
 
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")  # simulator
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from reinforce_strategy_creator.market_data import normalise_prices, read_raw_csv
-from tests.conftest import SP500_CSV
+from tests.support.project import SP500_CSV
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import yaml
 
 from reinforce_strategy_creator.artifacts import load_policy_bundle
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.training import TrainingParams
 from reinforce_strategy_creator.training import train_agent
-from tests.training.conftest import AGENTS, COMMON, ENV, plan
+from tests.support.training import AGENTS, COMMON, ENV, plan
 
 FEATURES = {"features": {"indicators": {"logret": {"periods": [1]}}}}
 

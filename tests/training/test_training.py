@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from kedro.io import DataCatalog, MemoryDataset
-from kedro.runner import SequentialRunner
 
 from reinforce_strategy_creator import training as training_lib
 from reinforce_strategy_creator.agents import build_policy
-from reinforce_strategy_creator.artifacts import PolicyBundle
 from reinforce_strategy_creator.datasets.policy_artifact import PolicyArtifactDataset
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, replay
 from reinforce_strategy_creator.evaluation.metrics import bar_returns, performance_metrics
-from reinforce_strategy_creator.pipelines.training import create_pipeline
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.training import TrainingConfigError, train_agent, validation_sharpe
 
-from .conftest import AGENTS, COMMON, ENV, plan
+from tests.support.training import COMMON, ENV, plan
 
 torch.set_num_threads(1)
 
@@ -222,33 +217,3 @@ def test_missing_algorithm_is_explained():
     """A block named after no algorithm must say which algorithm it is."""
     with pytest.raises(ParameterError, match=r"training\.custom\.algorithm: 'custom' is not a known algorithm"):
         plan("ppo", block={"num_steps": 8}, name="custom")
-
-
-# ------------------------------------------------------------------ Kedro run
-def test_sequential_runner_runs_all_agents_and_saves_artifacts(tables, tmp_path):
-    from reinforce_strategy_creator.features import feature_spec_sha256
-    from kedro_datasets.matplotlib import MatplotlibDataset
-    from kedro_datasets.pandas import ParquetDataset
-
-    train, val, scaler = tables
-    datasets = {
-        "model_input_train": MemoryDataset(train), "model_input_validation": MemoryDataset(val),
-        "feature_scaler": MemoryDataset(scaler), "params:environment": MemoryDataset(ENV),
-    }
-    datasets["params:training"] = MemoryDataset({"common": {**COMMON, "total_steps": 512}, **AGENTS})
-    feature_spec = {"indicators": {"logret": {"periods": [1]}}}
-    datasets["params:feature_engineering"] = MemoryDataset({"features": feature_spec})
-    for a in AGENTS:
-        datasets[f"training.{a}.policy"] = PolicyArtifactDataset(filepath=str(tmp_path / f"{a}_policy"), version=None)
-        datasets[f"training.{a}.history"] = ParquetDataset(filepath=str(tmp_path / f"{a}_history.parquet"))
-        datasets[f"training.{a}.learning_curve"] = MatplotlibDataset(filepath=str(tmp_path / f"{a}_curve.png"))
-    catalog = DataCatalog(datasets=datasets)
-    SequentialRunner().run(create_pipeline(agents=list(AGENTS)), catalog)
-    for a in AGENTS:
-        bundle = PolicyArtifactDataset(filepath=str(tmp_path / f"{a}_policy")).load()
-        assert isinstance(bundle, PolicyBundle) and bundle.spec["algorithm"] == a and bundle.seeds == [0, 1]
-        assert bundle.spec["feature_spec_sha256"] == feature_spec_sha256(feature_spec)
-        hist = pd.read_parquet(tmp_path / f"{a}_history.parquet")
-        assert sorted(hist["seed"].unique()) == [0, 1] and hist["eval_score"].notna().any()
-        png = (tmp_path / f"{a}_curve.png").read_bytes()
-        assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -22,7 +22,7 @@ from reinforce_strategy_creator.walk_forward import (
     plan_folds,
 )
 from reinforce_strategy_creator.walk_forward.folds import YEAR_SLACK_DAYS
-from tests.conftest import SP500_CSV
+from tests.support.project import SP500_CSV
 
 YEAR = pd.DateOffset(years=1)
 
