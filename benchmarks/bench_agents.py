@@ -21,8 +21,13 @@ from reinforce_strategy_creator.agents import train_ppo  # noqa: E402
 def ours(steps: int) -> float:
     envs = gym.make_vec("CartPole-v1", num_envs=8, vectorization_mode="sync")
     t = time.perf_counter()
-    res = train_ppo(envs, {"total_steps": steps, "num_steps": 128, "num_minibatches": 4, "update_epochs": 4},
-                    seed=0, device="cpu", progress=False)
+    res = train_ppo(
+        envs,
+        {"total_steps": steps, "num_steps": 128, "num_minibatches": 4, "update_epochs": 4},
+        seed=0,
+        device="cpu",
+        progress=False,
+    )
     return res.steps / (time.perf_counter() - t)
 
 
@@ -42,4 +47,6 @@ if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     a = ours(n)
     b = sb3(n)
-    print(f"PPO CartPole-v1, {n} steps, CPU 1 thread: ours {a:,.0f} steps/s, SB3 {b:,.0f} steps/s, ratio {a / b:.2f}x")
+    print(
+        f"PPO CartPole-v1, {n} steps, CPU 1 thread: ours {a:,.0f} steps/s, SB3 {b:,.0f} steps/s, ratio {a / b:.2f}x"
+    )

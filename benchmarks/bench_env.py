@@ -56,11 +56,15 @@ TARGETS = {"B4096": 2e6, "peer_ratio": 20.0, "facade": 1e4}
 def load_model_input() -> tuple[pd.DataFrame, pd.DataFrame]:
     raw = pd.read_csv(SP500)
     idx = pd.DatetimeIndex(pd.to_datetime(raw["Date"], format="%m/%d/%Y"), name="date")
-    prices = pd.DataFrame({c: raw[c].to_numpy(dtype=np.float64) for c in ("Open", "High", "Low", "Close", "Volume")}, index=idx)
+    prices = pd.DataFrame(
+        {c: raw[c].to_numpy(dtype=np.float64) for c in ("Open", "High", "Low", "Close", "Volume")}, index=idx
+    )
     params = yaml.safe_load((ROOT / "conf/base/parameters_feature_engineering.yml").read_text())
     feats = compute_features(prices, params["feature_engineering"]["features"]).dropna()
     scaler = fit_scaler(feats, "standard")
-    scaled = pd.DataFrame(scaler.transform(feats.to_numpy()).astype(np.float32), index=feats.index, columns=feats.columns)
+    scaled = pd.DataFrame(
+        scaler.transform(feats.to_numpy()).astype(np.float32), index=feats.index, columns=feats.columns
+    )
     return scaled.join(prices), prices
 
 
@@ -183,7 +187,9 @@ def write_section(md: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="short timings (smoke run)")
-    ap.add_argument("--no-write", action="store_true", help="print markdown, do not update docs/benchmarks.md")
+    ap.add_argument(
+        "--no-write", action="store_true", help="print markdown, do not update docs/benchmarks.md"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     secs = 0.5 if args.quick else 3.0
@@ -247,9 +253,12 @@ def main() -> int:
         f"{'met' if core_rates[4096] / peer_raw >= TARGETS['peer_ratio'] else 'NOT met'} vs the bare class), >= 10,000 steps/s "
         f"for the one-account facade ({'met' if facade >= TARGETS['facade'] else 'NOT met'}).",
         *(
-            [f"With the opt-in `compile_step=True`, B = 4096 runs at {compiled:,.0f} steps/s = "
-             f"{compiled / peer:,.1f}x `stocks-v0` ({'meets' if compiled / peer >= TARGETS['peer_ratio'] else 'misses'} the 20x target)."]
-            if compiled else []
+            [
+                f"With the opt-in `compile_step=True`, B = 4096 runs at {compiled:,.0f} steps/s = "
+                f"{compiled / peer:,.1f}x `stocks-v0` ({'meets' if compiled / peer >= TARGETS['peer_ratio'] else 'misses'} the 20x target)."
+            ]
+            if compiled
+            else []
         ),
         "`BatchedTradingCore` at B = 1 is the torch path (per-call overhead bound); the one-account",
         "gymnasium facade runs the same step code on Python floats instead.",

@@ -29,8 +29,14 @@ raw = pd.read_csv("data/01_raw/sp500_daily_1999_2018.csv")
 raw.index = pd.DatetimeIndex(pd.to_datetime(raw.pop("Date"), format="%m/%d/%Y"), name="date")
 raw = raw.sort_index()
 close = raw["Close"].to_numpy(dtype=float)
-table = pd.DataFrame({"feat_ret": np.r_[0.0, np.diff(np.log(close))].astype("float32"),
-                      "Open": raw["Open"].astype(float), "Close": raw["Close"].astype(float)}, index=raw.index)
+table = pd.DataFrame(
+    {
+        "feat_ret": np.r_[0.0, np.diff(np.log(close))].astype("float32"),
+        "Open": raw["Open"].astype(float),
+        "Close": raw["Close"].astype(float),
+    },
+    index=raw.index,
+)
 cfg = EnvConfig.from_params(dict(window=5, positions=(-1.0, 0.0, 1.0), episode_length=None, device="cpu"))
 market = MarketArrays.from_frame(table)
 
@@ -52,6 +58,13 @@ print(f"ledger: {len(lane)} bars")
 timed("evaluate_backtest (SMA 20/100 long/short)", lambda: evaluate_backtest(lane))
 rand = random_targets(len(table), cfg.positions, range(100), switch_prob=0.05)
 res = replay(market, cfg, ScheduledDecision(rand, cfg.positions, cfg.window - 1), num_envs=100)
-timed("replay 100 random seeds (batched)",
-      lambda: replay(market, cfg, ScheduledDecision(rand, cfg.positions, cfg.window - 1), num_envs=100), 1)
-timed("evaluate 100 random lanes", lambda: [evaluate_backtest(res.lane(i), periods_per_year=252) for i in range(100)], 1)
+timed(
+    "replay 100 random seeds (batched)",
+    lambda: replay(market, cfg, ScheduledDecision(rand, cfg.positions, cfg.window - 1), num_envs=100),
+    1,
+)
+timed(
+    "evaluate 100 random lanes",
+    lambda: [evaluate_backtest(res.lane(i), periods_per_year=252) for i in range(100)],
+    1,
+)

@@ -34,16 +34,20 @@ def main(repeats: int = 5) -> None:
         times.append(time.perf_counter() - t0)
     best = min(times)
     cells = out.shape[0] * out.shape[1]
-    print(f"compute_features: {len(prices)} bars x {out.shape[1]} features, best of {repeats}: "
-          f"{best * 1e3:.0f} ms ({best / cells * 1e6:.2f} us per value)")
+    print(
+        f"compute_features: {len(prices)} bars x {out.shape[1]} features, best of {repeats}: "
+        f"{best * 1e3:.0f} ms ({best / cells * 1e6:.2f} us per value)"
+    )
 
     c, h, lo = (prices[k].to_numpy() for k in ("Close", "High", "Low"))
     t0 = time.perf_counter()
     for _ in range(repeats):
         talib.EMA(c, 10), talib.EMA(c, 20), talib.RSI(c, 14), talib.MACD(c, 12, 26, 9)
         talib.ATR(h, lo, c, 14), talib.SMA(c, 50), talib.BBANDS(c, 20)
-    print(f"whole-series TA-Lib (7 indicators, start-dependent): "
-          f"{(time.perf_counter() - t0) / repeats * 1e3:.2f} ms")
+    print(
+        f"whole-series TA-Lib (7 indicators, start-dependent): "
+        f"{(time.perf_counter() - t0) / repeats * 1e3:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

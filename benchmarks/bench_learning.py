@@ -67,49 +67,62 @@ def agent_table(studies: list[dict]) -> str:
 
 
 def verdict_table(studies: list[dict]) -> str:
-    lines = ["| market | champion | champion test Sharpe | rule | gate | wall s |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| market | champion | champion test Sharpe | rule | gate | wall s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for s in studies:
         ct = s["champion_test"]
-        lines.append(f"| {s['market']} | {s['champion']} | {'n/a' if ct is None else f'{ct:.2f}'} | "
-                     f"{s['rule']:.2f} | {'PASS' if s['passed'] else 'fail'} | {s['wall_s']:.0f} |")
+        lines.append(
+            f"| {s['market']} | {s['champion']} | {'n/a' if ct is None else f'{ct:.2f}'} | "
+            f"{s['rule']:.2f} | {'PASS' if s['passed'] else 'fail'} | {s['wall_s']:.0f} |"
+        )
     return "\n".join(lines)
 
 
 def selection_table(studies: list[dict]) -> str:
     frame = pd.concat([s["selection"].assign(market=s["market"]) for s in studies], ignore_index=True)
-    lines = ["| selection rule | champion test Sharpe, mean | champion ≥ median candidate |",
-             "| --- | --- | --- |"]
+    lines = [
+        "| selection rule | champion test Sharpe, mean | champion ≥ median candidate |",
+        "| --- | --- | --- |",
+    ]
     for rule, g in frame.groupby("rule", sort=False):
-        lines.append(f"| `{rule}` | {g['test'].astype(float).mean():.2f} | "
-                     f"{int(g['at_least_median'].sum())} of {len(g)} markets |")
+        lines.append(
+            f"| `{rule}` | {g['test'].astype(float).mean():.2f} | "
+            f"{int(g['at_least_median'].sum())} of {len(g)} markets |"
+        )
     return "\n".join(lines)
 
 
 def gate_counts(studies: list[dict]) -> str:
     planted = [s for s in studies if s["kind"] != "null"]
     null = [s for s in studies if s["kind"] == "null"]
-    return (f"The gate passed on **{sum(s['passed'] for s in planted)} of {len(planted)}** planted markets "
-            f"and on **{sum(s['passed'] for s in null)} of {len(null)}** null markets (it should pass on "
-            "every planted market and on no null market).")
+    return (
+        f"The gate passed on **{sum(s['passed'] for s in planted)} of {len(planted)}** planted markets "
+        f"and on **{sum(s['passed'] for s in null)} of {len(null)}** null markets (it should pass on "
+        "every planted market and on no null market)."
+    )
 
 
 def render(studies: list[dict], env: str | None, seconds: float) -> str:
     threads = torch.get_num_threads()
-    return "\n\n".join([
-        f"Measured with `python benchmarks/bench_learning.py{' --env ' + env if env else ''}` on "
-        f"{platform.machine()}, {os.cpu_count()} CPU core(s), {threads} torch thread(s); "
-        f"{len(studies)} markets in {seconds / 60:.1f} min.",
-        "**Test Sharpe per agent** (mean ± std over its seeds, and as a share of the rule's test "
-        "Sharpe on the same rows, costs and capital), and of each agent's seed ensemble:",
-        agent_table(studies),
-        "**The champion and the gate** (chosen on validation by `evaluation.selection`, decided on "
-        "its single test replay):",
-        verdict_table(studies), gate_counts(studies),
-        "**Selection rules** on the same trained candidates (validation records only), against the "
-        "median candidate's test Sharpe on the same market:",
-        selection_table(studies),
-    ])
+    return "\n\n".join(
+        [
+            f"Measured with `python benchmarks/bench_learning.py{' --env ' + env if env else ''}` on "
+            f"{platform.machine()}, {os.cpu_count()} CPU core(s), {threads} torch thread(s); "
+            f"{len(studies)} markets in {seconds / 60:.1f} min.",
+            "**Test Sharpe per agent** (mean ± std over its seeds, and as a share of the rule's test "
+            "Sharpe on the same rows, costs and capital), and of each agent's seed ensemble:",
+            agent_table(studies),
+            "**The champion and the gate** (chosen on validation by `evaluation.selection`, decided on "
+            "its single test replay):",
+            verdict_table(studies),
+            gate_counts(studies),
+            "**Selection rules** on the same trained candidates (validation records only), against the "
+            "median candidate's test Sharpe on the same market:",
+            selection_table(studies),
+        ]
+    )
 
 
 def write(text: str) -> None:
@@ -135,8 +148,11 @@ def main() -> None:
     for market in markets:
         studies.append(study_market(market, params))
         s = studies[-1]
-        print(f"{s['market']:>15}: rule {s['rule']:.2f}, champion {s['champion']} {s['champion_test']}, "
-              f"{'PASS' if s['passed'] else 'fail'} ({s['wall_s']:.0f} s)", flush=True)
+        print(
+            f"{s['market']:>15}: rule {s['rule']:.2f}, champion {s['champion']} {s['champion_test']}, "
+            f"{'PASS' if s['passed'] else 'fail'} ({s['wall_s']:.0f} s)",
+            flush=True,
+        )
     text = render(studies, args.env, time.perf_counter() - start)
     print(text)
     if args.write:

@@ -55,9 +55,7 @@ RULES = {
 
 
 def source_prices() -> pd.DataFrame:
-    logging.getLogger("reinforce_strategy_creator.market_data").setLevel(
-        logging.ERROR
-    )  # stale opens
+    logging.getLogger("reinforce_strategy_creator.market_data").setLevel(logging.ERROR)  # stale opens
     prices, _ = normalise_prices(read_raw_csv(SOURCE), source=str(SOURCE))
     return prices
 
@@ -81,8 +79,7 @@ def suite_table(report: pd.DataFrame) -> list[str]:
     for market, rows in report.groupby("market", sort=False):
         rows = rows.set_index("window")
         cells = " | ".join(
-            f"{rows.at[w, 'rule_sharpe']:.2f} | {rows.at[w, 'buy_and_hold_sharpe']:.2f}"
-            for w in WINDOWS
+            f"{rows.at[w, 'rule_sharpe']:.2f} | {rows.at[w, 'buy_and_hold_sharpe']:.2f}" for w in WINDOWS
         )
         lines.append(f"| {market} | {cells} |")
     return lines
@@ -95,12 +92,8 @@ def parse_options(items: list[str]) -> dict[str, dict[str, float]]:
         key, _, value = item.partition("=")
         kind, _, param = key.partition(".")
         if not (kind and param and value):
-            raise SystemExit(
-                f"--option {item!r}: expected KIND.PARAM=VALUE, e.g. trend.strength=0.5"
-            )
-        out.setdefault(kind, {})[param] = (
-            int(value) if value.lstrip("-").isdigit() else float(value)
-        )
+            raise SystemExit(f"--option {item!r}: expected KIND.PARAM=VALUE, e.g. trend.strength=0.5")
+        out.setdefault(kind, {})[param] = int(value) if value.lstrip("-").isdigit() else float(value)
     return out
 
 
@@ -134,9 +127,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--null-seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument(
-        "--calibration-seeds", type=int, default=20, help="seeds 1..N per planted kind; 0 skips"
-    )
+    ap.add_argument("--calibration-seeds", type=int, default=20, help="seeds 1..N per planted kind; 0 skips")
     ap.add_argument("--option", action="append", default=[], help="KIND.PARAM=VALUE")
     ap.add_argument("--write", action="store_true", help="write the tables into docs/markets.md")
     a = ap.parse_args()
@@ -186,9 +177,7 @@ def main() -> None:
     if a.write:
         doc = DOC.read_text()
         if START not in doc or END not in doc:
-            raise SystemExit(
-                f"{DOC}: markers {START} / {END} not found; add them where the tables go."
-            )
+            raise SystemExit(f"{DOC}: markers {START} / {END} not found; add them where the tables go.")
         head, rest = doc.split(START, 1)
         DOC.write_text(head + START + "\n" + text + rest[rest.index(END) :])
         print(f"wrote {DOC.relative_to(ROOT)}")

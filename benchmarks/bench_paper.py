@@ -55,8 +55,10 @@ def main() -> None:
         world.write_evaluation(VERSION, passed=True)
         for check_every in (1, 20):
             rate, bars = bars_per_second(template, check_every, repeats)
-            print(f"deployment pipeline, {bars} bars (2018), drift check every {check_every:>2} "
-                  f"bar(s): {rate:7.1f} bars/s (median of {repeats}, incl. Kedro start-up of the run)")
+            print(
+                f"deployment pipeline, {bars} bars (2018), drift check every {check_every:>2} "
+                f"bar(s): {rate:7.1f} bars/s (median of {repeats}, incl. Kedro start-up of the run)"
+            )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,17 @@ DOC = ROOT / "docs/benchmarks.md"
 
 PPO = dict(num_steps=64, num_minibatches=4, update_epochs=4, hidden_sizes=[64, 64], activation="tanh")
 A2C = dict(num_steps=8, hidden_sizes=[64, 64], activation="tanh", log_every=50)
-DQN = dict(learning_starts=1000, buffer_size=100_000, batch_size=128, train_frequency=1, gradient_steps=1,
-           target_update_every=250, hidden_sizes=[128, 128], activation="relu", log_every=100)
+DQN = dict(
+    learning_starts=1000,
+    buffer_size=100_000,
+    batch_size=128,
+    train_frequency=1,
+    gradient_steps=1,
+    target_update_every=250,
+    hidden_sizes=[128, 128],
+    activation="relu",
+    log_every=100,
+)
 
 
 def load():
@@ -73,14 +82,36 @@ def sb3(algo: str, market, cfg, lanes: int, steps: int) -> float:
     if algo == "ppo-defaults":  # SB3's own PPO defaults (n_steps 2048, batch 64, 10 epochs), same network
         model = SPPO("MlpPolicy", venv, policy_kwargs=tanh, seed=0, device="cpu", verbose=0)
     elif algo == "ppo":
-        model = SPPO("MlpPolicy", venv, n_steps=PPO["num_steps"], batch_size=PPO["num_steps"] * lanes // 4,
-                     n_epochs=4, policy_kwargs=tanh, seed=0, device="cpu", verbose=0)
+        model = SPPO(
+            "MlpPolicy",
+            venv,
+            n_steps=PPO["num_steps"],
+            batch_size=PPO["num_steps"] * lanes // 4,
+            n_epochs=4,
+            policy_kwargs=tanh,
+            seed=0,
+            device="cpu",
+            verbose=0,
+        )
     elif algo == "a2c":
-        model = SA2C("MlpPolicy", venv, n_steps=A2C["num_steps"], policy_kwargs=tanh, seed=0, device="cpu", verbose=0)
+        model = SA2C(
+            "MlpPolicy", venv, n_steps=A2C["num_steps"], policy_kwargs=tanh, seed=0, device="cpu", verbose=0
+        )
     else:
-        model = SDQN("MlpPolicy", venv, learning_starts=DQN["learning_starts"], buffer_size=DQN["buffer_size"],
-                     batch_size=DQN["batch_size"], train_freq=1, gradient_steps=1, target_update_interval=250,
-                     policy_kwargs=dict(net_arch=[128, 128]), seed=0, device="cpu", verbose=0)
+        model = SDQN(
+            "MlpPolicy",
+            venv,
+            learning_starts=DQN["learning_starts"],
+            buffer_size=DQN["buffer_size"],
+            batch_size=DQN["batch_size"],
+            train_freq=1,
+            gradient_steps=1,
+            target_update_interval=250,
+            policy_kwargs=dict(net_arch=[128, 128]),
+            seed=0,
+            device="cpu",
+            verbose=0,
+        )
     t = time.perf_counter()
     model.learn(total_timesteps=steps)
     return steps / (time.perf_counter() - t)
@@ -129,8 +160,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small budgets (smoke test)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--write", action="store_true", help="write the Training section of docs/benchmarks.md")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="torch CPU threads for both sides (default: every core)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch CPU threads for both sides (default: every core)",
+    )
     a = ap.parse_args()
     # The parent stays single-threaded: an OpenMP pool started before fork() is not fork-safe,
     # so each forked child sets the thread count itself (in_child).
@@ -142,9 +177,13 @@ def main() -> None:
     # (algorithm, our lanes, our steps, SB3 lanes, SB3 steps)
     # The last PPO row compares with SB3 run as its docs show it (defaults, one env): the
     # ~1,000 steps/s the project's issue quotes for stable-baselines3 on this machine.
-    cases = [("ppo", 64, 262_144 // k, 8, 32_768 // k), ("ppo", 256, 524_288 // k, 64, 32_768 // k),
-             ("ppo", 1024, 524_288 // k, "1 (SB3 defaults)", 8_192 // k),
-             ("a2c", 64, 131_072 // k, 8, 32_768 // k), ("dqn", 64, 131_072 // k, 1, 16_384 // k)]
+    cases = [
+        ("ppo", 64, 262_144 // k, 8, 32_768 // k),
+        ("ppo", 256, 524_288 // k, 64, 32_768 // k),
+        ("ppo", 1024, 524_288 // k, "1 (SB3 defaults)", 8_192 // k),
+        ("a2c", 64, 131_072 // k, 8, 32_768 // k),
+        ("dqn", 64, 131_072 // k, 1, 16_384 // k),
+    ]
     # warm-up: lazy imports and first-call allocations are not throughput
     ours("ppo", market, cfg, 8, 1024)
     sb3("ppo", market, cfg, 2, 512)
@@ -157,9 +196,12 @@ def main() -> None:
         else:
             m_s = median(sb3, a.repeats, algo, market, cfg, sb_lanes, sb_steps)
         rows.append((algo, lanes, m_o, sb_lanes, m_s))
-        print(f"{algo}: ours B={lanes} {m_o[0]:,.0f} steps/s {m_o[3]:,.0f} MiB | "
-              f"SB3 n_envs={sb_lanes} {m_s[0]:,.0f} steps/s {m_s[3]:,.0f} MiB | "
-              f"{m_o[0] / m_s[0]:.1f}x", flush=True)
+        print(
+            f"{algo}: ours B={lanes} {m_o[0]:,.0f} steps/s {m_o[3]:,.0f} MiB | "
+            f"SB3 n_envs={sb_lanes} {m_s[0]:,.0f} steps/s {m_s[3]:,.0f} MiB | "
+            f"{m_o[0] / m_s[0]:.1f}x",
+            flush=True,
+        )
     load1 = os.getloadavg()
     import stable_baselines3
 
@@ -187,8 +229,10 @@ def main() -> None:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for algo, lanes, (mo, lo, hi, mem_o), sl, (ms, ls, hs, mem_s) in rows:
-        lines.append(f"| {algo.upper()} | {lanes} | {mo:,.0f} ({lo:,.0f} – {hi:,.0f}) | {mem_o:,.0f} | {sl} | "
-                     f"{ms:,.0f} ({ls:,.0f} – {hs:,.0f}) | {mem_s:,.0f} | {mo / ms:.1f}x |")
+        lines.append(
+            f"| {algo.upper()} | {lanes} | {mo:,.0f} ({lo:,.0f} – {hi:,.0f}) | {mem_o:,.0f} | {sl} | "
+            f"{ms:,.0f} ({ls:,.0f} – {hs:,.0f}) | {mem_s:,.0f} | {mo / ms:.1f}x |"
+        )
     lines += ["", "Numbers are only comparable within one run (shared 2-core machine).", ""]
     text = "\n".join(lines)
     print(text)
@@ -197,7 +241,7 @@ def main() -> None:
         start = doc.find("## Training")
         if start >= 0:
             nxt = doc.find("\n## ", start + 1)
-            doc = doc[:start] + text + (doc[nxt + 1:] if nxt >= 0 else "")
+            doc = doc[:start] + text + (doc[nxt + 1 :] if nxt >= 0 else "")
         else:
             doc = doc.rstrip("\n") + "\n\n" + text
         DOC.write_text(doc)

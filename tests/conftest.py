@@ -102,6 +102,7 @@ def stage_params(_stage_params) -> dict:
 @pytest.fixture
 def fixture_path():
     """``fixture_path(name)``: a malformed raw file under tests/market_data/fixtures/."""
+
     def _get(name: str) -> Path:
         path = BAD_RAW_FILES / name
         assert path.is_file(), f"missing fixture {path}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -72,7 +71,12 @@ def documented() -> dict[str, str]:
 
 
 def test_flatten():
-    assert flatten({"a": {"b": 1, "c": [1, 2], "d": {}}, "e": None}) == {"a.b": 1, "a.c": [1, 2], "a.d": {}, "e": None}
+    assert flatten({"a": {"b": 1, "c": [1, 2], "d": {}}, "e": None}) == {
+        "a.b": 1,
+        "a.c": [1, 2],
+        "a.d": {},
+        "e": None,
+    }
 
 
 def test_there_are_parameters_to_document():
@@ -86,19 +90,22 @@ def test_every_parameter_is_documented_with_its_value(key):
     assert key in rows, (
         f"conf/base parameter {key} is not in docs/configuration.md: is it a field of its block's model "
         "(src/reinforce_strategy_creator/params/, agents/<algo>.py)? Then run "
-        "`python -m reinforce_strategy_creator.params.docs --write`")
+        "`python -m reinforce_strategy_creator.params.docs --write`"
+    )
     cell = rows[key]
     documented_value = yaml.safe_load(cell)
     if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         documented_value = str(documented_value)
     assert documented_value == value, (
         f"docs/configuration.md gives {key} the value `{cell}` but conf/base has {value!r}: run "
-        "`python -m reinforce_strategy_creator.params.docs --write`")
+        "`python -m reinforce_strategy_creator.params.docs --write`"
+    )
 
 
 def test_no_stale_parameters_documented():
     """Every documented row is a field of a block's model (the tables are generated from them)."""
-    from reinforce_strategy_creator.params.docs import BLOCKS, base_parameters as resolved, block_rows
+    from reinforce_strategy_creator.params.docs import BLOCKS, block_rows
+    from reinforce_strategy_creator.params.docs import base_parameters as resolved
 
     params = resolved(PROJECT_ROOT)
     fields = {row[0] for block in BLOCKS for row in block_rows(block, params)}
@@ -112,7 +119,8 @@ def test_generated_tables_are_up_to_date():
 
     text = CONFIGURATION.read_text()
     assert updated(text, resolved(PROJECT_ROOT)) == text, (
-        "docs/configuration.md is out of date: run `python -m reinforce_strategy_creator.params.docs --write`")
+        "docs/configuration.md is out of date: run `python -m reinforce_strategy_creator.params.docs --write`"
+    )
 
 
 def test_conf_base_validates_block_by_block():
@@ -126,7 +134,14 @@ def test_conf_base_validates_block_by_block():
     from reinforce_strategy_creator.params.training import TrainingParams
 
     params = resolved(PROJECT_ROOT)
-    for model in (IngestionParams, FeatureParams, EnvConfig, TrainingParams, EvaluationParams, DeploymentParams):
+    for model in (
+        IngestionParams,
+        FeatureParams,
+        EnvConfig,
+        TrainingParams,
+        EvaluationParams,
+        DeploymentParams,
+    ):
         model.parse(params[model.PATH])
 
 
@@ -143,7 +158,9 @@ def _boundary_datasets() -> set[str]:
     """Un-namespaced catalog entries: the datasets that cross stage boundaries."""
     names: set[str] = set()
     for path in (PROJECT_ROOT / "conf" / "base").glob("catalog*.yml"):
-        names |= {n for n in (yaml.safe_load(path.read_text()) or {}) if "." not in n and not n.startswith("_")}
+        names |= {
+            n for n in (yaml.safe_load(path.read_text()) or {}) if "." not in n and not n.startswith("_")
+        }
     return names
 
 
@@ -167,9 +184,9 @@ def test_every_cited_test_exists():
         file = PROJECT_ROOT / path
         assert file.is_file(), f"docs/architecture.md cites {path}, which does not exist"
         if name:
-            assert re.search(rf"^\s*(async\s+)?def {name}\b|^class {name}\b", file.read_text(), re.MULTILINE), (
-                f"docs/architecture.md cites {path}::{name}, which does not exist"
-            )
+            assert re.search(
+                rf"^\s*(async\s+)?def {name}\b|^class {name}\b", file.read_text(), re.MULTILINE
+            ), f"docs/architecture.md cites {path}::{name}, which does not exist"
 
 
 # --------------------------------------------------------------------------- links
@@ -177,7 +194,9 @@ def test_every_cited_test_exists():
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
-@pytest.mark.parametrize("doc", [PROJECT_ROOT / "README.md", *sorted(DOCS.glob("*.md"))], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "doc", [PROJECT_ROOT / "README.md", *sorted(DOCS.glob("*.md"))], ids=lambda p: p.name
+)
 def test_relative_links_resolve(doc):
     for target in LINK.findall(doc.read_text()):
         if re.match(r"^[a-z]+:", target):  # http:, https:, mailto:

@@ -67,10 +67,14 @@ def test_kedro_parameter_validation_errors_print_our_message_without_kedros_wrap
 
     exc = ParameterValidationError(
         "Parameter validation failed:\n- Parameter 'environment': Failed to instantiate EnvConfig for parameter "
-        "'environment': environment.window: must be a positive integer (got 0). Fix it in ...")
+        "'environment': environment.window: must be a positive integer (got 0). Fix it in ..."
+    )
     assert hooks.is_input_error(exc)
     text = hooks.format_input_error(exc)
-    assert "- environment.window: must be a positive integer (got 0)" in text and "Failed to instantiate" not in text
+    assert (
+        "- environment.window: must be a positive integer (got 0)" in text
+        and "Failed to instantiate" not in text
+    )
 
 
 @pytest.mark.slow
@@ -89,13 +93,27 @@ def test_a_bad_parameter_stops_kedro_run_before_any_node_with_one_clear_line(tmp
     shutil.copytree(PROJECT_ROOT / "conf" / "base", root / "conf" / "base")
     shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", root / "conf" / "logging.yml")
     (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", root / "data" / "01_raw")
     kedro = Path(sys.executable).with_name("kedro")
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "RSC_TRACEBACK": ""}
-    run = subprocess.run([str(kedro), "run", "--pipelines", "feature_engineering",
-                          "--params", "environment.window=0,training.ppo.gamma=2"],
-                         cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            str(kedro),
+            "run",
+            "--pipelines",
+            "feature_engineering",
+            "--params",
+            "environment.window=0,training.ppo.gamma=2",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode != 0
     assert "environment.window: must be a positive integer (got 0)" in run.stderr
     assert "Traceback (most recent call last)" not in run.stderr and "Failed to instantiate" not in run.stderr

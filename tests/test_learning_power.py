@@ -26,8 +26,10 @@ def quick() -> dict:
 
 def test_the_champion_finds_a_planted_edge_and_the_gate_passes(sp500, quick):
     s = study_market(make_market("momentum", sp500, 1, strength=0.5), quick)
-    print(f"\nPLANTED: rule {s['rule']:.2f}, B&H {s['buy_and_hold']:.2f}, champion {s['champion']} "
-          f"{s['champion_test']:.2f}, passed {s['passed']}")
+    print(
+        f"\nPLANTED: rule {s['rule']:.2f}, B&H {s['buy_and_hold']:.2f}, champion {s['champion']} "
+        f"{s['champion_test']:.2f}, passed {s['passed']}"
+    )
     assert s["rule"] > 2.0 and s["rule"] > s["buy_and_hold"] + 1.0  # the market has an edge to find
     assert s["champion_test"] >= 0.7 * s["rule"]
     assert s["passed"] is True
@@ -36,6 +38,8 @@ def test_the_champion_finds_a_planted_edge_and_the_gate_passes(sp500, quick):
 
 def test_the_gate_fails_on_a_null_market(sp500, quick):
     s = study_market(make_market("null", sp500, 1), quick)
-    print(f"\nNULL: B&H {s['buy_and_hold']:.2f}, champion {s['champion']} {s['champion_test']:.2f}, "
-          f"passed {s['passed']}")
+    print(
+        f"\nNULL: B&H {s['buy_and_hold']:.2f}, champion {s['champion']} {s['champion_test']:.2f}, "
+        f"passed {s['passed']}"
+    )
     assert s["passed"] is False

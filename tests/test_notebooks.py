@@ -25,8 +25,14 @@ from tests.support.project import PROJECT_ROOT
 
 KEDRO = Path(sys.executable).with_name("kedro")
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
-ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200",
-       "KEDRO_ENV": "quick", "MPLBACKEND": "Agg"}
+ENV = {
+    **os.environ,
+    "KEDRO_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "COLUMNS": "200",
+    "KEDRO_ENV": "quick",
+    "MPLBACKEND": "Agg",
+}
 
 
 def test_the_three_notebooks_exist():
@@ -40,9 +46,13 @@ def test_committed_without_outputs(path):
     nbformat.validate(nb)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, f"{path.name} cell {i} has outputs: clear them"
+            assert not cell.outputs and cell.execution_count is None, (
+                f"{path.name} cell {i} has outputs: clear them"
+            )
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert sources and sources[0].startswith("%load_ext kedro.ipython"), f"{path.name} must start with %load_ext kedro.ipython"
+    assert sources and sources[0].startswith("%load_ext kedro.ipython"), (
+        f"{path.name} must start with %load_ext kedro.ipython"
+    )
     assert any("catalog.load(" in s for s in sources), f"{path.name} must read artifacts through catalog.load"
 
 
@@ -53,7 +63,9 @@ def test_notebook_runs_top_to_bottom(quick_run, path):
 
     notebook = nbformat.read(quick_run / "notebooks" / path.name, as_version=4)
     client = NotebookClient(
-        notebook, kernel_name="python3", timeout=600,
+        notebook,
+        kernel_name="python3",
+        timeout=600,
         resources={"metadata": {"path": str(quick_run / "notebooks")}},
     )
     saved = dict(os.environ)

@@ -130,13 +130,17 @@ def test_every_task_sits_in_a_stage_and_has_an_explicit_name(viz_api):
     for task in tasks:
         assert NAME.match(task["name"]), f"node {task['full_name']!r} has no explicit name= (generated name)"
         namespace = task["full_name"].rsplit(".", 1)[0] if "." in task["full_name"] else ""
-        assert namespace.split(".")[0] in stages, f"node {task['full_name']!r} is outside the stage namespaces"
+        assert namespace.split(".")[0] in stages, (
+            f"node {task['full_name']!r} is outside the stage namespaces"
+        )
 
 
 @pytest.mark.slow
 def test_no_dataset_without_a_layer(viz_api):
     missing = [n["name"] for n in viz_api["nodes"] if n["type"] == "data" and n.get("layer") not in LAYERS]
-    assert not missing, f"datasets without an allowed kedro-viz layer (declare them in the catalog): {missing}"
+    assert not missing, (
+        f"datasets without an allowed kedro-viz layer (declare them in the catalog): {missing}"
+    )
 
 
 @pytest.mark.slow
@@ -160,8 +164,14 @@ def _backward_edges(api: dict) -> list[str]:
     for task_id, ins in inputs.items():
         for a in ins:
             for b in outputs.get(task_id, []):
-                if a.get("layer") in LAYERS and b.get("layer") in LAYERS and LAYERS.index(a["layer"]) > LAYERS.index(b["layer"]):
-                    found.append(f"{nodes[task_id]['full_name']}: {a['name']} ({a['layer']}) -> {b['name']} ({b['layer']})")
+                if (
+                    a.get("layer") in LAYERS
+                    and b.get("layer") in LAYERS
+                    and LAYERS.index(a["layer"]) > LAYERS.index(b["layer"])
+                ):
+                    found.append(
+                        f"{nodes[task_id]['full_name']}: {a['name']} ({a['layer']}) -> {b['name']} ({b['layer']})"
+                    )
     return sorted(found)
 
 

@@ -85,8 +85,10 @@ class PolicyBundle:
             members = [self._member(s, where) for s in self.seeds]
             return SeedEnsemble(members, rule).to(device).eval()
         if seed not in self.state_dicts:
-            raise ArtifactError(f"{where} has no weights for seed {seed} (it has seeds {self.seeds}, and "
-                                f"{ENSEMBLE_SEED} for their ensemble); choose one of them.")
+            raise ArtifactError(
+                f"{where} has no weights for seed {seed} (it has seeds {self.seeds}, and "
+                f"{ENSEMBLE_SEED} for their ensemble); choose one of them."
+            )
         return self._member(seed, where).to(device).eval()
 
     def _member(self, seed: int, where: str):
@@ -99,7 +101,8 @@ class PolicyBundle:
             raise ArtifactError(
                 f"{where}: seed {seed} cannot be rebuilt from its spec and weights ({' '.join(str(exc).split())}); "
                 "the weights do not fit spec.network/obs_dim, so the artifact is corrupt or from another version. "
-                "Retrain it.") from exc
+                "Retrain it."
+            ) from exc
         return policy
 
 
@@ -151,11 +154,15 @@ def load_policy_bundle(path: str | os.PathLike, version: str | None = None) -> P
     try:
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"Policy artifact {where}: '{SPEC_FILE}' is not valid JSON ({exc}); the artifact is "
-                            "corrupt. Retrain or restore it.") from exc
+        raise ArtifactError(
+            f"Policy artifact {where}: '{SPEC_FILE}' is not valid JSON ({exc}); the artifact is "
+            "corrupt. Retrain or restore it."
+        ) from exc
     if not isinstance(spec, dict):
-        raise ArtifactError(f"Policy artifact {where}: '{SPEC_FILE}' holds {type(spec).__name__}, not a JSON object; "
-                            "the artifact is corrupt. Retrain or restore it.")
+        raise ArtifactError(
+            f"Policy artifact {where}: '{SPEC_FILE}' holds {type(spec).__name__}, not a JSON object; "
+            "the artifact is corrupt. Retrain or restore it."
+        )
     checksums = spec.get("weights_sha256", {})
     state_dicts: dict[int, dict[str, torch.Tensor]] = {}
     for seed in spec.get("seeds", []):
@@ -172,8 +179,10 @@ def load_policy_bundle(path: str | os.PathLike, version: str | None = None) -> P
         try:
             state_dicts[int(seed)] = load_file(str(weights))
         except Exception as exc:  # safetensors raises its own SafetensorError on a malformed file
-            raise ArtifactError(f"Policy artifact {where}: '{name}' is not a readable safetensors file ({exc}); "
-                                "the artifact is corrupt. Retrain or restore it.") from exc
+            raise ArtifactError(
+                f"Policy artifact {where}: '{name}' is not a readable safetensors file ({exc}); "
+                "the artifact is corrupt. Retrain or restore it."
+            ) from exc
     try:
         return PolicyBundle(spec=spec, state_dicts=state_dicts, version=version)
     except ArtifactError as exc:

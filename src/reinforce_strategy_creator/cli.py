@@ -64,14 +64,17 @@ def load_deployment_params(env: str | None = None, project_path: Path | None = N
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     paths = {}
-    for key, name in (("registry_path", "deployment.model_registry"),
-                      ("account_dir", "deployment.account"),
-                      ("shadow_account_dir", "deployment.shadow_account")):
+    for key, name in (
+        ("registry_path", "deployment.model_registry"),
+        ("account_dir", "deployment.account"),
+        ("shadow_account_dir", "deployment.shadow_account"),
+    ):
         entry = catalog.get(name) or {}
         if "filepath" not in entry:
             raise click.ClickException(
                 f"catalog entry {name!r} with a filepath not found; it is declared in "
-                "conf/base/catalog_deployment.yml.")
+                "conf/base/catalog_deployment.yml."
+            )
         paths[key] = entry["filepath"]
     try:
         block = DeploymentParams.parse(params)
@@ -86,8 +89,13 @@ def load_deployment_params(env: str | None = None, project_path: Path | None = N
 
 
 def _env_option(f):
-    return click.option("--env", "-e", default=None, envvar="KEDRO_ENV",
-                        help="Kedro configuration environment (default: local).")(f)
+    return click.option(
+        "--env",
+        "-e",
+        default=None,
+        envvar="KEDRO_ENV",
+        help="Kedro configuration environment (default: local).",
+    )(f)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS, name="kedro")
@@ -122,11 +130,26 @@ def registry_list(status: str | None, as_json: bool, env: str | None) -> None:
     except ValueError as exc:
         raise _fail(exc) from exc
     if as_json:
-        click.echo(json.dumps([{"entry_id": e.entry_id, "status": e.status, "agent": e.agent,
-                                "version": e.version, "seed": e.seed, "member": seed_label(e.seed),
-                                "verdict": e.verdict,
-                                "metrics": e.metrics, "artifact_path": _shown(e.artifact_path)}
-                               for e in entries], indent=2, sort_keys=True))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "entry_id": e.entry_id,
+                        "status": e.status,
+                        "agent": e.agent,
+                        "version": e.version,
+                        "seed": e.seed,
+                        "member": seed_label(e.seed),
+                        "verdict": e.verdict,
+                        "metrics": e.metrics,
+                        "artifact_path": _shown(e.artifact_path),
+                    }
+                    for e in entries
+                ],
+                indent=2,
+                sort_keys=True,
+            )
+        )
         return
     if not entries:
         click.echo(f"No models registered in {display_path(params.registry_path)}.")
@@ -208,23 +231,41 @@ def _account_facts(folder: Path) -> dict:
         s = reconcile(store)
     except ValueError as exc:
         raise _fail(exc) from exc
-    return {"account": display_path(folder), "exists": True, "last_bar": s.last_bar, "cash": s.cash,
-            "shares": s.shares, "equity": s.equity, "position": s.position, "drawdown": s.drawdown,
-            "model": s.active_model_id, "day_loss_stop": s.day_loss_stop, "halted": s.halted,
-            "halt_reason": s.halt_reason, "bars_processed": s.bars_processed, "reconciled": True}
+    return {
+        "account": display_path(folder),
+        "exists": True,
+        "last_bar": s.last_bar,
+        "cash": s.cash,
+        "shares": s.shares,
+        "equity": s.equity,
+        "position": s.position,
+        "drawdown": s.drawdown,
+        "model": s.active_model_id,
+        "day_loss_stop": s.day_loss_stop,
+        "halted": s.halted,
+        "halt_reason": s.halt_reason,
+        "bars_processed": s.bars_processed,
+        "reconciled": True,
+    }
 
 
 def _account_text(role: str, f: dict) -> str:
     if not f["exists"]:
-        why = ("no model promoted yet: `kedro models list`, then `kedro models promote <id>`"
-               if role == "production" else "no champion registered yet: run the evaluation")
+        why = (
+            "no model promoted yet: `kedro models list`, then `kedro models promote <id>`"
+            if role == "production"
+            else "no champion registered yet: run the evaluation"
+        )
         return f"{ACCOUNT_LABELS[role]}\nNo {role} paper account yet at {f['account']} ({why})."
-    return (f"{ACCOUNT_LABELS[role]}\naccount      {f['account']}\nlast bar     {f['last_bar']}\n"
-            f"cash         {f['cash']:,.2f}\nshares       {f['shares']}\n"
-            f"equity       {f['equity']:,.2f}\nposition     {f['position']:.4f}\n"
-            f"drawdown     {f['drawdown']:.2%}\nmodel        {f['model']}\n"
-            f"day stop     {f['day_loss_stop']}\nhalted       {f['halted']}"
-            + (f" ({f['halt_reason']})" if f["halted"] else "") + "\nreconciled   yes")
+    return (
+        f"{ACCOUNT_LABELS[role]}\naccount      {f['account']}\nlast bar     {f['last_bar']}\n"
+        f"cash         {f['cash']:,.2f}\nshares       {f['shares']}\n"
+        f"equity       {f['equity']:,.2f}\nposition     {f['position']:.4f}\n"
+        f"drawdown     {f['drawdown']:.2%}\nmodel        {f['model']}\n"
+        f"day stop     {f['day_loss_stop']}\nhalted       {f['halted']}"
+        + (f" ({f['halt_reason']})" if f["halted"] else "")
+        + "\nreconciled   yes"
+    )
 
 
 @paper.command("status")
@@ -233,19 +274,27 @@ def _account_text(role: str, f: dict) -> str:
 def paper_status(as_json: bool, env: str | None) -> None:
     """Show both paper accounts (production and shadow) and check that their logs reconcile."""
     params = load_deployment_params(env)
-    facts = {"production": _account_facts(params.account_dir),
-             "shadow": _account_facts(params.shadow_account_dir)}
+    facts = {
+        "production": _account_facts(params.account_dir),
+        "shadow": _account_facts(params.shadow_account_dir),
+    }
     if as_json:
-        click.echo(json.dumps({"registry": display_path(params.registry_path), **facts},
-                              indent=2, sort_keys=True))
+        click.echo(
+            json.dumps({"registry": display_path(params.registry_path), **facts}, indent=2, sort_keys=True)
+        )
         return
     click.echo("\n\n".join(_account_text(role, f) for role, f in facts.items()))
 
 
 @paper.command("clear-halt")
 @click.option("--reason", required=True, help="Why trading may resume (recorded).")
-@click.option("--account", "which", type=click.Choice(["production", "shadow"]), default="production",
-              help="Which paper account (default: production).")
+@click.option(
+    "--account",
+    "which",
+    type=click.Choice(["production", "shadow"]),
+    default="production",
+    help="Which paper account (default: production).",
+)
 @_env_option
 def paper_clear_halt(reason: str, which: str, env: str | None) -> None:
     """Clear a drawdown kill-switch or drift halt so the account may trade again."""

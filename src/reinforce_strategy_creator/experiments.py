@@ -20,9 +20,15 @@ import pandas as pd
 
 #: What a cycle keeps: selection, verdict and the metric tables (figures and the HTML report
 #: are left out, they change no number).
-OUTPUTS = ("champion", "evaluation_verdict", "evaluation.selection",
-           "evaluation.gate_decision", "evaluation.ranking", "evaluation.validation_metrics",
-           "evaluation.test_metrics")
+OUTPUTS = (
+    "champion",
+    "evaluation_verdict",
+    "evaluation.selection",
+    "evaluation.gate_decision",
+    "evaluation.ranking",
+    "evaluation.validation_metrics",
+    "evaluation.test_metrics",
+)
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,22 @@ def cycle_pipeline(agents: Sequence[str]):
     """The stages ``full_cycle`` runs before deployment, cut to the nodes :data:`OUTPUTS` need."""
     from .pipelines import data_ingestion, evaluation, feature_engineering, training
 
-    full = (data_ingestion.create_pipeline() + feature_engineering.create_pipeline()
-            + training.create_pipeline(agents=agents) + evaluation.create_pipeline(agents=agents))
+    full = (
+        data_ingestion.create_pipeline()
+        + feature_engineering.create_pipeline()
+        + training.create_pipeline(agents=agents)
+        + evaluation.create_pipeline(agents=agents)
+    )
     return full.to_outputs(*OUTPUTS)
 
 
-def run_cycle(raw_prices: pd.DataFrame, parameters: Mapping[str, Any], *, source: str = "market",
-              earlier_decisions: Sequence[Mapping[str, Any]] = ()) -> CycleResult:
+def run_cycle(
+    raw_prices: pd.DataFrame,
+    parameters: Mapping[str, Any],
+    *,
+    source: str = "market",
+    earlier_decisions: Sequence[Mapping[str, Any]] = (),
+) -> CycleResult:
     """Train and judge every agent of ``parameters`` on ``raw_prices`` (a raw price table, as
     ``data_ingestion`` reads it) with the project's pipelines; returns what evaluation decided."""
     from kedro.io import DataCatalog, MemoryDataset
@@ -93,9 +108,16 @@ def run_cycle(raw_prices: pd.DataFrame, parameters: Mapping[str, Any], *, source
     SequentialRunner().run(cycle_pipeline(agents), catalog)
     wall = time.perf_counter() - start
     out = {name.split(".")[-1]: catalog[name].load() for name in OUTPUTS}
-    return CycleResult(champion=out["champion"], verdict=out["evaluation_verdict"], selection=out["selection"],
-                       gate_decision=out["gate_decision"], ranking=out["ranking"],
-                       validation=out["validation_metrics"], test=out["test_metrics"], wall_s=wall)
+    return CycleResult(
+        champion=out["champion"],
+        verdict=out["evaluation_verdict"],
+        selection=out["selection"],
+        gate_decision=out["gate_decision"],
+        ranking=out["ranking"],
+        validation=out["validation_metrics"],
+        test=out["test_metrics"],
+        wall_s=wall,
+    )
 
 
 # --------------------------------------------------------------------------- studies
@@ -106,11 +128,14 @@ def candidate_scores(result: CycleResult, metric: str = "sharpe") -> pd.DataFram
     cols = [*keys, metric]
     val = result.validation[result.validation["kind"].isin(["agent", "ensemble"])][cols]
     test = result.test[result.test["kind"].isin(["agent", "ensemble"])][cols]
-    return val.merge(test, on=keys, suffixes=("_validation", "_test")).sort_values(keys).reset_index(drop=True)
+    return (
+        val.merge(test, on=keys, suffixes=("_validation", "_test")).sort_values(keys).reset_index(drop=True)
+    )
 
 
-def selection_outcomes(result: CycleResult, rules: Sequence[str] | None = None,
-                       metric: str = "sharpe") -> pd.DataFrame:
+def selection_outcomes(
+    result: CycleResult, rules: Sequence[str] | None = None, metric: str = "sharpe"
+) -> pd.DataFrame:
     """What each selection rule would have chosen from the same validation records, and how its
     test ``metric`` compares with the median candidate's (the winner's-curse check)."""
     from .evaluation.gate import SELECTION_RULES, select_champion
@@ -121,14 +146,33 @@ def selection_outcomes(result: CycleResult, rules: Sequence[str] | None = None,
     for rule in rules or SELECTION_RULES:
         pick = select_champion(result.validation, metric, rule)
         if pick["agent"] is None:
-            rows.append({"rule": rule, "agent": None, "seed": None, "kind": None, "validation": None,
-                         "test": None, "median_candidate_test": median, "at_least_median": False})
+            rows.append(
+                {
+                    "rule": rule,
+                    "agent": None,
+                    "seed": None,
+                    "kind": None,
+                    "validation": None,
+                    "test": None,
+                    "median_candidate_test": median,
+                    "at_least_median": False,
+                }
+            )
             continue
         row = scores[(scores["agent"] == pick["agent"]) & (scores["seed"] == pick["seed"])].iloc[0]
         test = float(row[f"{metric}_test"])
-        rows.append({"rule": rule, "agent": pick["agent"], "seed": pick["seed"], "kind": pick["kind"],
-                     "validation": float(row[f"{metric}_validation"]), "test": test,
-                     "median_candidate_test": median, "at_least_median": bool(test >= median)})
+        rows.append(
+            {
+                "rule": rule,
+                "agent": pick["agent"],
+                "seed": pick["seed"],
+                "kind": pick["kind"],
+                "validation": float(row[f"{metric}_validation"]),
+                "test": test,
+                "median_candidate_test": median,
+                "at_least_median": bool(test >= median),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -143,11 +187,17 @@ def study_market(market, parameters: Mapping[str, Any]) -> dict[str, Any]:
     result = run_cycle(to_csv_frame(market.prices), params, source=f"{market.name}.csv")
     rule = rule_report(market, params["environment"], windows=("test",)).iloc[0]
     test = result.test
-    return {"market": market.name, "kind": market.kind, "rule": float(rule["rule_sharpe"]),
-            "buy_and_hold": float(rule["buy_and_hold_sharpe"]),
-            "agents": test[test["kind"] == "agent"].groupby("agent")["sharpe"].agg(["mean", "std"]),
-            "ensembles": test[test["kind"] == "ensemble"].set_index("agent")["sharpe"],
-            "champion": f"{result.champion['agent']} {result.champion['member']}",
-            "champion_test": (result.champion["test_metrics"] or {}).get("sharpe"),
-            "passed": bool(result.verdict["passed"]), "selection": selection_outcomes(result),
-            "wall_s": result.wall_s, "result": result}
+    return {
+        "market": market.name,
+        "kind": market.kind,
+        "rule": float(rule["rule_sharpe"]),
+        "buy_and_hold": float(rule["buy_and_hold_sharpe"]),
+        "agents": test[test["kind"] == "agent"].groupby("agent")["sharpe"].agg(["mean", "std"]),
+        "ensembles": test[test["kind"] == "ensemble"].set_index("agent")["sharpe"],
+        "champion": f"{result.champion['agent']} {result.champion['member']}",
+        "champion_test": (result.champion["test_metrics"] or {}).get("sharpe"),
+        "passed": bool(result.verdict["passed"]),
+        "selection": selection_outcomes(result),
+        "wall_s": result.wall_s,
+        "result": result,
+    }

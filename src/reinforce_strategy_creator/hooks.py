@@ -12,10 +12,9 @@ a bug and keeps its full traceback. ``RSC_TRACEBACK=1`` shows the traceback for 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from types import TracebackType
-
-import re
 
 from kedro.framework.hooks import hook_impl
 from kedro.io.core import DatasetError

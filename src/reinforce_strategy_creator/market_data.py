@@ -124,7 +124,13 @@ def _map_columns(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict[str
     for canonical, aliases in _ALIASES.items():
         matches = [c for c in frame.columns if _key(c) in aliases or _key(c) == _key(canonical)]
         if len(matches) > 1:
-            _fail(source, canonical, "ambiguous column", f"{[str(c) for c in matches]} all match", "Keep only one.")
+            _fail(
+                source,
+                canonical,
+                "ambiguous column",
+                f"{[str(c) for c in matches]} all match",
+                "Keep only one.",
+            )
         if matches:
             found[canonical] = str(matches[0])
     missing = [c for c in ("date", *OUTPUT_COLUMNS) if c not in found]
@@ -180,13 +186,18 @@ def _select_ticker(
 
 
 def _parse_dates(
-    frame: pd.DataFrame, source: str, column: str, date_format: str | None,
+    frame: pd.DataFrame,
+    source: str,
+    column: str,
+    date_format: str | None,
     param: str,
 ) -> tuple[pd.Series, str]:
     """Parse the date column. Returns tz-naive timestamps and a note on the format used."""
     values = frame["date"]
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").dt.tz_localize(None), "datetime (tz-aware, converted to UTC, tz dropped)"
+        return values.dt.tz_convert("UTC").dt.tz_localize(
+            None
+        ), "datetime (tz-aware, converted to UTC, tz dropped)"
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return values, "datetime"
     text = values.astype("string").str.strip()
@@ -215,8 +226,10 @@ def _parse_dates(
         if not bad.any():
             break
     if best_bad.any():
-        tried = f"format {date_format!r} (parameter {param})" if date_format else (
-            "m/d/Y, ISO dates and ISO date-times"
+        tried = (
+            f"format {date_format!r} (parameter {param})"
+            if date_format
+            else ("m/d/Y, ISO dates and ISO date-times")
         )
         _fail(
             source,
@@ -254,7 +267,13 @@ def _numeric(frame: pd.DataFrame, source: str, column: str, original: str, *, po
     bad = values <= 0 if positive else values < 0
     if bad.any():
         what = "non-positive prices" if positive else "negative volume"
-        _fail(source, original, what, _rows(frame, bad, column), "Prices must be > 0 and volume >= 0; fix those rows.")
+        _fail(
+            source,
+            original,
+            what,
+            _rows(frame, bad, column),
+            "Prices must be > 0 and volume >= 0; fix those rows.",
+        )
     return values
 
 
@@ -273,7 +292,11 @@ def _gaps(index: pd.DatetimeIndex, gap_factor: float) -> dict[str, Any]:
     longest = None
     if len(positions):
         i = int(positions[np.argmax(spacing.to_numpy()[positions])])
-        longest = {"start": index[i].isoformat(), "end": index[i + 1].isoformat(), "spacing": str(spacing.iloc[i])}
+        longest = {
+            "start": index[i].isoformat(),
+            "end": index[i + 1].isoformat(),
+            "spacing": str(spacing.iloc[i]),
+        }
     return {
         "median_spacing": str(median),
         "threshold": str(threshold),
@@ -337,7 +360,9 @@ def stale_open_report(index: pd.DatetimeIndex, flags, threshold: float) -> dict[
 
 
 def _stale_open_warning(source: str, stale: dict[str, Any], parameter: str) -> str:
-    years = ", ".join(f"{y} ({stale['by_year'][str(y)]['fraction']:.1%})" for y in stale["years_above_threshold"])
+    years = ", ".join(
+        f"{y} ({stale['by_year'][str(y)]['fraction']:.1%})" for y in stale["years_above_threshold"]
+    )
     return (
         f"{source}: stale opens: in {len(stale['years_above_threshold'])} calendar year(s) more than "
         f"{stale['threshold']:.1%} of the bars have an Open equal to the previous bar's Close "
@@ -409,12 +434,22 @@ def _rule_bar_range(c: _Cleaning) -> None:
     frame = c.frame
     high_bad = frame["High"] < np.maximum(frame["Open"], frame["Close"])
     if high_bad.any():
-        _fail(c.source, c.found["High"], "High below max(Open, Close)", _rows(frame, high_bad, "High"),
-              "Fix those rows.")
+        _fail(
+            c.source,
+            c.found["High"],
+            "High below max(Open, Close)",
+            _rows(frame, high_bad, "High"),
+            "Fix those rows.",
+        )
     low_bad = frame["Low"] > np.minimum(frame["Open"], frame["Close"])
     if low_bad.any():
-        _fail(c.source, c.found["Low"], "Low above min(Open, Close)", _rows(frame, low_bad, "Low"),
-              "Fix those rows.")
+        _fail(
+            c.source,
+            c.found["Low"],
+            "Low above min(Open, Close)",
+            _rows(frame, low_bad, "Low"),
+            "Fix those rows.",
+        )
 
 
 def _rule_duplicates(c: _Cleaning) -> None:
@@ -424,8 +459,13 @@ def _rule_duplicates(c: _Cleaning) -> None:
     identical = frame.duplicated(subset=value_cols, keep="first")
     clash = frame.loc[~identical, "date"].duplicated(keep=False)
     if clash.any():
-        _fail(c.source, c.found["date"], "conflicting duplicate timestamps (same date, different values)",
-              _rows(frame.loc[~identical], clash), "Keep exactly one row per timestamp.")
+        _fail(
+            c.source,
+            c.found["date"],
+            "conflicting duplicate timestamps (same date, different values)",
+            _rows(frame.loc[~identical], clash),
+            "Keep exactly one row per timestamp.",
+        )
     c.report["rows_dropped"] = []
     if identical.any():
         count = int(identical.sum())
@@ -455,10 +495,15 @@ def _rule_min_rows(c: _Cleaning) -> None:
     rows, ticker, minimum = len(c.frame), c.report["ticker"], c.settings.min_rows
     c.report["rows_out"] = rows
     if rows < minimum:
-        _fail(c.source, None, "too few rows",
-              f"{rows} usable rows" + (f" for ticker {ticker}" if ticker else "")
-              + f", parameter {c.param('min_rows')}={minimum}",
-              f"Provide a longer history or lower {c.param('min_rows')}.")
+        _fail(
+            c.source,
+            None,
+            "too few rows",
+            f"{rows} usable rows"
+            + (f" for ticker {ticker}" if ticker else "")
+            + f", parameter {c.param('min_rows')}={minimum}",
+            f"Provide a longer history or lower {c.param('min_rows')}.",
+        )
 
 
 def _rule_stale_opens(c: _Cleaning) -> None:
@@ -473,8 +518,9 @@ def _rule_stale_opens(c: _Cleaning) -> None:
     stale = stale_open_report(pd.DatetimeIndex(frame["date"]), flags, float(c.settings.stale_open_threshold))
     c.report["stale_open"] = stale
     since = c.warn_stale_opens_from
-    warn_years = [y for y in stale["years_above_threshold"]
-                  if since is None or int(y) >= pd.Timestamp(since).year]
+    warn_years = [
+        y for y in stale["years_above_threshold"] if since is None or int(y) >= pd.Timestamp(since).year
+    ]
     if warn_years:
         only = {**stale, "years_above_threshold": warn_years}
         c.warn(_stale_open_warning(c.source, only, c.param("stale_open_threshold")))
@@ -483,26 +529,41 @@ def _rule_stale_opens(c: _Cleaning) -> None:
 def _rule_adjustment(c: _Cleaning) -> None:
     """Scale prices by ``Adj Close / Close`` and volume by its inverse (when ``adjust``)."""
     if "Adj Close" not in c.found:
-        c.report["adjustments"] = {"applied": False, "method": None, "rows_adjusted": 0,
-                                   "note": "no Adj Close column; prices used as given"}
+        c.report["adjustments"] = {
+            "applied": False,
+            "method": None,
+            "rows_adjusted": 0,
+            "note": "no Adj Close column; prices used as given",
+        }
         return
     frame = c.frame
     factor = (frame["Adj Close"] / frame["Close"]).to_numpy()
     differs = ~np.isclose(factor, 1.0, rtol=1e-9, atol=0.0)
     adjustment: dict[str, Any] = {
-        "applied": False, "method": None, "rows_adjusted": 0,
-        "adj_close_column": c.found["Adj Close"], "rows_differing": int(differs.sum()),
-        "factor_min": float(factor.min()), "factor_max": float(factor.max()),
+        "applied": False,
+        "method": None,
+        "rows_adjusted": 0,
+        "adj_close_column": c.found["Adj Close"],
+        "rows_differing": int(differs.sum()),
+        "factor_min": float(factor.min()),
+        "factor_max": float(factor.max()),
     }
     if c.settings.adjust and differs.any():
         for name in PRICE_COLUMNS:
             frame[name] = frame[name].to_numpy() * factor
         frame["Volume"] = frame["Volume"].to_numpy() / factor
-        adjustment.update({"applied": True, "rows_adjusted": int(differs.sum()), "method": (
-            "Open/High/Low/Close x (Adj Close / Close); Volume / (Adj Close / Close)")})
+        adjustment.update(
+            {
+                "applied": True,
+                "rows_adjusted": int(differs.sum()),
+                "method": ("Open/High/Low/Close x (Adj Close / Close); Volume / (Adj Close / Close)"),
+            }
+        )
     elif differs.any():
-        c.warn(f"{c.source}: Adj Close differs from Close on {int(differs.sum())} rows but "
-               f"{c.param('adjust')} is false; prices are NOT split/dividend adjusted")
+        c.warn(
+            f"{c.source}: Adj Close differs from Close on {int(differs.sum())} rows but "
+            f"{c.param('adjust')} is false; prices are NOT split/dividend adjusted"
+        )
     c.report["adjustments"] = adjustment
 
 
@@ -576,9 +637,13 @@ def normalise_prices(
     if not isinstance(raw, pd.DataFrame):
         raise DataValidationError(f"{source}: expected a table, got {type(raw).__name__}.")
     if len(raw) == 0 or raw.shape[1] == 0:
-        _fail(source, None, "the file is empty",
-              f"{len(raw)} data rows, columns {[str(col) for col in raw.columns]}",
-              "Provide a price file with a header line and at least one row.")
+        _fail(
+            source,
+            None,
+            "the file is empty",
+            f"{len(raw)} data rows, columns {[str(col) for col in raw.columns]}",
+            "Provide a price file with a header line and at least one row.",
+        )
     cleaning = _Cleaning(raw, source, settings, warn_stale_opens_from)
     for rule in RULES:
         rule(cleaning)

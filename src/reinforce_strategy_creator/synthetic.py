@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
 from .errors import InputError
 
 
@@ -96,12 +97,19 @@ def planted_signal_market(
     """Generate a planted-signal market; see the module docstring for the model."""
     _check(isinstance(n_bars, int) and n_bars >= 10, "n_bars", f"must be an int >= 10 (got {n_bars!r})")
     _check(np.isfinite(snr) and snr >= 0, "snr", f"must be a finite number >= 0 (got {snr!r})")
-    _check(np.isfinite(volatility) and 0 < volatility < 0.2, "volatility", f"must be in (0, 0.2) (got {volatility!r})")
+    _check(
+        np.isfinite(volatility) and 0 < volatility < 0.2,
+        "volatility",
+        f"must be in (0, 0.2) (got {volatility!r})",
+    )
     _check(0 <= persistence < 1, "persistence", f"must be in [0, 1) (got {persistence!r})")
     _check(isinstance(n_noise, int) and n_noise >= 0, "n_noise", f"must be an int >= 0 (got {n_noise!r})")
     _check(initial_price > 0, "initial_price", f"must be > 0 (got {initial_price!r})")
-    _check(len(positions) >= 2 and 0.0 in [float(p) for p in positions], "positions",
-           f"must list at least two target positions including 0 (got {positions!r})")
+    _check(
+        len(positions) >= 2 and 0.0 in [float(p) for p in positions],
+        "positions",
+        f"must list at least two target positions including 0 (got {positions!r})",
+    )
     rng = np.random.default_rng(seed)
 
     z = rng.standard_normal(n_bars)
@@ -132,8 +140,15 @@ def planted_signal_market(
     for j in range(n_noise):
         cols[f"feat_noise_{j}"] = noise[j]
     cols["feat_ret_1"] = (r / volatility).astype(np.float32)
-    cols.update({"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume.astype(np.float64)})
+    cols.update(
+        {"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume.astype(np.float64)}
+    )
     frame = pd.DataFrame(cols, index=index)
     oracle = pd.Series(oracle_position(s, positions), index=index, name="oracle_position")
-    return PlantedMarket(frame=frame, oracle_position=oracle, snr=float(snr), seed=int(seed),
-                         positions=tuple(float(p) for p in positions))
+    return PlantedMarket(
+        frame=frame,
+        oracle_position=oracle,
+        snr=float(snr),
+        seed=int(seed),
+        positions=tuple(float(p) for p in positions),
+    )

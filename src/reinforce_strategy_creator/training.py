@@ -73,8 +73,9 @@ def _package_version() -> str:
 
 
 # --------------------------------------------------------------------------- validation
-def validation_sharpe(policy: nn.Module, market: MarketArrays, config: EnvConfig,
-                      periods_per_year: float) -> float:
+def validation_sharpe(
+    policy: nn.Module, market: MarketArrays, config: EnvConfig, periods_per_year: float
+) -> float:
     """Annualised Sharpe of the deterministic policy over the full validation period.
 
     ``env.replay`` (same core, costs and capital as training) + the evaluation library's
@@ -84,8 +85,13 @@ def validation_sharpe(policy: nn.Module, market: MarketArrays, config: EnvConfig
     evaluation's ``ruined`` flag uses) scores -inf (never selected).
     """
     device = next(policy.parameters()).device
-    bt = replay(market, config, lambda obs: policy.act(obs.to(device), deterministic=True),
-                num_envs=1, device=str(device))
+    bt = replay(
+        market,
+        config,
+        lambda obs: policy.act(obs.to(device), deterministic=True),
+        num_envs=1,
+        device=str(device),
+    )
     equity = bt.lane(0)["equity"]
     if is_ruined(equity):
         return -math.inf
@@ -147,15 +153,14 @@ def train_agent(
     val_market = MarketArrays.from_frame(model_input_validation, name="model_input_validation")
     ppy = infer_periods_per_year(model_input_validation.index)
     if score_fn is None:
+
         def score_fn(policy: nn.Module) -> float:
             return validation_sharpe(policy, val_market, env_cfg_dev, ppy)
 
     with _torch_threads(plan.settings.num_threads):
         runs = _train_seeds(plan, train_market, env_cfg_dev, device, score_fn)
-    provenance = _provenance(model_input_train, model_input_validation, feature_scaler,
-                             feature_spec)
-    spec = _bundle_spec(plan, env_cfg, device, list(train_market.feature_names), provenance, runs,
-                        ppy)
+    provenance = _provenance(model_input_train, model_input_validation, feature_scaler, feature_spec)
+    spec = _bundle_spec(plan, env_cfg, device, list(train_market.feature_names), provenance, runs, ppy)
     history = pd.concat(runs.histories, ignore_index=True)
     return PolicyBundle(spec=spec, state_dicts=runs.state_dicts), history
 
@@ -182,13 +187,17 @@ class _SeedRuns:
     policy_spec: dict[str, Any] = field(default_factory=dict)
 
 
-def _train_seeds(plan: AgentPlan, market: MarketArrays, env_cfg: EnvConfig, device: torch.device,
-                 score_fn: Callable[[nn.Module], float]) -> _SeedRuns:
+def _train_seeds(
+    plan: AgentPlan,
+    market: MarketArrays,
+    env_cfg: EnvConfig,
+    device: torch.device,
+    score_fn: Callable[[nn.Module], float],
+) -> _SeedRuns:
     runs = _SeedRuns()
     for seed in plan.settings.seeds:
         res = _train_seed(plan, market, env_cfg, device, seed, score_fn)
-        runs.state_dicts[seed] = {k: v.detach().to("cpu").clone()
-                                  for k, v in res.policy.state_dict().items()}
+        runs.state_dicts[seed] = {k: v.detach().to("cpu").clone() for k, v in res.policy.state_dict().items()}
         runs.scores[seed] = float(res.best_score)
         runs.policy_spec = dict(res.policy.spec)
         h = res.history.copy()
@@ -197,30 +206,55 @@ def _train_seeds(plan: AgentPlan, market: MarketArrays, env_cfg: EnvConfig, devi
     return runs
 
 
-def _train_seed(plan: AgentPlan, market: MarketArrays, env_cfg: EnvConfig, device: torch.device,
-                seed: int, score_fn: Callable[[nn.Module], float]) -> TrainResult:
+def _train_seed(
+    plan: AgentPlan,
+    market: MarketArrays,
+    env_cfg: EnvConfig,
+    device: torch.device,
+    seed: int,
+    score_fn: Callable[[nn.Module], float],
+) -> TrainResult:
     """One seed with the block's backend; a divergence is reported under this agent's name."""
     settings = plan.settings
     try:
         if plan.backend == "sb3":
             from .agents.sb3_backend import train_sb3
 
-            return train_sb3(market, env_cfg, plan.config, agent=plan.name, seed=seed,
-                             num_envs=settings.num_envs, device=str(device), eval_fn=score_fn,
-                             eval_every=settings.eval_every, patience=settings.patience)
+            return train_sb3(
+                market,
+                env_cfg,
+                plan.config,
+                agent=plan.name,
+                seed=seed,
+                num_envs=settings.num_envs,
+                device=str(device),
+                eval_fn=score_fn,
+                eval_every=settings.eval_every,
+                patience=settings.patience,
+            )
         envs = make_train_env(market, env_cfg, settings.num_envs, seed)
         return ALGORITHMS[plan.algorithm][1](
-            envs, plan.config, seed=seed, device=str(device), eval_fn=score_fn,
-            eval_every=settings.eval_every, patience=settings.patience,
-            progress=settings.progress)
+            envs,
+            plan.config,
+            seed=seed,
+            device=str(device),
+            eval_fn=score_fn,
+            eval_every=settings.eval_every,
+            patience=settings.patience,
+            progress=settings.progress,
+        )
     except TrainingDivergedError as exc:
         if exc.agent == plan.name:
             raise
         raise TrainingDivergedError(plan.name, exc.seed, exc.update, exc.what, exc.value) from exc
 
 
-def _provenance(train: pd.DataFrame, validation: pd.DataFrame, feature_scaler: Mapping[str, Any],
-                feature_spec: Mapping[str, Any] | None) -> dict[str, Any]:
+def _provenance(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    feature_scaler: Mapping[str, Any],
+    feature_spec: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     """What the policy was trained on, for evaluation and deployment to check against."""
     return {
         "scaler_sha256": scaler_sha256(feature_scaler),
@@ -234,9 +268,15 @@ def _provenance(train: pd.DataFrame, validation: pd.DataFrame, feature_scaler: M
     }
 
 
-def _bundle_spec(plan: AgentPlan, env_cfg: EnvConfig, device: torch.device,
-                 feature_names: list[str], provenance: Mapping[str, Any], runs: _SeedRuns,
-                 ppy: float) -> dict[str, Any]:
+def _bundle_spec(
+    plan: AgentPlan,
+    env_cfg: EnvConfig,
+    device: torch.device,
+    feature_names: list[str],
+    provenance: Mapping[str, Any],
+    runs: _SeedRuns,
+    ppy: float,
+) -> dict[str, Any]:
     """The bundle's JSON spec: the policy's own spec (architecture), what acting needs
     (features, window, positions, environment), where the data came from, how the seeds
     were selected and how the agent was trained."""
@@ -256,8 +296,11 @@ def _bundle_spec(plan: AgentPlan, env_cfg: EnvConfig, device: torch.device,
         "ensemble_rule": ensemble_rule(runs.policy_spec["kind"]),
         "periods_per_year": ppy,
         "hyperparameters": plan.config.to_dict(),
-        "training": {k: (list(v) if isinstance(v, tuple) else v)
-                     for k, v in plan.settings.to_params().items() if k != "progress"},
+        "training": {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in plan.settings.to_params().items()
+            if k != "progress"
+        },
         "device": str(device),
     }
 
@@ -274,7 +317,6 @@ def _seed_selection(seeds: Sequence[int], scores: dict[int, float]) -> dict[str,
     }
 
 
-def make_train_env(market: MarketArrays, config: EnvConfig, num_envs: int,
-                   seed: int) -> TradingVectorEnv:
+def make_train_env(market: MarketArrays, config: EnvConfig, num_envs: int, seed: int) -> TradingVectorEnv:
     """The batched training env: random episode starts over the TRAIN market only."""
     return TradingVectorEnv(market, config, num_envs=num_envs, seed=seed, device=config.device)

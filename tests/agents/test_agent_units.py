@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import json
 import math
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -18,8 +17,8 @@ from reinforce_strategy_creator.agents import (
     A2CConfig,
     AgentConfigError,
     DQNConfig,
-    PPOConfig,
     PolicySpecError,
+    PPOConfig,
     build_policy,
     train_a2c,
     train_dqn,
@@ -27,8 +26,8 @@ from reinforce_strategy_creator.agents import (
 )
 from reinforce_strategy_creator.agents.buffers import NStepAccumulator, ReplayBuffer, compute_gae
 from reinforce_strategy_creator.agents.evaluate import evaluate_episodes
-from reinforce_strategy_creator.agents.vec_env import Step, TensorVecEnv
 from reinforce_strategy_creator.agents.networks import ActorCriticPolicy, QPolicy
+from reinforce_strategy_creator.agents.vec_env import Step, TensorVecEnv
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -112,8 +111,9 @@ def test_gae_bootstraps_truncation_not_termination():
 
 # ----------------------------------------------------------------------------- env adapter
 def _collect(mode, actions_seq, seed=3):
-    envs = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": mode})
+    envs = gym.make_vec(
+        "CartPole-v1", num_envs=3, vectorization_mode="sync", vector_kwargs={"autoreset_mode": mode}
+    )
     env = TensorVecEnv(envs, CPU)
     obs = env.reset(seed=seed)
     out = []
@@ -121,8 +121,17 @@ def _collect(mode, actions_seq, seed=3):
         step = env.step(torch.as_tensor(a))
         for lane in range(3):
             if step.valid[lane]:
-                out.append((lane, obs[lane].clone(), int(a[lane]), float(step.reward[lane]),
-                            bool(step.terminated[lane]), bool(step.truncated[lane]), step.next_obs[lane].clone()))
+                out.append(
+                    (
+                        lane,
+                        obs[lane].clone(),
+                        int(a[lane]),
+                        float(step.reward[lane]),
+                        bool(step.terminated[lane]),
+                        bool(step.truncated[lane]),
+                        step.next_obs[lane].clone(),
+                    )
+                )
         obs = step.obs
     return out
 
@@ -205,9 +214,12 @@ def test_nstep_accumulator_matches_bruteforce(n, T, seed):
     got = []
     for t in range(T):
         step = Step(
-            obs=torch.tensor([[t + 1.0]]), reward=torch.tensor([rew[t]], dtype=torch.float32),
-            terminated=torch.tensor([bool(term[t])]), truncated=torch.tensor([bool(trunc[t])]),
-            next_obs=torch.tensor([[100.0 + t]]), valid=torch.tensor([bool(valid[t])]),
+            obs=torch.tensor([[t + 1.0]]),
+            reward=torch.tensor([rew[t]], dtype=torch.float32),
+            terminated=torch.tensor([bool(term[t])]),
+            truncated=torch.tensor([bool(trunc[t])]),
+            next_obs=torch.tensor([[100.0 + t]]),
+            valid=torch.tensor([bool(valid[t])]),
         )
         ready = acc.push(torch.tensor([[float(t)]]), torch.tensor([0]), step)
         if ready is not None and ready[0].shape[0]:
@@ -233,8 +245,14 @@ def test_replay_buffer_wraps_and_samples_reproducibly():
 
 
 # ----------------------------------------------------------------------------- policies
-@pytest.mark.parametrize("make", [lambda: ActorCriticPolicy(6, 3, (16, 8)), lambda: QPolicy(6, 3, (16,), dueling=True),
-                                  lambda: QPolicy(6, 3, (16,), dueling=False)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ActorCriticPolicy(6, 3, (16, 8)),
+        lambda: QPolicy(6, 3, (16,), dueling=True),
+        lambda: QPolicy(6, 3, (16,), dueling=False),
+    ],
+)
 def test_build_policy_rebuilds_architecture(make):
     pol = make()
     spec = json.loads(json.dumps(pol.spec))
@@ -249,15 +267,24 @@ def test_build_policy_rejects_bad_spec():
     with pytest.raises(PolicySpecError, match="obs_dim"):
         build_policy({"kind": "q"})
     with pytest.raises(PolicySpecError, match="kind"):
-        build_policy({"kind": "transformer", "obs_dim": 3, "n_actions": 2,
-                      "network": {"hidden_sizes": [4], "activation": "relu"}})
+        build_policy(
+            {
+                "kind": "transformer",
+                "obs_dim": 3,
+                "n_actions": 2,
+                "network": {"hidden_sizes": [4], "activation": "relu"},
+            }
+        )
 
 
 # ----------------------------------------------------------------------------- training API
 SHORT = {
     "ppo": (train_ppo, {"total_steps": 1024, "num_steps": 32, "log_every": 1}),
     "a2c": (train_a2c, {"total_steps": 1024, "num_steps": 8, "log_every": 4}),
-    "dqn": (train_dqn, {"total_steps": 1024, "learning_starts": 128, "train_frequency": 4, "batch_size": 32, "log_every": 2}),
+    "dqn": (
+        train_dqn,
+        {"total_steps": 1024, "learning_starts": 128, "train_frequency": 4, "batch_size": 32, "log_every": 2},
+    ),
 }
 
 
@@ -300,8 +327,16 @@ def test_eval_keeps_best_weights_and_stops_with_patience(algo):
     h = res.history
     assert h["eval_score"].dropna().tolist() == [1.0, 5.0, 2.0, 3.0, 4.0]
     assert res.steps < cfg["total_steps"]
-    assert list(h.columns) == ["step", "episode_return", "policy_loss", "value_loss", "q_loss",
-                               "entropy", "eval_score", "steps_per_s"]
+    assert list(h.columns) == [
+        "step",
+        "episode_return",
+        "policy_loss",
+        "value_loss",
+        "q_loss",
+        "entropy",
+        "eval_score",
+        "steps_per_s",
+    ]
 
 
 def test_non_discrete_action_space_is_rejected():

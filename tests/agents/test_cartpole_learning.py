@@ -17,12 +17,32 @@ from reinforce_strategy_creator.agents.evaluate import evaluate_episodes
 
 pytestmark = pytest.mark.slow
 
-PPO_CFG = dict(total_steps=100_000, num_steps=32, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8,
-               num_minibatches=1, update_epochs=20, ent_coef=0.0, log_every=10)
+PPO_CFG = dict(
+    total_steps=100_000,
+    num_steps=32,
+    learning_rate=1e-3,
+    gamma=0.98,
+    gae_lambda=0.8,
+    num_minibatches=1,
+    update_epochs=20,
+    ent_coef=0.0,
+    log_every=10,
+)
 A2C_CFG = dict(total_steps=200_000, num_steps=5, learning_rate=7e-4, ent_coef=0.0, gamma=0.99)
-DQN_CFG = dict(total_steps=50_000, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
-               target_update_every=128, train_frequency=64, gradient_steps=128, exploration_fraction=0.16,
-               eps_end=0.04, hidden_sizes=[256, 256], log_every=5)
+DQN_CFG = dict(
+    total_steps=50_000,
+    learning_rate=2.3e-3,
+    batch_size=64,
+    buffer_size=100_000,
+    learning_starts=1_000,
+    target_update_every=128,
+    train_frequency=64,
+    gradient_steps=128,
+    exploration_fraction=0.16,
+    eps_end=0.04,
+    hidden_sizes=[256, 256],
+    log_every=5,
+)
 
 
 def _run(train, cfg, num_envs, eval_every, seed):

@@ -62,8 +62,9 @@ def test_stop_comes_exactly_after_patience_evaluations_without_improvement(score
     # the first evaluation that ends a run of `patience` non-improving ones, if any
     expected_stop = None
     if patience is not None:
-        expected_stop = next((i for i in range(patience - 1, len(scores))
-                              if not any(improved[i + 1 - patience: i + 1])), None)
+        expected_stop = next(
+            (i for i in range(patience - 1, len(scores)) if not any(improved[i + 1 - patience : i + 1])), None
+        )
     if expected_stop is None:
         assert not selector.should_stop and len(returned) == len(scores)
     else:
@@ -75,8 +76,10 @@ def test_stop_comes_exactly_after_patience_evaluations_without_improvement(score
 def test_a_scripted_run():
     selector = CheckpointSelector(patience=3)
     states = iter(range(100))
-    decisions = [selector.offer(i, s, lambda: next(states)) or selector.should_stop
-                 for i, s in enumerate([1.0, 5.0, 2.0, 5.0])]
+    decisions = [
+        selector.offer(i, s, lambda: next(states)) or selector.should_stop
+        for i, s in enumerate([1.0, 5.0, 2.0, 5.0])
+    ]
     assert decisions == [True, True, False, False]
     assert (selector.best_score, selector.best_state, selector.best_step) == (5.0, 1, 1)
     assert selector.offer(4, math.nan, lambda: next(states)) is False

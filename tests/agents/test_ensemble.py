@@ -17,8 +17,11 @@ def _members(kind: str, seeds, obs_dim=5, n_actions=3):
     out = {}
     for s in seeds:
         torch.manual_seed(s)
-        net = ActorCriticPolicy(obs_dim, n_actions, (8,), "tanh") if kind == "ac" else QPolicy(
-            obs_dim, n_actions, (8,), "relu")
+        net = (
+            ActorCriticPolicy(obs_dim, n_actions, (8,), "tanh")
+            if kind == "ac"
+            else QPolicy(obs_dim, n_actions, (8,), "relu")
+        )
         for p in net.parameters():
             torch.nn.init.normal_(p)  # far from uniform, so the members disagree
         out[s] = net.eval()
@@ -57,10 +60,17 @@ def test_wrong_rule_or_no_member_is_refused():
 
 def test_the_ensemble_loads_from_the_saved_artifact(tmp_path):
     nets = _members("ac", (0, 3, 7))
-    spec = {**nets[0].spec, "feature_names": ["a"], "window": 1, "positions": [0, 1], "seeds": [0, 3, 7],
-            "ensemble_rule": "mean_probability"}
-    save_policy_bundle(PolicyBundle(spec=spec, state_dicts={s: n.state_dict() for s, n in nets.items()}),
-                       tmp_path / "bundle")
+    spec = {
+        **nets[0].spec,
+        "feature_names": ["a"],
+        "window": 1,
+        "positions": [0, 1],
+        "seeds": [0, 3, 7],
+        "ensemble_rule": "mean_probability",
+    }
+    save_policy_bundle(
+        PolicyBundle(spec=spec, state_dicts={s: n.state_dict() for s, n in nets.items()}), tmp_path / "bundle"
+    )
     bundle = load_policy_bundle(tmp_path / "bundle")  # JSON and safetensors only
     ens = bundle.load_policy(ENSEMBLE_SEED)
     assert isinstance(ens, SeedEnsemble) and not ens.training and len(ens.members) == 3

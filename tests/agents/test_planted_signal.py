@@ -26,8 +26,16 @@ from reinforce_strategy_creator.synthetic import (
 )
 
 POSITIONS = (-1.0, 0.0, 1.0)
-ENV = dict(window=4, positions=POSITIONS, episode_length=128, commission_bps=2.0, slippage_bps=3.0, fill_price="next_open",
-           reward="log_return", device="cpu")
+ENV = dict(
+    window=4,
+    positions=POSITIONS,
+    episode_length=128,
+    commission_bps=2.0,
+    slippage_bps=3.0,
+    fill_price="next_open",
+    reward="log_return",
+    device="cpu",
+)
 
 
 # ------------------------------------------------------------------ generator (fast)
@@ -68,8 +76,14 @@ def test_oracle_positions_follow_signal_sign():
     assert set(m.oracle_position.unique()) <= {0.0, 1.0}
 
 
-@pytest.mark.parametrize("kw,name", [({"snr": -1}, "synthetic.snr"), ({"n_bars": 3}, "synthetic.n_bars"),
-                                     ({"positions": (1.0, 2.0)}, "synthetic.positions")])
+@pytest.mark.parametrize(
+    "kw,name",
+    [
+        ({"snr": -1}, "synthetic.snr"),
+        ({"n_bars": 3}, "synthetic.n_bars"),
+        ({"positions": (1.0, 2.0)}, "synthetic.positions"),
+    ],
+)
 def test_generator_rejects_bad_parameters(kw, name):
     with pytest.raises(SyntheticMarketError, match=name):
         planted_signal_market(**{"n_bars": 100, **kw})
@@ -86,7 +100,7 @@ def _split():
     f = m.frame
     # validation/test slices keep W-1 bars of history in front so their first decision is real
     W = ENV["window"]
-    train, val, test = f.iloc[:2_000], f.iloc[2_000 - W + 1:2_500], f.iloc[2_500 - W + 1:]
+    train, val, test = f.iloc[:2_000], f.iloc[2_000 - W + 1 : 2_500], f.iloc[2_500 - W + 1 :]
     return [MarketArrays.from_frame(x) for x in (train, val, test)]
 
 
@@ -103,14 +117,55 @@ def _oracle_decide(cfg: EnvConfig, n_features: int):
 # gamma is small because the planted signal predicts one bar only (persistence 0);
 # DQN uses gamma=0.01 (nearly a contextual bandit: Q = expected next-bar reward incl. its trading cost).
 AGENTS = {
-    "ppo": (train_ppo, dict(total_steps=60_000, num_steps=32, learning_rate=1e-3, num_minibatches=4, update_epochs=4,
-                            ent_coef=0.01, gamma=0.9, gae_lambda=0.9, log_every=5), 5),
-    "a2c": (train_a2c, dict(total_steps=150_000, num_steps=8, learning_rate=1e-3, ent_coef=0.01, gamma=0.5,
-                            optimizer="adam", log_every=20), 25),
-    "dqn": (train_dqn, dict(total_steps=60_000, learning_rate=1e-3, batch_size=256, buffer_size=50_000,
-                            learning_starts=2_000, train_frequency=1, gradient_steps=4, tau=0.005,
-                            target_update_every=1, gamma=0.01, reward_scale=100.0, exploration_fraction=0.3,
-                            eps_end=0.05, hidden_sizes=[64, 64], log_every=25), 50),
+    "ppo": (
+        train_ppo,
+        dict(
+            total_steps=60_000,
+            num_steps=32,
+            learning_rate=1e-3,
+            num_minibatches=4,
+            update_epochs=4,
+            ent_coef=0.01,
+            gamma=0.9,
+            gae_lambda=0.9,
+            log_every=5,
+        ),
+        5,
+    ),
+    "a2c": (
+        train_a2c,
+        dict(
+            total_steps=150_000,
+            num_steps=8,
+            learning_rate=1e-3,
+            ent_coef=0.01,
+            gamma=0.5,
+            optimizer="adam",
+            log_every=20,
+        ),
+        25,
+    ),
+    "dqn": (
+        train_dqn,
+        dict(
+            total_steps=60_000,
+            learning_rate=1e-3,
+            batch_size=256,
+            buffer_size=50_000,
+            learning_starts=2_000,
+            train_frequency=1,
+            gradient_steps=4,
+            tau=0.005,
+            target_update_every=1,
+            gamma=0.01,
+            reward_scale=100.0,
+            exploration_fraction=0.3,
+            eps_end=0.05,
+            hidden_sizes=[64, 64],
+            log_every=25,
+        ),
+        50,
+    ),
 }
 
 
@@ -131,14 +186,22 @@ def test_agent_reaches_70pct_of_oracle_sharpe_out_of_sample(algo):
     oracle = _sharpe(replay(m_test, cfg, _oracle_decide(cfg, m_test.n_features)))
     rng = np.random.default_rng(0)
     B = 16
-    rand_bt = replay(m_test, cfg, lambda obs: torch.as_tensor(rng.integers(0, len(POSITIONS), size=B)), num_envs=B)
-    rand_sharpes = [float(empyrical.sharpe_ratio(rand_bt.lane(i)["equity"].pct_change().dropna().to_numpy()))
-                    for i in range(B)]
+    rand_bt = replay(
+        m_test, cfg, lambda obs: torch.as_tensor(rng.integers(0, len(POSITIONS), size=B)), num_envs=B
+    )
+    rand_sharpes = [
+        float(empyrical.sharpe_ratio(rand_bt.lane(i)["equity"].pct_change().dropna().to_numpy()))
+        for i in range(B)
+    ]
     flat_bt = replay(m_test, cfg, lambda obs: torch.full((1,), POSITIONS.index(0.0)))
     assert (flat_bt["equity"] == cfg.initial_capital).all()
-    agent_eq = replay(m_test, cfg, lambda obs: res.policy.act(obs, deterministic=True)).lane(0)["equity"].iloc[-1]
+    agent_eq = (
+        replay(m_test, cfg, lambda obs: res.policy.act(obs, deterministic=True)).lane(0)["equity"].iloc[-1]
+    )
 
-    print(f"{algo}: agent {agent:.2f} oracle {oracle:.2f} best random {max(rand_sharpes):.2f} steps {res.steps}")
+    print(
+        f"{algo}: agent {agent:.2f} oracle {oracle:.2f} best random {max(rand_sharpes):.2f} steps {res.steps}"
+    )
     assert oracle > 1.0, f"oracle Sharpe {oracle:.2f}: the planted signal is too weak for a meaningful test"
     assert agent >= 0.7 * oracle, f"{algo}: agent Sharpe {agent:.2f} < 70% of oracle {oracle:.2f}"
     assert agent > 0.0 and agent_eq > cfg.initial_capital, "agent does not beat the flat policy"

@@ -32,16 +32,32 @@ class Terminal(io.StringIO):
 def _step(lanes: int) -> Step:
     zeros = torch.zeros(lanes)
     false = torch.zeros(lanes, dtype=torch.bool)
-    return Step(obs=zeros[:, None], reward=torch.ones(lanes), terminated=false, truncated=false,
-                next_obs=zeros[:, None], valid=~false)
+    return Step(
+        obs=zeros[:, None],
+        reward=torch.ones(lanes),
+        terminated=false,
+        truncated=false,
+        next_obs=zeros[:, None],
+        valid=~false,
+    )
 
 
 def _train(monkeypatch, stream, updates: int, seconds_per_update: float, lanes: int = 8) -> None:
     clock = Clock()
     monkeypatch.setattr(tracking, "time", SimpleNamespace(perf_counter=clock))
-    tracker = RunTracker(nn.Linear(1, 1), lanes, torch.device("cpu"), total_steps=updates * lanes,
-                         eval_fn=None, eval_every=1, patience=None, progress=True, log_every=1,
-                         desc="ppo", stream=stream)
+    tracker = RunTracker(
+        nn.Linear(1, 1),
+        lanes,
+        torch.device("cpu"),
+        total_steps=updates * lanes,
+        eval_fn=None,
+        eval_every=1,
+        patience=None,
+        progress=True,
+        log_every=1,
+        desc="ppo",
+        stream=stream,
+    )
     for update in range(1, updates + 1):
         clock.t += seconds_per_update
         tracker.on_step(_step(lanes))
@@ -51,7 +67,8 @@ def _train(monkeypatch, stream, updates: int, seconds_per_update: float, lanes: 
 
 @pytest.mark.parametrize("updates, seconds_per_update", [(300, 0.25), (1000, 0.01), (40, 7.0), (7, 100.0)])
 def test_a_log_file_gets_at_most_one_line_every_15_seconds_and_a_final_line(
-        monkeypatch, updates, seconds_per_update):
+    monkeypatch, updates, seconds_per_update
+):
     stream = io.StringIO()  # not a terminal
     _train(monkeypatch, stream, updates, seconds_per_update)
     text = stream.getvalue()
@@ -80,8 +97,18 @@ def test_a_terminal_gets_a_live_bar(monkeypatch):
 def test_no_progress_writes_nothing(monkeypatch, capsys):
     clock = Clock()
     monkeypatch.setattr(tracking, "time", SimpleNamespace(perf_counter=clock))
-    tracker = RunTracker(nn.Linear(1, 1), 2, torch.device("cpu"), total_steps=10, eval_fn=None,
-                         eval_every=1, patience=None, progress=False, log_every=1, desc="ppo")
+    tracker = RunTracker(
+        nn.Linear(1, 1),
+        2,
+        torch.device("cpu"),
+        total_steps=10,
+        eval_fn=None,
+        eval_every=1,
+        patience=None,
+        progress=False,
+        log_every=1,
+        desc="ppo",
+    )
     for update in range(1, 6):
         clock.t += 100
         tracker.on_step(_step(2))

@@ -22,7 +22,10 @@ def _bundle(seeds=(0, 1)) -> PolicyBundle:
     states = {}
     for s in seeds:
         g = torch.Generator().manual_seed(s)
-        states[s] = {"body.0.weight": torch.randn(4, 3, generator=g), "body.0.bias": torch.randn(4, generator=g)}
+        states[s] = {
+            "body.0.weight": torch.randn(4, 3, generator=g),
+            "body.0.bias": torch.randn(4, generator=g),
+        }
     spec = {
         "algorithm": "ppo",
         "network": {"hidden": [4]},
@@ -135,14 +138,24 @@ def test_load_policy_rebuilds_each_seed_and_names_what_is_wrong():
         torch.manual_seed(s)
         for p in n.parameters():
             torch.nn.init.normal_(p)
-    spec = {**nets[0].spec, "feature_names": ["a"], "window": 1, "positions": [0, 1], "seeds": [0, 3], "best_seed": 3}
+    spec = {
+        **nets[0].spec,
+        "feature_names": ["a"],
+        "window": 1,
+        "positions": [0, 1],
+        "seeds": [0, 3],
+        "best_seed": 3,
+    }
     bundle = PolicyBundle(spec=spec, state_dicts={s: n.state_dict() for s, n in nets.items()}, version="v7")
     obs = torch.randn(32, 6)
     for seed in (0, 3):
         loaded = bundle.load_policy(seed)
         assert not loaded.training and torch.equal(loaded.logits(obs), nets[seed].logits(obs))
     assert torch.equal(bundle.load_policy().logits(obs), nets[3].logits(obs))  # best seed by default
-    with pytest.raises(ArtifactError, match=r"version v7\) has no weights for seed 5 \(it has seeds \[0, 3\], and -1 for their ensemble\)"):
+    with pytest.raises(
+        ArtifactError,
+        match=r"version v7\) has no weights for seed 5 \(it has seeds \[0, 3\], and -1 for their ensemble\)",
+    ):
         bundle.load_policy(5)
     wrong = PolicyBundle(spec={**spec, "obs_dim": 7}, state_dicts=bundle.state_dicts, version="v8")
     with pytest.raises(ArtifactError, match=r"my-name: seed 0 cannot be rebuilt .*Retrain"):

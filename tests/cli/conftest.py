@@ -20,8 +20,12 @@ def tmp_project(tmp_path, monkeypatch) -> Path:
     (root / "conf" / "local").mkdir()
     (root / "src").mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-    for name in ("parameters_deployment.yml", "parameters_environment.yml",
-                 "catalog_deployment.yml", "globals.yml"):
+    for name in (
+        "parameters_deployment.yml",
+        "parameters_environment.yml",
+        "catalog_deployment.yml",
+        "globals.yml",
+    ):
         shutil.copy(PROJECT_ROOT / "conf" / "base" / name, root / "conf" / "base" / name)
     monkeypatch.chdir(root)
     return root

@@ -16,7 +16,6 @@ from reinforce_strategy_creator.deployment import (
     PaperBroker,
     resolve_mode,
 )
-
 from tests.support.paper import alternating_policy, make_prices
 
 SECRET = "sk-live-DO-NOT-LEAK-0123456789"
@@ -51,13 +50,15 @@ def test_kedro_builtin_registry_is_not_clobbered():
 
 def test_registry_commands(tmp_project):
     reg = ModelRegistry(load_deployment_params().registry_path)
-    good = reg.register(agent="ppo", version="v1", seed=0,
-                        metrics={"validation_sharpe": 1.1, "test_total_return": 0.0421},
-                        verdict={"passed": True})
-    good2 = reg.register(agent="ppo", version="v2", seed=0, metrics={"sharpe": 1.3},
-                         verdict={"passed": True})
-    bad = reg.register(agent="dqn", version="v1", seed=0, metrics={"sharpe": 0.2},
-                       verdict={"passed": False})
+    good = reg.register(
+        agent="ppo",
+        version="v1",
+        seed=0,
+        metrics={"validation_sharpe": 1.1, "test_total_return": 0.0421},
+        verdict={"passed": True},
+    )
+    good2 = reg.register(agent="ppo", version="v2", seed=0, metrics={"sharpe": 1.3}, verdict={"passed": True})
+    bad = reg.register(agent="dqn", version="v1", seed=0, metrics={"sharpe": 0.2}, verdict={"passed": False})
     out = _invoke("models", "list")
     assert out.exit_code == 0 and "candidate" in out.output and good in out.output
     row = next(line for line in out.output.splitlines() if good in line)
@@ -88,9 +89,10 @@ def test_paper_clear_halt_and_status(tmp_project, which):
     assert "No production paper account yet" in empty and "No shadow paper account yet" in empty
     assert "PRODUCTION account" in empty and "SHADOW account" in empty
     prices = make_prices(60, seed=8)
-    prices.loc[prices.index[30]:, ["Open", "Close"]] *= 0.6  # crash -> kill switch
-    PaperBroker(store, initial_capital=params.initial_capital, costs=params.costs,
-                limits=params.risk).run(prices, lambda h, s: 1.0)
+    prices.loc[prices.index[30] :, ["Open", "Close"]] *= 0.6  # crash -> kill switch
+    PaperBroker(store, initial_capital=params.initial_capital, costs=params.costs, limits=params.risk).run(
+        prices, lambda h, s: 1.0
+    )
     assert store.load().halted
     status = _invoke("paper", "status")
     assert status.exit_code == 0 and "halted       True" in status.output
@@ -101,7 +103,8 @@ def test_paper_clear_halt_and_status(tmp_project, which):
     missing = CliRunner().invoke(cli, ["paper", "clear-halt"])
     assert missing.exit_code != 0 and "--reason" in missing.output
     args = ["paper", "clear-halt", "--reason", "post-mortem done"] + (
-        ["--account", "shadow"] if which == "shadow" else [])
+        ["--account", "shadow"] if which == "shadow" else []
+    )
     ok = _invoke(*args)
     assert ok.exit_code == 0 and not store.load().halted and which in ok.output
     assert not AccountStore(other).exists()  # the other account was not touched
@@ -115,8 +118,7 @@ def test_live_mode_refused_without_adapter():
     with pytest.raises(LiveTradingRefused, match="no live broker adapter"):
         resolve_mode({"mode": "live_trading"})
     with pytest.raises(LiveTradingRefused, match="no live broker adapter"):
-        resolve_mode({"mode": "live_trading", "broker_adapter": "alpaca"},
-                     {"alpaca": {"api_key": SECRET}})
+        resolve_mode({"mode": "live_trading", "broker_adapter": "alpaca"}, {"alpaca": {"api_key": SECRET}})
     with pytest.raises(LiveTradingRefused, match="paper_trading"):
         resolve_mode({"mode": "yolo"})
     assert resolve_mode({}) == "paper_trading"
@@ -128,15 +130,18 @@ def test_secrets_never_logged_or_written(tmp_project, caplog):
     cfg["deployment"].update(api_endpoint="https://broker.example/" + SECRET, api_key=SECRET)
     base.write_text(yaml.safe_dump(cfg))
     (tmp_project / "conf" / "local" / "credentials.yml").write_text(
-        yaml.safe_dump({"alpaca": {"api_key": SECRET, "api_secret": SECRET}}))
+        yaml.safe_dump({"alpaca": {"api_key": SECRET, "api_secret": SECRET}})
+    )
     caplog.set_level(logging.DEBUG)
     params = load_deployment_params()
     assert "api_key" in caplog.text and "ignored" in caplog.text
     store = AccountStore(params.account_dir)
-    PaperBroker(store, initial_capital=params.initial_capital, costs=params.costs,
-                limits=params.risk).run(make_prices(30), alternating_policy)
-    ModelRegistry(params.registry_path).register(agent="ppo", version="v1", seed=0,
-                                                 metrics={}, verdict={"passed": True})
+    PaperBroker(store, initial_capital=params.initial_capital, costs=params.costs, limits=params.risk).run(
+        make_prices(30), alternating_policy
+    )
+    ModelRegistry(params.registry_path).register(
+        agent="ppo", version="v1", seed=0, metrics={}, verdict={"passed": True}
+    )
     outputs = [_invoke("models", "list", "--json").output, _invoke("paper", "status").output]
     # live mode with those credentials is refused, and the refusal does not echo them
     cfg["deployment"].update(mode="live_trading", broker_adapter="alpaca")

@@ -21,9 +21,8 @@ from reinforce_strategy_creator.deployment import (
     PaperBroker,
 )
 from reinforce_strategy_creator.paths import resolve_in_project
-from tests.support.project import PROJECT_ROOT
-
 from tests.support.paper import alternating_policy, make_prices
+from tests.support.project import PROJECT_ROOT
 
 KEDRO = Path(sys.executable).with_name("kedro")
 
@@ -31,8 +30,9 @@ KEDRO = Path(sys.executable).with_name("kedro")
 def _kedro(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200"}
     env.pop("KEDRO_LOGGING_CONFIG", None)
-    result = subprocess.run([str(KEDRO), *args], cwd=root, env=env, capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = subprocess.run(
+        [str(KEDRO), *args], cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result
 
@@ -42,14 +42,30 @@ def test_json_is_valid_on_stdout_logs_on_stderr_and_paths_survive_a_move(tmp_pro
     params = load_deployment_params()
     reg = ModelRegistry(params.registry_path)
     # an older registry may hold an absolute artifact path inside the project
-    old = reg.register(agent="ppo", version="v1", seed=0, metrics={"validation_sharpe": 1.0},
-                       verdict={"passed": True}, artifact_path=str(tmp_project / "data/06_models/ppo_policy"))
-    reg.register(agent="dqn", version="v2", seed=0, metrics={"validation_sharpe": 0.1},
-                 verdict={"passed": False}, artifact_path="data/06_models/dqn_policy")
+    old = reg.register(
+        agent="ppo",
+        version="v1",
+        seed=0,
+        metrics={"validation_sharpe": 1.0},
+        verdict={"passed": True},
+        artifact_path=str(tmp_project / "data/06_models/ppo_policy"),
+    )
+    reg.register(
+        agent="dqn",
+        version="v2",
+        seed=0,
+        metrics={"validation_sharpe": 0.1},
+        verdict={"passed": False},
+        artifact_path="data/06_models/dqn_policy",
+    )
     reg.promote(old)
     for folder in (params.account_dir, params.shadow_account_dir):
-        PaperBroker(AccountStore(folder), initial_capital=params.initial_capital, costs=params.costs,
-                    limits=params.risk).run(make_prices(40), alternating_policy, model_id=old)
+        PaperBroker(
+            AccountStore(folder),
+            initial_capital=params.initial_capital,
+            costs=params.costs,
+            limits=params.risk,
+        ).run(make_prices(40), alternating_policy, model_id=old)
 
     listing = _kedro(tmp_project, "models", "list", "--json")
     assert "Using 'conf/logging.yml'" in listing.stderr  # Kedro's log line: stderr, not stdout
@@ -57,8 +73,10 @@ def test_json_is_valid_on_stdout_logs_on_stderr_and_paths_survive_a_move(tmp_pro
     assert [m["entry_id"] for m in models] == [old, "dqn-v2-seed0"]
     assert [m["artifact_path"] for m in models] == ["data/06_models/ppo_policy", "data/06_models/dqn_policy"]
 
-    expected = {role: AccountStore(folder).load()
-                for role, folder in (("production", params.account_dir), ("shadow", params.shadow_account_dir))}
+    expected = {
+        role: AccountStore(folder).load()
+        for role, folder in (("production", params.account_dir), ("shadow", params.shadow_account_dir))
+    }
     moved = tmp_project.parent / "moved_elsewhere"
     tmp_project.rename(moved)  # the project folder moves; nothing it shows may become false
     monkeypatch.chdir(moved)
@@ -72,4 +90,8 @@ def test_json_is_valid_on_stdout_logs_on_stderr_and_paths_survive_a_move(tmp_pro
         assert (resolve_in_project(facts["account"], anchor=moved) / "state.json").is_file()
         assert facts["exists"] and facts["reconciled"] and facts["model"] == old
         assert (facts["equity"], facts["cash"], facts["shares"], facts["last_bar"]) == (
-            state.equity, state.cash, state.shares, state.last_bar)
+            state.equity,
+            state.cash,
+            state.shares,
+            state.last_bar,
+        )

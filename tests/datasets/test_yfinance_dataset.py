@@ -44,8 +44,9 @@ class FakeDownloader:
 
 
 def make(tmp_path, fake, **kw):
-    return YFinanceDataset(ticker="acme", start="2020-01-01", end="2020-02-01", cache_dir=str(tmp_path),
-                           download_fn=fake, **kw)
+    return YFinanceDataset(
+        ticker="acme", start="2020-01-01", end="2020-02-01", cache_dir=str(tmp_path), download_fn=fake, **kw
+    )
 
 
 @pytest.mark.parametrize("multi", [False, True])
@@ -114,7 +115,14 @@ def test_catalog_config(tmp_path):
     from kedro.io import DataCatalog
 
     catalog = DataCatalog.from_config(
-        {"raw": {"type": "reinforce_strategy_creator.datasets.YFinanceDataset", "ticker": "ACME",
-                 "start": "2020-01-01", "end": "2020-02-01", "cache_dir": str(tmp_path)}}
+        {
+            "raw": {
+                "type": "reinforce_strategy_creator.datasets.YFinanceDataset",
+                "ticker": "ACME",
+                "start": "2020-01-01",
+                "end": "2020-02-01",
+                "cache_dir": str(tmp_path),
+            }
+        }
     )
     assert "raw" in catalog.filter()

@@ -46,10 +46,12 @@ class ReportingStore(AccountStore):
 def main(args: list[str]) -> None:
     folder, n = Path(args[0]), int(args[1])
     prices = make_prices(n, seed=11)
-    broker = PaperBroker(ReportingStore(folder), initial_capital=50_000.0,
-                         costs=CostModel(commission_bps=10, slippage_bps=5),
-                         limits=RiskLimits(max_position_fraction=0.8, max_daily_loss=0.01,
-                                           max_drawdown=0.3))
+    broker = PaperBroker(
+        ReportingStore(folder),
+        initial_capital=50_000.0,
+        costs=CostModel(commission_bps=10, slippage_bps=5),
+        limits=RiskLimits(max_position_fraction=0.8, max_daily_loss=0.01, max_drawdown=0.3),
+    )
     say("started")
     broker.run(prices, alternating_policy)
     say("finished")

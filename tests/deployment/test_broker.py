@@ -25,14 +25,16 @@ from reinforce_strategy_creator.deployment import (
 )
 from reinforce_strategy_creator.deployment import state as state_mod
 from reinforce_strategy_creator.params.base import ParameterError
-
 from tests.support.paper import alternating_policy, make_prices
 
 
 def _broker(folder, limits=None, costs=None, capital=100_000.0):
-    return PaperBroker(AccountStore(folder), initial_capital=capital,
-                       costs=costs or CostModel(commission_bps=10, slippage_bps=5),
-                       limits=limits or RiskLimits())
+    return PaperBroker(
+        AccountStore(folder),
+        initial_capital=capital,
+        costs=costs or CostModel(commission_bps=10, slippage_bps=5),
+        limits=limits or RiskLimits(),
+    )
 
 
 def _snapshot(folder):
@@ -43,8 +45,11 @@ def _snapshot(folder):
 def test_decision_fills_at_the_next_bar_with_costs_hand_computed(tmp_path, fill_price, ref):
     idx = pd.date_range("2021-01-04", periods=3, freq="B", name="date")
     prices = pd.DataFrame({"Open": [100.0, 101.0, 99.0], "Close": [100.5, 102.0, 98.0]}, index=idx)
-    broker = _broker(tmp_path / "a", capital=10_000,
-                     costs=CostModel(commission_bps=10, slippage_bps=5, fill_price=fill_price))
+    broker = _broker(
+        tmp_path / "a",
+        capital=10_000,
+        costs=CostModel(commission_bps=10, slippage_bps=5, fill_price=fill_price),
+    )
     s = broker.run(prices.iloc[:1], lambda h, st: 0.5).state
     assert s.shares == 0 and s.pending_target == 0.5  # decided at close of bar 0, nothing filled
     s = broker.run(prices.iloc[:2], lambda h, st: 0.5).state
@@ -110,8 +115,7 @@ def test_drawdown_kill_switch_flattens_next_open_and_halts(tmp_path):
     close = np.array([100, 100, 95, 90, 80, 70, 70, 72, 75, 80, 85, 90], float)
     prices = pd.DataFrame({"Open": close, "Close": close}, index=idx)
     store = AccountStore(tmp_path / "a")
-    broker = _broker(tmp_path / "a", limits=RiskLimits(max_drawdown=0.15),
-                     costs=CostModel())
+    broker = _broker(tmp_path / "a", limits=RiskLimits(max_drawdown=0.15), costs=CostModel())
     s = broker.run(prices, lambda h, st: 1.0).state
     assert s.halted and "max drawdown" in s.halt_reason and s.shares == 0
     events = store.read_log("events", s)
@@ -127,8 +131,15 @@ def test_drawdown_kill_switch_flattens_next_open_and_halts(tmp_path):
     # clearing resets the peak and lets the policy trade again
     s = clear_halt(store, "drawdown reviewed; model kept", actor="ops")
     assert not s.halted and s.peak_equity_cents == s.equity_cents
-    more = pd.concat([prices, pd.DataFrame({"Open": [91.0, 92.0], "Close": [91.0, 92.0]},
-                                           index=pd.date_range(idx[-1] + pd.offsets.BDay(), periods=2, freq="B", name="date"))])
+    more = pd.concat(
+        [
+            prices,
+            pd.DataFrame(
+                {"Open": [91.0, 92.0], "Close": [91.0, 92.0]},
+                index=pd.date_range(idx[-1] + pd.offsets.BDay(), periods=2, freq="B", name="date"),
+            ),
+        ]
+    )
     s = broker.run(more, lambda h, st: 1.0).state
     assert s.shares > 0
     reconcile(store)
@@ -138,8 +149,17 @@ def test_drawdown_kill_switch_flattens_next_open_and_halts(tmp_path):
 
 def test_day_loss_stop_blocks_risk_increase_for_the_day(tmp_path):
     # intraday bars: two days, three bars each
-    idx = pd.DatetimeIndex(["2022-03-01 10:00", "2022-03-01 12:00", "2022-03-01 14:00",
-                            "2022-03-02 10:00", "2022-03-02 12:00", "2022-03-02 14:00"], name="date")
+    idx = pd.DatetimeIndex(
+        [
+            "2022-03-01 10:00",
+            "2022-03-01 12:00",
+            "2022-03-01 14:00",
+            "2022-03-02 10:00",
+            "2022-03-02 12:00",
+            "2022-03-02 14:00",
+        ],
+        name="date",
+    )
     close = np.array([100.0, 100.0, 90.0, 90.0, 91.0, 92.0])
     prices = pd.DataFrame({"Open": close, "Close": close}, index=idx)
     targets = iter([0.5, 0.5, 1.0, 1.0, 1.0, 1.0])
@@ -179,7 +199,9 @@ def test_bad_policy_output_and_bad_prices_commit_nothing(tmp_path):
 def test_bad_parameters_are_named():
     with pytest.raises(ParameterError, match=r"deployment\.risk\.max_drawdown: Input should be less than 1"):
         RiskLimits.parse({"max_drawdown": 1.5}, "deployment.risk")
-    with pytest.raises(ParameterError, match=r"environment\.slippage_bps: Input should be greater than or equal to 0"):
+    with pytest.raises(
+        ParameterError, match=r"environment\.slippage_bps: Input should be greater than or equal to 0"
+    ):
         CostModel.from_environment({"slippage_bps": -1})
     with pytest.raises(ParameterError, match=r"deployment\.risk\.max_leverage: unknown parameter"):
         RiskLimits.parse({"max_leverage": 2}, "deployment.risk")
@@ -226,18 +248,25 @@ def test_damaged_folder_refused(tmp_path):
     seed=st.integers(0, 10_000),
     n=st.integers(2, 40),
     targets=st.lists(st.floats(-1.5, 1.5, allow_nan=False), min_size=40, max_size=40),
-    commission=st.floats(0, 50), slippage=st.floats(0, 50), borrow=st.floats(0, 5),
+    commission=st.floats(0, 50),
+    slippage=st.floats(0, 50),
+    borrow=st.floats(0, 5),
     capital=st.floats(1_000, 1_000_000),
     granularity=st.sampled_from(["whole", "fractional"]),
 )
-def test_accounting_reconciles_to_the_cent(tmp_path_factory, seed, n, targets, commission,
-                                           slippage, borrow, capital, granularity):
+def test_accounting_reconciles_to_the_cent(
+    tmp_path_factory, seed, n, targets, commission, slippage, borrow, capital, granularity
+):
     folder = tmp_path_factory.mktemp("acct")
     prices = make_prices(n, seed=seed)
     it = iter(targets)
-    broker = PaperBroker(AccountStore(folder), initial_capital=capital,
-                         costs=CostModel(commission, slippage, borrow), limits=RiskLimits(max_position_fraction=1.0),
-                         granularity=granularity)
+    broker = PaperBroker(
+        AccountStore(folder),
+        initial_capital=capital,
+        costs=CostModel(commission, slippage, borrow),
+        limits=RiskLimits(max_position_fraction=1.0),
+        granularity=granularity,
+    )
     s = broker.run(prices, lambda h, st: next(it)).state
     store = AccountStore(folder)
     reconcile(store)
@@ -248,8 +277,13 @@ def test_accounting_reconciles_to_the_cent(tmp_path_factory, seed, n, targets, c
             assert m["equity_cents"] == m["cash_cents"] + round(m["shares"] * m["close"] * 100)
         assert all(isinstance(t["shares"], int) for t in trades)
     else:  # float64 ledger replayed in the kernel's order: exact; cents are its rounding
-        assert replay_trades(s.initial_capital_cents, trades, marks, granularity="fractional",
-                             initial_cash=s.exact_initial_cash) == (s.exact_cash, s.shares)
+        assert replay_trades(
+            s.initial_capital_cents,
+            trades,
+            marks,
+            granularity="fractional",
+            initial_cash=s.exact_initial_cash,
+        ) == (s.exact_cash, s.shares)
         for m in marks:
             assert m["equity"] == m["cash"] + m["shares"] * m["close"]
             assert (m["cash_cents"], m["equity_cents"]) == (round(m["cash"] * 100), round(m["equity"] * 100))

@@ -50,13 +50,16 @@ def _timing(events: list[tuple[str, float]]) -> dict[str, float]:
     """Median seconds of one bar (commit to commit) and of one commit, and the busy period."""
     commits = [t for kind, t in events if kind == "commit"]
     committed = [t for kind, t in events if kind == "committed"]
-    return {"bar": statistics.median(b - a for a, b in zip(committed, committed[1:])),
-            "commit": statistics.median(b - a for a, b in zip(commits, committed)),
-            "busy": events[-1][1] - events[0][1]}
+    return {
+        "bar": statistics.median(b - a for a, b in zip(committed, committed[1:])),
+        "commit": statistics.median(b - a for a, b in zip(commits, committed)),
+        "busy": events[-1][1] - events[0][1],
+    }
 
 
-def _killed_run(server: ForkServer, folder: Path, after: int, aim: str, fraction: float,
-                timing: dict[str, float]) -> dict:
+def _killed_run(
+    server: ForkServer, folder: Path, after: int, aim: str, fraction: float, timing: dict[str, float]
+) -> dict:
     """Start a run, wait until ``after`` of its bars are committed, then SIGKILL it ``fraction``
     of the way through the next bar (``aim="bar"``) or the next commit (``aim="commit"``)."""
     run = server.start(str(folder), str(N_BARS))
@@ -111,10 +114,12 @@ def test_random_sigkills_never_trade_a_bar_twice(tmp_path):
             progressed += reconcile(store).bars_processed > done_before
     _run_to_end(server, folder)  # finish
     server.close()
-    print(f"\nKILL TEST (library, bar-by-bar commits): {kills_mid_run} SIGKILLs mid-run, {in_commit} "
-          f"inside AccountStore.commit, {progressed} killed runs had committed bars, final folder "
-          f"byte-identical: {_files(folder) == _files(ref)}; uninterrupted run {timing['busy']:.2f} s, "
-          f"bar {1000 * timing['bar']:.1f} ms, commit {1000 * timing['commit']:.1f} ms")
+    print(
+        f"\nKILL TEST (library, bar-by-bar commits): {kills_mid_run} SIGKILLs mid-run, {in_commit} "
+        f"inside AccountStore.commit, {progressed} killed runs had committed bars, final folder "
+        f"byte-identical: {_files(folder) == _files(ref)}; uninterrupted run {timing['busy']:.2f} s, "
+        f"bar {1000 * timing['bar']:.1f} ms, commit {1000 * timing['commit']:.1f} ms"
+    )
     assert kills_mid_run >= 3 and progressed >= 2  # killed mid-loop, not only at start-up
 
     store = AccountStore(folder)
@@ -123,5 +128,7 @@ def test_random_sigkills_never_trade_a_bar_twice(tmp_path):
     orders = store.read_log("orders", state)
     assert [o["bar"] for o in orders] == [t.isoformat() for t in prices.index]  # once each, in order
     assert replay_trades(state.initial_capital_cents, store.read_log("trades", state)) == (
-        state.cash_cents, state.shares)
+        state.cash_cents,
+        state.shares,
+    )
     assert _files(folder) == _files(ref)

@@ -26,7 +26,6 @@ from reinforce_strategy_creator.deployment.drift import (
     psi,
 )
 from reinforce_strategy_creator.params.base import ParameterError
-
 from tests.support.paper import make_prices
 
 
@@ -54,8 +53,7 @@ def test_bins_are_training_quantiles_with_open_ends():
     np.testing.assert_allclose(ref.edges["feat_x"], [25.75, 50.5, 75.25])
     np.testing.assert_allclose(ref.expected["feat_x"], [0.25] * 4)
     # values beyond the training range fall in the outer bins
-    np.testing.assert_allclose(bin_shares(np.array([-1e9, 1e9]), ref.edges["feat_x"]),
-                               [0.5, 0, 0, 0.5])
+    np.testing.assert_allclose(bin_shares(np.array([-1e9, 1e9]), ref.edges["feat_x"]), [0.5, 0, 0, 0.5])
 
 
 def test_same_distribution_ok_shifted_distribution_alerts():
@@ -89,21 +87,30 @@ def test_reference_round_trips_through_json_dict():
     rng = np.random.default_rng(2)
     ref = build_reference(pd.DataFrame({"feat_a": rng.normal(size=200)}))
     from reinforce_strategy_creator.deployment.drift import DriftReference
+
     back = DriftReference.from_dict(ref.to_dict())
     np.testing.assert_array_equal(back.edges["feat_a"], ref.edges["feat_a"])
 
 
 def test_drift_alert_halts_broker_until_cleared(tmp_path):
     prices = make_prices(80, seed=3)
+
     # "features" = daily log return; training reference from a calm period
     def feature_fn(history):
         return pd.DataFrame({"feat_ret": np.log(history["Close"]).diff()})
+
     rng = np.random.default_rng(0)
     ref = build_reference(pd.DataFrame({"feat_ret": rng.normal(0.02, 0.001, 2000)}))  # very different
     monitor = DriftMonitor(ref, feature_fn, DriftThresholds(min_samples=20), window=30)
     store = AccountStore(tmp_path / "acct")
-    broker = PaperBroker(store, initial_capital=10_000, costs=CostModel(), limits=RiskLimits(),
-                         drift_check=monitor, halt_on_drift=True)
+    broker = PaperBroker(
+        store,
+        initial_capital=10_000,
+        costs=CostModel(),
+        limits=RiskLimits(),
+        drift_check=monitor,
+        halt_on_drift=True,
+    )
     s = broker.run(prices, lambda h, st: 1.0).state
     assert s.halted and "drift" in s.halt_reason
     events = store.read_log("events", s)

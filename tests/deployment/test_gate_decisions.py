@@ -35,9 +35,13 @@ def test_decisions_are_recorded_in_order_with_their_extras(tmp_path):
     reg.promote(a, actor="t")
     before = reg.state()
     first = reg.record_gate_decision(_decision(sharpe=1.25, decided_on="2026-01-02", n_bars=124))
-    second = reg.record_gate_decision(_decision(passed=False, data_fingerprint="def456",
-                                                window={"start": "2017-07-03T00:00:00",
-                                                        "end": "2017-12-29T00:00:00"}))
+    second = reg.record_gate_decision(
+        _decision(
+            passed=False,
+            data_fingerprint="def456",
+            window={"start": "2017-07-03T00:00:00", "end": "2017-12-29T00:00:00"},
+        )
+    )
     assert first["event"] == "gate_decision" and first["at"] and first["sharpe"] == 1.25
     got = reg.gate_decisions()
     assert [d["data_fingerprint"] for d in got] == ["abc123", "def456"]
@@ -46,7 +50,8 @@ def test_decisions_are_recorded_in_order_with_their_extras(tmp_path):
     after = reg.state()  # decisions change no entry and no production
     assert after.production == before.production and after.production_stack == before.production_stack
     assert {k: (e.status, e.history) for k, e in after.entries.items()} == {
-        k: (e.status, e.history) for k, e in before.entries.items()}
+        k: (e.status, e.history) for k, e in before.entries.items()
+    }
     lines = [json.loads(x) for x in reg.path.read_text().splitlines()]
     assert [x["event"] for x in lines] == ["register", "promote", "gate_decision", "gate_decision"]
 
@@ -55,19 +60,39 @@ def test_numpy_values_are_recorded_as_plain_json(tmp_path):
     import numpy as np
 
     reg = ModelRegistry(tmp_path / "registry.jsonl")
-    event = reg.record_gate_decision(_decision(passed=np.bool_(False), sharpe=np.float64(0.5),
-                                               n_bars=np.int64(120), per_seed=[np.float32(0.25)]))
+    event = reg.record_gate_decision(
+        _decision(
+            passed=np.bool_(False), sharpe=np.float64(0.5), n_bars=np.int64(120), per_seed=[np.float32(0.25)]
+        )
+    )
     assert event["passed"] is False and reg.gate_decisions()[0]["n_bars"] == 120
     assert reg.gate_decisions()[0]["per_seed"] == [0.25]
 
 
 def test_a_registry_written_before_gate_decisions_still_loads(tmp_path):
     path = tmp_path / "registry.jsonl"
-    old = [{"at": "2026-01-01T00:00:00+00:00", "event": "register", "entry_id": "ppo-v1-seed0",
-            "agent": "ppo", "version": "v1", "seed": 0, "metrics": {}, "verdict": {"passed": True},
-            "artifact_path": None},
-           {"at": "2026-01-01T00:00:01+00:00", "event": "promote", "entry_id": "ppo-v1-seed0",
-            "forced": False, "reason": None, "by": "x", "previous": None}]
+    old = [
+        {
+            "at": "2026-01-01T00:00:00+00:00",
+            "event": "register",
+            "entry_id": "ppo-v1-seed0",
+            "agent": "ppo",
+            "version": "v1",
+            "seed": 0,
+            "metrics": {},
+            "verdict": {"passed": True},
+            "artifact_path": None,
+        },
+        {
+            "at": "2026-01-01T00:00:01+00:00",
+            "event": "promote",
+            "entry_id": "ppo-v1-seed0",
+            "forced": False,
+            "reason": None,
+            "by": "x",
+            "previous": None,
+        },
+    ]
     path.write_text("".join(json.dumps(e) + "\n" for e in old))
     reg = ModelRegistry(path)
     assert reg.gate_decisions() == [] and reg.production().entry_id == "ppo-v1-seed0"
@@ -75,18 +100,21 @@ def test_a_registry_written_before_gate_decisions_still_loads(tmp_path):
     assert path.read_text().startswith("".join(json.dumps(e) + "\n" for e in old))  # append only
 
 
-@pytest.mark.parametrize("change, key", [
-    ({"data_fingerprint": None}, "data_fingerprint"),
-    ({"config_sha256": ""}, "config_sha256"),
-    ({"passed": "yes"}, "passed"),
-    ({"window": {"start": "2017-01-03"}}, "window"),
-    ({"window": {"start": "2017-13-03", "end": "2017-06-30"}}, "window.start"),
-    ({"window": {"start": "2017-01-03", "end": 20170630}}, "window.end"),
-    ({"window": {"start": "2017-07-01", "end": "2017-06-30"}}, "starts"),
-    ({"sharpe": float("nan")}, "sharpe"),
-    ({"model": object()}, "model"),
-    ({"at": "now"}, "reserved"),
-])
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"data_fingerprint": None}, "data_fingerprint"),
+        ({"config_sha256": ""}, "config_sha256"),
+        ({"passed": "yes"}, "passed"),
+        ({"window": {"start": "2017-01-03"}}, "window"),
+        ({"window": {"start": "2017-13-03", "end": "2017-06-30"}}, "window.start"),
+        ({"window": {"start": "2017-01-03", "end": 20170630}}, "window.end"),
+        ({"window": {"start": "2017-07-01", "end": "2017-06-30"}}, "starts"),
+        ({"sharpe": float("nan")}, "sharpe"),
+        ({"model": object()}, "model"),
+        ({"at": "now"}, "reserved"),
+    ],
+)
 def test_bad_decisions_name_the_key_and_write_nothing(tmp_path, change, key):
     reg = ModelRegistry(tmp_path / "registry.jsonl")
     reg.record_gate_decision(_decision())
@@ -107,8 +135,10 @@ def test_a_missing_required_key_is_named(tmp_path, key):
     assert not (tmp_path / "r.jsonl").exists()
 
 
-_ops = st.lists(st.tuples(st.sampled_from(["register", "promote", "rollback", "gate"]),
-                          st.integers(0, 3), st.booleans()), max_size=25)
+_ops = st.lists(
+    st.tuples(st.sampled_from(["register", "promote", "rollback", "gate"]), st.integers(0, 3), st.booleans()),
+    max_size=25,
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -131,7 +161,8 @@ def test_gate_decisions_never_change_entries_or_production(tmp_path_factory, ops
     with_gates, without = reg.state(), fold([e for e in events if e["event"] != "gate_decision"])
     assert with_gates.production_stack == without.production_stack
     assert {k: e.status for k, e in with_gates.entries.items()} == {
-        k: e.status for k, e in without.entries.items()}
+        k: e.status for k, e in without.entries.items()
+    }
     assert len(with_gates.gate_decisions) == sum(1 for kind, _, _ in ops if kind == "gate")
 
 
@@ -153,10 +184,12 @@ def test_dataset_loads_and_saves_decisions_in_the_registry_file(tmp_path):
 
 def test_corrupt_history_is_named_not_a_traceback(tmp_path):
     path = tmp_path / "registry.jsonl"
-    for bad, match in (("[1, 2]\n", "event 1 is a JSON list"),
-                       ('{"event": "register"}\n', r"event 1 \(register\) lacks"),
-                       ('{"event": "gate_decision", "passed": true}\n', r"lacks \['data_fingerprint'"),
-                       ('{"event": "teleport"}\n', "unknown kind 'teleport'")):
+    for bad, match in (
+        ("[1, 2]\n", "event 1 is a JSON list"),
+        ('{"event": "register"}\n', r"event 1 \(register\) lacks"),
+        ('{"event": "gate_decision", "passed": true}\n', r"lacks \['data_fingerprint'"),
+        ('{"event": "teleport"}\n', "unknown kind 'teleport'"),
+    ):
         path.write_text(bad)
         with pytest.raises(RegistryError, match=match):
             ModelRegistry(path).gate_decisions()

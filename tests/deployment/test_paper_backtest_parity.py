@@ -30,8 +30,8 @@ from reinforce_strategy_creator.env import EnvConfig, MarketArrays, observation_
 from reinforce_strategy_creator.env.config import FILL_PRICES
 from reinforce_strategy_creator.features import compute_features, fit_scaler, max_lookback
 from reinforce_strategy_creator.market_data import normalise_prices
-from tests.support.project import SP500_CSV
 from tests.support.deployment_world import project_params
+from tests.support.project import SP500_CSV
 
 POSITIONS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 
@@ -43,10 +43,11 @@ def sp500_market() -> MarketArrays:
     prices, _ = normalise_prices(raw, source="sp500")
     prices = prices.loc["2013-01-01":]
     spec = project_params()["feature_engineering"]["features"]
-    feats = compute_features(prices, spec).iloc[max_lookback(spec):]
+    feats = compute_features(prices, spec).iloc[max_lookback(spec) :]
     scaler = fit_scaler(feats.loc[:"2015-12-31"], "standard")
-    scaled = pd.DataFrame(scaler.transform(feats.to_numpy()).astype(np.float32), index=feats.index,
-                          columns=feats.columns)
+    scaled = pd.DataFrame(
+        scaler.transform(feats.to_numpy()).astype(np.float32), index=feats.index, columns=feats.columns
+    )
     return MarketArrays.from_frame(scaled.join(prices).loc["2016-01-01":])
 
 
@@ -58,11 +59,13 @@ def _policy(obs_dim: int):
 
 
 @pytest.mark.parametrize("fill_price", FILL_PRICES)
-def test_fractional_paper_account_reproduces_the_backtest_ledger_to_the_cent(sp500_market, tmp_path,
-                                                                              fill_price):
+def test_fractional_paper_account_reproduces_the_backtest_ledger_to_the_cent(
+    sp500_market, tmp_path, fill_price
+):
     market = sp500_market
-    cfg = EnvConfig(window=8, positions=POSITIONS, fill_price=fill_price, episode_length=None,
-                    device="cpu")  # default costs: 2 bps commission, 3 bps slippage, borrow
+    cfg = EnvConfig(
+        window=8, positions=POSITIONS, fill_price=fill_price, episode_length=None, device="cpu"
+    )  # default costs: 2 bps commission, 3 bps slippage, borrow
     W, T = cfg.window, market.n_bars
     act = _policy(W * market.n_features + 3)
 
@@ -80,16 +83,27 @@ def test_fractional_paper_account_reproduces_the_backtest_ledger_to_the_cent(sp5
     def decide(history, state):
         t = bar_of[history.index[-1]]
         obs = observation_from_window(
-            market.features[t - W + 1 : t + 1], cfg, held=state.held_target, shares=state.shares,
-            last_close=state.last_close, entry=state.entry_price, bars_held=state.bars_held)
+            market.features[t - W + 1 : t + 1],
+            cfg,
+            held=state.held_target,
+            shares=state.shares,
+            last_close=state.last_close,
+            entry=state.entry_price,
+            bars_held=state.bars_held,
+        )
         if t < T - 1:  # the live observation is the backtest's, bit for bit
             assert obs.dtype == np.float32 and obs.tobytes() == seen[t - (W - 1)].tobytes()
         return POSITIONS[act(obs)]
 
     staged = StagedAccount(tmp_path / "acct", None)
     costs = CostModel(cfg.commission_bps, cfg.slippage_bps, cfg.borrow_bps_per_bar, fill_price)
-    broker = PaperBroker(staged, initial_capital=cfg.initial_capital, costs=costs,
-                         limits=RiskLimits(max_position_fraction=1.0), granularity="fractional")
+    broker = PaperBroker(
+        staged,
+        initial_capital=cfg.initial_capital,
+        costs=costs,
+        limits=RiskLimits(max_position_fraction=1.0),
+        granularity="fractional",
+    )
     state = broker.run(prices, decide, start=market.index[W - 1]).state
     marks, trades, orders = (staged.records[k] for k in ("equity", "trades", "orders"))
 
@@ -111,8 +125,10 @@ def test_fractional_paper_account_reproduces_the_backtest_ledger_to_the_cent(sp5
         assert prev_shares + (trade["shares"] if trade else 0.0) == row["shares"]  # same quantity
         if trade:  # same fill price; same costs (commission + slippage + the mark's borrow)
             assert trade["fill_price"] == row["fill_price"]
-            assert trade["reference_price"] == (market.close if fill_price == "next_close"
-                                                else market.open)[i + W - 1]
+            assert (
+                trade["reference_price"]
+                == (market.close if fill_price == "next_close" else market.open)[i + W - 1]
+            )
         cost = (trade["commission"] + trade["slippage"] if trade else 0.0) + m["borrow"]
         assert cost == row["cost"]
         if i:  # the position held over the bar is the target decided at the previous bar
@@ -126,21 +142,27 @@ def test_fractional_paper_account_reproduces_the_backtest_ledger_to_the_cent(sp5
     store.commit_batch(staged)
     state = reconcile(store)
     assert state.granularity == "fractional"
-    assert replay_trades(state.initial_capital_cents, store.read_log("trades", state),
-                         store.read_log("equity", state), granularity="fractional",
-                         initial_cash=state.exact_initial_cash) == (row["cash"], row["shares"])
+    assert replay_trades(
+        state.initial_capital_cents,
+        store.read_log("trades", state),
+        store.read_log("equity", state),
+        granularity="fractional",
+        initial_cash=state.exact_initial_cash,
+    ) == (row["cash"], row["shares"])
 
 
 def test_the_granularity_is_recorded_and_never_changes(tmp_path):
     idx = pd.date_range("2021-01-04", periods=6, freq="B", name="date")
-    prices = pd.DataFrame({"Open": [100.0, 101, 99, 98, 102, 103],
-                           "Close": [100.5, 102, 98, 99, 101, 104]}, index=idx)
+    prices = pd.DataFrame(
+        {"Open": [100.0, 101, 99, 98, 102, 103], "Close": [100.5, 102, 98, 99, 101, 104]}, index=idx
+    )
     store = AccountStore(tmp_path / "a")
     costs = CostModel(commission_bps=10, slippage_bps=5)
 
     def broker(granularity=None):
-        return PaperBroker(store, initial_capital=10_000, costs=costs, limits=RiskLimits(),
-                           granularity=granularity)
+        return PaperBroker(
+            store, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity=granularity
+        )
 
     s = broker().run(prices.iloc[:3], lambda h, st: 0.5).state  # the default: whole shares
     assert s.granularity == "whole" and isinstance(s.shares, int) and s.exact_cash is None
@@ -151,12 +173,16 @@ def test_the_granularity_is_recorded_and_never_changes(tmp_path):
     reconcile(store)
 
     frac = AccountStore(tmp_path / "f")
-    s = PaperBroker(frac, initial_capital=10_000, costs=costs, limits=RiskLimits(),
-                    granularity="fractional").run(prices, lambda h, st: 0.5).state
+    s = (
+        PaperBroker(frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="fractional")
+        .run(prices, lambda h, st: 0.5)
+        .state
+    )
     assert s.granularity == "fractional" and s.shares != int(s.shares)
     with pytest.raises(AccountStateError, match="trades fractional shares"):
-        PaperBroker(frac, initial_capital=10_000, costs=costs, limits=RiskLimits(),
-                    granularity="whole").run(prices, lambda h, st: 0.5)
+        PaperBroker(frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="whole").run(
+            prices, lambda h, st: 0.5
+        )
     reconcile(frac)
     # a cash balance off by a millionth of a cent does not reconcile
     data = json.loads(frac.state_path.read_text())

@@ -24,8 +24,14 @@ def _reg(tmp_path):
 
 
 def _register(reg, agent="ppo", version="2024-01-02T03.04.05.678Z", seed=1, verdict=PASS):
-    return reg.register(agent=agent, version=version, seed=seed, metrics={"sharpe": 1.2},
-                        verdict=verdict, artifact_path=f"data/06_models/{agent}/{version}")
+    return reg.register(
+        agent=agent,
+        version=version,
+        seed=seed,
+        metrics={"sharpe": 1.2},
+        verdict=verdict,
+        artifact_path=f"data/06_models/{agent}/{version}",
+    )
 
 
 def test_register_promote_archive_rollback(tmp_path):

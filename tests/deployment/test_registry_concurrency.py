@@ -24,9 +24,17 @@ ENTRIES = {"v1": True, "v2": False, "v3": True, "v4": False, "v5": True}
 
 def _setup(path) -> list[str]:
     reg = ModelRegistry(path)
-    ids = [reg.register(agent="ppo", version=v, seed=0, metrics={"sharpe": 1.0},
-                        verdict={"passed": passed}, artifact_path="data/06_models/ppo_policy")
-           for v, passed in ENTRIES.items()]
+    ids = [
+        reg.register(
+            agent="ppo",
+            version=v,
+            seed=0,
+            metrics={"sharpe": 1.0},
+            verdict={"passed": passed},
+            artifact_path="data/06_models/ppo_policy",
+        )
+        for v, passed in ENTRIES.items()
+    ]
     reg.promote(ids[0], actor="setup")
     reg.promote(ids[2], actor="setup")  # two production versions: rollback is possible at once
     return ids
@@ -45,14 +53,23 @@ def _worker(path: str, seed: int, ids: list[str], barrier, results) -> None:
             if roll < 0.4:
                 reg.rollback(reason="concurrency test", actor=f"worker{seed}")
             elif roll < 0.5:
-                reg.record_gate_decision({
-                    "data_fingerprint": f"fp{seed}", "window": {"start": "2017-01-03", "end": "2017-06-30"},
-                    "config_sha256": "c" * 64, "passed": bool(i % 2), "n_bars": i})
+                reg.record_gate_decision(
+                    {
+                        "data_fingerprint": f"fp{seed}",
+                        "window": {"start": "2017-01-03", "end": "2017-06-30"},
+                        "config_sha256": "c" * 64,
+                        "passed": bool(i % 2),
+                        "n_bars": i,
+                    }
+                )
             else:
                 entry = rng.choice(ids)
-                reg.promote(entry, force=not passed[entry],
-                            reason=None if passed[entry] else "concurrency test override",
-                            actor=f"worker{seed}")
+                reg.promote(
+                    entry,
+                    force=not passed[entry],
+                    reason=None if passed[entry] else "concurrency test override",
+                    actor=f"worker{seed}",
+                )
             done += 1
         except RegistryError as exc:
             expected = ("already in production", "no previous version", "nothing is in production")
@@ -73,13 +90,15 @@ def _replay(events: list[dict]) -> tuple[str | None, list[str]]:
             registered.add(ev["entry_id"])
         elif kind == "promote":
             assert ev["entry_id"] in registered, n
-            assert ev["previous"] == production, f"event {n}: promote records previous={ev['previous']}, " \
-                                                 f"but {production} was in production"
+            assert ev["previous"] == production, (
+                f"event {n}: promote records previous={ev['previous']}, but {production} was in production"
+            )
             production = ev["entry_id"]
             stack.append(production)
         elif kind == "rollback":
-            assert len(stack) >= 2 and ev["from"] == production and ev["to"] == stack[-2], \
+            assert len(stack) >= 2 and ev["from"] == production and ev["to"] == stack[-2], (
                 f"event {n}: rollback {ev['from']} -> {ev['to']} with production stack {stack}"
+            )
             stack.pop()
             production = stack[-1]
         else:
@@ -94,8 +113,10 @@ def test_concurrent_promote_and_rollback_keep_the_history_consistent(tmp_path, r
     n_setup = len(ModelRegistry(path).events())
     ctx = mp.get_context("fork")
     barrier, results = ctx.Barrier(N_PROCESSES), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(str(path), 100 * round_ + k, ids, barrier, results))
-             for k in range(N_PROCESSES)]
+    procs = [
+        ctx.Process(target=_worker, args=(str(path), 100 * round_ + k, ids, barrier, results))
+        for k in range(N_PROCESSES)
+    ]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=60) for _ in procs]

@@ -31,9 +31,17 @@ from pathlib import Path
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--run-all-compositor-stages-before-draw", "--virtual-time-budget=5000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--run-all-compositor-stages-before-draw",
+    "--virtual-time-budget=5000",
 ]
 
 
@@ -52,7 +60,9 @@ def stored_outputs(project: Path) -> dict[str, object]:
         for name in outputs:
             dataset = catalog.get(name)
             if dataset is None:
-                raise SystemExit(f"full_cycle output {name!r} is not declared in the catalog (it would be a MemoryDataset)")
+                raise SystemExit(
+                    f"full_cycle output {name!r} is not declared in the catalog (it would be a MemoryDataset)"
+                )
             if not isinstance(dataset, MemoryDataset):
                 found[name] = dataset
         return found
@@ -98,7 +108,7 @@ def check_report(path: Path) -> tuple[list[str], int]:
             problems.append(f"{path}: <img> #{i} is not an embedded PNG: {str(src)[:60]!r}")
             continue
         try:
-            width, height = check_png(base64.b64decode(src[len(prefix):], validate=True))
+            width, height = check_png(base64.b64decode(src[len(prefix) :], validate=True))
         except (ValueError, binascii.Error, OSError) as exc:
             problems.append(f"{path}: <img> #{i} does not decode to a PNG: {exc}")
             continue
@@ -125,7 +135,9 @@ def render(report: Path, screenshot: Path, n_images: int) -> list[str]:
         url = report.resolve().as_uri()
         shot = subprocess.run(
             [*flags, "--window-size=1280,9000", f"--screenshot={screenshot}", url],
-            capture_output=True, text=True, timeout=180,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         if shot.returncode != 0 or not screenshot.is_file():
             return [f"chromium screenshot failed ({shot.returncode}): {shot.stderr[-1500:]}"]
@@ -141,7 +153,11 @@ def render(report: Path, screenshot: Path, n_images: int) -> list[str]:
         rgb = image.convert("RGB")
         colours = rgb.getcolors(maxcolors=1 << 20)
         n_colours = len(colours) if colours is not None else 1 << 20
-        non_white = sum(count for count, colour in (colours or []) if min(colour) < 240) if colours else rgb.size[0] * rgb.size[1]
+        non_white = (
+            sum(count for count, colour in (colours or []) if min(colour) < 240)
+            if colours
+            else rgb.size[0] * rgb.size[1]
+        )
     share = non_white / (rgb.size[0] * rgb.size[1])
     print(f"screenshot {screenshot}: {rgb.size[0]}x{rgb.size[1]}, {n_colours} colours, {share:.1%} non-white")
     if n_colours < 16 or share < 0.02:

@@ -46,7 +46,6 @@ def test_bad_parameters_raise_naming_the_parameter(bad, name):
 
 def test_episode_length_longer_than_data_is_rejected():
     from reinforce_strategy_creator.env import BatchedTradingCore
-
     from tests.support.env import make_market
 
     with pytest.raises(EnvConfigError, match="environment.episode_length"):
@@ -74,7 +73,10 @@ def test_market_from_frame_reads_contract_columns():
     "mutate, pattern",
     [
         (lambda d: d.drop(columns=["Open"]), "'Open'"),
-        (lambda d: d.assign(feat_a=np.where(np.arange(len(d)) == 7, np.nan, 1.0).astype(np.float32)), "feat_a.*row 7"),
+        (
+            lambda d: d.assign(feat_a=np.where(np.arange(len(d)) == 7, np.nan, 1.0).astype(np.float32)),
+            "feat_a.*row 7",
+        ),
         (lambda d: d.assign(Close=np.where(np.arange(len(d)) == 3, -1.0, d["Close"])), "'Close'.*row 3"),
         (lambda d: d.drop(columns=["feat_a"]), "feat_"),
         (lambda d: d.reset_index(drop=True), "DatetimeIndex"),

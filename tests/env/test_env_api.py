@@ -18,7 +18,6 @@ from reinforce_strategy_creator.env import (
     TradingVectorEnv,
     replay,
 )
-
 from tests.support.env import make_market
 
 
@@ -52,7 +51,9 @@ def test_differential_sharpe_matches_moody_saffell_recursion():
 
 def test_drawdown_penalised_reward():
     market = make_market(80, seed=6)
-    cfg = EnvConfig(window=4, episode_length=None, device="cpu", reward="drawdown_penalised", drawdown_lambda=2.0)
+    cfg = EnvConfig(
+        window=4, episode_length=None, device="cpu", reward="drawdown_penalised", drawdown_lambda=2.0
+    )
     acts = list(np.random.default_rng(2).integers(0, 2, 70))
     rew, eq = _run(market, cfg, acts)
     peak = np.maximum.accumulate(eq)
@@ -165,8 +166,13 @@ def test_vector_env_numpy_and_tensor_paths_agree():
 @pytest.mark.parametrize("fill_price", ["next_open", "next_close"])
 def test_replay_buy_and_hold_matches_hand_computation_and_lanes_agree(fill_price):
     market = make_market(120, seed=4)
-    cfg = EnvConfig(window=10, commission_bps=5, slippage_bps=7, device="cpu",  # episode_length ignored
-                    fill_price=fill_price)
+    cfg = EnvConfig(
+        window=10,
+        commission_bps=5,
+        slippage_bps=7,
+        device="cpu",  # episode_length ignored
+        fill_price=fill_price,
+    )
     res = replay(market, cfg, lambda obs: torch.ones(obs.shape[0], dtype=torch.long), num_envs=4)
     T, W = market.n_bars, cfg.window
     assert len(res) == 4 * (T - W + 1) and res.config is cfg
@@ -215,7 +221,9 @@ def test_replay_on_real_sp500_with_real_features(tmp_path):
 @pytest.mark.slow
 def test_compiled_step_matches_eager():
     market = make_market(120, seed=12)
-    cfg = EnvConfig(window=6, positions=(-1, 0, 0.5, 1), reward="differential_sharpe", episode_length=40, device="cpu")
+    cfg = EnvConfig(
+        window=6, positions=(-1, 0, 0.5, 1), reward="differential_sharpe", episode_length=40, device="cpu"
+    )
     eager = BatchedTradingCore(market, cfg, 32, seed=5)
     compiled = BatchedTradingCore(market, cfg, 32, seed=5, compile_step=True)
     torch.testing.assert_close(eager.reset(), compiled.reset(), rtol=0, atol=0)
@@ -231,14 +239,22 @@ def test_compiled_step_matches_eager():
 
 def test_observation_switches_and_layout():
     market = make_market(60, n_features=3, seed=1)
-    bare = EnvConfig(window=4, obs_position=False, obs_unrealised=False, obs_bars_held=False,
-                     episode_length=None, device="cpu")
+    bare = EnvConfig(
+        window=4,
+        obs_position=False,
+        obs_unrealised=False,
+        obs_bars_held=False,
+        episode_length=None,
+        device="cpu",
+    )
     env = TradingVectorEnv(market, bare, num_envs=2, seed=0)
     obs, _ = env.reset(options={"start": [3, 10]})
     assert obs.shape == (2, 12)
     np.testing.assert_array_equal(obs[0], market.features[0:4].reshape(-1))  # oldest row first
     np.testing.assert_array_equal(obs[1], market.features[7:11].reshape(-1))
-    full = EnvConfig(window=4, positions=(-1, 0, 1), episode_length=None, device="cpu", fill_price="next_open")
+    full = EnvConfig(
+        window=4, positions=(-1, 0, 1), episode_length=None, device="cpu", fill_price="next_open"
+    )
     core = BatchedTradingCore(market, full, 1, seed=0)
     core.reset(starts=5)
     for _ in range(3):

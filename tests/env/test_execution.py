@@ -93,15 +93,17 @@ def test_position_after_hand_computed():
 def test_observation_layout_hand_computed():
     feats = np.array([[1, 2], [3, 4], [5, 6]], dtype=np.float32)  # W = 3 rows, oldest first
     cfg = EnvConfig(window=3, positions=(-1.0, 0.0, 1.0), device="cpu")
-    obs = observation_from_window(feats, cfg, held=-1.0, shares=-4.0, last_close=90.0, entry=100.0,
-                                  bars_held=300.0)
+    obs = observation_from_window(
+        feats, cfg, held=-1.0, shares=-4.0, last_close=90.0, entry=100.0, bars_held=300.0
+    )
     expected = [1, 2, 3, 4, 5, 6, -1.0, -1.0 * (90 / 100 - 1), 1.0]  # bars held capped at 252/252
     np.testing.assert_array_equal(obs, np.asarray(expected, dtype=np.float32))
     assert obs.dtype == np.float32 and BARS_HELD_SCALE == 252
     cfg = EnvConfig(window=3, obs_position=False, obs_unrealised=False, device="cpu")
     np.testing.assert_array_equal(
         observation_from_window(feats, cfg, held=1, shares=1, last_close=1, entry=1, bars_held=126),
-        np.asarray([1, 2, 3, 4, 5, 6, 0.5], dtype=np.float32))
+        np.asarray([1, 2, 3, 4, 5, 6, 0.5], dtype=np.float32),
+    )
 
 
 def test_bad_rules_are_named():
@@ -123,8 +125,9 @@ def accounts(draw, long_only=False, whole=False):
     cash = draw(st.floats(0.0, 1e6)) if long_only else draw(st.floats(-1e6, 1e6))
     if cash + shares * ref <= 1.0:  # a live account: positive equity
         cash = abs(shares) * ref * 2.0 + 1_000.0
-    rules = ExecutionRules.from_bps(draw(bps), draw(bps), draw(st.floats(0.0, 5.0)),
-                                    "whole" if whole else "fractional")
+    rules = ExecutionRules.from_bps(
+        draw(bps), draw(bps), draw(st.floats(0.0, 5.0)), "whole" if whole else "fractional"
+    )
     return rules, target, cash, shares, ref
 
 
@@ -144,8 +147,9 @@ def test_costs_are_exactly_what_the_fill_loses_at_the_reference_price(data, gran
     delta, fill, commission, slippage = ex.execute_order(SCALAR, rules, target, cash, shares, ref)
     turnover = abs(delta) * ref
     assert slippage == pytest.approx(turnover * rules.slippage, rel=1e-12, abs=1e-12)
-    assert commission == pytest.approx(turnover * (1 + math.copysign(rules.slippage, delta))
-                                       * rules.commission, rel=1e-12, abs=1e-12)
+    assert commission == pytest.approx(
+        turnover * (1 + math.copysign(rules.slippage, delta)) * rules.commission, rel=1e-12, abs=1e-12
+    )
     before = cash + shares * ref
     after = ex.cash_after_fill(cash, delta, fill, commission) + (shares + delta) * ref
     assert before - after == pytest.approx(commission + slippage, rel=1e-9, abs=1e-6 * (1 + abs(before)))
@@ -185,8 +189,15 @@ def test_no_trade_mask_trades_nothing():
     rules = ExecutionRules.from_bps(2, 3, granularity="whole")
     assert ex.execute_order(SCALAR, rules, 1.0, 1e4, 3.0, 10.0, False)[0] == 0.0
     f64 = lambda *x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-    lanes = ex.execute_order(TORCH, rules, f64(1.0, 1.0), f64(1e4, 1e4), f64(3.0, 3.0), f64(10.0, 10.0),
-                             torch.tensor([False, True]))[0]
+    lanes = ex.execute_order(
+        TORCH,
+        rules,
+        f64(1.0, 1.0),
+        f64(1e4, 1e4),
+        f64(3.0, 3.0),
+        f64(10.0, 10.0),
+        torch.tensor([False, True]),
+    )[0]
     assert lanes.tolist() == [0.0, 999.0]  # trunc(3 + 1000 / 1.00050006) - 3
 
 
@@ -220,8 +231,9 @@ def test_every_function_is_elementwise_on_b_by_n_arrays(seed, granularity, n_ass
             args = [float(a[i, j]) for a in (target, cash, shares, ref)]
             d1, f1, c1, s1 = ex.execute_order(SCALAR, one, *args, bool(trade[i, j]))
             cf1 = ex.cash_after_fill(args[1], d1, f1, c1)
-            sh1, en1, ba1 = ex.position_after(SCALAR, args[2], d1, f1, float(entry[i, j]), float(bars[i, j]),
-                                              bool(trade[i, j]))
+            sh1, en1, ba1 = ex.position_after(
+                SCALAR, args[2], d1, f1, float(entry[i, j]), float(bars[i, j]), bool(trade[i, j])
+            )
             bo1, cm1, eq1 = ex.mark(SCALAR, one, cf1, sh1, float(close[i, j]))
             got = [float(x[i, j]) for x in (d, f, c, s, cash_f, sh, en, ba, bo, cash_m, eq)]
             assert got == [d1, f1, c1, s1, cf1, sh1, en1, ba1, bo1, cm1, eq1]

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, TradingEnv
 from reinforce_strategy_creator.env.config import FILL_PRICES
-
 from tests.support.env import market_from_returns
 
 BACKENDS = ("torch", "scalar")
@@ -53,14 +52,23 @@ def run_core(market, cfg, actions, backend="torch"):
     one = (lambda x: x) if backend == "scalar" else (lambda x: x[0])
     out = []
     for a in actions:
-        prev = dict(equity=float(one(core.equity)), shares=float(one(core.shares)), cash=float(one(core.cash)),
-                    t=int(one(core.t)))
+        prev = dict(
+            equity=float(one(core.equity)),
+            shares=float(one(core.shares)),
+            cash=float(one(core.cash)),
+            t=int(one(core.t)),
+        )
         arr = np.array([a], dtype=np.float64 if cfg.continuous else np.int64)
         obs, r, term, trunc, info = core.step(arr if backend == "scalar" else torch.as_tensor(arr))
         rec = {k: float(one(v)) for k, v in info.items()}
         rec["bar"] = int(rec["bar"])
-        rec.update(reward=float(one(r)), terminated=bool(one(term)), truncated=bool(one(trunc)), prev=prev,
-                   obs=np.asarray(one(obs)).copy())
+        rec.update(
+            reward=float(one(r)),
+            terminated=bool(one(term)),
+            truncated=bool(one(trunc)),
+            prev=prev,
+            obs=np.asarray(one(obs)).copy(),
+        )
         out.append(rec)
         if rec["terminated"] or rec["truncated"]:
             break
@@ -118,7 +126,9 @@ def test_costs_exact_and_equity_reconciles_every_bar(s, backend):
         assert rec["commission"] == pytest.approx(formula, rel=1e-12, abs=1e-12)
         assert rec["slippage"] == pytest.approx(abs(d) * o * sl, rel=1e-12, abs=1e-12)
         assert rec["borrow"] == pytest.approx(max(-rec["shares"], 0.0) * c * bw, rel=1e-12, abs=1e-12)
-        assert rec["cost"] == pytest.approx(rec["commission"] + rec["slippage"] + rec["borrow"], rel=1e-12, abs=1e-12)
+        assert rec["cost"] == pytest.approx(
+            rec["commission"] + rec["slippage"] + rec["borrow"], rel=1e-12, abs=1e-12
+        )
         # equity(t+1) = equity(t) + overnight P&L of old shares + intraday P&L of new shares - costs
         expected = p["equity"] + p["shares"] * (o - c_prev) + rec["shares"] * (c - o) - rec["cost"]
         assert rec["equity"] == pytest.approx(expected, abs=1e-6)  # far below a cent
@@ -152,7 +162,9 @@ def test_no_look_ahead_future_prices_do_not_change_the_past(s, data):
     for ra, rb in zip(a, b):
         for key in ("equity", "cash", "shares", "cost", "reward", "position", "bar"):
             assert ra[key] == rb[key]
-        assert (math.isnan(ra["fill_price"]) and math.isnan(rb["fill_price"])) or ra["fill_price"] == rb["fill_price"]
+        assert (math.isnan(ra["fill_price"]) and math.isnan(rb["fill_price"])) or ra["fill_price"] == rb[
+            "fill_price"
+        ]
     # observations up to decision bar k are identical too
     for ra, rb in zip(a[:-1], b[:-1]):
         np.testing.assert_array_equal(ra["obs"], rb["obs"])
@@ -163,8 +175,9 @@ def test_fill_is_at_the_next_bar_never_at_the_decision_close(fill_price):
     from tests.support.env import make_market
 
     market = make_market(40, seed=3)
-    cfg = EnvConfig(window=5, commission_bps=0, slippage_bps=10, episode_length=None, device="cpu",
-                    fill_price=fill_price)
+    cfg = EnvConfig(
+        window=5, commission_bps=0, slippage_bps=10, episode_length=None, device="cpu", fill_price=fill_price
+    )
     traj = run_core(market, cfg, [1] + [1] * 10)
     t = cfg.window - 1
     assert traj[0]["bar"] == t + 1
@@ -211,7 +224,9 @@ def test_facade_and_every_batched_lane_agree(s, shift):
             rc, tec, trc, ic = infos[j]
             assert r == pytest.approx(float(rc[lane]), rel=1e-12, abs=1e-15)
             assert (te, tr) == (bool(tec[lane]), bool(trc[lane]))
-            assert info.get("fill_price", math.nan) == pytest.approx(float(ic["fill_price"][lane]), rel=1e-12, nan_ok=True)
+            assert info.get("fill_price", math.nan) == pytest.approx(
+                float(ic["fill_price"][lane]), rel=1e-12, nan_ok=True
+            )
             for key in ("equity", "cash", "shares", "cost", "position"):
                 assert info[key] == pytest.approx(float(ic[key][lane]), rel=1e-12, abs=1e-9)
             np.testing.assert_allclose(o, obs_core[j + 1][lane].numpy(), rtol=1e-6, atol=1e-6)

@@ -54,7 +54,7 @@ def test_schedules_are_causal(seed, n, data):
     c = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
     t = data.draw(st.integers(0, n - 2))
     c2 = c.copy()
-    c2[t + 1:] *= np.exp(rng.normal(0, 0.3, n - t - 1))
+    c2[t + 1 :] *= np.exp(rng.normal(0, 0.3, n - t - 1))
     for f in (lambda x: sma_crossover_targets(x, 3, 10, True), lambda x: momentum_targets(x, 5, True)):
         np.testing.assert_array_equal(f(c)[: t + 1], f(c2)[: t + 1])
 

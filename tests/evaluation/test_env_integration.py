@@ -30,19 +30,37 @@ def table():
     close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.012, n)))
     open_ = close * np.exp(rng.normal(0, 0.004, n))
     idx = pd.DatetimeIndex(pd.bdate_range("2012-01-02", periods=n), name="date")
-    return pd.DataFrame({"feat_ret": np.r_[0.0, np.diff(np.log(close))].astype("float32"),
-                         "Open": open_, "High": np.maximum(open_, close) * 1.001,
-                         "Low": np.minimum(open_, close) * 0.999, "Close": close, "Volume": 1e6}, index=idx)
+    return pd.DataFrame(
+        {
+            "feat_ret": np.r_[0.0, np.diff(np.log(close))].astype("float32"),
+            "Open": open_,
+            "High": np.maximum(open_, close) * 1.001,
+            "Low": np.minimum(open_, close) * 0.999,
+            "Close": close,
+            "Volume": 1e6,
+        },
+        index=idx,
+    )
 
 
-CFG = dict(window=5, positions=(-1.0, 0.0, 1.0), initial_capital=100_000.0, commission_bps=2.0,
-           slippage_bps=3.0, borrow_bps_per_bar=0.04, episode_length=None, device="cpu")
+CFG = dict(
+    window=5,
+    positions=(-1.0, 0.0, 1.0),
+    initial_capital=100_000.0,
+    commission_bps=2.0,
+    slippage_bps=3.0,
+    borrow_bps_per_bar=0.04,
+    episode_length=None,
+    device="cpu",
+)
 
 
 def _run(table, targets, lanes=1):
     cfg = EnvConfig.from_params(CFG)
     market = MarketArrays.from_frame(table)
-    return replay(market, cfg, ScheduledDecision(targets, cfg.positions, first_bar=cfg.window - 1), num_envs=lanes)
+    return replay(
+        market, cfg, ScheduledDecision(targets, cfg.positions, first_bar=cfg.window - 1), num_envs=lanes
+    )
 
 
 def test_buy_and_hold_identity_through_env(table):
@@ -65,7 +83,9 @@ def test_trip_pnl_reconciles_through_env(table):
     lane = _run(table, t).lane(0)
     trips = round_trips(lane)
     assert len(trips) > 5 and any(tr.direction == -1 for tr in trips)
-    assert sum(tr.pnl for tr in trips) == pytest.approx(lane["equity"].iloc[-1] - CFG["initial_capital"], abs=0.01)
+    assert sum(tr.pnl for tr in trips) == pytest.approx(
+        lane["equity"].iloc[-1] - CFG["initial_capital"], abs=0.01
+    )
 
 
 def test_random_policy_100_seeds_one_batched_replay(table):
@@ -77,4 +97,7 @@ def test_random_policy_100_seeds_one_batched_replay(table):
     # independent reference: scipy's percentileofscore (mean of the strict and weak ranks)
     assert percentile_of(bh, sharpes) == pytest.approx(percentileofscore(sharpes, bh, kind="mean"), abs=1e-12)
     # a value above / below every random Sharpe ranks 100 / 0
-    assert percentile_of(max(sharpes) + 1.0, sharpes) == 100.0 and percentile_of(min(sharpes) - 1.0, sharpes) == 0.0
+    assert (
+        percentile_of(max(sharpes) + 1.0, sharpes) == 100.0
+        and percentile_of(min(sharpes) - 1.0, sharpes) == 0.0
+    )

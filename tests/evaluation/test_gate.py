@@ -40,19 +40,29 @@ def test_boundaries_and_nan():
     assert tie["rules"]["beats_buy_and_hold"]["passed"] is False  # must strictly beat
     nan = evaluate_gate({"sharpe": float("nan"), "max_drawdown": -0.1, "psr": 0.95}, BH, PARAMS)
     assert nan["passed"] is False and nan["rules"]["min_sharpe"]["value"] is None
-    no_bh = evaluate_gate({"sharpe": 0.55, "max_drawdown": -0.1, "psr": 0.95}, BH,
-                          {**PARAMS, "must_beat_buy_and_hold": False})
+    no_bh = evaluate_gate(
+        {"sharpe": 0.55, "max_drawdown": -0.1, "psr": 0.95}, BH, {**PARAMS, "must_beat_buy_and_hold": False}
+    )
     assert no_bh["passed"] is True and "beats_buy_and_hold" not in no_bh["rules"]
 
 
-@pytest.mark.parametrize(("patch", "match"), [
-    ({"max_drawdown": -0.2}, r"evaluation\.gate\.max_drawdown: Input should be greater than 0"),
-    ({"max_drawdown": 25}, r"evaluation\.gate\.max_drawdown: Input should be less than or equal to 1"),
-    ({"min_psr": 1.5}, r"evaluation\.gate\.min_psr: Input should be less than or equal to 1"),
-    ({"min_sharpe": "high"}, r"evaluation\.gate\.min_sharpe: must be a number, not text"),
-    ({"must_beat_buy_and_hold": "yes"}, r"evaluation\.gate\.must_beat_buy_and_hold: Input should be a valid boolean"),
-    ({"min_sharp": 1.0}, r"evaluation\.gate\.min_sharp: unknown parameter; allowed parameters are \['max_drawdown'"),
-])
+@pytest.mark.parametrize(
+    ("patch", "match"),
+    [
+        ({"max_drawdown": -0.2}, r"evaluation\.gate\.max_drawdown: Input should be greater than 0"),
+        ({"max_drawdown": 25}, r"evaluation\.gate\.max_drawdown: Input should be less than or equal to 1"),
+        ({"min_psr": 1.5}, r"evaluation\.gate\.min_psr: Input should be less than or equal to 1"),
+        ({"min_sharpe": "high"}, r"evaluation\.gate\.min_sharpe: must be a number, not text"),
+        (
+            {"must_beat_buy_and_hold": "yes"},
+            r"evaluation\.gate\.must_beat_buy_and_hold: Input should be a valid boolean",
+        ),
+        (
+            {"min_sharp": 1.0},
+            r"evaluation\.gate\.min_sharp: unknown parameter; allowed parameters are \['max_drawdown'",
+        ),
+    ],
+)
 def test_param_errors_name_the_parameter(patch, match):
     with pytest.raises(ParameterError, match=match):
         GateParams.from_params({**PARAMS, **patch})
@@ -61,13 +71,15 @@ def test_param_errors_name_the_parameter(patch, match):
 
 
 def _validation():
-    return pd.DataFrame({
-        "agent": ["ppo", "ppo", "dqn", "dqn", "a2c"],
-        "seed": [0, 1, 0, 1, 0],
-        "sharpe": [1.2, 1.9, 2.5, 1.0, 3.0],
-        "max_drawdown": [-0.1, -0.2, -0.1, -0.1, -0.5],
-        "psr": [0.95, 0.99, 0.98, 0.92, 0.999],
-    })
+    return pd.DataFrame(
+        {
+            "agent": ["ppo", "ppo", "dqn", "dqn", "a2c"],
+            "seed": [0, 1, 0, 1, 0],
+            "sharpe": [1.2, 1.9, 2.5, 1.0, 3.0],
+            "max_drawdown": [-0.1, -0.2, -0.1, -0.1, -0.5],
+            "psr": [0.95, 0.99, 0.98, 0.92, 0.999],
+        }
+    )
 
 
 def test_champion_is_the_best_validation_rank_metric_whatever_the_gate():
@@ -75,8 +87,10 @@ def test_champion_is_the_best_validation_rank_metric_whatever_the_gate():
     c = select_champion(_validation(), "sharpe")
     assert (c["agent"], c["seed"]) == ("a2c", 0)  # highest validation Sharpe, drawdown notwithstanding
     assert c["n_candidates"] == 5 and c["n_ranked"] == 5 and c["validation"]["sharpe"] == 3.0
-    assert (select_champion(_validation(), "psr")["agent"], select_champion(_validation(), "psr")["seed"]) == (
-        "a2c", 0)
+    assert (
+        select_champion(_validation(), "psr")["agent"],
+        select_champion(_validation(), "psr")["seed"],
+    ) == ("a2c", 0)
     json.dumps(c, allow_nan=False)
 
 

@@ -22,8 +22,8 @@ from reinforce_strategy_creator.evaluation.metrics import (
     round_trips,
     trade_metrics,
 )
-from tests.support.project import SP500_CSV
 from tests.support.ledger import simulate_ledger
+from tests.support.project import SP500_CSV
 
 
 # ----------------------------------------------------------------- hand-computed example
@@ -62,8 +62,9 @@ def test_alpha_beta_against_benchmark_hand():
 
 
 # ----------------------------------------------------------------- random series
-returns_arrays = arrays(np.float64, st.integers(5, 300),
-                        elements=st.floats(-0.2, 0.2, allow_nan=False, allow_subnormal=False))
+returns_arrays = arrays(
+    np.float64, st.integers(5, 300), elements=st.floats(-0.2, 0.2, allow_nan=False, allow_subnormal=False)
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -115,7 +116,9 @@ def test_infer_periods_per_year(index, expected):
 
 def test_infer_intraday_hourly_session():
     days = pd.bdate_range("2021-03-01", periods=10)
-    idx = pd.DatetimeIndex([d + pd.Timedelta(hours=9, minutes=30) + pd.Timedelta(hours=h) for d in days for h in range(7)])
+    idx = pd.DatetimeIndex(
+        [d + pd.Timedelta(hours=9, minutes=30) + pd.Timedelta(hours=h) for d in days for h in range(7)]
+    )
     assert infer_periods_per_year(idx) == 7 * 252  # 9:30 ... 15:30 = 7 bars per session
 
 
@@ -149,8 +152,18 @@ def _hand_ledger():
     cash, prev, out = 1000.0, 0, []
     for i, (sh, fill, fee, close) in enumerate(rows):
         cash -= ((sh - prev) * fill if sh != prev else 0.0) + fee
-        out.append(dict(date=pd.Timestamp("2022-01-03") + pd.Timedelta(days=i), position=np.sign(sh) * 0.5,
-                        shares=float(sh), cash=cash, equity=cash + sh * close, fill_price=fill, cost=fee, reward=0.0))
+        out.append(
+            dict(
+                date=pd.Timestamp("2022-01-03") + pd.Timedelta(days=i),
+                position=np.sign(sh) * 0.5,
+                shares=float(sh),
+                cash=cash,
+                equity=cash + sh * close,
+                fill_price=fill,
+                cost=fee,
+                reward=0.0,
+            )
+        )
         prev = sh
     return pd.DataFrame(out)
 
@@ -158,7 +171,10 @@ def _hand_ledger():
 def test_round_trips_by_hand():
     trips = round_trips(_hand_ledger())
     assert [(t.entry_row, t.exit_row, t.direction, t.closed) for t in trips] == [
-        (1, 3, 1, True), (5, 7, -1, True), (7, None, 1, False)]
+        (1, 3, 1, True),
+        (5, 7, -1, True),
+        (7, None, 1, False),
+    ]
     # long: -10*100 - 5*104 + 15*110 - 3 fees = 127
     assert trips[0].pnl == pytest.approx(127.0)
     # short: +4*108 - 4*100 - 1 (entry fee) - 0.5 borrow - 0.4 (4/10 of the flip fee) = 30.1
@@ -228,7 +244,9 @@ def test_flat_is_zero():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 10_000), st.lists(st.sampled_from([-1.0, -0.5, 0.0, 0.5, 1.0]), min_size=3, max_size=80))
+@given(
+    st.integers(0, 10_000), st.lists(st.sampled_from([-1.0, -0.5, 0.0, 0.5, 1.0]), min_size=3, max_size=80)
+)
 def test_trip_pnl_reconciles_to_the_cent(seed, targets):
     """Sum of all round-trip P&Ls == final equity - initial capital, with flips and resizes."""
     rng = np.random.default_rng(seed)

@@ -95,8 +95,9 @@ def test_hand_computed_sharpe_two_bars_per_half():
 def test_pure_noise_gives_pbo_near_one_half():
     """With N candidates of i.i.d. noise the chosen one's out-of-sample rank is uniform, so PBO
     is 1/2 in expectation; one seed's PBO spreads widely (sd ≈ 0.2), the mean of 40 does not."""
-    values = [pbo(np.random.default_rng(seed).normal(0, 0.01, (500, 10)), n_blocks=10)["pbo"]
-              for seed in range(40)]
+    values = [
+        pbo(np.random.default_rng(seed).normal(0, 0.01, (500, 10)), n_blocks=10)["pbo"] for seed in range(40)
+    ]
     assert abs(np.mean(values) - 0.5) < 0.1
     assert 0.1 < np.std(values) < 0.35  # the spread of a real estimate, not a constant
 
@@ -153,22 +154,27 @@ def test_fewer_than_two_candidates_is_nan_with_a_reason():
     assert r["n_combinations"] == 0
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n_blocks": 5}, "n_blocks = 5 must be an even integer"),
-    ({"n_blocks": 0}, "n_blocks = 0 must be an even integer"),
-    ({"n_blocks": 2.0}, "n_blocks must be an even integer"),
-    ({"n_blocks": 12}, "n_blocks = 12 is more than the 10 bars"),
-    ({"metric": "calmar"}, "metric = 'calmar' is not one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_blocks": 5}, "n_blocks = 5 must be an even integer"),
+        ({"n_blocks": 0}, "n_blocks = 0 must be an even integer"),
+        ({"n_blocks": 2.0}, "n_blocks must be an even integer"),
+        ({"n_blocks": 12}, "n_blocks = 12 is more than the 10 bars"),
+        ({"metric": "calmar"}, "metric = 'calmar' is not one of"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(EvaluationInputError, match=match):
         pbo(np.random.default_rng(0).normal(0, 0.01, (10, 3)), **kwargs)
 
 
 def test_missing_returns_name_candidate_and_date():
-    frame = pd.DataFrame(np.random.default_rng(0).normal(0, 0.01, (50, 3)),
-                         columns=["ppo", "a2c", "dqn"],
-                         index=pd.bdate_range("2020-01-01", periods=50))
+    frame = pd.DataFrame(
+        np.random.default_rng(0).normal(0, 0.01, (50, 3)),
+        columns=["ppo", "a2c", "dqn"],
+        index=pd.bdate_range("2020-01-01", periods=50),
+    )
     frame.iloc[7, 1] = np.nan
     with pytest.raises(EvaluationInputError, match=r"'a2c' has 1 missing.*row 7 \(2020-01-10"):
         pbo(frame, n_blocks=4)
@@ -181,15 +187,22 @@ def test_missing_returns_name_candidate_and_date():
         pbo(np.zeros(10), n_blocks=2)
 
 
-returns_st = st.integers(2, 6).flatmap(lambda n: arrays(
-    np.float64, st.tuples(st.integers(8, 60), st.just(n)),
-    elements=st.one_of(st.floats(-0.2, 0.2), st.sampled_from([0.0, 0.01, -0.01]))))
+returns_st = st.integers(2, 6).flatmap(
+    lambda n: arrays(
+        np.float64,
+        st.tuples(st.integers(8, 60), st.just(n)),
+        elements=st.one_of(st.floats(-0.2, 0.2), st.sampled_from([0.0, 0.01, -0.01])),
+    )
+)
 
 
 @settings(max_examples=80, deadline=None)
-@given(returns=returns_st, half=st.integers(1, 4),
-       metric=st.sampled_from(["sharpe", "sortino", "mean", "total_return"]),
-       perm_seed=st.integers(0, 2**32 - 1))
+@given(
+    returns=returns_st,
+    half=st.integers(1, 4),
+    metric=st.sampled_from(["sharpe", "sortino", "mean", "total_return"]),
+    perm_seed=st.integers(0, 2**32 - 1),
+)
 def test_properties(returns, half, metric, perm_seed):
     n_blocks = 2 * half
     if returns.shape[0] // n_blocks * half < 2:
@@ -208,4 +221,5 @@ def test_properties(returns, half, metric, perm_seed):
     assert p["logits"] == pytest.approx(r["logits"], abs=1e-9)
     assert p["prob_oos_loss"] == pytest.approx(r["prob_oos_loss"], abs=1e-12)
     assert [p["chosen_share"][str(i)] for i in range(n)] == pytest.approx(
-        [r["chosen_share"][str(j)] for j in perm])
+        [r["chosen_share"][str(j)] for j in perm]
+    )

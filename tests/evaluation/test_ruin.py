@@ -52,14 +52,17 @@ def curve(values) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- the rule
-@pytest.mark.parametrize(("values", "k"), [
-    ([100.0, 90.0, 80.0], None),
-    ([100.0, 0.0, 0.0], 1),            # exactly zero on the first bar
-    ([100.0, 120.0, 40.0, -5.0, -5.0], 3),  # below zero mid-way, frozen afterwards
-    ([100.0, 1e-9, 50.0], None),        # tiny but positive is not ruin
-    ([100.0, np.nan, 0.0], 2),          # NaN is not ruin (bad input, refused elsewhere)
-    ([0.0, 100.0], 0),
-])
+@pytest.mark.parametrize(
+    ("values", "k"),
+    [
+        ([100.0, 90.0, 80.0], None),
+        ([100.0, 0.0, 0.0], 1),  # exactly zero on the first bar
+        ([100.0, 120.0, 40.0, -5.0, -5.0], 3),  # below zero mid-way, frozen afterwards
+        ([100.0, 1e-9, 50.0], None),  # tiny but positive is not ruin
+        ([100.0, np.nan, 0.0], 2),  # NaN is not ruin (bad input, refused elsewhere)
+        ([0.0, 100.0], 0),
+    ],
+)
 def test_ruin_index(values, k):
     assert ruin_index(values) == k and ruin_index(curve(values)) == k
     assert is_ruined(values) is (k is not None)
@@ -146,8 +149,9 @@ def _short_squeeze():
     simulator keeps trading) goes on below zero; env.replay would freeze it instead."""
     close = 100.0 * 1.09 ** np.arange(14)
     open_ = np.r_[close[0], close[:-1]]
-    return simulate_ledger(open_, close, -np.ones(14), capital=10_000.0, dates=pd.bdate_range("2021-01-04",
-                                                                                            periods=14))
+    return simulate_ledger(
+        open_, close, -np.ones(14), capital=10_000.0, dates=pd.bdate_range("2021-01-04", periods=14)
+    )
 
 
 def test_backtest_ledger_of_a_ruined_short():
@@ -163,11 +167,11 @@ def test_backtest_ledger_of_a_ruined_short():
     assert m["open_trade_pnl"] == pytest.approx(m["final_equity"] - 10_000.0, abs=0.01)
     assert m["exposure"] == 1.0
     assert m["total_costs"] == pytest.approx(df["cost"].iloc[: k + 1].sum())
-    steps = df.iloc[1: k + 1]
+    steps = df.iloc[1 : k + 1]
     alive = steps[steps["equity"] > 0]
     gross = (alive["equity"] - alive["cash"]).abs() / alive["equity"]
     assert m["avg_gross_exposure"] == pytest.approx(gross.mean())
-    traded = df["shares"].diff().abs().iloc[1: k + 1] * df["fill_price"].iloc[1: k + 1].fillna(0.0)
+    traded = df["shares"].diff().abs().iloc[1 : k + 1] * df["fill_price"].iloc[1 : k + 1].fillna(0.0)
     assert m["turnover"] == pytest.approx(traded.sum() / alive["equity"].mean())
     assert m["annual_turnover"] == pytest.approx(m["turnover"] * 252 / k)
     # the bars after ruin change nothing (env.replay freezes them; here they keep trading)
@@ -193,15 +197,17 @@ def test_frozen_rows_as_env_replay_writes_them():
 
 def test_ruin_on_the_first_bar_of_a_ledger():
     """Short 10 shares at 100 with 1,000 of capital; the close of that bar is 250: equity -501."""
-    df = pd.DataFrame({
-        "date": pd.bdate_range("2021-01-04", periods=3),
-        "position": [0.0, -1.0, -1.0],
-        "shares": [0.0, -10.0, -10.0],
-        "cash": [1000.0, 1999.0, 1999.0],
-        "equity": [1000.0, -501.0, -501.0],  # the last row is frozen, as env.replay writes it
-        "fill_price": [np.nan, 100.0, np.nan],
-        "cost": [0.0, 1.0, 0.0],
-    })
+    df = pd.DataFrame(
+        {
+            "date": pd.bdate_range("2021-01-04", periods=3),
+            "position": [0.0, -1.0, -1.0],
+            "shares": [0.0, -10.0, -10.0],
+            "cash": [1000.0, 1999.0, 1999.0],
+            "equity": [1000.0, -501.0, -501.0],  # the last row is frozen, as env.replay writes it
+            "fill_price": [np.nan, 100.0, np.nan],
+            "cost": [0.0, 1.0, 0.0],
+        }
+    )
     m = evaluate_backtest(df, periods_per_year=252)
     assert m["ruined"] and m["n_bars"] == 1 and all(m[key] == -1.0 for key in RUIN_KEYS)
     assert m["final_equity"] == -501.0 and m["total_costs"] == 1.0
@@ -225,8 +231,12 @@ any_value = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 
 
 @settings(max_examples=150, deadline=None)
-@given(head=st.lists(positive, min_size=1, max_size=30), ruin=non_positive,
-       tail=st.lists(any_value, min_size=0, max_size=10), tail2=st.lists(any_value, min_size=0, max_size=10))
+@given(
+    head=st.lists(positive, min_size=1, max_size=30),
+    ruin=non_positive,
+    tail=st.lists(any_value, min_size=0, max_size=10),
+    tail2=st.lists(any_value, min_size=0, max_size=10),
+)
 def test_any_path_with_a_non_positive_value_is_ruined(head, ruin, tail, tail2):
     values = [*head, ruin, *tail]
     idx = pd.bdate_range("2020-01-01", periods=len(values))
@@ -275,17 +285,19 @@ def test_returns_path_ruined_iff_wealth_reaches_zero(returns):
 
 # --------------------------------------------------------------------------- statistics and gate
 def _records():
-    return pd.DataFrame({
-        "agent": ["a", "a", "b", "b", "c"],
-        "seed": [0, 1, 0, 1, 0],
-        "ruined": [False, True, False, False, False],
-        "sharpe": [3.0, 2.5, 0.5, 0.7, 0.1],
-        "sharpe_per_bar": [0.19, 0.16, 0.03, 0.044, 0.006],
-        "n_bars": [250, 120, 250, 250, 250],
-        "skew": [0.0, -2.0, 0.1, 0.0, 0.0],
-        "kurtosis": [3.0, 9.0, 3.2, 3.0, 3.0],
-        "total_return": [0.5, -1.0, 0.1, 0.12, 0.01],
-    })
+    return pd.DataFrame(
+        {
+            "agent": ["a", "a", "b", "b", "c"],
+            "seed": [0, 1, 0, 1, 0],
+            "ruined": [False, True, False, False, False],
+            "sharpe": [3.0, 2.5, 0.5, 0.7, 0.1],
+            "sharpe_per_bar": [0.19, 0.16, 0.03, 0.044, 0.006],
+            "n_bars": [250, 120, 250, 250, 250],
+            "skew": [0.0, -2.0, 0.1, 0.0, 0.0],
+            "kurtosis": [3.0, 9.0, 3.2, 3.0, 3.0],
+            "total_return": [0.5, -1.0, 0.1, 0.12, 0.01],
+        }
+    )
 
 
 def test_psr_and_dsr_of_a_ruined_run_are_nan_and_it_still_counts_as_a_trial():

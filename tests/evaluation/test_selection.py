@@ -13,12 +13,20 @@ from reinforce_strategy_creator.evaluation.gate import select_champion
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
 
 
-def _records(scores: dict[str, list[float]], ensembles: dict[str, float] | None = None,
-             ruined: set[tuple[str, int]] = frozenset()) -> pd.DataFrame:
-    rows = [{"kind": "agent", "agent": a, "seed": s, "sharpe": v, "ruined": (a, s) in ruined}
-            for a, vals in scores.items() for s, v in enumerate(vals)]
-    rows += [{"kind": "ensemble", "agent": a, "seed": ENSEMBLE_SEED, "sharpe": v, "ruined": False}
-             for a, v in (ensembles or {}).items()]
+def _records(
+    scores: dict[str, list[float]],
+    ensembles: dict[str, float] | None = None,
+    ruined: set[tuple[str, int]] = frozenset(),
+) -> pd.DataFrame:
+    rows = [
+        {"kind": "agent", "agent": a, "seed": s, "sharpe": v, "ruined": (a, s) in ruined}
+        for a, vals in scores.items()
+        for s, v in enumerate(vals)
+    ]
+    rows += [
+        {"kind": "ensemble", "agent": a, "seed": ENSEMBLE_SEED, "sharpe": v, "ruined": False}
+        for a, v in (ensembles or {}).items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -53,9 +61,12 @@ def test_unknown_rule_is_refused():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.dictionaries(st.sampled_from("abcd"), st.lists(st.floats(-3, 3), min_size=2, max_size=4),
-                       min_size=1, max_size=4),
-       st.sampled_from(["best_candidate", "best_agent_best_seed", "best_agent_ensemble"]))
+@given(
+    st.dictionaries(
+        st.sampled_from("abcd"), st.lists(st.floats(-3, 3), min_size=2, max_size=4), min_size=1, max_size=4
+    ),
+    st.sampled_from(["best_candidate", "best_agent_best_seed", "best_agent_ensemble"]),
+)
 def test_properties_of_every_rule(scores, rule):
     ensembles = {a: float(np.mean(v)) for a, v in scores.items()}
     records = _records(scores, ensembles)

@@ -83,12 +83,14 @@ def test_psr_is_probability_and_monotone(sr, bench, n, skew, kurt):
 
 
 def _records():
-    return pd.DataFrame({
-        "agent": ["ppo", "ppo", "ppo", "dqn", "dqn", "a2c"],
-        "seed": [0, 1, 2, 0, 1, 0],
-        "sharpe": [1.0, 2.0, 3.0, 2.5, 1.5, 2.0],
-        "max_drawdown": [-0.1, -0.2, -0.3, -0.05, -0.15, -0.4],
-    })
+    return pd.DataFrame(
+        {
+            "agent": ["ppo", "ppo", "ppo", "dqn", "dqn", "a2c"],
+            "seed": [0, 1, 2, 0, 1, 0],
+            "sharpe": [1.0, 2.0, 3.0, 2.5, 1.5, 2.0],
+            "max_drawdown": [-0.1, -0.2, -0.3, -0.05, -0.15, -0.4],
+        }
+    )
 
 
 def test_seed_summary_hand():
@@ -125,14 +127,26 @@ def test_add_psr_dsr_columns():
     from statistics import NormalDist
 
     phi, phi_inv = NormalDist().cdf, NormalDist().inv_cdf
-    rec = pd.DataFrame({"agent": ["a", "b"], "seed": [0, 0], "sharpe_per_bar": [0.1, 0.02],
-                        "n_bars": [252, 252], "skew": [0.0, 0.0], "kurtosis": [3.0, 3.0]})
+    rec = pd.DataFrame(
+        {
+            "agent": ["a", "b"],
+            "seed": [0, 0],
+            "sharpe_per_bar": [0.1, 0.02],
+            "n_bars": [252, 252],
+            "skew": [0.0, 0.0],
+            "kurtosis": [3.0, 3.0],
+        }
+    )
     out = add_psr_dsr(rec, benchmark_sharpe_per_bar=0.03)
     # PSR: z = (SR - SR*) sqrt(n - 1) / sqrt(1 - skew SR + (kurt - 1)/4 SR^2), normal returns
-    z_a = (0.1 - 0.03) * math.sqrt(251) / math.sqrt(1 + 0.5 * 0.1**2)    # 1.1058...
+    z_a = (0.1 - 0.03) * math.sqrt(251) / math.sqrt(1 + 0.5 * 0.1**2)  # 1.1058...
     z_b = (0.02 - 0.03) * math.sqrt(251) / math.sqrt(1 + 0.5 * 0.02**2)  # -0.1584...
-    assert out.loc[0, "psr"] == pytest.approx(phi(z_a), rel=1e-9) and out.loc[0, "psr"] == pytest.approx(0.8656, abs=1e-4)
-    assert out.loc[1, "psr"] == pytest.approx(phi(z_b), rel=1e-9) and out.loc[1, "psr"] == pytest.approx(0.4371, abs=1e-4)
+    assert out.loc[0, "psr"] == pytest.approx(phi(z_a), rel=1e-9) and out.loc[0, "psr"] == pytest.approx(
+        0.8656, abs=1e-4
+    )
+    assert out.loc[1, "psr"] == pytest.approx(phi(z_b), rel=1e-9) and out.loc[1, "psr"] == pytest.approx(
+        0.4371, abs=1e-4
+    )
     # DSR: SR0 = sqrt(V) ((1 - g) Phi^-1(1 - 1/N) + g Phi^-1(1 - 1/(N e))), V = var of the trial Sharpes
     g, n_trials = 0.5772156649015329, 2
     var = ((0.1 - 0.06) ** 2 + (0.02 - 0.06) ** 2) / (n_trials - 1)  # 0.0032

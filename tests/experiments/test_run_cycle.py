@@ -11,10 +11,13 @@ from reinforce_strategy_creator.markets import null_market, to_csv_frame
 from reinforce_strategy_creator.project_params import parameters
 from tests.markets.conftest import sp500  # noqa: F401  (the session fixture of real S&P 500 days)
 
-TINY = {"training": {"common": {"seeds": [0, 1], "total_steps": 1024, "num_envs": 16, "eval_every": 1,
-                                "progress": False},
-                     "ppo": {"algorithm": "ppo", "total_steps": 1024, "num_steps": 32}},
-        "evaluation": {"benchmarks": {"random_seeds": 100}}}
+TINY = {
+    "training": {
+        "common": {"seeds": [0, 1], "total_steps": 1024, "num_envs": 16, "eval_every": 1, "progress": False},
+        "ppo": {"algorithm": "ppo", "total_steps": 1024, "num_steps": 32},
+    },
+    "evaluation": {"benchmarks": {"random_seeds": 100}},
+}
 
 
 def _params() -> dict:

@@ -7,17 +7,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-from reinforce_strategy_creator.params.base import ParameterError
 import talib
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator import features as fe
-
+from reinforce_strategy_creator.params.base import ParameterError
 from tests.support.features import PARAMS_FILE, random_walk
-
-import yaml
 
 SPEC = yaml.safe_load(PARAMS_FILE.read_text())["feature_engineering"]["features"]
 LOOKBACK = fe.max_lookback(SPEC)
@@ -28,9 +25,7 @@ HYP = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChec
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    return list(a.columns) == list(b.columns) and np.array_equal(
-        a.to_numpy(), b.to_numpy(), equal_nan=True
-    )
+    return list(a.columns) == list(b.columns) and np.array_equal(a.to_numpy(), b.to_numpy(), equal_nan=True)
 
 
 def test_columns_index_and_warmup(sp500_prices, spec):
@@ -161,19 +156,31 @@ def _with(indicators):
 @pytest.mark.parametrize(
     ("spec", "match"),
     [
-        (_with({"stochastic": {"periods": [14]}}), r"indicators\.stochastic: unknown parameter; allowed .*'rsi'"),
+        (
+            _with({"stochastic": {"periods": [14]}}),
+            r"indicators\.stochastic: unknown parameter; allowed .*'rsi'",
+        ),
         (_with({"rsi": {"periods": [0]}}), r"indicators\.rsi\.periods\[0\]: must be a positive integer"),
         (_with({"sma_ratio": {"periods": [10, -5]}}), r"indicators\.sma_ratio\.periods\[1\]: .*got -5"),
         (_with({"logret": {"periods": [1.5]}}), r"logret\.periods\[0\]: must be an integer"),
         (_with({"ema_ratio": {"periods": [1]}}), r"ema_ratio\.periods: periods must be >= 2, got 1"),
         (_with({"logret": {"periods": []}}), r"logret\.periods: must be a non-empty list"),
         (_with({"logret": {"periods": [5, 5]}}), r"logret\.periods: has duplicates"),
-        (_with({"logret": {"period": [5]}}), r"logret\.period: unknown parameter; allowed parameters are \['periods'\]"),
+        (
+            _with({"logret": {"period": [5]}}),
+            r"logret\.period: unknown parameter; allowed parameters are \['periods'\]",
+        ),
         (_with({"bbands": {"periods": [20], "nbdev": 0}}), r"bbands\.nbdev: .*greater than 0"),
-        (_with({"macd_hist": {"fast": 26, "slow": 12, "signal": 9}}), r"macd_hist: fast \(26\) must be smaller"),
+        (
+            _with({"macd_hist": {"fast": 26, "slow": 12, "signal": 9}}),
+            r"macd_hist: fast \(26\) must be smaller",
+        ),
         (_with({"macd_hist": {"fast": 12, "slow": 26, "signal": 0}}), r"macd_hist\.signal"),
         (_with({}), r"indicators: no indicator is selected"),
-        ({"indicators": {"rsi": {"periods": [14]}}, "recursive_warmup": -1}, r"recursive_warmup: must be an integer >= 0"),
+        (
+            {"indicators": {"rsi": {"periods": [14]}}, "recursive_warmup": -1},
+            r"recursive_warmup: must be an integer >= 0",
+        ),
     ],
 )
 def test_bad_spec_names_the_parameter(spec, match):

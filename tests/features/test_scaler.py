@@ -13,7 +13,6 @@ from sklearn.preprocessing import RobustScaler, StandardScaler
 
 from reinforce_strategy_creator import features as fe
 from reinforce_strategy_creator.pipelines.feature_engineering import nodes
-
 from tests.support.features import OHLCV
 
 ENV = {"window": 30}

@@ -52,9 +52,9 @@ def layouts(draw):
     """Valid split layouts by construction: every case reaches the assertions (no early return)."""
     lookback = draw(st.integers(0, 40))
     embargo = lookback + draw(st.integers(0, 20))
-    a = draw(st.integers(lookback, 300))                 # last train bar
-    v0 = a + draw(st.integers(1, 30))                     # first validation bar (after a gap)
-    v1 = v0 + embargo + draw(st.integers(0, 150))         # at least one row after the embargo
+    a = draw(st.integers(lookback, 300))  # last train bar
+    v0 = a + draw(st.integers(1, 30))  # first validation bar (after a gap)
+    v1 = v0 + embargo + draw(st.integers(0, 150))  # at least one row after the embargo
     t0 = v1 + draw(st.integers(1, 30))
     t1 = t0 + embargo + draw(st.integers(0, 150))
     return lookback, embargo, (a, v0, v1, t0, t1)
@@ -80,8 +80,12 @@ def test_splits_are_ordered_disjoint_and_embargoed(layout):
 
 
 @settings(max_examples=40, deadline=None)
-@given(lookback=st.integers(0, 40), extra=st.integers(0, 20), rows=st.integers(0, 20),
-       which=st.sampled_from(["validation", "test"]))
+@given(
+    lookback=st.integers(0, 40),
+    extra=st.integers(0, 20),
+    rows=st.integers(0, 20),
+    which=st.sampled_from(["validation", "test"]),
+)
 def test_a_split_with_too_few_rows_after_its_embargo_names_the_split(lookback, extra, rows, which):
     """Every other split is long; ``which`` keeps ``rows`` rows after its embargo, one fewer than
     min_split_rows: the error names that split, its dates and its row count."""
@@ -167,7 +171,10 @@ def test_short_or_empty_split_names_split_and_dates(sp500_prices, stage_params):
     splits["validation"] = {"start": "2013-01-05", "end": "2013-01-06"}  # a weekend: no rows
     with pytest.raises(fe.SplitConfigError, match=r"has 0 usable rows"):
         _plan(sp500_prices, stage_params, splits=splits)
-    with pytest.raises(fe.SplitConfigError, match=r"split 'validation' \(2013-01-01 .. 2014-12-31\) has 393 .*min_split_rows is 2000"):
+    with pytest.raises(
+        fe.SplitConfigError,
+        match=r"split 'validation' \(2013-01-01 .. 2014-12-31\) has 393 .*min_split_rows is 2000",
+    ):
         _plan(sp500_prices, stage_params, min_rows=2000)
     with pytest.raises(ParameterError, match=r"min_split_rows must be a positive integer"):
         _plan(sp500_prices, stage_params, min_rows=0)

@@ -49,12 +49,16 @@ def test_index_files_round_trip(path, tmp_path):
 
 @pytest.mark.parametrize("ticker", sorted(STOCK_TICKERS))
 def test_each_stock_round_trips(stocks_raw, ticker):
-    prices, report = normalise_prices(stocks_raw, source=str(STOCKS_CSV), settings={"ticker": ticker, "min_rows": 100})
+    prices, report = normalise_prices(
+        stocks_raw, source=str(STOCKS_CSV), settings={"ticker": ticker, "min_rows": 100}
+    )
     _check_contract(prices)
     assert len(prices) == STOCK_TICKERS[ticker] == report["rows_out"]
     rows = stocks_raw[stocks_raw["Ticker"] == ticker]
     # adjusted Close is the file's Adj Close; dollar volume is unchanged by adjustment
-    np.testing.assert_allclose(prices["Close"].to_numpy(), rows["Adj Close"].astype(float).to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        prices["Close"].to_numpy(), rows["Adj Close"].astype(float).to_numpy(), rtol=1e-12
+    )
     np.testing.assert_allclose(
         (prices["Close"] * prices["Volume"]).to_numpy(),
         (rows["Close"].astype(float) * rows["Volume"].astype(float)).to_numpy(),

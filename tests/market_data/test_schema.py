@@ -13,8 +13,13 @@ from hypothesis import strategies as st
 from reinforce_strategy_creator.market_data import DataValidationError, normalise_prices, read_raw_csv
 
 SMALL = {"min_rows": 2}
-BASE = {"Open": ["10", "11", "12"], "High": ["11", "12", "13"], "Low": ["9", "10", "11"],
-        "Close": ["10.5", "11.5", "12.5"], "Volume": ["100", "200", "300"]}
+BASE = {
+    "Open": ["10", "11", "12"],
+    "High": ["11", "12", "13"],
+    "Low": ["9", "10", "11"],
+    "Close": ["10.5", "11.5", "12.5"],
+    "Volume": ["100", "200", "300"],
+}
 
 
 def frame(dates, date_col="Date", **renames):
@@ -28,13 +33,19 @@ def frame(dates, date_col="Date", **renames):
     [
         (["1/4/1999", "1/5/1999", "12/31/1999"], ["1999-01-04", "1999-01-05", "1999-12-31"]),
         (["1999-01-04", "1999-01-05", "1999-12-31"], ["1999-01-04", "1999-01-05", "1999-12-31"]),
-        (["1999-01-04 09:30:00", "1999-01-04 10:30:00", "1999-01-04 11:30"],
-         ["1999-01-04 09:30", "1999-01-04 10:30", "1999-01-04 11:30"]),
+        (
+            ["1999-01-04 09:30:00", "1999-01-04 10:30:00", "1999-01-04 11:30"],
+            ["1999-01-04 09:30", "1999-01-04 10:30", "1999-01-04 11:30"],
+        ),
         # time zones: converted to UTC, then made tz-naive
-        (["1999-01-04T09:30:00-05:00", "1999-01-04T10:30:00-05:00", "1999-01-04T16:30:00Z"],
-         ["1999-01-04 14:30", "1999-01-04 15:30", "1999-01-04 16:30"]),
-        (["1999-01-04 09:30:00+01:00", "1999-01-05 09:30:00+02:00", "1999-01-06 09:30:00+00:00"],
-         ["1999-01-04 08:30", "1999-01-05 07:30", "1999-01-06 09:30"]),
+        (
+            ["1999-01-04T09:30:00-05:00", "1999-01-04T10:30:00-05:00", "1999-01-04T16:30:00Z"],
+            ["1999-01-04 14:30", "1999-01-04 15:30", "1999-01-04 16:30"],
+        ),
+        (
+            ["1999-01-04 09:30:00+01:00", "1999-01-05 09:30:00+02:00", "1999-01-06 09:30:00+00:00"],
+            ["1999-01-04 08:30", "1999-01-05 07:30", "1999-01-06 09:30"],
+        ),
     ],
 )
 def test_date_formats(dates, expected):
@@ -46,22 +57,32 @@ def test_date_formats(dates, expected):
 
 
 def test_explicit_day_first_format():
-    prices, _ = normalise_prices(frame(["04/01/1999", "05/01/1999", "31/12/1999"]), source="f.csv",
-                                 settings={**SMALL, "date_format": "%d/%m/%Y"})
+    prices, _ = normalise_prices(
+        frame(["04/01/1999", "05/01/1999", "31/12/1999"]),
+        source="f.csv",
+        settings={**SMALL, "date_format": "%d/%m/%Y"},
+    )
     assert prices.index[0] == pd.Timestamp("1999-01-04") and prices.index[2] == pd.Timestamp("1999-12-31")
 
 
 @pytest.mark.parametrize("date_col", ["Date", "date", "Datetime", "Time", "timestamp", "Unnamed: 0", "DATE"])
 def test_date_column_names(date_col):
-    prices, report = normalise_prices(frame(["2020-01-02", "2020-01-03", "2020-01-06"], date_col), source="f",
-                                      settings=SMALL)
+    prices, report = normalise_prices(
+        frame(["2020-01-02", "2020-01-03", "2020-01-06"], date_col), source="f", settings=SMALL
+    )
     assert report["columns_found"]["date"] == date_col and len(prices) == 3
 
 
 @pytest.mark.parametrize("adj_name", ["Adj Close", "adj_close", "adjclose", "ADJ CLOSE", "Adj_Close"])
 def test_case_insensitive_columns_and_adj_close_spellings(adj_name):
-    df = frame(["2020-01-02", "2020-01-03", "2020-01-06"], Open="open", High="HIGH", Low="low", Close="close",
-               Volume="volume")
+    df = frame(
+        ["2020-01-02", "2020-01-03", "2020-01-06"],
+        Open="open",
+        High="HIGH",
+        Low="low",
+        Close="close",
+        Volume="volume",
+    )
     df[adj_name] = ["5.25", "5.75", "6.25"]  # a 2:1 split later in history
     prices, report = normalise_prices(df, source="f", settings=SMALL)
     assert report["adjustments"]["applied"] and report["columns_found"]["Adj Close"] == adj_name
@@ -71,7 +92,9 @@ def test_case_insensitive_columns_and_adj_close_spellings(adj_name):
 
 
 def test_adj_close_optional():
-    prices, report = normalise_prices(frame(["2020-01-02", "2020-01-03", "2020-01-06"]), source="f", settings=SMALL)
+    prices, report = normalise_prices(
+        frame(["2020-01-02", "2020-01-03", "2020-01-06"]), source="f", settings=SMALL
+    )
     assert report["adjustments"]["applied"] is False and "no Adj Close" in report["adjustments"]["note"]
     np.testing.assert_allclose(prices["Close"], [10.5, 11.5, 12.5])
 
@@ -92,8 +115,11 @@ def test_parquet_loaded_frame_with_datetime_index(tmp_path):
     df.to_parquet(tmp_path / "x.parquet")
     loaded = pd.read_parquet(tmp_path / "x.parquet")
     prices, report = normalise_prices(loaded, source="x.parquet", settings=SMALL)
-    assert list(prices.index) == [pd.Timestamp("2020-01-02 05:00"), pd.Timestamp("2020-01-03 05:00"),
-                                  pd.Timestamp("2020-01-06 05:00")]
+    assert list(prices.index) == [
+        pd.Timestamp("2020-01-02 05:00"),
+        pd.Timestamp("2020-01-03 05:00"),
+        pd.Timestamp("2020-01-06 05:00"),
+    ]
     assert "UTC" in report["date_format"]
     np.testing.assert_allclose(prices["Close"], [10.5, 11.5, 12.5])
 
@@ -142,8 +168,10 @@ def test_invariants(raw):
     src = raw.assign(Date=pd.to_datetime(raw["Date"])).set_index("Date").sort_index().astype(float)
     # adjusted close is Adj Close; notional (price x volume) is unchanged by adjustment
     np.testing.assert_allclose(prices["Close"].to_numpy(), src["Adj Close"].to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose((prices["Close"] * prices["Volume"]).to_numpy(),
-                               (src["Close"] * src["Volume"]).to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(
+        (prices["Close"] * prices["Volume"]).to_numpy(), (src["Close"] * src["Volume"]).to_numpy(), rtol=1e-9
+    )
     # the intraday shape (ratios within a bar) is preserved
-    np.testing.assert_allclose((prices["High"] / prices["Close"]).to_numpy(),
-                               (src["High"] / src["Close"]).to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        (prices["High"] / prices["Close"]).to_numpy(), (src["High"] / src["Close"]).to_numpy(), rtol=1e-12
+    )

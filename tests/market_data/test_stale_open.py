@@ -13,17 +13,15 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
-from reinforce_strategy_creator.params.base import ParameterError
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from reinforce_strategy_creator.market_data import (
-    DataValidationError,
     IngestionParams,
     normalise_prices,
     read_raw_csv,
 )
+from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.pipelines.data_ingestion import create_pipeline
 from reinforce_strategy_creator.pipelines.deployment.nodes import normalise_feed
 from tests.support.project import NASDAQ_CSV, SP500_CSV, STOCKS_CSV
@@ -37,15 +35,18 @@ def expected_by_year(path, ticker: str | None = None) -> pd.DataFrame:
     if ticker is not None:
         raw = raw[raw["Ticker"] == ticker]
     dates = pd.to_datetime(raw["Date"], format="mixed")
-    frame = pd.DataFrame({"year": dates.dt.year.to_numpy(),
-                          "stale": (raw["Open"] == raw["Close"].shift(1)).to_numpy()}).iloc[1:]
+    frame = pd.DataFrame(
+        {"year": dates.dt.year.to_numpy(), "stale": (raw["Open"] == raw["Close"].shift(1)).to_numpy()}
+    ).iloc[1:]
     out = frame.groupby("year")["stale"].agg(bars="size", stale="sum")
     out["fraction"] = out["stale"] / out["bars"]
     return out
 
 
 def stale_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and WARNING in r.getMessage()]
+    return [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and WARNING in r.getMessage()
+    ]
 
 
 @pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
@@ -101,7 +102,8 @@ def synthetic(n_first: int = 40, n_second: int = 40) -> tuple[pd.DataFrame, dict
     exactly or within 1e-12 (float noise), other bars open 1e-6 away (one tick: not stale). 2020 has
     one stale bar. Returns the raw string table and the stale count per year."""
     dates = list(pd.bdate_range(end="2019-12-31", periods=n_first)) + list(
-        pd.bdate_range(start="2020-01-02", periods=n_second))
+        pd.bdate_range(start="2020-01-02", periods=n_second)
+    )
     close = 100.0 * np.exp(np.linspace(0.0, 0.3, len(dates)))
     opens = close.copy()
     opens[1:] = close[:-1] * (1 + 1e-6)  # near but not equal: a real open one tick away
@@ -112,9 +114,16 @@ def synthetic(n_first: int = 40, n_second: int = 40) -> tuple[pd.DataFrame, dict
             stale[dates[i].year] += 1
     high = np.maximum(opens, close) * 1.01
     low = np.minimum(opens, close) * 0.99
-    raw = pd.DataFrame({"Date": [d.strftime("%Y-%m-%d") for d in dates], "Open": [repr(float(v)) for v in opens],
-                        "High": [repr(float(v)) for v in high], "Low": [repr(float(v)) for v in low],
-                        "Close": [repr(float(v)) for v in close], "Volume": "1000"})
+    raw = pd.DataFrame(
+        {
+            "Date": [d.strftime("%Y-%m-%d") for d in dates],
+            "Open": [repr(float(v)) for v in opens],
+            "High": [repr(float(v)) for v in high],
+            "Low": [repr(float(v)) for v in low],
+            "Close": [repr(float(v)) for v in close],
+            "Volume": "1000",
+        }
+    )
     return raw, stale
 
 
@@ -124,17 +133,22 @@ def test_synthetic_known_fraction():
     s = report["stale_open"]
     assert stale == {2019: 9, 2020: 1}
     # 2019: bars 1..39 have a previous close (39 bars), 2020: 40 bars
-    assert s["by_year"] == {"2019": {"bars": 39, "stale": 9, "fraction": 9 / 39},
-                            "2020": {"bars": 40, "stale": 1, "fraction": 1 / 40}}
+    assert s["by_year"] == {
+        "2019": {"bars": 39, "stale": 9, "fraction": 9 / 39},
+        "2020": {"bars": 40, "stale": 1, "fraction": 1 / 40},
+    }
     assert s["years_above_threshold"] == [2019]
     assert s["stale_bars"] == 10 and s["bars_checked"] == 79 and s["overall_fraction"] == 10 / 79
 
 
-@pytest.mark.parametrize(("threshold", "listed"), [(0.0, [2019, 2020]), (1 / 40, [2019]), (9 / 39, []),
-                                                   (1.0, [])])
+@pytest.mark.parametrize(
+    ("threshold", "listed"), [(0.0, [2019, 2020]), (1 / 40, [2019]), (9 / 39, []), (1.0, [])]
+)
 def test_threshold_is_strict(threshold, listed):
     raw, _ = synthetic()
-    _, report = normalise_prices(raw, source="s", settings={"min_rows": 10, "stale_open_threshold": threshold})
+    _, report = normalise_prices(
+        raw, source="s", settings={"min_rows": 10, "stale_open_threshold": threshold}
+    )
     assert report["stale_open"]["years_above_threshold"] == listed
     assert report["stale_open"]["threshold"] == threshold
     assert any(WARNING in w for w in report["warnings"]) == bool(listed)
@@ -181,10 +195,21 @@ def test_stale_opens_survive_split_and_dividend_adjustment(ticker):
 # --------------------------------------------------------------------------- pipeline: one warning
 def test_pipeline_logs_one_warning_naming_the_years(caplog):
     raw = read_raw_csv(SP500_CSV)
-    params = {"filepath": str(SP500_CSV), "ticker": None, "min_rows": 252, "gap_factor": 5.0,
-              "date_format": None, "adjust": True, "stale_open_threshold": 0.05}
-    catalog = DataCatalog({"data_ingestion.raw_prices": MemoryDataset(raw, copy_mode="assign"),
-                           "params:data_ingestion": MemoryDataset(params)})
+    params = {
+        "filepath": str(SP500_CSV),
+        "ticker": None,
+        "min_rows": 252,
+        "gap_factor": 5.0,
+        "date_format": None,
+        "adjust": True,
+        "stale_open_threshold": 0.05,
+    }
+    catalog = DataCatalog(
+        {
+            "data_ingestion.raw_prices": MemoryDataset(raw, copy_mode="assign"),
+            "params:data_ingestion": MemoryDataset(params),
+        }
+    )
     with caplog.at_level(logging.WARNING):
         SequentialRunner().run(create_pipeline(), catalog)
     msgs = stale_warnings(caplog)
@@ -199,24 +224,44 @@ def test_pipeline_logs_one_warning_naming_the_years(caplog):
 # --------------------------------------------------------------------------- bad parameter
 @pytest.mark.parametrize("value", [-0.01, 1.5, "0.05", True, math.nan, math.inf, None])
 def test_bad_threshold_names_the_parameter(value):
-    with pytest.raises(ParameterError, match=re.escape(f"data_ingestion.stale_open_threshold: ") + f".*got {re.escape(repr(value))}"):
+    with pytest.raises(
+        ParameterError,
+        match=re.escape("data_ingestion.stale_open_threshold: ") + f".*got {re.escape(repr(value))}",
+    ):
         IngestionParams.parse({"stale_open_threshold": value})
 
 
 def test_bad_threshold_in_the_deployment_feed_names_the_feed_parameter():
     raw = read_raw_csv(NASDAQ_CSV)
-    feed = {"filepath": "feed.csv", "ticker": None, "date_format": None, "adjust": True, "min_rows": 252,
-            "gap_factor": 5.0, "stale_open_threshold": 2}
-    with pytest.raises(ParameterError, match=r"deployment\.feed\.stale_open_threshold: .*\(got 2\).*"
-                                             r"parameters_deployment\.yml") as info:
+    feed = {
+        "filepath": "feed.csv",
+        "ticker": None,
+        "date_format": None,
+        "adjust": True,
+        "min_rows": 252,
+        "gap_factor": 5.0,
+        "stale_open_threshold": 2,
+    }
+    with pytest.raises(
+        ParameterError,
+        match=r"deployment\.feed\.stale_open_threshold: .*\(got 2\).*"
+        r"parameters_deployment\.yml",
+    ) as info:
         normalise_feed(raw, {"feed": feed})
     assert "data_ingestion" not in str(info.value)
 
 
 def test_feed_warning_names_the_feed_parameter(caplog):
     raw = read_raw_csv(SP500_CSV)
-    feed = {"filepath": "feed.csv", "ticker": None, "date_format": None, "adjust": True, "min_rows": 252,
-            "gap_factor": 5.0, "stale_open_threshold": 0.05}
+    feed = {
+        "filepath": "feed.csv",
+        "ticker": None,
+        "date_format": None,
+        "adjust": True,
+        "min_rows": 252,
+        "gap_factor": 5.0,
+        "stale_open_threshold": 0.05,
+    }
     with caplog.at_level(logging.WARNING):
         normalise_feed(raw, {"feed": feed, "paper_start": "1999-01-01"})
     msgs = stale_warnings(caplog)
@@ -228,8 +273,15 @@ def test_the_feed_warns_only_about_the_years_it_trades(caplog, paper_start, year
     """A paper-trading feed cares about the bars from deployment.paper_start on: the stale years of the
     history before them stay in the report but do not raise a warning on every daily run."""
     raw = read_raw_csv(SP500_CSV)
-    feed = {"filepath": "feed.csv", "ticker": None, "date_format": None, "adjust": True, "min_rows": 252,
-            "gap_factor": 5.0, "stale_open_threshold": 0.05}
+    feed = {
+        "filepath": "feed.csv",
+        "ticker": None,
+        "date_format": None,
+        "adjust": True,
+        "min_rows": 252,
+        "gap_factor": 5.0,
+        "stale_open_threshold": 0.05,
+    }
     with caplog.at_level(logging.WARNING, logger="reinforce_strategy_creator.market_data"):
         normalise_feed(raw, {"feed": feed, "paper_start": paper_start})
     msgs = [r.getMessage() for r in caplog.records if "stale opens" in r.getMessage()]

@@ -8,9 +8,8 @@ import re
 import pandas as pd
 import pytest
 
-from reinforce_strategy_creator.params.base import ParameterError
-
 from reinforce_strategy_creator.market_data import DataValidationError, normalise_prices, read_raw_csv
+from reinforce_strategy_creator.params.base import ParameterError
 
 SMALL = {"min_rows": 5}
 
@@ -40,9 +39,18 @@ def expect_error(path, *fragments, **params):
         ("non_numeric_open.csv", ["column 'Open'", "non-numeric", "row 4 (line 5)", "Open='abc'"]),
         ("missing_high.csv", ["column 'High'", "missing values", "row 6 (line 7)", "2020-01-09"]),
         ("non_positive_close.csv", ["column 'Close'", "non-positive", "row 8 (line 9)", "Close='-3.00'"]),
-        ("high_below_max.csv", ["column 'High'", "High below max(Open, Close)", "row 3 (line 4)", "2020-01-06"]),
-        ("low_above_min.csv", ["column 'Low'", "Low above min(Open, Close)", "row 9 (line 10)", "2020-01-14"]),
-        ("conflicting_duplicates.csv", ["column 'Date'", "conflicting duplicate", "2020-01-09", "line 7", "line 8"]),
+        (
+            "high_below_max.csv",
+            ["column 'High'", "High below max(Open, Close)", "row 3 (line 4)", "2020-01-06"],
+        ),
+        (
+            "low_above_min.csv",
+            ["column 'Low'", "Low above min(Open, Close)", "row 9 (line 10)", "2020-01-14"],
+        ),
+        (
+            "conflicting_duplicates.csv",
+            ["column 'Date'", "conflicting duplicate", "2020-01-09", "line 7", "line 8"],
+        ),
         ("negative_volume.csv", ["column 'Volume'", "negative volume", "row 10 (line 11)", "Volume='-500'"]),
         ("empty_header_only.csv", ["empty", "0 data rows"]),
         ("too_few_rows.csv", ["too few rows", "3 usable rows", "data_ingestion.min_rows=5"]),
@@ -123,7 +131,9 @@ def test_calendar_gap_is_reported_not_rejected(fixture_path):
     [("min_rows", 0), ("min_rows", "ten"), ("gap_factor", 0.5), ("ticker", ""), ("adjust", "yes")],
 )
 def test_bad_parameters_name_the_dotted_parameter(fixture_path, key, value):
-    with pytest.raises(ParameterError, match=re.escape(f"data_ingestion.{key}: ") + f".*got {re.escape(repr(value))}"):
+    with pytest.raises(
+        ParameterError, match=re.escape(f"data_ingestion.{key}: ") + f".*got {re.escape(repr(value))}"
+    ):
         run(fixture_path("unsorted.csv"), **{key: value})
 
 

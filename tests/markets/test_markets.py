@@ -79,9 +79,7 @@ def _hold_after_up_day_sharpe(p: pd.DataFrame) -> float:
 
 def test_the_rule_earns_the_planted_edge_and_not_on_a_null_market(sp500):
     """The check can fail: on a null market the same rule earns nothing special."""
-    assert (
-        _hold_after_up_day_sharpe(planted_momentum_market(sp500, seed=1, strength=0.3).prices) > 2.0
-    )
+    assert _hold_after_up_day_sharpe(planted_momentum_market(sp500, seed=1, strength=0.3).prices) > 2.0
     assert _hold_after_up_day_sharpe(null_market(sp500, seed=1).prices) < 1.0
 
 

@@ -53,9 +53,7 @@ def test_every_market_is_real_days_plus_its_planted_part(sp500, kind):
     src = pool.loc[truth["source_date"]]
     scale, drift = truth["vol_scale"].to_numpy(), truth["drift"].to_numpy()
     log_gap = np.log(p["Open"].to_numpy()[1:] / p["Close"].to_numpy()[:-1])
-    np.testing.assert_allclose(
-        log_gap / scale[1:], np.log(src["gap"].to_numpy()[1:]), rtol=1e-9, atol=1e-12
-    )
+    np.testing.assert_allclose(log_gap / scale[1:], np.log(src["gap"].to_numpy()[1:]), rtol=1e-9, atol=1e-12)
     body = (np.log(p["Close"] / p["Open"]).to_numpy() - drift) / scale
     np.testing.assert_allclose(body, np.log(src["body"].to_numpy()), rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(p["Volume"].to_numpy(), src["volume"].to_numpy())
@@ -74,15 +72,11 @@ def test_every_market_is_real_days_plus_its_planted_part(sp500, kind):
         assert (scale == 1.0).all() and (drift == 0.0).all()
 
 
-@pytest.mark.parametrize(
-    "build, sign", [(planted_momentum_market, 1.0), (planted_reversion_market, -1.0)]
-)
+@pytest.mark.parametrize("build, sign", [(planted_momentum_market, 1.0), (planted_reversion_market, -1.0)])
 def test_one_day_structures_follow_the_previous_close_to_close_return(sp500, build, sign):
     m = build(sp500, seed=2, strength=0.4)
     cc = _cc(m.prices)
-    np.testing.assert_allclose(
-        m.truth["drift"].to_numpy(), sign * 0.4 * np.r_[0.0, cc[:-1]], atol=1e-12
-    )
+    np.testing.assert_allclose(m.truth["drift"].to_numpy(), sign * 0.4 * np.r_[0.0, cc[:-1]], atol=1e-12)
     assert (m.truth["vol_scale"] == 1.0).all() and m.strength == 0.4
 
 

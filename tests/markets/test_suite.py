@@ -97,8 +97,7 @@ def test_windows_costs_and_fills_are_the_agents(sp500):
     for r in report.itertuples():
         prices = market.prices.iloc[rows[r.window]]
         assert (
-            r.start == prices.index[w - 1].date().isoformat()
-            and r.end == prices.index[-1].date().isoformat()
+            r.start == prices.index[w - 1].date().isoformat() and r.end == prices.index[-1].date().isoformat()
         )
         assert r.bars == len(prices) - w
         # bought at the open after the first decision, slippage and commission paid,

@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from reinforce_strategy_creator.artifacts import load_policy_bundle
-
 from tests.support.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -33,7 +32,9 @@ def _copy_project(root: Path) -> None:
         shutil.copytree(PROJECT_ROOT / "conf" / env, root / "conf" / env)
     shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", root / "conf" / "logging.yml")
     (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", root / "data" / "01_raw")
 
 
@@ -46,8 +47,14 @@ def test_a_new_parameter_block_is_a_new_agent_end_to_end(tmp_path):
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200"}
-    result = subprocess.run([str(KEDRO), "run", "--pipelines", "full_cycle", "--env", "quick"], cwd=root,
-                            env=env, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(
+        [str(KEDRO), "run", "--pipelines", "full_cycle", "--env", "quick"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     versions = list((root / f"data/06_models/{NEW_AGENT}_policy").glob("*/"))

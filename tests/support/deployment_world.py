@@ -42,14 +42,15 @@ ROOT = PROJECT_ROOT
 SP500 = SP500_CSV
 # two policy versions the tests register, promote and roll back
 V1, V2 = "2026-01-01T00.00.00.000Z", "2026-02-01T00.00.00.000Z"
-SPLITS = {"train": {"start": None, "end": "2016-12-31"},
-          "validation": {"start": "2017-01-01", "end": "2017-06-30"},
-          "test": {"start": "2017-07-01", "end": "2017-12-31"}}
+SPLITS = {
+    "train": {"start": None, "end": "2016-12-31"},
+    "validation": {"start": "2017-01-01", "end": "2017-06-30"},
+    "test": {"start": "2017-07-01", "end": "2017-12-31"},
+}
 
 
 def project_params() -> dict[str, Any]:
-    loader = OmegaConfigLoader(conf_source=str(ROOT / "conf"), base_env="base",
-                               default_run_env="base")
+    loader = OmegaConfigLoader(conf_source=str(ROOT / "conf"), base_env="base", default_run_env="base")
     return copy.deepcopy(dict(loader["parameters"]))
 
 
@@ -67,8 +68,9 @@ class World:
     """``full_history=False``: train on 2016 (fast tests); ``True``: the project's own splits
     (train through 2012) and the whole 1999-2018 feed, as a real deployment."""
 
-    def __init__(self, folder: Path, params: dict[str, Any] | None = None,
-                 full_history: bool = False) -> None:
+    def __init__(
+        self, folder: Path, params: dict[str, Any] | None = None, full_history: bool = False
+    ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.params = params or project_params()
@@ -101,10 +103,15 @@ class World:
             prices, _ = normalise_prices(raw_rows(start="1999-01-01", end=train_end), source="sp500")
         else:
             prices, _ = normalise_prices(raw_rows(end="2016-12-31"), source="sp500")
-        feats = compute_features(prices, spec).iloc[max_lookback(spec):]
+        feats = compute_features(prices, spec).iloc[max_lookback(spec) :]
         scaler = fit_scaler(feats, "standard")
-        scaler_dict = scaler_to_dict(scaler, feature_columns(feats), fit_rows=len(feats),
-                                     fit_start=feats.index[0], fit_end=feats.index[-1])
+        scaler_dict = scaler_to_dict(
+            scaler,
+            feature_columns(feats),
+            fit_rows=len(feats),
+            fit_start=feats.index[0],
+            fit_end=feats.index[-1],
+        )
         self.scaler_path.write_text(json.dumps(scaler_dict))
         build_model_input(feats, prices, scaler_dict).to_parquet(self.train_path)
 
@@ -112,17 +119,27 @@ class World:
     def feature_names(self) -> list[str]:
         return json.loads(self.scaler_path.read_text())["feature_names"]
 
-    def make_policy(self, version: str, torch_seed: int, agent: str = "ppo",
-                    scaler_sha: str | None = None, spec_overrides: dict[str, Any] | None = None,
-                    drop: tuple[str, ...] = ()) -> None:
+    def make_policy(
+        self,
+        version: str,
+        torch_seed: int,
+        agent: str = "ppo",
+        scaler_sha: str | None = None,
+        spec_overrides: dict[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> None:
         """A policy artifact recording what training records (scaler and feature-spec
         fingerprints, environment, training and validation periods); ``spec_overrides`` /
         ``drop`` change that record to test deployment's provenance checks."""
         env = self.params["environment"]
         W, n_state = env["window"], 3
-        spec = {"kind": "actor_critic", "algorithm": agent, "obs_dim": W * len(self.feature_names) + n_state,
-                "n_actions": len(env["positions"]),
-                "network": {"hidden_sizes": [16], "activation": "tanh"}}
+        spec = {
+            "kind": "actor_critic",
+            "algorithm": agent,
+            "obs_dim": W * len(self.feature_names) + n_state,
+            "n_actions": len(env["positions"]),
+            "network": {"hidden_sizes": [16], "activation": "tanh"},
+        }
         torch.manual_seed(torch_seed)
         policy = build_policy(spec)
         with torch.no_grad():  # make the random policy decisive enough to trade
@@ -130,28 +147,44 @@ class World:
                 p.mul_(30.0)
         train_index = pd.read_parquet(self.train_path).index
         validation = self.params["feature_engineering"]["splits"]["validation"]
-        spec.update(feature_names=self.feature_names, window=W, positions=env["positions"],
-                    environment=copy.deepcopy(env), seeds=[0], best_seed=0,
-                    scaler_sha256=scaler_sha or scaler_sha256(json.loads(self.scaler_path.read_text())),
-                    feature_spec_sha256=feature_spec_sha256(self.params["feature_engineering"]["features"]),
-                    train_start=train_index.min().isoformat(), train_end=train_index.max().isoformat(),
-                    validation_start=pd.Timestamp(validation["start"]).isoformat(),
-                    validation_end=pd.Timestamp(validation["end"]).isoformat())
+        spec.update(
+            feature_names=self.feature_names,
+            window=W,
+            positions=env["positions"],
+            environment=copy.deepcopy(env),
+            seeds=[0],
+            best_seed=0,
+            scaler_sha256=scaler_sha or scaler_sha256(json.loads(self.scaler_path.read_text())),
+            feature_spec_sha256=feature_spec_sha256(self.params["feature_engineering"]["features"]),
+            train_start=train_index.min().isoformat(),
+            train_end=train_index.max().isoformat(),
+            validation_start=pd.Timestamp(validation["start"]).isoformat(),
+            validation_end=pd.Timestamp(validation["end"]).isoformat(),
+        )
         spec.update(copy.deepcopy(spec_overrides or {}))
         for key in drop:
             spec.pop(key, None)
         bundle = PolicyBundle(spec=spec, state_dicts={0: policy.state_dict()})
-        PolicyArtifactDataset(str(self.folder / f"{agent}_policy"),
-                              version=Version(None, version)).save(bundle)
+        PolicyArtifactDataset(str(self.folder / f"{agent}_policy"), version=Version(None, version)).save(
+            bundle
+        )
 
     def write_evaluation(self, version: str, passed: bool, agent: str = "ppo", sharpe: float = 1.0) -> None:
-        champion = {"agent": agent, "seed": 0, "policy_version": version,
-                    "policy_filepath": str(self.folder / f"{agent}_policy"),
-                    "validation_metrics": {"sharpe": sharpe}, "test_metrics": {"sharpe": sharpe / 2},
-                    "verdict_passed": passed}
-        verdict = {"passed": passed, "champion": champion,
-                   "rules": {"min_sharpe": {"value": sharpe, "threshold": 0.5, "passed": passed}},
-                   "candidates": []}
+        champion = {
+            "agent": agent,
+            "seed": 0,
+            "policy_version": version,
+            "policy_filepath": str(self.folder / f"{agent}_policy"),
+            "validation_metrics": {"sharpe": sharpe},
+            "test_metrics": {"sharpe": sharpe / 2},
+            "verdict_passed": passed,
+        }
+        verdict = {
+            "passed": passed,
+            "champion": champion,
+            "rules": {"min_sharpe": {"value": sharpe, "threshold": 0.5, "passed": passed}},
+            "candidates": [],
+        }
         champion["verdict"] = {"passed": passed, "rules": verdict["rules"]}  # as evaluation writes it
         self.champion.write_text(json.dumps(champion))
         self.verdict.write_text(json.dumps(verdict))
@@ -168,12 +201,14 @@ class World:
             cfg[name]["filepath"] = str(self.shadow_account)
         cfg["deployment.paper_status"]["filepath"] = str(self.status)
         cfg["deployment.account_equity_png"]["filepath"] = str(self.png)
-        cfg.update({
-            "champion": {"type": "json.JSONDataset", "filepath": str(self.champion)},
-            "evaluation_verdict": {"type": "json.JSONDataset", "filepath": str(self.verdict)},
-            "feature_scaler": {"type": "json.JSONDataset", "filepath": str(self.scaler_path)},
-            "model_input_train": {"type": "pandas.ParquetDataset", "filepath": str(self.train_path)},
-        })
+        cfg.update(
+            {
+                "champion": {"type": "json.JSONDataset", "filepath": str(self.champion)},
+                "evaluation_verdict": {"type": "json.JSONDataset", "filepath": str(self.verdict)},
+                "feature_scaler": {"type": "json.JSONDataset", "filepath": str(self.scaler_path)},
+                "model_input_train": {"type": "pandas.ParquetDataset", "filepath": str(self.train_path)},
+            }
+        )
         catalog = DataCatalog.from_config(cfg)
         for key in ("deployment", "environment", "feature_engineering"):
             catalog[f"params:{key}"] = copy.deepcopy(self.params[key])

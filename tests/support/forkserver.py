@@ -93,8 +93,13 @@ class ForkServer:
         self.log = self.tmp / "forkserver.log"
         self.count = 0
         with open(self.log, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, str(worker), "--serve"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=err, text=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(worker), "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
 
     def log_tail(self) -> str:
         return self.log.read_text()[-3000:]

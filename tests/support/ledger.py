@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 
-def simulate_ledger(open_, close, targets, capital=10_000.0, commission_bps=10.0, slippage_bps=5.0,
-                    dates=None) -> pd.DataFrame:
+def simulate_ledger(
+    open_, close, targets, capital=10_000.0, commission_bps=10.0, slippage_bps=5.0, dates=None
+) -> pd.DataFrame:
     """Per-bar frame (date, position, shares, cash, equity, fill_price, cost, reward) like one
     lane of env.replay: a pre-trade start row at bar 0 (equity = capital), then one row per
     step t = 0 .. T-2: target[t] is filled at open[t+1] and marked at close[t+1]. The account
@@ -25,8 +26,18 @@ def simulate_ledger(open_, close, targets, capital=10_000.0, commission_bps=10.0
         dates = pd.bdate_range("2020-01-01", periods=T)
     shares, cash, equity_prev = 0.0, float(capital), float(capital)
     held = 0.0
-    rows = [dict(date=dates[0], position=0.0, shares=0.0, cash=cash, equity=cash, fill_price=np.nan,
-                 cost=0.0, reward=0.0)]
+    rows = [
+        dict(
+            date=dates[0],
+            position=0.0,
+            shares=0.0,
+            cash=cash,
+            equity=cash,
+            fill_price=np.nan,
+            cost=0.0,
+            reward=0.0,
+        )
+    ]
     for t in range(T - 1):
         px = open_[t + 1]
         equity_at_open = cash + shares * px
@@ -43,7 +54,17 @@ def simulate_ledger(open_, close, targets, capital=10_000.0, commission_bps=10.0
         else:
             fill, cost = np.nan, 0.0
         equity = cash + shares * close[t + 1]
-        rows.append(dict(date=dates[t + 1], position=targets[t], shares=shares, cash=cash, equity=equity,
-                         fill_price=fill, cost=cost, reward=np.log(equity / equity_prev)))
+        rows.append(
+            dict(
+                date=dates[t + 1],
+                position=targets[t],
+                shares=shares,
+                cash=cash,
+                equity=equity,
+                fill_price=fill,
+                cost=cost,
+                reward=np.log(equity / equity_prev),
+            )
+        )
         equity_prev = equity
     return pd.DataFrame(rows)

@@ -13,9 +13,16 @@ def make_prices(n: int, seed: int = 0, start: str = "2020-01-01", freq: str = "B
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     open_ = close * np.exp(rng.normal(0, 0.003, n))
     idx = pd.date_range(start, periods=n, freq=freq, name="date")
-    return pd.DataFrame({"Open": open_, "High": np.maximum(open_, close) * 1.001,
-                         "Low": np.minimum(open_, close) * 0.999, "Close": close,
-                         "Volume": np.full(n, 1e6)}, index=idx)
+    return pd.DataFrame(
+        {
+            "Open": open_,
+            "High": np.maximum(open_, close) * 1.001,
+            "Low": np.minimum(open_, close) * 0.999,
+            "Close": close,
+            "Volume": np.full(n, 1e6),
+        },
+        index=idx,
+    )
 
 
 def alternating_policy(history: pd.DataFrame, state) -> float:

@@ -31,8 +31,9 @@ def catalog_config(*names: str) -> dict:
     return copy.deepcopy({k: v for k, v in catalog.items() if not names or k in names})
 
 
-def copy_project(root: Path, envs: tuple[str, ...] = ("base",), raw: bool = True,
-                 notebooks: bool = False) -> Path:
+def copy_project(
+    root: Path, envs: tuple[str, ...] = ("base",), raw: bool = True, notebooks: bool = False
+) -> Path:
     """A throw-away copy of the project at ``root`` as a fresh clone has it: pyproject, the
     ``conf`` environments ``envs``, an empty ``conf/local``, ``src`` and (``raw``) the embedded
     raw files; ``notebooks`` adds the notebooks. The venv's editable install is not involved:
@@ -44,12 +45,17 @@ def copy_project(root: Path, envs: tuple[str, ...] = ("base",), raw: bool = True
         shutil.copytree(PROJECT_ROOT / "conf" / env, root / "conf" / env)
     shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", root / "conf" / "logging.yml")
     (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     if raw:
         shutil.copytree(RAW_DIR, root / "data" / "01_raw")
     if notebooks:
-        shutil.copytree(PROJECT_ROOT / "notebooks", root / "notebooks",
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        shutil.copytree(
+            PROJECT_ROOT / "notebooks",
+            root / "notebooks",
+            ignore=shutil.ignore_patterns(".ipynb_checkpoints"),
+        )
     return root
 
 
@@ -59,5 +65,6 @@ KEDRO = Path(sys.executable).with_name("kedro")
 def kedro(root: Path, *args: str, timeout: int = 1800, **env: str) -> subprocess.CompletedProcess:
     """The real ``kedro`` CLI of this venv, run in the project copy ``root``."""
     full_env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200", **env}
-    return subprocess.run([str(KEDRO), *args], cwd=root, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(KEDRO), *args], cwd=root, env=full_env, capture_output=True, text=True, timeout=timeout
+    )

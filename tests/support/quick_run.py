@@ -17,7 +17,9 @@ from tests.support.project import copy_project, kedro
 
 def _kedro(root: Path, *args: str) -> str:
     result = kedro(root, *args, KEDRO_ENV="quick", MPLBACKEND="Agg")
-    assert result.returncode == 0, f"kedro {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"kedro {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result.stdout
 
 
@@ -26,7 +28,7 @@ def registry_entries(root: Path) -> list[dict]:
     out = _kedro(root, "models", "list", "--json", "--env", "quick")
     start = re.search(r"^\[(\s*$|\]|\{)", out, re.MULTILINE)  # skip Kedro's logging banner on stdout
     assert start, f"kedro models list --json printed no JSON list:\n{out[-2000:]}"
-    return json.loads(out[start.start():])
+    return json.loads(out[start.start() :])
 
 
 def build_quick_run(root: Path) -> Path:
@@ -37,9 +39,23 @@ def build_quick_run(root: Path) -> Path:
     assert entries, "the quick run registered no model"
     if not any(e["status"] == "production" for e in entries):
         champion = json.loads((root / "data/07_model_output/champion.json").read_text())
-        entry = next(e for e in entries if e["agent"] == champion["agent"] and e["seed"] == champion["seed"]
-                     and e["version"] == champion["policy_version"])
-        _kedro(root, "models", "promote", entry["entry_id"], "--force", "--reason", "ci notebook run",
-               "--env", "quick")
+        entry = next(
+            e
+            for e in entries
+            if e["agent"] == champion["agent"]
+            and e["seed"] == champion["seed"]
+            and e["version"] == champion["policy_version"]
+        )
+        _kedro(
+            root,
+            "models",
+            "promote",
+            entry["entry_id"],
+            "--force",
+            "--reason",
+            "ci notebook run",
+            "--env",
+            "quick",
+        )
         _kedro(root, "run", "--env", "quick", "--pipelines", "deployment")
     return root

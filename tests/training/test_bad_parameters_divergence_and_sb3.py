@@ -11,10 +11,10 @@ import torch
 
 from reinforce_strategy_creator.agents import TrainingDivergedError, build_policy
 from reinforce_strategy_creator.datasets import PolicyArtifactDataset
-from reinforce_strategy_creator.pipelines.training import nodes
 from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.training import TrainingParams
+from reinforce_strategy_creator.pipelines.training import nodes
 from reinforce_strategy_creator.training import train_agent
 from tests.support.training import AGENTS, COMMON, ENV, plan
 
@@ -38,10 +38,18 @@ torch.set_num_threads(1)
         ("dqn", {"gamma": 0}, "training.dqn.gamma: Input should be greater than 0"),
         ("ppo", {"hidden_sizes": []}, "training.ppo.hidden_sizes: must be a non-empty list"),
         ("dqn", {"hidden_sizes": []}, "training.dqn.hidden_sizes: must be a non-empty list"),
-        ("ppo", {"backend": "sb3", "algorithm": "sac"}, "training.ppo.algorithm='sac' needs continuous actions"),
+        (
+            "ppo",
+            {"backend": "sb3", "algorithm": "sac"},
+            "training.ppo.algorithm='sac' needs continuous actions",
+        ),
         ("ppo", {"backend": "sb3", "learning_rate": 0}, "training.ppo.learning_rate must be > 0"),
         ("ppo", {"backend": "sb3", "gamma": 0}, "training.ppo.gamma must be in (0, 1]"),
-        ("ppo", {"backend": "sb3", "n_steps": 4, "batch_size": 64}, "training.ppo.batch_size=64 is larger than the rollout"),
+        (
+            "ppo",
+            {"backend": "sb3", "n_steps": 4, "batch_size": 64},
+            "training.ppo.batch_size=64 is larger than the rollout",
+        ),
         ("ppo", {"backend": "sb3", "num_steps": 4}, "training.ppo.num_steps"),
         ("ppo", {"backend": "sb3", "hidden_sizes": []}, "training.ppo.hidden_sizes"),
     ],
@@ -50,14 +58,16 @@ def test_bad_parameter_fails_before_any_training(tables, monkeypatch, agent, pat
     """Every agent block is validated first: a bad dqn block stops the ppo node before it trains."""
     if patch.get("backend") == "sb3":
         patch = {k: v for k, v in patch.items() if k != "num_steps"} | (
-            {"num_steps": 4} if "num_steps" in patch else {})
+            {"num_steps": 4} if "num_steps" in patch else {}
+        )
         base = {"algorithm": AGENTS[agent]["algorithm"], "hidden_sizes": [16, 16]}
     else:
         base = AGENTS[agent]
     training = {"common": COMMON, **AGENTS, agent: {**base, **patch}}
     trained = []
-    monkeypatch.setattr("reinforce_strategy_creator.training.make_train_env",
-                        lambda *a, **k: trained.append(1))
+    monkeypatch.setattr(
+        "reinforce_strategy_creator.training.make_train_env", lambda *a, **k: trained.append(1)
+    )
     train, val, scaler = tables
     other = "a2c" if agent != "a2c" else "ppo"  # the node of a DIFFERENT, valid agent
     with pytest.raises(ParameterError, match=re.escape(needle)) as info:
@@ -93,8 +103,9 @@ def test_nan_loss_stops_training_naming_agent_seed_update(tables, agent, tmp_pat
         monkeypatch.setattr(mod, "compute_gae", poisoned)
     ds = PolicyArtifactDataset(filepath=str(tmp_path / "policy"), version=None)
     with pytest.raises(TrainingDivergedError) as info:
-        bundle, _ = nodes.train_node(agent)(bad, val, scaler, ENV, {"common": COMMON, **AGENTS, agent: block},
-                                            FEATURES)
+        bundle, _ = nodes.train_node(agent)(
+            bad, val, scaler, ENV, {"common": COMMON, **AGENTS, agent: block}, FEATURES
+        )
         ds.save(bundle)
     e = info.value
     assert (e.agent, e.seed) == (agent, COMMON["seeds"][0]) and e.update >= 1
@@ -108,8 +119,17 @@ def test_sb3_ppo_trains_and_round_trips_the_artifact(tables, tmp_path):
     from reinforce_strategy_creator.agents import sb3_backend
 
     train, val, scaler = tables
-    block = {"algorithm": "ppo", "backend": "sb3", "hidden_sizes": [16, 16], "n_steps": 32, "batch_size": 64,
-             "n_epochs": 2, "total_steps": 512, "num_envs": 4, "eval_every": 1}
+    block = {
+        "algorithm": "ppo",
+        "backend": "sb3",
+        "hidden_sizes": [16, 16],
+        "n_steps": 32,
+        "batch_size": 64,
+        "n_epochs": 2,
+        "total_steps": 512,
+        "num_envs": 4,
+        "eval_every": 1,
+    }
     bundle, hist = train_agent(train, val, scaler, ENV, plan("ppo", block=block))
     assert bundle.spec["backend"] == "sb3" and bundle.spec["algorithm"] == "ppo"
     assert hist["eval_score"].notna().any() and set(hist["seed"]) == {0, 1}
@@ -141,8 +161,9 @@ def test_sb3_conversion_reproduces_deterministic_actions(tables, algo):
     kw = {"learning_starts": 10, "buffer_size": 500, "batch_size": 16} if algo == "dqn" else {"n_steps": 16}
     if algo == "ppo":
         kw["batch_size"] = 32
-    cfg = Sb3Config.from_params(algo, {"hidden_sizes": [32, 8], "activation": "relu", "total_steps": 256, **kw},
-                                f"training.{algo}", 2)
+    cfg = Sb3Config.from_params(
+        algo, {"hidden_sizes": [32, 8], "activation": "relu", "total_steps": 256, **kw}, f"training.{algo}", 2
+    )
     venv = DummyVecEnv([lambda i=i: TradingEnv(market, cfg_env, seed=i) for i in range(2)])
     model = build_model(cfg, venv, seed=0, device="cpu")
     model.learn(256)

@@ -16,7 +16,6 @@ from reinforce_strategy_creator.env import EnvConfig, MarketArrays, replay
 from reinforce_strategy_creator.evaluation.metrics import bar_returns, performance_metrics
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.training import TrainingConfigError, train_agent, validation_sharpe
-
 from tests.support.training import COMMON, ENV, plan
 
 torch.set_num_threads(1)
@@ -41,9 +40,26 @@ def _val_obs(tables, env=ENV):
 def test_bundle_spec_and_history(tables, agent):
     bundle, hist = _run(tables, agent)
     spec = bundle.spec
-    for key in ("algorithm", "kind", "network", "obs_dim", "n_actions", "feature_names", "window", "positions",
-                "environment", "scaler_sha256", "data_fingerprint", "train_start", "train_end",
-                "package_version", "seeds", "best_seed", "validation_scores", "validation_metric"):
+    for key in (
+        "algorithm",
+        "kind",
+        "network",
+        "obs_dim",
+        "n_actions",
+        "feature_names",
+        "window",
+        "positions",
+        "environment",
+        "scaler_sha256",
+        "data_fingerprint",
+        "train_start",
+        "train_end",
+        "package_version",
+        "seeds",
+        "best_seed",
+        "validation_scores",
+        "validation_metric",
+    ):
         assert key in spec, key
     train, val, scaler = tables
     assert spec["algorithm"] == agent and spec["seeds"] == [0, 1] and bundle.seeds == [0, 1]
@@ -52,7 +68,9 @@ def test_bundle_spec_and_history(tables, agent):
     assert spec["environment"] == EnvConfig.from_params(ENV).to_params()
     assert spec["data_fingerprint"] == training_lib.data_fingerprint(train)
     assert spec["scaler_sha256"] == training_lib.scaler_sha256(scaler)
-    assert spec["train_start"] == train.index[0].isoformat() and spec["train_end"] == train.index[-1].isoformat()
+    assert (
+        spec["train_start"] == train.index[0].isoformat() and spec["train_end"] == train.index[-1].isoformat()
+    )
     scores = {int(k): v for k, v in spec["validation_scores"].items()}
     assert spec["best_seed"] == max(scores, key=scores.get)
     assert spec["validation_metric"] == "sharpe"
@@ -94,8 +112,9 @@ def test_early_stopping_keeps_best_validation_checkpoint(tables):
         seen.append({k: v.detach().clone() for k, v in policy.state_dict().items()})
         return scripted[len(seen) - 1]
 
-    bundle, hist = _run(tables, "ppo", common={"seeds": [3], "total_steps": 32 * 8 * 10, "patience": 3},
-                        score_fn=score_fn)
+    bundle, hist = _run(
+        tables, "ppo", common={"seeds": [3], "total_steps": 32 * 8 * 10, "patience": 3}, score_fn=score_fn
+    )
     # evals: 0.1 (best), 0.5 (best), 0.2, 0.3, 0.05 -> 3 without improvement -> stop after eval 5
     assert len(seen) == 5
     assert hist["eval_score"].dropna().tolist() == scripted[:5]
@@ -109,8 +128,12 @@ def test_early_stopping_keeps_best_validation_checkpoint(tables):
 def test_best_seed_is_argmax_of_validation_scores(tables):
     it = iter([0.2, 0.1, 0.7, 0.3])
 
-    bundle, _ = _run(tables, "ppo", common={"seeds": [5, 9], "total_steps": 32 * 8 * 2, "eval_every": 1},
-                     score_fn=lambda p: next(it))
+    bundle, _ = _run(
+        tables,
+        "ppo",
+        common={"seeds": [5, 9], "total_steps": 32 * 8 * 2, "eval_every": 1},
+        score_fn=lambda p: next(it),
+    )
     assert bundle.spec["validation_scores"] == {"5": 0.2, "9": 0.7}
     assert bundle.spec["best_seed"] == 9
 
@@ -215,5 +238,7 @@ def test_bad_parameters_name_the_dotted_key(common, agent, match):
 
 def test_missing_algorithm_is_explained():
     """A block named after no algorithm must say which algorithm it is."""
-    with pytest.raises(ParameterError, match=r"training\.custom\.algorithm: 'custom' is not a known algorithm"):
+    with pytest.raises(
+        ParameterError, match=r"training\.custom\.algorithm: 'custom' is not a known algorithm"
+    ):
         plan("ppo", block={"num_steps": 8}, name="custom")

@@ -39,13 +39,16 @@ def ts(text: str) -> pd.Timestamp:
 
 # --- the embedded S&P 500 -------------------------------------------------------------------
 
+
 def test_sp500_default_layout(sp500_index):
     plan = plan_folds(sp500_index)
     assert [f.name for f in plan] == [f"fold_{k}" for k in range(1, 6)]
     assert [f.label for f in plan] == ["2013", "2014", "2015", "2016", "2017"]
     for fold, year in zip(plan, range(2013, 2018)):
         assert (fold.test.start, fold.test.end) == (
-            sp500_index[sp500_index.year == year][0], sp500_index[sp500_index.year == year][-1])
+            sp500_index[sp500_index.year == year][0],
+            sp500_index[sp500_index.year == year][-1],
+        )
         assert fold.test.n_bars == int((sp500_index.year == year).sum())
         assert {fold.validation.start.year, fold.validation.end.year} == {year - 1}
         assert fold.validation.n_bars == int((sp500_index.year == year - 1).sum())
@@ -77,7 +80,8 @@ def test_sp500_rolling_and_data_end(sp500_index):
     # the S&P 500 file ends on 31 December, so anchoring on the data's end gives the same years
     same = plan_folds(sp500_index, {"anchor": "data_end"})
     assert [(f.test.first_row, f.test.stop_row) for f in same] == [
-        (f.test.first_row, f.test.stop_row) for f in plan_folds(sp500_index)]
+        (f.test.first_row, f.test.stop_row) for f in plan_folds(sp500_index)
+    ]
 
 
 def test_sp500_too_many_folds_names_parameters_and_years(sp500_index):
@@ -105,6 +109,7 @@ def test_plan_is_json_able(sp500_index):
 
 # --- a user's own file ----------------------------------------------------------------------
 
+
 def test_users_file_mid_year_end_gets_folds_without_dates():
     index = pd.bdate_range("2005-03-15", "2024-06-14")
     plan = plan_folds(index)
@@ -119,8 +124,11 @@ def test_users_file_mid_year_end_gets_folds_without_dates():
 
 def test_short_partial_last_year_suggests_data_end():
     index = pd.bdate_range("2005-01-03", "2024-01-05")
-    with pytest.raises(FoldLayoutError, match=r"paper period 2024-01-01 … 2024-01-05 \(the last "
-                       r"bar\) has 5 bars.*walk_forward\.min_window_bars = 20.*anchor: data_end"):
+    with pytest.raises(
+        FoldLayoutError,
+        match=r"paper period 2024-01-01 … 2024-01-05 \(the last "
+        r"bar\) has 5 bars.*walk_forward\.min_window_bars = 20.*anchor: data_end",
+    ):
         plan_folds(index)
     assert plan_folds(index, {"anchor": "data_end"}).paper.n_bars > 250
 
@@ -128,8 +136,11 @@ def test_short_partial_last_year_suggests_data_end():
 def test_gap_in_the_data_names_fold_window_and_parameter():
     index = pd.bdate_range("2000-01-03", "2018-12-31")
     index = index[(index.year != 2015)]
-    with pytest.raises(FoldLayoutError, match=r"fold_3's test window 2015-01-01 … 2015-12-31 has 0 "
-                       r"bars.*walk_forward\.min_window_bars"):
+    with pytest.raises(
+        FoldLayoutError,
+        match=r"fold_3's test window 2015-01-01 … 2015-12-31 has 0 "
+        r"bars.*walk_forward\.min_window_bars",
+    ):
         plan_folds(index)
 
 
@@ -147,17 +158,21 @@ def test_data_end_anchor_on_a_leap_day_keeps_windows_contiguous():
     p = WalkForwardParams.parse({"anchor": "data_end", "test_years": 1, "folds": 5})
     plan = plan_folds(index, p)
     starts = [f.test.period_start for f in plan]
-    assert starts == [pd.Timestamp(d) for d in
-                      ("2018-02-28", "2019-02-28", "2020-02-29", "2021-02-28", "2022-02-28")]
+    assert starts == [
+        pd.Timestamp(d) for d in ("2018-02-28", "2019-02-28", "2020-02-29", "2021-02-28", "2022-02-28")
+    ]
     check_plan(plan, index, p)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (pd.Index([1, 2, 3]), "DatetimeIndex"),
-    (pd.DatetimeIndex([]), "empty"),
-    (pd.DatetimeIndex(["2020-01-02", "2020-01-01"]), "row 1"),
-    (pd.DatetimeIndex(["2020-01-01", "2020-01-01"]), "strictly increasing"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (pd.Index([1, 2, 3]), "DatetimeIndex"),
+        (pd.DatetimeIndex([]), "empty"),
+        (pd.DatetimeIndex(["2020-01-02", "2020-01-01"]), "row 1"),
+        (pd.DatetimeIndex(["2020-01-01", "2020-01-01"]), "strictly increasing"),
+    ],
+)
 def test_bad_index(bad, match):
     with pytest.raises(FoldIndexError, match=match):
         plan_folds(bad)
@@ -165,24 +180,38 @@ def test_bad_index(bad, match):
 
 # --- parameters -----------------------------------------------------------------------------
 
+
 def test_defaults_and_docstrings():
     p = WalkForwardParams.parse(None)
-    assert (p.paper_years, p.test_years, p.folds, p.validation_years, p.training, p.min_train_years,
-            p.train_years, p.anchor, p.warm_start) == (
-        1, 1, 5, 1, "expanding", 5, 8, "calendar_year", False)
+    assert (
+        p.paper_years,
+        p.test_years,
+        p.folds,
+        p.validation_years,
+        p.training,
+        p.min_train_years,
+        p.train_years,
+        p.anchor,
+        p.warm_start,
+    ) == (1, 1, 5, 1, "expanding", 5, 8, "calendar_year", False)
     rows = list(WalkForwardParams.docs_rows())
     assert all(name.startswith("walk_forward.") and doc for name, _, doc in rows)
 
 
-@pytest.mark.parametrize("raw, match", [
-    ({"folds": 0}, r"walk_forward\.folds: must be a positive integer"),
-    ({"paper_years": -1}, r"walk_forward\.paper_years"),
-    ({"training": "sliding"}, r"walk_forward\.training"),
-    ({"warm_start": "yes"}, r"walk_forward\.warm_start"),
-    ({"test_year": 1}, r"walk_forward\.test_year: unknown parameter"),
-    ({"training": "rolling", "train_years": 3},
-     r"walk_forward: train_years \(3\) must be >= min_train_years"),
-])
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ({"folds": 0}, r"walk_forward\.folds: must be a positive integer"),
+        ({"paper_years": -1}, r"walk_forward\.paper_years"),
+        ({"training": "sliding"}, r"walk_forward\.training"),
+        ({"warm_start": "yes"}, r"walk_forward\.warm_start"),
+        ({"test_year": 1}, r"walk_forward\.test_year: unknown parameter"),
+        (
+            {"training": "rolling", "train_years": 3},
+            r"walk_forward: train_years \(3\) must be >= min_train_years",
+        ),
+    ],
+)
 def test_bad_parameters_name_the_dotted_path(raw, match):
     with pytest.raises(ParameterError, match=match):
         plan_folds(pd.bdate_range("2000-01-03", "2018-12-31"), raw)
@@ -195,6 +224,7 @@ def test_bad_embargo_argument():
 
 # --- invariants on random calendars ---------------------------------------------------------
 
+
 @st.composite
 def calendars(draw) -> pd.DatetimeIndex:
     start = pd.Timestamp("1985-01-01") + pd.Timedelta(days=draw(st.integers(0, 30 * 365)))
@@ -206,17 +236,24 @@ def calendars(draw) -> pd.DatetimeIndex:
     keep = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).random(len(index)) >= drop
     if draw(st.integers(0, 9)) == 0:  # sometimes a gap of months in the file
         gap_from = draw(st.integers(0, len(index) - 1))
-        keep[gap_from:gap_from + draw(st.integers(1, 400))] = False
+        keep[gap_from : gap_from + draw(st.integers(1, 400))] = False
     keep[0] = keep[-1] = True
     return index[keep]
 
 
-params_st = st.fixed_dictionaries({
-    "paper_years": st.integers(0, 2), "test_years": st.integers(1, 2), "folds": st.integers(1, 5),
-    "validation_years": st.integers(1, 2), "training": st.sampled_from(["expanding", "rolling"]),
-    "train_years": st.integers(3, 8), "min_train_years": st.integers(1, 3),
-    "anchor": st.sampled_from(["calendar_year", "data_end"]), "min_window_bars": st.integers(1, 30),
-})
+params_st = st.fixed_dictionaries(
+    {
+        "paper_years": st.integers(0, 2),
+        "test_years": st.integers(1, 2),
+        "folds": st.integers(1, 5),
+        "validation_years": st.integers(1, 2),
+        "training": st.sampled_from(["expanding", "rolling"]),
+        "train_years": st.integers(3, 8),
+        "min_train_years": st.integers(1, 3),
+        "anchor": st.sampled_from(["calendar_year", "data_end"]),
+        "min_window_bars": st.integers(1, 30),
+    }
+)
 
 
 def check_plan(plan: FoldPlan, index: pd.DatetimeIndex, p: WalkForwardParams) -> None:
@@ -279,8 +316,7 @@ def check_plan(plan: FoldPlan, index: pd.DatetimeIndex, p: WalkForwardParams) ->
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(index=calendars(), raw=params_st, embargo=st.integers(0, 3), warmup=st.integers(0, 150))
 def test_layout_invariants_on_random_calendars(index, raw, embargo, warmup):
-    p = WalkForwardParams.parse({**raw, "train_years": max(raw["train_years"],
-                                                           raw["min_train_years"])})
+    p = WalkForwardParams.parse({**raw, "train_years": max(raw["train_years"], raw["min_train_years"])})
     warmup = min(warmup, len(index) - 1)
     try:
         plan = plan_folds(index, p, embargo_bars=embargo, warmup_bars=warmup)
@@ -293,12 +329,15 @@ def test_layout_invariants_on_random_calendars(index, raw, embargo, warmup):
             event("a window below min_window_bars")
             return
         # the history really is too short: less than min_train_years before fold 1's validation
-        end = (pd.Timestamp(year=index[-1].year + 1, month=1, day=1, tz=index.tz)
-               if p.anchor == "calendar_year" else index[-1].normalize() + pd.Timedelta(days=1))
-        first_val = end - pd.DateOffset(
-            years=p.paper_years + p.folds * p.test_years + p.validation_years)
+        end = (
+            pd.Timestamp(year=index[-1].year + 1, month=1, day=1, tz=index.tz)
+            if p.anchor == "calendar_year"
+            else index[-1].normalize() + pd.Timedelta(days=1)
+        )
+        first_val = end - pd.DateOffset(years=p.paper_years + p.folds * p.test_years + p.validation_years)
         assert index[warmup] > first_val - pd.DateOffset(years=p.min_train_years) + pd.Timedelta(
-            days=YEAR_SLACK_DAYS)
+            days=YEAR_SLACK_DAYS
+        )
         assert f"walk_forward.folds = {p.folds}" in msg
         assert re.search(r"the data has \d+\.\d years", msg)
         fits = re.search(r"folds to at most (\d+)", msg)
@@ -322,6 +361,5 @@ def test_random_calendar_layouts_are_not_all_errors():
     index = pd.bdate_range("1990-01-01", "2020-06-30")
     for training in ("expanding", "rolling"):
         for anchor in ("calendar_year", "data_end"):
-            p = WalkForwardParams.parse({"training": training, "anchor": anchor, "folds": 6,
-                                         "test_years": 2})
+            p = WalkForwardParams.parse({"training": training, "anchor": anchor, "folds": 6, "test_years": 2})
             check_plan(plan_folds(index, p, embargo_bars=2, warmup_bars=50), index, p)

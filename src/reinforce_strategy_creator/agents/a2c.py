@@ -82,8 +82,9 @@ def train_a2c(
         return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
 
 
-def a2c_loss(policy: ActorCriticPolicy, cfg: A2CConfig, buf: RolloutBuffer, adv: torch.Tensor,
-             returns: torch.Tensor):
+def a2c_loss(
+    policy: ActorCriticPolicy, cfg: A2CConfig, buf: RolloutBuffer, adv: torch.Tensor, returns: torch.Tensor
+):
     """A2C loss over the whole rollout; returns (loss, pg_loss, v_loss, entropy)."""
     logits, values = policy(buf.obs.reshape(buf.valid.numel(), -1))
     logp_all = torch.log_softmax(logits, -1)
@@ -105,15 +106,25 @@ def a2c_loss(policy: ActorCriticPolicy, cfg: A2CConfig, buf: RolloutBuffer, adv:
 def _train(envs, cfg: A2CConfig, seed, dev, eval_fn, eval_every, patience, progress) -> TrainResult:
     gen = seed_everything(seed)
     env = TensorVecEnv(envs, dev)
-    policy = ActorCriticPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation,
-                               algorithm="a2c").to(dev)
+    policy = ActorCriticPolicy(
+        env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, algorithm="a2c"
+    ).to(dev)
     optimizer = _optimizer(policy, cfg)
     buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev)
     batch = cfg.num_steps * env.num_envs
     num_updates = max(1, cfg.total_steps // batch)
-    tracker = RunTracker(policy, env.num_envs, dev, total_steps=num_updates * batch,
-                         eval_fn=eval_fn, eval_every=eval_every, patience=patience,
-                         progress=progress, log_every=cfg.log_every, desc="a2c")
+    tracker = RunTracker(
+        policy,
+        env.num_envs,
+        dev,
+        total_steps=num_updates * batch,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
+        patience=patience,
+        progress=progress,
+        log_every=cfg.log_every,
+        desc="a2c",
+    )
     obs = env.reset(seed=seed)
 
     for update in range(1, num_updates + 1):
@@ -128,8 +139,7 @@ def _train(envs, cfg: A2CConfig, seed, dev, eval_fn, eval_every, patience, progr
         optimizer.step()
 
         check_finite(loss.item(), "a2c", seed, update)
-        tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(),
-                            entropy=ent.item())
+        tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=ent.item())
         tracker.end_update(update, last=update == num_updates)
         if tracker.stop:
             break
@@ -138,14 +148,21 @@ def _train(envs, cfg: A2CConfig, seed, dev, eval_fn, eval_every, patience, progr
 
 def _optimizer(policy: nn.Module, cfg: A2CConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(policy.parameters(), lr=cfg.learning_rate, alpha=cfg.rms_alpha,
-                                   eps=cfg.eps)
+        return torch.optim.RMSprop(
+            policy.parameters(), lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.eps
+        )
     return torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=cfg.eps)
 
 
 @torch.no_grad()
-def _collect_rollout(env: TensorVecEnv, policy: ActorCriticPolicy, buf: RolloutBuffer,
-                     tracker: RunTracker, obs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def _collect_rollout(
+    env: TensorVecEnv,
+    policy: ActorCriticPolicy,
+    buf: RolloutBuffer,
+    tracker: RunTracker,
+    obs: torch.Tensor,
+    gen: torch.Generator,
+) -> torch.Tensor:
     """Fill ``buf`` with ``num_steps`` vector steps of the stochastic policy (log-probs are
     not needed: one gradient step per rollout); return the observation to act on next."""
     for t in range(buf.num_steps):
@@ -162,5 +179,6 @@ def _collect_rollout(env: TensorVecEnv, policy: ActorCriticPolicy, buf: RolloutB
 def _advantages(policy: ActorCriticPolicy, buf: RolloutBuffer, cfg: A2CConfig):
     """GAE(lambda) advantages and returns of the rollout (``gae_lambda=1``: n-step returns)."""
     next_values = successor_values(buf, policy.value)
-    return compute_gae(buf.rewards, buf.values, next_values, buf.terminated, buf.dones,
-                       buf.valid, cfg.gamma, cfg.gae_lambda)
+    return compute_gae(
+        buf.rewards, buf.values, next_values, buf.terminated, buf.dones, buf.valid, cfg.gamma, cfg.gae_lambda
+    )

@@ -124,8 +124,7 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, generator: torch.Generator):
         idx = torch.randint(0, self.size, (batch_size,), generator=generator).to(self.device)
-        return (self.obs[idx], self.actions[idx], self.returns[idx], self.next_obs[idx],
-                self.discounts[idx])
+        return (self.obs[idx], self.actions[idx], self.returns[idx], self.next_obs[idx], self.discounts[idx])
 
     def __len__(self) -> int:
         return self.size
@@ -157,8 +156,15 @@ class NStepAccumulator:
         """Add one vector step; returns (obs, act, R, next_obs, discount) for ready transitions
         or None."""
         if self.count == self.n:  # drop the oldest
-            for buf in (self.obs, self.next_obs, self.actions, self.rewards, self.term, self.done,
-                        self.valid):
+            for buf in (
+                self.obs,
+                self.next_obs,
+                self.actions,
+                self.rewards,
+                self.term,
+                self.done,
+                self.valid,
+            ):
                 buf[:-1] = buf[1:].clone()
             self.count -= 1
         i = self.count

@@ -11,8 +11,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from ..params.base import ParameterError, Params, PositiveInt
 from ..params.base import Number as _Number
+from ..params.base import ParameterError, Params, PositiveInt
 
 #: > 0 (learning rates, clip ranges, gradient-norm limits, scales)
 Positive = Annotated[_Number, Field(gt=0)]

@@ -121,22 +121,29 @@ def _train(envs, cfg: DQNConfig, seed, dev, eval_fn, eval_every, patience, progr
     gen = seed_everything(seed)
     env = TensorVecEnv(envs, dev)
     B = env.num_envs
-    q = QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation,
-                dueling=cfg.dueling).to(dev)
+    q = QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling).to(dev)
     learner = _QLearner(q, cfg)
     rb = ReplayBuffer(cfg.buffer_size, env.obs_dim, dev)
     nstep = NStepAccumulator(cfg.n_step, B, env.obs_dim, cfg.gamma, dev)
     num_iters = max(1, cfg.total_steps // (B * cfg.train_frequency))
     total = num_iters * cfg.train_frequency * B
-    tracker = RunTracker(q, B, dev, total_steps=total, eval_fn=eval_fn, eval_every=eval_every,
-                         patience=patience, progress=progress, log_every=cfg.log_every,
-                         desc="dqn")
+    tracker = RunTracker(
+        q,
+        B,
+        dev,
+        total_steps=total,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
+        patience=patience,
+        progress=progress,
+        log_every=cfg.log_every,
+        desc="dqn",
+    )
     obs = env.reset(seed=seed)
 
     for it in range(1, num_iters + 1):
         for _ in range(cfg.train_frequency):
-            eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.exploration_fraction * total,
-                                  tracker.steps)
+            eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.exploration_fraction * total, tracker.steps)
             action = _epsilon_greedy(q, obs, eps, env.n_actions, gen)
             step = env.step(action)
             tracker.on_step(step)
@@ -156,8 +163,9 @@ def _train(envs, cfg: DQNConfig, seed, dev, eval_fn, eval_every, patience, progr
     return tracker.finish()
 
 
-def _epsilon_greedy(q: QPolicy, obs: torch.Tensor, eps: float, n_actions: int,
-                    gen: torch.Generator) -> torch.Tensor:
+def _epsilon_greedy(
+    q: QPolicy, obs: torch.Tensor, eps: float, n_actions: int, gen: torch.Generator
+) -> torch.Tensor:
     """Per lane: a uniformly random action with probability ``eps``, else the greedy one."""
     B = obs.shape[0]
     with torch.no_grad():

@@ -44,8 +44,9 @@ class SeedEnsemble(nn.Module):
             raise EnsembleError("an ensemble needs at least one member policy.")
         kinds = {m.spec["kind"] for m in members}
         if len(kinds) != 1 or rule != ensemble_rule(next(iter(kinds))):
-            raise EnsembleError(f"ensemble rule {rule!r} does not fit member kinds {sorted(kinds)}; "
-                                f"rules by kind: {RULES}.")
+            raise EnsembleError(
+                f"ensemble rule {rule!r} does not fit member kinds {sorted(kinds)}; rules by kind: {RULES}."
+            )
         self.members = nn.ModuleList(members)
         self.rule = rule
         self.spec = {**members[0].spec, "ensemble": {"rule": rule, "members": len(members)}}
@@ -58,8 +59,9 @@ class SeedEnsemble(nn.Module):
         return torch.stack([m(obs) for m in self.members]).mean(0)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = True,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         scores = self.scores(obs)
         if deterministic or self.rule == "mean_q":
             return scores.argmax(-1)

@@ -22,8 +22,7 @@ class TrainingDivergedError(InputError):
     ``agent``, ``seed`` and ``update`` say where; the message says what to try.
     """
 
-    def __init__(self, agent: str, seed: int, update: int, what: str = "loss",
-                 value: float = math.nan):
+    def __init__(self, agent: str, seed: int, update: int, what: str = "loss", value: float = math.nan):
         self.agent, self.seed, self.update = agent, int(seed), int(update)
         self.what, self.value = what, value
         super().__init__(

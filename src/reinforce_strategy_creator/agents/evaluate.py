@@ -17,8 +17,7 @@ from .vec_env import TensorVecEnv
 
 
 @torch.no_grad()
-def evaluate_episodes(envs: Any, policy: nn.Module, *, seed: int,
-                      deterministic: bool = True) -> np.ndarray:
+def evaluate_episodes(envs: Any, policy: nn.Module, *, seed: int, deterministic: bool = True) -> np.ndarray:
     """Return of the FIRST episode of every lane of ``envs`` under ``policy`` (one per lane).
 
     Use a vector env with as many lanes as episodes wanted; lanes that finish keep being

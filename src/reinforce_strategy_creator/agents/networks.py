@@ -29,7 +29,9 @@ def layer_init(layer: nn.Linear, gain: float = math.sqrt(2), bias: float = 0.0) 
     return layer
 
 
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int | None, activation: str, out_gain: float = 1.0) -> nn.Sequential:
+def mlp(
+    in_dim: int, hidden: tuple[int, ...], out_dim: int | None, activation: str, out_gain: float = 1.0
+) -> nn.Sequential:
     """``in -> hidden... -> out`` with orthogonal init; ``out_dim=None`` ends after the last hidden layer."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation {activation!r} unknown; choose one of {sorted(ACTIVATIONS)}")
@@ -47,7 +49,14 @@ def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int | None, activation: s
 class ActorCriticPolicy(nn.Module):
     """Categorical actor + state-value critic over flat observations."""
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes=(64, 64), activation: str = "tanh", algorithm: str = "ppo"):
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden_sizes=(64, 64),
+        activation: str = "tanh",
+        algorithm: str = "ppo",
+    ):
         super().__init__()
         hidden = tuple(int(h) for h in hidden_sizes)
         self.spec: dict[str, Any] = {
@@ -70,7 +79,9 @@ class ActorCriticPolicy(nn.Module):
         return self.actor(obs), self.value(obs)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Actions (B,) int64: argmax of logits, or a sample from the categorical policy."""
         logits = self.actor(obs.float())
         if deterministic:
@@ -81,7 +92,15 @@ class ActorCriticPolicy(nn.Module):
 class QPolicy(nn.Module):
     """Q-network (optionally dueling); acts greedily over Q."""
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes=(128, 128), activation: str = "relu", dueling: bool = True, algorithm: str = "dqn"):
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden_sizes=(128, 128),
+        activation: str = "relu",
+        dueling: bool = True,
+        algorithm: str = "dqn",
+    ):
         super().__init__()
         hidden = tuple(int(h) for h in hidden_sizes)
         self.dueling = bool(dueling)
@@ -108,13 +127,20 @@ class QPolicy(nn.Module):
         return self.q_head(h)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Greedy actions (B,). DQN's policy is greedy; ``deterministic`` is accepted for a uniform API."""
         return self.forward(obs.float()).argmax(-1)
 
 
 def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Gumbel-max sampling with an explicit generator (reproducible, device-agnostic)."""
-    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device="cpu" if generator is not None else logits.device)
+    u = torch.rand(
+        logits.shape,
+        generator=generator,
+        dtype=logits.dtype,
+        device="cpu" if generator is not None else logits.device,
+    )
     u = u.to(logits.device).clamp_(1e-12, 1.0 - 1e-7)
     return (logits - torch.log(-torch.log(u))).argmax(-1)

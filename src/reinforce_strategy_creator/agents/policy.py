@@ -12,8 +12,8 @@ from typing import Any
 
 from torch import nn
 
-from .networks import ACTIVATIONS, ActorCriticPolicy, QPolicy
 from ..errors import InputError
+from .networks import ACTIVATIONS, ActorCriticPolicy, QPolicy
 
 
 class PolicySpecError(InputError):
@@ -35,9 +35,18 @@ def build_policy(spec: Mapping[str, Any]) -> nn.Module:
             "network.hidden_sizes and network.activation -- was it written by this package?"
         ) from exc
     if activation not in ACTIVATIONS:
-        raise PolicySpecError(f"policy spec network.activation={activation!r} unknown; expected one of {sorted(ACTIVATIONS)}")
+        raise PolicySpecError(
+            f"policy spec network.activation={activation!r} unknown; expected one of {sorted(ACTIVATIONS)}"
+        )
     if kind == "actor_critic":
         return ActorCriticPolicy(obs_dim, n_actions, hidden, activation, algorithm=algorithm)
     if kind == "q":
-        return QPolicy(obs_dim, n_actions, hidden, activation, dueling=bool(net.get("dueling", True)), algorithm=algorithm)
+        return QPolicy(
+            obs_dim,
+            n_actions,
+            hidden,
+            activation,
+            dueling=bool(net.get("dueling", True)),
+            algorithm=algorithm,
+        )
     raise PolicySpecError(f"policy spec kind={kind!r} unknown; expected 'actor_critic' or 'q'")

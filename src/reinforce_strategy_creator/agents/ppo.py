@@ -106,8 +106,9 @@ def train_ppo(
         return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
 
 
-def ppo_loss(policy: ActorCriticPolicy, cfg: PPOConfig, obs, actions, old_logprob, old_values,
-             adv, returns, valid):
+def ppo_loss(
+    policy: ActorCriticPolicy, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid
+):
     """Clipped PPO loss on one minibatch; returns (loss, pg_loss, v_loss, entropy, approx_kl)."""
     logits, value = policy(obs)
     logp_all = torch.log_softmax(logits, -1)
@@ -138,15 +139,25 @@ def ppo_loss(policy: ActorCriticPolicy, cfg: PPOConfig, obs, actions, old_logpro
 def _train(envs, cfg: PPOConfig, seed, dev, eval_fn, eval_every, patience, progress) -> TrainResult:
     gen = seed_everything(seed)
     env = TensorVecEnv(envs, dev)
-    policy = ActorCriticPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation,
-                               algorithm="ppo").to(dev)
+    policy = ActorCriticPolicy(
+        env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, algorithm="ppo"
+    ).to(dev)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
     buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev)
     batch = cfg.num_steps * env.num_envs
     num_updates = max(1, cfg.total_steps // batch)
-    tracker = RunTracker(policy, env.num_envs, dev, total_steps=num_updates * batch,
-                         eval_fn=eval_fn, eval_every=eval_every, patience=patience,
-                         progress=progress, log_every=cfg.log_every, desc="ppo")
+    tracker = RunTracker(
+        policy,
+        env.num_envs,
+        dev,
+        total_steps=num_updates * batch,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
+        patience=patience,
+        progress=progress,
+        log_every=cfg.log_every,
+        desc="ppo",
+    )
     obs = env.reset(seed=seed)
 
     for update in range(1, num_updates + 1):
@@ -157,8 +168,7 @@ def _train(envs, cfg: PPOConfig, seed, dev, eval_fn, eval_every, patience, progr
         loss, pg_loss, v_loss, ent = _optimise(policy, optimizer, buf, adv, returns, cfg, gen)
         # a NaN/inf anywhere in the update poisons the weights: the last minibatch's loss shows it
         check_finite(loss.item(), "ppo", seed, update)
-        tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(),
-                            entropy=ent.item())
+        tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=ent.item())
         tracker.end_update(update, last=update == num_updates)
         if tracker.stop:
             break
@@ -166,8 +176,14 @@ def _train(envs, cfg: PPOConfig, seed, dev, eval_fn, eval_every, patience, progr
 
 
 @torch.no_grad()
-def _collect_rollout(env: TensorVecEnv, policy: ActorCriticPolicy, buf: RolloutBuffer,
-                     tracker: RunTracker, obs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def _collect_rollout(
+    env: TensorVecEnv,
+    policy: ActorCriticPolicy,
+    buf: RolloutBuffer,
+    tracker: RunTracker,
+    obs: torch.Tensor,
+    gen: torch.Generator,
+) -> torch.Tensor:
     """Fill ``buf`` with ``num_steps`` vector steps of the stochastic policy; return the
     observation to act on next."""
     policy.eval()
@@ -186,12 +202,20 @@ def _collect_rollout(env: TensorVecEnv, policy: ActorCriticPolicy, buf: RolloutB
 def _advantages(policy: ActorCriticPolicy, buf: RolloutBuffer, cfg: PPOConfig):
     """GAE(lambda) advantages and returns of the rollout in ``buf``."""
     next_values = successor_values(buf, policy.value)
-    return compute_gae(buf.rewards, buf.values, next_values, buf.terminated, buf.dones,
-                       buf.valid, cfg.gamma, cfg.gae_lambda)
+    return compute_gae(
+        buf.rewards, buf.values, next_values, buf.terminated, buf.dones, buf.valid, cfg.gamma, cfg.gae_lambda
+    )
 
 
-def _optimise(policy: ActorCriticPolicy, optimizer: torch.optim.Optimizer, buf: RolloutBuffer,
-              adv: torch.Tensor, returns: torch.Tensor, cfg: PPOConfig, gen: torch.Generator):
+def _optimise(
+    policy: ActorCriticPolicy,
+    optimizer: torch.optim.Optimizer,
+    buf: RolloutBuffer,
+    adv: torch.Tensor,
+    returns: torch.Tensor,
+    cfg: PPOConfig,
+    gen: torch.Generator,
+):
     """``update_epochs`` passes over shuffled minibatches, stopping early once the approximate
     KL exceeds ``target_kl``; returns the last minibatch's (loss, pg_loss, v_loss, entropy)."""
     policy.train()
@@ -204,10 +228,10 @@ def _optimise(policy: ActorCriticPolicy, optimizer: torch.optim.Optimizer, buf: 
     for _epoch in range(cfg.update_epochs):
         perm = torch.randperm(batch, generator=gen).to(b_obs.device)
         for start in range(0, batch, mb_size):
-            mb = perm[start:start + mb_size]
+            mb = perm[start : start + mb_size]
             loss, pg_loss, v_loss, ent, approx_kl = ppo_loss(
-                policy, cfg, b_obs[mb], b_act[mb], b_logp[mb], b_val[mb], b_adv[mb], b_ret[mb],
-                b_valid[mb])
+                policy, cfg, b_obs[mb], b_act[mb], b_logp[mb], b_val[mb], b_adv[mb], b_ret[mb], b_valid[mb]
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)

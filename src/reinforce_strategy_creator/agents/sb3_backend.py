@@ -32,8 +32,19 @@ SB3_ALGORITHMS = {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN"}
 CONTINUOUS_ONLY = ("sac", "td3", "ddpg", "tqc")
 OWN_KEYS = ("hidden_sizes", "activation", "total_steps")
 # constructor arguments the backend sets itself
-RESERVED = ("policy", "env", "policy_kwargs", "seed", "device", "verbose", "tensorboard_log",
-            "_init_setup_model", "stats_window_size", "monitor_wrapper", "replay_buffer_class")
+RESERVED = (
+    "policy",
+    "env",
+    "policy_kwargs",
+    "seed",
+    "device",
+    "verbose",
+    "tensorboard_log",
+    "_init_setup_model",
+    "stats_window_size",
+    "monitor_wrapper",
+    "replay_buffer_class",
+)
 
 
 def _sb3():
@@ -48,8 +59,9 @@ def _sb3():
 
 
 def _number(x) -> bool:
-    return (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-            and math.isfinite(x))
+    return (
+        isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
+    )
 
 
 class _Sb3Own(AgentConfig):
@@ -75,8 +87,7 @@ class Sb3Config:
     kwargs: dict
 
     @classmethod
-    def from_params(cls, algorithm: str, params: Mapping[str, Any], prefix: str,
-                    num_envs: int) -> Sb3Config:
+    def from_params(cls, algorithm: str, params: Mapping[str, Any], prefix: str, num_envs: int) -> Sb3Config:
         _check_algorithm(algorithm, prefix)
         params = dict(params)
         own = _Sb3Own.parse({k: params.pop(k) for k in OWN_KEYS if k in params}, prefix)
@@ -84,13 +95,18 @@ class Sb3Config:
         _check_keys(algorithm, params, sig, prefix)
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
         _check_values(algorithm, kw, {k: v.default for k, v in sig.items()}, prefix, num_envs)
-        return cls(algorithm, int(own.total_steps), tuple(int(h) for h in own.hidden_sizes),
-                   str(own.activation), kw)
+        return cls(
+            algorithm, int(own.total_steps), tuple(int(h) for h in own.hidden_sizes), str(own.activation), kw
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": "sb3", "total_steps": self.total_steps,
-                "hidden_sizes": list(self.hidden_sizes), "activation": self.activation,
-                **{k: (list(v) if isinstance(v, tuple) else v) for k, v in self.kwargs.items()}}
+        return {
+            "backend": "sb3",
+            "total_steps": self.total_steps,
+            "hidden_sizes": list(self.hidden_sizes),
+            "activation": self.activation,
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in self.kwargs.items()},
+        }
 
 
 def _check_algorithm(algorithm: str, prefix: str) -> None:
@@ -107,8 +123,7 @@ def _check_algorithm(algorithm: str, prefix: str) -> None:
         )
 
 
-def _check_keys(algorithm: str, params: Mapping[str, Any], sig: Mapping[str, Any],
-                prefix: str) -> None:
+def _check_keys(algorithm: str, params: Mapping[str, Any], sig: Mapping[str, Any], prefix: str) -> None:
     """Every key left after the own ones must be an argument of the SB3 constructor."""
     allowed = sorted(k for k in sig if k not in RESERVED and k != "self")
     for key in params:
@@ -120,8 +135,9 @@ def _check_keys(algorithm: str, params: Mapping[str, Any], sig: Mapping[str, Any
             )
 
 
-def _check_values(algorithm: str, kw: Mapping[str, Any], default: Mapping[str, Any],
-                  prefix: str, num_envs: int) -> None:
+def _check_values(
+    algorithm: str, kw: Mapping[str, Any], default: Mapping[str, Any], prefix: str, num_envs: int
+) -> None:
     """The value checks SB3 would only fail on (or silently accept) once training started."""
     if "learning_rate" in kw and not (_number(kw["learning_rate"]) and kw["learning_rate"] > 0):
         raise AgentConfigError(f"{prefix}.learning_rate must be > 0 (got {kw['learning_rate']!r})")
@@ -139,9 +155,7 @@ def _check_values(algorithm: str, kw: Mapping[str, Any], default: Mapping[str, A
         batch = kw.get("batch_size", default["batch_size"])
         buf = kw.get("buffer_size", default["buffer_size"])
         if _number(batch) and _number(buf) and batch > buf:
-            raise AgentConfigError(
-                f"{prefix}.batch_size={batch} is larger than {prefix}.buffer_size={buf}"
-            )
+            raise AgentConfigError(f"{prefix}.batch_size={batch} is larger than {prefix}.buffer_size={buf}")
 
 
 # --------------------------------------------------------------------------- conversion
@@ -155,18 +169,20 @@ def to_project_policy(model, cfg: Sb3Config, obs_dim: int, n_actions: int) -> nn
     n = len(cfg.hidden_sizes)
     new: dict[str, torch.Tensor] = {}
     if cfg.algorithm in ("ppo", "a2c"):
-        policy: nn.Module = ActorCriticPolicy(obs_dim, n_actions, cfg.hidden_sizes,
-                                              cfg.activation, algorithm=cfg.algorithm)
-        for ours, theirs, head in (("actor", "policy_net", "action_net"),
-                                   ("critic", "value_net", "value_net")):
+        policy: nn.Module = ActorCriticPolicy(
+            obs_dim, n_actions, cfg.hidden_sizes, cfg.activation, algorithm=cfg.algorithm
+        )
+        for ours, theirs, head in (
+            ("actor", "policy_net", "action_net"),
+            ("critic", "value_net", "value_net"),
+        ):
             for i in _linear_indices(n):
                 for p in ("weight", "bias"):
                     new[f"{ours}.{i}.{p}"] = sd[f"mlp_extractor.{theirs}.{i}.{p}"]
             for p in ("weight", "bias"):
                 new[f"{ours}.{2 * n}.{p}"] = sd[f"{head}.{p}"]
     else:
-        policy = QPolicy(obs_dim, n_actions, cfg.hidden_sizes, cfg.activation, dueling=False,
-                         algorithm="dqn")
+        policy = QPolicy(obs_dim, n_actions, cfg.hidden_sizes, cfg.activation, dueling=False, algorithm="dqn")
         for i in _linear_indices(n):
             for p in ("weight", "bias"):
                 new[f"trunk.{i}.{p}"] = sd[f"q_net.q_net.{i}.{p}"]
@@ -185,11 +201,13 @@ def build_model(cfg: Sb3Config, venv, *, seed: int, device: str):
     if cfg.algorithm == "dqn":
         policy_kwargs = dict(net_arch=hidden, activation_fn=act)
     else:
-        policy_kwargs = dict(net_arch=dict(pi=hidden, vf=hidden), activation_fn=act,
-                             share_features_extractor=True)
+        policy_kwargs = dict(
+            net_arch=dict(pi=hidden, vf=hidden), activation_fn=act, share_features_extractor=True
+        )
     cls = getattr(sb3, SB3_ALGORITHMS[cfg.algorithm])
-    return cls("MlpPolicy", venv, policy_kwargs=policy_kwargs, seed=seed, device=device,
-               verbose=0, **cfg.kwargs)
+    return cls(
+        "MlpPolicy", venv, policy_kwargs=policy_kwargs, seed=seed, device=device, verbose=0, **cfg.kwargs
+    )
 
 
 # --------------------------------------------------------------------------- training
@@ -201,16 +219,26 @@ class _ValidationRun:
     and ``num_timesteps``.
     """
 
-    def __init__(self, cfg: Sb3Config, agent: str, seed: int, obs_dim: int, n_actions: int,
-                 eval_fn: Callable[[nn.Module], float] | None, eval_every: int,
-                 patience: int | None):
+    def __init__(
+        self,
+        cfg: Sb3Config,
+        agent: str,
+        seed: int,
+        obs_dim: int,
+        n_actions: int,
+        eval_fn: Callable[[nn.Module], float] | None,
+        eval_every: int,
+        patience: int | None,
+    ):
         self.cfg, self.agent, self.seed = cfg, agent, seed
         self.obs_dim, self.n_actions = obs_dim, n_actions
         self.eval_fn, self.eval_every = eval_fn, int(eval_every)
         self.selector = CheckpointSelector(patience)
-        self.loss_keys = {"policy_loss": ("train/policy_gradient_loss", "train/policy_loss"),
-                          "value_loss": ("train/value_loss",),
-                          "q_loss": ("train/loss",) if cfg.algorithm == "dqn" else ()}
+        self.loss_keys = {
+            "policy_loss": ("train/policy_gradient_loss", "train/policy_loss"),
+            "value_loss": ("train/value_loss",),
+            "q_loss": ("train/loss",) if cfg.algorithm == "dqn" else (),
+        }
         self.rollouts = 0
         self.rows: list[dict[str, float]] = []
         self.ep_sum, self.ep_n = 0.0, 0
@@ -249,8 +277,7 @@ class _ValidationRun:
                 raise TrainingDivergedError(self.agent, self.seed, self.rollouts, k, float(v))
         for name, p in cb.model.policy.named_parameters():
             if not bool(torch.isfinite(p).all()):
-                raise TrainingDivergedError(self.agent, self.seed, self.rollouts,
-                                            f"weight {name}", math.nan)
+                raise TrainingDivergedError(self.agent, self.seed, self.rollouts, f"weight {name}", math.nan)
 
     def _evaluate(self, cb) -> float:
         policy = to_project_policy(cb.model, self.cfg, self.obs_dim, self.n_actions)
@@ -317,20 +344,23 @@ def train_sb3(
     from ..env import TradingEnv
 
     env_cfg = env_config.replace(device="cpu")  # SB3 steps numpy envs one lane at a time
-    venv = DummyVecEnv([lambda i=i: Monitor(TradingEnv(market, env_cfg, seed=seed * 100_003 + i))
-                        for i in range(num_envs)])
+    venv = DummyVecEnv(
+        [lambda i=i: Monitor(TradingEnv(market, env_cfg, seed=seed * 100_003 + i)) for i in range(num_envs)]
+    )
     try:
         model = build_model(cfg, venv, seed=seed, device=device)
         obs_dim = int(np.prod(venv.observation_space.shape))
         n_actions = int(venv.action_space.n)
-        run = _ValidationRun(cfg, agent, seed, obs_dim, n_actions, eval_fn, int(eval_every),
-                             patience)
-        model.learn(total_timesteps=cfg.total_steps, callback=_make_callback(run),
-                    progress_bar=False)
+        run = _ValidationRun(cfg, agent, seed, obs_dim, n_actions, eval_fn, int(eval_every), patience)
+        model.learn(total_timesteps=cfg.total_steps, callback=_make_callback(run), progress_bar=False)
     finally:
         venv.close()
     policy = to_project_policy(model, cfg, obs_dim, n_actions)
     if run.selector.best_state is not None:
         policy.load_state_dict(run.selector.best_state)
-    return TrainResult(policy=policy.eval(), history=history_frame(run.rows),
-                       best_score=run.selector.best_score, steps=int(model.num_timesteps))
+    return TrainResult(
+        policy=policy.eval(),
+        history=history_frame(run.rows),
+        best_score=run.selector.best_score,
+        steps=int(model.num_timesteps),
+    )

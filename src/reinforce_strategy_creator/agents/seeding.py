@@ -27,9 +27,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'"
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AgentConfigError(
-            f"device={device!r} requested but CUDA is not available; use 'auto' or 'cpu'"
-        )
+        raise AgentConfigError(f"device={device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
     return dev
 
 

@@ -168,8 +168,7 @@ class RunTracker:
         row["eval_score"] = score
         row["steps_per_s"] = sps
         self.rows.append(row)
-        return {"sps": f"{sps:,.0f}", "ret": f"{row['episode_return']:.3g}",
-                "eval": f"{self.last_eval:.4g}"}
+        return {"sps": f"{sps:,.0f}", "ret": f"{row['episode_return']:.3g}", "eval": f"{self.last_eval:.4g}"}
 
     def finish(self) -> TrainResult:
         if self.progress is not None:
@@ -178,8 +177,12 @@ class RunTracker:
         if self.selector.best_state is not None:
             self.policy.load_state_dict(self.selector.best_state)
         self.policy.eval()
-        return TrainResult(policy=self.policy, history=history_frame(self.rows),
-                           best_score=self.selector.best_score, steps=self.steps)
+        return TrainResult(
+            policy=self.policy,
+            history=history_frame(self.rows),
+            best_score=self.selector.best_score,
+            steps=self.steps,
+        )
 
 
 # --------------------------------------------------------------------------- progress display
@@ -197,8 +200,7 @@ class _LiveBar:
     def __init__(self, stream: Any, total: int, desc: str):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True,
-                        mininterval=0.2, file=stream)
+        self.bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, mininterval=0.2, file=stream)
 
     def show(self, steps: int, postfix: dict[str, str] | None) -> None:
         if postfix is not None:
@@ -236,8 +238,14 @@ class _LogLines:
 
         now = time.perf_counter()
         self.last, self.written_steps = now, steps
-        line = tqdm.format_meter(min(steps, self.total), self.total, now - self.t0,
-                                 prefix=self.desc, unit="step", ascii=True,
-                                 postfix=self.postfix or None)
+        line = tqdm.format_meter(
+            min(steps, self.total),
+            self.total,
+            now - self.t0,
+            prefix=self.desc,
+            unit="step",
+            ascii=True,
+            postfix=self.postfix or None,
+        )
         self.stream.write(line + "\n")
         self.stream.flush()

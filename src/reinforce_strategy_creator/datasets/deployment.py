@@ -52,11 +52,14 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
 
     SELECT = ("production", "newest")
 
-    def __init__(self, filepath: str, select: str = "production",
-                 metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, filepath: str, select: str = "production", metadata: dict[str, Any] | None = None
+    ) -> None:
         if select not in self.SELECT:
-            raise DatasetError(f"ModelRegistryDataset at {filepath}: select={select!r}; use one of "
-                               f"{list(self.SELECT)} (conf/base/catalog_deployment.yml).")
+            raise DatasetError(
+                f"ModelRegistryDataset at {filepath}: select={select!r}; use one of "
+                f"{list(self.SELECT)} (conf/base/catalog_deployment.yml)."
+            )
         self._filepath = Path(filepath)
         self._select = select
         self.metadata = metadata
@@ -71,25 +74,39 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
         if entry is None:
             return ProductionModel(None, None, None, str(self._filepath), role=role)
         what = "production entry" if role == PRODUCTION else "newest registered entry (shadow account)"
-        fix = ("`kedro models rollback --reason ...`" if role == PRODUCTION
-               else "register a newer champion (re-run training and evaluation)")
+        fix = (
+            "`kedro models rollback --reason ...`"
+            if role == PRODUCTION
+            else "register a newer champion (re-run training and evaluation)"
+        )
         if not entry.artifact_path:
             raise DatasetError(
                 f"registry {where}: {what} {entry.entry_id} has no artifact path; register "
-                f"champions through the deployment pipeline (it records the artifact), or {fix}.")
-        artifact = PolicyArtifactDataset(filepath=str(_resolve_artifact(entry.artifact_path, self._filepath)),
-                                         version=Version(entry.version, None))
+                f"champions through the deployment pipeline (it records the artifact), or {fix}."
+            )
+        artifact = PolicyArtifactDataset(
+            filepath=str(_resolve_artifact(entry.artifact_path, self._filepath)),
+            version=Version(entry.version, None),
+        )
         try:
             bundle = artifact.load()
         except DatasetError as exc:
             raise DatasetError(
                 f"registry {where}: {what} {entry.entry_id} points to "
                 f"{entry.artifact_path} version {entry.version}, which cannot be loaded ({exc}). "
-                f"Restore the artifact, or {fix}.") from exc
-        return ProductionModel(entry.entry_id, bundle, entry.seed, str(self._filepath),
-                               artifact=f"{entry.artifact_path}@{entry.version}",
-                               version=entry.version, role=role, verdict_passed=entry.passed,
-                               status=entry.status)
+                f"Restore the artifact, or {fix}."
+            ) from exc
+        return ProductionModel(
+            entry.entry_id,
+            bundle,
+            entry.seed,
+            str(self._filepath),
+            artifact=f"{entry.artifact_path}@{entry.version}",
+            version=entry.version,
+            role=role,
+            verdict_passed=entry.passed,
+            status=entry.status,
+        )
 
     def save(self, data: dict) -> None:
         """Apply a registration request (idempotent: the second of the two registry views
@@ -98,11 +115,21 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
         if reg and reg.get("artifact_path") and Path(reg["artifact_path"]).is_absolute():
             # stored relative to the project root, so it stays true when the project moves
             root = project_root(self._filepath.parent)
-            data = {**data, "register": {**reg, "artifact_path": display_path(reg["artifact_path"], root)
-                                         if root else reg["artifact_path"]}}
+            data = {
+                **data,
+                "register": {
+                    **reg,
+                    "artifact_path": display_path(reg["artifact_path"], root)
+                    if root
+                    else reg["artifact_path"],
+                },
+            }
         outcome = ModelRegistry(self._filepath).apply_registration(data)
-        level = logging.DEBUG if outcome.get("action") == "already_registered" and self._select != \
-            "production" else logging.INFO
+        level = (
+            logging.DEBUG
+            if outcome.get("action") == "already_registered" and self._select != "production"
+            else logging.INFO
+        )
         logger.log(level, "Model registry %s: %s", display_path(self._filepath), outcome)
 
     def _exists(self) -> bool:
@@ -130,8 +157,13 @@ class GateDecisionLogDataset(AbstractDataset[dict, list]):
 
     def save(self, data: dict) -> None:
         event = ModelRegistry(self._filepath).record_gate_decision(data)
-        logger.info("Gate decision recorded in %s: passed=%s on %s .. %s", self._filepath,
-                    event["passed"], event["window"]["start"], event["window"]["end"])
+        logger.info(
+            "Gate decision recorded in %s: passed=%s on %s .. %s",
+            self._filepath,
+            event["passed"],
+            event["window"]["start"],
+            event["window"]["end"],
+        )
 
     def _exists(self) -> bool:
         return self._filepath.exists()
@@ -163,13 +195,15 @@ class PaperAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
 
     def save(self, data: StagedAccount) -> None:
         if not isinstance(data, StagedAccount):
-            raise DatasetError(f"PaperAccountDataset at {self._filepath} expects a StagedAccount, "
-                               f"got {type(data).__name__}.")
+            raise DatasetError(
+                f"PaperAccountDataset at {self._filepath} expects a StagedAccount, got {type(data).__name__}."
+            )
         if data.folder.resolve() != self._filepath.resolve():
             raise DatasetError(
                 f"PaperAccountDataset at {self._filepath} was given the account of "
                 f"{data.folder}; deployment.account and deployment.account_update must have the "
-                "same filepath in catalog_deployment.yml.")
+                "same filepath in catalog_deployment.yml."
+            )
         AccountStore(self._filepath).commit_batch(data)
 
     def _exists(self) -> bool:

@@ -88,7 +88,9 @@ class YFinanceDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(ticker, str) or not ticker.strip():
-            raise DataSourceError(f"YFinanceDataset: ticker={ticker!r} is invalid; give a symbol such as 'AAPL'.")
+            raise DataSourceError(
+                f"YFinanceDataset: ticker={ticker!r} is invalid; give a symbol such as 'AAPL'."
+            )
         for name, value in (("start", start), ("end", end)):
             if value is not None:
                 try:

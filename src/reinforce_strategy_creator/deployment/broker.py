@@ -19,7 +19,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import pandas as pd
@@ -73,8 +73,12 @@ class CostModel:
     def from_environment(cls, environment: EnvConfig | Mapping[str, Any]) -> CostModel:
         """Costs and fill price of the ``environment`` block shared by training and evaluation."""
         env = EnvConfig.parse(environment)
-        return cls(commission_bps=env.commission_bps, slippage_bps=env.slippage_bps,
-                   borrow_bps_per_bar=env.borrow_bps_per_bar, fill_price=env.fill_price)
+        return cls(
+            commission_bps=env.commission_bps,
+            slippage_bps=env.slippage_bps,
+            borrow_bps_per_bar=env.borrow_bps_per_bar,
+            fill_price=env.fill_price,
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -98,9 +102,7 @@ LIVE_ADAPTERS: dict[str, Callable[..., Any]] = {}
 LEGACY_LIVE_KEYS = ("api_endpoint", "api_key", "api_secret")
 
 
-def resolve_mode(
-    params: Mapping[str, Any], credentials: Mapping[str, Any] | None = None
-) -> str:
+def resolve_mode(params: Mapping[str, Any], credentials: Mapping[str, Any] | None = None) -> str:
     """Validate ``deployment.mode`` and return it; only ``paper_trading`` can run.
 
     ``live_trading`` needs both a registered adapter (``deployment.broker_adapter``) and a
@@ -118,9 +120,7 @@ def resolve_mode(
             )
         return mode
     if mode != "live_trading":
-        raise LiveTradingRefused(
-            f"deployment.mode must be 'paper_trading' or 'live_trading', got {mode!r}."
-        )
+        raise LiveTradingRefused(f"deployment.mode must be 'paper_trading' or 'live_trading', got {mode!r}.")
     adapter = params.get("broker_adapter")
     if not adapter or adapter not in LIVE_ADAPTERS:
         raise LiveTradingRefused(
@@ -153,7 +153,7 @@ def _iso(ts: pd.Timestamp) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def validate_prices(prices: pd.DataFrame) -> None:
@@ -191,7 +191,8 @@ class PaperBroker:
         if granularity is not None and granularity not in ex.GRANULARITIES:
             raise ParameterError(
                 f"granularity must be one of {list(ex.GRANULARITIES)} (or None for the account's "
-                f"own), got {granularity!r}")
+                f"own), got {granularity!r}"
+            )
         self.store = store
         self.initial_capital = initial_capital
         self.costs = costs
@@ -236,7 +237,8 @@ class PaperBroker:
             raise AccountStateError(
                 f"{self.store.folder}: the account trades {state.granularity} shares (recorded "
                 f"when it was created) and cannot switch to {self.granularity} shares; use a new "
-                "account folder for another granularity. Nothing was traded.")
+                "account folder for another granularity. Nothing was traded."
+            )
         return state
 
     # -- one bar -------------------------------------------------------------------------
@@ -259,7 +261,8 @@ class PaperBroker:
         s, risk_events = self._apply_risk_checks(s, bar, history)
         s, order = self._decide(s, bar, history, decide)
         return self.store.commit(
-            s, {"orders": [order], "trades": trades, "equity": [mark], "events": events + risk_events})
+            s, {"orders": [order], "trades": trades, "equity": [mark], "events": events + risk_events}
+        )
 
     @staticmethod
     def _switch_model(s: AccountState, bar: _Bar, model_id: str | None) -> tuple[AccountState, list[dict]]:
@@ -290,7 +293,8 @@ class PaperBroker:
                 delta, fill = trade["shares"], trade["fill_price"]
             s = dataclasses.replace(s, pending_target=None, pending_decided_at=None)
         _, entry, held_bars = ex.position_after(
-            SCALAR, float(shares_before), float(delta), fill, s.entry_price, s.bars_held)
+            SCALAR, float(shares_before), float(delta), fill, s.entry_price, s.bars_held
+        )
         return dataclasses.replace(s, entry_price=entry, bars_held=held_bars), trades
 
     def _mark_at_close(self, s: AccountState, bar: _Bar) -> tuple[AccountState, dict[str, Any]]:
@@ -300,25 +304,45 @@ class PaperBroker:
         borrow_cents = round(borrow * 100)
         if s.fractional:
             exact = {"cash": cash, "equity": equity, "borrow": borrow}
-            s = dataclasses.replace(s, exact_cash=cash, exact_equity=equity,
-                                    cash_cents=round(cash * 100), equity_cents=round(equity * 100))
+            s = dataclasses.replace(
+                s,
+                exact_cash=cash,
+                exact_equity=equity,
+                cash_cents=round(cash * 100),
+                equity_cents=round(equity * 100),
+            )
         else:  # integer cents: the borrow fee is rounded to the cent once, then booked
             exact = {}
             cash_cents = s.cash_cents - borrow_cents
-            s = dataclasses.replace(s, cash_cents=cash_cents,
-                                    equity_cents=cash_cents + round(s.shares * bar.close * 100))
+            s = dataclasses.replace(
+                s, cash_cents=cash_cents, equity_cents=cash_cents + round(s.shares * bar.close * 100)
+            )
         position = (s.shares * bar.close / s.equity) if s.equity_cents > 0 else 0.0
-        s = dataclasses.replace(s, peak_equity_cents=max(s.peak_equity_cents, s.equity_cents),
-                                position=position, last_close=bar.close)
-        mark = {"bar": bar.at, "open": bar.open, "close": bar.close, "cash_cents": s.cash_cents,
-                "shares": s.shares, "equity_cents": s.equity_cents, "position": s.position,
-                "peak_equity_cents": s.peak_equity_cents, "drawdown": s.drawdown,
-                "borrow_cents": borrow_cents, **exact}
+        s = dataclasses.replace(
+            s,
+            peak_equity_cents=max(s.peak_equity_cents, s.equity_cents),
+            position=position,
+            last_close=bar.close,
+        )
+        mark = {
+            "bar": bar.at,
+            "open": bar.open,
+            "close": bar.close,
+            "cash_cents": s.cash_cents,
+            "shares": s.shares,
+            "equity_cents": s.equity_cents,
+            "position": s.position,
+            "peak_equity_cents": s.peak_equity_cents,
+            "drawdown": s.drawdown,
+            "borrow_cents": borrow_cents,
+            **exact,
+        }
         return s, mark
 
     # -- risk checks: each may only add a restriction --------------------------------------
-    def _apply_risk_checks(self, s: AccountState, bar: _Bar,
-                           history: pd.DataFrame) -> tuple[AccountState, list[dict]]:
+    def _apply_risk_checks(
+        self, s: AccountState, bar: _Bar, history: pd.DataFrame
+    ) -> tuple[AccountState, list[dict]]:
         """The risk limits at the close, in this order: the drawdown kill switch, the day-loss
         stop, the optional drift check. Returns the state and the events they record."""
         s, halt = self._drawdown_kill_switch(s, bar)
@@ -332,8 +356,10 @@ class PaperBroker:
         limit = self.limits.max_drawdown
         if limit is None or s.halted or s.drawdown > -limit:
             return s, []
-        reason = (f"max drawdown kill switch: drawdown {s.drawdown:.4%} at {bar.at} breached "
-                  f"deployment.risk.max_drawdown={limit}")
+        reason = (
+            f"max drawdown kill switch: drawdown {s.drawdown:.4%} at {bar.at} breached "
+            f"deployment.risk.max_drawdown={limit}"
+        )
         event = {"bar": bar.at, "kind": "halt", "cause": "max_drawdown", "reason": reason}
         return dataclasses.replace(s, halted=True, halt_reason=reason), [event]
 
@@ -344,12 +370,18 @@ class PaperBroker:
         if limit is None or s.day_loss_stop or start <= 0 or s.equity_cents > start * (1 - limit):
             return s, []
         loss = s.equity_cents / start - 1
-        event = {"bar": bar.at, "kind": "day_loss_stop", "day": bar.day, "loss": loss,
-                 "reason": f"day loss {loss:.4%} breached deployment.risk.max_daily_loss={limit}"}
+        event = {
+            "bar": bar.at,
+            "kind": "day_loss_stop",
+            "day": bar.day,
+            "loss": loss,
+            "reason": f"day loss {loss:.4%} breached deployment.risk.max_daily_loss={limit}",
+        }
         return dataclasses.replace(s, day_loss_stop=True), [event]
 
-    def _drift_check(self, s: AccountState, bar: _Bar,
-                     history: pd.DataFrame) -> tuple[AccountState, list[dict]]:
+    def _drift_check(
+        self, s: AccountState, bar: _Bar, history: pd.DataFrame
+    ) -> tuple[AccountState, list[dict]]:
         """Record the drift monitor's alerts; with ``halt_on_drift`` an alert halts the account
         (flat until a person clears it)."""
         if self.drift_check is None:
@@ -364,8 +396,9 @@ class PaperBroker:
         return s, events
 
     # -- the decision ----------------------------------------------------------------------
-    def _decide(self, s: AccountState, bar: _Bar, history: pd.DataFrame,
-                decide: Decide) -> tuple[AccountState, dict[str, Any]]:
+    def _decide(
+        self, s: AccountState, bar: _Bar, history: pd.DataFrame, decide: Decide
+    ) -> tuple[AccountState, dict[str, Any]]:
         """Exactly one decision for this bar: flat when halted, else the policy's target within
         the risk limits. It stays pending and fills at the next bar. Returns the order record."""
         if s.halted:
@@ -374,10 +407,21 @@ class PaperBroker:
             policy_target = _as_target(decide(history, s), bar.at)
             target, why = self._limit_target(policy_target, s)
         fills_at = "close" if self.costs.fill_price == "next_close" else "open"
-        order = {"bar": bar.at, "policy_target": policy_target, "target": target, "reason": why,
-                 "model_id": s.active_model_id, "fills_at": "next bar " + fills_at}
-        s = dataclasses.replace(s, pending_target=target, pending_decided_at=bar.at, last_bar=bar.at,
-                                bars_processed=s.bars_processed + 1)
+        order = {
+            "bar": bar.at,
+            "policy_target": policy_target,
+            "target": target,
+            "reason": why,
+            "model_id": s.active_model_id,
+            "fills_at": "next bar " + fills_at,
+        }
+        s = dataclasses.replace(
+            s,
+            pending_target=target,
+            pending_decided_at=bar.at,
+            last_bar=bar.at,
+            bars_processed=s.bars_processed + 1,
+        )
         return s, order
 
     def _limit_target(self, policy_target: float, s: AccountState) -> tuple[float, str]:
@@ -403,17 +447,25 @@ class PaperBroker:
             return s, None
         s = dataclasses.replace(s, held_target=target)
         delta, fill, commission, slippage = ex.execute_order(
-            SCALAR, self._rules, target, s.cash, float(s.shares), ref)
-        trade = {"bar": bar, "decided_at": s.pending_decided_at, "reference_price": ref,
-                 "fill_rule": self.costs.fill_price, "target": target}
+            SCALAR, self._rules, target, s.cash, float(s.shares), ref
+        )
+        trade = {
+            "bar": bar,
+            "decided_at": s.pending_decided_at,
+            "reference_price": ref,
+            "fill_rule": self.costs.fill_price,
+            "target": target,
+        }
         if s.fractional:
             return _book_fractional(s, trade, delta, fill, commission, slippage)
         return self._book_whole(s, trade, int(delta), ref, target)
 
-    def _book_whole(self, s: AccountState, trade: dict[str, Any], delta: int, ref: float,
-                    target: float) -> tuple[AccountState, dict | None]:
+    def _book_whole(
+        self, s: AccountState, trade: dict[str, Any], delta: int, ref: float, target: float
+    ) -> tuple[AccountState, dict | None]:
         """Whole shares, integer cents: each amount is rounded to the cent once, then booked;
         a long target within [0, 1] never borrows (a share less if cent rounding would)."""
+
         def booked(d: int) -> tuple[int, int, int, float, float]:
             f, comm, slip = ex.fill_price_and_costs(SCALAR, self._rules, ref, float(d))
             notional, commission_cents = round(d * f * 100), round(comm * 100)
@@ -427,9 +479,15 @@ class PaperBroker:
             return s, None
         new_shares = s.shares + delta
         trade.update(
-            side="buy" if delta > 0 else "sell", shares=delta, fill_price=fill,
-            notional_cents=notional, commission_cents=commission_cents,
-            slippage_cents=round(slippage * 100), cash_after_cents=new_cash, shares_after=new_shares)
+            side="buy" if delta > 0 else "sell",
+            shares=delta,
+            fill_price=fill,
+            notional_cents=notional,
+            commission_cents=commission_cents,
+            slippage_cents=round(slippage * 100),
+            cash_after_cents=new_cash,
+            shares_after=new_shares,
+        )
         return dataclasses.replace(s, cash_cents=new_cash, shares=new_shares), trade
 
 
@@ -472,8 +530,9 @@ def _as_target(raw: Any, bar: str) -> float:
     return target
 
 
-def _book_fractional(s: AccountState, trade: dict[str, Any], delta: float, fill: float,
-                     commission: float, slippage: float) -> tuple[AccountState, dict | None]:
+def _book_fractional(
+    s: AccountState, trade: dict[str, Any], delta: float, fill: float, commission: float, slippage: float
+) -> tuple[AccountState, dict | None]:
     """Fractional shares, float64 dollars: the kernel's amounts booked as they are (the env's
     arithmetic), their cents derived by rounding."""
     if delta == 0.0:
@@ -481,15 +540,24 @@ def _book_fractional(s: AccountState, trade: dict[str, Any], delta: float, fill:
     cash = ex.cash_after_fill(s.exact_cash, delta, fill, commission)
     shares = s.shares + delta
     trade.update(
-        side="buy" if delta > 0 else "sell", shares=delta, fill_price=fill,
-        notional_cents=round(delta * fill * 100), commission_cents=round(commission * 100),
-        slippage_cents=round(slippage * 100), cash_after_cents=round(cash * 100),
-        shares_after=shares, commission=commission, slippage=slippage, cash_after=cash)
+        side="buy" if delta > 0 else "sell",
+        shares=delta,
+        fill_price=fill,
+        notional_cents=round(delta * fill * 100),
+        commission_cents=round(commission * 100),
+        slippage_cents=round(slippage * 100),
+        cash_after_cents=round(cash * 100),
+        shares_after=shares,
+        commission=commission,
+        slippage=slippage,
+        cash_after=cash,
+    )
     return dataclasses.replace(s, exact_cash=cash, cash_cents=round(cash * 100), shares=shares), trade
 
 
-def first_bar_to_process(index: pd.DatetimeIndex, last_bar: str | None,
-                         start: pd.Timestamp | str | None = None) -> int:
+def first_bar_to_process(
+    index: pd.DatetimeIndex, last_bar: str | None, start: pd.Timestamp | str | None = None
+) -> int:
     """Position in ``index`` of the first bar to process: the bar after the account's last
     processed bar; for a new account the first bar on or after ``start`` (else the first)."""
     if last_bar is not None:
@@ -502,20 +570,26 @@ def first_bar_to_process(index: pd.DatetimeIndex, last_bar: str | None,
 def execution_rules(costs: CostModel, granularity: str = "whole") -> ex.ExecutionRules:
     """The kernel's rules for ``costs`` (``environment.*`` basis points) at ``granularity``."""
     try:
-        return ex.ExecutionRules.from_bps(costs.commission_bps, costs.slippage_bps,
-                                          costs.borrow_bps_per_bar, granularity)
+        return ex.ExecutionRules.from_bps(
+            costs.commission_bps, costs.slippage_bps, costs.borrow_bps_per_bar, granularity
+        )
     except ValueError as exc:
         raise ParameterError(
             f"environment costs (commission_bps={costs.commission_bps}, slippage_bps="
             f"{costs.slippage_bps}, borrow_bps_per_bar={costs.borrow_bps_per_bar}): {exc}; "
-            "costs are basis points below 10000.") from exc
+            "costs are basis points below 10000."
+        ) from exc
+
 
 # ---------------------------------------------------------------------------------------
 # Reconciliation and operator actions
 # ---------------------------------------------------------------------------------------
 def replay_trades(
-    initial_capital_cents: int, trades: list[dict[str, Any]],
-    equity: list[dict[str, Any]] | None = None, *, granularity: str = "whole",
+    initial_capital_cents: int,
+    trades: list[dict[str, Any]],
+    equity: list[dict[str, Any]] | None = None,
+    *,
+    granularity: str = "whole",
     initial_cash: float | None = None,
 ) -> tuple[int, int] | tuple[float, float]:
     """Cash and shares implied by the trade log (and the borrow fees in ``equity``).
@@ -536,7 +610,8 @@ def replay_trades(
     if granularity != "fractional" or initial_cash is None:
         raise AccountStateError(
             f"replay_trades: granularity {granularity!r} with initial_cash {initial_cash!r}; a "
-            "fractional account replays from its exact_initial_cash.")
+            "fractional account replays from its exact_initial_cash."
+        )
     cash, shares, k = float(initial_cash), 0.0, 0
     for mark in equity or ():
         while k < len(trades) and trades[k]["bar"] <= mark["bar"]:
@@ -556,32 +631,51 @@ def reconcile(store: AccountStore) -> AccountState:
     trades = store.read_log("trades", state)
     orders = store.read_log("orders", state)
     equity = store.read_log("equity", state)
-    cash, shares = replay_trades(state.initial_capital_cents, trades, equity,
-                                 granularity=state.granularity, initial_cash=state.exact_initial_cash)
+    cash, shares = replay_trades(
+        state.initial_capital_cents,
+        trades,
+        equity,
+        granularity=state.granularity,
+        initial_cash=state.exact_initial_cash,
+    )
     problems = []
     if state.fractional:
         if (cash, shares) != (state.exact_cash, state.shares):
-            problems.append(f"trade log replays to cash {cash!r}/shares {shares!r}, state has "
-                            f"{state.exact_cash!r}/{state.shares!r}")
-        bad = [m["bar"] for m in equity
-               if m["equity"] != m["cash"] + m["shares"] * m["close"]  # ex.mark's equity
-               or (m["cash_cents"], m["equity_cents"]) != (round(m["cash"] * 100), round(m["equity"] * 100))]
+            problems.append(
+                f"trade log replays to cash {cash!r}/shares {shares!r}, state has "
+                f"{state.exact_cash!r}/{state.shares!r}"
+            )
+        bad = [
+            m["bar"]
+            for m in equity
+            if m["equity"] != m["cash"] + m["shares"] * m["close"]  # ex.mark's equity
+            or (m["cash_cents"], m["equity_cents"]) != (round(m["cash"] * 100), round(m["equity"] * 100))
+        ]
         if bad:
-            problems.append(f"{len(bad)} equity mark(s) (first {bad[0]}) are not cash + shares x close, "
-                            "or their cents are not the rounded exact amounts")
+            problems.append(
+                f"{len(bad)} equity mark(s) (first {bad[0]}) are not cash + shares x close, "
+                "or their cents are not the rounded exact amounts"
+            )
         if equity and (equity[-1]["cash"], equity[-1]["equity"]) != (state.exact_cash, state.exact_equity):
             problems.append("last equity mark's exact cash/equity differ from state")
     elif (cash, shares) != (state.cash_cents, state.shares):
-        problems.append(f"trade log replays to cash {cash / 100:.2f}/shares {shares}, state has "
-                        f"{state.cash:.2f}/{state.shares}")
+        problems.append(
+            f"trade log replays to cash {cash / 100:.2f}/shares {shares}, state has "
+            f"{state.cash:.2f}/{state.shares}"
+        )
     bars = [o["bar"] for o in orders]
     if len(bars) != len(set(bars)) or len(bars) != state.bars_processed:
-        problems.append(f"{len(bars)} decisions for {state.bars_processed} processed bars "
-                        f"({len(bars) - len(set(bars))} duplicated)")
+        problems.append(
+            f"{len(bars)} decisions for {state.bars_processed} processed bars "
+            f"({len(bars) - len(set(bars))} duplicated)"
+        )
     if len(equity) != state.bars_processed:
         problems.append(f"{len(equity)} equity marks for {state.bars_processed} bars")
     if equity and (equity[-1]["cash_cents"], equity[-1]["shares"], equity[-1]["equity_cents"]) != (
-            state.cash_cents, state.shares, state.equity_cents):
+        state.cash_cents,
+        state.shares,
+        state.equity_cents,
+    ):
         problems.append("last equity mark differs from state")
     if bars and bars[-1] != state.last_bar:
         problems.append(f"last decision {bars[-1]} is not the last processed bar {state.last_bar}")
@@ -612,9 +706,14 @@ def clear_halt(store: AccountStore, reason: str, actor: str | None = None) -> Ac
         state = store.load()
         if not state.halted:
             raise AccountStateError(f"{store.folder}: account is not halted; nothing to clear.")
-        event = {"bar": state.last_bar, "kind": "clear_halt", "at": _now(),
-                 "by": actor or current_actor(), "reason": reason.strip(),
-                 "cleared": state.halt_reason, "peak_reset_to_cents": state.equity_cents}
-        new = dataclasses.replace(state, halted=False, halt_reason=None,
-                                  peak_equity_cents=state.equity_cents)
+        event = {
+            "bar": state.last_bar,
+            "kind": "clear_halt",
+            "at": _now(),
+            "by": actor or current_actor(),
+            "reason": reason.strip(),
+            "cleared": state.halt_reason,
+            "peak_reset_to_cents": state.equity_cents,
+        }
+        new = dataclasses.replace(state, halted=False, halt_reason=None, peak_equity_cents=state.equity_cents)
         return store.commit(new, {"events": [event]})

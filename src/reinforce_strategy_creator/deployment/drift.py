@@ -49,8 +49,11 @@ class DriftReference:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (lists of floats) so the reference can be stored next to a model."""
         return {
-            name: {"edges": self.edges[name].tolist(), "expected": self.expected[name].tolist(),
-                   "values": self.values[name].tolist()}
+            name: {
+                "edges": self.edges[name].tolist(),
+                "expected": self.expected[name].tolist(),
+                "values": self.values[name].tolist(),
+            }
             for name in self.edges
         }
 
@@ -121,8 +124,12 @@ def ks_statistic(reference_sorted: np.ndarray, sample: np.ndarray) -> float:
 
 
 def calibrate_thresholds(
-    reference: DriftReference, train_features: pd.DataFrame, window: int, quantile: float,
-    thresholds: DriftThresholds, stride: int = 5,
+    reference: DriftReference,
+    train_features: pd.DataFrame,
+    window: int,
+    quantile: float,
+    thresholds: DriftThresholds,
+    stride: int = 5,
 ) -> dict[str, tuple[float, float]]:
     """Per-feature (PSI, KS) thresholds: the ``quantile`` of each statistic over every
     ``window``-row window (every ``stride`` rows) of the *training* features themselves.
@@ -136,7 +143,8 @@ def calibrate_thresholds(
     """
     if not (0.5 <= quantile < 1):
         raise DriftConfigError(
-            f"deployment.drift.calibrate must be a quantile in [0.5, 1) or null, got {quantile!r}")
+            f"deployment.drift.calibrate must be a quantile in [0.5, 1) or null, got {quantile!r}"
+        )
     out = {}
     for name in reference.feature_names:
         v = _clean(train_features[name], "training features")
@@ -144,21 +152,25 @@ def calibrate_thresholds(
         if len(starts) < 10:
             raise DriftConfigError(
                 f"training features: {len(v)} rows of {name!r} give fewer than 10 windows of "
-                f"deployment.drift.window={window}; shorten the window or set calibrate: null.")
+                f"deployment.drift.window={window}; shorten the window or set calibrate: null."
+            )
         ref_sorted = np.sort(reference.values[name])
         psis, kss = [], []
         for i in starts:
-            w = v[i:i + window]
-            psis.append(psi(reference.expected[name], bin_shares(w, reference.edges[name]),
-                            thresholds.eps))
+            w = v[i : i + window]
+            psis.append(psi(reference.expected[name], bin_shares(w, reference.edges[name]), thresholds.eps))
             kss.append(ks_statistic(ref_sorted, w))
-        out[name] = (max(thresholds.psi, float(np.quantile(psis, quantile))),
-                     max(thresholds.ks, float(np.quantile(kss, quantile))))
+        out[name] = (
+            max(thresholds.psi, float(np.quantile(psis, quantile))),
+            max(thresholds.ks, float(np.quantile(kss, quantile))),
+        )
     return out
 
 
 def drift_report(
-    reference: DriftReference, live: pd.DataFrame, thresholds: DriftThresholds,
+    reference: DriftReference,
+    live: pd.DataFrame,
+    thresholds: DriftThresholds,
     per_feature: Mapping[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """Per feature: n_live, psi, ks_stat, ks_pvalue, empty_bins, psi_alert, ks_alert, status.
@@ -176,18 +188,32 @@ def drift_report(
         v = _clean(live[name], "live features")
         row: dict[str, Any] = {"feature": name, "n_live": len(v)}
         if len(v) < thresholds.min_samples:
-            row.update(psi=np.nan, ks_stat=np.nan, ks_pvalue=np.nan, empty_bins=0,
-                       psi_threshold=np.nan, ks_threshold=np.nan,
-                       psi_alert=False, ks_alert=False, status="insufficient_data")
+            row.update(
+                psi=np.nan,
+                ks_stat=np.nan,
+                ks_pvalue=np.nan,
+                empty_bins=0,
+                psi_threshold=np.nan,
+                ks_threshold=np.nan,
+                psi_alert=False,
+                ks_alert=False,
+                status="insufficient_data",
+            )
         else:
             actual = bin_shares(v, reference.edges[name])
             p = psi(reference.expected[name], actual, thresholds.eps)
             ks = ks_2samp(reference.values[name], v)
             psi_thr, ks_thr = (per_feature or {}).get(name, (thresholds.psi, thresholds.ks))
-            row.update(psi=p, ks_stat=float(ks.statistic), ks_pvalue=float(ks.pvalue),
-                       empty_bins=int((actual == 0).sum()), psi_threshold=psi_thr,
-                       ks_threshold=ks_thr,
-                       psi_alert=p > psi_thr, ks_alert=float(ks.statistic) > ks_thr)
+            row.update(
+                psi=p,
+                ks_stat=float(ks.statistic),
+                ks_pvalue=float(ks.pvalue),
+                empty_bins=int((actual == 0).sum()),
+                psi_threshold=psi_thr,
+                ks_threshold=ks_thr,
+                psi_alert=p > psi_thr,
+                ks_alert=float(ks.statistic) > ks_thr,
+            )
             row["status"] = "drift" if (row["psi_alert"] or row["ks_alert"]) else "ok"
         rows.append(row)
     return pd.DataFrame(rows).set_index("feature")
@@ -214,11 +240,19 @@ class DriftMonitor:
         self._calls += 1
         if (self._calls - 1) % self.check_every:
             return []
-        feats = self.feature_fn(history).iloc[-self.window:]
+        feats = self.feature_fn(history).iloc[-self.window :]
         report = drift_report(self.reference, feats, self.thresholds, self.per_feature)
         alerts = []
         for name, r in report[report["status"] == "drift"].iterrows():
-            alerts.append({"feature": name, "psi": r["psi"], "ks_stat": r["ks_stat"],
-                           "ks_pvalue": r["ks_pvalue"], "psi_threshold": r["psi_threshold"],
-                           "ks_threshold": r["ks_threshold"], "window": int(r["n_live"])})
+            alerts.append(
+                {
+                    "feature": name,
+                    "psi": r["psi"],
+                    "ks_stat": r["ks_stat"],
+                    "ks_pvalue": r["ks_pvalue"],
+                    "psi_threshold": r["psi_threshold"],
+                    "ks_threshold": r["ks_threshold"],
+                    "window": int(r["n_live"]),
+                }
+            )
         return alerts

@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def make_entry_id(agent: str, version: str, seed: int) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class ModelRegistry:
@@ -152,7 +152,8 @@ class ModelRegistry:
                 raise RegistryError(
                     f"registry {self.path}: the {new[0]['event']} event holds a value JSON cannot "
                     f"store ({exc}); metrics must be plain numbers (NaN/inf: record null). Nothing "
-                    "was written.") from exc
+                    "was written."
+                ) from exc
             fold(history + [json.loads(line) for line in lines], source=str(self.path))  # still folds
             append_lines_durable(self.path, lines)  # one write: all the events or (torn) none
         return new
@@ -179,7 +180,11 @@ class ModelRegistry:
         return event["entry_id"]
 
     def promote(
-        self, entry_id: str, *, force: bool = False, reason: str | None = None,
+        self,
+        entry_id: str,
+        *,
+        force: bool = False,
+        reason: str | None = None,
         actor: str | None = None,
     ) -> dict[str, Any]:
         """Make ``entry_id`` production (archiving the previous one). See module docstring."""
@@ -204,8 +209,15 @@ class ModelRegistry:
                     f"registry: {st.production} is the only production version so far; there "
                     "is no previous version to roll back to."
                 )
-            return [{"event": "rollback", "from": st.production, "to": st.production_stack[-2],
-                     "reason": reason, "by": by}]
+            return [
+                {
+                    "event": "rollback",
+                    "from": st.production,
+                    "to": st.production_stack[-2],
+                    "reason": reason,
+                    "by": by,
+                }
+            ]
 
         return self._transact(build)[0]
 
@@ -216,7 +228,9 @@ class ModelRegistry:
         if a is None or b is None:
             return False
         anchor = self.path.resolve().parent
-        return (os.path.normpath(resolve_in_project(a, anchor)) == os.path.normpath(resolve_in_project(b, anchor)))
+        return os.path.normpath(resolve_in_project(a, anchor)) == os.path.normpath(
+            resolve_in_project(b, anchor)
+        )
 
     def record_gate_decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
         """Append an evaluation gate's decision (durably, under the lock); returns the event.
@@ -239,10 +253,19 @@ class ModelRegistry:
         """
         reg = request.get("register")
         if reg is None:
-            return {"action": "none", "reason": request.get("reason", "no champion"),
-                    "production": self.state().production}
-        event = _register_event(reg["agent"], reg["version"], reg["seed"], reg["metrics"],
-                                reg["verdict"], reg.get("artifact_path"))
+            return {
+                "action": "none",
+                "reason": request.get("reason", "no champion"),
+                "production": self.state().production,
+            }
+        event = _register_event(
+            reg["agent"],
+            reg["version"],
+            reg["seed"],
+            reg["metrics"],
+            reg["verdict"],
+            reg.get("artifact_path"),
+        )
         entry_id = event["entry_id"]
         auto = bool(request.get("auto_promote"))
         outcome: dict[str, Any] = {}
@@ -250,13 +273,17 @@ class ModelRegistry:
         def build(st: RegistryState) -> list[dict[str, Any]]:
             existing = st.entries.get(entry_id)
             if existing is not None:
-                same = (existing.metrics == event["metrics"] and existing.verdict == event["verdict"]
-                        and self._same_artifact(existing.artifact_path, event["artifact_path"]))
+                same = (
+                    existing.metrics == event["metrics"]
+                    and existing.verdict == event["verdict"]
+                    and self._same_artifact(existing.artifact_path, event["artifact_path"])
+                )
                 if not same:
                     raise RegistryError(
                         f"registry {self.path}: {entry_id} is already registered with other metrics, "
                         "verdict or artifact path. An artifact version is evaluated once; retrain to get "
-                        "a new version, or inspect `kedro models list --json`.")
+                        "a new version, or inspect `kedro models list --json`."
+                    )
                 outcome.update(action="already_registered", entry_id=entry_id, production=st.production)
                 return []
             events = [event]
@@ -264,9 +291,16 @@ class ModelRegistry:
             if auto and event["verdict"]["passed"]:
                 after = copy.deepcopy(st)  # the state after this registration, for the promote check
                 apply_event(after, event, source=str(self.path))
-                events.append(_promote_event(after, entry_id, force=False, by="deployment pipeline",
-                                             reason="deployment.auto_promote: evaluation verdict passed",
-                                             path=self.path))
+                events.append(
+                    _promote_event(
+                        after,
+                        entry_id,
+                        force=False,
+                        by="deployment pipeline",
+                        reason="deployment.auto_promote: evaluation verdict passed",
+                        path=self.path,
+                    )
+                )
                 outcome.update(promoted=True, production=entry_id)
             elif auto:
                 outcome["not_promoted_because"] = "evaluation verdict did not pass"
@@ -276,8 +310,9 @@ class ModelRegistry:
         return outcome
 
 
-def _register_event(agent: Any, version: Any, seed: Any, metrics: Any, verdict: Any,
-                    artifact_path: Any) -> dict[str, Any]:
+def _register_event(
+    agent: Any, version: Any, seed: Any, metrics: Any, verdict: Any, artifact_path: Any
+) -> dict[str, Any]:
     for name, value in (("agent", agent), ("version", version)):
         if not isinstance(value, str) or not _ID_PART.match(value):
             raise RegistryError(
@@ -291,13 +326,21 @@ def _register_event(agent: Any, version: Any, seed: Any, metrics: Any, verdict: 
             "registry: verdict must be a dict with a boolean 'passed' (the evaluation "
             f"stage's decision), got {verdict!r}."
         )
-    return {"event": "register", "entry_id": make_entry_id(agent, version, seed), "agent": agent,
-            "version": version, "seed": seed, "metrics": dict(metrics or {}), "verdict": dict(verdict),
-            "artifact_path": artifact_path}
+    return {
+        "event": "register",
+        "entry_id": make_entry_id(agent, version, seed),
+        "agent": agent,
+        "version": version,
+        "seed": seed,
+        "metrics": dict(metrics or {}),
+        "verdict": dict(verdict),
+        "artifact_path": artifact_path,
+    }
 
 
-def _promote_event(st: RegistryState, entry_id: str, *, force: bool, reason: str | None, by: str,
-                   path: Any) -> dict[str, Any]:
+def _promote_event(
+    st: RegistryState, entry_id: str, *, force: bool, reason: str | None, by: str, path: Any
+) -> dict[str, Any]:
     """The promote event for ``entry_id`` given the current state, or the reason it is refused."""
     entry = _get(st, entry_id, path)
     if entry.status == PRODUCTION:
@@ -308,8 +351,14 @@ def _promote_event(st: RegistryState, entry_id: str, *, force: bool, reason: str
             "Promote a passing entry, or use --force --reason '...' to override "
             "(the override is recorded)."
         )
-    return {"event": "promote", "entry_id": entry_id, "forced": bool(force), "reason": reason,
-            "by": by, "previous": st.production}
+    return {
+        "event": "promote",
+        "entry_id": entry_id,
+        "forced": bool(force),
+        "reason": reason,
+        "by": by,
+        "previous": st.production,
+    }
 
 
 GATE_DECISION_REQUIRED = ("data_fingerprint", "window", "config_sha256", "passed")
@@ -339,45 +388,59 @@ def _plain(value: Any) -> Any:
 def validate_gate_decision(decision: Any, source: str = "registry") -> dict[str, Any]:
     """A gate decision as it is recorded (``{"event": "gate_decision", ...}``), or a
     :class:`RegistryError` naming the missing or bad key."""
-    how = ("record_gate_decision needs {'data_fingerprint': str, 'window': {'start': ISO date, "
-           "'end': ISO date}, 'config_sha256': str, 'passed': bool} plus any JSON-able extras")
+    how = (
+        "record_gate_decision needs {'data_fingerprint': str, 'window': {'start': ISO date, "
+        "'end': ISO date}, 'config_sha256': str, 'passed': bool} plus any JSON-able extras"
+    )
     if not isinstance(decision, Mapping):
-        raise RegistryError(f"{source}: a gate decision must be a dict, got {type(decision).__name__}; {how}.")
+        raise RegistryError(
+            f"{source}: a gate decision must be a dict, got {type(decision).__name__}; {how}."
+        )
     decision = _plain(decision)
     missing = [k for k in GATE_DECISION_REQUIRED if k not in decision]
     if missing:
         raise RegistryError(f"{source}: gate decision lacks {missing}; {how}.")
     for key in ("data_fingerprint", "config_sha256"):
         if not isinstance(decision[key], str) or not decision[key].strip():
-            raise RegistryError(f"{source}: gate decision {key}={decision[key]!r} must be a non-empty "
-                                f"string; {how}.")
+            raise RegistryError(
+                f"{source}: gate decision {key}={decision[key]!r} must be a non-empty string; {how}."
+            )
     if not isinstance(decision["passed"], bool):
-        raise RegistryError(f"{source}: gate decision passed={decision['passed']!r} must be true or "
-                            f"false; {how}.")
+        raise RegistryError(
+            f"{source}: gate decision passed={decision['passed']!r} must be true or false; {how}."
+        )
     window = decision["window"]
     if not isinstance(window, Mapping) or set(window) != {"start", "end"}:
-        raise RegistryError(f"{source}: gate decision window={window!r} must be exactly "
-                            f"{{'start': ..., 'end': ...}}; {how}.")
+        raise RegistryError(
+            f"{source}: gate decision window={window!r} must be exactly {{'start': ..., 'end': ...}}; {how}."
+        )
     for key in ("start", "end"):
         if not _iso_date(window[key]):
-            raise RegistryError(f"{source}: gate decision window.{key}={window[key]!r} is not an ISO "
-                                "date string such as '2017-01-03' (or '2017-01-03T00:00:00').")
+            raise RegistryError(
+                f"{source}: gate decision window.{key}={window[key]!r} is not an ISO "
+                "date string such as '2017-01-03' (or '2017-01-03T00:00:00')."
+            )
     if window["start"][:10] > window["end"][:10]:
-        raise RegistryError(f"{source}: gate decision window starts ({window['start']}) after it ends "
-                            f"({window['end']}).")
+        raise RegistryError(
+            f"{source}: gate decision window starts ({window['start']}) after it ends ({window['end']})."
+        )
     reserved = sorted(set(decision) & {"event", "at"})
     if reserved:
-        raise RegistryError(f"{source}: gate decision key(s) {reserved} are reserved (the registry "
-                            "writes them); name the value differently, e.g. 'decided_on'.")
+        raise RegistryError(
+            f"{source}: gate decision key(s) {reserved} are reserved (the registry "
+            "writes them); name the value differently, e.g. 'decided_on'."
+        )
     for key, value in decision.items():
         if not isinstance(key, str):
             raise RegistryError(f"{source}: gate decision key {key!r} must be a string.")
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise RegistryError(f"{source}: gate decision {key}={value!r} is not JSON-able ({exc}); "
-                                "record plain numbers, strings, lists or dicts (NaN/inf are refused: "
-                                "use null).") from exc
+            raise RegistryError(
+                f"{source}: gate decision {key}={value!r} is not JSON-able ({exc}); "
+                "record plain numbers, strings, lists or dicts (NaN/inf are refused: "
+                "use null)."
+            ) from exc
     return {"event": "gate_decision", **json.loads(json.dumps(dict(decision), allow_nan=False))}
 
 
@@ -404,9 +467,12 @@ _EVENT_KEYS = {
 
 def apply_event(st: RegistryState, ev: Any, n: int = 0, source: str = "registry") -> None:
     """Apply one history event to ``st`` in place; :class:`RegistryError` when it does not fit."""
+
     def bad(why: str) -> RegistryError:
-        return RegistryError(f"{source}: event {n} {why}. The history is inconsistent; restore the "
-                             "file from backup (past lines are never edited by this project).")
+        return RegistryError(
+            f"{source}: event {n} {why}. The history is inconsistent; restore the "
+            "file from backup (past lines are never edited by this project)."
+        )
 
     if not isinstance(ev, dict):
         raise bad(f"is a JSON {type(ev).__name__}, not an object")
@@ -424,8 +490,10 @@ def apply_event(st: RegistryState, ev: Any, n: int = 0, source: str = "registry"
         if ev["entry_id"] not in st.entries:
             raise bad(f"(promote) names the unregistered entry {ev['entry_id']!r}")
         if "previous" in ev and ev["previous"] != st.production:
-            raise bad(f"(promote {ev['entry_id']}) records previous={ev['previous']!r} but "
-                      f"{st.production!r} was in production")
+            raise bad(
+                f"(promote {ev['entry_id']}) records previous={ev['previous']!r} but "
+                f"{st.production!r} was in production"
+            )
         entry = st.entries[ev["entry_id"]]
         if st.production:
             st.entries[st.production].status = ARCHIVED
@@ -435,10 +503,15 @@ def apply_event(st: RegistryState, ev: Any, n: int = 0, source: str = "registry"
         st.production = entry.entry_id
         st.production_stack.append(entry.entry_id)
     elif kind == "rollback":
-        if len(st.production_stack) < 2 or ev["from"] != st.production or (
-                "to" in ev and ev["to"] != st.production_stack[-2]):
-            raise bad(f"(rollback {ev.get('from')!r} -> {ev.get('to')!r}) does not match the "
-                      f"production history {st.production_stack}")
+        if (
+            len(st.production_stack) < 2
+            or ev["from"] != st.production
+            or ("to" in ev and ev["to"] != st.production_stack[-2])
+        ):
+            raise bad(
+                f"(rollback {ev.get('from')!r} -> {ev.get('to')!r}) does not match the "
+                f"production history {st.production_stack}"
+            )
         current = st.production_stack.pop()
         st.entries[current].status = ARCHIVED
         st.entries[current].history.append(ev)
@@ -459,9 +532,15 @@ def fold(events: list[dict[str, Any]], source: str = "registry") -> RegistryStat
 
 def _entry_from_event(ev: Mapping[str, Any]) -> RegistryEntry:
     return RegistryEntry(
-        entry_id=ev["entry_id"], agent=ev["agent"], version=ev["version"], seed=ev["seed"],
-        metrics=ev.get("metrics", {}), verdict=ev.get("verdict", {}),
-        artifact_path=ev.get("artifact_path"), registered_at=ev.get("at", ""), history=[ev],
+        entry_id=ev["entry_id"],
+        agent=ev["agent"],
+        version=ev["version"],
+        seed=ev["seed"],
+        metrics=ev.get("metrics", {}),
+        verdict=ev.get("verdict", {}),
+        artifact_path=ev.get("artifact_path"),
+        registered_at=ev.get("at", ""),
+        history=[ev],
     )
 
 
@@ -477,16 +556,18 @@ def registration_request(
     if not isinstance(verdict, Mapping) or not isinstance(verdict.get("passed"), bool):
         raise RegistryError(
             "evaluation_verdict must be a JSON object with a boolean 'passed' "
-            "(data/08_reporting/evaluation_verdict.json); re-run the evaluation pipeline.")
+            "(data/08_reporting/evaluation_verdict.json); re-run the evaluation pipeline."
+        )
     if champion is None or not champion:
-        return {"register": None, "auto_promote": False,
-                "reason": "evaluation produced no champion"}
-    missing = [k for k in ("agent", "seed", "policy_version", "policy_filepath")
-               if champion.get(k) in (None, "")]
+        return {"register": None, "auto_promote": False, "reason": "evaluation produced no champion"}
+    missing = [
+        k for k in ("agent", "seed", "policy_version", "policy_filepath") if champion.get(k) in (None, "")
+    ]
     if missing:
         raise RegistryError(
             f"champion (data/07_model_output/champion.json) lacks {missing}; re-run the "
-            "evaluation pipeline (it records the evaluated artifact version and path).")
+            "evaluation pipeline (it records the evaluated artifact version and path)."
+        )
     metrics: dict[str, Any] = {}
     for split in ("validation", "test"):
         for k, v in sorted((champion.get(f"{split}_metrics") or {}).items()):
@@ -495,8 +576,10 @@ def registration_request(
     passed = bool(verdict["passed"]) and bool(champion.get("verdict_passed", verdict["passed"]))
     return {
         "register": {
-            "agent": str(champion["agent"]), "version": str(champion["policy_version"]),
-            "seed": int(champion["seed"]), "metrics": metrics,
+            "agent": str(champion["agent"]),
+            "version": str(champion["policy_version"]),
+            "seed": int(champion["seed"]),
+            "metrics": metrics,
             "verdict": {"passed": passed, "rules": dict(verdict.get("rules") or {})},
             "artifact_path": str(champion["policy_filepath"]),
         },

@@ -36,21 +36,26 @@ _FEED = "deployment.market_feed"  # the catalog entry the feed checks name
 def marks_frame(equity_log: list[dict[str, Any]]) -> pd.DataFrame:
     """The committed equity marks as a table indexed by bar (open, close, equity, position)."""
     if not equity_log:
-        return pd.DataFrame(columns=["open", "close", "equity", "position", "cash"],
-                            index=pd.DatetimeIndex([], name="bar"))
+        return pd.DataFrame(
+            columns=["open", "close", "equity", "position", "cash"], index=pd.DatetimeIndex([], name="bar")
+        )
     df = pd.DataFrame(equity_log)
-    out = pd.DataFrame({
-        "open": df["open"].astype(float).to_numpy(),
-        "close": df["close"].astype(float).to_numpy(),
-        "equity": df["equity_cents"].to_numpy(dtype=np.int64) / 100.0,
-        "cash": df["cash_cents"].to_numpy(dtype=np.int64) / 100.0,
-        "position": df["position"].astype(float).to_numpy(),
-    }, index=pd.DatetimeIndex(pd.to_datetime(df["bar"]), name="bar"))
+    out = pd.DataFrame(
+        {
+            "open": df["open"].astype(float).to_numpy(),
+            "close": df["close"].astype(float).to_numpy(),
+            "equity": df["equity_cents"].to_numpy(dtype=np.int64) / 100.0,
+            "cash": df["cash_cents"].to_numpy(dtype=np.int64) / 100.0,
+            "position": df["position"].astype(float).to_numpy(),
+        },
+        index=pd.DatetimeIndex(pd.to_datetime(df["bar"]), name="bar"),
+    )
     return out
 
 
-def buy_and_hold_marks(marks: pd.DataFrame, initial_capital: float,
-                       environment: Mapping[str, Any], granularity: str = "whole") -> pd.Series:
+def buy_and_hold_marks(
+    marks: pd.DataFrame, initial_capital: float, environment: Mapping[str, Any], granularity: str = "whole"
+) -> pd.Series:
     """Buy-and-hold equity on the account's bars, with the same capital, costs and share granularity.
 
     Not new math: the account's own :class:`~.broker.PaperBroker` runs an in-memory account
@@ -60,17 +65,24 @@ def buy_and_hold_marks(marks: pd.DataFrame, initial_capital: float,
     """
     if marks.empty:
         return pd.Series(dtype=float, name="buy_and_hold")
-    prices = pd.DataFrame({"Open": marks["open"].to_numpy(), "Close": marks["close"].to_numpy()},
-                          index=marks.index)
+    prices = pd.DataFrame(
+        {"Open": marks["open"].to_numpy(), "Close": marks["close"].to_numpy()}, index=marks.index
+    )
     targets = buy_and_hold_targets(prices["Close"].to_numpy())
     staged = StagedAccount("buy_and_hold (in memory)", None)
-    broker = PaperBroker(staged, initial_capital=initial_capital,
-                         costs=CostModel.from_environment(environment),
-                         limits=RiskLimits(max_position_fraction=1.0), granularity=granularity)
+    broker = PaperBroker(
+        staged,
+        initial_capital=initial_capital,
+        costs=CostModel.from_environment(environment),
+        limits=RiskLimits(max_position_fraction=1.0),
+        granularity=granularity,
+    )
     position = {bar: float(t) for bar, t in zip(prices.index, targets)}
     broker.run(prices, lambda history, _state: position[history.index[-1]])
-    equity = [r["equity"] if granularity == "fractional" else r["equity_cents"] / 100.0
-              for r in staged.records["equity"]]
+    equity = [
+        r["equity"] if granularity == "fractional" else r["equity_cents"] / 100.0
+        for r in staged.records["equity"]
+    ]
     return pd.Series(equity, index=marks.index, name="buy_and_hold")
 
 
@@ -83,7 +95,8 @@ def check_feed_matches_training(feed: pd.DataFrame, train_table: pd.DataFrame) -
         raise FeedMismatchError(
             f"{_FEED}: columns {feed_cols} differ from the training data's price columns "
             f"{train_cols} (model_input_train). Feed the same kind of bars the model was trained "
-            "on (same source and deployment.feed settings as data_ingestion); nothing was traded.")
+            "on (same source and deployment.feed settings as data_ingestion); nothing was traded."
+        )
     if len(feed) < 2 or len(train_table) < 2:
         return
     feed_step = pd.Series(feed.index).diff().median()
@@ -93,7 +106,8 @@ def check_feed_matches_training(feed: pd.DataFrame, train_table: pd.DataFrame) -
         raise FeedMismatchError(
             f"{_FEED}: median bar spacing {feed_step} differs from the training data's "
             f"{train_step} (model_input_train): the feed has another frequency than the model "
-            "was trained on. Feed bars of the training frequency; nothing was traded.")
+            "was trained on. Feed bars of the training frequency; nothing was traded."
+        )
 
 
 def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, Any]], account: str) -> None:
@@ -108,14 +122,16 @@ def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, An
             f"{_FEED}: the feed ends at {feed.index[-1].date()}, but the paper account {account} "
             f"already processed bars up to {marks.index[-1].date()} (equity.jsonl): the feed is stale "
             "(an older copy of the file?). Point deployment.market_feed at the current feed "
-            "(--params deployment.feed.filepath=...); nothing was traded and the account is unchanged.")
+            "(--params deployment.feed.filepath=...); nothing was traded and the account is unchanged."
+        )
     inside = marks[(marks.index >= feed.index[0]) & (marks.index <= feed.index[-1])]
     missing = inside.index.difference(feed.index)
     if len(missing):
         raise FeedMismatchError(
             f"{_FEED}: bar {missing[0].date()} was already processed by the paper account "
             f"{account} but is missing from the feed ({len(missing)} such bar(s)). The feed lost "
-            "history; restore the full feed. Nothing was traded and the account is unchanged.")
+            "history; restore the full feed. Nothing was traded and the account is unchanged."
+        )
     got = feed.loc[inside.index, ["Open", "Close"]].to_numpy(dtype=float)
     want = inside[["open", "close"]].to_numpy(dtype=float)
     bad = ~np.isclose(got, want, rtol=1e-9, atol=0.0)
@@ -127,7 +143,8 @@ def check_feed_against_account(feed: pd.DataFrame, equity_log: list[dict[str, An
             f"from the {want[row, j]!r} the paper account {account} traded on "
             "(equity.jsonl): the feed rewrites bars older than the last processed one. Fix the "
             "feed (or, for a deliberate re-adjustment, start a new account folder); nothing was "
-            "traded and the account is unchanged.")
+            "traded and the account is unchanged."
+        )
 
 
 ROLE_TITLES = {
@@ -147,15 +164,19 @@ def _column_title(role: str, status: Mapping[str, Any], state: AccountState | No
     return title
 
 
-def accounts_figure(reports: Mapping[str, tuple[AccountState | None, list[dict[str, Any]], pd.Series,
-                                                Mapping[str, Any]]],
-                    status: Mapping[str, Any]) -> Figure:
+def accounts_figure(
+    reports: Mapping[str, tuple[AccountState | None, list[dict[str, Any]], pd.Series, Mapping[str, Any]]],
+    status: Mapping[str, Any],
+) -> Figure:
     """One figure, one labelled column per account (production, shadow): equity against
     buy-and-hold, position and P&L; a column that says why when an account has no bars."""
     fig = Figure(figsize=(15, 9), layout="constrained")
     FigureCanvasAgg(fig)
-    fig.suptitle("Paper accounts on the held-back bars (same feed, costs and capital; "
-                 "buy-and-hold over each account's own bars)", fontsize=12)
+    fig.suptitle(
+        "Paper accounts on the held-back bars (same feed, costs and capital; "
+        "buy-and-hold over each account's own bars)",
+        fontsize=12,
+    )
     grid = fig.add_gridspec(3, 2, height_ratios=[3, 1, 2])
     for col, role in enumerate(("production", "shadow")):
         state, equity_log, buy_and_hold, st = reports[role]
@@ -164,16 +185,29 @@ def accounts_figure(reports: Mapping[str, tuple[AccountState | None, list[dict[s
             ax = fig.add_subplot(grid[:, col])
             ax.axis("off")
             ax.set_title(_column_title(role, st, state), fontsize=10)
-            ax.text(0.5, 0.5, _no_account_text(role, st), ha="center", va="center", wrap=True,
-                    fontsize=10, transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                _no_account_text(role, st),
+                ha="center",
+                va="center",
+                wrap=True,
+                fontsize=10,
+                transform=ax.transAxes,
+            )
             continue
         eq = fig.add_subplot(grid[0, col])
         pos = fig.add_subplot(grid[1, col], sharex=eq)
         pnl = fig.add_subplot(grid[2, col], sharex=eq)
         capital = state.initial_capital_cents / 100.0
         eq.plot(marks.index, marks["equity"], label=f"{role} account", lw=1.3)
-        eq.plot(buy_and_hold.index, buy_and_hold.to_numpy(), lw=1.1, ls="--",
-                label="buy-and-hold (same bars, costs, capital)")
+        eq.plot(
+            buy_and_hold.index,
+            buy_and_hold.to_numpy(),
+            lw=1.1,
+            ls="--",
+            label="buy-and-hold (same bars, costs, capital)",
+        )
         eq.set_title(_column_title(role, st, state), fontsize=10)
         eq.set_ylabel("equity")
         eq.legend(fontsize=8)
@@ -182,8 +216,9 @@ def accounts_figure(reports: Mapping[str, tuple[AccountState | None, list[dict[s
         pos.set_ylabel("position\n(fraction of equity)")
         pos.grid(True, alpha=0.3)
         pnl.plot(marks.index, marks["equity"] - capital, label=f"{role} account P&L", lw=1.2)
-        pnl.plot(buy_and_hold.index, buy_and_hold.to_numpy() - capital, label="buy-and-hold P&L",
-                 lw=1.0, ls="--")
+        pnl.plot(
+            buy_and_hold.index, buy_and_hold.to_numpy() - capital, label="buy-and-hold P&L", lw=1.0, ls="--"
+        )
         pnl.axhline(0.0, color="grey", lw=0.8)
         pnl.set_ylabel("P&L")
         pnl.legend(fontsize=8)
@@ -198,9 +233,11 @@ def accounts_figure(reports: Mapping[str, tuple[AccountState | None, list[dict[s
 def _no_account_text(role: str, status: Mapping[str, Any]) -> str:
     kind = status.get("status")
     if kind == "no_production_model":
-        why = ("No production account: no model is promoted.\nNothing was traded here; the shadow "
-               "account shows how the newest champion traded.\n`kedro models list`, then "
-               "`kedro models promote <id>`.")
+        why = (
+            "No production account: no model is promoted.\nNothing was traded here; the shadow "
+            "account shows how the newest champion traded.\n`kedro models list`, then "
+            "`kedro models promote <id>`."
+        )
     elif kind == "no_champion":
         why = "No shadow account: no champion is registered yet.\nRun `kedro run --pipelines full_cycle`."
     else:
@@ -208,8 +245,12 @@ def _no_account_text(role: str, status: Mapping[str, Any]) -> str:
     return why
 
 
-def report_status(state: AccountState | None, equity_log: list[dict[str, Any]],
-                  buy_and_hold: pd.Series, session_status: Mapping[str, Any]) -> dict[str, Any]:
+def report_status(
+    state: AccountState | None,
+    equity_log: list[dict[str, Any]],
+    buy_and_hold: pd.Series,
+    session_status: Mapping[str, Any],
+) -> dict[str, Any]:
     """The session status plus the committed account: cash, position, equity, last bar,
     halted, model version and buy-and-hold on the same bars."""
     out = dict(session_status)
@@ -219,12 +260,19 @@ def report_status(state: AccountState | None, equity_log: list[dict[str, Any]],
     bh = float(buy_and_hold.iloc[-1]) if len(buy_and_hold) else None
     out.update(
         account_exists=True,
-        cash=state.cash, shares=state.shares, position=state.position, equity=state.equity,
+        cash=state.cash,
+        shares=state.shares,
+        position=state.position,
+        equity=state.equity,
         initial_capital=state.initial_capital_cents / 100.0,
         pnl=(state.equity_cents - state.initial_capital_cents) / 100.0,
-        drawdown=state.drawdown, last_bar=state.last_bar, halted=state.halted,
-        halt_reason=state.halt_reason, pending_target=state.pending_target,
-        active_model_id=state.active_model_id, bars_processed_total=state.bars_processed,
+        drawdown=state.drawdown,
+        last_bar=state.last_bar,
+        halted=state.halted,
+        halt_reason=state.halt_reason,
+        pending_target=state.pending_target,
+        active_model_id=state.active_model_id,
+        bars_processed_total=state.bars_processed,
         trading_since=equity_log[0]["bar"] if equity_log else None,
         buy_and_hold_equity=bh,
         buy_and_hold_pnl=None if bh is None else round(bh - state.initial_capital_cents / 100.0, 2),
@@ -244,12 +292,16 @@ def _summary_line(role: str, st: Mapping[str, Any]) -> str:
     bh = st.get("buy_and_hold_equity")
     vs = "" if bh is None else f" vs buy-and-hold {bh:,.2f}"
     halted = " HALTED." if st.get("halted") else ""
-    return (f"{role}: {who} traded {st['bars_processed_total']} bar(s) {st.get('trading_since', '')[:10]}"
-            f" .. {str(st.get('last_bar'))[:10]}: equity {st['equity']:,.2f}{vs} "
-            f"(capital {st['initial_capital']:,.2f}).{halted}")
+    return (
+        f"{role}: {who} traded {st['bars_processed_total']} bar(s) {st.get('trading_since', '')[:10]}"
+        f" .. {str(st.get('last_bar'))[:10]}: equity {st['equity']:,.2f}{vs} "
+        f"(capital {st['initial_capital']:,.2f}).{halted}"
+    )
 
 
-def paper_status(session_status: Mapping[str, Any], accounts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def paper_status(
+    session_status: Mapping[str, Any], accounts: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
     """``paper_status.json``: mode and registry once, a one-line summary per account, and each
     account's report under ``production`` / ``shadow`` (paths relative to the project root)."""
     first = next(iter(session_status.values()))

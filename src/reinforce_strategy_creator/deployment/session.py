@@ -87,7 +87,7 @@ def no_production_message(registry_path: str) -> str:
         f"No production model in the registry {display_path(registry_path)}: nothing was traded "
         "and the production paper account is untouched. Review the candidates with `kedro models "
         "list`, then `kedro models promote <id>` (an entry whose evaluation verdict failed needs "
-        "`--force --reason \"...\"`, which is recorded). With deployment.auto_promote: true a "
+        '`--force --reason "..."`, which is recorded). With deployment.auto_promote: true a '
         "champion whose verdict passed is promoted when it is first registered. Meanwhile the "
         "shadow account trades the newest registered champion (paper_status.json, 'shadow')."
     )
@@ -129,12 +129,12 @@ class LiveFeatures:
         new = want if have == 0 else have
         if new == 0:
             return history.iloc[0:0][[]]
-        tail = history.iloc[-(self.lookback + new):]
-        raw = compute_features(tail, self.spec).iloc[self.lookback:]
+        tail = history.iloc[-(self.lookback + new) :]
+        raw = compute_features(tail, self.spec).iloc[self.lookback :]
         scaled = scale_features(raw, self.scaler)
         if have and cache is not None:
             scaled = pd.concat([cache, scaled])
-        self._cache = scaled.iloc[-self.rows:]
+        self._cache = scaled.iloc[-self.rows :]
         return self._cache.iloc[-want:]
 
 
@@ -142,16 +142,24 @@ class PolicyDecider:
     """``decide(history, state) -> target`` for the broker: the policy of the registered seed,
     deterministic (argmax), on the environment's observation of the live features."""
 
-    def __init__(self, model: ProductionModel, features: LiveFeatures, env_cfg: EnvConfig,
-                 n_features: int) -> None:
-        self.policy = model.bundle.load_policy(model.seed, name=f"{model.entry_id} (artifact {model.artifact})")
+    def __init__(
+        self, model: ProductionModel, features: LiveFeatures, env_cfg: EnvConfig, n_features: int
+    ) -> None:
+        self.policy = model.bundle.load_policy(
+            model.seed, name=f"{model.entry_id} (artifact {model.artifact})"
+        )
         self.features, self.cfg = features, env_cfg
         self.positions = np.asarray(env_cfg.positions, dtype=np.float64)
         obs_dim = int(model.bundle.spec.get("obs_dim", -1))
-        if obs_dim not in (-1, env_cfg.window * n_features + sum(
-                (env_cfg.obs_position, env_cfg.obs_unrealised, env_cfg.obs_bars_held))):
-            raise PaperSessionError(f"{model.entry_id}: policy obs_dim {obs_dim} does not "
-                                    "match its window, features and observation switches.")
+        if obs_dim not in (
+            -1,
+            env_cfg.window * n_features
+            + sum((env_cfg.obs_position, env_cfg.obs_unrealised, env_cfg.obs_bars_held)),
+        ):
+            raise PaperSessionError(
+                f"{model.entry_id}: policy obs_dim {obs_dim} does not "
+                "match its window, features and observation switches."
+            )
 
     def observation(self, history: pd.DataFrame, state: AccountState) -> np.ndarray:
         """The env's observation at the last bar of ``history``: the last ``window`` scaled
@@ -163,12 +171,18 @@ class PolicyDecider:
                 f"bar {history.index[-1].date()}: only {len(scaled)} complete feature rows in the "
                 f"feed history, the policy needs environment.window={W} (plus "
                 f"{self.features.lookback} warm-up bars). Start deployment.paper_start later or "
-                "give the market feed more history before it.")
+                "give the market feed more history before it."
+            )
         last_close = state.last_close if state.last_close is not None else float(history["Close"].iloc[-1])
         return observation_from_window(
-            scaled.to_numpy(dtype=np.float32)[-W:], self.cfg, held=state.held_target,
-            shares=float(state.shares), last_close=last_close, entry=state.entry_price,
-            bars_held=state.bars_held)
+            scaled.to_numpy(dtype=np.float32)[-W:],
+            self.cfg,
+            held=state.held_target,
+            shares=float(state.shares),
+            last_close=last_close,
+            entry=state.entry_price,
+            bars_held=state.bars_held,
+        )
 
     def __call__(self, history: pd.DataFrame, state: AccountState) -> float:
         obs = self.observation(history, state)
@@ -177,14 +191,19 @@ class PolicyDecider:
         return float(self.positions[action])
 
 
-def _check_paper_start(start: pd.Timestamp | None, splits: Mapping[str, Any] | None,
-                       train_index: pd.Index) -> None:
+def _check_paper_start(
+    start: pd.Timestamp | None, splits: Mapping[str, Any] | None, train_index: pd.Index
+) -> None:
     if start is None:
         raise PaperSessionError(
             "deployment.paper_start is not set; set it to the first date after every "
-            "feature_engineering split (e.g. '2018-01-01') so the paper account trades unseen bars.")
-    ends = {name: pd.Timestamp(s["end"]) for name, s in (splits or {}).items()
-            if isinstance(s, Mapping) and s.get("end") is not None}
+            "feature_engineering split (e.g. '2018-01-01') so the paper account trades unseen bars."
+        )
+    ends = {
+        name: pd.Timestamp(s["end"])
+        for name, s in (splits or {}).items()
+        if isinstance(s, Mapping) and s.get("end") is not None
+    }
     if len(train_index):
         ends.setdefault("train", pd.Timestamp(train_index.max()))
     late = {k: v for k, v in ends.items() if v >= start}
@@ -193,22 +212,32 @@ def _check_paper_start(start: pd.Timestamp | None, splits: Mapping[str, Any] | N
         raise PaperSessionError(
             f"deployment.paper_start={start.date()} is not after the end of the {name} split "
             f"({end.date()}, feature_engineering.splits.{name}.end): the paper account would "
-            "trade bars the model was fitted or selected on. Move paper_start after every split.")
+            "trade bars the model was fitted or selected on. Move paper_start after every split."
+        )
 
 
 def _env_for_policy(spec: Mapping[str, Any], environment: Mapping[str, Any], entry_id: str) -> EnvConfig:
     """Observation layout and positions the policy was trained with; costs from params."""
     trained = dict(spec.get("environment") or {})
-    merged = {**environment, **{k: trained[k] for k in (
-        "window", "positions", "continuous", "obs_position", "obs_unrealised", "obs_bars_held")
-        if k in trained}}
+    merged = {
+        **environment,
+        **{
+            k: trained[k]
+            for k in ("window", "positions", "continuous", "obs_position", "obs_unrealised", "obs_bars_held")
+            if k in trained
+        },
+    }
     cfg = EnvConfig.from_params(merged)
     if cfg.continuous:
-        raise PaperSessionError(f"{entry_id}: continuous-action policies are not supported by "
-                                "the paper account yet; deploy a discrete-action agent.")
+        raise PaperSessionError(
+            f"{entry_id}: continuous-action policies are not supported by "
+            "the paper account yet; deploy a discrete-action agent."
+        )
     if "window" in spec and int(spec["window"]) != cfg.window:
-        raise PaperSessionError(f"{entry_id}: spec window {spec['window']} differs from its "
-                                f"environment.window {cfg.window}; the artifact is inconsistent.")
+        raise PaperSessionError(
+            f"{entry_id}: spec window {spec['window']} differs from its "
+            f"environment.window {cfg.window}; the artifact is inconsistent."
+        )
     return cfg
 
 
@@ -220,11 +249,12 @@ _COST_KEYS = ("commission_bps", "slippage_bps", "borrow_bps_per_bar")
 _PERIODS = (("train", "train_start", "train_end"), ("validation", "validation_start", "validation_end"))
 
 
-def bars_to_trade(feed: pd.DataFrame, state: AccountState | None,
-                  paper_start: pd.Timestamp | None) -> pd.DatetimeIndex:
+def bars_to_trade(
+    feed: pd.DataFrame, state: AccountState | None, paper_start: pd.Timestamp | None
+) -> pd.DatetimeIndex:
     """The feed bars a session would process (the broker's rule, :func:`~.broker.first_bar_to_process`)."""
     last_bar = None if state is None else state.last_bar
-    return feed.index[first_bar_to_process(feed.index, last_bar, paper_start):]
+    return feed.index[first_bar_to_process(feed.index, last_bar, paper_start) :]
 
 
 def check_policy_provenance(
@@ -262,9 +292,13 @@ class _Refusal:
     @classmethod
     def for_model(cls, model: ProductionModel) -> _Refusal:
         if model.role == PRODUCTION:
-            return cls(model.label, "promote another model (`kedro models list`, `kedro models promote <id>`)")
-        return cls(model.label, "register a newer champion (re-run training and evaluation: "
-                                "`kedro run --pipelines full_cycle`)")
+            return cls(
+                model.label, "promote another model (`kedro models list`, `kedro models promote <id>`)"
+            )
+        return cls(
+            model.label,
+            "register a newer champion (re-run training and evaluation: `kedro run --pipelines full_cycle`)",
+        )
 
     @property
     def retrain(self) -> str:
@@ -274,30 +308,40 @@ class _Refusal:
         return ProvenanceError(
             f"{self.what}: {field} differs: the policy was trained with {recorded!r}, the current "
             f"value is {current!r}. Trading it would feed it inputs or costs it never saw; nothing "
-            f"was traded and the account is unchanged. {fix}")
+            f"was traded and the account is unchanged. {fix}"
+        )
 
     def missing(self, field: str) -> ProvenanceError:
         return ProvenanceError(
             f"{self.what}: the policy spec does not record {field} (an artifact written by an older "
             f"training): deployment cannot check that it fits the current features, costs and "
-            f"bars. Nothing was traded and the account is unchanged. To fix: {self.retrain}.")
+            f"bars. Nothing was traded and the account is unchanged. To fix: {self.retrain}."
+        )
 
 
-def _check_scaler_and_feature_names(spec: Mapping[str, Any], scaler: Mapping[str, Any],
-                                    feature_names: list[str], refuse: _Refusal) -> None:
+def _check_scaler_and_feature_names(
+    spec: Mapping[str, Any], scaler: Mapping[str, Any], feature_names: list[str], refuse: _Refusal
+) -> None:
     """The feature scaler (``scaler_sha256``) and the feature names are the training ones."""
     recorded, current = spec.get("scaler_sha256"), scaler_sha256(scaler)
     if recorded is None:
         raise refuse.missing("scaler_sha256")
     if recorded != current:
-        raise refuse.differs("feature_scaler (spec scaler_sha256)", recorded, current,
-                             f"To fix: {refuse.move_on}, or restore the feature_scaler it was trained "
-                             "with (re-run feature_engineering with its parameters).")
+        raise refuse.differs(
+            "feature_scaler (spec scaler_sha256)",
+            recorded,
+            current,
+            f"To fix: {refuse.move_on}, or restore the feature_scaler it was trained "
+            "with (re-run feature_engineering with its parameters).",
+        )
     spec_names = list(spec.get("feature_names", []))
     if spec_names != feature_names:
-        raise refuse.differs("feature names (spec feature_names vs the feat_* columns of model_input_train)",
-                             spec_names, feature_names,
-                             f"To fix: {refuse.move_on}, or restore feature_engineering.features.")
+        raise refuse.differs(
+            "feature names (spec feature_names vs the feat_* columns of model_input_train)",
+            spec_names,
+            feature_names,
+            f"To fix: {refuse.move_on}, or restore feature_engineering.features.",
+        )
 
 
 def _check_feature_spec(spec: Mapping[str, Any], feature_spec: Mapping[str, Any], refuse: _Refusal) -> None:
@@ -308,14 +352,18 @@ def _check_feature_spec(spec: Mapping[str, Any], feature_spec: Mapping[str, Any]
         raise refuse.missing("feature_spec_sha256")
     current = feature_spec_sha256(feature_spec)
     if recorded != current:
-        raise refuse.differs("feature specification (spec feature_spec_sha256 of "
-                             "feature_engineering.features)", recorded, current,
-                             f"To fix: {refuse.move_on}, retrain on the current features, or restore "
-                             "feature_engineering.features as it was at training.")
+        raise refuse.differs(
+            "feature specification (spec feature_spec_sha256 of feature_engineering.features)",
+            recorded,
+            current,
+            f"To fix: {refuse.move_on}, retrain on the current features, or restore "
+            "feature_engineering.features as it was at training.",
+        )
 
 
-def _check_costs_capital_and_fill_price(spec: Mapping[str, Any], environment: Mapping[str, Any],
-                                        refuse: _Refusal) -> None:
+def _check_costs_capital_and_fill_price(
+    spec: Mapping[str, Any], environment: Mapping[str, Any], refuse: _Refusal
+) -> None:
     """The costs (``environment.commission_bps``, ``slippage_bps``, ``borrow_bps_per_bar``), the
     capital (``environment.initial_capital``) and ``environment.fill_price`` are the training ones."""
     trained = spec.get("environment")
@@ -325,21 +373,31 @@ def _check_costs_capital_and_fill_price(spec: Mapping[str, Any], environment: Ma
         if key not in trained:
             raise refuse.missing(f"environment.{key}")
         if key not in environment:
-            raise PaperSessionError(f"environment.{key} is missing from the parameters; the paper "
-                                    "accounts take costs and capital from parameters_environment.yml.")
+            raise PaperSessionError(
+                f"environment.{key} is missing from the parameters; the paper "
+                "accounts take costs and capital from parameters_environment.yml."
+            )
         if float(trained[key]) != float(environment[key]):
-            raise refuse.differs(f"environment.{key}", trained[key], environment[key],
-                                 f"To fix: restore environment.{key}: {trained[key]} in "
-                                 f"conf/base/parameters_environment.yml, {refuse.move_on}, or retrain "
-                                 "with the new value.")
+            raise refuse.differs(
+                f"environment.{key}",
+                trained[key],
+                environment[key],
+                f"To fix: restore environment.{key}: {trained[key]} in "
+                f"conf/base/parameters_environment.yml, {refuse.move_on}, or retrain "
+                "with the new value.",
+            )
     trained_fill, current_fill = trained.get("fill_price"), environment.get("fill_price", DEFAULT_FILL_PRICE)
     if trained_fill is None:
         raise refuse.missing("environment.fill_price")
     if trained_fill != current_fill:
-        raise refuse.differs("environment.fill_price", trained_fill, current_fill,
-                             f"To fix: restore environment.fill_price: {trained_fill} in "
-                             f"conf/base/parameters_environment.yml, {refuse.move_on}, or retrain "
-                             "with the new value.")
+        raise refuse.differs(
+            "environment.fill_price",
+            trained_fill,
+            current_fill,
+            f"To fix: restore environment.fill_price: {trained_fill} in "
+            f"conf/base/parameters_environment.yml, {refuse.move_on}, or retrain "
+            "with the new value.",
+        )
 
 
 def _check_periods(spec: Mapping[str, Any], trade_bars: pd.Index, refuse: _Refusal) -> None:
@@ -357,7 +415,8 @@ def _check_periods(spec: Mapping[str, Any], trade_bars: pd.Index, refuse: _Refus
                 "results would be on data it was fitted or selected on. Nothing was traded and the "
                 f"account is unchanged. To fix: {refuse.move_on}, retrain with feature_engineering.splits "
                 "ending before deployment.paper_start, or move deployment.paper_start after "
-                f"{end.date()} (a new account folder).")
+                f"{end.date()} (a new account folder)."
+            )
 
 
 def _recorded_date(spec: Mapping[str, Any], key: str, refuse: _Refusal) -> pd.Timestamp:
@@ -368,8 +427,10 @@ def _recorded_date(spec: Mapping[str, Any], key: str, refuse: _Refusal) -> pd.Ti
     try:
         return pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
-        raise ProvenanceError(f"{refuse.what}: spec {key}={value!r} is not a date; the artifact is "
-                              f"damaged. To fix: {refuse.retrain}.") from exc
+        raise ProvenanceError(
+            f"{refuse.what}: spec {key}={value!r} is not a date; the artifact is "
+            f"damaged. To fix: {refuse.retrain}."
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------------
@@ -405,10 +466,15 @@ def run_paper_session(
     env_cfg = _env_for_policy(model.bundle.spec, env_params, model.entry_id)
     live = LiveFeatures(features.features, scaler, rows=max(env_cfg.window, params.drift.window))
     decider = PolicyDecider(model, live, env_cfg, n_features=len(names))
-    broker = PaperBroker(account, initial_capital=float(env_params["initial_capital"]),
-                         costs=CostModel.from_environment(env_params), limits=params.risk,
-                         drift_check=_drift_monitor(train_table[names], live, params.drift),
-                         halt_on_drift=params.drift.halt_on_drift, granularity=params.granularity)
+    broker = PaperBroker(
+        account,
+        initial_capital=float(env_params["initial_capital"]),
+        costs=CostModel.from_environment(env_params),
+        limits=params.risk,
+        drift_check=_drift_monitor(train_table[names], live, params.drift),
+        halt_on_drift=params.drift.halt_on_drift,
+        granularity=params.granularity,
+    )
     _log_model_switch(model, account)
     summary = broker.run(feed, decider, model_id=model.entry_id, start=paper_start)
     _log_session(model, account, summary)
@@ -419,13 +485,18 @@ def _session_status(model: ProductionModel, account: StagedAccount, mode: str) -
     """What every session status says: the account, the model and where things stand before."""
     before = account.state
     return {
-        "role": model.role, "mode": mode, "registry": display_path(model.registry_path),
+        "role": model.role,
+        "mode": mode,
+        "registry": display_path(model.registry_path),
         "account": display_path(account.folder),
-        "model": model.entry_id, "model_version": model.version,
+        "model": model.entry_id,
+        "model_version": model.version,
         "model_artifact": _display_artifact(model.artifact),
-        "model_verdict_passed": model.verdict_passed, "model_registry_status": model.status,
+        "model_verdict_passed": model.verdict_passed,
+        "model_registry_status": model.status,
         "bars_processed_this_run": 0,
-        "first_bar": None, "last_bar": before.last_bar if before else None,
+        "first_bar": None,
+        "last_bar": before.last_bar if before else None,
     }
 
 
@@ -448,11 +519,13 @@ def _check_granularity(account: StagedAccount, granularity: str, role: str) -> N
         "state.json when it was created; an account never changes it). Nothing was traded and the "
         f"account is unchanged. To fix: set deployment.granularity: {state.granularity}, or give "
         f"the {role} account a new folder (its filepath in conf/base/catalog_deployment.yml) to "
-        f"start a {granularity} account.")
+        f"start a {granularity} account."
+    )
 
 
-def _without_model(model: ProductionModel, require_production_model: bool,
-                   status: dict[str, Any]) -> dict[str, Any]:
+def _without_model(
+    model: ProductionModel, require_production_model: bool, status: dict[str, Any]
+) -> dict[str, Any]:
     """No model for this account: say why and trade nothing (the account stays untouched);
     with ``deployment.require_production_model`` no production model is an error."""
     if model.role != PRODUCTION:
@@ -462,15 +535,26 @@ def _without_model(model: ProductionModel, require_production_model: bool,
     message = no_production_message(model.registry_path)
     if require_production_model:
         raise PaperSessionError(
-            message.replace("nothing was traded", "deployment.require_production_model is "
-                            "true, so this is an error; nothing was traded", 1))
+            message.replace(
+                "nothing was traded",
+                "deployment.require_production_model is true, so this is an error; nothing was traded",
+                1,
+            )
+        )
     logger.warning(message)
     return {**status, "status": "no_production_model", "message": message}
 
 
-def _check_inputs(model: ProductionModel, account: StagedAccount, feed: pd.DataFrame,
-                  scaler: Mapping[str, Any], train_table: pd.DataFrame, env_params: Mapping[str, Any],
-                  features: FeatureParams, paper_start: pd.Timestamp | None) -> list[str]:
+def _check_inputs(
+    model: ProductionModel,
+    account: StagedAccount,
+    feed: pd.DataFrame,
+    scaler: Mapping[str, Any],
+    train_table: pd.DataFrame,
+    env_params: Mapping[str, Any],
+    features: FeatureParams,
+    paper_start: pd.Timestamp | None,
+) -> list[str]:
     """``paper_start`` after every split, a scaler of the training table's features and a
     policy whose provenance fits (:func:`check_policy_provenance`). Returns the feature names."""
     _check_paper_start(paper_start, features.splits.to_params(), train_table.index)
@@ -478,10 +562,16 @@ def _check_inputs(model: ProductionModel, account: StagedAccount, feed: pd.DataF
     if list(scaler.get("feature_names", [])) != names:
         raise PaperSessionError(
             f"feature_scaler.feature_names {scaler.get('feature_names')} differ from the "
-            f"feat_* columns of model_input_train {names}; re-run feature_engineering.")
-    check_policy_provenance(model, scaler=scaler, feature_names=names, feature_spec=features.features,
-                            environment=env_params,
-                            trade_bars=bars_to_trade(feed, account.state, paper_start))
+            f"feat_* columns of model_input_train {names}; re-run feature_engineering."
+        )
+    check_policy_provenance(
+        model,
+        scaler=scaler,
+        feature_names=names,
+        feature_spec=features.features,
+        environment=env_params,
+        trade_bars=bars_to_trade(feed, account.state, paper_start),
+    )
     return names
 
 
@@ -493,18 +583,30 @@ def _drift_monitor(train_features: pd.DataFrame, live: LiveFeatures, drift: Drif
     reference = build_reference(train_features, drift.n_bins)
     per_feature = None
     if drift.calibrate is not None:
-        per_feature = calibrate_thresholds(reference, train_features, drift.window, float(drift.calibrate), drift)
-    return DriftMonitor(reference=reference, feature_fn=lambda h: live(h)[names], thresholds=drift,
-                        window=drift.window, check_every=drift.check_every, per_feature=per_feature)
+        per_feature = calibrate_thresholds(
+            reference, train_features, drift.window, float(drift.calibrate), drift
+        )
+    return DriftMonitor(
+        reference=reference,
+        feature_fn=lambda h: live(h)[names],
+        thresholds=drift,
+        window=drift.window,
+        check_every=drift.check_every,
+        per_feature=per_feature,
+    )
 
 
 def _log_model_switch(model: ProductionModel, account: StagedAccount) -> None:
     """Say when another model takes over the account (the broker records the event)."""
     before = account.state
     if before is not None and before.active_model_id not in (None, model.entry_id):
-        logger.info("%s paper account %s switches model: %s -> %s (same account continues).",
-                    model.role.capitalize(), display_path(account.folder), before.active_model_id,
-                    model.entry_id)
+        logger.info(
+            "%s paper account %s switches model: %s -> %s (same account continues).",
+            model.role.capitalize(),
+            display_path(account.folder),
+            before.active_model_id,
+            model.entry_id,
+        )
 
 
 def _log_session(model: ProductionModel, account: StagedAccount, summary: RunSummary) -> None:
@@ -516,19 +618,35 @@ def _log_session(model: ProductionModel, account: StagedAccount, summary: RunSum
         if ev["kind"] == "drift_alert":
             drift_bars.setdefault(ev["bar"], []).append(str(ev.get("feature")))
         elif ev["kind"] in ("halt", "day_loss_stop", "model_switch"):
-            logger.warning("%s paper account %s at %s: %s", role, where, ev["bar"],
-                           ev["kind"] + ": " + (ev.get("reason") or f"{ev.get('from')} -> {ev.get('to')}"))
+            logger.warning(
+                "%s paper account %s at %s: %s",
+                role,
+                where,
+                ev["bar"],
+                ev["kind"] + ": " + (ev.get("reason") or f"{ev.get('from')} -> {ev.get('to')}"),
+            )
     if drift_bars:
         last = max(drift_bars)
-        logger.warning("%s account: drift alerts on %d of %d new bar(s) (recorded in events.jsonl); "
-                       "last at %s on %s.", role, len(drift_bars), summary.bars_processed,
-                       last, drift_bars[last])
-    logger.info("Paper trading (%s account): %d new bar(s) processed with %s; equity %.2f.",
-                model.role, summary.bars_processed, model.entry_id, summary.state.equity)
+        logger.warning(
+            "%s account: drift alerts on %d of %d new bar(s) (recorded in events.jsonl); last at %s on %s.",
+            role,
+            len(drift_bars),
+            summary.bars_processed,
+            last,
+            drift_bars[last],
+        )
+    logger.info(
+        "Paper trading (%s account): %d new bar(s) processed with %s; equity %.2f.",
+        model.role,
+        summary.bars_processed,
+        model.entry_id,
+        summary.state.equity,
+    )
 
 
-def _traded_status(status: dict[str, Any], summary: RunSummary,
-                   events: list[dict[str, Any]]) -> dict[str, Any]:
+def _traded_status(
+    status: dict[str, Any], summary: RunSummary, events: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The session status after the broker ran: what it processed and where the account stands."""
     state = summary.state
     return {
@@ -537,12 +655,20 @@ def _traded_status(status: dict[str, Any], summary: RunSummary,
         "bars_processed_this_run": summary.bars_processed,
         "first_bar": summary.first_bar,
         "last_bar": state.last_bar,
-        "equity": state.equity, "cash": state.cash, "shares": state.shares,
-        "position": state.position, "drawdown": state.drawdown, "halted": state.halted,
-        "halt_reason": state.halt_reason, "pending_target": state.pending_target,
+        "equity": state.equity,
+        "cash": state.cash,
+        "shares": state.shares,
+        "position": state.position,
+        "drawdown": state.drawdown,
+        "halted": state.halted,
+        "halt_reason": state.halt_reason,
+        "pending_target": state.pending_target,
         "events_this_run": _count_events(events),
-        "message": (f"processed {summary.bars_processed} new bar(s)" if summary.bars_processed
-                    else "no feed bars newer than the account's last processed bar"),
+        "message": (
+            f"processed {summary.bars_processed} new bar(s)"
+            if summary.bars_processed
+            else "no feed bars newer than the account's last processed bar"
+        ),
     }
 
 

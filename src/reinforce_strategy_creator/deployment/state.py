@@ -67,8 +67,8 @@ class AccountState:
     halt_reason: str | None = None
     pending_target: float | None = None
     held_target: float = 0.0
-    entry_price: float = 1.0   # average entry of the open position (1.0 when flat), as the env
-    bars_held: float = 0.0     # bars the current position has been held, as the env
+    entry_price: float = 1.0  # average entry of the open position (1.0 when flat), as the env
+    bars_held: float = 0.0  # bars the current position has been held, as the env
     pending_decided_at: str | None = None
     active_model_id: str | None = None
     bars_processed: int = 0
@@ -120,9 +120,11 @@ class AccountState:
             )
         granularity = data.get("granularity", "whole")
         exact = [data.get(k) for k in ("exact_initial_cash", "exact_cash", "exact_equity")]
-        if granularity not in GRANULARITIES or (
-                granularity == "fractional" and not all(isinstance(v, (int, float)) for v in exact)) or (
-                granularity == "whole" and any(v is not None for v in exact)):
+        if (
+            granularity not in GRANULARITIES
+            or (granularity == "fractional" and not all(isinstance(v, (int, float)) for v in exact))
+            or (granularity == "whole" and any(v is not None for v in exact))
+        ):
             raise AccountStateError(
                 f"{source}: granularity {granularity!r} with exact cash fields {exact} is not a valid "
                 f"account (granularity is one of {list(GRANULARITIES)}; only a fractional account "
@@ -131,8 +133,9 @@ class AccountState:
         return cls(**data)
 
 
-def new_account(initial_capital: float, active_model_id: str | None = None,
-                granularity: str = "whole") -> AccountState:
+def new_account(
+    initial_capital: float, active_model_id: str | None = None, granularity: str = "whole"
+) -> AccountState:
     """A fresh, flat account holding ``initial_capital`` in cash, trading ``granularity`` shares
     (``whole``, the default, or ``fractional``; it can never change afterwards)."""
     if not (initial_capital > 0):  # NaN too
@@ -141,8 +144,7 @@ def new_account(initial_capital: float, active_model_id: str | None = None,
             "set it in conf/base/parameters_environment.yml."
         )
     if granularity not in GRANULARITIES:
-        raise AccountStateError(
-            f"granularity must be one of {list(GRANULARITIES)}, got {granularity!r}")
+        raise AccountStateError(f"granularity must be one of {list(GRANULARITIES)}, got {granularity!r}")
     cents = round(float(initial_capital) * 100)
     exact = float(initial_capital) if granularity == "fractional" else None
     return AccountState(
@@ -261,8 +263,11 @@ class AccountStore:
         return state
 
     def commit(
-        self, state: AccountState, records: dict[str, list[dict[str, Any]]] | None = None,
-        *, base_generation: int | None = None,
+        self,
+        state: AccountState,
+        records: dict[str, list[dict[str, Any]]] | None = None,
+        *,
+        base_generation: int | None = None,
     ) -> AccountState:
         """Append ``records`` to the logs, then atomically publish ``state`` as the next generation.
 
@@ -334,9 +339,7 @@ class AccountStore:
 
     def _require_lock(self) -> None:
         if not self._locked:
-            raise AccountStateError(
-                "writes to the paper account must happen inside `with store.locked():`"
-            )
+            raise AccountStateError("writes to the paper account must happen inside `with store.locked():`")
 
 
 class StagedAccount:
@@ -351,8 +354,12 @@ class StagedAccount:
     deterministically; the generation and log bytes equal those of bar-by-bar commits.
     """
 
-    def __init__(self, folder: str | os.PathLike, base: AccountState | None,
-                 history: dict[str, list[dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        base: AccountState | None,
+        history: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.base = base
         # committed log records at load time (read-only; used for feed checks and the report)
@@ -399,7 +406,8 @@ class StagedAccount:
             raise AccountStateError(f"unknown logs {sorted(unknown)}; logs are {LOG_NAMES}")
         for name, recs in (records or {}).items():
             # the JSON round trip rejects NaN/inf now, not at publication time
-            self.records[name].extend(json.loads(json.dumps(r, sort_keys=True, allow_nan=False))
-                                      for r in recs)
+            self.records[name].extend(
+                json.loads(json.dumps(r, sort_keys=True, allow_nan=False)) for r in recs
+            )
         self.state = dataclasses.replace(state, generation=state.generation + 1)
         return self.state

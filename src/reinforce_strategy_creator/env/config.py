@@ -72,7 +72,9 @@ class EnvConfig(Params):
         if len(set(pos)) != len(pos):
             raise ValueError(f"contains duplicates {list(pos)}; list each target position once")
         if any(abs(p) > 1.0 for p in pos):
-            raise ValueError(f"target positions are fractions of equity and must lie in [-1, 1], got {list(pos)}")
+            raise ValueError(
+                f"target positions are fractions of equity and must lie in [-1, 1], got {list(pos)}"
+            )
         return pos
 
     # ------------------------------------------------------------------ constructors

@@ -152,7 +152,9 @@ class BatchedTradingCore:
         xp = self.xp
         if np.ndim(starts) == 0:
             starts = [int(starts)] * self.num_envs
-        arr = np.asarray(starts.detach().cpu() if isinstance(starts, torch.Tensor) else starts, dtype=np.int64)
+        arr = np.asarray(
+            starts.detach().cpu() if isinstance(starts, torch.Tensor) else starts, dtype=np.int64
+        )
         if arr.shape != (self.num_envs,):
             raise ValueError(f"starts must have shape ({self.num_envs},), got {arr.shape}")
         bad = (arr < self.lo_start) | (arr > self.last_bar - 1)
@@ -208,8 +210,9 @@ class BatchedTradingCore:
         xp = self.xp
         obs = xp.take(self.windows, self.t)
         if self.n_state:
-            cols = state_columns(xp, self.config, self.held, self.shares, self.last_close, self.entry,
-                                 self.bars)
+            cols = state_columns(
+                xp, self.config, self.held, self.shares, self.last_close, self.entry, self.bars
+            )
             xp.set_state(obs, self.feature_dim, cols)
         return obs
 
@@ -263,8 +266,29 @@ class BatchedTradingCore:
         truncated = xp.logical_not(terminated) & ((steps >= self.max_steps) | (t1 >= self.last_bar))
         fill_price = xp.where(trade, fill, xp.nan)
         cost = commission + slippage + borrow
-        return (t1, steps, c, cash_new, sh_new, equity, entry, bars, peak, dd, dsr_a, dsr_b, reward,
-                terminated, truncated, fill_price, cost, commission, slippage, borrow, delta)
+        return (
+            t1,
+            steps,
+            c,
+            cash_new,
+            sh_new,
+            equity,
+            entry,
+            bars,
+            peak,
+            dd,
+            dsr_a,
+            dsr_b,
+            reward,
+            terminated,
+            truncated,
+            fill_price,
+            cost,
+            commission,
+            slippage,
+            borrow,
+            delta,
+        )
 
     def step(self, actions):
         """Advance every lane one bar. Returns (obs, reward, terminated, truncated, info)."""
@@ -273,10 +297,42 @@ class BatchedTradingCore:
         xp = self.xp
         target = self.targets_from_actions(actions)
         cash, sh, prev = self.cash, self.shares, self.equity
-        (t1, steps, c, cash_new, sh_new, equity, entry, bars, peak, dd, dsr_a, dsr_b, reward,
-         terminated, truncated, fill_price, cost, commission, slippage, borrow, delta) = self._transition(
-            target, self.t, self.steps, self.held, cash, sh, prev, self.entry, self.bars,
-            self.peak, self.dd, self.dsr_a, self.dsr_b,
+        (
+            t1,
+            steps,
+            c,
+            cash_new,
+            sh_new,
+            equity,
+            entry,
+            bars,
+            peak,
+            dd,
+            dsr_a,
+            dsr_b,
+            reward,
+            terminated,
+            truncated,
+            fill_price,
+            cost,
+            commission,
+            slippage,
+            borrow,
+            delta,
+        ) = self._transition(
+            target,
+            self.t,
+            self.steps,
+            self.held,
+            cash,
+            sh,
+            prev,
+            self.entry,
+            self.bars,
+            self.peak,
+            self.dd,
+            self.dsr_a,
+            self.dsr_b,
         )
 
         if not self._all_active:  # frozen lanes (autoreset=False) keep their state
@@ -333,6 +389,8 @@ def _observation_table(market: MarketArrays, window: int, extra_cols: int) -> np
         return build_windows(market.features, window, extra_cols)
     blocks = market.obs_windows
     if blocks.shape != (market.n_bars, window * market.n_features):
-        raise ValueError(f"market.obs_windows has shape {blocks.shape}; environment.window={window} needs "
-                         f"({market.n_bars}, {window * market.n_features})")
+        raise ValueError(
+            f"market.obs_windows has shape {blocks.shape}; environment.window={window} needs "
+            f"({market.n_bars}, {window * market.n_features})"
+        )
     return np.hstack([blocks, np.zeros((market.n_bars, extra_cols), dtype=np.float32)])

@@ -92,8 +92,13 @@ class ExecutionRules:
         for name in ("commission", "slippage", "borrow"):
             v = getattr(self, name)
             lo, hi = (float(v.min()), float(v.max())) if hasattr(v, "min") else (v, v)  # (N,) per asset
-            if isinstance(lo, bool) or not (isinstance(lo, (int, float)) and math.isfinite(lo)
-                                            and math.isfinite(hi) and 0.0 <= lo and hi < 1.0):
+            if isinstance(lo, bool) or not (
+                isinstance(lo, (int, float))
+                and math.isfinite(lo)
+                and math.isfinite(hi)
+                and 0.0 <= lo
+                and hi < 1.0
+            ):
                 raise ValueError(f"the {name} rate must be a fraction in [0, 1), got {v!r}")
         k_buy = (1.0 + self.slippage) * (1.0 + self.commission) * (1.0 + BUY_HAIRCUT_EPS)
         k_sell = (1.0 - self.slippage) * (1.0 - self.commission)
@@ -113,8 +118,9 @@ class ExecutionRules:
     @classmethod
     def from_config(cls, config, granularity: str = "fractional") -> ExecutionRules:
         """The environment's rules (``environment.commission_bps`` ...) at ``granularity``."""
-        return cls.from_bps(config.commission_bps, config.slippage_bps, config.borrow_bps_per_bar,
-                            granularity)
+        return cls.from_bps(
+            config.commission_bps, config.slippage_bps, config.borrow_bps_per_bar, granularity
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -226,6 +232,7 @@ def update_entry_and_bars(
     shares: float, delta: float, fill: float, entry: float, bars_held: float
 ) -> tuple[float, float]:
     """Entry price and bars held of :func:`position_after` for one account as plain floats."""
-    _, entry, bars_held = position_after(SCALAR, float(shares), float(delta), float(fill), float(entry),
-                                         float(bars_held))
+    _, entry, bars_held = position_after(
+        SCALAR, float(shares), float(delta), float(fill), float(entry), float(bars_held)
+    )
     return entry, bars_held

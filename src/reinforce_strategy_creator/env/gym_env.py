@@ -61,7 +61,9 @@ class TradingEnv(gym.Env):
         config = config or EnvConfig()
         device = config.resolve_device()
         backend = backend or ("scalar" if device == "cpu" else "torch")
-        self.core = BatchedTradingCore(market, config, 1, seed, autoreset=False, backend=backend, device=device)
+        self.core = BatchedTradingCore(
+            market, config, 1, seed, autoreset=False, backend=backend, device=device
+        )
         self.config = config
         self.observation_space, self.action_space = _spaces(config, self.core.obs_dim)
         self._scalar = backend == "scalar"

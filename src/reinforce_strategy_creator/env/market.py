@@ -95,10 +95,14 @@ class MarketArrays:
         """This market with each bar's observation feature block given explicitly."""
         windows = np.ascontiguousarray(windows, dtype=np.float32)
         if windows.ndim != 2 or windows.shape[0] != self.n_bars or windows.shape[1] % self.n_features:
-            raise MarketDataError(f"obs_windows: expected ({self.n_bars}, window x {self.n_features}) feature "
-                                  f"blocks, got shape {windows.shape}")
+            raise MarketDataError(
+                f"obs_windows: expected ({self.n_bars}, window x {self.n_features}) feature "
+                f"blocks, got shape {windows.shape}"
+            )
         if not np.isfinite(windows).all():
-            raise MarketDataError("obs_windows: non-finite values; every observed bar needs complete features")
+            raise MarketDataError(
+                "obs_windows: non-finite values; every observed bar needs complete features"
+            )
         return dataclasses.replace(self, obs_windows=windows)
 
     @classmethod

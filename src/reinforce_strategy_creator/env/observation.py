@@ -76,8 +76,9 @@ def observation_from_window(
             f"got an array of shape {feats.shape}"
         )
     obs = build_windows(feats, config.window, n_state(config))[-1].copy()
-    cols = state_columns(SCALAR, config, float(held), float(shares), float(last_close), float(entry),
-                         float(bars_held))
+    cols = state_columns(
+        SCALAR, config, float(held), float(shares), float(last_close), float(entry), float(bars_held)
+    )
     if cols:
         SCALAR.set_state(obs, feats.shape[1] * config.window, cols)
     return obs

@@ -62,7 +62,10 @@ def replay(
     keys = ("position", "shares", "cash", "equity", "fill_price", "cost", "reward", "bar")
     rows: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     start = {
-        "position": core.held, "shares": core.shares, "cash": core.cash, "equity": core.equity,
+        "position": core.held,
+        "shares": core.shares,
+        "cash": core.cash,
+        "equity": core.equity,
         "fill_price": torch.full((B,), float("nan"), dtype=torch.float64, device=core.device),
         "cost": torch.zeros(B, dtype=torch.float64, device=core.device),
         "reward": torch.zeros(B, dtype=torch.float64, device=core.device),

@@ -35,9 +35,7 @@ evaluation stage's job. Importable without Kedro.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -45,6 +43,8 @@ import torch
 
 from ..candidates import ENSEMBLE_SEED
 from ..env import EnvConfig, MarketArrays, replay
+from ..params.base import ParameterError
+from ..params.evaluation import EvaluationParams
 from .benchmarks import (
     ScheduledDecision,
     buy_and_hold_targets,
@@ -53,8 +53,6 @@ from .benchmarks import (
     random_targets,
     sma_crossover_targets,
 )
-from ..params.base import ParameterError
-from ..params.evaluation import EvaluationParams
 from .metrics import EvaluationInputError
 from .report import check_identical_setup
 
@@ -77,13 +75,32 @@ __all__ = [
 #: Costs and capital: must be identical for every agent and benchmark.
 SETUP_KEYS = ("initial_capital", "commission_bps", "slippage_bps", "borrow_bps_per_bar")
 #: Environment keys a policy's spec must share with ``params:environment`` to be evaluated.
-SPEC_MUST_MATCH = SETUP_KEYS + ("fill_price", "window", "positions", "continuous", "obs_position",
-                                "obs_unrealised", "obs_bars_held")
+SPEC_MUST_MATCH = SETUP_KEYS + (
+    "fill_price",
+    "window",
+    "positions",
+    "continuous",
+    "obs_position",
+    "obs_unrealised",
+    "obs_bars_held",
+)
 #: Deterministic benchmark runs, in report order.
 BENCHMARKS = ("buy_and_hold", "flat", "sma_crossover", "momentum")
 RANDOM_RUN = "random"
-LEDGER_COLUMNS = ["kind", "run", "seed", "date", "bar", "position", "shares", "cash", "equity", "fill_price",
-                  "cost", "reward"]
+LEDGER_COLUMNS = [
+    "kind",
+    "run",
+    "seed",
+    "date",
+    "bar",
+    "position",
+    "shares",
+    "cash",
+    "equity",
+    "fill_price",
+    "cost",
+    "reward",
+]
 
 
 def artifact_name(agent: str, bundle) -> str:
@@ -117,8 +134,11 @@ def run_provenance(feature_scaler: Mapping, feature_spec: Mapping, model_input_t
     from ..features import feature_spec_sha256, scaler_sha256
     from ..training import data_fingerprint
 
-    return {"scaler_sha256": scaler_sha256(feature_scaler), "feature_spec_sha256": feature_spec_sha256(feature_spec),
-            "data_fingerprint": data_fingerprint(model_input_train)}
+    return {
+        "scaler_sha256": scaler_sha256(feature_scaler),
+        "feature_spec_sha256": feature_spec_sha256(feature_spec),
+        "data_fingerprint": data_fingerprint(model_input_train),
+    }
 
 
 _PROVENANCE_FIX = {
@@ -137,12 +157,14 @@ def check_provenance(agent: str, bundle, provenance: Mapping[str, str]) -> None:
         if recorded is None:
             raise EvaluationInputError(
                 f"{name}: spec.{key} is missing, so evaluation cannot prove what the policy was trained on; "
-                "it was written by an older version. Retrain it (kedro run --pipelines training).")
+                "it was written by an older version. Retrain it (kedro run --pipelines training)."
+            )
         if recorded != current:
             raise EvaluationInputError(
                 f"{name}: spec.{key}={recorded} but this run's is {current}: {_PROVENANCE_FIX[key]}. "
                 "Scoring it here would mix two experiments; retrain it on this run's data and features "
-                "(kedro run --pipelines training), or restore the parameters and data it was trained with.")
+                "(kedro run --pipelines training), or restore the parameters and data it was trained with."
+            )
 
 
 def check_periods(agent: str, bundle, window: tuple[pd.Timestamp, pd.Timestamp], role: str) -> None:
@@ -156,14 +178,16 @@ def check_periods(agent: str, bundle, window: tuple[pd.Timestamp, pd.Timestamp],
         if any(v is None for v in values):
             raise EvaluationInputError(
                 f"{name}: spec.{keys[0]}/{keys[1]} missing; evaluation cannot prove the policy never saw the "
-                f"{role} window. Retrain it (kedro run --pipelines training).")
+                f"{role} window. Retrain it (kedro run --pipelines training)."
+            )
         p_start, p_end = (pd.Timestamp(v) for v in values)
         if p_start <= end and start <= p_end:
             raise EvaluationInputError(
                 f"{name}: its {period} period {p_start.date()} .. {p_end.date()} (spec.{keys[0]}, spec.{keys[1]}) "
                 f"overlaps the {role} window {start.date()} .. {end.date()} it is asked to score: those returns "
                 f"are not out of sample for it. Retrain it with feature_engineering.splits that end before the "
-                f"{role} window, or evaluate it on a later window.")
+                f"{role} window, or evaluate it on a later window."
+            )
 
 
 def check_bundle(agent: str, bundle, config: EnvConfig, feature_names: Sequence[str]) -> None:
@@ -173,18 +197,21 @@ def check_bundle(agent: str, bundle, config: EnvConfig, feature_names: Sequence[
     if not isinstance(spec, Mapping):
         raise EvaluationInputError(
             f"{name}: expected a PolicyBundle with a spec, got {type(bundle).__name__}; "
-            "run the training pipeline first.")
+            "run the training pipeline first."
+        )
     names = list(spec.get("feature_names", []))
     if names != list(feature_names):
         raise EvaluationInputError(
             f"{name}: spec.feature_names {names} differ from the model-input feat_* columns "
             f"{list(feature_names)}; the policy was trained on other features. Rerun training after "
-            "feature_engineering.")
+            "feature_engineering."
+        )
     env_spec = spec.get("environment")
     if not isinstance(env_spec, Mapping):
         raise EvaluationInputError(
             f"{name}: spec.environment (the environment parameters used in training) is "
-            "missing; evaluation cannot prove the policy saw the same costs and capital. Retrain it.")
+            "missing; evaluation cannot prove the policy saw the same costs and capital. Retrain it."
+        )
     trained = EnvConfig.from_params(env_spec)
     for key in SPEC_MUST_MATCH:
         a, b = getattr(trained, key), getattr(config, key)
@@ -192,12 +219,15 @@ def check_bundle(agent: str, bundle, config: EnvConfig, feature_names: Sequence[
             raise EvaluationInputError(
                 f"{name}: trained with environment.{key}={a!r} but params:environment has "
                 f"environment.{key}={b!r}. Agents and benchmarks are evaluated with identical costs, capital "
-                "and observations; retrain the agent or restore conf/base/parameters_environment.yml.")
+                "and observations; retrain the agent or restore conf/base/parameters_environment.yml."
+            )
     if int(spec.get("window", -1)) != config.window or [float(p) for p in spec.get("positions", [])] != list(
-            config.positions):
+        config.positions
+    ):
         raise EvaluationInputError(
             f"{name}: spec window/positions ({spec.get('window')}, {spec.get('positions')}) do not "
-            f"match environment.window={config.window}, environment.positions={list(config.positions)}.")
+            f"match environment.window={config.window}, environment.positions={list(config.positions)}."
+        )
     if not bundle.seeds:
         raise EvaluationInputError(f"{name}: the bundle holds no seed; retrain it.")
 
@@ -216,11 +246,13 @@ class BundleDecision:
         if obs.shape[1] != self.obs_dim:
             raise EvaluationInputError(
                 f"{self.name}: spec.obs_dim={self.obs_dim} but the environment builds "
-                f"observations of size {obs.shape[1]}; retrain the agent for this configuration.")
+                f"observations of size {obs.shape[1]}; retrain the agent for this configuration."
+            )
         obs = obs.float()
         with torch.no_grad():
-            return torch.cat([p.act(obs[i:i + 1], deterministic=True).reshape(1) for i, p in
-                              enumerate(self.policies)])
+            return torch.cat(
+                [p.act(obs[i : i + 1], deterministic=True).reshape(1) for i, p in enumerate(self.policies)]
+            )
 
 
 def _ledger(result, kind: str, run: str, seeds: Sequence[int]) -> pd.DataFrame:
@@ -229,32 +261,40 @@ def _ledger(result, kind: str, run: str, seeds: Sequence[int]) -> pd.DataFrame:
     seed_of_lane = np.asarray(list(seeds), dtype=np.int64)
     frame.insert(0, "seed", seed_of_lane[frame.pop("lane").to_numpy()])
     frame.insert(0, "run", run)
-    frame.insert(0, "kind", np.where(frame["seed"] == ENSEMBLE_SEED, "ensemble", kind) if kind == "agent"
-                 else kind)
+    frame.insert(
+        0, "kind", np.where(frame["seed"] == ENSEMBLE_SEED, "ensemble", kind) if kind == "agent" else kind
+    )
     return frame[LEDGER_COLUMNS]
 
 
 def history_closes(table: pd.DataFrame, history: pd.DataFrame, split: str) -> tuple[np.ndarray, int]:
     """Closes of ``history`` (``primary_prices``) up to the window's last bar, and the
     position of the window's first bar in them. The window's closes must be the history's."""
-    if not isinstance(history, pd.DataFrame) or "Close" not in history.columns or not isinstance(
-            history.index, pd.DatetimeIndex):
+    if (
+        not isinstance(history, pd.DataFrame)
+        or "Close" not in history.columns
+        or not isinstance(history.index, pd.DatetimeIndex)
+    ):
         raise EvaluationInputError(
             "primary_prices: expected the price table (DatetimeIndex, Close column) that benchmarks read "
-            "their history from; run data_ingestion first.")
+            "their history from; run data_ingestion first."
+        )
     missing = table.index.difference(history.index)
     if len(missing):
         raise EvaluationInputError(
             f"model_input_{split}: bar {missing[0].date()} is not in primary_prices ({len(missing)} such bars); "
-            "the model input and the prices come from different runs. Re-run feature_engineering.")
+            "the model input and the prices come from different runs. Re-run feature_engineering."
+        )
     past = history.loc[: table.index[-1], "Close"]
     first = int(past.index.get_loc(table.index[0]))
     window = past.to_numpy(dtype=float)[first:]
-    if len(window) != len(table) or not np.allclose(window, table["Close"].to_numpy(dtype=float),
-                                                    rtol=1e-12, atol=0.0):
+    if len(window) != len(table) or not np.allclose(
+        window, table["Close"].to_numpy(dtype=float), rtol=1e-12, atol=0.0
+    ):
         raise EvaluationInputError(
             f"model_input_{split}: its Close column differs from primary_prices on the same dates; the model input "
-            "and the prices come from different runs. Re-run feature_engineering.")
+            "and the prices come from different runs. Re-run feature_engineering."
+        )
     return past.to_numpy(dtype=float), first
 
 
@@ -285,8 +325,15 @@ def backtest_split(
     past, offset = history_closes(table, history, split)
     _check_benchmarks(evaluation.benchmarks, config, table, offset, split)
     runs = [
-        *_replay_agents(market, config, policies, (table.index[0], table.index[-1]), split, provenance,
-                        evaluation.ensembles),
+        *_replay_agents(
+            market,
+            config,
+            policies,
+            (table.index[0], table.index[-1]),
+            split,
+            provenance,
+            evaluation.ensembles,
+        ),
         *_replay_benchmarks(market, config, evaluation.benchmarks, past, offset),
     ]
     return _long_ledger(runs, config, split)
@@ -297,7 +344,8 @@ def _window_market(table: pd.DataFrame, config: EnvConfig, split: str) -> Market
     if not isinstance(table, pd.DataFrame) or "Close" not in table.columns:
         raise EvaluationInputError(
             f"model_input_{split}: expected the model-input table with a raw 'Close' column; "
-            "run feature_engineering first.")
+            "run feature_engineering first."
+        )
     try:
         market = MarketArrays.from_frame(table)
     except ValueError as exc:
@@ -305,7 +353,8 @@ def _window_market(table: pd.DataFrame, config: EnvConfig, split: str) -> Market
     if len(table) <= config.window:
         raise EvaluationInputError(
             f"model_input_{split}: {len(table)} rows, but a replay needs more than environment.window="
-            f"{config.window} rows.")
+            f"{config.window} rows."
+        )
     return market
 
 
@@ -326,14 +375,18 @@ def _check_benchmarks(bench, config: EnvConfig, table: pd.DataFrame, offset: int
                 f"{available} closes of history up to it, but {key}={getattr(bench, name)} needs {need}, so that "
                 f"benchmark would sit flat for lack of data while the agents trade. Start the {split} window "
                 f"later (conf/base/parameters_feature_engineering.yml), use a longer price history, or shorten "
-                f"{key} (conf/base/parameters_evaluation.yml).")
+                f"{key} (conf/base/parameters_evaluation.yml)."
+            )
     lo, hi = min(config.positions), max(config.positions)
     if hi < 1.0:
         raise EvaluationInputError(
-            f"environment.positions={list(config.positions)}: buy-and-hold needs the position 1 (fully long).")
+            f"environment.positions={list(config.positions)}: buy-and-hold needs the position 1 (fully long)."
+        )
     if bench.long_short and lo > -1.0:
-        raise ParameterError(f"evaluation.benchmarks.long_short: true needs the position -1 in environment.positions="
-                             f"{list(config.positions)}; add -1 there or set long_short: false.")
+        raise ParameterError(
+            f"evaluation.benchmarks.long_short: true needs the position -1 in environment.positions="
+            f"{list(config.positions)}; add -1 there or set long_short: false."
+        )
 
 
 def _replay_agents(market, config, policies, window, split, provenance, ensembles: bool):
@@ -359,11 +412,18 @@ def _replay_benchmarks(market, config, bench, past, offset):
         "buy_and_hold": buy_and_hold_targets(close),
         "flat": flat_targets(close),
         # computed on the whole history up to the window's end, then cut to the window's bars
-        "sma_crossover": sma_crossover_targets(past, bench.sma_fast, bench.sma_slow, bench.long_short)[offset:],
+        "sma_crossover": sma_crossover_targets(past, bench.sma_fast, bench.sma_slow, bench.long_short)[
+            offset:
+        ],
         "momentum": momentum_targets(past, bench.momentum_lookback, bench.long_short)[offset:],
     }
     for name in BENCHMARKS:
-        yield "benchmark", name, [0], replay(market, config, ScheduledDecision(schedules[name], positions, first))
+        yield (
+            "benchmark",
+            name,
+            [0],
+            replay(market, config, ScheduledDecision(schedules[name], positions, first)),
+        )
     seeds = list(range(bench.random_seeds))
     targets = random_targets(len(close), config.positions, seeds, bench.random_switch_prob)
     decision = ScheduledDecision(targets, positions, first)
@@ -380,6 +440,8 @@ def _long_ledger(runs, config: EnvConfig, split: str) -> pd.DataFrame:
         out[column] = out[column].astype(str)
     start = out.groupby(["run", "seed"], sort=False)["equity"].first().to_numpy()
     if not np.all(start == config.initial_capital):
-        raise EvaluationInputError("replay: a run did not start with environment.initial_capital; "
-                                   "every agent and benchmark must start with the same capital.")
+        raise EvaluationInputError(
+            "replay: a run did not start with environment.initial_capital; "
+            "every agent and benchmark must start with the same capital."
+        )
     return out

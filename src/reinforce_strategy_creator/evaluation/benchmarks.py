@@ -36,14 +36,18 @@ __all__ = [
 
 def _closes(close) -> np.ndarray:
     return positive_series(
-        close, "close", "array of closing prices",
+        close,
+        "close",
+        "array of closing prices",
         "positive finite price; clean the price table (data_ingestion) before running benchmarks.",
     )
 
 
 def _period(name: str, value, n: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise EvaluationInputError(f"evaluation.benchmarks.{name}: must be a positive integer, got {value!r}.")
+        raise EvaluationInputError(
+            f"evaluation.benchmarks.{name}: must be a positive integer, got {value!r}."
+        )
     return int(value)
 
 
@@ -106,15 +110,21 @@ def random_targets(
         raise EvaluationInputError(f"n_bars: must be a positive integer, got {n_bars!r}.")
     pos = np.asarray(list(positions), dtype=float)
     if pos.size == 0 or not np.all(np.isfinite(pos)):
-        raise EvaluationInputError("evaluation.benchmarks.random_positions: need at least one finite position.")
+        raise EvaluationInputError(
+            "evaluation.benchmarks.random_positions: need at least one finite position."
+        )
     if not 0 < switch_prob <= 1:
-        raise EvaluationInputError(f"evaluation.benchmarks.random_switch_prob: must be in (0, 1], got {switch_prob!r}.")
+        raise EvaluationInputError(
+            f"evaluation.benchmarks.random_switch_prob: must be in (0, 1], got {switch_prob!r}."
+        )
     seeds = list(seeds)
     if len(set(seeds)) != len(seeds):
         raise EvaluationInputError("evaluation.benchmarks.random_seeds: seeds must be distinct.")
     out = np.empty((len(seeds), n_bars))
     for i, seed in enumerate(seeds):
-        draw_stream, switch_stream = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(2))
+        draw_stream, switch_stream = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(2)
+        )
         draws = pos[np.minimum((draw_stream.random(n_bars) * pos.size).astype(np.int64), pos.size - 1)]
         switch = switch_stream.random(n_bars) < switch_prob
         switch[0] = True

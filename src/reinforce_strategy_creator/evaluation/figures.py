@@ -55,8 +55,9 @@ def _when(x) -> str:
     return str(x.date()) if isinstance(x, pd.Timestamp) else str(x)
 
 
-def equity_curves_figure(curves: Mapping[str, pd.Series], benchmarks: Sequence[str] = (), log: bool = True,
-                         title: str = "Equity") -> Figure:
+def equity_curves_figure(
+    curves: Mapping[str, pd.Series], benchmarks: Sequence[str] = (), log: bool = True, title: str = "Equity"
+) -> Figure:
     """Equity of each agent and benchmark on one axis (log scale by default). Names listed
     in ``benchmarks`` are drawn dashed so agents stand out.
 
@@ -74,8 +75,13 @@ def equity_curves_figure(curves: Mapping[str, pd.Series], benchmarks: Sequence[s
             raise EvaluationInputError(f"curves['{label}']: equity must start positive for a log-scale plot.")
         shown = s.iloc[:k] if (k is not None and log) else s
         name = label if k is None else f"{label} — RUINED {_when(s.index[k])}"
-        (line,) = ax.plot(shown.index, shown.to_numpy(dtype=float), label=name, lw=1.2,
-                          ls="--" if label in benchmarks else "-")
+        (line,) = ax.plot(
+            shown.index,
+            shown.to_numpy(dtype=float),
+            label=name,
+            lw=1.2,
+            ls="--" if label in benchmarks else "-",
+        )
         if k is not None:
             ruins.append((s.index[k], float(s.iloc[k]), line.get_color()))
     if log:
@@ -83,8 +89,17 @@ def equity_curves_figure(curves: Mapping[str, pd.Series], benchmarks: Sequence[s
     for x, y, color in ruins:
         ax.axvline(x, color=color, ls=":", lw=0.8)
         if log:
-            ax.plot([x], [0.0], marker="x", ms=9, mew=2, color=color, transform=ax.get_xaxis_transform(),
-                    clip_on=False, ls="none")
+            ax.plot(
+                [x],
+                [0.0],
+                marker="x",
+                ms=9,
+                mew=2,
+                color=color,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+                ls="none",
+            )
         else:
             ax.plot([x], [y], marker="x", ms=9, mew=2, color=color, ls="none")
     ax.set_title(title)
@@ -134,10 +149,18 @@ def positions_figure(close: pd.Series, position: pd.Series, title: str = "Positi
     prev = np.concatenate([[0.0], sign[:-1]])
     entries = (sign != 0) & (sign != prev)
     exits = (prev != 0) & (sign != prev)
-    ax.scatter(close.index[entries], close.to_numpy()[entries], marker="^", color="tab:green", s=30,
-               label="entry", zorder=3)
-    ax.scatter(close.index[exits], close.to_numpy()[exits], marker="v", color="tab:red", s=30,
-               label="exit", zorder=3)
+    ax.scatter(
+        close.index[entries],
+        close.to_numpy()[entries],
+        marker="^",
+        color="tab:green",
+        s=30,
+        label="entry",
+        zorder=3,
+    )
+    ax.scatter(
+        close.index[exits], close.to_numpy()[exits], marker="v", color="tab:red", s=30, label="exit", zorder=3
+    )
     ax.set_title(title)
     ax.set_ylabel("price")
     ax.legend(fontsize=8)
@@ -148,8 +171,9 @@ def positions_figure(close: pd.Series, position: pd.Series, title: str = "Positi
     return fig
 
 
-def rolling_sharpe_figure(returns: Mapping[str, pd.Series], window: int, periods_per_year: float,
-                          title: str | None = None) -> Figure:
+def rolling_sharpe_figure(
+    returns: Mapping[str, pd.Series], window: int, periods_per_year: float, title: str | None = None
+) -> Figure:
     """Annualised Sharpe over a trailing window of ``window`` bars (risk-free 0, ddof=1).
     Returns below -100 % (the bar of ruin of an account left with negative equity) count as
     -100 %, as in the metrics; nothing is drawn after it."""
@@ -170,15 +194,20 @@ def rolling_sharpe_figure(returns: Mapping[str, pd.Series], window: int, periods
     return fig
 
 
-def random_sharpe_figure(random_sharpes: Sequence[float], agent_sharpes: Mapping[str, float],
-                         title: str = "Random-policy Sharpe distribution") -> Figure:
+def random_sharpe_figure(
+    random_sharpes: Sequence[float],
+    agent_sharpes: Mapping[str, float],
+    title: str = "Random-policy Sharpe distribution",
+) -> Figure:
     """Histogram of random-policy Sharpes with each agent's Sharpe as a vertical line."""
     d = np.asarray(list(random_sharpes), dtype=float)
     d = d[np.isfinite(d)]
     if d.size == 0:
         raise EvaluationInputError("random_sharpes: no finite Sharpe ratios to plot.")
     fig, ax = _new()
-    ax.hist(d, bins=max(10, int(np.sqrt(d.size))), color="0.7", edgecolor="0.4", label=f"random ({d.size} seeds)")
+    ax.hist(
+        d, bins=max(10, int(np.sqrt(d.size))), color="0.7", edgecolor="0.4", label=f"random ({d.size} seeds)"
+    )
     colors = [f"C{i}" for i in range(10)]
     for i, (label, s) in enumerate(agent_sharpes.items()):
         if s is not None and np.isfinite(s):
@@ -191,8 +220,11 @@ def random_sharpe_figure(random_sharpes: Sequence[float], agent_sharpes: Mapping
     return fig
 
 
-def learning_curves_figure(histories: Mapping[str, pd.DataFrame], x: str = "step",
-                           y: Sequence[str] = ("episode_return", "eval_score")) -> Figure:
+def learning_curves_figure(
+    histories: Mapping[str, pd.DataFrame],
+    x: str = "step",
+    y: Sequence[str] = ("episode_return", "eval_score"),
+) -> Figure:
     """One panel per column in ``y`` (those present), one line per run (e.g. ``ppo/seed 1``).
     Missing values (eval rows only every K steps) are skipped, not interpolated."""
     if not histories:

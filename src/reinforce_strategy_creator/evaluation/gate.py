@@ -25,6 +25,7 @@ from .stats import rank_agents, seed_summary
 
 __all__ = ["SELECTION_RULES", "GateParams", "evaluate_gate", "select_champion"]
 
+
 def _finite(v) -> bool:
     return v is not None and isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v))
 
@@ -39,29 +40,48 @@ def evaluate_gate(metrics: Mapping, buy_and_hold_metrics: Mapping, params: GateP
     p = params if isinstance(params, GateParams) else GateParams.from_params(params)
     for key in ("sharpe", "max_drawdown", "psr"):
         if key not in metrics:
-            raise EvaluationInputError(f"metrics: missing '{key}' needed by the gate; compute it first (psr via stats.add_psr_dsr).")
+            raise EvaluationInputError(
+                f"metrics: missing '{key}' needed by the gate; compute it first (psr via stats.add_psr_dsr)."
+            )
     if "sharpe" not in buy_and_hold_metrics:
         raise EvaluationInputError("buy_and_hold_metrics: missing 'sharpe' needed by the gate.")
     sharpe, mdd, psr = metrics["sharpe"], metrics["max_drawdown"], metrics["psr"]
     bh = buy_and_hold_metrics["sharpe"]
     rules = {
-        "min_sharpe": {"value": sharpe, "threshold": p.min_sharpe, "comparison": ">=",
-                       "passed": _finite(sharpe) and sharpe >= p.min_sharpe},
-        "max_drawdown": {"value": mdd, "threshold": -p.max_drawdown, "comparison": ">=",
-                         "passed": _finite(mdd) and mdd >= -p.max_drawdown},
-        "min_psr": {"value": psr, "threshold": p.min_psr, "comparison": ">=",
-                    "passed": _finite(psr) and psr >= p.min_psr},
+        "min_sharpe": {
+            "value": sharpe,
+            "threshold": p.min_sharpe,
+            "comparison": ">=",
+            "passed": _finite(sharpe) and sharpe >= p.min_sharpe,
+        },
+        "max_drawdown": {
+            "value": mdd,
+            "threshold": -p.max_drawdown,
+            "comparison": ">=",
+            "passed": _finite(mdd) and mdd >= -p.max_drawdown,
+        },
+        "min_psr": {
+            "value": psr,
+            "threshold": p.min_psr,
+            "comparison": ">=",
+            "passed": _finite(psr) and psr >= p.min_psr,
+        },
     }
     if p.must_beat_buy_and_hold:
-        rules["beats_buy_and_hold"] = {"value": sharpe, "threshold": bh, "comparison": ">",
-                                       "passed": _finite(sharpe) and _finite(bh) and sharpe > bh}
+        rules["beats_buy_and_hold"] = {
+            "value": sharpe,
+            "threshold": bh,
+            "comparison": ">",
+            "passed": _finite(sharpe) and _finite(bh) and sharpe > bh,
+        }
     for r in rules.values():
         r["passed"] = bool(r["passed"])
     return json_safe({"passed": all(r["passed"] for r in rules.values()), "rules": rules})
 
 
-def select_champion(validation_records: pd.DataFrame, rank_metric: str = "sharpe",
-                    rule: str = "best_candidate") -> dict:
+def select_champion(
+    validation_records: pd.DataFrame, rank_metric: str = "sharpe", rule: str = "best_candidate"
+) -> dict:
     """Choose the champion from VALIDATION metrics only (docs/metrics.md, "Selection").
 
     Candidates are the agent × seed rows and, with a ``kind`` column, the seed ensembles
@@ -81,7 +101,9 @@ def select_champion(validation_records: pd.DataFrame, rank_metric: str = "sharpe
     """
     for col in ("agent", "seed", rank_metric):
         if col not in validation_records.columns:
-            raise EvaluationInputError(f"validation_records: missing column '{col}' (one row per agent × seed).")
+            raise EvaluationInputError(
+                f"validation_records: missing column '{col}' (one row per agent × seed)."
+            )
     if rule not in SELECTION_RULES:
         raise EvaluationInputError(f"evaluation.selection={rule!r}: choose one of {list(SELECTION_RULES)}.")
     records = validation_records
@@ -91,11 +113,23 @@ def select_champion(validation_records: pd.DataFrame, rank_metric: str = "sharpe
         raise EvaluationInputError("validation_records: no agent × seed rows to choose from.")
     values = _rank_values(records, rank_metric)
     pool = records[np.isfinite(values)]
-    base = {"rank_metric": rank_metric, "rule": rule, "n_candidates": int(len(records)),
-            "n_ranked": int(len(pool))}
+    base = {
+        "rank_metric": rank_metric,
+        "rule": rule,
+        "n_candidates": int(len(records)),
+        "n_ranked": int(len(pool)),
+    }
     if pool.empty:
-        return json_safe({**base, "agent": None, "seed": None, "kind": None, "validation": None,
-                          "reason": f"no agent × seed has a finite validation {rank_metric}"})
+        return json_safe(
+            {
+                **base,
+                "agent": None,
+                "seed": None,
+                "kind": None,
+                "validation": None,
+                "reason": f"no agent × seed has a finite validation {rank_metric}",
+            }
+        )
     if rule != "best_candidate":
         agent = _best_agent(records, rank_metric)
         pool = pool[pool["agent"].astype(str) == agent]
@@ -103,16 +137,26 @@ def select_champion(validation_records: pd.DataFrame, rank_metric: str = "sharpe
         wanted = "ensemble" if rule == "best_agent_ensemble" and (kinds == "ensemble").any() else "agent"
         pool = pool[kinds == wanted]
         if pool.empty:
-            return json_safe({**base, "agent": None, "seed": None, "kind": None, "validation": None,
-                              "reason": f"the best agent on validation, {agent}, has no seed with a finite "
-                                        f"validation {rank_metric}"})
-    order = pool.assign(_m=values[pool.index], _a=pool["agent"].astype(str), _s=pool["seed"].astype(int)).sort_values(
-        ["_m", "_a", "_s"], ascending=[False, True, True])
+            return json_safe(
+                {
+                    **base,
+                    "agent": None,
+                    "seed": None,
+                    "kind": None,
+                    "validation": None,
+                    "reason": f"the best agent on validation, {agent}, has no seed with a finite "
+                    f"validation {rank_metric}",
+                }
+            )
+    order = pool.assign(
+        _m=values[pool.index], _a=pool["agent"].astype(str), _s=pool["seed"].astype(int)
+    ).sort_values(["_m", "_a", "_s"], ascending=[False, True, True])
     best = order.iloc[0]
     record = {k: best[k] for k in validation_records.columns}
     kind = str(best["kind"]) if "kind" in best.index else "agent"
-    return json_safe({**base, "agent": str(best["agent"]), "seed": int(best["seed"]), "kind": kind,
-                      "validation": record})
+    return json_safe(
+        {**base, "agent": str(best["agent"]), "seed": int(best["seed"]), "kind": kind, "validation": record}
+    )
 
 
 SELECTION_RULES = ("best_agent_ensemble", "best_agent_best_seed", "best_candidate")

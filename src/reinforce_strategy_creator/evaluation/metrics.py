@@ -32,6 +32,7 @@ import empyrical
 import numpy as np
 import pandas as pd
 from scipy import stats as _sps
+
 from ..errors import InputError
 
 __all__ = [
@@ -179,7 +180,9 @@ def bar_returns(equity: pd.Series | pd.DataFrame, initial_capital: float | None 
     if isinstance(equity, pd.DataFrame):
         equity = equity_from_frame(equity)
     values = positive_series(
-        equity, "equity", "equity curve",
+        equity,
+        "equity",
+        "equity curve",
         "positive finite number; returns are undefined once the account is wiped out or the curve has gaps.",
     )
     index = equity.index if isinstance(equity, pd.Series) else pd.RangeIndex(values.size)
@@ -220,9 +223,11 @@ def equity_returns(
         before = bar_returns(equity.iloc[:k], initial_capital)
     else:
         if not (np.isfinite(initial_capital) and initial_capital > 0):
-            raise EvaluationInputError(f"initial_capital: must be a positive number, got {initial_capital!r}.")
+            raise EvaluationInputError(
+                f"initial_capital: must be a positive number, got {initial_capital!r}."
+            )
         before = pd.Series([], index=equity.index[:0], dtype=np.float64)
-    ruin = pd.Series([-1.0], index=equity.index[k: k + 1])
+    ruin = pd.Series([-1.0], index=equity.index[k : k + 1])
     return pd.concat([before, ruin]).rename("return"), True
 
 
@@ -442,8 +447,11 @@ def round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
             # exit (and a new entry on the same row when the sign flips)
             frac = abs(prev_shares[t]) / abs(d_shares[t])
             pnl += prev_shares[t] * fill[t] - fees[t] * frac
-            trips.append(RoundTrip(open_entry, t, dates[open_entry], dates[t], open_dir,
-                                   t - open_entry, float(pnl), True))
+            trips.append(
+                RoundTrip(
+                    open_entry, t, dates[open_entry], dates[t], open_dir, t - open_entry, float(pnl), True
+                )
+            )
             open_entry, open_dir, pnl = None, 0, 0.0
             if sign[t] != 0:
                 open_entry, open_dir = t, int(sign[t])
@@ -458,8 +466,11 @@ def round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
         last = len(shares) - 1
         mark = (equity[last] - cash[last]) / shares[last]
         pnl += shares[last] * mark
-        trips.append(RoundTrip(open_entry, None, dates[open_entry], None, open_dir,
-                               last + 1 - open_entry, float(pnl), False))
+        trips.append(
+            RoundTrip(
+                open_entry, None, dates[open_entry], None, open_dir, last + 1 - open_entry, float(pnl), False
+            )
+        )
     return trips
 
 

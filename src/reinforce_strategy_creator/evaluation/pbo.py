@@ -34,26 +34,30 @@ def _as_matrix(returns: Any) -> tuple[np.ndarray, list[str], pd.Index | None]:
         names = [str(c) for c in returns.columns]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise EvaluationInputError(f"PBO: the returns table has duplicate candidate columns "
-                                       f"{dupes}; give every candidate its own column name.")
+            raise EvaluationInputError(
+                f"PBO: the returns table has duplicate candidate columns "
+                f"{dupes}; give every candidate its own column name."
+            )
         index = returns.index
         try:
             matrix = returns.to_numpy(dtype=float)
         except (TypeError, ValueError):
-            bad = [n for n, dtype in zip(names, returns.dtypes)
-                   if not pd.api.types.is_numeric_dtype(dtype)]
-            raise EvaluationInputError(f"PBO: columns {bad} of the returns table are not numeric; "
-                                       "pass per-bar returns as numbers.") from None
+            bad = [n for n, dtype in zip(names, returns.dtypes) if not pd.api.types.is_numeric_dtype(dtype)]
+            raise EvaluationInputError(
+                f"PBO: columns {bad} of the returns table are not numeric; pass per-bar returns as numbers."
+            ) from None
     else:
         try:
             matrix = np.asarray(returns, dtype=float)
         except (TypeError, ValueError):
-            raise EvaluationInputError("PBO: returns must be a T×N table of numbers (per-bar "
-                                       "returns, one column per candidate).") from None
+            raise EvaluationInputError(
+                "PBO: returns must be a T×N table of numbers (per-bar returns, one column per candidate)."
+            ) from None
         names, index = None, None
     if matrix.ndim != 2:
-        raise EvaluationInputError(f"PBO: returns must be a 2-D T×N table (bars × candidates), "
-                                   f"got shape {matrix.shape}.")
+        raise EvaluationInputError(
+            f"PBO: returns must be a 2-D T×N table (bars × candidates), got shape {matrix.shape}."
+        )
     if names is None:
         names = [str(j) for j in range(matrix.shape[1])]
     return matrix, names, index
@@ -68,12 +72,15 @@ def _check_finite(matrix: np.ndarray, names: list[str], index: pd.Index | None) 
             f"PBO: candidate {names[col]!r} has {int(bad[:, col].sum())} missing or infinite "
             f"returns, the first at {where}. Every candidate needs a return on every bar: replay "
             "them on the same bars (a bar without a position returns 0), or drop those bars for "
-            "all of them.")
+            "all of them."
+        )
     if (matrix <= -1).any():
         row, col = (int(v) for v in np.argwhere(matrix <= -1)[0])
-        raise EvaluationInputError(f"PBO: candidate {names[col]!r} loses 100 % or more on row "
-                                   f"{row} (return {matrix[row, col]}); per-bar returns must be "
-                                   "> -1.")
+        raise EvaluationInputError(
+            f"PBO: candidate {names[col]!r} loses 100 % or more on row "
+            f"{row} (return {matrix[row, col]}); per-bar returns must be "
+            "> -1."
+        )
 
 
 def _check_blocks(n_blocks: Any, n_rows: int) -> int:
@@ -81,22 +88,27 @@ def _check_blocks(n_blocks: Any, n_rows: int) -> int:
         raise EvaluationInputError(f"PBO: n_blocks must be an even integer, got {n_blocks!r}.")
     n_blocks = int(n_blocks)
     if n_blocks < 2 or n_blocks % 2:
-        raise EvaluationInputError(f"PBO: n_blocks = {n_blocks} must be an even integer >= 2 "
-                                   "(the blocks are split half in sample, half out of sample); 16 "
-                                   "is usual.")
+        raise EvaluationInputError(
+            f"PBO: n_blocks = {n_blocks} must be an even integer >= 2 "
+            "(the blocks are split half in sample, half out of sample); 16 "
+            "is usual."
+        )
     if n_blocks > n_rows:
-        raise EvaluationInputError(f"PBO: n_blocks = {n_blocks} is more than the {n_rows} bars of "
-                                   f"returns; use at most {n_rows - n_rows % 2} blocks, or more "
-                                   "bars.")
+        raise EvaluationInputError(
+            f"PBO: n_blocks = {n_blocks} is more than the {n_rows} bars of "
+            f"returns; use at most {n_rows - n_rows % 2} blocks, or more "
+            "bars."
+        )
     if (n_rows // n_blocks) * (n_blocks // 2) < 2:
-        raise EvaluationInputError(f"PBO: n_blocks = {n_blocks} on {n_rows} bars leaves fewer "
-                                   "than 2 bars per half, too few for a Sharpe ratio; use more "
-                                   "bars.")
+        raise EvaluationInputError(
+            f"PBO: n_blocks = {n_blocks} on {n_rows} bars leaves fewer "
+            "than 2 bars per half, too few for a Sharpe ratio; use more "
+            "bars."
+        )
     return n_blocks
 
 
-def _combinations(n_blocks: int, max_combinations: int,
-                  seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
+def _combinations(n_blocks: int, max_combinations: int, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """In-sample and out-of-sample block numbers (combinations × S/2 each), ascending: all
     C(S, S/2) combinations, or a seeded uniform sample of ``max_combinations``."""
     half = n_blocks // 2
@@ -115,9 +127,17 @@ def _combinations(n_blocks: int, max_combinations: int,
     return ins, outs, exact
 
 
-def _metric(metric: str, n: float, block_bars: int, s: np.ndarray, m2: np.ndarray,
-            mean_sq: np.ndarray, sq: np.ndarray, down_sq: np.ndarray,
-            log_sum: np.ndarray) -> np.ndarray:
+def _metric(
+    metric: str,
+    n: float,
+    block_bars: int,
+    s: np.ndarray,
+    m2: np.ndarray,
+    mean_sq: np.ndarray,
+    sq: np.ndarray,
+    down_sq: np.ndarray,
+    log_sum: np.ndarray,
+) -> np.ndarray:
     """The metric of every (combination, candidate) half from its additive block statistics."""
     mean = s / n
     if metric == "mean":
@@ -132,7 +152,7 @@ def _metric(metric: str, n: float, block_bars: int, s: np.ndarray, m2: np.ndarra
     # sharpe (sample standard deviation, as docs/metrics.md). Sum of squared deviations of the
     # half = within-block sums (each about its block's mean) + between blocks (Chan et al.), so
     # rounding stays small next to the half's mean square and a constant half is seen as one
-    between = np.maximum(block_bars * mean_sq - s ** 2 / n, 0.0)
+    between = np.maximum(block_bars * mean_sq - s**2 / n, 0.0)
     var = (m2 + between) / (n - 1)
     flat = var <= _ZERO_VARIANCE * (sq / n)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -168,8 +188,11 @@ def _degradation(is_values: np.ndarray, oos_values: np.ndarray) -> dict[str, flo
     xs, ys = xc / x_scale, yc / (y_scale or 1.0)  # scaled to [-1, 1]: no underflow in the sums
     sxy, sxx, syy = float(np.sum(xs * ys)), float(np.sum(xs * xs)), float(np.sum(ys * ys))
     slope = sxy / sxx * (y_scale / x_scale)
-    out.update(slope=slope, intercept=float(y.mean() - slope * x.mean()),
-               r2=sxy ** 2 / (sxx * syy) if syy > 0 else math.nan)
+    out.update(
+        slope=slope,
+        intercept=float(y.mean() - slope * x.mean()),
+        r2=sxy**2 / (sxx * syy) if syy > 0 else math.nan,
+    )
     return out
 
 
@@ -221,23 +244,34 @@ def probability_of_backtest_overfitting(
     """
     if metric not in METRICS:
         raise EvaluationInputError(f"PBO: metric = {metric!r} is not one of {list(METRICS)}.")
-    if (isinstance(max_combinations, bool) or not isinstance(max_combinations, int)
-            or max_combinations < 2):
-        raise EvaluationInputError(f"PBO: max_combinations must be an integer >= 2, got "
-                                   f"{max_combinations!r}.")
+    if isinstance(max_combinations, bool) or not isinstance(max_combinations, int) or max_combinations < 2:
+        raise EvaluationInputError(
+            f"PBO: max_combinations must be an integer >= 2, got {max_combinations!r}."
+        )
     matrix, names, index = _as_matrix(returns)
     n_rows, n_cand = matrix.shape
     n_blocks = _check_blocks(n_blocks, n_rows)
     base: dict[str, Any] = {"metric": metric, "n_candidates": n_cand}
     if n_cand < 2:
         empty = np.array([])
-        return {**base, "pbo": math.nan,
-                "reason": f"PBO needs at least 2 candidates to choose from, got {n_cand}",
-                "logit_summary": _summary(empty), "prob_oos_loss": math.nan,
-                "degradation": _degradation(empty, empty), "chosen_share": {},
-                "is_metric_mean": math.nan, "oos_metric_mean": math.nan, "n_bars": n_rows,
-                "n_bars_dropped": 0, "n_blocks": n_blocks, "block_bars": 0, "n_combinations": 0,
-                "exact": True, **({"logits": []} if return_logits else {})}
+        return {
+            **base,
+            "pbo": math.nan,
+            "reason": f"PBO needs at least 2 candidates to choose from, got {n_cand}",
+            "logit_summary": _summary(empty),
+            "prob_oos_loss": math.nan,
+            "degradation": _degradation(empty, empty),
+            "chosen_share": {},
+            "is_metric_mean": math.nan,
+            "oos_metric_mean": math.nan,
+            "n_bars": n_rows,
+            "n_bars_dropped": 0,
+            "n_blocks": n_blocks,
+            "block_bars": 0,
+            "n_combinations": 0,
+            "exact": True,
+            **({"logits": []} if return_logits else {}),
+        }
     _check_finite(matrix, names, index)
     dropped = n_rows % n_blocks
     block_bars = n_rows // n_blocks
@@ -245,8 +279,10 @@ def probability_of_backtest_overfitting(
     blocks = np.ascontiguousarray(matrix[dropped:]).reshape(n_blocks, block_bars, n_cand)
     block_mean = blocks.sum(axis=1) / block_bars
     stats = {  # additive per-block statistics, (S, N) each
-        "s": blocks.sum(axis=1), "m2": ((blocks - block_mean[:, None, :]) ** 2).sum(axis=1),
-        "mean_sq": block_mean ** 2, "sq": (blocks ** 2).sum(axis=1),
+        "s": blocks.sum(axis=1),
+        "m2": ((blocks - block_mean[:, None, :]) ** 2).sum(axis=1),
+        "mean_sq": block_mean**2,
+        "sq": (blocks**2).sum(axis=1),
         "down_sq": (np.minimum(blocks, 0.0) ** 2).sum(axis=1),
         "log_sum": np.log1p(blocks).sum(axis=1),
     }
@@ -260,8 +296,8 @@ def probability_of_backtest_overfitting(
     for start in range(0, len(in_blocks), _BATCH):
         # each half summed from its own blocks (not total − in-sample), so equal halves tie
         # exactly; gathers and sums, no BLAS (whose threads crawl on a busy machine)
-        ins_sum = stacked[in_blocks[start:start + _BATCH]].sum(axis=1)
-        outs_sum = stacked[out_blocks[start:start + _BATCH]].sum(axis=1)
+        ins_sum = stacked[in_blocks[start : start + _BATCH]].sum(axis=1)
+        outs_sum = stacked[out_blocks[start : start + _BATCH]].sum(axis=1)
         ins = {k: ins_sum[:, i] for i, k in enumerate(names_k)}
         outs = {k: outs_sum[:, i] for i, k in enumerate(names_k)}
         is_metric = _metric(metric, n_half, block_bars, **ins)
@@ -283,15 +319,21 @@ def probability_of_backtest_overfitting(
     oos_all = np.concatenate(oos_chosen)
     finite_is, finite_oos = is_all[np.isfinite(is_all)], oos_all[np.isfinite(oos_all)]
     result = {
-        **base, "pbo": min(overfit / n_comb, 1.0), "reason": None,
+        **base,
+        "pbo": min(overfit / n_comb, 1.0),
+        "reason": None,
         "logit_summary": _summary(lam_all),
         "prob_oos_loss": min(float(np.concatenate(loss).sum() / n_comb), 1.0),
         "degradation": _degradation(is_all, oos_all),
         "chosen_share": {name: float(v / n_comb) for name, v in zip(names, share)},
         "is_metric_mean": float(finite_is.mean()) if finite_is.size else math.nan,
         "oos_metric_mean": float(finite_oos.mean()) if finite_oos.size else math.nan,
-        "n_bars": n_rows - dropped, "n_bars_dropped": dropped, "n_blocks": n_blocks,
-        "block_bars": block_bars, "n_combinations": n_comb, "exact": exact,
+        "n_bars": n_rows - dropped,
+        "n_bars_dropped": dropped,
+        "n_blocks": n_blocks,
+        "block_bars": block_bars,
+        "n_combinations": n_comb,
+        "exact": exact,
     }
     if return_logits:
         result["logits"] = lam_all.tolist()

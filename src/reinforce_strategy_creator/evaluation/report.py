@@ -35,13 +35,43 @@ __all__ = [
 ]
 
 METRIC_COLUMNS = (
-    "ruined", "total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
-    "var_95", "cvar_95", "stability", "alpha", "beta", "psr", "dsr", "n_trades", "win_rate",
-    "profit_factor", "avg_holding_bars", "turnover", "exposure", "total_costs", "final_equity",
+    "ruined",
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "var_95",
+    "cvar_95",
+    "stability",
+    "alpha",
+    "beta",
+    "psr",
+    "dsr",
+    "n_trades",
+    "win_rate",
+    "profit_factor",
+    "avg_holding_bars",
+    "turnover",
+    "exposure",
+    "total_costs",
+    "final_equity",
 )
 
-PERCENT_COLUMNS = {"total_return", "annual_return", "annual_volatility", "max_drawdown", "var_95", "cvar_95",
-                   "win_rate", "exposure", "psr", "dsr"}
+PERCENT_COLUMNS = {
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "max_drawdown",
+    "var_95",
+    "cvar_95",
+    "win_rate",
+    "exposure",
+    "psr",
+    "dsr",
+}
 
 DEFAULT_CAVEATS = (
     "Backtests are estimates on one historical path; past performance does not guarantee future results.",
@@ -65,12 +95,16 @@ def _decision_html(verdict: Mapping | None, champion: Mapping | None) -> str:
     ok = bool(verdict.get("passed"))
     cls, word = ("passed", "PASSED") if ok else ("failed", "FAILED")
     d = verdict.get("decided_on") or {}
-    out = [f"<p class='verdict {cls}'>{word}: decided on the {e(str(d.get('split', 'test')))} window "
-           f"{e(str(d.get('start', '')))} .. {e(str(d.get('end', '')))}"
-           f"{' (' + e(str(d.get('n_bars'))) + ' bars)' if d.get('n_bars') else ''}, returns that no selection "
-           "has seen.</p>"]
+    out = [
+        f"<p class='verdict {cls}'>{word}: decided on the {e(str(d.get('split', 'test')))} window "
+        f"{e(str(d.get('start', '')))} .. {e(str(d.get('end', '')))}"
+        f"{' (' + e(str(d.get('n_bars'))) + ' bars)' if d.get('n_bars') else ''}, returns that no selection "
+        "has seen.</p>"
+    ]
     if champion is None or champion.get("agent") is None:
-        out.append(f"<p>No champion: {e(str(verdict.get('reason') or (champion or {}).get('reason', '')))}.</p>")
+        out.append(
+            f"<p>No champion: {e(str(verdict.get('reason') or (champion or {}).get('reason', '')))}.</p>"
+        )
         return "".join(out)
     sel = verdict.get("selection") or {}
     member = champion.get("member") or f"seed {champion['seed']}"
@@ -82,7 +116,8 @@ def _decision_html(verdict: Mapping | None, champion: Mapping | None) -> str:
         f"(every checkpoint evaluation of every seed of every agent, and every ensemble's validation replay); "
         f"the champion's validation Sharpe "
         f"{_num3(sel.get('champion_validation_sharpe'))} deflated for them has DSR {_num3(sel.get('validation_dsr'))}."
-        "</p>")
+        "</p>"
+    )
     reuse = verdict.get("window_reuse") or {}
     defl = verdict.get("deflation") or {}
     out.append(
@@ -90,10 +125,13 @@ def _decision_html(verdict: Mapping | None, champion: Mapping | None) -> str:
         f"{e(str(reuse.get('earlier_configurations', 0)))} configuration(s); the PSR rule is deflated for "
         f"{e(str(defl.get('n_configurations', 1)))} distinct configuration(s) (hurdle Sharpe per bar "
         f"{_num3(defl.get('hurdle_sharpe_per_bar'))} = buy-and-hold's plus the best of that many unskilled "
-        "attempts).</p>")
+        "attempts).</p>"
+    )
     if not ok:
-        out.append("<p>The champion must not be promoted: deployment refuses it without an explicit, recorded "
-                   "force. The shadow paper account still trades it so that you can watch it.</p>")
+        out.append(
+            "<p>The champion must not be promoted: deployment refuses it without an explicit, recorded "
+            "force. The shadow paper account still trades it so that you can watch it.</p>"
+        )
     return "".join(out)
 
 
@@ -131,8 +169,9 @@ def check_identical_setup(setups: Mapping[str, Mapping]) -> dict:
     return ref
 
 
-def metrics_table(records, columns: Sequence[str] | None = METRIC_COLUMNS,
-                  id_columns: Sequence[str] = ("agent", "seed")) -> pd.DataFrame:
+def metrics_table(
+    records, columns: Sequence[str] | None = METRIC_COLUMNS, id_columns: Sequence[str] = ("agent", "seed")
+) -> pd.DataFrame:
     """A flat CSV-ready DataFrame from a list of metric dicts or a records frame: id columns
     first, then the metric columns present (in ``columns`` order; all if None)."""
     df = pd.DataFrame(list(records)) if not isinstance(records, pd.DataFrame) else records.copy()
@@ -183,10 +222,14 @@ def _fmt(col: str, v) -> str:
 def _table_html(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
-    ruined = df["ruined"].fillna(False).astype(bool).to_numpy() if "ruined" in df.columns else [False] * len(df)
+    ruined = (
+        df["ruined"].fillna(False).astype(bool).to_numpy() if "ruined" in df.columns else [False] * len(df)
+    )
     for rec, ru in zip(df.itertuples(index=False), ruined):
         cls = " class='ruined'" if ru else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{_fmt(c, v)}</td>" for c, v in zip(df.columns, rec)) + "</tr>")
+        rows.append(
+            f"<tr{cls}>" + "".join(f"<td>{_fmt(c, v)}</td>" for c, v in zip(df.columns, rec)) + "</tr>"
+        )
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
@@ -205,8 +248,10 @@ def _verdict_html(verdict: Mapping) -> str:
             f"<td>{html.escape(str(r.get('comparison', '')))}</td><td>{_fmt(name, r.get('threshold'))}</td>"
             f"<td>{ok}</td></tr>"
         )
-    return (f"<p class='verdict {status.lower()}'>Gate {status}</p><table><thead><tr><th>rule</th><th>value</th>"
-            f"<th></th><th>threshold</th><th>result</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return (
+        f"<p class='verdict {status.lower()}'>Gate {status}</p><table><thead><tr><th>rule</th><th>value</th>"
+        f"<th></th><th>threshold</th><th>result</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 _CSS = """
@@ -253,22 +298,27 @@ def render_html_report(
         raise EvaluationInputError("tables: the report needs at least one metric table.")
     notes = notes or {}
     e = html.escape
-    return "".join([
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>",
-        f"<h2>What was tested</h2><p>{e(description)}</p>",
-        _periods_html(periods),
-        "<h2>Trading setup (identical for every agent and benchmark)</h2>" + _kv_html(trading_setup),
-        _verdict_section_html(verdict, champion),
-        _random_policy_html(random_policy),
-        _tables_html(tables, notes),
-        _figures_html(figures, notes),
-        "<h2>Caveats</h2><ul>" + "".join(f"<li>{e(c)}</li>" for c in caveats) + "</ul>",
-        _DEFINITIONS_HTML,
-        "" if champion is None else "<h3>Champion record (JSON)</h3><pre>"
-        + e(json.dumps(json_safe(champion), indent=1, default=str)) + "</pre>",
-        "</body></html>",
-    ])
+    return "".join(
+        [
+            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>",
+            f"<h2>What was tested</h2><p>{e(description)}</p>",
+            _periods_html(periods),
+            "<h2>Trading setup (identical for every agent and benchmark)</h2>" + _kv_html(trading_setup),
+            _verdict_section_html(verdict, champion),
+            _random_policy_html(random_policy),
+            _tables_html(tables, notes),
+            _figures_html(figures, notes),
+            "<h2>Caveats</h2><ul>" + "".join(f"<li>{e(c)}</li>" for c in caveats) + "</ul>",
+            _DEFINITIONS_HTML,
+            ""
+            if champion is None
+            else "<h3>Champion record (JSON)</h3><pre>"
+            + e(json.dumps(json_safe(champion), indent=1, default=str))
+            + "</pre>",
+            "</body></html>",
+        ]
+    )
 
 
 _DEFINITIONS_HTML = (
@@ -286,17 +336,23 @@ def _periods_html(periods: Mapping[str, Mapping[str, str]]) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td>{e(str(name))}</td><td>{e(str(p.get('start', '')))}</td><td>{e(str(p.get('end', '')))}</td>"
-        f"<td>{e(str(p.get('bars', '')))}</td></tr>" for name, p in periods.items())
-    return ("<h2>Data periods</h2><table><thead><tr><th>period</th><th>start</th><th>end</th><th>bars</th>"
-            f"</tr></thead><tbody>{rows}</tbody></table>")
+        f"<td>{e(str(p.get('bars', '')))}</td></tr>"
+        for name, p in periods.items()
+    )
+    return (
+        "<h2>Data periods</h2><table><thead><tr><th>period</th><th>start</th><th>end</th><th>bars</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _verdict_section_html(verdict: Mapping | None, champion: Mapping | None) -> str:
     """The decision, the champion's validation and test records, and the gate's rules."""
     parts = ["<h2>Verdict</h2>", _decision_html(verdict, champion)]
     if champion is not None and champion.get("agent") is not None:
-        for key, label in (("validation", "Validation record (used to choose the champion)"),
-                           ("test", "Test record (out of sample: the gate decided on it)")):
+        for key, label in (
+            ("validation", "Validation record (used to choose the champion)"),
+            ("test", "Test record (out of sample: the gate decided on it)"),
+        ):
             if champion.get(key):
                 rec = {k: v for k, v in champion[key].items() if k in METRIC_COLUMNS}
                 parts.append(f"<h3>{label}</h3>" + _kv_html(rec))
@@ -308,10 +364,15 @@ def _verdict_section_html(verdict: Mapping | None, champion: Mapping | None) -> 
 def _random_policy_html(random_policy: Mapping | None) -> str:
     if not random_policy:
         return ""
-    parts = ["<h2>Random-policy benchmark</h2>"
-             + _kv_html({k: v for k, v in random_policy.items() if not isinstance(v, Mapping)})]
-    parts += [f"<h3>{html.escape(str(k))}</h3>" + _kv_html(v)
-              for k, v in random_policy.items() if isinstance(v, Mapping)]
+    parts = [
+        "<h2>Random-policy benchmark</h2>"
+        + _kv_html({k: v for k, v in random_policy.items() if not isinstance(v, Mapping)})
+    ]
+    parts += [
+        f"<h3>{html.escape(str(k))}</h3>" + _kv_html(v)
+        for k, v in random_policy.items()
+        if isinstance(v, Mapping)
+    ]
     return "".join(parts)
 
 
@@ -335,4 +396,5 @@ def _figures_html(figures: Mapping[str, Figure] | None, notes: Mapping[str, str]
     return "<h2>Figures</h2>" + "".join(
         _caption(name, notes)
         + f"<img alt='{html.escape(name)}' src='data:image/png;base64,{figure_to_base64_png(fig)}'>"
-        for name, fig in figures.items())
+        for name, fig in figures.items()
+    )

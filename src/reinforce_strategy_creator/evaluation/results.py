@@ -51,12 +51,34 @@ __all__ = [
 ]
 
 ID_COLUMNS = ("split", "kind", "agent", "seed")
-SUMMARY_METRICS = ("total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
-                   "calmar", "psr", "dsr", "random_percentile", "n_trades", "win_rate", "turnover", "exposure",
-                   "total_costs", "final_equity")
+SUMMARY_METRICS = (
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "psr",
+    "dsr",
+    "random_percentile",
+    "n_trades",
+    "win_rate",
+    "turnover",
+    "exposure",
+    "total_costs",
+    "final_equity",
+)
 #: Figure names (also the PNG file names in the catalog).
-FIGURES = ("equity_validation", "equity_test", "drawdowns_test", "positions_test", "rolling_sharpe_test",
-           "random_sharpe_test", "learning_curves")
+FIGURES = (
+    "equity_validation",
+    "equity_test",
+    "drawdowns_test",
+    "positions_test",
+    "rolling_sharpe_test",
+    "random_sharpe_test",
+    "learning_curves",
+)
 
 
 def _by_bar(frame: pd.DataFrame) -> pd.DataFrame:
@@ -80,12 +102,16 @@ def split_records(ledger: pd.DataFrame, split: str) -> pd.DataFrame:
     """
     need = {"kind", "run", "seed", "date", "bar", "equity"}
     if not isinstance(ledger, pd.DataFrame) or not need <= set(ledger.columns):
-        raise EvaluationInputError(f"evaluation.{split}_ledger: expected the long backtest ledger with columns "
-                                   f"{sorted(need)}; run the backtest node first.")
+        raise EvaluationInputError(
+            f"evaluation.{split}_ledger: expected the long backtest ledger with columns "
+            f"{sorted(need)}; run the backtest node first."
+        )
     bh = ledger[(ledger["run"] == "buy_and_hold") & (ledger["kind"] == "benchmark")].sort_values("bar")
     if bh.empty:
-        raise EvaluationInputError(f"evaluation.{split}_ledger: has no buy_and_hold run; every agent is compared "
-                                   "with it, so replay it on the same bars.")
+        raise EvaluationInputError(
+            f"evaluation.{split}_ledger: has no buy_and_hold run; every agent is compared "
+            "with it, so replay it on the same bars."
+        )
     ppy = infer_periods_per_year(pd.DatetimeIndex(bh["date"]))
     bh = bh.reset_index(drop=True)
     rows = []
@@ -96,7 +122,9 @@ def split_records(ledger: pd.DataFrame, split: str) -> pd.DataFrame:
     records["ruined"] = records["ruined"].astype(bool)
     bh_rec = records[records["agent"] == "buy_and_hold"].iloc[0]
     records["psr"] = [
-        record_psr(r.sharpe_per_bar, bh_rec["sharpe_per_bar"], int(r.n_bars), r.skew, r.kurtosis, bool(r.ruined))
+        record_psr(
+            r.sharpe_per_bar, bh_rec["sharpe_per_bar"], int(r.n_bars), r.skew, r.kurtosis, bool(r.ruined)
+        )
         for r in records.itertuples()
     ]
     agents = records["kind"].isin(["agent", "ensemble"])  # every candidate is a trial
@@ -130,7 +158,9 @@ def seed_tables(validation: pd.DataFrame, test: pd.DataFrame, params: Evaluation
     for split, rec in (("validation", validation), ("test", test)):
         agents = _kind(rec, "agent")
         if agents.empty:
-            raise EvaluationInputError(f"evaluation.{split}_metrics: no agent rows; train at least one agent.")
+            raise EvaluationInputError(
+                f"evaluation.{split}_metrics: no agent rows; train at least one agent."
+            )
         s = seed_summary(agents, [m for m in SUMMARY_METRICS if m in agents.columns])
         s.insert(0, "split", split)
         summaries.append(s)
@@ -143,7 +173,9 @@ def seed_tables(validation: pd.DataFrame, test: pd.DataFrame, params: Evaluation
     ranking = ranking[cols].rename(columns={c: f"validation_{c}" for c in stat_cols})
     test_sum = summary[summary["split"] == "test"].set_index("agent")
     for stat in ("mean", "std"):
-        ranking[f"test_{params.rank_metric}_{stat}"] = ranking["agent"].map(test_sum[f"{params.rank_metric}_{stat}"])
+        ranking[f"test_{params.rank_metric}_{stat}"] = ranking["agent"].map(
+            test_sum[f"{params.rank_metric}_{stat}"]
+        )
     if ruin_cols:
         ranking["test_n_ruined"] = ranking["agent"].map(test_sum["n_ruined"])
     for split, rec in (("validation", validation), ("test", test)):  # each agent's seed ensemble
@@ -152,33 +184,51 @@ def seed_tables(validation: pd.DataFrame, test: pd.DataFrame, params: Evaluation
             ranking[f"{split}_ensemble_{params.rank_metric}"] = ranking["agent"].map(ens[params.rank_metric])
     ranking.insert(2, "ranked_on", "validation")
 
-    random = {"n_seeds": params.benchmarks.random_seeds, "switch_prob": params.benchmarks.random_switch_prob,
-              "positions_drawn_from": "environment.positions"}
+    random = {
+        "n_seeds": params.benchmarks.random_seeds,
+        "switch_prob": params.benchmarks.random_switch_prob,
+        "positions_drawn_from": "environment.positions",
+    }
     for split, rec in (("validation", validation), ("test", test)):
         rand = _kind(rec, "random")
         rs = rand["sharpe"].to_numpy(dtype=float)
         q = np.nanpercentile(rs, [5, 25, 50, 75, 95]) if (~np.isnan(rs)).any() else [np.nan] * 5
         with np.errstate(invalid="ignore", divide="ignore"):
-            stats = {"sharpe_mean": float(np.nanmean(rs)) if (~np.isnan(rs)).any() else np.nan,
-                     "sharpe_std": float(np.nanstd(rs, ddof=1)) if (~np.isnan(rs)).sum() > 1 else np.nan}
+            stats = {
+                "sharpe_mean": float(np.nanmean(rs)) if (~np.isnan(rs)).any() else np.nan,
+                "sharpe_std": float(np.nanstd(rs, ddof=1)) if (~np.isnan(rs)).sum() > 1 else np.nan,
+            }
         n_ruined = int(rand["ruined"].sum()) if "ruined" in rand.columns else 0
         # Sharpe statistics over every seed (a ruined seed with its Sharpe up to ruin); percentiles
         # of agents rank ruined seeds below all others (split_records)
-        random[split] = {**stats, **{f"sharpe_p{p}": float(v) for p, v in zip((5, 25, 50, 75, 95), q)},
-                         "n_ruined": n_ruined}
+        random[split] = {
+            **stats,
+            **{f"sharpe_p{p}": float(v) for p, v in zip((5, 25, 50, 75, 95), q)},
+            "n_ruined": n_ruined,
+        }
         ag = _kind(rec, "agent")
         random[f"{split}: agent percentiles (mean over seeds)"] = {
-            a: float(g["random_percentile"].mean()) for a, g in ag.groupby("agent")}
+            a: float(g["random_percentile"].mean()) for a, g in ag.groupby("agent")
+        }
         random[f"{split}: agent × seed percentiles"] = {
-            f"{r.agent} seed {r.seed}": float(r.random_percentile) for r in ag.itertuples()}
+            f"{r.agent} seed {r.seed}": float(r.random_percentile) for r in ag.itertuples()
+        }
     return {"summary": summary, "ranking": ranking, "random_policy": json_safe(random)}
 
 
-def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: EvaluationParams,
-                         policy_versions: Mapping[str, str | None], *, policy_filepaths: Mapping[str, str | None],
-                         histories: Mapping[str, pd.DataFrame],
-                         earlier_decisions: list, window: Mapping[str, str], data_fingerprint: str,
-                         config: str) -> tuple[dict, dict, dict, dict]:
+def champion_and_verdict(
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    params: EvaluationParams,
+    policy_versions: Mapping[str, str | None],
+    *,
+    policy_filepaths: Mapping[str, str | None],
+    histories: Mapping[str, pd.DataFrame],
+    earlier_decisions: list,
+    window: Mapping[str, str],
+    data_fingerprint: str,
+    config: str,
+) -> tuple[dict, dict, dict, dict]:
     """Choose the champion on VALIDATION only, then gate its single TEST replay.
 
     Returns ``(champion_json, verdict_json, selection, decision_record)``: the contract's
@@ -190,58 +240,110 @@ def champion_and_verdict(validation: pd.DataFrame, test: pd.DataFrame, params: E
     candidates = validation[validation["kind"].isin(["agent", "ensemble"])].reset_index(drop=True)
     val_bh, test_bh = _bh(validation, "validation"), _bh(test, "test")
     sel = select_champion(candidates, params.rank_metric, params.selection)
-    effort = selection_effort(histories, float(val_bh["periods_per_year"]),
-                              ensembles=_kind(validation, "ensemble"))
+    effort = selection_effort(
+        histories, float(val_bh["periods_per_year"]), ensembles=_kind(validation, "ensemble")
+    )
     test_record = None if sel["agent"] is None else _test_record(test, sel)
     if test_record is None:
         verdict, decision = _no_champion(sel, params, effort, window, data_fingerprint, config)
     else:
-        verdict, decision = decide(champion_validation=sel["validation"], champion_test=test_record,
-                                   test_buy_and_hold=test_bh, params=params.gate, effort=effort,
-                                   earlier_decisions=earlier_decisions, window=window,
-                                   data_fingerprint=data_fingerprint, config=config)
-    champion = _champion_document(sel, test_record, bool(verdict["passed"]), params, policy_versions,
-                                  policy_filepaths)
-    verdict = {**verdict,
-               "selection": {**verdict["selection"], "rule": params.selection},
-               "champion": None if sel["agent"] is None else {
-                   "agent": sel["agent"], "seed": sel["seed"], "kind": sel["kind"],
-                   "policy_version": champion["policy_version"]},
-               "buy_and_hold_sharpe": {"validation": val_bh["sharpe"], "test": test_bh["sharpe"]},
-               "candidates_on_validation": [
-                   {"agent": r["agent"], "seed": int(r["seed"]), "kind": r["kind"],
-                    params.rank_metric: r[params.rank_metric]} for r in candidates.to_dict("records")]}
+        verdict, decision = decide(
+            champion_validation=sel["validation"],
+            champion_test=test_record,
+            test_buy_and_hold=test_bh,
+            params=params.gate,
+            effort=effort,
+            earlier_decisions=earlier_decisions,
+            window=window,
+            data_fingerprint=data_fingerprint,
+            config=config,
+        )
+    champion = _champion_document(
+        sel, test_record, bool(verdict["passed"]), params, policy_versions, policy_filepaths
+    )
+    verdict = {
+        **verdict,
+        "selection": {**verdict["selection"], "rule": params.selection},
+        "champion": None
+        if sel["agent"] is None
+        else {
+            "agent": sel["agent"],
+            "seed": sel["seed"],
+            "kind": sel["kind"],
+            "policy_version": champion["policy_version"],
+        },
+        "buy_and_hold_sharpe": {"validation": val_bh["sharpe"], "test": test_bh["sharpe"]},
+        "candidates_on_validation": [
+            {
+                "agent": r["agent"],
+                "seed": int(r["seed"]),
+                "kind": r["kind"],
+                params.rank_metric: r[params.rank_metric],
+            }
+            for r in candidates.to_dict("records")
+        ],
+    }
     selection = {**sel, "test": test_record, "verdict": verdict}
     return json_safe(champion), json_safe(verdict), json_safe(selection), json_safe(decision)
 
 
 def _test_record(test: pd.DataFrame, sel: Mapping) -> dict:
     """The champion's single test replay (the same agent, seed and kind as selected)."""
-    match = test[(test["kind"] == sel["kind"]) & (test["agent"].astype(str) == sel["agent"])
-                 & (test["seed"].astype(int) == sel["seed"])]
+    match = test[
+        (test["kind"] == sel["kind"])
+        & (test["agent"].astype(str) == sel["agent"])
+        & (test["seed"].astype(int) == sel["seed"])
+    ]
     if len(match) != 1:
         raise EvaluationInputError(
             f"evaluation.test_metrics: expected exactly one row for agent '{sel['agent']}' "
             f"{seed_label(sel['seed'])}, found {len(match)}; replay every validated candidate on the test "
-            "period once.")
+            "period once."
+        )
     return match.iloc[0].to_dict()
 
 
-def _no_champion(sel: Mapping, params: EvaluationParams, effort: Mapping, window: Mapping[str, str],
-                 data_fingerprint: str, config: str) -> tuple[dict, dict]:
+def _no_champion(
+    sel: Mapping,
+    params: EvaluationParams,
+    effort: Mapping,
+    window: Mapping[str, str],
+    data_fingerprint: str,
+    config: str,
+) -> tuple[dict, dict]:
     """A failed verdict (and its decision record) when no candidate could be chosen."""
-    verdict = {"passed": False, "reason": sel["reason"], "decided_on": {"split": "test", **dict(window)},
-               "rules": {}, "thresholds": params.gate.to_params(),
-               "selection": {"selected_on": "validation", "rule": params.selection,
-                             "n_trials": effort["n_trials"], "trials_by_agent": effort["trials_by_agent"]}}
-    decision = {"data_fingerprint": data_fingerprint, "window": dict(window), "config_sha256": config,
-                "passed": False, "decided_on": "test", "reason": sel["reason"]}
+    verdict = {
+        "passed": False,
+        "reason": sel["reason"],
+        "decided_on": {"split": "test", **dict(window)},
+        "rules": {},
+        "thresholds": params.gate.to_params(),
+        "selection": {
+            "selected_on": "validation",
+            "rule": params.selection,
+            "n_trials": effort["n_trials"],
+            "trials_by_agent": effort["trials_by_agent"],
+        },
+    }
+    decision = {
+        "data_fingerprint": data_fingerprint,
+        "window": dict(window),
+        "config_sha256": config,
+        "passed": False,
+        "decided_on": "test",
+        "reason": sel["reason"],
+    }
     return verdict, decision
 
 
-def _champion_document(sel: Mapping, test_record: Mapping | None, passed: bool, params: EvaluationParams,
-                       policy_versions: Mapping[str, str | None],
-                       policy_filepaths: Mapping[str, str | None]) -> dict:
+def _champion_document(
+    sel: Mapping,
+    test_record: Mapping | None,
+    passed: bool,
+    params: EvaluationParams,
+    policy_versions: Mapping[str, str | None],
+    policy_filepaths: Mapping[str, str | None],
+) -> dict:
     """The contract's ``champion.json``: who, which artifact, and its validation and test figures."""
     agent, strip = sel["agent"], set(ID_COLUMNS)
     return {
@@ -284,9 +386,16 @@ def _representatives(validation: pd.DataFrame, metric: str) -> dict[str, int]:
     return {str(a): int(g.iloc[0]["seed"]) for a, g in ag.groupby("agent", sort=True)}
 
 
-def evaluation_figures(validation_ledger: pd.DataFrame, test_ledger: pd.DataFrame, test_table: pd.DataFrame,
-                       validation: pd.DataFrame, test: pd.DataFrame, champion: Mapping,
-                       histories: Mapping[str, pd.DataFrame], params: EvaluationParams) -> dict:
+def evaluation_figures(
+    validation_ledger: pd.DataFrame,
+    test_ledger: pd.DataFrame,
+    test_table: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    champion: Mapping,
+    histories: Mapping[str, pd.DataFrame],
+    params: EvaluationParams,
+) -> dict:
     """The report figures. Agents are shown by their best seed on validation (the seed the
     champion rule would pick), so figures on test do not cherry-pick test results."""
     reps = _representatives(validation, params.rank_metric)
@@ -297,26 +406,36 @@ def evaluation_figures(validation_ledger: pd.DataFrame, test_ledger: pd.DataFram
         out.update({b: _lane(ledger, b, 0)["equity"] for b in BENCHMARKS})
         return out
 
-    figs["equity_validation"] = equity_curves_figure(curves(validation_ledger), benchmarks=BENCHMARKS,
-                                                     title="Equity on validation (log scale)")
+    figs["equity_validation"] = equity_curves_figure(
+        curves(validation_ledger), benchmarks=BENCHMARKS, title="Equity on validation (log scale)"
+    )
     test_curves = curves(test_ledger)
-    figs["equity_test"] = equity_curves_figure(test_curves, benchmarks=BENCHMARKS,
-                                               title="Equity on test (log scale)")
+    figs["equity_test"] = equity_curves_figure(
+        test_curves, benchmarks=BENCHMARKS, title="Equity on test (log scale)"
+    )
     figs["drawdowns_test"] = drawdowns_figure(test_curves, title="Drawdown on test")
     ppy = float(test["periods_per_year"].iloc[0])
     figs["rolling_sharpe_test"] = rolling_sharpe_figure(
-        {k: v.pct_change().dropna() for k, v in test_curves.items() if k != "flat"}, params.rolling_window, ppy)
+        {k: v.pct_change().dropna() for k, v in test_curves.items() if k != "flat"},
+        params.rolling_window,
+        ppy,
+    )
     a, s = champion.get("agent"), champion.get("seed")
     if a is None:
         a, s = "buy_and_hold", 0
     lane = _lane(test_ledger, a, s)
     close = test_table["Close"].loc[lane.index]
-    label = "champion, gate passed on test" if champion.get("verdict_passed") else "champion, gate FAILED on test"
-    figs["positions_test"] = positions_figure(close, lane["position"],
-                                              title=f"{a} seed {s} ({label}): positions on test")
+    label = (
+        "champion, gate passed on test" if champion.get("verdict_passed") else "champion, gate FAILED on test"
+    )
+    figs["positions_test"] = positions_figure(
+        close, lane["position"], title=f"{a} seed {s} ({label}): positions on test"
+    )
     rs = _kind(test, "random")["sharpe"]
-    marks = {f"{ag} (seed {sd})": float(test[(test["agent"] == ag) & (test["seed"] == sd)]["sharpe"].iloc[0])
-             for ag, sd in reps.items()}
+    marks = {
+        f"{ag} (seed {sd})": float(test[(test["agent"] == ag) & (test["seed"] == sd)]["sharpe"].iloc[0])
+        for ag, sd in reps.items()
+    }
     marks["buy_and_hold"] = float(_bh(test, "test")["sharpe"])
     figs["random_sharpe_test"] = random_sharpe_figure(rs, marks, title="Test Sharpe: random policy vs agents")
     runs = {}
@@ -324,15 +443,26 @@ def evaluation_figures(validation_ledger: pd.DataFrame, test_ledger: pd.DataFram
         if not isinstance(h, pd.DataFrame) or h.empty:
             raise EvaluationInputError(f"training.{agent}.history: empty or not a table; rerun training.")
         if "seed" not in h.columns:
-            raise EvaluationInputError(f"training.{agent}.history: missing column 'seed' (see docs/contracts.md).")
+            raise EvaluationInputError(
+                f"training.{agent}.history: missing column 'seed' (see docs/contracts.md)."
+            )
         for seed, g in h.groupby("seed", sort=True):
             runs[f"{agent}/seed {int(seed)}"] = g
     figs["learning_curves"] = learning_curves_figure(runs)
     return {k: figs[k] for k in FIGURES}
 
 
-def report_html(*, setup: Mapping, validation: pd.DataFrame, test: pd.DataFrame, tables: Mapping,
-                selection: Mapping, verdict: Mapping, figures: Mapping, periods: Mapping) -> str:
+def report_html(
+    *,
+    setup: Mapping,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    tables: Mapping,
+    selection: Mapping,
+    verdict: Mapping,
+    figures: Mapping,
+    periods: Mapping,
+) -> str:
     """The self-contained HTML report (see ``report.render_html_report``)."""
     agents = ", ".join(f"{a} ({len(setup['seeds'][a])} seeds)" for a in setup["agents"])
     p = setup["evaluation"]["benchmarks"]
@@ -343,7 +473,8 @@ def report_html(*, setup: Mapping, validation: pd.DataFrame, test: pd.DataFrame,
         f"({p['momentum_lookback']} bars) and a random policy over {p['random_seeds']} seeds (switch probability "
         f"{p['random_switch_prob']} per bar). The champion is chosen on validation "
         f"{setup['evaluation']['rank_metric']} among agent × seed runs that pass the gate; the test period is "
-        "reported as-is.")
+        "reported as-is."
+    )
     cols = [c for c in METRIC_COLUMNS if c != "psr"] + ["psr", "random_percentile"]
     t = {
         "Agents per seed — validation": metrics_table(_kind(validation, "agent"), cols),
@@ -353,18 +484,30 @@ def report_html(*, setup: Mapping, validation: pd.DataFrame, test: pd.DataFrame,
         "Cross-seed summary (mean, std, min, max)": tables["summary"],
         "Ranking of agents (cross-seed mean on validation)": tables["ranking"],
     }
-    notes = {"Cross-seed summary (mean, std, min, max)": "std uses ddof = 1 (blank for a single seed).",
-             "Ranking of agents (cross-seed mean on validation)": "Test columns are shown for information only."}
+    notes = {
+        "Cross-seed summary (mean, std, min, max)": "std uses ddof = 1 (blank for a single seed).",
+        "Ranking of agents (cross-seed mean on validation)": "Test columns are shown for information only.",
+    }
     return render_html_report(
-        title="Evaluation report", description=description, periods=periods, trading_setup=setup["trading_setup"],
-        tables=t, verdict=verdict, champion=selection, figures=figures, random_policy=tables["random_policy"],
-        notes=notes)
+        title="Evaluation report",
+        description=description,
+        periods=periods,
+        trading_setup=setup["trading_setup"],
+        tables=t,
+        verdict=verdict,
+        champion=selection,
+        figures=figures,
+        random_policy=tables["random_policy"],
+        notes=notes,
+    )
 
 
 def records_json(validation: pd.DataFrame, test: pd.DataFrame, tables: Mapping) -> dict:
     """Every metric table as strict JSON (NaN -> null)."""
     keep = list(ID_COLUMNS) + [c for c in validation.columns if c not in ID_COLUMNS]
-    return {"per_run": table_to_json(pd.concat([validation, test], ignore_index=True)[keep]),
-            "summary": table_to_json(tables["summary"]), "ranking": table_to_json(tables["ranking"]),
-            "random_policy": tables["random_policy"]}
-
+    return {
+        "per_run": table_to_json(pd.concat([validation, test], ignore_index=True)[keep]),
+        "summary": table_to_json(tables["summary"]),
+        "ranking": table_to_json(tables["ranking"]),
+        "random_policy": tables["random_policy"],
+    }

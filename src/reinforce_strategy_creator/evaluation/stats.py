@@ -119,8 +119,14 @@ def _ruined(records: pd.DataFrame) -> np.ndarray:
     return records["ruined"].fillna(False).to_numpy(dtype=bool)
 
 
-def record_psr(sharpe_per_bar: float, benchmark_sharpe_per_bar: float, n_bars: int, skew: float,
-               kurtosis: float, ruined: bool = False) -> float:
+def record_psr(
+    sharpe_per_bar: float,
+    benchmark_sharpe_per_bar: float,
+    n_bars: int,
+    skew: float,
+    kurtosis: float,
+    ruined: bool = False,
+) -> float:
     """PSR of one metrics record, NaN where it is undefined rather than an error: a ruined run
     (ruin is absorbing, so "the probability that its true Sharpe beats the benchmark" has no
     meaning; NaN fails the gate's PSR rule) or fewer than 2 returns."""
@@ -152,7 +158,8 @@ def add_psr_dsr(records: pd.DataFrame, benchmark_sharpe_per_bar: float) -> pd.Da
         for r, ru in zip(out.itertuples(), ruined)
     ]
     out["dsr"] = [
-        float("nan") if ru or int(r.n_bars) < 2
+        float("nan")
+        if ru or int(r.n_bars) < 2
         else deflated_sharpe_ratio(r.sharpe_per_bar, int(r.n_bars), trials, r.skew, r.kurtosis)
         for r, ru in zip(out.itertuples(), ruined)
     ]
@@ -173,14 +180,21 @@ def seed_summary(
     if agent_col not in records.columns:
         raise EvaluationInputError(f"records: missing column '{agent_col}' (one row per agent × seed).")
     if metrics is None:
-        metrics = [c for c in records.columns if c not in (agent_col, "seed")
-                   and pd.api.types.is_numeric_dtype(records[c]) and not pd.api.types.is_bool_dtype(records[c])]
+        metrics = [
+            c
+            for c in records.columns
+            if c not in (agent_col, "seed")
+            and pd.api.types.is_numeric_dtype(records[c])
+            and not pd.api.types.is_bool_dtype(records[c])
+        ]
     missing = [m for m in metrics if m not in records.columns]
     if missing:
         raise EvaluationInputError(f"records: missing metric column(s) {missing}.")
     # a canonical row order: a float mean must not depend on the order the rows arrived in
     # (rank ties between agents are broken by name only when their means are exactly equal)
-    records = records.sort_values([agent_col] + (["seed"] if "seed" in records.columns else []), kind="stable")
+    records = records.sort_values(
+        [agent_col] + (["seed"] if "seed" in records.columns else []), kind="stable"
+    )
     values = records[[agent_col, *metrics]].copy()
     for m in metrics:
         if pd.api.types.is_bool_dtype(values[m]):
@@ -190,8 +204,12 @@ def seed_summary(
     agg.columns = [f"{m}_{s}" for m, s in agg.columns]
     agg["n_seeds"] = records.groupby(agent_col, sort=True).size()
     if "ruined" in records.columns:
-        agg["n_ruined"] = pd.Series(_ruined(records), index=records.index).groupby(
-            records[agent_col], sort=True).sum().astype(int)
+        agg["n_ruined"] = (
+            pd.Series(_ruined(records), index=records.index)
+            .groupby(records[agent_col], sort=True)
+            .sum()
+            .astype(int)
+        )
     return agg.reset_index()
 
 
@@ -213,12 +231,15 @@ def rank_agents(
     ruin_share = 0.0
     if "n_ruined" in summary.columns and "n_seeds" in summary.columns:
         ruin_share = (summary["n_ruined"] / summary["n_seeds"]).fillna(0.0)
-    order = pd.DataFrame({
-        "r": ruin_share,
-        "m": key_mean.fillna(-np.inf),
-        "s": summary[std_col].fillna(np.inf) if std_col in summary else 0.0,
-        "a": summary[agent_col].astype(str),
-    }, index=summary.index)
+    order = pd.DataFrame(
+        {
+            "r": ruin_share,
+            "m": key_mean.fillna(-np.inf),
+            "s": summary[std_col].fillna(np.inf) if std_col in summary else 0.0,
+            "a": summary[agent_col].astype(str),
+        },
+        index=summary.index,
+    )
     idx = order.sort_values(["r", "m", "s", "a"], ascending=[True, False, True, True]).index
     ranked = summary.loc[idx].reset_index(drop=True)
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))

@@ -95,15 +95,22 @@ def window_fingerprint(table: pd.DataFrame) -> str:
     (not the scaled features, which change with the scaler while the returns stay the same)."""
     cols = [c for c in PRICE_COLUMNS if c in table.columns]
     if not cols or not isinstance(table.index, pd.DatetimeIndex):
-        raise EvaluationInputError("window: expected a table of dated bars with price columns to fingerprint.")
+        raise EvaluationInputError(
+            "window: expected a table of dated bars with price columns to fingerprint."
+        )
     frame = table[cols].astype(np.float64)
-    return _sha256({"dates": [d.isoformat() for d in frame.index],
-                    "values": pd.util.hash_pandas_object(frame, index=False).astype(str).tolist()})
+    return _sha256(
+        {
+            "dates": [d.isoformat() for d in frame.index],
+            "values": pd.util.hash_pandas_object(frame, index=False).astype(str).tolist(),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- selection effort
-def selection_effort(histories: Mapping[str, pd.DataFrame], periods_per_year: float,
-                     ensembles: pd.DataFrame | None = None) -> dict:
+def selection_effort(
+    histories: Mapping[str, pd.DataFrame], periods_per_year: float, ensembles: pd.DataFrame | None = None
+) -> dict:
     """Trials scored on the selection window: every non-missing ``eval_score`` (validation
     Sharpe, annualised) of every seed of every agent's training history, plus every seed
     ensemble's validation replay (rows of ``ensembles``: ``agent``, ``sharpe``)."""
@@ -112,36 +119,48 @@ def selection_effort(histories: Mapping[str, pd.DataFrame], periods_per_year: fl
         if not isinstance(h, pd.DataFrame) or "eval_score" not in h.columns:
             raise EvaluationInputError(
                 f"training.{agent}.history: missing column 'eval_score' (validation Sharpe of every checkpoint "
-                "evaluation); it is needed to count the selection trials. Re-run training.")
+                "evaluation); it is needed to count the selection trials. Re-run training."
+            )
         s = pd.to_numeric(h["eval_score"], errors="coerce")
         # -inf (a wiped-out checkpoint) is a trial that was looked at: counted, not in the variance
         seen = s[s.notna()]
         by_agent[agent] = int(len(seen))
         scores.extend(seen.tolist())
-    for row in ([] if ensembles is None else ensembles.to_dict("records")):
+    for row in [] if ensembles is None else ensembles.to_dict("records"):
         by_agent[str(row["agent"])] = by_agent.get(str(row["agent"]), 0) + 1
         scores.append(-math.inf if row.get("ruined") else float(row["sharpe"]))
     per_bar = np.asarray(scores, dtype=float) / math.sqrt(periods_per_year)
     finite = per_bar[np.isfinite(per_bar)]
-    return {"n_trials": int(len(scores)), "trials_by_agent": by_agent,
-            "trial_sharpe_per_bar": per_bar.tolist(),
-            "trial_sharpe_variance_per_bar": float(np.var(finite, ddof=1)) if finite.size > 1 else 0.0}
+    return {
+        "n_trials": int(len(scores)),
+        "trials_by_agent": by_agent,
+        "trial_sharpe_per_bar": per_bar.tolist(),
+        "trial_sharpe_variance_per_bar": float(np.var(finite, ddof=1)) if finite.size > 1 else 0.0,
+    }
 
 
 # --------------------------------------------------------------------------- window reuse
-def window_reuse(decisions: Sequence[Mapping[str, Any]], data_fingerprint: str, window: Mapping[str, str],
-                 config: str) -> dict:
+def window_reuse(
+    decisions: Sequence[Mapping[str, Any]], data_fingerprint: str, window: Mapping[str, str], config: str
+) -> dict:
     """Earlier gate decisions on the same window (same dates and data) and their configurations.
 
     ``n_configurations`` is the number of distinct configurations gated on this window with the
     current one included: the N of the deflation.
     """
-    same = [d for d in decisions if d.get("data_fingerprint") == data_fingerprint
-            and dict(d.get("window") or {}) == dict(window)]
+    same = [
+        d
+        for d in decisions
+        if d.get("data_fingerprint") == data_fingerprint and dict(d.get("window") or {}) == dict(window)
+    ]
     configs = {d.get("config_sha256") for d in same}
-    return {"earlier_decisions": len(same), "earlier_passed": sum(bool(d.get("passed")) for d in same),
-            "earlier_configurations": len(configs), "current_configuration_seen_before": config in configs,
-            "n_configurations": len(configs | {config})}
+    return {
+        "earlier_decisions": len(same),
+        "earlier_passed": sum(bool(d.get("passed")) for d in same),
+        "earlier_configurations": len(configs),
+        "current_configuration_seen_before": config in configs,
+        "n_configurations": len(configs | {config}),
+    }
 
 
 def null_sharpe_variance(n_obs: int, benchmark_sharpe_per_bar: float) -> float:
@@ -157,10 +176,20 @@ def deflated_psr(record: Mapping[str, Any], benchmark_sharpe_per_bar: float, n_c
     var = null_sharpe_variance(n, benchmark_sharpe_per_bar)
     sr0 = expected_max_sharpe(max(int(n_configurations), 1), var)
     hurdle = benchmark_sharpe_per_bar + sr0
-    value = probabilistic_sharpe_ratio(float(record["sharpe_per_bar"]), hurdle, n,
-                                       _num(record.get("skew"), 0.0), _num(record.get("kurtosis"), 3.0))
-    return {"value": value, "n_configurations": int(n_configurations), "null_sharpe_variance_per_bar": var,
-            "expected_max_unskilled_sharpe_per_bar": sr0, "hurdle_sharpe_per_bar": hurdle}
+    value = probabilistic_sharpe_ratio(
+        float(record["sharpe_per_bar"]),
+        hurdle,
+        n,
+        _num(record.get("skew"), 0.0),
+        _num(record.get("kurtosis"), 3.0),
+    )
+    return {
+        "value": value,
+        "n_configurations": int(n_configurations),
+        "null_sharpe_variance_per_bar": var,
+        "expected_max_unskilled_sharpe_per_bar": sr0,
+        "hurdle_sharpe_per_bar": hurdle,
+    }
 
 
 def _num(v, default: float) -> float:
@@ -199,13 +228,22 @@ def decide(
     n_val = int(champion_validation["n_bars"])
     val_sr = float(champion_validation["sharpe_per_bar"])
     trials = effort["trial_sharpe_per_bar"] or [val_sr]
-    val_dsr = deflated_sharpe_ratio(val_sr, n_val, trials, _num(champion_validation.get("skew"), 0.0),
-                                    _num(champion_validation.get("kurtosis"), 3.0))
+    val_dsr = deflated_sharpe_ratio(
+        val_sr,
+        n_val,
+        trials,
+        _num(champion_validation.get("skew"), 0.0),
+        _num(champion_validation.get("kurtosis"), 3.0),
+    )
     verdict = {
         "passed": bool(gate["passed"]),
-        "decided_on": {"split": "test", **dict(window), "n_bars": int(champion_test["n_bars"]),
-                       "data_fingerprint": data_fingerprint,
-                       "what": "the champion's single replay of the test window, after selection on validation"},
+        "decided_on": {
+            "split": "test",
+            **dict(window),
+            "n_bars": int(champion_test["n_bars"]),
+            "data_fingerprint": data_fingerprint,
+            "what": "the champion's single replay of the test window, after selection on validation",
+        },
         "rules": gate["rules"],
         "thresholds": params.to_dict(),
         "selection": {
@@ -213,7 +251,7 @@ def decide(
             "n_trials": effort["n_trials"],
             "trials_by_agent": effort["trials_by_agent"],
             "what_counts_as_a_trial": "every checkpoint evaluation of every seed of every agent on validation, "
-                                      "and every seed ensemble's validation replay",
+            "and every seed ensemble's validation replay",
             "champion_validation_sharpe": champion_validation.get("sharpe"),
             "validation_dsr": val_dsr,
         },
@@ -221,8 +259,15 @@ def decide(
         "deflation": dpsr,
         "config_sha256": config,
     }
-    decision = {"data_fingerprint": data_fingerprint, "window": dict(window), "config_sha256": config,
-                "passed": bool(gate["passed"]), "decided_on": "test",
-                "sharpe": champion_test.get("sharpe"), "n_bars": int(champion_test["n_bars"]),
-                "deflated_psr": dpsr["value"], "n_configurations": reuse["n_configurations"]}
+    decision = {
+        "data_fingerprint": data_fingerprint,
+        "window": dict(window),
+        "config_sha256": config,
+        "passed": bool(gate["passed"]),
+        "decided_on": "test",
+        "sharpe": champion_test.get("sharpe"),
+        "n_bars": int(champion_test["n_bars"]),
+        "deflated_psr": dpsr["value"],
+        "n_configurations": reuse["n_configurations"],
+    }
     return json_safe(verdict), json_safe(decision)

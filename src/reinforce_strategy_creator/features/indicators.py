@@ -83,9 +83,7 @@ def _ema_ratio(p: int, warm: int) -> FeatureDef:
 
 def _rsi(p: int, warm: int) -> FeatureDef:
     # Wilder smoothing (alpha = 1/p) decays like an EMA of period 2p - 1.
-    return FeatureDef(
-        f"feat_rsi_{p}", p + warm * (2 * p - 1), ("Close",), lambda c: _last(talib.RSI(c, p))
-    )
+    return FeatureDef(f"feat_rsi_{p}", p + warm * (2 * p - 1), ("Close",), lambda c: _last(talib.RSI(c, p)))
 
 
 def _macd_hist(fast: int, slow: int, signal: int, warm: int) -> FeatureDef:

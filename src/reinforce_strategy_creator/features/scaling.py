@@ -34,9 +34,7 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
 def fit_scaler(train_features: pd.DataFrame, kind: str) -> StandardScaler | RobustScaler:
     """Fit a scikit-learn scaler on the training feature rows only (numpy, float64)."""
     if kind not in SCALER_KINDS:
-        raise ScalerFormatError(
-            f"feature_engineering.scaler = {kind!r}; use one of {list(SCALER_KINDS)}."
-        )
+        raise ScalerFormatError(f"feature_engineering.scaler = {kind!r}; use one of {list(SCALER_KINDS)}.")
     x = train_features[feature_columns(train_features)].to_numpy(dtype=np.float64)
     if len(x) == 0 or not np.isfinite(x).all():
         raise ScalerFormatError("the training features are empty or contain NaN/inf rows.")

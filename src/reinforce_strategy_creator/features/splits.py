@@ -16,6 +16,7 @@ from .errors import SplitConfigError
 def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
+
 SPLIT_NAMES = ("train", "validation", "test")
 
 
@@ -23,7 +24,9 @@ SPLIT_NAMES = ("train", "validation", "test")
 Bounds = dict[str, tuple[pd.Timestamp | None, pd.Timestamp | None]]
 
 
-def validate_split_dates(splits: Splits | Mapping[str, Any], prefix: str = "feature_engineering.splits") -> Bounds:
+def validate_split_dates(
+    splits: Splits | Mapping[str, Any], prefix: str = "feature_engineering.splits"
+) -> Bounds:
     """``{split: (start, end)}`` as timestamps from ``feature_engineering.splits`` (validated: only
     ``train.start`` and ``test.end`` may be open; splits in order and disjoint)."""
     splits = Splits.parse(splits, prefix)
@@ -34,9 +37,7 @@ def validate_split_dates(splits: Splits | Mapping[str, Any], prefix: str = "feat
     return {name: (ts(getattr(splits, name).start), ts(getattr(splits, name).end)) for name in SPLIT_NAMES}
 
 
-def resolve_embargo(
-    embargo: Any, lookback: int, where: str = "feature_engineering.embargo_bars"
-) -> int:
+def resolve_embargo(embargo: Any, lookback: int, where: str = "feature_engineering.embargo_bars") -> int:
     """``"auto"`` means ``max_lookback``; an explicit integer must be at least that."""
     if embargo == "auto":
         return lookback

@@ -70,13 +70,8 @@ def check_number(
     lo_open: bool = True,
     hi_open: bool = False,
 ) -> float:
-    """``value`` if it lies in the interval, else a ``MarketSpecError`` naming ``markets.<name>``.
-    """
-    ok_type = (
-        isinstance(value, (int, np.integer))
-        if integer
-        else isinstance(value, (int, float, np.number))
-    )
+    """``value`` if it lies in the interval, else a ``MarketSpecError`` naming ``markets.<name>``."""
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
     ok = ok_type and not isinstance(value, bool) and math.isfinite(float(value))
     if ok:
         v = float(value)
@@ -97,9 +92,7 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def day_ratios(
-    source: pd.DataFrame, real_opens_only: bool = True, tolerance: float = 1e-9
-) -> pd.DataFrame:
+def day_ratios(source: pd.DataFrame, real_opens_only: bool = True, tolerance: float = 1e-9) -> pd.DataFrame:
     """The level-free description of every real day of ``source`` (needs a previous close).
 
     Days whose Open is a stale copy of the previous Close (most S&P 500 days before 2006) are left
@@ -108,9 +101,7 @@ def day_ratios(
     """
     missing = [c for c in OHLCV if c not in source.columns]
     if missing:
-        raise MarketSpecError(
-            f"markets: source prices lack column(s) {missing}; give an OHLCV table."
-        )
+        raise MarketSpecError(f"markets: source prices lack column(s) {missing}; give an OHLCV table.")
     prev_close = source["Close"].shift(1)
     out = pd.DataFrame(
         {

@@ -76,13 +76,10 @@ def null_market(
     """Real days resampled i.i.d.: nothing to learn beyond the drift. Its rule is buy-and-hold."""
     seed, idx, _, days = _setup(source, seed, index, real_opens_only, initial_price)
     prices, truth = assemble(idx, days, initial_price)
-    return SyntheticMarket(
-        prices, rules.always_long(prices), "null", 0.0, seed, rules.always_long, {}, truth
-    )
+    return SyntheticMarket(prices, rules.always_long(prices), "null", 0.0, seed, rules.always_long, {}, truth)
 
 
-def _one_day_market(kind, coef, strength, rule, source, seed, index, real_opens_only,
-                    initial_price):
+def _one_day_market(kind, coef, strength, rule, source, seed, index, real_opens_only, initial_price):
     """Day t's open-to-close log move gets ``coef`` times day t-1's close-to-close log return."""
     seed, idx, _, days = _setup(source, seed, index, real_opens_only, initial_price)
     x = days["log_gap"] + days["log_body"]
@@ -107,8 +104,9 @@ def planted_momentum_market(
     decided at close t-1, filled at open t, so the position earns day t's planted move."""
     strength = check_number("strength", strength, 0.0, 1.0, hi_open=True)
     rule = rules.hold_after_up_day
-    return _one_day_market("momentum", strength, strength, rule, source, seed, index,
-                           real_opens_only, initial_price)
+    return _one_day_market(
+        "momentum", strength, strength, rule, source, seed, index, real_opens_only, initial_price
+    )
 
 
 def planted_reversion_market(
@@ -125,8 +123,9 @@ def planted_reversion_market(
     (``hold_after_down_day``), filled at the next open."""
     strength = check_number("strength", strength, 0.0, 1.0, hi_open=True)
     rule = rules.hold_after_down_day
-    return _one_day_market("reversion", -strength, strength, rule, source, seed, index,
-                           real_opens_only, initial_price)
+    return _one_day_market(
+        "reversion", -strength, strength, rule, source, seed, index, real_opens_only, initial_price
+    )
 
 
 def planted_trend_market(
@@ -149,12 +148,8 @@ def planted_trend_market(
     regime_days = check_number("regime_days", regime_days, 2.0, 10_000.0, lo_open=False)
     lookback = check_number("lookback", lookback, 1, 1000, integer=True, lo_open=False)
     seed, idx, _, days = _setup(source, seed, index, real_opens_only, initial_price)
-    regime = np.where(
-        markov_regimes(_regime_rng(seed), len(idx), (regime_days, regime_days)) == 1, 1, -1
-    )
-    prices, truth = assemble(
-        idx, days, initial_price, drift=regime * strength / BARS_PER_YEAR, regime=regime
-    )
+    regime = np.where(markov_regimes(_regime_rng(seed), len(idx), (regime_days, regime_days)) == 1, 1, -1)
+    prices, truth = assemble(idx, days, initial_price, drift=regime * strength / BARS_PER_YEAR, regime=regime)
     rule = functools.partial(rules.trend_filter, lookback=lookback)
     return SyntheticMarket(
         prices,
@@ -206,9 +201,7 @@ def planted_volatility_market(
     turbulent = regime == 1
     vol_scale = np.where(turbulent, calm_scale * vol_ratio, calm_scale)
     drift = np.where(turbulent, -p_calm, p_turbulent) * strength / BARS_PER_YEAR
-    prices, truth = assemble(
-        idx, days, initial_price, vol_scale=vol_scale, drift=drift, regime=regime
-    )
+    prices, truth = assemble(idx, days, initial_price, vol_scale=vol_scale, drift=drift, regime=regime)
     max_vol = calm_scale * math.sqrt(vol_ratio) * source_volatility(ratios)
     rule = functools.partial(rules.low_volatility_filter, lookback=lookback, max_vol=max_vol)
     params = {

@@ -54,9 +54,7 @@ def trend_filter(prices: pd.DataFrame, lookback: int = 20) -> pd.Series:
     return _position(prices, (ret > 0).to_numpy())
 
 
-def low_volatility_filter(
-    prices: pd.DataFrame, lookback: int = 20, max_vol: float = 0.0125
-) -> pd.Series:
+def low_volatility_filter(prices: pd.DataFrame, lookback: int = 20, max_vol: float = 0.0125) -> pd.Series:
     """Long while the trailing realised volatility (population std of the last ``lookback``
     close-to-close log returns, per bar, like the ``realized_vol`` feature) is below ``max_vol``;
     flat in high-volatility regimes."""

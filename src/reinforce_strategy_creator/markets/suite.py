@@ -73,9 +73,7 @@ def make_market(kind: str, source: pd.DataFrame, seed: int, **options) -> Synthe
 def _seeds(name: str, seeds: Sequence[int]) -> list[int]:
     seeds = list(seeds)
     if len(set(seeds)) != len(seeds):
-        raise MarketSpecError(
-            f"markets.{name} must be distinct, got {seeds}; each seed names one market."
-        )
+        raise MarketSpecError(f"markets.{name} must be distinct, got {seeds}; each seed names one market.")
     return seeds
 
 
@@ -121,9 +119,7 @@ def _windows(index: pd.DatetimeIndex, feature_engineering, splits) -> dict[str, 
     """Row positions of each split, exactly as ``feature_engineering`` cuts ``model_input_*``:
     the feature warm-up and the embargo are dropped."""
     params = FeatureParams.parse(
-        _project_block("feature_engineering")
-        if feature_engineering is None
-        else feature_engineering
+        _project_block("feature_engineering") if feature_engineering is None else feature_engineering
     )
     if splits is not None:
         params = params.replace(splits=splits)
@@ -138,9 +134,7 @@ def _windows(index: pd.DatetimeIndex, feature_engineering, splits) -> dict[str, 
     return {name: plan[name]["positions"] for name in fe.SPLIT_NAMES}
 
 
-def _replay_window(
-    market: SyntheticMarket, rows: np.ndarray, config: EnvConfig, window: str
-) -> dict:
+def _replay_window(market: SyntheticMarket, rows: np.ndarray, config: EnvConfig, window: str) -> dict:
     prices = market.prices.iloc[rows]
     if len(prices) <= config.window:
         raise MarketSpecError(
@@ -152,9 +146,7 @@ def _replay_window(
         np.zeros(len(prices)), prices["Open"].to_numpy(dtype=float), close, prices.index
     )
     # lane 0: the rule (decided on the whole history, cut to the window), lane 1: buy-and-hold
-    targets = np.vstack(
-        [market.rule_position.to_numpy(dtype=float)[rows], buy_and_hold_targets(close)]
-    )
+    targets = np.vstack([market.rule_position.to_numpy(dtype=float)[rows], buy_and_hold_targets(close)])
     positions = None if config.continuous else config.positions
     decision = ScheduledDecision(targets, positions, config.window - 1)
     result = replay(arrays, config, decision, num_envs=2)

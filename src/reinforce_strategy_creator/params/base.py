@@ -120,7 +120,7 @@ def _message(err: Mapping[str, Any], model: type | None = None) -> str:
     msg = str(err.get("msg", "is invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            msg = msg[len(prefix):]
+            msg = msg[len(prefix) :]
     if err.get("type") == "extra_forbidden":
         owner = _model_at(model, tuple(err.get("loc", ()))) if model is not None else None
         allowed = sorted(owner.model_fields) if owner is not None else None
@@ -133,8 +133,13 @@ def _message(err: Mapping[str, Any], model: type | None = None) -> str:
 class Params(BaseModel):
     """Base of every parameter block; see the module docstring."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True,
-                              arbitrary_types_allowed=False, validate_default=True)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        arbitrary_types_allowed=False,
+        validate_default=True,
+    )
 
     #: Dotted path of the block in the parameters (``"environment"``, ``"training.ppo"``...).
     PATH: ClassVar[str] = ""
@@ -165,8 +170,10 @@ class Params(BaseModel):
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            raise ParameterError(f"{path}: expected a mapping of parameters, got {type(raw).__name__} {raw!r}. "
-                                 f"Fix it in {cls.FILE}.")
+            raise ParameterError(
+                f"{path}: expected a mapping of parameters, got {type(raw).__name__} {raw!r}. "
+                f"Fix it in {cls.FILE}."
+            )
         try:
             obj = super().model_validate(dict(raw))
         except ValidationError as exc:
@@ -186,8 +193,11 @@ class Params(BaseModel):
         for err in exc.errors(include_url=False):
             where = ".".join(p for p in (path, _loc(err.get("loc", ()))) if p)
             value = err.get("input")
-            got = "" if err.get("type") in ("missing", "extra_forbidden") or isinstance(value, Mapping) else (
-                f" (got {value!r})")
+            got = (
+                ""
+                if err.get("type") in ("missing", "extra_forbidden") or isinstance(value, Mapping)
+                else (f" (got {value!r})")
+            )
             lines.append(f"{where}: {_message(err, cls)}{got}")
         file = cls.FILE
         if path.split(".")[0] != cls.PATH.split(".")[0] and path:  # a block reused elsewhere

@@ -20,10 +20,10 @@ MOVED = {
     "costs": "costs come from environment.commission_bps / slippage_bps / borrow_bps_per_bar",
     "initial_capital": "the initial capital is environment.initial_capital",
     "registry_path": "the registry file is the filepath of deployment.model_registry in "
-                     "conf/base/catalog_deployment.yml",
+    "conf/base/catalog_deployment.yml",
     "account_dir": "the account folder is the filepath of deployment.account in conf/base/catalog_deployment.yml",
     "shadow_account_dir": "the shadow account folder is the filepath of deployment.shadow_account in "
-                          "conf/base/catalog_deployment.yml",
+    "conf/base/catalog_deployment.yml",
 }
 
 Fraction01 = Annotated[Number, Field(gt=0, lt=1)]
@@ -98,6 +98,8 @@ class DeploymentParams(Params):
         if isinstance(data, dict):
             moved = sorted(set(data) & set(MOVED))
             if moved:
-                raise ValueError(f"{moved[0]} is no longer a deployment parameter: {MOVED[moved[0]]}. Remove it "
-                                 "from parameters_deployment.yml so the values cannot disagree")
+                raise ValueError(
+                    f"{moved[0]} is no longer a deployment parameter: {MOVED[moved[0]]}. Remove it "
+                    "from parameters_deployment.yml so the values cannot disagree"
+                )
         return data

@@ -62,12 +62,24 @@ def _training_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
         if agent == "common":
             continue
         algorithm = block.get("algorithm", agent)
-        yield f"training.{agent}.algorithm", algorithm, "Which algorithm this block trains: `ppo` | `a2c` | `dqn` (`agents.ALGORITHMS`)."
+        yield (
+            f"training.{agent}.algorithm",
+            algorithm,
+            "Which algorithm this block trains: `ppo` | `a2c` | `dqn` (`agents.ALGORITHMS`).",
+        )
         if "backend" in block:
-            yield f"training.{agent}.backend", block["backend"], "`torch` (the project's agents) or `sb3` (stable-baselines3, same artifact)."
+            yield (
+                f"training.{agent}.backend",
+                block["backend"],
+                "`torch` (the project's agents) or `sb3` (stable-baselines3, same artifact).",
+            )
         for key in COMMON_KEYS:
             if key in block and key != "total_steps":
-                yield f"training.{agent}.{key}", block[key], f"Overrides `training.common.{key}` for this agent: {common_docs[key]}"
+                yield (
+                    f"training.{agent}.{key}",
+                    block[key],
+                    f"Overrides `training.common.{key}` for this agent: {common_docs[key]}",
+                )
         config = ALGORITHMS[algorithm][0] if algorithm in ALGORITHMS else None
         if config is not None:
             yield from _rows(config, f"training.{agent}", block)
@@ -84,8 +96,13 @@ def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any
     values = parameters.get(block) or {}
     if block == "training":
         return list(_training_rows(values))
-    model = {"data_ingestion": IngestionParams, "feature_engineering": FeatureParams, "environment": EnvConfig,
-             "evaluation": EvaluationParams, "deployment": DeploymentParams}[block]
+    model = {
+        "data_ingestion": IngestionParams,
+        "feature_engineering": FeatureParams,
+        "environment": EnvConfig,
+        "evaluation": EvaluationParams,
+        "deployment": DeploymentParams,
+    }[block]
     return list(_rows(model, block, values))
 
 
@@ -121,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         doc.write_text(new)
         return 0
     if new != text:
-        print("docs/configuration.md is out of date; run: python -m reinforce_strategy_creator.params.docs --write")
+        print(
+            "docs/configuration.md is out of date; run: python -m reinforce_strategy_creator.params.docs --write"
+        )
         return 1
     return 0
 

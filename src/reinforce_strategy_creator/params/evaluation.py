@@ -72,7 +72,9 @@ class EvaluationParams(Params):
     gate: GateParams = GateParams()
     rank_metric: Literal["sharpe", "sortino", "calmar", "total_return", "annual_return"] = "sharpe"
     """The validation metric (never test) the champion is selected on."""
-    selection: Literal["best_agent_ensemble", "best_agent_best_seed", "best_candidate"] = "best_agent_ensemble"
+    selection: Literal["best_agent_ensemble", "best_agent_best_seed", "best_candidate"] = (
+        "best_agent_ensemble"
+    )
     """How the champion is chosen on validation: `best_agent_ensemble` = the agent whose seeds score best on average (fewest ruined seeds first), then its seed ensemble; `best_agent_best_seed` = that agent's best seed; `best_candidate` = the single best agent × seed or ensemble (noisiest: the winner's curse). docs/metrics.md, "Selection"."""
     ensembles: Flag = True
     """Replay each agent's seed ensemble (mean action probabilities or Q-values of its seeds) on validation and test as one more candidate (docs/agents.md, "Seed ensembles")."""
@@ -82,8 +84,10 @@ class EvaluationParams(Params):
     @model_validator(mode="after")
     def _ensemble_selection_needs_ensembles(self) -> EvaluationParams:
         if self.selection == "best_agent_ensemble" and not self.ensembles:
-            raise ValueError("selection: best_agent_ensemble needs ensembles: true; set ensembles: true or choose "
-                             "selection: best_agent_best_seed")
+            raise ValueError(
+                "selection: best_agent_ensemble needs ensembles: true; set ensembles: true or choose "
+                "selection: best_agent_best_seed"
+            )
         return self
 
     @model_validator(mode="before")
@@ -92,8 +96,10 @@ class EvaluationParams(Params):
         costs = ("initial_capital", "commission_bps", "slippage_bps", "borrow_bps_per_bar", "fill_price")
         found = [k for k in costs if isinstance(data, dict) and k in data]
         if found:
-            raise ValueError(f"{found[0]} is not an evaluation parameter: costs, capital and fills are never set "
-                             "here, agents and benchmarks all use params:environment (parameters_environment.yml)")
+            raise ValueError(
+                f"{found[0]} is not an evaluation parameter: costs, capital and fills are never set "
+                "here, agents and benchmarks all use params:environment (parameters_environment.yml)"
+            )
         return data
 
     @classmethod

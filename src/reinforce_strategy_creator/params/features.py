@@ -123,8 +123,16 @@ class FeatureSpec(Params):
     recursive_warmup: NonNegativeInt = 3
     """Recursive indicators (EMA, RSI, MACD, ATR) are computed on a trailing window of `recursive_warmup` × period extra bars so their seed has decayed and `max_lookback` is their exact memory."""
     indicators: Indicators = Indicators(
-        logret=LogReturn(), sma_ratio=SmaRatio(), ema_ratio=EmaRatio(), rsi=Rsi(), macd_hist=MacdHist(),
-        bbands=BBands(), atr_ratio=AtrRatio(), realized_vol=RealizedVol(), volume_z=VolumeZ())
+        logret=LogReturn(),
+        sma_ratio=SmaRatio(),
+        ema_ratio=EmaRatio(),
+        rsi=Rsi(),
+        macd_hist=MacdHist(),
+        bbands=BBands(),
+        atr_ratio=AtrRatio(),
+        realized_vol=RealizedVol(),
+        volume_z=VolumeZ(),
+    )
     """The indicators to compute, in this order (docs/features.md has each formula)."""
 
 
@@ -156,8 +164,10 @@ class Splits(Params):
         for prev, nxt in (("train", "validation"), ("validation", "test")):
             end, start = getattr(self, prev).end, getattr(self, nxt).start
             if not end < start:
-                raise ValueError(f"{nxt}.start ({start}) must come after {prev}.end ({end}): the splits overlap or "
-                                 "are out of order")
+                raise ValueError(
+                    f"{nxt}.start ({start}) must come after {prev}.end ({end}): the splits overlap or "
+                    "are out of order"
+                )
         return self
 
 
@@ -183,5 +193,6 @@ class FeatureParams(Params):
         if self.embargo_bars != "auto" and self.embargo_bars < max_lookback(self.features):
             raise ValueError(
                 f"embargo_bars = {self.embargo_bars} must be 'auto' or an integer >= the longest feature look-back "
-                f"({max_lookback(self.features)} bars), otherwise validation/test features would read training bars")
+                f"({max_lookback(self.features)} bars), otherwise validation/test features would read training bars"
+            )
         return self

@@ -90,26 +90,36 @@ class AgentPlan:
         return out
 
 
-def plan_agent(common: TrainingCommon | Mapping[str, Any] | None, block: Mapping[str, Any], name: str,
-               path: str = "training") -> AgentPlan:
+def plan_agent(
+    common: TrainingCommon | Mapping[str, Any] | None,
+    block: Mapping[str, Any],
+    name: str,
+    path: str = "training",
+) -> AgentPlan:
     """Validate one ``training.<name>`` block against ``training.common``, naming any bad key."""
     from ..agents import ALGORITHMS  # the algorithms know their own hyperparameters
 
     where = f"{path}.{name}"
     if not isinstance(block, Mapping):
-        raise ParameterError(f"{where}: expected a mapping with at least `algorithm`, got {type(block).__name__}. "
-                             "Fix it in conf/base/parameters_training.yml.")
+        raise ParameterError(
+            f"{where}: expected a mapping with at least `algorithm`, got {type(block).__name__}. "
+            "Fix it in conf/base/parameters_training.yml."
+        )
     common = TrainingCommon.parse(common, f"{path}.common")
     block = dict(block)
     backend = block.pop("backend", "torch")
     if backend not in BACKENDS:
-        raise ParameterError(f"{where}.backend: {backend!r} is not a known backend; choose one of {list(BACKENDS)}. "
-                             "Fix it in conf/base/parameters_training.yml.")
+        raise ParameterError(
+            f"{where}.backend: {backend!r} is not a known backend; choose one of {list(BACKENDS)}. "
+            "Fix it in conf/base/parameters_training.yml."
+        )
     algorithm = block.pop("algorithm", name)
     if backend == "torch" and algorithm not in ALGORITHMS:
-        raise ParameterError(f"{where}.algorithm: {algorithm!r} is not a known algorithm; choose one of "
-                             f"{sorted(ALGORITHMS)} (every agent block names its algorithm). "
-                             "Fix it in conf/base/parameters_training.yml.")
+        raise ParameterError(
+            f"{where}.algorithm: {algorithm!r} is not a known algorithm; choose one of "
+            f"{sorted(ALGORITHMS)} (every agent block names its algorithm). "
+            "Fix it in conf/base/parameters_training.yml."
+        )
     overrides = tuple(k for k in COMMON_KEYS if k in block)
     settings = TrainingCommon.parse({**common.to_params(), **{k: block[k] for k in overrides}}, where)
     hyper = {k: v for k, v in block.items() if k not in COMMON_KEYS}
@@ -140,13 +150,15 @@ class TrainingParams(Params):
             return raw
         path = cls.PATH if path is None else path
         if not isinstance(raw, Mapping):
-            raise ParameterError(f"{path}: expected a mapping of agent blocks, got {type(raw).__name__}. "
-                                 f"Fix it in {cls.FILE}.")
+            raise ParameterError(
+                f"{path}: expected a mapping of agent blocks, got {type(raw).__name__}. Fix it in {cls.FILE}."
+            )
         raw = dict(raw)
         common = TrainingCommon.parse(raw.pop("common", None), f"{path}.common")
         if not raw:
-            raise ParameterError(f"{path}: no agent block; add at least one (e.g. `ppo: {{algorithm: ppo}}`) to "
-                                 f"{cls.FILE}.")
+            raise ParameterError(
+                f"{path}: no agent block; add at least one (e.g. `ppo: {{algorithm: ppo}}`) to {cls.FILE}."
+            )
         plans = {str(name): plan_agent(common, block, str(name), path) for name, block in raw.items()}
         obj = cls.model_construct(common=common, agents=plans)
         obj._set_paths(path)
@@ -154,7 +166,9 @@ class TrainingParams(Params):
 
     def plan(self, name: str) -> AgentPlan:
         if name not in self.agents:
-            raise ParameterError(f"{self.path}.{name}: no such agent block; the agents are {sorted(self.agents)}.")
+            raise ParameterError(
+                f"{self.path}.{name}: no such agent block; the agents are {sorted(self.agents)}."
+            )
         return self.agents[name]
 
     @property

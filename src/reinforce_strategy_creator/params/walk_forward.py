@@ -58,7 +58,8 @@ class WalkForwardParams(Params):
             raise ValueError(
                 f"train_years ({self.train_years}) must be >= min_train_years "
                 f"({self.min_train_years}) with training: rolling, otherwise no fold could train "
-                "on enough years; raise train_years or lower min_train_years")
+                "on enough years; raise train_years or lower min_train_years"
+            )
         return self
 
     def years_before_paper(self, folds: int | None = None) -> int:

@@ -18,8 +18,7 @@ from ..errors import InputError
 from ..params.base import ParameterError
 from ..params.walk_forward import WalkForwardParams
 
-__all__ = ["YEAR_SLACK_DAYS", "Fold", "FoldIndexError", "FoldLayoutError", "FoldPlan", "Window",
-           "plan_folds"]
+__all__ = ["YEAR_SLACK_DAYS", "Fold", "FoldIndexError", "FoldLayoutError", "FoldPlan", "Window", "plan_folds"]
 
 #: A window "covers" a year whose first bars come up to this many days after its first calendar
 #: day (1 January falls on a holiday or a weekend; a file may start on the first trading day).
@@ -56,9 +55,15 @@ class Window:
         return slice(self.first_row, self.stop_row)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": _iso(self.start), "end": _iso(self.end), "first_row": self.first_row,
-                "stop_row": self.stop_row, "n_bars": self.n_bars,
-                "period_start": _iso(self.period_start), "period_end": _iso(self.period_end)}
+        return {
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "first_row": self.first_row,
+            "stop_row": self.stop_row,
+            "n_bars": self.n_bars,
+            "period_start": _iso(self.period_start),
+            "period_end": _iso(self.period_end),
+        }
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,7 @@ class Fold:
 
     def to_dict(self) -> dict[str, Any]:
         windows = {kind: window.to_dict() for kind, window in self.windows()}
-        return {"name": self.name, "label": self.label, **windows,
-                "embargo_bars": len(self.embargo_rows)}
+        return {"name": self.name, "label": self.label, **windows, "embargo_bars": len(self.embargo_rows)}
 
 
 @dataclass(frozen=True)
@@ -131,10 +135,14 @@ class FoldPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able layout (dates as ISO strings), with the parameters it came from."""
-        return {"params": self.params.to_params(), "embargo_bars": self.embargo_bars,
-                "warmup_bars": self.warmup_bars, "folds": [f.to_dict() for f in self.folds],
-                "deployment": self.deployment.to_dict(),
-                "paper": None if self.paper is None else self.paper.to_dict()}
+        return {
+            "params": self.params.to_params(),
+            "embargo_bars": self.embargo_bars,
+            "warmup_bars": self.warmup_bars,
+            "folds": [f.to_dict() for f in self.folds],
+            "deployment": self.deployment.to_dict(),
+            "paper": None if self.paper is None else self.paper.to_dict(),
+        }
 
 
 def _iso(ts: pd.Timestamp) -> str | None:
@@ -146,19 +154,23 @@ def _iso(ts: pd.Timestamp) -> str | None:
 def _check_index(index: Any) -> pd.DatetimeIndex:
     fix = "clean the prices with market_data.normalise_prices first."
     if not isinstance(index, pd.DatetimeIndex):
-        raise FoldIndexError(f"plan_folds needs the prices' DatetimeIndex, got "
-                             f"{type(index).__name__}; pass prices.index of primary_prices.")
+        raise FoldIndexError(
+            f"plan_folds needs the prices' DatetimeIndex, got "
+            f"{type(index).__name__}; pass prices.index of primary_prices."
+        )
     if len(index) == 0:
-        raise FoldIndexError("plan_folds: the price index is empty; there is no history to lay "
-                             "folds on.")
+        raise FoldIndexError("plan_folds: the price index is empty; there is no history to lay folds on.")
     if index.hasnans:
-        raise FoldIndexError(f"plan_folds: the price index has {int(index.isna().sum())} missing "
-                             f"dates (NaT); {fix}")
+        raise FoldIndexError(
+            f"plan_folds: the price index has {int(index.isna().sum())} missing dates (NaT); {fix}"
+        )
     if not index.is_monotonic_increasing or not index.is_unique:
         bad = next(i for i in range(1, len(index)) if not index[i] > index[i - 1])
-        raise FoldIndexError(f"plan_folds: the price index must be strictly increasing, but row "
-                             f"{bad} ({index[bad]}) does not come after row {bad - 1} "
-                             f"({index[bad - 1]}); {fix}")
+        raise FoldIndexError(
+            f"plan_folds: the price index must be strictly increasing, but row "
+            f"{bad} ({index[bad]}) does not come after row {bad - 1} "
+            f"({index[bad - 1]}); {fix}"
+        )
     return index
 
 
@@ -175,8 +187,7 @@ class _Layout:
     chaining offsets), so neighbouring windows share their boundary even around 29 February.
     """
 
-    def __init__(self, index: pd.DatetimeIndex, params: WalkForwardParams, embargo: int,
-                 warmup: int):
+    def __init__(self, index: pd.DatetimeIndex, params: WalkForwardParams, embargo: int, warmup: int):
         self.index, self.p, self.embargo, self.warmup = index, params, embargo, warmup
         last = index[-1]
         if params.anchor == "calendar_year":
@@ -197,8 +208,7 @@ class _Layout:
     def pos(self, ts: pd.Timestamp) -> int:
         return int(self.index.searchsorted(ts, side="left"))
 
-    def window(self, first: int, stop: int, period_start: pd.Timestamp,
-               period_end: pd.Timestamp) -> Window:
+    def window(self, first: int, stop: int, period_start: pd.Timestamp, period_end: pd.Timestamp) -> Window:
         stop = max(stop, first)
         start = self.index[first] if stop > first else pd.NaT
         end = self.index[stop - 1] if stop > first else pd.NaT
@@ -225,8 +235,7 @@ class _Layout:
         else:
             nominal = max(self.back(test_back + p.validation_years + p.train_years), first_usable)
         first = max(self.pos(nominal), self.warmup)
-        train = self.window(first, validation.first_row - self.embargo, nominal,
-                            validation.period_start)
+        train = self.window(first, validation.first_row - self.embargo, nominal, validation.period_start)
         return Fold(name, label, train, validation, test)
 
     def fits(self, folds: int) -> bool:
@@ -246,22 +255,32 @@ def _too_short(lay: _Layout) -> FoldLayoutError:
     fitting = next((k for k in range(p.folds - 1, 0, -1) if lay.fits(k)), 0)
     warm = f", after {lay.warmup} warm-up bars" if lay.warmup else ""
     before = max(_years(first, lay.paper_start), 0.0)
-    what = (f"{path}.folds = {p.folds} test windows of {path}.test_years = {p.test_years}, "
-            f"{path}.validation_years = {p.validation_years} and {path}.min_train_years = "
-            f"{p.min_train_years} need {p.years_before_paper()} years of history before the paper "
-            f"period ({path}.paper_years = {p.paper_years}, from {_iso(lay.paper_start)})")
-    have = (f"the data has {before:.1f} years before it ({_iso(first)} … "
-            f"{_iso(lay.paper_start - pd.Timedelta(days=1))}{warm}; "
-            f"{_years(index[0], lay.end):.1f} years in all, {_iso(index[0])} … "
-            f"{_iso(index[-1])})")
+    what = (
+        f"{path}.folds = {p.folds} test windows of {path}.test_years = {p.test_years}, "
+        f"{path}.validation_years = {p.validation_years} and {path}.min_train_years = "
+        f"{p.min_train_years} need {p.years_before_paper()} years of history before the paper "
+        f"period ({path}.paper_years = {p.paper_years}, from {_iso(lay.paper_start)})"
+    )
+    have = (
+        f"the data has {before:.1f} years before it ({_iso(first)} … "
+        f"{_iso(lay.paper_start - pd.Timedelta(days=1))}{warm}; "
+        f"{_years(index[0], lay.end):.1f} years in all, {_iso(index[0])} … "
+        f"{_iso(index[-1])})"
+    )
     if fitting:
-        fix = (f"Set {path}.folds to at most {fitting}, or lower {path}.min_train_years, "
-               f"{path}.validation_years or {path}.test_years, or supply a longer history")
+        fix = (
+            f"Set {path}.folds to at most {fitting}, or lower {path}.min_train_years, "
+            f"{path}.validation_years or {path}.test_years, or supply a longer history"
+        )
     else:
-        fix = (f"Not even one fold fits: lower {path}.min_train_years, {path}.validation_years, "
-               f"{path}.test_years or {path}.paper_years, or supply a longer history")
-    return FoldLayoutError(f"{path}: the price history is too short for the folds asked for: "
-                           f"{what}; {have}. {fix} (in {p.FILE} or with --params).")
+        fix = (
+            f"Not even one fold fits: lower {path}.min_train_years, {path}.validation_years, "
+            f"{path}.test_years or {path}.paper_years, or supply a longer history"
+        )
+    return FoldLayoutError(
+        f"{path}: the price history is too short for the folds asked for: "
+        f"{what}; {have}. {fix} (in {p.FILE} or with --params)."
+    )
 
 
 def _check_bars(lay: _Layout, fold: Fold) -> None:
@@ -280,16 +299,24 @@ def _check_bars(lay: _Layout, fold: Fold) -> None:
             extra = f" after the embargo of {lay.embargo} bars at its end"
         hint = f"The data may have a gap there; check the file or lower {path}.min_window_bars"
         if paper and p.anchor == "calendar_year":
-            hint = (f"The last calendar year of the data is short; set {path}.anchor: data_end "
-                    f"(the paper period becomes the {p.paper_years} year(s) up to the last bar), "
-                    f"or lower {path}.min_window_bars")
-        raise FoldLayoutError(f"{path}: the {what} {span} has {window.n_bars} bars{extra}, fewer "
-                              f"than {path}.min_window_bars = {p.min_window_bars}. {hint}.")
+            hint = (
+                f"The last calendar year of the data is short; set {path}.anchor: data_end "
+                f"(the paper period becomes the {p.paper_years} year(s) up to the last bar), "
+                f"or lower {path}.min_window_bars"
+            )
+        raise FoldLayoutError(
+            f"{path}: the {what} {span} has {window.n_bars} bars{extra}, fewer "
+            f"than {path}.min_window_bars = {p.min_window_bars}. {hint}."
+        )
 
 
-def plan_folds(index: pd.DatetimeIndex,
-               params: WalkForwardParams | Mapping[str, Any] | None = None, *,
-               embargo_bars: int = 0, warmup_bars: int = 0) -> FoldPlan:
+def plan_folds(
+    index: pd.DatetimeIndex,
+    params: WalkForwardParams | Mapping[str, Any] | None = None,
+    *,
+    embargo_bars: int = 0,
+    warmup_bars: int = 0,
+) -> FoldPlan:
     """Lay the walk-forward folds on ``index`` (the prices' strictly increasing DatetimeIndex).
 
     Args:
@@ -317,8 +344,10 @@ def plan_folds(index: pd.DatetimeIndex,
     index = _check_index(index)
     embargo, warmup = _count("embargo_bars", embargo_bars), _count("warmup_bars", warmup_bars)
     if warmup >= len(index):
-        raise FoldLayoutError(f"{params.path}: all {len(index)} bars are warm-up bars "
-                              f"(warmup_bars = {warmup}); supply a longer history.")
+        raise FoldLayoutError(
+            f"{params.path}: all {len(index)} bars are warm-up bars "
+            f"(warmup_bars = {warmup}); supply a longer history."
+        )
     lay = _Layout(index, params, embargo, warmup)
     if not lay.fits(params.folds):
         raise _too_short(lay)

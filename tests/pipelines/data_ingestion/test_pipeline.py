@@ -19,8 +19,15 @@ RAW_LOAD_ARGS = {"dtype": str, "keep_default_na": False}
 
 
 def params(**over):
-    base = {"filepath": str(SP500_CSV), "ticker": None, "min_rows": 252, "gap_factor": 5.0,
-            "date_format": None, "adjust": True, "stale_open_threshold": 0.05}
+    base = {
+        "filepath": str(SP500_CSV),
+        "ticker": None,
+        "min_rows": 252,
+        "gap_factor": 5.0,
+        "date_format": None,
+        "adjust": True,
+        "stale_open_threshold": 0.05,
+    }
     return {**base, **over}
 
 

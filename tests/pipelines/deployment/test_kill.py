@@ -113,13 +113,16 @@ def test_random_sigkills_of_pipeline_runs(world, tmp_path):
         state = reconcile(AccountStore(folder))
         orders = AccountStore(folder).read_log("orders", state)
         duplicates += len(orders) - len({o["bar"] for o in orders})
-    identical = (_files(world.account) == _files(ref / "account")
-                 and _files(world.shadow_account) == _files(ref / "shadow_account"))
+    identical = _files(world.account) == _files(ref / "account") and _files(world.shadow_account) == _files(
+        ref / "shadow_account"
+    )
     registry_events = [json.loads(x)["event"] for x in world.registry.read_text().splitlines()]
-    print(f"\nKILL TEST (pipeline path): {kills} SIGKILLs mid-run, {in_commit} inside an account "
-          f"commit, {committed_after_kill} runs committed before being killed, {inconsistencies} "
-          f"inconsistent states, {duplicates} duplicated decisions, final account byte-identical to "
-          f"an uninterrupted run: {identical}; uninterrupted run {busy:.2f} s")
+    print(
+        f"\nKILL TEST (pipeline path): {kills} SIGKILLs mid-run, {in_commit} inside an account "
+        f"commit, {committed_after_kill} runs committed before being killed, {inconsistencies} "
+        f"inconsistent states, {duplicates} duplicated decisions, final account byte-identical to "
+        f"an uninterrupted run: {identical}; uninterrupted run {busy:.2f} s"
+    )
     assert kills >= 8 and inconsistencies == 0 and duplicates == 0 and identical
     assert registry_events == ["register", "promote"]
 

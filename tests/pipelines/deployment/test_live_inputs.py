@@ -31,10 +31,17 @@ def test_observation_rejects_a_wrong_window():
 def test_live_features_on_the_trailing_window_equal_feature_engineering_on_full_history():
     spec = project_params()["feature_engineering"]["features"]
     prices, _ = normalise_prices(raw_rows(start="2014-01-01"), source="sp500")
-    full = compute_features(prices, spec).iloc[max_lookback(spec):]
-    scaler = {"kind": "standard", "feature_names": list(full.columns),
-              "center": full.loc[:"2016"].mean().tolist(), "scale": full.loc[:"2016"].std().tolist(),
-              "fit_rows": 1, "fit_start": "2014-01-01", "fit_end": "2016-12-31", "sklearn_version": "x"}
+    full = compute_features(prices, spec).iloc[max_lookback(spec) :]
+    scaler = {
+        "kind": "standard",
+        "feature_names": list(full.columns),
+        "center": full.loc[:"2016"].mean().tolist(),
+        "scale": full.loc[:"2016"].std().tolist(),
+        "fit_rows": 1,
+        "fit_start": "2014-01-01",
+        "fit_end": "2016-12-31",
+        "sklearn_version": "x",
+    }
     expected = scale_features(full, scaler)
     live = LiveFeatures(spec, scaler, rows=16)
     for end in ("2017-03-01", "2017-12-29", "2018-02-27"):
@@ -81,7 +88,7 @@ def test_calibrated_thresholds_quiet_on_training_windows_and_alert_on_a_shift():
     assert per["feat_a"][0] >= fixed.psi and per["feat_a"][1] >= fixed.ks
     fixed_alerts = calib_alerts = 0
     for i in range(3000, len(x) - 60, 20):  # unseen windows of the same process
-        live = pd.DataFrame({"feat_a": x[i:i + 60]})
+        live = pd.DataFrame({"feat_a": x[i : i + 60]})
         fixed_alerts += drift_report(ref, live, fixed)["psi_alert"].iloc[0]
         calib_alerts += drift_report(ref, live, fixed, per)["status"].iloc[0] == "drift"
     assert fixed_alerts > 10 * max(calib_alerts, 1) / 2  # fixed cut-offs cry wolf

@@ -93,13 +93,16 @@ def test_fills_use_the_environment_costs_and_capital(traded):
     trades = store.read_log("trades", state)
     assert trades, "the test policy should trade"
     for t in trades:
-        fill, commission, slip = fill_and_costs(t["reference_price"], t["shares"], env["commission_bps"],
-                                                env["slippage_bps"])
+        fill, commission, slip = fill_and_costs(
+            t["reference_price"], t["shares"], env["commission_bps"], env["slippage_bps"]
+        )
         assert t["fill_price"] == fill
         assert t["commission_cents"] == round(commission * 100)
         assert t["slippage_cents"] == round(slip * 100)
     assert replay_trades(state.initial_capital_cents, trades, store.read_log("equity", state)) == (
-        state.cash_cents, state.shares)
+        state.cash_cents,
+        state.shares,
+    )
 
 
 def test_model_switch_after_promotion_and_rollback_continues_the_account(traded, caplog):
@@ -115,8 +118,9 @@ def test_model_switch_after_promotion_and_rollback_continues_the_account(traded,
     state = store.load()
     assert state.bars_processed == n_before + 1 and state.active_model_id == v2
     switch = [e for e in store.read_log("events", state) if e["kind"] == "model_switch"]
-    assert switch == [{"bar": "2018-02-28T00:00:00", "kind": "model_switch",
-                       "from": f"ppo-{V1}-seed0", "to": v2}]
+    assert switch == [
+        {"bar": "2018-02-28T00:00:00", "kind": "model_switch", "from": f"ppo-{V1}-seed0", "to": v2}
+    ]
     assert _orders(world.account)[-1]["model_id"] == v2 and "switches model" in caplog.text
     shadow = AccountStore(world.shadow_account)  # the shadow account switched to the new champion too
     assert [e for e in shadow.read_log("events") if e["kind"] == "model_switch"] == switch
@@ -189,7 +193,8 @@ def test_a_concurrent_writer_makes_the_save_refuse_without_writing(world):
     bars, _ = normalise_prices(feed, source="feed")
     for staged in (first, second):
         PaperBroker(staged, initial_capital=1e5, costs=CostModel(), limits=RiskLimits()).run(
-            bars, lambda h, s: 0.0)
+            bars, lambda h, s: 0.0
+        )
     ds.save(first)
     committed = _files(world.account)
     with pytest.raises(Exception, match="another writer committed meanwhile. Nothing was written"):
@@ -240,5 +245,7 @@ def test_the_granularity_parameter_takes_the_kernels_values_only():
     assert DeploymentParams.parse({}).granularity == "whole"
     for value in GRANULARITIES:
         assert DeploymentParams.parse({"granularity": value}).granularity == value
-    with pytest.raises(ParameterError, match=r"deployment\.granularity: Input should be 'whole' or 'fractional'"):
+    with pytest.raises(
+        ParameterError, match=r"deployment\.granularity: Input should be 'whole' or 'fractional'"
+    ):
         DeploymentParams.parse({"granularity": "half"})

@@ -42,23 +42,43 @@ def _env_with(world, **changes):
 
 
 CASES = {
-    "feature_spec": (lambda w: {"feature_spec_sha256": "0" * 64}, (),
-                     [r"feature specification", "feature_spec_sha256", "0" * 12]),
-    "no_fingerprint": (lambda w: {}, ("feature_spec_sha256",),
-                       ["does not record feature_spec_sha256", "retrain"]),
-    "commission": (lambda w: _env_with(w, commission_bps=5.0), (),
-                   [r"environment\.commission_bps differs", "5.0", "2.0", "restore environment.commission_bps"]),
+    "feature_spec": (
+        lambda w: {"feature_spec_sha256": "0" * 64},
+        (),
+        [r"feature specification", "feature_spec_sha256", "0" * 12],
+    ),
+    "no_fingerprint": (
+        lambda w: {},
+        ("feature_spec_sha256",),
+        ["does not record feature_spec_sha256", "retrain"],
+    ),
+    "commission": (
+        lambda w: _env_with(w, commission_bps=5.0),
+        (),
+        [r"environment\.commission_bps differs", "5.0", "2.0", "restore environment.commission_bps"],
+    ),
     "slippage": (lambda w: _env_with(w, slippage_bps=0.0), (), [r"environment\.slippage_bps", "0.0", "3.0"]),
     "borrow": (lambda w: _env_with(w, borrow_bps_per_bar=1.0), (), [r"environment\.borrow_bps_per_bar"]),
-    "capital": (lambda w: _env_with(w, initial_capital=50_000.0), (),
-                [r"environment\.initial_capital", "50000.0", "100000.0"]),
-    "fill_price": (lambda w: _env_with(w, fill_price="next_open"), (),
-                   [r"environment\.fill_price differs", "next_open", "next_close"]),
-    "train_overlap": (lambda w: {"train_end": "2018-01-31T00:00:00"}, (),
-                      [r"train period .*2018-01-31\) overlaps the bars it would trade \(2018-01-02 \.\. 2018-02-27\)"]),
-    "validation_overlap": (lambda w: {"validation_start": "2017-01-03T00:00:00",
-                                      "validation_end": "2018-02-15T00:00:00"}, (),
-                           [r"validation period .*overlaps"]),
+    "capital": (
+        lambda w: _env_with(w, initial_capital=50_000.0),
+        (),
+        [r"environment\.initial_capital", "50000.0", "100000.0"],
+    ),
+    "fill_price": (
+        lambda w: _env_with(w, fill_price="next_open"),
+        (),
+        [r"environment\.fill_price differs", "next_open", "next_close"],
+    ),
+    "train_overlap": (
+        lambda w: {"train_end": "2018-01-31T00:00:00"},
+        (),
+        [r"train period .*2018-01-31\) overlaps the bars it would trade \(2018-01-02 \.\. 2018-02-27\)"],
+    ),
+    "validation_overlap": (
+        lambda w: {"validation_start": "2017-01-03T00:00:00", "validation_end": "2018-02-15T00:00:00"},
+        (),
+        [r"validation period .*overlaps"],
+    ),
 }
 
 
@@ -77,9 +97,14 @@ def test_production_model_with_other_provenance_is_refused(world, case):
     assert _files(world.account) is None and _files(world.shadow_account) is None  # nothing written
 
 
-SHADOW_CASES = {**CASES, "train_overlap": (
-    lambda w: {"train_end": "2018-02-28T00:00:00"}, (),
-    [r"train period .*overlaps the bars it would trade \(2018-02-28 \.\. 2018-02-28\)"])}
+SHADOW_CASES = {
+    **CASES,
+    "train_overlap": (
+        lambda w: {"train_end": "2018-02-28T00:00:00"},
+        (),
+        [r"train period .*overlaps the bars it would trade \(2018-02-28 \.\. 2018-02-28\)"],
+    ),
+}
 
 
 @pytest.mark.parametrize("case", ["feature_spec", "commission", "train_overlap"])
@@ -116,13 +141,24 @@ _day = st.integers(0, 400)
 
 
 def _model(spec, role=PRODUCTION):
-    return ProductionModel("ppo-v-seed0", SimpleNamespace(spec=spec), 0, "registry.jsonl",
-                           artifact="data/06_models/ppo_policy@v", version="v", role=role)
+    return ProductionModel(
+        "ppo-v-seed0",
+        SimpleNamespace(spec=spec),
+        0,
+        "registry.jsonl",
+        artifact="data/06_models/ppo_policy@v",
+        version="v",
+        role=role,
+    )
 
 
 @settings(max_examples=60, deadline=None)
-@given(train=st.tuples(_day, _day), validation=st.tuples(_day, _day), trade=st.tuples(_day, _day),
-       role=st.sampled_from([PRODUCTION, SHADOW]))
+@given(
+    train=st.tuples(_day, _day),
+    validation=st.tuples(_day, _day),
+    trade=st.tuples(_day, _day),
+    role=st.sampled_from([PRODUCTION, SHADOW]),
+)
 def test_refused_exactly_when_a_recorded_period_overlaps_the_bars_to_trade(train, validation, trade, role):
     params = project_params()
     base = pd.Timestamp("2017-01-02")
@@ -132,20 +168,29 @@ def test_refused_exactly_when_a_recorded_period_overlaps_the_bars_to_trade(train
     scaler = {"feature_names": names}
     from reinforce_strategy_creator.features import scaler_sha256
 
-    spec = {"scaler_sha256": scaler_sha256(scaler), "feature_names": names,
-            "feature_spec_sha256": feature_spec_sha256(params["feature_engineering"]["features"]),
-            "environment": params["environment"],
-            "train_start": day(train[0]), "train_end": day(train[1]),
-            "validation_start": day(validation[0]), "validation_end": day(validation[1])}
+    spec = {
+        "scaler_sha256": scaler_sha256(scaler),
+        "feature_names": names,
+        "feature_spec_sha256": feature_spec_sha256(params["feature_engineering"]["features"]),
+        "environment": params["environment"],
+        "train_start": day(train[0]),
+        "train_end": day(train[1]),
+        "validation_start": day(validation[0]),
+        "validation_end": day(validation[1]),
+    }
     bars = pd.date_range(base + pd.Timedelta(days=trade[0]), base + pd.Timedelta(days=trade[1]), freq="D")
 
     def overlaps(period):
         return period[0] <= trade[1] and trade[0] <= period[1]
 
     expected = overlaps(train) or overlaps(validation)
-    kwargs = {"scaler": scaler, "feature_names": names,
-              "feature_spec": params["feature_engineering"]["features"],
-              "environment": params["environment"], "trade_bars": bars}
+    kwargs = {
+        "scaler": scaler,
+        "feature_names": names,
+        "feature_spec": params["feature_engineering"]["features"],
+        "environment": params["environment"],
+        "trade_bars": bars,
+    }
     if expected:
         with pytest.raises(ProvenanceError, match="overlaps the bars it would trade"):
             check_policy_provenance(_model(spec, role), **kwargs)

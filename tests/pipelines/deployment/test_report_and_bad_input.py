@@ -59,8 +59,10 @@ def test_png_labels_both_accounts(world):
     production = PaperAccountDataset(str(world.account)).load()
     shadow = PaperAccountDataset(str(world.shadow_account)).load()
     assert production.state is None and shadow.state is not None
-    session = {r: {**written[r], "mode": written["mode"], "registry": written["registry"]}
-               for r in ("production", "shadow")}
+    session = {
+        r: {**written[r], "mode": written["mode"], "registry": written["registry"]}
+        for r in ("production", "shadow")
+    }
     status, fig = report_accounts(production, shadow, session, world.params["environment"])
     assert status == written  # what the pipeline wrote
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
@@ -120,8 +122,11 @@ def test_feed_missing_an_already_processed_bar_is_refused(traded):
 
 def test_stale_feed_ending_before_the_accounts_last_bar_is_refused(traded):
     _rewrite_feed(traded, raw_rows(end="2018-02-20"))  # an older copy of the feed file
-    _assert_refused(traded, r"feed ends at 2018-02-20, but the paper account .*account already "
-                            r"processed bars up to 2018-02-27 .*stale")
+    _assert_refused(
+        traded,
+        r"feed ends at 2018-02-20, but the paper account .*account already "
+        r"processed bars up to 2018-02-27 .*stale",
+    )
 
 
 def test_feed_going_back_in_time_is_refused(traded):

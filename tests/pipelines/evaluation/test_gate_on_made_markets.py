@@ -36,7 +36,9 @@ def _project(tmp_path: Path, market) -> Path:
         shutil.copytree(PROJECT_ROOT / "conf" / env, root / "conf" / env)
     shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", root / "conf" / "logging.yml")
     (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     (root / "data" / "01_raw").mkdir(parents=True)
     to_csv_frame(market.prices).to_csv(root / "data" / "01_raw" / "market.csv", index=False)
     return root
@@ -46,8 +48,14 @@ def _verdict(tmp_path: Path, market) -> dict:
     root = _project(tmp_path, market)
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     params = "data_ingestion.filepath=data/01_raw/market.csv,environment.fill_price=next_open"
-    run = subprocess.run([str(KEDRO), "run", "--env", "quick", "--pipelines", STAGES, "--params", params],
-                         cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [str(KEDRO), "run", "--env", "quick", "--pipelines", STAGES, "--params", params],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return json.loads((root / "data" / "08_reporting" / "evaluation_verdict.json").read_text())
 

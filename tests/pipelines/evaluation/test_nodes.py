@@ -14,11 +14,9 @@ from reinforce_strategy_creator.agents.ensemble import ENSEMBLE_SEED
 from reinforce_strategy_creator.env import EnvConfig
 from reinforce_strategy_creator.evaluation.backtests import check_run_setups
 from reinforce_strategy_creator.evaluation.benchmarks import random_targets
-from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError, evaluate_backtest
+from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
 from reinforce_strategy_creator.pipelines.evaluation import nodes
-
 from tests.support.evaluation import make_history, prepare
-
 
 
 @pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
@@ -47,7 +45,9 @@ def test_buy_and_hold_return_is_price_change_less_costs(test_ledger, model_input
     cost = shares * (fill - open_) + shares * fill * comm
     assert first["cost"] == pytest.approx(cost, rel=1e-9)
     assert shares * fill + shares * fill * comm == pytest.approx(env_params["initial_capital"], rel=1e-6)
-    assert (bh["shares"].iloc[1:] == shares).all() and bh["cost"].iloc[2:].eq(0).all()  # held, no more trading
+    assert (bh["shares"].iloc[1:] == shares).all() and bh["cost"].iloc[2:].eq(
+        0
+    ).all()  # held, no more trading
     rec = nodes.metrics_test(test_ledger)
     m = rec[rec["agent"] == "buy_and_hold"].iloc[0]
     expected_pnl = shares * (last_close - open_) - cost
@@ -55,8 +55,9 @@ def test_buy_and_hold_return_is_price_change_less_costs(test_ledger, model_input
     assert m["total_return"] == pytest.approx(expected_pnl / env_params["initial_capital"], abs=1e-9)
 
 
-def test_benchmarks_read_the_history_before_the_window_and_nothing_after_it(test_ledger, model_inputs, setup,
-                                                                            bundles, eval_params):
+def test_benchmarks_read_the_history_before_the_window_and_nothing_after_it(
+    test_ledger, model_inputs, setup, bundles, eval_params
+):
     """Benchmarks compute their signals on primary_prices up to each bar: the SMA crossover and
     momentum hold the position their rule gives at the very first decision (computed here
     independently with pandas), changing prices after the window changes nothing, and changing
@@ -80,7 +81,9 @@ def test_benchmarks_read_the_history_before_the_window_and_nothing_after_it(test
     after.loc[after.index > test.index[-1], ["Open", "High", "Low", "Close"]] *= 1.5
     pd.testing.assert_frame_equal(nodes.backtest_test(test, after, setup, **bundles), test_ledger)
     before = prices.copy()
-    before.loc[before.index < test.index[0], "Close"] = np.linspace(1e4, 1.0, int((before.index < test.index[0]).sum()))
+    before.loc[before.index < test.index[0], "Close"] = np.linspace(
+        1e4, 1.0, int((before.index < test.index[0]).sum())
+    )
     moved = nodes.backtest_test(test, before, setup, **bundles)
     for run in ("sma_crossover", "momentum"):
         a = moved[moved["run"] == run]["position"].to_numpy()
@@ -102,9 +105,11 @@ def test_test_metrics_depend_on_the_test_table_only(model_inputs, setup, bundles
     trimmed = nodes.backtest_test(pd.concat([test, extra]), prices, setup, **bundles)
     assert len(trimmed) > len(test_ledger)  # the extra bars are replayed ...
     trimmed = trimmed[pd.DatetimeIndex(trimmed["date"]) <= test.index[-1]]
-    pd.testing.assert_frame_equal(trimmed.reset_index(drop=True), test_ledger.reset_index(drop=True))  # ... causally
+    pd.testing.assert_frame_equal(
+        trimmed.reset_index(drop=True), test_ledger.reset_index(drop=True)
+    )  # ... causally
     shifted = test.copy()
-    shifted.iloc[len(shifted) // 2:, shifted.columns.get_loc("Close")] *= 1.05
+    shifted.iloc[len(shifted) // 2 :, shifted.columns.get_loc("Close")] *= 1.05
     shifted_prices = prices.copy()
     shifted_prices.loc[shifted.index, "Close"] = shifted["Close"]
     moved = nodes.metrics_test(nodes.backtest_test(shifted, shifted_prices, setup, **bundles))
@@ -127,8 +132,9 @@ def _select(val, test, setup, model_inputs, decisions=()):
 
 
 def test_champion_is_chosen_on_validation_only(model_inputs, setup, bundles, test_ledger):
-    val = nodes.metrics_validation(nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"],
-                                                             setup, **bundles))
+    val = nodes.metrics_validation(
+        nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"], setup, **bundles)
+    )
     test = nodes.metrics_test(test_ledger)
     champion, verdict, _, _ = _select(val, test, setup, model_inputs)
     agents = val[val["kind"] == "agent"]
@@ -149,8 +155,9 @@ def test_champion_is_chosen_on_validation_only(model_inputs, setup, bundles, tes
 def test_the_gate_decides_on_the_champions_test_record(model_inputs, setup, bundles, test_ledger):
     """Same validation, two test tables: a gate that only the champion's TEST Sharpe can pass
     passes when that record is good and fails when it is not, whatever validation says."""
-    val = nodes.metrics_validation(nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"],
-                                                             setup, **bundles))
+    val = nodes.metrics_validation(
+        nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"], setup, **bundles)
+    )
     test = nodes.metrics_test(test_ledger)
     champion, verdict, _, decision = _select(val, test, setup, model_inputs)
     row = test[(test["agent"] == champion["agent"]) & (test["seed"] == champion["seed"])].index[0]
@@ -172,12 +179,17 @@ def test_the_gate_decides_on_the_champions_test_record(model_inputs, setup, bund
     n_evals = sum(int(h["eval_score"].notna().sum()) for h in HISTORIES.values())
     assert verdict["selection"]["n_trials"] == n_evals + 3 == 3 * 2 * 4 + 3
     assert decision["config_sha256"] == setup["config_sha256"] and decision["window"] == {
-        "start": verdict["decided_on"]["start"], "end": verdict["decided_on"]["end"]}
+        "start": verdict["decided_on"]["start"],
+        "end": verdict["decided_on"]["end"],
+    }
 
 
-def test_reusing_a_test_window_is_counted_and_deflates_the_psr_rule(model_inputs, setup, bundles, test_ledger):
-    val = nodes.metrics_validation(nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"],
-                                                             setup, **bundles))
+def test_reusing_a_test_window_is_counted_and_deflates_the_psr_rule(
+    model_inputs, setup, bundles, test_ledger
+):
+    val = nodes.metrics_validation(
+        nodes.backtest_validation(model_inputs["validation"], model_inputs["prices"], setup, **bundles)
+    )
     test = nodes.metrics_test(test_ledger)
     _, first, _, decision = _select(val, test, setup, model_inputs)
     assert first["window_reuse"]["earlier_decisions"] == 0 and first["deflation"]["n_configurations"] == 1
@@ -193,14 +205,22 @@ def test_reusing_a_test_window_is_counted_and_deflates_the_psr_rule(model_inputs
     assert reused["rules"]["min_psr"]["value"] < first["rules"]["min_psr"]["value"]
     # decisions on another window or other data do not count
     elsewhere = [{**d, "window": {"start": "1999-01-04", "end": "2000-12-29"}} for d in others] + [
-        {**d, "data_fingerprint": "f" * 64} for d in others]
+        {**d, "data_fingerprint": "f" * 64} for d in others
+    ]
     _, fresh, _, _ = _select(val, test, setup, model_inputs, elsewhere)
     assert fresh["window_reuse"]["earlier_decisions"] == 0
 
 
-@pytest.mark.parametrize("key, value", [("commission_bps", 0.0), ("slippage_bps", 0.0),
-                                         ("initial_capital", 1_000_000.0), ("borrow_bps_per_bar", 1.0),
-                                         ("fill_price", "next_open")])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("commission_bps", 0.0),
+        ("slippage_bps", 0.0),
+        ("initial_capital", 1_000_000.0),
+        ("borrow_bps_per_bar", 1.0),
+        ("fill_price", "next_open"),
+    ],
+)
 def test_tampered_costs_or_capital_are_refused(model_inputs, env_params, _eval_params, bundles, key, value):
     tampered = copy.deepcopy(bundles)
     spec_env = dict(tampered["a2c"].spec["environment"])
@@ -214,23 +234,33 @@ def test_tampered_costs_or_capital_are_refused(model_inputs, env_params, _eval_p
 def test_runs_with_different_setups_are_refused(env_params):
     cfg = EnvConfig.from_params(env_params)
     other = EnvConfig.from_params({**env_params, "commission_bps": env_params["commission_bps"] + 1})
-    assert check_run_setups({"ppo": cfg, "buy_and_hold": cfg})["commission_bps"] == env_params["commission_bps"]
+    assert (
+        check_run_setups({"ppo": cfg, "buy_and_hold": cfg})["commission_bps"] == env_params["commission_bps"]
+    )
     with pytest.raises(ValueError, match="commission_bps"):
         check_run_setups({"ppo": cfg, "buy_and_hold": other})
 
 
 def test_evaluation_params_cannot_set_costs(model_inputs, env_params, _eval_params, bundles):
     bad = {**_eval_params, "commission_bps": 0.0}
-    with pytest.raises(ValueError, match=r"evaluation: commission_bps is not an evaluation parameter.*params:environment"):
+    with pytest.raises(
+        ValueError, match=r"evaluation: commission_bps is not an evaluation parameter.*params:environment"
+    ):
         prepare(model_inputs, env_params, bad, bundles)
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda p: p["gate"].update(min_psr=2), r"evaluation\.gate\.min_psr"),
-    (lambda p: p["benchmarks"].update(random_seeds=50), r"evaluation\.benchmarks\.random_seeds"),
-    (lambda p: p["benchmarks"].update(sma_fast=200), r"evaluation\.benchmarks: sma_fast \(200\) must be smaller"),
-    (lambda p: p.update(rank_metric="luck"), r"evaluation\.rank_metric"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda p: p["gate"].update(min_psr=2), r"evaluation\.gate\.min_psr"),
+        (lambda p: p["benchmarks"].update(random_seeds=50), r"evaluation\.benchmarks\.random_seeds"),
+        (
+            lambda p: p["benchmarks"].update(sma_fast=200),
+            r"evaluation\.benchmarks: sma_fast \(200\) must be smaller",
+        ),
+        (lambda p: p.update(rank_metric="luck"), r"evaluation\.rank_metric"),
+    ],
+)
 def test_bad_parameters_name_the_key(model_inputs, env_params, eval_params, bundles, mutate, match):
     mutate(eval_params)
     with pytest.raises(ValueError, match=match):
@@ -253,7 +283,9 @@ def test_agents_are_replayed_deterministically(model_inputs, setup, bundles, tes
     assert agents.groupby(["run", "seed"])["shares"].nunique().min() > 1
 
 
-@given(n=st.integers(2, 300), extra=st.integers(1, 50), p=st.floats(0.01, 1.0), seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(2, 300), extra=st.integers(1, 50), p=st.floats(0.01, 1.0), seed=st.integers(0, 2**32 - 1)
+)
 @settings(max_examples=50, deadline=None)
 def test_random_policy_is_prefix_stable(n, extra, p, seed):
     """A random decision at bar t does not depend on how many bars follow."""

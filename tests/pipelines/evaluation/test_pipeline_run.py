@@ -18,9 +18,8 @@ from reinforce_strategy_creator.pipelines.evaluation import create_pipeline
 
 AGENTS = ("ppo", "a2c", "dqn")
 
-from tests.support.project import catalog_config
-
 from tests.support.evaluation import CONF, make_history
+from tests.support.project import catalog_config
 
 
 def _catalog(tmp_path, model_inputs, bundles, env_params, eval_params, test=None):
@@ -66,8 +65,15 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
     out = tmp / "data"
     champion = json.loads((out / "07_model_output" / "champion.json").read_text())
     verdict = json.loads((out / "08_reporting" / "evaluation_verdict.json").read_text())
-    for key in ("agent", "seed", "policy_version", "policy_filepath", "validation_metrics", "test_metrics",
-                "verdict_passed"):
+    for key in (
+        "agent",
+        "seed",
+        "policy_version",
+        "policy_filepath",
+        "validation_metrics",
+        "test_metrics",
+        "verdict_passed",
+    ):
         assert key in champion
     assert champion["agent"] in AGENTS and champion["verdict_passed"] == verdict["passed"]
     assert champion["policy_version"] == f"2024-01-01T00.00.00.000Z-{champion['agent']}"
@@ -80,7 +86,9 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
     assert verdict["decided_on"]["split"] == "test"
     assert verdict["rules"]["min_sharpe"]["value"] == pytest.approx(champion["test_metrics"]["sharpe"])
     # and the decision is recorded in the registry file, for the next verdict on this window
-    registry = [json.loads(line) for line in (out / "07_model_output" / "registry.jsonl").read_text().splitlines()]
+    registry = [
+        json.loads(line) for line in (out / "07_model_output" / "registry.jsonl").read_text().splitlines()
+    ]
     assert [e["event"] for e in registry] == ["gate_decision"] and registry[0]["passed"] == verdict["passed"]
 
     # ledgers: every agent x seed and every benchmark, on both splits, same capital
@@ -128,8 +136,9 @@ def test_pipeline_is_namespaced_and_reads_the_train_split_only_for_its_fingerpri
     assert {"champion", "evaluation_verdict"} <= p.all_outputs()
 
 
-def test_perturbing_test_data_changes_test_metrics_not_the_champion(run, tmp_path, model_inputs, bundles, env_params,
-                                                                   _eval_params):
+def test_perturbing_test_data_changes_test_metrics_not_the_champion(
+    run, tmp_path, model_inputs, bundles, env_params, _eval_params
+):
     """Whole pipeline again with the test period's prices moved: test metrics change, the
     champion (chosen on validation) does not; the verdict is decided on the test record, so it
     reflects the new test numbers."""
@@ -141,10 +150,16 @@ def test_perturbing_test_data_changes_test_metrics_not_the_champion(run, tmp_pat
         test[col] = test[col] * factor
     other = run_pipeline(tmp_path, model_inputs, bundles, env_params, _eval_params, test=test)
     a, b = base.load("champion"), other.load("champion")
-    assert (a["agent"], a["seed"], a["validation_metrics"]) == (b["agent"], b["seed"], b["validation_metrics"])
+    assert (a["agent"], a["seed"], a["validation_metrics"]) == (
+        b["agent"],
+        b["seed"],
+        b["validation_metrics"],
+    )
     assert a["test_metrics"]["total_return"] != b["test_metrics"]["total_return"]
     va, vb = base.load("evaluation_verdict"), other.load("evaluation_verdict")
     assert va["candidates_on_validation"] == vb["candidates_on_validation"]
     assert va["rules"]["min_sharpe"]["value"] == pytest.approx(a["test_metrics"]["sharpe"])
     assert vb["rules"]["min_sharpe"]["value"] == pytest.approx(b["test_metrics"]["sharpe"])
-    pd.testing.assert_frame_equal(base.load("evaluation.validation_metrics"), other.load("evaluation.validation_metrics"))
+    pd.testing.assert_frame_equal(
+        base.load("evaluation.validation_metrics"), other.load("evaluation.validation_metrics")
+    )

@@ -42,22 +42,36 @@ from reinforce_strategy_creator.evaluation.results import (
     split_records,
 )
 from reinforce_strategy_creator.evaluation.stats import deflated_sharpe_ratio
-from tests.support.project import PROJECT_ROOT
 from tests.support.evaluation import make_history
+from tests.support.project import PROJECT_ROOT
 
 IDS = ["kind", "agent", "seed"]
 COHORT = ["dsr", "random_percentile"]  # depend on the other runs of the split by definition
 
 
-def market(n_fall: int = 100, n_rise: int = 160, top: float = 200.0, bottom: float = 50.0,
-           rise: float = 0.02, start: str = "2015-01-02") -> pd.DataFrame:
+def market(
+    n_fall: int = 100,
+    n_rise: int = 160,
+    top: float = 200.0,
+    bottom: float = 50.0,
+    rise: float = 0.02,
+    start: str = "2015-01-02",
+) -> pd.DataFrame:
     fall = top * (bottom / top) ** (np.arange(n_fall + 1) / n_fall)
     close = np.r_[fall, bottom * (1 + rise) ** np.arange(1, n_rise + 1)]
     open_ = np.r_[close[0], close[:-1]] * 1.001
     idx = pd.DatetimeIndex(pd.bdate_range(start, periods=close.size), name="date")
-    return pd.DataFrame({"feat_ret": np.r_[0.0, np.diff(np.log(close))].astype("float32"), "Open": open_,
-                         "High": np.maximum(open_, close) * 1.001, "Low": np.minimum(open_, close) * 0.999,
-                         "Close": close, "Volume": 1e6}, index=idx)
+    return pd.DataFrame(
+        {
+            "feat_ret": np.r_[0.0, np.diff(np.log(close))].astype("float32"),
+            "Open": open_,
+            "High": np.maximum(open_, close) * 1.001,
+            "Low": np.minimum(open_, close) * 0.999,
+            "Close": close,
+            "Volume": 1e6,
+        },
+        index=idx,
+    )
 
 
 def with_history(table: pd.DataFrame, bars: int = 120) -> pd.DataFrame:
@@ -66,13 +80,23 @@ def with_history(table: pd.DataFrame, bars: int = 120) -> pd.DataFrame:
     first = table.index[0]
     idx = pd.DatetimeIndex(pd.bdate_range(end=first - pd.offsets.BDay(1), periods=bars), name="date")
     c = float(table["Close"].iloc[0])
-    flat = pd.DataFrame({"Open": c, "High": c * 1.001, "Low": c * 0.999, "Close": c, "Volume": 1e6}, index=idx)
+    flat = pd.DataFrame(
+        {"Open": c, "High": c * 1.001, "Low": c * 0.999, "Close": c, "Volume": 1e6}, index=idx
+    )
     return pd.concat([flat, table[["Open", "High", "Low", "Close", "Volume"]]])
 
 
-ENV = {"window": 5, "positions": [-1.0, 0.0, 1.0], "continuous": False, "initial_capital": 100_000.0,
-       "commission_bps": 2.0, "slippage_bps": 3.0, "borrow_bps_per_bar": 0.04, "episode_length": None,
-       "device": "cpu"}
+ENV = {
+    "window": 5,
+    "positions": [-1.0, 0.0, 1.0],
+    "continuous": False,
+    "initial_capital": 100_000.0,
+    "commission_bps": 2.0,
+    "slippage_bps": 3.0,
+    "borrow_bps_per_bar": 0.04,
+    "episode_length": None,
+    "device": "cpu",
+}
 
 
 def scripted_bundle(table: pd.DataFrame, targets: dict[int, float], name: str) -> PolicyBundle:
@@ -90,17 +114,33 @@ def scripted_bundle(table: pd.DataFrame, targets: dict[int, float], name: str) -
             net.q_head.bias[list(config.positions).index(target)] = 1.0
         states[seed] = {k: v.clone() for k, v in net.state_dict().items()}
         spec = dict(net.spec)
-    spec.update(feature_names=list(feats.feature_names), window=config.window, positions=list(config.positions),
-                environment=config.to_params(), seeds=list(targets), best_seed=next(iter(targets)),
-                train_start="2014-01-01", train_end="2014-12-31", validation_start="2015-01-01",
-                validation_end="2015-12-31", validation_scores={}, validation_metric="sharpe")
+    spec.update(
+        feature_names=list(feats.feature_names),
+        window=config.window,
+        positions=list(config.positions),
+        environment=config.to_params(),
+        seeds=list(targets),
+        best_seed=next(iter(targets)),
+        train_start="2014-01-01",
+        train_end="2014-12-31",
+        validation_start="2015-01-01",
+        validation_end="2015-12-31",
+        validation_scores={},
+        validation_metric="sharpe",
+    )
     return PolicyBundle(spec=spec, state_dicts=states, version=f"2024-01-01T00.00.00.000Z-{name}")
 
 
 def eval_params(long_short: bool = True) -> dict:
     ev = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_evaluation.yml").read_text())["evaluation"]
-    ev["benchmarks"].update(sma_fast=5, sma_slow=20, momentum_lookback=100, long_short=long_short,
-                            random_seeds=100, random_switch_prob=0.02)
+    ev["benchmarks"].update(
+        sma_fast=5,
+        sma_slow=20,
+        momentum_lookback=100,
+        long_short=long_short,
+        random_seeds=100,
+        random_switch_prob=0.02,
+    )
     return ev
 
 
@@ -111,14 +151,23 @@ def world():
     # 200, so long/short momentum (lookback 100) is short from the first decision and stays short
     # while the rise wipes it out
     validation, test = market(n_fall=1), market(n_fall=1, rise=0.025, start="2016-01-04")
-    policies = {"short_long": scripted_bundle(validation, {0: -1.0, 1: 1.0}, "short_long"),
-                "cash": scripted_bundle(validation, {0: 0.0, 1: 0.0}, "cash")}
+    policies = {
+        "short_long": scripted_bundle(validation, {0: -1.0, 1: 1.0}, "short_long"),
+        "cash": scripted_bundle(validation, {0: 0.0, 1: 0.0}, "cash"),
+    }
     params = EvaluationParams.from_params(eval_params())
-    ledgers = {s: backtest_split(t, ENV, params, policies, s, history=with_history(t))
-               for s, t in (("validation", validation), ("test", test))}
+    ledgers = {
+        s: backtest_split(t, ENV, params, policies, s, history=with_history(t))
+        for s, t in (("validation", validation), ("test", test))
+    }
     records = {s: split_records(led, s) for s, led in ledgers.items()}
-    return {"tables": {"validation": validation, "test": test}, "policies": policies, "params": params,
-            "ledgers": ledgers, "records": records}
+    return {
+        "tables": {"validation": validation, "test": test},
+        "policies": policies,
+        "params": params,
+        "ledgers": ledgers,
+        "records": records,
+    }
 
 
 def first_ruin(ledger: pd.DataFrame) -> pd.Series:
@@ -177,8 +226,9 @@ def test_other_rows_equal_a_run_without_the_ruined_lanes(world):
         agents = rec[rec["kind"] == "agent"]
         trials = np.where(agents["ruined"], np.nan, agents["sharpe_per_bar"])
         for r in agents[~agents["ruined"]].itertuples():
-            assert r.dsr == pytest.approx(deflated_sharpe_ratio(r.sharpe_per_bar, r.n_bars, trials, r.skew,
-                                                                r.kurtosis), nan_ok=True)
+            assert r.dsr == pytest.approx(
+                deflated_sharpe_ratio(r.sharpe_per_bar, r.n_bars, trials, r.skew, r.kurtosis), nan_ok=True
+            )
         rnd = rec[rec["kind"] == "random"]
         live = rnd.loc[~rnd["ruined"], "sharpe"].to_numpy()
         live = live[np.isfinite(live)]  # a lane that never traded has no Sharpe: not in the distribution
@@ -201,7 +251,9 @@ def test_a_ruined_run_fails_the_gate(world):
         for row in rec[rec["ruined"]].to_dict("records"):
             verdict = evaluate_gate(row, bh, params.gate)
             assert not verdict["passed"]
-            assert not verdict["rules"]["max_drawdown"]["passed"] and not verdict["rules"]["min_psr"]["passed"]
+            assert (
+                not verdict["rules"]["max_drawdown"]["passed"] and not verdict["rules"]["min_psr"]["passed"]
+            )
 
 
 def test_summaries_rank_the_ruined_agent_last_and_count_ruin(world):
@@ -238,21 +290,42 @@ def test_figures_and_report_show_the_ruin(world, tmp_path):
     tables = seed_tables(w["records"]["validation"], w["records"]["test"], params)
     champion = {"agent": "short_long", "seed": 0, "verdict_passed": False}  # the ruined lane's positions
     histories = {a: make_history(a, seeds=tuple(b.seeds)) for a, b in w["policies"].items()}
-    figures = evaluation_figures(w["ledgers"]["validation"], w["ledgers"]["test"], w["tables"]["test"],
-                                 w["records"]["validation"], w["records"]["test"], champion, histories, params)
+    figures = evaluation_figures(
+        w["ledgers"]["validation"],
+        w["ledgers"]["test"],
+        w["tables"]["test"],
+        w["records"]["validation"],
+        w["records"]["test"],
+        champion,
+        histories,
+        params,
+    )
     labels = [ln.get_label() for ln in figures["equity_test"].axes[0].lines]
     assert any(lab.startswith("momentum — RUINED") for lab in labels), labels
     dd = {ln.get_label(): ln.get_ydata() for ln in figures["drawdowns_test"].axes[0].lines}
     assert min(dd["momentum — RUINED"]) == -1.0 and all(min(v) >= -1.0 for v in dd.values())
     for fig in figures.values():
         fig.savefig(tmp_path / "f.png")  # every figure renders
-    setup = {"agents": sorted(w["policies"]), "seeds": {a: b.seeds for a, b in w["policies"].items()},
-             "evaluation": params.to_dict(), "trading_setup": trading_setup(EnvConfig.from_params(ENV))}
-    periods = {s: {"start": str(t.index[0].date()), "end": str(t.index[-1].date()), "bars": len(t)}
-               for s, t in w["tables"].items()}
-    html = report_html(setup=setup, validation=w["records"]["validation"], test=w["records"]["test"],
-                       tables=tables, selection={"agent": None, "reason": "test"},
-                       verdict={"passed": False, "rules": {}}, figures={}, periods=periods)
+    setup = {
+        "agents": sorted(w["policies"]),
+        "seeds": {a: b.seeds for a, b in w["policies"].items()},
+        "evaluation": params.to_dict(),
+        "trading_setup": trading_setup(EnvConfig.from_params(ENV)),
+    }
+    periods = {
+        s: {"start": str(t.index[0].date()), "end": str(t.index[-1].date()), "bars": len(t)}
+        for s, t in w["tables"].items()
+    }
+    html = report_html(
+        setup=setup,
+        validation=w["records"]["validation"],
+        test=w["records"]["test"],
+        tables=tables,
+        selection={"agent": None, "reason": "test"},
+        verdict={"passed": False, "rules": {}},
+        figures={},
+        periods=periods,
+    )
     assert html.count("<tr class='ruined'>") == 4  # short_long seed 0 and momentum, on both splits
     assert html.count(">RUINED</td>") == 4
 

@@ -17,9 +17,9 @@ from reinforce_strategy_creator import features as fe
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.features import FeatureParams
 from reinforce_strategy_creator.pipelines.feature_engineering import create_pipeline
-
 from tests.support.features import OHLCV
 from tests.support.project import PROJECT_ROOT
+
 
 class _Kept(MemoryDataset):
     """A MemoryDataset the runner cannot release, so the test can read what was saved."""
@@ -32,8 +32,10 @@ OUTPUTS = ("model_input_train", "model_input_validation", "model_input_test", "f
 
 
 def _catalog(prices, params, env):
-    datasets = {"primary_prices": MemoryDataset(prices),
-                "params:feature_engineering": MemoryDataset(params, copy_mode="deepcopy")}
+    datasets = {
+        "primary_prices": MemoryDataset(prices),
+        "params:feature_engineering": MemoryDataset(params, copy_mode="deepcopy"),
+    }
     datasets["params:environment"] = MemoryDataset(env, copy_mode="deepcopy")
     for name in (*OUTPUTS, "feature_engineering.features", "feature_engineering.split_summary"):
         datasets[name] = _Kept()
@@ -66,7 +68,7 @@ def test_pipeline_on_sp500(sp500_prices, stage_params):
     assert train.index[-1] <= pd.Timestamp("2012-12-31") < val.index[0]
     assert val.index[-1] <= pd.Timestamp("2014-12-31") < test.index[0]
     assert test.index[-1] <= pd.Timestamp("2017-12-31")
-    assert len(sp500_prices.loc["2013-01-01":val.index[0]]) == lookback + 1  # embargo
+    assert len(sp500_prices.loc["2013-01-01" : val.index[0]]) == lookback + 1  # embargo
     assert scaler["fit_rows"] == len(train) and scaler["feature_names"] == names
     json.dumps(scaler)
     json.dumps(summary)
@@ -113,9 +115,7 @@ def test_bad_parameters_fail_at_pipeline_start(sp500_prices, stage_params, mutat
 
 def test_config_files_declare_every_dataset_with_a_layer():
     loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
-    catalog_cfg = yaml.safe_load(
-        (PROJECT_ROOT / "conf/base/catalog_feature_engineering.yml").read_text()
-    )
+    catalog_cfg = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_feature_engineering.yml").read_text())
     pipe = create_pipeline()
     used = {d for d in pipe.datasets() if not d.startswith("params:")} - {"primary_prices"}
     assert used == set(catalog_cfg)

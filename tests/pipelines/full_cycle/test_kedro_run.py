@@ -50,8 +50,13 @@ def test_full_cycle(quick_run):
 def test_full_cycle_with_user_file(project):
     # --to-outputs keeps the second run to this stage: the point is the filepath override
     result = kedro(
-        project, "--pipelines", "full_cycle", "--params", f"data_ingestion.filepath={NASDAQ_CSV}",
-        "--to-outputs", "primary_prices,data_quality_report",
+        project,
+        "--pipelines",
+        "full_cycle",
+        "--params",
+        f"data_ingestion.filepath={NASDAQ_CSV}",
+        "--to-outputs",
+        "primary_prices,data_quality_report",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((project / REPORT).read_text())

@@ -24,16 +24,22 @@ def test_sequential_runner_runs_all_agents_and_saves_artifacts(tables, tmp_path)
 
     train, val, scaler = tables
     datasets = {
-        "model_input_train": MemoryDataset(train), "model_input_validation": MemoryDataset(val),
-        "feature_scaler": MemoryDataset(scaler), "params:environment": MemoryDataset(ENV),
+        "model_input_train": MemoryDataset(train),
+        "model_input_validation": MemoryDataset(val),
+        "feature_scaler": MemoryDataset(scaler),
+        "params:environment": MemoryDataset(ENV),
     }
     datasets["params:training"] = MemoryDataset({"common": {**COMMON, "total_steps": 512}, **AGENTS})
     feature_spec = {"indicators": {"logret": {"periods": [1]}}}
     datasets["params:feature_engineering"] = MemoryDataset({"features": feature_spec})
     for a in AGENTS:
-        datasets[f"training.{a}.policy"] = PolicyArtifactDataset(filepath=str(tmp_path / f"{a}_policy"), version=None)
+        datasets[f"training.{a}.policy"] = PolicyArtifactDataset(
+            filepath=str(tmp_path / f"{a}_policy"), version=None
+        )
         datasets[f"training.{a}.history"] = ParquetDataset(filepath=str(tmp_path / f"{a}_history.parquet"))
-        datasets[f"training.{a}.learning_curve"] = MatplotlibDataset(filepath=str(tmp_path / f"{a}_curve.png"))
+        datasets[f"training.{a}.learning_curve"] = MatplotlibDataset(
+            filepath=str(tmp_path / f"{a}_curve.png")
+        )
     catalog = DataCatalog(datasets=datasets)
     SequentialRunner().run(create_pipeline(agents=list(AGENTS)), catalog)
     for a in AGENTS:

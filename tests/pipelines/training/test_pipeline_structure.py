@@ -27,8 +27,16 @@ def test_one_namespaced_instance_per_agent_block_of_the_parameters():
     for a in AGENTS:
         sub = p.only_nodes_with_namespaces([f"training.{a}"])
         assert {n.namespace for n in sub.nodes} == {f"training.{a}"}
-        assert sub.inputs() == BOUNDARY | {"params:environment", "params:training", "params:feature_engineering"}
-        assert sub.all_outputs() == {f"training.{a}.policy", f"training.{a}.history", f"training.{a}.learning_curve"}
+        assert sub.inputs() == BOUNDARY | {
+            "params:environment",
+            "params:training",
+            "params:feature_engineering",
+        }
+        assert sub.all_outputs() == {
+            f"training.{a}.policy",
+            f"training.{a}.history",
+            f"training.{a}.learning_curve",
+        }
         assert all({"training", a} <= n.tags for n in sub.nodes)
         tagged = p.only_nodes_with_tags(a)
         assert {n.name for n in tagged.nodes} == {n.name for n in sub.nodes}
@@ -49,12 +57,15 @@ def test_catalog_factories_declare_every_agents_outputs():
         pol = catalog.get(f"training.{a}.policy")
         hist = catalog.get(f"training.{a}.history")
         fig = catalog.get(f"training.{a}.learning_curve")
-        assert type(pol).__name__ == "PolicyArtifactDataset" and str(pol._filepath).endswith(f"data/06_models/{a}_policy")
+        assert type(pol).__name__ == "PolicyArtifactDataset" and str(pol._filepath).endswith(
+            f"data/06_models/{a}_policy"
+        )
         assert type(hist).__name__ == "ParquetDataset"
         assert str(hist._filepath).endswith(f"data/07_model_output/{a}_training_history.parquet")
         assert str(fig._filepath).endswith(f"data/08_reporting/{a}_learning_curve.png")
-    assert create_pipeline().all_outputs() == {f"training.{a}.{d}" for a in AGENTS
-                                              for d in ("policy", "history", "learning_curve")}
+    assert create_pipeline().all_outputs() == {
+        f"training.{a}.{d}" for a in AGENTS for d in ("policy", "history", "learning_curve")
+    }
 
 
 @pytest.mark.parametrize("env", ["base", "quick"])

@@ -43,8 +43,9 @@ def check_mode(deployment: DeploymentParams) -> DeploymentParams:
     return deployment
 
 
-def request_registration(champion: dict[str, Any] | None,
-                         deployment: DeploymentParams) -> tuple[dict[str, Any], dict[str, Any]]:
+def request_registration(
+    champion: dict[str, Any] | None, deployment: DeploymentParams
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """What to register (and whether to auto-promote) from the evaluation's champion.
 
     The champion document carries its evaluation verdict (``champion["verdict"]``). The same
@@ -63,16 +64,22 @@ def normalise_feed(raw_feed: pd.DataFrame, deployment: DeploymentParams) -> pd.D
     source = raw_feed.attrs.get("source") if isinstance(raw_feed, pd.DataFrame) else None
     name = str(source or settings.filepath or "market_feed")
     start = deployment.paper_start
-    prices, report = normalise_prices(raw_feed, source=name, settings=settings,
-                                      warn_stale_opens_from=None if start is None else pd.Timestamp(start))
+    prices, report = normalise_prices(
+        raw_feed,
+        source=name,
+        settings=settings,
+        warn_stale_opens_from=None if start is None else pd.Timestamp(start),
+    )
     if not report["was_sorted"]:
-        why = next((w for w in report["warnings"] if "not in increasing order" in w),
-                   "rows out of date order")
+        why = next(
+            (w for w in report["warnings"] if "not in increasing order" in w), "rows out of date order"
+        )
         # data_ingestion sorts a historical file with a warning; a live feed that steps back in
         # time is a broken feed: trading it would reorder what the account already saw.
         raise FeedMismatchError(
             f"{name}: the feed goes back in time ({why}). "
-            "A market feed must be in date order; fix the feed. Nothing was traded.")
+            "A market feed must be in date order; fix the feed. Nothing was traded."
+        )
     return prices
 
 
@@ -97,20 +104,41 @@ def paper_trade(
     if account.folder.resolve() == shadow_account.folder.resolve():
         raise PaperSessionError(
             f"deployment.account and deployment.shadow_account are the same folder {account.folder}; "
-            "give the shadow account its own filepath in conf/base/catalog_deployment.yml.")
+            "give the shadow account its own filepath in conf/base/catalog_deployment.yml."
+        )
     production = dataclasses.replace(production, role=PRODUCTION)
     champion = dataclasses.replace(champion, role=SHADOW)
     status = {
-        "production": run_paper_session(production, account, feed, feature_scaler, model_input_train,
-                                        environment, feature_engineering, deployment),
-        "shadow": run_paper_session(champion, shadow_account, feed, feature_scaler, model_input_train,
-                                    environment, feature_engineering, deployment),
+        "production": run_paper_session(
+            production,
+            account,
+            feed,
+            feature_scaler,
+            model_input_train,
+            environment,
+            feature_engineering,
+            deployment,
+        ),
+        "shadow": run_paper_session(
+            champion,
+            shadow_account,
+            feed,
+            feature_scaler,
+            model_input_train,
+            environment,
+            feature_engineering,
+            deployment,
+        ),
     }
     return account, shadow_account, status
 
 
-def report_accounts(account: StagedAccount, shadow_account: StagedAccount,
-                    session_status: dict[str, Any], environment: EnvConfig) -> tuple[dict[str, Any], Any]:
+def report_accounts(
+    account: StagedAccount,
+    shadow_account: StagedAccount,
+    session_status: dict[str, Any],
+    environment: EnvConfig,
+) -> tuple[dict[str, Any], Any]:
     """Status JSON and figure of both committed accounts (read back after their commit), each
     with buy-and-hold over its own bars, costs and capital."""
     reports = {}
@@ -119,9 +147,13 @@ def report_accounts(account: StagedAccount, shadow_account: StagedAccount,
         equity_log = staged.history.get("equity", [])
         marks = marks_frame(equity_log)
         capital = state.initial_capital_cents / 100.0 if state is not None else 0.0
-        bh = (buy_and_hold_marks(marks, capital, EnvConfig.parse(environment).to_params(),
-                                 granularity=state.granularity) if state is not None
-              else marks_frame([])["equity"])
+        bh = (
+            buy_and_hold_marks(
+                marks, capital, EnvConfig.parse(environment).to_params(), granularity=state.granularity
+            )
+            if state is not None
+            else marks_frame([])["equity"]
+        )
         reports[role] = (state, equity_log, bh, report_status(state, equity_log, bh, session_status[role]))
     status = paper_status(session_status, {role: r[3] for role, r in reports.items()})
     return status, accounts_figure(reports, status)

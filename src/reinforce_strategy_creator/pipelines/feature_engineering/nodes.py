@@ -30,7 +30,9 @@ def _plan(index: pd.DatetimeIndex, config: Mapping[str, Any]) -> dict[str, dict[
     )
 
 
-def validate_inputs(primary_prices: pd.DataFrame, params: FeatureParams, environment: EnvConfig) -> dict[str, Any]:
+def validate_inputs(
+    primary_prices: pd.DataFrame, params: FeatureParams, environment: EnvConfig
+) -> dict[str, Any]:
     """Check the prices and that the environment window fits every split before any heavy work
     (the parameter blocks themselves are validated when the run starts); return the resolved
     configuration used by the later nodes."""
@@ -44,8 +46,7 @@ def validate_inputs(primary_prices: pd.DataFrame, params: FeatureParams, environ
         "feature_names": names,
         "max_lookback": lookback,
         "bounds": {
-            k: [None if v is None else v.date().isoformat() for v in pair]
-            for k, pair in bounds.items()
+            k: [None if v is None else v.date().isoformat() for v in pair] for k, pair in bounds.items()
         },
         "embargo_bars": fe.resolve_embargo(params.embargo_bars, lookback),
         "min_split_rows": params.min_split_rows,
@@ -75,8 +76,7 @@ def split_features(
         "data_start": features.index[0].date().isoformat(),
         "data_end": features.index[-1].date().isoformat(),
         "splits": {
-            name: {k: v for k, v in plan[name].items() if k != "positions"}
-            for name in fe.SPLIT_NAMES
+            name: {k: v for k, v in plan[name].items() if k != "positions"} for name in fe.SPLIT_NAMES
         },
     }
     return frames[0], frames[1], frames[2], summary

@@ -57,7 +57,9 @@ def create_pipeline(**kwargs) -> Pipeline:
         namespace="feature_engineering",
         inputs={"primary_prices"},
         outputs={"feature_scaler", *(f"model_input_{s}" for s in _SPLITS)},
-        parameters={"params:feature_engineering": "params:feature_engineering",
-                    "params:environment": "params:environment"},
+        parameters={
+            "params:feature_engineering": "params:feature_engineering",
+            "params:environment": "params:environment",
+        },
         prefix_datasets_with_namespace=True,
     )

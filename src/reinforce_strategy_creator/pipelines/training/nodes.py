@@ -23,15 +23,26 @@ from ...training import train_agent
 def train_node(agent: str) -> Callable[..., tuple[PolicyBundle, pd.DataFrame]]:
     """The training node of one agent (the ``training.<agent>`` block of the parameters)."""
 
-    def train(model_input_train: pd.DataFrame, model_input_validation: pd.DataFrame, feature_scaler: dict[str, Any],
-              environment: EnvConfig, training: TrainingParams,
-              feature_engineering: FeatureParams) -> tuple[PolicyBundle, pd.DataFrame]:
+    def train(
+        model_input_train: pd.DataFrame,
+        model_input_validation: pd.DataFrame,
+        feature_scaler: dict[str, Any],
+        environment: EnvConfig,
+        training: TrainingParams,
+        feature_engineering: FeatureParams,
+    ) -> tuple[PolicyBundle, pd.DataFrame]:
         """Train the agent over its seeds with validation checkpoint selection. Every agent block
         was validated when the run started, so a bad parameter of any agent stops the run before
         any agent trains; the feature specification is fingerprinted into the policy spec."""
         plan = TrainingParams.parse(training).plan(agent)
-        return train_agent(model_input_train, model_input_validation, feature_scaler, EnvConfig.parse(environment),
-                           plan, feature_spec=FeatureParams.parse(feature_engineering).features)
+        return train_agent(
+            model_input_train,
+            model_input_validation,
+            feature_scaler,
+            EnvConfig.parse(environment),
+            plan,
+            feature_spec=FeatureParams.parse(feature_engineering).features,
+        )
 
     train.__qualname__ = f"train[{agent}]"
     return train

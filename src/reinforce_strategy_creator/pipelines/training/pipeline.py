@@ -23,13 +23,21 @@ PARAMETERS = ("params:environment", "params:training", "params:feature_engineeri
 
 def agent_pipeline(agent: str) -> Pipeline:
     nodes = [
-        node(train_node(agent),
-             inputs=["model_input_train", "model_input_validation", "feature_scaler", *PARAMETERS],
-             outputs=["policy", "history"], name="train"),
+        node(
+            train_node(agent),
+            inputs=["model_input_train", "model_input_validation", "feature_scaler", *PARAMETERS],
+            outputs=["policy", "history"],
+            name="train",
+        ),
         node(plot_learning_curve, inputs="history", outputs="learning_curve", name="plot_learning_curve"),
     ]
-    return pipeline(nodes, namespace=f"training.{agent}", inputs=BOUNDARY_INPUTS,
-                    parameters={p: p for p in PARAMETERS}, tags=["training", agent])
+    return pipeline(
+        nodes,
+        namespace=f"training.{agent}",
+        inputs=BOUNDARY_INPUTS,
+        parameters={p: p for p in PARAMETERS},
+        tags=["training", agent],
+    )
 
 
 def create_pipeline(agents: Sequence[str] | None = None, **kwargs) -> Pipeline:
