@@ -48,5 +48,6 @@ if __name__ == "__main__":
     a = ours(n)
     b = sb3(n)
     print(
-        f"PPO CartPole-v1, {n} steps, CPU 1 thread: ours {a:,.0f} steps/s, SB3 {b:,.0f} steps/s, ratio {a / b:.2f}x"
+        f"PPO CartPole-v1, {n} steps, CPU 1 thread: ours {a:,.0f} steps/s, SB3 {b:,.0f} steps/s, ratio "
+        f"{a / b:.2f}x"
     )

@@ -233,14 +233,16 @@ def main() -> int:
         f"({market.n_features} `feat_*` columns from the default feature spec, standard-scaled), default",
         f"environment config (window {cfg.window}, positions {list(cfg.positions)}, obs_dim {obs_dim},",
         f"episode_length {cfg.episode_length}, reward {cfg.reward}), CPU, one torch thread, random actions.",
-        "The peer is gym-anytrading's `stocks-v0` (via `gym.make`, and its bare `StocksEnv` class) with the same window; its",
+        "The peer is gym-anytrading's `stocks-v0` (via `gym.make`, and its bare `StocksEnv` class) with the "
+        "same window; its",
         "observation is only W x 2 (price, diff) floats, ours W x F + 3, and it has no costs on fills.",
         "",
         "| machine | |",
         "| --- | --- |",
         *[f"| {k} | {v} |" for k, v in info.items()],
         "",
-        f"| environment | env steps / s (median of {REPEATS}) | min – max | vs peer `stocks-v0` | vs bare `StocksEnv` |",
+        f"| environment | env steps / s (median of {REPEATS}) | min – max | vs peer `stocks-v0` | vs bare "
+        "`StocksEnv` |",
         "| --- | ---: | ---: | ---: | ---: |",
         *[
             f"| {name} | {med:,.0f} | {lo:,.0f} – {hi:,.0f} | {med / peer:,.1f}x | {med / peer_raw:,.1f}x |"
@@ -250,12 +252,14 @@ def main() -> int:
         "Targets (2 CPU cores): >= 2,000,000 steps/s at B = 4096 "
         f"({'met' if core_rates[4096] >= TARGETS['B4096'] else 'NOT met'}), >= 20x the peer at B = 4096 "
         f"({'met' if core_rates[4096] / peer >= TARGETS['peer_ratio'] else 'NOT met'} vs `stocks-v0`, "
-        f"{'met' if core_rates[4096] / peer_raw >= TARGETS['peer_ratio'] else 'NOT met'} vs the bare class), >= 10,000 steps/s "
+        f"{'met' if core_rates[4096] / peer_raw >= TARGETS['peer_ratio'] else 'NOT met'} vs the bare "
+        "class), >= 10,000 steps/s "
         f"for the one-account facade ({'met' if facade >= TARGETS['facade'] else 'NOT met'}).",
         *(
             [
                 f"With the opt-in `compile_step=True`, B = 4096 runs at {compiled:,.0f} steps/s = "
-                f"{compiled / peer:,.1f}x `stocks-v0` ({'meets' if compiled / peer >= TARGETS['peer_ratio'] else 'misses'} the 20x target)."
+                f"{compiled / peer:,.1f}x `stocks-v0` "
+                f"({'meets' if compiled / peer >= TARGETS['peer_ratio'] else 'misses'} the 20x target)."
             ]
             if compiled
             else []

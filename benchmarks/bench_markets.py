@@ -76,8 +76,8 @@ def defaults_table() -> list[str]:
 def suite_table(report: pd.DataFrame) -> list[str]:
     head = " | ".join(f"{w} rule | {w} B&H" for w in WINDOWS)
     lines = [f"| market | {head} |", "| --- |" + " ---: |" * (2 * len(WINDOWS))]
-    for market, rows in report.groupby("market", sort=False):
-        rows = rows.set_index("window")
+    for market, group in report.groupby("market", sort=False):
+        rows = group.set_index("window")
         cells = " | ".join(
             f"{rows.at[w, 'rule_sharpe']:.2f} | {rows.at[w, 'buy_and_hold_sharpe']:.2f}" for w in WINDOWS
         )

@@ -1,10 +1,11 @@
 """Paper-trading speed: bars processed per second by the ``deployment`` pipeline.
 
 A fresh paper account trades all of 2018 (251 real S&P 500 bars; the feed holds 1999-2018,
-training features are 1999-2012 as configured) with a small PPO-shaped policy, through Kedro's SequentialRunner and the project's catalog_deployment.yml (features
-from history, scaling, observation, decision, fills, risk, drift check, one crash-safe
-commit; the drift thresholds are calibrated once per run on the training windows). Reported: whole pipeline run, and the same with the drift check every 20 bars, to
-show what the per-bar PSI/KS costs. Median of ``repeats`` fresh accounts.
+training features are 1999-2012 as configured) with a small PPO-shaped policy, through Kedro's
+SequentialRunner and the project's catalog_deployment.yml (features from history, scaling,
+observation, decision, fills, risk, drift check, one crash-safe commit; the drift thresholds are
+calibrated once per run on the training windows). Reported: whole pipeline run, and the same with
+the drift check every 20 bars, to show what the per-bar PSI/KS costs. Median of ``repeats`` fresh accounts.
 
 Usage: ``python benchmarks/bench_paper.py [repeats]``. One torch thread.
 """

@@ -10,8 +10,9 @@ first) with ``conf/base/parameters_environment.yml`` (costs, window, rewards).
   facades (one gymnasium account each), same rollout length, epochs, minibatch count,
   network sizes and activation.
 
-CPU, torch threads = all cores by default (`--threads`), the same for both sides, device "cpu". Steps/s = env transitions collected / wall time of the
-learning call (env construction excluded). Each figure is the median of ``--repeats`` runs.
+CPU, torch threads = all cores by default (`--threads`), the same for both sides, device "cpu".
+Steps/s = env transitions collected / wall time of the learning call (env construction
+excluded). Each figure is the median of ``--repeats`` runs.
 
 Usage: ``python benchmarks/bench_training.py [--quick] [--repeats N] [--write]``;
 ``--write`` replaces the "## Training" section of docs/benchmarks.md with the results.
@@ -117,7 +118,7 @@ def sb3(algo: str, market, cfg, lanes: int, steps: int) -> float:
     return steps / (time.perf_counter() - t)
 
 
-CHILD_THREADS = 1
+CHILD = {"threads": 1}  # torch threads of each forked child (--threads)
 
 
 def in_child(fn, *args) -> tuple[float, float]:
@@ -131,7 +132,7 @@ def in_child(fn, *args) -> tuple[float, float]:
     if pid == 0:  # child
         os.close(r)
         code = 0
-        torch.set_num_threads(CHILD_THREADS)
+        torch.set_num_threads(CHILD["threads"])
         try:
             os.write(w, repr(float(fn(*args))).encode())
         except BaseException:  # noqa: BLE001 - report in the parent
@@ -170,8 +171,7 @@ def main() -> None:
     # The parent stays single-threaded: an OpenMP pool started before fork() is not fork-safe,
     # so each forked child sets the thread count itself (in_child).
     torch.set_num_threads(1)
-    global CHILD_THREADS
-    CHILD_THREADS = a.threads
+    CHILD["threads"] = a.threads
     market, cfg = load()
     k = 8 if a.quick else 1
     # (algorithm, our lanes, our steps, SB3 lanes, SB3 steps)
@@ -209,13 +209,19 @@ def main() -> None:
         "## Training",
         "",
         "`python benchmarks/bench_training.py --write` (median of "
-        f"{a.repeats} runs each). Agents train on the S&P 500 `model_input_train` table through the project's env "
-        "(default `parameters_environment.yml`, window 16, 15 features, obs_dim 243); SB3 trains on the same env "
-        "through the one-account `TradingEnv` facade in a `DummyVecEnv`. Same network; same rollout length, epochs "
-        "and minibatches except in the `SB3 defaults` row, where SB3 runs PPO with its own defaults (n_steps 2048, "
-        f"batch 64, 10 epochs) on one env, as its docs show it; CPU, {a.threads} torch thread(s) on both sides; "
+        f"{a.repeats} runs each). Agents train on the S&P 500 `model_input_train` table through the "
+        "project's env "
+        "(default `parameters_environment.yml`, window 16, 15 features, obs_dim 243); SB3 trains on the "
+        "same env "
+        "through the one-account `TradingEnv` facade in a `DummyVecEnv`. Same network; same rollout length, "
+        "epochs "
+        "and minibatches except in the `SB3 defaults` row, where SB3 runs PPO with its own defaults "
+        "(n_steps 2048, "
+        f"batch 64, 10 epochs) on one env, as its docs show it; CPU, {a.threads} torch thread(s) on both "
+        "sides; "
         "no validation during these runs. Each run is a forked "
-        "child of the benchmark process (market loaded); peak RSS is the child's `ru_maxrss`, largest over the runs.",
+        "child of the benchmark process (market loaded); peak RSS is the child's `ru_maxrss`, largest over "
+        "the runs.",
         "",
         f"| date | {time.strftime('%Y-%m-%d %H:%M')} |",
         "| --- | --- |",

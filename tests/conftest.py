@@ -22,8 +22,9 @@ import torch
 import yaml
 
 from reinforce_strategy_creator.atomic_io import exclusive_lock
+from reinforce_strategy_creator.market_data import normalise_prices, read_raw_csv
 from tests.support.features import PARAMS_FILE, load_sp500
-from tests.support.project import BAD_RAW_FILES, PROJECT_ROOT
+from tests.support.project import BAD_RAW_FILES, PROJECT_ROOT, SP500_CSV
 from tests.support.quick_run import build_quick_run
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
@@ -84,8 +85,17 @@ def quick_run(once) -> Path:
 
 @pytest.fixture(scope="session")
 def sp500_prices() -> pd.DataFrame:
-    """The embedded S&P 500 file as OHLCV float64 bars (tests/features, tests/pipelines/feature_engineering)."""
+    """The embedded S&P 500 file as OHLCV float64 bars (tests/features,
+    tests/pipelines/feature_engineering)."""
     return load_sp500()
+
+
+@pytest.fixture(scope="session")
+def sp500() -> pd.DataFrame:
+    """The embedded S&P 500 file through the project's own cleaning (``normalise_prices``): the real
+    days every synthetic market is built from (tests/markets, tests/experiments, learning power)."""
+    prices, _ = normalise_prices(read_raw_csv(SP500_CSV), source=str(SP500_CSV))
+    return prices
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,8 @@ def test_kedro_parameter_validation_errors_print_our_message_without_kedros_wrap
     from kedro.validation.exceptions import ParameterValidationError
 
     exc = ParameterValidationError(
-        "Parameter validation failed:\n- Parameter 'environment': Failed to instantiate EnvConfig for parameter "
+        "Parameter validation failed:\n- Parameter 'environment': Failed to instantiate EnvConfig for "
+        "parameter "
         "'environment': environment.window: must be a positive integer (got 0). Fix it in ..."
     )
     assert hooks.is_input_error(exc)
@@ -113,6 +114,7 @@ def test_a_bad_parameter_stops_kedro_run_before_any_node_with_one_clear_line(tmp
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert run.returncode != 0
     assert "environment.window: must be a positive integer (got 0)" in run.stderr

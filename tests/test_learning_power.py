@@ -11,7 +11,6 @@ import torch
 from reinforce_strategy_creator.experiments import study_market
 from reinforce_strategy_creator.markets import make_market
 from reinforce_strategy_creator.project_params import parameters
-from tests.markets.conftest import sp500  # noqa: F401  (the session fixture of real S&P 500 days)
 
 pytestmark = pytest.mark.slow
 

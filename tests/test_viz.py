@@ -13,7 +13,8 @@ Two levels:
   explicit name, and the layers come out in data-flow order (raw … reporting).
 
 The lists of stages and agents come from the code (``full_cycle.STAGES``, the agents
-configured under ``training`` in the parameters), not from copies here, so adding an agent needs no test change.
+configured under ``training`` in the parameters), not from copies here, so adding an agent needs no
+test change.
 """
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ def _backward_edges(api: dict) -> list[str]:
                     and LAYERS.index(a["layer"]) > LAYERS.index(b["layer"])
                 ):
                     found.append(
-                        f"{nodes[task_id]['full_name']}: {a['name']} ({a['layer']}) -> {b['name']} ({b['layer']})"
+                        f"{nodes[task_id]['full_name']}: {a['name']} ({a['layer']}) -> {b['name']} "
+                        f"({b['layer']})"
                     )
     return sorted(found)
 

@@ -99,8 +99,10 @@ class PolicyBundle:
             policy.load_state_dict(self.state_dicts[seed])
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise ArtifactError(
-                f"{where}: seed {seed} cannot be rebuilt from its spec and weights ({' '.join(str(exc).split())}); "
-                "the weights do not fit spec.network/obs_dim, so the artifact is corrupt or from another version. "
+                f"{where}: seed {seed} cannot be rebuilt from its spec and weights "
+                f"({' '.join(str(exc).split())}); "
+                "the weights do not fit spec.network/obs_dim, so the artifact is corrupt or from another "
+                "version. "
                 "Retrain it."
             ) from exc
         return policy

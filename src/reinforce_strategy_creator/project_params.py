@@ -17,21 +17,20 @@ from typing import Any
 
 from .paths import project_root
 
-_session_loader: Any = None
+_SESSION: dict[str, Any] = {}  # "loader": the running session's config loader, set by the hook
 
 
 def remember(config_loader: Any) -> None:
     """Called by the hook once the session's context exists."""
-    global _session_loader
-    _session_loader = config_loader
+    _SESSION["loader"] = config_loader
 
 
 def parameters(env: str | None = None) -> dict[str, Any]:
     """The raw (not yet validated) parameters of the current session, or, without a session or
     when ``env`` is given, of the project's ``conf/base`` overlaid with ``conf/<env>`` (default
     ``local``), merged the way ``kedro run --env`` merges them."""
-    if _session_loader is not None and env is None:
-        return dict(_session_loader["parameters"])
+    if _SESSION.get("loader") is not None and env is None:
+        return dict(_SESSION["loader"]["parameters"])
     from kedro.config import OmegaConfigLoader
 
     from . import settings

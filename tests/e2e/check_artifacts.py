@@ -138,10 +138,13 @@ def render(report: Path, screenshot: Path, n_images: int) -> list[str]:
             capture_output=True,
             text=True,
             timeout=180,
+            check=False,
         )
         if shot.returncode != 0 or not screenshot.is_file():
             return [f"chromium screenshot failed ({shot.returncode}): {shot.stderr[-1500:]}"]
-        dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
+        dom = subprocess.run(
+            [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=180, check=False
+        )
     if dom.returncode != 0:
         problems.append(f"chromium --dump-dom failed ({dom.returncode}): {dom.stderr[-1500:]}")
     else:

@@ -69,7 +69,7 @@ def test_random_starts_are_seeded_and_episodes_truncate_with_autoreset():
     c1 = BatchedTradingCore(market, cfg, 16, seed=42)
     c2 = BatchedTradingCore(market, cfg, 16, seed=42)
     c3 = BatchedTradingCore(market, cfg, 16, seed=43)
-    o1, o2, o3 = c1.reset(), c2.reset(), c3.reset()
+    o1, o2, _ = c1.reset(), c2.reset(), c3.reset()
     assert torch.equal(c1.t, c2.t) and torch.equal(o1, o2) and not torch.equal(c1.t, c3.t)
     assert int(c1.t.min()) >= 7 and int(c1.t.max()) <= 199 - 20
     starts = c1.t.clone()

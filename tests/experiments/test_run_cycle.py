@@ -9,7 +9,6 @@ import torch
 from reinforce_strategy_creator.experiments import deep_merge, run_cycle
 from reinforce_strategy_creator.markets import null_market, to_csv_frame
 from reinforce_strategy_creator.project_params import parameters
-from tests.markets.conftest import sp500  # noqa: F401  (the session fixture of real S&P 500 days)
 
 TINY = {
     "training": {

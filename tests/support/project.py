@@ -66,5 +66,11 @@ def kedro(root: Path, *args: str, timeout: int = 1800, **env: str) -> subprocess
     """The real ``kedro`` CLI of this venv, run in the project copy ``root``."""
     full_env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200", **env}
     return subprocess.run(
-        [str(KEDRO), *args], cwd=root, env=full_env, capture_output=True, text=True, timeout=timeout
+        [str(KEDRO), *args],
+        cwd=root,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

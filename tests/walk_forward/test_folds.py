@@ -256,7 +256,7 @@ params_st = st.fixed_dictionaries(
 )
 
 
-def check_plan(plan: FoldPlan, index: pd.DatetimeIndex, p: WalkForwardParams) -> None:
+def check_plan(plan: FoldPlan, index: pd.DatetimeIndex, p: WalkForwardParams) -> None:  # noqa: PLR0912
     def pos(t):
         return int(index.searchsorted(t))
 

@@ -27,4 +27,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY)
+__all__ = list(_LAZY)  # noqa: PLE0605  (lazy re-exports, resolved by __getattr__)

@@ -47,7 +47,8 @@ class PolicyArtifactDataset(AbstractVersionedDataset[PolicyBundle, PolicyBundle]
     def save(self, data: PolicyBundle) -> None:
         if not isinstance(data, PolicyBundle):
             raise DatasetError(
-                f"PolicyArtifactDataset at '{self._filepath}' expects a PolicyBundle, got {type(data).__name__}."
+                f"PolicyArtifactDataset at '{self._filepath}' expects a PolicyBundle, got "
+                f"{type(data).__name__}."
             )
         path = Path(self._get_save_path())
         save_policy_bundle(data, path)

@@ -130,7 +130,8 @@ class YFinanceDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         )
 
     def _fetch(self) -> pd.DataFrame:
-        what = f"Yahoo Finance download of {self._ticker} {self._start}..{self._end or 'today'} ({self._interval})"
+        end = self._end or "today"
+        what = f"Yahoo Finance download of {self._ticker} {self._start}..{end} ({self._interval})"
         try:
             frame = self._download(self._ticker, self._start, self._end, self._interval)
         except DataSourceError:

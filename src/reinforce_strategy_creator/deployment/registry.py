@@ -409,21 +409,7 @@ def validate_gate_decision(decision: Any, source: str = "registry") -> dict[str,
         raise RegistryError(
             f"{source}: gate decision passed={decision['passed']!r} must be true or false; {how}."
         )
-    window = decision["window"]
-    if not isinstance(window, Mapping) or set(window) != {"start", "end"}:
-        raise RegistryError(
-            f"{source}: gate decision window={window!r} must be exactly {{'start': ..., 'end': ...}}; {how}."
-        )
-    for key in ("start", "end"):
-        if not _iso_date(window[key]):
-            raise RegistryError(
-                f"{source}: gate decision window.{key}={window[key]!r} is not an ISO "
-                "date string such as '2017-01-03' (or '2017-01-03T00:00:00')."
-            )
-    if window["start"][:10] > window["end"][:10]:
-        raise RegistryError(
-            f"{source}: gate decision window starts ({window['start']}) after it ends ({window['end']})."
-        )
+    _check_window(decision["window"], source, how)
     reserved = sorted(set(decision) & {"event", "at"})
     if reserved:
         raise RegistryError(
@@ -442,6 +428,24 @@ def validate_gate_decision(decision: Any, source: str = "registry") -> dict[str,
                 "use null)."
             ) from exc
     return {"event": "gate_decision", **json.loads(json.dumps(dict(decision), allow_nan=False))}
+
+
+def _check_window(window: Any, source: str, how: str) -> None:
+    """A gate decision's ``window``: exactly ISO ``start`` <= ``end``."""
+    if not isinstance(window, Mapping) or set(window) != {"start", "end"}:
+        raise RegistryError(
+            f"{source}: gate decision window={window!r} must be exactly {{'start': ..., 'end': ...}}; {how}."
+        )
+    for key in ("start", "end"):
+        if not _iso_date(window[key]):
+            raise RegistryError(
+                f"{source}: gate decision window.{key}={window[key]!r} is not an ISO "
+                "date string such as '2017-01-03' (or '2017-01-03T00:00:00')."
+            )
+    if window["start"][:10] > window["end"][:10]:
+        raise RegistryError(
+            f"{source}: gate decision window starts ({window['start']}) after it ends ({window['end']})."
+        )
 
 
 def _actor() -> str:

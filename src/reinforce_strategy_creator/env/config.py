@@ -31,15 +31,19 @@ class EnvConfig(Params):
     window: PositiveInt = 16
     """Bars of scaled features in each observation (W). The first decision is at bar W−1."""
     positions: tuple[Number, ...] = (0.0, 1.0)
-    """Discrete target positions, as fractions of equity in [−1, 1]; must contain 0, no duplicates. `[-1, 0, 1]` allows shorts."""
+    """Discrete target positions, as fractions of equity in [−1, 1]; must contain 0, no duplicates. `[-1, 0,
+    1]` allows shorts."""
     fill_price: FillPrice = DEFAULT_FILL_PRICE
-    """Price an order decided after bar t's close fills at: `next_close` (bar t+1's close) or `next_open` (bar t+1's open; only where opens are real, see docs/environment.md "Fill price"). Used by training, evaluation, benchmarks and paper trading alike."""
+    """Price an order decided after bar t's close fills at: `next_close` (bar t+1's close) or `next_open` (bar
+    t+1's open; only where opens are real, see docs/environment.md "Fill price"). Used by training,
+    evaluation, benchmarks and paper trading alike."""
     continuous: Flag = False
     """`true`: a Box action in [min(positions), max(positions)] instead of a discrete choice."""
     initial_capital: Number = Field(100_000.0, gt=0)
     """Starting cash of every account: agents, benchmarks, random policies and the paper accounts."""
     commission_bps: Number = Field(2.0, ge=0, lt=1e4)
-    """Commission in basis points of traded notional at the fill price — the same for agents, benchmarks and paper trading."""
+    """Commission in basis points of traded notional at the fill price — the same for agents, benchmarks and
+    paper trading."""
     slippage_bps: Number = Field(3.0, ge=0, lt=1e4)
     """The fill price moves this many bps of the reference price (next close or open) against the trader."""
     borrow_bps_per_bar: Number = Field(0.04, ge=0, lt=1e4)
@@ -51,7 +55,8 @@ class EnvConfig(Params):
     drawdown_lambda: Number = Field(1.0, ge=0)
     """`drawdown_penalised` only: penalty per unit increase of drawdown, ≥ 0."""
     episode_length: PositiveInt | None = 256
-    """Training steps per episode from a random start; `null` = the full period. Evaluation always replays the full period."""
+    """Training steps per episode from a random start; `null` = the full period. Evaluation always replays the
+    full period."""
     obs_position: Flag = True
     """Add the current position to the observation."""
     obs_unrealised: Flag = True

@@ -151,7 +151,7 @@ class ScalarOps:
         check_count(arr.shape[0], 1)
         if core.config.continuous:
             a = float(arr[0])
-            if a != a:
+            if math.isnan(a):
                 raise ValueError("a continuous action is NaN; the policy produced an invalid output")
             return self.clip(a, core.pos_lo, core.pos_hi)
         a = int(arr[0])

@@ -183,9 +183,12 @@ def check_periods(agent: str, bundle, window: tuple[pd.Timestamp, pd.Timestamp],
         p_start, p_end = (pd.Timestamp(v) for v in values)
         if p_start <= end and start <= p_end:
             raise EvaluationInputError(
-                f"{name}: its {period} period {p_start.date()} .. {p_end.date()} (spec.{keys[0]}, spec.{keys[1]}) "
-                f"overlaps the {role} window {start.date()} .. {end.date()} it is asked to score: those returns "
-                f"are not out of sample for it. Retrain it with feature_engineering.splits that end before the "
+                f"{name}: its {period} period {p_start.date()} .. {p_end.date()} (spec.{keys[0]}, "
+                f"spec.{keys[1]}) "
+                f"overlaps the {role} window {start.date()} .. {end.date()} it is asked to score: those "
+                "returns "
+                "are not out of sample for it. Retrain it with feature_engineering.splits that end before "
+                "the "
                 f"{role} window, or evaluate it on a later window."
             )
 
@@ -282,7 +285,8 @@ def history_closes(table: pd.DataFrame, history: pd.DataFrame, split: str) -> tu
     missing = table.index.difference(history.index)
     if len(missing):
         raise EvaluationInputError(
-            f"model_input_{split}: bar {missing[0].date()} is not in primary_prices ({len(missing)} such bars); "
+            f"model_input_{split}: bar {missing[0].date()} is not in primary_prices ({len(missing)} such "
+            "bars); "
             "the model input and the prices come from different runs. Re-run feature_engineering."
         )
     past = history.loc[: table.index[-1], "Close"]
@@ -292,7 +296,8 @@ def history_closes(table: pd.DataFrame, history: pd.DataFrame, split: str) -> tu
         window, table["Close"].to_numpy(dtype=float), rtol=1e-12, atol=0.0
     ):
         raise EvaluationInputError(
-            f"model_input_{split}: its Close column differs from primary_prices on the same dates; the model input "
+            f"model_input_{split}: its Close column differs from primary_prices on the same dates; the "
+            "model input "
             "and the prices come from different runs. Re-run feature_engineering."
         )
     return past.to_numpy(dtype=float), first
@@ -371,10 +376,13 @@ def _check_benchmarks(bench, config: EnvConfig, table: pd.DataFrame, offset: int
         if available < need:
             key = f"evaluation.benchmarks.{name}"
             raise EvaluationInputError(
-                f"model_input_{split}: the first decision of the {split} window ({table.index[first].date()}) has "
-                f"{available} closes of history up to it, but {key}={getattr(bench, name)} needs {need}, so that "
+                f"model_input_{split}: the first decision of the {split} window "
+                f"({table.index[first].date()}) has "
+                f"{available} closes of history up to it, but {key}={getattr(bench, name)} needs {need}, so "
+                "that "
                 f"benchmark would sit flat for lack of data while the agents trade. Start the {split} window "
-                f"later (conf/base/parameters_feature_engineering.yml), use a longer price history, or shorten "
+                "later (conf/base/parameters_feature_engineering.yml), use a longer price history, or "
+                "shorten "
                 f"{key} (conf/base/parameters_evaluation.yml)."
             )
     lo, hi = min(config.positions), max(config.positions)

@@ -69,7 +69,8 @@ def sma_crossover_targets(close, fast: int, slow: int, long_short: bool = False)
     slow = _period("sma_slow", slow, c.size)
     if fast >= slow:
         raise EvaluationInputError(
-            f"evaluation.benchmarks.sma_fast ({fast}) must be smaller than evaluation.benchmarks.sma_slow ({slow})."
+            f"evaluation.benchmarks.sma_fast ({fast}) must be smaller than evaluation.benchmarks.sma_slow "
+            f"({slow})."
         )
     f, s = talib.SMA(c, timeperiod=fast), talib.SMA(c, timeperiod=slow)
     warm = np.isnan(s)

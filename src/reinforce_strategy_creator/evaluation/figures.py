@@ -69,8 +69,8 @@ def equity_curves_figure(
     _check_curves(curves, "curves")
     fig, ax = _new()
     ruins = []
-    for label, s in curves.items():
-        s, k = _until_ruin(s)
+    for label, curve in curves.items():
+        s, k = _until_ruin(curve)
         if k == 0 and log:
             raise EvaluationInputError(f"curves['{label}']: equity must start positive for a log-scale plot.")
         shown = s.iloc[:k] if (k is not None and log) else s
@@ -114,8 +114,8 @@ def drawdowns_figure(curves: Mapping[str, pd.Series], title: str = "Drawdown fro
     bar of ruin, where its drawdown is -100 % (a deficit below zero is not drawn below -100 %)."""
     _check_curves(curves, "curves")
     fig, ax = _new()
-    for label, s in curves.items():
-        s, k = _until_ruin(s)
+    for label, curve in curves.items():
+        s, k = _until_ruin(curve)
         v = s.to_numpy(dtype=float)
         dd = np.maximum(v / np.maximum.accumulate(v) - 1.0, -1.0)
         ax.plot(s.index, dd, label=label if k is None else f"{label} — RUINED", lw=1.0)
@@ -181,10 +181,9 @@ def rolling_sharpe_figure(
     if window < 2:
         raise EvaluationInputError(f"evaluation.rolling_window: must be >= 2 bars, got {window!r}.")
     fig, ax = _new()
-    for label, r in returns.items():
-        k = ruin_index(np.cumprod(1.0 + r.to_numpy(dtype=float)))
-        if k is not None:
-            r = r.iloc[: k + 1].clip(lower=-1.0)
+    for label, lane in returns.items():
+        k = ruin_index(np.cumprod(1.0 + lane.to_numpy(dtype=float)))
+        r = lane if k is None else lane.iloc[: k + 1].clip(lower=-1.0)
         roll = r.rolling(window)
         ax.plot(r.index, roll.mean() / roll.std(ddof=1) * np.sqrt(periods_per_year), label=label, lw=1.0)
     ax.axhline(0, color="k", lw=0.6)

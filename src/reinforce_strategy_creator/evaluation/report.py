@@ -110,12 +110,16 @@ def _decision_html(verdict: Mapping | None, champion: Mapping | None) -> str:
     member = champion.get("member") or f"seed {champion['seed']}"
     out.append(
         f"<p>Champion <b>{e(str(champion['agent']))}</b> <b>{e(str(member))}</b>, chosen by validation "
-        f"{e(str(champion.get('rank_metric', '')))} ({e(_RULE_WORDS.get(str(sel.get('rule')), 'rule ' + str(sel.get('rule'))))}) "
-        f"among {e(str(champion.get('n_candidates', '')))} candidates (agent × seed runs and seed ensembles). "
+        f"{e(str(champion.get('rank_metric', '')))} "
+        f"({e(_RULE_WORDS.get(str(sel.get('rule')), 'rule ' + str(sel.get('rule'))))}) "
+        f"among {e(str(champion.get('n_candidates', '')))} candidates (agent × seed runs and seed "
+        "ensembles). "
         f"Selection effort on validation: {e(str(sel.get('n_trials', '?')))} trials scored "
-        f"(every checkpoint evaluation of every seed of every agent, and every ensemble's validation replay); "
+        "(every checkpoint evaluation of every seed of every agent, and every ensemble's validation "
+        "replay); "
         f"the champion's validation Sharpe "
-        f"{_num3(sel.get('champion_validation_sharpe'))} deflated for them has DSR {_num3(sel.get('validation_dsr'))}."
+        f"{_num3(sel.get('champion_validation_sharpe'))} deflated for them has DSR "
+        f"{_num3(sel.get('validation_dsr'))}."
         "</p>"
     )
     reuse = verdict.get("window_reuse") or {}
@@ -207,16 +211,18 @@ def _fmt(col: str, v) -> str:
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     if isinstance(v, (float, np.floating)):
-        if math.isnan(v):
-            return "–"
-        if math.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        if col in PERCENT_COLUMNS:
-            return f"{v:.2%}"
-        if abs(v) >= 1000:
-            return f"{v:,.2f}"
-        return f"{v:.3f}"
+        return _fmt_float(col, float(v))
     return html.escape(str(v))
+
+
+def _fmt_float(col: str, v: float) -> str:
+    if math.isnan(v):
+        return "–"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if col in PERCENT_COLUMNS:
+        return f"{v:.2%}"
+    return f"{v:,.2f}" if abs(v) >= 1000 else f"{v:.3f}"
 
 
 def _table_html(df: pd.DataFrame) -> str:
@@ -230,7 +236,8 @@ def _table_html(df: pd.DataFrame) -> str:
         rows.append(
             f"<tr{cls}>" + "".join(f"<td>{_fmt(c, v)}</td>" for c, v in zip(df.columns, rec)) + "</tr>"
         )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    body = "".join(rows)
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _kv_html(d: Mapping) -> str:
@@ -255,9 +262,11 @@ def _verdict_html(verdict: Mapping) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.kv th{text-align:left}
 .scroll{overflow-x:auto}.pass td{background:#eef8ee}.fail td{background:#fbeeee}
 .ruined td{background:#fbeeee;color:#a31515}

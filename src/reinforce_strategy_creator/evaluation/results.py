@@ -470,9 +470,11 @@ def report_html(
         f"Trained agents {agents} were replayed deterministically on the validation and test periods through "
         f"the same trading environment used in training. Benchmarks on the same bars, costs and capital: "
         f"buy-and-hold, flat, SMA crossover ({p['sma_fast']}/{p['sma_slow']} bars), time-series momentum "
-        f"({p['momentum_lookback']} bars) and a random policy over {p['random_seeds']} seeds (switch probability "
+        f"({p['momentum_lookback']} bars) and a random policy over {p['random_seeds']} seeds (switch "
+        "probability "
         f"{p['random_switch_prob']} per bar). The champion is chosen on validation "
-        f"{setup['evaluation']['rank_metric']} among agent × seed runs that pass the gate; the test period is "
+        f"{setup['evaluation']['rank_metric']} among agent × seed runs that pass the gate; the test period "
+        "is "
         "reported as-is."
     )
     cols = [c for c in METRIC_COLUMNS if c != "psr"] + ["psr", "random_percentile"]

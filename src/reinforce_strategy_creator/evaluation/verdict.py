@@ -118,7 +118,8 @@ def selection_effort(
     for agent, h in sorted(histories.items()):
         if not isinstance(h, pd.DataFrame) or "eval_score" not in h.columns:
             raise EvaluationInputError(
-                f"training.{agent}.history: missing column 'eval_score' (validation Sharpe of every checkpoint "
+                f"training.{agent}.history: missing column 'eval_score' (validation Sharpe of every "
+                "checkpoint "
                 "evaluation); it is needed to count the selection trials. Re-run training."
             )
         s = pd.to_numeric(h["eval_score"], errors="coerce")
@@ -250,7 +251,8 @@ def decide(
             "selected_on": "validation",
             "n_trials": effort["n_trials"],
             "trials_by_agent": effort["trials_by_agent"],
-            "what_counts_as_a_trial": "every checkpoint evaluation of every seed of every agent on validation, "
+            "what_counts_as_a_trial": "every checkpoint evaluation of every seed of every agent on "
+            "validation, "
             "and every seed ensemble's validation replay",
             "champion_validation_sharpe": champion_validation.get("sharpe"),
             "validation_dsr": val_dsr,

@@ -20,7 +20,8 @@ class IngestionParams(Params):
     FILE: ClassVar[str] = "conf/base/parameters_data_ingestion.yml"
 
     filepath: str | None = "data/01_raw/sp500_daily_1999_2018.csv"
-    """The file the catalog reads, named in errors and in the quality report. Override with `--params data_ingestion.filepath=path/to/file.csv`."""
+    """The file the catalog reads, named in errors and in the quality report. Override with `--params
+    data_ingestion.filepath=path/to/file.csv`."""
     ticker: str | None = None
     """Long files (a Ticker/Symbol column) need one ticker, e.g. `AAPL`; `null` for single series."""
     min_rows: PositiveInt = Field(252, ge=2)
@@ -32,7 +33,8 @@ class IngestionParams(Params):
     adjust: Flag = True
     """Scale Open/High/Low/Close by Adj Close / Close (and Volume by its inverse)."""
     stale_open_threshold: Number = Field(0.05, ge=0, le=1)
-    """Years where more than this fraction of bars have an Open equal to the previous bar's Close are named in a warning and in the quality report's `stale_open` entry (docs/data.md, "Stale opens")."""
+    """Years where more than this fraction of bars have an Open equal to the previous bar's Close are named in
+    a warning and in the quality report's `stale_open` entry (docs/data.md, "Stale opens")."""
 
     @field_validator("ticker")
     @classmethod

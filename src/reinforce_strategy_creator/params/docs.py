@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         doc.write_text(new)
         return 0
     if new != text:
-        print(
-            "docs/configuration.md is out of date; run: python -m reinforce_strategy_creator.params.docs --write"
+        sys.stderr.write(
+            "docs/configuration.md is out of date; run: python -m reinforce_strategy_creator.params.docs "
+            "--write\n"
         )
         return 1
     return 0

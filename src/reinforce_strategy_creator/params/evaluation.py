@@ -24,11 +24,14 @@ class BenchmarkParams(Params):
     momentum_lookback: PositiveInt = 60
     """Time-series momentum: long while close_t / close_{t−lookback} > 1."""
     long_short: Flag = False
-    """`true`: SMA and momentum benchmarks go short (−1) instead of flat; needs −1 in `environment.positions`."""
+    """`true`: SMA and momentum benchmarks go short (−1) instead of flat; needs −1 in `environment.positions`.
+    """
     random_seeds: Annotated[PositiveInt, Field(ge=100)] = 100
-    """Random policy: seeds 0 … N−1 (≥ 100), replayed in one batch; each agent's percentile within their Sharpe distribution is reported."""
+    """Random policy: seeds 0 … N−1 (≥ 100), replayed in one batch; each agent's percentile within their
+    Sharpe distribution is reported."""
     random_switch_prob: Annotated[Number, Field(gt=0, le=1)] = 0.05
-    """Per-bar chance that a random policy redraws its position (0.05 ≈ 20-bar holds; 1 = a new draw every bar)."""
+    """Per-bar chance that a random policy redraws its position (0.05 ≈ 20-bar holds; 1 = a new draw every
+    bar)."""
 
     @model_validator(mode="after")
     def _fast_below_slow(self) -> BenchmarkParams:
@@ -51,7 +54,8 @@ class GateParams(Params):
     must_beat_buy_and_hold: Flag = True
     """Sharpe strictly above buy-and-hold's on the same bars and costs."""
     min_psr: Annotated[Number, Field(ge=0, le=1)] = 0.95
-    """Probabilistic Sharpe ratio P(true Sharpe > buy-and-hold's), deflated for the configurations already gated on the same test window, ≥ this (docs/metrics.md, "Gate")."""
+    """Probabilistic Sharpe ratio P(true Sharpe > buy-and-hold's), deflated for the configurations already
+    gated on the same test window, ≥ this (docs/metrics.md, "Gate")."""
 
     @classmethod
     def from_params(cls, params, prefix: str = "evaluation.gate") -> GateParams:
@@ -75,9 +79,13 @@ class EvaluationParams(Params):
     selection: Literal["best_agent_ensemble", "best_agent_best_seed", "best_candidate"] = (
         "best_agent_ensemble"
     )
-    """How the champion is chosen on validation: `best_agent_ensemble` = the agent whose seeds score best on average (fewest ruined seeds first), then its seed ensemble; `best_agent_best_seed` = that agent's best seed; `best_candidate` = the single best agent × seed or ensemble (noisiest: the winner's curse). docs/metrics.md, "Selection"."""
+    """How the champion is chosen on validation: `best_agent_ensemble` = the agent whose seeds score best on
+    average (fewest ruined seeds first), then its seed ensemble; `best_agent_best_seed` = that agent's best
+    seed; `best_candidate` = the single best agent × seed or ensemble (noisiest: the winner's curse).
+    docs/metrics.md, "Selection"."""
     ensembles: Flag = True
-    """Replay each agent's seed ensemble (mean action probabilities or Q-values of its seeds) on validation and test as one more candidate (docs/agents.md, "Seed ensembles")."""
+    """Replay each agent's seed ensemble (mean action probabilities or Q-values of its seeds) on validation
+    and test as one more candidate (docs/agents.md, "Seed ensembles")."""
     rolling_window: Annotated[PositiveInt, Field(ge=2)] = 63
     """Bars in the rolling-Sharpe figure (≈ one quarter of daily bars)."""
 

@@ -121,7 +121,8 @@ class FeatureSpec(Params):
     FILE: ClassVar[str] = "conf/base/parameters_feature_engineering.yml"
 
     recursive_warmup: NonNegativeInt = 3
-    """Recursive indicators (EMA, RSI, MACD, ATR) are computed on a trailing window of `recursive_warmup` × period extra bars so their seed has decayed and `max_lookback` is their exact memory."""
+    """Recursive indicators (EMA, RSI, MACD, ATR) are computed on a trailing window of `recursive_warmup` ×
+    period extra bars so their seed has decayed and `max_lookback` is their exact memory."""
     indicators: Indicators = Indicators(
         logret=LogReturn(),
         sma_ratio=SmaRatio(),
@@ -153,7 +154,8 @@ class Splits(Params):
     validation: SplitBounds = SplitBounds(start=dt.date(2013, 1, 1), end=dt.date(2014, 12, 31))
     """First (before the embargo) and last date of the validation split."""
     test: SplitBounds = SplitBounds(start=dt.date(2015, 1, 1), end=dt.date(2017, 12, 31))
-    """First (before the embargo) and last date of the test split; later bars (2018) are kept back for paper trading. `end: null` = the end of the data."""
+    """First (before the embargo) and last date of the test split; later bars (2018) are kept back for paper
+    trading. `end: null` = the end of the data."""
 
     @model_validator(mode="after")
     def _disjoint_and_ordered(self) -> Splits:
@@ -180,7 +182,8 @@ class FeatureParams(Params):
     features: FeatureSpec = FeatureSpec()
     splits: Splits = Splits()
     embargo_bars: Literal["auto"] | NonNegativeInt = "auto"
-    """Rows dropped at the start of validation and of test: `auto` = `max_lookback` of the feature spec, or an integer ≥ it."""
+    """Rows dropped at the start of validation and of test: `auto` = `max_lookback` of the feature spec, or an
+    integer ≥ it."""
     min_split_rows: PositiveInt = 100
     """A split with fewer rows than this (after the embargo) is an error."""
     scaler: Literal["standard", "robust"] = "standard"
@@ -192,7 +195,9 @@ class FeatureParams(Params):
 
         if self.embargo_bars != "auto" and self.embargo_bars < max_lookback(self.features):
             raise ValueError(
-                f"embargo_bars = {self.embargo_bars} must be 'auto' or an integer >= the longest feature look-back "
-                f"({max_lookback(self.features)} bars), otherwise validation/test features would read training bars"
+                f"embargo_bars = {self.embargo_bars} must be 'auto' or an integer >= the longest feature "
+                "look-back "
+                f"({max_lookback(self.features)} bars), otherwise validation/test features would read "
+                "training bars"
             )
         return self

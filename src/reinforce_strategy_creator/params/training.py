@@ -43,7 +43,8 @@ class TrainingCommon(Params):
     num_threads: PositiveInt | None = None
     """Torch CPU threads during training; `null` = torch's default."""
     progress: Flag = True
-    """Progress bar with steps/s and the latest validation Sharpe (a line every 15 s when not on a terminal)."""
+    """Progress bar with steps/s and the latest validation Sharpe (a line every 15 s when not on a terminal).
+    """
 
     @field_validator("seeds")
     @classmethod

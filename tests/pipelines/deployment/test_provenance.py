@@ -162,7 +162,10 @@ def _model(spec, role=PRODUCTION):
 def test_refused_exactly_when_a_recorded_period_overlaps_the_bars_to_trade(train, validation, trade, role):
     params = project_params()
     base = pd.Timestamp("2017-01-02")
-    day = lambda i: (base + pd.Timedelta(days=i)).isoformat()
+
+    def day(i: int) -> str:
+        return (base + pd.Timedelta(days=i)).isoformat()
+
     train, validation, trade = sorted(train), sorted(validation), sorted(trade)
     names = ["feat_a"]
     scaler = {"feature_names": names}

@@ -55,6 +55,7 @@ def _verdict(tmp_path: Path, market) -> dict:
         capture_output=True,
         text=True,
         timeout=900,
+        check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return json.loads((root / "data" / "08_reporting" / "evaluation_verdict.json").read_text())

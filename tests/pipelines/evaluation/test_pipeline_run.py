@@ -15,11 +15,10 @@ from kedro.runner import SequentialRunner
 
 from reinforce_strategy_creator.evaluation.results import FIGURES
 from reinforce_strategy_creator.pipelines.evaluation import create_pipeline
-
-AGENTS = ("ppo", "a2c", "dqn")
-
 from tests.support.evaluation import CONF, make_history
 from tests.support.project import catalog_config
+
+AGENTS = ("ppo", "a2c", "dqn")
 
 
 def _catalog(tmp_path, model_inputs, bundles, env_params, eval_params, test=None):

@@ -193,9 +193,9 @@ def test_ruined_lanes_exist_and_are_frozen_in_the_ledger(world):
 
 
 def test_ruined_rows_are_flagged_and_measured_others_proceed(world):
-    for split, rec in world["records"].items():
+    for split, records in world["records"].items():
         ruin = first_ruin(world["ledgers"][split])
-        rec = rec.set_index(IDS)
+        rec = records.set_index(IDS)
         assert len(rec) == len(ruin) == 2 * 2 + 2 + 4 + 100  # every run (and ensemble) has a row
         expected = {(k, r, s): bool(v > 0) for (k, r, s), v in ruin.items()}
         assert rec["ruined"].to_dict() == expected
