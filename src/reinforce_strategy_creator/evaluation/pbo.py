@@ -242,90 +242,30 @@ def probability_of_backtest_overfitting(
         EvaluationInputError: ``n_blocks`` odd, < 2 or > T; a return missing, infinite or ≤ −1
             (naming the candidate and the row); an unknown ``metric``; a malformed table.
     """
-    if metric not in METRICS:
-        raise EvaluationInputError(f"PBO: metric = {metric!r} is not one of {list(METRICS)}.")
-    if isinstance(max_combinations, bool) or not isinstance(max_combinations, int) or max_combinations < 2:
-        raise EvaluationInputError(
-            f"PBO: max_combinations must be an integer >= 2, got {max_combinations!r}."
-        )
+    _check_options(metric, max_combinations)
     matrix, names, index = _as_matrix(returns)
     n_rows, n_cand = matrix.shape
     n_blocks = _check_blocks(n_blocks, n_rows)
     base: dict[str, Any] = {"metric": metric, "n_candidates": n_cand}
     if n_cand < 2:
-        empty = np.array([])
-        return {
-            **base,
-            "pbo": math.nan,
-            "reason": f"PBO needs at least 2 candidates to choose from, got {n_cand}",
-            "logit_summary": _summary(empty),
-            "prob_oos_loss": math.nan,
-            "degradation": _degradation(empty, empty),
-            "chosen_share": {},
-            "is_metric_mean": math.nan,
-            "oos_metric_mean": math.nan,
-            "n_bars": n_rows,
-            "n_bars_dropped": 0,
-            "n_blocks": n_blocks,
-            "block_bars": 0,
-            "n_combinations": 0,
-            "exact": True,
-            **({"logits": []} if return_logits else {}),
-        }
+        return _too_few(base, n_rows, n_blocks, return_logits)
     _check_finite(matrix, names, index)
     dropped = n_rows % n_blocks
     block_bars = n_rows // n_blocks
-    # C order: every column's sums are then taken in the same order wherever the column sits
-    blocks = np.ascontiguousarray(matrix[dropped:]).reshape(n_blocks, block_bars, n_cand)
-    block_mean = blocks.sum(axis=1) / block_bars
-    stats = {  # additive per-block statistics, (S, N) each
-        "s": blocks.sum(axis=1),
-        "m2": ((blocks - block_mean[:, None, :]) ** 2).sum(axis=1),
-        "mean_sq": block_mean**2,
-        "sq": (blocks**2).sum(axis=1),
-        "down_sq": (np.minimum(blocks, 0.0) ** 2).sum(axis=1),
-        "log_sum": np.log1p(blocks).sum(axis=1),
-    }
+    stacked = _block_statistics(matrix[dropped:], n_blocks)
     in_blocks, out_blocks, exact = _combinations(n_blocks, max_combinations, seed)
-    names_k = list(stats)
-    stacked = np.stack([stats[k] for k in names_k], axis=1)  # (S, statistics, N)
-    n_half = float(block_bars * (n_blocks // 2))
-
-    logits, is_best, oos_chosen, loss, share = [], [], [], [], np.zeros(n_cand)
-    overfit = 0.0
-    for start in range(0, len(in_blocks), _BATCH):
-        # each half summed from its own blocks (not total − in-sample), so equal halves tie
-        # exactly; gathers and sums, no BLAS (whose threads crawl on a busy machine)
-        ins_sum = stacked[in_blocks[start : start + _BATCH]].sum(axis=1)
-        outs_sum = stacked[out_blocks[start : start + _BATCH]].sum(axis=1)
-        ins = {k: ins_sum[:, i] for i, k in enumerate(names_k)}
-        outs = {k: outs_sum[:, i] for i, k in enumerate(names_k)}
-        is_metric = _metric(metric, n_half, block_bars, **ins)
-        oos_metric = _metric(metric, n_half, block_bars, **outs)
-        best = is_metric == is_metric.max(axis=1, keepdims=True)
-        n_best = best.sum(axis=1)
-        weight = best / n_best[:, None]
-        omega = rankdata(oos_metric, method="average", axis=1) / (n_cand + 1)
-        lam = np.log(omega / (1.0 - omega))
-        overfit += float(((best & (lam <= 0)).sum(axis=1) / n_best).sum())  # counts: ≤ 1 each
-        logits.append((weight * lam).sum(axis=1))
-        is_best.append(is_metric.max(axis=1))
-        with np.errstate(invalid="ignore"):  # tied chosen at +∞ and −∞: NaN, left out below
-            oos_chosen.append((np.where(weight > 0, oos_metric, 0.0) * weight).sum(axis=1))
-        loss.append((best & (oos_metric < 0)).sum(axis=1) / n_best)
-        share += weight.sum(axis=0)
+    scan = _scan(stacked, in_blocks, out_blocks, metric, block_bars)
     n_comb = len(in_blocks)
-    lam_all, is_all = np.concatenate(logits), np.concatenate(is_best)
-    oos_all = np.concatenate(oos_chosen)
+    lam_all, is_all, oos_all = scan["logits"], scan["is_best"], scan["oos_chosen"]
     finite_is, finite_oos = is_all[np.isfinite(is_all)], oos_all[np.isfinite(oos_all)]
     result = {
         **base,
-        "pbo": min(overfit / n_comb, 1.0),
+        "pbo": min(scan["overfit"] / n_comb, 1.0),
         "reason": None,
         "logit_summary": _summary(lam_all),
-        "prob_oos_loss": min(float(np.concatenate(loss).sum() / n_comb), 1.0),
+        "prob_oos_loss": min(scan["loss"] / n_comb, 1.0),
         "degradation": _degradation(is_all, oos_all),
-        "chosen_share": {name: float(v / n_comb) for name, v in zip(names, share)},
+        "chosen_share": {name: float(v / n_comb) for name, v in zip(names, scan["share"], strict=True)},
         "is_metric_mean": float(finite_is.mean()) if finite_is.size else math.nan,
         "oos_metric_mean": float(finite_oos.mean()) if finite_oos.size else math.nan,
         "n_bars": n_rows - dropped,
@@ -338,3 +278,97 @@ def probability_of_backtest_overfitting(
     if return_logits:
         result["logits"] = lam_all.tolist()
     return result
+
+
+def _check_options(metric: str, max_combinations: Any) -> None:
+    if metric not in METRICS:
+        raise EvaluationInputError(f"PBO: metric = {metric!r} is not one of {list(METRICS)}.")
+    if isinstance(max_combinations, bool) or not isinstance(max_combinations, int) or max_combinations < 2:
+        raise EvaluationInputError(
+            f"PBO: max_combinations must be an integer >= 2, got {max_combinations!r}."
+        )
+
+
+def _too_few(base: dict[str, Any], n_rows: int, n_blocks: int, return_logits: bool) -> dict[str, Any]:
+    """The result with fewer than 2 candidates: nothing was chosen, every statistic is NaN."""
+    empty = np.array([])
+    return {
+        **base,
+        "pbo": math.nan,
+        "reason": f"PBO needs at least 2 candidates to choose from, got {base['n_candidates']}",
+        "logit_summary": _summary(empty),
+        "prob_oos_loss": math.nan,
+        "degradation": _degradation(empty, empty),
+        "chosen_share": {},
+        "is_metric_mean": math.nan,
+        "oos_metric_mean": math.nan,
+        "n_bars": n_rows,
+        "n_bars_dropped": 0,
+        "n_blocks": n_blocks,
+        "block_bars": 0,
+        "n_combinations": 0,
+        "exact": True,
+        **({"logits": []} if return_logits else {}),
+    }
+
+
+_STATISTICS = ("s", "m2", "mean_sq", "sq", "down_sq", "log_sum")
+
+
+def _block_statistics(matrix: np.ndarray, n_blocks: int) -> np.ndarray:
+    """(S, statistics, N): the additive per-block statistics the metrics are built from, in the
+    order of ``_STATISTICS``."""
+    n_rows, n_cand = matrix.shape
+    block_bars = n_rows // n_blocks
+    # C order: every column's sums are then taken in the same order wherever the column sits
+    blocks = np.ascontiguousarray(matrix).reshape(n_blocks, block_bars, n_cand)
+    block_mean = blocks.sum(axis=1) / block_bars
+    stats = {
+        "s": blocks.sum(axis=1),
+        "m2": ((blocks - block_mean[:, None, :]) ** 2).sum(axis=1),
+        "mean_sq": block_mean**2,
+        "sq": (blocks**2).sum(axis=1),
+        "down_sq": (np.minimum(blocks, 0.0) ** 2).sum(axis=1),
+        "log_sum": np.log1p(blocks).sum(axis=1),
+    }
+    return np.stack([stats[k] for k in _STATISTICS], axis=1)
+
+
+def _scan(
+    stacked: np.ndarray, in_blocks: np.ndarray, out_blocks: np.ndarray, metric: str, block_bars: int
+) -> dict[str, Any]:
+    """Every combination, in batches: the in-sample choice (ties shared), its logit λ, its
+    in- and out-of-sample metric, the overfit and loss counts, and each candidate's share."""
+    n_cand = stacked.shape[2]
+    n_half = float(block_bars * (stacked.shape[0] // 2))
+    logits, is_best, oos_chosen, share = [], [], [], np.zeros(n_cand)
+    overfit = loss = 0.0
+    for start in range(0, len(in_blocks), _BATCH):
+        # each half summed from its own blocks (not total − in-sample), so equal halves tie
+        # exactly; gathers and sums, no BLAS (whose threads crawl on a busy machine)
+        ins_sum = stacked[in_blocks[start : start + _BATCH]].sum(axis=1)
+        outs_sum = stacked[out_blocks[start : start + _BATCH]].sum(axis=1)
+        is_metric = _metric(metric, n_half, block_bars, **dict(zip(_STATISTICS, ins_sum.transpose(1, 0, 2))))
+        oos_metric = _metric(
+            metric, n_half, block_bars, **dict(zip(_STATISTICS, outs_sum.transpose(1, 0, 2)))
+        )
+        best = is_metric == is_metric.max(axis=1, keepdims=True)
+        n_best = best.sum(axis=1)
+        weight = best / n_best[:, None]
+        omega = rankdata(oos_metric, method="average", axis=1) / (n_cand + 1)
+        lam = np.log(omega / (1.0 - omega))
+        overfit += float(((best & (lam <= 0)).sum(axis=1) / n_best).sum())  # counts: ≤ 1 each
+        logits.append((weight * lam).sum(axis=1))
+        is_best.append(is_metric.max(axis=1))
+        with np.errstate(invalid="ignore"):  # tied chosen at +∞ and −∞: NaN, left out below
+            oos_chosen.append((np.where(weight > 0, oos_metric, 0.0) * weight).sum(axis=1))
+        loss += float(((best & (oos_metric < 0)).sum(axis=1) / n_best).sum())
+        share += weight.sum(axis=0)
+    return {
+        "logits": np.concatenate(logits),
+        "is_best": np.concatenate(is_best),
+        "oos_chosen": np.concatenate(oos_chosen),
+        "overfit": overfit,
+        "loss": loss,
+        "share": share,
+    }
