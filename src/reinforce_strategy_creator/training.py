@@ -103,7 +103,7 @@ def validation_sharpe(
 
 
 # --------------------------------------------------------------------------- training
-def _check_tables(train: pd.DataFrame, validation: pd.DataFrame) -> None:
+def _check_tables(train: pd.DataFrame, validation: pd.DataFrame, history: int = 0) -> None:
     for name, df in (("model_input_train", train), ("model_input_validation", validation)):
         if not isinstance(df, pd.DataFrame):
             raise TrainingConfigError(f"{name}: expected a DataFrame, got {type(df).__name__}")
@@ -114,9 +114,14 @@ def _check_tables(train: pd.DataFrame, validation: pd.DataFrame) -> None:
             f"model_input_validation has feature columns {fv} but model_input_train has {ft}; "
             "rerun feature_engineering so both come from the same feature spec"
         )
-    if len(train) and len(validation) and not train.index.max() < validation.index.min():
+    if not 0 <= history < max(len(validation), 1):
         raise TrainingConfigError(
-            f"model_input_validation starts {validation.index.min()} but model_input_train ends "
+            f"validation_history = {history} rows, but model_input_validation has {len(validation)} rows"
+        )
+    traded = validation.iloc[history:]
+    if len(train) and len(traded) and not train.index.max() < traded.index.min():
+        raise TrainingConfigError(
+            f"model_input_validation starts {traded.index.min()} but model_input_train ends "
             f"{train.index.max()}: validation must come strictly after train; "
             "check feature_engineering.splits"
         )
@@ -131,6 +136,7 @@ def train_agent(
     *,
     score_fn: Callable[[nn.Module], float] | None = None,
     feature_spec: Mapping[str, Any] | None = None,
+    validation_history: int = 0,
 ) -> tuple[PolicyBundle, pd.DataFrame]:
     """Train one agent (a validated ``training.<agent>`` block,
     :class:`~.params.training.AgentPlan`) once per seed; see the module docstring.
@@ -144,8 +150,12 @@ def train_agent(
 
     ``score_fn(policy) -> float`` replaces the validation Sharpe (tests use it to script a
     sequence of scores); by default checkpoints are scored by :func:`validation_sharpe`.
+
+    ``validation_history`` rows at the head of ``model_input_validation`` are history only (a
+    walk-forward fold prepends W − 1 rows so that the first decision falls on the window's first
+    bar): they may overlap training, and the recorded validation period starts after them.
     """
-    _check_tables(model_input_train, model_input_validation)
+    _check_tables(model_input_train, model_input_validation, validation_history)
     env_cfg = EnvConfig.parse(environment)
     device = resolve_device(plan.settings.device)
     env_cfg_dev = env_cfg.replace(device=device.type)
@@ -159,7 +169,9 @@ def train_agent(
 
     with _torch_threads(plan.settings.num_threads):
         runs = _train_seeds(plan, train_market, env_cfg_dev, device, score_fn)
-    provenance = _provenance(model_input_train, model_input_validation, feature_scaler, feature_spec)
+    provenance = _provenance(
+        model_input_train, model_input_validation.iloc[validation_history:], feature_scaler, feature_spec
+    )
     spec = _bundle_spec(plan, env_cfg, device, list(train_market.feature_names), provenance, runs, ppy)
     history = pd.concat(runs.histories, ignore_index=True)
     return PolicyBundle(spec=spec, state_dicts=runs.state_dicts), history

@@ -334,12 +334,12 @@ def backtest_split(
             market,
             config,
             policies,
-            (table.index[0], table.index[-1]),
+            (table.index[config.window - 1], table.index[-1]),  # the bars it trades: from the first decision
             split,
             provenance,
             evaluation.ensembles,
         ),
-        *_replay_benchmarks(market, config, evaluation.benchmarks, past, offset),
+        *replay_benchmarks(market, config, evaluation.benchmarks, past, offset),
     ]
     return _long_ledger(runs, config, split)
 
@@ -411,8 +411,12 @@ def _replay_agents(market, config, policies, window, split, provenance, ensemble
         yield "agent", agent, seeds, replay(market, config, decision, num_envs=len(seeds))
 
 
-def _replay_benchmarks(market, config, bench, past, offset):
-    """The benchmarks and the random seeds, with the agents' costs, capital and first decision."""
+def replay_benchmarks(market, config, bench, past, offset):
+    """The benchmarks and the random seeds, with the agents' costs, capital and first decision.
+
+    ``past`` are the closes of the whole history up to the market's last bar and ``offset`` the
+    position of the market's first bar in them: the signals read the bars before the window.
+    Yields ``(kind, name, seeds, BacktestResult)``."""
     positions = None if config.continuous else config.positions
     first = config.window - 1
     close = market.close

@@ -216,11 +216,12 @@ def test_a_policy_with_foreign_provenance_is_refused_before_any_replay(
 def test_a_policy_whose_periods_overlap_the_scored_window_is_refused(
     model_inputs, setup, bundles, split, period, shift_days
 ):
-    """A policy whose recorded training (or, for test, validation) period reaches into the window
-    it is asked to score is refused: those returns are not out of sample for it."""
+    """A policy whose recorded training (or, for test, validation) period reaches into the bars
+    it is asked to trade is refused: those returns are not out of sample for it."""
     leaky = copy.deepcopy(bundles)
     table = model_inputs[split]
-    leaky["dqn"].spec[f"{period}_end"] = str((table.index[10] + pd.Timedelta(days=shift_days)).date())
+    middle = table.index[len(table) // 2]  # a traded bar (the first W - 1 rows are only history)
+    leaky["dqn"].spec[f"{period}_end"] = str((middle + pd.Timedelta(days=shift_days)).date())
     replay_split = nodes.backtest_test if split == "test" else nodes.backtest_validation
     with pytest.raises(
         EvaluationInputError,
@@ -330,3 +331,17 @@ def test_an_agents_trades_replayed_as_a_benchmark_schedule_cost_the_same(
         as_benchmark[TRADE_COLUMNS].reset_index(drop=True), agent[TRADE_COLUMNS], check_dtype=False
     )
     assert set(TRADE_COLUMNS) <= set(LEDGER_COLUMNS)
+
+
+def test_history_rows_before_the_first_decision_may_overlap_training(model_inputs, setup, bundles):
+    """The first W - 1 rows of a table only feed the first observation; a policy trained up to
+    them has not seen a single traded return (a walk-forward window reads its history this way)."""
+    table = model_inputs["validation"]
+    window = int(setup["environment"]["window"])
+    early = copy.deepcopy(bundles)
+    early["dqn"].spec["train_end"] = str(table.index[window - 2].date())  # last history row
+    ledger = nodes.backtest_validation(table, model_inputs["prices"], setup, **early)
+    assert "dqn" in set(ledger["run"])
+    early["dqn"].spec["train_end"] = str(table.index[window - 1].date())  # the first decision bar
+    with pytest.raises(EvaluationInputError, match="overlaps the validation window"):
+        nodes.backtest_validation(table, model_inputs["prices"], setup, **early)

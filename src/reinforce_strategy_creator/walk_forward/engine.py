@@ -1,0 +1,348 @@
+"""Walk-forward: train → select → trade per fold, one stitched record, one verdict on it.
+
+:func:`run_fold` is one honest fold: the scaler is fit on the fold's training rows
+(:mod:`.tables`), every agent × seed trains on them with checkpoints scored on the fold's
+validation window (``training.train_agent``), and the fold's champion is chosen on that
+validation window alone (``evaluation.gate.select_champion``, the ``evaluation.selection`` rule).
+Nothing in a fold reads a bar after its validation window.
+
+:func:`stitch` then replays every fold's choices over the test windows as one account
+(:mod:`.stitch`): the procedure (each fold's champion), each agent (its validation-best seed per
+fold), each agent × seed and seed ensemble (the candidates PBO is computed over), and every
+benchmark, all with the same costs, capital and first decision. :func:`judge` gates the
+procedure's stitched record (the ``evaluation.gate`` rules, the PSR deflated for earlier
+decisions on the same window), and reports PBO over the agent × seed candidates and the DSR of
+the procedure over every stitched trial.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..candidates import ENSEMBLE_SEED, seed_label
+from ..env import EnvConfig, replay
+from ..evaluation.backtests import backtest_split, check_run_setups, replay_benchmarks
+from ..evaluation.gate import evaluate_gate, select_champion
+from ..evaluation.metrics import infer_periods_per_year, json_safe, performance_metrics
+from ..evaluation.pbo import probability_of_backtest_overfitting
+from ..evaluation.results import split_records
+from ..evaluation.stats import deflated_sharpe_ratio
+from ..evaluation.verdict import deflated_psr, window_fingerprint, window_reuse
+from ..features import compute_features, max_lookback
+from ..params.base import ParameterError
+from ..params.evaluation import EvaluationParams
+from ..params.features import FeatureParams
+from ..params.training import TrainingParams
+from ..params.walk_forward import WalkForwardParams
+from ..training import train_agent
+from .folds import Fold, FoldPlan, plan_folds
+from .stitch import FoldSwitch, LanePolicies, fold_segments, reconcile_segments, stitched_market
+from .tables import FoldTables, fold_tables
+
+__all__ = ["FoldResult", "StitchedRecord", "judge", "plan", "run_fold", "stitch"]
+
+#: the stitched ledger's lanes besides the benchmarks: kind → what one lane is
+LANE_KINDS = {
+    "procedure": "each fold's champion on its test window",
+    "agent_selected": "the agent's validation-best seed of each fold",
+    "agent": "the agent's seed s in every fold (a candidate for PBO)",
+    "ensemble": "the agent's seed ensemble in every fold",
+}
+
+
+@dataclass
+class FoldResult:
+    """One fold: its tables, trained bundles, training histories, validation records and choices."""
+
+    fold: Fold
+    tables: FoldTables
+    bundles: dict[str, Any]
+    histories: dict[str, pd.DataFrame]
+    validation: pd.DataFrame
+    champion: dict[str, Any]
+    best_seed: dict[str, int]
+
+
+@dataclass
+class StitchedRecord:
+    """The stitched ledger and its metrics, with the per-fold pieces reconciled."""
+
+    ledger: pd.DataFrame
+    records: pd.DataFrame
+    folds: pd.DataFrame
+    reconciliation: dict[str, Any]
+    window: dict[str, str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(prices: pd.DataFrame, parameters: Mapping[str, Any]) -> tuple[pd.DataFrame, FoldPlan]:
+    """The unscaled features over the whole history and the fold layout on them (the first
+    ``max_lookback`` rows, whose features are incomplete, are warm-up)."""
+    fe = FeatureParams.parse(parameters["feature_engineering"])
+    wf = WalkForwardParams.parse(parameters.get("walk_forward") or {})
+    if wf.warm_start:
+        raise ParameterError(
+            "walk_forward.warm_start: true is not supported yet; every fold trains from scratch. "
+            "Set it to false."
+        )
+    spec = fe.features.to_params()
+    features = compute_features(prices, spec)
+    return features, plan_folds(prices.index, wf, embargo_bars=0, warmup_bars=max_lookback(spec))
+
+
+def run_fold(
+    fold: Fold,
+    features: pd.DataFrame,
+    prices: pd.DataFrame,
+    parameters: Mapping[str, Any],
+    agents: Sequence[str] | None = None,
+) -> FoldResult:
+    """Train every agent × seed of ``fold`` and choose its champion on its validation window."""
+    env = EnvConfig.parse(parameters["environment"])
+    fe = FeatureParams.parse(parameters["feature_engineering"])
+    training = TrainingParams.parse(parameters["training"])
+    evaluation = EvaluationParams.parse(parameters["evaluation"])
+    tables = fold_tables(features, prices, fold, env.window, fe.scaler)
+    bundles, histories = {}, {}
+    for agent in agents or sorted(training.agents):
+        bundles[agent], histories[agent] = train_agent(
+            tables.train,
+            tables.validation,
+            tables.scaler,
+            env,
+            training.plan(agent),
+            feature_spec=fe.features.to_params(),
+            validation_history=tables.history_rows,
+        )
+    ledger = backtest_split(
+        tables.validation,
+        env.to_params(),
+        evaluation,
+        bundles,
+        "validation",
+        history=prices.iloc[: fold.validation.stop_row],
+    )
+    records = split_records(ledger, "validation")
+    candidates = records[records["kind"].isin(["agent", "ensemble"])].reset_index(drop=True)
+    champion = select_champion(candidates, evaluation.rank_metric, evaluation.selection)
+    best_seed = {}
+    for agent in bundles:
+        own = candidates[(candidates["agent"] == agent) & (candidates["kind"] == "agent")]
+        pick = select_champion(own.reset_index(drop=True), evaluation.rank_metric, "best_candidate")
+        best_seed[agent] = pick["seed"] if pick["seed"] is not None else bundles[agent].seeds[0]
+    return FoldResult(fold, tables, bundles, histories, records, champion, best_seed)
+
+
+def _lanes(results: Sequence[FoldResult], ensembles: bool) -> list[tuple[str, str, int, list]]:
+    """``(kind, run, seed, [(bundle, seed, name) per fold])`` for every stitched lane."""
+    agents = sorted(results[0].bundles)
+    lanes = []
+
+    def per_fold(pick):
+        return [
+            (r.bundles[a], s, f"{r.fold.name}/{a}/{seed_label(s)}") for r in results for a, s in [pick(r)]
+        ]
+
+    champions = [(r.champion["agent"], r.champion["seed"]) for r in results]
+    if all(a is not None for a, _ in champions):
+        lanes.append(
+            ("procedure", "procedure", 0, per_fold(lambda r: (r.champion["agent"], r.champion["seed"])))
+        )
+    for a in agents:
+        lanes.append(("agent_selected", a, 0, per_fold(lambda r, a=a: (a, r.best_seed[a]))))
+        seeds = results[0].bundles[a].seeds
+        lanes += [("agent", a, s, per_fold(lambda r, a=a, s=s: (a, s))) for s in seeds]
+        if ensembles and len(seeds) > 1:
+            lanes.append(("ensemble", a, ENSEMBLE_SEED, per_fold(lambda r, a=a: (a, ENSEMBLE_SEED))))
+    return lanes
+
+
+def _lane_ledger(result, lanes) -> pd.DataFrame:
+    frame = pd.DataFrame(result)
+    lane = frame.pop("lane").to_numpy()
+    frame.insert(0, "seed", np.asarray([s for _, _, s, _ in lanes], dtype=np.int64)[lane])
+    frame.insert(0, "run", np.asarray([r for _, r, _, _ in lanes], dtype=object)[lane])
+    frame.insert(0, "kind", np.asarray([k for k, _, _, _ in lanes], dtype=object)[lane])
+    return frame
+
+
+def stitch(
+    results: Sequence[FoldResult], features: pd.DataFrame, prices: pd.DataFrame, parameters: Mapping[str, Any]
+) -> StitchedRecord:
+    """Replay every fold's choices over the test windows as one account per lane."""
+    env = EnvConfig.parse(parameters["environment"]).replace(episode_length=None)
+    evaluation = EvaluationParams.parse(parameters["evaluation"])
+    folds = [r.fold for r in results]
+    sm = stitched_market(features, prices, folds, {r.fold.name: r.tables.scaler for r in results}, env.window)
+    lanes = _lanes(results, evaluation.ensembles)
+    device = str(env.resolve_device())
+    deciders = [
+        LanePolicies.from_bundles([per_fold[k] for _, _, _, per_fold in lanes], device)
+        for k in range(len(results))
+    ]
+    agents = replay(sm.market, env, FoldSwitch(deciders, sm.starts), num_envs=len(lanes))
+    past = prices["Close"].to_numpy(dtype=float)[: sm.first_row + sm.market.n_bars]
+    frames = [_lane_ledger(agents, lanes)]
+    setups = {"agents": agents.config}
+    for kind, name, seeds, res in replay_benchmarks(
+        sm.market, env, evaluation.benchmarks, past, sm.first_row
+    ):
+        frame = pd.DataFrame(res)
+        frame.insert(0, "seed", np.asarray(seeds, dtype=np.int64)[frame.pop("lane").to_numpy()])
+        frame.insert(0, "run", name)
+        frame.insert(0, "kind", kind)
+        frames.append(frame)
+        setups[name] = res.config
+    check_run_setups(setups)
+    ledger = pd.concat(frames, ignore_index=True)
+    ledger.insert(0, "split", "walk_forward")
+    records = split_records(ledger, "walk_forward")
+    recon, folds = _per_fold(ledger, sm, env, results)
+    index = sm.market.index
+    window = {"start": index[sm.starts[0]].date().isoformat(), "end": index[-1].date().isoformat()}
+    table = pd.DataFrame({"Close": sm.market.close}, index=index).iloc[sm.starts[0] :]
+    return StitchedRecord(
+        ledger, records, folds, recon, window, {"data_fingerprint": window_fingerprint(table)}
+    )
+
+
+def _per_fold(ledger, sm, env, results):
+    """Reconcile the procedure and buy-and-hold lanes by fold; per-fold Sharpe and champion."""
+    recon, rows = {}, []
+    lanes = {}
+    for kind, run in (("procedure", "procedure"), ("benchmark", "buy_and_hold")):
+        lane = ledger[(ledger["kind"] == kind) & (ledger["run"] == run) & (ledger["seed"] == 0)]
+        if lane.empty:
+            continue
+        segments = fold_segments(lane, sm.starts, sm.folds)
+        recon[run] = reconcile_segments(lane, segments, env.initial_capital, close=sm.market.close)
+        lanes[run] = segments
+    ppy = infer_periods_per_year(sm.market.index)
+    for r in results:
+        row = {
+            "fold": r.fold.name,
+            "label": r.fold.label,
+            "test_start": r.fold.test.start.date().isoformat(),
+            "test_end": r.fold.test.end.date().isoformat(),
+            "champion": None
+            if r.champion["agent"] is None
+            else f"{r.champion['agent']} {seed_label(r.champion['seed'])}",
+            "validation_sharpe": (r.champion.get("validation") or {}).get("sharpe"),
+        }
+        for run, segments in lanes.items():
+            eq = segments[r.fold.name]["equity"].to_numpy(dtype=float)
+            rets = eq[1:] / eq[:-1] - 1.0
+            row[f"{run}_test_sharpe"] = performance_metrics(pd.Series(rets), periods_per_year=ppy)["sharpe"]
+            row[f"{run}_test_return"] = float(eq[-1] / eq[0] - 1.0)
+        rows.append(row)
+    return recon, pd.DataFrame(rows)
+
+
+def judge(
+    record: StitchedRecord,
+    results: Sequence[FoldResult],
+    parameters: Mapping[str, Any],
+    *,
+    earlier_decisions: Sequence[Mapping[str, Any]] = (),
+    config: str = "",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The verdict on the procedure's stitched record and the gate decision to record."""
+    evaluation = EvaluationParams.parse(parameters["evaluation"])
+    recs = record.records
+    bh = recs[(recs["kind"] == "benchmark") & (recs["agent"] == "buy_and_hold")].iloc[0].to_dict()
+    proc = recs[recs["kind"] == "procedure"]
+    fingerprint = record.extra["data_fingerprint"]
+    reuse = window_reuse(list(earlier_decisions), fingerprint, record.window, config)
+    trials = recs[recs["kind"].isin(["agent", "ensemble"])]
+    pbo = _pbo(record.ledger)
+    decided_on = {
+        "split": "walk_forward",
+        **record.window,
+        "data_fingerprint": fingerprint,
+        "folds": [r.fold.name for r in results],
+        "what": "the procedure's stitched record: each fold's champion, chosen on its validation "
+        "window, trading its test window, one account across the folds",
+    }
+    if proc.empty:
+        verdict = {"passed": False, "reason": "a fold has no champion", "decided_on": decided_on}
+        return json_safe(verdict), json_safe({**_decision(verdict, fingerprint, record.window, config)})
+    proc = proc.iloc[0].to_dict()
+    decided_on["n_bars"] = int(proc["n_bars"])
+    dpsr = deflated_psr(proc, float(bh["sharpe_per_bar"]), reuse["n_configurations"])
+    gate = evaluate_gate({**proc, "psr": dpsr["value"]}, bh, evaluation.gate)
+    gate["rules"]["min_psr"]["deflated_by_configurations"] = reuse["n_configurations"]
+    n_trials = sum(len(h) for r in results for h in r.histories.values())
+    dsr = deflated_sharpe_ratio(
+        float(proc["sharpe_per_bar"]),
+        int(proc["n_bars"]),
+        trials["sharpe_per_bar"].astype(float).tolist(),
+        _num(proc.get("skew"), 0.0),
+        _num(proc.get("kurtosis"), 3.0),
+    )
+    verdict = {
+        "passed": bool(gate["passed"]),
+        "decided_on": decided_on,
+        "rules": gate["rules"],
+        "thresholds": evaluation.gate.to_dict(),
+        "procedure": {k: proc.get(k) for k in ("sharpe", "total_return", "max_drawdown", "n_bars")},
+        "buy_and_hold": {k: bh.get(k) for k in ("sharpe", "total_return", "max_drawdown", "n_bars")},
+        "deflation": dpsr,
+        "window_reuse": reuse,
+        "dsr": {
+            "value": dsr,
+            "n_trials": int(len(trials)),
+            "over": "every stitched agent x seed and ensemble",
+        },
+        "pbo": pbo,
+        "selection": {
+            "rule": evaluation.selection,
+            "checkpoint_evaluations": int(n_trials),
+            "selected_on": "each fold's validation window",
+        },
+        "folds": record.folds.to_dict("records"),
+        "reconciliation": record.reconciliation,
+        "config_sha256": config,
+    }
+    return json_safe(verdict), json_safe(_decision(verdict, fingerprint, record.window, config))
+
+
+def _decision(verdict, fingerprint, window, config) -> dict[str, Any]:
+    return {
+        "data_fingerprint": fingerprint,
+        "window": dict(window),
+        "config_sha256": config,
+        "passed": bool(verdict["passed"]),
+        "decided_on": "walk_forward",
+        "sharpe": (verdict.get("procedure") or {}).get("sharpe"),
+        "n_bars": (verdict.get("decided_on") or {}).get("n_bars"),
+        "deflated_psr": (verdict.get("deflation") or {}).get("value"),
+    }
+
+
+def _pbo(ledger: pd.DataFrame) -> dict[str, Any]:
+    """PBO over the agent × seed candidates' stitched per-bar returns."""
+    cand = ledger[ledger["kind"] == "agent"]
+    if cand.empty:
+        return {"pbo": math.nan, "reason": "no agent x seed candidates"}
+    eq = cand.pivot_table(index="bar", columns=["run", "seed"], values="equity")
+    returns = eq.pct_change().iloc[1:]
+    returns.columns = [f"{a}/{seed_label(int(s))}" for a, s in returns.columns]
+    n_blocks = 16 if len(returns) >= 16 * 8 else 2 * max(1, len(returns) // 16)
+    out = probability_of_backtest_overfitting(returns, n_blocks=n_blocks)
+    return {
+        k: out[k] for k in ("pbo", "n_candidates", "n_blocks", "n_combinations", "prob_oos_loss", "reason")
+    }
+
+
+def _num(v, default: float) -> float:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return default
+    return v if math.isfinite(v) else default
