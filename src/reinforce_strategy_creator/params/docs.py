@@ -22,7 +22,15 @@ from pydantic import BaseModel
 
 from .base import Params, _model_type
 
-BLOCKS = ("data_ingestion", "feature_engineering", "environment", "training", "evaluation", "deployment")
+BLOCKS = (
+    "data_ingestion",
+    "feature_engineering",
+    "environment",
+    "training",
+    "evaluation",
+    "walk_forward",
+    "deployment",
+)
 MARKER = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n)(.*?)(<!-- END GENERATED: \2 -->)", re.S)
 
 
@@ -92,6 +100,7 @@ def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any
     from .deployment import DeploymentParams
     from .evaluation import EvaluationParams
     from .features import FeatureParams
+    from .walk_forward import WalkForwardParams
 
     values = parameters.get(block) or {}
     if block == "training":
@@ -101,6 +110,7 @@ def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any
         "feature_engineering": FeatureParams,
         "environment": EnvConfig,
         "evaluation": EvaluationParams,
+        "walk_forward": WalkForwardParams,
         "deployment": DeploymentParams,
     }[block]
     return list(_rows(model, block, values))

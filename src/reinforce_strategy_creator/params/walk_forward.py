@@ -49,8 +49,8 @@ class WalkForwardParams(Params):
     """A training, validation, test or paper window with fewer bars than this is an error (a gap in
     the data, or a partial last year too short to trade)."""
     warm_start: Flag = False
-    """Start each fold's training from the previous fold's champion weights; `false`: every fold
-    trains from scratch."""
+    """Start each fold's training from the previous fold's champion weights. Not supported yet:
+    `true` is refused with an error; `false`: every fold trains from scratch."""
 
     @model_validator(mode="after")
     def _rolling_window_holds_minimum(self) -> WalkForwardParams:

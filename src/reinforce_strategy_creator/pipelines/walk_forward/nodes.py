@@ -1,0 +1,103 @@
+"""Nodes of the ``walk_forward`` stage: thin wrappers over :mod:`reinforce_strategy_creator.walk_forward`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ...env import EnvConfig
+from ...evaluation.figures import equity_curves_figure
+from ...evaluation.verdict import config_sha256
+from ...params.evaluation import EvaluationParams
+from ...params.features import FeatureParams
+from ...params.training import TrainingParams
+from ...params.walk_forward import WalkForwardParams
+from ...walk_forward import engine
+
+
+def _parameters(
+    feature_engineering: FeatureParams,
+    environment: EnvConfig,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    walk_forward: WalkForwardParams,
+) -> dict[str, Any]:
+    return {
+        "feature_engineering": FeatureParams.parse(feature_engineering).to_params(),
+        "environment": EnvConfig.parse(environment).to_params(),
+        "training": TrainingParams.parse(training).to_params(),
+        "evaluation": EvaluationParams.parse(evaluation).to_params(),
+        "walk_forward": WalkForwardParams.parse(walk_forward).to_params(),
+    }
+
+
+def plan_walk_forward(
+    primary_prices: pd.DataFrame,
+    feature_engineering: FeatureParams,
+    environment: EnvConfig,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    walk_forward: WalkForwardParams,
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    """The features over the whole history and the fold layout (validated once, for every fold)."""
+    params = _parameters(feature_engineering, environment, training, evaluation, walk_forward)
+    features, plan = engine.plan(primary_prices, params)
+    layout = {"features": features, "plan": plan, "parameters": params}
+    return layout, plan.to_dict(), plan.table()
+
+
+def fold_node(name: str) -> Callable[[dict[str, Any], pd.DataFrame], engine.FoldResult]:
+    """The node that trains and selects fold ``name`` (``fold_<k>`` or ``deployment``)."""
+
+    def train_and_select(layout: dict[str, Any], primary_prices: pd.DataFrame) -> engine.FoldResult:
+        """Every agent × seed trained on the fold's training window; the champion chosen on its
+        validation window. Nothing after the validation window is read."""
+        plan = layout["plan"]
+        fold = plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
+        return engine.run_fold(fold, layout["features"], primary_prices, layout["parameters"])
+
+    train_and_select.__qualname__ = f"train_and_select[{name}]"
+    return train_and_select
+
+
+def stitch_record(
+    layout: dict[str, Any], primary_prices: pd.DataFrame, *results: engine.FoldResult
+) -> tuple[engine.StitchedRecord, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One account per lane over every fold's test window; the ledger, metrics and fold table."""
+    record = engine.stitch(list(results), layout["features"], primary_prices, layout["parameters"])
+    return record, record.ledger, record.records, record.folds
+
+
+def judge_record(
+    record: engine.StitchedRecord, layout: dict[str, Any], gate_decisions: list, *results: engine.FoldResult
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The gate on the procedure's stitched record (PSR deflated for earlier decisions on the same
+    window), with PBO and DSR; returns the verdict and the decision to append to the registry."""
+    params = layout["parameters"]
+    return engine.judge(
+        record,
+        list(results),
+        params,
+        earlier_decisions=list(gate_decisions or []),
+        config=config_sha256(params),
+    )
+
+
+def stitched_equity_figure(record: engine.StitchedRecord) -> Figure:
+    """The stitched equity of the procedure, each agent and the benchmarks (log scale), with the
+    fold boundaries marked."""
+    ledger = record.ledger
+    keep = ledger["kind"].isin(["procedure", "agent_selected", "benchmark"]) & (ledger["seed"] == 0)
+    curves = {}
+    for (kind, run), lane in ledger[keep].groupby(["kind", "run"], sort=False):
+        label = "walk-forward procedure" if kind == "procedure" else str(run)
+        curves[label] = lane.set_index("date")["equity"]
+    benchmarks = sorted(ledger.loc[ledger["kind"] == "benchmark", "run"].unique())
+    fig = equity_curves_figure(curves, benchmarks=benchmarks, title="Stitched out-of-sample equity")
+    ax = fig.axes[0]
+    for start in record.folds["test_start"].iloc[1:]:
+        ax.axvline(pd.Timestamp(start), color="0.6", lw=0.8, ls=":")
+    return fig

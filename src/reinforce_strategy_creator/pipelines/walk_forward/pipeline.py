@@ -1,0 +1,89 @@
+"""Wire the ``walk_forward`` stage: one namespace ``walk_forward.<fold>`` per fold.
+
+The folds are ``fold_1`` … ``fold_<walk_forward.folds>`` and ``deployment`` (read from the
+parameters, like the agents of ``training``); each trains every agent on its own training
+window and selects on its validation window. ``stitch`` replays the folds' choices over their
+test windows as one account, and ``judge`` gates the procedure on that record.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from ...project_params import parameters
+from .nodes import fold_node, judge_record, plan_walk_forward, stitch_record, stitched_equity_figure
+
+PARAMETERS = (
+    "params:feature_engineering",
+    "params:environment",
+    "params:training",
+    "params:evaluation",
+    "params:walk_forward",
+)
+
+
+def fold_names() -> list[str]:
+    """``fold_1`` … ``fold_<n>`` from ``walk_forward.folds`` (default 5)."""
+    n = int((parameters().get("walk_forward") or {}).get("folds", 5))
+    return [f"fold_{k}" for k in range(1, n + 1)]
+
+
+def _fold(name: str) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                fold_node(name),
+                inputs=["layout", "primary_prices"],
+                outputs="result",
+                name="train_and_select",
+            )
+        ],
+        namespace=f"walk_forward.{name}",
+        inputs={"layout": "walk_forward.layout", "primary_prices": "primary_prices"},
+        tags=["walk_forward", name],
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    folds = fold_names()
+    results = [f"walk_forward.{name}.result" for name in folds]
+    head = pipeline(
+        [
+            node(
+                plan_walk_forward,
+                inputs=["primary_prices", *PARAMETERS],
+                outputs=["walk_forward.layout", "walk_forward.plan", "walk_forward.plan_table"],
+                name="plan_folds",
+            ),
+            node(
+                stitch_record,
+                inputs=["walk_forward.layout", "primary_prices", *results],
+                outputs=[
+                    "walk_forward.record",
+                    "walk_forward.ledger",
+                    "walk_forward.metrics",
+                    "walk_forward.folds",
+                ],
+                name="stitch",
+            ),
+            node(
+                judge_record,
+                inputs=[
+                    "walk_forward.record",
+                    "walk_forward.layout",
+                    "walk_forward.gate_decisions",
+                    *results,
+                ],
+                outputs=["walk_forward.verdict", "walk_forward.gate_decision"],
+                name="judge",
+            ),
+            node(
+                stitched_equity_figure,
+                inputs="walk_forward.record",
+                outputs="walk_forward.stitched_equity_png",
+                name="plot_stitched_equity",
+            ),
+        ],
+        tags=["walk_forward"],
+    )
+    return sum((_fold(name) for name in (*folds, "deployment")), head)

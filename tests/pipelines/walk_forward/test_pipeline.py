@@ -1,0 +1,64 @@
+"""The ``walk_forward`` stage: wiring, and the real ``kedro run`` on the embedded S&P 500."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from reinforce_strategy_creator.pipelines.walk_forward import create_pipeline
+from reinforce_strategy_creator.pipelines.walk_forward.pipeline import fold_names
+from tests.support.project import catalog_config, copy_project, kedro
+
+
+def test_one_namespace_per_fold_and_the_deployment_fold():
+    pipe = create_pipeline()
+    namespaces = {n.namespace for n in pipe.nodes if n.namespace}
+    assert namespaces == {f"walk_forward.{f}" for f in (*fold_names(), "deployment")}
+    assert fold_names() == ["fold_1", "fold_2", "fold_3", "fold_4", "fold_5"]
+    names = {n.name for n in pipe.nodes}
+    assert {"plan_folds", "stitch", "judge", "plot_stitched_equity"} <= names
+    # every fold feeds the stitched record; the deployment fold does not
+    stitch = next(n for n in pipe.nodes if n.name == "stitch")
+    assert [i for i in stitch.inputs if i.endswith(".result")] == [
+        f"walk_forward.{f}.result" for f in fold_names()
+    ]
+
+
+def test_every_dataset_of_the_stage_is_declared_with_a_layer():
+    catalog = catalog_config()
+    for name in create_pipeline().datasets():
+        if name.startswith("params:") or name == "primary_prices":
+            continue
+        entry = catalog.get(name) or catalog.get("walk_forward.{fold}.result")
+        assert entry is not None, name
+        assert entry["metadata"]["kedro-viz"]["layer"], name
+
+
+@pytest.mark.slow
+def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(tmp_path):
+    root = copy_project(tmp_path / "project", envs=("base", "quick"))
+    args = ("run", "--pipelines", "data_ingestion,walk_forward", "--env", "quick")
+    params = "--params=walk_forward.folds=2,training.common.seeds=[0]"
+    first = kedro(root, *args, params)
+    assert first.returncode == 0, first.stderr[-3000:]
+    folds = pd.read_csv(root / "data/08_reporting/walk_forward_folds.csv")
+    assert list(folds["label"].astype(str)) == ["2016", "2017"]
+    assert folds["champion"].notna().all()
+    verdict = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
+    assert verdict["decided_on"]["split"] == "walk_forward"
+    assert verdict["decided_on"]["start"].startswith("2016-01") and verdict["decided_on"]["end"].startswith(
+        "2017-12"
+    )
+    recon = verdict["reconciliation"]["procedure"]
+    assert sum(recon["fold_pnl_cents"].values()) == recon["final_cents"] - recon["initial_cents"]
+    ledger = pd.read_parquet(root / "data/07_model_output/walk_forward_ledger.parquet")
+    assert set(ledger["kind"]) >= {"procedure", "agent_selected", "agent", "benchmark", "random"}
+    assert (root / "data/08_reporting/walk_forward_stitched_equity.png").stat().st_size > 10_000
+    # a second look at the same window is counted; another configuration raises the hurdle
+    again = kedro(root, *args, params.replace("seeds=[0]", "seeds=[1]"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
+    assert second["window_reuse"]["earlier_decisions"] == 1
+    assert second["deflation"]["n_configurations"] == 2
