@@ -13,8 +13,7 @@ import torch
 
 from reinforce_strategy_creator.env import EnvConfig, MarketDataError, replay
 from reinforce_strategy_creator.env.observation import build_windows
-
-from .conftest import make_market
+from tests.support.env import make_market
 
 W = 4
 

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-class ReconciliationError(AssertionError):
+class ReconciliationError(RuntimeError):
     """The per-fold pieces of a stitched ledger do not add up to its equity."""
 
 
