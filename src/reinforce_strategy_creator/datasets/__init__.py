@@ -13,6 +13,7 @@ _LAZY = {
     "GateDecisionLogDataset": "reinforce_strategy_creator.datasets.deployment",
     "ModelRegistryDataset": "reinforce_strategy_creator.datasets.deployment",
     "PaperAccountDataset": "reinforce_strategy_creator.datasets.deployment",
+    "FoldCacheDataset": "reinforce_strategy_creator.datasets.fold_cache",
     "SourcedCSVDataset": "reinforce_strategy_creator.datasets.sourced",
     "SourcedParquetDataset": "reinforce_strategy_creator.datasets.sourced",
     "PolicyArtifactDataset": "reinforce_strategy_creator.datasets.policy_artifact",

@@ -48,6 +48,10 @@ class WalkForwardParams(Params):
     min_window_bars: PositiveInt = 20
     """A training, validation, test or paper window with fewer bars than this is an error (a gap in
     the data, or a partial last year too short to trade)."""
+    reuse_folds: Flag = True
+    """Load a fold stored under the same fingerprint (its data up to the validation end, windows,
+    training and selection parameters, agents and code) from `walk_forward.fold_cache` instead of
+    retraining it; `false`: retrain every fold (and store nothing)."""
     warm_start: Flag = False
     """Start each fold's training from the previous fold's champion weights. Not supported yet:
     `true` is refused with an error; `false`: every fold trains from scratch."""

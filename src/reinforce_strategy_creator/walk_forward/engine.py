@@ -41,6 +41,7 @@ from ..params.features import FeatureParams
 from ..params.training import TrainingParams
 from ..params.walk_forward import WalkForwardParams
 from ..training import train_agent
+from .cache import FoldCache, fold_key
 from .folds import Fold, FoldPlan, plan_folds
 from .stitch import FoldSwitch, LanePolicies, fold_segments, reconcile_segments, stitched_market
 from .tables import FoldTables, fold_tables
@@ -67,6 +68,7 @@ class FoldResult:
     validation: pd.DataFrame
     champion: dict[str, Any]
     best_seed: dict[str, int]
+    from_cache: bool = False
 
 
 @dataclass
@@ -102,15 +104,50 @@ def run_fold(
     prices: pd.DataFrame,
     parameters: Mapping[str, Any],
     agents: Sequence[str] | None = None,
+    cache: FoldCache | None = None,
 ) -> FoldResult:
-    """Train every agent × seed of ``fold`` and choose its champion on its validation window."""
+    """Train every agent × seed of ``fold`` and choose its champion on its validation window.
+
+    With ``cache``, a fold stored under the same :func:`~.cache.fold_key` (same data up to its
+    validation end, windows, parameters, agents and code) is loaded instead of trained, and a
+    trained fold is stored."""
+    env = EnvConfig.parse(parameters["environment"])
+    fe = FeatureParams.parse(parameters["feature_engineering"])
+    training = TrainingParams.parse(parameters["training"])
+    tables = fold_tables(features, prices, fold, env.window, fe.scaler)
+    agents = list(agents or sorted(training.agents))
+    key = fold_key(fold, prices, parameters, agents) if cache is not None else None
+    stored = cache.load(key) if cache is not None else None
+    if stored is not None:
+        if stored["scaler"] != tables.scaler:
+            raise RuntimeError(
+                f"{fold.name}: stored fold {key} was fit with another scaler; delete {cache.path(key)}"
+            )
+        return FoldResult(
+            fold,
+            tables,
+            stored["bundles"],
+            stored["histories"],
+            stored["validation"],
+            stored["champion"],
+            stored["best_seed"],
+            from_cache=True,
+        )
+    result = _train_and_select(fold, tables, prices, parameters, agents)
+    if cache is not None:
+        cache.save(key, result)
+    return result
+
+
+def _train_and_select(
+    fold: Fold, tables: FoldTables, prices: pd.DataFrame, parameters: Mapping[str, Any], agents: list[str]
+) -> FoldResult:
     env = EnvConfig.parse(parameters["environment"])
     fe = FeatureParams.parse(parameters["feature_engineering"])
     training = TrainingParams.parse(parameters["training"])
     evaluation = EvaluationParams.parse(parameters["evaluation"])
-    tables = fold_tables(features, prices, fold, env.window, fe.scaler)
     bundles, histories = {}, {}
-    for agent in agents or sorted(training.agents):
+    for agent in agents:
         bundles[agent], histories[agent] = train_agent(
             tables.train,
             tables.validation,

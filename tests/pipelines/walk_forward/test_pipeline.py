@@ -62,3 +62,11 @@ def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(tmp_
     second = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
     assert second["window_reuse"]["earlier_decisions"] == 1
     assert second["deflation"]["n_configurations"] == 2
+    # the first configuration again: every fold comes from the fold store, nothing is trained
+    third = kedro(root, *args, params)
+    assert third.returncode == 0, third.stderr[-3000:]
+    log = third.stdout + third.stderr
+    assert log.count("loaded from the fold store") == 3 and ": trained" not in log
+    again_verdict = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
+    assert again_verdict["procedure"] == verdict["procedure"] and again_verdict["folds"] == verdict["folds"]
+    assert again_verdict["window_reuse"]["earlier_decisions"] == 2

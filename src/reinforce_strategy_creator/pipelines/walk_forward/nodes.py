@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,9 @@ from ...params.features import FeatureParams
 from ...params.training import TrainingParams
 from ...params.walk_forward import WalkForwardParams
 from ...walk_forward import engine
+from ...walk_forward.cache import FoldCache
+
+logger = logging.getLogger(__name__)
 
 
 def _parameters(
@@ -49,15 +53,24 @@ def plan_walk_forward(
     return layout, plan.to_dict(), plan.table()
 
 
-def fold_node(name: str) -> Callable[[dict[str, Any], pd.DataFrame], engine.FoldResult]:
+def fold_node(name: str) -> Callable[..., engine.FoldResult]:
     """The node that trains and selects fold ``name`` (``fold_<k>`` or ``deployment``)."""
 
-    def train_and_select(layout: dict[str, Any], primary_prices: pd.DataFrame) -> engine.FoldResult:
+    def train_and_select(
+        layout: dict[str, Any], primary_prices: pd.DataFrame, fold_cache: FoldCache
+    ) -> engine.FoldResult:
         """Every agent × seed trained on the fold's training window; the champion chosen on its
-        validation window. Nothing after the validation window is read."""
+        validation window. Nothing after the validation window is read. An unchanged fold
+        (same fingerprint) is loaded from the fold store instead (``walk_forward.reuse_folds``)."""
         plan = layout["plan"]
         fold = plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
-        return engine.run_fold(fold, layout["features"], primary_prices, layout["parameters"])
+        params = layout["parameters"]
+        cache = fold_cache if params["walk_forward"]["reuse_folds"] else None
+        result = engine.run_fold(fold, layout["features"], primary_prices, params, cache=cache)
+        logger.info(
+            "%s (%s): %s", name, fold.label, "loaded from the fold store" if result.from_cache else "trained"
+        )
+        return result
 
     train_and_select.__qualname__ = f"train_and_select[{name}]"
     return train_and_select

@@ -33,13 +33,17 @@ def _fold(name: str) -> Pipeline:
         [
             node(
                 fold_node(name),
-                inputs=["layout", "primary_prices"],
+                inputs=["layout", "primary_prices", "fold_cache"],
                 outputs="result",
                 name="train_and_select",
             )
         ],
         namespace=f"walk_forward.{name}",
-        inputs={"layout": "walk_forward.layout", "primary_prices": "primary_prices"},
+        inputs={
+            "layout": "walk_forward.layout",
+            "primary_prices": "primary_prices",
+            "fold_cache": "walk_forward.fold_cache",
+        },
         tags=["walk_forward", name],
     )
 
