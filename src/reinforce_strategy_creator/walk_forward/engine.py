@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..candidates import ENSEMBLE_SEED, seed_label
 from ..env import EnvConfig, replay
+from ..errors import InputError
 from ..evaluation.backtests import backtest_split, check_run_setups, replay_benchmarks
 from ..evaluation.gate import evaluate_gate, select_champion
 from ..evaluation.metrics import infer_periods_per_year, json_safe, performance_metrics
@@ -46,7 +47,16 @@ from .folds import Fold, FoldPlan, plan_folds
 from .stitch import FoldSwitch, LanePolicies, fold_segments, reconcile_segments, stitched_market
 from .tables import FoldTables, fold_tables
 
-__all__ = ["FoldResult", "StitchedRecord", "judge", "plan", "run_fold", "stitch"]
+__all__ = [
+    "FoldResult",
+    "StitchedRecord",
+    "WalkForwardError",
+    "deployment_champion",
+    "judge",
+    "plan",
+    "run_fold",
+    "stitch",
+]
 
 #: the stitched ledger's lanes besides the benchmarks: kind → what one lane is
 LANE_KINDS = {
@@ -55,6 +65,10 @@ LANE_KINDS = {
     "agent": "the agent's seed s in every fold (a candidate for PBO)",
     "ensemble": "the agent's seed ensemble in every fold",
 }
+
+
+class WalkForwardError(InputError):
+    """A walk-forward run cannot go on (e.g. the deployment fold produced no champion)."""
 
 
 @dataclass
@@ -383,3 +397,42 @@ def _num(v, default: float) -> float:
     except (TypeError, ValueError):
         return default
     return v if math.isfinite(v) else default
+
+
+def deployment_champion(
+    deployment: FoldResult, verdict: Mapping[str, Any], policy: Any, evaluation: EvaluationParams
+) -> dict[str, Any]:
+    """The ``champion`` document (docs/contracts.md) of the deployment fold's champion: chosen on
+    the deployment fold's validation window, stored as ``policy`` (a loaded, versioned artifact),
+    and judged by the procedure's stitched record (``verdict``): the procedure that chose it is
+    what the walk-forward tested."""
+    sel = deployment.champion
+    val = {
+        k: v for k, v in (sel.get("validation") or {}).items() if k not in ("split", "kind", "agent", "seed")
+    }
+    passed = bool(verdict.get("passed"))
+    return json_safe(
+        {
+            "agent": sel["agent"],
+            "seed": sel["seed"],
+            "kind": sel.get("kind"),
+            "member": seed_label(sel["seed"]),
+            "policy_version": getattr(policy, "version", None),
+            "policy_filepath": getattr(policy, "filepath", None),
+            "validation_metrics": val or None,
+            "test_metrics": dict(verdict.get("procedure") or {}) or None,
+            "verdict_passed": passed,
+            "selected_on": "validation",
+            "selection_rule": evaluation.selection,
+            "decided_on": "walk_forward",
+            "rank_metric": evaluation.rank_metric,
+            "reason": None if passed else "the walk-forward procedure's stitched record failed the gate",
+            "n_candidates": sel["n_candidates"],
+            "fold": deployment.fold.to_dict(),
+            "verdict": {
+                "passed": passed,
+                "rules": verdict.get("rules", {}),
+                "decided_on": verdict.get("decided_on"),
+            },
+        }
+    )

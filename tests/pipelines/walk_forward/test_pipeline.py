@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -15,12 +16,12 @@ from tests.support.project import catalog_config, copy_project, kedro
 def test_one_namespace_per_fold_and_the_deployment_fold():
     pipe = create_pipeline()
     namespaces = {n.namespace for n in pipe.nodes if n.namespace}
-    assert namespaces == {f"walk_forward.{f}" for f in (*fold_names(), "deployment")}
+    assert namespaces == {"walk_forward"} | {f"walk_forward.{f}" for f in (*fold_names(), "deployment")}
     assert fold_names() == ["fold_1", "fold_2", "fold_3", "fold_4", "fold_5"]
     names = {n.name for n in pipe.nodes}
-    assert {"plan_folds", "stitch", "judge", "plot_stitched_equity"} <= names
+    assert {f"walk_forward.{n}" for n in ("plan_folds", "stitch", "judge", "plot_stitched_equity")} <= names
     # every fold feeds the stitched record; the deployment fold does not
-    stitch = next(n for n in pipe.nodes if n.name == "stitch")
+    stitch = next(n for n in pipe.nodes if n.name == "walk_forward.stitch")
     assert [i for i in stitch.inputs if i.endswith(".result")] == [
         f"walk_forward.{f}.result" for f in fold_names()
     ]
@@ -70,3 +71,30 @@ def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(tmp_
     again_verdict = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
     assert again_verdict["procedure"] == verdict["procedure"] and again_verdict["folds"] == verdict["folds"]
     assert again_verdict["window_reuse"]["earlier_decisions"] == 2
+
+
+@pytest.mark.slow
+def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_champion(tmp_path):
+    """``evaluation.scheme: walk_forward``: ingestion → walk_forward → deployment. The deployment
+    fold (trained through 2016, selected on 2017) is registered with the stitched record's
+    verdict and the shadow account paper-trades the held-back 2018 with it."""
+    root = copy_project(tmp_path / "project", envs=("base", "quick"))
+    params = "evaluation.scheme=walk_forward,walk_forward.folds=2,training.common.seeds=[0]"
+    run = kedro(root, "run", "--pipelines", "full_cycle", "--env", "quick", "--params", params)
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = run.stdout + run.stderr
+    ran = set(re.findall(r"Completed node: ([\w.]+)", log))
+    assert {"walk_forward.plan_folds", "walk_forward.judge", "deployment.register_champion"} <= ran
+    assert not any(n.startswith(("feature_engineering.", "training.", "evaluation.")) for n in ran), ran
+    champion = json.loads((root / "data/07_model_output/champion.json").read_text())
+    verdict = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
+    assert champion["decided_on"] == "walk_forward" and champion["verdict"]["passed"] == verdict["passed"]
+    assert champion["fold"]["validation"]["start"].startswith("2017-01")
+    assert champion["fold"]["train"]["end"].startswith("2016-12")
+    assert champion["policy_filepath"] == "data/06_models/walk_forward_policy"
+    scaler = json.loads((root / "data/05_model_input/feature_scaler.json").read_text())
+    assert scaler["fit_end"].startswith("2016-12")  # the deployment fold's own training rows
+    status = json.loads((root / "data/08_reporting/paper_status.json").read_text())
+    shadow = status["shadow"]
+    assert shadow["first_bar"].startswith("2018-01") and shadow["bars_processed_this_run"] > 200
+    assert shadow["model"].startswith(f"{champion['agent']}-{champion['policy_version']}")

@@ -1,7 +1,10 @@
-"""Compose every stage pipeline that exists into ``full_cycle``.
+"""Compose the stage pipelines into ``full_cycle``.
 
-Stages are joined through the Data Catalog: the outputs one stage declares are the
-inputs the next reads, so the composition is a plain sum of the stage pipelines.
+Stages are joined through the Data Catalog: the outputs one stage declares are the inputs the
+next reads, so the composition is a plain sum of the stage pipelines. ``evaluation.scheme``
+chooses what runs between ingestion and deployment: ``single_split`` (feature_engineering,
+training, evaluation) or ``walk_forward`` (the walk_forward stage, whose deployment fold
+provides the ``champion``, ``feature_scaler`` and ``model_input_train`` deployment reads).
 """
 
 from __future__ import annotations
@@ -10,7 +13,21 @@ import importlib
 
 from kedro.pipeline import Pipeline
 
+from ...project_params import parameters
+
 STAGES = ("data_ingestion", "feature_engineering", "training", "evaluation", "deployment")
+SCHEMES = {
+    "single_split": STAGES,
+    "walk_forward": ("data_ingestion", "walk_forward", "deployment"),
+}
+
+
+def scheme() -> str:
+    """``evaluation.scheme`` of the current session's parameters (default ``single_split``)."""
+    value = str((parameters().get("evaluation") or {}).get("scheme", "single_split"))
+    if value not in SCHEMES:
+        raise ValueError(f"evaluation.scheme = {value!r}: choose one of {sorted(SCHEMES)}")
+    return value
 
 
 def _stage(name: str) -> Pipeline | None:
@@ -25,7 +42,7 @@ def _stage(name: str) -> Pipeline | None:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    stages = [p for p in (_stage(name) for name in STAGES) if p is not None]
+    stages = [p for p in (_stage(name) for name in SCHEMES[scheme()]) if p is not None]
     if not stages:
         raise RuntimeError("full_cycle found no stage pipelines under pipelines/.")
     return sum(stages, Pipeline([]))

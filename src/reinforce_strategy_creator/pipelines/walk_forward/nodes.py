@@ -114,3 +114,28 @@ def stitched_equity_figure(record: engine.StitchedRecord) -> Figure:
     for start in record.folds["test_start"].iloc[1:]:
         ax.axvline(pd.Timestamp(start), color="0.6", lw=0.8, ls=":")
     return fig
+
+
+def deployment_policy(deployment: engine.FoldResult) -> Any:
+    """The deployment fold's champion agent (all its seeds: an ensemble needs them), to store as a
+    versioned artifact. The deployment fold trains through the year before the paper period and
+    selects on that year."""
+    agent = deployment.champion["agent"]
+    if agent is None:
+        raise engine.WalkForwardError(
+            f"walk_forward.deployment: no champion ({deployment.champion.get('reason')}); nothing to deploy."
+        )
+    return deployment.bundles[agent]
+
+
+def deployment_documents(
+    policy: Any, deployment: engine.FoldResult, verdict: dict[str, Any], evaluation: EvaluationParams
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    """``champion`` (the deployment fold's champion, carrying the stitched record's verdict),
+    ``feature_scaler`` and ``model_input_train`` of the deployment fold: what deployment registers
+    and trades with, in the same contract as the single split's."""
+    return (
+        engine.deployment_champion(deployment, verdict, policy, EvaluationParams.parse(evaluation)),
+        deployment.tables.scaler,
+        deployment.tables.train,
+    )

@@ -11,7 +11,15 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline, node, pipeline
 
 from ...project_params import parameters
-from .nodes import fold_node, judge_record, plan_walk_forward, stitch_record, stitched_equity_figure
+from .nodes import (
+    deployment_documents,
+    deployment_policy,
+    fold_node,
+    judge_record,
+    plan_walk_forward,
+    stitch_record,
+    stitched_equity_figure,
+)
 
 PARAMETERS = (
     "params:feature_engineering",
@@ -49,45 +57,55 @@ def _fold(name: str) -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    """The fold namespaces, then ``walk_forward.plan_folds`` / ``stitch`` / ``judge`` /
+    ``store_deployment_policy`` / ``deployment_documents`` / ``plot_stitched_equity``. Datasets
+    of the stage are ``walk_forward.*``; it reads ``primary_prices`` and writes the ``champion``,
+    ``feature_scaler`` and ``model_input_train`` that deployment reads."""
     folds = fold_names()
-    results = [f"walk_forward.{name}.result" for name in folds]
+    results = [f"{name}.result" for name in folds]
     head = pipeline(
         [
             node(
                 plan_walk_forward,
                 inputs=["primary_prices", *PARAMETERS],
-                outputs=["walk_forward.layout", "walk_forward.plan", "walk_forward.plan_table"],
+                outputs=["layout", "plan", "plan_table"],
                 name="plan_folds",
             ),
             node(
                 stitch_record,
-                inputs=["walk_forward.layout", "primary_prices", *results],
-                outputs=[
-                    "walk_forward.record",
-                    "walk_forward.ledger",
-                    "walk_forward.metrics",
-                    "walk_forward.folds",
-                ],
+                inputs=["layout", "primary_prices", *results],
+                outputs=["record", "ledger", "metrics", "folds"],
                 name="stitch",
             ),
             node(
                 judge_record,
-                inputs=[
-                    "walk_forward.record",
-                    "walk_forward.layout",
-                    "walk_forward.gate_decisions",
-                    *results,
-                ],
-                outputs=["walk_forward.verdict", "walk_forward.gate_decision"],
+                inputs=["record", "layout", "gate_decisions", *results],
+                outputs=["verdict", "gate_decision"],
                 name="judge",
             ),
             node(
+                deployment_policy,
+                inputs="deployment.result",
+                outputs="deployment_policy",
+                name="store_deployment_policy",
+            ),
+            node(
+                deployment_documents,
+                inputs=["deployment_policy", "deployment.result", "verdict", "params:evaluation"],
+                outputs=["champion", "feature_scaler", "model_input_train"],
+                name="deployment_documents",
+            ),
+            node(
                 stitched_equity_figure,
-                inputs="walk_forward.record",
-                outputs="walk_forward.stitched_equity_png",
+                inputs="record",
+                outputs="stitched_equity_png",
                 name="plot_stitched_equity",
             ),
         ],
+        namespace="walk_forward",
+        inputs={"primary_prices"},
+        outputs={"champion", "feature_scaler", "model_input_train"},
+        parameters={p: p for p in PARAMETERS},
         tags=["walk_forward"],
     )
     return sum((_fold(name) for name in (*folds, "deployment")), head)
