@@ -57,6 +57,8 @@ def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(tmp_
     ledger = pd.read_parquet(root / "data/07_model_output/walk_forward_ledger.parquet")
     assert set(ledger["kind"]) >= {"procedure", "agent_selected", "agent", "benchmark", "random"}
     assert (root / "data/08_reporting/walk_forward_stitched_equity.png").stat().st_size > 10_000
+    report = (root / "data/08_reporting/walk_forward_report.html").read_text()
+    assert report.count("<img ") == 2 and ("PASSED" in report[:600] or "FAILED" in report[:600])
     # a second look at the same window is counted; another configuration raises the hurdle
     again = kedro(root, *args, params.replace("seeds=[0]", "seeds=[1]"))
     assert again.returncode == 0, again.stderr[-3000:]

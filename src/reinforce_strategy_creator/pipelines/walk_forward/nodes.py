@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ...env import EnvConfig
+from ...evaluation.backtests import trading_setup
 from ...evaluation.figures import equity_curves_figure
 from ...evaluation.verdict import config_sha256
 from ...params.evaluation import EvaluationParams
@@ -18,6 +19,7 @@ from ...params.training import TrainingParams
 from ...params.walk_forward import WalkForwardParams
 from ...walk_forward import engine
 from ...walk_forward.cache import FoldCache
+from ...walk_forward.report import render_walk_forward_report
 
 logger = logging.getLogger(__name__)
 
@@ -139,3 +141,11 @@ def deployment_documents(
         deployment.tables.scaler,
         deployment.tables.train,
     )
+
+
+def render_report(record: engine.StitchedRecord, verdict: dict[str, Any], environment: EnvConfig) -> str:
+    """The walk-forward tear sheet (HTML): verdict and why, side-by-side metrics, stitched equity
+    first; then the gate's rules, folds, per-fold Sharpe, selection effort and setup."""
+    setup = trading_setup(EnvConfig.parse(environment))
+    figure = stitched_equity_figure(record)
+    return render_walk_forward_report(verdict, record.records, record.folds, figure, setup)

@@ -17,6 +17,7 @@ from .nodes import (
     fold_node,
     judge_record,
     plan_walk_forward,
+    render_report,
     stitch_record,
     stitched_equity_figure,
 )
@@ -94,6 +95,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["deployment_policy", "deployment.result", "verdict", "params:evaluation"],
                 outputs=["champion", "feature_scaler", "model_input_train"],
                 name="deployment_documents",
+            ),
+            node(
+                render_report,
+                inputs=["record", "verdict", "params:environment"],
+                outputs="report",
+                name="render_report",
             ),
             node(
                 stitched_equity_figure,
