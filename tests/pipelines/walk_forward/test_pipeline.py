@@ -13,10 +13,14 @@ from reinforce_strategy_creator.pipelines.walk_forward.pipeline import fold_name
 from tests.support.project import catalog_config, copy_project, kedro
 
 
-def test_one_namespace_per_fold_and_the_deployment_fold():
+def test_one_namespace_per_fold_and_the_deployment_fold_only_when_deploying():
     pipe = create_pipeline()
     namespaces = {n.namespace for n in pipe.nodes if n.namespace}
-    assert namespaces == {"walk_forward"} | {f"walk_forward.{f}" for f in (*fold_names(), "deployment")}
+    assert namespaces == {"walk_forward"} | {f"walk_forward.{f}" for f in fold_names()}
+    assert not {"champion", "feature_scaler", "model_input_train"} & pipe.all_outputs()
+    deploying = create_pipeline(deploy=True)
+    assert "walk_forward.deployment" in {n.namespace for n in deploying.nodes}
+    assert {"champion", "feature_scaler", "model_input_train"} <= deploying.all_outputs()
     assert fold_names() == ["fold_1", "fold_2", "fold_3", "fold_4", "fold_5"]
     names = {n.name for n in pipe.nodes}
     assert {f"walk_forward.{n}" for n in ("plan_folds", "stitch", "judge", "plot_stitched_equity")} <= names
@@ -29,10 +33,11 @@ def test_one_namespace_per_fold_and_the_deployment_fold():
 
 def test_every_dataset_of_the_stage_is_declared_with_a_layer():
     catalog = catalog_config()
-    for name in create_pipeline().datasets():
+    for name in create_pipeline(deploy=True).datasets():
         if name.startswith("params:") or name == "primary_prices":
             continue
-        entry = catalog.get(name) or catalog.get("walk_forward.{fold}.result")
+        factory = "walk_forward.{fold}.result" if re.fullmatch(r"walk_forward\.\w+\.result", name) else None
+        entry = catalog.get(name) or catalog.get(factory)
         assert entry is not None, name
         assert entry["metadata"]["kedro-viz"]["layer"], name
 
@@ -69,7 +74,7 @@ def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(tmp_
     third = kedro(root, *args, params)
     assert third.returncode == 0, third.stderr[-3000:]
     log = third.stdout + third.stderr
-    assert log.count("loaded from the fold store") == 3 and ": trained" not in log
+    assert log.count("loaded from the fold store") == 2 and ": trained" not in log
     again_verdict = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
     assert again_verdict["procedure"] == verdict["procedure"] and again_verdict["folds"] == verdict["folds"]
     assert again_verdict["window_reuse"]["earlier_decisions"] == 2

@@ -38,7 +38,8 @@ def _stage(name: str) -> Pipeline | None:
         if exc.name == module_name:  # the stage has not been built yet
             return None
         raise  # the stage exists but is broken: never hide that
-    return module.create_pipeline()
+    # under the walk_forward scheme the stage also hands its deployment fold to deployment
+    return module.create_pipeline(deploy=True) if name == "walk_forward" else module.create_pipeline()
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -57,11 +57,14 @@ def _fold(name: str) -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
     """The fold namespaces, then ``walk_forward.plan_folds`` / ``stitch`` / ``judge`` /
-    ``store_deployment_policy`` / ``deployment_documents`` / ``plot_stitched_equity``. Datasets
-    of the stage are ``walk_forward.*``; it reads ``primary_prices`` and writes the ``champion``,
-    ``feature_scaler`` and ``model_input_train`` that deployment reads."""
+    ``render_report`` / ``plot_stitched_equity``; every dataset of the stage is
+    ``walk_forward.*`` and it reads ``primary_prices``. With ``deploy`` (``full_cycle`` under
+    ``evaluation.scheme: walk_forward``) it also trains the deployment fold
+    (``walk_forward.deployment``), stores its champion and writes
+    the ``champion``, ``feature_scaler`` and ``model_input_train`` that deployment reads; run
+    alone, the stage leaves those (the single split's) untouched."""
     folds = fold_names()
     results = [f"{name}.result" for name in folds]
     head = pipeline(
@@ -85,18 +88,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="judge",
             ),
             node(
-                deployment_policy,
-                inputs="deployment.result",
-                outputs="deployment_policy",
-                name="store_deployment_policy",
-            ),
-            node(
-                deployment_documents,
-                inputs=["deployment_policy", "deployment.result", "verdict", "params:evaluation"],
-                outputs=["champion", "feature_scaler", "model_input_train"],
-                name="deployment_documents",
-            ),
-            node(
                 render_report,
                 inputs=["record", "verdict", "params:environment"],
                 outputs="report",
@@ -111,8 +102,31 @@ def create_pipeline(**kwargs) -> Pipeline:
         ],
         namespace="walk_forward",
         inputs={"primary_prices"},
-        outputs={"champion", "feature_scaler", "model_input_train"},
         parameters={p: p for p in PARAMETERS},
         tags=["walk_forward"],
     )
-    return sum((_fold(name) for name in (*folds, "deployment")), head)
+    stage = sum((_fold(name) for name in folds), head)
+    return stage + _fold("deployment") + _deploy() if deploy else stage
+
+
+def _deploy() -> Pipeline:
+    return pipeline(
+        [
+            node(
+                deployment_policy,
+                inputs="deployment.result",
+                outputs="deployment_policy",
+                name="store_deployment_policy",
+            ),
+            node(
+                deployment_documents,
+                inputs=["deployment_policy", "deployment.result", "verdict", "params:evaluation"],
+                outputs=["champion", "feature_scaler", "model_input_train"],
+                name="deployment_documents",
+            ),
+        ],
+        namespace="walk_forward",
+        outputs={"champion", "feature_scaler", "model_input_train"},
+        parameters={"params:evaluation": "params:evaluation"},
+        tags=["walk_forward", "deploy"],
+    )
