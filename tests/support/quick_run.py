@@ -1,6 +1,7 @@
 """The CI flow on a throw-away copy of the project, made once per test session (tests/conftest.py).
 
-``kedro run --env quick`` (the whole ``full_cycle`` with tiny training budgets); if the registry
+``kedro run --env quick`` (the whole ``full_cycle`` with tiny training budgets) and the
+``walk_forward`` stage with two folds; if the registry
 then has no production model, the README's override: the champion is promoted by hand
 (``kedro models promote <id> --force --reason "ci notebook run"``) and
 ``kedro run --env quick --pipelines deployment`` trades the paper bars.
@@ -35,6 +36,8 @@ def build_quick_run(root: Path) -> Path:
     """Copy the project (conf base + quick, raw data, notebooks) to ``root`` and run the CI flow."""
     copy_project(root, envs=("base", "quick"), notebooks=True)
     _kedro(root, "run", "--env", "quick")
+    # the walk-forward stage on the same data, for notebooks/04 (two folds keep it short)
+    _kedro(root, "run", "--env", "quick", "--pipelines", "walk_forward", "--params", "walk_forward.folds=2")
     entries = registry_entries(root)
     assert entries, "the quick run registered no model"
     if not any(e["status"] == "production" for e in entries):
