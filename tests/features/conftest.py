@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from reinforce_strategy_creator.params.features import FeatureSpec
+
 
 @pytest.fixture
-def spec(stage_params) -> dict:
-    return stage_params["features"]
+def spec() -> dict:
+    """Every indicator with the model's periods (``FeatureSpec()``), not the project's tuned
+    selection in conf/base: these tests check each indicator."""
+    return FeatureSpec().to_params()

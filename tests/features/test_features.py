@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import talib
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator import features as fe
 from reinforce_strategy_creator.params.base import ParameterError
-from tests.support.features import PARAMS_FILE, random_walk
+from reinforce_strategy_creator.params.features import FeatureSpec
+from tests.support.features import random_walk
 
-SPEC = yaml.safe_load(PARAMS_FILE.read_text())["feature_engineering"]["features"]
+SPEC = FeatureSpec().to_params()  # every indicator (the model's periods), not conf/base's tuned selection
 LOOKBACK = fe.max_lookback(SPEC)
 N = LOOKBACK + 60
 BASE = random_walk(N, seed=7)

@@ -88,7 +88,7 @@ def test_bad_scaler_dicts(sp500_prices, stage_params):
         with pytest.raises(fe.ScalerFormatError, match=match):
             fe.scaler_from_dict(bad)
     with pytest.raises(fe.ScalerFormatError, match="do not match feature_scaler.feature_names"):
-        fe.scale_features(val.drop(columns="feat_rsi_14"), scaler)
+        fe.scale_features(val.drop(columns=fe.feature_columns(val)[0]), scaler)
     with pytest.raises(fe.ScalerFormatError, match=r"feature_engineering\.scaler = 'minmax'"):
         fe.fit_scaler(val, "minmax")
 

@@ -26,6 +26,7 @@ import torch
 
 from ..env import MarketArrays
 from ..env.observation import build_windows
+from ..errors import InputError
 from ..features import build_model_input, scale_features
 from .folds import Fold
 
@@ -40,8 +41,9 @@ __all__ = [
 ]
 
 
-class ReconciliationError(RuntimeError):
-    """The per-fold pieces of a stitched ledger do not add up to its equity."""
+class ReconciliationError(InputError):
+    """The per-fold pieces of a stitched ledger do not add up to its equity (a ledger that was
+    edited, truncated or cut at the wrong bars)."""
 
 
 @dataclass(frozen=True)

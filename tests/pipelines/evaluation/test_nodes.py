@@ -81,8 +81,9 @@ def test_benchmarks_read_the_history_before_the_window_and_nothing_after_it(
     after.loc[after.index > test.index[-1], ["Open", "High", "Low", "Close"]] *= 1.5
     pd.testing.assert_frame_equal(nodes.backtest_test(test, after, setup, **bundles), test_ledger)
     before = prices.copy()
+    # a long fall that ends far above the test window's prices: both rules are out at the start
     before.loc[before.index < test.index[0], "Close"] = np.linspace(
-        1e4, 1.0, int((before.index < test.index[0]).sum())
+        1e6, 1e5, int((before.index < test.index[0]).sum())
     )
     moved = nodes.backtest_test(test, before, setup, **bundles)
     for run in ("sma_crossover", "momentum"):

@@ -84,7 +84,7 @@ def test_pipeline_on_sp500(sp500_prices, stage_params):
     [
         (lambda p, e: p["features"]["indicators"].update(ichimoku={"periods": [9]}),
          ParameterError, r"feature_engineering\.features\.indicators\.ichimoku: unknown parameter"),
-        (lambda p, e: p["features"]["indicators"]["rsi"].update(periods=[0]),
+        (lambda p, e: p["features"]["indicators"].update(rsi={"periods": [0]}),
          ParameterError, r"feature_engineering\.features\.indicators\.rsi\.periods\[0\]: must be a positive"),
         (lambda p, e: p["splits"]["test"].update(start="2014-06-01"),
          ParameterError,
