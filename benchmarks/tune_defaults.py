@@ -55,8 +55,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "data" / "01_raw" / "sp500_daily_1999_2018.csv"
 RESULTS = ROOT / "benchmarks" / "results"
-TRIALS_CSV = RESULTS / "tune_defaults_trials.csv"   # one row per (run, agent, seed): validation only
-FINAL_CSV = RESULTS / "tune_defaults_final.csv"     # before/after defaults on validation AND test
+TRIALS_CSV = RESULTS / "tune_defaults_trials.csv"  # one row per (run, agent, seed): validation only
+FINAL_CSV = RESULTS / "tune_defaults_final.csv"  # before/after defaults on validation AND test
 DOC = ROOT / "docs" / "tuning.md"
 #: The defaults the search starts from (the branch point of the tuning work): conf/base at this
 #: revision is the "before" configuration, whatever conf/base holds now.
@@ -90,12 +90,22 @@ def params_at(rev: str | None) -> dict[str, Any]:
             for f in files:
                 (conf / "base" / f.name).write_text(f.read_text())
         else:
-            names = subprocess.run(["git", "ls-tree", "--name-only", f"{rev}:conf/base"], cwd=ROOT,
-                                   check=True, capture_output=True, text=True).stdout.split()
+            names = subprocess.run(
+                ["git", "ls-tree", "--name-only", f"{rev}:conf/base"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()
             for name in names:
                 if name.startswith("parameters"):
-                    text = subprocess.run(["git", "show", f"{rev}:conf/base/{name}"], cwd=ROOT,
-                                          check=True, capture_output=True, text=True).stdout
+                    text = subprocess.run(
+                        ["git", "show", f"{rev}:conf/base/{name}"],
+                        cwd=ROOT,
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
                     (conf / "base" / name).write_text(text)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -109,13 +119,16 @@ def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
     return merge(base, overrides)
 
 
-def run_params(base: Mapping[str, Any], overrides: Mapping[str, Any], agents: Sequence[str],
-               seeds: Sequence[int]) -> dict[str, Any]:
+def run_params(
+    base: Mapping[str, Any], overrides: Mapping[str, Any], agents: Sequence[str], seeds: Sequence[int]
+) -> dict[str, Any]:
     """``base`` + ``overrides`` with ``training`` cut to ``agents`` and ``seeds``, no progress bar."""
     p = deep_merge(base, overrides)
     training = p["training"]
-    p["training"] = {"common": {**training["common"], "seeds": list(seeds), "progress": False},
-                     **{a: training[a] for a in agents}}
+    p["training"] = {
+        "common": {**training["common"], "seeds": list(seeds), "progress": False},
+        **{a: training[a] for a in agents},
+    }
     return p
 
 
@@ -123,11 +136,13 @@ def agent_key(params: Mapping[str, Any], agent: str, market: str, seed: int) -> 
     """What one (agent, seed) result depends on: the market and every parameter that reaches
     that agent's training and evaluation (not the other agents' blocks)."""
     relevant = {k: v for k, v in params.items() if k != "training"}
-    relevant["training"] = {"common": {k: v for k, v in params["training"]["common"].items()
-                                       if k not in ("seeds", "progress")},
-                            agent: params["training"][agent]}
-    blob = json.dumps({"p": relevant, "agent": agent, "market": market, "seed": int(seed)},
-                      sort_keys=True, default=str)
+    relevant["training"] = {
+        "common": {k: v for k, v in params["training"]["common"].items() if k not in ("seeds", "progress")},
+        agent: params["training"][agent],
+    }
+    blob = json.dumps(
+        {"p": relevant, "agent": agent, "market": market, "seed": int(seed)}, sort_keys=True, default=str
+    )
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -176,8 +191,12 @@ def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
     market = market_of(unit["market"])
     params = deep_merge(unit["params"], {"environment": market.environment})
     windows = ("validation", "test") if unit["read_test"] else ("validation",)
-    rule = rule_report(market, environment=params["environment"],
-                       feature_engineering=params["feature_engineering"], windows=windows)
+    rule = rule_report(
+        market,
+        environment=params["environment"],
+        feature_engineering=params["feature_engineering"],
+        windows=windows,
+    )
     rule = rule.set_index("window")
     start = time.perf_counter()
     result = run_cycle(to_csv_frame(market.prices), params, source=market.name)
@@ -186,20 +205,27 @@ def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
     if unit["read_test"]:
         tables.append(("test", result.test))
     rows = []
-    for window, table in tables:
-        table = table[table["kind"].isin(["agent", "ensemble"])]
-        for rec in table.itertuples():
+    for window, ledger in tables:
+        candidates = ledger[ledger["kind"].isin(["agent", "ensemble"])]
+        for rec in candidates.itertuples():
             seed = int(rec.seed)
-            rows.append({
-                "market": market.name, "kind": market.kind, "window": window,
-                "agent": rec.agent, "member": "seed" if rec.kind == "agent" else "ensemble",
-                "seed": seed, "sharpe": float(rec.sharpe),
-                "rule_sharpe": float(rule.at[window, "rule_sharpe"]),
-                "buy_and_hold_sharpe": float(rule.at[window, "buy_and_hold_sharpe"]),
-                "key": (agent_key(unit["params"], rec.agent, market.name, seed)
-                        if rec.kind == "agent" else ""),
-                "run_wall_s": round(wall, 2),
-            })
+            rows.append(
+                {
+                    "market": market.name,
+                    "kind": market.kind,
+                    "window": window,
+                    "agent": rec.agent,
+                    "member": "seed" if rec.kind == "agent" else "ensemble",
+                    "seed": seed,
+                    "sharpe": float(rec.sharpe),
+                    "rule_sharpe": float(rule.at[window, "rule_sharpe"]),
+                    "buy_and_hold_sharpe": float(rule.at[window, "buy_and_hold_sharpe"]),
+                    "key": (
+                        agent_key(unit["params"], rec.agent, market.name, seed) if rec.kind == "agent" else ""
+                    ),
+                    "run_wall_s": round(wall, 2),
+                }
+            )
     if unit["read_test"]:
         for r in rows:
             r["champion_agent"] = result.champion.get("agent")
@@ -227,7 +253,7 @@ class Trial:
 
     stage: str
     name: str
-    overrides: dict[str, Any]                  # the full override set on BEFORE defaults
+    overrides: dict[str, Any]  # the full override set on BEFORE defaults
     agents: tuple[str, ...]
     markets: tuple[str, ...] = SCREEN_MARKETS
     seeds: tuple[int, ...] = SCREEN_SEEDS
@@ -255,8 +281,16 @@ def evaluate(trials: Sequence[Trial], base: Mapping[str, Any]) -> None:
             if missing:
                 p = run_params(base, t.overrides, missing, t.seeds)
                 uid = hashlib.sha1(json.dumps([m, p], sort_keys=True, default=str).encode()).hexdigest()
-                units.setdefault((m, uid), {"market": m, "params": p, "read_test": False,
-                                            "trial": f"{t.stage}/{t.name}", "stage": t.stage})
+                units.setdefault(
+                    (m, uid),
+                    {
+                        "market": m,
+                        "params": p,
+                        "read_test": False,
+                        "trial": f"{t.stage}/{t.name}",
+                        "stage": t.stage,
+                    },
+                )
     todo = list(units.values())
     if not todo:
         return
@@ -264,11 +298,14 @@ def evaluate(trials: Sequence[Trial], base: Mapping[str, Any]) -> None:
     start = time.perf_counter()
     ctx = mp.get_context("spawn")
     with ctx.Pool(WORKERS, maxtasksperchild=4) as pool:
-        for i, rows in enumerate(pool.imap_unordered(_run_unit_tagged, todo), 1):
-            rows = [r for r in rows if r["window"] == "validation"]
+        for i, unit_rows in enumerate(pool.imap_unordered(_run_unit_tagged, todo), 1):
+            rows = [r for r in unit_rows if r["window"] == "validation"]
             append_rows(TRIALS_CSV, rows)
-            print(f"  [{i}/{len(todo)}] {rows[0]['trial']} {rows[0]['market']} "
-                  f"{rows[0]['run_wall_s']:.0f}s ({time.perf_counter() - start:.0f}s)", flush=True)
+            print(
+                f"  [{i}/{len(todo)}] {rows[0]['trial']} {rows[0]['market']} "
+                f"{rows[0]['run_wall_s']:.0f}s ({time.perf_counter() - start:.0f}s)",
+                flush=True,
+            )
 
 
 def _run_unit_tagged(unit: dict[str, Any]) -> list[dict[str, Any]]:
@@ -281,8 +318,12 @@ def _run_unit_tagged(unit: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _agent_config(params: Mapping[str, Any], agent: str) -> dict[str, Any]:
-    return {"environment": params["environment"], "features": params["feature_engineering"]["features"],
-            "common": params["training"]["common"], agent: params["training"][agent]}
+    return {
+        "environment": params["environment"],
+        "features": params["feature_engineering"]["features"],
+        "common": params["training"]["common"],
+        agent: params["training"][agent],
+    }
 
 
 # ----------------------------------------------------------------------------- the objective
@@ -305,8 +346,13 @@ def trial_scores(t: Trial, log: pd.DataFrame) -> dict[str, dict[str, Any]]:
             means[m] = float(np.mean(vals))
             ratios[m] = market_ratio(means[m], rule)
         r = np.array(list(ratios.values()))
-        out[a] = {"objective": float(r.mean()), "worst": float(r.min()),
-                  "at_target": int((r >= 0.7).sum()), "ratios": ratios, "means": means}
+        out[a] = {
+            "objective": float(r.mean()),
+            "worst": float(r.min()),
+            "at_target": int((r >= 0.7).sum()),
+            "ratios": ratios,
+            "means": means,
+        }
     return out
 
 
@@ -317,18 +363,37 @@ def objective(scores: Mapping[str, Mapping[str, Any]]) -> float:
 # ----------------------------------------------------------------------------- search space
 FEATURE_SETS: dict[str, dict[str, Any]] = {
     # the before-defaults' 17 columns less MACD, Bollinger, EMA and volume, plus a 10-bar volatility
-    "lean": {"indicators": {"logret": {"periods": [1, 5, 20]}, "sma_ratio": {"periods": [20, 50]},
-                            "ema_ratio": None, "rsi": {"periods": [14]}, "macd_hist": None,
-                            "bbands": None, "atr_ratio": {"periods": [14]},
-                            "realized_vol": {"periods": [10, 20]}, "volume_z": None}},
+    "lean": {
+        "indicators": {
+            "logret": {"periods": [1, 5, 20]},
+            "sma_ratio": {"periods": [20, 50]},
+            "ema_ratio": None,
+            "rsi": {"periods": [14]},
+            "macd_hist": None,
+            "bbands": None,
+            "atr_ratio": {"periods": [14]},
+            "realized_vol": {"periods": [10, 20]},
+            "volume_z": None,
+        }
+    },
     # the before-defaults plus shorter returns and a 5/10-bar realised volatility
-    "plus_short": {"indicators": {"logret": {"periods": [1, 2, 5, 20]},
-                                  "realized_vol": {"periods": [5, 10, 20]}}},
+    "plus_short": {
+        "indicators": {"logret": {"periods": [1, 2, 5, 20]}, "realized_vol": {"periods": [5, 10, 20]}}
+    },
     # returns and volatilities only, at several horizons
-    "returns_vol": {"indicators": {"logret": {"periods": [1, 2, 5, 10, 20]}, "sma_ratio": None,
-                                   "ema_ratio": None, "rsi": None, "macd_hist": None, "bbands": None,
-                                   "atr_ratio": None, "realized_vol": {"periods": [5, 10, 20]},
-                                   "volume_z": None}},
+    "returns_vol": {
+        "indicators": {
+            "logret": {"periods": [1, 2, 5, 10, 20]},
+            "sma_ratio": None,
+            "ema_ratio": None,
+            "rsi": None,
+            "macd_hist": None,
+            "bbands": None,
+            "atr_ratio": None,
+            "realized_vol": {"periods": [5, 10, 20]},
+            "volume_z": None,
+        }
+    },
 }
 BEFORE_LR = {"ppo": 3e-4, "a2c": 7e-4, "dqn": 5e-4}
 BEFORE_STEPS = {"ppo": 200_000, "a2c": 150_000, "dqn": 150_000}
@@ -356,9 +421,11 @@ def _gae(a: str, cur: Mapping[str, Any]):
 
 def _exploration(a: str, cur: Mapping[str, Any]):
     if a == "dqn":
-        return [("exploration_fraction=0.1", _agent(a, exploration_fraction=0.1)),
-                ("exploration_fraction=0.5", _agent(a, exploration_fraction=0.5)),
-                ("eps_end=0.01", _agent(a, eps_end=0.01))]
+        return [
+            ("exploration_fraction=0.1", _agent(a, exploration_fraction=0.1)),
+            ("exploration_fraction=0.5", _agent(a, exploration_fraction=0.5)),
+            ("eps_end=0.01", _agent(a, eps_end=0.01)),
+        ]
     return [(f"ent_coef={e}", _agent(a, ent_coef=e)) for e in (0.0, 0.003, 0.03)]
 
 
@@ -370,8 +437,11 @@ def _learning_rate(a: str, cur: Mapping[str, Any]):
 def _updates(a: str, cur: Mapping[str, Any]):
     """How much each collected transition is learned from (gradient steps per env step)."""
     if a == "ppo":
-        return [("update_epochs=10", _agent(a, update_epochs=10)), ("num_steps=32", _agent(a, num_steps=32)),
-                ("num_minibatches=8", _agent(a, num_minibatches=8))]
+        return [
+            ("update_epochs=10", _agent(a, update_epochs=10)),
+            ("num_steps=32", _agent(a, num_steps=32)),
+            ("num_minibatches=8", _agent(a, num_minibatches=8)),
+        ]
     if a == "a2c":
         return [("num_steps=4", _agent(a, num_steps=4)), ("num_steps=16", _agent(a, num_steps=16))]
     return [("gradient_steps=2", _agent(a, gradient_steps=2)), ("batch_size=256", _agent(a, batch_size=256))]
@@ -385,13 +455,18 @@ def _network(a: str, cur: Mapping[str, Any]):
 def _budget(a: str, cur: Mapping[str, Any]):
     steps = [int(BEFORE_STEPS[a] * f) for f in (0.5, 2)]
     return [(f"total_steps={s}", _agent(a, total_steps=s)) for s in steps] + [
-        ("num_envs=32", _agent(a, num_envs=32)), ("num_envs=128", _agent(a, num_envs=128))]
+        ("num_envs=32", _agent(a, num_envs=32)),
+        ("num_envs=128", _agent(a, num_envs=128)),
+    ]
 
 
 def _cadence(a: str, cur: Mapping[str, Any]):
     every = BEFORE_EVAL_EVERY[a] * 2
-    return [(f"eval_every={every}", _agent(a, eval_every=every)), ("patience=4", _agent(a, patience=4)),
-            ("patience=16", _agent(a, patience=16))]
+    return [
+        (f"eval_every={every}", _agent(a, eval_every=every)),
+        ("patience=4", _agent(a, patience=4)),
+        ("patience=16", _agent(a, patience=16)),
+    ]
 
 
 #: The stages, in order: (name, scope, candidates). Scope "shared": one setting for every agent
@@ -401,10 +476,19 @@ def _cadence(a: str, cur: Mapping[str, Any]):
 STAGES: list[tuple[str, str, Any]] = [
     ("S1-discount", "agent", _discount),
     ("S2-window", "shared", [(f"window={w}", _env(window=w)) for w in (8, 4, 2, 1)]),
-    ("S3-features", "shared", [(f"features={n}", {"feature_engineering": {"features": f}})
-                               for n, f in FEATURE_SETS.items()]),
-    ("S4-reward", "shared", [("reward=differential_sharpe", _env(reward="differential_sharpe")),
-                             ("reward=drawdown_penalised", _env(reward="drawdown_penalised"))]),
+    (
+        "S3-features",
+        "shared",
+        [(f"features={n}", {"feature_engineering": {"features": f}}) for n, f in FEATURE_SETS.items()],
+    ),
+    (
+        "S4-reward",
+        "shared",
+        [
+            ("reward=differential_sharpe", _env(reward="differential_sharpe")),
+            ("reward=drawdown_penalised", _env(reward="drawdown_penalised")),
+        ],
+    ),
     ("S5-discount-again", "agent", _discount),
     ("S6-gae", "agent", _gae),
     ("S7-exploration", "agent", _exploration),
@@ -440,8 +524,18 @@ def search(base: Mapping[str, Any], only: Sequence[str] = ()) -> dict[str, Any]:
     history: list[dict[str, Any]] = []
 
     def record(stage, scope, name, a, sc, chosen, sh, ow):
-        history.append({"stage": stage, "scope": scope, "candidate": name, "agent": a, "chosen": chosen,
-                        **_flat(sc), "shared": _js(sh), "own": _js(ow)})
+        history.append(
+            {
+                "stage": stage,
+                "scope": scope,
+                "candidate": name,
+                "agent": a,
+                "chosen": chosen,
+                **_flat(sc),
+                "shared": _js(sh),
+                "own": _js(ow),
+            }
+        )
 
     baseline = [Trial("S0-baseline", "before-defaults", {}, (a,)) for a in AGENTS]
     evaluate(baseline, base)
@@ -455,29 +549,35 @@ def search(base: Mapping[str, Any], only: Sequence[str] = ()) -> dict[str, Any]:
             continue
         print(f"== {stage} ({scope})", flush=True)
         if scope == "shared":
-            trials = {n: [Trial(stage, n, _merge_all(shared, o, own[a]), (a,)) for a in AGENTS]
-                      for n, o in cands}
+            trials = {
+                n: [Trial(stage, n, _merge_all(shared, o, own[a]), (a,)) for a in AGENTS] for n, o in cands
+            }
             evaluate([t for ts in trials.values() for t in ts], base)
             log = load_trials()
             inc = objective(best)
-            results = {n: {t.agents[0]: trial_scores(t, log)[t.agents[0]] for t in ts}
-                       for n, ts in trials.items()}
+            results = {
+                n: {t.agents[0]: trial_scores(t, log)[t.agents[0]] for t in ts} for n, ts in trials.items()
+            }
             winner = max(results, key=lambda n: objective(results[n]))
             take = objective(results[winner]) > inc + MARGIN
             for n, o in cands:
                 for a in AGENTS:
-                    record(stage, scope, n, a, results[n][a], take and n == winner,
-                           _merge_all(shared, o), own[a])
+                    record(
+                        stage, scope, n, a, results[n][a], take and n == winner, _merge_all(shared, o), own[a]
+                    )
                 print(f"  {n}: {objective(results[n]):+.3f} (incumbent {inc:+.3f})", flush=True)
             if take:
                 shared = _merge_all(shared, dict(cands)[winner])
                 best = results[winner]
                 print(f"  -> {winner}", flush=True)
         else:
-            options = {a: cands(a, deep_merge(base, _merge_all(shared, own[a]))["training"][a])
-                       for a in AGENTS}
-            trials = {a: [(n, o, Trial(stage, n, _merge_all(shared, own[a], o), (a,)))
-                          for n, o in options[a]] for a in AGENTS}
+            options = {
+                a: cands(a, deep_merge(base, _merge_all(shared, own[a]))["training"][a]) for a in AGENTS
+            }
+            trials = {
+                a: [(n, o, Trial(stage, n, _merge_all(shared, own[a], o), (a,))) for n, o in options[a]]
+                for a in AGENTS
+            }
             evaluate([t for ts in trials.values() for _, _, t in ts], base)
             log = load_trials()
             for a in AGENTS:
@@ -485,10 +585,13 @@ def search(base: Mapping[str, Any], only: Sequence[str] = ()) -> dict[str, Any]:
                 winner = max(results, key=lambda n: results[n]["objective"])
                 take = results[winner]["objective"] > best[a]["objective"] + MARGIN
                 for n, o, _ in trials[a]:
-                    record(stage, scope, n, a, results[n], take and n == winner, shared,
-                           _merge_all(own[a], o))
-                    print(f"  {a} {n}: {results[n]['objective']:+.3f} "
-                          f"(incumbent {best[a]['objective']:+.3f})", flush=True)
+                    record(
+                        stage, scope, n, a, results[n], take and n == winner, shared, _merge_all(own[a], o)
+                    )
+                    print(
+                        f"  {a} {n}: {results[n]['objective']:+.3f} (incumbent {best[a]['objective']:+.3f})",
+                        flush=True,
+                    )
                 if take:
                     own[a] = _merge_all(own[a], {n: o for n, o, _ in trials[a]}[winner])
                     best[a] = results[winner]
@@ -497,8 +600,11 @@ def search(base: Mapping[str, Any], only: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def _flat(sc: Mapping[str, Any]) -> dict[str, Any]:
-    out = {"objective": round(sc["objective"], 4), "worst": round(sc["worst"], 4),
-           "at_target": sc["at_target"]}
+    out = {
+        "objective": round(sc["objective"], 4),
+        "worst": round(sc["worst"], 4),
+        "at_target": sc["at_target"],
+    }
     out.update({f"ratio[{m}]": round(v, 3) for m, v in sc["ratios"].items()})
     out.update({f"sharpe[{m}]": round(v, 3) for m, v in sc["means"].items()})
     return out
@@ -506,8 +612,11 @@ def _flat(sc: Mapping[str, Any]) -> dict[str, Any]:
 
 def _print_scores(stage: str, scores: Mapping[str, Mapping[str, Any]]) -> None:
     for a, sc in scores.items():
-        print(f"  {stage} {a}: {sc['objective']:+.3f} worst {sc['worst']:+.3f} "
-              f"({sc['at_target']} markets >= 0.7)", flush=True)
+        print(
+            f"  {stage} {a}: {sc['objective']:+.3f} worst {sc['worst']:+.3f} "
+            f"({sc['at_target']} markets >= 0.7)",
+            flush=True,
+        )
 
 
 # ----------------------------------------------------------------------------- confirmation
@@ -526,10 +635,14 @@ def confirm(base: Mapping[str, Any], found: Mapping[str, Any]) -> dict[str, Any]
         inc = found["agents"][a]
         h = hist[(hist["agent"] == a) & (hist["shared"] == _js(shared)) & (hist["own"] != _js(inc))]
         h = h.sort_values("objective", ascending=False).drop_duplicates("own")
-        cands = [("incumbent", inc)] + [(f"runner-up: {r.stage} {r.candidate}", json.loads(r.own))
-                                        for r in h.head(RUNNERS_UP).itertuples()]
-        trials = [(n, o, Trial("C-confirm", n, _merge_all(shared, o), (a,), CONFIRM_MARKETS, CONFIRM_SEEDS))
-                  for n, o in cands]
+        cands = [("incumbent", inc)] + [
+            (f"runner-up: {r.stage} {r.candidate}", json.loads(r.own))
+            for r in h.head(RUNNERS_UP).itertuples()
+        ]
+        trials = [
+            (n, o, Trial("C-confirm", n, _merge_all(shared, o), (a,), CONFIRM_MARKETS, CONFIRM_SEEDS))
+            for n, o in cands
+        ]
         evaluate([t for _, _, t in trials], base)
         log = load_trials()
         scores = [(n, o, trial_scores(t, log)[a]) for n, o, t in trials]
@@ -540,8 +653,11 @@ def confirm(base: Mapping[str, Any], found: Mapping[str, Any]) -> dict[str, Any]
         chosen[a] = pick[1]
         for n, o, sc in scores:
             rows.append({"agent": a, "candidate": n, "chosen": n == pick[0], **_flat(sc), "own": _js(o)})
-            print(f"  confirm {a} {n}: {sc['objective']:+.3f} worst {sc['worst']:+.3f} "
-                  f"({sc['at_target']}/8 >= 0.7)", flush=True)
+            print(
+                f"  confirm {a} {n}: {sc['objective']:+.3f} worst {sc['worst']:+.3f} "
+                f"({sc['at_target']}/8 >= 0.7)",
+                flush=True,
+            )
     return {"shared": shared, "agents": chosen, "rows": rows}
 
 
@@ -550,8 +666,10 @@ def final(base: Mapping[str, Any], force: bool = False) -> pd.DataFrame:
     """The before-defaults (conf/base at BEFORE_REV) and the current conf/base, each ONCE on every
     planted market of seeds 1-2 with their own default seeds: validation and TEST rows."""
     if FINAL_CSV.exists() and not force:
-        raise SystemExit(f"{FINAL_CSV.relative_to(ROOT)} exists: the test windows were already read "
-                         "once. --force reruns (and docs/tuning.md must say so).")
+        raise SystemExit(
+            f"{FINAL_CSV.relative_to(ROOT)} exists: the test windows were already read "
+            "once. --force reruns (and docs/tuning.md must say so)."
+        )
     after = params_at(None)
     choice = json.loads((RESULTS / "tune_defaults_choice.json").read_text())
     for a in AGENTS:
@@ -559,21 +677,29 @@ def final(base: Mapping[str, Any], force: bool = False) -> pd.DataFrame:
         for block in ("environment", "feature_engineering"):
             if wanted[block] != after[block]:
                 raise SystemExit(f"conf/base {block} differs from the search's choice; set it first.")
-        if wanted["training"][a] != after["training"][a] or wanted["training"]["common"] != after["training"]["common"]:
+        if (
+            wanted["training"][a] != after["training"][a]
+            or wanted["training"]["common"] != after["training"]["common"]
+        ):
             raise SystemExit(f"conf/base training.{a} differs from the search's choice; set it first.")
     units = []
     for label, params in (("before", base), ("after", after)):
         p = deep_merge(params, {"training": {"common": {"progress": False}}})
-        units += [{"market": m, "params": p, "read_test": True, "trial": label, "stage": "final"}
-                  for m in CONFIRM_MARKETS]
+        units += [
+            {"market": m, "params": p, "read_test": True, "trial": label, "stage": "final"}
+            for m in CONFIRM_MARKETS
+        ]
     FINAL_CSV.unlink(missing_ok=True)
     ctx = mp.get_context("spawn")
     start = time.perf_counter()
     with ctx.Pool(WORKERS, maxtasksperchild=2) as pool:
         for i, rows in enumerate(pool.imap_unordered(_run_unit_tagged, units), 1):
             append_rows(FINAL_CSV, rows)
-            print(f"  [{i}/{len(units)}] {rows[0]['trial']} {rows[0]['market']} {rows[0]['run_wall_s']:.0f}s "
-                  f"({time.perf_counter() - start:.0f}s)", flush=True)
+            print(
+                f"  [{i}/{len(units)}] {rows[0]['trial']} {rows[0]['market']} {rows[0]['run_wall_s']:.0f}s "
+                f"({time.perf_counter() - start:.0f}s)",
+                flush=True,
+            )
     return pd.read_csv(FINAL_CSV)
 
 
@@ -586,8 +712,10 @@ def _md(frame: pd.DataFrame) -> list[str]:
 
 
 def _short(markets: Sequence[str]) -> dict[str, str]:
-    return {m: m.replace("momentum", "mom").replace("reversion", "rev").replace("volatility", "vol")
-            for m in markets}
+    return {
+        m: m.replace("momentum", "mom").replace("reversion", "rev").replace("volatility", "vol")
+        for m in markets
+    }
 
 
 def search_table(hist: pd.DataFrame) -> list[str]:
@@ -622,9 +750,11 @@ def _pct(values: pd.Series, rule: float) -> str:
 
 def final_tables(fin: pd.DataFrame, window: str) -> list[str]:
     f = fin[fin["window"] == window]
-    lines = ["| market | rule | B&H | agent | before: seeds | before: ensemble | after: seeds | "
-             "after: ensemble | after: seed Sharpes |",
-             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| market | rule | B&H | agent | before: seeds | before: ensemble | after: seeds | "
+        "after: ensemble | after: seed Sharpes |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for m in CONFIRM_MARKETS:
         for a in AGENTS:
             cell = {}
@@ -635,38 +765,53 @@ def final_tables(fin: pd.DataFrame, window: str) -> list[str]:
                 cell[label] = (_pct(seeds["sharpe"], rule), _pct(ens["sharpe"], rule), seeds["sharpe"])
                 bh = float(g["buy_and_hold_sharpe"].iloc[0])
             sh = ", ".join(f"{v:.2f}" for v in cell["after"][2])
-            lines.append(f"| {m} | {rule:.2f} | {bh:.2f} | {a} | {cell['before'][0]} | {cell['before'][1]} | "
-                         f"{cell['after'][0]} | {cell['after'][1]} | {sh} |")
+            lines.append(
+                f"| {m} | {rule:.2f} | {bh:.2f} | {a} | {cell['before'][0]} | {cell['before'][1]} | "
+                f"{cell['after'][0]} | {cell['after'][1]} | {sh} |"
+            )
     return lines
 
 
 def summary_table(fin: pd.DataFrame, window: str) -> list[str]:
     """Per agent and configuration: markets where the seed mean reaches 70 % of the rule."""
     f = fin[fin["window"] == window]
-    lines = ["| agent | config | seed mean >= 70 % of rule | ensemble >= 70 % | median % (seed mean) |",
-             "| --- | --- | ---: | ---: | ---: |"]
+    lines = [
+        "| agent | config | seed mean >= 70 % of rule | ensemble >= 70 % | median % (seed mean) |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
     for a in AGENTS:
         for label in ("before", "after"):
             g = f[(f["trial"] == label) & (f["agent"] == a)]
             pct = {}
             for member in ("seed", "ensemble"):
-                x = g[g["member"] == member].groupby("market").agg(s=("sharpe", "mean"), r=("rule_sharpe", "first"))
+                x = (
+                    g[g["member"] == member]
+                    .groupby("market")
+                    .agg(s=("sharpe", "mean"), r=("rule_sharpe", "first"))
+                )
                 pct[member] = 100 * x["s"] / x["r"]
-            lines.append(f"| {a} | {label} | {(pct['seed'] >= 70).sum()}/{len(pct['seed'])} | "
-                         f"{(pct['ensemble'] >= 70).sum()}/{len(pct['ensemble'])} | "
-                         f"{pct['seed'].median():.0f} % |")
+            lines.append(
+                f"| {a} | {label} | {(pct['seed'] >= 70).sum()}/{len(pct['seed'])} | "
+                f"{(pct['ensemble'] >= 70).sum()}/{len(pct['ensemble'])} | "
+                f"{pct['seed'].median():.0f} % |"
+            )
     return lines
 
 
 def champion_table(fin: pd.DataFrame) -> list[str]:
     f = fin[(fin["window"] == "test")]
-    lines = ["| market | before: champion | before: gate | after: champion | after: gate |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| market | before: champion | before: gate | after: champion | after: gate |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for m in CONFIRM_MARKETS:
         cells = []
         for label in ("before", "after"):
             g = f[(f["trial"] == label) & (f["market"] == m)].iloc[0]
-            cells += [f"{g['champion_agent']} ({g['champion_member']})", "pass" if g["gate_passed"] else "fail"]
+            cells += [
+                f"{g['champion_agent']} ({g['champion_member']})",
+                "pass" if g["gate_passed"] else "fail",
+            ]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return lines
 
@@ -682,18 +827,23 @@ def write_doc() -> None:
         parts["choice"] = ["```json", choice_path.read_text().strip(), "```"]
     if FINAL_CSV.exists():
         fin = pd.read_csv(FINAL_CSV)
-        parts["final"] = (["Test window (read once):", ""] + final_tables(fin, "test")
-                          + ["", "Per agent, over the 8 planted markets (test):", ""] + summary_table(fin, "test")
-                          + ["", "Champion and gate per market (test):", ""] + champion_table(fin)
-                          + ["", "Validation window of the same runs (for reference; selection happened here):", ""]
-                          + summary_table(fin, "validation"))
+        parts["final"] = (
+            ["Test window (read once):", ""]
+            + final_tables(fin, "test")
+            + ["", "Per agent, over the 8 planted markets (test):", ""]
+            + summary_table(fin, "test")
+            + ["", "Champion and gate per market (test):", ""]
+            + champion_table(fin)
+            + ["", "Validation window of the same runs (for reference; selection happened here):", ""]
+            + summary_table(fin, "validation")
+        )
     doc = DOC.read_text()
     for name, lines in parts.items():
         start, end = f"<!-- tune_defaults:{name}:start -->", f"<!-- tune_defaults:{name}:end -->"
         if start not in doc or end not in doc:
             raise SystemExit(f"{DOC}: markers {start} / {end} not found; add them where the table goes.")
         head, rest = doc.split(start, 1)
-        doc = head + start + "\n" + "\n".join(lines) + "\n" + rest[rest.index(end):]
+        doc = head + start + "\n" + "\n".join(lines) + "\n" + rest[rest.index(end) :]
     DOC.write_text(doc)
     print(f"wrote {DOC.relative_to(ROOT)}")
 
@@ -718,7 +868,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             conf = confirm(base, found)
             pd.DataFrame(conf["rows"]).to_csv(RESULTS / "tune_defaults_confirm.csv", index=False)
             choice = {"shared": conf["shared"], "agents": conf["agents"]}
-            (RESULTS / "tune_defaults_choice.json").write_text(json.dumps(choice, indent=2, sort_keys=True) + "\n")
+            (RESULTS / "tune_defaults_choice.json").write_text(
+                json.dumps(choice, indent=2, sort_keys=True) + "\n"
+            )
             print(json.dumps(choice, indent=1, sort_keys=True))
     if a.final:
         final(base, a.force)
