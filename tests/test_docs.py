@@ -149,9 +149,10 @@ def test_conf_base_validates_block_by_block():
 
 
 def _stages() -> tuple[str, ...]:
-    from reinforce_strategy_creator.pipelines.full_cycle.pipeline import STAGES
+    """Every stage of either scheme of ``full_cycle``."""
+    from reinforce_strategy_creator.pipelines.full_cycle.pipeline import SCHEMES
 
-    return tuple(STAGES)
+    return tuple(sorted(set().union(*SCHEMES.values())))
 
 
 def _boundary_datasets() -> set[str]:

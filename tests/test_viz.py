@@ -35,9 +35,10 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # explicit node names; generated
 
 
 def _stages() -> tuple[str, ...]:
-    from reinforce_strategy_creator.pipelines.full_cycle.pipeline import STAGES
+    """The stages of ``full_cycle`` under the configured ``evaluation.scheme``."""
+    from reinforce_strategy_creator.pipelines.full_cycle.pipeline import SCHEMES, scheme
 
-    return tuple(STAGES)
+    return tuple(SCHEMES[scheme()])
 
 
 def _agents() -> tuple[str, ...]:
@@ -118,9 +119,15 @@ def viz_api(once) -> dict:
 def test_stages_collapse_into_their_namespaces(viz_api):
     tree = viz_api["modular_pipelines"]
     root_children = {c["id"] for c in tree["__root__"]["children"] if c["type"] == "modularPipeline"}
-    assert root_children == set(_stages()), "top-level namespaces must be exactly the five stages"
-    training_children = {c["id"] for c in tree["training"]["children"] if c["type"] == "modularPipeline"}
-    assert training_children == {f"training.{agent}" for agent in _agents()}
+    assert root_children == set(_stages()), "top-level namespaces must be exactly the stages of full_cycle"
+    if "training" in root_children:
+        inner = {c["id"] for c in tree["training"]["children"] if c["type"] == "modularPipeline"}
+        assert inner == {f"training.{agent}" for agent in _agents()}
+    if "walk_forward" in root_children:
+        from reinforce_strategy_creator.pipelines.walk_forward.pipeline import fold_names
+
+        inner = {c["id"] for c in tree["walk_forward"]["children"] if c["type"] == "modularPipeline"}
+        assert inner == {f"walk_forward.{f}" for f in (*fold_names(), "deployment")}
 
 
 @pytest.mark.slow

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from reinforce_strategy_creator.cli import load_deployment_params
 from reinforce_strategy_creator.deployment import (
     AccountStore,
@@ -37,6 +39,7 @@ def _kedro(root: Path, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow  # end to end: the real kedro CLI in subprocesses
 def test_json_is_valid_on_stdout_logs_on_stderr_and_paths_survive_a_move(tmp_project, monkeypatch):
     shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", tmp_project / "conf" / "logging.yml")
     params = load_deployment_params()

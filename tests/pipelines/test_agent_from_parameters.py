@@ -48,7 +48,16 @@ def test_a_new_parameter_block_is_a_new_agent_end_to_end(tmp_path):
 
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "COLUMNS": "200"}
     result = subprocess.run(
-        [str(KEDRO), "run", "--pipelines", "full_cycle", "--env", "quick"],
+        [
+            str(KEDRO),
+            "run",
+            "--pipelines",
+            "full_cycle",
+            "--env",
+            "quick",
+            "--params",
+            "evaluation.scheme=single_split",
+        ],
         cwd=root,
         env=env,
         capture_output=True,

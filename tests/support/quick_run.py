@@ -1,7 +1,9 @@
 """The CI flow on a throw-away copy of the project, made once per test session (tests/conftest.py).
 
-``kedro run --env quick`` (the whole ``full_cycle`` with tiny training budgets) and the
-``walk_forward`` stage with two folds; if the registry
+``kedro run --env quick --params evaluation.scheme=single_split`` (``full_cycle`` on the single
+split, tiny training budgets: notebooks 01-03 read its artifacts) and the ``walk_forward`` stage
+with two folds (notebook 04); the default scheme's ``full_cycle`` is run by
+``tests/pipelines/walk_forward/test_pipeline.py`` and by ``make e2e``. If the registry
 then has no production model, the README's override: the champion is promoted by hand
 (``kedro models promote <id> --force --reason "ci notebook run"``) and
 ``kedro run --env quick --pipelines deployment`` trades the paper bars.
@@ -35,7 +37,8 @@ def registry_entries(root: Path) -> list[dict]:
 def build_quick_run(root: Path) -> Path:
     """Copy the project (conf base + quick, raw data, notebooks) to ``root`` and run the CI flow."""
     copy_project(root, envs=("base", "quick"), notebooks=True)
-    _kedro(root, "run", "--env", "quick")
+    # the single split: notebooks 01-03 read its features, training histories and evaluation
+    _kedro(root, "run", "--env", "quick", "--params", "evaluation.scheme=single_split")
     # the walk-forward stage on the same data, for notebooks/04 (two folds keep it short)
     _kedro(root, "run", "--env", "quick", "--pipelines", "walk_forward", "--params", "walk_forward.folds=2")
     entries = registry_entries(root)

@@ -33,8 +33,9 @@ def kedro(root: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedPr
 
 
 def test_full_cycle(quick_run):
-    """``kedro run --env quick`` (the whole full_cycle, tiny training budgets; the session's shared
-    run, see tests/conftest.py) exits 0 and writes the data_ingestion artifacts. The same command
+    """``kedro run --env quick`` (full_cycle on the single split, tiny training budgets; the
+    session's shared run, see tests/support/quick_run.py) exits 0 and writes the data_ingestion
+    artifacts. The same command
     with the default budgets is ``make run``, which ``make e2e`` (CI) runs and checks artifact by
     artifact on a fresh clone."""
     prices = pd.read_parquet(quick_run / PRIMARY)

@@ -2,9 +2,10 @@
 
 Stages are joined through the Data Catalog: the outputs one stage declares are the inputs the
 next reads, so the composition is a plain sum of the stage pipelines. ``evaluation.scheme``
-chooses what runs between ingestion and deployment: ``single_split`` (feature_engineering,
-training, evaluation) or ``walk_forward`` (the walk_forward stage, whose deployment fold
-provides the ``champion``, ``feature_scaler`` and ``model_input_train`` deployment reads).
+chooses what runs between ingestion and deployment: ``walk_forward`` (default: the walk_forward
+stage, whose deployment fold provides the ``champion``, ``feature_scaler`` and
+``model_input_train`` deployment reads) or ``single_split`` (feature_engineering, training,
+evaluation).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ SCHEMES = {
 
 
 def scheme() -> str:
-    """``evaluation.scheme`` of the current session's parameters (default ``single_split``)."""
-    value = str((parameters().get("evaluation") or {}).get("scheme", "single_split"))
+    """``evaluation.scheme`` of the current session's parameters (default ``walk_forward``)."""
+    value = str((parameters().get("evaluation") or {}).get("scheme", "walk_forward"))
     if value not in SCHEMES:
         raise ValueError(f"evaluation.scheme = {value!r}: choose one of {sorted(SCHEMES)}")
     return value
