@@ -66,7 +66,7 @@ def default_run(env: str | None) -> dict:
         first = kedro_run(root, env)
         again = kedro_run(root, env)
         folds = pd.read_csv(root / "data/08_reporting/walk_forward_folds.csv")
-        verdict = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
+        verdict = json.loads((root / "data/07_model_output/walk_forward_verdict.json").read_text())
     return {"first_s": first, "rerun_s": again, "folds": folds, "verdict": verdict}
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from reinforce_strategy_creator.pipelines.walk_forward import create_pipeline
-from reinforce_strategy_creator.pipelines.walk_forward.pipeline import fold_names
+from reinforce_strategy_creator.pipelines.walk_forward.pipeline import deployment_inputs, fold_names
 from tests.support.project import catalog_config, copy_project, kedro
 
 
@@ -18,7 +18,7 @@ def test_one_namespace_per_fold_and_the_deployment_fold_only_when_deploying():
     namespaces = {n.namespace for n in pipe.nodes if n.namespace}
     assert namespaces == {"walk_forward"} | {f"walk_forward.{f}" for f in fold_names()}
     assert not {"champion", "feature_scaler", "model_input_train"} & pipe.all_outputs()
-    deploying = create_pipeline(deploy=True)
+    deploying = create_pipeline(deploy=True) + deployment_inputs()
     assert "walk_forward.deployment" in {n.namespace for n in deploying.nodes}
     assert {"champion", "feature_scaler", "model_input_train"} <= deploying.all_outputs()
     assert fold_names() == ["fold_1", "fold_2", "fold_3", "fold_4", "fold_5"]
@@ -33,7 +33,7 @@ def test_one_namespace_per_fold_and_the_deployment_fold_only_when_deploying():
 
 def test_every_dataset_of_the_stage_is_declared_with_a_layer():
     catalog = catalog_config()
-    for name in create_pipeline(deploy=True).datasets():
+    for name in (create_pipeline(deploy=True) + deployment_inputs()).datasets():
         if name.startswith("params:") or name == "primary_prices":
             continue
         factory = "walk_forward.{fold}.result" if re.fullmatch(r"walk_forward\.\w+\.result", name) else None
@@ -52,7 +52,7 @@ def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(tmp_
     folds = pd.read_csv(root / "data/08_reporting/walk_forward_folds.csv")
     assert list(folds["label"].astype(str)) == ["2016", "2017"]
     assert folds["champion"].notna().all()
-    verdict = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
+    verdict = json.loads((root / "data/07_model_output/walk_forward_verdict.json").read_text())
     assert verdict["decided_on"]["split"] == "walk_forward"
     assert verdict["decided_on"]["start"].startswith("2016-01") and verdict["decided_on"]["end"].startswith(
         "2017-12"
@@ -67,7 +67,7 @@ def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(tmp_
     # a second look at the same window is counted; another configuration raises the hurdle
     again = kedro(root, *args, params.replace("seeds=[0]", "seeds=[1]"))
     assert again.returncode == 0, again.stderr[-3000:]
-    second = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
+    second = json.loads((root / "data/07_model_output/walk_forward_verdict.json").read_text())
     assert second["window_reuse"]["earlier_decisions"] == 1
     assert second["deflation"]["n_configurations"] == 2
     # the first configuration again: every fold comes from the fold store, nothing is trained
@@ -75,7 +75,7 @@ def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(tmp_
     assert third.returncode == 0, third.stderr[-3000:]
     log = third.stdout + third.stderr
     assert log.count("loaded from the fold store") == 2 and ": trained" not in log
-    again_verdict = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
+    again_verdict = json.loads((root / "data/07_model_output/walk_forward_verdict.json").read_text())
     assert again_verdict["procedure"] == verdict["procedure"] and again_verdict["folds"] == verdict["folds"]
     assert again_verdict["window_reuse"]["earlier_decisions"] == 2
 
@@ -94,7 +94,7 @@ def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_ch
     assert {"walk_forward.plan_folds", "walk_forward.judge", "deployment.register_champion"} <= ran
     assert not any(n.startswith(("feature_engineering.", "training.", "evaluation.")) for n in ran), ran
     champion = json.loads((root / "data/07_model_output/champion.json").read_text())
-    verdict = json.loads((root / "data/08_reporting/walk_forward_verdict.json").read_text())
+    verdict = json.loads((root / "data/07_model_output/walk_forward_verdict.json").read_text())
     assert champion["decided_on"] == "walk_forward" and champion["verdict"]["passed"] == verdict["passed"]
     assert champion["fold"]["validation"]["start"].startswith("2017-01")
     assert champion["fold"]["train"]["end"].startswith("2016-12")

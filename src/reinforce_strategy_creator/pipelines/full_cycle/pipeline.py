@@ -40,7 +40,11 @@ def _stage(name: str) -> Pipeline | None:
             return None
         raise  # the stage exists but is broken: never hide that
     # under the walk_forward scheme the stage also hands its deployment fold to deployment
-    return module.create_pipeline(deploy=True) if name == "walk_forward" else module.create_pipeline()
+    if name == "walk_forward":
+        from ..walk_forward.pipeline import deployment_inputs
+
+        return module.create_pipeline(deploy=True) + deployment_inputs()
+    return module.create_pipeline()
 
 
 def create_pipeline(**kwargs) -> Pipeline:

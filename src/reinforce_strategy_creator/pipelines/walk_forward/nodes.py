@@ -20,6 +20,7 @@ from ...params.walk_forward import WalkForwardParams
 from ...walk_forward import engine
 from ...walk_forward.cache import FoldCache
 from ...walk_forward.report import render_walk_forward_report
+from ...walk_forward.tables import fold_tables
 
 logger = logging.getLogger(__name__)
 
@@ -130,17 +131,30 @@ def deployment_policy(deployment: engine.FoldResult) -> Any:
     return deployment.bundles[agent]
 
 
-def deployment_documents(
+def deployment_champion(
     policy: Any, deployment: engine.FoldResult, verdict: dict[str, Any], evaluation: EvaluationParams
-) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
-    """``champion`` (the deployment fold's champion, carrying the stitched record's verdict),
-    ``feature_scaler`` and ``model_input_train`` of the deployment fold: what deployment registers
-    and trades with, in the same contract as the single split's."""
-    return (
-        engine.deployment_champion(deployment, verdict, policy, EvaluationParams.parse(evaluation)),
-        deployment.tables.scaler,
-        deployment.tables.train,
-    )
+) -> dict[str, Any]:
+    """``champion``: the deployment fold's champion, stored as ``policy``, carrying the stitched
+    record's verdict; what deployment registers, in the same contract as the single split's."""
+    return engine.deployment_champion(deployment, verdict, policy, EvaluationParams.parse(evaluation))
+
+
+def deployment_tables(
+    primary_prices: pd.DataFrame,
+    feature_engineering: FeatureParams,
+    environment: EnvConfig,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    walk_forward: WalkForwardParams,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``feature_scaler`` and ``model_input_train`` of the deployment fold (its scaler, fit on its
+    training rows, and those rows scaled): what deployment scales live bars with and calibrates
+    drift on. The same tables the deployment fold trained on (``walk_forward.tables``)."""
+    params = _parameters(feature_engineering, environment, training, evaluation, walk_forward)
+    features, plan = engine.plan(primary_prices, params)
+    window, kind = int(params["environment"]["window"]), params["feature_engineering"]["scaler"]
+    tables = fold_tables(features, primary_prices, plan.deployment, window, kind)
+    return tables.scaler, tables.train
 
 
 def render_report(record: engine.StitchedRecord, verdict: dict[str, Any], environment: EnvConfig) -> str:

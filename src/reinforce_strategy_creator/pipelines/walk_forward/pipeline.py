@@ -12,8 +12,9 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from ...project_params import parameters
 from .nodes import (
-    deployment_documents,
+    deployment_champion,
     deployment_policy,
+    deployment_tables,
     fold_node,
     judge_record,
     plan_walk_forward,
@@ -61,8 +62,8 @@ def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
     """The fold namespaces, then ``walk_forward.plan_folds`` / ``stitch`` / ``judge`` /
     ``render_report`` / ``plot_stitched_equity``; every dataset of the stage is
     ``walk_forward.*`` and it reads ``primary_prices``. With ``deploy`` (``full_cycle`` under
-    ``evaluation.scheme: walk_forward``) it also trains the deployment fold
-    (``walk_forward.deployment``), stores its champion and writes
+    ``evaluation.scheme: walk_forward``, with :func:`deployment_inputs`) it also trains the
+    deployment fold (``walk_forward.deployment``), stores its champion and writes
     the ``champion``, ``feature_scaler`` and ``model_input_train`` that deployment reads; run
     alone, the stage leaves those (the single split's) untouched."""
     folds = fold_names()
@@ -109,6 +110,28 @@ def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
     return stage + _fold("deployment") + _deploy() if deploy else stage
 
 
+def deployment_inputs() -> Pipeline:
+    """``deployment.deployment_tables``: the deployment fold's ``feature_scaler`` and
+    ``model_input_train`` from ``primary_prices`` and the parameters (the same tables the fold
+    trained on). It sits in the deployment namespace because it feeds only deployment, and
+    its inputs precede the model input layer (kedro-viz orders layers by the whole graph)."""
+    return pipeline(
+        [
+            node(
+                deployment_tables,
+                inputs=["primary_prices", *PARAMETERS],
+                outputs=["feature_scaler", "model_input_train"],
+                name="deployment_tables",
+            )
+        ],
+        namespace="deployment",
+        inputs={"primary_prices"},
+        outputs={"feature_scaler", "model_input_train"},
+        parameters={p: p for p in PARAMETERS},
+        tags=["walk_forward", "deploy"],
+    )
+
+
 def _deploy() -> Pipeline:
     return pipeline(
         [
@@ -119,14 +142,14 @@ def _deploy() -> Pipeline:
                 name="store_deployment_policy",
             ),
             node(
-                deployment_documents,
+                deployment_champion,
                 inputs=["deployment_policy", "deployment.result", "verdict", "params:evaluation"],
-                outputs=["champion", "feature_scaler", "model_input_train"],
-                name="deployment_documents",
+                outputs="champion",
+                name="deployment_champion",
             ),
         ],
         namespace="walk_forward",
-        outputs={"champion", "feature_scaler", "model_input_train"},
+        outputs={"champion"},
         parameters={"params:evaluation": "params:evaluation"},
         tags=["walk_forward", "deploy"],
     )
