@@ -181,8 +181,8 @@ def deflated_psr(record: Mapping[str, Any], benchmark_sharpe_per_bar: float, n_c
         float(record["sharpe_per_bar"]),
         hurdle,
         n,
-        _num(record.get("skew"), 0.0),
-        _num(record.get("kurtosis"), 3.0),
+        finite_or(record.get("skew"), 0.0),
+        finite_or(record.get("kurtosis"), 3.0),
     )
     return {
         "value": value,
@@ -193,7 +193,8 @@ def deflated_psr(record: Mapping[str, Any], benchmark_sharpe_per_bar: float, n_c
     }
 
 
-def _num(v, default: float) -> float:
+def finite_or(v, default: float) -> float:
+    """``float(v)`` when it is a finite number, else ``default`` (a missing skew or kurtosis)."""
     try:
         v = float(v)
     except (TypeError, ValueError):
@@ -233,8 +234,8 @@ def decide(
         val_sr,
         n_val,
         trials,
-        _num(champion_validation.get("skew"), 0.0),
-        _num(champion_validation.get("kurtosis"), 3.0),
+        finite_or(champion_validation.get("skew"), 0.0),
+        finite_or(champion_validation.get("kurtosis"), 3.0),
     )
     verdict = {
         "passed": bool(gate["passed"]),

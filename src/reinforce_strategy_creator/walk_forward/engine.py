@@ -34,7 +34,7 @@ from ..evaluation.metrics import infer_periods_per_year, json_safe, performance_
 from ..evaluation.pbo import probability_of_backtest_overfitting
 from ..evaluation.results import split_records
 from ..evaluation.stats import deflated_sharpe_ratio
-from ..evaluation.verdict import deflated_psr, window_fingerprint, window_reuse
+from ..evaluation.verdict import deflated_psr, finite_or, window_fingerprint, window_reuse
 from ..features import compute_features, max_lookback
 from ..params.base import ParameterError
 from ..params.evaluation import EvaluationParams
@@ -333,8 +333,8 @@ def judge(
         float(proc["sharpe_per_bar"]),
         int(proc["n_bars"]),
         trials["sharpe_per_bar"].astype(float).tolist(),
-        _num(proc.get("skew"), 0.0),
-        _num(proc.get("kurtosis"), 3.0),
+        finite_or(proc.get("skew"), 0.0),
+        finite_or(proc.get("kurtosis"), 3.0),
     )
     verdict = {
         "passed": bool(gate["passed"]),
@@ -389,14 +389,6 @@ def _pbo(ledger: pd.DataFrame) -> dict[str, Any]:
     return {
         k: out[k] for k in ("pbo", "n_candidates", "n_blocks", "n_combinations", "prob_oos_loss", "reason")
     }
-
-
-def _num(v, default: float) -> float:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return default
-    return v if math.isfinite(v) else default
 
 
 def deployment_champion(
