@@ -283,7 +283,24 @@ def _too_short(lay: _Layout) -> FoldLayoutError:
     )
 
 
+def _check_training_years(lay: _Layout, fold: Fold) -> None:
+    """A training window must start within the year slack of ``min_train_years`` before its
+    validation window: a gap in the data at the start of a rolling window can leave less."""
+    p, path = lay.p, lay.p.path
+    need_from = fold.validation.period_start - pd.DateOffset(years=p.min_train_years)
+    first = fold.train.start
+    if fold.train.n_bars and first > need_from + pd.Timedelta(days=YEAR_SLACK_DAYS):
+        raise FoldLayoutError(
+            f"{path}: {fold.name}'s training window starts on {_iso(first)}, so it holds less than "
+            f"{path}.min_train_years = {p.min_train_years} year(s) before its validation window "
+            f"({_iso(fold.validation.period_start)}); the data has a gap before {_iso(first)}. "
+            f"Check the file, use training: expanding or a longer {path}.train_years, or lower "
+            f"{path}.min_train_years."
+        )
+
+
 def _check_bars(lay: _Layout, fold: Fold) -> None:
+    _check_training_years(lay, fold)
     p, path = lay.p, lay.p.path
     for kind, window in fold.windows():
         if window.n_bars >= p.min_window_bars:
