@@ -147,19 +147,23 @@ def run_fold(
             stored["best_seed"],
             from_cache=True,
         )
-    result = _train_and_select(fold, tables, prices, parameters, agents)
+    evaluation = EvaluationParams.parse(parameters["evaluation"])
+    result = _train_and_select(fold, tables, prices, agents, env, fe, training, evaluation)
     if cache is not None:
         cache.save(key, result)
     return result
 
 
 def _train_and_select(
-    fold: Fold, tables: FoldTables, prices: pd.DataFrame, parameters: Mapping[str, Any], agents: list[str]
+    fold: Fold,
+    tables: FoldTables,
+    prices: pd.DataFrame,
+    agents: list[str],
+    env: EnvConfig,
+    fe: FeatureParams,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
 ) -> FoldResult:
-    env = EnvConfig.parse(parameters["environment"])
-    fe = FeatureParams.parse(parameters["feature_engineering"])
-    training = TrainingParams.parse(parameters["training"])
-    evaluation = EvaluationParams.parse(parameters["evaluation"])
     bundles, histories = {}, {}
     for agent in agents:
         bundles[agent], histories[agent] = train_agent(
@@ -257,7 +261,8 @@ def stitch(
     recon, folds = _per_fold(ledger, sm, env, results)
     index = sm.market.index
     window = {"start": index[sm.starts[0]].date().isoformat(), "end": index[-1].date().isoformat()}
-    table = pd.DataFrame({"Close": sm.market.close}, index=index).iloc[sm.starts[0] :]
+    # the raw OHLCV of the traded bars, as the single split fingerprints its test window
+    table = prices.iloc[sm.first_row + sm.starts[0] : sm.first_row + sm.market.n_bars]
     return StitchedRecord(
         ledger, records, folds, recon, window, {"data_fingerprint": window_fingerprint(table)}
     )
