@@ -30,6 +30,7 @@ BLOCKS = (
     "evaluation",
     "walk_forward",
     "deployment",
+    "compute",
 )
 MARKER = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n)(.*?)(<!-- END GENERATED: \2 -->)", re.S)
 
@@ -96,6 +97,7 @@ def _training_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
 def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
     """Every documented row of one block, valued from ``parameters`` (conf/base, resolved)."""
     from ..env.config import EnvConfig
+    from .compute import ComputeParams
     from .data import IngestionParams
     from .deployment import DeploymentParams
     from .evaluation import EvaluationParams
@@ -112,6 +114,7 @@ def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any
         "evaluation": EvaluationParams,
         "walk_forward": WalkForwardParams,
         "deployment": DeploymentParams,
+        "compute": ComputeParams,
     }[block]
     return list(_rows(model, block, values))
 
