@@ -39,7 +39,7 @@ lint: install
 # Speed, measured against a peer in the same run; env and training figures go to docs/benchmarks.md.
 bench: install
 	$(PY) benchmarks/bench_env.py
-	$(PY) benchmarks/bench_training.py --write
+	$(PY) benchmarks/bench_training.py --write  # ours vs stable-baselines3 like for like, docs/benchmarks.md
 	$(PY) benchmarks/bench_paper.py
 	$(PY) benchmarks/bench_markets.py --write   # planted-market figures, docs/markets.md
 	$(PY) benchmarks/bench_learning.py --write  # learning power on the planted suite, docs/learning.md

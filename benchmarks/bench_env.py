@@ -174,14 +174,16 @@ def bench_peer(prices, window, secs, raw_class: bool):
 
 
 def write_section(md: str) -> None:
-    """Replace only the environment section (top of the file up to the next `## ` heading):
-    other stages keep their own sections in the same file."""
-    rest = ""
-    if DOC.exists():
-        text = DOC.read_text()
-        cut = text.find("\n## ")
-        rest = text[cut + 1 :] if cut >= 0 else ""
-    DOC.write_text(md.rstrip("\n") + "\n" + ("\n" + rest if rest else ""))
+    """Replace only the "## Environment" section (appended if missing): the file's title and
+    intro, and the other stages' sections, stay as they are."""
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    start = text.find("\n## Environment")
+    if start >= 0:
+        nxt = text.find("\n## ", start + 1)
+        text = text[: start + 1] + md.rstrip("\n") + "\n" + (text[nxt:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + md.rstrip("\n") + "\n"
+    DOC.write_text(text)
 
 
 def main() -> int:
@@ -226,7 +228,7 @@ def main() -> int:
     info["load average (1/5/15 min) at end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
     lines = [
-        "# Environment benchmarks",
+        "## Environment",
         "",
         "Produced by `make bench` (`benchmarks/bench_env.py`); re-run to update. Data: S&P 500 daily",
         f"1999-2018 ({market.n_bars} bars after feature warm-up), real features "
