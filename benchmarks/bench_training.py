@@ -379,21 +379,26 @@ def main() -> None:
     load1, minutes = os.getloadavg(), (time.time() - t0) / 60
     import stable_baselines3
 
-    text = render(a, rows, context, load0, load1, minutes, stable_baselines3.__version__)
+    probe = TradingVectorEnv(market, cfg, num_envs=1, seed=0, device="cpu")
+    setup = (
+        f"window {cfg.window}, {len(market.feature_names)} features, "
+        f"obs_dim {int(probe.single_observation_space.shape[0])}, episodes of {cfg.episode_length} bars"
+    )
+    text = render(a, rows, context, load0, load1, minutes, stable_baselines3.__version__, setup)
     print(text)
     if a.write:
         write_section(text)
         print(f"updated the Training section of {DOC}")
 
 
-def render(a, rows, context, load0, load1, minutes, sb3_version) -> str:
+def render(a, rows, context, load0, load1, minutes, sb3_version, setup: str) -> str:
     lines = [
         "## Training: ours vs stable-baselines3, like for like",
         "",
         f"`python benchmarks/bench_training.py --write` (part of `make bench`; {minutes:.0f} min). "
         "Both sides train on the same env: the project's trading env over the S&P 500 `model_input_train` "
-        "table (default `parameters_environment.yml`, window 16, 15 features, obs_dim 243, episodes of 256 "
-        "bars). Ours runs on `TradingVectorEnv` (torch tensors end to end); SB3 runs plain `model.learn` "
+        f"table (default `parameters_environment.yml`: {setup}). "
+        "Ours runs on `TradingVectorEnv` (torch tensors end to end); SB3 runs plain `model.learn` "
         "on a `DummyVecEnv` of one-account `TradingEnv` facades (what `backend: sb3` uses). Same number of "
         "lanes (SB3 `n_envs`), same network (separate actor and critic MLPs 64x64 tanh for PPO/A2C; a plain "
         "128x128 ReLU Q-network for DQN, no dueling head, no double-Q), same rollout length, epochs, "
