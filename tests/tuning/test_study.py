@@ -134,3 +134,30 @@ def test_a_diverged_fold_scores_the_floor_and_is_recorded(market, tmp_path, monk
     assert out["value"] == RUINED_SHARPE and reported == [(RUINED_SHARPE, 0), (RUINED_SHARPE, 1)]
     assert [d["fold"] for d in out["diverged_folds"]] == ["fold_4", "fold_5"]
     assert "diverged" in out["diverged_folds"][0]["error"]
+
+
+def _fails_on_the_third(trial) -> float:
+    x = trial.suggest_float("x", 0.0, 1.0)
+    if trial.number == 2:
+        raise RuntimeError("a bug in trial 2")
+    return x
+
+
+def test_a_study_that_stops_with_an_error_still_has_its_looks_recorded(market, tmp_path):
+    from kedro.io import DataCatalog
+    from kedro.pipeline import node
+
+    from reinforce_strategy_creator.datasets.deployment import TuningStudyLogDataset
+    from reinforce_strategy_creator.deployment.registry import ModelRegistry
+    from reinforce_strategy_creator.hooks import RecordStudyLooks
+
+    p = _params(market, tmp_path, n_trials=5)
+    with pytest.raises(RuntimeError, match="a bug in trial 2") as err:
+        run_study(market.prices, p, objective=_fails_on_the_third)
+    event = err.value.tuning_study_event
+    assert event["trials_counted"] == 3 and event["interrupted"]  # 2 complete + the failed one
+    registry = tmp_path / "registry.jsonl"
+    catalog = DataCatalog({"tuning.study_event": TuningStudyLogDataset(str(registry))})
+    RecordStudyLooks().on_node_error(err.value, node(len, "a", "b", name="tuning.run_study"), catalog)
+    [recorded] = ModelRegistry(registry).tuning_studies()
+    assert recorded["trials_counted"] == 3 and recorded["windows"] == event["windows"]

@@ -417,7 +417,12 @@ def run_study(
     ]
     started = time.time()
     finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-    reports = launch(jobs, compute) if finished < tuning.n_trials else []
+    try:
+        reports = launch(jobs, compute) if finished < tuning.n_trials else []
+    except BaseException as exc:  # the trials that ran looked at the windows: say how many
+        with contextlib.suppress(Exception):
+            exc.tuning_study_event = interrupted_event(study, tuning, url, data, key)
+        raise
     wall = time.time() - started
     study = optuna.load_study(study_name=tuning.study_name, storage=storage)
     ran = sum(len(r["trials"]) for r in reports)
@@ -499,6 +504,26 @@ def best_params_yaml(agent: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """``{"training": {agent: {...}}}``: merges over conf/base (copy into conf/local/ or pass
     with ``--params``)."""
     return {"training": {agent: {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}}}
+
+
+def interrupted_event(study, tuning: TuningParams, url: str, data: TuningData, key: Mapping[str, Any]):
+    """The ``tuning_study`` event of a run that stopped with an error: every trial in the storage
+    that started counts as a look (the project's hook records it, ``hooks.RecordStudyLooks``)."""
+    from optuna.trial import TrialState
+
+    started = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return {
+        "study_name": tuning.study_name,
+        "storage": redact(url),
+        "agent": tuning.agent,
+        "trials_counted": len(study.get_trials(deepcopy=False, states=started)),
+        "windows": [{"start": w["start"], "end": w["end"]} for w in data.windows()],
+        "data_fingerprint": key["data_fingerprint"],
+        "config_sha256": key["config_sha256"],
+        "best_value": max((t.value for t in complete), default=None),
+        "interrupted": True,
+    }
 
 
 def study_event(summary: Mapping[str, Any]) -> dict[str, Any]:
