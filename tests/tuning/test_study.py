@@ -161,3 +161,43 @@ def test_a_study_that_stops_with_an_error_still_has_its_looks_recorded(market, t
     RecordStudyLooks().on_node_error(err.value, node(len, "a", "b", name="tuning.run_study"), catalog)
     [recorded] = ModelRegistry(registry).tuning_studies()
     assert recorded["trials_counted"] == 3 and recorded["windows"] == event["windows"]
+
+
+def test_the_median_pruner_stops_a_trial_after_a_bad_fold(market, tmp_path, monkeypatch):
+    """The running mean is reported after each fold; a trial below the median of the earlier
+    ones at its first fold is pruned there and trains no further fold."""
+    import types
+
+    import optuna
+    import pandas as pd
+
+    from reinforce_strategy_creator import training
+    from reinforce_strategy_creator.tuning.study import TrialObjective, make_pruner, work
+
+    p = _params(market, tmp_path, pruner_startup_trials=1)
+    tuning = TuningParams.parse(p["tuning"])
+    data = tuning_data(market.prices, p, tuning)
+    trained = []
+
+    def fake_train(train, validation, scaler, env, plan, **kw):  # the score follows the learning rate
+        trained.append(plan.config.learning_rate)
+        score = 1.0 if plan.config.learning_rate == 1e-3 else -1.0
+        return types.SimpleNamespace(spec={"validation_scores": {"0": score}}), pd.DataFrame(
+            {"eval_score": [score]}
+        )
+
+    monkeypatch.setattr(training, "train_agent", fake_train)
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(tuning))
+    study.enqueue_trial({"learning_rate": 1e-3, "num_steps": 32})  # queued with fixed values
+    study.enqueue_trial({"learning_rate": 2e-3, "num_steps": 32})
+    assert work(study, TrialObjective(p["training"], tuning, data), poll_s=0.01) == [0, 1]
+    good, bad = study.trials
+    assert (
+        good.state.name == "COMPLETE" and good.value == 1.0 and good.intermediate_values == {0: 1.0, 1: 1.0}
+    )
+    assert (
+        bad.state.name == "PRUNED"
+        and bad.intermediate_values == {0: -1.0}
+        and bad.user_attrs["folds_done"] == 1
+    )
+    assert trained == [1e-3, 1e-3, 2e-3]  # the pruned trial trained one fold
