@@ -81,7 +81,6 @@ class TrialObjective:
 
         values = suggest(trial, self.tuning.search_space)
         plan = trial_plan(self.training, self.tuning, values)
-        folds: list[dict[str, Any]] = []
 
         def report(value: float, step: int) -> None:
             trial.report(value, step)
@@ -256,16 +255,23 @@ def run_worker(job: WorkerJob) -> dict[str, Any]:
     return {"worker": job.worker, "pid": os.getpid(), "trials": ran, "wall_s": time.time() - started}
 
 
-def launch(jobs: list[WorkerJob], compute: ComputeParams) -> list[dict[str, Any]]:
-    """Run the worker jobs on the compute backend; a worker's error is raised here."""
-    if compute.backend == "sequential" or len(jobs) == 1 and compute.backend != "dask":
-        return [run_worker(j) for j in jobs]
+def launch(job: WorkerJob, workers: int, compute: ComputeParams) -> list[dict[str, Any]]:
+    """Run ``workers`` copies of ``job`` (worker k: ``job.worker = k``) on the compute backend; a
+    worker's error is raised here. With ``compute.address`` the cluster's worker count (capped at
+    ``workers``, the trials to run) decides how many."""
+    import dataclasses
+
+    def jobs(n: int) -> list[WorkerJob]:
+        return [dataclasses.replace(job, worker=k) for k in range(n)]
+
+    if compute.backend == "sequential" or workers == 1 and compute.backend != "dask":
+        return [run_worker(j) for j in jobs(1)]
     if compute.backend == "processes":
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
-            return [f.result() for f in [pool.submit(run_worker, j) for j in jobs]]
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return [f.result() for f in [pool.submit(run_worker, j) for j in jobs(workers)]]
     from dask.distributed import Client, LocalCluster
 
     if compute.address:
@@ -277,9 +283,13 @@ def launch(jobs: list[WorkerJob], compute: ComputeParams) -> list[dict[str, Any]
                 "or set compute.address to null."
             ) from None
         cluster = None
+        workers = max(1, min(workers, len(client.scheduler_info().get("workers", {})) or 1))
     else:
         cluster = LocalCluster(
-            n_workers=len(jobs), threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0" if compute.dashboard else None,
         )
         client = Client(cluster)
     try:
@@ -287,7 +297,7 @@ def launch(jobs: list[WorkerJob], compute: ComputeParams) -> list[dict[str, Any]
             logger.info("Dask dashboard: %s", client.dashboard_link)
         futures = [
             client.submit(run_worker, j, pure=False, key=f"tuning-worker-{j.worker}", retries=compute.retries)
-            for j in jobs
+            for j in jobs(workers)
         ]
         return client.gather(futures)
     finally:
@@ -400,25 +410,21 @@ def run_study(
 
     missing, stuck = queue_trials(study, tuning.n_trials, heartbeat=not is_journal(url))
     workers = n_workers(compute, max(missing, 1))
-    jobs = [
-        WorkerJob(
-            url,
-            tuning.study_name,
-            tuning.to_params(),
-            worker=k,
-            training=dict(parameters["training"]),
-            data=data,
-            objective=objective,
-            threads=compute.threads_per_worker,
-            connect_timeout_s=compute.connect_timeout_s,
-            poll_s=min(2.0, float(tuning.heartbeat_interval)),
-        )
-        for k in range(workers)
-    ]
+    job = WorkerJob(
+        url,
+        tuning.study_name,
+        tuning.to_params(),
+        training=dict(parameters["training"]),
+        data=data,
+        objective=objective,
+        threads=compute.threads_per_worker,
+        connect_timeout_s=compute.connect_timeout_s,
+        poll_s=min(2.0, float(tuning.heartbeat_interval)),
+    )
     started = time.time()
     finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     try:
-        reports = launch(jobs, compute) if finished < tuning.n_trials else []
+        reports = launch(job, workers, compute) if finished < tuning.n_trials else []
     except BaseException as exc:  # the trials that ran looked at the windows: say how many
         with contextlib.suppress(Exception):
             exc.tuning_study_event = interrupted_event(study, tuning, url, data, key)
@@ -426,6 +432,7 @@ def run_study(
     wall = time.time() - started
     study = optuna.load_study(study_name=tuning.study_name, storage=storage)
     ran = sum(len(r["trials"]) for r in reports)
+    workers = len(reports) or workers
     summary, trials, best = summarise(study, tuning, compute, url, data, key, wall, ran, workers, stuck)
     event = study_event(summary)
     return StudyResult(summary, best, trials, event)
