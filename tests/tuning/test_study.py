@@ -201,3 +201,15 @@ def test_the_median_pruner_stops_a_trial_after_a_bad_fold(market, tmp_path, monk
         and bad.user_attrs["folds_done"] == 1
     )
     assert trained == [1e-3, 1e-3, 2e-3]  # the pruned trial trained one fold
+
+
+@pytest.mark.slow
+def test_a_seeded_sequential_study_is_reproducible(market, tmp_path):
+    torch.set_num_threads(1)
+    runs = []
+    for k in range(2):
+        p = _params(
+            market, tmp_path, n_trials=3, study_name=f"repro{k}", storage=str(tmp_path / f"{k}.journal")
+        )
+        runs.append(run_study(market.prices, p).trials[["number", "state", "value", "param_learning_rate"]])
+    assert runs[0].equals(runs[1])
