@@ -7,6 +7,11 @@ already names the file, column, row or parameter and what to do. Kedro's CLI wou
 it under a long rich traceback of library frames, which reads like a crash. This hook
 prints such errors as the message alone (on stderr, exit status 1); any other exception is
 a bug and keeps its full traceback. ``RSC_TRACEBACK=1`` shows the traceback for all.
+
+``RecordStudyLooks``: when the tuning node fails after some trials ran (a trial's error, a lost
+worker), the node returns nothing, yet those trials looked at the validation windows. The error
+carries the study's ``tuning_study`` event (``tuning.study.interrupted_event``); this hook saves
+it to ``tuning.study_event`` (the model registry) so that the walk-forward judge counts them.
 """
 
 from __future__ import annotations
@@ -67,3 +72,21 @@ class ClearInputErrors:
         from .project_params import remember
 
         remember(context.config_loader)
+
+
+class RecordStudyLooks:
+    """Record the looks of a tuning study whose node failed (module docstring)."""
+
+    NODE = "tuning.run_study"
+    DATASET = "tuning.study_event"
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node, catalog) -> None:
+        event = getattr(error, "tuning_study_event", None)
+        if node.name != self.NODE or not event or not event.get("trials_counted"):
+            return
+        catalog.save(self.DATASET, event)
+        sys.stderr.write(
+            f"\nThe study {event['study_name']} stopped; its {event['trials_counted']} trials so far are "
+            "recorded in the model registry (the walk-forward judge counts them).\n"
+        )

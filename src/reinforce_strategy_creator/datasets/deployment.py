@@ -1,7 +1,8 @@
 """Kedro datasets over the deployment library: the model registry and the paper accounts.
 
 What: :class:`ModelRegistryDataset` (a registry entry with its policy, and registration),
-:class:`GateDecisionLogDataset` (the evaluation gate's decisions in the same registry file)
+:class:`GateDecisionLogDataset` (the evaluation gate's decisions in the same registry file),
+:class:`TuningStudyLogDataset` (the hyperparameter studies recorded there)
 and :class:`PaperAccountDataset` (a staged paper account, published with one crash-safe commit).
 
 Why: they keep the nodes pure (no file access in nodes) while the registry and the accounts
@@ -163,6 +164,39 @@ class GateDecisionLogDataset(AbstractDataset[dict, list]):
             event["passed"],
             event["window"]["start"],
             event["window"]["end"],
+        )
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class TuningStudyLogDataset(AbstractDataset[dict, list]):
+    """The hyperparameter studies recorded in the registry file (``filepath``, the same ``.jsonl``).
+
+    *load*: every recorded ``tuning_study`` event, oldest first (``[]`` when the file does not
+    exist); the walk-forward judge counts their trials. *save*: records one study
+    (:meth:`ModelRegistry.record_tuning_study`, appended under the registry's lock).
+    """
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> list[dict[str, Any]]:
+        return ModelRegistry(self._filepath).tuning_studies()
+
+    def save(self, data: dict) -> None:
+        event = ModelRegistry(self._filepath).record_tuning_study(data)
+        logger.info(
+            "Tuning study %s recorded in %s: %d trials on validation windows %s .. %s",
+            event["study_name"],
+            self._filepath,
+            event["trials_counted"],
+            event["windows"][0]["start"],
+            event["windows"][-1]["end"],
         )
 
     def _exists(self) -> bool:

@@ -3,7 +3,8 @@
 What: :class:`ModelRegistry` registers evaluated champions as candidates and moves them through
 ``candidate -> production -> archived`` (``promote``, refused for a failed verdict unless
 forced with a reason, which is recorded; ``rollback``); it also records the evaluation gate's
-decisions. The current state is :func:`fold` of the events.
+decisions and the hyperparameter studies that looked at validation windows (``tuning_study``). The
+current state is :func:`fold` of the events.
 
 Why: the history is the only source of truth and is never rewritten, so an audit can always
 tell who promoted what and why. Every write reads, checks and appends under one ``flock``, so
@@ -66,6 +67,7 @@ class RegistryState:
     production: str | None
     production_stack: list[str]  # production ids in order; the last one is current
     gate_decisions: list[dict[str, Any]] = field(default_factory=list)
+    tuning_studies: list[dict[str, Any]] = field(default_factory=list)
 
 
 def make_entry_id(agent: str, version: str, seed: int) -> str:
@@ -125,6 +127,10 @@ class ModelRegistry:
     def gate_decisions(self) -> list[dict[str, Any]]:
         """Every recorded gate decision, oldest first (``[]`` when the file does not exist)."""
         return [dict(d) for d in self.state().gate_decisions]
+
+    def tuning_studies(self) -> list[dict[str, Any]]:
+        """Every recorded hyperparameter study (``tuning_study`` events), oldest first."""
+        return [dict(d) for d in self.state().tuning_studies]
 
     # -- writing -------------------------------------------------------------------------
     def _transact(self, build: Callable[[RegistryState], list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -240,6 +246,13 @@ class ModelRegistry:
         ``sharpe``, ``decided_on``, ``n_bars``). A decision changes no registry entry.
         """
         event = validate_gate_decision(decision, source=f"registry {self.path}")
+        return self._transact(lambda _st: [event])[0]
+
+    def record_tuning_study(self, study: Mapping[str, Any]) -> dict[str, Any]:
+        """Append a hyperparameter study's looks at its validation windows (a ``tuning_study``
+        event: ``study_name``, ``trials_counted``, ``windows``, ``config_sha256``); the
+        walk-forward judge counts them for every stitched window they overlap."""
+        event = validate_tuning_study(study, source=f"registry {self.path}")
         return self._transact(lambda _st: [event])[0]
 
     def apply_registration(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -430,6 +443,41 @@ def validate_gate_decision(decision: Any, source: str = "registry") -> dict[str,
     return {"event": "gate_decision", **json.loads(json.dumps(dict(decision), allow_nan=False))}
 
 
+TUNING_STUDY_REQUIRED = ("study_name", "trials_counted", "windows", "config_sha256")
+
+
+def validate_tuning_study(study: Any, source: str = "registry") -> dict[str, Any]:
+    """A study as it is recorded (``{"event": "tuning_study", ...}``), or a :class:`RegistryError`
+    naming the missing or bad key."""
+    how = (
+        "record_tuning_study needs {'study_name': str, 'trials_counted': int >= 0, 'windows': "
+        "[{'start': ISO date, 'end': ISO date}, ...], 'config_sha256': str} plus any JSON-able extras"
+    )
+    if not isinstance(study, Mapping):
+        raise RegistryError(f"{source}: a tuning study must be a dict, got {type(study).__name__}; {how}.")
+    study = _plain(study)
+    missing = [k for k in TUNING_STUDY_REQUIRED if k not in study]
+    if missing:
+        raise RegistryError(f"{source}: tuning study lacks {missing}; {how}.")
+    n = study["trials_counted"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise RegistryError(f"{source}: tuning study trials_counted={n!r} must be an int >= 0; {how}.")
+    if not isinstance(study["windows"], list) or not study["windows"]:
+        raise RegistryError(
+            f"{source}: tuning study windows={study['windows']!r} must be a non-empty list; {how}."
+        )
+    for window in study["windows"]:
+        _check_window(window, source, how)
+    if sorted(set(study) & {"event", "at"}):
+        raise RegistryError(
+            f"{source}: tuning study keys 'event' and 'at' are reserved (the registry writes them)."
+        )
+    try:
+        return {"event": "tuning_study", **json.loads(json.dumps(dict(study), allow_nan=False))}
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(f"{source}: tuning study is not JSON-able ({exc}); {how}.") from exc
+
+
 def _check_window(window: Any, source: str, how: str) -> None:
     """A gate decision's ``window``: exactly ISO ``start`` <= ``end``."""
     if not isinstance(window, Mapping) or set(window) != {"start", "end"}:
@@ -466,6 +514,7 @@ _EVENT_KEYS = {
     "promote": ("entry_id",),
     "rollback": ("from",),
     "gate_decision": GATE_DECISION_REQUIRED,
+    "tuning_study": TUNING_STUDY_REQUIRED,
 }
 
 
@@ -522,8 +571,8 @@ def apply_event(st: RegistryState, ev: Any, n: int = 0, source: str = "registry"
         st.production = st.production_stack[-1]
         st.entries[st.production].status = PRODUCTION
         st.entries[st.production].history.append(ev)
-    else:  # gate_decision: recorded for the evaluation gate; changes no entry
-        st.gate_decisions.append(ev)
+    else:  # gate_decision / tuning_study: looks at windows, counted by the gates; change no entry
+        (st.tuning_studies if kind == "tuning_study" else st.gate_decisions).append(ev)
 
 
 def fold(events: list[dict[str, Any]], source: str = "registry") -> RegistryState:

@@ -43,6 +43,7 @@ __all__ = [
     "deflated_psr",
     "null_sharpe_variance",
     "selection_effort",
+    "tuning_looks",
     "window_fingerprint",
     "window_reuse",
 ]
@@ -162,6 +163,40 @@ def window_reuse(
         "current_configuration_seen_before": config in configs,
         "n_configurations": len(configs | {config}),
     }
+
+
+def tuning_looks(studies: Sequence[Mapping[str, Any]], window: Mapping[str, str]) -> dict:
+    """Hyperparameter-study trials that looked at ``window``: every recorded study (model registry
+    ``tuning_study`` events) with a validation window that overlaps it by date. A study recorded
+    more than once (rerun, resumed) counts once, with its latest (largest) trial count; studies are
+    told apart by storage and name. Each trial is one more configuration tried on those returns.
+
+    Overlap is by dates only (a study on another instrument over the same dates counts too): the
+    cautious side, since the study's windows carry no fingerprint of the stitched returns."""
+    start, end = str(window["start"])[:10], str(window["end"])[:10]
+    latest: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for study in studies:
+        key = (str(study.get("storage")), str(study.get("study_name")))
+        if key not in latest or int(study["trials_counted"]) >= int(latest[key]["trials_counted"]):
+            latest[key] = study
+    overlapping = []
+    for (storage, name), study in sorted(latest.items()):
+        hits = [
+            w
+            for w in study.get("windows") or []
+            if str(w["start"])[:10] <= end and str(w["end"])[:10] >= start
+        ]
+        if hits:
+            overlapping.append(
+                {
+                    "study_name": name,
+                    "storage": storage,
+                    "trials": int(study["trials_counted"]),
+                    "overlapping_windows": [{"start": w["start"], "end": w["end"]} for w in hits],
+                    "config_sha256": study.get("config_sha256"),
+                }
+            )
+    return {"trials": sum(s["trials"] for s in overlapping), "studies": overlapping}
 
 
 def null_sharpe_variance(n_obs: int, benchmark_sharpe_per_bar: float) -> float:

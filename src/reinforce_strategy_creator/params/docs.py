@@ -31,6 +31,7 @@ BLOCKS = (
     "walk_forward",
     "deployment",
     "compute",
+    "tuning",
 )
 MARKER = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n)(.*?)(<!-- END GENERATED: \2 -->)", re.S)
 
@@ -94,6 +95,32 @@ def _training_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
             yield from _rows(config, f"training.{agent}", block)
 
 
+def _tuning_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
+    """The scalar keys of ``tuning``, then one row per search-space entry (its range as written)."""
+    from .tuning import TuningParams
+
+    for name, field in TuningParams.model_fields.items():
+        doc = " ".join((field.description or "").split())
+        if name != "search_space":
+            yield f"tuning.{name}", values.get(name, field.get_default(call_default_factory=True)), doc
+            continue
+        space = values.get(name)
+        if space is None:
+            space = {k: v.to_params() for k, v in field.get_default(call_default_factory=True).items()}
+        agent = values.get("agent", TuningParams.model_fields["agent"].default)
+        from .tuning import SearchRange
+
+        range_docs = {n: " ".join((f.description or "").split()) for n, f in SearchRange.model_fields.items()}
+        for key, rng in space.items():
+            for leaf, value in dict(rng).items():
+                if leaf in range_docs:
+                    yield (
+                        f"tuning.search_space.{key}.{leaf}",
+                        value,
+                        f"Range of `training.{agent}.{key}`: {range_docs[leaf]}",
+                    )
+
+
 def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
     """Every documented row of one block, valued from ``parameters`` (conf/base, resolved)."""
     from ..env.config import EnvConfig
@@ -107,6 +134,8 @@ def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any
     values = parameters.get(block) or {}
     if block == "training":
         return list(_training_rows(values))
+    if block == "tuning":
+        return list(_tuning_rows(values))
     model = {
         "data_ingestion": IngestionParams,
         "feature_engineering": FeatureParams,

@@ -34,7 +34,7 @@ from ..evaluation.metrics import infer_periods_per_year, json_safe, performance_
 from ..evaluation.pbo import probability_of_backtest_overfitting
 from ..evaluation.results import split_records
 from ..evaluation.stats import deflated_sharpe_ratio
-from ..evaluation.verdict import deflated_psr, finite_or, window_fingerprint, window_reuse
+from ..evaluation.verdict import deflated_psr, finite_or, tuning_looks, window_fingerprint, window_reuse
 from ..features import compute_features, max_lookback
 from ..params.base import ParameterError
 from ..params.evaluation import EvaluationParams
@@ -307,14 +307,21 @@ def judge(
     *,
     earlier_decisions: Sequence[Mapping[str, Any]] = (),
     config: str = "",
+    tuning_studies: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The verdict on the procedure's stitched record and the gate decision to record."""
+    """The verdict on the procedure's stitched record and the gate decision to record.
+
+    ``tuning_studies`` (the registry's ``tuning_study`` events): every trial of a study whose
+    validation windows overlap the stitched window is one more configuration tried on it; the
+    trials raise N of the deflated PSR and the DSR's trial count (``selection.tuning_trials``)."""
     evaluation = EvaluationParams.parse(parameters["evaluation"])
     recs = record.records
     bh = recs[(recs["kind"] == "benchmark") & (recs["agent"] == "buy_and_hold")].iloc[0].to_dict()
     proc = recs[recs["kind"] == "procedure"]
     fingerprint = record.extra["data_fingerprint"]
     reuse = window_reuse(list(earlier_decisions), fingerprint, record.window, config)
+    tuning = tuning_looks(list(tuning_studies), record.window)
+    n_configurations = reuse["n_configurations"] + tuning["trials"]
     trials = recs[recs["kind"].isin(["agent", "ensemble"])]
     pbo = _pbo(record.ledger)
     decided_on = {
@@ -330,14 +337,16 @@ def judge(
         return json_safe(verdict), json_safe({**_decision(verdict, fingerprint, record.window, config)})
     proc = proc.iloc[0].to_dict()
     decided_on["n_bars"] = int(proc["n_bars"])
-    dpsr = deflated_psr(proc, float(bh["sharpe_per_bar"]), reuse["n_configurations"])
+    dpsr = deflated_psr(proc, float(bh["sharpe_per_bar"]), n_configurations)
     gate = evaluate_gate({**proc, "psr": dpsr["value"]}, bh, evaluation.gate)
-    gate["rules"]["min_psr"]["deflated_by_configurations"] = reuse["n_configurations"]
+    gate["rules"]["min_psr"]["deflated_by_configurations"] = n_configurations
     n_trials = sum(len(h) for r in results for h in r.histories.values())
+    # a tuning trial is counted with no Sharpe on this window (NaN: counted, not in the variance)
+    trial_sharpes = trials["sharpe_per_bar"].astype(float).tolist() + [math.nan] * tuning["trials"]
     dsr = deflated_sharpe_ratio(
         float(proc["sharpe_per_bar"]),
         int(proc["n_bars"]),
-        trials["sharpe_per_bar"].astype(float).tolist(),
+        trial_sharpes,
         finite_or(proc.get("skew"), 0.0),
         finite_or(proc.get("kurtosis"), 3.0),
     )
@@ -352,14 +361,17 @@ def judge(
         "window_reuse": reuse,
         "dsr": {
             "value": dsr,
-            "n_trials": int(len(trials)),
-            "over": "every stitched agent x seed and ensemble",
+            "n_trials": int(len(trial_sharpes)),
+            "over": "every stitched agent x seed and ensemble, plus every trial of a hyperparameter "
+            "study whose validation windows overlap the stitched window",
         },
         "pbo": pbo,
         "selection": {
             "rule": evaluation.selection,
             "checkpoint_evaluations": int(n_trials),
             "selected_on": "each fold's validation window",
+            "tuning_trials": int(tuning["trials"]),
+            "tuning_studies": tuning["studies"],
         },
         "folds": record.folds.to_dict("records"),
         "reconciliation": record.reconciliation,

@@ -134,7 +134,9 @@ def _effort_html(verdict: Mapping[str, Any]) -> str:
         + (f" ({html.escape(str(pbo['reason']))})" if pbo.get("reason") else ""),
         f"Deflated Sharpe ratio of the procedure over {dsr.get('n_trials')} stitched trials: "
         f"<b>{_fmt('dsr', dsr.get('value'))}</b>",
-        f"PSR deflated for {defl.get('n_configurations')} configuration(s) gated on this window",
+        f"PSR deflated for {defl.get('n_configurations')} configuration(s) tried on this window "
+        f"(earlier gate decisions' configurations, this one, and {sel.get('tuning_trials', 0)} "
+        "hyperparameter-study trial(s) whose validation windows overlap it)",
         f"Checkpoint evaluations on the folds' validation windows: {sel.get('checkpoint_evaluations')}; "
         f"champion rule: {html.escape(str(sel.get('rule')))}",
     ]

@@ -88,10 +88,15 @@ def stitch_record(
 
 
 def judge_record(
-    record: engine.StitchedRecord, layout: dict[str, Any], gate_decisions: list, *results: engine.FoldResult
+    record: engine.StitchedRecord,
+    layout: dict[str, Any],
+    gate_decisions: list,
+    tuning_studies: list,
+    *results: engine.FoldResult,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The gate on the procedure's stitched record (PSR deflated for earlier decisions on the same
-    window), with PBO and DSR; returns the verdict and the decision to append to the registry."""
+    window and for every trial of a hyperparameter study that looked at it), with PBO and DSR;
+    returns the verdict and the decision to append to the registry."""
     params = layout["parameters"]
     return engine.judge(
         record,
@@ -99,6 +104,7 @@ def judge_record(
         params,
         earlier_decisions=list(gate_decisions or []),
         config=config_sha256(params),
+        tuning_studies=list(tuning_studies or []),
     )
 
 

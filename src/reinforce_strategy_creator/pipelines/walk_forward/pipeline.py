@@ -84,7 +84,7 @@ def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
             ),
             node(
                 judge_record,
-                inputs=["record", "layout", "gate_decisions", *results],
+                inputs=["record", "layout", "gate_decisions", "tuning_studies", *results],
                 outputs=["verdict", "gate_decision"],
                 name="judge",
             ),
