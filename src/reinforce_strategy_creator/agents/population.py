@@ -93,7 +93,7 @@ class Population(nn.Module):
 
     def __init__(self, members: Sequence[nn.Module]):
         super().__init__()
-        self.template = members[0]
+        self._members = (members[0],)  # a tuple: not registered as a submodule
         names = [n for n, _ in members[0].named_parameters()]
         self.names = names
         for m in members[1:]:
@@ -110,6 +110,11 @@ class Population(nn.Module):
         self.released = [False] * len(members)
         for k in range(len(members)):
             self._bind(k)
+
+    @property
+    def template(self) -> nn.Module:
+        """Member 0, whose layer structure the batched forward follows."""
+        return self._members[0]
 
     @property
     def k(self) -> int:
@@ -477,3 +482,9 @@ class PopulationTrackers:
             self.display.close(sum(t.steps for t in self.trackers))
             self.display = None
         return self.results
+
+
+def member_step(step: Step, i: int, lanes: int) -> Step:
+    """Member i's lanes of a population ``Step``."""
+    sl = slice(i * lanes, (i + 1) * lanes)
+    return Step(*(getattr(step, f)[sl] for f in _STEP_FIELDS))
