@@ -235,6 +235,25 @@ def test_members_on_different_markets_match_their_own_runs():
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_folds_x_seeds_fuse_per_fold_and_members_match_their_fold_alone():
+    """Members ordered fold by fold: each fold's seeds share one fused env, and a member's
+    result is bit-identical to training its fold's seeds alone."""
+    from reinforce_strategy_creator.agents.population import MemberEnvs
+
+    m1, m2 = _market(3), _market(4, n_bars=500)
+    _, pop_fn, cfg = SHORT["ppo"]
+    plan = [(m1, 1), (m1, 2), (m2, 3), (m2, 4)]
+
+    def envs(p):
+        return [TradingVectorEnv(m, ENV, num_envs=8, seed=s) for m, s in p]
+
+    groups = MemberEnvs(envs(plan), [s for _, s in plan], torch.device("cpu"))
+    assert [n for _, _, n in groups.groups] == [2, 2] and groups.n_fused == 4
+    both = pop_fn(envs(plan), cfg, seeds=[1, 2, 3, 4], device="cpu", progress=False)
+    fold2 = pop_fn(envs(plan[2:]), cfg, seeds=[3, 4], device="cpu", progress=False)
+    assert _same(both[2].policy, fold2[0].policy) and _same(both[3].policy, fold2[1].policy)
+
+
 @pytest.mark.parametrize("seeds", [[0, 1], [7, 3, 11]])
 def test_fused_env_blocks_equal_their_own_envs(seeds):
     """Every member block of the fused env steps exactly like its own env (episode ends and

@@ -327,19 +327,20 @@ class StackedRMSprop:
 # --------------------------------------------------------------------------- envs
 class MemberEnvs:
     """The members' envs as one lane-concatenated tensor env (lanes member-major: member k
-    owns lanes ``k*B .. (k+1)*B - 1``). Each member env is stepped on its own; a
-    :class:`~reinforce_strategy_creator.env.fused.MemberBlockTradingVectorEnv` (one market,
-    per-member start RNGs) is a single env whose blocks are the members."""
+    owns lanes ``k*B .. (k+1)*B - 1``).
+
+    Consecutive members whose envs can share one core (``env.fused.fuse_trading_envs``: plain
+    ``TradingVectorEnv`` s over the same market object, e.g. the seeds of one fold) are
+    stepped as ONE :class:`~reinforce_strategy_creator.env.fused.MemberBlockTradingVectorEnv`
+    with a start RNG per member block; any other member env is stepped on its own. So order
+    the members fold by fold (all seeds of a fold next to each other) to get the fusion.
+    """
 
     def __init__(self, member_envs: Sequence[Any], seeds: Sequence[int], device: torch.device):
-        from ..env.fused import MemberBlockTradingVectorEnv, fuse_trading_envs
+        from ..env.fused import fuse_trading_envs
 
         self.k = len(member_envs)
         self.seeds = list(seeds)
-        fused = fuse_trading_envs(member_envs, seeds)
-        self.fused = fused is not None
-        envs = [fused] if fused is not None else list(member_envs)
-        self.envs = [TensorVecEnv(e, device) for e in envs]
         first = TensorVecEnv(member_envs[0], device)
         self.lanes = first.num_envs  # B per member
         self.obs_dim, self.n_actions = first.obs_dim, first.n_actions
@@ -352,19 +353,37 @@ class MemberEnvs:
                     f"{self.obs_dim}, {self.n_actions}: members must share lanes and spaces "
                     "(same num_envs, window, features and positions)"
                 )
+        # (tensor env, seed to reset with or None when the env seeds its blocks, members)
+        self.groups: list[tuple[TensorVecEnv, int | None, int]] = []
+        i = 0
+        while i < self.k:
+            j = i + 1
+            while j < self.k and fuse_trading_envs(member_envs[i : j + 1], seeds[i : j + 1], check_only=True):
+                j += 1
+            fused = fuse_trading_envs(member_envs[i:j], seeds[i:j]) if j - i > 1 else None
+            if fused is not None:
+                self.groups.append((TensorVecEnv(fused, device), None, j - i))
+            else:
+                self.groups.append((TensorVecEnv(member_envs[i], device), self.seeds[i], 1))
+                j = i + 1
+            i = j
         self.num_envs = self.k * self.lanes
-        self._fused_type = MemberBlockTradingVectorEnv
+
+    @property
+    def n_fused(self) -> int:
+        """How many of the members step inside a fused env."""
+        return sum(n for _, seed, n in self.groups if seed is None)
 
     def reset(self) -> torch.Tensor:
-        if self.fused:
-            return self.envs[0].reset(seed=None)  # the fused env seeds each block itself
-        return torch.cat([e.reset(seed=s) for e, s in zip(self.envs, self.seeds, strict=True)])
+        return torch.cat([e.reset(seed=seed) for e, seed, _ in self.groups])
 
     def step(self, actions: torch.Tensor) -> Step:
-        if self.fused:
-            return self.envs[0].step(actions)
-        b = self.lanes
-        steps = [e.step(actions[i * b : (i + 1) * b]) for i, e in enumerate(self.envs)]
+        if len(self.groups) == 1:
+            return self.groups[0][0].step(actions)
+        steps, start = [], 0
+        for e, _, n in self.groups:
+            steps.append(e.step(actions[start : start + n * self.lanes]))
+            start += n * self.lanes
         return Step(*(torch.cat([getattr(s, f) for s in steps]) for f in _STEP_FIELDS))
 
 

@@ -80,12 +80,15 @@ class MemberBlockTradingVectorEnv(TradingVectorEnv):
         self.lanes_per_member = int(lanes_per_member)
 
 
-def fuse_trading_envs(member_envs: Sequence[Any], seeds: Sequence[int]) -> MemberBlockTradingVectorEnv | None:
+def fuse_trading_envs(
+    member_envs: Sequence[Any], seeds: Sequence[int], *, check_only: bool = False
+) -> MemberBlockTradingVectorEnv | bool | None:
     """One :class:`MemberBlockTradingVectorEnv` for the members when they can share one
     (at least two plain eager ``TradingVectorEnv`` s over the same market object with equal
-    config, device and lane count); ``None`` otherwise (the members' envs step one by one)."""
+    config, device and lane count); ``None`` otherwise (the members' envs step one by one).
+    ``check_only``: just say whether they can (True/False), building nothing."""
     if len(member_envs) < 2 or any(type(e) is not TradingVectorEnv for e in member_envs):
-        return None
+        return False if check_only else None
     first = member_envs[0]
     for e in member_envs:
         c = e.core
@@ -96,7 +99,9 @@ def fuse_trading_envs(member_envs: Sequence[Any], seeds: Sequence[int]) -> Membe
             or str(e.device) != str(first.device)
             or c._transition != c._transition_eager
         ):
-            return None
+            return False if check_only else None
+    if check_only:
+        return True
     return MemberBlockTradingVectorEnv(
         first.core.market, first.config, first.num_envs, seeds, str(first.device)
     )
