@@ -64,6 +64,8 @@ SHORT = {
         {"total_steps": 1024, "learning_starts": 128, "train_frequency": 4, "batch_size": 32, "log_every": 2},
     ),
 }
+# PPO with a KL limit that members hit at different minibatches (each member freezes on its own)
+SHORT_KL = (train_ppo, train_ppo_population, {**SHORT["ppo"][2], "target_kl": 0.002, "learning_rate": 3e-3})
 
 
 @pytest.fixture(autouse=True)
@@ -182,9 +184,9 @@ def test_a2c_and_dqn_member_losses_and_rmsprop_equal_single_model():
 
 
 # ------------------------------------------------------------------ a member follows its single-model run
-@pytest.mark.parametrize("algo", sorted(SHORT))
+@pytest.mark.parametrize("algo", [*sorted(SHORT), "ppo-target_kl"])
 def test_member_follows_the_single_model_run_of_its_seed(algo):
-    single_fn, pop_fn, cfg = SHORT[algo]
+    single_fn, pop_fn, cfg = SHORT_KL if algo == "ppo-target_kl" else SHORT[algo]
     res = pop_fn([_cartpole(), _cartpole()], cfg, seeds=[3, 4], device="cpu", progress=False)
     for r, seed in zip(res, (3, 4), strict=True):
         s = single_fn(_cartpole(), cfg, seed=seed, device="cpu", progress=False)

@@ -181,4 +181,4 @@ class _PopulationQLearner:
         """Per due member: hard copy (``tau`` = 1) or Polyak averaging towards its online net."""
         for p_t, p in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
             new = p if self.cfg.tau >= 1.0 else torch.lerp(p_t, p, self.cfg.tau)
-            p_t.copy_(torch.where(due.reshape(-1, *([1] * (p.dim() - 1))), new, p_t))
+            p_t.copy_(torch.where(due.to(p.device).reshape(-1, *([1] * (p.dim() - 1))), new, p_t))

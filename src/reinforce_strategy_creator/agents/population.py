@@ -282,7 +282,7 @@ class StackedAdam:
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
         b1, b2 = self.betas
-        self.steps += active.to(torch.float64)
+        self.steps += active.cpu().to(torch.float64)
         steps = self.steps.clamp(min=1.0)
         bc1 = (1.0 - b1**steps).to(torch.float32)
         bc2_sqrt = (1.0 - b2**steps).sqrt().to(torch.float32)
@@ -291,11 +291,11 @@ class StackedAdam:
             if p.grad is None:
                 continue
             g = p.grad
-            a = _member_shape(active, p)
+            a = _member_shape(active.to(p.device), p)
             m.copy_(torch.where(a, torch.lerp(m, g, 1 - b1), m))
             v.copy_(torch.where(a, v * b2 + (1 - b2) * g * g, v))
-            denom = v.sqrt() / _member_shape(bc2_sqrt, p) + self.eps
-            upd = m / denom * _member_shape(step_size, p)
+            denom = v.sqrt() / _member_shape(bc2_sqrt.to(p.device), p) + self.eps
+            upd = m / denom * _member_shape(step_size.to(p.device), p)
             p.sub_(torch.where(a, upd, torch.zeros_like(upd)))
 
 
@@ -318,7 +318,7 @@ class StackedRMSprop:
             if p.grad is None:
                 continue
             g = p.grad
-            a = _member_shape(active, p)
+            a = _member_shape(active.to(p.device), p)
             sq.copy_(torch.where(a, sq * self.alpha + (1 - self.alpha) * g * g, sq))
             upd = g / (sq.sqrt() + self.eps) * self.lr
             p.sub_(torch.where(a, upd, torch.zeros_like(upd)))

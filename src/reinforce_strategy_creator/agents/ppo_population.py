@@ -113,7 +113,7 @@ def _optimise(pop, optimizer: StackedAdam, buf, adv, returns, cfg: PPOConfig, ge
     batch = b_act.shape[1]
     mb_size = max(1, batch // cfg.num_minibatches)
     rows = torch.arange(k, device=b_obs.device)[:, None]
-    live = active.clone()  # members still updating in this update (target_kl)
+    live = active.to(b_obs.device)  # members still updating in this update (target_kl)
     last = None
     for _epoch in range(cfg.update_epochs):
         # a member draws its permutation only while it updates, as the single model would
