@@ -10,10 +10,11 @@ Same env as benchmarks/bench_training.py: the project's trading core over the re
     (members ordered fold by fold, so each fold's seeds share a fused env) against the F x 3
     single trainings in a row.
 
-Each case alternates sequential and population runs ``--repeats`` times and reports the
-median wall times and the ratio sequential / population (the speed-up). With
-``--profile``, one population run of PPO is split into env step / forward / loss+backward /
-optimiser time (cProfile: cumulative time of the functions of each phase).
+Each case warms both sides up with one short untimed run, then alternates sequential and
+population runs ``--repeats`` times and reports the median wall times and the ratio
+sequential / population (the speed-up). With ``--profile``, one population run of PPO is
+split into env step / rollout / loss forward / backward / optimiser time (cProfile:
+cumulative time of the functions of each phase).
 
 Usage: ``python benchmarks/bench_population.py [--quick] [--repeats N] [--threads N] [--profile]``
 """
@@ -93,6 +94,10 @@ def population(algo: str, members, cfg: EnvConfig, params: dict) -> float:
 
 
 def compare(algo: str, members, cfg: EnvConfig, params: dict, repeats: int) -> tuple[float, float]:
+    warm = [members[0]]  # one short untimed run of each side first: lazy initialisation
+    small = {**params, "total_steps": min(params["total_steps"], 2 * LANES * params.get("num_steps", 16))}
+    sequential(algo, warm, cfg, small)
+    population(algo, warm * 2, cfg, small)
     seq, pop = [], []
     for _ in range(repeats):  # alternate, so that load from other users hits both sides alike
         seq.append(sequential(algo, members, cfg, params))
@@ -150,6 +155,11 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"{LANES} lanes per member, median of {args.repeats}"
+    )
+    obs_dim = TradingVectorEnv(full, cfg, num_envs=1, seed=0, device="cpu").core.obs_dim
+    print(
+        f"market: {full.n_bars} bars (folds: {args.folds} x {markets[0].n_bars} bars), obs_dim {obs_dim}, "
+        f"episode_length {cfg.episode_length}"
     )
     print(
         f"{'case':34s} {'members':>7s} {'steps/member':>12s} {'sequential s':>12s} "
