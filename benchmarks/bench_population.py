@@ -106,33 +106,51 @@ def compare(algo: str, members, cfg: EnvConfig, params: dict, repeats: int) -> t
 
 
 def profile(markets, cfg: EnvConfig, steps: int) -> None:
-    """Where one PPO population run's time goes (cProfile, own time by phase)."""
+    """Where the time of 3 PPO seeds goes, sequential vs population (cProfile, cumulative
+    seconds per phase; phases nest, so they do not add up to the total)."""
     import cProfile
     import pstats
 
-    from reinforce_strategy_creator.agents.population import StackedAdam
-
     members = [(markets[0], s) for s in SEEDS]
-    prof = cProfile.Profile()
-    prof.enable()
-    population("ppo", members, cfg, {**CONFIGS["ppo"], "total_steps": steps})
-    prof.disable()
-    st = pstats.Stats(prof)
+    params = {**CONFIGS["ppo"], "total_steps": steps}
     phases = {
-        "env step (core.step)": ("core.py", "step"),
-        "rollout forward + sampling (collect_rollout)": ("population.py", "collect_rollout"),
-        "minibatch epochs (_optimise, all)": ("ppo_population.py", "_optimise"),
-        "  loss forward (ppo_loss)": ("ppo.py", "ppo_loss"),
-        "  optimiser (StackedAdam.step)": ("population.py", StackedAdam.step.__code__.co_firstlineno),
-        "  gradient clipping": ("population.py", "clip_grad_norm_per_member"),
+        "env step (BatchedTradingCore.step)": ("core.py", ("step",)),
+        "rollout (_collect_rollout / collect_rollout)": ("", ("_collect_rollout", "collect_rollout")),
+        "minibatch epochs (_optimise)": ("", ("_optimise",)),
+        "  loss forward (ppo_loss)": ("ppo.py", ("ppo_loss",)),
+        "  backward (autograd engine)": ("", ("run_backward",)),
+        "  tanh (forward passes)": ("", ("torch.tanh",)),
+        "  matmuls (forward passes: linear / baddbmm)": ("", ("_nn.linear", "torch.baddbmm")),
     }
-    total = max(v[3] for v in st.stats.values())
-    print(f"\nprofile: PPO population of {len(SEEDS)}, {steps} steps per member, {total:.2f} s")
-    for label, (file, fn) in phases.items():
-        cum = sum(v[3] for (f, line, name), v in st.stats.items() if f.endswith(file) and fn in (name, line))
-        print(f"  {label:48s} {cum:6.2f} s  {cum / total:5.0%}")
-    backward = sum(v[3] for (f, _, name), v in st.stats.items() if "run_backward" in name)
-    print(f"  {'  backward (autograd engine)':48s} {backward:6.2f} s  {backward / total:5.0%}")
+    print(f"\nprofile: PPO, {len(SEEDS)} seeds x {steps} steps, cumulative seconds (share of the run)")
+    print(f"  {'phase':46s} {'sequential':>16s} {'population':>16s}")
+    rows = {}
+    for side, fn in (("sequential", sequential), ("population", population)):
+        fn(
+            "ppo",
+            members[:1] * (1 if side == "sequential" else 2),
+            cfg,
+            {**params, "total_steps": 2 * 64 * LANES},
+        )
+        prof = cProfile.Profile()
+        prof.enable()
+        fn("ppo", members, cfg, params)
+        prof.disable()
+        st = pstats.Stats(prof).stats
+        total = max(v[3] for v in st.values())
+        rows[side] = {"total": (total, 1.0)}
+        for label, (file, names) in phases.items():
+            cum = sum(
+                v[3]
+                for (f, _, name), v in st.items()
+                if f.endswith(file) and any(name == n or (name.startswith("<") and n in name) for n in names)
+            )
+            rows[side][label] = (cum, cum / total)
+    for label in ["total", *phases]:
+        cells = [
+            f"{rows[s][label][0]:6.2f} s ({rows[s][label][1]:4.0%})" for s in ("sequential", "population")
+        ]
+        print(f"  {label:46s} {cells[0]:>16s} {cells[1]:>16s}")
 
 
 def main() -> None:
@@ -165,7 +183,7 @@ def main() -> None:
         f"{'case':34s} {'members':>7s} {'steps/member':>12s} {'sequential s':>12s} "
         f"{'population s':>12s} {'speed-up':>8s}"
     )
-    for algo in args.algos.split(","):
+    for algo in [a for a in args.algos.split(",") if a]:  # --algos "" with --profile: profile only
         params = {**CONFIGS[algo], "total_steps": STEPS[algo] // scale}
         cases = {
             f"(a) {algo} seeds x{len(SEEDS)}, one market": [(full, s) for s in SEEDS],
