@@ -2,18 +2,44 @@
 
 Plain library, no Kedro. See docs/agents.md for the algorithms, hyperparameters, the
 policy interface, the module layout and how to add an agent.
+
+Populations (docs/populations.md): ``POPULATION_ALGORITHMS[algo] = (ConfigClass,
+train_<algo>_population)`` trains K members (seeds, or seeds x folds) as one and returns one
+``TrainResult`` per member, each with the contract of ``ALGORITHMS[algo][1]``. Training
+would call it, for one agent block whose seeds (and folds) it wants trained together, as::
+
+    config_cls, train_population = POPULATION_ALGORITHMS[plan.algorithm]
+    results = train_population(
+        [make_train_env(market_k, env_cfg, settings.num_envs, seed_k) for (market_k, seed_k) in members],
+        plan.config,
+        seeds=[seed_k for _, seed_k in members],
+        device=str(device),
+        eval_fns=[score_fn_k for ...],   # each member's own validation scorer (its fold's)
+        eval_every=settings.eval_every,
+        patience=settings.patience,
+        progress=settings.progress,
+    )
+
+Members that share one market *object* (seeds of one fold, built from the same
+``MarketArrays``) are stepped as one fused env automatically; members on different markets
+step their own envs. All members need the same ``num_envs``, observation size and actions.
+A ``TrainingDivergedError`` from any member ends the whole population (it names that
+member's seed). Only the ``torch`` backend has populations (not ``sb3``).
 """
 
 from .a2c import A2CConfig, train_a2c
+from .a2c_population import train_a2c_population
 from .checkpoint import CheckpointSelector
 from .config import AgentConfigError
 from .dqn import DQNConfig, train_dqn
+from .dqn_population import train_dqn_population
 from .ensemble import ENSEMBLE_SEED, SeedEnsemble, seed_label
 from .errors import AgentEnvError, TrainingDivergedError
 from .evaluate import evaluate_episodes
 from .networks import ActorCriticPolicy, QPolicy
 from .policy import PolicySpecError, build_policy
 from .ppo import PPOConfig, train_ppo
+from .ppo_population import train_ppo_population
 from .seeding import resolve_device
 from .tracking import TrainResult
 from .vec_env import TensorVecEnv
@@ -22,6 +48,11 @@ ALGORITHMS = {
     "ppo": (PPOConfig, train_ppo),
     "a2c": (A2CConfig, train_a2c),
     "dqn": (DQNConfig, train_dqn),
+}
+POPULATION_ALGORITHMS = {
+    "ppo": (PPOConfig, train_ppo_population),
+    "a2c": (A2CConfig, train_a2c_population),
+    "dqn": (DQNConfig, train_dqn_population),
 }
 BACKENDS = ("torch", "sb3")  # sb3: optional stable-baselines3 backend (agents/sb3_backend.py)
 
@@ -35,6 +66,7 @@ __all__ = [
     "CheckpointSelector",
     "DQNConfig",
     "ENSEMBLE_SEED",
+    "POPULATION_ALGORITHMS",
     "PPOConfig",
     "PolicySpecError",
     "QPolicy",
@@ -47,6 +79,9 @@ __all__ = [
     "resolve_device",
     "seed_label",
     "train_a2c",
+    "train_a2c_population",
     "train_dqn",
+    "train_dqn_population",
     "train_ppo",
+    "train_ppo_population",
 ]

@@ -82,23 +82,24 @@ def train_a2c(
         return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
 
 
-def a2c_loss(
-    policy: ActorCriticPolicy, cfg: A2CConfig, buf: RolloutBuffer, adv: torch.Tensor, returns: torch.Tensor
-):
-    """A2C loss over the whole rollout; returns (loss, pg_loss, v_loss, entropy)."""
-    logits, values = policy(buf.obs.reshape(buf.valid.numel(), -1))
+def a2c_loss(policy: ActorCriticPolicy, cfg: A2CConfig, obs, actions, adv, returns, valid):
+    """A2C loss over a whole rollout; returns (loss, pg_loss, v_loss, entropy).
+
+    Every reduction is over the last axis: flat ``(N,)`` transitions (one model) give scalars,
+    ``(K, N)`` (a population, ``agents/population.py``) give ``(K,)``, one loss per member.
+    """
+    logits, values = policy(obs)
     logp_all = torch.log_softmax(logits, -1)
-    logprob = logp_all.gather(-1, buf.actions.reshape(-1, 1)).squeeze(-1)
+    logprob = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
-    valid = buf.valid.reshape(-1)
-    n = valid.sum().clamp_min(1.0)
-    a = adv.reshape(-1)
+    n = valid.sum(-1, keepdim=True).clamp_min(1.0)
+    a = adv
     if cfg.norm_adv:
-        mean = (a * valid).sum() / n
-        a = (a - mean) / ((((a - mean) ** 2 * valid).sum() / n).sqrt() + 1e-8)
-    pg_loss = -(a * logprob * valid).sum() / n
-    v_loss = 0.5 * (((values - returns.reshape(-1)) ** 2) * valid).sum() / n
-    ent = (entropy * valid).sum() / n
+        mean = (a * valid).sum(-1, keepdim=True) / n
+        a = (a - mean) / ((((a - mean) ** 2 * valid).sum(-1, keepdim=True) / n).sqrt() + 1e-8)
+    pg_loss = (-(a * logprob * valid).sum(-1, keepdim=True) / n).squeeze(-1)
+    v_loss = (0.5 * (((values - returns) ** 2) * valid).sum(-1, keepdim=True) / n).squeeze(-1)
+    ent = ((entropy * valid).sum(-1, keepdim=True) / n).squeeze(-1)
     loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
     return loss, pg_loss, v_loss, ent
 
@@ -132,7 +133,16 @@ def _train(envs, cfg: A2CConfig, seed, dev, eval_fn, eval_every, patience, progr
             optimizer.param_groups[0]["lr"] = annealed_lr(cfg.learning_rate, update, num_updates)
         obs = _collect_rollout(env, policy, buf, tracker, obs, gen)
         adv, returns = _advantages(policy, buf, cfg)
-        loss, pg_loss, v_loss, ent = a2c_loss(policy, cfg, buf, adv, returns)
+        n = buf.valid.numel()
+        loss, pg_loss, v_loss, ent = a2c_loss(
+            policy,
+            cfg,
+            buf.obs.reshape(n, -1),
+            buf.actions.reshape(n),
+            adv.reshape(n),
+            returns.reshape(n),
+            buf.valid.reshape(n),
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)

@@ -167,12 +167,41 @@ def _epsilon_greedy(
     q: QPolicy, obs: torch.Tensor, eps: float, n_actions: int, gen: torch.Generator
 ) -> torch.Tensor:
     """Per lane: a uniformly random action with probability ``eps``, else the greedy one."""
-    B = obs.shape[0]
     with torch.no_grad():
         greedy = q(obs).argmax(-1)
-    explore = torch.rand(B, generator=gen).to(obs.device) < eps
-    random_a = torch.randint(0, n_actions, (B,), generator=gen).to(obs.device)
-    return torch.where(explore, random_a, greedy)
+    return explore(greedy, eps, n_actions, gen)
+
+
+def explore(greedy: torch.Tensor, eps: float, n_actions: int, gen: torch.Generator) -> torch.Tensor:
+    """Replace each of the (B,) greedy actions by a uniform random one with probability ``eps``
+    (draws B uniforms then B actions from ``gen``, whatever ``eps`` is)."""
+    B = greedy.shape[0]
+    explore_ = torch.rand(B, generator=gen).to(greedy.device) < eps
+    random_a = torch.randint(0, n_actions, (B,), generator=gen).to(greedy.device)
+    return torch.where(explore_, random_a, greedy)
+
+
+def td_loss(q_sa: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Huber or MSE TD loss, the mean over the last axis: a scalar for ``(N,)`` (one model),
+    ``(K,)`` for ``(K, N)`` (a population, one loss per member)."""
+    if kind == "huber":
+        return F.smooth_l1_loss(q_sa, target, reduction="none").mean(-1)
+    return F.mse_loss(q_sa, target, reduction="none").mean(-1)
+
+
+@torch.no_grad()
+def td_target(
+    q, q_target, r: torch.Tensor, s2: torch.Tensor, disc: torch.Tensor, double: bool
+) -> torch.Tensor:
+    """``r + disc * Q_target(s2, a*)``: a* = argmax of the online net (double DQN) or of the
+    target net; ``disc`` is 0 after a termination. Works on (N,) rows or (K, N) members."""
+    q_next_t = q_target(s2)
+    if double:
+        a2 = q(s2).argmax(-1, keepdim=True)
+        nxt = q_next_t.gather(-1, a2).squeeze(-1)
+    else:
+        nxt = q_next_t.max(-1).values
+    return r + disc * nxt
 
 
 class _QLearner:
@@ -190,12 +219,9 @@ class _QLearner:
         cfg = self.cfg
         for _ in range(cfg.gradient_steps):
             s, a, r, s2, disc = rb.sample(cfg.batch_size, gen)
-            target = self._td_target(r, s2, disc)
+            target = td_target(self.q, self.q_target, r, s2, disc, cfg.double)
             q_sa = self.q(s).gather(-1, a[:, None]).squeeze(-1)
-            if cfg.loss == "huber":
-                loss = F.smooth_l1_loss(q_sa, target)
-            else:
-                loss = F.mse_loss(q_sa, target)
+            loss = td_loss(q_sa, target, cfg.loss)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
@@ -204,18 +230,6 @@ class _QLearner:
             if self.grad_steps % cfg.target_update_every == 0:
                 self._update_target()
         return loss.item()
-
-    @torch.no_grad()
-    def _td_target(self, r: torch.Tensor, s2: torch.Tensor, disc: torch.Tensor) -> torch.Tensor:
-        """``r + disc * Q_target(s2, a*)``: a* = argmax of the online net (double DQN) or of
-        the target net; ``disc`` is 0 after a termination."""
-        q_next_t = self.q_target(s2)
-        if self.cfg.double:
-            a2 = self.q(s2).argmax(-1, keepdim=True)
-            nxt = q_next_t.gather(-1, a2).squeeze(-1)
-        else:
-            nxt = q_next_t.max(-1).values
-        return r + disc * nxt
 
     @torch.no_grad()
     def _update_target(self) -> None:

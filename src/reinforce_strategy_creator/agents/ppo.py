@@ -109,30 +109,35 @@ def train_ppo(
 def ppo_loss(
     policy: ActorCriticPolicy, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid
 ):
-    """Clipped PPO loss on one minibatch; returns (loss, pg_loss, v_loss, entropy, approx_kl)."""
+    """Clipped PPO loss on one minibatch; returns (loss, pg_loss, v_loss, entropy, approx_kl).
+
+    Every reduction is over the last axis: ``(N,)`` tensors (one model) give scalars,
+    ``(K, N)`` tensors (a population, ``agents/population.py``) give ``(K,)`` values, each
+    member's own loss with its own advantage normalisation.
+    """
     logits, value = policy(obs)
     logp_all = torch.log_softmax(logits, -1)
-    logprob = logp_all.gather(-1, actions[:, None]).squeeze(-1)
+    logprob = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
-    n = valid.sum().clamp_min(1.0)
+    n = valid.sum(-1, keepdim=True).clamp_min(1.0)
     logratio = logprob - old_logprob
     ratio = logratio.exp()
     if cfg.norm_adv:
-        mean = (adv * valid).sum() / n
-        std = (((adv - mean) ** 2 * valid).sum() / n).sqrt()
+        mean = (adv * valid).sum(-1, keepdim=True) / n
+        std = (((adv - mean) ** 2 * valid).sum(-1, keepdim=True) / n).sqrt()
         adv = (adv - mean) / (std + 1e-8)
     pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef))
-    pg_loss = (pg * valid).sum() / n
+    pg_loss = ((pg * valid).sum(-1, keepdim=True) / n).squeeze(-1)
     if cfg.clip_vloss:
         v_clipped = old_values + (value - old_values).clamp(-cfg.clip_coef, cfg.clip_coef)
         v = torch.max((value - returns) ** 2, (v_clipped - returns) ** 2)
     else:
         v = (value - returns) ** 2
-    v_loss = 0.5 * (v * valid).sum() / n
-    ent = (entropy * valid).sum() / n
+    v_loss = (0.5 * (v * valid).sum(-1, keepdim=True) / n).squeeze(-1)
+    ent = ((entropy * valid).sum(-1, keepdim=True) / n).squeeze(-1)
     loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
     with torch.no_grad():
-        approx_kl = (((ratio - 1) - logratio) * valid).sum() / n
+        approx_kl = ((((ratio - 1) - logratio) * valid).sum(-1, keepdim=True) / n).squeeze(-1)
     return loss, pg_loss, v_loss, ent, approx_kl
 
 

@@ -1,0 +1,184 @@
+"""DQN for a population: K members (seeds / folds) trained as one; see agents/population.py.
+
+The loop is ``dqn._train``'s with a member axis: one batched greedy forward for all K*B
+lanes, then each member's own epsilon-greedy draws (its generator), its own n-step
+accumulator and replay buffer; a TD step samples each learning member's own minibatch (its
+generator), evaluates the shared :func:`~.dqn.td_target` / :func:`~.dqn.td_loss` on the
+stacked online and target networks (one loss per member), clips per member and takes one
+:class:`~.population.StackedAdam` step for the members that learn. Each member's target
+network is updated on its own gradient-step count.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .buffers import NStepAccumulator, ReplayBuffer
+from .dqn import DQNConfig, explore, td_loss, td_target
+from .errors import check_finite
+from .networks import QPolicy
+from .population import (
+    MemberEnvs,
+    PopulationQ,
+    PopulationTrackers,
+    StackedAdam,
+    check_members,
+    clip_grad_norm_per_member,
+    member_step,
+)
+from .schedules import linear_schedule
+from .seeding import deterministic_torch, resolve_device, seed_everything
+from .tracking import TrainResult
+
+
+def train_dqn_population(
+    member_envs: Sequence,
+    config: DQNConfig | dict | None = None,
+    *,
+    seeds: Sequence[int],
+    device: str = "auto",
+    eval_fns: Sequence[Callable[[nn.Module], float] | None] | None = None,
+    eval_every: int = 50,
+    patience: int | None = None,
+    progress: bool = True,
+) -> list[TrainResult]:
+    """Train one DQN member per ``(member_envs[k], seeds[k], eval_fns[k])``; one
+    :class:`TrainResult` per member, in order, with the contract of :func:`~.dqn.train_dqn`
+    (``eval_every`` counts iterations)."""
+    cfg = config if isinstance(config, DQNConfig) else DQNConfig.from_params(config)
+    eval_fns = check_members(member_envs, seeds, eval_fns)
+    for envs in member_envs:
+        cfg.check_batch(int(envs.num_envs))
+    dev = resolve_device(device)
+    with deterministic_torch(dev):
+        return _train(member_envs, cfg, list(seeds), dev, eval_fns, eval_every, patience, progress)
+
+
+def _train(member_envs, cfg: DQNConfig, seeds, dev, eval_fns, eval_every, patience, progress):
+    env = MemberEnvs(member_envs, seeds, dev)
+    k, b = env.k, env.lanes
+    members, gens = [], []
+    for s in seeds:  # each member's weights and generator exactly as train_dqn makes them
+        gens.append(seed_everything(s))
+        members.append(
+            QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling).to(dev)
+        )
+    learner = _PopulationQLearner(members, cfg)
+    rbs = [ReplayBuffer(cfg.buffer_size, env.obs_dim, dev) for _ in range(k)]
+    nsteps = [NStepAccumulator(cfg.n_step, b, env.obs_dim, cfg.gamma, dev) for _ in range(k)]
+    num_iters = max(1, cfg.total_steps // (b * cfg.train_frequency))
+    total = num_iters * cfg.train_frequency * b
+    trackers = PopulationTrackers(
+        members,
+        b,
+        dev,
+        total_steps=total,
+        eval_fns=eval_fns,
+        eval_every=eval_every,
+        patience=patience,
+        progress=progress,
+        log_every=cfg.log_every,
+        desc="dqn",
+        seeds=seeds,
+    )
+    obs = env.reset()
+
+    for it in range(1, num_iters + 1):
+        for _ in range(cfg.train_frequency):
+            eps = linear_schedule(
+                cfg.eps_start, cfg.eps_end, cfg.exploration_fraction * total, trackers.steps
+            )
+            with torch.no_grad():
+                greedy = learner.q(obs.reshape(k, b, -1)).argmax(-1)
+            action = torch.cat([explore(greedy[i], eps, env.n_actions, gens[i]) for i in range(k)])
+            step = env.step(action)
+            trackers.on_step(step)
+            if cfg.reward_scale != 1.0:  # learning sees scaled rewards; history keeps raw ones
+                step = dataclasses.replace(step, reward=step.reward * cfg.reward_scale)
+            for i in range(k):
+                sl = slice(i * b, (i + 1) * b)
+                ready = nsteps[i].push(obs[sl], action[sl], member_step(step, i, b))
+                if ready is not None:
+                    rbs[i].add(*ready)
+            obs = step.obs
+        learning = torch.tensor(
+            [
+                bool(trackers.active[i])
+                and trackers.trackers[i].steps >= cfg.learning_starts
+                and len(rbs[i]) >= cfg.batch_size
+                for i in range(k)
+            ]
+        )
+        metrics: list[dict[str, float]] = [{} for _ in range(k)]
+        if bool(learning.any()):
+            q_loss = learner.learn(rbs, gens, learning)
+            for i in range(k):
+                if bool(learning[i]):
+                    check_finite(q_loss[i], "dqn", seeds[i], it)
+                    metrics[i] = dict(q_loss=q_loss[i])
+        for i in trackers.end_update(it, it == num_iters, metrics):
+            trackers.finish(i, learner.q)
+        if not bool(trackers.active.any()):
+            break
+    return trackers.close()
+
+
+class _PopulationQLearner:
+    """The stacked online Q-networks, their optimiser and the stacked target networks."""
+
+    def __init__(self, members: Sequence[QPolicy], cfg: DQNConfig):
+        self.cfg = cfg
+        self.q = PopulationQ(members)
+        self.q_target = PopulationQ([copy.deepcopy(m) for m in members])
+        self.q_target.requires_grad_(False)
+        self.optimizer = StackedAdam(self.q.parameters(), self.q.k, lr=cfg.learning_rate)
+        self.grad_steps = torch.zeros(self.q.k, dtype=torch.long)
+
+    def learn(self, rbs: Sequence[ReplayBuffer], gens, learning: torch.Tensor) -> list[float]:
+        """``gradient_steps`` TD steps of the ``learning`` members, each on minibatches of its
+        own replay buffer; every member's last-step loss (NaN for members not learning)."""
+        cfg, k = self.cfg, self.q.k
+        for _ in range(cfg.gradient_steps):
+            batches = []
+            for i in range(k):
+                if bool(learning[i]):
+                    batches.append(rbs[i].sample(cfg.batch_size, gens[i]))
+                else:  # a placeholder minibatch: no RNG draw, its update is masked out
+                    batches.append(
+                        tuple(
+                            x[: cfg.batch_size]
+                            for x in (
+                                rbs[i].obs,
+                                rbs[i].actions,
+                                rbs[i].returns,
+                                rbs[i].next_obs,
+                                rbs[i].discounts,
+                            )
+                        )
+                    )
+            s, a, r, s2, disc = (torch.stack(x) for x in zip(*batches, strict=True))
+            target = td_target(self.q, self.q_target, r, s2, disc, cfg.double)
+            q_sa = self.q(s).gather(-1, a.unsqueeze(-1)).squeeze(-1)
+            loss = td_loss(q_sa, target, cfg.loss)
+            self.optimizer.zero_grad()
+            loss.sum().backward()
+            clip_grad_norm_per_member(self.optimizer.params, cfg.max_grad_norm)
+            self.optimizer.step(learning)
+            self.grad_steps += learning.long()
+            due = learning & (self.grad_steps % cfg.target_update_every == 0)
+            if bool(due.any()):
+                self._update_target(due)
+        out = loss.detach().tolist()
+        return [out[i] if bool(learning[i]) else float("nan") for i in range(k)]
+
+    @torch.no_grad()
+    def _update_target(self, due: torch.Tensor) -> None:
+        """Per due member: hard copy (``tau`` = 1) or Polyak averaging towards its online net."""
+        for p_t, p in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
+            new = p if self.cfg.tau >= 1.0 else torch.lerp(p_t, p, self.cfg.tau)
+            p_t.copy_(torch.where(due.to(p.device).reshape(-1, *([1] * (p.dim() - 1))), new, p_t))

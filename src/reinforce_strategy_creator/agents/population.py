@@ -1,0 +1,509 @@
+"""Populations: K small models of one architecture trained as one (issue 14, part 1).
+
+A population trains K *members* (seeds, or seeds x walk-forward folds) in one loop: every
+vector step runs the K policies as one batched forward pass, every gradient step is one
+backward pass and one optimiser step over parameters stacked along a leading member axis.
+Each member is still its own training run (see docs/populations.md):
+
+* its own env (its own market / date range and its own episode-start RNG stream), its own
+  generator for action sampling, exploration and minibatch shuffles, its own initial
+  weights (built exactly as the single-model trainer builds them for that seed);
+* per-member loss reductions (advantage normalisation, means over the member's own
+  minibatch), per-member gradient-norm clipping (the norm over that member's slice of every
+  stacked parameter), a per-member optimiser step (:class:`StackedAdam`,
+  :class:`StackedRMSprop`: each member has its own step count, and a member that is not
+  active this step keeps its parameters and optimiser state unchanged);
+* its own ``RunTracker`` (history, evaluation, ``CheckpointSelector``, patience); a member
+  that stops early is frozen and its best checkpoint returned; the population ends when all
+  members have stopped or the budget is spent.
+
+Why batched matmuls (``torch.baddbmm`` over stacked weights) rather than
+``torch.func.stack_module_state`` + ``functional_call`` + ``vmap``: on CPU, for the
+project's MLPs (2 x 64 tanh actor + critic, 3 members, 64 lanes), a batched forward took
+~195 µs against ~440 µs for vmap and ~300 µs for three separate module calls, forward +
+backward ~480 µs against ~870 µs (vmap) and ~720 µs (separate); at 1024 rows per member
+(a PPO minibatch) all three are within noise of each other because the matmuls dominate.
+vmap re-traces the module and dispatches through functorch's batching rules on every call;
+``baddbmm`` is one ATen call per layer. (Measured 2026-11-30 on the shared 2-core box,
+provisional.)
+
+Member modules are *views*: ``Population`` keeps the stacked parameters and rebinds every
+member module's parameters to its slice, so ``eval_fn(member)``, the tracker's checkpoint
+snapshot and ``TrainResult.policy`` see the member's current weights without copies. A member
+is released (its parameters get their own storage) when it finishes.
+
+Only the stacked forward and the optimiser are shared machinery here; each algorithm's
+population loop lives next to its single-model loop (``ppo_population.py``,
+``a2c_population.py``, ``dqn_population.py``) and calls the same loss function
+(``ppo_loss``, ``a2c_loss``, ``td_loss``), which reduces over the last axis so that it
+returns one loss per member for ``(K, N)`` inputs and the usual scalar for ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .buffers import RolloutBuffer, compute_gae
+from .config import AgentConfigError
+from .networks import ActorCriticPolicy, QPolicy, sample_categorical
+from .seeding import seed_everything
+from .tracking import RunTracker, _open_progress
+from .vec_env import Step, TensorVecEnv
+
+
+# --------------------------------------------------------------------------- arguments
+def check_members(
+    member_envs: Sequence[Any], seeds: Sequence[int], eval_fns: Sequence[Callable | None] | None
+) -> list[Callable | None]:
+    """Validate the per-member arguments; returns ``eval_fns`` as a list (Nones when absent)."""
+    k = len(member_envs)
+    if k < 1:
+        raise AgentConfigError("a population needs at least one member env; member_envs is empty")
+    if len(seeds) != k:
+        raise AgentConfigError(
+            f"a population needs one seed per member env: {k} member_envs but {len(seeds)} seeds"
+        )
+    for s in seeds:
+        if not isinstance(s, int) or isinstance(s, bool):
+            raise AgentConfigError(f"seeds must be ints, got {s!r}")
+    if eval_fns is None:
+        return [None] * k
+    eval_fns = list(eval_fns)
+    if len(eval_fns) != k:
+        raise AgentConfigError(
+            f"a population needs one eval_fn (or None) per member: {k} member_envs but "
+            f"{len(eval_fns)} eval_fns"
+        )
+    return eval_fns
+
+
+# --------------------------------------------------------------------------- stacked networks
+class Population(nn.Module):
+    """K member modules of one architecture with their parameters stacked along dim 0.
+
+    ``self.stacked[name]`` has shape ``(K, *p.shape)`` for every parameter ``name`` of a
+    member; the member modules' parameters are rebound to their slices (views).
+    """
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        self._members = (members[0],)  # a tuple: not registered as a submodule
+        names = [n for n, _ in members[0].named_parameters()]
+        self.names = names
+        for m in members[1:]:
+            if [n for n, _ in m.named_parameters()] != names or m.spec != members[0].spec:
+                raise AgentConfigError("population members must share one architecture (same spec)")
+        self.params = nn.ParameterList(
+            [
+                nn.Parameter(torch.stack([dict(m.named_parameters())[n].detach() for m in members]))
+                for n in names
+            ]
+        )
+        self.stacked = dict(zip(names, self.params, strict=True))
+        self.members: list[nn.Module] = list(members)  # plain list: not submodules
+        self.released = [False] * len(members)
+        for k in range(len(members)):
+            self._bind(k)
+
+    @property
+    def template(self) -> nn.Module:
+        """Member 0, whose layer structure the batched forward follows."""
+        return self._members[0]
+
+    @property
+    def k(self) -> int:
+        return len(self.members)
+
+    def _bind(self, k: int) -> None:
+        """Member k's parameters become views of slice k of the stacked parameters."""
+        for name, p in self.members[k].named_parameters():
+            p.data = self.stacked[name].data[k]
+
+    def release(self, k: int) -> nn.Module:
+        """Give member k's parameters their own storage (it no longer follows the stack)."""
+        if not self.released[k]:
+            for p in self.members[k].parameters():
+                p.data = p.data.clone()
+            self.released[k] = True
+        return self.members[k]
+
+    # -- batched layers: x is (K, N, in)
+    def linear(self, prefix: str, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.stacked[f"{prefix}.weight"], self.stacked[f"{prefix}.bias"]
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    def sequential(self, prefix: str, seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(seq):
+            x = self.linear(f"{prefix}.{i}", x) if isinstance(layer, nn.Linear) else layer(x)
+        return x
+
+
+class PopulationActorCritic(Population):
+    """K :class:`ActorCriticPolicy` members; inputs ``(K, N, obs_dim)``."""
+
+    def __init__(self, members: Sequence[ActorCriticPolicy]):
+        super().__init__(members)
+
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.sequential("actor", self.template.actor, obs)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.sequential("critic", self.template.critic, obs).squeeze(-1)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.logits(obs), self.value(obs)
+
+
+class PopulationQ(Population):
+    """K :class:`QPolicy` members (dueling or not); inputs ``(K, N, obs_dim)``, output ``(K, N, A)``."""
+
+    def __init__(self, members: Sequence[QPolicy]):
+        super().__init__(members)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        h = self.sequential("trunk", self.template.trunk, obs)
+        if self.template.dueling:
+            a = self.linear("adv_head", h)
+            return self.linear("value_head", h) + a - a.mean(-1, keepdim=True)
+        return self.linear("q_head", h)
+
+
+def member_major(x: torch.Tensor, k: int) -> torch.Tensor:
+    """A rollout tensor ``(T, K*B, *rest)`` (lanes member-major) -> ``(K, T*B, *rest)``, each
+    member's transitions flattened in the same (t, lane) order as the single-model trainer."""
+    t, kb = x.shape[0], x.shape[1]
+    rest = x.shape[2:]
+    return x.reshape(t, k, kb // k, *rest).transpose(0, 1).reshape(k, t * (kb // k), *rest)
+
+
+# --------------------------------------------------------------------------- actor-critic helpers
+def build_actor_critic_members(
+    seeds: Sequence[int], obs_dim: int, n_actions: int, hidden, activation, algorithm, dev
+):
+    """Each member's initial weights and generator exactly as the single-model trainer makes them."""
+    members, gens = [], []
+    for s in seeds:
+        gens.append(seed_everything(s))
+        members.append(ActorCriticPolicy(obs_dim, n_actions, hidden, activation, algorithm=algorithm).to(dev))
+    return members, gens
+
+
+@torch.no_grad()
+def collect_rollout(env: MemberEnvs, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
+    """``num_steps`` vector steps of every member's stochastic policy (one batched forward);
+    each member samples its actions from its own generator."""
+    k, b = env.k, env.lanes
+    for t in range(buf.num_steps):
+        logits, value = pop(obs.reshape(k, b, -1))
+        action = torch.cat([sample_categorical(logits[i], gens[i]) for i in range(k)])
+        logits, value = logits.reshape(k * b, -1), value.reshape(k * b)
+        logprob = torch.log_softmax(logits, -1).gather(-1, action[:, None]).squeeze(-1)
+        step = env.step(action)
+        buf.store(t, obs, action, logprob, value, step)
+        trackers.on_step(step)
+        obs = step.obs
+    return obs
+
+
+@torch.no_grad()
+def population_successor_values(pop, buf: RolloutBuffer, k: int) -> torch.Tensor:
+    """``buffers.successor_values`` for member-major lanes: V(next_obs[t, lane]) with the
+    critic of the lane's member. Episode ends are few, so their successors are run through
+    every member's critic and the lane's own member's value is kept."""
+    T, kb = buf.values.shape
+    b = kb // k
+    nv = torch.empty_like(buf.values)
+    nv[:-1] = buf.values[1:]
+    nv[-1] = pop.value(buf.next_obs[-1].reshape(k, b, -1)).reshape(kb)
+    ended = buf.dones[:-1].bool()
+    if bool(ended.any()):
+        t, lane = ended.nonzero(as_tuple=True)
+        rows = buf.next_obs[t, lane]
+        vals = pop.value(rows.unsqueeze(0).expand(k, -1, -1))  # (K, n)
+        nv[t, lane] = vals[lane // b, torch.arange(rows.shape[0], device=rows.device)]
+    return nv
+
+
+@torch.no_grad()
+def population_gae(pop, buf: RolloutBuffer, cfg, k: int):
+    """GAE(lambda) advantages and returns of a population rollout (``buffers.compute_gae``
+    is per lane, so it serves member-major lanes unchanged)."""
+    next_values = population_successor_values(pop, buf, k)
+    return compute_gae(
+        buf.rewards, buf.values, next_values, buf.terminated, buf.dones, buf.valid, cfg.gamma, cfg.gae_lambda
+    )
+
+
+# --------------------------------------------------------------------------- optimisers
+@torch.no_grad()
+def clip_grad_norm_per_member(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``nn.utils.clip_grad_norm_`` applied to each member separately: the norm is taken over
+    member k's slice of every stacked parameter; returns the (K,) norms before clipping."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack([g.reshape(g.shape[0], -1).norm(2, dim=1) for g in grads])  # (P, K)
+    total = norms.norm(2, dim=0)
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
+    return total
+
+
+def _member_shape(mask: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return mask.reshape(-1, *([1] * (p.dim() - 1)))
+
+
+class StackedAdam:
+    """Adam over stacked parameters with a per-member step count and an ``active`` mask.
+
+    Elementwise the same arithmetic as ``torch.optim.Adam`` (no weight decay, no amsgrad), so
+    member k's update equals a single-model Adam step on its slice (to float rounding); a
+    member that is not active keeps its parameters, moments and step count unchanged.
+    """
+
+    def __init__(
+        self, params: Sequence[nn.Parameter], k: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-8
+    ):
+        self.params = list(params)
+        self.lr, self.betas, self.eps = float(lr), betas, float(eps)
+        self.steps = torch.zeros(k, dtype=torch.float64)
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor) -> None:
+        b1, b2 = self.betas
+        self.steps += active.cpu().to(torch.float64)
+        steps = self.steps.clamp(min=1.0)
+        bc1 = (1.0 - b1**steps).to(torch.float32)
+        bc2_sqrt = (1.0 - b2**steps).sqrt().to(torch.float32)
+        step_size = self.lr / bc1
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            if p.grad is None:
+                continue
+            g = p.grad
+            a = _member_shape(active.to(p.device), p)
+            m.copy_(torch.where(a, torch.lerp(m, g, 1 - b1), m))
+            v.copy_(torch.where(a, v * b2 + (1 - b2) * g * g, v))
+            denom = v.sqrt() / _member_shape(bc2_sqrt.to(p.device), p) + self.eps
+            upd = m / denom * _member_shape(step_size.to(p.device), p)
+            p.sub_(torch.where(a, upd, torch.zeros_like(upd)))
+
+
+class StackedRMSprop:
+    """RMSprop (``torch.optim.RMSprop`` defaults: no momentum, not centered) over stacked
+    parameters with an ``active`` mask; inactive members keep parameters and state."""
+
+    def __init__(self, params: Sequence[nn.Parameter], k: int, lr: float, alpha: float, eps: float):
+        self.params = list(params)
+        self.lr, self.alpha, self.eps = float(lr), float(alpha), float(eps)
+        self.sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor) -> None:
+        for p, sq in zip(self.params, self.sq, strict=True):
+            if p.grad is None:
+                continue
+            g = p.grad
+            a = _member_shape(active.to(p.device), p)
+            sq.copy_(torch.where(a, sq * self.alpha + (1 - self.alpha) * g * g, sq))
+            upd = g / (sq.sqrt() + self.eps) * self.lr
+            p.sub_(torch.where(a, upd, torch.zeros_like(upd)))
+
+
+# --------------------------------------------------------------------------- envs
+class MemberEnvs:
+    """The members' envs as one lane-concatenated tensor env (lanes member-major: member k
+    owns lanes ``k*B .. (k+1)*B - 1``).
+
+    Consecutive members whose envs can share one core (``env.fused.fuse_trading_envs``: plain
+    ``TradingVectorEnv`` s over the same market object, e.g. the seeds of one fold) are
+    stepped as ONE :class:`~reinforce_strategy_creator.env.fused.MemberBlockTradingVectorEnv`
+    with a start RNG per member block; any other member env is stepped on its own. So order
+    the members fold by fold (all seeds of a fold next to each other) to get the fusion.
+    """
+
+    def __init__(self, member_envs: Sequence[Any], seeds: Sequence[int], device: torch.device):
+        from ..env.fused import fuse_trading_envs
+
+        self.k = len(member_envs)
+        self.seeds = list(seeds)
+        first = TensorVecEnv(member_envs[0], device)
+        self.lanes = first.num_envs  # B per member
+        self.obs_dim, self.n_actions = first.obs_dim, first.n_actions
+        for i, e in enumerate(member_envs):
+            te = TensorVecEnv(e, device) if i else first
+            if (te.num_envs, te.obs_dim, te.n_actions) != (self.lanes, self.obs_dim, self.n_actions):
+                raise AgentConfigError(
+                    f"population member {i} (seed {seeds[i]}) has {te.num_envs} lanes, obs_dim "
+                    f"{te.obs_dim}, {te.n_actions} actions but member 0 has {self.lanes}, "
+                    f"{self.obs_dim}, {self.n_actions}: members must share lanes and spaces "
+                    "(same num_envs, window, features and positions)"
+                )
+        # (tensor env, seed to reset with or None when the env seeds its blocks, members)
+        self.groups: list[tuple[TensorVecEnv, int | None, int]] = []
+        i = 0
+        while i < self.k:
+            j = i + 1
+            while j < self.k and fuse_trading_envs(member_envs[i : j + 1], seeds[i : j + 1], check_only=True):
+                j += 1
+            fused = fuse_trading_envs(member_envs[i:j], seeds[i:j]) if j - i > 1 else None
+            if fused is not None:
+                self.groups.append((TensorVecEnv(fused, device), None, j - i))
+            else:
+                self.groups.append((TensorVecEnv(member_envs[i], device), self.seeds[i], 1))
+                j = i + 1
+            i = j
+        self.num_envs = self.k * self.lanes
+
+    @property
+    def n_fused(self) -> int:
+        """How many of the members step inside a fused env."""
+        return sum(n for _, seed, n in self.groups if seed is None)
+
+    def reset(self) -> torch.Tensor:
+        return torch.cat([e.reset(seed=seed) for e, seed, _ in self.groups])
+
+    def step(self, actions: torch.Tensor) -> Step:
+        if len(self.groups) == 1:
+            return self.groups[0][0].step(actions)
+        steps, start = [], 0
+        for e, _, n in self.groups:
+            steps.append(e.step(actions[start : start + n * self.lanes]))
+            start += n * self.lanes
+        return Step(*(torch.cat([getattr(s, f) for s in steps]) for f in _STEP_FIELDS))
+
+
+_STEP_FIELDS = ("obs", "reward", "terminated", "truncated", "next_obs", "valid")
+
+
+# --------------------------------------------------------------------------- bookkeeping
+class PopulationTrackers:
+    """The members' ``RunTracker`` s plus one progress display for the whole population.
+
+    Episode returns are accumulated for all K*B lanes at once and handed to each active
+    member's tracker; the display shows the summed steps and steps/s of all members and
+    honours tracking.PROGRESS_LOG_INTERVAL_S when not on a terminal.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[nn.Module],
+        lanes: int,
+        device: torch.device,
+        *,
+        total_steps: int,
+        eval_fns: Sequence[Callable | None],
+        eval_every: int,
+        patience: int | None,
+        progress: bool,
+        log_every: int,
+        desc: str,
+        seeds: Sequence[int],
+        stream: Any = None,
+    ):
+        self.k, self.lanes = len(members), lanes
+        self.trackers = [
+            RunTracker(
+                m,
+                lanes,
+                device,
+                total_steps=total_steps,
+                eval_fn=f,
+                eval_every=eval_every,
+                patience=patience,
+                progress=False,
+                log_every=log_every,
+                desc=f"{desc} seed {s}",
+            )
+            for m, f, s in zip(members, eval_fns, seeds, strict=True)
+        ]
+        self.active = torch.ones(self.k, dtype=torch.bool)
+        self.results: list[Any] = [None] * self.k
+        self.ep_ret = torch.zeros(self.k, lanes, dtype=torch.float64, device=device)
+        self.t0 = time.perf_counter()
+        self.display = None
+        if progress:
+            self.display = _open_progress(stream, total_steps * self.k, f"{desc} x{self.k}", self.t0)
+
+    @property
+    def steps(self) -> int:
+        """Env transitions per member so far (all active members step together)."""
+        return max(self.trackers[k].steps for k in range(self.k))
+
+    def on_step(self, step: Step) -> None:
+        k, b = self.k, self.lanes
+        valid = step.valid.reshape(k, b)
+        r = torch.where(valid, step.reward.to(torch.float64).reshape(k, b), torch.zeros_like(self.ep_ret))
+        self.ep_ret += r
+        done = step.done.reshape(k, b) & valid
+        if bool(done.any()):
+            sums = (self.ep_ret * done).sum(1).tolist()
+            counts = done.sum(1).tolist()
+            for i in range(k):
+                if counts[i] and bool(self.active[i]):
+                    self.trackers[i].finished_sum += sums[i]
+                    self.trackers[i].finished_n += int(counts[i])
+            self.ep_ret[done] = 0.0
+        for i in range(k):
+            if bool(self.active[i]):
+                self.trackers[i].steps += b
+
+    def end_update(self, update: int, last: bool, metrics: Sequence[dict[str, float]]) -> list[int]:
+        """Metrics, evaluation and early stopping per active member; returns the members that
+        stopped at this update (the caller releases and finishes them)."""
+        stopped = []
+        for i in range(self.k):
+            if not bool(self.active[i]):
+                continue
+            tr = self.trackers[i]
+            tr.add_metrics(**metrics[i])
+            tr.end_update(update, last=last)
+            if tr.stop or last:
+                stopped.append(i)
+        self._show()
+        return stopped
+
+    def finish(self, i: int, population: Population) -> None:
+        population.release(i)
+        self.active[i] = False
+        self.results[i] = self.trackers[i].finish()
+
+    def _show(self) -> None:
+        if self.display is None:
+            return
+        total = sum(t.steps for t in self.trackers)
+        sps = total / max(time.perf_counter() - self.t0, 1e-9)
+        evals = [t.last_eval for t in self.trackers]
+        best = max((e for e in evals if math.isfinite(e)), default=math.nan)
+        postfix = {
+            "sps": f"{sps:,.0f}",
+            "active": f"{int(self.active.sum())}/{self.k}",
+            "best": f"{best:.4g}",
+        }
+        self.display.show(total, postfix)
+
+    def close(self) -> list[Any]:
+        if self.display is not None:
+            self.display.close(sum(t.steps for t in self.trackers))
+            self.display = None
+        return self.results
+
+
+def member_step(step: Step, i: int, lanes: int) -> Step:
+    """Member i's lanes of a population ``Step``."""
+    sl = slice(i * lanes, (i + 1) * lanes)
+    return Step(*(getattr(step, f)[sl] for f in _STEP_FIELDS))
