@@ -7,6 +7,10 @@ already names the file, column, row or parameter and what to do. Kedro's CLI wou
 it under a long rich traceback of library frames, which reads like a crash. This hook
 prints such errors as the message alone (on stderr, exit status 1); any other exception is
 a bug and keeps its full traceback. ``RSC_TRACEBACK=1`` shows the traceback for all.
+
+``CloseExecutors``: the training and walk-forward nodes share one executor per ``compute`` block
+(``compute.shared_executor``: one process pool or Dask cluster for the whole run); this hook closes
+it when the run ends or fails (it is also closed at interpreter exit).
 """
 
 from __future__ import annotations
@@ -67,3 +71,17 @@ class ClearInputErrors:
         from .project_params import remember
 
         remember(context.config_loader)
+
+
+class CloseExecutors:
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        from .compute import close_shared_executors
+
+        close_shared_executors()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        from .compute import close_shared_executors
+
+        close_shared_executors()
