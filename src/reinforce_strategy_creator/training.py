@@ -161,7 +161,26 @@ def train_agent(
     ``validation_history`` rows at the head of ``model_input_validation`` are history only (a
     walk-forward fold prepends W − 1 rows so that the first decision falls on the window's first
     bar): they may overlap training, and the recorded validation period starts after them.
+
+    ``executor`` (``compute.open_executor``): each seed is a job (:func:`train_seeds_job`) run on
+    it; the bundle and history are those of the in-process path (see :func:`train_agents`).
     """
+    if executor is not None:
+        if score_fn is not None:
+            raise TypeError(
+                "train_agent: score_fn cannot be sent to an executor's workers; pass one or the other"
+            )
+        return train_agents(
+            model_input_train,
+            model_input_validation,
+            feature_scaler,
+            environment,
+            [plan],
+            executor,
+            feature_spec=feature_spec,
+            validation_history=validation_history,
+            label=f"training.{plan.name}",
+        )[plan.name]
     _check_tables(model_input_train, model_input_validation, validation_history)
     env_cfg = EnvConfig.parse(environment)
     device = resolve_device(plan.settings.device)

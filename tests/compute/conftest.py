@@ -127,3 +127,12 @@ def sequential_results(tiny_training) -> list[dict]:
     payloads, shared = tiny_training
     with open_executor({"backend": "sequential"}) as ex:
         return ex.map(train_seeds_job, payloads, shared, progress=False)
+
+
+@pytest.fixture(scope="session")
+def pool():
+    """Two local worker processes, shared by the tests (started once)."""
+    from reinforce_strategy_creator.compute import open_executor
+
+    with open_executor({"backend": "processes", "workers": 2, "retries": 1}) as ex:
+        yield ex

@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+import torch
 
 from reinforce_strategy_creator.agents import TrainingDivergedError
 from reinforce_strategy_creator.compute import (
@@ -20,15 +21,17 @@ from reinforce_strategy_creator.compute.progress import JobProgress
 from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.compute import ComputeParams
-from reinforce_strategy_creator.training import train_seeds_job
-from tests.support.compute import always_die, assert_same_results, die_once, diverge, echo
-
-
-@pytest.fixture(scope="module")
-def pool():
-    """Two local worker processes, shared by the tests of this file (started once)."""
-    with open_executor({"backend": "processes", "workers": 2, "retries": 1}) as ex:
-        yield ex
+from reinforce_strategy_creator.training import train_agent, train_seeds_job
+from tests.support.compute import (
+    always_die,
+    assert_same_bundle,
+    assert_same_history,
+    assert_same_results,
+    die_once,
+    diverge,
+    echo,
+)
+from tests.support.training import ENV, plan, sp500_model_input
 
 
 def test_sequential_map_keeps_order_and_passes_shared():
@@ -56,6 +59,7 @@ def test_a_jobs_own_error_is_the_original_error_not_retried(pool, tmp_path):
     assert pool.restarts == 0
 
 
+@pytest.mark.slow
 def test_processes_rerun_the_job_of_a_killed_worker_with_the_same_result(
     pool, tiny_training, sequential_results, tmp_path
 ):
@@ -69,6 +73,7 @@ def test_processes_rerun_the_job_of_a_killed_worker_with_the_same_result(
     assert_same_results(out, sequential_results)
 
 
+@pytest.mark.slow
 def test_processes_with_one_worker_equal_sequential(tiny_training, sequential_results):
     payloads, shared = tiny_training
     with open_executor({"backend": "processes", "workers": 1}) as ex:
@@ -76,11 +81,13 @@ def test_processes_with_one_worker_equal_sequential(tiny_training, sequential_re
     assert_same_results(out, sequential_results)
 
 
+@pytest.mark.slow
 def test_processes_with_two_workers_equal_sequential(pool, tiny_training, sequential_results):
     payloads, shared = tiny_training
     assert_same_results(pool.map(train_seeds_job, payloads, shared, progress=False), sequential_results)
 
 
+@pytest.mark.slow
 def test_a_worker_that_always_dies_stops_after_the_retries():
     with open_executor({"backend": "processes", "workers": 1, "retries": 1}) as ex:
         with pytest.raises(WorkerDiedError, match=r"died 2 times \(compute.retries = 1\)"):
@@ -132,3 +139,13 @@ def test_progress_on_a_terminal_is_redrawn_in_place():
     text = stream.getvalue()
     assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
     assert "2/4 done, 2 running, 0 queued" in text
+
+
+def test_train_agent_on_worker_processes_gives_the_in_process_bundle(pool):
+    torch.set_num_threads(1)
+    train, validation, scaler = sp500_model_input(160, 60)
+    p = plan("a2c", common={"total_steps": 128, "seeds": [0, 1]})
+    local, local_history = train_agent(train, validation, scaler, ENV, p)
+    remote, remote_history = train_agent(train, validation, scaler, ENV, p, executor=pool)
+    assert_same_bundle(local, remote)
+    assert_same_history(local_history, remote_history)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from reinforce_strategy_creator.agents import TrainingDivergedError
 from reinforce_strategy_creator.training import train_seeds_job
@@ -62,3 +63,17 @@ def assert_same_results(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> Non
             assert rx["state_dict"] == ry["state_dict"], f"seed {s}: weights differ"
             assert rx["keys"] == ry["keys"] and rx["score"] == ry["score"] and rx["steps"] == ry["steps"]
             pd.testing.assert_frame_equal(rx["history"], ry["history"])
+
+
+def assert_same_bundle(a, b) -> None:
+    assert a.spec == b.spec
+    assert list(a.state_dicts) == list(b.state_dicts)
+    for seed, sd in a.state_dicts.items():
+        other = b.state_dicts[seed]
+        assert list(sd) == list(other)
+        for k, v in sd.items():
+            assert v.dtype == other[k].dtype and torch.equal(v, other[k]), f"seed {seed} {k}"
+
+
+def assert_same_history(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a.drop(columns=list(TIMING_COLUMNS)), b.drop(columns=list(TIMING_COLUMNS)))

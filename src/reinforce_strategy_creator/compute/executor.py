@@ -355,15 +355,19 @@ class DaskExecutor(Executor):
         from distributed import Client, LocalCluster
 
         self.cluster = None
-        dashboard = ":0" if params.dashboard else None
         if params.address is None:
             n = int(params.workers or os.cpu_count() or 1)
             self.cluster = LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=dashboard,
-                scheduler_kwargs={"allowed_failures": int(params.retries)},
+                # a free port: the scheduler's HTTP server runs even without the dashboard, and the
+                # default port 8787 may belong to another user's cluster
+                dashboard_address=":0",
+                scheduler_kwargs={
+                    "allowed_failures": int(params.retries),
+                    "dashboard": bool(params.dashboard),
+                },
             )
             self.client = Client(self.cluster)
         else:
