@@ -41,7 +41,6 @@ import os
 import pickle
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -425,6 +424,7 @@ class DaskExecutor(Executor):
         return int(sum(self.client.nthreads().values()))
 
     def _map(self, fn: Job, payloads: list[Any], shared: Any, bar: JobProgress) -> list[Any]:
+        from distributed import wait as dask_wait
         from distributed.scheduler import KilledWorker
 
         tag = f"rsc-{uuid.uuid4().hex[:8]}"
@@ -437,11 +437,16 @@ class DaskExecutor(Executor):
         ]
         results: dict[int, Any] = {}
         steps = 0
+        index = {f: i for i, f in enumerate(futures)}
+        waiting, n_workers = set(futures), self.workers
         try:
-            while len(results) < len(futures):
-                for i, f in enumerate(futures):
-                    if i in results or f.status == "pending":
-                        continue
+            while waiting:
+                try:
+                    done, waiting = dask_wait(waiting, timeout=POLL_S, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    done = set()
+                for f in sorted(done, key=index.get):
+                    i = index[f]
                     try:
                         results[i] = f.result()
                     except KilledWorker as exc:
@@ -451,13 +456,10 @@ class DaskExecutor(Executor):
                             f"{self.params.retries}). Check the workers' memory and logs."
                         ) from exc
                     steps += job_steps(results[i])
-                running = min(len(futures) - len(results), self.workers)
-                bar.show(len(results), running, steps)
-                if len(results) < len(futures):
-                    time.sleep(POLL_S)
+                bar.show(len(results), min(len(waiting), n_workers), steps)
         finally:
-            self.client.cancel([f for i, f in enumerate(futures) if i not in results])
-            del futures, ref
+            self.client.cancel([f for f in futures if index[f] not in results])
+            del futures, ref, index
         return [results[i] for i in range(len(payloads))]
 
     def close(self) -> None:
