@@ -211,13 +211,19 @@ def seed_job_payloads(
     threads: int,
     validation_history: int = 0,
     seeds: Sequence[int] | None = None,
+    progress: bool = True,
 ) -> list[dict[str, Any]]:
     """The payloads of :func:`train_seeds_job` for ``plan``: one job per seed, plain data only.
 
     ``seeds`` is a tuple so that a job can later carry several seeds trained together (a
-    population) and return them per seed, as it does now one after the other."""
-    common = plan.settings.to_params()
-    block = plan.to_params()
+    population) and return them per seed, as it does now one after the other. ``progress=False``
+    turns the per-seed progress bar off (worker processes would interleave theirs; the driver
+    shows the jobs' progress instead); it changes no result."""
+    common, block = plan.settings.to_params(), plan.to_params()
+    if not progress:
+        common["progress"] = False
+        if "progress" in block:
+            block["progress"] = False
     env = environment.replace(device=device.type).to_params()
     return [
         {
@@ -317,7 +323,14 @@ def train_agents(
     devices = {p.name: resolve_device(p.settings.device) for p in plans}
     payloads, owner = [], []
     for p in plans:
-        jobs = seed_job_payloads(p, env_cfg, devices[p.name], executor.threads_per_worker, validation_history)
+        jobs = seed_job_payloads(
+            p,
+            env_cfg,
+            devices[p.name],
+            executor.threads_per_worker,
+            validation_history,
+            progress=executor.backend == "sequential",
+        )
         payloads += jobs
         owner += [p.name] * len(jobs)
     shared = {"train": model_input_train, "validation": model_input_validation}

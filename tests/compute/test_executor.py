@@ -28,7 +28,7 @@ from tests.support.compute import (
     assert_same_history,
     assert_same_results,
     die_once,
-    diverge,
+    diverge_counted,
     echo,
 )
 from tests.support.training import ENV, plan, sp500_model_input
@@ -52,11 +52,13 @@ def test_processes_run_in_other_processes_in_order_with_shared_sent(pool):
 
 
 def test_a_jobs_own_error_is_the_original_error_not_retried(pool, tmp_path):
+    before, attempts = pool.restarts, tmp_path / "attempts"
     with pytest.raises(TrainingDivergedError) as info:
-        pool.map(diverge, [0], progress=False)
+        pool.map(diverge_counted, [str(attempts)], progress=False)
+    assert len(attempts.read_text().splitlines()) == 1
     assert (info.value.agent, info.value.seed, info.value.update) == ("ppo", 7, 3)
     assert "training.ppo diverged" in str(info.value)
-    assert pool.restarts == 0
+    assert pool.restarts == before  # not taken for a dead worker, not rerun
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ def test_every_agent_of_a_call_is_one_map_and_bad_tables_stop_it_before_any_job(
 
     class Spy:
         threads_per_worker = 1
+        backend = "sequential"
 
         def map(self, fn, payloads, shared=None, **kw):
             calls.append(len(payloads))

@@ -25,6 +25,13 @@ def diverge(payload: Any, shared: Any) -> None:
     raise TrainingDivergedError("ppo", 7, 3, "policy_loss", float("nan"))
 
 
+def diverge_counted(payload: str, shared: Any) -> None:
+    """:func:`diverge`, after appending a line to the file ``payload`` (one line per attempt)."""
+    with open(payload, "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    diverge(payload, shared)
+
+
 def die_once(payload: dict[str, Any], shared: Any) -> Any:
     """Kill this worker process on the first attempt of the job that carries a ``marker`` path (the
     file records that attempt), then do the job (``payload["job"]`` with :func:`train_seeds_job`,
