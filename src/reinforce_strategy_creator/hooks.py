@@ -9,8 +9,9 @@ prints such errors as the message alone (on stderr, exit status 1); any other ex
 a bug and keeps its full traceback. ``RSC_TRACEBACK=1`` shows the traceback for all.
 
 ``CloseExecutors``: the training and walk-forward nodes share one executor per ``compute`` block
-(``compute.shared_executor``: one process pool or Dask cluster for the whole run); this hook closes
-it when the run ends or fails (it is also closed at interpreter exit).
+(``compute.shared_executor``: one process pool or Dask cluster for the whole run); this hook opens
+it before the first node (a bad ``compute.address`` stops the run before any work) and closes it
+when the run ends or fails (it is also closed at interpreter exit).
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ class ClearInputErrors:
 
 
 class CloseExecutors:
+    @hook_impl
+    def before_pipeline_run(self, pipeline, catalog) -> None:
+        """Open the run's executor before the first node when a node takes ``params:compute``, so
+        that an unreachable ``compute.address`` stops the run before any data is read or trained."""
+        if "params:compute" not in pipeline.inputs():
+            return
+        from .compute import shared_executor
+
+        shared_executor(catalog.load("params:compute"))
+
     @hook_impl
     def after_pipeline_run(self) -> None:
         from .compute import close_shared_executors

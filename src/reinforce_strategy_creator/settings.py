@@ -13,8 +13,9 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
 }
 
-from reinforce_strategy_creator.hooks import ClearInputErrors  # noqa: E402
+from reinforce_strategy_creator.hooks import ClearInputErrors, CloseExecutors  # noqa: E402
 
 # Bad input is reported as its message (which names the file/column/row/parameter), not as a
-# traceback; genuine bugs keep their traceback. See hooks.py.
-HOOKS = (ClearInputErrors(),)
+# traceback; genuine bugs keep their traceback. The run's compute executor is opened before the
+# first node and closed after the run. See hooks.py.
+HOOKS = (ClearInputErrors(), CloseExecutors())
