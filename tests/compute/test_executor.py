@@ -30,6 +30,7 @@ from tests.support.compute import (
     die_once,
     diverge_counted,
     echo,
+    sleepy_or_diverge,
 )
 from tests.support.training import ENV, plan, sp500_model_input
 
@@ -151,3 +152,14 @@ def test_train_agent_on_worker_processes_gives_the_in_process_bundle(pool):
     remote, remote_history = train_agent(train, validation, scaler, ENV, p, executor=pool)
     assert_same_bundle(local, remote)
     assert_same_history(local_history, remote_history)
+
+
+@pytest.mark.slow
+def test_a_jobs_error_stops_the_map_without_waiting_for_the_other_running_jobs():
+    with open_executor({"backend": "processes", "workers": 2}) as ex:
+        ex.map(echo, [0, 1], progress=False)  # workers started
+        t0 = time.perf_counter()
+        with pytest.raises(TrainingDivergedError):
+            ex.map(sleepy_or_diverge, [60, -1], progress=False)
+        assert time.perf_counter() - t0 < 30
+        assert [o["payload"] for o in ex.map(echo, [5], progress=False)] == [5]  # a new pool

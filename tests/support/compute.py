@@ -84,3 +84,12 @@ def assert_same_bundle(a, b) -> None:
 
 def assert_same_history(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.drop(columns=list(TIMING_COLUMNS)), b.drop(columns=list(TIMING_COLUMNS)))
+
+
+def sleepy_or_diverge(payload: float, shared: Any) -> None:
+    """Sleep ``payload`` seconds, or raise at once when it is negative."""
+    import time
+
+    if payload < 0:
+        diverge(payload, shared)
+    time.sleep(payload)

@@ -238,7 +238,12 @@ class ProcessExecutor(Executor):
         return self.pool
 
     def _drop_pool(self) -> None:
+        """Stop the pool's workers now (a job still running is abandoned: after a job's error, an
+        interrupt or at close nothing waits for it) and forget the pool."""
         if self.pool is not None:
+            for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(Exception):
+                    proc.terminate()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
@@ -277,7 +282,11 @@ class ProcessExecutor(Executor):
             started: dict[int, int] = {}
             waiting, broken = set(futures), False
             while waiting and not broken:
-                done, waiting = cf.wait(waiting, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+                try:
+                    done, waiting = cf.wait(waiting, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
+                except BaseException:  # an interrupt: stop the workers, not only the driver
+                    self._drop_pool()
+                    raise
                 for f in done:
                     try:
                         results[futures[f]] = f.result()
