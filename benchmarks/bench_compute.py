@@ -181,11 +181,11 @@ def report(a, rows, sw, load) -> str:
         "any row; rerun on your own machine before sizing a cluster.",
         "",
         f"Per-job overhead ({a.noop_jobs} no-op jobs with a fold-sized shared table after warm-up; "
-        f"{a.small_jobs} PPO jobs of {a.small_steps} env steps on one worker, minus the same jobs in "
-        "the driver):",
+        f"{a.small_jobs} PPO jobs of {a.small_steps} env steps on a 1-worker pool or cluster, minus the "
+        "same jobs in the driver; differences of a few ms are noise):",
         "",
-        "| backend | startup (s) | no-op job (ms) | small training job (s) | overhead per training "
-        "job (ms) |",
+        "| backend | startup (s) | no-op job (ms) | training job on 1 worker (s) | overhead per "
+        "training job (ms) |",
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
