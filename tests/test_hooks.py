@@ -142,6 +142,7 @@ def test_the_runs_executor_is_opened_before_the_first_node_and_closed_after_the_
             return self.compute
 
     hook = hooks.CloseExecutors()
+    executor.close_shared_executors()  # those earlier tests in this process opened (node tests)
     hook.before_pipeline_run(Pipe({"primary_prices"}), Catalog(None))  # no training node: nothing opened
     assert executor._OPEN == {}
     hook.before_pipeline_run(Pipe({"params:compute"}), Catalog({"backend": "sequential"}))
