@@ -9,7 +9,7 @@ from reinforce_strategy_creator.agents import TrainingDivergedError
 from reinforce_strategy_creator.compute import open_executor
 from reinforce_strategy_creator.training import train_seeds_job
 from tests.compute.conftest import worker_pids
-from tests.support.compute import assert_same_results, die_once, diverge, echo
+from tests.support.compute import assert_same_results, die_once, died, diverge, echo
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +43,15 @@ def test_on_a_real_cluster_shared_data_and_order_are_kept(cluster_executor, dask
 
 
 def test_a_real_cluster_reruns_the_job_of_a_killed_worker(
-    cluster_executor, tiny_training, sequential_results, tmp_path
+    cluster_executor, dask_cluster, tiny_training, sequential_results, tmp_path
 ):
     payloads, shared = tiny_training
     marked = [
         {"job": p, "marker": str(tmp_path / "died") if i == 0 else None} for i, p in enumerate(payloads)
     ]
     out = cluster_executor.map(die_once, marked, shared, progress=False)
-    assert (tmp_path / "died").exists()  # the first attempt ran, and its worker died
+    pid = died(tmp_path / "died")  # the first attempt ran, and its worker process is gone
+    assert pid not in worker_pids(dask_cluster).values()
     assert_same_results(out, sequential_results)
 
 
@@ -71,4 +72,4 @@ def test_a_local_cluster_gives_the_sequential_results_and_reruns_dead_workers_jo
         assert ex.workers == 2
         assert_same_results(ex.map(train_seeds_job, payloads, shared, progress=False), sequential_results)
         assert_same_results(ex.map(die_once, marked, shared, progress=False), sequential_results)
-    assert (tmp_path / "died").exists()
+    died(tmp_path / "died")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,19 @@ def die_once(payload: dict[str, Any], shared: Any) -> Any:
     if "job" in payload:
         return train_seeds_job(payload["job"], shared)
     return echo(payload["value"], shared)
+
+
+def died(marker: Path) -> int:
+    """The pid that :func:`die_once` recorded, checked to be gone (it was not the driver)."""
+    pid = int(Path(marker).read_text())
+    assert pid != os.getpid()
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        time.sleep(0.1)
+    raise AssertionError(f"worker {pid} is still alive")
 
 
 def always_die(payload: Any, shared: Any) -> None:
