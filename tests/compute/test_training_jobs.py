@@ -66,3 +66,16 @@ def test_walk_forward_folds_on_two_processes_give_the_sequential_bundles_champio
         pd.testing.assert_frame_equal(a.validation, b.validation)
     verdicts = [engine.judge(engine.stitch(r, features, prices, p), r, p)[0] for r in (local, remote)]
     assert verdicts[0] == verdicts[1]
+
+
+@pytest.mark.slow
+def test_an_sb3_agent_on_worker_processes_gives_the_in_process_bundle(pool):
+    pytest.importorskip("stable_baselines3")
+    torch.set_num_threads(1)
+    train, validation, scaler = sp500_model_input(160, 60)
+    block = {"backend": "sb3", "algorithm": "ppo", "n_steps": 32, "batch_size": 64}
+    p = plan("ppo", common={"total_steps": 256, "seeds": [0, 1]}, block=block)
+    local, local_history = train_agent(train, validation, scaler, ENV, p)
+    remote, remote_history = train_agent(train, validation, scaler, ENV, p, executor=pool)
+    assert_same_bundle(local, remote)
+    assert_same_history(local_history, remote_history)
