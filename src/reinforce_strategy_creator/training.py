@@ -209,7 +209,6 @@ def seed_job_payloads(
     environment: EnvConfig,
     device: torch.device,
     threads: int,
-    validation_history: int = 0,
     seeds: Sequence[int] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
@@ -233,7 +232,6 @@ def seed_job_payloads(
             "environment": env,
             "device": str(device),
             "threads": int(plan.settings.num_threads or threads),
-            "validation_history": int(validation_history),
             "seeds": (int(seed),),
         }
         for seed in (plan.settings.seeds if seeds is None else seeds)
@@ -328,7 +326,6 @@ def train_agents(
             env_cfg,
             devices[p.name],
             executor.threads_per_worker,
-            validation_history,
             progress=executor.backend == "sequential",
         )
         payloads += jobs
