@@ -363,7 +363,15 @@ class DaskExecutor(Executor):
         from distributed import Client, LocalCluster
 
         self.cluster = None
+        # distributed logs every start, stop and plugin of the cluster at INFO on its own stderr
+        # handler; keep its warnings and errors, log the dashboard link ourselves
+        self._dask_logger = logging.getLogger("distributed")
+        self._dask_level = self._dask_logger.level
+        self._dask_logger.setLevel(max(self._dask_level, logging.WARNING))
         if params.address is None:
+            # the same for the LocalCluster's worker processes (they read it when they start);
+            # a user's own DASK_LOGGING__DISTRIBUTED wins
+            os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
             n = int(params.workers or os.cpu_count() or 1)
             self.cluster = LocalCluster(
                 n_workers=n,
@@ -476,6 +484,7 @@ class DaskExecutor(Executor):
             self.client.close()
             if self.cluster is not None:
                 self.cluster.close()
+            self._dask_logger.setLevel(self._dask_level)
         super().close()
 
 
