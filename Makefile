@@ -44,6 +44,7 @@ bench: install
 	$(PY) benchmarks/bench_markets.py --write   # planted-market figures, docs/markets.md
 	$(PY) benchmarks/bench_learning.py --write  # learning power on the planted suite, docs/learning.md
 	$(PY) benchmarks/bench_walk_forward.py --write  # walk-forward wall time and figures, docs/walk_forward.md
+	$(PY) benchmarks/bench_compute.py --write  # per-job overhead of the compute backends, docs/scaling.md
 
 viz: install
 	$(KEDRO) viz run

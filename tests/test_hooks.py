@@ -120,3 +120,35 @@ def test_a_bad_parameter_stops_kedro_run_before_any_node_with_one_clear_line(tmp
     assert "environment.window: must be a positive integer (got 0)" in run.stderr
     assert "Traceback (most recent call last)" not in run.stderr and "Failed to instantiate" not in run.stderr
     assert not (root / "data" / "04_feature").exists() or not any((root / "data" / "04_feature").iterdir())
+
+
+def test_the_runs_executor_is_opened_before_the_first_node_and_closed_after_the_run():
+    """A bad compute.address stops the run before any node; a good block opens one shared executor."""
+    from reinforce_strategy_creator.compute import ComputeConnectionError, executor
+
+    class Pipe:
+        def __init__(self, inputs):
+            self._inputs = set(inputs)
+
+        def inputs(self):
+            return self._inputs
+
+    class Catalog:
+        def __init__(self, compute):
+            self.compute = compute
+
+        def load(self, name):
+            assert name == "params:compute"
+            return self.compute
+
+    hook = hooks.CloseExecutors()
+    executor.close_shared_executors()  # those earlier tests in this process opened (node tests)
+    hook.before_pipeline_run(Pipe({"primary_prices"}), Catalog(None))  # no training node: nothing opened
+    assert executor._OPEN == {}
+    hook.before_pipeline_run(Pipe({"params:compute"}), Catalog({"backend": "sequential"}))
+    (opened,) = executor._OPEN.values()
+    hook.after_pipeline_run()
+    assert opened.closed and executor._OPEN == {}
+    bad = {"backend": "dask", "address": "tcp://127.0.0.1:9", "connect_timeout_s": 1}
+    with pytest.raises(ComputeConnectionError, match="compute.address"):
+        hook.before_pipeline_run(Pipe({"params:compute"}), Catalog(bad))

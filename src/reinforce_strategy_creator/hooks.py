@@ -12,6 +12,11 @@ a bug and keeps its full traceback. ``RSC_TRACEBACK=1`` shows the traceback for 
 worker), the node returns nothing, yet those trials looked at the validation windows. The error
 carries the study's ``tuning_study`` event (``tuning.study.interrupted_event``); this hook saves
 it to ``tuning.study_event`` (the model registry) so that the walk-forward judge counts them.
+
+``CloseExecutors``: the training and walk-forward nodes share one executor per ``compute`` block
+(``compute.shared_executor``: one process pool or Dask cluster for the whole run); this hook opens
+it before the first node (a bad ``compute.address`` stops the run before any work) and closes it
+when the run ends or fails (it is also closed at interpreter exit).
 """
 
 from __future__ import annotations
@@ -90,3 +95,27 @@ class RecordStudyLooks:
             f"\nThe study {event['study_name']} stopped; its {event['trials_counted']} trials so far are "
             "recorded in the model registry (the walk-forward judge counts them).\n"
         )
+
+
+class CloseExecutors:
+    @hook_impl
+    def before_pipeline_run(self, pipeline, catalog) -> None:
+        """Open the run's executor before the first node when a node takes ``params:compute``, so
+        that an unreachable ``compute.address`` stops the run before any data is read or trained."""
+        if "params:compute" not in pipeline.inputs():
+            return
+        from .compute import shared_executor
+
+        shared_executor(catalog.load("params:compute"))
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        from .compute import close_shared_executors
+
+        close_shared_executors()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        from .compute import close_shared_executors
+
+        close_shared_executors()

@@ -13,9 +13,10 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
 }
 
-from reinforce_strategy_creator.hooks import ClearInputErrors, RecordStudyLooks  # noqa: E402
+from reinforce_strategy_creator.hooks import ClearInputErrors, CloseExecutors, RecordStudyLooks  # noqa: E402
 
 # Bad input is reported as its message (which names the file/column/row/parameter), not as a
-# traceback; genuine bugs keep their traceback. A tuning study that stops with an error still
-# records its trials' looks at the validation windows. See hooks.py.
-HOOKS = (ClearInputErrors(), RecordStudyLooks())
+# traceback; genuine bugs keep their traceback. The run's compute executor is opened before the
+# first node and closed after the run. A tuning study that stops with an error still records its
+# trials' looks at the validation windows. See hooks.py.
+HOOKS = (ClearInputErrors(), CloseExecutors(), RecordStudyLooks())

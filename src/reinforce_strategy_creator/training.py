@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from .features import feature_spec_sha256, scaler_sha256
 from .params.base import ParameterError
 from .params.training import COMMON_KEYS, AgentPlan, TrainingCommon, TrainingParams, plan_agent
 
+if TYPE_CHECKING:
+    from .compute import Executor
+
 __all__ = [
     "COMMON_KEYS",
     "AgentPlan",
@@ -42,7 +45,10 @@ __all__ = [
     "data_fingerprint",
     "plan_agent",
     "scaler_sha256",
+    "seed_job_payloads",
     "train_agent",
+    "train_agents",
+    "train_seeds_job",
     "validation_sharpe",
 ]
 
@@ -137,6 +143,7 @@ def train_agent(
     score_fn: Callable[[nn.Module], float] | None = None,
     feature_spec: Mapping[str, Any] | None = None,
     validation_history: int = 0,
+    executor: Executor | None = None,
 ) -> tuple[PolicyBundle, pd.DataFrame]:
     """Train one agent (a validated ``training.<agent>`` block,
     :class:`~.params.training.AgentPlan`) once per seed; see the module docstring.
@@ -154,7 +161,26 @@ def train_agent(
     ``validation_history`` rows at the head of ``model_input_validation`` are history only (a
     walk-forward fold prepends W − 1 rows so that the first decision falls on the window's first
     bar): they may overlap training, and the recorded validation period starts after them.
+
+    ``executor`` (``compute.open_executor``): each seed is a job (:func:`train_seeds_job`) run on
+    it; the bundle and history are those of the in-process path (see :func:`train_agents`).
     """
+    if executor is not None:
+        if score_fn is not None:
+            raise TypeError(
+                "train_agent: score_fn cannot be sent to an executor's workers; pass one or the other"
+            )
+        return train_agents(
+            model_input_train,
+            model_input_validation,
+            feature_scaler,
+            environment,
+            [plan],
+            executor,
+            feature_spec=feature_spec,
+            validation_history=validation_history,
+            label=f"training.{plan.name}",
+        )[plan.name]
     _check_tables(model_input_train, model_input_validation, validation_history)
     env_cfg = EnvConfig.parse(environment)
     device = resolve_device(plan.settings.device)
@@ -175,6 +201,146 @@ def train_agent(
     spec = _bundle_spec(plan, env_cfg, device, list(train_market.feature_names), provenance, runs, ppy)
     history = pd.concat(runs.histories, ignore_index=True)
     return PolicyBundle(spec=spec, state_dicts=runs.state_dicts), history
+
+
+# --------------------------------------------------------------------------- jobs
+def seed_job_payloads(
+    plan: AgentPlan,
+    environment: EnvConfig,
+    device: torch.device,
+    threads: int,
+    seeds: Sequence[int] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """The payloads of :func:`train_seeds_job` for ``plan``: one job per seed, plain data only.
+
+    ``seeds`` is a tuple so that a job can later carry several seeds trained together (a
+    population) and return them per seed, as it does now one after the other. ``progress=False``
+    turns the per-seed progress bar off (worker processes would interleave theirs; the driver
+    shows the jobs' progress instead); it changes no result."""
+    common, block = plan.settings.to_params(), plan.to_params()
+    if not progress:
+        common["progress"] = False
+        if "progress" in block:
+            block["progress"] = False
+    env = environment.replace(device=device.type).to_params()
+    return [
+        {
+            "agent": plan.name,
+            "common": common,
+            "block": block,
+            "environment": env,
+            "device": str(device),
+            "threads": int(plan.settings.num_threads or threads),
+            "seeds": (int(seed),),
+        }
+        for seed in (plan.settings.seeds if seeds is None else seeds)
+    ]
+
+
+def train_seeds_job(payload: Mapping[str, Any], shared: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """One job: train ``payload["seeds"]`` of one agent on ``shared["train"]``, each checkpoint scored
+    on ``shared["validation"]``. A pure function of its arguments (each seed seeds every RNG it
+    uses), run in whatever process the executor chose; plain data in and out.
+
+    Returns ``{"agent", "policy_spec", "steps", "seeds": {seed: {"state_dict": safetensors bytes,
+    "keys": the state dict's key order, "history", "score", "steps"}}}``."""
+    from safetensors.torch import save
+
+    plan = plan_agent(payload["common"], payload["block"], payload["agent"])
+    env_cfg = EnvConfig.parse(payload["environment"])
+    device = torch.device(payload["device"])
+    train, validation = shared["train"], shared["validation"]
+    train_market = MarketArrays.from_frame(train, name="model_input_train")
+    val_market = MarketArrays.from_frame(validation, name="model_input_validation")
+    ppy = infer_periods_per_year(validation.index)
+
+    def score_fn(policy: nn.Module) -> float:
+        return validation_sharpe(policy, val_market, env_cfg, ppy)
+
+    out: dict[str, Any] = {"agent": plan.name, "seeds": {}, "steps": 0, "policy_spec": {}}
+    with _torch_threads(int(payload["threads"])):
+        for seed in payload["seeds"]:
+            res = _train_seed(plan, train_market, env_cfg, device, int(seed), score_fn)
+            state = {k: v.detach().to("cpu").contiguous() for k, v in res.policy.state_dict().items()}
+            h = res.history.copy()
+            h.insert(0, "seed", np.int64(seed))
+            out["seeds"][int(seed)] = {
+                "state_dict": save(state),
+                "keys": list(state),
+                "history": h,
+                "score": float(res.best_score),
+                "steps": int(res.steps),
+            }
+            out["policy_spec"] = dict(res.policy.spec)
+            out["steps"] += int(res.steps)
+    return out
+
+
+def _runs_from_jobs(seeds: Sequence[int], results: Sequence[Mapping[str, Any]]) -> _SeedRuns:
+    """The per-seed results of an agent's jobs, in the order of its seeds."""
+    from safetensors.torch import load
+
+    per_seed = {s: r for res in results for s, r in res["seeds"].items()}
+    runs = _SeedRuns()
+    for seed in seeds:
+        r = per_seed[int(seed)]
+        loaded = load(r["state_dict"])
+        runs.state_dicts[seed] = {k: loaded[k] for k in r["keys"]}
+        runs.scores[seed] = r["score"]
+        runs.histories.append(r["history"])
+    runs.policy_spec = dict(results[-1]["policy_spec"])
+    return runs
+
+
+def train_agents(
+    model_input_train: pd.DataFrame,
+    model_input_validation: pd.DataFrame,
+    feature_scaler: Mapping[str, Any],
+    environment: EnvConfig | Mapping[str, Any],
+    plans: Sequence[AgentPlan],
+    executor: Executor,
+    *,
+    feature_spec: Mapping[str, Any] | None = None,
+    validation_history: int = 0,
+    label: str = "training",
+) -> dict[str, tuple[PolicyBundle, pd.DataFrame]]:
+    """Every seed of every plan as one job on ``executor`` (one map, the tables sent once per
+    worker); the bundles are assembled here, in the driver. Per agent the same bundle and history
+    as :func:`train_agent` without an executor, given the same torch threads: each job runs with
+    ``training.<agent>.num_threads``, or ``compute.threads_per_worker`` when that is null."""
+    _check_tables(model_input_train, model_input_validation, validation_history)
+    env_cfg = EnvConfig.parse(environment)
+    ppy = infer_periods_per_year(model_input_validation.index)
+    # built here too so that bad tables stop the run before any job starts
+    feature_names = list(MarketArrays.from_frame(model_input_train, name="model_input_train").feature_names)
+    MarketArrays.from_frame(model_input_validation, name="model_input_validation")
+    provenance = _provenance(
+        model_input_train, model_input_validation.iloc[validation_history:], feature_scaler, feature_spec
+    )
+    devices = {p.name: resolve_device(p.settings.device) for p in plans}
+    payloads, owner = [], []
+    for p in plans:
+        jobs = seed_job_payloads(
+            p,
+            env_cfg,
+            devices[p.name],
+            executor.threads_per_worker,
+            progress=executor.backend == "sequential",
+        )
+        payloads += jobs
+        owner += [p.name] * len(jobs)
+    shared = {"train": model_input_train, "validation": model_input_validation}
+    results = executor.map(train_seeds_job, payloads, shared, label=label)
+    out = {}
+    for p in plans:
+        runs = _runs_from_jobs(p.settings.seeds, [r for r, o in zip(results, owner) if o == p.name])
+        spec = _bundle_spec(p, env_cfg, devices[p.name], feature_names, provenance, runs, ppy)
+        out[p.name] = (
+            PolicyBundle(spec=spec, state_dicts=runs.state_dicts),
+            pd.concat(runs.histories, ignore_index=True),
+        )
+    return out
 
 
 @contextlib.contextmanager

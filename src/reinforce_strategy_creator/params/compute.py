@@ -32,13 +32,16 @@ class ComputeParams(Params):
     connect_timeout_s: PositiveInt = 10
     """Seconds to wait for the scheduler at `address` before the run stops with an error."""
     threads_per_worker: PositiveInt = 1
-    """Torch threads in each worker (1: small networks gain nothing from more, and results do not
-    depend on it)."""
+    """Torch threads in each worker process, and of every training job whose
+    `training.<agent>.num_threads` is null, in every backend (sequential included), so that the
+    backend never changes a result. 1: small networks gain nothing from more."""
     retries: NonNegativeInt = 2
     """Times a job is rerun when its worker dies (a killed process, a lost machine); the rerun gives
-    the same result. A job whose own code raises is not retried: the error is reported."""
+    the same result. A job whose own code raises is not retried: the error is reported. With
+    `address`, the scheduler's own `distributed.scheduler.allowed-failures` decides (a warning
+    says when it differs)."""
     dashboard: Flag = True
-    """Print the Dask dashboard link when a cluster is used."""
+    """Log the Dask dashboard link (stderr) when a cluster is used."""
 
     @model_validator(mode="after")
     def _address_needs_dask(self) -> ComputeParams:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,11 +41,14 @@ from ..params.evaluation import EvaluationParams
 from ..params.features import FeatureParams
 from ..params.training import TrainingParams
 from ..params.walk_forward import WalkForwardParams
-from ..training import train_agent
+from ..training import train_agent, train_agents
 from .cache import FoldCache, fold_key
 from .folds import Fold, FoldPlan, plan_folds
 from .stitch import FoldSwitch, LanePolicies, fold_segments, reconcile_segments, stitched_market
 from .tables import FoldTables, fold_tables
+
+if TYPE_CHECKING:
+    from ..compute import Executor
 
 __all__ = [
     "FoldResult",
@@ -119,12 +122,15 @@ def run_fold(
     parameters: Mapping[str, Any],
     agents: Sequence[str] | None = None,
     cache: FoldCache | None = None,
+    executor: Executor | None = None,
 ) -> FoldResult:
     """Train every agent × seed of ``fold`` and choose its champion on its validation window.
 
     With ``cache``, a fold stored under the same :func:`~.cache.fold_key` (same data up to its
     validation end, windows, parameters, agents and code) is loaded instead of trained, and a
-    trained fold is stored."""
+    trained fold is stored. With ``executor`` (``compute.open_executor``) every agent × seed of
+    the fold is one job, all dispatched at once; the bundles are assembled here and are the same
+    as without one."""
     env = EnvConfig.parse(parameters["environment"])
     fe = FeatureParams.parse(parameters["feature_engineering"])
     training = TrainingParams.parse(parameters["training"])
@@ -148,7 +154,7 @@ def run_fold(
             from_cache=True,
         )
     evaluation = EvaluationParams.parse(parameters["evaluation"])
-    result = _train_and_select(fold, tables, prices, agents, env, fe, training, evaluation)
+    result = _train_and_select(fold, tables, prices, agents, env, fe, training, evaluation, executor)
     if cache is not None:
         cache.save(key, result)
     return result
@@ -163,18 +169,34 @@ def _train_and_select(
     fe: FeatureParams,
     training: TrainingParams,
     evaluation: EvaluationParams,
+    executor: Executor | None = None,
 ) -> FoldResult:
     bundles, histories = {}, {}
-    for agent in agents:
-        bundles[agent], histories[agent] = train_agent(
+    if executor is not None:
+        trained = train_agents(
             tables.train,
             tables.validation,
             tables.scaler,
             env,
-            training.plan(agent),
+            [training.plan(agent) for agent in agents],
+            executor,
             feature_spec=fe.features.to_params(),
             validation_history=tables.history_rows,
+            label=f"{fold.name} training",
         )
+        for agent in agents:
+            bundles[agent], histories[agent] = trained[agent]
+    else:
+        for agent in agents:
+            bundles[agent], histories[agent] = train_agent(
+                tables.train,
+                tables.validation,
+                tables.scaler,
+                env,
+                training.plan(agent),
+                feature_spec=fe.features.to_params(),
+                validation_history=tables.history_rows,
+            )
     ledger = backtest_split(
         tables.validation,
         env.to_params(),

@@ -32,6 +32,7 @@ def test_sequential_runner_runs_all_agents_and_saves_artifacts(tables, tmp_path)
     datasets["params:training"] = MemoryDataset({"common": {**COMMON, "total_steps": 512}, **AGENTS})
     feature_spec = {"indicators": {"logret": {"periods": [1]}}}
     datasets["params:feature_engineering"] = MemoryDataset({"features": feature_spec})
+    datasets["params:compute"] = MemoryDataset({"backend": "sequential"})
     for a in AGENTS:
         datasets[f"training.{a}.policy"] = PolicyArtifactDataset(
             filepath=str(tmp_path / f"{a}_policy"), version=None

@@ -31,6 +31,7 @@ def test_one_namespaced_instance_per_agent_block_of_the_parameters():
             "params:environment",
             "params:training",
             "params:feature_engineering",
+            "params:compute",
         }
         assert sub.all_outputs() == {
             f"training.{a}.policy",

@@ -13,8 +13,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ...artifacts import PolicyBundle
+from ...compute import shared_executor
 from ...env import EnvConfig
 from ...evaluation.figures import learning_curves_figure
+from ...params.compute import ComputeParams
 from ...params.features import FeatureParams
 from ...params.training import TrainingParams
 from ...training import train_agent
@@ -30,10 +32,12 @@ def train_node(agent: str) -> Callable[..., tuple[PolicyBundle, pd.DataFrame]]:
         environment: EnvConfig,
         training: TrainingParams,
         feature_engineering: FeatureParams,
+        compute: ComputeParams | None = None,
     ) -> tuple[PolicyBundle, pd.DataFrame]:
         """Train the agent over its seeds with validation checkpoint selection. Every agent block
         was validated when the run started, so a bad parameter of any agent stops the run before
-        any agent trains; the feature specification is fingerprinted into the policy spec."""
+        any agent trains; the feature specification is fingerprinted into the policy spec. The
+        seeds run as jobs on the ``compute`` backend (one executor shared by the run's nodes)."""
         plan = TrainingParams.parse(training).plan(agent)
         return train_agent(
             model_input_train,
@@ -42,6 +46,7 @@ def train_node(agent: str) -> Callable[..., tuple[PolicyBundle, pd.DataFrame]]:
             EnvConfig.parse(environment),
             plan,
             feature_spec=FeatureParams.parse(feature_engineering).features,
+            executor=shared_executor(compute),
         )
 
     train.__qualname__ = f"train[{agent}]"

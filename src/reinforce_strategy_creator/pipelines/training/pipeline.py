@@ -18,7 +18,7 @@ from ...project_params import agent_names
 from .nodes import plot_learning_curve, train_node
 
 BOUNDARY_INPUTS = {"model_input_train", "model_input_validation", "feature_scaler"}
-PARAMETERS = ("params:environment", "params:training", "params:feature_engineering")
+PARAMETERS = ("params:environment", "params:training", "params:feature_engineering", "params:compute")
 
 
 def agent_pipeline(agent: str) -> Pipeline:

@@ -9,10 +9,12 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ...compute import shared_executor
 from ...env import EnvConfig
 from ...evaluation.backtests import trading_setup
 from ...evaluation.figures import equity_curves_figure
 from ...evaluation.verdict import config_sha256
+from ...params.compute import ComputeParams
 from ...params.evaluation import EvaluationParams
 from ...params.features import FeatureParams
 from ...params.training import TrainingParams
@@ -60,16 +62,22 @@ def fold_node(name: str) -> Callable[..., engine.FoldResult]:
     """The node that trains and selects fold ``name`` (``fold_<k>`` or ``deployment``)."""
 
     def train_and_select(
-        layout: dict[str, Any], primary_prices: pd.DataFrame, fold_cache: FoldCache
+        layout: dict[str, Any],
+        primary_prices: pd.DataFrame,
+        fold_cache: FoldCache,
+        compute: ComputeParams | None = None,
     ) -> engine.FoldResult:
-        """Every agent × seed trained on the fold's training window; the champion chosen on its
-        validation window. Nothing after the validation window is read. An unchanged fold
-        (same fingerprint) is loaded from the fold store instead (``walk_forward.reuse_folds``)."""
+        """Every agent × seed trained on the fold's training window, all as jobs on the ``compute``
+        backend at once; the champion chosen on its validation window. Nothing after the validation
+        window is read. An unchanged fold (same fingerprint) is loaded from the fold store instead
+        (``walk_forward.reuse_folds``) and trains nothing."""
         plan = layout["plan"]
         fold = plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
         params = layout["parameters"]
         cache = fold_cache if params["walk_forward"]["reuse_folds"] else None
-        result = engine.run_fold(fold, layout["features"], primary_prices, params, cache=cache)
+        result = engine.run_fold(
+            fold, layout["features"], primary_prices, params, cache=cache, executor=shared_executor(compute)
+        )
         logger.info(
             "%s (%s): %s", name, fold.label, "loaded from the fold store" if result.from_cache else "trained"
         )

@@ -43,7 +43,7 @@ def _fold(name: str) -> Pipeline:
         [
             node(
                 fold_node(name),
-                inputs=["layout", "primary_prices", "fold_cache"],
+                inputs=["layout", "primary_prices", "fold_cache", "params:compute"],
                 outputs="result",
                 name="train_and_select",
             )
@@ -54,6 +54,7 @@ def _fold(name: str) -> Pipeline:
             "primary_prices": "primary_prices",
             "fold_cache": "walk_forward.fold_cache",
         },
+        parameters={"params:compute": "params:compute"},
         tags=["walk_forward", name],
     )
 

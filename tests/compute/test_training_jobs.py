@@ -1,0 +1,81 @@
+"""Training and walk-forward folds through an executor give the bundles of the in-process path."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from reinforce_strategy_creator.compute import open_executor
+from reinforce_strategy_creator.experiments import deep_merge
+from reinforce_strategy_creator.project_params import parameters
+from reinforce_strategy_creator.training import train_agent, train_agents
+from reinforce_strategy_creator.walk_forward import engine
+from tests.support.compute import assert_same_bundle, assert_same_history
+from tests.support.training import ENV, plan, sp500_model_input
+
+
+def test_score_fn_cannot_go_to_workers():
+    train, validation, scaler = sp500_model_input(160, 60)
+    with open_executor({"backend": "sequential"}) as ex, pytest.raises(TypeError, match="score_fn"):
+        train_agent(train, validation, scaler, ENV, plan("ppo"), score_fn=lambda p: 0.0, executor=ex)
+
+
+def test_every_agent_of_a_call_is_one_map_and_bad_tables_stop_it_before_any_job():
+    train, validation, scaler = sp500_model_input(160, 60)
+    bad = validation.copy()
+    bad.iloc[3, 0] = float("nan")
+    calls = []
+
+    class Spy:
+        threads_per_worker = 1
+        backend = "sequential"
+
+        def map(self, fn, payloads, shared=None, **kw):
+            calls.append(len(payloads))
+            with open_executor({"backend": "sequential"}) as ex:
+                return ex.map(fn, payloads, shared, **kw)
+
+    with pytest.raises(ValueError, match="model_input_validation"):
+        train_agents(train, bad, scaler, ENV, [plan("ppo")], Spy())
+    assert calls == []
+    plans = [plan("ppo", common={"total_steps": 256}), plan("a2c", common={"total_steps": 256})]
+    out = train_agents(train, validation, scaler, ENV, plans, Spy())
+    assert calls == [4] and sorted(out) == ["a2c", "ppo"]
+    assert out["a2c"][0].seeds == [0, 1]
+
+
+@pytest.mark.slow
+def test_walk_forward_folds_on_two_processes_give_the_sequential_bundles_champions_and_verdict(sp500):
+    torch.set_num_threads(1)
+    p = parameters("quick")
+    small = {"total_steps": 2048}
+    p = deep_merge(p, {"training": {"common": small, "ppo": small, "a2c": small, "dqn": small}})
+    prices = sp500
+    features, layout = engine.plan(prices, p)
+    folds = layout.folds[:2]
+    local = [engine.run_fold(f, features, prices, p) for f in folds]
+    with open_executor({"backend": "processes", "workers": 2}) as ex:
+        remote = [engine.run_fold(f, features, prices, p, executor=ex) for f in folds]
+    for a, b in zip(local, remote):
+        assert sorted(a.bundles) == sorted(b.bundles) == ["a2c", "dqn", "ppo"]
+        for agent in a.bundles:
+            assert_same_bundle(a.bundles[agent], b.bundles[agent])
+            assert_same_history(a.histories[agent], b.histories[agent])
+        assert a.champion == b.champion and a.best_seed == b.best_seed
+        pd.testing.assert_frame_equal(a.validation, b.validation)
+    verdicts = [engine.judge(engine.stitch(r, features, prices, p), r, p)[0] for r in (local, remote)]
+    assert verdicts[0] == verdicts[1]
+
+
+@pytest.mark.slow
+def test_an_sb3_agent_on_worker_processes_gives_the_in_process_bundle(pool):
+    pytest.importorskip("stable_baselines3")
+    torch.set_num_threads(1)
+    train, validation, scaler = sp500_model_input(160, 60)
+    block = {"backend": "sb3", "algorithm": "ppo", "n_steps": 32, "batch_size": 64}
+    p = plan("ppo", common={"total_steps": 256, "seeds": [0, 1]}, block=block)
+    local, local_history = train_agent(train, validation, scaler, ENV, p)
+    remote, remote_history = train_agent(train, validation, scaler, ENV, p, executor=pool)
+    assert_same_bundle(local, remote)
+    assert_same_history(local_history, remote_history)
