@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .agents import ALGORITHMS, TrainingDivergedError, TrainResult, resolve_device
+from .agents import ALGORITHMS, POPULATION_ALGORITHMS, TrainingDivergedError, TrainResult, resolve_device
 from .agents.ensemble import ensemble_rule
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
@@ -212,10 +212,10 @@ def seed_job_payloads(
     seeds: Sequence[int] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """The payloads of :func:`train_seeds_job` for ``plan``: one job per seed, plain data only.
+    """The payloads of :func:`train_seeds_job` for ``plan``, plain data only: one job holding every
+    seed when they train as one population (:func:`trains_as_population`), else one job per seed.
 
-    ``seeds`` is a tuple so that a job can later carry several seeds trained together (a
-    population) and return them per seed, as it does now one after the other. ``progress=False``
+    A job's ``seeds`` tuple is what it trains and returns per seed. ``progress=False``
     turns the per-seed progress bar off (worker processes would interleave theirs; the driver
     shows the jobs' progress instead); it changes no result."""
     common, block = plan.settings.to_params(), plan.to_params()
@@ -224,6 +224,8 @@ def seed_job_payloads(
         if "progress" in block:
             block["progress"] = False
     env = environment.replace(device=device.type).to_params()
+    seeds = tuple(int(seed) for seed in (plan.settings.seeds if seeds is None else seeds))
+    groups = [seeds] if trains_as_population(plan, seeds) else [(seed,) for seed in seeds]
     return [
         {
             "agent": plan.name,
@@ -232,9 +234,9 @@ def seed_job_payloads(
             "environment": env,
             "device": str(device),
             "threads": int(plan.settings.num_threads or threads),
-            "seeds": (int(seed),),
+            "seeds": group,
         }
-        for seed in (plan.settings.seeds if seeds is None else seeds)
+        for group in groups
     ]
 
 
@@ -259,9 +261,10 @@ def train_seeds_job(payload: Mapping[str, Any], shared: Mapping[str, pd.DataFram
         return validation_sharpe(policy, val_market, env_cfg, ppy)
 
     out: dict[str, Any] = {"agent": plan.name, "seeds": {}, "steps": 0, "policy_spec": {}}
+    seeds = [int(seed) for seed in payload["seeds"]]
     with _torch_threads(int(payload["threads"])):
-        for seed in payload["seeds"]:
-            res = _train_seed(plan, train_market, env_cfg, device, int(seed), score_fn)
+        results = _train_members(plan, train_market, env_cfg, device, seeds, score_fn)
+        for seed, res in zip(seeds, results):
             state = {k: v.detach().to("cpu").contiguous() for k, v in res.policy.state_dict().items()}
             h = res.history.copy()
             h.insert(0, "seed", np.int64(seed))
@@ -373,8 +376,8 @@ def _train_seeds(
     score_fn: Callable[[nn.Module], float],
 ) -> _SeedRuns:
     runs = _SeedRuns()
-    for seed in plan.settings.seeds:
-        res = _train_seed(plan, market, env_cfg, device, seed, score_fn)
+    seeds = list(plan.settings.seeds)
+    for seed, res in zip(seeds, _train_members(plan, market, env_cfg, device, seeds, score_fn)):
         runs.state_dicts[seed] = {k: v.detach().to("cpu").clone() for k, v in res.policy.state_dict().items()}
         runs.scores[seed] = float(res.best_score)
         runs.policy_spec = dict(res.policy.spec)
@@ -382,6 +385,43 @@ def _train_seeds(
         h.insert(0, "seed", np.int64(seed))
         runs.histories.append(h)
     return runs
+
+
+def trains_as_population(plan: AgentPlan, seeds: Sequence[int]) -> bool:
+    """Whether ``seeds`` of ``plan`` train as one population (``training.<agent>.population``,
+    own torch agents only, more than one seed)."""
+    return plan.settings.population and plan.backend == "torch" and len(seeds) > 1
+
+
+def _train_members(
+    plan: AgentPlan,
+    market: MarketArrays,
+    env_cfg: EnvConfig,
+    device: torch.device,
+    seeds: Sequence[int],
+    score_fn: Callable[[nn.Module], float],
+) -> list[TrainResult]:
+    """Train ``seeds`` of ``plan`` on ``market``: one population (docs/populations.md) when
+    :func:`trains_as_population`, else one seed after the other. Either way a pure function of
+    its arguments: the same seeds give the same weights in any process."""
+    if not trains_as_population(plan, seeds):
+        return [_train_seed(plan, market, env_cfg, device, int(seed), score_fn) for seed in seeds]
+    settings = plan.settings
+    try:
+        return POPULATION_ALGORITHMS[plan.algorithm][1](
+            [make_train_env(market, env_cfg, settings.num_envs, int(seed)) for seed in seeds],
+            plan.config,
+            seeds=[int(seed) for seed in seeds],
+            device=str(device),
+            eval_fns=[score_fn] * len(seeds),
+            eval_every=settings.eval_every,
+            patience=settings.patience,
+            progress=settings.progress,
+        )
+    except TrainingDivergedError as exc:
+        if exc.agent == plan.name:
+            raise
+        raise TrainingDivergedError(plan.name, exc.seed, exc.update, exc.what, exc.value) from exc
 
 
 def _train_seed(

@@ -39,10 +39,14 @@ def test_every_agent_of_a_call_is_one_map_and_bad_tables_stop_it_before_any_job(
     with pytest.raises(ValueError, match="model_input_validation"):
         train_agents(train, bad, scaler, ENV, [plan("ppo")], Spy())
     assert calls == []
-    plans = [plan("ppo", common={"total_steps": 256}), plan("a2c", common={"total_steps": 256})]
-    out = train_agents(train, validation, scaler, ENV, plans, Spy())
-    assert calls == [4] and sorted(out) == ["a2c", "ppo"]
-    assert out["a2c"][0].seeds == [0, 1]
+    # one job per seed, or one per agent when its seeds train as one population
+    for population, jobs in ((False, 4), (True, 2)):
+        calls.clear()
+        common = {"total_steps": 256, "population": population}
+        plans = [plan("ppo", common=common), plan("a2c", common=common)]
+        out = train_agents(train, validation, scaler, ENV, plans, Spy())
+        assert calls == [jobs] and sorted(out) == ["a2c", "ppo"]
+        assert out["a2c"][0].seeds == [0, 1]
 
 
 @pytest.mark.slow

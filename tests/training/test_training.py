@@ -131,7 +131,9 @@ def test_best_seed_is_argmax_of_validation_scores(tables):
     bundle, _ = _run(
         tables,
         "ppo",
-        common={"seeds": [5, 9], "total_steps": 32 * 8 * 2, "eval_every": 1},
+        # one seed after the other, so that the scripted scores go to seed 5 first (in a population
+        # the members' evaluations interleave)
+        common={"seeds": [5, 9], "total_steps": 32 * 8 * 2, "eval_every": 1, "population": False},
         score_fn=lambda p: next(it),
     )
     assert bundle.spec["validation_scores"] == {"5": 0.2, "9": 0.7}

@@ -42,6 +42,10 @@ class TrainingCommon(Params):
     """`auto` | `cpu` | `cuda` | `cuda:N` for the agents' networks."""
     num_threads: PositiveInt | None = None
     """Torch CPU threads during training; `null` = torch's default."""
+    population: Flag = True
+    """Train an own (`backend: torch`) agent's seeds as one population: one batched network and env
+    for all seeds, each seed with its own env stream, optimiser state, early stopping and best
+    checkpoint (docs/populations.md). `false`: one seed after the other."""
     progress: Flag = True
     """Progress bar with steps/s and the latest validation Sharpe (a line every 15 s when not on a terminal).
     """
