@@ -12,7 +12,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from reinforce_strategy_creator.agents import train_a2c, train_dqn, train_ppo
+from reinforce_strategy_creator.agents import POPULATION_ALGORITHMS
 from reinforce_strategy_creator.agents.evaluate import evaluate_episodes
 
 pytestmark = pytest.mark.slow
@@ -45,33 +45,41 @@ DQN_CFG = dict(
 )
 
 
-def _run(train, cfg, num_envs, eval_every, seed):
+def _run(algo, cfg, num_envs, eval_every):
+    """Seed 1 inside a population with seed 2; the returned member is seed 1."""
     torch.set_num_threads(1)
     val_envs = gym.make_vec("CartPole-v1", num_envs=20, vectorization_mode="sync")
 
     def eval_fn(policy):
         return float(evaluate_episodes(val_envs, policy, seed=10_000).mean())
 
-    envs = gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="sync")
-    res = train(envs, cfg, seed=seed, device="cpu", eval_fn=eval_fn, eval_every=eval_every, progress=False)
+    res = POPULATION_ALGORITHMS[algo][1](
+        [gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="sync") for _ in range(2)],
+        cfg,
+        seeds=[1, 2],
+        device="cpu",
+        eval_fns=[eval_fn, eval_fn],
+        eval_every=eval_every,
+        progress=False,
+    )[0]
     test_envs = gym.make_vec("CartPole-v1", num_envs=20, vectorization_mode="sync")
     returns = evaluate_episodes(test_envs, res.policy, seed=123)
     return res, returns
 
 
 def test_ppo_solves_cartpole():
-    res, returns = _run(train_ppo, PPO_CFG, num_envs=8, eval_every=5, seed=1)
+    res, returns = _run("ppo", PPO_CFG, num_envs=8, eval_every=5)
     assert res.steps <= 100_000
     assert returns.mean() >= 475, (returns, res.history.tail())
 
 
 def test_a2c_solves_cartpole():
-    res, returns = _run(train_a2c, A2C_CFG, num_envs=8, eval_every=100, seed=1)
+    res, returns = _run("a2c", A2C_CFG, num_envs=8, eval_every=100)
     assert res.steps <= 200_000
     assert returns.mean() >= 475, (returns, res.history.tail())
 
 
 def test_dqn_solves_cartpole():
-    res, returns = _run(train_dqn, DQN_CFG, num_envs=4, eval_every=4, seed=1)
+    res, returns = _run("dqn", DQN_CFG, num_envs=4, eval_every=4)
     assert res.steps <= 50_000
     assert returns.mean() >= 400, (returns, res.history.tail())

@@ -14,7 +14,6 @@ The learning tests (CartPole, planted signal) are at the end, marked slow.
 from __future__ import annotations
 
 import copy
-import math
 
 import gymnasium as gym
 import numpy as np
@@ -36,7 +35,6 @@ from reinforce_strategy_creator.agents import (
 )
 from reinforce_strategy_creator.agents.a2c import A2CConfig, a2c_loss
 from reinforce_strategy_creator.agents.dqn import td_loss
-from reinforce_strategy_creator.agents.evaluate import evaluate_episodes
 from reinforce_strategy_creator.agents.networks import ActorCriticPolicy, QPolicy
 from reinforce_strategy_creator.agents.population import (
     PopulationActorCritic,
@@ -50,10 +48,7 @@ from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVecto
 from reinforce_strategy_creator.env.fused import MemberBlockTradingVectorEnv, fuse_trading_envs
 from reinforce_strategy_creator.synthetic import planted_signal_market
 
-from .test_cartpole_learning import A2C_CFG, DQN_CFG, PPO_CFG
-from .test_planted_signal import AGENTS as PLANTED
 from .test_planted_signal import ENV as PLANTED_ENV
-from .test_planted_signal import POSITIONS, _oracle_decide, _sharpe, _split
 
 SHORT = {
     "ppo": (train_ppo, train_ppo_population, {"total_steps": 1024, "num_steps": 32, "log_every": 1}),
@@ -357,82 +352,3 @@ def test_bad_member_arguments_are_rejected():
     with pytest.raises(AgentConfigError, match="member 1 \\(seed 2\\) has 2 lanes"):
         pop_fn([_cartpole(4), _cartpole(2)], cfg, seeds=[1, 2], device="cpu", progress=False)
     assert set(POPULATION_ALGORITHMS) == {"ppo", "a2c", "dqn"}
-
-
-# ------------------------------------------------------------------ members still learn (slow)
-CARTPOLE = {
-    "ppo": (PPO_CFG, 8, 5, 475, 100_000),
-    "a2c": (A2C_CFG, 8, 100, 475, 200_000),
-    "dqn": (DQN_CFG, 4, 4, 400, 50_000),
-}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("algo", sorted(CARTPOLE))
-def test_population_member_solves_cartpole(algo):
-    """Seed 1 (the single-model test's seed) inside a population with seed 2; the budgets and
-    thresholds of tests/agents/test_cartpole_learning.py."""
-    cfg, lanes, eval_every, threshold, budget = CARTPOLE[algo]
-    val_envs = _cartpole(20)
-
-    def eval_fn(policy):
-        return float(evaluate_episodes(val_envs, policy, seed=10_000).mean())
-
-    pop_fn = POPULATION_ALGORITHMS[algo][1]
-    res = pop_fn(
-        [_cartpole(lanes), _cartpole(lanes)],
-        cfg,
-        seeds=[1, 2],
-        device="cpu",
-        eval_fns=[eval_fn, eval_fn],
-        eval_every=eval_every,
-        progress=False,
-    )
-    returns = evaluate_episodes(_cartpole(20), res[0].policy, seed=123)
-    assert res[0].steps <= budget
-    assert returns.mean() >= threshold, (returns, res[0].history.tail())
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("algo", sorted(PLANTED))
-def test_population_member_reaches_70pct_of_oracle_sharpe(algo):
-    """Seed 0 (the single-model test's seed) inside a population with seed 1 on one market
-    (fused env); budgets and thresholds of tests/agents/test_planted_signal.py."""
-    from reinforce_strategy_creator.env import replay
-
-    _, params, eval_every = PLANTED[algo]
-    cfg = EnvConfig.from_params(PLANTED_ENV)
-    m_train, m_val, m_test = _split()
-
-    def eval_fn(policy):
-        return _sharpe(replay(m_val, cfg, lambda obs: policy.act(obs, deterministic=True)))
-
-    envs = [TradingVectorEnv(m_train, cfg, num_envs=32, seed=s) for s in (0, 1)]
-    res = POPULATION_ALGORITHMS[algo][1](
-        envs,
-        params,
-        seeds=[0, 1],
-        device="cpu",
-        eval_fns=[eval_fn, eval_fn],
-        eval_every=eval_every,
-        progress=False,
-    )
-    policy = res[0].policy
-    agent = _sharpe(replay(m_test, cfg, lambda obs: policy.act(obs, deterministic=True)))
-    oracle = _sharpe(replay(m_test, cfg, _oracle_decide(cfg, m_test.n_features)))
-    rng = np.random.default_rng(0)
-    rand_bt = replay(
-        m_test, cfg, lambda obs: torch.as_tensor(rng.integers(0, len(POSITIONS), size=16)), num_envs=16
-    )
-    rand = [float(np.nan_to_num(_sharpe_lane(rand_bt, i), nan=-math.inf)) for i in range(16)]
-    other = _sharpe(replay(m_test, cfg, lambda obs: res[1].policy.act(obs, deterministic=True)))
-    print(f"{algo} population: member 0 {agent:.2f} (member 1 {other:.2f}) oracle {oracle:.2f}")
-    assert oracle > 1.0
-    assert agent >= 0.7 * oracle, f"{algo}: member Sharpe {agent:.2f} < 70% of oracle {oracle:.2f}"
-    assert agent > max(rand)
-
-
-def _sharpe_lane(bt, i):
-    import empyrical
-
-    return float(empyrical.sharpe_ratio(bt.lane(i)["equity"].pct_change().dropna().to_numpy()))

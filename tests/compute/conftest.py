@@ -111,11 +111,18 @@ def dask_cluster(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_training() -> tuple[list[dict], dict]:
-    """(payloads, shared) of PPO with two seeds, one job per seed."""
+    """(payloads, shared): PPO with two seeds as one population (one job), then A2C with two seeds
+    one after the other (one job per seed)."""
     torch.set_num_threads(1)
     train, validation, _ = sp500_model_input(160, 60)
-    p = plan("ppo", common={"total_steps": 256, "seeds": [0, 1]})
-    payloads = seed_job_payloads(p, EnvConfig.parse(ENV), torch.device("cpu"), threads=1)
+    env = EnvConfig.parse(ENV)
+    ppo = plan("ppo", common={"total_steps": 256, "seeds": [0, 1], "population": True})
+    a2c = plan("a2c", common={"total_steps": 256, "seeds": [0, 1], "population": False})
+    payloads = [
+        *seed_job_payloads(ppo, env, torch.device("cpu"), threads=1),
+        *seed_job_payloads(a2c, env, torch.device("cpu"), threads=1),
+    ]
+    assert [p["seeds"] for p in payloads] == [(0, 1), (0,), (1,)]
     return payloads, {"train": train, "validation": validation}
 
 
