@@ -287,10 +287,19 @@ class StackedAdam:
         bc1 = (1.0 - b1**steps).to(torch.float32)
         bc2_sqrt = (1.0 - b2**steps).sqrt().to(torch.float32)
         step_size = self.lr / bc1
+        # every member active (the usual case): the same arithmetic without the masks, so the same
+        # bits for each member as the masked path gives an active one
+        everyone = bool(active.all())
         for p, m, v in zip(self.params, self.m, self.v, strict=True):
             if p.grad is None:
                 continue
             g = p.grad
+            if everyone:  # in place, op for op the masked path's arithmetic
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).add_((1 - b2) * g * g)
+                denom = v.sqrt().div_(_member_shape(bc2_sqrt.to(p.device), p)).add_(self.eps)
+                p.sub_(m.div(denom).mul_(_member_shape(step_size.to(p.device), p)))
+                continue
             a = _member_shape(active.to(p.device), p)
             m.copy_(torch.where(a, torch.lerp(m, g, 1 - b1), m))
             v.copy_(torch.where(a, v * b2 + (1 - b2) * g * g, v))
@@ -314,10 +323,15 @@ class StackedRMSprop:
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
+        everyone = bool(active.all())  # as StackedAdam: no masks when every member is active
         for p, sq in zip(self.params, self.sq, strict=True):
             if p.grad is None:
                 continue
             g = p.grad
+            if everyone:
+                sq.copy_(sq * self.alpha + (1 - self.alpha) * g * g)
+                p.sub_(g / (sq.sqrt() + self.eps) * self.lr)
+                continue
             a = _member_shape(active.to(p.device), p)
             sq.copy_(torch.where(a, sq * self.alpha + (1 - self.alpha) * g * g, sq))
             upd = g / (sq.sqrt() + self.eps) * self.lr
