@@ -407,7 +407,7 @@ def _train_members(
     if not trains_as_population(plan, seeds):
         return [_train_seed(plan, market, env_cfg, device, int(seed), score_fn) for seed in seeds]
     settings = plan.settings
-    try:
+    with _divergence_named(plan):
         return POPULATION_ALGORITHMS[plan.algorithm][1](
             [make_train_env(market, env_cfg, settings.num_envs, int(seed)) for seed in seeds],
             plan.config,
@@ -418,6 +418,13 @@ def _train_members(
             patience=settings.patience,
             progress=settings.progress,
         )
+
+
+@contextlib.contextmanager
+def _divergence_named(plan: AgentPlan):
+    """A ``TrainingDivergedError`` raised inside is reported under this agent's name."""
+    try:
+        yield
     except TrainingDivergedError as exc:
         if exc.agent == plan.name:
             raise
@@ -434,7 +441,7 @@ def _train_seed(
 ) -> TrainResult:
     """One seed with the block's backend; a divergence is reported under this agent's name."""
     settings = plan.settings
-    try:
+    with _divergence_named(plan):
         if plan.backend == "sb3":
             from .agents.sb3_backend import train_sb3
 
@@ -461,10 +468,6 @@ def _train_seed(
             patience=settings.patience,
             progress=settings.progress,
         )
-    except TrainingDivergedError as exc:
-        if exc.agent == plan.name:
-            raise
-        raise TrainingDivergedError(plan.name, exc.seed, exc.update, exc.what, exc.value) from exc
 
 
 def _provenance(
