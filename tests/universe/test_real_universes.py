@@ -45,6 +45,14 @@ def test_twenty_stocks_close_only_1990_2022(twenty):
     assert {"date": "2000-09-29", "move": pytest.approx(-0.52, abs=0.01)} in aapl["large_moves"]
     assert twenty.report["per_ticker"]["AAPL"]["adjustments"]["applied"] is False
     json.dumps(twenty.report)  # the report is JSON-able
+    moves = {(t, m["date"]) for t, r in twenty.report["per_ticker"].items() for m in r["large_moves"]}
+    assert moves == {
+        ("AAPL", "2000-09-29"),
+        ("AMD", "2016-04-22"),
+        ("RRC", "1990-04-10"),
+        ("RRC", "1998-10-19"),
+    }
+    assert sum("moves above 40%" in w for w in twenty.report["warnings"]) == 1
 
 
 def test_index_close_file_is_a_one_ticker_universe():
@@ -53,7 +61,7 @@ def test_index_close_file_is_a_one_ticker_universe():
 
 
 def test_stocks_file_ohlcv_with_late_listings(stocks):
-    assert set(stocks.tickers) == set(STOCK_ROWS) and stocks.fields == FIELDS
+    assert stocks.tickers == ("AAPL", "FB", "GOOG", "IBM", "MSFT") and stocks.fields == FIELDS
     prices = stocks.prices
     assert prices.index[0] == pd.Timestamp("2000-03-01") and prices.index[-1] == pd.Timestamp("2013-03-01")
     assert stocks.first_date["GOOG"] == pd.Timestamp("2004-08-19")
@@ -67,6 +75,8 @@ def test_stocks_file_ohlcv_with_late_listings(stocks):
     assert len(prices.loc[prices.index < stocks.first_date["GOOG"]]) > 900
     assert stocks.tradable["FB"].sum() == 196
     assert stocks.shared_dates[0] == stocks.first_date["FB"]
+    stale = {t: r["stale_open"]["years_above_threshold"] for t, r in stocks.report["per_ticker"].items()}
+    assert stale == {"AAPL": [2003], "FB": [], "GOOG": [], "IBM": list(range(2000, 2008)), "MSFT": [2005]}
 
 
 @pytest.mark.parametrize("ticker", sorted(STOCK_ROWS))
