@@ -103,8 +103,14 @@ def _fail(source: str, column: str | None, what: str, detail: str, fix: str) -> 
     raise DataValidationError(f"{source}{col}: {what}: {detail}. {fix}")
 
 
-def _map_columns(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Rename recognised columns to canonical names; find the date column."""
+def _map_columns(
+    raw: pd.DataFrame, source: str, required: tuple[str, ...] = ("date", *OUTPUT_COLUMNS)
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Rename recognised columns to canonical names; find the date column.
+
+    ``required`` is the single-series default; the universe reader (universe.py) also accepts
+    close-only tables and checks the field set itself.
+    """
     frame = raw
     if not isinstance(frame.index, pd.RangeIndex):
         # a Parquet file or a download can carry the dates as the index
@@ -133,7 +139,7 @@ def _map_columns(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, dict[str
             )
         if matches:
             found[canonical] = str(matches[0])
-    missing = [c for c in ("date", *OUTPUT_COLUMNS) if c not in found]
+    missing = [c for c in required if c not in found]
     if missing:
         _fail(
             source,
@@ -426,7 +432,8 @@ def _rule_values(c: _Cleaning) -> None:
     for name in (*PRICE_COLUMNS, "Adj Close"):
         if name in c.found:
             c.frame[name] = _numeric(c.frame, c.source, name, c.found[name], positive=True)
-    c.frame["Volume"] = _numeric(c.frame, c.source, "Volume", c.found["Volume"], positive=False)
+    if "Volume" in c.found:  # always for a single series; absent from close-only universe tables
+        c.frame["Volume"] = _numeric(c.frame, c.source, "Volume", c.found["Volume"], positive=False)
 
 
 def _rule_bar_range(c: _Cleaning) -> None:
@@ -455,7 +462,7 @@ def _rule_bar_range(c: _Cleaning) -> None:
 def _rule_duplicates(c: _Cleaning) -> None:
     """Drop identical duplicate rows (with a warning); reject conflicting ones."""
     frame = c.frame
-    value_cols = ["date", *OUTPUT_COLUMNS] + (["Adj Close"] if "Adj Close" in c.found else [])
+    value_cols = ["date", *(n for n in (*OUTPUT_COLUMNS, "Adj Close") if n in c.found)]
     identical = frame.duplicated(subset=value_cols, keep="first")
     clash = frame.loc[~identical, "date"].duplicated(keep=False)
     if clash.any():
@@ -550,8 +557,10 @@ def _rule_adjustment(c: _Cleaning) -> None:
     }
     if c.settings.adjust and differs.any():
         for name in PRICE_COLUMNS:
-            frame[name] = frame[name].to_numpy() * factor
-        frame["Volume"] = frame["Volume"].to_numpy() / factor
+            if name in c.found:  # close-only universe tables have Close alone
+                frame[name] = frame[name].to_numpy() * factor
+        if "Volume" in c.found:
+            frame["Volume"] = frame["Volume"].to_numpy() / factor
         adjustment.update(
             {
                 "applied": True,

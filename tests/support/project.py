@@ -15,6 +15,8 @@ RAW_DIR = PROJECT_ROOT / "data" / "01_raw"
 SP500_CSV = RAW_DIR / "sp500_daily_1999_2018.csv"
 NASDAQ_CSV = RAW_DIR / "nasdaq_daily_1999_2018.csv"
 STOCKS_CSV = RAW_DIR / "stocks_daily_2000_2013.csv"
+SP500_20_CSV = RAW_DIR / "sp500_20_stocks_close_1990_2022.csv"  # wide, close only
+SP500_INDEX_CLOSE_CSV = RAW_DIR / "sp500_index_close_1990_2022.csv"
 # malformed raw files, one broken rule each (tests/market_data/fixtures/make_fixtures.py)
 BAD_RAW_FILES = PROJECT_ROOT / "tests" / "market_data" / "fixtures"
 
