@@ -1,0 +1,241 @@
+"""The portfolio environment (B accounts x N assets): invariants, timing, errors, gym API."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from reinforce_strategy_creator.env.portfolio_gym import PortfolioEnv, PortfolioVectorEnv
+from reinforce_strategy_creator.errors import InputError
+
+torch.set_num_threads(1)
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+TICKERS = ("AAA", "BBB", "CCC")
+
+
+def panel(T=40, N=3, seed=0, late=None):
+    """(close, features): random-walk closes; ticker `late` (index) listed from row 10."""
+    rng = np.random.default_rng(seed)
+    close = 50.0 * np.exp(np.cumsum(rng.normal(0, 0.03, (T, N)), axis=0))
+    if late is not None:
+        close[:10, late] = np.nan
+    lr = np.vstack([np.zeros((1, N)), np.diff(np.log(close), axis=0)])
+    return close, lr[:, :, None].astype(np.float32)
+
+
+def random_weights(rng, B, N, long_only, lev, tradable):
+    if long_only:
+        raw = rng.random((B, N + 1)) * np.r_[tradable, True]
+        raw[rng.random(B) < 0.2] = 0.0
+        w = raw[:, :N] / np.maximum(raw.sum(1, keepdims=True), 1e-300)
+    else:
+        raw = rng.uniform(-1, 1, (B, N)) * tradable
+        w = raw * lev / np.maximum(np.abs(raw).sum(1, keepdims=True), 1.0)
+    return w
+
+
+def run(core, rng, steps, hook=None):
+    core.reset(starts=core.lo_start)
+    for _ in range(steps):
+        tr = core.tradable[core.t[0]].cpu().numpy()
+        w = random_weights(rng, core.num_envs, core.n_assets, core.config.long_only, core.bound, tr)
+        state = (core.cash.clone(), core.shares.clone(), core.equity.clone(), core.t.clone())
+        _, r, te, tru, info = core.step(w)
+        if hook:
+            hook(core, w, state, r, info)
+        if bool((te | tru).all()):
+            break
+
+
+costs = st.tuples(st.floats(0, 50), st.floats(0, 50), st.floats(0, 5), st.sampled_from([0.0, 0.0, 0.02, 0.1]))
+
+
+@SETTINGS
+@given(costs, st.integers(0, 10_000), st.booleans())
+def test_accounting_invariants(c, seed, long_only):
+    comm, slip, borrow, band = c
+    lev = 1.0 if long_only else 2.0
+    cfg = PortfolioConfig(
+        window=3,
+        episode_length=None,
+        commission_bps=comm,
+        slippage_bps=slip,
+        borrow_bps_per_bar=borrow,
+        long_only=long_only,
+        gross_leverage=lev,
+        band=band,
+    )
+    close, feats = panel(30, 3, seed % 7, late=seed % 3)
+    core = PortfolioCore(close, feats, TICKERS, cfg, num_envs=4, seed=seed, autoreset=False)
+    closes = torch.as_tensor(np.nan_to_num(close, nan=1.0))
+
+    def hook(core, w, state, r, info):
+        cash0, sh0, eq0, t0 = state
+        c1 = closes[t0 + 1]
+        delta = info["traded_shares"]
+        # equity reconciles: cash + sum(shares * close), cash moves only by fills, costs, borrow
+        eq = info["cash"] + (info["shares"] * c1).sum(1)
+        assert torch.allclose(info["equity"], eq, rtol=1e-12, atol=0)
+        fill = torch.where(delta > 0, c1 * (1 + slip / 1e4), c1 * (1 - slip / 1e4))
+        cash = cash0 - (delta * fill).sum(1) - info["commission"] - info["borrow"]
+        assert torch.allclose(info["cash"], cash, rtol=1e-12, atol=1e-9)
+        # costs = turnover x rates (per asset, per trade)
+        turnover = (delta.abs() * c1).sum(1)
+        assert torch.allclose(info["slippage"], turnover * slip / 1e4, rtol=1e-9, atol=1e-12)
+        comm_exp = (delta.abs() * fill).sum(1) * comm / 1e4
+        assert torch.allclose(info["commission"], comm_exp, rtol=1e-9, atol=1e-12)
+        borrow_exp = (info["shares"].clamp(max=0).abs() * c1).sum(1) * borrow / 1e4
+        assert torch.allclose(info["borrow"], borrow_exp, rtol=1e-9, atol=1e-12)
+        assert torch.allclose(r, torch.log(info["equity"] / eq0), rtol=1e-12, atol=1e-15)
+        # bounds after every step
+        wt = info["weights"]
+        if long_only:
+            assert bool((info["cash"] >= 0).all())
+            assert bool((wt >= -1e-12).all()) and bool((wt.sum(1) <= 1 + 1e-9).all())
+        else:
+            assert bool((wt.abs().sum(1) <= lev * (1 + 1e-9)).all())
+        assert bool((info["shares"][:, seed % 3][~core.tradable[t0, seed % 3]] == 0).all())
+        if band == 0.0:  # traded to target (to float precision)
+            assert torch.allclose(wt, torch.as_tensor(w), rtol=1e-9, atol=1e-9)
+        else:  # a skipped asset keeps its shares
+            cur = sh0 * c1 / (cash0 + (sh0 * c1).sum(1))[:, None]
+            skip = (torch.as_tensor(w) - cur).abs() < band
+            assert bool((delta[skip] == 0).all())
+
+    run(core, np.random.default_rng(seed), 25, hook)
+
+
+@SETTINGS
+@given(st.integers(0, 10_000), st.integers(3, 25), st.booleans())
+def test_no_look_ahead(seed, t_change, long_only):
+    """Changing closes after t+1 (and features after t) changes nothing up to the fill at t+1."""
+    cfg = PortfolioConfig(
+        window=3,
+        episode_length=None,
+        long_only=long_only,
+        gross_leverage=1.0 if long_only else 1.5,
+        borrow_bps_per_bar=1.0,
+    )
+    close, feats = panel(30, 3, seed % 5)
+    close2, feats2 = close.copy(), feats.copy()
+    rng = np.random.default_rng(seed)
+    close2[t_change + 2 :] *= rng.uniform(0.5, 2.0, close2[t_change + 2 :].shape)
+    feats2[t_change + 1 :] = rng.normal(size=feats2[t_change + 1 :].shape)
+    logs = []
+    for c, f in ((close, feats), (close2, feats2)):
+        core = PortfolioCore(c, f, TICKERS, cfg, num_envs=2, seed=0, autoreset=False)
+        obs = [core.reset(starts=2)]
+        wr = np.random.default_rng(seed + 1)
+        out = []
+        while int(core.t[0]) <= t_change:  # decisions at bars 2..t_change fill at 3..t_change+1
+            w = random_weights(wr, 2, 3, long_only, core.bound, np.ones(3))
+            o, r, _, _, info = core.step(w)
+            out.append((r, info["equity"], info["shares"]))
+            obs.append(o)
+        logs.append((obs[:-1], out))
+    (o1, a), (o2, b) = logs
+    for x, y in zip(o1, o2):
+        assert torch.equal(x, y)
+    for x, y in zip(a, b):
+        for u, v in zip(x, y):
+            assert torch.equal(u, v)
+
+
+def test_not_listed_ticker_target_is_an_error_naming_it():
+    close, feats = panel(30, 3, late=1)
+    core = PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3, episode_length=None))
+    core.reset(starts=2)
+    with pytest.raises(PortfolioInputError, match="'BBB'.*not tradable"):
+        core.step([[0.2, 0.1, 0.3]])
+    core.step([[0.2, 0.0, 0.3]])  # 0 on it is fine
+    obs = core.observe()[0]
+    assert obs[-3:].tolist() == [1.0, 0.0, 1.0]  # tradable flags
+
+
+@pytest.mark.parametrize(
+    ("cfg", "w", "match"),
+    [
+        ({}, [[np.nan, 0.1, 0.1]], "'AAA'.*finite"),
+        ({}, [[0.1, -0.1, 0.1]], "'BBB'.*< 0.*long_only"),
+        ({}, [[0.5, 0.4, 0.2]], "sum\\(w\\) <= 1"),
+        ({"long_only": False, "gross_leverage": 1.5}, [[1.0, -0.6, 0.1]], "gross_leverage=1.5"),
+        ({}, [[0.1, 0.1]], "shape \\(1, 3\\)"),
+    ],
+)
+def test_bad_weights_raise_input_errors(cfg, w, match):
+    close, feats = panel(30, 3)
+    core = PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3, episode_length=None, **cfg))
+    core.reset(starts=2)
+    with pytest.raises(InputError, match=match):
+        core.step(w)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"band": 1.5}, "band"),
+        ({"gross_leverage": 2.0}, "gross_leverage.*long_only"),
+        ({"window": 0}, "window"),
+        ({"commission_bps": -1.0}, "commission_bps"),
+    ],
+)
+def test_bad_config_names_the_parameter(kw, match):
+    with pytest.raises(PortfolioInputError, match=match):
+        PortfolioConfig(**kw)
+
+
+def test_bad_panel_names_the_ticker():
+    close, feats = panel(30, 3)
+    close[15, 2] = np.nan
+    with pytest.raises(PortfolioInputError, match="'CCC'.*row 15"):
+        PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3))
+
+
+def test_observation_layout():
+    close, feats = panel(30, 3)
+    feats = np.arange(30 * 3 * 2, dtype=np.float32).reshape(30, 3, 2)
+    core = PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3, episode_length=None))
+    obs = core.reset(starts=5)[0]
+    assert obs.shape == (3 * 3 * 2 + 3 + 1 + 3,)
+    per_asset = obs[:18].reshape(3, 3, 2)  # asset, window row (oldest first), feature
+    assert torch.equal(per_asset, torch.as_tensor(feats[3:6].transpose(1, 0, 2)))
+    assert obs[18:21].tolist() == [0.0, 0.0, 0.0] and obs[21] == 1.0  # all cash
+    core.step([[0.5, 0.25, 0.0]])
+    obs = core.observe()[0]
+    assert obs[18:22].tolist() == pytest.approx([0.5, 0.25, 0.0, 0.25], rel=1e-6)
+
+
+def test_gymnasium_and_sb3_check_env():
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    close, feats = panel(40, 3, late=2)
+    for cfg in (
+        PortfolioConfig(window=3, episode_length=20),
+        PortfolioConfig(window=3, episode_length=20, long_only=False, gross_leverage=2.0),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check_env(PortfolioEnv(close, feats, TICKERS, cfg, seed=0), skip_render_check=True)
+            sb3_check_env(PortfolioEnv(close, feats, TICKERS, cfg, seed=0))
+
+
+def test_vector_env_same_step_autoreset():
+    close, feats = panel(40, 3, late=2)
+    env = PortfolioVectorEnv(
+        close, feats, TICKERS, PortfolioConfig(window=3, episode_length=5), num_envs=4, seed=1
+    )
+    obs, _ = env.reset(seed=1)
+    assert obs.shape == (4, env.core.obs_dim) and env.observation_space.contains(obs)
+    env.action_space.seed(0)
+    for i in range(5):
+        obs, r, te, tr, info = env.step(env.action_space.sample())
+        assert r.shape == (4,) and np.isfinite(r).all()
+    assert tr.all() and info["_final_obs"].all()
+    assert (env.core.steps == 0).all()  # same-step reset
