@@ -103,10 +103,12 @@ def test_accounting_invariants(c, seed, long_only):
         assert bool((info["shares"][:, seed % 3][~core.tradable[t0, seed % 3]] == 0).all())
         if band == 0.0:  # traded to target (to float precision)
             assert torch.allclose(wt, torch.as_tensor(w), rtol=1e-9, atol=1e-9)
-        else:  # a skipped asset keeps its shares
+        else:  # a skipped asset keeps its shares, unless keeping it would break the bound
             cur = sh0 * c1 / (cash0 + (sh0 * c1).sum(1))[:, None]
-            skip = (torch.as_tensor(w) - cur).abs() < band
+            off = info["band_off"]
+            skip = ((torch.as_tensor(w) - cur).abs() < band) & ~off[:, None]
             assert bool((delta[skip] == 0).all())
+            assert torch.allclose(wt[off], torch.as_tensor(w)[off], rtol=1e-9, atol=1e-9)
 
     run(core, np.random.default_rng(seed), 25, hook)
 

@@ -22,7 +22,9 @@ relative 1e-12 so float rounding never overdraws cash), and each traded asset en
 No-trade band: an asset whose ``|w_i - current_i| < band`` (current weight just before the
 fill, at ``close[t+1]``) is not traded and keeps its shares; if the kept assets plus the
 traded targets would break the bound (``sum <= 1`` long-only, gross ``<= gross_leverage``),
-the traded targets are scaled down together so the book stays within bounds.
+the traded targets are scaled down together; if the book after costs and borrow would still break
+the bound (the kept weights grow as costs shrink the equity), that lane ignores the band on that
+bar and trades every asset to its target (``info["band_off"]``).
 
 Not-yet-listed tickers (NaN close at bar t) are not tradable at a decision at bar t: a
 non-zero target on one is an error naming the ticker (`PortfolioInputError`). The gymnasium
@@ -343,6 +345,35 @@ class PortfolioCore:
         new_shares = torch.where(trade, tv / ref, shares)
         return torch.where(trade, new_shares - shares, 0.0)
 
+    def _orders(self, w, cur_w, cash, sh, c):
+        """(traded shares (B, N), lanes that ignored the band (B,)): every asset whose target differs
+        from its current weight by at least the band trades to it. The kept assets' weights grow
+        when costs shrink the equity (and shorts can drift past the gross limit), so a lane whose
+        book would then break the bound trades every asset to its target on this bar instead
+        (targets are within the bound)."""
+        trade = (w - cur_w).abs() >= self.config.band if self.config.band > 0 else (w != cur_w)
+        delta = self._solve(w, trade, cash, sh, c)
+        band_off = torch.zeros_like(cash, dtype=torch.bool)
+        if self.config.band > 0:
+            band_off = self._breaks_bound(delta, cash, sh, c)
+            if bool(band_off.any()):
+                trade = torch.where(band_off[:, None], w != cur_w, trade)
+                delta = self._solve(w, trade, cash, sh, c)
+        return delta, band_off
+
+    def _breaks_bound(self, delta, cash, sh, c):
+        """(B,) bool: the book after filling ``delta`` at ``c`` (costs and borrow paid) has
+        ``sum(w) > 1`` (long-only) or ``sum(|w|) > gross_leverage``, beyond float rounding."""
+        xp, rules = self.xp, self.rules
+        fill, commission, _ = ex.fill_price_and_costs(xp, rules, c, delta)
+        cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission.sum(1))
+        sh_new = sh + delta
+        borrow_n, _, _ = ex.mark(xp, rules, torch.zeros_like(sh_new), sh_new, c)
+        cash_new = ex.cash_after_borrow(cash_filled, borrow_n.sum(1))
+        wt = sh_new * c / (cash_new + (sh_new * c).sum(1))[:, None]
+        total = wt.sum(1) if self.config.long_only else wt.abs().sum(1)
+        return total > self.bound * (1.0 + 1e-9)
+
     def step(self, weights):
         """Advance every lane one bar to `weights` ((B, N)). Returns (obs, reward, terminated,
         truncated, info); info holds (B,) equity, cash, cost, commission, slippage, borrow,
@@ -355,8 +386,7 @@ class PortfolioCore:
         c = self.close.index_select(0, t1)  # (B, N) fill reference and mark: close[t+1]
         cash, sh, prev = self.cash, self.shares, self.equity
         cur_w = sh * c / (cash + (sh * c).sum(1))[:, None]  # weights just before the fill
-        trade = (w - cur_w).abs() >= self.config.band if self.config.band > 0 else (w != cur_w)
-        delta = self._solve(w, trade, cash, sh, c)
+        delta, band_off = self._orders(w, cur_w, cash, sh, c)
         fill, commission, slippage = ex.fill_price_and_costs(xp, rules, c, delta)
         # the account settles once: the per-asset payments summed over the asset axis (fixed order)
         cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission.sum(1))
@@ -395,6 +425,7 @@ class PortfolioCore:
             "cost": commission.sum(1) + slippage.sum(1) + borrow,
             "turnover": (delta.abs() * c).sum(1),
             "bar": t1,
+            "band_off": band_off & act,
         }
         obs = self.observe()
         done = terminated | truncated
