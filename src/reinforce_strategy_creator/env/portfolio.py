@@ -345,17 +345,21 @@ class PortfolioCore:
         new_shares = torch.where(trade, tv / ref, shares)
         return torch.where(trade, new_shares - shares, 0.0)
 
-    def _orders(self, w, cur_w, cash, sh, c):
+    def _orders(self, w, cur_w, cash, sh, c, hold=None):
         """(traded shares (B, N), lanes that ignored the band (B,)): every asset whose target differs
         from its current weight by at least the band trades to it. The kept assets' weights grow
         when costs shrink the equity (and shorts can drift past the gross limit), so a lane whose
         book would then break the bound trades every asset to its target on this bar instead
         (targets are within the bound)."""
         trade = (w - cur_w).abs() >= self.config.band if self.config.band > 0 else (w != cur_w)
+        if hold is not None:
+            trade = trade & ~hold[:, None]
         delta = self._solve(w, trade, cash, sh, c)
         band_off = torch.zeros_like(cash, dtype=torch.bool)
         if self.config.band > 0:
             band_off = self._breaks_bound(delta, cash, sh, c)
+            if hold is not None:
+                band_off = band_off & ~hold
             if bool(band_off.any()):
                 trade = torch.where(band_off[:, None], w != cur_w, trade)
                 delta = self._solve(w, trade, cash, sh, c)
@@ -374,19 +378,38 @@ class PortfolioCore:
         total = wt.sum(1) if self.config.long_only else wt.abs().sum(1)
         return total > self.bound * (1.0 + 1e-9)
 
-    def step(self, weights):
+    def _hold(self, hold, weights):
+        """The (B,) hold mask (or None) and the weights with held lanes' rows zeroed (not used)."""
+        if hold is None:
+            return None, weights
+        hold = torch.as_tensor(hold, dtype=torch.bool, device=self.device).reshape(-1)
+        if hold.shape != (self.num_envs,):
+            raise PortfolioInputError(
+                f"hold must be a ({self.num_envs},) bool mask (one per account), got {tuple(hold.shape)}"
+            )
+        weights = torch.as_tensor(weights, dtype=torch.float64).to(self.device)
+        if weights.shape == (self.num_envs, self.n_assets):
+            weights = torch.where(hold[:, None], 0.0, weights)  # not used: the lane keeps its book
+        return hold, weights
+
+    def step(self, weights, hold=None):
         """Advance every lane one bar to `weights` ((B, N)). Returns (obs, reward, terminated,
         truncated, info); info holds (B,) equity, cash, cost, commission, slippage, borrow,
-        turnover, and (B, N) weights (at the mark), shares, traded_shares, fill_price, bar."""
+        turnover, and (B, N) weights (at the mark), shares, traded_shares, fill_price, bar.
+
+        ``hold`` ((B,) bool, optional): lanes that keep their shares this bar (no order, no
+        cost; their weights drift with prices), e.g. buy-and-hold or between monthly rebalances.
+        Their ``weights`` are ignored (pass anything of the right shape, e.g. zeros)."""
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         xp, rules = self.xp, self.rules
+        hold, weights = self._hold(hold, weights)
         w = self.check_weights(weights)
         t1 = torch.clamp(self.t + 1, max=self.last_bar)
         c = self.close.index_select(0, t1)  # (B, N) fill reference and mark: close[t+1]
         cash, sh, prev = self.cash, self.shares, self.equity
         cur_w = sh * c / (cash + (sh * c).sum(1))[:, None]  # weights just before the fill
-        delta, band_off = self._orders(w, cur_w, cash, sh, c)
+        delta, band_off = self._orders(w, cur_w, cash, sh, c, hold)
         fill, commission, slippage = ex.fill_price_and_costs(xp, rules, c, delta)
         # the account settles once: the per-asset payments summed over the asset axis (fixed order)
         cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission.sum(1))

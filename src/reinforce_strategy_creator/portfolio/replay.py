@@ -5,10 +5,11 @@ account's parity check all call :func:`replay_weights`: L lanes (one account eac
 through one :class:`~..env.portfolio.PortfolioCore` (the execution kernel's costs, same capital),
 from the panel's first decision row ``window - 1`` to its last bar.
 
-A decider is ``decide(obs, bar) -> weights``: ``obs`` the (L, obs_dim) observation at the
-decision bar (features up to ``bar``, current weights), ``bar`` the decision row in the panel
-(data up to this row may be used; never later rows), ``weights`` (L, N) targets filled at the
-next close.
+A decider is ``decide(obs, bar) -> weights`` or ``-> (weights, hold)``: ``obs`` the (L, obs_dim)
+observation at the decision bar (features up to ``bar``, current weights), ``bar`` the decision
+row in the panel (data up to this row may be used; never later rows), ``weights`` (L, N) targets
+filled at the next close, ``hold`` an optional (L,) bool mask of lanes that keep their shares
+this bar (no order, no cost: buy-and-hold, or between rebalances).
 """
 
 from __future__ import annotations
@@ -162,16 +163,25 @@ def replay_weights(
     with torch.no_grad():
         for step in range(n_steps):
             bar = core.lo_start + step
-            w = decide(obs, bar)
+            w, hold = decide(obs, bar), None
+            if isinstance(w, tuple):
+                w, hold = w
             w = w if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w, dtype=np.float64))
             if w.ndim != 2 or w.shape[0] != L:
                 raise PortfolioInputError(
                     f"a decider returned weights of shape {tuple(w.shape)} at {panel.dates[bar].date()}; "
                     f"expected ({L} lanes, {N} tickers)"
                 )
+            if hold is not None:
+                hold = torch.as_tensor(np.asarray(hold), dtype=torch.bool).reshape(-1)
+                if hold.shape != (L,):
+                    raise PortfolioInputError(
+                        f"a decider returned a hold mask of shape {tuple(hold.shape)}; expected ({L},)"
+                    )
+                w = torch.where(hold[:, None], 0.0, w.to(torch.float64))
             w = core.check_weights(w)
-            targets.append(_np(w))
-            obs, _, _, _, info = core.step(w)
+            targets.append(_np(w) if hold is None else np.where(_np(hold)[:, None], np.nan, _np(w)))
+            obs, _, _, _, info = core.step(w, hold=hold)
             for k in ("equity", "cash", "cost", "commission", "slippage", "borrow"):
                 rows[k].append(_np(info[k]))
             rows["traded_notional"].append(_np(info["turnover"]))
