@@ -32,6 +32,7 @@ BLOCKS = (
     "deployment",
     "compute",
     "tuning",
+    "portfolio",
 )
 MARKER = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n)(.*?)(<!-- END GENERATED: \2 -->)", re.S)
 
@@ -95,6 +96,26 @@ def _training_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
             yield from _rows(config, f"training.{agent}", block)
 
 
+def _portfolio_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
+    """The ``portfolio`` block, its agents expanded like ``training``'s (algorithm, hyperparameters)."""
+    from ..agents import ALGORITHMS
+    from .portfolio import PortfolioParams
+
+    for path, value, doc in _rows(PortfolioParams, "portfolio", values):
+        if path != "portfolio.training.agents":
+            yield path, value, doc
+            continue
+        for agent, block in (value or {}).items():
+            algorithm = block.get("algorithm")
+            yield (
+                f"{path}.{agent}.algorithm",
+                algorithm,
+                "Which algorithm this portfolio agent trains: `ppo` | `a2c` | `dqn` (docs/portfolio_agents.md).",
+            )
+            if algorithm in ALGORITHMS:
+                yield from _rows(ALGORITHMS[algorithm][0], f"{path}.{agent}", block)
+
+
 def _tuning_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
     """The scalar keys of ``tuning``, then one row per search-space entry (its range as written)."""
     from .tuning import TuningParams
@@ -129,6 +150,7 @@ def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any
     from .deployment import DeploymentParams
     from .evaluation import EvaluationParams
     from .features import FeatureParams
+    from .portfolio import PortfolioParams
     from .walk_forward import WalkForwardParams
 
     values = parameters.get(block) or {}
@@ -136,6 +158,8 @@ def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any
         return list(_training_rows(values))
     if block == "tuning":
         return list(_tuning_rows(values))
+    if block == "portfolio":
+        return list(_portfolio_rows(values))
     model = {
         "data_ingestion": IngestionParams,
         "feature_engineering": FeatureParams,
@@ -144,6 +168,7 @@ def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any
         "walk_forward": WalkForwardParams,
         "deployment": DeploymentParams,
         "compute": ComputeParams,
+        "portfolio": PortfolioParams,
     }[block]
     return list(_rows(model, block, values))
 

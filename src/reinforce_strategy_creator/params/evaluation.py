@@ -88,12 +88,13 @@ class EvaluationParams(Params):
     and test as one more candidate (docs/agents.md, "Seed ensembles")."""
     rolling_window: Annotated[PositiveInt, Field(ge=2)] = 63
     """Bars in the rolling-Sharpe figure (≈ one quarter of daily bars)."""
-    scheme: Literal["walk_forward", "single_split"] = "walk_forward"
+    scheme: Literal["walk_forward", "single_split", "portfolio"] = "walk_forward"
     """What `full_cycle` runs between ingestion and deployment: `walk_forward` = the walk_forward
     stage (each fold trains, selects on its validation year and trades its test year; the gate
     decides on the stitched test years, and the deployment fold's champion is registered and
     paper-traded); `single_split` = feature_engineering, training and evaluation on one
-    chronological split (the gate decides on its test window). docs/walk_forward.md."""
+    chronological split (the gate decides on its test window). docs/walk_forward.md; `portfolio` =
+the portfolio stage alone on the `portfolio.universe` (`--env portfolio`, docs/portfolio.md)."""
 
     @model_validator(mode="after")
     def _ensemble_selection_needs_ensembles(self) -> EvaluationParams:

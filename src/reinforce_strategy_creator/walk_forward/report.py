@@ -149,8 +149,12 @@ def render_walk_forward_report(
     folds: pd.DataFrame,
     equity: Figure,
     trading_setup: Mapping[str, Any],
+    *,
+    extra_html: str = "",
+    subject: str = "one instrument",
 ) -> str:
-    """The tear sheet's HTML (write it with a text dataset)."""
+    """The tear sheet's HTML (write it with a text dataset); ``extra_html`` (e.g. the portfolio's
+    weights, turnover and contribution) goes after the stitched equity."""
     e = html.escape
     status = "PASSED" if verdict.get("passed") else "FAILED"
     on = verdict.get("decided_on") or {}
@@ -168,13 +172,14 @@ def render_walk_forward_report(
             "folds; the same costs and capital for every column.</p>",
             _side_by_side_html(side_by_side(records)),
             f"<img alt='stitched equity' src='data:image/png;base64,{figure_to_base64_png(equity)}'>",
+            extra_html,
             "<h2>Gate rules on the stitched record</h2>" + _verdict_html(verdict),
             "<h2>Folds</h2>" + _folds_html(folds),
             f"<img alt='per-fold Sharpe' src='data:image/png;base64,{per_fold}'>",
             "<h2>Selection effort</h2>" + _effort_html(verdict),
             "<h2>Trading setup (identical for every column)</h2>"
             + _table_html(pd.DataFrame([dict(trading_setup)])),
-            "<h2>Caveats</h2><ul><li>Past out-of-sample performance on one instrument is not a "
+            f"<h2>Caveats</h2><ul><li>Past out-of-sample performance on {e(subject)} is not a "
             "forecast.</li><li>Fills are simulated at the next bar (environment.fill_price) with the "
             "configured commission and slippage; no market impact.</li><li>Full figures: "
             "walk_forward_metrics.csv, walk_forward_folds.csv, walk_forward_verdict.json.</li></ul>",

@@ -20,6 +20,7 @@ STAGES = ("data_ingestion", "feature_engineering", "training", "evaluation", "de
 SCHEMES = {
     "single_split": STAGES,
     "walk_forward": ("data_ingestion", "walk_forward", "deployment"),
+    "portfolio": ("portfolio",),
 }
 
 

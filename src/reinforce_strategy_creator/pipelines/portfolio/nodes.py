@@ -1,0 +1,254 @@
+"""Nodes of the ``portfolio`` stage: thin wrappers over :mod:`reinforce_strategy_creator.portfolio`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ...compute import shared_executor
+from ...evaluation.figures import equity_curves_figure
+from ...evaluation.verdict import config_sha256
+from ...market_data import DataValidationError
+from ...params.compute import ComputeParams
+from ...params.evaluation import EvaluationParams
+from ...params.features import FeatureParams
+from ...params.portfolio import PortfolioParams
+from ...params.walk_forward import WalkForwardParams
+from ...portfolio import walk_forward as pwf
+from ...universe import Universe, universe_from_long, universe_from_wide, universe_from_yfinance
+
+logger = logging.getLogger(__name__)
+
+
+def _source(raw: pd.DataFrame, fallback: str) -> str:
+    return str(raw.attrs.get("source") or fallback) if isinstance(raw, pd.DataFrame) else fallback
+
+
+def load_universe(
+    raw_universe: pd.DataFrame, raw_index: pd.DataFrame, portfolio: PortfolioParams
+) -> tuple[Universe, pd.DataFrame, dict[str, Any], pd.Series | None]:
+    """The universe panel (checked per ticker: errors name the file, ticker, column and rows), its
+    closes (date x ticker), its data report, and the index closes when ``index_column`` is set."""
+    p = PortfolioParams.parse(portfolio).universe
+    kw = {"tickers": list(p.tickers) if p.tickers else None, "min_rows": p.min_rows}
+    if p.format == "yfinance":
+        universe = universe_from_yfinance(list(p.tickers or ()), min_rows=p.min_rows)
+    elif p.format == "long":
+        universe = universe_from_long(raw_universe, source=_source(raw_universe, p.filepath), **kw)
+    else:
+        universe = universe_from_wide(raw_universe, source=_source(raw_universe, p.filepath), **kw)
+    index = None
+    if p.index_column is not None:
+        index = _index_close(raw_index, p.index_column, _source(raw_index, p.index_filepath), universe)
+    report = {
+        "source": universe.source,
+        "tickers": list(universe.tickers),
+        "fields": list(universe.fields),
+        "first_date": {t: d.date().isoformat() for t, d in universe.first_date.items()},
+        "last_date": {t: d.date().isoformat() for t, d in universe.last_date.items()},
+        "n_dates": len(universe.prices),
+        "index": None if index is None else p.index_column,
+        **{k: v for k, v in universe.report.items() if k not in ("tickers",)},
+    }
+    close = universe.field("Close").copy()
+    close.columns = [str(c) for c in close.columns]
+    return universe, close, report, index
+
+
+def _index_close(raw: pd.DataFrame, column: str, source: str, universe: Universe) -> pd.Series:
+    """The index close aligned to the universe's dates (a date the index lacks is an error)."""
+    wide = universe_from_wide(raw, source=source, tickers=[column])
+    s = wide.field("Close")[column]
+    missing = universe.prices.index.difference(s.dropna().index)
+    missing = missing[missing >= s.first_valid_index()]
+    if len(missing):
+        raise DataValidationError(
+            f"{source}: the index column {column!r} has no close on {len(missing)} date(s) the "
+            f"universe trades, first {missing[0].date()}; give an index file covering the universe's "
+            "dates or set portfolio.universe.index_column: null"
+        )
+    return s.reindex(universe.prices.index)
+
+
+def build_panel(
+    universe: Universe, feature_engineering: FeatureParams, portfolio: PortfolioParams
+) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
+    """The per-ticker raw causal features (features that need fields the universe lacks are left
+    out with one warning), as a panel and as a long table for notebooks."""
+    from ...portfolio.features import portfolio_features
+
+    fe = FeatureParams.parse(feature_engineering)
+    panel = portfolio_features(universe, fe.features.to_params())
+    table = pd.DataFrame(
+        panel.features.reshape(panel.n_bars * panel.n_assets, panel.n_features),
+        columns=list(panel.feature_names),
+    )
+    table.insert(0, "ticker", list(panel.tickers) * panel.n_bars)
+    table.insert(0, "date", panel.dates.repeat(panel.n_assets))
+    info = {"features": list(panel.feature_names), "tickers": list(panel.tickers), "n_bars": panel.n_bars}
+    return panel, table, info
+
+
+def plan_portfolio(
+    panel: Any,
+    walk_forward: WalkForwardParams,
+    feature_engineering: FeatureParams,
+    portfolio: PortfolioParams,
+    evaluation: EvaluationParams,
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    """The fold layout on the panel's dates (validated once, for every fold)."""
+    from ...features import max_lookback
+
+    p = PortfolioParams.parse(portfolio)
+    fe = FeatureParams.parse(feature_engineering)
+    warmup = max_lookback(fe.features.to_params()) + p.environment.window - 1
+    plan = pwf.plan(panel, walk_forward, warmup)
+    parameters = {
+        "portfolio": p.to_params(),
+        "feature_engineering": fe.to_params(),
+        "walk_forward": WalkForwardParams.parse(walk_forward).to_params(),
+        "evaluation": EvaluationParams.parse(evaluation).to_params(),
+    }
+    layout = {"panel": panel, "plan": plan, "parameters": parameters}
+    return layout, plan.to_dict(), plan.table()
+
+
+def fold_node(name: str) -> Callable[..., pwf.PortfolioFoldResult]:
+    """The node that trains and selects fold ``name`` (``fold_<k>`` or ``deployment``)."""
+
+    def train_and_select(
+        layout: dict[str, Any], index_close: pd.Series | None, compute: ComputeParams | None = None
+    ) -> pwf.PortfolioFoldResult:
+        """Every portfolio agent x seed trained on the fold's training rows (jobs on the ``compute``
+        backend), the champion chosen on its validation window; nothing later is read."""
+        plan = layout["plan"]
+        fold = plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
+        params = layout["parameters"]
+        result = pwf.run_fold(
+            fold,
+            layout["panel"],
+            PortfolioParams.parse(params["portfolio"]),
+            EvaluationParams.parse(params["evaluation"]),
+            executor=shared_executor(compute),
+            index_close=index_close,
+        )
+        c = result.champion
+        logger.info("portfolio %s (%s): champion %s seed %s", name, fold.label, c["agent"], c["seed"])
+        return result
+
+    train_and_select.__qualname__ = f"train_and_select[{name}]"
+    return train_and_select
+
+
+def stitch_record(
+    layout: dict[str, Any], index_close: pd.Series | None, *results: pwf.PortfolioFoldResult
+) -> tuple[pwf.PortfolioRecord, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One account per lane over every fold's test window: ledger, metrics, folds, weights."""
+    params = layout["parameters"]
+    record = pwf.stitch(
+        list(results),
+        layout["panel"],
+        PortfolioParams.parse(params["portfolio"]),
+        EvaluationParams.parse(params["evaluation"]),
+        index_close,
+    )
+    return record, record.ledger, record.records, record.folds, record.weights
+
+
+def judge_record(
+    record: pwf.PortfolioRecord,
+    layout: dict[str, Any],
+    gate_decisions: list,
+    tuning_studies: list,
+    *results: pwf.PortfolioFoldResult,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The gate on the procedure's stitched record, deflated for earlier decisions on the window."""
+    params = layout["parameters"]
+    return pwf.judge(
+        record,
+        list(results),
+        params,
+        earlier_decisions=list(gate_decisions or []),
+        config=config_sha256(params),
+        tuning_studies=list(tuning_studies or []),
+    )
+
+
+def stitched_equity_figure(record: pwf.PortfolioRecord) -> Figure:
+    """The stitched equity of the procedure, each agent and the benchmarks, fold starts marked."""
+    ledger = record.ledger
+    keep = ledger["kind"].isin(["procedure", "agent_selected", "benchmark"]) & (ledger["seed"] == 0)
+    curves = {}
+    for (kind, run), lane in ledger[keep].groupby(["kind", "run"], sort=False):
+        curves["walk-forward procedure" if kind == "procedure" else str(run)] = lane.set_index("date")[
+            "equity"
+        ]
+    benchmarks = sorted(ledger.loc[ledger["kind"] == "benchmark", "run"].unique())
+    fig = equity_curves_figure(
+        curves, benchmarks=benchmarks, title="Portfolio: stitched out-of-sample equity"
+    )
+    for start in record.folds["test_start"].iloc[1:]:
+        fig.axes[0].axvline(pd.Timestamp(start), color="0.6", lw=0.8, ls=":")
+    return fig
+
+
+def portfolio_figures(record: pwf.PortfolioRecord) -> tuple[Figure, Figure, Figure]:
+    """The procedure's weights over time (stacked area), turnover, and per-asset contribution."""
+    from ...portfolio import figures
+
+    run = record.runs["agents"]
+    lane = next(i for i, (k, _, _) in enumerate(record.lanes) if k == "procedure")
+    return (
+        figures.weights_area_figure(run, lane, title="Procedure: weights over time"),
+        figures.turnover_figure(run, lane, title="Procedure: turnover"),
+        figures.contribution_figure(run, lane, title="Procedure: per-asset contribution"),
+    )
+
+
+def deployment_policy(deployment: pwf.PortfolioFoldResult) -> Any:
+    """The deployment fold's champion agent (all its seeds), to store as a versioned artifact."""
+    return pwf.check_deployable(deployment)
+
+
+def deployment_champion(
+    policy: Any, deployment: pwf.PortfolioFoldResult, verdict: dict[str, Any], evaluation: EvaluationParams
+) -> dict[str, Any]:
+    """``portfolio.champion``: the deployment fold's champion with the stitched record's verdict."""
+    return pwf.deployment_champion(deployment, verdict, policy, EvaluationParams.parse(evaluation))
+
+
+def render_report(record: pwf.PortfolioRecord, verdict: dict[str, Any], portfolio: PortfolioParams) -> str:
+    """The portfolio tear sheet (HTML): the walk-forward verdict, side-by-side metrics and stitched
+    equity, then the procedure's weights over time, turnover and per-asset contribution."""
+    from ...evaluation.report import figure_to_base64_png
+    from ...walk_forward.report import render_walk_forward_report
+
+    p = PortfolioParams.parse(portfolio)
+    weights, turnover, contribution = portfolio_figures(record)
+    imgs = "".join(
+        f"<img alt='{alt}' src='data:image/png;base64,{figure_to_base64_png(fig)}'>"
+        for alt, fig in (("weights", weights), ("turnover", turnover), ("contribution", contribution))
+    )
+    tickers = ", ".join(verdict.get("universe") or [])
+    extra = (
+        "<h2>Portfolio</h2>"
+        f"<p class='note'>Universe: {tickers}. Long-only: {p.environment.long_only}. "
+        "buy_and_hold is equal weight bought at the first bar and held; equal_weight rebalances "
+        "monthly. The procedure's weights at each close (cash on top), its traded notional per bar "
+        "as a share of equity, and each asset's profit over the stitched record (costs as their own "
+        "bar).</p>" + imgs
+    )
+    setup = {"tickers": len(verdict.get("universe") or []), **p.environment.to_params()}
+    return render_walk_forward_report(
+        verdict,
+        record.records,
+        record.folds,
+        stitched_equity_figure(record),
+        setup,
+        extra_html=extra,
+        subject=f"a universe of {len(verdict.get('universe') or [])} stocks",
+    )

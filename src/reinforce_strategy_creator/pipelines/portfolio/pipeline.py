@@ -1,0 +1,124 @@
+"""Wire the ``portfolio`` stage: universe -> features -> folds -> stitched record -> gate -> report
+-> deployment fold -> registry -> paper account (docs/portfolio.md).
+
+Every dataset is ``portfolio.*``; one namespace ``portfolio.<fold>`` per fold (``fold_1`` …
+``fold_<walk_forward.folds>`` and ``deployment``), each training every portfolio agent on its
+own training window and selecting on its validation window. ``full_cycle`` runs this stage alone
+under ``evaluation.scheme: portfolio`` (``kedro run --pipelines full_cycle --env portfolio``).
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from ..walk_forward.pipeline import fold_names
+from .nodes import (
+    build_panel,
+    deployment_champion,
+    deployment_policy,
+    fold_node,
+    judge_record,
+    load_universe,
+    plan_portfolio,
+    portfolio_figures,
+    render_report,
+    stitch_record,
+    stitched_equity_figure,
+)
+
+PARAMETERS = ("params:walk_forward", "params:feature_engineering", "params:portfolio", "params:evaluation")
+
+
+def _fold(name: str) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                fold_node(name),
+                inputs=["layout", "index_close", "params:compute"],
+                outputs="result",
+                name="train_and_select",
+            )
+        ],
+        namespace=f"portfolio.{name}",
+        inputs={"layout": "portfolio.layout", "index_close": "portfolio.index_close"},
+        parameters={"params:compute": "params:compute"},
+        tags=["portfolio", name],
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    folds = fold_names()
+    results = [f"{name}.result" for name in folds]
+    head = pipeline(
+        [
+            node(
+                load_universe,
+                inputs=["raw_universe", "raw_index", "params:portfolio"],
+                outputs=["universe", "universe_close", "universe_report", "index_close"],
+                name="load_universe",
+            ),
+            node(
+                build_panel,
+                inputs=["universe", "params:feature_engineering", "params:portfolio"],
+                outputs=["panel", "features", "features_info"],
+                name="build_features",
+            ),
+            node(
+                plan_portfolio,
+                inputs=["panel", *PARAMETERS],
+                outputs=["layout", "plan", "plan_table"],
+                name="plan_folds",
+            ),
+            node(
+                stitch_record,
+                inputs=["layout", "index_close", *results],
+                outputs=["record", "ledger", "metrics", "folds", "weights"],
+                name="stitch",
+            ),
+            node(
+                judge_record,
+                inputs=["record", "layout", "gate_decisions", "tuning_studies", *results],
+                outputs=["verdict", "gate_decision"],
+                name="judge",
+            ),
+            node(
+                render_report,
+                inputs=["record", "verdict", "params:portfolio"],
+                outputs="report",
+                name="render_report",
+            ),
+            node(
+                stitched_equity_figure,
+                inputs="record",
+                outputs="stitched_equity_png",
+                name="plot_stitched_equity",
+            ),
+            node(
+                portfolio_figures,
+                inputs="record",
+                outputs=["weights_png", "turnover_png", "contribution_png"],
+                name="plot_portfolio",
+            ),
+            node(
+                deployment_policy,
+                inputs="deployment.result",
+                outputs="deployment_policy",
+                name="store_policy",
+            ),
+            node(
+                deployment_champion,
+                inputs=["deployment_policy", "deployment.result", "verdict", "params:evaluation"],
+                outputs="champion",
+                name="deployment_champion",
+            ),
+        ],
+        namespace="portfolio",
+        parameters={p: p for p in PARAMETERS},
+        tags=["portfolio"],
+    )
+    stage = sum((_fold(name) for name in [*folds, "deployment"]), head)
+    try:
+        from .paper import paper_pipeline
+    except ImportError:  # pragma: no cover - the paper account is wired once it exists
+        return stage
+    return stage + paper_pipeline()

@@ -1,0 +1,541 @@
+"""Walk-forward for portfolios: train -> select -> trade per fold, one stitched record, one verdict.
+
+The same procedure as the single-asset :mod:`..walk_forward.engine`, on a universe: the fold
+layout is :func:`..walk_forward.folds.plan_folds` on the panel's dates; in each fold every agent
+x seed trains on the fold's training rows (the policy's feature scaler is fit there), the
+checkpoints and the fold's champion are chosen on its validation window alone
+(:func:`..evaluation.gate.select_champion` on :func:`..evaluation.results.split_records`), and
+nothing after the validation window is read. :func:`stitch` then replays every fold's choices
+over the test windows as one account per lane (the procedure, each agent's validation-best seed,
+each agent x seed, each seed ensemble) next to every benchmark, with the same costs, capital and
+first decision; :func:`judge` is the single-asset judge, unchanged, on that record (the gate's
+reference is the run named ``buy_and_hold``: equal weight bought at the first bar and held).
+
+A fold result and a stitched record have the attributes the single-asset judge reads, so the
+gate, the deflated PSR (every earlier decision on the same window counted), PBO and DSR are the
+same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..artifacts import PolicyBundle
+from ..candidates import ENSEMBLE_SEED, seed_label
+from ..env.portfolio import PortfolioConfig, PortfolioInputError
+from ..evaluation.gate import select_champion
+from ..evaluation.metrics import infer_periods_per_year, json_safe, performance_metrics
+from ..evaluation.results import split_records
+from ..params.evaluation import EvaluationParams
+from ..params.portfolio import PortfolioParams
+from ..params.walk_forward import WalkForwardParams
+from ..walk_forward import engine
+from ..walk_forward.folds import Fold, FoldPlan, plan_folds
+from ..walk_forward.stitch import ReconciliationError
+from .panel import PortfolioPanel
+from .replay import PortfolioRun, replay_weights
+
+if TYPE_CHECKING:
+    from ..compute import Executor
+
+__all__ = [
+    "PortfolioFoldResult",
+    "PortfolioRecord",
+    "deployment_champion",
+    "fold_panels",
+    "judge",
+    "plan",
+    "run_fold",
+    "stitch",
+]
+
+
+@dataclass
+class PortfolioFoldResult:
+    """One fold: trained bundles (agent -> :class:`PolicyBundle`), histories, validation records,
+    the champion and each agent's validation-best seed (the single-asset ``FoldResult`` fields
+    the judge reads)."""
+
+    fold: Fold
+    bundles: dict[str, PolicyBundle]
+    histories: dict[str, pd.DataFrame]
+    validation: pd.DataFrame
+    champion: dict[str, Any]
+    best_seed: dict[str, int]
+
+
+@dataclass
+class PortfolioRecord:
+    """The stitched ledger, its metrics, per-fold table and reconciliation; ``runs`` keeps the
+    replays (lane order in ``lanes``) for the weights, turnover and contribution figures."""
+
+    ledger: pd.DataFrame
+    records: pd.DataFrame
+    folds: pd.DataFrame
+    reconciliation: dict[str, Any]
+    window: dict[str, str]
+    extra: dict[str, Any] = field(default_factory=dict)
+    runs: dict[str, PortfolioRun] = field(default_factory=dict)
+    lanes: list[tuple[str, str, int]] = field(default_factory=list)
+    weights: pd.DataFrame | None = None
+
+
+# --------------------------------------------------------------------------- layout
+def plan(panel: PortfolioPanel, walk_forward: WalkForwardParams | Mapping[str, Any], warmup: int) -> FoldPlan:
+    """The fold layout on the panel's dates; the first ``warmup`` rows (incomplete features, and the
+    observation window's history) belong to no window."""
+    wf = WalkForwardParams.parse(walk_forward)
+    return plan_folds(panel.dates, wf, embargo_bars=0, warmup_bars=warmup)
+
+
+def fold_panels(panel: PortfolioPanel, fold: Fold, window: int) -> tuple[PortfolioPanel, PortfolioPanel]:
+    """The fold's training panel (its training rows, with ``window - 1`` rows of history before
+    them when the data has them) and validation panel (``window - 1`` history rows, then the
+    validation window). Neither reaches past the validation window."""
+    hist = window - 1
+    start = max(0, fold.train.first_row - hist)
+    train = panel.rows(start, fold.train.stop_row)
+    validation = panel.window(fold.validation.first_row, fold.validation.stop_row, hist)
+    return train, validation
+
+
+# --------------------------------------------------------------------------- deciders
+class PolicyDecider:
+    """A trained policy (or the mean weights of several: a seed ensemble) as a replay decider."""
+
+    def __init__(self, policies: Sequence[torch.nn.Module]):
+        self.policies = list(policies)
+
+    def __call__(self, obs: torch.Tensor, bar: int) -> torch.Tensor:
+        with torch.no_grad():
+            ws = [p.decide(obs, bar).to(torch.float64) for p in self.policies]
+        return ws[0] if len(ws) == 1 else torch.stack(ws).mean(0)
+
+
+class LaneSwitch:
+    """L lanes, each with one decider per fold: lane l at panel row ``bar`` asks its decider of the
+    fold whose test window holds ``offset + bar``."""
+
+    def __init__(self, lanes: Sequence[Sequence[Callable]], starts: Sequence[int], offset: int):
+        self.lanes, self.starts, self.offset = lanes, list(starts), offset
+
+    def fold_of(self, bar: int) -> int:
+        row = self.offset + bar
+        k = int(np.searchsorted(self.starts, row, side="right")) - 1
+        return max(0, k)
+
+    def __call__(self, obs: torch.Tensor, bar: int) -> torch.Tensor:
+        k = self.fold_of(bar)
+        return torch.cat([lane[k](obs[i : i + 1], bar) for i, lane in enumerate(self.lanes)], 0)
+
+
+def _policies(bundle: PolicyBundle, seed: int) -> list[torch.nn.Module]:
+    if seed == ENSEMBLE_SEED:
+        return [bundle.load_policy(s) for s in bundle.seeds]
+    return [bundle.load_policy(seed)]
+
+
+# --------------------------------------------------------------------------- training
+def _agent_bundle(name, algorithm, results, seeds, spec_extra) -> tuple[PolicyBundle, pd.DataFrame]:
+    state_dicts, scores, histories, spec = {}, {}, [], {}
+    for seed, res in zip(seeds, results):
+        state_dicts[int(seed)] = {k: v.detach().cpu().contiguous() for k, v in res["state_dict"].items()}
+        scores[int(seed)] = float(res["score"])
+        h = res["history"].copy()
+        h.insert(0, "seed", np.int64(seed))
+        histories.append(h)
+        spec = dict(res["policy_spec"])
+    finite = {s: v for s, v in scores.items() if math.isfinite(v)}
+    best = max(finite, key=lambda s: (finite[s], -s)) if finite else int(seeds[0])
+    spec.update(
+        {
+            "algorithm": algorithm,
+            "agent": name,
+            "seeds": [int(s) for s in seeds],
+            "validation_scores": {str(s): v for s, v in scores.items()},
+            "best_seed": int(best),
+            "positions": "weights",
+            **spec_extra,
+        }
+    )
+    return PolicyBundle(spec=spec, state_dicts=state_dicts), pd.concat(histories, ignore_index=True)
+
+
+def train_portfolio_job(payload: Mapping[str, Any], shared: Mapping[str, PortfolioPanel]) -> dict[str, Any]:
+    """One job: train ``payload["seeds"]`` of one agent on ``shared["train"]``, checkpoints scored on
+    ``shared["validation"]``. A pure function of its arguments; plain data out."""
+    from .training import train_portfolio_members
+
+    threads = payload.get("threads")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        results = train_portfolio_members(
+            payload["algorithm"],
+            payload["config"],
+            shared["train"],
+            shared["validation"],
+            PortfolioConfig(**payload["environment"]),
+            payload["seeds"],
+            num_envs=payload["num_envs"],
+            eval_every=payload["eval_every"],
+            patience=payload["patience"],
+            population=payload["population"],
+            progress=payload["progress"],
+        )
+    finally:
+        torch.set_num_threads(before)
+    return {
+        "agent": payload["agent"],
+        "seeds": [
+            {
+                "state_dict": {k: v.detach().cpu() for k, v in r.policy.state_dict().items()},
+                "policy_spec": dict(r.policy.spec),
+                "history": r.history,
+                "score": float(r.best_score),
+                "steps": int(r.steps),
+            }
+            for r in results
+        ],
+    }
+
+
+def _payloads(params: PortfolioParams, env: PortfolioConfig, threads: int | None) -> list[dict[str, Any]]:
+    tr = params.training
+    out = []
+    for name, raw in tr.agents.items():
+        block = dict(raw)
+        algorithm = block.pop("algorithm")
+        seed_groups = [list(tr.seeds)] if tr.population else [[s] for s in tr.seeds]
+        for seeds in seed_groups:
+            out.append(
+                {
+                    "agent": name,
+                    "algorithm": algorithm,
+                    "config": block,
+                    "environment": _env_dict(env),
+                    "seeds": seeds,
+                    "num_envs": tr.num_envs,
+                    "eval_every": tr.eval_every,
+                    "patience": tr.patience,
+                    "population": tr.population,
+                    "progress": tr.progress,
+                    "threads": tr.num_threads or threads,
+                }
+            )
+    return out
+
+
+def _env_dict(env: PortfolioConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(env)
+
+
+def train_fold_agents(
+    train: PortfolioPanel,
+    validation: PortfolioPanel,
+    params: PortfolioParams,
+    executor: Executor | None = None,
+    label: str = "training",
+) -> tuple[dict[str, PolicyBundle], dict[str, pd.DataFrame]]:
+    """Every agent x seed of ``params.training`` as jobs (on ``executor``, or in this process)."""
+    env = params.environment.to_config()
+    payloads = _payloads(params, env, getattr(executor, "threads_per_worker", None))
+    shared = {"train": train, "validation": validation}
+    if executor is None:
+        results = [train_portfolio_job(p, shared) for p in payloads]
+    else:
+        results = executor.map(train_portfolio_job, payloads, shared, label=label)
+    spec_extra = {
+        "tickers": list(train.tickers),
+        "feature_names": list(train.feature_names),
+        "window": env.window,
+        "portfolio_environment": _env_dict(env),
+        "data": {
+            "train_start": train.dates[0].date().isoformat(),
+            "train_end": train.dates[-1].date().isoformat(),
+            "validation_start": validation.dates[env.window - 1].date().isoformat(),
+            "validation_end": validation.dates[-1].date().isoformat(),
+        },
+    }
+    bundles, histories = {}, {}
+    for name, block in params.training.agents.items():
+        per_seed = [s for r, p in zip(results, payloads) if p["agent"] == name for s in r["seeds"]]
+        bundles[name], histories[name] = _agent_bundle(
+            name, block["algorithm"], per_seed, list(params.training.seeds), spec_extra
+        )
+    return bundles, histories
+
+
+# --------------------------------------------------------------------------- one fold
+def _candidate_lanes(bundles: Mapping[str, PolicyBundle], ensembles: bool) -> list[tuple[str, str, int]]:
+    lanes = []
+    for name in sorted(bundles):
+        seeds = bundles[name].seeds
+        lanes += [("agent", name, s) for s in seeds]
+        if ensembles and len(seeds) > 1:
+            lanes.append(("ensemble", name, ENSEMBLE_SEED))
+    return lanes
+
+
+def _ledger(run: PortfolioRun, lanes: Sequence[tuple[str, str, int]], split: str) -> pd.DataFrame:
+    frame = run.frame()
+    lane = frame.pop("lane").to_numpy()
+    frame.insert(0, "seed", np.asarray([s for _, _, s in lanes], dtype=np.int64)[lane])
+    frame.insert(0, "run", np.asarray([r for _, r, _ in lanes], dtype=object)[lane])
+    frame.insert(0, "kind", np.asarray([k for k, _, _ in lanes], dtype=object)[lane])
+    frame.insert(0, "split", split)
+    return frame
+
+
+def _benchmark_frames(panel, env, params, index_close, split, first_row) -> list[pd.DataFrame]:
+    from .benchmarks import replay_portfolio_benchmarks
+
+    frames = []
+    index = None if index_close is None else index_close.iloc[first_row : first_row + panel.n_bars]
+    for kind, name, seeds, run in replay_portfolio_benchmarks(panel, env, params.benchmarks, index):
+        frames.append(_ledger(run, [(kind, name, int(s)) for s in seeds], split))
+    return frames
+
+
+def run_fold(
+    fold: Fold,
+    panel: PortfolioPanel,
+    params: PortfolioParams,
+    evaluation: EvaluationParams,
+    executor: Executor | None = None,
+    index_close: pd.Series | None = None,
+) -> PortfolioFoldResult:
+    """Train every agent x seed of ``fold`` and choose its champion on its validation window."""
+    env = params.environment.to_config()
+    train, validation = fold_panels(panel, fold, env.window)
+    bundles, histories = train_fold_agents(train, validation, params, executor, label=f"{fold.name} training")
+    lanes = _candidate_lanes(bundles, evaluation.ensembles)
+    deciders = [PolicyDecider(_policies(bundles[a], s)) for _, a, s in lanes]
+    run = replay_weights(
+        validation,
+        env,
+        lambda obs, bar: torch.cat([d(obs[i : i + 1], bar) for i, d in enumerate(deciders)], 0),
+        num_lanes=len(lanes),
+    )
+    first = fold.validation.first_row - (env.window - 1)
+    frames = [_ledger(run, lanes, "validation")]
+    frames += _benchmark_frames(validation, env, params, index_close, "validation", first)
+    records = split_records(pd.concat(frames, ignore_index=True), "validation")
+    candidates = records[records["kind"].isin(["agent", "ensemble"])].reset_index(drop=True)
+    champion = select_champion(candidates, evaluation.rank_metric, evaluation.selection)
+    best_seed = {}
+    for agent in bundles:
+        own = candidates[(candidates["agent"] == agent) & (candidates["kind"] == "agent")]
+        pick = select_champion(own.reset_index(drop=True), evaluation.rank_metric, "best_candidate")
+        best_seed[agent] = pick["seed"] if pick["seed"] is not None else bundles[agent].seeds[0]
+    return PortfolioFoldResult(fold, bundles, histories, records, champion, best_seed)
+
+
+# --------------------------------------------------------------------------- stitched record
+def _stitch_lanes(results: Sequence[PortfolioFoldResult], ensembles: bool):
+    """``(kind, run, seed, [(bundle, seed) per fold])`` for every stitched lane."""
+    agents = sorted(results[0].bundles)
+    lanes = []
+
+    def per_fold(pick):
+        return [(r.bundles[a], s) for r in results for a, s in [pick(r)]]
+
+    if all(r.champion["agent"] is not None for r in results):
+        lanes.append(
+            ("procedure", "procedure", 0, per_fold(lambda r: (r.champion["agent"], r.champion["seed"])))
+        )
+    for a in agents:
+        lanes.append(("agent_selected", a, 0, per_fold(lambda r, a=a: (a, r.best_seed[a]))))
+        seeds = results[0].bundles[a].seeds
+        lanes += [("agent", a, s, per_fold(lambda r, a=a, s=s: (a, s))) for s in seeds]
+        if ensembles and len(seeds) > 1:
+            lanes.append(("ensemble", a, ENSEMBLE_SEED, per_fold(lambda r, a=a: (a, ENSEMBLE_SEED))))
+    return lanes
+
+
+def panel_fingerprint(panel: PortfolioPanel) -> str:
+    """SHA-256 of the dates, tickers and closes a verdict decides on."""
+    h = hashlib.sha256()
+    h.update(json.dumps([list(panel.tickers), [d.isoformat() for d in panel.dates]]).encode())
+    h.update(np.ascontiguousarray(np.nan_to_num(panel.close, nan=-1.0)).tobytes())
+    return h.hexdigest()
+
+
+def stitch(
+    results: Sequence[PortfolioFoldResult],
+    panel: PortfolioPanel,
+    params: PortfolioParams,
+    evaluation: EvaluationParams,
+    index_close: pd.Series | None = None,
+) -> PortfolioRecord:
+    """Replay every fold's choices over the test windows as one account per lane, next to every
+    benchmark on the same bars with the same costs and capital."""
+    env = params.environment.to_config()
+    first = results[0].fold.test.first_row
+    stop = results[-1].fold.test.stop_row
+    stretch = panel.window(first, stop, env.window - 1)
+    offset = first - (env.window - 1)
+    starts = [r.fold.test.first_row for r in results]
+    lanes = _stitch_lanes(results, evaluation.ensembles)
+    cache: dict[tuple[int, int], PolicyDecider] = {}
+
+    def decider(bundle, seed):
+        key = (id(bundle), seed)
+        if key not in cache:
+            cache[key] = PolicyDecider(_policies(bundle, seed))
+        return cache[key]
+
+    switch = LaneSwitch([[decider(b, s) for b, s in per_fold] for *_, per_fold in lanes], starts, offset)
+    run = replay_weights(stretch, env, switch, num_lanes=len(lanes))
+    meta = [(k, r, s) for k, r, s, _ in lanes]
+    frames = [_ledger(run, meta, "walk_forward")]
+    bench = _benchmark_frames(stretch, env, params, index_close, "walk_forward", offset)
+    ledger = pd.concat(frames + bench, ignore_index=True)
+    records = split_records(ledger, "walk_forward")
+    recon = _reconcile(run, meta)
+    folds = _per_fold(ledger, results, stretch)
+    window = {
+        "start": stretch.dates[env.window - 1].date().isoformat(),
+        "end": stretch.dates[-1].date().isoformat(),
+    }
+    traded = stretch.rows(env.window - 1, stretch.n_bars)
+    weights = _weights_long(run, meta)
+    return PortfolioRecord(
+        ledger,
+        records,
+        folds,
+        recon,
+        window,
+        {"data_fingerprint": panel_fingerprint(traded)},
+        runs={"agents": run},
+        lanes=meta,
+        weights=weights,
+    )
+
+
+def _weights_long(run: PortfolioRun, meta) -> pd.DataFrame:
+    """Procedure and agent_selected lanes' weights per bar and ticker (long), with contributions."""
+    rows = []
+    for i, (kind, name, seed) in enumerate(meta):
+        if kind not in ("procedure", "agent_selected"):
+            continue
+        w = run.weights_frame(i)
+        contrib = run.contributions(i).drop(columns="costs")
+        long = w.drop(columns="cash").stack().rename("weight").reset_index()
+        long.columns = ["date", "ticker", "weight"]
+        c = contrib.stack().rename("contribution").reset_index()
+        c.columns = ["date", "ticker", "contribution"]
+        long = long.merge(c, on=["date", "ticker"], how="left").fillna({"contribution": 0.0})
+        long.insert(0, "seed", seed)
+        long.insert(0, "run", name)
+        long.insert(0, "kind", kind)
+        rows.append(long)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def _reconcile(run: PortfolioRun, meta) -> dict[str, Any]:
+    """Cash + sum(shares x close) = equity on every bar of every lane, and the per-bar equity changes
+    = the per-asset contributions minus costs; the largest gaps in account currency."""
+    close = np.nan_to_num(run.close, nan=0.0)
+    book = run.cash + (run.shares * close[None]).sum(2)
+    gap_book = float(np.abs(book - run.equity).max())
+    gap_pnl = 0.0
+    for i in range(run.n_lanes):
+        c = run.contributions(i)
+        gap_pnl = max(gap_pnl, float(np.abs(c.sum(axis=1).to_numpy() - np.diff(run.equity[i])).max()))
+    ok = gap_book < 0.005 and gap_pnl < 0.005
+    if not ok:
+        raise ReconciliationError(
+            f"the stitched portfolio ledger does not reconcile: book gap {gap_book:.6f}, "
+            f"P&L gap {gap_pnl:.6f} (account currency); this is a bug, please report it"
+        )
+    return {"lanes": len(meta), "max_book_gap": gap_book, "max_pnl_gap": gap_pnl, "reconciled": ok}
+
+
+def _per_fold(ledger: pd.DataFrame, results: Sequence[PortfolioFoldResult], stretch) -> pd.DataFrame:
+    ppy = infer_periods_per_year(stretch.dates)
+    rows = []
+    lanes = {}
+    for kind, run in (("procedure", "procedure"), ("benchmark", "buy_and_hold")):
+        lane = ledger[(ledger["kind"] == kind) & (ledger["run"] == run) & (ledger["seed"] == 0)]
+        if not lane.empty:
+            lanes[run] = lane.set_index("date")["equity"]
+    for r in results:
+        f = r.fold
+        row = {
+            "fold": f.name,
+            "label": f.label,
+            "test_start": f.test.start.date().isoformat(),
+            "test_end": f.test.end.date().isoformat(),
+            "champion": None
+            if r.champion["agent"] is None
+            else f"{r.champion['agent']} {seed_label(r.champion['seed'])}",
+            "validation_sharpe": (r.champion.get("validation") or {}).get("sharpe"),
+        }
+        for run, eq in lanes.items():
+            # the fold's decisions: from its first test bar's close to the close after its last decision
+            seg = eq[(eq.index >= f.test.start) & (eq.index <= f.test.end)]
+            prev = eq[eq.index < f.test.start]
+            if not prev.empty:
+                seg = pd.concat([prev.iloc[-1:], seg])
+            vals = seg.to_numpy(dtype=float)
+            rets = vals[1:] / vals[:-1] - 1.0
+            row[f"{run}_test_sharpe"] = performance_metrics(pd.Series(rets), periods_per_year=ppy)["sharpe"]
+            row[f"{run}_test_return"] = float(vals[-1] / vals[0] - 1.0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def judge(
+    record: PortfolioRecord,
+    results: Sequence[PortfolioFoldResult],
+    parameters: Mapping[str, Any],
+    *,
+    earlier_decisions: Sequence[Mapping[str, Any]] = (),
+    config: str = "",
+    tuning_studies: Sequence[Mapping[str, Any]] = (),
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The single-asset judge on the portfolio record: gate, deflated PSR, PBO, DSR."""
+    verdict, decision = engine.judge(
+        record,  # type: ignore[arg-type]
+        results,  # type: ignore[arg-type]
+        parameters,
+        earlier_decisions=earlier_decisions,
+        config=config,
+        tuning_studies=tuning_studies,
+    )
+    verdict["decided_on"]["what"] = (
+        "the portfolio procedure's stitched record: each fold's champion, chosen on its validation "
+        "window, trading its test window, one account across the folds; the gate's buy_and_hold is "
+        "equal weight bought at the first bar and held"
+    )
+    verdict["universe"] = list(results[0].bundles[next(iter(results[0].bundles))].spec.get("tickers", []))
+    return json_safe(verdict), decision
+
+
+def deployment_champion(
+    deployment: PortfolioFoldResult, verdict: Mapping[str, Any], policy: Any, evaluation: EvaluationParams
+) -> dict[str, Any]:
+    """The champion document of the deployment fold (the single-asset contract)."""
+    return engine.deployment_champion(deployment, verdict, policy, evaluation)  # type: ignore[arg-type]
+
+
+def check_deployable(deployment: PortfolioFoldResult) -> PolicyBundle:
+    agent = deployment.champion["agent"]
+    if agent is None:
+        raise PortfolioInputError(
+            f"portfolio deployment fold: no champion ({deployment.champion.get('reason')}); nothing to deploy"
+        )
+    return deployment.bundles[agent]
