@@ -1,0 +1,327 @@
+"""The N-asset paper account: idempotent, incremental, whole shares, risk limits, bad input.
+
+Parity with the portfolio replay is in test_portfolio_paper_parity.py, the kill test in
+test_portfolio_crash_safety.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reinforce_strategy_creator.deployment import AccountStateError, AccountStore, clear_halt, new_account
+from reinforce_strategy_creator.deployment.portfolio_account import (
+    PortfolioAccountStore,
+    PortfolioFeedError,
+    PortfolioPaperAccount,
+    PortfolioRiskLimits,
+    PortfolioWeightsError,
+    portfolio_ledger,
+    reconcile_portfolio,
+)
+from reinforce_strategy_creator.deployment.state import StagedAccount
+from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioInputError
+from reinforce_strategy_creator.errors import InputError
+from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
+from reinforce_strategy_creator.portfolio.replay import replay_weights
+from tests.deployment.portfolio_crash_worker import CONFIG, make_decider, make_panel
+
+torch.set_num_threads(1)
+N_BARS = 30
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.name != ".lock"}
+
+
+def _account(folder, panel=None, granularity="whole", config=CONFIG, limits=None):
+    tickers = (panel or make_panel(N_BARS)).tickers
+    return PortfolioPaperAccount(
+        PortfolioAccountStore(folder), tickers, config, granularity=granularity, limits=limits
+    )
+
+
+def _with_close(panel: PortfolioPanel, row: int, col: int, value: float) -> PortfolioPanel:
+    close = panel.close.copy()
+    close[row, col] = value
+    return dataclasses.replace(panel, close=close)
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return make_panel(N_BARS)
+
+
+@pytest.fixture(scope="module")
+def decide(panel):
+    return make_decider(panel.n_assets, CONFIG.window)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, panel, decide):
+    """Both granularities run once over the whole panel (folders are read only by the tests)."""
+    out = {}
+    for g in ("whole", "fractional"):
+        folder = tmp_path_factory.mktemp(f"full_{g}")
+        summary = _account(folder, panel, g).run(panel, decide)
+        out[g] = (folder, summary)
+    return out
+
+
+# ------------------------------------------------------------------ idempotent and incremental
+@pytest.mark.parametrize("granularity", ["whole", "fractional"])
+def test_rerun_changes_nothing_and_bar_by_bar_feed_equals_one_run(
+    tmp_path, panel, decide, full_run, granularity
+):
+    ref, summary = full_run[granularity]
+    assert summary.bars_processed == N_BARS - (CONFIG.window - 1)
+    before = _files(ref)
+    again = _account(ref, panel, granularity).run(panel, decide)
+    assert again.bars_processed == 0 and _files(ref) == before  # no double fill, not a byte changed
+
+    # the paper-trading use: the feed grows by one bar per run (the last row is "today")
+    folder = tmp_path / "daily"
+    for stop in range(CONFIG.window, N_BARS + 1):
+        done = _account(folder, panel, granularity).run(panel.rows(0, stop), decide)
+        assert done.bars_processed == 1
+    assert _files(folder) == before
+    # and in uneven chunks
+    chunked = tmp_path / "chunks"
+    for k in (1, 5, 2, 100):
+        _account(chunked, panel, granularity).run(panel, decide, max_bars=k)
+    assert _files(chunked) == before
+
+
+def test_every_bar_is_decided_once_and_the_ledger_reconciles(full_run, panel):
+    for granularity, (folder, _) in full_run.items():
+        store = PortfolioAccountStore(folder)
+        state = reconcile_portfolio(store)
+        orders = store.read_log("orders", state)
+        assert [o["bar"] for o in orders] == [d.isoformat() for d in panel.dates[CONFIG.window - 1 :]]
+        ledger = portfolio_ledger(store)
+        shares = ledger[[f"shares:{t}" for t in panel.tickers]].to_numpy()
+        closes = np.nan_to_num(panel.close[CONFIG.window - 1 :])
+        value = (shares * closes).sum(1)
+        assert np.abs(ledger["cash"] + value - ledger["equity"]).max() <= 0.005 + 1e-9, (
+            granularity
+        )  # to the cent
+        if granularity == "whole":
+            assert (shares == np.round(shares)).all() and (ledger["cash_cents"] >= 0).all()
+            mv = [round(math.fsum(row) * 100) for row in shares * closes]
+            assert (ledger["cash_cents"] + mv == ledger["equity_cents"]).all()
+        # the late ticker is never bought before its listing (row 12), and is bought after
+        assert (ledger["shares:EEE"].iloc[: 12 - (CONFIG.window - 1)] == 0).all()
+        if granularity == "fractional":  # (too dear for a whole share of it on most bars)
+            assert (ledger["shares:EEE"].iloc[12 - (CONFIG.window - 1) + 1 :] > 0).any()
+
+
+def test_staged_batch_publishes_the_same_bytes_as_bar_by_bar_commits(tmp_path, panel, decide, full_run):
+    folder = tmp_path / "staged"
+    staged = StagedAccount(folder, None)
+    PortfolioPaperAccount(staged, panel.tickers, CONFIG).run(panel, decide)
+    assert not folder.exists()  # nothing written until the batch is published
+    PortfolioAccountStore(folder).commit_batch(staged)
+    assert _files(folder) == _files(full_run["whole"][0])
+
+
+def test_a_tampered_log_does_not_reconcile(tmp_path, panel, decide):
+    folder = tmp_path / "acct"
+    _account(folder, panel, "whole").run(panel, decide)
+    path = folder / "trades.jsonl"
+    lines = path.read_text().splitlines()
+    rec = json.loads(lines[3])
+    rec["commission_cents"] += 1
+    lines[3] = json.dumps(rec, sort_keys=True)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(AccountStateError, match="does not reconcile"):
+        reconcile_portfolio(PortfolioAccountStore(folder))
+    with pytest.raises(AccountStateError, match="does not reconcile"):  # checked on load by run
+        _account(folder, panel, "whole").run(panel, decide)
+
+
+# ------------------------------------------------------------------ whole shares
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10_000),
+    capital=st.floats(2_000, 2_000_000),
+    commission=st.floats(0, 50),
+    slippage=st.floats(0, 50),
+    invest=st.floats(0.5, 1.0),
+)
+def test_whole_fill_is_the_fractional_fill_truncated_and_never_overdraws(
+    tmp_path_factory, seed, capital, commission, slippage, invest
+):
+    """From the same state (all cash), the whole account holds trunc(fractional shares) of each
+    asset (one share less of the largest buy where cent rounding would overdraw), never has negative
+    cash, and its equity differs from the fractional one's only by the costs on the truncated parts
+    and cent rounding: |E_whole - E_frac| <= sum_i close_i (slip + comm (1 + slip)) + 1.5 N cents."""
+    cfg = PortfolioConfig(
+        window=4,
+        episode_length=None,
+        initial_capital=capital,
+        commission_bps=commission,
+        slippage_bps=slippage,
+    )
+    panel = make_panel(6, seed=seed, late=None)
+    decide = make_decider(panel.n_assets, 4, seed=seed, invest=invest)
+    states = {}
+    for g in ("whole", "fractional"):
+        folder = tmp_path_factory.mktemp("fill")
+        states[g] = _account(folder, panel, g, cfg).run(panel.rows(0, 5), decide).state  # one fill
+    w, f = states["whole"], states["fractional"]
+    assert w.cash_cents >= 0 and all(isinstance(x, int) for x in w.shares)
+    trunc = [math.trunc(x) for x in f.shares]
+    assert all(tw in (tf, tf - 1) for tw, tf in zip(w.shares, trunc, strict=True))
+    assert sum(tf - tw for tw, tf in zip(w.shares, trunc, strict=True)) <= 1
+    close = panel.close[4]
+    slip, comm = slippage / 1e4, commission / 1e4
+    extra = close[int(np.argmax(np.asarray(trunc) - np.asarray(w.shares)))] if w.shares != tuple(trunc) else 0
+    bound = (close * (slip + comm * (1 + slip))).sum() + 0.015 * len(close) + extra * (slip + comm) * 2
+    assert abs(w.equity - f.equity) <= bound
+
+
+# ------------------------------------------------------------------ risk limits
+def test_max_weight_clips_every_target(tmp_path, panel, decide):
+    folder = tmp_path / "capped"
+    acct = _account(folder, panel, "fractional", limits=PortfolioRiskLimits(max_weight=0.25))
+    acct.run(panel, decide)
+    orders = acct.log("orders")
+    assert max(max(o["targets"]) for o in orders) <= 0.25 + 1e-12
+    assert any(o["reason"].startswith("clipped") for o in orders)
+    assert max(max(o["policy_weights"]) for o in orders) > 0.25  # the limit did bind
+    assert (portfolio_ledger(acct.store).filter(like="weight:").max() <= 0.25 + 1e-3).all()
+
+
+def test_drawdown_halt_flattens_until_a_person_clears_it(tmp_path, panel, decide):
+    crash = panel.close.copy()
+    crash[15:] *= 0.6  # every ticker loses 40 % at row 15
+    feed = dataclasses.replace(panel, close=crash)
+    folder = tmp_path / "halt"
+    acct = _account(folder, feed, "whole", limits=PortfolioRiskLimits(max_drawdown=0.2))
+    acct.run(feed.rows(0, 20), decide)
+    state = acct.state()
+    assert state.halted and "max drawdown" in state.halt_reason
+    events = acct.log("events")
+    assert [e["kind"] for e in events] == ["halt"] and events[0]["bar"] == feed.dates[15].isoformat()
+    ledger = portfolio_ledger(acct.store)
+    assert (ledger.filter(like="shares:").iloc[-3:] == 0).all().all()  # flat from the bar after
+    assert all(
+        o["targets"] == [0.0] * 5 and o["reason"].startswith("halted") for o in acct.log("orders")[-4:]
+    )
+    clear_halt(acct.store, "reviewed the crash", actor="tester")
+    acct.run(feed, decide)
+    assert not acct.state().halted and acct.log("events")[-1]["kind"] == "clear_halt"
+    assert ledger.filter(like="shares:").iloc[-1].sum() == 0
+    assert portfolio_ledger(acct.store).filter(like="shares:").iloc[-1].sum() > 0  # trading again
+    reconcile_portfolio(acct.store)
+
+
+def test_day_loss_stop_allows_no_new_risk(tmp_path, panel, decide):
+    drop = panel.close.copy()
+    drop[15:] *= 0.9
+    feed = dataclasses.replace(panel, close=drop)
+    acct = _account(tmp_path / "dls", feed, "fractional", limits=PortfolioRiskLimits(max_daily_loss=0.05))
+    acct.run(feed, decide)
+    (event,) = [e for e in acct.log("events") if e["kind"] == "day_loss_stop"]
+    assert event["bar"] == feed.dates[15].isoformat()
+    order = next(o for o in acct.log("orders") if o["bar"] == event["bar"])
+    mark = next(m for m in acct.log("equity") if m["bar"] == event["bar"])
+    assert order["reason"] == "day-loss stop: no new risk"
+    assert all(abs(t) <= abs(c) + 1e-12 for t, c in zip(order["targets"], mark["weights"], strict=True))
+
+
+# ------------------------------------------------------------------ bad input
+def _bad_run(folder, feed, decide, match, granularity="whole"):
+    before = _files(folder) if Path(folder).exists() else None
+    with pytest.raises(InputError, match=match) as err:
+        _account(folder, None, granularity).run(feed, decide)
+    assert isinstance(err.value, PortfolioInputError)
+    if before is not None:
+        assert _files(folder) == before  # nothing half-written
+    return err.value
+
+
+@pytest.fixture
+def started(tmp_path, panel, decide):
+    """An account that processed rows 3..19 (bar 2021-01-29)."""
+    folder = tmp_path / "acct"
+    _account(folder, panel).run(panel.rows(0, 20), decide)
+    return folder
+
+
+def test_ticker_column_missing_from_the_feed(started, panel, decide):
+    feed = panel.select(("AAA", "BBB", "DDD", "EEE"))
+    held = PortfolioAccountStore(started).load().holdings()["CCC"]
+    assert held > 0
+    _bad_run(started, feed, decide, rf"missing \['CCC'\] \(held: \{{'CCC': {held}\}}\) on 2021-02-01")
+
+
+def test_ticker_nan_after_listing_names_ticker_and_date(started, panel, decide):
+    bad = _with_close(panel, 22, 1, float("nan"))
+    _bad_run(started, bad, decide, r"ticker 'BBB' is missing from the feed on 2021-02-03")
+    late = _with_close(panel, 25, 4, float("nan"))  # the late-listed ticker, after its listing
+    _bad_run(started, late, decide, r"ticker 'EEE' is missing from the feed on 2021-02-08")
+
+
+def test_feed_with_other_tickers_and_revised_history(started, panel, decide):
+    extra = make_panel(N_BARS, n_assets=6)
+    with pytest.raises(PortfolioFeedError, match=r"missing \['AAA', 'BBB'.*not in the account \['T0'"):
+        _account(started, panel).run(extra, decide)
+    revised = _with_close(panel, 19, 0, panel.close[19, 0] * 1.01)
+    _bad_run(started, revised, decide, r"ticker 'AAA' closed at .* on 2021-01-29.*revised")
+    with pytest.raises(PortfolioFeedError, match="no bar on 2021-01-29"):
+        _account(started, panel).run(panel.rows(20, N_BARS), decide)
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        ([0.2, float("nan"), 0.2, 0.2, 0.2], r"ticker 'BBB' on 2021-02-01 is nan"),
+        ([0.2, 0.2, -0.1, 0.2, 0.2], r"ticker 'CCC' on 2021-02-01 is -0.1 < 0"),
+        ([0.3, 0.3, 0.3, 0.3, 0.0], r"on 2021-02-01 add up to 1.2"),
+        ([0.2, 0.2], r"shape \(1, 2\) on 2021-02-01"),
+    ],
+)
+def test_bad_weights_name_ticker_and_date_and_write_nothing(started, panel, decide, weights, match):
+    def bad(obs, bar):
+        return np.asarray([weights]) if bar >= 20 else decide(obs, bar)
+
+    err = _bad_run(started, panel, bad, match)
+    assert isinstance(err, PortfolioWeightsError)
+    assert PortfolioAccountStore(started).load().last_bar == "2021-01-29T00:00:00"
+
+
+def test_weight_on_a_ticker_not_listed_yet(tmp_path, panel):
+    err = _bad_run(
+        tmp_path / "new", panel, lambda obs, bar: np.full((1, 5), 0.2), "ticker 'EEE' on 2021-01-07"
+    )
+    assert "not listed" in str(err)
+    assert PortfolioAccountStore(tmp_path / "new").load().bars_processed == 0
+
+
+def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started, panel, decide, tmp_path):
+    with pytest.raises(AccountStateError, match="fractional"):
+        _account(started, panel, "fractional").run(panel, decide)
+    other = dataclasses.replace(CONFIG, commission_bps=3.0)
+    with pytest.raises(AccountStateError, match="commission_bps"):
+        _account(started, panel, config=other).run(panel, decide)
+    single = tmp_path / "single"
+    store = AccountStore(single)
+    with store.locked():
+        store.initialize(new_account(1000.0))
+    with pytest.raises(AccountStateError, match="not a portfolio paper account"):
+        _account(single, panel).run(panel, decide)
+
+
+def test_replay_of_the_same_decider_exists_for_the_same_panel(panel, decide):
+    """Guard for the fixtures: the synthetic decider runs through the replay too (parity file)."""
+    run = replay_weights(panel, CONFIG, decide)
+    assert run.equity.shape == (1, N_BARS - CONFIG.window + 1)
