@@ -15,6 +15,11 @@ hand-made series and does not depend on the environment or Kedro. Conventions (s
 returns of equity net of costs, risk-free 0, how periods per year are inferred) are listed
 in ``docs/metrics.md``.
 
+Portfolio ledgers (``portfolio.ledger.run_ledger``: one account over N assets) are recognised by
+their ``traded_notional`` column and measured with the same performance metrics; their trade
+metrics come from the per-bar money columns instead of round trips (``portfolio_trade_metrics``;
+docs/portfolio_benchmarks.md, "Metrics of a portfolio ledger").
+
 Ruin is an outcome, not an error: an account whose equity reaches zero or below
 (:func:`ruin_index`, the one definition used by the metrics, the figures and training's
 checkpoint selection) is measured up to and including the bar of ruin, whose return is
@@ -44,7 +49,9 @@ __all__ = [
     "ruin_index",
     "equity_from_frame",
     "infer_periods_per_year",
+    "is_portfolio_ledger",
     "performance_metrics",
+    "portfolio_trade_metrics",
     "round_trips",
     "trade_metrics",
     "evaluate_backtest",
@@ -54,6 +61,13 @@ __all__ = [
 TRADING_DAYS_PER_YEAR = 252
 VAR_CUTOFF = 0.05
 REQUIRED_FRAME_COLUMNS = ("position", "shares", "cash", "equity", "fill_price", "cost")
+#: what a portfolio ledger (``portfolio.ledger.run_ledger``) must hold, complete on every row
+PORTFOLIO_FRAME_COLUMNS = ("cash", "equity", "cost", "traded_notional")
+
+
+def is_portfolio_ledger(frame) -> bool:
+    """Whether ``frame`` is a portfolio ledger (N assets): it has a ``traded_notional`` column."""
+    return isinstance(frame, pd.DataFrame) and "traded_notional" in frame.columns
 
 
 class EvaluationInputError(InputError):
@@ -120,6 +134,9 @@ def _check_frame(frame: pd.DataFrame, columns=REQUIRED_FRAME_COLUMNS, name: str 
         raise EvaluationInputError(
             f"{name}: expected a per-bar backtest DataFrame, got {type(frame).__name__}."
         )
+    portfolio = columns is REQUIRED_FRAME_COLUMNS and is_portfolio_ledger(frame)
+    if portfolio:
+        columns = PORTFOLIO_FRAME_COLUMNS
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise EvaluationInputError(
@@ -150,6 +167,12 @@ def _check_frame(frame: pd.DataFrame, columns=REQUIRED_FRAME_COLUMNS, name: str 
                 f"{name}: column '{col}' has a missing or non-finite value at row "
                 f"{int(bad[0])}; the backtest ledger must be complete."
             )
+    if portfolio and "n_positions" in frame.columns and float(frame["n_positions"].iloc[0]) != 0:
+        raise EvaluationInputError(
+            f"{name}: the first row holds {frame['n_positions'].iloc[0]!r} positions; a portfolio "
+            "ledger must start with the pre-trade row (all cash, equity = initial capital) as "
+            "replay_weights writes it."
+        )
     if "shares" in columns and shares[0] != 0:
         raise EvaluationInputError(
             f"{name}: the first row holds {shares[0]!r} shares; the ledger must start with the "
@@ -424,6 +447,11 @@ def round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
     ``bars_held`` = exit row − entry row (bars from the entry fill to the exit fill; for an
     open trip, to the last row + 1).
     """
+    if is_portfolio_ledger(frame):
+        raise EvaluationInputError(
+            "frame: a portfolio ledger (traded_notional column) has no round trips; they are defined for "
+            "one asset. Use trade_metrics, which measures a portfolio from its traded notional."
+        )
     _check_frame(frame)
     frame = _until_ruin(frame)
     shares = frame["shares"].to_numpy(dtype=float)
@@ -490,7 +518,11 @@ def trade_metrics(frame: pd.DataFrame, periods_per_year: float | None = None) ->
     equity-weighted figures (turnover's mean equity, gross exposure) use the bars with
     positive equity only (turnover divides by the initial capital, and gross exposure is NaN,
     when the account is ruined on its first bar).
+
+    A portfolio ledger (``is_portfolio_ledger``) is measured by ``portfolio_trade_metrics``.
     """
+    if is_portfolio_ledger(frame):
+        return portfolio_trade_metrics(frame, periods_per_year)
     _check_frame(frame)
     frame = _until_ruin(frame)
     trips = round_trips(frame)
@@ -535,6 +567,59 @@ def trade_metrics(frame: pd.DataFrame, periods_per_year: float | None = None) ->
     }
 
 
+def portfolio_trade_metrics(frame: pd.DataFrame, periods_per_year: float | None = None) -> dict[str, float]:
+    """Trade statistics of a portfolio ledger (one account over N assets, ``portfolio.ledger``), with
+    the keys of ``trade_metrics`` so the tables line up:
+
+    ``turnover`` total ``traded_notional`` (|traded shares| x close, summed over assets and bars) /
+    mean equity; ``annual_turnover`` the same per year; ``exposure`` share of bars (after the start
+    row) with ``gross_exposure`` > 0 (on a bar of ruin, where it is undefined: with a position
+    open); ``avg_gross_exposure`` mean sum(|w|) over the bars with positive equity;
+    ``total_costs`` the sum of ``cost``; ``n_trades`` the number of asset fills (``n_fills``
+    summed; NaN when the ledger has no ``n_fills``); ``n_open_trades`` positions held at the end
+    (``n_positions``). ``win_rate``, ``profit_factor``, ``avg_holding_bars`` and
+    ``open_trade_pnl`` are NaN: round trips are a one-asset notion (a rebalance resizes many
+    positions at once, so "a trade" has no entry and exit of its own). Ruin as in
+    ``trade_metrics``.
+    """
+    _check_frame(frame)
+    frame = _until_ruin(frame)
+    steps = frame.iloc[1:]
+    equity = steps["equity"].to_numpy(dtype=float)
+    traded = steps["traded_notional"].to_numpy(dtype=float)
+    alive = equity > 0
+    n = len(steps)
+    if periods_per_year is None:
+        idx = _date_index(frame)
+        periods_per_year = infer_periods_per_year(idx) if isinstance(idx, pd.DatetimeIndex) else float("nan")
+    mean_equity = equity[alive].mean() if alive.any() else float(frame["equity"].iloc[0])
+    turnover = float(traded.sum() / mean_equity)
+    nan = float("nan")
+    if "gross_exposure" in steps.columns:
+        gross = pd.to_numeric(steps["gross_exposure"], errors="coerce").to_numpy(dtype=float)
+    else:  # long-only: sum(w) = 1 - cash / equity
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gross = np.where(alive, 1.0 - steps["cash"].to_numpy(dtype=float) / equity, nan)
+    exposed = gross > 0
+    if "n_positions" in steps.columns:
+        exposed = np.where(np.isfinite(gross), exposed, steps["n_positions"].to_numpy(dtype=float) > 0)
+    g = gross[alive & np.isfinite(gross)]
+    has = {c: c in frame.columns for c in ("n_fills", "n_positions")}
+    return {
+        "n_trades": int(steps["n_fills"].to_numpy(dtype=float).sum()) if has["n_fills"] else nan,
+        "n_open_trades": int(frame["n_positions"].iloc[-1]) if has["n_positions"] else nan,
+        "win_rate": nan,
+        "profit_factor": nan,
+        "avg_holding_bars": nan,
+        "open_trade_pnl": nan,
+        "turnover": turnover,
+        "annual_turnover": turnover * float(periods_per_year) / n,
+        "exposure": float(np.mean(exposed)),
+        "avg_gross_exposure": float(g.mean()) if g.size else nan,
+        "total_costs": float(frame["cost"].to_numpy(dtype=float).sum()),
+    }
+
+
 def evaluate_backtest(
     frame: pd.DataFrame,
     benchmark_frame: pd.DataFrame | None = None,
@@ -545,7 +630,9 @@ def evaluate_backtest(
     Performance metrics use the equity returns from the start row on (so the first fill's
     costs count), alpha/beta are against ``benchmark_frame`` (e.g. buy-and-hold replayed on
     the same bars with the same config); trade metrics as in ``trade_metrics``. One flat,
-    JSON-able dict (use ``json_safe`` before writing strict JSON).
+    JSON-able dict (use ``json_safe`` before writing strict JSON). A portfolio ledger
+    (``traded_notional`` column, ``portfolio.ledger.run_ledger``) gets the same performance
+    metrics and ``portfolio_trade_metrics``.
 
     A ledger whose equity reaches zero or below is measured up to and including the bar of
     ruin (``equity_returns``; the frozen rows ``env.replay`` writes after it are dropped,
