@@ -110,7 +110,8 @@ def _portfolio_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]
             yield (
                 f"{path}.{agent}.algorithm",
                 algorithm,
-                "Which algorithm this portfolio agent trains: `ppo` | `a2c` | `dqn` (docs/portfolio_agents.md).",
+                "Which algorithm this portfolio agent trains: `ppo` | `a2c` | `dqn` "
+                "(docs/portfolio_agents.md).",
             )
             if algorithm in ALGORITHMS:
                 yield from _rows(ALGORITHMS[algorithm][0], f"{path}.{agent}", block)

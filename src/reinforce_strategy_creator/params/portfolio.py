@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..portfolio.benchmarks import PortfolioBenchmarkParams
 from .base import Flag, NonNegativeInt, Params, PositiveInt
 
 ALGORITHMS = ("ppo", "a2c", "dqn")
@@ -174,7 +175,7 @@ class PortfolioParams(Params):
     """The account agents, benchmarks and the paper account share."""
     training: PortfolioTrainingParams = PortfolioTrainingParams()
     """The agents and their shared training settings."""
-    benchmarks: dict[str, Any] = Field(default_factory=dict)
-    """Benchmark settings (docs/portfolio_benchmarks.md); `{}` = defaults."""
+    benchmarks: PortfolioBenchmarkParams = PortfolioBenchmarkParams()
+    """The benchmarks replayed next to the agents (docs/portfolio_benchmarks.md)."""
     paper: PortfolioPaperParams = PortfolioPaperParams()
     """The paper account."""

@@ -93,8 +93,8 @@ class PortfolioBenchmarkParams(Params):
     """Portfolio benchmarks, replayed with the agents' `PortfolioConfig` (costs and capital are never
     set here)."""
 
-    PATH: ClassVar[str] = "evaluation.portfolio_benchmarks"
-    FILE: ClassVar[str] = "conf/portfolio/parameters_evaluation.yml"
+    PATH: ClassVar[str] = "portfolio.benchmarks"
+    FILE: ClassVar[str] = "conf/base/parameters_portfolio.yml"
 
     names: tuple[RunName, ...] = (
         "equal_weight",

@@ -290,23 +290,40 @@ def _candidate_lanes(bundles: Mapping[str, PolicyBundle], ensembles: bool) -> li
 
 
 def _ledger(run: PortfolioRun, lanes: Sequence[tuple[str, str, int]], split: str) -> pd.DataFrame:
-    frame = run.frame()
-    lane = frame.pop("lane").to_numpy()
-    frame.insert(0, "seed", np.asarray([s for _, _, s in lanes], dtype=np.int64)[lane])
-    frame.insert(0, "run", np.asarray([r for _, r, _ in lanes], dtype=object)[lane])
-    frame.insert(0, "kind", np.asarray([k for k, _, _ in lanes], dtype=object)[lane])
-    frame.insert(0, "split", split)
-    return frame
+    """The lanes of one replay as long ledger rows (``portfolio.ledger.run_ledger``'s columns), each
+    lane with its own kind, run and seed."""
+    from .benchmarks import lane_run
+    from .ledger import run_ledger
+
+    return pd.concat(
+        [run_ledger(lane_run(run, [i]), k, name, [s], split) for i, (k, name, s) in enumerate(lanes)],
+        ignore_index=True,
+    )
 
 
-def _benchmark_frames(panel, env, params, index_close, split, first_row) -> list[pd.DataFrame]:
+def _history_close(panel: PortfolioPanel, first_row: int) -> pd.DataFrame:
+    """The universe's closes before ``first_row`` (the optimised benchmarks' trailing window)."""
+    return pd.DataFrame(panel.close[:first_row], index=panel.dates[:first_row], columns=list(panel.tickers))
+
+
+def _benchmark_frames(window_panel, env, params, index_close, split, full_panel, first_row):
+    """Every benchmark on ``window_panel`` (rows ``first_row`` on of ``full_panel``): the optimised
+    ones fit on trailing closes, which may reach before the window but never past a decision bar."""
     from .benchmarks import replay_portfolio_benchmarks
+    from .ledger import run_ledger
 
-    frames = []
-    index = None if index_close is None else index_close.iloc[first_row : first_row + panel.n_bars]
-    for kind, name, seeds, run in replay_portfolio_benchmarks(panel, env, params.benchmarks, index):
-        frames.append(_ledger(run, [(kind, name, int(s)) for s in seeds], split))
-    return frames
+    index = None
+    if index_close is not None:
+        index = index_close.iloc[first_row : first_row + window_panel.n_bars]
+    runs = replay_portfolio_benchmarks(
+        window_panel,
+        env,
+        params.benchmarks,
+        index,
+        history_close=_history_close(full_panel, first_row),
+    )
+    frames = [run_ledger(run, kind, name, list(seeds), split) for kind, name, seeds, run in runs]
+    return frames, {name: run for _, name, _, run in runs}
 
 
 def run_fold(
@@ -331,7 +348,7 @@ def run_fold(
     )
     first = fold.validation.first_row - (env.window - 1)
     frames = [_ledger(run, lanes, "validation")]
-    frames += _benchmark_frames(validation, env, params, index_close, "validation", first)
+    frames += _benchmark_frames(validation, env, params, index_close, "validation", panel, first)[0]
     records = split_records(pd.concat(frames, ignore_index=True), "validation")
     candidates = records[records["kind"].isin(["agent", "ensemble"])].reset_index(drop=True)
     champion = select_champion(candidates, evaluation.rank_metric, evaluation.selection)
@@ -401,7 +418,7 @@ def stitch(
     run = replay_weights(stretch, env, switch, num_lanes=len(lanes))
     meta = [(k, r, s) for k, r, s, _ in lanes]
     frames = [_ledger(run, meta, "walk_forward")]
-    bench = _benchmark_frames(stretch, env, params, index_close, "walk_forward", offset)
+    bench, bench_runs = _benchmark_frames(stretch, env, params, index_close, "walk_forward", panel, offset)
     ledger = pd.concat(frames + bench, ignore_index=True)
     records = split_records(ledger, "walk_forward")
     recon = _reconcile(run, meta)
@@ -419,7 +436,7 @@ def stitch(
         recon,
         window,
         {"data_fingerprint": panel_fingerprint(traded)},
-        runs={"agents": run},
+        runs={"agents": run, **bench_runs},
         lanes=meta,
         weights=weights,
     )

@@ -197,15 +197,21 @@ def stitched_equity_figure(record: pwf.PortfolioRecord) -> Figure:
 
 
 def portfolio_figures(record: pwf.PortfolioRecord) -> tuple[Figure, Figure, Figure]:
-    """The procedure's weights over time (stacked area), turnover, and per-asset contribution."""
+    """The procedure's weights over time (stacked area), turnover (next to equal weight's), and
+    per-asset contribution."""
     from ...portfolio import figures
+    from ...portfolio.benchmarks import lane_run
 
     run = record.runs["agents"]
     lane = next(i for i, (k, _, _) in enumerate(record.lanes) if k == "procedure")
+    turnover = {"procedure": lane_run(run, [lane])}
+    ew = record.runs.get("equal_weight")
+    if ew is not None:
+        turnover["equal_weight"] = ew
     return (
-        figures.weights_area_figure(run, lane, title="Procedure: weights over time"),
-        figures.turnover_figure(run, lane, title="Procedure: turnover"),
-        figures.contribution_figure(run, lane, title="Procedure: per-asset contribution"),
+        figures.weights_figure(run, lane, title="Walk-forward procedure: weights over time"),
+        figures.turnover_figure(turnover),
+        figures.contribution_figure(run, lane, title="Walk-forward procedure: contribution by asset"),
     )
 
 
