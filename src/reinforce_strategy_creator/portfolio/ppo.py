@@ -30,7 +30,6 @@ from ..agents.population import (
     PopulationTrackers,
     StackedAdam,
     check_members,
-    clip_grad_norm_per_member,
     member_major,
     population_gae,
 )
@@ -99,6 +98,20 @@ class PortfolioLanes:
             next_obs=nxt.to(**f),
             valid=torch.ones_like(term, dtype=torch.bool).to(**f),
         )
+
+
+@torch.no_grad()
+def clip_grad_norm_members(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``agents.population.clip_grad_norm_per_member`` with every norm taken on one member's
+    contiguous slice: a (K, n) row-wise norm rounds differently for K = 1 and K > 1, which made a
+    one-member run differ from the same seed in a population in the last bits; this does not."""
+    grads = [p.grad for p in params if p.grad is not None]
+    k = grads[0].shape[0]
+    total = torch.stack([torch.stack([g[i].reshape(-1).norm(2) for g in grads]).norm(2) for i in range(k)])
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
+    return total
 
 
 def rollout_buffer(num_steps: int, env: PortfolioLanes, device: torch.device) -> RolloutBuffer:
@@ -281,7 +294,7 @@ def _optimise(pop, optimizer: StackedAdam, buf, adv, returns, cfg: PPOConfig, ge
             loss, approx_kl = out[0], out[4]
             optimizer.zero_grad()
             loss.sum().backward()
-            clip_grad_norm_per_member(optimizer.params, cfg.max_grad_norm)
+            clip_grad_norm_members(optimizer.params, cfg.max_grad_norm)
             optimizer.step(live)
             cur = torch.stack([x.detach() for x in out[:4]])
             last = cur if last is None else torch.where(live, cur, last)
