@@ -21,6 +21,10 @@ class PolicySpecError(InputError):
 
 
 def build_policy(spec: Mapping[str, Any]) -> nn.Module:
+    if isinstance(spec, Mapping) and str(spec.get("kind", "")).startswith("portfolio_"):
+        from ..portfolio.policies import build_portfolio_policy  # portfolio kinds (docs/portfolio_agents.md)
+
+        return build_portfolio_policy(spec)
     try:
         kind = spec["kind"]
         obs_dim = int(spec["obs_dim"])

@@ -1,0 +1,305 @@
+"""PPO for portfolios: a Dirichlet policy over weights on the batched ``PortfolioCore``, one file.
+
+Reads like SB3's ``learn()`` / CleanRL: per update ``_collect_rollout`` (Dirichlet samples ->
+target weights -> ``PortfolioCore.step``) -> GAE (``agents.buffers.compute_gae``) ->
+``_optimise`` (minibatch epochs of :func:`portfolio_ppo_loss`), then each member's
+``RunTracker`` evaluates, logs and early-stops. Hyperparameters are the single-asset
+``agents.ppo.PPOConfig`` (same fields, same validation).
+
+Every run trains K >= 1 *members* (seeds) at once, the way ``agents/ppo_population.py`` does:
+parameters stacked on a leading member axis (:class:`~.policies.StackedPortfolio`), one batched
+forward per step, per-member losses / gradient clipping / ``StackedAdam`` steps, each member on
+its own ``PortfolioCore`` (its own episode-start RNG) with its own generator for Dirichlet draws
+and minibatch shuffles. Nothing of a member depends on the other members (tested), so a
+population of K and K runs of one member give the same weights.
+
+This module also holds what the three portfolio algorithms share: :class:`PortfolioLanes` (the
+members' cores as one tensor env yielding ``agents.vec_env.Step``) and the rollout helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..agents.buffers import RolloutBuffer
+from ..agents.errors import check_finite
+from ..agents.population import (
+    PopulationTrackers,
+    StackedAdam,
+    check_members,
+    member_major,
+    population_gae,
+)
+from ..agents.ppo import PPOConfig
+from ..agents.schedules import annealed_lr
+from ..agents.seeding import deterministic_torch, resolve_device
+from ..agents.tracking import TrainResult
+from ..agents.vec_env import Step
+from ..env.portfolio import PortfolioCore, PortfolioInputError
+from .policies import (
+    PortfolioActorCritic,
+    StackedPortfolio,
+    masked_dirichlet_entropy,
+    masked_dirichlet_log_prob,
+    members_of,
+    sample_masked_dirichlet,
+    sample_weights,
+)
+
+__all__ = ["PortfolioLanes", "portfolio_ppo_loss", "train_portfolio_ppo"]
+
+
+class PortfolioLanes:
+    """K members' ``PortfolioCore`` s (B lanes each, autoreset) as one tensor env; lanes are
+    member-major (member k owns lanes ``k*B .. (k+1)*B - 1``). ``step`` takes (K*B, N) float64
+    weights and returns an ``agents.vec_env.Step`` whose ``next_obs`` is the true successor
+    (the core's ``final_obs`` where an episode ended)."""
+
+    def __init__(self, cores: Sequence[PortfolioCore], seeds: Sequence[int], device: torch.device):
+        if not cores:
+            raise PortfolioInputError("a portfolio run needs at least one member core")
+        c0 = cores[0]
+        for i, c in enumerate(cores):
+            if not c.autoreset:
+                raise PortfolioInputError(f"member {i}: training needs a PortfolioCore with autoreset=True")
+            if (c.num_envs, c.obs_dim, c.n_assets) != (c0.num_envs, c0.obs_dim, c0.n_assets):
+                raise PortfolioInputError(
+                    f"member {i} (seed {seeds[i]}) has {c.num_envs} lanes, obs_dim {c.obs_dim}, "
+                    f"{c.n_assets} assets but member 0 has {c0.num_envs}, {c0.obs_dim}, {c0.n_assets}"
+                )
+        self.cores, self.seeds, self.device = list(cores), [int(s) for s in seeds], device
+        self.k, self.lanes = len(cores), c0.num_envs
+        self.num_envs = self.k * self.lanes
+        self.n_assets, self.obs_dim = c0.n_assets, c0.obs_dim
+        self.window, self.n_features = c0.config.window, c0.n_features
+
+    def reset(self) -> torch.Tensor:
+        return torch.cat([c.reset(seed=s) for c, s in zip(self.cores, self.seeds, strict=True)]).to(
+            self.device
+        )
+
+    def step(self, weights: torch.Tensor) -> Step:
+        b = self.lanes
+        parts = []
+        for i, core in enumerate(self.cores):
+            obs, rew, term, trunc, info = core.step(weights[i * b : (i + 1) * b])
+            nxt = info.get("final_obs", obs)
+            parts.append((obs, rew, term, trunc, nxt))
+        obs, rew, term, trunc, nxt = (torch.cat(x) for x in zip(*parts, strict=True))
+        f = dict(device=self.device)
+        return Step(
+            obs=obs.to(**f),
+            reward=rew.to(torch.float32).to(**f),
+            terminated=term.to(**f),
+            truncated=trunc.to(**f),
+            next_obs=nxt.to(**f),
+            valid=torch.ones_like(term, dtype=torch.bool).to(**f),
+        )
+
+
+@torch.no_grad()
+def clip_grad_norm_members(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``agents.population.clip_grad_norm_per_member`` with every norm taken on one member's
+    contiguous slice: a (K, n) row-wise norm rounds differently for K = 1 and K > 1, which made a
+    one-member run differ from the same seed in a population in the last bits; this does not."""
+    grads = [p.grad for p in params if p.grad is not None]
+    k = grads[0].shape[0]
+    total = torch.stack([torch.stack([g[i].reshape(-1).norm(2) for g in grads]).norm(2) for i in range(k)])
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
+    return total
+
+
+def rollout_buffer(num_steps: int, env: PortfolioLanes, device: torch.device) -> RolloutBuffer:
+    """``agents.buffers.RolloutBuffer`` whose actions are (T, lanes, N+1) Dirichlet points."""
+    buf = RolloutBuffer(num_steps, env.num_envs, env.obs_dim, device)
+    buf.actions = torch.zeros(num_steps, env.num_envs, env.n_assets + 1, device=device)
+    return buf
+
+
+def actor_critic_members(env: PortfolioLanes, seeds, cfg, algorithm: str, scaler, device):
+    """Each member's initial :class:`PortfolioActorCritic` (built as a one-member run builds it,
+    scaler loaded) and generator; the stacked population over them."""
+
+    def factory():
+        p = PortfolioActorCritic(
+            env.n_assets, env.window, env.n_features, cfg.hidden_sizes, cfg.activation, algorithm=algorithm
+        )
+        p.set_scaler(*scaler)
+        return p
+
+    members, gens = members_of(seeds, factory, device)
+    return members, gens, StackedPortfolio(members)
+
+
+@torch.no_grad()
+def collect_rollout(env: PortfolioLanes, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
+    """``num_steps`` vector steps of every member's stochastic Dirichlet policy (one batched
+    forward; member k samples from its own generator); returns the next observation."""
+    k, b = env.k, env.lanes
+    for t in range(buf.num_steps):
+        alpha, mask, value = pop(obs.reshape(k, b, -1))
+        x = torch.cat([sample_masked_dirichlet(alpha[i], mask[i], gens[i]) for i in range(k)])
+        alpha, mask = alpha.reshape(k * b, -1), mask.reshape(k * b, -1)
+        logprob = masked_dirichlet_log_prob(alpha, mask, x)
+        step = env.step(sample_weights(x, env.n_assets))
+        buf.store(t, obs, x, logprob, value.reshape(k * b), step)
+        trackers.on_step(step)
+        obs = step.obs
+    return obs
+
+
+def policy_terms(pop, obs, actions):
+    """(log-prob, entropy, value) of stored Dirichlet points under the current members."""
+    alpha, mask, value = pop(obs)
+    return masked_dirichlet_log_prob(alpha, mask, actions), masked_dirichlet_entropy(alpha, mask), value
+
+
+def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over the last axis of the valid entries: (K,) for (K, M), a scalar for (M,)."""
+    n = valid.sum(-1, keepdim=True).clamp_min(1.0)
+    return ((x * valid).sum(-1, keepdim=True) / n).squeeze(-1)
+
+
+def portfolio_ppo_loss(pop, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid):
+    """The clipped PPO loss of ``agents.ppo.ppo_loss`` with Dirichlet log-probs; every reduction
+    over the last axis (one loss per member for (K, M) inputs). Returns (loss, pg_loss, v_loss,
+    entropy, approx_kl)."""
+    logprob, entropy, value = policy_terms(pop, obs, actions)
+    logratio = logprob - old_logprob
+    ratio = logratio.exp()
+    if cfg.norm_adv:
+        mean = masked_mean(adv, valid).unsqueeze(-1)
+        std = masked_mean((adv - mean) ** 2, valid).sqrt().unsqueeze(-1)
+        adv = (adv - mean) / (std + 1e-8)
+    pg_loss = masked_mean(
+        torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)), valid
+    )
+    if cfg.clip_vloss:
+        v_clipped = old_values + (value - old_values).clamp(-cfg.clip_coef, cfg.clip_coef)
+        v = torch.max((value - returns) ** 2, (v_clipped - returns) ** 2)
+    else:
+        v = (value - returns) ** 2
+    v_loss = 0.5 * masked_mean(v, valid)
+    ent = masked_mean(entropy, valid)
+    loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+    with torch.no_grad():
+        approx_kl = masked_mean((ratio - 1) - logratio, valid)
+    return loss, pg_loss, v_loss, ent, approx_kl
+
+
+def train_portfolio_ppo(
+    cores: Sequence[PortfolioCore],
+    config: PPOConfig | dict | None = None,
+    *,
+    seeds: Sequence[int],
+    scaler: tuple,
+    device: str = "cpu",
+    eval_fns: Sequence[Callable[[nn.Module], float] | None] | None = None,
+    eval_every: int = 10,
+    patience: int | None = None,
+    progress: bool = False,
+) -> list[TrainResult]:
+    """Train one PPO member per ``(cores[k], seeds[k], eval_fns[k])`` (a population of one or
+    more, module docstring); ``scaler`` = (mean, std) (F,) of the training features. One
+    ``TrainResult`` per member, in order: ``policy`` is the :class:`PortfolioActorCritic` with
+    the best ``eval_fn`` score (the final weights without one)."""
+    cfg = config if isinstance(config, PPOConfig) else PPOConfig.from_params(config)
+    eval_fns = check_members(cores, [int(s) for s in seeds], eval_fns)
+    cfg.check_batch(int(cores[0].num_envs))
+    dev = resolve_device(device)
+    with deterministic_torch(dev):
+        return _train(
+            cores, cfg, [int(s) for s in seeds], scaler, dev, eval_fns, eval_every, patience, progress
+        )
+
+
+def _train(cores, cfg: PPOConfig, seeds, scaler, dev, eval_fns, eval_every, patience, progress):
+    env = PortfolioLanes(cores, seeds, dev)
+    k, b = env.k, env.lanes
+    members, gens, pop = actor_critic_members(env, seeds, cfg, "ppo", scaler, dev)
+    optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=1e-5)
+    buf = rollout_buffer(cfg.num_steps, env, dev)
+    batch = cfg.num_steps * b
+    num_updates = max(1, cfg.total_steps // batch)
+    trackers = PopulationTrackers(
+        members,
+        b,
+        dev,
+        total_steps=num_updates * batch,
+        eval_fns=eval_fns,
+        eval_every=eval_every,
+        patience=patience,
+        progress=progress,
+        log_every=cfg.log_every,
+        desc="portfolio ppo",
+        seeds=seeds,
+    )
+    obs = env.reset()
+
+    for update in range(1, num_updates + 1):
+        if cfg.anneal_lr:
+            optimizer.lr = annealed_lr(cfg.learning_rate, update, num_updates)
+        obs = collect_rollout(env, pop, buf, trackers, obs, gens)
+        adv, returns = population_gae(pop, buf, cfg, k)
+        loss, pg_loss, v_loss, ent = _optimise(pop, optimizer, buf, adv, returns, cfg, gens, trackers.active)
+        loss_l, pg_l, v_l, ent_l = (x.tolist() for x in (loss, pg_loss, v_loss, ent))
+        for i in range(k):
+            if bool(trackers.active[i]):
+                check_finite(loss_l[i], "ppo", seeds[i], update)
+        metrics = [dict(policy_loss=pg_l[i], value_loss=v_l[i], entropy=ent_l[i]) for i in range(k)]
+        for i in trackers.end_update(update, update == num_updates, metrics):
+            trackers.finish(i, pop)
+        if not bool(trackers.active.any()):
+            break
+    return trackers.close()
+
+
+def _optimise(pop, optimizer: StackedAdam, buf, adv, returns, cfg: PPOConfig, gens, active):
+    """``update_epochs`` passes over each member's own shuffled minibatches (its generator);
+    a member whose approximate KL passes ``target_kl`` stops for this update. Returns the (K,)
+    (loss, pg_loss, v_loss, entropy) of each member's last minibatch."""
+    k = pop.k
+    b_obs = member_major(buf.obs, k)  # (K, T*B, D)
+    b_act, b_logp = member_major(buf.actions, k), member_major(buf.logprobs, k)
+    b_val, b_valid = member_major(buf.values, k), member_major(buf.valid, k)
+    b_adv, b_ret = member_major(adv, k), member_major(returns, k)
+    batch = b_logp.shape[1]
+    mb_size = max(1, batch // cfg.num_minibatches)
+    rows = torch.arange(k, device=b_obs.device)[:, None]
+    live = active.to(b_obs.device)
+    last = None
+    for _epoch in range(cfg.update_epochs):
+        idle = torch.arange(batch)
+        perm = torch.stack(
+            [torch.randperm(batch, generator=g) if bool(live[i]) else idle for i, g in enumerate(gens)]
+        ).to(b_obs.device)
+        for start in range(0, batch, mb_size):
+            mb = perm[:, start : start + mb_size]
+            out = portfolio_ppo_loss(
+                pop,
+                cfg,
+                b_obs[rows, mb],
+                b_act[rows, mb],
+                b_logp[rows, mb],
+                b_val[rows, mb],
+                b_adv[rows, mb],
+                b_ret[rows, mb],
+                b_valid[rows, mb],
+            )
+            loss, approx_kl = out[0], out[4]
+            optimizer.zero_grad()
+            loss.sum().backward()
+            clip_grad_norm_members(optimizer.params, cfg.max_grad_norm)
+            optimizer.step(live)
+            cur = torch.stack([x.detach() for x in out[:4]])
+            last = cur if last is None else torch.where(live, cur, last)
+            if cfg.target_kl is not None:
+                live = live & ~(approx_kl > cfg.target_kl)
+                if not bool(live.any()):
+                    return tuple(last)
+    return tuple(last)

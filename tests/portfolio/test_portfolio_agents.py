@@ -1,0 +1,297 @@
+"""Portfolio agents (docs/portfolio_agents.md): the masked Dirichlet, the shared-across-assets
+networks (bounds, masking, permutation equivariance, size independent of N), artifacts,
+reproducibility, population member independence, validation / early stopping and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reinforce_strategy_creator.agents.policy import build_policy
+from reinforce_strategy_creator.artifacts import load_policy_bundle, save_policy_bundle
+from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from reinforce_strategy_creator.portfolio.observation import ObsLayout
+from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
+from reinforce_strategy_creator.portfolio.policies import (
+    PortfolioActorCritic,
+    PortfolioQ,
+    allocation_weights,
+    dirichlet_mean,
+    fit_feature_scaler,
+    masked_dirichlet_entropy,
+    masked_dirichlet_log_prob,
+    sample_masked_dirichlet,
+)
+from reinforce_strategy_creator.portfolio.replay import replay_weights
+from reinforce_strategy_creator.portfolio.training import (
+    portfolio_bundle,
+    portfolio_validation_sharpe,
+    train_portfolio_members,
+)
+
+torch.set_num_threads(1)
+
+N, W, F = 4, 6, 2
+ENV = PortfolioConfig(window=W, episode_length=48)
+TINY_PPO = dict(total_steps=1024, num_steps=16, num_minibatches=2, update_epochs=2)
+TINY_A2C = dict(total_steps=1024, num_steps=8)
+TINY_DQN = dict(total_steps=1024, learning_starts=128, batch_size=32, buffer_size=512, target_update_every=8)
+
+
+def make_panel(T: int = 260, n: int = N, seed: int = 0, late: int | None = 2) -> PortfolioPanel:
+    """Random-walk closes (ticker ``late`` listed from row 40) and causal features (1- and
+    5-bar log returns)."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.0002, 0.01, (T, n)), 0))
+    if late is not None:
+        close[:40, late] = np.nan
+    lc = np.log(close)
+    f = np.full((T, n, 2), np.nan)
+    f[1:, :, 0] = lc[1:] - lc[:-1]
+    f[5:, :, 1] = lc[5:] - lc[:-5]
+    dates = pd.bdate_range("2001-01-01", periods=T)
+    return PortfolioPanel(close, f.astype(np.float32), [f"T{i}" for i in range(n)], dates, ("r1", "r5"))
+
+
+def random_obs(n: int, batch: int, seed: int, tradable: np.ndarray | None = None) -> torch.Tensor:
+    """Observations with a valid layout: features, weights (sum <= 1), cash, tradable flags."""
+    g = torch.Generator().manual_seed(seed)
+    lay = ObsLayout(n, W, F)
+    feats = torch.randn(batch, n * W * F, generator=g) * 0.02
+    w = torch.rand(batch, n + 1, generator=g)
+    w = w / w.sum(1, keepdim=True)
+    tr = torch.ones(batch, n) if tradable is None else torch.as_tensor(tradable, dtype=torch.float32)
+    w[:, :n] = w[:, :n] * tr
+    cash = 1 - w[:, :n].sum(1, keepdim=True)
+    obs = torch.cat([feats, w[:, :n], cash, tr], 1)
+    assert obs.shape[1] == lay.obs_dim
+    return obs
+
+
+def permute_obs(obs: torch.Tensor, n: int, perm: list[int]) -> torch.Tensor:
+    p = ObsLayout(n, W, F).split(obs)
+    return torch.cat(
+        [
+            p.windows[:, perm].reshape(obs.shape[0], -1),
+            p.weights[:, perm],
+            p.cash[:, None],
+            p.tradable[:, perm].float(),
+        ],
+        1,
+    )
+
+
+# --------------------------------------------------------------------------- masked Dirichlet
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 7))
+def test_masked_dirichlet_matches_torch_on_the_tradable_subset(seed, n):
+    g = torch.Generator().manual_seed(seed)
+    alpha = torch.rand(3, n + 1, generator=g, dtype=torch.float64) * 20 + 0.05
+    mask = torch.rand(3, n + 1, generator=g) < 0.6
+    mask[:, -1] = True  # cash is always in play
+    mask[0, :-1] = True
+    x = sample_masked_dirichlet(alpha, mask, g).double()
+    assert torch.all(x[~mask] == 0) and torch.allclose(x.sum(-1), torch.ones(3, dtype=torch.float64))
+    lp = masked_dirichlet_log_prob(alpha, mask, x)
+    ent = masked_dirichlet_entropy(alpha, mask)
+    for i in range(3):
+        m = mask[i]
+        if m.sum() < 2:  # only cash: a point mass, log-prob and entropy 0
+            assert lp[i] == 0 and ent[i] == 0
+            continue
+        d = torch.distributions.Dirichlet(alpha[i][m])
+        assert torch.isclose(lp[i], d.log_prob(x[i][m] / x[i][m].sum()), rtol=1e-6, atol=1e-6)
+        assert torch.isclose(ent[i], d.entropy(), rtol=1e-9, atol=1e-9)
+    mean = dirichlet_mean(alpha, mask)
+    assert torch.all(mean[~mask] == 0)
+
+
+def test_samples_depend_only_on_the_generator():
+    alpha = torch.full((5, 4), 2.0)
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    a = sample_masked_dirichlet(alpha, mask, torch.Generator().manual_seed(3))
+    torch.manual_seed(123)  # the global RNG does not matter
+    b = sample_masked_dirichlet(alpha, mask, torch.Generator().manual_seed(3))
+    c = sample_masked_dirichlet(alpha, mask, torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# --------------------------------------------------------------------------- networks
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6), st.floats(-3, 3))
+def test_actor_critic_weights_are_long_only_masked_and_valid_for_the_core(seed, n, bias):
+    torch.manual_seed(seed)
+    pol = PortfolioActorCritic(n, W, F, (16,))
+    with torch.no_grad():
+        pol.score.bias.fill_(bias * 10)  # push concentrations to both ends of their range
+    rng = np.random.default_rng(seed)
+    tradable = rng.random((8, n)) < 0.7
+    obs = random_obs(n, 8, seed, tradable)
+    for w in (
+        pol.decide(obs, 0),
+        pol.act(obs, deterministic=False, generator=torch.Generator().manual_seed(1)),
+    ):
+        assert w.dtype == torch.float64 and w.shape == (8, n)
+        assert torch.all(w >= 0) and torch.all(w.sum(1) <= 1 + 1e-12)
+        assert torch.all(w[torch.as_tensor(~tradable)] == 0)
+    # the core accepts them as they are (its own bound and tradable checks)
+    panel = make_panel(n=n, late=None)
+    core = PortfolioCore(panel.close, panel.features, panel.tickers, ENV, num_envs=8, seed=0)
+    core.reset()
+    core.check_weights(pol.decide(core.observe(), 0))
+
+
+@pytest.mark.parametrize("cls", [PortfolioActorCritic, PortfolioQ])
+def test_parameter_count_does_not_depend_on_the_number_of_assets(cls):
+    counts = {n: sum(p.numel() for p in cls(n, W, F, (32, 32)).parameters()) for n in (1, 3, 20, 100)}
+    assert len(set(counts.values())) == 1, counts
+    # ... while it does grow with the window (the check can fail)
+    assert sum(p.numel() for p in cls(3, W + 1, F, (32, 32)).parameters()) > counts[3]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.permutations(list(range(5))))
+def test_permuting_assets_permutes_weights_and_q_values(seed, perm):
+    n = 5
+    torch.manual_seed(seed)
+    ac, q = PortfolioActorCritic(n, W, F, (16, 16)), PortfolioQ(n, W, F, (16, 16))
+    tradable = np.random.default_rng(seed).random((6, n)) < 0.8
+    obs = random_obs(n, 6, seed, tradable)
+    obs_p = permute_obs(obs, n, list(perm))
+    assert torch.allclose(ac.decide(obs_p, 0), ac.decide(obs, 0)[:, list(perm)], atol=1e-6)
+    assert torch.allclose(ac.value(obs_p), ac.value(obs), atol=1e-5)
+    q0, qp = q(obs), q(obs_p)
+    order = [*list(perm), n, n + 1]
+    assert torch.allclose(qp, q0[:, order], atol=1e-5, equal_nan=True)
+
+
+def test_q_network_masks_untradable_allocations():
+    q = PortfolioQ(3, W, F, (16,))
+    tradable = np.array([[True, False, True], [False, False, False]])
+    obs = random_obs(3, 2, 0, tradable)
+    values = q(obs)
+    assert torch.isinf(values[0, 1]) and torch.isfinite(values[0, [0, 2, 3, 4]]).all()
+    assert torch.isinf(values[1, [0, 1, 2, 4]]).all() and torch.isfinite(values[1, 3])  # only cash
+    w = allocation_weights(torch.tensor([4, 3]), torch.as_tensor(tradable))
+    assert torch.allclose(w, torch.tensor([[0.5, 0.0, 0.5], [0.0, 0.0, 0.0]], dtype=torch.float64))
+    assert torch.all(q.decide(obs, 0)[1] == 0)
+
+
+def test_feature_scaler_pools_listed_tickers_and_finite_values():
+    f = np.array([[[1.0], [np.nan]], [[3.0], [100.0]], [[np.inf], [5.0]]], dtype=np.float32)
+    close = np.array([[1.0, np.nan], [1.0, np.nan], [1.0, 1.0]])  # ticker 1 listed at row 2 only
+    mean, std = fit_feature_scaler(f, close)
+    assert mean.tolist() == [3.0] and std.tolist() == [pytest.approx(np.std([1.0, 3.0, 5.0]))]
+    pol = PortfolioActorCritic(2, 1, 1, (4,))
+    pol.set_scaler(mean, std)
+    assert torch.equal(pol.feature_mean, torch.tensor([3.0]))
+
+
+# --------------------------------------------------------------------------- training
+@pytest.fixture(scope="module")
+def split():
+    p = make_panel()
+    return p.rows(0, 180), p.rows(180 - (W - 1), 260)
+
+
+def _state(res):
+    return {k: v.clone() for k, v in res.policy.state_dict().items()}
+
+
+def _same(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("algo", "cfg", "every"), [("ppo", TINY_PPO, 4), ("a2c", TINY_A2C, 4), ("dqn", TINY_DQN, 40)]
+)
+def test_members_do_not_depend_on_the_population_and_seeds_reproduce(split, algo, cfg, every):
+    train, val = split
+    kw = dict(num_envs=8, eval_every=every)
+    pair = train_portfolio_members(algo, cfg, train, val, ENV, [1, 2], **kw)
+    other = train_portfolio_members(algo, cfg, train, val, ENV, [3, 1], **kw)
+    alone = train_portfolio_members(algo, cfg, train, val, ENV, [1], population=False, **kw)
+    assert _same(_state(pair[0]), _state(other[1])), "seed 1 changed with its population partner"
+    assert _same(_state(pair[0]), _state(alone[0])), "seed 1 alone differs from seed 1 in a population"
+    assert pair[0].best_score == other[1].best_score == alone[0].best_score
+    assert not _same(_state(pair[0]), _state(pair[1]))  # different seeds, different weights
+    pd.testing.assert_frame_equal(
+        pair[0].history.drop(columns="steps_per_s"), alone[0].history.drop(columns="steps_per_s")
+    )
+
+
+def test_best_checkpoint_is_kept_and_scores_are_the_validation_sharpe(split):
+    train, val = split
+    calls = []
+
+    def scripted(policy):  # improves once, then never again: patience 2 stops after 3 evaluations
+        calls.append({k: v.clone() for k, v in policy.state_dict().items()})
+        return [0.5, 2.0, 1.0, 1.5, 0.1, 3.0][len(calls) - 1]
+
+    cfg = dict(TINY_PPO, total_steps=16 * 8 * 12)
+    (res,) = train_portfolio_members(
+        "ppo", cfg, train, val, ENV, [0], num_envs=8, eval_every=2, patience=2, score_fn=scripted
+    )
+    assert len(calls) == 4 and res.best_score == 2.0
+    assert _same(_state(res), calls[1])
+    # the real scorer: the Sharpe of the deterministic replay over the validation panel
+    (res,) = train_portfolio_members("ppo", TINY_PPO, train, val, ENV, [0], num_envs=8, eval_every=100)
+    assert res.best_score == pytest.approx(portfolio_validation_sharpe(res.policy, val, ENV))
+    assert math.isfinite(res.best_score)
+
+
+def test_artifact_round_trip_gives_identical_decisions(split, tmp_path):
+    train, val = split
+    for algo, cfg, every in (("ppo", TINY_PPO, 4), ("dqn", dict(TINY_DQN, total_steps=512), 30)):
+        results = train_portfolio_members(algo, cfg, train, val, ENV, [4, 5], num_envs=8, eval_every=every)
+        bundle = portfolio_bundle(results, [4, 5], train, ENV)
+        save_policy_bundle(bundle, tmp_path / algo)
+        loaded = load_policy_bundle(tmp_path / algo)
+        assert loaded.spec["kind"] == results[0].policy.spec["kind"]
+        for seed, res in zip([4, 5], results, strict=True):
+            pol = loaded.load_policy(seed)
+            assert type(pol) is type(res.policy)
+            a = replay_weights(val, ENV, res.policy.decide)
+            b = replay_weights(val, ENV, pol.decide)
+            np.testing.assert_array_equal(a.targets, b.targets)
+            np.testing.assert_array_equal(a.equity, b.equity)
+            assert torch.equal(pol.feature_mean, res.policy.feature_mean)  # the scaler travels along
+        assert build_policy(loaded.spec).spec == results[0].policy.spec
+
+
+def test_feature_scaler_is_fit_on_the_train_panel_only(split):
+    train, val = split
+    (res,) = train_portfolio_members("a2c", dict(TINY_A2C, total_steps=64), train, val, ENV, [0], num_envs=8)
+    mean, std = fit_feature_scaler(train.features, train.close)
+    assert np.array_equal(res.policy.feature_mean.numpy(), mean)
+    assert np.array_equal(res.policy.feature_std.numpy(), std)
+    mean_all, _ = fit_feature_scaler(np.concatenate([train.features, val.features]))
+    assert not np.array_equal(mean, mean_all)
+
+
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        (dict(algorithm="sac"), "algorithm"),
+        (dict(seeds=[]), "seeds"),
+        (dict(seeds=[1, 1]), "seeds"),
+        (dict(env=PortfolioConfig(window=W, episode_length=400)), "episode_length"),
+        (dict(env=PortfolioConfig(window=200, episode_length=None)), "window"),
+        (dict(short_validation=True), "validation"),
+    ],
+)
+def test_bad_input_names_the_parameter(split, change, names):
+    train, val = split
+    args = dict(algorithm="ppo", env=ENV, seeds=[0])
+    short = change.pop("short_validation", False)
+    args.update(change)
+    with pytest.raises(PortfolioInputError, match=names):
+        train_portfolio_members(
+            args["algorithm"], TINY_PPO, train, val.rows(0, W) if short else val, args["env"], args["seeds"]
+        )
