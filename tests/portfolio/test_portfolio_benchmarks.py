@@ -282,13 +282,13 @@ def test_index_must_cover_the_panel_dates(close):
 @pytest.mark.parametrize(
     "raw, where",
     [
-        ({"lookback": 1}, "evaluation.portfolio_benchmarks.lookback"),
-        ({"n_random_seeds": 50}, "evaluation.portfolio_benchmarks.n_random_seeds"),
-        ({"rebalance": "daily"}, "evaluation.portfolio_benchmarks.rebalance"),
+        ({"lookback": 1}, "portfolio.benchmarks.lookback"),
+        ({"n_random_seeds": 50}, "portfolio.benchmarks.n_random_seeds"),
+        ({"rebalance": "daily"}, "portfolio.benchmarks.rebalance"),
         ({"names": ["equal_weight"]}, "buy_and_hold"),
-        ({"names": ["buy_and_hold", "sixty_forty"]}, "evaluation.portfolio_benchmarks.names"),
+        ({"names": ["buy_and_hold", "sixty_forty"]}, "portfolio.benchmarks.names"),
         ({"min_history": 300}, "min_history"),
-        ({"random_seed": -1}, "evaluation.portfolio_benchmarks.random_seed"),
+        ({"random_seed": -1}, "portfolio.benchmarks.random_seed"),
         ({"lookbak": 10}, "unknown parameter"),
     ],
 )

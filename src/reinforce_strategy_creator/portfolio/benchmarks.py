@@ -140,7 +140,7 @@ def rebalance_rows(dates: pd.DatetimeIndex, first: int, frequency: str = "monthl
     differs from the previous row's: the first decision bar of each period. Uses dates only."""
     if frequency not in _PERIOD:
         raise PortfolioBenchmarkError(
-            f"rebalance={frequency!r}: must be one of {sorted(_PERIOD)}; fix evaluation.portfolio_benchmarks"
+            f"rebalance={frequency!r}: must be one of {sorted(_PERIOD)}; fix portfolio.benchmarks"
         )
     dates = pd.DatetimeIndex(dates)
     periods = dates.to_period(_PERIOD[frequency]).asi8
@@ -246,7 +246,7 @@ class _Optimised:
             raise PortfolioBenchmarkError(
                 f"portfolio benchmark {self.name}: the skfolio fit at the rebalance on {when} (panel row "
                 f"{bar}) over tickers {tickers} on {len(rets)} trailing returns failed: {exc}. Check those "
-                "closes, or change evaluation.portfolio_benchmarks.lookback"
+                "closes, or change portfolio.benchmarks.lookback"
             ) from exc
         if w.shape != (len(idx),) or not np.isfinite(w).all() or (w < -1e-6).any() or w.sum() > 1 + 1e-6:
             raise PortfolioBenchmarkError(

@@ -55,6 +55,7 @@ __all__ = [
     "judge",
     "plan",
     "run_fold",
+    "run_walk_forward",
     "stitch",
 ]
 
@@ -348,7 +349,9 @@ def run_fold(
     )
     first = fold.validation.first_row - (env.window - 1)
     frames = [_ledger(run, lanes, "validation")]
-    frames += _benchmark_frames(validation, env, params, index_close, "validation", panel, first)[0]
+    # selection reads the candidates' validation metrics only; buy_and_hold is their reference
+    only_bh = params.model_copy(update={"benchmarks": params.benchmarks.replace(names=("buy_and_hold",))})
+    frames += _benchmark_frames(validation, env, only_bh, None, "validation", panel, first)[0]
     records = split_records(pd.concat(frames, ignore_index=True), "validation")
     candidates = records[records["kind"].isin(["agent", "ensemble"])].reset_index(drop=True)
     champion = select_champion(candidates, evaluation.rank_metric, evaluation.selection)
@@ -556,3 +559,27 @@ def check_deployable(deployment: PortfolioFoldResult) -> PolicyBundle:
             f"portfolio deployment fold: no champion ({deployment.champion.get('reason')}); nothing to deploy"
         )
     return deployment.bundles[agent]
+
+
+def run_walk_forward(
+    panel: PortfolioPanel,
+    portfolio: PortfolioParams | Mapping[str, Any],
+    evaluation: EvaluationParams | Mapping[str, Any],
+    walk_forward: WalkForwardParams | Mapping[str, Any],
+    *,
+    warmup: int,
+    index_close: pd.Series | None = None,
+    executor: Executor | None = None,
+    earlier_decisions: Sequence[Mapping[str, Any]] = (),
+) -> tuple[PortfolioRecord, list[PortfolioFoldResult], dict[str, Any]]:
+    """The whole procedure without Kedro (tests, benchmarks, notebooks): plan, every fold, the
+    stitched record and the verdict on it. The deployment fold is not trained."""
+    p = PortfolioParams.parse(portfolio)
+    ev = EvaluationParams.parse(evaluation)
+    wf = WalkForwardParams.parse(walk_forward)
+    layout = plan(panel, wf, warmup)
+    results = [run_fold(f, panel, p, ev, executor, index_close) for f in layout.folds]
+    record = stitch(results, panel, p, ev, index_close)
+    params = {"portfolio": p.to_params(), "evaluation": ev.to_params(), "walk_forward": wf.to_params()}
+    verdict, _ = judge(record, results, params, earlier_decisions=earlier_decisions)
+    return record, results, verdict

@@ -258,3 +258,107 @@ def render_report(record: pwf.PortfolioRecord, verdict: dict[str, Any], portfoli
         extra_html=extra,
         subject=f"a universe of {len(verdict.get('universe') or [])} stocks",
     )
+
+
+# --------------------------------------------------------------------------- paper trading
+def register_champion(champion: dict[str, Any], deployment: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What to register in the portfolio registry (and whether to auto-promote): the request the
+    single-asset deployment makes, written to both views of the registry so Kedro registers first."""
+    from ..deployment.nodes import request_registration
+
+    return request_registration(champion, deployment)
+
+
+def _check_model(model: Any, panel: Any, env: Any) -> None:
+    """Refuse a policy trained on other tickers, features, window or account."""
+    from dataclasses import asdict
+
+    from ...env.portfolio import PortfolioInputError
+
+    spec = model.bundle.spec
+    want = {
+        "tickers": list(panel.tickers),
+        "feature_names": list(panel.feature_names),
+        "window": env.window,
+        "portfolio_environment": asdict(env),
+    }
+    for key, value in want.items():
+        got = spec.get(key)
+        if key == "portfolio_environment" and isinstance(got, dict):
+            got = {**got, "device": value["device"]}
+        if got != value:
+            raise PortfolioInputError(
+                f"{model.label}: its {key} is {got!r} but the paper account trades with {value!r}; "
+                "retrain the portfolio cycle with these settings or register a matching model"
+            )
+
+
+def paper_trade(
+    production: Any,
+    shadow: Any,
+    account: Any,
+    shadow_account: Any,
+    layout: dict[str, Any],
+    portfolio: PortfolioParams,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Trade every new bar of the held-back paper window in both accounts: the production account
+    with the registry's production model only, the shadow account with the newest champion whatever
+    its verdict. Whole shares by default, the same costs and capital as the backtests; each bar at
+    most once (a re-run with no new bar changes nothing)."""
+    from ...deployment.portfolio_account import PortfolioPaperAccount, PortfolioRiskLimits
+
+    p = PortfolioParams.parse(portfolio)
+    env = p.environment.to_config()
+    plan, panel = layout["plan"], layout["panel"]
+    status: dict[str, Any] = {"paper_window": None, "accounts": {}}
+    if plan.paper is None:
+        status["reason"] = "walk_forward.paper_years is 0: no bars are held back for paper trading"
+        return account, shadow_account, status
+    status["paper_window"] = plan.paper.to_dict()
+    feed = panel.window(plan.paper.first_row, plan.paper.stop_row, env.window - 1)
+    limits = PortfolioRiskLimits(max_weight=p.paper.max_weight, max_drawdown=p.paper.max_drawdown)
+    for role, model, staged in (("production", production, account), ("shadow", shadow, shadow_account)):
+        if not model.available:
+            status["accounts"][role] = {
+                "model": None,
+                "traded": 0,
+                "reason": f"no {role} model in the registry",
+            }
+            continue
+        _check_model(model, panel, env)
+        decide = pwf.PolicyDecider(pwf._policies(model.bundle, model.seed))
+        acct = PortfolioPaperAccount(
+            staged, panel.tickers, env, granularity=p.paper.granularity, limits=limits
+        )
+        summary = acct.run(feed, decide, model_id=model.entry_id)
+        state = summary.state
+        status["accounts"][role] = {
+            "model": model.label,
+            "entry_id": model.entry_id,
+            "traded": int(summary.bars_processed),
+            "last_bar": state.last_bar,
+            "equity": state.equity,
+            "cash": state.cash,
+            "drawdown": state.drawdown,
+            "halted": bool(getattr(state, "halted", False)),
+            "holdings": {t: x for t, x in state.holdings().items() if x},
+        }
+    return account, shadow_account, status
+
+
+def report_paper(account: Any, shadow_account: Any, status: dict[str, Any]) -> tuple[dict[str, Any], Figure]:
+    """Status JSON and equity figure of both committed accounts (read back after their commit)."""
+    curves = {}
+    for role, staged in (("production", account), ("shadow", shadow_account)):
+        marks = (getattr(staged, "history", None) or {}).get("equity", [])
+        if marks:
+            curves[f"{role} account"] = pd.Series(
+                [float(m["equity"]) for m in marks],
+                index=pd.DatetimeIndex([pd.Timestamp(m["bar"]) for m in marks]),
+            )
+    if curves:
+        fig = equity_curves_figure(curves, benchmarks=[], title="Portfolio paper accounts")
+    else:
+        fig = Figure(figsize=(8, 3))
+        fig.text(0.5, 0.5, "no paper bars traded yet", ha="center")
+    return status, fig

@@ -19,9 +19,12 @@ from .nodes import (
     fold_node,
     judge_record,
     load_universe,
+    paper_trade,
     plan_portfolio,
     portfolio_figures,
+    register_champion,
     render_report,
+    report_paper,
     stitch_record,
     stitched_equity_figure,
 )
@@ -116,9 +119,43 @@ def create_pipeline(**kwargs) -> Pipeline:
         parameters={p: p for p in PARAMETERS},
         tags=["portfolio"],
     )
-    stage = sum((_fold(name) for name in [*folds, "deployment"]), head)
-    try:
-        from .paper import paper_pipeline
-    except ImportError:  # pragma: no cover - the paper account is wired once it exists
-        return stage
-    return stage + paper_pipeline()
+    return sum((_fold(name) for name in [*folds, "deployment"]), head) + _paper()
+
+
+def _paper() -> Pipeline:
+    """Registration (tag ``registry``) then the two paper accounts (tag ``paper``)."""
+    return pipeline(
+        [
+            node(
+                register_champion,
+                inputs=["champion", "params:deployment"],
+                outputs=["production_model", "shadow_model"],
+                name="register_champion",
+                tags=["registry"],
+            ),
+            node(
+                paper_trade,
+                inputs=[
+                    "production_model",
+                    "shadow_model",
+                    "account",
+                    "shadow_account",
+                    "layout",
+                    "params:portfolio",
+                ],
+                outputs=["account_update", "shadow_account_update", "session_status"],
+                name="paper_trade",
+                tags=["paper"],
+            ),
+            node(
+                report_paper,
+                inputs=["account_update", "shadow_account_update", "session_status"],
+                outputs=["paper_status", "paper_equity_png"],
+                name="report_paper",
+                tags=["paper"],
+            ),
+        ],
+        namespace="portfolio",
+        parameters={"params:deployment": "params:deployment", "params:portfolio": "params:portfolio"},
+        tags=["portfolio"],
+    )
