@@ -129,7 +129,8 @@ def test_actor_critic_weights_are_long_only_masked_and_valid_for_the_core(seed, 
     torch.manual_seed(seed)
     pol = PortfolioActorCritic(n, W, F, (16,))
     with torch.no_grad():
-        pol.score.bias.fill_(bias * 10)  # push concentrations to both ends of their range
+        pol.score.bias.fill_(bias * 10)  # push the mean to one asset or to cash
+        pol.concentration.bias.fill_(bias * 3)  # and the concentration to both ends
     rng = np.random.default_rng(seed)
     tradable = rng.random((8, n)) < 0.7
     obs = random_obs(n, 8, seed, tradable)

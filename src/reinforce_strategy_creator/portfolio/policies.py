@@ -222,9 +222,14 @@ class _SharedAssetNet(nn.Module):
 class PortfolioActorCritic(_SharedAssetNet):
     """Dirichlet actor + value critic shared across assets (module docstring).
 
-    ``log alpha = center + radius * tanh(score / radius)`` keeps every concentration in
-    ``[exp(center - radius), exp(center + radius)]`` (default [0.05, 148]): wide enough for a
-    mean of 0.99 on one asset of 20, bounded so the log-probability stays finite.
+    The Dirichlet is parametrised by its mean and a concentration, like a Gaussian policy by
+    its mean and a state-independent log-std: the mean ``p`` is the softmax of the scores over
+    the components in play (asset scores from the shared per-asset head, cash's from the pooled
+    embedding and the cash weight), and ``alpha = c * K * p`` with ``K`` the number of
+    components in play and ``log c`` one learned scalar (clamped to ``[-2, 6]``; it starts at
+    ``log_concentration``, 1.0: alpha ~ 2.7 per component). So the deterministic action (the
+    mean, the softmax) can go all-in on one asset while exploration noise is learned apart.
+    ``alpha >= 1e-3`` keeps the log-probability finite.
     """
 
     kind = "portfolio_actor_critic"
@@ -237,15 +242,18 @@ class PortfolioActorCritic(_SharedAssetNet):
         hidden_sizes=(64, 64),
         activation: str = "tanh",
         algorithm: str = "ppo",
-        log_alpha_center: float = 1.0,
-        log_alpha_radius: float = 4.0,
+        log_concentration: float = 1.0,
     ):
         super().__init__(n_assets, window, n_features, hidden_sizes, activation)
         d = self.hidden[-1]
-        self.center, self.radius = float(log_alpha_center), float(log_alpha_radius)
         self.encoder = mlp(self.in_dim, self.hidden, None, activation)
         self.score = layer_init(nn.Linear(d, 1), gain=0.01)
         self.cash_score = layer_init(nn.Linear(d + 1, 1), gain=0.01)
+        # the learned scalar log c as a 1x1 layer on a constant 1 (w = 0, b = log c): a stacked
+        # population routes it like any other layer
+        self.concentration = nn.Linear(1, 1)
+        nn.init.zeros_(self.concentration.weight)
+        nn.init.constant_(self.concentration.bias, float(log_concentration))
         self.critic_encoder = mlp(self.in_dim, self.hidden, None, activation)
         self.critic_head = mlp(d + 1, (d,), 1, activation, out_gain=1.0)
         self.spec: dict[str, Any] = {
@@ -255,8 +263,7 @@ class PortfolioActorCritic(_SharedAssetNet):
             "network": {
                 "hidden_sizes": list(self.hidden),
                 "activation": activation,
-                "log_alpha_center": self.center,
-                "log_alpha_radius": self.radius,
+                "log_concentration": float(log_concentration),
             },
         }
 
@@ -268,10 +275,13 @@ class PortfolioActorCritic(_SharedAssetNet):
         s_asset = lin("score", self.score, h).squeeze(-1)  # (..., N)
         pooled = _masked_mean(h, tradable)
         s_cash = lin("cash_score", self.cash_score, torch.cat([pooled, cash.unsqueeze(-1)], -1))
-        s = torch.cat([s_asset, s_cash], -1)
-        log_alpha = self.center + self.radius * torch.tanh(s / self.radius)
         mask = torch.cat([tradable, torch.ones_like(tradable[..., :1])], -1)
-        return log_alpha.exp(), mask
+        s = torch.cat([s_asset, s_cash], -1).masked_fill(~mask, -math.inf)
+        p = torch.softmax(s, -1)
+        log_c = lin("concentration", self.concentration, torch.ones_like(cash.unsqueeze(-1)))
+        k = mask.sum(-1, keepdim=True).to(p.dtype)
+        alpha = (log_c.clamp(-2.0, 6.0).exp() * k * p).clamp_min(1e-3)
+        return alpha, mask
 
     def value(self, obs: torch.Tensor, lin: Lin = _own) -> torch.Tensor:
         x, tradable, cash = self.asset_inputs(obs)
@@ -448,8 +458,7 @@ def build_portfolio_policy(spec: Mapping[str, Any]) -> nn.Module:
             hidden,
             activation,
             algorithm=algorithm,
-            log_alpha_center=float(net.get("log_alpha_center", 1.0)),
-            log_alpha_radius=float(net.get("log_alpha_radius", 4.0)),
+            log_concentration=float(net.get("log_concentration", 1.0)),
         )
     if kind == "portfolio_q":
         return PortfolioQ(

@@ -1,0 +1,87 @@
+"""The portfolio agents learn a planted rotation (issue 15, "Tests that can fail").
+
+Universe: ``portfolio.synthetic.planted_rotation_universe`` (real days of the shipped 20-stock
+panel resampled i.i.d., 5 tickers, 2,520 bars, the asset with the best trailing 20-bar return
+outperforms for the next 5 bars). Raw causal features: log returns over 1, 5 and 20 bars.
+Rows 0-60 % train, 60-80 % validation, 80-100 % test (each later panel starts with ``window - 1``
+history rows). Agent, equal weight (rebalanced every bar) and the oracle rotation rule
+(``synthetic.rotation_oracle``: all-in on the trailing 20-bar leader) are replayed on the test
+rows through the same ``replay_weights`` with the same costs (1 bp commission + 2 bps slippage)
+and capital; Sharpe as in validation (``training.run_sharpe``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reinforce_strategy_creator.env.portfolio import PortfolioConfig
+from reinforce_strategy_creator.evaluation.metrics import infer_periods_per_year
+from reinforce_strategy_creator.portfolio import synthetic as sy
+from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
+from reinforce_strategy_creator.portfolio.replay import constant_weights, replay_weights
+from reinforce_strategy_creator.portfolio.training import run_sharpe, train_portfolio_members
+
+torch.set_num_threads(1)
+W = 2
+ENV = PortfolioConfig(window=W, episode_length=128, commission_bps=1.0, slippage_bps=2.0)
+UNIVERSE_SEED = 0
+PPO = dict(total_steps=400_000, num_steps=32, learning_rate=1e-3, gamma=0.5, ent_coef=0.01)
+
+
+def planted_panels(seed: int):
+    close = sy.planted_rotation_universe(seed, n_assets=5, n_bars=2520)
+    c = close.to_numpy()
+    lc = np.log(c)
+    f = np.full((*c.shape, 3), np.nan)
+    for j, k in enumerate((1, 5, 20)):
+        f[k:, :, j] = lc[k:] - lc[:-k]
+    panel = PortfolioPanel(c, f.astype(np.float32), tuple(close.columns), close.index, ("r1", "r5", "r20"))
+    T = panel.n_bars
+    a, b = int(T * 0.6), int(T * 0.8)
+    return panel.rows(0, a), panel.rows(a - (W - 1), b), panel.rows(b - (W - 1), T)
+
+
+def test_sharpe(panel: PortfolioPanel, decide) -> float:
+    run = replay_weights(panel, ENV, decide)
+    return run_sharpe(run.equity[0], run.dates, infer_periods_per_year(panel.dates))
+
+
+test_sharpe.__test__ = False  # a helper, not a test
+
+
+def train_best(algo: str, config: dict, train, val, seeds=(0, 1), eval_every: int = 10):
+    results = train_portfolio_members(
+        algo, config, train, val, ENV, list(seeds), num_envs=32, eval_every=eval_every
+    )
+    best = max(range(len(results)), key=lambda i: results[i].best_score)
+    return results[best]
+
+
+@pytest.fixture(scope="module")
+def planted():
+    train, val, test = planted_panels(UNIVERSE_SEED)
+    n = test.n_assets
+    return {
+        "panels": (train, val, test),
+        "equal": test_sharpe(test, constant_weights(np.full(n, 1.0 / n))),
+        "oracle": test_sharpe(test, sy.rotation_oracle(test.close, 20)),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (docs/portfolio_agents.md, Figures): the validation-best PPO member reached test "
+    "Sharpe 0.39 (final weights of seed 0: 0.72) against "
+    "oracle 3.14 and equal weight 0.18 after 400k steps per member; it beats equal weight but "
+    "not 60 % of the oracle yet",
+)
+def test_ppo_population_beats_equal_weight_and_reaches_60_percent_of_the_oracle(planted):
+    train, val, test = planted["panels"]
+    best = train_best("ppo", PPO, train, val)
+    agent = test_sharpe(test, best.policy.decide)
+    print(f"PPO test Sharpe {agent:.2f}, equal weight {planted['equal']:.2f}, oracle {planted['oracle']:.2f}")
+    assert agent > planted["equal"]
+    assert agent >= 0.6 * planted["oracle"]
