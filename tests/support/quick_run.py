@@ -2,7 +2,8 @@
 
 ``kedro run --env quick --params evaluation.scheme=single_split`` (``full_cycle`` on the single
 split, tiny training budgets: notebooks 01-03 read its artifacts) and the ``walk_forward`` stage
-with two folds (notebook 04); the default scheme's ``full_cycle`` is run by
+with two folds (notebook 04) and the ``portfolio`` stage with one fold (notebook 05); the
+default scheme's ``full_cycle`` is run by
 ``tests/pipelines/walk_forward/test_pipeline.py`` and by ``make e2e``. If the registry
 then has no production model, the README's override: the champion is promoted by hand
 (``kedro models promote <id> --force --reason "ci notebook run"``) and
@@ -41,6 +42,8 @@ def build_quick_run(root: Path) -> Path:
     _kedro(root, "run", "--env", "quick", "--params", "evaluation.scheme=single_split")
     # the walk-forward stage on the same data, for notebooks/04 (two folds keep it short)
     _kedro(root, "run", "--env", "quick", "--pipelines", "walk_forward", "--params", "walk_forward.folds=2")
+    # the portfolio stage on the 20-stock universe, for notebooks/05 (one fold and the deployment fold)
+    _kedro(root, "run", "--env", "quick", "--pipelines", "portfolio", "--params", "walk_forward.folds=1")
     entries = registry_entries(root)
     assert entries, "the quick run registered no model"
     if not any(e["status"] == "production" for e in entries):

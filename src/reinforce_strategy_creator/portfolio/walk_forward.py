@@ -198,6 +198,7 @@ def train_portfolio_job(payload: Mapping[str, Any], shared: Mapping[str, Portfol
         torch.set_num_threads(before)
     return {
         "agent": payload["agent"],
+        "steps": int(sum(int(r.steps) for r in results)),  # env steps, for the progress line
         "seeds": [
             {
                 "state_dict": {k: v.detach().cpu() for k, v in r.policy.state_dict().items()},
