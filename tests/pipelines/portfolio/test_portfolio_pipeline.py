@@ -1,0 +1,101 @@
+"""The ``portfolio`` stage: its wiring, its bad-input errors, and a real quick run through Kedro."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reinforce_strategy_creator.env.portfolio import PortfolioInputError
+from reinforce_strategy_creator.errors import InputError
+from reinforce_strategy_creator.pipelines.full_cycle.pipeline import SCHEMES
+from reinforce_strategy_creator.pipelines.portfolio import create_pipeline
+from reinforce_strategy_creator.pipelines.portfolio import nodes as pn
+from tests.support.quick_run import _kedro
+
+PARAMS = {"universe": {"filepath": "u.csv", "index_column": "IDX", "min_rows": 2}}
+
+
+def _wide(columns: dict[str, list], dates) -> pd.DataFrame:
+    frame = pd.DataFrame({"Date": [d.strftime("%Y-%m-%d") for d in dates]})
+    for k, v in columns.items():
+        frame[k] = ["" if x is None else str(x) for x in v]
+    frame.attrs["source"] = "u.csv"
+    return frame
+
+
+def test_full_cycle_under_the_portfolio_scheme_is_the_portfolio_stage():
+    assert SCHEMES["portfolio"] == ("portfolio",)
+    names = {n.name for n in create_pipeline().nodes}
+    for expected in (
+        "portfolio.load_universe",
+        "portfolio.build_features",
+        "portfolio.plan_folds",
+        "portfolio.fold_1.train_and_select",
+        "portfolio.deployment.train_and_select",
+        "portfolio.stitch",
+        "portfolio.judge",
+        "portfolio.render_report",
+        "portfolio.register_champion",
+        "portfolio.paper_trade",
+    ):
+        assert expected in names
+
+
+def test_tickers_that_share_no_date_are_refused_naming_them():
+    dates = pd.bdate_range("2020-01-01", periods=6)
+    raw = _wide({"AAA": [1, 2, 3, None, None, None], "BBB": [None, None, None, 4, 5, 6]}, dates)
+    index = _wide({"IDX": [1, 2, 3, 4, 5, 6]}, dates)
+    with pytest.raises(InputError, match=r"(?s)AAA.*BBB|BBB.*AAA"):
+        pn.load_universe(raw, index, PARAMS)
+
+
+def test_an_index_without_a_close_on_a_universe_date_is_refused_naming_the_date():
+    dates = pd.bdate_range("2020-01-01", periods=6)
+    raw = _wide({"AAA": [1, 2, 3, 4, 5, 6], "BBB": [2, 3, 4, 5, 6, 7]}, dates)
+    index = _wide({"IDX": [1, 2, 3, 4, 5, 6]}, dates.delete(3))
+    index = index.iloc[:5]
+    index["Date"] = [d.strftime("%Y-%m-%d") for d in dates.delete(3)]
+    with pytest.raises(InputError, match=dates[3].date().isoformat()):
+        pn.load_universe(raw, index, PARAMS)
+
+
+def test_paper_trading_refuses_a_model_trained_on_other_tickers():
+    from reinforce_strategy_creator.env.portfolio import PortfolioConfig
+    from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
+
+    class Model:
+        label = "newest champion x"
+        bundle = type("B", (), {"spec": {"tickers": ["AAA", "CCC"], "feature_names": ["f"], "window": 8}})()
+
+    panel = PortfolioPanel(
+        np.ones((5, 2)), np.zeros((5, 2, 1)), ("AAA", "BBB"), pd.bdate_range("2020", periods=5), ("f",)
+    )
+    with pytest.raises(PortfolioInputError, match="tickers"):
+        pn._check_model(Model(), panel, PortfolioConfig())
+
+
+@pytest.mark.slow
+def test_quick_portfolio_run_artifacts(quick_run):
+    """The notebooks' quick portfolio run: a verdict on the stitched record, a reconciled ledger,
+    the report's portfolio figures, a versioned policy, and a paper account that trades each bar
+    once (a second run trades nothing new)."""
+    data = quick_run / "data"
+    verdict = json.loads((data / "07_model_output/portfolio_verdict.json").read_text())
+    assert isinstance(verdict["passed"], bool) and verdict["decided_on"]["split"] == "walk_forward"
+    assert len(verdict["universe"]) == 20
+    ledger = pd.read_parquet(data / "07_model_output/portfolio_ledger.parquet")
+    assert {"procedure", "benchmark", "random"} <= set(ledger["kind"])
+    assert (ledger.groupby(["kind", "run", "seed"])["equity"].first() == 100_000.0).all()
+    report = (data / "08_reporting/portfolio_report.html").read_text()
+    assert "alt='weights'" in report and "alt='contribution'" in report and "alt='turnover'" in report
+    assert list((data / "06_models/portfolio_policy").iterdir())
+    status = json.loads((data / "08_reporting/portfolio_paper_status.json").read_text())
+    shadow = status["accounts"]["shadow"]
+    assert shadow["traded"] == status["paper_window"]["n_bars"]
+    again = _kedro(quick_run, "run", "--env", "quick", "--pipelines", "portfolio", "--tags", "paper")
+    assert again is not None
+    status = json.loads((data / "08_reporting/portfolio_paper_status.json").read_text())
+    assert status["accounts"]["shadow"]["traded"] == 0
