@@ -206,6 +206,7 @@ class PortfolioCore:
         self.rules = config.rules
         self.bound = 1.0 if config.long_only else float(config.gross_leverage)
         self._solver_constants()
+        self._ones = torch.ones(N, dtype=torch.float64, device=dev)  # row sums by matrix-vector
         self.generator = torch.Generator()
         self.seed(seed)
         self._ready = False
@@ -234,6 +235,9 @@ class PortfolioCore:
         else:
             k = 1 + math.log(_SOLVE_TOL / (2.0 * r)) / math.log(lip)
             self._min_iter = int(min(max(math.ceil(k), 1), _SOLVE_MAX_ITER))
+        self._lip = min(lip, 0.99)
+        # the stopping rule is first checked after this many steps (3: e1, e2, then f(Aitken point))
+        self._check_from = 3 if self._min_iter > 3 else self._min_iter
 
     # ------------------------------------------------------------------ reset
     def seed(self, seed: int | None) -> None:
@@ -308,10 +312,11 @@ class PortfolioCore:
     # ------------------------------------------------------------------ step
     def check_weights(self, weights) -> torch.Tensor:
         """(B, N) float64 target weights, validated: errors name the ticker or bound."""
-        return self._check(weights).clone()
+        return self._check(weights)[0].clone()
 
-    def _check(self, weights) -> torch.Tensor:
-        """`check_weights` without the defensive copy (may return the caller's tensor)."""
+    def _check(self, weights) -> tuple[torch.Tensor, torch.Tensor]:
+        """`check_weights` without the defensive copy (may return the caller's tensor), and the
+        (B,) sum (long-only) or gross of the returned weights."""
         B, N = self.num_envs, self.n_assets
         w = torch.as_tensor(weights, dtype=torch.float64).to(self.device)
         if w.shape != (B, N):
@@ -340,9 +345,10 @@ class PortfolioCore:
             return self._explain(w, total)
         if vals[0] > self.bound:  # within the rounding tolerance: rescale onto the bound
             w = w * torch.where(total > self.bound, self.bound / total, 1.0)[:, None]
-        return w
+            total = w.sum(1) if self.config.long_only else w.abs().sum(1)
+        return w, total
 
-    def _explain(self, w, total) -> torch.Tensor:
+    def _explain(self, w, total):
         """The checks of `_check` one at a time: raises the error naming the ticker or bound."""
         bad = ~torch.isfinite(w)
         if bool(bad.any()):
@@ -378,30 +384,40 @@ class PortfolioCore:
             )
         raise AssertionError("check_weights: the batched check failed but no single check did")
 
-    def _solve(self, w, tm, v, e0, shares, ref):
+    def _solve(self, w, w_total, tm, v, v_total, e0, shares, ref):
         """Joint sizing (see the module docstring): the traded shares (B, N).
 
-        ``tm`` is the trade mask as float64 (1.0 traded, 0.0 kept), ``v = shares * ref`` the values
-        at the fill reference price and ``e0 = cash + sum(v)`` the equity before the fill. The
-        post-cost equity E solves ``E = implied(E) = e0 - cost(E) - borrow(E)``: each traded asset i
-        moves from ``v_i`` to the target value ``w_i * x(E)`` (``x(E) = min(E, room(E) / sum_traded
-        |w|)``, ``room`` what the bound leaves beside the kept assets), costing ``r_buy`` per unit
-        bought and ``r_sell`` per unit sold, and shorts pay ``borrow`` per unit at the mark. Both are
-        written in (B,) closed form around the one (B, N) term ``S = sum_i |w_i x - v_i|``:
-        ``cost = a * (x * sum w - sum v) + h * S`` over the traded assets, ``a = (r_buy - r_sell) / 2``,
-        ``h = (r_buy + r_sell) / 2``; the short value of the traded targets is
-        ``x * sum_i max(-w_i, 0)`` (``-x * sum_i max(w_i, 0)`` if ``x < 0``). The iteration is a
-        contraction (`_solver_constants`): it stops once a step moves E by <= 1e-15 * |e0| in every
-        lane (checked from the a-priori count of steps on), then E is shrunk by a relative 1e-12 so
-        rounding never overdraws cash."""
-        bound = self.bound
-        w_tr = w * tm  # w where traded, else 0 (exact)
-        v_tr = v * tm  # v where traded, else 0 (exact)
-        sum_w, sum_v = w_tr.sum(1), v_tr.sum(1)
-        if self.config.long_only:  # v >= 0: the kept value is the rest of the book's
-            tr_total, keep_total = sum_w, v.sum(1) - sum_v
+        ``w_total``: the (B,) sum (long-only) or gross of ``w``; ``tm``: the trade mask as float64
+        (1.0 traded, 0.0 kept), or None: every asset trades and the targets are within the bound
+        ("free" sizing, see `_orders`: no masks, the room never binds, ``x(E) = E``);
+        ``v = shares * ref``: the values at the fill reference price, summed in ``v_total``;
+        ``e0 = cash + v_total``: the equity before the fill.
+
+        The post-cost equity E solves ``E = implied(E) = e0 - cost(E) - borrow(E)``: each traded
+        asset i moves from ``v_i`` to the target value ``w_i * x(E)`` (``x(E) = min(E, room(E) /
+        sum_traded |w|)``, ``room`` what the bound leaves beside the kept assets), costing
+        ``r_buy`` per unit bought and ``r_sell`` per unit sold, and shorts pay ``borrow`` per unit
+        at the mark. Both are written in (B,) closed form around the one (B, N) term
+        ``S = sum_i |w_i x - v_i|``: ``cost = a * (x * sum w - sum v) + h * S`` over the traded
+        assets, ``a = (r_buy - r_sell) / 2``, ``h = (r_buy + r_sell) / 2``; the short value of the
+        traded targets is ``x * sum_i max(-w_i, 0)`` (``-x * sum_i max(w_i, 0)`` if ``x < 0``).
+        ``implied`` is a contraction (`_solver_constants`), solved by `_iterate` to its stopping
+        rule; then E is shrunk by a relative 1e-12 so rounding never overdraws cash."""
+        long_only, bound = self.config.long_only, self.bound
+        free = tm is None
+        if free:  # every asset traded (or kept with nothing held and target 0: the same)
+            w_tr, v_tr, sum_v, tr_total = w, v, v_total, w_total
+            sum_w = w_total if long_only else w.sum(1)
+            keep_total = keep_short = 0.0
         else:
-            tr_total, keep_total = w_tr.abs().sum(1), v.abs().sum(1) - v_tr.abs().sum(1)
+            w_tr, v_tr = w * tm, v * tm  # w, v where traded, else 0 (exact)
+            kept = v - v_tr  # v where kept, else 0 (exact)
+            sum_w, sum_v = w_tr.sum(1), v_tr.sum(1)
+            if long_only:
+                tr_total, keep_total = sum_w, kept.sum(1)
+            else:
+                tr_total, keep_total = w_tr.abs().sum(1), kept.abs().sum(1)
+            keep_short = torch.clamp(-kept, min=0.0).sum(1) if self.rules.borrow > 0 else 0.0
         a = 0.5 * (self._r_buy - self._r_sell)
         h = 0.5 * (self._r_buy + self._r_sell)
         c0, aw = e0 + a * sum_v, a * sum_w  # implied(E) = c0 - x * aw - h * S - borrow
@@ -409,34 +425,71 @@ class PortfolioCore:
         if b > 0.0:
             short_w = 0.5 * (tr_total - sum_w)  # sum max(-w, 0) over traded assets
             long_w = 0.5 * (tr_total + sum_w)  # sum max(w, 0)
-            keep_short = torch.clamp(v_tr - v, min=0.0).sum(1)  # kept shorts' value
 
         def x_of(e):
+            if free:
+                return e
             room = torch.clamp(e - keep_total if bound == 1.0 else bound * e - keep_total, min=0.0)
             return torch.fmin(e, room / tr_total)  # room / 0 is inf or NaN: fmin keeps e
 
-        def implied(e):
+        def implied(e, slope=False):
             x = x_of(e)
             d = torch.addcmul(v_tr, w_tr, x[:, None], value=-1.0)  # v_i - w_i x (0 where kept)
-            e_next = torch.addcmul(c0, x, aw, value=-1.0).sub_(d.abs().sum(1), alpha=h)
+            e_next = torch.addcmul(c0, x, aw, value=-1.0)
+            if slope:  # d implied / dE on this piece (free: x = E): -a sum w + h sum sign(d_i) w_i
+                fprime = torch.mv(d.sign().mul_(w_tr), self._ones).mul_(h).sub_(aw)
+            e_next.sub_(torch.mv(d.abs_(), self._ones), alpha=h)  # h * S; mv: a row sum, faster
             if b > 0.0:
                 short = torch.where(x >= 0.0, x * short_w, -x * long_w) + keep_short
                 e_next = e_next - short * b
-            return e_next
+                if slope:
+                    fprime = fprime - b * torch.where(x >= 0.0, short_w, -long_w)
+            return (e_next, fprime) if slope else e_next
 
-        e = e0
-        tol = _SOLVE_TOL * e0.abs()
-        for it in range(_SOLVE_MAX_ITER):
-            e_next = implied(e)
-            done = it + 1 >= self._min_iter and bool(((e_next - e).abs() <= tol).all())
-            e = e_next
-            if done:
-                break
+        e = self._iterate(implied, e0, newton=free)
         x = x_of(e * (1.0 - _SOLVE_SHRINK))
-        # traded: the target's shares minus the held ones; kept: 0 (x * 0 + 0.0 is +0.0, exact)
-        return ((w_tr * x[:, None] / ref - shares) * tm).add_(0.0)
+        # traded: the target's shares minus the held ones; kept: 0 (x * 0 + 0.0 is +0.0, exact;
+        # free: kept assets have w = 0 and no shares, so 0 * x / ref - 0 = 0 unmasked)
+        delta = (w_tr * x[:, None]).div_(ref).sub_(shares)  # in place: fewer (B, N) buffers
+        return (delta if free else delta.mul_(tm)).add_(0.0)
 
-    def _orders(self, w, cur_w, v, e0, cash, sh, c, hold=None):
+    def _iterate(self, implied, e0, newton: bool):
+        """The fixed point of the contraction ``f = implied`` (factor <= ``self._lip``) from ``e0``:
+        the first ``f(e)`` with ``|f(e) - e| <= 1e-15 * |e0|`` in every lane (then ``|f(e) - E*| <=
+        lip / (1 - lip) * 1e-15 * |e0|``), at most 100 steps.
+
+        Where the a-priori count is above 3, a jump first. ``f`` is piecewise linear in E (a piece
+        ends where a trade changes side or the bound starts to bind), so from ``e1 = f(e0)`` the
+        linear model of the piece at ``e1`` gives its fixed point in one step:
+        ``e1 + (f(e1) - e1) / (1 - s)`` with ``s = f'(e1)`` from ``implied(e, slope=True)``
+        (``newton``; the free case, x(E) = E); otherwise the Aitken slope
+        ``s = (f(e1) - e1) / (e1 - e0)`` (clamped to ``[-lip, lip]``; exact when ``e0`` is on the
+        same piece, less often: the first step is the large one, trades near their side change
+        flip between ``e0`` and ``e1``). The stopping rule is checked on ``f`` of that point; where
+        it fails (a piece changes in some lane), the plain iteration goes on from there, checked
+        every step. So the certificate is the one of the plain iteration."""
+        tol = _SOLVE_TOL * e0.abs()
+        e, it = e0, 0
+        if self._min_iter > 3:
+            e1 = implied(e0)
+            if newton:
+                e2, fprime = implied(e1, slope=True)
+                e = torch.addcdiv(e1, e2 - e1, 1.0 - fprime)
+            else:
+                e2 = implied(e1)
+                step = e2 - e1
+                slope = torch.nan_to_num(step / (e1 - e0), nan=0.0).clamp_(-self._lip, self._lip)
+                e = torch.addcdiv(e2, slope * step, 1.0 - slope)
+            it = 2
+        while True:
+            e_next = implied(e)
+            it += 1
+            converged = it >= self._check_from and bool(((e_next - e).abs() <= tol).all())
+            e = e_next
+            if converged or it >= _SOLVE_MAX_ITER:
+                return e
+
+    def _orders(self, w, w_total, cur_w, v, v_total, e0, cash, sh, c, hold=None):
         """(traded shares (B, N), lanes that ignored the band (B,) or None without a band): every
         asset whose target differs from its current weight by at least the band trades to it. The
         kept assets' weights grow when costs shrink the equity (and shorts can drift past the gross
@@ -448,9 +501,18 @@ class PortfolioCore:
             if hold is not None:
                 trade = trade & ~hold[:, None]
             tm = trade.to(torch.float64)
-        else:  # 1.0 where the target differs from the current weight (a float mask: no bool pass)
-            tm = torch.ne(w, cur_w, out=torch.empty_like(w))
-        delta = self._solve(w, tm, v, e0, sh, c)
+        else:  # no band: an asset is kept iff its target equals its current weight (float masks:
+            # no bool pass). If no kept asset holds anything (then its target is 0 too) and the
+            # targets are within the bound, every asset can be treated as traded ("free" sizing:
+            # no masks, the room never binds); one host read decides.
+            km = torch.eq(w, cur_w, out=torch.empty_like(w))  # 1.0 where kept
+            tm = 1.0 - km
+            kv = km.mul_(v)  # kept values (exact)
+            probe = torch.stack([(kv if self.config.long_only else kv.abs_()).sum(), w_total.max()])
+            kept_value, w_max = probe.tolist()
+            if kept_value == 0.0 and w_max <= self.bound:
+                tm = None
+        delta = self._solve(w, w_total, tm, v, v_total, e0, sh, c)
         band_off = None
         if band > 0:
             band_off = self._breaks_bound(delta, cash, sh, c)
@@ -458,7 +520,7 @@ class PortfolioCore:
                 band_off = band_off & ~hold
             if bool(band_off.any()):
                 trade = torch.where(band_off[:, None], w != cur_w, trade)
-                delta = self._solve(w, trade.to(torch.float64), v, e0, sh, c)
+                delta = self._solve(w, w_total, trade.to(torch.float64), v, v_total, e0, sh, c)
         return delta, band_off
 
     def _breaks_bound(self, delta, cash, sh, c):
@@ -488,6 +550,19 @@ class PortfolioCore:
             weights = torch.where(hold[:, None], 0.0, weights)  # not used: the lane keeps its book
         return hold, weights
 
+    def _order_book(self, w, w_total, hold):
+        """(bar t+1, close[t+1] (B, N), traded shares (B, N), band_off lanes or None) for target
+        weights ``w`` (validated; ``w_total`` their sum or gross), filled at close[t+1]."""
+        t1 = torch.clamp(self.t + 1, max=self.last_bar)
+        c = self.close.index_select(0, t1)  # (B, N) fill reference and mark: close[t+1]
+        cash, sh = self.cash, self.shares
+        v = sh * c
+        v_total = v.sum(1)
+        e0 = cash + v_total
+        cur_w = v / e0[:, None]  # weights just before the fill
+        delta, band_off = self._orders(w, w_total, cur_w, v, v_total, e0, cash, sh, c, hold)
+        return t1, c, delta, band_off
+
     def _settle(self, cash, sh, delta, fill, commission_t, c):
         """(new shares, borrow, cash, values, equity) after the fill and the mark at ``c``; the
         account settles once: the per-asset payments summed over the asset axis (fixed order)."""
@@ -514,18 +589,12 @@ class PortfolioCore:
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         hold, weights = self._hold(hold, weights)
-        w = self._check(weights)
-        t1 = torch.clamp(self.t + 1, max=self.last_bar)
-        c = self.close.index_select(0, t1)  # (B, N) fill reference and mark: close[t+1]
+        t1, c, delta, band_off = self._order_book(*self._check(weights), hold)
         cash, sh, prev = self.cash, self.shares, self.equity
-        v = sh * c
-        e0 = cash + v.sum(1)
-        cur_w = v / e0[:, None]  # weights just before the fill
-        delta, band_off = self._orders(w, cur_w, v, e0, cash, sh, c, hold)
         fill, commission, slippage = ex.fill_price_and_costs(self.xp, self.rules, c, delta)
         commission_t, slippage_t = commission.sum(1), slippage.sum(1)
         sh_new, borrow, cash_new, val, equity = self._settle(cash, sh, delta, fill, commission_t, c)
-        reward = torch.log(torch.clamp(equity, min=self.cap * _EQUITY_FLOOR) / prev)
+        reward = torch.clamp(equity, min=self.cap * _EQUITY_FLOOR).div_(prev).log_()
         steps = self.steps + 1
         terminated = equity <= 0.0
         truncated = ~terminated & ((steps >= self.max_steps) | (t1 >= self.last_bar))
@@ -548,19 +617,19 @@ class PortfolioCore:
             band_off = torch.zeros_like(cash, dtype=torch.bool)
         elif not all_active:
             band_off = band_off & act
-        weights_now = val / equity[:, None]
+        weights_now = val.div_(equity[:, None])  # in place: val is not used after this
         info = {
             "equity": equity,
             "cash": cash_new,
             "shares": sh_new,
             "weights": weights_now,
             "traded_shares": delta,
-            "fill_price": fill * _one_or_nan(delta),
+            "fill_price": _one_or_nan(delta).mul_(fill),
             "commission": commission_t,
             "slippage": slippage_t,
             "borrow": borrow,
             "cost": commission_t + slippage_t + borrow,
-            "turnover": (delta.abs() * c).sum(1),
+            "turnover": delta.abs().mul_(c).sum(1),
             "bar": t1,
             "band_off": band_off,
         }
