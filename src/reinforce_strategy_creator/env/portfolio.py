@@ -15,9 +15,10 @@ core and the paper broker call) on (B, N) tensors: ``fill_price_and_costs`` (fil
 commission, slippage cost per asset), ``cash_after_fill`` (summed over the asset axis in a
 fixed order), ``mark`` (borrow and equity). What the kernel leaves to an N-asset caller (its
 docstring) is done here: the post-cost equity ``E`` shared by the N assets is solved jointly
-(a contraction ``E = E0 - costs(E) - borrow(E)``, iterated to float precision, then shrunk by a
-relative 1e-12 so float rounding never overdraws cash), and each traded asset ends at
-``w_i * E / close[t+1]`` shares.
+(a contraction ``E = E0 - costs(E) - borrow(E)``, solved to float precision by `_solve` /
+`_iterate` (closed form per account around one (B, N) term, a Newton or Aitken jump, the plain
+iteration's stopping rule), then shrunk by a relative 1e-12 so float rounding never overdraws
+cash), and each traded asset ends at ``w_i * E / close[t+1]`` shares.
 
 No-trade band: an asset whose ``|w_i - current_i| < band`` (current weight just before the
 fill, at ``close[t+1]``) is not traded and keeps its shares; if the kept assets plus the
@@ -220,9 +221,10 @@ class PortfolioCore:
         each unit of short pays ``borrow``; the config keeps it <= 0.5). Long-only, the first
         step ``|implied(E0) - E0|`` is at most ``2 * max(r_buy, r_sell) * E0`` (trades of at most
         ``E0`` out plus ``E0`` in), so after k steps the step is at most ``2 r lip^(k-1) E0``;
-        ``min_iter`` is the k where that bound reaches the stopping tolerance. The iteration
-        runs ``min_iter`` steps without looking at the result, then checks the stopping rule
-        once per step as before (so the bound is a shortcut, never an assumption)."""
+        ``min_iter`` is the k where that bound reaches the stopping tolerance. Up to 3, the plain
+        iteration runs ``min_iter`` steps without looking at the result, then checks the stopping
+        rule once per step; above, `_iterate` jumps (Newton / Aitken) after two steps and checks
+        from the third (so the bound is a shortcut, never an assumption: the rule decides)."""
         rules = self.rules
         self._r_buy = rules.k_mid + rules.k_half - 1.0  # cost per unit bought notional (haircut incl.)
         self._r_sell = 1.0 - (rules.k_mid - rules.k_half)  # cost per unit sold notional
