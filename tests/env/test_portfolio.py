@@ -375,3 +375,82 @@ def test_weight_checks_match_reference(seed, long_only, fault):
         assert a == b
     else:
         assert isinstance(a, torch.Tensor) and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("long_only", [True, False])
+def test_runs_reproduce_bit_for_bit(long_only):
+    """Same seed, same targets: identical trajectories bit for bit, the targets given once as a
+    fresh tensor and once as a view at an odd memory offset."""
+    close, feats = panel(40, 5, 3)
+    cfg = PortfolioConfig(
+        window=3, episode_length=10, long_only=long_only, gross_leverage=1.0 if long_only else 1.5
+    )
+    rng = np.random.default_rng(0)
+    targets = [random_weights(rng, 6, 5, long_only, cfg.gross_leverage, np.ones(5)) for _ in range(25)]
+    runs = []
+    for offset in (0, 1):
+        core = PortfolioCore(close, feats, [f"T{i}" for i in range(5)], cfg, num_envs=6, seed=7)
+        out = [core.reset()]
+        buf = torch.empty(6 * 5 + offset, dtype=torch.float64)
+        for w in targets:
+            view = buf[offset:].view(6, 5)
+            view.copy_(torch.as_tensor(w))
+            obs, r, _, _, info = core.step(view)
+            out += [obs, r, info["equity"], info["cash"], info["shares"], info["traded_shares"]]
+        runs.append(out)
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
+@SETTINGS
+@given(
+    st.integers(0, 10_000),
+    st.booleans(),
+    st.tuples(st.floats(0, 400), st.floats(0, 400), st.floats(0, 20)),
+    st.sampled_from([0.5, 1.0 - 1e-12]),
+)
+def test_kept_assets_without_band_match_reference(seed, long_only, c, fill):
+    """Targets exactly equal to the current weight (nonzero) keep their shares without a band; with
+    the others filling the bound (to 1e-12) the room beside them binds once costs shrink the equity.
+    Both cores start from the same random book, so 'exactly equal' holds in both."""
+    from tests.env.portfolio_reference import ReferencePortfolioCore
+
+    comm, slip, borrow = c
+    lev = 1.0 if long_only else 1.5
+    cfg = PortfolioConfig(
+        window=3,
+        episode_length=None,
+        commission_bps=comm,
+        slippage_bps=slip,
+        borrow_bps_per_bar=borrow,
+        long_only=long_only,
+        gross_leverage=lev,
+    )
+    close, feats = panel(30, 4, seed % 7)
+    rng = np.random.default_rng(seed)
+    B, N, start = 6, 4, 5
+    c1 = torch.as_tensor(close[start + 1])
+    sh = torch.as_tensor(rng.uniform(0 if long_only else -300, 300, (B, N)))
+    cash = torch.as_tensor(rng.uniform(0.0, 5e4, B)) + (sh.clamp(max=0) * c1).abs().sum(1) * 1.5
+    v = sh * c1
+    e0 = cash + v.sum(1)
+    cur = v / e0[:, None]  # as the core computes the weights before the fill
+    keep = torch.as_tensor(rng.random((B, N)) < 0.4)
+    kept_total = torch.where(keep, cur if long_only else cur.abs(), 0.0).sum(1)
+    raw = torch.as_tensor(rng.random((B, N)) if long_only else rng.uniform(-1, 1, (B, N)))
+    raw = torch.where(keep, 0.0, raw)
+    room = (lev - kept_total).clamp(min=0.0) * fill
+    scale = room / (raw if long_only else raw.abs()).sum(1).clamp(min=1e-300)
+    w = torch.where(keep, cur, raw * scale[:, None])
+    total = w.sum(1) if long_only else w.abs().sum(1)
+    if bool((total > lev).any()) or (long_only and bool((w < 0).any())):
+        return  # the exact book does not fit the bound here; nothing to test
+    outs = []
+    for cls in (PortfolioCore, ReferencePortfolioCore):
+        core = cls(close, feats, [f"T{i}" for i in range(N)], cfg, num_envs=B, seed=0, autoreset=False)
+        core.reset(starts=start)
+        core.cash, core.shares, core.equity = cash.clone(), sh.clone(), cash + (sh * core.close[start]).sum(1)
+        outs.append(core.step(w.clone()))
+    _assert_same_step(outs[0], outs[1], float(e0.abs().max()), c1)
+    delta = outs[0][4]["traded_shares"]
+    assert bool((delta[keep] == 0).all())  # kept assets keep their shares, exactly

@@ -207,7 +207,6 @@ class PortfolioCore:
         self.rules = config.rules
         self.bound = 1.0 if config.long_only else float(config.gross_leverage)
         self._solver_constants()
-        self._ones = torch.ones(N, dtype=torch.float64, device=dev)  # row sums by matrix-vector
         self.generator = torch.Generator()
         self.seed(seed)
         self._ready = False
@@ -439,8 +438,10 @@ class PortfolioCore:
             d = torch.addcmul(v_tr, w_tr, x[:, None], value=-1.0)  # v_i - w_i x (0 where kept)
             e_next = torch.addcmul(c0, x, aw, value=-1.0)
             if slope:  # d implied / dE on this piece (free: x = E): -a sum w + h sum sign(d_i) w_i
-                fprime = torch.mv(d.sign().mul_(w_tr), self._ones).mul_(h).sub_(aw)
-            e_next.sub_(torch.mv(d.abs_(), self._ones), alpha=h)  # h * S; mv: a row sum, faster
+                fprime = d.sign().mul_(w_tr).sum(1).mul_(h).sub_(aw)
+            # h * S (torch's row sum, not a BLAS matrix-vector product: MKL's result depends on
+            # the memory alignment of the rows, which would make runs irreproducible)
+            e_next.sub_(d.abs_().sum(1), alpha=h)
             if b > 0.0:
                 short = torch.where(x >= 0.0, x * short_w, -x * long_w) + keep_short
                 e_next = e_next - short * b
@@ -508,12 +509,10 @@ class PortfolioCore:
             # targets are within the bound, every asset can be treated as traded ("free" sizing:
             # no masks, the room never binds); one host read decides.
             km = torch.eq(w, cur_w, out=torch.empty_like(w))  # 1.0 where kept
-            tm = 1.0 - km
-            kv = km.mul_(v)  # kept values (exact)
+            kv = km * v  # kept values (exact)
             probe = torch.stack([(kv if self.config.long_only else kv.abs_()).sum(), w_total.max()])
             kept_value, w_max = probe.tolist()
-            if kept_value == 0.0 and w_max <= self.bound:
-                tm = None
+            tm = None if kept_value == 0.0 and w_max <= self.bound else km.neg_().add_(1.0)
         delta = self._solve(w, w_total, tm, v, v_total, e0, sh, c)
         band_off = None
         if band > 0:
