@@ -293,6 +293,11 @@ class PortfolioCore:
         self.equity = torch.where(mask, self.cap, self.equity)
 
     # ------------------------------------------------------------------ observation
+    @property
+    def windows(self) -> torch.Tensor:
+        """(T, N*W*F) float32 feature windows per bar (a view of the observation table)."""
+        return self._obs_table[:, : self.feature_dim]
+
     def weights(self) -> torch.Tensor:
         """(B, N) current weights at close[t]: shares * close / equity."""
         c = self.close.index_select(0, self.t)
