@@ -241,3 +241,216 @@ def test_vector_env_same_step_autoreset():
         assert r.shape == (4,) and np.isfinite(r).all()
     assert tr.all() and info["_final_obs"].all()
     assert (env.core.steps == 0).all()  # same-step reset
+
+
+# ---------------------------------------------------------------------------------------------
+# The optimised core against the straightforward one it replaced (tests/env/portfolio_reference.py)
+# ---------------------------------------------------------------------------------------------
+MONEY = ("equity", "cash", "cost", "commission", "slippage", "borrow", "turnover")
+
+
+def _assert_same_step(out, ref_out, cap, prices):
+    """One step's outputs agree to 1e-9 relative (money to 1e-9 of the capital, shares to 1e-9 of
+    capital / price, weights to 1e-9); masks and bars exactly; float32 observations to 1 ulp."""
+    (obs, r, te, tr, info), (obs_r, r_r, te_r, tr_r, info_r) = out, ref_out
+    assert torch.equal(te, te_r) and torch.equal(tr, tr_r)
+    torch.testing.assert_close(r, r_r, rtol=1e-9, atol=1e-12)
+    assert set(info) == set(info_r)
+    for k in MONEY:
+        torch.testing.assert_close(info[k], info_r[k], rtol=1e-9, atol=1e-9 * cap)
+    share_tol = 1e-9 * cap / prices.min()
+    for k in ("shares", "traded_shares"):
+        torch.testing.assert_close(info[k], info_r[k], rtol=1e-9, atol=share_tol)
+    assert torch.equal(info["traded_shares"] == 0, info_r["traded_shares"] == 0)  # same trades
+    torch.testing.assert_close(info["weights"], info_r["weights"], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(info["fill_price"], info_r["fill_price"], rtol=0, atol=0, equal_nan=True)
+    for k in ("bar", "band_off", "done"):
+        if k in info_r:
+            assert torch.equal(info[k], info_r[k]), k
+    for o, o_r in ((obs, obs_r), (info.get("final_obs"), info_r.get("final_obs"))):
+        if o_r is not None:
+            torch.testing.assert_close(o, o_r, rtol=2e-7, atol=1e-7)  # float32: 1 ulp
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.tuples(st.floats(0, 999), st.floats(0, 999), st.floats(0, 50)).filter(
+        lambda c: (c[0] + c[1] + c[2]) / 1e4 * 1.01 * 2.0 <= 0.5
+    ),
+    st.integers(0, 10_000),
+    st.booleans(),
+    st.sampled_from([0.0, 0.0, 0.02, 0.1]),
+    st.sampled_from([None, 0.3]),
+    st.booleans(),
+    st.integers(1, 5),
+)
+def test_matches_reference(c, seed, long_only, band, hold_p, autoreset, n_assets):
+    """The optimised step (batched checks, closed-form joint sizing, one-gather observation)
+    follows the pre-optimisation core step by step on random books, targets, costs (up to the
+    config's cap, so the sizing needs many iterations), bands, hold masks and late listings."""
+    from tests.env.portfolio_reference import ReferencePortfolioCore
+
+    comm, slip, borrow = c
+    lev = 1.0 if long_only else 2.0
+    cfg = PortfolioConfig(
+        window=3,
+        episode_length=6 if autoreset else None,
+        commission_bps=comm,
+        slippage_bps=slip,
+        borrow_bps_per_bar=borrow,
+        long_only=long_only,
+        gross_leverage=lev,
+        band=band,
+    )
+    close, feats = panel(30, n_assets, seed % 7, late=seed % n_assets if seed % 2 else None)
+    tickers = [f"T{i}" for i in range(n_assets)]
+    B = 5
+    cores = [
+        cls(close, feats, tickers, cfg, num_envs=B, seed=seed, autoreset=autoreset)
+        for cls in (PortfolioCore, ReferencePortfolioCore)
+    ]
+    for core in cores:
+        obs = core.reset()
+    assert torch.equal(obs, cores[1].observe()) and torch.equal(cores[0].observe(), obs)
+    rng = np.random.default_rng(seed)
+    prices = torch.as_tensor(np.nanmin(close, axis=0))
+    for _ in range(25):
+        tr = cores[0].tradable.index_select(0, cores[0].t).numpy()
+        w = np.stack([random_weights(rng, 1, n_assets, long_only, lev, tr[i])[0] for i in range(B)])
+        if rng.random() < 0.5:  # some targets near the weights before the fill: kept within the
+            ref = cores[1]  # band, or tiny trades whose side flips with the costs (no band)
+            c1 = ref.close.index_select(0, torch.clamp(ref.t + 1, max=ref.last_bar))
+            v = (ref.shares * c1).numpy()
+            cur = v / (ref.cash.numpy() + v.sum(1))[:, None]
+            near = cur + rng.uniform(-1, 1, w.shape) * (band / 2 if band > 0 else 1e-6) * tr
+            w = np.where(rng.random(w.shape) < 0.6, near, w)
+            w = np.maximum(w, 0.0) if long_only else w
+            total = w.sum(1) if long_only else np.abs(w).sum(1)
+            w = w * np.minimum(1.0, lev / np.maximum(total, 1e-300))[:, None]
+        hold = None if hold_p is None else rng.random(B) < hold_p
+        outs = [core.step(torch.as_tensor(w), hold=hold) for core in cores]
+        _assert_same_step(outs[0], outs[1], cfg.initial_capital, prices)
+        if not autoreset and not bool(cores[1].active.any()):
+            break
+
+
+@SETTINGS
+@given(st.integers(0, 10_000), st.booleans(), st.sampled_from(["nan", "inf", "neg", "over", "late", "ok"]))
+def test_weight_checks_match_reference(seed, long_only, fault):
+    """The batched weight check (one host read) accepts and rejects exactly what the one-by-one
+    checks did, with the same message naming the ticker and account."""
+    from tests.env.portfolio_reference import ReferencePortfolioCore
+
+    lev = 1.0 if long_only else 1.5
+    cfg = PortfolioConfig(window=3, episode_length=None, long_only=long_only, gross_leverage=lev)
+    close, feats = panel(30, 3, seed % 5, late=1)
+    rng = np.random.default_rng(seed)
+    B = 4
+    w = np.stack([random_weights(rng, 1, 3, long_only, lev, np.array([1, 0, 1]))[0] for _ in range(B)])
+    lane, j = int(rng.integers(B)), int(rng.choice([0, 2]))
+    if fault == "nan":
+        w[lane, j] = np.nan
+    elif fault == "inf":
+        w[lane, j] = -np.inf if rng.random() < 0.5 else np.inf
+    elif fault == "neg":
+        w[lane, j] = -0.1
+    elif fault == "over":
+        w[lane] *= 1.5 * lev / max(np.abs(w[lane]).sum(), 1e-3)
+        w[lane, j] += 0.5 * lev
+    elif fault == "late":
+        w[lane, 1] = 0.05 if rng.random() < 0.5 else -0.05
+    elif rng.random() < 0.5:  # within the rounding tolerance: rescaled onto the bound
+        w[lane] = w[lane] * lev / max(np.abs(w[lane]).sum(), 1e-3) * (1 + 5e-10)
+    start = int(rng.integers(2, 9))  # ticker BBB lists at row 10: not tradable yet
+    results = []
+    for cls in (PortfolioCore, ReferencePortfolioCore):
+        core = cls(close, feats, TICKERS, cfg, num_envs=B, seed=0)
+        core.reset(starts=start)
+        try:
+            results.append(core.check_weights(torch.as_tensor(w)))
+        except PortfolioInputError as err:
+            results.append(str(err))
+    a, b = results
+    if isinstance(b, str):
+        assert a == b
+    else:
+        assert isinstance(a, torch.Tensor) and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("long_only", [True, False])
+def test_runs_reproduce_bit_for_bit(long_only):
+    """Same seed, same targets: identical trajectories bit for bit, the targets given once as a
+    fresh tensor and once as a view at an odd memory offset."""
+    close, feats = panel(40, 5, 3)
+    cfg = PortfolioConfig(
+        window=3, episode_length=10, long_only=long_only, gross_leverage=1.0 if long_only else 1.5
+    )
+    rng = np.random.default_rng(0)
+    targets = [random_weights(rng, 6, 5, long_only, cfg.gross_leverage, np.ones(5)) for _ in range(25)]
+    runs = []
+    for offset in (0, 1):
+        core = PortfolioCore(close, feats, [f"T{i}" for i in range(5)], cfg, num_envs=6, seed=7)
+        out = [core.reset()]
+        buf = torch.empty(6 * 5 + offset, dtype=torch.float64)
+        for w in targets:
+            view = buf[offset:].view(6, 5)
+            view.copy_(torch.as_tensor(w))
+            obs, r, _, _, info = core.step(view)
+            out += [obs, r, info["equity"], info["cash"], info["shares"], info["traded_shares"]]
+        runs.append(out)
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
+@SETTINGS
+@given(
+    st.integers(0, 10_000),
+    st.booleans(),
+    st.tuples(st.floats(0, 400), st.floats(0, 400), st.floats(0, 20)),
+    st.sampled_from([0.5, 1.0 - 1e-12]),
+)
+def test_kept_assets_without_band_match_reference(seed, long_only, c, fill):
+    """Targets exactly equal to the current weight (nonzero) keep their shares without a band; with
+    the others filling the bound (to 1e-12) the room beside them binds once costs shrink the equity.
+    Both cores start from the same random book, so 'exactly equal' holds in both."""
+    from tests.env.portfolio_reference import ReferencePortfolioCore
+
+    comm, slip, borrow = c
+    lev = 1.0 if long_only else 1.5
+    cfg = PortfolioConfig(
+        window=3,
+        episode_length=None,
+        commission_bps=comm,
+        slippage_bps=slip,
+        borrow_bps_per_bar=borrow,
+        long_only=long_only,
+        gross_leverage=lev,
+    )
+    close, feats = panel(30, 4, seed % 7)
+    rng = np.random.default_rng(seed)
+    B, N, start = 6, 4, 5
+    c1 = torch.as_tensor(close[start + 1])
+    sh = torch.as_tensor(rng.uniform(0 if long_only else -300, 300, (B, N)))
+    cash = torch.as_tensor(rng.uniform(0.0, 5e4, B)) + (sh.clamp(max=0) * c1).abs().sum(1) * 1.5
+    v = sh * c1
+    e0 = cash + v.sum(1)
+    cur = v / e0[:, None]  # as the core computes the weights before the fill
+    keep = torch.as_tensor(rng.random((B, N)) < 0.4)
+    kept_total = torch.where(keep, cur if long_only else cur.abs(), 0.0).sum(1)
+    raw = torch.as_tensor(rng.random((B, N)) if long_only else rng.uniform(-1, 1, (B, N)))
+    raw = torch.where(keep, 0.0, raw)
+    room = (lev - kept_total).clamp(min=0.0) * fill
+    scale = room / (raw if long_only else raw.abs()).sum(1).clamp(min=1e-300)
+    w = torch.where(keep, cur, raw * scale[:, None])
+    total = w.sum(1) if long_only else w.abs().sum(1)
+    if bool((total > lev).any()) or (long_only and bool((w < 0).any())):
+        return  # the exact book does not fit the bound here; nothing to test
+    outs = []
+    for cls in (PortfolioCore, ReferencePortfolioCore):
+        core = cls(close, feats, [f"T{i}" for i in range(N)], cfg, num_envs=B, seed=0, autoreset=False)
+        core.reset(starts=start)
+        core.cash, core.shares, core.equity = cash.clone(), sh.clone(), cash + (sh * core.close[start]).sum(1)
+        outs.append(core.step(w.clone()))
+    _assert_same_step(outs[0], outs[1], float(e0.abs().max()), c1)
+    delta = outs[0][4]["traded_shares"]
+    assert bool((delta[keep] == 0).all())  # kept assets keep their shares, exactly

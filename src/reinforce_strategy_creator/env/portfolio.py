@@ -15,9 +15,10 @@ core and the paper broker call) on (B, N) tensors: ``fill_price_and_costs`` (fil
 commission, slippage cost per asset), ``cash_after_fill`` (summed over the asset axis in a
 fixed order), ``mark`` (borrow and equity). What the kernel leaves to an N-asset caller (its
 docstring) is done here: the post-cost equity ``E`` shared by the N assets is solved jointly
-(a contraction ``E = E0 - costs(E) - borrow(E)``, iterated to float precision, then shrunk by a
-relative 1e-12 so float rounding never overdraws cash), and each traded asset ends at
-``w_i * E / close[t+1]`` shares.
+(a contraction ``E = E0 - costs(E) - borrow(E)``, solved to float precision by `_solve` /
+`_iterate` (closed form per account around one (B, N) term, a Newton or Aitken jump, the plain
+iteration's stopping rule), then shrunk by a relative 1e-12 so float rounding never overdraws
+cash), and each traded asset ends at ``w_i * E / close[t+1]`` shares.
 
 No-trade band: an asset whose ``|w_i - current_i| < band`` (current weight just before the
 fill, at ``close[t+1]``) is not traded and keeps its shares; if the kept assets plus the
@@ -47,6 +48,8 @@ from .ops import TorchOps
 _EQUITY_FLOOR = 1e-12  # fraction of initial capital used inside log() once bankrupt
 _SOLVE_SHRINK = 1e-12  # the solved post-cost equity is shrunk by this (relative): never overdraw
 _WEIGHT_TOL = 1e-9  # sum / gross of the weights may exceed its bound by this much (then rescaled)
+_SOLVE_TOL = 1e-15  # the joint sizing stops once a step moves the equity by <= this (relative to E0)
+_SOLVE_MAX_ITER = 100
 
 
 class PortfolioInputError(InputError):
@@ -183,18 +186,59 @@ class PortfolioCore:
         self.feature_dim = N * W * F
         self.obs_dim = self.feature_dim + 2 * N + 1
         dev = self.device
-        self.close = torch.as_tensor(np.where(tradable, close, 1.0), dtype=torch.float64, device=dev)
-        self.tradable = torch.as_tensor(tradable, device=dev)
-        self.windows = torch.as_tensor(_windows(features, W), device=dev)  # (T, N*W*F) float32
+        # row-major (C order) tables: a step gathers B rows; a column-major array (pandas'
+        # .to_numpy() often gives one) would make each gather ~10x slower
+        self.close = torch.as_tensor(
+            np.ascontiguousarray(np.where(tradable, close, 1.0)), dtype=torch.float64, device=dev
+        )
+        self.tradable = torch.as_tensor(np.ascontiguousarray(tradable), device=dev)
+        self._untradable = (~self.tradable).to(torch.float64)  # 1.0 where not listed yet
+        self._late = not bool(tradable.all())  # some ticker lists after the panel's first bar
+        # (T, obs_dim) float32 observation rows: the feature windows, zeros where observe() writes
+        # the weights and cash weight, then the tradable flags; one gather builds an observation
+        table = np.zeros((T, self.obs_dim), dtype=np.float32)
+        table[:, : self.feature_dim] = _windows(features, W)
+        table[:, self.feature_dim + N + 1 :] = tradable
+        self._obs_table = torch.as_tensor(table, device=dev)
         self.lo_start, self.last_bar = W - 1, T - 1
         self.hi_start = (T - 1 - self.episode_length) if self.episode_length is not None else W - 1
         self.max_steps = self.episode_length if self.episode_length is not None else T
         self.cap = float(config.initial_capital)
         self.rules = config.rules
         self.bound = 1.0 if config.long_only else float(config.gross_leverage)
+        self._solver_constants()
         self.generator = torch.Generator()
         self.seed(seed)
         self._ready = False
+
+    def _solver_constants(self) -> None:
+        """Rates of the joint sizing (`_solve`) and its a-priori iteration count.
+
+        ``implied(E) = E0 - cost(E) - borrow(E)`` is Lipschitz in E with constant
+        ``lip = bound * (max(r_buy, r_sell) + borrow)`` (the traded target values move by at
+        most ``bound`` per unit of E, each unit of trade costs at most ``max(r_buy, r_sell)``,
+        each unit of short pays ``borrow``; the config keeps it <= 0.5). Long-only, the first
+        step ``|implied(E0) - E0|`` is at most ``2 * max(r_buy, r_sell) * E0`` (trades of at most
+        ``E0`` out plus ``E0`` in), so after k steps the step is at most ``2 r lip^(k-1) E0``;
+        ``min_iter`` is the k where that bound reaches the stopping tolerance. Up to 3, the plain
+        iteration runs ``min_iter`` steps without looking at the result, then checks the stopping
+        rule once per step; above, `_iterate` jumps (Newton / Aitken) after two steps and checks
+        from the third (so the bound is a shortcut, never an assumption: the rule decides)."""
+        rules = self.rules
+        self._r_buy = rules.k_mid + rules.k_half - 1.0  # cost per unit bought notional (haircut incl.)
+        self._r_sell = 1.0 - (rules.k_mid - rules.k_half)  # cost per unit sold notional
+        r = max(self._r_buy, self._r_sell, 0.0)
+        lip = self.bound * (r + rules.borrow)
+        if r == 0.0 or lip == 0.0:
+            self._min_iter = 1  # no trading costs: the first step is (about) the answer; checked
+        elif lip >= 1.0:
+            self._min_iter = _SOLVE_MAX_ITER  # not reachable under the config's cap (0.5)
+        else:
+            k = 1 + math.log(_SOLVE_TOL / (2.0 * r)) / math.log(lip)
+            self._min_iter = int(min(max(math.ceil(k), 1), _SOLVE_MAX_ITER))
+        self._lip = min(lip, 0.99)
+        # the stopping rule is first checked after this many steps (3: e1, e2, then f(Aitken point))
+        self._check_from = 3 if self._min_iter > 3 else self._min_iter
 
     # ------------------------------------------------------------------ reset
     def seed(self, seed: int | None) -> None:
@@ -237,6 +281,7 @@ class PortfolioCore:
         self.shares = torch.zeros((B, N), dtype=torch.float64, device=dev)
         self.equity = torch.full((B,), self.cap, dtype=torch.float64, device=dev)
         self.active = torch.ones(B, dtype=torch.bool, device=dev)
+        self._all_active = True  # no lane frozen (autoreset=False): skips the frozen-lane masking
         self._ready = True
         return self.observe()
 
@@ -248,21 +293,36 @@ class PortfolioCore:
         self.equity = torch.where(mask, self.cap, self.equity)
 
     # ------------------------------------------------------------------ observation
+    @property
+    def windows(self) -> torch.Tensor:
+        """(T, N*W*F) float32 feature windows per bar (a view of the observation table)."""
+        return self._obs_table[:, : self.feature_dim]
+
     def weights(self) -> torch.Tensor:
         """(B, N) current weights at close[t]: shares * close / equity."""
         c = self.close.index_select(0, self.t)
         return self.shares * c / self.equity[:, None]
 
-    def observe(self) -> torch.Tensor:
-        """(B, obs_dim) float32: N*W*F features, N weights, cash weight, N tradable flags."""
-        w = self.weights()
-        cash_w = (self.cash / self.equity)[:, None]
-        tr = self.tradable.index_select(0, self.t)
-        return torch.cat([self.windows.index_select(0, self.t), w.float(), cash_w.float(), tr.float()], dim=1)
+    def observe(self, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, obs_dim) float32: N*W*F features, N weights, cash weight, N tradable flags.
+
+        ``weights``: the current (B, N) weights if the caller has them (`step` does), else
+        `weights()`."""
+        w = self.weights() if weights is None else weights
+        obs = self._obs_table.index_select(0, self.t)  # features and tradable flags of bar t
+        fd, N = self.feature_dim, self.n_assets
+        obs[:, fd : fd + N] = w  # float64 -> float32, as .float()
+        obs[:, fd + N] = self.cash / self.equity
+        return obs
 
     # ------------------------------------------------------------------ step
     def check_weights(self, weights) -> torch.Tensor:
         """(B, N) float64 target weights, validated: errors name the ticker or bound."""
+        return self._check(weights)[0].clone()
+
+    def _check(self, weights) -> tuple[torch.Tensor, torch.Tensor]:
+        """`check_weights` without the defensive copy (may return the caller's tensor), and the
+        (B,) sum (long-only) or gross of the returned weights."""
         B, N = self.num_envs, self.n_assets
         w = torch.as_tensor(weights, dtype=torch.float64).to(self.device)
         if w.shape != (B, N):
@@ -272,6 +332,30 @@ class PortfolioCore:
                 raise PortfolioInputError(
                     f"target weights must have shape ({B}, {N}) (accounts, tickers), got {tuple(w.shape)}"
                 )
+        # All checks in one host read: NaN/inf make the sum (or gross) NaN/inf, which fails the
+        # bound test; -inf fails the sign test (long-only) or makes the gross inf. On a failure
+        # `_explain` runs the checks one by one and raises the message naming the culprit.
+        total = w.sum(1) if self.config.long_only else w.abs().sum(1)
+        probe = [total.max()]
+        if self.config.long_only:
+            probe.append(w.amin())
+        if self._late:  # |w| on not-yet-listed tickers (NaN if w is): must be 0
+            probe.append((w * self._untradable.index_select(0, self.t)).abs().amax())
+        vals = torch.stack(probe).tolist()
+        ok = vals[0] <= self.bound * (1.0 + _WEIGHT_TOL)  # False for NaN
+        if self.config.long_only:
+            ok = ok and vals[1] >= 0.0
+        if self._late:
+            ok = ok and vals[-1] == 0.0
+        if not ok:
+            return self._explain(w, total)
+        if vals[0] > self.bound:  # within the rounding tolerance: rescale onto the bound
+            w = w * torch.where(total > self.bound, self.bound / total, 1.0)[:, None]
+            total = w.sum(1) if self.config.long_only else w.abs().sum(1)
+        return w, total
+
+    def _explain(self, w, total):
+        """The checks of `_check` one at a time: raises the error naming the ticker or bound."""
         bad = ~torch.isfinite(w)
         if bool(bad.any()):
             lane, j = (int(i) for i in bad.nonzero()[0])
@@ -293,7 +377,6 @@ class PortfolioCore:
                 f"ticker {self.tickers[j]!r} is not tradable at bar {int(self.t[lane])} (no price yet) but "
                 f"account {lane} targets weight {float(w[lane, j])}; its weight must be 0"
             )
-        total = w.sum(1) if self.config.long_only else w.abs().sum(1)
         over = total > self.bound * (1.0 + _WEIGHT_TOL)
         if bool(over.any()):
             lane = int(over.nonzero()[0][0])
@@ -305,64 +388,145 @@ class PortfolioCore:
             raise PortfolioInputError(
                 f"target weights of account {lane} add up to {float(total[lane])}; they must satisfy {what}"
             )
-        scale = torch.where(total > self.bound, self.bound / total, 1.0)  # rounding only
-        return w * scale[:, None]
+        raise AssertionError("check_weights: the batched check failed but no single check did")
 
-    def _solve(self, w, trade, cash, shares, ref):
-        """Joint sizing: post-cost equity E and the new shares (see the module docstring)."""
-        rules, bound = self.rules, self.bound
-        v = shares * ref  # values at the fill reference price
-        e0 = cash + v.sum(1)
-        v_keep = torch.where(trade, 0.0, v)
-        keep_total = (v_keep if self.config.long_only else v_keep.abs()).sum(1)
-        w_tr = torch.where(trade, w, 0.0)
-        tr_total = (w_tr if self.config.long_only else w_tr.abs()).sum(1)
-        r_buy = rules.k_mid + rules.k_half - 1.0  # cost per unit bought notional (haircut included)
-        r_sell = 1.0 - (rules.k_mid - rules.k_half)
-        b = rules.borrow
+    def _solve(self, w, w_total, tm, v, v_total, e0, shares, ref):
+        """Joint sizing (see the module docstring): the traded shares (B, N).
 
-        def targets(e):
-            room = torch.clamp(bound * e - keep_total, min=0.0)
-            s = torch.where(tr_total * e > room, room / torch.where(tr_total > 0, tr_total * e, 1.0), 1.0)
-            return w_tr * s[:, None] * e[:, None]  # target values of traded assets (0 elsewhere)
+        ``w_total``: the (B,) sum (long-only) or gross of ``w``; ``tm``: the trade mask as float64
+        (1.0 traded, 0.0 kept), or None: every asset trades and the targets are within the bound
+        ("free" sizing, see `_orders`: no masks, the room never binds, ``x(E) = E``);
+        ``v = shares * ref``: the values at the fill reference price, summed in ``v_total``;
+        ``e0 = cash + v_total``: the equity before the fill.
 
-        def implied(e):
-            tv = targets(e)
-            d = torch.where(trade, tv - v, 0.0)
-            cost = torch.where(d > 0, d * r_buy, -d * r_sell).sum(1)
-            new_v = torch.where(trade, tv, v)
-            return e0 - cost - torch.clamp(-new_v, min=0.0).sum(1) * b
+        The post-cost equity E solves ``E = implied(E) = e0 - cost(E) - borrow(E)``: each traded
+        asset i moves from ``v_i`` to the target value ``w_i * x(E)`` (``x(E) = min(E, room(E) /
+        sum_traded |w|)``, ``room`` what the bound leaves beside the kept assets), costing
+        ``r_buy`` per unit bought and ``r_sell`` per unit sold, and shorts pay ``borrow`` per unit
+        at the mark. Both are written in (B,) closed form around the one (B, N) term
+        ``S = sum_i |w_i x - v_i|``: ``cost = a * (x * sum w - sum v) + h * S`` over the traded
+        assets, ``a = (r_buy - r_sell) / 2``, ``h = (r_buy + r_sell) / 2``; the short value of the
+        traded targets is ``x * sum_i max(-w_i, 0)`` (``-x * sum_i max(w_i, 0)`` if ``x < 0``).
+        ``implied`` is a contraction (`_solver_constants`), solved by `_iterate` to its stopping
+        rule; then E is shrunk by a relative 1e-12 so rounding never overdraws cash."""
+        long_only, bound = self.config.long_only, self.bound
+        free = tm is None
+        if free:  # every asset traded (or kept with nothing held and target 0: the same)
+            w_tr, v_tr, sum_v, tr_total = w, v, v_total, w_total
+            sum_w = w_total if long_only else w.sum(1)
+            keep_total = keep_short = 0.0
+        else:
+            w_tr, v_tr = w * tm, v * tm  # w, v where traded, else 0 (exact)
+            kept = v - v_tr  # v where kept, else 0 (exact)
+            sum_w, sum_v = w_tr.sum(1), v_tr.sum(1)
+            if long_only:
+                tr_total, keep_total = sum_w, kept.sum(1)
+            else:
+                tr_total, keep_total = w_tr.abs().sum(1), kept.abs().sum(1)
+            keep_short = torch.clamp(-kept, min=0.0).sum(1) if self.rules.borrow > 0 else 0.0
+        a = 0.5 * (self._r_buy - self._r_sell)
+        h = 0.5 * (self._r_buy + self._r_sell)
+        c0, aw = e0 + a * sum_v, a * sum_w  # implied(E) = c0 - x * aw - h * S - borrow
+        b = self.rules.borrow
+        if b > 0.0:
+            short_w = 0.5 * (tr_total - sum_w)  # sum max(-w, 0) over traded assets
+            long_w = 0.5 * (tr_total + sum_w)  # sum max(w, 0)
 
-        e = e0
-        for _ in range(100):
+        def x_of(e):
+            if free:
+                return e
+            room = torch.clamp(e - keep_total if bound == 1.0 else bound * e - keep_total, min=0.0)
+            return torch.fmin(e, room / tr_total)  # room / 0 is inf or NaN: fmin keeps e
+
+        def implied(e, slope=False):
+            x = x_of(e)
+            d = torch.addcmul(v_tr, w_tr, x[:, None], value=-1.0)  # v_i - w_i x (0 where kept)
+            e_next = torch.addcmul(c0, x, aw, value=-1.0)
+            if slope:  # d implied / dE on this piece (free: x = E): -a sum w + h sum sign(d_i) w_i
+                fprime = d.sign().mul_(w_tr).sum(1).mul_(h).sub_(aw)
+            # h * S (torch's row sum, not a BLAS matrix-vector product: MKL's result depends on
+            # the memory alignment of the rows, which would make runs irreproducible)
+            e_next.sub_(d.abs_().sum(1), alpha=h)
+            if b > 0.0:
+                short = torch.where(x >= 0.0, x * short_w, -x * long_w) + keep_short
+                e_next = e_next - short * b
+                if slope:
+                    fprime = fprime - b * torch.where(x >= 0.0, short_w, -long_w)
+            return (e_next, fprime) if slope else e_next
+
+        e = self._iterate(implied, e0, newton=free)
+        x = x_of(e * (1.0 - _SOLVE_SHRINK))
+        # traded: the target's shares minus the held ones; kept: 0 (x * 0 + 0.0 is +0.0, exact;
+        # free: kept assets have w = 0 and no shares, so 0 * x / ref - 0 = 0 unmasked)
+        delta = (w_tr * x[:, None]).div_(ref).sub_(shares)  # in place: fewer (B, N) buffers
+        return (delta if free else delta.mul_(tm)).add_(0.0)
+
+    def _iterate(self, implied, e0, newton: bool):
+        """The fixed point of the contraction ``f = implied`` (factor <= ``self._lip``) from ``e0``:
+        the first ``f(e)`` with ``|f(e) - e| <= 1e-15 * |e0|`` in every lane (then ``|f(e) - E*| <=
+        lip / (1 - lip) * 1e-15 * |e0|``), at most 100 steps.
+
+        Where the a-priori count is above 3, a jump first. ``f`` is piecewise linear in E (a piece
+        ends where a trade changes side or the bound starts to bind), so from ``e1 = f(e0)`` the
+        linear model of the piece at ``e1`` gives its fixed point in one step:
+        ``e1 + (f(e1) - e1) / (1 - s)`` with ``s = f'(e1)`` from ``implied(e, slope=True)``
+        (``newton``; the free case, x(E) = E); otherwise the Aitken slope
+        ``s = (f(e1) - e1) / (e1 - e0)`` (clamped to ``[-lip, lip]``; exact when ``e0`` is on the
+        same piece, less often: the first step is the large one, trades near their side change
+        flip between ``e0`` and ``e1``). The stopping rule is checked on ``f`` of that point; where
+        it fails (a piece changes in some lane), the plain iteration goes on from there, checked
+        every step. So the certificate is the one of the plain iteration."""
+        tol = _SOLVE_TOL * e0.abs()
+        e, it = e0, 0
+        if self._min_iter > 3:
+            e1 = implied(e0)
+            if newton:
+                e2, fprime = implied(e1, slope=True)
+                e = torch.addcdiv(e1, e2 - e1, 1.0 - fprime)
+            else:
+                e2 = implied(e1)
+                step = e2 - e1
+                slope = torch.nan_to_num(step / (e1 - e0), nan=0.0).clamp_(-self._lip, self._lip)
+                e = torch.addcdiv(e2, slope * step, 1.0 - slope)
+            it = 2
+        while True:
             e_next = implied(e)
-            done = bool(((e_next - e).abs() <= 1e-15 * e0.abs()).all())
+            it += 1
+            converged = it >= self._check_from and bool(((e_next - e).abs() <= tol).all())
             e = e_next
-            if done:
-                break
-        e = e * (1.0 - _SOLVE_SHRINK)
-        tv = targets(e)
-        new_shares = torch.where(trade, tv / ref, shares)
-        return torch.where(trade, new_shares - shares, 0.0)
+            if converged or it >= _SOLVE_MAX_ITER:
+                return e
 
-    def _orders(self, w, cur_w, cash, sh, c, hold=None):
-        """(traded shares (B, N), lanes that ignored the band (B,)): every asset whose target differs
-        from its current weight by at least the band trades to it. The kept assets' weights grow
-        when costs shrink the equity (and shorts can drift past the gross limit), so a lane whose
-        book would then break the bound trades every asset to its target on this bar instead
-        (targets are within the bound)."""
-        trade = (w - cur_w).abs() >= self.config.band if self.config.band > 0 else (w != cur_w)
-        if hold is not None:
-            trade = trade & ~hold[:, None]
-        delta = self._solve(w, trade, cash, sh, c)
-        band_off = torch.zeros_like(cash, dtype=torch.bool)
-        if self.config.band > 0:
+    def _orders(self, w, w_total, cur_w, v, v_total, e0, cash, sh, c, hold=None):
+        """(traded shares (B, N), lanes that ignored the band (B,) or None without a band): every
+        asset whose target differs from its current weight by at least the band trades to it. The
+        kept assets' weights grow when costs shrink the equity (and shorts can drift past the gross
+        limit), so a lane whose book would then break the bound trades every asset to its target on
+        this bar instead (targets are within the bound)."""
+        band = self.config.band
+        if band > 0 or hold is not None:
+            trade = (w - cur_w).abs() >= band if band > 0 else (w != cur_w)
+            if hold is not None:
+                trade = trade & ~hold[:, None]
+            tm = trade.to(torch.float64)
+        else:  # no band: an asset is kept iff its target equals its current weight (float masks:
+            # no bool pass). If no kept asset holds anything (then its target is 0 too) and the
+            # targets are within the bound, every asset can be treated as traded ("free" sizing:
+            # no masks, the room never binds); one host read decides.
+            km = torch.eq(w, cur_w, out=torch.empty_like(w))  # 1.0 where kept
+            kv = km * v  # kept values (exact)
+            probe = torch.stack([(kv if self.config.long_only else kv.abs_()).sum(), w_total.max()])
+            kept_value, w_max = probe.tolist()
+            tm = None if kept_value == 0.0 and w_max <= self.bound else km.neg_().add_(1.0)
+        delta = self._solve(w, w_total, tm, v, v_total, e0, sh, c)
+        band_off = None
+        if band > 0:
             band_off = self._breaks_bound(delta, cash, sh, c)
             if hold is not None:
                 band_off = band_off & ~hold
             if bool(band_off.any()):
                 trade = torch.where(band_off[:, None], w != cur_w, trade)
-                delta = self._solve(w, trade, cash, sh, c)
+                delta = self._solve(w, w_total, trade.to(torch.float64), v, v_total, e0, sh, c)
         return delta, band_off
 
     def _breaks_bound(self, delta, cash, sh, c):
@@ -392,6 +556,34 @@ class PortfolioCore:
             weights = torch.where(hold[:, None], 0.0, weights)  # not used: the lane keeps its book
         return hold, weights
 
+    def _order_book(self, w, w_total, hold):
+        """(bar t+1, close[t+1] (B, N), traded shares (B, N), band_off lanes or None) for target
+        weights ``w`` (validated; ``w_total`` their sum or gross), filled at close[t+1]."""
+        t1 = torch.clamp(self.t + 1, max=self.last_bar)
+        c = self.close.index_select(0, t1)  # (B, N) fill reference and mark: close[t+1]
+        cash, sh = self.cash, self.shares
+        v = sh * c
+        v_total = v.sum(1)
+        e0 = cash + v_total
+        cur_w = v / e0[:, None]  # weights just before the fill
+        delta, band_off = self._orders(w, w_total, cur_w, v, v_total, e0, cash, sh, c, hold)
+        return t1, c, delta, band_off
+
+    def _settle(self, cash, sh, delta, fill, commission_t, c):
+        """(new shares, borrow, cash, values, equity) after the fill and the mark at ``c``; the
+        account settles once: the per-asset payments summed over the asset axis (fixed order)."""
+        xp, rules = self.xp, self.rules
+        cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission_t)
+        sh_new = sh + delta
+        if rules.borrow > 0.0:
+            borrow_n, _, _ = ex.mark(xp, rules, torch.zeros_like(sh_new), sh_new, c)
+            borrow = borrow_n.sum(1)
+        else:  # the kernel's charge max(-shares, 0) * close * 0 is exactly 0: not computed
+            borrow = torch.zeros_like(cash)
+        cash_new = ex.cash_after_borrow(cash_filled, borrow)
+        val = sh_new * c
+        return sh_new, borrow, cash_new, val, cash_new + val.sum(1)
+
     def step(self, weights, hold=None):
         """Advance every lane one bar to `weights` ((B, N)). Returns (obs, reward, terminated,
         truncated, info); info holds (B,) equity, cash, cost, commission, slippage, borrow,
@@ -402,29 +594,19 @@ class PortfolioCore:
         Their ``weights`` are ignored (pass anything of the right shape, e.g. zeros)."""
         if not self._ready:
             raise RuntimeError("call reset() before step()")
-        xp, rules = self.xp, self.rules
         hold, weights = self._hold(hold, weights)
-        w = self.check_weights(weights)
-        t1 = torch.clamp(self.t + 1, max=self.last_bar)
-        c = self.close.index_select(0, t1)  # (B, N) fill reference and mark: close[t+1]
+        t1, c, delta, band_off = self._order_book(*self._check(weights), hold)
         cash, sh, prev = self.cash, self.shares, self.equity
-        cur_w = sh * c / (cash + (sh * c).sum(1))[:, None]  # weights just before the fill
-        delta, band_off = self._orders(w, cur_w, cash, sh, c, hold)
-        fill, commission, slippage = ex.fill_price_and_costs(xp, rules, c, delta)
-        # the account settles once: the per-asset payments summed over the asset axis (fixed order)
-        cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission.sum(1))
-        sh_new = sh + delta
-        borrow_n, _, _ = ex.mark(xp, rules, torch.zeros_like(sh_new), sh_new, c)
-        borrow = borrow_n.sum(1)
-        cash_new = ex.cash_after_borrow(cash_filled, borrow)
-        equity = cash_new + (sh_new * c).sum(1)
-        reward = torch.log(torch.clamp(equity, min=self.cap * _EQUITY_FLOOR) / prev)
+        fill, commission, slippage = ex.fill_price_and_costs(self.xp, self.rules, c, delta)
+        commission_t, slippage_t = commission.sum(1), slippage.sum(1)
+        sh_new, borrow, cash_new, val, equity = self._settle(cash, sh, delta, fill, commission_t, c)
+        reward = torch.clamp(equity, min=self.cap * _EQUITY_FLOOR).div_(prev).log_()
         steps = self.steps + 1
         terminated = equity <= 0.0
         truncated = ~terminated & ((steps >= self.max_steps) | (t1 >= self.last_bar))
 
-        act = self.active
-        if not bool(act.all()):  # frozen lanes (autoreset=False) keep their state
+        act, all_active = self.active, self._all_active
+        if not all_active:  # frozen lanes (autoreset=False) keep their state
             t1, steps = torch.where(act, t1, self.t), torch.where(act, steps, self.steps)
             cash_new, equity = torch.where(act, cash_new, cash), torch.where(act, equity, prev)
             sh_new = torch.where(act[:, None], sh_new, sh)
@@ -432,25 +614,32 @@ class PortfolioCore:
             zero2 = lambda x: torch.where(act[:, None], x, 0.0)  # noqa: E731
             reward, borrow = zero1(reward), zero1(borrow)
             delta, commission, slippage = zero2(delta), zero2(commission), zero2(slippage)
+            commission_t, slippage_t = commission.sum(1), slippage.sum(1)
             terminated, truncated = terminated & act, truncated & act
             c = self.close.index_select(0, t1)
+            val = sh_new * c
         self.t, self.steps, self.cash, self.shares, self.equity = t1, steps, cash_new, sh_new, equity
+        if band_off is None:
+            band_off = torch.zeros_like(cash, dtype=torch.bool)
+        elif not all_active:
+            band_off = band_off & act
+        weights_now = val.div_(equity[:, None])  # in place: val is not used after this
         info = {
             "equity": equity,
             "cash": cash_new,
             "shares": sh_new,
-            "weights": sh_new * c / equity[:, None],
+            "weights": weights_now,
             "traded_shares": delta,
-            "fill_price": torch.where(delta != 0, fill, math.nan),
-            "commission": commission.sum(1),
-            "slippage": slippage.sum(1),
+            "fill_price": _one_or_nan(delta).mul_(fill),
+            "commission": commission_t,
+            "slippage": slippage_t,
             "borrow": borrow,
-            "cost": commission.sum(1) + slippage.sum(1) + borrow,
-            "turnover": (delta.abs() * c).sum(1),
+            "cost": commission_t + slippage_t + borrow,
+            "turnover": delta.abs().mul_(c).sum(1),
             "bar": t1,
-            "band_off": band_off & act,
+            "band_off": band_off,
         }
-        obs = self.observe()
+        obs = self.observe(weights_now)  # the weights at close[t1] are the info's
         done = terminated | truncated
         if bool(done.any()):
             if self.autoreset:
@@ -460,7 +649,15 @@ class PortfolioCore:
                 obs = self.observe()
             else:
                 self.active = self.active & ~done
+                self._all_active = False
         return obs, reward, terminated, truncated, info
+
+
+def _one_or_nan(delta: torch.Tensor) -> torch.Tensor:
+    """1.0 where ``delta != 0``, NaN where it is 0 (``nz / nz`` with ``nz`` the float mask): the
+    fill price times it is the fill price or NaN (no fill), without a bool pass (slow on CPU)."""
+    nz = torch.ne(delta, 0.0, out=torch.empty_like(delta))
+    return nz.div_(nz)
 
 
 def _windows(features: np.ndarray, W: int) -> np.ndarray:
