@@ -541,7 +541,7 @@ class PortfolioPaperAccount:
         close = np.where(unlisted[None, :], 1.0, close)
         core = PortfolioCore(close, feats, self.tickers, self.config, num_envs=1, seed=0, autoreset=False)
         if unlisted.any():
-            core.tradable[:, torch.as_tensor(unlisted)] = False
+            core.set_untradable(unlisted)
         core.reset(starts=min(stop - 1, core.last_bar - 1))
         self.xp = core.xp
         return core
@@ -600,7 +600,7 @@ class PortfolioPaperAccount:
 
     def _orders(self, s, core, sh, c):
         """``(delta, fill, commission, slippage, band_off)`` of the pending order at the close ``c``:
-        the core's joint post-cost sizing (``PortfolioCore._orders``, its band and bounds); for whole
+        the core's joint post-cost sizing (``PortfolioCore.size_orders``, its band and bounds); for whole
         shares the kernel's rule (each resulting holding truncated toward zero) and no overdraft."""
         delta = torch.zeros_like(sh)
         band_off = False
@@ -608,8 +608,7 @@ class PortfolioPaperAccount:
             cash = torch.tensor([s.cash], dtype=torch.float64)
             w = torch.tensor([s.pending_weights], dtype=torch.float64)
             hold = torch.tensor([True]) if s.pending_hold else None
-            cur_w = sh * c / (cash + (sh * c).sum(1))[:, None]  # weights just before the fill, as step
-            delta, off = core._orders(w, cur_w, cash, sh, c, hold)
+            delta, off = core.size_orders(w, cash, sh, c, hold)
             band_off = bool(off.any())
             if not s.fractional:
                 delta = torch.trunc(sh + delta) - sh

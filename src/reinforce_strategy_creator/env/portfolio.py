@@ -569,6 +569,35 @@ class PortfolioCore:
         delta, band_off = self._orders(w, w_total, cur_w, v, v_total, e0, cash, sh, c, hold)
         return t1, c, delta, band_off
 
+    def set_untradable(self, columns) -> None:
+        """Mark whole ticker columns (bool mask (N,)) not tradable on every bar, in the weight checks
+        and the observation alike: for a caller that gives a ticker with no price at all in its
+        window a placeholder close (the paper account's feed before a listing)."""
+        cols = torch.as_tensor(np.asarray(columns, dtype=bool), device=self.device)
+        if cols.shape != (self.n_assets,):
+            raise PortfolioInputError(
+                f"columns must be a ({self.n_assets},) bool mask, got {tuple(cols.shape)}"
+            )
+        self.tradable[:, cols] = False
+        self._untradable = (~self.tradable).to(torch.float64)
+        self._late = not bool(self.tradable.all())
+        flags = self._obs_table[:, self.feature_dim + self.n_assets + 1 :]
+        flags[:, cols] = 0.0
+
+    def size_orders(self, weights, cash, shares, close, hold=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The joint post-cost sizing `step` uses, for a given book: traded shares (B, N) and the
+        lanes that ignored the band (B,) when (B,) ``cash`` and (B, N) ``shares`` fill validated
+        target ``weights`` at the reference ``close`` (B, N). For callers that keep their own
+        book, e.g. the paper account (deployment/portfolio_account.py)."""
+        w = torch.as_tensor(weights, dtype=torch.float64).to(self.device)
+        w_total = w.sum(1) if self.config.long_only else w.abs().sum(1)
+        v = shares * close
+        v_total = v.sum(1)
+        e0 = cash + v_total
+        cur_w = v / e0[:, None]
+        delta, band_off = self._orders(w, w_total, cur_w, v, v_total, e0, cash, shares, close, hold)
+        return delta, torch.zeros_like(cash, dtype=torch.bool) if band_off is None else band_off
+
     def _settle(self, cash, sh, delta, fill, commission_t, c):
         """(new shares, borrow, cash, values, equity) after the fill and the mark at ``c``; the
         account settles once: the per-asset payments summed over the asset axis (fixed order)."""
