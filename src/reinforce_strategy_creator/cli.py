@@ -38,8 +38,11 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 logger = logging.getLogger(__name__)
 
 
-def load_deployment_params(env: str | None = None, project_path: Path | None = None) -> DeploymentSetup:
-    """Read ``deployment:`` parameters of the Kedro project containing the working directory."""
+def load_deployment_params(
+    env: str | None = None, project_path: Path | None = None, portfolio: bool = False
+) -> DeploymentSetup:
+    """Read ``deployment:`` parameters of the Kedro project containing the working directory;
+    ``portfolio``: the portfolio cycle's own registry (``portfolio.model_registry``)."""
     from kedro.config import OmegaConfigLoader
 
     from reinforce_strategy_creator import settings as project_settings
@@ -65,7 +68,7 @@ def load_deployment_params(env: str | None = None, project_path: Path | None = N
             raise click.ClickException(str(exc)) from exc
     paths = {}
     for key, name in (
-        ("registry_path", "deployment.model_registry"),
+        ("registry_path", "portfolio.model_registry" if portfolio else "deployment.model_registry"),
         ("account_dir", "deployment.account"),
         ("shadow_account_dir", "deployment.shadow_account"),
     ):
@@ -73,7 +76,7 @@ def load_deployment_params(env: str | None = None, project_path: Path | None = N
         if "filepath" not in entry:
             raise click.ClickException(
                 f"catalog entry {name!r} with a filepath not found; it is declared in "
-                "conf/base/catalog_deployment.yml."
+                "conf/base/catalog_deployment.yml (portfolio.*: catalog_portfolio.yml)."
             )
         paths[key] = entry["filepath"]
     try:
@@ -108,6 +111,14 @@ def models() -> None:
     """Model registry: list, promote and roll back evaluated champions."""
 
 
+def _portfolio_option(f):
+    return click.option(
+        "--portfolio",
+        is_flag=True,
+        help="The portfolio cycle's registry (kedro run --env portfolio) instead of the default one.",
+    )(f)
+
+
 def _fail(exc: ValueError) -> click.ClickException:
     return click.ClickException(str(exc))
 
@@ -122,9 +133,10 @@ def _shown(path: str | None) -> str | None:
 @click.option("--status", type=click.Choice(["candidate", "production", "archived"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_env_option
-def registry_list(status: str | None, as_json: bool, env: str | None) -> None:
+@_portfolio_option
+def registry_list(status: str | None, as_json: bool, env: str | None, portfolio: bool) -> None:
     """List registered models with status, verdict and metrics."""
-    params = load_deployment_params(env)
+    params = load_deployment_params(env, portfolio=portfolio)
     try:
         entries = ModelRegistry(params.registry_path).list(status)
     except ValueError as exc:
@@ -187,9 +199,12 @@ def _models_table(entries) -> str:
 @click.option("--force", is_flag=True, help="Promote despite a failed verdict (recorded).")
 @click.option("--reason", default=None, help="Why (required with --force).")
 @_env_option
-def registry_promote(entry_id: str, force: bool, reason: str | None, env: str | None) -> None:
+@_portfolio_option
+def registry_promote(
+    entry_id: str, force: bool, reason: str | None, env: str | None, portfolio: bool
+) -> None:
     """Make ENTRY_ID the production model; the previous production is archived."""
-    params = load_deployment_params(env)
+    params = load_deployment_params(env, portfolio=portfolio)
     try:
         event = ModelRegistry(params.registry_path).promote(entry_id, force=force, reason=reason)
     except ValueError as exc:
@@ -201,9 +216,10 @@ def registry_promote(entry_id: str, force: bool, reason: str | None, env: str | 
 @models.command("rollback")
 @click.option("--reason", default=None, help="Why the current production is withdrawn.")
 @_env_option
-def registry_rollback(reason: str | None, env: str | None) -> None:
+@_portfolio_option
+def registry_rollback(reason: str | None, env: str | None, portfolio: bool) -> None:
     """Archive the current production model and restore the previous one."""
-    params = load_deployment_params(env)
+    params = load_deployment_params(env, portfolio=portfolio)
     try:
         event = ModelRegistry(params.registry_path).rollback(reason=reason)
     except ValueError as exc:

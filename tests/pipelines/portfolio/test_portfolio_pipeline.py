@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,11 @@ def test_quick_portfolio_run_artifacts(quick_run):
     status = json.loads((data / "08_reporting/portfolio_paper_status.json").read_text())
     shadow = status["accounts"]["shadow"]
     assert shadow["traded"] == status["paper_window"]["n_bars"]
+    out = _kedro(quick_run, "models", "list", "--portfolio", "--json", "--env", "quick")
+    start = re.search(r"^\[(\s*$|\]|\{)", out, re.MULTILINE)  # after Kedro's banner, if any
+    entries = json.loads(out[start.start() :])
+    champion = json.loads((data / "07_model_output/portfolio_champion.json").read_text())
+    assert any(e["version"] == champion["policy_version"] for e in entries)
     again = _kedro(quick_run, "run", "--env", "quick", "--pipelines", "portfolio", "--tags", "paper")
     assert again is not None
     status = json.loads((data / "08_reporting/portfolio_paper_status.json").read_text())
