@@ -365,27 +365,6 @@ def run_fold(
 
 
 # --------------------------------------------------------------------------- stitched record
-def _stitch_lanes(results: Sequence[PortfolioFoldResult], ensembles: bool):
-    """``(kind, run, seed, [(bundle, seed) per fold])`` for every stitched lane."""
-    agents = sorted(results[0].bundles)
-    lanes = []
-
-    def per_fold(pick):
-        return [(r.bundles[a], s) for r in results for a, s in [pick(r)]]
-
-    if all(r.champion["agent"] is not None for r in results):
-        lanes.append(
-            ("procedure", "procedure", 0, per_fold(lambda r: (r.champion["agent"], r.champion["seed"])))
-        )
-    for a in agents:
-        lanes.append(("agent_selected", a, 0, per_fold(lambda r, a=a: (a, r.best_seed[a]))))
-        seeds = results[0].bundles[a].seeds
-        lanes += [("agent", a, s, per_fold(lambda r, a=a, s=s: (a, s))) for s in seeds]
-        if ensembles and len(seeds) > 1:
-            lanes.append(("ensemble", a, ENSEMBLE_SEED, per_fold(lambda r, a=a: (a, ENSEMBLE_SEED))))
-    return lanes
-
-
 def panel_fingerprint(panel: PortfolioPanel) -> str:
     """SHA-256 of the dates, tickers and closes a verdict decides on."""
     h = hashlib.sha256()
@@ -409,7 +388,7 @@ def stitch(
     stretch = panel.window(first, stop, env.window - 1)
     offset = first - (env.window - 1)
     starts = [r.fold.test.first_row for r in results]
-    lanes = _stitch_lanes(results, evaluation.ensembles)
+    lanes = engine.stitched_lanes(results, evaluation.ensembles)  # type: ignore[arg-type]
     cache: dict[tuple[int, int], PolicyDecider] = {}
 
     def decider(bundle, seed):
@@ -418,7 +397,7 @@ def stitch(
             cache[key] = PolicyDecider(_policies(bundle, seed))
         return cache[key]
 
-    switch = LaneSwitch([[decider(b, s) for b, s in per_fold] for *_, per_fold in lanes], starts, offset)
+    switch = LaneSwitch([[decider(b, s) for b, s, _ in per_fold] for *_, per_fold in lanes], starts, offset)
     run = replay_weights(stretch, env, switch, num_lanes=len(lanes))
     meta = [(k, r, s) for k, r, s, _ in lanes]
     frames = [_ledger(run, meta, "walk_forward")]

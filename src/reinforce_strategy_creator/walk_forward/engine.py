@@ -216,8 +216,11 @@ def _train_and_select(
     return FoldResult(fold, tables, bundles, histories, records, champion, best_seed)
 
 
-def _lanes(results: Sequence[FoldResult], ensembles: bool) -> list[tuple[str, str, int, list]]:
-    """``(kind, run, seed, [(bundle, seed, name) per fold])`` for every stitched lane."""
+def stitched_lanes(results: Sequence[FoldResult], ensembles: bool) -> list[tuple[str, str, int, list]]:
+    """``(kind, run, seed, [(bundle, seed, name) per fold])`` for every stitched lane: the
+    procedure (each fold's champion), each agent's validation-best seed, each agent x seed and
+    seed ensemble. Reads ``bundles``, ``champion`` and ``best_seed`` of each fold result (the
+    portfolio walk-forward's too)."""
     agents = sorted(results[0].bundles)
     lanes = []
 
@@ -257,7 +260,7 @@ def stitch(
     evaluation = EvaluationParams.parse(parameters["evaluation"])
     folds = [r.fold for r in results]
     sm = stitched_market(features, prices, folds, {r.fold.name: r.tables.scaler for r in results}, env.window)
-    lanes = _lanes(results, evaluation.ensembles)
+    lanes = stitched_lanes(results, evaluation.ensembles)
     device = str(env.resolve_device())
     deciders = [
         LanePolicies.from_bundles([per_fold[k] for _, _, _, per_fold in lanes], device)

@@ -179,21 +179,11 @@ def judge_record(
 
 
 def stitched_equity_figure(record: pwf.PortfolioRecord) -> Figure:
-    """The stitched equity of the procedure, each agent and the benchmarks, fold starts marked."""
-    ledger = record.ledger
-    keep = ledger["kind"].isin(["procedure", "agent_selected", "benchmark"]) & (ledger["seed"] == 0)
-    curves = {}
-    for (kind, run), lane in ledger[keep].groupby(["kind", "run"], sort=False):
-        curves["walk-forward procedure" if kind == "procedure" else str(run)] = lane.set_index("date")[
-            "equity"
-        ]
-    benchmarks = sorted(ledger.loc[ledger["kind"] == "benchmark", "run"].unique())
-    fig = equity_curves_figure(
-        curves, benchmarks=benchmarks, title="Portfolio: stitched out-of-sample equity"
-    )
-    for start in record.folds["test_start"].iloc[1:]:
-        fig.axes[0].axvline(pd.Timestamp(start), color="0.6", lw=0.8, ls=":")
-    return fig
+    """The stitched equity of the procedure, each agent and the benchmarks, fold starts marked (the
+    walk_forward stage's figure: the record has the same ledger and folds)."""
+    from ..walk_forward.nodes import stitched_equity_figure as figure
+
+    return figure(record)  # type: ignore[arg-type]
 
 
 def portfolio_figures(record: pwf.PortfolioRecord) -> tuple[Figure, Figure, Figure]:
