@@ -135,6 +135,7 @@ def test_a_spec_with_only_ohlv_features_on_close_only_data_is_an_error(stocks):
         portfolio_features(stocks.field("Close"), spec)
 
 
+@pytest.mark.slow
 def test_default_spec_on_both_shipped_universes(stocks, caplog):
     with caplog.at_level(logging.WARNING):
         twenty = portfolio_features(read_universe_csv(SP500_20_CSV), DEFAULT_SPEC)

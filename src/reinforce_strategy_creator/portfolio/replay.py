@@ -166,7 +166,7 @@ def replay_weights(
             w, hold = decide(obs, bar), None
             if isinstance(w, tuple):
                 w, hold = w
-            w = w if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w, dtype=np.float64))
+            w = w if isinstance(w, torch.Tensor) else torch.as_tensor(np.array(w, dtype=np.float64))
             if w.ndim != 2 or w.shape[0] != L:
                 raise PortfolioInputError(
                     f"a decider returned weights of shape {tuple(w.shape)} at {panel.dates[bar].date()}; "
