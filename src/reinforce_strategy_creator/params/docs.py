@@ -98,7 +98,7 @@ def _training_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
 
 def _portfolio_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
     """The ``portfolio`` block, its agents expanded like ``training``'s (algorithm, hyperparameters)."""
-    from ..agents import ALGORITHMS
+    from ..portfolio.training import PORTFOLIO_ALGORITHMS as ALGORITHMS
     from .portfolio import PortfolioParams
 
     for path, value, doc in _rows(PortfolioParams, "portfolio", values):

@@ -118,7 +118,7 @@ class PortfolioTrainingParams(Params):
         default_factory=lambda: {"ppo": {"algorithm": "ppo"}, "a2c": {"algorithm": "a2c"}}
     )
     """Agent name -> its block: `algorithm` (ppo | a2c | dqn) and that algorithm's hyperparameters
-    (the fields of `training.<agent>` for that algorithm, docs/agents.md)."""
+    (the single-asset ones of docs/agents.md plus the portfolio policy's, docs/portfolio_agents.md)."""
 
     @field_validator("seeds")
     @classmethod
@@ -136,11 +136,11 @@ class PortfolioTrainingParams(Params):
             algo = (block or {}).get("algorithm")
             if algo not in ALGORITHMS:
                 raise ValueError(f"agent {name!r}: algorithm={algo!r}; choose one of {list(ALGORITHMS)}")
-            from ..agents import ALGORITHMS as CONFIGS
             from ..errors import InputError
+            from ..portfolio.training import PORTFOLIO_ALGORITHMS
 
             try:
-                CONFIGS[algo][0].from_params(
+                PORTFOLIO_ALGORITHMS[algo][0].from_params(
                     {k: x for k, x in block.items() if k != "algorithm"}, f"portfolio.training.agents.{name}"
                 )
             except InputError as exc:
