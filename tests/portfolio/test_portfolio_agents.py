@@ -324,7 +324,9 @@ def test_artifact_round_trip_gives_identical_decisions(split, tmp_path):
 
 @pytest.mark.parametrize("dist", DISTRIBUTIONS)
 def test_actor_critic_spec_round_trip(dist):
-    pol = PortfolioActorCritic(3, W, F, (8, 8), distribution=dist, log_std=-0.5, log_concentration=2.0)
+    pol = PortfolioActorCritic(
+        3, W, F, (8, 8), distribution=dist, log_std=-0.5, log_concentration=2.0, decision_temperature=0.5
+    )
     again = build_policy(pol.spec)
     assert type(again) is PortfolioActorCritic and again.spec == pol.spec
     again.load_state_dict(pol.state_dict())
@@ -343,6 +345,19 @@ def test_unknown_distribution_names_the_parameter(split):
         train_portfolio_members("ppo", dict(TINY_PPO, distribution="beta"), train, val, ENV, [0])
     with pytest.raises(PortfolioInputError, match="distribution"):
         PortfolioActorCritic(3, W, F, (8,), distribution="beta")
+
+
+def test_a_lower_decision_temperature_concentrates_the_decision():
+    torch.manual_seed(0)
+    obs = random_obs(4, 16, 0)
+    pols = [PortfolioActorCritic(4, W, F, (8,), decision_temperature=t) for t in (1.0, 0.25, 0.01)]
+    for p in pols[1:]:
+        p.load_state_dict(pols[0].state_dict())
+    with torch.no_grad():
+        for p in pols:
+            p.score.weight.mul_(100.0)  # scores that differ between assets
+    top = [p.decide(obs, 0).max(1).values for p in pols]
+    assert torch.all(top[1] > top[0]) and torch.all(top[2] > top[1])
 
 
 def test_a_plain_ppo_config_trains_the_default_policy(split):

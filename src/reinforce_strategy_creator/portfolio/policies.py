@@ -291,7 +291,9 @@ class PortfolioActorCritic(_SharedAssetNet):
     * ``distribution="logistic_normal"`` (default): the action is a Gaussian point
       ``u ~ N(scores, std^2 I)`` over the components in play (stored as the action, its Gaussian
       log-probability is the PPO log-prob), the weights are ``softmax(u)``; deterministic action =
-      ``softmax(scores)``. ``log std`` starts at ``log_std`` (0.0) and is clamped to [-5, 2]. The
+      ``softmax(scores / decision_temperature)`` (1.0: the softmax of the Gaussian's mean; below
+      1 sharper, towards all-in on the best score). ``log std`` starts at ``log_std`` (0.0) and
+      is clamped to [-5, 2]. The
       scores are unbounded, so the decision can concentrate on one asset as far as the scores
       separate, while the exploration noise is learned apart.
     * ``distribution="dirichlet"``: mean ``p = softmax(scores)`` and concentration
@@ -312,13 +314,19 @@ class PortfolioActorCritic(_SharedAssetNet):
         log_concentration: float = 1.0,
         distribution: str = DISTRIBUTIONS[0],
         log_std: float = 0.0,
+        decision_temperature: float = 1.0,
     ):
         super().__init__(n_assets, window, n_features, hidden_sizes, activation)
         if distribution not in DISTRIBUTIONS:
             raise PortfolioInputError(
                 f"distribution={distribution!r} unknown; choose one of {list(DISTRIBUTIONS)}"
             )
+        if not (math.isfinite(decision_temperature) and decision_temperature > 0):
+            raise PortfolioInputError(
+                f"decision_temperature must be a finite number > 0, got {decision_temperature!r}"
+            )
         self.distribution = distribution
+        self.decision_temperature = float(decision_temperature)
         d = self.hidden[-1]
         self.encoder = mlp(self.in_dim, self.hidden, None, activation)
         self.score = layer_init(nn.Linear(d, 1), gain=0.01)
@@ -339,6 +347,7 @@ class PortfolioActorCritic(_SharedAssetNet):
             network["log_concentration"] = float(log_concentration)
         else:
             network["log_std"] = float(log_std)
+            network["decision_temperature"] = self.decision_temperature
         self.spec: dict[str, Any] = {
             "algorithm": algorithm,
             **self._base_spec(),
@@ -412,12 +421,14 @@ class PortfolioActorCritic(_SharedAssetNet):
     # -- acting
     @torch.no_grad()
     def mean_weights(self, obs: torch.Tensor) -> torch.Tensor:
-        """(L, N) float64 deterministic weights: the Dirichlet mean or ``softmax(scores)``."""
+        """(L, N) float64 deterministic weights: the Dirichlet mean or ``softmax(scores / T)``
+        (``T`` = ``decision_temperature``)."""
         dev = self.feature_mean.device
         params, mask = self.dist_params(obs.to(dev))
         if self.distribution == "dirichlet":
             return dirichlet_mean(params.double(), mask)[..., : self.n_assets].cpu()
-        return softmax_weights(params[..., :-1], mask, self.n_assets).cpu()
+        scores = params[..., :-1] / self.decision_temperature
+        return softmax_weights(scores, mask, self.n_assets).cpu()
 
     def decide(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
         """Deterministic target weights (L, N) float64 (a ``replay_weights`` decider)."""
@@ -583,6 +594,7 @@ def build_portfolio_policy(spec: Mapping[str, Any]) -> nn.Module:
             # specs written before the logistic-normal policy existed are Dirichlet policies
             distribution=str(net.get("distribution", "dirichlet")),
             log_std=float(net.get("log_std", 0.0)),
+            decision_temperature=float(net.get("decision_temperature", 1.0)),
         )
     if kind == "portfolio_q":
         return PortfolioQ(

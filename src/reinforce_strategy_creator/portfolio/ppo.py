@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..agents.buffers import RolloutBuffer
@@ -61,6 +62,9 @@ class PortfolioPPOConfig(PPOConfig):
     """Initial log-std of the logistic-normal policy's Gaussian (learned; clamped to [-5, 2])."""
     log_concentration: float = 1.0
     """Initial log concentration of the Dirichlet policy (learned; clamped to [-2, 6])."""
+    decision_temperature: float = Field(default=1.0, gt=0)
+    """Deterministic action of the logistic-normal policy: softmax(scores / T); below 1 sharper
+    (towards all-in on the best-scored asset) than the softmax of the Gaussian's mean."""
     reward_baseline: Literal["equal_weight", "none"] = "none"
     """Learn on the reward minus the equal-weight book's log return over the same bar
     (equal_weight; the same for every action, so it lowers the variance without changing which
@@ -181,6 +185,7 @@ def actor_critic_members(env: PortfolioLanes, seeds, cfg, algorithm: str, scaler
             distribution=getattr(cfg, "distribution", DISTRIBUTIONS[0]),
             log_std=getattr(cfg, "log_std", 0.0),
             log_concentration=getattr(cfg, "log_concentration", 1.0),
+            decision_temperature=getattr(cfg, "decision_temperature", 1.0),
         )
         p.set_scaler(*scaler)
         return p
