@@ -1,5 +1,5 @@
-"""Portfolio agents (docs/portfolio_agents.md): the masked Dirichlet, the shared-across-assets
-networks (bounds, masking, permutation equivariance, size independent of N), artifacts,
+"""Portfolio agents (docs/portfolio_agents.md): the masked Dirichlet and logistic-normal, the
+shared-across-assets networks (bounds, masking, permutation equivariance, size independent of N), artifacts,
 reproducibility, population member independence, validation / early stopping and bad input."""
 
 from __future__ import annotations
@@ -19,15 +19,23 @@ from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioC
 from reinforce_strategy_creator.portfolio.observation import ObsLayout
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.policies import (
+    DISTRIBUTIONS,
     PortfolioActorCritic,
     PortfolioQ,
     allocation_weights,
+    build_portfolio_policy,
     dirichlet_mean,
+    fast_tanh,
     fit_feature_scaler,
     masked_dirichlet_entropy,
     masked_dirichlet_log_prob,
+    masked_normal_entropy,
+    masked_normal_log_prob,
     sample_masked_dirichlet,
+    sample_masked_normal,
+    softmax_weights,
 )
+from reinforce_strategy_creator.portfolio.ppo import equal_weight_log_return
 from reinforce_strategy_creator.portfolio.replay import replay_weights
 from reinforce_strategy_creator.portfolio.training import (
     portfolio_bundle,
@@ -112,22 +120,63 @@ def test_masked_dirichlet_matches_torch_on_the_tradable_subset(seed, n):
     assert torch.all(mean[~mask] == 0)
 
 
-def test_samples_depend_only_on_the_generator():
-    alpha = torch.full((5, 4), 2.0)
+@pytest.mark.parametrize(("sampler", "width"), [(sample_masked_dirichlet, 4), (sample_masked_normal, 5)])
+def test_samples_depend_only_on_the_generator(sampler, width):
+    params = torch.full((5, width), 2.0)
     mask = torch.ones(5, 4, dtype=torch.bool)
-    a = sample_masked_dirichlet(alpha, mask, torch.Generator().manual_seed(3))
+    a = sampler(params, mask, torch.Generator().manual_seed(3))
     torch.manual_seed(123)  # the global RNG does not matter
-    b = sample_masked_dirichlet(alpha, mask, torch.Generator().manual_seed(3))
-    c = sample_masked_dirichlet(alpha, mask, torch.Generator().manual_seed(4))
+    b = sampler(params, mask, torch.Generator().manual_seed(3))
+    c = sampler(params, mask, torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# --------------------------------------------------------------------------- masked logistic-normal
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 7), st.floats(-4.0, 1.5))
+def test_masked_normal_matches_torch_on_the_tradable_subset(seed, n, log_std):
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(3, n + 1, generator=g, dtype=torch.float64) * 3
+    params = torch.cat([mu, torch.full((3, 1), log_std, dtype=torch.float64)], 1)
+    mask = torch.rand(3, n + 1, generator=g) < 0.7
+    mask[:, -1] = True  # cash is always in play
+    u = sample_masked_normal(params, mask, g).double()
+    assert torch.all(u[~mask] == 0)
+    lp, ent = masked_normal_log_prob(params, mask, u), masked_normal_entropy(params, mask)
+    for i in range(3):
+        m = mask[i]
+        d = torch.distributions.Normal(mu[i, m], math.exp(log_std))
+        assert torch.isclose(lp[i], d.log_prob(u[i, m]).sum(), rtol=1e-9, atol=1e-9)
+        assert torch.isclose(ent[i], d.entropy().sum(), rtol=1e-9, atol=1e-9)
+    w = softmax_weights(u, mask, n)
+    assert torch.all(w[~mask[:, :n]] == 0) and torch.all(w.sum(1) <= 1 + 1e-12)
+    ref = torch.softmax(u[0, mask[0]], 0)[: int(mask[0, :n].sum())]
+    assert torch.allclose(w[0, mask[0, :n]], ref)
+
+
+def test_fast_tanh_is_tanh():
+    x = torch.linspace(-30, 30, 10_001)
+    assert torch.allclose(fast_tanh(x), torch.tanh(x), atol=1e-6)
+
+
+def test_equal_weight_baseline_is_the_log_return_of_the_equal_weight_book():
+    panel = make_panel()  # ticker 2 listed from row 40
+    core = PortfolioCore(panel.close, panel.features, panel.tickers, ENV, num_envs=3, seed=0)
+    t0, t1 = torch.tensor([10, 39, 100]), torch.tensor([11, 40, 101])
+    got = equal_weight_log_return(core, t0, t1).numpy()
+    c = panel.close
+    for lane, (a, b) in enumerate(zip(t0.tolist(), t1.tolist(), strict=True)):
+        ok = np.isfinite(c[a]) & np.isfinite(c[b])
+        assert got[lane] == pytest.approx(np.log(np.mean(c[b, ok] / c[a, ok])), rel=1e-12)
+    assert not np.isfinite(c[39, 2]) and np.isfinite(c[40, 2])  # the listing bar was left out
 
 
 # --------------------------------------------------------------------------- networks
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 10_000), st.integers(1, 6), st.floats(-3, 3))
-def test_actor_critic_weights_are_long_only_masked_and_valid_for_the_core(seed, n, bias):
+@given(st.integers(0, 10_000), st.integers(1, 6), st.floats(-3, 3), st.sampled_from(DISTRIBUTIONS))
+def test_actor_critic_weights_are_long_only_masked_and_valid_for_the_core(seed, n, bias, dist):
     torch.manual_seed(seed)
-    pol = PortfolioActorCritic(n, W, F, (16,))
+    pol = PortfolioActorCritic(n, W, F, (16,), distribution=dist)
     with torch.no_grad():
         pol.score.bias.fill_(bias * 10)  # push the mean to one asset or to cash
         pol.concentration.bias.fill_(bias * 3)  # and the concentration to both ends
@@ -210,7 +259,14 @@ def _same(a, b) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("algo", "cfg", "every"), [("ppo", TINY_PPO, 4), ("a2c", TINY_A2C, 4), ("dqn", TINY_DQN, 40)]
+    ("algo", "cfg", "every"),
+    [
+        ("ppo", TINY_PPO, 4),
+        ("ppo", dict(TINY_PPO, distribution="dirichlet"), 4),
+        ("ppo", dict(TINY_PPO, reward_baseline="equal_weight"), 4),
+        ("a2c", TINY_A2C, 4),
+        ("dqn", TINY_DQN, 40),
+    ],
 )
 def test_members_do_not_depend_on_the_population_and_seeds_reproduce(split, algo, cfg, every):
     train, val = split
@@ -266,6 +322,52 @@ def test_artifact_round_trip_gives_identical_decisions(split, tmp_path):
         assert build_policy(loaded.spec).spec == results[0].policy.spec
 
 
+@pytest.mark.parametrize("dist", DISTRIBUTIONS)
+def test_actor_critic_spec_round_trip(dist):
+    pol = PortfolioActorCritic(
+        3, W, F, (8, 8), distribution=dist, log_std=-0.5, log_concentration=2.0, decision_temperature=0.5
+    )
+    again = build_policy(pol.spec)
+    assert type(again) is PortfolioActorCritic and again.spec == pol.spec
+    again.load_state_dict(pol.state_dict())
+    obs = random_obs(3, 4, 0)
+    assert torch.equal(again.decide(obs, 0), pol.decide(obs, 0))
+    # a spec written before the distribution was a choice is the Dirichlet policy it described
+    old = {**pol.spec, "network": {k: v for k, v in pol.spec["network"].items() if k != "distribution"}}
+    assert build_portfolio_policy(old).distribution == "dirichlet"
+
+
+def test_unknown_distribution_names_the_parameter(split):
+    from reinforce_strategy_creator.errors import InputError
+
+    train, val = split
+    with pytest.raises(InputError, match="distribution"):
+        train_portfolio_members("ppo", dict(TINY_PPO, distribution="beta"), train, val, ENV, [0])
+    with pytest.raises(PortfolioInputError, match="distribution"):
+        PortfolioActorCritic(3, W, F, (8,), distribution="beta")
+
+
+def test_a_lower_decision_temperature_concentrates_the_decision():
+    torch.manual_seed(0)
+    obs = random_obs(4, 16, 0)
+    pols = [PortfolioActorCritic(4, W, F, (8,), decision_temperature=t) for t in (1.0, 0.25, 0.01)]
+    for p in pols[1:]:
+        p.load_state_dict(pols[0].state_dict())
+    with torch.no_grad():
+        for p in pols:
+            p.score.weight.mul_(100.0)  # scores that differ between assets
+    top = [p.decide(obs, 0).max(1).values for p in pols]
+    assert torch.all(top[1] > top[0]) and torch.all(top[2] > top[1])
+
+
+def test_a_plain_ppo_config_trains_the_default_policy(split):
+    from reinforce_strategy_creator.agents.ppo import PPOConfig
+
+    train, val = split
+    (res,) = train_portfolio_members("ppo", PPOConfig(**TINY_PPO), train, val, ENV, [0], num_envs=8)
+    assert res.policy.distribution == DISTRIBUTIONS[0]
+
+
 def test_feature_scaler_is_fit_on_the_train_panel_only(split):
     train, val = split
     (res,) = train_portfolio_members("a2c", dict(TINY_A2C, total_steps=64), train, val, ENV, [0], num_envs=8)
@@ -289,10 +391,15 @@ def test_feature_scaler_is_fit_on_the_train_panel_only(split):
 )
 def test_bad_input_names_the_parameter(split, change, names):
     train, val = split
-    args = dict(algorithm="ppo", env=ENV, seeds=[0])
+    args = dict(algorithm="ppo", env=ENV, seeds=[0], config=TINY_PPO)
     short = change.pop("short_validation", False)
     args.update(change)
     with pytest.raises(PortfolioInputError, match=names):
         train_portfolio_members(
-            args["algorithm"], TINY_PPO, train, val.rows(0, W) if short else val, args["env"], args["seeds"]
+            args["algorithm"],
+            args["config"],
+            train,
+            val.rows(0, W) if short else val,
+            args["env"],
+            args["seeds"],
         )

@@ -26,8 +26,18 @@ from reinforce_strategy_creator.portfolio.training import run_sharpe, train_port
 torch.set_num_threads(1)
 W = 2
 ENV = PortfolioConfig(window=W, episode_length=128, commission_bps=1.0, slippage_bps=2.0)
-UNIVERSE_SEED = 0
-PPO = dict(total_steps=400_000, num_steps=32, learning_rate=1e-3, gamma=0.5, ent_coef=0.01)
+#: logistic-normal PPO (the default distribution) with a sharpened decision, chosen on the
+#: validation rows of universe seeds 1 and 3 (docs/portfolio_agents.md, Figures); no choice
+#: looked at a test window of the universes tested here
+PPO = dict(
+    total_steps=200_000,
+    num_steps=32,
+    learning_rate=1e-3,
+    gamma=0.5,
+    ent_coef=0.01,
+    distribution="logistic_normal",
+    decision_temperature=0.25,
+)
 
 
 def planted_panels(seed: int):
@@ -59,9 +69,8 @@ def train_best(algo: str, config: dict, train, val, seeds=(0, 1), eval_every: in
     return results[best]
 
 
-@pytest.fixture(scope="module")
-def planted():
-    train, val, test = planted_panels(UNIVERSE_SEED)
+def planted(universe_seed: int) -> dict:
+    train, val, test = planted_panels(universe_seed)
     n = test.n_assets
     return {
         "panels": (train, val, test),
@@ -70,18 +79,26 @@ def planted():
     }
 
 
+#: universes where the 60 %-of-the-oracle bar is a known, measured gap (docs/portfolio_agents.md,
+#: Figures): universe 0, validation-best member test Sharpe 0.94 against oracle 3.14 (needs 1.89)
+KNOWN_GAP = {0: "test Sharpe 0.94 measured against oracle 3.14 and equal weight 0.18"}
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/portfolio_agents.md, Figures): the validation-best PPO member reached test "
-    "Sharpe 0.39 (final weights of seed 0: 0.72) against "
-    "oracle 3.14 and equal weight 0.18 after 400k steps per member; it beats equal weight but "
-    "not 60 % of the oracle yet",
-)
-def test_ppo_population_beats_equal_weight_and_reaches_60_percent_of_the_oracle(planted):
-    train, val, test = planted["panels"]
-    best = train_best("ppo", PPO, train, val)
+@pytest.mark.parametrize("universe_seed", [0, 2])
+def test_ppo_population_beats_equal_weight_and_reaches_60_percent_of_the_oracle(universe_seed):
+    bench = planted(universe_seed)
+    train, val, test = bench["panels"]
+    best = train_best("ppo", PPO, train, val, eval_every=20)
     agent = test_sharpe(test, best.policy.decide)
-    print(f"PPO test Sharpe {agent:.2f}, equal weight {planted['equal']:.2f}, oracle {planted['oracle']:.2f}")
-    assert agent > planted["equal"]
-    assert agent >= 0.6 * planted["oracle"]
+    print(
+        f"universe {universe_seed}: PPO test Sharpe {agent:.2f}, equal weight {bench['equal']:.2f}, "
+        f"oracle {bench['oracle']:.2f}"
+    )
+    assert agent > bench["equal"]
+    reaches = agent >= 0.6 * bench["oracle"]
+    if universe_seed in KNOWN_GAP:
+        # strict: fails loudly the day the gap closes, so that KNOWN_GAP is updated
+        assert not reaches, f"universe {universe_seed} now reaches 60 % of the oracle: update KNOWN_GAP"
+        pytest.xfail(f"known gap on universe {universe_seed}: {KNOWN_GAP[universe_seed]}")
+    assert reaches

@@ -45,6 +45,7 @@ from .observation import ObsLayout
 
 __all__ = [
     "ALLOCATIONS",
+    "DISTRIBUTIONS",
     "PORTFOLIO_KINDS",
     "PortfolioActorCritic",
     "PortfolioQ",
@@ -55,11 +56,17 @@ __all__ = [
     "fit_feature_scaler",
     "masked_dirichlet_entropy",
     "masked_dirichlet_log_prob",
+    "masked_normal_entropy",
+    "masked_normal_log_prob",
     "sample_masked_dirichlet",
+    "sample_masked_normal",
     "sample_weights",
+    "softmax_weights",
 ]
 
 PORTFOLIO_KINDS = ("portfolio_actor_critic", "portfolio_q")
+#: the action distributions of :class:`PortfolioActorCritic` (the first is the default)
+DISTRIBUTIONS = ("logistic_normal", "dirichlet")
 #: the DQN allocation set, in action order for N assets: actions 0..N-1 = all-in asset i,
 #: N = all cash, N+1 = equal weight over the assets tradable at the decision bar
 ALLOCATIONS = ("all_in_asset_i (one per asset, ticker order)", "all_cash", "equal_weight_tradable")
@@ -73,9 +80,21 @@ def _own(name: str, layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return layer(x)
 
 
+def fast_tanh(x: torch.Tensor) -> torch.Tensor:
+    """``tanh(x) = 2 sigmoid(2x) - 1``: torch's CPU tanh kernel is about 10x slower than its sigmoid
+    (it was the largest single cost of portfolio PPO training, benchmarks/bench_portfolio_agents.py);
+    equal to ``torch.tanh`` to float32 rounding."""
+    return 2.0 * torch.sigmoid(2.0 * x) - 1.0
+
+
 def _seq(seq: nn.Sequential, prefix: str, x: torch.Tensor, lin: Lin) -> torch.Tensor:
     for i, layer in enumerate(seq):
-        x = lin(f"{prefix}.{i}", layer, x) if isinstance(layer, nn.Linear) else layer(x)
+        if isinstance(layer, nn.Linear):
+            x = lin(f"{prefix}.{i}", layer, x)
+        elif isinstance(layer, nn.Tanh):
+            x = fast_tanh(x)
+        else:
+            x = layer(x)
     return x
 
 
@@ -154,6 +173,49 @@ def sample_weights(x: torch.Tensor, n_assets: int) -> torch.Tensor:
     return x64[..., :n_assets].contiguous()
 
 
+# --------------------------------------------------------------------------- masked logistic-normal
+LOG_2PI = math.log(2.0 * math.pi)
+LOG_STD_BOUNDS = (-5.0, 2.0)  # the learned log-std of the logistic-normal policy is clamped here
+
+
+def _split_normal(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean (..., N+1), log-std (..., 1)) of logistic-normal parameters (..., N+2)."""
+    return params[..., :-1], params[..., -1:].clamp(*LOG_STD_BOUNDS)
+
+
+def masked_normal_log_prob(params: torch.Tensor, mask: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """log N(u | mean, std^2 I) over the components where ``mask`` is True (last axis)."""
+    mu, log_std = _split_normal(params)
+    z = (u - mu) * torch.exp(-log_std)
+    m = mask.to(mu.dtype)
+    return ((-0.5 * z * z - log_std - 0.5 * LOG_2PI) * m).sum(-1)
+
+
+def masked_normal_entropy(params: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Differential entropy of the Gaussian over the masked-in components (last axis)."""
+    _, log_std = _split_normal(params)
+    k = mask.to(log_std.dtype).sum(-1)
+    return k * (0.5 * (LOG_2PI + 1.0) + log_std.squeeze(-1))
+
+
+def sample_masked_normal(
+    params: torch.Tensor, mask: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """One pre-softmax Gaussian point per row (float32), exactly 0 on masked-out components;
+    the noise comes from ``generator`` (CPU) only."""
+    mu, log_std = _split_normal(params.detach())
+    eps = torch.randn(mu.shape, generator=generator, dtype=torch.float32).to(mu.device)
+    u = mu + torch.exp(log_std) * eps
+    return torch.where(mask, u, torch.zeros_like(u)).float()
+
+
+def softmax_weights(u: torch.Tensor, mask: torch.Tensor, n_assets: int) -> torch.Tensor:
+    """(B, N) float64 asset weights ``softmax(u)`` over the masked-in components ``[assets, cash]``
+    (computed in float64; untradable assets exactly 0, the assets sum to at most 1)."""
+    x = torch.softmax(u.to(torch.float64).masked_fill(~mask, -math.inf), -1)
+    return torch.where(mask, x, torch.zeros_like(x))[..., :n_assets].contiguous()
+
+
 def _masked_mean(h: torch.Tensor, tradable: torch.Tensor) -> torch.Tensor:
     """Mean of (..., N, d) embeddings over the tradable assets (zeros when none is)."""
     m = tradable.to(h.dtype).unsqueeze(-1)
@@ -220,16 +282,23 @@ class _SharedAssetNet(nn.Module):
 
 # --------------------------------------------------------------------------- actor-critic
 class PortfolioActorCritic(_SharedAssetNet):
-    """Dirichlet actor + value critic shared across assets (module docstring).
+    """Actor (a distribution over ``[assets, cash]`` weights) + value critic shared across assets.
 
-    The Dirichlet is parametrised by its mean and a concentration, like a Gaussian policy by
-    its mean and a state-independent log-std: the mean ``p`` is the softmax of the scores over
-    the components in play (asset scores from the shared per-asset head, cash's from the pooled
-    embedding and the cash weight), and ``alpha = c * K * p`` with ``K`` the number of
-    components in play and ``log c`` one learned scalar (clamped to ``[-2, 6]``; it starts at
-    ``log_concentration``, 1.0: alpha ~ 2.7 per component). So the deterministic action (the
-    mean, the softmax) can go all-in on one asset while exploration noise is learned apart.
-    ``alpha >= 1e-3`` keeps the log-probability finite.
+    Both distributions score the components in play with the shared per-asset head (cash: a head
+    on the pooled embedding and the cash weight); ``log c`` / ``log std`` is one learned scalar
+    (a 1x1 layer on a constant 1, so a stacked population routes it like any other layer).
+
+    * ``distribution="logistic_normal"`` (default): the action is a Gaussian point
+      ``u ~ N(scores, std^2 I)`` over the components in play (stored as the action, its Gaussian
+      log-probability is the PPO log-prob), the weights are ``softmax(u)``; deterministic action =
+      ``softmax(scores / decision_temperature)`` (1.0: the softmax of the Gaussian's mean; below
+      1 sharper, towards all-in on the best score). ``log std`` starts at ``log_std`` (0.0) and
+      is clamped to [-5, 2]. The
+      scores are unbounded, so the decision can concentrate on one asset as far as the scores
+      separate, while the exploration noise is learned apart.
+    * ``distribution="dirichlet"``: mean ``p = softmax(scores)`` and concentration
+      ``alpha = c * K * p`` (K components in play, ``log c`` clamped to [-2, 6], starting at
+      ``log_concentration``, 1.0), ``alpha >= 1e-3``; deterministic action = the mean.
     """
 
     kind = "portfolio_actor_critic"
@@ -243,63 +312,123 @@ class PortfolioActorCritic(_SharedAssetNet):
         activation: str = "tanh",
         algorithm: str = "ppo",
         log_concentration: float = 1.0,
+        distribution: str = DISTRIBUTIONS[0],
+        log_std: float = 0.0,
+        decision_temperature: float = 1.0,
     ):
         super().__init__(n_assets, window, n_features, hidden_sizes, activation)
+        if distribution not in DISTRIBUTIONS:
+            raise PortfolioInputError(
+                f"distribution={distribution!r} unknown; choose one of {list(DISTRIBUTIONS)}"
+            )
+        if not (math.isfinite(decision_temperature) and decision_temperature > 0):
+            raise PortfolioInputError(
+                f"decision_temperature must be a finite number > 0, got {decision_temperature!r}"
+            )
+        self.distribution = distribution
+        self.decision_temperature = float(decision_temperature)
         d = self.hidden[-1]
         self.encoder = mlp(self.in_dim, self.hidden, None, activation)
         self.score = layer_init(nn.Linear(d, 1), gain=0.01)
         self.cash_score = layer_init(nn.Linear(d + 1, 1), gain=0.01)
-        # the learned scalar log c as a 1x1 layer on a constant 1 (w = 0, b = log c): a stacked
-        # population routes it like any other layer
+        # the learned scalar (log c or log std) as a 1x1 layer on a constant 1 (w = 0, b = value)
         self.concentration = nn.Linear(1, 1)
         nn.init.zeros_(self.concentration.weight)
-        nn.init.constant_(self.concentration.bias, float(log_concentration))
+        start = log_concentration if distribution == "dirichlet" else log_std
+        nn.init.constant_(self.concentration.bias, float(start))
         self.critic_encoder = mlp(self.in_dim, self.hidden, None, activation)
         self.critic_head = mlp(d + 1, (d,), 1, activation, out_gain=1.0)
+        network: dict[str, Any] = {
+            "hidden_sizes": list(self.hidden),
+            "activation": activation,
+            "distribution": distribution,
+        }
+        if distribution == "dirichlet":
+            network["log_concentration"] = float(log_concentration)
+        else:
+            network["log_std"] = float(log_std)
+            network["decision_temperature"] = self.decision_temperature
         self.spec: dict[str, Any] = {
             "algorithm": algorithm,
             **self._base_spec(),
             "n_actions": self.layout.n_assets + 1,
-            "network": {
-                "hidden_sizes": list(self.hidden),
-                "activation": activation,
-                "log_concentration": float(log_concentration),
-            },
+            "network": network,
         }
 
     # -- the forward, against ``lin``
-    def alpha(self, obs: torch.Tensor, lin: Lin = _own) -> tuple[torch.Tensor, torch.Tensor]:
-        """(concentrations (..., N+1) [assets, cash], mask (..., N+1) of components in play)."""
-        x, tradable, cash = self.asset_inputs(obs)
+    def dist_params(
+        self, obs: torch.Tensor, lin: Lin = _own, inputs=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(distribution parameters, mask (..., N+1) of the components [assets, cash] in play):
+        Dirichlet concentrations (..., N+1), or logistic-normal ``[scores (N+1), log std]``
+        (..., N+2) with masked-out scores 0. ``inputs``: ``asset_inputs(obs)`` if already made."""
+        x, tradable, cash = self.asset_inputs(obs) if inputs is None else inputs
         h = _seq(self.encoder, "encoder", x, lin)  # (..., N, d)
         s_asset = lin("score", self.score, h).squeeze(-1)  # (..., N)
         pooled = _masked_mean(h, tradable)
         s_cash = lin("cash_score", self.cash_score, torch.cat([pooled, cash.unsqueeze(-1)], -1))
         mask = torch.cat([tradable, torch.ones_like(tradable[..., :1])], -1)
-        s = torch.cat([s_asset, s_cash], -1).masked_fill(~mask, -math.inf)
-        p = torch.softmax(s, -1)
-        log_c = lin("concentration", self.concentration, torch.ones_like(cash.unsqueeze(-1)))
+        s = torch.cat([s_asset, s_cash], -1)
+        scalar = lin("concentration", self.concentration, torch.ones_like(cash.unsqueeze(-1)))
+        if self.distribution == "logistic_normal":
+            s = torch.where(mask, s, torch.zeros_like(s))
+            return torch.cat([s, scalar.expand(*s.shape[:-1], 1)], -1), mask
+        p = torch.softmax(s.masked_fill(~mask, -math.inf), -1)
         k = mask.sum(-1, keepdim=True).to(p.dtype)
-        alpha = (log_c.clamp(-2.0, 6.0).exp() * k * p).clamp_min(1e-3)
+        alpha = (scalar.clamp(-2.0, 6.0).exp() * k * p).clamp_min(1e-3)
         return alpha, mask
 
-    def value(self, obs: torch.Tensor, lin: Lin = _own) -> torch.Tensor:
-        x, tradable, cash = self.asset_inputs(obs)
+    def alpha(self, obs: torch.Tensor, lin: Lin = _own) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Dirichlet concentrations and mask (``distribution="dirichlet"`` only)."""
+        if self.distribution != "dirichlet":
+            raise ValueError(f"alpha() is for the Dirichlet policy; this one is {self.distribution}")
+        return self.dist_params(obs, lin)
+
+    def value(self, obs: torch.Tensor, lin: Lin = _own, inputs=None) -> torch.Tensor:
+        x, tradable, cash = self.asset_inputs(obs) if inputs is None else inputs
         h = _seq(self.critic_encoder, "critic_encoder", x, lin)
         z = torch.cat([_masked_mean(h, tradable), cash.unsqueeze(-1)], -1)
         return _seq(self.critic_head, "critic_head", z, lin).squeeze(-1)
 
     def forward(self, obs: torch.Tensor, lin: Lin = _own):
-        alpha, mask = self.alpha(obs, lin)
-        return alpha, mask, self.value(obs, lin)
+        inputs = self.asset_inputs(obs)
+        params, mask = self.dist_params(obs, lin, inputs)
+        return params, mask, self.value(obs, lin, inputs)
+
+    # -- the distribution (parameters from ``dist_params``; no layers)
+    def log_prob(self, params: torch.Tensor, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.distribution == "dirichlet":
+            return masked_dirichlet_log_prob(params, mask, x)
+        return masked_normal_log_prob(params, mask, x)
+
+    def entropy(self, params: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.distribution == "dirichlet":
+            return masked_dirichlet_entropy(params, mask)
+        return masked_normal_entropy(params, mask)
+
+    def sample(self, params: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One action point per row (float32 (..., N+1)): a Dirichlet point or a Gaussian ``u``."""
+        if self.distribution == "dirichlet":
+            return sample_masked_dirichlet(params, mask, generator)
+        return sample_masked_normal(params, mask, generator)
+
+    def weights_of(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, N) float64 target weights of sampled action points."""
+        if self.distribution == "dirichlet":
+            return sample_weights(x, self.n_assets)
+        return softmax_weights(x, mask, self.n_assets)
 
     # -- acting
     @torch.no_grad()
     def mean_weights(self, obs: torch.Tensor) -> torch.Tensor:
-        """(L, N) float64: the Dirichlet mean's asset part (cash is the rest)."""
+        """(L, N) float64 deterministic weights: the Dirichlet mean or ``softmax(scores / T)``
+        (``T`` = ``decision_temperature``)."""
         dev = self.feature_mean.device
-        alpha, mask = self.alpha(obs.to(dev))
-        return dirichlet_mean(alpha.double(), mask)[..., : self.n_assets].cpu()
+        params, mask = self.dist_params(obs.to(dev))
+        if self.distribution == "dirichlet":
+            return dirichlet_mean(params.double(), mask)[..., : self.n_assets].cpu()
+        scores = params[..., :-1] / self.decision_temperature
+        return softmax_weights(scores, mask, self.n_assets).cpu()
 
     def decide(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
         """Deterministic target weights (L, N) float64 (a ``replay_weights`` decider)."""
@@ -307,13 +436,13 @@ class PortfolioActorCritic(_SharedAssetNet):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True, generator: torch.Generator | None = None):
-        """(L, N) float64 weights: the mean, or a Dirichlet sample (``generator`` required)."""
+        """(L, N) float64 weights: deterministic, or a sample (``generator`` required)."""
         if deterministic:
             return self.mean_weights(obs)
         if generator is None:
             raise ValueError("a stochastic action needs a torch.Generator")
-        alpha, mask = self.alpha(obs.to(self.feature_mean.device))
-        return sample_weights(sample_masked_dirichlet(alpha, mask, generator), self.n_assets).cpu()
+        params, mask = self.dist_params(obs.to(self.feature_mean.device))
+        return self.weights_of(self.sample(params, mask, generator), mask).cpu()
 
 
 # --------------------------------------------------------------------------- Q-network
@@ -419,6 +548,9 @@ class StackedPortfolio(Population):
             y = self.linear(name, x3)
         return y.reshape(*shape[:-1], y.shape[-1])
 
+    def dist_params(self, obs):
+        return self.template.dist_params(obs, self.lin)
+
     def alpha(self, obs):
         return self.template.alpha(obs, self.lin)
 
@@ -459,6 +591,10 @@ def build_portfolio_policy(spec: Mapping[str, Any]) -> nn.Module:
             activation,
             algorithm=algorithm,
             log_concentration=float(net.get("log_concentration", 1.0)),
+            # specs written before the logistic-normal policy existed are Dirichlet policies
+            distribution=str(net.get("distribution", "dirichlet")),
+            log_std=float(net.get("log_std", 0.0)),
+            decision_temperature=float(net.get("decision_temperature", 1.0)),
         )
     if kind == "portfolio_q":
         return PortfolioQ(

@@ -20,8 +20,10 @@ members' cores as one tensor env yielding ``agents.vec_env.Step``) and the rollo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..agents.buffers import RolloutBuffer
@@ -39,17 +41,34 @@ from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..agents.vec_env import Step
 from ..env.portfolio import PortfolioCore, PortfolioInputError
-from .policies import (
-    PortfolioActorCritic,
-    StackedPortfolio,
-    masked_dirichlet_entropy,
-    masked_dirichlet_log_prob,
-    members_of,
-    sample_masked_dirichlet,
-    sample_weights,
-)
+from .policies import DISTRIBUTIONS, PortfolioActorCritic, StackedPortfolio, members_of
 
-__all__ = ["PortfolioLanes", "portfolio_ppo_loss", "train_portfolio_ppo"]
+__all__ = ["PortfolioLanes", "PortfolioPPOConfig", "portfolio_ppo_loss", "train_portfolio_ppo"]
+
+Distribution = Literal["logistic_normal", "dirichlet"]
+#: what the learner subtracts from each reward (``PortfolioPPOConfig.reward_baseline``)
+REWARD_BASELINES = ("equal_weight", "none")
+assert DISTRIBUTIONS == ("logistic_normal", "dirichlet")
+
+
+class PortfolioPPOConfig(PPOConfig):
+    """``agents.ppo.PPOConfig`` plus the portfolio policy's action distribution
+    (docs/portfolio_agents.md, "Policies")."""
+
+    distribution: Distribution = "logistic_normal"
+    """Action distribution of the actor: logistic_normal (weights = softmax of a Gaussian point)
+    or dirichlet (mean x learned concentration)."""
+    log_std: float = 0.0
+    """Initial log-std of the logistic-normal policy's Gaussian (learned; clamped to [-5, 2])."""
+    log_concentration: float = 1.0
+    """Initial log concentration of the Dirichlet policy (learned; clamped to [-2, 6])."""
+    decision_temperature: float = Field(default=1.0, gt=0)
+    """Deterministic action of the logistic-normal policy: softmax(scores / T); below 1 sharper
+    (towards all-in on the best-scored asset) than the softmax of the Gaussian's mean."""
+    reward_baseline: Literal["equal_weight", "none"] = "none"
+    """Learn on the reward minus the equal-weight book's log return over the same bar
+    (equal_weight; the same for every action, so it lowers the variance without changing which
+    policy is best) or on the reward itself (none). Histories always report the reward."""
 
 
 class PortfolioLanes:
@@ -58,7 +77,21 @@ class PortfolioLanes:
     weights and returns an ``agents.vec_env.Step`` whose ``next_obs`` is the true successor
     (the core's ``final_obs`` where an episode ended)."""
 
-    def __init__(self, cores: Sequence[PortfolioCore], seeds: Sequence[int], device: torch.device):
+    def __init__(
+        self,
+        cores: Sequence[PortfolioCore],
+        seeds: Sequence[int],
+        device: torch.device,
+        reward_baseline: str = "none",
+    ):
+        if reward_baseline not in REWARD_BASELINES:
+            raise PortfolioInputError(
+                f"reward_baseline={reward_baseline!r} unknown; choose one of {list(REWARD_BASELINES)}"
+            )
+        self.reward_baseline = reward_baseline
+        #: (K*B,) float32 log return of the equal-weight book over the last step's bar (per lane),
+        #: or None without a baseline
+        self.baseline: torch.Tensor | None = None
         if not cores:
             raise PortfolioInputError("a portfolio run needs at least one member core")
         c0 = cores[0]
@@ -83,12 +116,17 @@ class PortfolioLanes:
 
     def step(self, weights: torch.Tensor) -> Step:
         b = self.lanes
-        parts = []
+        parts, base = [], []
         for i, core in enumerate(self.cores):
+            t0 = core.t
             obs, rew, term, trunc, info = core.step(weights[i * b : (i + 1) * b])
             nxt = info.get("final_obs", obs)
             parts.append((obs, rew, term, trunc, nxt))
+            if self.reward_baseline == "equal_weight":
+                base.append(equal_weight_log_return(core, t0, info["bar"]))
         obs, rew, term, trunc, nxt = (torch.cat(x) for x in zip(*parts, strict=True))
+        if base:
+            self.baseline = torch.cat(base).to(self.device, torch.float32)
         f = dict(device=self.device)
         return Step(
             obs=obs.to(**f),
@@ -98,6 +136,17 @@ class PortfolioLanes:
             next_obs=nxt.to(**f),
             valid=torch.ones_like(term, dtype=torch.bool).to(**f),
         )
+
+
+def equal_weight_log_return(core: PortfolioCore, t0: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
+    """(B,) float64 log return from bar ``t0`` to ``t1`` of a book equally weighted over the
+    assets tradable at both bars (0 where none is): the same for every action, so subtracting it
+    from the reward changes no policy's ranking (a control variate for the common market move)."""
+    ok = core.tradable.index_select(0, t0) & core.tradable.index_select(0, t1)
+    ratio = core.close.index_select(0, t1) / core.close.index_select(0, t0)
+    n = ok.sum(1)
+    mean = torch.where(ok, ratio, torch.zeros_like(ratio)).sum(1) / n.clamp_min(1)
+    return torch.where(n > 0, torch.log(mean), torch.zeros_like(mean))
 
 
 @torch.no_grad()
@@ -127,7 +176,16 @@ def actor_critic_members(env: PortfolioLanes, seeds, cfg, algorithm: str, scaler
 
     def factory():
         p = PortfolioActorCritic(
-            env.n_assets, env.window, env.n_features, cfg.hidden_sizes, cfg.activation, algorithm=algorithm
+            env.n_assets,
+            env.window,
+            env.n_features,
+            cfg.hidden_sizes,
+            cfg.activation,
+            algorithm=algorithm,
+            distribution=getattr(cfg, "distribution", DISTRIBUTIONS[0]),
+            log_std=getattr(cfg, "log_std", 0.0),
+            log_concentration=getattr(cfg, "log_concentration", 1.0),
+            decision_temperature=getattr(cfg, "decision_temperature", 1.0),
         )
         p.set_scaler(*scaler)
         return p
@@ -138,25 +196,29 @@ def actor_critic_members(env: PortfolioLanes, seeds, cfg, algorithm: str, scaler
 
 @torch.no_grad()
 def collect_rollout(env: PortfolioLanes, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
-    """``num_steps`` vector steps of every member's stochastic Dirichlet policy (one batched
-    forward; member k samples from its own generator); returns the next observation."""
+    """``num_steps`` vector steps of every member's stochastic policy (one batched forward;
+    member k samples from its own generator); returns the next observation."""
     k, b = env.k, env.lanes
+    tpl = pop.template
     for t in range(buf.num_steps):
-        alpha, mask, value = pop(obs.reshape(k, b, -1))
-        x = torch.cat([sample_masked_dirichlet(alpha[i], mask[i], gens[i]) for i in range(k)])
-        alpha, mask = alpha.reshape(k * b, -1), mask.reshape(k * b, -1)
-        logprob = masked_dirichlet_log_prob(alpha, mask, x)
-        step = env.step(sample_weights(x, env.n_assets))
+        params, mask, value = pop(obs.reshape(k, b, -1))
+        x = torch.cat([tpl.sample(params[i], mask[i], gens[i]) for i in range(k)])
+        params, mask = params.reshape(k * b, -1), mask.reshape(k * b, -1)
+        logprob = tpl.log_prob(params, mask, x)
+        step = env.step(tpl.weights_of(x, mask))
         buf.store(t, obs, x, logprob, value.reshape(k * b), step)
+        if env.baseline is not None:  # learn on the excess over equal weight; history keeps the reward
+            buf.rewards[t] -= env.baseline
         trackers.on_step(step)
         obs = step.obs
     return obs
 
 
 def policy_terms(pop, obs, actions):
-    """(log-prob, entropy, value) of stored Dirichlet points under the current members."""
-    alpha, mask, value = pop(obs)
-    return masked_dirichlet_log_prob(alpha, mask, actions), masked_dirichlet_entropy(alpha, mask), value
+    """(log-prob, entropy, value) of stored action points under the current members."""
+    params, mask, value = pop(obs)
+    tpl = pop.template
+    return tpl.log_prob(params, mask, actions), tpl.entropy(params, mask), value
 
 
 def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -208,7 +270,7 @@ def train_portfolio_ppo(
     more, module docstring); ``scaler`` = (mean, std) (F,) of the training features. One
     ``TrainResult`` per member, in order: ``policy`` is the :class:`PortfolioActorCritic` with
     the best ``eval_fn`` score (the final weights without one)."""
-    cfg = config if isinstance(config, PPOConfig) else PPOConfig.from_params(config)
+    cfg = _portfolio_config(config)
     eval_fns = check_members(cores, [int(s) for s in seeds], eval_fns)
     cfg.check_batch(int(cores[0].num_envs))
     dev = resolve_device(device)
@@ -218,8 +280,17 @@ def train_portfolio_ppo(
         )
 
 
+def _portfolio_config(config) -> PortfolioPPOConfig:
+    """A :class:`PortfolioPPOConfig` from one, a plain ``PPOConfig`` (default distribution) or a dict."""
+    if isinstance(config, PortfolioPPOConfig):
+        return config
+    if isinstance(config, PPOConfig):
+        return PortfolioPPOConfig.from_params(config.to_dict())
+    return PortfolioPPOConfig.from_params(config)
+
+
 def _train(cores, cfg: PPOConfig, seeds, scaler, dev, eval_fns, eval_every, patience, progress):
-    env = PortfolioLanes(cores, seeds, dev)
+    env = PortfolioLanes(cores, seeds, dev, getattr(cfg, "reward_baseline", "none"))
     k, b = env.k, env.lanes
     members, gens, pop = actor_critic_members(env, seeds, cfg, "ppo", scaler, dev)
     optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=1e-5)

@@ -29,6 +29,7 @@ from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..evaluation.metrics import bar_returns, infer_periods_per_year, is_ruined, performance_metrics
 from .panel import PortfolioPanel
 from .policies import fit_feature_scaler
+from .ppo import PortfolioPPOConfig
 from .replay import replay_weights
 
 __all__ = [
@@ -60,7 +61,7 @@ def _dqn(*a, **k):
 
 #: algorithm -> (config class, trainer(cores, config, *, seeds, scaler, eval_fns, ...))
 PORTFOLIO_ALGORITHMS: dict[str, tuple[type, Callable[..., list[TrainResult]]]] = {
-    "ppo": (PPOConfig, _ppo),
+    "ppo": (PortfolioPPOConfig, _ppo),
     "a2c": (A2CConfig, _a2c),
     "dqn": (DQNConfig, _dqn),
 }
@@ -149,7 +150,8 @@ def train_portfolio_members(
 ) -> list[TrainResult]:
     """Train ``algorithm`` ('ppo', 'a2c', 'dqn') once per seed; one ``TrainResult`` per seed, in order.
 
-    ``config``: the single-asset block (``PPOConfig`` / ``A2CConfig`` / ``DQNConfig`` or a dict of
+    ``config``: the single-asset block (``PPOConfig`` / ``A2CConfig`` / ``DQNConfig``; for PPO also
+    ``ppo.PortfolioPPOConfig``, which adds the action distribution) or a dict of
     its fields). Each member trains on its own ``PortfolioCore`` over ``train`` (``num_envs`` lanes,
     episodes of ``env.episode_length`` from random starts drawn by its seed). With ``validation``
     every ``eval_every`` updates (DQN: iterations) a checkpoint is scored by
@@ -161,7 +163,12 @@ def train_portfolio_members(
     seeds = list(seeds)
     _check_inputs(algorithm, train, validation, env, seeds, num_envs)
     config_cls, trainer = PORTFOLIO_ALGORITHMS[algorithm]
-    cfg = config if isinstance(config, config_cls) else config_cls.from_params(config)
+    if isinstance(config, config_cls):
+        cfg = config
+    elif isinstance(config, (PPOConfig, A2CConfig, DQNConfig)):
+        cfg = config_cls.from_params(config.to_dict())
+    else:
+        cfg = config_cls.from_params(config)
     scaler = fit_feature_scaler(train.features, train.close)
     eval_fn = score_fn
     if eval_fn is None and validation is not None:
