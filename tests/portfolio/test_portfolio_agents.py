@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from reinforce_strategy_creator.agents.policy import build_policy
 from reinforce_strategy_creator.artifacts import load_policy_bundle, save_policy_bundle
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from reinforce_strategy_creator.portfolio.features import fit_feature_scaler
 from reinforce_strategy_creator.portfolio.observation import ObsLayout
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.policies import (
@@ -26,7 +27,6 @@ from reinforce_strategy_creator.portfolio.policies import (
     build_portfolio_policy,
     dirichlet_mean,
     fast_tanh,
-    fit_feature_scaler,
     masked_dirichlet_entropy,
     masked_dirichlet_log_prob,
     masked_normal_entropy,
@@ -233,11 +233,10 @@ def test_q_network_masks_untradable_allocations():
     assert torch.all(q.decide(obs, 0)[1] == 0)
 
 
-def test_feature_scaler_pools_listed_tickers_and_finite_values():
-    f = np.array([[[1.0], [np.nan]], [[3.0], [100.0]], [[np.inf], [5.0]]], dtype=np.float32)
-    close = np.array([[1.0, np.nan], [1.0, np.nan], [1.0, 1.0]])  # ticker 1 listed at row 2 only
-    mean, std = fit_feature_scaler(f, close)
-    assert mean.tolist() == [3.0] and std.tolist() == [pytest.approx(np.std([1.0, 3.0, 5.0]))]
+def test_the_policy_carries_its_feature_scaler():
+    # the scaler itself (listed tickers pooled, finite values, training rows only) is
+    # portfolio.features.fit_feature_scaler, tested in test_portfolio_features.py
+    mean, std = np.array([3.0], dtype=np.float32), np.array([2.0], dtype=np.float32)
     pol = PortfolioActorCritic(2, 1, 1, (4,))
     pol.set_scaler(mean, std)
     assert torch.equal(pol.feature_mean, torch.tensor([3.0]))
@@ -371,10 +370,16 @@ def test_a_plain_ppo_config_trains_the_default_policy(split):
 def test_feature_scaler_is_fit_on_the_train_panel_only(split):
     train, val = split
     (res,) = train_portfolio_members("a2c", dict(TINY_A2C, total_steps=64), train, val, ENV, [0], num_envs=8)
-    mean, std = fit_feature_scaler(train.features, train.close)
+    mean, std = fit_feature_scaler(train, slice(None))
     assert np.array_equal(res.policy.feature_mean.numpy(), mean)
     assert np.array_equal(res.policy.feature_std.numpy(), std)
-    mean_all, _ = fit_feature_scaler(np.concatenate([train.features, val.features]))
+    both = PortfolioPanel(
+        np.concatenate([train.close, val.close]),
+        np.concatenate([train.features, val.features]),
+        train.tickers,
+        train.dates.append(val.dates),
+    )
+    mean_all, _ = fit_feature_scaler(both, slice(None))
     assert not np.array_equal(mean, mean_all)
 
 

@@ -53,7 +53,6 @@ __all__ = [
     "allocation_weights",
     "build_portfolio_policy",
     "dirichlet_mean",
-    "fit_feature_scaler",
     "masked_dirichlet_entropy",
     "masked_dirichlet_log_prob",
     "masked_normal_entropy",
@@ -96,29 +95,6 @@ def _seq(seq: nn.Sequential, prefix: str, x: torch.Tensor, lin: Lin) -> torch.Te
         else:
             x = layer(x)
     return x
-
-
-# --------------------------------------------------------------------------- feature scaler
-def fit_feature_scaler(
-    features: np.ndarray, close: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (F,) of raw features (T, N, F), pooled over every row and every listed ticker
-    (finite close where ``close`` is given) and finite values only; a std of 0 (or no data) is
-    replaced by 1 so that scaling never divides by zero."""
-    f = np.asarray(features, dtype=np.float64)
-    if f.ndim != 3:
-        raise PortfolioInputError(f"features must be (dates, tickers, features), got shape {f.shape}")
-    listed = (
-        np.isfinite(np.asarray(close, dtype=np.float64)) if close is not None else np.ones(f.shape[:2], bool)
-    )
-    rows = f[listed]  # (M, F)
-    ok = np.isfinite(rows)
-    n = ok.sum(0)
-    mean = np.where(n > 0, np.where(ok, rows, 0.0).sum(0) / np.maximum(n, 1), 0.0)
-    var = np.where(ok, (rows - mean) ** 2, 0.0).sum(0) / np.maximum(n, 1)
-    std = np.sqrt(var)
-    std = np.where((n > 0) & (std > 1e-12), std, 1.0)
-    return mean.astype(np.float32), std.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- masked Dirichlet
@@ -251,7 +227,8 @@ class _SharedAssetNet(nn.Module):
         return self.layout.window * self.layout.n_features + 1
 
     def set_scaler(self, mean, std) -> None:
-        """Load a feature scaler (mean, std (F,)), e.g. :func:`fit_feature_scaler` of the train rows."""
+        """Load a feature scaler (mean, std (F,)), e.g. :func:`~.features.fit_feature_scaler` of the
+        train rows."""
         mean = torch.as_tensor(np.asarray(mean, dtype=np.float32)).reshape(-1)
         std = torch.as_tensor(np.asarray(std, dtype=np.float32)).reshape(-1)
         F = self.layout.n_features

@@ -27,8 +27,8 @@ from ..agents.tracking import TrainResult
 from ..artifacts import PolicyBundle
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..evaluation.metrics import bar_returns, infer_periods_per_year, is_ruined, performance_metrics
+from .features import fit_feature_scaler
 from .panel import PortfolioPanel
-from .policies import fit_feature_scaler
 from .ppo import PortfolioPPOConfig
 from .replay import replay_weights
 
@@ -169,7 +169,7 @@ def train_portfolio_members(
         cfg = config_cls.from_params(config.to_dict())
     else:
         cfg = config_cls.from_params(config)
-    scaler = fit_feature_scaler(train.features, train.close)
+    scaler = fit_feature_scaler(train, slice(None))  # the training rows only
     eval_fn = score_fn
     if eval_fn is None and validation is not None:
         ppy = infer_periods_per_year(validation.dates)
