@@ -164,16 +164,18 @@ GATE_RUN = {
     "environment": {"window": 4, "episode_length": 128},
     "training": {
         "seeds": [0, 1],
-        "num_envs": 16,
-        "eval_every": 4,
+        "num_envs": 32,
+        "eval_every": 8,
         "patience": 4,
         "agents": {
-            "ppo": {
+            "ppo": {  # the settings docs/portfolio_agents.md chose on other universes' validation rows
                 "algorithm": "ppo",
-                "total_steps": 24576,
-                "num_steps": 64,
-                "num_minibatches": 4,
+                "total_steps": 65536,
+                "num_steps": 32,
                 "learning_rate": 0.001,
+                "gamma": 0.5,
+                "ent_coef": 0.01,
+                "decision_temperature": 0.25,
             }
         },
     },
