@@ -60,13 +60,42 @@ def _train(member_envs, cfg: A2CConfig, seeds, dev, eval_fns, eval_every, patien
         seeds, env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, "a2c", dev
     )
     pop = PopulationActorCritic(members)
+    buf = RolloutBuffer(cfg.num_steps, k * b, env.obs_dim, dev)
+    return run_a2c_population(
+        env, members, gens, pop, buf, cfg, seeds, dev, eval_fns, eval_every, patience, progress, desc="a2c"
+    )
+
+
+def run_a2c_population(
+    env,
+    members,
+    gens,
+    pop,
+    buf: RolloutBuffer,
+    cfg: A2CConfig,
+    seeds,
+    dev,
+    eval_fns,
+    eval_every,
+    patience,
+    progress,
+    *,
+    desc: str,
+    loss_fn: Callable = a2c_loss,
+    clip_fn: Callable = clip_grad_norm_per_member,
+    collect_fn: Callable = collect_rollout,
+):
+    """The population's A2C loop on any member-major env: per update ``collect_fn`` a rollout, GAE
+    per lane, one gradient step of every member's ``loss_fn`` over its whole rollout (``clip_fn``
+    per member), then evaluation and early stopping per member. The single-asset population and
+    the portfolio trainer (``portfolio/a2c.py``: its own rollout, loss and clipping) both run it."""
+    k, b = env.k, env.lanes
     if cfg.optimizer == "rmsprop":
         optimizer = StackedRMSprop(
             pop.parameters(), k, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.eps
         )
     else:
         optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=cfg.eps)
-    buf = RolloutBuffer(cfg.num_steps, k * b, env.obs_dim, dev)
     batch = cfg.num_steps * b
     num_updates = max(1, cfg.total_steps // batch)
     trackers = PopulationTrackers(
@@ -79,7 +108,7 @@ def _train(member_envs, cfg: A2CConfig, seeds, dev, eval_fns, eval_every, patien
         patience=patience,
         progress=progress,
         log_every=cfg.log_every,
-        desc="a2c",
+        desc=desc,
         seeds=seeds,
     )
     obs = env.reset()
@@ -87,9 +116,9 @@ def _train(member_envs, cfg: A2CConfig, seeds, dev, eval_fns, eval_every, patien
     for update in range(1, num_updates + 1):
         if cfg.anneal_lr:
             optimizer.lr = annealed_lr(cfg.learning_rate, update, num_updates)
-        obs = collect_rollout(env, pop, buf, trackers, obs, gens)
+        obs = collect_fn(env, pop, buf, trackers, obs, gens)
         adv, returns = population_gae(pop, buf, cfg, k)
-        loss, pg_loss, v_loss, ent = a2c_loss(
+        loss, pg_loss, v_loss, ent = loss_fn(
             pop,
             cfg,
             member_major(buf.obs, k),
@@ -100,7 +129,7 @@ def _train(member_envs, cfg: A2CConfig, seeds, dev, eval_fns, eval_every, patien
         )
         optimizer.zero_grad()
         loss.sum().backward()
-        clip_grad_norm_per_member(optimizer.params, cfg.max_grad_norm)
+        clip_fn(optimizer.params, cfg.max_grad_norm)
         optimizer.step(trackers.active)
 
         loss_l, pg_l, v_l, ent_l = (x.tolist() for x in (loss, pg_loss, v_loss, ent))

@@ -65,8 +65,38 @@ def _train(member_envs, cfg: PPOConfig, seeds, dev, eval_fns, eval_every, patien
         seeds, env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, "ppo", dev
     )
     pop = PopulationActorCritic(members)
-    optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=1e-5)
     buf = RolloutBuffer(cfg.num_steps, k * b, env.obs_dim, dev)
+    return run_ppo_population(
+        env, members, gens, pop, buf, cfg, seeds, dev, eval_fns, eval_every, patience, progress, desc="ppo"
+    )
+
+
+def run_ppo_population(
+    env,
+    members,
+    gens,
+    pop,
+    buf: RolloutBuffer,
+    cfg: PPOConfig,
+    seeds,
+    dev,
+    eval_fns,
+    eval_every,
+    patience,
+    progress,
+    *,
+    desc: str,
+    loss_fn: Callable = ppo_loss,
+    clip_fn: Callable = clip_grad_norm_per_member,
+    collect_fn: Callable = collect_rollout,
+):
+    """The population's PPO loop on any member-major env (``reset``/``step``, ``k``, ``lanes``):
+    per update ``collect_fn`` a rollout, GAE per lane, ``update_epochs`` of each member's
+    minibatches through ``loss_fn`` (per-member reductions) and ``clip_fn``, then evaluation and
+    early stopping per member. The single-asset population and the portfolio trainer
+    (``portfolio/ppo.py``: its own rollout, loss and clipping) both run it."""
+    k, b = env.k, env.lanes
+    optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=1e-5)
     batch = cfg.num_steps * b
     num_updates = max(1, cfg.total_steps // batch)
     trackers = PopulationTrackers(
@@ -79,7 +109,7 @@ def _train(member_envs, cfg: PPOConfig, seeds, dev, eval_fns, eval_every, patien
         patience=patience,
         progress=progress,
         log_every=cfg.log_every,
-        desc="ppo",
+        desc=desc,
         seeds=seeds,
     )
     obs = env.reset()
@@ -87,9 +117,11 @@ def _train(member_envs, cfg: PPOConfig, seeds, dev, eval_fns, eval_every, patien
     for update in range(1, num_updates + 1):
         if cfg.anneal_lr:
             optimizer.lr = annealed_lr(cfg.learning_rate, update, num_updates)
-        obs = collect_rollout(env, pop, buf, trackers, obs, gens)
+        obs = collect_fn(env, pop, buf, trackers, obs, gens)
         adv, returns = population_gae(pop, buf, cfg, k)
-        loss, pg_loss, v_loss, ent = _optimise(pop, optimizer, buf, adv, returns, cfg, gens, trackers.active)
+        loss, pg_loss, v_loss, ent = optimise_population(
+            pop, optimizer, buf, adv, returns, cfg, gens, trackers.active, loss_fn, clip_fn
+        )
         loss_l, pg_l, v_l, ent_l = (x.tolist() for x in (loss, pg_loss, v_loss, ent))
         for i in range(k):
             if bool(trackers.active[i]):
@@ -102,15 +134,26 @@ def _train(member_envs, cfg: PPOConfig, seeds, dev, eval_fns, eval_every, patien
     return trackers.close()
 
 
-def _optimise(pop, optimizer: StackedAdam, buf, adv, returns, cfg: PPOConfig, gens, active):
-    """``update_epochs`` passes over each member's own shuffled minibatches; returns the
-    (K,) (loss, pg_loss, v_loss, entropy) of each member's last minibatch."""
+def optimise_population(
+    pop,
+    optimizer: StackedAdam,
+    buf,
+    adv,
+    returns,
+    cfg: PPOConfig,
+    gens,
+    active,
+    loss_fn: Callable = ppo_loss,
+    clip_fn: Callable = clip_grad_norm_per_member,
+):
+    """``update_epochs`` passes over each member's own shuffled minibatches through ``loss_fn``;
+    returns the (K,) (loss, pg_loss, v_loss, entropy) of each member's last minibatch."""
     k = pop.k
     b_obs = member_major(buf.obs, k)  # (K, T*B, D)
     b_act, b_logp = member_major(buf.actions, k), member_major(buf.logprobs, k)
     b_val, b_valid = member_major(buf.values, k), member_major(buf.valid, k)
     b_adv, b_ret = member_major(adv, k), member_major(returns, k)
-    batch = b_act.shape[1]
+    batch = b_logp.shape[1]
     mb_size = max(1, batch // cfg.num_minibatches)
     rows = torch.arange(k, device=b_obs.device)[:, None]
     live = active.to(b_obs.device)  # members still updating in this update (target_kl)
@@ -123,7 +166,7 @@ def _optimise(pop, optimizer: StackedAdam, buf, adv, returns, cfg: PPOConfig, ge
         ).to(b_obs.device)
         for start in range(0, batch, mb_size):
             mb = perm[:, start : start + mb_size]
-            out = ppo_loss(
+            out = loss_fn(
                 pop,
                 cfg,
                 b_obs[rows, mb],
@@ -137,7 +180,7 @@ def _optimise(pop, optimizer: StackedAdam, buf, adv, returns, cfg: PPOConfig, ge
             loss, approx_kl = out[0], out[4]
             optimizer.zero_grad()
             loss.sum().backward()
-            clip_grad_norm_per_member(optimizer.params, cfg.max_grad_norm)
+            clip_fn(optimizer.params, cfg.max_grad_norm)
             optimizer.step(live)
             # a frozen member keeps the metrics of its last real minibatch
             cur = torch.stack([x.detach() for x in out[:4]])

@@ -15,16 +15,10 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from ..agents.a2c import A2CConfig
-from ..agents.errors import check_finite
+from ..agents.a2c_population import run_a2c_population
 from ..agents.population import (
-    PopulationTrackers,
-    StackedAdam,
-    StackedRMSprop,
     check_members,
-    member_major,
-    population_gae,
 )
-from ..agents.schedules import annealed_lr
 from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..env.portfolio import PortfolioCore
@@ -79,57 +73,23 @@ def train_portfolio_a2c(
 
 def _train(cores, cfg: A2CConfig, seeds, scaler, dev, eval_fns, eval_every, patience, progress):
     env = PortfolioLanes(cores, seeds, dev)
-    k, b = env.k, env.lanes
     members, gens, pop = actor_critic_members(env, seeds, cfg, "a2c", scaler, dev)
-    if cfg.optimizer == "rmsprop":
-        optimizer = StackedRMSprop(
-            pop.parameters(), k, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.eps
-        )
-    else:
-        optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=cfg.eps)
     buf = rollout_buffer(cfg.num_steps, env, dev)
-    batch = cfg.num_steps * b
-    num_updates = max(1, cfg.total_steps // batch)
-    trackers = PopulationTrackers(
+    return run_a2c_population(
+        env,
         members,
-        b,
+        gens,
+        pop,
+        buf,
+        cfg,
+        seeds,
         dev,
-        total_steps=num_updates * batch,
-        eval_fns=eval_fns,
-        eval_every=eval_every,
-        patience=patience,
-        progress=progress,
-        log_every=cfg.log_every,
+        eval_fns,
+        eval_every,
+        patience,
+        progress,
         desc="portfolio a2c",
-        seeds=seeds,
+        loss_fn=portfolio_a2c_loss,
+        clip_fn=clip_grad_norm_members,
+        collect_fn=collect_rollout,
     )
-    obs = env.reset()
-
-    for update in range(1, num_updates + 1):
-        if cfg.anneal_lr:
-            optimizer.lr = annealed_lr(cfg.learning_rate, update, num_updates)
-        obs = collect_rollout(env, pop, buf, trackers, obs, gens)
-        adv, returns = population_gae(pop, buf, cfg, k)
-        loss, pg_loss, v_loss, ent = portfolio_a2c_loss(
-            pop,
-            cfg,
-            member_major(buf.obs, k),
-            member_major(buf.actions, k),
-            member_major(adv, k),
-            member_major(returns, k),
-            member_major(buf.valid, k),
-        )
-        optimizer.zero_grad()
-        loss.sum().backward()
-        clip_grad_norm_members(optimizer.params, cfg.max_grad_norm)
-        optimizer.step(trackers.active)
-        loss_l, pg_l, v_l, ent_l = (x.tolist() for x in (loss, pg_loss, v_loss, ent))
-        for i in range(k):
-            if bool(trackers.active[i]):
-                check_finite(loss_l[i], "a2c", seeds[i], update)
-        metrics = [dict(policy_loss=pg_l[i], value_loss=v_l[i], entropy=ent_l[i]) for i in range(k)]
-        for i in trackers.end_update(update, update == num_updates, metrics):
-            trackers.finish(i, pop)
-        if not bool(trackers.active.any()):
-            break
-    return trackers.close()

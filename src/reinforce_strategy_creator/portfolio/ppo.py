@@ -27,16 +27,11 @@ from pydantic import Field
 from torch import nn
 
 from ..agents.buffers import RolloutBuffer
-from ..agents.errors import check_finite
 from ..agents.population import (
-    PopulationTrackers,
-    StackedAdam,
     check_members,
-    member_major,
-    population_gae,
 )
 from ..agents.ppo import PPOConfig
-from ..agents.schedules import annealed_lr
+from ..agents.ppo_population import run_ppo_population
 from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..agents.vec_env import Step
@@ -291,86 +286,23 @@ def _portfolio_config(config) -> PortfolioPPOConfig:
 
 def _train(cores, cfg: PPOConfig, seeds, scaler, dev, eval_fns, eval_every, patience, progress):
     env = PortfolioLanes(cores, seeds, dev, getattr(cfg, "reward_baseline", "none"))
-    k, b = env.k, env.lanes
     members, gens, pop = actor_critic_members(env, seeds, cfg, "ppo", scaler, dev)
-    optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=1e-5)
     buf = rollout_buffer(cfg.num_steps, env, dev)
-    batch = cfg.num_steps * b
-    num_updates = max(1, cfg.total_steps // batch)
-    trackers = PopulationTrackers(
+    return run_ppo_population(
+        env,
         members,
-        b,
+        gens,
+        pop,
+        buf,
+        cfg,
+        seeds,
         dev,
-        total_steps=num_updates * batch,
-        eval_fns=eval_fns,
-        eval_every=eval_every,
-        patience=patience,
-        progress=progress,
-        log_every=cfg.log_every,
+        eval_fns,
+        eval_every,
+        patience,
+        progress,
         desc="portfolio ppo",
-        seeds=seeds,
+        loss_fn=portfolio_ppo_loss,
+        clip_fn=clip_grad_norm_members,
+        collect_fn=collect_rollout,
     )
-    obs = env.reset()
-
-    for update in range(1, num_updates + 1):
-        if cfg.anneal_lr:
-            optimizer.lr = annealed_lr(cfg.learning_rate, update, num_updates)
-        obs = collect_rollout(env, pop, buf, trackers, obs, gens)
-        adv, returns = population_gae(pop, buf, cfg, k)
-        loss, pg_loss, v_loss, ent = _optimise(pop, optimizer, buf, adv, returns, cfg, gens, trackers.active)
-        loss_l, pg_l, v_l, ent_l = (x.tolist() for x in (loss, pg_loss, v_loss, ent))
-        for i in range(k):
-            if bool(trackers.active[i]):
-                check_finite(loss_l[i], "ppo", seeds[i], update)
-        metrics = [dict(policy_loss=pg_l[i], value_loss=v_l[i], entropy=ent_l[i]) for i in range(k)]
-        for i in trackers.end_update(update, update == num_updates, metrics):
-            trackers.finish(i, pop)
-        if not bool(trackers.active.any()):
-            break
-    return trackers.close()
-
-
-def _optimise(pop, optimizer: StackedAdam, buf, adv, returns, cfg: PPOConfig, gens, active):
-    """``update_epochs`` passes over each member's own shuffled minibatches (its generator);
-    a member whose approximate KL passes ``target_kl`` stops for this update. Returns the (K,)
-    (loss, pg_loss, v_loss, entropy) of each member's last minibatch."""
-    k = pop.k
-    b_obs = member_major(buf.obs, k)  # (K, T*B, D)
-    b_act, b_logp = member_major(buf.actions, k), member_major(buf.logprobs, k)
-    b_val, b_valid = member_major(buf.values, k), member_major(buf.valid, k)
-    b_adv, b_ret = member_major(adv, k), member_major(returns, k)
-    batch = b_logp.shape[1]
-    mb_size = max(1, batch // cfg.num_minibatches)
-    rows = torch.arange(k, device=b_obs.device)[:, None]
-    live = active.to(b_obs.device)
-    last = None
-    for _epoch in range(cfg.update_epochs):
-        idle = torch.arange(batch)
-        perm = torch.stack(
-            [torch.randperm(batch, generator=g) if bool(live[i]) else idle for i, g in enumerate(gens)]
-        ).to(b_obs.device)
-        for start in range(0, batch, mb_size):
-            mb = perm[:, start : start + mb_size]
-            out = portfolio_ppo_loss(
-                pop,
-                cfg,
-                b_obs[rows, mb],
-                b_act[rows, mb],
-                b_logp[rows, mb],
-                b_val[rows, mb],
-                b_adv[rows, mb],
-                b_ret[rows, mb],
-                b_valid[rows, mb],
-            )
-            loss, approx_kl = out[0], out[4]
-            optimizer.zero_grad()
-            loss.sum().backward()
-            clip_grad_norm_members(optimizer.params, cfg.max_grad_norm)
-            optimizer.step(live)
-            cur = torch.stack([x.detach() for x in out[:4]])
-            last = cur if last is None else torch.where(live, cur, last)
-            if cfg.target_kl is not None:
-                live = live & ~(approx_kl > cfg.target_kl)
-                if not bool(live.any()):
-                    return tuple(last)
-    return tuple(last)
