@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..candidates import ENSEMBLE_SEED
 from ..env.portfolio import PortfolioInputError
-from .replay import PortfolioRun
+from .replay import LEDGER_COLUMNS, PortfolioRun
 
 __all__ = [
     "RUN_LEDGER_COLUMNS",
@@ -37,24 +37,8 @@ __all__ = [
     "weights_wide",
 ]
 
-RUN_LEDGER_COLUMNS = (
-    "split",
-    "kind",
-    "run",
-    "seed",
-    "bar",
-    "date",
-    "equity",
-    "cash",
-    "cost",
-    "commission",
-    "slippage",
-    "borrow",
-    "traded_notional",
-    "gross_exposure",
-    "n_positions",
-    "n_fills",
-)
+#: the replay's columns (:data:`.replay.LEDGER_COLUMNS`) with the lane named, and its asset fills
+RUN_LEDGER_COLUMNS = ("split", "kind", "run", "seed", *LEDGER_COLUMNS[1:], "n_fills")
 WEIGHTS_LEDGER_COLUMNS = (
     "kind",
     "run",
