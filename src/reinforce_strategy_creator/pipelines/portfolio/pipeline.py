@@ -59,18 +59,21 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["raw_universe", "raw_index", "params:portfolio"],
                 outputs=["universe", "universe_close", "universe_report", "index_close"],
                 name="load_universe",
+                tags=["paper"],  # a paper-only run (--tags paper) rebuilds the feed from the raw files
             ),
             node(
                 build_panel,
                 inputs=["universe", "params:feature_engineering", "params:portfolio"],
                 outputs=["panel", "features", "features_info"],
                 name="build_features",
+                tags=["paper"],  # a paper-only run (--tags paper) rebuilds the feed from the raw files
             ),
             node(
                 plan_portfolio,
                 inputs=["panel", *PARAMETERS],
                 outputs=["layout", "plan", "plan_table"],
                 name="plan_folds",
+                tags=["paper"],  # a paper-only run (--tags paper) rebuilds the feed from the raw files
             ),
             node(
                 stitch_record,
