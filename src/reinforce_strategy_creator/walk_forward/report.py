@@ -48,7 +48,8 @@ def side_by_side(records: pd.DataFrame) -> pd.DataFrame:
     for _, row in records[records["kind"] == "agent_selected"].sort_values("agent").iterrows():
         columns[str(row["agent"])] = row
     bench = records[records["kind"] == "benchmark"].set_index("agent")
-    for name in BENCHMARK_ORDER:
+    others = sorted(set(bench.index) - set(BENCHMARK_ORDER))  # e.g. the portfolio's equal_weight, index
+    for name in (*BENCHMARK_ORDER, *others):
         if name in bench.index:
             columns[name] = bench.loc[name]
     random = records[records["kind"] == "random"]
