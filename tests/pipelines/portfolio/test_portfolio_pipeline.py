@@ -94,6 +94,8 @@ def test_quick_portfolio_run_artifacts(quick_run):
     status = json.loads((data / "08_reporting/portfolio_paper_status.json").read_text())
     shadow = status["accounts"]["shadow"]
     assert shadow["traded"] == status["paper_window"]["n_bars"]
+    features = json.loads((data / "04_feature/portfolio_features_info.json").read_text())["features"]
+    assert [r["feature"] for r in status["drift"]["features"]] == features  # the drift monitor's report
     out = _kedro(quick_run, "models", "list", "--portfolio", "--json", "--env", "quick")
     start = re.search(r"^\[(\s*$|\]|\{)", out, re.MULTILINE)  # after Kedro's banner, if any
     entries = json.loads(out[start.start() :])
@@ -103,3 +105,30 @@ def test_quick_portfolio_run_artifacts(quick_run):
     assert again is not None
     status = json.loads((data / "08_reporting/portfolio_paper_status.json").read_text())
     assert status["accounts"]["shadow"]["traded"] == 0
+
+
+def test_feature_drift_flags_a_shifted_paper_window_and_not_the_same_distribution():
+    from types import SimpleNamespace
+
+    from reinforce_strategy_creator.params.deployment import DeploymentParams
+    from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
+
+    rng = np.random.default_rng(0)
+    T, N = 1200, 4
+    dates = pd.bdate_range("2010-01-01", periods=T)
+    feats = rng.normal(size=(T, N, 2)).astype(np.float32)
+    close = np.ones((T, N))
+    close[:300, 3] = np.nan  # not listed: its rows are left out of both samples
+    feats[:300, 3] = 50.0
+
+    def window(a, b):
+        return SimpleNamespace(first_row=a, stop_row=b, start=dates[a], end=dates[b - 1])
+
+    plan = SimpleNamespace(deployment=SimpleNamespace(train=window(0, 1000)), paper=window(1000, T))
+    drift = DeploymentParams.parse({}).drift
+    same = pn.feature_drift(PortfolioPanel(close, feats, list("ABCD"), dates, ("f0", "f1")), plan, drift)
+    assert same["alerts"] == [] and {r["feature"] for r in same["features"]} == {"f0", "f1"}
+    shifted = feats.copy()
+    shifted[1000:, :, 1] += 1.0  # the paper window's second feature moves by one training std
+    moved = pn.feature_drift(PortfolioPanel(close, shifted, list("ABCD"), dates, ("f0", "f1")), plan, drift)
+    assert moved["alerts"] == ["f1"]

@@ -6,11 +6,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from ...compute import shared_executor
 from ...evaluation.figures import equity_curves_figure
+from ...evaluation.metrics import json_safe
 from ...evaluation.verdict import config_sha256
 from ...market_data import DataValidationError
 from ...params.compute import ComputeParams
@@ -283,6 +285,32 @@ def _check_model(model: Any, panel: Any, env: Any) -> None:
             )
 
 
+def _pooled(panel: Any, first: int, stop: int) -> pd.DataFrame:
+    """The raw features of rows ``first:stop``, every listed ticker's row pooled (one column per
+    feature)."""
+    listed = np.isfinite(panel.close[first:stop])
+    return pd.DataFrame(panel.features[first:stop][listed], columns=list(panel.feature_names))
+
+
+def feature_drift(panel: Any, plan: Any, drift: Any) -> dict[str, Any]:
+    """PSI and KS of the paper window's features against the deployment fold's training rows (both
+    pooled over the listed tickers), with the ``deployment.drift`` thresholds. A monitor: alerts are
+    reported, the accounts are not halted on them."""
+    from ...deployment.drift import build_reference, drift_report
+
+    train, paper = plan.deployment.train, plan.paper
+    reference = build_reference(_pooled(panel, train.first_row, train.stop_row), n_bins=drift.n_bins)
+    report = drift_report(reference, _pooled(panel, paper.first_row, paper.stop_row), drift)
+    cols = ["feature", "n_live", "psi", "ks_stat", "psi_alert", "ks_alert", "status"]
+    rows = report.reset_index()[cols].to_dict("records")
+    return {
+        "reference": f"training rows {train.start.date()} .. {train.end.date()}, listed tickers pooled",
+        "window": f"paper rows {paper.start.date()} .. {paper.end.date()}",
+        "alerts": [r["feature"] for r in rows if r["psi_alert"] or r["ks_alert"]],
+        "features": rows,
+    }
+
+
 def paper_trade(
     production: Any,
     shadow: Any,
@@ -290,12 +318,15 @@ def paper_trade(
     shadow_account: Any,
     layout: dict[str, Any],
     portfolio: PortfolioParams,
+    deployment: Any,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Trade every new bar of the held-back paper window in both accounts: the production account
     with the registry's production model only, the shadow account with the newest champion whatever
     its verdict. Whole shares by default, the same costs and capital as the backtests; each bar at
-    most once (a re-run with no new bar changes nothing)."""
+    most once (a re-run with no new bar changes nothing). The status also reports the features'
+    drift over the paper window against the deployment fold's training rows."""
     from ...deployment.portfolio_account import PortfolioPaperAccount, PortfolioRiskLimits
+    from ...params.deployment import DeploymentParams
 
     p = PortfolioParams.parse(portfolio)
     env = p.environment.to_config()
@@ -305,6 +336,7 @@ def paper_trade(
         status["reason"] = "walk_forward.paper_years is 0: no bars are held back for paper trading"
         return account, shadow_account, status
     status["paper_window"] = plan.paper.to_dict()
+    status["drift"] = json_safe(feature_drift(panel, plan, DeploymentParams.parse(deployment).drift))
     feed = panel.window(plan.paper.first_row, plan.paper.stop_row, env.window - 1)
     limits = PortfolioRiskLimits(max_weight=p.paper.max_weight, max_drawdown=p.paper.max_drawdown)
     for role, model, staged in (("production", production, account), ("shadow", shadow, shadow_account)):

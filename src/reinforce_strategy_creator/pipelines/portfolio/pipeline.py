@@ -145,6 +145,7 @@ def _paper() -> Pipeline:
                     "shadow_account",
                     "layout",
                     "params:portfolio",
+                    "params:deployment",
                 ],
                 outputs=["account_update", "shadow_account_update", "session_status"],
                 name="paper_trade",
