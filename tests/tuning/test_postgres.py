@@ -118,7 +118,9 @@ def test_a_killed_worker_trial_is_failed_by_the_heartbeat_and_retried(postgres_u
         deadline, killed = time.time() + 90, None
         while killed is None and time.time() < deadline:
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if t.user_attrs.get("pid") == victim.pid:
+                # once the trial has drawn its configuration (the objective records the pid, then
+                # suggests, then sleeps): killed in between, it would have no params to retry with
+                if t.user_attrs.get("pid") == victim.pid and t.params:
                     os.kill(victim.pid, signal.SIGKILL)  # mid-trial: the trial stays RUNNING
                     killed = t.number
                     break
