@@ -34,7 +34,7 @@ from ..env import execution as ex
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..params.base import ParameterError
 from ..portfolio.panel import PortfolioPanel
-from .state import LOG_NAMES, AccountStateError, AccountStore
+from .state import LOG_NAMES, AccountState, AccountStateError, AccountStore
 
 __all__ = [
     "PortfolioAccountState",
@@ -163,22 +163,11 @@ class PortfolioAccountState:
     kind: str = KIND
     schema_version: int = SCHEMA_VERSION
 
-    @property
-    def fractional(self) -> bool:
-        return self.granularity == "fractional"
-
-    @property
-    def cash(self) -> float:
-        return self.exact_cash if self.fractional else self.cash_cents / 100.0
-
-    @property
-    def equity(self) -> float:
-        return self.exact_equity if self.fractional else self.equity_cents / 100.0
-
-    @property
-    def drawdown(self) -> float:
-        """Equity relative to its running peak, minus one (0 at a new high, negative below)."""
-        return 0.0 if self.peak_equity_cents <= 0 else self.equity_cents / self.peak_equity_cents - 1.0
+    # the single-asset account's money views (same fields, same rules)
+    fractional = AccountState.fractional
+    cash = AccountState.cash
+    equity = AccountState.equity
+    drawdown = AccountState.drawdown
 
     def holdings(self) -> dict[str, float]:
         return dict(zip(self.tickers, self.shares, strict=True))
