@@ -25,7 +25,7 @@ from reinforce_strategy_creator.deployment import (
 )
 from reinforce_strategy_creator.deployment import state as state_mod
 from reinforce_strategy_creator.params.base import ParameterError
-from tests.support.paper import alternating_policy, make_prices
+from tests.support.paper import account_files, alternating_policy, make_prices
 
 
 def _broker(folder, limits=None, costs=None, capital=100_000.0):
@@ -35,10 +35,6 @@ def _broker(folder, limits=None, costs=None, capital=100_000.0):
         costs=costs or CostModel(commission_bps=10, slippage_bps=5),
         limits=limits or RiskLimits(),
     )
-
-
-def _snapshot(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
 @pytest.mark.parametrize("fill_price,ref", [("next_open", 101.0), ("next_close", 102.0)])
@@ -74,9 +70,9 @@ def test_no_new_bars_changes_nothing_and_one_bar_one_decision(tmp_path):
     folder = tmp_path / "acct"
     broker = _broker(folder)
     broker.run(prices.iloc[:20], alternating_policy)
-    before = _snapshot(folder)
+    before = account_files(folder)
     summary = broker.run(prices.iloc[:20], alternating_policy)
-    assert summary.bars_processed == 0 and _snapshot(folder) == before
+    assert summary.bars_processed == 0 and account_files(folder) == before
     calls = []
     summary = broker.run(prices.iloc[:21], lambda h, s: calls.append(h.index[-1]) or 0.5)
     assert summary.bars_processed == 1 and calls == [prices.index[20]]
@@ -179,12 +175,12 @@ def test_bad_policy_output_and_bad_prices_commit_nothing(tmp_path):
     folder = tmp_path / "a"
     broker = _broker(folder)
     broker.run(prices.iloc[:3], alternating_policy)
-    before = _snapshot(folder)
+    before = account_files(folder)
     with pytest.raises(PolicyOutputError, match="finite"):
         broker.run(prices, lambda h, s: float("nan"))
     with pytest.raises(PolicyOutputError, match="not a number"):
         broker.run(prices, lambda h, s: "buy")
-    assert _snapshot(folder) == before
+    assert account_files(folder) == before
     bad = prices.copy()
     bad.iloc[3, bad.columns.get_loc("Open")] = -1.0
     with pytest.raises(PriceDataError, match="Open=-1.0"):
@@ -193,7 +189,7 @@ def test_bad_policy_output_and_bad_prices_commit_nothing(tmp_path):
         broker.run(prices.iloc[::-1], alternating_policy)
     with pytest.raises(PriceDataError, match="Close"):
         broker.run(prices[["Open"]], alternating_policy)
-    assert _snapshot(folder) == before
+    assert account_files(folder) == before
 
 
 def test_bad_parameters_are_named():
@@ -227,7 +223,8 @@ def test_crash_between_log_append_and_state_commit_is_redone_once(tmp_path, monk
     assert len(store.read_log("orders")) == 15  # its appended tail is ignored by readers
     assert (folder / "orders.jsonl").stat().st_size > store.load().log_sizes["orders"]
     broker.run(prices, alternating_policy)
-    assert _snapshot(folder) == _snapshot(ref_folder)  # byte-identical to a run never killed
+    # byte-identical to a run never killed, but for where the newest run started
+    assert account_files(folder, split_runs=True) == account_files(ref_folder, split_runs=True)
 
 
 def test_damaged_folder_refused(tmp_path):

@@ -25,7 +25,7 @@ import pytest
 
 from reinforce_strategy_creator.deployment import AccountStore, reconcile, replay_trades
 from tests.support.forkserver import ForkServer
-from tests.support.paper import make_prices
+from tests.support.paper import account_files, make_prices
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 N_BARS = 120
@@ -87,10 +87,6 @@ def _killed_run(
     return {"mid_run": rc == -signal.SIGKILL and last != "finished", "in_commit": last == "commit"}
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
-
-
 @pytest.mark.slow
 def test_random_sigkills_never_trade_a_bar_twice(tmp_path):
     server = ForkServer(WORKER, tmp_path / "server")
@@ -114,10 +110,11 @@ def test_random_sigkills_never_trade_a_bar_twice(tmp_path):
             progressed += reconcile(store).bars_processed > done_before
     _run_to_end(server, folder)  # finish
     server.close()
+    same = account_files(folder, split_runs=True) == account_files(ref, split_runs=True)
     print(
         f"\nKILL TEST (library, bar-by-bar commits): {kills_mid_run} SIGKILLs mid-run, {in_commit} "
         f"inside AccountStore.commit, {progressed} killed runs had committed bars, final folder "
-        f"byte-identical: {_files(folder) == _files(ref)}; uninterrupted run {timing['busy']:.2f} s, "
+        f"byte-identical: {same}; uninterrupted run {timing['busy']:.2f} s, "
         f"bar {1000 * timing['bar']:.1f} ms, commit {1000 * timing['commit']:.1f} ms"
     )
     assert kills_mid_run >= 3 and progressed >= 2  # killed mid-loop, not only at start-up
@@ -131,4 +128,4 @@ def test_random_sigkills_never_trade_a_bar_twice(tmp_path):
         state.cash_cents,
         state.shares,
     )
-    assert _files(folder) == _files(ref)
+    assert same

@@ -33,13 +33,10 @@ from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import replay_weights
 from tests.deployment.portfolio_crash_worker import CONFIG, make_decider, make_panel
+from tests.support.paper import account_files
 
 torch.set_num_threads(1)
 N_BARS = 30
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.name != ".lock"}
 
 
 def _account(folder, panel=None, granularity="whole", config=CONFIG, limits=None):
@@ -83,21 +80,23 @@ def test_rerun_changes_nothing_and_bar_by_bar_feed_equals_one_run(
 ):
     ref, summary = full_run[granularity]
     assert summary.bars_processed == N_BARS - (CONFIG.window - 1)
-    before = _files(ref)
+    before = account_files(ref)
     again = _account(ref, panel, granularity).run(panel, decide)
-    assert again.bars_processed == 0 and _files(ref) == before  # no double fill, not a byte changed
+    assert again.bars_processed == 0 and account_files(ref) == before  # no double fill, not a byte changed
 
     # the paper-trading use: the feed grows by one bar per run (the last row is "today")
     folder = tmp_path / "daily"
     for stop in range(CONFIG.window, N_BARS + 1):
         done = _account(folder, panel, granularity).run(panel.rows(0, stop), decide)
         assert done.bars_processed == 1
-    assert _files(folder) == before
+        assert done.state.session_first_bar == done.state.last_bar  # each run is its own session
+    assert account_files(folder, split_runs=True) == account_files(ref, split_runs=True)
     # and in uneven chunks
     chunked = tmp_path / "chunks"
     for k in (1, 5, 2, 100):
-        _account(chunked, panel, granularity).run(panel, decide, max_bars=k)
-    assert _files(chunked) == before
+        last = _account(chunked, panel, granularity).run(panel, decide, max_bars=k)
+    assert last.state.session_first_bar == last.first_bar
+    assert account_files(chunked, split_runs=True) == account_files(ref, split_runs=True)
 
 
 def test_every_bar_is_decided_once_and_the_ledger_reconciles(full_run, panel):
@@ -129,7 +128,7 @@ def test_staged_batch_publishes_the_same_bytes_as_bar_by_bar_commits(tmp_path, p
     PortfolioPaperAccount(staged, panel.tickers, CONFIG).run(panel, decide)
     assert not folder.exists()  # nothing written until the batch is published
     PortfolioAccountStore(folder).commit_batch(staged)
-    assert _files(folder) == _files(full_run["whole"][0])
+    assert account_files(folder) == account_files(full_run["whole"][0])
 
 
 def test_a_tampered_log_does_not_reconcile(tmp_path, panel, decide):
@@ -240,12 +239,12 @@ def test_day_loss_stop_allows_no_new_risk(tmp_path, panel, decide):
 
 # ------------------------------------------------------------------ bad input
 def _bad_run(folder, feed, decide, match, granularity="whole"):
-    before = _files(folder) if Path(folder).exists() else None
+    before = account_files(folder) if Path(folder).exists() else None
     with pytest.raises(InputError, match=match) as err:
         _account(folder, None, granularity).run(feed, decide)
     assert isinstance(err.value, PortfolioInputError)
     if before is not None:
-        assert _files(folder) == before  # nothing half-written
+        assert account_files(folder) == before  # nothing half-written
     return err.value
 
 

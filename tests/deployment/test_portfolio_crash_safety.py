@@ -26,14 +26,11 @@ from reinforce_strategy_creator.deployment.portfolio_account import (
 from tests.deployment.portfolio_crash_worker import CONFIG, make_panel
 from tests.deployment.test_crash_safety import _event, _timing
 from tests.support.forkserver import ForkServer
+from tests.support.paper import account_files
 
 WORKER = Path(__file__).with_name("portfolio_crash_worker.py")
 N_BARS = 80
 KILLS = 24
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
 def _run_to_end(server: ForkServer, folder: Path, granularity: str) -> list[tuple[str, float]]:
@@ -97,7 +94,7 @@ def test_random_sigkills_never_fill_a_portfolio_bar_twice(tmp_path, granularity)
             progressed += reconcile_portfolio(store).bars_processed > done_before
     _run_to_end(server, folder, granularity)  # finish
     server.close()
-    same = _files(folder) == _files(ref)
+    same = account_files(folder, split_runs=True) == account_files(ref, split_runs=True)
     print(
         f"\nPORTFOLIO KILL TEST ({granularity}): {kills_mid_run} SIGKILLs mid-run, {in_commit} inside "
         f"the commit, {progressed} killed runs had committed bars, final folder byte-identical: {same}; "

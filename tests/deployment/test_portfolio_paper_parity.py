@@ -1,5 +1,5 @@
-"""A fractional portfolio paper account reproduces the portfolio replay's ledger (issue 15's test
-"Paper-trading a window with fractional granularity reproduces the portfolio backtest ledger").
+"""A fractional portfolio paper account reproduces the portfolio replay's ledger: paper-trading a
+window with fractional granularity reproduces the portfolio backtest ledger.
 
 Both go through one ``PortfolioCore`` (observation, joint post-cost sizing) and the execution
 kernel (fills, costs, cash, borrow, marks): the paper account, one bar per commit from its folder,

@@ -214,10 +214,16 @@ class World:
             catalog[f"params:{key}"] = copy.deepcopy(self.params[key])
         return catalog
 
-    def run(self, tags: list[str] | None = None, hook_manager=None) -> dict[str, Any]:
+    def run(
+        self, tags: list[str] | None = None, hook_manager=None, to_nodes: list[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One ``deployment`` run (``tags``: only those nodes; ``to_nodes``: stop after them, as
+        a run killed there). Returns the status file, or ``None`` if there is none."""
         pipe = create_pipeline()
         if tags:
             pipe = pipe.only_nodes_with_tags(*tags)
+        if to_nodes:
+            pipe = pipe.to_nodes(*to_nodes)
         logging.getLogger("kedro").setLevel(logging.WARNING)
         SequentialRunner().run(pipe, self.catalog(), hook_manager=hook_manager)
-        return json.loads(self.status.read_text())
+        return json.loads(self.status.read_text()) if self.status.exists() else None

@@ -3,6 +3,9 @@ bars and a deterministic artificial policy."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -30,3 +33,19 @@ def alternating_policy(history: pd.DataFrame, state) -> float:
     if len(history) < 2:
         return 0.0
     return 0.9 if history["Close"].iloc[-1] >= history["Close"].iloc[-2] else -0.3
+
+
+def account_files(folder, split_runs: bool = False) -> dict[str, bytes] | None:
+    """Every file of an account folder but its lock, as bytes (``None`` when there is no folder).
+    ``split_runs``: the same bars were
+    processed by other runs than the account compared with (killed and rerun, or fed bar by
+    bar), so ``state.json`` is compared without ``session_first_bar``, the one field that records
+    where the newest run started; every other byte must still be equal."""
+    if not Path(folder).exists():
+        return None
+    files = {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.name != ".lock"}
+    if split_runs and "state.json" in files:
+        state = json.loads(files["state.json"])
+        state.pop("session_first_bar")
+        files["state.json"] = json.dumps(state, sort_keys=True).encode()
+    return files

@@ -23,6 +23,9 @@ from ..deployment.session import PRODUCTION, SHADOW, ProductionModel
 from ..deployment.state import AccountStore, StagedAccount
 from ..paths import display_path, project_root, resolve_in_project
 
+#: the committed logs a loaded account carries (feed checks, the report and its last session)
+HISTORY_LOGS = ("equity", "trades", "events")
+
 logger = logging.getLogger(__name__)
 
 
@@ -224,7 +227,7 @@ class PaperAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
         if not store.exists():
             return StagedAccount(self._filepath, None)
         state = store.load()
-        history = {name: store.read_log(name, state) for name in ("equity", "trades")}
+        history = {name: store.read_log(name, state) for name in HISTORY_LOGS}
         return StagedAccount(self._filepath, state, history)
 
     def save(self, data: StagedAccount) -> None:
@@ -252,7 +255,7 @@ class PortfolioAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
 
     *load*: a :class:`~reinforce_strategy_creator.deployment.state.StagedAccount` holding the
     committed :class:`~reinforce_strategy_creator.deployment.portfolio_account.PortfolioAccountState`
-    (``None`` for a new account) and its committed equity and trade logs. *save*: publishes the
+    (``None`` for a new account) and its committed equity, trade and event logs. *save*: publishes the
     staged bars with the crash-safe commit of the account store (one commit; nothing is written when
     nothing changed; a concurrent writer makes it refuse).
     """
@@ -271,7 +274,7 @@ class PortfolioAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
         if not store.exists():
             return StagedAccount(self._filepath, None)
         state = store.load()
-        history = {name: store.read_log(name, state) for name in ("equity", "trades")}
+        history = {name: store.read_log(name, state) for name in HISTORY_LOGS}
         return StagedAccount(self._filepath, state, history)
 
     def save(self, data: StagedAccount) -> None:

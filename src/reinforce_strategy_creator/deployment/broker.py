@@ -223,6 +223,8 @@ class PaperBroker:
             stop = len(prices) if max_bars is None else min(len(prices), first + max_bars)
             first_bar = None
             for i in range(first, stop):
+                if i == first:  # this run opens the account's newest session
+                    state = dataclasses.replace(state, session_first_bar=_iso(prices.index[i]))
                 state = self._process_bar(state, prices, i, decide, model_id)
                 first_bar = first_bar or state.last_bar
             return RunSummary(stop - first, first_bar, state.last_bar, state)

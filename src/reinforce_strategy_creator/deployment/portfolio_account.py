@@ -158,6 +158,7 @@ class PortfolioAccountState:
     pending_decided_at: str | None = None
     active_model_id: str | None = None
     bars_processed: int = 0
+    session_first_bar: str | None = None  # first bar of the newest run that processed bars
     generation: int = 0
     log_sizes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_NAMES, 0))
     kind: str = KIND
@@ -414,6 +415,8 @@ class PortfolioPaperAccount:
             core = self._core(feed, stop)
             first_bar = None
             for i in range(first, stop):
+                if i == first:  # this run opens the account's newest session
+                    state = dataclasses.replace(state, session_first_bar=_iso(feed.dates[i]))
                 state = self._process_bar(state, core, feed, i, decide, model_id)
                 first_bar = first_bar or state.last_bar
             return PortfolioRunSummary(stop - first, first_bar, state.last_bar, state)

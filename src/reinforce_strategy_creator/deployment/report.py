@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from ..errors import InputError
 from ..evaluation.benchmarks import buy_and_hold_targets
 from .broker import CostModel, PaperBroker, RiskLimits
-from .state import AccountState, StagedAccount
+from .state import AccountState, StagedAccount, last_session
 
 
 class FeedMismatchError(InputError):
@@ -247,16 +247,19 @@ def _no_account_text(role: str, status: Mapping[str, Any]) -> str:
 
 def report_status(
     state: AccountState | None,
-    equity_log: list[dict[str, Any]],
+    logs: Mapping[str, list[dict[str, Any]]],
     buy_and_hold: pd.Series,
     session_status: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The session status plus the committed account: cash, position, equity, last bar,
-    halted, model version and buy-and-hold on the same bars."""
+    """What this run did (``session_status``) plus the committed account, read from its state
+    and logs alone: cash, position, equity, last bar, halted, model, its newest session
+    (``last_session``: bars, trades and events of the newest run that traded, whichever run
+    reports it) and buy-and-hold on the same bars."""
     out = dict(session_status)
     if state is None:
-        out.update(account_exists=False)
+        out.update(account_exists=False, last_session=None)
         return out
+    equity_log = logs.get("equity", [])
     bh = float(buy_and_hold.iloc[-1]) if len(buy_and_hold) else None
     out.update(
         account_exists=True,
@@ -274,6 +277,7 @@ def report_status(
         active_model_id=state.active_model_id,
         bars_processed_total=state.bars_processed,
         trading_since=equity_log[0]["bar"] if equity_log else None,
+        last_session=last_session(state, dict(logs)),
         buy_and_hold_equity=bh,
         buy_and_hold_pnl=None if bh is None else round(bh - state.initial_capital_cents / 100.0, 2),
     )
@@ -292,10 +296,18 @@ def _summary_line(role: str, st: Mapping[str, Any]) -> str:
     bh = st.get("buy_and_hold_equity")
     vs = "" if bh is None else f" vs buy-and-hold {bh:,.2f}"
     halted = " HALTED." if st.get("halted") else ""
+    session = st.get("last_session")
+    last = (
+        ""
+        if not session
+        else f" Last session {session['first_bar'][:10]} .. {str(session['last_bar'])[:10]}: "
+        f"{session['bars']} bar(s), {session['trades']} trade(s)."
+    )
     return (
         f"{role}: {who} traded {st['bars_processed_total']} bar(s) {st.get('trading_since', '')[:10]}"
         f" .. {str(st.get('last_bar'))[:10]}: equity {st['equity']:,.2f}{vs} "
-        f"(capital {st['initial_capital']:,.2f}).{halted}"
+        f"(capital {st['initial_capital']:,.2f}).{last} This run: {st.get('bars_processed_this_run', 0)} "
+        f"new bar(s).{halted}"
     )
 
 

@@ -72,6 +72,7 @@ class AccountState:
     pending_decided_at: str | None = None
     active_model_id: str | None = None
     bars_processed: int = 0
+    session_first_bar: str | None = None  # first bar of the newest run that processed bars
     generation: int = 0
     log_sizes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_NAMES, 0))
     schema_version: int = SCHEMA_VERSION
@@ -340,6 +341,32 @@ class AccountStore:
     def _require_lock(self) -> None:
         if not self._locked:
             raise AccountStateError("writes to the paper account must happen inside `with store.locked():`")
+
+
+def last_session(state: Any, logs: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """The newest run that processed bars into an account, read from its committed state and
+    logs alone (``None`` before the first bar, or for a state written before sessions were
+    recorded): its first and last bar, bars decided, trades filled, events by kind and the
+    model that traded. The same whichever run reports it, so a run killed after its commit and
+    before its report loses nothing: the next run's status shows the killed run's session."""
+    first = getattr(state, "session_first_bar", None)
+    if state is None or first is None:
+        return None
+
+    def since(name: str) -> list[dict[str, Any]]:
+        return [r for r in logs.get(name, []) if str(r.get("bar")) >= first]
+
+    events: dict[str, int] = {}
+    for ev in since("events"):
+        events[ev["kind"]] = events.get(ev["kind"], 0) + 1
+    return {
+        "first_bar": first,
+        "last_bar": state.last_bar,
+        "bars": len(since("equity")),
+        "trades": len(since("trades")),
+        "events": events,
+        "model": state.active_model_id,
+    }
 
 
 class StagedAccount:

@@ -29,14 +29,11 @@ from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, r
 from reinforce_strategy_creator.deployment import state as state_module
 from tests.support.deployment_world import V1, write_feed
 from tests.support.forkserver import ForkServer
+from tests.support.paper import account_files
 
 WORKER = Path(__file__).with_name("kill_worker.py")
 EVENTS = ("started", "node+", "node-", "save+", "save-", "finished")
 COMMITS = ("save+ deployment.account_update", "save+ deployment.shadow_account_update")
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
 def _event(line: str) -> tuple[str, float] | None:
@@ -113,8 +110,9 @@ def test_random_sigkills_of_pipeline_runs(world, tmp_path):
         state = reconcile(AccountStore(folder))
         orders = AccountStore(folder).read_log("orders", state)
         duplicates += len(orders) - len({o["bar"] for o in orders})
-    identical = _files(world.account) == _files(ref / "account") and _files(world.shadow_account) == _files(
-        ref / "shadow_account"
+    identical = all(
+        account_files(mine, split_runs=True) == account_files(theirs, split_runs=True)
+        for mine, theirs in ((world.account, ref / "account"), (world.shadow_account, ref / "shadow_account"))
     )
     registry_events = [json.loads(x)["event"] for x in world.registry.read_text().splitlines()]
     print(
@@ -157,5 +155,5 @@ def test_a_crash_inside_the_batch_commit_is_redone_exactly_once(world, traded, m
         assert reconcile(done).bars_processed > 0
     monkeypatch.setattr(state_module, "atomic_write_json", real)
     world.run()
-    assert _files(world.account) == _files(ref.account)
-    assert _files(world.shadow_account) == _files(ref.shadow_account)
+    assert account_files(world.account) == account_files(ref.account)
+    assert account_files(world.shadow_account) == account_files(ref.shadow_account)

@@ -15,10 +15,7 @@ from reinforce_strategy_creator.env.execution import GRANULARITIES
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.deployment import DeploymentParams
 from tests.support.deployment_world import V1, V2, raw_rows, write_feed
-
-
-def _files(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
+from tests.support.paper import account_files
 
 
 def _orders(folder):
@@ -62,7 +59,7 @@ def test_register_once_trade_rerun_and_append_one_bar(world):
     # the same champion in the shadow account: the same decisions on the same bars
     assert status["shadow"]["model"] == prod["model"] and status["shadow"]["equity"] == prod["equity"]
     registry_bytes = world.registry.read_bytes()
-    account, shadow = _files(world.account), _files(world.shadow_account)
+    account, shadow = account_files(world.account), account_files(world.shadow_account)
     events = [json.loads(line)["event"] for line in registry_bytes.splitlines()]
     assert events == ["register", "promote"]
 
@@ -71,7 +68,7 @@ def test_register_once_trade_rerun_and_append_one_bar(world):
     for role in ("production", "shadow"):
         assert again[role]["status"] == "no_new_bars" and again[role]["bars_processed_this_run"] == 0
     assert world.registry.read_bytes() == registry_bytes
-    assert _files(world.account) == account and _files(world.shadow_account) == shadow
+    assert account_files(world.account) == account and account_files(world.shadow_account) == shadow
 
     # one more bar in the feed: exactly one new decision in each account, logs still reconcile
     write_feed(world.feed, end="2018-02-28")
@@ -196,10 +193,10 @@ def test_a_concurrent_writer_makes_the_save_refuse_without_writing(world):
             bars, lambda h, s: 0.0
         )
     ds.save(first)
-    committed = _files(world.account)
+    committed = account_files(world.account)
     with pytest.raises(Exception, match="another writer committed meanwhile. Nothing was written"):
         ds.save(second)
-    assert _files(world.account) == committed
+    assert account_files(world.account) == committed
 
 
 def test_a_policy_trained_with_another_scaler_is_refused(world):
@@ -229,7 +226,7 @@ def test_the_accounts_granularity_comes_from_the_parameter_and_never_changes(wor
         assert (state.exact_cash is not None) == (granularity == "fractional")
         assert status[role]["equity"] == state.equity
 
-    before = (_files(world.account), _files(world.shadow_account))
+    before = (account_files(world.account), account_files(world.shadow_account))
     write_feed(world.feed, end="2018-02-28")  # a new bar to trade
     world.params["deployment"]["granularity"] = other
     with pytest.raises(PaperSessionError) as info:
@@ -238,7 +235,7 @@ def test_the_accounts_granularity_comes_from_the_parameter_and_never_changes(wor
     assert f"deployment.granularity is {other!r}" in message
     assert f"production paper account {world.account} trades {granularity!r} shares" in message
     assert f"set deployment.granularity: {granularity}" in message and "new folder" in message
-    assert (_files(world.account), _files(world.shadow_account)) == before  # nothing written
+    assert (account_files(world.account), account_files(world.shadow_account)) == before  # nothing written
 
 
 def test_the_granularity_parameter_takes_the_kernels_values_only():

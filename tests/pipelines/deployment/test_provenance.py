@@ -25,14 +25,9 @@ from reinforce_strategy_creator.deployment.session import (
 )
 from reinforce_strategy_creator.features import feature_spec_sha256
 from tests.support.deployment_world import project_params, write_feed
+from tests.support.paper import account_files
 
 V3 = "2026-03-03T00.00.00.000Z"
-
-
-def _files(folder):
-    if not folder.exists():
-        return None
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
 def _env_with(world, **changes):
@@ -94,7 +89,9 @@ def test_production_model_with_other_provenance_is_refused(world, case):
     assert "kedro models promote" in message  # what to do
     for pattern in patterns:
         assert pd.Series([message]).str.contains(pattern).all(), (pattern, message)
-    assert _files(world.account) is None and _files(world.shadow_account) is None  # nothing written
+    assert (
+        account_files(world.account) is None and account_files(world.shadow_account) is None
+    )  # nothing written
 
 
 SHADOW_CASES = {
@@ -114,7 +111,7 @@ def test_shadow_champion_with_other_provenance_is_refused_and_nothing_is_written
     overrides, drop, patterns = SHADOW_CASES[case]
     world.make_policy(V3, torch_seed=3, spec_overrides=overrides(world), drop=drop)
     world.write_evaluation(V3, passed=False)  # the newest champion: shadow only
-    before = (_files(world.account), _files(world.shadow_account))
+    before = (account_files(world.account), account_files(world.shadow_account))
     with pytest.raises(ProvenanceError) as info:
         world.run()
     message = str(info.value)
@@ -122,7 +119,7 @@ def test_shadow_champion_with_other_provenance_is_refused_and_nothing_is_written
     assert "register a newer champion" in message
     for pattern in patterns:
         assert pd.Series([message]).str.contains(pattern).all(), (pattern, message)
-    assert (_files(world.account), _files(world.shadow_account)) == before
+    assert (account_files(world.account), account_files(world.shadow_account)) == before
 
 
 def test_the_cli_prints_the_refusal_as_a_message(world):

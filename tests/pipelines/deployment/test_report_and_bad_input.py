@@ -1,4 +1,4 @@
-"""Issue 6: the account report (status JSON + equity PNG vs buy-and-hold) and bad input.
+"""The account report (status JSON + equity PNG vs buy-and-hold) and bad input.
 
 Every bad input must be a clear error and leave the account folder byte-for-byte unchanged.
 """
@@ -16,12 +16,9 @@ from reinforce_strategy_creator.deployment.report import (
     check_feed_matches_training,
 )
 from tests.support.deployment_world import V1, raw_rows
+from tests.support.paper import account_files
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _files(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
 @pytest.mark.parametrize("role", ["production", "shadow"])
@@ -46,6 +43,39 @@ def test_status_and_png_report_the_committed_account_against_buy_and_hold(traded
     assert status["buy_and_hold_equity"] < frictionless
     assert status["buy_and_hold_equity"] == pytest.approx(frictionless, rel=0.01)
     assert status["buy_and_hold_pnl"] == pytest.approx(status["buy_and_hold_equity"] - capital, abs=0.01)
+
+
+THIS_RUN = ("status", "bars_processed_this_run", "first_bar", "events_this_run", "message")
+WHERE = ("account", "model_artifact")  # paths of the world's own folder
+
+
+def test_a_run_killed_after_its_commit_loses_nothing_from_the_next_status(world, tmp_path):
+    """A run killed after both accounts committed and before the status report (the run up to
+    ``paper_trade``, whose outputs are the commits): the next run has no new bar, and its status
+    still shows the killed run's session, built from the accounts' committed state and logs;
+    every account figure equals the status of a run that was never interrupted."""
+    from tests.pipelines.deployment.conftest import copy_world
+
+    world.write_evaluation(V1, passed=True)
+    uninterrupted = copy_world(world.folder, tmp_path / "uninterrupted").run()
+    assert world.run(to_nodes=["deployment.paper_trade"]) is None  # committed, no status
+    assert AccountStore(world.shadow_account).load().bars_processed > 0
+    rerun = world.run()
+    for role in ("production", "shadow"):
+        after, clean = rerun[role], uninterrupted[role]
+        assert after["status"] == "no_new_bars" and after["bars_processed_this_run"] == 0
+        assert clean["status"] == "traded"
+        session = after["last_session"]
+        assert session == clean["last_session"]
+        assert session["bars"] == clean["bars_processed_this_run"] == after["bars_processed_total"]
+        assert (session["first_bar"], session["last_bar"]) == (clean["first_bar"], clean["last_bar"])
+        assert session["events"] == clean["events_this_run"] and session["model"] == after["model"]
+        store = AccountStore(world.account if role == "production" else world.shadow_account)
+        assert session["trades"] == len(store.read_log("trades")) > 0
+        assert {k: v for k, v in after.items() if k not in THIS_RUN + WHERE} == {
+            k: v for k, v in clean.items() if k not in THIS_RUN + WHERE
+        }
+        assert f"Last session {session['first_bar'][:10]}" in " ".join(rerun["summary"])
 
 
 def test_png_labels_both_accounts(world):
@@ -98,10 +128,10 @@ def _rewrite_feed(world, rows: pd.DataFrame) -> None:
 
 def _assert_refused(world, match: str, tags=("paper",)) -> None:
     """Refused with ``match``; both account folders byte-identical afterwards."""
-    before = [_files(f) if f.exists() else None for f in (world.account, world.shadow_account)]
+    before = [account_files(f) if f.exists() else None for f in (world.account, world.shadow_account)]
     with pytest.raises(Exception, match=match):
         world.run(tags=list(tags) if tags else None)
-    assert [_files(f) if f.exists() else None for f in (world.account, world.shadow_account)] == before
+    assert [account_files(f) if f.exists() else None for f in (world.account, world.shadow_account)] == before
 
 
 def test_feed_rewriting_an_already_processed_bar_is_refused(traded):

@@ -154,6 +154,7 @@ def report_accounts(
             if state is not None
             else marks_frame([])["equity"]
         )
-        reports[role] = (state, equity_log, bh, report_status(state, equity_log, bh, session_status[role]))
+        status = report_status(state, staged.history, bh, session_status[role])
+        reports[role] = (state, equity_log, bh, status)
     status = paper_status(session_status, {role: r[3] for role, r in reports.items()})
     return status, accounts_figure(reports, status)

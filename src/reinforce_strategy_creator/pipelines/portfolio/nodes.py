@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ...compute import shared_executor
+from ...deployment.state import last_session
 from ...evaluation.figures import equity_curves_figure
 from ...evaluation.metrics import json_safe
 from ...evaluation.verdict import config_sha256
@@ -353,26 +354,33 @@ def paper_trade(
             staged, panel.tickers, env, granularity=p.paper.granularity, limits=limits
         )
         summary = acct.run(feed, decide, model_id=model.entry_id)
-        state = summary.state
         status["accounts"][role] = {
             "model": model.label,
             "entry_id": model.entry_id,
             "traded": int(summary.bars_processed),
-            "last_bar": state.last_bar,
-            "equity": state.equity,
-            "cash": state.cash,
-            "drawdown": state.drawdown,
-            "halted": bool(getattr(state, "halted", False)),
-            "holdings": {t: x for t, x in state.holdings().items() if x},
         }
     return account, shadow_account, status
 
 
 def report_paper(account: Any, shadow_account: Any, status: dict[str, Any]) -> tuple[dict[str, Any], Figure]:
-    """Status JSON and equity figure of both committed accounts (read back after their commit)."""
+    """Status JSON and equity figure of both committed accounts (read back after their commit):
+    what this run traded (``traded``) beside the account as its state and logs say (equity,
+    cash, drawdown, holdings and its newest session, whichever run reports it)."""
     curves = {}
     for role, staged in (("production", account), ("shadow", shadow_account)):
-        marks = (getattr(staged, "history", None) or {}).get("equity", [])
+        state, logs = getattr(staged, "state", None), getattr(staged, "history", None) or {}
+        if state is not None and role in status["accounts"]:
+            status["accounts"][role].update(
+                last_bar=state.last_bar,
+                equity=state.equity,
+                cash=state.cash,
+                drawdown=state.drawdown,
+                halted=bool(state.halted),
+                holdings={t: x for t, x in state.holdings().items() if x},
+                bars_processed_total=state.bars_processed,
+                last_session=last_session(state, logs),
+            )
+        marks = logs.get("equity", [])
         if marks:
             curves[f"{role} account"] = pd.Series(
                 [float(m["equity"]) for m in marks],
