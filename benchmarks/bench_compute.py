@@ -10,7 +10,7 @@ All figures are wall times in this process, every backend against ``sequential``
   ONE worker, minus the same jobs in the driver, per job;
 * sweep: ``--sweep-jobs`` equal PPO jobs of ``--sweep-steps`` env steps on a ``LocalCluster`` with 1
   and with 2 workers (one torch thread each); the speed-up is the 1-worker wall time over the
-  2-worker one (the target of issue 14: >= 1.7 on 2 cores).
+  2-worker one (the target: >= 1.7 on 2 cores).
 
 The training jobs are ``training.train_seeds_job`` (one seed each, the walk-forward's job) on a
 small S&P 500 table from ``data/01_raw``. Results of every backend are checked equal to sequential.
@@ -225,13 +225,13 @@ def report(a, rows, sw, load) -> str:
     target = 1.7
     if sw["speedup"] >= target:
         lines += [
-            f"The 2-worker sweep meets the target of issue 14 (>= {target}x one worker) in this run, "
+            f"The 2-worker sweep meets the target (>= {target}x one worker) in this run, "
             f"where each running job got {sw['core'][2]:.2f} of a core.",
             "",
         ]
     else:
         lines += [
-            f"The 2-worker speed-up is below the target of issue 14 (>= {target}x one worker) in this "
+            f"The 2-worker speed-up is below the target (>= {target}x one worker) in this "
             f"run: not demonstrated here. With 2 workers each running job got {sw['core'][2]:.2f} of a "
             "core: the machine's 2 cores were shared with other users' processes (load average above), "
             "so the second worker did not get a core of its own. Measure on an idle machine before "

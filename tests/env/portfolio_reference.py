@@ -1,7 +1,7 @@
-"""Test-only reference: `PortfolioCore` as it stood before the speed work (commit fdcff21),
-kept verbatim (renamed `ReferencePortfolioCore`) so the optimised core can be checked against a
-straightforward implementation (tests/env/test_portfolio.py::test_matches_reference) and the
-benchmark can time the old path (benchmarks/bench_portfolio_env.py). Not library code: do not
+"""Test-only reference: a straightforward `PortfolioCore` (``ReferencePortfolioCore``), without
+the optimised core's closed-form sizing and row-major tables, so the optimised core can be checked
+against it (tests/env/test_portfolio.py::test_matches_reference) and the benchmark can time the
+straightforward path (benchmarks/bench_portfolio_env.py). Not library code: do not
 import it from src/.
 
 It uses the same execution kernel (`env/execution.py`), config and panel checks as the library.

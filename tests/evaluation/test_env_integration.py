@@ -55,23 +55,23 @@ CFG = dict(
 )
 
 
-def _run(table, targets, lanes=1):
-    cfg = EnvConfig.from_params(CFG)
+def _run(table, targets, lanes=1, **changes):
+    cfg = EnvConfig.from_params({**CFG, **changes})
     market = MarketArrays.from_frame(table)
     return replay(
         market, cfg, ScheduledDecision(targets, cfg.positions, first_bar=cfg.window - 1), num_envs=lanes
     )
 
 
-def test_buy_and_hold_identity_through_env(table):
-    res = _run(table, buy_and_hold_targets(table["Close"]))
+@pytest.mark.parametrize("fill_price,reference", [("next_close", "Close"), ("next_open", "Open")])
+def test_buy_and_hold_identity_through_env(table, fill_price, reference):
+    res = _run(table, buy_and_hold_targets(table["Close"]), fill_price=fill_price)
     lane = res.lane(0)
     m = evaluate_backtest(lane)
     first = lane.iloc[1]  # first fill at bar W (bar W-1 is the pre-trade row)
     shares, cost0 = first["shares"], first["cost"]
-    ref_col = "Open" if EnvConfig.from_params(CFG).fill_price == "next_open" else "Close"
-    open_fill = table[ref_col].iloc[CFG["window"]]
-    expected = shares * (table["Close"].iloc[-1] - open_fill) - cost0
+    first_reference = table[reference].iloc[CFG["window"]]
+    expected = shares * (table["Close"].iloc[-1] - first_reference) - cost0
     assert m["final_equity"] - CFG["initial_capital"] == pytest.approx(expected, abs=0.01)
     assert m["total_return"] == pytest.approx(expected / CFG["initial_capital"], abs=1e-7)
     assert m["total_costs"] == pytest.approx(cost0) and m["exposure"] == 1.0

@@ -1,4 +1,4 @@
-"""The portfolio agents learn a planted rotation (issue 15, "Tests that can fail").
+"""The portfolio agents learn a planted rotation.
 
 Universe: ``portfolio.synthetic.planted_rotation_universe`` (real days of the shipped 20-stock
 panel resampled i.i.d., 5 tickers, 2,520 bars, the asset with the best trailing 20-bar return

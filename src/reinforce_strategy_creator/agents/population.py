@@ -1,4 +1,4 @@
-"""Populations: K small models of one architecture trained as one (issue 14, part 1).
+"""Populations: K small models of one architecture trained as one.
 
 A population trains K *members* (seeds, or seeds x walk-forward folds) in one loop: every
 vector step runs the K policies as one batched forward pass, every gradient step is one

@@ -29,25 +29,21 @@ Rules (docs/environment.md, "Positions and sizing" and "Cost model"):
 
 Back ends (:mod:`.ops`): every function takes ``xp``, `TorchOps` (tensors on any device) or
 `ScalarOps` (Python floats; ``SCALAR``), and uses element-wise operations only, so it works on
-(B,) lanes today and on (B, N) arrays (N assets per account) unchanged: a single-asset
-account gives the same numbers whatever the shape around it (tests/env/test_execution.py
-checks (B, N) tensors against scalars bit for bit). :class:`ExecutionRules` holds the rates as
-floats; per-asset costs are (N,) tensors in the same fields (they broadcast over (B, N)).
+(B,) lanes and on (B, N) arrays (N assets per account) alike: a single-asset account gives
+the same numbers whatever the shape around it (tests/env/test_execution.py checks (B, N)
+tensors against scalars bit for bit). :class:`ExecutionRules` holds the rates as floats;
+per-asset costs are (N,) tensors in the same fields (they broadcast over (B, N)).
 
-What an N-asset caller must add on top (a later issue; not built here):
+What the N-asset caller (:class:`.portfolio.PortfolioCore`) adds on top:
 
-* the account's equity is shared by its N assets. Passing ``cash_i = equity − shares_i·ref_i``
-  (the equity outside asset i, a reduction over the asset axis) as ``cash`` makes the
-  frictionless trade ``x_i = p_i·equity/ref_i − shares_i``, the right one; but the cost
-  correction ``1 − p + p·k`` only accounts for asset i's own costs, so the post-cost equity
-  shared by all assets must be solved jointly (one monotone scalar equation in the post-cost
-  equity, or a fixed-point iteration), and the no-borrowing guarantee for long-only
-  targets needs ``Σ p_i ≤ 1`` plus that joint solution;
-* cash settles once per account: ``cash − Σ_i (Δ_i·fill_i + commission_i) − Σ_i borrow_i``
-  (reductions over the asset axis; sum in a fixed order to stay reproducible), and
-  ``equity = cash + Σ_i shares_i·close_i``;
-* the observation gets one feature window and one (position, unrealised, bars held) triple
-  per asset.
+* the account's equity is shared by its N assets, so the post-cost equity that every target
+  weight refers to is solved jointly (``PortfolioCore.size_orders``: one monotone scalar
+  equation in the post-cost equity around the kernel's per-asset costs); long-only targets
+  with ``Σ p_i ≤ 1`` then never borrow;
+* cash settles once per account (``PortfolioCore._settle``): ``cash − Σ_i (Δ_i·fill_i +
+  commission_i) − Σ_i borrow_i``, summed over the asset axis in a fixed order so that runs
+  reproduce, and ``equity = cash + Σ_i shares_i·close_i``;
+* the observation holds one feature window and the current weight per asset.
 """
 
 from __future__ import annotations

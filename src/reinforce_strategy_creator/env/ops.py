@@ -4,8 +4,8 @@ The trading rules (`execution.py`, `observation.py`) are written once against a 
 array API (``where, log, abs, sign, trunc, maximum, clip, logical_not`` and the constants
 ``zero, one, nan``) and run on either back end:
 
-* `TorchOps` — arrays are torch tensors on any device: (B,) lanes in the batched core
-  (later (B, N) for N assets per account; every operation is element-wise).
+* `TorchOps` — arrays are torch tensors on any device: (B,) lanes in the single-asset core,
+  (B, N) arrays (N assets per account) in the portfolio core; every operation is element-wise.
 * `ScalarOps` — plain Python floats/ints/bools: one account (the one-account gymnasium
   facade, the paper broker, the public scalar helpers). Python float arithmetic is IEEE
   float64 like torch's, and a scalar operation costs ~50 ns instead of ~3 µs for a torch
