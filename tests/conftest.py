@@ -3,9 +3,9 @@
 The suite runs on pytest-xdist workers (``-n auto --dist loadfile``, pyproject.toml): a worker
 takes a whole test file at a time, files in the order set here (files with slow tests first,
 so the long ones run side by side from the start and short files fill the gaps at the end).
-What several files read and is expensive to make (the ``kedro run --env quick`` of
-``quick_run``, one ``kedro viz build``) is made once per session and shared by the workers
-(``once``).
+What several files read and is expensive to make (the README's flow of ``quick_run``, the
+quick portfolio cycle of ``portfolio_run``, one ``kedro viz build``) is made once per session
+and shared by the workers (``once``).
 """
 
 from __future__ import annotations
@@ -25,25 +25,36 @@ from reinforce_strategy_creator.atomic_io import exclusive_lock
 from reinforce_strategy_creator.market_data import normalise_prices, read_raw_csv
 from tests.support.features import PARAMS_FILE, load_sp500
 from tests.support.project import BAD_RAW_FILES, PROJECT_ROOT, SP500_CSV
-from tests.support.quick_run import build_quick_run
+from tests.support.quick_run import build_portfolio_run, build_quick_run
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 torch.set_num_threads(1)  # one core per xdist worker; tests that train say so themselves too
 
 
+SHARED_RUNS = ("quick_run", "portfolio_run")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first (stable order otherwise). The first test that reads the shared quick run
-    goes first of all, the others after the rest of the slow tests, so that one worker makes the
-    run while the other starts the learning tests, and nobody waits for it."""
-    first_quick = next((i for i in items if "quick_run" in getattr(i, "fixturenames", ())), None)
+    """Slow tests first (stable order otherwise). The first test that reads each shared run goes
+    first of all, the others after the rest of the slow tests, so that workers make the runs
+    while the others start the learning tests, and nobody waits for them."""
+
+    def shared(item: pytest.Item) -> bool:
+        return any(run in getattr(item, "fixturenames", ()) for run in SHARED_RUNS)
+
+    firsts = {
+        id(next(i for i in items if run in getattr(i, "fixturenames", ())))
+        for run in SHARED_RUNS
+        if any(run in getattr(i, "fixturenames", ()) for i in items)
+    }
 
     def rank(item: pytest.Item) -> int:
-        if item is first_quick:
+        if id(item) in firsts:
             return 0
         if item.get_closest_marker("slow") is None:
             return 3
-        return 2 if "quick_run" in getattr(item, "fixturenames", ()) else 1
+        return 2 if shared(item) else 1
 
     items.sort(key=rank)
 
@@ -77,10 +88,17 @@ def once(tmp_path_factory, worker_id) -> Callable[[str, Callable[[Path], object]
 
 @pytest.fixture(scope="session")
 def quick_run(once) -> Path:
-    """A throw-away copy of the project after the CI flow (``kedro run --env quick``, then the
-    README's promotion if the gate promoted nothing: tests/support/quick_run.py), made once per
-    session. Its readers: tests/test_notebooks.py, tests/pipelines/full_cycle/test_kedro_run.py."""
+    """A throw-away copy of the project after the README's flow with quick budgets (the full
+    cycle, the champion promoted, the paper bars traded: tests/support/quick_run.py), made once
+    per session. Its readers: tests/test_notebooks.py, tests/pipelines/full_cycle/test_kedro_run.py."""
     return once("quick_run", lambda folder: build_quick_run(folder / "project")) / "project"
+
+
+@pytest.fixture(scope="session")
+def portfolio_run(once) -> Path:
+    """A throw-away copy of the project after the README's quick portfolio cycle, made once per
+    session. Its readers: tests/test_notebooks.py (notebooks/05), tests/pipelines/portfolio."""
+    return once("portfolio_run", lambda folder: build_portfolio_run(folder / "project")) / "project"
 
 
 @pytest.fixture(scope="session")

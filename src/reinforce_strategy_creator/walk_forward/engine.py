@@ -59,6 +59,7 @@ __all__ = [
     "plan",
     "run_fold",
     "stitch",
+    "training_histories",
 ]
 
 #: the stitched ledger's lanes besides the benchmarks: kind → what one lane is
@@ -214,6 +215,19 @@ def _train_and_select(
         pick = select_champion(own.reset_index(drop=True), evaluation.rank_metric, "best_candidate")
         best_seed[agent] = pick["seed"] if pick["seed"] is not None else bundles[agent].seeds[0]
     return FoldResult(fold, tables, bundles, histories, records, champion, best_seed)
+
+
+def training_histories(results: Sequence[FoldResult]) -> pd.DataFrame:
+    """Every fold's training histories in one table: ``fold`` and ``agent`` first, then each
+    agent's history columns (``seed``, ``step``, ``eval_score``: the validation score of a
+    checkpoint, ``episode_return``, the losses, ...), one row per logged update and seed."""
+    frames = [
+        h.assign(fold=r.fold.name, agent=agent) for r in results for agent, h in sorted(r.histories.items())
+    ]
+    if not frames:
+        return pd.DataFrame(columns=["fold", "agent", "seed", "step"])
+    table = pd.concat(frames, ignore_index=True)
+    return table[["fold", "agent", *[c for c in table.columns if c not in ("fold", "agent")]]]
 
 
 def stitched_lanes(results: Sequence[FoldResult], ensembles: bool) -> list[tuple[str, str, int, list]]:

@@ -33,11 +33,10 @@ def kedro(root: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedPr
 
 
 def test_full_cycle(quick_run):
-    """``kedro run --env quick`` (full_cycle on the single split, tiny training budgets; the
-    session's shared run, see tests/support/quick_run.py) exits 0 and writes the data_ingestion
-    artifacts. The same command
-    with the default budgets is ``make run``, which ``make e2e`` (CI) runs and checks artifact by
-    artifact on a fresh clone."""
+    """``kedro run --pipelines full_cycle --env quick`` (the README's flow with tiny training
+    budgets; the session's shared run, see tests/support/quick_run.py) exits 0 and writes the
+    data_ingestion artifacts. The same command with the default budgets is ``make run``, which
+    ``make e2e`` (CI) runs and checks artifact by artifact on a fresh clone."""
     prices = pd.read_parquet(quick_run / PRIMARY)
     assert prices.index.name == "date" and len(prices) == 5031
     assert list(prices.columns) == ["Open", "High", "Low", "Close", "Volume"]

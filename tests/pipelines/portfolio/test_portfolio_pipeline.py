@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.pipelines.full_cycle.pipeline import SCHEMES
 from reinforce_strategy_creator.pipelines.portfolio import create_pipeline
 from reinforce_strategy_creator.pipelines.portfolio import nodes as pn
-from tests.support.quick_run import _kedro
+from tests.support.quick_run import _kedro, registry_entries
 
 PARAMS = {"universe": {"filepath": "u.csv", "index_column": "IDX", "min_rows": 2}}
 
@@ -77,11 +77,12 @@ def test_paper_trading_refuses_a_model_trained_on_other_tickers():
 
 
 @pytest.mark.slow
-def test_quick_portfolio_run_artifacts(quick_run):
-    """The notebooks' quick portfolio run: a verdict on the stitched record, a reconciled ledger,
+def test_quick_portfolio_run_artifacts(portfolio_run, tmp_path):
+    """The README's quick portfolio run: a verdict on the stitched record, a reconciled ledger,
     the report's portfolio figures, a versioned policy, and a paper account that trades each bar
-    once (a second run trades nothing new)."""
-    data = quick_run / "data"
+    once (a second run, in a copy, trades nothing new and still reports the first run's session
+    from the committed account)."""
+    data = portfolio_run / "data"
     verdict = json.loads((data / "07_model_output/portfolio_verdict.json").read_text())
     assert isinstance(verdict["passed"], bool) and verdict["decided_on"]["split"] == "walk_forward"
     assert len(verdict["universe"]) == 20
@@ -93,18 +94,19 @@ def test_quick_portfolio_run_artifacts(quick_run):
     assert list((data / "06_models/portfolio_policy").iterdir())
     status = json.loads((data / "08_reporting/portfolio_paper_status.json").read_text())
     shadow = status["accounts"]["shadow"]
-    assert shadow["traded"] == status["paper_window"]["n_bars"]
+    n_bars = status["paper_window"]["n_bars"]
+    assert shadow["traded"] == shadow["last_session"]["bars"] == shadow["bars_processed_total"] == n_bars
     features = json.loads((data / "04_feature/portfolio_features_info.json").read_text())["features"]
     assert [r["feature"] for r in status["drift"]["features"]] == features  # the drift monitor's report
-    out = _kedro(quick_run, "models", "list", "--portfolio", "--json", "--env", "quick")
-    start = re.search(r"^\[(\s*$|\]|\{)", out, re.MULTILINE)  # after Kedro's banner, if any
-    entries = json.loads(out[start.start() :])
+    entries = registry_entries(portfolio_run, "--portfolio")
     champion = json.loads((data / "07_model_output/portfolio_champion.json").read_text())
     assert any(e["version"] == champion["policy_version"] for e in entries)
-    again = _kedro(quick_run, "run", "--env", "quick", "--pipelines", "portfolio", "--tags", "paper")
-    assert again is not None
-    status = json.loads((data / "08_reporting/portfolio_paper_status.json").read_text())
-    assert status["accounts"]["shadow"]["traded"] == 0
+    copy = tmp_path / "again"
+    shutil.copytree(portfolio_run, copy)
+    _kedro(copy, "run", "--env", "quick", "--pipelines", "portfolio", "--tags", "paper")
+    again = json.loads((copy / "data/08_reporting/portfolio_paper_status.json").read_text())
+    assert again["accounts"]["shadow"]["traded"] == 0
+    assert again["accounts"]["shadow"]["last_session"] == shadow["last_session"]
 
 
 def test_feature_drift_flags_a_shifted_paper_window_and_not_the_same_distribution():

@@ -17,10 +17,16 @@ def test_one_namespace_per_fold_and_the_deployment_fold_only_when_deploying():
     pipe = create_pipeline()
     namespaces = {n.namespace for n in pipe.nodes if n.namespace}
     assert namespaces == {"walk_forward"} | {f"walk_forward.{f}" for f in fold_names()}
-    assert not {"champion", "feature_scaler", "model_input_train"} & pipe.all_outputs()
+    deployed = {"champion", "feature_scaler", "model_input_train", "model_input_validation"}
+    assert not deployed & pipe.all_outputs()
     deploying = create_pipeline(deploy=True) + deployment_inputs()
     assert "walk_forward.deployment" in {n.namespace for n in deploying.nodes}
-    assert {"champion", "feature_scaler", "model_input_train"} <= deploying.all_outputs()
+    assert deployed <= deploying.all_outputs()
+    # every fold's training histories in one table, the deployment fold's only when deploying
+    for stage, extra in ((pipe, []), (deploying, ["walk_forward.deployment.result"])):
+        collect = next(n for n in stage.nodes if n.name == "walk_forward.collect_training_histories")
+        assert collect.inputs == [f"walk_forward.{f}.result" for f in fold_names()] + extra
+        assert collect.outputs == ["walk_forward.training_history"]
     assert fold_names() == ["fold_1", "fold_2", "fold_3", "fold_4", "fold_5"]
     names = {n.name for n in pipe.nodes}
     assert {f"walk_forward.{n}" for n in ("plan_folds", "stitch", "judge", "plot_stitched_equity")} <= names
