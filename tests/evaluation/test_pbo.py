@@ -169,31 +169,127 @@ def test_bad_arguments_are_named(kwargs, match):
         pbo(np.random.default_rng(0).normal(0, 0.01, (10, 3)), **kwargs)
 
 
-def test_missing_returns_name_candidate_and_date():
+def _frame(*cells: tuple[int, float]) -> pd.DataFrame:
+    """50 bars of three candidates; ``cells`` set (row, value) of the second one, 'a2c'."""
     frame = pd.DataFrame(
         np.random.default_rng(0).normal(0, 0.01, (50, 3)),
         columns=["ppo", "a2c", "dqn"],
         index=pd.bdate_range("2020-01-01", periods=50),
     )
-    frame.iloc[7, 1] = np.nan
-    with pytest.raises(EvaluationInputError, match=r"'a2c' has 1 missing.*row 7 \(2020-01-10"):
-        pbo(frame, n_blocks=4)
-    frame.iloc[7, 1] = -1.5
-    with pytest.raises(EvaluationInputError, match=r"'a2c' loses 100 % or more on row 7"):
-        pbo(frame, n_blocks=4)
+    for row, value in cells:
+        frame.iloc[row, 1] = value
+    return frame
+
+
+def _ruined_from(row: int) -> list[tuple[int, float]]:
+    """The cells of a candidate ruined on ``row``: -1 there, NaN on every bar after it."""
+    return [(row, -1.0)] + [(r, np.nan) for r in range(row + 1, 50)]
+
+
+@pytest.mark.parametrize(
+    "cells, match",
+    [
+        ([(7, np.nan)], r"'a2c' has 1 missing or infinite returns, the first at row 7 \(2020-01-10"),
+        ([(7, np.inf)], r"'a2c' has 1 missing or infinite returns, the first at row 7 \(2020-01-10"),
+        ([(7, -np.inf)], r"'a2c' has 1 missing or infinite"),
+        # a gap before the bar of ruin is a gap, not part of the ruin
+        ([(7, np.nan), *_ruined_from(20)], r"'a2c' has 1 missing or infinite returns, the first at row 7 "),
+        ([(7, -1.5)], r"'a2c' loses more than 100 % on row 7 \(2020-01-10.*return -1.5"),
+        # after the bar of ruin the account no longer trades: only NaN may follow
+        ([*_ruined_from(20), (30, 0.01)], r"'a2c' is ruined on row 20 .*return 0.01 on row 30"),
+        ([*_ruined_from(20), (21, -1.0)], r"'a2c' is ruined on row 20 .*return -1.0 on row 21"),
+        ([*_ruined_from(20), (49, 0.0)], r"'a2c' is ruined on row 20 .*return 0.0 on row 49"),
+    ],
+)
+def test_bad_returns_name_candidate_and_row(cells, match):
+    with pytest.raises(EvaluationInputError, match=match):
+        pbo(_frame(*cells), n_blocks=4)
+
+
+def test_malformed_tables_are_refused():
     with pytest.raises(EvaluationInputError, match="duplicate candidate columns"):
-        pbo(frame.set_axis(["a", "a", "b"], axis=1), n_blocks=4)
+        pbo(_frame().set_axis(["a", "a", "b"], axis=1), n_blocks=4)
     with pytest.raises(EvaluationInputError, match="2-D"):
         pbo(np.zeros(10), n_blocks=2)
 
 
-returns_st = st.integers(2, 6).flatmap(
-    lambda n: arrays(
-        np.float64,
-        st.tuples(st.integers(8, 60), st.just(n)),
-        elements=st.one_of(st.floats(-0.2, 0.2), st.sampled_from([0.0, 0.01, -0.01])),
+def test_hand_computed_ruined_candidate():
+    """C is ruined on the last bar (S = 4 blocks of one bar, metric = mean, units of U): a half
+    holding block 3 scores −∞ for C. Before its ruin C would win (0,3) in sample (3 > −3, −4):
+
+        blocks  A   B   C        in-sample → chosen           out-of-sample → chosen's rank of 3
+        0      -2  -2   3        (0,1): A -4, B -2, C 2 → C   (2,3): A 2, B -4, C −∞ → C 1st (worst)
+        1      -2   0  -1        (0,2): A 1, B -4, C 4 → C    (1,3): A -3, B -2, C −∞ → C 1st
+        2       3  -2   1        (0,3): A -3, B -4, C −∞ → A  (1,2): A 1, B -2, C 0 → A 3rd (best)
+        3      -1  -2  ruin      (1,2): A 1, B -2, C 0 → A    (0,3): A -3, B -4, C −∞ → A 3rd
+                                 (1,3): A -3, B -2, C −∞ → B  (0,2): A 1, B -4, C 4 → B 1st
+                                 (2,3): A 2, B -4, C −∞ → A   (0,1): A -4, B -2, C 2 → A 1st
+
+    λ = −ln 3, −ln 3, ln 3, ln 3, −ln 3, −ln 3: PBO 4/6. The chosen out-of-sample means are
+    −∞, −∞, 1/2, −3/2, −2, −2 (× U): all but one are losses; the mean leaves the −∞ out.
+    """
+    returns = np.array([[-2, -2, 3], [-2, 0, -1], [3, -2, 1], [-1, -2, 0]]) * U
+    returns[3, 2] = -1.0  # C loses all of its capital on the last bar
+    r = pbo(pd.DataFrame(returns, columns=["A", "B", "C"]), n_blocks=4, metric="mean", return_logits=True)
+    assert r["logits"] == pytest.approx([-LN3, -LN3, LN3, LN3, -LN3, -LN3], abs=1e-12)
+    assert r["pbo"] == pytest.approx(4 / 6) and r["n_ruined"] == 1
+    assert r["chosen_share"] == pytest.approx({"A": 3 / 6, "B": 1 / 6, "C": 2 / 6})
+    assert r["prob_oos_loss"] == pytest.approx(5 / 6)
+    assert r["oos_metric_mean"] == pytest.approx((1 / 2 - 3 / 2 - 2 - 2) / 4 * U)
+    assert r["degradation"]["n_points"] == 4  # the two −∞ out-of-sample halves are left out
+
+
+@pytest.mark.parametrize("metric", ["sharpe", "sortino", "mean", "total_return"])
+@pytest.mark.parametrize("ruin_row", [0, 2, 3])  # T = 203, S = 10: rows 0-2 are dropped, 3 is the first used
+def test_a_candidate_ruined_before_its_first_block_ends_is_never_chosen_and_always_last(metric, ruin_row):
+    """Ruined in the dropped rows or on the first used bar: −∞ on every half. It is never chosen
+    and always ranks last out of sample, so every other candidate's rank is one higher and the
+    choice, PBO and shares are those of the others alone."""
+    rng = np.random.default_rng(1)
+    others = rng.normal(0, 0.01, (203, 4))
+    ruined = np.full((203, 1), np.nan)
+    ruined[:ruin_row] = 0.01
+    ruined[ruin_row] = -1.0
+    r = pbo(np.hstack([others, ruined]), n_blocks=10, metric=metric, return_logits=True)
+    alone = pbo(others, n_blocks=10, metric=metric, return_logits=True)
+    assert r["n_ruined"] == 1 and r["chosen_share"]["4"] == 0.0
+    assert [r["chosen_share"][str(j)] for j in range(4)] == pytest.approx(
+        list(alone["chosen_share"].values())
     )
-)
+    # the chosen one's rank among the five is its rank among the four plus one: ω = (k + 1) / 6
+    rank = 5 / (1 + np.exp(-np.asarray(alone["logits"])))  # k from λ = ln(k / (5 − k))
+    assert r["logits"] == pytest.approx(np.log((rank + 1) / (5 - rank)).tolist(), abs=1e-9)
+    assert r["pbo"] == pytest.approx(np.mean(rank + 1 <= 3))
+
+
+def test_every_candidate_ruined_before_the_first_block_ties_everywhere():
+    returns = np.full((20, 3), np.nan)
+    returns[0] = -1.0
+    r = pbo(returns, n_blocks=4, return_logits=True)
+    assert r["logits"] == pytest.approx([0.0] * 6) and r["pbo"] == 1.0
+    assert r["chosen_share"] == pytest.approx({"0": 1 / 3, "1": 1 / 3, "2": 1 / 3})
+
+
+def _with_ruin(returns: np.ndarray, ruin: tuple[int, float] | None) -> np.ndarray:
+    """``returns`` with one column ruined (return -1 on a row, NaN after it), or as they are."""
+    if ruin is None:
+        return returns
+    out = returns.copy()
+    col, at = ruin[0] % out.shape[1], int(ruin[1] * (out.shape[0] - 1))
+    out[at, col], out[at + 1 :, col] = -1.0, np.nan
+    return out
+
+
+returns_st = st.tuples(
+    st.integers(2, 6).flatmap(
+        lambda n: arrays(
+            np.float64,
+            st.tuples(st.integers(8, 60), st.just(n)),
+            elements=st.one_of(st.floats(-0.2, 0.2), st.sampled_from([0.0, 0.01, -0.01])),
+        )
+    ),
+    st.one_of(st.none(), st.tuples(st.integers(0, 5), st.floats(0, 1))),
+).map(lambda pair: _with_ruin(*pair))
 
 
 @settings(max_examples=80, deadline=None)

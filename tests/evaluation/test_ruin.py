@@ -35,10 +35,12 @@ from reinforce_strategy_creator.evaluation.stats import (
     deflated_sharpe_ratio,
     percentile_of,
     rank_agents,
+    record_dsr,
     record_psr,
     ruin_aware_scores,
     seed_summary,
 )
+from reinforce_strategy_creator.evaluation.verdict import deflated_psr
 from tests.support.ledger import simulate_ledger
 
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")  # simulator
@@ -310,6 +312,23 @@ def test_psr_and_dsr_of_a_ruined_run_are_nan_and_it_still_counts_as_a_trial():
         assert r["dsr"] == pytest.approx(expected)
         assert 0 <= r["psr"] <= 1
     assert math.isnan(record_psr(0.1, 0.0, 1, 0.0, 3.0))  # one return: no PSR, no error
+
+
+@pytest.mark.parametrize("ruined", [False, True])
+def test_a_ruined_record_has_no_deflated_psr_or_dsr(ruined):
+    """The gate's deflated PSR and the walk-forward's DSR of a record: NaN once it is ruined, like
+    its plain PSR, even with a positive Sharpe up to the bar of ruin; the ruined trial (-inf) is
+    counted in N but not in the variance."""
+    rec = _records().iloc[1].to_dict() | {"ruined": ruined}
+    dpsr = deflated_psr(rec, 0.02, 3)
+    trials = ruin_aware_scores(_records()["sharpe_per_bar"], _records()["ruined"])
+    dsr = record_dsr(rec["sharpe_per_bar"], rec["n_bars"], trials, rec["skew"], rec["kurtosis"], ruined)
+    if ruined:
+        assert math.isnan(dpsr["value"]) and math.isnan(dsr)
+        return
+    assert 0 < dpsr["value"] < 1 and dpsr["hurdle_sharpe_per_bar"] > 0.02
+    expected = deflated_sharpe_ratio(0.16, 120, [0.19, np.nan, 0.03, 0.044, 0.006], -2.0, 9.0)
+    assert dsr == pytest.approx(expected)
 
 
 def test_seed_summary_counts_ruined_seeds_and_ranking_puts_them_last():

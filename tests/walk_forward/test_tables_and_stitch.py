@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +13,11 @@ from hypothesis import strategies as st
 from sklearn.preprocessing import StandardScaler
 
 from reinforce_strategy_creator.env import EnvConfig, replay
+from reinforce_strategy_creator.evaluation.metrics import ruin_index
 from reinforce_strategy_creator.features import compute_features, max_lookback, scale_features
 from reinforce_strategy_creator.params.features import FeatureSpec
 from reinforce_strategy_creator.walk_forward import plan_folds
+from reinforce_strategy_creator.walk_forward.engine import fold_test_figures
 from reinforce_strategy_creator.walk_forward.stitch import (
     FoldSwitch,
     ReconciliationError,
@@ -22,6 +26,7 @@ from reinforce_strategy_creator.walk_forward.stitch import (
     stitched_market,
 )
 from reinforce_strategy_creator.walk_forward.tables import fold_tables
+from tests.support.env import market_from_returns
 
 W = 3
 SPEC = FeatureSpec().to_params()
@@ -152,3 +157,57 @@ def test_a_bar_before_the_first_fold_is_refused():
     assert switch.fold_of(10) == 0 and switch.fold_of(19) == 0 and switch.fold_of(20) == 1
     with pytest.raises(ValueError, match="before the first fold"):
         switch(torch.zeros(1, 4), 9)
+
+
+def _ruined_lane(ruin_step: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A short held over 60 bars of a market whose close jumps 2.5-fold into bar ``ruin_step``:
+    the lane ``env.replay`` writes (ruined there, frozen copies after) and the market's closes."""
+    log_returns = np.full(60, 0.001)
+    log_returns[ruin_step] = np.log(2.5)
+    market = market_from_returns(log_returns, np.zeros(60))
+    cfg = EnvConfig(window=W, positions=(-1, 0, 1), episode_length=None, device="cpu")
+    return replay(market, cfg, _Constant(0)).lane(0).reset_index(), market.close
+
+
+# ruined in fold a; on fold b's first bar (by fold a's last decision); in fold b; in fold c
+@pytest.mark.parametrize("ruin_step", [15, 30, 31, 45])
+def test_a_ruined_lane_is_cut_into_frozen_pieces_that_reconcile(ruin_step):
+    """Each piece after the one holding the bar of ruin is the frozen account: no P&L, no figures."""
+    lane, close = _ruined_lane(ruin_step)
+    k = ruin_index(lane["equity"])
+    assert k is not None and (lane["bar"].iloc[k:] == lane["bar"].iloc[k]).all()  # frozen: its bar repeats
+    starts, folds = [W - 1, 30, 40], ["a", "b", "c"]
+    pieces = fold_segments(lane, starts, folds)
+    assert [len(p) for p in pieces.values()] == [30 - (W - 1) + 1, 11, 60 - 1 - 40 + 1]
+    out = reconcile_segments(lane, pieces, 100_000.0, close=close)
+    assert sum(out["fold_pnl_cents"].values()) == out["final_cents"] - out["initial_cents"] < 0
+    ruined_in = max(i for i, s in enumerate(starts) if s < ruin_step)  # the bar of ruin is lane bar ruin_step
+    for i, name in enumerate(folds):
+        sharpe, total = fold_test_figures(pieces[name]["equity"], 252.0)
+        if i < ruined_in:
+            assert total > -1.0 and np.isfinite(sharpe)
+        elif i == ruined_in:
+            assert total == -1.0 and not np.isinf(sharpe)
+        else:  # the account was wiped out before this fold: nothing to measure
+            assert np.isnan(sharpe) and np.isnan(total)
+            assert out["fold_pnl_cents"][name] == 0
+
+
+@pytest.mark.parametrize(
+    "equity, returns, total",
+    [
+        ([100.0, 110.0, 99.0, 108.9], [0.1, -0.1, 0.1], 0.089),
+        ([100.0, 110.0, 0.0, 0.0], [0.1, -1.0], -1.0),  # ruined at exactly 0: -1, not 0 / 0 after it
+        ([100.0, 110.0, -55.0, -55.0], [0.1, -1.0], -1.0),  # a deficit is still -100 %
+        ([-55.0, -55.0, -55.0], None, math.nan),  # ruined in an earlier fold: nothing to measure
+    ],
+)
+def test_fold_test_figures_measure_up_to_the_bar_of_ruin(equity, returns, total):
+    """The per-fold figures of both walk-forwards (single asset and portfolio, date-indexed)."""
+    dates = pd.bdate_range("2020-01-01", periods=len(equity))
+    sharpe, got_total = fold_test_figures(pd.Series(equity, index=dates), 252.0)
+    if returns is None:
+        assert math.isnan(sharpe) and math.isnan(got_total)
+        return
+    assert got_total == pytest.approx(total)
+    assert sharpe == pytest.approx(np.mean(returns) / np.std(returns, ddof=1) * math.sqrt(252))

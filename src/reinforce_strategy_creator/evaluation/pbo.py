@@ -63,24 +63,48 @@ def _as_matrix(returns: Any) -> tuple[np.ndarray, list[str], pd.Index | None]:
     return matrix, names, index
 
 
-def _check_finite(matrix: np.ndarray, names: list[str], index: pd.Index | None) -> None:
-    bad = ~np.isfinite(matrix)
+def _ruin_rows(matrix: np.ndarray, names: list[str], index: pd.Index | None) -> np.ndarray:
+    """Per candidate, the row of its bar of ruin (its return of exactly -1, ``metrics.ruin_index``
+    on returns), or the number of rows for a candidate that is never ruined. After its bar of
+    ruin a candidate's returns are NaN (the frozen bars: it no longer trades); every other
+    missing, infinite or below -100 % return is refused, naming the candidate and the row."""
+    n_rows = matrix.shape[0]
+
+    def where(row: int) -> str:
+        return f"row {row}" + (f" ({index[row]})" if index is not None else "")
+
+    ruin = matrix == -1.0
+    ruin_row = np.where(ruin.any(axis=0), ruin.argmax(axis=0), n_rows)
+    after = np.arange(n_rows)[:, None] > ruin_row[None, :]
+    missing = np.isnan(matrix)
+    bad = np.isinf(matrix) | (missing & ~after)
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
-        where = f"row {row}" + (f" ({index[row]})" if index is not None else "")
         raise EvaluationInputError(
             f"PBO: candidate {names[col]!r} has {int(bad[:, col].sum())} missing or infinite "
-            f"returns, the first at {where}. Every candidate needs a return on every bar: replay "
-            "them on the same bars (a bar without a position returns 0), or drop those bars for "
-            "all of them."
+            f"returns, the first at {where(row)}. Every candidate needs a return on every bar up to "
+            "its bar of ruin: replay them on the same bars (a bar without a position returns 0), "
+            "or drop those bars for all of them. A ruined candidate's returns end with -1 on its "
+            "bar of ruin, followed only by NaN."
         )
-    if (matrix <= -1).any():
-        row, col = (int(v) for v in np.argwhere(matrix <= -1)[0])
+    with np.errstate(invalid="ignore"):
+        below = matrix < -1.0
+    if below.any():
+        row, col = (int(v) for v in np.argwhere(below)[0])
         raise EvaluationInputError(
-            f"PBO: candidate {names[col]!r} loses 100 % or more on row "
-            f"{row} (return {matrix[row, col]}); per-bar returns must be "
-            "> -1."
+            f"PBO: candidate {names[col]!r} loses more than 100 % on {where(row)} (return "
+            f"{matrix[row, col]}); a per-bar return is >= -1, and -1 (all of the capital lost) is "
+            "the bar of ruin (metrics.equity_returns)."
         )
+    late = after & ~missing
+    if late.any():
+        row, col = (int(v) for v in np.argwhere(late)[0])
+        raise EvaluationInputError(
+            f"PBO: candidate {names[col]!r} is ruined on {where(int(ruin_row[col]))} (return -1) but "
+            f"has the return {matrix[row, col]} on {where(row)} after it; a ruined account no "
+            "longer trades, so its returns after the bar of ruin must be NaN."
+        )
+    return ruin_row
 
 
 def _check_blocks(n_blocks: Any, n_rows: int) -> int:
@@ -215,9 +239,19 @@ def probability_of_backtest_overfitting(
     of sample. Ties for the in-sample best are shared equally (each of k tied candidates counts
     1/k), so the result does not depend on the column order.
 
+    A ruined candidate (its account lost all of its capital: ``metrics.equity_returns``) has its
+    returns up to and including its bar of ruin, whose return is -1, and NaN on the bars after
+    it. Its metric on a half is computed as usual while the half ends before its bar of ruin;
+    a half holding the block of its bar of ruin or a later block scores -inf for it (it lost
+    everything in, or before, that sub-period; ``stats.ruin_aware_scores``), so it is chosen
+    in sample on such a half only in a tie of every candidate at -inf and ranks last (ties
+    with other -inf averaged) out of sample. A candidate ruined in the dropped first rows scores
+    -inf on every half.
+
     Args:
         returns: per-bar returns, one column per candidate, every candidate on the same bars
-            (a DataFrame's column names are used in ``chosen_share``).
+            (a DataFrame's column names are used in ``chosen_share``); a ruined candidate's
+            column ends with -1 on its bar of ruin, then NaN.
         n_blocks: S, even, ≤ T. All C(S, S/2) combinations are used while they number at most
             ``max_combinations`` (S = 16: 12,870); beyond, a uniform sample of that many,
             drawn with ``seed``.
@@ -234,27 +268,39 @@ def probability_of_backtest_overfitting(
         of combinations whose chosen candidate's out-of-sample metric is < 0);
         ``chosen_share`` (per candidate, the share of combinations that chose it);
         ``is_metric_mean`` / ``oos_metric_mean`` of the chosen; and the bookkeeping
-        ``n_candidates``, ``n_bars`` (used), ``n_bars_dropped``, ``n_blocks``, ``block_bars``,
-        ``n_combinations``, ``exact``, ``metric``, ``reason``. With fewer than 2 candidates
-        every statistic is NaN and ``reason`` says why.
+        ``n_candidates``, ``n_ruined`` (candidates with a bar of ruin), ``n_bars`` (used),
+        ``n_bars_dropped``, ``n_blocks``, ``block_bars``, ``n_combinations``, ``exact``,
+        ``metric``, ``reason``. With fewer than 2 candidates every statistic is NaN and
+        ``reason`` says why.
 
     Raises:
-        EvaluationInputError: ``n_blocks`` odd, < 2 or > T; a return missing, infinite or ≤ −1
-            (naming the candidate and the row); an unknown ``metric``; a malformed table.
+        EvaluationInputError: ``n_blocks`` odd, < 2 or > T; a return missing (other than after
+            a candidate's bar of ruin), infinite, < −1, or after a return of −1 (naming the
+            candidate and the row); an unknown ``metric``; a malformed table.
     """
     _check_options(metric, max_combinations)
     matrix, names, index = _as_matrix(returns)
     n_rows, n_cand = matrix.shape
     n_blocks = _check_blocks(n_blocks, n_rows)
-    base: dict[str, Any] = {"metric": metric, "n_candidates": n_cand}
+    ruin_row = _ruin_rows(matrix, names, index)
+    base: dict[str, Any] = {
+        "metric": metric,
+        "n_candidates": n_cand,
+        "n_ruined": int((ruin_row < n_rows).sum()),
+    }
     if n_cand < 2:
         return _too_few(base, n_rows, n_blocks, return_logits)
-    _check_finite(matrix, names, index)
     dropped = n_rows % n_blocks
     block_bars = n_rows // n_blocks
-    stacked = _block_statistics(matrix[dropped:], n_blocks)
+    # a ruined candidate's bar of ruin and frozen bars only ever fall in halves that score -inf:
+    # zeros there keep the sums of the other halves finite
+    alive = np.arange(n_rows)[:, None] < ruin_row[None, :]
+    stacked = _block_statistics(np.where(alive, matrix, 0.0)[dropped:], n_blocks)
+    # the first block holding a candidate's bar of ruin (0 if it was ruined in the dropped rows,
+    # S if it never was)
+    ruin_block = np.clip((ruin_row - dropped) // block_bars, 0, n_blocks)
     in_blocks, out_blocks, exact = _combinations(n_blocks, max_combinations, seed)
-    scan = _scan(stacked, in_blocks, out_blocks, metric, block_bars)
+    scan = _scan(stacked, in_blocks, out_blocks, metric, block_bars, ruin_block)
     n_comb = len(in_blocks)
     lam_all, is_all, oos_all = scan["logits"], scan["is_best"], scan["oos_chosen"]
     finite_is, finite_oos = is_all[np.isfinite(is_all)], oos_all[np.isfinite(oos_all)]
@@ -335,10 +381,16 @@ def _block_statistics(matrix: np.ndarray, n_blocks: int) -> np.ndarray:
 
 
 def _scan(
-    stacked: np.ndarray, in_blocks: np.ndarray, out_blocks: np.ndarray, metric: str, block_bars: int
+    stacked: np.ndarray,
+    in_blocks: np.ndarray,
+    out_blocks: np.ndarray,
+    metric: str,
+    block_bars: int,
+    ruin_block: np.ndarray,
 ) -> dict[str, Any]:
     """Every combination, in batches: the in-sample choice (ties shared), its logit λ, its
-    in- and out-of-sample metric, the overfit and loss counts, and each candidate's share."""
+    in- and out-of-sample metric, the overfit and loss counts, and each candidate's share. A half
+    holding a candidate's block of ruin (``ruin_block``) or a later one scores -inf for it."""
     n_cand = stacked.shape[2]
     n_half = float(block_bars * (stacked.shape[0] // 2))
     logits, is_best, oos_chosen, share = [], [], [], np.zeros(n_cand)
@@ -348,9 +400,15 @@ def _scan(
         # exactly; gathers and sums, no BLAS (whose threads crawl on a busy machine)
         ins_sum = stacked[in_blocks[start : start + _BATCH]].sum(axis=1)
         outs_sum = stacked[out_blocks[start : start + _BATCH]].sum(axis=1)
-        is_metric = _metric(metric, n_half, block_bars, **dict(zip(_STATISTICS, ins_sum.transpose(1, 0, 2))))
-        oos_metric = _metric(
-            metric, n_half, block_bars, **dict(zip(_STATISTICS, outs_sum.transpose(1, 0, 2)))
+        is_metric = _ruined_half(
+            _metric(metric, n_half, block_bars, **dict(zip(_STATISTICS, ins_sum.transpose(1, 0, 2)))),
+            in_blocks[start : start + _BATCH],
+            ruin_block,
+        )
+        oos_metric = _ruined_half(
+            _metric(metric, n_half, block_bars, **dict(zip(_STATISTICS, outs_sum.transpose(1, 0, 2)))),
+            out_blocks[start : start + _BATCH],
+            ruin_block,
         )
         best = is_metric == is_metric.max(axis=1, keepdims=True)
         n_best = best.sum(axis=1)
@@ -372,3 +430,10 @@ def _scan(
         "loss": loss,
         "share": share,
     }
+
+
+def _ruined_half(values: np.ndarray, blocks: np.ndarray, ruin_block: np.ndarray) -> np.ndarray:
+    """``values`` (combinations × candidates) with -inf where the half's ``blocks`` reach the
+    candidate's block of ruin: it lost all of its capital in, or before, that half."""
+    ruined = blocks.max(axis=1)[:, None] >= ruin_block[None, :]
+    return np.where(ruined, -np.inf, values) if ruined.any() else values

@@ -47,6 +47,7 @@ __all__ = [
     "rank_agents",
     "percentile_of",
     "add_psr_dsr",
+    "record_dsr",
     "record_psr",
     "ruin_aware_scores",
 ]
@@ -135,6 +136,23 @@ def record_psr(
     return probabilistic_sharpe_ratio(sharpe_per_bar, benchmark_sharpe_per_bar, int(n_bars), skew, kurtosis)
 
 
+def record_dsr(
+    sharpe_per_bar: float,
+    n_bars: int,
+    trial_sharpes: Sequence[float],
+    skew: float,
+    kurtosis: float,
+    ruined: bool = False,
+) -> float:
+    """DSR of one metrics record against ``trial_sharpes``, NaN where it is undefined rather
+    than an error: a ruined run (as ``record_psr``) or fewer than 2 returns. A ruined trial
+    belongs in ``trial_sharpes`` as NaN or -inf (``ruin_aware_scores``): counted, not in the
+    variance."""
+    if ruined or n_bars < 2:
+        return float("nan")
+    return deflated_sharpe_ratio(sharpe_per_bar, int(n_bars), trial_sharpes, skew, kurtosis)
+
+
 def add_psr_dsr(records: pd.DataFrame, benchmark_sharpe_per_bar: float) -> pd.DataFrame:
     """Add ``psr`` (vs the benchmark's per-bar Sharpe, e.g. buy-and-hold) and ``dsr`` (vs
     SR0 of every row = every agent × seed tried) to a records table.
@@ -152,15 +170,13 @@ def add_psr_dsr(records: pd.DataFrame, benchmark_sharpe_per_bar: float) -> pd.Da
         )
     out = records.copy()
     ruined = _ruined(out)
-    trials = np.where(ruined, np.nan, out["sharpe_per_bar"].to_numpy(dtype=float))
+    trials = ruin_aware_scores(out["sharpe_per_bar"], ruined)
     out["psr"] = [
         record_psr(r.sharpe_per_bar, benchmark_sharpe_per_bar, int(r.n_bars), r.skew, r.kurtosis, bool(ru))
         for r, ru in zip(out.itertuples(), ruined)
     ]
     out["dsr"] = [
-        float("nan")
-        if ru or int(r.n_bars) < 2
-        else deflated_sharpe_ratio(r.sharpe_per_bar, int(r.n_bars), trials, r.skew, r.kurtosis)
+        record_dsr(r.sharpe_per_bar, int(r.n_bars), trials, r.skew, r.kurtosis, bool(ru))
         for r, ru in zip(out.itertuples(), ruined)
     ]
     return out

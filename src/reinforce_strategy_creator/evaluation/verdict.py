@@ -34,7 +34,7 @@ import pandas as pd
 
 from .gate import GateParams, evaluate_gate
 from .metrics import EvaluationInputError, json_safe
-from .stats import deflated_sharpe_ratio, expected_max_sharpe, probabilistic_sharpe_ratio
+from .stats import deflated_sharpe_ratio, expected_max_sharpe, record_psr
 
 __all__ = [
     "CONFIG_EXCLUDED",
@@ -207,17 +207,20 @@ def null_sharpe_variance(n_obs: int, benchmark_sharpe_per_bar: float) -> float:
 
 
 def deflated_psr(record: Mapping[str, Any], benchmark_sharpe_per_bar: float, n_configurations: int) -> dict:
-    """PSR against buy-and-hold's Sharpe plus the expected best Sharpe of N unskilled attempts."""
+    """PSR against buy-and-hold's Sharpe plus the expected best Sharpe of N unskilled attempts;
+    NaN for a ruined record or one with fewer than 2 returns (``stats.record_psr``)."""
     n = int(record["n_bars"])
+    ruined = record.get("ruined")
     var = null_sharpe_variance(n, benchmark_sharpe_per_bar)
     sr0 = expected_max_sharpe(max(int(n_configurations), 1), var)
     hurdle = benchmark_sharpe_per_bar + sr0
-    value = probabilistic_sharpe_ratio(
+    value = record_psr(
         float(record["sharpe_per_bar"]),
         hurdle,
         n,
         finite_or(record.get("skew"), 0.0),
         finite_or(record.get("kurtosis"), 3.0),
+        bool(ruined) if isinstance(ruined, (bool, np.bool_)) else False,
     )
     return {
         "value": value,

@@ -33,7 +33,7 @@ from ..artifacts import PolicyBundle
 from ..candidates import ENSEMBLE_SEED, seed_label
 from ..env.portfolio import PortfolioConfig, PortfolioInputError
 from ..evaluation.gate import select_champion
-from ..evaluation.metrics import infer_periods_per_year, json_safe, performance_metrics
+from ..evaluation.metrics import infer_periods_per_year, json_safe
 from ..evaluation.results import split_records
 from ..params.evaluation import EvaluationParams
 from ..params.portfolio import PortfolioParams
@@ -490,10 +490,8 @@ def _per_fold(ledger: pd.DataFrame, results: Sequence[PortfolioFoldResult], stre
             prev = eq[eq.index < f.test.start]
             if not prev.empty:
                 seg = pd.concat([prev.iloc[-1:], seg])
-            vals = seg.to_numpy(dtype=float)
-            rets = vals[1:] / vals[:-1] - 1.0
-            row[f"{run}_test_sharpe"] = performance_metrics(pd.Series(rets), periods_per_year=ppy)["sharpe"]
-            row[f"{run}_test_return"] = float(vals[-1] / vals[0] - 1.0)
+            sharpe, total = engine.fold_test_figures(seg, ppy)
+            row[f"{run}_test_sharpe"], row[f"{run}_test_return"] = sharpe, total
         rows.append(row)
     return pd.DataFrame(rows)
 

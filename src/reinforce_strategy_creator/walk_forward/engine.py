@@ -30,10 +30,10 @@ from ..env import EnvConfig, replay
 from ..errors import InputError
 from ..evaluation.backtests import backtest_split, check_run_setups, replay_benchmarks
 from ..evaluation.gate import evaluate_gate, select_champion
-from ..evaluation.metrics import infer_periods_per_year, json_safe, performance_metrics
+from ..evaluation.metrics import equity_returns, infer_periods_per_year, json_safe, performance_metrics
 from ..evaluation.pbo import probability_of_backtest_overfitting
 from ..evaluation.results import split_records
-from ..evaluation.stats import deflated_sharpe_ratio
+from ..evaluation.stats import record_dsr, ruin_aware_scores
 from ..evaluation.verdict import deflated_psr, finite_or, tuning_looks, window_fingerprint, window_reuse
 from ..features import compute_features, max_lookback
 from ..params.base import ParameterError
@@ -55,6 +55,7 @@ __all__ = [
     "StitchedRecord",
     "WalkForwardError",
     "deployment_champion",
+    "fold_test_figures",
     "judge",
     "plan",
     "run_fold",
@@ -331,12 +332,25 @@ def _per_fold(ledger, sm, env, results):
             "validation_sharpe": (r.champion.get("validation") or {}).get("sharpe"),
         }
         for run, segments in lanes.items():
-            eq = segments[r.fold.name]["equity"].to_numpy(dtype=float)
-            rets = eq[1:] / eq[:-1] - 1.0
-            row[f"{run}_test_sharpe"] = performance_metrics(pd.Series(rets), periods_per_year=ppy)["sharpe"]
-            row[f"{run}_test_return"] = float(eq[-1] / eq[0] - 1.0)
+            sharpe, total = fold_test_figures(segments[r.fold.name]["equity"], ppy)
+            row[f"{run}_test_sharpe"], row[f"{run}_test_return"] = sharpe, total
         rows.append(row)
     return recon, pd.DataFrame(rows)
+
+
+def fold_test_figures(equity: Sequence[float] | pd.Series, periods_per_year: float) -> tuple[float, float]:
+    """``(sharpe, total_return)`` of one fold's piece of a stitched lane: its equity from the bar
+    its first return is measured from to its last bar (shared with the neighbouring pieces).
+
+    Ruin-aware (``metrics.equity_returns``): the piece in which the account is ruined has its
+    Sharpe up to the bar of ruin and a return of -1; a piece that starts ruined (an earlier fold
+    lost everything, nothing was traded since) has neither (NaN, NaN)."""
+    values = np.asarray(equity, dtype=float)
+    if values[0] <= 0:
+        return math.nan, math.nan
+    rets, ruined = equity_returns(pd.Series(values))
+    sharpe = performance_metrics(rets, periods_per_year=periods_per_year)["sharpe"]
+    return sharpe, -1.0 if ruined else float(values[-1] / values[0] - 1.0)
 
 
 def judge(
@@ -380,14 +394,17 @@ def judge(
     gate = evaluate_gate({**proc, "psr": dpsr["value"]}, bh, evaluation.gate)
     gate["rules"]["min_psr"]["deflated_by_configurations"] = n_configurations
     n_trials = sum(len(h) for r in results for h in r.histories.values())
-    # a tuning trial is counted with no Sharpe on this window (NaN: counted, not in the variance)
-    trial_sharpes = trials["sharpe_per_bar"].astype(float).tolist() + [math.nan] * tuning["trials"]
-    dsr = deflated_sharpe_ratio(
+    # a ruined trial (-inf) and a tuning trial, with no Sharpe on this window (NaN), are counted,
+    # not in the variance; a ruined procedure has no DSR (NaN, as its PSR)
+    trial_sharpes = ruin_aware_scores(trials["sharpe_per_bar"], trials["ruined"]).tolist()
+    trial_sharpes += [math.nan] * tuning["trials"]
+    dsr = record_dsr(
         float(proc["sharpe_per_bar"]),
         int(proc["n_bars"]),
         trial_sharpes,
         finite_or(proc.get("skew"), 0.0),
         finite_or(proc.get("kurtosis"), 3.0),
+        bool(proc["ruined"]),
     )
     verdict = {
         "passed": bool(gate["passed"]),
@@ -433,18 +450,25 @@ def _decision(verdict, fingerprint, window, config) -> dict[str, Any]:
 
 
 def _pbo(ledger: pd.DataFrame) -> dict[str, Any]:
-    """PBO over the agent × seed candidates' stitched per-bar returns."""
+    """PBO over the agent × seed candidates' stitched per-bar returns: each lane's
+    ``metrics.equity_returns`` on the common bars, so a ruined lane's returns end with -1 on its
+    bar of ruin and are NaN on the frozen bars after it (``probability_of_backtest_overfitting``
+    scores it -inf on every half from there)."""
     cand = ledger[ledger["kind"] == "agent"]
     if cand.empty:
         return {"pbo": math.nan, "reason": "no agent x seed candidates"}
-    eq = cand.pivot_table(index="bar", columns=["run", "seed"], values="equity")
-    returns = eq.pct_change().iloc[1:]
-    returns.columns = [f"{a}/{seed_label(int(s))}" for a, s in returns.columns]
+    bars = np.sort(cand["bar"].unique())[1:]  # the first row of a lane is its start: no return
+    returns = pd.DataFrame(
+        {
+            f"{run}/{seed_label(int(seed))}": equity_returns(lane.set_index("bar")["equity"])[0]
+            for (run, seed), lane in cand.groupby(["run", "seed"], sort=True)
+        },
+        index=pd.Index(bars, name="bar"),
+    )
     n_blocks = 16 if len(returns) >= 16 * 8 else 2 * max(1, len(returns) // 16)
     out = probability_of_backtest_overfitting(returns, n_blocks=n_blocks)
-    return {
-        k: out[k] for k in ("pbo", "n_candidates", "n_blocks", "n_combinations", "prob_oos_loss", "reason")
-    }
+    keys = ("pbo", "n_candidates", "n_ruined", "n_blocks", "n_combinations", "prob_oos_loss", "reason")
+    return {k: out[k] for k in keys}
 
 
 def deployment_champion(

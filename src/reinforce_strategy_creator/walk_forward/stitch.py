@@ -27,6 +27,7 @@ import torch
 from ..env import MarketArrays
 from ..env.observation import build_windows
 from ..errors import InputError
+from ..evaluation.metrics import ruin_index
 from ..features import build_model_input, scale_features
 from .folds import Fold
 
@@ -139,8 +140,15 @@ class FoldSwitch:
 def fold_segments(lane: pd.DataFrame, starts: Sequence[int], folds: Sequence[str]) -> dict[str, pd.DataFrame]:
     """One lane of the stitched ledger (``bar`` and ``equity`` columns, one row per bar from the
     first decision) cut into each fold's piece: the rows from its first decision bar to the next
-    fold's first decision bar (or the last bar), both included, so consecutive pieces share a row."""
-    bars = lane["bar"].to_numpy()
+    fold's first decision bar (or the last bar), both included, so consecutive pieces share a row.
+
+    A ruined lane (``metrics.ruin_index``) keeps one row per bar after its bar of ruin, frozen
+    copies of that row that repeat its ``bar`` (``env.replay``); they are cut as the bars that
+    follow it, so each later fold's piece is that frozen account, with no P&L."""
+    bars = lane["bar"].to_numpy().copy()
+    ruin = ruin_index(lane["equity"])
+    if ruin is not None:
+        bars[ruin + 1 :] = bars[ruin] + np.arange(1, len(bars) - ruin)
     out = {}
     for k, name in enumerate(folds):
         stop = starts[k + 1] if k + 1 < len(starts) else int(bars[-1])
