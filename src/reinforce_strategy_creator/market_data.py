@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from .params.data import IngestionParams
 __all__ = [
     "DataValidationError",
     "IngestionParams",
+    "check_csv_header",
+    "check_unique_columns",
     "normalise_prices",
     "read_raw_csv",
     "stale_open_flags",
@@ -67,8 +69,85 @@ def _key(name: object) -> str:
     return re.sub(r"[\s_\-.:]+", "", str(name)).lower()
 
 
+def check_unique_columns(names: Sequence[object], source: str) -> None:
+    """Refuse a table whose column names repeat: two names are the same when they are equal
+    after stripping surrounding whitespace and ignoring case (the ticker normalisation; the
+    price-field matching of :func:`_map_columns` merges these too). Blank names are not compared.
+
+    The error names the source, the repeated name and the 1-based column positions.
+    """
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        text = str(name)
+        if text.strip():
+            positions.setdefault(text.strip().upper(), []).append(i)
+    repeats = [where for where in positions.values() if len(where) > 1]
+    if not repeats:
+        return
+    listed = "; ".join(
+        f"{str(names[where[0]]).strip()!r} in columns "
+        + " and ".join(f"{i + 1} ({str(names[i])!r})" for i in where)
+        for where in repeats
+    )
+    first = str(names[repeats[0][0]]).strip()
+    raise DataValidationError(
+        f"{source}: repeated column name {listed}. A repeat is not another column: pandas would "
+        f"load a second {first!r} as {first + '.1'!r} (a ticker or field that does not exist), and "
+        "names that differ only in case or surrounding spaces are one ticker or field. Keep one "
+        "column per name: delete or rename the repeat; nothing was loaded."
+    )
+
+
+#: ``pandas.read_csv`` arguments that decide where the header row is and how it is split
+_HEADER_ARGS = (
+    "sep",
+    "delimiter",
+    "encoding",
+    "encoding_errors",
+    "compression",
+    "skiprows",
+    "comment",
+    "quotechar",
+    "quoting",
+    "escapechar",
+    "doublequote",
+    "dialect",
+    "lineterminator",
+    "skipinitialspace",
+    "skip_blank_lines",
+    "engine",
+    "storage_options",
+)
+
+
+def check_csv_header(path: str | Path, source: str | None = None, **read_args: Any) -> None:
+    """Refuse a CSV whose header row repeats a column name (:func:`check_unique_columns`).
+
+    The header row is read as data (``header=None``), so pandas has not renamed a repeat yet;
+    ``read_args`` are the arguments the file is read with (e.g. a catalog entry's
+    ``load_args``): the ones that place and split the header row (``sep``, ``encoding``,
+    ``compression``, ``skiprows``, ``header`` as a row number, ...) are honoured. A file read
+    without a header row (``header=None`` or ``names=...``) has no names to check; an empty
+    file is left to the reader's own error.
+    """
+    header = read_args.get("header", "infer")
+    if read_args.get("names") is not None or header is None or isinstance(header, (list, tuple)):
+        return
+    row = 0 if header == "infer" else int(header)
+    kwargs = {k: v for k, v in read_args.items() if k in _HEADER_ARGS}
+    try:
+        cells = pd.read_csv(
+            path, header=None, nrows=row + 1, dtype=str, keep_default_na=False, na_filter=False, **kwargs
+        )
+    except pd.errors.EmptyDataError:
+        return
+    if len(cells) > row:
+        check_unique_columns(cells.iloc[row].tolist(), source or str(path))
+
+
 def read_raw_csv(path: str | Path) -> pd.DataFrame:
-    """Read a price CSV as raw strings (no type or date inference), as the catalog does."""
+    """Read a price CSV as raw strings (no type or date inference), as the catalog does; a
+    repeated column name is refused (:func:`check_csv_header`)."""
     path = Path(path)
     if not path.is_file():
         raise DataValidationError(f"{path}: file not found. Check the path you gave.")
@@ -77,6 +156,7 @@ def read_raw_csv(path: str | Path) -> pd.DataFrame:
             f"{path}: the file is empty. Provide a CSV with a header line "
             "(Date, Open, High, Low, Close, Volume) and at least one row."
         )
+    check_csv_header(path)
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 

@@ -228,10 +228,8 @@ def universe_from_wide(
         )
     if not ticker_cols:
         md._fail(source, None, "no ticker columns", f"only {date_col!r}", "Add one column per ticker.")
+    md.check_unique_columns(list(frame.columns), source)
     names = [str(c).strip().upper() for c in ticker_cols]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        md._fail(source, None, "tickers appear in several columns", f"{dupes}", "Keep one column each.")
     chosen = _choose(names, tickers, source)
     column_of = dict(zip(names, ticker_cols, strict=True))
     per_ticker = {}

@@ -5,23 +5,27 @@ JavaScript, no external links needed) and reads without the code: what was teste
 periods, the trading setup (costs and capital, identical for every agent and benchmark),
 metric tables, cross-seed statistics, the gate verdict, the champion and caveats.
 
-Why hand-written HTML: a few escaped tables and images need no template engine (none is a
-project dependency); everything user-provided is escaped with ``html.escape``.
+How: this module turns the results into data (formatted text cells, base64 PNGs) and the
+template ``templates/evaluation_report.html.j2`` lays them out (:mod:`..rendering`: Jinja2 with
+autoescaping, so an agent name, a parameter value or a reason cannot become markup).
+:func:`table_context`, :func:`kv_context` and :func:`gate_context` build the shared pieces the
+walk-forward tear sheet lays out with the same macros.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..rendering import render_html
 from .metrics import EvaluationInputError, json_safe
 
 __all__ = [
@@ -29,7 +33,10 @@ __all__ = [
     "METRIC_COLUMNS",
     "check_identical_setup",
     "figure_to_base64_png",
+    "gate_context",
+    "kv_context",
     "metrics_table",
+    "table_context",
     "table_to_json",
     "render_html_report",
 ]
@@ -87,56 +94,42 @@ DEFAULT_CAVEATS = (
 )
 
 
-def _decision_html(verdict: Mapping | None, champion: Mapping | None) -> str:
+def _decision(verdict: Mapping | None, champion: Mapping | None) -> dict | None:
     """The verdict in words: who was chosen on what, which returns decided, how many looks."""
-    e = html.escape
     if verdict is None:
-        return "<p class='verdict failed'>No verdict.</p>"
-    ok = bool(verdict.get("passed"))
-    cls, word = ("passed", "PASSED") if ok else ("failed", "FAILED")
+        return None
     d = verdict.get("decided_on") or {}
-    out = [
-        f"<p class='verdict {cls}'>{word}: decided on the {e(str(d.get('split', 'test')))} window "
-        f"{e(str(d.get('start', '')))} .. {e(str(d.get('end', '')))}"
-        f"{' (' + e(str(d.get('n_bars'))) + ' bars)' if d.get('n_bars') else ''}, returns that no selection "
-        "has seen.</p>"
-    ]
+    out = {
+        "passed": bool(verdict.get("passed")),
+        "split": str(d.get("split", "test")),
+        "start": str(d.get("start", "")),
+        "end": str(d.get("end", "")),
+        "n_bars": str(d.get("n_bars")) if d.get("n_bars") else None,
+        "champion": None,
+        "no_champion_reason": str(verdict.get("reason") or (champion or {}).get("reason", "")),
+    }
     if champion is None or champion.get("agent") is None:
-        out.append(
-            f"<p>No champion: {e(str(verdict.get('reason') or (champion or {}).get('reason', '')))}.</p>"
-        )
-        return "".join(out)
+        return out
     sel = verdict.get("selection") or {}
-    member = champion.get("member") or f"seed {champion['seed']}"
-    out.append(
-        f"<p>Champion <b>{e(str(champion['agent']))}</b> <b>{e(str(member))}</b>, chosen by validation "
-        f"{e(str(champion.get('rank_metric', '')))} "
-        f"({e(_RULE_WORDS.get(str(sel.get('rule')), 'rule ' + str(sel.get('rule'))))}) "
-        f"among {e(str(champion.get('n_candidates', '')))} candidates (agent × seed runs and seed "
-        "ensembles). "
-        f"Selection effort on validation: {e(str(sel.get('n_trials', '?')))} trials scored "
-        "(every checkpoint evaluation of every seed of every agent, and every ensemble's validation "
-        "replay); "
-        f"the champion's validation Sharpe "
-        f"{_num3(sel.get('champion_validation_sharpe'))} deflated for them has DSR "
-        f"{_num3(sel.get('validation_dsr'))}."
-        "</p>"
-    )
     reuse = verdict.get("window_reuse") or {}
     defl = verdict.get("deflation") or {}
-    out.append(
-        f"<p>This test window was gated {e(str(reuse.get('earlier_decisions', 0)))} time(s) before, by "
-        f"{e(str(reuse.get('earlier_configurations', 0)))} configuration(s); the PSR rule is deflated for "
-        f"{e(str(defl.get('n_configurations', 1)))} distinct configuration(s) (hurdle Sharpe per bar "
-        f"{_num3(defl.get('hurdle_sharpe_per_bar'))} = buy-and-hold's plus the best of that many unskilled "
-        "attempts).</p>"
+    out["champion"] = {
+        "agent": str(champion["agent"]),
+        "member": str(champion.get("member") or f"seed {champion['seed']}"),
+        "rank_metric": str(champion.get("rank_metric", "")),
+        "rule": _RULE_WORDS.get(str(sel.get("rule")), "rule " + str(sel.get("rule"))),
+        "n_candidates": str(champion.get("n_candidates", "")),
+        "n_trials": str(sel.get("n_trials", "?")),
+        "validation_sharpe": _num3(sel.get("champion_validation_sharpe")),
+        "validation_dsr": _num3(sel.get("validation_dsr")),
+    }
+    out.update(
+        earlier_decisions=str(reuse.get("earlier_decisions", 0)),
+        earlier_configurations=str(reuse.get("earlier_configurations", 0)),
+        n_configurations=str(defl.get("n_configurations", 1)),
+        hurdle=_num3(defl.get("hurdle_sharpe_per_bar")),
     )
-    if not ok:
-        out.append(
-            "<p>The champion must not be promoted: deployment refuses it without an explicit, recorded "
-            "force. The shadow paper account still trades it so that you can watch it.</p>"
-        )
-    return "".join(out)
+    return out
 
 
 _RULE_WORDS = {
@@ -202,6 +195,7 @@ def figure_to_base64_png(fig: Figure, dpi: int = 100) -> str:
 
 
 def _fmt(col: str, v) -> str:
+    """A cell as text (the template escapes it): percentages, 3 decimals or thousands, – for none."""
     if col == "ruined" and isinstance(v, (bool, np.bool_)):
         return "RUINED" if v else ""
     if v is None:
@@ -212,7 +206,7 @@ def _fmt(col: str, v) -> str:
         return str(int(v))
     if isinstance(v, (float, np.floating)):
         return _fmt_float(col, float(v))
-    return html.escape(str(v))
+    return str(v)
 
 
 def _fmt_float(col: str, v: float) -> str:
@@ -225,55 +219,39 @@ def _fmt_float(col: str, v: float) -> str:
     return f"{v:,.2f}" if abs(v) >= 1000 else f"{v:.3f}"
 
 
-def _table_html(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = []
+def table_context(df: pd.DataFrame, cell: Callable[[str, Any], str] = _fmt) -> dict[str, Any]:
+    """A table as the ``table`` macro takes it: column names and rows of text cells (``cell`` of
+    the column name and value), a ruined run's row flagged."""
     ruined = (
         df["ruined"].fillna(False).astype(bool).to_numpy() if "ruined" in df.columns else [False] * len(df)
     )
-    for rec, ru in zip(df.itertuples(index=False), ruined):
-        cls = " class='ruined'" if ru else ""
-        rows.append(
-            f"<tr{cls}>" + "".join(f"<td>{_fmt(c, v)}</td>" for c, v in zip(df.columns, rec)) + "</tr>"
-        )
-    body = "".join(rows)
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    columns = [str(c) for c in df.columns]
+    rows = [
+        {"ruined": bool(ru), "cells": [cell(c, v) for c, v in zip(columns, rec)]}
+        for rec, ru in zip(df.itertuples(index=False), ruined)
+    ]
+    return {"columns": columns, "rows": rows}
 
 
-def _kv_html(d: Mapping) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(str(k), v)}</td></tr>" for k, v in d.items())
-    return f"<table class='kv'>{rows}</table>"
+def kv_context(d: Mapping) -> list[tuple[str, str]]:
+    """Key/value rows for the ``kv`` macro (values formatted as table cells)."""
+    return [(str(k), _fmt(str(k), v)) for k, v in d.items()]
 
 
-def _verdict_html(verdict: Mapping) -> str:
-    status = "PASSED" if verdict.get("passed") else "FAILED"
-    rows = []
-    for name, r in verdict.get("rules", {}).items():
-        ok = "pass" if r.get("passed") else "fail"
-        rows.append(
-            f"<tr class='{ok}'><td>{html.escape(name)}</td><td>{_fmt(name, r.get('value'))}</td>"
-            f"<td>{html.escape(str(r.get('comparison', '')))}</td><td>{_fmt(name, r.get('threshold'))}</td>"
-            f"<td>{ok}</td></tr>"
-        )
-    return (
-        f"<p class='verdict {status.lower()}'>Gate {status}</p><table><thead><tr><th>rule</th><th>value</th>"
-        f"<th></th><th>threshold</th><th>result</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
-h1{border-bottom:2px solid #444}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.kv th{text-align:left}
-.scroll{overflow-x:auto}.pass td{background:#eef8ee}.fail td{background:#fbeeee}
-.ruined td{background:#fbeeee;color:#a31515}
-.verdict{font-weight:bold;font-size:1.1em}.verdict.passed{color:#176b17}.verdict.failed{color:#a31515}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}.note{color:#555;font-size:.9em}
-pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
-"""
+def gate_context(verdict: Mapping) -> dict[str, Any]:
+    """The gate's rules for the ``gate_rules`` macro: status, and per rule its value, comparison,
+    threshold and pass/fail."""
+    rows = [
+        {
+            "name": str(name),
+            "value": _fmt(str(name), r.get("value")),
+            "comparison": str(r.get("comparison", "")),
+            "threshold": _fmt(str(name), r.get("threshold")),
+            "result": "pass" if r.get("passed") else "fail",
+        }
+        for name, r in verdict.get("rules", {}).items()
+    ]
+    return {"status": "PASSED" if verdict.get("passed") else "FAILED", "rows": rows}
 
 
 def render_html_report(
@@ -306,104 +284,48 @@ def render_html_report(
     if not tables:
         raise EvaluationInputError("tables: the report needs at least one metric table.")
     notes = notes or {}
-    e = html.escape
-    return "".join(
-        [
-            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>",
-            f"<h2>What was tested</h2><p>{e(description)}</p>",
-            _periods_html(periods),
-            "<h2>Trading setup (identical for every agent and benchmark)</h2>" + _kv_html(trading_setup),
-            _verdict_section_html(verdict, champion),
-            _random_policy_html(random_policy),
-            _tables_html(tables, notes),
-            _figures_html(figures, notes),
-            "<h2>Caveats</h2><ul>" + "".join(f"<li>{e(c)}</li>" for c in caveats) + "</ul>",
-            _DEFINITIONS_HTML,
-            ""
-            if champion is None
-            else "<h3>Champion record (JSON)</h3><pre>"
-            + e(json.dumps(json_safe(champion), indent=1, default=str))
-            + "</pre>",
-            "</body></html>",
-        ]
-    )
-
-
-_DEFINITIONS_HTML = (
-    "<h2>Definitions</h2><p class='note'>Returns are simple per-bar returns of equity net of all "
-    "costs; Sharpe and Sortino are annualised with the bar frequency and a zero risk-free rate; "
-    "max drawdown is the worst fall from a running peak (negative); a RUINED run's equity reached "
-    "zero or below: its total return, annual return and max drawdown are -100 %, its other figures "
-    "cover the bars up to the ruin and its PSR/DSR are blank; VaR/CVaR are per-bar 5 % "
-    "left-tail figures; PSR is the probability that the true Sharpe exceeds buy-and-hold's; DSR "
-    "deflates for the number of agent × seed trials. Full definitions: docs/metrics.md.</p>"
-)
-
-
-def _periods_html(periods: Mapping[str, Mapping[str, str]]) -> str:
-    e = html.escape
-    rows = "".join(
-        f"<tr><td>{e(str(name))}</td><td>{e(str(p.get('start', '')))}</td><td>{e(str(p.get('end', '')))}</td>"
-        f"<td>{e(str(p.get('bars', '')))}</td></tr>"
-        for name, p in periods.items()
-    )
-    return (
-        "<h2>Data periods</h2><table><thead><tr><th>period</th><th>start</th><th>end</th><th>bars</th>"
-        f"</tr></thead><tbody>{rows}</tbody></table>"
-    )
-
-
-def _verdict_section_html(verdict: Mapping | None, champion: Mapping | None) -> str:
-    """The decision, the champion's validation and test records, and the gate's rules."""
-    parts = ["<h2>Verdict</h2>", _decision_html(verdict, champion)]
-    if champion is not None and champion.get("agent") is not None:
-        for key, label in (
-            ("validation", "Validation record (used to choose the champion)"),
-            ("test", "Test record (out of sample: the gate decided on it)"),
-        ):
-            if champion.get(key):
-                rec = {k: v for k, v in champion[key].items() if k in METRIC_COLUMNS}
-                parts.append(f"<h3>{label}</h3>" + _kv_html(rec))
-    if verdict is not None and verdict.get("rules"):
-        parts.append("<h3>Gate rules on the test record</h3>" + _verdict_html(verdict))
-    return "".join(parts)
-
-
-def _random_policy_html(random_policy: Mapping | None) -> str:
-    if not random_policy:
-        return ""
-    parts = [
-        "<h2>Random-policy benchmark</h2>"
-        + _kv_html({k: v for k, v in random_policy.items() if not isinstance(v, Mapping)})
-    ]
-    parts += [
-        f"<h3>{html.escape(str(k))}</h3>" + _kv_html(v)
-        for k, v in random_policy.items()
-        if isinstance(v, Mapping)
-    ]
-    return "".join(parts)
-
-
-def _caption(name: str, notes: Mapping[str, str]) -> str:
-    e = html.escape
-    return f"<h3>{e(name)}</h3>" + (f"<p class='note'>{e(notes[name])}</p>" if name in notes else "")
-
-
-def _tables_html(tables: Mapping[str, pd.DataFrame], notes: Mapping[str, str]) -> str:
-    parts = ["<h2>Metric tables</h2>"]
     for name, df in tables.items():
         if not isinstance(df, pd.DataFrame):
             raise EvaluationInputError(f"tables['{name}']: expected a DataFrame, got {type(df).__name__}.")
-        parts.append(_caption(name, notes) + _table_html(df))
-    return "".join(parts)
-
-
-def _figures_html(figures: Mapping[str, Figure] | None, notes: Mapping[str, str]) -> str:
-    if not figures:
-        return ""
-    return "<h2>Figures</h2>" + "".join(
-        _caption(name, notes)
-        + f"<img alt='{html.escape(name)}' src='data:image/png;base64,{figure_to_base64_png(fig)}'>"
-        for name, fig in figures.items()
+    has_champion = champion is not None and champion.get("agent") is not None
+    records = [
+        (label, kv_context({k: v for k, v in champion[key].items() if k in METRIC_COLUMNS}))
+        for key, label in (
+            ("validation", "Validation record (used to choose the champion)"),
+            ("test", "Test record (out of sample: the gate decided on it)"),
+        )
+        if has_champion and champion.get(key)
+    ]
+    return render_html(
+        "evaluation_report.html.j2",
+        title=str(title),
+        description=str(description),
+        periods=[
+            {
+                "name": str(name),
+                "start": str(p.get("start", "")),
+                "end": str(p.get("end", "")),
+                "bars": str(p.get("bars", "")),
+            }
+            for name, p in periods.items()
+        ],
+        trading_setup=kv_context(trading_setup),
+        decision=_decision(verdict, champion),
+        champion_records=records,
+        gate=gate_context(verdict) if verdict is not None and verdict.get("rules") else None,
+        random_policy=None
+        if not random_policy
+        else {
+            "rows": kv_context({k: v for k, v in random_policy.items() if not isinstance(v, Mapping)}),
+            "sections": [(str(k), kv_context(v)) for k, v in random_policy.items() if isinstance(v, Mapping)],
+        },
+        tables=[
+            {"name": str(name), "note": notes.get(name), **table_context(df)} for name, df in tables.items()
+        ],
+        figures=[
+            {"name": str(name), "note": notes.get(name), "png": figure_to_base64_png(fig)}
+            for name, fig in (figures or {}).items()
+        ],
+        caveats=[str(c) for c in caveats],
+        champion_json=None if champion is None else json.dumps(json_safe(champion), indent=1, default=str),
     )

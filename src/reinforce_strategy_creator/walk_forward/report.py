@@ -4,12 +4,14 @@ First screen: the verdict and why, one side-by-side table (the procedure, each a
 benchmark as columns, the key metrics as rows) and the stitched equity chart. Then the details
 in that order: the gate's rules, the folds, per-fold Sharpe, selection effort (PBO, DSR), the
 trading setup and caveats. Raw JSON stays in its files (``walk_forward_verdict.json``).
-Tables and figures reuse the evaluation report's formatting (``evaluation.report``).
+Tables and figures reuse the evaluation report's formatting and macros (``evaluation.report``);
+the page is ``templates/walk_forward_report.html.j2``, rendered with every value escaped
+(:mod:`..rendering`). :func:`walk_forward_context` is the template's data, which the portfolio
+tear sheet extends.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,9 +20,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..evaluation.report import _CSS, _fmt, _table_html, _verdict_html, figure_to_base64_png
+from ..evaluation.report import _fmt, figure_to_base64_png, gate_context, table_context
+from ..rendering import render_html
 
-__all__ = ["fold_sharpe_figure", "render_walk_forward_report", "side_by_side"]
+__all__ = ["fold_sharpe_figure", "render_walk_forward_report", "side_by_side", "walk_forward_context"]
 
 #: rows of the side-by-side table: (metric column, label)
 KEY_METRICS = (
@@ -69,19 +72,19 @@ def _cell(col: str, v: Any) -> str:
     return _fmt(col, v)
 
 
-def _side_by_side_html(table: pd.DataFrame) -> str:
+def _side_by_side_context(table: pd.DataFrame) -> dict[str, Any]:
     keys = {label: col for col, label in KEY_METRICS}
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(v)) if c == 'metric' else _cell(keys[r['metric']], v)}</td>"
-            for c, v in r.items()
-        )
-        + "</tr>"
-        for r in table.to_dict("records")
-    )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    rows = table.to_dict("records")
+    return {
+        "columns": [str(c) for c in table.columns],
+        "rows": [
+            {
+                "ruined": False,
+                "cells": [str(v) if c == "metric" else _cell(keys[r["metric"]], v) for c, v in r.items()],
+            }
+            for r in rows
+        ],
+    }
 
 
 def fold_sharpe_figure(folds: pd.DataFrame) -> Figure:
@@ -104,17 +107,17 @@ def _why(verdict: Mapping[str, Any]) -> str:
     if verdict.get("passed"):
         return "every rule of the gate holds on the stitched out-of-sample record."
     if not rules:
-        return html.escape(str(verdict.get("reason") or "no record to judge"))
+        return str(verdict.get("reason") or "no record to judge")
     parts = []
     for n in failed:
         rule = rules[n]
-        needs = f"{html.escape(str(rule.get('comparison')))} {_fmt(n, rule.get('threshold'))}"
-        parts.append(f"{html.escape(n)} {_fmt(n, rule.get('value'))} (needs {needs})")
+        needs = f"{rule.get('comparison')} {_fmt(n, rule.get('threshold'))}"
+        parts.append(f"{n} {_fmt(n, rule.get('value'))} (needs {needs})")
     return "failed " + "; ".join(parts) + "."
 
 
-def _folds_html(folds: pd.DataFrame) -> str:
-    shown = folds.rename(
+def _folds(folds: pd.DataFrame) -> pd.DataFrame:
+    return folds.rename(
         columns={
             "procedure_test_sharpe": "test Sharpe",
             "procedure_test_return": "test return",
@@ -123,25 +126,51 @@ def _folds_html(folds: pd.DataFrame) -> str:
             "validation_sharpe": "validation Sharpe",
         }
     ).drop(columns=["fold"], errors="ignore")
-    return _table_html(shown)
 
 
-def _effort_html(verdict: Mapping[str, Any]) -> str:
+def _effort(verdict: Mapping[str, Any]) -> dict[str, str]:
     pbo, dsr, sel = verdict.get("pbo") or {}, verdict.get("dsr") or {}, verdict.get("selection") or {}
     defl = verdict.get("deflation") or {}
-    items = [
-        f"Probability of backtest overfitting (CSCV over {pbo.get('n_candidates')} agent × seed "
-        f"candidates, {pbo.get('n_combinations')} splits): <b>{_fmt('psr', pbo.get('pbo'))}</b>"
-        + (f" ({html.escape(str(pbo['reason']))})" if pbo.get("reason") else ""),
-        f"Deflated Sharpe ratio of the procedure over {dsr.get('n_trials')} stitched trials: "
-        f"<b>{_fmt('dsr', dsr.get('value'))}</b>",
-        f"PSR deflated for {defl.get('n_configurations')} configuration(s) tried on this window "
-        f"(earlier gate decisions' configurations, this one, and {sel.get('tuning_trials', 0)} "
-        "hyperparameter-study trial(s) whose validation windows overlap it)",
-        f"Checkpoint evaluations on the folds' validation windows: {sel.get('checkpoint_evaluations')}; "
-        f"champion rule: {html.escape(str(sel.get('rule')))}",
-    ]
-    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+    return {
+        "pbo_candidates": str(pbo.get("n_candidates")),
+        "pbo_combinations": str(pbo.get("n_combinations")),
+        "pbo": _fmt("psr", pbo.get("pbo")),
+        "pbo_reason": str(pbo.get("reason") or ""),
+        "dsr_trials": str(dsr.get("n_trials")),
+        "dsr": _fmt("dsr", dsr.get("value")),
+        "n_configurations": str(defl.get("n_configurations")),
+        "tuning_trials": str(sel.get("tuning_trials", 0)),
+        "checkpoint_evaluations": str(sel.get("checkpoint_evaluations")),
+        "rule": str(sel.get("rule")),
+    }
+
+
+def walk_forward_context(
+    verdict: Mapping[str, Any],
+    records: pd.DataFrame,
+    folds: pd.DataFrame,
+    equity: Figure,
+    trading_setup: Mapping[str, Any],
+    *,
+    subject: str = "one instrument",
+) -> dict[str, Any]:
+    """The tear sheet's data for ``walk_forward_report.html.j2``: text cells and base64 PNGs."""
+    status = "PASSED" if verdict.get("passed") else "FAILED"
+    on = verdict.get("decided_on") or {}
+    equity.set_size_inches(10, 3.4)  # the chart belongs to the first screen
+    return {
+        "status": status,
+        "why": _why(verdict),
+        "span": f"{on.get('start')} .. {on.get('end')}, {on.get('n_bars')} bars, {len(folds)} folds",
+        "side_by_side": _side_by_side_context(side_by_side(records)),
+        "equity_png": figure_to_base64_png(equity),
+        "gate": gate_context(verdict),
+        "folds": table_context(_folds(folds)),
+        "per_fold_png": figure_to_base64_png(fold_sharpe_figure(folds)),
+        "effort": _effort(verdict),
+        "trading_setup": table_context(pd.DataFrame([dict(trading_setup)])),
+        "subject": str(subject),
+    }
 
 
 def render_walk_forward_report(
@@ -151,39 +180,8 @@ def render_walk_forward_report(
     equity: Figure,
     trading_setup: Mapping[str, Any],
     *,
-    extra_html: str = "",
     subject: str = "one instrument",
 ) -> str:
-    """The tear sheet's HTML (write it with a text dataset); ``extra_html`` (e.g. the portfolio's
-    weights, turnover and contribution) goes after the stitched equity."""
-    e = html.escape
-    status = "PASSED" if verdict.get("passed") else "FAILED"
-    on = verdict.get("decided_on") or {}
-    span = f"{on.get('start')} .. {on.get('end')}, {on.get('n_bars')} bars, {len(folds)} folds"
-    per_fold = figure_to_base64_png(fold_sharpe_figure(folds))
-    equity.set_size_inches(10, 3.4)  # the chart belongs to the first screen
-    return "".join(
-        [
-            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>Walk-forward: {status}</title><style>{_CSS}</style></head><body>",
-            f"<h1>Walk-forward verdict: <span class='verdict {status.lower()}'>{status}</span></h1>",
-            f"<p><b>Why:</b> {_why(verdict)}</p>",
-            f"<p class='note'>Decided on the procedure's stitched record ({e(span)}): each fold's "
-            "champion, chosen on its validation year, trading its test year; one account across the "
-            "folds; the same costs and capital for every column.</p>",
-            _side_by_side_html(side_by_side(records)),
-            f"<img alt='stitched equity' src='data:image/png;base64,{figure_to_base64_png(equity)}'>",
-            extra_html,
-            "<h2>Gate rules on the stitched record</h2>" + _verdict_html(verdict),
-            "<h2>Folds</h2>" + _folds_html(folds),
-            f"<img alt='per-fold Sharpe' src='data:image/png;base64,{per_fold}'>",
-            "<h2>Selection effort</h2>" + _effort_html(verdict),
-            "<h2>Trading setup (identical for every column)</h2>"
-            + _table_html(pd.DataFrame([dict(trading_setup)])),
-            f"<h2>Caveats</h2><ul><li>Past out-of-sample performance on {e(subject)} is not a "
-            "forecast.</li><li>Fills are simulated at the next bar (environment.fill_price) with the "
-            "configured commission and slippage; no market impact.</li><li>Full figures: "
-            "walk_forward_metrics.csv, walk_forward_folds.csv, walk_forward_verdict.json.</li></ul>",
-            "</body></html>",
-        ]
-    )
+    """The tear sheet's HTML (write it with a text dataset)."""
+    context = walk_forward_context(verdict, records, folds, equity, trading_setup, subject=subject)
+    return render_html("walk_forward_report.html.j2", **context)

@@ -22,6 +22,7 @@ from ...params.features import FeatureParams
 from ...params.portfolio import PortfolioParams
 from ...params.walk_forward import WalkForwardParams
 from ...portfolio import walk_forward as pwf
+from ...rendering import render_html
 from ...universe import Universe, universe_from_long, universe_from_wide, universe_from_yfinance
 
 logger = logging.getLogger(__name__)
@@ -222,35 +223,30 @@ def deployment_champion(
 
 def render_report(record: pwf.PortfolioRecord, verdict: dict[str, Any], portfolio: PortfolioParams) -> str:
     """The portfolio tear sheet (HTML): the walk-forward verdict, side-by-side metrics and stitched
-    equity, then the procedure's weights over time, turnover and per-asset contribution."""
+    equity, then the procedure's weights over time, turnover and per-asset contribution
+    (``templates/portfolio_report.html.j2``: every ticker and name escaped)."""
     from ...evaluation.report import figure_to_base64_png
-    from ...walk_forward.report import render_walk_forward_report
+    from ...walk_forward.report import walk_forward_context
 
     p = PortfolioParams.parse(portfolio)
     weights, turnover, contribution = portfolio_figures(record)
-    imgs = "".join(
-        f"<img alt='{alt}' src='data:image/png;base64,{figure_to_base64_png(fig)}'>"
-        for alt, fig in (("weights", weights), ("turnover", turnover), ("contribution", contribution))
-    )
-    tickers = ", ".join(verdict.get("universe") or [])
-    extra = (
-        "<h2>Portfolio</h2>"
-        f"<p class='note'>Universe: {tickers}. Long-only: {p.environment.long_only}. "
-        "buy_and_hold is equal weight bought at the first bar and held; equal_weight rebalances "
-        "monthly. The procedure's weights at each close (cash on top), its traded notional per bar "
-        "as a share of equity, and each asset's profit over the stitched record (costs as their own "
-        "bar).</p>" + imgs
-    )
-    setup = {"tickers": len(verdict.get("universe") or []), **p.environment.to_params()}
-    return render_walk_forward_report(
+    tickers = [str(t) for t in verdict.get("universe") or []]
+    setup = {"tickers": len(tickers), **p.environment.to_params()}
+    context = walk_forward_context(
         verdict,
         record.records,
         record.folds,
         stitched_equity_figure(record),
         setup,
-        extra_html=extra,
-        subject=f"a universe of {len(verdict.get('universe') or [])} stocks",
+        subject=f"a universe of {len(tickers)} stocks",
     )
+    figures = (("weights", weights), ("turnover", turnover), ("contribution", contribution))
+    section = {
+        "tickers": tickers,
+        "long_only": p.environment.long_only,
+        "figures": [{"alt": alt, "png": figure_to_base64_png(fig)} for alt, fig in figures],
+    }
+    return render_html("portfolio_report.html.j2", **context, portfolio=section)
 
 
 # --------------------------------------------------------------------------- paper trading
