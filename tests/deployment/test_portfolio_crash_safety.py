@@ -33,7 +33,13 @@ KILLS = 24
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
+    """The account's files; uncommitted tails a killed run left, set aside (``*.torn-*``) by the
+    next run, are not account state and are left out."""
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(folder.iterdir())
+        if p.name != ".lock" and ".torn-" not in p.name
+    }
 
 
 def _run_to_end(server: ForkServer, folder: Path, granularity: str) -> list[tuple[str, float]]:

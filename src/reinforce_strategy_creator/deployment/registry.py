@@ -8,8 +8,10 @@ current state is :func:`fold` of the events.
 
 Why: the history is the only source of truth and is never rewritten, so an audit can always
 tell who promoted what and why. Every write reads, checks and appends under one ``flock``, so
-concurrent writers cannot leave a history that does not fold; a torn last line (a writer
-killed mid-append) was never acknowledged: it is ignored and truncated before the next append.
+concurrent writers cannot leave a history that does not fold. A last line without its newline
+counts when it is one complete event that folds (the next write adds the newline); otherwise it
+is torn (a writer killed mid-append): readers ignore it with a warning and the next write moves
+its bytes to ``<registry>.torn-<UTC timestamp>`` beside the file. No byte is ever deleted.
 Hand-written because MLflow or a database server are far heavier than one auditable text
 file. See docs/paper_trading.md ("State files").
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -26,10 +29,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..atomic_io import append_lines_durable, exclusive_lock
+from ..atomic_io import TORN_SUFFIX, append_lines_durable, exclusive_lock, set_aside_tail
 from ..candidates import ENSEMBLE_SEED
 from ..errors import InputError
 from ..paths import resolve_in_project
+
+logger = logging.getLogger(__name__)
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 _ID_PART = re.compile(r"^[A-Za-z0-9_.:\-]+$")
@@ -87,11 +92,29 @@ class ModelRegistry:
 
     # -- reading -------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
+        """Every event of the history, oldest first. A last line without its newline counts when
+        it is one complete event that folds; otherwise it is torn: ignored, with a warning (the
+        next write moves it aside, see :meth:`_mend_tail`)."""
+        events, tail, kept = self._read()
+        if tail and not kept:
+            logger.warning(
+                "registry %s: its last %d byte(s) are not one complete event (a writer killed "
+                "mid-append, or a hand edit without its closing brace); they are ignored, and the "
+                "next registry write moves them to %s%s<UTC timestamp>.",
+                self.path,
+                len(tail),
+                self.path.name,
+                TORN_SUFFIX,
+            )
+        return events
+
+    def _read(self) -> tuple[list[dict[str, Any]], bytes, bool]:
+        """``(events, tail, kept)``: the history's events, the bytes after its last newline
+        (``b""`` when the file ends in one) and whether those bytes are one complete event
+        that folds (then it is the last of ``events``)."""
         if not self.path.exists():
-            return []
-        raw = self.path.read_bytes()
-        lines = raw.split(b"\n")
-        complete, tail = lines[:-1], lines[-1]  # tail is b"" when the file ends in a newline
+            return [], b"", False
+        *complete, tail = self.path.read_bytes().split(b"\n")
         out = []
         for lineno, line in enumerate(complete, start=1):
             if not line.strip():
@@ -103,8 +126,25 @@ class ModelRegistry:
                     f"{self.path}: line {lineno} is not valid JSON ({exc}). The history is "
                     "corrupted before its end; restore it from backup (never edit past lines)."
                 ) from exc
-        del tail  # a torn last line (killed mid-append) was never acknowledged: ignored
-        return out
+        last = self._complete_event(out, tail) if tail else None
+        if last is not None:
+            out.append(last)
+        return out, tail, last is not None
+
+    def _complete_event(self, history: list[dict[str, Any]], tail: bytes) -> dict[str, Any] | None:
+        """``tail`` as an event when it is one JSON object that folds after ``history``."""
+        try:
+            event = json.loads(tail)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if not isinstance(event, dict):
+            return None
+        state = fold(history, source=str(self.path))
+        try:
+            apply_event(state, event, len(history) + 1, source=str(self.path))
+        except RegistryError:
+            return None
+        return event
 
     def state(self) -> RegistryState:
         return fold(self.events(), source=str(self.path))
@@ -139,13 +179,7 @@ class ModelRegistry:
         events to append (possibly none). Returns the events as appended (with ``at``)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
-            if self.path.exists():
-                data = self.path.read_bytes()
-                if data and not data.endswith(b"\n"):  # torn line from a killed writer
-                    with open(self.path, "r+b") as fh:
-                        fh.truncate(data.rfind(b"\n") + 1)
-                        fh.flush()
-                        os.fsync(fh.fileno())
+            self._mend_tail()
             history = self.events()
             new = build(fold(history, source=str(self.path)))
             if not new:
@@ -163,6 +197,25 @@ class ModelRegistry:
             fold(history + [json.loads(line) for line in lines], source=str(self.path))  # still folds
             append_lines_durable(self.path, lines)  # one write: all the events or (torn) none
         return new
+
+    def _mend_tail(self) -> None:
+        """Make the history end in a newline before an append (under the writer lock): a complete
+        last event gets its missing newline; a torn one is moved to ``<name>.torn-<UTC
+        timestamp>`` beside the registry, with a warning. No byte is ever deleted."""
+        _, tail, kept = self._read()
+        if not tail:
+            return
+        if kept:
+            with open(self.path, "ab") as fh:
+                fh.write(b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            return
+        set_aside_tail(
+            self.path,
+            self.path.stat().st_size - len(tail),
+            "the last line is not one complete event (a writer killed mid-append, or a hand edit)",
+        )
 
     def register(
         self,
