@@ -29,6 +29,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import (
+    SPEC_FILE,
+    PolicyBundle,
+    load_policy_bundle,
+    verify_artifact,
+    versioned_artifact_path,
+)
 from ..atomic_io import TORN_SUFFIX, append_lines_durable, exclusive_lock, set_aside_tail
 from ..candidates import ENSEMBLE_SEED
 from ..errors import InputError
@@ -60,6 +67,9 @@ class RegistryEntry:
     registered_at: str
     status: str = CANDIDATE
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: the SHA-256 of each file of the artifact (``spec.json``, ``seed_<n>.safetensors``) at
+    #: registration; ``None`` in an entry registered before the registry recorded them
+    artifact_sha256: dict[str, str] | None = None
 
     @property
     def passed(self) -> bool:
@@ -226,13 +236,18 @@ class ModelRegistry:
         metrics: Mapping[str, Any],
         verdict: Mapping[str, Any],
         artifact_path: str | None = None,
+        artifact_sha256: Mapping[str, str] | None = None,
     ) -> str:
-        """Register an evaluated champion as a candidate; returns its entry id."""
-        event = _register_event(agent, version, seed, metrics, verdict, artifact_path)
+        """Register an evaluated champion as a candidate; returns its entry id. With an
+        ``artifact_path`` (the catalog folder of the versioned artifact), ``artifact_sha256`` is
+        its digest as evaluation checked it (``artifact_sha256`` of the artifacts module); the
+        files on disk are checked against it before it is recorded."""
+        event = _register_event(agent, version, seed, metrics, verdict, artifact_path, artifact_sha256)
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
             if event["entry_id"] in st.entries:
                 raise RegistryError(f"registry {self.path}: {event['entry_id']} is already registered.")
+            self.check_artifact(_entry_from_event(event))
             return [event]
 
         self._transact(build)
@@ -252,7 +267,9 @@ class ModelRegistry:
         by = actor or _actor()
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
-            return [_promote_event(st, entry_id, force=force, reason=reason, by=by, path=self.path)]
+            event = _promote_event(st, entry_id, force=force, reason=reason, by=by, path=self.path)
+            self.check_artifact(st.entries[entry_id])
+            return [event]
 
         return self._transact(build)[0]
 
@@ -268,6 +285,7 @@ class ModelRegistry:
                     f"registry: {st.production} is the only production version so far; there "
                     "is no previous version to roll back to."
                 )
+            self.check_artifact(st.entries[st.production_stack[-2]])
             return [
                 {
                     "event": "rollback",
@@ -289,6 +307,57 @@ class ModelRegistry:
         anchor = self.path.resolve().parent
         return os.path.normpath(resolve_in_project(a, anchor)) == os.path.normpath(
             resolve_in_project(b, anchor)
+        )
+
+    def artifact_folder(self, entry: RegistryEntry) -> Path:
+        """The folder of ``entry``'s artifact: version ``entry.version`` of the catalog folder
+        ``entry.artifact_path``. A relative path is resolved from the project holding the registry
+        (the nearest ancestor with a ``pyproject.toml``), not from the working directory, so a
+        notebook under ``notebooks/`` loads the same artifact as ``kedro run``."""
+        if not entry.artifact_path:
+            raise RegistryError(f"registry {self.path}: {entry.entry_id} has no artifact path.")
+        anchor = self.path.resolve().parent
+        return versioned_artifact_path(resolve_in_project(entry.artifact_path, anchor), entry.version)
+
+    def check_artifact(self, entry: RegistryEntry) -> None:
+        """Check ``entry``'s artifact files against the SHA-256 recorded at its registration
+        (nothing to check for an entry without an artifact path). :class:`ArtifactError` naming
+        the file, both hashes and the fix; an entry registered without hashes is refused too."""
+        if not entry.artifact_path:
+            return
+        verify_artifact(
+            self.artifact_folder(entry),
+            entry.artifact_sha256,
+            recorded_in=self._recorded_in(entry),
+            fix=self._artifact_fix(entry),
+        )
+
+    def load_artifact(self, entry: RegistryEntry) -> PolicyBundle:
+        """``entry``'s policy, loaded only after its files match the SHA-256 recorded at its
+        registration (:meth:`check_artifact`); JSON and safetensors only."""
+        bundle = load_policy_bundle(
+            self.artifact_folder(entry),
+            version=entry.version,
+            expected_sha256=entry.artifact_sha256,
+            recorded_in=self._recorded_in(entry),
+            fix=self._artifact_fix(entry),
+        )
+        bundle.filepath = entry.artifact_path
+        return bundle
+
+    def _recorded_in(self, entry: RegistryEntry) -> str:
+        return f"the registry '{self.path}' (entry {entry.entry_id})"
+
+    def _artifact_fix(self, entry: RegistryEntry) -> str:
+        if not entry.artifact_sha256:
+            return (
+                f"{entry.entry_id} was registered before the registry recorded artifact hashes; "
+                "retrain and re-run evaluation and deployment to register a new version "
+                "(kedro run), then promote that one."
+            )
+        return (
+            f"Restore the artifact of {entry.entry_id} from backup, or retrain and register a new "
+            "version (kedro run); never edit a registered artifact."
         )
 
     def record_gate_decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
@@ -331,6 +400,7 @@ class ModelRegistry:
             reg["metrics"],
             reg["verdict"],
             reg.get("artifact_path"),
+            reg.get("artifact_sha256"),
         )
         entry_id = event["entry_id"]
         auto = bool(request.get("auto_promote"))
@@ -343,15 +413,18 @@ class ModelRegistry:
                     existing.metrics == event["metrics"]
                     and existing.verdict == event["verdict"]
                     and self._same_artifact(existing.artifact_path, event["artifact_path"])
+                    and existing.artifact_sha256 == event["artifact_sha256"]
                 )
                 if not same:
                     raise RegistryError(
                         f"registry {self.path}: {entry_id} is already registered with other metrics, "
-                        "verdict or artifact path. An artifact version is evaluated once; retrain to get "
-                        "a new version, or inspect `kedro models list --json`."
+                        "verdict, artifact path or artifact SHA-256. An artifact version is evaluated "
+                        "and registered once; retrain to get a new version, or inspect "
+                        "`kedro models list --json`."
                     )
                 outcome.update(action="already_registered", entry_id=entry_id, production=st.production)
                 return []
+            self.check_artifact(_entry_from_event(event))
             events = [event]
             outcome.update(action="registered", entry_id=entry_id, promoted=False, production=st.production)
             if auto and event["verdict"]["passed"]:
@@ -377,7 +450,13 @@ class ModelRegistry:
 
 
 def _register_event(
-    agent: Any, version: Any, seed: Any, metrics: Any, verdict: Any, artifact_path: Any
+    agent: Any,
+    version: Any,
+    seed: Any,
+    metrics: Any,
+    verdict: Any,
+    artifact_path: Any,
+    artifact_sha256: Any = None,
 ) -> dict[str, Any]:
     for name, value in (("agent", agent), ("version", version)):
         if not isinstance(value, str) or not _ID_PART.match(value):
@@ -392,6 +471,8 @@ def _register_event(
             "registry: verdict must be a dict with a boolean 'passed' (the evaluation "
             f"stage's decision), got {verdict!r}."
         )
+    if artifact_path is not None or artifact_sha256 is not None:
+        _check_digest(artifact_sha256, artifact_path)
     return {
         "event": "register",
         "entry_id": make_entry_id(agent, version, seed),
@@ -401,7 +482,30 @@ def _register_event(
         "metrics": dict(metrics or {}),
         "verdict": dict(verdict),
         "artifact_path": artifact_path,
+        "artifact_sha256": None if artifact_sha256 is None else dict(artifact_sha256),
     }
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_digest(digest: Any, artifact_path: Any) -> None:
+    """A registration's artifact digest: ``{file name: SHA-256 hex}`` with ``spec.json`` and at
+    least one weight file, given with the artifact path it belongs to."""
+    how = (
+        "register an artifact with artifact_sha256 = {file name: SHA-256 hex} of every file of its "
+        "folder (spec.json and each seed_<n>.safetensors), as evaluation records it in the "
+        "champion's policy_sha256"
+    )
+    if artifact_path is None:
+        raise RegistryError(f"registry: artifact_sha256 was given without an artifact_path; {how}.")
+    if (
+        not isinstance(digest, Mapping)
+        or SPEC_FILE not in digest
+        or len(digest) < 2
+        or not all(isinstance(k, str) and isinstance(v, str) and _SHA256.match(v) for k, v in digest.items())
+    ):
+        raise RegistryError(f"registry: artifact {artifact_path} has artifact_sha256={digest!r}; {how}.")
 
 
 def _promote_event(
@@ -647,6 +751,7 @@ def _entry_from_event(ev: Mapping[str, Any]) -> RegistryEntry:
         artifact_path=ev.get("artifact_path"),
         registered_at=ev.get("at", ""),
         history=[ev],
+        artifact_sha256=ev.get("artifact_sha256"),
     )
 
 
@@ -667,12 +772,14 @@ def registration_request(
     if champion is None or not champion:
         return {"register": None, "auto_promote": False, "reason": "evaluation produced no champion"}
     missing = [
-        k for k in ("agent", "seed", "policy_version", "policy_filepath") if champion.get(k) in (None, "")
+        k
+        for k in ("agent", "seed", "policy_version", "policy_filepath", "policy_sha256")
+        if champion.get(k) in (None, "", {})
     ]
     if missing:
         raise RegistryError(
             f"champion (data/07_model_output/champion.json) lacks {missing}; re-run the "
-            "evaluation pipeline (it records the evaluated artifact version and path)."
+            "evaluation pipeline (it records the evaluated artifact's version, path and SHA-256)."
         )
     metrics: dict[str, Any] = {}
     for split in ("validation", "test"):
@@ -688,6 +795,7 @@ def registration_request(
             "metrics": metrics,
             "verdict": {"passed": passed, "rules": dict(verdict.get("rules") or {})},
             "artifact_path": str(champion["policy_filepath"]),
+            "artifact_sha256": champion["policy_sha256"],
         },
         "auto_promote": bool(auto_promote),
     }
