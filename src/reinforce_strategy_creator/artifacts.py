@@ -1,12 +1,20 @@
-"""Policy artifacts that load without executing code.
+"""Policy artifacts that load without executing code, and only after their hashes are checked.
 
 A trained agent is stored as a folder:
 
 * ``spec.json``: everything needed to rebuild the policy and act with it without the
   training code's objects (algorithm, network, feature names, window, positions,
   scaler reference, data fingerprint, package version, seeds and their validation
-  scores), plus the SHA-256 of every weight file;
+  scores), plus the SHA-256 of every weight file (``weights_sha256``);
 * ``seed_<n>.safetensors``: the weights of the policy trained with seed ``n``.
+
+Nothing in the folder vouches for itself: :func:`artifact_sha256` is the digest of the folder
+(the SHA-256 of each of its files, by name), recorded *outside* the folder when it is written
+(the digest record beside a catalog version, a fold record, a registry entry), and
+:func:`load_policy_bundle` refuses to read an artifact unless it is given that digest and every
+file still matches it (:func:`verify_artifact`). An edited ``spec.json`` (positions, network) or
+weight file is refused with the file, both hashes and the fix; so is a spec whose
+``weights_sha256`` does not cover every seed it lists.
 
 Why hand-written: model registries such as MLflow pickle by default, and
 ``torch.save`` is a pickle. safetensors holds plain tensors and JSON holds the rest,
@@ -21,6 +29,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +37,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from .atomic_io import atomic_write_json
 from .candidates import ENSEMBLE_SEED
 from .errors import InputError
 
 SPEC_FILE = "spec.json"
+#: beside a catalog version's artifact folder ``<name>``: ``<name>.sha256.json``, its digest record
+DIGEST_RECORD_SUFFIX = ".sha256.json"
 FORMAT_VERSION = 1
 REQUIRED_SPEC_KEYS = ("algorithm", "network", "feature_names", "window", "positions", "seeds")
 
@@ -49,6 +61,9 @@ class PolicyBundle:
     version: str | None = field(default=None, compare=False)
     #: the artifact folder the catalog keeps its versions in (relative to the project root)
     filepath: str | None = field(default=None, compare=False)
+    #: the digest (:func:`artifact_sha256`) the files were checked against when loaded, or
+    #: written with when saved; ``None`` for a bundle that never touched disk
+    sha256: dict[str, str] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         missing = [k for k in REQUIRED_SPEC_KEYS if k not in self.spec]
@@ -116,8 +131,93 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_policy_bundle(bundle: PolicyBundle, path: str | os.PathLike) -> None:
-    """Write ``bundle`` as a folder at ``path``, atomically (temp folder + rename)."""
+def artifact_sha256(path: str | os.PathLike) -> dict[str, str]:
+    """The digest of the artifact folder at ``path``: the SHA-256 of each of its files
+    (``spec.json`` and every ``seed_<n>.safetensors``), by file name. The one digest every
+    consumer records, and :func:`verify_artifact` checks against."""
+    return {p.name: _sha256(p) for p in sorted(Path(path).iterdir()) if p.is_file()}
+
+
+def verify_artifact(
+    path: str | os.PathLike, expected: Mapping[str, str] | None, *, recorded_in: str, fix: str
+) -> dict[str, str]:
+    """Check every file of the artifact folder ``path`` against ``expected`` (a digest from
+    :func:`artifact_sha256`, recorded outside the folder: ``recorded_in`` says where). Returns
+    the digest; :class:`ArtifactError` naming the file, the expected and the found SHA-256 and
+    ``fix`` when a file differs or is missing, or when nothing (or no ``spec.json`` hash) was
+    recorded: an artifact that cannot be checked is not used."""
+    path = Path(path)
+    if not isinstance(expected, Mapping) or not expected:
+        raise ArtifactError(
+            f"Policy artifact '{path}': {recorded_in} records no SHA-256 of its files, so the "
+            f"artifact cannot be checked and is not loaded. {fix}"
+        )
+    if SPEC_FILE not in expected:
+        raise ArtifactError(
+            f"Policy artifact '{path}': {recorded_in} records no SHA-256 of '{SPEC_FILE}' (only of "
+            f"{sorted(expected)}), so the spec cannot be checked and is not loaded. {fix}"
+        )
+    for name, want in sorted(expected.items()):
+        if Path(name).name != name:
+            raise ArtifactError(
+                f"Policy artifact '{path}': {recorded_in} names {name!r}, which is not a file of "
+                f"the artifact folder; the record is corrupt. {fix}"
+            )
+        file = path / name
+        if not file.is_file():
+            raise ArtifactError(
+                f"Policy artifact file '{file}' is missing; {recorded_in} recorded it with SHA-256 "
+                f"{want}. {fix}"
+            )
+        found = _sha256(file)
+        if found != want:
+            raise ArtifactError(
+                f"Policy artifact file '{file}' has SHA-256 {found}, but {recorded_in} recorded "
+                f"{want}: the file was changed after it was recorded (edited, corrupted or "
+                f"replaced), so the artifact is not loaded. {fix}"
+            )
+    return dict(expected)
+
+
+def digest_record_path(path: str | os.PathLike) -> Path:
+    """Where the digest of the artifact folder ``path`` is recorded when it is saved with a
+    record: ``<name>.sha256.json`` beside the folder (outside it)."""
+    path = Path(path)
+    return path.with_name(path.name + DIGEST_RECORD_SUFFIX)
+
+
+def read_digest_record(path: str | os.PathLike) -> dict[str, str] | None:
+    """The digest recorded beside the artifact folder ``path`` (``None`` when there is no
+    record, which :func:`verify_artifact` refuses); :class:`ArtifactError` when it is unreadable."""
+    record = digest_record_path(path)
+    if not record.is_file():
+        return None
+    try:
+        doc = json.loads(record.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(
+            f"Digest record '{record}' of policy artifact '{path}' is not valid JSON ({exc}); "
+            "the artifact cannot be checked and is not loaded. Retrain it or restore the version "
+            "from backup."
+        ) from exc
+    files = doc.get("sha256") if isinstance(doc, dict) else None
+    return dict(files) if isinstance(files, dict) else None
+
+
+def versioned_artifact_path(filepath: str | os.PathLike, version: str) -> Path:
+    """The folder of version ``version`` of the catalog artifact ``filepath``:
+    ``<filepath>/<version>/<name of filepath>``, Kedro's layout of a versioned dataset."""
+    filepath = Path(filepath)
+    return filepath / version / filepath.name
+
+
+def save_policy_bundle(
+    bundle: PolicyBundle, path: str | os.PathLike, *, record: bool = False
+) -> dict[str, str]:
+    """Write ``bundle`` as a folder at ``path``, atomically (temp folder + rename); returns its
+    digest (:func:`artifact_sha256`). ``record``: also write the digest to
+    :func:`digest_record_path` (before the folder is renamed into place, so an artifact never
+    appears without its record)."""
     path = Path(path)
     if path.exists():
         raise ArtifactError(f"Refusing to overwrite existing policy artifact at '{path}'.")
@@ -137,14 +237,28 @@ def save_policy_bundle(bundle: PolicyBundle, path: str | os.PathLike) -> None:
             json.dump(spec, fh, indent=2, sort_keys=True, default=_json_default)
             fh.flush()
             os.fsync(fh.fileno())
+        digest = artifact_sha256(tmp)
+        if record:
+            atomic_write_json(digest_record_path(path), {"artifact": path.name, "sha256": digest})
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return digest
 
 
-def load_policy_bundle(path: str | os.PathLike, version: str | None = None) -> PolicyBundle:
-    """Read a policy artifact folder. Reads JSON and safetensors only."""
+def load_policy_bundle(
+    path: str | os.PathLike,
+    version: str | None = None,
+    *,
+    expected_sha256: Mapping[str, str] | None,
+    recorded_in: str,
+    fix: str = "Retrain it (re-run the pipeline that wrote it) or restore it from backup.",
+) -> PolicyBundle:
+    """Read a policy artifact folder after checking it against ``expected_sha256``, its digest as
+    recorded outside the folder (``recorded_in`` names where, ``fix`` says what to do; see
+    :func:`verify_artifact`). The spec must record the SHA-256 of the weights of every seed it
+    lists. Reads JSON and safetensors only."""
     path = Path(path)
     spec_path = path / SPEC_FILE
     where = f"'{path}'" + (f" (version {version})" if version else "")
@@ -153,6 +267,7 @@ def load_policy_bundle(path: str | os.PathLike, version: str | None = None) -> P
             f"No policy artifact at {where}: '{SPEC_FILE}' is missing. "
             "Run the training pipeline first (kedro run --pipelines training)."
         )
+    expected = verify_artifact(path, expected_sha256, recorded_in=recorded_in, fix=fix)
     try:
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -165,18 +280,35 @@ def load_policy_bundle(path: str | os.PathLike, version: str | None = None) -> P
             f"Policy artifact {where}: '{SPEC_FILE}' holds {type(spec).__name__}, not a JSON object; "
             "the artifact is corrupt. Retrain or restore it."
         )
-    checksums = spec.get("weights_sha256", {})
+    checksums = spec.get("weights_sha256")
+    if not isinstance(checksums, dict):
+        raise ArtifactError(
+            f"Policy artifact {where}: '{SPEC_FILE}' records no weights_sha256 (the SHA-256 of each "
+            f"weight file), so its weights cannot be checked and it is not loaded. {fix}"
+        )
     state_dicts: dict[int, dict[str, torch.Tensor]] = {}
     for seed in spec.get("seeds", []):
         name = f"seed_{int(seed)}.safetensors"
         weights = path / name
         if not weights.is_file():
             raise ArtifactError(f"Policy artifact {where} lists seed {seed} but '{name}' is missing.")
-        expected = checksums.get(name)
-        if expected is not None and _sha256(weights) != expected:
+        if name not in checksums:
             raise ArtifactError(
-                f"Policy artifact {where}: '{name}' does not match the SHA-256 recorded in '{SPEC_FILE}'; "
-                "the file was modified or is corrupt. Retrain or restore it."
+                f"Policy artifact {where}: '{SPEC_FILE}' lists seed {seed} but its weights_sha256 "
+                f"records no SHA-256 for '{name}', so those weights cannot be checked and the "
+                f"artifact is not loaded. {fix}"
+            )
+        if name not in expected:
+            raise ArtifactError(
+                f"Policy artifact {where}: '{SPEC_FILE}' lists seed {seed} but {recorded_in} "
+                f"records no SHA-256 for '{name}': the seed was added after the artifact was "
+                f"recorded. {fix}"
+            )
+        if checksums[name] != expected[name]:
+            raise ArtifactError(
+                f"Policy artifact file '{weights}' has SHA-256 {expected[name]}, but '{SPEC_FILE}' "
+                f"records {checksums[name]} for it; the artifact is inconsistent and is not loaded. "
+                f"{fix}"
             )
         try:
             state_dicts[int(seed)] = load_file(str(weights))
@@ -186,7 +318,7 @@ def load_policy_bundle(path: str | os.PathLike, version: str | None = None) -> P
                 "the artifact is corrupt. Retrain or restore it."
             ) from exc
     try:
-        return PolicyBundle(spec=spec, state_dicts=state_dicts, version=version)
+        return PolicyBundle(spec=spec, state_dicts=state_dicts, version=version, sha256=expected)
     except ArtifactError as exc:
         raise ArtifactError(f"Policy artifact {where}: {exc}") from exc
 

@@ -3,7 +3,8 @@
 Why hand-written: the standard library gives the pieces (``os.replace``, ``os.fsync``,
 ``fcntl.flock``) but no single well-kept package combines them the way the commit
 protocols in :mod:`.deployment.state` and :mod:`.deployment.registry` need (atomic replace *and* fsync of the
-parent directory, append with fsync, exclusive process lock). Each function is a few lines.
+parent directory, append with fsync, exclusive process lock, a log's unwanted tail moved aside
+instead of cut off). Each function is a few lines.
 """
 
 from __future__ import annotations
@@ -11,11 +12,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: ``<log name>`` + this + a UTC timestamp: where :func:`set_aside_tail` keeps the bytes it removes
+TORN_SUFFIX = ".torn-"
 
 
 def fsync_dir(path: Path) -> None:
@@ -65,6 +73,55 @@ def append_lines_durable(path: Path, lines: list[str]) -> int:
     if created:
         fsync_dir(path.parent)
     return size
+
+
+def set_aside_tail(path: Path, keep: int, why: str) -> Path | None:
+    """Cut the append-only log ``path`` back to its first ``keep`` bytes without losing the rest.
+
+    The bytes past ``keep`` are first written (and fsync'd) to a new file beside the log,
+    ``<name>.torn-<UTC timestamp>``, then the log is truncated; a warning names that file and
+    says ``why``. Returns the new file, or ``None`` when the log has nothing past ``keep``.
+    Callers hold the log's writer lock.
+    """
+    path = Path(path)
+    with open(path, "r+b") as fh:
+        fh.seek(keep)
+        tail = fh.read()
+        if not tail:
+            return None
+        aside = _new_torn_file(path)
+        with open(aside, "wb") as out:
+            out.write(tail)
+            out.flush()
+            os.fsync(out.fileno())
+        fsync_dir(path.parent)
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+    logger.warning(
+        "%s: %s; its last %d byte(s) (from offset %d) were moved to %s, nothing was deleted.",
+        path,
+        why,
+        len(tail),
+        keep,
+        aside,
+    )
+    return aside
+
+
+def _new_torn_file(path: Path) -> Path:
+    """A name beside ``path`` no file has yet: ``<name>.torn-<UTC timestamp>`` (``-<n>`` added
+    when two tails are set aside within the same microsecond)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    base = path.with_name(f"{path.name}{TORN_SUFFIX}{stamp}")
+    candidate, n = base, 1
+    while True:
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
 
 
 def remove_stale_temps(folder: Path) -> None:

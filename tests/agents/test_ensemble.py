@@ -68,10 +68,11 @@ def test_the_ensemble_loads_from_the_saved_artifact(tmp_path):
         "seeds": [0, 3, 7],
         "ensemble_rule": "mean_probability",
     }
-    save_policy_bundle(
+    digest = save_policy_bundle(
         PolicyBundle(spec=spec, state_dicts={s: n.state_dict() for s, n in nets.items()}), tmp_path / "bundle"
     )
-    bundle = load_policy_bundle(tmp_path / "bundle")  # JSON and safetensors only
+    # JSON and safetensors only, checked against the digest returned at save
+    bundle = load_policy_bundle(tmp_path / "bundle", expected_sha256=digest, recorded_in="the save")
     ens = bundle.load_policy(ENSEMBLE_SEED)
     assert isinstance(ens, SeedEnsemble) and not ens.training and len(ens.members) == 3
     obs = torch.randn(32, 5)

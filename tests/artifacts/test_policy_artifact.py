@@ -1,4 +1,5 @@
-"""Policy artifacts: round trip, versioning, tamper detection, and no code execution on load."""
+"""Policy artifacts: round trip, versioning, tamper detection against a digest recorded outside
+the artifact, and no code execution on load."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from kedro.io.core import Version
 from reinforce_strategy_creator.artifacts import (
     ArtifactError,
     PolicyBundle,
+    artifact_sha256,
+    digest_record_path,
     load_policy_bundle,
     save_policy_bundle,
 )
@@ -38,10 +41,17 @@ def _bundle(seeds=(0, 1)) -> PolicyBundle:
     return PolicyBundle(spec=spec, state_dicts=states)
 
 
+def _load(path, digest):
+    return load_policy_bundle(path, expected_sha256=digest, recorded_in="the test's record")
+
+
 def test_round_trip_is_exact(tmp_path):
     bundle = _bundle()
-    save_policy_bundle(bundle, tmp_path / "art")
-    loaded = load_policy_bundle(tmp_path / "art")
+    digest = save_policy_bundle(bundle, tmp_path / "art")
+    assert digest == artifact_sha256(tmp_path / "art")
+    assert sorted(digest) == ["seed_0.safetensors", "seed_1.safetensors", "spec.json"]
+    loaded = _load(tmp_path / "art", digest)
+    assert loaded.sha256 == digest
     assert loaded.seeds == [0, 1]
     assert loaded.best_seed() == 1
     for s in bundle.seeds:
@@ -57,20 +67,81 @@ def test_refuses_to_overwrite(tmp_path):
 
 
 def test_tampered_weights_are_rejected(tmp_path):
-    save_policy_bundle(_bundle(), tmp_path / "art")
+    digest = save_policy_bundle(_bundle(), tmp_path / "art")
     other = tmp_path / "other"
     save_policy_bundle(_bundle(seeds=(5, 1)), other)
     # swap in weights of the same shape but different values
     os.replace(other / "seed_1.safetensors", tmp_path / "art" / "seed_0.safetensors")
-    with pytest.raises(ArtifactError, match="SHA-256"):
-        load_policy_bundle(tmp_path / "art")
+    found = artifact_sha256(tmp_path / "art")["seed_0.safetensors"]
+    with pytest.raises(ArtifactError, match="SHA-256") as err:
+        _load(tmp_path / "art", digest)
+    assert str(tmp_path / "art" / "seed_0.safetensors") in str(err.value)
+    assert digest["seed_0.safetensors"] in str(err.value) and found in str(err.value)
 
 
 def test_missing_weight_file_is_named(tmp_path):
-    save_policy_bundle(_bundle(), tmp_path / "art")
+    digest = save_policy_bundle(_bundle(), tmp_path / "art")
     os.remove(tmp_path / "art" / "seed_1.safetensors")
     with pytest.raises(ArtifactError, match="seed_1.safetensors"):
-        load_policy_bundle(tmp_path / "art")
+        _load(tmp_path / "art", digest)
+
+
+@pytest.mark.parametrize("recorded", [None, {}, "no spec hash"])
+def test_an_artifact_without_a_recorded_digest_is_refused(tmp_path, recorded):
+    digest = save_policy_bundle(_bundle(), tmp_path / "art")
+    if recorded == "no spec hash":
+        recorded = {k: v for k, v in digest.items() if k != "spec.json"}
+    with pytest.raises(ArtifactError, match="records no SHA-256.*Retrain"):
+        _load(tmp_path / "art", recorded)
+
+
+def _rewrite_spec(path, edit) -> None:
+    import json
+
+    spec = json.loads((path / "spec.json").read_text())
+    edit(spec)
+    (path / "spec.json").write_text(json.dumps(spec))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda spec: spec.pop("weights_sha256"), "records no weights_sha256"),
+        (lambda spec: spec["weights_sha256"].pop("seed_1.safetensors"), "records no SHA-256 for 'seed_1"),
+    ],
+    ids=["no weights_sha256", "a seed without its hash"],
+)
+def test_a_spec_without_checksums_is_refused_even_when_the_record_matches_it(tmp_path, edit, message):
+    """The spec's own weights_sha256 must cover every seed it lists, even when the recorded
+    digest was taken of that very spec (an artifact written by hand or by an old tool)."""
+    save_policy_bundle(_bundle(), tmp_path / "art")
+    _rewrite_spec(tmp_path / "art", edit)
+    with pytest.raises(ArtifactError, match=message):
+        _load(tmp_path / "art", artifact_sha256(tmp_path / "art"))
+
+
+def test_the_versioned_dataset_records_the_digest_beside_the_version_and_checks_it(tmp_path):
+    path = str(tmp_path / "ppo_policy")
+    version = "2026-01-01T00.00.00.000Z"
+    bundle = _bundle()
+    PolicyArtifactDataset(path, version=Version(None, version)).save(bundle)
+    folder = tmp_path / "ppo_policy" / version / "ppo_policy"
+    assert bundle.sha256 == artifact_sha256(folder)
+    record = digest_record_path(folder)
+    assert record.parent == folder.parent and record.is_file()  # beside the artifact, not inside
+    loaded = PolicyArtifactDataset(path, version=Version(version, None)).load()
+    assert loaded.sha256 == bundle.sha256
+
+    before = artifact_sha256(folder)["spec.json"]
+    _rewrite_spec(folder, lambda spec: spec.update(positions=[0.0, -1.0]))
+    after = artifact_sha256(folder)["spec.json"]
+    with pytest.raises(Exception, match="spec.json' has SHA-256") as err:
+        PolicyArtifactDataset(path, version=Version(version, None)).load()
+    assert before in str(err.value) and after in str(err.value) and str(record.name) in str(err.value)
+
+    record.unlink()  # an artifact written without its record cannot be checked
+    with pytest.raises(Exception, match="records no SHA-256"):
+        PolicyArtifactDataset(path, version=Version(version, None)).load()
 
 
 class _Boom:
@@ -85,12 +156,13 @@ def test_a_pickle_in_place_of_weights_cannot_execute(tmp_path, monkeypatch):
     import json
 
     spec = json.loads(spec_path.read_text())
-    spec.pop("weights_sha256")  # an attacker would also drop the checksum
+    spec["weights_sha256"] = {}  # an attacker would also drop the checksum
     spec_path.write_text(json.dumps(spec))
     with open(tmp_path / "art" / "seed_0.safetensors", "wb") as fh:
         pickle.dump(_Boom(), fh)
-    with pytest.raises(Exception):
-        load_policy_bundle(tmp_path / "art")
+    # even a record taken of the tampered files (the attacker's) does not make it load
+    with pytest.raises(ArtifactError):
+        _load(tmp_path / "art", artifact_sha256(tmp_path / "art"))
     assert not (tmp_path / "PWNED").exists()
 
 

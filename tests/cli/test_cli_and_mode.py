@@ -8,6 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from reinforce_strategy_creator.artifacts import versioned_artifact_path
 from reinforce_strategy_creator.cli import cli, load_deployment_params
 from reinforce_strategy_creator.deployment import (
     AccountStore,
@@ -16,6 +17,7 @@ from reinforce_strategy_creator.deployment import (
     PaperBroker,
     resolve_mode,
 )
+from tests.support.artifacts import TAMPERS, save_version
 from tests.support.paper import alternating_policy, make_prices
 
 SECRET = "sk-live-DO-NOT-LEAK-0123456789"
@@ -77,6 +79,27 @@ def test_registry_commands(tmp_project):
     assert reg.production().entry_id == good2
     listing = _invoke("models", "list", "--status", "production")
     assert good2 in listing.output and bad not in listing.output
+
+
+@pytest.mark.parametrize("tamper", TAMPERS)
+def test_models_promote_refuses_an_artifact_changed_since_registration(tmp_project, tamper):
+    reg = ModelRegistry(load_deployment_params().registry_path)
+    filepath = tmp_project / "data/06_models/ppo_policy"
+    entry_id = reg.register(
+        agent="ppo",
+        version="v1",
+        seed=0,
+        metrics={},
+        verdict={"passed": True},
+        artifact_path="data/06_models/ppo_policy",
+        artifact_sha256=save_version(filepath, "v1"),
+    )
+    edit, name = TAMPERS[tamper]
+    edit(versioned_artifact_path(filepath, "v1"))
+    refused = _invoke("models", "promote", entry_id)
+    assert refused.exit_code != 0 and f"{name}' has SHA-256" in refused.output
+    assert "Restore the artifact" in refused.output and "Traceback" not in refused.output
+    assert reg.production() is None
 
 
 @pytest.mark.parametrize("which", ["production", "shadow"])

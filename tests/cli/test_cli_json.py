@@ -23,6 +23,7 @@ from reinforce_strategy_creator.deployment import (
     PaperBroker,
 )
 from reinforce_strategy_creator.paths import resolve_in_project
+from tests.support.artifacts import save_version
 from tests.support.paper import alternating_policy, make_prices
 from tests.support.project import PROJECT_ROOT
 
@@ -52,6 +53,7 @@ def test_json_is_valid_on_stdout_logs_on_stderr_and_paths_survive_a_move(tmp_pro
         metrics={"validation_sharpe": 1.0},
         verdict={"passed": True},
         artifact_path=str(tmp_project / "data/06_models/ppo_policy"),
+        artifact_sha256=save_version(tmp_project / "data/06_models/ppo_policy", "v1"),
     )
     reg.register(
         agent="dqn",
@@ -60,6 +62,7 @@ def test_json_is_valid_on_stdout_logs_on_stderr_and_paths_survive_a_move(tmp_pro
         metrics={"validation_sharpe": 0.1},
         verdict={"passed": False},
         artifact_path="data/06_models/dqn_policy",
+        artifact_sha256=save_version(tmp_project / "data/06_models/dqn_policy", "v2"),
     )
     reg.promote(old)
     for folder in (params.account_dir, params.shadow_account_dir):

@@ -24,6 +24,7 @@ from reinforce_strategy_creator.deployment import (
     replay_trades,
 )
 from reinforce_strategy_creator.deployment import state as state_mod
+from reinforce_strategy_creator.deployment.state import StagedAccount, new_account
 from reinforce_strategy_creator.params.base import ParameterError
 from tests.support.paper import account_files, alternating_policy, make_prices
 
@@ -35,6 +36,11 @@ def _broker(folder, limits=None, costs=None, capital=100_000.0):
         costs=costs or CostModel(commission_bps=10, slippage_bps=5),
         limits=limits or RiskLimits(),
     )
+
+
+def _torn(folder):
+    """The tails set aside in ``folder``: ``{log file name: bytes}``."""
+    return {p.name.split(".torn-")[0]: p.read_bytes() for p in folder.glob("*.torn-*")}
 
 
 @pytest.mark.parametrize("fill_price,ref", [("next_open", 101.0), ("next_close", 102.0)])
@@ -203,7 +209,7 @@ def test_bad_parameters_are_named():
         RiskLimits.parse({"max_leverage": 2}, "deployment.risk")
 
 
-def test_crash_between_log_append_and_state_commit_is_redone_once(tmp_path, monkeypatch):
+def test_crash_between_log_append_and_state_commit_is_redone_once(tmp_path, monkeypatch, caplog):
     prices = make_prices(40, seed=5)
     ref_folder, folder = tmp_path / "ref", tmp_path / "crash"
     _broker(ref_folder).run(prices, alternating_policy)
@@ -222,9 +228,33 @@ def test_crash_between_log_append_and_state_commit_is_redone_once(tmp_path, monk
     assert store.load().bars_processed == 15  # bar 16 not committed
     assert len(store.read_log("orders")) == 15  # its appended tail is ignored by readers
     assert (folder / "orders.jsonl").stat().st_size > store.load().log_sizes["orders"]
-    broker.run(prices, alternating_policy)
-    # byte-identical to a run never killed, but for where the newest run started
+    committed = store.load().log_sizes
+    tails = {f"{n}.jsonl": (folder / f"{n}.jsonl").read_bytes()[committed[n] :] for n in committed}
+    with caplog.at_level("WARNING"):
+        broker.run(prices, alternating_policy)
+    # the uncommitted tail is not deleted: moved aside, byte for byte, with a warning naming it
+    assert _torn(folder) == {name: tail for name, tail in tails.items() if tail} and _torn(folder)
+    assert all(str(p) in caplog.text for p in folder.glob("*.torn-*"))
+    # and the account is byte-identical to a run never killed, but for where the newest run started
     assert account_files(folder, split_runs=True) == account_files(ref_folder, split_runs=True)
+
+
+def _staged_new_account(folder):
+    staged = StagedAccount(folder, None)
+    staged.initialize(new_account(1_000.0))
+    staged.commit(staged.load(), {"events": [{"kind": "opened"}]})
+    return staged
+
+
+def test_log_lines_left_without_a_state_are_set_aside_when_the_account_starts(tmp_path, caplog):
+    folder = tmp_path / "a"
+    folder.mkdir()
+    leftover = b'{"bar": "2020-01-01T00:00:00", "kind": "order"}\n{"bar": "2020-01'
+    (folder / "orders.jsonl").write_bytes(leftover)  # a run killed before its first commit
+    with caplog.at_level("WARNING"):
+        AccountStore(folder).commit_batch(_staged_new_account(folder))
+    assert _torn(folder) == {"orders.jsonl": leftover} and "orders.jsonl.torn-" in caplog.text
+    assert AccountStore(folder).load().generation == 1
 
 
 def test_damaged_folder_refused(tmp_path):

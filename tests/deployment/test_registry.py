@@ -1,4 +1,5 @@
-"""Model registry: lifecycle, promotion guard, forced override audit, append-only, torn lines."""
+"""Model registry: lifecycle, promotion guard, forced override audit, append-only, artifact hashes
+recorded at registration and checked before use. The history's last line: test_registry_tail.py."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 import pytest
 
+from reinforce_strategy_creator.artifacts import ArtifactError, artifact_sha256, versioned_artifact_path
 from reinforce_strategy_creator.deployment.registry import (
     ARCHIVED,
     CANDIDATE,
@@ -13,7 +15,9 @@ from reinforce_strategy_creator.deployment.registry import (
     ModelRegistry,
     PromotionRefused,
     RegistryError,
+    registration_request,
 )
+from tests.support.artifacts import TAMPERS, save_version
 
 PASS = {"passed": True, "reasons": []}
 FAIL = {"passed": False, "reasons": ["sharpe below buy-and-hold"]}
@@ -23,14 +27,24 @@ def _reg(tmp_path):
     return ModelRegistry(tmp_path / "models" / "registry.jsonl")
 
 
+def _artifact(reg, agent="ppo", version="2024-01-02T03.04.05.678Z"):
+    """(catalog folder, digest) of a real artifact version beside the registry (made once)."""
+    filepath = reg.path.parent / f"{agent}_policy"
+    folder = versioned_artifact_path(filepath, version)
+    digest = artifact_sha256(folder) if folder.exists() else save_version(filepath, version)
+    return str(filepath), digest
+
+
 def _register(reg, agent="ppo", version="2024-01-02T03.04.05.678Z", seed=1, verdict=PASS):
+    filepath, digest = _artifact(reg, agent, version)
     return reg.register(
         agent=agent,
         version=version,
         seed=seed,
         metrics={"sharpe": 1.2},
         verdict=verdict,
-        artifact_path=f"data/06_models/{agent}/{version}",
+        artifact_path=filepath,
+        artifact_sha256=digest,
     )
 
 
@@ -102,20 +116,6 @@ def test_history_is_append_only(tmp_path):
     assert kinds == ["register", "register", "promote", "promote", "rollback"]
 
 
-def test_torn_last_line_is_ignored_then_repaired(tmp_path):
-    reg = _reg(tmp_path)
-    a = _register(reg, seed=1)
-    good = reg.path.read_bytes()
-    with open(reg.path, "ab") as fh:  # a writer killed mid-append
-        fh.write(b'{"event": "promote", "entry_id": "ppo-')
-    assert [e.entry_id for e in reg.list()] == [a]  # torn event never happened
-    reg.promote(a)
-    data = reg.path.read_bytes()
-    assert data.startswith(good) and data.endswith(b"\n")
-    assert all(json.loads(line) for line in data.splitlines())
-    assert reg.production().entry_id == a
-
-
 def test_corruption_before_the_end_is_an_error(tmp_path):
     reg = _reg(tmp_path)
     _register(reg, seed=1)
@@ -133,3 +133,93 @@ def test_a_metric_json_cannot_store_is_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(RegistryError, match="register event holds a value JSON cannot store"):
         reg.register(agent="ppo", version="v9", seed=0, metrics={"sharpe": float("nan")}, verdict=PASS)
     assert reg.path.read_bytes() == before
+
+
+def test_the_registration_event_records_the_artifact_hashes(tmp_path):
+    reg = _reg(tmp_path)
+    entry_id = _register(reg, seed=1)
+    (event,) = reg.events()
+    folder = versioned_artifact_path(event["artifact_path"], event["version"])
+    assert event["artifact_sha256"] == artifact_sha256(folder)
+    assert sorted(event["artifact_sha256"]) == ["seed_0.safetensors", "spec.json"]
+    assert reg.state().entries[entry_id].artifact_sha256 == event["artifact_sha256"]
+
+
+def test_an_artifact_is_registered_only_with_its_hashes_and_only_as_they_are(tmp_path):
+    reg = _reg(tmp_path)
+    filepath, digest = _artifact(reg)
+    args = dict(agent="ppo", version="2024-01-02T03.04.05.678Z", seed=0, metrics={}, verdict=PASS)
+    with pytest.raises(RegistryError, match="artifact_sha256"):
+        reg.register(**args, artifact_path=filepath)
+    other = {**digest, "spec.json": "0" * 64}
+    with pytest.raises(ArtifactError, match="spec.json' has SHA-256"):
+        reg.register(**args, artifact_path=filepath, artifact_sha256=other)
+    assert not reg.path.exists() or reg.events() == []
+
+
+@pytest.mark.parametrize("tamper", TAMPERS)
+@pytest.mark.parametrize("action", ["promote", "rollback", "load"])
+def test_an_edited_registered_artifact_is_refused(tmp_path, tamper, action):
+    reg = _reg(tmp_path)
+    old = _register(reg, version="v1", seed=0)
+    new = _register(reg, version="v2", seed=0)
+    reg.promote(old)
+    if action == "rollback":
+        reg.promote(new)
+    entry = reg.state().entries[old if action != "promote" else new]
+    folder = reg.artifact_folder(entry)
+    edit, name = TAMPERS[tamper]
+    edit(folder)
+    before = reg.path.read_bytes()
+    with pytest.raises(ArtifactError) as err:
+        {
+            "promote": lambda: reg.promote(new),
+            "rollback": lambda: reg.rollback(),
+            "load": lambda: reg.load_artifact(entry),
+        }[action]()
+    message = str(err.value)
+    assert str(folder / name) in message  # the file
+    assert entry.artifact_sha256[name] in message and artifact_sha256(folder)[name] in message  # both hashes
+    assert "Restore the artifact" in message and "retrain" in message  # the fix
+    assert reg.path.read_bytes() == before  # nothing was recorded
+
+
+def test_an_entry_registered_before_hashes_were_recorded_folds_but_is_never_used(tmp_path):
+    reg = _reg(tmp_path)
+    filepath, _ = _artifact(reg, version="v1")
+    legacy = {
+        "at": "2026-01-01T00:00:00+00:00",
+        "event": "register",
+        "entry_id": "ppo-v1-seed0",
+        "agent": "ppo",
+        "version": "v1",
+        "seed": 0,
+        "metrics": {},
+        "verdict": {"passed": True},
+        "artifact_path": filepath,
+    }
+    reg.path.parent.mkdir(parents=True, exist_ok=True)
+    reg.path.write_text(json.dumps(legacy) + "\n")
+    (entry,) = reg.list()
+    assert entry.status == CANDIDATE and entry.artifact_sha256 is None
+    for use in (lambda: reg.promote(entry.entry_id), lambda: reg.load_artifact(entry)):
+        with pytest.raises(
+            ArtifactError,
+            match="records no SHA-256.*registered before the registry recorded artifact hashes; retrain",
+        ):
+            use()
+
+
+@pytest.mark.parametrize("digest", [None, {}, "abc", {"spec.json": "not a hash"}])
+def test_a_champion_without_the_hashes_evaluation_checked_is_not_registered(tmp_path, digest):
+    champion = {
+        "agent": "ppo",
+        "seed": 0,
+        "policy_version": "v1",
+        "policy_filepath": "data/06_models/ppo_policy",
+    }
+    if digest is not None:
+        champion["policy_sha256"] = digest
+    with pytest.raises(RegistryError, match="policy_sha256|artifact_sha256"):
+        request = registration_request(champion, {"passed": True}, auto_promote=True)
+        _reg(tmp_path).apply_registration(request)

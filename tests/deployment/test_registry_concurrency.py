@@ -16,6 +16,7 @@ import random
 import pytest
 
 from reinforce_strategy_creator.deployment.registry import ModelRegistry, RegistryError
+from tests.support.artifacts import save_version
 
 N_PROCESSES, N_OPS, ROUNDS = 3, 40, 3
 # entry -> passed; failing entries are promoted with force (recorded)
@@ -24,6 +25,7 @@ ENTRIES = {"v1": True, "v2": False, "v3": True, "v4": False, "v5": True}
 
 def _setup(path) -> list[str]:
     reg = ModelRegistry(path)
+    filepath = path.parent / "ppo_policy"
     ids = [
         reg.register(
             agent="ppo",
@@ -31,7 +33,8 @@ def _setup(path) -> list[str]:
             seed=0,
             metrics={"sharpe": 1.0},
             verdict={"passed": passed},
-            artifact_path="data/06_models/ppo_policy",
+            artifact_path=str(filepath),
+            artifact_sha256=save_version(filepath, v),
         )
         for v, passed in ENTRIES.items()
     ]

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from reinforce_strategy_creator.artifacts import load_policy_bundle
+from reinforce_strategy_creator.artifacts import load_policy_bundle, read_digest_record
 from tests.support.project import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -69,7 +69,10 @@ def test_a_new_parameter_block_is_a_new_agent_end_to_end(tmp_path):
 
     versions = list((root / f"data/06_models/{NEW_AGENT}_policy").glob("*/"))
     assert len(versions) == 1, "the dataset factory training.{agent}.policy stored one versioned artifact"
-    bundle = load_policy_bundle(versions[0] / f"{NEW_AGENT}_policy")
+    artifact = versions[0] / f"{NEW_AGENT}_policy"
+    bundle = load_policy_bundle(
+        artifact, expected_sha256=read_digest_record(artifact), recorded_in="its digest record"
+    )
     assert bundle.spec["algorithm"] == "ppo" and bundle.spec["network"]["hidden_sizes"] == [32]
     history = pd.read_parquet(root / f"data/07_model_output/{NEW_AGENT}_training_history.parquet")
     assert sorted(history["seed"].unique()) == [0, 1]  # quick's common seeds

@@ -307,8 +307,8 @@ def test_artifact_round_trip_gives_identical_decisions(split, tmp_path):
     for algo, cfg, every in (("ppo", TINY_PPO, 4), ("dqn", dict(TINY_DQN, total_steps=512), 30)):
         results = train_portfolio_members(algo, cfg, train, val, ENV, [4, 5], num_envs=8, eval_every=every)
         bundle = portfolio_bundle(results, [4, 5], train, ENV)
-        save_policy_bundle(bundle, tmp_path / algo)
-        loaded = load_policy_bundle(tmp_path / algo)
+        digest = save_policy_bundle(bundle, tmp_path / algo)
+        loaded = load_policy_bundle(tmp_path / algo, expected_sha256=digest, recorded_in="the save")
         assert loaded.spec["kind"] == results[0].policy.spec["kind"]
         for seed, res in zip([4, 5], results, strict=True):
             pol = loaded.load_policy(seed)

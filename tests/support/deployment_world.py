@@ -170,11 +170,14 @@ class World:
         )
 
     def write_evaluation(self, version: str, passed: bool, agent: str = "ppo", sharpe: float = 1.0) -> None:
+        filepath = str(self.folder / f"{agent}_policy")
+        evaluated = PolicyArtifactDataset(filepath, version=Version(version, None)).load()  # checked
         champion = {
             "agent": agent,
             "seed": 0,
             "policy_version": version,
-            "policy_filepath": str(self.folder / f"{agent}_policy"),
+            "policy_filepath": filepath,
+            "policy_sha256": evaluated.sha256,
             "validation_metrics": {"sharpe": sharpe},
             "test_metrics": {"sharpe": sharpe / 2},
             "verdict_passed": passed,

@@ -40,10 +40,15 @@ def account_files(folder, split_runs: bool = False) -> dict[str, bytes] | None:
     ``split_runs``: the same bars were
     processed by other runs than the account compared with (killed and rerun, or fed bar by
     bar), so ``state.json`` is compared without ``session_first_bar``, the one field that records
-    where the newest run started; every other byte must still be equal."""
+    where the newest run started, and the uncommitted tails killed runs left, set aside by the
+    next run (``*.torn-*``), are left out; every other byte must still be equal."""
     if not Path(folder).exists():
         return None
-    files = {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.name != ".lock"}
+    files = {
+        p.name: p.read_bytes()
+        for p in sorted(Path(folder).iterdir())
+        if p.name != ".lock" and not (split_runs and ".torn-" in p.name)
+    }
     if split_runs and "state.json" in files:
         state = json.loads(files["state.json"])
         state.pop("session_first_bar")

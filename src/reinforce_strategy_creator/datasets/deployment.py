@@ -16,28 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
-from kedro.io.core import DatasetError, Version
+from kedro.io.core import DatasetError
 
 from ..deployment.registry import ModelRegistry
 from ..deployment.session import PRODUCTION, SHADOW, ProductionModel
 from ..deployment.state import AccountStore, StagedAccount
-from ..paths import display_path, project_root, resolve_in_project
+from ..errors import InputError
+from ..paths import display_path, project_root
 
 #: the committed logs a loaded account carries (feed checks, the report and its last session)
 HISTORY_LOGS = ("equity", "trades", "events")
 
 logger = logging.getLogger(__name__)
-
-
-def _resolve_artifact(artifact_path: str, registry_path: Path) -> Path:
-    """An artifact path as recorded (relative to the project root, like every catalog path).
-
-    Kedro hands datasets absolute paths, but the registry records the champion's path as the
-    catalog wrote it, relative to the project root. Resolve it from the project that holds the
-    registry (the nearest ancestor with a ``pyproject.toml``), not from the working directory,
-    so a notebook under ``notebooks/`` loads the same artifact as ``kedro run``.
-    """
-    return resolve_in_project(artifact_path, anchor=Path(registry_path).resolve().parent)
 
 
 class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
@@ -46,7 +36,8 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
     *load*: with ``select: production`` (default) the registry's production entry, with
     ``select: newest`` the most recently registered entry whatever its verdict (the shadow
     account's champion), resolved to its policy artifact (the version the evaluation recorded,
-    read through :class:`PolicyArtifactDataset`, so JSON + safetensors only), as a
+    loaded only after every file matches the SHA-256 the registry recorded at registration, JSON
+    + safetensors only), as a
     :class:`~reinforce_strategy_creator.deployment.session.ProductionModel` (``available`` is
     false when there is none). *save*: applies a registration request
     (``deployment.registry.registration_request``) idempotently; an absolute artifact path
@@ -69,8 +60,6 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
         self.metadata = metadata
 
     def load(self) -> ProductionModel:
-        from .policy_artifact import PolicyArtifactDataset
-
         registry = ModelRegistry(self._filepath)
         role = PRODUCTION if self._select == "production" else SHADOW
         entry = registry.production() if self._select == "production" else registry.newest()
@@ -88,17 +77,13 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
                 f"registry {where}: {what} {entry.entry_id} has no artifact path; register "
                 f"champions through the deployment pipeline (it records the artifact), or {fix}."
             )
-        artifact = PolicyArtifactDataset(
-            filepath=str(_resolve_artifact(entry.artifact_path, self._filepath)),
-            version=Version(entry.version, None),
-        )
         try:
-            bundle = artifact.load()
-        except DatasetError as exc:
+            bundle = registry.load_artifact(entry)
+        except InputError as exc:
             raise DatasetError(
                 f"registry {where}: {what} {entry.entry_id} points to "
-                f"{entry.artifact_path} version {entry.version}, which cannot be loaded ({exc}). "
-                f"Restore the artifact, or {fix}."
+                f"{entry.artifact_path} version {entry.version}, which cannot be used: {exc} "
+                f"Otherwise: {fix}."
             ) from exc
         return ProductionModel(
             entry.entry_id,

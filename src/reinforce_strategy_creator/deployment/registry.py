@@ -8,8 +8,10 @@ current state is :func:`fold` of the events.
 
 Why: the history is the only source of truth and is never rewritten, so an audit can always
 tell who promoted what and why. Every write reads, checks and appends under one ``flock``, so
-concurrent writers cannot leave a history that does not fold; a torn last line (a writer
-killed mid-append) was never acknowledged: it is ignored and truncated before the next append.
+concurrent writers cannot leave a history that does not fold. A last line without its newline
+counts when it is one complete event that folds (the next write adds the newline); otherwise it
+is torn (a writer killed mid-append): readers ignore it with a warning and the next write moves
+its bytes to ``<registry>.torn-<UTC timestamp>`` beside the file. No byte is ever deleted.
 Hand-written because MLflow or a database server are far heavier than one auditable text
 file. See docs/paper_trading.md ("State files").
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -26,10 +29,19 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..atomic_io import append_lines_durable, exclusive_lock
+from ..artifacts import (
+    SPEC_FILE,
+    PolicyBundle,
+    load_policy_bundle,
+    verify_artifact,
+    versioned_artifact_path,
+)
+from ..atomic_io import TORN_SUFFIX, append_lines_durable, exclusive_lock, set_aside_tail
 from ..candidates import ENSEMBLE_SEED
 from ..errors import InputError
 from ..paths import resolve_in_project
+
+logger = logging.getLogger(__name__)
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 _ID_PART = re.compile(r"^[A-Za-z0-9_.:\-]+$")
@@ -55,6 +67,9 @@ class RegistryEntry:
     registered_at: str
     status: str = CANDIDATE
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: the SHA-256 of each file of the artifact (``spec.json``, ``seed_<n>.safetensors``) at
+    #: registration; ``None`` in an entry registered before the registry recorded them
+    artifact_sha256: dict[str, str] | None = None
 
     @property
     def passed(self) -> bool:
@@ -87,11 +102,29 @@ class ModelRegistry:
 
     # -- reading -------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
+        """Every event of the history, oldest first. A last line without its newline counts when
+        it is one complete event that folds; otherwise it is torn: ignored, with a warning (the
+        next write moves it aside, see :meth:`_mend_tail`)."""
+        events, tail, kept = self._read()
+        if tail and not kept:
+            logger.warning(
+                "registry %s: its last %d byte(s) are not one complete event (a writer killed "
+                "mid-append, or a hand edit without its closing brace); they are ignored, and the "
+                "next registry write moves them to %s%s<UTC timestamp>.",
+                self.path,
+                len(tail),
+                self.path.name,
+                TORN_SUFFIX,
+            )
+        return events
+
+    def _read(self) -> tuple[list[dict[str, Any]], bytes, bool]:
+        """``(events, tail, kept)``: the history's events, the bytes after its last newline
+        (``b""`` when the file ends in one) and whether those bytes are one complete event
+        that folds (then it is the last of ``events``)."""
         if not self.path.exists():
-            return []
-        raw = self.path.read_bytes()
-        lines = raw.split(b"\n")
-        complete, tail = lines[:-1], lines[-1]  # tail is b"" when the file ends in a newline
+            return [], b"", False
+        *complete, tail = self.path.read_bytes().split(b"\n")
         out = []
         for lineno, line in enumerate(complete, start=1):
             if not line.strip():
@@ -103,8 +136,25 @@ class ModelRegistry:
                     f"{self.path}: line {lineno} is not valid JSON ({exc}). The history is "
                     "corrupted before its end; restore it from backup (never edit past lines)."
                 ) from exc
-        del tail  # a torn last line (killed mid-append) was never acknowledged: ignored
-        return out
+        last = self._complete_event(out, tail) if tail else None
+        if last is not None:
+            out.append(last)
+        return out, tail, last is not None
+
+    def _complete_event(self, history: list[dict[str, Any]], tail: bytes) -> dict[str, Any] | None:
+        """``tail`` as an event when it is one JSON object that folds after ``history``."""
+        try:
+            event = json.loads(tail)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if not isinstance(event, dict):
+            return None
+        state = fold(history, source=str(self.path))
+        try:
+            apply_event(state, event, len(history) + 1, source=str(self.path))
+        except RegistryError:
+            return None
+        return event
 
     def state(self) -> RegistryState:
         return fold(self.events(), source=str(self.path))
@@ -139,13 +189,7 @@ class ModelRegistry:
         events to append (possibly none). Returns the events as appended (with ``at``)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
-            if self.path.exists():
-                data = self.path.read_bytes()
-                if data and not data.endswith(b"\n"):  # torn line from a killed writer
-                    with open(self.path, "r+b") as fh:
-                        fh.truncate(data.rfind(b"\n") + 1)
-                        fh.flush()
-                        os.fsync(fh.fileno())
+            self._mend_tail()
             history = self.events()
             new = build(fold(history, source=str(self.path)))
             if not new:
@@ -164,6 +208,25 @@ class ModelRegistry:
             append_lines_durable(self.path, lines)  # one write: all the events or (torn) none
         return new
 
+    def _mend_tail(self) -> None:
+        """Make the history end in a newline before an append (under the writer lock): a complete
+        last event gets its missing newline; a torn one is moved to ``<name>.torn-<UTC
+        timestamp>`` beside the registry, with a warning. No byte is ever deleted."""
+        _, tail, kept = self._read()
+        if not tail:
+            return
+        if kept:
+            with open(self.path, "ab") as fh:
+                fh.write(b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            return
+        set_aside_tail(
+            self.path,
+            self.path.stat().st_size - len(tail),
+            "the last line is not one complete event (a writer killed mid-append, or a hand edit)",
+        )
+
     def register(
         self,
         *,
@@ -173,13 +236,18 @@ class ModelRegistry:
         metrics: Mapping[str, Any],
         verdict: Mapping[str, Any],
         artifact_path: str | None = None,
+        artifact_sha256: Mapping[str, str] | None = None,
     ) -> str:
-        """Register an evaluated champion as a candidate; returns its entry id."""
-        event = _register_event(agent, version, seed, metrics, verdict, artifact_path)
+        """Register an evaluated champion as a candidate; returns its entry id. With an
+        ``artifact_path`` (the catalog folder of the versioned artifact), ``artifact_sha256`` is
+        its digest as evaluation checked it (``artifact_sha256`` of the artifacts module); the
+        files on disk are checked against it before it is recorded."""
+        event = _register_event(agent, version, seed, metrics, verdict, artifact_path, artifact_sha256)
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
             if event["entry_id"] in st.entries:
                 raise RegistryError(f"registry {self.path}: {event['entry_id']} is already registered.")
+            self.check_artifact(_entry_from_event(event))
             return [event]
 
         self._transact(build)
@@ -199,7 +267,9 @@ class ModelRegistry:
         by = actor or _actor()
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
-            return [_promote_event(st, entry_id, force=force, reason=reason, by=by, path=self.path)]
+            event = _promote_event(st, entry_id, force=force, reason=reason, by=by, path=self.path)
+            self.check_artifact(st.entries[entry_id])
+            return [event]
 
         return self._transact(build)[0]
 
@@ -215,6 +285,7 @@ class ModelRegistry:
                     f"registry: {st.production} is the only production version so far; there "
                     "is no previous version to roll back to."
                 )
+            self.check_artifact(st.entries[st.production_stack[-2]])
             return [
                 {
                     "event": "rollback",
@@ -236,6 +307,57 @@ class ModelRegistry:
         anchor = self.path.resolve().parent
         return os.path.normpath(resolve_in_project(a, anchor)) == os.path.normpath(
             resolve_in_project(b, anchor)
+        )
+
+    def artifact_folder(self, entry: RegistryEntry) -> Path:
+        """The folder of ``entry``'s artifact: version ``entry.version`` of the catalog folder
+        ``entry.artifact_path``. A relative path is resolved from the project holding the registry
+        (the nearest ancestor with a ``pyproject.toml``), not from the working directory, so a
+        notebook under ``notebooks/`` loads the same artifact as ``kedro run``."""
+        if not entry.artifact_path:
+            raise RegistryError(f"registry {self.path}: {entry.entry_id} has no artifact path.")
+        anchor = self.path.resolve().parent
+        return versioned_artifact_path(resolve_in_project(entry.artifact_path, anchor), entry.version)
+
+    def check_artifact(self, entry: RegistryEntry) -> None:
+        """Check ``entry``'s artifact files against the SHA-256 recorded at its registration
+        (nothing to check for an entry without an artifact path). :class:`ArtifactError` naming
+        the file, both hashes and the fix; an entry registered without hashes is refused too."""
+        if not entry.artifact_path:
+            return
+        verify_artifact(
+            self.artifact_folder(entry),
+            entry.artifact_sha256,
+            recorded_in=self._recorded_in(entry),
+            fix=self._artifact_fix(entry),
+        )
+
+    def load_artifact(self, entry: RegistryEntry) -> PolicyBundle:
+        """``entry``'s policy, loaded only after its files match the SHA-256 recorded at its
+        registration (:meth:`check_artifact`); JSON and safetensors only."""
+        bundle = load_policy_bundle(
+            self.artifact_folder(entry),
+            version=entry.version,
+            expected_sha256=entry.artifact_sha256,
+            recorded_in=self._recorded_in(entry),
+            fix=self._artifact_fix(entry),
+        )
+        bundle.filepath = entry.artifact_path
+        return bundle
+
+    def _recorded_in(self, entry: RegistryEntry) -> str:
+        return f"the registry '{self.path}' (entry {entry.entry_id})"
+
+    def _artifact_fix(self, entry: RegistryEntry) -> str:
+        if not entry.artifact_sha256:
+            return (
+                f"{entry.entry_id} was registered before the registry recorded artifact hashes; "
+                "retrain and re-run evaluation and deployment to register a new version "
+                "(kedro run), then promote that one."
+            )
+        return (
+            f"Restore the artifact of {entry.entry_id} from backup, or retrain and register a new "
+            "version (kedro run); never edit a registered artifact."
         )
 
     def record_gate_decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,6 +400,7 @@ class ModelRegistry:
             reg["metrics"],
             reg["verdict"],
             reg.get("artifact_path"),
+            reg.get("artifact_sha256"),
         )
         entry_id = event["entry_id"]
         auto = bool(request.get("auto_promote"))
@@ -290,15 +413,18 @@ class ModelRegistry:
                     existing.metrics == event["metrics"]
                     and existing.verdict == event["verdict"]
                     and self._same_artifact(existing.artifact_path, event["artifact_path"])
+                    and existing.artifact_sha256 == event["artifact_sha256"]
                 )
                 if not same:
                     raise RegistryError(
                         f"registry {self.path}: {entry_id} is already registered with other metrics, "
-                        "verdict or artifact path. An artifact version is evaluated once; retrain to get "
-                        "a new version, or inspect `kedro models list --json`."
+                        "verdict, artifact path or artifact SHA-256. An artifact version is evaluated "
+                        "and registered once; retrain to get a new version, or inspect "
+                        "`kedro models list --json`."
                     )
                 outcome.update(action="already_registered", entry_id=entry_id, production=st.production)
                 return []
+            self.check_artifact(_entry_from_event(event))
             events = [event]
             outcome.update(action="registered", entry_id=entry_id, promoted=False, production=st.production)
             if auto and event["verdict"]["passed"]:
@@ -324,7 +450,13 @@ class ModelRegistry:
 
 
 def _register_event(
-    agent: Any, version: Any, seed: Any, metrics: Any, verdict: Any, artifact_path: Any
+    agent: Any,
+    version: Any,
+    seed: Any,
+    metrics: Any,
+    verdict: Any,
+    artifact_path: Any,
+    artifact_sha256: Any = None,
 ) -> dict[str, Any]:
     for name, value in (("agent", agent), ("version", version)):
         if not isinstance(value, str) or not _ID_PART.match(value):
@@ -339,6 +471,8 @@ def _register_event(
             "registry: verdict must be a dict with a boolean 'passed' (the evaluation "
             f"stage's decision), got {verdict!r}."
         )
+    if artifact_path is not None or artifact_sha256 is not None:
+        _check_digest(artifact_sha256, artifact_path)
     return {
         "event": "register",
         "entry_id": make_entry_id(agent, version, seed),
@@ -348,7 +482,30 @@ def _register_event(
         "metrics": dict(metrics or {}),
         "verdict": dict(verdict),
         "artifact_path": artifact_path,
+        "artifact_sha256": None if artifact_sha256 is None else dict(artifact_sha256),
     }
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_digest(digest: Any, artifact_path: Any) -> None:
+    """A registration's artifact digest: ``{file name: SHA-256 hex}`` with ``spec.json`` and at
+    least one weight file, given with the artifact path it belongs to."""
+    how = (
+        "register an artifact with artifact_sha256 = {file name: SHA-256 hex} of every file of its "
+        "folder (spec.json and each seed_<n>.safetensors), as evaluation records it in the "
+        "champion's policy_sha256"
+    )
+    if artifact_path is None:
+        raise RegistryError(f"registry: artifact_sha256 was given without an artifact_path; {how}.")
+    if (
+        not isinstance(digest, Mapping)
+        or SPEC_FILE not in digest
+        or len(digest) < 2
+        or not all(isinstance(k, str) and isinstance(v, str) and _SHA256.match(v) for k, v in digest.items())
+    ):
+        raise RegistryError(f"registry: artifact {artifact_path} has artifact_sha256={digest!r}; {how}.")
 
 
 def _promote_event(
@@ -594,6 +751,7 @@ def _entry_from_event(ev: Mapping[str, Any]) -> RegistryEntry:
         artifact_path=ev.get("artifact_path"),
         registered_at=ev.get("at", ""),
         history=[ev],
+        artifact_sha256=ev.get("artifact_sha256"),
     )
 
 
@@ -614,12 +772,14 @@ def registration_request(
     if champion is None or not champion:
         return {"register": None, "auto_promote": False, "reason": "evaluation produced no champion"}
     missing = [
-        k for k in ("agent", "seed", "policy_version", "policy_filepath") if champion.get(k) in (None, "")
+        k
+        for k in ("agent", "seed", "policy_version", "policy_filepath", "policy_sha256")
+        if champion.get(k) in (None, "", {})
     ]
     if missing:
         raise RegistryError(
             f"champion (data/07_model_output/champion.json) lacks {missing}; re-run the "
-            "evaluation pipeline (it records the evaluated artifact version and path)."
+            "evaluation pipeline (it records the evaluated artifact's version, path and SHA-256)."
         )
     metrics: dict[str, Any] = {}
     for split in ("validation", "test"):
@@ -635,6 +795,7 @@ def registration_request(
             "metrics": metrics,
             "verdict": {"passed": passed, "rules": dict(verdict.get("rules") or {})},
             "artifact_path": str(champion["policy_filepath"]),
+            "artifact_sha256": champion["policy_sha256"],
         },
         "auto_promote": bool(auto_promote),
     }

@@ -7,10 +7,12 @@ its in-memory stand-in, which a Kedro node trades into and the dataset publishes
 
 Why: ``state.json`` is the single commit point (the bar's log lines are appended with fsync
 first, then the state, which records each log's committed length, is replaced atomically), so
-a process killed at any moment leaves every bar done exactly once. Hand-written because no
-maintained library offers a small, dependency-free, append-only, crash-consistent journal.
-Files, protocol and granularity: docs/paper_trading.md ("State files", "Crash safety",
-"Share granularity").
+a process killed at any moment leaves every bar done exactly once. Log bytes past the committed
+length (a run killed before its commit) are ignored by readers and moved to
+``<log>.jsonl.torn-<UTC timestamp>`` by the next writer, with a warning; none is deleted.
+Hand-written because no maintained library offers a small, dependency-free, append-only,
+crash-consistent journal. Files, protocol and granularity: docs/paper_trading.md ("State
+files", "Crash safety", "Share granularity").
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..atomic_io import (
     exclusive_lock,
     fsync_dir,
     remove_stale_temps,
+    set_aside_tail,
 )
 from ..env.execution import GRANULARITIES
 from ..errors import InputError
@@ -258,6 +261,7 @@ class AccountStore:
         for name in LOG_NAMES:  # leftovers of a run killed before its first commit
             path = self.log_path(name)
             if path.exists():
+                set_aside_tail(path, 0, "log lines of a run killed before the account's first commit")
                 path.unlink()
         state = dataclasses.replace(state, generation=0, log_sizes=dict.fromkeys(LOG_NAMES, 0))
         atomic_write_json(self.state_path, state.to_dict())
@@ -295,11 +299,10 @@ class AccountStore:
             path = self.log_path(name)
             committed = on_disk.log_sizes.get(name, 0)
             if path.exists() and path.stat().st_size > committed:
-                # Uncommitted tail of a run killed mid-bar: discard it before appending.
-                with open(path, "r+b") as fh:
-                    fh.truncate(committed)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                # Uncommitted tail of a run killed mid-bar: set aside before appending.
+                set_aside_tail(
+                    path, committed, "uncommitted log lines of a run killed before its state.json commit"
+                )
             lines = [json.dumps(r, sort_keys=True, allow_nan=False) for r in records.get(name, [])]
             if lines or not path.exists():
                 sizes[name] = append_lines_durable(path, lines)

@@ -223,6 +223,7 @@ def champion_and_verdict(
     policy_versions: Mapping[str, str | None],
     *,
     policy_filepaths: Mapping[str, str | None],
+    policy_sha256: Mapping[str, Mapping[str, str] | None] | None = None,
     histories: Mapping[str, pd.DataFrame],
     earlier_decisions: list,
     window: Mapping[str, str],
@@ -259,7 +260,13 @@ def champion_and_verdict(
             config=config,
         )
     champion = _champion_document(
-        sel, test_record, bool(verdict["passed"]), params, policy_versions, policy_filepaths
+        sel,
+        test_record,
+        bool(verdict["passed"]),
+        params,
+        policy_versions,
+        policy_filepaths,
+        policy_sha256 or {},
     )
     verdict = {
         **verdict,
@@ -336,6 +343,10 @@ def _no_champion(
     return verdict, decision
 
 
+def _digest(digest: Mapping[str, str] | None) -> dict[str, str] | None:
+    return None if digest is None else dict(digest)
+
+
 def _champion_document(
     sel: Mapping,
     test_record: Mapping | None,
@@ -343,8 +354,10 @@ def _champion_document(
     params: EvaluationParams,
     policy_versions: Mapping[str, str | None],
     policy_filepaths: Mapping[str, str | None],
+    policy_sha256: Mapping[str, Mapping[str, str] | None],
 ) -> dict:
-    """The contract's ``champion.json``: who, which artifact, and its validation and test figures."""
+    """The contract's ``champion.json``: who, which artifact (and the SHA-256 of its files as they
+    were checked when evaluation loaded it), and its validation and test figures."""
     agent, strip = sel["agent"], set(ID_COLUMNS)
     return {
         "agent": agent,
@@ -353,6 +366,7 @@ def _champion_document(
         "member": None if agent is None else seed_label(sel["seed"]),
         "policy_version": policy_versions.get(agent) if agent else None,
         "policy_filepath": policy_filepaths.get(agent) if agent else None,
+        "policy_sha256": _digest(policy_sha256.get(agent)) if agent else None,
         "validation_metrics": {k: v for k, v in (sel["validation"] or {}).items() if k not in strip} or None,
         "test_metrics": {k: v for k, v in (test_record or {}).items() if k not in strip} or None,
         "verdict_passed": passed,

@@ -8,8 +8,9 @@ data slices and windows are unchanged, keep their keys whatever their names beco
 
 A stored fold is its policies (the same JSON + safetensors artifact as training writes: loading
 one cannot run code), training histories and validation records as Parquet, and its choices as
-JSON. A store is written to a temporary folder and renamed into place, so a crash leaves no
-half-written entry.
+JSON (``fold.json``, which also records each policy's digest: a policy is checked against it
+before it is used, and one that was changed is refused). A store is written to a temporary
+folder and renamed into place, so a crash leaves no half-written entry.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ class FoldCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.folder))
         try:
+            digests = {}
             for agent, bundle in result.bundles.items():
-                save_policy_bundle(bundle, tmp / f"{agent}.policy")
+                digests[agent] = save_policy_bundle(bundle, tmp / f"{agent}.policy")
                 result.histories[agent].to_parquet(tmp / f"{agent}.history.parquet")
             result.validation.to_parquet(tmp / "validation.parquet")
             doc = {
@@ -98,6 +100,7 @@ class FoldCache:
                 "champion": result.champion,
                 "best_seed": result.best_seed,
                 "scaler": result.tables.scaler,
+                "policy_sha256": digests,
             }
             (tmp / "fold.json").write_text(json.dumps(doc, indent=1, default=str))
             final = self.path(key)
@@ -114,9 +117,20 @@ class FoldCache:
         if key not in self:
             return None
         path = self.path(key)
-        doc = json.loads((path / "fold.json").read_text())
+        record = path / "fold.json"
+        doc = json.loads(record.read_text())
+        digests = doc.get("policy_sha256") or {}
+        fix = f"Delete the stored fold '{path}' so that the next run retrains it."
         return {
-            "bundles": {a: load_policy_bundle(path / f"{a}.policy") for a in doc["agents"]},
+            "bundles": {
+                a: load_policy_bundle(
+                    path / f"{a}.policy",
+                    expected_sha256=digests.get(a),
+                    recorded_in=f"the fold record '{record}'",
+                    fix=fix,
+                )
+                for a in doc["agents"]
+            },
             "histories": {a: pd.read_parquet(path / f"{a}.history.parquet") for a in doc["agents"]},
             "validation": pd.read_parquet(path / "validation.parquet"),
             "champion": doc["champion"],

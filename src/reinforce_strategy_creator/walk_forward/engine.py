@@ -475,7 +475,8 @@ def deployment_champion(
     deployment: FoldResult, verdict: Mapping[str, Any], policy: Any, evaluation: EvaluationParams
 ) -> dict[str, Any]:
     """The ``champion`` document (docs/contracts.md) of the deployment fold's champion: chosen on
-    the deployment fold's validation window, stored as ``policy`` (a loaded, versioned artifact),
+    the deployment fold's validation window, stored as ``policy`` (a loaded, versioned artifact,
+    whose checked digest the champion carries to the registry),
     and judged by the procedure's stitched record (``verdict``): the procedure that chose it is
     what the walk-forward tested."""
     sel = deployment.champion
@@ -491,6 +492,7 @@ def deployment_champion(
             "member": seed_label(sel["seed"]),
             "policy_version": getattr(policy, "version", None),
             "policy_filepath": getattr(policy, "filepath", None),
+            "policy_sha256": getattr(policy, "sha256", None),
             "validation_metrics": val or None,
             "test_metrics": dict(verdict.get("procedure") or {}) or None,
             "verdict_passed": passed,

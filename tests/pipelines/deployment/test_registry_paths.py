@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
+from safetensors.torch import load_file
 
-from reinforce_strategy_creator.artifacts import PolicyBundle, save_policy_bundle
 from reinforce_strategy_creator.datasets.deployment import ModelRegistryDataset
 from reinforce_strategy_creator.deployment.registry import ModelRegistry
+from tests.support.artifacts import save_version
 
 VERSION = "2026-01-01T00.00.00.000Z"
 
@@ -15,16 +16,8 @@ def test_relative_artifact_path_resolves_from_the_project_not_the_cwd(tmp_path, 
     project = tmp_path / "project"
     (project / "notebooks").mkdir(parents=True)
     (project / "pyproject.toml").write_text("[tool.kedro]\n")
-    spec = {
-        "algorithm": "ppo",
-        "network": {},
-        "feature_names": ["feat_a"],
-        "window": 2,
-        "positions": [0.0, 1.0],
-        "seeds": [0],
-    }
-    bundle = PolicyBundle(spec=spec, state_dicts={0: {"w": torch.arange(3.0)}})
-    save_policy_bundle(bundle, project / "data/06_models/ppo_policy" / VERSION / "ppo_policy")
+    digest = save_version(project / "data/06_models/ppo_policy", VERSION)
+    saved = load_file(str(project / "data/06_models/ppo_policy" / VERSION / "ppo_policy/seed_0.safetensors"))
 
     registry_path = project / "data/07_model_output/registry.jsonl"
     registry = ModelRegistry(registry_path)
@@ -35,13 +28,15 @@ def test_relative_artifact_path_resolves_from_the_project_not_the_cwd(tmp_path, 
         metrics={"validation_sharpe": 1.0},
         verdict={"passed": True, "rules": {}},
         artifact_path="data/06_models/ppo_policy",
+        artifact_sha256=digest,
     )
     registry.promote(entry_id)
 
     monkeypatch.chdir(project / "notebooks")  # where a notebook kernel starts
     production = ModelRegistryDataset(str(registry_path)).load()
-    assert production.available
-    assert torch.equal(production.bundle.state_dicts[0]["w"], torch.arange(3.0))
+    assert production.available and production.bundle.sha256 == digest
+    for name, tensor in saved.items():
+        assert torch.equal(production.bundle.state_dicts[0][name], tensor)
 
 
 def test_reports_and_registry_stay_true_when_the_project_moves(_template, tmp_path):

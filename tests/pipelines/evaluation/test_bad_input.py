@@ -50,8 +50,8 @@ def _drop_checksums(folder):
 @pytest.mark.parametrize(
     "corrupt, what",
     [
-        (lambda f: (f / "spec.json").write_text("{not json"), "not valid JSON"),
-        (lambda f: (f / "spec.json").write_text("[1, 2]"), "not a JSON object"),
+        (lambda f: (f / "spec.json").write_text("{not json"), "spec.json' has SHA-256"),
+        (lambda f: (f / "spec.json").write_text("[1, 2]"), "spec.json' has SHA-256"),
         (lambda f: os.remove(f / "seed_1.safetensors"), "seed_1.safetensors"),
         (lambda f: (f / "seed_0.safetensors").write_bytes(b"\x00" * 64), "SHA-256"),
         (lambda f: (_drop_checksums(f), (f / "seed_0.safetensors").write_bytes(b"\x00" * 64)), "safetensors"),

@@ -69,6 +69,7 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
         "seed",
         "policy_version",
         "policy_filepath",
+        "policy_sha256",
         "validation_metrics",
         "test_metrics",
         "verdict_passed",
@@ -77,6 +78,7 @@ def test_outputs_written_and_well_formed(run, model_inputs, env_params, _eval_pa
     assert champion["agent"] in AGENTS and champion["verdict_passed"] == verdict["passed"]
     assert champion["policy_version"] == f"2024-01-01T00.00.00.000Z-{champion['agent']}"
     assert champion["policy_filepath"] is None  # in-memory bundles have no catalog folder
+    assert champion["policy_sha256"] is None  # nor files to hash
     assert set(verdict["rules"]) == {"min_sharpe", "max_drawdown", "min_psr", "beats_buy_and_hold"}
     assert all({"value", "threshold", "passed"} <= set(r) for r in verdict["rules"].values())
     assert len(verdict["candidates_on_validation"]) == 3 * 2 + 3  # agent × seed and each seed ensemble

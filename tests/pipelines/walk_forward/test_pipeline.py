@@ -8,6 +8,7 @@ import re
 import pandas as pd
 import pytest
 
+from reinforce_strategy_creator.artifacts import artifact_sha256, versioned_artifact_path
 from reinforce_strategy_creator.pipelines.walk_forward import create_pipeline
 from reinforce_strategy_creator.pipelines.walk_forward.pipeline import deployment_inputs, fold_names
 from tests.support.project import catalog_config, copy_project, kedro
@@ -105,6 +106,11 @@ def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_ch
     assert champion["fold"]["validation"]["start"].startswith("2017-01")
     assert champion["fold"]["train"]["end"].startswith("2016-12")
     assert champion["policy_filepath"] == "data/06_models/walk_forward_policy"
+    stored = versioned_artifact_path(root / champion["policy_filepath"], champion["policy_version"])
+    assert champion["policy_sha256"] == artifact_sha256(stored)  # checked at load, then registered
+    history = [json.loads(line) for line in (root / "data/07_model_output/registry.jsonl").open()]
+    (registered,) = [e for e in history if e["event"] == "register"]
+    assert registered["artifact_sha256"] == champion["policy_sha256"]
     scaler = json.loads((root / "data/05_model_input/feature_scaler.json").read_text())
     assert scaler["fit_end"].startswith("2016-12")  # the deployment fold's own training rows
     status = json.loads((root / "data/08_reporting/paper_status.json").read_text())

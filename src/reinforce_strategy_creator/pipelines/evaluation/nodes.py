@@ -42,7 +42,8 @@ def prepare_setup(
     parameters: dict,
     **policies: Any,
 ) -> dict[str, Any]:
-    """Record the common trading setup, the agents, their seeds, artifact versions and folders, the
+    """Record the common trading setup, the agents, their seeds, artifact versions, folders and
+    digests (the SHA-256 of each artifact file, as checked when the artifact was loaded), the
     run's provenance (scaler, feature-spec and training-data fingerprints) and the configuration
     fingerprint. Every policy must carry this run's provenance: a foreign artifact fails here,
     before any replay."""
@@ -54,7 +55,7 @@ def prepare_setup(
     provenance = run_provenance(
         feature_scaler, FeatureParams.parse(feature_engineering).features, model_input_train
     )
-    seeds, versions, folders, train = {}, {}, {}, {}
+    seeds, versions, folders, digests, train = {}, {}, {}, {}, {}
     for agent, bundle in sorted(policies.items()):
         if not hasattr(bundle, "seeds") or not hasattr(bundle, "spec"):
             raise EvaluationInputError(
@@ -64,6 +65,7 @@ def prepare_setup(
         check_provenance(agent, bundle, provenance)
         seeds[agent], versions[agent] = list(bundle.seeds), bundle.version
         folders[agent] = getattr(bundle, "filepath", None)
+        digests[agent] = getattr(bundle, "sha256", None)
         train[agent] = {"start": bundle.spec.get("train_start"), "end": bundle.spec.get("train_end")}
     return {
         "environment": config.to_params(),
@@ -73,6 +75,7 @@ def prepare_setup(
         "seeds": seeds,
         "policy_versions": versions,
         "policy_filepaths": folders,
+        "policy_sha256": digests,
         "train_periods": train,
         "provenance": provenance,
         "config_sha256": config_sha256(parameters),
@@ -158,6 +161,7 @@ def select_champion(
         _params(setup),
         setup["policy_versions"],
         policy_filepaths=setup.get("policy_filepaths", {}),
+        policy_sha256=setup.get("policy_sha256", {}),
         histories=histories,
         earlier_decisions=list(gate_decisions or []),
         window=window,
