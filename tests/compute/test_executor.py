@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
+import uuid
 
 import pytest
 import torch
@@ -23,6 +24,7 @@ from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.compute import ComputeParams
 from reinforce_strategy_creator.training import train_agent, train_seeds_job
 from tests.support.compute import (
+    Counted,
     always_die,
     assert_same_bundle,
     assert_same_history,
@@ -44,13 +46,20 @@ def test_sequential_map_keeps_order_and_passes_shared():
 
 
 def test_processes_run_in_other_processes_in_order_with_shared_sent(pool):
-    out = pool.map(echo, list(range(7)), {"x": [1, 2]}, progress=False)
+    shared = Counted(uuid.uuid4().hex, {"x": [1, 2]})
+    out = pool.map(echo, list(range(7)), shared, progress=False)
+    workers = pool.worker_pids
     assert [o["payload"] for o in out] == list(range(7))
-    assert all(o["shared"] == {"x": [1, 2]} for o in out)
-    assert os.getpid() not in {o["pid"] for o in out}
-    # the pool is reused by the next map, with that map's shared data
+    assert all(o["shared"] == shared for o in out)
+    # the jobs ran in the pool's processes, not in the driver; which worker ran which job is the
+    # scheduler's choice (one worker may run them all)
+    assert os.getpid() not in workers and {o["pid"] for o in out} <= workers
+    # each worker loaded the map's shared data once, not once per job
+    assert [o["unpickled"] for o in out] == [1] * 7
+    # the pool and its processes are reused by the next map, with that map's shared data
     again = pool.map(echo, [0], "other", progress=False)
-    assert again[0]["shared"] == "other" and again[0]["pid"] in {o["pid"] for o in out}
+    assert again[0]["shared"] == "other"
+    assert pool.worker_pids == workers and again[0]["pid"] in workers
 
 
 def test_a_jobs_own_error_is_the_original_error_not_retried(pool, tmp_path):

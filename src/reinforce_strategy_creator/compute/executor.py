@@ -237,11 +237,21 @@ class ProcessExecutor(Executor):
             )
         return self.pool
 
+    def _processes(self) -> dict[int, Any]:
+        """The current pool's worker processes by pid (none before the first map)."""
+        return dict(getattr(self.pool, "_processes", None) or {})
+
+    @property
+    def worker_pids(self) -> frozenset[int]:
+        """The pids of the current pool's worker processes: the processes that run this
+        executor's maps until one dies (then a new pool replaces them) or the executor closes."""
+        return frozenset(self._processes())
+
     def _drop_pool(self) -> None:
         """Stop the pool's workers now (a job still running is abandoned: after a job's error, an
         interrupt or at close nothing waits for it) and forget the pool."""
         if self.pool is not None:
-            for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
+            for proc in self._processes().values():
                 with contextlib.suppress(Exception):
                     proc.terminate()
             self.pool.shutdown(wait=True, cancel_futures=True)
