@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import time
 import uuid
 
@@ -13,6 +14,7 @@ import torch
 from reinforce_strategy_creator.agents import TrainingDivergedError
 from reinforce_strategy_creator.compute import (
     ComputeConnectionError,
+    DaskExecutor,
     WorkerDiedError,
     close_shared_executors,
     open_executor,
@@ -108,14 +110,42 @@ def test_a_worker_that_always_dies_stops_after_the_retries():
             ex.map(always_die, [0], progress=False)
 
 
-def test_an_unreachable_scheduler_is_a_clear_input_error_quickly():
+@pytest.fixture
+def free_port() -> int:
+    """A local TCP port where nothing listens (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_refused_scheduler_address_is_a_clear_input_error_at_once(free_port):
+    pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{free_port}"
     t0 = time.perf_counter()
     with pytest.raises(ComputeConnectionError) as info:
-        open_executor({"backend": "dask", "address": "tcp://127.0.0.1:9", "connect_timeout_s": 1})
-    assert time.perf_counter() - t0 < 15
+        open_executor({"backend": "dask", "address": address})  # connect_timeout_s: 10
+    assert time.perf_counter() - t0 < 2
     assert isinstance(info.value, InputError)
     msg = str(info.value)
-    assert "compute.address" in msg and "tcp://127.0.0.1:9" in msg and "dask scheduler" in msg
+    assert "compute.address" in msg and address in msg and "connection refused" in msg
+    assert "dask scheduler" in msg
+
+
+def test_a_listening_address_is_left_to_the_dask_client_with_the_whole_timeout():
+    pytest.importorskip("distributed")
+    calls = []
+
+    def slow_scheduler(address, timeout):  # the client's own wait, without waiting it here
+        calls.append((address, timeout))
+        raise OSError(f"Timed out trying to connect to {address} after {timeout}")
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        params = ComputeParams(backend="dask", address=f"tcp://127.0.0.1:{listening.getsockname()[1]}")
+        with pytest.raises(ComputeConnectionError, match=r"no Dask scheduler answered .* within 10 s"):
+            DaskExecutor._connect(slow_scheduler, params)
+    assert calls == [(params.address, "10s")]
 
 
 def test_an_address_needs_the_dask_backend():
