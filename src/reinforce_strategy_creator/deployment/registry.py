@@ -43,6 +43,16 @@ class PromotionRefused(RegistryError):
     """Promotion of an entry whose verdict did not pass, without ``force``."""
 
 
+#: What the ``test_*`` metrics of an entry are, by the split that decided its verdict
+#: (``scored_on["split"]``), as ``(name, metric key prefix)``: under walk-forward the champion's
+#: test figures are the procedure's stitched record (each fold's champion trading its own test
+#: window), not a test of the registered model itself.
+RECORDS = {
+    "test": ("test", "test_"),
+    "walk_forward": ("procedure stitched", "procedure_stitched_"),
+}
+
+
 @dataclass
 class RegistryEntry:
     entry_id: str
@@ -55,10 +65,27 @@ class RegistryEntry:
     registered_at: str
     status: str = CANDIDATE
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: What decided the verdict: ``{"split": "test" | "walk_forward", "start", "end", "n_bars",
+    #: "what"}``; None for an entry registered before it was recorded.
+    scored_on: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
         return bool(self.verdict.get("passed", False))
+
+    @property
+    def record(self) -> tuple[str, str]:
+        """``(name, metric key prefix)`` of what the recorded ``test_*`` metrics are
+        (:data:`RECORDS`); an entry without ``scored_on`` keeps the names it was recorded with."""
+        return RECORDS.get((self.scored_on or {}).get("split"), RECORDS["test"])
+
+    def reported_metrics(self) -> dict[str, Any]:
+        """The metrics named for what they are: ``test_*`` become ``procedure_stitched_*`` for an
+        entry decided on the walk-forward procedure's stitched record."""
+        prefix = self.record[1]
+        return {
+            (prefix + k[len("test_") :] if k.startswith("test_") else k): v for k, v in self.metrics.items()
+        }
 
 
 @dataclass
@@ -173,9 +200,11 @@ class ModelRegistry:
         metrics: Mapping[str, Any],
         verdict: Mapping[str, Any],
         artifact_path: str | None = None,
+        scored_on: Mapping[str, Any] | None = None,
     ) -> str:
-        """Register an evaluated champion as a candidate; returns its entry id."""
-        event = _register_event(agent, version, seed, metrics, verdict, artifact_path)
+        """Register an evaluated champion as a candidate; returns its entry id. ``scored_on``:
+        what decided the verdict (:attr:`RegistryEntry.scored_on`)."""
+        event = _register_event(agent, version, seed, metrics, verdict, artifact_path, scored_on)
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
             if event["entry_id"] in st.entries:
@@ -278,6 +307,7 @@ class ModelRegistry:
             reg["metrics"],
             reg["verdict"],
             reg.get("artifact_path"),
+            reg.get("scored_on"),
         )
         entry_id = event["entry_id"]
         auto = bool(request.get("auto_promote"))
@@ -324,7 +354,7 @@ class ModelRegistry:
 
 
 def _register_event(
-    agent: Any, version: Any, seed: Any, metrics: Any, verdict: Any, artifact_path: Any
+    agent: Any, version: Any, seed: Any, metrics: Any, verdict: Any, artifact_path: Any, scored_on: Any = None
 ) -> dict[str, Any]:
     for name, value in (("agent", agent), ("version", version)):
         if not isinstance(value, str) or not _ID_PART.match(value):
@@ -348,6 +378,7 @@ def _register_event(
         "metrics": dict(metrics or {}),
         "verdict": dict(verdict),
         "artifact_path": artifact_path,
+        **({"scored_on": dict(scored_on)} if scored_on else {}),
     }
 
 
@@ -594,7 +625,21 @@ def _entry_from_event(ev: Mapping[str, Any]) -> RegistryEntry:
         artifact_path=ev.get("artifact_path"),
         registered_at=ev.get("at", ""),
         history=[ev],
+        scored_on=ev.get("scored_on"),
     )
+
+
+def _scored_on(champion: Mapping[str, Any], verdict: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What decided the champion's verdict, and so what its ``test_metrics`` are: the verdict's
+    ``decided_on`` (split, window, bars), else the champion's own ``decided_on`` split; None when
+    neither says."""
+    decided = verdict.get("decided_on")
+    if isinstance(decided, Mapping) and decided.get("split"):
+        return {
+            k: decided[k] for k in ("split", "start", "end", "n_bars", "what") if decided.get(k) is not None
+        }
+    split = champion.get("decided_on")
+    return {"split": split} if isinstance(split, str) else None
 
 
 def registration_request(
@@ -635,6 +680,7 @@ def registration_request(
             "metrics": metrics,
             "verdict": {"passed": passed, "rules": dict(verdict.get("rules") or {})},
             "artifact_path": str(champion["policy_filepath"]),
+            "scored_on": _scored_on(champion, verdict),
         },
         "auto_promote": bool(auto_promote),
     }

@@ -99,6 +99,13 @@ def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_ch
     assert champion["fold"]["validation"]["start"].startswith("2017-01")
     assert champion["fold"]["train"]["end"].startswith("2016-12")
     assert champion["policy_filepath"] == "data/06_models/walk_forward_policy"
+    registered = [
+        e
+        for e in map(json.loads, (root / "data/07_model_output/registry.jsonl").read_text().splitlines())
+        if e["event"] == "register"
+    ]
+    assert registered[-1]["scored_on"]["split"] == "walk_forward"  # `models list`: procedure stitched
+    assert registered[-1]["scored_on"]["end"] == verdict["decided_on"]["end"]
     scaler = json.loads((root / "data/05_model_input/feature_scaler.json").read_text())
     assert scaler["fit_end"].startswith("2016-12")  # the deployment fold's own training rows
     status = json.loads((root / "data/08_reporting/paper_status.json").read_text())
