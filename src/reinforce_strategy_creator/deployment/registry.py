@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from ..atomic_io import append_lines_durable, exclusive_lock
 from ..candidates import ENSEMBLE_SEED
 from ..errors import InputError
 from ..paths import resolve_in_project
+from .operations import current_actor, utc_now
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 _ID_PART = re.compile(r"^[A-Za-z0-9_.:\-]+$")
@@ -100,10 +101,6 @@ class RegistryState:
 def make_entry_id(agent: str, version: str, seed: int) -> str:
     """``<agent>-<version>-seed<N>``, or ``<agent>-<version>-ensemble`` for the seed ensemble."""
     return f"{agent}-{version}-{'ensemble' if seed == ENSEMBLE_SEED else f'seed{seed}'}"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class ModelRegistry:
@@ -177,7 +174,7 @@ class ModelRegistry:
             new = build(fold(history, source=str(self.path)))
             if not new:
                 return []
-            at = _now()
+            at = utc_now()
             new = [{"at": at, **event} for event in new]
             try:
                 lines = [json.dumps(event, sort_keys=True, allow_nan=False) for event in new]
@@ -225,7 +222,7 @@ class ModelRegistry:
         """Make ``entry_id`` production (archiving the previous one). See module docstring."""
         if force and not (reason and reason.strip()):
             raise RegistryError("promote --force needs a --reason saying why the verdict is overridden.")
-        by = actor or _actor()
+        by = actor or current_actor()
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
             return [_promote_event(st, entry_id, force=force, reason=reason, by=by, path=self.path)]
@@ -234,7 +231,7 @@ class ModelRegistry:
 
     def rollback(self, *, reason: str | None = None, actor: str | None = None) -> dict[str, Any]:
         """Archive the current production and restore the previous production version."""
-        by = actor or _actor()
+        by = actor or current_actor()
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
             if st.production is None:
@@ -525,12 +522,6 @@ def _check_window(window: Any, source: str, how: str) -> None:
         raise RegistryError(
             f"{source}: gate decision window starts ({window['start']}) after it ends ({window['end']})."
         )
-
-
-def _actor() -> str:
-    from .broker import current_actor
-
-    return current_actor()
 
 
 def _get(st: RegistryState, entry_id: str, path: Any) -> RegistryEntry:
