@@ -41,6 +41,7 @@ bench: install
 	$(PY) benchmarks/bench_env.py
 	$(PY) benchmarks/bench_training.py --write  # ours vs stable-baselines3 like for like, docs/benchmarks.md
 	$(PY) benchmarks/bench_paper.py
+	$(PY) benchmarks/bench_cli.py --write      # start-up of kedro --help / models list / paper status vs python and import torch, docs/benchmarks.md
 	$(PY) benchmarks/bench_markets.py --write   # planted-market figures, docs/markets.md
 	$(PY) benchmarks/bench_learning.py --write  # learning power on the planted suite, docs/learning.md
 	$(PY) benchmarks/bench_walk_forward.py --write  # walk-forward wall time and figures, docs/walk_forward.md

@@ -31,6 +31,7 @@ from reinforce_strategy_creator.deployment import (
     reconcile,
     resolve_mode,
 )
+from reinforce_strategy_creator.deployment.registry import RECORDS
 from reinforce_strategy_creator.env.config import EnvConfig
 from reinforce_strategy_creator.paths import display_path, resolve_in_project
 
@@ -153,7 +154,8 @@ def registry_list(status: str | None, as_json: bool, env: str | None, portfolio:
                         "seed": e.seed,
                         "member": seed_label(e.seed),
                         "verdict": e.verdict,
-                        "metrics": e.metrics,
+                        "metrics": e.reported_metrics(),
+                        "scored_on": e.scored_on,
                         "artifact_path": _shown(e.artifact_path),
                     }
                     for e in entries
@@ -170,28 +172,62 @@ def registry_list(status: str | None, as_json: bool, env: str | None, portfolio:
     click.echo("All metrics: kedro models list --json")
 
 
-# The columns of `kedro models list`: (header, metric key, format).
-_TABLE_METRICS = (
+# The validation columns of `kedro models list`: (header, metric key, format).
+_VALIDATION_COLUMNS = (
     ("val Sharpe", "validation_sharpe", "{:.2f}"),
     ("val PSR", "validation_psr", "{:.2f}"),
     ("val maxDD", "validation_max_drawdown", "{:.1%}"),
-    ("test Sharpe", "test_sharpe", "{:.2f}"),
-    ("test return", "test_total_return", "{:.1%}"),
 )
+# The columns of the record that decided an entry's verdict (its own test, or the walk-forward
+# procedure's stitched record), each headed by the record's name: (header, metric suffix, format).
+_RECORD_COLUMNS = (("Sharpe", "sharpe", "{:.2f}"), ("return", "total_return", "{:.1%}"))
+_NOT_RECORDED = "not recorded"
+
+
+def _cell(value, fmt: str) -> str:
+    return fmt.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _window(scored_on: dict | None) -> str:
+    if not scored_on:
+        return _NOT_RECORDED
+    start, end = scored_on.get("start"), scored_on.get("end")
+    return f"{start}..{end}" if start and end else "-"
 
 
 def _models_table(entries) -> str:
-    """A fixed-width table: one registered model per row, the metrics a reviewer looks at first."""
-    header = ["status", "entry id", "verdict", *(h for h, _, _ in _TABLE_METRICS)]
-    rows = [header]
+    """A fixed-width table: one registered model per row, the metrics a reviewer looks at first.
+    The figures of the record that decided a verdict are headed by that record's name (``test``
+    or ``procedure stitched``), in its own columns when the registry holds both kinds."""
+    records = [r for r in RECORDS.values() if any(e.record == r for e in entries)]
+    header = ["status", "entry id", "verdict", *(h for h, _, _ in _VALIDATION_COLUMNS)]
+    header += [f"{name} {h}" for name, _ in records for h, _, _ in _RECORD_COLUMNS]
+    rows = [[*header, "scored on"]]
     for e in entries:
         cells = [e.status, e.entry_id, "passed" if e.passed else "FAILED"]
-        for _, key, fmt in _TABLE_METRICS:
-            value = e.metrics.get(key)
-            cells.append(fmt.format(value) if isinstance(value, (int, float)) else "-")
-        rows.append(cells)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        cells += [_cell(e.metrics.get(key), fmt) for _, key, fmt in _VALIDATION_COLUMNS]
+        reported = e.reported_metrics()
+        for record in records:
+            name, prefix = record
+            cells += [
+                _cell(reported.get(prefix + key), fmt) if e.record == record else "-"
+                for _, key, fmt in _RECORD_COLUMNS
+            ]
+        rows.append([*cells, _window(e.scored_on)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    if RECORDS["walk_forward"] in records:
+        lines.append(
+            "procedure stitched: the walk-forward procedure's record (each fold's champion trading its "
+            "own test window, one account across the folds), not a test of the registered model itself."
+        )
+    if any(e.scored_on is None for e in entries):
+        lines.append(
+            f"scored on {_NOT_RECORDED}: registered before the registry recorded what decided the "
+            "verdict; its figures keep the names they were recorded with (under walk-forward, "
+            "'test' was the procedure's stitched record)."
+        )
+    return "\n".join(lines)
 
 
 @models.command("promote")

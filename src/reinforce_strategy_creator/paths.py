@@ -11,6 +11,8 @@ they are not the project's to relocate.
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 MARKER = "pyproject.toml"
@@ -52,3 +54,33 @@ def resolve_in_project(path: str | os.PathLike, anchor: str | os.PathLike | None
         return p
     root = project_root(anchor)
     return (root / p) if root is not None else p
+
+
+def copy_project(
+    source: str | os.PathLike,
+    dest: str | os.PathLike,
+    envs: Sequence[str] = ("base",),
+    raw: bool = True,
+    notebooks: bool = False,
+) -> Path:
+    """A throw-away copy at ``dest`` of the project checked out at ``source``, as a fresh clone
+    has it: ``pyproject.toml``, the ``conf`` environments ``envs`` and ``conf/logging.yml``, an
+    empty ``conf/local``, ``src``, and (``raw``) the embedded raw files ``data/01_raw``
+    (``notebooks``: the notebooks too). ``kedro`` run in the copy imports the package from the
+    copy's ``src`` (Kedro's project bootstrap puts it first on ``sys.path``). For tests and
+    benchmarks that run the real CLI without touching the checkout."""
+    source, dest = Path(source), Path(dest)
+    dest.mkdir(parents=True)
+    shutil.copy(source / MARKER, dest)
+    for env in envs:
+        shutil.copytree(source / "conf" / env, dest / "conf" / env)
+    shutil.copy(source / "conf" / "logging.yml", dest / "conf" / "logging.yml")
+    (dest / "conf" / "local").mkdir()
+    shutil.copytree(source / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    if raw:
+        shutil.copytree(source / "data" / "01_raw", dest / "data" / "01_raw")
+    if notebooks:
+        shutil.copytree(
+            source / "notebooks", dest / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+        )
+    return dest

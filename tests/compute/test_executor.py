@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import time
+import uuid
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ import torch
 from reinforce_strategy_creator.agents import TrainingDivergedError
 from reinforce_strategy_creator.compute import (
     ComputeConnectionError,
+    DaskExecutor,
     WorkerDiedError,
     close_shared_executors,
     open_executor,
@@ -23,6 +26,7 @@ from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.compute import ComputeParams
 from reinforce_strategy_creator.training import train_agent, train_seeds_job
 from tests.support.compute import (
+    Counted,
     always_die,
     assert_same_bundle,
     assert_same_history,
@@ -44,13 +48,20 @@ def test_sequential_map_keeps_order_and_passes_shared():
 
 
 def test_processes_run_in_other_processes_in_order_with_shared_sent(pool):
-    out = pool.map(echo, list(range(7)), {"x": [1, 2]}, progress=False)
+    shared = Counted(uuid.uuid4().hex, {"x": [1, 2]})
+    out = pool.map(echo, list(range(7)), shared, progress=False)
+    workers = pool.worker_pids
     assert [o["payload"] for o in out] == list(range(7))
-    assert all(o["shared"] == {"x": [1, 2]} for o in out)
-    assert os.getpid() not in {o["pid"] for o in out}
-    # the pool is reused by the next map, with that map's shared data
+    assert all(o["shared"] == shared for o in out)
+    # the jobs ran in the pool's processes, not in the driver; which worker ran which job is the
+    # scheduler's choice (one worker may run them all)
+    assert os.getpid() not in workers and {o["pid"] for o in out} <= workers
+    # each worker loaded the map's shared data once, not once per job
+    assert [o["unpickled"] for o in out] == [1] * 7
+    # the pool and its processes are reused by the next map, with that map's shared data
     again = pool.map(echo, [0], "other", progress=False)
-    assert again[0]["shared"] == "other" and again[0]["pid"] in {o["pid"] for o in out}
+    assert again[0]["shared"] == "other"
+    assert pool.worker_pids == workers and again[0]["pid"] in workers
 
 
 def test_a_jobs_own_error_is_the_original_error_not_retried(pool, tmp_path):
@@ -99,14 +110,42 @@ def test_a_worker_that_always_dies_stops_after_the_retries():
             ex.map(always_die, [0], progress=False)
 
 
-def test_an_unreachable_scheduler_is_a_clear_input_error_quickly():
+@pytest.fixture
+def free_port() -> int:
+    """A local TCP port where nothing listens (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_refused_scheduler_address_is_a_clear_input_error_at_once(free_port):
+    pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{free_port}"
     t0 = time.perf_counter()
     with pytest.raises(ComputeConnectionError) as info:
-        open_executor({"backend": "dask", "address": "tcp://127.0.0.1:9", "connect_timeout_s": 1})
-    assert time.perf_counter() - t0 < 15
+        open_executor({"backend": "dask", "address": address})  # connect_timeout_s: 10
+    assert time.perf_counter() - t0 < 2
     assert isinstance(info.value, InputError)
     msg = str(info.value)
-    assert "compute.address" in msg and "tcp://127.0.0.1:9" in msg and "dask scheduler" in msg
+    assert "compute.address" in msg and address in msg and "connection refused" in msg
+    assert "dask scheduler" in msg
+
+
+def test_a_listening_address_is_left_to_the_dask_client_with_the_whole_timeout():
+    pytest.importorskip("distributed")
+    calls = []
+
+    def slow_scheduler(address, timeout):  # the client's own wait, without waiting it here
+        calls.append((address, timeout))
+        raise OSError(f"Timed out trying to connect to {address} after {timeout}")
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        params = ComputeParams(backend="dask", address=f"tcp://127.0.0.1:{listening.getsockname()[1]}")
+        with pytest.raises(ComputeConnectionError, match=r"no Dask scheduler answered .* within 10 s"):
+            DaskExecutor._connect(slow_scheduler, params)
+    assert calls == [(params.address, "10s")]
 
 
 def test_an_address_needs_the_dask_backend():

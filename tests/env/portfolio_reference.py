@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from reinforce_strategy_creator.env import execution as ex
-from reinforce_strategy_creator.env.ops import TorchOps
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioInputError, _check_panel
+from reinforce_strategy_creator.env.torch_ops import TorchOps
 
 _EQUITY_FLOOR = 1e-12
 _SOLVE_SHRINK = 1e-12

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from reinforce_strategy_creator.env import EnvConfig, ExecutionRules, fill_and_costs, observation_from_window
 from reinforce_strategy_creator.env import execution as ex
 from reinforce_strategy_creator.env.observation import BARS_HELD_SCALE
-from reinforce_strategy_creator.env.ops import SCALAR, TorchOps
+from reinforce_strategy_creator.env.ops import SCALAR
+from reinforce_strategy_creator.env.torch_ops import TorchOps
 
 TORCH = TorchOps("cpu")
 SETTINGS = settings(max_examples=200, deadline=None)

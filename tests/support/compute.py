@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,31 @@ from reinforce_strategy_creator.training import train_seeds_job
 TIMING_COLUMNS = ("steps_per_s",)
 
 
+#: How many times this process unpickled the :class:`Counted` data of each token.
+UNPICKLED: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class Counted:
+    """Shared data that counts, in each process, how many times it was unpickled there."""
+
+    token: str
+    value: Any
+
+    def __reduce__(self) -> tuple:
+        return (_unpickle_counted, (self.token, self.value))
+
+
+def _unpickle_counted(token: str, value: Any) -> Counted:
+    UNPICKLED[token] = UNPICKLED.get(token, 0) + 1
+    return Counted(token, value)
+
+
 def echo(payload: Any, shared: Any) -> dict[str, Any]:
-    """What the job saw, and where it ran."""
-    return {"payload": payload, "shared": shared, "pid": os.getpid(), "steps": 10}
+    """What the job saw, and where it ran; ``unpickled``: for :class:`Counted` shared data, how
+    many times this job's process has unpickled it so far."""
+    unpickled = UNPICKLED.get(shared.token, 0) if isinstance(shared, Counted) else None
+    return {"payload": payload, "shared": shared, "unpickled": unpickled, "pid": os.getpid(), "steps": 10}
 
 
 def diverge(payload: Any, shared: Any) -> None:

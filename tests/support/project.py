@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+
+from reinforce_strategy_creator import paths
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RAW_DIR = PROJECT_ROOT / "data" / "01_raw"
@@ -36,29 +37,11 @@ def catalog_config(*names: str) -> dict:
 def copy_project(
     root: Path, envs: tuple[str, ...] = ("base",), raw: bool = True, notebooks: bool = False
 ) -> Path:
-    """A throw-away copy of the project at ``root`` as a fresh clone has it: pyproject, the
-    ``conf`` environments ``envs``, an empty ``conf/local``, ``src`` and (``raw``) the embedded
-    raw files; ``notebooks`` adds the notebooks. The venv's editable install is not involved:
-    ``kedro`` run in the copy imports the package from the copy's ``src`` (Kedro's project
-    bootstrap puts it first on ``sys.path``)."""
-    root.mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
-    for env in envs:
-        shutil.copytree(PROJECT_ROOT / "conf" / env, root / "conf" / env)
-    shutil.copy(PROJECT_ROOT / "conf" / "logging.yml", root / "conf" / "logging.yml")
-    (root / "conf" / "local").mkdir()
-    shutil.copytree(
-        PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-    )
-    if raw:
-        shutil.copytree(RAW_DIR, root / "data" / "01_raw")
-    if notebooks:
-        shutil.copytree(
-            PROJECT_ROOT / "notebooks",
-            root / "notebooks",
-            ignore=shutil.ignore_patterns(".ipynb_checkpoints"),
-        )
-    return root
+    """A throw-away copy of this checkout's project at ``root`` (:func:`~reinforce_strategy_creator.
+    paths.copy_project`): pyproject, the ``conf`` environments ``envs``, an empty ``conf/local``,
+    ``src`` and (``raw``) the embedded raw files; ``notebooks`` adds the notebooks. The venv's
+    editable install is not involved: ``kedro`` run in the copy imports the copy's ``src``."""
+    return paths.copy_project(PROJECT_ROOT, root, envs=envs, raw=raw, notebooks=notebooks)
 
 
 KEDRO = Path(sys.executable).with_name("kedro")

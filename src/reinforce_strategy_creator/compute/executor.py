@@ -40,6 +40,7 @@ import multiprocessing as mp
 import os
 import pickle
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
@@ -237,11 +238,21 @@ class ProcessExecutor(Executor):
             )
         return self.pool
 
+    def _processes(self) -> dict[int, Any]:
+        """The current pool's worker processes by pid (none before the first map)."""
+        return dict(getattr(self.pool, "_processes", None) or {})
+
+    @property
+    def worker_pids(self) -> frozenset[int]:
+        """The pids of the current pool's worker processes: the processes that run this
+        executor's maps until one dies (then a new pool replaces them) or the executor closes."""
+        return frozenset(self._processes())
+
     def _drop_pool(self) -> None:
         """Stop the pool's workers now (a job still running is abandoned: after a job's error, an
         interrupt or at close nothing waits for it) and forget the pool."""
         if self.pool is not None:
-            for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
+            for proc in self._processes().values():
                 with contextlib.suppress(Exception):
                     proc.terminate()
             self.pool.shutdown(wait=True, cancel_futures=True)
@@ -353,6 +364,32 @@ def _versions() -> dict[str, str]:
     return {"reinforce_strategy_creator": str(__version__), "torch": str(torch.__version__)}
 
 
+_NO_SCHEDULER_FIX = (
+    "Start one there (`dask scheduler`, then `dask worker <address> --nthreads 1` on each machine; "
+    "docs/scaling.md), fix the address, or set compute.address=null to start a local cluster."
+)
+
+
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Open and close a TCP connection to the host and port of ``address``: raises
+    ``ConnectionRefusedError`` at once when nothing listens there, ``TimeoutError`` when nothing
+    accepts within ``timeout`` seconds. Other failures (a host name that does not resolve) and
+    addresses without a TCP host and port are left to the Dask client, which retries them until
+    its timeout."""
+    from distributed.comm.addressing import get_address_host_port
+
+    try:
+        host, port = get_address_host_port(address, strict=False)
+    except ValueError:
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except (ConnectionRefusedError, TimeoutError):
+        raise
+    except OSError:
+        return
+
+
 class DaskExecutor(Executor):
     """A ``LocalCluster`` started for the executor, or the scheduler at ``compute.address``."""
 
@@ -395,13 +432,16 @@ class DaskExecutor(Executor):
     def _connect(client_cls: Any, params: ComputeParams) -> Any:
         address, timeout = params.address, int(params.connect_timeout_s)
         try:
+            _probe_scheduler(address, timeout)
             client = client_cls(address, timeout=f"{timeout}s")
+        except ConnectionRefusedError as exc:
+            raise ComputeConnectionError(
+                f"compute.address: nothing listens at {address!r} (connection refused). {_NO_SCHEDULER_FIX}"
+            ) from exc
         except (OSError, TimeoutError, ValueError) as exc:
             raise ComputeConnectionError(
                 f"compute.address: no Dask scheduler answered at {address!r} within {timeout} s "
-                f"(compute.connect_timeout_s) [{type(exc).__name__}: {exc}]. Start one there "
-                "(`dask scheduler`, then `dask worker <address> --nthreads 1` on each machine; "
-                "docs/scaling.md), fix the address, or set compute.address=null to start a local cluster."
+                f"(compute.connect_timeout_s) [{type(exc).__name__}: {exc}]. {_NO_SCHEDULER_FIX}"
             ) from exc
         try:
             try:

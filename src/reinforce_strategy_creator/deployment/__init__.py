@@ -4,23 +4,38 @@ Plain modules that import without Kedro. The Kedro CLI commands live in
 ``reinforce_strategy_creator.cli``; user docs in ``docs/paper_trading.md``.
 """
 
-from .broker import (
-    CostModel,
-    LiveTradingRefused,
-    PaperBroker,
-    PolicyOutputError,
-    PriceDataError,
-    RiskLimits,
-    clear_halt,
-    reconcile,
-    replay_trades,
-    resolve_mode,
-)
-from .drift import DriftMonitor, DriftReference, DriftThresholds, build_reference, drift_report, psi
-from .params import DeploymentParams, DeploymentSetup
-from .registry import ModelRegistry, PromotionRefused, RegistryError
-from .state import AccountState, AccountStateError, AccountStore, new_account
+from ..lazy import lazy_attributes
 
+#: Public names and the submodule of each, imported when the name is first used: the registry,
+#: the account state, the operations and the parameters import without pandas or torch (the
+#: ``kedro models`` / ``kedro paper`` commands), the broker and the drift monitor with them.
+WHERE = {
+    "CostModel": ".broker",
+    "PaperBroker": ".broker",
+    "PolicyOutputError": ".broker",
+    "PriceDataError": ".broker",
+    "RiskLimits": ".broker",
+    "DriftMonitor": ".drift",
+    "DriftReference": ".drift",
+    "DriftThresholds": ".drift",
+    "build_reference": ".drift",
+    "drift_report": ".drift",
+    "psi": ".drift",
+    "LiveTradingRefused": ".operations",
+    "clear_halt": ".operations",
+    "reconcile": ".operations",
+    "replay_trades": ".operations",
+    "resolve_mode": ".operations",
+    "DeploymentParams": ".params",
+    "DeploymentSetup": ".params",
+    "ModelRegistry": ".registry",
+    "PromotionRefused": ".registry",
+    "RegistryError": ".registry",
+    "AccountState": ".state",
+    "AccountStateError": ".state",
+    "AccountStore": ".state",
+    "new_account": ".state",
+}
 __all__ = [
     "AccountState",
     "AccountStateError",
@@ -48,3 +63,4 @@ __all__ = [
     "replay_trades",
     "resolve_mode",
 ]
+__getattr__, __dir__ = lazy_attributes(__name__, WHERE)

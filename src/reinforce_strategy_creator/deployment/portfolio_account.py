@@ -84,7 +84,7 @@ class PortfolioRiskLimits:
     ``max_weight``: each target weight is clipped to ``[-max_weight, max_weight]``;
     ``max_drawdown``: equity at ``(1 - max_drawdown)`` x its running peak or below halts the
     account: every later decision is all cash (flat) until a person clears the halt
-    (:func:`~.broker.clear_halt`); ``max_daily_loss``: a loss of this fraction since the day's
+    (:func:`~.operations.clear_halt`); ``max_daily_loss``: a loss of this fraction since the day's
     start sets the day-loss stop: for the rest of that calendar day no target may open a position,
     flip one or exceed the asset's current weight in size.
     """

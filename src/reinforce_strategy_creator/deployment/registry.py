@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from ..atomic_io import TORN_SUFFIX, append_lines_durable, exclusive_lock, set_a
 from ..candidates import ENSEMBLE_SEED
 from ..errors import InputError
 from ..paths import resolve_in_project
+from .operations import current_actor, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,16 @@ class RegistryError(InputError):
 
 class PromotionRefused(RegistryError):
     """Promotion of an entry whose verdict did not pass, without ``force``."""
+
+
+#: What the ``test_*`` metrics of an entry are, by the split that decided its verdict
+#: (``scored_on["split"]``), as ``(name, metric key prefix)``: under walk-forward the champion's
+#: test figures are the procedure's stitched record (each fold's champion trading its own test
+#: window), not a test of the registered model itself.
+RECORDS = {
+    "test": ("test", "test_"),
+    "walk_forward": ("procedure stitched", "procedure_stitched_"),
+}
 
 
 @dataclass
@@ -70,10 +81,27 @@ class RegistryEntry:
     #: the SHA-256 of each file of the artifact (``spec.json``, ``seed_<n>.safetensors``) at
     #: registration; ``None`` in an entry registered before the registry recorded them
     artifact_sha256: dict[str, str] | None = None
+    #: What decided the verdict: ``{"split": "test" | "walk_forward", "start", "end", "n_bars",
+    #: "what"}``; None for an entry registered before it was recorded.
+    scored_on: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
         return bool(self.verdict.get("passed", False))
+
+    @property
+    def record(self) -> tuple[str, str]:
+        """``(name, metric key prefix)`` of what the recorded ``test_*`` metrics are
+        (:data:`RECORDS`); an entry without ``scored_on`` keeps the names it was recorded with."""
+        return RECORDS.get((self.scored_on or {}).get("split"), RECORDS["test"])
+
+    def reported_metrics(self) -> dict[str, Any]:
+        """The metrics named for what they are: ``test_*`` become ``procedure_stitched_*`` for an
+        entry decided on the walk-forward procedure's stitched record."""
+        prefix = self.record[1]
+        return {
+            (prefix + k[len("test_") :] if k.startswith("test_") else k): v for k, v in self.metrics.items()
+        }
 
 
 @dataclass
@@ -88,10 +116,6 @@ class RegistryState:
 def make_entry_id(agent: str, version: str, seed: int) -> str:
     """``<agent>-<version>-seed<N>``, or ``<agent>-<version>-ensemble`` for the seed ensemble."""
     return f"{agent}-{version}-{'ensemble' if seed == ENSEMBLE_SEED else f'seed{seed}'}"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class ModelRegistry:
@@ -194,7 +218,7 @@ class ModelRegistry:
             new = build(fold(history, source=str(self.path)))
             if not new:
                 return []
-            at = _now()
+            at = utc_now()
             new = [{"at": at, **event} for event in new]
             try:
                 lines = [json.dumps(event, sort_keys=True, allow_nan=False) for event in new]
@@ -237,12 +261,16 @@ class ModelRegistry:
         verdict: Mapping[str, Any],
         artifact_path: str | None = None,
         artifact_sha256: Mapping[str, str] | None = None,
+        scored_on: Mapping[str, Any] | None = None,
     ) -> str:
         """Register an evaluated champion as a candidate; returns its entry id. With an
         ``artifact_path`` (the catalog folder of the versioned artifact), ``artifact_sha256`` is
         its digest as evaluation checked it (``artifact_sha256`` of the artifacts module); the
-        files on disk are checked against it before it is recorded."""
-        event = _register_event(agent, version, seed, metrics, verdict, artifact_path, artifact_sha256)
+        files on disk are checked against it before it is recorded. ``scored_on``: what decided
+        the verdict (:attr:`RegistryEntry.scored_on`)."""
+        event = _register_event(
+            agent, version, seed, metrics, verdict, artifact_path, artifact_sha256, scored_on
+        )
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
             if event["entry_id"] in st.entries:
@@ -264,7 +292,7 @@ class ModelRegistry:
         """Make ``entry_id`` production (archiving the previous one). See module docstring."""
         if force and not (reason and reason.strip()):
             raise RegistryError("promote --force needs a --reason saying why the verdict is overridden.")
-        by = actor or _actor()
+        by = actor or current_actor()
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
             event = _promote_event(st, entry_id, force=force, reason=reason, by=by, path=self.path)
@@ -275,7 +303,7 @@ class ModelRegistry:
 
     def rollback(self, *, reason: str | None = None, actor: str | None = None) -> dict[str, Any]:
         """Archive the current production and restore the previous production version."""
-        by = actor or _actor()
+        by = actor or current_actor()
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
             if st.production is None:
@@ -401,6 +429,7 @@ class ModelRegistry:
             reg["verdict"],
             reg.get("artifact_path"),
             reg.get("artifact_sha256"),
+            reg.get("scored_on"),
         )
         entry_id = event["entry_id"]
         auto = bool(request.get("auto_promote"))
@@ -457,6 +486,7 @@ def _register_event(
     verdict: Any,
     artifact_path: Any,
     artifact_sha256: Any = None,
+    scored_on: Any = None,
 ) -> dict[str, Any]:
     for name, value in (("agent", agent), ("version", version)):
         if not isinstance(value, str) or not _ID_PART.match(value):
@@ -483,6 +513,7 @@ def _register_event(
         "verdict": dict(verdict),
         "artifact_path": artifact_path,
         "artifact_sha256": None if artifact_sha256 is None else dict(artifact_sha256),
+        **({"scored_on": dict(scored_on)} if scored_on else {}),
     }
 
 
@@ -653,12 +684,6 @@ def _check_window(window: Any, source: str, how: str) -> None:
         )
 
 
-def _actor() -> str:
-    from .broker import current_actor
-
-    return current_actor()
-
-
 def _get(st: RegistryState, entry_id: str, path: Any) -> RegistryEntry:
     if entry_id not in st.entries:
         known = ", ".join(sorted(st.entries)) or "none"
@@ -752,7 +777,21 @@ def _entry_from_event(ev: Mapping[str, Any]) -> RegistryEntry:
         registered_at=ev.get("at", ""),
         history=[ev],
         artifact_sha256=ev.get("artifact_sha256"),
+        scored_on=ev.get("scored_on"),
     )
+
+
+def _scored_on(champion: Mapping[str, Any], verdict: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What decided the champion's verdict, and so what its ``test_metrics`` are: the verdict's
+    ``decided_on`` (split, window, bars), else the champion's own ``decided_on`` split; None when
+    neither says."""
+    decided = verdict.get("decided_on")
+    if isinstance(decided, Mapping) and decided.get("split"):
+        return {
+            k: decided[k] for k in ("split", "start", "end", "n_bars", "what") if decided.get(k) is not None
+        }
+    split = champion.get("decided_on")
+    return {"split": split} if isinstance(split, str) else None
 
 
 def registration_request(
@@ -796,6 +835,7 @@ def registration_request(
             "verdict": {"passed": passed, "rules": dict(verdict.get("rules") or {})},
             "artifact_path": str(champion["policy_filepath"]),
             "artifact_sha256": champion["policy_sha256"],
+            "scored_on": _scored_on(champion, verdict),
         },
         "auto_promote": bool(auto_promote),
     }

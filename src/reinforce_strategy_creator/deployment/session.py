@@ -39,8 +39,9 @@ from ..features import (
 from ..params.deployment import DeploymentParams, DriftParams
 from ..params.features import FeatureParams
 from ..paths import display_path
-from .broker import CostModel, PaperBroker, RunSummary, first_bar_to_process, resolve_mode
+from .broker import CostModel, PaperBroker, RunSummary, first_bar_to_process
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
+from .operations import resolve_mode
 from .report import check_feed_against_account, check_feed_matches_training
 from .state import AccountState, StagedAccount
 

@@ -2,20 +2,32 @@
 
 The order-execution rules (sizing, fills, costs, borrow, cash, marks, entry price and bars
 held) live in one kernel, `env.execution`, shared with the paper broker; the observation
-layout in `env.observation`; the array back ends in `env.ops`.
+layout in `env.observation`; the array back ends in `env.ops` (scalar) and `env.torch_ops`.
 
 Import without Kedro. See docs/environment.md for timing, costs, rewards and config, and
 docs/contracts.md ("Environment") for the interface other stages rely on.
 """
 
-from .config import EnvConfig, EnvConfigError
-from .core import BatchedTradingCore
-from .execution import GRANULARITIES, ExecutionRules, fill_and_costs, update_entry_and_bars
-from .gym_env import TradingEnv, TradingVectorEnv
-from .market import MarketArrays, MarketDataError
-from .observation import observation_from_window
-from .replay import BacktestResult, replay
+from ..lazy import lazy_attributes
 
+#: Public names and the submodule of each, imported when the name is first used: ``env.config``
+#: and ``env.execution`` import without torch, the cores and facades with it.
+WHERE = {
+    "EnvConfig": ".config",
+    "EnvConfigError": ".config",
+    "BatchedTradingCore": ".core",
+    "GRANULARITIES": ".execution",
+    "ExecutionRules": ".execution",
+    "fill_and_costs": ".execution",
+    "update_entry_and_bars": ".execution",
+    "TradingEnv": ".gym_env",
+    "TradingVectorEnv": ".gym_env",
+    "MarketArrays": ".market",
+    "MarketDataError": ".market",
+    "observation_from_window": ".observation",
+    "BacktestResult": ".replay",
+    "replay": ".replay",
+}
 __all__ = [
     "GRANULARITIES",
     "BacktestResult",
@@ -32,3 +44,4 @@ __all__ = [
     "replay",
     "update_entry_and_bars",
 ]
+__getattr__, __dir__ = lazy_attributes(__name__, WHERE)

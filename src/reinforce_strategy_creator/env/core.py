@@ -43,7 +43,8 @@ from . import execution as ex
 from .config import EnvConfig, EnvConfigError
 from .market import MarketArrays, MarketDataError
 from .observation import build_windows, n_state, state_columns
-from .ops import ScalarOps, TorchOps
+from .ops import ScalarOps
+from .torch_ops import TorchOps
 
 _EQUITY_FLOOR = 1e-12  # fraction of initial capital used inside log() once bankrupt
 

@@ -43,7 +43,7 @@ import torch
 
 from ..errors import InputError
 from . import execution as ex
-from .ops import TorchOps
+from .torch_ops import TorchOps
 
 _EQUITY_FLOOR = 1e-12  # fraction of initial capital used inside log() once bankrupt
 _SOLVE_SHRINK = 1e-12  # the solved post-cost equity is shrunk by this (relative): never overdraw

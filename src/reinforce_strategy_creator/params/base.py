@@ -122,12 +122,29 @@ def _message(err: Mapping[str, Any], model: type | None = None) -> str:
         if msg.startswith(prefix):
             msg = msg[len(prefix) :]
     if err.get("type") == "extra_forbidden":
-        owner = _model_at(model, tuple(err.get("loc", ()))) if model is not None else None
+        loc = tuple(err.get("loc", ()))
+        owner = _model_at(model, loc) if model is not None else None
+        moved = getattr(owner, "MOVED", {}).get(loc[-1]) if loc else None
+        if moved:
+            return f"no longer a parameter here: {moved}"
         allowed = sorted(owner.model_fields) if owner is not None else None
         return "unknown parameter" + (f"; allowed parameters are {allowed}" if allowed else "")
     if err.get("type") == "missing":
         return "missing parameter"
     return msg
+
+
+def _fix(err: Mapping[str, Any], where: str, file: str, model: type) -> str:
+    """What to do about one error, a hint the user can follow as written: ``--params`` sets one
+    parameter to a value; it can neither remove a key nor set a whole block."""
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "extra_forbidden":
+        return f"Remove {where} from {file} (or from the command's --params)."
+    owner = _model_at(model, loc) if loc else None
+    field = getattr(owner, "model_fields", {}).get(loc[-1]) if loc else None
+    if field is None or _model_type(field.annotation) is not None:  # a rule across a block's keys
+        return f"Fix it in {file}."
+    return f"Fix it in {file} or with --params {where}=<value>."
 
 
 class Params(BaseModel):
@@ -145,6 +162,9 @@ class Params(BaseModel):
     PATH: ClassVar[str] = ""
     #: The file that holds the block, named in error messages.
     FILE: ClassVar[str] = "conf/base/parameters.yml"
+    #: Keys that used to be parameters of the block, and where their value lives now: such a key
+    #: is refused like an unknown one, with that place named.
+    MOVED: ClassVar[dict[str, str]] = {}
 
     _path: str | None = PrivateAttr(default=None)
 
@@ -189,9 +209,13 @@ class Params(BaseModel):
 
     @classmethod
     def error_from(cls, exc: ValidationError, path: str, raw: Any = None) -> ParameterError:
+        file = cls.FILE
+        if path.split(".")[0] != cls.PATH.split(".")[0] and path:  # a block reused elsewhere
+            file = f"conf/base/parameters_{path.split('.')[0]}.yml"
+        errors = exc.errors(include_url=False)
+        wheres = [".".join(p for p in (path, _loc(err.get("loc", ()))) if p) for err in errors]
         lines = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(p for p in (path, _loc(err.get("loc", ()))) if p)
+        for err, where in zip(errors, wheres):
             value = err.get("input")
             got = (
                 ""
@@ -199,11 +223,7 @@ class Params(BaseModel):
                 else (f" (got {value!r})")
             )
             lines.append(f"{where}: {_message(err, cls)}{got}")
-        file = cls.FILE
-        if path.split(".")[0] != cls.PATH.split(".")[0] and path:  # a block reused elsewhere
-            file = f"conf/base/parameters_{path.split('.')[0]}.yml"
-        fix = f"Fix it in {file} or with --params {lines and lines[0].split(':')[0]}=..."
-        return ParameterError("; ".join(lines) + f". {fix}")
+        return ParameterError("; ".join(lines) + f". {_fix(errors[0], wheres[0], file, cls)}")
 
     def replace(self, **changes: Any):
         """A validated copy with ``changes`` applied (like ``dataclasses.replace``)."""

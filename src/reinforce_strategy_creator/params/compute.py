@@ -30,7 +30,8 @@ class ComputeParams(Params):
     """`tcp://host:8786`: join this running Dask scheduler (needs `backend: dask`); null = start a
     `LocalCluster` for the run. An unreachable address is an error, never a fallback."""
     connect_timeout_s: PositiveInt = 10
-    """Seconds to wait for the scheduler at `address` before the run stops with an error."""
+    """Seconds to wait for the scheduler at `address` before the run stops with an error. A refused
+    connection (nothing listens at the address) stops the run at once."""
     threads_per_worker: PositiveInt = 1
     """Torch threads in each worker process, and of every training job whose
     `training.<agent>.num_threads` is null, in every backend (sequential included), so that the

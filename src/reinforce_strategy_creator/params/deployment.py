@@ -8,25 +8,12 @@ trained with. The registry file and the account folders are catalog entries
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from .base import Flag, Number, Params, PositiveInt
 from .data import IngestionParams
-
-#: Keys that used to be deployment parameters and now live in one other place.
-MOVED = {
-    "costs": "costs come from environment.commission_bps / slippage_bps / borrow_bps_per_bar",
-    "initial_capital": "the initial capital is environment.initial_capital",
-    "registry_path": "the registry file is the filepath of deployment.model_registry in "
-    "conf/base/catalog_deployment.yml",
-    "account_dir": (
-        "the account folder is the filepath of deployment.account in conf/base/catalog_deployment.yml"
-    ),
-    "shadow_account_dir": "the shadow account folder is the filepath of deployment.shadow_account in "
-    "conf/base/catalog_deployment.yml",
-}
 
 Fraction01 = Annotated[Number, Field(gt=0, lt=1)]
 
@@ -72,6 +59,19 @@ class DeploymentParams(Params):
 
     PATH: ClassVar[str] = "deployment"
     FILE: ClassVar[str] = "conf/base/parameters_deployment.yml"
+    MOVED: ClassVar[dict[str, str]] = {
+        "costs": "costs are environment.commission_bps / slippage_bps / borrow_bps_per_bar "
+        "(conf/base/parameters_environment.yml), the values the agents were trained with",
+        "initial_capital": "the initial capital is environment.initial_capital "
+        "(conf/base/parameters_environment.yml, or --params environment.initial_capital=<value>), "
+        "the value the agents were trained with",
+        "registry_path": "the registry file is the filepath of deployment.model_registry in "
+        "conf/base/catalog_deployment.yml",
+        "account_dir": "the account folder is the filepath of deployment.account in "
+        "conf/base/catalog_deployment.yml",
+        "shadow_account_dir": "the shadow account folder is the filepath of deployment.shadow_account "
+        "in conf/base/catalog_deployment.yml",
+    }
 
     mode: Literal["paper_trading", "live_trading"] = "paper_trading"
     """`paper_trading` is the only mode that runs: no live broker adapter ships, and `live_trading` is refused
@@ -103,15 +103,3 @@ class DeploymentParams(Params):
     """Legacy live-trading setting, ignored in paper mode (its value is never logged)."""
     api_secret: str | None = None
     """Legacy live-trading setting, ignored in paper mode (its value is never logged)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _moved(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            moved = sorted(set(data) & set(MOVED))
-            if moved:
-                raise ValueError(
-                    f"{moved[0]} is no longer a deployment parameter: {MOVED[moved[0]]}. Remove it "
-                    "from parameters_deployment.yml so the values cannot disagree"
-                )
-        return data

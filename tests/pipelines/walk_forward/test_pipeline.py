@@ -111,6 +111,8 @@ def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_ch
     history = [json.loads(line) for line in (root / "data/07_model_output/registry.jsonl").open()]
     (registered,) = [e for e in history if e["event"] == "register"]
     assert registered["artifact_sha256"] == champion["policy_sha256"]
+    assert registered["scored_on"]["split"] == "walk_forward"  # `models list`: procedure stitched
+    assert registered["scored_on"]["end"] == verdict["decided_on"]["end"]
     scaler = json.loads((root / "data/05_model_input/feature_scaler.json").read_text())
     assert scaler["fit_end"].startswith("2016-12")  # the deployment fold's own training rows
     status = json.loads((root / "data/08_reporting/paper_status.json").read_text())

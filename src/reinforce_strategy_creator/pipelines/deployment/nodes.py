@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from reinforce_strategy_creator.deployment.broker import resolve_mode
+from reinforce_strategy_creator.deployment.operations import resolve_mode
 from reinforce_strategy_creator.deployment.registry import registration_request
 from reinforce_strategy_creator.deployment.report import (
     FeedMismatchError,

@@ -1,0 +1,216 @@
+"""What is done to a paper account outside a trading run, and the mode guard before one.
+
+What: :func:`resolve_mode` (only ``paper_trading`` runs; no live broker adapter ships),
+:func:`reconcile` (the committed logs replay to the committed state, :func:`replay_trades`) and
+:func:`clear_halt` (who, when and why a halt was cleared).
+
+Why a module of its own: ``kedro paper status`` / ``clear-halt`` and ``kedro models`` need these
+and nothing of the broker's bar processing, so they import no pandas or torch and answer at once.
+The arithmetic is the environment's scalar kernel (``env.execution``), the broker's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ..env import execution as ex
+from ..errors import InputError
+from .state import AccountState, AccountStateError, AccountStore
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    """Now, as the registry and the account events record it (UTC, ISO, seconds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------
+# Mode guard
+# ---------------------------------------------------------------------------------------
+class LiveTradingRefused(InputError):
+    """``deployment.mode: live_trading`` was requested but cannot be honoured."""
+
+
+LIVE_ADAPTERS: dict[str, Callable[..., Any]] = {}
+"""Registered live broker adapters. None ships with this project: live trading is refused."""
+
+LEGACY_LIVE_KEYS = ("api_endpoint", "api_key", "api_secret")
+
+
+def resolve_mode(params: Mapping[str, Any], credentials: Mapping[str, Any] | None = None) -> str:
+    """Validate ``deployment.mode`` and return it; only ``paper_trading`` can run.
+
+    ``live_trading`` needs both a registered adapter (``deployment.broker_adapter``) and a
+    ``conf/local/credentials.yml`` entry for it. No adapter ships, so it is always refused.
+    Legacy ``api_endpoint``/``api_key`` settings are ignored in paper mode; their *names* are
+    logged, never their values.
+    """
+    mode = params.get("mode", "paper_trading")
+    if mode == "paper_trading":
+        legacy = [k for k in LEGACY_LIVE_KEYS if k in params]
+        if legacy:
+            logger.warning(
+                "deployment.%s ignored in paper_trading mode (values not shown).",
+                ", deployment.".join(legacy),
+            )
+        return mode
+    if mode != "live_trading":
+        raise LiveTradingRefused(f"deployment.mode must be 'paper_trading' or 'live_trading', got {mode!r}.")
+    adapter = params.get("broker_adapter")
+    if not adapter or adapter not in LIVE_ADAPTERS:
+        raise LiveTradingRefused(
+            "deployment.mode is 'live_trading' but no live broker adapter is available "
+            f"(deployment.broker_adapter={adapter!r}; registered adapters: "
+            f"{sorted(LIVE_ADAPTERS) or 'none ship with this project'}). Set "
+            "deployment.mode: paper_trading, or implement and register an adapter."
+        )
+    if not credentials or adapter not in credentials:
+        raise LiveTradingRefused(
+            f"deployment.mode is 'live_trading' but conf/local/credentials.yml has no "
+            f"'{adapter}' entry. Add it there (never in conf/base) or use paper_trading."
+        )
+    return mode  # pragma: no cover - unreachable until an adapter is registered
+
+
+# ---------------------------------------------------------------------------------------
+# Reconciliation and operator actions
+# ---------------------------------------------------------------------------------------
+def replay_trades(
+    initial_capital_cents: int,
+    trades: list[dict[str, Any]],
+    equity: list[dict[str, Any]] | None = None,
+    *,
+    granularity: str = "whole",
+    initial_cash: float | None = None,
+) -> tuple[int, int] | tuple[float, float]:
+    """Cash and shares implied by the trade log (and the borrow fees in ``equity``).
+
+    ``whole`` accounts: ``(cash_cents, shares)`` from the logged cents. ``fractional``
+    accounts: ``(cash, shares)`` as floats from ``initial_cash`` and the logged exact amounts,
+    replayed bar by bar in the kernel's order (each bar's fill, then its mark's borrow), so
+    the result equals the account's state bit for bit.
+    """
+    if granularity == "whole":
+        cash, shares = initial_capital_cents, 0
+        for t in trades:
+            cash -= t["notional_cents"] + t["commission_cents"]
+            shares += t["shares"]
+        for mark in equity or ():
+            cash -= mark.get("borrow_cents", 0)
+        return cash, shares
+    if granularity != "fractional" or initial_cash is None:
+        raise AccountStateError(
+            f"replay_trades: granularity {granularity!r} with initial_cash {initial_cash!r}; a "
+            "fractional account replays from its exact_initial_cash."
+        )
+    cash, shares, k = float(initial_cash), 0.0, 0
+    for mark in equity or ():
+        while k < len(trades) and trades[k]["bar"] <= mark["bar"]:
+            t = trades[k]
+            cash = ex.cash_after_fill(cash, t["shares"], t["fill_price"], t["commission"])
+            shares, k = shares + t["shares"], k + 1
+        cash = ex.cash_after_borrow(cash, mark["borrow"])
+    for t in trades[k:]:  # no marks given (or trades after the last mark)
+        cash = ex.cash_after_fill(cash, t["shares"], t["fill_price"], t["commission"])
+        shares = shares + t["shares"]
+    return cash, shares
+
+
+def reconcile(store: AccountStore) -> AccountState:
+    """Check that the committed logs replay to the committed state; raise if not."""
+    state = store.load()
+    trades = store.read_log("trades", state)
+    orders = store.read_log("orders", state)
+    equity = store.read_log("equity", state)
+    cash, shares = replay_trades(
+        state.initial_capital_cents,
+        trades,
+        equity,
+        granularity=state.granularity,
+        initial_cash=state.exact_initial_cash,
+    )
+    problems = []
+    if state.fractional:
+        if (cash, shares) != (state.exact_cash, state.shares):
+            problems.append(
+                f"trade log replays to cash {cash!r}/shares {shares!r}, state has "
+                f"{state.exact_cash!r}/{state.shares!r}"
+            )
+        bad = [
+            m["bar"]
+            for m in equity
+            if m["equity"] != m["cash"] + m["shares"] * m["close"]  # ex.mark's equity
+            or (m["cash_cents"], m["equity_cents"]) != (round(m["cash"] * 100), round(m["equity"] * 100))
+        ]
+        if bad:
+            problems.append(
+                f"{len(bad)} equity mark(s) (first {bad[0]}) are not cash + shares x close, "
+                "or their cents are not the rounded exact amounts"
+            )
+        if equity and (equity[-1]["cash"], equity[-1]["equity"]) != (state.exact_cash, state.exact_equity):
+            problems.append("last equity mark's exact cash/equity differ from state")
+    elif (cash, shares) != (state.cash_cents, state.shares):
+        problems.append(
+            f"trade log replays to cash {cash / 100:.2f}/shares {shares}, state has "
+            f"{state.cash:.2f}/{state.shares}"
+        )
+    bars = [o["bar"] for o in orders]
+    if len(bars) != len(set(bars)) or len(bars) != state.bars_processed:
+        problems.append(
+            f"{len(bars)} decisions for {state.bars_processed} processed bars "
+            f"({len(bars) - len(set(bars))} duplicated)"
+        )
+    if len(equity) != state.bars_processed:
+        problems.append(f"{len(equity)} equity marks for {state.bars_processed} bars")
+    if equity and (equity[-1]["cash_cents"], equity[-1]["shares"], equity[-1]["equity_cents"]) != (
+        state.cash_cents,
+        state.shares,
+        state.equity_cents,
+    ):
+        problems.append("last equity mark differs from state")
+    if bars and bars[-1] != state.last_bar:
+        problems.append(f"last decision {bars[-1]} is not the last processed bar {state.last_bar}")
+    if problems:
+        raise AccountStateError(
+            f"{store.folder}: account does not reconcile: {'; '.join(problems)}. Stop trading "
+            "and restore the folder from backup."
+        )
+    return state
+
+
+def current_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database in some containers
+        return "unknown"
+
+
+def clear_halt(store: AccountStore, reason: str, actor: str | None = None) -> AccountState:
+    """Clear a kill-switch or drift halt, recording who, when and why.
+
+    The drawdown peak is reset to the current equity, otherwise the kill switch would fire
+    again on the very next bar.
+    """
+    if not reason or not reason.strip():
+        raise AccountStateError("clear-halt needs a non-empty --reason saying why it is safe.")
+    with store.locked():
+        state = store.load()
+        if not state.halted:
+            raise AccountStateError(f"{store.folder}: account is not halted; nothing to clear.")
+        event = {
+            "bar": state.last_bar,
+            "kind": "clear_halt",
+            "at": utc_now(),
+            "by": actor or current_actor(),
+            "reason": reason.strip(),
+            "cleared": state.halt_reason,
+            "peak_reset_to_cents": state.equity_cents,
+        }
+        new = dataclasses.replace(state, halted=False, halt_reason=None, peak_equity_cents=state.equity_cents)
+        return store.commit(new, {"events": [event]})
