@@ -5,18 +5,28 @@ fold's champion on its test window), never as that model's test. Old registry li
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
+from reinforce_strategy_creator.artifacts import artifact_sha256, versioned_artifact_path
 from reinforce_strategy_creator.cli import cli, load_deployment_params
 from reinforce_strategy_creator.deployment import ModelRegistry
 from reinforce_strategy_creator.deployment.registry import registration_request
 from reinforce_strategy_creator.params.evaluation import EvaluationParams
 from reinforce_strategy_creator.walk_forward import engine
+from tests.support.artifacts import save_version
 
 VALIDATION = {"sharpe": 1.23, "psr": 0.91, "max_drawdown": -0.08}
+
+
+def _stored(filepath: str, version: str) -> dict[str, str]:
+    """The digest of a real artifact version of the catalog folder ``filepath`` (relative to the
+    project, the working directory), saved on first use."""
+    folder = versioned_artifact_path(Path(filepath), version)
+    return artifact_sha256(folder) if folder.exists() else save_version(Path(filepath), version)
 
 
 def walk_forward_champion() -> dict:
@@ -31,7 +41,8 @@ def walk_forward_champion() -> dict:
         "decided_on": {"split": "walk_forward", "start": "2010-01-04", "end": "2016-12-30", "n_bars": 1762},
         "procedure": {"sharpe": 0.61, "total_return": 0.473, "max_drawdown": -0.21, "n_bars": 1762},
     }
-    policy = SimpleNamespace(version="wf1", filepath="data/06_models/walk_forward_policy")
+    filepath = "data/06_models/walk_forward_policy"
+    policy = SimpleNamespace(version="wf1", filepath=filepath, sha256=_stored(filepath, "wf1"))
     return engine.deployment_champion(deployment, verdict, policy, EvaluationParams())
 
 
@@ -43,6 +54,7 @@ def single_split_champion() -> dict:
         "kind": "agent",
         "policy_version": "ss1",
         "policy_filepath": "data/06_models/a2c_policy",
+        "policy_sha256": _stored("data/06_models/a2c_policy", "ss1"),
         "validation_metrics": VALIDATION,
         "test_metrics": {"sharpe": 0.61, "total_return": 0.473, "max_drawdown": -0.21, "n_bars": 502},
         "verdict_passed": True,

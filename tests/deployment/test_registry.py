@@ -158,7 +158,7 @@ def test_an_artifact_is_registered_only_with_its_hashes_and_only_as_they_are(tmp
 
 
 @pytest.mark.parametrize("tamper", TAMPERS)
-@pytest.mark.parametrize("action", ["promote", "rollback", "load"])
+@pytest.mark.parametrize("action", ["promote", "rollback", "check"])
 def test_an_edited_registered_artifact_is_refused(tmp_path, tamper, action):
     reg = _reg(tmp_path)
     old = _register(reg, version="v1", seed=0)
@@ -175,7 +175,7 @@ def test_an_edited_registered_artifact_is_refused(tmp_path, tamper, action):
         {
             "promote": lambda: reg.promote(new),
             "rollback": lambda: reg.rollback(),
-            "load": lambda: reg.load_artifact(entry),
+            "check": lambda: reg.check_artifact(entry),  # what every load runs first
         }[action]()
     message = str(err.value)
     assert str(folder / name) in message  # the file
@@ -202,7 +202,7 @@ def test_an_entry_registered_before_hashes_were_recorded_folds_but_is_never_used
     reg.path.write_text(json.dumps(legacy) + "\n")
     (entry,) = reg.list()
     assert entry.status == CANDIDATE and entry.artifact_sha256 is None
-    for use in (lambda: reg.promote(entry.entry_id), lambda: reg.load_artifact(entry)):
+    for use in (lambda: reg.promote(entry.entry_id), lambda: reg.check_artifact(entry)):
         with pytest.raises(
             ArtifactError,
             match="records no SHA-256.*registered before the registry recorded artifact hashes; retrain",

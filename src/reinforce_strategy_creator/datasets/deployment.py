@@ -18,6 +18,7 @@ from typing import Any
 from kedro.io import AbstractDataset
 from kedro.io.core import DatasetError
 
+from ..artifacts import load_policy_bundle
 from ..deployment.registry import ModelRegistry
 from ..deployment.session import PRODUCTION, SHADOW, ProductionModel
 from ..deployment.state import AccountStore, StagedAccount
@@ -78,7 +79,15 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
                 f"champions through the deployment pipeline (it records the artifact), or {fix}."
             )
         try:
-            bundle = registry.load_artifact(entry)
+            # JSON and safetensors only, after the files match the SHA-256 recorded at registration
+            bundle = load_policy_bundle(
+                registry.artifact_folder(entry),
+                version=entry.version,
+                expected_sha256=entry.artifact_sha256,
+                recorded_in=registry.recorded_in(entry),
+                fix=registry.artifact_fix(entry),
+            )
+            bundle.filepath = entry.artifact_path
         except InputError as exc:
             raise DatasetError(
                 f"registry {where}: {what} {entry.entry_id} points to "

@@ -29,13 +29,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import (
-    SPEC_FILE,
-    PolicyBundle,
-    load_policy_bundle,
-    verify_artifact,
-    versioned_artifact_path,
-)
+from ..artifact_digest import SPEC_FILE, verify_artifact, versioned_artifact_path
 from ..atomic_io import TORN_SUFFIX, append_lines_durable, exclusive_lock, set_aside_tail
 from ..candidates import ENSEMBLE_SEED
 from ..errors import InputError
@@ -356,27 +350,16 @@ class ModelRegistry:
         verify_artifact(
             self.artifact_folder(entry),
             entry.artifact_sha256,
-            recorded_in=self._recorded_in(entry),
-            fix=self._artifact_fix(entry),
+            recorded_in=self.recorded_in(entry),
+            fix=self.artifact_fix(entry),
         )
 
-    def load_artifact(self, entry: RegistryEntry) -> PolicyBundle:
-        """``entry``'s policy, loaded only after its files match the SHA-256 recorded at its
-        registration (:meth:`check_artifact`); JSON and safetensors only."""
-        bundle = load_policy_bundle(
-            self.artifact_folder(entry),
-            version=entry.version,
-            expected_sha256=entry.artifact_sha256,
-            recorded_in=self._recorded_in(entry),
-            fix=self._artifact_fix(entry),
-        )
-        bundle.filepath = entry.artifact_path
-        return bundle
-
-    def _recorded_in(self, entry: RegistryEntry) -> str:
+    def recorded_in(self, entry: RegistryEntry) -> str:
+        """Where ``entry``'s artifact digest is recorded, as errors name it."""
         return f"the registry '{self.path}' (entry {entry.entry_id})"
 
-    def _artifact_fix(self, entry: RegistryEntry) -> str:
+    def artifact_fix(self, entry: RegistryEntry) -> str:
+        """What to do when ``entry``'s artifact does not match its recorded digest."""
         if not entry.artifact_sha256:
             return (
                 f"{entry.entry_id} was registered before the registry recorded artifact hashes; "

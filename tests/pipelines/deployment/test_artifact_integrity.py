@@ -16,9 +16,9 @@ from kedro.io.core import DatasetError
 
 from reinforce_strategy_creator.artifacts import ArtifactError, artifact_sha256
 from reinforce_strategy_creator.deployment.registry import ModelRegistry
-from tests.pipelines.deployment.test_pipeline import _files
 from tests.support.artifacts import TAMPERS
 from tests.support.deployment_world import V1, V2, write_feed
+from tests.support.paper import account_files
 from tests.support.project import catalog_config
 
 #: every catalog entry a paper account (or a notebook) loads its model through
@@ -71,12 +71,12 @@ def test_the_paper_accounts_do_not_trade_an_edited_artifact(traded, tamper):
     """The tester's reproduction: a long-only model's spec edited to short (or its network or
     weights changed) traded on the paper account with exit code 0; now nothing is traded."""
     write_feed(traded.feed, end="2018-02-28")  # one new bar to trade
-    accounts = _files(traded.account), _files(traded.shadow_account)
+    accounts = account_files(traded.account), account_files(traded.shadow_account)
     edit, name = TAMPERS[tamper]
     edit(_folder(traded, V1))
     with pytest.raises(DatasetError, match="SHA-256"):
         traded.run(tags=["paper"])
-    assert (_files(traded.account), _files(traded.shadow_account)) == accounts
+    assert (account_files(traded.account), account_files(traded.shadow_account)) == accounts
 
 
 def test_an_artifact_changed_between_evaluation_and_registration_is_not_registered(world):
