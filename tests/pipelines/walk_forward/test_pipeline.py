@@ -18,7 +18,7 @@ def test_one_namespace_per_fold_and_the_deployment_fold_only_when_deploying():
     pipe = create_pipeline()
     namespaces = {n.namespace for n in pipe.nodes if n.namespace}
     assert namespaces == {"walk_forward"} | {f"walk_forward.{f}" for f in fold_names()}
-    deployed = {"champion", "feature_scaler", "model_input_train", "model_input_validation"}
+    deployed = {"champion", "feature_scaler", "model_input_train"}
     assert not deployed & pipe.all_outputs()
     deploying = create_pipeline(deploy=True) + deployment_inputs()
     assert "walk_forward.deployment" in {n.namespace for n in deploying.nodes}

@@ -166,17 +166,15 @@ def deployment_tables(
     training: TrainingParams,
     evaluation: EvaluationParams,
     walk_forward: WalkForwardParams,
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    """``feature_scaler``, ``model_input_train`` and ``model_input_validation`` of the deployment
-    fold (its scaler, fit on its training rows, and its training and validation rows scaled with
-    it): what deployment scales live bars with and calibrates drift on, and what the deployment
-    fold selected its champion on. The same tables the deployment fold trained on
-    (``walk_forward.tables``)."""
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``feature_scaler`` and ``model_input_train`` of the deployment fold (its scaler, fit on its
+    training rows, and those rows scaled): what deployment scales live bars with and calibrates
+    drift on. The same tables the deployment fold trained on (``walk_forward.tables``)."""
     params = _parameters(feature_engineering, environment, training, evaluation, walk_forward)
     features, plan = engine.plan(primary_prices, params)
     window, kind = int(params["environment"]["window"]), params["feature_engineering"]["scaler"]
     tables = fold_tables(features, primary_prices, plan.deployment, window, kind)
-    return tables.scaler, tables.train, tables.validation
+    return tables.scaler, tables.train
 
 
 def render_report(record: engine.StitchedRecord, verdict: dict[str, Any], environment: EnvConfig) -> str:

@@ -66,10 +66,10 @@ def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
     ``walk_forward.*`` and it reads ``primary_prices``. With ``deploy`` (``full_cycle`` under
     ``evaluation.scheme: walk_forward``, with :func:`deployment_inputs`) it also trains the
     deployment fold (``walk_forward.deployment``), stores its champion and writes
-    the ``champion``, ``feature_scaler`` and ``model_input_train`` that deployment reads (and the
-    fold's ``model_input_validation``); run alone, the stage leaves those (the single split's)
-    untouched. ``walk_forward.training_history`` holds every fold's training histories (the
-    deployment fold's too, with ``deploy``)."""
+    the ``champion``, ``feature_scaler`` and ``model_input_train`` that deployment reads; run
+    alone, the stage leaves those (the single split's) untouched.
+    ``walk_forward.training_history`` holds every fold's training histories (the deployment
+    fold's too, with ``deploy``)."""
     folds = fold_names()
     results = [f"{name}.result" for name in folds]
     head = pipeline(
@@ -121,23 +121,24 @@ def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
 
 
 def deployment_inputs() -> Pipeline:
-    """``deployment.deployment_tables``: the deployment fold's ``feature_scaler``,
-    ``model_input_train`` and ``model_input_validation`` from ``primary_prices`` and the
-    parameters (the same tables the fold trained and selected on). It sits in the deployment
-    namespace because it feeds only deployment (and the notebooks), and its inputs precede the
-    model input layer (kedro-viz orders layers by the whole graph)."""
+    """``deployment.deployment_tables``: the deployment fold's ``feature_scaler`` and
+    ``model_input_train`` from ``primary_prices`` and the parameters (the same tables the fold
+    trained on). It sits in the deployment namespace because it feeds only deployment, and its
+    inputs precede the model input layer (kedro-viz orders layers by the whole graph: an output
+    of this namespace that nothing in it reads, a third table, would follow the namespace's
+    model-output inputs and make the layers circular)."""
     return pipeline(
         [
             node(
                 deployment_tables,
                 inputs=["primary_prices", *PARAMETERS],
-                outputs=["feature_scaler", "model_input_train", "model_input_validation"],
+                outputs=["feature_scaler", "model_input_train"],
                 name="deployment_tables",
             )
         ],
         namespace="deployment",
         inputs={"primary_prices"},
-        outputs={"feature_scaler", "model_input_train", "model_input_validation"},
+        outputs={"feature_scaler", "model_input_train"},
         parameters={p: p for p in PARAMETERS},
         tags=["walk_forward", "deploy"],
     )
