@@ -207,8 +207,7 @@ class ModelRegistry:
         events to append (possibly none). Returns the events as appended (with ``at``)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
-            self._mend_tail()
-            history = self.events()
+            history = self._mend_tail()
             new = build(fold(history, source=str(self.path)))
             if not new:
                 return []
@@ -226,24 +225,26 @@ class ModelRegistry:
             append_lines_durable(self.path, lines)  # one write: all the events or (torn) none
         return new
 
-    def _mend_tail(self) -> None:
+    def _mend_tail(self) -> list[dict[str, Any]]:
         """Make the history end in a newline before an append (under the writer lock): a complete
         last event gets its missing newline; a torn one is moved to ``<name>.torn-<UTC
-        timestamp>`` beside the registry, with a warning. No byte is ever deleted."""
-        _, tail, kept = self._read()
+        timestamp>`` beside the registry, with a warning. No byte is ever deleted. Returns the
+        history's events as the mended file holds them (read once)."""
+        events, tail, kept = self._read()
         if not tail:
-            return
+            return events
         if kept:
             with open(self.path, "ab") as fh:
                 fh.write(b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
-            return
+            return events
         set_aside_tail(
             self.path,
             self.path.stat().st_size - len(tail),
             "the last line is not one complete event (a writer killed mid-append, or a hand edit)",
         )
+        return events
 
     def register(
         self,
