@@ -277,7 +277,7 @@ def report_status(
         active_model_id=state.active_model_id,
         bars_processed_total=state.bars_processed,
         trading_since=equity_log[0]["bar"] if equity_log else None,
-        last_session=last_session(state, dict(logs)),
+        last_session=last_session(state, logs),
         buy_and_hold_equity=bh,
         buy_and_hold_pnl=None if bh is None else round(bh - state.initial_capital_cents / 100.0, 2),
     )

@@ -43,7 +43,7 @@ from .broker import CostModel, PaperBroker, RunSummary, first_bar_to_process
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .operations import resolve_mode
 from .report import check_feed_against_account, check_feed_matches_training
-from .state import AccountState, StagedAccount
+from .state import AccountState, StagedAccount, count_events
 
 logger = logging.getLogger(__name__)
 
@@ -664,7 +664,7 @@ def _traded_status(
         "halted": state.halted,
         "halt_reason": state.halt_reason,
         "pending_target": state.pending_target,
-        "events_this_run": _count_events(events),
+        "events_this_run": count_events(events),
         "message": (
             f"processed {summary.bars_processed} new bar(s)"
             if summary.bars_processed
@@ -679,10 +679,3 @@ def _display_artifact(artifact: str | None) -> str | None:
         return artifact
     path, _, version = artifact.rpartition("@")
     return f"{display_path(path) if path and Path(path).is_absolute() else path}@{version}"
-
-
-def _count_events(events: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for ev in events:
-        counts[ev["kind"]] = counts.get(ev["kind"], 0) + 1
-    return counts

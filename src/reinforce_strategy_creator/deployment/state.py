@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,28 +346,34 @@ class AccountStore:
             raise AccountStateError("writes to the paper account must happen inside `with store.locked():`")
 
 
-def last_session(state: Any, logs: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
-    """The newest run that processed bars into an account, read from its committed state and
+def count_events(events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many events of each kind, in the order the kinds first appear."""
+    counts: dict[str, int] = {}
+    for ev in events:
+        counts[ev["kind"]] = counts.get(ev["kind"], 0) + 1
+    return counts
+
+
+def last_session(state: Any, logs: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """The newest run that processed bars into an account (``state``: an :class:`AccountState`,
+    a portfolio account's state, or ``None``), read from its committed state and
     logs alone (``None`` before the first bar, or for a state written before sessions were
     recorded): its first and last bar, bars decided, trades filled, events by kind and the
     model that traded. The same whichever run reports it, so a run killed after its commit and
     before its report loses nothing: the next run's status shows the killed run's session."""
-    first = getattr(state, "session_first_bar", None)
-    if state is None or first is None:
+    if state is None or state.session_first_bar is None:
         return None
+    first = state.session_first_bar
 
     def since(name: str) -> list[dict[str, Any]]:
         return [r for r in logs.get(name, []) if str(r.get("bar")) >= first]
 
-    events: dict[str, int] = {}
-    for ev in since("events"):
-        events[ev["kind"]] = events.get(ev["kind"], 0) + 1
     return {
         "first_bar": first,
         "last_bar": state.last_bar,
         "bars": len(since("equity")),
         "trades": len(since("trades")),
-        "events": events,
+        "events": count_events(since("events")),
         "model": state.active_model_id,
     }
 
