@@ -22,14 +22,22 @@ methods are the core's state plumbing (building lanes, gathering rows, mapping a
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .config import EnvConfigError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .core import BatchedTradingCore
+
+class ActionTable(Protocol):
+    """What a back end's ``targets`` reads of the core whose actions it maps to target positions
+    (``BatchedTradingCore``), named here so that the back ends do not import the core."""
+
+    config: Any  # ``.continuous``: actions are positions in [pos_lo, pos_hi], not table indexes
+    num_envs: int
+    pos_table: Any
+    pos_lo: Any
+    pos_hi: Any
 
 
 class ScalarOps:
@@ -91,7 +99,7 @@ class ScalarOps:
     def set_state(self, obs: np.ndarray, start: int, cols: list) -> None:
         obs[start:] = cols
 
-    def targets(self, actions, core: BatchedTradingCore) -> float:
+    def targets(self, actions, core: ActionTable) -> float:
         if type(actions) is int and not core.config.continuous:  # the facade's fast path
             if 0 <= actions < len(core.pos_table):
                 return core.pos_table[actions]

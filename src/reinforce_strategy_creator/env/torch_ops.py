@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from .ops import check_count
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .core import BatchedTradingCore
+from .ops import ActionTable, check_count
 
 
 class TorchOps:
@@ -51,7 +48,7 @@ class TorchOps:
     def set_state(self, obs: torch.Tensor, start: int, cols: list) -> None:
         obs[:, start:] = torch.stack(cols, dim=1)
 
-    def targets(self, actions, core: BatchedTradingCore):
+    def targets(self, actions, core: ActionTable):
         if core.config.continuous:
             a = torch.as_tensor(actions, dtype=torch.float64).to(self.device).reshape(-1)
             check_count(a.shape[0], core.num_envs)
