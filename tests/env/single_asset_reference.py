@@ -88,7 +88,7 @@ class ReferenceSingleAssetCore:
             return torch.clamp(a, self.pos_lo, self.pos_hi)
         return self.pos_table.index_select(0, torch.as_tensor(actions, dtype=torch.int64).reshape(-1))
 
-    def step(self, actions):
+    def step(self, actions):  # noqa: PLR0915 - the old step, inlined whole
         """Advance every active lane one bar; (obs, reward, terminated, truncated, info)."""
         target = self.targets(actions)
         t, cash, sh, prev = self.t, self.cash, self.shares, self.equity
@@ -137,7 +137,9 @@ class ReferenceSingleAssetCore:
             d_a, d_b = logr - dsr_a, logr * logr - dsr_b
             var = dsr_b - dsr_a * dsr_a
             ok = var > 1e-18
-            reward = torch.where(ok, (dsr_b * d_a - 0.5 * dsr_a * d_b) / torch.where(ok, var, 1.0) ** 1.5, 0.0)
+            reward = torch.where(
+                ok, (dsr_b * d_a - 0.5 * dsr_a * d_b) / torch.where(ok, var, 1.0) ** 1.5, 0.0
+            )
             dsr_a, dsr_b = dsr_a + eta * d_a, dsr_b + eta * d_b
         else:
             peak = torch.maximum(peak, equity)
@@ -153,7 +155,11 @@ class ReferenceSingleAssetCore:
         zero = lambda v: torch.where(act, v, 0.0)  # noqa: E731
         self.t, self.steps = keep(t1, t), keep(steps, self.steps)
         self.cash, self.shares, self.equity = keep(cash_new, cash), keep(sh_new, sh), keep(equity, prev)
-        self.held, self.entry, self.bars = keep(target, self.held), keep(entry, self.entry), keep(bars, self.bars)
+        self.held, self.entry, self.bars = (
+            keep(target, self.held),
+            keep(entry, self.entry),
+            keep(bars, self.bars),
+        )
         self.peak, self.dd = keep(peak, self.peak), keep(dd, self.dd)
         self.dsr_a, self.dsr_b = keep(dsr_a, self.dsr_a), keep(dsr_b, self.dsr_b)
         self.last_close = keep(c, self.last_close)

@@ -19,7 +19,7 @@ Rules (docs/environment.md, "Positions and sizing" and "Cost model"):
   whole holding never exceeds the fractional one in absolute value.
 * **fill and costs** (:func:`fill_price_and_costs`): fill = ``ref·(1 ± slip)`` against the
   trader, commission = ``|Δ|·fill·comm``, slippage cost = ``|Δ|·ref·slip``.
-* **cash and mark** (:func:`cash_after_fill`, :func:`mark`): ``cash − Δ·fill − commission`` at
+* **cash and mark** (:func:`settle`; :func:`mark` for a bar without a fill): ``cash − Δ·fill − commission`` at
   the fill; at the mark a short pays ``borrow = max(−shares, 0)·close·borrow_rate``, then
   ``cash − borrow`` and ``equity = cash + shares·close``. Float64, in this order: a ledger
   that replays these operations in the same order (:func:`cash_after_fill`,
@@ -34,22 +34,18 @@ the same numbers whatever the shape around it (tests/env/test_execution.py check
 tensors against scalars bit for bit). :class:`ExecutionRules` holds the rates as floats;
 per-asset costs are (N,) tensors in the same fields (they broadcast over (B, N)).
 
-What the N-asset caller (:class:`.portfolio.PortfolioCore`) adds on top:
-
-* the account's equity is shared by its N assets, so the post-cost equity that every target
-  weight refers to is solved jointly (``PortfolioCore.size_orders``: one monotone scalar
-  equation in the post-cost equity around the kernel's per-asset costs); long-only targets
-  with ``Σ p_i ≤ 1`` then never borrow;
-* cash settles once per account (``PortfolioCore._settle``): ``cash − Σ_i (Δ_i·fill_i +
-  commission_i) − Σ_i borrow_i``, summed over the asset axis in a fixed order so that runs
-  reproduce, and ``equity = cash + Σ_i shares_i·close_i``;
-* the observation holds one feature window and the current weight per asset.
+Settlement (:func:`settle`) is written once for every caller and every N: the batched cores
+(N = 1 and N assets), the paper accounts. An account's equity is shared by its N assets, so the
+N-asset core solves the post-cost equity every target weight refers to jointly
+(``PortfolioCore.size_orders``, around the kernel's per-asset costs) and then settles here;
+at N = 1 :func:`execute_order` is that solve in closed form.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from .ops import SCALAR
 
@@ -179,6 +175,49 @@ def mark(xp, rules: ExecutionRules, cash, shares, close):
     borrow = xp.clip(-shares, 0.0, None) * close * rules.borrow
     cash = cash - borrow
     return borrow, cash, cash + shares * close
+
+
+class Settlement(NamedTuple):
+    """One bar's settlement of B accounts (see :func:`settle`)."""
+
+    shares: Any  #: holdings after the fill, shaped like ``shares``
+    value: Any  #: ``shares * close`` per asset: the marked positions
+    borrow: Any  #: short borrow paid at the mark, per account (shaped like ``cash``)
+    cash: Any  #: cash after the fill and the borrow, per account
+    equity: Any  #: ``cash + Σ value``, per account
+    commission: Any  #: ``Σ commission``, per account
+
+
+def settle(xp, rules: ExecutionRules, cash, shares, delta, fill, commission, close) -> Settlement:
+    """Settle one bar: pay for the fills, then mark at ``close`` (the settlement order, written once).
+
+    ``shares``, ``delta`` (traded shares, > 0 bought), ``fill`` (fill prices), ``commission``
+    and ``close`` are per asset: (B, N) tensors with ``cash`` (B,), or, for one asset, shaped
+    like ``cash`` ((B,) lanes, or Python floats on the scalar back end). In this order, float64:
+
+    1. ``cash − Σ_i Δ_i·fill_i − Σ_i commission_i`` (:func:`cash_after_fill`);
+    2. shares ``+ Δ``; each short pays ``borrow_i = max(−shares_i, 0)·close_i·borrow_rate``;
+    3. ``cash − Σ_i borrow_i`` (:func:`cash_after_borrow`);
+    4. ``equity = cash + Σ_i shares_i·close_i``.
+
+    Each Σ runs over the asset axis (the last one) in ticker order, so runs reproduce bit for
+    bit; with one asset there is no sum and the operations are the single-asset ledger's. With a
+    zero borrow rate the borrow is exactly 0 and is not computed.
+    """
+    per_asset = getattr(shares, "ndim", 0) > getattr(cash, "ndim", 0)
+    commission_total = commission.sum(-1) if per_asset else commission
+    cash_filled = cash - ((delta * fill).sum(-1) if per_asset else delta * fill) - commission_total
+    sh_new = shares + delta
+    if rules.borrow > 0.0:
+        borrow = xp.clip(-sh_new, 0.0, None) * close * rules.borrow
+        if per_asset:
+            borrow = borrow.sum(-1)
+        cash_new = cash_filled - borrow
+    else:  # max(-shares, 0) * close * 0 is exactly 0
+        borrow, cash_new = xp.zeros_like(cash), cash_filled
+    value = sh_new * close
+    equity = cash_new + (value.sum(-1) if per_asset else value)
+    return Settlement(sh_new, value, borrow, cash_new, equity, commission_total)
 
 
 # ---------------------------------------------------------------------------------------
