@@ -7,7 +7,7 @@ import it from src/.
 Self-contained for the ledger: it imports only the library's error class, so a change to the
 execution kernel or the engine cannot change what it computes (the kernel's fill price, costs,
 cash and borrow rules are inlined). Beyond the frozen core it takes the two options every engine
-now has at any N, written the straightforward way: ``open`` ((T, N) opens: orders fill at the next
+now has at any N, written the straightforward way: ``opens`` ((T, N) opens: orders fill at the next
 bar's open instead of its close, the mark stays at the close) and ``granularity="whole"`` (each
 resulting holding truncated toward zero after the joint sizing, the kernel's whole-share rule).
 """
@@ -80,7 +80,7 @@ class ReferencePortfolioCore:
         seed: int | None = None,
         *,
         autoreset: bool = True,
-        open=None,  # noqa: A002
+        opens=None,
         granularity: str = "fractional",
     ) -> None:
         self.config = config
@@ -113,8 +113,8 @@ class ReferencePortfolioCore:
         dev = self.device
         self.close = torch.as_tensor(np.where(tradable, close, 1.0), dtype=torch.float64, device=dev)
         self.fill_ref = self.close  # the price orders fill at on the next bar
-        if open is not None:
-            opens = np.asarray(open, dtype=np.float64)
+        if opens is not None:
+            opens = np.asarray(opens, dtype=np.float64)
             self.fill_ref = torch.as_tensor(np.where(tradable, opens, 1.0), dtype=torch.float64, device=dev)
         self.tradable = torch.as_tensor(tradable, device=dev)
         self.windows = torch.as_tensor(_windows(features, W), device=dev)  # (T, N*W*F) float32

@@ -118,7 +118,9 @@ class PortfolioConfig:
 
     @property
     def rules(self) -> ex.ExecutionRules:
-        return ex.ExecutionRules.from_bps(self.commission_bps, self.slippage_bps, self.borrow_bps_per_bar)
+        return ex.ExecutionRules.from_bps(
+            self.commission_bps, self.slippage_bps, self.borrow_bps_per_bar, self.granularity
+        )
 
 
 def _check_panel(close: np.ndarray, features: np.ndarray, tickers: Sequence[str]) -> np.ndarray:
