@@ -6,9 +6,10 @@ Self-contained on purpose: it imports nothing of ``reinforce_strategy_creator``,
 the execution kernel, the observation or the core cannot change it. It is the torch path of the
 old ``BatchedTradingCore`` with the kernel functions it called inlined (closed-form post-cost
 sizing, fill and costs, cash after the fill, mark with short borrow, entry price and bars held,
-the three rewards, the observation's state block), lanes frozen once done (``autoreset=False``,
-the replay's mode). ``granularity="whole"`` applies the kernel's whole-share rule (the resulting
-holding truncated toward zero), which the paper broker used with this same sizing.
+the three rewards (:func:`reference_reward`), the observation's state block), lanes frozen once
+done (``autoreset=False``, the replay's mode). ``granularity="whole"`` applies the kernel's
+whole-share rule (the resulting holding truncated toward zero), which the paper broker used with
+this same sizing.
 
 ``config`` is read by attribute (``window``, ``positions``, ``fill_price``, ``continuous``,
 ``initial_capital``, ``commission_bps``, ``slippage_bps``, ``borrow_bps_per_bar``, ``reward``,
@@ -27,6 +28,25 @@ _EQUITY_FLOOR = 1e-12
 _BUY_HAIRCUT_EPS = 1e-12
 _BARS_HELD_SCALE = 252
 F64 = torch.float64
+
+
+def reference_reward(config, cap, equity, prev, peak, dd, dsr_a, dsr_b):
+    """``(reward, peak, dd, dsr_a, dsr_b)`` of one bar (``config.reward``, ``dsr_eta``,
+    ``drawdown_lambda``) from the equity ``prev -> equity`` of each account: the reward of the
+    old core, usable on any account's equity path (the rewards do not depend on N)."""
+    logr = torch.log(torch.clamp(equity, cap * _EQUITY_FLOOR, None) / prev)
+    if config.reward == "log_return":
+        return logr, peak, dd, dsr_a, dsr_b
+    if config.reward == "differential_sharpe":
+        eta = config.dsr_eta
+        d_a, d_b = logr - dsr_a, logr * logr - dsr_b
+        var = dsr_b - dsr_a * dsr_a
+        ok = var > 1e-18
+        dsr = (dsr_b * d_a - 0.5 * dsr_a * d_b) / torch.where(ok, var, 1.0) ** 1.5
+        return torch.where(ok, dsr, 0.0), peak, dd, dsr_a + eta * d_a, dsr_b + eta * d_b
+    peak = torch.maximum(peak, equity)
+    dd_new = 1.0 - equity / peak
+    return logr - config.drawdown_lambda * torch.clamp(dd_new - dd, 0.0, None), peak, dd_new, dsr_a, dsr_b
 
 
 class ReferenceSingleAssetCore:
@@ -88,7 +108,7 @@ class ReferenceSingleAssetCore:
             return torch.clamp(a, self.pos_lo, self.pos_hi)
         return self.pos_table.index_select(0, torch.as_tensor(actions, dtype=torch.int64).reshape(-1))
 
-    def step(self, actions):  # noqa: PLR0915 - the old step, inlined whole
+    def step(self, actions):
         """Advance every active lane one bar; (obs, reward, terminated, truncated, info)."""
         target = self.targets(actions)
         t, cash, sh, prev = self.t, self.cash, self.shares, self.equity
@@ -128,24 +148,9 @@ class ReferenceSingleAssetCore:
         cash_new = cash_filled - borrow
         equity = cash_new + sh_new * c
 
-        logr = torch.log(torch.clamp(equity, self.cap * _EQUITY_FLOOR, None) / prev)
-        peak, dd, dsr_a, dsr_b = self.peak, self.dd, self.dsr_a, self.dsr_b
-        if self.config.reward == "log_return":
-            reward = logr
-        elif self.config.reward == "differential_sharpe":
-            eta = self.config.dsr_eta
-            d_a, d_b = logr - dsr_a, logr * logr - dsr_b
-            var = dsr_b - dsr_a * dsr_a
-            ok = var > 1e-18
-            reward = torch.where(
-                ok, (dsr_b * d_a - 0.5 * dsr_a * d_b) / torch.where(ok, var, 1.0) ** 1.5, 0.0
-            )
-            dsr_a, dsr_b = dsr_a + eta * d_a, dsr_b + eta * d_b
-        else:
-            peak = torch.maximum(peak, equity)
-            dd_new = 1.0 - equity / peak
-            reward = logr - self.config.drawdown_lambda * torch.clamp(dd_new - dd, 0.0, None)
-            dd = dd_new
+        reward, peak, dd, dsr_a, dsr_b = reference_reward(
+            self.config, self.cap, equity, prev, self.peak, self.dd, self.dsr_a, self.dsr_b
+        )
 
         steps = self.steps + 1
         terminated = equity <= 0.0

@@ -1,9 +1,10 @@
 """`BatchedTradingCore`: B independent trading accounts stepping together over one market.
 
-The core holds the state of B accounts and runs the step: it executes orders through the
-execution kernel (`execution.py`: sizing, fill, costs, borrow, cash, mark, entry price and
-bars held; the same functions the paper broker calls) and builds observations with
-`observation.py`, then computes the reward. `TradingEnv`, `TradingVectorEnv` and `replay`
+The core is the account engine (`engine.py`: episode starts, lane state, rewards, auto-reset;
+the same as `PortfolioCore`'s) at N = 1 with closed-form sizing: it executes orders through the
+execution kernel (`execution.py`: sizing, fill, costs, settlement, entry price and bars held;
+the same functions the paper broker calls) and builds observations with `observation.py`, then
+computes the reward. `TradingEnv`, `TradingVectorEnv` and `replay`
 are thin facades over it, so training, evaluation and deployment cannot drift apart.
 
 Why hand-written: gym-anytrading and friends step one account per Python object with
@@ -323,7 +324,10 @@ class BatchedTradingCore(AccountEngine):
             "fill_price": fill_price,
             "bar": t1,
         }
-        obs = self._finish(self.observe(), terminated, truncated, info)
+        obs = self.observe()
+        done = terminated | truncated
+        if xp.any(done):
+            obs = self._finish(obs, done, info)
         return obs, reward, terminated, truncated, info
 
 

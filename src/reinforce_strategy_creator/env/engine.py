@@ -150,17 +150,15 @@ class AccountEngine:
             else:
                 setattr(self, name, xp.where(mask, self._lane_value(value), getattr(self, name)))
 
-    def _finish(self, obs, terminated, truncated, info):
-        """The end of a step: auto-reset finished lanes (``info["final_obs"]``, ``info["done"]``)
-        or freeze them until `reset`. Returns the observation to hand back."""
-        xp = self.xp
-        done = terminated | truncated
-        if xp.any(done):
-            if self.autoreset:
-                info["final_obs"] = obs
-                info["done"] = done
-                self._reset_lanes(done)
-                return self.observe()
-            self.active = self.active & xp.logical_not(done)
-            self._all_active = False
+    def _finish(self, obs, done, info):
+        """The end of a step where some lane is ``done``: auto-reset finished lanes
+        (``info["final_obs"]``, ``info["done"]``) or freeze them until `reset`. Returns the
+        observation to hand back."""
+        if self.autoreset:
+            info["final_obs"] = obs
+            info["done"] = done
+            self._reset_lanes(done)
+            return self.observe()
+        self.active = self.active & self.xp.logical_not(done)
+        self._all_active = False
         return obs

@@ -6,19 +6,23 @@ in each asset after the fill); cash is the rest, ``1 - sum(w)``. Long-only by de
 ``sum(|w|) <= gross_leverage``. Layout, costs, band and timing: docs/portfolio_env.md.
 
 Timing (no look-ahead): the decision at bar t sees features up to row t and closes up to t;
-orders fill at ``close[t+1]`` (the next bar's close: the panel is close-only), slippage
+orders fill at the next bar's close (``fill_price="next_close"``) or, where the panel has
+opens, its open (``fill_price="next_open"``; a close-only panel fills at closes), slippage
 against the trader, commission on traded notional; the mark is at ``close[t+1]`` where shorts
-pay borrow; reward = ``log(equity[t+1] / equity[t])`` net of all costs.
+pay borrow; the reward (``config.reward``, :func:`.engine.reward_step`) is a function of
+``equity[t] -> equity[t+1]`` net of all costs.
 
-Execution goes through the one kernel (`execution.py`, the same functions the single-asset
-core and the paper broker call) on (B, N) tensors: ``fill_price_and_costs`` (fill price,
-commission, slippage cost per asset), ``cash_after_fill`` (summed over the asset axis in a
-fixed order), ``mark`` (borrow and equity). What the kernel leaves to an N-asset caller (its
-docstring) is done here: the post-cost equity ``E`` shared by the N assets is solved jointly
+This core is the account engine (:class:`.engine.AccountEngine`: episode starts, lane state,
+rewards, auto-reset) at N >= 1. Execution goes through the one kernel (`execution.py`, the
+same functions the single-asset core and the paper broker call) on (B, N) tensors:
+``fill_price_and_costs`` (fill price, commission, slippage cost per asset) and ``settle``
+(cash, borrow and equity; the asset axis summed in a fixed order). What the kernel leaves to
+an N-asset caller is done here: the post-cost equity ``E`` shared by the N assets is solved jointly
 (a contraction ``E = E0 - costs(E) - borrow(E)``, solved to float precision by `_solve` /
 `_iterate` (closed form per account around one (B, N) term, a Newton or Aitken jump, the plain
 iteration's stopping rule), then shrunk by a relative 1e-12 so float rounding never overdraws
-cash), and each traded asset ends at ``w_i * E / close[t+1]`` shares.
+cash), and each traded asset ends at ``w_i * E / ref[t+1]`` shares (whole shares: truncated
+toward zero).
 
 No-trade band: an asset whose ``|w_i - current_i| < band`` (current weight just before the
 fill, at ``close[t+1]``) is not traded and keeps its shares; if the kept assets plus the
@@ -682,8 +686,10 @@ class PortfolioCore(AccountEngine):
             "bar": t1,
             "band_off": band_off,
         }
-        # the weights at close[t1] are the info's
-        obs = self._finish(self.observe(weights_now), terminated, truncated, info)
+        obs = self.observe(weights_now)  # the weights at close[t1] are the info's
+        done = terminated | truncated
+        if bool(done.any()):
+            obs = self._finish(obs, done, info)
         return obs, reward, terminated, truncated, info
 
 
