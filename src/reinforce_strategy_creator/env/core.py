@@ -36,6 +36,7 @@ price (no hidden rebalancing costs).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import torch
@@ -134,6 +135,9 @@ class BatchedTradingCore(AccountEngine):
         self.cap = float(config.initial_capital)
         self.rules = ex.ExecutionRules.from_config(config, granularity)
         self.pos_lo, self.pos_hi = config.position_bounds
+        self._reward = partial(
+            reward_step, xp, config.reward, config.dsr_eta, config.drawdown_lambda, self.cap * EQUITY_FLOOR
+        )
         self._init_lanes(
             num_envs=num_envs,
             window=W,
@@ -202,20 +206,7 @@ class BatchedTradingCore(AccountEngine):
         # the holding's entry price and bars held (inputs of the observation)
         _, entry, bars = ex.position_after(xp, sh, delta, fill, entry, bars, trade)
 
-        cfg = self.config
-        reward, peak, dd, dsr_a, dsr_b = reward_step(
-            xp,
-            cfg.reward,
-            cfg.dsr_eta,
-            cfg.drawdown_lambda,
-            self.cap * EQUITY_FLOOR,
-            equity,
-            prev,
-            peak,
-            dd,
-            dsr_a,
-            dsr_b,
-        )
+        reward, peak, dd, dsr_a, dsr_b = self._reward(equity, prev, peak, dd, dsr_a, dsr_b)
 
         steps = steps + 1
         terminated = equity <= 0.0

@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -252,6 +253,14 @@ class PortfolioCore(AccountEngine):
         self.cap = float(config.initial_capital)
         self.rules = config.rules
         self.bound = 1.0 if config.long_only else float(config.gross_leverage)
+        self._reward = partial(
+            reward_step,
+            self.xp,
+            config.reward,
+            config.dsr_eta,
+            config.drawdown_lambda,
+            self.cap * EQUITY_FLOOR,
+        )
         self._solver_constants()
         self._init_lanes(
             num_envs=num_envs,
@@ -573,12 +582,8 @@ class PortfolioCore(AccountEngine):
         t1 = torch.clamp(self.t + 1, max=self.last_bar)
         c = self.close.index_select(0, t1)  # (B, N) the mark: close[t+1]
         ref = self.fill_ref.index_select(0, t1) if self.fills_at_open else c
-        cash, sh = self.cash, self.shares
-        v = sh * ref
-        v_total = v.sum(1)
-        e0 = cash + v_total
-        cur_w = v / e0[:, None]  # weights just before the fill
-        delta, band_off = self._orders(w, w_total, cur_w, v, v_total, e0, cash, sh, ref, hold)
+        sh = self.shares
+        delta, band_off = self._size(w, w_total, self.cash, sh, ref, hold)
         if self.rules.granularity == "whole":  # the kernel's rule: holdings truncated toward zero
             delta = torch.trunc(sh + delta).sub_(sh)
         return t1, c, ref, delta, band_off
@@ -605,12 +610,16 @@ class PortfolioCore(AccountEngine):
         book, e.g. the paper account (deployment/portfolio_account.py)."""
         w = torch.as_tensor(weights, dtype=torch.float64).to(self.device)
         w_total = w.sum(1) if self.config.long_only else w.abs().sum(1)
-        v = shares * close
+        delta, band_off = self._size(w, w_total, cash, shares, close, hold)
+        return delta, torch.zeros_like(cash, dtype=torch.bool) if band_off is None else band_off
+
+    def _size(self, w, w_total, cash, sh, ref, hold):
+        """`_orders` for the book (cash, shares) at the fill reference ``ref``: the values, the
+        equity before the fill and the weights just before it."""
+        v = sh * ref
         v_total = v.sum(1)
         e0 = cash + v_total
-        cur_w = v / e0[:, None]
-        delta, band_off = self._orders(w, w_total, cur_w, v, v_total, e0, cash, shares, close, hold)
-        return delta, torch.zeros_like(cash, dtype=torch.bool) if band_off is None else band_off
+        return self._orders(w, w_total, v / e0[:, None], v, v_total, e0, cash, sh, ref, hold)
 
     def step(self, weights, hold=None):
         """Advance every lane one bar to `weights` ((B, N)). Returns (obs, reward, terminated,
@@ -625,24 +634,14 @@ class PortfolioCore(AccountEngine):
         hold, weights = self._hold(hold, weights)
         t1, c, ref, delta, band_off = self._order_book(*self._check(weights), hold)
         cash, sh, prev = self.cash, self.shares, self.equity
-        xp, cfg = self.xp, self.config
+        xp = self.xp
         fill, commission, slippage = ex.fill_price_and_costs(xp, self.rules, ref, delta)
         sh_new, val, borrow, cash_new, equity, commission_t = ex.settle(
             xp, self.rules, cash, sh, delta, fill, commission, c
         )
         slippage_t = slippage.sum(1)
-        reward, peak, dd, dsr_a, dsr_b = reward_step(
-            xp,
-            cfg.reward,
-            cfg.dsr_eta,
-            cfg.drawdown_lambda,
-            self.cap * EQUITY_FLOOR,
-            equity,
-            prev,
-            self.peak,
-            self.dd,
-            self.dsr_a,
-            self.dsr_b,
+        reward, peak, dd, dsr_a, dsr_b = self._reward(
+            equity, prev, self.peak, self.dd, self.dsr_a, self.dsr_b
         )
         steps = self.steps + 1
         terminated = equity <= 0.0
