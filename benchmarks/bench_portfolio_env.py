@@ -80,8 +80,7 @@ def breakdown(core: PortfolioCore, weights: torch.Tensor) -> dict[str, float]:
     cur_w = v / e0[:, None]
     delta, _ = core._orders(w, w_total, cur_w, v, v_total, e0, cash, sh, c)
     fill, commission, _ = ex.fill_price_and_costs(core.xp, core.rules, c, delta)
-    settled = ex.settle(core.xp, core.rules, cash, sh, delta, fill, commission, c)
-    val, equity = settled.value, settled.equity
+    _, val, _, _, equity, _ = ex.settle(core.xp, core.rules, cash, sh, delta, fill, commission, c)
     weights_now = val / equity[:, None]
 
     def prep():

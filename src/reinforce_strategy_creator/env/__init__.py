@@ -25,7 +25,6 @@ WHERE = {
     "ExecutionRules": ".execution",
     "fill_and_costs": ".execution",
     "settle": ".execution",
-    "update_entry_and_bars": ".execution",
     "TradingEnv": ".gym_env",
     "TradingVectorEnv": ".gym_env",
     "MarketArrays": ".market",
@@ -50,6 +49,5 @@ __all__ = [
     "observation_from_window",
     "replay",
     "settle",
-    "update_entry_and_bars",
 ]
 __getattr__, __dir__ = lazy_attributes(__name__, WHERE)

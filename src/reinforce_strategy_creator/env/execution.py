@@ -8,7 +8,7 @@ a borrow charge, a cash balance, an equity mark or the entry price / bars held o
 
 Rules (docs/environment.md, "Positions and sizing" and "Cost model"):
 
-* **sizing** (:func:`execute_order`, :func:`order_quantity`): a target position p is the
+* **sizing** (:func:`execute_order`): a target position p is the
   fraction of *post-cost* equity held after the fill at the reference price ``ref`` (the next
   bar's close or open, ``environment.fill_price``): ``x = p·cash/ref − (1−p)·shares`` is the
   frictionless trade, ``Δ = x / (1 − p + p·k)`` with ``k = (1+slip)(1+comm)`` for buys (shrunk
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
 from .ops import SCALAR
 
@@ -140,11 +139,6 @@ def execute_order(xp, rules: ExecutionRules, target, cash, shares, ref, trade=No
     return delta, fill, commission, slippage
 
 
-def order_quantity(xp, rules: ExecutionRules, target, cash, shares, ref, trade=None):
-    """The traded quantity of :func:`execute_order` alone."""
-    return execute_order(xp, rules, target, cash, shares, ref, trade)[0]
-
-
 def fill_price_and_costs(xp, rules: ExecutionRules, ref, delta, side=None):
     """``(fill_price, commission, slippage_cost)`` of trading ``delta`` shares (> 0 buy) at
     ``ref``: fill ``ref * (1 + slip * side)``, commission ``|delta| * fill * comm``, slippage
@@ -177,22 +171,13 @@ def mark(xp, rules: ExecutionRules, cash, shares, close):
     return borrow, cash, cash + shares * close
 
 
-class Settlement(NamedTuple):
-    """One bar's settlement of B accounts (see :func:`settle`)."""
-
-    shares: Any  #: holdings after the fill, shaped like ``shares``
-    value: Any  #: ``shares * close`` per asset: the marked positions
-    borrow: Any  #: short borrow paid at the mark, per account (shaped like ``cash``)
-    cash: Any  #: cash after the fill and the borrow, per account
-    equity: Any  #: ``cash + Σ value``, per account
-    commission: Any  #: ``Σ commission``, per account
-
-
-_tuple_new = tuple.__new__
-
-
-def settle(xp, rules: ExecutionRules, cash, shares, delta, fill, commission, close) -> Settlement:
+def settle(xp, rules: ExecutionRules, cash, shares, delta, fill, commission, close) -> tuple:
     """Settle one bar: pay for the fills, then mark at ``close`` (the settlement order, written once).
+
+    Returns ``(shares, value, borrow, cash, equity, commission)``: the holdings after the fill
+    (shaped like ``shares``), ``shares * close`` per asset (the marked positions), then per
+    account the borrow paid at the mark, the cash after the fill and the borrow, the equity
+    ``cash + Σ value`` and the commission paid ``Σ commission``.
 
     ``shares``, ``delta`` (traded shares, > 0 bought), ``fill`` (fill prices), ``commission``
     and ``close`` are per asset: (B, N) tensors with ``cash`` (B,), or, for one asset, shaped
@@ -208,21 +193,25 @@ def settle(xp, rules: ExecutionRules, cash, shares, delta, fill, commission, clo
     bit; with one asset there is no sum and the operations are the single-asset ledger's. With a
     zero borrow rate the borrow is exactly 0 and is not computed.
     """
-    per_asset = not isinstance(cash, float) and shares.ndim > cash.ndim
-    commission_total = commission.sum(-1) if per_asset else commission
-    cash_filled = cash - ((delta * fill).sum(-1) if per_asset else delta * fill) - commission_total
     sh_new = shares + delta
+    if isinstance(cash, float) or shares.ndim == cash.ndim:  # one asset: no sums
+        cash_filled = cash - delta * fill - commission
+        if rules.borrow > 0.0:
+            borrow = xp.clip(-sh_new, 0.0, None) * close * rules.borrow
+            cash_new = cash_filled - borrow
+        else:  # max(-shares, 0) * close * 0 is exactly 0
+            borrow, cash_new = xp.zeros_like(cash), cash_filled
+        value = sh_new * close
+        return sh_new, value, borrow, cash_new, cash_new + value, commission
+    commission_total = commission.sum(-1)
+    cash_filled = cash - (delta * fill).sum(-1) - commission_total
     if rules.borrow > 0.0:
-        borrow = xp.clip(-sh_new, 0.0, None) * close * rules.borrow
-        if per_asset:
-            borrow = borrow.sum(-1)
+        borrow = (xp.clip(-sh_new, 0.0, None) * close * rules.borrow).sum(-1)
         cash_new = cash_filled - borrow
-    else:  # max(-shares, 0) * close * 0 is exactly 0
+    else:
         borrow, cash_new = xp.zeros_like(cash), cash_filled
     value = sh_new * close
-    equity = cash_new + (value.sum(-1) if per_asset else value)
-    # tuple.__new__: a third of the cost of Settlement(...) on the one-account step's hot path
-    return _tuple_new(Settlement, (sh_new, value, borrow, cash_new, equity, commission_total))
+    return sh_new, value, borrow, cash_new, cash_new + value.sum(-1), commission_total
 
 
 # ---------------------------------------------------------------------------------------
@@ -266,13 +255,3 @@ def fill_and_costs(
     """
     rules = ExecutionRules.from_bps(commission_bps, slippage_bps)
     return fill_price_and_costs(SCALAR, rules, float(open_price), float(delta_shares))
-
-
-def update_entry_and_bars(
-    shares: float, delta: float, fill: float, entry: float, bars_held: float
-) -> tuple[float, float]:
-    """Entry price and bars held of :func:`position_after` for one account as plain floats."""
-    _, entry, bars_held = position_after(
-        SCALAR, float(shares), float(delta), float(fill), float(entry), float(bars_held)
-    )
-    return entry, bars_held

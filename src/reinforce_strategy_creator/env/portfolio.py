@@ -551,13 +551,9 @@ class PortfolioCore(AccountEngine):
     def _breaks_bound(self, delta, cash, sh, c):
         """(B,) bool: the book after filling ``delta`` at ``c`` (costs and borrow paid) has
         ``sum(w) > 1`` (long-only) or ``sum(|w|) > gross_leverage``, beyond float rounding."""
-        xp, rules = self.xp, self.rules
-        fill, commission, _ = ex.fill_price_and_costs(xp, rules, c, delta)
-        cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission.sum(1))
-        sh_new = sh + delta
-        borrow_n, _, _ = ex.mark(xp, rules, torch.zeros_like(sh_new), sh_new, c)
-        cash_new = ex.cash_after_borrow(cash_filled, borrow_n.sum(1))
-        wt = sh_new * c / (cash_new + (sh_new * c).sum(1))[:, None]
+        fill, commission, _ = ex.fill_price_and_costs(self.xp, self.rules, c, delta)
+        _, value, _, _, equity, _ = ex.settle(self.xp, self.rules, cash, sh, delta, fill, commission, c)
+        wt = value / equity[:, None]
         total = wt.sum(1) if self.config.long_only else wt.abs().sum(1)
         return total > self.bound * (1.0 + 1e-9)
 
