@@ -25,7 +25,7 @@ cash), and each traded asset ends at ``w_i * E / ref[t+1]`` shares (whole shares
 toward zero).
 
 No-trade band: an asset whose ``|w_i - current_i| < band`` (current weight just before the
-fill, at ``close[t+1]``) is not traded and keeps its shares; if the kept assets plus the
+fill, at the fill reference price) is not traded and keeps its shares; if the kept assets plus the
 traded targets would break the bound (``sum <= 1`` long-only, gross ``<= gross_leverage``),
 the traded targets are scaled down together; if the book after costs and borrow would still break
 the bound (the kept weights grow as costs shrink the equity), that lane ignores the band on that
