@@ -144,6 +144,7 @@ class BatchedTradingCore(AccountEngine):
             n_bars=market.n_bars,
             episode_length=config.episode_length,
             seed=seed,
+            reward=config.reward,
             what=("market", "environment."),
         )
 

@@ -22,6 +22,12 @@ import numpy as np
 import torch
 
 REWARDS = ("log_return", "differential_sharpe", "drawdown_penalised")
+#: the lane state each reward reads (the others pass through `reward_step` unchanged)
+REWARD_STATE = {
+    "log_return": (),
+    "differential_sharpe": ("dsr_a", "dsr_b"),
+    "drawdown_penalised": ("peak", "dd"),
+}
 EQUITY_FLOOR = 1e-12  # fraction of initial capital used inside log() once bankrupt
 
 
@@ -63,9 +69,12 @@ class AccountEngine:
     #: the error raised for an unusable window / episode length / start (subclasses name theirs)
     InputError: type = ValueError
 
-    def _init_lanes(self, *, num_envs: int, window: int, n_bars: int, episode_length, seed, what: str):
-        """Episode bounds and the start generator. ``what``: how errors name the data and the
-        window parameter, e.g. ``("market", "environment.")``."""
+    def _init_lanes(
+        self, *, num_envs: int, window: int, n_bars: int, episode_length, seed, what: tuple, reward: str
+    ):
+        """Episode bounds, the start generator and the lane state an auto-reset restores (the
+        reward state ``reward`` does not read is left alone). ``what``: how errors name the data
+        and the window parameter, e.g. ``("market", "environment.")``."""
         noun, prefix = what
         W, T = window, n_bars
         if T - W < 1:
@@ -84,6 +93,8 @@ class AccountEngine:
         self.max_steps = episode_length if episode_length is not None else T  # never binds
         self.generator = torch.Generator()
         self.seed(seed)
+        unread = {k for v in REWARD_STATE.values() for k in v} - set(REWARD_STATE[reward])
+        self._lane_resets = tuple((k, v) for k, v in self.LANE_STATE.items() if k not in unread)
 
     def _data_error(self, msg: str) -> Exception:
         return self.InputError(msg)
@@ -144,7 +155,7 @@ class AccountEngine:
         xp = self.xp
         self.t = xp.where(mask, self._draw_starts(), self.t)
         self.steps = xp.where(mask, 0, self.steps)
-        for name, value in self.LANE_STATE.items():
+        for name, value in self._lane_resets:
             if isinstance(value, tuple):
                 setattr(self, name, torch.where(mask[:, None], value[0], getattr(self, name)))
             else:

@@ -268,6 +268,7 @@ class PortfolioCore(AccountEngine):
             n_bars=T,
             episode_length=config.episode_length,
             seed=seed,
+            reward=config.reward,
             what=("panel", "portfolio "),
         )
         self._ready = False
