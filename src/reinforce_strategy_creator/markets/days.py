@@ -247,15 +247,9 @@ def frame(index: pd.DatetimeIndex, columns: Mapping[str, np.ndarray], tickers, f
     """(n, N) arrays by name as one frame: flat columns for one series, ``(name, ticker)`` columns
     for a panel."""
     if flat:
-        return pd.DataFrame(
-            {k: np.asarray(v).reshape(len(index), -1)[:, 0] for k, v in columns.items()}, index=index
-        )
-    parts = {
-        k: pd.DataFrame(np.asarray(v).reshape(len(index), -1), index=index, columns=list(tickers))
-        for k, v in columns.items()
-    }
-    out = pd.concat(parts, axis=1, names=["field", "ticker"])
-    return out
+        return pd.DataFrame({k: v[:, 0] for k, v in columns.items()}, index=index)
+    parts = {k: pd.DataFrame(v, index=index, columns=list(tickers)) for k, v in columns.items()}
+    return pd.concat(parts, axis=1, names=["field", "ticker"])
 
 
 def assemble(
@@ -269,18 +263,14 @@ def assemble(
     regime: np.ndarray | int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prices and truth of a market whose bar t is the drawn row with its log moves (gap, body,
-    high, low) times ``vol_scale[t]`` and ``drift[t]`` added to its log body (each broadcast to
-    (n, N)). High/Low are stretched to contain Open and Close where the planted move leaves the
+    high, low) times ``vol_scale[t]`` and ``drift[t]`` added to its log body (scalars, (n, 1)
+    or (n, N) arrays). High/Low are stretched to contain Open and Close where the planted move leaves the
     real day's range; a close-only market has closes only."""
     n, n_tickers = days["log_body"].shape
-    shape = (n, n_tickers)
-    vol_scale = np.broadcast_to(
-        np.asarray(vol_scale, dtype=float).reshape(n, -1) if np.ndim(vol_scale) else vol_scale, shape
+    vol_scale, drift = (
+        np.broadcast_to(np.asarray(x, dtype=float), (n, n_tickers)) for x in (vol_scale, drift)
     )
-    drift = np.broadcast_to(np.asarray(drift, dtype=float).reshape(n, -1) if np.ndim(drift) else drift, shape)
-    regime = np.broadcast_to(
-        np.asarray(regime, dtype=np.int64).reshape(n, -1) if np.ndim(regime) else regime, shape
-    )
+    regime = np.broadcast_to(np.asarray(regime, dtype=np.int64), (n, n_tickers))
     log_body = vol_scale * days["log_body"] + drift
     close = initial_price * np.exp(np.cumsum(vol_scale * days["log_gap"] + log_body, axis=0))
     index = pd.DatetimeIndex(index, name="date")
