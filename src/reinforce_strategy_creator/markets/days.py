@@ -265,12 +265,14 @@ def assemble(
     """Prices and truth of a market whose bar t is the drawn row with its log moves (gap, body,
     high, low) times ``vol_scale[t]`` and ``drift[t]`` added to its log body (scalars, (n, 1)
     or (n, N) arrays). High/Low are stretched to contain Open and Close where the planted move leaves the
-    real day's range; a close-only market has closes only."""
+    real day's range; a close-only market has closes only, and its bar 0 (no move) no drift."""
     n, n_tickers = days["log_body"].shape
     vol_scale, drift = (
         np.broadcast_to(np.asarray(x, dtype=float), (n, n_tickers)) for x in (vol_scale, drift)
     )
     regime = np.broadcast_to(np.asarray(regime, dtype=np.int64), (n, n_tickers))
+    if "log_high" not in days:  # close-only bar 0 has no move, so nothing planted on it either
+        drift = np.vstack([np.zeros((1, n_tickers)), drift[1:]])
     log_body = vol_scale * days["log_body"] + drift
     close = initial_price * np.exp(np.cumsum(vol_scale * days["log_gap"] + log_body, axis=0))
     index = pd.DatetimeIndex(index, name="date")
