@@ -69,17 +69,7 @@ def project_blocks() -> tuple[dict, dict]:
 
 def defaults_table() -> list[str]:
     lines = ["| kind | rule | default parameters |", "| --- | --- | --- |"]
-    skip = {
-        "source",
-        "seed",
-        "calendar",
-        "tickers",
-        "n_assets",
-        "index",
-        "n_bars",
-        "real_opens_only",
-        "initial_price",
-    }
+    skip = {"source", "seed", "calendar"}
     for kind in (*PLANTED_KINDS, "null"):
         build = BUILDERS[kind]
         params = [

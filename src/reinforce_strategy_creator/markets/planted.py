@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,26 +122,16 @@ def markov_regimes(rng: np.random.Generator, n: int, mean_days: tuple[float, flo
     return np.repeat(np.asarray(states, dtype=np.int64), lengths)[:n]
 
 
-def null_market(
-    source,
-    seed: int,
-    *,
-    tickers: Sequence[str] | None = None,
-    n_assets: int | None = None,
-    index: pd.DatetimeIndex | None = None,
-    n_bars: int | None = None,
-    real_opens_only: bool = True,
-    initial_price: float = 100.0,
-) -> SyntheticMarket:
+def null_market(source, seed: int, **calendar) -> SyntheticMarket:
     """Real days resampled i.i.d.: nothing to learn beyond the drift. Its rule is buy-and-hold
     (equal weight for a panel).
 
-    ``source``: one OHLCV series, a ``Universe`` or a date x ticker close frame. ``tickers`` or
-    ``n_assets`` (chosen by the seed) take part of a panel. The calendar is ``index``, else
-    ``n_bars`` business days from ``SYNTHETIC_START``, else the source's dates. Every other
-    builder takes the same arguments.
+    ``source``: one OHLCV series, a ``Universe`` or a date x ticker close frame. ``calendar``,
+    the same for every builder: ``tickers`` or ``n_assets`` (chosen by the seed) take part of a
+    panel; the bars lie on ``index``, else on ``n_bars`` business days from ``SYNTHETIC_START``,
+    else on the source's dates; ``real_opens_only`` (True) and ``initial_price`` (100).
     """
-    d = _draw(source, seed, tickers, n_assets, index, n_bars, real_opens_only, initial_price)
+    d = _draw(source, seed, **_calendar(calendar))
     prices, truth = d.assemble()
     return SyntheticMarket(
         prices, rules.always_long(prices), "null", 0.0, d.seed, rules.always_long, {}, truth, d.environment
