@@ -39,10 +39,12 @@ from reinforce_strategy_creator.markets import (  # noqa: E402
     planted_suite,
     rule_report,
 )
+from reinforce_strategy_creator.project_params import parameters  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "data" / "01_raw" / "sp500_daily_1999_2018.csv"
 DOC = ROOT / "docs" / "markets.md"
+PROJECT = parameters()  # conf/base: the environment and feature_engineering blocks the rule is replayed with
 START, END = "<!-- bench_markets:start -->", "<!-- bench_markets:end -->"
 WINDOWS = ("train", "validation", "test")
 RULES = {
@@ -107,6 +109,8 @@ def calibration_table(source: pd.DataFrame, n_seeds: int, options) -> list[str]:
             [
                 rule_report(
                     make_market(kind, source, s, **options.get(kind, {})),
+                    PROJECT["environment"],
+                    feature_engineering=PROJECT["feature_engineering"],
                     windows=("validation", "test"),
                 )
                 for s in range(1, n_seeds + 1)
@@ -138,7 +142,10 @@ def main() -> None:
     if options and a.write:
         raise SystemExit("--write documents the defaults; drop --option to write docs/markets.md.")
     suite = planted_suite(source, seeds=a.seeds, null_seeds=a.null_seeds, options=options)
-    reports = [rule_report(m) for m in suite]
+    reports = [
+        rule_report(m, PROJECT["environment"], feature_engineering=PROJECT["feature_engineering"])
+        for m in suite
+    ]
     report, env = pd.concat(reports, ignore_index=True), reports[0].attrs["environment"]
     seeds = " ".join(map(str, a.seeds))
     null_seeds = " ".join(map(str, a.null_seeds))

@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from .evaluation.gate import SELECTION_RULES, select_champion
+from .markets import rule_report, to_csv_frame
+from .pipelines import data_ingestion, evaluation, feature_engineering, training
 
 #: What a cycle keeps: selection, verdict and the metric tables (figures and the HTML report
 #: are left out, they change no number).
@@ -47,7 +53,6 @@ class CycleResult:
 
 def _kept_dataset():
     """A memory dataset the runner cannot release after its last reader (results are read after)."""
-    from kedro.io import MemoryDataset
 
     class KeptDataset(MemoryDataset):
         def _release(self) -> None:
@@ -69,8 +74,6 @@ def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
 
 def cycle_pipeline(agents: Sequence[str]):
     """The stages ``full_cycle`` runs before deployment, cut to the nodes :data:`OUTPUTS` need."""
-    from .pipelines import data_ingestion, evaluation, feature_engineering, training
-
     full = (
         data_ingestion.create_pipeline()
         + feature_engineering.create_pipeline()
@@ -89,9 +92,6 @@ def run_cycle(
 ) -> CycleResult:
     """Train and judge every agent of ``parameters`` on ``raw_prices`` (a raw price table, as
     ``data_ingestion`` reads it) with the project's pipelines; returns what evaluation decided."""
-    from kedro.io import DataCatalog, MemoryDataset
-    from kedro.runner import SequentialRunner
-
     params = deep_merge(parameters, {"data_ingestion": {"filepath": source}})
     agents = [a for a in params.get("training", {}) if a != "common"]
     catalog = DataCatalog()
@@ -138,8 +138,6 @@ def selection_outcomes(
 ) -> pd.DataFrame:
     """What each selection rule would have chosen from the same validation records, and how its
     test ``metric`` compares with the median candidate's (the winner's-curse check)."""
-    from .evaluation.gate import SELECTION_RULES, select_champion
-
     scores = candidate_scores(result, metric)
     median = float(scores[f"{metric}_test"].median())
     rows = []
@@ -181,11 +179,11 @@ def study_market(market, parameters: Mapping[str, Any]) -> dict[str, Any]:
     overrides: every candidate's test figures, the rule's and buy-and-hold's test Sharpe on the
     same rows, costs and capital (``markets.rule_report``), the champion, the verdict and what
     each selection rule would have chosen."""
-    from .markets import rule_report, to_csv_frame
-
     params = deep_merge(parameters, {"environment": market.environment})
     result = run_cycle(to_csv_frame(market.prices), params, source=f"{market.name}.csv")
-    rule = rule_report(market, params["environment"], windows=("test",)).iloc[0]
+    rule = rule_report(
+        market, params["environment"], feature_engineering=params["feature_engineering"], windows=("test",)
+    ).iloc[0]
     test = result.test
     return {
         "market": market.name,

@@ -103,24 +103,10 @@ def planted_suite(
     return [make_market(kind, source, seed, **dict(options.get(kind, {}))) for kind, seed in plan]
 
 
-def _project_block(name: str):
-    from ..project_params import parameters
-
-    block = parameters().get(name)
-    if block is None:
-        raise MarketSpecError(
-            f"rule_report: no {name} parameters found (no conf/base in this project); "
-            f"pass {name}=... explicitly."
-        )
-    return block
-
-
 def _windows(index: pd.DatetimeIndex, feature_engineering, splits) -> dict[str, np.ndarray]:
     """Row positions of each split, exactly as ``feature_engineering`` cuts ``model_input_*``:
     the feature warm-up and the embargo are dropped."""
-    params = FeatureParams.parse(
-        _project_block("feature_engineering") if feature_engineering is None else feature_engineering
-    )
+    params = FeatureParams.parse(feature_engineering)
     if splits is not None:
         params = params.replace(splits=splits)
     lookback = fe.max_lookback(params.features)
@@ -172,19 +158,19 @@ def _replay_window(market: SyntheticMarket, rows: np.ndarray, config: EnvConfig,
 
 def rule_report(
     market: SyntheticMarket,
-    environment: Mapping | None = None,
+    environment: Mapping,
     splits: Mapping | None = None,
     *,
-    feature_engineering: Mapping | None = None,
+    feature_engineering: Mapping,
     windows: Sequence[str] = fe.SPLIT_NAMES,
 ) -> pd.DataFrame:
     """The rule's and buy-and-hold's figures on each window of ``market`` (one row per window).
 
     Windows are the rows of ``model_input_<window>`` a run on this market would score: the
-    ``feature_engineering`` splits (default: the project's; ``splits`` replaces its ``splits``)
+    ``feature_engineering`` splits (``splits`` replaces its ``splits``)
     less the feature warm-up and the embargo. Each window is replayed from its first decision bar
     (``environment.window - 1``) like an agent's, through ``env.replay`` with ONE config built
-    from ``environment`` (default: the project's) plus ``market.environment`` (the fill at the
+    from ``environment`` plus ``market.environment`` (the fill at the
     next open), so both runs pay the agents' costs on the agents' capital; figures come from
     ``evaluation.metrics.evaluate_backtest``. Columns ``REPORT_COLUMNS``: ``start`` is the first
     decision bar, ``bars`` the returns measured, ``rule_trades`` closed round trips;
@@ -195,7 +181,7 @@ def rule_report(
         raise MarketSpecError(
             f"rule_report: windows must be among {list(fe.SPLIT_NAMES)}, got {list(windows)}."
         )
-    env = dict(_project_block("environment") if environment is None else environment)
+    env = dict(environment)
     config = EnvConfig.from_params({**env, **market.environment}).replace(episode_length=None)
     positions = _windows(market.prices.index, feature_engineering, splits)
     rows = [_replay_window(market, positions[w], config, w) for w in windows]
