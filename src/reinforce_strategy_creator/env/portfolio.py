@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+from ..params.portfolio import portfolio_account_problem
 from . import execution as ex
 from .torch_ops import TorchOps
 
@@ -72,30 +73,11 @@ class PortfolioConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        def bad(name, why):
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "device"}
+        broken = portfolio_account_problem(**settings)
+        if broken is not None:
+            name, why = broken
             raise PortfolioInputError(f"portfolio parameter {name}={getattr(self, name)!r}: {why}")
-
-        if not isinstance(self.window, int) or self.window < 1:
-            bad("window", "must be a positive integer (bars of features per observation)")
-        if self.episode_length is not None and (
-            not isinstance(self.episode_length, int) or self.episode_length < 1
-        ):
-            bad("episode_length", "must be a positive integer or None (the full period)")
-        if not (math.isfinite(self.initial_capital) and self.initial_capital > 0):
-            bad("initial_capital", "must be a positive finite amount")
-        for name in ("commission_bps", "slippage_bps", "borrow_bps_per_bar"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and 0.0 <= v < 1000.0):
-                bad(name, "must be in [0, 1000) basis points")
-        if not (math.isfinite(self.gross_leverage) and 0.0 < self.gross_leverage <= 10.0):
-            bad("gross_leverage", "must be in (0, 10]: the most sum(|w|) may reach")
-        if self.long_only and self.gross_leverage != 1.0:
-            bad("gross_leverage", "must be 1.0 when long_only is True (sum(w) <= 1); set long_only=False")
-        rate = (self.commission_bps + self.slippage_bps + self.borrow_bps_per_bar) / 1e4 * 1.01
-        if self.gross_leverage * rate > 0.5:
-            bad("gross_leverage", "times the cost rates (commission + slippage + borrow) must be <= 0.5")
-        if not (math.isfinite(self.band) and 0.0 <= self.band < 1.0):
-            bad("band", "must be in [0, 1): skip an asset when |target - current weight| < band")
 
     @property
     def rules(self) -> ex.ExecutionRules:
