@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
+from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.markets import null_market, planted_rotation_market
 from reinforce_strategy_creator.params.evaluation import EvaluationParams
 from reinforce_strategy_creator.params.portfolio import PortfolioParams
@@ -211,7 +212,7 @@ def test_replay_of_a_constant_decider_matches_its_ledger(small_panel):
     """The ledger builder keeps kind/run/seed per lane and the replay's equity."""
     from reinforce_strategy_creator.portfolio.replay import constant_weights
 
-    env = PortfolioParams.parse(TINY).environment.to_config()
+    env = PortfolioConfig(**PortfolioParams.parse(TINY).environment.to_params())
     win = small_panel.rows(0, 80)
     run = replay_weights(win, env, constant_weights([[0.25] * 4, [0.5, 0, 0, 0]]), num_lanes=2)
     frame = pwf._ledger(run, [("agent", "a", 0), ("ensemble", "a", ENSEMBLE_SEED)], "test")
