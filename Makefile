@@ -35,6 +35,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache  # the layer contracts of pyproject.toml, docs/architecture.md
 
 # Speed, measured against a peer in the same run; env and training figures go to docs/benchmarks.md.
 bench: install

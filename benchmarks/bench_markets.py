@@ -39,6 +39,7 @@ from reinforce_strategy_creator.markets import (  # noqa: E402
     planted_suite,
     rule_report,
 )
+from reinforce_strategy_creator.project_params import parameters  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "data" / "01_raw" / "sp500_daily_1999_2018.csv"
@@ -60,10 +61,17 @@ def source_prices() -> pd.DataFrame:
     return prices
 
 
+def project_blocks() -> tuple[dict, dict]:
+    """The project's ``environment`` and ``feature_engineering`` parameters (conf/base)."""
+    params = parameters()
+    return params["environment"], params["feature_engineering"]
+
+
 def defaults_table() -> list[str]:
     lines = ["| kind | rule | default parameters |", "| --- | --- | --- |"]
-    skip = {"source", "seed", "index", "real_opens_only", "initial_price"}
-    for kind, build in BUILDERS.items():
+    skip = {"source", "seed", "calendar"}
+    for kind in (*PLANTED_KINDS, "null"):
+        build = BUILDERS[kind]
         params = [
             f"{n}={p.default!r}"
             for n, p in inspect.signature(build).parameters.items()
@@ -107,6 +115,7 @@ def calibration_table(source: pd.DataFrame, n_seeds: int, options) -> list[str]:
             [
                 rule_report(
                     make_market(kind, source, s, **options.get(kind, {})),
+                    *project_blocks(),
                     windows=("validation", "test"),
                 )
                 for s in range(1, n_seeds + 1)
@@ -138,7 +147,7 @@ def main() -> None:
     if options and a.write:
         raise SystemExit("--write documents the defaults; drop --option to write docs/markets.md.")
     suite = planted_suite(source, seeds=a.seeds, null_seeds=a.null_seeds, options=options)
-    reports = [rule_report(m) for m in suite]
+    reports = [rule_report(m, *project_blocks()) for m in suite]
     report, env = pd.concat(reports, ignore_index=True), reports[0].attrs["environment"]
     seeds = " ".join(map(str, a.seeds))
     null_seeds = " ".join(map(str, a.null_seeds))

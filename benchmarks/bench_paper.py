@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from tests.support.deployment_world import World, write_feed  # noqa: E402
+from benchmarks.deployment_world import World, write_feed  # noqa: E402
 
 VERSION = "2026-01-01T00.00.00.000Z"
 

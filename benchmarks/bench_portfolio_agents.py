@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from reinforce_strategy_creator.agents import train_ppo  # noqa: E402
+from reinforce_strategy_creator.agents.portfolio_policies import fit_feature_scaler  # noqa: E402
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv  # noqa: E402
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore  # noqa: E402
-from reinforce_strategy_creator.portfolio.policies import fit_feature_scaler  # noqa: E402
 from reinforce_strategy_creator.portfolio.ppo import train_portfolio_ppo  # noqa: E402
 from reinforce_strategy_creator.universe import read_universe_csv  # noqa: E402
 

@@ -8,7 +8,7 @@ Measured in the same run, one process, one torch thread, CPU, B = 1,024 accounts
   (data/01_raw/sp500_20_stocks_close_1990_2022.csv, N = 20), features = the per-ticker log
   return scaled by 100 (F = 1), window 16, episodes of 256 steps, random long-only weights
   drawn up front, costs 1 bp commission + 2 bps slippage;
-* the pre-optimisation core ("before", `tests/env/portfolio_reference.py`, kept for the
+* the pre-optimisation core ("before", `benchmarks/portfolio_reference.py`, kept for the
   equivalence test) on the same panel and weights;
 * `BatchedTradingCore.step` on the first ticker's closes, same window, features and episode
   length, random discrete actions.
@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.portfolio_reference import ReferencePortfolioCore  # noqa: E402
 from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, MarketArrays  # noqa: E402
 from reinforce_strategy_creator.env import execution as ex  # noqa: E402
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore  # noqa: E402
-from tests.env.portfolio_reference import ReferencePortfolioCore  # noqa: E402
 
 DATA = ROOT / "data" / "01_raw" / "sp500_20_stocks_close_1990_2022.csv"
 B, W, EPISODE, CHUNK = 1024, 16, 256, 50

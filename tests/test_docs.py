@@ -90,7 +90,7 @@ def test_every_parameter_is_documented_with_its_value(key):
     assert key in rows, (
         f"conf/base parameter {key} is not in docs/configuration.md: is it a field of its block's model "
         "(src/reinforce_strategy_creator/params/, agents/<algo>.py)? Then run "
-        "`python -m reinforce_strategy_creator.params.docs --write`"
+        "`python -m reinforce_strategy_creator.parameter_docs --write`"
     )
     cell = rows[key]
     documented_value = yaml.safe_load(cell)
@@ -98,14 +98,14 @@ def test_every_parameter_is_documented_with_its_value(key):
         documented_value = str(documented_value)
     assert documented_value == value, (
         f"docs/configuration.md gives {key} the value `{cell}` but conf/base has {value!r}: run "
-        "`python -m reinforce_strategy_creator.params.docs --write`"
+        "`python -m reinforce_strategy_creator.parameter_docs --write`"
     )
 
 
 def test_no_stale_parameters_documented():
     """Every documented row is a field of a block's model (the tables are generated from them)."""
-    from reinforce_strategy_creator.params.docs import BLOCKS, block_rows
-    from reinforce_strategy_creator.params.docs import base_parameters as resolved
+    from reinforce_strategy_creator.parameter_docs import BLOCKS, block_rows
+    from reinforce_strategy_creator.parameter_docs import base_parameters as resolved
 
     params = resolved(PROJECT_ROOT)
     fields = {row[0] for block in BLOCKS for row in block_rows(block, params)}
@@ -114,21 +114,22 @@ def test_no_stale_parameters_documented():
 
 
 def test_generated_tables_are_up_to_date():
-    from reinforce_strategy_creator.params.docs import base_parameters as resolved
-    from reinforce_strategy_creator.params.docs import updated
+    from reinforce_strategy_creator.parameter_docs import base_parameters as resolved
+    from reinforce_strategy_creator.parameter_docs import updated
 
     text = CONFIGURATION.read_text()
     assert updated(text, resolved(PROJECT_ROOT)) == text, (
-        "docs/configuration.md is out of date: run `python -m reinforce_strategy_creator.params.docs --write`"
+        "docs/configuration.md is out of date: run "
+        "`python -m reinforce_strategy_creator.parameter_docs --write`"
     )
 
 
 def test_conf_base_validates_block_by_block():
     """Every block of conf/base is valid for its model (the defaults a newcomer runs with)."""
     from reinforce_strategy_creator.env.config import EnvConfig
+    from reinforce_strategy_creator.parameter_docs import base_parameters as resolved
     from reinforce_strategy_creator.params.data import IngestionParams
     from reinforce_strategy_creator.params.deployment import DeploymentParams
-    from reinforce_strategy_creator.params.docs import base_parameters as resolved
     from reinforce_strategy_creator.params.evaluation import EvaluationParams
     from reinforce_strategy_creator.params.features import FeatureParams
     from reinforce_strategy_creator.params.training import TrainingParams

@@ -185,7 +185,9 @@ def study_market(market, parameters: Mapping[str, Any]) -> dict[str, Any]:
 
     params = deep_merge(parameters, {"environment": market.environment})
     result = run_cycle(to_csv_frame(market.prices), params, source=f"{market.name}.csv")
-    rule = rule_report(market, params["environment"], windows=("test",)).iloc[0]
+    rule = rule_report(market, params["environment"], params["feature_engineering"], windows=("test",)).iloc[
+        0
+    ]
     test = result.test
     return {
         "market": market.name,

@@ -31,6 +31,7 @@ from kedro.io.core import DatasetError
 from kedro.validation.exceptions import ParameterValidationError
 
 from .errors import InputError
+from .project_params import remember
 
 
 def is_input_error(exc: BaseException) -> bool:
@@ -74,8 +75,6 @@ class ClearInputErrors:
         install_excepthook()
         # the pipelines are built from the parameters (one namespace per agent): give the registry
         # this session's configuration (--env, --params) before it builds them
-        from .project_params import remember
-
         remember(context.config_loader)
 
 

@@ -17,6 +17,17 @@ from typing import Any
 
 from .paths import project_root
 
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # An environment (conf/local, conf/quick, ...) overrides single keys of a parameter block, not
+    # the whole block: `quick` changes budgets and keeps every other setting of conf/base. (With
+    # Kedro's default destructive merge, `--params environment.fill_price=...` under `--env quick`
+    # would also replace the whole `environment` block by that one key.)
+    "merge_strategy": {"parameters": "soft"},
+}
+"""The config loader's arguments, for ``settings.py`` and for reading the parameters without a session."""
+
 _SESSION: dict[str, Any] = {}  # "loader": the running session's config loader, set by the hook
 
 
@@ -33,14 +44,12 @@ def parameters(env: str | None = None) -> dict[str, Any]:
         return dict(_SESSION["loader"]["parameters"])
     from kedro.config import OmegaConfigLoader
 
-    from . import settings
-
     root = project_root(Path(__file__).resolve().parent) or project_root()
     if root is None or not (root / "conf").is_dir():
         return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        loader = OmegaConfigLoader(conf_source=str(root / "conf"), env=env, **settings.CONFIG_LOADER_ARGS)
+        loader = OmegaConfigLoader(conf_source=str(root / "conf"), env=env, **CONFIG_LOADER_ARGS)
         return dict(loader["parameters"])
 
 

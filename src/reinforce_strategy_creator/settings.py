@@ -2,18 +2,13 @@
 
 from kedro.config import OmegaConfigLoader
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    # An environment (conf/local, conf/quick, ...) overrides single keys of a parameter block, not
-    # the whole block: `quick` changes budgets and keeps every other setting of conf/base. (With
-    # Kedro's default destructive merge, `--params environment.fill_price=...` under `--env quick`
-    # would also replace the whole `environment` block by that one key.)
-    "merge_strategy": {"parameters": "soft"},
-}
+from reinforce_strategy_creator import project_params
+from reinforce_strategy_creator.hooks import ClearInputErrors, CloseExecutors, RecordStudyLooks
 
-from reinforce_strategy_creator.hooks import ClearInputErrors, CloseExecutors, RecordStudyLooks  # noqa: E402
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+# base env, local run env, soft merge of parameter blocks: the same arguments project_params reads
+# the parameters with when there is no session
+CONFIG_LOADER_ARGS = project_params.CONFIG_LOADER_ARGS
 
 # Bad input is reported as its message (which names the file/column/row/parameter), not as a
 # traceback; genuine bugs keep their traceback. The run's compute executor is opened before the

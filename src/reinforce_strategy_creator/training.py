@@ -12,8 +12,6 @@ spec's fields: docs/training.md.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from .agents.ensemble import ensemble_rule
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
 from .evaluation.metrics import bar_returns, infer_periods_per_year, is_ruined, performance_metrics
-from .features import feature_spec_sha256, scaler_sha256
+from .features import data_fingerprint, feature_spec_sha256, scaler_sha256
 from .params.base import ParameterError
 from .params.training import COMMON_KEYS, AgentPlan, TrainingCommon, TrainingParams, plan_agent
 
@@ -60,18 +58,6 @@ TrainingConfigError = ParameterError
 
 
 # --------------------------------------------------------------------------- fingerprints
-def data_fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of a table's column names, dtypes, index and values (row order matters).
-
-    Uses pandas' stable row hashes, so the same table gives the same fingerprint whatever
-    file format it was read from.
-    """
-    h = hashlib.sha256()
-    h.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
-    h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    return h.hexdigest()
-
-
 def _package_version() -> str:
     from . import __version__
 

@@ -27,6 +27,7 @@ import pandas as pd
 from . import market_data as md
 from .errors import InputError
 from .market_data import DataValidationError
+from .yfinance_source import YFinanceSource
 
 __all__ = [
     "FIELDS",
@@ -266,11 +267,10 @@ def universe_from_yfinance(
     """A panel of Yahoo Finance downloads (optional extra ``pip install -e ".[yfinance]"``).
 
     Each ticker is fetched and cached exactly as the ``YFinanceDataset`` of docs/data.md does
-    (``auto_adjust=False``, one CSV per ticker under ``cache_dir``); a failed download is an
-    error, never skipped. ``download_fn`` replaces the network call (tests).
+    (the same :class:`~.yfinance_source.YFinanceSource`: ``auto_adjust=False``, one CSV per
+    ticker under ``cache_dir``); a failed download is an error, never skipped. ``download_fn``
+    replaces the network call (tests).
     """
-    from .datasets.yfinance_dataset import YFinanceDataset
-
     if isinstance(tickers, str) or not tickers:
         raise InputError(
             f"universe_from_yfinance: tickers={tickers!r}; give a list such as ['AAPL', 'MSFT']."
@@ -279,7 +279,7 @@ def universe_from_yfinance(
     per_ticker = {}
     sources = []
     for t in tickers:
-        dataset = YFinanceDataset(
+        dataset = YFinanceSource(
             ticker=t,
             start=start,
             end=end,

@@ -46,7 +46,7 @@ from reinforce_strategy_creator.agents.population import (
 from reinforce_strategy_creator.agents.ppo import ppo_loss
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv
 from reinforce_strategy_creator.env.fused import MemberBlockTradingVectorEnv, fuse_trading_envs
-from reinforce_strategy_creator.synthetic import planted_signal_market
+from reinforce_strategy_creator.markets import planted_signal_market
 
 from .test_planted_signal import ENV as PLANTED_ENV
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from benchmarks.deployment_world import project_params
 from reinforce_strategy_creator.deployment import (
     AccountStateError,
     AccountStore,
@@ -30,7 +31,6 @@ from reinforce_strategy_creator.env import EnvConfig, MarketArrays, observation_
 from reinforce_strategy_creator.env.config import FILL_PRICES
 from reinforce_strategy_creator.features import compute_features, fit_scaler, max_lookback
 from reinforce_strategy_creator.market_data import normalise_prices
-from tests.support.deployment_world import project_params
 from tests.support.project import SP500_CSV
 
 POSITIONS = (-1.0, -0.5, 0.0, 0.5, 1.0)

@@ -6,7 +6,7 @@ shares, long-only or long/short, random costs and every reward: every lane's cas
 equity and costs (commission, slippage, borrow) after every bar equal the reference's to the
 cent, every account trades the same bars, and the rewards equal the frozen single-asset
 rewards of the reference's equity path. References: tests/env/single_asset_reference.py (the single-asset
-core as it was, self-contained) and tests/env/portfolio_reference.py (the straightforward
+core as it was, self-contained) and benchmarks/portfolio_reference.py (the straightforward
 portfolio core).
 """
 
@@ -18,9 +18,9 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.portfolio_reference import ReferencePortfolioCore
 from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, MarketArrays
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore
-from tests.env.portfolio_reference import ReferencePortfolioCore
 from tests.env.single_asset_reference import ReferenceSingleAssetCore, reference_reward
 
 torch.set_num_threads(1)

@@ -262,7 +262,7 @@ def test_vector_env_same_step_autoreset():
 
 
 # ---------------------------------------------------------------------------------------------
-# The optimised core against the straightforward one it replaced (tests/env/portfolio_reference.py)
+# The optimised core against the straightforward one it replaced (benchmarks/portfolio_reference.py)
 # ---------------------------------------------------------------------------------------------
 MONEY = ("equity", "cash", "cost", "commission", "slippage", "borrow", "turnover")
 
@@ -306,7 +306,7 @@ def test_matches_reference(c, seed, long_only, band, hold_p, autoreset, n_assets
     """The optimised step (batched checks, closed-form joint sizing, one-gather observation)
     follows the pre-optimisation core step by step on random books, targets, costs (up to the
     config's cap, so the sizing needs many iterations), bands, hold masks and late listings."""
-    from tests.env.portfolio_reference import ReferencePortfolioCore
+    from benchmarks.portfolio_reference import ReferencePortfolioCore
 
     comm, slip, borrow = c
     lev = 1.0 if long_only else 2.0
@@ -357,7 +357,7 @@ def test_matches_reference(c, seed, long_only, band, hold_p, autoreset, n_assets
 def test_weight_checks_match_reference(seed, long_only, fault):
     """The batched weight check (one host read) accepts and rejects exactly what the one-by-one
     checks did, with the same message naming the ticker and account."""
-    from tests.env.portfolio_reference import ReferencePortfolioCore
+    from benchmarks.portfolio_reference import ReferencePortfolioCore
 
     lev = 1.0 if long_only else 1.5
     cfg = PortfolioConfig(window=3, episode_length=None, long_only=long_only, gross_leverage=lev)
@@ -431,7 +431,7 @@ def test_kept_assets_without_band_match_reference(seed, long_only, c, fill):
     """Targets exactly equal to the current weight (nonzero) keep their shares without a band; with
     the others filling the bound (to 1e-12) the room beside them binds once costs shrink the equity.
     Both cores start from the same random book, so 'exactly equal' holds in both."""
-    from tests.env.portfolio_reference import ReferencePortfolioCore
+    from benchmarks.portfolio_reference import ReferencePortfolioCore
 
     comm, slip, borrow = c
     lev = 1.0 if long_only else 1.5

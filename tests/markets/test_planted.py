@@ -1,5 +1,5 @@
-"""Every planted market is real days plus exactly its stated structure; rules are causal; seeds
-reproduce markets; bad parameters are refused by name."""
+"""Every planted market is real days plus exactly its stated structure, at N = 1 and N > 1; rules
+are causal; bad parameters are refused by name."""
 
 from __future__ import annotations
 
@@ -15,137 +15,160 @@ from reinforce_strategy_creator.markets import (
     BUILDERS,
     PLANTED_KINDS,
     MarketSpecError,
-    day_ratios,
+    day_moves,
     low_volatility_filter,
     make_market,
     planted_momentum_market,
     planted_reversion_market,
+    planted_rotation_market,
     planted_suite,
     planted_trend_market,
     planted_volatility_market,
     trend_filter,
 )
+from tests.support.markets import as_panel, drawn_rows, unplanted
 
-KINDS = tuple(BUILDERS)
+from .test_markets import KIND_SOURCES
 
 
-def _cc(prices: pd.DataFrame) -> np.ndarray:
-    """Close-to-close log return of each bar, 0 on the first."""
-    return np.diff(np.log(prices["Close"].to_numpy()), prepend=np.log(prices["Close"].iloc[0]))
+def _options(kind: str) -> dict:
+    return {"n_assets": 5} if kind == "rotation" else {}
+
+
+def _cc(m) -> np.ndarray:
+    """(T, N) close-to-close log return of each bar and ticker, 0 on the first."""
+    log_close = np.log(as_panel(m.prices)["Close"].to_numpy())
+    return np.vstack([np.zeros((1, log_close.shape[1])), np.diff(log_close, axis=0)])
 
 
 def _spells(regime: np.ndarray) -> pd.Series:
-    """Length of every spell (run of equal values), by its value; the cut-off last one left out."""
-    change = np.flatnonzero(np.diff(regime)) + 1
-    bounds = np.concatenate([[0], change])
-    lengths = np.diff(np.concatenate([bounds, [len(regime)]]))
-    return pd.Series(lengths[:-1], index=regime[bounds][:-1])
+    """Length of every spell (run of equal values) of each column, by its value; the cut-off last
+    spell of each column left out."""
+    out = []
+    for col in np.asarray(regime).reshape(len(regime), -1).T:
+        change = np.flatnonzero(np.diff(col)) + 1
+        bounds = np.concatenate([[0], change])
+        lengths = np.diff(np.concatenate([bounds, [len(col)]]))
+        out.append(pd.Series(lengths[:-1], index=col[bounds][:-1]))
+    return pd.concat(out)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_market_is_real_days_plus_its_planted_part(sp500, kind):
-    """Undoing ``truth`` (``vol_scale``, ``drift``) gives back, bar by bar, the real day drawn."""
-    m = make_market(kind, sp500, seed=4)
-    p, truth = m.prices, m.truth
-    pool = day_ratios(sp500)
-    assert truth.index.equals(p.index) and p.index.equals(sp500.index)
-    assert truth["source_date"].isin(pool.index).all()  # only real days with a real open
-    src = pool.loc[truth["source_date"]]
-    scale, drift = truth["vol_scale"].to_numpy(), truth["drift"].to_numpy()
-    log_gap = np.log(p["Open"].to_numpy()[1:] / p["Close"].to_numpy()[:-1])
-    np.testing.assert_allclose(log_gap / scale[1:], np.log(src["gap"].to_numpy()[1:]), rtol=1e-9, atol=1e-12)
-    body = (np.log(p["Close"] / p["Open"]).to_numpy() - drift) / scale
-    np.testing.assert_allclose(body, np.log(src["body"].to_numpy()), rtol=1e-9, atol=1e-12)
-    np.testing.assert_array_equal(p["Volume"].to_numpy(), src["volume"].to_numpy())
-    # the range is the real day's range (scaled), stretched only where the planted move leaves it
-    hi = np.log(p["High"] / p["Open"]).to_numpy()
-    real_hi = scale * np.log(src["high"].to_numpy())
-    assert np.all(hi >= real_hi - 1e-12)
-    inside = p["Close"].to_numpy() <= p["Open"].to_numpy() * np.exp(real_hi)
-    np.testing.assert_allclose(hi[inside], real_hi[inside], atol=1e-12)
-    assert (p["High"] >= p[["Open", "Close"]].max(axis=1)).all() and (
-        p["Low"] <= p[["Open", "Close"]].min(axis=1)
-    ).all()
-    # drawn i.i.d. from the whole pool: the unplanted bodies are distributed like the real ones
-    assert stats.ks_2samp(body, np.log(pool["body"].to_numpy())).pvalue > 1e-3
+@pytest.mark.parametrize("kind, source", KIND_SOURCES, indirect=["source"])
+def test_every_market_is_real_days_plus_its_planted_part(kind, source):
+    """Undoing ``truth`` (``vol_scale``, ``drift``) gives back, bar by bar, the whole real row drawn;
+    the range is the real day's, stretched only where the planted move leaves it."""
+    m = make_market(kind, source, seed=4, **_options(kind))
+    own, real = unplanted(m), drawn_rows(m, source)
+    for name in ("gap", "body", "volume", "move"):
+        if name in own:
+            np.testing.assert_allclose(own[name], real[name], rtol=1e-9, atol=1e-12, err_msg=name)
+    if "high" in own:
+        assert np.all(own["high"] >= real["high"] - 1e-12) and np.all(own["low"] <= real["low"] + 1e-12)
+        p, scale = as_panel(m.prices), as_panel(m.truth)["vol_scale"].to_numpy()
+        inside = p["Close"].to_numpy() <= p["Open"].to_numpy() * np.exp(scale * real["high"])
+        np.testing.assert_allclose(own["high"][inside], real["high"][inside], atol=1e-12)
+    # drawn i.i.d. from the whole pool: the unplanted moves are distributed like the real ones
+    # (one ticker: the rows, not the tickers of a row, are independent)
+    name = "body" if "body" in own else "move"
+    pool = as_panel(day_moves(source))[name].to_numpy()[:, 0]
+    assert stats.ks_2samp(own[name][1:, 0], pool).pvalue > 1e-3
+    truth = as_panel(m.truth)
+    if "move" in own:  # close-only: bar 0 has no move, so nothing is planted on it
+        assert np.allclose(as_panel(m.prices)["Close"].iloc[0], 100.0) and (truth["drift"].iloc[0] == 0).all()
     if kind == "null":
-        assert (scale == 1.0).all() and (drift == 0.0).all()
+        assert (truth["vol_scale"] == 1.0).all().all() and (truth["drift"] == 0.0).all().all()
 
 
+@pytest.mark.parametrize("source", ["one", "close20"], indirect=True)
 @pytest.mark.parametrize("build, sign", [(planted_momentum_market, 1.0), (planted_reversion_market, -1.0)])
-def test_one_day_structures_follow_the_previous_close_to_close_return(sp500, build, sign):
-    m = build(sp500, seed=2, strength=0.4)
-    cc = _cc(m.prices)
-    np.testing.assert_allclose(m.truth["drift"].to_numpy(), sign * 0.4 * np.r_[0.0, cc[:-1]], atol=1e-12)
-    assert (m.truth["vol_scale"] == 1.0).all() and m.strength == 0.4
+def test_one_day_structures_follow_the_previous_close_to_close_return(source, build, sign):
+    m = build(source, seed=2, strength=0.4)
+    truth = as_panel(m.truth)
+    previous = np.vstack([np.zeros((1, _cc(m).shape[1])), _cc(m)[:-1]])
+    np.testing.assert_allclose(truth["drift"].to_numpy(), sign * 0.4 * previous, atol=1e-12)
+    assert (truth["vol_scale"] == 1.0).all().all() and m.strength == 0.4
 
 
-def test_the_trend_is_a_persistent_drift_of_stated_size(sp500):
-    m = planted_trend_market(sp500, seed=3, strength=0.5, regime_days=50)
-    regime, drift = m.truth["regime"].to_numpy(), m.truth["drift"].to_numpy()
+@pytest.mark.parametrize("source", ["one", "close20"], indirect=True)
+def test_the_trend_is_a_persistent_drift_of_stated_size(source):
+    """Each ticker on its own spells (mean 50 bars), the drift ``±strength / 252``, visible in prices."""
+    m = planted_trend_market(source, seed=3, strength=0.5, regime_days=50)
+    regime, drift = as_panel(m.truth)["regime"].to_numpy(), as_panel(m.truth)["drift"].to_numpy()
     assert set(np.unique(regime)) == {-1, 1}
-    np.testing.assert_allclose(drift, regime * 0.5 / 252)
+    np.testing.assert_allclose(drift[1:], regime[1:] * 0.5 / 252)
     spells = _spells(regime)
     assert len(spells) > 50 and 0.7 * 50 < spells.mean() < 1.3 * 50
     assert 0.35 < np.mean(regime == 1) < 0.65
-    # the drift shows in the prices: up-trend days gain more than down-trend days
-    cc = _cc(m.prices)
+    if regime.shape[1] > 1:  # independent spells per ticker
+        assert abs(np.corrcoef(regime[:, 0], regime[:, 1])[0, 1]) < 0.2
+    cc = _cc(m)
     assert cc[regime == 1].mean() - cc[regime == -1].mean() > 0.5 * 2 * 0.5 / 252
 
 
-def test_volatility_regimes_scale_risk_and_cut_the_drift(sp500):
-    m = planted_volatility_market(sp500, seed=3, vol_ratio=3.0, calm_days=60, turbulent_days=20)
-    turbulent = m.truth["regime"].to_numpy() == 1
-    cc = _cc(m.prices)[1:]
+@pytest.mark.parametrize("source", ["one", "close20"], indirect=True)
+def test_volatility_regimes_scale_risk_and_cut_the_drift(source):
+    """One regime for the whole market (every ticker's day scaled alike, the row kept)."""
+    m = planted_volatility_market(source, seed=3, vol_ratio=3.0, calm_days=60, turbulent_days=20)
+    truth = as_panel(m.truth)
+    regimes = truth["regime"].to_numpy()
+    assert (regimes == regimes[:, :1]).all()
+    turbulent = regimes[:, 0] == 1
+    cc = _cc(m)[1:]
     t = turbulent[1:]
-    assert np.std(cc[t]) / np.std(cc[~t]) == pytest.approx(3.0, rel=0.2)
-    real = np.log(day_ratios(sp500)["gap"] * day_ratios(sp500)["body"]).to_numpy()
+    ratio = np.std(cc[t], axis=0) / np.std(cc[~t], axis=0)
+    assert np.median(ratio) == pytest.approx(3.0, rel=0.2)
+    real = np.diff(np.log(as_panel(make_market("null", source, 3).prices)["Close"].to_numpy()), axis=0)
     assert np.std(cc) == pytest.approx(np.std(real), rel=0.2)  # long-run variance kept
-    spells = _spells(m.truth["regime"].to_numpy())
+    spells = _spells(regimes[:, 0])
     assert spells[spells.index == 1].mean() == pytest.approx(20, rel=0.35)
     assert spells[spells.index == 0].mean() == pytest.approx(60, rel=0.35)
-    drift = m.truth["drift"].to_numpy()
-    np.testing.assert_allclose(drift[turbulent], -1.5 * 0.75 / 252)
-    np.testing.assert_allclose(drift[~turbulent], 1.5 * 0.25 / 252)
-    # the rule is flat mostly in turbulent spells
-    flat = m.rule_position.to_numpy() == 0.0
-    assert turbulent[flat].mean() > 0.6 and turbulent[~flat].mean() < 0.15
+    drift, later = truth["drift"].to_numpy(), np.arange(len(turbulent)) > 0
+    np.testing.assert_allclose(drift[turbulent & later], -1.5 * 0.75 / 252)
+    np.testing.assert_allclose(drift[~turbulent & later], 1.5 * 0.25 / 252)
+    # the rule is flat in a ticker mostly in turbulent spells
+    flat = np.asarray(m.rule_position).reshape(len(turbulent), -1) == 0.0
+    spell = np.broadcast_to(turbulent[:, None], flat.shape)
+    assert spell[flat].mean() > 0.6 and spell[~flat].mean() < 0.15
 
 
 # ----------------------------------------------------------------------------------- causality
-_MARKETS: dict[str, object] = {}  # built once per kind for the property test
+_MARKETS: dict[tuple, object] = {}  # built once per kind and source for the property test
+_PRICES = {"Open", "High", "Low", "Close"}
 
 
 def _perturbed_after(prices: pd.DataFrame, t: int, rng: np.random.Generator) -> pd.DataFrame:
     out = prices.copy()
     n = len(out) - t - 1
     shock = np.exp(np.cumsum(rng.normal(0.0, 0.05, n)))
-    for col in ("Open", "High", "Low", "Close"):
-        out.iloc[t + 1 :, out.columns.get_loc(col)] *= shock
-    out.iloc[t + 1 :, out.columns.get_loc("Volume")] *= rng.uniform(0.5, 2.0, n)
+    for j, col in enumerate(out.columns):
+        field = col[0] if isinstance(col, tuple) else col
+        factor = shock if field in _PRICES else rng.uniform(0.5, 2.0, n)
+        out.iloc[t + 1 :, j] *= factor * (1.0 + 0.01 * j)
     return out
 
 
 def _prefix_unchanged(rule, prices: pd.DataFrame, t: int, rng: np.random.Generator) -> bool:
-    before = rule(prices).to_numpy()[: t + 1]
-    after = rule(_perturbed_after(prices, t, rng)).to_numpy()[: t + 1]
+    before = np.asarray(rule(prices))[: t + 1]
+    after = np.asarray(rule(_perturbed_after(prices, t, rng)))[: t + 1]
     return bool(np.array_equal(before, after))
 
 
-@settings(max_examples=60, deadline=None)
-@given(kind=st.sampled_from(KINDS), t=st.integers(0, 398), seed=st.integers(0, 2**32 - 1))
-def test_rules_are_causal(sp500, kind, t, seed):
-    """Perturbing prices after bar t never changes the rule's positions up to t."""
-    if kind not in _MARKETS:
-        _MARKETS[kind] = make_market(kind, sp500, seed=7)
-    m = _MARKETS[kind]
-    prices = m.prices.iloc[:400]
-    assert _prefix_unchanged(m.rule, prices, t, np.random.default_rng(seed))
+@settings(max_examples=80, deadline=None)
+@given(kind_source=st.sampled_from(KIND_SOURCES), t=st.integers(0, 398), seed=st.integers(0, 2**32 - 1))
+def test_rules_are_causal(sp500, universe20, kind_source, t, seed):
+    """Perturbing prices after bar t never changes the rule's positions up to t, at any N."""
+    kind, name = kind_source
+    if kind_source not in _MARKETS:
+        source = {"one": sp500, "close20": universe20}[name]
+        _MARKETS[kind_source] = make_market(kind, source, seed=7, **_options(kind))
+    m = _MARKETS[kind_source]
+    assert _prefix_unchanged(m.rule, m.prices.iloc[:400], t, np.random.default_rng(seed))
 
 
-def test_the_causality_check_catches_a_rule_that_peeks(sp500):
+@pytest.mark.parametrize("source", ["one", "close20"], indirect=True)
+def test_the_causality_check_catches_a_rule_that_peeks(source):
     """The same check fails for a rule that reads the next close, so the property test has teeth."""
-    prices = make_market("trend", sp500, seed=7).prices.iloc[:400]
+    prices = make_market("trend", source, seed=7).prices.iloc[:400]
 
     def peeking(p):
         return trend_filter(p.shift(-1).ffill())
@@ -154,24 +177,25 @@ def test_the_causality_check_catches_a_rule_that_peeks(sp500):
     assert not all(_prefix_unchanged(peeking, prices, t, rng) for t in range(50, 350, 10))
 
 
-def test_stored_positions_are_the_rule_applied_to_the_prices(sp500):
-    for m in planted_suite(sp500, seeds=(5,), null_seeds=(5,)):
-        pd.testing.assert_series_equal(m.rule_position, m.rule(m.prices))
-        assert set(np.unique(m.rule_position)) <= {0.0, 1.0}
-        assert m.environment == {"fill_price": "next_open"}
-
-
-# --------------------------------------------------------------------------------- determinism
-@pytest.mark.parametrize("kind", KINDS)
-def test_same_seed_same_market(sp500, kind):
-    a, b, c = (make_market(kind, sp500, s) for s in (11, 11, 12))
-    pd.testing.assert_frame_equal(a.prices, b.prices)
-    pd.testing.assert_frame_equal(a.truth, b.truth)
-    pd.testing.assert_series_equal(a.rule_position, b.rule_position)
-    assert not a.prices.equals(c.prices)
-    # every kind of one seed is built from the same real days as that seed's null market
-    null = make_market("null", sp500, 11)
-    assert a.truth["source_date"].equals(null.truth["source_date"])
+@pytest.mark.parametrize("source", ["one", "close20"], indirect=True)
+def test_stored_positions_are_the_rule_applied_to_the_prices(source):
+    """One series: positions 0 or 1. A panel: weights in [0, 1] summing to at most 1."""
+    kinds = [k for k in BUILDERS if k != "null"] if source.shape[1] == 20 else PLANTED_KINDS
+    for m in planted_suite(
+        source, seeds=(5,), null_seeds=(5,), kinds=kinds, options={"rotation": {"n_assets": 5}}
+    ):
+        rule = m.rule(m.prices)
+        assert rule.equals(m.rule_position)
+        w = np.asarray(rule).reshape(len(rule), -1)
+        if w.shape[1] == 1:
+            assert set(np.unique(w)) <= {0.0, 1.0}
+        else:
+            assert (
+                (w >= 0).all()
+                and (w.sum(axis=1) <= 1 + 1e-12).all()
+                and w.sum(axis=1).max() == pytest.approx(1.0)
+            )
+        assert m.environment == {"fill_price": "next_open" if w.shape[1] == 1 else "next_close"}
 
 
 # ------------------------------------------------------------------------------- bad parameters
@@ -190,30 +214,20 @@ BAD = [
     (planted_volatility_market, {"turbulent_days": "20"}, "turbulent_days"),
     (planted_volatility_market, {"lookback": 1}, "lookback"),
     (planted_volatility_market, {"strength": 0.0}, "strength"),
-    (planted_trend_market, {"initial_price": -1.0}, "initial_price"),
+    (planted_rotation_market, {"strength": -0.001}, "strength"),
+    (planted_rotation_market, {"hold": 0}, "hold"),
+    (planted_rotation_market, {"lookback": 0}, "lookback"),
 ]
 
 
 @pytest.mark.parametrize("build, kwargs, name", BAD, ids=[f"{b.__name__}-{n}" for b, _, n in BAD])
-def test_bad_parameters_name_the_parameter(sp500, build, kwargs, name):
+def test_bad_parameters_name_the_parameter(universe20, build, kwargs, name):
     with pytest.raises(MarketSpecError, match=rf"markets\.{name} ") as info:
-        build(sp500, 1, **kwargs)
+        build(universe20, 1, **kwargs)
     assert isinstance(info.value, InputError) and "docs/markets.md" in str(info.value)
 
 
-def test_bad_seeds_kinds_and_rule_parameters_are_refused(sp500):
-    with pytest.raises(MarketSpecError, match=r"markets\.seed "):
-        make_market("momentum", sp500, -1)
-    with pytest.raises(MarketSpecError, match=r"markets\.seed "):
-        make_market("null", sp500, 1.5)
-    with pytest.raises(MarketSpecError, match=r"markets\.kind "):
-        make_market("carry", sp500, 1)
-    with pytest.raises(MarketSpecError, match=r"markets\.seeds "):
-        planted_suite(sp500, seeds=(1, 1))
-    with pytest.raises(MarketSpecError, match=r"markets\.null_seeds "):
-        planted_suite(sp500, null_seeds=(2, 2))
-    with pytest.raises(MarketSpecError, match=r"markets\.kinds"):
-        planted_suite(sp500, kinds=("momentum", "null"))
+def test_bad_rule_parameters_are_refused(sp500):
     with pytest.raises(MarketSpecError, match=r"markets\.max_vol "):
         low_volatility_filter(sp500, max_vol=-0.01)
     with pytest.raises(MarketSpecError, match=r"markets\.lookback "):
@@ -221,4 +235,4 @@ def test_bad_seeds_kinds_and_rule_parameters_are_refused(sp500):
 
 
 def test_planted_kinds_have_builders():
-    assert set(PLANTED_KINDS) | {"null"} == set(BUILDERS)
+    assert set(PLANTED_KINDS) | {"null", "rotation"} == set(BUILDERS)

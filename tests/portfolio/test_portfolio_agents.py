@@ -14,12 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator.agents.policy import build_policy
-from reinforce_strategy_creator.artifacts import load_policy_bundle, save_policy_bundle
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
-from reinforce_strategy_creator.portfolio.features import fit_feature_scaler
-from reinforce_strategy_creator.portfolio.observation import ObsLayout
-from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
-from reinforce_strategy_creator.portfolio.policies import (
+from reinforce_strategy_creator.agents.portfolio_observation import ObsLayout
+from reinforce_strategy_creator.agents.portfolio_policies import (
     DISTRIBUTIONS,
     PortfolioActorCritic,
     PortfolioQ,
@@ -35,6 +31,10 @@ from reinforce_strategy_creator.portfolio.policies import (
     sample_masked_normal,
     softmax_weights,
 )
+from reinforce_strategy_creator.artifacts import load_policy_bundle, save_policy_bundle
+from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from reinforce_strategy_creator.portfolio.features import fit_feature_scaler
+from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.ppo import equal_weight_log_return
 from reinforce_strategy_creator.portfolio.replay import replay_weights
 from reinforce_strategy_creator.portfolio.training import (

@@ -1,11 +1,11 @@
 """The portfolio agents learn a planted rotation.
 
-Universe: ``portfolio.synthetic.planted_rotation_universe`` (real days of the shipped 20-stock
+Universe: ``markets.planted_rotation_market`` (real days of the shipped 20-stock
 panel resampled i.i.d., 5 tickers, 2,520 bars, the asset with the best trailing 20-bar return
 outperforms for the next 5 bars). Raw causal features: log returns over 1, 5 and 20 bars.
 Rows 0-60 % train, 60-80 % validation, 80-100 % test (each later panel starts with ``window - 1``
 history rows). Agent, equal weight (rebalanced every bar) and the oracle rotation rule
-(``synthetic.rotation_oracle``: all-in on the trailing 20-bar leader) are replayed on the test
+(``markets.rotation_oracle``: all-in on the trailing 20-bar leader) are replayed on the test
 rows through the same ``replay_weights`` with the same costs (1 bp commission + 2 bps slippage)
 and capital; Sharpe as in validation (``training.run_sharpe``).
 """
@@ -18,10 +18,12 @@ import torch
 
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.evaluation.metrics import infer_periods_per_year
-from reinforce_strategy_creator.portfolio import synthetic as sy
+from reinforce_strategy_creator.markets import planted_rotation_market, rotation_oracle
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import constant_weights, replay_weights
 from reinforce_strategy_creator.portfolio.training import run_sharpe, train_portfolio_members
+from reinforce_strategy_creator.universe import read_universe_csv
+from tests.support.project import SP500_20_CSV
 
 torch.set_num_threads(1)
 W = 2
@@ -41,7 +43,8 @@ PPO = dict(
 
 
 def planted_panels(seed: int):
-    close = sy.planted_rotation_universe(seed, n_assets=5, n_bars=2520)
+    source = read_universe_csv(SP500_20_CSV).field("Close")
+    close = planted_rotation_market(source, seed, n_assets=5, n_bars=2520).close
     c = close.to_numpy()
     lc = np.log(c)
     f = np.full((*c.shape, 3), np.nan)
@@ -75,7 +78,7 @@ def planted(universe_seed: int) -> dict:
     return {
         "panels": (train, val, test),
         "equal": test_sharpe(test, constant_weights(np.full(n, 1.0 / n))),
-        "oracle": test_sharpe(test, sy.rotation_oracle(test.close, 20)),
+        "oracle": test_sharpe(test, rotation_oracle(test.close, 20)),
     }
 
 

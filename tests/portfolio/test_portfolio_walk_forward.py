@@ -10,18 +10,15 @@ import pytest
 import torch
 
 from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
+from reinforce_strategy_creator.env.portfolio import PortfolioConfig
+from reinforce_strategy_creator.markets import null_market, planted_rotation_market
 from reinforce_strategy_creator.params.evaluation import EvaluationParams
 from reinforce_strategy_creator.params.portfolio import PortfolioParams
 from reinforce_strategy_creator.portfolio import walk_forward as pwf
 from reinforce_strategy_creator.portfolio.features import feature_warmup, portfolio_features
 from reinforce_strategy_creator.portfolio.replay import replay_weights
-from reinforce_strategy_creator.portfolio.synthetic import (
-    DEFAULT_SOURCE,
-    null_universe,
-    planted_rotation_universe,
-)
 from reinforce_strategy_creator.universe import read_universe_csv
-from tests.support.project import PROJECT_ROOT
+from tests.support.project import SP500_20_CSV
 
 SPEC = {"indicators": {"logret": {"periods": [1, 5, 20]}}, "recursive_warmup": 3}
 WALK_FORWARD = {
@@ -57,7 +54,9 @@ def _warmup() -> int:
 @pytest.fixture(scope="module")
 def small_panel():
     torch.set_num_threads(1)
-    close = planted_rotation_universe(3, n_assets=4, n_bars=1350)
+    close = planted_rotation_market(
+        read_universe_csv(SP500_20_CSV).field("Close"), 3, n_assets=4, n_bars=1350
+    ).close
     return _panel(close)
 
 
@@ -157,7 +156,7 @@ def _observation(panel, run, lane, i):
 
 @pytest.fixture(scope="module")
 def real_close():
-    return read_universe_csv(PROJECT_ROOT / DEFAULT_SOURCE).field("Close")
+    return read_universe_csv(SP500_20_CSV).field("Close")
 
 
 GATE_RUN = {
@@ -193,17 +192,17 @@ PLANTED_EDGE = 0.005
 def test_gate_fails_on_a_universe_without_structure(real_close):
     """Real days of the 20 stocks resampled i.i.d. (5 tickers): nothing to learn, the gate fails."""
     torch.set_num_threads(1)
-    close = null_universe(real_close[["AAPL", "JNJ", "XOM", "KO", "JPM"]], seed=11, n_bars=2800)
+    close = null_market(real_close[["AAPL", "JNJ", "XOM", "KO", "JPM"]], seed=11, n_bars=2800).close
     panel = _panel(close)
     _, _, verdict = pwf.run_walk_forward(panel, GATE_RUN, EVALUATION, GATE_FOLDS, warmup=_warmup())
     assert verdict["passed"] is False, verdict["rules"]
 
 
 @pytest.mark.slow
-def test_gate_passes_on_a_planted_rotation_universe():
+def test_gate_passes_on_a_planted_rotation_universe(real_close):
     """The same procedure and gate on a universe whose trailing leader keeps outperforming."""
     torch.set_num_threads(1)
-    close = planted_rotation_universe(0, n_assets=5, n_bars=2800, edge=PLANTED_EDGE)
+    close = planted_rotation_market(real_close, 0, PLANTED_EDGE, n_assets=5, n_bars=2800).close
     panel = _panel(close)
     _, _, verdict = pwf.run_walk_forward(panel, GATE_RUN, EVALUATION, GATE_FOLDS, warmup=_warmup())
     assert verdict["passed"] is True, (verdict["rules"], verdict["procedure"], verdict["buy_and_hold"])
@@ -213,7 +212,7 @@ def test_replay_of_a_constant_decider_matches_its_ledger(small_panel):
     """The ledger builder keeps kind/run/seed per lane and the replay's equity."""
     from reinforce_strategy_creator.portfolio.replay import constant_weights
 
-    env = PortfolioParams.parse(TINY).environment.to_config()
+    env = PortfolioConfig(**PortfolioParams.parse(TINY).environment.to_params())
     win = small_panel.rows(0, 80)
     run = replay_weights(win, env, constant_weights([[0.25] * 4, [0.5, 0, 0, 0]]), num_lanes=2)
     frame = pwf._ledger(run, [("agent", "a", 0), ("ensemble", "a", ENSEMBLE_SEED)], "test")

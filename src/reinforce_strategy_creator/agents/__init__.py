@@ -27,10 +27,10 @@ A ``TrainingDivergedError`` from any member ends the whole population (it names 
 member's seed). Only the ``torch`` backend has populations (not ``sb3``).
 """
 
+from ..params.agents import AgentConfigError
 from .a2c import A2CConfig, train_a2c
 from .a2c_population import train_a2c_population
 from .checkpoint import CheckpointSelector
-from .config import AgentConfigError
 from .dqn import DQNConfig, train_dqn
 from .dqn_population import train_dqn_population
 from .ensemble import ENSEMBLE_SEED, SeedEnsemble, seed_label

@@ -9,60 +9,18 @@ docs/agents.md.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, ClassVar, Literal
 
 import torch
-from pydantic import Field
 from torch import nn
 
-from ..params.base import Flag, Number, PositiveInt
+from ..params.agents import A2CConfig
 from .buffers import RolloutBuffer, compute_gae, successor_values
-from .config import Activation, AgentConfig, Discount, Fraction, HiddenSizes, NonNegative, Positive
 from .errors import check_finite
 from .networks import ActorCriticPolicy, sample_categorical
 from .schedules import annealed_lr
 from .seeding import deterministic_torch, resolve_device, seed_everything
 from .tracking import RunTracker, TrainResult
 from .vec_env import TensorVecEnv
-
-
-class A2CConfig(AgentConfig):
-    """A2C hyperparameters (``training.<agent>`` with ``algorithm: a2c``)."""
-
-    PATH: ClassVar[str] = "training.a2c"
-
-    total_steps: PositiveInt = 200_000
-    """Env transitions to collect (all lanes together)."""
-    num_steps: PositiveInt = 5
-    """Steps per lane per update (n-step returns / GAE over this horizon)."""
-    learning_rate: Positive = 7e-4
-    """Optimiser learning rate."""
-    optimizer: Literal["rmsprop", "adam"] = "rmsprop"
-    """`rmsprop` (as in the A2C paper and SB3) or `adam`."""
-    rms_alpha: Annotated[Number, Field(gt=0, lt=1)] = 0.99
-    """RMSprop smoothing constant, in (0, 1)."""
-    eps: Positive = 1e-5
-    """Optimiser epsilon."""
-    anneal_lr: Flag = False
-    """Anneal the learning rate linearly to 0 over the run."""
-    gamma: Discount = 0.99
-    """Discount factor, in (0, 1]."""
-    gae_lambda: Fraction = 1.0
-    """GAE(λ); 1.0 = plain n-step returns."""
-    norm_adv: Flag = False
-    """Normalise advantages within each update."""
-    ent_coef: NonNegative = 0.0
-    """Entropy bonus coefficient."""
-    vf_coef: NonNegative = 0.5
-    """Value loss coefficient."""
-    max_grad_norm: Positive = 0.5
-    """Global gradient-norm clip."""
-    hidden_sizes: HiddenSizes = (64, 64)
-    """Hidden layer widths of the actor and of the critic (separate MLPs)."""
-    activation: Activation = "tanh"
-    """Activation of the hidden layers."""
-    log_every: PositiveInt = 20
-    """Updates per history row (and progress-bar refresh)."""
 
 
 def train_a2c(

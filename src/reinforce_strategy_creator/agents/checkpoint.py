@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .config import AgentConfigError
+from ..params.agents import AgentConfigError
 
 
 class CheckpointSelector:

@@ -11,90 +11,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from typing import Annotated, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from ..params.base import Flag, NonNegativeInt, Number, PositiveInt
+from ..params.agents import DQNConfig
 from .buffers import NStepAccumulator, ReplayBuffer
-from .config import (
-    Activation,
-    AgentConfig,
-    AgentConfigError,
-    Discount,
-    Fraction,
-    HiddenSizes,
-    Positive,
-)
 from .errors import check_finite
 from .networks import QPolicy
 from .schedules import linear_schedule
 from .seeding import deterministic_torch, resolve_device, seed_everything
 from .tracking import RunTracker, TrainResult
 from .vec_env import TensorVecEnv
-
-
-class DQNConfig(AgentConfig):
-    """DQN hyperparameters (``training.<agent>`` with ``algorithm: dqn``)."""
-
-    PATH: ClassVar[str] = "training.dqn"
-
-    total_steps: PositiveInt = 100_000
-    """Env transitions to collect (all lanes together)."""
-    learning_rate: Positive = 1e-3
-    """Adam learning rate."""
-    buffer_size: PositiveInt = 50_000
-    """Replay buffer capacity (transitions)."""
-    batch_size: PositiveInt = 128
-    """Transitions per gradient step."""
-    gamma: Discount = 0.99
-    """Discount factor, in (0, 1]."""
-    n_step: PositiveInt = 1
-    """n-step returns (stopping at episode ends)."""
-    tau: Annotated[Number, Field(gt=0, le=1)] = 1.0
-    """Target-network update rate, in (0, 1]; 1 = hard copy every target_update_every steps."""
-    target_update_every: PositiveInt = 250
-    """Gradient steps between target-network updates."""
-    learning_starts: NonNegativeInt = 1_000
-    """Transitions collected before the first gradient step."""
-    train_frequency: PositiveInt = 1
-    """Vector steps between training iterations."""
-    gradient_steps: PositiveInt = 1
-    """Gradient steps per training iteration."""
-    eps_start: Fraction = 1.0
-    """Initial ε of the ε-greedy exploration."""
-    eps_end: Fraction = 0.05
-    """Final ε."""
-    exploration_fraction: Fraction = 0.2
-    """Fraction of the run over which ε decays linearly."""
-    double: Flag = True
-    """Double DQN targets (online argmax, target value)."""
-    dueling: Flag = True
-    """Dueling head Q = V + A − mean(A)."""
-    loss: Literal["huber", "mse"] = "huber"
-    """TD loss."""
-    reward_scale: Positive = 1.0
-    """Rewards are multiplied by this for learning only (daily log returns are ~1e-2)."""
-    max_grad_norm: Positive = 10.0
-    """Global gradient-norm clip."""
-    hidden_sizes: HiddenSizes = (128, 128)
-    """Hidden layer widths of the Q-network trunk."""
-    activation: Activation = "relu"
-    """Activation of the hidden layers."""
-    log_every: PositiveInt = 10
-    """Iterations per history row (and progress-bar refresh)."""
-
-    def check_batch(self, num_envs: int, prefix: str | None = None) -> None:
-        prefix = prefix or self.path
-        if self.batch_size > self.buffer_size:
-            raise AgentConfigError(
-                f"{prefix}.batch_size={self.batch_size} is larger than "
-                f"{prefix}.buffer_size={self.buffer_size}: the replay buffer could never fill one "
-                "minibatch; lower batch_size or raise buffer_size"
-            )
 
 
 def train_dqn(

@@ -12,6 +12,10 @@ import math
 from ..errors import InputError
 
 
+class PolicySpecError(InputError):
+    """A policy spec is missing a key or names an unknown architecture."""
+
+
 class AgentEnvError(InputError):
     """The environment handed to an agent is not usable (e.g. non-discrete actions)."""
 

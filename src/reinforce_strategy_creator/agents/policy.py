@@ -12,18 +12,13 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import InputError
+from .errors import PolicySpecError
 from .networks import ACTIVATIONS, ActorCriticPolicy, QPolicy
-
-
-class PolicySpecError(InputError):
-    """A policy spec is missing a key or names an unknown architecture."""
+from .portfolio_policies import build_portfolio_policy
 
 
 def build_policy(spec: Mapping[str, Any]) -> nn.Module:
     if isinstance(spec, Mapping) and str(spec.get("kind", "")).startswith("portfolio_"):
-        from ..portfolio.policies import build_portfolio_policy  # portfolio kinds (docs/portfolio_agents.md)
-
         return build_portfolio_policy(spec)
     try:
         kind = spec["kind"]

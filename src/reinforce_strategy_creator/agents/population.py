@@ -49,8 +49,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..env.fused import fuse_trading_envs
+from ..params.agents import AgentConfigError
 from .buffers import RolloutBuffer, compute_gae
-from .config import AgentConfigError
 from .networks import ActorCriticPolicy, QPolicy, sample_categorical
 from .seeding import seed_everything
 from .tracking import RunTracker, _open_progress
@@ -351,8 +352,6 @@ class MemberEnvs:
     """
 
     def __init__(self, member_envs: Sequence[Any], seeds: Sequence[int], device: torch.device):
-        from ..env.fused import fuse_trading_envs
-
         self.k = len(member_envs)
         self.seeds = list(seeds)
         first = TensorVecEnv(member_envs[0], device)

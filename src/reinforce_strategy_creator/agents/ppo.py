@@ -9,83 +9,18 @@ described in docs/agents.md.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..params.base import Flag, PositiveInt
+from ..params.agents import PPOConfig
 from .buffers import RolloutBuffer, compute_gae, successor_values
-from .config import (
-    Activation,
-    AgentConfig,
-    AgentConfigError,
-    Discount,
-    Fraction,
-    HiddenSizes,
-    NonNegative,
-    Positive,
-)
 from .errors import check_finite
 from .networks import ActorCriticPolicy, sample_categorical
 from .schedules import annealed_lr
 from .seeding import deterministic_torch, resolve_device, seed_everything
 from .tracking import RunTracker, TrainResult
 from .vec_env import TensorVecEnv
-
-
-class PPOConfig(AgentConfig):
-    """PPO hyperparameters (``training.<agent>`` with ``algorithm: ppo``)."""
-
-    PATH: ClassVar[str] = "training.ppo"
-
-    total_steps: PositiveInt = 100_000
-    """Env transitions to collect (all lanes together)."""
-    num_steps: PositiveInt = 128
-    """Steps per lane per rollout; a rollout holds num_steps × num_envs transitions."""
-    learning_rate: Positive = 2.5e-4
-    """Adam learning rate."""
-    anneal_lr: Flag = True
-    """Anneal the learning rate linearly to 0 over the run."""
-    gamma: Discount = 0.99
-    """Discount factor, in (0, 1]."""
-    gae_lambda: Fraction = 0.95
-    """GAE(λ) bias/variance trade-off, in [0, 1]."""
-    num_minibatches: PositiveInt = 4
-    """Minibatches per epoch over the rollout."""
-    update_epochs: PositiveInt = 4
-    """Passes over each rollout."""
-    norm_adv: Flag = True
-    """Normalise advantages within each minibatch."""
-    clip_coef: Positive = 0.2
-    """Clip range of the probability ratio (and of the value loss when clip_vloss)."""
-    clip_vloss: Flag = True
-    """Clip the value loss around the old values."""
-    ent_coef: NonNegative = 0.01
-    """Entropy bonus coefficient."""
-    vf_coef: NonNegative = 0.5
-    """Value loss coefficient."""
-    max_grad_norm: Positive = 0.5
-    """Global gradient-norm clip."""
-    target_kl: Positive | None = None
-    """Stop the epoch loop early when the approximate KL exceeds this; null = never."""
-    hidden_sizes: HiddenSizes = (64, 64)
-    """Hidden layer widths of the actor and of the critic (separate MLPs)."""
-    activation: Activation = "tanh"
-    """Activation of the hidden layers."""
-    log_every: PositiveInt = 1
-    """Updates per history row (and progress-bar refresh)."""
-
-    def check_batch(self, num_envs: int, prefix: str | None = None) -> None:
-        prefix = prefix or self.path
-        rollout = self.num_steps * int(num_envs)
-        if self.num_minibatches > rollout:
-            raise AgentConfigError(
-                f"{prefix}.num_minibatches={self.num_minibatches} is larger than the rollout "
-                f"({self.num_steps} num_steps x {num_envs} lanes = {rollout} transitions): "
-                f"each minibatch would be empty; use at most {rollout} minibatches or a longer "
-                "rollout"
-            )
 
 
 def train_ppo(

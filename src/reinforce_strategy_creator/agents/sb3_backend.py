@@ -10,152 +10,19 @@ limits are described in docs/training.md ("the optional SB3 backend").
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..params.base import PositiveInt
+from ..params.agents import SB3_ALGORITHMS, Sb3Config, import_sb3
 from .checkpoint import CheckpointSelector
-from .config import Activation, AgentConfig, AgentConfigError, HiddenSizes
 from .errors import TrainingDivergedError
 from .networks import ACTIVATIONS, ActorCriticPolicy, QPolicy
 from .tracking import TrainResult, history_frame, history_row
-
-SB3_ALGORITHMS = {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN"}
-CONTINUOUS_ONLY = ("sac", "td3", "ddpg", "tqc")
-OWN_KEYS = ("hidden_sizes", "activation", "total_steps")
-# constructor arguments the backend sets itself
-RESERVED = (
-    "policy",
-    "env",
-    "policy_kwargs",
-    "seed",
-    "device",
-    "verbose",
-    "tensorboard_log",
-    "_init_setup_model",
-    "stats_window_size",
-    "monitor_wrapper",
-    "replay_buffer_class",
-)
-
-
-def _sb3():
-    try:
-        import stable_baselines3
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise AgentConfigError(
-            "backend: sb3 needs stable-baselines3; install the optional extra: "
-            "pip install 'reinforce-strategy-creator[sb3]'"
-        ) from exc
-    return stable_baselines3
-
-
-def _number(x) -> bool:
-    return (
-        isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
-    )
-
-
-class _Sb3Own(AgentConfig):
-    """The keys an SB3 block shares with the project's agents (the rest go to the SB3
-    constructor)."""
-
-    total_steps: PositiveInt = 100_000
-    """Env transitions to collect."""
-    hidden_sizes: HiddenSizes = (64, 64)
-    """Hidden layer widths (SB3 net_arch), mapped one to one onto the project's policy."""
-    activation: Activation = "tanh"
-    """Activation of the hidden layers."""
-
-
-@dataclass(frozen=True)
-class Sb3Config:
-    """A validated ``training.<agent>`` block for the SB3 backend."""
-
-    algorithm: str
-    total_steps: int
-    hidden_sizes: tuple
-    activation: str
-    kwargs: dict
-
-    @classmethod
-    def from_params(cls, algorithm: str, params: Mapping[str, Any], prefix: str, num_envs: int) -> Sb3Config:
-        _check_algorithm(algorithm, prefix)
-        params = dict(params)
-        own = _Sb3Own.parse({k: params.pop(k) for k in OWN_KEYS if k in params}, prefix)
-        sig = inspect.signature(getattr(_sb3(), SB3_ALGORITHMS[algorithm]).__init__).parameters
-        _check_keys(algorithm, params, sig, prefix)
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
-        _check_values(algorithm, kw, {k: v.default for k, v in sig.items()}, prefix, num_envs)
-        return cls(
-            algorithm, int(own.total_steps), tuple(int(h) for h in own.hidden_sizes), str(own.activation), kw
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "backend": "sb3",
-            "total_steps": self.total_steps,
-            "hidden_sizes": list(self.hidden_sizes),
-            "activation": self.activation,
-            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in self.kwargs.items()},
-        }
-
-
-def _check_algorithm(algorithm: str, prefix: str) -> None:
-    if algorithm in CONTINUOUS_ONLY:
-        raise AgentConfigError(
-            f"{prefix}.algorithm={algorithm!r} needs continuous actions, which the project's "
-            "policies do not support (they act over discrete target positions); choose one of "
-            f"{sorted(SB3_ALGORITHMS)}"
-        )
-    if algorithm not in SB3_ALGORITHMS:
-        raise AgentConfigError(
-            f"{prefix}.algorithm={algorithm!r} is not supported by backend sb3; choose one of "
-            f"{sorted(SB3_ALGORITHMS)}"
-        )
-
-
-def _check_keys(algorithm: str, params: Mapping[str, Any], sig: Mapping[str, Any], prefix: str) -> None:
-    """Every key left after the own ones must be an argument of the SB3 constructor."""
-    allowed = sorted(k for k in sig if k not in RESERVED and k != "self")
-    for key in params:
-        if key not in allowed:
-            raise AgentConfigError(
-                f"unknown parameter {prefix}.{key} for stable-baselines3 "
-                f"{SB3_ALGORITHMS[algorithm]}; valid keys are {sorted(OWN_KEYS)} and the SB3 "
-                f"constructor arguments {allowed}"
-            )
-
-
-def _check_values(
-    algorithm: str, kw: Mapping[str, Any], default: Mapping[str, Any], prefix: str, num_envs: int
-) -> None:
-    """The value checks SB3 would only fail on (or silently accept) once training started."""
-    if "learning_rate" in kw and not (_number(kw["learning_rate"]) and kw["learning_rate"] > 0):
-        raise AgentConfigError(f"{prefix}.learning_rate must be > 0 (got {kw['learning_rate']!r})")
-    if "gamma" in kw and not (_number(kw["gamma"]) and 0 < kw["gamma"] <= 1):
-        raise AgentConfigError(f"{prefix}.gamma must be in (0, 1] (got {kw['gamma']!r})")
-    if algorithm == "ppo":
-        n_steps = kw.get("n_steps", default["n_steps"])
-        batch = kw.get("batch_size", default["batch_size"])
-        if _number(batch) and _number(n_steps) and batch > n_steps * num_envs:
-            raise AgentConfigError(
-                f"{prefix}.batch_size={batch} is larger than the rollout ({n_steps} n_steps x "
-                f"{num_envs} lanes = {n_steps * num_envs}); lower batch_size or raise n_steps"
-            )
-    if algorithm == "dqn":
-        batch = kw.get("batch_size", default["batch_size"])
-        buf = kw.get("buffer_size", default["buffer_size"])
-        if _number(batch) and _number(buf) and batch > buf:
-            raise AgentConfigError(f"{prefix}.batch_size={batch} is larger than {prefix}.buffer_size={buf}")
 
 
 # --------------------------------------------------------------------------- conversion
@@ -195,7 +62,7 @@ def to_project_policy(model, cfg: Sb3Config, obs_dim: int, n_actions: int) -> nn
 
 def build_model(cfg: Sb3Config, venv, *, seed: int, device: str):
     """The SB3 model with a network layout that :func:`to_project_policy` can map."""
-    sb3 = _sb3()
+    sb3 = import_sb3()
     act = ACTIVATIONS[cfg.activation]
     hidden = list(cfg.hidden_sizes)
     if cfg.algorithm == "dqn":

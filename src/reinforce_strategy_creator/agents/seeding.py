@@ -11,7 +11,7 @@ import random
 import numpy as np
 import torch
 
-from .config import AgentConfigError
+from ..params.agents import AgentConfigError
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -19,8 +19,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..compute.progress import PROGRESS_LOG_INTERVAL_S
+from ..params.agents import AgentConfigError
 from .checkpoint import CheckpointSelector
-from .config import AgentConfigError
 from .vec_env import Step
 
 HISTORY_COLUMNS = [
@@ -33,8 +34,6 @@ HISTORY_COLUMNS = [
     "eval_score",
     "steps_per_s",
 ]
-
-PROGRESS_LOG_INTERVAL_S = 15.0  # at most one progress line this often when not on a terminal
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Progress of a map in the driver: jobs done / running / queued and env steps/s over all workers.
 
 On a terminal one live line is redrawn in place; anywhere else (a log file, CI, a pipe) one plain
-line at most every ``PROGRESS_LOG_INTERVAL_S`` seconds plus a final line (the pattern of
-``agents.tracking``). Steps/s is the env steps reported by finished jobs (a result mapping with an
-int ``steps``) divided by the map's wall time: the throughput summed over the workers.
+line at most every ``PROGRESS_LOG_INTERVAL_S`` seconds plus a final line (the pattern, and the
+interval, of ``agents.tracking``). Steps/s is the env steps reported by finished jobs (a result
+mapping with an int ``steps``) divided by the map's wall time: the throughput summed over the workers.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..agents.tracking import PROGRESS_LOG_INTERVAL_S
-
 __all__ = ["JobProgress", "PROGRESS_LOG_INTERVAL_S", "job_steps"]
+
+PROGRESS_LOG_INTERVAL_S = 15.0  # at most one progress line this often when not on a terminal
 
 
 def job_steps(result: Any) -> int:

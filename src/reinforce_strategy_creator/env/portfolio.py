@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..params.portfolio import portfolio_account_problem
 from . import execution as ex
 from .engine import EQUITY_FLOOR, REWARDS, AccountEngine, reward_step
 from .torch_ops import TorchOps
@@ -59,6 +60,20 @@ _SOLVE_MAX_ITER = 100
 
 class PortfolioInputError(InputError):
     """Bad portfolio input (prices, features, parameters or target weights); names what and fixes."""
+
+
+#: the fields `params.portfolio.portfolio_account_problem` checks (the rest are checked here)
+_ACCOUNT_FIELDS = (
+    "window",
+    "episode_length",
+    "initial_capital",
+    "commission_bps",
+    "slippage_bps",
+    "borrow_bps_per_bar",
+    "long_only",
+    "gross_leverage",
+    "band",
+)
 
 
 @dataclass(frozen=True)
@@ -85,31 +100,13 @@ class PortfolioConfig:
     dsr_eta: float = 0.01
     drawdown_lambda: float = 1.0
 
-    def __post_init__(self) -> None:  # noqa: PLR0912 - one check per field
+    def __post_init__(self) -> None:
         def bad(name, why):
             raise PortfolioInputError(f"portfolio parameter {name}={getattr(self, name)!r}: {why}")
 
-        if not isinstance(self.window, int) or self.window < 1:
-            bad("window", "must be a positive integer (bars of features per observation)")
-        if self.episode_length is not None and (
-            not isinstance(self.episode_length, int) or self.episode_length < 1
-        ):
-            bad("episode_length", "must be a positive integer or None (the full period)")
-        if not (math.isfinite(self.initial_capital) and self.initial_capital > 0):
-            bad("initial_capital", "must be a positive finite amount")
-        for name in ("commission_bps", "slippage_bps", "borrow_bps_per_bar"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and 0.0 <= v < 1000.0):
-                bad(name, "must be in [0, 1000) basis points")
-        if not (math.isfinite(self.gross_leverage) and 0.0 < self.gross_leverage <= 10.0):
-            bad("gross_leverage", "must be in (0, 10]: the most sum(|w|) may reach")
-        if self.long_only and self.gross_leverage != 1.0:
-            bad("gross_leverage", "must be 1.0 when long_only is True (sum(w) <= 1); set long_only=False")
-        rate = (self.commission_bps + self.slippage_bps + self.borrow_bps_per_bar) / 1e4 * 1.01
-        if self.gross_leverage * rate > 0.5:
-            bad("gross_leverage", "times the cost rates (commission + slippage + borrow) must be <= 0.5")
-        if not (math.isfinite(self.band) and 0.0 <= self.band < 1.0):
-            bad("band", "must be in [0, 1): skip an asset when |target - current weight| < band")
+        broken = portfolio_account_problem(**{name: getattr(self, name) for name in _ACCOUNT_FIELDS})
+        if broken is not None:
+            bad(*broken)
         if self.fill_price not in ("next_close", "next_open"):
             bad("fill_price", "must be 'next_close' or 'next_open'")
         if self.granularity not in ex.GRANULARITIES:

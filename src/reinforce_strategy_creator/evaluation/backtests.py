@@ -43,6 +43,7 @@ import torch
 
 from ..candidates import ENSEMBLE_SEED
 from ..env import EnvConfig, MarketArrays, replay
+from ..features import data_fingerprint, feature_spec_sha256, scaler_sha256
 from ..params.base import ParameterError
 from ..params.evaluation import EvaluationParams
 from .benchmarks import (
@@ -131,9 +132,6 @@ PERIODS_THAT_MUST_NOT_OVERLAP = {"validation": ("train",), "test": ("train", "va
 
 def run_provenance(feature_scaler: Mapping, feature_spec: Mapping, model_input_train: pd.DataFrame) -> dict:
     """The run's own fingerprints, which every evaluated policy must carry in its spec."""
-    from ..features import feature_spec_sha256, scaler_sha256
-    from ..training import data_fingerprint
-
     return {
         "scaler_sha256": scaler_sha256(feature_scaler),
         "feature_spec_sha256": feature_spec_sha256(feature_spec),

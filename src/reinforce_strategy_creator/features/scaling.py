@@ -158,3 +158,15 @@ def scaler_sha256(scaler: Mapping[str, Any]) -> str:
     the JSON file's indentation.
     """
     return _canonical_sha256(dict(scaler))
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of a table's column names, dtypes, index and values (row order matters).
+
+    Uses pandas' stable row hashes, so the same table gives the same fingerprint whatever
+    file format it was read from.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return h.hexdigest()

@@ -1,15 +1,19 @@
-"""Null markets and markets with one planted structure, each with the rule that exploits it.
+"""Null markets and markets with one planted structure, for N >= 1 assets, each with its rule.
 
 Every market is real days resampled i.i.d. (``days``); a planted structure only changes the log
-moves of the drawn days and records the change in ``truth``. Strengths and why: docs/markets.md.
-Hidden regimes are drawn from a second random stream of the seed, so a planted market and the
-null market of the same seed are built from the same real days.
+moves of the drawn days and records the change in ``truth``. Every builder takes the same
+source and calendar arguments, so a single-asset market is a universe of one built by the same
+code. Strengths and why: docs/markets.md. The seed drives two random streams: the first draws
+the real days, the second (``[seed, 1]``) picks the tickers (``n_assets``) and then draws the
+hidden regimes, so a planted market and the null market of the same seed and tickers are built
+from the same real days.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,38 +21,91 @@ from scipy.signal import lfilter
 
 from . import rules
 from .days import (
+    MARKET_ENVIRONMENT,
+    SYNTHETIC_START,
+    MarketSpecError,
     SyntheticMarket,
     assemble,
     check_number,
     check_seed,
-    day_ratios,
     draw_days,
+    fields_moves,
+    source_fields,
     source_volatility,
 )
 
 __all__ = [
     "BARS_PER_YEAR",
+    "DEFAULT_EDGE",
     "null_market",
     "planted_momentum_market",
     "planted_reversion_market",
+    "planted_rotation_market",
     "planted_trend_market",
     "planted_volatility_market",
 ]
 
 #: Annualised strengths are per-bar drifts times this (daily bars).
 BARS_PER_YEAR = 252
+#: Daily log drift the rotation leader shares (docs/markets.md, "Rotation").
+DEFAULT_EDGE = 0.003
 
 
-def _setup(source: pd.DataFrame, seed, index, real_opens_only: bool, initial_price):
+@dataclass(frozen=True)
+class _Draw:
+    """A market's seed, calendar, real days, drawn rows and the seed's second random stream."""
+
+    seed: int
+    index: pd.DatetimeIndex
+    moves: pd.DataFrame
+    days: dict
+    tickers: tuple[str, ...]
+    flat: bool
+    initial_price: float
+    rng: np.random.Generator
+
+    @property
+    def environment(self) -> dict:
+        """Fill at the next open where the opens are real (OHLCV), else at the next close."""
+        return dict(MARKET_ENVIRONMENT) if "log_high" in self.days else {"fill_price": "next_close"}
+
+    def assemble(self, **planted) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return assemble(self.index, self.days, self.initial_price, self.tickers, self.flat, **planted)
+
+
+def _choose(available: list[str], flat: bool, tickers, n_assets, rng: np.random.Generator) -> list[str]:
+    if tickers is not None:
+        chosen = [str(t) for t in tickers]
+        missing = [t for t in chosen if t not in available]
+        if flat or missing or not chosen or len(set(chosen)) != len(chosen):
+            raise MarketSpecError(
+                f"markets.tickers={list(tickers)}: give distinct tickers of the source panel "
+                f"({'one series has none' if flat else available}); unknown: {missing}."
+            )
+        return chosen
+    if n_assets is None:
+        return available
+    n_assets = check_number("n_assets", n_assets, 1, len(available), integer=True, lo_open=False)
+    return [available[i] for i in np.sort(rng.choice(len(available), n_assets, replace=False))]
+
+
+def _draw(source, seed, tickers, n_assets, index, n_bars, real_opens_only, initial_price) -> _Draw:
     seed = check_seed(seed)
-    check_number("initial_price", initial_price, 0.0, 1e12)
-    idx = pd.DatetimeIndex(source.index if index is None else index, name="date")
-    ratios = day_ratios(source, real_opens_only)
-    return seed, idx, ratios, draw_days(ratios, len(idx), np.random.default_rng(seed))
-
-
-def _regime_rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng([seed, 1])
+    initial_price = check_number("initial_price", initial_price, 0.0, 1e12)
+    fields, flat = source_fields(source)
+    rng = np.random.default_rng([seed, 1])
+    chosen = _choose([str(t) for t in fields["Close"].columns], flat, tickers, n_assets, rng)
+    if not flat:
+        fields = {k: v.set_axis([str(t) for t in v.columns], axis=1)[chosen] for k, v in fields.items()}
+    if index is not None and n_bars is not None:
+        raise MarketSpecError("markets: give index or n_bars, not both.")
+    if n_bars is not None:
+        n_bars = check_number("n_bars", n_bars, 2, 10**7, integer=True, lo_open=False)
+        index = pd.bdate_range(SYNTHETIC_START, periods=n_bars)
+    idx = pd.DatetimeIndex(fields["Close"].index if index is None else index, name="date")
+    moves = fields_moves(fields, flat, real_opens_only)
+    days = draw_days(moves, len(idx), np.random.default_rng(seed))
+    return _Draw(seed, idx, moves, days, tuple(chosen), flat, initial_price, rng)
 
 
 def markov_regimes(rng: np.random.Generator, n: int, mean_days: tuple[float, float]) -> np.ndarray:
@@ -65,106 +122,78 @@ def markov_regimes(rng: np.random.Generator, n: int, mean_days: tuple[float, flo
     return np.repeat(np.asarray(states, dtype=np.int64), lengths)[:n]
 
 
-def null_market(
-    source: pd.DataFrame,
-    seed: int,
-    *,
-    index: pd.DatetimeIndex | None = None,
-    real_opens_only: bool = True,
-    initial_price: float = 100.0,
-) -> SyntheticMarket:
-    """Real days resampled i.i.d.: nothing to learn beyond the drift. Its rule is buy-and-hold."""
-    seed, idx, _, days = _setup(source, seed, index, real_opens_only, initial_price)
-    prices, truth = assemble(idx, days, initial_price)
-    return SyntheticMarket(prices, rules.always_long(prices), "null", 0.0, seed, rules.always_long, {}, truth)
+def null_market(source, seed: int, **calendar) -> SyntheticMarket:
+    """Real days resampled i.i.d.: nothing to learn beyond the drift. Its rule is buy-and-hold
+    (equal weight for a panel).
+
+    ``source``: one OHLCV series, a ``Universe`` or a date x ticker close frame. ``calendar``,
+    the same for every builder: ``tickers`` or ``n_assets`` (chosen by the seed) take part of a
+    panel; the bars lie on ``index``, else on ``n_bars`` business days from ``SYNTHETIC_START``,
+    else on the source's dates; ``real_opens_only`` (True) and ``initial_price`` (100).
+    """
+    d = _draw(source, seed, **_calendar(calendar))
+    prices, truth = d.assemble()
+    return SyntheticMarket(
+        prices, rules.always_long(prices), "null", 0.0, d.seed, rules.always_long, {}, truth, d.environment
+    )
 
 
-def _one_day_market(kind, coef, strength, rule, source, seed, index, real_opens_only, initial_price):
-    """Day t's open-to-close log move gets ``coef`` times day t-1's close-to-close log return."""
-    seed, idx, _, days = _setup(source, seed, index, real_opens_only, initial_price)
-    x = days["log_gap"] + days["log_body"]
+def _one_day_market(kind, coef, strength, rule, d: _Draw) -> SyntheticMarket:
+    """Day t's log body gets ``coef`` times day t-1's close-to-close log return, per ticker."""
+    x = d.days["log_gap"] + d.days["log_body"]
     x[0] = 0.0  # the first bar has no previous close, so no close-to-close return
-    cc = lfilter([1.0], [1.0, -coef], x)  # cc_t = x_t + coef * cc_{t-1}
-    drift = coef * np.concatenate([[0.0], cc[:-1]])
-    prices, truth = assemble(idx, days, initial_price, drift=drift)
-    return SyntheticMarket(prices, rule(prices), kind, float(strength), seed, rule, {}, truth)
+    cc = lfilter([1.0], [1.0, -coef], x, axis=0)  # cc_t = x_t + coef * cc_{t-1}
+    drift = coef * np.concatenate([np.zeros((1, x.shape[1])), cc[:-1]])
+    prices, truth = d.assemble(drift=drift)
+    return SyntheticMarket(
+        prices, rule(prices), kind, float(strength), d.seed, rule, {}, truth, d.environment
+    )
 
 
-def planted_momentum_market(
-    source: pd.DataFrame,
-    seed: int,
-    strength: float = 0.2,
-    *,
-    index: pd.DatetimeIndex | None = None,
-    real_opens_only: bool = True,
-    initial_price: float = 100.0,
-) -> SyntheticMarket:
+def planted_momentum_market(source, seed: int, strength: float = 0.2, **calendar) -> SyntheticMarket:
     """One-day momentum: the open-to-close log move of day t gets ``strength`` (in (0, 1)) times
-    the close-to-close log return of day t-1. Rule: hold after an up day (``hold_after_up_day``):
-    decided at close t-1, filled at open t, so the position earns day t's planted move."""
+    the close-to-close log return of day t-1, per ticker. Rule: hold after an up day
+    (``hold_after_up_day``): decided at close t-1, filled at open t, so the position earns day
+    t's planted move. ``calendar``: the source and calendar arguments of ``null_market``."""
     strength = check_number("strength", strength, 0.0, 1.0, hi_open=True)
-    rule = rules.hold_after_up_day
-    return _one_day_market(
-        "momentum", strength, strength, rule, source, seed, index, real_opens_only, initial_price
-    )
+    d = _draw(source, seed, **_calendar(calendar))
+    return _one_day_market("momentum", strength, strength, rules.hold_after_up_day, d)
 
 
-def planted_reversion_market(
-    source: pd.DataFrame,
-    seed: int,
-    strength: float = 0.25,
-    *,
-    index: pd.DatetimeIndex | None = None,
-    real_opens_only: bool = True,
-    initial_price: float = 100.0,
-) -> SyntheticMarket:
-    """Short-term mean reversion: the open-to-close log move of day t gets ``-strength`` (in (0, 1))
-    times the close-to-close log return of day t-1. Rule: hold after a down day
-    (``hold_after_down_day``), filled at the next open."""
+def planted_reversion_market(source, seed: int, strength: float = 0.25, **calendar) -> SyntheticMarket:
+    """Short-term mean reversion: the open-to-close log move of day t gets ``-strength`` (in
+    (0, 1)) times the close-to-close log return of day t-1, per ticker. Rule: hold after a down
+    day (``hold_after_down_day``), filled at the next open."""
     strength = check_number("strength", strength, 0.0, 1.0, hi_open=True)
-    rule = rules.hold_after_down_day
-    return _one_day_market(
-        "reversion", -strength, strength, rule, source, seed, index, real_opens_only, initial_price
-    )
+    d = _draw(source, seed, **_calendar(calendar))
+    return _one_day_market("reversion", -strength, strength, rules.hold_after_down_day, d)
 
 
 def planted_trend_market(
-    source: pd.DataFrame,
-    seed: int,
-    strength: float = 0.7,
-    *,
-    regime_days: float = 63.0,
-    lookback: int = 20,
-    index: pd.DatetimeIndex | None = None,
-    real_opens_only: bool = True,
-    initial_price: float = 100.0,
+    source, seed: int, strength: float = 0.7, *, regime_days: float = 63.0, lookback: int = 20, **calendar
 ) -> SyntheticMarket:
     """A slow persistent drift: up-trends and down-trends alternate, each lasting a geometric number
-    of bars with mean ``regime_days``; every day of an up-trend (``regime`` +1) gets a log drift of
-    ``+strength / 252`` on its open-to-close move, of a down-trend (-1) ``-strength / 252``
-    (``strength`` is annualised). Rule: long while the trailing ``lookback``-bar return is positive
-    (``trend_filter``)."""
+    of bars with mean ``regime_days``, each ticker on its own spells. A bar of an up-trend (+1)
+    gets ``+strength / 252`` added to its open-to-close log move, of a down-trend (-1)
+    ``-strength / 252`` (``strength`` is annualised). Rule: long while the trailing
+    ``lookback``-bar return is positive (``trend_filter``)."""
     strength = check_number("strength", strength, 0.0, 5.0)
     regime_days = check_number("regime_days", regime_days, 2.0, 10_000.0, lo_open=False)
     lookback = check_number("lookback", lookback, 1, 1000, integer=True, lo_open=False)
-    seed, idx, _, days = _setup(source, seed, index, real_opens_only, initial_price)
-    regime = np.where(markov_regimes(_regime_rng(seed), len(idx), (regime_days, regime_days)) == 1, 1, -1)
-    prices, truth = assemble(idx, days, initial_price, drift=regime * strength / BARS_PER_YEAR, regime=regime)
+    d = _draw(source, seed, **_calendar(calendar))
+    n = len(d.index)
+    spells = np.column_stack([markov_regimes(d.rng, n, (regime_days, regime_days)) for _ in d.tickers])
+    regime = np.where(spells == 1, 1, -1)
+    prices, truth = d.assemble(drift=regime * strength / BARS_PER_YEAR, regime=regime)
     rule = functools.partial(rules.trend_filter, lookback=lookback)
+    params = {"regime_days": regime_days, "lookback": lookback}
     return SyntheticMarket(
-        prices,
-        rule(prices),
-        "trend",
-        strength,
-        seed,
-        rule,
-        {"regime_days": regime_days, "lookback": lookback},
-        truth,
+        prices, rule(prices), "trend", strength, d.seed, rule, params, truth, d.environment
     )
 
 
 def planted_volatility_market(
-    source: pd.DataFrame,
+    source,
     seed: int,
     strength: float = 1.5,
     *,
@@ -172,20 +201,19 @@ def planted_volatility_market(
     calm_days: float = 60.0,
     turbulent_days: float = 20.0,
     lookback: int = 10,
-    index: pd.DatetimeIndex | None = None,
-    real_opens_only: bool = True,
-    initial_price: float = 100.0,
+    **calendar,
 ) -> SyntheticMarket:
     """Volatility regimes where cutting exposure pays.
 
-    Calm and turbulent spells alternate (geometric lengths, means ``calm_days`` and
-    ``turbulent_days``). Every log move of a turbulent day (gap, body, range) is ``vol_ratio``
-    times that of a calm day, both scaled so the long-run variance is the source's. Turbulent days
-    also drift ``strength`` (annualised) below calm ones, split so the long-run drift stays the
-    source's: calm days get ``+strength * p_turbulent / 252``, turbulent days
-    ``-strength * p_calm / 252`` (p = long-run share of the regime). Rule: flat while the trailing
-    ``lookback``-bar realised volatility is above the geometric mean of the two regimes'
-    volatilities (``low_volatility_filter``; that threshold comes from the source and the
+    Calm and turbulent spells of the whole market alternate (geometric lengths, means
+    ``calm_days`` and ``turbulent_days``). Every log move of a turbulent day (gap, body, range,
+    of every ticker) is ``vol_ratio`` times that of a calm day, both scaled so the long-run
+    variance is the source's. Turbulent days also drift ``strength`` (annualised) below calm
+    ones, split so the long-run drift stays the source's: calm days get
+    ``+strength * p_turbulent / 252``, turbulent days ``-strength * p_calm / 252`` (p = long-run
+    share of the regime). Rule: flat in a ticker while its trailing ``lookback``-bar realised
+    volatility is above the geometric mean of its two regimes' volatilities
+    (``low_volatility_filter``; that threshold, one per ticker, comes from the source and the
     parameters, not from the market's prices).
     """
     strength = check_number("strength", strength, 0.0, 10.0)
@@ -193,16 +221,17 @@ def planted_volatility_market(
     calm_days = check_number("calm_days", calm_days, 2.0, 10_000.0, lo_open=False)
     turbulent_days = check_number("turbulent_days", turbulent_days, 2.0, 10_000.0, lo_open=False)
     lookback = check_number("lookback", lookback, 2, 1000, integer=True, lo_open=False)
-    seed, idx, ratios, days = _setup(source, seed, index, real_opens_only, initial_price)
+    d = _draw(source, seed, **_calendar(calendar))
     p_turbulent = turbulent_days / (calm_days + turbulent_days)
     p_calm = 1.0 - p_turbulent
     calm_scale = 1.0 / math.sqrt(p_calm + p_turbulent * vol_ratio**2)
-    regime = markov_regimes(_regime_rng(seed), len(idx), (calm_days, turbulent_days))
+    regime = markov_regimes(d.rng, len(d.index), (calm_days, turbulent_days))[:, None]
     turbulent = regime == 1
     vol_scale = np.where(turbulent, calm_scale * vol_ratio, calm_scale)
     drift = np.where(turbulent, -p_calm, p_turbulent) * strength / BARS_PER_YEAR
-    prices, truth = assemble(idx, days, initial_price, vol_scale=vol_scale, drift=drift, regime=regime)
-    max_vol = calm_scale * math.sqrt(vol_ratio) * source_volatility(ratios)
+    prices, truth = d.assemble(vol_scale=vol_scale, drift=drift, regime=regime)
+    vols = calm_scale * math.sqrt(vol_ratio) * source_volatility(d.moves)
+    max_vol = float(vols[0]) if d.flat else tuple(float(v) for v in vols)
     rule = functools.partial(rules.low_volatility_filter, lookback=lookback, max_vol=max_vol)
     params = {
         "vol_ratio": vol_ratio,
@@ -211,4 +240,79 @@ def planted_volatility_market(
         "lookback": lookback,
         "max_vol": max_vol,
     }
-    return SyntheticMarket(prices, rule(prices), "volatility", strength, seed, rule, params, truth)
+    return SyntheticMarket(
+        prices, rule(prices), "volatility", strength, d.seed, rule, params, truth, d.environment
+    )
+
+
+def planted_rotation_market(
+    source, seed: int, strength: float = DEFAULT_EDGE, *, lookback: int = 20, hold: int = 5, **calendar
+) -> SyntheticMarket:
+    """Cross-sectional rotation (N >= 2): the trailing leader keeps outperforming for a while.
+
+    Bar by bar, the *leader* at bar s (``rules.trailing_leaders``: best return over the last
+    ``lookback`` bars of the market being built, closes up to s) gets a share of the daily log
+    drift ``strength`` (the edge) on each of the next ``hold`` bars: on bar u, ticker i's log
+    move gets ``strength * (k_i - K / N) / hold``, ``k_i`` = how many of bars ``u - hold .. u - 1``
+    had leader i, ``K = sum(k_i)``. The added drifts sum to zero across tickers (the
+    cross-sectional mean move is the real day's) and a persistent leader gains
+    ``strength * (1 - 1/N)`` a bar over the others. A rule deciding at bar t that fills at the
+    next close earns from bar t+2 on, so ``hold`` must be at least 2 to be exploitable. Rule:
+    all-in on the trailing leader (``hold_trailing_leader``). ``regime`` in ``truth`` marks each
+    bar's leader.
+    """
+    strength = check_number("strength", strength, 0.0, 0.05, lo_open=False)
+    lookback = check_number("lookback", lookback, 1, 10**5, integer=True, lo_open=False)
+    hold = check_number("hold", hold, 1, 10**5, integer=True, lo_open=False)
+    d = _draw(source, seed, **_calendar(calendar))
+    if len(d.tickers) < 2:
+        raise MarketSpecError(
+            f"markets.n_assets: a rotation needs at least 2 tickers, got {list(d.tickers)}; "
+            "give a panel source (and n_assets >= 2)."
+        )
+    drift, leaders = _rotation_drift(d.days["log_body"], lookback, hold, strength)
+    regime = (leaders[:, None] == np.arange(len(d.tickers))).astype(np.int64)
+    prices, truth = d.assemble(drift=drift, regime=regime)
+    rule = functools.partial(rules.hold_trailing_leader, lookback=lookback)
+    params = {"lookback": lookback, "hold": hold}
+    return SyntheticMarket(
+        prices, rule(prices), "rotation", strength, d.seed, rule, params, truth, d.environment
+    )
+
+
+def _rotation_drift(
+    log_move: np.ndarray, lookback: int, hold: int, edge: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rotation drift of each bar, added bar by bar (the leaders depend on planted prices),
+    and each bar's leader (-1 before ``lookback``)."""
+    n, n_tickers = log_move.shape
+    drift = np.zeros((n, n_tickers))
+    level = np.zeros((n, n_tickers))  # log closes, bar 0 = 0
+    leaders = np.full(n, -1, dtype=np.int64)
+    counts = np.zeros(n_tickers)
+    for u in range(1, n):
+        s = u - 1  # the leader of bar u-1 is known at its close
+        if s >= lookback:
+            leaders[s] = int(np.argmax(level[s] - level[s - lookback]))
+            counts[leaders[s]] += 1
+        old = s - hold
+        if old >= lookback:
+            counts[leaders[old]] -= 1
+        if counts.any():  # bars u-hold .. u-1 hold at least one leader
+            drift[u] = edge * (counts - counts.sum() / n_tickers) / hold
+        level[u] = level[u - 1] + (log_move[u] + drift[u])
+    if n - 1 >= lookback:
+        leaders[n - 1] = int(np.argmax(level[n - 1] - level[n - 1 - lookback]))
+    return drift, leaders
+
+
+_CALENDAR = ("tickers", "n_assets", "index", "n_bars", "real_opens_only", "initial_price")
+
+
+def _calendar(options: dict) -> dict:
+    """The source and calendar arguments of ``null_market`` (defaults filled), refusing others."""
+    unknown = sorted(set(options) - set(_CALENDAR))
+    if unknown:
+        raise MarketSpecError(f"markets: unknown option(s) {unknown}; see docs/markets.md for each kind's.")
+    defaults = {"tickers": None, "n_assets": None, "index": None, "n_bars": None}
+    return {**defaults, "real_opens_only": True, "initial_price": 100.0, **options}

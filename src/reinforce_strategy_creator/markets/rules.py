@@ -1,64 +1,135 @@
-"""The simple rules that exploit each planted structure (docs/markets.md).
+"""The simple rules that exploit each planted structure (docs/markets.md), for N >= 1 assets.
 
-Each rule is a function ``prices -> target position per bar`` (a Series named ``rule_position``
-on the prices' index, values 0 = flat or 1 = long, like the default ``environment.positions``).
-The position at bar t is decided after bar t's close from bars <= t only (causal), and is
-filled at bar t+1's open by the environment. Bars without enough history are flat.
+Each rule is a function ``prices -> target per bar``: for one OHLCV series a Series named
+``rule_position`` (0 = flat, 1 = long, like the default ``environment.positions``); for a panel
+a date x ticker frame of weights (a per-ticker rule splits the capital equally, ``1/N`` for
+each ticker it holds; the rotation rule holds one ticker). The target at bar t is decided after
+bar t's close from bars <= t only (causal) and filled at bar t+1 by the environment. Bars
+without enough history are flat.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from .days import check_number
+from .days import MarketSpecError, check_number, is_panel
 
 __all__ = [
     "always_long",
     "hold_after_down_day",
     "hold_after_up_day",
+    "hold_trailing_leader",
     "low_volatility_filter",
+    "rotation_oracle",
+    "trailing_leaders",
     "trend_filter",
 ]
 
 
-def _position(prices: pd.DataFrame, long: np.ndarray) -> pd.Series:
-    return pd.Series(np.where(long, 1.0, 0.0), index=prices.index, name="rule_position")
+def _closes(prices: pd.DataFrame) -> pd.DataFrame:
+    """Date x ticker closes (one column for one series)."""
+    return prices["Close"] if is_panel(prices) else prices[["Close"]]
 
 
-def _log_returns(prices: pd.DataFrame) -> pd.Series:
-    """Close-to-close log return of each bar (NaN on the first)."""
-    return np.log(prices["Close"]).diff()
+def _position(prices: pd.DataFrame, weights: np.ndarray) -> pd.Series | pd.DataFrame:
+    if not is_panel(prices):
+        return pd.Series(weights[:, 0], index=prices.index, name="rule_position")
+    return pd.DataFrame(weights, index=prices.index, columns=prices["Close"].columns)
 
 
-def always_long(prices: pd.DataFrame) -> pd.Series:
-    """Buy-and-hold: the rule of a null market, where nothing beats the drift."""
-    return _position(prices, np.ones(len(prices), dtype=bool))
+def _equal(prices: pd.DataFrame, long: np.ndarray) -> pd.Series | pd.DataFrame:
+    """Equal shares of the capital in the tickers held (1 for one series)."""
+    return _position(prices, np.where(long, 1.0, 0.0) / long.shape[1])
 
 
-def hold_after_up_day(prices: pd.DataFrame) -> pd.Series:
-    """Long after a bar whose close is above the previous close (one-day momentum)."""
-    return _position(prices, (_log_returns(prices) > 0).to_numpy())
+def _log_returns(prices: pd.DataFrame) -> pd.DataFrame:
+    """Close-to-close log return of each bar and ticker (NaN on the first)."""
+    return np.log(_closes(prices)).diff()
 
 
-def hold_after_down_day(prices: pd.DataFrame) -> pd.Series:
-    """Long after a bar whose close is below the previous close (short-term mean reversion)."""
-    return _position(prices, (_log_returns(prices) < 0).to_numpy())
+def always_long(prices: pd.DataFrame) -> pd.Series | pd.DataFrame:
+    """Buy-and-hold (equal weight for a panel): the rule of a null market."""
+    return _equal(prices, np.ones(_closes(prices).shape, dtype=bool))
 
 
-def trend_filter(prices: pd.DataFrame, lookback: int = 20) -> pd.Series:
-    """Long while the trailing ``lookback``-bar return ``Close_t / Close_{t-lookback} - 1`` is
-    positive (time-series momentum on a slow trend)."""
+def hold_after_up_day(prices: pd.DataFrame) -> pd.Series | pd.DataFrame:
+    """Long a ticker after a bar whose close is above its previous close (one-day momentum)."""
+    return _equal(prices, (_log_returns(prices) > 0).to_numpy())
+
+
+def hold_after_down_day(prices: pd.DataFrame) -> pd.Series | pd.DataFrame:
+    """Long a ticker after a bar whose close is below its previous close (mean reversion)."""
+    return _equal(prices, (_log_returns(prices) < 0).to_numpy())
+
+
+def trend_filter(prices: pd.DataFrame, lookback: int = 20) -> pd.Series | pd.DataFrame:
+    """Long a ticker while its trailing ``lookback``-bar return ``Close_t / Close_{t-lookback} - 1``
+    is positive (time-series momentum on a slow trend)."""
     lookback = check_number("lookback", lookback, 1, 1000, integer=True, lo_open=False)
-    ret = prices["Close"] / prices["Close"].shift(lookback) - 1.0
-    return _position(prices, (ret > 0).to_numpy())
+    close = _closes(prices)
+    ret = close / close.shift(lookback) - 1.0
+    return _equal(prices, (ret > 0).to_numpy())
 
 
-def low_volatility_filter(prices: pd.DataFrame, lookback: int = 20, max_vol: float = 0.0125) -> pd.Series:
-    """Long while the trailing realised volatility (population std of the last ``lookback``
-    close-to-close log returns, per bar, like the ``realized_vol`` feature) is below ``max_vol``;
-    flat in high-volatility regimes."""
+def low_volatility_filter(
+    prices: pd.DataFrame, lookback: int = 20, max_vol: float | Sequence[float] = 0.0125
+) -> pd.Series | pd.DataFrame:
+    """Long a ticker while its trailing realised volatility (population std of the last
+    ``lookback`` close-to-close log returns, per bar, like the ``realized_vol`` feature) is below
+    ``max_vol`` (one number, or one per ticker); flat in high-volatility regimes."""
     lookback = check_number("lookback", lookback, 2, 1000, integer=True, lo_open=False)
-    max_vol = check_number("max_vol", max_vol, 0.0, 1.0)
+    limits = [max_vol] if np.ndim(max_vol) == 0 else list(max_vol)
+    limit = np.array([check_number("max_vol", v, 0.0, 1.0) for v in limits])
     vol = _log_returns(prices).rolling(lookback, min_periods=lookback).std(ddof=0)
-    return _position(prices, (vol < max_vol).to_numpy())
+    if len(limit) not in (1, vol.shape[1]):
+        raise MarketSpecError(f"markets.max_vol: give one number or one per ticker ({vol.shape[1]}).")
+    return _equal(prices, vol.to_numpy() < limit)
+
+
+def trailing_leaders(close: np.ndarray, lookback: int) -> np.ndarray:
+    """(T,) int: at each row t, the column with the best return over rows ``t - lookback .. t``
+    (closes up to t only; the first such column on ties); -1 where no column has both closes
+    (the first ``lookback`` rows, or tickers not listed yet)."""
+    c = np.asarray(close, dtype=np.float64)
+    out = np.full(c.shape[0], -1, dtype=np.int64)
+    if c.shape[0] <= lookback:
+        return out
+    ret = c[lookback:] / c[:-lookback]
+    ok = np.isfinite(ret)
+    best = np.argmax(np.where(ok, ret, -np.inf), axis=1)
+    out[lookback:] = np.where(ok.any(axis=1), best, -1)
+    return out
+
+
+def hold_trailing_leader(prices: pd.DataFrame, lookback: int = 20) -> pd.Series | pd.DataFrame:
+    """All-in on the ticker with the best trailing ``lookback``-bar return (``trailing_leaders``);
+    cash where nothing can be ranked yet (cross-sectional momentum, the rotation's rule)."""
+    lookback = check_number("lookback", lookback, 1, 10**5, integer=True, lo_open=False)
+    close = _closes(prices).to_numpy(dtype=np.float64)
+    leaders = trailing_leaders(close, lookback)
+    return _position(prices, (leaders[:, None] == np.arange(close.shape[1])).astype(np.float64))
+
+
+def rotation_oracle(close: np.ndarray, lookback: int):
+    """``hold_trailing_leader`` as a ``replay_weights`` decider: ``decide(obs, bar) -> (L, N)``
+    float64 weights, the same for every lane, from ``close[..bar]`` only.
+
+    ``close`` must be the (T, N) closes of the panel being replayed (``panel.close``), row for
+    row."""
+    c = np.asarray(close, dtype=np.float64)
+    if c.ndim != 2:
+        raise MarketSpecError(f"markets.rotation_oracle: close must be (T, N), got shape {c.shape}")
+    lookback = check_number("lookback", lookback, 1, 10**5, integer=True, lo_open=False)
+    leaders = trailing_leaders(c, lookback)
+    n_tickers = c.shape[1]
+
+    def decide(obs, bar: int) -> np.ndarray:
+        w = np.zeros((obs.shape[0], n_tickers))
+        if leaders[bar] >= 0:
+            w[:, leaders[bar]] = 1.0
+        return w
+
+    return decide

@@ -1,10 +1,11 @@
 """The planted-market suite and the report of each market's rule against buy-and-hold.
 
 ``planted_suite`` builds every planted kind for a few seeds plus several null markets, with
-stable names (``momentum-s1``, ``null-s2``). ``rule_report`` replays a market's rule and
-buy-and-hold on the train, validation and test windows of the project's splits, through the
-same ``env.replay`` and metrics as the agents' evaluation, so its figures compare with theirs.
-See docs/markets.md.
+stable names (``momentum-s1``, ``null-s2``). ``rule_report`` replays a single-asset market's
+rule and buy-and-hold on the train, validation and test windows of the splits it is given,
+through the same ``env.replay`` and metrics as the agents' evaluation, so its figures compare
+with theirs. It reads no project configuration: the caller passes the ``environment`` and
+``feature_engineering`` parameters. See docs/markets.md.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from ..env import EnvConfig, MarketArrays, replay
 from ..evaluation.benchmarks import ScheduledDecision, buy_and_hold_targets
 from ..evaluation.metrics import evaluate_backtest, infer_periods_per_year
 from ..params.features import FeatureParams
-from .days import MarketSpecError, SyntheticMarket
+from .days import MarketSpecError, SyntheticMarket, is_panel
 from .planted import (
     null_market,
     planted_momentum_market,
     planted_reversion_market,
+    planted_rotation_market,
     planted_trend_market,
     planted_volatility_market,
 )
@@ -43,8 +45,10 @@ BUILDERS: Mapping[str, Callable[..., SyntheticMarket]] = {
     "reversion": planted_reversion_market,
     "trend": planted_trend_market,
     "volatility": planted_volatility_market,
+    "rotation": planted_rotation_market,
     "null": null_market,
 }
+#: The kinds planted at any N, the default of ``planted_suite`` (``rotation`` needs N >= 2).
 PLANTED_KINDS = ("momentum", "reversion", "trend", "volatility")
 REPORT_COLUMNS = [
     "market",
@@ -64,7 +68,7 @@ REPORT_COLUMNS = [
 
 def make_market(kind: str, source: pd.DataFrame, seed: int, **options) -> SyntheticMarket:
     """The market of ``kind`` (a key of ``BUILDERS``) for ``seed``; ``options`` go to its builder
-    (``strength``, regime lengths, ``index`` ...)."""
+    (``strength``, regime lengths, ``tickers``, ``n_bars``, ``index`` ...)."""
     if kind not in BUILDERS:
         raise MarketSpecError(f"markets.kind must be one of {sorted(BUILDERS)}, got {kind!r}.")
     return BUILDERS[kind](source, seed, **options)
@@ -92,10 +96,11 @@ def planted_suite(
     the names do not show them, so compare markets built with the same options.
     """
     options = dict(options or {})
-    unknown = sorted(set(kinds) - set(PLANTED_KINDS)) + sorted(set(options) - set(BUILDERS))
+    planted = [k for k in BUILDERS if k != "null"]
+    unknown = sorted(set(kinds) - set(planted)) + sorted(set(options) - set(BUILDERS))
     if unknown:
         raise MarketSpecError(
-            f"markets.kinds: unknown kind(s) {unknown}; planted kinds are {list(PLANTED_KINDS)} "
+            f"markets.kinds: unknown kind(s) {unknown}; planted kinds are {planted} "
             "(options may also name 'null')."
         )
     plan = [(kind, seed) for kind in kinds for seed in _seeds("seeds", seeds)]
@@ -103,24 +108,10 @@ def planted_suite(
     return [make_market(kind, source, seed, **dict(options.get(kind, {}))) for kind, seed in plan]
 
 
-def _project_block(name: str):
-    from ..project_params import parameters
-
-    block = parameters().get(name)
-    if block is None:
-        raise MarketSpecError(
-            f"rule_report: no {name} parameters found (no conf/base in this project); "
-            f"pass {name}=... explicitly."
-        )
-    return block
-
-
 def _windows(index: pd.DatetimeIndex, feature_engineering, splits) -> dict[str, np.ndarray]:
     """Row positions of each split, exactly as ``feature_engineering`` cuts ``model_input_*``:
     the feature warm-up and the embargo are dropped."""
-    params = FeatureParams.parse(
-        _project_block("feature_engineering") if feature_engineering is None else feature_engineering
-    )
+    params = FeatureParams.parse(feature_engineering)
     if splits is not None:
         params = params.replace(splits=splits)
     lookback = fe.max_lookback(params.features)
@@ -172,31 +163,35 @@ def _replay_window(market: SyntheticMarket, rows: np.ndarray, config: EnvConfig,
 
 def rule_report(
     market: SyntheticMarket,
-    environment: Mapping | None = None,
-    splits: Mapping | None = None,
+    environment: Mapping,
+    feature_engineering: Mapping,
     *,
-    feature_engineering: Mapping | None = None,
+    splits: Mapping | None = None,
     windows: Sequence[str] = fe.SPLIT_NAMES,
 ) -> pd.DataFrame:
     """The rule's and buy-and-hold's figures on each window of ``market`` (one row per window).
 
     Windows are the rows of ``model_input_<window>`` a run on this market would score: the
-    ``feature_engineering`` splits (default: the project's; ``splits`` replaces its ``splits``)
-    less the feature warm-up and the embargo. Each window is replayed from its first decision bar
+    splits of the ``feature_engineering`` parameters (``splits`` replaces them) less the
+    feature warm-up and the embargo. Each window is replayed from its first decision bar
     (``environment.window - 1``) like an agent's, through ``env.replay`` with ONE config built
-    from ``environment`` (default: the project's) plus ``market.environment`` (the fill at the
+    from the ``environment`` parameters plus ``market.environment`` (the fill at the
     next open), so both runs pay the agents' costs on the agents' capital; figures come from
     ``evaluation.metrics.evaluate_backtest``. Columns ``REPORT_COLUMNS``: ``start`` is the first
     decision bar, ``bars`` the returns measured, ``rule_trades`` closed round trips;
     ``attrs["environment"]`` holds the environment parameters used.
     """
+    if is_panel(market.prices):
+        raise MarketSpecError(
+            f"rule_report replays single-asset markets; {market.name} has {market.close.shape[1]} "
+            "tickers (replay a panel's rule with portfolio.replay_weights)."
+        )
     unknown = [w for w in windows if w not in fe.SPLIT_NAMES]
     if unknown or not windows:
         raise MarketSpecError(
             f"rule_report: windows must be among {list(fe.SPLIT_NAMES)}, got {list(windows)}."
         )
-    env = dict(_project_block("environment") if environment is None else environment)
-    config = EnvConfig.from_params({**env, **market.environment}).replace(episode_length=None)
+    config = EnvConfig.from_params({**environment, **market.environment}).replace(episode_length=None)
     positions = _windows(market.prices.index, feature_engineering, splits)
     rows = [_replay_window(market, positions[w], config, w) for w in windows]
     out = pd.DataFrame(rows, columns=REPORT_COLUMNS)

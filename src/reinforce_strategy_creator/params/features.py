@@ -188,16 +188,3 @@ class FeatureParams(Params):
     """A split with fewer rows than this (after the embargo) is an error."""
     scaler: Literal["standard", "robust"] = "standard"
     """`standard` | `robust` scikit-learn scaler, fitted on train rows only."""
-
-    @model_validator(mode="after")
-    def _embargo_covers_lookback(self) -> FeatureParams:
-        from ..features import max_lookback
-
-        if self.embargo_bars != "auto" and self.embargo_bars < max_lookback(self.features):
-            raise ValueError(
-                f"embargo_bars = {self.embargo_bars} must be 'auto' or an integer >= the longest feature "
-                "look-back "
-                f"({max_lookback(self.features)} bars), otherwise validation/test features would read "
-                "training bars"
-            )
-        return self

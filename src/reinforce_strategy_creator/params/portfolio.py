@@ -6,16 +6,18 @@ the universe is read and checked per ticker, per-ticker features are built, ever
 validation year and trades its test year, the stitched test years are judged by the
 ``evaluation.gate`` (against equal-weight buy-and-hold), and the deployment fold's champion
 paper-trades the held-back years. Agents' hyperparameters are the single-asset algorithms'
-(``agents/<algo>.py``), validated by the same models.
+(``params/agents.py``), validated by the same models.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import math
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..portfolio.benchmarks import PortfolioBenchmarkParams
+from ..errors import InputError
+from .agents import PORTFOLIO_AGENT_CONFIGS
 from .base import Flag, NonNegativeInt, Params, PositiveInt
 
 ALGORITHMS = ("ppo", "a2c", "dqn")
@@ -51,6 +53,44 @@ class UniverseParams(Params):
         return self
 
 
+def portfolio_account_problem(  # noqa: PLR0911
+    window: Any,
+    episode_length: Any,
+    initial_capital: float,
+    commission_bps: float,
+    slippage_bps: float,
+    borrow_bps_per_bar: float,
+    long_only: bool,
+    gross_leverage: float,
+    band: float,
+) -> tuple[str, str] | None:
+    """The first rule of a portfolio account these settings break, as ``(parameter, why)``, or
+    ``None``: the one check of ``env.portfolio.PortfolioConfig`` and :class:`PortfolioEnvParams`."""
+    if not isinstance(window, int) or window < 1:
+        return "window", "must be a positive integer (bars of features per observation)"
+    if episode_length is not None and (not isinstance(episode_length, int) or episode_length < 1):
+        return "episode_length", "must be a positive integer or None (the full period)"
+    if not (math.isfinite(initial_capital) and initial_capital > 0):
+        return "initial_capital", "must be a positive finite amount"
+    for name, v in (
+        ("commission_bps", commission_bps),
+        ("slippage_bps", slippage_bps),
+        ("borrow_bps_per_bar", borrow_bps_per_bar),
+    ):
+        if not (math.isfinite(v) and 0.0 <= v < 1000.0):
+            return name, "must be in [0, 1000) basis points"
+    if not (math.isfinite(gross_leverage) and 0.0 < gross_leverage <= 10.0):
+        return "gross_leverage", "must be in (0, 10]: the most sum(|w|) may reach"
+    if long_only and gross_leverage != 1.0:
+        return "gross_leverage", "must be 1.0 when long_only is True (sum(w) <= 1); set long_only=False"
+    rate = (commission_bps + slippage_bps + borrow_bps_per_bar) / 1e4 * 1.01
+    if gross_leverage * rate > 0.5:
+        return "gross_leverage", "times the cost rates (commission + slippage + borrow) must be <= 0.5"
+    if not (math.isfinite(band) and 0.0 <= band < 1.0):
+        return "band", "must be in [0, 1): skip an asset when |target - current weight| < band"
+    return None
+
+
 class PortfolioEnvParams(Params):
     """``portfolio.environment``: the portfolio account every agent, benchmark and the paper account
     share (docs/portfolio_env.md)."""
@@ -77,19 +117,12 @@ class PortfolioEnvParams(Params):
     band: float = Field(0.0, ge=0, lt=1)
     """No-trade band: an asset whose target differs from its current weight by less is not traded."""
 
-    def to_config(self, device: str = "cpu"):
-        from ..env.portfolio import PortfolioConfig
-
-        return PortfolioConfig(**self.to_params(), device=device)
-
     @model_validator(mode="after")
-    def _valid_config(self) -> PortfolioEnvParams:
-        from ..env.portfolio import PortfolioInputError
-
-        try:
-            self.to_config()
-        except PortfolioInputError as exc:
-            raise ValueError(str(exc).replace("portfolio parameter ", "")) from None
+    def _valid_account(self) -> PortfolioEnvParams:
+        broken = portfolio_account_problem(**self.to_params())
+        if broken is not None:
+            name, why = broken
+            raise ValueError(f"{name}={getattr(self, name)!r}: {why}")
         return self
 
 
@@ -136,16 +169,61 @@ class PortfolioTrainingParams(Params):
             algo = (block or {}).get("algorithm")
             if algo not in ALGORITHMS:
                 raise ValueError(f"agent {name!r}: algorithm={algo!r}; choose one of {list(ALGORITHMS)}")
-            from ..errors import InputError
-            from ..portfolio.training import PORTFOLIO_ALGORITHMS
-
             try:
-                PORTFOLIO_ALGORITHMS[algo][0].from_params(
+                PORTFOLIO_AGENT_CONFIGS[algo].from_params(
                     {k: x for k, x in block.items() if k != "algorithm"}, f"portfolio.training.agents.{name}"
                 )
             except InputError as exc:
                 raise ValueError(str(exc).split(". Fix it in ")[0]) from None
         return v
+
+
+RunName = Literal["equal_weight", "buy_and_hold", "index", "min_variance", "max_sharpe", "random"]
+
+
+class PortfolioBenchmarkParams(Params):
+    """Portfolio benchmarks, replayed with the agents' `PortfolioConfig` (costs and capital are never
+    set here)."""
+
+    PATH: ClassVar[str] = "portfolio.benchmarks"
+    FILE: ClassVar[str] = "conf/base/parameters_portfolio.yml"
+
+    names: tuple[RunName, ...] = (
+        "equal_weight",
+        "buy_and_hold",
+        "index",
+        "min_variance",
+        "max_sharpe",
+        "random",
+    )
+    """Runs to replay; `buy_and_hold` (equal weight bought once and held) is required: evaluation and the
+    gate compare every candidate with it. `index` runs only when an index close series is given."""
+    rebalance: Literal["weekly", "monthly", "quarterly"] = "monthly"
+    """When `equal_weight`, `min_variance`, `max_sharpe` and `random` rebalance: the first decision bar of
+    each calendar period (and the first decision); in between they hold."""
+    lookback: Annotated[PositiveInt, Field(ge=2)] = 252
+    """Trailing simple returns (bars up to the decision bar) that `min_variance` and `max_sharpe` fit on."""
+    min_history: Annotated[PositiveInt, Field(ge=2)] = 63
+    """Fewest trailing returns a fit needs; with fewer, the lane sets equal weight at that rebalance
+    (counted as `warmup_equal_weight`)."""
+    n_random_seeds: Annotated[PositiveInt, Field(ge=100)] = 100
+    """Random lanes (Dirichlet(1) weights redrawn at each rebalance), one replay with one lane per seed."""
+    random_seed: NonNegativeInt = 0
+    """Lane i of the random run is seeded with `random_seed + i`."""
+
+    @model_validator(mode="after")
+    def _check(self) -> PortfolioBenchmarkParams:
+        if "buy_and_hold" not in self.names:
+            raise ValueError(
+                "names must include buy_and_hold: evaluation and the walk-forward gate compare every "
+                "candidate with the run named buy_and_hold"
+            )
+        dup = sorted({n for n in self.names if self.names.count(n) > 1})
+        if dup:
+            raise ValueError(f"names lists {dup} more than once")
+        if self.min_history > self.lookback:
+            raise ValueError(f"min_history ({self.min_history}) must be <= lookback ({self.lookback})")
+        return self
 
 
 class PortfolioPaperParams(Params):

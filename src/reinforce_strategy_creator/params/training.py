@@ -3,8 +3,8 @@
 ``training.common`` holds what every agent shares (seeds, budget, lanes, evaluation cadence,
 device); each other key of ``training`` is one agent, named by its key (``training.ppo``,
 ``training.ppo_fast``, ...), whose block names its ``algorithm`` and ``backend``, may override
-any common key, and holds that algorithm's hyperparameters (documented in the algorithm's own
-file: ``agents/ppo.py`` ...). Adding an agent is adding a block: the pipelines, the catalog
+any common key, and holds that algorithm's hyperparameters (its block in :mod:`.agents`:
+``PPOConfig`` ...). Adding an agent is adding a block: the pipelines, the catalog
 (dataset factories ``training.{agent}.*``) and evaluation pick it up.
 """
 
@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
+from .agents import AGENT_CONFIGS, Sb3Config
 from .base import Flag, NonNegativeInt, ParameterError, Params, PositiveInt
 
 BACKENDS = ("torch", "sb3")
@@ -84,7 +85,7 @@ class AgentPlan:
     algorithm: str
     backend: Literal["torch", "sb3"]
     settings: TrainingCommon
-    config: Any  # agents.<algo>.<Algo>Config, or agents.sb3_backend.Sb3Config
+    config: Any  # params.agents: the algorithm's <Algo>Config, or Sb3Config
     overrides: tuple[str, ...] = ()
 
     def to_params(self) -> dict[str, Any]:
@@ -102,8 +103,6 @@ def plan_agent(
     path: str = "training",
 ) -> AgentPlan:
     """Validate one ``training.<name>`` block against ``training.common``, naming any bad key."""
-    from ..agents import ALGORITHMS  # the algorithms know their own hyperparameters
-
     where = f"{path}.{name}"
     if not isinstance(block, Mapping):
         raise ParameterError(
@@ -119,10 +118,10 @@ def plan_agent(
             "Fix it in conf/base/parameters_training.yml."
         )
     algorithm = block.pop("algorithm", name)
-    if backend == "torch" and algorithm not in ALGORITHMS:
+    if backend == "torch" and algorithm not in AGENT_CONFIGS:
         raise ParameterError(
             f"{where}.algorithm: {algorithm!r} is not a known algorithm; choose one of "
-            f"{sorted(ALGORITHMS)} (every agent block names its algorithm). "
+            f"{sorted(AGENT_CONFIGS)} (every agent block names its algorithm). "
             "Fix it in conf/base/parameters_training.yml."
         )
     overrides = tuple(k for k in COMMON_KEYS if k in block)
@@ -130,11 +129,9 @@ def plan_agent(
     hyper = {k: v for k, v in block.items() if k not in COMMON_KEYS}
     hyper.setdefault("total_steps", settings.total_steps)
     if backend == "sb3":
-        from ..agents.sb3_backend import Sb3Config
-
         config = Sb3Config.from_params(algorithm, hyper, where, settings.num_envs)
     else:
-        config = ALGORITHMS[algorithm][0].from_params(hyper, prefix=where)
+        config = AGENT_CONFIGS[algorithm].from_params(hyper, prefix=where)
         config.check_batch(settings.num_envs, where)
     return AgentPlan(name, str(algorithm), backend, settings, config, overrides)
 

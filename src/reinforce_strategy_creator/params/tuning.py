@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .agents import AGENT_CONFIGS
 from .base import Flag, NonNegativeInt, Number, ParameterError, Params, PositiveInt
 
 #: block keys of ``training.<agent>`` besides the algorithm's own config that a search may vary
@@ -155,8 +156,6 @@ def check_search_space(tuning: TuningParams, training: Mapping[str, Any]) -> Non
     """Every search-space name is a hyperparameter of ``training.<agent>``: a field of the agent's
     algorithm config class, or one of :data:`TUNABLE_COMMON`. Raises :class:`ParameterError`
     naming the first bad name, before any training."""
-    from ..agents import ALGORITHMS
-
     agents = {k: v for k, v in dict(training or {}).items() if k != "common"}
     if tuning.agent not in agents:
         raise ParameterError(
@@ -170,12 +169,12 @@ def check_search_space(tuning: TuningParams, training: Mapping[str, Any]) -> Non
             "supports torch-backend agents only. Tune a torch agent."
         )
     algorithm = block.get("algorithm", tuning.agent)
-    if algorithm not in ALGORITHMS:
+    if algorithm not in AGENT_CONFIGS:
         raise ParameterError(
             f"training.{tuning.agent}.algorithm: {algorithm!r} is not a known algorithm "
-            f"({sorted(ALGORITHMS)})."
+            f"({sorted(AGENT_CONFIGS)})."
         )
-    allowed = sorted({*ALGORITHMS[algorithm][0].model_fields, *TUNABLE_COMMON})
+    allowed = sorted({*AGENT_CONFIGS[algorithm].model_fields, *TUNABLE_COMMON})
     for name in tuning.search_space:
         if name not in allowed:
             raise ParameterError(

@@ -54,14 +54,12 @@ import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, model_validator
 
 from ..env.portfolio import PortfolioConfig, PortfolioInputError
-from ..params.base import NonNegativeInt, Params, PositiveInt
+from ..params.portfolio import PortfolioBenchmarkParams
 from .panel import PortfolioPanel
 from .replay import PortfolioRun, replay_weights
 
@@ -81,57 +79,11 @@ log = logging.getLogger(__name__)
 #: Deterministic benchmark runs (kind "benchmark"), in report order, then the random lanes.
 BENCHMARK_NAMES = ("equal_weight", "buy_and_hold", "index", "min_variance", "max_sharpe")
 RANDOM_RUN = "random"
-RunName = Literal["equal_weight", "buy_and_hold", "index", "min_variance", "max_sharpe", "random"]
 _PERIOD = {"weekly": "W", "monthly": "M", "quarterly": "Q"}
 
 
 class PortfolioBenchmarkError(PortfolioInputError):
     """A portfolio benchmark cannot be computed (bad index series, failed fit); names what and when."""
-
-
-class PortfolioBenchmarkParams(Params):
-    """Portfolio benchmarks, replayed with the agents' `PortfolioConfig` (costs and capital are never
-    set here)."""
-
-    PATH: ClassVar[str] = "portfolio.benchmarks"
-    FILE: ClassVar[str] = "conf/base/parameters_portfolio.yml"
-
-    names: tuple[RunName, ...] = (
-        "equal_weight",
-        "buy_and_hold",
-        "index",
-        "min_variance",
-        "max_sharpe",
-        "random",
-    )
-    """Runs to replay; `buy_and_hold` (equal weight bought once and held) is required: evaluation and the
-    gate compare every candidate with it. `index` runs only when an index close series is given."""
-    rebalance: Literal["weekly", "monthly", "quarterly"] = "monthly"
-    """When `equal_weight`, `min_variance`, `max_sharpe` and `random` rebalance: the first decision bar of
-    each calendar period (and the first decision); in between they hold."""
-    lookback: Annotated[PositiveInt, Field(ge=2)] = 252
-    """Trailing simple returns (bars up to the decision bar) that `min_variance` and `max_sharpe` fit on."""
-    min_history: Annotated[PositiveInt, Field(ge=2)] = 63
-    """Fewest trailing returns a fit needs; with fewer, the lane sets equal weight at that rebalance
-    (counted as `warmup_equal_weight`)."""
-    n_random_seeds: Annotated[PositiveInt, Field(ge=100)] = 100
-    """Random lanes (Dirichlet(1) weights redrawn at each rebalance), one replay with one lane per seed."""
-    random_seed: NonNegativeInt = 0
-    """Lane i of the random run is seeded with `random_seed + i`."""
-
-    @model_validator(mode="after")
-    def _check(self) -> PortfolioBenchmarkParams:
-        if "buy_and_hold" not in self.names:
-            raise ValueError(
-                "names must include buy_and_hold: evaluation and the walk-forward gate compare every "
-                "candidate with the run named buy_and_hold"
-            )
-        dup = sorted({n for n in self.names if self.names.count(n) > 1})
-        if dup:
-            raise ValueError(f"names lists {dup} more than once")
-        if self.min_history > self.lookback:
-            raise ValueError(f"min_history ({self.min_history}) must be <= lookback ({self.lookback})")
-        return self
 
 
 # --------------------------------------------------------------------------- schedule

@@ -33,11 +33,11 @@ from ..agents.population import (
     check_members,
     member_step,
 )
+from ..agents.portfolio_policies import PortfolioQ, StackedPortfolio, allocation_weights, members_of
 from ..agents.schedules import linear_schedule
 from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..env.portfolio import PortfolioCore
-from .policies import PortfolioQ, StackedPortfolio, allocation_weights, members_of
 from .ppo import PortfolioLanes, clip_grad_norm_members
 
 __all__ = ["explore_valid", "train_portfolio_dqn"]

@@ -4,7 +4,7 @@ Reads like SB3's ``learn()`` / CleanRL: per update ``_collect_rollout`` (Dirichl
 target weights -> ``PortfolioCore.step``) -> GAE (``agents.buffers.compute_gae``) ->
 ``_optimise`` (minibatch epochs of :func:`portfolio_ppo_loss`), then each member's
 ``RunTracker`` evaluates, logs and early-stops. Hyperparameters are the single-asset
-``agents.ppo.PPOConfig`` (same fields, same validation).
+``params.agents.PPOConfig`` (same fields, same validation).
 
 Every run trains K >= 1 *members* (seeds) at once, the way ``agents/ppo_population.py`` does:
 parameters stacked on a leading member axis (:class:`~.policies.StackedPortfolio`), one batched
@@ -20,50 +20,25 @@ members' cores as one tensor env yielding ``agents.vec_env.Step``) and the rollo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from ..agents.buffers import RolloutBuffer
 from ..agents.population import (
     check_members,
 )
-from ..agents.ppo import PPOConfig
+from ..agents.portfolio_policies import DISTRIBUTIONS, PortfolioActorCritic, StackedPortfolio, members_of
 from ..agents.ppo_population import run_ppo_population
 from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..agents.vec_env import Step
 from ..env.portfolio import PortfolioCore, PortfolioInputError
-from .policies import DISTRIBUTIONS, PortfolioActorCritic, StackedPortfolio, members_of
+from ..params.agents import REWARD_BASELINES, PortfolioPPOConfig, PPOConfig
 
 __all__ = ["PortfolioLanes", "PortfolioPPOConfig", "portfolio_ppo_loss", "train_portfolio_ppo"]
 
-Distribution = Literal["logistic_normal", "dirichlet"]
-#: what the learner subtracts from each reward (``PortfolioPPOConfig.reward_baseline``)
-REWARD_BASELINES = ("equal_weight", "none")
 assert DISTRIBUTIONS == ("logistic_normal", "dirichlet")
-
-
-class PortfolioPPOConfig(PPOConfig):
-    """``agents.ppo.PPOConfig`` plus the portfolio policy's action distribution
-    (docs/portfolio_agents.md, "Policies")."""
-
-    distribution: Distribution = "logistic_normal"
-    """Action distribution of the actor: logistic_normal (weights = softmax of a Gaussian point)
-    or dirichlet (mean x learned concentration)."""
-    log_std: float = 0.0
-    """Initial log-std of the logistic-normal policy's Gaussian (learned; clamped to [-5, 2])."""
-    log_concentration: float = 1.0
-    """Initial log concentration of the Dirichlet policy (learned; clamped to [-2, 6])."""
-    decision_temperature: float = Field(default=1.0, gt=0)
-    """Deterministic action of the logistic-normal policy: softmax(scores / T); below 1 sharper
-    (towards all-in on the best-scored asset) than the softmax of the Gaussian's mean."""
-    reward_baseline: Literal["equal_weight", "none"] = "none"
-    """Learn on the reward minus the equal-weight book's log return over the same bar
-    (equal_weight; the same for every action, so it lowers the variance without changing which
-    policy is best) or on the reward itself (none). Histories always report the reward."""
 
 
 class PortfolioLanes:

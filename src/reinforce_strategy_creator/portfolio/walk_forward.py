@@ -252,7 +252,7 @@ def train_fold_agents(
     label: str = "training",
 ) -> tuple[dict[str, PolicyBundle], dict[str, pd.DataFrame]]:
     """Every agent x seed of ``params.training`` as jobs (on ``executor``, or in this process)."""
-    env = params.environment.to_config()
+    env = PortfolioConfig(**params.environment.to_params())
     payloads = _payloads(params, env, getattr(executor, "threads_per_worker", None))
     shared = {"train": train, "validation": validation}
     if executor is None:
@@ -337,7 +337,7 @@ def run_fold(
     index_close: pd.Series | None = None,
 ) -> PortfolioFoldResult:
     """Train every agent x seed of ``fold`` and choose its champion on its validation window."""
-    env = params.environment.to_config()
+    env = PortfolioConfig(**params.environment.to_params())
     train, validation = fold_panels(panel, fold, env.window)
     bundles, histories = train_fold_agents(train, validation, params, executor, label=f"{fold.name} training")
     lanes = _candidate_lanes(bundles, evaluation.ensembles)
@@ -382,7 +382,7 @@ def stitch(
 ) -> PortfolioRecord:
     """Replay every fold's choices over the test windows as one account per lane, next to every
     benchmark on the same bars with the same costs and capital."""
-    env = params.environment.to_config()
+    env = PortfolioConfig(**params.environment.to_params())
     first = results[0].fold.test.first_row
     stop = results[-1].fold.test.stop_row
     stretch = panel.window(first, stop, env.window - 1)

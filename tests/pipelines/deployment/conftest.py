@@ -1,4 +1,4 @@
-"""Fixtures: a real deployment world in tmp (``tests/support/deployment_world.py``). The expensive
+"""Fixtures: a real deployment world in tmp (``benchmarks/deployment_world.py``). The expensive
 parts are made once per worker and copied for each test: the policies (``_template``) and one
 first pipeline run (``_traded_template``)."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.deployment_world import V1, V2, World
+from benchmarks.deployment_world import V1, V2, World
 
 # files of a world that record its own absolute paths (registry entries, champion, verdict, status)
 PATH_FILES = ("registry.jsonl", "champion.json", "evaluation_verdict.json", "paper_status.json")

@@ -19,7 +19,7 @@ import torch  # noqa: E402
 from kedro.framework.hooks import hook_impl  # noqa: E402
 from kedro.framework.hooks.manager import _create_hook_manager  # noqa: E402
 
-from tests.support.deployment_world import World  # noqa: E402
+from benchmarks.deployment_world import World  # noqa: E402
 from tests.support.forkserver import serve  # noqa: E402
 
 

@@ -14,10 +14,10 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
+from benchmarks.deployment_world import V1, V2, write_feed
 from reinforce_strategy_creator.artifacts import ArtifactError, artifact_sha256
 from reinforce_strategy_creator.deployment.registry import ModelRegistry
 from tests.support.artifacts import TAMPERS
-from tests.support.deployment_world import V1, V2, write_feed
 from tests.support.paper import account_files
 from tests.support.project import catalog_config
 

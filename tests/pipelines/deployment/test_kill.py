@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.deployment_world import V1, write_feed
 from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, reconcile
 from reinforce_strategy_creator.deployment import state as state_module
-from tests.support.deployment_world import V1, write_feed
 from tests.support.forkserver import ForkServer
 from tests.support.paper import account_files
 

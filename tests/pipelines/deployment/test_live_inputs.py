@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.deployment_world import project_params, raw_rows
 from reinforce_strategy_creator.deployment.session import LiveFeatures
 from reinforce_strategy_creator.env import EnvConfig, observation_from_window
 from reinforce_strategy_creator.features import (
@@ -19,7 +20,6 @@ from reinforce_strategy_creator.features import (
     scale_features,
 )
 from reinforce_strategy_creator.market_data import normalise_prices
-from tests.support.deployment_world import project_params, raw_rows
 
 
 def test_observation_rejects_a_wrong_window():

@@ -8,13 +8,13 @@ import logging
 import pandas as pd
 import pytest
 
+from benchmarks.deployment_world import V1, V2, raw_rows, write_feed
 from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, reconcile, replay_trades
 from reinforce_strategy_creator.deployment.session import PaperSessionError
 from reinforce_strategy_creator.env import fill_and_costs
 from reinforce_strategy_creator.env.execution import GRANULARITIES
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.deployment import DeploymentParams
-from tests.support.deployment_world import V1, V2, raw_rows, write_feed
 from tests.support.paper import account_files
 
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.deployment_world import project_params, write_feed
 from reinforce_strategy_creator.deployment.session import (
     PRODUCTION,
     SHADOW,
@@ -24,7 +25,6 @@ from reinforce_strategy_creator.deployment.session import (
     check_policy_provenance,
 )
 from reinforce_strategy_creator.features import feature_spec_sha256
-from tests.support.deployment_world import project_params, write_feed
 from tests.support.paper import account_files
 
 V3 = "2026-03-03T00.00.00.000Z"

@@ -45,8 +45,8 @@ def test_reports_and_registry_stay_true_when_the_project_moves(_template, tmp_pa
     import json
     import shutil
 
+    from benchmarks.deployment_world import V1, World
     from reinforce_strategy_creator.paths import resolve_in_project
-    from tests.support.deployment_world import V1, World
 
     project = tmp_path / "project"
     (project).mkdir()

@@ -10,12 +10,12 @@ import json
 import pandas as pd
 import pytest
 
+from benchmarks.deployment_world import V1, raw_rows
 from reinforce_strategy_creator.deployment import AccountStore
 from reinforce_strategy_creator.deployment.report import (
     FeedMismatchError,
     check_feed_matches_training,
 )
-from tests.support.deployment_world import V1, raw_rows
 from tests.support.paper import account_files
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -90,7 +90,7 @@ def test_pipeline_on_sp500(sp500_prices, stage_params):
          ParameterError,
          r"feature_engineering\.splits: test\.start \(2014-06-01\) must come after validation\.end"),
         (lambda p, e: p.update(embargo_bars=5),
-         ParameterError, r"feature_engineering: embargo_bars = 5 must be 'auto' or an integer >= "),
+         ParameterError, r"feature_engineering\.embargo_bars = 5 must be 'auto' or an integer >= "),
         (lambda p, e: p.update(scaler="minmax"),
          ParameterError, r"feature_engineering\.scaler: Input should be 'standard' or 'robust'"),
         (lambda p, e: e.update(window=1000),

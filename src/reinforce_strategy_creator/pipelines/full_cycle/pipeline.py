@@ -15,6 +15,7 @@ import importlib
 from kedro.pipeline import Pipeline
 
 from ...project_params import parameters
+from ..walk_forward.pipeline import deployment_inputs
 
 STAGES = ("data_ingestion", "feature_engineering", "training", "evaluation", "deployment")
 SCHEMES = {
@@ -42,8 +43,6 @@ def _stage(name: str) -> Pipeline | None:
         raise  # the stage exists but is broken: never hide that
     # under the walk_forward scheme the stage also hands its deployment fold to deployment
     if name == "walk_forward":
-        from ..walk_forward.pipeline import deployment_inputs
-
         return module.create_pipeline(deploy=True) + deployment_inputs()
     return module.create_pipeline()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -11,19 +12,31 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ...compute import shared_executor
+from ...deployment.drift import build_reference, drift_report
+from ...deployment.portfolio_account import PortfolioPaperAccount, PortfolioRiskLimits
 from ...deployment.state import last_session
+from ...env.portfolio import PortfolioConfig, PortfolioInputError
 from ...evaluation.figures import equity_curves_figure
 from ...evaluation.metrics import json_safe
+from ...evaluation.report import figure_to_base64_png
 from ...evaluation.verdict import config_sha256
+from ...features import max_lookback
 from ...market_data import DataValidationError
 from ...params.compute import ComputeParams
+from ...params.deployment import DeploymentParams
 from ...params.evaluation import EvaluationParams
 from ...params.features import FeatureParams
 from ...params.portfolio import PortfolioParams
 from ...params.walk_forward import WalkForwardParams
+from ...portfolio import figures
 from ...portfolio import walk_forward as pwf
+from ...portfolio.benchmarks import lane_run
+from ...portfolio.features import portfolio_features
 from ...rendering import render_html
 from ...universe import Universe, universe_from_long, universe_from_wide, universe_from_yfinance
+from ...walk_forward.report import walk_forward_context
+from ..deployment.nodes import request_registration
+from ..walk_forward.nodes import stitched_equity_figure as walk_forward_equity_figure
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +96,6 @@ def build_panel(
 ) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
     """The per-ticker raw causal features (features that need fields the universe lacks are left
     out with one warning), as a panel and as a long table for notebooks."""
-    from ...portfolio.features import portfolio_features
-
     fe = FeatureParams.parse(feature_engineering)
     panel = portfolio_features(universe, fe.features.to_params())
     table = pd.DataFrame(
@@ -105,8 +116,6 @@ def plan_portfolio(
     evaluation: EvaluationParams,
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
     """The fold layout on the panel's dates (validated once, for every fold)."""
-    from ...features import max_lookback
-
     p = PortfolioParams.parse(portfolio)
     fe = FeatureParams.parse(feature_engineering)
     warmup = max_lookback(fe.features.to_params()) + p.environment.window - 1
@@ -185,17 +194,12 @@ def judge_record(
 def stitched_equity_figure(record: pwf.PortfolioRecord) -> Figure:
     """The stitched equity of the procedure, each agent and the benchmarks, fold starts marked (the
     walk_forward stage's figure: the record has the same ledger and folds)."""
-    from ..walk_forward.nodes import stitched_equity_figure as figure
-
-    return figure(record)  # type: ignore[arg-type]
+    return walk_forward_equity_figure(record)  # type: ignore[arg-type]
 
 
 def portfolio_figures(record: pwf.PortfolioRecord) -> tuple[Figure, Figure, Figure]:
     """The procedure's weights over time (stacked area), turnover (next to equal weight's), and
     per-asset contribution."""
-    from ...portfolio import figures
-    from ...portfolio.benchmarks import lane_run
-
     run = record.runs["agents"]
     lane = next(i for i, (k, _, _) in enumerate(record.lanes) if k == "procedure")
     turnover = {"procedure": lane_run(run, [lane])}
@@ -225,9 +229,6 @@ def render_report(record: pwf.PortfolioRecord, verdict: dict[str, Any], portfoli
     """The portfolio tear sheet (HTML): the walk-forward verdict, side-by-side metrics and stitched
     equity, then the procedure's weights over time, turnover and per-asset contribution
     (``templates/portfolio_report.html.j2``: every ticker and name escaped)."""
-    from ...evaluation.report import figure_to_base64_png
-    from ...walk_forward.report import walk_forward_context
-
     p = PortfolioParams.parse(portfolio)
     weights, turnover, contribution = portfolio_figures(record)
     tickers = [str(t) for t in verdict.get("universe") or []]
@@ -253,17 +254,11 @@ def render_report(record: pwf.PortfolioRecord, verdict: dict[str, Any], portfoli
 def register_champion(champion: dict[str, Any], deployment: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """What to register in the portfolio registry (and whether to auto-promote): the request the
     single-asset deployment makes, written to both views of the registry so Kedro registers first."""
-    from ..deployment.nodes import request_registration
-
     return request_registration(champion, deployment)
 
 
 def _check_model(model: Any, panel: Any, env: Any) -> None:
     """Refuse a policy trained on other tickers, features, window or account."""
-    from dataclasses import asdict
-
-    from ...env.portfolio import PortfolioInputError
-
     spec = model.bundle.spec
     want = {
         "tickers": list(panel.tickers),
@@ -293,8 +288,6 @@ def feature_drift(panel: Any, plan: Any, drift: Any) -> dict[str, Any]:
     """PSI and KS of the paper window's features against the deployment fold's training rows (both
     pooled over the listed tickers), with the ``deployment.drift`` thresholds. A monitor: alerts are
     reported, the accounts are not halted on them."""
-    from ...deployment.drift import build_reference, drift_report
-
     train, paper = plan.deployment.train, plan.paper
     reference = build_reference(_pooled(panel, train.first_row, train.stop_row), n_bins=drift.n_bins)
     report = drift_report(reference, _pooled(panel, paper.first_row, paper.stop_row), drift)
@@ -322,11 +315,8 @@ def paper_trade(
     its verdict. Whole shares by default, the same costs and capital as the backtests; each bar at
     most once (a re-run with no new bar changes nothing). The status also reports the features'
     drift over the paper window against the deployment fold's training rows."""
-    from ...deployment.portfolio_account import PortfolioPaperAccount, PortfolioRiskLimits
-    from ...params.deployment import DeploymentParams
-
     p = PortfolioParams.parse(portfolio)
-    env = p.environment.to_config()
+    env = PortfolioConfig(**p.environment.to_params())
     plan, panel = layout["plan"], layout["panel"]
     status: dict[str, Any] = {"paper_window": None, "accounts": {}}
     if plan.paper is None:

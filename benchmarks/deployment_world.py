@@ -1,5 +1,5 @@
-"""A small, real deployment world for the deployment pipeline tests (importable by subprocess
-workers and benchmarks/bench_paper.py).
+"""A small, real deployment world for benchmarks/bench_paper.py and the deployment pipeline tests
+(importable by subprocess workers).
 
 Real S&P 500 bars from the embedded CSV (2016-01 .. 2018-02), a training table and scaler
 fitted on 2016 through the feature_engineering library, a tiny PPO-shaped policy artifact
@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,9 @@ from reinforce_strategy_creator.features import (
 )
 from reinforce_strategy_creator.market_data import normalise_prices
 from reinforce_strategy_creator.pipelines.deployment import create_pipeline
-from tests.support.project import PROJECT_ROOT, SP500_CSV, catalog_config
 
-ROOT = PROJECT_ROOT
-SP500 = SP500_CSV
+ROOT = Path(__file__).resolve().parents[1]
+SP500 = ROOT / "data" / "01_raw" / "sp500_daily_1999_2018.csv"
 # two policy versions the tests register, promote and roll back
 V1, V2 = "2026-01-01T00.00.00.000Z", "2026-02-01T00.00.00.000Z"
 SPLITS = {
@@ -49,9 +49,16 @@ SPLITS = {
 }
 
 
+def _base_config(key: str) -> dict[str, Any]:
+    """The project's conf/base ``parameters`` or ``catalog`` (globals resolved), a deep copy."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = OmegaConfigLoader(conf_source=str(ROOT / "conf"), base_env="base", default_run_env="base")
+        return copy.deepcopy(dict(loader[key]))
+
+
 def project_params() -> dict[str, Any]:
-    loader = OmegaConfigLoader(conf_source=str(ROOT / "conf"), base_env="base", default_run_env="base")
-    return copy.deepcopy(dict(loader["parameters"]))
+    return _base_config("parameters")
 
 
 def raw_rows(start: str = "2015-06-01", end: str = "2018-02-27") -> pd.DataFrame:
@@ -194,7 +201,7 @@ class World:
 
     # -- the Kedro side -----------------------------------------------------------------
     def catalog(self) -> DataCatalog:
-        cfg = {k: v for k, v in catalog_config().items() if k.startswith("deployment.")}
+        cfg = {k: v for k, v in _base_config("catalog").items() if k.startswith("deployment.")}
         cfg["deployment.market_feed"]["filepath"] = str(self.feed)
         for name in ("deployment.production_model", "deployment.shadow_model", "deployment.model_registry"):
             cfg[name]["filepath"] = str(self.registry)

@@ -4,7 +4,7 @@ One row per leaf parameter, ``| `dotted.path` | `value` | meaning |``: the value
 uses without ``--params`` (``conf/base``, or the block's default where ``conf/base`` leaves the
 key out), the meaning is the field's docstring. The tables live between
 ``<!-- BEGIN GENERATED: <block> -->`` and ``<!-- END GENERATED: <block> -->`` markers;
-``python -m reinforce_strategy_creator.params.docs --write`` rewrites them, and
+``python -m reinforce_strategy_creator.parameter_docs --write`` rewrites them, and
 ``tests/test_docs.py`` fails when they are out of date. Prose around them is hand-written.
 """
 
@@ -18,9 +18,21 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from kedro.config import OmegaConfigLoader
 from pydantic import BaseModel
 
-from .base import Params, _model_type
+from .env.config import EnvConfig
+from .params.agents import AGENT_CONFIGS, PORTFOLIO_AGENT_CONFIGS
+from .params.base import Params, _model_type
+from .params.compute import ComputeParams
+from .params.data import IngestionParams
+from .params.deployment import DeploymentParams
+from .params.evaluation import EvaluationParams
+from .params.features import FeatureParams
+from .params.portfolio import PortfolioParams
+from .params.training import COMMON_KEYS, TrainingCommon
+from .params.tuning import SearchRange, TuningParams
+from .params.walk_forward import WalkForwardParams
 
 BLOCKS = (
     "data_ingestion",
@@ -64,9 +76,6 @@ def _rows(model: type, path: str, values: Mapping[str, Any] | None) -> Iterator[
 
 
 def _training_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
-    from ..agents import ALGORITHMS
-    from .training import COMMON_KEYS, TrainingCommon
-
     yield from _rows(TrainingCommon, "training.common", values.get("common"))
     common_docs = {n: " ".join((f.description or "").split()) for n, f in TrainingCommon.model_fields.items()}
     for agent, block in values.items():
@@ -91,16 +100,13 @@ def _training_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
                     block[key],
                     f"Overrides `training.common.{key}` for this agent: {common_docs[key]}",
                 )
-        config = ALGORITHMS[algorithm][0] if algorithm in ALGORITHMS else None
+        config = AGENT_CONFIGS.get(algorithm)
         if config is not None:
             yield from _rows(config, f"training.{agent}", block)
 
 
 def _portfolio_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
     """The ``portfolio`` block, its agents expanded like ``training``'s (algorithm, hyperparameters)."""
-    from ..portfolio.training import PORTFOLIO_ALGORITHMS as ALGORITHMS
-    from .portfolio import PortfolioParams
-
     for path, value, doc in _rows(PortfolioParams, "portfolio", values):
         if path != "portfolio.training.agents":
             yield path, value, doc
@@ -113,14 +119,12 @@ def _portfolio_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]
                 "Which algorithm this portfolio agent trains: `ppo` | `a2c` | `dqn` "
                 "(docs/portfolio_agents.md).",
             )
-            if algorithm in ALGORITHMS:
-                yield from _rows(ALGORITHMS[algorithm][0], f"{path}.{agent}", block)
+            if algorithm in PORTFOLIO_AGENT_CONFIGS:
+                yield from _rows(PORTFOLIO_AGENT_CONFIGS[algorithm], f"{path}.{agent}", block)
 
 
 def _tuning_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
     """The scalar keys of ``tuning``, then one row per search-space entry (its range as written)."""
-    from .tuning import TuningParams
-
     for name, field in TuningParams.model_fields.items():
         doc = " ".join((field.description or "").split())
         if name != "search_space":
@@ -130,8 +134,6 @@ def _tuning_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
         if space is None:
             space = {k: v.to_params() for k, v in field.get_default(call_default_factory=True).items()}
         agent = values.get("agent", TuningParams.model_fields["agent"].default)
-        from .tuning import SearchRange
-
         range_docs = {n: " ".join((f.description or "").split()) for n, f in SearchRange.model_fields.items()}
         for key, rng in space.items():
             for leaf, value in dict(rng).items():
@@ -145,15 +147,6 @@ def _tuning_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:
 
 def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
     """Every documented row of one block, valued from ``parameters`` (conf/base, resolved)."""
-    from ..env.config import EnvConfig
-    from .compute import ComputeParams
-    from .data import IngestionParams
-    from .deployment import DeploymentParams
-    from .evaluation import EvaluationParams
-    from .features import FeatureParams
-    from .portfolio import PortfolioParams
-    from .walk_forward import WalkForwardParams
-
     values = parameters.get(block) or {}
     if block == "training":
         return list(_training_rows(values))
@@ -183,8 +176,6 @@ def render(block: str, parameters: Mapping[str, Any]) -> str:
 
 def base_parameters(root: Path) -> dict[str, Any]:
     """conf/base parameters as a run without --params sees them (interpolations resolved)."""
-    from kedro.config import OmegaConfigLoader
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         loader = OmegaConfigLoader(str(root / "conf"), base_env="base", default_run_env="base")
@@ -207,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if new != text:
         sys.stderr.write(
-            "docs/configuration.md is out of date; run: python -m reinforce_strategy_creator.params.docs "
+            "docs/configuration.md is out of date; run: python -m reinforce_strategy_creator.parameter_docs "
             "--write\n"
         )
         return 1

@@ -1,4 +1,4 @@
-"""Planted-signal synthetic market: a problem with a KNOWN best policy, to prove agents learn.
+"""An AR(1) planted-signal market: a problem with a KNOWN best policy, to prove agents learn.
 
 What it generates
 -----------------
@@ -25,7 +25,9 @@ Volume``.
 The oracle policy holds, at each decision bar, the allowed position whose sign matches
 ``s_t`` (largest long when s_t > 0, largest short when s_t < 0 and shorts are allowed,
 else flat). Hand-written because no library generates markets with a planted, known
-signal; everything is vectorised numpy from one seeded ``numpy.random.Generator``.
+signal; everything is vectorised numpy from one seeded ``numpy.random.Generator``. Unlike the
+other markets of this library it is not made of real days: the agents' learning tests
+(tests/agents) need a feature column that carries the signal.
 """
 
 from __future__ import annotations
@@ -36,11 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-
-
-class SyntheticMarketError(InputError):
-    """A parameter of the planted-signal generator is out of range."""
+from .days import MarketSpecError, check_number, check_seed
 
 
 @dataclass(frozen=True)
@@ -77,11 +75,6 @@ def oracle_action_index(signal: np.ndarray, positions: Sequence[float]) -> np.nd
     return np.array([lookup[float(t)] for t in target], dtype=np.int64)
 
 
-def _check(cond: bool, name: str, msg: str) -> None:
-    if not cond:
-        raise SyntheticMarketError(f"synthetic.{name} {msg}")
-
-
 def planted_signal_market(
     n_bars: int = 2_000,
     *,
@@ -95,21 +88,17 @@ def planted_signal_market(
     seed: int = 0,
 ) -> PlantedMarket:
     """Generate a planted-signal market; see the module docstring for the model."""
-    _check(isinstance(n_bars, int) and n_bars >= 10, "n_bars", f"must be an int >= 10 (got {n_bars!r})")
-    _check(np.isfinite(snr) and snr >= 0, "snr", f"must be a finite number >= 0 (got {snr!r})")
-    _check(
-        np.isfinite(volatility) and 0 < volatility < 0.2,
-        "volatility",
-        f"must be in (0, 0.2) (got {volatility!r})",
-    )
-    _check(0 <= persistence < 1, "persistence", f"must be in [0, 1) (got {persistence!r})")
-    _check(isinstance(n_noise, int) and n_noise >= 0, "n_noise", f"must be an int >= 0 (got {n_noise!r})")
-    _check(initial_price > 0, "initial_price", f"must be > 0 (got {initial_price!r})")
-    _check(
-        len(positions) >= 2 and 0.0 in [float(p) for p in positions],
-        "positions",
-        f"must list at least two target positions including 0 (got {positions!r})",
-    )
+    check_number("n_bars", n_bars, 10, 10**7, integer=True, lo_open=False)
+    check_number("snr", snr, 0.0, 100.0, lo_open=False)
+    check_number("volatility", volatility, 0.0, 0.2, hi_open=True)
+    check_number("persistence", persistence, 0.0, 1.0, lo_open=False, hi_open=True)
+    check_number("n_noise", n_noise, 0, 1000, integer=True, lo_open=False)
+    check_number("initial_price", initial_price, 0.0, 1e12)
+    seed = check_seed(seed)
+    if len(positions) < 2 or 0.0 not in [float(p) for p in positions]:
+        raise MarketSpecError(
+            f"markets.positions must list at least two target positions including 0, got {positions!r}."
+        )
     rng = np.random.default_rng(seed)
 
     z = rng.standard_normal(n_bars)

@@ -1,4 +1,4 @@
-"""Test-only reference: a straightforward `PortfolioCore` (``ReferencePortfolioCore``), without
+"""Reference: a straightforward `PortfolioCore` (``ReferencePortfolioCore``), without
 the optimised core's closed-form sizing and row-major tables, so the optimised core can be checked
 against it (tests/env/test_portfolio.py::test_matches_reference) and the benchmark can time the
 straightforward path (benchmarks/bench_portfolio_env.py). Not library code: do not

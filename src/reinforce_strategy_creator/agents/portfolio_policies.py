@@ -6,7 +6,7 @@ on the training rows) plus the asset's current weight. The same layers score eve
 parameter count does not depend on the number of assets N (Jiang, Xu & Liang 2017, "A Deep
 Reinforcement Learning Framework for the Financial Portfolio Management Problem": the
 "ensemble of identical independent evaluators"). Observations are parsed only through
-:class:`~.observation.ObsLayout`.
+:class:`~.portfolio_observation.ObsLayout`.
 
 * :class:`PortfolioActorCritic` (PPO, A2C): a Dirichlet policy over ``[asset_0 .. asset_{N-1},
   cash]`` restricted to the assets tradable at the decision bar (the others get weight exactly 0
@@ -38,10 +38,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..agents.networks import ACTIVATIONS, layer_init, mlp
-from ..agents.population import Population
 from ..env.portfolio import PortfolioInputError
-from .observation import ObsLayout
+from .errors import PolicySpecError
+from .networks import ACTIVATIONS, layer_init, mlp
+from .population import Population
+from .portfolio_observation import ObsLayout
+from .seeding import seed_everything
 
 __all__ = [
     "ALLOCATIONS",
@@ -542,8 +544,6 @@ class StackedPortfolio(Population):
 def build_portfolio_policy(spec: Mapping[str, Any]) -> nn.Module:
     """An untrained module of the architecture ``spec`` describes (then ``load_state_dict``,
     which also restores the feature scaler)."""
-    from ..agents.policy import PolicySpecError
-
     try:
         kind = str(spec["kind"])
         dims = int(spec["n_assets"]), int(spec["window"]), int(spec["n_features"])
@@ -587,8 +587,6 @@ def n_parameters(module: nn.Module) -> int:
 def members_of(seeds: Sequence[int], factory: Callable[[], nn.Module], device) -> tuple[list, list]:
     """Each member's initial weights and generator exactly as a one-member run makes them
     (``seed_everything(seed)`` then the factory): independent of the other members."""
-    from ..agents.seeding import seed_everything
-
     members, gens = [], []
     for s in seeds:
         gens.append(seed_everything(int(s)))
