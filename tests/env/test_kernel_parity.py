@@ -138,7 +138,7 @@ class _Universe:
 
 
 @pytest.mark.parametrize("n_assets", [1, 20])
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**20),
     fills=st.sampled_from(["next_close", "next_open", "close_only_panel"]),
