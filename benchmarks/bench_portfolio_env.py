@@ -80,8 +80,7 @@ def breakdown(core: PortfolioCore, weights: torch.Tensor) -> dict[str, float]:
     cur_w = v / e0[:, None]
     delta, _ = core._orders(w, w_total, cur_w, v, v_total, e0, cash, sh, c)
     fill, commission, _ = ex.fill_price_and_costs(core.xp, core.rules, c, delta)
-    ct = commission.sum(1)
-    _, _, _, val, equity = core._settle(cash, sh, delta, fill, ct, c)
+    _, val, _, _, equity, _ = ex.settle(core.xp, core.rules, cash, sh, delta, fill, commission, c)
     weights_now = val / equity[:, None]
 
     def prep():
@@ -107,7 +106,9 @@ def breakdown(core: PortfolioCore, weights: torch.Tensor) -> dict[str, float]:
             lambda: core._orders(w, w_total, cur_w, v, v_total, e0, cash, sh, c)
         ),
         "kernel fill_price_and_costs + sums": timed(kernel),
-        "settle (cash, shares, equity)": timed(lambda: core._settle(cash, sh, delta, fill, ct, c)),
+        "settle (cash, shares, equity)": timed(
+            lambda: ex.settle(core.xp, core.rules, cash, sh, delta, fill, commission, c)
+        ),
         "info (weights, fill price, turnover)": timed(info),
         "observation (one gather + weights)": timed(lambda: core.observe(weights_now)),
     }

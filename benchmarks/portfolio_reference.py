@@ -4,7 +4,12 @@ against it (tests/env/test_portfolio.py::test_matches_reference) and the benchma
 straightforward path (benchmarks/bench_portfolio_env.py). Not library code: do not
 import it from src/.
 
-It uses the same execution kernel (`env/execution.py`), config and panel checks as the library.
+Self-contained for the ledger: it imports only the library's error class, so a change to the
+execution kernel or the engine cannot change what it computes (the kernel's fill price, costs,
+cash and borrow rules are inlined). Beyond the frozen core it takes the two options every engine
+now has at any N, written the straightforward way: ``opens`` ((T, N) opens: orders fill at the next
+bar's open instead of its close, the mark stays at the close) and ``granularity="whole"`` (each
+resulting holding truncated toward zero after the joint sizing, the kernel's whole-share rule).
 """
 
 from __future__ import annotations
@@ -15,13 +20,42 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from reinforce_strategy_creator.env import execution as ex
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioInputError, _check_panel
-from reinforce_strategy_creator.env.torch_ops import TorchOps
+from reinforce_strategy_creator.env.portfolio import PortfolioInputError
 
 _EQUITY_FLOOR = 1e-12
 _SOLVE_SHRINK = 1e-12
 _WEIGHT_TOL = 1e-9
+_BUY_HAIRCUT_EPS = 1e-12
+
+
+class _Rules:
+    """The cost rates of a config (fractions) and the kernel's buy/sell factors."""
+
+    def __init__(self, config) -> None:
+        self.commission = config.commission_bps / 1e4
+        self.slippage = config.slippage_bps / 1e4
+        self.borrow = config.borrow_bps_per_bar / 1e4
+        k_buy = (1.0 + self.slippage) * (1.0 + self.commission) * (1.0 + _BUY_HAIRCUT_EPS)
+        k_sell = (1.0 - self.slippage) * (1.0 - self.commission)
+        self.k_mid, self.k_half = 0.5 * (k_buy + k_sell), 0.5 * (k_buy - k_sell)
+
+
+def _fill_price_and_costs(rules, ref, delta):
+    side = torch.sign(delta)
+    fill = ref * (1.0 + rules.slippage * side)
+    qty = delta.abs()
+    return fill, qty * fill * rules.commission, qty * ref * rules.slippage
+
+
+def _borrow(rules, shares, close):
+    return torch.clamp(-shares, 0.0, None) * close * rules.borrow
+
+
+def _check_panel(close: np.ndarray, features: np.ndarray, tickers: Sequence[str]) -> np.ndarray:
+    """The tradable mask (T, N): True from each ticker's first finite close."""
+    if close.ndim != 2 or features.ndim != 3 or features.shape[:2] != close.shape:
+        raise PortfolioInputError(f"bad panel shapes {close.shape}, {features.shape}")
+    return np.isfinite(close)
 
 
 class ReferencePortfolioCore:
@@ -41,14 +75,16 @@ class ReferencePortfolioCore:
         close,
         features,
         tickers: Sequence[str],
-        config: PortfolioConfig | None = None,
+        config,
         num_envs: int = 1,
         seed: int | None = None,
         *,
         autoreset: bool = True,
-        dates=None,
+        opens=None,
+        granularity: str = "fractional",
     ) -> None:
-        self.config = config = config or PortfolioConfig()
+        self.config = config
+        self.granularity = granularity
         if not isinstance(num_envs, int) or num_envs < 1:
             raise PortfolioInputError(f"num_envs must be a positive integer, got {num_envs!r}")
         close = np.asarray(close, dtype=np.float64)
@@ -69,22 +105,24 @@ class ReferencePortfolioCore:
                 f"steps {T} bars allow with window {W}; shorten it or use None (full period)"
             )
         self.num_envs, self.n_assets, self.n_bars, self.autoreset = num_envs, N, T, autoreset
-        self.dates = dates
         self.device = torch.device(config.device)
-        self.xp = TorchOps(config.device)
         F = features.shape[2]
         self.n_features = F
         self.feature_dim = N * W * F
         self.obs_dim = self.feature_dim + 2 * N + 1
         dev = self.device
         self.close = torch.as_tensor(np.where(tradable, close, 1.0), dtype=torch.float64, device=dev)
+        self.fill_ref = self.close  # the price orders fill at on the next bar
+        if opens is not None:
+            opens = np.asarray(opens, dtype=np.float64)
+            self.fill_ref = torch.as_tensor(np.where(tradable, opens, 1.0), dtype=torch.float64, device=dev)
         self.tradable = torch.as_tensor(tradable, device=dev)
         self.windows = torch.as_tensor(_windows(features, W), device=dev)  # (T, N*W*F) float32
         self.lo_start, self.last_bar = W - 1, T - 1
         self.hi_start = (T - 1 - self.episode_length) if self.episode_length is not None else W - 1
         self.max_steps = self.episode_length if self.episode_length is not None else T
         self.cap = float(config.initial_capital)
-        self.rules = config.rules
+        self.rules = _Rules(config)
         self.bound = 1.0 if config.long_only else float(config.gross_leverage)
         self.generator = torch.Generator()
         self.seed(seed)
@@ -262,12 +300,11 @@ class ReferencePortfolioCore:
     def _breaks_bound(self, delta, cash, sh, c):
         """(B,) bool: the book after filling ``delta`` at ``c`` (costs and borrow paid) has
         ``sum(w) > 1`` (long-only) or ``sum(|w|) > gross_leverage``, beyond float rounding."""
-        xp, rules = self.xp, self.rules
-        fill, commission, _ = ex.fill_price_and_costs(xp, rules, c, delta)
-        cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission.sum(1))
+        rules = self.rules
+        fill, commission, _ = _fill_price_and_costs(rules, c, delta)
+        cash_filled = cash - (delta * fill).sum(1) * 1.0 - commission.sum(1)
         sh_new = sh + delta
-        borrow_n, _, _ = ex.mark(xp, rules, torch.zeros_like(sh_new), sh_new, c)
-        cash_new = ex.cash_after_borrow(cash_filled, borrow_n.sum(1))
+        cash_new = cash_filled - _borrow(rules, sh_new, c).sum(1)
         wt = sh_new * c / (cash_new + (sh_new * c).sum(1))[:, None]
         total = wt.sum(1) if self.config.long_only else wt.abs().sum(1)
         return total > self.bound * (1.0 + 1e-9)
@@ -296,21 +333,23 @@ class ReferencePortfolioCore:
         Their ``weights`` are ignored (pass anything of the right shape, e.g. zeros)."""
         if not self._ready:
             raise RuntimeError("call reset() before step()")
-        xp, rules = self.xp, self.rules
+        rules = self.rules
         hold, weights = self._hold(hold, weights)
         w = self.check_weights(weights)
         t1 = torch.clamp(self.t + 1, max=self.last_bar)
-        c = self.close.index_select(0, t1)  # (B, N) fill reference and mark: close[t+1]
+        c = self.close.index_select(0, t1)  # (B, N) the mark: close[t+1]
+        ref = self.fill_ref.index_select(0, t1)  # (B, N) fill reference: close or open of t+1
         cash, sh, prev = self.cash, self.shares, self.equity
-        cur_w = sh * c / (cash + (sh * c).sum(1))[:, None]  # weights just before the fill
-        delta, band_off = self._orders(w, cur_w, cash, sh, c, hold)
-        fill, commission, slippage = ex.fill_price_and_costs(xp, rules, c, delta)
+        cur_w = sh * ref / (cash + (sh * ref).sum(1))[:, None]  # weights just before the fill
+        delta, band_off = self._orders(w, cur_w, cash, sh, ref, hold)
+        if self.granularity == "whole":
+            delta = torch.trunc(sh + delta) - sh
+        fill, commission, slippage = _fill_price_and_costs(rules, ref, delta)
         # the account settles once: the per-asset payments summed over the asset axis (fixed order)
-        cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission.sum(1))
+        cash_filled = cash - (delta * fill).sum(1) * 1.0 - commission.sum(1)
         sh_new = sh + delta
-        borrow_n, _, _ = ex.mark(xp, rules, torch.zeros_like(sh_new), sh_new, c)
-        borrow = borrow_n.sum(1)
-        cash_new = ex.cash_after_borrow(cash_filled, borrow)
+        borrow = _borrow(rules, sh_new, c).sum(1)
+        cash_new = cash_filled - borrow
         equity = cash_new + (sh_new * c).sum(1)
         reward = torch.log(torch.clamp(equity, min=self.cap * _EQUITY_FLOOR) / prev)
         steps = self.steps + 1
@@ -340,7 +379,7 @@ class ReferencePortfolioCore:
             "slippage": slippage.sum(1),
             "borrow": borrow,
             "cost": commission.sum(1) + slippage.sum(1) + borrow,
-            "turnover": (delta.abs() * c).sum(1),
+            "turnover": (delta.abs() * ref).sum(1),
             "bar": t1,
             "band_off": band_off & act,
         }

@@ -180,8 +180,8 @@ def test_exits_flatten_exactly(data, granularity):
 def test_whole_holdings_are_integers_never_larger_than_fractional(data):
     rules, target, cash, shares, ref = data.draw(accounts(whole=True))
     frac = ExecutionRules(rules.commission, rules.slippage, rules.borrow, "fractional")
-    whole = shares + ex.order_quantity(SCALAR, rules, target, cash, shares, ref)
-    exact = shares + ex.order_quantity(SCALAR, frac, target, cash, shares, ref)
+    whole = shares + ex.execute_order(SCALAR, rules, target, cash, shares, ref)[0]
+    exact = shares + ex.execute_order(SCALAR, frac, target, cash, shares, ref)[0]
     assert whole == math.trunc(whole)
     assert abs(whole) <= abs(exact) and abs(exact - whole) < 1.0
 

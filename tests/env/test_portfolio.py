@@ -185,6 +185,11 @@ def test_bad_weights_raise_input_errors(cfg, w, match):
         ({"gross_leverage": 2.0}, "gross_leverage.*long_only"),
         ({"window": 0}, "window"),
         ({"commission_bps": -1.0}, "commission_bps"),
+        ({"fill_price": "next_bar"}, "fill_price"),
+        ({"granularity": "lots"}, "granularity"),
+        ({"reward": "sharpe"}, "reward"),
+        ({"dsr_eta": 1.0}, "dsr_eta"),
+        ({"drawdown_lambda": -0.5}, "drawdown_lambda"),
     ],
 )
 def test_bad_config_names_the_parameter(kw, match):
@@ -197,6 +202,19 @@ def test_bad_panel_names_the_ticker():
     close[15, 2] = np.nan
     with pytest.raises(PortfolioInputError, match="'CCC'.*row 15"):
         PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3))
+
+
+@pytest.mark.parametrize(("row", "value", "match"), [(12, 0.0, "'BBB'.*row 12"), (None, None, "shape")])
+def test_bad_opens_name_the_ticker(row, value, match):
+    """A next-open fill needs a positive open wherever a ticker has a close (and the closes' shape)."""
+    close, feats = panel(30, 3)
+    opens = close.copy()
+    if row is None:
+        opens = opens[:, :2]
+    else:
+        opens[row, 1] = value
+    with pytest.raises(PortfolioInputError, match=match):
+        PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3, fill_price="next_open"), opens=opens)
 
 
 def test_observation_layout():

@@ -1,4 +1,8 @@
-"""Trading environment: one batched core (`BatchedTradingCore`) and its facades.
+"""Trading environment: one account engine for B accounts x N assets and its facades.
+
+`BatchedTradingCore` is the engine at N = 1 (closed-form sizing), `PortfolioCore`
+(`env.portfolio`) at N >= 1 (joint sizing); both build on `env.engine.AccountEngine` and settle
+through `env.execution.settle`.
 
 The order-execution rules (sizing, fills, costs, borrow, cash, marks, entry price and bars
 held) live in one kernel, `env.execution`, shared with the paper broker; the observation
@@ -15,11 +19,12 @@ from ..lazy import lazy_attributes
 WHERE = {
     "EnvConfig": ".config",
     "EnvConfigError": ".config",
+    "AccountEngine": ".engine",
     "BatchedTradingCore": ".core",
     "GRANULARITIES": ".execution",
     "ExecutionRules": ".execution",
     "fill_and_costs": ".execution",
-    "update_entry_and_bars": ".execution",
+    "settle": ".execution",
     "TradingEnv": ".gym_env",
     "TradingVectorEnv": ".gym_env",
     "MarketArrays": ".market",
@@ -30,6 +35,7 @@ WHERE = {
 }
 __all__ = [
     "GRANULARITIES",
+    "AccountEngine",
     "BacktestResult",
     "BatchedTradingCore",
     "EnvConfig",
@@ -42,6 +48,6 @@ __all__ = [
     "fill_and_costs",
     "observation_from_window",
     "replay",
-    "update_entry_and_bars",
+    "settle",
 ]
 __getattr__, __dir__ = lazy_attributes(__name__, WHERE)

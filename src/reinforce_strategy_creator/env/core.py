@@ -1,9 +1,10 @@
 """`BatchedTradingCore`: B independent trading accounts stepping together over one market.
 
-The core holds the state of B accounts and runs the step: it executes orders through the
-execution kernel (`execution.py`: sizing, fill, costs, borrow, cash, mark, entry price and
-bars held; the same functions the paper broker calls) and builds observations with
-`observation.py`, then computes the reward. `TradingEnv`, `TradingVectorEnv` and `replay`
+The core is the account engine (`engine.py`: episode starts, lane state, rewards, auto-reset;
+the same as `PortfolioCore`'s) at N = 1 with closed-form sizing: it executes orders through the
+execution kernel (`execution.py`: sizing, fill, costs, settlement, entry price and bars held;
+the same functions the paper broker calls) and builds observations with `observation.py`, then
+computes the reward. `TradingEnv`, `TradingVectorEnv` and `replay`
 are thin facades over it, so training, evaluation and deployment cannot drift apart.
 
 Why hand-written: gym-anytrading and friends step one account per Python object with
@@ -35,22 +36,23 @@ price (no hidden rebalancing costs).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import torch
 
 from . import execution as ex
 from .config import EnvConfig, EnvConfigError
+from .engine import EQUITY_FLOOR, AccountEngine, reward_step
 from .market import MarketArrays, MarketDataError
 from .observation import build_windows, n_state, state_columns
 from .ops import ScalarOps
 from .torch_ops import TorchOps
 
-_EQUITY_FLOOR = 1e-12  # fraction of initial capital used inside log() once bankrupt
 
-
-class BatchedTradingCore:
-    """B accounts on one instrument; see the module docstring and docs/environment.md.
+class BatchedTradingCore(AccountEngine):
+    """B accounts on one instrument (the engine at N = 1, closed-form sizing); see the module
+    docstring and docs/environment.md.
 
     Parameters
     ----------
@@ -65,7 +67,30 @@ class BatchedTradingCore:
     device : overrides `config.device` ("cpu", "cuda", "cuda:1", ...).
     compile_step : run the step arithmetic through `torch.compile` (opt-in: ~15 s to
         compile once, then faster at large B; results equal eager to float rounding).
+    granularity : "fractional" (default) or "whole" shares (the kernel's rule: the resulting
+        holding truncated toward zero).
     """
+
+    InputError = ValueError
+    LANE_STATE = {
+        "cash": "cap",
+        "shares": 0.0,
+        "equity": "cap",
+        "held": 0.0,
+        "entry": 1.0,  # 1.0 while flat keeps the unrealised term finite
+        "bars": 0.0,
+        "peak": "cap",
+        "dd": 0.0,
+        "dsr_a": 0.0,
+        "dsr_b": 0.0,
+    }
+    n_assets = 1
+
+    def _data_error(self, msg: str) -> Exception:
+        return MarketDataError(msg)
+
+    def _config_error(self, msg: str) -> Exception:
+        return EnvConfigError(msg)
 
     def __init__(
         self,
@@ -78,6 +103,7 @@ class BatchedTradingCore:
         backend: str = "torch",
         device: str | None = None,
         compile_step: bool = False,
+        granularity: str = "fractional",
     ) -> None:
         if not isinstance(market, MarketArrays):
             raise TypeError("market must be a MarketArrays; use MarketArrays.from_frame(model_input_df)")
@@ -85,18 +111,7 @@ class BatchedTradingCore:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.market, self.config, self.num_envs = market, config, num_envs
         self.autoreset = autoreset
-        W, T = config.window, market.n_bars
-        if T - W < 1:
-            raise MarketDataError(
-                f"the market has {T} bars but environment.window={W} needs at least {W + 1} "
-                "(W bars of history plus one bar to fill); use a longer period or a smaller window"
-            )
-        self.episode_length = config.episode_length
-        if self.episode_length is not None and self.episode_length > T - W:
-            raise EnvConfigError(
-                f"environment.episode_length={self.episode_length} is longer than the {T - W} steps "
-                f"this market of {T} bars allows with window {W}; shorten it or use null (full period)"
-            )
+        W = config.window
         self.device = device or config.resolve_device()
         if backend == "torch":
             self.xp = TorchOps(self.device)
@@ -117,13 +132,21 @@ class BatchedTradingCore:
         # the price an order decided at bar t fills at on bar t+1 (before slippage)
         self.fill_ref = self.close if config.fill_price == "next_close" else self.open
         self.pos_table = xp.data(np.asarray(config.positions, dtype=np.float64), "f64")
-        self.lo_start, self.last_bar = W - 1, T - 1
-        self.hi_start = (T - 1 - self.episode_length) if self.episode_length is not None else W - 1
-
         self.cap = float(config.initial_capital)
-        self.rules = ex.ExecutionRules.from_config(config)  # costs; fractional shares
+        self.rules = ex.ExecutionRules.from_config(config, granularity)
         self.pos_lo, self.pos_hi = config.position_bounds
-        self.max_steps = self.episode_length if self.episode_length is not None else T  # never binds
+        self._reward = partial(
+            reward_step, xp, config.reward, config.dsr_eta, config.drawdown_lambda, self.cap * EQUITY_FLOOR
+        )
+        self._init_lanes(
+            num_envs=num_envs,
+            window=W,
+            n_bars=market.n_bars,
+            episode_length=config.episode_length,
+            seed=seed,
+            reward=config.reward,
+            what=("market", "environment."),
+        )
 
         self._transition = self._transition_eager
         if compile_step:
@@ -133,77 +156,22 @@ class BatchedTradingCore:
             # needs a C++ compiler on CPU). First step compiles (~15 s); worth it for long runs.
             self._transition = torch.compile(self._transition_eager, dynamic=False)
 
-        self.generator = torch.Generator()
-        self.seed(seed)
         self._state_ready = False
 
-    # ------------------------------------------------------------------ seeding / reset
-    def seed(self, seed: int | None) -> None:
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2**63))
-        self.generator.manual_seed(int(seed))
-
-    def _draw_starts(self):
-        if self.hi_start <= self.lo_start:
-            return self.xp.full(self.num_envs, self.lo_start, "i64")
-        s = torch.randint(self.lo_start, self.hi_start + 1, (self.num_envs,), generator=self.generator)
-        return self.xp.index(s)
-
-    def _check_starts(self, starts):
-        xp = self.xp
-        if np.ndim(starts) == 0:
-            starts = [int(starts)] * self.num_envs
-        arr = np.asarray(
-            starts.detach().cpu() if isinstance(starts, torch.Tensor) else starts, dtype=np.int64
-        )
-        if arr.shape != (self.num_envs,):
-            raise ValueError(f"starts must have shape ({self.num_envs},), got {arr.shape}")
-        bad = (arr < self.lo_start) | (arr > self.last_bar - 1)
-        if bad.any():
-            raise ValueError(
-                f"start bar {int(arr[bad][0])} is outside [{self.lo_start}, {self.last_bar - 1}] "
-                f"(window {self.config.window}, {self.market.n_bars} bars)"
-            )
-        return xp.index(arr)
-
+    # ------------------------------------------------------------------ reset
     def reset(self, starts=None, seed: int | None = None):
         """Reset every lane; `starts` (int or (B,)) fixes the decision bars, else random/full."""
-        xp, B = self.xp, self.num_envs
         if seed is not None:
             self.seed(seed)
         self.t = self._draw_starts() if starts is None else self._check_starts(starts)
-        self.steps = xp.full(B, 0, "i64")
-        self.cash = xp.full(B, self.cap, "f64")
-        self.shares = xp.full(B, 0.0, "f64")
-        self.equity = xp.full(B, self.cap, "f64")
-        self.held = xp.full(B, 0.0, "f64")
-        self.entry = xp.full(B, 1.0, "f64")  # 1.0 while flat keeps the unrealised term finite
-        self.bars = xp.full(B, 0.0, "f64")
-        self.peak = xp.full(B, self.cap, "f64")
-        self.dd = xp.full(B, 0.0, "f64")
-        self.dsr_a = xp.full(B, 0.0, "f64")
-        self.dsr_b = xp.full(B, 0.0, "f64")
-        self.last_close = xp.take(self.close, self.t)
-        self.active = xp.full(B, True, "bool")
-        self._all_active = True
+        self._reset_state()
+        self.last_close = self.xp.take(self.close, self.t)
         self._state_ready = True
         return self.observe()
 
     def _reset_lanes(self, mask) -> None:
-        xp = self.xp
-        self.t = xp.where(mask, self._draw_starts(), self.t)
-        self.steps = xp.where(mask, 0, self.steps)
-        self.cash = xp.where(mask, self.cap, self.cash)
-        self.shares = xp.where(mask, 0.0, self.shares)
-        self.equity = xp.where(mask, self.cap, self.equity)
-        self.held = xp.where(mask, 0.0, self.held)
-        self.entry = xp.where(mask, 1.0, self.entry)
-        self.bars = xp.where(mask, 0.0, self.bars)
-        self.peak = xp.where(mask, self.cap, self.peak)
-        self.dd = xp.where(mask, 0.0, self.dd)
-        self.dsr_a = xp.where(mask, 0.0, self.dsr_a)
-        self.dsr_b = xp.where(mask, 0.0, self.dsr_b)
-        self.last_close = xp.take(self.close, self.t)
+        super()._reset_lanes(mask)
+        self.last_close = self.xp.take(self.close, self.t)
 
     # ------------------------------------------------------------------ observation
     def observe(self):
@@ -234,33 +202,12 @@ class BatchedTradingCore:
         rules = self.rules
         trade = target != held
         delta, fill, commission, slippage = ex.execute_order(xp, rules, target, cash, sh, o, trade)
-        cash_filled = ex.cash_after_fill(cash, delta, fill, commission)
-        # new holding, its entry price and bars held (inputs of the observation)
-        sh_new, entry, bars = ex.position_after(xp, sh, delta, fill, entry, bars, trade)
-        # --- mark at close[t+1]; shorts pay borrow on their notional at the mark
-        borrow, cash_new, equity = ex.mark(xp, rules, cash_filled, sh_new, c)
+        # --- settle: pay for the fill, mark at close[t+1] (shorts pay borrow on their notional)
+        sh_new, _, borrow, cash_new, equity, _ = ex.settle(xp, rules, cash, sh, delta, fill, commission, c)
+        # the holding's entry price and bars held (inputs of the observation)
+        _, entry, bars = ex.position_after(xp, sh, delta, fill, entry, bars, trade)
 
-        # --- reward
-        logr = xp.log(xp.clip(equity, self.cap * _EQUITY_FLOOR, None) / prev)
-        reward_kind = self.config.reward
-        if reward_kind == "log_return":
-            reward = logr
-        elif reward_kind == "differential_sharpe":
-            # Moody & Saffell (2001): exponential moments A (mean) and B (second moment) of the
-            # per-bar return with decay eta; reward = dS/d eta at eta -> 0.
-            eta = self.config.dsr_eta
-            d_a = logr - dsr_a
-            d_b = logr * logr - dsr_b
-            var = dsr_b - dsr_a * dsr_a
-            ok = var > 1e-18
-            reward = xp.where(ok, (dsr_b * d_a - 0.5 * dsr_a * d_b) / xp.where(ok, var, 1.0) ** 1.5, 0.0)
-            dsr_a = dsr_a + eta * d_a
-            dsr_b = dsr_b + eta * d_b
-        else:  # drawdown_penalised
-            peak = xp.maximum(peak, equity)
-            dd_new = 1.0 - equity / peak
-            reward = logr - self.config.drawdown_lambda * xp.clip(dd_new - dd, 0.0, None)
-            dd = dd_new
+        reward, peak, dd, dsr_a, dsr_b = self._reward(equity, prev, peak, dd, dsr_a, dsr_b)
 
         steps = steps + 1
         terminated = equity <= 0.0
@@ -372,14 +319,7 @@ class BatchedTradingCore:
         obs = self.observe()
         done = terminated | truncated
         if xp.any(done):
-            if self.autoreset:
-                info["final_obs"] = obs
-                info["done"] = done
-                self._reset_lanes(done)
-                obs = self.observe()
-            else:
-                self.active = self.active & xp.logical_not(done)
-                self._all_active = False
+            obs = self._finish(obs, done, info)
         return obs, reward, terminated, truncated, info
 
 

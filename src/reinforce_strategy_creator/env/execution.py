@@ -8,7 +8,7 @@ a borrow charge, a cash balance, an equity mark or the entry price / bars held o
 
 Rules (docs/environment.md, "Positions and sizing" and "Cost model"):
 
-* **sizing** (:func:`execute_order`, :func:`order_quantity`): a target position p is the
+* **sizing** (:func:`execute_order`): a target position p is the
   fraction of *post-cost* equity held after the fill at the reference price ``ref`` (the next
   bar's close or open, ``environment.fill_price``): ``x = p·cash/ref − (1−p)·shares`` is the
   frictionless trade, ``Δ = x / (1 − p + p·k)`` with ``k = (1+slip)(1+comm)`` for buys (shrunk
@@ -19,7 +19,7 @@ Rules (docs/environment.md, "Positions and sizing" and "Cost model"):
   whole holding never exceeds the fractional one in absolute value.
 * **fill and costs** (:func:`fill_price_and_costs`): fill = ``ref·(1 ± slip)`` against the
   trader, commission = ``|Δ|·fill·comm``, slippage cost = ``|Δ|·ref·slip``.
-* **cash and mark** (:func:`cash_after_fill`, :func:`mark`): ``cash − Δ·fill − commission`` at
+* **cash and mark** (:func:`settle`; :func:`mark` for a bar without a fill): ``cash − Δ·fill − commission`` at
   the fill; at the mark a short pays ``borrow = max(−shares, 0)·close·borrow_rate``, then
   ``cash − borrow`` and ``equity = cash + shares·close``. Float64, in this order: a ledger
   that replays these operations in the same order (:func:`cash_after_fill`,
@@ -34,16 +34,11 @@ the same numbers whatever the shape around it (tests/env/test_execution.py check
 tensors against scalars bit for bit). :class:`ExecutionRules` holds the rates as floats;
 per-asset costs are (N,) tensors in the same fields (they broadcast over (B, N)).
 
-What the N-asset caller (:class:`.portfolio.PortfolioCore`) adds on top:
-
-* the account's equity is shared by its N assets, so the post-cost equity that every target
-  weight refers to is solved jointly (``PortfolioCore.size_orders``: one monotone scalar
-  equation in the post-cost equity around the kernel's per-asset costs); long-only targets
-  with ``Σ p_i ≤ 1`` then never borrow;
-* cash settles once per account (``PortfolioCore._settle``): ``cash − Σ_i (Δ_i·fill_i +
-  commission_i) − Σ_i borrow_i``, summed over the asset axis in a fixed order so that runs
-  reproduce, and ``equity = cash + Σ_i shares_i·close_i``;
-* the observation holds one feature window and the current weight per asset.
+Settlement (:func:`settle`) is written once for every caller and every N: the batched cores
+(N = 1 and N assets), the paper accounts. An account's equity is shared by its N assets, so the
+N-asset core solves the post-cost equity every target weight refers to jointly
+(``PortfolioCore.size_orders``, around the kernel's per-asset costs) and then settles here;
+at N = 1 :func:`execute_order` is that solve in closed form.
 """
 
 from __future__ import annotations
@@ -144,11 +139,6 @@ def execute_order(xp, rules: ExecutionRules, target, cash, shares, ref, trade=No
     return delta, fill, commission, slippage
 
 
-def order_quantity(xp, rules: ExecutionRules, target, cash, shares, ref, trade=None):
-    """The traded quantity of :func:`execute_order` alone."""
-    return execute_order(xp, rules, target, cash, shares, ref, trade)[0]
-
-
 def fill_price_and_costs(xp, rules: ExecutionRules, ref, delta, side=None):
     """``(fill_price, commission, slippage_cost)`` of trading ``delta`` shares (> 0 buy) at
     ``ref``: fill ``ref * (1 + slip * side)``, commission ``|delta| * fill * comm``, slippage
@@ -179,6 +169,49 @@ def mark(xp, rules: ExecutionRules, cash, shares, close):
     borrow = xp.clip(-shares, 0.0, None) * close * rules.borrow
     cash = cash - borrow
     return borrow, cash, cash + shares * close
+
+
+def settle(xp, rules: ExecutionRules, cash, shares, delta, fill, commission, close) -> tuple:
+    """Settle one bar: pay for the fills, then mark at ``close`` (the settlement order, written once).
+
+    Returns ``(shares, value, borrow, cash, equity, commission)``: the holdings after the fill
+    (shaped like ``shares``), ``shares * close`` per asset (the marked positions), then per
+    account the borrow paid at the mark, the cash after the fill and the borrow, the equity
+    ``cash + Σ value`` and the commission paid ``Σ commission``.
+
+    ``shares``, ``delta`` (traded shares, > 0 bought), ``fill`` (fill prices), ``commission``
+    and ``close`` are per asset: (B, N) tensors with ``cash`` (B,), or, for one asset, shaped
+    like ``cash`` ((B,) lanes, or Python floats on the scalar back end; ``cash`` a float means one
+    asset). In this order, float64:
+
+    1. ``cash − Σ_i Δ_i·fill_i − Σ_i commission_i`` (:func:`cash_after_fill`);
+    2. shares ``+ Δ``; each short pays ``borrow_i = max(−shares_i, 0)·close_i·borrow_rate``;
+    3. ``cash − Σ_i borrow_i`` (:func:`cash_after_borrow`);
+    4. ``equity = cash + Σ_i shares_i·close_i``.
+
+    Each Σ runs over the asset axis (the last one) in ticker order, so runs reproduce bit for
+    bit; with one asset there is no sum and the operations are the single-asset ledger's. With a
+    zero borrow rate the borrow is exactly 0 and is not computed.
+    """
+    sh_new = shares + delta
+    if isinstance(cash, float) or shares.ndim == cash.ndim:  # one asset: no sums
+        cash_filled = cash - delta * fill - commission
+        if rules.borrow > 0.0:
+            borrow = xp.clip(-sh_new, 0.0, None) * close * rules.borrow
+            cash_new = cash_filled - borrow
+        else:  # max(-shares, 0) * close * 0 is exactly 0
+            borrow, cash_new = xp.zeros_like(cash), cash_filled
+        value = sh_new * close
+        return sh_new, value, borrow, cash_new, cash_new + value, commission
+    commission_total = commission.sum(-1)
+    cash_filled = cash - (delta * fill).sum(-1) - commission_total
+    if rules.borrow > 0.0:
+        borrow = (xp.clip(-sh_new, 0.0, None) * close * rules.borrow).sum(-1)
+        cash_new = cash_filled - borrow
+    else:
+        borrow, cash_new = xp.zeros_like(cash), cash_filled
+    value = sh_new * close
+    return sh_new, value, borrow, cash_new, cash_new + value.sum(-1), commission_total
 
 
 # ---------------------------------------------------------------------------------------
@@ -222,13 +255,3 @@ def fill_and_costs(
     """
     rules = ExecutionRules.from_bps(commission_bps, slippage_bps)
     return fill_price_and_costs(SCALAR, rules, float(open_price), float(delta_shares))
-
-
-def update_entry_and_bars(
-    shares: float, delta: float, fill: float, entry: float, bars_held: float
-) -> tuple[float, float]:
-    """Entry price and bars held of :func:`position_after` for one account as plain floats."""
-    _, entry, bars_held = position_after(
-        SCALAR, float(shares), float(delta), float(fill), float(entry), float(bars_held)
-    )
-    return entry, bars_held

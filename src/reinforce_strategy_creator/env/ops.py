@@ -1,7 +1,7 @@
 """Array-ops back ends shared by the execution kernel, the batched core and the paper broker.
 
 The trading rules (`execution.py`, `observation.py`) are written once against a tiny
-array API (``where, log, abs, sign, trunc, maximum, clip, logical_not`` and the constants
+array API (``where, log, abs, sign, trunc, maximum, clip, logical_not, zeros_like`` and the constants
 ``zero, one, nan``) and run on either back end:
 
 * `TorchOps` (:mod:`.torch_ops`) — arrays are torch tensors on any device: (B,) lanes in the
@@ -67,6 +67,10 @@ class ScalarOps:
     @staticmethod
     def logical_not(x):
         return not x
+
+    @staticmethod
+    def zeros_like(x):
+        return 0.0
 
     def data(self, x: np.ndarray, kind: str):
         if kind == "f32":  # the windows table: keep numpy, a row gather is one copy

@@ -6,22 +6,26 @@ in each asset after the fill); cash is the rest, ``1 - sum(w)``. Long-only by de
 ``sum(|w|) <= gross_leverage``. Layout, costs, band and timing: docs/portfolio_env.md.
 
 Timing (no look-ahead): the decision at bar t sees features up to row t and closes up to t;
-orders fill at ``close[t+1]`` (the next bar's close: the panel is close-only), slippage
+orders fill at the next bar's close (``fill_price="next_close"``) or, where the panel has
+opens, its open (``fill_price="next_open"``; a close-only panel fills at closes), slippage
 against the trader, commission on traded notional; the mark is at ``close[t+1]`` where shorts
-pay borrow; reward = ``log(equity[t+1] / equity[t])`` net of all costs.
+pay borrow; the reward (``config.reward``, :func:`.engine.reward_step`) is a function of
+``equity[t] -> equity[t+1]`` net of all costs.
 
-Execution goes through the one kernel (`execution.py`, the same functions the single-asset
-core and the paper broker call) on (B, N) tensors: ``fill_price_and_costs`` (fill price,
-commission, slippage cost per asset), ``cash_after_fill`` (summed over the asset axis in a
-fixed order), ``mark`` (borrow and equity). What the kernel leaves to an N-asset caller (its
-docstring) is done here: the post-cost equity ``E`` shared by the N assets is solved jointly
+This core is the account engine (:class:`.engine.AccountEngine`: episode starts, lane state,
+rewards, auto-reset) at N >= 1. Execution goes through the one kernel (`execution.py`, the
+same functions the single-asset core and the paper broker call) on (B, N) tensors:
+``fill_price_and_costs`` (fill price, commission, slippage cost per asset) and ``settle``
+(cash, borrow and equity; the asset axis summed in a fixed order). What the kernel leaves to
+an N-asset caller is done here: the post-cost equity ``E`` shared by the N assets is solved jointly
 (a contraction ``E = E0 - costs(E) - borrow(E)``, solved to float precision by `_solve` /
 `_iterate` (closed form per account around one (B, N) term, a Newton or Aitken jump, the plain
 iteration's stopping rule), then shrunk by a relative 1e-12 so float rounding never overdraws
-cash), and each traded asset ends at ``w_i * E / close[t+1]`` shares.
+cash), and each traded asset ends at ``w_i * E / ref[t+1]`` shares (whole shares: truncated
+toward zero).
 
 No-trade band: an asset whose ``|w_i - current_i| < band`` (current weight just before the
-fill, at ``close[t+1]``) is not traded and keeps its shares; if the kept assets plus the
+fill, at the fill reference price) is not traded and keeps its shares; if the kept assets plus the
 traded targets would break the bound (``sum <= 1`` long-only, gross ``<= gross_leverage``),
 the traded targets are scaled down together; if the book after costs and borrow would still break
 the bound (the kept weights grow as costs shrink the equity), that lane ignores the band on that
@@ -36,7 +40,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -44,9 +49,9 @@ import torch
 from ..errors import InputError
 from ..params.portfolio import portfolio_account_problem
 from . import execution as ex
+from .engine import EQUITY_FLOOR, REWARDS, AccountEngine, reward_step
 from .torch_ops import TorchOps
 
-_EQUITY_FLOOR = 1e-12  # fraction of initial capital used inside log() once bankrupt
 _SOLVE_SHRINK = 1e-12  # the solved post-cost equity is shrunk by this (relative): never overdraw
 _WEIGHT_TOL = 1e-9  # sum / gross of the weights may exceed its bound by this much (then rescaled)
 _SOLVE_TOL = 1e-15  # the joint sizing stops once a step moves the equity by <= this (relative to E0)
@@ -55,6 +60,20 @@ _SOLVE_MAX_ITER = 100
 
 class PortfolioInputError(InputError):
     """Bad portfolio input (prices, features, parameters or target weights); names what and fixes."""
+
+
+#: the fields `params.portfolio.portfolio_account_problem` checks (the rest are checked here)
+_ACCOUNT_FIELDS = (
+    "window",
+    "episode_length",
+    "initial_capital",
+    "commission_bps",
+    "slippage_bps",
+    "borrow_bps_per_bar",
+    "long_only",
+    "gross_leverage",
+    "band",
+)
 
 
 @dataclass(frozen=True)
@@ -71,17 +90,39 @@ class PortfolioConfig:
     gross_leverage: float = 1.0
     band: float = 0.0
     device: str = "cpu"
+    fill_price: str = "next_close"
+    """``next_close`` or ``next_open`` (the next bar's open where the panel has opens; a close-only
+    panel fills at closes)."""
+    granularity: str = "fractional"
+    """``fractional`` shares, or ``whole`` (each resulting holding truncated toward zero)."""
+    reward: str = "log_return"
+    """``log_return`` | ``differential_sharpe`` | ``drawdown_penalised`` (as ``EnvConfig.reward``)."""
+    dsr_eta: float = 0.01
+    drawdown_lambda: float = 1.0
 
     def __post_init__(self) -> None:
-        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "device"}
-        broken = portfolio_account_problem(**settings)
-        if broken is not None:
-            name, why = broken
+        def bad(name, why):
             raise PortfolioInputError(f"portfolio parameter {name}={getattr(self, name)!r}: {why}")
+
+        broken = portfolio_account_problem(**{name: getattr(self, name) for name in _ACCOUNT_FIELDS})
+        if broken is not None:
+            bad(*broken)
+        if self.fill_price not in ("next_close", "next_open"):
+            bad("fill_price", "must be 'next_close' or 'next_open'")
+        if self.granularity not in ex.GRANULARITIES:
+            bad("granularity", f"must be one of {list(ex.GRANULARITIES)}")
+        if self.reward not in REWARDS:
+            bad("reward", f"must be one of {list(REWARDS)}")
+        if not (math.isfinite(self.dsr_eta) and 0.0 < self.dsr_eta < 1.0):
+            bad("dsr_eta", "must be in (0, 1): the decay of the differential Sharpe moments")
+        if not (math.isfinite(self.drawdown_lambda) and self.drawdown_lambda >= 0.0):
+            bad("drawdown_lambda", "must be >= 0: the penalty per unit increase of drawdown")
 
     @property
     def rules(self) -> ex.ExecutionRules:
-        return ex.ExecutionRules.from_bps(self.commission_bps, self.slippage_bps, self.borrow_bps_per_bar)
+        return ex.ExecutionRules.from_bps(
+            self.commission_bps, self.slippage_bps, self.borrow_bps_per_bar, self.granularity
+        )
 
 
 def _check_panel(close: np.ndarray, features: np.ndarray, tickers: Sequence[str]) -> np.ndarray:
@@ -115,8 +156,9 @@ def _check_panel(close: np.ndarray, features: np.ndarray, tickers: Sequence[str]
     return finite
 
 
-class PortfolioCore:
-    """B accounts over N assets; see the module docstring and docs/portfolio_env.md.
+class PortfolioCore(AccountEngine):
+    """B accounts over N assets (the engine with joint sizing); see the module docstring and
+    docs/portfolio_env.md.
 
     Parameters
     ----------
@@ -125,7 +167,21 @@ class PortfolioCore:
         only use data up to bar t. NaN (not listed yet) is shown as 0 in the observation.
     tickers : the N names (used in error messages).
     num_envs, seed, autoreset : as `BatchedTradingCore`.
+    opens : (T, N) opens (real traded prices), or None for a close-only panel. With
+        ``config.fill_price == "next_open"`` orders fill at the next bar's open; without opens
+        they fill at the next close.
     """
+
+    InputError = PortfolioInputError
+    LANE_STATE = {
+        "cash": "cap",
+        "shares": (0.0, "asset"),
+        "equity": "cap",
+        "peak": "cap",
+        "dd": 0.0,
+        "dsr_a": 0.0,
+        "dsr_b": 0.0,
+    }
 
     def __init__(
         self,
@@ -138,6 +194,7 @@ class PortfolioCore:
         *,
         autoreset: bool = True,
         dates=None,
+        opens=None,
     ) -> None:
         self.config = config = config or PortfolioConfig()
         if not isinstance(num_envs, int) or num_envs < 1:
@@ -148,17 +205,6 @@ class PortfolioCore:
         tradable = _check_panel(close, features, self.tickers)
         T, N = close.shape
         W = config.window
-        if T - W < 1:
-            raise PortfolioInputError(
-                f"the panel has {T} bars but portfolio window={W} needs at least {W + 1}; "
-                "use a longer period or a smaller window"
-            )
-        self.episode_length = config.episode_length
-        if self.episode_length is not None and self.episode_length > T - W:
-            raise PortfolioInputError(
-                f"portfolio parameter episode_length={self.episode_length} is longer than the {T - W} "
-                f"steps {T} bars allow with window {W}; shorten it or use None (full period)"
-            )
         self.num_envs, self.n_assets, self.n_bars, self.autoreset = num_envs, N, T, autoreset
         self.dates = dates
         self.device = torch.device(config.device)
@@ -175,6 +221,25 @@ class PortfolioCore:
         )
         self.tradable = torch.as_tensor(np.ascontiguousarray(tradable), device=dev)
         self._untradable = (~self.tradable).to(torch.float64)  # 1.0 where not listed yet
+        # the price an order decided at bar t fills at on bar t+1 (before slippage)
+        self.fill_ref = self.close
+        if opens is not None and config.fill_price == "next_open":
+            opens = np.asarray(opens, dtype=np.float64)
+            if opens.shape != close.shape:
+                raise PortfolioInputError(
+                    f"opens must have the closes' shape {close.shape}, got {opens.shape}"
+                )
+            bad = tradable & ~(np.isfinite(opens) & (opens > 0))
+            if bad.any():
+                r, j = np.argwhere(bad)[0]
+                raise PortfolioInputError(
+                    f"ticker {self.tickers[j]!r} has no usable open at row {r} (got {opens[r, j]!r}) "
+                    "where it has a close; fill_price='next_open' needs a positive open on every traded bar"
+                )
+            self.fill_ref = torch.as_tensor(
+                np.ascontiguousarray(np.where(tradable, opens, 1.0)), dtype=torch.float64, device=dev
+            )
+        self.fills_at_open = self.fill_ref is not self.close
         self._late = not bool(tradable.all())  # some ticker lists after the panel's first bar
         # (T, obs_dim) float32 observation rows: the feature windows, zeros where observe() writes
         # the weights and cash weight, then the tradable flags; one gather builds an observation
@@ -182,15 +247,27 @@ class PortfolioCore:
         table[:, : self.feature_dim] = _windows(features, W)
         table[:, self.feature_dim + N + 1 :] = tradable
         self._obs_table = torch.as_tensor(table, device=dev)
-        self.lo_start, self.last_bar = W - 1, T - 1
-        self.hi_start = (T - 1 - self.episode_length) if self.episode_length is not None else W - 1
-        self.max_steps = self.episode_length if self.episode_length is not None else T
         self.cap = float(config.initial_capital)
         self.rules = config.rules
         self.bound = 1.0 if config.long_only else float(config.gross_leverage)
+        self._reward = partial(
+            reward_step,
+            self.xp,
+            config.reward,
+            config.dsr_eta,
+            config.drawdown_lambda,
+            self.cap * EQUITY_FLOOR,
+        )
         self._solver_constants()
-        self.generator = torch.Generator()
-        self.seed(seed)
+        self._init_lanes(
+            num_envs=num_envs,
+            window=W,
+            n_bars=T,
+            episode_length=config.episode_length,
+            seed=seed,
+            reward=config.reward,
+            what=("panel", "portfolio "),
+        )
         self._ready = False
 
     def _solver_constants(self) -> None:
@@ -223,56 +300,14 @@ class PortfolioCore:
         self._check_from = 3 if self._min_iter > 3 else self._min_iter
 
     # ------------------------------------------------------------------ reset
-    def seed(self, seed: int | None) -> None:
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2**63))
-        self.generator.manual_seed(int(seed))
-
-    def _draw_starts(self) -> torch.Tensor:
-        if self.hi_start <= self.lo_start:
-            return torch.full((self.num_envs,), self.lo_start, dtype=torch.int64, device=self.device)
-        s = torch.randint(self.lo_start, self.hi_start + 1, (self.num_envs,), generator=self.generator)
-        return s.to(self.device)
-
-    def _check_starts(self, starts) -> torch.Tensor:
-        arr = np.asarray(
-            starts.detach().cpu() if isinstance(starts, torch.Tensor) else starts, dtype=np.int64
-        )
-        if arr.ndim == 0:
-            arr = np.full(self.num_envs, int(arr))
-        if arr.shape != (self.num_envs,):
-            raise PortfolioInputError(
-                f"starts must be an int or have shape ({self.num_envs},), got {arr.shape}"
-            )
-        bad = (arr < self.lo_start) | (arr > self.last_bar - 1)
-        if bad.any():
-            raise PortfolioInputError(
-                f"start bar {int(arr[bad][0])} is outside [{self.lo_start}, {self.last_bar - 1}] "
-                f"(window {self.config.window}, {self.n_bars} bars)"
-            )
-        return torch.as_tensor(arr, device=self.device)
-
     def reset(self, starts=None, seed: int | None = None) -> torch.Tensor:
         """Reset every lane (all cash); `starts` (int or (B,)) fixes the first decision bars."""
         if seed is not None:
             self.seed(seed)
-        B, N, dev = self.num_envs, self.n_assets, self.device
         self.t = self._draw_starts() if starts is None else self._check_starts(starts)
-        self.steps = torch.zeros(B, dtype=torch.int64, device=dev)
-        self.cash = torch.full((B,), self.cap, dtype=torch.float64, device=dev)
-        self.shares = torch.zeros((B, N), dtype=torch.float64, device=dev)
-        self.equity = torch.full((B,), self.cap, dtype=torch.float64, device=dev)
-        self.active = torch.ones(B, dtype=torch.bool, device=dev)
-        self._all_active = True  # no lane frozen (autoreset=False): skips the frozen-lane masking
+        self._reset_state()
         self._ready = True
         return self.observe()
-
-    def _reset_lanes(self, mask: torch.Tensor) -> None:
-        self.t = torch.where(mask, self._draw_starts(), self.t)
-        self.steps = torch.where(mask, 0, self.steps)
-        self.cash = torch.where(mask, self.cap, self.cash)
-        self.shares = torch.where(mask[:, None], 0.0, self.shares)
-        self.equity = torch.where(mask, self.cap, self.equity)
 
     # ------------------------------------------------------------------ observation
     @property
@@ -514,13 +549,9 @@ class PortfolioCore:
     def _breaks_bound(self, delta, cash, sh, c):
         """(B,) bool: the book after filling ``delta`` at ``c`` (costs and borrow paid) has
         ``sum(w) > 1`` (long-only) or ``sum(|w|) > gross_leverage``, beyond float rounding."""
-        xp, rules = self.xp, self.rules
-        fill, commission, _ = ex.fill_price_and_costs(xp, rules, c, delta)
-        cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission.sum(1))
-        sh_new = sh + delta
-        borrow_n, _, _ = ex.mark(xp, rules, torch.zeros_like(sh_new), sh_new, c)
-        cash_new = ex.cash_after_borrow(cash_filled, borrow_n.sum(1))
-        wt = sh_new * c / (cash_new + (sh_new * c).sum(1))[:, None]
+        fill, commission, _ = ex.fill_price_and_costs(self.xp, self.rules, c, delta)
+        _, value, _, _, equity, _ = ex.settle(self.xp, self.rules, cash, sh, delta, fill, commission, c)
+        wt = value / equity[:, None]
         total = wt.sum(1) if self.config.long_only else wt.abs().sum(1)
         return total > self.bound * (1.0 + 1e-9)
 
@@ -539,17 +570,17 @@ class PortfolioCore:
         return hold, weights
 
     def _order_book(self, w, w_total, hold):
-        """(bar t+1, close[t+1] (B, N), traded shares (B, N), band_off lanes or None) for target
-        weights ``w`` (validated; ``w_total`` their sum or gross), filled at close[t+1]."""
+        """(bar t+1, close[t+1] (B, N), fill reference (B, N), traded shares (B, N), band_off
+        lanes or None) for target weights ``w`` (validated; ``w_total`` their sum or gross),
+        filled at the next bar's reference price (its close, or its open: ``fill_price``)."""
         t1 = torch.clamp(self.t + 1, max=self.last_bar)
-        c = self.close.index_select(0, t1)  # (B, N) fill reference and mark: close[t+1]
-        cash, sh = self.cash, self.shares
-        v = sh * c
-        v_total = v.sum(1)
-        e0 = cash + v_total
-        cur_w = v / e0[:, None]  # weights just before the fill
-        delta, band_off = self._orders(w, w_total, cur_w, v, v_total, e0, cash, sh, c, hold)
-        return t1, c, delta, band_off
+        c = self.close.index_select(0, t1)  # (B, N) the mark: close[t+1]
+        ref = self.fill_ref.index_select(0, t1) if self.fills_at_open else c
+        sh = self.shares
+        delta, band_off = self._size(w, w_total, self.cash, sh, ref, hold)
+        if self.rules.granularity == "whole":  # the kernel's rule: holdings truncated toward zero
+            delta = torch.trunc(sh + delta).sub_(sh)
+        return t1, c, ref, delta, band_off
 
     def set_untradable(self, columns) -> None:
         """Mark whole ticker columns (bool mask (N,)) not tradable on every bar, in the weight checks
@@ -573,27 +604,16 @@ class PortfolioCore:
         book, e.g. the paper account (deployment/portfolio_account.py)."""
         w = torch.as_tensor(weights, dtype=torch.float64).to(self.device)
         w_total = w.sum(1) if self.config.long_only else w.abs().sum(1)
-        v = shares * close
-        v_total = v.sum(1)
-        e0 = cash + v_total
-        cur_w = v / e0[:, None]
-        delta, band_off = self._orders(w, w_total, cur_w, v, v_total, e0, cash, shares, close, hold)
+        delta, band_off = self._size(w, w_total, cash, shares, close, hold)
         return delta, torch.zeros_like(cash, dtype=torch.bool) if band_off is None else band_off
 
-    def _settle(self, cash, sh, delta, fill, commission_t, c):
-        """(new shares, borrow, cash, values, equity) after the fill and the mark at ``c``; the
-        account settles once: the per-asset payments summed over the asset axis (fixed order)."""
-        xp, rules = self.xp, self.rules
-        cash_filled = ex.cash_after_fill(cash, (delta * fill).sum(1), 1.0, commission_t)
-        sh_new = sh + delta
-        if rules.borrow > 0.0:
-            borrow_n, _, _ = ex.mark(xp, rules, torch.zeros_like(sh_new), sh_new, c)
-            borrow = borrow_n.sum(1)
-        else:  # the kernel's charge max(-shares, 0) * close * 0 is exactly 0: not computed
-            borrow = torch.zeros_like(cash)
-        cash_new = ex.cash_after_borrow(cash_filled, borrow)
-        val = sh_new * c
-        return sh_new, borrow, cash_new, val, cash_new + val.sum(1)
+    def _size(self, w, w_total, cash, sh, ref, hold):
+        """`_orders` for the book (cash, shares) at the fill reference ``ref``: the values, the
+        equity before the fill and the weights just before it."""
+        v = sh * ref
+        v_total = v.sum(1)
+        e0 = cash + v_total
+        return self._orders(w, w_total, v / e0[:, None], v, v_total, e0, cash, sh, ref, hold)
 
     def step(self, weights, hold=None):
         """Advance every lane one bar to `weights` ((B, N)). Returns (obs, reward, terminated,
@@ -606,12 +626,17 @@ class PortfolioCore:
         if not self._ready:
             raise RuntimeError("call reset() before step()")
         hold, weights = self._hold(hold, weights)
-        t1, c, delta, band_off = self._order_book(*self._check(weights), hold)
+        t1, c, ref, delta, band_off = self._order_book(*self._check(weights), hold)
         cash, sh, prev = self.cash, self.shares, self.equity
-        fill, commission, slippage = ex.fill_price_and_costs(self.xp, self.rules, c, delta)
-        commission_t, slippage_t = commission.sum(1), slippage.sum(1)
-        sh_new, borrow, cash_new, val, equity = self._settle(cash, sh, delta, fill, commission_t, c)
-        reward = torch.clamp(equity, min=self.cap * _EQUITY_FLOOR).div_(prev).log_()
+        xp = self.xp
+        fill, commission, slippage = ex.fill_price_and_costs(xp, self.rules, ref, delta)
+        sh_new, val, borrow, cash_new, equity, commission_t = ex.settle(
+            xp, self.rules, cash, sh, delta, fill, commission, c
+        )
+        slippage_t = slippage.sum(1)
+        reward, peak, dd, dsr_a, dsr_b = self._reward(
+            equity, prev, self.peak, self.dd, self.dsr_a, self.dsr_b
+        )
         steps = self.steps + 1
         terminated = equity <= 0.0
         truncated = ~terminated & ((steps >= self.max_steps) | (t1 >= self.last_bar))
@@ -621,6 +646,8 @@ class PortfolioCore:
             t1, steps = torch.where(act, t1, self.t), torch.where(act, steps, self.steps)
             cash_new, equity = torch.where(act, cash_new, cash), torch.where(act, equity, prev)
             sh_new = torch.where(act[:, None], sh_new, sh)
+            peak, dd = torch.where(act, peak, self.peak), torch.where(act, dd, self.dd)
+            dsr_a, dsr_b = torch.where(act, dsr_a, self.dsr_a), torch.where(act, dsr_b, self.dsr_b)
             zero1 = lambda x: torch.where(act, x, 0.0)  # noqa: E731
             zero2 = lambda x: torch.where(act[:, None], x, 0.0)  # noqa: E731
             reward, borrow = zero1(reward), zero1(borrow)
@@ -628,8 +655,10 @@ class PortfolioCore:
             commission_t, slippage_t = commission.sum(1), slippage.sum(1)
             terminated, truncated = terminated & act, truncated & act
             c = self.close.index_select(0, t1)
+            ref = self.fill_ref.index_select(0, t1) if self.fills_at_open else c
             val = sh_new * c
         self.t, self.steps, self.cash, self.shares, self.equity = t1, steps, cash_new, sh_new, equity
+        self.peak, self.dd, self.dsr_a, self.dsr_b = peak, dd, dsr_a, dsr_b
         if band_off is None:
             band_off = torch.zeros_like(cash, dtype=torch.bool)
         elif not all_active:
@@ -646,21 +675,14 @@ class PortfolioCore:
             "slippage": slippage_t,
             "borrow": borrow,
             "cost": commission_t + slippage_t + borrow,
-            "turnover": delta.abs().mul_(c).sum(1),
+            "turnover": delta.abs().mul_(ref).sum(1),
             "bar": t1,
             "band_off": band_off,
         }
         obs = self.observe(weights_now)  # the weights at close[t1] are the info's
         done = terminated | truncated
         if bool(done.any()):
-            if self.autoreset:
-                info["final_obs"] = obs
-                info["done"] = done
-                self._reset_lanes(done)
-                obs = self.observe()
-            else:
-                self.active = self.active & ~done
-                self._all_active = False
+            obs = self._finish(obs, done, info)
         return obs, reward, terminated, truncated, info
 
 

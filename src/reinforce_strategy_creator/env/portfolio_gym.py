@@ -1,4 +1,4 @@
-"""Gymnasium facades over `PortfolioCore` (docs/portfolio_env.md).
+"""Gymnasium facades over `PortfolioCore` (docs/portfolio_env.md); ``opens`` as `PortfolioCore`'s.
 
 * `PortfolioEnv` — one account, a `gymnasium.Env` (passes gymnasium's and stable-baselines3's
   `check_env`). No auto-reset: after ``terminated or truncated`` call ``reset()``.
@@ -67,9 +67,11 @@ class PortfolioEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, close, features, tickers, config: PortfolioConfig | None = None, seed=None):
+    def __init__(
+        self, close, features, tickers, config: PortfolioConfig | None = None, seed=None, opens=None
+    ):
         super().__init__()
-        self.core = PortfolioCore(close, features, tickers, config, 1, seed, autoreset=False)
+        self.core = PortfolioCore(close, features, tickers, config, 1, seed, autoreset=False, opens=opens)
         self.observation_space, self.action_space = _spaces(self.core)
         self._done = True
 
@@ -96,9 +98,18 @@ class PortfolioVectorEnv(VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(
-        self, close, features, tickers, config: PortfolioConfig | None = None, num_envs: int = 1, seed=None
+        self,
+        close,
+        features,
+        tickers,
+        config: PortfolioConfig | None = None,
+        num_envs: int = 1,
+        seed=None,
+        opens=None,
     ):
-        self.core = PortfolioCore(close, features, tickers, config, num_envs, seed, autoreset=True)
+        self.core = PortfolioCore(
+            close, features, tickers, config, num_envs, seed, autoreset=True, opens=opens
+        )
         self.num_envs = num_envs
         self.single_observation_space, self.single_action_space = _spaces(self.core)
         self.observation_space = batch_space(self.single_observation_space, num_envs)

@@ -21,6 +21,7 @@ class TorchOps:
         self.device = torch.device(device)
         self.where, self.log, self.abs, self.sign = torch.where, torch.log, torch.abs, torch.sign
         self.trunc, self.maximum, self.logical_not = torch.trunc, torch.maximum, torch.logical_not
+        self.zeros_like = torch.zeros_like
         self._dtypes = {"f64": torch.float64, "f32": torch.float32, "i64": torch.int64, "bool": torch.bool}
         # 0-d float64 constants: torch.where(c, 0.0, x) re-wraps the scalar on every call
         # (and torch.where(c, 1.0, 2.0) would be float32).
