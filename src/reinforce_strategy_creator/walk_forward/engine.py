@@ -195,7 +195,7 @@ def train_folds(
             [training.plan(agent) for agent in agents],
             executor,
             feature_spec=fe.features.to_params(),
-            label=f"{', '.join(todo)} training",
+            label=f"{next(iter(todo))} training" if len(todo) == 1 else f"{len(todo)} folds training",
         )
         for name, by_agent in trained.items():
             for agent in agents:
