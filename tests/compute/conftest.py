@@ -50,7 +50,8 @@ def dask_cluster(tmp_path_factory) -> str:
     sched_file = tmp / "scheduler.json"
     env = {
         **os.environ,
-        "PYTHONPATH": str(PROJECT_ROOT),
+        # this checkout's package first (an editable install may point at another checkout)
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / "src"), str(PROJECT_ROOT)]),
         "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "2",
     }
     log = open(tmp / "cluster.log", "w")  # noqa: SIM115 - closed at teardown
