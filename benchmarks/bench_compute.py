@@ -38,7 +38,7 @@ import torch  # noqa: E402
 from reinforce_strategy_creator.compute import open_executor  # noqa: E402
 from reinforce_strategy_creator.env import EnvConfig  # noqa: E402
 from reinforce_strategy_creator.params.training import plan_agent  # noqa: E402
-from reinforce_strategy_creator.training import seed_job_payloads, train_seeds_job  # noqa: E402
+from reinforce_strategy_creator.training import TABLE, seed_job_payloads, train_seeds_job  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data/01_raw/sp500_daily_1999_2018.csv"
@@ -66,7 +66,7 @@ def cpu_timed(payload, shared):
     return {**out, "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - t0}
 
 
-def tables(n_train: int = 500, n_val: int = 200) -> dict[str, pd.DataFrame]:
+def tables(n_train: int = 500, n_val: int = 200) -> dict[str, dict[str, pd.DataFrame]]:
     """Three causal features of the real S&P 500 closes, scaled on the training rows."""
     raw = pd.read_csv(RAW)
     idx = pd.DatetimeIndex(pd.to_datetime(raw["Date"], format="%m/%d/%Y"), name="date")
@@ -88,7 +88,7 @@ def tables(n_train: int = 500, n_val: int = 200) -> dict[str, pd.DataFrame]:
         mu, sd = train[col].mean(), train[col].std(ddof=0)
         for t in (train, val):
             t[col] = ((t[col] - mu) / sd).astype(np.float32)
-    return {"train": train, "validation": val}
+    return {TABLE: {"train": train, "validation": val}}
 
 
 def training_payloads(n_jobs: int, steps: int) -> list[dict]:
@@ -103,7 +103,7 @@ def comparable(results: list[dict]) -> list:
             r["steps"],
             [
                 (s["state_dict"], s["score"], s["history"].drop(columns=["steps_per_s"]).to_json())
-                for s in r["seeds"].values()
+                for s in r["members"]
             ],
         )
         for r in results

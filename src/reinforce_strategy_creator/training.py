@@ -39,13 +39,16 @@ __all__ = [
     "AgentPlan",
     "TrainingCommon",
     "TrainingConfigError",
+    "TABLE",
     "TrainingParams",
+    "TrainingTables",
     "data_fingerprint",
     "plan_agent",
     "scaler_sha256",
     "seed_job_payloads",
     "train_agent",
     "train_agents",
+    "train_on_tables",
     "train_seeds_job",
     "validation_sharpe",
 ]
@@ -190,6 +193,21 @@ def train_agent(
 
 
 # --------------------------------------------------------------------------- jobs
+#: the table name of a single split's jobs (a walk-forward names each fold's tables after the fold)
+TABLE = "model_input"
+
+
+@dataclass(frozen=True)
+class TrainingTables:
+    """One training set: the TRAIN and VALIDATION tables, the scaler they were scaled with and the
+    ``validation_history`` rows at the head of VALIDATION that are history only."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    feature_scaler: Mapping[str, Any]
+    validation_history: int = 0
+
+
 def seed_job_payloads(
     plan: AgentPlan,
     environment: EnvConfig,
@@ -197,13 +215,16 @@ def seed_job_payloads(
     threads: int,
     seeds: Sequence[int] | None = None,
     progress: bool = True,
+    tables: Sequence[str] = (TABLE,),
 ) -> list[dict[str, Any]]:
-    """The payloads of :func:`train_seeds_job` for ``plan``, plain data only: one job holding every
-    seed when they train as one population (:func:`trains_as_population`), else one job per seed.
+    """The payloads of :func:`train_seeds_job` for ``plan``, plain data only: its members are
+    ``tables`` x ``seeds`` (table by table, so that the seeds of one table step one fused env).
+    When the seeds train as one population (:func:`trains_as_population`) ONE job holds every
+    member, the seeds of every table (e.g. walk-forward folds x seeds); else each member is a job.
 
-    A job's ``seeds`` tuple is what it trains and returns per seed. ``progress=False``
-    turns the per-seed progress bar off (worker processes would interleave theirs; the driver
-    shows the jobs' progress instead); it changes no result."""
+    A job's ``members`` (``[table, seed]`` pairs) are what it trains and returns, in order.
+    ``progress=False`` turns the progress bar off (worker processes would interleave theirs; the
+    driver shows the jobs' progress instead); it changes no result."""
     common, block = plan.settings.to_params(), plan.to_params()
     if not progress:
         common["progress"] = False
@@ -211,7 +232,8 @@ def seed_job_payloads(
             block["progress"] = False
     env = environment.replace(device=device.type).to_params()
     seeds = tuple(int(seed) for seed in (plan.settings.seeds if seeds is None else seeds))
-    groups = [seeds] if trains_as_population(plan, seeds) else [(seed,) for seed in seeds]
+    members = [(str(table), seed) for table in tables for seed in seeds]
+    groups = [members] if trains_as_population(plan, seeds) else [[m] for m in members]
     return [
         {
             "agent": plan.name,
@@ -220,57 +242,77 @@ def seed_job_payloads(
             "environment": env,
             "device": str(device),
             "threads": int(plan.settings.num_threads or threads),
-            "seeds": group,
+            "members": [list(m) for m in group],
         }
         for group in groups
     ]
 
 
-def train_seeds_job(payload: Mapping[str, Any], shared: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
-    """One job: train ``payload["seeds"]`` of one agent on ``shared["train"]``, each checkpoint scored
-    on ``shared["validation"]``. A pure function of its arguments (each seed seeds every RNG it
-    uses), run in whatever process the executor chose; plain data in and out.
+def train_seeds_job(
+    payload: Mapping[str, Any], shared: Mapping[str, Mapping[str, pd.DataFrame]]
+) -> dict[str, Any]:
+    """One job: train ``payload["members"]`` (``[table, seed]`` pairs) of one agent, each on
+    ``shared[table]["train"]`` with its checkpoints scored on ``shared[table]["validation"]``. A pure
+    function of its arguments (each member seeds every RNG it uses, and its result does not depend
+    on the other members), run in whatever process the executor chose; plain data in and out.
 
-    Returns ``{"agent", "policy_spec", "steps", "seeds": {seed: {"state_dict": safetensors bytes,
-    "keys": the state dict's key order, "history", "score", "steps"}}}``."""
+    Returns ``{"agent", "policy_spec", "steps", "members": [{"table", "seed", "state_dict":
+    safetensors bytes, "keys": the state dict's key order, "history", "score", "steps"}, ...]}``
+    in the order of ``payload["members"]``."""
     from safetensors.torch import save
 
     plan = plan_agent(payload["common"], payload["block"], payload["agent"])
     env_cfg = EnvConfig.parse(payload["environment"])
     device = torch.device(payload["device"])
-    train, validation = shared["train"], shared["validation"]
-    train_market = MarketArrays.from_frame(train, name="model_input_train")
-    val_market = MarketArrays.from_frame(validation, name="model_input_validation")
-    ppy = infer_periods_per_year(validation.index)
-
-    def score_fn(policy: nn.Module) -> float:
-        return validation_sharpe(policy, val_market, env_cfg, ppy)
-
-    out: dict[str, Any] = {"agent": plan.name, "seeds": {}, "steps": 0, "policy_spec": {}}
-    seeds = [int(seed) for seed in payload["seeds"]]
+    members = [(str(table), int(seed)) for table, seed in payload["members"]]
+    markets, scorers = {}, {}
+    for table in dict.fromkeys(t for t, _ in members):
+        train, validation = shared[table]["train"], shared[table]["validation"]
+        markets[table] = MarketArrays.from_frame(train, name=f"{table}_train")
+        scorers[table] = _validation_scorer(validation, env_cfg, f"{table}_validation")
+    out: dict[str, Any] = {"agent": plan.name, "members": [], "steps": 0, "policy_spec": {}}
     with _torch_threads(int(payload["threads"])):
-        results = _train_members(plan, train_market, env_cfg, device, seeds, score_fn)
-        for seed, res in zip(seeds, results):
+        results = _train_members(
+            plan, [(markets[t], seed, scorers[t]) for t, seed in members], env_cfg, device
+        )
+        for (table, seed), res in zip(members, results, strict=True):
             state = {k: v.detach().to("cpu").contiguous() for k, v in res.policy.state_dict().items()}
             h = res.history.copy()
             h.insert(0, "seed", np.int64(seed))
-            out["seeds"][int(seed)] = {
-                "state_dict": save(state),
-                "keys": list(state),
-                "history": h,
-                "score": float(res.best_score),
-                "steps": int(res.steps),
-            }
+            out["members"].append(
+                {
+                    "table": table,
+                    "seed": seed,
+                    "state_dict": save(state),
+                    "keys": list(state),
+                    "history": h,
+                    "score": float(res.best_score),
+                    "steps": int(res.steps),
+                }
+            )
             out["policy_spec"] = dict(res.policy.spec)
             out["steps"] += int(res.steps)
     return out
 
 
-def _runs_from_jobs(seeds: Sequence[int], results: Sequence[Mapping[str, Any]]) -> _SeedRuns:
-    """The per-seed results of an agent's jobs, in the order of its seeds."""
+def _validation_scorer(
+    validation: pd.DataFrame, env_cfg: EnvConfig, name: str
+) -> Callable[[nn.Module], float]:
+    """``score_fn(policy)``: :func:`validation_sharpe` over the VALIDATION table."""
+    market = MarketArrays.from_frame(validation, name=name)
+    ppy = infer_periods_per_year(validation.index)
+
+    def score_fn(policy: nn.Module) -> float:
+        return validation_sharpe(policy, market, env_cfg, ppy)
+
+    return score_fn
+
+
+def _runs_from_jobs(table: str, seeds: Sequence[int], results: Sequence[Mapping[str, Any]]) -> _SeedRuns:
+    """The per-seed results of ``table`` in an agent's jobs, in the order of its seeds."""
     from safetensors.torch import load
 
-    per_seed = {s: r for res in results for s, r in res["seeds"].items()}
+    per_seed = {m["seed"]: m for res in results for m in res["members"] if m["table"] == table}
     runs = _SeedRuns()
     for seed in seeds:
         r = per_seed[int(seed)]
@@ -280,6 +322,64 @@ def _runs_from_jobs(seeds: Sequence[int], results: Sequence[Mapping[str, Any]]) 
         runs.histories.append(r["history"])
     runs.policy_spec = dict(results[-1]["policy_spec"])
     return runs
+
+
+def train_on_tables(
+    tables: Mapping[str, TrainingTables],
+    environment: EnvConfig | Mapping[str, Any],
+    plans: Sequence[AgentPlan],
+    executor: Executor | None = None,
+    *,
+    feature_spec: Mapping[str, Any] | None = None,
+    label: str = "training",
+) -> dict[str, dict[str, tuple[PolicyBundle, pd.DataFrame]]]:
+    """Every plan's seeds trained on every training set in ``tables`` (e.g. one per walk-forward
+    fold): ``{table: {agent: (bundle, history)}}``, each as :func:`train_agent` would give for that
+    table alone, bit for bit.
+
+    The jobs are :func:`seed_job_payloads` over all tables: an agent whose seeds train as one
+    population trains the seeds of every table as ONE population (tables x seeds members;
+    docs/populations.md: a member's result does not depend on the others), else one job per table
+    and seed. The jobs run on ``executor`` (one map, the tables sent once per worker), or here, one
+    after the other, when it is None; the bundles are assembled here, in the driver. Each job runs
+    with ``training.<agent>.num_threads``, or ``compute.threads_per_worker`` (the current torch
+    threads without an executor) when that is null."""
+    env_cfg = EnvConfig.parse(environment)
+    prepared = {}
+    for name, t in tables.items():
+        _check_tables(t.train, t.validation, t.validation_history)
+        # built here too so that bad tables stop the run before any job starts
+        features = list(MarketArrays.from_frame(t.train, name=f"{name}_train").feature_names)
+        MarketArrays.from_frame(t.validation, name=f"{name}_validation")
+        provenance = _provenance(
+            t.train, t.validation.iloc[t.validation_history :], t.feature_scaler, feature_spec
+        )
+        prepared[name] = (features, provenance, infer_periods_per_year(t.validation.index))
+    devices = {p.name: resolve_device(p.settings.device) for p in plans}
+    threads = torch.get_num_threads() if executor is None else executor.threads_per_worker
+    progress = executor is None or executor.backend == "sequential"
+    payloads, owner = [], []
+    for p in plans:
+        jobs = seed_job_payloads(p, env_cfg, devices[p.name], threads, progress=progress, tables=list(tables))
+        payloads += jobs
+        owner += [p.name] * len(jobs)
+    shared = {name: {"train": t.train, "validation": t.validation} for name, t in tables.items()}
+    if executor is None:
+        results = [train_seeds_job(payload, shared) for payload in payloads]
+    else:
+        results = executor.map(train_seeds_job, payloads, shared, label=label)
+    out: dict[str, dict[str, tuple[PolicyBundle, pd.DataFrame]]] = {}
+    for name in tables:
+        features, provenance, ppy = prepared[name]
+        out[name] = {}
+        for p in plans:
+            runs = _runs_from_jobs(name, p.settings.seeds, [r for r, o in zip(results, owner) if o == p.name])
+            spec = _bundle_spec(p, env_cfg, devices[p.name], features, provenance, runs, ppy)
+            out[name][p.name] = (
+                PolicyBundle(spec=spec, state_dicts=runs.state_dicts),
+                pd.concat(runs.histories, ignore_index=True),
+            )
+    return out
 
 
 def train_agents(
@@ -294,42 +394,14 @@ def train_agents(
     validation_history: int = 0,
     label: str = "training",
 ) -> dict[str, tuple[PolicyBundle, pd.DataFrame]]:
-    """Every seed of every plan as one job on ``executor`` (one map, the tables sent once per
-    worker); the bundles are assembled here, in the driver. Per agent the same bundle and history
-    as :func:`train_agent` without an executor, given the same torch threads: each job runs with
-    ``training.<agent>.num_threads``, or ``compute.threads_per_worker`` when that is null."""
-    _check_tables(model_input_train, model_input_validation, validation_history)
-    env_cfg = EnvConfig.parse(environment)
-    ppy = infer_periods_per_year(model_input_validation.index)
-    # built here too so that bad tables stop the run before any job starts
-    feature_names = list(MarketArrays.from_frame(model_input_train, name="model_input_train").feature_names)
-    MarketArrays.from_frame(model_input_validation, name="model_input_validation")
-    provenance = _provenance(
-        model_input_train, model_input_validation.iloc[validation_history:], feature_scaler, feature_spec
-    )
-    devices = {p.name: resolve_device(p.settings.device) for p in plans}
-    payloads, owner = [], []
-    for p in plans:
-        jobs = seed_job_payloads(
-            p,
-            env_cfg,
-            devices[p.name],
-            executor.threads_per_worker,
-            progress=executor.backend == "sequential",
-        )
-        payloads += jobs
-        owner += [p.name] * len(jobs)
-    shared = {"train": model_input_train, "validation": model_input_validation}
-    results = executor.map(train_seeds_job, payloads, shared, label=label)
-    out = {}
-    for p in plans:
-        runs = _runs_from_jobs(p.settings.seeds, [r for r, o in zip(results, owner) if o == p.name])
-        spec = _bundle_spec(p, env_cfg, devices[p.name], feature_names, provenance, runs, ppy)
-        out[p.name] = (
-            PolicyBundle(spec=spec, state_dicts=runs.state_dicts),
-            pd.concat(runs.histories, ignore_index=True),
-        )
-    return out
+    """Every seed of every plan as jobs on ``executor`` (:func:`train_on_tables` with one training
+    set); per agent the same bundle and history as :func:`train_agent` without an executor."""
+    tables = {
+        TABLE: TrainingTables(model_input_train, model_input_validation, feature_scaler, validation_history)
+    }
+    return train_on_tables(tables, environment, plans, executor, feature_spec=feature_spec, label=label)[
+        TABLE
+    ]
 
 
 @contextlib.contextmanager
@@ -363,7 +435,8 @@ def _train_seeds(
 ) -> _SeedRuns:
     runs = _SeedRuns()
     seeds = list(plan.settings.seeds)
-    for seed, res in zip(seeds, _train_members(plan, market, env_cfg, device, seeds, score_fn)):
+    members = [(market, int(seed), score_fn) for seed in seeds]
+    for seed, res in zip(seeds, _train_members(plan, members, env_cfg, device)):
         runs.state_dicts[seed] = {k: v.detach().to("cpu").clone() for k, v in res.policy.state_dict().items()}
         runs.scores[seed] = float(res.best_score)
         runs.policy_spec = dict(res.policy.spec)
@@ -375,31 +448,33 @@ def _train_seeds(
 
 def trains_as_population(plan: AgentPlan, seeds: Sequence[int]) -> bool:
     """Whether ``seeds`` of ``plan`` train as one population (``training.<agent>.population``,
-    own torch agents only, more than one seed)."""
+    own torch agents only, more than one seed). The seeds of several training sets (walk-forward
+    folds) then train as one population too."""
     return plan.settings.population and plan.backend == "torch" and len(seeds) > 1
 
 
 def _train_members(
     plan: AgentPlan,
-    market: MarketArrays,
+    members: Sequence[tuple[MarketArrays, int, Callable[[nn.Module], float]]],
     env_cfg: EnvConfig,
     device: torch.device,
-    seeds: Sequence[int],
-    score_fn: Callable[[nn.Module], float],
 ) -> list[TrainResult]:
-    """Train ``seeds`` of ``plan`` on ``market``: one population (docs/populations.md) when
-    :func:`trains_as_population`, else one seed after the other. Either way a pure function of
-    its arguments: the same seeds give the same weights in any process."""
-    if not trains_as_population(plan, seeds):
-        return [_train_seed(plan, market, env_cfg, device, int(seed), score_fn) for seed in seeds]
+    """Train ``members`` (``(market, seed, score_fn)``) of ``plan``: one population
+    (docs/populations.md) of all of them when there are several and the plan trains its seeds as
+    one (:func:`trains_as_population`), else one after the other. Either way a pure function of
+    its arguments: the same members give the same weights in any process."""
+    if len(members) < 2 or not trains_as_population(plan, [seed for _, seed, _ in members]):
+        return [
+            _train_seed(plan, market, env_cfg, device, seed, score_fn) for market, seed, score_fn in members
+        ]
     settings = plan.settings
     with _divergence_named(plan):
         return POPULATION_ALGORITHMS[plan.algorithm][1](
-            [make_train_env(market, env_cfg, settings.num_envs, int(seed)) for seed in seeds],
+            [make_train_env(market, env_cfg, settings.num_envs, seed) for market, seed, _ in members],
             plan.config,
-            seeds=[int(seed) for seed in seeds],
+            seeds=[seed for _, seed, _ in members],
             device=str(device),
-            eval_fns=[score_fn] * len(seeds),
+            eval_fns=[score_fn for _, _, score_fn in members],
             eval_every=settings.eval_every,
             patience=settings.patience,
             progress=settings.progress,

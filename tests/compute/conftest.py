@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from reinforce_strategy_creator.env import EnvConfig
-from reinforce_strategy_creator.training import seed_job_payloads
+from reinforce_strategy_creator.training import TABLE, seed_job_payloads
 from tests.support.project import PROJECT_ROOT
 from tests.support.training import ENV, plan, sp500_model_input
 
@@ -50,7 +50,8 @@ def dask_cluster(tmp_path_factory) -> str:
     sched_file = tmp / "scheduler.json"
     env = {
         **os.environ,
-        "PYTHONPATH": str(PROJECT_ROOT),
+        # this checkout's package first (an editable install may point at another checkout)
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / "src"), str(PROJECT_ROOT)]),
         "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "2",
     }
     log = open(tmp / "cluster.log", "w")  # noqa: SIM115 - closed at teardown
@@ -111,19 +112,29 @@ def dask_cluster(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_training() -> tuple[list[dict], dict]:
-    """(payloads, shared): PPO with two seeds as one population (one job), then A2C with two seeds
-    one after the other (one job per seed)."""
+    """(payloads, shared): PPO with two seeds on two training sets (``TABLE`` and ``later``, as two
+    walk-forward folds) as one population of four members (one job), then A2C with two seeds on
+    ``TABLE`` one after the other (one job per seed)."""
     torch.set_num_threads(1)
     train, validation, _ = sp500_model_input(160, 60)
+    later, later_validation, _ = sp500_model_input(160, 60, start="2006-01-01")
     env = EnvConfig.parse(ENV)
     ppo = plan("ppo", common={"total_steps": 256, "seeds": [0, 1], "population": True})
     a2c = plan("a2c", common={"total_steps": 256, "seeds": [0, 1], "population": False})
     payloads = [
-        *seed_job_payloads(ppo, env, torch.device("cpu"), threads=1),
+        *seed_job_payloads(ppo, env, torch.device("cpu"), threads=1, tables=[TABLE, "later"]),
         *seed_job_payloads(a2c, env, torch.device("cpu"), threads=1),
     ]
-    assert [p["seeds"] for p in payloads] == [(0, 1), (0,), (1,)]
-    return payloads, {"train": train, "validation": validation}
+    assert [p["members"] for p in payloads] == [
+        [[TABLE, 0], [TABLE, 1], ["later", 0], ["later", 1]],
+        [[TABLE, 0]],
+        [[TABLE, 1]],
+    ]
+    shared = {
+        TABLE: {"train": train, "validation": validation},
+        "later": {"train": later, "validation": later_validation},
+    }
+    return payloads, shared
 
 
 @pytest.fixture(scope="session")

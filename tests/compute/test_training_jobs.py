@@ -9,7 +9,7 @@ import torch
 from reinforce_strategy_creator.compute import open_executor
 from reinforce_strategy_creator.experiments import deep_merge
 from reinforce_strategy_creator.project_params import parameters
-from reinforce_strategy_creator.training import train_agent, train_agents
+from reinforce_strategy_creator.training import TABLE, train_agent, train_agents, train_seeds_job
 from reinforce_strategy_creator.walk_forward import engine
 from tests.support.compute import assert_same_bundle, assert_same_history
 from tests.support.training import ENV, plan, sp500_model_input
@@ -49,6 +49,22 @@ def test_every_agent_of_a_call_is_one_map_and_bad_tables_stop_it_before_any_job(
         assert out["a2c"][0].seeds == [0, 1]
 
 
+def test_a_member_of_a_population_over_several_tables_is_the_member_trained_on_its_table_alone(
+    tiny_training, sequential_results
+):
+    """Folds x seeds as one population: each table's members equal, bit for bit, the population of
+    that table's seeds alone (so a fold's weights do not depend on the folds trained beside it)."""
+    payloads, shared = tiny_training
+    together = sequential_results[0]["members"]
+    for table in (TABLE, "later"):
+        alone = train_seeds_job({**payloads[0], "members": [[table, 0], [table, 1]]}, shared)["members"]
+        mine = [m for m in together if m["table"] == table]
+        assert [m["seed"] for m in mine] == [m["seed"] for m in alone] == [0, 1]
+        for a, b in zip(mine, alone):
+            assert a["state_dict"] == b["state_dict"] and a["score"] == b["score"]
+            assert_same_history(a["history"], b["history"])
+
+
 @pytest.mark.slow
 def test_walk_forward_folds_on_two_processes_give_the_sequential_bundles_champions_and_verdict(sp500):
     torch.set_num_threads(1)
@@ -58,9 +74,10 @@ def test_walk_forward_folds_on_two_processes_give_the_sequential_bundles_champio
     prices = sp500
     features, layout = engine.plan(prices, p)
     folds = layout.folds[:2]
+    # each fold alone in the driver; both folds together (folds x seeds populations) on two processes
     local = [engine.run_fold(f, features, prices, p) for f in folds]
     with open_executor({"backend": "processes", "workers": 2}) as ex:
-        remote = [engine.run_fold(f, features, prices, p, executor=ex) for f in folds]
+        remote = engine.run_folds(folds, features, prices, p, executor=ex)
     for a, b in zip(local, remote):
         assert sorted(a.bundles) == sorted(b.bundles) == ["a2c", "dqn", "ppo"]
         for agent in a.bundles:

@@ -88,11 +88,8 @@ def always_die(payload: Any, shared: Any) -> None:
 
 def comparable(result: dict[str, Any]) -> dict[str, Any]:
     """A training job's result with the timing columns dropped from its histories."""
-    seeds = {
-        s: {**r, "history": r["history"].drop(columns=list(TIMING_COLUMNS))}
-        for s, r in result["seeds"].items()
-    }
-    return {**result, "seeds": seeds}
+    members = [{**r, "history": r["history"].drop(columns=list(TIMING_COLUMNS))} for r in result["members"]]
+    return {**result, "members": members}
 
 
 def assert_same_results(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
@@ -101,10 +98,10 @@ def assert_same_results(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> Non
     for xa, yb in zip(a, b):
         x, y = comparable(xa), comparable(yb)
         assert x["agent"] == y["agent"] and x["steps"] == y["steps"] and x["policy_spec"] == y["policy_spec"]
-        assert list(x["seeds"]) == list(y["seeds"])
-        for s in x["seeds"]:
-            rx, ry = x["seeds"][s], y["seeds"][s]
-            assert rx["state_dict"] == ry["state_dict"], f"seed {s}: weights differ"
+        members = [[(r["table"], r["seed"]) for r in z["members"]] for z in (x, y)]
+        assert members[0] == members[1]
+        for rx, ry in zip(x["members"], y["members"]):
+            assert rx["state_dict"] == ry["state_dict"], f"{rx['table']} seed {rx['seed']}: weights differ"
             assert rx["keys"] == ry["keys"] and rx["score"] == ry["score"] and rx["steps"] == ry["steps"]
             pd.testing.assert_frame_equal(rx["history"], ry["history"])
 

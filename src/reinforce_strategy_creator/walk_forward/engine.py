@@ -1,10 +1,12 @@
 """Walk-forward: train → select → trade per fold, one stitched record, one verdict on it.
 
-:func:`run_fold` is one honest fold: the scaler is fit on the fold's training rows
-(:mod:`.tables`), every agent × seed trains on them with checkpoints scored on the fold's
-validation window (``training.train_agent``), and the fold's champion is chosen on that
-validation window alone (``evaluation.gate.select_champion``, the ``evaluation.selection`` rule).
-Nothing in a fold reads a bar after its validation window.
+:func:`train_folds` and :func:`select_fold` make the honest folds: each fold's scaler is fit on
+its training rows (:mod:`.tables`), every agent × seed trains on them with checkpoints scored on
+the fold's validation window (``training.train_on_tables``: the folds train together, folds ×
+seeds as one population per agent, each fold's weights bit for bit those it gets alone), and each
+fold's champion is chosen on its validation window alone (``evaluation.gate.select_champion``,
+the ``evaluation.selection`` rule). Nothing in a fold reads a bar after its validation window.
+:func:`run_folds` / :func:`run_fold` do both.
 
 :func:`stitch` then replays every fold's choices over the test windows as one account
 (:mod:`.stitch`): the procedure (each fold's champion), each agent (its validation-best seed per
@@ -41,7 +43,7 @@ from ..params.evaluation import EvaluationParams
 from ..params.features import FeatureParams
 from ..params.training import TrainingParams
 from ..params.walk_forward import WalkForwardParams
-from ..training import train_agent, train_agents
+from ..training import TrainingTables, train_on_tables
 from .cache import FoldCache, fold_key
 from .folds import Fold, FoldPlan, plan_folds
 from .stitch import FoldSwitch, LanePolicies, fold_segments, reconcile_segments, stitched_market
@@ -53,13 +55,17 @@ if TYPE_CHECKING:
 __all__ = [
     "FoldResult",
     "StitchedRecord",
+    "TrainedFold",
     "WalkForwardError",
     "deployment_champion",
     "fold_test_figures",
     "judge",
     "plan",
     "run_fold",
+    "run_folds",
+    "select_fold",
     "stitch",
+    "train_folds",
     "training_histories",
 ]
 
@@ -117,88 +123,97 @@ def plan(prices: pd.DataFrame, parameters: Mapping[str, Any]) -> tuple[pd.DataFr
     return features, plan_folds(prices.index, wf, embargo_bars=0, warmup_bars=max_lookback(spec))
 
 
-def run_fold(
-    fold: Fold,
+@dataclass
+class TrainedFold:
+    """One fold after training, before selection: its tables and trained bundles and histories, its
+    fold store key (None without a store), or the whole result when it was loaded from the store."""
+
+    fold: Fold
+    tables: FoldTables
+    bundles: dict[str, Any] = field(default_factory=dict)
+    histories: dict[str, pd.DataFrame] = field(default_factory=dict)
+    key: str | None = None
+    stored: FoldResult | None = None
+
+
+def train_folds(
+    folds: Sequence[Fold],
     features: pd.DataFrame,
     prices: pd.DataFrame,
     parameters: Mapping[str, Any],
     agents: Sequence[str] | None = None,
     cache: FoldCache | None = None,
     executor: Executor | None = None,
-) -> FoldResult:
-    """Train every agent × seed of ``fold`` and choose its champion on its validation window.
+) -> dict[str, TrainedFold]:
+    """Train every agent x seed of every fold in ``folds`` on that fold's training window, with
+    checkpoints scored on its validation window; ``{fold name: TrainedFold}``.
 
-    With ``cache``, a fold stored under the same :func:`~.cache.fold_key` (same data up to its
-    validation end, windows, parameters, agents and code) is loaded instead of trained, and a
-    trained fold is stored. With ``executor`` (``compute.open_executor``) every agent × seed of
-    the fold is one job, all dispatched at once; the bundles are assembled here and are the same
-    as without one."""
+    The folds train together (``training.train_on_tables``): an agent whose seeds train as one
+    population trains folds x seeds as ONE population (one job on ``executor``, or here without
+    one), else one job per fold and seed. A fold's weights are bit for bit those it gets trained
+    alone (docs/populations.md). With ``cache``, a fold stored under the same
+    :func:`~.cache.fold_key` (same data up to its validation end, windows, parameters, agents and
+    code) is loaded instead and trains nothing."""
     env = EnvConfig.parse(parameters["environment"])
     fe = FeatureParams.parse(parameters["feature_engineering"])
     training = TrainingParams.parse(parameters["training"])
-    tables = fold_tables(features, prices, fold, env.window, fe.scaler)
     agents = list(agents or sorted(training.agents))
-    key = fold_key(fold, prices, parameters, agents) if cache is not None else None
-    stored = cache.load(key) if cache is not None else None
-    if stored is not None:
-        if stored["scaler"] != tables.scaler:
+    out: dict[str, TrainedFold] = {}
+    for fold in folds:
+        tables = fold_tables(features, prices, fold, env.window, fe.scaler)
+        key = fold_key(fold, prices, parameters, agents) if cache is not None else None
+        stored = cache.load(key) if cache is not None else None
+        if stored is not None and stored["scaler"] != tables.scaler:
             raise RuntimeError(
                 f"{fold.name}: stored fold {key} was fit with another scaler; delete {cache.path(key)}"
             )
-        return FoldResult(
+        out[fold.name] = TrainedFold(
             fold,
             tables,
-            stored["bundles"],
-            stored["histories"],
-            stored["validation"],
-            stored["champion"],
-            stored["best_seed"],
-            from_cache=True,
+            key=key,
+            stored=None
+            if stored is None
+            else FoldResult(
+                fold,
+                tables,
+                stored["bundles"],
+                stored["histories"],
+                stored["validation"],
+                stored["champion"],
+                stored["best_seed"],
+                from_cache=True,
+            ),
         )
-    evaluation = EvaluationParams.parse(parameters["evaluation"])
-    result = _train_and_select(fold, tables, prices, agents, env, fe, training, evaluation, executor)
-    if cache is not None:
-        cache.save(key, result)
-    return result
-
-
-def _train_and_select(
-    fold: Fold,
-    tables: FoldTables,
-    prices: pd.DataFrame,
-    agents: list[str],
-    env: EnvConfig,
-    fe: FeatureParams,
-    training: TrainingParams,
-    evaluation: EvaluationParams,
-    executor: Executor | None = None,
-) -> FoldResult:
-    bundles, histories = {}, {}
-    if executor is not None:
-        trained = train_agents(
-            tables.train,
-            tables.validation,
-            tables.scaler,
+    todo = {name: t.tables for name, t in out.items() if t.stored is None}
+    if todo:
+        trained = train_on_tables(
+            {
+                name: TrainingTables(tables.train, tables.validation, tables.scaler, tables.history_rows)
+                for name, tables in todo.items()
+            },
             env,
             [training.plan(agent) for agent in agents],
             executor,
             feature_spec=fe.features.to_params(),
-            validation_history=tables.history_rows,
-            label=f"{fold.name} training",
+            label=f"{next(iter(todo))} training" if len(todo) == 1 else f"{len(todo)} folds training",
         )
-        for agent in agents:
-            bundles[agent], histories[agent] = trained[agent]
-    else:
-        for agent in agents:
-            bundles[agent], histories[agent] = train_agent(
-                tables.train,
-                tables.validation,
-                tables.scaler,
-                env,
-                training.plan(agent),
-                feature_spec=fe.features.to_params(),
-                validation_history=tables.history_rows,
-            )
+        for name, by_agent in trained.items():
+            for agent in agents:
+                out[name].bundles[agent], out[name].histories[agent] = by_agent[agent]
+    return out
+
+
+def select_fold(
+    trained: TrainedFold, prices: pd.DataFrame, parameters: Mapping[str, Any], cache: FoldCache | None = None
+) -> FoldResult:
+    """The fold's champion chosen on its validation window alone (``evaluation.selection``), and
+    each agent's validation-best seed; the fold is stored under its key with ``cache``. A fold
+    loaded from the store is returned as it was stored."""
+    if trained.stored is not None:
+        return trained.stored
+    env = EnvConfig.parse(parameters["environment"])
+    evaluation = EvaluationParams.parse(parameters["evaluation"])
+    fold, tables, bundles = trained.fold, trained.tables, trained.bundles
     ledger = backtest_split(
         tables.validation,
         env.to_params(),
@@ -215,7 +230,38 @@ def _train_and_select(
         own = candidates[(candidates["agent"] == agent) & (candidates["kind"] == "agent")]
         pick = select_champion(own.reset_index(drop=True), evaluation.rank_metric, "best_candidate")
         best_seed[agent] = pick["seed"] if pick["seed"] is not None else bundles[agent].seeds[0]
-    return FoldResult(fold, tables, bundles, histories, records, champion, best_seed)
+    result = FoldResult(fold, tables, bundles, trained.histories, records, champion, best_seed)
+    if cache is not None and trained.key is not None:
+        cache.save(trained.key, result)
+    return result
+
+
+def run_folds(
+    folds: Sequence[Fold],
+    features: pd.DataFrame,
+    prices: pd.DataFrame,
+    parameters: Mapping[str, Any],
+    agents: Sequence[str] | None = None,
+    cache: FoldCache | None = None,
+    executor: Executor | None = None,
+) -> list[FoldResult]:
+    """:func:`train_folds` then :func:`select_fold` for each fold, in the order of ``folds``."""
+    trained = train_folds(folds, features, prices, parameters, agents, cache, executor)
+    return [select_fold(trained[f.name], prices, parameters, cache) for f in folds]
+
+
+def run_fold(
+    fold: Fold,
+    features: pd.DataFrame,
+    prices: pd.DataFrame,
+    parameters: Mapping[str, Any],
+    agents: Sequence[str] | None = None,
+    cache: FoldCache | None = None,
+    executor: Executor | None = None,
+) -> FoldResult:
+    """One fold trained and selected (:func:`run_folds` of ``[fold]``). Nothing after its
+    validation window is read."""
+    return run_folds([fold], features, prices, parameters, agents, cache, executor)[0]
 
 
 def training_histories(results: Sequence[FoldResult]) -> pd.DataFrame:

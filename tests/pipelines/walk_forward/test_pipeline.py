@@ -31,6 +31,13 @@ def test_one_namespace_per_fold_and_the_deployment_fold_only_when_deploying():
     assert fold_names() == ["fold_1", "fold_2", "fold_3", "fold_4", "fold_5"]
     names = {n.name for n in pipe.nodes}
     assert {f"walk_forward.{n}" for n in ("plan_folds", "stitch", "judge", "plot_stitched_equity")} <= names
+    # one node trains every fold (folds x seeds together); each fold's namespace selects its champion
+    for stage, trained in ((pipe, fold_names()), (deploying, [*fold_names(), "deployment"])):
+        (train,) = [n for n in stage.nodes if n.outputs == ["walk_forward.trained"]]
+        assert train.name == "walk_forward.train_folds" and set(trained) <= train.tags
+        selects = [n for n in stage.nodes if n.name.endswith(".select_champion")]
+        assert sorted(n.namespace for n in selects) == sorted(f"walk_forward.{f}" for f in trained)
+        assert all("walk_forward.trained" in n.inputs for n in selects)
     # every fold feeds the stitched record; the deployment fold does not
     stitch = next(n for n in pipe.nodes if n.name == "walk_forward.stitch")
     assert [i for i in stitch.inputs if i.endswith(".result")] == [

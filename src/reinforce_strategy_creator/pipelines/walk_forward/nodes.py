@@ -58,33 +58,57 @@ def plan_walk_forward(
     return layout, plan.to_dict(), plan.table()
 
 
-def fold_node(name: str) -> Callable[..., engine.FoldResult]:
-    """The node that trains and selects fold ``name`` (``fold_<k>`` or ``deployment``)."""
+def _fold(layout: dict[str, Any], name: str) -> Any:
+    plan = layout["plan"]
+    return plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
 
-    def train_and_select(
+
+def train_folds_node(names: list[str]) -> Callable[..., dict[str, engine.TrainedFold]]:
+    """The node that trains the folds ``names`` (``fold_<k>`` and ``deployment``) together."""
+
+    def train_folds(
         layout: dict[str, Any],
         primary_prices: pd.DataFrame,
         fold_cache: FoldCache,
         compute: ComputeParams | None = None,
-    ) -> engine.FoldResult:
-        """Every agent × seed trained on the fold's training window, all as jobs on the ``compute``
-        backend at once; the champion chosen on its validation window. Nothing after the validation
-        window is read. An unchanged fold (same fingerprint) is loaded from the fold store instead
+    ) -> dict[str, engine.TrainedFold]:
+        """Every agent × seed of every fold trained on its fold's training window, all folds as jobs
+        on the ``compute`` backend at once (folds × seeds of an agent as one population); each
+        checkpoint scored on its fold's validation window. Nothing after a fold's validation window
+        is read. An unchanged fold (same fingerprint) is loaded from the fold store instead
         (``walk_forward.reuse_folds``) and trains nothing."""
-        plan = layout["plan"]
-        fold = plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
         params = layout["parameters"]
         cache = fold_cache if params["walk_forward"]["reuse_folds"] else None
-        result = engine.run_fold(
-            fold, layout["features"], primary_prices, params, cache=cache, executor=shared_executor(compute)
+        folds = [_fold(layout, name) for name in names]
+        trained = engine.train_folds(
+            folds, layout["features"], primary_prices, params, cache=cache, executor=shared_executor(compute)
         )
-        logger.info(
-            "%s (%s): %s", name, fold.label, "loaded from the fold store" if result.from_cache else "trained"
-        )
-        return result
+        for fold in folds:
+            how = "trained" if trained[fold.name].stored is None else "loaded from the fold store"
+            logger.info("%s (%s): %s", fold.name, fold.label, how)
+        return trained
 
-    train_and_select.__qualname__ = f"train_and_select[{name}]"
-    return train_and_select
+    return train_folds
+
+
+def fold_node(name: str) -> Callable[..., engine.FoldResult]:
+    """The node that selects the champion of fold ``name`` (``fold_<k>`` or ``deployment``)."""
+
+    def select_champion(
+        trained: dict[str, engine.TrainedFold],
+        layout: dict[str, Any],
+        primary_prices: pd.DataFrame,
+        fold_cache: FoldCache,
+    ) -> engine.FoldResult:
+        """The fold's champion and each agent's best seed, chosen on its validation window alone;
+        the fold is written to the fold store (``walk_forward.reuse_folds``). A fold loaded from
+        the store is passed on as stored."""
+        params = layout["parameters"]
+        cache = fold_cache if params["walk_forward"]["reuse_folds"] else None
+        return engine.select_fold(trained[name], primary_prices, params, cache=cache)
+
+    select_champion.__qualname__ = f"select_champion[{name}]"
+    return select_champion
 
 
 def stitch_record(

@@ -1,9 +1,11 @@
 """Wire the ``walk_forward`` stage: one namespace ``walk_forward.<fold>`` per fold.
 
 The folds are ``fold_1`` … ``fold_<walk_forward.folds>`` and ``deployment`` (read from the
-parameters, like the agents of ``training``); each trains every agent on its own training
-window and selects on its validation window. ``stitch`` replays the folds' choices over their
-test windows as one account, and ``judge`` gates the procedure on that record.
+parameters, like the agents of ``training``). ``walk_forward.train_folds`` trains every agent of
+every fold on that fold's training window, all folds together (folds × seeds of an agent as one
+population); each fold's namespace then selects its champion on its validation window.
+``stitch`` replays the folds' choices over their test windows as one account, and ``judge``
+gates the procedure on that record.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .nodes import (
     render_report,
     stitch_record,
     stitched_equity_figure,
+    train_folds_node,
 )
 
 PARAMETERS = (
@@ -44,24 +47,24 @@ def _fold(name: str) -> Pipeline:
         [
             node(
                 fold_node(name),
-                inputs=["layout", "primary_prices", "fold_cache", "params:compute"],
+                inputs=["trained", "layout", "primary_prices", "fold_cache"],
                 outputs="result",
-                name="train_and_select",
+                name="select_champion",
             )
         ],
         namespace=f"walk_forward.{name}",
         inputs={
+            "trained": "walk_forward.trained",
             "layout": "walk_forward.layout",
             "primary_prices": "primary_prices",
             "fold_cache": "walk_forward.fold_cache",
         },
-        parameters={"params:compute": "params:compute"},
         tags=["walk_forward", name],
     )
 
 
 def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
-    """The fold namespaces, then ``walk_forward.plan_folds`` / ``stitch`` / ``judge`` /
+    """``walk_forward.plan_folds`` / ``train_folds``, the fold namespaces, then ``stitch`` / ``judge`` /
     ``render_report`` / ``plot_stitched_equity``; every dataset of the stage is
     ``walk_forward.*`` and it reads ``primary_prices``. With ``deploy`` (``full_cycle`` under
     ``evaluation.scheme: walk_forward``, with :func:`deployment_inputs`) it also trains the
@@ -71,6 +74,7 @@ def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
     ``walk_forward.training_history`` holds every fold's training histories (the deployment
     fold's too, with ``deploy``)."""
     folds = fold_names()
+    trained = folds + (["deployment"] if deploy else [])
     results = [f"{name}.result" for name in folds]
     head = pipeline(
         [
@@ -79,6 +83,13 @@ def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
                 inputs=["primary_prices", *PARAMETERS],
                 outputs=["layout", "plan", "plan_table"],
                 name="plan_folds",
+            ),
+            node(
+                train_folds_node(trained),
+                inputs=["layout", "primary_prices", "fold_cache", "params:compute"],
+                outputs="trained",
+                name="train_folds",
+                tags=trained,
             ),
             node(
                 stitch_record,
@@ -113,7 +124,7 @@ def create_pipeline(deploy: bool = False, **kwargs) -> Pipeline:
         ],
         namespace="walk_forward",
         inputs={"primary_prices"},
-        parameters={p: p for p in PARAMETERS},
+        parameters={p: p for p in PARAMETERS} | {"params:compute": "params:compute"},
         tags=["walk_forward"],
     )
     stage = sum((_fold(name) for name in folds), head)
