@@ -3,8 +3,6 @@ S&P 500), an OHLCV panel (4 stocks) and a close-only panel (the 20 stocks)."""
 
 from __future__ import annotations
 
-import logging
-
 import pandas as pd
 import pytest
 
@@ -15,14 +13,12 @@ from tests.support.project import SP500_20_CSV, STOCKS_CSV
 @pytest.fixture(scope="session")
 def universe20() -> pd.DataFrame:
     """Closes of the shipped 20-stock panel (date x ticker, close only)."""
-    logging.getLogger("reinforce_strategy_creator.universe").setLevel(logging.ERROR)
     return read_universe_csv(SP500_20_CSV).field("Close")
 
 
 @pytest.fixture(scope="session")
 def stocks4() -> pd.DataFrame:
     """The 5-stock OHLCV file less FB (listed late): a ``(field, ticker)`` panel of 4."""
-    logging.getLogger("reinforce_strategy_creator.universe").setLevel(logging.ERROR)
     return read_universe_csv(STOCKS_CSV).prices.drop(columns="FB", level="ticker")
 
 
