@@ -39,11 +39,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 logger = logging.getLogger(__name__)
 
 
-def load_deployment_params(
-    env: str | None = None, project_path: Path | None = None, portfolio: bool = False
-) -> DeploymentSetup:
-    """Read ``deployment:`` parameters of the Kedro project containing the working directory;
-    ``portfolio``: the portfolio cycle's own registry (``portfolio.model_registry``)."""
+def load_deployment_params(env: str | None = None, project_path: Path | None = None) -> DeploymentSetup:
+    """Read ``deployment:`` parameters of the Kedro project containing the working directory."""
     from kedro.config import OmegaConfigLoader
 
     from reinforce_strategy_creator import settings as project_settings
@@ -69,7 +66,7 @@ def load_deployment_params(
             raise click.ClickException(str(exc)) from exc
     paths = {}
     for key, name in (
-        ("registry_path", "portfolio.model_registry" if portfolio else "deployment.model_registry"),
+        ("registry_path", "deployment.model_registry"),
         ("account_dir", "deployment.account"),
         ("shadow_account_dir", "deployment.shadow_account"),
     ):
@@ -77,7 +74,7 @@ def load_deployment_params(
         if "filepath" not in entry:
             raise click.ClickException(
                 f"catalog entry {name!r} with a filepath not found; it is declared in "
-                "conf/base/catalog_deployment.yml (portfolio.*: catalog_portfolio.yml)."
+                "conf/base/catalog_deployment.yml."
             )
         paths[key] = entry["filepath"]
     try:
@@ -112,14 +109,6 @@ def models() -> None:
     """Model registry: list, promote and roll back evaluated champions."""
 
 
-def _portfolio_option(f):
-    return click.option(
-        "--portfolio",
-        is_flag=True,
-        help="The portfolio cycle's registry (kedro run --env portfolio) instead of the default one.",
-    )(f)
-
-
 def _fail(exc: ValueError) -> click.ClickException:
     return click.ClickException(str(exc))
 
@@ -134,10 +123,9 @@ def _shown(path: str | None) -> str | None:
 @click.option("--status", type=click.Choice(["candidate", "production", "archived"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_env_option
-@_portfolio_option
-def registry_list(status: str | None, as_json: bool, env: str | None, portfolio: bool) -> None:
-    """List registered models with status, verdict and metrics."""
-    params = load_deployment_params(env, portfolio=portfolio)
+def registry_list(status: str | None, as_json: bool, env: str | None) -> None:
+    """List registered models with their universe, status, verdict and metrics."""
+    params = load_deployment_params(env)
     try:
         entries = ModelRegistry(params.registry_path).list(status)
     except ValueError as exc:
@@ -157,6 +145,8 @@ def registry_list(status: str | None, as_json: bool, env: str | None, portfolio:
                         "metrics": e.reported_metrics(),
                         "scored_on": e.scored_on,
                         "artifact_path": _shown(e.artifact_path),
+                        "universe": e.universe,
+                        "n_assets": e.n_assets,
                     }
                     for e in entries
                 ],
@@ -200,11 +190,11 @@ def _models_table(entries) -> str:
     The figures of the record that decided a verdict are headed by that record's name (``test``
     or ``procedure stitched``), in its own columns when the registry holds both kinds."""
     records = [r for r in RECORDS.values() if any(e.record == r for e in entries)]
-    header = ["status", "entry id", "verdict", *(h for h, _, _ in _VALIDATION_COLUMNS)]
+    header = ["status", "entry id", "universe", "verdict", *(h for h, _, _ in _VALIDATION_COLUMNS)]
     header += [f"{name} {h}" for name, _ in records for h, _, _ in _RECORD_COLUMNS]
     rows = [[*header, "scored on"]]
     for e in entries:
-        cells = [e.status, e.entry_id, "passed" if e.passed else "FAILED"]
+        cells = [e.status, e.entry_id, e.universe_label(), "passed" if e.passed else "FAILED"]
         cells += [_cell(e.metrics.get(key), fmt) for _, key, fmt in _VALIDATION_COLUMNS]
         reported = e.reported_metrics()
         for record in records:
@@ -235,12 +225,9 @@ def _models_table(entries) -> str:
 @click.option("--force", is_flag=True, help="Promote despite a failed verdict (recorded).")
 @click.option("--reason", default=None, help="Why (required with --force).")
 @_env_option
-@_portfolio_option
-def registry_promote(
-    entry_id: str, force: bool, reason: str | None, env: str | None, portfolio: bool
-) -> None:
-    """Make ENTRY_ID the production model; the previous production is archived."""
-    params = load_deployment_params(env, portfolio=portfolio)
+def registry_promote(entry_id: str, force: bool, reason: str | None, env: str | None) -> None:
+    """Make ENTRY_ID the production model (of any universe); the previous production is archived."""
+    params = load_deployment_params(env)
     try:
         event = ModelRegistry(params.registry_path).promote(entry_id, force=force, reason=reason)
     except ValueError as exc:
@@ -252,10 +239,9 @@ def registry_promote(
 @models.command("rollback")
 @click.option("--reason", default=None, help="Why the current production is withdrawn.")
 @_env_option
-@_portfolio_option
-def registry_rollback(reason: str | None, env: str | None, portfolio: bool) -> None:
+def registry_rollback(reason: str | None, env: str | None) -> None:
     """Archive the current production model and restore the previous one."""
-    params = load_deployment_params(env, portfolio=portfolio)
+    params = load_deployment_params(env)
     try:
         event = ModelRegistry(params.registry_path).rollback(reason=reason)
     except ValueError as exc:

@@ -104,6 +104,7 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
             role=role,
             verdict_passed=entry.passed,
             status=entry.status,
+            universe=entry.universe,
         )
 
     def save(self, data: dict) -> None:

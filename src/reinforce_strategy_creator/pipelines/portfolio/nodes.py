@@ -251,10 +251,13 @@ def render_report(record: pwf.PortfolioRecord, verdict: dict[str, Any], portfoli
 
 
 # --------------------------------------------------------------------------- paper trading
-def register_champion(champion: dict[str, Any], deployment: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What to register in the portfolio registry (and whether to auto-promote): the request the
-    single-asset deployment makes, written to both views of the registry so Kedro registers first."""
-    return request_registration(champion, deployment)
+def register_champion(
+    champion: dict[str, Any], deployment: Any, layout: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What to register in the registry (and whether to auto-promote): the request the
+    single-asset deployment makes, with the universe's tickers, written to both views of the
+    registry so Kedro registers first."""
+    return request_registration(champion, deployment, [str(t) for t in layout["panel"].tickers])
 
 
 def _check_model(model: Any, panel: Any, env: Any) -> None:
@@ -332,6 +335,13 @@ def paper_trade(
                 "model": None,
                 "traded": 0,
                 "reason": f"no {role} model in the registry",
+            }
+            continue
+        if not model.trades(panel.tickers):
+            status["accounts"][role] = {
+                "model": model.label,
+                "traded": 0,
+                "reason": model.other_universe_message(panel.tickers),
             }
             continue
         _check_model(model, panel, env)
