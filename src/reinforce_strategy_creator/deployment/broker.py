@@ -28,6 +28,7 @@ from ..env.ops import SCALAR
 from ..errors import InputError
 from ..params.base import Number, ParameterError
 from ..params.deployment import RiskParams
+from .settlement import Book, book_fills, book_mark
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
 Decide = Callable[[pd.DataFrame, AccountState], float]
@@ -244,23 +245,13 @@ class PaperBroker:
     def _mark_at_close(self, s: AccountState, bar: _Bar) -> tuple[AccountState, dict[str, Any]]:
         """Mark equity at the close (a short pays borrow on its notional, as in the env);
         update peak equity and position. Returns the state and the bar's equity mark."""
-        borrow, cash, equity = ex.mark(SCALAR, self._rules, s.cash, float(s.shares), bar.close)
-        borrow_cents = round(borrow * 100)
+        book, booked = book_mark(_book(s), self._rules, [bar.close])
+        borrow_cents = booked["borrow_cents"]
+        s = dataclasses.replace(s, cash_cents=book.cash_cents, equity_cents=booked["equity_cents"])
+        exact = {}
         if s.fractional:
-            exact = {"cash": cash, "equity": equity, "borrow": borrow}
-            s = dataclasses.replace(
-                s,
-                exact_cash=cash,
-                exact_equity=equity,
-                cash_cents=round(cash * 100),
-                equity_cents=round(equity * 100),
-            )
-        else:  # integer cents: the borrow fee is rounded to the cent once, then booked
-            exact = {}
-            cash_cents = s.cash_cents - borrow_cents
-            s = dataclasses.replace(
-                s, cash_cents=cash_cents, equity_cents=cash_cents + round(s.shares * bar.close * 100)
-            )
+            exact = {"cash": booked["cash"], "equity": booked["equity"], "borrow": booked["borrow"]}
+            s = dataclasses.replace(s, exact_cash=booked["cash"], exact_equity=booked["equity"])
         position = (s.shares * bar.close / s.equity) if s.equity_cents > 0 else 0.0
         s = dataclasses.replace(
             s,
@@ -390,49 +381,37 @@ class PaperBroker:
         if target == s.held_target:
             return s, None
         s = dataclasses.replace(s, held_target=target)
-        delta, fill, commission, slippage = ex.execute_order(
-            SCALAR, self._rules, target, s.cash, float(s.shares), ref
-        )
+        delta = ex.order_quantity(SCALAR, self._rules, target, s.cash, float(s.shares), ref)
+        book, booked, _ = book_fills(_book(s), self._rules, [ref], [delta], long_order=0 <= target <= 1)
+        if not booked:
+            return s, None
+        (t,) = booked
+        extra = ("commission", "slippage") if s.fractional else ()
         trade = {
             "bar": bar,
             "decided_at": s.pending_decided_at,
             "reference_price": ref,
             "fill_rule": self.costs.fill_price,
             "target": target,
+            "side": "buy" if t["shares"] > 0 else "sell",
+            **{
+                k: t[k]
+                for k in ("shares", "fill_price", "notional_cents", "commission_cents", "slippage_cents")
+            },
+            "cash_after_cents": book.cash_cents,
+            "shares_after": book.shares[0],
+            **{k: t[k] for k in extra},
+            **({"cash_after": book.exact_cash} if s.fractional else {}),
         }
-        if s.fractional:
-            return _book_fractional(s, trade, delta, fill, commission, slippage)
-        return self._book_whole(s, trade, int(delta), ref, target)
-
-    def _book_whole(
-        self, s: AccountState, trade: dict[str, Any], delta: int, ref: float, target: float
-    ) -> tuple[AccountState, dict | None]:
-        """Whole shares, integer cents: each amount is rounded to the cent once, then booked;
-        a long target within [0, 1] never borrows (a share less if cent rounding would)."""
-
-        def booked(d: int) -> tuple[int, int, int, float, float]:
-            f, comm, slip = ex.fill_price_and_costs(SCALAR, self._rules, ref, float(d))
-            notional, commission_cents = round(d * f * 100), round(comm * 100)
-            return s.cash_cents - notional - commission_cents, notional, commission_cents, slip, f
-
-        new_cash, notional, commission_cents, slippage, fill = booked(delta)
-        while delta > 0 and 0 <= target <= 1 and new_cash < 0:
-            delta -= 1
-            new_cash, notional, commission_cents, slippage, fill = booked(delta)
-        if delta == 0:
-            return s, None
-        new_shares = s.shares + delta
-        trade.update(
-            side="buy" if delta > 0 else "sell",
-            shares=delta,
-            fill_price=fill,
-            notional_cents=notional,
-            commission_cents=commission_cents,
-            slippage_cents=round(slippage * 100),
-            cash_after_cents=new_cash,
-            shares_after=new_shares,
+        s = dataclasses.replace(
+            s, cash_cents=book.cash_cents, exact_cash=book.exact_cash, shares=book.shares[0]
         )
-        return dataclasses.replace(s, cash_cents=new_cash, shares=new_shares), trade
+        return s, trade
+
+
+def _book(s: AccountState) -> Book:
+    """The account's money and its one holding, as the settlement books them."""
+    return Book(s.granularity, s.cash_cents, s.exact_cash, (s.shares,))
 
 
 @dataclass(frozen=True)
@@ -472,31 +451,6 @@ def _as_target(raw: Any, bar: str) -> float:
             "be finite. Check the policy and its features; nothing was traded."
         )
     return target
-
-
-def _book_fractional(
-    s: AccountState, trade: dict[str, Any], delta: float, fill: float, commission: float, slippage: float
-) -> tuple[AccountState, dict | None]:
-    """Fractional shares, float64 dollars: the kernel's amounts booked as they are (the env's
-    arithmetic), their cents derived by rounding."""
-    if delta == 0.0:
-        return s, None
-    cash = ex.cash_after_fill(s.exact_cash, delta, fill, commission)
-    shares = s.shares + delta
-    trade.update(
-        side="buy" if delta > 0 else "sell",
-        shares=delta,
-        fill_price=fill,
-        notional_cents=round(delta * fill * 100),
-        commission_cents=round(commission * 100),
-        slippage_cents=round(slippage * 100),
-        cash_after_cents=round(cash * 100),
-        shares_after=shares,
-        commission=commission,
-        slippage=slippage,
-        cash_after=cash,
-    )
-    return dataclasses.replace(s, exact_cash=cash, cash_cents=round(cash * 100), shares=shares), trade
 
 
 def first_bar_to_process(

@@ -34,6 +34,7 @@ from ..env import execution as ex
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..params.base import ParameterError
 from ..portfolio.panel import PortfolioPanel
+from .settlement import Book, book_fills, book_mark, market_value_cents
 from .state import LOG_NAMES, AccountState, AccountStateError, AccountStore
 
 __all__ = [
@@ -301,7 +302,7 @@ def check_state(state: PortfolioAccountState, source: str = "state") -> None:
         diff = state.exact_cash + value - state.exact_equity
         ok = abs(diff) <= 0.005 and state.equity_cents == round(state.exact_equity * 100)
     else:
-        mv = _market_value_cents(state.shares, state.last_close)
+        mv = market_value_cents(state.shares, state.last_close)
         diff = (state.cash_cents + mv - state.equity_cents) / 100
         ok = diff == 0
     if not ok:
@@ -311,10 +312,9 @@ def check_state(state: PortfolioAccountState, source: str = "state") -> None:
         )
 
 
-def _market_value_cents(shares: Sequence[float], closes: Sequence[float | None]) -> int:
-    """The positions' market value, sum(shares x close) summed exactly (``math.fsum``), in cents
-    rounded once: a whole account's equity is cash plus this, within half a cent of the exact sum."""
-    return round(math.fsum(s * (c or 0.0) for s, c in zip(shares, closes, strict=True)) * 100)
+def _book(state: PortfolioAccountState) -> Book:
+    """The account's money and holdings, as the settlement books them."""
+    return Book(state.granularity, state.cash_cents, state.exact_cash, state.shares)
 
 
 # ---------------------------------------------------------------------------------------
@@ -370,7 +370,6 @@ class PortfolioPaperAccount:
         self.granularity = granularity
         self.limits = limits or PortfolioRiskLimits()
         self.rules = self.config.rules
-        self.xp = None  # the core's torch back end, set per run
 
     # -- accessors -----------------------------------------------------------------------
     def state(self) -> PortfolioAccountState:
@@ -535,7 +534,6 @@ class PortfolioPaperAccount:
         if unlisted.any():
             core.set_untradable(unlisted)
         core.reset(starts=min(stop - 1, core.last_bar - 1))
-        self.xp = core.xp
         return core
 
     # -- one bar ---------------------------------------------------------------------------
@@ -558,17 +556,63 @@ class PortfolioPaperAccount:
 
     def _fill_and_mark(self, s, core, feed, i, at):
         """The pending order (decided at the previous bar) filled at this bar's close with the
-        core's joint sizing and the kernel's fill prices and costs, then the mark at the close."""
+        core's joint sizing, booked and marked at the close by the one settlement
+        (:mod:`.settlement`: the kernel's fill prices, costs, cash and borrow)."""
         c = core.close[i : i + 1]  # (1, N) float64: this close (1.0 where not listed, as the core)
-        sh = torch.tensor([s.shares], dtype=torch.float64)
-        delta, fill, commission, slippage, band_off = self._orders(s, core, sh, c)
-        borrow_n = ex.mark(core.xp, self.rules, torch.zeros_like(sh), sh + delta, c)[0]
+        ref = [float(x) for x in c[0]]
+        delta, band_off = self._orders(s, core, c)
+        w = s.pending_weights or ()
+        long_order = self.config.long_only or (min(w, default=0.0) >= 0 and sum(w) <= 1)
+        book, booked, totals = book_fills(_book(s), self.rules, ref, delta, long_order=long_order)
+        book, marked = book_mark(book, self.rules, ref)
         closes = tuple(_num(x) for x in feed.close[i])
-        trades = self._trade_records(s, at, delta, fill, commission, slippage, c)
-        book = self._book_fractional if s.fractional else self._book_whole
-        s, money = book(s, sh, delta, fill, commission, slippage, borrow_n, c, trades, closes)
+        trades = [
+            {
+                "bar": at,
+                "decided_at": s.pending_decided_at,
+                "ticker": self.tickers[t["asset"]],
+                "side": "buy" if t["shares"] > 0 else "sell",
+                "shares": t["shares"],
+                "reference_price": ref[t["asset"]],
+                "target_weight": s.pending_weights[t["asset"]],
+                **{k: v for k, v in t.items() if k not in ("asset", "shares")},
+            }
+            for t in booked
+        ]
+        cents = {
+            "commission_cents": totals["commission_cents"],
+            "slippage_cents": totals["slippage_cents"],
+            "borrow_cents": marked["borrow_cents"],
+            "traded_notional_cents": totals["traded_notional_cents"],
+        }
+        if s.fractional:
+            money = {
+                "paid": totals["paid"],
+                "commission": totals["commission"],
+                "slippage": totals["slippage"],
+                "borrow": marked["borrow"],
+                "cost": totals["commission"] + totals["slippage"] + marked["borrow"],
+                "traded_notional": totals["traded_notional"],
+                "cash": marked["cash"],
+                "equity": marked["equity"],
+            }
+        else:
+            money = {k.removesuffix("_cents"): v / 100 for k, v in cents.items()}
+            money.update(
+                cash=book.cash_cents / 100,
+                equity=marked["equity_cents"] / 100,
+                cost=(cents["commission_cents"] + cents["slippage_cents"] + cents["borrow_cents"]) / 100,
+            )
         s = dataclasses.replace(
-            s, last_bar=at, last_close=closes, peak_equity_cents=max(s.peak_equity_cents, s.equity_cents)
+            s,
+            cash_cents=book.cash_cents,
+            exact_cash=book.exact_cash,
+            equity_cents=marked["equity_cents"],
+            exact_equity=marked.get("equity"),
+            shares=book.shares,
+            last_bar=at,
+            last_close=closes,
+            peak_equity_cents=max(s.peak_equity_cents, marked["equity_cents"]),
         )
         eq = s.equity
         mark = {
@@ -580,132 +624,31 @@ class PortfolioPaperAccount:
             ],
             "cash_cents": s.cash_cents,
             "equity_cents": s.equity_cents,
-            "market_value_cents": _market_value_cents(s.shares, closes),
+            "market_value_cents": marked["market_value_cents"],
             "peak_equity_cents": s.peak_equity_cents,
             "drawdown": s.drawdown,
             "band_off": band_off,
             "filled": s.pending_decided_at,
+            **cents,
             **money,
         }
         s = dataclasses.replace(s, pending_weights=None, pending_hold=False, pending_decided_at=None)
         return s, trades, mark
 
-    def _orders(self, s, core, sh, c):
-        """``(delta, fill, commission, slippage, band_off)`` of the pending order at the close ``c``:
-        the core's joint post-cost sizing (``PortfolioCore.size_orders``, its band and bounds); for whole
-        shares the kernel's rule (each resulting holding truncated toward zero) and no overdraft."""
-        delta = torch.zeros_like(sh)
-        band_off = False
-        if s.pending_weights is not None:
-            cash = torch.tensor([s.cash], dtype=torch.float64)
-            w = torch.tensor([s.pending_weights], dtype=torch.float64)
-            hold = torch.tensor([True]) if s.pending_hold else None
-            delta, off = core.size_orders(w, cash, sh, c, hold)
-            band_off = bool(off.any())
-            if not s.fractional:
-                delta = torch.trunc(sh + delta) - sh
-        fill, commission, slippage = ex.fill_price_and_costs(core.xp, self.rules, c, delta)
+    def _orders(self, s, core, c) -> tuple[list[float], bool]:
+        """The traded shares of the pending order at the close ``c`` and whether the band was
+        ignored: the core's joint post-cost sizing (``PortfolioCore.size_orders``, its band and
+        bounds); for whole shares the kernel's rule (each resulting holding truncated toward zero)."""
+        sh = torch.tensor([s.shares], dtype=torch.float64)
+        if s.pending_weights is None:
+            return [0.0] * len(self.tickers), False
+        cash = torch.tensor([s.cash], dtype=torch.float64)
+        w = torch.tensor([s.pending_weights], dtype=torch.float64)
+        hold = torch.tensor([True]) if s.pending_hold else None
+        delta, off = core.size_orders(w, cash, sh, c, hold)
         if not s.fractional:
-            delta, fill, commission, slippage = self._no_overdraft(s, c, delta, fill, commission, slippage)
-        return delta, fill, commission, slippage, band_off
-
-    @staticmethod
-    def _book_fractional(s, sh, delta, fill, commission, slippage, borrow_n, c, trades, closes):
-        """Float64 dollars: the core's settlement (``PortfolioCore.step``), same operations, same order."""
-        cash = torch.tensor([s.exact_cash], dtype=torch.float64)
-        sh_new = sh + delta
-        paid = (delta * fill).sum(1)
-        cash_filled = ex.cash_after_fill(cash, paid, 1.0, commission.sum(1))
-        borrow = borrow_n.sum(1)
-        cash_new = ex.cash_after_borrow(cash_filled, borrow)
-        equity = cash_new + (sh_new * c).sum(1)
-        exact = {
-            "paid": float(paid),
-            "commission": float(commission.sum(1)),
-            "slippage": float(slippage.sum(1)),
-            "borrow": float(borrow),
-            "cost": float(commission.sum(1) + slippage.sum(1) + borrow),
-            "traded_notional": float((delta.abs() * c).sum(1)),
-            "cash": float(cash_new),
-            "equity": float(equity),
-        }
-        s = dataclasses.replace(
-            s,
-            exact_cash=exact["cash"],
-            exact_equity=exact["equity"],
-            cash_cents=round(exact["cash"] * 100),
-            equity_cents=round(exact["equity"] * 100),
-            shares=tuple(float(x) for x in sh_new[0]),
-        )
-        cents = {f"{k}_cents": round(exact[k] * 100) for k in ("commission", "slippage", "borrow")}
-        return s, {**cents, "traded_notional_cents": round(exact["traded_notional"] * 100), **exact}
-
-    @staticmethod
-    def _book_whole(s, sh, delta, fill, commission, slippage, borrow_n, c, trades, closes):
-        """Integer cents: each trade's notional and commission and each asset's borrow rounded to
-        the cent once, then booked; equity = cash + each position's market value in cents."""
-        borrow_cents = sum(round(float(b) * 100) for b in borrow_n[0])
-        spent = sum(t["notional_cents"] + t["commission_cents"] for t in trades)
-        cash_cents = s.cash_cents - spent - borrow_cents
-        shares = tuple(round(float(x)) for x in (sh + delta)[0])
-        equity_cents = cash_cents + _market_value_cents(shares, closes)
-        s = dataclasses.replace(s, cash_cents=cash_cents, equity_cents=equity_cents, shares=shares)
-        cents = {
-            "commission_cents": sum(t["commission_cents"] for t in trades),
-            "slippage_cents": sum(t["slippage_cents"] for t in trades),
-            "borrow_cents": borrow_cents,
-            "traded_notional_cents": sum(round(float(x) * 100) for x in (delta.abs() * c)[0]),
-        }
-        money = {k.removesuffix("_cents"): v / 100 for k, v in cents.items()}
-        money.update(
-            cash=cash_cents / 100,
-            equity=equity_cents / 100,
-            cost=(cents["commission_cents"] + cents["slippage_cents"] + borrow_cents) / 100,
-        )
-        return s, {**cents, **money}
-
-    def _no_overdraft(self, s, c, delta, fill, commission, slippage):
-        """Whole shares, long-only: if the cent-rounded payments would overdraw cash, buy one share
-        less of the largest purchase until they do not (the single-asset account's rule)."""
-        if not self.config.long_only:
-            return delta, fill, commission, slippage
-
-        def spent(d, f, comm):
-            return sum(round(float(a) * 100) for a in (d * f)[0]) + sum(
-                round(float(x) * 100) for x in comm[0]
-            )
-
-        while s.cash_cents - spent(delta, fill, commission) < 0 and bool((delta > 0).any()):
-            j = int(torch.argmax(torch.where(delta > 0, delta * fill, -1.0)[0]))
-            delta = delta.clone()
-            delta[0, j] -= 1.0
-            fill, commission, slippage = ex.fill_price_and_costs(self.xp, self.rules, c, delta)
-        return delta, fill, commission, slippage
-
-    def _trade_records(self, s, at, delta, fill, commission, slippage, c) -> list[dict[str, Any]]:
-        out = []
-        for j, t in enumerate(self.tickers):
-            d = float(delta[0, j])
-            if d == 0.0:
-                continue
-            f, comm, slip = float(fill[0, j]), float(commission[0, j]), float(slippage[0, j])
-            rec = {
-                "bar": at,
-                "decided_at": s.pending_decided_at,
-                "ticker": t,
-                "side": "buy" if d > 0 else "sell",
-                "shares": d if s.fractional else int(round(d)),
-                "reference_price": float(c[0, j]),
-                "fill_price": f,
-                "target_weight": s.pending_weights[j],
-                "notional_cents": round(d * f * 100),
-                "commission_cents": round(comm * 100),
-                "slippage_cents": round(slip * 100),
-            }
-            if s.fractional:
-                rec.update(notional=d * f, commission=comm, slippage=slip)
-            out.append(rec)
-        return out
+            delta = torch.trunc(sh + delta) - sh
+        return [float(x) for x in delta[0]], bool(off.any())
 
     # -- risk checks -------------------------------------------------------------------------
     def _risk_checks(self, s, at, day):
@@ -913,7 +856,7 @@ def _replay_mark(fractional: bool, cash, m: dict[str, Any], bar_trades: list[dic
         )
         return cash, ok
     cash -= sum(t["notional_cents"] + t["commission_cents"] for t in bar_trades) + m["borrow_cents"]
-    mv = _market_value_cents(m["shares"], m["closes"])
+    mv = market_value_cents(m["shares"], m["closes"])
     return cash, cash == m["cash_cents"] and m["cash_cents"] + mv == m["equity_cents"]
 
 
