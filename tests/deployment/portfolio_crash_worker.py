@@ -19,10 +19,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from reinforce_strategy_creator.deployment import RiskLimits  # noqa: E402
 from reinforce_strategy_creator.deployment.portfolio_account import (  # noqa: E402
     PortfolioAccountStore,
     PortfolioPaperAccount,
-    PortfolioRiskLimits,
 )
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig  # noqa: E402
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel  # noqa: E402
@@ -92,7 +92,7 @@ def main(args: list[str]) -> None:
         panel.tickers,
         CONFIG,
         granularity=granularity,
-        limits=PortfolioRiskLimits(max_weight=0.4, max_drawdown=0.3, max_daily_loss=0.05),
+        limits=RiskLimits(max_position_fraction=0.4, max_drawdown=0.3, max_daily_loss=0.05),
     )
     say("started")
     account.run(panel, make_decider(panel.n_assets, CONFIG.window))

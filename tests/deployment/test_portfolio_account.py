@@ -17,12 +17,17 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reinforce_strategy_creator.deployment import AccountStateError, AccountStore, clear_halt, new_account
+from reinforce_strategy_creator.deployment import (
+    AccountStateError,
+    AccountStore,
+    RiskLimits,
+    clear_halt,
+    new_account,
+)
 from reinforce_strategy_creator.deployment.portfolio_account import (
     PortfolioAccountStore,
     PortfolioFeedError,
     PortfolioPaperAccount,
-    PortfolioRiskLimits,
     PortfolioWeightsError,
     portfolio_ledger,
     reconcile_portfolio,
@@ -190,7 +195,7 @@ def test_whole_fill_is_the_fractional_fill_truncated_and_never_overdraws(
 # ------------------------------------------------------------------ risk limits
 def test_max_weight_clips_every_target(tmp_path, panel, decide):
     folder = tmp_path / "capped"
-    acct = _account(folder, panel, "fractional", limits=PortfolioRiskLimits(max_weight=0.25))
+    acct = _account(folder, panel, "fractional", limits=RiskLimits(max_position_fraction=0.25))
     acct.run(panel, decide)
     orders = acct.log("orders")
     assert max(max(o["targets"]) for o in orders) <= 0.25 + 1e-12
@@ -204,7 +209,7 @@ def test_drawdown_halt_flattens_until_a_person_clears_it(tmp_path, panel, decide
     crash[15:] *= 0.6  # every ticker loses 40 % at row 15
     feed = dataclasses.replace(panel, close=crash)
     folder = tmp_path / "halt"
-    acct = _account(folder, feed, "whole", limits=PortfolioRiskLimits(max_drawdown=0.2))
+    acct = _account(folder, feed, "whole", limits=RiskLimits(max_drawdown=0.2))
     acct.run(feed.rows(0, 20), decide)
     state = acct.state()
     assert state.halted and "max drawdown" in state.halt_reason
@@ -227,7 +232,7 @@ def test_day_loss_stop_allows_no_new_risk(tmp_path, panel, decide):
     drop = panel.close.copy()
     drop[15:] *= 0.9
     feed = dataclasses.replace(panel, close=drop)
-    acct = _account(tmp_path / "dls", feed, "fractional", limits=PortfolioRiskLimits(max_daily_loss=0.05))
+    acct = _account(tmp_path / "dls", feed, "fractional", limits=RiskLimits(max_daily_loss=0.05))
     acct.run(feed, decide)
     (event,) = [e for e in acct.log("events") if e["kind"] == "day_loss_stop"]
     assert event["bar"] == feed.dates[15].isoformat()

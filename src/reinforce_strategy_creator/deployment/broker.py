@@ -16,18 +16,17 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import pandas as pd
-from pydantic import Field
 
 from ..env import EnvConfig
 from ..env import execution as ex
 from ..env.config import DEFAULT_FILL_PRICE
 from ..env.ops import SCALAR
 from ..errors import InputError
-from ..params.base import Number, ParameterError
-from ..params.deployment import RiskParams
+from ..params.base import ParameterError
+from .risk import RiskLimits, limit_weights, risk_checks, roll_day, switch_model
 from .settlement import Book, book_fills, book_mark
 from .state import AccountState, AccountStateError, AccountStore, new_account
 
@@ -70,18 +69,6 @@ class CostModel:
             borrow_bps_per_bar=env.borrow_bps_per_bar,
             fill_price=env.fill_price,
         )
-
-
-# ---------------------------------------------------------------------------------------
-# Risk limits
-# ---------------------------------------------------------------------------------------
-class RiskLimits(RiskParams):
-    """Risk limits given in code (library use, tests): no stop unless one is asked for. The
-    ``deployment.risk`` parameter block (:class:`~..params.deployment.RiskParams`) has the same
-    fields and checks, with the project's default stops."""
-
-    max_daily_loss: Annotated[Number, Field(gt=0, lt=1)] | None = None
-    max_drawdown: Annotated[Number, Field(gt=0, lt=1)] | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,31 +186,16 @@ class PaperBroker:
         as one unit (all or nothing, see :mod:`.state`)."""
         bar = _Bar.of(prices, i)
         history = prices.iloc[: i + 1]  # all that the policy and the drift check may see
-        s, events = self._switch_model(state, bar, model_id)
-        s = self._roll_day(s, bar)
+        s, events = switch_model(state, bar.at, model_id)
+        s = roll_day(s, bar.day)
         s, trades = self._fill_pending_order(s, bar)
         s, mark = self._mark_at_close(s, bar)
-        s, risk_events = self._apply_risk_checks(s, bar, history)
+        alerts = self.drift_check(history) if self.drift_check is not None else []
+        s, risk_events = risk_checks(s, bar.at, bar.day, self.limits, alerts, self.halt_on_drift)
         s, order = self._decide(s, bar, history, decide)
         return self.store.commit(
             s, {"orders": [order], "trades": trades, "equity": [mark], "events": events + risk_events}
         )
-
-    @staticmethod
-    def _switch_model(s: AccountState, bar: _Bar, model_id: str | None) -> tuple[AccountState, list[dict]]:
-        """Another model takes over: record a ``model_switch`` event; the account (cash, shares,
-        history) continues."""
-        if model_id is None or model_id == s.active_model_id:
-            return s, []
-        event = {"bar": bar.at, "kind": "model_switch", "from": s.active_model_id, "to": model_id}
-        return dataclasses.replace(s, active_model_id=model_id), [event]
-
-    @staticmethod
-    def _roll_day(s: AccountState, bar: _Bar) -> AccountState:
-        """A bar on a new calendar date resets the day-loss stop and the day's start equity."""
-        if bar.day == s.day:
-            return s
-        return dataclasses.replace(s, day=bar.day, day_start_equity_cents=s.equity_cents, day_loss_stop=False)
 
     def _fill_pending_order(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
         """Fill the order decided at the previous bar's close at this bar's reference price
@@ -274,62 +246,6 @@ class PaperBroker:
         }
         return s, mark
 
-    # -- risk checks: each may only add a restriction --------------------------------------
-    def _apply_risk_checks(
-        self, s: AccountState, bar: _Bar, history: pd.DataFrame
-    ) -> tuple[AccountState, list[dict]]:
-        """The risk limits at the close, in this order: the drawdown kill switch, the day-loss
-        stop, the optional drift check. Returns the state and the events they record."""
-        s, halt = self._drawdown_kill_switch(s, bar)
-        s, stop = self._day_loss_stop(s, bar)
-        s, drift = self._drift_check(s, bar, history)
-        return s, halt + stop + drift
-
-    def _drawdown_kill_switch(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
-        """Drawdown beyond ``max_drawdown`` halts the account: flat from the next bar until a
-        person clears it (``kedro paper clear-halt``)."""
-        limit = self.limits.max_drawdown
-        if limit is None or s.halted or s.drawdown > -limit:
-            return s, []
-        reason = (
-            f"max drawdown kill switch: drawdown {s.drawdown:.4%} at {bar.at} breached "
-            f"deployment.risk.max_drawdown={limit}"
-        )
-        event = {"bar": bar.at, "kind": "halt", "cause": "max_drawdown", "reason": reason}
-        return dataclasses.replace(s, halted=True, halt_reason=reason), [event]
-
-    def _day_loss_stop(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
-        """A loss of ``max_daily_loss`` since the day's start sets the day-loss stop: orders
-        decided for the rest of the day may not increase risk."""
-        limit, start = self.limits.max_daily_loss, s.day_start_equity_cents
-        if limit is None or s.day_loss_stop or start <= 0 or s.equity_cents > start * (1 - limit):
-            return s, []
-        loss = s.equity_cents / start - 1
-        event = {
-            "bar": bar.at,
-            "kind": "day_loss_stop",
-            "day": bar.day,
-            "loss": loss,
-            "reason": f"day loss {loss:.4%} breached deployment.risk.max_daily_loss={limit}",
-        }
-        return dataclasses.replace(s, day_loss_stop=True), [event]
-
-    def _drift_check(
-        self, s: AccountState, bar: _Bar, history: pd.DataFrame
-    ) -> tuple[AccountState, list[dict]]:
-        """Record the drift monitor's alerts; with ``halt_on_drift`` an alert halts the account
-        (flat until a person clears it)."""
-        if self.drift_check is None:
-            return s, []
-        alerts = self.drift_check(history)
-        events = [{"bar": bar.at, "kind": "drift_alert", **alert} for alert in alerts]
-        if alerts and self.halt_on_drift and not s.halted:
-            feats = sorted({str(a.get("feature")) for a in alerts})
-            reason = f"drift alert on {feats} at {bar.at}; flat until a person clears it"
-            s = dataclasses.replace(s, halted=True, halt_reason=reason)
-            events.append({"bar": bar.at, "kind": "halt", "cause": "drift", "reason": reason})
-        return s, events
-
     # -- the decision ----------------------------------------------------------------------
     def _decide(
         self, s: AccountState, bar: _Bar, history: pd.DataFrame, decide: Decide
@@ -340,7 +256,8 @@ class PaperBroker:
             policy_target, target, why = None, 0.0, "halted: " + str(s.halt_reason)
         else:
             policy_target = _as_target(decide(history, s), bar.at)
-            target, why = self._limit_target(policy_target, s)
+            limited, why = limit_weights([policy_target], [s.position], self.limits, s.day_loss_stop)
+            target = float(limited[0])
         fills_at = "close" if self.costs.fill_price == "next_close" else "open"
         order = {
             "bar": bar.at,
@@ -358,20 +275,6 @@ class PaperBroker:
             bars_processed=s.bars_processed + 1,
         )
         return s, order
-
-    def _limit_target(self, policy_target: float, s: AccountState) -> tuple[float, str]:
-        """The target within ``max_position_fraction`` and, under the day-loss stop, no new
-        risk (no new position, no flip, no larger size); with the reason."""
-        cap = self.limits.max_position_fraction
-        target = min(max(policy_target, -cap), cap)
-        why = "policy" if target == policy_target else "clipped to max_position_fraction"
-        if s.day_loss_stop:
-            current = s.position
-            if target * current < 0 or (current == 0 and target != 0):
-                return 0.0, "day-loss stop: no new risk"
-            if abs(target) > abs(current):
-                return math.copysign(abs(current), target), "day-loss stop: capped"
-        return target, why
 
     # -- fills -------------------------------------------------------------------------------
     def _fill(self, s: AccountState, bar: str, ref: float) -> tuple[AccountState, dict | None]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from ..env import execution as ex
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..params.base import ParameterError
 from ..portfolio.panel import PortfolioPanel
+from .risk import RiskLimits, limit_weights, risk_checks, roll_day, show, switch_model
 from .settlement import Book, book_fills, book_mark, market_value_cents
 from .state import LOG_NAMES, AccountState, AccountStateError, AccountStore
 
@@ -42,7 +43,6 @@ __all__ = [
     "PortfolioAccountStore",
     "PortfolioFeedError",
     "PortfolioPaperAccount",
-    "PortfolioRiskLimits",
     "PortfolioRunSummary",
     "PortfolioWeightsError",
     "new_portfolio_account",
@@ -73,53 +73,6 @@ class PortfolioFeedError(PortfolioInputError):
 
 class PortfolioWeightsError(PortfolioInputError):
     """The decider returned weights that are not finite or break the bounds (names ticker and date)."""
-
-
-# ---------------------------------------------------------------------------------------
-# Risk limits
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PortfolioRiskLimits:
-    """Hard limits on top of the decider; ``None`` disables one (the default: no interference).
-
-    ``max_weight``: each target weight is clipped to ``[-max_weight, max_weight]``;
-    ``max_drawdown``: equity at ``(1 - max_drawdown)`` x its running peak or below halts the
-    account: every later decision is all cash (flat) until a person clears the halt
-    (:func:`~.operations.clear_halt`); ``max_daily_loss``: a loss of this fraction since the day's
-    start sets the day-loss stop: for the rest of that calendar day no target may open a position,
-    flip one or exceed the asset's current weight in size.
-    """
-
-    max_weight: float | None = None
-    max_drawdown: float | None = None
-    max_daily_loss: float | None = None
-
-    def __post_init__(self) -> None:
-        checks = {
-            "max_weight": lambda v: 0 < v <= 10,
-            "max_drawdown": lambda v: 0 < v < 1,
-            "max_daily_loss": lambda v: 0 < v < 1,
-        }
-        for name, ok in checks.items():
-            v = getattr(self, name)
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
-                bound = "(0, 10]" if name == "max_weight" else "(0, 1)"
-                raise ParameterError(
-                    f"portfolio risk limit {name}={v!r} must be a number in {bound} or null (off)"
-                )
-
-    @classmethod
-    def from_risk_params(cls, risk: Any) -> PortfolioRiskLimits:
-        """The single-asset ``deployment.risk`` block read for a portfolio: ``max_position_fraction``
-        caps each asset's weight; ``max_drawdown`` and ``max_daily_loss`` keep their meaning."""
-        get = risk.get if isinstance(risk, Mapping) else lambda k: getattr(risk, k)
-        return cls(
-            max_weight=None if get("max_position_fraction") is None else float(get("max_position_fraction")),
-            max_drawdown=get("max_drawdown"),
-            max_daily_loss=get("max_daily_loss"),
-        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -307,7 +260,7 @@ def check_state(state: PortfolioAccountState, source: str = "state") -> None:
         ok = diff == 0
     if not ok:
         raise AccountStateError(
-            f"{source}: cash + shares x close differs from equity by {diff:.6f} at {_show(state.last_bar)}: "
+            f"{source}: cash + shares x close differs from equity by {diff:.6f} at {show(state.last_bar)}: "
             "the account does not reconcile. Stop trading and restore the folder from backup."
         )
 
@@ -332,11 +285,6 @@ def _iso(ts: pd.Timestamp) -> str:
     return pd.Timestamp(ts).isoformat()
 
 
-def _show(at: str | None) -> str:
-    """A bar's time stamp for messages: the date alone for a daily bar (midnight)."""
-    return str(at).removesuffix("T00:00:00")
-
-
 def _num(x: float) -> float | None:
     """JSON-safe float: NaN (ticker not listed yet) as null."""
     return None if not math.isfinite(x) else float(x)
@@ -349,7 +297,9 @@ class PortfolioPaperAccount:
     (the Kedro node's in-memory batch); ``tickers``: the account's tickers, in the decider's order;
     ``config``: the :class:`~..env.portfolio.PortfolioConfig` the decider was trained and
     backtested with (costs, window, capital, long-only / gross bound, band); ``granularity``:
-    ``"whole"`` (default) or ``"fractional"`` shares; ``limits``: :class:`PortfolioRiskLimits`.
+    ``"whole"`` (default) or ``"fractional"`` shares; ``limits``: :class:`~.risk.RiskLimits`
+    (``max_position_fraction`` caps each asset's weight); ``drift_check(feed, row)``: the drift
+    monitor's alerts at a feed row (recorded; with ``halt_on_drift`` an alert halts the account).
     An existing account whose recorded tickers, granularity or config differ is refused.
     """
 
@@ -360,7 +310,9 @@ class PortfolioPaperAccount:
         config: PortfolioConfig,
         *,
         granularity: str = "whole",
-        limits: PortfolioRiskLimits | None = None,
+        limits: RiskLimits | None = None,
+        drift_check: Callable[[PortfolioPanel, int], list[dict[str, Any]]] | None = None,
+        halt_on_drift: bool = False,
     ) -> None:
         if granularity not in ex.GRANULARITIES:
             raise ParameterError(f"granularity must be one of {list(ex.GRANULARITIES)}, got {granularity!r}")
@@ -368,7 +320,9 @@ class PortfolioPaperAccount:
         self.tickers = tuple(str(t) for t in tickers)
         self.config = dataclasses.replace(config, episode_length=None, device="cpu")
         self.granularity = granularity
-        self.limits = limits or PortfolioRiskLimits()
+        self.limits = limits or RiskLimits()
+        self.drift_check = drift_check
+        self.halt_on_drift = halt_on_drift
         self.rules = self.config.rules
 
     # -- accessors -----------------------------------------------------------------------
@@ -452,7 +406,7 @@ class PortfolioPaperAccount:
         extra = [t for t in feed.tickers if t not in state.tickers]
         if missing or extra:
             after = feed.dates if state.last_bar is None else feed.dates[feed.dates > state.last_bar]
-            first = _show(_iso(after[0])) if len(after) else f"the bar after {_show(state.last_bar)}"
+            first = show(_iso(after[0])) if len(after) else f"the bar after {show(state.last_bar)}"
             held = {t: state.holdings()[t] for t in missing if state.holdings()[t]}
             raise PortfolioFeedError(
                 f"the feed's tickers differ from the account's: missing {missing} (held: {held}) on "
@@ -475,14 +429,14 @@ class PortfolioPaperAccount:
             pos = int(feed.dates.searchsorted(at))
             if pos >= feed.n_bars or feed.dates[pos] != at:
                 raise PortfolioFeedError(
-                    f"the feed has no bar on {_show(state.last_bar)}, the account's last processed bar; the "
+                    f"the feed has no bar on {show(state.last_bar)}, the account's last processed bar; the "
                     "pending order fills at the bar after it. Feed a history that includes it."
                 )
             return pos + 1
         first = W - 1 if start is None else int(feed.dates.searchsorted(pd.Timestamp(start), side="left"))
         if first < W - 1:
             raise PortfolioFeedError(
-                f"the first bar {_show(_iso(feed.dates[first]))} needs {W - 1} feed rows of history "
+                f"the first bar {show(_iso(feed.dates[first]))} needs {W - 1} feed rows of history "
                 f"before it (portfolio window {W}); the feed has {first}. Start later or feed more history."
             )
         return first
@@ -501,14 +455,14 @@ class PortfolioPaperAccount:
                 row = listed + int(gap[0])
                 why = f"holds {state.shares[j]} shares of it" if held else "saw it listed earlier"
                 raise PortfolioFeedError(
-                    f"ticker {t!r} is missing from the feed on {_show(_iso(feed.dates[row]))} (close "
+                    f"ticker {t!r} is missing from the feed on {show(_iso(feed.dates[row]))} (close "
                     f"{close[row, j]}): the account {why}, so every later bar needs its close. Fix the "
-                    f"feed; nothing was processed in this run (the account stays at {_show(state.last_bar)})."
+                    f"feed; nothing was processed in this run (the account stays at {show(state.last_bar)})."
                 )
             if (close[listed:, j] <= 0).any():
                 row = listed + int(np.argmax(close[listed:, j] <= 0))
                 raise PortfolioFeedError(
-                    f"ticker {t!r} has close {close[row, j]} on {_show(_iso(feed.dates[row]))}; prices "
+                    f"ticker {t!r} has close {close[row, j]} on {show(_iso(feed.dates[row]))}; prices "
                     "must be positive. Fix the feed; nothing was traded."
                 )
         if state.last_close is not None:
@@ -517,7 +471,7 @@ class PortfolioPaperAccount:
                 was, now = state.last_close[j], _num(close[row, j])
                 if was != now and not (was is not None and now is not None and math.isclose(was, now)):
                     raise PortfolioFeedError(
-                        f"ticker {t!r} closed at {was} on {_show(state.last_bar)} when the account processed "
+                        f"ticker {t!r} closed at {was} on {show(state.last_bar)} when the account processed "
                         f"that bar, but the feed now says {now}: the history was revised. Trade on the "
                         "feed the account was marked with (or start a new account)."
                     )
@@ -541,14 +495,11 @@ class PortfolioPaperAccount:
         """Bar ``i`` in the order of its timeline (fill the pending order at its close, mark,
         risk checks, decide); its log lines and new state are committed as one unit."""
         at, day = _iso(feed.dates[i]), feed.dates[i].date().isoformat()
-        s, events = state, []
-        if model_id is not None and model_id != s.active_model_id:
-            events.append({"bar": at, "kind": "model_switch", "from": s.active_model_id, "to": model_id})
-            s = dataclasses.replace(s, active_model_id=model_id)
-        if day != s.day:
-            s = dataclasses.replace(s, day=day, day_start_equity_cents=s.equity_cents, day_loss_stop=False)
+        s, events = switch_model(state, at, model_id)
+        s = roll_day(s, day)
         s, trades, mark = self._fill_and_mark(s, core, feed, i, at)
-        s, risk_events = self._risk_checks(s, at, day)
+        alerts = self.drift_check(feed, i) if self.drift_check is not None else []
+        s, risk_events = risk_checks(s, at, day, self.limits, alerts, self.halt_on_drift)
         s, order = self._decide(s, core, feed, i, at, decide)
         return self.store.commit(
             s, {"orders": [order], "trades": trades, "equity": [mark], "events": events + risk_events}
@@ -650,33 +601,6 @@ class PortfolioPaperAccount:
             delta = torch.trunc(sh + delta) - sh
         return [float(x) for x in delta[0]], bool(off.any())
 
-    # -- risk checks -------------------------------------------------------------------------
-    def _risk_checks(self, s, at, day):
-        events = []
-        dd = self.limits.max_drawdown
-        if dd is not None and not s.halted and s.drawdown <= -dd:
-            reason = (
-                f"max drawdown kill switch: drawdown {s.drawdown:.4%} at {_show(at)} breached "
-                f"max_drawdown={dd}; all cash until a person clears the halt"
-            )
-            s = dataclasses.replace(s, halted=True, halt_reason=reason)
-            events.append({"bar": at, "kind": "halt", "cause": "max_drawdown", "reason": reason})
-        loss_limit, start = self.limits.max_daily_loss, s.day_start_equity_cents
-        if loss_limit is not None and not s.day_loss_stop and start > 0:
-            if s.equity_cents <= start * (1 - loss_limit):
-                loss = s.equity_cents / start - 1
-                s = dataclasses.replace(s, day_loss_stop=True)
-                events.append(
-                    {
-                        "bar": at,
-                        "kind": "day_loss_stop",
-                        "day": day,
-                        "loss": loss,
-                        "reason": f"day loss {loss:.4%} breached max_daily_loss={loss_limit}",
-                    }
-                )
-        return s, events
-
     # -- the decision --------------------------------------------------------------------------
     def _decide(self, s, core, feed, i, at, decide):
         """Exactly one decision for this bar: all cash when halted, else the decider's weights
@@ -694,7 +618,7 @@ class PortfolioPaperAccount:
                 out = decide(core.observe(), i)
             w, hold = self._check_weights(out, core, feed, i, at)
             policy = [float(x) for x in w]
-            w, why = self._limit(w, s, core, i)
+            w, why = self._limit(w, s, core, i, self.limits)
         if hold:
             w = np.zeros(N)
         wt = core.check_weights(core.check_weights(torch.as_tensor(w[None, :])))  # as replay, then step
@@ -727,13 +651,13 @@ class PortfolioPaperAccount:
             h = np.asarray(h.detach().cpu() if isinstance(h, torch.Tensor) else h, dtype=bool).reshape(-1)
             if h.shape != (1,):
                 raise PortfolioWeightsError(
-                    f"the decider returned a hold mask of shape {h.shape} on {_show(at)}; expected (1,)"
+                    f"the decider returned a hold mask of shape {h.shape} on {show(at)}; expected (1,)"
                 )
             hold = bool(h[0])
         w = np.asarray(out.detach().cpu() if isinstance(out, torch.Tensor) else out, dtype=np.float64)
         if w.size != N:
             raise PortfolioWeightsError(
-                f"the decider returned weights of shape {w.shape} on {_show(at)}; expected (1, {N}) for "
+                f"the decider returned weights of shape {w.shape} on {show(at)}; expected (1, {N}) for "
                 f"tickers {list(tickers)}. Nothing was traded for this bar."
             )
         w = w.reshape(N)
@@ -742,19 +666,19 @@ class PortfolioPaperAccount:
         for j, t in enumerate(tickers):
             if not math.isfinite(w[j]):
                 raise PortfolioWeightsError(
-                    f"the decider's weight for ticker {t!r} on {_show(at)} is {w[j]}; weights must be "
+                    f"the decider's weight for ticker {t!r} on {show(at)} is {w[j]}; weights must be "
                     "finite. Check the policy and its features; nothing was traded for this bar."
                 )
         tradable = core.tradable[i].numpy()
         for j, t in enumerate(tickers):
             if self.config.long_only and w[j] < 0:
                 raise PortfolioWeightsError(
-                    f"the decider's weight for ticker {t!r} on {_show(at)} is {w[j]} < 0; a long-only "
+                    f"the decider's weight for ticker {t!r} on {show(at)} is {w[j]} < 0; a long-only "
                     "account needs weights >= 0. Nothing was traded for this bar."
                 )
             if w[j] != 0 and not tradable[j]:
                 raise PortfolioWeightsError(
-                    f"the decider targets weight {w[j]} for ticker {t!r} on {_show(at)}, but it has no price "
+                    f"the decider targets weight {w[j]} for ticker {t!r} on {show(at)}, but it has no price "
                     "yet (not listed); its weight must be 0. Nothing was traded for this bar."
                 )
         total = float(w.sum() if self.config.long_only else np.abs(w).sum())
@@ -763,25 +687,18 @@ class PortfolioPaperAccount:
             what = "sum(w) <= 1 (long only)" if self.config.long_only else f"sum(|w|) <= {bound}"
             top = tickers[int(np.argmax(np.abs(w)))]
             raise PortfolioWeightsError(
-                f"the decider's weights on {_show(at)} add up to {total} (largest: ticker {top!r}); "
+                f"the decider's weights on {show(at)} add up to {total} (largest: ticker {top!r}); "
                 f"they must satisfy {what}. Nothing was traded for this bar."
             )
         return w, False
 
-    def _limit(self, w: np.ndarray, s, core, i) -> tuple[np.ndarray, str]:
-        why = "policy"
-        cap = self.limits.max_weight
-        if cap is not None and (np.abs(w) > cap).any():
-            w, why = np.clip(w, -cap, cap), f"clipped to max_weight={cap}"
-        if s.day_loss_stop:
-            closes = np.nan_to_num(core.close[i].numpy())
-            cur = np.asarray(s.shares) * closes / s.equity if s.equity > 0 else np.zeros_like(w)
-            limited = np.where(
-                w * cur <= 0, 0.0, np.sign(w) * np.minimum(np.abs(w), np.abs(cur))
-            )  # no new position, no flip, no larger size
-            if not np.array_equal(limited, w):
-                w, why = limited, "day-loss stop: no new risk"
-        return w, why
+    @staticmethod
+    def _limit(w: np.ndarray, s, core, i, limits: RiskLimits) -> tuple[np.ndarray, str]:
+        """The weights within the risk limits (:func:`~.risk.limit_weights`), against each asset's
+        weight at this close."""
+        closes = np.nan_to_num(core.close[i].numpy())
+        cur = np.asarray(s.shares) * closes / s.equity if s.equity > 0 else np.zeros_like(w)
+        return limit_weights(w, cur, limits, s.day_loss_stop)
 
 
 # ---------------------------------------------------------------------------------------
@@ -829,7 +746,7 @@ def reconcile_portfolio(store: PortfolioAccountStore) -> PortfolioAccountState:
             f"{state.bars_processed} processed bars"
         )
     if bars and bars[-1] != state.last_bar:
-        problems.append(f"the last decision {bars[-1]} is not the last processed bar {_show(state.last_bar)}")
+        problems.append(f"the last decision {bars[-1]} is not the last processed bar {show(state.last_bar)}")
     last = (marks[-1]["cash_cents"], marks[-1]["equity_cents"]) if marks else None
     if last is not None and last != (state.cash_cents, state.equity_cents):
         problems.append("the last equity mark differs from the state")
