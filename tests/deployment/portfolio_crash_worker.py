@@ -6,7 +6,7 @@ server, tests/support/forkserver.py). Progress lines on stdout, as crash_worker.
 
     started T / commit N T / committed N T / finished T
 
-The store is the real ``PortfolioAccountStore``; only the reporting wraps it.
+The store is the real ``AccountStore``; only the reporting wraps it.
 """
 
 import sys
@@ -19,9 +19,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from reinforce_strategy_creator.deployment import RiskLimits  # noqa: E402
+from reinforce_strategy_creator.deployment import AccountStore, RiskLimits  # noqa: E402
 from reinforce_strategy_creator.deployment.portfolio_account import (  # noqa: E402
-    PortfolioAccountStore,
     PortfolioPaperAccount,
 )
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig  # noqa: E402
@@ -73,7 +72,7 @@ def say(*words) -> None:
     print(*words, time.monotonic(), flush=True)
 
 
-class ReportingStore(PortfolioAccountStore):
+class ReportingStore(AccountStore):
     """The real store, announcing each commit before it starts and after it is published."""
 
     def commit(self, state, records=None, **kwargs):

@@ -26,7 +26,6 @@ from reinforce_strategy_creator.deployment.drift import (
     psi,
 )
 from reinforce_strategy_creator.deployment.portfolio_account import (
-    PortfolioAccountStore,
     PortfolioPaperAccount,
 )
 from reinforce_strategy_creator.params.base import ParameterError
@@ -130,7 +129,7 @@ def _universe(tmp_path, reference):
         return pd.DataFrame({"feat_ret": r1[np.isfinite(r1)]})
 
     monitor = DriftMonitor(reference, pooled, DriftThresholds(min_samples=20), window=30 * panel.n_assets)
-    store = PortfolioAccountStore(tmp_path / "acct")
+    store = AccountStore(tmp_path / "acct")
     account = PortfolioPaperAccount(
         store,
         panel.tickers,

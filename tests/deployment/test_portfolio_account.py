@@ -20,17 +20,18 @@ from hypothesis import strategies as st
 from reinforce_strategy_creator.deployment import (
     AccountStateError,
     AccountStore,
+    CostModel,
+    PaperBroker,
     RiskLimits,
     clear_halt,
     new_account,
+    reconcile,
 )
 from reinforce_strategy_creator.deployment.portfolio_account import (
-    PortfolioAccountStore,
     PortfolioFeedError,
     PortfolioPaperAccount,
     PortfolioWeightsError,
     portfolio_ledger,
-    reconcile_portfolio,
 )
 from reinforce_strategy_creator.deployment.state import StagedAccount
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioInputError
@@ -38,7 +39,7 @@ from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import replay_weights
 from tests.deployment.portfolio_crash_worker import CONFIG, make_decider, make_panel
-from tests.support.paper import account_files
+from tests.support.paper import account_files, make_prices
 
 torch.set_num_threads(1)
 N_BARS = 30
@@ -47,7 +48,7 @@ N_BARS = 30
 def _account(folder, panel=None, granularity="whole", config=CONFIG, limits=None):
     tickers = (panel or make_panel(N_BARS)).tickers
     return PortfolioPaperAccount(
-        PortfolioAccountStore(folder), tickers, config, granularity=granularity, limits=limits
+        AccountStore(folder), tickers, config, granularity=granularity, limits=limits
     )
 
 
@@ -106,8 +107,8 @@ def test_rerun_changes_nothing_and_bar_by_bar_feed_equals_one_run(
 
 def test_every_bar_is_decided_once_and_the_ledger_reconciles(full_run, panel):
     for granularity, (folder, _) in full_run.items():
-        store = PortfolioAccountStore(folder)
-        state = reconcile_portfolio(store)
+        store = AccountStore(folder)
+        state = reconcile(store)
         orders = store.read_log("orders", state)
         assert [o["bar"] for o in orders] == [d.isoformat() for d in panel.dates[CONFIG.window - 1 :]]
         ledger = portfolio_ledger(store)
@@ -132,7 +133,7 @@ def test_staged_batch_publishes_the_same_bytes_as_bar_by_bar_commits(tmp_path, p
     staged = StagedAccount(folder, None)
     PortfolioPaperAccount(staged, panel.tickers, CONFIG).run(panel, decide)
     assert not folder.exists()  # nothing written until the batch is published
-    PortfolioAccountStore(folder).commit_batch(staged)
+    AccountStore(folder).commit_batch(staged)
     assert account_files(folder) == account_files(full_run["whole"][0])
 
 
@@ -146,7 +147,7 @@ def test_a_tampered_log_does_not_reconcile(tmp_path, panel, decide):
     lines[3] = json.dumps(rec, sort_keys=True)
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(AccountStateError, match="does not reconcile"):
-        reconcile_portfolio(PortfolioAccountStore(folder))
+        reconcile(AccountStore(folder))
     with pytest.raises(AccountStateError, match="does not reconcile"):  # checked on load by run
         _account(folder, panel, "whole").run(panel, decide)
 
@@ -225,7 +226,7 @@ def test_drawdown_halt_flattens_until_a_person_clears_it(tmp_path, panel, decide
     assert not acct.state().halted and acct.log("events")[-1]["kind"] == "clear_halt"
     assert ledger.filter(like="shares:").iloc[-1].sum() == 0
     assert portfolio_ledger(acct.store).filter(like="shares:").iloc[-1].sum() > 0  # trading again
-    reconcile_portfolio(acct.store)
+    reconcile(acct.store)
 
 
 def test_day_loss_stop_allows_no_new_risk(tmp_path, panel, decide):
@@ -263,7 +264,7 @@ def started(tmp_path, panel, decide):
 
 def test_ticker_column_missing_from_the_feed(started, panel, decide):
     feed = panel.select(("AAA", "BBB", "DDD", "EEE"))
-    held = PortfolioAccountStore(started).load().holdings()["CCC"]
+    held = AccountStore(started).load().holdings()["CCC"]
     assert held > 0
     _bad_run(started, feed, decide, rf"missing \['CCC'\] \(held: \{{'CCC': {held}\}}\) on 2021-02-01")
 
@@ -300,7 +301,7 @@ def test_bad_weights_name_ticker_and_date_and_write_nothing(started, panel, deci
 
     err = _bad_run(started, panel, bad, match)
     assert isinstance(err, PortfolioWeightsError)
-    assert PortfolioAccountStore(started).load().last_bar == "2021-01-29T00:00:00"
+    assert AccountStore(started).load().last_bar == "2021-01-29T00:00:00"
 
 
 def test_weight_on_a_ticker_not_listed_yet(tmp_path, panel):
@@ -308,7 +309,7 @@ def test_weight_on_a_ticker_not_listed_yet(tmp_path, panel):
         tmp_path / "new", panel, lambda obs, bar: np.full((1, 5), 0.2), "ticker 'EEE' on 2021-01-07"
     )
     assert "not listed" in str(err)
-    assert PortfolioAccountStore(tmp_path / "new").load().bars_processed == 0
+    assert AccountStore(tmp_path / "new").load().bars_processed == 0
 
 
 def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started, panel, decide, tmp_path):
@@ -321,8 +322,13 @@ def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started
     store = AccountStore(single)
     with store.locked():
         store.initialize(new_account(1000.0))
-    with pytest.raises(AccountStateError, match="not a portfolio paper account"):
+    with pytest.raises(AccountStateError, match="single-asset paper account cannot trade the universe"):
         _account(single, panel).run(panel, decide)
+    # and the other way round: a single-asset broker refuses a universe's folder
+    with pytest.raises(AccountStateError, match=r"trades the universe \['AAA'"):
+        PaperBroker(AccountStore(started), initial_capital=1e5, costs=CostModel(), limits=RiskLimits()).run(
+            make_prices(40), lambda h, s: 1.0
+        )
 
 
 def test_replay_of_the_same_decider_exists_for_the_same_panel(panel, decide):

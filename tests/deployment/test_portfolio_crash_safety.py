@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from reinforce_strategy_creator.deployment import AccountStore, reconcile
 from reinforce_strategy_creator.deployment.portfolio_account import (
-    PortfolioAccountStore,
     portfolio_ledger,
-    reconcile_portfolio,
 )
 from tests.deployment.portfolio_crash_worker import CONFIG, make_panel
 from tests.deployment.test_crash_safety import _event, _timing
@@ -82,7 +81,7 @@ def test_random_sigkills_never_fill_a_portfolio_bar_twice(tmp_path, granularity)
     n_decisions = N_BARS - (CONFIG.window - 1)
     kills_mid_run, progressed, in_commit = 0, 0, 0
     for i in range(KILLS):
-        store = PortfolioAccountStore(folder)
+        store = AccountStore(folder)
         done_before = store.load().bars_processed if store.exists() else 0
         if done_before == n_decisions:
             break
@@ -91,7 +90,7 @@ def test_random_sigkills_never_fill_a_portfolio_bar_twice(tmp_path, granularity)
         kills_mid_run += kill["mid_run"]
         in_commit += kill["in_commit"]
         if store.exists():  # after every kill the committed state is consistent
-            progressed += reconcile_portfolio(store).bars_processed > done_before
+            progressed += reconcile(store).bars_processed > done_before
     _run_to_end(server, folder, granularity)  # finish
     server.close()
     same = account_files(folder, split_runs=True) == account_files(ref, split_runs=True)
@@ -103,11 +102,11 @@ def test_random_sigkills_never_fill_a_portfolio_bar_twice(tmp_path, granularity)
     )
     assert kills_mid_run >= 5 and progressed >= 3 and in_commit >= 2
 
-    store = PortfolioAccountStore(folder)
-    state = reconcile_portfolio(store)
+    store = AccountStore(folder)
+    state = reconcile(store)
     panel = make_panel(N_BARS)
     orders = store.read_log("orders", state)
     assert [o["bar"] for o in orders] == [d.isoformat() for d in panel.dates[CONFIG.window - 1 :]]
-    killed, uninterrupted = portfolio_ledger(store), portfolio_ledger(PortfolioAccountStore(ref))
+    killed, uninterrupted = portfolio_ledger(store), portfolio_ledger(AccountStore(ref))
     assert killed.equals(uninterrupted)  # every bar's cash, equity, costs and shares
     assert same

@@ -18,11 +18,10 @@ import pandas as pd
 import pytest
 import torch
 
+from reinforce_strategy_creator.deployment import AccountStore, reconcile
 from reinforce_strategy_creator.deployment.portfolio_account import (
-    PortfolioAccountStore,
     PortfolioPaperAccount,
     portfolio_ledger,
-    reconcile_portfolio,
 )
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
@@ -68,9 +67,7 @@ def _monthly(decide):
 
 
 def _paper(folder, panel, cfg, decide, granularity):
-    account = PortfolioPaperAccount(
-        PortfolioAccountStore(folder), panel.tickers, cfg, granularity=granularity
-    )
+    account = PortfolioPaperAccount(AccountStore(folder), panel.tickers, cfg, granularity=granularity)
     account.run(panel, decide)
     return account
 
@@ -121,7 +118,7 @@ def test_fractional_paper_account_reproduces_the_replay_ledger(tmp_path, request
     if universe == "stocks5":  # FB is bought only after its listing
         fb = ledger["shares:FB"]
         assert (fb.loc[:"2012-05-17"] == 0).all() and (fb.loc["2012-05-21":] != 0).any()
-    reconcile_portfolio(account.store)
+    reconcile(account.store)
     print(
         f"\nPARITY {universe} {config}: {len(ledger)} bars, final equity paper "
         f"{ledger['equity'].iloc[-1]:.6f} replay {run.equity[0, -1]:.6f}, max |diff| equity "

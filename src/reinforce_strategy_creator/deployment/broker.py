@@ -165,6 +165,11 @@ class PaperBroker:
         if not self.store.exists():
             self.store.initialize(new_account(self.initial_capital, model_id, self.granularity or "whole"))
         state = self.store.load()
+        if not isinstance(state, AccountState):
+            raise AccountStateError(
+                f"{self.store.folder}: the account trades the universe {list(state.tickers)}, not "
+                "one instrument; use a new account folder. Nothing was traded."
+            )
         if self.granularity is not None and state.granularity != self.granularity:
             raise AccountStateError(
                 f"{self.store.folder}: the account trades {state.granularity} shares (recorded "

@@ -2,8 +2,9 @@
 
 What: :class:`PortfolioPaperAccount` processes a :class:`~..portfolio.panel.PortfolioPanel` feed
 (dates x tickers closes plus the raw feature panel) bar by bar into one account folder
-(:class:`PortfolioAccountStore`), each bar committed as one unit; :func:`reconcile_portfolio`
-checks a folder's logs against its state; :func:`portfolio_ledger` reads the per-bar ledger.
+(:class:`~.state.AccountStore`), each bar committed as one unit (its state a
+:class:`~.state.PortfolioAccountState`); :func:`~.operations.reconcile` checks a folder's logs
+against its state; :func:`portfolio_ledger` reads the per-bar ledger.
 
 Why: a portfolio paper account must trade exactly as the portfolio agents were validated and
 backtested (:func:`~..portfolio.replay.replay_weights`). So the observation is built by a
@@ -20,10 +21,9 @@ files and errors: docs/portfolio_paper_trading.md.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,24 +34,25 @@ from ..env import execution as ex
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..params.base import ParameterError
 from ..portfolio.panel import PortfolioPanel
+from .operations import reconcile
 from .risk import RiskLimits, limit_weights, risk_checks, roll_day, show, switch_model
-from .settlement import Book, book_fills, book_mark, market_value_cents
-from .state import LOG_NAMES, AccountState, AccountStateError, AccountStore
+from .settlement import Book, book_fills, book_mark
+from .state import (
+    AccountStateError,
+    PortfolioAccountState,
+    check_portfolio_state,
+)
 
 __all__ = [
     "PortfolioAccountState",
-    "PortfolioAccountStore",
     "PortfolioFeedError",
     "PortfolioPaperAccount",
     "PortfolioRunSummary",
     "PortfolioWeightsError",
     "new_portfolio_account",
     "portfolio_ledger",
-    "reconcile_portfolio",
 ]
 
-KIND = "portfolio"
-SCHEMA_VERSION = 1
 #: the PortfolioConfig fields an account records at creation and never changes
 CONFIG_FIELDS = (
     "window",
@@ -73,102 +74,6 @@ class PortfolioFeedError(PortfolioInputError):
 
 class PortfolioWeightsError(PortfolioInputError):
     """The decider returned weights that are not finite or break the bounds (names ticker and date)."""
-
-
-# ---------------------------------------------------------------------------------------
-# State
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PortfolioAccountState:
-    """Committed state of one N-asset paper account.
-
-    ``whole`` accounts: money in integer cents (``cash_cents``, ``equity_cents``), ``shares`` whole
-    numbers, the ``exact_*`` fields null. ``fractional`` accounts: ``exact_cash`` and
-    ``exact_equity`` (float64 dollars) are the ledger, the ``*_cents`` fields their rounding.
-    ``shares``, ``last_close`` and ``pending_weights`` are in ``tickers`` order; a ticker not listed
-    yet has ``last_close`` null.
-    """
-
-    tickers: tuple[str, ...]
-    granularity: str
-    config: dict[str, Any]
-    initial_capital_cents: int
-    cash_cents: int
-    equity_cents: int
-    peak_equity_cents: int
-    shares: tuple[float, ...]
-    exact_initial_cash: float | None = None
-    exact_cash: float | None = None
-    exact_equity: float | None = None
-    last_bar: str | None = None
-    last_close: tuple[float | None, ...] | None = None
-    day: str | None = None
-    day_start_equity_cents: int = 0
-    day_loss_stop: bool = False
-    halted: bool = False
-    halt_reason: str | None = None
-    pending_weights: tuple[float, ...] | None = None
-    pending_hold: bool = False
-    pending_decided_at: str | None = None
-    active_model_id: str | None = None
-    bars_processed: int = 0
-    session_first_bar: str | None = None  # first bar of the newest run that processed bars
-    generation: int = 0
-    log_sizes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_NAMES, 0))
-    kind: str = KIND
-    schema_version: int = SCHEMA_VERSION
-
-    # the single-asset account's money views (same fields, same rules)
-    fractional = AccountState.fractional
-    cash = AccountState.cash
-    equity = AccountState.equity
-    drawdown = AccountState.drawdown
-
-    def holdings(self) -> dict[str, float]:
-        return dict(zip(self.tickers, self.shares, strict=True))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k in ("tickers", "shares", "last_close", "pending_weights"):
-            d[k] = None if d[k] is None else list(d[k])
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "state.json") -> PortfolioAccountState:
-        names = {f.name for f in dataclasses.fields(cls)}
-        required = ("tickers", "granularity", "config", "cash_cents", "shares", "generation", "kind")
-        missing = [n for n in required if n not in data]
-        unknown = sorted(set(data) - names)
-        if missing or unknown or data.get("kind") != KIND:
-            raise AccountStateError(
-                f"{source}: not a portfolio paper account (missing keys {missing}, unknown keys "
-                f"{unknown}, kind {data.get('kind')!r}). A single-asset account folder cannot be "
-                "traded as a portfolio: use a new folder, or restore the file from backup."
-            )
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise AccountStateError(
-                f"{source}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; "
-                "start a new account folder or migrate it."
-            )
-        n = len(data["tickers"])
-        exact = [data.get(k) for k in ("exact_initial_cash", "exact_cash", "exact_equity")]
-        g = data["granularity"]
-        if (
-            g not in ex.GRANULARITIES
-            or (g == "fractional" and not all(isinstance(v, (int, float)) for v in exact))
-            or (g == "whole" and any(v is not None for v in exact))
-            or len(data["shares"]) != n
-            or (g == "whole" and not all(isinstance(v, int) for v in data["shares"]))
-        ):
-            raise AccountStateError(
-                f"{source}: granularity {g!r} with exact cash {exact} and {len(data['shares'])} share "
-                f"counts for {n} tickers is not a valid portfolio account (a whole account has whole "
-                "shares and no exact_* fields). The file is damaged: restore it from backup."
-            )
-        d = dict(data)
-        for k in ("tickers", "shares", "last_close", "pending_weights"):
-            d[k] = None if d.get(k) is None else tuple(d[k])
-        return cls(**d)
 
 
 def new_portfolio_account(
@@ -211,60 +116,6 @@ def _config_record(config: PortfolioConfig) -> dict[str, Any]:
     return {k: getattr(config, k) for k in CONFIG_FIELDS}
 
 
-class PortfolioAccountStore(AccountStore):
-    """:class:`~.state.AccountStore` (same folder layout, lock and commit protocol) whose
-    ``state.json`` holds a :class:`PortfolioAccountState`. Works with
-    :class:`~.state.StagedAccount` and :meth:`~.state.AccountStore.commit_batch` unchanged."""
-
-    def load(self) -> PortfolioAccountState:  # type: ignore[override]
-        if not self.state_path.exists():
-            raise AccountStateError(
-                f"no portfolio account state at {self.state_path}. Create it with a first "
-                "PortfolioPaperAccount.run (or restore it from backup if logs exist)."
-            )
-        try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AccountStateError(
-                f"{self.state_path} is not valid JSON ({exc}): the account state is corrupt and is "
-                "never reset automatically. Restore it from backup. Nothing was traded."
-            ) from exc
-        if not isinstance(data, dict):
-            raise AccountStateError(f"{self.state_path} is not an account state; restore it from backup.")
-        state = PortfolioAccountState.from_dict(data, source=str(self.state_path))
-        for name in LOG_NAMES:
-            size = self.log_path(name).stat().st_size if self.log_path(name).exists() else 0
-            if size < state.log_sizes.get(name, 0):
-                raise AccountStateError(
-                    f"{self.log_path(name)} is shorter ({size} bytes) than committed in state.json "
-                    f"({state.log_sizes[name]} bytes): committed history was lost. Restore the folder "
-                    "from backup; do not trade on it."
-                )
-        check_state(state, source=str(self.state_path))
-        return state
-
-
-def check_state(state: PortfolioAccountState, source: str = "state") -> None:
-    """The state's own identity: cash + sum(shares x last close) = equity, to the cent
-    (whole: exactly, in cents of each position's market value; fractional: within half a cent)."""
-    if state.last_close is None:
-        ok = state.equity_cents == state.cash_cents and not any(state.shares)
-        diff = (state.equity_cents - state.cash_cents) / 100
-    elif state.fractional:
-        value = sum(s * (c or 0.0) for s, c in zip(state.shares, state.last_close, strict=True))
-        diff = state.exact_cash + value - state.exact_equity
-        ok = abs(diff) <= 0.005 and state.equity_cents == round(state.exact_equity * 100)
-    else:
-        mv = market_value_cents(state.shares, state.last_close)
-        diff = (state.cash_cents + mv - state.equity_cents) / 100
-        ok = diff == 0
-    if not ok:
-        raise AccountStateError(
-            f"{source}: cash + shares x close differs from equity by {diff:.6f} at {show(state.last_bar)}: "
-            "the account does not reconcile. Stop trading and restore the folder from backup."
-        )
-
-
 def _book(state: PortfolioAccountState) -> Book:
     """The account's money and holdings, as the settlement books them."""
     return Book(state.granularity, state.cash_cents, state.exact_cash, state.shares)
@@ -293,7 +144,7 @@ def _num(x: float) -> float | None:
 class PortfolioPaperAccount:
     """Trades a weight decider over N tickers into one account folder, one committed unit per bar.
 
-    ``store``: a :class:`PortfolioAccountStore` (a folder) or a :class:`~.state.StagedAccount`
+    ``store``: an :class:`~.state.AccountStore` (a folder) or a :class:`~.state.StagedAccount`
     (the Kedro node's in-memory batch); ``tickers``: the account's tickers, in the decider's order;
     ``config``: the :class:`~..env.portfolio.PortfolioConfig` the decider was trained and
     backtested with (costs, window, capital, long-only / gross bound, band); ``granularity``:
@@ -358,7 +209,7 @@ class PortfolioPaperAccount:
         with self.store.locked():
             state = self._open_account(model_id)
             if hasattr(self.store, "read_log"):
-                reconcile_portfolio(self.store)
+                reconcile(self.store)
             feed = self._check_feed_tickers(feed, state)
             first = self._first_bar(feed, state, start)
             stop = feed.n_bars if max_bars is None else min(feed.n_bars, first + max_bars)
@@ -380,6 +231,11 @@ class PortfolioPaperAccount:
                 new_portfolio_account(self.tickers, self.config, self.granularity, model_id)
             )
         state = self.store.load()
+        if not isinstance(state, PortfolioAccountState):
+            raise AccountStateError(
+                f"{self.store.folder}: a single-asset paper account cannot trade the universe "
+                f"{list(self.tickers)}; use a new account folder. Nothing was traded."
+            )
         problems = []
         if state.tickers != self.tickers:
             problems.append(f"tickers {list(state.tickers)} (asked for {list(self.tickers)})")
@@ -394,7 +250,7 @@ class PortfolioPaperAccount:
                 f"{self.store.folder}: the account was created with {'; '.join(problems)}; these never "
                 "change for an account. Use a new account folder. Nothing was traded."
             )
-        check_state(state, source=str(self.store.folder))
+        check_portfolio_state(state, source=str(self.store.folder))
         return state
 
     def _check_feed_tickers(self, feed: PortfolioPanel, state: PortfolioAccountState) -> PortfolioPanel:
@@ -704,79 +560,6 @@ class PortfolioPaperAccount:
 # ---------------------------------------------------------------------------------------
 # Reconciliation and the ledger
 # ---------------------------------------------------------------------------------------
-def reconcile_portfolio(store: PortfolioAccountStore) -> PortfolioAccountState:
-    """Check that the committed logs replay to the committed state and that every mark has
-    cash + sum(shares x close) = equity to the cent; raise :class:`AccountStateError` if not."""
-    state = store.load()
-    trades = store.read_log("trades", state)
-    orders = store.read_log("orders", state)
-    marks = store.read_log("equity", state)
-    idx = {t: j for j, t in enumerate(state.tickers)}
-    problems = []
-    by_bar: dict[str, list[dict]] = {}
-    for t in trades:
-        by_bar.setdefault(t["bar"], []).append(t)
-    n = len(state.tickers)
-    if state.fractional:
-        cash, shares = float(state.exact_initial_cash), [0.0] * n
-    else:
-        cash, shares = state.initial_capital_cents, [0] * n
-    for m in marks:
-        bar_trades = by_bar.pop(m["bar"], [])
-        for t in bar_trades:
-            shares[idx[t["ticker"]]] += t["shares"]
-        cash, ok = _replay_mark(state.fractional, cash, m, bar_trades)
-        if not ok or list(shares) != list(m["shares"]):
-            problems.append(
-                f"the mark of {m['bar']} does not replay from the trade log or is not cash + shares x close"
-            )
-            break
-    if by_bar:
-        problems.append(f"trades on bars without a mark: {sorted(by_bar)[:3]}")
-    final_cash = state.exact_cash if state.fractional else state.cash_cents
-    if not problems and (cash, list(shares)) != (final_cash, list(state.shares)):
-        problems.append(
-            f"the logs replay to cash {cash} / shares {shares}, the state has {final_cash} / "
-            f"{list(state.shares)}"
-        )
-    bars = [o["bar"] for o in orders]
-    if len(bars) != len(set(bars)) or len(bars) != state.bars_processed or len(marks) != state.bars_processed:
-        problems.append(
-            f"{len(bars)} decisions ({len(bars) - len(set(bars))} duplicated) and {len(marks)} marks for "
-            f"{state.bars_processed} processed bars"
-        )
-    if bars and bars[-1] != state.last_bar:
-        problems.append(f"the last decision {bars[-1]} is not the last processed bar {show(state.last_bar)}")
-    last = (marks[-1]["cash_cents"], marks[-1]["equity_cents"]) if marks else None
-    if last is not None and last != (state.cash_cents, state.equity_cents):
-        problems.append("the last equity mark differs from the state")
-    if problems:
-        raise AccountStateError(
-            f"{store.folder}: the portfolio account does not reconcile: {'; '.join(problems)}. Stop "
-            "trading and restore the folder from backup."
-        )
-    return state
-
-
-def _replay_mark(fractional: bool, cash, m: dict[str, Any], bar_trades: list[dict]) -> tuple[Any, bool]:
-    """Cash after one bar replayed from its trades and mark (the kernel's operations in the
-    kernel's order for fractional accounts, cents for whole ones), and whether the mark agrees
-    with it and has cash + sum(shares x close) = equity to the cent."""
-    if fractional:
-        cash = ex.cash_after_fill(cash, m["paid"], 1.0, m["commission"])
-        cash = ex.cash_after_borrow(cash, m["borrow"])
-        value = sum(s * (c or 0.0) for s, c in zip(m["shares"], m["closes"], strict=True))
-        ok = (
-            cash == m["cash"]
-            and abs(m["cash"] + value - m["equity"]) < 0.005
-            and m["equity_cents"] == round(m["equity"] * 100)
-        )
-        return cash, ok
-    cash -= sum(t["notional_cents"] + t["commission_cents"] for t in bar_trades) + m["borrow_cents"]
-    mv = market_value_cents(m["shares"], m["closes"])
-    return cash, cash == m["cash_cents"] and m["cash_cents"] + mv == m["equity_cents"]
-
-
 def portfolio_ledger(store: Any) -> pd.DataFrame:
     """One row per processed bar (index: date): equity, cash, cost, commission, slippage, borrow,
     traded_notional (float dollars, as :meth:`~..portfolio.replay.PortfolioRun.frame`), cents,

@@ -1,8 +1,8 @@
 """The settlement of a paper account's bar over its N assets (N >= 1), written once.
 
 What: :func:`book_fills` books one bar's fills (the traded shares of each asset, already sized)
-into an account's money, :func:`book_mark` marks the account at the close (a short pays borrow)
-and :func:`market_value_cents` is the holdings' value in cents. Both paper accounts call them:
+into an account's money and :func:`book_mark` marks the account at the close (a short pays
+borrow; equity is the cash plus :func:`~.state.market_value_cents`). Both paper accounts call them:
 the single-asset :class:`~.broker.PaperBroker` (N = 1) and the universe's
 :class:`~.portfolio_account.PortfolioPaperAccount`.
 
@@ -20,7 +20,6 @@ purchase until the cents fit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ import torch
 
 from ..env import execution as ex
 from ..env.torch_ops import TorchOps
+from .state import market_value_cents
 
 XP = TorchOps("cpu")
 
@@ -162,9 +162,3 @@ def book_mark(book: Book, rules: ex.ExecutionRules, close: Sequence[float]) -> t
         "market_value_cents": value,
     }
     return Book(book.granularity, cash_cents, None, book.shares), mark
-
-
-def market_value_cents(shares: Sequence[float], closes: Sequence[float | None]) -> int:
-    """The holdings' market value, sum(shares x close) summed exactly (``math.fsum``), in cents
-    rounded once: a whole account's equity is its cash plus this (a close of ``None``: not listed)."""
-    return round(math.fsum(s * (c or 0.0) for s, c in zip(shares, closes, strict=True)) * 100)
