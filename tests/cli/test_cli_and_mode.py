@@ -23,9 +23,8 @@ from reinforce_strategy_creator.deployment import (
     resolve_mode,
 )
 from reinforce_strategy_creator.deployment.portfolio_account import PortfolioPaperAccount
-from tests.deployment.portfolio_crash_worker import CONFIG, make_decider, make_panel
 from tests.support.artifacts import TAMPERS, save_version
-from tests.support.paper import alternating_policy, make_prices
+from tests.support.paper import CONFIG, alternating_policy, make_decider, make_panel, make_prices
 from tests.support.project import PROJECT_ROOT
 
 SECRET = "sk-live-DO-NOT-LEAK-0123456789"

@@ -29,8 +29,7 @@ from reinforce_strategy_creator.deployment.portfolio_account import (
     PortfolioPaperAccount,
 )
 from reinforce_strategy_creator.params.base import ParameterError
-from tests.deployment.portfolio_crash_worker import CONFIG, make_decider, make_panel
-from tests.support.paper import make_prices
+from tests.support.paper import CONFIG, make_decider, make_panel, make_prices
 
 
 def test_psi_hand_computed():

@@ -38,8 +38,7 @@ from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioI
 from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import replay_weights
-from tests.deployment.portfolio_crash_worker import CONFIG, make_decider, make_panel
-from tests.support.paper import account_files, make_prices
+from tests.support.paper import CONFIG, account_files, make_decider, make_panel, make_prices
 
 torch.set_num_threads(1)
 N_BARS = 30

@@ -27,7 +27,7 @@ from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import replay_weights
 from reinforce_strategy_creator.universe import read_universe_csv
-from tests.deployment.portfolio_crash_worker import make_decider
+from tests.support.paper import make_decider
 from tests.support.project import SP500_20_CSV, STOCKS_CSV
 
 torch.set_num_threads(1)
