@@ -23,7 +23,6 @@ from reinforce_strategy_creator.deployment import (
     CostModel,
     PaperBroker,
     RiskLimits,
-    clear_halt,
     new_account,
     reconcile,
 )
@@ -190,56 +189,6 @@ def test_whole_fill_is_the_fractional_fill_truncated_and_never_overdraws(
     extra = close[int(np.argmax(np.asarray(trunc) - np.asarray(w.shares)))] if w.shares != tuple(trunc) else 0
     bound = (close * (slip + comm * (1 + slip))).sum() + 0.015 * len(close) + extra * (slip + comm) * 2
     assert abs(w.equity - f.equity) <= bound
-
-
-# ------------------------------------------------------------------ risk limits
-def test_max_weight_clips_every_target(tmp_path, panel, decide):
-    folder = tmp_path / "capped"
-    acct = _account(folder, panel, "fractional", limits=RiskLimits(max_position_fraction=0.25))
-    acct.run(panel, decide)
-    orders = acct.log("orders")
-    assert max(max(o["targets"]) for o in orders) <= 0.25 + 1e-12
-    assert any(o["reason"].startswith("clipped") for o in orders)
-    assert max(max(o["policy_weights"]) for o in orders) > 0.25  # the limit did bind
-    assert (portfolio_ledger(acct.store).filter(like="weight:").max() <= 0.25 + 1e-3).all()
-
-
-def test_drawdown_halt_flattens_until_a_person_clears_it(tmp_path, panel, decide):
-    crash = panel.close.copy()
-    crash[15:] *= 0.6  # every ticker loses 40 % at row 15
-    feed = dataclasses.replace(panel, close=crash)
-    folder = tmp_path / "halt"
-    acct = _account(folder, feed, "whole", limits=RiskLimits(max_drawdown=0.2))
-    acct.run(feed.rows(0, 20), decide)
-    state = acct.state()
-    assert state.halted and "max drawdown" in state.halt_reason
-    events = acct.log("events")
-    assert [e["kind"] for e in events] == ["halt"] and events[0]["bar"] == feed.dates[15].isoformat()
-    ledger = portfolio_ledger(acct.store)
-    assert (ledger.filter(like="shares:").iloc[-3:] == 0).all().all()  # flat from the bar after
-    assert all(
-        o["targets"] == [0.0] * 5 and o["reason"].startswith("halted") for o in acct.log("orders")[-4:]
-    )
-    clear_halt(acct.store, "reviewed the crash", actor="tester")
-    acct.run(feed, decide)
-    assert not acct.state().halted and acct.log("events")[-1]["kind"] == "clear_halt"
-    assert ledger.filter(like="shares:").iloc[-1].sum() == 0
-    assert portfolio_ledger(acct.store).filter(like="shares:").iloc[-1].sum() > 0  # trading again
-    reconcile(acct.store)
-
-
-def test_day_loss_stop_allows_no_new_risk(tmp_path, panel, decide):
-    drop = panel.close.copy()
-    drop[15:] *= 0.9
-    feed = dataclasses.replace(panel, close=drop)
-    acct = _account(tmp_path / "dls", feed, "fractional", limits=RiskLimits(max_daily_loss=0.05))
-    acct.run(feed, decide)
-    (event,) = [e for e in acct.log("events") if e["kind"] == "day_loss_stop"]
-    assert event["bar"] == feed.dates[15].isoformat()
-    order = next(o for o in acct.log("orders") if o["bar"] == event["bar"])
-    mark = next(m for m in acct.log("equity") if m["bar"] == event["bar"])
-    assert order["reason"] == "day-loss stop: no new risk"
-    assert all(abs(t) <= abs(c) + 1e-12 for t, c in zip(order["targets"], mark["weights"], strict=True))
 
 
 # ------------------------------------------------------------------ bad input
