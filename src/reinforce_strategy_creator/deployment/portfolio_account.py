@@ -15,7 +15,7 @@ fractional account reproduces the replay's ledger; a whole-share account truncat
 resulting holding toward zero (the kernel's whole-share rule) and books integer cents. Crash
 safety is the single-asset account's protocol (:mod:`.state`: logs appended with fsync, then
 ``state.json`` replaced atomically as the one commit point). Timing, granularity, risk limits,
-files and errors: docs/portfolio_paper_trading.md.
+files and errors: docs/paper_trading.md ("One instrument or a universe").
 """
 
 from __future__ import annotations
