@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..params.base import ParameterError
 from .risk import RiskLimits, limit_weights, risk_checks, roll_day, switch_model
 from .settlement import Book, book_fills, book_mark
-from .state import AccountState, AccountStateError, AccountStore, new_account
+from .state import AccountState, AccountStateError, AccountStore, RunSummary, new_account
 
 Decide = Callable[[pd.DataFrame, AccountState], float]
 DriftCheck = Callable[[pd.DataFrame], list[dict[str, Any]]]
@@ -74,14 +74,6 @@ class CostModel:
 # ---------------------------------------------------------------------------------------
 # Broker
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunSummary:
-    bars_processed: int
-    first_bar: str | None
-    last_bar: str | None
-    state: AccountState
-
-
 def _iso(ts: pd.Timestamp) -> str:
     return pd.Timestamp(ts).isoformat()
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ from .settlement import Book, book_fills, book_mark
 from .state import (
     AccountStateError,
     PortfolioAccountState,
+    RunSummary,
     check_portfolio_state,
 )
 
@@ -47,7 +47,6 @@ __all__ = [
     "PortfolioAccountState",
     "PortfolioFeedError",
     "PortfolioPaperAccount",
-    "PortfolioRunSummary",
     "PortfolioWeightsError",
     "new_portfolio_account",
     "portfolio_ledger",
@@ -124,14 +123,6 @@ def _book(state: PortfolioAccountState) -> Book:
 # ---------------------------------------------------------------------------------------
 # The account
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PortfolioRunSummary:
-    bars_processed: int
-    first_bar: str | None
-    last_bar: str | None
-    state: PortfolioAccountState
-
-
 def _iso(ts: pd.Timestamp) -> str:
     return pd.Timestamp(ts).isoformat()
 
@@ -196,7 +187,7 @@ class PortfolioPaperAccount:
         model_id: str | None = None,
         start: pd.Timestamp | str | None = None,
         max_bars: int | None = None,
-    ) -> PortfolioRunSummary:
+    ) -> RunSummary:
         """Process every bar of ``feed`` after the account's last processed one (at most
         ``max_bars``). A new account's first bar is the first row on or after ``start`` (default:
         row ``window - 1``, the first with a full feature window, as the replay). ``decide(obs,
@@ -214,7 +205,7 @@ class PortfolioPaperAccount:
             first = self._first_bar(feed, state, start)
             stop = feed.n_bars if max_bars is None else min(feed.n_bars, first + max_bars)
             if first >= stop:
-                return PortfolioRunSummary(0, None, state.last_bar, state)
+                return RunSummary(0, None, state.last_bar, state)
             self._check_feed_prices(feed, state, first, stop)
             core = self._core(feed, stop)
             first_bar = None
@@ -223,7 +214,7 @@ class PortfolioPaperAccount:
                     state = dataclasses.replace(state, session_first_bar=_iso(feed.dates[i]))
                 state = self._process_bar(state, core, feed, i, decide, model_id)
                 first_bar = first_bar or state.last_bar
-            return PortfolioRunSummary(stop - first, first_bar, state.last_bar, state)
+            return RunSummary(stop - first, first_bar, state.last_bar, state)
 
     def _open_account(self, model_id: str | None) -> PortfolioAccountState:
         if not self.store.exists():

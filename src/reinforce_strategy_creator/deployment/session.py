@@ -39,11 +39,11 @@ from ..features import (
 from ..params.deployment import DeploymentParams, DriftParams
 from ..params.features import FeatureParams
 from ..paths import display_path
-from .broker import CostModel, PaperBroker, RunSummary, first_bar_to_process
+from .broker import CostModel, PaperBroker, first_bar_to_process
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .operations import resolve_mode
 from .report import check_feed_against_account, check_feed_matches_training
-from .state import AccountState, StagedAccount, count_events
+from .state import AccountState, RunSummary, StagedAccount, count_events
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +92,16 @@ class ProductionModel:
         """Why an account over ``tickers`` does not trade this entry: it trades another universe."""
         theirs = self.universe or ["one instrument"]
         ours = "one instrument" if tickers is None else list(tickers)
+        fix = (
+            "the registry holds one production model for the project: promote an entry of this "
+            "universe (`kedro models list` shows each entry's universe)"
+            if self.role == PRODUCTION
+            else "the shadow account trades the newest registered entry: register a champion of "
+            "this universe (run its cycle)"
+        )
         return (
             f"The {self.label} trades the universe {theirs} ({len(theirs)} assets), not this "
-            f"account's {ours}: nothing was traded and the account is untouched. The "
-            "registry holds one production model for the project: promote an entry of this "
-            "universe (`kedro models list` shows each entry's universe) to trade this account."
+            f"account's {ours}: nothing was traded and the account is untouched. To trade it, {fix}."
         )
 
     @property

@@ -291,6 +291,17 @@ def new_account(
     )
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run of a paper account did: bars processed, its first and last bar, the state
+    after it (an :class:`AccountState` or a :class:`PortfolioAccountState`)."""
+
+    bars_processed: int
+    first_bar: str | None
+    last_bar: str | None
+    state: AccountState | PortfolioAccountState
+
+
 class AccountStore:
     """Reads and commits one account folder. See the module docstring for the protocol.
 
