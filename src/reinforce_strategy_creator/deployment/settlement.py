@@ -71,6 +71,10 @@ def book_fills(
     ``fill_price``, ``notional_cents``, ``commission_cents``, ``slippage_cents``; a fractional
     account adds the float64 ``notional``, ``commission`` and ``slippage``) and the bar's totals
     (``paid``, ``commission``, ``slippage``, ``traded_notional`` in dollars and their cents)."""
+    if not any(delta):  # nothing traded: the kernel's amounts are all zero, the book unchanged
+        zero = {"paid": 0.0, "commission": 0.0, "slippage": 0.0, "traded_notional": 0.0}
+        cents = {"commission_cents": 0, "slippage_cents": 0, "traded_notional_cents": 0}
+        return book, [], ({**zero, **cents} if book.fractional else {**cents, **zero})
     c, d = _row(ref), _row(delta)
     fill, commission, slippage = ex.fill_price_and_costs(XP, rules, c, d)
     if long_order and not book.fractional:
