@@ -23,7 +23,8 @@ from reinforce_strategy_creator.deployment import (
     reconcile,
 )
 from reinforce_strategy_creator.deployment.portfolio_account import PortfolioPaperAccount
-from tests.support.paper import CONFIG, make_decider, make_panel, make_prices
+from reinforce_strategy_creator.errors import InputError
+from tests.support.paper import CONFIG, account_files, make_decider, make_panel, make_prices
 
 N_BARS = 30
 
@@ -45,9 +46,11 @@ class Account:
         return self.store.read_log(name)
 
 
-def one_instrument(tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", target=1.0) -> Account:
+def one_instrument(
+    tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", target=1.0, nan_from=None
+) -> Account:
     """A single-asset account on random-walk bars (Open and Close times ``shock`` from
-    ``shock_row``) whose policy always asks for ``target``."""
+    ``shock_row``) whose policy always asks for ``target`` (NaN from row ``nan_from``)."""
     prices = make_prices(N_BARS, seed=8)
     if shock_row is not None:
         prices.iloc[shock_row:, [prices.columns.get_loc("Open"), prices.columns.get_loc("Close")]] *= shock
@@ -61,7 +64,10 @@ def one_instrument(tmp_path, limits, shock_row=None, shock=1.0, granularity="who
     )
     return Account(
         store,
-        lambda rows=None: broker.run(prices.iloc[:rows] if rows else prices, lambda h, s: target).state,
+        lambda rows=None: broker.run(
+            prices.iloc[:rows] if rows else prices,
+            lambda h, s: float("nan") if nan_from is not None and len(h) > nan_from else target,
+        ).state,
         [t.isoformat() for t in prices.index],
         lambda o: [o["target"]],
         lambda o: None if o["policy_target"] is None else [o["policy_target"]],
@@ -69,9 +75,12 @@ def one_instrument(tmp_path, limits, shock_row=None, shock=1.0, granularity="who
     )
 
 
-def universe(tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", target=None) -> Account:
+def universe(
+    tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", target=None, nan_from=None
+) -> Account:
     """A 5-ticker account (one ticker listed at row 12) whose closes are times ``shock`` from
-    ``shock_row``, with a decider that reads its whole observation."""
+    ``shock_row``, with a decider that reads its whole observation (NaN weights from row
+    ``nan_from``)."""
     panel = make_panel(N_BARS)
     if shock_row is not None:
         close = panel.close.copy()
@@ -79,7 +88,15 @@ def universe(tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", t
         panel = dataclasses.replace(panel, close=close)
     store = AccountStore(tmp_path / "acct")
     account = PortfolioPaperAccount(store, panel.tickers, CONFIG, granularity=granularity, limits=limits)
-    decide = make_decider(panel.n_assets, CONFIG.window)
+    policy = make_decider(panel.n_assets, CONFIG.window)
+
+    def decide(obs, bar):
+        return (
+            np.full((1, panel.n_assets), np.nan)
+            if nan_from is not None and bar >= nan_from
+            else policy(obs, bar)
+        )
+
     return Account(
         store,
         lambda rows=None: account.run(panel.rows(0, rows) if rows else panel, decide).state,
@@ -140,3 +157,15 @@ def test_the_day_loss_stop_allows_no_new_risk_for_the_rest_of_the_day(tmp_path, 
     for target, weight in zip(acct.targets(orders[i]), acct.weights(mark), strict=True):
         assert target * weight >= 0 and abs(target) <= abs(weight) + 1e-12  # no new position, no flip
     assert orders[i + 1]["reason"] == "policy"  # the next day (daily bars) trades freely again
+
+
+@pytest.mark.parametrize("make", ACCOUNTS)
+def test_a_non_finite_decision_is_refused_naming_its_bar_and_writes_nothing_of_it(tmp_path, make):
+    acct = make(tmp_path, RiskLimits(), nan_from=20)
+    acct.run(20)  # rows 0..19 decided and committed
+    before = account_files(acct.store.folder)
+    with pytest.raises(InputError, match=acct.dates[20][:10]) as err:
+        acct.run(None)
+    assert "nan" in str(err.value) and "finite" in str(err.value)
+    assert account_files(acct.store.folder) == before  # the bars before stay, nothing of bar 20
+    assert reconcile(acct.store).last_bar == acct.dates[19]

@@ -237,7 +237,6 @@ def test_feed_with_other_tickers_and_revised_history(started, panel, decide):
 @pytest.mark.parametrize(
     ("weights", "match"),
     [
-        ([0.2, float("nan"), 0.2, 0.2, 0.2], r"ticker 'BBB' on 2021-02-01 is nan"),
         ([0.2, 0.2, -0.1, 0.2, 0.2], r"ticker 'CCC' on 2021-02-01 is -0.1 < 0"),
         ([0.3, 0.3, 0.3, 0.3, 0.0], r"on 2021-02-01 add up to 1.2"),
         ([0.2, 0.2], r"shape \(1, 2\) on 2021-02-01"),
