@@ -1,4 +1,7 @@
-"""Paper broker + account state: timing, costs, idempotence, risk limits, reconciliation."""
+"""What is special to one instrument's paper account (the broker) and the account state: fill
+timing and hand-computed costs, idempotence, trading only when the target changes, bad prices,
+the journal's torn tails, reconciliation. The rules every account shares, at N = 1 and N > 1:
+test_paper_account.py, test_paper_backtest_parity.py, test_crash_safety.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The N-asset paper account: idempotent, incremental, whole shares, risk limits, bad input.
+"""What is special to a universe's paper account: idempotent and incremental feeds, whole shares
+against fractional ones, the feed's tickers and listings, the weights' bounds, fixed settings.
 
-Parity with the portfolio replay is in test_portfolio_paper_parity.py, the kill test in
-test_portfolio_crash_safety.py.
+What every account does, at N = 1 and N > 1: the risk rules and a non-finite decision in
+test_paper_account.py, parity with the backtest in test_paper_backtest_parity.py, the kill test in
+test_crash_safety.py.
 """
 
 from __future__ import annotations
