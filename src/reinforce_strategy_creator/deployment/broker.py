@@ -281,7 +281,7 @@ class PaperBroker:
         if target == s.held_target:
             return s, None
         s = dataclasses.replace(s, held_target=target)
-        delta = ex.order_quantity(SCALAR, self._rules, target, s.cash, float(s.shares), ref)
+        delta = ex.execute_order(SCALAR, self._rules, target, s.cash, float(s.shares), ref)[0]
         book, booked, _ = book_fills(_book(s), self._rules, [ref], [delta], long_order=0 <= target <= 1)
         if not booked:
             return s, None
