@@ -2,8 +2,9 @@
 
 What: ``kedro models list | promote <id> [--force --reason ...] | rollback [--reason ...]``
 manage the model registry (named ``models`` so that Kedro's own ``kedro registry`` keeps
-working); ``kedro paper status [--json]`` shows both paper accounts after checking that their
-logs reconcile; ``kedro paper clear-halt --reason ... [--account shadow]`` clears a halt,
+working); ``kedro paper status [--json]`` shows the paper accounts (the single instrument's and
+the universe's) after checking that their logs reconcile; ``kedro paper clear-halt --reason ...
+[--account shadow | universe | universe_shadow]`` clears a halt,
 recording who, when and why. ``--json`` prints one JSON document on stdout (logs go to stderr).
 
 Why here: people act on the registry and the accounts between pipeline runs, with the same
@@ -39,11 +40,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 logger = logging.getLogger(__name__)
 
 
-def load_deployment_params(
-    env: str | None = None, project_path: Path | None = None, portfolio: bool = False
-) -> DeploymentSetup:
-    """Read ``deployment:`` parameters of the Kedro project containing the working directory;
-    ``portfolio``: the portfolio cycle's own registry (``portfolio.model_registry``)."""
+def load_deployment_params(env: str | None = None, project_path: Path | None = None) -> DeploymentSetup:
+    """Read ``deployment:`` parameters of the Kedro project containing the working directory."""
     from kedro.config import OmegaConfigLoader
 
     from reinforce_strategy_creator import settings as project_settings
@@ -69,7 +67,7 @@ def load_deployment_params(
             raise click.ClickException(str(exc)) from exc
     paths = {}
     for key, name in (
-        ("registry_path", "portfolio.model_registry" if portfolio else "deployment.model_registry"),
+        ("registry_path", "deployment.model_registry"),
         ("account_dir", "deployment.account"),
         ("shadow_account_dir", "deployment.shadow_account"),
     ):
@@ -77,9 +75,15 @@ def load_deployment_params(
         if "filepath" not in entry:
             raise click.ClickException(
                 f"catalog entry {name!r} with a filepath not found; it is declared in "
-                "conf/base/catalog_deployment.yml (portfolio.*: catalog_portfolio.yml)."
+                "conf/base/catalog_deployment.yml."
             )
         paths[key] = entry["filepath"]
+    for key, name in (
+        ("universe_account_dir", "portfolio.account"),
+        ("universe_shadow_account_dir", "portfolio.shadow_account"),
+    ):
+        if "filepath" in (catalog.get(name) or {}):
+            paths[key] = catalog[name]["filepath"]
     try:
         block = DeploymentParams.parse(params)
     except ValueError as exc:
@@ -112,14 +116,6 @@ def models() -> None:
     """Model registry: list, promote and roll back evaluated champions."""
 
 
-def _portfolio_option(f):
-    return click.option(
-        "--portfolio",
-        is_flag=True,
-        help="The portfolio cycle's registry (kedro run --env portfolio) instead of the default one.",
-    )(f)
-
-
 def _fail(exc: ValueError) -> click.ClickException:
     return click.ClickException(str(exc))
 
@@ -134,10 +130,9 @@ def _shown(path: str | None) -> str | None:
 @click.option("--status", type=click.Choice(["candidate", "production", "archived"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_env_option
-@_portfolio_option
-def registry_list(status: str | None, as_json: bool, env: str | None, portfolio: bool) -> None:
-    """List registered models with status, verdict and metrics."""
-    params = load_deployment_params(env, portfolio=portfolio)
+def registry_list(status: str | None, as_json: bool, env: str | None) -> None:
+    """List registered models with their universe, status, verdict and metrics."""
+    params = load_deployment_params(env)
     try:
         entries = ModelRegistry(params.registry_path).list(status)
     except ValueError as exc:
@@ -157,6 +152,8 @@ def registry_list(status: str | None, as_json: bool, env: str | None, portfolio:
                         "metrics": e.reported_metrics(),
                         "scored_on": e.scored_on,
                         "artifact_path": _shown(e.artifact_path),
+                        "universe": e.universe,
+                        "n_assets": e.n_assets,
                     }
                     for e in entries
                 ],
@@ -200,11 +197,11 @@ def _models_table(entries) -> str:
     The figures of the record that decided a verdict are headed by that record's name (``test``
     or ``procedure stitched``), in its own columns when the registry holds both kinds."""
     records = [r for r in RECORDS.values() if any(e.record == r for e in entries)]
-    header = ["status", "entry id", "verdict", *(h for h, _, _ in _VALIDATION_COLUMNS)]
+    header = ["status", "entry id", "universe", "verdict", *(h for h, _, _ in _VALIDATION_COLUMNS)]
     header += [f"{name} {h}" for name, _ in records for h, _, _ in _RECORD_COLUMNS]
     rows = [[*header, "scored on"]]
     for e in entries:
-        cells = [e.status, e.entry_id, "passed" if e.passed else "FAILED"]
+        cells = [e.status, e.entry_id, e.universe_label(), "passed" if e.passed else "FAILED"]
         cells += [_cell(e.metrics.get(key), fmt) for _, key, fmt in _VALIDATION_COLUMNS]
         reported = e.reported_metrics()
         for record in records:
@@ -235,12 +232,9 @@ def _models_table(entries) -> str:
 @click.option("--force", is_flag=True, help="Promote despite a failed verdict (recorded).")
 @click.option("--reason", default=None, help="Why (required with --force).")
 @_env_option
-@_portfolio_option
-def registry_promote(
-    entry_id: str, force: bool, reason: str | None, env: str | None, portfolio: bool
-) -> None:
-    """Make ENTRY_ID the production model; the previous production is archived."""
-    params = load_deployment_params(env, portfolio=portfolio)
+def registry_promote(entry_id: str, force: bool, reason: str | None, env: str | None) -> None:
+    """Make ENTRY_ID the production model (of any universe); the previous production is archived."""
+    params = load_deployment_params(env)
     try:
         event = ModelRegistry(params.registry_path).promote(entry_id, force=force, reason=reason)
     except ValueError as exc:
@@ -252,10 +246,9 @@ def registry_promote(
 @models.command("rollback")
 @click.option("--reason", default=None, help="Why the current production is withdrawn.")
 @_env_option
-@_portfolio_option
-def registry_rollback(reason: str | None, env: str | None, portfolio: bool) -> None:
+def registry_rollback(reason: str | None, env: str | None) -> None:
     """Archive the current production model and restore the previous one."""
-    params = load_deployment_params(env, portfolio=portfolio)
+    params = load_deployment_params(env)
     try:
         event = ModelRegistry(params.registry_path).rollback(reason=reason)
     except ValueError as exc:
@@ -271,6 +264,8 @@ def paper() -> None:
 ACCOUNT_LABELS = {
     "production": "PRODUCTION account (trades only the promoted model)",
     "shadow": "SHADOW account (trades the newest registered champion, whatever its verdict)",
+    "universe": "UNIVERSE PRODUCTION account (the portfolio cycle's universe; the promoted model only)",
+    "universe_shadow": "UNIVERSE SHADOW account (the portfolio cycle's universe; the newest champion)",
 }
 
 
@@ -283,14 +278,16 @@ def _account_facts(folder: Path) -> dict:
         s = reconcile(store)
     except ValueError as exc:
         raise _fail(exc) from exc
+    universe = getattr(s, "tickers", None)  # an account over N tickers
     return {
         "account": display_path(folder),
         "exists": True,
+        "tickers": list(universe) if universe else None,
         "last_bar": s.last_bar,
         "cash": s.cash,
-        "shares": s.shares,
+        "shares": {t: x for t, x in s.holdings().items() if x} if universe else s.shares,
         "equity": s.equity,
-        "position": s.position,
+        "position": None if universe else s.position,
         "drawdown": s.drawdown,
         "model": s.active_model_id,
         "day_loss_stop": s.day_loss_stop,
@@ -309,10 +306,12 @@ def _account_text(role: str, f: dict) -> str:
             else "no champion registered yet: run the evaluation"
         )
         return f"{ACCOUNT_LABELS[role]}\nNo {role} paper account yet at {f['account']} ({why})."
+    universe = f"universe     {len(f['tickers'])} tickers\n" if f["tickers"] else ""
+    position = "" if f["position"] is None else f"position     {f['position']:.4f}\n"
     return (
-        f"{ACCOUNT_LABELS[role]}\naccount      {f['account']}\nlast bar     {f['last_bar']}\n"
+        f"{ACCOUNT_LABELS[role]}\naccount      {f['account']}\n{universe}last bar     {f['last_bar']}\n"
         f"cash         {f['cash']:,.2f}\nshares       {f['shares']}\n"
-        f"equity       {f['equity']:,.2f}\nposition     {f['position']:.4f}\n"
+        f"equity       {f['equity']:,.2f}\n{position}"
         f"drawdown     {f['drawdown']:.2%}\nmodel        {f['model']}\n"
         f"day stop     {f['day_loss_stop']}\nhalted       {f['halted']}"
         + (f" ({f['halt_reason']})" if f["halted"] else "")
@@ -324,18 +323,17 @@ def _account_text(role: str, f: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_env_option
 def paper_status(as_json: bool, env: str | None) -> None:
-    """Show both paper accounts (production and shadow) and check that their logs reconcile."""
+    """Show the paper accounts (production and shadow; the universe's too once they exist) and
+    check that their logs reconcile."""
     params = load_deployment_params(env)
-    facts = {
-        "production": _account_facts(params.account_dir),
-        "shadow": _account_facts(params.shadow_account_dir),
-    }
+    facts = {role: _account_facts(folder) for role, folder in params.accounts.items()}
     if as_json:
         click.echo(
             json.dumps({"registry": display_path(params.registry_path), **facts}, indent=2, sort_keys=True)
         )
         return
-    click.echo("\n\n".join(_account_text(role, f) for role, f in facts.items()))
+    shown = {r: f for r, f in facts.items() if not r.startswith("universe") or f["exists"]}
+    click.echo("\n\n".join(_account_text(role, f) for role, f in shown.items()))
 
 
 @paper.command("clear-halt")
@@ -343,15 +341,17 @@ def paper_status(as_json: bool, env: str | None) -> None:
 @click.option(
     "--account",
     "which",
-    type=click.Choice(["production", "shadow"]),
+    type=click.Choice(list(ACCOUNT_LABELS)),
     default="production",
-    help="Which paper account (default: production).",
+    help="Which paper account (default: production; universe, universe_shadow: the portfolio cycle's).",
 )
 @_env_option
 def paper_clear_halt(reason: str, which: str, env: str | None) -> None:
     """Clear a drawdown kill-switch or drift halt so the account may trade again."""
     params = load_deployment_params(env)
-    folder = params.account_dir if which == "production" else params.shadow_account_dir
+    if which not in params.accounts:
+        raise click.ClickException(f"the catalog declares no {which} paper account.")
+    folder = params.accounts[which]
     try:
         clear_halt(AccountStore(folder), reason)
     except ValueError as exc:

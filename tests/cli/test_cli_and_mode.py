@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import shutil
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -15,10 +19,13 @@ from reinforce_strategy_creator.deployment import (
     LiveTradingRefused,
     ModelRegistry,
     PaperBroker,
+    RiskLimits,
     resolve_mode,
 )
+from reinforce_strategy_creator.deployment.portfolio_account import PortfolioPaperAccount
 from tests.support.artifacts import TAMPERS, save_version
-from tests.support.paper import alternating_policy, make_prices
+from tests.support.paper import CONFIG, alternating_policy, make_decider, make_panel, make_prices
+from tests.support.project import PROJECT_ROOT
 
 SECRET = "sk-live-DO-NOT-LEAK-0123456789"
 
@@ -102,35 +109,56 @@ def test_models_promote_refuses_an_artifact_changed_since_registration(tmp_proje
     assert reg.production() is None
 
 
-@pytest.mark.parametrize("which", ["production", "shadow"])
-def test_paper_clear_halt_and_status(tmp_project, which):
-    params = load_deployment_params()
-    folder = params.account_dir if which == "production" else params.shadow_account_dir
-    other = params.shadow_account_dir if which == "production" else params.account_dir
-    store = AccountStore(folder)
-    empty = _invoke("paper", "status").output
-    assert "No production paper account yet" in empty and "No shadow paper account yet" in empty
-    assert "PRODUCTION account" in empty and "SHADOW account" in empty
+def _halted_account(params, which: str) -> AccountStore:
+    """A halted account in the ``which`` folder: one instrument, or a 5-ticker universe, that
+    crashed into its drawdown kill switch."""
+    store = AccountStore(params.accounts[which])
+    if which.startswith("universe"):
+        panel = make_panel(40)
+        panel = dataclasses.replace(
+            panel, close=panel.close * np.where(np.arange(40) >= 20, 0.5, 1.0)[:, None]
+        )
+        PortfolioPaperAccount(store, panel.tickers, CONFIG, limits=RiskLimits(max_drawdown=0.2)).run(
+            panel, make_decider(panel.n_assets, CONFIG.window)
+        )
+        return store
     prices = make_prices(60, seed=8)
     prices.loc[prices.index[30] :, ["Open", "Close"]] *= 0.6  # crash -> kill switch
     PaperBroker(store, initial_capital=params.initial_capital, costs=params.costs, limits=params.risk).run(
         prices, lambda h, s: 1.0
     )
+    return store
+
+
+@pytest.mark.parametrize("which", ["production", "shadow", "universe"])
+def test_paper_clear_halt_and_status(tmp_project, which):
+    """One account type for one instrument or a universe: status and clear-halt for either."""
+    shutil.copy(PROJECT_ROOT / "conf" / "base" / "catalog_portfolio.yml", tmp_project / "conf" / "base")
+    params = load_deployment_params()
+    others = [r for r in params.accounts if r != which]
+    empty = _invoke("paper", "status").output
+    assert "No production paper account yet" in empty and "No shadow paper account yet" in empty
+    assert "PRODUCTION account" in empty and "SHADOW account" in empty and "UNIVERSE" not in empty
+    store = _halted_account(params, which)
     assert store.load().halted
     status = _invoke("paper", "status")
     assert status.exit_code == 0 and "halted       True" in status.output
     assert "reconciled   yes" in status.output
-    section = status.output.split("\n\n")[0 if which == "production" else 1]
+    section = status.output.split("\n\n")[["production", "shadow", "universe"].index(which)]
     assert section.startswith(which.upper()) and "halted       True" in section
-    assert f"No {'shadow' if which == 'production' else 'production'} paper account yet" in status.output
+    assert ("universe     5 tickers" in section) == (which == "universe")
+    facts = json.loads(_invoke("paper", "status", "--json").output)
+    assert facts[which]["reconciled"] and facts[which]["halted"]
+    assert facts[which]["tickers"] == (list(make_panel(40).tickers) if which == "universe" else None)
+    assert not facts["universe_shadow"]["exists"]
     missing = CliRunner().invoke(cli, ["paper", "clear-halt"])
     assert missing.exit_code != 0 and "--reason" in missing.output
     args = ["paper", "clear-halt", "--reason", "post-mortem done"] + (
-        ["--account", "shadow"] if which == "shadow" else []
+        ["--account", which] if which != "production" else []
     )
     ok = _invoke(*args)
     assert ok.exit_code == 0 and not store.load().halted and which in ok.output
-    assert not AccountStore(other).exists()  # the other account was not touched
+    assert not any(AccountStore(params.accounts[r]).exists() for r in others)  # none other touched
     ev = store.read_log("events")[-1]
     assert ev["kind"] == "clear_halt" and ev["reason"] == "post-mortem done" and ev["by"]
     again = _invoke(*args[:3], "x", *args[4:])

@@ -118,3 +118,26 @@ def test_an_entry_registered_before_the_record_was_named_stays_readable(tmp_proj
     listed = {m["entry_id"]: m for m in json.loads(_list("--json"))}
     assert listed[old]["metrics"] == {"test_sharpe": 0.42} and listed[old]["scored_on"] is None
     assert listed[new]["scored_on"]["split"] == "walk_forward"
+
+
+def test_models_list_shows_each_entry_s_universe_from_one_registry(tmp_project):
+    """One registry for every universe: a single-instrument entry, a 20-asset one and a line
+    written before universes were recorded are listed together, each with its universe."""
+    registry = ModelRegistry(load_deployment_params().registry_path)
+    old = registry.register(agent="dqn", version="old1", seed=0, metrics={}, verdict={"passed": False})
+    champion = single_split_champion()
+    one = registry.apply_registration(registration_request(champion, champion["verdict"], False, ["SPY"]))
+    twenty = [f"T{i:02d}" for i in range(20)]
+    wide = walk_forward_champion()
+    many = registry.apply_registration(registration_request(wide, wide["verdict"], False, twenty))
+    header, *rows = _list().splitlines()
+    assert "universe" in header
+    row = {e: next(r for r in rows if e in r) for e in (old, one["entry_id"], many["entry_id"])}
+    assert "1 asset" in row[old] and "SPY" in row[one["entry_id"]]
+    assert "20 assets: T00,T01,T02,..." in row[many["entry_id"]]
+    listed = {m["entry_id"]: m for m in json.loads(_list("--json"))}
+    assert (listed[old]["universe"], listed[old]["n_assets"]) == (None, 1)
+    assert listed[one["entry_id"]]["universe"] == ["SPY"]
+    assert (listed[many["entry_id"]]["universe"], listed[many["entry_id"]]["n_assets"]) == (twenty, 20)
+    result = CliRunner().invoke(cli, ["models", "list", "--portfolio"])
+    assert result.exit_code != 0 and "--portfolio" in result.output

@@ -22,7 +22,6 @@ COMMANDS = (
     ["--help"],
     ["models", "list"],
     ["models", "list", "--json"],
-    ["models", "list", "--json", "--portfolio"],
     ["paper", "status"],
     ["paper", "status", "--json"],
 )
@@ -45,15 +44,16 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def project_with_accounts(tmp_path_factory):
     root = copy_project(tmp_path_factory.mktemp("startup") / "project", raw=False)
-    for portfolio in (False, True):
-        setup = load_deployment_params(project_path=root, portfolio=portfolio)
+    setup = load_deployment_params(project_path=root)
+    for version, universe in (("v1", ["SPY"]), ("v2", [f"T{i:02d}" for i in range(20)])):
         entry = ModelRegistry(setup.registry_path).register(
             agent="ppo",
-            version="v1",
+            version=version,
             seed=0,
             metrics={"validation_sharpe": 1.0, "test_sharpe": 0.5},
             verdict={"passed": True},
             scored_on={"split": "walk_forward", "start": "2010-01-04", "end": "2016-12-30"},
+            universe=universe,
         )
     for folder in (setup.account_dir, setup.shadow_account_dir):
         PaperBroker(

@@ -1,4 +1,4 @@
-"""Drift monitor: hand-computed PSI, KS via scipy, shifted distributions, broker halt."""
+"""Drift monitor: hand-computed PSI, KS via scipy, shifted distributions, the drift halt at any N."""
 
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ from reinforce_strategy_creator.deployment.drift import (
     drift_report,
     psi,
 )
+from reinforce_strategy_creator.deployment.portfolio_account import (
+    PortfolioPaperAccount,
+)
 from reinforce_strategy_creator.params.base import ParameterError
-from tests.support.paper import make_prices
+from tests.support.paper import CONFIG, make_decider, make_panel, make_prices
 
 
 def test_psi_hand_computed():
@@ -92,16 +95,15 @@ def test_reference_round_trips_through_json_dict():
     np.testing.assert_array_equal(back.edges["feat_a"], ref.edges["feat_a"])
 
 
-def test_drift_alert_halts_broker_until_cleared(tmp_path):
+def _one_asset(tmp_path, reference):
+    """A single-asset account whose monitor reads the price history (feature: daily log return)."""
     prices = make_prices(80, seed=3)
-
-    # "features" = daily log return; training reference from a calm period
-    def feature_fn(history):
-        return pd.DataFrame({"feat_ret": np.log(history["Close"]).diff()})
-
-    rng = np.random.default_rng(0)
-    ref = build_reference(pd.DataFrame({"feat_ret": rng.normal(0.02, 0.001, 2000)}))  # very different
-    monitor = DriftMonitor(ref, feature_fn, DriftThresholds(min_samples=20), window=30)
+    monitor = DriftMonitor(
+        reference,
+        lambda history: pd.DataFrame({"feat_ret": np.log(history["Close"]).diff()}),
+        DriftThresholds(min_samples=20),
+        window=30,
+    )
     store = AccountStore(tmp_path / "acct")
     broker = PaperBroker(
         store,
@@ -111,13 +113,50 @@ def test_drift_alert_halts_broker_until_cleared(tmp_path):
         drift_check=monitor,
         halt_on_drift=True,
     )
-    s = broker.run(prices, lambda h, st: 1.0).state
+    state = broker.run(prices, lambda h, st: 1.0).state
+    return store, state, [[o["target"]] for o in store.read_log("orders", state)], [state.shares]
+
+
+def _universe(tmp_path, reference):
+    """A 5-asset account whose monitor pools every listed ticker's daily log return over the last
+    30 feed rows (as the portfolio pipeline's ``drift_check``)."""
+    panel = make_panel(80)
+
+    def pooled(at):
+        feed, row = at
+        r1 = feed.features[max(0, row - 29) : row + 1, :, 0].ravel()
+        return pd.DataFrame({"feat_ret": r1[np.isfinite(r1)]})
+
+    monitor = DriftMonitor(reference, pooled, DriftThresholds(min_samples=20), window=30 * panel.n_assets)
+    store = AccountStore(tmp_path / "acct")
+    account = PortfolioPaperAccount(
+        store,
+        panel.tickers,
+        CONFIG,
+        granularity="fractional",
+        drift_check=lambda feed, row: monitor((feed, row)),
+        halt_on_drift=True,
+    )
+    state = account.run(panel, make_decider(panel.n_assets, CONFIG.window)).state
+    return store, state, [o["targets"] for o in store.read_log("orders", state)], list(state.shares)
+
+
+@pytest.mark.parametrize("make", [_one_asset, _universe], ids=["N=1", "N=5"])
+def test_a_drift_alert_halts_the_account_flat_until_a_person_clears_it(tmp_path, make):
+    rng = np.random.default_rng(0)
+    ref = build_reference(pd.DataFrame({"feat_ret": rng.normal(0.02, 0.001, 2000)}))  # very different
+    store, s, targets, shares = make(tmp_path, ref)
     assert s.halted and "drift" in s.halt_reason
     events = store.read_log("events", s)
     assert any(e["kind"] == "drift_alert" and e["feature"] == "feat_ret" for e in events)
-    orders = store.read_log("orders", s)
     halt_bar = next(e["bar"] for e in events if e["kind"] == "halt")
-    assert all(o["target"] == 0.0 for o in orders if o["bar"] >= halt_bar)
-    assert s.shares == 0  # flat once the halt order filled
+    orders = store.read_log("orders", s)
+    after = [t for t, o in zip(targets, orders, strict=True) if o["bar"] >= halt_bar]
+    assert (
+        after
+        and all(not any(t) for t in after)
+        and all(o["reason"].startswith("halted") for o in orders[-3:])
+    )
+    assert not any(shares)  # flat once the halt order filled
     s = clear_halt(store, "reviewed features; data vendor fixed", actor="ops")
     assert not s.halted and store.read_log("events", s)[-1]["by"] == "ops"

@@ -1,7 +1,9 @@
-"""The N-asset paper account: idempotent, incremental, whole shares, risk limits, bad input.
+"""What is special to a universe's paper account: idempotent and incremental feeds, whole shares
+against fractional ones, the feed's tickers and listings, the weights' bounds, fixed settings.
 
-Parity with the portfolio replay is in test_portfolio_paper_parity.py, the kill test in
-test_portfolio_crash_safety.py.
+What every account does, at N = 1 and N > 1: the risk rules and a non-finite decision in
+test_paper_account.py, parity with the backtest in test_paper_backtest_parity.py, the kill test in
+test_crash_safety.py.
 """
 
 from __future__ import annotations
@@ -17,23 +19,27 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reinforce_strategy_creator.deployment import AccountStateError, AccountStore, clear_halt, new_account
+from reinforce_strategy_creator.deployment import (
+    AccountStateError,
+    AccountStore,
+    CostModel,
+    PaperBroker,
+    RiskLimits,
+    new_account,
+    reconcile,
+)
 from reinforce_strategy_creator.deployment.portfolio_account import (
-    PortfolioAccountStore,
     PortfolioFeedError,
     PortfolioPaperAccount,
-    PortfolioRiskLimits,
     PortfolioWeightsError,
     portfolio_ledger,
-    reconcile_portfolio,
 )
 from reinforce_strategy_creator.deployment.state import StagedAccount
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioInputError
 from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import replay_weights
-from tests.deployment.portfolio_crash_worker import CONFIG, make_decider, make_panel
-from tests.support.paper import account_files
+from tests.support.paper import CONFIG, account_files, make_decider, make_panel, make_prices
 
 torch.set_num_threads(1)
 N_BARS = 30
@@ -42,7 +48,7 @@ N_BARS = 30
 def _account(folder, panel=None, granularity="whole", config=CONFIG, limits=None):
     tickers = (panel or make_panel(N_BARS)).tickers
     return PortfolioPaperAccount(
-        PortfolioAccountStore(folder), tickers, config, granularity=granularity, limits=limits
+        AccountStore(folder), tickers, config, granularity=granularity, limits=limits
     )
 
 
@@ -101,8 +107,8 @@ def test_rerun_changes_nothing_and_bar_by_bar_feed_equals_one_run(
 
 def test_every_bar_is_decided_once_and_the_ledger_reconciles(full_run, panel):
     for granularity, (folder, _) in full_run.items():
-        store = PortfolioAccountStore(folder)
-        state = reconcile_portfolio(store)
+        store = AccountStore(folder)
+        state = reconcile(store)
         orders = store.read_log("orders", state)
         assert [o["bar"] for o in orders] == [d.isoformat() for d in panel.dates[CONFIG.window - 1 :]]
         ledger = portfolio_ledger(store)
@@ -127,7 +133,7 @@ def test_staged_batch_publishes_the_same_bytes_as_bar_by_bar_commits(tmp_path, p
     staged = StagedAccount(folder, None)
     PortfolioPaperAccount(staged, panel.tickers, CONFIG).run(panel, decide)
     assert not folder.exists()  # nothing written until the batch is published
-    PortfolioAccountStore(folder).commit_batch(staged)
+    AccountStore(folder).commit_batch(staged)
     assert account_files(folder) == account_files(full_run["whole"][0])
 
 
@@ -141,7 +147,7 @@ def test_a_tampered_log_does_not_reconcile(tmp_path, panel, decide):
     lines[3] = json.dumps(rec, sort_keys=True)
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(AccountStateError, match="does not reconcile"):
-        reconcile_portfolio(PortfolioAccountStore(folder))
+        reconcile(AccountStore(folder))
     with pytest.raises(AccountStateError, match="does not reconcile"):  # checked on load by run
         _account(folder, panel, "whole").run(panel, decide)
 
@@ -187,56 +193,6 @@ def test_whole_fill_is_the_fractional_fill_truncated_and_never_overdraws(
     assert abs(w.equity - f.equity) <= bound
 
 
-# ------------------------------------------------------------------ risk limits
-def test_max_weight_clips_every_target(tmp_path, panel, decide):
-    folder = tmp_path / "capped"
-    acct = _account(folder, panel, "fractional", limits=PortfolioRiskLimits(max_weight=0.25))
-    acct.run(panel, decide)
-    orders = acct.log("orders")
-    assert max(max(o["targets"]) for o in orders) <= 0.25 + 1e-12
-    assert any(o["reason"].startswith("clipped") for o in orders)
-    assert max(max(o["policy_weights"]) for o in orders) > 0.25  # the limit did bind
-    assert (portfolio_ledger(acct.store).filter(like="weight:").max() <= 0.25 + 1e-3).all()
-
-
-def test_drawdown_halt_flattens_until_a_person_clears_it(tmp_path, panel, decide):
-    crash = panel.close.copy()
-    crash[15:] *= 0.6  # every ticker loses 40 % at row 15
-    feed = dataclasses.replace(panel, close=crash)
-    folder = tmp_path / "halt"
-    acct = _account(folder, feed, "whole", limits=PortfolioRiskLimits(max_drawdown=0.2))
-    acct.run(feed.rows(0, 20), decide)
-    state = acct.state()
-    assert state.halted and "max drawdown" in state.halt_reason
-    events = acct.log("events")
-    assert [e["kind"] for e in events] == ["halt"] and events[0]["bar"] == feed.dates[15].isoformat()
-    ledger = portfolio_ledger(acct.store)
-    assert (ledger.filter(like="shares:").iloc[-3:] == 0).all().all()  # flat from the bar after
-    assert all(
-        o["targets"] == [0.0] * 5 and o["reason"].startswith("halted") for o in acct.log("orders")[-4:]
-    )
-    clear_halt(acct.store, "reviewed the crash", actor="tester")
-    acct.run(feed, decide)
-    assert not acct.state().halted and acct.log("events")[-1]["kind"] == "clear_halt"
-    assert ledger.filter(like="shares:").iloc[-1].sum() == 0
-    assert portfolio_ledger(acct.store).filter(like="shares:").iloc[-1].sum() > 0  # trading again
-    reconcile_portfolio(acct.store)
-
-
-def test_day_loss_stop_allows_no_new_risk(tmp_path, panel, decide):
-    drop = panel.close.copy()
-    drop[15:] *= 0.9
-    feed = dataclasses.replace(panel, close=drop)
-    acct = _account(tmp_path / "dls", feed, "fractional", limits=PortfolioRiskLimits(max_daily_loss=0.05))
-    acct.run(feed, decide)
-    (event,) = [e for e in acct.log("events") if e["kind"] == "day_loss_stop"]
-    assert event["bar"] == feed.dates[15].isoformat()
-    order = next(o for o in acct.log("orders") if o["bar"] == event["bar"])
-    mark = next(m for m in acct.log("equity") if m["bar"] == event["bar"])
-    assert order["reason"] == "day-loss stop: no new risk"
-    assert all(abs(t) <= abs(c) + 1e-12 for t, c in zip(order["targets"], mark["weights"], strict=True))
-
-
 # ------------------------------------------------------------------ bad input
 def _bad_run(folder, feed, decide, match, granularity="whole"):
     before = account_files(folder) if Path(folder).exists() else None
@@ -258,7 +214,7 @@ def started(tmp_path, panel, decide):
 
 def test_ticker_column_missing_from_the_feed(started, panel, decide):
     feed = panel.select(("AAA", "BBB", "DDD", "EEE"))
-    held = PortfolioAccountStore(started).load().holdings()["CCC"]
+    held = AccountStore(started).load().holdings()["CCC"]
     assert held > 0
     _bad_run(started, feed, decide, rf"missing \['CCC'\] \(held: \{{'CCC': {held}\}}\) on 2021-02-01")
 
@@ -283,7 +239,6 @@ def test_feed_with_other_tickers_and_revised_history(started, panel, decide):
 @pytest.mark.parametrize(
     ("weights", "match"),
     [
-        ([0.2, float("nan"), 0.2, 0.2, 0.2], r"ticker 'BBB' on 2021-02-01 is nan"),
         ([0.2, 0.2, -0.1, 0.2, 0.2], r"ticker 'CCC' on 2021-02-01 is -0.1 < 0"),
         ([0.3, 0.3, 0.3, 0.3, 0.0], r"on 2021-02-01 add up to 1.2"),
         ([0.2, 0.2], r"shape \(1, 2\) on 2021-02-01"),
@@ -295,7 +250,7 @@ def test_bad_weights_name_ticker_and_date_and_write_nothing(started, panel, deci
 
     err = _bad_run(started, panel, bad, match)
     assert isinstance(err, PortfolioWeightsError)
-    assert PortfolioAccountStore(started).load().last_bar == "2021-01-29T00:00:00"
+    assert AccountStore(started).load().last_bar == "2021-01-29T00:00:00"
 
 
 def test_weight_on_a_ticker_not_listed_yet(tmp_path, panel):
@@ -303,7 +258,7 @@ def test_weight_on_a_ticker_not_listed_yet(tmp_path, panel):
         tmp_path / "new", panel, lambda obs, bar: np.full((1, 5), 0.2), "ticker 'EEE' on 2021-01-07"
     )
     assert "not listed" in str(err)
-    assert PortfolioAccountStore(tmp_path / "new").load().bars_processed == 0
+    assert AccountStore(tmp_path / "new").load().bars_processed == 0
 
 
 def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started, panel, decide, tmp_path):
@@ -316,8 +271,13 @@ def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started
     store = AccountStore(single)
     with store.locked():
         store.initialize(new_account(1000.0))
-    with pytest.raises(AccountStateError, match="not a portfolio paper account"):
+    with pytest.raises(AccountStateError, match="single-asset paper account cannot trade the universe"):
         _account(single, panel).run(panel, decide)
+    # and the other way round: a single-asset broker refuses a universe's folder
+    with pytest.raises(AccountStateError, match=r"trades the universe \['AAA'"):
+        PaperBroker(AccountStore(started), initial_capital=1e5, costs=CostModel(), limits=RiskLimits()).run(
+            make_prices(40), lambda h, s: 1.0
+        )
 
 
 def test_replay_of_the_same_decider_exists_for_the_same_panel(panel, decide):

@@ -223,3 +223,69 @@ def test_a_champion_without_the_hashes_evaluation_checked_is_not_registered(tmp_
     with pytest.raises(RegistryError, match="policy_sha256|artifact_sha256"):
         request = registration_request(champion, {"passed": True}, auto_promote=True)
         _reg(tmp_path).apply_registration(request)
+
+
+TWENTY = [f"T{i:02d}" for i in range(20)]
+
+
+@pytest.mark.parametrize(
+    ("universe", "label", "n"),
+    [(None, "1 asset", 1), (["SPY"], "SPY", 1), (TWENTY, "20 assets: T00,T01,T02,...", 20)],
+    ids=["before-universes", "N=1", "N=20"],
+)
+def test_an_entry_carries_its_universe_and_one_registry_holds_every_universe(tmp_path, universe, label, n):
+    """A registration records its tickers; a line without them (written before universes were
+    recorded) reads as one instrument. Entries of several universes live in one history: one
+    production at a time, whatever its universe."""
+    reg = _reg(tmp_path)
+    filepath, digest = _artifact(reg)
+    kwargs = {} if universe is None else {"universe": universe}
+    entry_id = reg.register(
+        agent="ppo",
+        version="2024-01-02T03.04.05.678Z",
+        seed=1,
+        metrics={},
+        verdict=PASS,
+        artifact_path=filepath,
+        artifact_sha256=digest,
+        **kwargs,
+    )
+    line = json.loads(reg.path.read_text().splitlines()[-1])
+    assert ("universe" in line) == (universe is not None)
+    entry = reg.state().entries[entry_id]
+    assert (entry.universe, entry.n_assets, entry.universe_label()) == (universe, n, label)
+    assert entry.trades(universe or ["ANY"]) and not entry.trades(
+        ["SPY", "QQQ"][: 3 - n] if n == 1 else ["T00"]
+    )
+    other = _register(reg, agent="dqn", seed=2)  # another universe (one instrument) beside it
+    reg.promote(entry_id)
+    reg.promote(other)
+    assert reg.production().entry_id == other and reg.state().entries[entry_id].status == ARCHIVED
+
+
+@pytest.mark.parametrize(
+    ("universe", "match"),
+    [("SPY", "list of tickers"), ([], "non-empty"), (["A", ""], "bad"), (["A", "B", "A"], "more than once")],
+)
+def test_a_bad_universe_is_refused_naming_it(tmp_path, universe, match):
+    reg = _reg(tmp_path)
+    with pytest.raises(RegistryError, match=match):
+        reg.register(agent="ppo", version="v1", seed=1, metrics={}, verdict=PASS, universe=universe)
+    assert not reg.path.exists()
+
+
+def test_the_same_entry_registered_again_with_another_universe_is_refused(tmp_path):
+    reg = _reg(tmp_path)
+    filepath, digest = _artifact(reg)
+    champion = {
+        "agent": "ppo",
+        "seed": 1,
+        "policy_version": "2024-01-02T03.04.05.678Z",
+        "policy_filepath": filepath,
+        "policy_sha256": digest,
+    }
+    first = reg.apply_registration(registration_request(champion, PASS, False, ["SPY"]))
+    again = reg.apply_registration(registration_request(champion, PASS, False, ["SPY"]))
+    assert (first["action"], again["action"]) == ("registered", "already_registered")
+    with pytest.raises(RegistryError, match="universe"):
+        reg.apply_registration(registration_request(champion, PASS, False, ["QQQ"]))

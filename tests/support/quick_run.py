@@ -28,7 +28,7 @@ def _kedro(root: Path, *args: str) -> str:
 
 
 def registry_entries(root: Path, *options: str) -> list[dict]:
-    """``kedro models list --json`` in ``root`` (``options``: e.g. ``--portfolio``)."""
+    """``kedro models list --json`` in ``root`` (``options``: e.g. ``--status production``)."""
     out = _kedro(root, "models", "list", "--json", "--env", "quick", *options)
     start = re.search(r"^\[(\s*$|\]|\{)", out, re.MULTILINE)  # skip Kedro's logging banner on stdout
     assert start, f"kedro models list --json printed no JSON list:\n{out[-2000:]}"

@@ -104,6 +104,7 @@ class ModelRegistryDataset(AbstractDataset[dict, ProductionModel]):
             role=role,
             verdict_passed=entry.passed,
             status=entry.status,
+            universe=entry.universe,
         )
 
     def save(self, data: dict) -> None:
@@ -204,10 +205,11 @@ class TuningStudyLogDataset(AbstractDataset[dict, list]):
 
 
 class PaperAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
-    """A paper account folder (``filepath``).
+    """A paper account folder (``filepath``) over one instrument or a universe of N tickers.
 
     *load*: a :class:`~reinforce_strategy_creator.deployment.state.StagedAccount` holding the
-    committed state (``None`` for a new account). *save*: publishes the staged batch with the
+    committed state (``None`` for a new account) and its committed equity, trade and event logs.
+    *save*: publishes the staged batch with the
     crash-safe commit of :class:`AccountStore` (nothing is written when nothing changed; a
     concurrent writer makes it refuse).
     """
@@ -232,52 +234,10 @@ class PaperAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
         if data.folder.resolve() != self._filepath.resolve():
             raise DatasetError(
                 f"PaperAccountDataset at {self._filepath} was given the account of "
-                f"{data.folder}; deployment.account and deployment.account_update must have the "
-                "same filepath in catalog_deployment.yml."
+                f"{data.folder}; an account and its ``*_update`` entry (e.g. deployment.account and "
+                "deployment.account_update) must have the same filepath in the catalog."
             )
         AccountStore(self._filepath).commit_batch(data)
-
-    def _exists(self) -> bool:
-        return (self._filepath / "state.json").exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-
-class PortfolioAccountDataset(AbstractDataset[StagedAccount, StagedAccount]):
-    """A portfolio paper account folder (``filepath``): N positions (docs/portfolio_paper_trading.md).
-
-    *load*: a :class:`~reinforce_strategy_creator.deployment.state.StagedAccount` holding the
-    committed :class:`~reinforce_strategy_creator.deployment.portfolio_account.PortfolioAccountState`
-    (``None`` for a new account) and its committed equity, trade and event logs. *save*: publishes the
-    staged bars with the crash-safe commit of the account store (one commit; nothing is written when
-    nothing changed; a concurrent writer makes it refuse).
-    """
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
-        self.metadata = metadata
-
-    def _store(self):
-        from ..deployment.portfolio_account import PortfolioAccountStore
-
-        return PortfolioAccountStore(self._filepath)
-
-    def load(self) -> StagedAccount:
-        store = self._store()
-        if not store.exists():
-            return StagedAccount(self._filepath, None)
-        state = store.load()
-        history = {name: store.read_log(name, state) for name in HISTORY_LOGS}
-        return StagedAccount(self._filepath, state, history)
-
-    def save(self, data: StagedAccount) -> None:
-        if not isinstance(data, StagedAccount) or data.folder.resolve() != self._filepath.resolve():
-            raise DatasetError(
-                f"PortfolioAccountDataset at {self._filepath} expects the StagedAccount it loaded; "
-                "portfolio.account and portfolio.account_update must have the same filepath."
-            )
-        self._store().commit_batch(data)
 
     def _exists(self) -> bool:
         return (self._filepath / "state.json").exists()

@@ -14,7 +14,7 @@ WHERE = {
     "PaperBroker": ".broker",
     "PolicyOutputError": ".broker",
     "PriceDataError": ".broker",
-    "RiskLimits": ".broker",
+    "RiskLimits": ".risk",
     "DriftMonitor": ".drift",
     "DriftReference": ".drift",
     "DriftThresholds": ".drift",

@@ -16,19 +16,19 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import pandas as pd
-from pydantic import Field
 
 from ..env import EnvConfig
 from ..env import execution as ex
 from ..env.config import DEFAULT_FILL_PRICE
 from ..env.ops import SCALAR
 from ..errors import InputError
-from ..params.base import Number, ParameterError
-from ..params.deployment import RiskParams
-from .state import AccountState, AccountStateError, AccountStore, new_account
+from ..params.base import ParameterError
+from .risk import RiskLimits, limit_weights, risk_checks, roll_day, switch_model
+from .settlement import Book, book_fills, book_mark
+from .state import AccountState, AccountStateError, AccountStore, RunSummary, new_account
 
 Decide = Callable[[pd.DataFrame, AccountState], float]
 DriftCheck = Callable[[pd.DataFrame], list[dict[str, Any]]]
@@ -72,28 +72,8 @@ class CostModel:
 
 
 # ---------------------------------------------------------------------------------------
-# Risk limits
-# ---------------------------------------------------------------------------------------
-class RiskLimits(RiskParams):
-    """Risk limits given in code (library use, tests): no stop unless one is asked for. The
-    ``deployment.risk`` parameter block (:class:`~..params.deployment.RiskParams`) has the same
-    fields and checks, with the project's default stops."""
-
-    max_daily_loss: Annotated[Number, Field(gt=0, lt=1)] | None = None
-    max_drawdown: Annotated[Number, Field(gt=0, lt=1)] | None = None
-
-
-# ---------------------------------------------------------------------------------------
 # Broker
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunSummary:
-    bars_processed: int
-    first_bar: str | None
-    last_bar: str | None
-    state: AccountState
-
-
 def _iso(ts: pd.Timestamp) -> str:
     return pd.Timestamp(ts).isoformat()
 
@@ -177,6 +157,11 @@ class PaperBroker:
         if not self.store.exists():
             self.store.initialize(new_account(self.initial_capital, model_id, self.granularity or "whole"))
         state = self.store.load()
+        if not isinstance(state, AccountState):
+            raise AccountStateError(
+                f"{self.store.folder}: the account trades the universe {list(state.tickers)}, not "
+                "one instrument; use a new account folder. Nothing was traded."
+            )
         if self.granularity is not None and state.granularity != self.granularity:
             raise AccountStateError(
                 f"{self.store.folder}: the account trades {state.granularity} shares (recorded "
@@ -198,31 +183,16 @@ class PaperBroker:
         as one unit (all or nothing, see :mod:`.state`)."""
         bar = _Bar.of(prices, i)
         history = prices.iloc[: i + 1]  # all that the policy and the drift check may see
-        s, events = self._switch_model(state, bar, model_id)
-        s = self._roll_day(s, bar)
+        s, events = switch_model(state, bar.at, model_id)
+        s = roll_day(s, bar.day)
         s, trades = self._fill_pending_order(s, bar)
         s, mark = self._mark_at_close(s, bar)
-        s, risk_events = self._apply_risk_checks(s, bar, history)
+        alerts = self.drift_check(history) if self.drift_check is not None else []
+        s, risk_events = risk_checks(s, bar.at, bar.day, self.limits, alerts, self.halt_on_drift)
         s, order = self._decide(s, bar, history, decide)
         return self.store.commit(
             s, {"orders": [order], "trades": trades, "equity": [mark], "events": events + risk_events}
         )
-
-    @staticmethod
-    def _switch_model(s: AccountState, bar: _Bar, model_id: str | None) -> tuple[AccountState, list[dict]]:
-        """Another model takes over: record a ``model_switch`` event; the account (cash, shares,
-        history) continues."""
-        if model_id is None or model_id == s.active_model_id:
-            return s, []
-        event = {"bar": bar.at, "kind": "model_switch", "from": s.active_model_id, "to": model_id}
-        return dataclasses.replace(s, active_model_id=model_id), [event]
-
-    @staticmethod
-    def _roll_day(s: AccountState, bar: _Bar) -> AccountState:
-        """A bar on a new calendar date resets the day-loss stop and the day's start equity."""
-        if bar.day == s.day:
-            return s
-        return dataclasses.replace(s, day=bar.day, day_start_equity_cents=s.equity_cents, day_loss_stop=False)
 
     def _fill_pending_order(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
         """Fill the order decided at the previous bar's close at this bar's reference price
@@ -244,23 +214,13 @@ class PaperBroker:
     def _mark_at_close(self, s: AccountState, bar: _Bar) -> tuple[AccountState, dict[str, Any]]:
         """Mark equity at the close (a short pays borrow on its notional, as in the env);
         update peak equity and position. Returns the state and the bar's equity mark."""
-        borrow, cash, equity = ex.mark(SCALAR, self._rules, s.cash, float(s.shares), bar.close)
-        borrow_cents = round(borrow * 100)
+        book, booked = book_mark(_book(s), self._rules, [bar.close])
+        borrow_cents = booked["borrow_cents"]
+        s = dataclasses.replace(s, cash_cents=book.cash_cents, equity_cents=booked["equity_cents"])
+        exact = {}
         if s.fractional:
-            exact = {"cash": cash, "equity": equity, "borrow": borrow}
-            s = dataclasses.replace(
-                s,
-                exact_cash=cash,
-                exact_equity=equity,
-                cash_cents=round(cash * 100),
-                equity_cents=round(equity * 100),
-            )
-        else:  # integer cents: the borrow fee is rounded to the cent once, then booked
-            exact = {}
-            cash_cents = s.cash_cents - borrow_cents
-            s = dataclasses.replace(
-                s, cash_cents=cash_cents, equity_cents=cash_cents + round(s.shares * bar.close * 100)
-            )
+            exact = {"cash": booked["cash"], "equity": booked["equity"], "borrow": booked["borrow"]}
+            s = dataclasses.replace(s, exact_cash=booked["cash"], exact_equity=booked["equity"])
         position = (s.shares * bar.close / s.equity) if s.equity_cents > 0 else 0.0
         s = dataclasses.replace(
             s,
@@ -283,62 +243,6 @@ class PaperBroker:
         }
         return s, mark
 
-    # -- risk checks: each may only add a restriction --------------------------------------
-    def _apply_risk_checks(
-        self, s: AccountState, bar: _Bar, history: pd.DataFrame
-    ) -> tuple[AccountState, list[dict]]:
-        """The risk limits at the close, in this order: the drawdown kill switch, the day-loss
-        stop, the optional drift check. Returns the state and the events they record."""
-        s, halt = self._drawdown_kill_switch(s, bar)
-        s, stop = self._day_loss_stop(s, bar)
-        s, drift = self._drift_check(s, bar, history)
-        return s, halt + stop + drift
-
-    def _drawdown_kill_switch(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
-        """Drawdown beyond ``max_drawdown`` halts the account: flat from the next bar until a
-        person clears it (``kedro paper clear-halt``)."""
-        limit = self.limits.max_drawdown
-        if limit is None or s.halted or s.drawdown > -limit:
-            return s, []
-        reason = (
-            f"max drawdown kill switch: drawdown {s.drawdown:.4%} at {bar.at} breached "
-            f"deployment.risk.max_drawdown={limit}"
-        )
-        event = {"bar": bar.at, "kind": "halt", "cause": "max_drawdown", "reason": reason}
-        return dataclasses.replace(s, halted=True, halt_reason=reason), [event]
-
-    def _day_loss_stop(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
-        """A loss of ``max_daily_loss`` since the day's start sets the day-loss stop: orders
-        decided for the rest of the day may not increase risk."""
-        limit, start = self.limits.max_daily_loss, s.day_start_equity_cents
-        if limit is None or s.day_loss_stop or start <= 0 or s.equity_cents > start * (1 - limit):
-            return s, []
-        loss = s.equity_cents / start - 1
-        event = {
-            "bar": bar.at,
-            "kind": "day_loss_stop",
-            "day": bar.day,
-            "loss": loss,
-            "reason": f"day loss {loss:.4%} breached deployment.risk.max_daily_loss={limit}",
-        }
-        return dataclasses.replace(s, day_loss_stop=True), [event]
-
-    def _drift_check(
-        self, s: AccountState, bar: _Bar, history: pd.DataFrame
-    ) -> tuple[AccountState, list[dict]]:
-        """Record the drift monitor's alerts; with ``halt_on_drift`` an alert halts the account
-        (flat until a person clears it)."""
-        if self.drift_check is None:
-            return s, []
-        alerts = self.drift_check(history)
-        events = [{"bar": bar.at, "kind": "drift_alert", **alert} for alert in alerts]
-        if alerts and self.halt_on_drift and not s.halted:
-            feats = sorted({str(a.get("feature")) for a in alerts})
-            reason = f"drift alert on {feats} at {bar.at}; flat until a person clears it"
-            s = dataclasses.replace(s, halted=True, halt_reason=reason)
-            events.append({"bar": bar.at, "kind": "halt", "cause": "drift", "reason": reason})
-        return s, events
-
     # -- the decision ----------------------------------------------------------------------
     def _decide(
         self, s: AccountState, bar: _Bar, history: pd.DataFrame, decide: Decide
@@ -349,7 +253,8 @@ class PaperBroker:
             policy_target, target, why = None, 0.0, "halted: " + str(s.halt_reason)
         else:
             policy_target = _as_target(decide(history, s), bar.at)
-            target, why = self._limit_target(policy_target, s)
+            limited, why = limit_weights([policy_target], [s.position], self.limits, s.day_loss_stop)
+            target = float(limited[0])
         fills_at = "close" if self.costs.fill_price == "next_close" else "open"
         order = {
             "bar": bar.at,
@@ -368,20 +273,6 @@ class PaperBroker:
         )
         return s, order
 
-    def _limit_target(self, policy_target: float, s: AccountState) -> tuple[float, str]:
-        """The target within ``max_position_fraction`` and, under the day-loss stop, no new
-        risk (no new position, no flip, no larger size); with the reason."""
-        cap = self.limits.max_position_fraction
-        target = min(max(policy_target, -cap), cap)
-        why = "policy" if target == policy_target else "clipped to max_position_fraction"
-        if s.day_loss_stop:
-            current = s.position
-            if target * current < 0 or (current == 0 and target != 0):
-                return 0.0, "day-loss stop: no new risk"
-            if abs(target) > abs(current):
-                return math.copysign(abs(current), target), "day-loss stop: capped"
-        return target, why
-
     # -- fills -------------------------------------------------------------------------------
     def _fill(self, s: AccountState, bar: str, ref: float) -> tuple[AccountState, dict | None]:
         """Trade toward the pending target, only when it changed (like the env), with the
@@ -390,49 +281,37 @@ class PaperBroker:
         if target == s.held_target:
             return s, None
         s = dataclasses.replace(s, held_target=target)
-        delta, fill, commission, slippage = ex.execute_order(
-            SCALAR, self._rules, target, s.cash, float(s.shares), ref
-        )
+        delta = ex.execute_order(SCALAR, self._rules, target, s.cash, float(s.shares), ref)[0]
+        book, booked, _ = book_fills(_book(s), self._rules, [ref], [delta], long_order=0 <= target <= 1)
+        if not booked:
+            return s, None
+        (t,) = booked
+        extra = ("commission", "slippage") if s.fractional else ()
         trade = {
             "bar": bar,
             "decided_at": s.pending_decided_at,
             "reference_price": ref,
             "fill_rule": self.costs.fill_price,
             "target": target,
+            "side": "buy" if t["shares"] > 0 else "sell",
+            **{
+                k: t[k]
+                for k in ("shares", "fill_price", "notional_cents", "commission_cents", "slippage_cents")
+            },
+            "cash_after_cents": book.cash_cents,
+            "shares_after": book.shares[0],
+            **{k: t[k] for k in extra},
+            **({"cash_after": book.exact_cash} if s.fractional else {}),
         }
-        if s.fractional:
-            return _book_fractional(s, trade, delta, fill, commission, slippage)
-        return self._book_whole(s, trade, int(delta), ref, target)
-
-    def _book_whole(
-        self, s: AccountState, trade: dict[str, Any], delta: int, ref: float, target: float
-    ) -> tuple[AccountState, dict | None]:
-        """Whole shares, integer cents: each amount is rounded to the cent once, then booked;
-        a long target within [0, 1] never borrows (a share less if cent rounding would)."""
-
-        def booked(d: int) -> tuple[int, int, int, float, float]:
-            f, comm, slip = ex.fill_price_and_costs(SCALAR, self._rules, ref, float(d))
-            notional, commission_cents = round(d * f * 100), round(comm * 100)
-            return s.cash_cents - notional - commission_cents, notional, commission_cents, slip, f
-
-        new_cash, notional, commission_cents, slippage, fill = booked(delta)
-        while delta > 0 and 0 <= target <= 1 and new_cash < 0:
-            delta -= 1
-            new_cash, notional, commission_cents, slippage, fill = booked(delta)
-        if delta == 0:
-            return s, None
-        new_shares = s.shares + delta
-        trade.update(
-            side="buy" if delta > 0 else "sell",
-            shares=delta,
-            fill_price=fill,
-            notional_cents=notional,
-            commission_cents=commission_cents,
-            slippage_cents=round(slippage * 100),
-            cash_after_cents=new_cash,
-            shares_after=new_shares,
+        s = dataclasses.replace(
+            s, cash_cents=book.cash_cents, exact_cash=book.exact_cash, shares=book.shares[0]
         )
-        return dataclasses.replace(s, cash_cents=new_cash, shares=new_shares), trade
+        return s, trade
+
+
+def _book(s: AccountState) -> Book:
+    """The account's money and its one holding, as the settlement books them."""
+    return Book(s.granularity, s.cash_cents, s.exact_cash, (s.shares,))
 
 
 @dataclass(frozen=True)
@@ -472,31 +351,6 @@ def _as_target(raw: Any, bar: str) -> float:
             "be finite. Check the policy and its features; nothing was traded."
         )
     return target
-
-
-def _book_fractional(
-    s: AccountState, trade: dict[str, Any], delta: float, fill: float, commission: float, slippage: float
-) -> tuple[AccountState, dict | None]:
-    """Fractional shares, float64 dollars: the kernel's amounts booked as they are (the env's
-    arithmetic), their cents derived by rounding."""
-    if delta == 0.0:
-        return s, None
-    cash = ex.cash_after_fill(s.exact_cash, delta, fill, commission)
-    shares = s.shares + delta
-    trade.update(
-        side="buy" if delta > 0 else "sell",
-        shares=delta,
-        fill_price=fill,
-        notional_cents=round(delta * fill * 100),
-        commission_cents=round(commission * 100),
-        slippage_cents=round(slippage * 100),
-        cash_after_cents=round(cash * 100),
-        shares_after=shares,
-        commission=commission,
-        slippage=slippage,
-        cash_after=cash,
-    )
-    return dataclasses.replace(s, exact_cash=cash, cash_cents=round(cash * 100), shares=shares), trade
 
 
 def first_bar_to_process(

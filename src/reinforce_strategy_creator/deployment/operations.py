@@ -20,7 +20,7 @@ from typing import Any
 
 from ..env import execution as ex
 from ..errors import InputError
-from .state import AccountState, AccountStateError, AccountStore
+from .state import AccountState, AccountStateError, AccountStore, PortfolioAccountState, market_value_cents
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +122,12 @@ def replay_trades(
     return cash, shares
 
 
-def reconcile(store: AccountStore) -> AccountState:
-    """Check that the committed logs replay to the committed state; raise if not."""
+def reconcile(store: AccountStore) -> AccountState | PortfolioAccountState:
+    """Check that the committed logs replay to the committed state; raise if not. An account over
+    one instrument or over a universe of N tickers."""
     state = store.load()
+    if isinstance(state, PortfolioAccountState):
+        return _reconcile_universe(store, state)
     trades = store.read_log("trades", state)
     orders = store.read_log("orders", state)
     equity = store.read_log("equity", state)
@@ -182,6 +185,78 @@ def reconcile(store: AccountStore) -> AccountState:
             "and restore the folder from backup."
         )
     return state
+
+
+def _reconcile_universe(store: AccountStore, state: PortfolioAccountState) -> PortfolioAccountState:
+    """:func:`reconcile` for an account over N tickers: the logs replay to the state, and every
+    mark has cash + sum(shares x close) = equity to the cent."""
+    trades = store.read_log("trades", state)
+    orders = store.read_log("orders", state)
+    marks = store.read_log("equity", state)
+    idx = {t: j for j, t in enumerate(state.tickers)}
+    problems = []
+    by_bar: dict[str, list[dict]] = {}
+    for t in trades:
+        by_bar.setdefault(t["bar"], []).append(t)
+    n = len(state.tickers)
+    if state.fractional:
+        cash, shares = float(state.exact_initial_cash), [0.0] * n
+    else:
+        cash, shares = state.initial_capital_cents, [0] * n
+    for m in marks:
+        bar_trades = by_bar.pop(m["bar"], [])
+        for t in bar_trades:
+            shares[idx[t["ticker"]]] += t["shares"]
+        cash, ok = _replay_mark(state.fractional, cash, m, bar_trades)
+        if not ok or list(shares) != list(m["shares"]):
+            problems.append(
+                f"the mark of {m['bar']} does not replay from the trade log or is not cash + shares x close"
+            )
+            break
+    if by_bar:
+        problems.append(f"trades on bars without a mark: {sorted(by_bar)[:3]}")
+    final_cash = state.exact_cash if state.fractional else state.cash_cents
+    if not problems and (cash, list(shares)) != (final_cash, list(state.shares)):
+        problems.append(
+            f"the logs replay to cash {cash} / shares {shares}, the state has {final_cash} / "
+            f"{list(state.shares)}"
+        )
+    bars = [o["bar"] for o in orders]
+    if len(bars) != len(set(bars)) or len(bars) != state.bars_processed or len(marks) != state.bars_processed:
+        problems.append(
+            f"{len(bars)} decisions ({len(bars) - len(set(bars))} duplicated) and {len(marks)} marks for "
+            f"{state.bars_processed} processed bars"
+        )
+    if bars and bars[-1] != state.last_bar:
+        problems.append(f"the last decision {bars[-1]} is not the last processed bar {state.last_bar}")
+    last = (marks[-1]["cash_cents"], marks[-1]["equity_cents"]) if marks else None
+    if last is not None and last != (state.cash_cents, state.equity_cents):
+        problems.append("the last equity mark differs from the state")
+    if problems:
+        raise AccountStateError(
+            f"{store.folder}: the portfolio account does not reconcile: {'; '.join(problems)}. Stop "
+            "trading and restore the folder from backup."
+        )
+    return state
+
+
+def _replay_mark(fractional: bool, cash, m: dict[str, Any], bar_trades: list[dict]) -> tuple[Any, bool]:
+    """Cash after one bar replayed from its trades and mark (the kernel's operations in the
+    kernel's order for fractional accounts, cents for whole ones), and whether the mark agrees
+    with it and has cash + sum(shares x close) = equity to the cent."""
+    if fractional:
+        cash = ex.cash_after_fill(cash, m["paid"], 1.0, m["commission"])
+        cash = ex.cash_after_borrow(cash, m["borrow"])
+        value = sum(s * (c or 0.0) for s, c in zip(m["shares"], m["closes"], strict=True))
+        ok = (
+            cash == m["cash"]
+            and abs(m["cash"] + value - m["equity"]) < 0.005
+            and m["equity_cents"] == round(m["equity"] * 100)
+        )
+        return cash, ok
+    cash -= sum(t["notional_cents"] + t["commission_cents"] for t in bar_trades) + m["borrow_cents"]
+    mv = market_value_cents(m["shares"], m["closes"])
+    return cash, cash == m["cash_cents"] and m["cash_cents"] + mv == m["equity_cents"]
 
 
 def current_actor() -> str:

@@ -1,4 +1,4 @@
-"""Where a deployment's files live: the registry and the two paper accounts.
+"""Where a deployment's files live: the registry and the paper accounts.
 
 The ``deployment`` parameter block itself is :class:`~..params.deployment.DeploymentParams`;
 the paths are catalog entries (``conf/base/catalog_deployment.yml``), read by the pipeline and
@@ -19,13 +19,29 @@ __all__ = ["DeploymentParams", "DeploymentSetup", "DriftParams", "RiskParams"]
 @dataclass(frozen=True)
 class DeploymentSetup:
     """What ``kedro models ...`` / ``kedro paper ...`` need: the ``deployment`` and ``environment``
-    blocks, and the registry file and account folders resolved against the project root."""
+    blocks, and the registry file and account folders resolved against the project root: the
+    single instrument's production and shadow accounts, and the universe's (``portfolio.account``,
+    ``portfolio.shadow_account``; ``None`` when the catalog declares none)."""
 
     params: DeploymentParams
     environment: EnvConfig
     registry_path: Path
     account_dir: Path
     shadow_account_dir: Path
+    universe_account_dir: Path | None = None
+    universe_shadow_account_dir: Path | None = None
+
+    @property
+    def accounts(self) -> dict[str, Path]:
+        """Every paper account folder by role: ``production``, ``shadow``, then the universe's
+        ``universe`` and ``universe_shadow`` when declared."""
+        roles = {
+            "production": self.account_dir,
+            "shadow": self.shadow_account_dir,
+            "universe": self.universe_account_dir,
+            "universe_shadow": self.universe_shadow_account_dir,
+        }
+        return {role: folder for role, folder in roles.items() if folder is not None}
 
     @property
     def mode(self) -> str:

@@ -2,8 +2,9 @@
 
 What: :class:`PortfolioPaperAccount` processes a :class:`~..portfolio.panel.PortfolioPanel` feed
 (dates x tickers closes plus the raw feature panel) bar by bar into one account folder
-(:class:`PortfolioAccountStore`), each bar committed as one unit; :func:`reconcile_portfolio`
-checks a folder's logs against its state; :func:`portfolio_ledger` reads the per-bar ledger.
+(:class:`~.state.AccountStore`), each bar committed as one unit (its state a
+:class:`~.state.PortfolioAccountState`); :func:`~.operations.reconcile` checks a folder's logs
+against its state; :func:`portfolio_ledger` reads the per-bar ledger.
 
 Why: a portfolio paper account must trade exactly as the portfolio agents were validated and
 backtested (:func:`~..portfolio.replay.replay_weights`). So the observation is built by a
@@ -14,16 +15,14 @@ fractional account reproduces the replay's ledger; a whole-share account truncat
 resulting holding toward zero (the kernel's whole-share rule) and books integer cents. Crash
 safety is the single-asset account's protocol (:mod:`.state`: logs appended with fsync, then
 ``state.json`` replaced atomically as the one commit point). Timing, granularity, risk limits,
-files and errors: docs/portfolio_paper_trading.md.
+files and errors: docs/paper_trading.md ("One instrument or a universe").
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,23 +33,25 @@ from ..env import execution as ex
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..params.base import ParameterError
 from ..portfolio.panel import PortfolioPanel
-from .state import LOG_NAMES, AccountState, AccountStateError, AccountStore
+from .operations import reconcile
+from .risk import RiskLimits, limit_weights, risk_checks, roll_day, show, switch_model
+from .settlement import Book, book_fills, book_mark
+from .state import (
+    AccountStateError,
+    PortfolioAccountState,
+    RunSummary,
+    check_portfolio_state,
+)
 
 __all__ = [
     "PortfolioAccountState",
-    "PortfolioAccountStore",
     "PortfolioFeedError",
     "PortfolioPaperAccount",
-    "PortfolioRiskLimits",
-    "PortfolioRunSummary",
     "PortfolioWeightsError",
     "new_portfolio_account",
     "portfolio_ledger",
-    "reconcile_portfolio",
 ]
 
-KIND = "portfolio"
-SCHEMA_VERSION = 1
 #: the PortfolioConfig fields an account records at creation and never changes
 CONFIG_FIELDS = (
     "window",
@@ -72,149 +73,6 @@ class PortfolioFeedError(PortfolioInputError):
 
 class PortfolioWeightsError(PortfolioInputError):
     """The decider returned weights that are not finite or break the bounds (names ticker and date)."""
-
-
-# ---------------------------------------------------------------------------------------
-# Risk limits
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PortfolioRiskLimits:
-    """Hard limits on top of the decider; ``None`` disables one (the default: no interference).
-
-    ``max_weight``: each target weight is clipped to ``[-max_weight, max_weight]``;
-    ``max_drawdown``: equity at ``(1 - max_drawdown)`` x its running peak or below halts the
-    account: every later decision is all cash (flat) until a person clears the halt
-    (:func:`~.operations.clear_halt`); ``max_daily_loss``: a loss of this fraction since the day's
-    start sets the day-loss stop: for the rest of that calendar day no target may open a position,
-    flip one or exceed the asset's current weight in size.
-    """
-
-    max_weight: float | None = None
-    max_drawdown: float | None = None
-    max_daily_loss: float | None = None
-
-    def __post_init__(self) -> None:
-        checks = {
-            "max_weight": lambda v: 0 < v <= 10,
-            "max_drawdown": lambda v: 0 < v < 1,
-            "max_daily_loss": lambda v: 0 < v < 1,
-        }
-        for name, ok in checks.items():
-            v = getattr(self, name)
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
-                bound = "(0, 10]" if name == "max_weight" else "(0, 1)"
-                raise ParameterError(
-                    f"portfolio risk limit {name}={v!r} must be a number in {bound} or null (off)"
-                )
-
-    @classmethod
-    def from_risk_params(cls, risk: Any) -> PortfolioRiskLimits:
-        """The single-asset ``deployment.risk`` block read for a portfolio: ``max_position_fraction``
-        caps each asset's weight; ``max_drawdown`` and ``max_daily_loss`` keep their meaning."""
-        get = risk.get if isinstance(risk, Mapping) else lambda k: getattr(risk, k)
-        return cls(
-            max_weight=None if get("max_position_fraction") is None else float(get("max_position_fraction")),
-            max_drawdown=get("max_drawdown"),
-            max_daily_loss=get("max_daily_loss"),
-        )
-
-
-# ---------------------------------------------------------------------------------------
-# State
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PortfolioAccountState:
-    """Committed state of one N-asset paper account.
-
-    ``whole`` accounts: money in integer cents (``cash_cents``, ``equity_cents``), ``shares`` whole
-    numbers, the ``exact_*`` fields null. ``fractional`` accounts: ``exact_cash`` and
-    ``exact_equity`` (float64 dollars) are the ledger, the ``*_cents`` fields their rounding.
-    ``shares``, ``last_close`` and ``pending_weights`` are in ``tickers`` order; a ticker not listed
-    yet has ``last_close`` null.
-    """
-
-    tickers: tuple[str, ...]
-    granularity: str
-    config: dict[str, Any]
-    initial_capital_cents: int
-    cash_cents: int
-    equity_cents: int
-    peak_equity_cents: int
-    shares: tuple[float, ...]
-    exact_initial_cash: float | None = None
-    exact_cash: float | None = None
-    exact_equity: float | None = None
-    last_bar: str | None = None
-    last_close: tuple[float | None, ...] | None = None
-    day: str | None = None
-    day_start_equity_cents: int = 0
-    day_loss_stop: bool = False
-    halted: bool = False
-    halt_reason: str | None = None
-    pending_weights: tuple[float, ...] | None = None
-    pending_hold: bool = False
-    pending_decided_at: str | None = None
-    active_model_id: str | None = None
-    bars_processed: int = 0
-    session_first_bar: str | None = None  # first bar of the newest run that processed bars
-    generation: int = 0
-    log_sizes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_NAMES, 0))
-    kind: str = KIND
-    schema_version: int = SCHEMA_VERSION
-
-    # the single-asset account's money views (same fields, same rules)
-    fractional = AccountState.fractional
-    cash = AccountState.cash
-    equity = AccountState.equity
-    drawdown = AccountState.drawdown
-
-    def holdings(self) -> dict[str, float]:
-        return dict(zip(self.tickers, self.shares, strict=True))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k in ("tickers", "shares", "last_close", "pending_weights"):
-            d[k] = None if d[k] is None else list(d[k])
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "state.json") -> PortfolioAccountState:
-        names = {f.name for f in dataclasses.fields(cls)}
-        required = ("tickers", "granularity", "config", "cash_cents", "shares", "generation", "kind")
-        missing = [n for n in required if n not in data]
-        unknown = sorted(set(data) - names)
-        if missing or unknown or data.get("kind") != KIND:
-            raise AccountStateError(
-                f"{source}: not a portfolio paper account (missing keys {missing}, unknown keys "
-                f"{unknown}, kind {data.get('kind')!r}). A single-asset account folder cannot be "
-                "traded as a portfolio: use a new folder, or restore the file from backup."
-            )
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise AccountStateError(
-                f"{source}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; "
-                "start a new account folder or migrate it."
-            )
-        n = len(data["tickers"])
-        exact = [data.get(k) for k in ("exact_initial_cash", "exact_cash", "exact_equity")]
-        g = data["granularity"]
-        if (
-            g not in ex.GRANULARITIES
-            or (g == "fractional" and not all(isinstance(v, (int, float)) for v in exact))
-            or (g == "whole" and any(v is not None for v in exact))
-            or len(data["shares"]) != n
-            or (g == "whole" and not all(isinstance(v, int) for v in data["shares"]))
-        ):
-            raise AccountStateError(
-                f"{source}: granularity {g!r} with exact cash {exact} and {len(data['shares'])} share "
-                f"counts for {n} tickers is not a valid portfolio account (a whole account has whole "
-                "shares and no exact_* fields). The file is damaged: restore it from backup."
-            )
-        d = dict(data)
-        for k in ("tickers", "shares", "last_close", "pending_weights"):
-            d[k] = None if d.get(k) is None else tuple(d[k])
-        return cls(**d)
 
 
 def new_portfolio_account(
@@ -257,84 +115,16 @@ def _config_record(config: PortfolioConfig) -> dict[str, Any]:
     return {k: getattr(config, k) for k in CONFIG_FIELDS}
 
 
-class PortfolioAccountStore(AccountStore):
-    """:class:`~.state.AccountStore` (same folder layout, lock and commit protocol) whose
-    ``state.json`` holds a :class:`PortfolioAccountState`. Works with
-    :class:`~.state.StagedAccount` and :meth:`~.state.AccountStore.commit_batch` unchanged."""
-
-    def load(self) -> PortfolioAccountState:  # type: ignore[override]
-        if not self.state_path.exists():
-            raise AccountStateError(
-                f"no portfolio account state at {self.state_path}. Create it with a first "
-                "PortfolioPaperAccount.run (or restore it from backup if logs exist)."
-            )
-        try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AccountStateError(
-                f"{self.state_path} is not valid JSON ({exc}): the account state is corrupt and is "
-                "never reset automatically. Restore it from backup. Nothing was traded."
-            ) from exc
-        if not isinstance(data, dict):
-            raise AccountStateError(f"{self.state_path} is not an account state; restore it from backup.")
-        state = PortfolioAccountState.from_dict(data, source=str(self.state_path))
-        for name in LOG_NAMES:
-            size = self.log_path(name).stat().st_size if self.log_path(name).exists() else 0
-            if size < state.log_sizes.get(name, 0):
-                raise AccountStateError(
-                    f"{self.log_path(name)} is shorter ({size} bytes) than committed in state.json "
-                    f"({state.log_sizes[name]} bytes): committed history was lost. Restore the folder "
-                    "from backup; do not trade on it."
-                )
-        check_state(state, source=str(self.state_path))
-        return state
-
-
-def check_state(state: PortfolioAccountState, source: str = "state") -> None:
-    """The state's own identity: cash + sum(shares x last close) = equity, to the cent
-    (whole: exactly, in cents of each position's market value; fractional: within half a cent)."""
-    if state.last_close is None:
-        ok = state.equity_cents == state.cash_cents and not any(state.shares)
-        diff = (state.equity_cents - state.cash_cents) / 100
-    elif state.fractional:
-        value = sum(s * (c or 0.0) for s, c in zip(state.shares, state.last_close, strict=True))
-        diff = state.exact_cash + value - state.exact_equity
-        ok = abs(diff) <= 0.005 and state.equity_cents == round(state.exact_equity * 100)
-    else:
-        mv = _market_value_cents(state.shares, state.last_close)
-        diff = (state.cash_cents + mv - state.equity_cents) / 100
-        ok = diff == 0
-    if not ok:
-        raise AccountStateError(
-            f"{source}: cash + shares x close differs from equity by {diff:.6f} at {_show(state.last_bar)}: "
-            "the account does not reconcile. Stop trading and restore the folder from backup."
-        )
-
-
-def _market_value_cents(shares: Sequence[float], closes: Sequence[float | None]) -> int:
-    """The positions' market value, sum(shares x close) summed exactly (``math.fsum``), in cents
-    rounded once: a whole account's equity is cash plus this, within half a cent of the exact sum."""
-    return round(math.fsum(s * (c or 0.0) for s, c in zip(shares, closes, strict=True)) * 100)
+def _book(state: PortfolioAccountState) -> Book:
+    """The account's money and holdings, as the settlement books them."""
+    return Book(state.granularity, state.cash_cents, state.exact_cash, state.shares)
 
 
 # ---------------------------------------------------------------------------------------
 # The account
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PortfolioRunSummary:
-    bars_processed: int
-    first_bar: str | None
-    last_bar: str | None
-    state: PortfolioAccountState
-
-
 def _iso(ts: pd.Timestamp) -> str:
     return pd.Timestamp(ts).isoformat()
-
-
-def _show(at: str | None) -> str:
-    """A bar's time stamp for messages: the date alone for a daily bar (midnight)."""
-    return str(at).removesuffix("T00:00:00")
 
 
 def _num(x: float) -> float | None:
@@ -345,11 +135,13 @@ def _num(x: float) -> float | None:
 class PortfolioPaperAccount:
     """Trades a weight decider over N tickers into one account folder, one committed unit per bar.
 
-    ``store``: a :class:`PortfolioAccountStore` (a folder) or a :class:`~.state.StagedAccount`
+    ``store``: an :class:`~.state.AccountStore` (a folder) or a :class:`~.state.StagedAccount`
     (the Kedro node's in-memory batch); ``tickers``: the account's tickers, in the decider's order;
     ``config``: the :class:`~..env.portfolio.PortfolioConfig` the decider was trained and
     backtested with (costs, window, capital, long-only / gross bound, band); ``granularity``:
-    ``"whole"`` (default) or ``"fractional"`` shares; ``limits``: :class:`PortfolioRiskLimits`.
+    ``"whole"`` (default) or ``"fractional"`` shares; ``limits``: :class:`~.risk.RiskLimits`
+    (``max_position_fraction`` caps each asset's weight); ``drift_check(feed, row)``: the drift
+    monitor's alerts at a feed row (recorded; with ``halt_on_drift`` an alert halts the account).
     An existing account whose recorded tickers, granularity or config differ is refused.
     """
 
@@ -360,7 +152,9 @@ class PortfolioPaperAccount:
         config: PortfolioConfig,
         *,
         granularity: str = "whole",
-        limits: PortfolioRiskLimits | None = None,
+        limits: RiskLimits | None = None,
+        drift_check: Callable[[PortfolioPanel, int], list[dict[str, Any]]] | None = None,
+        halt_on_drift: bool = False,
     ) -> None:
         if granularity not in ex.GRANULARITIES:
             raise ParameterError(f"granularity must be one of {list(ex.GRANULARITIES)}, got {granularity!r}")
@@ -368,9 +162,10 @@ class PortfolioPaperAccount:
         self.tickers = tuple(str(t) for t in tickers)
         self.config = dataclasses.replace(config, episode_length=None, device="cpu")
         self.granularity = granularity
-        self.limits = limits or PortfolioRiskLimits()
+        self.limits = limits or RiskLimits()
+        self.drift_check = drift_check
+        self.halt_on_drift = halt_on_drift
         self.rules = self.config.rules
-        self.xp = None  # the core's torch back end, set per run
 
     # -- accessors -----------------------------------------------------------------------
     def state(self) -> PortfolioAccountState:
@@ -392,7 +187,7 @@ class PortfolioPaperAccount:
         model_id: str | None = None,
         start: pd.Timestamp | str | None = None,
         max_bars: int | None = None,
-    ) -> PortfolioRunSummary:
+    ) -> RunSummary:
         """Process every bar of ``feed`` after the account's last processed one (at most
         ``max_bars``). A new account's first bar is the first row on or after ``start`` (default:
         row ``window - 1``, the first with a full feature window, as the replay). ``decide(obs,
@@ -405,12 +200,12 @@ class PortfolioPaperAccount:
         with self.store.locked():
             state = self._open_account(model_id)
             if hasattr(self.store, "read_log"):
-                reconcile_portfolio(self.store)
+                reconcile(self.store)
             feed = self._check_feed_tickers(feed, state)
             first = self._first_bar(feed, state, start)
             stop = feed.n_bars if max_bars is None else min(feed.n_bars, first + max_bars)
             if first >= stop:
-                return PortfolioRunSummary(0, None, state.last_bar, state)
+                return RunSummary(0, None, state.last_bar, state)
             self._check_feed_prices(feed, state, first, stop)
             core = self._core(feed, stop)
             first_bar = None
@@ -419,7 +214,7 @@ class PortfolioPaperAccount:
                     state = dataclasses.replace(state, session_first_bar=_iso(feed.dates[i]))
                 state = self._process_bar(state, core, feed, i, decide, model_id)
                 first_bar = first_bar or state.last_bar
-            return PortfolioRunSummary(stop - first, first_bar, state.last_bar, state)
+            return RunSummary(stop - first, first_bar, state.last_bar, state)
 
     def _open_account(self, model_id: str | None) -> PortfolioAccountState:
         if not self.store.exists():
@@ -427,6 +222,11 @@ class PortfolioPaperAccount:
                 new_portfolio_account(self.tickers, self.config, self.granularity, model_id)
             )
         state = self.store.load()
+        if not isinstance(state, PortfolioAccountState):
+            raise AccountStateError(
+                f"{self.store.folder}: a single-asset paper account cannot trade the universe "
+                f"{list(self.tickers)}; use a new account folder. Nothing was traded."
+            )
         problems = []
         if state.tickers != self.tickers:
             problems.append(f"tickers {list(state.tickers)} (asked for {list(self.tickers)})")
@@ -441,7 +241,7 @@ class PortfolioPaperAccount:
                 f"{self.store.folder}: the account was created with {'; '.join(problems)}; these never "
                 "change for an account. Use a new account folder. Nothing was traded."
             )
-        check_state(state, source=str(self.store.folder))
+        check_portfolio_state(state, source=str(self.store.folder))
         return state
 
     def _check_feed_tickers(self, feed: PortfolioPanel, state: PortfolioAccountState) -> PortfolioPanel:
@@ -453,7 +253,7 @@ class PortfolioPaperAccount:
         extra = [t for t in feed.tickers if t not in state.tickers]
         if missing or extra:
             after = feed.dates if state.last_bar is None else feed.dates[feed.dates > state.last_bar]
-            first = _show(_iso(after[0])) if len(after) else f"the bar after {_show(state.last_bar)}"
+            first = show(_iso(after[0])) if len(after) else f"the bar after {show(state.last_bar)}"
             held = {t: state.holdings()[t] for t in missing if state.holdings()[t]}
             raise PortfolioFeedError(
                 f"the feed's tickers differ from the account's: missing {missing} (held: {held}) on "
@@ -476,14 +276,14 @@ class PortfolioPaperAccount:
             pos = int(feed.dates.searchsorted(at))
             if pos >= feed.n_bars or feed.dates[pos] != at:
                 raise PortfolioFeedError(
-                    f"the feed has no bar on {_show(state.last_bar)}, the account's last processed bar; the "
+                    f"the feed has no bar on {show(state.last_bar)}, the account's last processed bar; the "
                     "pending order fills at the bar after it. Feed a history that includes it."
                 )
             return pos + 1
         first = W - 1 if start is None else int(feed.dates.searchsorted(pd.Timestamp(start), side="left"))
         if first < W - 1:
             raise PortfolioFeedError(
-                f"the first bar {_show(_iso(feed.dates[first]))} needs {W - 1} feed rows of history "
+                f"the first bar {show(_iso(feed.dates[first]))} needs {W - 1} feed rows of history "
                 f"before it (portfolio window {W}); the feed has {first}. Start later or feed more history."
             )
         return first
@@ -502,14 +302,14 @@ class PortfolioPaperAccount:
                 row = listed + int(gap[0])
                 why = f"holds {state.shares[j]} shares of it" if held else "saw it listed earlier"
                 raise PortfolioFeedError(
-                    f"ticker {t!r} is missing from the feed on {_show(_iso(feed.dates[row]))} (close "
+                    f"ticker {t!r} is missing from the feed on {show(_iso(feed.dates[row]))} (close "
                     f"{close[row, j]}): the account {why}, so every later bar needs its close. Fix the "
-                    f"feed; nothing was processed in this run (the account stays at {_show(state.last_bar)})."
+                    f"feed; nothing was processed in this run (the account stays at {show(state.last_bar)})."
                 )
             if (close[listed:, j] <= 0).any():
                 row = listed + int(np.argmax(close[listed:, j] <= 0))
                 raise PortfolioFeedError(
-                    f"ticker {t!r} has close {close[row, j]} on {_show(_iso(feed.dates[row]))}; prices "
+                    f"ticker {t!r} has close {close[row, j]} on {show(_iso(feed.dates[row]))}; prices "
                     "must be positive. Fix the feed; nothing was traded."
                 )
         if state.last_close is not None:
@@ -518,7 +318,7 @@ class PortfolioPaperAccount:
                 was, now = state.last_close[j], _num(close[row, j])
                 if was != now and not (was is not None and now is not None and math.isclose(was, now)):
                     raise PortfolioFeedError(
-                        f"ticker {t!r} closed at {was} on {_show(state.last_bar)} when the account processed "
+                        f"ticker {t!r} closed at {was} on {show(state.last_bar)} when the account processed "
                         f"that bar, but the feed now says {now}: the history was revised. Trade on the "
                         "feed the account was marked with (or start a new account)."
                     )
@@ -535,7 +335,6 @@ class PortfolioPaperAccount:
         if unlisted.any():
             core.set_untradable(unlisted)
         core.reset(starts=min(stop - 1, core.last_bar - 1))
-        self.xp = core.xp
         return core
 
     # -- one bar ---------------------------------------------------------------------------
@@ -543,14 +342,11 @@ class PortfolioPaperAccount:
         """Bar ``i`` in the order of its timeline (fill the pending order at its close, mark,
         risk checks, decide); its log lines and new state are committed as one unit."""
         at, day = _iso(feed.dates[i]), feed.dates[i].date().isoformat()
-        s, events = state, []
-        if model_id is not None and model_id != s.active_model_id:
-            events.append({"bar": at, "kind": "model_switch", "from": s.active_model_id, "to": model_id})
-            s = dataclasses.replace(s, active_model_id=model_id)
-        if day != s.day:
-            s = dataclasses.replace(s, day=day, day_start_equity_cents=s.equity_cents, day_loss_stop=False)
+        s, events = switch_model(state, at, model_id)
+        s = roll_day(s, day)
         s, trades, mark = self._fill_and_mark(s, core, feed, i, at)
-        s, risk_events = self._risk_checks(s, at, day)
+        alerts = self.drift_check(feed, i) if self.drift_check is not None else []
+        s, risk_events = risk_checks(s, at, day, self.limits, alerts, self.halt_on_drift)
         s, order = self._decide(s, core, feed, i, at, decide)
         return self.store.commit(
             s, {"orders": [order], "trades": trades, "equity": [mark], "events": events + risk_events}
@@ -558,17 +354,63 @@ class PortfolioPaperAccount:
 
     def _fill_and_mark(self, s, core, feed, i, at):
         """The pending order (decided at the previous bar) filled at this bar's close with the
-        core's joint sizing and the kernel's fill prices and costs, then the mark at the close."""
+        core's joint sizing, booked and marked at the close by the one settlement
+        (:mod:`.settlement`: the kernel's fill prices, costs, cash and borrow)."""
         c = core.close[i : i + 1]  # (1, N) float64: this close (1.0 where not listed, as the core)
-        sh = torch.tensor([s.shares], dtype=torch.float64)
-        delta, fill, commission, slippage, band_off = self._orders(s, core, sh, c)
-        borrow_n = ex.mark(core.xp, self.rules, torch.zeros_like(sh), sh + delta, c)[0]
+        ref = [float(x) for x in c[0]]
+        delta, band_off = self._orders(s, core, c)
+        w = s.pending_weights or ()
+        long_order = self.config.long_only or (min(w, default=0.0) >= 0 and sum(w) <= 1)
+        book, booked, totals = book_fills(_book(s), self.rules, ref, delta, long_order=long_order)
+        book, marked = book_mark(book, self.rules, ref)
         closes = tuple(_num(x) for x in feed.close[i])
-        trades = self._trade_records(s, at, delta, fill, commission, slippage, c)
-        book = self._book_fractional if s.fractional else self._book_whole
-        s, money = book(s, sh, delta, fill, commission, slippage, borrow_n, c, trades, closes)
+        trades = [
+            {
+                "bar": at,
+                "decided_at": s.pending_decided_at,
+                "ticker": self.tickers[t["asset"]],
+                "side": "buy" if t["shares"] > 0 else "sell",
+                "shares": t["shares"],
+                "reference_price": ref[t["asset"]],
+                "target_weight": s.pending_weights[t["asset"]],
+                **{k: v for k, v in t.items() if k not in ("asset", "shares")},
+            }
+            for t in booked
+        ]
+        cents = {
+            "commission_cents": totals["commission_cents"],
+            "slippage_cents": totals["slippage_cents"],
+            "borrow_cents": marked["borrow_cents"],
+            "traded_notional_cents": totals["traded_notional_cents"],
+        }
+        if s.fractional:
+            money = {
+                "paid": totals["paid"],
+                "commission": totals["commission"],
+                "slippage": totals["slippage"],
+                "borrow": marked["borrow"],
+                "cost": totals["commission"] + totals["slippage"] + marked["borrow"],
+                "traded_notional": totals["traded_notional"],
+                "cash": marked["cash"],
+                "equity": marked["equity"],
+            }
+        else:
+            money = {k.removesuffix("_cents"): v / 100 for k, v in cents.items()}
+            money.update(
+                cash=book.cash_cents / 100,
+                equity=marked["equity_cents"] / 100,
+                cost=(cents["commission_cents"] + cents["slippage_cents"] + cents["borrow_cents"]) / 100,
+            )
         s = dataclasses.replace(
-            s, last_bar=at, last_close=closes, peak_equity_cents=max(s.peak_equity_cents, s.equity_cents)
+            s,
+            cash_cents=book.cash_cents,
+            exact_cash=book.exact_cash,
+            equity_cents=marked["equity_cents"],
+            exact_equity=marked.get("equity"),
+            shares=book.shares,
+            last_bar=at,
+            last_close=closes,
+            peak_equity_cents=max(s.peak_equity_cents, marked["equity_cents"]),
         )
         eq = s.equity
         mark = {
@@ -580,159 +422,31 @@ class PortfolioPaperAccount:
             ],
             "cash_cents": s.cash_cents,
             "equity_cents": s.equity_cents,
-            "market_value_cents": _market_value_cents(s.shares, closes),
+            "market_value_cents": marked["market_value_cents"],
             "peak_equity_cents": s.peak_equity_cents,
             "drawdown": s.drawdown,
             "band_off": band_off,
             "filled": s.pending_decided_at,
+            **cents,
             **money,
         }
         s = dataclasses.replace(s, pending_weights=None, pending_hold=False, pending_decided_at=None)
         return s, trades, mark
 
-    def _orders(self, s, core, sh, c):
-        """``(delta, fill, commission, slippage, band_off)`` of the pending order at the close ``c``:
-        the core's joint post-cost sizing (``PortfolioCore.size_orders``, its band and bounds); for whole
-        shares the kernel's rule (each resulting holding truncated toward zero) and no overdraft."""
-        delta = torch.zeros_like(sh)
-        band_off = False
-        if s.pending_weights is not None:
-            cash = torch.tensor([s.cash], dtype=torch.float64)
-            w = torch.tensor([s.pending_weights], dtype=torch.float64)
-            hold = torch.tensor([True]) if s.pending_hold else None
-            delta, off = core.size_orders(w, cash, sh, c, hold)
-            band_off = bool(off.any())
-            if not s.fractional:
-                delta = torch.trunc(sh + delta) - sh
-        fill, commission, slippage = ex.fill_price_and_costs(core.xp, self.rules, c, delta)
+    def _orders(self, s, core, c) -> tuple[list[float], bool]:
+        """The traded shares of the pending order at the close ``c`` and whether the band was
+        ignored: the core's joint post-cost sizing (``PortfolioCore.size_orders``, its band and
+        bounds); for whole shares the kernel's rule (each resulting holding truncated toward zero)."""
+        sh = torch.tensor([s.shares], dtype=torch.float64)
+        if s.pending_weights is None:
+            return [0.0] * len(self.tickers), False
+        cash = torch.tensor([s.cash], dtype=torch.float64)
+        w = torch.tensor([s.pending_weights], dtype=torch.float64)
+        hold = torch.tensor([True]) if s.pending_hold else None
+        delta, off = core.size_orders(w, cash, sh, c, hold)
         if not s.fractional:
-            delta, fill, commission, slippage = self._no_overdraft(s, c, delta, fill, commission, slippage)
-        return delta, fill, commission, slippage, band_off
-
-    @staticmethod
-    def _book_fractional(s, sh, delta, fill, commission, slippage, borrow_n, c, trades, closes):
-        """Float64 dollars: the core's settlement (``PortfolioCore.step``), same operations, same order."""
-        cash = torch.tensor([s.exact_cash], dtype=torch.float64)
-        sh_new = sh + delta
-        paid = (delta * fill).sum(1)
-        cash_filled = ex.cash_after_fill(cash, paid, 1.0, commission.sum(1))
-        borrow = borrow_n.sum(1)
-        cash_new = ex.cash_after_borrow(cash_filled, borrow)
-        equity = cash_new + (sh_new * c).sum(1)
-        exact = {
-            "paid": float(paid),
-            "commission": float(commission.sum(1)),
-            "slippage": float(slippage.sum(1)),
-            "borrow": float(borrow),
-            "cost": float(commission.sum(1) + slippage.sum(1) + borrow),
-            "traded_notional": float((delta.abs() * c).sum(1)),
-            "cash": float(cash_new),
-            "equity": float(equity),
-        }
-        s = dataclasses.replace(
-            s,
-            exact_cash=exact["cash"],
-            exact_equity=exact["equity"],
-            cash_cents=round(exact["cash"] * 100),
-            equity_cents=round(exact["equity"] * 100),
-            shares=tuple(float(x) for x in sh_new[0]),
-        )
-        cents = {f"{k}_cents": round(exact[k] * 100) for k in ("commission", "slippage", "borrow")}
-        return s, {**cents, "traded_notional_cents": round(exact["traded_notional"] * 100), **exact}
-
-    @staticmethod
-    def _book_whole(s, sh, delta, fill, commission, slippage, borrow_n, c, trades, closes):
-        """Integer cents: each trade's notional and commission and each asset's borrow rounded to
-        the cent once, then booked; equity = cash + each position's market value in cents."""
-        borrow_cents = sum(round(float(b) * 100) for b in borrow_n[0])
-        spent = sum(t["notional_cents"] + t["commission_cents"] for t in trades)
-        cash_cents = s.cash_cents - spent - borrow_cents
-        shares = tuple(round(float(x)) for x in (sh + delta)[0])
-        equity_cents = cash_cents + _market_value_cents(shares, closes)
-        s = dataclasses.replace(s, cash_cents=cash_cents, equity_cents=equity_cents, shares=shares)
-        cents = {
-            "commission_cents": sum(t["commission_cents"] for t in trades),
-            "slippage_cents": sum(t["slippage_cents"] for t in trades),
-            "borrow_cents": borrow_cents,
-            "traded_notional_cents": sum(round(float(x) * 100) for x in (delta.abs() * c)[0]),
-        }
-        money = {k.removesuffix("_cents"): v / 100 for k, v in cents.items()}
-        money.update(
-            cash=cash_cents / 100,
-            equity=equity_cents / 100,
-            cost=(cents["commission_cents"] + cents["slippage_cents"] + borrow_cents) / 100,
-        )
-        return s, {**cents, **money}
-
-    def _no_overdraft(self, s, c, delta, fill, commission, slippage):
-        """Whole shares, long-only: if the cent-rounded payments would overdraw cash, buy one share
-        less of the largest purchase until they do not (the single-asset account's rule)."""
-        if not self.config.long_only:
-            return delta, fill, commission, slippage
-
-        def spent(d, f, comm):
-            return sum(round(float(a) * 100) for a in (d * f)[0]) + sum(
-                round(float(x) * 100) for x in comm[0]
-            )
-
-        while s.cash_cents - spent(delta, fill, commission) < 0 and bool((delta > 0).any()):
-            j = int(torch.argmax(torch.where(delta > 0, delta * fill, -1.0)[0]))
-            delta = delta.clone()
-            delta[0, j] -= 1.0
-            fill, commission, slippage = ex.fill_price_and_costs(self.xp, self.rules, c, delta)
-        return delta, fill, commission, slippage
-
-    def _trade_records(self, s, at, delta, fill, commission, slippage, c) -> list[dict[str, Any]]:
-        out = []
-        for j, t in enumerate(self.tickers):
-            d = float(delta[0, j])
-            if d == 0.0:
-                continue
-            f, comm, slip = float(fill[0, j]), float(commission[0, j]), float(slippage[0, j])
-            rec = {
-                "bar": at,
-                "decided_at": s.pending_decided_at,
-                "ticker": t,
-                "side": "buy" if d > 0 else "sell",
-                "shares": d if s.fractional else int(round(d)),
-                "reference_price": float(c[0, j]),
-                "fill_price": f,
-                "target_weight": s.pending_weights[j],
-                "notional_cents": round(d * f * 100),
-                "commission_cents": round(comm * 100),
-                "slippage_cents": round(slip * 100),
-            }
-            if s.fractional:
-                rec.update(notional=d * f, commission=comm, slippage=slip)
-            out.append(rec)
-        return out
-
-    # -- risk checks -------------------------------------------------------------------------
-    def _risk_checks(self, s, at, day):
-        events = []
-        dd = self.limits.max_drawdown
-        if dd is not None and not s.halted and s.drawdown <= -dd:
-            reason = (
-                f"max drawdown kill switch: drawdown {s.drawdown:.4%} at {_show(at)} breached "
-                f"max_drawdown={dd}; all cash until a person clears the halt"
-            )
-            s = dataclasses.replace(s, halted=True, halt_reason=reason)
-            events.append({"bar": at, "kind": "halt", "cause": "max_drawdown", "reason": reason})
-        loss_limit, start = self.limits.max_daily_loss, s.day_start_equity_cents
-        if loss_limit is not None and not s.day_loss_stop and start > 0:
-            if s.equity_cents <= start * (1 - loss_limit):
-                loss = s.equity_cents / start - 1
-                s = dataclasses.replace(s, day_loss_stop=True)
-                events.append(
-                    {
-                        "bar": at,
-                        "kind": "day_loss_stop",
-                        "day": day,
-                        "loss": loss,
-                        "reason": f"day loss {loss:.4%} breached max_daily_loss={loss_limit}",
-                    }
-                )
-        return s, events
+            delta = torch.trunc(sh + delta) - sh
+        return [float(x) for x in delta[0]], bool(off.any())
 
     # -- the decision --------------------------------------------------------------------------
     def _decide(self, s, core, feed, i, at, decide):
@@ -751,7 +465,7 @@ class PortfolioPaperAccount:
                 out = decide(core.observe(), i)
             w, hold = self._check_weights(out, core, feed, i, at)
             policy = [float(x) for x in w]
-            w, why = self._limit(w, s, core, i)
+            w, why = self._limit(w, s, core, i, self.limits)
         if hold:
             w = np.zeros(N)
         wt = core.check_weights(core.check_weights(torch.as_tensor(w[None, :])))  # as replay, then step
@@ -784,13 +498,13 @@ class PortfolioPaperAccount:
             h = np.asarray(h.detach().cpu() if isinstance(h, torch.Tensor) else h, dtype=bool).reshape(-1)
             if h.shape != (1,):
                 raise PortfolioWeightsError(
-                    f"the decider returned a hold mask of shape {h.shape} on {_show(at)}; expected (1,)"
+                    f"the decider returned a hold mask of shape {h.shape} on {show(at)}; expected (1,)"
                 )
             hold = bool(h[0])
         w = np.asarray(out.detach().cpu() if isinstance(out, torch.Tensor) else out, dtype=np.float64)
         if w.size != N:
             raise PortfolioWeightsError(
-                f"the decider returned weights of shape {w.shape} on {_show(at)}; expected (1, {N}) for "
+                f"the decider returned weights of shape {w.shape} on {show(at)}; expected (1, {N}) for "
                 f"tickers {list(tickers)}. Nothing was traded for this bar."
             )
         w = w.reshape(N)
@@ -799,19 +513,19 @@ class PortfolioPaperAccount:
         for j, t in enumerate(tickers):
             if not math.isfinite(w[j]):
                 raise PortfolioWeightsError(
-                    f"the decider's weight for ticker {t!r} on {_show(at)} is {w[j]}; weights must be "
+                    f"the decider's weight for ticker {t!r} on {show(at)} is {w[j]}; weights must be "
                     "finite. Check the policy and its features; nothing was traded for this bar."
                 )
         tradable = core.tradable[i].numpy()
         for j, t in enumerate(tickers):
             if self.config.long_only and w[j] < 0:
                 raise PortfolioWeightsError(
-                    f"the decider's weight for ticker {t!r} on {_show(at)} is {w[j]} < 0; a long-only "
+                    f"the decider's weight for ticker {t!r} on {show(at)} is {w[j]} < 0; a long-only "
                     "account needs weights >= 0. Nothing was traded for this bar."
                 )
             if w[j] != 0 and not tradable[j]:
                 raise PortfolioWeightsError(
-                    f"the decider targets weight {w[j]} for ticker {t!r} on {_show(at)}, but it has no price "
+                    f"the decider targets weight {w[j]} for ticker {t!r} on {show(at)}, but it has no price "
                     "yet (not listed); its weight must be 0. Nothing was traded for this bar."
                 )
         total = float(w.sum() if self.config.long_only else np.abs(w).sum())
@@ -820,103 +534,23 @@ class PortfolioPaperAccount:
             what = "sum(w) <= 1 (long only)" if self.config.long_only else f"sum(|w|) <= {bound}"
             top = tickers[int(np.argmax(np.abs(w)))]
             raise PortfolioWeightsError(
-                f"the decider's weights on {_show(at)} add up to {total} (largest: ticker {top!r}); "
+                f"the decider's weights on {show(at)} add up to {total} (largest: ticker {top!r}); "
                 f"they must satisfy {what}. Nothing was traded for this bar."
             )
         return w, False
 
-    def _limit(self, w: np.ndarray, s, core, i) -> tuple[np.ndarray, str]:
-        why = "policy"
-        cap = self.limits.max_weight
-        if cap is not None and (np.abs(w) > cap).any():
-            w, why = np.clip(w, -cap, cap), f"clipped to max_weight={cap}"
-        if s.day_loss_stop:
-            closes = np.nan_to_num(core.close[i].numpy())
-            cur = np.asarray(s.shares) * closes / s.equity if s.equity > 0 else np.zeros_like(w)
-            limited = np.where(
-                w * cur <= 0, 0.0, np.sign(w) * np.minimum(np.abs(w), np.abs(cur))
-            )  # no new position, no flip, no larger size
-            if not np.array_equal(limited, w):
-                w, why = limited, "day-loss stop: no new risk"
-        return w, why
+    @staticmethod
+    def _limit(w: np.ndarray, s, core, i, limits: RiskLimits) -> tuple[np.ndarray, str]:
+        """The weights within the risk limits (:func:`~.risk.limit_weights`), against each asset's
+        weight at this close."""
+        closes = np.nan_to_num(core.close[i].numpy())
+        cur = np.asarray(s.shares) * closes / s.equity if s.equity > 0 else np.zeros_like(w)
+        return limit_weights(w, cur, limits, s.day_loss_stop)
 
 
 # ---------------------------------------------------------------------------------------
 # Reconciliation and the ledger
 # ---------------------------------------------------------------------------------------
-def reconcile_portfolio(store: PortfolioAccountStore) -> PortfolioAccountState:
-    """Check that the committed logs replay to the committed state and that every mark has
-    cash + sum(shares x close) = equity to the cent; raise :class:`AccountStateError` if not."""
-    state = store.load()
-    trades = store.read_log("trades", state)
-    orders = store.read_log("orders", state)
-    marks = store.read_log("equity", state)
-    idx = {t: j for j, t in enumerate(state.tickers)}
-    problems = []
-    by_bar: dict[str, list[dict]] = {}
-    for t in trades:
-        by_bar.setdefault(t["bar"], []).append(t)
-    n = len(state.tickers)
-    if state.fractional:
-        cash, shares = float(state.exact_initial_cash), [0.0] * n
-    else:
-        cash, shares = state.initial_capital_cents, [0] * n
-    for m in marks:
-        bar_trades = by_bar.pop(m["bar"], [])
-        for t in bar_trades:
-            shares[idx[t["ticker"]]] += t["shares"]
-        cash, ok = _replay_mark(state.fractional, cash, m, bar_trades)
-        if not ok or list(shares) != list(m["shares"]):
-            problems.append(
-                f"the mark of {m['bar']} does not replay from the trade log or is not cash + shares x close"
-            )
-            break
-    if by_bar:
-        problems.append(f"trades on bars without a mark: {sorted(by_bar)[:3]}")
-    final_cash = state.exact_cash if state.fractional else state.cash_cents
-    if not problems and (cash, list(shares)) != (final_cash, list(state.shares)):
-        problems.append(
-            f"the logs replay to cash {cash} / shares {shares}, the state has {final_cash} / "
-            f"{list(state.shares)}"
-        )
-    bars = [o["bar"] for o in orders]
-    if len(bars) != len(set(bars)) or len(bars) != state.bars_processed or len(marks) != state.bars_processed:
-        problems.append(
-            f"{len(bars)} decisions ({len(bars) - len(set(bars))} duplicated) and {len(marks)} marks for "
-            f"{state.bars_processed} processed bars"
-        )
-    if bars and bars[-1] != state.last_bar:
-        problems.append(f"the last decision {bars[-1]} is not the last processed bar {_show(state.last_bar)}")
-    last = (marks[-1]["cash_cents"], marks[-1]["equity_cents"]) if marks else None
-    if last is not None and last != (state.cash_cents, state.equity_cents):
-        problems.append("the last equity mark differs from the state")
-    if problems:
-        raise AccountStateError(
-            f"{store.folder}: the portfolio account does not reconcile: {'; '.join(problems)}. Stop "
-            "trading and restore the folder from backup."
-        )
-    return state
-
-
-def _replay_mark(fractional: bool, cash, m: dict[str, Any], bar_trades: list[dict]) -> tuple[Any, bool]:
-    """Cash after one bar replayed from its trades and mark (the kernel's operations in the
-    kernel's order for fractional accounts, cents for whole ones), and whether the mark agrees
-    with it and has cash + sum(shares x close) = equity to the cent."""
-    if fractional:
-        cash = ex.cash_after_fill(cash, m["paid"], 1.0, m["commission"])
-        cash = ex.cash_after_borrow(cash, m["borrow"])
-        value = sum(s * (c or 0.0) for s, c in zip(m["shares"], m["closes"], strict=True))
-        ok = (
-            cash == m["cash"]
-            and abs(m["cash"] + value - m["equity"]) < 0.005
-            and m["equity_cents"] == round(m["equity"] * 100)
-        )
-        return cash, ok
-    cash -= sum(t["notional_cents"] + t["commission_cents"] for t in bar_trades) + m["borrow_cents"]
-    mv = _market_value_cents(m["shares"], m["closes"])
-    return cash, cash == m["cash_cents"] and m["cash_cents"] + mv == m["equity_cents"]
-
-
 def portfolio_ledger(store: Any) -> pd.DataFrame:
     """One row per processed bar (index: date): equity, cash, cost, commission, slippage, borrow,
     traded_notional (float dollars, as :meth:`~..portfolio.replay.PortfolioRun.frame`), cents,

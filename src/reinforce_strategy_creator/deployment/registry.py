@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -78,6 +78,30 @@ class RegistryEntry:
     #: What decided the verdict: ``{"split": "test" | "walk_forward", "start", "end", "n_bars",
     #: "what"}``; None for an entry registered before it was recorded.
     scored_on: dict[str, Any] | None = None
+    #: The tickers the model trades, in its order (one for a single instrument); ``None`` in an
+    #: entry registered before the registry recorded universes: a single instrument.
+    universe: list[str] | None = None
+
+    @property
+    def n_assets(self) -> int:
+        """How many assets the model trades (1 for an entry without a recorded universe)."""
+        return len(self.universe) if self.universe else 1
+
+    def universe_label(self, shown: int = 3) -> str:
+        """The universe as ``kedro models list`` shows it: the ticker of a single instrument, the
+        first ``shown`` tickers and a count for a larger universe."""
+        if not self.universe:
+            return "1 asset"
+        if len(self.universe) <= shown:
+            return ",".join(self.universe)
+        return f"{len(self.universe)} assets: {','.join(self.universe[:shown])},..."
+
+    def trades(self, tickers: Sequence[str]) -> bool:
+        """Whether the model trades exactly ``tickers``: the same tickers in the same order, or
+        one instrument for an entry without a recorded universe."""
+        if self.universe is None:
+            return len(tickers) == 1
+        return list(self.universe) == [str(t) for t in tickers]
 
     @property
     def passed(self) -> bool:
@@ -257,14 +281,16 @@ class ModelRegistry:
         artifact_path: str | None = None,
         artifact_sha256: Mapping[str, str] | None = None,
         scored_on: Mapping[str, Any] | None = None,
+        universe: Sequence[str] | None = None,
     ) -> str:
-        """Register an evaluated champion as a candidate; returns its entry id. With an
+        """Register an evaluated champion as a candidate; returns its entry id. ``universe``: the
+        tickers it trades, in its order (:attr:`RegistryEntry.universe`). With an
         ``artifact_path`` (the catalog folder of the versioned artifact), ``artifact_sha256`` is
         its digest as evaluation checked it (``artifact_sha256`` of the artifacts module); the
         files on disk are checked against it before it is recorded. ``scored_on``: what decided
         the verdict (:attr:`RegistryEntry.scored_on`)."""
         event = _register_event(
-            agent, version, seed, metrics, verdict, artifact_path, artifact_sha256, scored_on
+            agent, version, seed, metrics, verdict, artifact_path, artifact_sha256, scored_on, universe
         )
 
         def build(st: RegistryState) -> list[dict[str, Any]]:
@@ -414,6 +440,7 @@ class ModelRegistry:
             reg.get("artifact_path"),
             reg.get("artifact_sha256"),
             reg.get("scored_on"),
+            reg.get("universe"),
         )
         entry_id = event["entry_id"]
         auto = bool(request.get("auto_promote"))
@@ -427,12 +454,13 @@ class ModelRegistry:
                     and existing.verdict == event["verdict"]
                     and self._same_artifact(existing.artifact_path, event["artifact_path"])
                     and existing.artifact_sha256 == event["artifact_sha256"]
+                    and existing.universe == event.get("universe")
                 )
                 if not same:
                     raise RegistryError(
                         f"registry {self.path}: {entry_id} is already registered with other metrics, "
-                        "verdict, artifact path or artifact SHA-256. An artifact version is evaluated "
-                        "and registered once; retrain to get a new version, or inspect "
+                        "verdict, artifact path, artifact SHA-256 or universe. An artifact version is "
+                        "evaluated and registered once; retrain to get a new version, or inspect "
                         "`kedro models list --json`."
                     )
                 outcome.update(action="already_registered", entry_id=entry_id, production=st.production)
@@ -471,6 +499,7 @@ def _register_event(
     artifact_path: Any,
     artifact_sha256: Any = None,
     scored_on: Any = None,
+    universe: Any = None,
 ) -> dict[str, Any]:
     for name, value in (("agent", agent), ("version", version)):
         if not isinstance(value, str) or not _ID_PART.match(value):
@@ -487,6 +516,8 @@ def _register_event(
         )
     if artifact_path is not None or artifact_sha256 is not None:
         _check_digest(artifact_sha256, artifact_path)
+    if universe is not None:
+        universe = _check_universe(universe)
     return {
         "event": "register",
         "entry_id": make_entry_id(agent, version, seed),
@@ -498,7 +529,27 @@ def _register_event(
         "artifact_path": artifact_path,
         "artifact_sha256": None if artifact_sha256 is None else dict(artifact_sha256),
         **({"scored_on": dict(scored_on)} if scored_on else {}),
+        **({"universe": universe} if universe is not None else {}),
     }
+
+
+def _check_universe(universe: Any) -> list[str]:
+    """A registration's universe: a non-empty list of distinct, non-empty ticker strings."""
+    if isinstance(universe, (str, bytes)) or not isinstance(universe, Sequence):
+        raise RegistryError(
+            f"registry: universe={universe!r} must be a list of tickers (one for a single "
+            "instrument), e.g. ['SPY'] or ['AAPL', 'MSFT']."
+        )
+    tickers = list(universe)
+    bad = [t for t in tickers if not isinstance(t, str) or not t.strip()]
+    if not tickers or bad:
+        raise RegistryError(
+            f"registry: universe={tickers!r} must be a non-empty list of ticker strings; bad: {bad!r}."
+        )
+    repeated = sorted({t for t in tickers if tickers.count(t) > 1})
+    if repeated:
+        raise RegistryError(f"registry: universe lists {repeated} more than once; list each ticker once.")
+    return tickers
 
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -762,6 +813,7 @@ def _entry_from_event(ev: Mapping[str, Any]) -> RegistryEntry:
         history=[ev],
         artifact_sha256=ev.get("artifact_sha256"),
         scored_on=ev.get("scored_on"),
+        universe=ev.get("universe"),
     )
 
 
@@ -779,9 +831,13 @@ def _scored_on(champion: Mapping[str, Any], verdict: Mapping[str, Any]) -> dict[
 
 
 def registration_request(
-    champion: Mapping[str, Any] | None, verdict: Mapping[str, Any] | None, auto_promote: bool
+    champion: Mapping[str, Any] | None,
+    verdict: Mapping[str, Any] | None,
+    auto_promote: bool,
+    universe: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Turn the evaluation stage's ``champion`` and ``evaluation_verdict`` into a request.
+    """Turn the evaluation stage's ``champion`` and ``evaluation_verdict`` into a request;
+    ``universe``: the tickers the champion trades (recorded on its entry).
 
     Pure: validates the two JSON documents (docs/contracts.md) and returns what
     :meth:`ModelRegistry.apply_registration` should do. No champion (nothing qualified)
@@ -820,6 +876,7 @@ def registration_request(
             "artifact_path": str(champion["policy_filepath"]),
             "artifact_sha256": champion["policy_sha256"],
             "scored_on": _scored_on(champion, verdict),
+            **({"universe": [str(t) for t in universe]} if universe is not None else {}),
         },
         "auto_promote": bool(auto_promote),
     }

@@ -289,6 +289,8 @@ def _summary_line(role: str, st: Mapping[str, Any]) -> str:
         return "production: no model is promoted, nothing traded (see production.message)."
     if st.get("status") == "no_champion":
         return "shadow: no champion registered yet, nothing traded."
+    if st.get("status") == "other_universe":
+        return f"{role}: {st.get('model')} trades another universe, nothing traded (see {role}.message)."
     verdict = st.get("model_verdict_passed")
     who = st.get("model") + ("" if verdict is None else f" (verdict {'passed' if verdict else 'FAILED'})")
     if not st.get("account_exists"):

@@ -16,7 +16,7 @@ policy that does not fit the current inputs is refused before anything trades
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +39,11 @@ from ..features import (
 from ..params.deployment import DeploymentParams, DriftParams
 from ..params.features import FeatureParams
 from ..paths import display_path
-from .broker import CostModel, PaperBroker, RunSummary, first_bar_to_process
+from .broker import CostModel, PaperBroker, first_bar_to_process
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .operations import resolve_mode
 from .report import check_feed_against_account, check_feed_matches_training
-from .state import AccountState, StagedAccount, count_events
+from .state import AccountState, RunSummary, StagedAccount, count_events
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,37 @@ class ProductionModel:
     role: str = PRODUCTION
     verdict_passed: bool | None = None
     status: str | None = None  # registry status of the entry (candidate / production / archived)
+    universe: list[str] | None = None  # the entry's tickers; None: one instrument (older entries)
 
     @property
     def available(self) -> bool:
         return self.entry_id is not None and self.bundle is not None
+
+    def trades(self, tickers: Sequence[str] | None) -> bool:
+        """Whether the entry trades exactly ``tickers``; ``None``: one instrument, whatever its
+        name (the single-asset feed names none). An entry without a recorded universe trades one
+        instrument."""
+        if tickers is None:
+            return self.universe is None or len(self.universe) == 1
+        if self.universe is None:
+            return len(tickers) == 1
+        return list(self.universe) == [str(t) for t in tickers]
+
+    def other_universe_message(self, tickers: Sequence[str] | None) -> str:
+        """Why an account over ``tickers`` does not trade this entry: it trades another universe."""
+        theirs = self.universe or ["one instrument"]
+        ours = "one instrument" if tickers is None else list(tickers)
+        fix = (
+            "the registry holds one production model for the project: promote an entry of this "
+            "universe (`kedro models list` shows each entry's universe)"
+            if self.role == PRODUCTION
+            else "the shadow account trades the newest registered entry: register a champion of "
+            "this universe (run its cycle)"
+        )
+        return (
+            f"The {self.label} trades the universe {theirs} ({len(theirs)} assets), not this "
+            f"account's {ours}: nothing was traded and the account is untouched. To trade it, {fix}."
+        )
 
     @property
     def label(self) -> str:
@@ -461,6 +488,10 @@ def run_paper_session(
     _check_granularity(account, params.granularity, model.role)
     if not model.available:
         return _without_model(model, params.require_production_model, status)
+    if not model.trades(None):
+        message = model.other_universe_message(None)
+        logger.warning(message)
+        return {**status, "status": "other_universe", "message": message}
 
     paper_start = None if params.paper_start is None else pd.Timestamp(params.paper_start)
     names = _check_inputs(model, account, feed, scaler, train_table, env_params, features, paper_start)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -137,6 +138,131 @@ class AccountState:
         return cls(**data)
 
 
+#: ``state.json`` ``kind`` of an account over a universe of N tickers
+PORTFOLIO_KIND = "portfolio"
+
+
+@dataclass(frozen=True)
+class PortfolioAccountState:
+    """Committed state of one N-asset paper account.
+
+    ``whole`` accounts: money in integer cents (``cash_cents``, ``equity_cents``), ``shares`` whole
+    numbers, the ``exact_*`` fields null. ``fractional`` accounts: ``exact_cash`` and
+    ``exact_equity`` (float64 dollars) are the ledger, the ``*_cents`` fields their rounding.
+    ``shares``, ``last_close`` and ``pending_weights`` are in ``tickers`` order; a ticker not listed
+    yet has ``last_close`` null.
+    """
+
+    tickers: tuple[str, ...]
+    granularity: str
+    config: dict[str, Any]
+    initial_capital_cents: int
+    cash_cents: int
+    equity_cents: int
+    peak_equity_cents: int
+    shares: tuple[float, ...]
+    exact_initial_cash: float | None = None
+    exact_cash: float | None = None
+    exact_equity: float | None = None
+    last_bar: str | None = None
+    last_close: tuple[float | None, ...] | None = None
+    day: str | None = None
+    day_start_equity_cents: int = 0
+    day_loss_stop: bool = False
+    halted: bool = False
+    halt_reason: str | None = None
+    pending_weights: tuple[float, ...] | None = None
+    pending_hold: bool = False
+    pending_decided_at: str | None = None
+    active_model_id: str | None = None
+    bars_processed: int = 0
+    session_first_bar: str | None = None  # first bar of the newest run that processed bars
+    generation: int = 0
+    log_sizes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_NAMES, 0))
+    kind: str = PORTFOLIO_KIND
+    schema_version: int = SCHEMA_VERSION
+
+    # the single-asset account's money views (same fields, same rules)
+    fractional = AccountState.fractional
+    cash = AccountState.cash
+    equity = AccountState.equity
+    drawdown = AccountState.drawdown
+
+    def holdings(self) -> dict[str, float]:
+        return dict(zip(self.tickers, self.shares, strict=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k in ("tickers", "shares", "last_close", "pending_weights"):
+            d[k] = None if d[k] is None else list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "state.json") -> PortfolioAccountState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = ("tickers", "granularity", "config", "cash_cents", "shares", "generation", "kind")
+        missing = [n for n in required if n not in data]
+        unknown = sorted(set(data) - names)
+        if missing or unknown or data.get("kind") != PORTFOLIO_KIND:
+            raise AccountStateError(
+                f"{source}: not a portfolio paper account (missing keys {missing}, unknown keys "
+                f"{unknown}, kind {data.get('kind')!r}). A single-asset account folder cannot be "
+                "traded as a portfolio: use a new folder, or restore the file from backup."
+            )
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise AccountStateError(
+                f"{source}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; "
+                "start a new account folder or migrate it."
+            )
+        n = len(data["tickers"])
+        exact = [data.get(k) for k in ("exact_initial_cash", "exact_cash", "exact_equity")]
+        g = data["granularity"]
+        if (
+            g not in GRANULARITIES
+            or (g == "fractional" and not all(isinstance(v, (int, float)) for v in exact))
+            or (g == "whole" and any(v is not None for v in exact))
+            or len(data["shares"]) != n
+            or (g == "whole" and not all(isinstance(v, int) for v in data["shares"]))
+        ):
+            raise AccountStateError(
+                f"{source}: granularity {g!r} with exact cash {exact} and {len(data['shares'])} share "
+                f"counts for {n} tickers is not a valid portfolio account (a whole account has whole "
+                "shares and no exact_* fields). The file is damaged: restore it from backup."
+            )
+        d = dict(data)
+        for k in ("tickers", "shares", "last_close", "pending_weights"):
+            d[k] = None if d.get(k) is None else tuple(d[k])
+        return cls(**d)
+
+
+def check_portfolio_state(state: PortfolioAccountState, source: str = "state") -> None:
+    """The state's own identity: cash + sum(shares x last close) = equity, to the cent
+    (whole: exactly, in cents of each position's market value; fractional: within half a cent)."""
+    if state.last_close is None:
+        ok = state.equity_cents == state.cash_cents and not any(state.shares)
+        diff = (state.equity_cents - state.cash_cents) / 100
+    elif state.fractional:
+        value = sum(s * (c or 0.0) for s, c in zip(state.shares, state.last_close, strict=True))
+        diff = state.exact_cash + value - state.exact_equity
+        ok = abs(diff) <= 0.005 and state.equity_cents == round(state.exact_equity * 100)
+    else:
+        mv = market_value_cents(state.shares, state.last_close)
+        diff = (state.cash_cents + mv - state.equity_cents) / 100
+        ok = diff == 0
+    if not ok:
+        raise AccountStateError(
+            f"{source}: cash + shares x close differs from equity by {diff:.6f} at "
+            f"{str(state.last_bar).removesuffix('T00:00:00')}: the account does not reconcile. "
+            "Stop trading and restore the folder from backup."
+        )
+
+
+def market_value_cents(shares: Iterable[float], closes: Iterable[float | None]) -> int:
+    """The holdings' market value, sum(shares x close) summed exactly (``math.fsum``), in cents
+    rounded once: a whole account's equity is its cash plus this (a close of ``None``: not listed)."""
+    return round(math.fsum(s * (c or 0.0) for s, c in zip(shares, closes, strict=True)) * 100)
+
+
 def new_account(
     initial_capital: float, active_model_id: str | None = None, granularity: str = "whole"
 ) -> AccountState:
@@ -163,6 +289,17 @@ def new_account(
         exact_cash=exact,
         exact_equity=exact,
     )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run of a paper account did: bars processed, its first and last bar, the state
+    after it (an :class:`AccountState` or a :class:`PortfolioAccountState`)."""
+
+    bars_processed: int
+    first_bar: str | None
+    last_bar: str | None
+    state: AccountState | PortfolioAccountState
 
 
 class AccountStore:
@@ -228,7 +365,8 @@ class AccountStore:
                 "the file is corrupt. Restore state.json from backup, or move the folder away to "
                 "start a new account. Nothing was traded."
             )
-        state = AccountState.from_dict(data, source=str(self.state_path))
+        kind = PortfolioAccountState if data.get("kind") == PORTFOLIO_KIND else AccountState
+        state = kind.from_dict(data, source=str(self.state_path))
         for name in LOG_NAMES:
             size = self.log_path(name).stat().st_size if self.log_path(name).exists() else 0
             if size < state.log_sizes.get(name, 0):
@@ -237,6 +375,8 @@ class AccountStore:
                     f"state.json ({state.log_sizes[name]} bytes): committed history was lost. "
                     "Restore the folder from backup; do not trade on it."
                 )
+        if isinstance(state, PortfolioAccountState):
+            check_portfolio_state(state, source=str(self.state_path))
         return state
 
     def read_log(self, name: str, state: AccountState | None = None) -> list[dict[str, Any]]:

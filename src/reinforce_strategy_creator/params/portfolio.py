@@ -228,7 +228,7 @@ class PortfolioBenchmarkParams(Params):
 
 class PortfolioPaperParams(Params):
     """``portfolio.paper``: the paper account the deployment fold's champion trades the held-back
-    years with (docs/portfolio_paper_trading.md)."""
+    years with (docs/paper_trading.md)."""
 
     PATH: ClassVar[str] = "portfolio.paper"
     FILE: ClassVar[str] = "conf/base/parameters_portfolio.yml"

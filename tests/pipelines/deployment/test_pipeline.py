@@ -246,3 +246,29 @@ def test_the_granularity_parameter_takes_the_kernels_values_only():
         ParameterError, match=r"deployment\.granularity: Input should be 'whole' or 'fractional'"
     ):
         DeploymentParams.parse({"granularity": "half"})
+
+
+def test_a_production_entry_of_another_universe_leaves_the_account_untouched(world):
+    """One registry for every universe: the single-instrument production account does not trade
+    a production entry of a 20-asset universe (nor a shadow entry of one), and says why."""
+    world.write_evaluation(V1, passed=True)
+    champion = json.loads(world.champion.read_text())
+    registry = ModelRegistry(world.registry)
+    twenty = [f"T{i:02d}" for i in range(20)]
+    entry_id = registry.register(
+        agent="ppo",
+        version=V1,
+        seed=3,
+        metrics={},
+        verdict={"passed": True},
+        artifact_path=champion["policy_filepath"],
+        artifact_sha256=champion["policy_sha256"],
+        universe=twenty,
+    )
+    registry.promote(entry_id)
+    status = world.run(tags=["paper"])
+    for role in ("production", "shadow"):
+        assert status[role]["status"] == "other_universe", status[role]
+        assert "T00" in status[role]["message"] and "one instrument" in status[role]["message"]
+    assert "trades another universe" in status["summary"][0]
+    assert not (world.account / "state.json").exists() and not (world.shadow_account / "state.json").exists()

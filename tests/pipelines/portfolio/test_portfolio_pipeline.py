@@ -98,9 +98,10 @@ def test_quick_portfolio_run_artifacts(portfolio_run, tmp_path):
     assert shadow["traded"] == shadow["last_session"]["bars"] == shadow["bars_processed_total"] == n_bars
     features = json.loads((data / "04_feature/portfolio_features_info.json").read_text())["features"]
     assert [r["feature"] for r in status["drift"]["features"]] == features  # the drift monitor's report
-    entries = registry_entries(portfolio_run, "--portfolio")
+    entries = registry_entries(portfolio_run)  # the one registry: the entry carries its universe
     champion = json.loads((data / "07_model_output/portfolio_champion.json").read_text())
-    assert any(e["version"] == champion["policy_version"] for e in entries)
+    (entry,) = [e for e in entries if e["version"] == champion["policy_version"]]
+    assert entry["universe"] == verdict["universe"] and entry["n_assets"] == 20
     copy = tmp_path / "again"
     shutil.copytree(portfolio_run, copy)
     _kedro(copy, "run", "--env", "quick", "--pipelines", "portfolio", "--tags", "paper")

@@ -7,6 +7,7 @@ these functions take loaded data and return data.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
@@ -44,17 +45,27 @@ def check_mode(deployment: DeploymentParams) -> DeploymentParams:
 
 
 def request_registration(
-    champion: dict[str, Any] | None, deployment: DeploymentParams
+    champion: dict[str, Any] | None, deployment: DeploymentParams, universe: list[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """What to register (and whether to auto-promote) from the evaluation's champion.
 
-    The champion document carries its evaluation verdict (``champion["verdict"]``). The same
-    request goes to the two views of the registry (production and newest champion), so Kedro
-    registers before either account trades; applying it is idempotent.
+    The champion document carries its evaluation verdict (``champion["verdict"]``). The entry
+    records the champion's ``universe``: by default the one instrument of ``deployment.feed``
+    (its ``ticker``, else its file's name). The same request goes to the two views of the
+    registry (production and newest champion), so Kedro registers before either account
+    trades; applying it is idempotent.
     """
+    params = DeploymentParams.parse(deployment)
     verdict = (champion or {}).get("verdict") if champion else {"passed": False, "rules": {}}
-    request = registration_request(champion, verdict, DeploymentParams.parse(deployment).auto_promote)
+    universe = [instrument_name(params)] if universe is None else universe
+    request = registration_request(champion, verdict, params.auto_promote, universe)
     return request, request
+
+
+def instrument_name(deployment: DeploymentParams) -> str:
+    """The single instrument's name: ``deployment.feed.ticker``, else its file's stem."""
+    feed = deployment.feed
+    return str(feed.ticker or (PurePath(str(feed.filepath)).stem if feed.filepath else "instrument"))
 
 
 def normalise_feed(raw_feed: pd.DataFrame, deployment: DeploymentParams) -> pd.DataFrame:

@@ -12,8 +12,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ...compute import shared_executor
-from ...deployment.drift import build_reference, drift_report
-from ...deployment.portfolio_account import PortfolioPaperAccount, PortfolioRiskLimits
+from ...deployment.drift import DriftMonitor, build_reference, calibrate_thresholds, drift_report
+from ...deployment.portfolio_account import PortfolioPaperAccount
+from ...deployment.risk import RiskLimits
 from ...deployment.state import last_session
 from ...env.portfolio import PortfolioConfig, PortfolioInputError
 from ...evaluation.figures import equity_curves_figure
@@ -251,10 +252,13 @@ def render_report(record: pwf.PortfolioRecord, verdict: dict[str, Any], portfoli
 
 
 # --------------------------------------------------------------------------- paper trading
-def register_champion(champion: dict[str, Any], deployment: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What to register in the portfolio registry (and whether to auto-promote): the request the
-    single-asset deployment makes, written to both views of the registry so Kedro registers first."""
-    return request_registration(champion, deployment)
+def register_champion(
+    champion: dict[str, Any], deployment: Any, layout: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What to register in the registry (and whether to auto-promote): the request the
+    single-asset deployment makes, with the universe's tickers, written to both views of the
+    registry so Kedro registers first."""
+    return request_registration(champion, deployment, [str(t) for t in layout["panel"].tickers])
 
 
 def _check_model(model: Any, panel: Any, env: Any) -> None:
@@ -286,8 +290,8 @@ def _pooled(panel: Any, first: int, stop: int) -> pd.DataFrame:
 
 def feature_drift(panel: Any, plan: Any, drift: Any) -> dict[str, Any]:
     """PSI and KS of the paper window's features against the deployment fold's training rows (both
-    pooled over the listed tickers), with the ``deployment.drift`` thresholds. A monitor: alerts are
-    reported, the accounts are not halted on them."""
+    pooled over the listed tickers), with the ``deployment.drift`` thresholds: the whole window at
+    once, a report (the accounts' own per-bar check is :func:`drift_check`)."""
     train, paper = plan.deployment.train, plan.paper
     reference = build_reference(_pooled(panel, train.first_row, train.stop_row), n_bins=drift.n_bins)
     report = drift_report(reference, _pooled(panel, paper.first_row, paper.stop_row), drift)
@@ -299,6 +303,31 @@ def feature_drift(panel: Any, plan: Any, drift: Any) -> dict[str, Any]:
         "alerts": [r["feature"] for r in rows if r["psi_alert"] or r["ks_alert"]],
         "features": rows,
     }
+
+
+def drift_check(panel: Any, plan: Any, drift: Any) -> Any:
+    """The paper accounts' per-bar drift monitor for a universe: each bar, the pooled features of
+    the last ``drift.window`` feed rows (every listed ticker's row) against the deployment fold's
+    training rows, pooled the same way, with thresholds calibrated on windows of the training rows
+    (every 20 dates) unless ``drift.calibrate`` is null. Returns ``check(feed, row)`` -> alerts."""
+    train = plan.deployment.train
+    rows = _pooled(panel, train.first_row, train.stop_row)
+    reference = build_reference(rows, n_bins=drift.n_bins)
+    n = len(panel.tickers)
+    per_feature = None
+    if drift.calibrate is not None:
+        per_feature = calibrate_thresholds(
+            reference, rows, drift.window * n, float(drift.calibrate), drift, stride=20 * n
+        )
+    monitor = DriftMonitor(
+        reference=reference,
+        feature_fn=lambda at: _pooled(at[0], max(0, at[1] + 1 - drift.window), at[1] + 1),
+        thresholds=drift,
+        window=drift.window * n,
+        check_every=drift.check_every,
+        per_feature=per_feature,
+    )
+    return lambda feed, row: monitor((feed, row))
 
 
 def paper_trade(
@@ -313,8 +342,9 @@ def paper_trade(
     """Trade every new bar of the held-back paper window in both accounts: the production account
     with the registry's production model only, the shadow account with the newest champion whatever
     its verdict. Whole shares by default, the same costs and capital as the backtests; each bar at
-    most once (a re-run with no new bar changes nothing). The status also reports the features'
-    drift over the paper window against the deployment fold's training rows."""
+    most once (a re-run with no new bar changes nothing). Each bar the drift monitor's alerts are
+    recorded and, with ``deployment.drift.halt_on_drift``, halt the account. The status also reports
+    the features' drift over the paper window against the deployment fold's training rows."""
     p = PortfolioParams.parse(portfolio)
     env = PortfolioConfig(**p.environment.to_params())
     plan, panel = layout["plan"], layout["panel"]
@@ -323,9 +353,14 @@ def paper_trade(
         status["reason"] = "walk_forward.paper_years is 0: no bars are held back for paper trading"
         return account, shadow_account, status
     status["paper_window"] = plan.paper.to_dict()
-    status["drift"] = json_safe(feature_drift(panel, plan, DeploymentParams.parse(deployment).drift))
+    drift = DeploymentParams.parse(deployment).drift
+    status["drift"] = json_safe(feature_drift(panel, plan, drift))
     feed = panel.window(plan.paper.first_row, plan.paper.stop_row, env.window - 1)
-    limits = PortfolioRiskLimits(max_weight=p.paper.max_weight, max_drawdown=p.paper.max_drawdown)
+    limits = RiskLimits(
+        max_position_fraction=p.paper.max_weight,
+        max_drawdown=p.paper.max_drawdown if p.paper.max_drawdown < 1 else None,  # 1: never breached
+    )
+    check = drift_check(panel, plan, drift)
     for role, model, staged in (("production", production, account), ("shadow", shadow, shadow_account)):
         if not model.available:
             status["accounts"][role] = {
@@ -334,10 +369,23 @@ def paper_trade(
                 "reason": f"no {role} model in the registry",
             }
             continue
+        if not model.trades(panel.tickers):
+            status["accounts"][role] = {
+                "model": model.label,
+                "traded": 0,
+                "reason": model.other_universe_message(panel.tickers),
+            }
+            continue
         _check_model(model, panel, env)
         decide = pwf.PolicyDecider(pwf._policies(model.bundle, model.seed))
         acct = PortfolioPaperAccount(
-            staged, panel.tickers, env, granularity=p.paper.granularity, limits=limits
+            staged,
+            panel.tickers,
+            env,
+            granularity=p.paper.granularity,
+            limits=limits,
+            drift_check=check,
+            halt_on_drift=drift.halt_on_drift,
         )
         summary = acct.run(feed, decide, model_id=model.entry_id)
         status["accounts"][role] = {

@@ -131,7 +131,7 @@ def _paper() -> Pipeline:
         [
             node(
                 register_champion,
-                inputs=["champion", "params:deployment"],
+                inputs=["champion", "params:deployment", "layout"],
                 outputs=["production_model", "shadow_model"],
                 name="register_champion",
                 tags=["registry"],

@@ -1,0 +1,171 @@
+"""The risk rules of a paper account, once for one instrument (N = 1, the single-asset broker) and
+for a universe (N = 5, one ticker listed mid-window): the position cap, the drawdown kill switch
+and the day-loss stop. What is special to one side (fill timing and hand-computed costs at N = 1,
+a universe's feed checks at N > 1) is in test_broker.py and test_portfolio_account.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from reinforce_strategy_creator.deployment import (
+    AccountStateError,
+    AccountStore,
+    CostModel,
+    PaperBroker,
+    RiskLimits,
+    clear_halt,
+    reconcile,
+)
+from reinforce_strategy_creator.deployment.portfolio_account import PortfolioPaperAccount
+from reinforce_strategy_creator.errors import InputError
+from tests.support.paper import CONFIG, account_files, make_decider, make_panel, make_prices
+
+N_BARS = 30
+
+
+@dataclass
+class Account:
+    """One account under test, whatever its N: run it over the feed's first ``rows`` bars (all by
+    default), read its logs, and see each order's targets, each mark's weights and the holdings as
+    one list per account (one entry per asset)."""
+
+    store: AccountStore
+    run: Callable[[int | None], Any]
+    dates: list[str]
+    targets: Callable[[dict], list[float]]
+    policy: Callable[[dict], list[float] | None]
+    weights: Callable[[dict], list[float]]
+
+    def log(self, name: str) -> list[dict]:
+        return self.store.read_log(name)
+
+
+def one_instrument(
+    tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", target=1.0, nan_from=None
+) -> Account:
+    """A single-asset account on random-walk bars (Open and Close times ``shock`` from
+    ``shock_row``) whose policy always asks for ``target`` (NaN from row ``nan_from``)."""
+    prices = make_prices(N_BARS, seed=8)
+    if shock_row is not None:
+        prices.iloc[shock_row:, [prices.columns.get_loc("Open"), prices.columns.get_loc("Close")]] *= shock
+    store = AccountStore(tmp_path / "acct")
+    broker = PaperBroker(
+        store,
+        initial_capital=100_000.0,
+        costs=CostModel(commission_bps=10, slippage_bps=5),
+        limits=limits,
+        granularity=granularity,
+    )
+    return Account(
+        store,
+        lambda rows=None: broker.run(
+            prices.iloc[:rows] if rows else prices,
+            lambda h, s: float("nan") if nan_from is not None and len(h) > nan_from else target,
+        ).state,
+        [t.isoformat() for t in prices.index],
+        lambda o: [o["target"]],
+        lambda o: None if o["policy_target"] is None else [o["policy_target"]],
+        lambda m: [m["position"]],
+    )
+
+
+def universe(
+    tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", target=None, nan_from=None
+) -> Account:
+    """A 5-ticker account (one ticker listed at row 12) whose closes are times ``shock`` from
+    ``shock_row``, with a decider that reads its whole observation (NaN weights from row
+    ``nan_from``)."""
+    panel = make_panel(N_BARS)
+    if shock_row is not None:
+        close = panel.close.copy()
+        close[shock_row:] *= shock
+        panel = dataclasses.replace(panel, close=close)
+    store = AccountStore(tmp_path / "acct")
+    account = PortfolioPaperAccount(store, panel.tickers, CONFIG, granularity=granularity, limits=limits)
+    policy = make_decider(panel.n_assets, CONFIG.window)
+
+    def decide(obs, bar):
+        return (
+            np.full((1, panel.n_assets), np.nan)
+            if nan_from is not None and bar >= nan_from
+            else policy(obs, bar)
+        )
+
+    return Account(
+        store,
+        lambda rows=None: account.run(panel.rows(0, rows) if rows else panel, decide).state,
+        [d.isoformat() for d in panel.dates],
+        lambda o: o["targets"],
+        lambda o: o["policy_weights"],
+        lambda m: m["weights"],
+    )
+
+
+ACCOUNTS = [pytest.param(one_instrument, id="N=1"), pytest.param(universe, id="N=5")]
+
+
+@pytest.mark.parametrize("make", ACCOUNTS)
+def test_max_position_fraction_caps_every_target(tmp_path, make):
+    acct = make(tmp_path, RiskLimits(max_position_fraction=0.25))
+    acct.run()
+    orders = acct.log("orders")
+    assert all(max(abs(x) for x in acct.targets(o)) <= 0.25 + 1e-12 for o in orders)
+    assert any(o["reason"] == "clipped to max_position_fraction=0.25" for o in orders)
+    assert any(max(acct.policy(o)) > 0.25 for o in orders)  # the limit did bind
+    assert all(max(abs(w) for w in acct.weights(m)) <= 0.26 for m in acct.log("equity"))
+
+
+@pytest.mark.parametrize("make", ACCOUNTS)
+def test_the_drawdown_kill_switch_flattens_until_a_person_clears_it(tmp_path, make):
+    acct = make(tmp_path, RiskLimits(max_drawdown=0.2), shock_row=15, shock=0.6)
+    state = acct.run(20)
+    assert state.halted and "max drawdown" in state.halt_reason
+    events = acct.log("events")
+    assert [e["kind"] for e in events] == ["halt"] and events[0]["bar"] == acct.dates[15]
+    assert not any(np.atleast_1d(state.shares))  # flat from the bar after the halt
+    after = [o for o in acct.log("orders") if o["bar"] >= acct.dates[15]]
+    assert after and all(
+        not any(acct.targets(o)) and acct.policy(o) is None and o["reason"].startswith("halted")
+        for o in after
+    )
+    state = clear_halt(acct.store, "reviewed the crash", actor="ops")
+    assert not state.halted and state.peak_equity_cents == state.equity_cents
+    state = acct.run(None)  # the rest of the feed
+    assert not state.halted and any(np.atleast_1d(state.shares))  # trading again
+    assert [e["kind"] for e in acct.log("events")] == ["halt", "clear_halt"]
+    reconcile(acct.store)
+    with pytest.raises(AccountStateError, match="not halted"):
+        clear_halt(acct.store, "again")
+
+
+@pytest.mark.parametrize("make", ACCOUNTS)
+def test_the_day_loss_stop_allows_no_new_risk_for_the_rest_of_the_day(tmp_path, make):
+    acct = make(tmp_path, RiskLimits(max_daily_loss=0.05), shock_row=15, shock=0.9, granularity="fractional")
+    acct.run()
+    (event,) = [e for e in acct.log("events") if e["kind"] == "day_loss_stop"]
+    assert event["bar"] == acct.dates[15]
+    orders = acct.log("orders")
+    i = next(k for k, o in enumerate(orders) if o["bar"] == event["bar"])
+    mark = next(m for m in acct.log("equity") if m["bar"] == event["bar"])
+    assert orders[i]["reason"] == "day-loss stop: no new risk"
+    for target, weight in zip(acct.targets(orders[i]), acct.weights(mark), strict=True):
+        assert target * weight >= 0 and abs(target) <= abs(weight) + 1e-12  # no new position, no flip
+    assert orders[i + 1]["reason"] == "policy"  # the next day (daily bars) trades freely again
+
+
+@pytest.mark.parametrize("make", ACCOUNTS)
+def test_a_non_finite_decision_is_refused_naming_its_bar_and_writes_nothing_of_it(tmp_path, make):
+    acct = make(tmp_path, RiskLimits(), nan_from=20)
+    acct.run(20)  # rows 0..19 decided and committed
+    before = account_files(acct.store.folder)
+    with pytest.raises(InputError, match=acct.dates[20][:10]) as err:
+        acct.run(None)
+    assert "nan" in str(err.value) and "finite" in str(err.value)
+    assert account_files(acct.store.folder) == before  # the bars before stay, nothing of bar 20
+    assert reconcile(acct.store).last_bar == acct.dates[19]
