@@ -34,11 +34,28 @@ torch.set_num_threads(1)  # one core per xdist worker; tests that train say so t
 
 SHARED_RUNS = ("quick_run", "portfolio_run")
 
+#: Files of the integration tier (``slow``; ``make test`` runs them, ``make test-fast`` does not):
+#: every Kedro pipeline run under tests/pipelines, and the files whose tests train agents or
+#: replay whole markets. ``make test-fast`` keeps the unit tests.
+INTEGRATION_FILES = (
+    "tests/pipelines/",
+    "tests/agents/test_population.py",
+    "tests/portfolio/test_portfolio_agents.py",
+    "tests/training/test_training.py",
+    "tests/markets/test_suite.py",
+    "tests/compute/test_executor.py",
+)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first (stable order otherwise). The first test that reads each shared run goes
-    first of all, the others after the rest of the slow tests, so that workers make the runs
-    while the others start the learning tests, and nobody waits for them."""
+    """Marks the integration tier ``slow`` (:data:`INTEGRATION_FILES`), then orders: slow tests
+    first (stable order otherwise). The first test that reads each shared run goes first of all,
+    the others after the rest of the slow tests, so that workers make the runs while the others
+    start the learning tests, and nobody waits for them."""
+    for item in items:
+        path = Path(str(item.fspath)).relative_to(PROJECT_ROOT).as_posix()
+        if path.startswith(INTEGRATION_FILES) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
 
     def shared(item: pytest.Item) -> bool:
         return any(run in getattr(item, "fixturenames", ()) for run in SHARED_RUNS)
