@@ -50,6 +50,7 @@ from ..errors import InputError
 from ..params.portfolio import portfolio_account_problem
 from . import execution as ex
 from .engine import EQUITY_FLOOR, REWARDS, AccountEngine, reward_step
+from .observation import build_windows
 from .torch_ops import TorchOps
 
 _SOLVE_SHRINK = 1e-12  # the solved post-cost equity is shrunk by this (relative): never overdraw
@@ -243,8 +244,8 @@ class PortfolioCore(AccountEngine):
         self._late = not bool(tradable.all())  # some ticker lists after the panel's first bar
         # (T, obs_dim) float32 observation rows: the feature windows, zeros where observe() writes
         # the weights and cash weight, then the tradable flags; one gather builds an observation
-        table = np.zeros((T, self.obs_dim), dtype=np.float32)
-        table[:, : self.feature_dim] = _windows(features, W)
+        finite = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0)  # not listed yet: 0
+        table = build_windows(finite, W, 2 * N + 1)
         table[:, self.feature_dim + N + 1 :] = tradable
         self._obs_table = torch.as_tensor(table, device=dev)
         self.cap = float(config.initial_capital)
@@ -658,16 +659,3 @@ def _one_or_nan(delta: torch.Tensor) -> torch.Tensor:
     fill price times it is the fill price or NaN (no fill), without a bool pass (slow on CPU)."""
     nz = torch.ne(delta, 0.0, out=torch.empty_like(delta))
     return nz.div_(nz)
-
-
-def _windows(features: np.ndarray, W: int) -> np.ndarray:
-    """(T, N*W*F) float32: row t holds, per asset (ticker order), feature rows t-W+1..t oldest
-    first, row-major ([f_0..f_{F-1}] of t-W+1, ..., of t); rows before W-1 and NaN are 0."""
-    T, N, F = features.shape
-    f = np.nan_to_num(features.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    out = np.zeros((T, N, W, F), dtype=np.float32)
-    for k in range(W):  # out[t, :, k] = f[t - (W-1) + k]
-        lag = W - 1 - k
-        out[lag:, :, k, :] = f[: T - lag]
-    out[: W - 1] = 0.0
-    return out.reshape(T, N * W * F)
