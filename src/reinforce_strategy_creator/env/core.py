@@ -36,14 +36,13 @@ price (no hidden rebalancing costs).
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import numpy as np
 import torch
 
 from . import execution as ex
 from .config import EnvConfig, EnvConfigError
-from .engine import EQUITY_FLOOR, AccountEngine, reward_step
+from .engine import AccountEngine
 from .market import MarketArrays, MarketDataError
 from .observation import build_windows, n_state, state_columns
 from .ops import ScalarOps
@@ -136,18 +135,7 @@ class BatchedTradingCore(AccountEngine):
         self.cap = float(config.initial_capital)
         self.rules = ex.ExecutionRules.from_config(config, granularity)
         self.pos_lo, self.pos_hi = config.position_bounds
-        self._reward = partial(
-            reward_step, xp, config.reward, config.dsr_eta, config.drawdown_lambda, self.cap * EQUITY_FLOOR
-        )
-        self._init_lanes(
-            num_envs=num_envs,
-            window=W,
-            n_bars=market.n_bars,
-            episode_length=config.episode_length,
-            seed=seed,
-            reward=config.reward,
-            what=("market", "environment."),
-        )
+        self._init_lanes(config, n_bars=market.n_bars, seed=seed, what=("market", "environment."))
 
         self._transition = self._transition_eager
         if compile_step:

@@ -18,6 +18,8 @@ Orders are filled and settled by the execution kernel (:mod:`.execution`: ``exec
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -71,12 +73,15 @@ class AccountEngine:
     #: the error raised for an unusable window / episode length / start (subclasses name theirs)
     InputError: type = ValueError
 
-    def _init_lanes(
-        self, *, num_envs: int, window: int, n_bars: int, episode_length, seed, what: tuple, reward: str
-    ):
-        """Episode bounds, the start generator and the lane state an auto-reset restores (the
-        reward state ``reward`` does not read is left alone). ``what``: how errors name the data
-        and the window parameter, e.g. ``("market", "environment.")``."""
+    def _init_lanes(self, config, *, n_bars: int, seed, what: tuple):
+        """Episode bounds, the start generator, the reward (``config.reward``, ``dsr_eta``,
+        ``drawdown_lambda``; ``self.xp`` and ``self.cap`` set) and the lane state an auto-reset
+        restores (the reward state the reward does not read is left alone). ``what``: how errors
+        name the data and the window parameter, e.g. ``("market", "environment.")``."""
+        window, episode_length, reward = config.window, config.episode_length, config.reward
+        self._reward = partial(
+            reward_step, self.xp, reward, config.dsr_eta, config.drawdown_lambda, self.cap * EQUITY_FLOOR
+        )
         noun, prefix = what
         W, T = window, n_bars
         if T - W < 1:

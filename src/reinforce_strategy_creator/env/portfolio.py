@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
@@ -49,7 +48,7 @@ import torch
 from ..errors import InputError
 from ..params.portfolio import portfolio_account_problem
 from . import execution as ex
-from .engine import EQUITY_FLOOR, REWARDS, AccountEngine, reward_step
+from .engine import REWARDS, AccountEngine
 from .observation import build_windows
 from .torch_ops import TorchOps
 
@@ -251,24 +250,8 @@ class PortfolioCore(AccountEngine):
         self.cap = float(config.initial_capital)
         self.rules = config.rules
         self.bound = 1.0 if config.long_only else float(config.gross_leverage)
-        self._reward = partial(
-            reward_step,
-            self.xp,
-            config.reward,
-            config.dsr_eta,
-            config.drawdown_lambda,
-            self.cap * EQUITY_FLOOR,
-        )
         self._solver_constants()
-        self._init_lanes(
-            num_envs=num_envs,
-            window=W,
-            n_bars=T,
-            episode_length=config.episode_length,
-            seed=seed,
-            reward=config.reward,
-            what=("panel", "portfolio "),
-        )
+        self._init_lanes(config, n_bars=T, seed=seed, what=("panel", "portfolio "))
         self._ready = False
 
     def _solver_constants(self) -> None:
