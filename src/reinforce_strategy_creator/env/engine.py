@@ -9,8 +9,11 @@ position per account from a discrete table or a continuous action, traded when i
 * the reward, from each account's equity path, at any N (:func:`reward_step`): ``log_return``,
   ``drawdown_penalised`` or ``differential_sharpe``, with the running peak / drawdown / moments
   it needs;
-* the end of a step: frozen lanes (``autoreset=False``) keep their state, finished lanes are
-  reset in the same call (``autoreset=True``, ``info["final_obs"]`` and ``info["done"]``).
+* the step itself (:meth:`AccountEngine.step`, with ``hold``): the core's ``_trade`` hook
+  (targets, sizing, fill, settlement) and ``_emit`` hook (observation, info) around the shared
+  reward, step count, ``terminated`` / ``truncated``, frozen lanes (``autoreset=False``: they
+  keep their state) and auto-reset in the same call (``info["final_obs"]``, ``info["done"]``);
+* ``reset`` (seeded or given starts, every lane's reset values).
 
 Orders are filled and settled by the execution kernel (:mod:`.execution`: ``execute_order`` /
 ``fill_price_and_costs`` and :func:`.execution.settle`) on both cores.
