@@ -1,11 +1,11 @@
 """`BatchedTradingCore`: B independent trading accounts stepping together over one market.
 
-The core is the account engine (`engine.py`: episode starts, lane state, rewards, auto-reset;
-the same as `PortfolioCore`'s) at N = 1 with closed-form sizing: it executes orders through the
-execution kernel (`execution.py`: sizing, fill, costs, settlement, entry price and bars held;
-the same functions the paper broker calls) and builds observations with `observation.py`, then
-computes the reward. `TradingEnv`, `TradingVectorEnv` and `replay`
-are thin facades over it, so training, evaluation and deployment cannot drift apart.
+The core is the account engine (`engine.py`: the one step function, episode starts, lane
+state, rewards, auto-reset; the same as `PortfolioCore`'s) at N = 1 with closed-form sizing: its
+step hooks execute orders through the execution kernel (`execution.py`: sizing, fill, costs,
+settlement, entry price and bars held; the same functions the paper broker calls) and build
+observations with `observation.py`. `TradingEnv`, `TradingVectorEnv` and `replay` are thin
+facades over it, so training, evaluation and deployment cannot drift apart.
 
 Why hand-written: gym-anytrading and friends step one account per Python object with
 per-step Python arithmetic, have no costs on the fill price, fill at the close of the bar
@@ -144,8 +144,6 @@ class BatchedTradingCore(AccountEngine):
             # Fuses the ~60 element-wise operations of a step into one kernel (TorchInductor;
             # needs a C++ compiler on CPU). First step compiles (~15 s); worth it for long runs.
             self._transition = torch.compile(self._transition_eager, dynamic=False)
-
-        self._ready = False
 
     # ------------------------------------------------------------------ reset
     def _reset_state(self) -> None:

@@ -106,6 +106,7 @@ class AccountEngine:
         unread = {k for v in REWARD_STATE.values() for k in v} - set(REWARD_STATE[reward])
         self._lane_resets = tuple((k, v) for k, v in self.LANE_STATE.items() if k not in unread)
         self._step_state = ("t", "steps", *self.LANE_STATE, *self.STEP_STATE)
+        self._ready = False  # until `reset`
 
     def _data_error(self, msg: str) -> Exception:
         return self.InputError(msg)

@@ -252,7 +252,6 @@ class PortfolioCore(AccountEngine):
         self.bound = 1.0 if config.long_only else float(config.gross_leverage)
         self._solver_constants()
         self._init_lanes(config, n_bars=T, seed=seed, what=("panel", "portfolio "))
-        self._ready = False
 
     def _solver_constants(self) -> None:
         """Rates of the joint sizing (`_solve`) and its a-priori iteration count.
