@@ -263,3 +263,26 @@ def test_observation_switches_and_layout():
     entry = market.open[6] * (1 - full.slippage_bps / 1e4)
     assert pos == -1.0 and bars == pytest.approx(3 / 252)
     assert unreal == pytest.approx(-(market.close[8] / entry - 1), rel=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["scalar", "torch"])
+def test_hold_at_n1_keeps_the_book_like_repeating_the_position(backend):
+    """``hold`` (the engine's step option, as on `PortfolioCore`) at N = 1: a held lane places no
+    order and pays nothing whatever its action, exactly as if it repeated its position; a
+    released lane trades again; a mask of the wrong shape is an error naming the shape."""
+    market = make_market(60, seed=5)
+    cfg = EnvConfig(window=4, positions=(0, 1), episode_length=None, device="cpu")
+    held, repeated = (BatchedTradingCore(market, cfg, 1, seed=0, backend=backend) for _ in range(2))
+    for core in (held, repeated):
+        core.reset(starts=10)
+        core.step([1])
+    for _ in range(3):
+        a = held.step([0], hold=[True])
+        b = repeated.step([1])
+        assert torch.equal(torch.as_tensor(a[0]), torch.as_tensor(b[0])) and float(a[1]) == float(b[1])
+        assert float(a[4]["traded_shares"]) == 0.0 and float(a[4]["cost"]) == 0.0
+        assert float(a[4]["shares"]) == float(b[4]["shares"]) > 0.0
+    released = held.step([0], hold=[False])[4]
+    assert float(released["shares"]) == 0.0 and float(released["commission"]) > 0.0
+    with pytest.raises(ValueError, match=r"hold must be a \(1,\) bool mask"):
+        held.step([0], hold=[True, False])

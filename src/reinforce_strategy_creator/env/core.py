@@ -1,11 +1,11 @@
 """`BatchedTradingCore`: B independent trading accounts stepping together over one market.
 
-The core is the account engine (`engine.py`: episode starts, lane state, rewards, auto-reset;
-the same as `PortfolioCore`'s) at N = 1 with closed-form sizing: it executes orders through the
-execution kernel (`execution.py`: sizing, fill, costs, settlement, entry price and bars held;
-the same functions the paper broker calls) and builds observations with `observation.py`, then
-computes the reward. `TradingEnv`, `TradingVectorEnv` and `replay`
-are thin facades over it, so training, evaluation and deployment cannot drift apart.
+The core is the account engine (`engine.py`: the one step function, episode starts, lane
+state, rewards, auto-reset; the same as `PortfolioCore`'s) at N = 1 with closed-form sizing: its
+step hooks execute orders through the execution kernel (`execution.py`: sizing, fill, costs,
+settlement, entry price and bars held; the same functions the paper broker calls) and build
+observations with `observation.py`. `TradingEnv`, `TradingVectorEnv` and `replay` are thin
+facades over it, so training, evaluation and deployment cannot drift apart.
 
 Why hand-written: gym-anytrading and friends step one account per Python object with
 per-step Python arithmetic, have no costs on the fill price, fill at the close of the bar
@@ -36,14 +36,13 @@ price (no hidden rebalancing costs).
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import numpy as np
 import torch
 
 from . import execution as ex
 from .config import EnvConfig, EnvConfigError
-from .engine import EQUITY_FLOOR, AccountEngine, reward_step
+from .engine import AccountEngine
 from .market import MarketArrays, MarketDataError
 from .observation import build_windows, n_state, state_columns
 from .ops import ScalarOps
@@ -84,6 +83,7 @@ class BatchedTradingCore(AccountEngine):
         "dsr_a": 0.0,
         "dsr_b": 0.0,
     }
+    STEP_STATE = ("last_close",)
     n_assets = 1
 
     def _data_error(self, msg: str) -> Exception:
@@ -135,18 +135,7 @@ class BatchedTradingCore(AccountEngine):
         self.cap = float(config.initial_capital)
         self.rules = ex.ExecutionRules.from_config(config, granularity)
         self.pos_lo, self.pos_hi = config.position_bounds
-        self._reward = partial(
-            reward_step, xp, config.reward, config.dsr_eta, config.drawdown_lambda, self.cap * EQUITY_FLOOR
-        )
-        self._init_lanes(
-            num_envs=num_envs,
-            window=W,
-            n_bars=market.n_bars,
-            episode_length=config.episode_length,
-            seed=seed,
-            reward=config.reward,
-            what=("market", "environment."),
-        )
+        self._init_lanes(config, n_bars=market.n_bars, seed=seed, what=("market", "environment."))
 
         self._transition = self._transition_eager
         if compile_step:
@@ -156,18 +145,10 @@ class BatchedTradingCore(AccountEngine):
             # needs a C++ compiler on CPU). First step compiles (~15 s); worth it for long runs.
             self._transition = torch.compile(self._transition_eager, dynamic=False)
 
-        self._state_ready = False
-
     # ------------------------------------------------------------------ reset
-    def reset(self, starts=None, seed: int | None = None):
-        """Reset every lane; `starts` (int or (B,)) fixes the decision bars, else random/full."""
-        if seed is not None:
-            self.seed(seed)
-        self.t = self._draw_starts() if starts is None else self._check_starts(starts)
-        self._reset_state()
+    def _reset_state(self) -> None:
+        super()._reset_state()
         self.last_close = self.xp.take(self.close, self.t)
-        self._state_ready = True
-        return self.observe()
 
     def _reset_lanes(self, mask) -> None:
         super()._reset_lanes(mask)
@@ -190,13 +171,12 @@ class BatchedTradingCore(AccountEngine):
         """Map actions to target positions: index into `positions`, or clip a continuous one."""
         return self.xp.targets(actions, self)
 
-    def _transition_eager(self, target, t, steps, held, cash, sh, prev, entry, bars, peak, dd, dsr_a, dsr_b):
-        """The pure arithmetic of one step (no state is touched): fill, costs, mark, reward."""
+    def _transition_eager(self, target, t, held, cash, sh, entry, bars):
+        """The pure arithmetic of one step's trade (no state is touched): fill, costs, mark."""
         xp = self.xp
         t1 = xp.clip(t + 1, 0, self.last_bar)  # frozen lanes (autoreset=False) may sit at T-1
         o = xp.take(self.fill_ref, t1)
         c = xp.take(self.close, t1)
-
         # --- fill at bar t+1's reference price o (open or close), sized so that the position is
         # `target` of post-cost equity; only lanes whose target changed trade.
         rules = self.rules
@@ -206,121 +186,44 @@ class BatchedTradingCore(AccountEngine):
         sh_new, _, borrow, cash_new, equity, _ = ex.settle(xp, rules, cash, sh, delta, fill, commission, c)
         # the holding's entry price and bars held (inputs of the observation)
         _, entry, bars = ex.position_after(xp, sh, delta, fill, entry, bars, trade)
-
-        reward, peak, dd, dsr_a, dsr_b = self._reward(equity, prev, peak, dd, dsr_a, dsr_b)
-
-        steps = steps + 1
-        terminated = equity <= 0.0
-        truncated = xp.logical_not(terminated) & ((steps >= self.max_steps) | (t1 >= self.last_bar))
         fill_price = xp.where(trade, fill, xp.nan)
-        cost = commission + slippage + borrow
-        return (
-            t1,
-            steps,
-            c,
-            cash_new,
-            sh_new,
-            equity,
-            entry,
-            bars,
-            peak,
-            dd,
-            dsr_a,
-            dsr_b,
-            reward,
-            terminated,
-            truncated,
-            fill_price,
-            cost,
-            commission,
-            slippage,
-            borrow,
-            delta,
-        )
+        return t1, c, cash_new, sh_new, equity, entry, bars, fill_price, commission, slippage, borrow, delta
 
-    def step(self, actions):
-        """Advance every lane one bar. Returns (obs, reward, terminated, truncated, info)."""
-        if not self._state_ready:
-            raise RuntimeError("call reset() before step()")
-        xp = self.xp
+    def _trade(self, actions, hold):
+        """The engine's step hook at N = 1: target positions from the actions (``hold`` lanes keep
+        theirs, so they do not trade), the closed-form fill and settlement (`_transition`)."""
         target = self.targets_from_actions(actions)
-        cash, sh, prev = self.cash, self.shares, self.equity
-        (
-            t1,
-            steps,
-            c,
-            cash_new,
-            sh_new,
-            equity,
-            entry,
-            bars,
-            peak,
-            dd,
-            dsr_a,
-            dsr_b,
-            reward,
-            terminated,
-            truncated,
-            fill_price,
-            cost,
-            commission,
-            slippage,
-            borrow,
-            delta,
-        ) = self._transition(
-            target,
-            self.t,
-            self.steps,
-            self.held,
-            cash,
-            sh,
-            prev,
-            self.entry,
-            self.bars,
-            self.peak,
-            self.dd,
-            self.dsr_a,
-            self.dsr_b,
+        if hold is not None:
+            target = self.xp.where(self._hold_mask(hold), self.held, target)
+        prev = self.equity
+        t1, self.last_close, self.cash, self.shares, self.equity, self.entry, self.bars, *out = (
+            self._transition(target, self.t, self.held, self.cash, self.shares, self.entry, self.bars)
         )
+        self.held = target
+        return t1, prev, out
 
-        if not self._all_active:  # frozen lanes (autoreset=False) keep their state
-            act = self.active
-            keep = lambda new, old: xp.where(act, new, old)  # noqa: E731
-            t1, steps = keep(t1, self.t), keep(steps, self.steps)
-            cash_new, sh_new, equity = keep(cash_new, cash), keep(sh_new, sh), keep(equity, prev)
-            target, entry, bars = keep(target, self.held), keep(entry, self.entry), keep(bars, self.bars)
-            peak, dd = keep(peak, self.peak), keep(dd, self.dd)
-            dsr_a, dsr_b = keep(dsr_a, self.dsr_a), keep(dsr_b, self.dsr_b)
-            c = keep(c, self.last_close)
-            reward = xp.where(act, reward, 0.0)
-            terminated, truncated = terminated & act, truncated & act
-            zero = lambda x: xp.where(act, x, 0.0)  # noqa: E731
+    def _emit(self, out) -> tuple:
+        """(observation, info) after `_end_step` committed the bar."""
+        fill_price, commission, slippage, borrow, delta = out
+        cost = commission + slippage + borrow
+        if not self._all_active:  # frozen lanes: no fill, no cost
+            zero = lambda x: self._keep(x, 0.0)  # noqa: E731
             cost, commission, slippage, borrow, delta = map(zero, (cost, commission, slippage, borrow, delta))
-            fill_price = xp.where(act, fill_price, math.nan)
-
-        self.t, self.steps = t1, steps
-        self.cash, self.shares, self.equity = cash_new, sh_new, equity
-        self.held, self.entry, self.bars, self.last_close = target, entry, bars, c
-        self.peak, self.dd, self.dsr_a, self.dsr_b = peak, dd, dsr_a, dsr_b
-
+            fill_price = self._keep(fill_price, math.nan)
         info = {
-            "equity": equity,
-            "position": target,
-            "cash": cash_new,
-            "shares": sh_new,
+            "equity": self.equity,
+            "position": self.held,
+            "cash": self.cash,
+            "shares": self.shares,
             "cost": cost,
             "commission": commission,
             "slippage": slippage,
             "borrow": borrow,
             "traded_shares": delta,
             "fill_price": fill_price,
-            "bar": t1,
+            "bar": self.t,
         }
-        obs = self.observe()
-        done = terminated | truncated
-        if xp.any(done):
-            obs = self._finish(obs, done, info)
-        return obs, reward, terminated, truncated, info
+        return self.observe(), info
 
 
 def _observation_table(market: MarketArrays, window: int, extra_cols: int) -> np.ndarray:

@@ -9,14 +9,19 @@ position per account from a discrete table or a continuous action, traded when i
 * the reward, from each account's equity path, at any N (:func:`reward_step`): ``log_return``,
   ``drawdown_penalised`` or ``differential_sharpe``, with the running peak / drawdown / moments
   it needs;
-* the end of a step: frozen lanes (``autoreset=False``) keep their state, finished lanes are
-  reset in the same call (``autoreset=True``, ``info["final_obs"]`` and ``info["done"]``).
+* the step itself (:meth:`AccountEngine.step`, with ``hold``): the core's ``_trade`` hook
+  (targets, sizing, fill, settlement) and ``_emit`` hook (observation, info) around the shared
+  reward, step count, ``terminated`` / ``truncated``, frozen lanes (``autoreset=False``: they
+  keep their state) and auto-reset in the same call (``info["final_obs"]``, ``info["done"]``);
+* ``reset`` (seeded or given starts, every lane's reset values).
 
 Orders are filled and settled by the execution kernel (:mod:`.execution`: ``execute_order`` /
 ``fill_price_and_costs`` and :func:`.execution.settle`) on both cores.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import torch
@@ -66,15 +71,20 @@ class AccountEngine:
 
     #: name -> value a lane starts an episode with ("cap" = the initial capital)
     LANE_STATE: dict = {}
+    #: lane state a step changes beyond ``LANE_STATE`` (frozen lanes keep it too)
+    STEP_STATE: tuple = ()
     #: the error raised for an unusable window / episode length / start (subclasses name theirs)
     InputError: type = ValueError
 
-    def _init_lanes(
-        self, *, num_envs: int, window: int, n_bars: int, episode_length, seed, what: tuple, reward: str
-    ):
-        """Episode bounds, the start generator and the lane state an auto-reset restores (the
-        reward state ``reward`` does not read is left alone). ``what``: how errors name the data
-        and the window parameter, e.g. ``("market", "environment.")``."""
+    def _init_lanes(self, config, *, n_bars: int, seed, what: tuple):
+        """Episode bounds, the start generator, the reward (``config.reward``, ``dsr_eta``,
+        ``drawdown_lambda``; ``self.xp`` and ``self.cap`` set) and the lane state an auto-reset
+        restores (the reward state the reward does not read is left alone). ``what``: how errors
+        name the data and the window parameter, e.g. ``("market", "environment.")``."""
+        window, episode_length, reward = config.window, config.episode_length, config.reward
+        self._reward = partial(
+            reward_step, self.xp, reward, config.dsr_eta, config.drawdown_lambda, self.cap * EQUITY_FLOOR
+        )
         noun, prefix = what
         W, T = window, n_bars
         if T - W < 1:
@@ -95,6 +105,8 @@ class AccountEngine:
         self.seed(seed)
         unread = {k for v in REWARD_STATE.values() for k in v} - set(REWARD_STATE[reward])
         self._lane_resets = tuple((k, v) for k, v in self.LANE_STATE.items() if k not in unread)
+        self._step_state = ("t", "steps", *self.LANE_STATE, *self.STEP_STATE)
+        self._ready = False  # until `reset`
 
     def _data_error(self, msg: str) -> Exception:
         return self.InputError(msg)
@@ -160,6 +172,75 @@ class AccountEngine:
                 setattr(self, name, torch.where(mask[:, None], value[0], getattr(self, name)))
             else:
                 setattr(self, name, xp.where(mask, self._lane_value(value), getattr(self, name)))
+
+    # ------------------------------------------------------------------ the step skeleton
+    def reset(self, starts=None, seed: int | None = None):
+        """Reset every lane (all cash); ``starts`` (int or (B,)) fixes the first decision bars,
+        else random (``episode_length``) or the first bar the window allows."""
+        if seed is not None:
+            self.seed(seed)
+        self.t = self._draw_starts() if starts is None else self._check_starts(starts)
+        self._reset_state()
+        self._ready = True
+        return self.observe()
+
+    def step(self, actions, hold=None):
+        """Advance every lane one bar. Returns (obs, reward, terminated, truncated, info).
+
+        The one step of every core: the core's ``_trade(actions, hold)`` maps the actions to
+        targets, sizes the orders, fills and settles them through the execution kernel, stores
+        its new lane state (``equity`` included) and returns ``(t1, prev, out)``: the bar each
+        lane moved to, the equity before the bar and the outputs of the bar. `_end_step` then
+        computes the reward and the episode ends, the core's ``_emit(out)`` builds the
+        observation and the info; finished lanes are auto-reset or frozen (`_finish`)."""
+        if not self._ready:
+            raise RuntimeError("call reset() before step()")
+        # lanes frozen by autoreset=False keep their state: remember it (rare path)
+        old = None if self._all_active else {k: getattr(self, k) for k in self._step_state}
+        t1, prev, out = self._trade(actions, hold)
+        reward, terminated, truncated = self._end_step(t1, prev, old)
+        obs, info = self._emit(out)
+        done = terminated | truncated
+        if self.xp.any(done):
+            obs = self._finish(obs, done, info)
+        return obs, reward, terminated, truncated, info
+
+    def _end_step(self, t1, prev, old):
+        """The reward of lanes whose equity went ``prev`` -> ``self.equity`` and that now sit at
+        bar ``t1``, its running state, the step count, ``terminated`` (equity <= 0) and
+        ``truncated`` (episode length reached or last bar). ``old``: the lane state before the
+        step (attribute name -> value) when some lanes are frozen (``autoreset=False``): they
+        get it back, reward 0 and are never done. Returns (reward, terminated, truncated)."""
+        xp, equity = self.xp, self.equity
+        reward, self.peak, self.dd, self.dsr_a, self.dsr_b = self._reward(
+            equity, prev, self.peak, self.dd, self.dsr_a, self.dsr_b
+        )
+        self.t, self.steps = t1, self.steps + 1
+        terminated = equity <= 0.0
+        truncated = xp.logical_not(terminated) & ((self.steps >= self.max_steps) | (t1 >= self.last_bar))
+        if old is not None:
+            act = self.active
+            for k, v in old.items():
+                setattr(self, k, self._keep(getattr(self, k), v))
+            reward = xp.where(act, reward, 0.0)
+            terminated, truncated = terminated & act, truncated & act
+        return reward, terminated, truncated
+
+    def _hold_mask(self, hold):
+        """``hold`` ((B,) bool: lanes that keep their book this bar) on the lanes' back end (a
+        bool on the scalar one); errors name the expected shape."""
+        mask = np.asarray(hold.detach().cpu() if isinstance(hold, torch.Tensor) else hold, dtype=bool)
+        if mask.reshape(-1).shape != (self.num_envs,):
+            raise self.InputError(
+                f"hold must be a ({self.num_envs},) bool mask (one per account), got shape {mask.shape}"
+            )
+        mask = mask.reshape(-1)
+        return bool(mask[0]) if self.xp.name == "scalar" else torch.as_tensor(mask, device=self.device)
+
+    def _keep(self, new, old):
+        """``new`` on active lanes, ``old`` on frozen ones ((B,) or (B, N) arrays)."""
+        act = self.active
+        return self.xp.where(act if getattr(new, "ndim", 1) < 2 else act[:, None], new, old)
 
     def _finish(self, obs, done, info):
         """The end of a step where some lane is ``done``: auto-reset finished lanes

@@ -27,16 +27,18 @@ def n_state(config) -> int:
 
 
 def build_windows(features: np.ndarray, window: int, extra_cols: int) -> np.ndarray:
-    """(T, W*F + extra) float32: row t = feature rows t-W+1..t flattened oldest first.
+    """(T, N*W*F + extra) float32: row t = per asset (column order), feature rows t-W+1..t
+    flattened oldest first; ``features`` is (T, F) (N = 1) or (T, N, F).
 
     Rows t < W-1 are zero (never observed: a replay starts at t = W-1). Precomputing this
-    once (T*W*F floats, a few MB) makes building an observation a single row gather.
+    once (T*N*W*F floats, a few MB) makes building an observation a single row gather.
     """
-    T, F = features.shape
-    out = np.zeros((T, window * F + extra_cols), dtype=np.float32)
+    f = features if features.ndim == 3 else features[:, None, :]
+    T, N, F = f.shape
+    out = np.zeros((T, N * window * F + extra_cols), dtype=np.float32)
     if T >= window:
-        win = np.lib.stride_tricks.sliding_window_view(features, window, axis=0)  # (T-W+1, F, W)
-        out[window - 1 :, : window * F] = win.transpose(0, 2, 1).reshape(T - window + 1, window * F)
+        win = np.lib.stride_tricks.sliding_window_view(f, window, axis=0)  # (T-W+1, N, F, W)
+        out[window - 1 :, : N * window * F] = win.transpose(0, 1, 3, 2).reshape(T - window + 1, -1)
     return out
 
 

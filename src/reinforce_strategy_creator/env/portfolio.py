@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
@@ -49,7 +48,8 @@ import torch
 from ..errors import InputError
 from ..params.portfolio import portfolio_account_problem
 from . import execution as ex
-from .engine import EQUITY_FLOOR, REWARDS, AccountEngine, reward_step
+from .engine import REWARDS, AccountEngine
+from .observation import build_windows
 from .torch_ops import TorchOps
 
 _SOLVE_SHRINK = 1e-12  # the solved post-cost equity is shrunk by this (relative): never overdraw
@@ -243,32 +243,15 @@ class PortfolioCore(AccountEngine):
         self._late = not bool(tradable.all())  # some ticker lists after the panel's first bar
         # (T, obs_dim) float32 observation rows: the feature windows, zeros where observe() writes
         # the weights and cash weight, then the tradable flags; one gather builds an observation
-        table = np.zeros((T, self.obs_dim), dtype=np.float32)
-        table[:, : self.feature_dim] = _windows(features, W)
+        finite = np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0)  # not listed yet: 0
+        table = build_windows(finite, W, 2 * N + 1)
         table[:, self.feature_dim + N + 1 :] = tradable
         self._obs_table = torch.as_tensor(table, device=dev)
         self.cap = float(config.initial_capital)
         self.rules = config.rules
         self.bound = 1.0 if config.long_only else float(config.gross_leverage)
-        self._reward = partial(
-            reward_step,
-            self.xp,
-            config.reward,
-            config.dsr_eta,
-            config.drawdown_lambda,
-            self.cap * EQUITY_FLOOR,
-        )
         self._solver_constants()
-        self._init_lanes(
-            num_envs=num_envs,
-            window=W,
-            n_bars=T,
-            episode_length=config.episode_length,
-            seed=seed,
-            reward=config.reward,
-            what=("panel", "portfolio "),
-        )
-        self._ready = False
+        self._init_lanes(config, n_bars=T, seed=seed, what=("panel", "portfolio "))
 
     def _solver_constants(self) -> None:
         """Rates of the joint sizing (`_solve`) and its a-priori iteration count.
@@ -298,16 +281,6 @@ class PortfolioCore(AccountEngine):
         self._lip = min(lip, 0.99)
         # the stopping rule is first checked after this many steps (3: e1, e2, then f(Aitken point))
         self._check_from = 3 if self._min_iter > 3 else self._min_iter
-
-    # ------------------------------------------------------------------ reset
-    def reset(self, starts=None, seed: int | None = None) -> torch.Tensor:
-        """Reset every lane (all cash); `starts` (int or (B,)) fixes the first decision bars."""
-        if seed is not None:
-            self.seed(seed)
-        self.t = self._draw_starts() if starts is None else self._check_starts(starts)
-        self._reset_state()
-        self._ready = True
-        return self.observe()
 
     # ------------------------------------------------------------------ observation
     @property
@@ -559,11 +532,7 @@ class PortfolioCore(AccountEngine):
         """The (B,) hold mask (or None) and the weights with held lanes' rows zeroed (not used)."""
         if hold is None:
             return None, weights
-        hold = torch.as_tensor(hold, dtype=torch.bool, device=self.device).reshape(-1)
-        if hold.shape != (self.num_envs,):
-            raise PortfolioInputError(
-                f"hold must be a ({self.num_envs},) bool mask (one per account), got {tuple(hold.shape)}"
-            )
+        hold = self._hold_mask(hold)
         weights = torch.as_tensor(weights, dtype=torch.float64).to(self.device)
         if weights.shape == (self.num_envs, self.n_assets):
             weights = torch.where(hold[:, None], 0.0, weights)  # not used: the lane keeps its book
@@ -623,52 +592,37 @@ class PortfolioCore(AccountEngine):
         ``hold`` ((B,) bool, optional): lanes that keep their shares this bar (no order, no
         cost; their weights drift with prices), e.g. buy-and-hold or between monthly rebalances.
         Their ``weights`` are ignored (pass anything of the right shape, e.g. zeros)."""
-        if not self._ready:
-            raise RuntimeError("call reset() before step()")
+        return super().step(weights, hold)
+
+    def _trade(self, weights, hold):
+        """The engine's step hook: validated weights, the joint sizing, fill and settlement."""
         hold, weights = self._hold(hold, weights)
         t1, c, ref, delta, band_off = self._order_book(*self._check(weights), hold)
-        cash, sh, prev = self.cash, self.shares, self.equity
-        xp = self.xp
-        fill, commission, slippage = ex.fill_price_and_costs(xp, self.rules, ref, delta)
-        sh_new, val, borrow, cash_new, equity, commission_t = ex.settle(
-            xp, self.rules, cash, sh, delta, fill, commission, c
+        prev = self.equity
+        fill, commission, slippage = ex.fill_price_and_costs(self.xp, self.rules, ref, delta)
+        self.shares, val, borrow, self.cash, self.equity, _ = ex.settle(
+            self.xp, self.rules, self.cash, self.shares, delta, fill, commission, c
         )
-        slippage_t = slippage.sum(1)
-        reward, peak, dd, dsr_a, dsr_b = self._reward(
-            equity, prev, self.peak, self.dd, self.dsr_a, self.dsr_b
-        )
-        steps = self.steps + 1
-        terminated = equity <= 0.0
-        truncated = ~terminated & ((steps >= self.max_steps) | (t1 >= self.last_bar))
+        return t1, prev, (val, ref, delta, fill, commission, slippage, borrow, band_off)
 
-        act, all_active = self.active, self._all_active
-        if not all_active:  # frozen lanes (autoreset=False) keep their state
-            t1, steps = torch.where(act, t1, self.t), torch.where(act, steps, self.steps)
-            cash_new, equity = torch.where(act, cash_new, cash), torch.where(act, equity, prev)
-            sh_new = torch.where(act[:, None], sh_new, sh)
-            peak, dd = torch.where(act, peak, self.peak), torch.where(act, dd, self.dd)
-            dsr_a, dsr_b = torch.where(act, dsr_a, self.dsr_a), torch.where(act, dsr_b, self.dsr_b)
-            zero1 = lambda x: torch.where(act, x, 0.0)  # noqa: E731
-            zero2 = lambda x: torch.where(act[:, None], x, 0.0)  # noqa: E731
-            reward, borrow = zero1(reward), zero1(borrow)
-            delta, commission, slippage = zero2(delta), zero2(commission), zero2(slippage)
-            commission_t, slippage_t = commission.sum(1), slippage.sum(1)
-            terminated, truncated = terminated & act, truncated & act
-            c = self.close.index_select(0, t1)
-            ref = self.fill_ref.index_select(0, t1) if self.fills_at_open else c
-            val = sh_new * c
-        self.t, self.steps, self.cash, self.shares, self.equity = t1, steps, cash_new, sh_new, equity
-        self.peak, self.dd, self.dsr_a, self.dsr_b = peak, dd, dsr_a, dsr_b
+    def _emit(self, out) -> tuple:
+        """(observation, info) after `_end_step` committed the bar."""
+        val, ref, delta, fill, commission, slippage, borrow, band_off = out
         if band_off is None:
-            band_off = torch.zeros_like(cash, dtype=torch.bool)
-        elif not all_active:
+            band_off = torch.zeros_like(self.cash, dtype=torch.bool)
+        if not self._all_active:  # frozen lanes (autoreset=False): no order, no cost
+            act, zero = self.active, lambda x: self._keep(x, 0.0)  # noqa: E731
+            delta, commission, slippage, borrow = map(zero, (delta, commission, slippage, borrow))
             band_off = band_off & act
-        weights_now = val.div_(equity[:, None])  # in place: val is not used after this
+            c = self.close.index_select(0, self.t)
+            ref = self.fill_ref.index_select(0, self.t) if self.fills_at_open else c
+            val = self.shares * c
+        commission_t, slippage_t = commission.sum(1), slippage.sum(1)
         info = {
-            "equity": equity,
-            "cash": cash_new,
-            "shares": sh_new,
-            "weights": weights_now,
+            "equity": self.equity,
+            "cash": self.cash,
+            "shares": self.shares,
+            "weights": val.div_(self.equity[:, None]),  # in place: val is not used after this
             "traded_shares": delta,
             "fill_price": _one_or_nan(delta).mul_(fill),
             "commission": commission_t,
@@ -676,14 +630,10 @@ class PortfolioCore(AccountEngine):
             "borrow": borrow,
             "cost": commission_t + slippage_t + borrow,
             "turnover": delta.abs().mul_(ref).sum(1),
-            "bar": t1,
+            "bar": self.t,
             "band_off": band_off,
         }
-        obs = self.observe(weights_now)  # the weights at close[t1] are the info's
-        done = terminated | truncated
-        if bool(done.any()):
-            obs = self._finish(obs, done, info)
-        return obs, reward, terminated, truncated, info
+        return self.observe(info["weights"]), info  # the weights at close[t1] are the info's
 
 
 def _one_or_nan(delta: torch.Tensor) -> torch.Tensor:
@@ -691,16 +641,3 @@ def _one_or_nan(delta: torch.Tensor) -> torch.Tensor:
     fill price times it is the fill price or NaN (no fill), without a bool pass (slow on CPU)."""
     nz = torch.ne(delta, 0.0, out=torch.empty_like(delta))
     return nz.div_(nz)
-
-
-def _windows(features: np.ndarray, W: int) -> np.ndarray:
-    """(T, N*W*F) float32: row t holds, per asset (ticker order), feature rows t-W+1..t oldest
-    first, row-major ([f_0..f_{F-1}] of t-W+1, ..., of t); rows before W-1 and NaN are 0."""
-    T, N, F = features.shape
-    f = np.nan_to_num(features.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    out = np.zeros((T, N, W, F), dtype=np.float32)
-    for k in range(W):  # out[t, :, k] = f[t - (W-1) + k]
-        lag = W - 1 - k
-        out[lag:, :, k, :] = f[: T - lag]
-    out[: W - 1] = 0.0
-    return out.reshape(T, N * W * F)
