@@ -35,8 +35,8 @@ torch.set_num_threads(1)  # one core per xdist worker; tests that train say so t
 SHARED_RUNS = ("quick_run", "portfolio_run")
 
 #: Files of the integration tier (``slow``; ``make test`` runs them, ``make test-fast`` does not):
-#: every Kedro pipeline run under tests/pipelines, and the files whose tests train agents or
-#: replay whole markets. ``make test-fast`` keeps the unit tests.
+#: every Kedro pipeline run under tests/pipelines, the kedro-viz build, and the files whose tests
+#: train agents or replay whole markets. ``make test-fast`` keeps the unit tests.
 INTEGRATION_FILES = (
     "tests/pipelines/",
     "tests/agents/test_population.py",
@@ -44,6 +44,7 @@ INTEGRATION_FILES = (
     "tests/training/test_training.py",
     "tests/markets/test_suite.py",
     "tests/compute/test_executor.py",
+    "tests/test_viz.py",
 )
 
 
