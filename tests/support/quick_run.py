@@ -59,5 +59,6 @@ def build_quick_run(root: Path) -> Path:
 def build_portfolio_run(root: Path) -> Path:
     """Copy the project to ``root`` and run the README's quick portfolio cycle in it (one fold)."""
     copy_project(root, envs=("base", "quick"), notebooks=True)
-    _kedro(root, "run", "--pipelines", "portfolio", "--env", "quick", "--params", "walk_forward.folds=1")
+    universe = "data_ingestion.filepath=data/01_raw/sp500_20_stocks_close_1990_2022.csv,data_ingestion.min_rows=250"
+    _kedro(root, "run", "--pipelines", "portfolio", "--env", "quick", "--params", f"walk_forward.folds=1,{universe}")
     return root
