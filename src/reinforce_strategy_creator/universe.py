@@ -185,7 +185,8 @@ def _detect(raw: Any) -> str:
 
 def _from_single(raw: pd.DataFrame, source: str, settings: md.IngestionParams) -> Universe:
     prices, report = md.normalise_prices(raw, source=source, settings=settings)
-    ticker = str(report["ticker"] or Path(source).stem).strip().upper() or "ASSET"
+    named = report["ticker"] or raw.attrs.get("ticker")  # a long file's ticker, a download's symbol
+    ticker = str(named or Path(source).stem).strip().upper() or "ASSET"
     panel = pd.concat({f: prices[[f]].set_axis([ticker], axis=1) for f in FIELDS}, axis=1)
     panel.columns = panel.columns.set_names(["field", "ticker"])
     return Universe(
