@@ -32,7 +32,7 @@ class IngestionParams(Params):
     column per ticker; `yfinance`: download `tickers` between `start` and `end` (optional extra)."""
     tickers: tuple[str, ...] | None = None
     """A universe's tickers to keep, in this order (`null`: every ticker in the file); required for
-    `yfinance`."""
+    `yfinance`. On the command line, separated by spaces: `--params "data_ingestion.tickers=AAPL MSFT"`."""
     start: str | None = None
     """First date to download (`yfinance` only), e.g. `"2015-01-01"`."""
     end: str | None = None
@@ -55,6 +55,11 @@ class IngestionParams(Params):
         if v is not None and not v.strip():
             raise ValueError("must be a ticker symbol such as AAPL, or null")
         return v
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _ticker_list(cls, v: object) -> object:
+        return v.replace(",", " ").split() if isinstance(v, str) else v  # Kedro's --params splits on commas
 
     @model_validator(mode="after")
     def _universe_choice(self) -> IngestionParams:

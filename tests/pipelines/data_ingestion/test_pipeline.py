@@ -239,9 +239,9 @@ def test_your_own_universe_by_params(tmp_path):
         "--env",
         "portfolio",
         "--params",
-        f"data_ingestion.filepath={universe},data_ingestion.min_rows=20",
+        f"data_ingestion.filepath={universe},data_ingestion.tickers=BBB AAA,data_ingestion.min_rows=20",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((root / "data/08_reporting/data_quality_report.json").read_text())
-    assert report["source"] == str(universe) and report["tickers"] == ["AAA", "BBB"]
+    assert report["source"] == str(universe) and report["tickers"] == ["BBB", "AAA"]
     assert not (root / "data/03_primary/primary_prices.parquet").exists()
