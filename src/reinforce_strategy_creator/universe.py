@@ -166,7 +166,7 @@ def ingest(
     s = md.IngestionParams.parse(settings)
     fmt = s.format if s.format != "auto" else _detect(raw)
     if fmt == "yfinance":
-        return _from_yfinance(list(s.tickers or ()), s.start, s.end, download_fn=download_fn, settings=s)
+        return _from_yfinance(list(s.tickers or ()), s.start, s.end, s, download_fn=download_fn)
     if fmt == "single" or (fmt == "long" and s.ticker is not None):
         return _from_single(raw, source, s)
     if fmt == "long":
@@ -357,30 +357,20 @@ def universe_from_yfinance(
     ticker under ``cache_dir``); a failed download is an error, never skipped. ``download_fn``
     replaces the network call (tests).
     """
-    settings = _settings(min_rows, gap_factor, None, adjust)
-    return _from_yfinance(
-        tickers,
-        start,
-        end,
-        interval=interval,
-        cache_dir=cache_dir,
-        refresh=refresh,
-        download_fn=download_fn,
-        settings=settings,
-    )
+    download = {
+        "interval": interval,
+        "cache_dir": str(cache_dir),
+        "refresh": refresh,
+        "download_fn": download_fn,
+    }
+    return _from_yfinance(tickers, start, end, _settings(min_rows, gap_factor, None, adjust), **download)
 
 
-def _from_yfinance(  # noqa: PLR0913
-    tickers: Sequence[str],
-    start: str | None,
-    end: str | None,
-    *,
-    interval: str = "1d",
-    cache_dir: str | Path = "data/01_raw",
-    refresh: bool = False,
-    download_fn: Callable[..., pd.DataFrame] | None = None,
-    settings: md.IngestionParams,
+def _from_yfinance(
+    tickers: Sequence[str], start: str | None, end: str | None, settings: md.IngestionParams, **download: Any
 ) -> Universe:
+    """One :class:`~.yfinance_source.YFinanceSource` per ticker (``download``: its interval,
+    cache_dir, refresh and download_fn), each through the rules."""
     if isinstance(tickers, str) or not tickers:
         raise InputError(
             f"universe_from_yfinance: tickers={tickers!r}; give a list such as ['AAPL', 'MSFT']."
@@ -388,15 +378,7 @@ def _from_yfinance(  # noqa: PLR0913
     per_ticker = {}
     sources = []
     for t in tickers:
-        dataset = YFinanceSource(
-            ticker=t,
-            start=start,
-            end=end,
-            interval=interval,
-            cache_dir=str(cache_dir),
-            refresh=refresh,
-            download_fn=download_fn,
-        )
+        dataset = YFinanceSource(ticker=t, start=start, end=end, **download)
         raw = dataset.load()
         source = str(raw.attrs.get("source", dataset.cache_path))
         sources.append(source)
