@@ -19,6 +19,9 @@ from pathlib import Path
 
 from tests.support.project import copy_project, kedro
 
+#: The README's quick portfolio run reads the 20-stock universe (the `quick` env is the single-asset file's).
+UNIVERSE = "data_ingestion.filepath=data/01_raw/sp500_20_stocks_close_1990_2022.csv"
+
 
 def _kedro(root: Path, *args: str) -> str:
     result = kedro(root, *args, KEDRO_ENV="quick", MPLBACKEND="Agg")
@@ -60,9 +63,6 @@ def build_quick_run(root: Path) -> Path:
 def build_portfolio_run(root: Path) -> Path:
     """Copy the project to ``root`` and run the README's quick portfolio cycle in it (one fold)."""
     copy_project(root, envs=("base", "quick"), notebooks=True)
-    universe = (
-        "data_ingestion.filepath=data/01_raw/sp500_20_stocks_close_1990_2022.csv,data_ingestion.min_rows=250"
-    )
     _kedro(
         root,
         "run",
@@ -71,6 +71,6 @@ def build_portfolio_run(root: Path) -> Path:
         "--env",
         "quick",
         "--params",
-        f"walk_forward.folds=1,{universe}",
+        f"walk_forward.folds=1,{UNIVERSE}",
     )
     return root

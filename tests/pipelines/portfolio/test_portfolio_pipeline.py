@@ -15,7 +15,7 @@ from reinforce_strategy_creator.pipelines.data_ingestion.nodes import ingest_pri
 from reinforce_strategy_creator.pipelines.full_cycle.pipeline import SCHEMES
 from reinforce_strategy_creator.pipelines.portfolio import create_pipeline
 from reinforce_strategy_creator.pipelines.portfolio import nodes as pn
-from tests.support.quick_run import _kedro, registry_entries
+from tests.support.quick_run import UNIVERSE, _kedro, registry_entries
 
 PARAMS = {"index": {"filepath": "i.csv", "column": "IDX"}}
 
@@ -119,7 +119,7 @@ def test_quick_portfolio_run_artifacts(portfolio_run, tmp_path):
     assert entry["universe"] == verdict["universe"] and entry["n_assets"] == 20
     copy = tmp_path / "again"
     shutil.copytree(portfolio_run, copy)
-    _kedro(copy, "run", "--env", "quick", "--pipelines", "portfolio", "--tags", "paper")
+    _kedro(copy, "run", "--env", "quick", "--pipelines", "portfolio", "--tags", "paper", "--params", UNIVERSE)
     again = json.loads((copy / "data/08_reporting/portfolio_paper_status.json").read_text())
     assert again["accounts"]["shadow"]["traded"] == 0
     assert again["accounts"]["shadow"]["last_session"] == shadow["last_session"]
