@@ -4,7 +4,10 @@
 ticker and date) or a *wide* close table (a date column and one column per ticker) and
 returns a :class:`Universe`: a panel indexed by date with ``(field, ticker)`` columns.
 :func:`universe_from_long` and :func:`universe_from_wide` do the same for tables already in
-memory, :func:`universe_from_yfinance` downloads (optional ``yfinance`` extra).
+memory, :func:`universe_from_yfinance` downloads (optional ``yfinance`` extra). :func:`ingest`
+is the ``data_ingestion`` entry point: one instrument or a universe, chosen by
+``data_ingestion.format`` / ``ticker`` / ``tickers``, always as one :class:`Universe` (a single
+instrument is a universe of one; :meth:`Universe.instrument` is its ``primary_prices`` view).
 
 Each ticker goes through the single-series rules of :mod:`.market_data` (the same rule
 functions, not copies), with ``<source>, ticker <T>`` as the source, so every error names the
@@ -36,6 +39,7 @@ __all__ = [
     "MissingFieldsError",
     "Universe",
     "features_for_fields",
+    "ingest",
     "read_universe_csv",
     "universe_from_long",
     "universe_from_wide",
@@ -112,6 +116,25 @@ class Universe:
         frame = self.prices.xs(name, axis=1, level="ticker")
         return frame.loc[frame["Close"].notna().to_numpy()]
 
+    def instrument(self) -> pd.DataFrame:
+        """The ``primary_prices`` view of a universe of one (docs/contracts.md): its OHLCV bars,
+        indexed by date, columns ``Open, High, Low, Close, Volume``."""
+        if len(self.tickers) != 1:
+            raise InputError(
+                f"{self.source}: primary_prices is one instrument, but this universe holds "
+                f"{len(self.tickers)} tickers {list(self.tickers)}. Pick one with --params "
+                f"data_ingestion.ticker={self.tickers[0]}, or run the universe with --env portfolio."
+            )
+        if self.fields != FIELDS:
+            raise InputError(
+                f"{self.source}: ticker {self.tickers[0]} has only {list(self.fields)}; the single-asset "
+                "cycle trades Open and reads High/Low/Volume. Give a file with Open, High, Low, Close "
+                "and Volume columns, or run it as a universe with --env portfolio."
+            )
+        frame = self.ticker(self.tickers[0])
+        frame.columns = list(frame.columns)
+        return frame
+
     @property
     def tradable(self) -> pd.DataFrame:
         """Boolean date x ticker frame: True where the ticker has a bar on that date."""
@@ -124,6 +147,59 @@ class Universe:
 
 
 # --------------------------------------------------------------------------- entry points
+def ingest(
+    raw: pd.DataFrame | None,
+    *,
+    source: str,
+    settings: md.IngestionParams | Mapping[str, Any] | None = None,
+    download_fn: Callable[..., pd.DataFrame] | None = None,
+) -> Universe:
+    """One instrument or a universe as one panel, by ``data_ingestion`` (docs/data.md).
+
+    ``format`` ``auto`` reads a table with a Ticker/Symbol column as ``long``, one with
+    Open/High/Low/Close/Volume columns as ``single`` and any other as ``wide``. A single series,
+    or one ``ticker`` of a long file, goes through :func:`~.market_data.normalise_prices` and
+    becomes a universe of one whose report is the single-series report (plus ``tickers`` and
+    ``fields``); a long or wide table, or ``yfinance`` ``tickers``, becomes the universe of the
+    rules applied per ticker. Errors name ``data_ingestion.<parameter>``.
+    """
+    s = md.IngestionParams.parse(settings)
+    fmt = s.format if s.format != "auto" else _detect(raw)
+    if fmt == "yfinance":
+        return _from_yfinance(list(s.tickers or ()), s.start, s.end, s, download_fn=download_fn)
+    if fmt == "single" or (fmt == "long" and s.ticker is not None):
+        return _from_single(raw, source, s)
+    if fmt == "long":
+        return _from_long(raw, source, s.tickers, s)
+    return _from_wide(raw, source, s.tickers, s)
+
+
+def _detect(raw: Any) -> str:
+    if not isinstance(raw, pd.DataFrame) or raw.shape[1] == 0:
+        return "single"  # normalise_prices names what is wrong with it
+    keys = {md._key(c) for c in raw.columns}
+    if keys & md._ALIASES["Ticker"]:
+        return "long"
+    return "single" if keys & (_FIELD_NAMES - md._ALIASES["Ticker"]) else "wide"
+
+
+def _from_single(raw: pd.DataFrame, source: str, settings: md.IngestionParams) -> Universe:
+    prices, report = md.normalise_prices(raw, source=source, settings=settings)
+    named = report["ticker"] or raw.attrs.get("ticker")  # a long file's ticker, a download's symbol
+    ticker = str(named or Path(source).stem).strip().upper() or "ASSET"
+    panel = pd.concat({f: prices[[f]].set_axis([ticker], axis=1) for f in FIELDS}, axis=1)
+    panel.columns = panel.columns.set_names(["field", "ticker"])
+    return Universe(
+        prices=panel,
+        fields=FIELDS,
+        tickers=(ticker,),
+        first_date={ticker: prices.index[0]},
+        last_date={ticker: prices.index[-1]},
+        source=source,
+        report={**report, "tickers": [ticker], "fields": list(FIELDS)},
+    )
+
+
 def read_universe_csv(
     path: str | Path,
     *,
@@ -166,7 +242,12 @@ def universe_from_long(
 ) -> Universe:
     """A panel from a long table: Ticker/Symbol, date, then ``Open, High, Low, Close, Volume``
     (optionally ``Adj Close``) or ``Close`` alone (optionally ``Adj Close``)."""
-    settings = _settings(min_rows, gap_factor, date_format, adjust)
+    return _from_long(raw, source, tickers, _settings(min_rows, gap_factor, date_format, adjust))
+
+
+def _from_long(
+    raw: pd.DataFrame, source: str, tickers: Sequence[str] | None, settings: md.IngestionParams
+) -> Universe:
     _not_empty(raw, source)
     frame, found = md._map_columns(raw, source, required=("date", "Ticker", "Close"))
     fields = _fields(found, source)
@@ -203,7 +284,12 @@ def universe_from_wide(
     cell between two prices is a missing value (an error naming the ticker and the row), as in
     a single series.
     """
-    settings = _settings(min_rows, gap_factor, date_format, adjust)
+    return _from_wide(raw, source, tickers, _settings(min_rows, gap_factor, date_format, adjust))
+
+
+def _from_wide(
+    raw: pd.DataFrame, source: str, tickers: Sequence[str] | None, settings: md.IngestionParams
+) -> Universe:
     _not_empty(raw, source)
     frame = raw.reset_index() if not isinstance(raw.index, pd.RangeIndex) else raw
     dates = [c for c in frame.columns if md._key(c) in md._DATE_ALIASES]
@@ -271,23 +357,28 @@ def universe_from_yfinance(
     ticker under ``cache_dir``); a failed download is an error, never skipped. ``download_fn``
     replaces the network call (tests).
     """
+    download = {
+        "interval": interval,
+        "cache_dir": str(cache_dir),
+        "refresh": refresh,
+        "download_fn": download_fn,
+    }
+    return _from_yfinance(tickers, start, end, _settings(min_rows, gap_factor, None, adjust), **download)
+
+
+def _from_yfinance(
+    tickers: Sequence[str], start: str | None, end: str | None, settings: md.IngestionParams, **download: Any
+) -> Universe:
+    """One :class:`~.yfinance_source.YFinanceSource` per ticker (``download``: its interval,
+    cache_dir, refresh and download_fn), each through the rules."""
     if isinstance(tickers, str) or not tickers:
         raise InputError(
             f"universe_from_yfinance: tickers={tickers!r}; give a list such as ['AAPL', 'MSFT']."
         )
-    settings = _settings(min_rows, gap_factor, None, adjust)
     per_ticker = {}
     sources = []
     for t in tickers:
-        dataset = YFinanceSource(
-            ticker=t,
-            start=start,
-            end=end,
-            interval=interval,
-            cache_dir=str(cache_dir),
-            refresh=refresh,
-            download_fn=download_fn,
-        )
+        dataset = YFinanceSource(ticker=t, start=start, end=end, **download)
         raw = dataset.load()
         source = str(raw.attrs.get("source", dataset.cache_path))
         sources.append(source)

@@ -147,4 +147,5 @@ class YFinanceSource:
             self._write_cache(self._fetch())
         frame = pd.read_csv(self.cache_path, dtype=str, keep_default_na=False)
         frame.attrs["source"] = self._source()
+        frame.attrs["ticker"] = self._ticker
         return frame

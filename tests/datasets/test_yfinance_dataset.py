@@ -61,7 +61,9 @@ def test_cache_write_then_hit(tmp_path, multi):
     pd.testing.assert_frame_equal(first, second)
     assert len(fake.calls) == 1
     assert "yfinance ACME" in second.attrs["source"]
-    prices, report = ingest_prices(second, {"min_rows": 5})
+    universe, report = ingest_prices(second, {"min_rows": 5})
+    prices = universe.instrument()
+    assert universe.tickers == ("ACME",)
     assert report["source"].startswith("yfinance ACME") and report["adjustments"]["applied"]
     assert prices["Close"].tolist() == pytest.approx([5.0, 5.1, 5.2, 5.3, 5.4])
     assert prices["Volume"].tolist() == pytest.approx([200, 400, 600, 800, 1000])

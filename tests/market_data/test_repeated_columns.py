@@ -77,8 +77,8 @@ CASES = {
         _csv(["Date", "Open", "Open", "High", "Low", "Close", "Volume"], ["10", *BAR]),
         ["'Open'", "columns 2 ('Open') and 3 ('Open')"],
     ),
-    "portfolio universe (the portfolio feed), repeated ticker": (
-        _load_catalog("portfolio.raw_universe"),
+    "data_ingestion.raw_prices, a universe with a repeated ticker": (
+        _load_catalog("data_ingestion.raw_prices"),
         _csv(["Date", "MSFT", "AAPL", "AAPL"], ["1", "2", "3"]),
         ["'AAPL'", "columns 3 ('AAPL') and 4 ('AAPL')"],
     ),

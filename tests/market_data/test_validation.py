@@ -32,7 +32,6 @@ def expect_error(path, *fragments, **params):
 @pytest.mark.parametrize(
     ("name", "fragments"),
     [
-        ("missing_close_column.csv", ["missing required columns", "'Close'"]),
         ("missing_volume_column.csv", ["missing required columns", "'Volume'"]),
         ("unparseable_date.csv", ["column 'Date'", "unparseable dates", "row 5 (line 6)", "'2020-13-45'"]),
         ("missing_date.csv", ["column 'Date'", "missing dates", "row 7 (line 8)"]),
@@ -53,7 +52,6 @@ def expect_error(path, *fragments, **params):
         ),
         ("negative_volume.csv", ["column 'Volume'", "negative volume", "row 10 (line 11)", "Volume='-500'"]),
         ("empty_header_only.csv", ["empty", "0 data rows"]),
-        ("too_few_rows.csv", ["too few rows", "3 usable rows", "data_ingestion.min_rows=5"]),
         ("mixed_timezones.csv", ["column 'Date'", "time zone", "row 3 (line 4)"]),
     ],
 )

@@ -7,7 +7,8 @@ commands: ``kedro models list``, ``kedro models promote <id>`` for the champion 
 registered (with ``--force --reason`` when its verdict failed, as the README says) and
 ``kedro run --pipelines deployment``. Nothing else is run: the notebooks and the end-to-end
 tests read what this flow leaves. :func:`build_portfolio_run` is the README's portfolio
-command, ``kedro run --pipelines portfolio --env quick`` (one fold), in its own copy.
+command, ``kedro run --pipelines portfolio --env quick --params
+data_ingestion.filepath=<the 20-stock universe>`` (one fold), in its own copy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import re
 from pathlib import Path
 
 from tests.support.project import copy_project, kedro
+
+#: The README's quick portfolio run reads the 20-stock universe (the `quick` env is the single-asset file's).
+UNIVERSE = "data_ingestion.filepath=data/01_raw/sp500_20_stocks_close_1990_2022.csv"
 
 
 def _kedro(root: Path, *args: str) -> str:
@@ -59,5 +63,14 @@ def build_quick_run(root: Path) -> Path:
 def build_portfolio_run(root: Path) -> Path:
     """Copy the project to ``root`` and run the README's quick portfolio cycle in it (one fold)."""
     copy_project(root, envs=("base", "quick"), notebooks=True)
-    _kedro(root, "run", "--pipelines", "portfolio", "--env", "quick", "--params", "walk_forward.folds=1")
+    _kedro(
+        root,
+        "run",
+        "--pipelines",
+        "portfolio",
+        "--env",
+        "quick",
+        "--params",
+        f"walk_forward.folds=1,{UNIVERSE}",
+    )
     return root

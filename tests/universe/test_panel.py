@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from reinforce_strategy_creator.market_data import DataValidationError
 from reinforce_strategy_creator.universe import (
-    read_universe_csv,
+    ingest,
     universe_from_long,
     universe_from_wide,
     universe_from_yfinance,
@@ -131,19 +131,6 @@ def test_identical_duplicate_is_dropped_with_a_warning():
     assert any("ticker AAA" in w and "identical duplicate" in w for w in u.report["warnings"])
 
 
-def test_min_rows_is_per_ticker_and_named():
-    closes = {"AAA": pd.Series(1.0, index=DAYS), "BBB": pd.Series(2.0, index=DAYS[-3:])}
-    with pytest.raises(DataValidationError, match=r"ticker BBB.*universe\.min_rows=10"):
-        universe_from_wide(_wide(closes), source="w.csv", min_rows=10)
-
-
-def test_unknown_ticker_lists_the_available_ones(tmp_path):
-    path = tmp_path / "w.csv"
-    _wide({"AAA": pd.Series(1.0, index=DAYS)}).to_csv(path, index=False)
-    with pytest.raises(DataValidationError, match=r"\['ZZZ'\] not in the file; available tickers: \['AAA'\]"):
-        read_universe_csv(path, tickers=["zzz"])
-
-
 def test_partial_fields_are_refused():
     long = _long({"AAA": pd.Series(1.0, index=DAYS[:5])}, [])
     long["Volume"] = "10"
@@ -175,7 +162,10 @@ def test_long_close_only_with_adj_close_is_adjusted():
     ]
 
 
-def test_yfinance_universe_uses_the_cached_download(tmp_path):
+@pytest.mark.parametrize("entry", ["universe_from_yfinance", "data_ingestion"])
+def test_yfinance_universe_uses_the_cached_download(tmp_path, monkeypatch, entry):
+    """A yfinance ticker list, from the library or from ``data_ingestion.format: yfinance``."""
+    monkeypatch.chdir(tmp_path)  # data_ingestion caches under data/01_raw of the project (here)
     calls = []
 
     def fake(ticker, start, end, interval):
@@ -194,12 +184,15 @@ def test_yfinance_universe_uses_the_cached_download(tmp_path):
             index=idx,
         )
 
-    u = universe_from_yfinance(
-        ["aaa", "BBB"], start="2021-01-01", end="2021-03-01", cache_dir=tmp_path, download_fn=fake
-    )
+    window = {"start": "2021-01-01", "end": "2021-03-01"}
+    if entry == "data_ingestion":
+        settings = {"format": "yfinance", "tickers": ["aaa", "BBB"], "min_rows": 2, **window}
+        u = ingest(None, source="yfinance", settings=settings, download_fn=fake)
+    else:
+        u = universe_from_yfinance(["aaa", "BBB"], cache_dir="data/01_raw", download_fn=fake, **window)
     assert calls == ["AAA", "BBB"] and u.tickers == ("AAA", "BBB")
     assert u.first_date["BBB"] == DAYS[2] and u.prices[("Close", "BBB")].iloc[:2].isna().all()
-    assert len(list(tmp_path.glob("yfinance_*.csv"))) == 2
+    assert len(list((tmp_path / "data/01_raw").glob("yfinance_*.csv"))) == 2
 
 
 def test_importable_without_kedro():

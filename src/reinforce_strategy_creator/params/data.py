@@ -1,4 +1,5 @@
-"""``data_ingestion``: how a raw price file becomes ``primary_prices`` (docs/data.md).
+"""``data_ingestion``: how a raw price file or a universe becomes the ``universe`` panel and, for
+one instrument, ``primary_prices`` (docs/data.md).
 
 The same block, nested as ``deployment.feed``, normalises the paper-trading feed with the same
 rules; its errors then name ``deployment.feed.<key>``.
@@ -6,9 +7,9 @@ rules; its errors then name ``deployment.feed.<key>``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Flag, Number, Params, PositiveInt
 
@@ -23,7 +24,19 @@ class IngestionParams(Params):
     """The file the catalog reads, named in errors and in the quality report. Override with `--params
     data_ingestion.filepath=path/to/file.csv`."""
     ticker: str | None = None
-    """Long files (a Ticker/Symbol column) need one ticker, e.g. `AAPL`; `null` for single series."""
+    """One instrument from a long file (a Ticker/Symbol column), e.g. `AAPL`; `null` for a single series or a
+    universe."""
+    format: Literal["auto", "single", "long", "wide", "yfinance"] = "auto"
+    """`auto`: a Ticker/Symbol column = `long`, Open/High/Low/Close/Volume columns = `single`, else `wide`;
+    `single`: one instrument's OHLCV; `long`: one row per ticker and date; `wide`: a date column and one close
+    column per ticker; `yfinance`: download `tickers` between `start` and `end` (optional extra)."""
+    tickers: tuple[str, ...] | None = None
+    """A universe's tickers to keep, in this order (`null`: every ticker in the file); required for
+    `yfinance`. On the command line, separated by spaces: `--params "data_ingestion.tickers=AAPL MSFT"`."""
+    start: str | None = None
+    """First date to download (`yfinance` only), e.g. `"2015-01-01"`."""
+    end: str | None = None
+    """Day after the last date to download (`yfinance` only); `null`: up to today."""
     min_rows: PositiveInt = Field(252, ge=2)
     """Fewer usable rows than this is an error (252 ≈ one trading year of daily bars)."""
     gap_factor: Number = Field(5.0, gt=1)
@@ -42,6 +55,21 @@ class IngestionParams(Params):
         if v is not None and not v.strip():
             raise ValueError("must be a ticker symbol such as AAPL, or null")
         return v
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _ticker_list(cls, v: object) -> object:
+        return v.replace(",", " ").split() if isinstance(v, str) else v  # Kedro's --params splits on commas
+
+    @model_validator(mode="after")
+    def _universe_choice(self) -> IngestionParams:
+        if self.format == "yfinance" and not (self.tickers and self.start):
+            raise ValueError("format 'yfinance' needs `tickers` (the symbols) and `start` (first date)")
+        if self.ticker is not None and self.tickers is not None:
+            raise ValueError(
+                "give `ticker` (one instrument of a long file) or `tickers` (a universe), not both"
+            )
+        return self
 
     @property
     def prefix(self) -> str:

@@ -23,34 +23,18 @@ from .base import Flag, NonNegativeInt, Params, PositiveInt
 ALGORITHMS = ("ppo", "a2c", "dqn")
 
 
-class UniverseParams(Params):
-    """``portfolio.universe``: where the tickers come from (the file itself is the catalog's
-    ``portfolio.raw_universe``; the index file, optional, ``portfolio.raw_index``)."""
+class IndexParams(Params):
+    """``portfolio.index``: the index bought and held as one more benchmark (the file is the
+    catalog's ``portfolio.raw_index``). The universe itself is ``data_ingestion``'s."""
 
-    PATH: ClassVar[str] = "portfolio.universe"
+    PATH: ClassVar[str] = "portfolio.index"
     FILE: ClassVar[str] = "conf/base/parameters_portfolio.yml"
 
-    filepath: str = "data/01_raw/sp500_20_stocks_close_1990_2022.csv"
-    """The universe file (read by the catalog's `portfolio.raw_universe`; `--params
-    portfolio.universe.filepath=...` points it at your own)."""
-    index_filepath: str = "data/01_raw/sp500_index_close_1990_2022.csv"
-    """The index file (`portfolio.raw_index`): a date column and the `index_column`."""
-    format: Literal["wide", "long", "yfinance"] = "wide"
-    """`wide`: a date column and one close column per ticker; `long`: one row per ticker and date
-    (a Ticker/Symbol column, OHLCV columns); `yfinance`: download `tickers` (optional extra)."""
-    tickers: tuple[str, ...] | None = None
-    """Tickers to keep, in this order (`null`: every ticker in the file); required for `yfinance`."""
-    index_column: str | None = None
+    filepath: str = "data/01_raw/sp500_index_close_1990_2022.csv"
+    """The index file (`portfolio.raw_index`): a date column and the index `column`."""
+    column: str | None = None
     """Column of `portfolio.raw_index` holding the index close (e.g. `SP500`): bought and held as one
     more benchmark through the same costs and capital; `null`: no index benchmark."""
-    min_rows: PositiveInt = 250
-    """A ticker with fewer bars is an error naming it (drop it with `tickers`)."""
-
-    @model_validator(mode="after")
-    def _yfinance_needs_tickers(self) -> UniverseParams:
-        if self.format == "yfinance" and not self.tickers:
-            raise ValueError("format 'yfinance' needs `tickers` (the symbols to download)")
-        return self
 
 
 def portfolio_account_problem(  # noqa: PLR0911
@@ -247,8 +231,8 @@ class PortfolioParams(Params):
     PATH: ClassVar[str] = "portfolio"
     FILE: ClassVar[str] = "conf/base/parameters_portfolio.yml"
 
-    universe: UniverseParams = UniverseParams()
-    """Where the tickers come from."""
+    index: IndexParams = IndexParams()
+    """The index benchmark (the tickers are `data_ingestion`'s universe)."""
     environment: PortfolioEnvParams = PortfolioEnvParams()
     """The account agents, benchmarks and the paper account share."""
     training: PortfolioTrainingParams = PortfolioTrainingParams()

@@ -11,12 +11,13 @@ import pytest
 
 from reinforce_strategy_creator.env.portfolio import PortfolioInputError
 from reinforce_strategy_creator.errors import InputError
+from reinforce_strategy_creator.pipelines.data_ingestion.nodes import ingest_prices
 from reinforce_strategy_creator.pipelines.full_cycle.pipeline import SCHEMES
 from reinforce_strategy_creator.pipelines.portfolio import create_pipeline
 from reinforce_strategy_creator.pipelines.portfolio import nodes as pn
-from tests.support.quick_run import _kedro, registry_entries
+from tests.support.quick_run import UNIVERSE, _kedro, registry_entries
 
-PARAMS = {"universe": {"filepath": "u.csv", "index_column": "IDX", "min_rows": 2}}
+PARAMS = {"index": {"filepath": "i.csv", "column": "IDX"}}
 
 
 def _wide(columns: dict[str, list], dates) -> pd.DataFrame:
@@ -31,7 +32,8 @@ def test_full_cycle_under_the_portfolio_scheme_is_the_portfolio_stage():
     assert SCHEMES["portfolio"] == ("portfolio",)
     names = {n.name for n in create_pipeline().nodes}
     for expected in (
-        "portfolio.load_universe",
+        "data_ingestion.ingest_prices",
+        "portfolio.align_index",
         "portfolio.build_features",
         "portfolio.plan_folds",
         "portfolio.fold_1.train_and_select",
@@ -45,20 +47,33 @@ def test_full_cycle_under_the_portfolio_scheme_is_the_portfolio_stage():
         assert expected in names
 
 
+def _universe(raw: pd.DataFrame):
+    return ingest_prices(raw, {"filepath": "u.csv", "min_rows": 2})[0]
+
+
+def test_the_stage_reads_data_ingestions_universe():
+    pipe = create_pipeline()
+    assert "universe" in pipe.all_outputs() and "primary_prices" not in pipe.all_outputs()
+    assert {n.name for n in pipe.only_nodes_with_inputs("universe").nodes} >= {
+        "portfolio.align_index",
+        "portfolio.build_features",
+    }
+
+
 def test_tickers_that_share_no_date_are_refused_naming_them():
     dates = pd.bdate_range("2020-01-01", periods=6)
     raw = _wide({"AAA": [1, 2, 3, None, None, None], "BBB": [None, None, None, 4, 5, 6]}, dates)
-    index = _wide({"IDX": [1, 2, 3, 4, 5, 6]}, dates)
     with pytest.raises(InputError, match=r"(?s)AAA.*BBB|BBB.*AAA"):
-        pn.load_universe(raw, index, PARAMS)
+        _universe(raw)
 
 
 def test_an_index_without_a_close_on_a_universe_date_is_refused_naming_the_date():
     dates = pd.bdate_range("2020-01-01", periods=6)
-    raw = _wide({"AAA": [1, 2, 3, 4, 5, 6], "BBB": [2, 3, 4, 5, 6, 7]}, dates)
+    universe = _universe(_wide({"AAA": [1, 2, 3, 4, 5, 6], "BBB": [2, 3, 4, 5, 6, 7]}, dates))
     index = _wide({"IDX": [1, 2, 3, 5, 6]}, dates.delete(3))  # no close on the fourth date
     with pytest.raises(InputError, match=dates[3].date().isoformat()):
-        pn.load_universe(raw, index, PARAMS)
+        pn.index_close(index, universe, PARAMS)
+    assert pn.index_close(index, universe, {"index": {"column": None}}) is None
 
 
 def test_paper_trading_refuses_a_model_trained_on_other_tickers():
@@ -104,7 +119,7 @@ def test_quick_portfolio_run_artifacts(portfolio_run, tmp_path):
     assert entry["universe"] == verdict["universe"] and entry["n_assets"] == 20
     copy = tmp_path / "again"
     shutil.copytree(portfolio_run, copy)
-    _kedro(copy, "run", "--env", "quick", "--pipelines", "portfolio", "--tags", "paper")
+    _kedro(copy, "run", "--env", "quick", "--pipelines", "portfolio", "--tags", "paper", "--params", UNIVERSE)
     again = json.loads((copy / "data/08_reporting/portfolio_paper_status.json").read_text())
     assert again["accounts"]["shadow"]["traded"] == 0
     assert again["accounts"]["shadow"]["last_session"] == shadow["last_session"]

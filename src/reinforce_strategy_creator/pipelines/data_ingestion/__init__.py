@@ -1,4 +1,5 @@
-"""``data_ingestion``: raw price file -> validated, adjusted ``primary_prices``."""
+"""``data_ingestion``: one instrument or a universe -> one validated, adjusted panel (``universe``),
+its one-instrument view ``primary_prices`` and the ``data_quality_report``."""
 
 from .pipeline import create_pipeline
 

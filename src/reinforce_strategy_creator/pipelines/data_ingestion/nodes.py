@@ -1,4 +1,4 @@
-"""Pure node functions for ``data_ingestion``; the logic lives in ``market_data``."""
+"""Pure node functions for ``data_ingestion``; the logic lives in ``universe`` and ``market_data``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from reinforce_strategy_creator.market_data import IngestionParams, normalise_prices
+from reinforce_strategy_creator.market_data import IngestionParams
 from reinforce_strategy_creator.paths import display_path, project_root
+from reinforce_strategy_creator.universe import Universe, ingest
 
 
 def source_name(source: str) -> str:
@@ -23,8 +24,8 @@ def source_name(source: str) -> str:
     return display_path(source, root=project_root()) if exists else source
 
 
-def ingest_prices(raw_prices: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Validate, clean and split/dividend-adjust the raw table.
+def ingest_prices(raw_prices: pd.DataFrame, params: dict[str, Any]) -> tuple[Universe, dict[str, Any]]:
+    """One instrument or a universe as one validated panel, and its data quality report.
 
     The source named in errors and in the report is the one the dataset recorded
     (``attrs["source"]``, set by ``SourcedCSVDataset`` / ``YFinanceDataset``) or else
@@ -34,4 +35,11 @@ def ingest_prices(raw_prices: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.
     settings = IngestionParams.parse(params)
     source = raw_prices.attrs.get("source") if isinstance(raw_prices, pd.DataFrame) else None
     source = source or settings.filepath or "raw_prices"
-    return normalise_prices(raw_prices, source=source_name(str(source)), settings=settings)
+    universe = ingest(raw_prices, source=source_name(str(source)), settings=settings)
+    return universe, universe.report
+
+
+def one_instrument(universe: Universe) -> pd.DataFrame:
+    """``primary_prices``: the universe-of-one's OHLCV bars (an error naming the tickers when the
+    universe holds several: they are the portfolio stage's)."""
+    return universe.instrument()

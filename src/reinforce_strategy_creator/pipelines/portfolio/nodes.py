@@ -34,7 +34,7 @@ from ...portfolio import walk_forward as pwf
 from ...portfolio.benchmarks import lane_run
 from ...portfolio.features import portfolio_features
 from ...rendering import render_html
-from ...universe import Universe, universe_from_long, universe_from_wide, universe_from_yfinance
+from ...universe import Universe, universe_from_wide
 from ...walk_forward.report import walk_forward_context
 from ..deployment.nodes import request_registration
 from ..walk_forward.nodes import stitched_equity_figure as walk_forward_equity_figure
@@ -42,52 +42,27 @@ from ..walk_forward.nodes import stitched_equity_figure as walk_forward_equity_f
 logger = logging.getLogger(__name__)
 
 
-def _source(raw: pd.DataFrame, fallback: str) -> str:
-    return str(raw.attrs.get("source") or fallback) if isinstance(raw, pd.DataFrame) else fallback
-
-
-def load_universe(
-    raw_universe: pd.DataFrame, raw_index: pd.DataFrame, portfolio: PortfolioParams
-) -> tuple[Universe, pd.DataFrame, dict[str, Any], pd.Series | None]:
-    """The universe panel (checked per ticker: errors name the file, ticker, column and rows), its
-    closes (date x ticker), its data report, and the index closes when ``index_column`` is set."""
-    p = PortfolioParams.parse(portfolio).universe
-    kw = {"tickers": list(p.tickers) if p.tickers else None, "min_rows": p.min_rows}
-    if p.format == "yfinance":
-        universe = universe_from_yfinance(list(p.tickers or ()), min_rows=p.min_rows)
-    elif p.format == "long":
-        universe = universe_from_long(raw_universe, source=_source(raw_universe, p.filepath), **kw)
-    else:
-        universe = universe_from_wide(raw_universe, source=_source(raw_universe, p.filepath), **kw)
-    index = None
-    if p.index_column is not None:
-        index = _index_close(raw_index, p.index_column, _source(raw_index, p.index_filepath), universe)
-    report = {
-        "source": universe.source,
-        "tickers": list(universe.tickers),
-        "fields": list(universe.fields),
-        "first_date": {t: d.date().isoformat() for t, d in universe.first_date.items()},
-        "last_date": {t: d.date().isoformat() for t, d in universe.last_date.items()},
-        "n_dates": len(universe.prices),
-        "index": None if index is None else p.index_column,
-        **{k: v for k, v in universe.report.items() if k not in ("tickers",)},
-    }
-    close = universe.field("Close").copy()
-    close.columns = [str(c) for c in close.columns]
-    return universe, close, report, index
-
-
-def _index_close(raw: pd.DataFrame, column: str, source: str, universe: Universe) -> pd.Series:
-    """The index close aligned to the universe's dates (a date the index lacks is an error)."""
-    wide = universe_from_wide(raw, source=source, tickers=[column])
-    s = wide.field("Close")[column]
+def index_close(raw_index: pd.DataFrame, universe: Universe, portfolio: PortfolioParams) -> pd.Series | None:
+    """The index close aligned to the universe's dates when ``portfolio.index.column`` is set (a
+    universe date the index lacks is an error naming it), else ``None``."""
+    p = PortfolioParams.parse(portfolio).index
+    if p.column is None:
+        return None
+    source = (
+        str(raw_index.attrs.get("source") or p.filepath)
+        if isinstance(raw_index, pd.DataFrame)
+        else p.filepath
+    )
+    s = universe_from_wide(raw_index, source=source, tickers=[p.column]).field("Close")[
+        p.column.strip().upper()
+    ]
     missing = universe.prices.index.difference(s.dropna().index)
     missing = missing[missing >= s.first_valid_index()]
     if len(missing):
         raise DataValidationError(
-            f"{source}: the index column {column!r} has no close on {len(missing)} date(s) the "
+            f"{source}: the index column {p.column!r} has no close on {len(missing)} date(s) the "
             f"universe trades, first {missing[0].date()}; give an index file covering the universe's "
-            "dates or set portfolio.universe.index_column: null"
+            "dates or set portfolio.index.column: null"
         )
     return s.reindex(universe.prices.index)
 

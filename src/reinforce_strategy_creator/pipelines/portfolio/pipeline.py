@@ -1,4 +1,5 @@
-"""Wire the ``portfolio`` stage: universe -> features -> folds -> stitched record -> gate -> report
+"""Wire the ``portfolio`` stage: ``data_ingestion``'s universe (its ``ingest_prices`` node, composed
+here) -> features -> folds -> stitched record -> gate -> report
 -> deployment fold -> registry -> paper account (docs/portfolio.md).
 
 Every dataset is ``portfolio.*``; one namespace ``portfolio.<fold>`` per fold (``fold_1`` …
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from ..data_ingestion.pipeline import create_pipeline as data_ingestion
 from ..walk_forward.pipeline import fold_names
 from .nodes import (
     build_panel,
     deployment_champion,
     deployment_policy,
     fold_node,
+    index_close,
     judge_record,
-    load_universe,
     paper_trade,
     plan_portfolio,
     portfolio_figures,
@@ -55,10 +57,10 @@ def create_pipeline(**kwargs) -> Pipeline:
     head = pipeline(
         [
             node(
-                load_universe,
-                inputs=["raw_universe", "raw_index", "params:portfolio"],
-                outputs=["universe", "universe_close", "universe_report", "index_close"],
-                name="load_universe",
+                index_close,
+                inputs=["raw_index", "universe", "params:portfolio"],
+                outputs="index_close",
+                name="align_index",
                 tags=["paper"],  # a paper-only run (--tags paper) rebuilds the feed from the raw files
             ),
             node(
@@ -119,10 +121,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         namespace="portfolio",
+        inputs={"universe": "universe"},  # data_ingestion's panel
         parameters={p: p for p in PARAMETERS},
         tags=["portfolio"],
     )
-    return sum((_fold(name) for name in [*folds, "deployment"]), head) + _paper()
+    stages = [data_ingestion(one_instrument_view=False), head, *(_fold(n) for n in [*folds, "deployment"])]
+    return sum(stages, Pipeline([])) + _paper()
 
 
 def _paper() -> Pipeline:
