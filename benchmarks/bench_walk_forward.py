@@ -84,7 +84,7 @@ def market_gate(name: str, env: str | None) -> dict:
     params = deep_merge(parameters(env), {"environment": market.environment})
     start = time.perf_counter()
     features, plan = engine.plan(market.prices, params)
-    results = [engine.run_fold(f, features, market.prices, params) for f in plan.folds]
+    results = engine.run_folds(plan.folds, features, market.prices, params)  # as the pipeline trains them
     record = engine.stitch(results, features, market.prices, params)
     verdict, _ = engine.judge(record, results, params)
     return {
