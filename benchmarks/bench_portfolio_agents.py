@@ -1,7 +1,7 @@
 """PPO training throughput on the 20-stock universe vs single-asset PPO, in the same run.
 
 Run: `.venv/bin/python benchmarks/bench_portfolio_agents.py [--steps S]`. Not a unit test; the
-figures and the machine's load go into docs/portfolio_agents.md by hand.
+figures and the machine's load go into docs/benchmarks.md by hand.
 
 Both trainers: CPU, one torch thread, 64 lanes, rollouts of 64 steps, 4 minibatches x 4 epochs,
 64x64 tanh networks, no evaluation, one seed.

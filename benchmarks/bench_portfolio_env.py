@@ -1,7 +1,7 @@
 """Throughput of the portfolio environment (N assets per account) vs the single-asset core.
 
 Run: `.venv/bin/python benchmarks/bench_portfolio_env.py [--seconds S] [--reps R] [--breakdown]`.
-Not a unit test; the figures and the machine's load go into docs/portfolio_env.md by hand.
+Not a unit test; the figures and the machine's load go into docs/benchmarks.md by hand.
 
 Measured in the same run, one process, one torch thread, CPU, B = 1,024 accounts:
 * `PortfolioCore.step` ("after") on the shipped 20-stock close-only universe

@@ -59,7 +59,7 @@ def _check_panel(close: np.ndarray, features: np.ndarray, tickers: Sequence[str]
 
 
 class ReferencePortfolioCore:
-    """B accounts over N assets; see the module docstring and docs/portfolio_env.md.
+    """B accounts over N assets; see the module docstring and docs/environment.md.
 
     Parameters
     ----------

@@ -116,8 +116,7 @@ def _portfolio_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]
             yield (
                 f"{path}.{agent}.algorithm",
                 algorithm,
-                "Which algorithm this portfolio agent trains: `ppo` | `a2c` | `dqn` "
-                "(docs/portfolio_agents.md).",
+                "Which algorithm this portfolio agent trains: `ppo` | `a2c` | `dqn` (docs/agents.md).",
             )
             if algorithm in PORTFOLIO_AGENT_CONFIGS:
                 yield from _rows(PORTFOLIO_AGENT_CONFIGS[algorithm], f"{path}.{agent}", block)

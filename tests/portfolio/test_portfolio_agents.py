@@ -1,4 +1,4 @@
-"""Portfolio agents (docs/portfolio_agents.md): the masked Dirichlet and logistic-normal, the
+"""Portfolio agents (docs/agents.md): the masked Dirichlet and logistic-normal, the
 shared-across-assets networks (bounds, masking, permutation equivariance, size independent of N), artifacts,
 reproducibility, population member independence, validation / early stopping and bad input."""
 

@@ -29,8 +29,8 @@ torch.set_num_threads(1)
 W = 2
 ENV = PortfolioConfig(window=W, episode_length=128, commission_bps=1.0, slippage_bps=2.0)
 #: logistic-normal PPO (the default distribution) with a sharpened decision, chosen on the
-#: validation rows of universe seeds 1 and 3 (docs/portfolio_agents.md, Figures); no choice
-#: looked at a test window of the universes tested here
+#: validation rows of universe seeds 1 and 3 (docs/learning.md, "Universes: the planted
+#: rotation"); no choice looked at a test window of the universes tested here
 PPO = dict(
     total_steps=200_000,
     num_steps=32,
@@ -82,8 +82,9 @@ def planted(universe_seed: int) -> dict:
     }
 
 
-#: universes where the 60 %-of-the-oracle bar is a known, measured gap (docs/portfolio_agents.md,
-#: Figures): universe 0, validation-best member test Sharpe 0.94 against oracle 3.14 (needs 1.89)
+#: universes where the 60 %-of-the-oracle bar is a known, measured gap (docs/learning.md,
+#: "Universes: the planted rotation"): universe 0, validation-best member test Sharpe 0.94
+#: against oracle 3.14 (needs 1.89)
 KNOWN_GAP = {0: "test Sharpe 0.94 measured against oracle 3.14 and equal weight 0.18"}
 
 

@@ -1,4 +1,4 @@
-"""Per-ticker raw causal features of a universe (docs/portfolio_data.md) and the feature scaler."""
+"""Per-ticker raw causal features of a universe (docs/features.md) and the feature scaler."""
 
 from __future__ import annotations
 

@@ -167,7 +167,7 @@ GATE_RUN = {
         "eval_every": 8,
         "patience": 4,
         "agents": {
-            "ppo": {  # the settings docs/portfolio_agents.md chose on other universes' validation rows
+            "ppo": {  # the settings docs/learning.md chose on other universes' validation rows
                 "algorithm": "ppo",
                 "total_steps": 65536,
                 "num_steps": 32,
@@ -184,7 +184,7 @@ GATE_FOLDS = {**WALK_FORWARD, "folds": 5, "min_train_years": 4}
 #: A stronger planting than the library's default edge (0.003): with 0.003 the same procedure
 #: reaches a stitched Sharpe of 0.95 against equal-weight buy-and-hold's 1.01 on universe 0 and
 #: fails; with 0.005, universes 0 and 2 pass and universe 1 fails on drawdown alone (26 % > 25 %):
-#: docs/portfolio.md, "Gates on markets we made".
+#: docs/walk_forward.md, "Gates on markets we made".
 PLANTED_EDGE = 0.005
 
 

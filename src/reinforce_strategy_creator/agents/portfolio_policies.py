@@ -1,4 +1,4 @@
-"""Portfolio policies whose networks are shared across assets (EIIE-style), docs/portfolio_agents.md.
+"""Portfolio policies whose networks are shared across assets (EIIE-style), docs/agents.md.
 
 Every module applies ONE per-asset encoder to each asset's W x F raw feature window (scaled
 inside the module by its own feature scaler, ``feature_mean`` / ``feature_std`` (F,) buffers fit

@@ -3,7 +3,7 @@
 The action of an account is a vector of N target weights (fractions of post-cost equity held
 in each asset after the fill); cash is the rest, ``1 - sum(w)``. Long-only by default
 (``w >= 0``, ``sum(w) <= 1``); with ``long_only=False`` shorts are allowed under
-``sum(|w|) <= gross_leverage``. Layout, costs, band and timing: docs/portfolio_env.md.
+``sum(|w|) <= gross_leverage``. Layout, costs, band and timing: docs/environment.md.
 
 Timing (no look-ahead): the decision at bar t sees features up to row t and closes up to t;
 orders fill at the next bar's close (``fill_price="next_close"``) or, where the panel has
@@ -158,7 +158,7 @@ def _check_panel(close: np.ndarray, features: np.ndarray, tickers: Sequence[str]
 
 class PortfolioCore(AccountEngine):
     """B accounts over N assets (the engine with joint sizing); see the module docstring and
-    docs/portfolio_env.md.
+    docs/environment.md.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Gymnasium facades over `PortfolioCore` (docs/portfolio_env.md); ``opens`` as `PortfolioCore`'s.
+"""Gymnasium facades over `PortfolioCore` (docs/environment.md); ``opens`` as `PortfolioCore`'s.
 
 * `PortfolioEnv` — one account, a `gymnasium.Env` (passes gymnasium's and stable-baselines3's
   `check_env`). No auto-reset: after ``terminated or truncated`` call ``reset()``.

@@ -18,7 +18,7 @@ in ``docs/metrics.md``.
 Portfolio ledgers (``portfolio.ledger.run_ledger``: one account over N assets) are recognised by
 their ``traded_notional`` column and measured with the same performance metrics; their trade
 metrics come from the per-bar money columns instead of round trips (``portfolio_trade_metrics``;
-docs/portfolio_benchmarks.md, "Metrics of a portfolio ledger").
+docs/metrics.md, "Trade metrics of a universe's ledger").
 
 Ruin is an outcome, not an error: an account whose equity reaches zero or below
 (:func:`ruin_index`, the one definition used by the metrics, the figures and training's

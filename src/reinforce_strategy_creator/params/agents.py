@@ -355,7 +355,7 @@ REWARD_BASELINES = ("equal_weight", "none")
 
 class PortfolioPPOConfig(PPOConfig):
     """``PPOConfig`` plus the portfolio policy's action distribution
-    (docs/portfolio_agents.md, "Policies")."""
+    (docs/agents.md, "Policies at N >= 1")."""
 
     distribution: Distribution = "logistic_normal"
     """Action distribution of the actor: logistic_normal (weights = softmax of a Gaussian point)

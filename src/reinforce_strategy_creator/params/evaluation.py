@@ -94,7 +94,7 @@ class EvaluationParams(Params):
     decides on the stitched test years, and the deployment fold's champion is registered and
     paper-traded); `single_split` = feature_engineering, training and evaluation on one
     chronological split (the gate decides on its test window). docs/walk_forward.md; `portfolio` =
-the portfolio stage on data_ingestion's universe (`--env portfolio`, docs/portfolio.md)."""
+the portfolio stage on data_ingestion's universe (`--env portfolio`, docs/walk_forward.md)."""
 
     @model_validator(mode="after")
     def _ensemble_selection_needs_ensembles(self) -> EvaluationParams:

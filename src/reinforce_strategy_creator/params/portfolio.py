@@ -1,4 +1,4 @@
-"""``portfolio``: the portfolio cycle over a universe of assets (docs/portfolio.md).
+"""``portfolio``: the portfolio cycle over a universe of assets (docs/walk_forward.md).
 
 ``kedro run --pipelines full_cycle --env portfolio`` (``evaluation.scheme: portfolio``) runs it:
 the universe is read and checked per ticker, per-ticker features are built, every fold of the
@@ -77,7 +77,7 @@ def portfolio_account_problem(  # noqa: PLR0911
 
 class PortfolioEnvParams(Params):
     """``portfolio.environment``: the portfolio account every agent, benchmark and the paper account
-    share (docs/portfolio_env.md)."""
+    share (docs/environment.md)."""
 
     PATH: ClassVar[str] = "portfolio.environment"
     FILE: ClassVar[str] = "conf/base/parameters_portfolio.yml"
@@ -126,7 +126,7 @@ class PortfolioTrainingParams(Params):
     patience: PositiveInt | None = 4
     """Stop after this many evaluations without a new best; `null` = never."""
     population: Flag = True
-    """Train an agent's seeds as one population (docs/portfolio_agents.md)."""
+    """Train an agent's seeds as one population (docs/agents.md)."""
     num_threads: PositiveInt | None = 1
     """Torch CPU threads while training; `null` = torch's default."""
     progress: Flag = False
@@ -135,7 +135,7 @@ class PortfolioTrainingParams(Params):
         default_factory=lambda: {"ppo": {"algorithm": "ppo"}, "a2c": {"algorithm": "a2c"}}
     )
     """Agent name -> its block: `algorithm` (ppo | a2c | dqn) and that algorithm's hyperparameters
-    (the single-asset ones of docs/agents.md plus the portfolio policy's, docs/portfolio_agents.md)."""
+    (docs/agents.md: the algorithm's block, plus the portfolio policy's fields for PPO)."""
 
     @field_validator("seeds")
     @classmethod
@@ -238,6 +238,6 @@ class PortfolioParams(Params):
     training: PortfolioTrainingParams = PortfolioTrainingParams()
     """The agents and their shared training settings."""
     benchmarks: PortfolioBenchmarkParams = PortfolioBenchmarkParams()
-    """The benchmarks replayed next to the agents (docs/portfolio_benchmarks.md)."""
+    """The benchmarks replayed next to the agents (docs/metrics.md)."""
     paper: PortfolioPaperParams = PortfolioPaperParams()
     """The paper account."""

@@ -1,4 +1,4 @@
-"""Portfolios over a universe of assets (docs/portfolio.md), importable without Kedro.
+"""Portfolios over a universe of assets (docs/walk_forward.md), importable without Kedro.
 
 :mod:`.panel` holds a universe's prices and features as arrays, :mod:`.replay` is the one
 deterministic replay of weight deciders through :class:`~..env.portfolio.PortfolioCore` that

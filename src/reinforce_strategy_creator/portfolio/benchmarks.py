@@ -6,7 +6,7 @@ same :class:`~..env.portfolio.PortfolioConfig` (costs, capital, window, first de
 the same fills at the next close as the agents. A decider at panel row ``bar`` reads closes up
 to and including that row only (and the dates, which are known in advance); nothing later.
 
-Runs (``PortfolioBenchmarkParams.names``; docs/portfolio_benchmarks.md):
+Runs (``PortfolioBenchmarkParams.names``; docs/metrics.md):
 
 * ``equal_weight`` — ``1/k`` in each of the ``k`` tickers tradable at the bar, set at the first
   decision and on the first decision bar of every period (``rebalance``, monthly by default);

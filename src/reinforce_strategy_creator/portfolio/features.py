@@ -1,4 +1,4 @@
-"""Raw, causal per-ticker features of a universe as a :class:`PortfolioPanel` (docs/portfolio_data.md).
+"""Raw, causal per-ticker features of a universe as a :class:`PortfolioPanel` (docs/features.md).
 
 Each ticker's features are the single-asset features of :mod:`..features.indicators` (the same
 :class:`~..features.indicators.FeatureDef` trailing windows, so the same values bit for bit),

@@ -4,7 +4,7 @@
   :data:`RUN_LEDGER_COLUMNS`: what ``evaluation.results.split_records`` needs (kind, run, seed,
   date, bar, equity) plus the account's money columns. ``evaluation.metrics`` recognises a
   portfolio ledger by its ``traded_notional`` column (turnover, exposure, costs and fills are
-  measured from it; docs/metrics.md, docs/portfolio_benchmarks.md).
+  measured from it; docs/metrics.md).
 * :func:`weights_ledger` — one row per lane, bar and ticker (weight at the mark, shares, traded
   shares, the ticker's profit contribution before costs) for the report and notebooks.
 * :func:`portfolio_ledger` — every run of a split in one table (all under one setup).

@@ -1,4 +1,4 @@
-"""Train portfolio agents over several seeds with validation checkpointing (docs/portfolio_agents.md).
+"""Train portfolio agents over several seeds with validation checkpointing (docs/agents.md).
 
 :func:`train_portfolio_members` trains one member per seed on the TRAIN panel (feature scaler
 fit on it alone), scores checkpoints every ``eval_every`` updates by :func:`portfolio_validation_sharpe`

@@ -1,6 +1,6 @@
 """Wire the ``portfolio`` stage: ``data_ingestion``'s universe (its ``ingest_prices`` node, composed
 here) -> features -> folds -> stitched record -> gate -> report
--> deployment fold -> registry -> paper account (docs/portfolio.md).
+-> deployment fold -> registry -> paper account (docs/walk_forward.md).
 
 Every dataset is ``portfolio.*``; one namespace ``portfolio.<fold>`` per fold (``fold_1`` …
 ``fold_<walk_forward.folds>`` and ``deployment``), each training every portfolio agent on its
