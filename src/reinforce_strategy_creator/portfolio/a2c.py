@@ -14,18 +14,14 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from ..agents.a2c import A2CConfig
-from ..agents.a2c_population import run_a2c_population
-from ..agents.population import (
-    check_members,
-)
+from ..agents.a2c import A2CConfig, run_a2c_population
+from ..agents.population import check_members
 from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..env.portfolio import PortfolioCore
 from .ppo import (
     PortfolioLanes,
     actor_critic_members,
-    clip_grad_norm_members,
     collect_rollout,
     masked_mean,
     policy_terms,
@@ -90,6 +86,5 @@ def _train(cores, cfg: A2CConfig, seeds, scaler, dev, eval_fns, eval_every, pati
         progress,
         desc="portfolio a2c",
         loss_fn=portfolio_a2c_loss,
-        clip_fn=clip_grad_norm_members,
         collect_fn=collect_rollout,
     )

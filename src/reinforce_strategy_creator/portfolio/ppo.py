@@ -6,7 +6,7 @@ target weights -> ``PortfolioCore.step``) -> GAE (``agents.buffers.compute_gae``
 ``RunTracker`` evaluates, logs and early-stops. Hyperparameters are the single-asset
 ``params.agents.PPOConfig`` (same fields, same validation).
 
-Every run trains K >= 1 *members* (seeds) at once, the way ``agents/ppo_population.py`` does:
+Every run trains K >= 1 *members* (seeds) at once, the way ``agents/ppo.py`` does:
 parameters stacked on a leading member axis (:class:`~.policies.StackedPortfolio`), one batched
 forward per step, per-member losses / gradient clipping / ``StackedAdam`` steps, each member on
 its own ``PortfolioCore`` (its own episode-start RNG) with its own generator for Dirichlet draws
@@ -25,11 +25,9 @@ import torch
 from torch import nn
 
 from ..agents.buffers import RolloutBuffer
-from ..agents.population import (
-    check_members,
-)
+from ..agents.population import check_members
 from ..agents.portfolio_policies import DISTRIBUTIONS, PortfolioActorCritic, StackedPortfolio, members_of
-from ..agents.ppo_population import run_ppo_population
+from ..agents.ppo import run_ppo_population
 from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..agents.vec_env import Step
@@ -117,20 +115,6 @@ def equal_weight_log_return(core: PortfolioCore, t0: torch.Tensor, t1: torch.Ten
     n = ok.sum(1)
     mean = torch.where(ok, ratio, torch.zeros_like(ratio)).sum(1) / n.clamp_min(1)
     return torch.where(n > 0, torch.log(mean), torch.zeros_like(mean))
-
-
-@torch.no_grad()
-def clip_grad_norm_members(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """``agents.population.clip_grad_norm_per_member`` with every norm taken on one member's
-    contiguous slice: a (K, n) row-wise norm rounds differently for K = 1 and K > 1, which made a
-    one-member run differ from the same seed in a population in the last bits; this does not."""
-    grads = [p.grad for p in params if p.grad is not None]
-    k = grads[0].shape[0]
-    total = torch.stack([torch.stack([g[i].reshape(-1).norm(2) for g in grads]).norm(2) for i in range(k)])
-    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
-    return total
 
 
 def rollout_buffer(num_steps: int, env: PortfolioLanes, device: torch.device) -> RolloutBuffer:
@@ -278,6 +262,5 @@ def _train(cores, cfg: PPOConfig, seeds, scaler, dev, eval_fns, eval_every, pati
         progress,
         desc="portfolio ppo",
         loss_fn=portfolio_ppo_loss,
-        clip_fn=clip_grad_norm_members,
         collect_fn=collect_rollout,
     )
