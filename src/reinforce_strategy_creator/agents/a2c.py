@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import torch
 from torch import nn
 
 from ..params.agents import A2CConfig
@@ -78,15 +77,14 @@ def train_a2c(
 
 
 def a2c_loss(pop, cfg: A2CConfig, obs, actions, adv, returns, valid):
-    """A2C loss over each member's whole rollout; returns (loss, pg_loss, v_loss, entropy).
+    """A2C loss over each member's whole rollout, for any ``pop.action_dist``
+    (``distributions``); returns (loss, pg_loss, v_loss, entropy).
 
     Every reduction is over the last axis: ``(K, N)`` transitions give ``(K,)``, one loss per
-    member (``(N,)`` inputs to one ``ActorCriticPolicy`` give scalars).
+    member.
     """
-    logits, values = pop(obs)
-    logp_all = torch.log_softmax(logits, -1)
-    logprob = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    params, mask, values = pop(obs)
+    logprob, entropy = pop.action_dist.log_prob_entropy(params, mask, actions)
     n = valid.sum(-1, keepdim=True).clamp_min(1.0)
     a = adv
     if cfg.norm_adv:
@@ -121,13 +119,11 @@ def run_a2c_population(
     progress,
     *,
     desc: str,
-    loss_fn: Callable = a2c_loss,
-    collect_fn: Callable = collect_rollout,
 ):
-    """The A2C loop on any member-major env: per update ``collect_fn`` a rollout, GAE per lane,
-    one gradient step of every member's ``loss_fn`` over its whole rollout, then evaluation and
-    early stopping per member. :func:`train_a2c` and the portfolio trainer (``portfolio/a2c.py``:
-    its own rollout and loss) both run it."""
+    """The A2C loop on any member-major env and stacked actor-critic (as ``ppo.run_ppo_population``):
+    per update a rollout, GAE per lane, one gradient step of every member's :func:`a2c_loss`
+    over its whole rollout, then evaluation and early stopping per member. :func:`train_a2c` and
+    the portfolio trainer (``portfolio/a2c.py``) both run it."""
     k, b = env.k, env.lanes
     optimizer = stacked_optimizer(pop, cfg)
     batch = cfg.num_steps * b
@@ -150,11 +146,9 @@ def run_a2c_population(
     for update in range(1, num_updates + 1):
         if cfg.anneal_lr:
             optimizer.lr = annealed_lr(cfg.learning_rate, update, num_updates)
-        obs = collect_fn(env, pop, buf, trackers, obs, gens)
+        obs = collect_rollout(env, pop, buf, trackers, obs, gens)
         adv, returns = population_gae(pop, buf, cfg, k)
-        loss, pg_loss, v_loss, ent = update_step(
-            pop, optimizer, cfg, buf, adv, returns, trackers.active, loss_fn
-        )
+        loss, pg_loss, v_loss, ent = update_step(pop, optimizer, cfg, buf, adv, returns, trackers.active)
         loss_l, pg_l, v_l, ent_l = (x.tolist() for x in (loss, pg_loss, v_loss, ent))
         for i in range(k):
             if bool(trackers.active[i]):
@@ -167,12 +161,12 @@ def run_a2c_population(
     return trackers.close()
 
 
-def update_step(pop, optimizer, cfg: A2CConfig, buf: RolloutBuffer, adv, returns, active, loss_fn=a2c_loss):
-    """One gradient step of every member's ``loss_fn`` over its whole rollout: loss ->
+def update_step(pop, optimizer, cfg: A2CConfig, buf: RolloutBuffer, adv, returns, active):
+    """One gradient step of every member's :func:`a2c_loss` over its whole rollout: loss ->
     :func:`~.population.clip_grad_norm_per_member` -> one optimiser step of the ``active``
     members; returns the (K,) (loss, pg_loss, v_loss, entropy)."""
     k = pop.k
-    loss, pg_loss, v_loss, ent = loss_fn(
+    loss, pg_loss, v_loss, ent = a2c_loss(
         pop,
         cfg,
         member_major(buf.obs, k),

@@ -53,7 +53,8 @@ from torch import nn
 from ..env.fused import fuse_trading_envs
 from ..params.agents import AgentConfigError
 from .buffers import RolloutBuffer, compute_gae
-from .networks import ActorCriticPolicy, QPolicy, sample_categorical
+from .distributions import CATEGORICAL
+from .networks import ActorCriticPolicy, QPolicy
 from .seeding import seed_everything
 from .tracking import RunTracker, _open_progress
 from .vec_env import Step, TensorVecEnv
@@ -152,7 +153,10 @@ class Population(nn.Module):
 
 
 class PopulationActorCritic(Population):
-    """K :class:`ActorCriticPolicy` members; inputs ``(K, N, obs_dim)``."""
+    """K :class:`ActorCriticPolicy` members; inputs ``(K, N, obs_dim)``; a categorical over
+    the discrete action table (``distributions.CATEGORICAL``)."""
+
+    action_dist = CATEGORICAL
 
     def __init__(self, members: Sequence[ActorCriticPolicy]):
         super().__init__(members)
@@ -163,8 +167,10 @@ class PopulationActorCritic(Population):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.sequential("critic", self.template.critic, obs).squeeze(-1)
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.logits(obs), self.value(obs)
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, None, torch.Tensor]:
+        """(logits, mask None: every action is in play, value): the actor-critic contract of
+        ``distributions``."""
+        return self.logits(obs), None, self.value(obs)
 
 
 class PopulationQ(Population):
@@ -202,17 +208,22 @@ def build_actor_critic_members(
 
 
 @torch.no_grad()
-def collect_rollout(env: MemberEnvs, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
-    """``num_steps`` vector steps of every member's stochastic policy (one batched forward);
-    each member samples its actions from its own generator."""
+def collect_rollout(env, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
+    """``num_steps`` vector steps of every member's stochastic policy (one batched forward;
+    member k samples from ``pop.action_dist`` with its own generator) on any member-major env;
+    returns the next observation. Where the env reports a reward ``baseline`` (K*B,), learning
+    sees the reward minus it; the history keeps the reward."""
     k, b = env.k, env.lanes
+    dist = pop.action_dist
     for t in range(buf.num_steps):
-        logits, value = pop(obs.reshape(k, b, -1))
-        action = torch.cat([sample_categorical(logits[i], gens[i]) for i in range(k)])
-        logits, value = logits.reshape(k * b, -1), value.reshape(k * b)
-        logprob = torch.log_softmax(logits, -1).gather(-1, action[:, None]).squeeze(-1)
-        step = env.step(action)
-        buf.store(t, obs, action, logprob, value, step)
+        params, mask, value = pop(obs.reshape(k, b, -1))
+        x = torch.cat([dist.sample(params[i], None if mask is None else mask[i], gens[i]) for i in range(k)])
+        params, mask = params.reshape(k * b, -1), None if mask is None else mask.reshape(k * b, -1)
+        logprob = dist.log_prob(params, mask, x)
+        step = env.step(dist.env_action(x, mask))
+        buf.store(t, obs, x, logprob, value.reshape(k * b), step)
+        if env.baseline is not None:
+            buf.rewards[t] -= env.baseline
         trackers.on_step(step)
         obs = step.obs
     return obs
@@ -394,6 +405,8 @@ class MemberEnvs:
                 j = i + 1
             i = j
         self.num_envs = self.k * self.lanes
+        #: no reward baseline (``collect_rollout``): learning sees the env's rewards
+        self.baseline: torch.Tensor | None = None
 
     @property
     def n_fused(self) -> int:

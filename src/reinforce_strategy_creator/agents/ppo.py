@@ -81,17 +81,14 @@ def train_ppo(
 
 
 def ppo_loss(pop, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid):
-    """Clipped PPO loss on one minibatch per member; returns (loss, pg_loss, v_loss, entropy,
-    approx_kl).
+    """Clipped PPO loss on one minibatch per member, for any ``pop.action_dist``
+    (``distributions``); returns (loss, pg_loss, v_loss, entropy, approx_kl).
 
     Every reduction is over the last axis: ``(K, N)`` inputs give ``(K,)`` values, each
-    member's own loss with its own advantage normalisation (``(N,)`` inputs to one
-    ``ActorCriticPolicy`` give scalars).
+    member's own loss with its own advantage normalisation.
     """
-    logits, value = pop(obs)
-    logp_all = torch.log_softmax(logits, -1)
-    logprob = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    params, mask, value = pop(obs)
+    logprob, entropy = pop.action_dist.log_prob_entropy(params, mask, actions)
     n = valid.sum(-1, keepdim=True).clamp_min(1.0)
     logratio = logprob - old_logprob
     ratio = logratio.exp()
@@ -129,14 +126,13 @@ def run_ppo_population(
     progress,
     *,
     desc: str,
-    loss_fn: Callable = ppo_loss,
-    collect_fn: Callable = collect_rollout,
 ):
-    """The PPO loop on any member-major env (``reset``/``step``, ``k``, ``lanes``): per update
-    ``collect_fn`` a rollout, GAE per lane, ``update_epochs`` of each member's minibatches
-    through ``loss_fn`` (per-member reductions), then evaluation and early stopping per member.
-    :func:`train_ppo` and the portfolio trainer (``portfolio/ppo.py``: its own rollout and loss)
-    both run it."""
+    """The PPO loop on any member-major env (``reset``/``step``, ``k``, ``lanes``, ``baseline``)
+    and any stacked actor-critic (``pop(obs) -> (params, mask, value)``, ``pop.action_dist``):
+    per update a rollout, GAE per lane, ``update_epochs`` of each member's minibatches of
+    :func:`ppo_loss`, then evaluation and early stopping per member. :func:`train_ppo`
+    (categorical over the positions) and the portfolio trainer (``portfolio/ppo.py``:
+    logistic-normal or Dirichlet weights over the per-asset encoder) both run it."""
     k, b = env.k, env.lanes
     optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=1e-5)
     batch = cfg.num_steps * b
@@ -159,11 +155,9 @@ def run_ppo_population(
     for update in range(1, num_updates + 1):
         if cfg.anneal_lr:
             optimizer.lr = annealed_lr(cfg.learning_rate, update, num_updates)
-        obs = collect_fn(env, pop, buf, trackers, obs, gens)
+        obs = collect_rollout(env, pop, buf, trackers, obs, gens)
         adv, returns = population_gae(pop, buf, cfg, k)
-        loss, pg_loss, v_loss, ent = optimise(
-            pop, optimizer, buf, adv, returns, cfg, gens, trackers.active, loss_fn
-        )
+        loss, pg_loss, v_loss, ent = optimise(pop, optimizer, buf, adv, returns, cfg, gens, trackers.active)
         loss_l, pg_l, v_l, ent_l = (x.tolist() for x in (loss, pg_loss, v_loss, ent))
         for i in range(k):
             if bool(trackers.active[i]):
@@ -186,9 +180,8 @@ def optimise(
     cfg: PPOConfig,
     gens,
     active,
-    loss_fn: Callable = ppo_loss,
 ):
-    """``update_epochs`` passes over each member's own shuffled minibatches through ``loss_fn``:
+    """``update_epochs`` passes over each member's own shuffled minibatches of :func:`ppo_loss`:
     loss -> :func:`~.population.clip_grad_norm_per_member` -> one optimiser step of the members
     still live; returns the (K,) (loss, pg_loss, v_loss, entropy) of each member's last
     minibatch."""
@@ -210,7 +203,7 @@ def optimise(
         ).to(b_obs.device)
         for start in range(0, batch, mb_size):
             mb = perm[:, start : start + mb_size]
-            out = loss_fn(
+            out = ppo_loss(
                 pop,
                 cfg,
                 b_obs[rows, mb],
