@@ -21,10 +21,10 @@ from reinforce_strategy_creator.agents import train_ppo  # noqa: E402
 def ours(steps: int) -> float:
     envs = gym.make_vec("CartPole-v1", num_envs=8, vectorization_mode="sync")
     t = time.perf_counter()
-    res = train_ppo(
-        envs,
+    (res,) = train_ppo(
+        [envs],
         {"total_steps": steps, "num_steps": 128, "num_minibatches": 4, "update_epochs": 4},
-        seed=0,
+        seeds=[0],
         device="cpu",
         progress=False,
     )

@@ -4,11 +4,11 @@ Same env as benchmarks/bench_training.py: the project's trading core over the re
 ``model_input_train`` table (run ``kedro run --pipelines feature_engineering`` first) with
 ``conf/base/parameters_environment.yml``, CPU, 64 lanes per member, no evaluation.
 
-(a) seeds: K=3 seeds of one market as one population (``train_<algo>_population``, fused
-    env) against three ``train_<algo>`` calls in a row, same config and budget per member;
+(a) seeds: K=3 seeds of one market as one population (``train_<algo>``, fused env) against
+    three populations of one in a row, same config and budget per member;
 (b) folds x seeds: F date ranges of the table (F rolling windows) x 3 seeds as one population
     (members ordered fold by fold, so each fold's seeds share a fused env) against the F x 3
-    single trainings in a row.
+    populations of one in a row.
 
 Each case warms both sides up with one short untimed run, then alternates sequential and
 population runs ``--repeats`` times and reports the median wall times and the ratio
@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from reinforce_strategy_creator.agents import ALGORITHMS, POPULATION_ALGORITHMS  # noqa: E402
+from reinforce_strategy_creator.agents import ALGORITHMS  # noqa: E402
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,12 +81,12 @@ def sequential(algo: str, members, cfg: EnvConfig, params: dict) -> float:
     t = time.perf_counter()
     for market, seed in members:
         envs = TradingVectorEnv(market, cfg, num_envs=LANES, seed=seed, device="cpu")
-        train(envs, params, seed=seed, device="cpu", progress=False)
+        train([envs], params, seeds=[seed], device="cpu", progress=False)
     return time.perf_counter() - t
 
 
 def population(algo: str, members, cfg: EnvConfig, params: dict) -> float:
-    train = POPULATION_ALGORITHMS[algo][1]
+    train = ALGORITHMS[algo][1]
     t = time.perf_counter()
     envs = [TradingVectorEnv(m, cfg, num_envs=LANES, seed=s, device="cpu") for m, s in members]
     train(envs, params, seeds=[s for _, s in members], device="cpu", progress=False)

@@ -71,7 +71,7 @@ def main() -> None:
     market = MarketArrays.from_arrays(f0, c[:, 0], c[:, 0])
     envs = TradingVectorEnv(market, EnvConfig(window=W, episode_length=EPISODE, device="cpu"), LANES, seed=0)
     t0 = time.perf_counter()
-    res1 = train_ppo(envs, cfg, seed=0, device="cpu", progress=False)
+    (res1,) = train_ppo([envs], cfg, seeds=[0], device="cpu", progress=False)
     one = res1.steps / (time.perf_counter() - t0)
 
     print(f"load average at end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -6,8 +6,8 @@ first) with ``conf/base/parameters_environment.yml`` (costs, window, rewards), d
 
 Like-for-like rows (the ones to quote), per algorithm and lane count (8, 64, 256 by default):
 
-* ``ours``: ``train_ppo`` / ``train_a2c`` / ``train_dqn`` on ``TradingVectorEnv`` (B lanes,
-  torch tensors end to end), no evaluation during the run;
+* ``ours``: ``train_ppo`` / ``train_a2c`` / ``train_dqn`` (a population of one) on
+  ``TradingVectorEnv`` (B lanes, torch tensors end to end), no evaluation during the run;
 * ``SB3``: ``PPO`` / ``A2C`` / ``DQN`` ``MlpPolicy`` on a ``DummyVecEnv`` of B ``TradingEnv``
   facades (one gymnasium account each), plain ``model.learn`` without callbacks;
 * ``SB3, batched env``: the same SB3 model on ``TradingVectorEnv`` through a thin SB3
@@ -189,7 +189,7 @@ def ours(algo: str, market, cfg, lanes: int, steps: int) -> float:
     fn, params = {"ppo": (train_ppo, PPO), "a2c": (train_a2c, A2C), "dqn": (train_dqn, DQN)}[algo]
     envs = TradingVectorEnv(market, cfg, num_envs=lanes, seed=0, device="cpu")
     t = time.perf_counter()
-    res = fn(envs, {**params, "total_steps": steps}, seed=0, device="cpu", progress=False)
+    (res,) = fn([envs], {**params, "total_steps": steps}, seeds=[0], device="cpu", progress=False)
     return res.steps / (time.perf_counter() - t)
 
 

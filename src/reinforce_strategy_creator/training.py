@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .agents import ALGORITHMS, POPULATION_ALGORITHMS, TrainingDivergedError, TrainResult, resolve_device
+from .agents import ALGORITHMS, TrainingDivergedError, TrainResult, resolve_device
 from .agents.ensemble import ensemble_rule
 from .artifacts import PolicyBundle
 from .env import EnvConfig, MarketArrays, TradingVectorEnv, replay
@@ -460,25 +460,19 @@ def _train_members(
     device: torch.device,
 ) -> list[TrainResult]:
     """Train ``members`` (``(market, seed, score_fn)``) of ``plan``: one population
-    (docs/populations.md) of all of them when there are several and the plan trains its seeds as
-    one (:func:`trains_as_population`), else one after the other. Either way a pure function of
-    its arguments: the same members give the same weights in any process."""
-    if len(members) < 2 or not trains_as_population(plan, [seed for _, seed, _ in members]):
-        return [
-            _train_seed(plan, market, env_cfg, device, seed, score_fn) for market, seed, score_fn in members
-        ]
-    settings = plan.settings
+    (docs/populations.md) of all of them when the plan trains its seeds as one
+    (:func:`trains_as_population`), else one population of one per member (the ``sb3``
+    backend: one seed at a time). Either way a pure function of its arguments: the same members
+    give the same weights in any process. A divergence is reported under this agent's name."""
     with _divergence_named(plan):
-        return POPULATION_ALGORITHMS[plan.algorithm][1](
-            [make_train_env(market, env_cfg, settings.num_envs, seed) for market, seed, _ in members],
-            plan.config,
-            seeds=[seed for _, seed, _ in members],
-            device=str(device),
-            eval_fns=[score_fn for _, _, score_fn in members],
-            eval_every=settings.eval_every,
-            patience=settings.patience,
-            progress=settings.progress,
-        )
+        if plan.backend == "sb3":
+            return [
+                _train_sb3(plan, market, env_cfg, device, seed, score_fn)
+                for market, seed, score_fn in members
+            ]
+        if trains_as_population(plan, [seed for _, seed, _ in members]):
+            return _train_torch(plan, members, env_cfg, device)
+        return [_train_torch(plan, [m], env_cfg, device)[0] for m in members]
 
 
 @contextlib.contextmanager
@@ -492,7 +486,27 @@ def _divergence_named(plan: AgentPlan):
         raise TrainingDivergedError(plan.name, exc.seed, exc.update, exc.what, exc.value) from exc
 
 
-def _train_seed(
+def _train_torch(
+    plan: AgentPlan,
+    members: Sequence[tuple[MarketArrays, int, Callable[[nn.Module], float]]],
+    env_cfg: EnvConfig,
+    device: torch.device,
+) -> list[TrainResult]:
+    """``members`` as one population of the block's own torch agent."""
+    settings = plan.settings
+    return ALGORITHMS[plan.algorithm][1](
+        [make_train_env(market, env_cfg, settings.num_envs, seed) for market, seed, _ in members],
+        plan.config,
+        seeds=[seed for _, seed, _ in members],
+        device=str(device),
+        eval_fns=[score_fn for _, _, score_fn in members],
+        eval_every=settings.eval_every,
+        patience=settings.patience,
+        progress=settings.progress,
+    )
+
+
+def _train_sb3(
     plan: AgentPlan,
     market: MarketArrays,
     env_cfg: EnvConfig,
@@ -500,35 +514,22 @@ def _train_seed(
     seed: int,
     score_fn: Callable[[nn.Module], float],
 ) -> TrainResult:
-    """One seed with the block's backend; a divergence is reported under this agent's name."""
-    settings = plan.settings
-    with _divergence_named(plan):
-        if plan.backend == "sb3":
-            from .agents.sb3_backend import train_sb3
+    """One seed with the stable-baselines3 backend."""
+    from .agents.sb3_backend import train_sb3
 
-            return train_sb3(
-                market,
-                env_cfg,
-                plan.config,
-                agent=plan.name,
-                seed=seed,
-                num_envs=settings.num_envs,
-                device=str(device),
-                eval_fn=score_fn,
-                eval_every=settings.eval_every,
-                patience=settings.patience,
-            )
-        envs = make_train_env(market, env_cfg, settings.num_envs, seed)
-        return ALGORITHMS[plan.algorithm][1](
-            envs,
-            plan.config,
-            seed=seed,
-            device=str(device),
-            eval_fn=score_fn,
-            eval_every=settings.eval_every,
-            patience=settings.patience,
-            progress=settings.progress,
-        )
+    settings = plan.settings
+    return train_sb3(
+        market,
+        env_cfg,
+        plan.config,
+        agent=plan.name,
+        seed=seed,
+        num_envs=settings.num_envs,
+        device=str(device),
+        eval_fn=score_fn,
+        eval_every=settings.eval_every,
+        patience=settings.patience,
+    )
 
 
 def _provenance(

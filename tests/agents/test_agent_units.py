@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 
 import gymnasium as gym
@@ -20,9 +19,6 @@ from reinforce_strategy_creator.agents import (
     PolicySpecError,
     PPOConfig,
     build_policy,
-    train_a2c,
-    train_dqn,
-    train_ppo,
 )
 from reinforce_strategy_creator.agents.buffers import NStepAccumulator, ReplayBuffer, compute_gae
 from reinforce_strategy_creator.agents.evaluate import evaluate_episodes
@@ -275,71 +271,3 @@ def test_build_policy_rejects_bad_spec():
                 "network": {"hidden_sizes": [4], "activation": "relu"},
             }
         )
-
-
-# ----------------------------------------------------------------------------- training API
-SHORT = {
-    "ppo": (train_ppo, {"total_steps": 1024, "num_steps": 32, "log_every": 1}),
-    "a2c": (train_a2c, {"total_steps": 1024, "num_steps": 8, "log_every": 4}),
-    "dqn": (
-        train_dqn,
-        {"total_steps": 1024, "learning_starts": 128, "train_frequency": 4, "batch_size": 32, "log_every": 2},
-    ),
-}
-
-
-@pytest.mark.parametrize("algo", sorted(SHORT))
-def test_same_seed_same_weights_and_history(algo):
-    fn, cfg = SHORT[algo]
-    runs = []
-    for seed in (7, 7, 8):
-        envs = gym.make_vec("CartPole-v1", num_envs=4, vectorization_mode="sync")
-        runs.append(fn(envs, cfg, seed=seed, device="cpu", progress=False))
-    a, b, c = runs
-    sa, sb, sc = a.policy.state_dict(), b.policy.state_dict(), c.policy.state_dict()
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
-    cols = [col for col in a.history.columns if col != "steps_per_s"]
-    assert len(a.history) > 1
-    assert a.history[cols].equals(b.history[cols])
-    assert a.steps == b.steps == 1024
-    assert math.isnan(a.best_score)
-
-
-@pytest.mark.parametrize("algo", sorted(SHORT))
-def test_eval_keeps_best_weights_and_stops_with_patience(algo):
-    fn, cfg = SHORT[algo]
-    snapshots = []
-    scores = iter([1.0, 5.0, 2.0, 3.0, 4.0, 9.0, 9.0, 9.0])
-
-    def eval_fn(policy):
-        snapshots.append({k: v.clone() for k, v in policy.state_dict().items()})
-        return next(scores)
-
-    envs = gym.make_vec("CartPole-v1", num_envs=4, vectorization_mode="sync")
-    cfg = dict(cfg, total_steps=cfg["total_steps"] * 8)
-    res = fn(envs, cfg, seed=0, device="cpu", eval_fn=eval_fn, eval_every=1, patience=3, progress=False)
-    # evaluations 1.0, 5.0 (best), then 3 without improvement -> stop after the 5th
-    assert len(snapshots) == 5
-    assert res.best_score == 5.0
-    best = snapshots[1]
-    assert all(torch.equal(v, best[k]) for k, v in res.policy.state_dict().items())
-    h = res.history
-    assert h["eval_score"].dropna().tolist() == [1.0, 5.0, 2.0, 3.0, 4.0]
-    assert res.steps < cfg["total_steps"]
-    assert list(h.columns) == [
-        "step",
-        "episode_return",
-        "policy_loss",
-        "value_loss",
-        "q_loss",
-        "entropy",
-        "eval_score",
-        "steps_per_s",
-    ]
-
-
-def test_non_discrete_action_space_is_rejected():
-    envs = gym.make_vec("Pendulum-v1", num_envs=2, vectorization_mode="sync")
-    with pytest.raises(ValueError, match="Discrete"):
-        train_ppo(envs, {"total_steps": 64}, seed=0, device="cpu", progress=False)

@@ -12,7 +12,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from reinforce_strategy_creator.agents import POPULATION_ALGORITHMS
+from reinforce_strategy_creator.agents import ALGORITHMS
 from reinforce_strategy_creator.agents.evaluate import evaluate_episodes
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def _run(algo, cfg, num_envs, eval_every):
     def eval_fn(policy):
         return float(evaluate_episodes(val_envs, policy, seed=10_000).mean())
 
-    res = POPULATION_ALGORITHMS[algo][1](
+    res = ALGORITHMS[algo][1](
         [gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="sync") for _ in range(2)],
         cfg,
         seeds=[1, 2],

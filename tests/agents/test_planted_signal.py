@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from reinforce_strategy_creator.agents import POPULATION_ALGORITHMS, train_a2c, train_dqn, train_ppo
+from reinforce_strategy_creator.agents import train_a2c, train_dqn, train_ppo
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv, replay
 from reinforce_strategy_creator.markets import oracle_action_index, planted_signal_market
 
@@ -118,7 +118,7 @@ AGENTS = {
 @pytest.mark.parametrize("algo", sorted(AGENTS))
 def test_agent_reaches_70pct_of_oracle_sharpe_out_of_sample(algo):
     torch.set_num_threads(1)
-    _, params, eval_every = AGENTS[algo]
+    train, params, eval_every = AGENTS[algo]
     cfg = EnvConfig.from_params(ENV)
     m_train, m_val, m_test = _split()
 
@@ -126,9 +126,9 @@ def test_agent_reaches_70pct_of_oracle_sharpe_out_of_sample(algo):
         return _sharpe(replay(m_val, cfg, lambda obs: policy.act(obs, deterministic=True)))
 
     # seed 0 as a member of a population with seed 1 on one market (one fused env): how an agent's
-    # seeds train by default (training.common.population); the single-model trainer follows a
-    # member's run of the same seed (tests/agents/test_population.py)
-    res = POPULATION_ALGORITHMS[algo][1](
+    # seeds train by default (training.common.population); a member's weights are those of its
+    # seed's population of one (tests/agents/test_population.py)
+    res = train(
         [TradingVectorEnv(m_train, cfg, num_envs=32, seed=s) for s in (0, 1)],
         params,
         seeds=[0, 1],

@@ -93,16 +93,14 @@ def test_nan_loss_stops_training_naming_agent_seed_update(tables, agent, tmp_pat
     if agent == "dqn":
         block |= {"learning_starts": 64, "batch_size": 32, "reward_scale": 1e39}  # float32 overflow -> inf
     else:
-        # the single-model trainer and the population (training.common.population) each call GAE
-        for name in (agent, "population"):
-            mod = importlib.import_module(f"reinforce_strategy_creator.agents.{name}")
-            real = mod.compute_gae
+        population = importlib.import_module("reinforce_strategy_creator.agents.population")
+        real = population.compute_gae
 
-            def poisoned(*args, _real=real, **kwargs):
-                adv, ret = _real(*args, **kwargs)
-                return adv * float("nan"), ret
+        def poisoned(*args, **kwargs):
+            adv, ret = real(*args, **kwargs)
+            return adv * float("nan"), ret
 
-            monkeypatch.setattr(mod, "compute_gae", poisoned)
+        monkeypatch.setattr(population, "compute_gae", poisoned)
     ds = PolicyArtifactDataset(filepath=str(tmp_path / "policy"), version=None)
     with pytest.raises(TrainingDivergedError) as info:
         bundle, _ = nodes.train_node(agent)(

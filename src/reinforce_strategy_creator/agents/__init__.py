@@ -3,13 +3,14 @@
 Plain library, no Kedro. See docs/agents.md for the algorithms, hyperparameters, the
 policy interface, the module layout and how to add an agent.
 
-Populations (docs/populations.md): ``POPULATION_ALGORITHMS[algo] = (ConfigClass,
-train_<algo>_population)`` trains K members (seeds, or seeds x folds) as one and returns one
-``TrainResult`` per member, each with the contract of ``ALGORITHMS[algo][1]``. Training
-would call it, for one agent block whose seeds (and folds) it wants trained together, as::
+Every trainer trains a population (docs/populations.md): ``ALGORITHMS[algo] = (ConfigClass,
+train_<algo>)`` trains K >= 1 members (seeds, or seeds x folds) as one and returns one
+``TrainResult`` per member; one member is a plain run, and a member's weights do not depend on
+the others. Training calls it, for one agent block whose seeds (and folds) it wants trained
+together, as::
 
-    config_cls, train_population = POPULATION_ALGORITHMS[plan.algorithm]
-    results = train_population(
+    config_cls, train = ALGORITHMS[plan.algorithm]
+    results = train(
         [make_train_env(market_k, env_cfg, settings.num_envs, seed_k) for (market_k, seed_k) in members],
         plan.config,
         seeds=[seed_k for _, seed_k in members],
@@ -24,22 +25,19 @@ Members that share one market *object* (seeds of one fold, built from the same
 ``MarketArrays``) are stepped as one fused env automatically; members on different markets
 step their own envs. All members need the same ``num_envs``, observation size and actions.
 A ``TrainingDivergedError`` from any member ends the whole population (it names that
-member's seed). Only the ``torch`` backend has populations (not ``sb3``).
+member's seed). The stable-baselines3 backend (``sb3_backend``) trains one seed at a time.
 """
 
 from ..params.agents import AgentConfigError
 from .a2c import A2CConfig, train_a2c
-from .a2c_population import train_a2c_population
 from .checkpoint import CheckpointSelector
 from .dqn import DQNConfig, train_dqn
-from .dqn_population import train_dqn_population
 from .ensemble import ENSEMBLE_SEED, SeedEnsemble, seed_label
 from .errors import AgentEnvError, TrainingDivergedError
 from .evaluate import evaluate_episodes
 from .networks import ActorCriticPolicy, QPolicy
 from .policy import PolicySpecError, build_policy
 from .ppo import PPOConfig, train_ppo
-from .ppo_population import train_ppo_population
 from .seeding import resolve_device
 from .tracking import TrainResult
 from .vec_env import TensorVecEnv
@@ -48,11 +46,6 @@ ALGORITHMS = {
     "ppo": (PPOConfig, train_ppo),
     "a2c": (A2CConfig, train_a2c),
     "dqn": (DQNConfig, train_dqn),
-}
-POPULATION_ALGORITHMS = {
-    "ppo": (PPOConfig, train_ppo_population),
-    "a2c": (A2CConfig, train_a2c_population),
-    "dqn": (DQNConfig, train_dqn_population),
 }
 BACKENDS = ("torch", "sb3")  # sb3: optional stable-baselines3 backend (agents/sb3_backend.py)
 
@@ -66,7 +59,6 @@ __all__ = [
     "CheckpointSelector",
     "DQNConfig",
     "ENSEMBLE_SEED",
-    "POPULATION_ALGORITHMS",
     "PPOConfig",
     "PolicySpecError",
     "QPolicy",
@@ -79,9 +71,6 @@ __all__ = [
     "resolve_device",
     "seed_label",
     "train_a2c",
-    "train_a2c_population",
     "train_dqn",
-    "train_dqn_population",
     "train_ppo",
-    "train_ppo_population",
 ]

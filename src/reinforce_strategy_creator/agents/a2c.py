@@ -1,55 +1,90 @@
 """Advantage Actor-Critic (synchronous A2C), one readable file.
 
-``_train``: per update ``_collect_rollout`` -> ``_advantages`` (GAE; ``gae_lambda=1`` gives
-n-step returns) -> ONE gradient step on :func:`a2c_loss`, then the ``RunTracker`` evaluates,
-logs and decides on early stopping. The algorithm and its hyperparameters are described in
-docs/agents.md.
+:func:`train_a2c` trains a population of K >= 1 members (agents/population.py), one member
+being a plain run. :func:`run_a2c_population`: per update one batched rollout of every member
+-> GAE per lane (``gae_lambda=1`` gives n-step returns) -> ONE gradient step of each member's
+:func:`a2c_loss` over its whole rollout, per-member gradient clipping and a per-member RMSprop
+(or Adam) step, then each member's ``RunTracker`` evaluates, logs and decides on early
+stopping. The algorithm and its hyperparameters are described in docs/agents.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-import torch
 from torch import nn
 
 from ..params.agents import A2CConfig
-from .buffers import RolloutBuffer, compute_gae, successor_values
+from .buffers import RolloutBuffer
 from .errors import check_finite
-from .networks import ActorCriticPolicy, sample_categorical
+from .population import (
+    MemberEnvs,
+    PopulationActorCritic,
+    PopulationTrackers,
+    StackedAdam,
+    StackedRMSprop,
+    build_actor_critic_members,
+    check_members,
+    clip_grad_norm_per_member,
+    collect_rollout,
+    member_major,
+    population_gae,
+)
 from .schedules import annealed_lr
-from .seeding import deterministic_torch, resolve_device, seed_everything
-from .tracking import RunTracker, TrainResult
-from .vec_env import TensorVecEnv
+from .seeding import deterministic_torch, resolve_device
+from .tracking import TrainResult
 
 
 def train_a2c(
-    envs,
+    member_envs: Sequence,
     config: A2CConfig | dict | None = None,
     *,
-    seed: int,
+    seeds: Sequence[int],
     device: str = "auto",
-    eval_fn: Callable[[nn.Module], float] | None = None,
+    eval_fns: Sequence[Callable[[nn.Module], float] | None] | None = None,
     eval_every: int = 100,
     patience: int | None = None,
     progress: bool = True,
-) -> TrainResult:
+) -> list[TrainResult]:
+    """Train one A2C member per ``(member_envs[k], seeds[k], eval_fns[k])``; one
+    :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention")."""
     cfg = config if isinstance(config, A2CConfig) else A2CConfig.from_params(config)
+    eval_fns = check_members(member_envs, seeds, eval_fns)
     dev = resolve_device(device)
     with deterministic_torch(dev):
-        return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
+        seeds = list(seeds)
+        env = MemberEnvs(member_envs, seeds, dev)
+        members, gens = build_actor_critic_members(
+            seeds, env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, "a2c", dev
+        )
+        pop = PopulationActorCritic(members)
+        buf = RolloutBuffer(cfg.num_steps, env.k * env.lanes, env.obs_dim, dev)
+        return run_a2c_population(
+            env,
+            members,
+            gens,
+            pop,
+            buf,
+            cfg,
+            seeds,
+            dev,
+            eval_fns,
+            eval_every,
+            patience,
+            progress,
+            desc="a2c",
+        )
 
 
-def a2c_loss(policy: ActorCriticPolicy, cfg: A2CConfig, obs, actions, adv, returns, valid):
-    """A2C loss over a whole rollout; returns (loss, pg_loss, v_loss, entropy).
+def a2c_loss(pop, cfg: A2CConfig, obs, actions, adv, returns, valid):
+    """A2C loss over each member's whole rollout, for any ``pop.action_dist``
+    (``distributions``); returns (loss, pg_loss, v_loss, entropy).
 
-    Every reduction is over the last axis: flat ``(N,)`` transitions (one model) give scalars,
-    ``(K, N)`` (a population, ``agents/population.py``) give ``(K,)``, one loss per member.
+    Every reduction is over the last axis: ``(K, N)`` transitions give ``(K,)``, one loss per
+    member.
     """
-    logits, values = policy(obs)
-    logp_all = torch.log_softmax(logits, -1)
-    logprob = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    params, mask, values = pop(obs)
+    logprob, entropy = pop.action_dist.log_prob_entropy(params, mask, actions)
     n = valid.sum(-1, keepdim=True).clamp_min(1.0)
     a = adv
     if cfg.norm_adv:
@@ -62,91 +97,86 @@ def a2c_loss(policy: ActorCriticPolicy, cfg: A2CConfig, obs, actions, adv, retur
     return loss, pg_loss, v_loss, ent
 
 
-def _train(envs, cfg: A2CConfig, seed, dev, eval_fn, eval_every, patience, progress) -> TrainResult:
-    gen = seed_everything(seed)
-    env = TensorVecEnv(envs, dev)
-    policy = ActorCriticPolicy(
-        env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, algorithm="a2c"
-    ).to(dev)
-    optimizer = _optimizer(policy, cfg)
-    buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev)
-    batch = cfg.num_steps * env.num_envs
+def stacked_optimizer(pop, cfg: A2CConfig):
+    """The members' RMSprop (``cfg.optimizer == "rmsprop"``) or Adam over the stacked parameters."""
+    if cfg.optimizer == "rmsprop":
+        return StackedRMSprop(pop.parameters(), pop.k, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.eps)
+    return StackedAdam(pop.parameters(), pop.k, lr=cfg.learning_rate, eps=cfg.eps)
+
+
+def run_a2c_population(
+    env,
+    members,
+    gens,
+    pop,
+    buf: RolloutBuffer,
+    cfg: A2CConfig,
+    seeds,
+    dev,
+    eval_fns,
+    eval_every,
+    patience,
+    progress,
+    *,
+    desc: str,
+):
+    """The A2C loop on any member-major env and stacked actor-critic (as ``ppo.run_ppo_population``):
+    per update a rollout, GAE per lane, one gradient step of every member's :func:`a2c_loss`
+    over its whole rollout, then evaluation and early stopping per member. :func:`train_a2c` and
+    the portfolio trainer (``portfolio/a2c.py``) both run it."""
+    k, b = env.k, env.lanes
+    optimizer = stacked_optimizer(pop, cfg)
+    batch = cfg.num_steps * b
     num_updates = max(1, cfg.total_steps // batch)
-    tracker = RunTracker(
-        policy,
-        env.num_envs,
+    trackers = PopulationTrackers(
+        members,
+        b,
         dev,
         total_steps=num_updates * batch,
-        eval_fn=eval_fn,
+        eval_fns=eval_fns,
         eval_every=eval_every,
         patience=patience,
         progress=progress,
         log_every=cfg.log_every,
-        desc="a2c",
+        desc=desc,
+        seeds=seeds,
     )
-    obs = env.reset(seed=seed)
+    obs = env.reset()
 
     for update in range(1, num_updates + 1):
         if cfg.anneal_lr:
-            optimizer.param_groups[0]["lr"] = annealed_lr(cfg.learning_rate, update, num_updates)
-        obs = _collect_rollout(env, policy, buf, tracker, obs, gen)
-        adv, returns = _advantages(policy, buf, cfg)
-        n = buf.valid.numel()
-        loss, pg_loss, v_loss, ent = a2c_loss(
-            policy,
-            cfg,
-            buf.obs.reshape(n, -1),
-            buf.actions.reshape(n),
-            adv.reshape(n),
-            returns.reshape(n),
-            buf.valid.reshape(n),
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-
-        check_finite(loss.item(), "a2c", seed, update)
-        tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=ent.item())
-        tracker.end_update(update, last=update == num_updates)
-        if tracker.stop:
+            optimizer.lr = annealed_lr(cfg.learning_rate, update, num_updates)
+        obs = collect_rollout(env, pop, buf, trackers, obs, gens)
+        adv, returns = population_gae(pop, buf, cfg, k)
+        loss, pg_loss, v_loss, ent = update_step(pop, optimizer, cfg, buf, adv, returns, trackers.active)
+        loss_l, pg_l, v_l, ent_l = (x.tolist() for x in (loss, pg_loss, v_loss, ent))
+        for i in range(k):
+            if bool(trackers.active[i]):
+                check_finite(loss_l[i], "a2c", seeds[i], update)
+        metrics = [dict(policy_loss=pg_l[i], value_loss=v_l[i], entropy=ent_l[i]) for i in range(k)]
+        for i in trackers.end_update(update, update == num_updates, metrics):
+            trackers.finish(i, pop)
+        if not bool(trackers.active.any()):
             break
-    return tracker.finish()
+    return trackers.close()
 
 
-def _optimizer(policy: nn.Module, cfg: A2CConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(
-            policy.parameters(), lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.eps
-        )
-    return torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=cfg.eps)
-
-
-@torch.no_grad()
-def _collect_rollout(
-    env: TensorVecEnv,
-    policy: ActorCriticPolicy,
-    buf: RolloutBuffer,
-    tracker: RunTracker,
-    obs: torch.Tensor,
-    gen: torch.Generator,
-) -> torch.Tensor:
-    """Fill ``buf`` with ``num_steps`` vector steps of the stochastic policy (log-probs are
-    not needed: one gradient step per rollout); return the observation to act on next."""
-    for t in range(buf.num_steps):
-        logits, value = policy(obs)
-        action = sample_categorical(logits, gen)
-        step = env.step(action)
-        buf.store(t, obs, action, torch.zeros_like(value), value, step)
-        tracker.on_step(step)
-        obs = step.obs
-    return obs
-
-
-@torch.no_grad()
-def _advantages(policy: ActorCriticPolicy, buf: RolloutBuffer, cfg: A2CConfig):
-    """GAE(lambda) advantages and returns of the rollout (``gae_lambda=1``: n-step returns)."""
-    next_values = successor_values(buf, policy.value)
-    return compute_gae(
-        buf.rewards, buf.values, next_values, buf.terminated, buf.dones, buf.valid, cfg.gamma, cfg.gae_lambda
+def update_step(pop, optimizer, cfg: A2CConfig, buf: RolloutBuffer, adv, returns, active):
+    """One gradient step of every member's :func:`a2c_loss` over its whole rollout: loss ->
+    :func:`~.population.clip_grad_norm_per_member` -> one optimiser step of the ``active``
+    members; returns the (K,) (loss, pg_loss, v_loss, entropy)."""
+    k = pop.k
+    loss, pg_loss, v_loss, ent = a2c_loss(
+        pop,
+        cfg,
+        member_major(buf.obs, k),
+        member_major(buf.actions, k),
+        member_major(adv, k),
+        member_major(returns, k),
+        member_major(buf.valid, k),
     )
+    optimizer.zero_grad()
+    loss.sum().backward()
+    clip_grad_norm_per_member(optimizer.params, cfg.max_grad_norm)
+    optimizer.step(active)
+    return loss, pg_loss, v_loss, ent

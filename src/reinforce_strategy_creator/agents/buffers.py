@@ -47,25 +47,6 @@ class RolloutBuffer:
 
 
 @torch.no_grad()
-def successor_values(buf: RolloutBuffer, value_fn) -> torch.Tensor:
-    """V(next_obs[t]) for every (t, lane) of a filled rollout, with as few critic calls as possible.
-
-    Where a lane did not end its episode at t, its successor is the next stored observation,
-    whose value the rollout already computed (``values[t + 1]``); the critic is only run on
-    the last step's successors and on the true final observations of finished episodes.
-    (Running it on all T x B successors cost as much as a whole extra rollout.)
-    """
-    nv = torch.empty_like(buf.values)
-    nv[:-1] = buf.values[1:]
-    nv[-1] = value_fn(buf.next_obs[-1])
-    ended = buf.dones[:-1].bool()
-    if bool(ended.any()):
-        t, b = ended.nonzero(as_tuple=True)
-        nv[t, b] = value_fn(buf.next_obs[t, b])
-    return nv
-
-
-@torch.no_grad()
 def compute_gae(
     rewards: torch.Tensor,
     values: torch.Tensor,

@@ -1,8 +1,11 @@
 """Deep Q-Network with double-Q targets, dueling head, n-step returns, one readable file.
 
-``_train``: per iteration ``train_frequency`` epsilon-greedy vector steps into an n-step
-accumulator and the replay buffer, then ``_QLearner.learn`` (``gradient_steps`` TD steps
-and the target-network update), then the ``RunTracker`` evaluates, logs and decides on
+:func:`train_dqn` trains a population of K >= 1 members (agents/population.py), one member
+being a plain run. Per iteration: ``train_frequency`` vector steps (one batched greedy forward
+for all members' lanes, then each member's own epsilon-greedy draws from its generator) into
+each member's n-step accumulator and replay buffer, then :meth:`_QLearner.learn`
+(``gradient_steps`` TD steps, each on every learning member's own replayed minibatch, and the
+target-network updates), then each member's ``RunTracker`` evaluates, logs and decides on
 early stopping. The algorithm and its hyperparameters are described in docs/agents.md.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,85 +23,110 @@ from ..params.agents import DQNConfig
 from .buffers import NStepAccumulator, ReplayBuffer
 from .errors import check_finite
 from .networks import QPolicy
+from .population import (
+    MemberEnvs,
+    PopulationQ,
+    PopulationTrackers,
+    StackedAdam,
+    check_members,
+    clip_grad_norm_per_member,
+    member_step,
+)
 from .schedules import linear_schedule
 from .seeding import deterministic_torch, resolve_device, seed_everything
-from .tracking import RunTracker, TrainResult
-from .vec_env import TensorVecEnv
+from .tracking import TrainResult
 
 
 def train_dqn(
-    envs,
+    member_envs: Sequence,
     config: DQNConfig | dict | None = None,
     *,
-    seed: int,
+    seeds: Sequence[int],
     device: str = "auto",
-    eval_fn: Callable[[nn.Module], float] | None = None,
+    eval_fns: Sequence[Callable[[nn.Module], float] | None] | None = None,
     eval_every: int = 50,
     patience: int | None = None,
     progress: bool = True,
-) -> TrainResult:
-    """``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient
-    steps)."""
+) -> list[TrainResult]:
+    """Train one DQN member per ``(member_envs[k], seeds[k], eval_fns[k])``; one
+    :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention").
+    ``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient steps)."""
     cfg = config if isinstance(config, DQNConfig) else DQNConfig.from_params(config)
-    cfg.check_batch(int(envs.num_envs))
+    eval_fns = check_members(member_envs, seeds, eval_fns)
+    for envs in member_envs:
+        cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)
     with deterministic_torch(dev):
-        return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
+        return _train(member_envs, cfg, list(seeds), dev, eval_fns, eval_every, patience, progress)
 
 
-def _train(envs, cfg: DQNConfig, seed, dev, eval_fn, eval_every, patience, progress) -> TrainResult:
-    gen = seed_everything(seed)
-    env = TensorVecEnv(envs, dev)
-    B = env.num_envs
-    q = QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling).to(dev)
-    learner = _QLearner(q, cfg)
-    rb = ReplayBuffer(cfg.buffer_size, env.obs_dim, dev)
-    nstep = NStepAccumulator(cfg.n_step, B, env.obs_dim, cfg.gamma, dev)
-    num_iters = max(1, cfg.total_steps // (B * cfg.train_frequency))
-    total = num_iters * cfg.train_frequency * B
-    tracker = RunTracker(
-        q,
-        B,
+def _train(member_envs, cfg: DQNConfig, seeds, dev, eval_fns, eval_every, patience, progress):
+    env = MemberEnvs(member_envs, seeds, dev)
+    k, b = env.k, env.lanes
+    members, gens = [], []
+    for s in seeds:  # each member's weights and generator exactly as a one-member run makes them
+        gens.append(seed_everything(s))
+        members.append(
+            QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling).to(dev)
+        )
+    learner = _QLearner(members, cfg)
+    rbs = [ReplayBuffer(cfg.buffer_size, env.obs_dim, dev) for _ in range(k)]
+    nsteps = [NStepAccumulator(cfg.n_step, b, env.obs_dim, cfg.gamma, dev) for _ in range(k)]
+    num_iters = max(1, cfg.total_steps // (b * cfg.train_frequency))
+    total = num_iters * cfg.train_frequency * b
+    trackers = PopulationTrackers(
+        members,
+        b,
         dev,
         total_steps=total,
-        eval_fn=eval_fn,
+        eval_fns=eval_fns,
         eval_every=eval_every,
         patience=patience,
         progress=progress,
         log_every=cfg.log_every,
         desc="dqn",
+        seeds=seeds,
     )
-    obs = env.reset(seed=seed)
+    obs = env.reset()
 
     for it in range(1, num_iters + 1):
         for _ in range(cfg.train_frequency):
-            eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.exploration_fraction * total, tracker.steps)
-            action = _epsilon_greedy(q, obs, eps, env.n_actions, gen)
+            eps = linear_schedule(
+                cfg.eps_start, cfg.eps_end, cfg.exploration_fraction * total, trackers.steps
+            )
+            with torch.no_grad():
+                greedy = learner.q(obs.reshape(k, b, -1)).argmax(-1)
+            action = torch.cat([explore(greedy[i], eps, env.n_actions, gens[i]) for i in range(k)])
             step = env.step(action)
-            tracker.on_step(step)
+            trackers.on_step(step)
             if cfg.reward_scale != 1.0:  # learning sees scaled rewards; history keeps raw ones
                 step = dataclasses.replace(step, reward=step.reward * cfg.reward_scale)
-            ready = nstep.push(obs, action, step)
-            if ready is not None:
-                rb.add(*ready)
+            for i in range(k):
+                sl = slice(i * b, (i + 1) * b)
+                ready = nsteps[i].push(obs[sl], action[sl], member_step(step, i, b))
+                if ready is not None:
+                    rbs[i].add(*ready)
             obs = step.obs
-        if tracker.steps >= cfg.learning_starts and len(rb) >= cfg.batch_size:
-            q_loss = learner.learn(rb, gen)
-            check_finite(q_loss, "dqn", seed, it)
-            tracker.add_metrics(q_loss=q_loss)
-        tracker.end_update(it, last=it == num_iters)
-        if tracker.stop:
+        learning = torch.tensor(
+            [
+                bool(trackers.active[i])
+                and trackers.trackers[i].steps >= cfg.learning_starts
+                and len(rbs[i]) >= cfg.batch_size
+                for i in range(k)
+            ]
+        )
+        metrics: list[dict[str, float]] = [{} for _ in range(k)]
+        if bool(learning.any()):
+            q_loss = learner.learn(rbs, gens, learning)
+            for i in range(k):
+                if bool(learning[i]):
+                    check_finite(q_loss[i], "dqn", seeds[i], it)
+                    metrics[i] = dict(q_loss=q_loss[i])
+        for i in trackers.end_update(it, it == num_iters, metrics):
+            trackers.finish(i, learner.q)
+        if not bool(trackers.active.any()):
             break
-    return tracker.finish()
-
-
-def _epsilon_greedy(
-    q: QPolicy, obs: torch.Tensor, eps: float, n_actions: int, gen: torch.Generator
-) -> torch.Tensor:
-    """Per lane: a uniformly random action with probability ``eps``, else the greedy one."""
-    with torch.no_grad():
-        greedy = q(obs).argmax(-1)
-    return explore(greedy, eps, n_actions, gen)
+    return trackers.close()
 
 
 def explore(greedy: torch.Tensor, eps: float, n_actions: int, gen: torch.Generator) -> torch.Tensor:
@@ -111,8 +139,8 @@ def explore(greedy: torch.Tensor, eps: float, n_actions: int, gen: torch.Generat
 
 
 def td_loss(q_sa: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Huber or MSE TD loss, the mean over the last axis: a scalar for ``(N,)`` (one model),
-    ``(K,)`` for ``(K, N)`` (a population, one loss per member)."""
+    """Huber or MSE TD loss, the mean over the last axis: ``(K,)`` for ``(K, N)`` (one loss per
+    member), a scalar for ``(N,)``."""
     if kind == "huber":
         return F.smooth_l1_loss(q_sa, target, reduction="none").mean(-1)
     return F.mse_loss(q_sa, target, reduction="none").mean(-1)
@@ -123,7 +151,7 @@ def td_target(
     q, q_target, r: torch.Tensor, s2: torch.Tensor, disc: torch.Tensor, double: bool
 ) -> torch.Tensor:
     """``r + disc * Q_target(s2, a*)``: a* = argmax of the online net (double DQN) or of the
-    target net; ``disc`` is 0 after a termination. Works on (N,) rows or (K, N) members."""
+    target net; ``disc`` is 0 after a termination. Works on (K, N) members or (N,) rows."""
     q_next_t = q_target(s2)
     if double:
         a2 = q(s2).argmax(-1, keepdim=True)
@@ -134,37 +162,52 @@ def td_target(
 
 
 class _QLearner:
-    """The online Q-network's optimiser and the target network it learns towards."""
+    """The stacked online Q-networks, their optimiser and the stacked target networks."""
 
-    def __init__(self, q: QPolicy, cfg: DQNConfig):
-        self.q, self.cfg = q, cfg
-        self.q_target = copy.deepcopy(q)
+    def __init__(self, members: Sequence[QPolicy], cfg: DQNConfig):
+        self.cfg = cfg
+        self.q = PopulationQ(members)
+        self.q_target = PopulationQ([copy.deepcopy(m) for m in members])
         self.q_target.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(q.parameters(), lr=cfg.learning_rate)
-        self.grad_steps = 0
+        self.optimizer = StackedAdam(self.q.parameters(), self.q.k, lr=cfg.learning_rate)
+        self.grad_steps = torch.zeros(self.q.k, dtype=torch.long)
 
-    def learn(self, rb: ReplayBuffer, gen: torch.Generator) -> float:
-        """``gradient_steps`` TD steps on replayed minibatches; the last step's loss."""
-        cfg = self.cfg
+    def learn(self, rbs: Sequence[ReplayBuffer], gens, learning: torch.Tensor) -> list[float]:
+        """``gradient_steps`` TD steps of the ``learning`` members, each on minibatches of its
+        own replay buffer: TD loss -> per-member clipping -> one optimiser step; every member's
+        last-step loss (NaN for members not learning)."""
+        cfg, k = self.cfg, self.q.k
         for _ in range(cfg.gradient_steps):
-            s, a, r, s2, disc = rb.sample(cfg.batch_size, gen)
+            batches = []
+            for i in range(k):
+                if bool(learning[i]):
+                    batches.append(rbs[i].sample(cfg.batch_size, gens[i]))
+                else:  # a placeholder minibatch: no RNG draw, its update is masked out
+                    rb = rbs[i]
+                    batches.append(
+                        tuple(
+                            x[: cfg.batch_size]
+                            for x in (rb.obs, rb.actions, rb.returns, rb.next_obs, rb.discounts)
+                        )
+                    )
+            s, a, r, s2, disc = (torch.stack(x) for x in zip(*batches, strict=True))
             target = td_target(self.q, self.q_target, r, s2, disc, cfg.double)
-            q_sa = self.q(s).gather(-1, a[:, None]).squeeze(-1)
+            q_sa = self.q(s).gather(-1, a.unsqueeze(-1)).squeeze(-1)
             loss = td_loss(q_sa, target, cfg.loss)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
-            self.optimizer.step()
-            self.grad_steps += 1
-            if self.grad_steps % cfg.target_update_every == 0:
-                self._update_target()
-        return loss.item()
+            self.optimizer.zero_grad()
+            loss.sum().backward()
+            clip_grad_norm_per_member(self.optimizer.params, cfg.max_grad_norm)
+            self.optimizer.step(learning)
+            self.grad_steps += learning.long()
+            due = learning & (self.grad_steps % cfg.target_update_every == 0)
+            if bool(due.any()):
+                self._update_target(due)
+        out = loss.detach().tolist()
+        return [out[i] if bool(learning[i]) else float("nan") for i in range(k)]
 
     @torch.no_grad()
-    def _update_target(self) -> None:
-        """Hard copy (``tau`` = 1) or Polyak averaging towards the online network."""
-        if self.cfg.tau >= 1.0:
-            self.q_target.load_state_dict(self.q.state_dict())
-        else:
-            for p_t, p in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
-                p_t.lerp_(p, self.cfg.tau)
+    def _update_target(self, due: torch.Tensor) -> None:
+        """Per due member: hard copy (``tau`` = 1) or Polyak averaging towards its online net."""
+        for p_t, p in zip(self.q_target.parameters(), self.q.parameters(), strict=True):
+            new = p if self.cfg.tau >= 1.0 else torch.lerp(p_t, p, self.cfg.tau)
+            p_t.copy_(torch.where(due.to(p.device).reshape(-1, *([1] * (p.dim() - 1))), new, p_t))

@@ -7,7 +7,7 @@ Each member is still its own training run (see docs/populations.md):
 
 * its own env (its own market / date range and its own episode-start RNG stream), its own
   generator for action sampling, exploration and minibatch shuffles, its own initial
-  weights (built exactly as the single-model trainer builds them for that seed);
+  weights (built exactly as a one-member run builds them for that seed);
 * per-member loss reductions (advantage normalisation, means over the member's own
   minibatch), per-member gradient-norm clipping (the norm over that member's slice of every
   stacked parameter), a per-member optimiser step (:class:`StackedAdam`,
@@ -32,11 +32,12 @@ member module's parameters to its slice, so ``eval_fn(member)``, the tracker's c
 snapshot and ``TrainResult.policy`` see the member's current weights without copies. A member
 is released (its parameters get their own storage) when it finishes.
 
-Only the stacked forward and the optimiser are shared machinery here; each algorithm's
-population loop lives next to its single-model loop (``ppo_population.py``,
-``a2c_population.py``, ``dqn_population.py``) and calls the same loss function
-(``ppo_loss``, ``a2c_loss``, ``td_loss``), which reduces over the last axis so that it
-returns one loss per member for ``(K, N)`` inputs and the usual scalar for ``(N,)``.
+Only the stacked forward, the optimisers and the rollout helpers are shared machinery here;
+each algorithm's loop lives in its own file (``ppo.py``, ``a2c.py``, ``dqn.py``) with its loss
+(``ppo_loss``, ``a2c_loss``, ``td_loss``), which reduces over the last axis so that it returns
+one loss per member for ``(K, N)`` inputs. A population of one member is a plain run, and a
+member's weights do not depend on K (bit for bit: see :meth:`Population.linear` and
+:func:`clip_grad_norm_per_member`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ from torch import nn
 from ..env.fused import fuse_trading_envs
 from ..params.agents import AgentConfigError
 from .buffers import RolloutBuffer, compute_gae
-from .networks import ActorCriticPolicy, QPolicy, sample_categorical
+from .distributions import CATEGORICAL
+from .networks import ActorCriticPolicy, QPolicy
 from .seeding import seed_everything
 from .tracking import RunTracker, _open_progress
 from .vec_env import Step, TensorVecEnv
@@ -136,7 +138,12 @@ class Population(nn.Module):
 
     # -- batched layers: x is (K, N, in)
     def linear(self, prefix: str, x: torch.Tensor) -> torch.Tensor:
+        """Layer ``prefix`` of every member on ``(K, N, in)`` rows. A one-output layer (a
+        critic or dueling value head) is a row-wise product-sum: batched matmul takes a gemv
+        path there whose rounding differs between one member and several; this does not."""
         w, b = self.stacked[f"{prefix}.weight"], self.stacked[f"{prefix}.bias"]
+        if w.shape[1] == 1:
+            return (x * w).sum(-1, keepdim=True) + b.unsqueeze(1)
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
     def sequential(self, prefix: str, seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -146,7 +153,10 @@ class Population(nn.Module):
 
 
 class PopulationActorCritic(Population):
-    """K :class:`ActorCriticPolicy` members; inputs ``(K, N, obs_dim)``."""
+    """K :class:`ActorCriticPolicy` members; inputs ``(K, N, obs_dim)``; a categorical over
+    the discrete action table (``distributions.CATEGORICAL``)."""
+
+    action_dist = CATEGORICAL
 
     def __init__(self, members: Sequence[ActorCriticPolicy]):
         super().__init__(members)
@@ -157,8 +167,10 @@ class PopulationActorCritic(Population):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.sequential("critic", self.template.critic, obs).squeeze(-1)
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.logits(obs), self.value(obs)
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, None, torch.Tensor]:
+        """(logits, mask None: every action is in play, value): the actor-critic contract of
+        ``distributions``."""
+        return self.logits(obs), None, self.value(obs)
 
 
 class PopulationQ(Population):
@@ -177,7 +189,7 @@ class PopulationQ(Population):
 
 def member_major(x: torch.Tensor, k: int) -> torch.Tensor:
     """A rollout tensor ``(T, K*B, *rest)`` (lanes member-major) -> ``(K, T*B, *rest)``, each
-    member's transitions flattened in the same (t, lane) order as the single-model trainer."""
+    member's transitions flattened in the same (t, lane) order as a one-member run."""
     t, kb = x.shape[0], x.shape[1]
     rest = x.shape[2:]
     return x.reshape(t, k, kb // k, *rest).transpose(0, 1).reshape(k, t * (kb // k), *rest)
@@ -187,7 +199,7 @@ def member_major(x: torch.Tensor, k: int) -> torch.Tensor:
 def build_actor_critic_members(
     seeds: Sequence[int], obs_dim: int, n_actions: int, hidden, activation, algorithm, dev
 ):
-    """Each member's initial weights and generator exactly as the single-model trainer makes them."""
+    """Each member's initial weights and generator exactly as a one-member run makes them."""
     members, gens = [], []
     for s in seeds:
         gens.append(seed_everything(s))
@@ -196,17 +208,22 @@ def build_actor_critic_members(
 
 
 @torch.no_grad()
-def collect_rollout(env: MemberEnvs, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
-    """``num_steps`` vector steps of every member's stochastic policy (one batched forward);
-    each member samples its actions from its own generator."""
+def collect_rollout(env, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
+    """``num_steps`` vector steps of every member's stochastic policy (one batched forward;
+    member k samples from ``pop.action_dist`` with its own generator) on any member-major env;
+    returns the next observation. Where the env reports a reward ``baseline`` (K*B,), learning
+    sees the reward minus it; the history keeps the reward."""
     k, b = env.k, env.lanes
+    dist = pop.action_dist
     for t in range(buf.num_steps):
-        logits, value = pop(obs.reshape(k, b, -1))
-        action = torch.cat([sample_categorical(logits[i], gens[i]) for i in range(k)])
-        logits, value = logits.reshape(k * b, -1), value.reshape(k * b)
-        logprob = torch.log_softmax(logits, -1).gather(-1, action[:, None]).squeeze(-1)
-        step = env.step(action)
-        buf.store(t, obs, action, logprob, value, step)
+        params, mask, value = pop(obs.reshape(k, b, -1))
+        x = torch.cat([dist.sample(params[i], None if mask is None else mask[i], gens[i]) for i in range(k)])
+        params, mask = params.reshape(k * b, -1), None if mask is None else mask.reshape(k * b, -1)
+        logprob = dist.log_prob(params, mask, x)
+        step = env.step(dist.env_action(x, mask))
+        buf.store(t, obs, x, logprob, value.reshape(k * b), step)
+        if env.baseline is not None:
+            buf.rewards[t] -= env.baseline
         trackers.on_step(step)
         obs = step.obs
     return obs
@@ -214,8 +231,11 @@ def collect_rollout(env: MemberEnvs, pop, buf: RolloutBuffer, trackers, obs, gen
 
 @torch.no_grad()
 def population_successor_values(pop, buf: RolloutBuffer, k: int) -> torch.Tensor:
-    """``buffers.successor_values`` for member-major lanes: V(next_obs[t, lane]) with the
-    critic of the lane's member. Episode ends are few, so their successors are run through
+    """V(next_obs[t, lane]) for every (t, lane) of a filled member-major rollout, with the
+    critic of the lane's member and as few critic calls as possible: where a lane did not end
+    its episode at t its successor is the next stored observation, whose value the rollout
+    already computed; the critic runs only on the last step's successors and on the true final
+    observations of finished episodes. Episode ends are few, so their successors are run through
     every member's critic and the lane's own member's value is kept."""
     T, kb = buf.values.shape
     b = kb // k
@@ -245,10 +265,14 @@ def population_gae(pop, buf: RolloutBuffer, cfg, k: int):
 @torch.no_grad()
 def clip_grad_norm_per_member(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
     """``nn.utils.clip_grad_norm_`` applied to each member separately: the norm is taken over
-    member k's slice of every stacked parameter; returns the (K,) norms before clipping."""
+    member k's slice of every stacked parameter; returns the (K,) norms before clipping.
+
+    Every norm is taken on one member's contiguous slice (not a (K, n) row-wise norm, which
+    rounds differently for K = 1 and K > 1), so a member is clipped the same bits in a
+    population of any size. Every trainer (single asset and portfolio) clips with this."""
     grads = [p.grad for p in params if p.grad is not None]
-    norms = torch.stack([g.reshape(g.shape[0], -1).norm(2, dim=1) for g in grads])  # (P, K)
-    total = norms.norm(2, dim=0)
+    k = grads[0].shape[0]
+    total = torch.stack([torch.stack([g[i].reshape(-1).norm(2) for g in grads]).norm(2) for i in range(k)])
     coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
@@ -263,7 +287,7 @@ class StackedAdam:
     """Adam over stacked parameters with a per-member step count and an ``active`` mask.
 
     Elementwise the same arithmetic as ``torch.optim.Adam`` (no weight decay, no amsgrad), so
-    member k's update equals a single-model Adam step on its slice (to float rounding); a
+    member k's update equals a ``torch.optim.Adam`` step on its slice (to float rounding); a
     member that is not active keeps its parameters, moments and step count unchanged.
     """
 
@@ -381,6 +405,8 @@ class MemberEnvs:
                 j = i + 1
             i = j
         self.num_envs = self.k * self.lanes
+        #: no reward baseline (``collect_rollout``): learning sees the env's rewards
+        self.baseline: torch.Tensor | None = None
 
     @property
     def n_fused(self) -> int:

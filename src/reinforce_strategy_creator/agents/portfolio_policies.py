@@ -48,6 +48,8 @@ from .seeding import seed_everything
 __all__ = [
     "ALLOCATIONS",
     "DISTRIBUTIONS",
+    "LogisticNormal",
+    "MaskedDirichlet",
     "PORTFOLIO_KINDS",
     "PortfolioActorCritic",
     "PortfolioQ",
@@ -194,6 +196,49 @@ def softmax_weights(u: torch.Tensor, mask: torch.Tensor, n_assets: int) -> torch
     return torch.where(mask, x, torch.zeros_like(x))[..., :n_assets].contiguous()
 
 
+# --------------------------------------------------------------------------- the distributions
+class MaskedDirichlet:
+    """A Dirichlet over the ``[assets, cash]`` components in play (``agents.distributions``):
+    ``params`` are the concentrations (..., N+1), the stored action is the Dirichlet point and
+    the env steps with its asset weights."""
+
+    def __init__(self, n_assets: int):
+        self.n_assets = int(n_assets)
+
+    def sample(self, params, mask, generator):
+        return sample_masked_dirichlet(params, mask, generator)
+
+    def log_prob(self, params, mask, x):
+        return masked_dirichlet_log_prob(params, mask, x)
+
+    def log_prob_entropy(self, params, mask, x):
+        return self.log_prob(params, mask, x), masked_dirichlet_entropy(params, mask)
+
+    def env_action(self, x, mask):
+        return sample_weights(x, self.n_assets)
+
+
+class LogisticNormal:
+    """A Gaussian point ``u`` over the ``[assets, cash]`` components in play, weights
+    ``softmax(u)`` (``agents.distributions``): ``params`` are ``[scores (N+1), log std]``, the
+    stored action is ``u`` and the env steps with its softmax weights."""
+
+    def __init__(self, n_assets: int):
+        self.n_assets = int(n_assets)
+
+    def sample(self, params, mask, generator):
+        return sample_masked_normal(params, mask, generator)
+
+    def log_prob(self, params, mask, x):
+        return masked_normal_log_prob(params, mask, x)
+
+    def log_prob_entropy(self, params, mask, x):
+        return self.log_prob(params, mask, x), masked_normal_entropy(params, mask)
+
+    def env_action(self, x, mask):
+        return softmax_weights(x, mask, self.n_assets)
+
+
 def _masked_mean(h: torch.Tensor, tradable: torch.Tensor) -> torch.Tensor:
     """Mean of (..., N, d) embeddings over the tradable assets (zeros when none is)."""
     m = tradable.to(h.dtype).unsqueeze(-1)
@@ -305,6 +350,8 @@ class PortfolioActorCritic(_SharedAssetNet):
                 f"decision_temperature must be a finite number > 0, got {decision_temperature!r}"
             )
         self.distribution = distribution
+        dist_cls = MaskedDirichlet if distribution == "dirichlet" else LogisticNormal
+        self.action_dist = dist_cls(self.layout.n_assets)
         self.decision_temperature = float(decision_temperature)
         d = self.hidden[-1]
         self.encoder = mlp(self.in_dim, self.hidden, None, activation)
@@ -374,29 +421,6 @@ class PortfolioActorCritic(_SharedAssetNet):
         params, mask = self.dist_params(obs, lin, inputs)
         return params, mask, self.value(obs, lin, inputs)
 
-    # -- the distribution (parameters from ``dist_params``; no layers)
-    def log_prob(self, params: torch.Tensor, mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        if self.distribution == "dirichlet":
-            return masked_dirichlet_log_prob(params, mask, x)
-        return masked_normal_log_prob(params, mask, x)
-
-    def entropy(self, params: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.distribution == "dirichlet":
-            return masked_dirichlet_entropy(params, mask)
-        return masked_normal_entropy(params, mask)
-
-    def sample(self, params: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One action point per row (float32 (..., N+1)): a Dirichlet point or a Gaussian ``u``."""
-        if self.distribution == "dirichlet":
-            return sample_masked_dirichlet(params, mask, generator)
-        return sample_masked_normal(params, mask, generator)
-
-    def weights_of(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, N) float64 target weights of sampled action points."""
-        if self.distribution == "dirichlet":
-            return sample_weights(x, self.n_assets)
-        return softmax_weights(x, mask, self.n_assets)
-
     # -- acting
     @torch.no_grad()
     def mean_weights(self, obs: torch.Tensor) -> torch.Tensor:
@@ -421,7 +445,7 @@ class PortfolioActorCritic(_SharedAssetNet):
         if generator is None:
             raise ValueError("a stochastic action needs a torch.Generator")
         params, mask = self.dist_params(obs.to(self.feature_mean.device))
-        return self.weights_of(self.sample(params, mask, generator), mask).cpu()
+        return self.action_dist.env_action(self.action_dist.sample(params, mask, generator), mask).cpu()
 
 
 # --------------------------------------------------------------------------- Q-network
@@ -526,6 +550,11 @@ class StackedPortfolio(Population):
         else:
             y = self.linear(name, x3)
         return y.reshape(*shape[:-1], y.shape[-1])
+
+    @property
+    def action_dist(self):
+        """The members' action distribution (``agents.distributions``): the template's."""
+        return self.template.action_dist
 
     def dist_params(self, obs):
         return self.template.dist_params(obs, self.lin)

@@ -1,59 +1,94 @@
 """Proximal Policy Optimisation (clipped surrogate), one readable file, CleanRL style.
 
-``_train`` reads like SB3's ``learn()``: per update ``_collect_rollout`` -> ``_advantages``
-(GAE) -> ``_optimise`` (minibatch epochs of :func:`ppo_loss`), then the ``RunTracker``
-evaluates, logs and decides on early stopping. The algorithm and its hyperparameters are
-described in docs/agents.md.
+:func:`train_ppo` trains a population of K >= 1 members (seeds, or seeds x walk-forward folds;
+agents/population.py), one member being a plain run. :func:`run_ppo_population` reads like
+SB3's ``learn()``: per update a rollout of every member (one batched forward per vector step)
+-> GAE per lane -> ``update_epochs`` passes over each member's own shuffled minibatches of
+:func:`ppo_loss` -> per-member gradient clipping -> one :class:`~.population.StackedAdam`
+step, then each member's ``RunTracker`` evaluates, logs and decides on early stopping. A
+member whose approximate KL exceeds ``target_kl`` is frozen for the rest of that update. The
+algorithm and its hyperparameters are described in docs/agents.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..params.agents import PPOConfig
-from .buffers import RolloutBuffer, compute_gae, successor_values
+from .buffers import RolloutBuffer
 from .errors import check_finite
-from .networks import ActorCriticPolicy, sample_categorical
+from .population import (
+    MemberEnvs,
+    PopulationActorCritic,
+    PopulationTrackers,
+    StackedAdam,
+    build_actor_critic_members,
+    check_members,
+    clip_grad_norm_per_member,
+    collect_rollout,
+    member_major,
+    population_gae,
+)
 from .schedules import annealed_lr
-from .seeding import deterministic_torch, resolve_device, seed_everything
-from .tracking import RunTracker, TrainResult
-from .vec_env import TensorVecEnv
+from .seeding import deterministic_torch, resolve_device
+from .tracking import TrainResult
 
 
 def train_ppo(
-    envs,
+    member_envs: Sequence,
     config: PPOConfig | dict | None = None,
     *,
-    seed: int,
+    seeds: Sequence[int],
     device: str = "auto",
-    eval_fn: Callable[[nn.Module], float] | None = None,
+    eval_fns: Sequence[Callable[[nn.Module], float] | None] | None = None,
     eval_every: int = 10,
     patience: int | None = None,
     progress: bool = True,
-) -> TrainResult:
+) -> list[TrainResult]:
+    """Train one PPO member per ``(member_envs[k], seeds[k], eval_fns[k])``; one
+    :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention")."""
     cfg = config if isinstance(config, PPOConfig) else PPOConfig.from_params(config)
-    cfg.check_batch(int(envs.num_envs))
+    eval_fns = check_members(member_envs, seeds, eval_fns)
+    for envs in member_envs:
+        cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)
     with deterministic_torch(dev):
-        return _train(envs, cfg, seed, dev, eval_fn, eval_every, patience, progress)
+        seeds = list(seeds)
+        env = MemberEnvs(member_envs, seeds, dev)
+        members, gens = build_actor_critic_members(
+            seeds, env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, "ppo", dev
+        )
+        pop = PopulationActorCritic(members)
+        buf = RolloutBuffer(cfg.num_steps, env.k * env.lanes, env.obs_dim, dev)
+        return run_ppo_population(
+            env,
+            members,
+            gens,
+            pop,
+            buf,
+            cfg,
+            seeds,
+            dev,
+            eval_fns,
+            eval_every,
+            patience,
+            progress,
+            desc="ppo",
+        )
 
 
-def ppo_loss(
-    policy: ActorCriticPolicy, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid
-):
-    """Clipped PPO loss on one minibatch; returns (loss, pg_loss, v_loss, entropy, approx_kl).
+def ppo_loss(pop, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid):
+    """Clipped PPO loss on one minibatch per member, for any ``pop.action_dist``
+    (``distributions``); returns (loss, pg_loss, v_loss, entropy, approx_kl).
 
-    Every reduction is over the last axis: ``(N,)`` tensors (one model) give scalars,
-    ``(K, N)`` tensors (a population, ``agents/population.py``) give ``(K,)`` values, each
+    Every reduction is over the last axis: ``(K, N)`` inputs give ``(K,)`` values, each
     member's own loss with its own advantage normalisation.
     """
-    logits, value = policy(obs)
-    logp_all = torch.log_softmax(logits, -1)
-    logprob = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    params, mask, value = pop(obs)
+    logprob, entropy = pop.action_dist.log_prob_entropy(params, mask, actions)
     n = valid.sum(-1, keepdim=True).clamp_min(1.0)
     logratio = logprob - old_logprob
     ratio = logratio.exp()
@@ -76,106 +111,119 @@ def ppo_loss(
     return loss, pg_loss, v_loss, ent, approx_kl
 
 
-def _train(envs, cfg: PPOConfig, seed, dev, eval_fn, eval_every, patience, progress) -> TrainResult:
-    gen = seed_everything(seed)
-    env = TensorVecEnv(envs, dev)
-    policy = ActorCriticPolicy(
-        env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, algorithm="ppo"
-    ).to(dev)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev)
-    batch = cfg.num_steps * env.num_envs
+def run_ppo_population(
+    env,
+    members,
+    gens,
+    pop,
+    buf: RolloutBuffer,
+    cfg: PPOConfig,
+    seeds,
+    dev,
+    eval_fns,
+    eval_every,
+    patience,
+    progress,
+    *,
+    desc: str,
+):
+    """The PPO loop on any member-major env (``reset``/``step``, ``k``, ``lanes``, ``baseline``)
+    and any stacked actor-critic (``pop(obs) -> (params, mask, value)``, ``pop.action_dist``):
+    per update a rollout, GAE per lane, ``update_epochs`` of each member's minibatches of
+    :func:`ppo_loss`, then evaluation and early stopping per member. :func:`train_ppo`
+    (categorical over the positions) and the portfolio trainer (``portfolio/ppo.py``:
+    logistic-normal or Dirichlet weights over the per-asset encoder) both run it."""
+    k, b = env.k, env.lanes
+    optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=1e-5)
+    batch = cfg.num_steps * b
     num_updates = max(1, cfg.total_steps // batch)
-    tracker = RunTracker(
-        policy,
-        env.num_envs,
+    trackers = PopulationTrackers(
+        members,
+        b,
         dev,
         total_steps=num_updates * batch,
-        eval_fn=eval_fn,
+        eval_fns=eval_fns,
         eval_every=eval_every,
         patience=patience,
         progress=progress,
         log_every=cfg.log_every,
-        desc="ppo",
+        desc=desc,
+        seeds=seeds,
     )
-    obs = env.reset(seed=seed)
+    obs = env.reset()
 
     for update in range(1, num_updates + 1):
         if cfg.anneal_lr:
-            optimizer.param_groups[0]["lr"] = annealed_lr(cfg.learning_rate, update, num_updates)
-        obs = _collect_rollout(env, policy, buf, tracker, obs, gen)
-        adv, returns = _advantages(policy, buf, cfg)
-        loss, pg_loss, v_loss, ent = _optimise(policy, optimizer, buf, adv, returns, cfg, gen)
-        # a NaN/inf anywhere in the update poisons the weights: the last minibatch's loss shows it
-        check_finite(loss.item(), "ppo", seed, update)
-        tracker.add_metrics(policy_loss=pg_loss.item(), value_loss=v_loss.item(), entropy=ent.item())
-        tracker.end_update(update, last=update == num_updates)
-        if tracker.stop:
+            optimizer.lr = annealed_lr(cfg.learning_rate, update, num_updates)
+        obs = collect_rollout(env, pop, buf, trackers, obs, gens)
+        adv, returns = population_gae(pop, buf, cfg, k)
+        loss, pg_loss, v_loss, ent = optimise(pop, optimizer, buf, adv, returns, cfg, gens, trackers.active)
+        loss_l, pg_l, v_l, ent_l = (x.tolist() for x in (loss, pg_loss, v_loss, ent))
+        for i in range(k):
+            if bool(trackers.active[i]):
+                # a NaN/inf anywhere in the update poisons the weights: the last minibatch's loss shows it
+                check_finite(loss_l[i], "ppo", seeds[i], update)
+        metrics = [dict(policy_loss=pg_l[i], value_loss=v_l[i], entropy=ent_l[i]) for i in range(k)]
+        for i in trackers.end_update(update, update == num_updates, metrics):
+            trackers.finish(i, pop)
+        if not bool(trackers.active.any()):
             break
-    return tracker.finish()
+    return trackers.close()
 
 
-@torch.no_grad()
-def _collect_rollout(
-    env: TensorVecEnv,
-    policy: ActorCriticPolicy,
-    buf: RolloutBuffer,
-    tracker: RunTracker,
-    obs: torch.Tensor,
-    gen: torch.Generator,
-) -> torch.Tensor:
-    """Fill ``buf`` with ``num_steps`` vector steps of the stochastic policy; return the
-    observation to act on next."""
-    policy.eval()
-    for t in range(buf.num_steps):
-        logits, value = policy(obs)
-        action = sample_categorical(logits, gen)
-        logprob = torch.log_softmax(logits, -1).gather(-1, action[:, None]).squeeze(-1)
-        step = env.step(action)
-        buf.store(t, obs, action, logprob, value, step)
-        tracker.on_step(step)
-        obs = step.obs
-    return obs
-
-
-@torch.no_grad()
-def _advantages(policy: ActorCriticPolicy, buf: RolloutBuffer, cfg: PPOConfig):
-    """GAE(lambda) advantages and returns of the rollout in ``buf``."""
-    next_values = successor_values(buf, policy.value)
-    return compute_gae(
-        buf.rewards, buf.values, next_values, buf.terminated, buf.dones, buf.valid, cfg.gamma, cfg.gae_lambda
-    )
-
-
-def _optimise(
-    policy: ActorCriticPolicy,
-    optimizer: torch.optim.Optimizer,
-    buf: RolloutBuffer,
-    adv: torch.Tensor,
-    returns: torch.Tensor,
+def optimise(
+    pop,
+    optimizer: StackedAdam,
+    buf,
+    adv,
+    returns,
     cfg: PPOConfig,
-    gen: torch.Generator,
+    gens,
+    active,
 ):
-    """``update_epochs`` passes over shuffled minibatches, stopping early once the approximate
-    KL exceeds ``target_kl``; returns the last minibatch's (loss, pg_loss, v_loss, entropy)."""
-    policy.train()
-    batch = buf.valid.numel()
+    """``update_epochs`` passes over each member's own shuffled minibatches of :func:`ppo_loss`:
+    loss -> :func:`~.population.clip_grad_norm_per_member` -> one optimiser step of the members
+    still live; returns the (K,) (loss, pg_loss, v_loss, entropy) of each member's last
+    minibatch."""
+    k = pop.k
+    b_obs = member_major(buf.obs, k)  # (K, T*B, D)
+    b_act, b_logp = member_major(buf.actions, k), member_major(buf.logprobs, k)
+    b_val, b_valid = member_major(buf.values, k), member_major(buf.valid, k)
+    b_adv, b_ret = member_major(adv, k), member_major(returns, k)
+    batch = b_logp.shape[1]
     mb_size = max(1, batch // cfg.num_minibatches)
-    b_obs = buf.obs.reshape(batch, -1)
-    b_act, b_logp = buf.actions.reshape(-1), buf.logprobs.reshape(-1)
-    b_val, b_valid = buf.values.reshape(-1), buf.valid.reshape(-1)
-    b_adv, b_ret = adv.reshape(-1), returns.reshape(-1)
+    rows = torch.arange(k, device=b_obs.device)[:, None]
+    live = active.to(b_obs.device)  # members still updating in this update (target_kl)
+    last = None
     for _epoch in range(cfg.update_epochs):
-        perm = torch.randperm(batch, generator=gen).to(b_obs.device)
+        # a member draws its permutation only while it updates, as it would alone
+        idle = torch.arange(batch)
+        perm = torch.stack(
+            [torch.randperm(batch, generator=g) if bool(live[i]) else idle for i, g in enumerate(gens)]
+        ).to(b_obs.device)
         for start in range(0, batch, mb_size):
-            mb = perm[start : start + mb_size]
-            loss, pg_loss, v_loss, ent, approx_kl = ppo_loss(
-                policy, cfg, b_obs[mb], b_act[mb], b_logp[mb], b_val[mb], b_adv[mb], b_ret[mb], b_valid[mb]
+            mb = perm[:, start : start + mb_size]
+            out = ppo_loss(
+                pop,
+                cfg,
+                b_obs[rows, mb],
+                b_act[rows, mb],
+                b_logp[rows, mb],
+                b_val[rows, mb],
+                b_adv[rows, mb],
+                b_ret[rows, mb],
+                b_valid[rows, mb],
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            if cfg.target_kl is not None and float(approx_kl) > cfg.target_kl:
-                return loss, pg_loss, v_loss, ent
-    return loss, pg_loss, v_loss, ent
+            loss, approx_kl = out[0], out[4]
+            optimizer.zero_grad()
+            loss.sum().backward()
+            clip_grad_norm_per_member(optimizer.params, cfg.max_grad_norm)
+            optimizer.step(live)
+            # a frozen member keeps the metrics of its last real minibatch
+            cur = torch.stack([x.detach() for x in out[:4]])
+            last = cur if last is None else torch.where(live, cur, last)
+            if cfg.target_kl is not None:
+                live = live & ~(approx_kl > cfg.target_kl)
+                if not bool(live.any()):
+                    return tuple(last)
+    return tuple(last)

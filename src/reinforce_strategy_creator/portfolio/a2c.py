@@ -1,11 +1,10 @@
-"""A2C for portfolios: the Dirichlet actor-critic of :mod:`.policies` on ``PortfolioCore``, one file.
+"""A2C for portfolios: configuration of ``agents.a2c.run_a2c_population`` on ``PortfolioCore``.
 
-Per update: ``ppo.collect_rollout`` (``num_steps`` Dirichlet-sampled steps of every member) ->
-GAE (``gae_lambda = 1`` gives n-step returns) -> ONE gradient step on
-:func:`portfolio_a2c_loss`, then each member's ``RunTracker`` evaluates, logs and early-stops.
-Hyperparameters are the single-asset ``agents.a2c.A2CConfig``. Members (seeds) train stacked
-as in :mod:`.ppo` (``StackedRMSprop`` / ``StackedAdam`` per-member steps); a member's weights
-do not depend on the other members.
+The loop, loss, clipping and optimisers are the single-asset A2C's; what is portfolio here is
+the env (:class:`.ppo.PortfolioLanes`) and the policy (``PortfolioActorCritic``: the shared
+per-asset encoder with a logistic-normal or Dirichlet distribution over the weights,
+``agents.distributions``). Hyperparameters are ``agents.a2c.A2CConfig``; a member's weights do
+not depend on the other members.
 """
 
 from __future__ import annotations
@@ -14,39 +13,18 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from ..agents.a2c import A2CConfig
-from ..agents.a2c_population import run_a2c_population
-from ..agents.population import (
-    check_members,
-)
+from ..agents.a2c import A2CConfig, run_a2c_population
+from ..agents.population import check_members
 from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..env.portfolio import PortfolioCore
 from .ppo import (
     PortfolioLanes,
     actor_critic_members,
-    clip_grad_norm_members,
-    collect_rollout,
-    masked_mean,
-    policy_terms,
     rollout_buffer,
 )
 
-__all__ = ["portfolio_a2c_loss", "train_portfolio_a2c"]
-
-
-def portfolio_a2c_loss(pop, cfg: A2CConfig, obs, actions, adv, returns, valid):
-    """``agents.a2c.a2c_loss`` with Dirichlet log-probs; reductions over the last axis (one loss
-    per member for (K, M) inputs). Returns (loss, pg_loss, v_loss, entropy)."""
-    logprob, entropy, values = policy_terms(pop, obs, actions)
-    a = adv
-    if cfg.norm_adv:
-        mean = masked_mean(a, valid).unsqueeze(-1)
-        a = (a - mean) / (masked_mean((a - mean) ** 2, valid).sqrt().unsqueeze(-1) + 1e-8)
-    pg_loss = -masked_mean(a * logprob, valid)
-    v_loss = 0.5 * masked_mean((values - returns) ** 2, valid)
-    ent = masked_mean(entropy, valid)
-    return pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss, pg_loss, v_loss, ent
+__all__ = ["train_portfolio_a2c"]
 
 
 def train_portfolio_a2c(
@@ -89,7 +67,4 @@ def _train(cores, cfg: A2CConfig, seeds, scaler, dev, eval_fns, eval_every, pati
         patience,
         progress,
         desc="portfolio a2c",
-        loss_fn=portfolio_a2c_loss,
-        clip_fn=clip_grad_norm_members,
-        collect_fn=collect_rollout,
     )

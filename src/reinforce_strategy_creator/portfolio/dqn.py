@@ -31,6 +31,7 @@ from ..agents.population import (
     PopulationTrackers,
     StackedAdam,
     check_members,
+    clip_grad_norm_per_member,
     member_step,
 )
 from ..agents.portfolio_policies import PortfolioQ, StackedPortfolio, allocation_weights, members_of
@@ -38,7 +39,7 @@ from ..agents.schedules import linear_schedule
 from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..env.portfolio import PortfolioCore
-from .ppo import PortfolioLanes, clip_grad_norm_members
+from .ppo import PortfolioLanes
 
 __all__ = ["explore_valid", "train_portfolio_dqn"]
 
@@ -165,7 +166,7 @@ def _learn(pop, target, optimizer, rbs, gens, cfg: DQNConfig, active, grad_steps
         loss = td_loss(q_sa, tgt, cfg.loss)  # (K,)
         optimizer.zero_grad()
         loss.sum().backward()
-        clip_grad_norm_members(optimizer.params, cfg.max_grad_norm)
+        clip_grad_norm_per_member(optimizer.params, cfg.max_grad_norm)
         optimizer.step(active)
         grad_steps += 1
         if grad_steps % cfg.target_update_every == 0:

@@ -1,20 +1,19 @@
-"""PPO for portfolios: a Dirichlet policy over weights on the batched ``PortfolioCore``, one file.
+"""PPO for portfolios: configuration of ``agents.ppo.run_ppo_population`` on ``PortfolioCore``.
 
-Reads like SB3's ``learn()`` / CleanRL: per update ``_collect_rollout`` (Dirichlet samples ->
-target weights -> ``PortfolioCore.step``) -> GAE (``agents.buffers.compute_gae``) ->
-``_optimise`` (minibatch epochs of :func:`portfolio_ppo_loss`), then each member's
-``RunTracker`` evaluates, logs and early-stops. Hyperparameters are the single-asset
-``params.agents.PPOConfig`` (same fields, same validation).
+The loop, the loss (``agents.ppo.ppo_loss``), the per-member clipping and ``StackedAdam`` are the
+single-asset PPO's; what is portfolio here is the env (:class:`PortfolioLanes`: the members'
+cores as one tensor env, with an optional equal-weight reward baseline) and the policy
+(``PortfolioActorCritic``: the shared per-asset encoder with a logistic-normal or Dirichlet
+distribution over ``[assets, cash]``, ``agents.distributions``). Hyperparameters are
+``params.agents.PortfolioPPOConfig`` (the PPO fields plus the distribution's).
 
-Every run trains K >= 1 *members* (seeds) at once, the way ``agents/ppo_population.py`` does:
-parameters stacked on a leading member axis (:class:`~.policies.StackedPortfolio`), one batched
-forward per step, per-member losses / gradient clipping / ``StackedAdam`` steps, each member on
-its own ``PortfolioCore`` (its own episode-start RNG) with its own generator for Dirichlet draws
-and minibatch shuffles. Nothing of a member depends on the other members (tested), so a
+Every run trains K >= 1 *members* (seeds) at once, the way ``agents/ppo.py`` does, each on its
+own ``PortfolioCore`` (its own episode-start RNG) with its own generator for the distribution's
+draws and minibatch shuffles. Nothing of a member depends on the other members (tested), so a
 population of K and K runs of one member give the same weights.
 
-This module also holds what the three portfolio algorithms share: :class:`PortfolioLanes` (the
-members' cores as one tensor env yielding ``agents.vec_env.Step``) and the rollout helpers.
+This module also holds what the portfolio actor-critics share: :class:`PortfolioLanes`, the
+rollout buffer of weight actions and the members' construction.
 """
 
 from __future__ import annotations
@@ -25,18 +24,16 @@ import torch
 from torch import nn
 
 from ..agents.buffers import RolloutBuffer
-from ..agents.population import (
-    check_members,
-)
+from ..agents.population import check_members
 from ..agents.portfolio_policies import DISTRIBUTIONS, PortfolioActorCritic, StackedPortfolio, members_of
-from ..agents.ppo_population import run_ppo_population
+from ..agents.ppo import run_ppo_population
 from ..agents.seeding import deterministic_torch, resolve_device
 from ..agents.tracking import TrainResult
 from ..agents.vec_env import Step
 from ..env.portfolio import PortfolioCore, PortfolioInputError
 from ..params.agents import REWARD_BASELINES, PortfolioPPOConfig, PPOConfig
 
-__all__ = ["PortfolioLanes", "PortfolioPPOConfig", "portfolio_ppo_loss", "train_portfolio_ppo"]
+__all__ = ["PortfolioLanes", "PortfolioPPOConfig", "train_portfolio_ppo"]
 
 assert DISTRIBUTIONS == ("logistic_normal", "dirichlet")
 
@@ -119,20 +116,6 @@ def equal_weight_log_return(core: PortfolioCore, t0: torch.Tensor, t1: torch.Ten
     return torch.where(n > 0, torch.log(mean), torch.zeros_like(mean))
 
 
-@torch.no_grad()
-def clip_grad_norm_members(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """``agents.population.clip_grad_norm_per_member`` with every norm taken on one member's
-    contiguous slice: a (K, n) row-wise norm rounds differently for K = 1 and K > 1, which made a
-    one-member run differ from the same seed in a population in the last bits; this does not."""
-    grads = [p.grad for p in params if p.grad is not None]
-    k = grads[0].shape[0]
-    total = torch.stack([torch.stack([g[i].reshape(-1).norm(2) for g in grads]).norm(2) for i in range(k)])
-    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coef.reshape(-1, *([1] * (g.dim() - 1))))
-    return total
-
-
 def rollout_buffer(num_steps: int, env: PortfolioLanes, device: torch.device) -> RolloutBuffer:
     """``agents.buffers.RolloutBuffer`` whose actions are (T, lanes, N+1) Dirichlet points."""
     buf = RolloutBuffer(num_steps, env.num_envs, env.obs_dim, device)
@@ -162,66 +145,6 @@ def actor_critic_members(env: PortfolioLanes, seeds, cfg, algorithm: str, scaler
 
     members, gens = members_of(seeds, factory, device)
     return members, gens, StackedPortfolio(members)
-
-
-@torch.no_grad()
-def collect_rollout(env: PortfolioLanes, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
-    """``num_steps`` vector steps of every member's stochastic policy (one batched forward;
-    member k samples from its own generator); returns the next observation."""
-    k, b = env.k, env.lanes
-    tpl = pop.template
-    for t in range(buf.num_steps):
-        params, mask, value = pop(obs.reshape(k, b, -1))
-        x = torch.cat([tpl.sample(params[i], mask[i], gens[i]) for i in range(k)])
-        params, mask = params.reshape(k * b, -1), mask.reshape(k * b, -1)
-        logprob = tpl.log_prob(params, mask, x)
-        step = env.step(tpl.weights_of(x, mask))
-        buf.store(t, obs, x, logprob, value.reshape(k * b), step)
-        if env.baseline is not None:  # learn on the excess over equal weight; history keeps the reward
-            buf.rewards[t] -= env.baseline
-        trackers.on_step(step)
-        obs = step.obs
-    return obs
-
-
-def policy_terms(pop, obs, actions):
-    """(log-prob, entropy, value) of stored action points under the current members."""
-    params, mask, value = pop(obs)
-    tpl = pop.template
-    return tpl.log_prob(params, mask, actions), tpl.entropy(params, mask), value
-
-
-def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean over the last axis of the valid entries: (K,) for (K, M), a scalar for (M,)."""
-    n = valid.sum(-1, keepdim=True).clamp_min(1.0)
-    return ((x * valid).sum(-1, keepdim=True) / n).squeeze(-1)
-
-
-def portfolio_ppo_loss(pop, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid):
-    """The clipped PPO loss of ``agents.ppo.ppo_loss`` with Dirichlet log-probs; every reduction
-    over the last axis (one loss per member for (K, M) inputs). Returns (loss, pg_loss, v_loss,
-    entropy, approx_kl)."""
-    logprob, entropy, value = policy_terms(pop, obs, actions)
-    logratio = logprob - old_logprob
-    ratio = logratio.exp()
-    if cfg.norm_adv:
-        mean = masked_mean(adv, valid).unsqueeze(-1)
-        std = masked_mean((adv - mean) ** 2, valid).sqrt().unsqueeze(-1)
-        adv = (adv - mean) / (std + 1e-8)
-    pg_loss = masked_mean(
-        torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)), valid
-    )
-    if cfg.clip_vloss:
-        v_clipped = old_values + (value - old_values).clamp(-cfg.clip_coef, cfg.clip_coef)
-        v = torch.max((value - returns) ** 2, (v_clipped - returns) ** 2)
-    else:
-        v = (value - returns) ** 2
-    v_loss = 0.5 * masked_mean(v, valid)
-    ent = masked_mean(entropy, valid)
-    loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
-    with torch.no_grad():
-        approx_kl = masked_mean((ratio - 1) - logratio, valid)
-    return loss, pg_loss, v_loss, ent, approx_kl
 
 
 def train_portfolio_ppo(
@@ -277,7 +200,4 @@ def _train(cores, cfg: PPOConfig, seeds, scaler, dev, eval_fns, eval_every, pati
         patience,
         progress,
         desc="portfolio ppo",
-        loss_fn=portfolio_ppo_loss,
-        clip_fn=clip_grad_norm_members,
-        collect_fn=collect_rollout,
     )
