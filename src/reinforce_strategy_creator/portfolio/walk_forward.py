@@ -294,8 +294,8 @@ def _candidate_lanes(bundles: Mapping[str, PolicyBundle], ensembles: bool) -> li
 def _ledger(run: PortfolioRun, lanes: Sequence[tuple[str, str, int]], split: str) -> pd.DataFrame:
     """The lanes of one replay as long ledger rows (``portfolio.ledger.run_ledger``'s columns), each
     lane with its own kind, run and seed."""
-    from .benchmarks import lane_run
     from .ledger import run_ledger
+    from .replay import lane_run
 
     return pd.concat(
         [run_ledger(lane_run(run, [i]), k, name, [s], split) for i, (k, name, s) in enumerate(lanes)],
@@ -311,8 +311,8 @@ def _history_close(panel: PortfolioPanel, first_row: int) -> pd.DataFrame:
 def _benchmark_frames(window_panel, env, params, index_close, split, full_panel, first_row):
     """Every benchmark on ``window_panel`` (rows ``first_row`` on of ``full_panel``): the optimised
     ones fit on trailing closes, which may reach before the window but never past a decision bar."""
-    from .benchmarks import replay_portfolio_benchmarks
     from .ledger import run_ledger
+    from .replay import replay_portfolio_benchmarks
 
     index = None
     if index_close is not None:

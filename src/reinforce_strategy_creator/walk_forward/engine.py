@@ -36,6 +36,7 @@ from ..evaluation.metrics import equity_returns, infer_periods_per_year, json_sa
 from ..evaluation.pbo import probability_of_backtest_overfitting
 from ..evaluation.results import split_records
 from ..evaluation.stats import record_dsr, ruin_aware_scores
+from ..evaluation.strategies import Prices
 from ..evaluation.verdict import deflated_psr, finite_or, tuning_looks, window_fingerprint, window_reuse
 from ..features import compute_features, max_lookback
 from ..params.base import ParameterError
@@ -328,12 +329,11 @@ def stitch(
         for k in range(len(results))
     ]
     agents = replay(sm.market, env, FoldSwitch(deciders, sm.starts), num_envs=len(lanes))
-    past = prices["Close"].to_numpy(dtype=float)[: sm.first_row + sm.market.n_bars]
+    close = prices["Close"].iloc[: sm.first_row + sm.market.n_bars]
+    past = Prices(close.to_numpy(dtype=float), close.index, ("Close",), start=sm.first_row)
     frames = [_lane_ledger(agents, lanes)]
     setups = {"agents": agents.config}
-    for kind, name, seeds, res in replay_benchmarks(
-        sm.market, env, evaluation.benchmarks, past, sm.first_row
-    ):
+    for kind, name, seeds, res in replay_benchmarks(sm.market, env, evaluation.benchmarks, past):
         frame = pd.DataFrame(res)
         frame.insert(0, "seed", np.asarray(seeds, dtype=np.int64)[frame.pop("lane").to_numpy()])
         frame.insert(0, "run", name)

@@ -31,8 +31,8 @@ from ...params.portfolio import PortfolioParams
 from ...params.walk_forward import WalkForwardParams
 from ...portfolio import figures
 from ...portfolio import walk_forward as pwf
-from ...portfolio.benchmarks import lane_run
 from ...portfolio.features import portfolio_features
+from ...portfolio.replay import lane_run
 from ...rendering import render_html
 from ...universe import Universe, universe_from_wide
 from ...walk_forward.report import walk_forward_context
