@@ -62,13 +62,15 @@ def _plan(panel):
     )
 
 
-@pytest.fixture(scope="module")
-def small_panel():
+@pytest.fixture(scope="module", params=[1, 4], ids=["N=1", "N=4"])
+def small_panel(request):
+    """A planted-rotation universe of 4 assets, or its first asset alone: the same engine serves
+    a universe of one."""
     torch.set_num_threads(1)
     close = planted_rotation_market(
         read_universe_csv(SP500_20_CSV).field("Close"), 3, n_assets=4, n_bars=1350
     ).close
-    return _panel(close)
+    return _panel(close.iloc[:, : request.param])
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,8 @@ def test_a_fold_reads_nothing_after_its_validation_window(small_panel):
     fold = _plan(small_panel).folds[0]
     close = pd.DataFrame(small_panel.close, index=small_panel.dates, columns=list(small_panel.tickers))
     later = close.index > fold.validation.end
-    close.loc[later] = close.loc[later] * np.exp(np.random.default_rng(0).normal(0, 0.05, (later.sum(), 4)))
+    noise = np.random.default_rng(0).normal(0, 0.05, (later.sum(), small_panel.n_assets))
+    close.loc[later] = close.loc[later] * np.exp(noise)
     changed = _panel(close)
     assert not np.allclose(changed.close, small_panel.close, equal_nan=True)
     a = pwf.run_fold(fold, small_panel, params, ev)
@@ -163,6 +166,7 @@ def test_stitched_record_lanes_benchmarks_and_reconciliation(tiny_run, small_pan
             obs = _observation(stretch, run, lane, i)
             assert np.allclose(want(obs, bar).numpy()[0], run.targets[lane, i], atol=1e-12)
     assert verdict["decided_on"]["split"] == "walk_forward"
+    assert verdict["universe"] == list(small_panel.tickers)
     assert set(verdict["rules"]) >= {"min_sharpe", "max_drawdown", "beats_buy_and_hold", "min_psr"}
 
 
@@ -238,7 +242,8 @@ def test_replay_of_a_constant_decider_matches_its_ledger(small_panel):
 
     env = PortfolioConfig(**PortfolioParams.parse(TINY).environment.to_params())
     win = small_panel.rows(0, 80)
-    run = replay_weights(win, env, constant_weights([[0.25] * 4, [0.5, 0, 0, 0]]), num_lanes=2)
+    n = small_panel.n_assets
+    run = replay_weights(win, env, constant_weights([[1 / n] * n, [0.5] + [0.0] * (n - 1)]), num_lanes=2)
     frame = pwf.lane_ledger(run, [("agent", "a", 0), ("ensemble", "a", ENSEMBLE_SEED)], "test")
     assert list(frame.groupby(["kind", "seed"]).size().index) == [("agent", 0), ("ensemble", ENSEMBLE_SEED)]
     got = frame[frame["kind"] == "ensemble"]["equity"].to_numpy()
