@@ -1,45 +1,26 @@
 """Every benchmark, for one asset or a universe, as a :class:`~.strategies.Strategy`.
 
-Each benchmark decides target weights over N assets from the closes up to the decision bar
-(``schedule``: every decision at once, NaN where it holds). The execution kernels fill the
-decisions at the next bar with the agents' costs and capital: the single-asset ``env.replay``
-through :func:`position_targets` and :class:`ScheduledDecision` (``evaluation.backtests``), the
-portfolio replay through ``portfolio.replay.ScheduleDecider``. At N = 1 a weight is the
-position (1 fully long, 0 flat, -1 short) and equal weight is buy-and-hold.
+Each decides target weights over N assets from the closes up to the decision bar; the kernels
+fill them at the next bar with the agents' costs and capital (one asset: :func:`position_targets`
+and :class:`ScheduledDecision` for ``env.replay``; a universe: ``portfolio.replay``). At N = 1 a
+weight is the position (1 long, 0 flat, -1 short) and equal weight is buy-and-hold.
+:func:`single_asset_benchmarks` and :func:`portfolio_benchmarks` build the runs of the
+``evaluation.benchmarks`` and ``portfolio.benchmarks`` blocks (docs/evaluation.md, "One strategy
+interface").
 
-* :class:`EqualWeight` (``equal_weight``): ``1/k`` in each of the ``k`` assets with a close at
-  the bar, set at the first decision and on the first decision bar of every calendar period
-  (``rebalance``: weekly, monthly, quarterly); in between it holds;
-* :class:`BuyAndHold` (``buy_and_hold``): equal weight over the assets listed at the first
-  decision, bought once and held (assets listed later are never bought). Evaluation and the gate
-  compare every candidate with the run of this name;
-* :class:`Flat` (``flat``): all cash, the zero-risk, zero-cost reference;
-* :class:`SmaCrossover` (``sma_crossover``): per asset long while SMA(fast) > SMA(slow) of its
-  closes, else flat (or short with ``long_short``), each signal weighted ``1/k``; flat during
-  the warm-up. Decides every bar;
-* :class:`Momentum` (``momentum``): per asset the sign of ``close[t] / close[t - lookback] - 1``
-  (long, or short with ``long_short``), weighted ``1/k``; flat during the warm-up;
-* :class:`MeanRisk` (``min_variance`` / ``max_sharpe``): long-only, fully invested weights fit
-  with skfolio at every rebalance on the trailing ``lookback`` simple returns;
-* :class:`RandomPositions` (``random``, single asset): per seed a position drawn uniformly from a
-  table at the first bar and, with probability ``switch_prob``, at each bar;
-* :class:`RandomWeights` (``random``, universe): per seed Dirichlet(1) weights over the listed
-  assets, redrawn at each rebalance.
+Calendar rebalancing (:func:`rebalance_rows`: the first decision, then the first decision bar of
+each week, month or quarter; in between a lane holds): :class:`EqualWeight`, :class:`BuyAndHold`
+(once), :class:`MeanRisk` and :class:`RandomWeights`. Every bar: :class:`Flat`,
+:class:`SmaCrossover`, :class:`Momentum` (TA-Lib SMA and ROCP, per asset) and
+:class:`RandomPositions`.
 
-The optimiser is skfolio (``skfolio.optimization.MeanRisk``, variance as the risk measure,
-``MINIMIZE_RISK`` and ``MAXIMIZE_RATIO``, default Clarabel solver): scikit-learn compatible
-(``fit(X).weights_``), long-only and fully invested by default, and it raises when a solve fails
-instead of returning stale weights. Rules of the optimised benchmarks, each kept in
-``Strategy.events`` and logged, never silent:
-
-* ``warmup_equal_weight``: fewer than ``min_history`` trailing returns, or no asset with a full
-  window: equal weight over the listed assets at that rebalance;
-* ``single_asset``: exactly one asset has a full window: it gets weight 1 (nothing to fit);
-* ``no_positive_return`` (max Sharpe): no asset has a positive mean trailing return, so no
-  long-only portfolio has a positive Sharpe ratio: cash until the next rebalance.
-
-A solver failure raises :class:`BenchmarkError` naming the run, the date and the assets.
-Indicators come from TA-Lib (SMA, ROCP).
+:class:`MeanRisk` fits skfolio's ``MeanRisk`` (variance, ``MINIMIZE_RISK`` or ``MAXIMIZE_RATIO``,
+long-only and fully invested, raising on a failed solve) on the trailing ``lookback`` simple
+returns. Its rules, kept in ``events`` and logged: ``warmup_equal_weight`` (fewer than
+``min_history`` returns, or no asset with a full window: equal weight), ``single_asset`` (one
+asset with a full window gets weight 1), ``no_positive_return`` (max Sharpe, no asset with a
+positive mean return: cash). A solver failure raises :class:`BenchmarkError` naming the run, the
+date and the assets.
 """
 
 from __future__ import annotations
@@ -277,29 +258,38 @@ class Flat(Strategy):
         return out
 
 
-def _per_asset(prices: Prices, first: int, signal) -> np.ndarray:
-    """(1, T, N): ``signal(closes of one asset) -> (T,) in {-1, 0, 1}`` per asset, weighted by
-    ``1/k`` over the ``k`` assets listed at the bar, from ``first`` on."""
-    first = check_first(prices, first)
-    out = np.zeros((prices.n_bars, prices.n_assets))
-    for j in range(prices.n_assets):
-        c = prices.close[:, j]
-        listed = np.flatnonzero(np.isfinite(c))
-        if listed.size:
-            s = np.nan_to_num(signal(np.ascontiguousarray(c[listed[0] :])), nan=0.0)
-            out[listed[0] :, j] = s
-    k = np.isfinite(prices.close).sum(axis=1, keepdims=True)
-    out = np.where(k > 0, out / np.maximum(k, 1), 0.0)
-    out[:first] = np.nan
-    return out[None]
+class _PerAssetSignal(Strategy):
+    """A signal in {-1, 0, 1} per asset from that asset's own closes since its listing
+    (``_signal``), weighted ``1/k`` over the ``k`` assets listed at the bar; decides every bar."""
+
+    long_short = False
+
+    def _signal(self, c: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def schedule(self, prices: Prices, first: int) -> np.ndarray:
+        self.events = []
+        first = check_first(prices, first)
+        out = np.zeros((prices.n_bars, prices.n_assets))
+        for j in range(prices.n_assets):
+            c = prices.close[:, j]
+            listed = np.flatnonzero(np.isfinite(c))
+            if listed.size:
+                out[listed[0] :, j] = np.nan_to_num(
+                    self._signal(np.ascontiguousarray(c[listed[0] :])), nan=0.0
+                )
+        k = np.isfinite(prices.close).sum(axis=1, keepdims=True)
+        out = np.where(k > 0, out / np.maximum(k, 1), 0.0)
+        out[:first] = np.nan
+        return out[None]
 
 
-class SmaCrossover(Strategy):
+class SmaCrossover(_PerAssetSignal):
     """Per asset: long while SMA(fast) > SMA(slow) of closes <= t, else flat (short with
     ``long_short``); flat during the warm-up (the first ``slow - 1`` closes)."""
 
     def __init__(self, fast: int, slow: int, long_short: bool = False, name: str = "sma_crossover"):
-        self.name = name
+        self.name, self.long_short = name, bool(long_short)
         self.fast = _positive_int("evaluation.benchmarks.sma_fast", fast)
         self.slow = _positive_int("evaluation.benchmarks.sma_slow", slow)
         if self.fast >= self.slow:
@@ -307,7 +297,6 @@ class SmaCrossover(Strategy):
                 f"evaluation.benchmarks.sma_fast ({fast}) must be smaller than "
                 f"evaluation.benchmarks.sma_slow ({slow})."
             )
-        self.long_short = bool(long_short)
 
     def _signal(self, c: np.ndarray) -> np.ndarray:
         f, s = talib.SMA(c, timeperiod=self.fast), talib.SMA(c, timeperiod=self.slow)
@@ -315,31 +304,18 @@ class SmaCrossover(Strategy):
         out[np.isnan(s)] = 0.0
         return out
 
-    def schedule(self, prices: Prices, first: int) -> np.ndarray:
-        self.events = []
-        return _per_asset(prices, first, self._signal)
 
-
-class Momentum(Strategy):
+class Momentum(_PerAssetSignal):
     """Per asset: the sign of the return over the last ``lookback`` bars, long if positive, else
     flat (short if negative with ``long_short``); flat during the first ``lookback`` closes."""
 
     def __init__(self, lookback: int, long_short: bool = False, name: str = "momentum"):
-        self.name = name
+        self.name, self.long_short = name, bool(long_short)
         self.lookback = _positive_int("evaluation.benchmarks.momentum_lookback", lookback)
-        self.long_short = bool(long_short)
 
     def _signal(self, c: np.ndarray) -> np.ndarray:
         ret = talib.ROCP(c, timeperiod=self.lookback)
-        out = np.zeros(c.size)
-        out[ret > 0] = 1.0
-        if self.long_short:
-            out[ret < 0] = -1.0
-        return out
-
-    def schedule(self, prices: Prices, first: int) -> np.ndarray:
-        self.events = []
-        return _per_asset(prices, first, self._signal)
+        return np.where(ret > 0, 1.0, np.where((ret < 0) & self.long_short, -1.0, 0.0))
 
 
 def _seed_list(seeds: Sequence[int]) -> tuple[int, ...]:
