@@ -30,7 +30,7 @@ import pandas as pd
 
 from .metrics import EvaluationInputError
 
-__all__ = ["Prices", "Strategy", "StrategyInputError"]
+__all__ = ["Prices", "Strategy", "StrategyInputError", "check_first"]
 
 
 class StrategyInputError(EvaluationInputError):
