@@ -109,7 +109,7 @@ class Strategy(ABC):
 
     name: str = ""
     kind: str = "benchmark"
-    events: list[dict]
+    events: list[dict] | tuple = ()  # a list once :meth:`schedule` has run
 
     @property
     def seeds(self) -> tuple[int, ...]:
