@@ -19,10 +19,12 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, replay  # noqa: E402
 from reinforce_strategy_creator.evaluation.benchmarks import (  # noqa: E402
     ScheduledDecision,
+    SmaCrossover,
+    position_targets,
     random_targets,
-    sma_crossover_targets,
 )
 from reinforce_strategy_creator.evaluation.metrics import evaluate_backtest  # noqa: E402
+from reinforce_strategy_creator.evaluation.strategies import Prices  # noqa: E402
 
 torch.set_num_threads(1)
 raw = pd.read_csv("data/01_raw/sp500_daily_1999_2018.csv")
@@ -52,7 +54,7 @@ def _t(fn):
     return time.perf_counter() - t0
 
 
-sma = sma_crossover_targets(close, 20, 100, long_short=True)
+sma = position_targets(SmaCrossover(20, 100, long_short=True).schedule(Prices.of(close), 0))[0]
 lane = replay(market, cfg, ScheduledDecision(sma, cfg.positions, cfg.window - 1)).lane(0)
 print(f"ledger: {len(lane)} bars")
 timed("evaluate_backtest (SMA 20/100 long/short)", lambda: evaluate_backtest(lane))

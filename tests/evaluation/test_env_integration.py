@@ -15,12 +15,14 @@ from scipy.stats import percentileofscore
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, replay
 from reinforce_strategy_creator.evaluation.benchmarks import (
     ScheduledDecision,
+    SmaCrossover,
     buy_and_hold_targets,
+    position_targets,
     random_targets,
-    sma_crossover_targets,
 )
 from reinforce_strategy_creator.evaluation.metrics import evaluate_backtest, round_trips
 from reinforce_strategy_creator.evaluation.stats import percentile_of
+from reinforce_strategy_creator.evaluation.strategies import Prices
 
 
 @pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
@@ -79,7 +81,7 @@ def test_buy_and_hold_identity_through_env(table, fill_price, reference):
 
 
 def test_trip_pnl_reconciles_through_env(table):
-    t = sma_crossover_targets(table["Close"].to_numpy(), 3, 12, long_short=True)
+    t = position_targets(SmaCrossover(3, 12, long_short=True).schedule(Prices.of(table["Close"]), 0))[0]
     lane = _run(table, t).lane(0)
     trips = round_trips(lane)
     assert len(trips) > 5 and any(tr.direction == -1 for tr in trips)

@@ -1,4 +1,7 @@
-"""Portfolio benchmarks (portfolio/benchmarks.py): causal, scheduled, one setup for all lanes."""
+"""Benchmark replays on a universe (portfolio/replay.py ``replay_portfolio_benchmarks``): one setup
+for all lanes, calendar rebalancing, the index, the optimised lanes' rules. The benchmarks' own
+decisions (no look-ahead, bad parameters) are tested once at N = 1 and N > 1 in
+tests/evaluation/test_benchmarks.py."""
 
 from __future__ import annotations
 
@@ -6,19 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioInputError
-from reinforce_strategy_creator.params.base import ParameterError
-from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
-from reinforce_strategy_creator.portfolio.benchmarks import (
-    BENCHMARK_NAMES,
-    PortfolioBenchmarkError,
-    PortfolioBenchmarkParams,
+from reinforce_strategy_creator.evaluation.benchmarks import (
+    PORTFOLIO_BENCHMARKS,
+    BenchmarkError,
     rebalance_rows,
-    replay_portfolio_benchmarks,
 )
+from reinforce_strategy_creator.params.base import ParameterError
+from reinforce_strategy_creator.params.portfolio import PortfolioBenchmarkParams
+from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
+from reinforce_strategy_creator.portfolio.replay import replay_portfolio_benchmarks
 
 torch.set_num_threads(1)
 
@@ -66,14 +67,17 @@ def runs(close):
 
 def test_every_benchmark_and_the_random_lanes_are_replayed(runs):
     names = [name for _, name, _, _ in runs]
-    assert names == [*BENCHMARK_NAMES, "random"]
+    assert names == [*PORTFOLIO_BENCHMARKS, "random"]
     got = by_name(runs)
-    assert all(got[n][0] == "benchmark" and got[n][1] == [0] for n in BENCHMARK_NAMES)
+    assert all(got[n][0] == "benchmark" and got[n][1] == [0] for n in PORTFOLIO_BENCHMARKS)
     kind, seeds, rand = got["random"]
     assert kind == "random" and seeds == list(range(100)) and rand.n_lanes == 100
 
 
-def test_all_lanes_share_capital_costs_and_dates(runs):
+@pytest.mark.parametrize("tickers", [["AAA"], list(TICKERS)], ids=["N=1", "N=4"])
+def test_all_lanes_share_capital_costs_and_dates(close, tickers):
+    """Every benchmark lane pays the agents' costs on the agents' capital, at N = 1 and N > 1."""
+    runs = replay_portfolio_benchmarks(make_panel(close[tickers]), CFG, FAST, index_of(close))
     ref = by_name(runs)["buy_and_hold"][2]
     for _, name, _, run in runs:
         for key in ("initial_capital", "commission_bps", "slippage_bps", "borrow_bps_per_bar", "window"):
@@ -191,38 +195,6 @@ def test_random_lanes_differ_by_seed_and_reproduce_by_seed(close):
     np.testing.assert_allclose(np.nansum(first, axis=1), 1.0)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    month=st.integers(min_value=0, max_value=3),
-    after=st.sampled_from([0, 0, 1, 7]),
-    seed=st.integers(0, 2**16),
-    factor=st.floats(0.5, 2.0),
-)
-def test_decisions_up_to_t_do_not_depend_on_later_closes(month, after, seed, factor):
-    """Change every close after bar t: the decisions up to t stay the same. t is mostly a rebalance
-    bar (where the lanes decide; in between they hold whatever the data)."""
-    close = make_close(80, seed=seed, late=30)
-    cut = int(np.flatnonzero(rebalance_rows(close.index, CFG.window - 1))[month]) + after
-    idx = index_of(close)
-    changed = close.copy()
-    rng = np.random.default_rng(seed + 1)
-    changed.iloc[cut + 1 :] *= factor * np.exp(0.05 * rng.standard_normal(changed.iloc[cut + 1 :].shape))
-    idx_changed = idx.copy()
-    idx_changed.iloc[cut + 1 :] *= factor
-    params = {"lookback": 20, "min_history": 5}
-    a = replay_portfolio_benchmarks(make_panel(close), CFG, params, idx)
-    b = replay_portfolio_benchmarks(make_panel(changed), CFG, params, idx_changed)
-    for (_, name, _, ra), (_, _, _, rb) in zip(a, b):
-        s = int(np.searchsorted(ra.bars, cut, side="right"))  # decisions at bars <= cut
-        np.testing.assert_array_equal(ra.targets[:, :s], rb.targets[:, :s], err_msg=name)
-        # the book up to the mark at bar cut is unchanged too
-        np.testing.assert_array_equal(ra.equity[:, :s], rb.equity[:, :s], err_msg=name)
-    ea, eb = a.events, b.events
-    pd.testing.assert_frame_equal(
-        ea[ea["bar"] <= cut].reset_index(drop=True), eb[eb["bar"] <= cut].reset_index(drop=True)
-    )
-
-
 def test_history_close_feeds_the_fit_and_must_agree_with_the_panel():
     full = make_close(200, seed=3, late=0)
     panel = make_panel(full.iloc[120:])
@@ -234,7 +206,7 @@ def test_history_close_feeds_the_fit_and_must_agree_with_the_panel():
     assert with_hist.events.empty
     bad = full.copy()
     bad.iloc[150, 1] *= 1.01
-    with pytest.raises(PortfolioBenchmarkError, match=r"'BBB'.*2020"):
+    with pytest.raises(BenchmarkError, match=r"'BBB'.*2020"):
         replay_portfolio_benchmarks(panel, CFG, FAST, history_close=bad)
 
 
@@ -261,9 +233,7 @@ def test_a_solver_failure_is_an_error_naming_the_date(monkeypatch, close):
         raise RuntimeError("solver status: infeasible")
 
     monkeypatch.setattr(MeanRisk, "fit", boom)
-    with pytest.raises(
-        PortfolioBenchmarkError, match=r"min_variance.*rebalance on 2020-\d\d-\d\d.*infeasible"
-    ):
+    with pytest.raises(BenchmarkError, match=r"min_variance.*rebalance on 2020-\d\d-\d\d.*infeasible"):
         replay_portfolio_benchmarks(
             make_panel(close), CFG, {**FAST, "names": ["buy_and_hold", "min_variance"]}
         )
@@ -271,11 +241,9 @@ def test_a_solver_failure_is_an_error_naming_the_date(monkeypatch, close):
 
 def test_index_must_cover_the_panel_dates(close):
     idx = index_of(close).drop(close.index[50])
-    with pytest.raises(
-        PortfolioBenchmarkError, match=r"IDX.*no positive close on " + str(close.index[50].date())
-    ):
+    with pytest.raises(BenchmarkError, match=r"IDX.*no positive close on " + str(close.index[50].date())):
         replay_portfolio_benchmarks(make_panel(close), CFG, FAST, idx)
-    with pytest.raises(PortfolioBenchmarkError, match="DatetimeIndex"):
+    with pytest.raises(BenchmarkError, match="DatetimeIndex"):
         replay_portfolio_benchmarks(make_panel(close), CFG, FAST, index_of(close).reset_index(drop=True))
 
 

@@ -13,7 +13,6 @@ from matplotlib.figure import Figure
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
 from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
-from reinforce_strategy_creator.portfolio.benchmarks import replay_portfolio_benchmarks
 from reinforce_strategy_creator.portfolio.figures import (
     contribution_figure,
     turnover_figure,
@@ -26,6 +25,7 @@ from reinforce_strategy_creator.portfolio.ledger import (
     weights_ledger,
     weights_wide,
 )
+from reinforce_strategy_creator.portfolio.replay import replay_portfolio_benchmarks
 
 torch.set_num_threads(1)
 

@@ -19,7 +19,6 @@ from reinforce_strategy_creator.evaluation.metrics import (
 )
 from reinforce_strategy_creator.evaluation.results import split_records
 from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
-from reinforce_strategy_creator.portfolio.benchmarks import replay_portfolio_benchmarks
 from reinforce_strategy_creator.portfolio.ledger import (
     RUN_LEDGER_COLUMNS,
     WEIGHTS_LEDGER_COLUMNS,
@@ -29,6 +28,7 @@ from reinforce_strategy_creator.portfolio.ledger import (
     weights_ledger,
     weights_wide,
 )
+from reinforce_strategy_creator.portfolio.replay import replay_portfolio_benchmarks
 
 torch.set_num_threads(1)
 

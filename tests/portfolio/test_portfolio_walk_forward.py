@@ -1,6 +1,7 @@
-"""The portfolio walk-forward: folds read nothing after their validation window, the stitched
-record hands each bar to the right fold's choice and reconciles, the judge is the single-asset
-one, and on markets we made the gate fails on no structure and passes on a planted rotation."""
+"""The walk-forward engine on a universe (walk_forward/universe.py): folds read nothing after their
+validation window, the stitched record hands each bar to the right fold's choice and reconciles,
+the judge is the engine's, and on markets we made the gate fails on no structure and passes on a
+planted rotation."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.markets import null_market, planted_rotation_market
 from reinforce_strategy_creator.params.evaluation import EvaluationParams
 from reinforce_strategy_creator.params.portfolio import PortfolioParams
-from reinforce_strategy_creator.portfolio import walk_forward as pwf
+from reinforce_strategy_creator.params.walk_forward import WalkForwardParams
+from reinforce_strategy_creator.portfolio import PortfolioPanel
 from reinforce_strategy_creator.portfolio.features import feature_warmup, portfolio_features
 from reinforce_strategy_creator.portfolio.replay import replay_weights
 from reinforce_strategy_creator.universe import read_universe_csv
+from reinforce_strategy_creator.walk_forward import plan_folds
+from reinforce_strategy_creator.walk_forward import universe as pwf
+from reinforce_strategy_creator.walk_forward.stitch import FoldSwitch
 from tests.support.project import SP500_20_CSV
 
 SPEC = {"indicators": {"logret": {"periods": [1, 5, 20]}}, "recursive_warmup": 3}
@@ -51,13 +56,21 @@ def _warmup() -> int:
     return feature_warmup(SPEC) + TINY["environment"]["window"] - 1
 
 
-@pytest.fixture(scope="module")
-def small_panel():
+def _plan(panel):
+    return plan_folds(
+        panel.dates, WalkForwardParams.parse(WALK_FORWARD), embargo_bars=0, warmup_bars=_warmup()
+    )
+
+
+@pytest.fixture(scope="module", params=[1, 4], ids=["N=1", "N=4"])
+def small_panel(request):
+    """A planted-rotation universe of 4 assets, or its first asset alone: the same engine serves
+    a universe of one."""
     torch.set_num_threads(1)
     close = planted_rotation_market(
         read_universe_csv(SP500_20_CSV).field("Close"), 3, n_assets=4, n_bars=1350
     ).close
-    return _panel(close)
+    return _panel(close.iloc[:, : request.param])
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +79,7 @@ def tiny_run(small_panel):
 
 
 def test_fold_panels_stop_at_the_validation_window(small_panel):
-    plan = pwf.plan(small_panel, WALK_FORWARD, _warmup())
+    plan = _plan(small_panel)
     for fold in plan.folds:
         train, validation = pwf.fold_panels(small_panel, fold, window=4)
         assert train.dates[-1] < validation.dates[3]  # training ends before the first validation decision
@@ -79,10 +92,11 @@ def test_a_fold_reads_nothing_after_its_validation_window(small_panel):
     """Every close after the fold's validation end is changed: the trained weights, validation
     records and champion are identical."""
     params, ev = PortfolioParams.parse(TINY), EvaluationParams.parse(EVALUATION)
-    fold = pwf.plan(small_panel, WALK_FORWARD, _warmup()).folds[0]
+    fold = _plan(small_panel).folds[0]
     close = pd.DataFrame(small_panel.close, index=small_panel.dates, columns=list(small_panel.tickers))
     later = close.index > fold.validation.end
-    close.loc[later] = close.loc[later] * np.exp(np.random.default_rng(0).normal(0, 0.05, (later.sum(), 4)))
+    noise = np.random.default_rng(0).normal(0, 0.05, (later.sum(), small_panel.n_assets))
+    close.loc[later] = close.loc[later] * np.exp(noise)
     changed = _panel(close)
     assert not np.allclose(changed.close, small_panel.close, equal_nan=True)
     a = pwf.run_fold(fold, small_panel, params, ev)
@@ -94,20 +108,33 @@ def test_a_fold_reads_nothing_after_its_validation_window(small_panel):
     assert a.champion == b.champion
 
 
-def test_lane_switch_hands_each_bar_to_its_fold():
+@pytest.mark.parametrize("n_assets", [1, 4])
+def test_fold_switch_hands_each_bar_to_its_fold(n_assets):
+    """Through the universe's kernel, at N = 1 and N > 1: fold k's decider decides from its start."""
+    rng = np.random.default_rng(0)
+    close = 50 * np.exp(np.cumsum(0.01 * rng.standard_normal((60, n_assets)), axis=0))
+    panel = PortfolioPanel(
+        close,
+        np.zeros((60, n_assets, 1), np.float32),
+        tuple("ABCD"[:n_assets]),
+        pd.bdate_range("2021", periods=60),
+    )
     calls = []
 
     def decider(k):
-        def decide(obs, bar):
-            calls.append((k, bar))
-            return torch.zeros(1, 2, dtype=torch.float64)
+        def decide(obs):
+            calls.append(k)
+            w = np.zeros((1, n_assets))
+            w[0, 0] = 0.5 * k
+            return w
 
         return decide
 
-    switch = pwf.LaneSwitch([[decider(0), decider(1)]], starts=[100, 150], offset=97)
-    for bar in (3, 52, 53, 80):
-        switch(torch.zeros(1, 5), bar)
-    assert calls == [(0, 3), (0, 52), (1, 53), (1, 80)]
+    run = replay_weights(panel, PortfolioConfig(window=4), FoldSwitch([decider(0), decider(1)], [3, 30]))
+    assert calls == [0] * (30 - 3) + [1] * (59 - 30)  # decisions at bars 3 .. 58
+    assert np.all(run.targets[0, : 30 - 3, 0] == 0.0) and np.all(run.targets[0, 30 - 3 : -1, 0] == 0.5)
+    with pytest.raises(ValueError, match="before the first fold"):
+        FoldSwitch([decider(0)], [5])(torch.zeros(1, 3), 4)
 
 
 @pytest.mark.slow
@@ -129,7 +156,7 @@ def test_stitched_record_lanes_benchmarks_and_reconciliation(tiny_run, small_pan
     lane = next(i for i, (k, _, _) in enumerate(record.lanes) if k == "procedure")
     stretch = small_panel.window(results[0].fold.test.first_row, results[-1].fold.test.stop_row, 3)
     for r in results:
-        policies = pwf._policies(r.bundles[r.champion["agent"]], r.champion["seed"])
+        policies = pwf.policies(r.bundles[r.champion["agent"]], r.champion["seed"])
         rows = np.flatnonzero((run.dates >= r.fold.test.start) & (run.dates <= r.fold.test.end))
         rows = rows[rows < len(run.dates) - 1]
         for i in rows[:5]:
@@ -139,6 +166,7 @@ def test_stitched_record_lanes_benchmarks_and_reconciliation(tiny_run, small_pan
             obs = _observation(stretch, run, lane, i)
             assert np.allclose(want(obs, bar).numpy()[0], run.targets[lane, i], atol=1e-12)
     assert verdict["decided_on"]["split"] == "walk_forward"
+    assert verdict["universe"] == list(small_panel.tickers)
     assert set(verdict["rules"]) >= {"min_sharpe", "max_drawdown", "beats_buy_and_hold", "min_psr"}
 
 
@@ -214,8 +242,9 @@ def test_replay_of_a_constant_decider_matches_its_ledger(small_panel):
 
     env = PortfolioConfig(**PortfolioParams.parse(TINY).environment.to_params())
     win = small_panel.rows(0, 80)
-    run = replay_weights(win, env, constant_weights([[0.25] * 4, [0.5, 0, 0, 0]]), num_lanes=2)
-    frame = pwf._ledger(run, [("agent", "a", 0), ("ensemble", "a", ENSEMBLE_SEED)], "test")
+    n = small_panel.n_assets
+    run = replay_weights(win, env, constant_weights([[1 / n] * n, [0.5] + [0.0] * (n - 1)]), num_lanes=2)
+    frame = pwf.lane_ledger(run, [("agent", "a", 0), ("ensemble", "a", ENSEMBLE_SEED)], "test")
     assert list(frame.groupby(["kind", "seed"]).size().index) == [("agent", 0), ("ensemble", ENSEMBLE_SEED)]
     got = frame[frame["kind"] == "ensemble"]["equity"].to_numpy()
     assert np.array_equal(got, run.equity[1])

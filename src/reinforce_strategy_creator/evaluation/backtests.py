@@ -46,16 +46,10 @@ from ..env import EnvConfig, MarketArrays, replay
 from ..features import data_fingerprint, feature_spec_sha256, scaler_sha256
 from ..params.base import ParameterError
 from ..params.evaluation import EvaluationParams
-from .benchmarks import (
-    ScheduledDecision,
-    buy_and_hold_targets,
-    flat_targets,
-    momentum_targets,
-    random_targets,
-    sma_crossover_targets,
-)
+from .benchmarks import BENCHMARKS, ScheduledDecision, position_targets, single_asset_benchmarks
 from .metrics import EvaluationInputError
 from .report import check_identical_setup
+from .strategies import Prices
 
 __all__ = [
     "SETUP_KEYS",
@@ -85,9 +79,6 @@ SPEC_MUST_MATCH = SETUP_KEYS + (
     "obs_unrealised",
     "obs_bars_held",
 )
-#: Deterministic benchmark runs, in report order.
-BENCHMARKS = ("buy_and_hold", "flat", "sma_crossover", "momentum")
-RANDOM_RUN = "random"
 LEDGER_COLUMNS = [
     "kind",
     "run",
@@ -268,8 +259,8 @@ def _ledger(result, kind: str, run: str, seeds: Sequence[int]) -> pd.DataFrame:
     return frame[LEDGER_COLUMNS]
 
 
-def history_closes(table: pd.DataFrame, history: pd.DataFrame, split: str) -> tuple[np.ndarray, int]:
-    """Closes of ``history`` (``primary_prices``) up to the window's last bar, and the
+def history_closes(table: pd.DataFrame, history: pd.DataFrame, split: str) -> Prices:
+    """Closes of ``history`` (``primary_prices``) up to the window's last bar, ``start`` the
     position of the window's first bar in them. The window's closes must be the history's."""
     if (
         not isinstance(history, pd.DataFrame)
@@ -298,7 +289,7 @@ def history_closes(table: pd.DataFrame, history: pd.DataFrame, split: str) -> tu
             "model input "
             "and the prices come from different runs. Re-run feature_engineering."
         )
-    return past.to_numpy(dtype=float), first
+    return Prices(past.to_numpy(dtype=float), past.index, ("Close",), start=first)
 
 
 def backtest_split(
@@ -325,8 +316,8 @@ def backtest_split(
     # A replay always covers the full period (episode_length is a training setting).
     config = EnvConfig.from_params(environment).replace(episode_length=None)
     market = _window_market(table, config, split)
-    past, offset = history_closes(table, history, split)
-    _check_benchmarks(evaluation.benchmarks, config, table, offset, split)
+    past = history_closes(table, history, split)
+    _check_benchmarks(evaluation.benchmarks, config, table, past.start, split)
     runs = [
         *_replay_agents(
             market,
@@ -337,7 +328,7 @@ def backtest_split(
             provenance,
             evaluation.ensembles,
         ),
-        *replay_benchmarks(market, config, evaluation.benchmarks, past, offset),
+        *replay_benchmarks(market, config, evaluation.benchmarks, past),
     ]
     return _long_ledger(runs, config, split)
 
@@ -409,35 +400,20 @@ def _replay_agents(market, config, policies, window, split, provenance, ensemble
         yield "agent", agent, seeds, replay(market, config, decision, num_envs=len(seeds))
 
 
-def replay_benchmarks(market, config, bench, past, offset):
-    """The benchmarks and the random seeds, with the agents' costs, capital and first decision.
+def replay_benchmarks(market, config, bench, past: Prices):
+    """The benchmarks (``benchmarks.single_asset_benchmarks``) with the agents' costs, capital
+    and first decision, each in one ``env.replay`` (a lane per seed).
 
-    ``past`` are the closes of the whole history up to the market's last bar and ``offset`` the
-    position of the market's first bar in them: the signals read the bars before the window.
+    ``past`` are the closes of the whole history up to the market's last bar, ``past.start`` the
+    row of the market's first bar in them: the signals read the bars before the window.
     Yields ``(kind, name, seeds, BacktestResult)``."""
     positions = None if config.continuous else config.positions
-    first = config.window - 1
-    close = market.close
-    schedules = {
-        "buy_and_hold": buy_and_hold_targets(close),
-        "flat": flat_targets(close),
-        # computed on the whole history up to the window's end, then cut to the window's bars
-        "sma_crossover": sma_crossover_targets(past, bench.sma_fast, bench.sma_slow, bench.long_short)[
-            offset:
-        ],
-        "momentum": momentum_targets(past, bench.momentum_lookback, bench.long_short)[offset:],
-    }
-    for name in BENCHMARKS:
-        yield (
-            "benchmark",
-            name,
-            [0],
-            replay(market, config, ScheduledDecision(schedules[name], positions, first)),
-        )
-    seeds = list(range(bench.random_seeds))
-    targets = random_targets(len(close), config.positions, seeds, bench.random_switch_prob)
-    decision = ScheduledDecision(targets, positions, first)
-    yield "random", RANDOM_RUN, seeds, replay(market, config, decision, num_envs=len(seeds))
+    first = past.start + config.window - 1
+    for strategy in single_asset_benchmarks(bench, config.positions):
+        targets = position_targets(strategy.schedule(past, first))[:, past.start :]
+        decision = ScheduledDecision(targets, positions, config.window - 1)
+        result = replay(market, config, decision, num_envs=strategy.lanes)
+        yield strategy.kind, strategy.name, list(strategy.seeds), result
 
 
 def _long_ledger(runs, config: EnvConfig, split: str) -> pd.DataFrame:

@@ -14,17 +14,38 @@ this bar (no order, no cost: buy-and-hold, or between rebalances).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from ..evaluation.benchmarks import (
+    PORTFOLIO_BENCHMARKS,
+    RANDOM_RUN,
+    BenchmarkError,
+    BuyAndHold,
+    portfolio_benchmarks,
+)
+from ..evaluation.strategies import Prices, Strategy
+from ..params.portfolio import PortfolioBenchmarkParams
 from .panel import PortfolioPanel
 
-__all__ = ["LEDGER_COLUMNS", "PortfolioRun", "replay_weights"]
+__all__ = [
+    "LEDGER_COLUMNS",
+    "BenchmarkReplays",
+    "PortfolioRun",
+    "ScheduleDecider",
+    "lane_run",
+    "replay_portfolio_benchmarks",
+    "replay_strategies",
+    "replay_weights",
+]
+
+log = logging.getLogger(__name__)
 
 Decider = Callable[[torch.Tensor, int], object]
 
@@ -135,8 +156,6 @@ def replay_weights(
 ) -> PortfolioRun:
     """Replay ``decide`` on ``num_lanes`` accounts over the whole ``panel`` (see the module
     docstring); ``episode_length`` of ``config`` is ignored (the replay covers the full period)."""
-    from dataclasses import replace
-
     cfg = replace(config, episode_length=None, device=device or config.device)
     core = PortfolioCore(
         panel.close, panel.features, panel.tickers, cfg, num_envs=num_lanes, seed=0, autoreset=False
@@ -210,3 +229,191 @@ def constant_weights(weights: Sequence[float] | np.ndarray) -> Decider:
         return np.broadcast_to(w, (obs.shape[0], w.shape[1]))
 
     return decide
+
+
+def lane_run(run: PortfolioRun, lanes: Sequence[int] | slice) -> PortfolioRun:
+    """The lanes ``lanes`` of a replay as their own :class:`PortfolioRun` (same dates and config)."""
+    per_lane = (
+        "equity",
+        "cash",
+        "cost",
+        "commission",
+        "slippage",
+        "borrow",
+        "traded_notional",
+        "weights",
+        "shares",
+        "traded_shares",
+        "fill_price",
+        "targets",
+    )
+    sel = lanes if isinstance(lanes, slice) else np.asarray(list(lanes), dtype=np.int64)
+    return replace(run, **{k: getattr(run, k)[sel] for k in per_lane})
+
+
+# --------------------------------------------------------------------------- strategies
+class ScheduleDecider:
+    """Strategies' schedules over the panel's rows as one replay decider: lane l at row ``bar``
+    targets ``schedule[l, bar]``, or holds where that row is NaN."""
+
+    def __init__(self, schedule: np.ndarray):
+        self.schedule = np.asarray(schedule, dtype=np.float64)
+
+    def __call__(self, obs: torch.Tensor, bar: int) -> tuple[np.ndarray, np.ndarray]:
+        w = self.schedule[:, bar]
+        hold = np.isnan(w).all(axis=1)
+        return np.where(hold[:, None], 0.0, w), hold
+
+
+def replay_strategies(
+    panel: PortfolioPanel,
+    config: PortfolioConfig,
+    strategies: Sequence[Strategy],
+    prices: Prices,
+    device: str | None = None,
+) -> list[PortfolioRun]:
+    """Replay ``strategies`` on ``panel`` in one replay (a lane per seed of each), deciding on
+    ``prices``: the panel's closes after ``prices.start`` rows of history. Returns one
+    :class:`PortfolioRun` per strategy."""
+    first = prices.start + config.window - 1
+    schedules = [s.schedule(prices, first)[:, prices.start :] for s in strategies]
+    schedule = np.concatenate(schedules)
+    run = replay_weights(panel, config, ScheduleDecider(schedule), len(schedule), device)
+    out, at = [], 0
+    for s in strategies:
+        out.append(lane_run(run, slice(at, at + s.lanes)))
+        at += s.lanes
+    return out
+
+
+def _history(panel: PortfolioPanel, history_close: pd.DataFrame | None) -> pd.DataFrame:
+    """Closes of ``history_close`` dated before the panel's first date (panel ticker order); on the
+    dates both hold, they must be the panel's closes."""
+    if history_close is None:
+        return pd.DataFrame(columns=list(panel.tickers), index=pd.DatetimeIndex([]), dtype=np.float64)
+    if not isinstance(history_close, pd.DataFrame) or not isinstance(history_close.index, pd.DatetimeIndex):
+        raise BenchmarkError(
+            "history_close: expected a DataFrame of closes (DatetimeIndex x tickers), got "
+            f"{type(history_close).__name__}"
+        )
+    missing = [t for t in panel.tickers if t not in history_close.columns]
+    if missing:
+        raise BenchmarkError(
+            f"history_close: tickers {missing} of the panel are missing; pass the universe's close table"
+        )
+    hist = history_close[list(panel.tickers)].sort_index()
+    if hist.index.has_duplicates:
+        raise BenchmarkError(
+            f"history_close: date {hist.index[hist.index.duplicated()][0].date()} appears twice"
+        )
+    both = hist.index.intersection(panel.dates)
+    if len(both):
+        a = hist.loc[both].to_numpy(dtype=np.float64)
+        b = panel.close[panel.dates.get_indexer(both)]
+        same = np.isclose(a, b, rtol=1e-12, atol=0.0) | (np.isnan(a) & np.isnan(b))
+        if not same.all():
+            r, c = (int(i[0]) for i in np.nonzero(~same))
+            raise BenchmarkError(
+                f"history_close: the close of ticker {panel.tickers[c]!r} on {both[r].date()} is {a[r, c]} "
+                f"but the panel's is {b[r, c]}; history and panel come from different data"
+            )
+    return hist.loc[hist.index < panel.dates[0]].astype(np.float64)
+
+
+def panel_prices(panel: PortfolioPanel, history_close: pd.DataFrame | None = None) -> Prices:
+    """The panel's closes as strategy :class:`~..evaluation.strategies.Prices`, after the rows of
+    ``history_close`` (dates x tickers) dated before the panel (they must agree with the panel on
+    the dates both hold)."""
+    prior = _history(panel, history_close)
+    return Prices(
+        np.concatenate([prior.to_numpy(dtype=np.float64), panel.close]),
+        prior.index.append(panel.dates),
+        panel.tickers,
+        start=len(prior),
+    )
+
+
+def _index_panel(panel: PortfolioPanel, index_close: pd.Series, first: int) -> PortfolioPanel:
+    """The index as a one-asset panel on the panel's dates; every date from the first decision on
+    must have a positive close."""
+    if not isinstance(index_close, pd.Series) or not isinstance(index_close.index, pd.DatetimeIndex):
+        raise BenchmarkError(
+            "index_close: expected a pandas Series of index closes with a DatetimeIndex, got "
+            f"{type(index_close).__name__}"
+        )
+    name = str(index_close.name) if index_close.name is not None else "index"
+    if index_close.index.has_duplicates:
+        dup = index_close.index[index_close.index.duplicated()][0]
+        raise BenchmarkError(f"index_close ({name}): date {dup.date()} appears twice")
+    values = np.array(pd.to_numeric(index_close, errors="coerce").reindex(panel.dates), dtype=np.float64)
+    bad = np.flatnonzero(~(np.isfinite(values[first:]) & (values[first:] > 0)))
+    if bad.size:
+        when = panel.dates[first + bad[0]].date()
+        raise BenchmarkError(
+            f"index_close ({name}): no positive close on {when} ({bad.size} panel dates from the first "
+            f"decision on lack one); the index file must cover the universe's dates "
+            f"{panel.dates[first].date()} .. {panel.dates[-1].date()}"
+        )
+    gap = ~(np.isfinite(values) & (values > 0))  # only in the history rows (checked above)
+    if gap.any():  # the core allows a leading block of NaN only: history before the last gap is unused
+        values[: int(np.flatnonzero(gap)[-1]) + 1] = np.nan
+    features = np.zeros((panel.n_bars, 1, 1), dtype=np.float32)
+    return PortfolioPanel(values[:, None], features, (name,), panel.dates)
+
+
+class BenchmarkReplays(list):
+    """``[(kind, name, seeds, PortfolioRun), ...]`` plus ``events``: a DataFrame (date, bar, run,
+    event, detail) of every rule the optimised benchmarks applied (``evaluation.benchmarks``)."""
+
+    events: pd.DataFrame
+
+
+def replay_portfolio_benchmarks(
+    panel: PortfolioPanel,
+    config: PortfolioConfig,
+    params: PortfolioBenchmarkParams | Mapping | None = None,
+    index_close: pd.Series | None = None,
+    *,
+    history_close: pd.DataFrame | None = None,
+    device: str | None = None,
+) -> BenchmarkReplays:
+    """Replay the universe benchmarks (``evaluation.benchmarks.portfolio_benchmarks``) on
+    ``panel`` with the agents' ``config`` (same costs, capital, window and first decision bar).
+
+    Returns ``[(kind, name, seeds, PortfolioRun)]``: kind ``"benchmark"`` (seed ``[0]``) for the
+    deterministic runs in ``PORTFOLIO_BENCHMARKS`` order, then ``"random"`` with its seeds
+    (``random_seed + i``). ``index_close`` (a close Series with a DatetimeIndex) adds ``index``,
+    :class:`~..evaluation.benchmarks.BuyAndHold` on that one-asset panel; ``history_close``
+    (dates x tickers) gives the strategies the closes before the panel."""
+    params = PortfolioBenchmarkParams.parse(params)
+    if not isinstance(panel, PortfolioPanel):
+        raise BenchmarkError(f"panel: expected a PortfolioPanel, got {type(panel).__name__}")
+    if not isinstance(config, PortfolioConfig):
+        raise BenchmarkError(f"config: expected a PortfolioConfig, got {type(config).__name__}")
+    first = config.window - 1
+    if panel.n_bars < first + 2:
+        raise BenchmarkError(
+            f"the panel has {panel.n_bars} bars; a replay with window {config.window} needs at least "
+            f"{first + 2}"
+        )
+    prices = panel_prices(panel, history_close)
+    strategies = portfolio_benchmarks(params)
+    runs = dict(
+        zip([s.name for s in strategies], replay_strategies(panel, config, strategies, prices, device))
+    )
+    if "index" in params.names and index_close is not None:
+        idx_panel = _index_panel(panel, index_close, first)
+        runs["index"] = replay_strategies(
+            idx_panel, config, [BuyAndHold("index")], panel_prices(idx_panel), device
+        )[0]
+    elif "index" in params.names:
+        log.info("portfolio benchmark index: no index close series given; not replayed")
+    out = BenchmarkReplays()
+    kinds = {s.name: (s.kind, list(s.seeds)) for s in strategies} | {"index": ("benchmark", [0])}
+    for name in (*PORTFOLIO_BENCHMARKS, RANDOM_RUN):
+        if name in runs:
+            out.append((kinds[name][0], name, kinds[name][1], runs[name]))
+    events = [{**e, "bar": e["bar"] - prices.start} for s in strategies for e in s.events]
+    events.sort(key=lambda e: e["bar"])  # in the order of the bars, as they happened
+    out.events = pd.DataFrame(events, columns=["date", "bar", "run", "event", "detail"])
+    return out

@@ -36,6 +36,7 @@ from ..evaluation.metrics import equity_returns, infer_periods_per_year, json_sa
 from ..evaluation.pbo import probability_of_backtest_overfitting
 from ..evaluation.results import split_records
 from ..evaluation.stats import record_dsr, ruin_aware_scores
+from ..evaluation.strategies import Prices
 from ..evaluation.verdict import deflated_psr, finite_or, tuning_looks, window_fingerprint, window_reuse
 from ..features import compute_features, max_lookback
 from ..params.base import ParameterError
@@ -84,10 +85,11 @@ class WalkForwardError(InputError):
 
 @dataclass
 class FoldResult:
-    """One fold: its tables, trained bundles, training histories, validation records and choices."""
+    """One fold: its tables (single asset; ``None`` for a universe, whose panel is cut per fold),
+    trained bundles, training histories, validation records and choices."""
 
     fold: Fold
-    tables: FoldTables
+    tables: FoldTables | None
     bundles: dict[str, Any]
     histories: dict[str, pd.DataFrame]
     validation: pd.DataFrame
@@ -98,7 +100,10 @@ class FoldResult:
 
 @dataclass
 class StitchedRecord:
-    """The stitched ledger and its metrics, with the per-fold pieces reconciled."""
+    """The stitched ledger and its metrics, with the per-fold pieces reconciled. A universe's
+    record also keeps its replays (``runs``, lane order in ``lanes``) and the procedure's and
+    agents' weights per bar and ticker (``weights``) for the weights, turnover and contribution
+    figures; ``extra["universe"]`` names its tickers."""
 
     ledger: pd.DataFrame
     records: pd.DataFrame
@@ -106,6 +111,9 @@ class StitchedRecord:
     reconciliation: dict[str, Any]
     window: dict[str, str]
     extra: dict[str, Any] = field(default_factory=dict)
+    runs: dict[str, Any] = field(default_factory=dict)
+    lanes: list[tuple[str, str, int]] = field(default_factory=list)
+    weights: pd.DataFrame | None = None
 
 
 def plan(prices: pd.DataFrame, parameters: Mapping[str, Any]) -> tuple[pd.DataFrame, FoldPlan]:
@@ -223,6 +231,19 @@ def select_fold(
         history=prices.iloc[: fold.validation.stop_row],
     )
     records = split_records(ledger, "validation")
+    champion, best_seed = choose(records, bundles, evaluation)
+    result = FoldResult(fold, tables, bundles, trained.histories, records, champion, best_seed)
+    if cache is not None and trained.key is not None:
+        cache.save(trained.key, result)
+    return result
+
+
+def choose(
+    records: pd.DataFrame, bundles: Mapping[str, Any], evaluation: EvaluationParams
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """A fold's choices from its validation records (``split_records``): the champion among the
+    agent x seed and ensemble candidates (``evaluation.selection``), and each agent's
+    validation-best seed."""
     candidates = records[records["kind"].isin(["agent", "ensemble"])].reset_index(drop=True)
     champion = select_champion(candidates, evaluation.rank_metric, evaluation.selection)
     best_seed = {}
@@ -230,10 +251,7 @@ def select_fold(
         own = candidates[(candidates["agent"] == agent) & (candidates["kind"] == "agent")]
         pick = select_champion(own.reset_index(drop=True), evaluation.rank_metric, "best_candidate")
         best_seed[agent] = pick["seed"] if pick["seed"] is not None else bundles[agent].seeds[0]
-    result = FoldResult(fold, tables, bundles, trained.histories, records, champion, best_seed)
-    if cache is not None and trained.key is not None:
-        cache.save(trained.key, result)
-    return result
+    return champion, best_seed
 
 
 def run_folds(
@@ -328,12 +346,11 @@ def stitch(
         for k in range(len(results))
     ]
     agents = replay(sm.market, env, FoldSwitch(deciders, sm.starts), num_envs=len(lanes))
-    past = prices["Close"].to_numpy(dtype=float)[: sm.first_row + sm.market.n_bars]
+    close = prices["Close"].iloc[: sm.first_row + sm.market.n_bars]
+    past = Prices(close.to_numpy(dtype=float), close.index, ("Close",), start=sm.first_row)
     frames = [_lane_ledger(agents, lanes)]
     setups = {"agents": agents.config}
-    for kind, name, seeds, res in replay_benchmarks(
-        sm.market, env, evaluation.benchmarks, past, sm.first_row
-    ):
+    for kind, name, seeds, res in replay_benchmarks(sm.market, env, evaluation.benchmarks, past):
         frame = pd.DataFrame(res)
         frame.insert(0, "seed", np.asarray(seeds, dtype=np.int64)[frame.pop("lane").to_numpy()])
         frame.insert(0, "run", name)
@@ -356,16 +373,32 @@ def stitch(
 
 def _per_fold(ledger, sm, env, results):
     """Reconcile the procedure and buy-and-hold lanes by fold; per-fold Sharpe and champion."""
-    recon, rows = {}, []
-    lanes = {}
-    for kind, run in (("procedure", "procedure"), ("benchmark", "buy_and_hold")):
-        lane = ledger[(ledger["kind"] == kind) & (ledger["run"] == run) & (ledger["seed"] == 0)]
-        if lane.empty:
-            continue
+    recon, pieces = {}, {}
+    for run, lane in reference_lanes(ledger).items():
         segments = fold_segments(lane, sm.starts, sm.folds)
         recon[run] = reconcile_segments(lane, segments, env.initial_capital, close=sm.market.close)
-        lanes[run] = segments
-    ppy = infer_periods_per_year(sm.market.index)
+        pieces[run] = {name: seg["equity"] for name, seg in segments.items()}
+    return recon, fold_table(results, pieces, infer_periods_per_year(sm.market.index))
+
+
+def reference_lanes(ledger: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The stitched procedure and buy-and-hold lanes (seed 0) of a ledger, those it has."""
+    out = {}
+    for kind, run in (("procedure", "procedure"), ("benchmark", "buy_and_hold")):
+        lane = ledger[(ledger["kind"] == kind) & (ledger["run"] == run) & (ledger["seed"] == 0)]
+        if not lane.empty:
+            out[run] = lane
+    return out
+
+
+def fold_table(
+    results: Sequence[FoldResult],
+    pieces: Mapping[str, Mapping[str, Sequence[float]]],
+    periods_per_year: float,
+) -> pd.DataFrame:
+    """One row per fold: its windows, champion, validation Sharpe, and for each stitched lane in
+    ``pieces`` (run -> fold -> the fold's piece of equity) its test Sharpe and return."""
+    rows = []
     for r in results:
         row = {
             "fold": r.fold.name,
@@ -377,11 +410,11 @@ def _per_fold(ledger, sm, env, results):
             else f"{r.champion['agent']} {seed_label(r.champion['seed'])}",
             "validation_sharpe": (r.champion.get("validation") or {}).get("sharpe"),
         }
-        for run, segments in lanes.items():
-            sharpe, total = fold_test_figures(segments[r.fold.name]["equity"], ppy)
+        for run, by_fold in pieces.items():
+            sharpe, total = fold_test_figures(by_fold[r.fold.name], periods_per_year)
             row[f"{run}_test_sharpe"], row[f"{run}_test_return"] = sharpe, total
         rows.append(row)
-    return recon, pd.DataFrame(rows)
+    return pd.DataFrame(rows)
 
 
 def fold_test_figures(equity: Sequence[float] | pd.Series, periods_per_year: float) -> tuple[float, float]:
@@ -431,8 +464,17 @@ def judge(
         "what": "the procedure's stitched record: each fold's champion, chosen on its validation "
         "window, trading its test window, one account across the folds",
     }
+    universe = record.extra.get("universe")
+    if universe is not None:
+        decided_on["what"] = (
+            "the portfolio procedure's stitched record: each fold's champion, chosen on its validation "
+            "window, trading its test window, one account across the folds; the gate's buy_and_hold is "
+            "equal weight bought at the first bar and held"
+        )
     if proc.empty:
         verdict = {"passed": False, "reason": "a fold has no champion", "decided_on": decided_on}
+        if universe is not None:
+            verdict["universe"] = list(universe)
         return json_safe(verdict), json_safe({**_decision(verdict, fingerprint, record.window, config)})
     proc = proc.iloc[0].to_dict()
     decided_on["n_bars"] = int(proc["n_bars"])
@@ -479,6 +521,8 @@ def judge(
         "reconciliation": record.reconciliation,
         "config_sha256": config,
     }
+    if universe is not None:
+        verdict["universe"] = list(universe)
     return json_safe(verdict), json_safe(_decision(verdict, fingerprint, record.window, config))
 
 

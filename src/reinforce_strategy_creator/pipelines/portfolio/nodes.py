@@ -30,11 +30,14 @@ from ...params.features import FeatureParams
 from ...params.portfolio import PortfolioParams
 from ...params.walk_forward import WalkForwardParams
 from ...portfolio import figures
-from ...portfolio import walk_forward as pwf
-from ...portfolio.benchmarks import lane_run
 from ...portfolio.features import portfolio_features
+from ...portfolio.replay import lane_run
 from ...rendering import render_html
 from ...universe import Universe, universe_from_wide
+from ...walk_forward import universe as uwf
+from ...walk_forward.engine import FoldResult, StitchedRecord, judge
+from ...walk_forward.engine import deployment_champion as champion_document
+from ...walk_forward.folds import plan_folds
 from ...walk_forward.report import walk_forward_context
 from ..deployment.nodes import request_registration
 from ..walk_forward.nodes import stitched_equity_figure as walk_forward_equity_figure
@@ -95,7 +98,7 @@ def plan_portfolio(
     p = PortfolioParams.parse(portfolio)
     fe = FeatureParams.parse(feature_engineering)
     warmup = max_lookback(fe.features.to_params()) + p.environment.window - 1
-    plan = pwf.plan(panel, walk_forward, warmup)
+    plan = plan_folds(panel.dates, WalkForwardParams.parse(walk_forward), embargo_bars=0, warmup_bars=warmup)
     parameters = {
         "portfolio": p.to_params(),
         "feature_engineering": fe.to_params(),
@@ -106,18 +109,18 @@ def plan_portfolio(
     return layout, plan.to_dict(), plan.table()
 
 
-def fold_node(name: str) -> Callable[..., pwf.PortfolioFoldResult]:
+def fold_node(name: str) -> Callable[..., FoldResult]:
     """The node that trains and selects fold ``name`` (``fold_<k>`` or ``deployment``)."""
 
     def train_and_select(
         layout: dict[str, Any], index_close: pd.Series | None, compute: ComputeParams | None = None
-    ) -> pwf.PortfolioFoldResult:
+    ) -> FoldResult:
         """Every portfolio agent x seed trained on the fold's training rows (jobs on the ``compute``
         backend), the champion chosen on its validation window; nothing later is read."""
         plan = layout["plan"]
         fold = plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
         params = layout["parameters"]
-        result = pwf.run_fold(
+        result = uwf.run_fold(
             fold,
             layout["panel"],
             PortfolioParams.parse(params["portfolio"]),
@@ -134,11 +137,11 @@ def fold_node(name: str) -> Callable[..., pwf.PortfolioFoldResult]:
 
 
 def stitch_record(
-    layout: dict[str, Any], index_close: pd.Series | None, *results: pwf.PortfolioFoldResult
-) -> tuple[pwf.PortfolioRecord, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    layout: dict[str, Any], index_close: pd.Series | None, *results: FoldResult
+) -> tuple[StitchedRecord, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One account per lane over every fold's test window: ledger, metrics, folds, weights."""
     params = layout["parameters"]
-    record = pwf.stitch(
+    record = uwf.stitch(
         list(results),
         layout["panel"],
         PortfolioParams.parse(params["portfolio"]),
@@ -149,15 +152,15 @@ def stitch_record(
 
 
 def judge_record(
-    record: pwf.PortfolioRecord,
+    record: StitchedRecord,
     layout: dict[str, Any],
     gate_decisions: list,
     tuning_studies: list,
-    *results: pwf.PortfolioFoldResult,
+    *results: FoldResult,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The gate on the procedure's stitched record, deflated for earlier decisions on the window."""
     params = layout["parameters"]
-    return pwf.judge(
+    return judge(
         record,
         list(results),
         params,
@@ -167,13 +170,13 @@ def judge_record(
     )
 
 
-def stitched_equity_figure(record: pwf.PortfolioRecord) -> Figure:
+def stitched_equity_figure(record: StitchedRecord) -> Figure:
     """The stitched equity of the procedure, each agent and the benchmarks, fold starts marked (the
     walk_forward stage's figure: the record has the same ledger and folds)."""
-    return walk_forward_equity_figure(record)  # type: ignore[arg-type]
+    return walk_forward_equity_figure(record)
 
 
-def portfolio_figures(record: pwf.PortfolioRecord) -> tuple[Figure, Figure, Figure]:
+def portfolio_figures(record: StitchedRecord) -> tuple[Figure, Figure, Figure]:
     """The procedure's weights over time (stacked area), turnover (next to equal weight's), and
     per-asset contribution."""
     run = record.runs["agents"]
@@ -189,19 +192,19 @@ def portfolio_figures(record: pwf.PortfolioRecord) -> tuple[Figure, Figure, Figu
     )
 
 
-def deployment_policy(deployment: pwf.PortfolioFoldResult) -> Any:
+def deployment_policy(deployment: FoldResult) -> Any:
     """The deployment fold's champion agent (all its seeds), to store as a versioned artifact."""
-    return pwf.check_deployable(deployment)
+    return uwf.check_deployable(deployment)
 
 
 def deployment_champion(
-    policy: Any, deployment: pwf.PortfolioFoldResult, verdict: dict[str, Any], evaluation: EvaluationParams
+    policy: Any, deployment: FoldResult, verdict: dict[str, Any], evaluation: EvaluationParams
 ) -> dict[str, Any]:
     """``portfolio.champion``: the deployment fold's champion with the stitched record's verdict."""
-    return pwf.deployment_champion(deployment, verdict, policy, EvaluationParams.parse(evaluation))
+    return champion_document(deployment, verdict, policy, EvaluationParams.parse(evaluation))
 
 
-def render_report(record: pwf.PortfolioRecord, verdict: dict[str, Any], portfolio: PortfolioParams) -> str:
+def render_report(record: StitchedRecord, verdict: dict[str, Any], portfolio: PortfolioParams) -> str:
     """The portfolio tear sheet (HTML): the walk-forward verdict, side-by-side metrics and stitched
     equity, then the procedure's weights over time, turnover and per-asset contribution
     (``templates/portfolio_report.html.j2``: every ticker and name escaped)."""
@@ -352,7 +355,7 @@ def paper_trade(
             }
             continue
         _check_model(model, panel, env)
-        decide = pwf.PolicyDecider(pwf._policies(model.bundle, model.seed))
+        decide = uwf.PolicyDecider(uwf.policies(model.bundle, model.seed))
         acct = PortfolioPaperAccount(
             staged,
             panel.tickers,

@@ -1,19 +1,21 @@
-"""Walk-forward for portfolios: train -> select -> trade per fold, one stitched record, one verdict.
+"""The walk-forward engine on a universe (N >= 1 assets on one panel), through the portfolio kernel.
 
-The same procedure as the single-asset :mod:`..walk_forward.engine`, on a universe: the fold
-layout is :func:`..walk_forward.folds.plan_folds` on the panel's dates; in each fold every agent
-x seed trains on the fold's training rows (the policy's feature scaler is fit there), the
-checkpoints and the fold's champion are chosen on its validation window alone
-(:func:`..evaluation.gate.select_champion` on :func:`..evaluation.results.split_records`), and
-nothing after the validation window is read. :func:`stitch` then replays every fold's choices
-over the test windows as one account per lane (the procedure, each agent's validation-best seed,
-each agent x seed, each seed ensemble) next to every benchmark, with the same costs, capital and
-first decision; :func:`judge` is the single-asset judge, unchanged, on that record (the gate's
-reference is the run named ``buy_and_hold``: equal weight bought at the first bar and held).
+The procedure, the records and the judge are :mod:`.engine`'s: the fold layout is
+:func:`.folds.plan_folds` on the panel's dates; in each fold every agent x seed trains on the
+fold's training rows (the policy's feature scaler is fit there), the fold's champion and each
+agent's validation-best seed are chosen on its validation window alone (:func:`.engine.choose`),
+and nothing after the validation window is read. :func:`stitch` replays every fold's choices over
+the test windows as one account per lane (:func:`.engine.stitched_lanes`: the procedure, each
+agent's validation-best seed, each agent x seed and seed ensemble), switching fold at each test
+window (:class:`.stitch.FoldSwitch`), next to every benchmark (the strategies of
+``evaluation.benchmarks``, ``portfolio.replay.replay_portfolio_benchmarks``) with the same costs,
+capital and first decision, into an :class:`.engine.StitchedRecord` with its universe;
+:func:`.engine.judge` gates it (the gate's reference is ``buy_and_hold``: equal weight bought at
+the first bar and held), and :func:`.engine.deployment_champion` writes the champion document.
 
-A fold result and a stitched record have the attributes the single-asset judge reads, so the
-gate, the deflated PSR (every earlier decision on the same window counted), PBO and DSR are the
-same code.
+What differs from one asset is the kernel the lanes trade through: the panel's replay
+(``portfolio.replay.replay_weights``) and the portfolio agents' trainer
+(``portfolio.training.train_portfolio_members``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,72 +32,34 @@ import pandas as pd
 import torch
 
 from ..artifacts import PolicyBundle
-from ..candidates import ENSEMBLE_SEED, seed_label
+from ..candidates import ENSEMBLE_SEED
 from ..env.portfolio import PortfolioConfig, PortfolioInputError
-from ..evaluation.gate import select_champion
-from ..evaluation.metrics import infer_periods_per_year, json_safe
+from ..evaluation.metrics import infer_periods_per_year
 from ..evaluation.results import split_records
 from ..params.evaluation import EvaluationParams
 from ..params.portfolio import PortfolioParams
 from ..params.walk_forward import WalkForwardParams
-from ..walk_forward import engine
-from ..walk_forward.folds import Fold, FoldPlan, plan_folds
-from ..walk_forward.stitch import ReconciliationError
-from .panel import PortfolioPanel
-from .replay import PortfolioRun, replay_weights
+from ..portfolio.ledger import run_ledger
+from ..portfolio.panel import PortfolioPanel
+from ..portfolio.replay import PortfolioRun, lane_run, replay_portfolio_benchmarks, replay_weights
+from ..portfolio.training import train_portfolio_members
+from .engine import FoldResult, StitchedRecord, choose, fold_table, judge, reference_lanes, stitched_lanes
+from .folds import Fold, plan_folds
+from .stitch import FoldSwitch, ReconciliationError
 
 if TYPE_CHECKING:
     from ..compute import Executor
 
 __all__ = [
-    "PortfolioFoldResult",
-    "PortfolioRecord",
-    "deployment_champion",
+    "PolicyDecider",
+    "check_deployable",
     "fold_panels",
-    "judge",
-    "plan",
+    "policies",
     "run_fold",
     "run_walk_forward",
     "stitch",
+    "train_fold_agents",
 ]
-
-
-@dataclass
-class PortfolioFoldResult:
-    """One fold: trained bundles (agent -> :class:`PolicyBundle`), histories, validation records,
-    the champion and each agent's validation-best seed (the single-asset ``FoldResult`` fields
-    the judge reads)."""
-
-    fold: Fold
-    bundles: dict[str, PolicyBundle]
-    histories: dict[str, pd.DataFrame]
-    validation: pd.DataFrame
-    champion: dict[str, Any]
-    best_seed: dict[str, int]
-
-
-@dataclass
-class PortfolioRecord:
-    """The stitched ledger, its metrics, per-fold table and reconciliation; ``runs`` keeps the
-    replays (lane order in ``lanes``) for the weights, turnover and contribution figures."""
-
-    ledger: pd.DataFrame
-    records: pd.DataFrame
-    folds: pd.DataFrame
-    reconciliation: dict[str, Any]
-    window: dict[str, str]
-    extra: dict[str, Any] = field(default_factory=dict)
-    runs: dict[str, PortfolioRun] = field(default_factory=dict)
-    lanes: list[tuple[str, str, int]] = field(default_factory=list)
-    weights: pd.DataFrame | None = None
-
-
-# --------------------------------------------------------------------------- layout
-def plan(panel: PortfolioPanel, walk_forward: WalkForwardParams | Mapping[str, Any], warmup: int) -> FoldPlan:
-    """The fold layout on the panel's dates; the first ``warmup`` rows (incomplete features, and the
-    observation window's history) belong to no window."""
-    wf = WalkForwardParams.parse(walk_forward)
-    return plan_folds(panel.dates, wf, embargo_bars=0, warmup_bars=warmup)
 
 
 def fold_panels(panel: PortfolioPanel, fold: Fold, window: int) -> tuple[PortfolioPanel, PortfolioPanel]:
@@ -116,30 +80,24 @@ class PolicyDecider:
     def __init__(self, policies: Sequence[torch.nn.Module]):
         self.policies = list(policies)
 
-    def __call__(self, obs: torch.Tensor, bar: int) -> torch.Tensor:
+    def __call__(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
         with torch.no_grad():
             ws = [p.decide(obs, bar).to(torch.float64) for p in self.policies]
         return ws[0] if len(ws) == 1 else torch.stack(ws).mean(0)
 
 
-class LaneSwitch:
-    """L lanes, each with one decider per fold: lane l at panel row ``bar`` asks its decider of the
-    fold whose test window holds ``offset + bar``."""
+class _Lanes:
+    """One decider per lane, lane i deciding on row i of the observation."""
 
-    def __init__(self, lanes: Sequence[Sequence[Callable]], starts: Sequence[int], offset: int):
-        self.lanes, self.starts, self.offset = lanes, list(starts), offset
+    def __init__(self, deciders: Sequence[PolicyDecider]):
+        self.deciders = list(deciders)
 
-    def fold_of(self, bar: int) -> int:
-        row = self.offset + bar
-        k = int(np.searchsorted(self.starts, row, side="right")) - 1
-        return max(0, k)
-
-    def __call__(self, obs: torch.Tensor, bar: int) -> torch.Tensor:
-        k = self.fold_of(bar)
-        return torch.cat([lane[k](obs[i : i + 1], bar) for i, lane in enumerate(self.lanes)], 0)
+    def __call__(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
+        return torch.cat([d(obs[i : i + 1], bar) for i, d in enumerate(self.deciders)], 0)
 
 
-def _policies(bundle: PolicyBundle, seed: int) -> list[torch.nn.Module]:
+def policies(bundle: PolicyBundle, seed: int) -> list[torch.nn.Module]:
+    """The policy of ``seed`` in ``bundle``, or every seed's for the ensemble (``ENSEMBLE_SEED``)."""
     if seed == ENSEMBLE_SEED:
         return [bundle.load_policy(s) for s in bundle.seeds]
     return [bundle.load_policy(seed)]
@@ -174,8 +132,6 @@ def _agent_bundle(name, algorithm, results, seeds, spec_extra) -> tuple[PolicyBu
 def train_portfolio_job(payload: Mapping[str, Any], shared: Mapping[str, PortfolioPanel]) -> dict[str, Any]:
     """One job: train ``payload["seeds"]`` of one agent on ``shared["train"]``, checkpoints scored on
     ``shared["validation"]``. A pure function of its arguments; plain data out."""
-    from .training import train_portfolio_members
-
     threads = payload.get("threads")
     before = torch.get_num_threads()
     if threads:
@@ -239,8 +195,6 @@ def _payloads(params: PortfolioParams, env: PortfolioConfig, threads: int | None
 
 
 def _env_dict(env: PortfolioConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return asdict(env)
 
 
@@ -291,12 +245,9 @@ def _candidate_lanes(bundles: Mapping[str, PolicyBundle], ensembles: bool) -> li
     return lanes
 
 
-def _ledger(run: PortfolioRun, lanes: Sequence[tuple[str, str, int]], split: str) -> pd.DataFrame:
+def lane_ledger(run: PortfolioRun, lanes: Sequence[tuple[str, str, int]], split: str) -> pd.DataFrame:
     """The lanes of one replay as long ledger rows (``portfolio.ledger.run_ledger``'s columns), each
     lane with its own kind, run and seed."""
-    from .benchmarks import lane_run
-    from .ledger import run_ledger
-
     return pd.concat(
         [run_ledger(lane_run(run, [i]), k, name, [s], split) for i, (k, name, s) in enumerate(lanes)],
         ignore_index=True,
@@ -304,16 +255,13 @@ def _ledger(run: PortfolioRun, lanes: Sequence[tuple[str, str, int]], split: str
 
 
 def _history_close(panel: PortfolioPanel, first_row: int) -> pd.DataFrame:
-    """The universe's closes before ``first_row`` (the optimised benchmarks' trailing window)."""
+    """The universe's closes before ``first_row`` (the benchmarks' trailing window)."""
     return pd.DataFrame(panel.close[:first_row], index=panel.dates[:first_row], columns=list(panel.tickers))
 
 
 def _benchmark_frames(window_panel, env, params, index_close, split, full_panel, first_row):
-    """Every benchmark on ``window_panel`` (rows ``first_row`` on of ``full_panel``): the optimised
-    ones fit on trailing closes, which may reach before the window but never past a decision bar."""
-    from .benchmarks import replay_portfolio_benchmarks
-    from .ledger import run_ledger
-
+    """Every benchmark on ``window_panel`` (rows ``first_row`` on of ``full_panel``): the strategies
+    read trailing closes, which may reach before the window but never past a decision bar."""
     index = None
     if index_close is not None:
         index = index_close.iloc[first_row : first_row + window_panel.n_bars]
@@ -335,33 +283,22 @@ def run_fold(
     evaluation: EvaluationParams,
     executor: Executor | None = None,
     index_close: pd.Series | None = None,
-) -> PortfolioFoldResult:
+) -> FoldResult:
     """Train every agent x seed of ``fold`` and choose its champion on its validation window."""
     env = PortfolioConfig(**params.environment.to_params())
     train, validation = fold_panels(panel, fold, env.window)
     bundles, histories = train_fold_agents(train, validation, params, executor, label=f"{fold.name} training")
     lanes = _candidate_lanes(bundles, evaluation.ensembles)
-    deciders = [PolicyDecider(_policies(bundles[a], s)) for _, a, s in lanes]
-    run = replay_weights(
-        validation,
-        env,
-        lambda obs, bar: torch.cat([d(obs[i : i + 1], bar) for i, d in enumerate(deciders)], 0),
-        num_lanes=len(lanes),
-    )
+    decide = _Lanes([PolicyDecider(policies(bundles[a], s)) for _, a, s in lanes])
+    run = replay_weights(validation, env, decide, num_lanes=len(lanes))
     first = fold.validation.first_row - (env.window - 1)
-    frames = [_ledger(run, lanes, "validation")]
+    frames = [lane_ledger(run, lanes, "validation")]
     # selection reads the candidates' validation metrics only; buy_and_hold is their reference
     only_bh = params.model_copy(update={"benchmarks": params.benchmarks.replace(names=("buy_and_hold",))})
     frames += _benchmark_frames(validation, env, only_bh, None, "validation", panel, first)[0]
     records = split_records(pd.concat(frames, ignore_index=True), "validation")
-    candidates = records[records["kind"].isin(["agent", "ensemble"])].reset_index(drop=True)
-    champion = select_champion(candidates, evaluation.rank_metric, evaluation.selection)
-    best_seed = {}
-    for agent in bundles:
-        own = candidates[(candidates["agent"] == agent) & (candidates["kind"] == "agent")]
-        pick = select_champion(own.reset_index(drop=True), evaluation.rank_metric, "best_candidate")
-        best_seed[agent] = pick["seed"] if pick["seed"] is not None else bundles[agent].seeds[0]
-    return PortfolioFoldResult(fold, bundles, histories, records, champion, best_seed)
+    champion, best_seed = choose(records, bundles, evaluation)
+    return FoldResult(fold, None, bundles, histories, records, champion, best_seed)
 
 
 # --------------------------------------------------------------------------- stitched record
@@ -374,12 +311,12 @@ def panel_fingerprint(panel: PortfolioPanel) -> str:
 
 
 def stitch(
-    results: Sequence[PortfolioFoldResult],
+    results: Sequence[FoldResult],
     panel: PortfolioPanel,
     params: PortfolioParams,
     evaluation: EvaluationParams,
     index_close: pd.Series | None = None,
-) -> PortfolioRecord:
+) -> StitchedRecord:
     """Replay every fold's choices over the test windows as one account per lane, next to every
     benchmark on the same bars with the same costs and capital."""
     env = PortfolioConfig(**params.environment.to_params())
@@ -387,42 +324,52 @@ def stitch(
     stop = results[-1].fold.test.stop_row
     stretch = panel.window(first, stop, env.window - 1)
     offset = first - (env.window - 1)
-    starts = [r.fold.test.first_row for r in results]
-    lanes = engine.stitched_lanes(results, evaluation.ensembles)  # type: ignore[arg-type]
+    lanes = stitched_lanes(results, evaluation.ensembles)
     cache: dict[tuple[int, int], PolicyDecider] = {}
 
     def decider(bundle, seed):
         key = (id(bundle), seed)
         if key not in cache:
-            cache[key] = PolicyDecider(_policies(bundle, seed))
+            cache[key] = PolicyDecider(policies(bundle, seed))
         return cache[key]
 
-    switch = LaneSwitch([[decider(b, s) for b, s, _ in per_fold] for *_, per_fold in lanes], starts, offset)
+    per_fold = [_Lanes([decider(*per_lane[k][:2]) for *_, per_lane in lanes]) for k in range(len(results))]
+    switch = FoldSwitch(per_fold, [r.fold.test.first_row - offset for r in results])
     run = replay_weights(stretch, env, switch, num_lanes=len(lanes))
     meta = [(k, r, s) for k, r, s, _ in lanes]
-    frames = [_ledger(run, meta, "walk_forward")]
+    frames = [lane_ledger(run, meta, "walk_forward")]
     bench, bench_runs = _benchmark_frames(stretch, env, params, index_close, "walk_forward", panel, offset)
     ledger = pd.concat(frames + bench, ignore_index=True)
     records = split_records(ledger, "walk_forward")
     recon = _reconcile(run, meta)
-    folds = _per_fold(ledger, results, stretch)
+    pieces = {
+        run_name: {r.fold.name: _piece(lane.set_index("date")["equity"], r.fold) for r in results}
+        for run_name, lane in reference_lanes(ledger).items()
+    }
+    folds = fold_table(results, pieces, infer_periods_per_year(stretch.dates))
     window = {
         "start": stretch.dates[env.window - 1].date().isoformat(),
         "end": stretch.dates[-1].date().isoformat(),
     }
     traded = stretch.rows(env.window - 1, stretch.n_bars)
-    weights = _weights_long(run, meta)
-    return PortfolioRecord(
+    return StitchedRecord(
         ledger,
         records,
         folds,
         recon,
         window,
-        {"data_fingerprint": panel_fingerprint(traded)},
+        {"data_fingerprint": panel_fingerprint(traded), "universe": list(panel.tickers)},
         runs={"agents": run, **bench_runs},
         lanes=meta,
-        weights=weights,
+        weights=_weights_long(run, meta),
     )
+
+
+def _piece(equity: pd.Series, fold: Fold) -> pd.Series:
+    """The fold's decisions: from the close before its first test bar to its last test bar."""
+    seg = equity[(equity.index >= fold.test.start) & (equity.index <= fold.test.end)]
+    prev = equity[equity.index < fold.test.start]
+    return pd.concat([prev.iloc[-1:], seg]) if not prev.empty else seg
 
 
 def _weights_long(run: PortfolioRun, meta) -> pd.DataFrame:
@@ -464,73 +411,8 @@ def _reconcile(run: PortfolioRun, meta) -> dict[str, Any]:
     return {"lanes": len(meta), "max_book_gap": gap_book, "max_pnl_gap": gap_pnl, "reconciled": ok}
 
 
-def _per_fold(ledger: pd.DataFrame, results: Sequence[PortfolioFoldResult], stretch) -> pd.DataFrame:
-    ppy = infer_periods_per_year(stretch.dates)
-    rows = []
-    lanes = {}
-    for kind, run in (("procedure", "procedure"), ("benchmark", "buy_and_hold")):
-        lane = ledger[(ledger["kind"] == kind) & (ledger["run"] == run) & (ledger["seed"] == 0)]
-        if not lane.empty:
-            lanes[run] = lane.set_index("date")["equity"]
-    for r in results:
-        f = r.fold
-        row = {
-            "fold": f.name,
-            "label": f.label,
-            "test_start": f.test.start.date().isoformat(),
-            "test_end": f.test.end.date().isoformat(),
-            "champion": None
-            if r.champion["agent"] is None
-            else f"{r.champion['agent']} {seed_label(r.champion['seed'])}",
-            "validation_sharpe": (r.champion.get("validation") or {}).get("sharpe"),
-        }
-        for run, eq in lanes.items():
-            # the fold's decisions: from its first test bar's close to the close after its last decision
-            seg = eq[(eq.index >= f.test.start) & (eq.index <= f.test.end)]
-            prev = eq[eq.index < f.test.start]
-            if not prev.empty:
-                seg = pd.concat([prev.iloc[-1:], seg])
-            sharpe, total = engine.fold_test_figures(seg, ppy)
-            row[f"{run}_test_sharpe"], row[f"{run}_test_return"] = sharpe, total
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def judge(
-    record: PortfolioRecord,
-    results: Sequence[PortfolioFoldResult],
-    parameters: Mapping[str, Any],
-    *,
-    earlier_decisions: Sequence[Mapping[str, Any]] = (),
-    config: str = "",
-    tuning_studies: Sequence[Mapping[str, Any]] = (),
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The single-asset judge on the portfolio record: gate, deflated PSR, PBO, DSR."""
-    verdict, decision = engine.judge(
-        record,  # type: ignore[arg-type]
-        results,  # type: ignore[arg-type]
-        parameters,
-        earlier_decisions=earlier_decisions,
-        config=config,
-        tuning_studies=tuning_studies,
-    )
-    verdict["decided_on"]["what"] = (
-        "the portfolio procedure's stitched record: each fold's champion, chosen on its validation "
-        "window, trading its test window, one account across the folds; the gate's buy_and_hold is "
-        "equal weight bought at the first bar and held"
-    )
-    verdict["universe"] = list(results[0].bundles[next(iter(results[0].bundles))].spec.get("tickers", []))
-    return json_safe(verdict), decision
-
-
-def deployment_champion(
-    deployment: PortfolioFoldResult, verdict: Mapping[str, Any], policy: Any, evaluation: EvaluationParams
-) -> dict[str, Any]:
-    """The champion document of the deployment fold (the single-asset contract)."""
-    return engine.deployment_champion(deployment, verdict, policy, evaluation)  # type: ignore[arg-type]
-
-
-def check_deployable(deployment: PortfolioFoldResult) -> PolicyBundle:
+def check_deployable(deployment: FoldResult) -> PolicyBundle:
+    """The deployment fold's champion bundle, or an error when the fold has no champion."""
     agent = deployment.champion["agent"]
     if agent is None:
         raise PortfolioInputError(
@@ -549,13 +431,13 @@ def run_walk_forward(
     index_close: pd.Series | None = None,
     executor: Executor | None = None,
     earlier_decisions: Sequence[Mapping[str, Any]] = (),
-) -> tuple[PortfolioRecord, list[PortfolioFoldResult], dict[str, Any]]:
+) -> tuple[StitchedRecord, list[FoldResult], dict[str, Any]]:
     """The whole procedure without Kedro (tests, benchmarks, notebooks): plan, every fold, the
     stitched record and the verdict on it. The deployment fold is not trained."""
     p = PortfolioParams.parse(portfolio)
     ev = EvaluationParams.parse(evaluation)
     wf = WalkForwardParams.parse(walk_forward)
-    layout = plan(panel, wf, warmup)
+    layout = plan_folds(panel.dates, wf, embargo_bars=0, warmup_bars=warmup)
     results = [run_fold(f, panel, p, ev, executor, index_close) for f in layout.folds]
     record = stitch(results, panel, p, ev, index_close)
     params = {"portfolio": p.to_params(), "evaluation": ev.to_params(), "walk_forward": wf.to_params()}
