@@ -27,7 +27,7 @@ from ..env.ops import SCALAR
 from ..errors import InputError
 from ..params.base import ParameterError
 from .risk import RiskLimits, limit_weights, risk_checks, roll_day, switch_model
-from .settlement import Book, book_fills, book_mark
+from .settlement import Book, settle_bar
 from .state import AccountState, AccountStateError, AccountStore, RunSummary, new_account
 
 Decide = Callable[[pd.DataFrame, AccountState], float]
@@ -185,8 +185,7 @@ class PaperBroker:
         history = prices.iloc[: i + 1]  # all that the policy and the drift check may see
         s, events = switch_model(state, bar.at, model_id)
         s = roll_day(s, bar.day)
-        s, trades = self._fill_pending_order(s, bar)
-        s, mark = self._mark_at_close(s, bar)
+        s, trades, mark = self._fill_and_mark(s, bar)
         alerts = self.drift_check(history) if self.drift_check is not None else []
         s, risk_events = risk_checks(s, bar.at, bar.day, self.limits, alerts, self.halt_on_drift)
         s, order = self._decide(s, bar, history, decide)
@@ -194,33 +193,75 @@ class PaperBroker:
             s, {"orders": [order], "trades": trades, "equity": [mark], "events": events + risk_events}
         )
 
-    def _fill_pending_order(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict]]:
+    def _fill_and_mark(self, s: AccountState, bar: _Bar) -> tuple[AccountState, list[dict], dict[str, Any]]:
         """Fill the order decided at the previous bar's close at this bar's reference price
-        (``Close`` or ``Open``, as ``environment.fill_price`` says), then update the holding's
-        entry price and bars held (the observation's inputs) with the kernel, as the env does."""
+        (``Close`` or ``Open``, as ``environment.fill_price`` says) and mark at the close, in one
+        settlement (:func:`~.settlement.settle_bar`: the kernel's fill, costs, cash, borrow and
+        equity; a short pays borrow on its notional, as in the env); then update the holding's
+        entry price and bars held (the observation's inputs) with the kernel, as the env does.
+        Returns the state, the bar's trades and its equity mark."""
         ref = bar.close if self.costs.fill_price == "next_close" else bar.open
-        shares_before, delta, fill, trades = s.shares, 0, ref, []
-        if s.pending_target is not None:
-            s, trade = self._fill(s, bar.at, ref)
-            if trade is not None:
-                trades.append(trade)
-                delta, fill = trade["shares"], trade["fill_price"]
-            s = dataclasses.replace(s, pending_target=None, pending_decided_at=None)
-        _, entry, held_bars = ex.position_after(
-            SCALAR, float(shares_before), float(delta), fill, s.entry_price, s.bars_held
+        delta, target, decided_at = 0.0, s.pending_target, s.pending_decided_at
+        if target is not None and target != s.held_target:  # trade only when the target changed
+            s = dataclasses.replace(s, held_target=target)
+            delta = ex.execute_order(SCALAR, self._rules, target, s.cash, float(s.shares), ref)[0]
+        long_order = target is not None and 0 <= target <= 1
+        book, booked, _, marked = settle_bar(
+            _book(s), self._rules, [ref], [delta], [bar.close], long_order=long_order
         )
-        return dataclasses.replace(s, entry_price=entry, bars_held=held_bars), trades
-
-    def _mark_at_close(self, s: AccountState, bar: _Bar) -> tuple[AccountState, dict[str, Any]]:
-        """Mark equity at the close (a short pays borrow on its notional, as in the env);
-        update peak equity and position. Returns the state and the bar's equity mark."""
-        book, booked = book_mark(_book(s), self._rules, [bar.close])
-        borrow_cents = booked["borrow_cents"]
-        s = dataclasses.replace(s, cash_cents=book.cash_cents, equity_cents=booked["equity_cents"])
+        trades, fill = [], ref
+        if booked:
+            (t,) = booked
+            delta, fill = t["shares"], t["fill_price"]
+            extra = ("commission", "slippage") if s.fractional else ()
+            trades.append(
+                {
+                    "bar": bar.at,
+                    "decided_at": decided_at,
+                    "reference_price": ref,
+                    "fill_rule": self.costs.fill_price,
+                    "target": target,
+                    "side": "buy" if t["shares"] > 0 else "sell",
+                    **{
+                        k: t[k]
+                        for k in (
+                            "shares",
+                            "fill_price",
+                            "notional_cents",
+                            "commission_cents",
+                            "slippage_cents",
+                        )
+                    },
+                    "cash_after_cents": s.cash_cents - t["notional_cents"] - t["commission_cents"]
+                    if not s.fractional
+                    else round((s.exact_cash - t["notional"] - t["commission"]) * 100),
+                    "shares_after": book.shares[0],
+                    **{k: t[k] for k in extra},
+                    **(
+                        {"cash_after": s.exact_cash - t["notional"] - t["commission"]} if s.fractional else {}
+                    ),
+                }
+            )
+        else:
+            delta = 0.0
+        _, entry, held_bars = ex.position_after(
+            SCALAR, float(s.shares), float(delta), fill, s.entry_price, s.bars_held
+        )
+        s = dataclasses.replace(
+            s,
+            pending_target=None,
+            pending_decided_at=None,
+            entry_price=entry,
+            bars_held=held_bars,
+            cash_cents=book.cash_cents,
+            exact_cash=book.exact_cash,
+            shares=book.shares[0],
+            equity_cents=marked["equity_cents"],
+        )
         exact = {}
         if s.fractional:
-            exact = {"cash": booked["cash"], "equity": booked["equity"], "borrow": booked["borrow"]}
-            s = dataclasses.replace(s, exact_cash=booked["cash"], exact_equity=booked["equity"])
+            exact = {"cash": marked["cash"], "equity": marked["equity"], "borrow": marked["borrow"]}
+            s = dataclasses.replace(s, exact_equity=marked["equity"])
         position = (s.shares * bar.close / s.equity) if s.equity_cents > 0 else 0.0
         s = dataclasses.replace(
             s,
@@ -238,10 +279,10 @@ class PaperBroker:
             "position": s.position,
             "peak_equity_cents": s.peak_equity_cents,
             "drawdown": s.drawdown,
-            "borrow_cents": borrow_cents,
+            "borrow_cents": marked["borrow_cents"],
             **exact,
         }
-        return s, mark
+        return s, trades, mark
 
     # -- the decision ----------------------------------------------------------------------
     def _decide(
@@ -272,41 +313,6 @@ class PaperBroker:
             bars_processed=s.bars_processed + 1,
         )
         return s, order
-
-    # -- fills -------------------------------------------------------------------------------
-    def _fill(self, s: AccountState, bar: str, ref: float) -> tuple[AccountState, dict | None]:
-        """Trade toward the pending target, only when it changed (like the env), with the
-        kernel's size, fill price and costs; booked at the account's granularity."""
-        target = float(s.pending_target)
-        if target == s.held_target:
-            return s, None
-        s = dataclasses.replace(s, held_target=target)
-        delta = ex.execute_order(SCALAR, self._rules, target, s.cash, float(s.shares), ref)[0]
-        book, booked, _ = book_fills(_book(s), self._rules, [ref], [delta], long_order=0 <= target <= 1)
-        if not booked:
-            return s, None
-        (t,) = booked
-        extra = ("commission", "slippage") if s.fractional else ()
-        trade = {
-            "bar": bar,
-            "decided_at": s.pending_decided_at,
-            "reference_price": ref,
-            "fill_rule": self.costs.fill_price,
-            "target": target,
-            "side": "buy" if t["shares"] > 0 else "sell",
-            **{
-                k: t[k]
-                for k in ("shares", "fill_price", "notional_cents", "commission_cents", "slippage_cents")
-            },
-            "cash_after_cents": book.cash_cents,
-            "shares_after": book.shares[0],
-            **{k: t[k] for k in extra},
-            **({"cash_after": book.exact_cash} if s.fractional else {}),
-        }
-        s = dataclasses.replace(
-            s, cash_cents=book.cash_cents, exact_cash=book.exact_cash, shares=book.shares[0]
-        )
-        return s, trade
 
 
 def _book(s: AccountState) -> Book:

@@ -35,7 +35,7 @@ from ..params.base import ParameterError
 from ..portfolio.panel import PortfolioPanel
 from .operations import reconcile
 from .risk import RiskLimits, limit_weights, risk_checks, roll_day, show, switch_model
-from .settlement import Book, book_fills, book_mark
+from .settlement import Book, settle_bar
 from .state import (
     AccountStateError,
     PortfolioAccountState,
@@ -361,8 +361,9 @@ class PortfolioPaperAccount:
         delta, band_off = self._orders(s, core, c)
         w = s.pending_weights or ()
         long_order = self.config.long_only or (min(w, default=0.0) >= 0 and sum(w) <= 1)
-        book, booked, totals = book_fills(_book(s), self.rules, ref, delta, long_order=long_order)
-        book, marked = book_mark(book, self.rules, ref)
+        book, booked, totals, marked = settle_bar(
+            _book(s), self.rules, ref, delta, ref, long_order=long_order
+        )
         closes = tuple(_num(x) for x in feed.close[i])
         trades = [
             {
