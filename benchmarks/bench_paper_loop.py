@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reinforce_strategy_creator.deployment import CostModel, PaperBroker, RiskLimits
+from reinforce_strategy_creator.deployment import CostModel, PaperAccount, RiskLimits
 from reinforce_strategy_creator.deployment.state import StagedAccount
 
 BARS = 2000
@@ -36,7 +36,7 @@ def prices(n: int = BARS) -> pd.DataFrame:
 
 def bars_per_second(feed: pd.DataFrame, granularity: str) -> tuple[float, float]:
     """Bars per second of wall time and of this process's CPU time (steadier on a busy machine)."""
-    broker = PaperBroker(
+    broker = PaperAccount.instrument(
         StagedAccount("/tmp/bench-paper-loop", None),
         initial_capital=100_000.0,
         costs=CostModel(commission_bps=10, slippage_bps=5, borrow_bps_per_bar=1, fill_price="next_open"),

@@ -14,7 +14,7 @@ from scipy.stats import ks_2samp
 from reinforce_strategy_creator.deployment import (
     AccountStore,
     CostModel,
-    PaperBroker,
+    PaperAccount,
     RiskLimits,
     clear_halt,
 )
@@ -27,9 +27,6 @@ from reinforce_strategy_creator.deployment.drift import (
     drift_report,
     ks_2samp_sorted,
     psi,
-)
-from reinforce_strategy_creator.deployment.portfolio_account import (
-    PortfolioPaperAccount,
 )
 from reinforce_strategy_creator.params.base import ParameterError
 from tests.support.paper import CONFIG, make_decider, make_panel, make_prices
@@ -130,7 +127,7 @@ def _one_asset(tmp_path, reference):
         window=30,
     )
     store = AccountStore(tmp_path / "acct")
-    broker = PaperBroker(
+    broker = PaperAccount.instrument(
         store,
         initial_capital=10_000,
         costs=CostModel(),
@@ -154,7 +151,7 @@ def _universe(tmp_path, reference):
 
     monitor = DriftMonitor(reference, pooled, DriftThresholds(min_samples=20), window=30 * panel.n_assets)
     store = AccountStore(tmp_path / "acct")
-    account = PortfolioPaperAccount(
+    account = PaperAccount.universe(
         store,
         panel.tickers,
         CONFIG,

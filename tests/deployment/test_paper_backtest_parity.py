@@ -25,12 +25,12 @@ from reinforce_strategy_creator.deployment import (
     AccountStateError,
     AccountStore,
     CostModel,
-    PaperBroker,
+    PaperAccount,
     RiskLimits,
     reconcile,
     replay_trades,
 )
-from reinforce_strategy_creator.deployment.portfolio_account import PortfolioPaperAccount, portfolio_ledger
+from reinforce_strategy_creator.deployment.account import portfolio_ledger
 from reinforce_strategy_creator.deployment.state import StagedAccount
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, observation_from_window, replay
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig
@@ -79,7 +79,7 @@ def _monthly(decide):
 
 
 def _paper(folder, panel, cfg, decide, granularity):
-    account = PortfolioPaperAccount(AccountStore(folder), panel.tickers, cfg, granularity=granularity)
+    account = PaperAccount.universe(AccountStore(folder), panel.tickers, cfg, granularity=granularity)
     account.run(panel, decide)
     return account
 
@@ -147,7 +147,7 @@ def _one_instrument(request, tmp_path, fill_price):
 
     staged = StagedAccount(tmp_path / "acct", None)
     costs = CostModel(cfg.commission_bps, cfg.slippage_bps, cfg.borrow_bps_per_bar, fill_price)
-    broker = PaperBroker(
+    broker = PaperAccount.instrument(
         staged,
         initial_capital=cfg.initial_capital,
         costs=costs,
@@ -282,7 +282,7 @@ def test_the_granularity_is_recorded_and_never_changes(tmp_path):
     costs = CostModel(commission_bps=10, slippage_bps=5)
 
     def broker(granularity=None):
-        return PaperBroker(
+        return PaperAccount.instrument(
             store, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity=granularity
         )
 
@@ -296,15 +296,17 @@ def test_the_granularity_is_recorded_and_never_changes(tmp_path):
 
     frac = AccountStore(tmp_path / "f")
     s = (
-        PaperBroker(frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="fractional")
+        PaperAccount.instrument(
+            frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="fractional"
+        )
         .run(prices, lambda h, st: 0.5)
         .state
     )
     assert s.granularity == "fractional" and s.shares != int(s.shares)
     with pytest.raises(AccountStateError, match="trades fractional shares"):
-        PaperBroker(frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="whole").run(
-            prices, lambda h, st: 0.5
-        )
+        PaperAccount.instrument(
+            frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="whole"
+        ).run(prices, lambda h, st: 0.5)
     reconcile(frac)
     # a cash balance off by a millionth of a cent does not reconcile
     data = json.loads(frac.state_path.read_text())

@@ -3,7 +3,7 @@
 What: :func:`build_reference` freezes the training features' distribution, :func:`drift_report`
 compares a live window of the same features with it, :func:`calibrate_thresholds` sets
 per-feature thresholds from the training period's own windows, and :class:`DriftMonitor`
-turns reports into the alert records the paper broker logs (and may halt on).
+turns reports into the alert records the paper account logs (and may halt on).
 
 Why: a policy trading on features unlike its training data should be noticed by a person.
 PSI on fixed reference bins is a few lines of numpy that no maintained library offers, hence
@@ -266,7 +266,7 @@ def drift_report(
 
 @dataclass
 class DriftMonitor:
-    """Callable for :class:`~.broker.PaperBroker`: history -> alert records.
+    """Callable for an instrument :class:`~.account.PaperAccount`: history -> alert records.
 
     ``feature_fn`` maps the price history up to bar t to feature rows (it must be causal,
     e.g. ``features.compute_features``); the last ``window`` rows are compared with the

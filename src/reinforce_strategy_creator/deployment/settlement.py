@@ -2,9 +2,8 @@
 
 What: :func:`settle_bar` books one bar: the fills of the traded shares of each asset (already
 sized) at their reference prices, then the mark at the closes (a short pays borrow; equity is
-the cash plus :func:`~.state.market_value_cents`). Both paper accounts call it: the
-single-asset :class:`~.broker.PaperBroker` (N = 1) and the universe's
-:class:`~.portfolio_account.PortfolioPaperAccount`.
+the cash plus :func:`~.state.market_value_cents`). The paper account
+(:class:`~.account.PaperAccount`) calls it for every bar, whatever its front end and N.
 
 Why: the amounts are the execution kernel's (``env.execution``): the fill price and costs of each
 asset are :func:`~..env.execution.fill_price_and_costs`, and the cash, holdings, borrow and
