@@ -3,7 +3,8 @@ risk checks, decision, staged commit), without features, policy or disk.
 
 A fresh in-memory account (``StagedAccount``) trades 2,000 synthetic bars with a decider that
 changes its target every bar (a trade on every bar, shorts included), in whole and fractional
-shares. Median of ``repeats`` runs. Compare two trees in one shell run (same machine, same load)::
+shares. Median of ``repeats`` runs. Compare two trees (both with ``PaperAccount``) in one shell run
+(same machine, same load)::
 
     for t in /path/before /path/after; do PYTHONPATH=$t/src python benchmarks/bench_paper_loop.py; done
 
