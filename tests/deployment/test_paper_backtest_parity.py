@@ -1,6 +1,7 @@
 """A fractional paper account replaying a window reproduces the backtest ledger of the same policy
 to the cent (bit for bit), for one instrument (N = 1, next-close and next-open fills) and for a
-universe (N = 5 across a listing, long-only and long/short; N = 20, the embedded universe's 2022).
+universe (a universe of one; N = 5 across a listing, long-only and long/short; N = 20, the embedded
+universe's 2022).
 
 Both sides run the execution kernel (env/execution.py) and the paper account's one settlement;
 each side's decider reads the account's own state from the observation (held position, unrealised
@@ -66,6 +67,12 @@ def sp20() -> PortfolioPanel:
 def stocks5() -> PortfolioPanel:
     """The 5-stock OHLCV universe across FB's listing (2012-05-18)."""
     return _panel(STOCKS_CSV, "2012-03-01", "2012-08-31")
+
+
+@pytest.fixture(scope="module")
+def stock1(stocks5) -> PortfolioPanel:
+    """A universe of one: the 5-stock panel's first ticker."""
+    return stocks5.select(stocks5.tickers[:1])
 
 
 def _monthly(decide):
@@ -209,6 +216,11 @@ def _universe(request, tmp_path, universe, config, monthly):
     panel = request.getfixturevalue(universe)
     cfg = PortfolioConfig(episode_length=None, **config)
     base = make_decider(panel.n_assets, cfg.window, seed=3, invest=0.98)
+    if panel.n_assets == 1:  # one asset: its weight would be the constant 0.98; cycle it instead
+
+        def base(obs, bar):
+            return np.array([[(0.2, 0.55, 0.9)[bar % 3]]])
+
     if not cfg.long_only:  # long/short: a fixed short leg on a ticker listed from the start
         long_only, j0 = base, int(np.argmax(np.isfinite(panel.close[0])))
 
@@ -245,6 +257,7 @@ def _universe(request, tmp_path, universe, config, monthly):
 CASES = [
     pytest.param(_one_instrument, ("next_close",), id="N=1-next_close"),
     pytest.param(_one_instrument, ("next_open",), id="N=1-next_open"),
+    pytest.param(_universe, ("stock1", dict(window=6), False), id="N=1-universe"),
     pytest.param(_universe, ("stocks5", dict(window=6), False), id="N=5-long_only"),
     pytest.param(
         _universe,
