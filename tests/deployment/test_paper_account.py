@@ -223,3 +223,30 @@ def test_a_non_finite_decision_is_refused_naming_its_bar_and_writes_nothing_of_i
     assert "nan" in str(err.value) and "finite" in str(err.value)
     assert account_files(acct.store.folder) == before  # the bars before stay, nothing of bar 20
     assert reconcile(acct.store).last_bar == acct.dates[19]
+
+
+@pytest.mark.parametrize(
+    ("open_account", "feed", "match"),
+    [
+        pytest.param(
+            lambda store: PaperAccount.instrument(
+                store, initial_capital=1e5, costs=CostModel(), limits=RiskLimits()
+            ),
+            make_prices(10).drop(columns="Open"),
+            "missing columns",
+            id="N=1",
+        ),
+        pytest.param(
+            lambda store: PaperAccount.universe(store, make_panel(N_BARS).tickers, CONFIG),
+            make_prices(10),
+            "must be a PortfolioPanel",
+            id="N=5",
+        ),
+    ],
+)
+def test_a_feed_of_the_wrong_shape_is_refused_before_the_account_is_created(
+    tmp_path, open_account, feed, match
+):
+    with pytest.raises(InputError, match=match):
+        open_account(AccountStore(tmp_path / "acct")).run(feed, lambda *args: 0.0)
+    assert account_files(tmp_path / "acct") in (None, {})  # no state, no log

@@ -265,6 +265,7 @@ class PaperAccount:
         ``max_bars``). A new account's first bar is the first bar on or after ``start`` (earlier
         bars are history the decider may look at); the front end's default otherwise. The feed
         is checked before anything is written (see the front end)."""
+        self.front.validate(feed)
         with self.store.locked():
             state = self.front.open(self.store, model_id)
             first, stop = self.front.prepare(feed, state, start, max_bars)
@@ -341,11 +342,15 @@ class InstrumentFrontEnd:
         self._rules = execution_rules(self.costs, state.granularity)
         return state
 
+    @staticmethod
+    def validate(prices: pd.DataFrame) -> None:
+        """The price table's shape, checked before the account is opened (:func:`validate_prices`)."""
+        validate_prices(prices)
+
     def prepare(
         self, prices: pd.DataFrame, state: AccountState, start, max_bars: int | None
     ) -> tuple[int, int]:
-        """Check ``prices`` and keep its arrays; returns the rows ``first, stop`` to process."""
-        validate_prices(prices)
+        """Keep the price table's arrays; returns the rows ``first, stop`` to process."""
         self.prices = prices
         self._open = prices["Open"].to_numpy(dtype=float)
         self._close = prices["Close"].to_numpy(dtype=float)
@@ -566,6 +571,14 @@ class UniverseFrontEnd:
             reconcile(store)
         return state
 
+    @staticmethod
+    def validate(feed: PortfolioPanel) -> None:
+        """The feed's type, checked before the account is opened."""
+        if not isinstance(feed, PortfolioPanel):
+            raise PortfolioFeedError(
+                f"the portfolio feed must be a PortfolioPanel (closes and raw features), got {type(feed)}"
+            )
+
     def prepare(
         self, feed: PortfolioPanel, state: PortfolioAccountState, start, max_bars: int | None
     ) -> tuple[int, int]:
@@ -620,10 +633,6 @@ class UniverseFrontEnd:
         return state
 
     def _check_feed_tickers(self, feed: PortfolioPanel, state: PortfolioAccountState) -> PortfolioPanel:
-        if not isinstance(feed, PortfolioPanel):
-            raise PortfolioFeedError(
-                f"the portfolio feed must be a PortfolioPanel (closes and raw features), got {type(feed)}"
-            )
         missing = [t for t in state.tickers if t not in feed.tickers]
         extra = [t for t in feed.tickers if t not in state.tickers]
         if missing or extra:
