@@ -33,7 +33,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from reinforce_strategy_creator.cli import load_deployment_params  # noqa: E402
-from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, PaperBroker  # noqa: E402
+from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, PaperAccount  # noqa: E402
 from reinforce_strategy_creator.paths import copy_project  # noqa: E402
 
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
@@ -72,7 +72,7 @@ def make_world(root: Path) -> None:
     )
     registry.promote(production)
     for folder in (setup.account_dir, setup.shadow_account_dir):
-        broker = PaperBroker(
+        broker = PaperAccount.instrument(
             AccountStore(folder), initial_capital=setup.initial_capital, costs=setup.costs, limits=setup.risk
         )
         broker.run(_prices(60), lambda history, state: 0.5 if len(history) % 2 else -0.2, model_id=production)

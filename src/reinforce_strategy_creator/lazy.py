@@ -2,7 +2,7 @@
 
 A package whose ``__init__`` re-exports names from heavy submodules (torch, pandas, scipy) would
 make every import of one light sibling pay for all of them: ``kedro models list`` reads the
-registry through ``deployment.registry`` and must not import torch through ``deployment.broker``.
+registry through ``deployment.registry`` and must not import torch through ``deployment.account``.
 Such a package lists where each public name lives; the submodule is imported when the name is
 first read (``from package import Name`` included), then the name is an ordinary attribute.
 """
@@ -19,7 +19,7 @@ def lazy_attributes(
     package: str, where: Mapping[str, str]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for the module ``package``: ``where`` maps each public name to the
-    relative submodule that defines it (``{"PaperBroker": ".broker"}``); the package's ``__all__``
+    relative submodule that defines it (``{"PaperAccount": ".account"}``); the package's ``__all__``
     lists the same names."""
     namespace = sys.modules[package].__dict__
     listed = set(namespace.get("__all__", ()))

@@ -18,11 +18,10 @@ from reinforce_strategy_creator.deployment import (
     AccountStore,
     LiveTradingRefused,
     ModelRegistry,
-    PaperBroker,
+    PaperAccount,
     RiskLimits,
     resolve_mode,
 )
-from reinforce_strategy_creator.deployment.portfolio_account import PortfolioPaperAccount
 from tests.support.artifacts import TAMPERS, save_version
 from tests.support.paper import CONFIG, alternating_policy, make_decider, make_panel, make_prices
 from tests.support.project import PROJECT_ROOT
@@ -118,15 +117,15 @@ def _halted_account(params, which: str) -> AccountStore:
         panel = dataclasses.replace(
             panel, close=panel.close * np.where(np.arange(40) >= 20, 0.5, 1.0)[:, None]
         )
-        PortfolioPaperAccount(store, panel.tickers, CONFIG, limits=RiskLimits(max_drawdown=0.2)).run(
+        PaperAccount.universe(store, panel.tickers, CONFIG, limits=RiskLimits(max_drawdown=0.2)).run(
             panel, make_decider(panel.n_assets, CONFIG.window)
         )
         return store
     prices = make_prices(60, seed=8)
     prices.loc[prices.index[30] :, ["Open", "Close"]] *= 0.6  # crash -> kill switch
-    PaperBroker(store, initial_capital=params.initial_capital, costs=params.costs, limits=params.risk).run(
-        prices, lambda h, s: 1.0
-    )
+    PaperAccount.instrument(
+        store, initial_capital=params.initial_capital, costs=params.costs, limits=params.risk
+    ).run(prices, lambda h, s: 1.0)
     return store
 
 
@@ -187,9 +186,9 @@ def test_secrets_never_logged_or_written(tmp_project, caplog):
     params = load_deployment_params()
     assert "api_key" in caplog.text and "ignored" in caplog.text
     store = AccountStore(params.account_dir)
-    PaperBroker(store, initial_capital=params.initial_capital, costs=params.costs, limits=params.risk).run(
-        make_prices(30), alternating_policy
-    )
+    PaperAccount.instrument(
+        store, initial_capital=params.initial_capital, costs=params.costs, limits=params.risk
+    ).run(make_prices(30), alternating_policy)
     ModelRegistry(params.registry_path).register(
         agent="ppo", version="v1", seed=0, metrics={}, verdict={"passed": True}
     )

@@ -20,7 +20,7 @@ from reinforce_strategy_creator.cli import load_deployment_params
 from reinforce_strategy_creator.deployment import (
     AccountStore,
     ModelRegistry,
-    PaperBroker,
+    PaperAccount,
 )
 from reinforce_strategy_creator.paths import resolve_in_project
 from tests.support.artifacts import save_version
@@ -66,7 +66,7 @@ def test_json_is_valid_on_stdout_logs_on_stderr_and_paths_survive_a_move(tmp_pro
     )
     reg.promote(old)
     for folder in (params.account_dir, params.shadow_account_dir):
-        PaperBroker(
+        PaperAccount.instrument(
             AccountStore(folder),
             initial_capital=params.initial_capital,
             costs=params.costs,

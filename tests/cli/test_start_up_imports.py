@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from reinforce_strategy_creator.cli import load_deployment_params
-from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, PaperBroker
+from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, PaperAccount
 from tests.support.paper import alternating_policy, make_prices
 from tests.support.project import copy_project
 
@@ -56,7 +56,7 @@ def project_with_accounts(tmp_path_factory):
             universe=universe,
         )
     for folder in (setup.account_dir, setup.shadow_account_dir):
-        PaperBroker(
+        PaperAccount.instrument(
             AccountStore(folder), initial_capital=setup.initial_capital, costs=setup.costs, limits=setup.risk
         ).run(make_prices(40), alternating_policy, model_id=entry)
     return root

@@ -27,10 +27,9 @@ import torch  # noqa: E402
 from reinforce_strategy_creator.deployment import (  # noqa: E402
     AccountStore,
     CostModel,
-    PaperBroker,
+    PaperAccount,
     RiskLimits,
 )
-from reinforce_strategy_creator.deployment.portfolio_account import PortfolioPaperAccount  # noqa: E402
 from tests.support.forkserver import serve  # noqa: E402
 from tests.support.paper import (  # noqa: E402
     CONFIG,
@@ -60,7 +59,7 @@ def main(args: list[str]) -> None:
     torch.set_num_threads(1)
     store = ReportingStore(folder)
     if n_assets == 1:
-        account = PaperBroker(
+        account = PaperAccount.instrument(
             store,
             initial_capital=50_000.0,
             costs=CostModel(commission_bps=10, slippage_bps=5),
@@ -70,7 +69,7 @@ def main(args: list[str]) -> None:
         feed, decide = make_prices(n, seed=11), alternating_policy
     else:
         feed = make_panel(n, n_assets=n_assets)
-        account = PortfolioPaperAccount(
+        account = PaperAccount.universe(
             store,
             feed.tickers,
             CONFIG,

@@ -1,7 +1,9 @@
-"""The risk rules of a paper account, once for one instrument (N = 1, the single-asset broker) and
-for a universe (N = 5, one ticker listed mid-window): the position cap, the drawdown kill switch
-and the day-loss stop. What is special to one side (fill timing and hand-computed costs at N = 1,
-a universe's feed checks at N > 1) is in test_broker.py and test_portfolio_account.py."""
+"""What every paper account does, once for one instrument (N = 1, ``PaperAccount.instrument``) and
+for a universe (N = 5, one ticker listed mid-window, ``PaperAccount.universe``): a rerun with no new
+bar changes nothing and a feed that grows bar by bar (or in chunks) gives the bytes of one run, the
+position cap, the drawdown kill switch, the day-loss stop and a non-finite decision. What is special
+to one front end (fill timing and hand-computed costs at N = 1, a universe's feed checks at N > 1)
+is in test_broker.py and test_portfolio_account.py."""
 
 from __future__ import annotations
 
@@ -17,14 +19,20 @@ from reinforce_strategy_creator.deployment import (
     AccountStateError,
     AccountStore,
     CostModel,
-    PaperBroker,
+    PaperAccount,
     RiskLimits,
     clear_halt,
     reconcile,
 )
-from reinforce_strategy_creator.deployment.portfolio_account import PortfolioPaperAccount
 from reinforce_strategy_creator.errors import InputError
-from tests.support.paper import CONFIG, account_files, make_decider, make_panel, make_prices
+from tests.support.paper import (
+    CONFIG,
+    account_files,
+    alternating_policy,
+    make_decider,
+    make_panel,
+    make_prices,
+)
 
 N_BARS = 30
 
@@ -36,7 +44,7 @@ class Account:
     one list per account (one entry per asset)."""
 
     store: AccountStore
-    run: Callable[[int | None], Any]
+    runs: Callable[..., Any]  # (rows=None, max_bars=None) -> RunSummary
     dates: list[str]
     targets: Callable[[dict], list[float]]
     policy: Callable[[dict], list[float] | None]
@@ -45,17 +53,26 @@ class Account:
     def log(self, name: str) -> list[dict]:
         return self.store.read_log(name)
 
+    def run(self, rows: int | None = None) -> Any:
+        """Run over the feed's first ``rows`` bars; the state after it."""
+        return self.runs(rows).state
+
 
 def one_instrument(
     tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", target=1.0, nan_from=None
 ) -> Account:
     """A single-asset account on random-walk bars (Open and Close times ``shock`` from
-    ``shock_row``) whose policy always asks for ``target`` (NaN from row ``nan_from``)."""
+    ``shock_row``) whose policy always asks for ``target`` (NaN from row ``nan_from``); a
+    ``target`` of None: long after an up close, short-ish after a down one."""
+    if target is None:
+        policy = lambda h: alternating_policy(h, None)  # noqa: E731
+    else:
+        policy = lambda h: target  # noqa: E731
     prices = make_prices(N_BARS, seed=8)
     if shock_row is not None:
         prices.iloc[shock_row:, [prices.columns.get_loc("Open"), prices.columns.get_loc("Close")]] *= shock
     store = AccountStore(tmp_path / "acct")
-    broker = PaperBroker(
+    broker = PaperAccount.instrument(
         store,
         initial_capital=100_000.0,
         costs=CostModel(commission_bps=10, slippage_bps=5),
@@ -64,10 +81,11 @@ def one_instrument(
     )
     return Account(
         store,
-        lambda rows=None: broker.run(
+        lambda rows=None, max_bars=None: broker.run(
             prices.iloc[:rows] if rows else prices,
-            lambda h, s: float("nan") if nan_from is not None and len(h) > nan_from else target,
-        ).state,
+            lambda h, s: float("nan") if nan_from is not None and len(h) > nan_from else policy(h),
+            max_bars=max_bars,
+        ),
         [t.isoformat() for t in prices.index],
         lambda o: [o["target"]],
         lambda o: None if o["policy_target"] is None else [o["policy_target"]],
@@ -87,7 +105,7 @@ def universe(
         close[shock_row:] *= shock
         panel = dataclasses.replace(panel, close=close)
     store = AccountStore(tmp_path / "acct")
-    account = PortfolioPaperAccount(store, panel.tickers, CONFIG, granularity=granularity, limits=limits)
+    account = PaperAccount.universe(store, panel.tickers, CONFIG, granularity=granularity, limits=limits)
     policy = make_decider(panel.n_assets, CONFIG.window)
 
     def decide(obs, bar):
@@ -99,7 +117,9 @@ def universe(
 
     return Account(
         store,
-        lambda rows=None: account.run(panel.rows(0, rows) if rows else panel, decide).state,
+        lambda rows=None, max_bars=None: account.run(
+            panel.rows(0, rows) if rows else panel, decide, max_bars=max_bars
+        ),
         [d.isoformat() for d in panel.dates],
         lambda o: o["targets"],
         lambda o: o["policy_weights"],
@@ -108,6 +128,40 @@ def universe(
 
 
 ACCOUNTS = [pytest.param(one_instrument, id="N=1"), pytest.param(universe, id="N=5")]
+
+
+@pytest.mark.parametrize("granularity", ["whole", "fractional"])
+@pytest.mark.parametrize("make", ACCOUNTS)
+def test_a_rerun_changes_nothing_and_a_growing_feed_equals_one_run(tmp_path, make, granularity):
+    def account(name: str) -> Account:
+        return make(tmp_path / name, RiskLimits(), granularity=granularity, target=None)
+
+    ref = account("ref")
+    first = ref.runs()
+    assert first.bars_processed == len(ref.log("orders")) > 20
+    before = account_files(ref.store.folder)
+    again = ref.runs()
+    assert again.bars_processed == 0 and account_files(ref.store.folder) == before  # not a byte changed
+    reconcile(ref.store)
+
+    # the paper-trading use: the feed grows by one bar per run (the last row is "today")
+    daily = account("daily")
+    daily.runs(CONFIG.window)
+    for rows in range(CONFIG.window + 1, N_BARS + 1):
+        done = daily.runs(rows)
+        assert done.bars_processed == 1 and done.last_bar == daily.dates[rows - 1]
+        assert done.state.session_first_bar == done.state.last_bar  # each run is its own session
+    assert account_files(daily.store.folder, split_runs=True) == account_files(
+        ref.store.folder, split_runs=True
+    )
+    # and in uneven chunks
+    chunked = account("chunks")
+    for k in (1, 5, 2, 100):
+        last = chunked.runs(None, k)
+    assert last.state.session_first_bar == last.first_bar
+    assert account_files(chunked.store.folder, split_runs=True) == account_files(
+        ref.store.folder, split_runs=True
+    )
 
 
 @pytest.mark.parametrize("make", ACCOUNTS)
@@ -169,3 +223,30 @@ def test_a_non_finite_decision_is_refused_naming_its_bar_and_writes_nothing_of_i
     assert "nan" in str(err.value) and "finite" in str(err.value)
     assert account_files(acct.store.folder) == before  # the bars before stay, nothing of bar 20
     assert reconcile(acct.store).last_bar == acct.dates[19]
+
+
+@pytest.mark.parametrize(
+    ("open_account", "feed", "match"),
+    [
+        pytest.param(
+            lambda store: PaperAccount.instrument(
+                store, initial_capital=1e5, costs=CostModel(), limits=RiskLimits()
+            ),
+            make_prices(10).drop(columns="Open"),
+            "missing columns",
+            id="N=1",
+        ),
+        pytest.param(
+            lambda store: PaperAccount.universe(store, make_panel(N_BARS).tickers, CONFIG),
+            make_prices(10),
+            "must be a PortfolioPanel",
+            id="N=5",
+        ),
+    ],
+)
+def test_a_feed_of_the_wrong_shape_is_refused_before_the_account_is_created(
+    tmp_path, open_account, feed, match
+):
+    with pytest.raises(InputError, match=match):
+        open_account(AccountStore(tmp_path / "acct")).run(feed, lambda *args: 0.0)
+    assert account_files(tmp_path / "acct") in (None, {})  # no state, no log

@@ -1,6 +1,7 @@
 """A fractional paper account replaying a window reproduces the backtest ledger of the same policy
 to the cent (bit for bit), for one instrument (N = 1, next-close and next-open fills) and for a
-universe (N = 5 across a listing, long-only and long/short; N = 20, the embedded universe's 2022).
+universe (a universe of one; N = 5 across a listing, long-only and long/short; N = 20, the embedded
+universe's 2022).
 
 Both sides run the execution kernel (env/execution.py) and the paper account's one settlement;
 each side's decider reads the account's own state from the observation (held position, unrealised
@@ -25,12 +26,12 @@ from reinforce_strategy_creator.deployment import (
     AccountStateError,
     AccountStore,
     CostModel,
-    PaperBroker,
+    PaperAccount,
     RiskLimits,
     reconcile,
     replay_trades,
 )
-from reinforce_strategy_creator.deployment.portfolio_account import PortfolioPaperAccount, portfolio_ledger
+from reinforce_strategy_creator.deployment.account import portfolio_ledger
 from reinforce_strategy_creator.deployment.state import StagedAccount
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, observation_from_window, replay
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig
@@ -68,6 +69,12 @@ def stocks5() -> PortfolioPanel:
     return _panel(STOCKS_CSV, "2012-03-01", "2012-08-31")
 
 
+@pytest.fixture(scope="module")
+def stock1(stocks5) -> PortfolioPanel:
+    """A universe of one: the 5-stock panel's first ticker."""
+    return stocks5.select(stocks5.tickers[:1])
+
+
 def _monthly(decide):
     """Rebalance on the first bar of a month, hold (no order, no cost) otherwise."""
 
@@ -79,7 +86,7 @@ def _monthly(decide):
 
 
 def _paper(folder, panel, cfg, decide, granularity):
-    account = PortfolioPaperAccount(AccountStore(folder), panel.tickers, cfg, granularity=granularity)
+    account = PaperAccount.universe(AccountStore(folder), panel.tickers, cfg, granularity=granularity)
     account.run(panel, decide)
     return account
 
@@ -147,7 +154,7 @@ def _one_instrument(request, tmp_path, fill_price):
 
     staged = StagedAccount(tmp_path / "acct", None)
     costs = CostModel(cfg.commission_bps, cfg.slippage_bps, cfg.borrow_bps_per_bar, fill_price)
-    broker = PaperBroker(
+    broker = PaperAccount.instrument(
         staged,
         initial_capital=cfg.initial_capital,
         costs=costs,
@@ -209,6 +216,11 @@ def _universe(request, tmp_path, universe, config, monthly):
     panel = request.getfixturevalue(universe)
     cfg = PortfolioConfig(episode_length=None, **config)
     base = make_decider(panel.n_assets, cfg.window, seed=3, invest=0.98)
+    if panel.n_assets == 1:  # one asset: its weight would be the constant 0.98; cycle it instead
+
+        def base(obs, bar):
+            return np.array([[(0.2, 0.55, 0.9)[bar % 3]]])
+
     if not cfg.long_only:  # long/short: a fixed short leg on a ticker listed from the start
         long_only, j0 = base, int(np.argmax(np.isfinite(panel.close[0])))
 
@@ -245,6 +257,7 @@ def _universe(request, tmp_path, universe, config, monthly):
 CASES = [
     pytest.param(_one_instrument, ("next_close",), id="N=1-next_close"),
     pytest.param(_one_instrument, ("next_open",), id="N=1-next_open"),
+    pytest.param(_universe, ("stock1", dict(window=6), False), id="N=1-universe"),
     pytest.param(_universe, ("stocks5", dict(window=6), False), id="N=5-long_only"),
     pytest.param(
         _universe,
@@ -282,7 +295,7 @@ def test_the_granularity_is_recorded_and_never_changes(tmp_path):
     costs = CostModel(commission_bps=10, slippage_bps=5)
 
     def broker(granularity=None):
-        return PaperBroker(
+        return PaperAccount.instrument(
             store, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity=granularity
         )
 
@@ -296,15 +309,17 @@ def test_the_granularity_is_recorded_and_never_changes(tmp_path):
 
     frac = AccountStore(tmp_path / "f")
     s = (
-        PaperBroker(frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="fractional")
+        PaperAccount.instrument(
+            frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="fractional"
+        )
         .run(prices, lambda h, st: 0.5)
         .state
     )
     assert s.granularity == "fractional" and s.shares != int(s.shares)
     with pytest.raises(AccountStateError, match="trades fractional shares"):
-        PaperBroker(frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="whole").run(
-            prices, lambda h, st: 0.5
-        )
+        PaperAccount.instrument(
+            frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="whole"
+        ).run(prices, lambda h, st: 0.5)
     reconcile(frac)
     # a cash balance off by a millionth of a cent does not reconcile
     data = json.loads(frac.state_path.read_text())

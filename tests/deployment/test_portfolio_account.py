@@ -1,9 +1,9 @@
-"""What is special to a universe's paper account: idempotent and incremental feeds, whole shares
-against fractional ones, the feed's tickers and listings, the weights' bounds, fixed settings.
+"""What is special to a universe's paper account: the ledger, whole shares against fractional
+ones, the feed's tickers and listings, the weights' bounds, fixed settings.
 
-What every account does, at N = 1 and N > 1: the risk rules and a non-finite decision in
-test_paper_account.py, parity with the backtest in test_paper_backtest_parity.py, the kill test in
-test_crash_safety.py.
+What every account does, at N = 1 and N > 1: reruns and growing feeds, the risk rules and a
+non-finite decision in test_paper_account.py, parity with the backtest in
+test_paper_backtest_parity.py, the kill test in test_crash_safety.py.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from reinforce_strategy_creator.deployment import (
     AccountStateError,
     AccountStore,
     CostModel,
-    PaperBroker,
+    PaperAccount,
     RiskLimits,
     new_account,
     reconcile,
 )
-from reinforce_strategy_creator.deployment.portfolio_account import (
+from reinforce_strategy_creator.deployment.account import (
     PortfolioFeedError,
-    PortfolioPaperAccount,
     PortfolioWeightsError,
     portfolio_ledger,
 )
@@ -47,7 +46,7 @@ N_BARS = 30
 
 def _account(folder, panel=None, granularity="whole", config=CONFIG, limits=None):
     tickers = (panel or make_panel(N_BARS)).tickers
-    return PortfolioPaperAccount(
+    return PaperAccount.universe(
         AccountStore(folder), tickers, config, granularity=granularity, limits=limits
     )
 
@@ -79,32 +78,6 @@ def full_run(tmp_path_factory, panel, decide):
     return out
 
 
-# ------------------------------------------------------------------ idempotent and incremental
-@pytest.mark.parametrize("granularity", ["whole", "fractional"])
-def test_rerun_changes_nothing_and_bar_by_bar_feed_equals_one_run(
-    tmp_path, panel, decide, full_run, granularity
-):
-    ref, summary = full_run[granularity]
-    assert summary.bars_processed == N_BARS - (CONFIG.window - 1)
-    before = account_files(ref)
-    again = _account(ref, panel, granularity).run(panel, decide)
-    assert again.bars_processed == 0 and account_files(ref) == before  # no double fill, not a byte changed
-
-    # the paper-trading use: the feed grows by one bar per run (the last row is "today")
-    folder = tmp_path / "daily"
-    for stop in range(CONFIG.window, N_BARS + 1):
-        done = _account(folder, panel, granularity).run(panel.rows(0, stop), decide)
-        assert done.bars_processed == 1
-        assert done.state.session_first_bar == done.state.last_bar  # each run is its own session
-    assert account_files(folder, split_runs=True) == account_files(ref, split_runs=True)
-    # and in uneven chunks
-    chunked = tmp_path / "chunks"
-    for k in (1, 5, 2, 100):
-        last = _account(chunked, panel, granularity).run(panel, decide, max_bars=k)
-    assert last.state.session_first_bar == last.first_bar
-    assert account_files(chunked, split_runs=True) == account_files(ref, split_runs=True)
-
-
 def test_every_bar_is_decided_once_and_the_ledger_reconciles(full_run, panel):
     for granularity, (folder, _) in full_run.items():
         store = AccountStore(folder)
@@ -131,7 +104,7 @@ def test_every_bar_is_decided_once_and_the_ledger_reconciles(full_run, panel):
 def test_staged_batch_publishes_the_same_bytes_as_bar_by_bar_commits(tmp_path, panel, decide, full_run):
     folder = tmp_path / "staged"
     staged = StagedAccount(folder, None)
-    PortfolioPaperAccount(staged, panel.tickers, CONFIG).run(panel, decide)
+    PaperAccount.universe(staged, panel.tickers, CONFIG).run(panel, decide)
     assert not folder.exists()  # nothing written until the batch is published
     AccountStore(folder).commit_batch(staged)
     assert account_files(folder) == account_files(full_run["whole"][0])
@@ -275,9 +248,9 @@ def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started
         _account(single, panel).run(panel, decide)
     # and the other way round: a single-asset broker refuses a universe's folder
     with pytest.raises(AccountStateError, match=r"trades the universe \['AAA'"):
-        PaperBroker(AccountStore(started), initial_capital=1e5, costs=CostModel(), limits=RiskLimits()).run(
-            make_prices(40), lambda h, s: 1.0
-        )
+        PaperAccount.instrument(
+            AccountStore(started), initial_capital=1e5, costs=CostModel(), limits=RiskLimits()
+        ).run(make_prices(40), lambda h, s: 1.0)
 
 
 def test_replay_of_the_same_decider_exists_for_the_same_panel(panel, decide):

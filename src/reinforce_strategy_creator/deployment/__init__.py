@@ -1,4 +1,4 @@
-"""Deployment library: model registry, durable paper account, paper broker, drift monitor.
+"""Deployment library: model registry, durable paper account (one class for N >= 1 assets), drift monitor.
 
 Plain modules that import without Kedro. The Kedro CLI commands live in
 ``reinforce_strategy_creator.cli``; user docs in ``docs/paper_trading.md``.
@@ -8,12 +8,12 @@ from ..lazy import lazy_attributes
 
 #: Public names and the submodule of each, imported when the name is first used: the registry,
 #: the account state, the operations and the parameters import without pandas or torch (the
-#: ``kedro models`` / ``kedro paper`` commands), the broker and the drift monitor with them.
+#: ``kedro models`` / ``kedro paper`` commands), the paper account and the drift monitor with them.
 WHERE = {
-    "CostModel": ".broker",
-    "PaperBroker": ".broker",
-    "PolicyOutputError": ".broker",
-    "PriceDataError": ".broker",
+    "CostModel": ".account",
+    "PaperAccount": ".account",
+    "PolicyOutputError": ".account",
+    "PriceDataError": ".account",
     "RiskLimits": ".risk",
     "DriftMonitor": ".drift",
     "DriftReference": ".drift",
@@ -48,7 +48,7 @@ __all__ = [
     "DriftThresholds",
     "LiveTradingRefused",
     "ModelRegistry",
-    "PaperBroker",
+    "PaperAccount",
     "PolicyOutputError",
     "PriceDataError",
     "PromotionRefused",

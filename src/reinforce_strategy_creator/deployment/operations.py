@@ -5,8 +5,8 @@ What: :func:`resolve_mode` (only ``paper_trading`` runs; no live broker adapter 
 :func:`clear_halt` (who, when and why a halt was cleared).
 
 Why a module of its own: ``kedro paper status`` / ``clear-halt`` and ``kedro models`` need these
-and nothing of the broker's bar processing, so they import no pandas or torch and answer at once.
-The arithmetic is the environment's scalar kernel (``env.execution``), the broker's own.
+and nothing of the paper account's bar processing, so they import no pandas or torch and answer at once.
+The arithmetic is the environment's scalar kernel (``env.execution``), the paper account's own.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ LEGACY_LIVE_KEYS = ("api_endpoint", "api_key", "api_secret")
 def resolve_mode(params: Mapping[str, Any], credentials: Mapping[str, Any] | None = None) -> str:
     """Validate ``deployment.mode`` and return it; only ``paper_trading`` can run.
 
-    ``live_trading`` needs both a registered adapter (``deployment.broker_adapter``) and a
+    ``live_trading`` needs both a registered adapter (``deployment.account_adapter``) and a
     ``conf/local/credentials.yml`` entry for it. No adapter ships, so it is always refused.
     Legacy ``api_endpoint``/``api_key`` settings are ignored in paper mode; their *names* are
     logged, never their values.
@@ -66,7 +66,7 @@ def resolve_mode(params: Mapping[str, Any], credentials: Mapping[str, Any] | Non
     if not adapter or adapter not in LIVE_ADAPTERS:
         raise LiveTradingRefused(
             "deployment.mode is 'live_trading' but no live broker adapter is available "
-            f"(deployment.broker_adapter={adapter!r}; registered adapters: "
+            f"(deployment.account_adapter={adapter!r}; registered adapters: "
             f"{sorted(LIVE_ADAPTERS) or 'none ship with this project'}). Set "
             "deployment.mode: paper_trading, or implement and register an adapter."
         )

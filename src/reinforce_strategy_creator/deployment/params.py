@@ -59,6 +59,6 @@ class DeploymentSetup:
     @property
     def costs(self):
         """The environment's costs and fill price (never a copy)."""
-        from .broker import CostModel
+        from .account import CostModel
 
         return CostModel.from_environment(self.environment.to_params())

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..evaluation.benchmarks import buy_and_hold_targets
-from .broker import CostModel, PaperBroker, RiskLimits
+from .account import CostModel, PaperAccount, RiskLimits
 from .state import AccountState, StagedAccount, last_session
 
 
@@ -58,7 +58,7 @@ def buy_and_hold_marks(
 ) -> pd.Series:
     """Buy-and-hold equity on the account's bars, with the same capital, costs and share granularity.
 
-    Not new math: the account's own :class:`~.broker.PaperBroker` runs an in-memory account
+    Not new math: the account's own :class:`~.account.PaperAccount` runs an in-memory account
     whose decision is the evaluation's ``buy_and_hold_targets`` (always 1.0), on the Open/Close
     the account recorded in ``equity.jsonl``, with no risk stops: decided at the first bar's
     close and filled at the next bar, exactly like the paper account's first order.
@@ -70,7 +70,7 @@ def buy_and_hold_marks(
     )
     targets = buy_and_hold_targets(prices["Close"].to_numpy())
     staged = StagedAccount("buy_and_hold (in memory)", None)
-    broker = PaperBroker(
+    paper = PaperAccount.instrument(
         staged,
         initial_capital=initial_capital,
         costs=CostModel.from_environment(environment),
@@ -78,7 +78,7 @@ def buy_and_hold_marks(
         granularity=granularity,
     )
     position = {bar: float(t) for bar, t in zip(prices.index, targets)}
-    broker.run(prices, lambda history, _state: position[history.index[-1]])
+    paper.run(prices, lambda history, _state: position[history.index[-1]])
     equity = [
         r["equity"] if granularity == "fractional" else r["equity_cents"] / 100.0
         for r in staged.records["equity"]

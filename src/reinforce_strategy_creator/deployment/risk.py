@@ -4,8 +4,8 @@ decision's target weights.
 
 What: functions over an account state (any frozen dataclass with the account fields: the
 single-asset :class:`~.state.AccountState` and the universe's
-:class:`~.portfolio_account.PortfolioAccountState`) that return the new state and the events they
-record; :class:`RiskLimits` are the limits. Both paper accounts call them in the same order.
+:class:`~.state.PortfolioAccountState`) that return the new state and the events they
+record; :class:`RiskLimits` are the limits. The paper account calls them in the same order at any N.
 
 Why: a halt, a stop or a clipped target must mean the same thing for one asset and for twenty;
 each check may only add a restriction. Limits and halts: docs/paper_trading.md ("Risk limits").

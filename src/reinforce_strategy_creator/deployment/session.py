@@ -8,7 +8,7 @@ file: the account is staged in memory and published by the caller (``PaperAccoun
 
 Why: every number must be the one the agents were trained and evaluated with, so nothing is
 re-implemented: features (``features``), observation (``env.observation_from_window``) and
-fills (``env.execution``, through :class:`~.broker.PaperBroker`) are the training code's, and a
+fills (``env.execution``, through :class:`~.account.PaperAccount`) are the training code's, and a
 policy that does not fit the current inputs is refused before anything trades
 (:func:`check_policy_provenance`). See docs/paper_trading.md ("What one bar does", "Bad input").
 """
@@ -39,7 +39,7 @@ from ..features import (
 from ..params.deployment import DeploymentParams, DriftParams
 from ..params.features import FeatureParams
 from ..paths import display_path
-from .broker import CostModel, PaperBroker, first_bar_to_process
+from .account import CostModel, PaperAccount, first_bar_to_process
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .operations import resolve_mode
 from .report import check_feed_against_account, check_feed_matches_training
@@ -280,7 +280,7 @@ _PERIODS = (("train", "train_start", "train_end"), ("validation", "validation_st
 def bars_to_trade(
     feed: pd.DataFrame, state: AccountState | None, paper_start: pd.Timestamp | None
 ) -> pd.DatetimeIndex:
-    """The feed bars a session would process (the broker's rule, :func:`~.broker.first_bar_to_process`)."""
+    """The feed bars a session would process (the broker's rule, :func:`~.account.first_bar_to_process`)."""
     last_bar = None if state is None else state.last_bar
     return feed.index[first_bar_to_process(feed.index, last_bar, paper_start) :]
 
@@ -498,7 +498,7 @@ def run_paper_session(
     env_cfg = _env_for_policy(model.bundle.spec, env_params, model.entry_id)
     live = LiveFeatures(features.features, scaler, rows=max(env_cfg.window, params.drift.window))
     decider = PolicyDecider(model, live, env_cfg, n_features=len(names))
-    broker = PaperBroker(
+    paper = PaperAccount.instrument(
         account,
         initial_capital=float(env_params["initial_capital"]),
         costs=CostModel.from_environment(env_params),
@@ -508,7 +508,7 @@ def run_paper_session(
         granularity=params.granularity,
     )
     _log_model_switch(model, account)
-    summary = broker.run(feed, decider, model_id=model.entry_id, start=paper_start)
+    summary = paper.run(feed, decider, model_id=model.entry_id, start=paper_start)
     _log_session(model, account, summary)
     return _traded_status(status, summary, account.records["events"])
 

@@ -347,7 +347,7 @@ class AccountStore:
                 f" Logs {stray} exist without a state.json: the folder is damaged; restore "
                 "state.json from backup or move the folder away."
                 if stray
-                else " Initialise it first (the paper broker does this on its first run)."
+                else " Initialise it first (the paper account does this on its first run)."
             )
             raise AccountStateError(f"no account state at {self.state_path}.{hint}")
         try:
@@ -522,7 +522,7 @@ class StagedAccount:
     """An in-memory stand-in for :class:`AccountStore` that collects commits for one batch.
 
     Why: a Kedro node must not write files. The deployment pipeline loads the committed
-    account (``PaperAccountDataset``), lets :class:`~.broker.PaperBroker` process the new
+    account (``PaperAccountDataset``), lets :class:`~.account.PaperAccount` process the new
     bars against this object (same interface: ``locked``/``exists``/``load``/``initialize``/
     ``commit``), and the dataset's save publishes everything with
     :meth:`AccountStore.commit_batch` as one crash-safe commit. A run killed before that

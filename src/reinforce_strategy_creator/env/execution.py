@@ -2,7 +2,7 @@
 
 Every simulation mode executes orders through these functions: the batched core
 (`BatchedTradingCore`, torch lanes: training, evaluation, `replay`), the one-account gymnasium
-facade (Python scalars) and the paper broker (`deployment.broker.PaperBroker`, Python scalars,
+facade (Python scalars) and the paper account (`deployment.account.PaperAccount`, Python scalars,
 fractional or whole shares). Nothing else computes a traded quantity, a fill price, a cost,
 a borrow charge, a cash balance, an equity mark or the entry price / bars held of a position.
 

@@ -570,7 +570,7 @@ class PortfolioCore(AccountEngine):
         """The joint post-cost sizing `step` uses, for a given book: traded shares (B, N) and the
         lanes that ignored the band (B,) when (B,) ``cash`` and (B, N) ``shares`` fill validated
         target ``weights`` at the reference ``close`` (B, N). For callers that keep their own
-        book, e.g. the paper account (deployment/portfolio_account.py)."""
+        book, e.g. the paper account (deployment/account.py)."""
         w = torch.as_tensor(weights, dtype=torch.float64).to(self.device)
         w_total = w.sum(1) if self.config.long_only else w.abs().sum(1)
         delta, band_off = self._size(w, w_total, cash, shares, close, hold)

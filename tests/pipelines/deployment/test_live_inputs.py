@@ -8,8 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from benchmarks.deployment_world import project_params, raw_rows
 from reinforce_strategy_creator.deployment.session import LiveFeatures
@@ -55,19 +53,6 @@ def test_live_features_on_the_trailing_window_equal_feature_engineering_on_full_
         got = live(prices.iloc[: i + 1])
         assert got.index[-1] == prices.index[i] and len(got) == 16
         pd.testing.assert_frame_equal(got, expected.loc[got.index], check_exact=True, check_freq=False)
-
-
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(5, 80), shift=st.floats(-1, 1))
-def test_ks_statistic_equals_scipy(seed, n, shift):
-    from scipy.stats import ks_2samp
-
-    from reinforce_strategy_creator.deployment.drift import ks_statistic
-
-    rng = np.random.default_rng(seed)
-    ref = rng.normal(size=300).round(2)  # ties included
-    sample = (rng.normal(size=n) + shift).round(2)
-    assert ks_statistic(np.sort(ref), sample) == pytest.approx(ks_2samp(ref, sample).statistic, abs=1e-12)
 
 
 def test_calibrated_thresholds_quiet_on_training_windows_and_alert_on_a_shift():

@@ -177,7 +177,7 @@ def test_moved_parameters_are_refused_with_the_new_place(world):
 
 def test_a_concurrent_writer_makes_the_save_refuse_without_writing(world):
     from reinforce_strategy_creator.datasets.deployment import PaperAccountDataset
-    from reinforce_strategy_creator.deployment import CostModel, PaperBroker, RiskLimits
+    from reinforce_strategy_creator.deployment import CostModel, PaperAccount, RiskLimits
 
     world.write_evaluation(V1, passed=True)
     world.run()
@@ -189,7 +189,7 @@ def test_a_concurrent_writer_makes_the_save_refuse_without_writing(world):
 
     bars, _ = normalise_prices(feed, source="feed")
     for staged in (first, second):
-        PaperBroker(staged, initial_capital=1e5, costs=CostModel(), limits=RiskLimits()).run(
+        PaperAccount.instrument(staged, initial_capital=1e5, costs=CostModel(), limits=RiskLimits()).run(
             bars, lambda h, s: 0.0
         )
     ds.save(first)

@@ -12,8 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ...compute import shared_executor
+from ...deployment.account import PaperAccount
 from ...deployment.drift import DriftMonitor, build_reference, calibrate_thresholds, drift_report
-from ...deployment.portfolio_account import PortfolioPaperAccount
 from ...deployment.risk import RiskLimits
 from ...deployment.state import last_session
 from ...env.portfolio import PortfolioConfig, PortfolioInputError
@@ -356,7 +356,7 @@ def paper_trade(
             continue
         _check_model(model, panel, env)
         decide = uwf.PolicyDecider(uwf.policies(model.bundle, model.seed))
-        acct = PortfolioPaperAccount(
+        acct = PaperAccount.universe(
             staged,
             panel.tickers,
             env,
