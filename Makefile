@@ -42,6 +42,7 @@ bench: install
 	$(PY) benchmarks/bench_env.py
 	$(PY) benchmarks/bench_training.py --write  # ours vs stable-baselines3 like for like, docs/benchmarks.md
 	$(PY) benchmarks/bench_paper.py
+	$(PY) benchmarks/bench_paper_loop.py  # the N = 1 paper-account bar loop alone, bars/s (docs/paper_trading.md)
 	$(PY) benchmarks/bench_cli.py --write      # start-up of kedro --help / models list / paper status vs python and import torch, docs/benchmarks.md
 	$(PY) benchmarks/bench_markets.py --write   # planted-market figures, docs/markets.md
 	$(PY) benchmarks/bench_learning.py --write  # learning power on the planted suite, docs/learning.md
