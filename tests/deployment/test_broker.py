@@ -54,7 +54,7 @@ def test_decision_fills_at_the_next_bar_with_costs_hand_computed(tmp_path, fill_
         costs=CostModel(commission_bps=10, slippage_bps=5, fill_price=fill_price),
     )
     s = broker.run(prices.iloc[:1], lambda h, st: 0.5).state
-    assert s.shares == 0 and s.pending_target == 0.5  # decided at close of bar 0, nothing filled
+    assert s.shares == (0,) and s.pending_weights == (0.5,)  # decided at close of bar 0, nothing filled
     s = broker.run(prices.iloc[:2], lambda h, st: 0.5).state
     # fill at bar 1's Open=101 or Close=102 with 5 bps slippage against a buyer, 10 bps commission
     fill = ref * 1.0005
@@ -62,7 +62,7 @@ def test_decision_fills_at_the_next_bar_with_costs_hand_computed(tmp_path, fill_
     shares = math.trunc(0.5 * 10_000 / (ref * (0.5 + 0.5 * 1.0005 * 1.001)))  # 49 at 101, 48 at 102
     notional = round(shares * fill * 100)
     commission = round(shares * fill * 10 / 1e4 * 100)
-    assert s.shares == shares == {101.0: 49, 102.0: 48}[ref]
+    assert s.shares == (shares,) and shares == {101.0: 49, 102.0: 48}[ref]
     assert s.cash_cents == 1_000_000 - notional - commission
     assert s.equity_cents == s.cash_cents + round(shares * 102.0 * 100)
     trade = AccountStore(tmp_path / "a").read_log("trades")[0]
@@ -89,7 +89,7 @@ def test_trades_only_when_target_changes(tmp_path):
     s = _broker(tmp_path / "a").run(prices, lambda h, st: 0.5).state
     trades = AccountStore(tmp_path / "a").read_log("trades", s)
     assert len(trades) == 1 and trades[0]["bar"] == prices.index[1].isoformat()
-    assert s.held_target == 0.5
+    assert s.held_weights == (0.5,)
 
 
 def test_policy_sees_only_data_up_to_the_decision_bar(tmp_path):
@@ -220,7 +220,7 @@ def test_accounting_reconciles_to_the_cent(
     reconcile(store)
     trades, marks = store.read_log("trades", s), store.read_log("equity", s)
     if granularity == "whole":
-        assert replay_trades(s.initial_capital_cents, trades, marks) == (s.cash_cents, s.shares)
+        assert replay_trades(s.initial_capital_cents, trades, marks) == (s.cash_cents, s.shares[0])
         for m in marks:  # cash + shares * price == equity, to the cent
             assert m["equity_cents"] == m["cash_cents"] + round(m["shares"] * m["close"] * 100)
         assert all(isinstance(t["shares"], int) for t in trades)
@@ -231,7 +231,7 @@ def test_accounting_reconciles_to_the_cent(
             marks,
             granularity="fractional",
             initial_cash=s.exact_initial_cash,
-        ) == (s.exact_cash, s.shares)
+        ) == (s.exact_cash, s.shares[0])
         for m in marks:
             assert m["equity"] == m["cash"] + m["shares"] * m["close"]
             assert (m["cash_cents"], m["equity_cents"]) == (round(m["cash"] * 100), round(m["equity"] * 100))

@@ -49,6 +49,8 @@ class Account:
     targets: Callable[[dict], list[float]]
     policy: Callable[[dict], list[float] | None]
     weights: Callable[[dict], list[float]]
+    shares: Callable[[dict], list[float]]  # a mark's holdings
+    closes: Callable[[dict], list[float | None]]  # a mark's closes
 
     def log(self, name: str) -> list[dict]:
         return self.store.read_log(name)
@@ -59,23 +61,34 @@ class Account:
 
 
 def one_instrument(
-    tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", target=1.0, nan_from=None
+    tmp_path,
+    limits,
+    shock_row=None,
+    shock=1.0,
+    granularity="whole",
+    target=1.0,
+    nan_from=None,
+    costs=(10.0, 5.0, 0.0),
+    seed=None,
+    store=None,
 ) -> Account:
     """A single-asset account on random-walk bars (Open and Close times ``shock`` from
     ``shock_row``) whose policy always asks for ``target`` (NaN from row ``nan_from``); a
-    ``target`` of None: long after an up close, short-ish after a down one."""
+    ``target`` of None: long after an up close, short-ish after a down one. ``costs``: commission,
+    slippage and borrow in basis points; ``seed``: the bars' (8 by default); ``store``: the account's
+    store (an ``AccountStore`` of ``tmp_path / "acct"`` by default)."""
     if target is None:
         policy = lambda h: alternating_policy(h, None)  # noqa: E731
     else:
         policy = lambda h: target  # noqa: E731
-    prices = make_prices(N_BARS, seed=8)
+    prices = make_prices(N_BARS, seed=8 if seed is None else seed)
     if shock_row is not None:
         prices.iloc[shock_row:, [prices.columns.get_loc("Open"), prices.columns.get_loc("Close")]] *= shock
-    store = AccountStore(tmp_path / "acct")
+    store = store or AccountStore(tmp_path / "acct")
     broker = PaperAccount.instrument(
         store,
         initial_capital=100_000.0,
-        costs=CostModel(commission_bps=10, slippage_bps=5),
+        costs=CostModel(*costs),
         limits=limits,
         granularity=granularity,
     )
@@ -90,22 +103,35 @@ def one_instrument(
         lambda o: [o["target"]],
         lambda o: None if o["policy_target"] is None else [o["policy_target"]],
         lambda m: [m["position"]],
+        lambda m: [m["shares"]],
+        lambda m: [m["close"]],
     )
 
 
 def universe(
-    tmp_path, limits, shock_row=None, shock=1.0, granularity="whole", target=None, nan_from=None
+    tmp_path,
+    limits,
+    shock_row=None,
+    shock=1.0,
+    granularity="whole",
+    target=None,
+    nan_from=None,
+    costs=(10.0, 5.0, 0.0),
+    seed=None,
+    store=None,
 ) -> Account:
     """A 5-ticker account (one ticker listed at row 12) whose closes are times ``shock`` from
     ``shock_row``, with a decider that reads its whole observation (NaN weights from row
-    ``nan_from``)."""
-    panel = make_panel(N_BARS)
+    ``nan_from``); ``costs``, ``seed`` (the panel's, 11 by default) and ``store`` as
+    :func:`one_instrument`'s (a long-only universe pays no borrow)."""
+    panel = make_panel(N_BARS, seed=11 if seed is None else seed)
     if shock_row is not None:
         close = panel.close.copy()
         close[shock_row:] *= shock
         panel = dataclasses.replace(panel, close=close)
-    store = AccountStore(tmp_path / "acct")
-    account = PaperAccount.universe(store, panel.tickers, CONFIG, granularity=granularity, limits=limits)
+    store = store or AccountStore(tmp_path / "acct")
+    config = dataclasses.replace(CONFIG, commission_bps=costs[0], slippage_bps=costs[1], borrow_bps_per_bar=costs[2])
+    account = PaperAccount.universe(store, panel.tickers, config, granularity=granularity, limits=limits)
     policy = make_decider(panel.n_assets, CONFIG.window)
 
     def decide(obs, bar):
@@ -124,6 +150,8 @@ def universe(
         lambda o: o["targets"],
         lambda o: o["policy_weights"],
         lambda m: m["weights"],
+        lambda m: m["shares"],
+        lambda m: m["closes"],
     )
 
 
