@@ -243,10 +243,13 @@ class PaperAccount:
         """Process every bar of ``feed`` after the account's last processed one (at most
         ``max_bars``). A new account's first bar is the first bar on or after ``start`` (earlier
         bars are history the decider may look at); the front end's default otherwise. The feed
-        is checked before anything is written (see the front end)."""
+        is checked before anything is written (see the front end); an account folder's logs are
+        reconciled with its state first (:func:`~.operations.reconcile`)."""
         self.front.validate(feed)
         with self.store.locked():
             state = self.front.open(self.store, model_id)
+            if hasattr(self.store, "read_log"):  # a folder, not a staged batch
+                reconcile(self.store)
             first, stop = self.front.prepare(feed, state, start, max_bars)
             if first >= stop:
                 return RunSummary(0, None, state.last_bar, state)
@@ -538,7 +541,7 @@ class UniverseFrontEnd:
     ``window - 1``, the first with a full feature window, as the replay. The feed is checked
     before anything is written: tickers equal to the account's (reordered if needed), dates
     sorted and unique, every listed ticker priced on every bar up to the last one processed, and
-    the closes of the account's last bar unchanged; the folder's logs are reconciled first.
+    the closes of the account's last bar unchanged.
     """
 
     def __init__(self, tickers: Sequence[str], config: PortfolioConfig, granularity: str = "whole") -> None:
@@ -550,12 +553,8 @@ class UniverseFrontEnd:
         self.rules = self.config.rules
 
     def open(self, store: Any, model_id: str | None) -> AccountState:
-        """The committed account (a new one holding ``config.initial_capital`` in cash); its logs
-        reconciled with its state when it is a folder."""
-        state = self._open_account(store, model_id)
-        if hasattr(store, "read_log"):
-            reconcile(store)
-        return state
+        """The committed account (a new one holding ``config.initial_capital`` in cash)."""
+        return self._open_account(store, model_id)
 
     @staticmethod
     def validate(feed: PortfolioPanel) -> None:
