@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from reinforce_strategy_creator.deployment import (
+    AccountStateError,
     AccountStore,
     CostModel,
     PaperAccount,
@@ -116,3 +117,18 @@ def test_bad_parameters_are_named():
         CostModel.from_environment({"slippage_bps": -1})
     with pytest.raises(ParameterError, match=r"deployment\.risk\.max_leverage: unknown parameter"):
         RiskLimits.parse({"max_leverage": 2}, "deployment.risk")
+
+
+def test_the_account_is_a_universe_of_its_one_ticker_and_another_is_refused(tmp_path):
+    prices = make_prices(5)
+    store = AccountStore(tmp_path / "a")
+    PaperAccount.instrument(store, initial_capital=1e4, costs=CostModel(), ticker="SPY").run(
+        prices, lambda h, st: 0.5
+    )
+    state = store.load()
+    assert state.tickers == ("SPY",) and state.holdings() == {"SPY": state.shares[0]} and state.shares[0] > 0
+    with pytest.raises(
+        AccountStateError,
+        match=r"trades the universe \['SPY'\] \(one instrument\), not the instrument 'instrument'",
+    ):
+        _broker(tmp_path / "a").run(prices, alternating_policy)
