@@ -278,16 +278,15 @@ def _account_facts(folder: Path) -> dict:
         s = reconcile(store)
     except ValueError as exc:
         raise _fail(exc) from exc
-    universe = getattr(s, "tickers", None)  # an account over N tickers
     return {
         "account": display_path(folder),
         "exists": True,
-        "tickers": list(universe) if universe else None,
+        "tickers": list(s.tickers),
         "last_bar": s.last_bar,
         "cash": s.cash,
-        "shares": {t: x for t, x in s.holdings().items() if x} if universe else s.shares,
+        "shares": {t: x for t, x in s.holdings().items() if x},
         "equity": s.equity,
-        "position": None if universe else s.position,
+        "weights": {t: w for t, w in zip(s.tickers, s.weights(), strict=True) if w},
         "drawdown": s.drawdown,
         "model": s.active_model_id,
         "day_loss_stop": s.day_loss_stop,
@@ -306,12 +305,12 @@ def _account_text(role: str, f: dict) -> str:
             else "no champion registered yet: run the evaluation"
         )
         return f"{ACCOUNT_LABELS[role]}\nNo {role} paper account yet at {f['account']} ({why})."
-    universe = f"universe     {len(f['tickers'])} tickers\n" if f["tickers"] else ""
-    position = "" if f["position"] is None else f"position     {f['position']:.4f}\n"
+    weights = ", ".join(f"{t} {w:.4f}" for t, w in f["weights"].items()) or "none (all cash)"
     return (
-        f"{ACCOUNT_LABELS[role]}\naccount      {f['account']}\n{universe}last bar     {f['last_bar']}\n"
+        f"{ACCOUNT_LABELS[role]}\naccount      {f['account']}\n"
+        f"tickers      {len(f['tickers'])}: {', '.join(f['tickers'])}\nlast bar     {f['last_bar']}\n"
         f"cash         {f['cash']:,.2f}\nshares       {f['shares']}\n"
-        f"equity       {f['equity']:,.2f}\n{position}"
+        f"equity       {f['equity']:,.2f}\nweights      {weights}\n"
         f"drawdown     {f['drawdown']:.2%}\nmodel        {f['model']}\n"
         f"day stop     {f['day_loss_stop']}\nhalted       {f['halted']}"
         + (f" ({f['halt_reason']})" if f["halted"] else "")

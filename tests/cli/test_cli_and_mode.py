@@ -145,10 +145,12 @@ def test_paper_clear_halt_and_status(tmp_project, which):
     assert "reconciled   yes" in status.output
     section = status.output.split("\n\n")[["production", "shadow", "universe"].index(which)]
     assert section.startswith(which.upper()) and "halted       True" in section
-    assert ("universe     5 tickers" in section) == (which == "universe")
+    assert ("tickers      5: AAA, BBB" in section) == (which == "universe")
+    assert ("tickers      1: instrument" in section) == (which != "universe")
     facts = json.loads(_invoke("paper", "status", "--json").output)
     assert facts[which]["reconciled"] and facts[which]["halted"]
-    assert facts[which]["tickers"] == (list(make_panel(40).tickers) if which == "universe" else None)
+    tickers = list(make_panel(40).tickers) if which == "universe" else ["instrument"]
+    assert facts[which]["tickers"] == tickers
     assert not facts["universe_shadow"]["exists"]
     missing = CliRunner().invoke(cli, ["paper", "clear-halt"])
     assert missing.exit_code != 0 and "--reason" in missing.output

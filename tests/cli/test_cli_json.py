@@ -98,6 +98,6 @@ def test_json_is_valid_on_stdout_logs_on_stderr_and_paths_survive_a_move(tmp_pro
         assert (facts["equity"], facts["cash"], facts["shares"], facts["last_bar"]) == (
             state.equity,
             state.cash,
-            state.shares,
+            {t: x for t, x in state.holdings().items() if x},
             state.last_bar,
         )

@@ -142,11 +142,11 @@ def _one_instrument(request, tmp_path, fill_price):
         obs = observation_from_window(
             market.features[t - W + 1 : t + 1],
             cfg,
-            held=state.held_target,
-            shares=state.shares,
-            last_close=state.last_close,
-            entry=state.entry_price,
-            bars_held=state.bars_held,
+            held=state.held_weights[0],
+            shares=state.shares[0],
+            last_close=state.last_close[0],
+            entry=state.entry_price[0],
+            bars_held=state.bars_held[0],
         )
         if t < T - 1:  # the live observation is the backtest's, bit for bit
             assert obs.dtype == np.float32 and obs.tobytes() == seen[t - (W - 1)].tobytes()
@@ -300,7 +300,7 @@ def test_the_granularity_is_recorded_and_never_changes(tmp_path):
         )
 
     s = broker().run(prices.iloc[:3], lambda h, st: 0.5).state  # the default: whole shares
-    assert s.granularity == "whole" and isinstance(s.shares, int) and s.exact_cash is None
+    assert s.granularity == "whole" and isinstance(s.shares[0], int) and s.exact_cash is None
     with pytest.raises(AccountStateError, match="trades whole shares .* cannot switch to fractional"):
         broker("fractional").run(prices, lambda h, st: 0.5)
     s = broker().run(prices, lambda h, st: 0.5).state  # None: the account's own granularity
@@ -315,7 +315,7 @@ def test_the_granularity_is_recorded_and_never_changes(tmp_path):
         .run(prices, lambda h, st: 0.5)
         .state
     )
-    assert s.granularity == "fractional" and s.shares != int(s.shares)
+    assert s.granularity == "fractional" and s.shares[0] != int(s.shares[0])
     with pytest.raises(AccountStateError, match="trades fractional shares"):
         PaperAccount.instrument(
             frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="whole"

@@ -46,14 +46,7 @@ from ..portfolio.panel import PortfolioPanel
 from .operations import reconcile
 from .risk import RiskLimits, limit_weights, risk_checks, roll_day, show, switch_model
 from .settlement import Book, settle_bar
-from .state import (
-    AccountState,
-    AccountStateError,
-    PortfolioAccountState,
-    RunSummary,
-    check_portfolio_state,
-    new_account,
-)
+from .state import INSTRUMENT, AccountState, AccountStateError, RunSummary, check_state, new_account
 
 Decide = Callable[[pd.DataFrame, AccountState], float]
 Decider = Callable[[torch.Tensor, int], object]
@@ -141,9 +134,9 @@ def new_portfolio_account(
     config: PortfolioConfig,
     granularity: str = "whole",
     active_model_id: str | None = None,
-) -> PortfolioAccountState:
-    """A fresh account holding ``config.initial_capital`` in cash over ``tickers``; its tickers,
-    granularity and config (costs, window, bounds, band) are fixed for its lifetime."""
+) -> AccountState:
+    """A fresh universe account holding ``config.initial_capital`` in cash over ``tickers``; its
+    tickers, granularity and config (costs, window, bounds, band) are fixed for its lifetime."""
     if granularity not in ex.GRANULARITIES:
         raise ParameterError(
             f"portfolio account granularity must be one of {list(ex.GRANULARITIES)}, got {granularity!r}"
@@ -151,24 +144,8 @@ def new_portfolio_account(
     tickers = tuple(str(t) for t in tickers)
     if not tickers or len(set(tickers)) != len(tickers):
         raise PortfolioInputError(f"a portfolio account needs distinct tickers, got {list(tickers)}")
-    cap = float(config.initial_capital)
-    cents = round(cap * 100)
-    exact = cap if granularity == "fractional" else None
-    zero: float = 0.0 if granularity == "fractional" else 0
-    return PortfolioAccountState(
-        tickers=tickers,
-        granularity=granularity,
-        config=_config_record(config),
-        initial_capital_cents=cents,
-        cash_cents=cents,
-        equity_cents=cents,
-        peak_equity_cents=cents,
-        day_start_equity_cents=cents,
-        shares=(zero,) * len(tickers),
-        exact_initial_cash=exact,
-        exact_cash=exact,
-        exact_equity=exact,
-        active_model_id=active_model_id,
+    return new_account(
+        float(config.initial_capital), active_model_id, granularity, tickers, _config_record(config)
     )
 
 
@@ -216,10 +193,12 @@ class PaperAccount:
         drift_check: Callable[[pd.DataFrame], list[dict[str, Any]]] | None = None,
         halt_on_drift: bool = False,
         granularity: str | None = None,
+        ticker: str = INSTRUMENT,
     ) -> PaperAccount:
-        """An account over one instrument's Open / Close prices (N = 1), deciding a target position
-        with ``decide(history, state)``; see :class:`InstrumentFrontEnd`. ``drift_check(history)``."""
-        front = InstrumentFrontEnd(initial_capital, costs, granularity)
+        """An account over one instrument's Open / Close prices (N = 1: a universe of one
+        ``ticker``), deciding a target position with ``decide(history, state)``; see
+        :class:`InstrumentFrontEnd`. ``drift_check(history)``."""
+        front = InstrumentFrontEnd(initial_capital, costs, granularity, ticker)
         return cls(store, front, limits=limits, drift_check=drift_check, halt_on_drift=halt_on_drift)
 
     @classmethod
@@ -240,7 +219,7 @@ class PaperAccount:
         return cls(store, front, limits=limits, drift_check=drift_check, halt_on_drift=halt_on_drift)
 
     # -- accessors -----------------------------------------------------------------------
-    def state(self) -> AccountState | PortfolioAccountState:
+    def state(self) -> AccountState:
         return self.store.load()
 
     def log(self, name: str) -> list[dict[str, Any]]:
@@ -264,10 +243,13 @@ class PaperAccount:
         """Process every bar of ``feed`` after the account's last processed one (at most
         ``max_bars``). A new account's first bar is the first bar on or after ``start`` (earlier
         bars are history the decider may look at); the front end's default otherwise. The feed
-        is checked before anything is written (see the front end)."""
+        is checked before anything is written (see the front end); an account folder's logs are
+        reconciled with its state first (:func:`~.operations.reconcile`)."""
         self.front.validate(feed)
         with self.store.locked():
             state = self.front.open(self.store, model_id)
+            if hasattr(self.store, "read_log"):  # a folder, not a staged batch
+                reconcile(self.store)
             first, stop = self.front.prepare(feed, state, start, max_bars)
             if first >= stop:
                 return RunSummary(0, None, state.last_bar, state)
@@ -309,10 +291,17 @@ class InstrumentFrontEnd:
 
     ``granularity``: ``"whole"`` or ``"fractional"`` shares for a new account; ``None`` (the
     default) means the account's recorded granularity, and ``whole`` for a new account. An
-    explicit value that differs from an existing account's is refused.
+    explicit value that differs from an existing account's is refused. ``ticker``: the account's
+    one ticker (:data:`~.state.INSTRUMENT` by default, as a schema-1 instrument account reads).
     """
 
-    def __init__(self, initial_capital: float, costs: CostModel, granularity: str | None = None) -> None:
+    def __init__(
+        self,
+        initial_capital: float,
+        costs: CostModel,
+        granularity: str | None = None,
+        ticker: str = INSTRUMENT,
+    ) -> None:
         if granularity is not None and granularity not in ex.GRANULARITIES:
             raise ParameterError(
                 f"granularity must be one of {list(ex.GRANULARITIES)} (or None for the account's "
@@ -321,17 +310,21 @@ class InstrumentFrontEnd:
         self.initial_capital = initial_capital
         self.costs = costs
         self.granularity = granularity
+        self.ticker = str(ticker)
 
     def open(self, store: Any, model_id: str | None) -> AccountState:
         """The committed account; a folder without one gets a new, flat account holding
         ``initial_capital`` in cash. Another granularity than the recorded one is refused."""
         if not store.exists():
-            store.initialize(new_account(self.initial_capital, model_id, self.granularity or "whole"))
+            store.initialize(
+                new_account(self.initial_capital, model_id, self.granularity or "whole", (self.ticker,))
+            )
         state = store.load()
-        if not isinstance(state, AccountState):
+        if state.config is not None or state.tickers != (self.ticker,):
             raise AccountStateError(
-                f"{store.folder}: the account trades the universe {list(state.tickers)}, not "
-                "one instrument; use a new account folder. Nothing was traded."
+                f"{store.folder}: the account trades the universe {list(state.tickers)} "
+                f"({'target weights of a portfolio config' if state.config else 'one instrument'}), "
+                f"not the instrument {self.ticker!r}; use a new account folder. Nothing was traded."
             )
         if self.granularity is not None and state.granularity != self.granularity:
             raise AccountStateError(
@@ -388,10 +381,11 @@ class InstrumentFrontEnd:
         entry price and bars held (the observation's inputs) with the kernel, as the env does.
         Returns the state, the bar's trades and its equity mark."""
         ref = bar.close if self.costs.fill_price == "next_close" else bar.open
-        delta, target, decided_at = 0.0, s.pending_target, s.pending_decided_at
-        if target is not None and target != s.held_target:  # trade only when the target changed
-            s = dataclasses.replace(s, held_target=target)
-            delta = ex.execute_order(SCALAR, self._rules, target, s.cash, float(s.shares), ref)[0]
+        target = None if s.pending_weights is None else s.pending_weights[0]
+        delta, decided_at = 0.0, s.pending_decided_at
+        if target is not None and target != s.held_weights[0]:  # trade only when the target changed
+            s = dataclasses.replace(s, held_weights=(target,))
+            delta = ex.execute_order(SCALAR, self._rules, target, s.cash, float(s.shares[0]), ref)[0]
         long_order = target is not None and 0 <= target <= 1
         book, booked, _, marked = settle_bar(
             _book(s), self._rules, [ref], [delta], [bar.close], long_order=long_order
@@ -432,38 +426,34 @@ class InstrumentFrontEnd:
         else:
             delta = 0.0
         _, entry, held_bars = ex.position_after(
-            SCALAR, float(s.shares), float(delta), fill, s.entry_price, s.bars_held
+            SCALAR, float(s.shares[0]), float(delta), fill, s.entry_price[0], s.bars_held[0]
         )
         s = dataclasses.replace(
             s,
-            pending_target=None,
+            pending_weights=None,
             pending_decided_at=None,
-            entry_price=entry,
-            bars_held=held_bars,
+            entry_price=(entry,),
+            bars_held=(held_bars,),
             cash_cents=book.cash_cents,
             exact_cash=book.exact_cash,
-            shares=book.shares[0],
+            shares=book.shares,
             equity_cents=marked["equity_cents"],
         )
         exact = {}
         if s.fractional:
             exact = {"cash": marked["cash"], "equity": marked["equity"], "borrow": marked["borrow"]}
             s = dataclasses.replace(s, exact_equity=marked["equity"])
-        position = (s.shares * bar.close / s.equity) if s.equity_cents > 0 else 0.0
         s = dataclasses.replace(
-            s,
-            peak_equity_cents=max(s.peak_equity_cents, s.equity_cents),
-            position=position,
-            last_close=bar.close,
+            s, peak_equity_cents=max(s.peak_equity_cents, s.equity_cents), last_close=(bar.close,)
         )
         mark = {
             "bar": bar.at,
             "open": bar.open,
             "close": bar.close,
             "cash_cents": s.cash_cents,
-            "shares": s.shares,
+            "shares": s.shares[0],
             "equity_cents": s.equity_cents,
-            "position": s.position,
+            "position": s.weights()[0],
             "peak_equity_cents": s.peak_equity_cents,
             "drawdown": s.drawdown,
             "borrow_cents": marked["borrow_cents"],
@@ -485,7 +475,7 @@ class InstrumentFrontEnd:
             policy_target, target, why = None, 0.0, "halted: " + str(s.halt_reason)
         else:
             policy_target = _as_target(decide(history, s), bar.at)
-            limited, why = limit_weights([policy_target], [s.position], limits, s.day_loss_stop)
+            limited, why = limit_weights([policy_target], list(s.weights()), limits, s.day_loss_stop)
             target = float(limited[0])
         fills_at = "close" if self.costs.fill_price == "next_close" else "open"
         order = {
@@ -498,7 +488,7 @@ class InstrumentFrontEnd:
         }
         s = dataclasses.replace(
             s,
-            pending_target=target,
+            pending_weights=(target,),
             pending_decided_at=bar.at,
             last_bar=bar.at,
             bars_processed=s.bars_processed + 1,
@@ -506,10 +496,9 @@ class InstrumentFrontEnd:
         return s, order
 
 
-def _book(s: AccountState | PortfolioAccountState) -> Book:
+def _book(s: AccountState) -> Book:
     """The account's money and holdings, as the settlement books them."""
-    shares = (s.shares,) if isinstance(s, AccountState) else s.shares
-    return Book(s.granularity, s.cash_cents, s.exact_cash, shares)
+    return Book(s.granularity, s.cash_cents, s.exact_cash, s.shares)
 
 
 @dataclass(frozen=True)
@@ -552,7 +541,7 @@ class UniverseFrontEnd:
     ``window - 1``, the first with a full feature window, as the replay. The feed is checked
     before anything is written: tickers equal to the account's (reordered if needed), dates
     sorted and unique, every listed ticker priced on every bar up to the last one processed, and
-    the closes of the account's last bar unchanged; the folder's logs are reconciled first.
+    the closes of the account's last bar unchanged.
     """
 
     def __init__(self, tickers: Sequence[str], config: PortfolioConfig, granularity: str = "whole") -> None:
@@ -563,13 +552,9 @@ class UniverseFrontEnd:
         self.granularity = granularity
         self.rules = self.config.rules
 
-    def open(self, store: Any, model_id: str | None) -> PortfolioAccountState:
-        """The committed account (a new one holding ``config.initial_capital`` in cash); its logs
-        reconciled with its state when it is a folder."""
-        state = self._open_account(store, model_id)
-        if hasattr(store, "read_log"):
-            reconcile(store)
-        return state
+    def open(self, store: Any, model_id: str | None) -> AccountState:
+        """The committed account (a new one holding ``config.initial_capital`` in cash)."""
+        return self._open_account(store, model_id)
 
     @staticmethod
     def validate(feed: PortfolioPanel) -> None:
@@ -580,7 +565,7 @@ class UniverseFrontEnd:
             )
 
     def prepare(
-        self, feed: PortfolioPanel, state: PortfolioAccountState, start, max_bars: int | None
+        self, feed: PortfolioPanel, state: AccountState, start, max_bars: int | None
     ) -> tuple[int, int]:
         """Check ``feed`` and build the core; returns the rows ``first, stop`` to process."""
         feed = self._check_feed_tickers(feed, state)
@@ -600,20 +585,21 @@ class UniverseFrontEnd:
         """The drift monitor's alerts at feed row ``i``."""
         return drift_check(self.feed, i)
 
-    def fill_and_mark(self, s: PortfolioAccountState, i: int):
+    def fill_and_mark(self, s: AccountState, i: int):
         return self._fill_and_mark(s, self.core, self.feed, i, self.stamp(i)[0])
 
-    def decide(self, s: PortfolioAccountState, i: int, decide: Decider, limits: RiskLimits):
+    def decide(self, s: AccountState, i: int, decide: Decider, limits: RiskLimits):
         return self._decide(s, self.core, self.feed, i, self.stamp(i)[0], decide, limits)
 
-    def _open_account(self, store: Any, model_id: str | None) -> PortfolioAccountState:
+    def _open_account(self, store: Any, model_id: str | None) -> AccountState:
         if not store.exists():
             store.initialize(new_portfolio_account(self.tickers, self.config, self.granularity, model_id))
         state = store.load()
-        if not isinstance(state, PortfolioAccountState):
+        if state.config is None:
             raise AccountStateError(
-                f"{store.folder}: a single-asset paper account cannot trade the universe "
-                f"{list(self.tickers)}; use a new account folder. Nothing was traded."
+                f"{store.folder}: an instrument paper account (ticker {list(state.tickers)}, target "
+                f"positions of Open / Close prices) cannot trade the universe {list(self.tickers)}; "
+                "use a new account folder. Nothing was traded."
             )
         problems = []
         if state.tickers != self.tickers:
@@ -629,10 +615,10 @@ class UniverseFrontEnd:
                 f"{store.folder}: the account was created with {'; '.join(problems)}; these never "
                 "change for an account. Use a new account folder. Nothing was traded."
             )
-        check_portfolio_state(state, source=str(store.folder))
+        check_state(state, source=str(store.folder))
         return state
 
-    def _check_feed_tickers(self, feed: PortfolioPanel, state: PortfolioAccountState) -> PortfolioPanel:
+    def _check_feed_tickers(self, feed: PortfolioPanel, state: AccountState) -> PortfolioPanel:
         missing = [t for t in state.tickers if t not in feed.tickers]
         extra = [t for t in feed.tickers if t not in state.tickers]
         if missing or extra:
@@ -653,7 +639,7 @@ class UniverseFrontEnd:
             )
         return feed
 
-    def _first_bar(self, feed: PortfolioPanel, state: PortfolioAccountState, start) -> int:
+    def _first_bar(self, feed: PortfolioPanel, state: AccountState, start) -> int:
         W = self.config.window
         if state.last_bar is not None:
             at = pd.Timestamp(state.last_bar)
@@ -672,7 +658,7 @@ class UniverseFrontEnd:
             )
         return first
 
-    def _check_feed_prices(self, feed: PortfolioPanel, state: PortfolioAccountState, first: int, stop: int):
+    def _check_feed_prices(self, feed: PortfolioPanel, state: AccountState, first: int, stop: int):
         close = feed.close[:stop]
         finite = np.isfinite(close)
         for j, t in enumerate(state.tickers):

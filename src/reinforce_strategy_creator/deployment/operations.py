@@ -20,7 +20,7 @@ from typing import Any
 
 from ..env import execution as ex
 from ..errors import InputError
-from .state import AccountState, AccountStateError, AccountStore, PortfolioAccountState, market_value_cents
+from .state import AccountState, AccountStateError, AccountStore, market_value_cents
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +122,15 @@ def replay_trades(
     return cash, shares
 
 
-def reconcile(store: AccountStore) -> AccountState | PortfolioAccountState:
-    """Check that the committed logs replay to the committed state; raise if not. An account over
-    one instrument or over a universe of N tickers."""
+def reconcile(store: AccountStore) -> AccountState:
+    """Check that the committed logs replay to the committed state; raise if not. The logs are
+    read in the layout of the front end that wrote them: a universe account's (one ``ticker`` per
+    trade, per-asset marks) or an instrument account's (``state.config`` null: one asset's trades
+    and marks)."""
     state = store.load()
-    if isinstance(state, PortfolioAccountState):
+    if state.config is not None:
         return _reconcile_universe(store, state)
+    (held,) = state.shares
     trades = store.read_log("trades", state)
     orders = store.read_log("orders", state)
     equity = store.read_log("equity", state)
@@ -140,10 +143,10 @@ def reconcile(store: AccountStore) -> AccountState | PortfolioAccountState:
     )
     problems = []
     if state.fractional:
-        if (cash, shares) != (state.exact_cash, state.shares):
+        if (cash, shares) != (state.exact_cash, held):
             problems.append(
                 f"trade log replays to cash {cash!r}/shares {shares!r}, state has "
-                f"{state.exact_cash!r}/{state.shares!r}"
+                f"{state.exact_cash!r}/{held!r}"
             )
         bad = [
             m["bar"]
@@ -158,10 +161,9 @@ def reconcile(store: AccountStore) -> AccountState | PortfolioAccountState:
             )
         if equity and (equity[-1]["cash"], equity[-1]["equity"]) != (state.exact_cash, state.exact_equity):
             problems.append("last equity mark's exact cash/equity differ from state")
-    elif (cash, shares) != (state.cash_cents, state.shares):
+    elif (cash, shares) != (state.cash_cents, held):
         problems.append(
-            f"trade log replays to cash {cash / 100:.2f}/shares {shares}, state has "
-            f"{state.cash:.2f}/{state.shares}"
+            f"trade log replays to cash {cash / 100:.2f}/shares {shares}, state has {state.cash:.2f}/{held}"
         )
     bars = [o["bar"] for o in orders]
     if len(bars) != len(set(bars)) or len(bars) != state.bars_processed:
@@ -173,7 +175,7 @@ def reconcile(store: AccountStore) -> AccountState | PortfolioAccountState:
         problems.append(f"{len(equity)} equity marks for {state.bars_processed} bars")
     if equity and (equity[-1]["cash_cents"], equity[-1]["shares"], equity[-1]["equity_cents"]) != (
         state.cash_cents,
-        state.shares,
+        held,
         state.equity_cents,
     ):
         problems.append("last equity mark differs from state")
@@ -187,7 +189,7 @@ def reconcile(store: AccountStore) -> AccountState | PortfolioAccountState:
     return state
 
 
-def _reconcile_universe(store: AccountStore, state: PortfolioAccountState) -> PortfolioAccountState:
+def _reconcile_universe(store: AccountStore, state: AccountState) -> AccountState:
     """:func:`reconcile` for an account over N tickers: the logs replay to the state, and every
     mark has cash + sum(shares x close) = equity to the cent."""
     trades = store.read_log("trades", state)

@@ -2,10 +2,9 @@
 risk checks at the close (drawdown kill switch, day-loss stop, drift halt) and the limits on a
 decision's target weights.
 
-What: functions over an account state (any frozen dataclass with the account fields: the
-single-asset :class:`~.state.AccountState` and the universe's
-:class:`~.state.PortfolioAccountState`) that return the new state and the events they
-record; :class:`RiskLimits` are the limits. The paper account calls them in the same order at any N.
+What: functions over an account's :class:`~.state.AccountState` that return the new state and
+the events they record; :class:`RiskLimits` are the limits. The paper account calls them in the
+same order at any N.
 
 Why: a halt, a stop or a clipped target must mean the same thing for one asset and for twenty;
 each check may only add a restriction. Limits and halts: docs/paper_trading.md ("Risk limits").

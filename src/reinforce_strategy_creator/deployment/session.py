@@ -201,15 +201,15 @@ class PolicyDecider:
                 f"{self.features.lookback} warm-up bars). Start deployment.paper_start later or "
                 "give the market feed more history before it."
             )
-        last_close = state.last_close if state.last_close is not None else float(history["Close"].iloc[-1])
+        last_close = state.last_close[0] if state.last_close is not None else float(history["Close"].iloc[-1])
         return observation_from_window(
             scaled.to_numpy(dtype=np.float32)[-W:],
             self.cfg,
-            held=state.held_target,
-            shares=float(state.shares),
+            held=state.held_weights[0],
+            shares=float(state.shares[0]),
             last_close=last_close,
-            entry=state.entry_price,
-            bars_held=state.bars_held,
+            entry=state.entry_price[0],
+            bars_held=state.bars_held[0],
         )
 
     def __call__(self, history: pd.DataFrame, state: AccountState) -> float:
@@ -689,12 +689,12 @@ def _traded_status(
         "last_bar": state.last_bar,
         "equity": state.equity,
         "cash": state.cash,
-        "shares": state.shares,
-        "position": state.position,
+        "shares": state.shares[0],
+        "position": state.weights()[0],
         "drawdown": state.drawdown,
         "halted": state.halted,
         "halt_reason": state.halt_reason,
-        "pending_target": state.pending_target,
+        "pending_target": None if state.pending_weights is None else state.pending_weights[0],
         "events_this_run": count_events(events),
         "message": (
             f"processed {summary.bars_processed} new bar(s)"

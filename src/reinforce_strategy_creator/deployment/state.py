@@ -3,7 +3,8 @@
 What: :class:`AccountStore` reads and commits an account folder (``state.json``, the
 ``orders`` / ``trades`` / ``equity`` / ``events`` logs and a ``.lock``); :class:`StagedAccount` is
 its in-memory stand-in, which a Kedro node trades into and the dataset publishes in one commit;
-:class:`AccountState` is the committed state, in the account's share granularity.
+:class:`AccountState` is the committed state of an account over N >= 1 tickers (one type for
+both front ends), in its share granularity; a schema-1 file is read into it.
 
 Why: ``state.json`` is the single commit point (the bar's log lines are appended with fsync
 first, then the state, which records each log's committed length, is replaced atomically), so
@@ -22,7 +23,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,52 +39,69 @@ from ..atomic_io import (
 from ..env.execution import GRANULARITIES
 from ..errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOG_NAMES = ("orders", "trades", "equity", "events")
 STATE_FILE = "state.json"
+#: the ticker of an account made by the instrument front end without one (and of a schema-1
+#: single-instrument account, which recorded none)
+INSTRUMENT = "instrument"
 
 
 class AccountStateError(InputError):
     """The account folder is missing, inconsistent or used wrongly; the message says what to do."""
 
 
+#: the fields that hold one value per asset, in ``tickers`` order
+PER_ASSET = ("shares", "last_close", "pending_weights", "held_weights", "entry_price", "bars_held")
+
+
 @dataclass(frozen=True)
 class AccountState:
-    """Committed state of one paper account (see the module docstring for granularity).
+    """Committed state of one paper account over N >= 1 tickers (one instrument: N = 1).
 
-    ``whole`` accounts: money in integer cents, shares whole, ``exact_*`` fields null.
-    ``fractional`` accounts: ``exact_initial_cash``, ``exact_cash`` and ``exact_equity`` (float64
-    dollars) are the ledger; ``*_cents`` are derived from them by rounding; shares fractional.
+    ``whole`` accounts: money in integer cents (``cash_cents``, ``equity_cents``), ``shares`` whole
+    numbers, the ``exact_*`` fields null. ``fractional`` accounts: ``exact_initial_cash``,
+    ``exact_cash`` and ``exact_equity`` (float64 dollars) are the ledger, the ``*_cents`` fields
+    their rounding. The per-asset fields (:data:`PER_ASSET`) are in ``tickers`` order: ``shares``;
+    ``last_close`` (null for a ticker not listed yet); ``pending_weights``, the order decided at
+    ``pending_decided_at`` (target fractions of equity) and ``pending_hold`` (keep the shares
+    instead). What the front end that created the account records: ``config``, a universe
+    account's :class:`~..env.portfolio.PortfolioConfig` fields (null for an instrument account);
+    ``held_weights`` (the targets of the last order traded), ``entry_price`` and ``bars_held``
+    (the holdings' average entry price and bars held, the observation's inputs), an instrument
+    account's only (null for a universe account).
     """
 
+    tickers: tuple[str, ...]
+    granularity: str
     initial_capital_cents: int
     cash_cents: int
-    shares: int | float = 0
-    position: float = 0.0
+    equity_cents: int
+    peak_equity_cents: int
+    shares: tuple[float, ...]
+    config: dict[str, Any] | None = None
+    exact_initial_cash: float | None = None
+    exact_cash: float | None = None
+    exact_equity: float | None = None
     last_bar: str | None = None
-    last_close: float | None = None
-    equity_cents: int = 0
-    peak_equity_cents: int = 0
+    last_close: tuple[float | None, ...] | None = None
     day: str | None = None
     day_start_equity_cents: int = 0
     day_loss_stop: bool = False
     halted: bool = False
     halt_reason: str | None = None
-    pending_target: float | None = None
-    held_target: float = 0.0
-    entry_price: float = 1.0  # average entry of the open position (1.0 when flat), as the env
-    bars_held: float = 0.0  # bars the current position has been held, as the env
+    pending_weights: tuple[float, ...] | None = None
+    pending_hold: bool = False
     pending_decided_at: str | None = None
+    held_weights: tuple[float, ...] | None = None
+    entry_price: tuple[float, ...] | None = None
+    bars_held: tuple[float, ...] | None = None
     active_model_id: str | None = None
     bars_processed: int = 0
     session_first_bar: str | None = None  # first bar of the newest run that processed bars
     generation: int = 0
     log_sizes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_NAMES, 0))
     schema_version: int = SCHEMA_VERSION
-    granularity: str = "whole"  # fixed at creation: "whole" or "fractional" shares
-    exact_initial_cash: float | None = None  # fractional accounts only (float64 dollars)
-    exact_cash: float | None = None
-    exact_equity: float | None = None
 
     @property
     def fractional(self) -> bool:
@@ -104,13 +122,38 @@ class AccountState:
             return 0.0
         return self.equity_cents / self.peak_equity_cents - 1.0
 
+    def holdings(self) -> dict[str, float]:
+        """Shares per ticker."""
+        return dict(zip(self.tickers, self.shares, strict=True))
+
+    def weights(self) -> tuple[float, ...]:
+        """Each holding's value at its last close as a fraction of equity (0 before any mark or
+        at equity <= 0), in ``tickers`` order."""
+        if self.last_close is None or self.equity_cents <= 0:
+            return (0.0,) * len(self.tickers)
+        eq = self.equity
+        return tuple(x * (c or 0.0) / eq for x, c in zip(self.shares, self.last_close, strict=True))
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for k in ("tickers", *PER_ASSET):
+            d[k] = None if d[k] is None else list(d[k])
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "state.json") -> AccountState:
+        """The state recorded in ``data`` (a ``state.json``); a schema-1 file (an instrument or a
+        universe account written before the one state type) is read into it (:func:`from_v1`)."""
+        if data.get("schema_version") == 1:
+            data = from_v1(data, source)
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise AccountStateError(
+                f"{source}: schema_version {data.get('schema_version')!r} is not one this version "
+                f"reads (1 or {SCHEMA_VERSION}); restore the file from backup or start a new account folder."
+            )
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = [n for n in ("initial_capital_cents", "cash_cents", "generation") if n not in data]
+        required = ("tickers", "granularity", "initial_capital_cents", "cash_cents", "shares", "generation")
+        missing = [n for n in required if n not in data]
         unknown = sorted(set(data) - names)
         if missing or unknown:
             raise AccountStateError(
@@ -118,124 +161,104 @@ class AccountState:
                 "written by this version of reinforce_strategy_creator; restore it from backup "
                 "or start a new account folder."
             )
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise AccountStateError(
-                f"{source}: schema_version {data.get('schema_version')!r} is not "
-                f"{SCHEMA_VERSION}; start a new account folder or migrate it."
-            )
-        granularity = data.get("granularity", "whole")
-        exact = [data.get(k) for k in ("exact_initial_cash", "exact_cash", "exact_equity")]
-        if (
-            granularity not in GRANULARITIES
-            or (granularity == "fractional" and not all(isinstance(v, (int, float)) for v in exact))
-            or (granularity == "whole" and any(v is not None for v in exact))
-        ):
-            raise AccountStateError(
-                f"{source}: granularity {granularity!r} with exact cash fields {exact} is not a valid "
-                f"account (granularity is one of {list(GRANULARITIES)}; only a fractional account "
-                "has exact_* fields, and all three). The file is damaged: restore it from backup."
-            )
-        return cls(**data)
-
-
-#: ``state.json`` ``kind`` of an account over a universe of N tickers
-PORTFOLIO_KIND = "portfolio"
-
-
-@dataclass(frozen=True)
-class PortfolioAccountState:
-    """Committed state of one N-asset paper account.
-
-    ``whole`` accounts: money in integer cents (``cash_cents``, ``equity_cents``), ``shares`` whole
-    numbers, the ``exact_*`` fields null. ``fractional`` accounts: ``exact_cash`` and
-    ``exact_equity`` (float64 dollars) are the ledger, the ``*_cents`` fields their rounding.
-    ``shares``, ``last_close`` and ``pending_weights`` are in ``tickers`` order; a ticker not listed
-    yet has ``last_close`` null.
-    """
-
-    tickers: tuple[str, ...]
-    granularity: str
-    config: dict[str, Any]
-    initial_capital_cents: int
-    cash_cents: int
-    equity_cents: int
-    peak_equity_cents: int
-    shares: tuple[float, ...]
-    exact_initial_cash: float | None = None
-    exact_cash: float | None = None
-    exact_equity: float | None = None
-    last_bar: str | None = None
-    last_close: tuple[float | None, ...] | None = None
-    day: str | None = None
-    day_start_equity_cents: int = 0
-    day_loss_stop: bool = False
-    halted: bool = False
-    halt_reason: str | None = None
-    pending_weights: tuple[float, ...] | None = None
-    pending_hold: bool = False
-    pending_decided_at: str | None = None
-    active_model_id: str | None = None
-    bars_processed: int = 0
-    session_first_bar: str | None = None  # first bar of the newest run that processed bars
-    generation: int = 0
-    log_sizes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_NAMES, 0))
-    kind: str = PORTFOLIO_KIND
-    schema_version: int = SCHEMA_VERSION
-
-    # the single-asset account's money views (same fields, same rules)
-    fractional = AccountState.fractional
-    cash = AccountState.cash
-    equity = AccountState.equity
-    drawdown = AccountState.drawdown
-
-    def holdings(self) -> dict[str, float]:
-        return dict(zip(self.tickers, self.shares, strict=True))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k in ("tickers", "shares", "last_close", "pending_weights"):
-            d[k] = None if d[k] is None else list(d[k])
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "state.json") -> PortfolioAccountState:
-        names = {f.name for f in dataclasses.fields(cls)}
-        required = ("tickers", "granularity", "config", "cash_cents", "shares", "generation", "kind")
-        missing = [n for n in required if n not in data]
-        unknown = sorted(set(data) - names)
-        if missing or unknown or data.get("kind") != PORTFOLIO_KIND:
-            raise AccountStateError(
-                f"{source}: not a portfolio paper account (missing keys {missing}, unknown keys "
-                f"{unknown}, kind {data.get('kind')!r}). A single-asset account folder cannot be "
-                "traded as a portfolio: use a new folder, or restore the file from backup."
-            )
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise AccountStateError(
-                f"{source}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; "
-                "start a new account folder or migrate it."
-            )
-        n = len(data["tickers"])
+        tickers = data["tickers"]
+        n = len(tickers) if isinstance(tickers, list) else 0
         exact = [data.get(k) for k in ("exact_initial_cash", "exact_cash", "exact_equity")]
         g = data["granularity"]
+        lengths = {k: len(data[k]) for k in PER_ASSET if isinstance(data.get(k), list)}
+        not_lists = [k for k in PER_ASSET if data.get(k) is not None and not isinstance(data[k], list)]
         if (
-            g not in GRANULARITIES
+            n == 0
+            or len(set(tickers)) != n
+            or not all(isinstance(t, str) and t for t in tickers)
+            or not_lists
+            or any(v != n for v in lengths.values())
+            or g not in GRANULARITIES
             or (g == "fractional" and not all(isinstance(v, (int, float)) for v in exact))
             or (g == "whole" and any(v is not None for v in exact))
-            or len(data["shares"]) != n
             or (g == "whole" and not all(isinstance(v, int) for v in data["shares"]))
         ):
             raise AccountStateError(
-                f"{source}: granularity {g!r} with exact cash {exact} and {len(data['shares'])} share "
-                f"counts for {n} tickers is not a valid portfolio account (a whole account has whole "
-                "shares and no exact_* fields). The file is damaged: restore it from backup."
+                f"{source}: tickers {tickers}, granularity {g!r}, exact cash {exact} and per-asset "
+                f"lengths {lengths} (not lists: {not_lists}) are not a valid account (distinct "
+                f"tickers; granularity one of {list(GRANULARITIES)}; one value per ticker; a whole "
+                "account has whole shares and no exact_* fields, a fractional one all three). The "
+                "file is damaged: restore it from backup."
             )
         d = dict(data)
-        for k in ("tickers", "shares", "last_close", "pending_weights"):
+        for k in ("tickers", *PER_ASSET):
             d[k] = None if d.get(k) is None else tuple(d[k])
         return cls(**d)
 
 
-def check_portfolio_state(state: PortfolioAccountState, source: str = "state") -> None:
+#: the keys of schema-1 ``state.json`` files: an instrument account (one scalar ``shares``) and a
+#: universe account (``kind: portfolio``, one share count per ticker)
+V1_INSTRUMENT_KEYS = frozenset(
+    "initial_capital_cents cash_cents shares position last_bar last_close equity_cents "
+    "peak_equity_cents day day_start_equity_cents day_loss_stop halted halt_reason pending_target "
+    "held_target entry_price bars_held pending_decided_at active_model_id bars_processed "
+    "session_first_bar generation log_sizes schema_version granularity exact_initial_cash "
+    "exact_cash exact_equity".split()
+)
+V1_UNIVERSE_KEYS = frozenset(
+    "tickers granularity config initial_capital_cents cash_cents equity_cents peak_equity_cents "
+    "shares exact_initial_cash exact_cash exact_equity last_bar last_close day "
+    "day_start_equity_cents day_loss_stop halted halt_reason pending_weights pending_hold "
+    "pending_decided_at active_model_id bars_processed session_first_bar generation log_sizes "
+    "kind schema_version".split()
+)
+
+
+def from_v1(data: dict[str, Any], source: str = "state.json") -> dict[str, Any]:
+    """A schema-1 ``state.json`` as a schema-2 record. A universe account (``kind: portfolio``)
+    keeps its fields and drops ``kind``; an instrument account becomes a universe of one ticker
+    (:data:`INSTRUMENT`): its scalar ``shares``, ``last_close``, ``pending_target``,
+    ``held_target``, ``entry_price`` and ``bars_held`` become one-element lists and its
+    ``position`` (derived: :meth:`AccountState.weights`) is dropped. Any other key set is
+    refused, naming the file (never guessed)."""
+    universe = data.get("kind") == "portfolio"
+    keys = V1_UNIVERSE_KEYS if universe else V1_INSTRUMENT_KEYS
+    must = (
+        ("tickers", "config", "shares", "cash_cents", "generation")
+        if universe
+        else ("initial_capital_cents", "cash_cents", "shares", "generation")
+    )
+    missing = [k for k in must if k not in data]
+    unknown = sorted(set(data) - keys)
+    scalar_shares = isinstance(data.get("shares"), (int, float)) and not isinstance(data.get("shares"), bool)
+    if missing or unknown or ("kind" in data and not universe) or (not universe and not scalar_shares):
+        raise AccountStateError(
+            f"{source}: a schema_version 1 file that is neither a single-instrument nor a "
+            f"universe (kind: portfolio) account state (missing keys {missing}, unknown keys "
+            f"{unknown}, kind {data.get('kind')!r}, shares {data.get('shares')!r}). The file is "
+            "damaged: restore it from backup, or move the folder away to start a new account."
+        )
+    d = dict(data, schema_version=SCHEMA_VERSION)
+    if universe:
+        del d["kind"]
+        return d
+
+    def one(key: str, default: Any = None) -> list | None:
+        value = d.pop(key, default)
+        return None if value is None else [value]
+
+    d.pop("position", None)
+    d.update(
+        tickers=[INSTRUMENT],
+        granularity=d.get("granularity", "whole"),
+        equity_cents=d.get("equity_cents", 0),
+        peak_equity_cents=d.get("peak_equity_cents", 0),
+        shares=one("shares"),
+        last_close=one("last_close"),
+        pending_weights=one("pending_target"),
+        held_weights=one("held_target", 0.0),
+        entry_price=one("entry_price", 1.0),
+        bars_held=one("bars_held", 0.0),
+    )
+    return d
+
+
+def check_state(state: AccountState, source: str = "state") -> None:
     """The state's own identity: cash + sum(shares x last close) = equity, to the cent
     (whole: exactly, in cents of each position's market value; fractional: within half a cent)."""
     if state.last_close is None:
@@ -264,10 +287,16 @@ def market_value_cents(shares: Iterable[float], closes: Iterable[float | None]) 
 
 
 def new_account(
-    initial_capital: float, active_model_id: str | None = None, granularity: str = "whole"
+    initial_capital: float,
+    active_model_id: str | None = None,
+    granularity: str = "whole",
+    tickers: Sequence[str] = (INSTRUMENT,),
+    config: Mapping[str, Any] | None = None,
 ) -> AccountState:
-    """A fresh, flat account holding ``initial_capital`` in cash, trading ``granularity`` shares
-    (``whole``, the default, or ``fractional``; it can never change afterwards)."""
+    """A fresh, flat account holding ``initial_capital`` in cash over ``tickers``, trading
+    ``granularity`` shares (``whole``, the default, or ``fractional``). ``config``: a universe
+    account's config record (fixed, as its tickers and granularity, for its lifetime); without
+    one, an instrument account, which tracks its held targets, entry prices and bars held."""
     if not (initial_capital > 0):  # NaN too
         raise AccountStateError(
             f"environment.initial_capital must be a positive amount, got {initial_capital!r}; "
@@ -275,31 +304,43 @@ def new_account(
         )
     if granularity not in GRANULARITIES:
         raise AccountStateError(f"granularity must be one of {list(GRANULARITIES)}, got {granularity!r}")
+    tickers = tuple(str(t) for t in tickers)
+    if not tickers or len(set(tickers)) != len(tickers):
+        raise AccountStateError(f"an account needs one or more distinct tickers, got {list(tickers)}")
+    n = len(tickers)
     cents = round(float(initial_capital) * 100)
     exact = float(initial_capital) if granularity == "fractional" else None
+    zero: float = 0.0 if granularity == "fractional" else 0
+    instrument = config is None
     return AccountState(
+        tickers=tickers,
+        granularity=granularity,
+        config=None if instrument else dict(config),
         initial_capital_cents=cents,
         cash_cents=cents,
         equity_cents=cents,
         peak_equity_cents=cents,
         day_start_equity_cents=cents,
+        shares=(zero,) * n,
         active_model_id=active_model_id,
-        granularity=granularity,
         exact_initial_cash=exact,
         exact_cash=exact,
         exact_equity=exact,
+        held_weights=(0.0,) * n if instrument else None,
+        entry_price=(1.0,) * n if instrument else None,
+        bars_held=(0.0,) * n if instrument else None,
     )
 
 
 @dataclass(frozen=True)
 class RunSummary:
     """What one run of a paper account did: bars processed, its first and last bar, the state
-    after it (an :class:`AccountState` or a :class:`PortfolioAccountState`)."""
+    after it."""
 
     bars_processed: int
     first_bar: str | None
     last_bar: str | None
-    state: AccountState | PortfolioAccountState
+    state: AccountState
 
 
 class AccountStore:
@@ -365,8 +406,7 @@ class AccountStore:
                 "the file is corrupt. Restore state.json from backup, or move the folder away to "
                 "start a new account. Nothing was traded."
             )
-        kind = PortfolioAccountState if data.get("kind") == PORTFOLIO_KIND else AccountState
-        state = kind.from_dict(data, source=str(self.state_path))
+        state = AccountState.from_dict(data, source=str(self.state_path))
         for name in LOG_NAMES:
             size = self.log_path(name).stat().st_size if self.log_path(name).exists() else 0
             if size < state.log_sizes.get(name, 0):
@@ -375,8 +415,7 @@ class AccountStore:
                     f"state.json ({state.log_sizes[name]} bytes): committed history was lost. "
                     "Restore the folder from backup; do not trade on it."
                 )
-        if isinstance(state, PortfolioAccountState):
-            check_portfolio_state(state, source=str(self.state_path))
+        check_state(state, source=str(self.state_path))
         return state
 
     def read_log(self, name: str, state: AccountState | None = None) -> list[dict[str, Any]]:
@@ -495,8 +534,8 @@ def count_events(events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def last_session(state: Any, logs: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
-    """The newest run that processed bars into an account (``state``: an :class:`AccountState`,
-    a portfolio account's state, or ``None``), read from its committed state and
+    """The newest run that processed bars into an account (``state``: its :class:`AccountState`
+    or ``None``), read from its committed state and
     logs alone (``None`` before the first bar, or for a state written before sessions were
     recorded): its first and last bar, bars decided, trades filled, events by kind and the
     model that traded. The same whichever run reports it, so a run killed after its commit and

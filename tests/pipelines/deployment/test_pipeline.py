@@ -98,7 +98,7 @@ def test_fills_use_the_environment_costs_and_capital(traded):
         assert t["slippage_cents"] == round(slip * 100)
     assert replay_trades(state.initial_capital_cents, trades, store.read_log("equity", state)) == (
         state.cash_cents,
-        state.shares,
+        state.shares[0],
     )
 
 

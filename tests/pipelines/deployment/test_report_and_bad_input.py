@@ -28,8 +28,9 @@ def test_status_and_png_report_the_committed_account_against_buy_and_hold(traded
     state = store.load()
     assert status["model_version"] == V1 and status["role"] == role
     assert status["account_exists"] is True
-    for key in ("cash", "position", "equity", "last_bar", "halted"):
+    for key in ("cash", "equity", "last_bar", "halted"):
         assert status[key] == getattr(state, key), key
+    assert (status["shares"], status["position"]) == (state.shares[0], state.weights()[0])
     assert status["pnl"] == pytest.approx(state.equity - state.initial_capital_cents / 100, abs=0.005)
     assert traded.png.read_bytes()[:8] == PNG_MAGIC
 
