@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator.agents.policy import build_policy
+from reinforce_strategy_creator.agents.population import equal_weight_log_return
 from reinforce_strategy_creator.agents.portfolio_observation import ObsLayout
 from reinforce_strategy_creator.agents.portfolio_policies import (
     DISTRIBUTIONS,
@@ -35,7 +36,6 @@ from reinforce_strategy_creator.artifacts import load_policy_bundle, save_policy
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from reinforce_strategy_creator.portfolio.features import fit_feature_scaler
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
-from reinforce_strategy_creator.portfolio.ppo import equal_weight_log_return
 from reinforce_strategy_creator.portfolio.replay import replay_weights
 from reinforce_strategy_creator.portfolio.training import (
     portfolio_bundle,

@@ -5,7 +5,8 @@ being a plain run. :func:`run_a2c_population`: per update one batched rollout of
 -> GAE per lane (``gae_lambda=1`` gives n-step returns) -> ONE gradient step of each member's
 :func:`a2c_loss` over its whole rollout, per-member gradient clipping and a per-member RMSprop
 (or Adam) step, then each member's ``RunTracker`` evaluates, logs and decides on early
-stopping. The algorithm and its hyperparameters are described in docs/agents.md.
+stopping. The members are vector envs or ``PortfolioCore`` s (agents/members.py). The
+algorithm and its hyperparameters are described in docs/agents.md.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from torch import nn
 from ..params.agents import A2CConfig
 from .buffers import RolloutBuffer
 from .errors import check_finite
+from .members import actor_critic_population, member_env
 from .population import (
-    MemberEnvs,
-    PopulationActorCritic,
     PopulationTrackers,
     StackedAdam,
     StackedRMSprop,
-    build_actor_critic_members,
     check_members,
     clip_grad_norm_per_member,
     collect_rollout,
@@ -45,20 +44,20 @@ def train_a2c(
     eval_every: int = 100,
     patience: int | None = None,
     progress: bool = True,
+    scaler: tuple | None = None,
 ) -> list[TrainResult]:
     """Train one A2C member per ``(member_envs[k], seeds[k], eval_fns[k])``; one
-    :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention")."""
+    :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention").
+    ``member_envs`` are vector envs over the position table or ``PortfolioCore`` s (then
+    ``scaler`` is required; ``members``)."""
     cfg = config if isinstance(config, A2CConfig) else A2CConfig.from_params(config)
     eval_fns = check_members(member_envs, seeds, eval_fns)
     dev = resolve_device(device)
     with deterministic_torch(dev):
         seeds = list(seeds)
-        env = MemberEnvs(member_envs, seeds, dev)
-        members, gens = build_actor_critic_members(
-            seeds, env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, "a2c", dev
-        )
-        pop = PopulationActorCritic(members)
-        buf = RolloutBuffer(cfg.num_steps, env.k * env.lanes, env.obs_dim, dev)
+        env = member_env(member_envs, seeds, dev, cfg)
+        members, gens, pop = actor_critic_population(env, seeds, cfg, "a2c", dev, scaler)
+        buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev, env.action_shape)
         return run_a2c_population(
             env,
             members,
@@ -122,8 +121,8 @@ def run_a2c_population(
 ):
     """The A2C loop on any member-major env and stacked actor-critic (as ``ppo.run_ppo_population``):
     per update a rollout, GAE per lane, one gradient step of every member's :func:`a2c_loss`
-    over its whole rollout, then evaluation and early stopping per member. :func:`train_a2c` and
-    the portfolio trainer (``portfolio/a2c.py``) both run it."""
+    over its whole rollout, then evaluation and early stopping per member; the env and the
+    actor-critic are those :func:`train_a2c` chose (``members``)."""
     k, b = env.k, env.lanes
     optimizer = stacked_optimizer(pop, cfg)
     batch = cfg.num_steps * b

@@ -20,51 +20,22 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from ..agents.a2c import A2CConfig
-from ..agents.dqn import DQNConfig
-from ..agents.ppo import PPOConfig
+from ..agents import ALGORITHMS
 from ..agents.tracking import TrainResult
 from ..artifacts import PolicyBundle
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..evaluation.metrics import bar_returns, infer_periods_per_year, is_ruined, performance_metrics
+from ..params.agents import PORTFOLIO_AGENT_CONFIGS, AgentConfig
 from .features import fit_feature_scaler
 from .panel import PortfolioPanel
-from .ppo import PortfolioPPOConfig
 from .replay import replay_weights
 
 __all__ = [
-    "PORTFOLIO_ALGORITHMS",
     "portfolio_bundle",
     "portfolio_validation_sharpe",
     "run_sharpe",
     "train_portfolio_members",
 ]
-
-
-def _ppo(*a, **k):
-    from .ppo import train_portfolio_ppo
-
-    return train_portfolio_ppo(*a, **k)
-
-
-def _a2c(*a, **k):
-    from .a2c import train_portfolio_a2c
-
-    return train_portfolio_a2c(*a, **k)
-
-
-def _dqn(*a, **k):
-    from .dqn import train_portfolio_dqn
-
-    return train_portfolio_dqn(*a, **k)
-
-
-#: algorithm -> (config class, trainer(cores, config, *, seeds, scaler, eval_fns, ...))
-PORTFOLIO_ALGORITHMS: dict[str, tuple[type, Callable[..., list[TrainResult]]]] = {
-    "ppo": (PortfolioPPOConfig, _ppo),
-    "a2c": (A2CConfig, _a2c),
-    "dqn": (DQNConfig, _dqn),
-}
 
 
 # --------------------------------------------------------------------------- validation
@@ -92,9 +63,9 @@ def portfolio_validation_sharpe(
 
 # --------------------------------------------------------------------------- training
 def _check_inputs(algorithm, train, validation, env: PortfolioConfig, seeds, num_envs) -> None:
-    if algorithm not in PORTFOLIO_ALGORITHMS:
+    if algorithm not in PORTFOLIO_AGENT_CONFIGS:
         raise PortfolioInputError(
-            f"algorithm={algorithm!r} unknown; choose one of {sorted(PORTFOLIO_ALGORITHMS)}"
+            f"algorithm={algorithm!r} unknown; choose one of {sorted(PORTFOLIO_AGENT_CONFIGS)}"
         )
     if not isinstance(env, PortfolioConfig):
         raise PortfolioInputError(f"env must be a PortfolioConfig, got {type(env).__name__}")
@@ -162,10 +133,10 @@ def train_portfolio_members(
     """
     seeds = list(seeds)
     _check_inputs(algorithm, train, validation, env, seeds, num_envs)
-    config_cls, trainer = PORTFOLIO_ALGORITHMS[algorithm]
+    config_cls, trainer = PORTFOLIO_AGENT_CONFIGS[algorithm], ALGORITHMS[algorithm][1]
     if isinstance(config, config_cls):
         cfg = config
-    elif isinstance(config, (PPOConfig, A2CConfig, DQNConfig)):
+    elif isinstance(config, AgentConfig):
         cfg = config_cls.from_params(config.to_dict())
     else:
         cfg = config_cls.from_params(config)
