@@ -1,7 +1,7 @@
 """Advantage Actor-Critic (synchronous A2C), one readable file.
 
 :func:`train_a2c` trains a population of K >= 1 members (agents/population.py), one member
-being a plain run. :func:`run_a2c_population`: per update one batched rollout of every member
+being a plain run. :func:`_train`: per update one batched rollout of every member
 -> GAE per lane (``gae_lambda=1`` gives n-step returns) -> ONE gradient step of each member's
 :func:`a2c_loss` over its whole rollout, per-member gradient clipping and a per-member RMSprop
 (or Adam) step, then each member's ``RunTracker`` evaluates, logs and decides on early
@@ -54,25 +54,7 @@ def train_a2c(
     eval_fns = check_members(member_envs, seeds, eval_fns)
     dev = resolve_device(device)
     with deterministic_torch(dev):
-        seeds = list(seeds)
-        env = member_env(member_envs, seeds, dev, cfg)
-        members, gens, pop = actor_critic_population(env, seeds, cfg, "a2c", dev, scaler)
-        buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev, env.action_shape)
-        return run_a2c_population(
-            env,
-            members,
-            gens,
-            pop,
-            buf,
-            cfg,
-            seeds,
-            dev,
-            eval_fns,
-            eval_every,
-            patience,
-            progress,
-            desc="a2c",
-        )
+        return _train(member_envs, cfg, list(seeds), dev, eval_fns, eval_every, patience, progress, scaler)
 
 
 def a2c_loss(pop, cfg: A2CConfig, obs, actions, adv, returns, valid):
@@ -103,26 +85,14 @@ def stacked_optimizer(pop, cfg: A2CConfig):
     return StackedAdam(pop.parameters(), pop.k, lr=cfg.learning_rate, eps=cfg.eps)
 
 
-def run_a2c_population(
-    env,
-    members,
-    gens,
-    pop,
-    buf: RolloutBuffer,
-    cfg: A2CConfig,
-    seeds,
-    dev,
-    eval_fns,
-    eval_every,
-    patience,
-    progress,
-    *,
-    desc: str,
-):
-    """The A2C loop on any member-major env and stacked actor-critic (as ``ppo.run_ppo_population``):
-    per update a rollout, GAE per lane, one gradient step of every member's :func:`a2c_loss`
-    over its whole rollout, then evaluation and early stopping per member; the env and the
-    actor-critic are those :func:`train_a2c` chose (``members``)."""
+def _train(member_envs, cfg, seeds, dev, eval_fns, eval_every, patience, progress, scaler):
+    """The A2C loop: the members' lanes and stacked actor-critic as ``members`` chooses them
+    for the member envs, then per update a rollout, GAE per lane, one gradient step of every
+    member's :func:`a2c_loss` over its whole rollout, then evaluation and early stopping per
+    member."""
+    env = member_env(member_envs, seeds, dev, cfg)
+    members, gens, pop = actor_critic_population(env, seeds, cfg, "a2c", dev, scaler)
+    buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev, env.action_shape)
     k, b = env.k, env.lanes
     optimizer = stacked_optimizer(pop, cfg)
     batch = cfg.num_steps * b
@@ -137,7 +107,7 @@ def run_a2c_population(
         patience=patience,
         progress=progress,
         log_every=cfg.log_every,
-        desc=desc,
+        desc="a2c",
         seeds=seeds,
     )
     obs = env.reset()

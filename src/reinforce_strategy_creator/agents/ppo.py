@@ -1,7 +1,7 @@
 """Proximal Policy Optimisation (clipped surrogate), one readable file, CleanRL style.
 
 :func:`train_ppo` trains a population of K >= 1 members (seeds, or seeds x walk-forward folds;
-agents/population.py), one member being a plain run. :func:`run_ppo_population` reads like
+agents/population.py), one member being a plain run. :func:`_train` reads like
 SB3's ``learn()``: per update a rollout of every member (one batched forward per vector step)
 -> GAE per lane -> ``update_epochs`` passes over each member's own shuffled minibatches of
 :func:`ppo_loss` -> per-member gradient clipping -> one :class:`~.population.StackedAdam`
@@ -60,25 +60,7 @@ def train_ppo(
         cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)
     with deterministic_torch(dev):
-        seeds = list(seeds)
-        env = member_env(member_envs, seeds, dev, cfg)
-        members, gens, pop = actor_critic_population(env, seeds, cfg, "ppo", dev, scaler)
-        buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev, env.action_shape)
-        return run_ppo_population(
-            env,
-            members,
-            gens,
-            pop,
-            buf,
-            cfg,
-            seeds,
-            dev,
-            eval_fns,
-            eval_every,
-            patience,
-            progress,
-            desc="ppo",
-        )
+        return _train(member_envs, cfg, list(seeds), dev, eval_fns, eval_every, patience, progress, scaler)
 
 
 def ppo_config(config, portfolio: bool) -> PPOConfig:
@@ -123,27 +105,13 @@ def ppo_loss(pop, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, re
     return loss, pg_loss, v_loss, ent, approx_kl
 
 
-def run_ppo_population(
-    env,
-    members,
-    gens,
-    pop,
-    buf: RolloutBuffer,
-    cfg: PPOConfig,
-    seeds,
-    dev,
-    eval_fns,
-    eval_every,
-    patience,
-    progress,
-    *,
-    desc: str,
-):
-    """The PPO loop on any member-major env (``reset``/``step``, ``k``, ``lanes``, ``baseline``)
-    and any stacked actor-critic (``pop(obs) -> (params, mask, value)``, ``pop.action_dist``):
-    per update a rollout, GAE per lane, ``update_epochs`` of each member's minibatches of
-    :func:`ppo_loss`, then evaluation and early stopping per member; the env and the
-    actor-critic are those :func:`train_ppo` chose (``members``)."""
+def _train(member_envs, cfg, seeds, dev, eval_fns, eval_every, patience, progress, scaler):
+    """The PPO loop: the members' lanes and stacked actor-critic as ``members`` chooses them
+    for the member envs, then per update a rollout, GAE per lane, ``update_epochs`` of each
+    member's minibatches of :func:`ppo_loss`, then evaluation and early stopping per member."""
+    env = member_env(member_envs, seeds, dev, cfg)
+    members, gens, pop = actor_critic_population(env, seeds, cfg, "ppo", dev, scaler)
+    buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev, env.action_shape)
     k, b = env.k, env.lanes
     optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=1e-5)
     batch = cfg.num_steps * b
@@ -158,7 +126,7 @@ def run_ppo_population(
         patience=patience,
         progress=progress,
         log_every=cfg.log_every,
-        desc=desc,
+        desc="ppo",
         seeds=seeds,
     )
     obs = env.reset()
