@@ -5,7 +5,7 @@ figures and the machine's load go into docs/benchmarks.md by hand.
 
 Both trainers: CPU, one torch thread, 64 lanes, rollouts of 64 steps, 4 minibatches x 4 epochs,
 64x64 tanh networks, no evaluation, one seed.
-* portfolio PPO (`portfolio.ppo.train_portfolio_ppo`) on `PortfolioCore` over the shipped
+* portfolio PPO (`agents.train_ppo` on `PortfolioCore` members) over the shipped
   20-stock close-only universe (data/01_raw/sp500_20_stocks_close_1990_2022.csv read with
   `universe.read_universe_csv`, N = 20), raw causal features = log returns over 1, 5 and 20 days
   (F = 3), window 16, episodes of 256 steps, 1 bp commission + 2 bps slippage;
@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from reinforce_strategy_creator.agents import train_ppo  # noqa: E402
-from reinforce_strategy_creator.agents.portfolio_policies import fit_feature_scaler  # noqa: E402
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv  # noqa: E402
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore  # noqa: E402
-from reinforce_strategy_creator.portfolio.ppo import train_portfolio_ppo  # noqa: E402
+from reinforce_strategy_creator.portfolio import PortfolioPanel  # noqa: E402
+from reinforce_strategy_creator.portfolio.features import fit_feature_scaler  # noqa: E402
 from reinforce_strategy_creator.universe import read_universe_csv  # noqa: E402
 
 DATA = ROOT / "data" / "01_raw" / "sp500_20_stocks_close_1990_2022.csv"
@@ -64,7 +64,9 @@ def main() -> None:
 
     core = PortfolioCore(c, feats, tickers, PortfolioConfig(window=W, episode_length=EPISODE), LANES, seed=0)
     t0 = time.perf_counter()
-    (res,) = train_portfolio_ppo([core], cfg, seeds=[0], scaler=fit_feature_scaler(feats, c))
+    panel = PortfolioPanel(c, feats, tickers, close.index, ("r1", "r5", "r20"))
+    scaler = fit_feature_scaler(panel, slice(None))
+    (res,) = train_ppo([core], cfg, seeds=[0], scaler=scaler, device="cpu", progress=False)
     port = res.steps / (time.perf_counter() - t0)
 
     f0 = np.nan_to_num(feats[:, 0, :])

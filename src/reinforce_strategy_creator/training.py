@@ -12,6 +12,7 @@ spec's fields: docs/training.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,12 +43,17 @@ __all__ = [
     "TABLE",
     "TrainingParams",
     "TrainingTables",
+    "cpu_state",
     "data_fingerprint",
+    "divergence_named",
+    "equity_sharpe",
     "plan_agent",
     "scaler_sha256",
+    "seed_selection",
     "seed_job_payloads",
     "train_agent",
     "train_agents",
+    "train_members",
     "train_on_tables",
     "train_seeds_job",
     "validation_sharpe",
@@ -87,7 +93,13 @@ def validation_sharpe(
         num_envs=1,
         device=str(device),
     )
-    equity = bt.lane(0)["equity"]
+    return equity_sharpe(bt.lane(0)["equity"], periods_per_year)
+
+
+def equity_sharpe(equity: pd.Series, periods_per_year: float) -> float:
+    """The validation score of one equity curve (dates as index), at any N: -inf once ruined
+    (``evaluation.metrics.is_ruined``), 0.0 for a curve that never moves, else the annualised
+    Sharpe of its bar returns (0.0 where that is not finite)."""
     if is_ruined(equity):
         return -math.inf
     r = bar_returns(equity)
@@ -437,7 +449,7 @@ def _train_seeds(
     seeds = list(plan.settings.seeds)
     members = [(market, int(seed), score_fn) for seed in seeds]
     for seed, res in zip(seeds, _train_members(plan, members, env_cfg, device)):
-        runs.state_dicts[seed] = {k: v.detach().to("cpu").clone() for k, v in res.policy.state_dict().items()}
+        runs.state_dicts[seed] = cpu_state(res.policy)
         runs.scores[seed] = float(res.best_score)
         runs.policy_spec = dict(res.policy.spec)
         h = res.history.copy()
@@ -459,51 +471,72 @@ def _train_members(
     env_cfg: EnvConfig,
     device: torch.device,
 ) -> list[TrainResult]:
-    """Train ``members`` (``(market, seed, score_fn)``) of ``plan``: one population
-    (docs/populations.md) of all of them when the plan trains its seeds as one
-    (:func:`trains_as_population`), else one population of one per member (the ``sb3``
-    backend: one seed at a time). Either way a pure function of its arguments: the same members
-    give the same weights in any process. A divergence is reported under this agent's name."""
-    with _divergence_named(plan):
-        if plan.backend == "sb3":
+    """Train ``members`` (``(market, seed, score_fn)``) of ``plan``: with the block's own torch
+    agent through :func:`train_members` (one population when the plan trains its seeds as one,
+    :func:`trains_as_population`), or one seed at a time with the ``sb3`` backend. Either way a
+    pure function of its arguments: the same members give the same weights in any process."""
+    if plan.backend == "sb3":
+        with divergence_named(plan.name):
             return [
                 _train_sb3(plan, market, env_cfg, device, seed, score_fn)
                 for market, seed, score_fn in members
             ]
-        if trains_as_population(plan, [seed for _, seed, _ in members]):
-            return _train_torch(plan, members, env_cfg, device)
-        return [_train_torch(plan, [m], env_cfg, device)[0] for m in members]
-
-
-@contextlib.contextmanager
-def _divergence_named(plan: AgentPlan):
-    """A ``TrainingDivergedError`` raised inside is reported under this agent's name."""
-    try:
-        yield
-    except TrainingDivergedError as exc:
-        if exc.agent == plan.name:
-            raise
-        raise TrainingDivergedError(plan.name, exc.seed, exc.update, exc.what, exc.value) from exc
-
-
-def _train_torch(
-    plan: AgentPlan,
-    members: Sequence[tuple[MarketArrays, int, Callable[[nn.Module], float]]],
-    env_cfg: EnvConfig,
-    device: torch.device,
-) -> list[TrainResult]:
-    """``members`` as one population of the block's own torch agent."""
     settings = plan.settings
-    return ALGORITHMS[plan.algorithm][1](
-        [make_train_env(market, env_cfg, settings.num_envs, seed) for market, seed, _ in members],
-        plan.config,
-        seeds=[seed for _, seed, _ in members],
+    return train_members(
+        ALGORITHMS[plan.algorithm][1],
+        [
+            (functools.partial(make_train_env, market, env_cfg, settings.num_envs, seed), seed, score_fn)
+            for market, seed, score_fn in members
+        ],
+        population=trains_as_population(plan, [seed for _, seed, _ in members]),
+        agent=plan.name,
+        config=plan.config,
         device=str(device),
-        eval_fns=[score_fn for _, _, score_fn in members],
         eval_every=settings.eval_every,
         patience=settings.patience,
         progress=settings.progress,
     )
+
+
+def train_members(
+    trainer: Callable[..., list[TrainResult]],
+    members: Sequence[tuple[Callable[[], Any], int, Callable[[nn.Module], float] | None]],
+    *,
+    population: bool,
+    agent: str,
+    **kwargs: Any,
+) -> list[TrainResult]:
+    """Train ``members`` (``(make_env, seed, score_fn)``; ``make_env()`` builds the member's
+    training env: a ``TradingVectorEnv`` or a ``PortfolioCore``) with ``trainer``
+    (``agents.train_ppo`` / ``train_a2c`` / ``train_dqn``, ``kwargs`` passed on): as one
+    population (docs/populations.md) or, ``population=False``, as one population of one per
+    member, one after the other; a member's weights are the same either way. One result per
+    member, in order; a ``TrainingDivergedError`` is reported under ``agent``."""
+    with divergence_named(agent):
+        if population:
+            return trainer(
+                [make() for make, _, _ in members],
+                seeds=[int(s) for _, s, _ in members],
+                eval_fns=[f for _, _, f in members],
+                **kwargs,
+            )
+        return [trainer([make()], seeds=[int(s)], eval_fns=[f], **kwargs)[0] for make, s, f in members]
+
+
+@contextlib.contextmanager
+def divergence_named(agent: str):
+    """A ``TrainingDivergedError`` raised inside is reported under the agent name ``agent``."""
+    try:
+        yield
+    except TrainingDivergedError as exc:
+        if exc.agent == agent:
+            raise
+        raise TrainingDivergedError(agent, exc.seed, exc.update, exc.what, exc.value) from exc
+
+
+def cpu_state(policy: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``policy``'s state dict on the CPU (what a bundle stores)."""
+    return {k: v.detach().to("cpu").clone() for k, v in policy.state_dict().items()}
 
 
 def _train_sb3(
@@ -573,7 +606,7 @@ def _bundle_spec(
         "positions": list(env_cfg.positions),
         "environment": env_cfg.to_params(),
         **provenance,
-        **_seed_selection(plan.settings.seeds, runs.scores),
+        **seed_selection(plan.settings.seeds, runs.scores),
         "validation_metric": VALIDATION_METRIC,
         # seed ENSEMBLE_SEED of this artifact: every seed's weights, combined by this rule
         "ensemble_rule": ensemble_rule(runs.policy_spec["kind"]),
@@ -588,7 +621,7 @@ def _bundle_spec(
     }
 
 
-def _seed_selection(seeds: Sequence[int], scores: dict[int, float]) -> dict[str, Any]:
+def seed_selection(seeds: Sequence[int], scores: dict[int, float]) -> dict[str, Any]:
     """The seeds, the best one (highest finite validation score, lowest seed on ties; the
     first seed when none is finite) and every seed's score (null when not finite)."""
     finite = {s: v for s, v in scores.items() if math.isfinite(v)}

@@ -39,6 +39,7 @@ from reinforce_strategy_creator.agents.networks import ActorCriticPolicy, QPolic
 from reinforce_strategy_creator.agents.population import (
     MemberEnvs,
     PopulationActorCritic,
+    PopulationQ,
     StackedAdam,
     clip_grad_norm_per_member,
 )
@@ -227,7 +228,7 @@ def _dqn_update_equals_by_hand():
     )
     torch.manual_seed(0)
     singles = [QPolicy(D, A, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling) for _ in range(K)]
-    learner = dqn_mod._QLearner([copy.deepcopy(m) for m in singles], cfg)
+    learner = dqn_mod._QLearner([copy.deepcopy(m) for m in singles], cfg, PopulationQ)
     gen = torch.Generator().manual_seed(1)
     rbs = []
     for s in SCALES:

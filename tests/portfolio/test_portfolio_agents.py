@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator.agents.policy import build_policy
+from reinforce_strategy_creator.agents.population import equal_weight_log_return
 from reinforce_strategy_creator.agents.portfolio_observation import ObsLayout
 from reinforce_strategy_creator.agents.portfolio_policies import (
     DISTRIBUTIONS,
@@ -35,7 +36,6 @@ from reinforce_strategy_creator.artifacts import load_policy_bundle, save_policy
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from reinforce_strategy_creator.portfolio.features import fit_feature_scaler
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
-from reinforce_strategy_creator.portfolio.ppo import equal_weight_log_return
 from reinforce_strategy_creator.portfolio.replay import replay_weights
 from reinforce_strategy_creator.portfolio.training import (
     portfolio_bundle,
@@ -408,3 +408,30 @@ def test_bad_input_names_the_parameter(split, change, names):
             args["env"],
             args["seeds"],
         )
+
+
+@pytest.mark.parametrize("case", ["no_scaler", "scaler_on_vector_env", "mixed", "baseline_on_vector_env"])
+def test_the_agents_trainers_refuse_members_they_cannot_train(split, case):
+    from reinforce_strategy_creator.agents import AgentConfigError, train_ppo
+    from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv
+    from reinforce_strategy_creator.params.agents import PortfolioPPOConfig
+
+    train, _ = split
+    core = PortfolioCore(train.close, train.features, train.tickers, ENV, num_envs=8, seed=0)
+    f0 = np.nan_to_num(train.features[:, 0, :])
+    market = MarketArrays.from_arrays(f0, train.close[:, 0], train.close[:, 0])
+    vec = TradingVectorEnv(market, EnvConfig(window=W, episode_length=48, device="cpu"), 8, seed=0)
+    scaler = fit_feature_scaler(train, slice(None))
+    members, kw, cfg, match = {
+        "no_scaler": ([core], {}, TINY_PPO, "scaler"),
+        "scaler_on_vector_env": ([vec], dict(scaler=scaler), TINY_PPO, "scaler"),
+        "mixed": ([core, vec], dict(scaler=scaler), TINY_PPO, "PortfolioCore"),
+        "baseline_on_vector_env": (
+            [vec],
+            {},
+            PortfolioPPOConfig(**TINY_PPO, reward_baseline="equal_weight"),
+            "reward_baseline",
+        ),
+    }[case]
+    with pytest.raises(AgentConfigError, match=match):
+        train_ppo(members, cfg, seeds=list(range(len(members))), device="cpu", progress=False, **kw)

@@ -1,11 +1,12 @@
 """Advantage Actor-Critic (synchronous A2C), one readable file.
 
 :func:`train_a2c` trains a population of K >= 1 members (agents/population.py), one member
-being a plain run. :func:`run_a2c_population`: per update one batched rollout of every member
+being a plain run. :func:`_train`: per update one batched rollout of every member
 -> GAE per lane (``gae_lambda=1`` gives n-step returns) -> ONE gradient step of each member's
 :func:`a2c_loss` over its whole rollout, per-member gradient clipping and a per-member RMSprop
 (or Adam) step, then each member's ``RunTracker`` evaluates, logs and decides on early
-stopping. The algorithm and its hyperparameters are described in docs/agents.md.
+stopping. The members are vector envs or ``PortfolioCore`` s (agents/members.py). The
+algorithm and its hyperparameters are described in docs/agents.md.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from torch import nn
 from ..params.agents import A2CConfig
 from .buffers import RolloutBuffer
 from .errors import check_finite
+from .members import actor_critic_population, member_env
 from .population import (
-    MemberEnvs,
-    PopulationActorCritic,
     PopulationTrackers,
     StackedAdam,
     StackedRMSprop,
-    build_actor_critic_members,
     check_members,
     clip_grad_norm_per_member,
     collect_rollout,
@@ -45,35 +44,17 @@ def train_a2c(
     eval_every: int = 100,
     patience: int | None = None,
     progress: bool = True,
+    scaler: tuple | None = None,
 ) -> list[TrainResult]:
     """Train one A2C member per ``(member_envs[k], seeds[k], eval_fns[k])``; one
-    :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention")."""
+    :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention").
+    ``member_envs`` are vector envs over the position table or ``PortfolioCore`` s (then
+    ``scaler`` is required; ``members``)."""
     cfg = config if isinstance(config, A2CConfig) else A2CConfig.from_params(config)
     eval_fns = check_members(member_envs, seeds, eval_fns)
     dev = resolve_device(device)
     with deterministic_torch(dev):
-        seeds = list(seeds)
-        env = MemberEnvs(member_envs, seeds, dev)
-        members, gens = build_actor_critic_members(
-            seeds, env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, "a2c", dev
-        )
-        pop = PopulationActorCritic(members)
-        buf = RolloutBuffer(cfg.num_steps, env.k * env.lanes, env.obs_dim, dev)
-        return run_a2c_population(
-            env,
-            members,
-            gens,
-            pop,
-            buf,
-            cfg,
-            seeds,
-            dev,
-            eval_fns,
-            eval_every,
-            patience,
-            progress,
-            desc="a2c",
-        )
+        return _train(member_envs, cfg, list(seeds), dev, eval_fns, eval_every, patience, progress, scaler)
 
 
 def a2c_loss(pop, cfg: A2CConfig, obs, actions, adv, returns, valid):
@@ -104,26 +85,14 @@ def stacked_optimizer(pop, cfg: A2CConfig):
     return StackedAdam(pop.parameters(), pop.k, lr=cfg.learning_rate, eps=cfg.eps)
 
 
-def run_a2c_population(
-    env,
-    members,
-    gens,
-    pop,
-    buf: RolloutBuffer,
-    cfg: A2CConfig,
-    seeds,
-    dev,
-    eval_fns,
-    eval_every,
-    patience,
-    progress,
-    *,
-    desc: str,
-):
-    """The A2C loop on any member-major env and stacked actor-critic (as ``ppo.run_ppo_population``):
-    per update a rollout, GAE per lane, one gradient step of every member's :func:`a2c_loss`
-    over its whole rollout, then evaluation and early stopping per member. :func:`train_a2c` and
-    the portfolio trainer (``portfolio/a2c.py``) both run it."""
+def _train(member_envs, cfg, seeds, dev, eval_fns, eval_every, patience, progress, scaler):
+    """The A2C loop: the members' lanes and stacked actor-critic as ``members`` chooses them
+    for the member envs, then per update a rollout, GAE per lane, one gradient step of every
+    member's :func:`a2c_loss` over its whole rollout, then evaluation and early stopping per
+    member."""
+    env = member_env(member_envs, seeds, dev, cfg)
+    members, gens, pop = actor_critic_population(env, seeds, cfg, "a2c", dev, scaler)
+    buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev, env.action_shape)
     k, b = env.k, env.lanes
     optimizer = stacked_optimizer(pop, cfg)
     batch = cfg.num_steps * b
@@ -138,7 +107,7 @@ def run_a2c_population(
         patience=patience,
         progress=progress,
         log_every=cfg.log_every,
-        desc=desc,
+        desc="a2c",
         seeds=seeds,
     )
     obs = env.reset()

@@ -20,12 +20,20 @@ from .vec_env import Step
 
 
 class RolloutBuffer:
-    def __init__(self, num_steps: int, num_envs: int, obs_dim: int, device: torch.device):
+    """(T, B) rollout storage; ``action_shape`` () stores one action index per lane (long), a
+    non-empty shape stores a float action of that shape (e.g. a point of the simplex)."""
+
+    def __init__(
+        self, num_steps: int, num_envs: int, obs_dim: int, device: torch.device, action_shape: tuple = ()
+    ):
         T, B = num_steps, num_envs
         f = dict(device=device, dtype=torch.float32)
         self.obs = torch.zeros(T, B, obs_dim, **f)
         self.next_obs = torch.zeros(T, B, obs_dim, **f)
-        self.actions = torch.zeros(T, B, dtype=torch.long, device=device)
+        if action_shape:
+            self.actions = torch.zeros(T, B, *action_shape, **f)
+        else:
+            self.actions = torch.zeros(T, B, dtype=torch.long, device=device)
         self.logprobs = torch.zeros(T, B, **f)
         self.rewards = torch.zeros(T, B, **f)
         self.values = torch.zeros(T, B, **f)

@@ -2,7 +2,9 @@
 
 :func:`train_dqn` trains a population of K >= 1 members (agents/population.py), one member
 being a plain run. Per iteration: ``train_frequency`` vector steps (one batched greedy forward
-for all members' lanes, then each member's own epsilon-greedy draws from its generator) into
+for all members' lanes, then each member's own epsilon-greedy draws from its generator over the
+valid actions of the Q-network's action table: ``members.PositionTable`` for the positions of a
+vector env, ``members.AllocationTable`` for the allocations of a ``PortfolioCore``) into
 each member's n-step accumulator and replay buffer, then :meth:`_QLearner.learn`
 (``gradient_steps`` TD steps, each on every learning member's own replayed minibatch, and the
 target-network updates), then each member's ``RunTracker`` evaluates, logs and decides on
@@ -22,10 +24,9 @@ from torch import nn
 from ..params.agents import DQNConfig
 from .buffers import NStepAccumulator, ReplayBuffer
 from .errors import check_finite
-from .networks import QPolicy
+from .members import member_env, q_population
 from .population import (
-    MemberEnvs,
-    PopulationQ,
+    Population,
     PopulationTrackers,
     StackedAdam,
     check_members,
@@ -33,7 +34,7 @@ from .population import (
     member_step,
 )
 from .schedules import linear_schedule
-from .seeding import deterministic_torch, resolve_device, seed_everything
+from .seeding import deterministic_torch, resolve_device
 from .tracking import TrainResult
 
 
@@ -47,29 +48,27 @@ def train_dqn(
     eval_every: int = 50,
     patience: int | None = None,
     progress: bool = True,
+    scaler: tuple | None = None,
 ) -> list[TrainResult]:
     """Train one DQN member per ``(member_envs[k], seeds[k], eval_fns[k])``; one
     :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention").
-    ``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient steps)."""
+    ``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient steps).
+    ``member_envs`` are vector envs over the position table (``QPolicy``) or ``PortfolioCore`` s
+    (``PortfolioQ`` over the allocation table; ``scaler`` required; ``members``)."""
     cfg = config if isinstance(config, DQNConfig) else DQNConfig.from_params(config)
     eval_fns = check_members(member_envs, seeds, eval_fns)
     for envs in member_envs:
         cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)
     with deterministic_torch(dev):
-        return _train(member_envs, cfg, list(seeds), dev, eval_fns, eval_every, patience, progress)
+        return _train(member_envs, cfg, list(seeds), dev, eval_fns, eval_every, patience, progress, scaler)
 
 
-def _train(member_envs, cfg: DQNConfig, seeds, dev, eval_fns, eval_every, patience, progress):
-    env = MemberEnvs(member_envs, seeds, dev)
+def _train(member_envs, cfg: DQNConfig, seeds, dev, eval_fns, eval_every, patience, progress, scaler):
+    env = member_env(member_envs, seeds, dev, cfg)
     k, b = env.k, env.lanes
-    members, gens = [], []
-    for s in seeds:  # each member's weights and generator exactly as a one-member run makes them
-        gens.append(seed_everything(s))
-        members.append(
-            QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling).to(dev)
-        )
-    learner = _QLearner(members, cfg)
+    members, gens, stack, table = q_population(env, seeds, cfg, dev, scaler)
+    learner = _QLearner(members, cfg, stack)
     rbs = [ReplayBuffer(cfg.buffer_size, env.obs_dim, dev) for _ in range(k)]
     nsteps = [NStepAccumulator(cfg.n_step, b, env.obs_dim, cfg.gamma, dev) for _ in range(k)]
     num_iters = max(1, cfg.total_steps // (b * cfg.train_frequency))
@@ -94,10 +93,17 @@ def _train(member_envs, cfg: DQNConfig, seeds, dev, eval_fns, eval_every, patien
             eps = linear_schedule(
                 cfg.eps_start, cfg.eps_end, cfg.exploration_fraction * total, trackers.steps
             )
+            rows = obs.reshape(k, b, -1)
             with torch.no_grad():
-                greedy = learner.q(obs.reshape(k, b, -1)).argmax(-1)
-            action = torch.cat([explore(greedy[i], eps, env.n_actions, gens[i]) for i in range(k)])
-            step = env.step(action)
+                greedy = learner.q(rows).argmax(-1)
+            valid = table.valid(rows)
+            action = torch.cat(
+                [
+                    table.explore(greedy[i], None if valid is None else valid[i], eps, gens[i])
+                    for i in range(k)
+                ]
+            )
+            step = env.step(table.env_action(action, obs))
             trackers.on_step(step)
             if cfg.reward_scale != 1.0:  # learning sees scaled rewards; history keeps raw ones
                 step = dataclasses.replace(step, reward=step.reward * cfg.reward_scale)
@@ -129,15 +135,6 @@ def _train(member_envs, cfg: DQNConfig, seeds, dev, eval_fns, eval_every, patien
     return trackers.close()
 
 
-def explore(greedy: torch.Tensor, eps: float, n_actions: int, gen: torch.Generator) -> torch.Tensor:
-    """Replace each of the (B,) greedy actions by a uniform random one with probability ``eps``
-    (draws B uniforms then B actions from ``gen``, whatever ``eps`` is)."""
-    B = greedy.shape[0]
-    explore_ = torch.rand(B, generator=gen).to(greedy.device) < eps
-    random_a = torch.randint(0, n_actions, (B,), generator=gen).to(greedy.device)
-    return torch.where(explore_, random_a, greedy)
-
-
 def td_loss(q_sa: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     """Huber or MSE TD loss, the mean over the last axis: ``(K,)`` for ``(K, N)`` (one loss per
     member), a scalar for ``(N,)``."""
@@ -162,12 +159,13 @@ def td_target(
 
 
 class _QLearner:
-    """The stacked online Q-networks, their optimiser and the stacked target networks."""
+    """The stacked online Q-networks (``stack``: ``PopulationQ`` or ``StackedPortfolio``),
+    their optimiser and the stacked target networks."""
 
-    def __init__(self, members: Sequence[QPolicy], cfg: DQNConfig):
+    def __init__(self, members: Sequence[nn.Module], cfg: DQNConfig, stack: type[Population]):
         self.cfg = cfg
-        self.q = PopulationQ(members)
-        self.q_target = PopulationQ([copy.deepcopy(m) for m in members])
+        self.q = stack(members)
+        self.q_target = stack([copy.deepcopy(m) for m in members])
         self.q_target.requires_grad_(False)
         self.optimizer = StackedAdam(self.q.parameters(), self.q.k, lr=cfg.learning_rate)
         self.grad_steps = torch.zeros(self.q.k, dtype=torch.long)

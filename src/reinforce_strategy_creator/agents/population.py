@@ -51,11 +51,11 @@ import torch
 from torch import nn
 
 from ..env.fused import fuse_trading_envs
-from ..params.agents import AgentConfigError
+from ..env.portfolio import PortfolioCore, PortfolioInputError
+from ..params.agents import REWARD_BASELINES, AgentConfigError
 from .buffers import RolloutBuffer, compute_gae
 from .distributions import CATEGORICAL
 from .networks import ActorCriticPolicy, QPolicy
-from .seeding import seed_everything
 from .tracking import RunTracker, _open_progress
 from .vec_env import Step, TensorVecEnv
 
@@ -196,17 +196,6 @@ def member_major(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- actor-critic helpers
-def build_actor_critic_members(
-    seeds: Sequence[int], obs_dim: int, n_actions: int, hidden, activation, algorithm, dev
-):
-    """Each member's initial weights and generator exactly as a one-member run makes them."""
-    members, gens = [], []
-    for s in seeds:
-        gens.append(seed_everything(s))
-        members.append(ActorCriticPolicy(obs_dim, n_actions, hidden, activation, algorithm=algorithm).to(dev))
-    return members, gens
-
-
 @torch.no_grad()
 def collect_rollout(env, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
     """``num_steps`` vector steps of every member's stochastic policy (one batched forward;
@@ -405,6 +394,8 @@ class MemberEnvs:
                 j = i + 1
             i = j
         self.num_envs = self.k * self.lanes
+        #: per-lane action shape: one index into the position table
+        self.action_shape: tuple[int, ...] = ()
         #: no reward baseline (``collect_rollout``): learning sees the env's rewards
         self.baseline: torch.Tensor | None = None
 
@@ -427,6 +418,89 @@ class MemberEnvs:
 
 
 _STEP_FIELDS = ("obs", "reward", "terminated", "truncated", "next_obs", "valid")
+
+
+class PortfolioLanes:
+    """K members' ``PortfolioCore`` s (B lanes each, autoreset) as one tensor env; lanes are
+    member-major (member k owns lanes ``k*B .. (k+1)*B - 1``): the member env of the N-asset
+    book, as :class:`MemberEnvs` is of the discrete position table. ``step`` takes (K*B, N)
+    float64 weights and returns a ``Step`` whose ``next_obs`` is the true successor (the core's
+    ``final_obs`` where an episode ended). With ``reward_baseline="equal_weight"`` it also
+    reports ``baseline``, the equal-weight book's log return over the step's bar
+    (:func:`equal_weight_log_return`), which ``collect_rollout`` subtracts for learning."""
+
+    def __init__(
+        self,
+        cores: Sequence[PortfolioCore],
+        seeds: Sequence[int],
+        device: torch.device,
+        reward_baseline: str = "none",
+    ):
+        if reward_baseline not in REWARD_BASELINES:
+            raise PortfolioInputError(
+                f"reward_baseline={reward_baseline!r} unknown; choose one of {list(REWARD_BASELINES)}"
+            )
+        self.reward_baseline = reward_baseline
+        #: (K*B,) float32 log return of the equal-weight book over the last step's bar (per lane),
+        #: or None without a baseline
+        self.baseline: torch.Tensor | None = None
+        if not cores:
+            raise PortfolioInputError("a portfolio run needs at least one member core")
+        c0 = cores[0]
+        for i, c in enumerate(cores):
+            if not c.autoreset:
+                raise PortfolioInputError(f"member {i}: training needs a PortfolioCore with autoreset=True")
+            if (c.num_envs, c.obs_dim, c.n_assets) != (c0.num_envs, c0.obs_dim, c0.n_assets):
+                raise PortfolioInputError(
+                    f"member {i} (seed {seeds[i]}) has {c.num_envs} lanes, obs_dim {c.obs_dim}, "
+                    f"{c.n_assets} assets but member 0 has {c0.num_envs}, {c0.obs_dim}, {c0.n_assets}"
+                )
+        self.cores, self.seeds, self.device = list(cores), [int(s) for s in seeds], device
+        self.k, self.lanes = len(cores), c0.num_envs
+        self.num_envs = self.k * self.lanes
+        self.n_assets, self.obs_dim = c0.n_assets, c0.obs_dim
+        self.window, self.n_features = c0.config.window, c0.n_features
+        #: per-lane action shape: a point of the (N+1)-simplex (``distributions``)
+        self.action_shape: tuple[int, ...] = (self.n_assets + 1,)
+
+    def reset(self) -> torch.Tensor:
+        return torch.cat([c.reset(seed=s) for c, s in zip(self.cores, self.seeds, strict=True)]).to(
+            self.device
+        )
+
+    def step(self, weights: torch.Tensor) -> Step:
+        b = self.lanes
+        parts, base = [], []
+        for i, core in enumerate(self.cores):
+            t0 = core.t
+            obs, rew, term, trunc, info = core.step(weights[i * b : (i + 1) * b])
+            nxt = info.get("final_obs", obs)
+            parts.append((obs, rew, term, trunc, nxt))
+            if self.reward_baseline == "equal_weight":
+                base.append(equal_weight_log_return(core, t0, info["bar"]))
+        obs, rew, term, trunc, nxt = (torch.cat(x) for x in zip(*parts, strict=True))
+        if base:
+            self.baseline = torch.cat(base).to(self.device, torch.float32)
+        f = dict(device=self.device)
+        return Step(
+            obs=obs.to(**f),
+            reward=rew.to(torch.float32).to(**f),
+            terminated=term.to(**f),
+            truncated=trunc.to(**f),
+            next_obs=nxt.to(**f),
+            valid=torch.ones_like(term, dtype=torch.bool).to(**f),
+        )
+
+
+def equal_weight_log_return(core: PortfolioCore, t0: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
+    """(B,) float64 log return from bar ``t0`` to ``t1`` of a book equally weighted over the
+    assets tradable at both bars (0 where none is): the same for every action, so subtracting it
+    from the reward changes no policy's ranking (a control variate for the common market move)."""
+    ok = core.tradable.index_select(0, t0) & core.tradable.index_select(0, t1)
+    ratio = core.close.index_select(0, t1) / core.close.index_select(0, t0)
+    n = ok.sum(1)
+    mean = torch.where(ok, ratio, torch.zeros_like(ratio)).sum(1) / n.clamp_min(1)
+    return torch.where(n > 0, torch.log(mean), torch.zeros_like(mean))
 
 
 # --------------------------------------------------------------------------- bookkeeping

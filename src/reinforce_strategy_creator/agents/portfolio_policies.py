@@ -31,7 +31,7 @@ matmuls over a leading member axis, ``agents.population.Population``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,6 @@ from .errors import PolicySpecError
 from .networks import ACTIVATIONS, layer_init, mlp
 from .population import Population
 from .portfolio_observation import ObsLayout
-from .seeding import seed_everything
 
 __all__ = [
     "ALLOCATIONS",
@@ -611,13 +610,3 @@ def build_portfolio_policy(spec: Mapping[str, Any]) -> nn.Module:
 
 def n_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def members_of(seeds: Sequence[int], factory: Callable[[], nn.Module], device) -> tuple[list, list]:
-    """Each member's initial weights and generator exactly as a one-member run makes them
-    (``seed_everything(seed)`` then the factory): independent of the other members."""
-    members, gens = [], []
-    for s in seeds:
-        gens.append(seed_everything(int(s)))
-        members.append(factory().to(device))
-    return members, gens

@@ -1,13 +1,15 @@
 """Proximal Policy Optimisation (clipped surrogate), one readable file, CleanRL style.
 
 :func:`train_ppo` trains a population of K >= 1 members (seeds, or seeds x walk-forward folds;
-agents/population.py), one member being a plain run. :func:`run_ppo_population` reads like
+agents/population.py), one member being a plain run. :func:`_train` reads like
 SB3's ``learn()``: per update a rollout of every member (one batched forward per vector step)
 -> GAE per lane -> ``update_epochs`` passes over each member's own shuffled minibatches of
 :func:`ppo_loss` -> per-member gradient clipping -> one :class:`~.population.StackedAdam`
 step, then each member's ``RunTracker`` evaluates, logs and decides on early stopping. A
 member whose approximate KL exceeds ``target_kl`` is frozen for the rest of that update. The
-algorithm and its hyperparameters are described in docs/agents.md.
+members are vector envs over the position table (categorical policy) or ``PortfolioCore`` s
+(logistic-normal or Dirichlet weights; agents/members.py). The algorithm and its
+hyperparameters are described in docs/agents.md.
 """
 
 from __future__ import annotations
@@ -17,15 +19,13 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..params.agents import PPOConfig
+from ..params.agents import PortfolioPPOConfig, PPOConfig
 from .buffers import RolloutBuffer
 from .errors import check_finite
+from .members import actor_critic_population, is_portfolio, member_env
 from .population import (
-    MemberEnvs,
-    PopulationActorCritic,
     PopulationTrackers,
     StackedAdam,
-    build_actor_critic_members,
     check_members,
     clip_grad_norm_per_member,
     collect_rollout,
@@ -47,37 +47,31 @@ def train_ppo(
     eval_every: int = 10,
     patience: int | None = None,
     progress: bool = True,
+    scaler: tuple | None = None,
 ) -> list[TrainResult]:
     """Train one PPO member per ``(member_envs[k], seeds[k], eval_fns[k])``; one
-    :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention")."""
-    cfg = config if isinstance(config, PPOConfig) else PPOConfig.from_params(config)
+    :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention").
+    ``member_envs`` are vector envs over the position table or ``PortfolioCore`` s (then
+    ``config`` is read as a ``PortfolioPPOConfig``, which picks the distribution over the
+    simplex, and ``scaler`` is required; ``members``)."""
     eval_fns = check_members(member_envs, seeds, eval_fns)
+    cfg = ppo_config(config, is_portfolio(member_envs))
     for envs in member_envs:
         cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)
     with deterministic_torch(dev):
-        seeds = list(seeds)
-        env = MemberEnvs(member_envs, seeds, dev)
-        members, gens = build_actor_critic_members(
-            seeds, env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, "ppo", dev
-        )
-        pop = PopulationActorCritic(members)
-        buf = RolloutBuffer(cfg.num_steps, env.k * env.lanes, env.obs_dim, dev)
-        return run_ppo_population(
-            env,
-            members,
-            gens,
-            pop,
-            buf,
-            cfg,
-            seeds,
-            dev,
-            eval_fns,
-            eval_every,
-            patience,
-            progress,
-            desc="ppo",
-        )
+        return _train(member_envs, cfg, list(seeds), dev, eval_fns, eval_every, patience, progress, scaler)
+
+
+def ppo_config(config, portfolio: bool) -> PPOConfig:
+    """``config`` (a block, a dict or None) as a ``PPOConfig``, or as a ``PortfolioPPOConfig``
+    for ``PortfolioCore`` members (a plain ``PPOConfig`` gets the default distribution)."""
+    cls = PortfolioPPOConfig if portfolio else PPOConfig
+    if isinstance(config, cls):
+        return config
+    if isinstance(config, PPOConfig):
+        return cls.from_params(config.to_dict())
+    return cls.from_params(config)
 
 
 def ppo_loss(pop, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid):
@@ -111,28 +105,13 @@ def ppo_loss(pop, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, re
     return loss, pg_loss, v_loss, ent, approx_kl
 
 
-def run_ppo_population(
-    env,
-    members,
-    gens,
-    pop,
-    buf: RolloutBuffer,
-    cfg: PPOConfig,
-    seeds,
-    dev,
-    eval_fns,
-    eval_every,
-    patience,
-    progress,
-    *,
-    desc: str,
-):
-    """The PPO loop on any member-major env (``reset``/``step``, ``k``, ``lanes``, ``baseline``)
-    and any stacked actor-critic (``pop(obs) -> (params, mask, value)``, ``pop.action_dist``):
-    per update a rollout, GAE per lane, ``update_epochs`` of each member's minibatches of
-    :func:`ppo_loss`, then evaluation and early stopping per member. :func:`train_ppo`
-    (categorical over the positions) and the portfolio trainer (``portfolio/ppo.py``:
-    logistic-normal or Dirichlet weights over the per-asset encoder) both run it."""
+def _train(member_envs, cfg, seeds, dev, eval_fns, eval_every, patience, progress, scaler):
+    """The PPO loop: the members' lanes and stacked actor-critic as ``members`` chooses them
+    for the member envs, then per update a rollout, GAE per lane, ``update_epochs`` of each
+    member's minibatches of :func:`ppo_loss`, then evaluation and early stopping per member."""
+    env = member_env(member_envs, seeds, dev, cfg)
+    members, gens, pop = actor_critic_population(env, seeds, cfg, "ppo", dev, scaler)
+    buf = RolloutBuffer(cfg.num_steps, env.num_envs, env.obs_dim, dev, env.action_shape)
     k, b = env.k, env.lanes
     optimizer = StackedAdam(pop.parameters(), k, lr=cfg.learning_rate, eps=1e-5)
     batch = cfg.num_steps * b
@@ -147,7 +126,7 @@ def run_ppo_population(
         patience=patience,
         progress=progress,
         log_every=cfg.log_every,
-        desc=desc,
+        desc="ppo",
         seeds=seeds,
     )
     obs = env.reset()

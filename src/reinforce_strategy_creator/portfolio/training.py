@@ -12,7 +12,6 @@ evaluations without improvement and keeps the best checkpoint in ``TrainResult.p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,20 +19,18 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from ..agents.a2c import A2CConfig
-from ..agents.dqn import DQNConfig
-from ..agents.ppo import PPOConfig
+from ..agents import ALGORITHMS
 from ..agents.tracking import TrainResult
 from ..artifacts import PolicyBundle
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
-from ..evaluation.metrics import bar_returns, infer_periods_per_year, is_ruined, performance_metrics
+from ..evaluation.metrics import infer_periods_per_year
+from ..params.agents import PORTFOLIO_AGENT_CONFIGS, AgentConfig
+from ..training import cpu_state, equity_sharpe, seed_selection, train_members
 from .features import fit_feature_scaler
 from .panel import PortfolioPanel
-from .ppo import PortfolioPPOConfig
 from .replay import replay_weights
 
 __all__ = [
-    "PORTFOLIO_ALGORITHMS",
     "portfolio_bundle",
     "portfolio_validation_sharpe",
     "run_sharpe",
@@ -41,43 +38,10 @@ __all__ = [
 ]
 
 
-def _ppo(*a, **k):
-    from .ppo import train_portfolio_ppo
-
-    return train_portfolio_ppo(*a, **k)
-
-
-def _a2c(*a, **k):
-    from .a2c import train_portfolio_a2c
-
-    return train_portfolio_a2c(*a, **k)
-
-
-def _dqn(*a, **k):
-    from .dqn import train_portfolio_dqn
-
-    return train_portfolio_dqn(*a, **k)
-
-
-#: algorithm -> (config class, trainer(cores, config, *, seeds, scaler, eval_fns, ...))
-PORTFOLIO_ALGORITHMS: dict[str, tuple[type, Callable[..., list[TrainResult]]]] = {
-    "ppo": (PortfolioPPOConfig, _ppo),
-    "a2c": (A2CConfig, _a2c),
-    "dqn": (DQNConfig, _dqn),
-}
-
-
 # --------------------------------------------------------------------------- validation
 def run_sharpe(equity: np.ndarray, dates: pd.DatetimeIndex, periods_per_year: float) -> float:
-    """The validation Sharpe of ``training.validation_sharpe`` for one equity curve: -inf once
-    ruined, 0.0 for a curve that never moves, else the annualised Sharpe of its bar returns."""
-    if is_ruined(equity):
-        return -math.inf
-    r = bar_returns(pd.Series(np.asarray(equity, dtype=np.float64), index=dates))
-    if np.all(r.to_numpy() == 0.0):
-        return 0.0
-    s = performance_metrics(r, periods_per_year=periods_per_year)["sharpe"]
-    return float(s) if math.isfinite(s) else 0.0
+    """``training.equity_sharpe`` of a replay's equity curve (an array) over ``dates``."""
+    return equity_sharpe(pd.Series(np.asarray(equity, dtype=np.float64), index=dates), periods_per_year)
 
 
 def portfolio_validation_sharpe(
@@ -92,9 +56,9 @@ def portfolio_validation_sharpe(
 
 # --------------------------------------------------------------------------- training
 def _check_inputs(algorithm, train, validation, env: PortfolioConfig, seeds, num_envs) -> None:
-    if algorithm not in PORTFOLIO_ALGORITHMS:
+    if algorithm not in PORTFOLIO_AGENT_CONFIGS:
         raise PortfolioInputError(
-            f"algorithm={algorithm!r} unknown; choose one of {sorted(PORTFOLIO_ALGORITHMS)}"
+            f"algorithm={algorithm!r} unknown; choose one of {sorted(PORTFOLIO_AGENT_CONFIGS)}"
         )
     if not isinstance(env, PortfolioConfig):
         raise PortfolioInputError(f"env must be a PortfolioConfig, got {type(env).__name__}")
@@ -147,25 +111,28 @@ def train_portfolio_members(
     population: bool = True,
     progress: bool = False,
     score_fn: Callable[[nn.Module], float] | None = None,
+    agent: str | None = None,
 ) -> list[TrainResult]:
     """Train ``algorithm`` ('ppo', 'a2c', 'dqn') once per seed; one ``TrainResult`` per seed, in order.
 
     ``config``: the single-asset block (``PPOConfig`` / ``A2CConfig`` / ``DQNConfig``; for PPO also
-    ``ppo.PortfolioPPOConfig``, which adds the action distribution) or a dict of
-    its fields). Each member trains on its own ``PortfolioCore`` over ``train`` (``num_envs`` lanes,
+    ``params.agents.PortfolioPPOConfig``, which adds the action distribution) or a dict of
+    its fields. Each member trains on its own ``PortfolioCore`` over ``train`` (``num_envs`` lanes,
     episodes of ``env.episode_length`` from random starts drawn by its seed). With ``validation``
     every ``eval_every`` updates (DQN: iterations) a checkpoint is scored by
     :func:`portfolio_validation_sharpe` (or ``score_fn``), ``patience`` evaluations without
     improvement stop the member, and its best checkpoint is returned. ``population=True`` trains
     the seeds as one population (stacked parameters, one batched forward; a member's weights do
-    not depend on the other members), ``False`` one seed after the other: the same weights.
+    not depend on the other members), ``False`` one seed after the other: the same weights
+    (``training.train_members`` with ``agents.train_<algorithm>`` on ``PortfolioCore`` members).
+    A divergence is reported under ``agent`` (default: the algorithm).
     """
     seeds = list(seeds)
     _check_inputs(algorithm, train, validation, env, seeds, num_envs)
-    config_cls, trainer = PORTFOLIO_ALGORITHMS[algorithm]
+    config_cls, trainer = PORTFOLIO_AGENT_CONFIGS[algorithm], ALGORITHMS[algorithm][1]
     if isinstance(config, config_cls):
         cfg = config
-    elif isinstance(config, (PPOConfig, A2CConfig, DQNConfig)):
+    elif isinstance(config, AgentConfig):
         cfg = config_cls.from_params(config.to_dict())
     else:
         cfg = config_cls.from_params(config)
@@ -177,21 +144,23 @@ def train_portfolio_members(
         def eval_fn(policy: nn.Module) -> float:
             return portfolio_validation_sharpe(policy, validation, env, ppy)
 
-    def cores(member_seeds):
-        return [
-            PortfolioCore(train.close, train.features, train.tickers, env, num_envs=num_envs, seed=int(s))
-            for s in member_seeds
-        ]
-
-    kw = dict(scaler=scaler, device=env.device, eval_every=eval_every, patience=patience, progress=progress)
-    if population:
-        return trainer(
-            cores(seeds), cfg, seeds=[int(s) for s in seeds], eval_fns=[eval_fn] * len(seeds), **kw
+    def core(seed: int) -> Callable[[], PortfolioCore]:
+        return lambda: PortfolioCore(
+            train.close, train.features, train.tickers, env, num_envs=num_envs, seed=seed
         )
-    out: list[TrainResult] = []
-    for s in seeds:
-        out += trainer(cores([s]), cfg, seeds=[int(s)], eval_fns=[eval_fn], **kw)
-    return out
+
+    return train_members(
+        trainer,
+        [(core(int(s)), int(s), eval_fn) for s in seeds],
+        population=population,
+        agent=agent or algorithm,
+        config=cfg,
+        scaler=scaler,
+        device=env.device,
+        eval_every=eval_every,
+        patience=patience,
+        progress=progress,
+    )
 
 
 # --------------------------------------------------------------------------- artifacts
@@ -209,8 +178,6 @@ def portfolio_bundle(
             f"portfolio_bundle needs one result per seed: {len(results)} vs {len(seeds)}"
         )
     scores = {int(s): float(r.best_score) for s, r in zip(seeds, results, strict=True)}
-    finite = {s: v for s, v in scores.items() if math.isfinite(v)}
-    best = max(finite, key=lambda s: (finite[s], -s)) if finite else int(seeds[0])
     spec = dict(results[0].policy.spec)
     spec.update(
         {
@@ -228,14 +195,9 @@ def portfolio_bundle(
                     "long_only",
                 )
             },
-            "seeds": [int(s) for s in seeds],
-            "validation_scores": {str(s): (v if math.isfinite(v) else None) for s, v in scores.items()},
-            "best_seed": int(best),
+            **seed_selection([int(s) for s in seeds], scores),
             **dict(extra or {}),
         }
     )
-    states = {
-        int(s): {k: v.detach().to("cpu").clone() for k, v in r.policy.state_dict().items()}
-        for s, r in zip(seeds, results, strict=True)
-    }
+    states = {int(s): cpu_state(r.policy) for s, r in zip(seeds, results, strict=True)}
     return PolicyBundle(spec=spec, state_dicts=states)

@@ -15,14 +15,14 @@ the first bar and held), and :func:`.engine.deployment_champion` writes the cham
 
 What differs from one asset is the kernel the lanes trade through: the panel's replay
 (``portfolio.replay.replay_weights``) and the portfolio agents' trainer
-(``portfolio.training.train_portfolio_members``).
+(``portfolio.training.train_portfolio_members``: the agents' trainers on ``PortfolioCore``
+members, through ``training.train_members``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from ..portfolio.ledger import run_ledger
 from ..portfolio.panel import PortfolioPanel
 from ..portfolio.replay import PortfolioRun, lane_run, replay_portfolio_benchmarks, replay_weights
 from ..portfolio.training import train_portfolio_members
+from ..training import seed_selection
 from .engine import FoldResult, StitchedRecord, choose, fold_table, judge, reference_lanes, stitched_lanes
 from .folds import Fold, plan_folds
 from .stitch import FoldSwitch, ReconciliationError
@@ -113,15 +114,11 @@ def _agent_bundle(name, algorithm, results, seeds, spec_extra) -> tuple[PolicyBu
         h.insert(0, "seed", np.int64(seed))
         histories.append(h)
         spec = dict(res["policy_spec"])
-    finite = {s: v for s, v in scores.items() if math.isfinite(v)}
-    best = max(finite, key=lambda s: (finite[s], -s)) if finite else int(seeds[0])
     spec.update(
         {
             "algorithm": algorithm,
             "agent": name,
-            "seeds": [int(s) for s in seeds],
-            "validation_scores": {str(s): v for s, v in scores.items()},
-            "best_seed": int(best),
+            **seed_selection([int(s) for s in seeds], scores),
             "positions": "weights",
             **spec_extra,
         }
@@ -149,6 +146,7 @@ def train_portfolio_job(payload: Mapping[str, Any], shared: Mapping[str, Portfol
             patience=payload["patience"],
             population=payload["population"],
             progress=payload["progress"],
+            agent=payload["agent"],
         )
     finally:
         torch.set_num_threads(before)
