@@ -35,8 +35,9 @@ torch.set_num_threads(1)  # one core per xdist worker; tests that train say so t
 SHARED_RUNS = ("quick_run", "portfolio_run")
 
 #: Files of the integration tier (``slow``; ``make test`` runs them, ``make test-fast`` does not):
-#: every Kedro pipeline run under tests/pipelines, the kedro-viz build, and the files whose tests
-#: train agents or replay whole markets. ``make test-fast`` keeps the unit tests.
+#: every Kedro pipeline run under tests/pipelines, the kedro-viz build, the files whose tests
+#: train agents or replay whole markets, and the real dask clusters. ``make test-fast`` keeps the
+#: unit tests and does not import these files (:func:`pytest_ignore_collect`).
 INTEGRATION_FILES = (
     "tests/pipelines/",
     "tests/agents/test_cartpole_learning.py",
