@@ -35,17 +35,36 @@ torch.set_num_threads(1)  # one core per xdist worker; tests that train say so t
 SHARED_RUNS = ("quick_run", "portfolio_run")
 
 #: Files of the integration tier (``slow``; ``make test`` runs them, ``make test-fast`` does not):
-#: every Kedro pipeline run under tests/pipelines, the kedro-viz build, and the files whose tests
-#: train agents or replay whole markets. ``make test-fast`` keeps the unit tests.
+#: every Kedro pipeline run under tests/pipelines, the kedro-viz build, the files whose tests
+#: train agents or replay whole markets, and the real dask clusters. ``make test-fast`` keeps the
+#: unit tests and does not import these files (:func:`pytest_ignore_collect`).
 INTEGRATION_FILES = (
     "tests/pipelines/",
+    "tests/agents/test_cartpole_learning.py",
     "tests/agents/test_population.py",
+    "tests/compute/test_dask.py",
+    "tests/test_learning_power.py",
     "tests/portfolio/test_portfolio_agents.py",
     "tests/training/test_training.py",
     "tests/markets/test_suite.py",
     "tests/compute/test_executor.py",
     "tests/test_viz.py",
 )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under ``-m "not slow"`` (``make test-fast``) the integration files are not even imported:
+    every test in them is slow, so none would be selected, and each xdist worker would pay for
+    importing them."""
+    if " ".join((config.getoption("markexpr") or "").split()) != "not slow":
+        return None
+    try:
+        path = collection_path.relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return None
+    if collection_path.is_dir():
+        path += "/"
+    return True if path.startswith(INTEGRATION_FILES) else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
