@@ -325,8 +325,10 @@ def test_layout_invariants_on_random_calendars(index, raw, embargo, warmup):
         gap = re.search(r"(\w+)'s training window starts on (\S+), so it holds less than", msg)
         if gap:  # a gap in the data at the start of a training window: the window is really short
             assert "walk_forward.min_train_years" in msg
-            first, validation = pd.Timestamp(gap.group(2)), re.search(r"validation window \((\S+)\)", msg)
-            need = pd.Timestamp(validation.group(1)) - pd.DateOffset(years=p.min_train_years)
+            # the message's dates are naive; compare them in the calendar's own time zone
+            first = pd.Timestamp(gap.group(2), tz=index.tz)
+            validation = re.search(r"validation window \((\S+)\)", msg)
+            need = pd.Timestamp(validation.group(1), tz=index.tz) - pd.DateOffset(years=p.min_train_years)
             assert first > need + pd.Timedelta(days=YEAR_SLACK_DAYS)
             assert not ((index >= need) & (index < first)).any() or first == index[warmup]
             event("a training window after a gap")
