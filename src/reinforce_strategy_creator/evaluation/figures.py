@@ -13,13 +13,15 @@ they go. Each function takes plain pandas inputs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from .metrics import EvaluationInputError, ruin_index
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "equity_curves_figure",
@@ -31,9 +33,19 @@ __all__ = [
 ]
 
 
-def _new(figsize=(10, 4.5)) -> tuple[Figure, object]:
+def _figure(figsize) -> Figure:
+    """An empty figure (constrained layout) on an Agg canvas."""
+    # imported on the first figure: a walk-forward fold's worker computes metrics and draws none
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
+    return fig
+
+
+def _new(figsize=(10, 4.5)) -> tuple[Figure, object]:
+    fig = _figure(figsize)
     return fig, fig.add_subplot(1, 1, 1)
 
 
@@ -141,8 +153,7 @@ def positions_figure(close: pd.Series, position: pd.Series, title: str = "Positi
             f"position: no position for date {pos.index[pos.isna()][0]} of the close series; "
             "pass close and position over the same bars."
         )
-    fig = Figure(figsize=(10, 5.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure((10, 5.5))
     ax, axp = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     ax.plot(close.index, close.to_numpy(dtype=float), color="0.3", lw=1.0, label="close")
     sign = np.sign(pos.to_numpy(dtype=float))
@@ -234,8 +245,7 @@ def learning_curves_figure(
     for name, h in histories.items():
         if x not in h.columns:
             raise EvaluationInputError(f"histories['{name}']: missing column '{x}'.")
-    fig = Figure(figsize=(10, 3.2 * len(present)), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure((10, 3.2 * len(present)))
     axes = np.atleast_1d(fig.subplots(len(present), 1, sharex=True))
     for ax, col in zip(axes, present):
         for name, h in histories.items():

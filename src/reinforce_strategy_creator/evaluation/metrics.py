@@ -55,6 +55,7 @@ __all__ = [
     "round_trips",
     "trade_metrics",
     "evaluate_backtest",
+    "evaluate_backtests",
     "TRADING_DAYS_PER_YEAR",
 ]
 
@@ -303,9 +304,14 @@ def infer_periods_per_year(index: pd.Index) -> float:
     return float(days_per_year) * bars_per_day
 
 
+def _has_moments(r: np.ndarray) -> bool:
+    """Whether skewness and kurtosis of ``r`` are defined: 3 bars or more, not (near-)constant."""
+    return not (r.size < 3 or np.std(r) <= 1e-12 * max(1.0, float(np.max(np.abs(r)))))
+
+
 def _moments(r: np.ndarray) -> tuple[float, float]:
     """Sample skewness and (non-excess, Pearson) kurtosis of per-bar returns."""
-    if r.size < 3 or np.std(r) <= 1e-12 * max(1.0, float(np.max(np.abs(r)))):
+    if not _has_moments(r):
         return float("nan"), float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # near-constant series: precision note
@@ -453,12 +459,16 @@ def round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
             "one asset. Use trade_metrics, which measures a portfolio from its traded notional."
         )
     _check_frame(frame)
-    frame = _until_ruin(frame)
+    return _round_trips(_until_ruin(frame))
+
+
+def _round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
+    """``round_trips`` of a checked one-asset ledger cut at its bar of ruin."""
     shares = frame["shares"].to_numpy(dtype=float)
     fill = np.nan_to_num(frame["fill_price"].to_numpy(dtype=float), nan=0.0)  # NaN = no trade
     equity = frame["equity"].to_numpy(dtype=float)
     cash = frame["cash"].to_numpy(dtype=float)
-    dates = [str(d) for d in _date_index(frame)]
+    index = _date_index(frame)
     sign = np.sign(shares).astype(int)
     prev_shares = np.concatenate([[0.0], shares[:-1]])
     prev_sign = np.sign(prev_shares).astype(int)
@@ -466,7 +476,7 @@ def round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
     d_shares = shares - prev_shares
     fees = -(d_cash + d_shares * fill)  # cash outflow not explained by the fill itself
 
-    trips: list[RoundTrip] = []
+    spans: list[tuple] = []  # (entry row, exit row, direction, bars held, pnl, closed)
     open_entry: int | None = None
     open_dir = 0
     pnl = 0.0
@@ -475,11 +485,7 @@ def round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
             # exit (and a new entry on the same row when the sign flips)
             frac = abs(prev_shares[t]) / abs(d_shares[t])
             pnl += prev_shares[t] * fill[t] - fees[t] * frac
-            trips.append(
-                RoundTrip(
-                    open_entry, t, dates[open_entry], dates[t], open_dir, t - open_entry, float(pnl), True
-                )
-            )
+            spans.append((open_entry, t, open_dir, t - open_entry, float(pnl), True))
             open_entry, open_dir, pnl = None, 0, 0.0
             if sign[t] != 0:
                 open_entry, open_dir = t, int(sign[t])
@@ -494,12 +500,13 @@ def round_trips(frame: pd.DataFrame) -> list[RoundTrip]:
         last = len(shares) - 1
         mark = (equity[last] - cash[last]) / shares[last]
         pnl += shares[last] * mark
-        trips.append(
-            RoundTrip(
-                open_entry, None, dates[open_entry], None, open_dir, last + 1 - open_entry, float(pnl), False
-            )
-        )
-    return trips
+        spans.append((open_entry, None, open_dir, last + 1 - open_entry, float(pnl), False))
+    rows = sorted({row for entry, exit_, *_ in spans for row in (entry, exit_) if row is not None})
+    date = dict(zip(rows, map(str, index[rows])))  # only the rows of fills are spelled out
+    return [
+        RoundTrip(entry, exit_, date[entry], None if exit_ is None else date[exit_], *rest)
+        for entry, exit_, *rest in spans
+    ]
 
 
 def trade_metrics(frame: pd.DataFrame, periods_per_year: float | None = None) -> dict[str, float]:
@@ -524,8 +531,14 @@ def trade_metrics(frame: pd.DataFrame, periods_per_year: float | None = None) ->
     if is_portfolio_ledger(frame):
         return portfolio_trade_metrics(frame, periods_per_year)
     _check_frame(frame)
-    frame = _until_ruin(frame)
-    trips = round_trips(frame)
+    return _trade_metrics(_until_ruin(frame), periods_per_year)
+
+
+def _trade_metrics(frame: pd.DataFrame, periods_per_year: float | None) -> dict[str, float]:
+    """``trade_metrics`` of a checked ledger (one asset or a portfolio) cut at its bar of ruin."""
+    if is_portfolio_ledger(frame):
+        return _portfolio_trade_metrics(frame, periods_per_year)
+    trips = _round_trips(frame)
     closed = [t for t in trips if t.closed]
     pnls = np.array([t.pnl for t in closed], dtype=float)
     gains = pnls[pnls > 0].sum()
@@ -583,7 +596,11 @@ def portfolio_trade_metrics(frame: pd.DataFrame, periods_per_year: float | None 
     ``trade_metrics``.
     """
     _check_frame(frame)
-    frame = _until_ruin(frame)
+    return _portfolio_trade_metrics(_until_ruin(frame), periods_per_year)
+
+
+def _portfolio_trade_metrics(frame: pd.DataFrame, periods_per_year: float | None) -> dict[str, float]:
+    """``portfolio_trade_metrics`` of a checked portfolio ledger cut at its bar of ruin."""
     steps = frame.iloc[1:]
     equity = steps["equity"].to_numpy(dtype=float)
     traded = steps["traded_notional"].to_numpy(dtype=float)
@@ -640,13 +657,64 @@ def evaluate_backtest(
     ``final_equity`` is the equity at the bar of ruin (<= 0).
     """
     _check_frame(frame)
+    bench = None if benchmark_frame is None else _benchmark_returns(benchmark_frame)
+    cut, rets, _, bench, ppy = _lane_returns(frame, benchmark_frame, bench, periods_per_year)
+    out = performance_metrics(rets, bench, ppy)
+    out.update(_trade_metrics(cut, ppy))
+    return _with_capital(out, cut)
+
+
+def evaluate_backtests(
+    frames,
+    benchmark_frame: pd.DataFrame | None = None,
+    periods_per_year: float | None = None,
+) -> list[dict[str, float]]:
+    """``evaluate_backtest`` of every ledger in ``frames`` (the lanes of one run), equal bit for bit
+    to calling it lane by lane, errors included.
+
+    The benchmark is checked once, and the lanes that were not ruined and span the same bars are
+    measured together: ``sharpe``, ``annual_volatility``, ``sortino`` and ``max_drawdown`` are one
+    reduction over a bars x lanes array each, laid out so that every lane is summed in the order it
+    is alone. The other figures stay per lane, because reducing them over lanes changes their last
+    bits (``annual_return``, ``calmar``, ``skew``, ``kurtosis``) or empyrical has no form over lanes
+    (``var_95``, ``cvar_95``, ``stability``, ``alpha``, ``beta``).
+    """
+    perf: list[dict | None] = []
+    trades, frames_cut = [], []
+    groups: dict[tuple, list[int]] = {}
+    bench_full = None
+    for i, frame in enumerate(frames):
+        _check_frame(frame)
+        if benchmark_frame is not None and i == 0:
+            bench_full = _benchmark_returns(benchmark_frame)
+        cut, rets, ruined, bench, ppy = _lane_returns(frame, benchmark_frame, bench_full, periods_per_year)
+        if _batchable(rets, bench, ppy, ruined):
+            perf.append(None)
+            groups.setdefault((len(rets), float(ppy)), []).append(i)
+        else:  # measured alone, which also raises performance_metrics' errors in lane order
+            perf.append(performance_metrics(rets, bench, ppy))
+        trades.append(_trade_metrics(cut, ppy))
+        frames_cut.append((cut, rets, bench))
+    for (_, ppy), lanes in groups.items():
+        rets = np.stack([frames_cut[i][1].to_numpy(dtype=float) for i in lanes])
+        bench = frames_cut[lanes[0]][2]
+        for i, out in zip(lanes, _performance_lanes(rets, bench, dict(annualization=ppy))):
+            perf[i] = out
+    return [_with_capital({**p, **t}, f[0]) for p, t, f in zip(perf, trades, frames_cut)]
+
+
+def _benchmark_returns(benchmark_frame: pd.DataFrame) -> pd.Series:
+    _check_frame(benchmark_frame, name="benchmark_frame")
+    return bar_returns(equity_from_frame(benchmark_frame))
+
+
+def _lane_returns(frame, benchmark_frame, bench, periods_per_year):
+    """A checked ledger cut at its bar of ruin, its returns, whether it was ruined, the benchmark's
+    returns over the same bars and the periods per year (``evaluate_backtest``)."""
     full_dates = _date_index(frame)
     frame = _until_ruin(frame)
     rets, ruined = equity_returns(equity_from_frame(frame))
-    bench = None
     if benchmark_frame is not None:
-        _check_frame(benchmark_frame, name="benchmark_frame")
-        bench = bar_returns(equity_from_frame(benchmark_frame))
         if float(benchmark_frame["equity"].iloc[0]) != float(frame["equity"].iloc[0]):
             raise EvaluationInputError(
                 f"benchmark_frame: starts with capital {benchmark_frame['equity'].iloc[0]!r} but the "
@@ -663,10 +731,66 @@ def evaluate_backtest(
             bench = bench.iloc[: len(rets)]
     if periods_per_year is None:
         periods_per_year = infer_periods_per_year(_date_index(frame) if ruined else rets.index)
-    out = performance_metrics(rets, bench, periods_per_year)
-    out.update(trade_metrics(frame, periods_per_year))
+    return frame, rets, ruined, bench, periods_per_year
+
+
+def _with_capital(out: dict, frame: pd.DataFrame) -> dict:
     out["initial_capital"] = float(frame["equity"].iloc[0])
     out["final_equity"] = float(frame["equity"].iloc[-1])
+    return out
+
+
+def _batchable(rets: pd.Series, bench: pd.Series | None, ppy: float, ruined: bool) -> bool:
+    """Whether ``performance_metrics`` measures these returns without ruin and without an error."""
+    r = rets.to_numpy(dtype=float)
+    if ruined or r.size < 2 or not np.isfinite(r).all() or not float(ppy) > 0:
+        return False
+    if bench is not None and (len(bench) != len(rets) or not bench.index.equals(rets.index)):
+        return False
+    with np.errstate(over="ignore", under="ignore"):
+        return ruin_index(np.cumprod(1.0 + r)) is None
+
+
+def _performance_lanes(rets: np.ndarray, bench: pd.Series | None, ann: dict) -> list[dict[str, float]]:
+    """``_performance`` (plus alpha/beta against ``bench``) of each row of ``rets`` (lanes x bars, no
+    ruin), the reductions that keep every lane's bits done over all lanes at once."""
+    by_bar = rets.T  # bars x lanes, each lane contiguous in memory: reduced in its own order
+    ppy = ann["annualization"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sharpe = empyrical.sharpe_ratio(by_bar, **ann)
+        volatility = empyrical.annual_volatility(by_bar, **ann)
+        sortino = empyrical.sortino_ratio(by_bar, **ann)
+        drawdown = empyrical.max_drawdown(by_bar)
+        bench_r = None if bench is None else bench.to_numpy(dtype=float)
+        out = []
+        for j, r in enumerate(rets):
+            sr = float(sharpe[j])
+            skew, kurtosis = _moments(r)
+            rec = {
+                "n_bars": int(r.size),
+                "periods_per_year": ppy,
+                "ruined": False,
+                "total_return": float(np.prod(1.0 + r) - 1.0),
+                "annual_return": float(empyrical.annual_return(r, **ann)),
+                "annual_volatility": float(volatility[j]),
+                "sharpe": sr,
+                "sharpe_per_bar": sr / math.sqrt(ppy) if np.isfinite(sr) else float("nan"),
+                "sortino": float(sortino[j]),
+                "max_drawdown": float(drawdown[j]),
+                "calmar": float(empyrical.calmar_ratio(r, **ann)),
+                "var_95": float(empyrical.value_at_risk(r, cutoff=VAR_CUTOFF)),
+                "cvar_95": float(empyrical.conditional_value_at_risk(r, cutoff=VAR_CUTOFF)),
+                "stability": float(empyrical.stability_of_timeseries(r)),
+                "skew": skew,
+                "kurtosis": kurtosis,
+                "alpha": float("nan"),
+                "beta": float("nan"),
+            }
+            if bench_r is not None:
+                alpha, beta = empyrical.alpha_beta(r, bench_r, **ann)
+                rec["alpha"], rec["beta"] = float(alpha), float(beta)
+            out.append(rec)
     return out
 
 

@@ -19,14 +19,16 @@ import io
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from ..rendering import render_html
 from .metrics import EvaluationInputError, json_safe
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DEFAULT_CAVEATS",
@@ -187,6 +189,9 @@ def table_to_json(df: pd.DataFrame) -> list[dict]:
 
 def figure_to_base64_png(fig: Figure, dpi: int = 100) -> str:
     """PNG bytes of a figure, base64-encoded for an ``<img src="data:image/png;base64,...">``."""
+    # imported here, not at load: the walk-forward engine imports this module and draws nothing
+    from matplotlib.figure import Figure
+
     if not isinstance(fig, Figure):
         raise EvaluationInputError(f"figures: expected a matplotlib Figure, got {type(fig).__name__}.")
     buf = io.BytesIO()

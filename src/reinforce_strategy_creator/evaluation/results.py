@@ -2,7 +2,7 @@
 
 What: the evaluation stage's steps after the replays (``backtests.backtest_split``):
 
-* ``split_records`` — metrics of every run × seed of one split (``metrics.evaluate_backtest``,
+* ``split_records`` — metrics of every run × seed of one split (``metrics.evaluate_backtests``,
   alpha/beta against buy-and-hold on the same bars), PSR of every run vs buy-and-hold, DSR of
   every agent × seed (the trials are all agent × seed rows), and each run's percentile within
   the random-policy Sharpe distribution;
@@ -35,7 +35,7 @@ from .figures import (
     rolling_sharpe_figure,
 )
 from .gate import select_champion
-from .metrics import EvaluationInputError, evaluate_backtest, infer_periods_per_year, json_safe, ruin_index
+from .metrics import EvaluationInputError, evaluate_backtests, infer_periods_per_year, json_safe, ruin_index
 from .report import METRIC_COLUMNS, metrics_table, render_html_report, table_to_json
 from .stats import add_psr_dsr, percentile_of, rank_agents, record_psr, ruin_aware_scores, seed_summary
 from .verdict import decide, selection_effort
@@ -114,10 +114,12 @@ def split_records(ledger: pd.DataFrame, split: str) -> pd.DataFrame:
         )
     ppy = infer_periods_per_year(pd.DatetimeIndex(bh["date"]))
     bh = bh.reset_index(drop=True)
-    rows = []
-    for kind, run, seed, frame in _runs(ledger):
-        rec = evaluate_backtest(frame, benchmark_frame=bh, periods_per_year=ppy)
-        rows.append({"split": split, "kind": kind, "agent": run, "seed": seed, **rec})
+    runs = list(_runs(ledger))
+    recs = evaluate_backtests([frame for *_, frame in runs], benchmark_frame=bh, periods_per_year=ppy)
+    rows = [
+        {"split": split, "kind": kind, "agent": run, "seed": seed, **rec}
+        for (kind, run, seed, _), rec in zip(runs, recs)
+    ]
     records = pd.DataFrame(rows)
     records["ruined"] = records["ruined"].astype(bool)
     bh_rec = records[records["agent"] == "buy_and_hold"].iloc[0]
