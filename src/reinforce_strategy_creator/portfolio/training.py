@@ -184,37 +184,23 @@ def train_portfolio_tables(
     With ``population`` every table x seed trains as ONE population (a member's weights do not
     depend on the others). The members of a population share one feature scaler, so with several
     tables each table's panels are standardised by its own scaler (:func:`_scaled`) and the members
-    train with the identity scaler; each result's policy then gets its table's scaler back."""
+    train with the identity scaler; each result's policy then gets its table's scaler back. With a
+    ``score_fn`` (it may read the raw panels) each table trains as its own population."""
     seeds = list(seeds)
     for train, validation in tables:
         _check_inputs(algorithm, train, validation, env, seeds, num_envs)
     cfg = _config(algorithm, config)
     scalers = [fit_feature_scaler(train, slice(None)) for train, _ in tables]  # training rows only
-    pre_scale = population and len(tables) > 1
+    pre_scale = population and len(tables) > 1 and score_fn is None  # score_fn reads raw panels
     if pre_scale:
-        tables = [
+        scaled = [
             (_scaled(t, sc), None if v is None else _scaled(v, sc))
             for (t, v), sc in zip(tables, scalers, strict=True)
         ]
-        pre_scale = all(np.isfinite(t.features).all() for t, _ in tables)
-        if not pre_scale:  # a feature too large for float32 once scaled: train table by table
-            return [
-                train_portfolio_tables(
-                    algorithm,
-                    cfg,
-                    [table],
-                    env,
-                    seeds,
-                    num_envs=num_envs,
-                    eval_every=eval_every,
-                    patience=patience,
-                    population=population,
-                    progress=progress,
-                    score_fn=score_fn,
-                    agent=agent,
-                )[0]
-                for table in tables
-            ]
+        # a feature too large for float32 once scaled: each table trains as its own population
+        pre_scale = all(np.isfinite(p.features).all() for pair in scaled for p in pair if p is not None)
+        if pre_scale:
+            tables = scaled
     n_features = tables[0][0].n_features
     identity = (np.zeros(n_features, dtype=np.float32), np.ones(n_features, dtype=np.float32))
 
