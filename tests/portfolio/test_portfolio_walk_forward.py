@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
-from reinforce_strategy_creator.compute import open_executor
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.markets import null_market, planted_rotation_market
 from reinforce_strategy_creator.params.evaluation import EvaluationParams
@@ -107,41 +106,6 @@ def test_a_fold_reads_nothing_after_its_validation_window(small_panel):
             assert torch.equal(v, b.bundles["ppo"].state_dicts[seed][k]), k
     pd.testing.assert_frame_equal(a.validation, b.validation)
     assert a.champion == b.champion
-
-
-@pytest.mark.parametrize(
-    ("population", "backend"),
-    [(True, None), pytest.param(True, "processes", marks=pytest.mark.slow), (False, None)],
-    ids=str,
-)
-def test_folds_trained_together_equal_each_fold_alone(small_panel, population, backend):
-    """Every fold x seed as one population (or, without ``population``, one job per fold and
-    seed; on a process pool too): each fold's bundles and histories are the ones it gets alone."""
-    params = PortfolioParams.parse(
-        {**TINY, "training": {**TINY["training"], "population": population, "patience": 1}}
-    )
-    folds = _plan(small_panel).folds
-    if backend is None:
-        together = pwf.train_folds(folds, small_panel, params)
-    else:
-        with open_executor({"backend": backend, "workers": 2}) as ex:
-            together = pwf.train_folds(folds, small_panel, params, ex)
-    assert list(together) == [f.name for f in folds]
-    for fold in folds:
-        train, validation = pwf.fold_panels(small_panel, fold, window=4)
-        bundles, histories = pwf.train_fold_agents(train, validation, params)
-        got_bundles, got_histories = together[fold.name]
-        assert got_bundles["ppo"].spec == bundles["ppo"].spec
-        assert got_bundles["ppo"].seeds == bundles["ppo"].seeds
-        for seed in bundles["ppo"].seeds:
-            want = bundles["ppo"].state_dicts[seed]
-            assert list(got_bundles["ppo"].state_dicts[seed]) == list(want)
-            for k, v in want.items():
-                assert torch.equal(got_bundles["ppo"].state_dicts[seed][k], v), (fold.name, seed, k)
-        timing = ["steps_per_s"]  # wall-clock speed, the one column that is not a result
-        pd.testing.assert_frame_equal(
-            got_histories["ppo"].drop(columns=timing), histories["ppo"].drop(columns=timing), check_exact=True
-        )
 
 
 @pytest.mark.parametrize("n_assets", [1, 4])

@@ -13,7 +13,6 @@ evaluations without improvement and keeps the best checkpoint in ``TrainResult.p
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,6 @@ __all__ = [
     "portfolio_validation_sharpe",
     "run_sharpe",
     "train_portfolio_members",
-    "train_portfolio_tables",
 ]
 
 
@@ -99,24 +97,6 @@ def _check_inputs(algorithm, train, validation, env: PortfolioConfig, seeds, num
             )
 
 
-def _config(algorithm: str, config: Any):
-    config_cls = PORTFOLIO_AGENT_CONFIGS[algorithm]
-    if isinstance(config, config_cls):
-        return config
-    if isinstance(config, AgentConfig):
-        return config_cls.from_params(config.to_dict())
-    return config_cls.from_params(config)
-
-
-def _scaled(panel: PortfolioPanel, scaler: tuple[np.ndarray, np.ndarray]) -> PortfolioPanel:
-    """``panel`` with its features standardised by ``scaler`` in float32, exactly as a policy's own
-    scaler does it on the observation (non-finite features are 0 first, as ``PortfolioCore`` sees
-    them); a policy with the identity scaler then reads the same inputs, bit for bit."""
-    raw = np.nan_to_num(panel.features, nan=0.0, posinf=0.0, neginf=0.0)
-    mean, std = (np.asarray(a, dtype=np.float32) for a in scaler)
-    return replace(panel, features=((raw - mean) / std).astype(np.float32))
-
-
 def train_portfolio_members(
     algorithm: str,
     config: Any,
@@ -147,102 +127,40 @@ def train_portfolio_members(
     (``training.train_members`` with ``agents.train_<algorithm>`` on ``PortfolioCore`` members).
     A divergence is reported under ``agent`` (default: the algorithm).
     """
-    return train_portfolio_tables(
-        algorithm,
-        config,
-        [(train, validation)],
-        env,
-        seeds,
-        num_envs=num_envs,
-        eval_every=eval_every,
-        patience=patience,
-        population=population,
-        progress=progress,
-        score_fn=score_fn,
-        agent=agent,
-    )[0]
-
-
-def train_portfolio_tables(
-    algorithm: str,
-    config: Any,
-    tables: Sequence[tuple[PortfolioPanel, PortfolioPanel | None]],
-    env: PortfolioConfig,
-    seeds: Sequence[int],
-    *,
-    num_envs: int = 64,
-    eval_every: int = 10,
-    patience: int | None = None,
-    population: bool = True,
-    progress: bool = False,
-    score_fn: Callable[[nn.Module], float] | None = None,
-    agent: str | None = None,
-) -> list[list[TrainResult]]:
-    """:func:`train_portfolio_members` on each ``(train, validation)`` of ``tables`` (e.g. one per
-    walk-forward fold): one list of results per table, each what that table alone gives, bit for bit.
-
-    With ``population`` every table x seed trains as ONE population (a member's weights do not
-    depend on the others). The members of a population share one feature scaler, so with several
-    tables each table's panels are standardised by its own scaler (:func:`_scaled`) and the members
-    train with the identity scaler; each result's policy then gets its table's scaler back. With a
-    ``score_fn`` (it may read the raw panels) each table trains as its own population."""
     seeds = list(seeds)
-    for train, validation in tables:
-        _check_inputs(algorithm, train, validation, env, seeds, num_envs)
-    cfg = _config(algorithm, config)
-    scalers = [fit_feature_scaler(train, slice(None)) for train, _ in tables]  # training rows only
-    pre_scale = population and len(tables) > 1 and score_fn is None  # score_fn reads raw panels
-    if pre_scale:
-        scaled = [
-            (_scaled(t, sc), None if v is None else _scaled(v, sc))
-            for (t, v), sc in zip(tables, scalers, strict=True)
-        ]
-        # a feature too large for float32 once scaled: each table trains as its own population
-        pre_scale = all(np.isfinite(p.features).all() for pair in scaled for p in pair if p is not None)
-        if pre_scale:
-            tables = scaled
-    n_features = tables[0][0].n_features
-    identity = (np.zeros(n_features, dtype=np.float32), np.ones(n_features, dtype=np.float32))
-
-    def scorer(validation: PortfolioPanel | None) -> Callable[[nn.Module], float] | None:
-        if score_fn is not None or validation is None:
-            return score_fn
+    _check_inputs(algorithm, train, validation, env, seeds, num_envs)
+    config_cls, trainer = PORTFOLIO_AGENT_CONFIGS[algorithm], ALGORITHMS[algorithm][1]
+    if isinstance(config, config_cls):
+        cfg = config
+    elif isinstance(config, AgentConfig):
+        cfg = config_cls.from_params(config.to_dict())
+    else:
+        cfg = config_cls.from_params(config)
+    scaler = fit_feature_scaler(train, slice(None))  # the training rows only
+    eval_fn = score_fn
+    if eval_fn is None and validation is not None:
         ppy = infer_periods_per_year(validation.dates)
-        return lambda policy: portfolio_validation_sharpe(policy, validation, env, ppy)
 
-    def core(train: PortfolioPanel, seed: int) -> Callable[[], PortfolioCore]:
+        def eval_fn(policy: nn.Module) -> float:
+            return portfolio_validation_sharpe(policy, validation, env, ppy)
+
+    def core(seed: int) -> Callable[[], PortfolioCore]:
         return lambda: PortfolioCore(
             train.close, train.features, train.tickers, env, num_envs=num_envs, seed=seed
         )
 
-    def run(members, scaler, population):
-        return train_members(
-            ALGORITHMS[algorithm][1],
-            members,
-            population=population,
-            agent=agent or algorithm,
-            config=cfg,
-            scaler=scaler,
-            device=env.device,
-            eval_every=eval_every,
-            patience=patience,
-            progress=progress,
-        )
-
-    if not pre_scale:
-        return [
-            run([(core(t, int(s)), int(s), scorer(v)) for s in seeds], sc, population)
-            for (t, v), sc in zip(tables, scalers, strict=True)
-        ]
-    members = [(core(t, int(s)), int(s), scorer(v)) for t, v in tables for s in seeds]
-    results = run(members, identity, True)
-    out = []
-    for k, sc in enumerate(scalers):
-        part = results[k * len(seeds) : (k + 1) * len(seeds)]
-        for r in part:
-            r.policy.set_scaler(*sc)
-        out.append(part)
-    return out
+    return train_members(
+        trainer,
+        [(core(int(s)), int(s), eval_fn) for s in seeds],
+        population=population,
+        agent=agent or algorithm,
+        config=cfg,
+        scaler=scaler,
+        device=env.device,
+        eval_every=eval_every,
+        patience=patience,
+        progress=progress,
+    )
 
 
 # --------------------------------------------------------------------------- artifacts

@@ -15,10 +15,8 @@ the first bar and held), and :func:`.engine.deployment_champion` writes the cham
 
 What differs from one asset is the kernel the lanes trade through: the panel's replay
 (``portfolio.replay.replay_weights``) and the portfolio agents' trainer
-(``portfolio.training.train_portfolio_tables``: the agents' trainers on ``PortfolioCore``
-members, through ``training.train_members``). :func:`run_walk_forward` trains the folds together
-(:func:`train_folds`): an agent whose seeds train as one population trains every fold x seed as
-one population, which gives each member the weights it gets alone.
+(``portfolio.training.train_portfolio_members``: the agents' trainers on ``PortfolioCore``
+members, through ``training.train_members``).
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ from ..params.walk_forward import WalkForwardParams
 from ..portfolio.ledger import run_ledger
 from ..portfolio.panel import PortfolioPanel
 from ..portfolio.replay import PortfolioRun, lane_run, replay_portfolio_benchmarks, replay_weights
-from ..portfolio.training import train_portfolio_tables
+from ..portfolio.training import train_portfolio_members
 from ..training import seed_selection
 from .engine import FoldResult, StitchedRecord, choose, fold_table, judge, reference_lanes, stitched_lanes
 from .folds import Fold, plan_folds
@@ -62,8 +60,6 @@ __all__ = [
     "run_walk_forward",
     "stitch",
     "train_fold_agents",
-    "train_folds",
-    "train_on_panels",
 ]
 
 
@@ -130,23 +126,19 @@ def _agent_bundle(name, algorithm, results, seeds, spec_extra) -> tuple[PolicyBu
     return PolicyBundle(spec=spec, state_dicts=state_dicts), pd.concat(histories, ignore_index=True)
 
 
-def train_portfolio_job(
-    payload: Mapping[str, Any], shared: Mapping[str, Mapping[str, PortfolioPanel]]
-) -> dict[str, Any]:
-    """One job: train ``payload["seeds"]`` of one agent on every training set ``payload["tables"]``
-    names (``shared[table]["train"]``, checkpoints scored on ``shared[table]["validation"]``) as
-    ``portfolio.training.train_portfolio_tables`` does. A pure function of its arguments; plain
-    data out, one member per table x seed."""
+def train_portfolio_job(payload: Mapping[str, Any], shared: Mapping[str, PortfolioPanel]) -> dict[str, Any]:
+    """One job: train ``payload["seeds"]`` of one agent on ``shared["train"]``, checkpoints scored on
+    ``shared["validation"]``. A pure function of its arguments; plain data out."""
     threads = payload.get("threads")
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
-    tables = list(payload["tables"])
     try:
-        results = train_portfolio_tables(
+        results = train_portfolio_members(
             payload["algorithm"],
             payload["config"],
-            [(shared[t]["train"], shared[t]["validation"]) for t in tables],
+            shared["train"],
+            shared["validation"],
             PortfolioConfig(**payload["environment"]),
             payload["seeds"],
             num_envs=payload["num_envs"],
@@ -160,45 +152,34 @@ def train_portfolio_job(
         torch.set_num_threads(before)
     return {
         "agent": payload["agent"],
-        "steps": int(sum(int(r.steps) for rs in results for r in rs)),  # env steps, for the progress line
-        "members": [
+        "steps": int(sum(int(r.steps) for r in results)),  # env steps, for the progress line
+        "seeds": [
             {
-                "table": table,
-                "seed": int(seed),
                 "state_dict": {k: v.detach().cpu() for k, v in r.policy.state_dict().items()},
                 "policy_spec": dict(r.policy.spec),
                 "history": r.history,
                 "score": float(r.best_score),
                 "steps": int(r.steps),
             }
-            for table, rs in zip(tables, results, strict=True)
-            for seed, r in zip(payload["seeds"], rs, strict=True)
+            for r in results
         ],
     }
 
 
-def _payloads(
-    params: PortfolioParams, env: PortfolioConfig, threads: int | None, tables: Sequence[str]
-) -> list[dict[str, Any]]:
-    """The training jobs: per agent one job for every table x seed when the seeds train as one
-    population (``portfolio.training.population``), else one job per table and seed."""
+def _payloads(params: PortfolioParams, env: PortfolioConfig, threads: int | None) -> list[dict[str, Any]]:
     tr = params.training
     out = []
     for name, raw in tr.agents.items():
         block = dict(raw)
         algorithm = block.pop("algorithm")
-        if tr.population:
-            groups = [(list(tables), list(tr.seeds))]
-        else:
-            groups = [([t], [s]) for t in tables for s in tr.seeds]
-        for group_tables, seeds in groups:
+        seed_groups = [list(tr.seeds)] if tr.population else [[s] for s in tr.seeds]
+        for seeds in seed_groups:
             out.append(
                 {
                     "agent": name,
                     "algorithm": algorithm,
                     "config": block,
                     "environment": _env_dict(env),
-                    "tables": group_tables,
                     "seeds": seeds,
                     "num_envs": tr.num_envs,
                     "eval_every": tr.eval_every,
@@ -222,67 +203,33 @@ def train_fold_agents(
     executor: Executor | None = None,
     label: str = "training",
 ) -> tuple[dict[str, PolicyBundle], dict[str, pd.DataFrame]]:
-    """Every agent x seed of ``params.training`` on one fold's panels (:func:`train_on_panels`)."""
-    return train_on_panels({"fold": (train, validation)}, params, executor, label)["fold"]
-
-
-def train_on_panels(
-    panels: Mapping[str, tuple[PortfolioPanel, PortfolioPanel]],
-    params: PortfolioParams,
-    executor: Executor | None = None,
-    label: str = "training",
-) -> dict[str, tuple[dict[str, PolicyBundle], dict[str, pd.DataFrame]]]:
-    """Every agent x seed of ``params.training`` on every ``(train, validation)`` of ``panels`` (e.g.
-    one per fold): ``{name: (bundles, histories)}``, each what that fold alone gives, bit for bit.
-    The jobs (:func:`_payloads`: an agent whose seeds train as one population trains the seeds of
-    every fold as ONE population) run on ``executor`` (one map, the panels sent once per worker), or
-    here, one after the other."""
+    """Every agent x seed of ``params.training`` as jobs (on ``executor``, or in this process)."""
     env = PortfolioConfig(**params.environment.to_params())
-    names = list(panels)
-    payloads = _payloads(params, env, getattr(executor, "threads_per_worker", None), names)
-    shared = {n: {"train": t, "validation": v} for n, (t, v) in panels.items()}
+    payloads = _payloads(params, env, getattr(executor, "threads_per_worker", None))
+    shared = {"train": train, "validation": validation}
     if executor is None:
         results = [train_portfolio_job(p, shared) for p in payloads]
     else:
         results = executor.map(train_portfolio_job, payloads, shared, label=label)
-    seeds = [int(s) for s in params.training.seeds]
-    out = {}
-    for n, (train, validation) in panels.items():
-        spec_extra = {
-            "tickers": list(train.tickers),
-            "feature_names": list(train.feature_names),
-            "window": env.window,
-            "portfolio_environment": _env_dict(env),
-            "data": {
-                "train_start": train.dates[0].date().isoformat(),
-                "train_end": train.dates[-1].date().isoformat(),
-                "validation_start": validation.dates[env.window - 1].date().isoformat(),
-                "validation_end": validation.dates[-1].date().isoformat(),
-            },
-        }
-        bundles, histories = {}, {}
-        for name, block in params.training.agents.items():
-            per_seed = {
-                m["seed"]: m for r in results if r["agent"] == name for m in r["members"] if m["table"] == n
-            }
-            bundles[name], histories[name] = _agent_bundle(
-                name, block["algorithm"], [per_seed[s] for s in seeds], seeds, spec_extra
-            )
-        out[n] = (bundles, histories)
-    return out
-
-
-def train_folds(
-    folds: Sequence[Fold],
-    panel: PortfolioPanel,
-    params: PortfolioParams,
-    executor: Executor | None = None,
-    label: str = "training",
-) -> dict[str, tuple[dict[str, PolicyBundle], dict[str, pd.DataFrame]]]:
-    """Every agent x seed trained on every fold's panels (:func:`fold_panels`), the folds together
-    (:func:`train_on_panels`): ``{fold name: (bundles, histories)}``."""
-    window = params.environment.window
-    return train_on_panels({f.name: fold_panels(panel, f, window) for f in folds}, params, executor, label)
+    spec_extra = {
+        "tickers": list(train.tickers),
+        "feature_names": list(train.feature_names),
+        "window": env.window,
+        "portfolio_environment": _env_dict(env),
+        "data": {
+            "train_start": train.dates[0].date().isoformat(),
+            "train_end": train.dates[-1].date().isoformat(),
+            "validation_start": validation.dates[env.window - 1].date().isoformat(),
+            "validation_end": validation.dates[-1].date().isoformat(),
+        },
+    }
+    bundles, histories = {}, {}
+    for name, block in params.training.agents.items():
+        per_seed = [s for r, p in zip(results, payloads) if p["agent"] == name for s in r["seeds"]]
+        bundles[name], histories[name] = _agent_bundle(
+            name, block["algorithm"], per_seed, list(params.training.seeds), spec_extra
+        )
+    return bundles, histories
 
 
 # --------------------------------------------------------------------------- one fold
@@ -334,15 +281,11 @@ def run_fold(
     evaluation: EvaluationParams,
     executor: Executor | None = None,
     index_close: pd.Series | None = None,
-    trained: tuple[dict[str, PolicyBundle], dict[str, pd.DataFrame]] | None = None,
 ) -> FoldResult:
-    """Train every agent x seed of ``fold`` (unless ``trained`` gives its bundles and histories, as
-    :func:`train_folds` makes them) and choose its champion on its validation window."""
+    """Train every agent x seed of ``fold`` and choose its champion on its validation window."""
     env = PortfolioConfig(**params.environment.to_params())
     train, validation = fold_panels(panel, fold, env.window)
-    if trained is None:
-        trained = train_fold_agents(train, validation, params, executor, label=f"{fold.name} training")
-    bundles, histories = trained
+    bundles, histories = train_fold_agents(train, validation, params, executor, label=f"{fold.name} training")
     lanes = _candidate_lanes(bundles, evaluation.ensembles)
     decide = _Lanes([PolicyDecider(policies(bundles[a], s)) for _, a, s in lanes])
     run = replay_weights(validation, env, decide, num_lanes=len(lanes))
@@ -493,8 +436,7 @@ def run_walk_forward(
     ev = EvaluationParams.parse(evaluation)
     wf = WalkForwardParams.parse(walk_forward)
     layout = plan_folds(panel.dates, wf, embargo_bars=0, warmup_bars=warmup)
-    trained = train_folds(layout.folds, panel, p, executor)
-    results = [run_fold(f, panel, p, ev, executor, index_close, trained[f.name]) for f in layout.folds]
+    results = [run_fold(f, panel, p, ev, executor, index_close) for f in layout.folds]
     record = stitch(results, panel, p, ev, index_close)
     params = {"portfolio": p.to_params(), "evaluation": ev.to_params(), "walk_forward": wf.to_params()}
     verdict, _ = judge(record, results, params, earlier_decisions=earlier_decisions)

@@ -109,52 +109,31 @@ def plan_portfolio(
     return layout, plan.to_dict(), plan.table()
 
 
-def _fold(layout: dict[str, Any], name: str) -> Any:
-    plan = layout["plan"]
-    return plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
-
-
-def train_folds_node(names: list[str]) -> Callable[..., dict[str, Any]]:
-    """The node that trains the folds ``names`` (``fold_<k>`` and ``deployment``) together."""
-
-    def train_folds(layout: dict[str, Any], compute: ComputeParams | None = None) -> dict[str, Any]:
-        """Every portfolio agent x seed of every fold trained on its fold's training rows, all folds
-        as jobs on the ``compute`` backend at once (folds x seeds of an agent as one population);
-        each checkpoint scored on its fold's validation window. Nothing later is read."""
-        return uwf.train_folds(
-            [_fold(layout, name) for name in names],
-            layout["panel"],
-            PortfolioParams.parse(layout["parameters"]["portfolio"]),
-            executor=shared_executor(compute),
-        )
-
-    return train_folds
-
-
 def fold_node(name: str) -> Callable[..., FoldResult]:
-    """The node that selects the champion of fold ``name`` (``fold_<k>`` or ``deployment``)."""
+    """The node that trains and selects fold ``name`` (``fold_<k>`` or ``deployment``)."""
 
-    def select_champion(
-        trained: dict[str, Any], layout: dict[str, Any], index_close: pd.Series | None
+    def train_and_select(
+        layout: dict[str, Any], index_close: pd.Series | None, compute: ComputeParams | None = None
     ) -> FoldResult:
-        """The fold's champion chosen on its validation window from its trained agents; nothing
-        later is read."""
-        fold = _fold(layout, name)
+        """Every portfolio agent x seed trained on the fold's training rows (jobs on the ``compute``
+        backend), the champion chosen on its validation window; nothing later is read."""
+        plan = layout["plan"]
+        fold = plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
         params = layout["parameters"]
         result = uwf.run_fold(
             fold,
             layout["panel"],
             PortfolioParams.parse(params["portfolio"]),
             EvaluationParams.parse(params["evaluation"]),
+            executor=shared_executor(compute),
             index_close=index_close,
-            trained=trained[name],
         )
         c = result.champion
         logger.info("portfolio %s (%s): champion %s seed %s", name, fold.label, c["agent"], c["seed"])
         return result
 
-    select_champion.__qualname__ = f"select_champion[{name}]"
-    return select_champion
+    train_and_select.__qualname__ = f"train_and_select[{name}]"
+    return train_and_select
 
 
 def stitch_record(

@@ -2,12 +2,10 @@
 here) -> features -> folds -> stitched record -> gate -> report
 -> deployment fold -> registry -> paper account (docs/walk_forward.md).
 
-Every dataset is ``portfolio.*``. ``portfolio.train_folds`` trains every portfolio agent of
-every fold (``fold_1`` … ``fold_<walk_forward.folds>`` and ``deployment``) on that fold's training
-window, all folds together (folds x seeds of an agent as one population); one namespace
-``portfolio.<fold>`` per fold then selects its champion on its validation window. ``full_cycle``
-runs this stage alone under ``evaluation.scheme: portfolio``
-(``kedro run --pipelines full_cycle --env portfolio``).
+Every dataset is ``portfolio.*``; one namespace ``portfolio.<fold>`` per fold (``fold_1`` …
+``fold_<walk_forward.folds>`` and ``deployment``), each training every portfolio agent on its
+own training window and selecting on its validation window. ``full_cycle`` runs this stage alone
+under ``evaluation.scheme: portfolio`` (``kedro run --pipelines full_cycle --env portfolio``).
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ from .nodes import (
     report_paper,
     stitch_record,
     stitched_equity_figure,
-    train_folds_node,
 )
 
 PARAMETERS = ("params:walk_forward", "params:feature_engineering", "params:portfolio", "params:evaluation")
@@ -42,17 +39,14 @@ def _fold(name: str) -> Pipeline:
         [
             node(
                 fold_node(name),
-                inputs=["trained", "layout", "index_close"],
+                inputs=["layout", "index_close", "params:compute"],
                 outputs="result",
-                name="select_champion",
+                name="train_and_select",
             )
         ],
         namespace=f"portfolio.{name}",
-        inputs={
-            "trained": "portfolio.trained",
-            "layout": "portfolio.layout",
-            "index_close": "portfolio.index_close",
-        },
+        inputs={"layout": "portfolio.layout", "index_close": "portfolio.index_close"},
+        parameters={"params:compute": "params:compute"},
         tags=["portfolio", name],
     )
 
@@ -82,13 +76,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["layout", "plan", "plan_table"],
                 name="plan_folds",
                 tags=["paper"],  # a paper-only run (--tags paper) rebuilds the feed from the raw files
-            ),
-            node(
-                train_folds_node([*folds, "deployment"]),
-                inputs=["layout", "params:compute"],
-                outputs="trained",
-                name="train_folds",
-                tags=[*folds, "deployment"],
             ),
             node(
                 stitch_record,
@@ -135,7 +122,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         ],
         namespace="portfolio",
         inputs={"universe": "universe"},  # data_ingestion's panel
-        parameters={p: p for p in (*PARAMETERS, "params:compute")},
+        parameters={p: p for p in PARAMETERS},
         tags=["portfolio"],
     )
     stages = [data_ingestion(one_instrument_view=False), head, *(_fold(n) for n in [*folds, "deployment"])]
