@@ -139,10 +139,6 @@ class RandomWeights(Strategy):
     def __init__(self, seeds: Sequence[int], rebalance: str = "monthly", name: str = RANDOM_RUN):
         self.name, self.rebalance, self._seeds = name, rebalance, _seed_list(seeds)
 
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return self._seeds
-
     def schedule(self, prices: Prices, first: int) -> np.ndarray:
         out = self._empty(prices)
         first = check_first(prices, first)
@@ -375,10 +371,6 @@ class RandomPositions(Strategy):
         self.name, self.positions, self.switch_prob = name, tuple(positions), switch_prob
         self._seeds = _seed_list(seeds)
         random_targets(1, self.positions, self._seeds[:1], switch_prob)  # parameters checked here
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return self._seeds
 
     def schedule(self, prices: Prices, first: int) -> np.ndarray:
         out = self._empty(prices)

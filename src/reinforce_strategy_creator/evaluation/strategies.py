@@ -110,10 +110,11 @@ class Strategy(ABC):
     name: str = ""
     kind: str = "benchmark"
     events: list[dict] | tuple = ()  # a list once :meth:`schedule` has run
+    _seeds: tuple[int, ...] = (0,)  # a seeded strategy sets its own
 
     @property
     def seeds(self) -> tuple[int, ...]:
-        return (0,)
+        return self._seeds
 
     @property
     def lanes(self) -> int:
