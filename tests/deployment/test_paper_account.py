@@ -202,6 +202,29 @@ def test_max_position_fraction_caps_every_target(tmp_path, make):
 
 
 @pytest.mark.parametrize("make", ACCOUNTS)
+def test_the_granularity_is_recorded_and_never_changes(tmp_path, make):
+    whole = make(tmp_path / "w", RiskLimits(), target=None)
+    s = whole.run(15)
+    assert s.granularity == "whole" and all(isinstance(x, int) for x in s.shares) and s.exact_cash is None
+    with pytest.raises(AccountStateError, match=r"whole shares \(asked for fractional\)"):
+        make(tmp_path / "w", RiskLimits(), target=None, granularity="fractional").run()
+    assert whole.run().bars_processed == len(whole.log("orders")) > 15
+    frac = make(tmp_path / "f", RiskLimits(), target=None, granularity="fractional")
+    s = frac.run()
+    assert s.granularity == "fractional" and any(x != int(x) for x in s.shares)
+    with pytest.raises(AccountStateError, match=r"fractional shares \(asked for whole\)"):
+        make(tmp_path / "f", RiskLimits(), target=None).run()
+    reconcile(whole.store)
+    reconcile(frac.store)
+    # a cash balance off by a millionth of a cent does not reconcile
+    data = json.loads(frac.store.state_path.read_text())
+    data["exact_cash"] += 1e-8
+    frac.store.state_path.write_text(json.dumps(data))
+    with pytest.raises(AccountStateError, match="does not reconcile: the logs replay to cash"):
+        reconcile(frac.store)
+
+
+@pytest.mark.parametrize("make", ACCOUNTS)
 def test_the_drawdown_kill_switch_flattens_until_a_person_clears_it(tmp_path, make):
     acct = make(tmp_path, RiskLimits(max_drawdown=0.2), shock_row=15, shock=0.6)
     state = acct.run(20)

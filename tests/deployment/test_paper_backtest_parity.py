@@ -13,7 +13,6 @@ N > 1. A whole-share universe account stays within a bound derived from the trun
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -23,7 +22,6 @@ import torch
 
 from benchmarks.deployment_world import project_params
 from reinforce_strategy_creator.deployment import (
-    AccountStateError,
     AccountStore,
     CostModel,
     PaperAccount,
@@ -280,50 +278,6 @@ def test_a_fractional_paper_account_reproduces_the_backtest_ledger_to_the_cent(r
     )
 
 
-def test_the_granularity_is_recorded_and_never_changes(tmp_path):
-    idx = pd.date_range("2021-01-04", periods=6, freq="B", name="date")
-    prices = pd.DataFrame(
-        {"Open": [100.0, 101, 99, 98, 102, 103], "Close": [100.5, 102, 98, 99, 101, 104]}, index=idx
-    )
-    store = AccountStore(tmp_path / "a")
-    costs = CostModel(commission_bps=10, slippage_bps=5)
-
-    def broker(granularity=None):
-        return PaperAccount.instrument(
-            store, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity=granularity
-        )
-
-    s = broker().run(prices.iloc[:3], lambda h, st: 0.5).state  # the default: whole shares
-    assert s.granularity == "whole" and isinstance(s.shares[0], int) and s.exact_cash is None
-    with pytest.raises(AccountStateError, match=r"whole shares \(asked for fractional\)"):
-        broker("fractional").run(prices, lambda h, st: 0.5)
-    s = broker().run(prices, lambda h, st: 0.5).state  # None: the account's own granularity
-    assert s.granularity == "whole" and s.bars_processed == 6
-    reconcile(store)
-
-    frac = AccountStore(tmp_path / "f")
-    s = (
-        PaperAccount.instrument(
-            frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="fractional"
-        )
-        .run(prices, lambda h, st: 0.5)
-        .state
-    )
-    assert s.granularity == "fractional" and s.shares[0] != int(s.shares[0])
-    with pytest.raises(AccountStateError, match=r"fractional shares \(asked for whole\)"):
-        PaperAccount.instrument(
-            frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="whole"
-        ).run(prices, lambda h, st: 0.5)
-    reconcile(frac)
-    # a cash balance off by a millionth of a cent does not reconcile
-    data = json.loads(frac.state_path.read_text())
-    data["exact_cash"] += 1e-8
-    frac.state_path.write_text(json.dumps(data))
-    with pytest.raises(AccountStateError, match="does not reconcile: the logs replay to cash"):
-        reconcile(frac)
-
-
-@pytest.mark.slow
 def test_whole_share_account_stays_within_the_truncation_bound(tmp_path, sp20):
     """Whole shares leave less than one share of each asset uninvested at each fill, and pay the
     costs of whole instead of fractional quantities. With a decider that ignores the account's

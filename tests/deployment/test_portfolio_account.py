@@ -202,8 +202,6 @@ def test_weight_on_a_ticker_not_listed_yet(tmp_path, panel):
 
 
 def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started, panel, decide, tmp_path):
-    with pytest.raises(AccountStateError, match="fractional"):
-        _account(started, panel, "fractional").run(panel, decide)
     other = dataclasses.replace(CONFIG, commission_bps=3.0)
     with pytest.raises(AccountStateError, match="commission_bps"):
         _account(started, panel, config=other).run(panel, decide)

@@ -130,26 +130,6 @@ def validate_prices(prices: pd.DataFrame) -> None:
         raise PriceDataError("prices: index must be sorted and unique; sort and de-duplicate it.")
 
 
-def new_portfolio_account(
-    tickers: Sequence[str],
-    config: PortfolioConfig,
-    granularity: str = "whole",
-    active_model_id: str | None = None,
-) -> AccountState:
-    """A fresh universe account holding ``config.initial_capital`` in cash over ``tickers``; its
-    tickers, granularity and config (costs, window, bounds, band) are fixed for its lifetime."""
-    if granularity not in ex.GRANULARITIES:
-        raise ParameterError(
-            f"portfolio account granularity must be one of {list(ex.GRANULARITIES)}, got {granularity!r}"
-        )
-    tickers = tuple(str(t) for t in tickers)
-    if not tickers or len(set(tickers)) != len(tickers):
-        raise PortfolioInputError(f"a portfolio account needs distinct tickers, got {list(tickers)}")
-    return new_account(
-        float(config.initial_capital), active_model_id, granularity, tickers, _config_record(config)
-    )
-
-
 def _config_record(config: PortfolioConfig) -> dict[str, Any]:
     return {k: getattr(config, k) for k in CONFIG_FIELDS}
 
