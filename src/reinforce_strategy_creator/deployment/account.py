@@ -336,7 +336,7 @@ class FrontEnd:
         (:func:`~.settlement.settle_bar`: the kernel's fill prices, costs, cash, borrow and
         equity). Returns the state, the bar's trades and its equity mark."""
         ref, close, closes = self.rule.bar_prices(i)
-        s, delta, band_off = self.rule.order(s, i, ref, self.exec_rules)
+        held, delta, band_off = self.rule.order(s, i, ref, self.exec_rules)
         w = s.pending_weights or ()
         long_order = self.rule.long_only or (min(w, default=0.0) >= 0 and sum(w) <= 1)
         book, booked, totals, marked = settle_bar(
@@ -356,7 +356,7 @@ class FrontEnd:
             }
             for t in booked
         ]
-        s = self.rule.after_fill(s, booked, ref)
+        kept = self.rule.after_fill(s, booked, ref)
         cents = {
             "commission_cents": totals["commission_cents"],
             "slippage_cents": totals["slippage_cents"],
@@ -392,6 +392,8 @@ class FrontEnd:
             pending_weights=None,
             pending_hold=False,
             pending_decided_at=None,
+            **held,
+            **kept,
         )
         mark = {
             "bar": at,
@@ -522,20 +524,20 @@ class TargetPosition:
     @staticmethod
     def order(s: AccountState, i: int, ref: list[float], rules: ex.ExecutionRules):
         """The pending target's traded shares, in closed form, when it differs from the held
-        one; no band (``False``)."""
+        one (then the new held target), and no band (``False``)."""
         target = None if s.pending_weights is None else s.pending_weights[0]
         if target is None or target == s.held_weights[0]:
-            return s, [0.0], False
-        s = dataclasses.replace(s, held_weights=(target,))
-        return s, [ex.execute_order(SCALAR, rules, target, s.cash, float(s.shares[0]), ref[0])[0]], False
+            return {}, [0.0], False
+        delta = ex.execute_order(SCALAR, rules, target, s.cash, float(s.shares[0]), ref[0])[0]
+        return {"held_weights": (target,)}, [delta], False
 
-    def after_fill(self, s: AccountState, booked: list[dict[str, Any]], ref: list[float]) -> AccountState:
+    def after_fill(self, s: AccountState, booked: list[dict[str, Any]], ref: list[float]) -> dict[str, Any]:
         """The holding's entry price and bars held after the fill (the kernel's rule)."""
         delta, fill = (booked[0]["shares"], booked[0]["fill_price"]) if booked else (0.0, ref[0])
         _, entry, held = ex.position_after(
             SCALAR, float(s.shares[0]), float(delta), fill, s.entry_price[0], s.bars_held[0]
         )
-        return dataclasses.replace(s, entry_price=(entry,), bars_held=(held,))
+        return {"entry_price": (entry,), "bars_held": (held,)}
 
     def ask(self, decide: Decide, s: AccountState, i: int, at: str, tickers) -> tuple[np.ndarray, bool]:
         """The decider's target position as a finite number, or a :class:`PolicyOutputError`."""
@@ -630,7 +632,7 @@ class TargetWeights:
         ignored: the core's joint post-cost sizing (``PortfolioCore.size_orders``, its band and
         bounds); for whole shares the kernel's rule (each resulting holding truncated toward zero)."""
         if s.pending_weights is None:
-            return s, [0.0] * len(s.shares), False
+            return {}, [0.0] * len(s.shares), False
         sh = torch.tensor([s.shares], dtype=torch.float64)
         cash = torch.tensor([s.cash], dtype=torch.float64)
         w = torch.tensor([s.pending_weights], dtype=torch.float64)
@@ -639,11 +641,11 @@ class TargetWeights:
         delta, off = self.core.size_orders(w, cash, sh, c, hold)
         if not s.fractional:
             delta = torch.trunc(sh + delta) - sh
-        return s, [float(x) for x in delta[0]], bool(off.any())
+        return {}, [float(x) for x in delta[0]], bool(off.any())
 
     @staticmethod
-    def after_fill(s: AccountState, booked: list[dict[str, Any]], ref: list[float]) -> AccountState:
-        return s
+    def after_fill(s: AccountState, booked: list[dict[str, Any]], ref: list[float]) -> dict[str, Any]:
+        return {}
 
     def ask(self, decide: Decider, s: AccountState, i: int, at: str, tickers) -> tuple[np.ndarray, bool]:
         """The decider's weights on the core's observation at row ``i``, as (N,) finite weights
