@@ -20,6 +20,7 @@ from reinforce_strategy_creator.deployment import (
     PriceDataError,
     RiskLimits,
 )
+from reinforce_strategy_creator.deployment.state import INSTRUMENT
 from reinforce_strategy_creator.params.base import ParameterError
 from tests.support.paper import account_files, alternating_policy, make_prices
 
@@ -123,12 +124,18 @@ def test_the_account_is_a_universe_of_its_one_ticker_and_another_is_refused(tmp_
     prices = make_prices(5)
     store = AccountStore(tmp_path / "a")
     PaperAccount.instrument(store, initial_capital=1e4, costs=CostModel(), ticker="SPY").run(
-        prices, lambda h, st: 0.5
+        prices.iloc[:3], lambda h, st: 0.5
     )
     state = store.load()
     assert state.tickers == ("SPY",) and state.holdings() == {"SPY": state.shares[0]} and state.shares[0] > 0
-    with pytest.raises(
-        AccountStateError,
-        match=r"trades the universe \['SPY'\] \(one instrument\), not the instrument 'instrument'",
-    ):
-        _broker(tmp_path / "a").run(prices, alternating_policy)
+    assert {t["ticker"] for t in store.read_log("trades")} == {"SPY"}
+    with pytest.raises(AccountStateError, match=r"tickers \['SPY'\] \(asked for \['QQQ'\]\)"):
+        PaperAccount.instrument(store, initial_capital=1e4, costs=CostModel(), ticker="QQQ").run(
+            prices, lambda h, st: 0.5
+        )
+    # an account made without a name (the placeholder) trades any one-ticker feed under it
+    _broker(tmp_path / "b").run(prices.iloc[:3], alternating_policy)
+    named = PaperAccount.instrument(
+        AccountStore(tmp_path / "b"), initial_capital=1e4, costs=CostModel(), ticker="SPY"
+    )
+    assert named.run(prices, alternating_policy).state.tickers == (INSTRUMENT,)

@@ -136,7 +136,7 @@ def _one_asset(tmp_path, reference):
         halt_on_drift=True,
     )
     state = broker.run(prices, lambda h, st: 1.0).state
-    return store, state, [[o["target"]] for o in store.read_log("orders", state)], list(state.shares)
+    return store, state, [o["targets"] for o in store.read_log("orders", state)], list(state.shares)
 
 
 def _universe(tmp_path, reference):

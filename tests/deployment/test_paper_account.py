@@ -49,17 +49,11 @@ N_BARS = 30
 @dataclass
 class Account:
     """One account under test, whatever its N: run it over the feed's first ``rows`` bars (all by
-    default), read its logs, and see each order's targets, each mark's weights and the holdings as
-    one list per account (one entry per asset)."""
+    default) and read its logs (one layout for every N: per-asset lists)."""
 
     store: AccountStore
     runs: Callable[..., Any]  # (rows=None, max_bars=None) -> RunSummary
     dates: list[str]
-    targets: Callable[[dict], list[float]]
-    policy: Callable[[dict], list[float] | None]
-    weights: Callable[[dict], list[float]]
-    shares: Callable[[dict], list[float]]  # a mark's holdings
-    closes: Callable[[dict], list[float | None]]  # a mark's closes
 
     def log(self, name: str) -> list[dict]:
         return self.store.read_log(name)
@@ -112,11 +106,6 @@ def one_instrument(
             max_bars=max_bars,
         ),
         [t.isoformat() for t in prices.index],
-        lambda o: [o["target"]],
-        lambda o: None if o["policy_target"] is None else [o["policy_target"]],
-        lambda m: [m["position"]],
-        lambda m: [m["shares"]],
-        lambda m: [m["close"]],
     )
 
 
@@ -161,11 +150,6 @@ def universe(
             panel.rows(0, rows) if rows else panel, decide, max_bars=max_bars
         ),
         [d.isoformat() for d in panel.dates],
-        lambda o: o["targets"],
-        lambda o: o["policy_weights"],
-        lambda m: m["weights"],
-        lambda m: m["shares"],
-        lambda m: m["closes"],
     )
 
 
@@ -211,10 +195,33 @@ def test_max_position_fraction_caps_every_target(tmp_path, make):
     acct = make(tmp_path, RiskLimits(max_position_fraction=0.25))
     acct.run()
     orders = acct.log("orders")
-    assert all(max(abs(x) for x in acct.targets(o)) <= 0.25 + 1e-12 for o in orders)
+    assert all(max(abs(x) for x in o["targets"]) <= 0.25 + 1e-12 for o in orders)
     assert any(o["reason"] == "clipped to max_position_fraction=0.25" for o in orders)
-    assert any(max(acct.policy(o)) > 0.25 for o in orders)  # the limit did bind
-    assert all(max(abs(w) for w in acct.weights(m)) <= 0.26 for m in acct.log("equity"))
+    assert any(max(o["policy_weights"]) > 0.25 for o in orders)  # the limit did bind
+    assert all(max(abs(w) for w in m["weights"]) <= 0.26 for m in acct.log("equity"))
+
+
+@pytest.mark.parametrize("make", ACCOUNTS)
+def test_the_granularity_is_recorded_and_never_changes(tmp_path, make):
+    whole = make(tmp_path / "w", RiskLimits(), target=None)
+    s = whole.run(15)
+    assert s.granularity == "whole" and all(isinstance(x, int) for x in s.shares) and s.exact_cash is None
+    with pytest.raises(AccountStateError, match=r"whole shares \(asked for fractional\)"):
+        make(tmp_path / "w", RiskLimits(), target=None, granularity="fractional").run()
+    assert whole.run().bars_processed == len(whole.log("orders")) > 15
+    frac = make(tmp_path / "f", RiskLimits(), target=None, granularity="fractional")
+    s = frac.run()
+    assert s.granularity == "fractional" and any(x != int(x) for x in s.shares)
+    with pytest.raises(AccountStateError, match=r"fractional shares \(asked for whole\)"):
+        make(tmp_path / "f", RiskLimits(), target=None).run()
+    reconcile(whole.store)
+    reconcile(frac.store)
+    # a cash balance off by a millionth of a cent does not reconcile
+    data = json.loads(frac.store.state_path.read_text())
+    data["exact_cash"] += 1e-8
+    frac.store.state_path.write_text(json.dumps(data))
+    with pytest.raises(AccountStateError, match="does not reconcile: the logs replay to cash"):
+        reconcile(frac.store)
 
 
 @pytest.mark.parametrize("make", ACCOUNTS)
@@ -227,7 +234,7 @@ def test_the_drawdown_kill_switch_flattens_until_a_person_clears_it(tmp_path, ma
     assert not any(np.atleast_1d(state.shares))  # flat from the bar after the halt
     after = [o for o in acct.log("orders") if o["bar"] >= acct.dates[15]]
     assert after and all(
-        not any(acct.targets(o)) and acct.policy(o) is None and o["reason"].startswith("halted")
+        not any(o["targets"]) and o["policy_weights"] is None and o["reason"].startswith("halted")
         for o in after
     )
     state = clear_halt(acct.store, "reviewed the crash", actor="ops")
@@ -250,7 +257,7 @@ def test_the_day_loss_stop_allows_no_new_risk_for_the_rest_of_the_day(tmp_path, 
     i = next(k for k, o in enumerate(orders) if o["bar"] == event["bar"])
     mark = next(m for m in acct.log("equity") if m["bar"] == event["bar"])
     assert orders[i]["reason"] == "day-loss stop: no new risk"
-    for target, weight in zip(acct.targets(orders[i]), acct.weights(mark), strict=True):
+    for target, weight in zip(orders[i]["targets"], mark["weights"], strict=True):
         assert target * weight >= 0 and abs(target) <= abs(weight) + 1e-12  # no new position, no flip
     assert orders[i + 1]["reason"] == "policy"  # the next day (daily bars) trades freely again
 
@@ -422,7 +429,7 @@ def test_accounting_reconciles_to_the_cent(
     assert reconcile(acct.store) == state
     marks, trades = acct.log("equity"), acct.log("trades")
     for m in marks:
-        shares, closes = acct.shares(m), acct.closes(m)
+        shares, closes = m["shares"], m["closes"]
         if granularity == "whole":
             assert all(isinstance(x, int) for x in shares)
             assert m["equity_cents"] == m["cash_cents"] + market_value_cents(shares, closes)
@@ -431,7 +438,7 @@ def test_accounting_reconciles_to_the_cent(
             assert abs(m["cash"] + value - m["equity"]) <= 0.005
             assert (m["cash_cents"], m["equity_cents"]) == (round(m["cash"] * 100), round(m["equity"] * 100))
     assert (marks[-1]["cash_cents"], marks[-1]["equity_cents"]) == (state.cash_cents, state.equity_cents)
-    assert [acct.shares(m) for m in marks[-1:]] == [list(state.shares)]
+    assert [m["shares"] for m in marks[-1:]] == [list(state.shares)]
     if granularity == "whole" and make is universe:
         assert all(m["cash_cents"] >= 0 for m in marks)
     for t in trades:

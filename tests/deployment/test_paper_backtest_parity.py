@@ -13,7 +13,6 @@ N > 1. A whole-share universe account stays within a bound derived from the trun
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -23,16 +22,14 @@ import torch
 
 from benchmarks.deployment_world import project_params
 from reinforce_strategy_creator.deployment import (
-    AccountStateError,
     AccountStore,
     CostModel,
     PaperAccount,
     RiskLimits,
     reconcile,
-    replay_trades,
 )
 from reinforce_strategy_creator.deployment.account import portfolio_ledger
-from reinforce_strategy_creator.deployment.state import StagedAccount
+from reinforce_strategy_creator.deployment.state import INSTRUMENT, StagedAccount
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, observation_from_window, replay
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.features import compute_features, fit_scaler, max_lookback
@@ -174,7 +171,7 @@ def _one_instrument(request, tmp_path, fill_price):
     for i, (date, row) in enumerate(ledger.iterrows()):
         m = marks[i]
         # shares, cash and equity are the backtest's, bit for bit, hence to the cent
-        assert (m["shares"], m["cash"], m["equity"]) == (row["shares"], row["cash"], row["equity"])
+        assert (m["shares"], m["cash"], m["equity"]) == ([row["shares"]], row["cash"], row["equity"])
         assert m["equity_cents"] == round(row["equity"] * 100)
         assert m["cash_cents"] == round(row["cash"] * 100)
         trade = by_bar.get(date.isoformat())
@@ -188,7 +185,7 @@ def _one_instrument(request, tmp_path, fill_price):
         cost = (trade["commission"] + trade["slippage"] if trade else 0.0) + m["borrow"]
         assert cost == row["cost"]
         if i:  # the position held over the bar is the target decided at the previous bar
-            assert orders[i - 1]["target"] == row["position"]
+            assert orders[i - 1]["targets"] == [row["position"]]
         prev_shares = row["shares"]
     assert sum(m["borrow"] for m in marks) > 0  # shorts paid borrow on both sides
 
@@ -196,18 +193,13 @@ def _one_instrument(request, tmp_path, fill_price):
     store = AccountStore(tmp_path / "acct")
     store.commit_batch(staged)
     state = reconcile(store)
-    assert state.granularity == "fractional"
-    assert replay_trades(
-        state.initial_capital_cents,
-        store.read_log("trades", state),
-        store.read_log("equity", state),
-        granularity="fractional",
-        initial_cash=state.exact_initial_cash,
-    ) == (row["cash"], row["shares"])
-    columns = ("equity", "cash", "equity_cents", "shares")
-    index = pd.DatetimeIndex([pd.Timestamp(m["bar"]) for m in marks])
-    paper = pd.DataFrame({k: [m[k] for m in marks] for k in columns}, index=index)
-    return paper, ledger[["equity", "cash", "shares"]]
+    assert state.granularity == "fractional" and (state.exact_cash, state.shares) == (
+        row["cash"],
+        (row["shares"],),
+    )
+    shares = f"shares:{INSTRUMENT}"
+    backtest = ledger[["equity", "cash", "shares"]].rename(columns={"shares": shares})
+    return portfolio_ledger(store)[["equity", "cash", "equity_cents", shares]], backtest
 
 
 def _universe(request, tmp_path, universe, config, monthly):
@@ -286,50 +278,6 @@ def test_a_fractional_paper_account_reproduces_the_backtest_ledger_to_the_cent(r
     )
 
 
-def test_the_granularity_is_recorded_and_never_changes(tmp_path):
-    idx = pd.date_range("2021-01-04", periods=6, freq="B", name="date")
-    prices = pd.DataFrame(
-        {"Open": [100.0, 101, 99, 98, 102, 103], "Close": [100.5, 102, 98, 99, 101, 104]}, index=idx
-    )
-    store = AccountStore(tmp_path / "a")
-    costs = CostModel(commission_bps=10, slippage_bps=5)
-
-    def broker(granularity=None):
-        return PaperAccount.instrument(
-            store, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity=granularity
-        )
-
-    s = broker().run(prices.iloc[:3], lambda h, st: 0.5).state  # the default: whole shares
-    assert s.granularity == "whole" and isinstance(s.shares[0], int) and s.exact_cash is None
-    with pytest.raises(AccountStateError, match="trades whole shares .* cannot switch to fractional"):
-        broker("fractional").run(prices, lambda h, st: 0.5)
-    s = broker().run(prices, lambda h, st: 0.5).state  # None: the account's own granularity
-    assert s.granularity == "whole" and s.bars_processed == 6
-    reconcile(store)
-
-    frac = AccountStore(tmp_path / "f")
-    s = (
-        PaperAccount.instrument(
-            frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="fractional"
-        )
-        .run(prices, lambda h, st: 0.5)
-        .state
-    )
-    assert s.granularity == "fractional" and s.shares[0] != int(s.shares[0])
-    with pytest.raises(AccountStateError, match="trades fractional shares"):
-        PaperAccount.instrument(
-            frac, initial_capital=10_000, costs=costs, limits=RiskLimits(), granularity="whole"
-        ).run(prices, lambda h, st: 0.5)
-    reconcile(frac)
-    # a cash balance off by a millionth of a cent does not reconcile
-    data = json.loads(frac.state_path.read_text())
-    data["exact_cash"] += 1e-8
-    frac.state_path.write_text(json.dumps(data))
-    with pytest.raises(AccountStateError, match="does not reconcile: trade log replays to cash"):
-        reconcile(frac)
-
-
-@pytest.mark.slow
 def test_whole_share_account_stays_within_the_truncation_bound(tmp_path, sp20):
     """Whole shares leave less than one share of each asset uninvested at each fill, and pay the
     costs of whole instead of fractional quantities. With a decider that ignores the account's

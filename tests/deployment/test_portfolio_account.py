@@ -202,8 +202,6 @@ def test_weight_on_a_ticker_not_listed_yet(tmp_path, panel):
 
 
 def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started, panel, decide, tmp_path):
-    with pytest.raises(AccountStateError, match="fractional"):
-        _account(started, panel, "fractional").run(panel, decide)
     other = dataclasses.replace(CONFIG, commission_bps=3.0)
     with pytest.raises(AccountStateError, match="commission_bps"):
         _account(started, panel, config=other).run(panel, decide)
@@ -211,10 +209,14 @@ def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started
     store = AccountStore(single)
     with store.locked():
         store.initialize(new_account(1000.0))
-    with pytest.raises(AccountStateError, match="an instrument paper account .* cannot trade the universe"):
+    with pytest.raises(
+        AccountStateError, match=r"trades \['instrument'\] with one target position, not \['AAA'"
+    ):
         _account(single, panel).run(panel, decide)
     # and the other way round: a single-asset broker refuses a universe's folder
-    with pytest.raises(AccountStateError, match=r"trades the universe \['AAA'"):
+    with pytest.raises(
+        AccountStateError, match=r"trades \['AAA', .* with target weights of a portfolio config"
+    ):
         PaperAccount.instrument(
             AccountStore(started), initial_capital=1e5, costs=CostModel(), limits=RiskLimits()
         ).run(make_prices(40), lambda h, s: 1.0)

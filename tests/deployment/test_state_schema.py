@@ -1,7 +1,9 @@
-"""Account folders written before the one state type (schema 1: an instrument account with scalar
-shares, a universe account with ``kind: portfolio``; fixtures written by that code, see
-fixtures/state_v1/make_v1.py) are read into :class:`AccountState` and trade on as if they had
-always been one; a schema-1 file that is neither is refused, naming the file."""
+"""Account folders written by earlier code are read into :class:`AccountState` and the one log
+layout and trade on as if they had always been one: schema 1 (before the one state type: an
+instrument account with scalar shares, a universe account with ``kind: portfolio``;
+fixtures/state_v1/make_v1.py) and schema 2 written by the two front ends (an instrument account's
+own log layout, next-open fills and a max-weight clip; fixtures/state_v2/make_v2.py). A schema-1
+file that is neither is refused, naming the file."""
 
 from __future__ import annotations
 
@@ -11,33 +13,48 @@ from pathlib import Path
 
 import pytest
 
-from reinforce_strategy_creator.deployment import AccountStateError, AccountStore, PaperAccount, reconcile
+from reinforce_strategy_creator.deployment import (
+    AccountStateError,
+    AccountStore,
+    PaperAccount,
+    RiskLimits,
+    reconcile,
+)
 from reinforce_strategy_creator.deployment.state import INSTRUMENT, AccountState
-from tests.deployment.fixtures.state_v1.make_v1 import COSTS
+from tests.deployment.fixtures.state_v1 import make_v1
+from tests.deployment.fixtures.state_v2 import make_v2
 from tests.support.paper import (
     CONFIG,
     TICKERS,
-    account_files,
     alternating_policy,
     make_decider,
     make_panel,
     make_prices,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "state_v1"
+FIXTURES = Path(__file__).parent / "fixtures"
 KINDS = [f"{front}_{g}" for front in ("instrument", "universe") for g in ("whole", "fractional")]
+MAKERS = {"state_v1": make_v1, "state_v2": make_v2}
 
 
-def _run(kind: str, folder: Path) -> AccountState:
-    """Run the fixture's account over its whole feed (40 bars) with the fixture's decider."""
+def _run(version: str, kind: str, folder: Path) -> AccountState:
+    """Run the fixture's account over its whole feed (40 bars) with the fixture's decider, costs
+    and limits."""
     front, g = kind.split("_")
+    maker = MAKERS[version]
+    limits = getattr(maker, "LIMITS", RiskLimits())
     if front == "instrument":
         acct = PaperAccount.instrument(
-            AccountStore(folder), initial_capital=100_000.0, costs=COSTS, granularity=g
+            AccountStore(folder), initial_capital=100_000.0, costs=maker.COSTS, limits=limits, granularity=g
         )
         return acct.run(make_prices(40, seed=8), alternating_policy).state
-    acct = PaperAccount.universe(AccountStore(folder), TICKERS, CONFIG, granularity=g)
+    acct = PaperAccount.universe(AccountStore(folder), TICKERS, CONFIG, granularity=g, limits=limits)
     return acct.run(make_panel(40), make_decider(5, CONFIG.window)).state
+
+
+def _logs(folder: Path) -> dict[str, list[dict]]:
+    store = AccountStore(folder)
+    return {name: store.read_log(name) for name in ("orders", "trades", "equity", "events")}
 
 
 def fresh_first(kind: str) -> str:
@@ -48,11 +65,12 @@ def fresh_first(kind: str) -> str:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_schema_1_folder_loads_and_trades_on_as_one_run(kind, tmp_path):
+@pytest.mark.parametrize("version", ["state_v1", "state_v2"])
+def test_an_old_folder_loads_and_trades_on_as_one_run(version, kind, tmp_path):
     old = tmp_path / "old"
-    shutil.copytree(FIXTURES / kind, old)
+    shutil.copytree(FIXTURES / version / kind, old)
     raw = json.loads((old / "state.json").read_text())
-    assert raw["schema_version"] == 1
+    assert raw["schema_version"] == int(version[-1])
     state = reconcile(AccountStore(old))  # read into the one type; its logs replay to it
     n = 1 if kind.startswith("instrument") else 5
     assert state.tickers == ((INSTRUMENT,) if n == 1 else TICKERS) and len(state.shares) == n
@@ -61,7 +79,10 @@ def test_a_schema_1_folder_loads_and_trades_on_as_one_run(kind, tmp_path):
         raw["equity_cents"],
         raw["generation"],
     )
-    if n == 1:
+    before = _logs(old)
+    if version == "state_v2":
+        assert state.to_dict() == raw
+    elif n == 1:
         assert state.shares == (raw["shares"],) and state.pending_weights == (raw["pending_target"],)
         assert (state.held_weights, state.entry_price, state.bars_held) == (
             (raw["held_target"],),
@@ -71,11 +92,20 @@ def test_a_schema_1_folder_loads_and_trades_on_as_one_run(kind, tmp_path):
         assert state.weights()[0] == pytest.approx(raw["position"], rel=1e-12)
     else:
         assert list(state.shares) == raw["shares"] and state.config == raw["config"]
-    final = _run(kind, old)
+    final = _run(version, kind, old)
     assert json.loads((old / "state.json").read_text())["schema_version"] == 2
     fresh = tmp_path / "fresh"
-    assert _run(kind, fresh).to_dict() == {**final.to_dict(), "session_first_bar": fresh_first(kind)}
-    assert account_files(old, split_runs=True) == account_files(fresh, split_runs=True)
+    same = {**final.to_dict(), "session_first_bar": fresh_first(kind)}
+    same["log_sizes"] = None  # the old records' bytes are in their own layout
+    assert {**_run(version, kind, fresh).to_dict(), "log_sizes": None} == same
+    # the old records read in the one layout (the fields they had) equal a fresh run's, the new
+    # records are a fresh run's byte for byte
+    old_logs, fresh_logs = _logs(old), _logs(fresh)
+    for name, records in before.items():
+        k = len(records)
+        assert old_logs[name][:k] == records and old_logs[name][k:] == fresh_logs[name][k:], name
+        for rec, new in zip(records, fresh_logs[name], strict=False):
+            assert rec == {key: new[key] for key in rec}, (name, rec["bar"])
 
 
 @pytest.mark.parametrize(
@@ -89,7 +119,7 @@ def test_a_schema_1_folder_loads_and_trades_on_as_one_run(kind, tmp_path):
 )
 def test_a_schema_1_file_of_neither_layout_is_refused_naming_the_file(change, tmp_path):
     folder = tmp_path / "acct"
-    shutil.copytree(FIXTURES / "instrument_whole", folder)
+    shutil.copytree(FIXTURES / "state_v1" / "instrument_whole", folder)
     path = folder / "state.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     with pytest.raises(AccountStateError, match=str(path)):

@@ -24,7 +24,6 @@ WHERE = {
     "LiveTradingRefused": ".operations",
     "clear_halt": ".operations",
     "reconcile": ".operations",
-    "replay_trades": ".operations",
     "resolve_mode": ".operations",
     "DeploymentParams": ".params",
     "DeploymentSetup": ".params",
@@ -60,7 +59,6 @@ __all__ = [
     "new_account",
     "psi",
     "reconcile",
-    "replay_trades",
     "resolve_mode",
 ]
 __getattr__, __dir__ = lazy_attributes(__name__, WHERE)

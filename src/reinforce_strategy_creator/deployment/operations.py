@@ -1,7 +1,7 @@
 """What is done to a paper account outside a trading run, and the mode guard before one.
 
 What: :func:`resolve_mode` (only ``paper_trading`` runs; no live broker adapter ships),
-:func:`reconcile` (the committed logs replay to the committed state, :func:`replay_trades`) and
+:func:`reconcile` (the committed logs replay to the committed state) and
 :func:`clear_halt` (who, when and why a halt was cleared).
 
 Why a module of its own: ``kedro paper status`` / ``clear-halt`` and ``kedro models`` need these
@@ -81,117 +81,11 @@ def resolve_mode(params: Mapping[str, Any], credentials: Mapping[str, Any] | Non
 # ---------------------------------------------------------------------------------------
 # Reconciliation and operator actions
 # ---------------------------------------------------------------------------------------
-def replay_trades(
-    initial_capital_cents: int,
-    trades: list[dict[str, Any]],
-    equity: list[dict[str, Any]] | None = None,
-    *,
-    granularity: str = "whole",
-    initial_cash: float | None = None,
-) -> tuple[int, int] | tuple[float, float]:
-    """Cash and shares implied by the trade log (and the borrow fees in ``equity``).
-
-    ``whole`` accounts: ``(cash_cents, shares)`` from the logged cents. ``fractional``
-    accounts: ``(cash, shares)`` as floats from ``initial_cash`` and the logged exact amounts,
-    replayed bar by bar in the kernel's order (each bar's fill, then its mark's borrow), so
-    the result equals the account's state bit for bit.
-    """
-    if granularity == "whole":
-        cash, shares = initial_capital_cents, 0
-        for t in trades:
-            cash -= t["notional_cents"] + t["commission_cents"]
-            shares += t["shares"]
-        for mark in equity or ():
-            cash -= mark.get("borrow_cents", 0)
-        return cash, shares
-    if granularity != "fractional" or initial_cash is None:
-        raise AccountStateError(
-            f"replay_trades: granularity {granularity!r} with initial_cash {initial_cash!r}; a "
-            "fractional account replays from its exact_initial_cash."
-        )
-    cash, shares, k = float(initial_cash), 0.0, 0
-    for mark in equity or ():
-        while k < len(trades) and trades[k]["bar"] <= mark["bar"]:
-            t = trades[k]
-            cash = ex.cash_after_fill(cash, t["shares"], t["fill_price"], t["commission"])
-            shares, k = shares + t["shares"], k + 1
-        cash = ex.cash_after_borrow(cash, mark["borrow"])
-    for t in trades[k:]:  # no marks given (or trades after the last mark)
-        cash = ex.cash_after_fill(cash, t["shares"], t["fill_price"], t["commission"])
-        shares = shares + t["shares"]
-    return cash, shares
-
-
 def reconcile(store: AccountStore) -> AccountState:
-    """Check that the committed logs replay to the committed state; raise if not. The logs are
-    read in the layout of the front end that wrote them: a universe account's (one ``ticker`` per
-    trade, per-asset marks) or an instrument account's (``state.config`` null: one asset's trades
-    and marks)."""
+    """Check that the committed logs replay to the committed state; raise if not: every mark
+    replays from the trade log (the kernel's operations in the kernel's order) and has
+    cash + sum(shares x close) = equity to the cent, one decision and one mark per processed bar."""
     state = store.load()
-    if state.config is not None:
-        return _reconcile_universe(store, state)
-    (held,) = state.shares
-    trades = store.read_log("trades", state)
-    orders = store.read_log("orders", state)
-    equity = store.read_log("equity", state)
-    cash, shares = replay_trades(
-        state.initial_capital_cents,
-        trades,
-        equity,
-        granularity=state.granularity,
-        initial_cash=state.exact_initial_cash,
-    )
-    problems = []
-    if state.fractional:
-        if (cash, shares) != (state.exact_cash, held):
-            problems.append(
-                f"trade log replays to cash {cash!r}/shares {shares!r}, state has "
-                f"{state.exact_cash!r}/{held!r}"
-            )
-        bad = [
-            m["bar"]
-            for m in equity
-            if m["equity"] != m["cash"] + m["shares"] * m["close"]  # ex.mark's equity
-            or (m["cash_cents"], m["equity_cents"]) != (round(m["cash"] * 100), round(m["equity"] * 100))
-        ]
-        if bad:
-            problems.append(
-                f"{len(bad)} equity mark(s) (first {bad[0]}) are not cash + shares x close, "
-                "or their cents are not the rounded exact amounts"
-            )
-        if equity and (equity[-1]["cash"], equity[-1]["equity"]) != (state.exact_cash, state.exact_equity):
-            problems.append("last equity mark's exact cash/equity differ from state")
-    elif (cash, shares) != (state.cash_cents, held):
-        problems.append(
-            f"trade log replays to cash {cash / 100:.2f}/shares {shares}, state has {state.cash:.2f}/{held}"
-        )
-    bars = [o["bar"] for o in orders]
-    if len(bars) != len(set(bars)) or len(bars) != state.bars_processed:
-        problems.append(
-            f"{len(bars)} decisions for {state.bars_processed} processed bars "
-            f"({len(bars) - len(set(bars))} duplicated)"
-        )
-    if len(equity) != state.bars_processed:
-        problems.append(f"{len(equity)} equity marks for {state.bars_processed} bars")
-    if equity and (equity[-1]["cash_cents"], equity[-1]["shares"], equity[-1]["equity_cents"]) != (
-        state.cash_cents,
-        held,
-        state.equity_cents,
-    ):
-        problems.append("last equity mark differs from state")
-    if bars and bars[-1] != state.last_bar:
-        problems.append(f"last decision {bars[-1]} is not the last processed bar {state.last_bar}")
-    if problems:
-        raise AccountStateError(
-            f"{store.folder}: account does not reconcile: {'; '.join(problems)}. Stop trading "
-            "and restore the folder from backup."
-        )
-    return state
-
-
-def _reconcile_universe(store: AccountStore, state: AccountState) -> AccountState:
-    """:func:`reconcile` for an account over N tickers: the logs replay to the state, and every
-    mark has cash + sum(shares x close) = equity to the cent."""
     trades = store.read_log("trades", state)
     orders = store.read_log("orders", state)
     marks = store.read_log("equity", state)
@@ -236,7 +130,7 @@ def _reconcile_universe(store: AccountStore, state: AccountState) -> AccountStat
         problems.append("the last equity mark differs from the state")
     if problems:
         raise AccountStateError(
-            f"{store.folder}: the portfolio account does not reconcile: {'; '.join(problems)}. Stop "
+            f"{store.folder}: the account does not reconcile: {'; '.join(problems)}. Stop "
             "trading and restore the folder from backup."
         )
     return state
@@ -247,7 +141,12 @@ def _replay_mark(fractional: bool, cash, m: dict[str, Any], bar_trades: list[dic
     kernel's order for fractional accounts, cents for whole ones), and whether the mark agrees
     with it and has cash + sum(shares x close) = equity to the cent."""
     if fractional:
-        cash = ex.cash_after_fill(cash, m["paid"], 1.0, m["commission"])
+        if "paid" in m:
+            paid, commission = m["paid"], m["commission"]
+        else:  # a one-asset mark written before the one log layout: at most one trade
+            paid = sum(t["shares"] * t["fill_price"] for t in bar_trades)
+            commission = sum(t["commission"] for t in bar_trades)
+        cash = ex.cash_after_fill(cash, paid, 1.0, commission)
         cash = ex.cash_after_borrow(cash, m["borrow"])
         value = sum(s * (c or 0.0) for s, c in zip(m["shares"], m["closes"], strict=True))
         ok = (

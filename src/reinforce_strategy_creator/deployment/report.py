@@ -34,23 +34,23 @@ _FEED = "deployment.market_feed"  # the catalog entry the feed checks name
 
 
 def marks_frame(equity_log: list[dict[str, Any]]) -> pd.DataFrame:
-    """The committed equity marks as a table indexed by bar (open, close, equity, position)."""
+    """A one-asset account's committed equity marks as a table indexed by bar (its open, close,
+    equity, cash and position)."""
     if not equity_log:
         return pd.DataFrame(
             columns=["open", "close", "equity", "position", "cash"], index=pd.DatetimeIndex([], name="bar")
         )
-    df = pd.DataFrame(equity_log)
-    out = pd.DataFrame(
-        {
-            "open": df["open"].astype(float).to_numpy(),
-            "close": df["close"].astype(float).to_numpy(),
-            "equity": df["equity_cents"].to_numpy(dtype=np.int64) / 100.0,
-            "cash": df["cash_cents"].to_numpy(dtype=np.int64) / 100.0,
-            "position": df["position"].astype(float).to_numpy(),
-        },
-        index=pd.DatetimeIndex(pd.to_datetime(df["bar"]), name="bar"),
+
+    def first(key: str) -> np.ndarray:
+        return np.array([float(m[key][0]) for m in equity_log])
+
+    cents = {
+        k: np.array([m[f"{k}_cents"] for m in equity_log], dtype=np.int64) / 100.0 for k in ("equity", "cash")
+    }
+    return pd.DataFrame(
+        {"open": first("opens"), "close": first("closes"), **cents, "position": first("weights")},
+        index=pd.DatetimeIndex(pd.to_datetime([m["bar"] for m in equity_log]), name="bar"),
     )
-    return out
 
 
 def buy_and_hold_marks(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ from .account import CostModel, PaperAccount, first_bar_to_process
 from .drift import DriftMonitor, build_reference, calibrate_thresholds
 from .operations import resolve_mode
 from .report import check_feed_against_account, check_feed_matches_training
-from .state import AccountState, RunSummary, StagedAccount, count_events
+from .state import INSTRUMENT, AccountState, RunSummary, StagedAccount, count_events
 
 logger = logging.getLogger(__name__)
 
@@ -506,11 +506,20 @@ def run_paper_session(
         drift_check=_drift_monitor(train_table[names], live, params.drift),
         halt_on_drift=params.drift.halt_on_drift,
         granularity=params.granularity,
+        ticker=instrument_name(params),
     )
     _log_model_switch(model, account)
     summary = paper.run(feed, decider, model_id=model.entry_id, start=paper_start)
     _log_session(model, account, summary)
     return _traded_status(status, summary, account.records["events"])
+
+
+def instrument_name(deployment: DeploymentParams) -> str:
+    """The single instrument's ticker: ``deployment.feed.ticker``, else the feed file's stem (the
+    name data_ingestion gives a one-instrument file); the registry records it as the entry's
+    universe and a new paper account as its one ticker."""
+    feed = deployment.feed
+    return str(feed.ticker or (PurePath(str(feed.filepath)).stem if feed.filepath else INSTRUMENT))
 
 
 def _session_status(model: ProductionModel, account: StagedAccount, mode: str) -> dict[str, Any]:

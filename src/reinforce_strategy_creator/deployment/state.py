@@ -65,11 +65,11 @@ class AccountState:
     their rounding. The per-asset fields (:data:`PER_ASSET`) are in ``tickers`` order: ``shares``;
     ``last_close`` (null for a ticker not listed yet); ``pending_weights``, the order decided at
     ``pending_decided_at`` (target fractions of equity) and ``pending_hold`` (keep the shares
-    instead). What the front end that created the account records: ``config``, a universe
-    account's :class:`~..env.portfolio.PortfolioConfig` fields (null for an instrument account);
-    ``held_weights`` (the targets of the last order traded), ``entry_price`` and ``bars_held``
-    (the holdings' average entry price and bars held, the observation's inputs), an instrument
-    account's only (null for a universe account).
+    instead). What the front end's rule records (:mod:`.account`): ``config``, a target-weights
+    account's :class:`~..env.portfolio.PortfolioConfig` fields (null for a target-position
+    account); ``held_weights`` (the targets of the last order traded), ``entry_price`` and
+    ``bars_held`` (the holdings' average entry price and bars held, the observation's inputs), a
+    target-position account's only (null for a target-weights account).
     """
 
     tickers: tuple[str, ...]
@@ -258,6 +258,40 @@ def from_v1(data: dict[str, Any], source: str = "state.json") -> dict[str, Any]:
     return d
 
 
+#: the keys a single-instrument account's log records had before the one log layout, dropped on reading
+_V1_TRADE_ONLY = ("cash_after", "cash_after_cents", "shares_after")
+
+
+def upgrade_record(name: str, rec: dict[str, Any], tickers: Sequence[str]) -> dict[str, Any]:
+    """A committed log record in the one log layout (docs/paper_trading.md, "Logs"). Records an
+    instrument account wrote before it (one asset's scalar ``open`` / ``close`` / ``shares`` /
+    ``position`` marks, ``policy_target`` / ``target`` orders, trades without a ``ticker``) are
+    read into it: one-element lists, the account's one ticker, ``hold`` false. The files are
+    never rewritten; a record already in the layout is returned as is."""
+    if name == "equity" and "close" in rec:
+        r = {k: v for k, v in rec.items() if k not in ("open", "close", "position", "shares")}
+        return {
+            **r,
+            "opens": [rec["open"]],
+            "closes": [rec["close"]],
+            "shares": [rec["shares"]],
+            "weights": [rec["position"]],
+        }
+    if name == "orders" and "target" in rec:
+        r = {k: v for k, v in rec.items() if k not in ("policy_target", "target")}
+        policy = rec["policy_target"]
+        return {
+            **r,
+            "policy_weights": None if policy is None else [policy],
+            "targets": [rec["target"]],
+            "hold": False,
+        }
+    if name == "trades" and "ticker" not in rec:
+        r = {k: v for k, v in rec.items() if k not in ("target", *_V1_TRADE_ONLY)}
+        return {**r, "ticker": tickers[0], "target_weight": rec["target"]}
+    return rec
+
+
 def check_state(state: AccountState, source: str = "state") -> None:
     """The state's own identity: cash + sum(shares x last close) = equity, to the cent
     (whole: exactly, in cents of each position's market value; fractional: within half a cent)."""
@@ -426,7 +460,11 @@ class AccountStore:
             return []
         with open(self.log_path(name), "rb") as fh:
             raw = fh.read(size)
-        return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line]
+        return [
+            upgrade_record(name, json.loads(line), state.tickers)
+            for line in raw.decode("utf-8").splitlines()
+            if line
+        ]
 
     # -- writing -----------------------------------------------------------------------
     def initialize(self, state: AccountState) -> AccountState:

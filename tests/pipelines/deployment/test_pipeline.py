@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.deployment_world import V1, V2, raw_rows, write_feed
-from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, reconcile, replay_trades
+from reinforce_strategy_creator.deployment import AccountStore, ModelRegistry, reconcile
 from reinforce_strategy_creator.deployment.session import PaperSessionError
 from reinforce_strategy_creator.env import fill_and_costs
 from reinforce_strategy_creator.env.execution import GRANULARITIES
@@ -96,10 +96,7 @@ def test_fills_use_the_environment_costs_and_capital(traded):
         assert t["fill_price"] == fill
         assert t["commission_cents"] == round(commission * 100)
         assert t["slippage_cents"] == round(slip * 100)
-    assert replay_trades(state.initial_capital_cents, trades, store.read_log("equity", state)) == (
-        state.cash_cents,
-        state.shares[0],
-    )
+    assert reconcile(store) == state  # the logs replay to the state, to the cent
 
 
 def test_model_switch_after_promotion_and_rollback_continues_the_account(traded, caplog):
@@ -144,7 +141,7 @@ def test_drift_alerts_are_recorded_and_can_halt_flat(world):
     halts = [e for e in events if e["kind"] == "halt"]
     assert halts and halts[0]["cause"] == "drift" and state.halted and status["production"]["halted"]
     after = [o for o in store.read_log("orders", state) if o["bar"] >= halts[0]["bar"]]
-    assert after and all(o["target"] == 0.0 and o["reason"].startswith("halted") for o in after)
+    assert after and all(o["targets"] == [0.0] and o["reason"].startswith("halted") for o in after)
 
 
 def test_live_trading_is_refused_and_secrets_never_logged(world, caplog):

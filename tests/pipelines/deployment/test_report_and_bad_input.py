@@ -38,7 +38,7 @@ def test_status_and_png_report_the_committed_account_against_buy_and_hold(traded
     # close[-1]/open[1] growth, and strictly below it because it paid the same costs
     marks = store.read_log("equity", state)
     capital = state.initial_capital_cents / 100
-    frictionless = capital * marks[-1]["close"] / marks[1]["open"]
+    frictionless = capital * marks[-1]["closes"][0] / marks[1]["opens"][0]
     env = traded.params["environment"]
     assert env["commission_bps"] + env["slippage_bps"] > 0
     assert status["buy_and_hold_equity"] < frictionless

@@ -7,7 +7,6 @@ these functions take loaded data and return data.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import PurePath
 from typing import Any
 
 import pandas as pd
@@ -27,6 +26,7 @@ from reinforce_strategy_creator.deployment.session import (
     SHADOW,
     PaperSessionError,
     ProductionModel,
+    instrument_name,
     run_paper_session,
 )
 from reinforce_strategy_creator.deployment.state import StagedAccount
@@ -60,12 +60,6 @@ def request_registration(
     universe = [instrument_name(params)] if universe is None else universe
     request = registration_request(champion, verdict, params.auto_promote, universe)
     return request, request
-
-
-def instrument_name(deployment: DeploymentParams) -> str:
-    """The single instrument's name: ``deployment.feed.ticker``, else its file's stem."""
-    feed = deployment.feed
-    return str(feed.ticker or (PurePath(str(feed.filepath)).stem if feed.filepath else "instrument"))
 
 
 def normalise_feed(raw_feed: pd.DataFrame, deployment: DeploymentParams) -> pd.DataFrame:
