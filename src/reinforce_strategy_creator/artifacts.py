@@ -127,7 +127,10 @@ class PolicyBundle:
         from .agents.policy import build_policy  # torch networks only when a policy is needed
 
         try:
-            policy = build_policy(self.spec)
+            # the network's random initial weights are overwritten at once: drawn from a forked
+            # CPU generator, they leave the global one (and every seeded draw after it) as it was
+            with torch.random.fork_rng(devices=[]):
+                policy = build_policy(self.spec)
             policy.load_state_dict(self.state_dicts[seed])
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise ArtifactError(
