@@ -36,6 +36,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from .agents.ensemble import SeedEnsemble, ensemble_rule
+from .agents.policy import build_policy
 from .artifact_digest import (
     DIGEST_RECORD_SUFFIX,
     SPEC_FILE,
@@ -108,8 +110,6 @@ class PolicyBundle:
         gives the seed ensemble of every seed (``agents.ensemble``). The one way evaluation,
         deployment and notebooks turn an artifact back into a network; ``name`` is how errors
         call the artifact (default ``policy artifact (version ...)``)."""
-        from .agents.ensemble import SeedEnsemble, ensemble_rule
-
         where = name or f"policy artifact (version {self.version or 'unknown'})"
         seed = self.best_seed() if seed is None else int(seed)
         if seed == ENSEMBLE_SEED:
@@ -124,10 +124,11 @@ class PolicyBundle:
         return self._member(seed, where).to(device).eval()
 
     def _member(self, seed: int, where: str):
-        from .agents.policy import build_policy  # torch networks only when a policy is needed
-
         try:
-            policy = build_policy(self.spec)
+            # the network's random initial weights are overwritten at once: drawn from a forked
+            # CPU generator, they leave the global one (and every seeded draw after it) as it was
+            with torch.random.fork_rng(devices=[]):
+                policy = build_policy(self.spec)
             policy.load_state_dict(self.state_dicts[seed])
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise ArtifactError(

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator.agents import ActorCriticPolicy, QPolicy
-from reinforce_strategy_creator.agents.ensemble import ENSEMBLE_SEED, EnsembleError, SeedEnsemble
+from reinforce_strategy_creator.agents.ensemble import ENSEMBLE_SEED, EnsembleError, PolicyLanes, SeedEnsemble
+from reinforce_strategy_creator.agents.portfolio_policies import PortfolioActorCritic, PortfolioQ
 from reinforce_strategy_creator.artifacts import PolicyBundle, load_policy_bundle, save_policy_bundle
 
 
@@ -49,6 +50,54 @@ def test_q_ensemble_acts_on_the_mean_q_value():
     assert torch.equal(ens.act(obs), mean.argmax(-1))
     # the ensemble is not any single member: with disagreeing members some decisions differ
     assert any(not torch.equal(ens.act(obs), m.act(obs)) for m in members)
+
+
+def _portfolio_members(kind: str, seeds, n_assets=3, window=2, n_features=2):
+    out = {}
+    for s in seeds:
+        torch.manual_seed(s)
+        cls = PortfolioActorCritic if kind == "ac" else PortfolioQ
+        net = cls(n_assets, window, n_features, (8,), "tanh")
+        for p in net.parameters():
+            torch.nn.init.normal_(p)
+        out[s] = net.eval()
+    return out
+
+
+def _portfolio_obs(batch: int, n_assets=3, window=2, n_features=2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(batch)
+    windows = torch.randn(batch, n_assets * window * n_features, generator=g)
+    weights = torch.full((batch, n_assets), 1.0 / (n_assets + 1))
+    cash = torch.full((batch, 1), 1.0 / (n_assets + 1))
+    return torch.cat([windows, weights, cash, torch.ones(batch, n_assets)], 1)
+
+
+@pytest.mark.parametrize("kind", ["ac", "q"])
+def test_portfolio_ensemble_decides_the_mean_of_its_members_weights(kind):
+    members = list(_portfolio_members(kind, range(3)).values())
+    ens = SeedEnsemble(members, "mean_weights")
+    obs = _portfolio_obs(16)
+    mean = torch.stack([m.decide(obs) for m in members]).mean(0)
+    assert ens.decide(obs).dtype == torch.float64 and torch.equal(ens.decide(obs), mean)
+    assert torch.equal(ens.act(obs), mean)
+    with pytest.raises(EnsembleError, match="deterministically"):
+        ens.act(obs, deterministic=False)
+
+
+@pytest.mark.parametrize("n_assets", [1, 3], ids=["N=1", "N=3"])
+def test_policy_lanes_run_each_lanes_own_policy_on_its_row(n_assets):
+    """Lane i decides with policies[i] on row i, at N = 1 (actions over the position table) and
+    at N > 1 (target weights); a seed ensemble is one more policy."""
+    if n_assets == 1:
+        members, obs = list(_members("ac", range(3)).values()), torch.randn(4, 5)
+        ensemble = SeedEnsemble(members, "mean_probability")
+    else:
+        members, obs = list(_portfolio_members("ac", range(3)).values()), _portfolio_obs(4)
+        ensemble = SeedEnsemble(members, "mean_weights")
+    policies = [*members, ensemble]
+    got = PolicyLanes(policies)(obs)
+    for i, p in enumerate(policies):
+        assert torch.equal(got[i : i + 1], p.decide(obs[i : i + 1]))
 
 
 def test_wrong_rule_or_no_member_is_refused():

@@ -232,3 +232,28 @@ def test_load_policy_rebuilds_each_seed_and_names_what_is_wrong():
     wrong = PolicyBundle(spec={**spec, "obs_dim": 7}, state_dicts=bundle.state_dicts, version="v8")
     with pytest.raises(ArtifactError, match=r"my-name: seed 0 cannot be rebuilt .*Retrain"):
         wrong.load_policy(0, name="my-name")
+
+
+@pytest.mark.parametrize("n_assets", [1, 3], ids=["N=1", "N=3"])
+def test_loading_a_policy_leaves_the_global_random_generator_as_it_was(n_assets):
+    """The network a policy is rebuilt into draws random initial weights before its trained ones
+    are loaded; those draws must not move the global generator (a seeded draw after a load would
+    differ from the same draw without it)."""
+    from reinforce_strategy_creator.agents.networks import ActorCriticPolicy
+    from reinforce_strategy_creator.agents.portfolio_policies import PortfolioActorCritic
+    from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
+
+    def net():
+        if n_assets == 1:
+            return ActorCriticPolicy(6, 2, (8,), "tanh")
+        return PortfolioActorCritic(n_assets, 2, 2, (8,), "tanh")
+
+    nets = {s: net() for s in (0, 1)}
+    spec = {**nets[0].spec, "feature_names": ["a"], "window": 2, "positions": [0, 1], "seeds": [0, 1]}
+    bundle = PolicyBundle(spec=spec, state_dicts={s: n.state_dict() for s, n in nets.items()})
+    torch.manual_seed(123)
+    want = torch.rand(8)
+    torch.manual_seed(123)
+    bundle.load_policy(0)
+    bundle.load_policy(ENSEMBLE_SEED)
+    assert torch.equal(torch.rand(8), want)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from reinforce_strategy_creator.portfolio.ledger import (
     weights_ledger,
     weights_wide,
 )
-from reinforce_strategy_creator.portfolio.replay import replay_portfolio_benchmarks
+from reinforce_strategy_creator.portfolio.replay import PortfolioRun, lane_run, replay_portfolio_benchmarks
 
 torch.set_num_threads(1)
 
@@ -84,6 +84,18 @@ def test_run_ledger_columns_seeds_and_kinds(setup):
         run_ledger(agent, "agent", "constant", [0, 1, 2])
     assert set(ledger["kind"]) == {"agent", "benchmark", "random"}
     assert ledger.groupby(["run", "seed"])["equity"].first().eq(CFG.initial_capital).all()
+
+
+def test_a_lane_of_a_run_is_that_lane_of_every_field_with_a_lane_axis(setup):
+    run = setup[1][0][3]
+    assert run.n_lanes == 2 and len(run.dates) != 2 and len(run.tickers) != 2
+    one = lane_run(run, [1])
+    for f in fields(PortfolioRun):
+        value, got = getattr(run, f.name), getattr(one, f.name)
+        if isinstance(value, np.ndarray) and value.shape[0] == run.n_lanes:
+            np.testing.assert_array_equal(got, value[[1]], err_msg=f.name)
+        else:
+            assert got is value, f.name
 
 
 def test_ledgers_reconcile_to_the_cent(setup):

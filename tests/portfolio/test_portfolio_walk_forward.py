@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from reinforce_strategy_creator.agents.ensemble import PolicyLanes
 from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
 from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.markets import null_market, planted_rotation_market
@@ -156,13 +157,12 @@ def test_stitched_record_lanes_benchmarks_and_reconciliation(tiny_run, small_pan
     lane = next(i for i, (k, _, _) in enumerate(record.lanes) if k == "procedure")
     stretch = small_panel.window(results[0].fold.test.first_row, results[-1].fold.test.stop_row, 3)
     for r in results:
-        policies = pwf.policies(r.bundles[r.champion["agent"]], r.champion["seed"])
+        want = PolicyLanes([r.bundles[r.champion["agent"]].load_policy(r.champion["seed"])])
         rows = np.flatnonzero((run.dates >= r.fold.test.start) & (run.dates <= r.fold.test.end))
         rows = rows[rows < len(run.dates) - 1]
         for i in rows[:5]:
             bar = int(run.bars[i])
             # rebuild the observation the procedure saw at that bar from its own state
-            want = pwf.PolicyDecider(policies)
             obs = _observation(stretch, run, lane, i)
             assert np.allclose(want(obs, bar).numpy()[0], run.targets[lane, i], atol=1e-12)
     assert verdict["decided_on"]["split"] == "walk_forward"

@@ -43,6 +43,9 @@ class _Policy:
             return torch.full((obs.shape[0],), self.action, dtype=torch.long)
         return torch.where(obs[:, self.feature] > 0, LONG, FLAT).long()
 
+    def decide(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
+        return self.act(obs)
+
 
 class _Bundle:
     """What the stitch reads of a PolicyBundle: its seeds and ``load_policy``."""

@@ -32,7 +32,7 @@ from ..params.agents import AgentConfigError
 from .a2c import A2CConfig, train_a2c
 from .checkpoint import CheckpointSelector
 from .dqn import DQNConfig, train_dqn
-from .ensemble import ENSEMBLE_SEED, SeedEnsemble, seed_label
+from .ensemble import ENSEMBLE_SEED, PolicyLanes, SeedEnsemble, seed_label
 from .errors import AgentEnvError, TrainingDivergedError
 from .evaluate import evaluate_episodes
 from .networks import ActorCriticPolicy, QPolicy
@@ -60,6 +60,7 @@ __all__ = [
     "DQNConfig",
     "ENSEMBLE_SEED",
     "PPOConfig",
+    "PolicyLanes",
     "PolicySpecError",
     "QPolicy",
     "SeedEnsemble",

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from ..params.agents import A2CConfig
+from ..params.agents import A2CConfig, agent_config
 from .buffers import RolloutBuffer
 from .errors import check_finite
-from .members import actor_critic_population, member_env
+from .members import actor_critic_population, is_portfolio, member_env
 from .population import (
     PopulationTrackers,
     StackedAdam,
@@ -50,7 +50,7 @@ def train_a2c(
     :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention").
     ``member_envs`` are vector envs over the position table or ``PortfolioCore`` s (then
     ``scaler`` is required; ``members``)."""
-    cfg = config if isinstance(config, A2CConfig) else A2CConfig.from_params(config)
+    cfg = agent_config("a2c", config, is_portfolio(member_envs))
     eval_fns = check_members(member_envs, seeds, eval_fns)
     dev = resolve_device(device)
     with deterministic_torch(dev):

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..params.agents import DQNConfig
+from ..params.agents import DQNConfig, agent_config
 from .buffers import NStepAccumulator, ReplayBuffer
 from .errors import check_finite
-from .members import member_env, q_population
+from .members import is_portfolio, member_env, q_population
 from .population import (
     Population,
     PopulationTrackers,
@@ -55,7 +55,7 @@ def train_dqn(
     ``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient steps).
     ``member_envs`` are vector envs over the position table (``QPolicy``) or ``PortfolioCore`` s
     (``PortfolioQ`` over the allocation table; ``scaler`` required; ``members``)."""
-    cfg = config if isinstance(config, DQNConfig) else DQNConfig.from_params(config)
+    cfg = agent_config("dqn", config, is_portfolio(member_envs))
     eval_fns = check_members(member_envs, seeds, eval_fns)
     for envs in member_envs:
         cfg.check_batch(int(envs.num_envs))

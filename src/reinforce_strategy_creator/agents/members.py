@@ -26,11 +26,10 @@ import torch
 from torch import nn
 
 from ..env.portfolio import PortfolioCore
-from ..params.agents import AgentConfigError
+from ..params.agents import AgentConfigError, PortfolioAgentConfig
 from .networks import ActorCriticPolicy, QPolicy
 from .population import MemberEnvs, PopulationActorCritic, PopulationQ, PortfolioLanes
 from .portfolio_policies import (
-    DISTRIBUTIONS,
     PortfolioActorCritic,
     PortfolioQ,
     StackedPortfolio,
@@ -52,13 +51,14 @@ def is_portfolio(member_envs: Sequence[Any]) -> bool:
 
 def member_env(member_envs: Sequence[Any], seeds: Sequence[int], dev: torch.device, cfg):
     """The members' lanes as one member-major tensor env: :class:`PortfolioLanes` over
-    ``PortfolioCore`` s (with the config's ``reward_baseline``), else :class:`MemberEnvs`."""
-    baseline = getattr(cfg, "reward_baseline", "none")
+    ``PortfolioCore`` s (with the config's ``reward_baseline``; ``cfg`` is a
+    ``PortfolioAgentConfig``, ``params.agents.agent_config``), else :class:`MemberEnvs`."""
     if is_portfolio(member_envs):
-        return PortfolioLanes(member_envs, seeds, dev, baseline)
-    if baseline != "none":
+        return PortfolioLanes(member_envs, seeds, dev, cfg.reward_baseline)
+    if isinstance(cfg, PortfolioAgentConfig) and cfg.reward_baseline != "none":
         raise AgentConfigError(
-            f"reward_baseline={baseline!r} needs PortfolioCore member envs; use 'none' for vector envs"
+            f"reward_baseline={cfg.reward_baseline!r} needs PortfolioCore member envs; use 'none' for "
+            "vector envs"
         )
     return MemberEnvs(member_envs, seeds, dev)
 
@@ -98,10 +98,10 @@ def actor_critic_population(env, seeds: Sequence[int], cfg, algorithm: str, dev,
                 cfg.hidden_sizes,
                 cfg.activation,
                 algorithm=algorithm,
-                distribution=getattr(cfg, "distribution", DISTRIBUTIONS[0]),
-                log_std=getattr(cfg, "log_std", 0.0),
-                log_concentration=getattr(cfg, "log_concentration", 1.0),
-                decision_temperature=getattr(cfg, "decision_temperature", 1.0),
+                distribution=cfg.distribution,
+                log_std=cfg.log_std,
+                log_concentration=cfg.log_concentration,
+                decision_temperature=cfg.decision_temperature,
             )
             p.set_scaler(*scaler)
             return p

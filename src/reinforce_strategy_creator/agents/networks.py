@@ -88,6 +88,10 @@ class ActorCriticPolicy(nn.Module):
             return logits.argmax(-1)
         return sample_categorical(logits, generator)
 
+    def decide(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
+        """The deterministic action (B,) (a replay decider, ``ensemble.PolicyLanes``)."""
+        return self.act(obs, deterministic=True)
+
 
 class QPolicy(nn.Module):
     """Q-network (optionally dueling); acts greedily over Q."""
@@ -132,6 +136,10 @@ class QPolicy(nn.Module):
     ) -> torch.Tensor:
         """Greedy actions (B,). DQN's policy is greedy; ``deterministic`` is accepted for a uniform API."""
         return self.forward(obs.float()).argmax(-1)
+
+    def decide(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
+        """The greedy action (B,) (a replay decider, ``ensemble.PolicyLanes``)."""
+        return self.act(obs, deterministic=True)
 
 
 def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..params.agents import PortfolioPPOConfig, PPOConfig
+from ..params.agents import PPOConfig, agent_config
 from .buffers import RolloutBuffer
 from .errors import check_finite
 from .members import actor_critic_population, is_portfolio, member_env
@@ -55,23 +55,12 @@ def train_ppo(
     ``config`` is read as a ``PortfolioPPOConfig``, which picks the distribution over the
     simplex, and ``scaler`` is required; ``members``)."""
     eval_fns = check_members(member_envs, seeds, eval_fns)
-    cfg = ppo_config(config, is_portfolio(member_envs))
+    cfg = agent_config("ppo", config, is_portfolio(member_envs))
     for envs in member_envs:
         cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)
     with deterministic_torch(dev):
         return _train(member_envs, cfg, list(seeds), dev, eval_fns, eval_every, patience, progress, scaler)
-
-
-def ppo_config(config, portfolio: bool) -> PPOConfig:
-    """``config`` (a block, a dict or None) as a ``PPOConfig``, or as a ``PortfolioPPOConfig``
-    for ``PortfolioCore`` members (a plain ``PPOConfig`` gets the default distribution)."""
-    cls = PortfolioPPOConfig if portfolio else PPOConfig
-    if isinstance(config, cls):
-        return config
-    if isinstance(config, PPOConfig):
-        return cls.from_params(config.to_dict())
-    return cls.from_params(config)
 
 
 def ppo_loss(pop, cfg: PPOConfig, obs, actions, old_logprob, old_values, adv, returns, valid):

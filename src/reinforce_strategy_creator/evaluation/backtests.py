@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..agents.ensemble import PolicyLanes
 from ..candidates import ENSEMBLE_SEED
 from ..env import EnvConfig, MarketArrays, replay
 from ..features import data_fingerprint, feature_spec_sha256, scaler_sha256
@@ -224,7 +225,7 @@ def check_bundle(agent: str, bundle, config: EnvConfig, feature_names: Sequence[
         raise EvaluationInputError(f"{name}: the bundle holds no seed; retrain it.")
 
 
-class BundleDecision:
+class BundleDecision(PolicyLanes):
     """``decide(obs)`` for ``env.replay`` over all seeds of one agent: lane i is seed i
     (``PolicyBundle.load_policy`` per seed); actions are deterministic (argmax / greedy)."""
 
@@ -232,19 +233,15 @@ class BundleDecision:
         self.agent, self.seeds = agent, list(seeds)
         self.name = artifact_name(agent, bundle)
         self.obs_dim = int(bundle.spec.get("obs_dim", -1))
-        self.policies = [bundle.load_policy(s, device, name=self.name) for s in self.seeds]
+        super().__init__([bundle.load_policy(s, device, name=self.name) for s in self.seeds])
 
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
         if obs.shape[1] != self.obs_dim:
             raise EvaluationInputError(
                 f"{self.name}: spec.obs_dim={self.obs_dim} but the environment builds "
                 f"observations of size {obs.shape[1]}; retrain the agent for this configuration."
             )
-        obs = obs.float()
-        with torch.no_grad():
-            return torch.cat(
-                [p.act(obs[i : i + 1], deterministic=True).reshape(1) for i, p in enumerate(self.policies)]
-            )
+        return super().__call__(obs, bar)
 
 
 def _ledger(result, kind: str, run: str, seeds: Sequence[int]) -> pd.DataFrame:

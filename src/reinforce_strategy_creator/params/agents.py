@@ -3,7 +3,8 @@
 One typed block per algorithm, one field per hyperparameter with its documentation, like
 CleanRL's ``Args``: :class:`PPOConfig`, :class:`A2CConfig`, :class:`DQNConfig` (the project's own
 agents, ``agents/<algo>.py`` train them), :class:`Sb3Config` (the stable-baselines3 backend) and
-:class:`PortfolioPPOConfig` (PPO with the portfolio policy's action distribution). They are
+:class:`PortfolioPPOConfig`, :class:`PortfolioA2CConfig`, :class:`PortfolioDQNConfig` (the same
+algorithms on N-asset members: the portfolio actor's action distribution, the reward baseline). They are
 :class:`~.base.Params`, so a bad value is an error naming ``training.<agent>.<key>``.
 """
 
@@ -349,13 +350,21 @@ def _check_values(
 
 # --------------------------------------------------------------------------- portfolio
 Distribution = Literal["logistic_normal", "dirichlet"]
-#: what the learner subtracts from each reward (``PortfolioPPOConfig.reward_baseline``)
+#: what the learner subtracts from each reward (``PortfolioAgentConfig.reward_baseline``)
 REWARD_BASELINES = ("equal_weight", "none")
 
 
-class PortfolioPPOConfig(PPOConfig):
-    """``PPOConfig`` plus the portfolio policy's action distribution
-    (docs/agents.md, "Policies at N >= 1")."""
+class PortfolioAgentConfig(AgentConfig):
+    """The fields every algorithm reads on N-asset ``PortfolioCore`` members."""
+
+    reward_baseline: Literal["equal_weight", "none"] = "none"
+    """Learn on the reward minus the equal-weight book's log return over the same bar
+    (equal_weight; the same for every action, so it lowers the variance without changing which
+    policy is best) or on the reward itself (none). Histories always report the reward."""
+
+
+class PortfolioActorConfig(PortfolioAgentConfig):
+    """The portfolio actor-critic's action distribution (docs/agents.md, "Policies at N >= 1")."""
 
     distribution: Distribution = "logistic_normal"
     """Action distribution of the actor: logistic_normal (weights = softmax of a Gaussian point)
@@ -367,10 +376,18 @@ class PortfolioPPOConfig(PPOConfig):
     decision_temperature: float = Field(default=1.0, gt=0)
     """Deterministic action of the logistic-normal policy: softmax(scores / T); below 1 sharper
     (towards all-in on the best-scored asset) than the softmax of the Gaussian's mean."""
-    reward_baseline: Literal["equal_weight", "none"] = "none"
-    """Learn on the reward minus the equal-weight book's log return over the same bar
-    (equal_weight; the same for every action, so it lowers the variance without changing which
-    policy is best) or on the reward itself (none). Histories always report the reward."""
+
+
+class PortfolioPPOConfig(PPOConfig, PortfolioActorConfig):
+    """``PPOConfig`` plus the portfolio actor's action distribution and reward baseline."""
+
+
+class PortfolioA2CConfig(A2CConfig, PortfolioActorConfig):
+    """``A2CConfig`` plus the portfolio actor's action distribution and reward baseline."""
+
+
+class PortfolioDQNConfig(DQNConfig, PortfolioAgentConfig):
+    """``DQNConfig`` plus the reward baseline (the allocation table needs no other field)."""
 
 
 #: algorithm -> its hyperparameter block, for ``training.<agent>`` (backend ``torch``)
@@ -378,6 +395,19 @@ AGENT_CONFIGS: dict[str, type[AgentConfig]] = {"ppo": PPOConfig, "a2c": A2CConfi
 #: algorithm -> its hyperparameter block, for ``portfolio.training.agents.<agent>``
 PORTFOLIO_AGENT_CONFIGS: dict[str, type[AgentConfig]] = {
     "ppo": PortfolioPPOConfig,
-    "a2c": A2CConfig,
-    "dqn": DQNConfig,
+    "a2c": PortfolioA2CConfig,
+    "dqn": PortfolioDQNConfig,
 }
+
+
+def agent_config(algorithm: str, config: Any, portfolio: bool) -> AgentConfig:
+    """``config`` (a typed block, a dict or None) as ``algorithm``'s block: the portfolio one
+    (:data:`PORTFOLIO_AGENT_CONFIGS`) for ``PortfolioCore`` members, where a plain block keeps its
+    fields and gets the portfolio fields' defaults; else :data:`AGENT_CONFIGS`' (a portfolio block
+    is one too)."""
+    cls = (PORTFOLIO_AGENT_CONFIGS if portfolio else AGENT_CONFIGS)[algorithm]
+    if isinstance(config, cls):
+        return config
+    if isinstance(config, AgentConfig):
+        return cls.from_params(config.to_dict())
+    return cls.from_params(config)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,10 @@ LEDGER_COLUMNS = (
 )
 
 
+#: the metadata of a :class:`PortfolioRun` field that holds one row per lane (its first axis)
+PER_LANE = {"per_lane": True}
+
+
 @dataclass(frozen=True)
 class PortfolioRun:
     """A replay's record. Row 0 is the pre-trade start row (the first decision bar, all cash);
@@ -80,18 +84,18 @@ class PortfolioRun:
     tickers: tuple[str, ...]
     dates: pd.DatetimeIndex  # (S+1,)
     bars: np.ndarray  # (S+1,) panel rows
-    equity: np.ndarray
-    cash: np.ndarray
-    cost: np.ndarray
-    commission: np.ndarray
-    slippage: np.ndarray
-    borrow: np.ndarray
-    traded_notional: np.ndarray
-    weights: np.ndarray
-    shares: np.ndarray
-    traded_shares: np.ndarray
-    fill_price: np.ndarray
-    targets: np.ndarray
+    equity: np.ndarray = field(metadata=PER_LANE)
+    cash: np.ndarray = field(metadata=PER_LANE)
+    cost: np.ndarray = field(metadata=PER_LANE)
+    commission: np.ndarray = field(metadata=PER_LANE)
+    slippage: np.ndarray = field(metadata=PER_LANE)
+    borrow: np.ndarray = field(metadata=PER_LANE)
+    traded_notional: np.ndarray = field(metadata=PER_LANE)
+    weights: np.ndarray = field(metadata=PER_LANE)
+    shares: np.ndarray = field(metadata=PER_LANE)
+    traded_shares: np.ndarray = field(metadata=PER_LANE)
+    fill_price: np.ndarray = field(metadata=PER_LANE)
+    targets: np.ndarray = field(metadata=PER_LANE)
     close: np.ndarray  # (S+1, N) the closes of the recorded bars (NaN before a listing)
     config: PortfolioConfig
 
@@ -233,20 +237,7 @@ def constant_weights(weights: Sequence[float] | np.ndarray) -> Decider:
 
 def lane_run(run: PortfolioRun, lanes: Sequence[int] | slice) -> PortfolioRun:
     """The lanes ``lanes`` of a replay as their own :class:`PortfolioRun` (same dates and config)."""
-    per_lane = (
-        "equity",
-        "cash",
-        "cost",
-        "commission",
-        "slippage",
-        "borrow",
-        "traded_notional",
-        "weights",
-        "shares",
-        "traded_shares",
-        "fill_price",
-        "targets",
-    )
+    per_lane = [f.name for f in fields(run) if f.metadata.get("per_lane")]
     sel = lanes if isinstance(lanes, slice) else np.asarray(list(lanes), dtype=np.int64)
     return replace(run, **{k: getattr(run, k)[sel] for k in per_lane})
 

@@ -24,7 +24,7 @@ from ..agents.tracking import TrainResult
 from ..artifacts import PolicyBundle
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..evaluation.metrics import infer_periods_per_year
-from ..params.agents import PORTFOLIO_AGENT_CONFIGS, AgentConfig
+from ..params.agents import PORTFOLIO_AGENT_CONFIGS, agent_config
 from ..training import cpu_state, equity_sharpe, seed_selection, train_members
 from .features import fit_feature_scaler
 from .panel import PortfolioPanel
@@ -115,11 +115,12 @@ def train_portfolio_members(
 ) -> list[TrainResult]:
     """Train ``algorithm`` ('ppo', 'a2c', 'dqn') once per seed; one ``TrainResult`` per seed, in order.
 
-    ``config``: the single-asset block (``PPOConfig`` / ``A2CConfig`` / ``DQNConfig``; for PPO also
-    ``params.agents.PortfolioPPOConfig``, which adds the action distribution) or a dict of
-    its fields. Each member trains on its own ``PortfolioCore`` over ``train`` (``num_envs`` lanes,
-    episodes of ``env.episode_length`` from random starts drawn by its seed). With ``validation``
-    every ``eval_every`` updates (DQN: iterations) a checkpoint is scored by
+    ``config``: the algorithm's block (``params.agents.PORTFOLIO_AGENT_CONFIGS``: the action
+    distribution and reward baseline beside the algorithm's fields; a plain ``PPOConfig`` /
+    ``A2CConfig`` / ``DQNConfig`` gets their defaults) or a dict of its fields. Each member trains
+    on its own ``PortfolioCore`` over ``train`` (``num_envs`` lanes, episodes of
+    ``env.episode_length`` from random starts drawn by its seed). With ``validation`` every
+    ``eval_every`` updates (DQN: iterations) a checkpoint is scored by
     :func:`portfolio_validation_sharpe` (or ``score_fn``), ``patience`` evaluations without
     improvement stop the member, and its best checkpoint is returned. ``population=True`` trains
     the seeds as one population (stacked parameters, one batched forward; a member's weights do
@@ -129,13 +130,7 @@ def train_portfolio_members(
     """
     seeds = list(seeds)
     _check_inputs(algorithm, train, validation, env, seeds, num_envs)
-    config_cls, trainer = PORTFOLIO_AGENT_CONFIGS[algorithm], ALGORITHMS[algorithm][1]
-    if isinstance(config, config_cls):
-        cfg = config
-    elif isinstance(config, AgentConfig):
-        cfg = config_cls.from_params(config.to_dict())
-    else:
-        cfg = config_cls.from_params(config)
+    cfg, trainer = agent_config(algorithm, config, portfolio=True), ALGORITHMS[algorithm][1]
     scaler = fit_feature_scaler(train, slice(None))  # the training rows only
     eval_fn = score_fn
     if eval_fn is None and validation is not None:

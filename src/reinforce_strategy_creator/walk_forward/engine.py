@@ -45,9 +45,9 @@ from ..params.features import FeatureParams
 from ..params.training import TrainingParams
 from ..params.walk_forward import WalkForwardParams
 from ..training import TrainingTables, train_on_tables
-from .cache import FoldCache, fold_key
+from .cache import FoldCache, fold_key, key_parameters
 from .folds import Fold, FoldPlan, plan_folds
-from .stitch import FoldSwitch, LanePolicies, fold_segments, reconcile_segments, stitched_market
+from .stitch import FoldSwitch, fold_segments, reconcile_segments, stitched_market
 from .tables import FoldTables, fold_tables
 
 if TYPE_CHECKING:
@@ -96,6 +96,13 @@ class FoldResult:
     champion: dict[str, Any]
     best_seed: dict[str, int]
     from_cache: bool = False
+
+    @classmethod
+    def from_store(cls, fold: Fold, tables: FoldTables | None, stored: Mapping[str, Any]) -> FoldResult:
+        """The fold as :meth:`.cache.FoldCache.load` gave it back (its policies checked against
+        their recorded digests)."""
+        parts = ("bundles", "histories", "validation", "champion", "best_seed")
+        return cls(fold, tables, *(stored[k] for k in parts), from_cache=True)
 
 
 @dataclass
@@ -167,9 +174,10 @@ def train_folds(
     training = TrainingParams.parse(parameters["training"])
     agents = list(agents or sorted(training.agents))
     out: dict[str, TrainedFold] = {}
+    blocks = key_parameters(parameters, agents)
     for fold in folds:
         tables = fold_tables(features, prices, fold, env.window, fe.scaler)
-        key = fold_key(fold, prices, parameters, agents) if cache is not None else None
+        key = fold_key(fold, prices, blocks, agents) if cache is not None else None
         stored = cache.load(key) if cache is not None else None
         if stored is not None and stored["scaler"] != tables.scaler:
             raise RuntimeError(
@@ -179,18 +187,7 @@ def train_folds(
             fold,
             tables,
             key=key,
-            stored=None
-            if stored is None
-            else FoldResult(
-                fold,
-                tables,
-                stored["bundles"],
-                stored["histories"],
-                stored["validation"],
-                stored["champion"],
-                stored["best_seed"],
-                from_cache=True,
-            ),
+            stored=None if stored is None else FoldResult.from_store(fold, tables, stored),
         )
     todo = {name: t.tables for name, t in out.items() if t.stored is None}
     if todo:
@@ -341,11 +338,8 @@ def stitch(
     sm = stitched_market(features, prices, folds, {r.fold.name: r.tables.scaler for r in results}, env.window)
     lanes = stitched_lanes(results, evaluation.ensembles)
     device = str(env.resolve_device())
-    deciders = [
-        LanePolicies.from_bundles([per_fold[k] for _, _, _, per_fold in lanes], device)
-        for k in range(len(results))
-    ]
-    agents = replay(sm.market, env, FoldSwitch(deciders, sm.starts), num_envs=len(lanes))
+    switch = FoldSwitch.of_lanes([per_fold for *_, per_fold in lanes], sm.starts, device)
+    agents = replay(sm.market, env, switch, num_envs=len(lanes))
     close = prices["Close"].iloc[: sm.first_row + sm.market.n_bars]
     past = Prices(close.to_numpy(dtype=float), close.index, ("Close",), start=sm.first_row)
     frames = [_lane_ledger(agents, lanes)]

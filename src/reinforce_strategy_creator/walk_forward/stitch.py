@@ -3,9 +3,9 @@
 The fold test windows tile one stretch of bars. :func:`stitched_market` lays that stretch out as
 one market whose observation at each bar is built from the features scaled by the scaler of the
 fold that decides there (``MarketArrays.obs_windows``), and :class:`FoldSwitch` hands each
-decision to that fold's policy (``env.replay`` passes it the bar). One replay then trades the
-whole stretch with continuous capital: a change of position at a fold boundary is an order like
-any other and pays the same costs.
+decision to that fold's policies (``env.replay`` and ``portfolio.replay.replay_weights`` pass it
+the bar). One replay then trades the whole stretch with continuous capital: a change of position
+at a fold boundary is an order like any other and pays the same costs.
 
 Fold k owns the decisions taken on the bars of its test window; the return of the bar after a
 window's last bar comes from that window's last decision. :func:`fold_segments` cuts a lane of
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..agents.ensemble import PolicyLanes
 from ..env import MarketArrays
 from ..env.observation import build_windows
 from ..errors import InputError
@@ -33,7 +34,6 @@ from .folds import Fold
 
 __all__ = [
     "FoldSwitch",
-    "LanePolicies",
     "ReconciliationError",
     "StitchedMarket",
     "fold_segments",
@@ -93,26 +93,6 @@ def stitched_market(
     return StitchedMarket(market, starts, lo, tuple(f.name for f in folds))
 
 
-class LanePolicies:
-    """``decide(obs)`` for lanes that each run their own deterministic policy (lane i gets
-    ``policies[i]``: a seed's network or a seed ensemble, loaded from its safe artifact)."""
-
-    def __init__(self, policies: Sequence[Any]):
-        self.policies = list(policies)
-
-    @classmethod
-    def from_bundles(cls, lanes: Sequence[tuple[Any, int, str]], device: str = "cpu") -> LanePolicies:
-        """``lanes``: ``(PolicyBundle, seed, name)`` per lane (seed ``ENSEMBLE_SEED`` = its ensemble)."""
-        return cls([bundle.load_policy(seed, device, name=name) for bundle, seed, name in lanes])
-
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = obs.float()
-        with torch.no_grad():
-            return torch.cat(
-                [p.act(obs[i : i + 1], deterministic=True).reshape(1) for i, p in enumerate(self.policies)]
-            )
-
-
 class FoldSwitch:
     """``decide(obs, bar)``: the decision of the fold whose test window holds ``bar``.
 
@@ -126,6 +106,20 @@ class FoldSwitch:
         if len(deciders) != len(starts) or list(starts) != sorted(set(starts)):
             raise ValueError("one decider per fold, and fold starts strictly increasing")
         self.deciders, self.starts = list(deciders), list(starts)
+
+    @classmethod
+    def of_lanes(
+        cls, lanes: Sequence[Sequence[tuple[Any, int, str]]], starts: Sequence[int], device: str = "cpu"
+    ) -> FoldSwitch:
+        """The switch over trained policies: ``lanes[i][k]`` is lane i's ``(PolicyBundle, seed,
+        name)`` in fold k (``agents.ensemble.PolicyLanes``); a policy is loaded once for every
+        lane and fold that runs it."""
+        loaded: dict = {}
+        deciders = [
+            PolicyLanes.from_bundles([per_fold[k] for per_fold in lanes], device, loaded)
+            for k in range(len(starts))
+        ]
+        return cls(deciders, starts)
 
     def fold_of(self, bar: int) -> int:
         k = bisect.bisect_right(self.starts, int(bar)) - 1

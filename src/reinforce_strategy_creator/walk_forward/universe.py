@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..agents.ensemble import PolicyLanes, ensemble_rule
 from ..artifacts import PolicyBundle
-from ..candidates import ENSEMBLE_SEED
+from ..candidates import ENSEMBLE_SEED, seed_label
 from ..env.portfolio import PortfolioConfig, PortfolioInputError
 from ..evaluation.metrics import infer_periods_per_year
 from ..evaluation.results import split_records
@@ -44,6 +45,7 @@ from ..portfolio.panel import PortfolioPanel
 from ..portfolio.replay import PortfolioRun, lane_run, replay_portfolio_benchmarks, replay_weights
 from ..portfolio.training import train_portfolio_members
 from ..training import seed_selection
+from .cache import FoldCache, fold_key
 from .engine import FoldResult, StitchedRecord, choose, fold_table, judge, reference_lanes, stitched_lanes
 from .folds import Fold, plan_folds
 from .stitch import FoldSwitch, ReconciliationError
@@ -52,10 +54,9 @@ if TYPE_CHECKING:
     from ..compute import Executor
 
 __all__ = [
-    "PolicyDecider",
     "check_deployable",
     "fold_panels",
-    "policies",
+    "fold_parameters",
     "run_fold",
     "run_walk_forward",
     "stitch",
@@ -74,36 +75,6 @@ def fold_panels(panel: PortfolioPanel, fold: Fold, window: int) -> tuple[Portfol
     return train, validation
 
 
-# --------------------------------------------------------------------------- deciders
-class PolicyDecider:
-    """A trained policy (or the mean weights of several: a seed ensemble) as a replay decider."""
-
-    def __init__(self, policies: Sequence[torch.nn.Module]):
-        self.policies = list(policies)
-
-    def __call__(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
-        with torch.no_grad():
-            ws = [p.decide(obs, bar).to(torch.float64) for p in self.policies]
-        return ws[0] if len(ws) == 1 else torch.stack(ws).mean(0)
-
-
-class _Lanes:
-    """One decider per lane, lane i deciding on row i of the observation."""
-
-    def __init__(self, deciders: Sequence[PolicyDecider]):
-        self.deciders = list(deciders)
-
-    def __call__(self, obs: torch.Tensor, bar: int | None = None) -> torch.Tensor:
-        return torch.cat([d(obs[i : i + 1], bar) for i, d in enumerate(self.deciders)], 0)
-
-
-def policies(bundle: PolicyBundle, seed: int) -> list[torch.nn.Module]:
-    """The policy of ``seed`` in ``bundle``, or every seed's for the ensemble (``ENSEMBLE_SEED``)."""
-    if seed == ENSEMBLE_SEED:
-        return [bundle.load_policy(s) for s in bundle.seeds]
-    return [bundle.load_policy(seed)]
-
-
 # --------------------------------------------------------------------------- training
 def _agent_bundle(name, algorithm, results, seeds, spec_extra) -> tuple[PolicyBundle, pd.DataFrame]:
     state_dicts, scores, histories, spec = {}, {}, [], {}
@@ -120,6 +91,7 @@ def _agent_bundle(name, algorithm, results, seeds, spec_extra) -> tuple[PolicyBu
             "agent": name,
             **seed_selection([int(s) for s in seeds], scores),
             "positions": "weights",
+            "ensemble_rule": ensemble_rule(spec["kind"]),
             **spec_extra,
         }
     )
@@ -281,13 +253,24 @@ def run_fold(
     evaluation: EvaluationParams,
     executor: Executor | None = None,
     index_close: pd.Series | None = None,
+    cache: FoldCache | None = None,
 ) -> FoldResult:
-    """Train every agent x seed of ``fold`` and choose its champion on its validation window."""
+    """Train every agent x seed of ``fold`` and choose its champion on its validation window. With
+    ``cache``, a fold stored under the same :func:`.cache.fold_key` (same panel up to its
+    validation end, windows, :func:`fold_parameters`, agents and code) is loaded instead and trains
+    nothing; a trained fold is stored there."""
+    key = None
+    if cache is not None:
+        key = fold_key(fold, panel, fold_parameters(params, evaluation), sorted(params.training.agents))
+        stored = cache.load(key)
+        if stored is not None:
+            return FoldResult.from_store(fold, None, stored)
     env = PortfolioConfig(**params.environment.to_params())
     train, validation = fold_panels(panel, fold, env.window)
     bundles, histories = train_fold_agents(train, validation, params, executor, label=f"{fold.name} training")
     lanes = _candidate_lanes(bundles, evaluation.ensembles)
-    decide = _Lanes([PolicyDecider(policies(bundles[a], s)) for _, a, s in lanes])
+    named = [(bundles[a], s, f"{fold.name}/{a}/{seed_label(s)}") for _, a, s in lanes]
+    decide = PolicyLanes.from_bundles(named)
     run = replay_weights(validation, env, decide, num_lanes=len(lanes))
     first = fold.validation.first_row - (env.window - 1)
     frames = [lane_ledger(run, lanes, "validation")]
@@ -296,7 +279,21 @@ def run_fold(
     frames += _benchmark_frames(validation, env, only_bh, None, "validation", panel, first)[0]
     records = split_records(pd.concat(frames, ignore_index=True), "validation")
     champion, best_seed = choose(records, bundles, evaluation)
-    return FoldResult(fold, None, bundles, histories, records, champion, best_seed)
+    result = FoldResult(fold, None, bundles, histories, records, champion, best_seed)
+    if cache is not None:
+        cache.save(key, result)
+    return result
+
+
+def fold_parameters(params: PortfolioParams, evaluation: EvaluationParams) -> dict[str, Any]:
+    """The parameters a universe fold's training and selection read (its fold store key's): the
+    account, the training settings and agents, and the evaluation. The features enter through the
+    panel; the benchmarks besides ``buy_and_hold`` (which reads the account only) are not read."""
+    return {
+        "environment": params.environment.to_params(),
+        "training": params.training.to_params(),
+        "evaluation": evaluation.to_params(),
+    }
 
 
 # --------------------------------------------------------------------------- stitched record
@@ -323,16 +320,9 @@ def stitch(
     stretch = panel.window(first, stop, env.window - 1)
     offset = first - (env.window - 1)
     lanes = stitched_lanes(results, evaluation.ensembles)
-    cache: dict[tuple[int, int], PolicyDecider] = {}
-
-    def decider(bundle, seed):
-        key = (id(bundle), seed)
-        if key not in cache:
-            cache[key] = PolicyDecider(policies(bundle, seed))
-        return cache[key]
-
-    per_fold = [_Lanes([decider(*per_lane[k][:2]) for *_, per_lane in lanes]) for k in range(len(results))]
-    switch = FoldSwitch(per_fold, [r.fold.test.first_row - offset for r in results])
+    switch = FoldSwitch.of_lanes(
+        [per_fold for *_, per_fold in lanes], [r.fold.test.first_row - offset for r in results]
+    )
     run = replay_weights(stretch, env, switch, num_lanes=len(lanes))
     meta = [(k, r, s) for k, r, s, _ in lanes]
     frames = [lane_ledger(run, meta, "walk_forward")]
@@ -429,14 +419,16 @@ def run_walk_forward(
     index_close: pd.Series | None = None,
     executor: Executor | None = None,
     earlier_decisions: Sequence[Mapping[str, Any]] = (),
+    cache: FoldCache | None = None,
 ) -> tuple[StitchedRecord, list[FoldResult], dict[str, Any]]:
-    """The whole procedure without Kedro (tests, benchmarks, notebooks): plan, every fold, the
-    stitched record and the verdict on it. The deployment fold is not trained."""
+    """The whole procedure without Kedro (tests, benchmarks, notebooks): plan, every fold (from
+    the fold store ``cache`` when unchanged), the stitched record and the verdict on it. The
+    deployment fold is not trained."""
     p = PortfolioParams.parse(portfolio)
     ev = EvaluationParams.parse(evaluation)
     wf = WalkForwardParams.parse(walk_forward)
     layout = plan_folds(panel.dates, wf, embargo_bars=0, warmup_bars=warmup)
-    results = [run_fold(f, panel, p, ev, executor, index_close) for f in layout.folds]
+    results = [run_fold(f, panel, p, ev, executor, index_close, cache) for f in layout.folds]
     record = stitch(results, panel, p, ev, index_close)
     params = {"portfolio": p.to_params(), "evaluation": ev.to_params(), "walk_forward": wf.to_params()}
     verdict, _ = judge(record, results, params, earlier_decisions=earlier_decisions)

@@ -107,6 +107,9 @@ def test_quick_portfolio_run_artifacts(portfolio_run, tmp_path):
     report = (data / "08_reporting/portfolio_report.html").read_text()
     assert "alt='weights'" in report and "alt='contribution'" in report and "alt='turnover'" in report
     assert list((data / "06_models/portfolio_policy").iterdir())
+    # each fold (fold_1, deployment) is in the walk-forward's fold store, where a rerun finds it
+    stored = [p for p in (data / "06_models/walk_forward_folds").iterdir() if (p / "fold.json").is_file()]
+    assert len(stored) == 2
     status = json.loads((data / "08_reporting/portfolio_paper_status.json").read_text())
     shadow = status["accounts"]["shadow"]
     n_bars = status["paper_window"]["n_bars"]

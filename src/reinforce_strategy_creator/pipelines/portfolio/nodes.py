@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ...agents.ensemble import PolicyLanes
 from ...compute import shared_executor
 from ...deployment.account import PaperAccount
 from ...deployment.drift import DriftMonitor, build_reference, calibrate_thresholds, drift_report
@@ -35,6 +36,7 @@ from ...portfolio.replay import lane_run
 from ...rendering import render_html
 from ...universe import Universe, universe_from_wide
 from ...walk_forward import universe as uwf
+from ...walk_forward.cache import FoldCache
 from ...walk_forward.engine import FoldResult, StitchedRecord, judge
 from ...walk_forward.engine import deployment_champion as champion_document
 from ...walk_forward.folds import plan_folds
@@ -113,10 +115,15 @@ def fold_node(name: str) -> Callable[..., FoldResult]:
     """The node that trains and selects fold ``name`` (``fold_<k>`` or ``deployment``)."""
 
     def train_and_select(
-        layout: dict[str, Any], index_close: pd.Series | None, compute: ComputeParams | None = None
+        layout: dict[str, Any],
+        index_close: pd.Series | None,
+        fold_cache: FoldCache,
+        compute: ComputeParams | None = None,
     ) -> FoldResult:
         """Every portfolio agent x seed trained on the fold's training rows (jobs on the ``compute``
-        backend), the champion chosen on its validation window; nothing later is read."""
+        backend), the champion chosen on its validation window; nothing later is read. An
+        unchanged fold (same fingerprint) is loaded from the fold store instead and trains
+        nothing, a trained one is stored there (``walk_forward.reuse_folds``)."""
         plan = layout["plan"]
         fold = plan.deployment if name == "deployment" else next(f for f in plan.folds if f.name == name)
         params = layout["parameters"]
@@ -127,9 +134,13 @@ def fold_node(name: str) -> Callable[..., FoldResult]:
             EvaluationParams.parse(params["evaluation"]),
             executor=shared_executor(compute),
             index_close=index_close,
+            cache=fold_cache if params["walk_forward"]["reuse_folds"] else None,
         )
         c = result.champion
-        logger.info("portfolio %s (%s): champion %s seed %s", name, fold.label, c["agent"], c["seed"])
+        how = "loaded from the fold store" if result.from_cache else "trained"
+        logger.info(
+            "portfolio %s (%s): %s, champion %s seed %s", name, fold.label, how, c["agent"], c["seed"]
+        )
         return result
 
     train_and_select.__qualname__ = f"train_and_select[{name}]"
@@ -355,7 +366,7 @@ def paper_trade(
             }
             continue
         _check_model(model, panel, env)
-        decide = uwf.PolicyDecider(uwf.policies(model.bundle, model.seed))
+        decide = PolicyLanes([model.bundle.load_policy(model.seed)])
         acct = PaperAccount.universe(
             staged,
             panel.tickers,

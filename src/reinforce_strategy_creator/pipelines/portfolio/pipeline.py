@@ -39,13 +39,17 @@ def _fold(name: str) -> Pipeline:
         [
             node(
                 fold_node(name),
-                inputs=["layout", "index_close", "params:compute"],
+                inputs=["layout", "index_close", "fold_cache", "params:compute"],
                 outputs="result",
                 name="train_and_select",
             )
         ],
         namespace=f"portfolio.{name}",
-        inputs={"layout": "portfolio.layout", "index_close": "portfolio.index_close"},
+        inputs={
+            "layout": "portfolio.layout",
+            "index_close": "portfolio.index_close",
+            "fold_cache": "walk_forward.fold_cache",  # the one fold store of every walk-forward
+        },
         parameters={"params:compute": "params:compute"},
         tags=["portfolio", name],
     )
