@@ -22,7 +22,7 @@ from kedro.config import OmegaConfigLoader
 from pydantic import BaseModel
 
 from .env.config import EnvConfig
-from .params.agents import AGENT_CONFIGS, PORTFOLIO_AGENT_CONFIGS
+from .params.agents import AGENT_CONFIGS
 from .params.base import Params, _model_type
 from .params.compute import ComputeParams
 from .params.data import IngestionParams
@@ -118,8 +118,8 @@ def _portfolio_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]
                 algorithm,
                 "Which algorithm this portfolio agent trains: `ppo` | `a2c` | `dqn` (docs/agents.md).",
             )
-            if algorithm in PORTFOLIO_AGENT_CONFIGS:
-                yield from _rows(PORTFOLIO_AGENT_CONFIGS[algorithm], f"{path}.{agent}", block)
+            if algorithm in AGENT_CONFIGS:
+                yield from _rows(AGENT_CONFIGS[algorithm], f"{path}.{agent}", block)
 
 
 def _tuning_rows(values: Mapping[str, Any]) -> Iterator[tuple[str, Any, str]]:

@@ -410,11 +410,13 @@ def test_bad_input_names_the_parameter(split, change, names):
         )
 
 
-@pytest.mark.parametrize("case", ["no_scaler", "scaler_on_vector_env", "mixed", "baseline_on_vector_env"])
+@pytest.mark.parametrize(
+    "case", ["no_scaler", "scaler_on_vector_env", "mixed", "baseline_on_vector_env", "simplex_on_vector_env"]
+)
 def test_the_agents_trainers_refuse_members_they_cannot_train(split, case):
     from reinforce_strategy_creator.agents import AgentConfigError, train_ppo
     from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv
-    from reinforce_strategy_creator.params.agents import PortfolioPPOConfig
+    from reinforce_strategy_creator.params.agents import PPOConfig
 
     train, _ = split
     core = PortfolioCore(train.close, train.features, train.tickers, ENV, num_envs=8, seed=0)
@@ -429,9 +431,10 @@ def test_the_agents_trainers_refuse_members_they_cannot_train(split, case):
         "baseline_on_vector_env": (
             [vec],
             {},
-            PortfolioPPOConfig(**TINY_PPO, reward_baseline="equal_weight"),
+            PPOConfig(**TINY_PPO, reward_baseline="equal_weight"),
             "reward_baseline",
         ),
+        "simplex_on_vector_env": ([vec], {}, {**TINY_PPO, "distribution": "dirichlet"}, "distribution"),
     }[case]
     with pytest.raises(AgentConfigError, match=match):
         train_ppo(members, cfg, seeds=list(range(len(members))), device="cpu", progress=False, **kw)

@@ -50,7 +50,7 @@ def train_a2c(
     :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention").
     ``member_envs`` are vector envs over the position table or ``PortfolioCore`` s (then
     ``scaler`` is required; ``members``)."""
-    cfg = agent_config("a2c", config, is_portfolio(member_envs))
+    cfg = agent_config("a2c", config, universe=is_portfolio(member_envs))
     eval_fns = check_members(member_envs, seeds, eval_fns)
     dev = resolve_device(device)
     with deterministic_torch(dev):

@@ -55,7 +55,7 @@ def train_dqn(
     ``eval_every`` counts iterations (``train_frequency`` vector steps + their gradient steps).
     ``member_envs`` are vector envs over the position table (``QPolicy``) or ``PortfolioCore`` s
     (``PortfolioQ`` over the allocation table; ``scaler`` required; ``members``)."""
-    cfg = agent_config("dqn", config, is_portfolio(member_envs))
+    cfg = agent_config("dqn", config, universe=is_portfolio(member_envs))
     eval_fns = check_members(member_envs, seeds, eval_fns)
     for envs in member_envs:
         cfg.check_batch(int(envs.num_envs))

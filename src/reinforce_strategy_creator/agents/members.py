@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..env.portfolio import PortfolioCore
-from ..params.agents import AgentConfigError, PortfolioAgentConfig
+from ..params.agents import AgentConfigError
 from .networks import ActorCriticPolicy, QPolicy
 from .population import MemberEnvs, PopulationActorCritic, PopulationQ, PortfolioLanes
 from .portfolio_policies import (
@@ -51,15 +51,10 @@ def is_portfolio(member_envs: Sequence[Any]) -> bool:
 
 def member_env(member_envs: Sequence[Any], seeds: Sequence[int], dev: torch.device, cfg):
     """The members' lanes as one member-major tensor env: :class:`PortfolioLanes` over
-    ``PortfolioCore`` s (with the config's ``reward_baseline``; ``cfg`` is a
-    ``PortfolioAgentConfig``, ``params.agents.agent_config``), else :class:`MemberEnvs`."""
+    ``PortfolioCore`` s (with the config's ``reward_baseline``; ``cfg`` is checked for its members by
+    ``params.agents.agent_config``), else :class:`MemberEnvs`."""
     if is_portfolio(member_envs):
         return PortfolioLanes(member_envs, seeds, dev, cfg.reward_baseline)
-    if isinstance(cfg, PortfolioAgentConfig) and cfg.reward_baseline != "none":
-        raise AgentConfigError(
-            f"reward_baseline={cfg.reward_baseline!r} needs PortfolioCore member envs; use 'none' for "
-            "vector envs"
-        )
     return MemberEnvs(member_envs, seeds, dev)
 
 

@@ -51,11 +51,11 @@ def train_ppo(
 ) -> list[TrainResult]:
     """Train one PPO member per ``(member_envs[k], seeds[k], eval_fns[k])``; one
     :class:`TrainResult` per member, in order (docs/agents.md, "Calling convention").
-    ``member_envs`` are vector envs over the position table or ``PortfolioCore`` s (then
-    ``config`` is read as a ``PortfolioPPOConfig``, which picks the distribution over the
-    simplex, and ``scaler`` is required; ``members``)."""
+    ``member_envs`` are vector envs over the position table or ``PortfolioCore`` s (then the
+    config's ``distribution`` is the policy over the simplex, and ``scaler`` is required;
+    ``members``)."""
     eval_fns = check_members(member_envs, seeds, eval_fns)
-    cfg = agent_config("ppo", config, is_portfolio(member_envs))
+    cfg = agent_config("ppo", config, universe=is_portfolio(member_envs))
     for envs in member_envs:
         cfg.check_batch(int(envs.num_envs))
     dev = resolve_device(device)

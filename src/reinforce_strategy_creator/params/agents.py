@@ -3,8 +3,8 @@
 One typed block per algorithm, one field per hyperparameter with its documentation, like
 CleanRL's ``Args``: :class:`PPOConfig`, :class:`A2CConfig`, :class:`DQNConfig` (the project's own
 agents, ``agents/<algo>.py`` train them), :class:`Sb3Config` (the stable-baselines3 backend) and
-:class:`PortfolioPPOConfig`, :class:`PortfolioA2CConfig`, :class:`PortfolioDQNConfig` (the same
-algorithms on N-asset members: the portfolio actor's action distribution, the reward baseline). They are
+one block per algorithm for any N: the fields that only a universe (N >= 2, ``PortfolioCore``
+members) reads are marked so and refused, by name, on single-asset members. They are
 :class:`~.base.Params`, so a bad value is an error naming ``training.<agent>.<key>``.
 """
 
@@ -63,7 +63,62 @@ class AgentConfig(Params):
         return self.to_params()
 
 
-class PPOConfig(AgentConfig):
+Distribution = Literal["logistic_normal", "dirichlet"]
+#: what the learner subtracts from each reward (``reward_baseline``)
+REWARD_BASELINES = ("equal_weight", "none")
+
+
+class LearnerConfig(AgentConfig):
+    """The field every algorithm shares that only universe members (N >= 2) read."""
+
+    UNIVERSE_ONLY: ClassVar[tuple[str, ...]] = ("reward_baseline",)
+
+    reward_baseline: Literal["equal_weight", "none"] = "none"
+    """Universes (N >= 2) only: learn on the reward minus the equal-weight book's log return over
+    the same bar (equal_weight; the same for every action, so it lowers the variance without
+    changing which policy is best) or on the reward itself (none). Histories always report the
+    reward."""
+
+    def check_members(self, universe: bool, prefix: str | None = None) -> None:
+        """Refuse, by name, a universe-only field set on single-asset members."""
+        if universe:
+            return
+        for name in self.UNIVERSE_ONLY:
+            if name in self.model_fields_set and getattr(self, name) != type(self).model_fields[name].default:
+                raise AgentConfigError(
+                    f"{prefix or self.PATH}.{name}={getattr(self, name)!r} applies to universes (N >= 2) "
+                    "only; a single-asset agent chooses among environment.positions. Remove it."
+                )
+
+
+class ActorConfig(LearnerConfig):
+    """The actor-critic's fields that only universe members (N >= 2) read: the action
+    distribution over the simplex (docs/agents.md, "Policies at N >= 1")."""
+
+    UNIVERSE_ONLY: ClassVar[tuple[str, ...]] = (
+        "reward_baseline",
+        "distribution",
+        "log_std",
+        "log_concentration",
+        "decision_temperature",
+    )
+
+    distribution: Distribution = "logistic_normal"
+    """Universes only: the actor's distribution over the simplex, logistic_normal (weights =
+    softmax of a Gaussian point) or dirichlet (mean x learned concentration)."""
+    log_std: float = 0.0
+    """Universes only: initial log-std of the logistic-normal policy's Gaussian (learned; clamped
+    to [-5, 2])."""
+    log_concentration: float = 1.0
+    """Universes only: initial log concentration of the Dirichlet policy (learned; clamped to
+    [-2, 6])."""
+    decision_temperature: float = Field(default=1.0, gt=0)
+    """Universes only: the logistic-normal policy's deterministic action, softmax(scores / T);
+    below 1 sharper (towards all-in on the best-scored asset) than the softmax of the Gaussian's
+    mean."""
+
+
+class PPOConfig(ActorConfig):
     """PPO hyperparameters (``training.<agent>`` with ``algorithm: ppo``)."""
 
     PATH: ClassVar[str] = "training.ppo"
@@ -117,7 +172,7 @@ class PPOConfig(AgentConfig):
             )
 
 
-class A2CConfig(AgentConfig):
+class A2CConfig(ActorConfig):
     """A2C hyperparameters (``training.<agent>`` with ``algorithm: a2c``)."""
 
     PATH: ClassVar[str] = "training.a2c"
@@ -156,7 +211,7 @@ class A2CConfig(AgentConfig):
     """Updates per history row (and progress-bar refresh)."""
 
 
-class DQNConfig(AgentConfig):
+class DQNConfig(LearnerConfig):
     """DQN hyperparameters (``training.<agent>`` with ``algorithm: dqn``)."""
 
     PATH: ClassVar[str] = "training.dqn"
@@ -348,66 +403,16 @@ def _check_values(
             raise AgentConfigError(f"{prefix}.batch_size={batch} is larger than {prefix}.buffer_size={buf}")
 
 
-# --------------------------------------------------------------------------- portfolio
-Distribution = Literal["logistic_normal", "dirichlet"]
-#: what the learner subtracts from each reward (``PortfolioAgentConfig.reward_baseline``)
-REWARD_BASELINES = ("equal_weight", "none")
+#: algorithm -> its hyperparameter block, for ``training.<agent>`` (backend ``torch``) and
+#: ``portfolio.training.agents.<agent>``
+AGENT_CONFIGS: dict[str, type[LearnerConfig]] = {"ppo": PPOConfig, "a2c": A2CConfig, "dqn": DQNConfig}
 
 
-class PortfolioAgentConfig(AgentConfig):
-    """The fields every algorithm reads on N-asset ``PortfolioCore`` members."""
-
-    reward_baseline: Literal["equal_weight", "none"] = "none"
-    """Learn on the reward minus the equal-weight book's log return over the same bar
-    (equal_weight; the same for every action, so it lowers the variance without changing which
-    policy is best) or on the reward itself (none). Histories always report the reward."""
-
-
-class PortfolioActorConfig(PortfolioAgentConfig):
-    """The portfolio actor-critic's action distribution (docs/agents.md, "Policies at N >= 1")."""
-
-    distribution: Distribution = "logistic_normal"
-    """Action distribution of the actor: logistic_normal (weights = softmax of a Gaussian point)
-    or dirichlet (mean x learned concentration)."""
-    log_std: float = 0.0
-    """Initial log-std of the logistic-normal policy's Gaussian (learned; clamped to [-5, 2])."""
-    log_concentration: float = 1.0
-    """Initial log concentration of the Dirichlet policy (learned; clamped to [-2, 6])."""
-    decision_temperature: float = Field(default=1.0, gt=0)
-    """Deterministic action of the logistic-normal policy: softmax(scores / T); below 1 sharper
-    (towards all-in on the best-scored asset) than the softmax of the Gaussian's mean."""
-
-
-class PortfolioPPOConfig(PPOConfig, PortfolioActorConfig):
-    """``PPOConfig`` plus the portfolio actor's action distribution and reward baseline."""
-
-
-class PortfolioA2CConfig(A2CConfig, PortfolioActorConfig):
-    """``A2CConfig`` plus the portfolio actor's action distribution and reward baseline."""
-
-
-class PortfolioDQNConfig(DQNConfig, PortfolioAgentConfig):
-    """``DQNConfig`` plus the reward baseline (the allocation table needs no other field)."""
-
-
-#: algorithm -> its hyperparameter block, for ``training.<agent>`` (backend ``torch``)
-AGENT_CONFIGS: dict[str, type[AgentConfig]] = {"ppo": PPOConfig, "a2c": A2CConfig, "dqn": DQNConfig}
-#: algorithm -> its hyperparameter block, for ``portfolio.training.agents.<agent>``
-PORTFOLIO_AGENT_CONFIGS: dict[str, type[AgentConfig]] = {
-    "ppo": PortfolioPPOConfig,
-    "a2c": PortfolioA2CConfig,
-    "dqn": PortfolioDQNConfig,
-}
-
-
-def agent_config(algorithm: str, config: Any, portfolio: bool) -> AgentConfig:
-    """``config`` (a typed block, a dict or None) as ``algorithm``'s block: the portfolio one
-    (:data:`PORTFOLIO_AGENT_CONFIGS`) for ``PortfolioCore`` members, where a plain block keeps its
-    fields and gets the portfolio fields' defaults; else :data:`AGENT_CONFIGS`' (a portfolio block
-    is one too)."""
-    cls = (PORTFOLIO_AGENT_CONFIGS if portfolio else AGENT_CONFIGS)[algorithm]
-    if isinstance(config, cls):
-        return config
-    if isinstance(config, AgentConfig):
-        return cls.from_params(config.to_dict())
-    return cls.from_params(config)
+def agent_config(algorithm: str, config: Any, universe: bool = False) -> LearnerConfig:
+    """``config`` (a typed block, a dict or None) as ``algorithm``'s block, checked for members
+    that are a universe (``PortfolioCore``, N >= 2 fields allowed) or single-asset vector envs
+    (a universe-only field set is refused by name)."""
+    cls = AGENT_CONFIGS[algorithm]
+    cfg = config if isinstance(config, cls) else cls.from_params(config)
+    cfg.check_members(universe)
+    return cfg

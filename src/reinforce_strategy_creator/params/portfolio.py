@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import InputError
-from .agents import PORTFOLIO_AGENT_CONFIGS
+from .agents import AGENT_CONFIGS
 from .base import Flag, NonNegativeInt, Params, PositiveInt
 
 ALGORITHMS = ("ppo", "a2c", "dqn")
@@ -154,7 +154,7 @@ class PortfolioTrainingParams(Params):
             if algo not in ALGORITHMS:
                 raise ValueError(f"agent {name!r}: algorithm={algo!r}; choose one of {list(ALGORITHMS)}")
             try:
-                PORTFOLIO_AGENT_CONFIGS[algo].from_params(
+                AGENT_CONFIGS[algo].from_params(
                     {k: x for k, x in block.items() if k != "algorithm"}, f"portfolio.training.agents.{name}"
                 )
             except InputError as exc:

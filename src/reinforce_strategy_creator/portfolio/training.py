@@ -24,7 +24,7 @@ from ..agents.tracking import TrainResult
 from ..artifacts import PolicyBundle
 from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
 from ..evaluation.metrics import infer_periods_per_year
-from ..params.agents import PORTFOLIO_AGENT_CONFIGS, agent_config
+from ..params.agents import AGENT_CONFIGS, agent_config
 from ..training import cpu_state, equity_sharpe, seed_selection, train_members
 from .features import fit_feature_scaler
 from .panel import PortfolioPanel
@@ -56,10 +56,8 @@ def portfolio_validation_sharpe(
 
 # --------------------------------------------------------------------------- training
 def _check_inputs(algorithm, train, validation, env: PortfolioConfig, seeds, num_envs) -> None:
-    if algorithm not in PORTFOLIO_AGENT_CONFIGS:
-        raise PortfolioInputError(
-            f"algorithm={algorithm!r} unknown; choose one of {sorted(PORTFOLIO_AGENT_CONFIGS)}"
-        )
+    if algorithm not in AGENT_CONFIGS:
+        raise PortfolioInputError(f"algorithm={algorithm!r} unknown; choose one of {sorted(AGENT_CONFIGS)}")
     if not isinstance(env, PortfolioConfig):
         raise PortfolioInputError(f"env must be a PortfolioConfig, got {type(env).__name__}")
     if not isinstance(train, PortfolioPanel):
@@ -115,9 +113,8 @@ def train_portfolio_members(
 ) -> list[TrainResult]:
     """Train ``algorithm`` ('ppo', 'a2c', 'dqn') once per seed; one ``TrainResult`` per seed, in order.
 
-    ``config``: the algorithm's block (``params.agents.PORTFOLIO_AGENT_CONFIGS``: the action
-    distribution and reward baseline beside the algorithm's fields; a plain ``PPOConfig`` /
-    ``A2CConfig`` / ``DQNConfig`` gets their defaults) or a dict of its fields. Each member trains
+    ``config``: the algorithm's block (``params.agents.AGENT_CONFIGS``, with its universe fields:
+    the action distribution and reward baseline) or a dict of its fields. Each member trains
     on its own ``PortfolioCore`` over ``train`` (``num_envs`` lanes, episodes of
     ``env.episode_length`` from random starts drawn by its seed). With ``validation`` every
     ``eval_every`` updates (DQN: iterations) a checkpoint is scored by
@@ -130,7 +127,7 @@ def train_portfolio_members(
     """
     seeds = list(seeds)
     _check_inputs(algorithm, train, validation, env, seeds, num_envs)
-    cfg, trainer = agent_config(algorithm, config, portfolio=True), ALGORITHMS[algorithm][1]
+    cfg, trainer = agent_config(algorithm, config, universe=True), ALGORITHMS[algorithm][1]
     scaler = fit_feature_scaler(train, slice(None))  # the training rows only
     eval_fn = score_fn
     if eval_fn is None and validation is not None:
