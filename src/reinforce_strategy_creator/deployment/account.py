@@ -39,7 +39,7 @@ from ..env import EnvConfig
 from ..env import execution as ex
 from ..env.config import DEFAULT_FILL_PRICE
 from ..env.ops import SCALAR
-from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from ..env.portfolio import PortfolioCore, PortfolioInputError
 from ..errors import InputError
 from ..params.base import ParameterError
 from ..portfolio.panel import PortfolioPanel
@@ -52,7 +52,7 @@ Decide = Callable[[pd.DataFrame, AccountState], float]
 Decider = Callable[[torch.Tensor, int], object]
 DriftCheck = Callable[..., list[dict[str, Any]]]
 
-#: the PortfolioConfig fields a universe account records at creation and never changes
+#: the EnvConfig fields a universe account records at creation and never changes
 CONFIG_FIELDS = (
     "window",
     "initial_capital",
@@ -131,7 +131,7 @@ def validate_prices(prices: pd.DataFrame) -> None:
 
 def new_portfolio_account(
     tickers: Sequence[str],
-    config: PortfolioConfig,
+    config: EnvConfig,
     granularity: str = "whole",
     active_model_id: str | None = None,
 ) -> AccountState:
@@ -149,7 +149,7 @@ def new_portfolio_account(
     )
 
 
-def _config_record(config: PortfolioConfig) -> dict[str, Any]:
+def _config_record(config: EnvConfig) -> dict[str, Any]:
     return {k: getattr(config, k) for k in CONFIG_FIELDS}
 
 
@@ -206,7 +206,7 @@ class PaperAccount:
         cls,
         store: Any,
         tickers: Sequence[str],
-        config: PortfolioConfig,
+        config: EnvConfig,
         *,
         granularity: str = "whole",
         limits: RiskLimits | None = None,
@@ -535,7 +535,7 @@ class UniverseFrontEnd:
     ``(weights, hold)``; the weights fill at the next bar's close with the core's joint post-cost
     sizing (its band and bounds); a whole-share account truncates each resulting holding toward
     zero (the kernel's whole-share rule). ``config``: the
-    :class:`~..env.portfolio.PortfolioConfig` the decider was trained and backtested with
+    :class:`~..env.config.EnvConfig` the decider was trained and backtested with
     (costs, window, capital, long-only / gross bound, band); an existing account whose recorded
     tickers, granularity or config differ is refused. A new account's first bar defaults to row
     ``window - 1``, the first with a full feature window, as the replay. The feed is checked
@@ -544,11 +544,11 @@ class UniverseFrontEnd:
     the closes of the account's last bar unchanged.
     """
 
-    def __init__(self, tickers: Sequence[str], config: PortfolioConfig, granularity: str = "whole") -> None:
+    def __init__(self, tickers: Sequence[str], config: EnvConfig, granularity: str = "whole") -> None:
         if granularity not in ex.GRANULARITIES:
             raise ParameterError(f"granularity must be one of {list(ex.GRANULARITIES)}, got {granularity!r}")
         self.tickers = tuple(str(t) for t in tickers)
-        self.config = dataclasses.replace(config, episode_length=None, device="cpu")
+        self.config = config.replace(episode_length=None, device="cpu")
         self.granularity = granularity
         self.rules = self.config.rules
 
