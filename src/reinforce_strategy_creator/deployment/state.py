@@ -66,7 +66,7 @@ class AccountState:
     ``last_close`` (null for a ticker not listed yet); ``pending_weights``, the order decided at
     ``pending_decided_at`` (target fractions of equity) and ``pending_hold`` (keep the shares
     instead). What the front end that created the account records: ``config``, a universe
-    account's :class:`~..env.portfolio.PortfolioConfig` fields (null for an instrument account);
+    account's :class:`~..env.config.EnvConfig` fields (null for an instrument account);
     ``held_weights`` (the targets of the last order traded), ``entry_price`` and ``bars_held``
     (the holdings' average entry price and bars held, the observation's inputs), an instrument
     account's only (null for a universe account).
