@@ -58,9 +58,10 @@ class _SingleAsset:
             reward=reward,
             drawdown_lambda=2.0,
             device="cpu",
+            granularity=granularity,
         )
         self.n_actions = len(positions)
-        self.engine = BatchedTradingCore(market, cfg, B, seed=0, autoreset=False, granularity=granularity)
+        self.engine = BatchedTradingCore(market, cfg, B, seed=0, autoreset=False)
         self.reference = ReferenceSingleAssetCore(market, cfg, B, granularity=granularity)
         self.engine.reset(starts=W - 1)
         self.reference.reset(W - 1)
