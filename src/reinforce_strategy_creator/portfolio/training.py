@@ -173,7 +173,8 @@ def portfolio_bundle(
     extra: Mapping[str, Any] | None = None,
 ) -> PolicyBundle:
     """The trained members as one ``PolicyBundle`` (spec = the policy's JSON spec + tickers,
-    feature names, window, costs, seeds, validation scores, best seed)."""
+    feature names, window, the account (``EnvConfig.universe_params``, as the walk-forward's
+    bundles record it), seeds, validation scores, best seed)."""
     if len(results) != len(seeds) or not results:
         raise PortfolioInputError(
             f"portfolio_bundle needs one result per seed: {len(results)} vs {len(seeds)}"
@@ -186,16 +187,7 @@ def portfolio_bundle(
             "feature_names": list(panel.feature_names),
             "window": env.window,
             "positions": [],  # single-asset field; a portfolio acts in weights (see "kind")
-            "environment": {
-                k: getattr(env, k)
-                for k in (
-                    "initial_capital",
-                    "commission_bps",
-                    "slippage_bps",
-                    "borrow_bps_per_bar",
-                    "long_only",
-                )
-            },
+            "portfolio_environment": env.universe_params(),
             **seed_selection([int(s) for s in seeds], scores),
             **dict(extra or {}),
         }
