@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from reinforce_strategy_creator.agents import train_ppo  # noqa: E402
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv  # noqa: E402
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore  # noqa: E402
+from reinforce_strategy_creator.env.portfolio import PortfolioCore  # noqa: E402
 from reinforce_strategy_creator.portfolio import PortfolioPanel  # noqa: E402
 from reinforce_strategy_creator.portfolio.features import fit_feature_scaler  # noqa: E402
 from reinforce_strategy_creator.universe import read_universe_csv  # noqa: E402
@@ -62,7 +62,21 @@ def main() -> None:
     tickers = [str(t) for t in close.columns]
     cfg = dict(PPO, total_steps=args.steps)
 
-    core = PortfolioCore(c, feats, tickers, PortfolioConfig(window=W, episode_length=EPISODE), LANES, seed=0)
+    core = PortfolioCore(
+        c,
+        feats,
+        tickers,
+        EnvConfig(
+            window=W,
+            episode_length=EPISODE,
+            commission_bps=1.0,
+            slippage_bps=2.0,
+            borrow_bps_per_bar=0.0,
+            device="cpu",
+        ),
+        LANES,
+        seed=0,
+    )
     t0 = time.perf_counter()
     panel = PortfolioPanel(c, feats, tickers, close.index, ("r1", "r5", "r20"))
     scaler = fit_feature_scaler(panel, slice(None))

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.portfolio_reference import ReferencePortfolioCore  # noqa: E402
 from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, MarketArrays  # noqa: E402
 from reinforce_strategy_creator.env import execution as ex  # noqa: E402
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore  # noqa: E402
+from reinforce_strategy_creator.env.portfolio import PortfolioCore  # noqa: E402
 
 DATA = ROOT / "data" / "01_raw" / "sp500_20_stocks_close_1990_2022.csv"
 B, W, EPISODE, CHUNK = 1024, 16, 256, 50
@@ -131,7 +131,14 @@ def main() -> None:
     g = np.random.default_rng(0)
     raw = g.random((CHUNK, B, N + 1))
     weights = torch.as_tensor(raw[:, :, :N] / raw.sum(2, keepdims=True))
-    cfg = PortfolioConfig(window=W, episode_length=EPISODE)
+    cfg = EnvConfig(
+        window=W,
+        episode_length=EPISODE,
+        commission_bps=1.0,
+        slippage_bps=2.0,
+        borrow_bps_per_bar=0.0,
+        device="cpu",
+    )
     tickers = [str(i) for i in range(N)]
     after = PortfolioCore(close, feats, tickers, cfg, num_envs=B, seed=0)
     before = ReferencePortfolioCore(close, feats, tickers, cfg, num_envs=B, seed=0)

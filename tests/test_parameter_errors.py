@@ -11,6 +11,7 @@ from reinforce_strategy_creator.env.config import EnvConfig
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.compute import ComputeParams
 from reinforce_strategy_creator.params.deployment import DeploymentParams
+from reinforce_strategy_creator.params.portfolio import PortfolioParams
 from tests.support.project import copy_project, kedro
 
 LEAVES = {name for block in (DeploymentParams, ComputeParams, EnvConfig) for name, _, _ in block.docs_rows()}
@@ -51,8 +52,29 @@ HINTED = re.compile(r"--params ([\w.]+)=<value>")
             {"backend": "processes", "address": "tcp://host:8786"},
             "set compute.backend=dask or remove compute.address. Fix it in conf/base/parameters_compute.yml.",
         ),
+        (
+            PortfolioParams,
+            {"environment": {"window": 8}},
+            "portfolio.environment: no longer a parameter here: the account (window, costs, long_only, "
+            "gross_leverage, band, ...) is the top-level `environment` block",
+        ),
+        (
+            EnvConfig,
+            {"long_only": True, "gross_leverage": 2.0},
+            "set long_only: false to allow shorts under gross_leverage, or gross_leverage: 1.0. Fix it in "
+            "conf/base/parameters_environment.yml.",
+        ),
     ],
-    ids=["moved-key", "moved-to-catalog", "unknown-key", "bad-value", "bad-block", "rule-across-keys"],
+    ids=[
+        "moved-key",
+        "moved-to-catalog",
+        "unknown-key",
+        "bad-value",
+        "bad-block",
+        "rule-across-keys",
+        "moved-block",
+        "account-rule",
+    ],
 )
 def test_the_hint_names_one_parameter_or_a_key_to_remove(block, raw, hint):
     with pytest.raises(ParameterError) as info:

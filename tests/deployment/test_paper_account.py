@@ -131,9 +131,7 @@ def universe(
         close[shock_row:] *= shock
         panel = dataclasses.replace(panel, close=close)
     store = store or AccountStore(tmp_path / "acct")
-    config = dataclasses.replace(
-        CONFIG, commission_bps=costs[0], slippage_bps=costs[1], borrow_bps_per_bar=costs[2]
-    )
+    config = CONFIG.replace(commission_bps=costs[0], slippage_bps=costs[1], borrow_bps_per_bar=costs[2])
     account = PaperAccount.universe(store, panel.tickers, config, granularity=granularity, limits=limits)
     policy = make_decider(panel.n_assets, CONFIG.window)
 

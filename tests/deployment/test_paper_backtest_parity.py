@@ -31,12 +31,12 @@ from reinforce_strategy_creator.deployment import (
 from reinforce_strategy_creator.deployment.account import portfolio_ledger
 from reinforce_strategy_creator.deployment.state import INSTRUMENT, StagedAccount
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, observation_from_window, replay
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.features import compute_features, fit_scaler, max_lookback
 from reinforce_strategy_creator.market_data import normalise_prices
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import replay_weights
 from reinforce_strategy_creator.universe import read_universe_csv
+from tests.support.env import universe_env
 from tests.support.paper import make_decider
 from tests.support.project import SP500_20_CSV, SP500_CSV, STOCKS_CSV
 
@@ -206,7 +206,7 @@ def _universe(request, tmp_path, universe, config, monthly):
     """A universe: the portfolio replay and a fractional account on the same panel; per-trade checks
     here, the ledgers returned as (paper, backtest) frames."""
     panel = request.getfixturevalue(universe)
-    cfg = PortfolioConfig(episode_length=None, **config)
+    cfg = universe_env(episode_length=None, **config)
     base = make_decider(panel.n_assets, cfg.window, seed=3, invest=0.98)
     if panel.n_assets == 1:  # one asset: its weight would be the constant 0.98; cycle it instead
 
@@ -285,7 +285,7 @@ def test_whole_share_account_stays_within_the_truncation_bound(tmp_path, sp20):
     one's by at most  sum_i close_i,s-1 (|r_i,s| + 2 (slip + comm)) / E_s-1  + 2N cents / E  (first
     order); the log-equity gap is at most the sum of these, which the test checks with 10 % slack
     for the second-order terms."""
-    cfg = PortfolioConfig(window=8, episode_length=None, commission_bps=2.0, slippage_bps=3.0)
+    cfg = universe_env(window=8, episode_length=None, commission_bps=2.0, slippage_bps=3.0)
     proj = np.random.default_rng(5).normal(size=(sp20.n_assets * cfg.window * 2, sp20.n_assets))
 
     def decide(obs, bar):  # features only: the same weights for both accounts

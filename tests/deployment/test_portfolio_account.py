@@ -33,10 +33,11 @@ from reinforce_strategy_creator.deployment.account import (
     PortfolioWeightsError,
     portfolio_ledger,
 )
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioInputError
+from reinforce_strategy_creator.env.portfolio import PortfolioInputError
 from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import replay_weights
+from tests.support.env import universe_env
 from tests.support.paper import CONFIG, account_files, make_decider, make_panel, make_prices
 
 torch.set_num_threads(1)
@@ -108,7 +109,7 @@ def test_whole_fill_is_the_fractional_fill_truncated_and_never_overdraws(
     asset (one share less of the largest buy where cent rounding would overdraw), never has negative
     cash, and its equity differs from the fractional one's only by the costs on the truncated parts
     and cent rounding: |E_whole - E_frac| <= sum_i close_i (slip + comm (1 + slip)) + 1.5 N cents."""
-    cfg = PortfolioConfig(
+    cfg = universe_env(
         window=4,
         episode_length=None,
         initial_capital=capital,
@@ -202,7 +203,7 @@ def test_weight_on_a_ticker_not_listed_yet(tmp_path, panel):
 
 
 def test_account_settings_are_fixed_and_a_single_asset_folder_is_refused(started, panel, decide, tmp_path):
-    other = dataclasses.replace(CONFIG, commission_bps=3.0)
+    other = CONFIG.replace(commission_bps=3.0)
     with pytest.raises(AccountStateError, match="commission_bps"):
         _account(started, panel, config=other).run(panel, decide)
     single = tmp_path / "single"

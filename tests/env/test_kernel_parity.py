@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from benchmarks.portfolio_reference import ReferencePortfolioCore
 from reinforce_strategy_creator.env import BatchedTradingCore, EnvConfig, MarketArrays
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore
+from reinforce_strategy_creator.env.portfolio import PortfolioCore
 from tests.env.single_asset_reference import ReferenceSingleAssetCore, reference_reward
+from tests.support.env import universe_env
 
 torch.set_num_threads(1)
 CENT = 0.005  # two ledgers agree to the cent when they differ by less than half a cent
@@ -57,9 +58,10 @@ class _SingleAsset:
             reward=reward,
             drawdown_lambda=2.0,
             device="cpu",
+            granularity=granularity,
         )
         self.n_actions = len(positions)
-        self.engine = BatchedTradingCore(market, cfg, B, seed=0, autoreset=False, granularity=granularity)
+        self.engine = BatchedTradingCore(market, cfg, B, seed=0, autoreset=False)
         self.reference = ReferenceSingleAssetCore(market, cfg, B, granularity=granularity)
         self.engine.reset(starts=W - 1)
         self.reference.reset(W - 1)
@@ -83,7 +85,7 @@ class _Universe:
     def __init__(self, seed, fill_price, granularity, long_only, costs, reward, with_opens=True):
         opens, close, feats = _panel(self.N, seed)
         comm, slip, borrow = costs
-        cfg = PortfolioConfig(
+        cfg = universe_env(
             window=W,
             episode_length=None,
             commission_bps=comm,

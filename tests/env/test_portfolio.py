@@ -10,9 +10,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from reinforce_strategy_creator.env.portfolio import PortfolioCore, PortfolioInputError
 from reinforce_strategy_creator.env.portfolio_gym import PortfolioEnv, PortfolioVectorEnv
 from reinforce_strategy_creator.errors import InputError
+from reinforce_strategy_creator.params.base import ParameterError
+from tests.support.env import universe_env
 
 torch.set_num_threads(1)
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -61,7 +63,7 @@ costs = st.tuples(st.floats(0, 50), st.floats(0, 50), st.floats(0, 5), st.sample
 def test_accounting_invariants(c, seed, long_only):
     comm, slip, borrow, band = c
     lev = 1.0 if long_only else 2.0
-    cfg = PortfolioConfig(
+    cfg = universe_env(
         window=3,
         episode_length=None,
         commission_bps=comm,
@@ -117,7 +119,7 @@ def test_accounting_invariants(c, seed, long_only):
 @given(st.integers(0, 10_000), st.integers(3, 25), st.booleans())
 def test_no_look_ahead(seed, t_change, long_only):
     """Changing closes after t+1 (and features after t) changes nothing up to the fill at t+1."""
-    cfg = PortfolioConfig(
+    cfg = universe_env(
         window=3,
         episode_length=None,
         long_only=long_only,
@@ -151,7 +153,7 @@ def test_no_look_ahead(seed, t_change, long_only):
 
 def test_not_listed_ticker_target_is_an_error_naming_it():
     close, feats = panel(30, 3, late=1)
-    core = PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3, episode_length=None))
+    core = PortfolioCore(close, feats, TICKERS, universe_env(window=3, episode_length=None))
     core.reset(starts=2)
     with pytest.raises(PortfolioInputError, match="'BBB'.*not tradable"):
         core.step([[0.2, 0.1, 0.3]])
@@ -172,7 +174,7 @@ def test_not_listed_ticker_target_is_an_error_naming_it():
 )
 def test_bad_weights_raise_input_errors(cfg, w, match):
     close, feats = panel(30, 3)
-    core = PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3, episode_length=None, **cfg))
+    core = PortfolioCore(close, feats, TICKERS, universe_env(window=3, episode_length=None, **cfg))
     core.reset(starts=2)
     with pytest.raises(InputError, match=match):
         core.step(w)
@@ -193,15 +195,15 @@ def test_bad_weights_raise_input_errors(cfg, w, match):
     ],
 )
 def test_bad_config_names_the_parameter(kw, match):
-    with pytest.raises(PortfolioInputError, match=match):
-        PortfolioConfig(**kw)
+    with pytest.raises(ParameterError, match=match):
+        universe_env(**kw)
 
 
 def test_bad_panel_names_the_ticker():
     close, feats = panel(30, 3)
     close[15, 2] = np.nan
     with pytest.raises(PortfolioInputError, match="'CCC'.*row 15"):
-        PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3))
+        PortfolioCore(close, feats, TICKERS, universe_env(window=3))
 
 
 @pytest.mark.parametrize(("row", "value", "match"), [(12, 0.0, "'BBB'.*row 12"), (None, None, "shape")])
@@ -214,13 +216,13 @@ def test_bad_opens_name_the_ticker(row, value, match):
     else:
         opens[row, 1] = value
     with pytest.raises(PortfolioInputError, match=match):
-        PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3, fill_price="next_open"), opens=opens)
+        PortfolioCore(close, feats, TICKERS, universe_env(window=3, fill_price="next_open"), opens=opens)
 
 
 def test_observation_layout():
     close, feats = panel(30, 3)
     feats = np.arange(30 * 3 * 2, dtype=np.float32).reshape(30, 3, 2)
-    core = PortfolioCore(close, feats, TICKERS, PortfolioConfig(window=3, episode_length=None))
+    core = PortfolioCore(close, feats, TICKERS, universe_env(window=3, episode_length=None))
     obs = core.reset(starts=5)[0]
     assert obs.shape == (3 * 3 * 2 + 3 + 1 + 3,)
     per_asset = obs[:18].reshape(3, 3, 2)  # asset, window row (oldest first), feature
@@ -237,8 +239,8 @@ def test_gymnasium_and_sb3_check_env():
 
     close, feats = panel(40, 3, late=2)
     for cfg in (
-        PortfolioConfig(window=3, episode_length=20),
-        PortfolioConfig(window=3, episode_length=20, long_only=False, gross_leverage=2.0),
+        universe_env(window=3, episode_length=20),
+        universe_env(window=3, episode_length=20, long_only=False, gross_leverage=2.0),
     ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -249,7 +251,7 @@ def test_gymnasium_and_sb3_check_env():
 def test_vector_env_same_step_autoreset():
     close, feats = panel(40, 3, late=2)
     env = PortfolioVectorEnv(
-        close, feats, TICKERS, PortfolioConfig(window=3, episode_length=5), num_envs=4, seed=1
+        close, feats, TICKERS, universe_env(window=3, episode_length=5), num_envs=4, seed=1
     )
     obs, _ = env.reset(seed=1)
     assert obs.shape == (4, env.core.obs_dim) and env.observation_space.contains(obs)
@@ -310,7 +312,7 @@ def test_matches_reference(c, seed, long_only, band, hold_p, autoreset, n_assets
 
     comm, slip, borrow = c
     lev = 1.0 if long_only else 2.0
-    cfg = PortfolioConfig(
+    cfg = universe_env(
         window=3,
         episode_length=6 if autoreset else None,
         commission_bps=comm,
@@ -360,7 +362,7 @@ def test_weight_checks_match_reference(seed, long_only, fault):
     from benchmarks.portfolio_reference import ReferencePortfolioCore
 
     lev = 1.0 if long_only else 1.5
-    cfg = PortfolioConfig(window=3, episode_length=None, long_only=long_only, gross_leverage=lev)
+    cfg = universe_env(window=3, episode_length=None, long_only=long_only, gross_leverage=lev)
     close, feats = panel(30, 3, seed % 5, late=1)
     rng = np.random.default_rng(seed)
     B = 4
@@ -400,7 +402,7 @@ def test_runs_reproduce_bit_for_bit(long_only):
     """Same seed, same targets: identical trajectories bit for bit, the targets given once as a
     fresh tensor and once as a view at an odd memory offset."""
     close, feats = panel(40, 5, 3)
-    cfg = PortfolioConfig(
+    cfg = universe_env(
         window=3, episode_length=10, long_only=long_only, gross_leverage=1.0 if long_only else 1.5
     )
     rng = np.random.default_rng(0)
@@ -435,7 +437,7 @@ def test_kept_assets_without_band_match_reference(seed, long_only, c, fill):
 
     comm, slip, borrow = c
     lev = 1.0 if long_only else 1.5
-    cfg = PortfolioConfig(
+    cfg = universe_env(
         window=3,
         episode_length=None,
         commission_bps=comm,

@@ -10,7 +10,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.evaluation.benchmarks import (
     BenchmarkError,
     BuyAndHold,
@@ -30,6 +29,7 @@ from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
 from reinforce_strategy_creator.evaluation.strategies import Prices, Strategy, StrategyInputError
 from reinforce_strategy_creator.portfolio import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import replay_strategies
+from tests.support.env import universe_env
 
 torch.set_num_threads(1)
 
@@ -149,7 +149,7 @@ def test_equal_weight_at_one_asset_is_buy_and_hold():
         ew = position_targets(EqualWeight(rebalance).schedule(p, 3))
         np.testing.assert_array_equal(ew, position_targets(BuyAndHold().schedule(p, 3)))
     panel = PortfolioPanel(p.close, np.zeros((p.n_bars, 1, 1), np.float32), p.tickers, p.dates)
-    cfg = PortfolioConfig(window=4, commission_bps=5.0, slippage_bps=3.0)
+    cfg = universe_env(window=4, commission_bps=5.0, slippage_bps=3.0)
     ew, bh = replay_strategies(panel, cfg, [EqualWeight("weekly"), BuyAndHold()], p)
     np.testing.assert_allclose(ew.equity, bh.equity, rtol=0, atol=0.005)
     np.testing.assert_allclose(ew.cost.sum(), bh.cost.sum(), rtol=0, atol=0.005)

@@ -11,7 +11,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.markets import (
     DEFAULT_EDGE,
     make_market,
@@ -21,9 +20,10 @@ from reinforce_strategy_creator.markets import (
     trailing_leaders,
 )
 from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
+from tests.support.env import universe_env
 
 torch.set_num_threads(1)
-COSTS = PortfolioConfig(window=1, commission_bps=1.0, slippage_bps=2.0)
+COSTS = universe_env(window=1, commission_bps=1.0, slippage_bps=2.0)
 SEEDS = (0, 1, 2)
 
 

@@ -33,7 +33,7 @@ from reinforce_strategy_creator.agents.portfolio_policies import (
     softmax_weights,
 )
 from reinforce_strategy_creator.artifacts import load_policy_bundle, save_policy_bundle
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from reinforce_strategy_creator.env.portfolio import PortfolioCore, PortfolioInputError
 from reinforce_strategy_creator.portfolio.features import fit_feature_scaler
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import replay_weights
@@ -42,11 +42,12 @@ from reinforce_strategy_creator.portfolio.training import (
     portfolio_validation_sharpe,
     train_portfolio_members,
 )
+from tests.support.env import universe_env
 
 torch.set_num_threads(1)
 
 N, W, F = 4, 6, 2
-ENV = PortfolioConfig(window=W, episode_length=48)
+ENV = universe_env(window=W, episode_length=48)
 TINY_PPO = dict(total_steps=1024, num_steps=16, num_minibatches=2, update_epochs=2)
 TINY_A2C = dict(total_steps=1024, num_steps=8)
 TINY_DQN = dict(total_steps=1024, learning_starts=128, batch_size=32, buffer_size=512, target_update_every=8)
@@ -389,8 +390,8 @@ def test_feature_scaler_is_fit_on_the_train_panel_only(split):
         (dict(algorithm="sac"), "algorithm"),
         (dict(seeds=[]), "seeds"),
         (dict(seeds=[1, 1]), "seeds"),
-        (dict(env=PortfolioConfig(window=W, episode_length=400)), "episode_length"),
-        (dict(env=PortfolioConfig(window=200, episode_length=None)), "window"),
+        (dict(env=universe_env(window=W, episode_length=400)), "episode_length"),
+        (dict(env=universe_env(window=200, episode_length=None)), "window"),
         (dict(short_validation=True), "validation"),
     ],
 )

@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 import torch
 
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.evaluation.metrics import infer_periods_per_year
 from reinforce_strategy_creator.markets import planted_rotation_market, rotation_oracle
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 from reinforce_strategy_creator.portfolio.replay import constant_weights, replay_weights
 from reinforce_strategy_creator.portfolio.training import run_sharpe, train_portfolio_members
 from reinforce_strategy_creator.universe import read_universe_csv
+from tests.support.env import universe_env
 from tests.support.project import SP500_20_CSV
 
 torch.set_num_threads(1)
 W = 2
-ENV = PortfolioConfig(window=W, episode_length=128, commission_bps=1.0, slippage_bps=2.0)
+ENV = universe_env(window=W, episode_length=128, commission_bps=1.0, slippage_bps=2.0)
 #: logistic-normal PPO (the default distribution) with a sharpened decision, chosen on the
 #: validation rows of universe seeds 1 and 3 (docs/learning.md, "Universes: the planted
 #: rotation"); no choice looked at a test window of the universes tested here

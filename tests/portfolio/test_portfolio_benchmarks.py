@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioInputError
+from reinforce_strategy_creator.env.portfolio import PortfolioInputError
 from reinforce_strategy_creator.evaluation.benchmarks import (
     PORTFOLIO_BENCHMARKS,
     BenchmarkError,
@@ -20,11 +20,12 @@ from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.portfolio import PortfolioBenchmarkParams
 from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
 from reinforce_strategy_creator.portfolio.replay import replay_portfolio_benchmarks
+from tests.support.env import universe_env
 
 torch.set_num_threads(1)
 
 TICKERS = ("AAA", "BBB", "CCC", "DDD")
-CFG = PortfolioConfig(window=4, commission_bps=5.0, slippage_bps=3.0)
+CFG = universe_env(window=4, commission_bps=5.0, slippage_bps=3.0)
 FAST = {"lookback": 30, "min_history": 10}
 
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
 from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
 from reinforce_strategy_creator.portfolio.figures import (
@@ -26,10 +25,11 @@ from reinforce_strategy_creator.portfolio.ledger import (
     weights_wide,
 )
 from reinforce_strategy_creator.portfolio.replay import replay_portfolio_benchmarks
+from tests.support.env import universe_env
 
 torch.set_num_threads(1)
 
-CFG = PortfolioConfig(window=3, commission_bps=3.0, slippage_bps=5.0)
+CFG = universe_env(window=3, commission_bps=3.0, slippage_bps=5.0)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_a_ruined_account_is_drawn_up_to_its_ruin():
     close[10:] = 1e-9  # the only asset collapses: a fully invested lane loses (almost) everything
     dates = pd.bdate_range("2022-01-03", periods=n)
     panel = PortfolioPanel(close, np.zeros((n, 1, 1), np.float32), ("A",), dates)
-    run = replay_weights(panel, PortfolioConfig(window=2), lambda obs, bar: np.ones((1, 1)), 1)
+    run = replay_weights(panel, universe_env(window=2), lambda obs, bar: np.ones((1, 1)), 1)
     fig = weights_figure(run)
     assert _png(fig).startswith(b"\x89PNG")
     heights = [p.get_height() for p in contribution_figure(run).axes[0].patches]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig, PortfolioInputError
+from reinforce_strategy_creator.env.portfolio import PortfolioInputError
 from reinforce_strategy_creator.evaluation.metrics import (
     EvaluationInputError,
     evaluate_backtest,
@@ -29,11 +29,12 @@ from reinforce_strategy_creator.portfolio.ledger import (
     weights_wide,
 )
 from reinforce_strategy_creator.portfolio.replay import PortfolioRun, lane_run, replay_portfolio_benchmarks
+from tests.support.env import universe_env
 
 torch.set_num_threads(1)
 
 TICKERS = ("AAA", "BBB", "CCC")
-CFG = PortfolioConfig(window=5, commission_bps=4.0, slippage_bps=2.0)
+CFG = universe_env(window=5, commission_bps=4.0, slippage_bps=2.0)
 
 
 def make_panel(n_bars: int = 150, seed: int = 0) -> PortfolioPanel:
@@ -191,8 +192,8 @@ def test_portfolio_trade_metrics_by_hand():
 def test_portfolio_ledger_refuses_other_costs_or_dates(setup):
     panel, runs, _ = setup
     kind, name, seeds, run = runs[0]
-    dearer = replace(run, config=replace(run.config, commission_bps=9.0))
-    with pytest.raises(PortfolioInputError, match="commission_bps=9.0.*one PortfolioConfig"):
+    dearer = replace(run, config=run.config.replace(commission_bps=9.0))
+    with pytest.raises(PortfolioInputError, match="commission_bps=9.0.*one environment"):
         portfolio_ledger([runs[1], (kind, name, seeds, dearer)])
     shorter = replay_weights(panel.rows(0, 100), CFG, agent_decider(panel), 2)
     with pytest.raises(PortfolioInputError, match="same panel window"):

@@ -12,7 +12,6 @@ import torch
 
 from reinforce_strategy_creator.agents.ensemble import PolicyLanes
 from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.markets import null_market, planted_rotation_market
 from reinforce_strategy_creator.params.evaluation import EvaluationParams
 from reinforce_strategy_creator.params.portfolio import PortfolioParams
@@ -24,6 +23,7 @@ from reinforce_strategy_creator.universe import read_universe_csv
 from reinforce_strategy_creator.walk_forward import plan_folds
 from reinforce_strategy_creator.walk_forward import universe as pwf
 from reinforce_strategy_creator.walk_forward.stitch import FoldSwitch
+from tests.support.env import universe_env
 from tests.support.project import SP500_20_CSV
 
 SPEC = {"indicators": {"logret": {"periods": [1, 5, 20]}}, "recursive_warmup": 3}
@@ -36,8 +36,8 @@ WALK_FORWARD = {
     "anchor": "data_end",
 }
 EVALUATION = {"selection": "best_agent_best_seed", "ensembles": True}
+ENV = universe_env(window=4, episode_length=64)
 TINY = {
-    "environment": {"window": 4, "episode_length": 64},
     "training": {
         "seeds": [0, 1],
         "num_envs": 8,
@@ -54,7 +54,7 @@ def _panel(close: pd.DataFrame):
 
 
 def _warmup() -> int:
-    return feature_warmup(SPEC) + TINY["environment"]["window"] - 1
+    return feature_warmup(SPEC) + ENV.window - 1
 
 
 def _plan(panel):
@@ -76,7 +76,9 @@ def small_panel(request):
 
 @pytest.fixture(scope="module")
 def tiny_run(small_panel):
-    return pwf.run_walk_forward(small_panel, TINY, EVALUATION, WALK_FORWARD, warmup=_warmup())
+    return pwf.run_walk_forward(
+        small_panel, TINY, EVALUATION, WALK_FORWARD, environment=ENV, warmup=_warmup()
+    )
 
 
 def test_fold_panels_stop_at_the_validation_window(small_panel):
@@ -100,8 +102,8 @@ def test_a_fold_reads_nothing_after_its_validation_window(small_panel):
     close.loc[later] = close.loc[later] * np.exp(noise)
     changed = _panel(close)
     assert not np.allclose(changed.close, small_panel.close, equal_nan=True)
-    a = pwf.run_fold(fold, small_panel, params, ev)
-    b = pwf.run_fold(fold, changed, params, ev)
+    a = pwf.run_fold(fold, small_panel, params, ev, environment=ENV)
+    b = pwf.run_fold(fold, changed, params, ev, environment=ENV)
     for seed in a.bundles["ppo"].seeds:
         for k, v in a.bundles["ppo"].state_dicts[seed].items():
             assert torch.equal(v, b.bundles["ppo"].state_dicts[seed][k]), k
@@ -131,7 +133,7 @@ def test_fold_switch_hands_each_bar_to_its_fold(n_assets):
 
         return decide
 
-    run = replay_weights(panel, PortfolioConfig(window=4), FoldSwitch([decider(0), decider(1)], [3, 30]))
+    run = replay_weights(panel, universe_env(window=4), FoldSwitch([decider(0), decider(1)], [3, 30]))
     assert calls == [0] * (30 - 3) + [1] * (59 - 30)  # decisions at bars 3 .. 58
     assert np.all(run.targets[0, : 30 - 3, 0] == 0.0) and np.all(run.targets[0, 30 - 3 : -1, 0] == 0.5)
     with pytest.raises(ValueError, match="before the first fold"):
@@ -187,8 +189,8 @@ def real_close():
     return read_universe_csv(SP500_20_CSV).field("Close")
 
 
+GATE_ENV = universe_env(window=4, episode_length=128)
 GATE_RUN = {
-    "environment": {"window": 4, "episode_length": 128},
     "training": {
         "seeds": [0, 1],
         "num_envs": 32,
@@ -222,7 +224,9 @@ def test_gate_fails_on_a_universe_without_structure(real_close):
     torch.set_num_threads(1)
     close = null_market(real_close[["AAPL", "JNJ", "XOM", "KO", "JPM"]], seed=11, n_bars=2800).close
     panel = _panel(close)
-    _, _, verdict = pwf.run_walk_forward(panel, GATE_RUN, EVALUATION, GATE_FOLDS, warmup=_warmup())
+    _, _, verdict = pwf.run_walk_forward(
+        panel, GATE_RUN, EVALUATION, GATE_FOLDS, environment=GATE_ENV, warmup=_warmup()
+    )
     assert verdict["passed"] is False, verdict["rules"]
 
 
@@ -232,7 +236,9 @@ def test_gate_passes_on_a_planted_rotation_universe(real_close):
     torch.set_num_threads(1)
     close = planted_rotation_market(real_close, 0, PLANTED_EDGE, n_assets=5, n_bars=2800).close
     panel = _panel(close)
-    _, _, verdict = pwf.run_walk_forward(panel, GATE_RUN, EVALUATION, GATE_FOLDS, warmup=_warmup())
+    _, _, verdict = pwf.run_walk_forward(
+        panel, GATE_RUN, EVALUATION, GATE_FOLDS, environment=GATE_ENV, warmup=_warmup()
+    )
     assert verdict["passed"] is True, (verdict["rules"], verdict["procedure"], verdict["buy_and_hold"])
 
 
@@ -240,7 +246,7 @@ def test_replay_of_a_constant_decider_matches_its_ledger(small_panel):
     """The ledger builder keeps kind/run/seed per lane and the replay's equity."""
     from reinforce_strategy_creator.portfolio.replay import constant_weights
 
-    env = PortfolioConfig(**PortfolioParams.parse(TINY).environment.to_params())
+    env = ENV
     win = small_panel.rows(0, 80)
     n = small_panel.n_assets
     run = replay_weights(win, env, constant_weights([[1 / n] * n, [0.5] + [0.0] * (n - 1)]), num_lanes=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reinforce_strategy_creator.env import MarketArrays
+from reinforce_strategy_creator.env import EnvConfig, MarketArrays
 
 
 def make_market(n_bars: int = 120, n_features: int = 3, seed: int = 0, vol: float = 0.02) -> MarketArrays:
@@ -21,3 +21,12 @@ def market_from_returns(log_returns, gaps, n_features: int = 2) -> MarketArrays:
     rng = np.random.default_rng(len(close))
     feats = rng.normal(size=(len(close), n_features)).astype(np.float32)
     return MarketArrays.from_arrays(feats, open_, close)
+
+
+#: The universe account the portfolio tests were written with: these costs on the CPU.
+UNIVERSE_ACCOUNT = {"commission_bps": 1.0, "slippage_bps": 2.0, "borrow_bps_per_bar": 0.0, "device": "cpu"}
+
+
+def universe_env(**changes) -> EnvConfig:
+    """The ``environment`` block with :data:`UNIVERSE_ACCOUNT`, then ``changes``, validated."""
+    return EnvConfig.parse({**UNIVERSE_ACCOUNT, **changes})

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reinforce_strategy_creator.env.portfolio import PortfolioConfig
 from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
+from tests.support.env import universe_env
 
 
 def make_prices(n: int, seed: int = 0, start: str = "2020-01-01", freq: str = "B") -> pd.DataFrame:
@@ -62,7 +62,7 @@ def account_files(folder, split_runs: bool = False) -> dict[str, bytes] | None:
 
 
 TICKERS = ("AAA", "BBB", "CCC", "DDD", "EEE")
-CONFIG = PortfolioConfig(
+CONFIG = universe_env(
     window=4, episode_length=None, initial_capital=50_000.0, commission_bps=10.0, slippage_bps=5.0
 )
 

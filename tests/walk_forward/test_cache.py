@@ -22,6 +22,7 @@ from reinforce_strategy_creator.universe import read_universe_csv
 from reinforce_strategy_creator.walk_forward import engine, plan_folds
 from reinforce_strategy_creator.walk_forward import universe as uwf
 from reinforce_strategy_creator.walk_forward.cache import FoldCache
+from tests.support.env import universe_env
 from tests.support.project import SP500_20_CSV
 
 pytestmark = pytest.mark.slow
@@ -75,8 +76,8 @@ WALK_FORWARD = {
     "anchor": "calendar_year",
 }
 EVALUATION = {"selection": "best_agent_best_seed", "ensembles": True}
+UNIVERSE_ENV = universe_env(window=4, episode_length=64)
 UNIVERSE = {
-    "environment": {"window": 4, "episode_length": 64},
     "training": {
         "seeds": [0, 1],
         "num_envs": 8,
@@ -91,14 +92,14 @@ UNIVERSE = {
 def _universe() -> World:
     close = read_universe_csv(SP500_20_CSV).field("Close")
     panel = portfolio_features(planted_rotation_market(close, 3, n_assets=4, n_bars=2270).close, SPEC)
-    warmup = feature_warmup(SPEC) + UNIVERSE["environment"]["window"] - 1
+    warmup = feature_warmup(SPEC) + UNIVERSE_ENV.window - 1
     ev, wf = EvaluationParams.parse(EVALUATION), WalkForwardParams.parse(WALK_FORWARD)
 
     def run(panel, params, cache):
         p = PortfolioParams.parse(params)
         plan = plan_folds(panel.dates, wf, embargo_bars=0, warmup_bars=warmup)
         folds = (*plan.folds, plan.deployment)
-        return {f"{f.name} ({f.label})": uwf.run_fold(f, panel, p, ev, cache=cache) for f in folds}
+        return {f"{f.name} ({f.label})": uwf.run_fold(f, panel, p, ev, cache=cache, environment=UNIVERSE_ENV) for f in folds}
 
     def until(panel, day):
         return panel.rows(0, int(panel.dates.searchsorted(pd.Timestamp(day), "right")))
@@ -108,7 +109,9 @@ def _universe() -> World:
         UNIVERSE,
         until,
         run,
-        lambda panel, params, results: uwf.stitch(results, panel, PortfolioParams.parse(params), ev),
+        lambda panel, params, results: uwf.stitch(
+            results, panel, PortfolioParams.parse(params), ev, environment=UNIVERSE_ENV
+        ),
         deep_merge(UNIVERSE, {"training": {"agents": {"ppo": {"learning_rate": 1e-3}}}}),
     )
 

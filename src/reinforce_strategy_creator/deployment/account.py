@@ -40,7 +40,7 @@ from ..env import EnvConfig
 from ..env import execution as ex
 from ..env.config import DEFAULT_FILL_PRICE
 from ..env.ops import SCALAR
-from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from ..env.portfolio import PortfolioCore, PortfolioInputError
 from ..errors import InputError
 from ..params.base import ParameterError
 from ..portfolio.panel import PortfolioPanel
@@ -53,7 +53,7 @@ Decide = Callable[[pd.DataFrame, AccountState], float]
 Decider = Callable[[torch.Tensor, int], object]
 DriftCheck = Callable[..., list[dict[str, Any]]]
 
-#: the PortfolioConfig fields a universe account records at creation and never changes
+#: the EnvConfig fields a universe account records at creation and never changes
 CONFIG_FIELDS = (
     "window",
     "initial_capital",
@@ -130,7 +130,7 @@ def validate_prices(prices: pd.DataFrame) -> None:
         raise PriceDataError("prices: index must be sorted and unique; sort and de-duplicate it.")
 
 
-def _config_record(config: PortfolioConfig) -> dict[str, Any]:
+def _config_record(config: EnvConfig) -> dict[str, Any]:
     return {k: getattr(config, k) for k in CONFIG_FIELDS}
 
 
@@ -188,7 +188,7 @@ class PaperAccount:
         cls,
         store: Any,
         tickers: Sequence[str],
-        config: PortfolioConfig,
+        config: EnvConfig,
         *,
         granularity: str = "whole",
         limits: RiskLimits | None = None,
@@ -568,7 +568,7 @@ class TargetWeights:
     ``(weights, hold)``; the weights fill at the next bar's close with the core's joint post-cost
     sizing (its band and bounds); a whole-share account truncates each resulting holding toward
     zero (the kernel's whole-share rule). ``config``: the
-    :class:`~..env.portfolio.PortfolioConfig` the decider was trained and backtested with
+    :class:`~..env.config.EnvConfig` the decider was trained and backtested with
     (costs, window, capital, long-only / gross bound, band), recorded by the account. A new
     account's first bar defaults to row ``window - 1``, the first with a full feature window,
     as the replay. The feed is checked before anything is written: tickers equal to the
@@ -578,8 +578,8 @@ class TargetWeights:
 
     fill_price = "next_close"
 
-    def __init__(self, config: PortfolioConfig) -> None:
-        self.config = dataclasses.replace(config, episode_length=None, device="cpu")
+    def __init__(self, config: EnvConfig) -> None:
+        self.config = config.replace(episode_length=None, device="cpu")
         self.initial_capital = float(self.config.initial_capital)
         self.long_only = self.config.long_only
 

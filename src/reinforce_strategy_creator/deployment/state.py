@@ -66,7 +66,7 @@ class AccountState:
     ``last_close`` (null for a ticker not listed yet); ``pending_weights``, the order decided at
     ``pending_decided_at`` (target fractions of equity) and ``pending_hold`` (keep the shares
     instead). What the front end's rule records (:mod:`.account`): ``config``, a target-weights
-    account's :class:`~..env.portfolio.PortfolioConfig` fields (null for a target-position
+    account's :class:`~..env.config.EnvConfig` fields (null for a target-position
     account); ``held_weights`` (the targets of the last order traded), ``entry_price`` and
     ``bars_held`` (the holdings' average entry price and bars held, the observation's inputs), a
     target-position account's only (null for a target-weights account).

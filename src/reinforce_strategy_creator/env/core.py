@@ -66,8 +66,9 @@ class BatchedTradingCore(AccountEngine):
     device : overrides `config.device` ("cpu", "cuda", "cuda:1", ...).
     compile_step : run the step arithmetic through `torch.compile` (opt-in: ~15 s to
         compile once, then faster at large B; results equal eager to float rounding).
-    granularity : "fractional" (default) or "whole" shares (the kernel's rule: the resulting
-        holding truncated toward zero).
+
+    Shares are ``config.granularity``: "fractional" or "whole" (the kernel's rule: the resulting
+    holding truncated toward zero).
     """
 
     InputError = ValueError
@@ -103,7 +104,6 @@ class BatchedTradingCore(AccountEngine):
         backend: str = "torch",
         device: str | None = None,
         compile_step: bool = False,
-        granularity: str = "fractional",
     ) -> None:
         if not isinstance(market, MarketArrays):
             raise TypeError("market must be a MarketArrays; use MarketArrays.from_frame(model_input_df)")
@@ -133,7 +133,7 @@ class BatchedTradingCore(AccountEngine):
         self.fill_ref = self.close if config.fill_price == "next_close" else self.open
         self.pos_table = xp.data(np.asarray(config.positions, dtype=np.float64), "f64")
         self.cap = float(config.initial_capital)
-        self.rules = ex.ExecutionRules.from_config(config, granularity)
+        self.rules = config.rules
         self.pos_lo, self.pos_hi = config.position_bounds
         self._init_lanes(config, n_bars=market.n_bars, seed=seed, what=("market", "environment."))
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import EnvConfigError
+from ..params.base import ParameterError
 
 
 class ActionTable(Protocol):
@@ -48,7 +48,7 @@ class ScalarOps:
 
     def __init__(self, device: str = "cpu"):
         if device != "cpu":
-            raise EnvConfigError("environment.device: the scalar (one-account) back end runs on the CPU only")
+            raise ParameterError("environment.device: the scalar (one-account) back end runs on the CPU only")
         self.device = "cpu"
         self.log, self.abs, self.maximum = math.log, abs, max
 

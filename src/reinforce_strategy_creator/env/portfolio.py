@@ -40,15 +40,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from ..params.portfolio import portfolio_account_problem
 from . import execution as ex
-from .engine import REWARDS, AccountEngine
+from .config import EnvConfig
+from .engine import AccountEngine
 from .observation import build_windows
 from .torch_ops import TorchOps
 
@@ -59,70 +58,7 @@ _SOLVE_MAX_ITER = 100
 
 
 class PortfolioInputError(InputError):
-    """Bad portfolio input (prices, features, parameters or target weights); names what and fixes."""
-
-
-#: the fields `params.portfolio.portfolio_account_problem` checks (the rest are checked here)
-_ACCOUNT_FIELDS = (
-    "window",
-    "episode_length",
-    "initial_capital",
-    "commission_bps",
-    "slippage_bps",
-    "borrow_bps_per_bar",
-    "long_only",
-    "gross_leverage",
-    "band",
-)
-
-
-@dataclass(frozen=True)
-class PortfolioConfig:
-    """Parameters of the portfolio environment (costs in basis points, per asset per trade)."""
-
-    window: int = 16
-    episode_length: int | None = 256
-    initial_capital: float = 100_000.0
-    commission_bps: float = 1.0
-    slippage_bps: float = 2.0
-    borrow_bps_per_bar: float = 0.0
-    long_only: bool = True
-    gross_leverage: float = 1.0
-    band: float = 0.0
-    device: str = "cpu"
-    fill_price: str = "next_close"
-    """``next_close`` or ``next_open`` (the next bar's open where the panel has opens; a close-only
-    panel fills at closes)."""
-    granularity: str = "fractional"
-    """``fractional`` shares, or ``whole`` (each resulting holding truncated toward zero)."""
-    reward: str = "log_return"
-    """``log_return`` | ``differential_sharpe`` | ``drawdown_penalised`` (as ``EnvConfig.reward``)."""
-    dsr_eta: float = 0.01
-    drawdown_lambda: float = 1.0
-
-    def __post_init__(self) -> None:
-        def bad(name, why):
-            raise PortfolioInputError(f"portfolio parameter {name}={getattr(self, name)!r}: {why}")
-
-        broken = portfolio_account_problem(**{name: getattr(self, name) for name in _ACCOUNT_FIELDS})
-        if broken is not None:
-            bad(*broken)
-        if self.fill_price not in ("next_close", "next_open"):
-            bad("fill_price", "must be 'next_close' or 'next_open'")
-        if self.granularity not in ex.GRANULARITIES:
-            bad("granularity", f"must be one of {list(ex.GRANULARITIES)}")
-        if self.reward not in REWARDS:
-            bad("reward", f"must be one of {list(REWARDS)}")
-        if not (math.isfinite(self.dsr_eta) and 0.0 < self.dsr_eta < 1.0):
-            bad("dsr_eta", "must be in (0, 1): the decay of the differential Sharpe moments")
-        if not (math.isfinite(self.drawdown_lambda) and self.drawdown_lambda >= 0.0):
-            bad("drawdown_lambda", "must be >= 0: the penalty per unit increase of drawdown")
-
-    @property
-    def rules(self) -> ex.ExecutionRules:
-        return ex.ExecutionRules.from_bps(
-            self.commission_bps, self.slippage_bps, self.borrow_bps_per_bar, self.granularity
-        )
+    """Bad portfolio input (prices, features or target weights); names what and fixes."""
 
 
 def _check_panel(close: np.ndarray, features: np.ndarray, tickers: Sequence[str]) -> np.ndarray:
@@ -188,7 +124,7 @@ class PortfolioCore(AccountEngine):
         close,
         features,
         tickers: Sequence[str],
-        config: PortfolioConfig | None = None,
+        config: EnvConfig | None = None,
         num_envs: int = 1,
         seed: int | None = None,
         *,
@@ -196,7 +132,7 @@ class PortfolioCore(AccountEngine):
         dates=None,
         opens=None,
     ) -> None:
-        self.config = config = config or PortfolioConfig()
+        self.config = config = config or EnvConfig()
         if not isinstance(num_envs, int) or num_envs < 1:
             raise PortfolioInputError(f"num_envs must be a positive integer, got {num_envs!r}")
         close = np.asarray(close, dtype=np.float64)
@@ -207,8 +143,8 @@ class PortfolioCore(AccountEngine):
         W = config.window
         self.num_envs, self.n_assets, self.n_bars, self.autoreset = num_envs, N, T, autoreset
         self.dates = dates
-        self.device = torch.device(config.device)
-        self.xp = TorchOps(config.device)
+        self.device = torch.device(config.resolve_device())
+        self.xp = TorchOps(self.device)
         F = features.shape[2]
         self.n_features = F
         self.feature_dim = N * W * F

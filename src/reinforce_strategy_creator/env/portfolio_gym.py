@@ -31,7 +31,8 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from .config import EnvConfig
+from .portfolio import PortfolioCore, PortfolioInputError
 
 
 def _spaces(core: PortfolioCore):
@@ -67,9 +68,7 @@ class PortfolioEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(
-        self, close, features, tickers, config: PortfolioConfig | None = None, seed=None, opens=None
-    ):
+    def __init__(self, close, features, tickers, config: EnvConfig | None = None, seed=None, opens=None):
         super().__init__()
         self.core = PortfolioCore(close, features, tickers, config, 1, seed, autoreset=False, opens=opens)
         self.observation_space, self.action_space = _spaces(self.core)
@@ -102,7 +101,7 @@ class PortfolioVectorEnv(VectorEnv):
         close,
         features,
         tickers,
-        config: PortfolioConfig | None = None,
+        config: EnvConfig | None = None,
         num_envs: int = 1,
         seed=None,
         opens=None,

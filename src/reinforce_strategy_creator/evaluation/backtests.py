@@ -291,7 +291,7 @@ def history_closes(table: pd.DataFrame, history: pd.DataFrame, split: str) -> Pr
 
 def backtest_split(
     table: pd.DataFrame,
-    environment: Mapping,
+    environment: EnvConfig,
     evaluation: EvaluationParams,
     policies: Mapping[str, object],
     split: str = "test",
@@ -301,7 +301,7 @@ def backtest_split(
 ) -> pd.DataFrame:
     """Replay every agent × seed and every benchmark on ``table`` with one ``EnvConfig``.
 
-    ``environment`` is ``params:environment``; ``policies`` maps agent name to
+    ``environment`` is the run's validated ``environment`` block; ``policies`` maps agent name to
     ``PolicyBundle``. ``history`` is ``primary_prices``: benchmarks compute their causal
     schedules on its closes up to each bar, bars before the window included, like the agents'
     features. ``provenance`` (``run_provenance``) makes every policy prove it was trained on
@@ -311,7 +311,7 @@ def backtest_split(
     columns.
     """
     # A replay always covers the full period (episode_length is a training setting).
-    config = EnvConfig.from_params(environment).replace(episode_length=None)
+    config = environment.replace(episode_length=None)
     market = _window_market(table, config, split)
     past = history_closes(table, history, split)
     _check_benchmarks(evaluation.benchmarks, config, table, past.start, split)

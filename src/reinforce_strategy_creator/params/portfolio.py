@@ -3,7 +3,8 @@
 ``kedro run --pipelines full_cycle --env portfolio`` (``evaluation.scheme: portfolio``) runs it:
 the universe is read and checked per ticker, per-ticker features are built, every fold of the
 ``walk_forward`` layout trains the ``portfolio.training`` agents on its past, selects on its
-validation year and trades its test year, the stitched test years are judged by the
+validation year and trades its test year (every account is the top-level ``environment``
+block's, :class:`~..env.config.EnvConfig`), the stitched test years are judged by the
 ``evaluation.gate`` (against equal-weight buy-and-hold), and the deployment fold's champion
 paper-trades the held-back years. Agents' hyperparameters are the single-asset algorithms'
 (``params/agents.py``), validated by the same models.
@@ -11,7 +12,6 @@ paper-trades the held-back years. Agents' hyperparameters are the single-asset a
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -35,79 +35,6 @@ class IndexParams(Params):
     column: str | None = None
     """Column of `portfolio.raw_index` holding the index close (e.g. `SP500`): bought and held as one
     more benchmark through the same costs and capital; `null`: no index benchmark."""
-
-
-def portfolio_account_problem(  # noqa: PLR0911
-    window: Any,
-    episode_length: Any,
-    initial_capital: float,
-    commission_bps: float,
-    slippage_bps: float,
-    borrow_bps_per_bar: float,
-    long_only: bool,
-    gross_leverage: float,
-    band: float,
-) -> tuple[str, str] | None:
-    """The first rule of a portfolio account these settings break, as ``(parameter, why)``, or
-    ``None``: the one check of ``env.portfolio.PortfolioConfig`` and :class:`PortfolioEnvParams`."""
-    if not isinstance(window, int) or window < 1:
-        return "window", "must be a positive integer (bars of features per observation)"
-    if episode_length is not None and (not isinstance(episode_length, int) or episode_length < 1):
-        return "episode_length", "must be a positive integer or None (the full period)"
-    if not (math.isfinite(initial_capital) and initial_capital > 0):
-        return "initial_capital", "must be a positive finite amount"
-    for name, v in (
-        ("commission_bps", commission_bps),
-        ("slippage_bps", slippage_bps),
-        ("borrow_bps_per_bar", borrow_bps_per_bar),
-    ):
-        if not (math.isfinite(v) and 0.0 <= v < 1000.0):
-            return name, "must be in [0, 1000) basis points"
-    if not (math.isfinite(gross_leverage) and 0.0 < gross_leverage <= 10.0):
-        return "gross_leverage", "must be in (0, 10]: the most sum(|w|) may reach"
-    if long_only and gross_leverage != 1.0:
-        return "gross_leverage", "must be 1.0 when long_only is True (sum(w) <= 1); set long_only=False"
-    rate = (commission_bps + slippage_bps + borrow_bps_per_bar) / 1e4 * 1.01
-    if gross_leverage * rate > 0.5:
-        return "gross_leverage", "times the cost rates (commission + slippage + borrow) must be <= 0.5"
-    if not (math.isfinite(band) and 0.0 <= band < 1.0):
-        return "band", "must be in [0, 1): skip an asset when |target - current weight| < band"
-    return None
-
-
-class PortfolioEnvParams(Params):
-    """``portfolio.environment``: the portfolio account every agent, benchmark and the paper account
-    share (docs/environment.md)."""
-
-    PATH: ClassVar[str] = "portfolio.environment"
-    FILE: ClassVar[str] = "conf/base/parameters_portfolio.yml"
-
-    window: PositiveInt = 8
-    """Bars of per-asset features in each observation."""
-    episode_length: PositiveInt | None = 252
-    """Training steps per episode from a random start; `null` = the whole training window."""
-    initial_capital: float = Field(100_000.0, gt=0)
-    """Starting cash of every account (agents, benchmarks, paper)."""
-    commission_bps: float = Field(1.0, ge=0, lt=1000)
-    """Commission, basis points of traded notional, per asset per trade."""
-    slippage_bps: float = Field(2.0, ge=0, lt=1000)
-    """Fills move this many basis points against the trader, per asset per trade."""
-    borrow_bps_per_bar: float = Field(0.0, ge=0, lt=1000)
-    """Basis points of short notional per bar (long/short only)."""
-    long_only: Flag = True
-    """Weights >= 0 and sum <= 1 (cash is the rest); `false`: shorts under `gross_leverage`."""
-    gross_leverage: float = Field(1.0, gt=0, le=10)
-    """The most sum(|w|) may reach (must be 1 with `long_only`)."""
-    band: float = Field(0.0, ge=0, lt=1)
-    """No-trade band: an asset whose target differs from its current weight by less is not traded."""
-
-    @model_validator(mode="after")
-    def _valid_account(self) -> PortfolioEnvParams:
-        broken = portfolio_account_problem(**self.to_params())
-        if broken is not None:
-            name, why = broken
-            raise ValueError(f"{name}={getattr(self, name)!r}: {why}")
-        return self
 
 
 class PortfolioTrainingParams(Params):
@@ -166,7 +93,7 @@ RunName = Literal["equal_weight", "buy_and_hold", "index", "min_variance", "max_
 
 
 class PortfolioBenchmarkParams(Params):
-    """Portfolio benchmarks, replayed with the agents' `PortfolioConfig` (costs and capital are never
+    """Portfolio benchmarks, replayed with the agents' `environment` (costs and capital are never
     set here)."""
 
     PATH: ClassVar[str] = "portfolio.benchmarks"
@@ -231,10 +158,14 @@ class PortfolioParams(Params):
     PATH: ClassVar[str] = "portfolio"
     FILE: ClassVar[str] = "conf/base/parameters_portfolio.yml"
 
+    MOVED: ClassVar[dict[str, str]] = {
+        "environment": "the account (window, costs, long_only, gross_leverage, band, ...) is the top-level "
+        "`environment` block (conf/base/parameters_environment.yml; the embedded universe's values are "
+        "conf/portfolio/parameters.yml); move these keys there"
+    }
+
     index: IndexParams = IndexParams()
     """The index benchmark (the tickers are `data_ingestion`'s universe)."""
-    environment: PortfolioEnvParams = PortfolioEnvParams()
-    """The account agents, benchmarks and the paper account share."""
     training: PortfolioTrainingParams = PortfolioTrainingParams()
     """The agents and their shared training settings."""
     benchmarks: PortfolioBenchmarkParams = PortfolioBenchmarkParams()

@@ -138,7 +138,7 @@ def portfolio_ledger(
             k = diff[0]
             raise PortfolioInputError(
                 f"{split}: run {name!r} ({kind}) used {k}={b[k]} but {ref_name!r} ({ref_kind}) used {a[k]}; "
-                "agents and benchmarks must be replayed with one PortfolioConfig"
+                "agents and benchmarks must be replayed with one environment"
             )
         if not run.dates.equals(ref.dates):
             raise PortfolioInputError(

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from ..env.config import EnvConfig
+from ..env.portfolio import PortfolioCore, PortfolioInputError
 from ..evaluation.benchmarks import (
     PORTFOLIO_BENCHMARKS,
     RANDOM_RUN,
@@ -97,7 +98,7 @@ class PortfolioRun:
     fill_price: np.ndarray = field(metadata=PER_LANE)
     targets: np.ndarray = field(metadata=PER_LANE)
     close: np.ndarray  # (S+1, N) the closes of the recorded bars (NaN before a listing)
-    config: PortfolioConfig
+    config: EnvConfig
 
     @property
     def n_lanes(self) -> int:
@@ -153,14 +154,14 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 def replay_weights(
     panel: PortfolioPanel,
-    config: PortfolioConfig,
+    config: EnvConfig,
     decide: Decider,
     num_lanes: int = 1,
     device: str | None = None,
 ) -> PortfolioRun:
     """Replay ``decide`` on ``num_lanes`` accounts over the whole ``panel`` (see the module
     docstring); ``episode_length`` of ``config`` is ignored (the replay covers the full period)."""
-    cfg = replace(config, episode_length=None, device=device or config.device)
+    cfg = config.replace(episode_length=None, device=device or config.device)
     core = PortfolioCore(
         panel.close, panel.features, panel.tickers, cfg, num_envs=num_lanes, seed=0, autoreset=False
     )
@@ -258,7 +259,7 @@ class ScheduleDecider:
 
 def replay_strategies(
     panel: PortfolioPanel,
-    config: PortfolioConfig,
+    config: EnvConfig,
     strategies: Sequence[Strategy],
     prices: Prices,
     device: str | None = None,
@@ -361,7 +362,7 @@ class BenchmarkReplays(list):
 
 def replay_portfolio_benchmarks(
     panel: PortfolioPanel,
-    config: PortfolioConfig,
+    config: EnvConfig,
     params: PortfolioBenchmarkParams | Mapping | None = None,
     index_close: pd.Series | None = None,
     *,
@@ -379,8 +380,8 @@ def replay_portfolio_benchmarks(
     params = PortfolioBenchmarkParams.parse(params)
     if not isinstance(panel, PortfolioPanel):
         raise BenchmarkError(f"panel: expected a PortfolioPanel, got {type(panel).__name__}")
-    if not isinstance(config, PortfolioConfig):
-        raise BenchmarkError(f"config: expected a PortfolioConfig, got {type(config).__name__}")
+    if not isinstance(config, EnvConfig):
+        raise BenchmarkError(f"config: expected an EnvConfig, got {type(config).__name__}")
     first = config.window - 1
     if panel.n_bars < first + 2:
         raise BenchmarkError(

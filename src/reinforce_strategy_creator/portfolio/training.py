@@ -22,7 +22,8 @@ from torch import nn
 from ..agents import ALGORITHMS
 from ..agents.tracking import TrainResult
 from ..artifacts import PolicyBundle
-from ..env.portfolio import PortfolioConfig, PortfolioCore, PortfolioInputError
+from ..env.config import EnvConfig
+from ..env.portfolio import PortfolioCore, PortfolioInputError
 from ..evaluation.metrics import infer_periods_per_year
 from ..params.agents import AGENT_CONFIGS, agent_config
 from ..training import cpu_state, equity_sharpe, seed_selection, train_members
@@ -45,7 +46,7 @@ def run_sharpe(equity: np.ndarray, dates: pd.DatetimeIndex, periods_per_year: fl
 
 
 def portfolio_validation_sharpe(
-    policy: nn.Module, panel: PortfolioPanel, config: PortfolioConfig, periods_per_year: float | None = None
+    policy: nn.Module, panel: PortfolioPanel, config: EnvConfig, periods_per_year: float | None = None
 ) -> float:
     """Annualised Sharpe of ``policy.decide`` replayed deterministically over ``panel`` (its first
     ``window - 1`` rows are history) with the costs and capital of ``config``."""
@@ -55,11 +56,11 @@ def portfolio_validation_sharpe(
 
 
 # --------------------------------------------------------------------------- training
-def _check_inputs(algorithm, train, validation, env: PortfolioConfig, seeds, num_envs) -> None:
+def _check_inputs(algorithm, train, validation, env: EnvConfig, seeds, num_envs) -> None:
     if algorithm not in AGENT_CONFIGS:
         raise PortfolioInputError(f"algorithm={algorithm!r} unknown; choose one of {sorted(AGENT_CONFIGS)}")
-    if not isinstance(env, PortfolioConfig):
-        raise PortfolioInputError(f"env must be a PortfolioConfig, got {type(env).__name__}")
+    if not isinstance(env, EnvConfig):
+        raise PortfolioInputError(f"env must be an EnvConfig, got {type(env).__name__}")
     if not isinstance(train, PortfolioPanel):
         raise PortfolioInputError(f"train must be a PortfolioPanel, got {type(train).__name__}")
     if len(seeds) == 0:
@@ -100,7 +101,7 @@ def train_portfolio_members(
     config: Any,
     train: PortfolioPanel,
     validation: PortfolioPanel | None,
-    env: PortfolioConfig,
+    env: EnvConfig,
     seeds: Sequence[int],
     *,
     num_envs: int = 64,
@@ -148,7 +149,7 @@ def train_portfolio_members(
         agent=agent or algorithm,
         config=cfg,
         scaler=scaler,
-        device=env.device,
+        device=env.resolve_device(),
         eval_every=eval_every,
         patience=patience,
         progress=progress,
@@ -160,11 +161,12 @@ def portfolio_bundle(
     results: Sequence[TrainResult],
     seeds: Sequence[int],
     panel: PortfolioPanel,
-    env: PortfolioConfig,
+    env: EnvConfig,
     extra: Mapping[str, Any] | None = None,
 ) -> PolicyBundle:
     """The trained members as one ``PolicyBundle`` (spec = the policy's JSON spec + tickers,
-    feature names, window, costs, seeds, validation scores, best seed)."""
+    feature names, window, the account (``EnvConfig.universe_params``, as the walk-forward's
+    bundles record it), seeds, validation scores, best seed)."""
     if len(results) != len(seeds) or not results:
         raise PortfolioInputError(
             f"portfolio_bundle needs one result per seed: {len(results)} vs {len(seeds)}"
@@ -177,16 +179,7 @@ def portfolio_bundle(
             "feature_names": list(panel.feature_names),
             "window": env.window,
             "positions": [],  # single-asset field; a portfolio acts in weights (see "kind")
-            "environment": {
-                k: getattr(env, k)
-                for k in (
-                    "initial_capital",
-                    "commission_bps",
-                    "slippage_bps",
-                    "borrow_bps_per_bar",
-                    "long_only",
-                )
-            },
+            "portfolio_environment": env.universe_params(),
             **seed_selection([int(s) for s in seeds], scores),
             **dict(extra or {}),
         }

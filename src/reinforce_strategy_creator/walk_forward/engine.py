@@ -221,7 +221,7 @@ def select_fold(
     fold, tables, bundles = trained.fold, trained.tables, trained.bundles
     ledger = backtest_split(
         tables.validation,
-        env.to_params(),
+        env,
         evaluation,
         bundles,
         "validation",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +33,8 @@ import torch
 from ..agents.ensemble import PolicyLanes, ensemble_rule
 from ..artifacts import PolicyBundle
 from ..candidates import ENSEMBLE_SEED, seed_label
-from ..env.portfolio import PortfolioConfig, PortfolioInputError
+from ..env.config import EnvConfig
+from ..env.portfolio import PortfolioInputError
 from ..evaluation.metrics import infer_periods_per_year
 from ..evaluation.results import split_records
 from ..params.evaluation import EvaluationParams
@@ -111,7 +111,7 @@ def train_portfolio_job(payload: Mapping[str, Any], shared: Mapping[str, Portfol
             payload["config"],
             shared["train"],
             shared["validation"],
-            PortfolioConfig(**payload["environment"]),
+            payload["environment"],
             payload["seeds"],
             num_envs=payload["num_envs"],
             eval_every=payload["eval_every"],
@@ -138,7 +138,7 @@ def train_portfolio_job(payload: Mapping[str, Any], shared: Mapping[str, Portfol
     }
 
 
-def _payloads(params: PortfolioParams, env: PortfolioConfig, threads: int | None) -> list[dict[str, Any]]:
+def _payloads(params: PortfolioParams, env: EnvConfig, threads: int | None) -> list[dict[str, Any]]:
     tr = params.training
     out = []
     for name, raw in tr.agents.items():
@@ -151,7 +151,7 @@ def _payloads(params: PortfolioParams, env: PortfolioConfig, threads: int | None
                     "agent": name,
                     "algorithm": algorithm,
                     "config": block,
-                    "environment": _env_dict(env),
+                    "environment": env,  # the typed block: pickles through the executor
                     "seeds": seeds,
                     "num_envs": tr.num_envs,
                     "eval_every": tr.eval_every,
@@ -164,19 +164,18 @@ def _payloads(params: PortfolioParams, env: PortfolioConfig, threads: int | None
     return out
 
 
-def _env_dict(env: PortfolioConfig) -> dict[str, Any]:
-    return asdict(env)
-
-
 def train_fold_agents(
     train: PortfolioPanel,
     validation: PortfolioPanel,
     params: PortfolioParams,
     executor: Executor | None = None,
     label: str = "training",
+    *,
+    environment: EnvConfig,
 ) -> tuple[dict[str, PolicyBundle], dict[str, pd.DataFrame]]:
-    """Every agent x seed of ``params.training`` as jobs (on ``executor``, or in this process)."""
-    env = PortfolioConfig(**params.environment.to_params())
+    """Every agent x seed of ``params.training`` as jobs (on ``executor``, or in this process), each
+    trading the accounts of ``environment``."""
+    env = environment
     payloads = _payloads(params, env, getattr(executor, "threads_per_worker", None))
     shared = {"train": train, "validation": validation}
     if executor is None:
@@ -187,7 +186,7 @@ def train_fold_agents(
         "tickers": list(train.tickers),
         "feature_names": list(train.feature_names),
         "window": env.window,
-        "portfolio_environment": _env_dict(env),
+        "portfolio_environment": env.universe_params(),
         "data": {
             "train_start": train.dates[0].date().isoformat(),
             "train_end": train.dates[-1].date().isoformat(),
@@ -254,20 +253,27 @@ def run_fold(
     executor: Executor | None = None,
     index_close: pd.Series | None = None,
     cache: FoldCache | None = None,
+    *,
+    environment: EnvConfig,
 ) -> FoldResult:
-    """Train every agent x seed of ``fold`` and choose its champion on its validation window. With
+    """Train every agent x seed of ``fold`` and choose its champion on its validation window, every
+    account trading under ``environment``. With
     ``cache``, a fold stored under the same :func:`.cache.fold_key` (same panel up to its
     validation end, windows, :func:`fold_parameters`, agents and code) is loaded instead and trains
     nothing; a trained fold is stored there."""
     key = None
     if cache is not None:
-        key = fold_key(fold, panel, fold_parameters(params, evaluation), sorted(params.training.agents))
+        key = fold_key(
+            fold, panel, fold_parameters(params, evaluation, environment), sorted(params.training.agents)
+        )
         stored = cache.load(key)
         if stored is not None:
             return FoldResult.from_store(fold, None, stored)
-    env = PortfolioConfig(**params.environment.to_params())
+    env = environment
     train, validation = fold_panels(panel, fold, env.window)
-    bundles, histories = train_fold_agents(train, validation, params, executor, label=f"{fold.name} training")
+    bundles, histories = train_fold_agents(
+        train, validation, params, executor, label=f"{fold.name} training", environment=env
+    )
     lanes = _candidate_lanes(bundles, evaluation.ensembles)
     named = [(bundles[a], s, f"{fold.name}/{a}/{seed_label(s)}") for _, a, s in lanes]
     decide = PolicyLanes.from_bundles(named)
@@ -285,12 +291,14 @@ def run_fold(
     return result
 
 
-def fold_parameters(params: PortfolioParams, evaluation: EvaluationParams) -> dict[str, Any]:
+def fold_parameters(
+    params: PortfolioParams, evaluation: EvaluationParams, environment: EnvConfig
+) -> dict[str, Any]:
     """The parameters a universe fold's training and selection read (its fold store key's): the
     account, the training settings and agents, and the evaluation. The features enter through the
     panel; the benchmarks besides ``buy_and_hold`` (which reads the account only) are not read."""
     return {
-        "environment": params.environment.to_params(),
+        "environment": environment.to_params(),
         "training": params.training.to_params(),
         "evaluation": evaluation.to_params(),
     }
@@ -311,10 +319,12 @@ def stitch(
     params: PortfolioParams,
     evaluation: EvaluationParams,
     index_close: pd.Series | None = None,
+    *,
+    environment: EnvConfig,
 ) -> StitchedRecord:
     """Replay every fold's choices over the test windows as one account per lane, next to every
-    benchmark on the same bars with the same costs and capital."""
-    env = PortfolioConfig(**params.environment.to_params())
+    benchmark on the same bars with the same costs and capital (``environment``)."""
+    env = environment
     first = results[0].fold.test.first_row
     stop = results[-1].fold.test.stop_row
     stretch = panel.window(first, stop, env.window - 1)
@@ -415,6 +425,7 @@ def run_walk_forward(
     evaluation: EvaluationParams | Mapping[str, Any],
     walk_forward: WalkForwardParams | Mapping[str, Any],
     *,
+    environment: EnvConfig | Mapping[str, Any],
     warmup: int,
     index_close: pd.Series | None = None,
     executor: Executor | None = None,
@@ -427,9 +438,15 @@ def run_walk_forward(
     p = PortfolioParams.parse(portfolio)
     ev = EvaluationParams.parse(evaluation)
     wf = WalkForwardParams.parse(walk_forward)
+    env = EnvConfig.parse(environment)
     layout = plan_folds(panel.dates, wf, embargo_bars=0, warmup_bars=warmup)
-    results = [run_fold(f, panel, p, ev, executor, index_close, cache) for f in layout.folds]
-    record = stitch(results, panel, p, ev, index_close)
-    params = {"portfolio": p.to_params(), "evaluation": ev.to_params(), "walk_forward": wf.to_params()}
+    results = [run_fold(f, panel, p, ev, executor, index_close, cache, environment=env) for f in layout.folds]
+    record = stitch(results, panel, p, ev, index_close, environment=env)
+    params = {
+        "environment": env.to_params(),
+        "portfolio": p.to_params(),
+        "evaluation": ev.to_params(),
+        "walk_forward": wf.to_params(),
+    }
     verdict, _ = judge(record, results, params, earlier_decisions=earlier_decisions)
     return record, results, verdict

@@ -157,7 +157,7 @@ def world():
     }
     params = EvaluationParams.from_params(eval_params())
     ledgers = {
-        s: backtest_split(t, ENV, params, policies, s, history=with_history(t))
+        s: backtest_split(t, EnvConfig.parse(ENV), params, policies, s, history=with_history(t))
         for s, t in (("validation", validation), ("test", test))
     }
     records = {s: split_records(led, s) for s, led in ledgers.items()}

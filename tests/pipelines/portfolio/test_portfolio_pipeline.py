@@ -15,6 +15,7 @@ from reinforce_strategy_creator.pipelines.data_ingestion.nodes import ingest_pri
 from reinforce_strategy_creator.pipelines.full_cycle.pipeline import SCHEMES
 from reinforce_strategy_creator.pipelines.portfolio import create_pipeline
 from reinforce_strategy_creator.pipelines.portfolio import nodes as pn
+from tests.support.env import universe_env
 from tests.support.quick_run import UNIVERSE, _kedro, registry_entries
 
 PARAMS = {"index": {"filepath": "i.csv", "column": "IDX"}}
@@ -77,7 +78,6 @@ def test_an_index_without_a_close_on_a_universe_date_is_refused_naming_the_date(
 
 
 def test_paper_trading_refuses_a_model_trained_on_other_tickers():
-    from reinforce_strategy_creator.env.portfolio import PortfolioConfig
     from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 
     class Model:
@@ -88,7 +88,7 @@ def test_paper_trading_refuses_a_model_trained_on_other_tickers():
         np.ones((5, 2)), np.zeros((5, 2, 1)), ("AAA", "BBB"), pd.bdate_range("2020", periods=5), ("f",)
     )
     with pytest.raises(PortfolioInputError, match="tickers"):
-        pn._check_model(Model(), panel, PortfolioConfig())
+        pn._check_model(Model(), panel, universe_env())
 
 
 @pytest.mark.slow

@@ -153,9 +153,7 @@ def report_accounts(
         marks = marks_frame(equity_log)
         capital = state.initial_capital_cents / 100.0 if state is not None else 0.0
         bh = (
-            buy_and_hold_marks(
-                marks, capital, EnvConfig.parse(environment).to_params(), granularity=state.granularity
-            )
+            buy_and_hold_marks(marks, capital, environment, granularity=state.granularity)
             if state is not None
             else marks_frame([])["equity"]
         )

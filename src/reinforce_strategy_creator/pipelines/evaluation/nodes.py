@@ -92,7 +92,7 @@ def backtest_validation(
     """Replay every agent × seed and every benchmark on the validation split."""
     return backtest_split(
         model_input,
-        setup["environment"],
+        EnvConfig.parse(setup["environment"]),
         _params(setup),
         policies,
         "validation",
@@ -107,7 +107,7 @@ def backtest_test(
     """Replay every agent × seed and every benchmark on the test split."""
     return backtest_split(
         model_input,
-        setup["environment"],
+        EnvConfig.parse(setup["environment"]),
         _params(setup),
         policies,
         "test",

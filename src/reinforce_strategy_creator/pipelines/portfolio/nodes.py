@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,8 @@ from ...deployment.account import PaperAccount
 from ...deployment.drift import DriftMonitor, build_reference, calibrate_thresholds, drift_report
 from ...deployment.risk import RiskLimits
 from ...deployment.state import last_session
-from ...env.portfolio import PortfolioConfig, PortfolioInputError
+from ...env.config import EnvConfig
+from ...env.portfolio import PortfolioInputError
 from ...evaluation.figures import equity_curves_figure
 from ...evaluation.metrics import json_safe
 from ...evaluation.report import figure_to_base64_png
@@ -95,19 +95,23 @@ def plan_portfolio(
     feature_engineering: FeatureParams,
     portfolio: PortfolioParams,
     evaluation: EvaluationParams,
+    environment: EnvConfig,
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
-    """The fold layout on the panel's dates (validated once, for every fold)."""
+    """The fold layout on the panel's dates (validated once, for every fold); the layout carries
+    the typed ``environment`` every later node trades under."""
     p = PortfolioParams.parse(portfolio)
     fe = FeatureParams.parse(feature_engineering)
-    warmup = max_lookback(fe.features.to_params()) + p.environment.window - 1
+    env = EnvConfig.parse(environment)
+    warmup = max_lookback(fe.features.to_params()) + env.window - 1
     plan = plan_folds(panel.dates, WalkForwardParams.parse(walk_forward), embargo_bars=0, warmup_bars=warmup)
     parameters = {
+        "environment": env.to_params(),
         "portfolio": p.to_params(),
         "feature_engineering": fe.to_params(),
         "walk_forward": WalkForwardParams.parse(walk_forward).to_params(),
         "evaluation": EvaluationParams.parse(evaluation).to_params(),
     }
-    layout = {"panel": panel, "plan": plan, "parameters": parameters}
+    layout = {"panel": panel, "plan": plan, "parameters": parameters, "environment": env}
     return layout, plan.to_dict(), plan.table()
 
 
@@ -135,6 +139,7 @@ def fold_node(name: str) -> Callable[..., FoldResult]:
             executor=shared_executor(compute),
             index_close=index_close,
             cache=fold_cache if params["walk_forward"]["reuse_folds"] else None,
+            environment=layout["environment"],
         )
         c = result.champion
         how = "loaded from the fold store" if result.from_cache else "trained"
@@ -158,6 +163,7 @@ def stitch_record(
         PortfolioParams.parse(params["portfolio"]),
         EvaluationParams.parse(params["evaluation"]),
         index_close,
+        environment=layout["environment"],
     )
     return record, record.ledger, record.records, record.folds, record.weights
 
@@ -215,14 +221,14 @@ def deployment_champion(
     return champion_document(deployment, verdict, policy, EvaluationParams.parse(evaluation))
 
 
-def render_report(record: StitchedRecord, verdict: dict[str, Any], portfolio: PortfolioParams) -> str:
+def render_report(record: StitchedRecord, verdict: dict[str, Any], environment: EnvConfig) -> str:
     """The portfolio tear sheet (HTML): the walk-forward verdict, side-by-side metrics and stitched
     equity, then the procedure's weights over time, turnover and per-asset contribution
     (``templates/portfolio_report.html.j2``: every ticker and name escaped)."""
-    p = PortfolioParams.parse(portfolio)
+    env = EnvConfig.parse(environment)
     weights, turnover, contribution = portfolio_figures(record)
     tickers = [str(t) for t in verdict.get("universe") or []]
-    setup = {"tickers": len(tickers), **p.environment.to_params()}
+    setup = {"tickers": len(tickers), **env.universe_params()}
     context = walk_forward_context(
         verdict,
         record.records,
@@ -234,7 +240,7 @@ def render_report(record: StitchedRecord, verdict: dict[str, Any], portfolio: Po
     figures = (("weights", weights), ("turnover", turnover), ("contribution", contribution))
     section = {
         "tickers": tickers,
-        "long_only": p.environment.long_only,
+        "long_only": env.long_only,
         "figures": [{"alt": alt, "png": figure_to_base64_png(fig)} for alt, fig in figures],
     }
     return render_html("portfolio_report.html.j2", **context, portfolio=section)
@@ -250,14 +256,14 @@ def register_champion(
     return request_registration(champion, deployment, [str(t) for t in layout["panel"].tickers])
 
 
-def _check_model(model: Any, panel: Any, env: Any) -> None:
+def _check_model(model: Any, panel: Any, env: EnvConfig) -> None:
     """Refuse a policy trained on other tickers, features, window or account."""
     spec = model.bundle.spec
     want = {
         "tickers": list(panel.tickers),
         "feature_names": list(panel.feature_names),
         "window": env.window,
-        "portfolio_environment": asdict(env),
+        "portfolio_environment": env.universe_params(),
     }
     for key, value in want.items():
         got = spec.get(key)
@@ -335,7 +341,7 @@ def paper_trade(
     recorded and, with ``deployment.drift.halt_on_drift``, halt the account. The status also reports
     the features' drift over the paper window against the deployment fold's training rows."""
     p = PortfolioParams.parse(portfolio)
-    env = PortfolioConfig(**p.environment.to_params())
+    env: EnvConfig = layout["environment"]
     plan, panel = layout["plan"], layout["panel"]
     status: dict[str, Any] = {"paper_window": None, "accounts": {}}
     if plan.paper is None:

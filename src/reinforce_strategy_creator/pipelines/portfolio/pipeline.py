@@ -31,7 +31,13 @@ from .nodes import (
     stitched_equity_figure,
 )
 
-PARAMETERS = ("params:walk_forward", "params:feature_engineering", "params:portfolio", "params:evaluation")
+PARAMETERS = (
+    "params:walk_forward",
+    "params:feature_engineering",
+    "params:portfolio",
+    "params:evaluation",
+    "params:environment",
+)
 
 
 def _fold(name: str) -> Pipeline:
@@ -95,7 +101,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 render_report,
-                inputs=["record", "verdict", "params:portfolio"],
+                inputs=["record", "verdict", "params:environment"],
                 outputs="report",
                 name="render_report",
             ),
