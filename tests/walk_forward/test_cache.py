@@ -99,7 +99,10 @@ def _universe() -> World:
         p = PortfolioParams.parse(params)
         plan = plan_folds(panel.dates, wf, embargo_bars=0, warmup_bars=warmup)
         folds = (*plan.folds, plan.deployment)
-        return {f"{f.name} ({f.label})": uwf.run_fold(f, panel, p, ev, cache=cache, environment=UNIVERSE_ENV) for f in folds}
+        return {
+            f"{f.name} ({f.label})": uwf.run_fold(f, panel, p, ev, cache=cache, environment=UNIVERSE_ENV)
+            for f in folds
+        }
 
     def until(panel, day):
         return panel.rows(0, int(panel.dates.searchsorted(pd.Timestamp(day), "right")))
