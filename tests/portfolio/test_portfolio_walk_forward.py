@@ -91,18 +91,20 @@ def test_fold_panels_stop_at_the_validation_window(small_panel):
 
 
 @pytest.mark.slow
-def test_a_fold_reads_nothing_after_its_validation_window(small_panel):
+def test_a_fold_reads_nothing_after_its_validation_window(small_panel, tiny_run):
     """Every close after the fold's validation end is changed: the trained weights, validation
-    records and champion are identical."""
+    records and champion are identical (the unchanged side is the first fold of ``tiny_run``,
+    ``run_fold`` with the same plan and parameters)."""
     params, ev = PortfolioParams.parse(TINY), EvaluationParams.parse(EVALUATION)
     fold = _plan(small_panel).folds[0]
+    a = tiny_run[1][0]
+    assert a.fold == fold
     close = pd.DataFrame(small_panel.close, index=small_panel.dates, columns=list(small_panel.tickers))
     later = close.index > fold.validation.end
     noise = np.random.default_rng(0).normal(0, 0.05, (later.sum(), small_panel.n_assets))
     close.loc[later] = close.loc[later] * np.exp(noise)
     changed = _panel(close)
     assert not np.allclose(changed.close, small_panel.close, equal_nan=True)
-    a = pwf.run_fold(fold, small_panel, params, ev, environment=ENV)
     b = pwf.run_fold(fold, changed, params, ev, environment=ENV)
     for seed in a.bundles["ppo"].seeds:
         for k, v in a.bundles["ppo"].state_dicts[seed].items():

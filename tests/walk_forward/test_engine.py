@@ -34,14 +34,22 @@ def _walk_forward(market) -> tuple[dict, engine.StitchedRecord, list]:
     return verdict, record, results
 
 
-def test_a_fold_never_reads_past_its_validation_window(sp500):
-    """Perturbing every bar after fold_1's validation window (its test year and later) changes
-    neither its weights nor its validation scores nor its champion."""
+@pytest.fixture(scope="module")
+def planted(sp500):
+    """The planted momentum market and the whole walk-forward on it (verdict, record, results)."""
     market = make_market("momentum", sp500, seed=1, strength=0.5)
+    return market, _walk_forward(market)
+
+
+def test_a_fold_never_reads_past_its_validation_window(planted):
+    """Perturbing every bar after fold_1's validation window (its test year and later) changes
+    neither its weights nor its validation scores nor its champion (the unchanged side is fold_1
+    of the planted run, ``run_fold`` on the same plan and parameters)."""
+    market, (_, _, results) = planted
     p = _params(market)
-    features, plan = engine.plan(market.prices, p)
-    fold = plan.folds[0]
-    a = engine.run_fold(fold, features, market.prices, p)
+    fold = engine.plan(market.prices, p)[1].folds[0]
+    a = results[0]
+    assert a.fold == fold
     later = market.prices.copy()
     after = later.index > fold.validation.end
     later.loc[after, ["Open", "High", "Low", "Close"]] *= 0.6
@@ -54,8 +62,8 @@ def test_a_fold_never_reads_past_its_validation_window(sp500):
             assert torch.equal(v, b.bundles["ppo"].state_dicts[seed][k])
 
 
-def test_planted_momentum_passes_the_gate_on_the_stitched_record(sp500):
-    verdict, record, results = _walk_forward(make_market("momentum", sp500, seed=1, strength=0.5))
+def test_planted_momentum_passes_the_gate_on_the_stitched_record(planted):
+    _, (verdict, record, results) = planted
     assert [r["label"] for r in verdict["folds"]] == ["2013", "2014", "2015", "2016", "2017"]
     assert verdict["decided_on"]["split"] == "walk_forward"
     assert verdict["decided_on"]["start"].startswith("2013-01") and verdict["decided_on"]["end"].startswith(

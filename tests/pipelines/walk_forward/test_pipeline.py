@@ -56,59 +56,88 @@ def test_every_dataset_of_the_stage_is_declared_with_a_layer():
         assert entry["metadata"]["kedro-viz"]["layer"], name
 
 
+ARGS = ("run", "--pipelines", "data_ingestion,walk_forward", "--env", "quick")
+PARAMS = "--params=walk_forward.folds=2,training.common.seeds=[0]"
+VERDICT = "data/07_model_output/walk_forward_verdict.json"
+
+
+@pytest.fixture(scope="module")
+def stage_runs(tmp_path_factory) -> dict:
+    """The stage's real runs, in one project copy and in this order: ``first`` (seeds [0]),
+    ``again`` (seeds [1], another configuration on the same window), ``third`` (seeds [0] again),
+    and the full cycle under the walk-forward scheme with the first configuration (``full_cycle``,
+    whose folds the fold store already holds). Each run's process and the verdict it wrote are
+    kept; what the first run wrote is read before the next run overwrites it."""
+    root = copy_project(tmp_path_factory.mktemp("walk_forward") / "project", envs=("base", "quick"))
+    runs: dict = {"root": root}
+
+    def run(name: str, *args: str) -> None:
+        result = kedro(root, *args)
+        assert result.returncode == 0, f"{name}: " + result.stderr[-3000:]
+        runs[name] = result
+        runs[f"{name}_verdict"] = json.loads((root / VERDICT).read_text())
+
+    run("first", *ARGS, PARAMS)
+    runs["folds"] = pd.read_csv(root / "data/08_reporting/walk_forward_folds.csv")
+    runs["ledger_kinds"] = set(
+        pd.read_parquet(root / "data/07_model_output/walk_forward_ledger.parquet")["kind"]
+    )
+    runs["png_size"] = (root / "data/08_reporting/walk_forward_stitched_equity.png").stat().st_size
+    runs["report"] = (root / "data/08_reporting/walk_forward_report.html").read_text()
+    run("again", *ARGS, PARAMS.replace("seeds=[0]", "seeds=[1]"))
+    run("third", *ARGS, PARAMS)
+    run(
+        "full_cycle",
+        "run",
+        "--pipelines",
+        "full_cycle",
+        "--env",
+        "quick",
+        f"{PARAMS},evaluation.scheme=walk_forward",
+    )
+    return runs
+
+
 @pytest.mark.slow
-def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(tmp_path):
-    root = copy_project(tmp_path / "project", envs=("base", "quick"))
-    args = ("run", "--pipelines", "data_ingestion,walk_forward", "--env", "quick")
-    params = "--params=walk_forward.folds=2,training.common.seeds=[0]"
-    first = kedro(root, *args, params)
-    assert first.returncode == 0, first.stderr[-3000:]
-    folds = pd.read_csv(root / "data/08_reporting/walk_forward_folds.csv")
+def test_kedro_run_writes_the_stitched_record_and_counts_its_gate_decisions(stage_runs):
+    folds = stage_runs["folds"]
     assert list(folds["label"].astype(str)) == ["2016", "2017"]
     assert folds["champion"].notna().all()
-    verdict = json.loads((root / "data/07_model_output/walk_forward_verdict.json").read_text())
+    verdict = stage_runs["first_verdict"]
     assert verdict["decided_on"]["split"] == "walk_forward"
     assert verdict["decided_on"]["start"].startswith("2016-01") and verdict["decided_on"]["end"].startswith(
         "2017-12"
     )
     recon = verdict["reconciliation"]["procedure"]
     assert sum(recon["fold_pnl_cents"].values()) == recon["final_cents"] - recon["initial_cents"]
-    ledger = pd.read_parquet(root / "data/07_model_output/walk_forward_ledger.parquet")
-    assert set(ledger["kind"]) >= {"procedure", "agent_selected", "agent", "benchmark", "random"}
-    assert (root / "data/08_reporting/walk_forward_stitched_equity.png").stat().st_size > 10_000
-    report = (root / "data/08_reporting/walk_forward_report.html").read_text()
+    assert stage_runs["ledger_kinds"] >= {"procedure", "agent_selected", "agent", "benchmark", "random"}
+    assert stage_runs["png_size"] > 10_000
+    report = stage_runs["report"]
     assert report.count("<img ") == 2 and ("PASSED" in report[:600] or "FAILED" in report[:600])
     # a second look at the same window is counted; another configuration raises the hurdle
-    again = kedro(root, *args, params.replace("seeds=[0]", "seeds=[1]"))
-    assert again.returncode == 0, again.stderr[-3000:]
-    second = json.loads((root / "data/07_model_output/walk_forward_verdict.json").read_text())
+    second = stage_runs["again_verdict"]
     assert second["window_reuse"]["earlier_decisions"] == 1
     assert second["deflation"]["n_configurations"] == 2
     # the first configuration again: every fold comes from the fold store, nothing is trained
-    third = kedro(root, *args, params)
-    assert third.returncode == 0, third.stderr[-3000:]
-    log = third.stdout + third.stderr
+    log = stage_runs["third"].stdout + stage_runs["third"].stderr
     assert log.count("loaded from the fold store") == 2 and ": trained" not in log
-    again_verdict = json.loads((root / "data/07_model_output/walk_forward_verdict.json").read_text())
+    again_verdict = stage_runs["third_verdict"]
     assert again_verdict["procedure"] == verdict["procedure"] and again_verdict["folds"] == verdict["folds"]
     assert again_verdict["window_reuse"]["earlier_decisions"] == 2
 
 
 @pytest.mark.slow
-def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_champion(tmp_path):
+def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_champion(stage_runs):
     """``evaluation.scheme: walk_forward``: ingestion → walk_forward → deployment. The deployment
     fold (trained through 2016, selected on 2017) is registered with the stitched record's
     verdict and the shadow account paper-trades the held-back 2018 with it."""
-    root = copy_project(tmp_path / "project", envs=("base", "quick"))
-    params = "evaluation.scheme=walk_forward,walk_forward.folds=2,training.common.seeds=[0]"
-    run = kedro(root, "run", "--pipelines", "full_cycle", "--env", "quick", "--params", params)
-    assert run.returncode == 0, run.stderr[-3000:]
+    root, run = stage_runs["root"], stage_runs["full_cycle"]
     log = run.stdout + run.stderr
     ran = set(re.findall(r"Completed node: ([\w.]+)", log))
     assert {"walk_forward.plan_folds", "walk_forward.judge", "deployment.register_champion"} <= ran
     assert not any(n.startswith(("feature_engineering.", "training.", "evaluation.")) for n in ran), ran
     champion = json.loads((root / "data/07_model_output/champion.json").read_text())
-    verdict = json.loads((root / "data/07_model_output/walk_forward_verdict.json").read_text())
+    verdict = stage_runs["full_cycle_verdict"]
     assert champion["decided_on"] == "walk_forward" and champion["verdict"]["passed"] == verdict["passed"]
     assert champion["fold"]["validation"]["start"].startswith("2017-01")
     assert champion["fold"]["train"]["end"].startswith("2016-12")
