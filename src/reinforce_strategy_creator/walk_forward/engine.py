@@ -136,22 +136,23 @@ class CycleParameters:
     evaluation: EvaluationParams
     walk_forward: WalkForwardParams
 
-    @classmethod
-    def of(cls, parameters: CycleParameters | Mapping[str, Any]) -> CycleParameters:
-        """``parameters`` as it is when typed, else each block of the mapping validated (a missing
-        block takes its defaults)."""
-        if isinstance(parameters, cls):
-            return parameters
-        return cls(
-            FeatureParams.parse(parameters.get("feature_engineering")),
-            EnvConfig.parse(parameters.get("environment")),
-            TrainingParams.parse(parameters.get("training")),
-            EvaluationParams.parse(parameters.get("evaluation")),
-            WalkForwardParams.parse(parameters.get("walk_forward")),
-        )
-
     def to_params(self) -> dict[str, Any]:
         return {name: getattr(self, name).to_params() for name in self.__dataclass_fields__}
+
+
+def _blocks(parameters: CycleParameters | Mapping[str, Any], *names: str) -> tuple:
+    """The typed blocks ``names`` of ``parameters``: as they are when it is a
+    :class:`CycleParameters`, else each validated from the mapping (only the blocks asked for)."""
+    if isinstance(parameters, CycleParameters):
+        return tuple(getattr(parameters, name) for name in names)
+    models = {
+        "feature_engineering": FeatureParams,
+        "environment": EnvConfig,
+        "training": TrainingParams,
+        "evaluation": EvaluationParams,
+        "walk_forward": WalkForwardParams,
+    }
+    return tuple(models[name].parse(parameters.get(name)) for name in names)
 
 
 def plan(
@@ -159,8 +160,7 @@ def plan(
 ) -> tuple[pd.DataFrame, FoldPlan]:
     """The unscaled features over the whole history and the fold layout on them (the first
     ``max_lookback`` rows, whose features are incomplete, are warm-up)."""
-    p = CycleParameters.of(parameters)
-    fe, wf = p.feature_engineering, p.walk_forward
+    fe, wf = _blocks(parameters, "feature_engineering", "walk_forward")
     if wf.warm_start:
         raise ParameterError(
             "walk_forward.warm_start: true is not supported yet; every fold trains from scratch. "
@@ -202,11 +202,18 @@ def train_folds(
     alone (docs/populations.md). With ``cache``, a fold stored under the same
     :func:`~.cache.fold_key` (same data up to its validation end, windows, parameters, agents and
     code) is loaded instead and trains nothing."""
-    p = CycleParameters.of(parameters)
-    env, fe, training = p.environment, p.feature_engineering, p.training
+    env, fe, training, evaluation = _blocks(
+        parameters, "environment", "feature_engineering", "training", "evaluation"
+    )
     agents = list(agents or sorted(training.agents))
     out: dict[str, TrainedFold] = {}
-    blocks = key_parameters(p.to_params(), agents)
+    plain = {
+        "feature_engineering": fe.to_params(),
+        "environment": env.to_params(),
+        "training": training.to_params(),
+        "evaluation": evaluation.to_params(),
+    }
+    blocks = key_parameters(plain, agents)
     for fold in folds:
         tables = fold_tables(features, prices, fold, env.window, fe.scaler)
         key = fold_key(fold, prices, blocks, agents) if cache is not None else None
@@ -251,8 +258,7 @@ def select_fold(
     loaded from the store is returned as it was stored."""
     if trained.stored is not None:
         return trained.stored
-    p = CycleParameters.of(parameters)
-    env, evaluation = p.environment, p.evaluation
+    env, evaluation = _blocks(parameters, "environment", "evaluation")
     fold, tables, bundles = trained.fold, trained.tables, trained.bundles
     ledger = backtest_split(
         tables.validation,
@@ -370,8 +376,8 @@ def stitch(
     parameters: CycleParameters | Mapping[str, Any],
 ) -> StitchedRecord:
     """Replay every fold's choices over the test windows as one account per lane."""
-    p = CycleParameters.of(parameters)
-    env, evaluation = p.environment.replace(episode_length=None), p.evaluation
+    env, evaluation = _blocks(parameters, "environment", "evaluation")
+    env = env.replace(episode_length=None)
     folds = [r.fold for r in results]
     sm = stitched_market(features, prices, folds, {r.fold.name: r.tables.scaler for r in results}, env.window)
     lanes = stitched_lanes(results, evaluation.ensembles)
@@ -478,10 +484,7 @@ def judge(
     ``tuning_studies`` (the registry's ``tuning_study`` events): every trial of a study whose
     validation windows overlap the stitched window is one more configuration tried on it; the
     trials raise N of the deflated PSR and the DSR's trial count (``selection.tuning_trials``)."""
-    if isinstance(parameters, CycleParameters):
-        evaluation = parameters.evaluation
-    else:
-        evaluation = EvaluationParams.parse(parameters["evaluation"])
+    (evaluation,) = _blocks(parameters, "evaluation")
     recs = record.records
     bh = recs[(recs["kind"] == "benchmark") & (recs["agent"] == "buy_and_hold")].iloc[0].to_dict()
     proc = recs[recs["kind"] == "procedure"]
