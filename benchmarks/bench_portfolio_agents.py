@@ -33,8 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from reinforce_strategy_creator.agents import train_ppo  # noqa: E402
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv  # noqa: E402
 from reinforce_strategy_creator.env.portfolio import PortfolioCore  # noqa: E402
-from reinforce_strategy_creator.portfolio import PortfolioPanel  # noqa: E402
-from reinforce_strategy_creator.portfolio.features import fit_feature_scaler  # noqa: E402
+from reinforce_strategy_creator.panel import PortfolioPanel, fit_feature_scaler  # noqa: E402
 from reinforce_strategy_creator.universe import read_universe_csv  # noqa: E402
 
 DATA = ROOT / "data" / "01_raw" / "sp500_20_stocks_close_1990_2022.csv"

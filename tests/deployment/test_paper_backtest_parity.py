@@ -31,10 +31,10 @@ from reinforce_strategy_creator.deployment import (
 from reinforce_strategy_creator.deployment.account import portfolio_ledger
 from reinforce_strategy_creator.deployment.state import INSTRUMENT, StagedAccount
 from reinforce_strategy_creator.env import EnvConfig, MarketArrays, observation_from_window, replay
+from reinforce_strategy_creator.evaluation.replay import replay_weights
 from reinforce_strategy_creator.features import compute_features, fit_scaler, max_lookback
 from reinforce_strategy_creator.market_data import normalise_prices
-from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
-from reinforce_strategy_creator.portfolio.replay import replay_weights
+from reinforce_strategy_creator.panel import PortfolioPanel
 from reinforce_strategy_creator.universe import read_universe_csv
 from tests.support.env import universe_env
 from tests.support.paper import make_decider

@@ -35,8 +35,8 @@ from reinforce_strategy_creator.deployment.account import (
 )
 from reinforce_strategy_creator.env.portfolio import PortfolioInputError
 from reinforce_strategy_creator.errors import InputError
-from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
-from reinforce_strategy_creator.portfolio.replay import replay_weights
+from reinforce_strategy_creator.evaluation.replay import replay_weights
+from reinforce_strategy_creator.panel import PortfolioPanel
 from tests.support.env import universe_env
 from tests.support.paper import CONFIG, account_files, make_decider, make_panel, make_prices
 

@@ -26,9 +26,9 @@ from reinforce_strategy_creator.evaluation.benchmarks import (
     targets_to_actions,
 )
 from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
+from reinforce_strategy_creator.evaluation.replay import replay_strategies
 from reinforce_strategy_creator.evaluation.strategies import Prices, Strategy, StrategyInputError
-from reinforce_strategy_creator.portfolio import PortfolioPanel
-from reinforce_strategy_creator.portfolio.replay import replay_strategies
+from reinforce_strategy_creator.panel import PortfolioPanel
 from tests.support.env import universe_env
 
 torch.set_num_threads(1)

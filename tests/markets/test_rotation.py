@@ -11,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reinforce_strategy_creator.evaluation.replay import replay_weights
 from reinforce_strategy_creator.markets import (
     DEFAULT_EDGE,
     make_market,
@@ -19,7 +20,7 @@ from reinforce_strategy_creator.markets import (
     rotation_oracle,
     trailing_leaders,
 )
-from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
+from reinforce_strategy_creator.panel import PortfolioPanel
 from tests.support.env import universe_env
 
 torch.set_num_threads(1)

@@ -34,10 +34,9 @@ from reinforce_strategy_creator.agents.portfolio_policies import (
 )
 from reinforce_strategy_creator.artifacts import load_policy_bundle, save_policy_bundle
 from reinforce_strategy_creator.env.portfolio import PortfolioCore, PortfolioInputError
-from reinforce_strategy_creator.portfolio.features import fit_feature_scaler
-from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
-from reinforce_strategy_creator.portfolio.replay import replay_weights
-from reinforce_strategy_creator.portfolio.training import (
+from reinforce_strategy_creator.evaluation.replay import replay_weights
+from reinforce_strategy_creator.panel import PortfolioPanel, fit_feature_scaler
+from reinforce_strategy_creator.training import (
     portfolio_bundle,
     portfolio_validation_sharpe,
     train_portfolio_members,
@@ -236,7 +235,7 @@ def test_q_network_masks_untradable_allocations():
 
 def test_the_policy_carries_its_feature_scaler():
     # the scaler itself (listed tickers pooled, finite values, training rows only) is
-    # portfolio.features.fit_feature_scaler, tested in test_portfolio_features.py
+    # panel.fit_feature_scaler, tested in test_portfolio_features.py
     mean, std = np.array([3.0], dtype=np.float32), np.array([2.0], dtype=np.float32)
     pol = PortfolioActorCritic(2, 1, 1, (4,))
     pol.set_scaler(mean, std)

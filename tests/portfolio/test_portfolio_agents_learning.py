@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from reinforce_strategy_creator.evaluation.metrics import infer_periods_per_year
+from reinforce_strategy_creator.evaluation.replay import constant_weights, replay_weights
 from reinforce_strategy_creator.markets import planted_rotation_market, rotation_oracle
-from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
-from reinforce_strategy_creator.portfolio.replay import constant_weights, replay_weights
-from reinforce_strategy_creator.portfolio.training import run_sharpe, train_portfolio_members
+from reinforce_strategy_creator.panel import PortfolioPanel
+from reinforce_strategy_creator.training import run_sharpe, train_portfolio_members
 from reinforce_strategy_creator.universe import read_universe_csv
 from tests.support.env import universe_env
 from tests.support.project import SP500_20_CSV

@@ -1,4 +1,4 @@
-"""Benchmark replays on a universe (portfolio/replay.py ``replay_portfolio_benchmarks``): one setup
+"""Benchmark replays on a universe (evaluation/replay.py ``replay_portfolio_benchmarks``): one setup
 for all lanes, calendar rebalancing, the index, the optimised lanes' rules. The benchmarks' own
 decisions (no look-ahead, bad parameters) are tested once at N = 1 and N > 1 in
 tests/evaluation/test_benchmarks.py."""
@@ -16,10 +16,10 @@ from reinforce_strategy_creator.evaluation.benchmarks import (
     BenchmarkError,
     rebalance_rows,
 )
+from reinforce_strategy_creator.evaluation.replay import replay_portfolio_benchmarks, replay_weights
+from reinforce_strategy_creator.panel import PortfolioPanel
 from reinforce_strategy_creator.params.base import ParameterError
 from reinforce_strategy_creator.params.portfolio import PortfolioBenchmarkParams
-from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
-from reinforce_strategy_creator.portfolio.replay import replay_portfolio_benchmarks
 from tests.support.env import universe_env
 
 torch.set_num_threads(1)

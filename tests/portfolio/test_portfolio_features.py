@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from reinforce_strategy_creator.env.portfolio import PortfolioInputError
 from reinforce_strategy_creator.features import compute_features, max_lookback
-from reinforce_strategy_creator.portfolio import PortfolioPanel
-from reinforce_strategy_creator.portfolio.features import (
+from reinforce_strategy_creator.panel import (
+    PortfolioPanel,
     feature_warmup,
     first_feature_rows,
     fit_feature_scaler,

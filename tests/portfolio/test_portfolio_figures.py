@@ -1,4 +1,4 @@
-"""Portfolio figures (portfolio/figures.py): they render, and what they draw is the run's numbers."""
+"""Allocation figures (evaluation/allocation_figures.py): they render, and draw the run's numbers."""
 
 from __future__ import annotations
 
@@ -10,21 +10,21 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
-from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
-from reinforce_strategy_creator.portfolio.figures import (
+from reinforce_strategy_creator.evaluation.allocation_figures import (
     contribution_figure,
     turnover_figure,
     turnover_series,
     weights_figure,
 )
-from reinforce_strategy_creator.portfolio.ledger import (
+from reinforce_strategy_creator.evaluation.ledger import (
     contributions_wide,
     run_ledger,
     weights_ledger,
     weights_wide,
 )
-from reinforce_strategy_creator.portfolio.replay import replay_portfolio_benchmarks
+from reinforce_strategy_creator.evaluation.metrics import EvaluationInputError
+from reinforce_strategy_creator.evaluation.replay import replay_portfolio_benchmarks, replay_weights
+from reinforce_strategy_creator.panel import PortfolioPanel
 from tests.support.env import universe_env
 
 torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""Portfolio ledgers (portfolio/ledger.py) read by the existing evaluation (metrics, split_records)."""
+"""Portfolio ledgers (evaluation/ledger.py) read by the existing evaluation (metrics, split_records)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,7 @@ import torch
 
 from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
 from reinforce_strategy_creator.env.portfolio import PortfolioInputError
-from reinforce_strategy_creator.evaluation.metrics import (
-    EvaluationInputError,
-    evaluate_backtest,
-    round_trips,
-    trade_metrics,
-)
-from reinforce_strategy_creator.evaluation.results import split_records
-from reinforce_strategy_creator.portfolio import PortfolioPanel, replay_weights
-from reinforce_strategy_creator.portfolio.ledger import (
+from reinforce_strategy_creator.evaluation.ledger import (
     RUN_LEDGER_COLUMNS,
     WEIGHTS_LEDGER_COLUMNS,
     contributions_wide,
@@ -28,7 +20,20 @@ from reinforce_strategy_creator.portfolio.ledger import (
     weights_ledger,
     weights_wide,
 )
-from reinforce_strategy_creator.portfolio.replay import PortfolioRun, lane_run, replay_portfolio_benchmarks
+from reinforce_strategy_creator.evaluation.metrics import (
+    EvaluationInputError,
+    evaluate_backtest,
+    round_trips,
+    trade_metrics,
+)
+from reinforce_strategy_creator.evaluation.replay import (
+    PortfolioRun,
+    lane_run,
+    replay_portfolio_benchmarks,
+    replay_weights,
+)
+from reinforce_strategy_creator.evaluation.results import split_records
+from reinforce_strategy_creator.panel import PortfolioPanel
 from tests.support.env import universe_env
 
 torch.set_num_threads(1)

@@ -12,13 +12,12 @@ import torch
 
 from reinforce_strategy_creator.agents.ensemble import PolicyLanes
 from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
+from reinforce_strategy_creator.evaluation.replay import replay_weights
 from reinforce_strategy_creator.markets import null_market, planted_rotation_market
+from reinforce_strategy_creator.panel import PortfolioPanel, feature_warmup, portfolio_features
 from reinforce_strategy_creator.params.evaluation import EvaluationParams
 from reinforce_strategy_creator.params.portfolio import PortfolioParams
 from reinforce_strategy_creator.params.walk_forward import WalkForwardParams
-from reinforce_strategy_creator.portfolio import PortfolioPanel
-from reinforce_strategy_creator.portfolio.features import feature_warmup, portfolio_features
-from reinforce_strategy_creator.portfolio.replay import replay_weights
 from reinforce_strategy_creator.universe import read_universe_csv
 from reinforce_strategy_creator.walk_forward import plan_folds
 from reinforce_strategy_creator.walk_forward import universe as pwf
@@ -246,7 +245,7 @@ def test_gate_passes_on_a_planted_rotation_universe(real_close):
 
 def test_replay_of_a_constant_decider_matches_its_ledger(small_panel):
     """The ledger builder keeps kind/run/seed per lane and the replay's equity."""
-    from reinforce_strategy_creator.portfolio.replay import constant_weights
+    from reinforce_strategy_creator.evaluation.replay import constant_weights
 
     env = ENV
     win = small_panel.rows(0, 80)

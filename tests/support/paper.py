@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
+from reinforce_strategy_creator.panel import PortfolioPanel
 from tests.support.env import universe_env
 
 

@@ -13,10 +13,10 @@ import torch
 
 from reinforce_strategy_creator.experiments import deep_merge
 from reinforce_strategy_creator.markets import make_market, planted_rotation_market
+from reinforce_strategy_creator.panel import feature_warmup, portfolio_features
 from reinforce_strategy_creator.params.evaluation import EvaluationParams
 from reinforce_strategy_creator.params.portfolio import PortfolioParams
 from reinforce_strategy_creator.params.walk_forward import WalkForwardParams
-from reinforce_strategy_creator.portfolio.features import feature_warmup, portfolio_features
 from reinforce_strategy_creator.project_params import parameters
 from reinforce_strategy_creator.universe import read_universe_csv
 from reinforce_strategy_creator.walk_forward import engine, plan_folds

@@ -106,7 +106,7 @@ class PolicyLanes:
     """``decide(obs, bar=None)`` for lanes that each run their own trained policy, deterministic:
     lane i decides on row i of ``obs`` with ``policies[i].decide`` (a seed's network or a
     :class:`SeedEnsemble`). The result is one action per lane (N = 1, ``env.replay``) or one row
-    of target weights per lane (N >= 1, ``portfolio.replay.replay_weights``)."""
+    of target weights per lane (N >= 1, ``evaluation.replay.replay_weights``)."""
 
     def __init__(self, policies: Sequence[Any]):
         self.policies = list(policies)

@@ -72,7 +72,7 @@ def _check_scaler(env, scaler) -> None:
     if isinstance(env, PortfolioLanes) and scaler is None:
         raise AgentConfigError(
             "PortfolioCore members need scaler=(mean, std) of the training features "
-            "(portfolio.features.fit_feature_scaler over the training panel)"
+            "(panel.fit_feature_scaler over the training panel)"
         )
     if not isinstance(env, PortfolioLanes) and scaler is not None:
         raise AgentConfigError(

@@ -21,7 +21,7 @@ Reinforcement Learning Framework for the Financial Portfolio Management Problem"
 
 Both have a JSON-able ``spec`` (:func:`build_portfolio_policy` rebuilds the module from it,
 ``agents.policy.build_policy`` dispatches here) and ``decide(obs, bar) -> (L, N) float64``
-deterministic target weights, the decider ``portfolio.replay.replay_weights`` calls.
+deterministic target weights, the decider ``evaluation.replay.replay_weights`` calls.
 
 The forward passes are written once against a ``lin(name, layer, x)`` callback so that the same
 code runs one module (``layer(x)``) or K stacked members (:class:`StackedPortfolio`, batched

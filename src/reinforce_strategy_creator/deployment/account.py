@@ -12,7 +12,7 @@ environment the policy was trained in (the feed it reads, how a decision becomes
 when it fills, what the decider sees) is the front end's rule: :class:`TargetPosition` (one
 asset's Open / Close prices, a target position sized in closed form, fills at the next close or
 open, as ``env.core``: the N = 1 fast path) or :class:`TargetWeights` (a
-:class:`~..portfolio.panel.PortfolioPanel` feed of N tickers, target weights sized jointly by a
+:class:`~..panel.PortfolioPanel` feed of N tickers, target weights sized jointly by a
 one-lane :class:`~..env.portfolio.PortfolioCore`, fills at the next close, as the portfolio
 replay). Build one with :meth:`PaperAccount.instrument` or :meth:`PaperAccount.universe`. The
 mode guard, reconciliation of the logs with the state and clearing a halt are in
@@ -42,8 +42,8 @@ from ..env.config import DEFAULT_FILL_PRICE
 from ..env.ops import SCALAR
 from ..env.portfolio import PortfolioCore, PortfolioInputError
 from ..errors import InputError
+from ..panel import PortfolioPanel
 from ..params.base import ParameterError
-from ..portfolio.panel import PortfolioPanel
 from .operations import reconcile
 from .risk import RiskLimits, limit_weights, risk_checks, roll_day, show, switch_model
 from .settlement import Book, settle_bar
@@ -562,7 +562,7 @@ class TargetPosition:
 
 class TargetWeights:
     """N >= 1 tickers as the portfolio environment trades them: the feed is a
-    :class:`~..portfolio.panel.PortfolioPanel` (dates x tickers closes plus the raw feature
+    :class:`~..panel.PortfolioPanel` (dates x tickers closes plus the raw feature
     panel), ``decide(obs, row)`` gets the (1, obs_dim) observation of a one-lane
     :class:`~..env.portfolio.PortfolioCore` at feed row ``row`` and returns (1, N) weights, or
     ``(weights, hold)``; the weights fill at the next bar's close with the core's joint post-cost

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..panel import PortfolioInputError
 from . import execution as ex
 from .config import EnvConfig
 from .engine import AccountEngine
@@ -55,10 +55,6 @@ _SOLVE_SHRINK = 1e-12  # the solved post-cost equity is shrunk by this (relative
 _WEIGHT_TOL = 1e-9  # sum / gross of the weights may exceed its bound by this much (then rescaled)
 _SOLVE_TOL = 1e-15  # the joint sizing stops once a step moves the equity by <= this (relative to E0)
 _SOLVE_MAX_ITER = 100
-
-
-class PortfolioInputError(InputError):
-    """Bad portfolio input (prices, features or target weights); names what and fixes."""
 
 
 def _check_panel(close: np.ndarray, features: np.ndarray, tickers: Sequence[str]) -> np.ndarray:

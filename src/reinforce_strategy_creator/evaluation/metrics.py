@@ -15,7 +15,7 @@ hand-made series and does not depend on the environment or Kedro. Conventions (s
 returns of equity net of costs, risk-free 0, how periods per year are inferred) are listed
 in ``docs/metrics.md``.
 
-Portfolio ledgers (``portfolio.ledger.run_ledger``: one account over N assets) are recognised by
+Portfolio ledgers (``evaluation.ledger.run_ledger``: one account over N assets) are recognised by
 their ``traded_notional`` column and measured with the same performance metrics; their trade
 metrics come from the per-bar money columns instead of round trips (``portfolio_trade_metrics``;
 docs/metrics.md, "Trade metrics of a universe's ledger").
@@ -62,7 +62,7 @@ __all__ = [
 TRADING_DAYS_PER_YEAR = 252
 VAR_CUTOFF = 0.05
 REQUIRED_FRAME_COLUMNS = ("position", "shares", "cash", "equity", "fill_price", "cost")
-#: what a portfolio ledger (``portfolio.ledger.run_ledger``) must hold, complete on every row
+#: what a portfolio ledger (``evaluation.ledger.run_ledger``) must hold, complete on every row
 PORTFOLIO_FRAME_COLUMNS = ("cash", "equity", "cost", "traded_notional")
 
 
@@ -648,7 +648,7 @@ def evaluate_backtest(
     costs count), alpha/beta are against ``benchmark_frame`` (e.g. buy-and-hold replayed on
     the same bars with the same config); trade metrics as in ``trade_metrics``. One flat,
     JSON-able dict (use ``json_safe`` before writing strict JSON). A portfolio ledger
-    (``traded_notional`` column, ``portfolio.ledger.run_ledger``) gets the same performance
+    (``traded_notional`` column, ``evaluation.ledger.run_ledger``) gets the same performance
     metrics and ``portfolio_trade_metrics``.
 
     A ledger whose equity reaches zero or below is measured up to and including the bar of

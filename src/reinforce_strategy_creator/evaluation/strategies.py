@@ -16,7 +16,7 @@ into target weights over those assets, one account ("lane") per seed:
 
 The execution kernels fill a decision at the next bar with the agents' costs and capital:
 :func:`~.benchmarks.position_targets` feeds a schedule to the single-asset ``env.replay``,
-``portfolio.replay.ScheduleDecider`` to the portfolio replay. Importable without Kedro.
+``evaluation.replay.ScheduleDecider`` to the portfolio replay. Importable without Kedro.
 """
 
 from __future__ import annotations

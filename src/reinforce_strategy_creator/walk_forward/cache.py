@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import load_policy_bundle, save_policy_bundle
-from ..portfolio.panel import PortfolioPanel
+from ..panel import PortfolioPanel
 from .folds import Fold
 
 __all__ = ["FoldCache", "code_version", "data_fingerprint", "fold_key", "key_parameters"]

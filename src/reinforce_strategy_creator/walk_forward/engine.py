@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ..compute import Executor
 
 __all__ = [
+    "CycleParameters",
     "FoldResult",
     "StitchedRecord",
     "TrainedFold",
@@ -123,11 +124,43 @@ class StitchedRecord:
     weights: pd.DataFrame | None = None
 
 
-def plan(prices: pd.DataFrame, parameters: Mapping[str, Any]) -> tuple[pd.DataFrame, FoldPlan]:
+@dataclass(frozen=True)
+class CycleParameters:
+    """The blocks a single-asset walk-forward reads, each validated once into its typed model and
+    passed down as is; :meth:`to_params` is their plain form, what fold keys and the verdict's
+    configuration hash are computed on."""
+
+    feature_engineering: FeatureParams
+    environment: EnvConfig
+    training: TrainingParams
+    evaluation: EvaluationParams
+    walk_forward: WalkForwardParams
+
+    def to_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name).to_params() for name in self.__dataclass_fields__}
+
+
+def _blocks(parameters: CycleParameters | Mapping[str, Any], *names: str) -> tuple:
+    """The typed blocks ``names`` of ``parameters``: as they are when it is a
+    :class:`CycleParameters`, else each validated from the mapping (only the blocks asked for)."""
+    if isinstance(parameters, CycleParameters):
+        return tuple(getattr(parameters, name) for name in names)
+    models = {
+        "feature_engineering": FeatureParams,
+        "environment": EnvConfig,
+        "training": TrainingParams,
+        "evaluation": EvaluationParams,
+        "walk_forward": WalkForwardParams,
+    }
+    return tuple(models[name].parse(parameters.get(name)) for name in names)
+
+
+def plan(
+    prices: pd.DataFrame, parameters: CycleParameters | Mapping[str, Any]
+) -> tuple[pd.DataFrame, FoldPlan]:
     """The unscaled features over the whole history and the fold layout on them (the first
     ``max_lookback`` rows, whose features are incomplete, are warm-up)."""
-    fe = FeatureParams.parse(parameters["feature_engineering"])
-    wf = WalkForwardParams.parse(parameters.get("walk_forward") or {})
+    fe, wf = _blocks(parameters, "feature_engineering", "walk_forward")
     if wf.warm_start:
         raise ParameterError(
             "walk_forward.warm_start: true is not supported yet; every fold trains from scratch. "
@@ -155,7 +188,7 @@ def train_folds(
     folds: Sequence[Fold],
     features: pd.DataFrame,
     prices: pd.DataFrame,
-    parameters: Mapping[str, Any],
+    parameters: CycleParameters | Mapping[str, Any],
     agents: Sequence[str] | None = None,
     cache: FoldCache | None = None,
     executor: Executor | None = None,
@@ -169,12 +202,18 @@ def train_folds(
     alone (docs/populations.md). With ``cache``, a fold stored under the same
     :func:`~.cache.fold_key` (same data up to its validation end, windows, parameters, agents and
     code) is loaded instead and trains nothing."""
-    env = EnvConfig.parse(parameters["environment"])
-    fe = FeatureParams.parse(parameters["feature_engineering"])
-    training = TrainingParams.parse(parameters["training"])
+    env, fe, training, evaluation = _blocks(
+        parameters, "environment", "feature_engineering", "training", "evaluation"
+    )
     agents = list(agents or sorted(training.agents))
     out: dict[str, TrainedFold] = {}
-    blocks = key_parameters(parameters, agents)
+    plain = {
+        "feature_engineering": fe.to_params(),
+        "environment": env.to_params(),
+        "training": training.to_params(),
+        "evaluation": evaluation.to_params(),
+    }
+    blocks = key_parameters(plain, agents)
     for fold in folds:
         tables = fold_tables(features, prices, fold, env.window, fe.scaler)
         key = fold_key(fold, prices, blocks, agents) if cache is not None else None
@@ -209,15 +248,17 @@ def train_folds(
 
 
 def select_fold(
-    trained: TrainedFold, prices: pd.DataFrame, parameters: Mapping[str, Any], cache: FoldCache | None = None
+    trained: TrainedFold,
+    prices: pd.DataFrame,
+    parameters: CycleParameters | Mapping[str, Any],
+    cache: FoldCache | None = None,
 ) -> FoldResult:
     """The fold's champion chosen on its validation window alone (``evaluation.selection``), and
     each agent's validation-best seed; the fold is stored under its key with ``cache``. A fold
     loaded from the store is returned as it was stored."""
     if trained.stored is not None:
         return trained.stored
-    env = EnvConfig.parse(parameters["environment"])
-    evaluation = EvaluationParams.parse(parameters["evaluation"])
+    env, evaluation = _blocks(parameters, "environment", "evaluation")
     fold, tables, bundles = trained.fold, trained.tables, trained.bundles
     ledger = backtest_split(
         tables.validation,
@@ -255,7 +296,7 @@ def run_folds(
     folds: Sequence[Fold],
     features: pd.DataFrame,
     prices: pd.DataFrame,
-    parameters: Mapping[str, Any],
+    parameters: CycleParameters | Mapping[str, Any],
     agents: Sequence[str] | None = None,
     cache: FoldCache | None = None,
     executor: Executor | None = None,
@@ -269,7 +310,7 @@ def run_fold(
     fold: Fold,
     features: pd.DataFrame,
     prices: pd.DataFrame,
-    parameters: Mapping[str, Any],
+    parameters: CycleParameters | Mapping[str, Any],
     agents: Sequence[str] | None = None,
     cache: FoldCache | None = None,
     executor: Executor | None = None,
@@ -329,11 +370,14 @@ def _lane_ledger(result, lanes) -> pd.DataFrame:
 
 
 def stitch(
-    results: Sequence[FoldResult], features: pd.DataFrame, prices: pd.DataFrame, parameters: Mapping[str, Any]
+    results: Sequence[FoldResult],
+    features: pd.DataFrame,
+    prices: pd.DataFrame,
+    parameters: CycleParameters | Mapping[str, Any],
 ) -> StitchedRecord:
     """Replay every fold's choices over the test windows as one account per lane."""
-    env = EnvConfig.parse(parameters["environment"]).replace(episode_length=None)
-    evaluation = EvaluationParams.parse(parameters["evaluation"])
+    env, evaluation = _blocks(parameters, "environment", "evaluation")
+    env = env.replace(episode_length=None)
     folds = [r.fold for r in results]
     sm = stitched_market(features, prices, folds, {r.fold.name: r.tables.scaler for r in results}, env.window)
     lanes = stitched_lanes(results, evaluation.ensembles)
@@ -429,7 +473,7 @@ def fold_test_figures(equity: Sequence[float] | pd.Series, periods_per_year: flo
 def judge(
     record: StitchedRecord,
     results: Sequence[FoldResult],
-    parameters: Mapping[str, Any],
+    parameters: CycleParameters | Mapping[str, Any],
     *,
     earlier_decisions: Sequence[Mapping[str, Any]] = (),
     config: str = "",
@@ -440,7 +484,7 @@ def judge(
     ``tuning_studies`` (the registry's ``tuning_study`` events): every trial of a study whose
     validation windows overlap the stitched window is one more configuration tried on it; the
     trials raise N of the deflated PSR and the DSR's trial count (``selection.tuning_trials``)."""
-    evaluation = EvaluationParams.parse(parameters["evaluation"])
+    (evaluation,) = _blocks(parameters, "evaluation")
     recs = record.records
     bh = recs[(recs["kind"] == "benchmark") & (recs["agent"] == "buy_and_hold")].iloc[0].to_dict()
     proc = recs[recs["kind"] == "procedure"]

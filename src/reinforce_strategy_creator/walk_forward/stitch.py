@@ -3,7 +3,7 @@
 The fold test windows tile one stretch of bars. :func:`stitched_market` lays that stretch out as
 one market whose observation at each bar is built from the features scaled by the scaler of the
 fold that decides there (``MarketArrays.obs_windows``), and :class:`FoldSwitch` hands each
-decision to that fold's policies (``env.replay`` and ``portfolio.replay.replay_weights`` pass it
+decision to that fold's policies (``env.replay`` and ``evaluation.replay.replay_weights`` pass it
 the bar). One replay then trades the whole stretch with continuous capital: a change of position
 at a fold boundary is an order like any other and pays the same costs.
 

@@ -8,14 +8,14 @@ and nothing after the validation window is read. :func:`stitch` replays every fo
 the test windows as one account per lane (:func:`.engine.stitched_lanes`: the procedure, each
 agent's validation-best seed, each agent x seed and seed ensemble), switching fold at each test
 window (:class:`.stitch.FoldSwitch`), next to every benchmark (the strategies of
-``evaluation.benchmarks``, ``portfolio.replay.replay_portfolio_benchmarks``) with the same costs,
+``evaluation.benchmarks``, ``evaluation.replay.replay_portfolio_benchmarks``) with the same costs,
 capital and first decision, into an :class:`.engine.StitchedRecord` with its universe;
 :func:`.engine.judge` gates it (the gate's reference is ``buy_and_hold``: equal weight bought at
 the first bar and held), and :func:`.engine.deployment_champion` writes the champion document.
 
 What differs from one asset is the kernel the lanes trade through: the panel's replay
-(``portfolio.replay.replay_weights``) and the portfolio agents' trainer
-(``portfolio.training.train_portfolio_members``: the agents' trainers on ``PortfolioCore``
+(``evaluation.replay.replay_weights``) and the portfolio agents' trainer
+(``training.train_portfolio_members``: the agents' trainers on ``PortfolioCore``
 members, through ``training.train_members``).
 """
 
@@ -35,16 +35,15 @@ from ..artifacts import PolicyBundle
 from ..candidates import ENSEMBLE_SEED, seed_label
 from ..env.config import EnvConfig
 from ..env.portfolio import PortfolioInputError
+from ..evaluation.ledger import run_ledger
 from ..evaluation.metrics import infer_periods_per_year
+from ..evaluation.replay import PortfolioRun, lane_run, replay_portfolio_benchmarks, replay_weights
 from ..evaluation.results import split_records
+from ..panel import PortfolioPanel
 from ..params.evaluation import EvaluationParams
 from ..params.portfolio import PortfolioParams
 from ..params.walk_forward import WalkForwardParams
-from ..portfolio.ledger import run_ledger
-from ..portfolio.panel import PortfolioPanel
-from ..portfolio.replay import PortfolioRun, lane_run, replay_portfolio_benchmarks, replay_weights
-from ..portfolio.training import train_portfolio_members
-from ..training import seed_selection
+from ..training import seed_selection, train_portfolio_members
 from .cache import FoldCache, fold_key
 from .engine import FoldResult, StitchedRecord, choose, fold_table, judge, reference_lanes, stitched_lanes
 from .folds import Fold, plan_folds
@@ -215,7 +214,7 @@ def _candidate_lanes(bundles: Mapping[str, PolicyBundle], ensembles: bool) -> li
 
 
 def lane_ledger(run: PortfolioRun, lanes: Sequence[tuple[str, str, int]], split: str) -> pd.DataFrame:
-    """The lanes of one replay as long ledger rows (``portfolio.ledger.run_ledger``'s columns), each
+    """The lanes of one replay as long ledger rows (``evaluation.ledger.run_ledger``'s columns), each
     lane with its own kind, run and seed."""
     return pd.concat(
         [run_ledger(lane_run(run, [i]), k, name, [s], split) for i, (k, name, s) in enumerate(lanes)],

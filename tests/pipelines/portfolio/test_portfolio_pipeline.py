@@ -78,7 +78,7 @@ def test_an_index_without_a_close_on_a_universe_date_is_refused_naming_the_date(
 
 
 def test_paper_trading_refuses_a_model_trained_on_other_tickers():
-    from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
+    from reinforce_strategy_creator.panel import PortfolioPanel
 
     class Model:
         label = "newest champion x"
@@ -131,8 +131,8 @@ def test_quick_portfolio_run_artifacts(portfolio_run, tmp_path):
 def test_feature_drift_flags_a_shifted_paper_window_and_not_the_same_distribution():
     from types import SimpleNamespace
 
+    from reinforce_strategy_creator.panel import PortfolioPanel
     from reinforce_strategy_creator.params.deployment import DeploymentParams
-    from reinforce_strategy_creator.portfolio.panel import PortfolioPanel
 
     rng = np.random.default_rng(0)
     T, N = 1200, 4

@@ -1,4 +1,5 @@
-"""Nodes of the ``portfolio`` stage: thin wrappers over :mod:`reinforce_strategy_creator.portfolio`."""
+"""Nodes of the ``portfolio`` stage: thin wrappers over the library (``walk_forward.universe``,
+``panel``, ``evaluation``)."""
 
 from __future__ import annotations
 
@@ -17,22 +18,21 @@ from ...deployment.drift import DriftMonitor, build_reference, calibrate_thresho
 from ...deployment.risk import RiskLimits
 from ...deployment.state import last_session
 from ...env.config import EnvConfig
-from ...env.portfolio import PortfolioInputError
+from ...evaluation import allocation_figures as figures
 from ...evaluation.figures import equity_curves_figure
 from ...evaluation.metrics import json_safe
+from ...evaluation.replay import lane_run
 from ...evaluation.report import figure_to_base64_png
 from ...evaluation.verdict import config_sha256
 from ...features import max_lookback
 from ...market_data import DataValidationError
+from ...panel import PortfolioInputError, portfolio_features
 from ...params.compute import ComputeParams
 from ...params.deployment import DeploymentParams
 from ...params.evaluation import EvaluationParams
 from ...params.features import FeatureParams
 from ...params.portfolio import PortfolioParams
 from ...params.walk_forward import WalkForwardParams
-from ...portfolio import figures
-from ...portfolio.features import portfolio_features
-from ...portfolio.replay import lane_run
 from ...rendering import render_html
 from ...universe import Universe, universe_from_wide
 from ...walk_forward import universe as uwf

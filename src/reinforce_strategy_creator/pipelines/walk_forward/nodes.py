@@ -33,14 +33,14 @@ def _parameters(
     training: TrainingParams,
     evaluation: EvaluationParams,
     walk_forward: WalkForwardParams,
-) -> dict[str, Any]:
-    return {
-        "feature_engineering": FeatureParams.parse(feature_engineering).to_params(),
-        "environment": EnvConfig.parse(environment).to_params(),
-        "training": TrainingParams.parse(training).to_params(),
-        "evaluation": EvaluationParams.parse(evaluation).to_params(),
-        "walk_forward": WalkForwardParams.parse(walk_forward).to_params(),
-    }
+) -> engine.CycleParameters:
+    return engine.CycleParameters(
+        FeatureParams.parse(feature_engineering),
+        EnvConfig.parse(environment),
+        TrainingParams.parse(training),
+        EvaluationParams.parse(evaluation),
+        WalkForwardParams.parse(walk_forward),
+    )
 
 
 def plan_walk_forward(
@@ -78,7 +78,7 @@ def train_folds_node(names: list[str]) -> Callable[..., dict[str, engine.Trained
         is read. An unchanged fold (same fingerprint) is loaded from the fold store instead
         (``walk_forward.reuse_folds``) and trains nothing."""
         params = layout["parameters"]
-        cache = fold_cache if params["walk_forward"]["reuse_folds"] else None
+        cache = fold_cache if params.walk_forward.reuse_folds else None
         folds = [_fold(layout, name) for name in names]
         trained = engine.train_folds(
             folds, layout["features"], primary_prices, params, cache=cache, executor=shared_executor(compute)
@@ -104,7 +104,7 @@ def fold_node(name: str) -> Callable[..., engine.FoldResult]:
         the fold is written to the fold store (``walk_forward.reuse_folds``). A fold loaded from
         the store is passed on as stored."""
         params = layout["parameters"]
-        cache = fold_cache if params["walk_forward"]["reuse_folds"] else None
+        cache = fold_cache if params.walk_forward.reuse_folds else None
         return engine.select_fold(trained[name], primary_prices, params, cache=cache)
 
     select_champion.__qualname__ = f"select_champion[{name}]"
@@ -141,7 +141,7 @@ def judge_record(
         list(results),
         params,
         earlier_decisions=list(gate_decisions or []),
-        config=config_sha256(params),
+        config=config_sha256(params.to_params()),
         tuning_studies=list(tuning_studies or []),
     )
 
@@ -196,7 +196,7 @@ def deployment_tables(
     drift on. The same tables the deployment fold trained on (``walk_forward.tables``)."""
     params = _parameters(feature_engineering, environment, training, evaluation, walk_forward)
     features, plan = engine.plan(primary_prices, params)
-    window, kind = int(params["environment"]["window"]), params["feature_engineering"]["scaler"]
+    window, kind = params.environment.window, params.feature_engineering.scaler
     tables = fold_tables(features, primary_prices, plan.deployment, window, kind)
     return tables.scaler, tables.train
 

@@ -32,8 +32,8 @@ from ..evaluation.benchmarks import (
     portfolio_benchmarks,
 )
 from ..evaluation.strategies import Prices, Strategy
+from ..panel import PortfolioPanel
 from ..params.portfolio import PortfolioBenchmarkParams
-from .panel import PortfolioPanel
 
 __all__ = [
     "LEDGER_COLUMNS",

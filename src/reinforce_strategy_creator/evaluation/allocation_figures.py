@@ -70,7 +70,7 @@ def weights_figure(
     if frame.empty or "cash" not in frame.columns:
         raise EvaluationInputError(
             "weights: need a non-empty date x ticker frame with a 'cash' column "
-            "(PortfolioRun.weights_frame or portfolio.ledger.weights_wide)"
+            "(PortfolioRun.weights_frame or evaluation.ledger.weights_wide)"
         )
     values = frame.to_numpy(dtype=float)
     if not np.isfinite(values).all():
@@ -149,7 +149,7 @@ def contribution_figure(
     add up to the equity change, shown in the title.
 
     ``contributions``: a run (lane ``lane``) or a date x (tickers..., ``costs``) frame
-    (``PortfolioRun.contributions`` or ``portfolio.ledger.contributions_wide``)."""
+    (``PortfolioRun.contributions`` or ``evaluation.ledger.contributions_wide``)."""
     if isinstance(contributions, PortfolioRun):
         _lane(contributions, lane, "contributions")
         frame = contributions.contributions(lane)
@@ -163,7 +163,7 @@ def contribution_figure(
     if frame.empty or "costs" not in frame.columns:
         raise EvaluationInputError(
             "contributions: need a non-empty date x ticker frame with a 'costs' column "
-            "(PortfolioRun.contributions or portfolio.ledger.contributions_wide)"
+            "(PortfolioRun.contributions or evaluation.ledger.contributions_wide)"
         )
     totals = frame.drop(columns="costs").sum().sort_values(ascending=False)
     costs = float(frame["costs"].sum())
