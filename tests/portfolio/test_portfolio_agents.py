@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator.agents.policy import build_policy
-from reinforce_strategy_creator.agents.population import equal_weight_log_return
+from reinforce_strategy_creator.agents.population import benchmark_log_return
 from reinforce_strategy_creator.agents.portfolio_observation import ObsLayout
 from reinforce_strategy_creator.agents.portfolio_policies import (
     DISTRIBUTIONS,
@@ -163,7 +164,7 @@ def test_equal_weight_baseline_is_the_log_return_of_the_equal_weight_book():
     panel = make_panel()  # ticker 2 listed from row 40
     core = PortfolioCore(panel.close, panel.features, panel.tickers, ENV, num_envs=3, seed=0)
     t0, t1 = torch.tensor([10, 39, 100]), torch.tensor([11, 40, 101])
-    got = equal_weight_log_return(core, t0, t1).numpy()
+    got = benchmark_log_return(core, t0, t1).numpy()
     c = panel.close
     for lane, (a, b) in enumerate(zip(t0.tolist(), t1.tolist(), strict=True)):
         ok = np.isfinite(c[a]) & np.isfinite(c[b])
@@ -262,7 +263,7 @@ def _same(a, b) -> bool:
     [
         ("ppo", TINY_PPO, 4),
         ("ppo", dict(TINY_PPO, distribution="dirichlet"), 4),
-        ("ppo", dict(TINY_PPO, reward_baseline="equal_weight"), 4),
+        ("ppo", dict(TINY_PPO, reward_baseline="benchmark"), 4),
         ("a2c", TINY_A2C, 4),
         ("dqn", TINY_DQN, 40),
     ],
@@ -411,11 +412,11 @@ def test_bad_input_names_the_parameter(split, change, names):
 
 
 @pytest.mark.parametrize(
-    "case", ["no_scaler", "scaler_on_vector_env", "mixed", "baseline_on_vector_env", "simplex_on_vector_env"]
+    "case", ["no_scaler", "scaler_on_vector_env", "mixed", "baseline_on_foreign_env", "simplex_on_vector_env"]
 )
 def test_the_agents_trainers_refuse_members_they_cannot_train(split, case):
     from reinforce_strategy_creator.agents import AgentConfigError, train_ppo
-    from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingVectorEnv
+    from reinforce_strategy_creator.env import EnvConfig, MarketArrays, TradingEnv, TradingVectorEnv
     from reinforce_strategy_creator.params.agents import PPOConfig
 
     train, _ = split
@@ -428,10 +429,10 @@ def test_the_agents_trainers_refuse_members_they_cannot_train(split, case):
         "no_scaler": ([core], {}, TINY_PPO, "scaler"),
         "scaler_on_vector_env": ([vec], dict(scaler=scaler), TINY_PPO, "scaler"),
         "mixed": ([core, vec], dict(scaler=scaler), TINY_PPO, "PortfolioCore"),
-        "baseline_on_vector_env": (
-            [vec],
+        "baseline_on_foreign_env": (  # a gymnasium vector env: no core knows the lanes' bars
+            [gym.vector.SyncVectorEnv([lambda: TradingEnv(market, vec.config)])],
             {},
-            PPOConfig(**TINY_PPO, reward_baseline="equal_weight"),
+            PPOConfig(**TINY_PPO, reward_baseline="benchmark"),
             "reward_baseline",
         ),
         "simplex_on_vector_env": ([vec], {}, {**TINY_PPO, "distribution": "dirichlet"}, "distribution"),

@@ -31,6 +31,7 @@ from .population import (
     StackedAdam,
     check_members,
     clip_grad_norm_per_member,
+    learning_step,
     member_step,
 )
 from .schedules import linear_schedule
@@ -105,6 +106,7 @@ def _train(member_envs, cfg: DQNConfig, seeds, dev, eval_fns, eval_every, patien
             )
             step = env.step(table.env_action(action, obs))
             trackers.on_step(step)
+            step = learning_step(env, step)  # learning sees the excess reward where baselined
             if cfg.reward_scale != 1.0:  # learning sees scaled rewards; history keeps raw ones
                 step = dataclasses.replace(step, reward=step.reward * cfg.reward_scale)
             for i in range(k):

@@ -42,6 +42,7 @@ member's weights do not depend on K (bit for bit: see :meth:`Population.linear` 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -50,6 +51,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..env.core import BatchedTradingCore
 from ..env.fused import fuse_trading_envs
 from ..env.portfolio import PortfolioCore, PortfolioInputError
 from ..params.agents import REWARD_BASELINES, AgentConfigError
@@ -200,8 +202,8 @@ def member_major(x: torch.Tensor, k: int) -> torch.Tensor:
 def collect_rollout(env, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.Tensor:
     """``num_steps`` vector steps of every member's stochastic policy (one batched forward;
     member k samples from ``pop.action_dist`` with its own generator) on any member-major env;
-    returns the next observation. Where the env reports a reward ``baseline`` (K*B,), learning
-    sees the reward minus it; the history keeps the reward."""
+    returns the next observation. Learning sees :func:`learning_step` (the reward minus the env's
+    ``baseline`` where it has one); the history keeps the reward."""
     k, b = env.k, env.lanes
     dist = pop.action_dist
     for t in range(buf.num_steps):
@@ -210,12 +212,20 @@ def collect_rollout(env, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.
         params, mask = params.reshape(k * b, -1), None if mask is None else mask.reshape(k * b, -1)
         logprob = dist.log_prob(params, mask, x)
         step = env.step(dist.env_action(x, mask))
-        buf.store(t, obs, x, logprob, value.reshape(k * b), step)
-        if env.baseline is not None:
-            buf.rewards[t] -= env.baseline
+        buf.store(t, obs, x, logprob, value.reshape(k * b), learning_step(env, step))
         trackers.on_step(step)
         obs = step.obs
     return obs
+
+
+def learning_step(env, step: Step) -> Step:
+    """The step as learning sees it: its reward minus the env's ``baseline`` (the benchmark's log
+    return over the step's bar, :func:`benchmark_log_return`) where the env reports one, else
+    ``step`` itself. Every trainer (rollouts and replay) learns through this one function; the
+    history is fed the reported ``step``."""
+    if env.baseline is None:
+        return step
+    return dataclasses.replace(step, reward=step.reward - env.baseline)
 
 
 @torch.no_grad()
@@ -362,9 +372,21 @@ class MemberEnvs:
     stepped as ONE :class:`~reinforce_strategy_creator.env.fused.MemberBlockTradingVectorEnv`
     with a start RNG per member block; any other member env is stepped on its own. So order
     the members fold by fold (all seeds of a fold next to each other) to get the fusion.
+
+    With ``reward_baseline="benchmark"`` (members must then be ``TradingVectorEnv`` s: their
+    ``BatchedTradingCore`` knows the bars) it also reports ``baseline``, the buy-and-hold book's
+    log return over each lane's bar (:func:`benchmark_log_return`), which the trainers subtract
+    for learning (:func:`learning_step`).
     """
 
-    def __init__(self, member_envs: Sequence[Any], seeds: Sequence[int], device: torch.device):
+    def __init__(
+        self,
+        member_envs: Sequence[Any],
+        seeds: Sequence[int],
+        device: torch.device,
+        reward_baseline: str = "none",
+    ):
+        self.reward_baseline = _check_baseline(reward_baseline, AgentConfigError)
         self.k = len(member_envs)
         self.seeds = list(seeds)
         first = TensorVecEnv(member_envs[0], device)
@@ -393,11 +415,21 @@ class MemberEnvs:
                 self.groups.append((TensorVecEnv(member_envs[i], device), self.seeds[i], 1))
                 j = i + 1
             i = j
-        self.num_envs = self.k * self.lanes
+        self.num_envs, self.device = self.k * self.lanes, device
         #: per-lane action shape: one index into the position table
         self.action_shape: tuple[int, ...] = ()
-        #: no reward baseline (``collect_rollout``): learning sees the env's rewards
+        #: (K*B,) float32 log return of the benchmark over the last step's bar (per lane), or
+        #: None without a baseline
         self.baseline: torch.Tensor | None = None
+        if self.reward_baseline == "benchmark":
+            for i, e in enumerate(member_envs):
+                core = getattr(e, "core", None)
+                if not isinstance(core, BatchedTradingCore) or not hasattr(e, "step_tensors"):
+                    raise AgentConfigError(
+                        f"reward_baseline='benchmark' needs the project's TradingVectorEnv members (their "
+                        f"core knows each lane's bar); member {i} (seed {seeds[i]}) is a "
+                        f"{type(e).__name__}. Use TradingVectorEnv or reward_baseline: none."
+                    )
 
     @property
     def n_fused(self) -> int:
@@ -408,12 +440,17 @@ class MemberEnvs:
         return torch.cat([e.reset(seed=seed) for e, seed, _ in self.groups])
 
     def step(self, actions: torch.Tensor) -> Step:
-        if len(self.groups) == 1:
-            return self.groups[0][0].step(actions)
-        steps, start = [], 0
+        steps, base, start = [], [], 0
         for e, _, n in self.groups:
+            t0 = e.envs.core.t if self.reward_baseline == "benchmark" else None
             steps.append(e.step(actions[start : start + n * self.lanes]))
+            if t0 is not None:
+                base.append(benchmark_log_return(e.envs.core, t0, e.info["bar"]))
             start += n * self.lanes
+        if base:
+            self.baseline = torch.cat(base).to(self.device, torch.float32)
+        if len(steps) == 1:
+            return steps[0]
         return Step(*(torch.cat([getattr(s, f) for s in steps]) for f in _STEP_FIELDS))
 
 
@@ -425,9 +462,10 @@ class PortfolioLanes:
     member-major (member k owns lanes ``k*B .. (k+1)*B - 1``): the member env of the N-asset
     book, as :class:`MemberEnvs` is of the discrete position table. ``step`` takes (K*B, N)
     float64 weights and returns a ``Step`` whose ``next_obs`` is the true successor (the core's
-    ``final_obs`` where an episode ended). With ``reward_baseline="equal_weight"`` it also
+    ``final_obs`` where an episode ended). With ``reward_baseline="benchmark"`` it also
     reports ``baseline``, the equal-weight book's log return over the step's bar
-    (:func:`equal_weight_log_return`), which ``collect_rollout`` subtracts for learning."""
+    (:func:`benchmark_log_return`), which the trainers subtract for learning
+    (:func:`learning_step`)."""
 
     def __init__(
         self,
@@ -436,13 +474,9 @@ class PortfolioLanes:
         device: torch.device,
         reward_baseline: str = "none",
     ):
-        if reward_baseline not in REWARD_BASELINES:
-            raise PortfolioInputError(
-                f"reward_baseline={reward_baseline!r} unknown; choose one of {list(REWARD_BASELINES)}"
-            )
-        self.reward_baseline = reward_baseline
-        #: (K*B,) float32 log return of the equal-weight book over the last step's bar (per lane),
-        #: or None without a baseline
+        self.reward_baseline = _check_baseline(reward_baseline, PortfolioInputError)
+        #: (K*B,) float32 log return of the benchmark over the last step's bar (per lane), or
+        #: None without a baseline
         self.baseline: torch.Tensor | None = None
         if not cores:
             raise PortfolioInputError("a portfolio run needs at least one member core")
@@ -476,8 +510,8 @@ class PortfolioLanes:
             obs, rew, term, trunc, info = core.step(weights[i * b : (i + 1) * b])
             nxt = info.get("final_obs", obs)
             parts.append((obs, rew, term, trunc, nxt))
-            if self.reward_baseline == "equal_weight":
-                base.append(equal_weight_log_return(core, t0, info["bar"]))
+            if self.reward_baseline == "benchmark":
+                base.append(benchmark_log_return(core, t0, info["bar"]))
         obs, rew, term, trunc, nxt = (torch.cat(x) for x in zip(*parts, strict=True))
         if base:
             self.baseline = torch.cat(base).to(self.device, torch.float32)
@@ -492,10 +526,24 @@ class PortfolioLanes:
         )
 
 
-def equal_weight_log_return(core: PortfolioCore, t0: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
-    """(B,) float64 log return from bar ``t0`` to ``t1`` of a book equally weighted over the
-    assets tradable at both bars (0 where none is): the same for every action, so subtracting it
-    from the reward changes no policy's ranking (a control variate for the common market move)."""
+def _check_baseline(reward_baseline: str, error: type[Exception]) -> str:
+    if reward_baseline not in REWARD_BASELINES:
+        raise error(f"reward_baseline={reward_baseline!r} unknown; choose one of {list(REWARD_BASELINES)}")
+    return reward_baseline
+
+
+def benchmark_log_return(
+    core: BatchedTradingCore | PortfolioCore, t0: torch.Tensor, t1: torch.Tensor
+) -> torch.Tensor:
+    """(B,) float64 log return from bar ``t0`` to ``t1`` (per lane) of the benchmark book: equally
+    weighted over the assets tradable at both bars (0 where none is); at N = 1 (a
+    ``BatchedTradingCore``, every bar tradable) that is buy-and-hold, ``log(close[t1] /
+    close[t0])``. Close to close whatever ``environment.fill_price``: the held book is marked at
+    the closes and pays no costs between them, as the agent's reward is. The same for every
+    action, so subtracting it from the reward changes no policy's ranking (a control variate for
+    the common market move)."""
+    if isinstance(core, BatchedTradingCore):
+        return torch.log(core.close.index_select(0, t1) / core.close.index_select(0, t0))
     ok = core.tradable.index_select(0, t0) & core.tradable.index_select(0, t1)
     ratio = core.close.index_select(0, t1) / core.close.index_select(0, t0)
     n = ok.sum(1)

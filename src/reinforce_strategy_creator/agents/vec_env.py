@@ -68,6 +68,8 @@ class TensorVecEnv:
         self.tensor_native = hasattr(envs, "step_tensors") and hasattr(envs, "reset_tensors")
         self.mode = _autoreset_mode(envs, self.tensor_native)
         self._prev_done = torch.zeros(self.num_envs, dtype=torch.bool, device=device)
+        #: the wrapped env's ``info`` of the last step (e.g. ``info["bar"]``: the bar each lane moved to)
+        self.info: Any = None
 
     # -- conversion helpers
     def _obs(self, obs: Any) -> torch.Tensor:
@@ -96,6 +98,7 @@ class TensorVecEnv:
             obs, rew, term, trunc, info = self.envs.step_tensors(actions.to(self.device))
         else:
             obs, rew, term, trunc, info = self.envs.step(actions.detach().cpu().numpy())
+        self.info = info
         obs_t = self._obs(obs)
         term_t = self._vec(term, torch.bool)
         trunc_t = self._vec(trunc, torch.bool)

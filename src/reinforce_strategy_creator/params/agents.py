@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator
 
 from .base import Flag, NonNegativeInt, Number, ParameterError, Params, PositiveInt
 
@@ -65,19 +65,32 @@ class AgentConfig(Params):
 
 Distribution = Literal["logistic_normal", "dirichlet"]
 #: what the learner subtracts from each reward (``reward_baseline``)
-REWARD_BASELINES = ("equal_weight", "none")
+REWARD_BASELINES = ("benchmark", "none")
 
 
 class LearnerConfig(AgentConfig):
-    """The field every algorithm shares that only universe members (N >= 2) read."""
+    """The field every algorithm shares, read at any N (``reward_baseline``); subclasses list the
+    fields only universe members (N >= 2) read in ``UNIVERSE_ONLY``."""
 
-    UNIVERSE_ONLY: ClassVar[tuple[str, ...]] = ("reward_baseline",)
+    UNIVERSE_ONLY: ClassVar[tuple[str, ...]] = ()
 
-    reward_baseline: Literal["equal_weight", "none"] = "none"
-    """Universes (N >= 2) only: learn on the reward minus the equal-weight book's log return over
-    the same bar (equal_weight; the same for every action, so it lowers the variance without
-    changing which policy is best) or on the reward itself (none). Histories always report the
+    reward_baseline: Literal["benchmark", "none"] = "none"
+    """What learning subtracts from each bar's reward: the benchmark book's log return over the
+    same bar (benchmark: buy-and-hold of the asset at N = 1, its close-to-close log return;
+    equal weight over the tradable assets at N >= 2; so the agent learns its excess log return
+    over the benchmark, after its own costs) or nothing (none). The same for every action, so it
+    lowers the variance without changing which policy is best; histories always report the
     reward."""
+
+    @field_validator("reward_baseline", mode="before")
+    @classmethod
+    def _renamed_baseline(cls, v: Any) -> Any:
+        if v == "equal_weight":
+            raise ValueError(
+                "'equal_weight' is now called 'benchmark' (equal weight at N >= 2, buy-and-hold "
+                "at N = 1); write reward_baseline: benchmark"
+            )
+        return v
 
     def check_members(self, universe: bool, prefix: str | None = None) -> None:
         """Refuse, by name, a universe-only field set on single-asset members."""
@@ -96,7 +109,6 @@ class ActorConfig(LearnerConfig):
     distribution over the simplex (docs/agents.md, "Policies at N >= 1")."""
 
     UNIVERSE_ONLY: ClassVar[tuple[str, ...]] = (
-        "reward_baseline",
         "distribution",
         "log_std",
         "log_concentration",
