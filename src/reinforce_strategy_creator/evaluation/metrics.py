@@ -384,21 +384,30 @@ def performance_metrics(
     return out
 
 
-def _performance(r: np.ndarray, ann: dict, ruined: bool) -> dict[str, float]:
+def _performance(r: np.ndarray, ann: dict, ruined: bool, lane: dict | None = None) -> dict[str, float]:
+    """The performance record of returns ``r``; ``lane`` holds the ``sharpe``, ``volatility``,
+    ``sortino`` and ``drawdown`` already reduced over all lanes at once (``_performance_lanes``)."""
     ppy = ann["annualization"]
     skew, kurt = _moments(r)
-    sharpe = float(empyrical.sharpe_ratio(r, **ann))
+    if lane is None:
+        lane = {
+            "sharpe": empyrical.sharpe_ratio(r, **ann),
+            "volatility": empyrical.annual_volatility(r, **ann),
+            "sortino": empyrical.sortino_ratio(r, **ann),
+            "drawdown": empyrical.max_drawdown(r),
+        }
+    sharpe = float(lane["sharpe"])
     out = {
         "n_bars": int(r.size),
         "periods_per_year": ppy,
         "ruined": ruined,
         "total_return": float(np.prod(1.0 + r) - 1.0),
         "annual_return": float(empyrical.annual_return(r, **ann)),
-        "annual_volatility": float(empyrical.annual_volatility(r, **ann)),
+        "annual_volatility": float(lane["volatility"]),
         "sharpe": sharpe,
         "sharpe_per_bar": sharpe / math.sqrt(ppy) if np.isfinite(sharpe) else float("nan"),
-        "sortino": float(empyrical.sortino_ratio(r, **ann)),
-        "max_drawdown": float(empyrical.max_drawdown(r)),
+        "sortino": float(lane["sortino"]),
+        "max_drawdown": float(lane["drawdown"]),
         "calmar": float(empyrical.calmar_ratio(r, **ann)),
         "var_95": float(empyrical.value_at_risk(r, cutoff=VAR_CUTOFF)),
         "cvar_95": float(empyrical.conditional_value_at_risk(r, cutoff=VAR_CUTOFF)),
@@ -755,7 +764,6 @@ def _performance_lanes(rets: np.ndarray, bench: pd.Series | None, ann: dict) -> 
     """``_performance`` (plus alpha/beta against ``bench``) of each row of ``rets`` (lanes x bars, no
     ruin), the reductions that keep every lane's bits done over all lanes at once."""
     by_bar = rets.T  # bars x lanes, each lane contiguous in memory: reduced in its own order
-    ppy = ann["annualization"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         sharpe = empyrical.sharpe_ratio(by_bar, **ann)
@@ -765,28 +773,13 @@ def _performance_lanes(rets: np.ndarray, bench: pd.Series | None, ann: dict) -> 
         bench_r = None if bench is None else bench.to_numpy(dtype=float)
         out = []
         for j, r in enumerate(rets):
-            sr = float(sharpe[j])
-            skew, kurtosis = _moments(r)
-            rec = {
-                "n_bars": int(r.size),
-                "periods_per_year": ppy,
-                "ruined": False,
-                "total_return": float(np.prod(1.0 + r) - 1.0),
-                "annual_return": float(empyrical.annual_return(r, **ann)),
-                "annual_volatility": float(volatility[j]),
-                "sharpe": sr,
-                "sharpe_per_bar": sr / math.sqrt(ppy) if np.isfinite(sr) else float("nan"),
-                "sortino": float(sortino[j]),
-                "max_drawdown": float(drawdown[j]),
-                "calmar": float(empyrical.calmar_ratio(r, **ann)),
-                "var_95": float(empyrical.value_at_risk(r, cutoff=VAR_CUTOFF)),
-                "cvar_95": float(empyrical.conditional_value_at_risk(r, cutoff=VAR_CUTOFF)),
-                "stability": float(empyrical.stability_of_timeseries(r)),
-                "skew": skew,
-                "kurtosis": kurtosis,
-                "alpha": float("nan"),
-                "beta": float("nan"),
+            lane = {
+                "sharpe": sharpe[j],
+                "volatility": volatility[j],
+                "sortino": sortino[j],
+                "drawdown": drawdown[j],
             }
+            rec = _performance(r, ann, False, lane)
             if bench_r is not None:
                 alpha, beta = empyrical.alpha_beta(r, bench_r, **ann)
                 rec["alpha"], rec["beta"] = float(alpha), float(beta)
