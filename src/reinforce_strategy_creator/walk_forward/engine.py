@@ -45,7 +45,7 @@ from ..params.features import FeatureParams
 from ..params.training import TrainingParams
 from ..params.walk_forward import WalkForwardParams
 from ..training import TrainingTables, train_on_tables
-from .cache import FoldCache, fold_key, key_parameters
+from .cache import KEY_BLOCKS, FoldCache, fold_key, key_parameters
 from .folds import Fold, FoldPlan, plan_folds
 from .stitch import FoldSwitch, fold_segments, reconcile_segments, stitched_market
 from .tables import FoldTables, fold_tables
@@ -202,18 +202,11 @@ def train_folds(
     alone (docs/populations.md). With ``cache``, a fold stored under the same
     :func:`~.cache.fold_key` (same data up to its validation end, windows, parameters, agents and
     code) is loaded instead and trains nothing."""
-    env, fe, training, evaluation = _blocks(
-        parameters, "environment", "feature_engineering", "training", "evaluation"
-    )
+    typed = dict(zip(KEY_BLOCKS, _blocks(parameters, *KEY_BLOCKS)))
+    env, fe, training = typed["environment"], typed["feature_engineering"], typed["training"]
     agents = list(agents or sorted(training.agents))
     out: dict[str, TrainedFold] = {}
-    plain = {
-        "feature_engineering": fe.to_params(),
-        "environment": env.to_params(),
-        "training": training.to_params(),
-        "evaluation": evaluation.to_params(),
-    }
-    blocks = key_parameters(plain, agents)
+    blocks = key_parameters({name: block.to_params() for name, block in typed.items()}, agents)
     for fold in folds:
         tables = fold_tables(features, prices, fold, env.window, fe.scaler)
         key = fold_key(fold, prices, blocks, agents) if cache is not None else None
