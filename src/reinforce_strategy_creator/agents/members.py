@@ -50,12 +50,13 @@ def is_portfolio(member_envs: Sequence[Any]) -> bool:
 
 
 def member_env(member_envs: Sequence[Any], seeds: Sequence[int], dev: torch.device, cfg):
-    """The members' lanes as one member-major tensor env with the config's ``reward_baseline``:
+    """The members' lanes as one member-major tensor env with the config's ``reward_baseline``
+    and ``deviation_penalty``:
     :class:`PortfolioLanes` over ``PortfolioCore`` s (``cfg`` is checked for its members by
     ``params.agents.agent_config``), else :class:`MemberEnvs`."""
     if is_portfolio(member_envs):
-        return PortfolioLanes(member_envs, seeds, dev, cfg.reward_baseline)
-    return MemberEnvs(member_envs, seeds, dev, cfg.reward_baseline)
+        return PortfolioLanes(member_envs, seeds, dev, cfg.reward_baseline, cfg.deviation_penalty)
+    return MemberEnvs(member_envs, seeds, dev, cfg.reward_baseline, cfg.deviation_penalty)
 
 
 def seeded_members(seeds: Sequence[int], factory: Callable[[], nn.Module], device) -> tuple[list, list]:

@@ -69,7 +69,8 @@ REWARD_BASELINES = ("benchmark", "none")
 
 
 class LearnerConfig(AgentConfig):
-    """The field every algorithm shares, read at any N (``reward_baseline``); subclasses list the
+    """The fields every algorithm shares, read at any N (``reward_baseline``,
+    ``deviation_penalty``); subclasses list the
     fields only universe members (N >= 2) read in ``UNIVERSE_ONLY``."""
 
     UNIVERSE_ONLY: ClassVar[tuple[str, ...]] = ()
@@ -81,6 +82,13 @@ class LearnerConfig(AgentConfig):
     over the benchmark, after its own costs) or nothing (none). The same for every action, so it
     lowers the variance without changing which policy is best; histories always report the
     reward."""
+    deviation_penalty: NonNegative = 0.0
+    """Learning only: subtracted from each bar's reward per unit of L1 distance between the book
+    the agent chose and the benchmark's (at N = 1 |position - 1|, buy-and-hold being fully
+    long; at N >= 2 the sum over assets of |weight - 1/n| over the n tradable assets), in log
+    return per bar (0.0002 = 2 bps a day for being fully out of the market). It anchors the
+    agent on the benchmark: a deviation must earn more than this to be learnt, so on a market
+    with nothing to find the agent holds the benchmark. Histories always report the reward."""
 
     @field_validator("reward_baseline", mode="before")
     @classmethod
