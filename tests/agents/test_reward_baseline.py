@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from reinforce_strategy_creator.agents import a2c, buffers, dqn, ppo
+from reinforce_strategy_creator.agents.members import actor_critic_population, member_env, q_population
 from reinforce_strategy_creator.agents.population import (
     MemberEnvs,
     PopulationTrackers,
@@ -19,6 +20,7 @@ from reinforce_strategy_creator.agents.population import (
     learning_step,
 )
 from reinforce_strategy_creator.env import EnvConfig, TradingVectorEnv
+from reinforce_strategy_creator.params.agents import agent_config
 from reinforce_strategy_creator.env.portfolio import PortfolioCore
 from reinforce_strategy_creator.panel import PortfolioPanel, fit_feature_scaler
 from tests.support.env import make_market, universe_env
@@ -169,3 +171,31 @@ def test_the_old_baseline_name_is_refused_with_its_new_name():
 
     with pytest.raises(ParameterError, match=r"training\.ppo\.reward_baseline.*'benchmark'"):
         PPOConfig.from_params({"reward_baseline": "equal_weight"})
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+@pytest.mark.parametrize("case", ["N=1", "N=4"])
+def test_an_untrained_policy_started_at_the_benchmark_chooses_its_book(case, algo):
+    """``start_at_benchmark``: the members as built hold the benchmark (fully long at N = 1,
+    about equal weight with almost no cash at N >= 2) under the deterministic policy, and the
+    seed's weights are those of a plain start except the shifted output biases."""
+    built = {}
+    for start in (True, False):
+        members, kw, _ = _members(case)
+        cfg = agent_config(algo, dict(TINY[algo], start_at_benchmark=start), universe=case == "N=4")
+        lanes = member_env(members[:1], SEEDS[:1], torch.device("cpu"), cfg)
+        if algo == "dqn":
+            policy = q_population(lanes, SEEDS[:1], cfg, "cpu", kw.get("scaler"))[0][0]
+        else:
+            policy = actor_critic_population(lanes, SEEDS[:1], cfg, algo, "cpu", kw.get("scaler"))[0][0]
+        obs = lanes.reset()
+        built[start] = (np.asarray(policy.decide(obs) if case == "N=1" else policy.decide(obs, None)), policy)
+    (book, started), (plain_book, plain) = built[True], built[False]
+    if case == "N=1":
+        assert (book == 1).all() and not (plain_book == 1).all()
+    else:
+        np.testing.assert_allclose(book.sum(1), 1.0, atol=0.01)  # almost no cash
+        for row in book:  # equal over the listed assets (three before the fourth lists)
+            assert np.ptp(row[row > 1e-6]) < 0.01 and (row > 1e-6).sum() >= 3
+    moved = [k for k, v in plain.state_dict().items() if not torch.equal(v, started.state_dict()[k])]
+    assert moved and all(k.endswith("bias") for k in moved)

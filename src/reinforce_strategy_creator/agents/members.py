@@ -19,6 +19,7 @@ Each member's initial weights and generator are made as a one-member run makes t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -103,6 +104,9 @@ def actor_critic_population(env, seeds: Sequence[int], cfg, algorithm: str, dev,
             return p
 
         members, gens = seeded_members(seeds, factory, dev)
+        if cfg.start_at_benchmark:
+            for m in members:
+                start_at_benchmark(m, None)
         return members, gens, StackedPortfolio(members)
 
     def factory() -> nn.Module:
@@ -111,6 +115,9 @@ def actor_critic_population(env, seeds: Sequence[int], cfg, algorithm: str, dev,
         )
 
     members, gens = seeded_members(seeds, factory, dev)
+    if cfg.start_at_benchmark:
+        for m in members:
+            start_at_benchmark(m, env.benchmark_action)
     return members, gens, PopulationActorCritic(members)
 
 
@@ -133,13 +140,52 @@ def q_population(env, seeds: Sequence[int], cfg, dev, scaler=None):
             return q
 
         members, gens = seeded_members(seeds, factory, dev)
+        if cfg.start_at_benchmark:
+            for m in members:
+                start_at_benchmark(m, None)
         return members, gens, StackedPortfolio, AllocationTable(members[0])
 
     def factory() -> nn.Module:
         return QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling)
 
     members, gens = seeded_members(seeds, factory, dev)
+    if cfg.start_at_benchmark:
+        for m in members:
+            start_at_benchmark(m, env.benchmark_action)
     return members, gens, PopulationQ, PositionTable(env.n_actions)
+
+
+#: the untrained actor's probability of the benchmark action (``start_at_benchmark``)
+START_PROBABILITY = 0.9
+#: the untrained Q-network's margin of the benchmark action over the others
+START_Q_MARGIN = 2.0
+
+
+@torch.no_grad()
+def start_at_benchmark(policy: nn.Module, action: int | None) -> None:
+    """Shift ``policy``'s output biases so that, untrained, it chooses the benchmark's book
+    (``start_at_benchmark``): the discrete ``action`` (the position closest to fully long) of an
+    ``ActorCriticPolicy`` gets logit ``log(0.9 (A - 1) / 0.1)`` over the others and that of a
+    ``QPolicy`` a Q-value 2 higher; a ``PortfolioActorCritic`` scores cash 5 below the assets
+    (its deterministic book: the assets about equally, almost no cash) and a ``PortfolioQ``
+    lifts its equal-weight action by 2. Only biases move, so the seed's draws are unchanged."""
+    if isinstance(policy, ActorCriticPolicy | QPolicy) and action is None:
+        raise AgentConfigError(
+            "start_at_benchmark needs the project's TradingVectorEnv members with discrete positions "
+            "(the benchmark is the position closest to 1); set start_at_benchmark: false for other envs"
+        )
+    if isinstance(policy, ActorCriticPolicy):
+        n = policy.spec["n_actions"]
+        policy.actor[-1].bias[action] += math.log(START_PROBABILITY * max(n - 1, 1) / (1 - START_PROBABILITY))
+    elif isinstance(policy, QPolicy):
+        head = policy.adv_head if policy.dueling else policy.q_head
+        head.bias[action] += START_Q_MARGIN
+    elif isinstance(policy, PortfolioActorCritic):
+        policy.cash_score.bias -= 5.0
+    elif isinstance(policy, PortfolioQ):
+        policy.book_head.bias[1] += START_Q_MARGIN
+    else:
+        raise AgentConfigError(f"start_at_benchmark: no benchmark start for a {type(policy).__name__}")
 
 
 # --------------------------------------------------------------------------- Q action tables

@@ -399,6 +399,13 @@ class MemberEnvs:
         #: (K*B,) float32 distance of each lane's book from the benchmark's after the last step's
         #: trade, or None without a deviation penalty
         self.deviation: torch.Tensor | None = None
+        #: the action whose position is closest to fully long (buy-and-hold), or None when the
+        #: members are not the project's TradingVectorEnv s
+        self.benchmark_action: int | None = None
+        core = getattr(member_envs[0], "core", None)
+        if isinstance(core, BatchedTradingCore) and not core.config.continuous:
+            positions = torch.as_tensor(core.config.positions, dtype=torch.float64)
+            self.benchmark_action = int((positions - 1.0).abs().argmin())
         self.k = len(member_envs)
         self.seeds = list(seeds)
         first = TensorVecEnv(member_envs[0], device)

@@ -70,7 +70,7 @@ REWARD_BASELINES = ("benchmark", "none")
 
 class LearnerConfig(AgentConfig):
     """The fields every algorithm shares, read at any N (``reward_baseline``,
-    ``deviation_penalty``); subclasses list the
+    ``deviation_penalty``, ``start_at_benchmark``); subclasses list the
     fields only universe members (N >= 2) read in ``UNIVERSE_ONLY``."""
 
     UNIVERSE_ONLY: ClassVar[tuple[str, ...]] = ()
@@ -89,6 +89,12 @@ class LearnerConfig(AgentConfig):
     return per bar (0.0002 = 2 bps a day for being fully out of the market). It anchors the
     agent on the benchmark: a deviation must earn more than this to be learnt, so on a market
     with nothing to find the agent holds the benchmark. Histories always report the reward."""
+    start_at_benchmark: Flag = False
+    """The untrained policy chooses the benchmark's book: its output bias favours the position
+    closest to fully long at N = 1 (buy-and-hold) or equal weight with little cash at N >= 2
+    (actor-critic: the benchmark action gets 90 % of the probability; DQN: its Q-value starts
+    2 above the others). Early checkpoints then hold the benchmark, so a checkpoint that
+    deviates has to beat it on validation to be kept. Seeds draw the same weights either way."""
 
     @field_validator("reward_baseline", mode="before")
     @classmethod
