@@ -45,6 +45,10 @@ def source_prices() -> pd.DataFrame:
     return prices
 
 
+#: the do-no-harm band on a null market (docs/learning.md): Sharpe gap, exposure share, turnover
+HARM_SHARPE, HARM_EXPOSURE, HARM_TURNOVER = 0.15, 0.8, 4.0
+
+
 def _pct(value: float, rule: float) -> str:
     return "n/a" if rule <= 0 or not np.isfinite(value) else f"{100 * value / rule:.0f} %"
 
@@ -68,16 +72,40 @@ def agent_table(studies: list[dict]) -> str:
 
 def verdict_table(studies: list[dict]) -> str:
     lines = [
-        "| market | champion | champion test Sharpe | rule | gate | wall s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| market | champion | champion test Sharpe | − B&H | exposure / B&H's | turnover / year | rule | "
+        "gate | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in studies:
         ct = s["champion_test"]
+        gap = "n/a" if ct is None else f"{ct - s['buy_and_hold']:+.2f}"
         lines.append(
-            f"| {s['market']} | {s['champion']} | {'n/a' if ct is None else f'{ct:.2f}'} | "
+            f"| {s['market']} | {s['champion']} | {'n/a' if ct is None else f'{ct:.2f}'} | {gap} | "
+            f"{s['champion_exposure'] / s['buy_and_hold_exposure']:.0%} | {s['champion_turnover']:.1f} | "
             f"{s['rule']:.2f} | {'PASS' if s['passed'] else 'fail'} | {s['wall_s']:.0f} |"
         )
     return "\n".join(lines)
+
+
+def harm_counts(studies: list[dict]) -> str:
+    """The do-no-harm count on the null markets: the champion's test Sharpe at least
+    buy-and-hold's minus 0.15 and its exposure at least 80 % of buy-and-hold's."""
+    null = [s for s in studies if s["kind"] == "null"]
+    if not null:
+        return ""
+    ok = [
+        s
+        for s in null
+        if s["champion_test"] is not None
+        and s["champion_test"] >= s["buy_and_hold"] - HARM_SHARPE
+        and s["champion_exposure"] >= HARM_EXPOSURE * s["buy_and_hold_exposure"]
+    ]
+    calm = [s for s in null if s["champion_turnover"] <= HARM_TURNOVER]
+    return (
+        f"Do no harm: on **{len(ok)} of {len(null)}** null markets the champion's test Sharpe is at least "
+        f"buy-and-hold's minus {HARM_SHARPE} with at least {HARM_EXPOSURE:.0%} of its exposure, and on "
+        f"**{len(calm)} of {len(null)}** it turns over at most {HARM_TURNOVER:g} times a year."
+    )
 
 
 def selection_table(studies: list[dict]) -> str:
@@ -106,23 +134,23 @@ def gate_counts(studies: list[dict]) -> str:
 
 def render(studies: list[dict], env: str | None, seconds: float) -> str:
     threads = torch.get_num_threads()
-    return "\n\n".join(
-        [
-            f"Measured with `python benchmarks/bench_learning.py{' --env ' + env if env else ''}` on "
-            f"{platform.machine()}, {os.cpu_count()} CPU core(s), {threads} torch thread(s); "
-            f"{len(studies)} markets in {seconds / 60:.1f} min.",
-            "**Test Sharpe per agent** (mean ± std over its seeds, and as a share of the rule's test "
-            "Sharpe on the same rows, costs and capital), and of each agent's seed ensemble:",
-            agent_table(studies),
-            "**The champion and the gate** (chosen on validation by `evaluation.selection`, decided on "
-            "its single test replay):",
-            verdict_table(studies),
-            gate_counts(studies),
-            "**Selection rules** on the same trained candidates (validation records only), against the "
-            "median candidate's test Sharpe on the same market:",
-            selection_table(studies),
-        ]
-    )
+    parts = [
+        f"Measured with `python benchmarks/bench_learning.py{' --env ' + env if env else ''}` on "
+        f"{platform.machine()}, {os.cpu_count()} CPU core(s), {threads} torch thread(s); "
+        f"{len(studies)} markets in {seconds / 60:.1f} min.",
+        "**Test Sharpe per agent** (mean ± std over its seeds, and as a share of the rule's test "
+        "Sharpe on the same rows, costs and capital), and of each agent's seed ensemble:",
+        agent_table(studies),
+        "**The champion and the gate** (chosen on validation by `evaluation.selection`, decided on "
+        "its single test replay):",
+        verdict_table(studies),
+        gate_counts(studies),
+        harm_counts(studies),
+        "**Selection rules** on the same trained candidates (validation records only), against the "
+        "median candidate's test Sharpe on the same market:",
+        selection_table(studies),
+    ]
+    return "\n\n".join(p for p in parts if p)
 
 
 def write(text: str) -> None:

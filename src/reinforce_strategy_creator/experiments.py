@@ -11,6 +11,7 @@ would.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -189,6 +190,12 @@ def study_market(market, parameters: Mapping[str, Any]) -> dict[str, Any]:
         0
     ]
     test = result.test
+    pick = test[
+        (test["agent"] == result.champion["agent"])
+        & (test["seed"] == result.champion["seed"])
+        & (test["kind"] == result.champion["kind"])
+    ]
+    held = test[(test["kind"] == "benchmark") & (test["agent"] == "buy_and_hold")]
     return {
         "market": market.name,
         "kind": market.kind,
@@ -198,6 +205,10 @@ def study_market(market, parameters: Mapping[str, Any]) -> dict[str, Any]:
         "ensembles": test[test["kind"] == "ensemble"].set_index("agent")["sharpe"],
         "champion": f"{result.champion['agent']} {result.champion['member']}",
         "champion_test": (result.champion["test_metrics"] or {}).get("sharpe"),
+        # the champion's test replay against buy-and-hold's on the same rows: the do-no-harm figures
+        "champion_exposure": float(pick["exposure"].iloc[0]) if len(pick) else math.nan,
+        "champion_turnover": float(pick["annual_turnover"].iloc[0]) if len(pick) else math.nan,
+        "buy_and_hold_exposure": float(held["exposure"].iloc[0]) if len(held) else math.nan,
         "passed": bool(result.verdict["passed"]),
         "selection": selection_outcomes(result),
         "wall_s": result.wall_s,

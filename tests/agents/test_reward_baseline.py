@@ -20,9 +20,9 @@ from reinforce_strategy_creator.agents.population import (
     learning_step,
 )
 from reinforce_strategy_creator.env import EnvConfig, TradingVectorEnv
-from reinforce_strategy_creator.params.agents import agent_config
 from reinforce_strategy_creator.env.portfolio import PortfolioCore
 from reinforce_strategy_creator.panel import PortfolioPanel, fit_feature_scaler
+from reinforce_strategy_creator.params.agents import agent_config
 from tests.support.env import make_market, universe_env
 
 torch.set_num_threads(1)

@@ -156,7 +156,7 @@ def q_population(env, seeds: Sequence[int], cfg, dev, scaler=None):
 
 
 #: the untrained actor's probability of the benchmark action (``start_at_benchmark``)
-START_PROBABILITY = 0.9
+START_PROBABILITY = 0.6
 #: the untrained Q-network's margin of the benchmark action over the others
 START_Q_MARGIN = 2.0
 
@@ -165,7 +165,8 @@ START_Q_MARGIN = 2.0
 def start_at_benchmark(policy: nn.Module, action: int | None) -> None:
     """Shift ``policy``'s output biases so that, untrained, it chooses the benchmark's book
     (``start_at_benchmark``): the discrete ``action`` (the position closest to fully long) of an
-    ``ActorCriticPolicy`` gets logit ``log(0.9 (A - 1) / 0.1)`` over the others and that of a
+    ``ActorCriticPolicy`` gets logit ``log(0.6 (A - 1) / 0.4)`` over the others (the argmax, with
+    room to explore the others) and that of a
     ``QPolicy`` a Q-value 2 higher; a ``PortfolioActorCritic`` scores cash 5 below the assets
     (its deterministic book: the assets about equally, almost no cash) and a ``PortfolioQ``
     lifts its equal-weight action by 2. Only biases move, so the seed's draws are unchanged."""

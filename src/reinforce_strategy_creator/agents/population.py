@@ -605,7 +605,10 @@ class PopulationTrackers:
 
     Episode returns are accumulated for all K*B lanes at once and handed to each active
     member's tracker; the display shows the summed steps and steps/s of all members and
-    honours tracking.PROGRESS_LOG_INTERVAL_S when not on a terminal.
+    honours tracking.PROGRESS_LOG_INTERVAL_S when not on a terminal. With ``score_start`` each
+    member's untrained policy is scored and offered as its first checkpoint (step 0), so a
+    policy started at the benchmark (``start_at_benchmark``) keeps holding it unless a trained
+    checkpoint beats it on the evaluation window.
     """
 
     def __init__(
@@ -623,6 +626,7 @@ class PopulationTrackers:
         desc: str,
         seeds: Sequence[int],
         stream: Any = None,
+        score_start: bool = False,
     ):
         self.k, self.lanes = len(members), lanes
         self.trackers = [
@@ -647,6 +651,10 @@ class PopulationTrackers:
         self.display = None
         if progress:
             self.display = _open_progress(stream, total_steps * self.k, f"{desc} x{self.k}", self.t0)
+        if score_start:  # the untrained policy is the first checkpoint (a history row at step 0)
+            for tr in self.trackers:
+                if tr.eval_fn is not None:
+                    tr.end_update(0)
 
     @property
     def steps(self) -> int:

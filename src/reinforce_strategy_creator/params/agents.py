@@ -92,9 +92,10 @@ class LearnerConfig(AgentConfig):
     start_at_benchmark: Flag = False
     """The untrained policy chooses the benchmark's book: its output bias favours the position
     closest to fully long at N = 1 (buy-and-hold) or equal weight with little cash at N >= 2
-    (actor-critic: the benchmark action gets 90 % of the probability; DQN: its Q-value starts
-    2 above the others). Early checkpoints then hold the benchmark, so a checkpoint that
-    deviates has to beat it on validation to be kept. Seeds draw the same weights either way."""
+    (actor-critic: the benchmark action is the most likely, at 60 %; DQN: its Q-value starts
+    2 above the others), and this untrained policy is scored as the first checkpoint (step 0):
+    a checkpoint that deviates is kept only if it beats holding the benchmark on the evaluation
+    window. Seeds draw the same weights either way."""
 
     @field_validator("reward_baseline", mode="before")
     @classmethod
