@@ -19,7 +19,6 @@ Each member's initial weights and generator are made as a one-member run makes t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -155,38 +154,46 @@ def q_population(env, seeds: Sequence[int], cfg, dev, scaler=None):
     return members, gens, PopulationQ, PositionTable(env.n_actions)
 
 
-#: the untrained actor's probability of the benchmark action (``start_at_benchmark``)
-START_PROBABILITY = 0.6
-#: the untrained Q-network's margin of the benchmark action over the others
-START_Q_MARGIN = 2.0
+#: the untrained policy's lead of the benchmark action (``start_at_benchmark``), in logits or
+#: Q-values: enough to make it the argmax, small enough to leave exploration about uniform
+START_LEAD = 0.05
 
 
 @torch.no_grad()
 def start_at_benchmark(policy: nn.Module, action: int | None) -> None:
-    """Shift ``policy``'s output biases so that, untrained, it chooses the benchmark's book
-    (``start_at_benchmark``): the discrete ``action`` (the position closest to fully long) of an
-    ``ActorCriticPolicy`` gets logit ``log(0.6 (A - 1) / 0.4)`` over the others (the argmax, with
-    room to explore the others) and that of a
-    ``QPolicy`` a Q-value 2 higher; a ``PortfolioActorCritic`` scores cash 5 below the assets
-    (its deterministic book: the assets about equally, almost no cash) and a ``PortfolioQ``
-    lifts its equal-weight action by 2. Only biases move, so the seed's draws are unchanged."""
+    """Set ``policy``'s output layer so that, untrained, it chooses the benchmark's book
+    (``start_at_benchmark``): zero weights and a bias that leads with the benchmark's action by
+    0.05 (:data:`START_LEAD`), so the untrained policy is exactly that book under the argmax and
+    explores about uniformly. The benchmark action is the discrete ``action`` (the position
+    closest to fully long) of an ``ActorCriticPolicy`` or a ``QPolicy``, equal weight for a
+    ``PortfolioQ``; a ``PortfolioActorCritic`` gets equal asset scores and cash 5 below them
+    (its deterministic book: the assets equally, almost no cash). Only the output layer
+    changes, after the seed's draws, so every other weight is the plain start's."""
     if isinstance(policy, ActorCriticPolicy | QPolicy) and action is None:
         raise AgentConfigError(
             "start_at_benchmark needs the project's TradingVectorEnv members with discrete positions "
             "(the benchmark is the position closest to 1); set start_at_benchmark: false for other envs"
         )
     if isinstance(policy, ActorCriticPolicy):
-        n = policy.spec["n_actions"]
-        policy.actor[-1].bias[action] += math.log(START_PROBABILITY * max(n - 1, 1) / (1 - START_PROBABILITY))
+        _lead(policy.actor[-1], action)
     elif isinstance(policy, QPolicy):
-        head = policy.adv_head if policy.dueling else policy.q_head
-        head.bias[action] += START_Q_MARGIN
+        _lead(policy.adv_head if policy.dueling else policy.q_head, action)
     elif isinstance(policy, PortfolioActorCritic):
-        policy.cash_score.bias -= 5.0
+        _lead(policy.score, None)
+        _lead(policy.cash_score, None)
+        policy.cash_score.bias.fill_(-5.0)
     elif isinstance(policy, PortfolioQ):
-        policy.book_head.bias[1] += START_Q_MARGIN
+        _lead(policy.asset_head, None)
+        _lead(policy.book_head, 1)  # [all cash, equal weight]
     else:
         raise AgentConfigError(f"start_at_benchmark: no benchmark start for a {type(policy).__name__}")
+
+
+def _lead(layer: nn.Linear, action: int | None) -> None:
+    layer.weight.zero_()
+    layer.bias.zero_()
+    if action is not None:
+        layer.bias[action] = START_LEAD
 
 
 # --------------------------------------------------------------------------- Q action tables

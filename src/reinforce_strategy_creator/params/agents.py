@@ -90,12 +90,12 @@ class LearnerConfig(AgentConfig):
     agent on the benchmark: a deviation must earn more than this to be learnt, so on a market
     with nothing to find the agent holds the benchmark. Histories always report the reward."""
     start_at_benchmark: Flag = False
-    """The untrained policy chooses the benchmark's book: its output bias favours the position
-    closest to fully long at N = 1 (buy-and-hold) or equal weight with little cash at N >= 2
-    (actor-critic: the benchmark action is the most likely, at 60 %; DQN: its Q-value starts
-    2 above the others), and this untrained policy is scored as the first checkpoint (step 0):
-    a checkpoint that deviates is kept only if it beats holding the benchmark on the evaluation
-    window. Seeds draw the same weights either way."""
+    """The untrained policy chooses the benchmark's book: fully long at N = 1 (buy-and-hold),
+    equal weight with almost no cash at N >= 2 (the output layer starts at zero with the
+    benchmark's action leading by 0.05: the argmax, while exploration stays about uniform), and
+    this untrained policy is scored as the first checkpoint (step 0): a
+    checkpoint that deviates is kept only if it beats holding the benchmark on the evaluation
+    window. Only the output layer changes; every other weight is the seed's plain start."""
 
     @field_validator("reward_baseline", mode="before")
     @classmethod
