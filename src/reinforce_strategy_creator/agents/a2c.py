@@ -110,6 +110,7 @@ def _train(member_envs, cfg, seeds, dev, eval_fns, eval_every, patience, progres
         desc="a2c",
         seeds=seeds,
         score_start=cfg.start_at_benchmark,
+        start_handicap=cfg.benchmark_margin,
     )
     obs = env.reset()
 

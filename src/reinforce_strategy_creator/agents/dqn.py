@@ -87,6 +87,7 @@ def _train(member_envs, cfg: DQNConfig, seeds, dev, eval_fns, eval_every, patien
         desc="dqn",
         seeds=seeds,
         score_start=cfg.start_at_benchmark,
+        start_handicap=cfg.benchmark_margin,
     )
     obs = env.reset()
 

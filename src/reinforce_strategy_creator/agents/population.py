@@ -606,9 +606,10 @@ class PopulationTrackers:
     Episode returns are accumulated for all K*B lanes at once and handed to each active
     member's tracker; the display shows the summed steps and steps/s of all members and
     honours tracking.PROGRESS_LOG_INTERVAL_S when not on a terminal. With ``score_start`` each
-    member's untrained policy is scored and offered as its first checkpoint (step 0), so a
-    policy started at the benchmark (``start_at_benchmark``) keeps holding it unless a trained
-    checkpoint beats it on the evaluation window.
+    member's untrained policy is scored and offered as its first checkpoint (step 0) with
+    ``start_handicap`` added, so a policy started at the benchmark (``start_at_benchmark``) keeps
+    holding it unless a trained checkpoint beats it on the evaluation window by
+    ``benchmark_margin``.
     """
 
     def __init__(
@@ -627,6 +628,7 @@ class PopulationTrackers:
         seeds: Sequence[int],
         stream: Any = None,
         score_start: bool = False,
+        start_handicap: float = 0.0,
     ):
         self.k, self.lanes = len(members), lanes
         self.trackers = [
@@ -654,7 +656,7 @@ class PopulationTrackers:
         if score_start:  # the untrained policy is the first checkpoint (a history row at step 0)
             for tr in self.trackers:
                 if tr.eval_fn is not None:
-                    tr.end_update(0)
+                    tr.end_update(0, handicap=start_handicap)
 
     @property
     def steps(self) -> int:

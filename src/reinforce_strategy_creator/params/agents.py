@@ -70,7 +70,7 @@ REWARD_BASELINES = ("benchmark", "none")
 
 class LearnerConfig(AgentConfig):
     """The fields every algorithm shares, read at any N (``reward_baseline``,
-    ``deviation_penalty``, ``start_at_benchmark``); subclasses list the
+    ``deviation_penalty``, ``start_at_benchmark``, ``benchmark_margin``); subclasses list the
     fields only universe members (N >= 2) read in ``UNIVERSE_ONLY``."""
 
     UNIVERSE_ONLY: ClassVar[tuple[str, ...]] = ()
@@ -96,6 +96,11 @@ class LearnerConfig(AgentConfig):
     this untrained policy is scored as the first checkpoint (step 0): a
     checkpoint that deviates is kept only if it beats holding the benchmark on the evaluation
     window. Only the output layer changes; every other weight is the seed's plain start."""
+    benchmark_margin: NonNegative = 0.0
+    """With start_at_benchmark: how much a trained checkpoint's evaluation score (the validation
+    Sharpe, annualised) must exceed the untrained benchmark-holding policy's to replace it. A
+    deviation kept on the strength of a small validation edge is mostly noise on a market with
+    nothing to find (docs/learning.md, "Do no harm")."""
 
     @field_validator("reward_baseline", mode="before")
     @classmethod
