@@ -68,6 +68,7 @@ def test_the_study_reports_the_record_equal_weight_and_the_rule(studies, kind):
     verdict = s["result"].verdict
     assert s["passed"] == verdict["passed"] and set(s["failed_rules"]) <= set(verdict["rules"])
     assert s["window"]["start"] < s["window"]["end"] and len(s["tickers"]) == 4
+    assert [f.name for f in s["result"].layout["plan"].folds] == ["fold_1", "fold_2"]  # the params' folds
     assert s["equal_weight_annual_turnover"] < 1.0 and s["rule_annual_turnover"] > 0
 
 
