@@ -33,7 +33,7 @@ SEEDS = (0, 1, 2)
 #: the worst)
 DEFAULTS = {
     "reversal": (0.008, {"lookback": 5, "hold": 5, "n_selected": 2}, True),
-    "rotation": (0.003, {"lookback": 20, "hold": 5}, False),
+    "rotation": (0.003, {"lookback": 20, "hold": 5, "n_selected": 1}, False),
     "slow_momentum": (0.005, {"lookback": 60, "hold": 20, "n_selected": 2}, False),
 }
 

@@ -260,16 +260,11 @@ def planted_rotation_market(
     cross-sectional mean move is the real day's) and a persistent leader gains
     ``strength * (1 - 1/N)`` a bar over the others. A rule deciding at bar t that fills at the
     next close earns from bar t+2 on, so ``hold`` must be at least 2 to be exploitable. Rule:
-    all-in on the trailing leader (``hold_trailing_leader``). ``regime`` in ``truth`` marks each
-    bar's leader.
+    all-in on the trailing leader (``hold_trailing_ranked`` with one ticker, i.e.
+    ``hold_trailing_leader``). ``regime`` in ``truth`` marks each bar's leader; ``params``
+    records ``n_selected = 1``.
     """
-    strength = check_number("strength", strength, 0.0, 0.05, lo_open=False)
-    lookback = check_number("lookback", lookback, 1, 10**5, integer=True, lo_open=False)
-    hold = check_number("hold", hold, 1, 10**5, integer=True, lo_open=False)
-    d = _draw(source, seed, **_calendar(calendar))
-    _check_cross_section("rotation", d, 1)
-    rule = functools.partial(rules.hold_trailing_leader, lookback=lookback)
-    return _ranked_market("rotation", strength, d, rule, {"lookback": lookback, "hold": hold}, worst=False)
+    return _ranked_builder("rotation", source, seed, strength, lookback, hold, 1, False, calendar)
 
 
 def planted_reversal_market(
@@ -334,8 +329,11 @@ def _ranked_builder(kind, source, seed, strength, lookback, hold, n_selected, wo
     rule = functools.partial(
         rules.hold_trailing_ranked, lookback=lookback, n_selected=n_selected, worst=worst
     )
+    moves = d.days["log_gap"] + d.days["log_body"]
+    drift, selected = _ranked_drift(moves, lookback, hold, strength, n_selected, worst)
+    prices, truth = d.assemble(drift=drift, regime=selected.astype(np.int64))
     params = {"lookback": lookback, "hold": hold, "n_selected": n_selected}
-    return _ranked_market(kind, strength, d, rule, params, worst)
+    return SyntheticMarket(prices, rule(prices), kind, strength, d.seed, rule, params, truth, d.environment)
 
 
 def _check_cross_section(kind: str, d: _Draw, n_selected: int) -> None:
@@ -350,16 +348,6 @@ def _check_cross_section(kind: str, d: _Draw, n_selected: int) -> None:
             f"markets.n_selected must be below the number of tickers ({len(d.tickers)}), got "
             f"{n_selected}: selecting every ticker plants nothing; see docs/markets.md."
         )
-
-
-def _ranked_market(kind, strength, d: _Draw, rule, params: dict, worst: bool) -> SyntheticMarket:
-    """The market of a ranked kind: ``params`` holds its ``lookback``, ``hold`` and (default 1)
-    ``n_selected``."""
-    moves = d.days["log_gap"] + d.days["log_body"]
-    n_selected = params.get("n_selected", 1)
-    drift, selected = _ranked_drift(moves, params["lookback"], params["hold"], strength, n_selected, worst)
-    prices, truth = d.assemble(drift=drift, regime=selected.astype(np.int64))
-    return SyntheticMarket(prices, rule(prices), kind, strength, d.seed, rule, params, truth, d.environment)
 
 
 def _ranked_drift(
