@@ -1,8 +1,8 @@
-"""The cross-sectional kinds (N >= 2, docs/markets.md): a short reversal, the rotation and a slow
-momentum. Each plants exactly its stated relative drift on the trailing selection of the market
-being built, ``strength = 0`` is the null market, and its rule beats equal weight after costs on
-planted markets only. Causality of the rules and bad parameters: test_planted.py and
-test_markets.py, with every other kind."""
+"""The cross-sectional kinds (N >= 2, docs/markets.md): a short reversal, the rotation, a slow
+momentum and a lead-lag. Each plants exactly its stated drift (the ranked kinds a relative one on
+the trailing selection of the market being built), ``strength = 0`` is the null market, and its
+rule beats equal weight after costs on planted markets only. Causality of the rules and bad
+parameters: test_planted.py and test_markets.py, with every other kind."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from reinforce_strategy_creator.evaluation.replay import ScheduleDecider, replay_weights
 from reinforce_strategy_creator.markets import (
     UNIVERSE_KINDS,
+    MarketSpecError,
+    hold_followers_after_leader_up,
     hold_trailing_ranked,
     make_market,
     null_market,
@@ -29,13 +31,14 @@ from tests.support.env import universe_env
 torch.set_num_threads(1)
 COSTS = universe_env(window=1, commission_bps=1.0, slippage_bps=2.0)
 SEEDS = (0, 1, 2)
-#: each kind's defaults: strength, then lookback, hold and how many tickers it selects (and ranks
-#: the worst)
+#: each kind's defaults: strength, then its other parameters (and whether it ranks the worst)
 DEFAULTS = {
     "reversal": (0.008, {"lookback": 5, "hold": 5, "n_selected": 2}, True),
     "rotation": (0.003, {"lookback": 20, "hold": 5, "n_selected": 1}, False),
     "slow_momentum": (0.005, {"lookback": 60, "hold": 20, "n_selected": 2}, False),
+    "lead_lag": (0.3, {"hold": 2}, None),
 }
+RANKED = tuple(k for k in UNIVERSE_KINDS if k != "lead_lag")
 
 
 def _log_moves(close: pd.DataFrame) -> np.ndarray:
@@ -46,14 +49,16 @@ def _log_moves(close: pd.DataFrame) -> np.ndarray:
 def test_strength_zero_is_the_null_market_and_the_drift_is_relative(universe20, kind):
     a = make_market(kind, universe20, 7, n_assets=5, n_bars=500)
     strength, params, _ = DEFAULTS[kind]
+    if kind == "lead_lag":
+        params = {**params, "leader": a.close.columns[0]}
     assert a.close.shape == (500, 5) and a.params == params and a.strength == strength
     zero = make_market(kind, universe20, 7, n_assets=5, n_bars=500, strength=0.0)
     null = null_market(universe20[list(a.close.columns)], 7, n_bars=500)
     np.testing.assert_allclose(zero.close.to_numpy(), null.close.to_numpy(), rtol=1e-12)
-    # the planted drift keeps the cross-sectional mean log move of every real day
     diff = _log_moves(a.close) - _log_moves(null.close)
-    np.testing.assert_allclose(diff.sum(axis=1), 0.0, atol=1e-12)
     assert np.abs(diff).max() > 0
+    if kind in RANKED:  # a ranked drift keeps the cross-sectional mean log move of every real day
+        np.testing.assert_allclose(diff.sum(axis=1), 0.0, atol=1e-12)
 
 
 #: small settings per kind, so that the bar-by-bar check meets many changes of the selection
@@ -64,7 +69,7 @@ SMALL = {
 }
 
 
-@pytest.mark.parametrize("kind", UNIVERSE_KINDS)
+@pytest.mark.parametrize("kind", RANKED)
 def test_planted_drift_follows_the_trailing_selection(universe20, kind):
     """Bar u's added drift is ``edge * (k_i / n_selected - K / N) / hold``, ``k_i`` = how many of
     bars u-hold .. u-1 selected ticker i (``trailing_ranked`` of the planted closes), ``K`` = how
@@ -83,6 +88,33 @@ def test_planted_drift_follows_the_trailing_selection(universe20, kind):
     np.testing.assert_allclose(a.truth["drift"].to_numpy()[1:], diff, atol=1e-12)
     np.testing.assert_array_equal(a.truth["regime"].to_numpy(), selected.astype(np.int64))
     assert selected[lookback:].sum(axis=1).tolist() == [k] * (300 - lookback)
+
+
+def test_the_lead_lag_passes_the_leaders_moves_on(universe20):
+    """Bar u's follower drift is ``strength * (leader's moves over bars u-hold .. u-1) / hold``;
+    the leader's moves are the real days'; ``truth`` holds it and marks the leader."""
+    tickers, strength, hold = ["KO", "PG", "XOM", "JPM"], 0.4, 3
+    a = make_market("lead_lag", universe20, 11, strength=strength, hold=hold, tickers=tickers, n_bars=300)
+    null = null_market(universe20, 11, tickers=tickers, n_bars=300)
+    assert a.params == {"hold": 3, "leader": "KO"}
+    moves = _log_moves(null.close)  # moves[u - 1] is bar u's
+    diff = _log_moves(a.close) - moves
+    for u in range(1, 300):
+        want = strength * moves[max(u - 1 - hold, 0) : u - 1, 0].sum() / hold
+        np.testing.assert_allclose(diff[u - 1], [0.0, want, want, want], atol=1e-12, err_msg=f"bar {u}")
+    np.testing.assert_allclose(a.truth["drift"].to_numpy()[1:], diff, atol=1e-12)
+    assert (a.truth["regime"].to_numpy() == [1, 0, 0, 0]).all()
+
+
+def test_the_lead_lag_rule_holds_the_followers_after_the_leader_rose(universe20):
+    m = make_market("lead_lag", universe20, 3, n_assets=3, n_bars=200)
+    leader = m.params["leader"]
+    w = hold_followers_after_leader_up(m.prices, leader)
+    up = np.log(m.close[leader]).diff() > 0
+    assert (w[leader] == 0).all() and (w.drop(columns=leader)[up] == 0.5).all().all()
+    assert (w[~up] == 0).all().all() and up.sum() > 50
+    with pytest.raises(MarketSpecError, match=r"markets\.leader: 'NOPE'"):
+        hold_followers_after_leader_up(m.prices, "NOPE")
 
 
 @settings(max_examples=40, deadline=None)

@@ -19,6 +19,7 @@ from reinforce_strategy_creator.markets import (
     day_moves,
     low_volatility_filter,
     make_market,
+    planted_lead_lag_market,
     planted_momentum_market,
     planted_reversal_market,
     planted_reversion_market,
@@ -226,6 +227,8 @@ BAD = [
     (planted_slow_momentum_market, {"strength": "0.005"}, "strength"),
     (planted_slow_momentum_market, {"lookback": -60}, "lookback"),
     (planted_slow_momentum_market, {"n_selected": 2.0}, "n_selected"),
+    (planted_lead_lag_market, {"strength": 1.5}, "strength"),
+    (planted_lead_lag_market, {"hold": 0}, "hold"),
 ]
 
 

@@ -44,7 +44,7 @@ class SyntheticMarket:
     ``rule_position``: the target the rule decides at each bar's close (``rule(prices)``): a
     Series for one series, a date x ticker frame of weights for a panel.
     ``kind``: ``null``, ``momentum``, ``reversion``, ``trend``, ``volatility``, ``reversal``,
-    ``rotation`` or ``slow_momentum``.
+    ``rotation``, ``slow_momentum`` or ``lead_lag``.
     ``strength``: how strong the planted structure is (unit by kind, docs/markets.md).
     ``rule``: the causal rule, a function ``prices -> positions`` that reads bars <= t for bar t.
     ``params``: the structure's other parameters (regime lengths, look-backs, thresholds).

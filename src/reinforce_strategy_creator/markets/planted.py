@@ -38,6 +38,7 @@ __all__ = [
     "BARS_PER_YEAR",
     "DEFAULT_EDGE",
     "null_market",
+    "planted_lead_lag_market",
     "planted_momentum_market",
     "planted_reversal_market",
     "planted_reversion_market",
@@ -315,6 +316,41 @@ def planted_slow_momentum_market(
     """
     return _ranked_builder(
         "slow_momentum", source, seed, strength, lookback, hold, n_selected, False, calendar
+    )
+
+
+def planted_lead_lag_market(
+    source, seed: int, strength: float = 0.3, *, hold: int = 2, **calendar
+) -> SyntheticMarket:
+    """A lead-lag (N >= 2): the first ticker's moves are passed on to the others a few bars later.
+
+    The leader is the first ticker of the market (``params["leader"]``). Its close-to-close log
+    move of bar s is passed on to every other ticker over bars s+1 .. s+``hold``: on bar u, a
+    follower's log move gets ``strength * (sum of the leader's moves over bars u-hold .. u-1) /
+    hold``; the leader's own moves are the real days'. ``strength`` is the share of the leader's
+    move passed on, in [0, 1]. Unlike the ranked kinds the drift is not relative: equal weight
+    holds the followers too, but cannot tell when to. Rule: equal shares in the followers after
+    a bar on which the leader closed up, cash otherwise (``hold_followers_after_leader_up``); at
+    the next close it earns from bar t+2 on, so ``hold`` must be at least 2 to be exploitable.
+    ``regime`` in ``truth`` marks the leader (1) and the followers (0).
+    """
+    strength = check_number("strength", strength, 0.0, 1.0, lo_open=False)
+    hold = check_number("hold", hold, 1, 1000, integer=True, lo_open=False)
+    d = _draw(source, seed, **_calendar(calendar))
+    _check_cross_section("lead_lag", d, 1)
+    moves = d.days["log_gap"] + d.days["log_body"]
+    leader = moves[:, 0].copy()
+    leader[0] = 0.0  # bar 0 has no previous close
+    passed = lfilter(np.ones(hold), [1.0], leader)  # sum of the leader's moves over bars u-hold+1 .. u
+    drift = np.zeros_like(moves)
+    drift[1:, 1:] = strength * passed[:-1, None] / hold
+    regime = np.zeros(moves.shape, dtype=np.int64)
+    regime[:, 0] = 1
+    prices, truth = d.assemble(drift=drift, regime=regime)
+    rule = functools.partial(rules.hold_followers_after_leader_up, leader=d.tickers[0])
+    params = {"hold": hold, "leader": d.tickers[0]}
+    return SyntheticMarket(
+        prices, rule(prices), "lead_lag", strength, d.seed, rule, params, truth, d.environment
     )
 
 

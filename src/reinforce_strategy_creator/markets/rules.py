@@ -21,6 +21,7 @@ __all__ = [
     "always_long",
     "hold_after_down_day",
     "hold_after_up_day",
+    "hold_followers_after_leader_up",
     "hold_trailing_leader",
     "hold_trailing_ranked",
     "low_volatility_filter",
@@ -65,6 +66,20 @@ def hold_after_up_day(prices: pd.DataFrame) -> pd.Series | pd.DataFrame:
 def hold_after_down_day(prices: pd.DataFrame) -> pd.Series | pd.DataFrame:
     """Long a ticker after a bar whose close is below its previous close (mean reversion)."""
     return _equal(prices, (_log_returns(prices) < 0).to_numpy())
+
+
+def hold_followers_after_leader_up(prices: pd.DataFrame, leader: str) -> pd.Series | pd.DataFrame:
+    """Equal shares in every ticker but ``leader`` after a bar on which ``leader`` closed above
+    its previous close, cash otherwise (a lead-lag: the leader's move is passed on later)."""
+    close = _closes(prices)
+    if leader not in close.columns or close.shape[1] < 2:
+        raise MarketSpecError(
+            f"markets.leader: {leader!r} must be one of the tickers {list(close.columns)} of a panel "
+            "of at least 2."
+        )
+    up = (_log_returns(prices)[leader] > 0).to_numpy()[:, None]
+    followers = (close.columns != leader)[None, :]
+    return _position(prices, np.where(up & followers, 1.0 / (close.shape[1] - 1), 0.0))
 
 
 def trend_filter(prices: pd.DataFrame, lookback: int = 20) -> pd.Series | pd.DataFrame:

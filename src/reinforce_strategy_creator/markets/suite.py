@@ -23,6 +23,7 @@ from ..params.features import FeatureParams
 from .days import MarketSpecError, SyntheticMarket, is_panel
 from .planted import (
     null_market,
+    planted_lead_lag_market,
     planted_momentum_market,
     planted_reversal_market,
     planted_reversion_market,
@@ -51,13 +52,15 @@ BUILDERS: Mapping[str, Callable[..., SyntheticMarket]] = {
     "rotation": planted_rotation_market,
     "reversal": planted_reversal_market,
     "slow_momentum": planted_slow_momentum_market,
+    "lead_lag": planted_lead_lag_market,
     "null": null_market,
 }
 #: The kinds planted at any N, the default of ``planted_suite``.
 PLANTED_KINDS = ("momentum", "reversion", "trend", "volatility")
-#: The cross-sectional kinds, planted on panels of N >= 2 tickers only: one per horizon (a
-#: 5-bar reversal held 5 bars, the 20-bar rotation held 5, a 60-bar momentum held 20).
-UNIVERSE_KINDS = ("reversal", "rotation", "slow_momentum")
+#: The cross-sectional kinds, planted on panels of N >= 2 tickers only: a ranking at three
+#: horizons (a 5-bar reversal held 5 bars, the 20-bar rotation held 5, a 60-bar momentum held
+#: 20) and a lead-lag (one ticker's move passed on to the others over the next 2 bars).
+UNIVERSE_KINDS = ("reversal", "rotation", "slow_momentum", "lead_lag")
 REPORT_COLUMNS = [
     "market",
     "kind",
