@@ -6,7 +6,8 @@ a majority vote of the seeds' actions over a discrete action table (N = 1) or th
 their deterministic target weights (N >= 1) keeps what the seeds agree on; a seed that holds
 the benchmark (``start_at_benchmark``) counts as one vote however unsure its probabilities.
 The ensemble needs no training and no new weights: an artifact already holds every seed's
-weights, and the rule is a word in its JSON spec, so an ensemble loads as safely as one seed. In ledgers, tables and the registry the
+weights, and the rule is a word in its JSON spec, so an ensemble loads as safely as one seed.
+In ledgers, tables and the registry the
 ensemble is the seed :data:`ENSEMBLE_SEED` of its agent.
 
 :class:`PolicyLanes` runs one trained policy (a seed or a seed ensemble) per lane of a replay,
