@@ -40,6 +40,12 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from reinforce_strategy_creator.evaluation.harm import (  # noqa: E402
+    EXPOSURE_SHARE,
+    SHARPE_GAP,
+    TURNOVER,
+    harm,
+)
 from reinforce_strategy_creator.experiments import deep_merge, study_market, study_universe  # noqa: E402
 from reinforce_strategy_creator.market_data import normalise_prices, read_raw_csv  # noqa: E402
 from reinforce_strategy_creator.markets import PLANTED_KINDS, UNIVERSE_KINDS, planted_suite  # noqa: E402
@@ -59,10 +65,6 @@ def source_prices() -> pd.DataFrame:
     logging.getLogger("reinforce_strategy_creator.market_data").setLevel(logging.ERROR)  # stale opens
     prices, _ = normalise_prices(read_raw_csv(SOURCE), source=str(SOURCE))
     return prices
-
-
-#: the do-no-harm band on a null market (docs/learning.md): Sharpe gap, exposure share, turnover
-HARM_SHARPE, HARM_EXPOSURE, HARM_TURNOVER = 0.15, 0.8, 4.0
 
 
 def _pct(value: float, rule: float) -> str:
@@ -109,18 +111,22 @@ def harm_counts(studies: list[dict]) -> str:
     null = [s for s in studies if s["kind"] == "null"]
     if not null:
         return ""
-    ok = [
-        s
+    bands = [
+        harm(
+            np.nan if s["champion_test"] is None else s["champion_test"],
+            s["champion_exposure"],
+            s["champion_turnover"],
+            s["buy_and_hold"],
+            s["buy_and_hold_exposure"],
+        )
         for s in null
-        if s["champion_test"] is not None
-        and s["champion_test"] >= s["buy_and_hold"] - HARM_SHARPE
-        and s["champion_exposure"] >= HARM_EXPOSURE * s["buy_and_hold_exposure"]
     ]
-    calm = [s for s in null if s["champion_turnover"] <= HARM_TURNOVER]
+    ok = [b for b in bands if b.sharpe and b.exposure]
+    calm = [b for b in bands if b.turnover]
     return (
         f"Do no harm: on **{len(ok)} of {len(null)}** null markets the champion's test Sharpe is at least "
-        f"buy-and-hold's minus {HARM_SHARPE} with at least {HARM_EXPOSURE:.0%} of its exposure, and on "
-        f"**{len(calm)} of {len(null)}** it turns over at most {HARM_TURNOVER:g} times a year."
+        f"buy-and-hold's minus {SHARPE_GAP} with at least {EXPOSURE_SHARE:.0%} of its exposure, and on "
+        f"**{len(calm)} of {len(null)}** it turns over at most {TURNOVER:g} times a year."
     )
 
 
@@ -216,13 +222,18 @@ def universe_counts(studies: list[dict]) -> str:
     """The gate on planted and null universes, and the do-no-harm band on the null ones."""
     planted = [s for s in studies if s["kind"] != "null"]
     null = [s for s in studies if s["kind"] == "null"]
-    ok = [
-        s
+    bands = [
+        harm(
+            s["procedure_sharpe"],
+            s["procedure_avg_gross_exposure"],
+            s["procedure_annual_turnover"],
+            s["equal_weight_sharpe"],
+            s["equal_weight_avg_gross_exposure"],
+        )
         for s in null
-        if s["procedure_sharpe"] >= s["equal_weight_sharpe"] - HARM_SHARPE
-        and s["procedure_avg_gross_exposure"] >= HARM_EXPOSURE * s["equal_weight_avg_gross_exposure"]
     ]
-    calm = [s for s in null if s["procedure_annual_turnover"] <= HARM_TURNOVER]
+    ok = [b for b in bands if b.sharpe and b.exposure]
+    calm = [b for b in bands if b.turnover]
     parts = []
     if planted:
         parts.append(
@@ -232,8 +243,8 @@ def universe_counts(studies: list[dict]) -> str:
         parts.append(
             f"On null universes it passed on **{sum(s['passed'] for s in null)} of {len(null)}**. "
             f"Do no harm: on **{len(ok)} of {len(null)}** the procedure's Sharpe is at least equal "
-            f"weight's minus {HARM_SHARPE} with at least {HARM_EXPOSURE:.0%} of its gross exposure, and on "
-            f"**{len(calm)} of {len(null)}** it turns over at most {HARM_TURNOVER:g} times a year."
+            f"weight's minus {SHARPE_GAP} with at least {EXPOSURE_SHARE:.0%} of its gross exposure, and on "
+            f"**{len(calm)} of {len(null)}** it turns over at most {TURNOVER:g} times a year."
         )
     return " ".join(parts)
 
