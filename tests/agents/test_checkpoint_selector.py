@@ -90,3 +90,21 @@ def test_a_scripted_run():
 def test_patience_must_be_positive(patience):
     with pytest.raises(AgentConfigError, match="patience must be a positive int or None"):
         CheckpointSelector(patience)
+
+
+@pytest.mark.parametrize(
+    "later, kept, best",
+    [
+        ([0.4, 0.49], 0, 0.0),  # within the handicap of the start: the start stays
+        ([0.4, 0.51, 0.6], 3, 0.6),  # 0.51 beats 0.0 + 0.5 and replaces it; then the best of the rest
+        ([-1.0, math.nan, math.inf], 0, 0.0),  # NaN and inf never replace it
+    ],
+)
+def test_a_handicapped_start_is_replaced_only_by_a_score_beyond_its_handicap(later, kept, best):
+    """The benchmark start (``start_at_benchmark``) competes with its score plus
+    ``benchmark_margin``; ``best_score`` reports the kept checkpoint's own score."""
+    selector = CheckpointSelector(patience=None)
+    selector.offer(0, 0.0, lambda: {"w": 0}, handicap=0.5)
+    for i, s in enumerate(later, start=1):
+        selector.offer(10 * i, s, lambda i=i: {"w": i})
+    assert selector.best_state == {"w": kept} and selector.best_score == best

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reinforce_strategy_creator.agents import ActorCriticPolicy, QPolicy
-from reinforce_strategy_creator.agents.ensemble import ENSEMBLE_SEED, EnsembleError, PolicyLanes, SeedEnsemble
+from reinforce_strategy_creator.agents.ensemble import (
+    ENSEMBLE_SEED,
+    EnsembleError,
+    PolicyLanes,
+    SeedEnsemble,
+    ensemble_rule,
+)
 from reinforce_strategy_creator.agents.portfolio_policies import PortfolioActorCritic, PortfolioQ
 from reinforce_strategy_creator.artifacts import PolicyBundle, load_policy_bundle, save_policy_bundle
 
@@ -128,3 +134,21 @@ def test_the_ensemble_loads_from_the_saved_artifact(tmp_path):
     expected = sum(n.logits(obs).softmax(-1) for n in nets.values()) / 3
     assert torch.equal(ens.act(obs), expected.argmax(-1))
     assert ens.spec["ensemble"] == {"rule": "mean_probability", "members": 3}
+
+
+@pytest.mark.parametrize("kind", ["ac", "q"])
+def test_a_new_ensemble_votes_and_two_seeds_outvote_a_confident_third(kind):
+    """The default rule at N = 1 (``vote``): each seed's deterministic action is one vote, so two
+    seeds that hold (nearly even probabilities) outvote one confident seed that does not, where
+    the mean probability would follow the confident one; a tie goes to the mean's argmax."""
+    members = list(_members(kind, range(3), n_actions=2).values())
+    obs = torch.randn(256, 5, generator=torch.Generator().manual_seed(0))
+    ens = SeedEnsemble(members, ensemble_rule(members[0].spec["kind"]))
+    assert ens.rule == "vote"
+    votes = torch.stack([m.act(obs) for m in members])
+    assert torch.equal(ens.act(obs), torch.mode(votes, 0).values)  # three voters, two actions: no tie
+    old = SeedEnsemble(members, "mean_probability" if kind == "ac" else "mean_q")
+    assert not torch.equal(old.act(obs), ens.act(obs))  # the rules differ on these members
+    two = SeedEnsemble(members[:2], "vote")  # disagreeing pairs tie: the mean's argmax decides
+    tie = votes[0] != votes[1]
+    assert tie.any() and torch.equal(two.act(obs)[tie], SeedEnsemble(members[:2], old.rule).act(obs)[tie])

@@ -1,7 +1,8 @@
-"""The learner's benchmark baseline (``reward_baseline``, docs/agents.md): at any N the trainers
-learn on the reward minus the benchmark book's log return over the same bar (buy-and-hold at
-N = 1, equal weight at N >= 2), through one function (``population.learning_step``), while the
-histories keep the reward itself."""
+"""The learner's anchor on the benchmark (``reward_baseline``, ``deviation_penalty``,
+docs/agents.md): at any N the trainers learn on the reward minus the benchmark book's log return
+over the same bar (buy-and-hold at N = 1, equal weight at N >= 2) and minus the penalty times
+the chosen book's L1 distance from the benchmark's, through one function
+(``population.learning_step``), while the histories keep the reward itself."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from reinforce_strategy_creator.agents import a2c, buffers, dqn, ppo
+from reinforce_strategy_creator.agents.members import actor_critic_population, member_env, q_population
 from reinforce_strategy_creator.agents.population import (
     MemberEnvs,
     PopulationTrackers,
@@ -20,6 +22,7 @@ from reinforce_strategy_creator.agents.population import (
 from reinforce_strategy_creator.env import EnvConfig, TradingVectorEnv
 from reinforce_strategy_creator.env.portfolio import PortfolioCore
 from reinforce_strategy_creator.panel import PortfolioPanel, fit_feature_scaler
+from reinforce_strategy_creator.params.agents import agent_config
 from tests.support.env import make_market, universe_env
 
 torch.set_num_threads(1)
@@ -75,11 +78,25 @@ def _hand_benchmark(close: np.ndarray, t0: np.ndarray) -> np.ndarray:
     return np.log(np.where(ok, b / np.where(ok, a, 1.0), 0.0).sum(1) / ok.sum(1))
 
 
+def _hand_deviation(actions: torch.Tensor, close: np.ndarray, t0: np.ndarray, positions) -> np.ndarray:
+    """Each lane's L1 distance from the benchmark's book, from the actions: ``|position - 1|`` at
+    N = 1, ``sum |w - 1/n|`` over the n assets priced at the lane's bar at N >= 2."""
+    if close.shape[1] == 1:
+        return np.abs(np.asarray(positions, dtype=np.float64)[actions.numpy()] - 1.0)
+    ok = np.isfinite(close[t0])
+    return np.abs(actions.numpy().astype(np.float64) - ok / ok.sum(1, keepdims=True)).sum(1)
+
+
+PENALTY = 0.01
+
+
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn"])
-@pytest.mark.parametrize("baseline", ["benchmark", "none"])
+@pytest.mark.parametrize(
+    "baseline, penalty", [("benchmark", 0.0), ("none", 0.0), ("none", PENALTY), ("benchmark", PENALTY)]
+)
 @pytest.mark.parametrize("case", ["N=1", "N=1 next_open", "N=4"])
 def test_learning_sees_the_reward_minus_the_benchmark_and_histories_the_reward(
-    monkeypatch, case, baseline, algo
+    monkeypatch, case, baseline, penalty, algo
 ):
     module, train = TRAINERS[algo]
     members, kw, close = _members(case)
@@ -96,7 +113,10 @@ def test_learning_sees_the_reward_minus_the_benchmark_and_histories_the_reward(
             t0 = _bars(lanes)
             out = real_step(actions)
             reported.append(out.reward.numpy().copy())
-            hand.append(_hand_benchmark(close, t0) if baseline == "benchmark" else np.zeros(len(t0)))
+            off = _hand_benchmark(close, t0) if baseline == "benchmark" else np.zeros(len(t0))
+            if penalty:
+                off = off + penalty * _hand_deviation(actions, close, t0, (0.0, 1.0))
+            hand.append(off)
             return out
 
         lanes.step = step
@@ -116,16 +136,16 @@ def test_learning_sees_the_reward_minus_the_benchmark_and_histories_the_reward(
         monkeypatch.setattr(buffers.RolloutBuffer, "store", spy(learned, buffers.RolloutBuffer.store))
     monkeypatch.setattr(PopulationTrackers, "on_step", spy(tracked, PopulationTrackers.on_step))
 
-    cfg = dict(TINY[algo], reward_baseline=baseline)
+    cfg = dict(TINY[algo], reward_baseline=baseline, deviation_penalty=penalty)
     train(members, cfg, seeds=SEEDS, device="cpu", progress=False, eval_every=100, **kw)
 
     reported, hand, tracked = np.stack(reported), np.stack(hand), np.stack(tracked)
     learned = np.stack(learned).reshape(len(reported), -1)  # DQN pushes member by member
     assert len(reported) >= 16 and np.array_equal(tracked, reported)  # histories: the reward
-    if baseline == "none":
+    if baseline == "none" and not penalty:
         assert np.array_equal(learned, reported)
         return
-    assert np.abs(hand).max() > 1e-3  # the prices moved: the comparison below can fail
+    assert np.abs(hand).max() > 1e-3  # the prices moved, the books deviated: the comparison can fail
     np.testing.assert_allclose(learned, reported - hand, rtol=0, atol=2e-7)
 
 
@@ -151,3 +171,34 @@ def test_the_old_baseline_name_is_refused_with_its_new_name():
 
     with pytest.raises(ParameterError, match=r"training\.ppo\.reward_baseline.*'benchmark'"):
         PPOConfig.from_params({"reward_baseline": "equal_weight"})
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+@pytest.mark.parametrize("case", ["N=1", "N=4"])
+def test_an_untrained_policy_started_at_the_benchmark_chooses_its_book(case, algo):
+    """``start_at_benchmark``: the members as built hold the benchmark (fully long at N = 1,
+    about equal weight with almost no cash at N >= 2) under the deterministic policy, and the
+    seed's weights are those of a plain start except the output layer's."""
+    built = {}
+    for start in (True, False):
+        members, kw, _ = _members(case)
+        cfg = agent_config(algo, dict(TINY[algo], start_at_benchmark=start), universe=case == "N=4")
+        lanes = member_env(members[:1], SEEDS[:1], torch.device("cpu"), cfg)
+        if algo == "dqn":
+            policy = q_population(lanes, SEEDS[:1], cfg, "cpu", kw.get("scaler"))[0][0]
+        else:
+            policy = actor_critic_population(lanes, SEEDS[:1], cfg, algo, "cpu", kw.get("scaler"))[0][0]
+        obs = lanes.reset()
+        built[start] = (np.asarray(policy.decide(obs) if case == "N=1" else policy.decide(obs, None)), policy)
+    (book, started), (plain_book, plain) = built[True], built[False]
+    if case == "N=1":
+        assert (book == 1).all() and not (plain_book == 1).all()
+    else:
+        np.testing.assert_allclose(book.sum(1), 1.0, atol=0.01)  # almost no cash
+        for row in book:  # equal over the listed assets (three before the fourth lists)
+            assert np.ptp(row[row > 1e-6]) < 0.01 and (row > 1e-6).sum() >= 3
+    moved = [k for k, v in plain.state_dict().items() if not torch.equal(v, started.state_dict()[k])]
+    outputs = {"score", "cash_score", "asset_head", "book_head", "adv_head", "q_head"}
+    if hasattr(plain, "actor"):
+        outputs.add(f"actor.{len(plain.actor) - 1}")
+    assert moved and {k.rsplit(".", 1)[0] for k in moved} <= outputs  # the output layers only

@@ -13,7 +13,7 @@ def test_yaml_defaults_load_and_match_dataclass_defaults():
     params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_environment.yml").read_text())
     cfg = EnvConfig.from_params(params)  # accepts the whole dict with the `environment` key
     assert cfg == EnvConfig.from_params(params["environment"])
-    assert cfg.positions == (0.0, 1.0) and cfg.reward == "drawdown_penalised"
+    assert cfg.positions == (0.0, 1.0) and cfg.reward == "log_return"
     assert EnvConfig.from_params(cfg.to_params()) == cfg
 
 

@@ -13,6 +13,7 @@ from reinforce_strategy_creator.market_data import normalise_prices, read_raw_cs
 from reinforce_strategy_creator.markets import (
     BUILDERS,
     SYNTHETIC_START,
+    UNIVERSE_KINDS,
     MarketSpecError,
     day_moves,
     make_market,
@@ -24,8 +25,10 @@ from reinforce_strategy_creator.universe import read_universe_csv
 from tests.support.markets import as_panel, drawn_rows, unplanted
 
 SOURCES = ["one", "ohlcv4", "close20"]
-#: every kind with the sources it is built on (rotation is cross-sectional: N >= 2 only)
-KIND_SOURCES = [(k, s) for k in BUILDERS for s in ("one", "close20") if not (k == "rotation" and s == "one")]
+#: every kind with the sources it is built on (the UNIVERSE_KINDS are cross-sectional: N >= 2 only)
+KIND_SOURCES = [
+    (k, s) for k in BUILDERS for s in ("one", "close20") if not (k in UNIVERSE_KINDS and s == "one")
+]
 
 
 def _lag1_autocorr(x: np.ndarray) -> np.ndarray:
@@ -93,7 +96,7 @@ def test_null_markets_have_no_serial_structure(source):
 def test_same_seed_same_market(kind, source):
     """Same seed, same prices, truth and rule; another seed, another market; every kind of a seed
     is built from the same real days (and tickers) as that seed's null market."""
-    kw = {"n_assets": 5} if kind == "rotation" else {}
+    kw = {"n_assets": 5} if kind in UNIVERSE_KINDS else {}
     a, b, c = (make_market(kind, source, s, **kw) for s in (11, 11, 12))
     pd.testing.assert_frame_equal(a.prices, b.prices)
     pd.testing.assert_frame_equal(a.truth, b.truth)
@@ -185,8 +188,15 @@ BAD_CALLS = [
     ("null", "one", {"n_bars": 10, "index": pd.bdate_range("2001-01-01", periods=10)}, "not both"),
     ("momentum", "one", {"initial_price": -1.0}, r"markets\.initial_price "),
     ("trend", "close20", {"colour": "red"}, r"unknown option\(s\) \['colour'\]"),
-    ("rotation", "one", {}, r"markets\.n_assets: a rotation needs at least 2"),
-    ("rotation", "close20", {"n_assets": 1}, r"markets\.n_assets: a rotation needs at least 2"),
+    *((k, "one", {}, rf"markets\.n_assets: a {k} needs at least 2") for k in UNIVERSE_KINDS),
+    *((k, "close20", {"n_assets": 1}, rf"markets\.n_assets: a {k} needs at least 2") for k in UNIVERSE_KINDS),
+    (
+        "reversal",
+        "close20",
+        {"n_assets": 2},
+        r"markets\.n_selected must be below the number of tickers \(2\)",
+    ),
+    ("slow_momentum", "close20", {"n_assets": 3, "n_selected": 3}, r"markets\.n_selected must be below"),
     ("carry", "one", {}, r"markets\.kind "),
 ]
 

@@ -14,13 +14,17 @@ from reinforce_strategy_creator.errors import InputError
 from reinforce_strategy_creator.markets import (
     BUILDERS,
     PLANTED_KINDS,
+    UNIVERSE_KINDS,
     MarketSpecError,
     day_moves,
     low_volatility_filter,
     make_market,
+    planted_lead_lag_market,
     planted_momentum_market,
+    planted_reversal_market,
     planted_reversion_market,
     planted_rotation_market,
+    planted_slow_momentum_market,
     planted_suite,
     planted_trend_market,
     planted_volatility_market,
@@ -32,7 +36,7 @@ from .test_markets import KIND_SOURCES
 
 
 def _options(kind: str) -> dict:
-    return {"n_assets": 5} if kind == "rotation" else {}
+    return {"n_assets": 5} if kind in UNIVERSE_KINDS else {}
 
 
 def _cc(m) -> np.ndarray:
@@ -182,7 +186,7 @@ def test_stored_positions_are_the_rule_applied_to_the_prices(source):
     """One series: positions 0 or 1. A panel: weights in [0, 1] summing to at most 1."""
     kinds = [k for k in BUILDERS if k != "null"] if source.shape[1] == 20 else PLANTED_KINDS
     for m in planted_suite(
-        source, seeds=(5,), null_seeds=(5,), kinds=kinds, options={"rotation": {"n_assets": 5}}
+        source, seeds=(5,), null_seeds=(5,), kinds=kinds, options={k: {"n_assets": 5} for k in UNIVERSE_KINDS}
     ):
         rule = m.rule(m.prices)
         assert rule.equals(m.rule_position)
@@ -217,6 +221,14 @@ BAD = [
     (planted_rotation_market, {"strength": -0.001}, "strength"),
     (planted_rotation_market, {"hold": 0}, "hold"),
     (planted_rotation_market, {"lookback": 0}, "lookback"),
+    (planted_reversal_market, {"strength": 0.06}, "strength"),
+    (planted_reversal_market, {"n_selected": 0}, "n_selected"),
+    (planted_reversal_market, {"hold": 1.5}, "hold"),
+    (planted_slow_momentum_market, {"strength": "0.005"}, "strength"),
+    (planted_slow_momentum_market, {"lookback": -60}, "lookback"),
+    (planted_slow_momentum_market, {"n_selected": 2.0}, "n_selected"),
+    (planted_lead_lag_market, {"strength": 1.5}, "strength"),
+    (planted_lead_lag_market, {"hold": 0}, "hold"),
 ]
 
 
@@ -235,4 +247,5 @@ def test_bad_rule_parameters_are_refused(sp500):
 
 
 def test_planted_kinds_have_builders():
-    assert set(PLANTED_KINDS) | {"null", "rotation"} == set(BUILDERS)
+    assert set(PLANTED_KINDS) | set(UNIVERSE_KINDS) | {"null"} == set(BUILDERS)
+    assert not set(PLANTED_KINDS) & set(UNIVERSE_KINDS)

@@ -12,12 +12,14 @@ import torch
 
 from reinforce_strategy_creator.agents.ensemble import PolicyLanes
 from reinforce_strategy_creator.candidates import ENSEMBLE_SEED
+from reinforce_strategy_creator.evaluation.harm import harm
 from reinforce_strategy_creator.evaluation.replay import replay_weights
 from reinforce_strategy_creator.markets import null_market, planted_rotation_market
 from reinforce_strategy_creator.panel import PortfolioPanel, feature_warmup, portfolio_features
 from reinforce_strategy_creator.params.evaluation import EvaluationParams
 from reinforce_strategy_creator.params.portfolio import PortfolioParams
 from reinforce_strategy_creator.params.walk_forward import WalkForwardParams
+from reinforce_strategy_creator.project_params import parameters
 from reinforce_strategy_creator.universe import read_universe_csv
 from reinforce_strategy_creator.walk_forward import plan_folds
 from reinforce_strategy_creator.walk_forward import universe as pwf
@@ -191,6 +193,12 @@ def real_close():
 
 
 GATE_ENV = universe_env(window=4, episode_length=128)
+#: the portfolio PPO's anchor on equal weight, as conf/base sets it (docs/agents.md, "Anchored on
+#: the benchmark")
+ANCHOR = {
+    k: parameters()["portfolio"]["training"]["agents"]["ppo"][k]
+    for k in ("reward_baseline", "deviation_penalty", "start_at_benchmark", "benchmark_margin")
+}
 GATE_RUN = {
     "training": {
         "seeds": [0, 1],
@@ -206,6 +214,7 @@ GATE_RUN = {
                 "gamma": 0.5,
                 "ent_coef": 0.01,
                 "decision_temperature": 0.25,
+                **ANCHOR,
             }
         },
     },
@@ -220,14 +229,33 @@ PLANTED_EDGE = 0.005
 
 
 @pytest.mark.slow
-def test_gate_fails_on_a_universe_without_structure(real_close):
-    """Real days of the 20 stocks resampled i.i.d. (5 tickers): nothing to learn, the gate fails."""
+def test_on_a_universe_without_structure_the_procedure_does_no_harm_and_the_gate_fails(real_close):
+    """Real days of the 20 stocks resampled i.i.d. (5 tickers): nothing to learn. The procedure
+    keeps equal weight's Sharpe and exposure (the do-no-harm band of equal weight bought and
+    held, docs/learning.md, "Do no harm") and the gate fails."""
     torch.set_num_threads(1)
     close = null_market(real_close[["AAPL", "JNJ", "XOM", "KO", "JPM"]], seed=11, n_bars=2800).close
     panel = _panel(close)
-    _, _, verdict = pwf.run_walk_forward(
+    record, _, verdict = pwf.run_walk_forward(
         panel, GATE_RUN, EVALUATION, GATE_FOLDS, environment=GATE_ENV, warmup=_warmup()
     )
+    recs = record.records
+    proc = recs[recs["kind"] == "procedure"].iloc[0]
+    held = recs[(recs["kind"] == "benchmark") & (recs["agent"] == "buy_and_hold")].iloc[0]
+    print(
+        f"\nNULL UNIVERSE: procedure {proc['sharpe']:.2f} vs {held['sharpe']:.2f}, exposure "
+        f"{proc['avg_gross_exposure']:.2f} vs {held['avg_gross_exposure']:.2f}, "
+        f"turnover {proc['annual_turnover']:.1f}"
+    )
+    band = harm(
+        proc["sharpe"],
+        proc["avg_gross_exposure"],
+        proc["annual_turnover"],
+        held["sharpe"],
+        held["avg_gross_exposure"],
+    )
+    # turnover is not in the band yet at N >= 2 (28 a year here; docs/learning.md, "Do no harm")
+    assert band.sharpe and band.exposure, band
     assert verdict["passed"] is False, verdict["rules"]
 
 

@@ -108,8 +108,9 @@ def test_a_trial_never_reads_a_test_window_or_the_paper_period(market, tmp_path)
     assert after == base
 
     inside = market.prices.copy()
-    window = (inside.index >= data.folds[-1].validation.start) & (inside.index <= last)
-    inside.loc[window, ["Open", "High", "Low", "Close"]] *= 0.5
+    start = data.folds[-1].validation.start
+    middle = start + (last - start) / 2  # a fall inside the window: even holding the market sees it
+    inside.loc[(inside.index >= middle) & (inside.index <= last), ["Open", "High", "Low", "Close"]] *= 0.5
     _, changed = score(inside)
     assert changed["folds"][-1] != base["folds"][-1]
 

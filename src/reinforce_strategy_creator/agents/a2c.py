@@ -109,6 +109,8 @@ def _train(member_envs, cfg, seeds, dev, eval_fns, eval_every, patience, progres
         log_every=cfg.log_every,
         desc="a2c",
         seeds=seeds,
+        score_start=cfg.start_at_benchmark,
+        start_handicap=cfg.benchmark_margin,
     )
     obs = env.reset()
 

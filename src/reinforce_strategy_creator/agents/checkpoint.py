@@ -3,7 +3,9 @@
 One rule for every backend (the project's agents through ``RunTracker``, the SB3 callback in
 ``sb3_backend``): a score improves when it is finite and strictly greater than the best so
 far (ties, NaN and infinities never do); every evaluation that does not improve counts
-towards ``patience`` and an improvement resets the count. See docs/agents.md
+towards ``patience`` and an improvement resets the count. A checkpoint offered with a
+``handicap`` (the benchmark start, ``start_at_benchmark``) competes with its score plus the
+handicap: a later checkpoint must beat it by that much to replace it. See docs/agents.md
 ("Calling convention") and docs/training.md.
 """
 
@@ -27,13 +29,16 @@ class CheckpointSelector:
         self.best_step: int | None = None
         self.bad_evals = 0
         self.should_stop = False
-        self._best = -math.inf
+        self._best = -math.inf  # the kept checkpoint's score plus its handicap
+        self._best_score = math.nan
 
-    def offer(self, step: int, score: float, state_fn: Callable[[], Any]) -> bool:
+    def offer(self, step: int, score: float, state_fn: Callable[[], Any], handicap: float = 0.0) -> bool:
         """Record the evaluation at ``step``; ``state_fn()`` is called (to snapshot the
-        weights) only when ``score`` improves on the best so far. Returns whether it did."""
-        if math.isfinite(score) and score > self._best:
-            self._best = score
+        weights) only when ``score + handicap`` improves on the best so far (the kept
+        checkpoint's score plus its own handicap). Returns whether it did."""
+        if math.isfinite(score) and score + handicap > self._best:
+            self._best = score + handicap
+            self._best_score = score
             self.best_state = state_fn()
             self.best_step = step
             self.bad_evals = 0
@@ -46,4 +51,4 @@ class CheckpointSelector:
     @property
     def best_score(self) -> float:
         """Score of the kept checkpoint; NaN when none was kept (no finite score offered)."""
-        return self._best if self.best_state is not None else math.nan
+        return self._best_score if self.best_state is not None else math.nan

@@ -86,6 +86,8 @@ def _train(member_envs, cfg: DQNConfig, seeds, dev, eval_fns, eval_every, patien
         log_every=cfg.log_every,
         desc="dqn",
         seeds=seeds,
+        score_start=cfg.start_at_benchmark,
+        start_handicap=cfg.benchmark_margin,
     )
     obs = env.reset()
 

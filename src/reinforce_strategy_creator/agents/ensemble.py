@@ -2,10 +2,12 @@
 
 :class:`SeedEnsemble` is one policy made of every seed of an agent (docs/agents.md, "Seed
 ensembles"). A single seed's policy carries the noise of its initialisation and of its episodes;
-averaging the seeds' action probabilities (actor-critic), Q-values (DQN) or, at N >= 1 assets,
-deterministic target weights keeps what the seeds agree on. The ensemble needs no training and no
-new weights: an artifact already holds every seed's weights, and the rule is a word in its JSON
-spec, so an ensemble loads as safely as one seed. In ledgers, tables and the registry the
+a majority vote of the seeds' actions over a discrete action table (N = 1) or the mean of
+their deterministic target weights (N >= 1) keeps what the seeds agree on; a seed that holds
+the benchmark (``start_at_benchmark``) counts as one vote however unsure its probabilities.
+The ensemble needs no training and no new weights: an artifact already holds every seed's
+weights, and the rule is a word in its JSON spec, so an ensemble loads as safely as one seed.
+In ledgers, tables and the registry the
 ensemble is the seed :data:`ENSEMBLE_SEED` of its agent.
 
 :class:`PolicyLanes` runs one trained policy (a seed or a seed ensemble) per lane of a replay,
@@ -34,12 +36,20 @@ __all__ = [
     "seed_label",
 ]
 
-#: The averaging rule of each policy kind: what the members' mean is taken of.
+#: The rule a new ensemble of each policy kind gets: a majority vote of the members'
+#: deterministic actions over a discrete action table, the mean of their target weights at N >= 1.
 RULES = {
-    "actor_critic": "mean_probability",
-    "q": "mean_q",
+    "actor_critic": "vote",
+    "q": "vote",
     "portfolio_actor_critic": "mean_weights",
     "portfolio_q": "mean_weights",
+}
+#: Every rule an ensemble of each kind may carry (artifacts written before the vote keep theirs).
+KNOWN_RULES = {
+    "actor_critic": ("vote", "mean_probability"),
+    "q": ("vote", "mean_q"),
+    "portfolio_actor_critic": ("mean_weights",),
+    "portfolio_q": ("mean_weights",),
 }
 
 
@@ -54,31 +64,53 @@ def ensemble_rule(kind: str) -> str:
 
 
 class SeedEnsemble(nn.Module):
-    """Acts on the mean of its members' action probabilities (``mean_probability``) or Q-values
-    (``mean_q``), deterministic acting taking the argmax of that mean; or decides the mean of its
-    members' deterministic target weights (``mean_weights``, portfolio policies)."""
+    """Acts on a majority vote of its members' deterministic actions (``vote``: ties go to the
+    mean probability or Q-value; stochastic acting samples from the vote shares), on the mean of
+    their action probabilities (``mean_probability``) or Q-values (``mean_q``), deterministic
+    acting taking the argmax of that mean; or decides the mean of its members' deterministic
+    target weights (``mean_weights``, portfolio policies)."""
 
     def __init__(self, members: Sequence[nn.Module], rule: str):
         super().__init__()
         if not members:
             raise EnsembleError("an ensemble needs at least one member policy.")
         kinds = {m.spec["kind"] for m in members}
-        if len(kinds) != 1 or rule != ensemble_rule(next(iter(kinds))):
+        if len(kinds) != 1 or rule not in KNOWN_RULES.get(next(iter(kinds)), ()):
             raise EnsembleError(
-                f"ensemble rule {rule!r} does not fit member kinds {sorted(kinds)}; rules by kind: {RULES}."
+                f"ensemble rule {rule!r} does not fit member kinds {sorted(kinds)}; rules by kind: "
+                f"{KNOWN_RULES}."
             )
         self.members = nn.ModuleList(members)
         self.rule = rule
         self.spec = {**members[0].spec, "ensemble": {"rule": rule, "members": len(members)}}
 
     def scores(self, obs: torch.Tensor) -> torch.Tensor:
-        """(B, n_actions): the mean probability of each action, or its mean Q-value."""
+        """(B, n_actions): the mean probability of each action, its mean Q-value, or (``vote``)
+        the share of members whose deterministic action it is."""
         obs = obs.float()
         if self.rule == "mean_probability":
             return torch.stack([m.logits(obs).softmax(-1) for m in self.members]).mean(0)
         if self.rule == "mean_q":
             return torch.stack([m(obs) for m in self.members]).mean(0)
+        if self.rule == "vote":
+            n = int(self.spec["n_actions"])
+            votes = torch.stack([m.act(obs, deterministic=True) for m in self.members])  # (M, B)
+            return torch.nn.functional.one_hot(votes, n).to(torch.float32).mean(0)
         raise EnsembleError(f"ensemble rule {self.rule!r} has no action scores; it decides weights")
+
+    def _vote(self, obs: torch.Tensor) -> torch.Tensor:
+        """The most-voted action (B,); a tie goes to the tied action the members' mean
+        probability (actor-critic) or mean Q-value (DQN) ranks first."""
+        shares = self.scores(obs)
+        kind = self.spec["kind"]
+        soft = torch.stack(
+            [
+                m.logits(obs.float()).softmax(-1) if kind == "actor_critic" else m(obs.float())
+                for m in self.members
+            ]
+        ).mean(0)
+        top = shares == shares.max(-1, keepdim=True).values
+        return torch.where(top, soft, torch.full_like(soft, -torch.inf)).argmax(-1)
 
     @torch.no_grad()
     def act(
@@ -88,6 +120,8 @@ class SeedEnsemble(nn.Module):
             if not deterministic:
                 raise EnsembleError("a seed ensemble of portfolio policies only decides deterministically")
             return self.decide(obs)
+        if self.rule == "vote" and deterministic:
+            return self._vote(obs)
         scores = self.scores(obs)
         if deterministic or self.rule == "mean_q":
             return scores.argmax(-1)

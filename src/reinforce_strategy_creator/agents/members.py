@@ -50,12 +50,13 @@ def is_portfolio(member_envs: Sequence[Any]) -> bool:
 
 
 def member_env(member_envs: Sequence[Any], seeds: Sequence[int], dev: torch.device, cfg):
-    """The members' lanes as one member-major tensor env with the config's ``reward_baseline``:
+    """The members' lanes as one member-major tensor env with the config's ``reward_baseline``
+    and ``deviation_penalty``:
     :class:`PortfolioLanes` over ``PortfolioCore`` s (``cfg`` is checked for its members by
     ``params.agents.agent_config``), else :class:`MemberEnvs`."""
     if is_portfolio(member_envs):
-        return PortfolioLanes(member_envs, seeds, dev, cfg.reward_baseline)
-    return MemberEnvs(member_envs, seeds, dev, cfg.reward_baseline)
+        return PortfolioLanes(member_envs, seeds, dev, cfg.reward_baseline, cfg.deviation_penalty)
+    return MemberEnvs(member_envs, seeds, dev, cfg.reward_baseline, cfg.deviation_penalty)
 
 
 def seeded_members(seeds: Sequence[int], factory: Callable[[], nn.Module], device) -> tuple[list, list]:
@@ -102,6 +103,9 @@ def actor_critic_population(env, seeds: Sequence[int], cfg, algorithm: str, dev,
             return p
 
         members, gens = seeded_members(seeds, factory, dev)
+        if cfg.start_at_benchmark:
+            for m in members:
+                start_at_benchmark(m, None)
         return members, gens, StackedPortfolio(members)
 
     def factory() -> nn.Module:
@@ -110,6 +114,9 @@ def actor_critic_population(env, seeds: Sequence[int], cfg, algorithm: str, dev,
         )
 
     members, gens = seeded_members(seeds, factory, dev)
+    if cfg.start_at_benchmark:
+        for m in members:
+            start_at_benchmark(m, env.benchmark_action)
     return members, gens, PopulationActorCritic(members)
 
 
@@ -132,13 +139,61 @@ def q_population(env, seeds: Sequence[int], cfg, dev, scaler=None):
             return q
 
         members, gens = seeded_members(seeds, factory, dev)
+        if cfg.start_at_benchmark:
+            for m in members:
+                start_at_benchmark(m, None)
         return members, gens, StackedPortfolio, AllocationTable(members[0])
 
     def factory() -> nn.Module:
         return QPolicy(env.obs_dim, env.n_actions, cfg.hidden_sizes, cfg.activation, dueling=cfg.dueling)
 
     members, gens = seeded_members(seeds, factory, dev)
+    if cfg.start_at_benchmark:
+        for m in members:
+            start_at_benchmark(m, env.benchmark_action)
     return members, gens, PopulationQ, PositionTable(env.n_actions)
+
+
+#: the untrained policy's lead of the benchmark action (``start_at_benchmark``), in logits or
+#: Q-values: enough to make it the argmax, small enough to leave exploration about uniform
+START_LEAD = 0.05
+
+
+@torch.no_grad()
+def start_at_benchmark(policy: nn.Module, action: int | None) -> None:
+    """Set ``policy``'s output layer so that, untrained, it chooses the benchmark's book
+    (``start_at_benchmark``): zero weights and a bias that leads with the benchmark's action by
+    0.05 (:data:`START_LEAD`), so the untrained policy is exactly that book under the argmax and
+    explores about uniformly. The benchmark action is the discrete ``action`` (the position
+    closest to fully long) of an ``ActorCriticPolicy`` or a ``QPolicy``, equal weight for a
+    ``PortfolioQ``; a ``PortfolioActorCritic`` gets equal asset scores and cash 5 below them
+    (its deterministic book: the assets equally, almost no cash). Only the output layer
+    changes, after the seed's draws, so every other weight is the plain start's."""
+    if isinstance(policy, ActorCriticPolicy | QPolicy) and action is None:
+        raise AgentConfigError(
+            "start_at_benchmark needs the project's TradingVectorEnv members with discrete positions "
+            "(the benchmark is the position closest to 1); set start_at_benchmark: false for other envs"
+        )
+    if isinstance(policy, ActorCriticPolicy):
+        _lead(policy.actor[-1], action)
+    elif isinstance(policy, QPolicy):
+        _lead(policy.adv_head if policy.dueling else policy.q_head, action)
+    elif isinstance(policy, PortfolioActorCritic):
+        _lead(policy.score, None)
+        _lead(policy.cash_score, None)
+        policy.cash_score.bias.fill_(-5.0)
+    elif isinstance(policy, PortfolioQ):
+        _lead(policy.asset_head, None)
+        _lead(policy.book_head, 1)  # [all cash, equal weight]
+    else:
+        raise AgentConfigError(f"start_at_benchmark: no benchmark start for a {type(policy).__name__}")
+
+
+def _lead(layer: nn.Linear, action: int | None) -> None:
+    layer.weight.zero_()
+    layer.bias.zero_()
+    if action is not None:
+        layer.bias[action] = START_LEAD
 
 
 # --------------------------------------------------------------------------- Q action tables

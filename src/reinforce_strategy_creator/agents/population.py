@@ -220,12 +220,17 @@ def collect_rollout(env, pop, buf: RolloutBuffer, trackers, obs, gens) -> torch.
 
 def learning_step(env, step: Step) -> Step:
     """The step as learning sees it: its reward minus the env's ``baseline`` (the benchmark's log
-    return over the step's bar, :func:`benchmark_log_return`) where the env reports one, else
-    ``step`` itself. Every trainer (rollouts and replay) learns through this one function; the
-    history is fed the reported ``step``."""
-    if env.baseline is None:
-        return step
-    return dataclasses.replace(step, reward=step.reward - env.baseline)
+    return over the step's bar, :func:`benchmark_log_return`) where the env reports one, minus
+    ``deviation_penalty`` times the env's ``deviation`` (the L1 distance of the chosen book from
+    the benchmark's, :func:`benchmark_deviation`) where the penalty is on, else ``step`` itself.
+    Every trainer (rollouts and replay) learns through this one function; the history is fed the
+    reported ``step``."""
+    reward = step.reward
+    if env.baseline is not None:
+        reward = reward - env.baseline
+    if env.deviation is not None:
+        reward = reward - env.deviation_penalty * env.deviation
+    return step if reward is step.reward else dataclasses.replace(step, reward=reward)
 
 
 @torch.no_grad()
@@ -375,8 +380,10 @@ class MemberEnvs:
 
     With ``reward_baseline="benchmark"`` (members must then be ``TradingVectorEnv`` s: their
     ``BatchedTradingCore`` knows the bars) it also reports ``baseline``, the buy-and-hold book's
-    log return over each lane's bar (:func:`benchmark_log_return`), which the trainers subtract
-    for learning (:func:`learning_step`).
+    log return over each lane's bar (:func:`benchmark_log_return`), and with a
+    ``deviation_penalty`` above 0 ``deviation``, each lane's distance from buy-and-hold
+    (:func:`benchmark_deviation`); the trainers take both off the reward for learning
+    (:func:`learning_step`).
     """
 
     def __init__(
@@ -385,8 +392,20 @@ class MemberEnvs:
         seeds: Sequence[int],
         device: torch.device,
         reward_baseline: str = "none",
+        deviation_penalty: float = 0.0,
     ):
         self.reward_baseline = _check_baseline(reward_baseline, AgentConfigError)
+        self.deviation_penalty = float(deviation_penalty)
+        #: (K*B,) float32 distance of each lane's book from the benchmark's after the last step's
+        #: trade, or None without a deviation penalty
+        self.deviation: torch.Tensor | None = None
+        #: the action whose position is closest to fully long (buy-and-hold), or None when the
+        #: members are not the project's TradingVectorEnv s
+        self.benchmark_action: int | None = None
+        core = getattr(member_envs[0], "core", None)
+        if isinstance(core, BatchedTradingCore) and not core.config.continuous:
+            positions = torch.as_tensor(core.config.positions, dtype=torch.float64)
+            self.benchmark_action = int((positions - 1.0).abs().argmin())
         self.k = len(member_envs)
         self.seeds = list(seeds)
         first = TensorVecEnv(member_envs[0], device)
@@ -421,14 +440,15 @@ class MemberEnvs:
         #: (K*B,) float32 log return of the benchmark over the last step's bar (per lane), or
         #: None without a baseline
         self.baseline: torch.Tensor | None = None
-        if self.reward_baseline == "benchmark":
+        if self.reward_baseline == "benchmark" or self.deviation_penalty > 0:
             for i, e in enumerate(member_envs):
                 core = getattr(e, "core", None)
                 if not isinstance(core, BatchedTradingCore) or not hasattr(e, "step_tensors"):
                     raise AgentConfigError(
-                        f"reward_baseline='benchmark' needs the project's TradingVectorEnv members (their "
-                        f"core knows each lane's bar); member {i} (seed {seeds[i]}) is a "
-                        f"{type(e).__name__}. Use TradingVectorEnv or reward_baseline: none."
+                        f"reward_baseline='benchmark' and deviation_penalty need the project's "
+                        f"TradingVectorEnv members (their core knows each lane's bar and position); "
+                        f"member {i} (seed {seeds[i]}) is a {type(e).__name__}. Use TradingVectorEnv, "
+                        "or reward_baseline: none and deviation_penalty: 0."
                     )
 
     @property
@@ -440,15 +460,20 @@ class MemberEnvs:
         return torch.cat([e.reset(seed=seed) for e, seed, _ in self.groups])
 
     def step(self, actions: torch.Tensor) -> Step:
-        steps, base, start = [], [], 0
+        steps, base, dev, start = [], [], [], 0
         for e, _, n in self.groups:
+            part = actions[start : start + n * self.lanes]
             t0 = e.envs.core.t if self.reward_baseline == "benchmark" else None
-            steps.append(e.step(actions[start : start + n * self.lanes]))
+            if self.deviation_penalty > 0:
+                dev.append(benchmark_deviation(e.envs.core, part))
+            steps.append(e.step(part))
             if t0 is not None:
                 base.append(benchmark_log_return(e.envs.core, t0, e.info["bar"]))
             start += n * self.lanes
         if base:
             self.baseline = torch.cat(base).to(self.device, torch.float32)
+        if dev:
+            self.deviation = torch.cat(dev).to(self.device, torch.float32)
         if len(steps) == 1:
             return steps[0]
         return Step(*(torch.cat([getattr(s, f) for s in steps]) for f in _STEP_FIELDS))
@@ -464,8 +489,9 @@ class PortfolioLanes:
     float64 weights and returns a ``Step`` whose ``next_obs`` is the true successor (the core's
     ``final_obs`` where an episode ended). With ``reward_baseline="benchmark"`` it also
     reports ``baseline``, the equal-weight book's log return over the step's bar
-    (:func:`benchmark_log_return`), which the trainers subtract for learning
-    (:func:`learning_step`)."""
+    (:func:`benchmark_log_return`), and with a ``deviation_penalty`` above 0 ``deviation``, each
+    lane's distance from equal weight (:func:`benchmark_deviation`); the trainers take both off
+    the reward for learning (:func:`learning_step`)."""
 
     def __init__(
         self,
@@ -473,8 +499,13 @@ class PortfolioLanes:
         seeds: Sequence[int],
         device: torch.device,
         reward_baseline: str = "none",
+        deviation_penalty: float = 0.0,
     ):
         self.reward_baseline = _check_baseline(reward_baseline, PortfolioInputError)
+        self.deviation_penalty = float(deviation_penalty)
+        #: (K*B,) float32 distance of each lane's book from equal weight, or None without a
+        #: deviation penalty
+        self.deviation: torch.Tensor | None = None
         #: (K*B,) float32 log return of the benchmark over the last step's bar (per lane), or
         #: None without a baseline
         self.baseline: torch.Tensor | None = None
@@ -504,9 +535,11 @@ class PortfolioLanes:
 
     def step(self, weights: torch.Tensor) -> Step:
         b = self.lanes
-        parts, base = [], []
+        parts, base, dev = [], [], []
         for i, core in enumerate(self.cores):
             t0 = core.t
+            if self.deviation_penalty > 0:
+                dev.append(benchmark_deviation(core, weights[i * b : (i + 1) * b]))
             obs, rew, term, trunc, info = core.step(weights[i * b : (i + 1) * b])
             nxt = info.get("final_obs", obs)
             parts.append((obs, rew, term, trunc, nxt))
@@ -515,6 +548,8 @@ class PortfolioLanes:
         obs, rew, term, trunc, nxt = (torch.cat(x) for x in zip(*parts, strict=True))
         if base:
             self.baseline = torch.cat(base).to(self.device, torch.float32)
+        if dev:
+            self.deviation = torch.cat(dev).to(self.device, torch.float32)
         f = dict(device=self.device)
         return Step(
             obs=obs.to(**f),
@@ -551,13 +586,30 @@ def benchmark_log_return(
     return torch.where(n > 0, torch.log(mean), torch.zeros_like(mean))
 
 
+def benchmark_deviation(core: BatchedTradingCore | PortfolioCore, actions: torch.Tensor) -> torch.Tensor:
+    """(B,) float64 L1 distance between the book each lane's action asks for at the core's
+    current bar and the benchmark's book: at N = 1 (a ``BatchedTradingCore``) ``|position - 1|``,
+    buy-and-hold being fully long; at N >= 2 ``sum_i |w_i - 1/n|`` over the n assets tradable at
+    the bar (``actions`` are (B, N) weights; an untradable asset's benchmark weight is 0)."""
+    if isinstance(core, BatchedTradingCore):
+        target = torch.as_tensor(core.targets_from_actions(actions), dtype=torch.float64)
+        return (target - 1.0).abs()
+    ok = core.tradable.index_select(0, core.t)
+    ew = ok.to(torch.float64) / ok.sum(1, keepdim=True).clamp_min(1)
+    return (torch.as_tensor(actions, dtype=torch.float64).to(ew.device) - ew).abs().sum(1)
+
+
 # --------------------------------------------------------------------------- bookkeeping
 class PopulationTrackers:
     """The members' ``RunTracker`` s plus one progress display for the whole population.
 
     Episode returns are accumulated for all K*B lanes at once and handed to each active
     member's tracker; the display shows the summed steps and steps/s of all members and
-    honours tracking.PROGRESS_LOG_INTERVAL_S when not on a terminal.
+    honours tracking.PROGRESS_LOG_INTERVAL_S when not on a terminal. With ``score_start`` each
+    member's untrained policy is scored and offered as its first checkpoint (step 0) with
+    ``start_handicap`` added, so a policy started at the benchmark (``start_at_benchmark``) keeps
+    holding it unless a trained checkpoint beats it on the evaluation window by
+    ``benchmark_margin``.
     """
 
     def __init__(
@@ -575,6 +627,8 @@ class PopulationTrackers:
         desc: str,
         seeds: Sequence[int],
         stream: Any = None,
+        score_start: bool = False,
+        start_handicap: float = 0.0,
     ):
         self.k, self.lanes = len(members), lanes
         self.trackers = [
@@ -599,6 +653,10 @@ class PopulationTrackers:
         self.display = None
         if progress:
             self.display = _open_progress(stream, total_steps * self.k, f"{desc} x{self.k}", self.t0)
+        if score_start:  # the untrained policy is the first checkpoint (a history row at step 0)
+            for tr in self.trackers:
+                if tr.eval_fn is not None:
+                    tr.end_update(0, handicap=start_handicap)
 
     @property
     def steps(self) -> int:

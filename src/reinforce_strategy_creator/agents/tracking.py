@@ -128,17 +128,19 @@ class RunTracker:
         for k, v in metrics.items():
             self._pending.setdefault(k, []).append(float(v))
 
-    def end_update(self, update: int, last: bool = False) -> None:
-        """Call after each update; evaluates / logs / updates the progress as due."""
+    def end_update(self, update: int, last: bool = False, handicap: float = 0.0) -> None:
+        """Call after each update; evaluates / logs / updates the progress as due. ``handicap``
+        is added to this evaluation's score when it competes for the kept checkpoint
+        (``CheckpointSelector.offer``)."""
         evaluated = self.eval_fn is not None and (update % self.eval_every == 0 or last)
-        score = self._evaluate() if evaluated else math.nan
+        score = self._evaluate(handicap) if evaluated else math.nan
         postfix = None
         if update % self.log_every == 0 or evaluated or last or self.stop:
             postfix = self._log_row(score)
         if self.progress is not None:
             self.progress.show(self.steps, postfix)
 
-    def _evaluate(self) -> float:
+    def _evaluate(self, handicap: float = 0.0) -> float:
         """Score the policy in eval mode and offer its weights to the checkpoint selector."""
         was_training = self.policy.training
         self.policy.eval()
@@ -146,7 +148,7 @@ class RunTracker:
             score = float(self.eval_fn(self.policy))
         self.policy.train(was_training)
         self.last_eval = score
-        self.selector.offer(self.steps, score, self._snapshot)
+        self.selector.offer(self.steps, score, self._snapshot, handicap)
         return score
 
     def _snapshot(self) -> dict[str, torch.Tensor]:

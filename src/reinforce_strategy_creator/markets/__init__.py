@@ -23,9 +23,12 @@ from .days import (
 from .planted import (
     DEFAULT_EDGE,
     null_market,
+    planted_lead_lag_market,
     planted_momentum_market,
+    planted_reversal_market,
     planted_reversion_market,
     planted_rotation_market,
+    planted_slow_momentum_market,
     planted_trend_market,
     planted_volatility_market,
 )
@@ -33,14 +36,25 @@ from .rules import (
     always_long,
     hold_after_down_day,
     hold_after_up_day,
+    hold_followers_after_leader_up,
     hold_trailing_leader,
+    hold_trailing_ranked,
     low_volatility_filter,
     rotation_oracle,
     trailing_leaders,
+    trailing_ranked,
     trend_filter,
 )
 from .signal import PlantedMarket, oracle_action_index, oracle_position, planted_signal_market
-from .suite import BUILDERS, PLANTED_KINDS, REPORT_COLUMNS, make_market, planted_suite, rule_report
+from .suite import (
+    BUILDERS,
+    PLANTED_KINDS,
+    REPORT_COLUMNS,
+    UNIVERSE_KINDS,
+    make_market,
+    planted_suite,
+    rule_report,
+)
 
 __all__ = [
     "BUILDERS",
@@ -53,20 +67,26 @@ __all__ = [
     "MarketSpecError",
     "PlantedMarket",
     "SyntheticMarket",
+    "UNIVERSE_KINDS",
     "always_long",
     "day_moves",
     "hold_after_down_day",
     "hold_after_up_day",
+    "hold_followers_after_leader_up",
     "hold_trailing_leader",
+    "hold_trailing_ranked",
     "low_volatility_filter",
     "make_market",
     "null_market",
     "oracle_action_index",
     "oracle_position",
+    "planted_lead_lag_market",
     "planted_momentum_market",
+    "planted_reversal_market",
     "planted_reversion_market",
     "planted_rotation_market",
     "planted_signal_market",
+    "planted_slow_momentum_market",
     "planted_suite",
     "planted_trend_market",
     "planted_volatility_market",
@@ -74,5 +94,6 @@ __all__ = [
     "rule_report",
     "to_csv_frame",
     "trailing_leaders",
+    "trailing_ranked",
     "trend_filter",
 ]

@@ -43,7 +43,8 @@ class SyntheticMarket:
     ``Universe.prices`` (all of OHLCV, or ``Close`` alone for a close-only source).
     ``rule_position``: the target the rule decides at each bar's close (``rule(prices)``): a
     Series for one series, a date x ticker frame of weights for a panel.
-    ``kind``: ``null``, ``momentum``, ``reversion``, ``trend``, ``volatility`` or ``rotation``.
+    ``kind``: ``null``, ``momentum``, ``reversion``, ``trend``, ``volatility``, ``reversal``,
+    ``rotation``, ``slow_momentum`` or ``lead_lag``.
     ``strength``: how strong the planted structure is (unit by kind, docs/markets.md).
     ``rule``: the causal rule, a function ``prices -> positions`` that reads bars <= t for bar t.
     ``params``: the structure's other parameters (regime lengths, look-backs, thresholds).

@@ -38,9 +38,12 @@ __all__ = [
     "BARS_PER_YEAR",
     "DEFAULT_EDGE",
     "null_market",
+    "planted_lead_lag_market",
     "planted_momentum_market",
+    "planted_reversal_market",
     "planted_reversion_market",
     "planted_rotation_market",
+    "planted_slow_momentum_market",
     "planted_trend_market",
     "planted_volatility_market",
 ]
@@ -258,52 +261,163 @@ def planted_rotation_market(
     cross-sectional mean move is the real day's) and a persistent leader gains
     ``strength * (1 - 1/N)`` a bar over the others. A rule deciding at bar t that fills at the
     next close earns from bar t+2 on, so ``hold`` must be at least 2 to be exploitable. Rule:
-    all-in on the trailing leader (``hold_trailing_leader``). ``regime`` in ``truth`` marks each
-    bar's leader.
+    all-in on the trailing leader (``hold_trailing_ranked`` with one ticker, i.e.
+    ``hold_trailing_leader``). ``regime`` in ``truth`` marks each bar's leader; ``params``
+    records ``n_selected = 1``.
     """
-    strength = check_number("strength", strength, 0.0, 0.05, lo_open=False)
-    lookback = check_number("lookback", lookback, 1, 10**5, integer=True, lo_open=False)
-    hold = check_number("hold", hold, 1, 10**5, integer=True, lo_open=False)
-    d = _draw(source, seed, **_calendar(calendar))
-    if len(d.tickers) < 2:
-        raise MarketSpecError(
-            f"markets.n_assets: a rotation needs at least 2 tickers, got {list(d.tickers)}; "
-            "give a panel source (and n_assets >= 2)."
-        )
-    drift, leaders = _rotation_drift(d.days["log_body"], lookback, hold, strength)
-    regime = (leaders[:, None] == np.arange(len(d.tickers))).astype(np.int64)
-    prices, truth = d.assemble(drift=drift, regime=regime)
-    rule = functools.partial(rules.hold_trailing_leader, lookback=lookback)
-    params = {"lookback": lookback, "hold": hold}
-    return SyntheticMarket(
-        prices, rule(prices), "rotation", strength, d.seed, rule, params, truth, d.environment
+    return _ranked_builder("rotation", source, seed, strength, lookback, hold, 1, False, calendar)
+
+
+def planted_reversal_market(
+    source,
+    seed: int,
+    strength: float = 0.008,
+    *,
+    lookback: int = 5,
+    hold: int = 5,
+    n_selected: int = 2,
+    **calendar,
+) -> SyntheticMarket:
+    """Short-horizon cross-sectional reversal (N >= 2): the trailing laggards bounce back.
+
+    The rotation's drift with the ranking reversed: bar by bar, the ``n_selected`` tickers with
+    the worst return over the last ``lookback`` bars (``rules.trailing_ranked``, ``worst=True``;
+    closes of the market being built, up to bar s) share the daily log drift ``strength`` on each
+    of the next ``hold`` bars: on bar u, ticker i's log move gets
+    ``strength * (k_i / n_selected - K / N) / hold``, ``k_i`` = how many of bars
+    ``u - hold .. u - 1`` selected i, ``K`` = how many of them selected any. The drifts sum to
+    zero across tickers. Unlike the rotation the drift undoes its own cause (a laggard that
+    bounces stops being one), so the selection changes often. Rule: equal shares in the trailing
+    laggards (``hold_trailing_ranked``, ``worst=True``), which at the next close earns from bar
+    t+2 on (``hold >= 2`` to be exploitable). ``regime`` in ``truth`` marks each bar's selection.
+    """
+    return _ranked_builder("reversal", source, seed, strength, lookback, hold, n_selected, True, calendar)
+
+
+def planted_slow_momentum_market(
+    source,
+    seed: int,
+    strength: float = 0.005,
+    *,
+    lookback: int = 60,
+    hold: int = 20,
+    n_selected: int = 2,
+    **calendar,
+) -> SyntheticMarket:
+    """Slow cross-sectional momentum (N >= 2): the winners of the last quarter keep winning.
+
+    The rotation's drift at a longer horizon and on more than one ticker: bar by bar, the
+    ``n_selected`` tickers with the best return over the last ``lookback`` bars share the daily
+    log drift ``strength`` on each of the next ``hold`` bars (the formula of
+    ``planted_reversal_market``, best instead of worst). A ticker that stays among the winners
+    gains ``strength * (1 / n_selected - 1 / N)`` a bar over equal weight. Rule: equal shares in
+    the trailing winners (``hold_trailing_ranked``), which trades rarely (the ranking over 60
+    bars changes slowly). ``regime`` in ``truth`` marks each bar's selection.
+    """
+    return _ranked_builder(
+        "slow_momentum", source, seed, strength, lookback, hold, n_selected, False, calendar
     )
 
 
-def _rotation_drift(
-    log_move: np.ndarray, lookback: int, hold: int, edge: float
+def planted_lead_lag_market(
+    source, seed: int, strength: float = 0.3, *, hold: int = 2, **calendar
+) -> SyntheticMarket:
+    """A lead-lag (N >= 2): the first ticker's moves are passed on to the others a few bars later.
+
+    The leader is the first ticker of the market (``params["leader"]``). Its close-to-close log
+    move of bar s is passed on to every other ticker over bars s+1 .. s+``hold``: on bar u, a
+    follower's log move gets ``strength * (sum of the leader's moves over bars u-hold .. u-1) /
+    hold``; the leader's own moves are the real days'. ``strength`` is the share of the leader's
+    move passed on, in [0, 1]. Unlike the ranked kinds the drift is not relative: equal weight
+    holds the followers too, but cannot tell when to. Rule: equal shares in the followers after
+    a bar on which the leader closed up, cash otherwise (``hold_followers_after_leader_up``); at
+    the next close it earns from bar t+2 on, so ``hold`` must be at least 2 to be exploitable.
+    ``regime`` in ``truth`` marks the leader (1) and the followers (0).
+    """
+    strength = check_number("strength", strength, 0.0, 1.0, lo_open=False)
+    hold = check_number("hold", hold, 1, 1000, integer=True, lo_open=False)
+    d = _draw(source, seed, **_calendar(calendar))
+    _check_cross_section("lead_lag", d, 1)
+    moves = d.days["log_gap"] + d.days["log_body"]
+    leader = moves[:, 0].copy()
+    leader[0] = 0.0  # bar 0 has no previous close
+    passed = lfilter(np.ones(hold), [1.0], leader)  # sum of the leader's moves over bars u-hold+1 .. u
+    drift = np.zeros_like(moves)
+    drift[1:, 1:] = strength * passed[:-1, None] / hold
+    regime = np.zeros(moves.shape, dtype=np.int64)
+    regime[:, 0] = 1
+    prices, truth = d.assemble(drift=drift, regime=regime)
+    rule = functools.partial(rules.hold_followers_after_leader_up, leader=d.tickers[0])
+    params = {"hold": hold, "leader": d.tickers[0]}
+    return SyntheticMarket(
+        prices, rule(prices), "lead_lag", strength, d.seed, rule, params, truth, d.environment
+    )
+
+
+def _ranked_builder(kind, source, seed, strength, lookback, hold, n_selected, worst, calendar):
+    """Check the parameters of a ranked kind, draw the days, plant its drift, attach its rule."""
+    strength = check_number("strength", strength, 0.0, 0.05, lo_open=False)
+    lookback = check_number("lookback", lookback, 1, 10**5, integer=True, lo_open=False)
+    hold = check_number("hold", hold, 1, 10**5, integer=True, lo_open=False)
+    n_selected = check_number("n_selected", n_selected, 1, 10**5, integer=True, lo_open=False)
+    d = _draw(source, seed, **_calendar(calendar))
+    _check_cross_section(kind, d, n_selected)
+    rule = functools.partial(
+        rules.hold_trailing_ranked, lookback=lookback, n_selected=n_selected, worst=worst
+    )
+    moves = d.days["log_gap"] + d.days["log_body"]
+    drift, selected = _ranked_drift(moves, lookback, hold, strength, n_selected, worst)
+    prices, truth = d.assemble(drift=drift, regime=selected.astype(np.int64))
+    params = {"lookback": lookback, "hold": hold, "n_selected": n_selected}
+    return SyntheticMarket(prices, rule(prices), kind, strength, d.seed, rule, params, truth, d.environment)
+
+
+def _check_cross_section(kind: str, d: _Draw, n_selected: int) -> None:
+    """A cross-sectional kind needs N >= 2 tickers and selects fewer than N of them."""
+    if len(d.tickers) < 2:
+        raise MarketSpecError(
+            f"markets.n_assets: a {kind} needs at least 2 tickers, got {list(d.tickers)}; "
+            "give a panel source (and n_assets >= 2)."
+        )
+    if n_selected >= len(d.tickers):
+        raise MarketSpecError(
+            f"markets.n_selected must be below the number of tickers ({len(d.tickers)}), got "
+            f"{n_selected}: selecting every ticker plants nothing; see docs/markets.md."
+        )
+
+
+def _ranked_drift(
+    log_move: np.ndarray, lookback: int, hold: int, edge: float, n_selected: int, worst: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The rotation drift of each bar, added bar by bar (the leaders depend on planted prices),
-    and each bar's leader (-1 before ``lookback``)."""
+    """The drift of a ranked kind on each bar, added bar by bar (the ranking reads the planted
+    closes), and each bar's selection ((n, N) bool; none before bar ``lookback``).
+
+    ``log_move``: each bar's close-to-close log move before planting (bar 0's is ignored)."""
     n, n_tickers = log_move.shape
     drift = np.zeros((n, n_tickers))
     level = np.zeros((n, n_tickers))  # log closes, bar 0 = 0
-    leaders = np.full(n, -1, dtype=np.int64)
+    selected = np.zeros((n, n_tickers), dtype=bool)
     counts = np.zeros(n_tickers)
+    bars = 0  # of bars u-hold .. u-1, those with a selection
+    sign = 1.0 if worst else -1.0  # ascending sort: the selected come first
     for u in range(1, n):
-        s = u - 1  # the leader of bar u-1 is known at its close
+        s = u - 1  # the selection of bar u-1 is known at its close
         if s >= lookback:
-            leaders[s] = int(np.argmax(level[s] - level[s - lookback]))
-            counts[leaders[s]] += 1
+            ranked = np.argsort(sign * (level[s] - level[s - lookback]), kind="stable")
+            selected[s, ranked[:n_selected]] = True
+            counts += selected[s]
+            bars += 1
         old = s - hold
         if old >= lookback:
-            counts[leaders[old]] -= 1
-        if counts.any():  # bars u-hold .. u-1 hold at least one leader
-            drift[u] = edge * (counts - counts.sum() / n_tickers) / hold
+            counts -= selected[old]
+            bars -= 1
+        if bars:
+            drift[u] = edge * (counts / n_selected - bars / n_tickers) / hold
         level[u] = level[u - 1] + (log_move[u] + drift[u])
     if n - 1 >= lookback:
-        leaders[n - 1] = int(np.argmax(level[n - 1] - level[n - 1 - lookback]))
-    return drift, leaders
+        ranked = np.argsort(sign * (level[n - 1] - level[n - 1 - lookback]), kind="stable")
+        selected[n - 1, ranked[:n_selected]] = True
+    return drift, selected
 
 
 _CALENDAR = ("tickers", "n_assets", "index", "n_bars", "real_opens_only", "initial_price")

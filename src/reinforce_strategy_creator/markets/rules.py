@@ -21,10 +21,13 @@ __all__ = [
     "always_long",
     "hold_after_down_day",
     "hold_after_up_day",
+    "hold_followers_after_leader_up",
     "hold_trailing_leader",
+    "hold_trailing_ranked",
     "low_volatility_filter",
     "rotation_oracle",
     "trailing_leaders",
+    "trailing_ranked",
     "trend_filter",
 ]
 
@@ -65,6 +68,20 @@ def hold_after_down_day(prices: pd.DataFrame) -> pd.Series | pd.DataFrame:
     return _equal(prices, (_log_returns(prices) < 0).to_numpy())
 
 
+def hold_followers_after_leader_up(prices: pd.DataFrame, leader: str) -> pd.Series | pd.DataFrame:
+    """Equal shares in every ticker but ``leader`` after a bar on which ``leader`` closed above
+    its previous close, cash otherwise (a lead-lag: the leader's move is passed on later)."""
+    close = _closes(prices)
+    if leader not in close.columns or close.shape[1] < 2:
+        raise MarketSpecError(
+            f"markets.leader: {leader!r} must be one of the tickers {list(close.columns)} of a panel "
+            "of at least 2."
+        )
+    up = (_log_returns(prices)[leader] > 0).to_numpy()[:, None]
+    followers = (close.columns != leader)[None, :]
+    return _position(prices, np.where(up & followers, 1.0 / (close.shape[1] - 1), 0.0))
+
+
 def trend_filter(prices: pd.DataFrame, lookback: int = 20) -> pd.Series | pd.DataFrame:
     """Long a ticker while its trailing ``lookback``-bar return ``Close_t / Close_{t-lookback} - 1``
     is positive (time-series momentum on a slow trend)."""
@@ -91,26 +108,47 @@ def low_volatility_filter(
 
 def trailing_leaders(close: np.ndarray, lookback: int) -> np.ndarray:
     """(T,) int: at each row t, the column with the best return over rows ``t - lookback .. t``
-    (closes up to t only; the first such column on ties); -1 where no column has both closes
-    (the first ``lookback`` rows, or tickers not listed yet)."""
+    (``trailing_ranked`` with one column selected); -1 where no column has both closes (the
+    first ``lookback`` rows, or tickers not listed yet)."""
+    selected = trailing_ranked(close, lookback)
+    return np.where(selected.any(axis=1), selected.argmax(axis=1), -1)
+
+
+def trailing_ranked(close: np.ndarray, lookback: int, n_selected: int = 1, worst: bool = False) -> np.ndarray:
+    """(T, N) bool: at each row t, the ``n_selected`` columns with the best (``worst``: the worst)
+    return over rows ``t - lookback .. t`` (closes up to t only; ties go to the first columns);
+    no column where fewer than ``n_selected`` columns have both closes (the first ``lookback``
+    rows, or tickers not listed yet). ``n_selected = 1`` gives ``trailing_leaders``' column."""
     c = np.asarray(close, dtype=np.float64)
-    out = np.full(c.shape[0], -1, dtype=np.int64)
+    out = np.zeros(c.shape, dtype=bool)
     if c.shape[0] <= lookback:
         return out
     ret = c[lookback:] / c[:-lookback]
     ok = np.isfinite(ret)
-    best = np.argmax(np.where(ok, ret, -np.inf), axis=1)
-    out[lookback:] = np.where(ok.any(axis=1), best, -1)
+    key = np.where(ok, ret if worst else -ret, np.inf)  # ascending: the selected come first
+    picked = np.argsort(key, axis=1, kind="stable")[:, :n_selected]
+    rows = np.flatnonzero(ok.sum(axis=1) >= n_selected)
+    out[lookback + rows[:, None], picked[rows]] = True
     return out
 
 
-def hold_trailing_leader(prices: pd.DataFrame, lookback: int = 20) -> pd.Series | pd.DataFrame:
-    """All-in on the ticker with the best trailing ``lookback``-bar return (``trailing_leaders``);
-    cash where nothing can be ranked yet (cross-sectional momentum, the rotation's rule)."""
+def hold_trailing_ranked(
+    prices: pd.DataFrame, lookback: int = 20, n_selected: int = 1, worst: bool = False
+) -> pd.Series | pd.DataFrame:
+    """Equal shares of the capital in the ``n_selected`` tickers with the best (``worst``: the
+    worst) trailing ``lookback``-bar return (``trailing_ranked``); cash where they cannot be
+    ranked yet. Cross-sectional momentum (the winners) or short-term reversal (the laggards)."""
     lookback = check_number("lookback", lookback, 1, 10**5, integer=True, lo_open=False)
     close = _closes(prices).to_numpy(dtype=np.float64)
-    leaders = trailing_leaders(close, lookback)
-    return _position(prices, (leaders[:, None] == np.arange(close.shape[1])).astype(np.float64))
+    n_selected = check_number("n_selected", n_selected, 1, close.shape[1], integer=True, lo_open=False)
+    selected = trailing_ranked(close, lookback, n_selected, worst)
+    return _position(prices, selected / n_selected)
+
+
+def hold_trailing_leader(prices: pd.DataFrame, lookback: int = 20) -> pd.Series | pd.DataFrame:
+    """All-in on the ticker with the best trailing ``lookback``-bar return (``hold_trailing_ranked``
+    with one ticker); cash where nothing can be ranked yet (the rotation's rule)."""
+    return hold_trailing_ranked(prices, lookback, 1)
 
 
 def rotation_oracle(close: np.ndarray, lookback: int):

@@ -23,9 +23,12 @@ from ..params.features import FeatureParams
 from .days import MarketSpecError, SyntheticMarket, is_panel
 from .planted import (
     null_market,
+    planted_lead_lag_market,
     planted_momentum_market,
+    planted_reversal_market,
     planted_reversion_market,
     planted_rotation_market,
+    planted_slow_momentum_market,
     planted_trend_market,
     planted_volatility_market,
 )
@@ -34,6 +37,7 @@ __all__ = [
     "BUILDERS",
     "PLANTED_KINDS",
     "REPORT_COLUMNS",
+    "UNIVERSE_KINDS",
     "make_market",
     "planted_suite",
     "rule_report",
@@ -46,10 +50,17 @@ BUILDERS: Mapping[str, Callable[..., SyntheticMarket]] = {
     "trend": planted_trend_market,
     "volatility": planted_volatility_market,
     "rotation": planted_rotation_market,
+    "reversal": planted_reversal_market,
+    "slow_momentum": planted_slow_momentum_market,
+    "lead_lag": planted_lead_lag_market,
     "null": null_market,
 }
-#: The kinds planted at any N, the default of ``planted_suite`` (``rotation`` needs N >= 2).
+#: The kinds planted at any N, the default of ``planted_suite``.
 PLANTED_KINDS = ("momentum", "reversion", "trend", "volatility")
+#: The cross-sectional kinds, planted on panels of N >= 2 tickers only: a ranking at three
+#: horizons (a 5-bar reversal held 5 bars, the 20-bar rotation held 5, a 60-bar momentum held
+#: 20) and a lead-lag (one ticker's move passed on to the others over the next 2 bars).
+UNIVERSE_KINDS = ("reversal", "rotation", "slow_momentum", "lead_lag")
 REPORT_COLUMNS = [
     "market",
     "kind",

@@ -69,7 +69,8 @@ REWARD_BASELINES = ("benchmark", "none")
 
 
 class LearnerConfig(AgentConfig):
-    """The field every algorithm shares, read at any N (``reward_baseline``); subclasses list the
+    """The fields every algorithm shares, read at any N (``reward_baseline``,
+    ``deviation_penalty``, ``start_at_benchmark``, ``benchmark_margin``); subclasses list the
     fields only universe members (N >= 2) read in ``UNIVERSE_ONLY``."""
 
     UNIVERSE_ONLY: ClassVar[tuple[str, ...]] = ()
@@ -81,6 +82,25 @@ class LearnerConfig(AgentConfig):
     over the benchmark, after its own costs) or nothing (none). The same for every action, so it
     lowers the variance without changing which policy is best; histories always report the
     reward."""
+    deviation_penalty: NonNegative = 0.0
+    """Learning only: subtracted from each bar's reward per unit of L1 distance between the book
+    the agent chose and the benchmark's (at N = 1 |position - 1|, buy-and-hold being fully
+    long; at N >= 2 the sum over assets of |weight - 1/n| over the n tradable assets), in log
+    return per bar (0.0002 = 2 bps a day for being fully out of the market). It anchors the
+    agent on the benchmark: a deviation must earn more than this to be learnt, so on a market
+    with nothing to find the agent holds the benchmark. Histories always report the reward."""
+    start_at_benchmark: Flag = False
+    """The untrained policy chooses the benchmark's book: fully long at N = 1 (buy-and-hold),
+    equal weight with almost no cash at N >= 2 (the output layer starts at zero with the
+    benchmark's action leading by 0.05: the argmax, while exploration stays about uniform), and
+    this untrained policy is scored as the first checkpoint (step 0): a
+    checkpoint that deviates is kept only if it beats holding the benchmark on the evaluation
+    window. Only the output layer changes; every other weight is the seed's plain start."""
+    benchmark_margin: NonNegative = 0.0
+    """With start_at_benchmark: how much a trained checkpoint's evaluation score (the validation
+    Sharpe, annualised) must exceed the untrained benchmark-holding policy's to replace it. A
+    deviation kept on the strength of a small validation edge is mostly noise on a market with
+    nothing to find (docs/learning.md, "Do no harm")."""
 
     @field_validator("reward_baseline", mode="before")
     @classmethod

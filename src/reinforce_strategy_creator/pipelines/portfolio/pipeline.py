@@ -61,8 +61,10 @@ def _fold(name: str) -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    folds = fold_names()
+def create_pipeline(folds: int | None = None, **kwargs) -> Pipeline:
+    """``folds``: how many test folds to wire (default ``walk_forward.folds`` of the session's
+    parameters)."""
+    folds = fold_names(folds)
     results = [f"{name}.result" for name in folds]
     head = pipeline(
         [

@@ -36,9 +36,10 @@ PARAMETERS = (
 )
 
 
-def fold_names() -> list[str]:
-    """``fold_1`` … ``fold_<n>`` from ``walk_forward.folds`` (default 5)."""
-    n = int((parameters().get("walk_forward") or {}).get("folds", 5))
+def fold_names(n: int | None = None) -> list[str]:
+    """``fold_1`` … ``fold_<n>``, ``n`` by default ``walk_forward.folds`` of the session's
+    parameters (default 5)."""
+    n = int((parameters().get("walk_forward") or {}).get("folds", 5) if n is None else n)
     return [f"fold_{k}" for k in range(1, n + 1)]
 
 
