@@ -74,7 +74,7 @@ def test_an_index_without_a_close_on_a_universe_date_is_refused_naming_the_date(
     index = _wide({"IDX": [1, 2, 3, 5, 6]}, dates.delete(3))  # no close on the fourth date
     with pytest.raises(InputError, match=dates[3].date().isoformat()):
         pn.index_close(index, universe, PARAMS)
-    assert pn.index_close(index, universe, {"index": {"column": None}}) is None
+    assert pn.index_close(index, universe, {"index": {"column": None}}).empty  # no index benchmark
 
 
 def test_paper_trading_refuses_a_model_trained_on_other_tickers():

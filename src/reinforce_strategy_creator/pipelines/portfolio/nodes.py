@@ -47,12 +47,13 @@ from ..walk_forward.nodes import stitched_equity_figure as walk_forward_equity_f
 logger = logging.getLogger(__name__)
 
 
-def index_close(raw_index: pd.DataFrame, universe: Universe, portfolio: PortfolioParams) -> pd.Series | None:
+def index_close(raw_index: pd.DataFrame, universe: Universe, portfolio: PortfolioParams) -> pd.Series:
     """The index close aligned to the universe's dates when ``portfolio.index.column`` is set (a
-    universe date the index lacks is an error naming it), else ``None``."""
+    universe date the index lacks is an error naming it), else an empty series (no index
+    benchmark; a catalog dataset cannot hold ``None``)."""
     p = PortfolioParams.parse(portfolio).index
     if p.column is None:
-        return None
+        return pd.Series(dtype="float64", name="no index")
     source = (
         str(raw_index.attrs.get("source") or p.filepath)
         if isinstance(raw_index, pd.DataFrame)
@@ -137,7 +138,7 @@ def fold_node(name: str) -> Callable[..., FoldResult]:
             PortfolioParams.parse(params["portfolio"]),
             EvaluationParams.parse(params["evaluation"]),
             executor=shared_executor(compute),
-            index_close=index_close,
+            index_close=_index(index_close),
             cache=fold_cache if params["walk_forward"]["reuse_folds"] else None,
             environment=layout["environment"],
         )
@@ -162,10 +163,15 @@ def stitch_record(
         layout["panel"],
         PortfolioParams.parse(params["portfolio"]),
         EvaluationParams.parse(params["evaluation"]),
-        index_close,
+        _index(index_close),
         environment=layout["environment"],
     )
     return record, record.ledger, record.records, record.folds, record.weights
+
+
+def _index(index_close: pd.Series | None) -> pd.Series | None:
+    """The index closes, or None without an index benchmark (:func:`index_close`'s empty series)."""
+    return None if index_close is None or index_close.empty else index_close
 
 
 def judge_record(
