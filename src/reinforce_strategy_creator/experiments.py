@@ -260,8 +260,8 @@ def universe_pipeline(folds: int):
     from .pipelines import portfolio
 
     stage = portfolio.create_pipeline(folds=folds).to_outputs(*UNIVERSE_OUTPUTS)
-    # no index: ``portfolio.index_close`` is given as None (Kedro refuses to save None, which is
-    # what the ``align_index`` node returns when ``portfolio.index.column`` is null)
+    # no index: the ``align_index`` node (which would read the index file) is left out and
+    # ``portfolio.index_close`` is given as None
     return stage - stage.only_nodes("portfolio.align_index")
 
 

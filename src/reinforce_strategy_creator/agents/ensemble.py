@@ -84,31 +84,28 @@ class SeedEnsemble(nn.Module):
         self.rule = rule
         self.spec = {**members[0].spec, "ensemble": {"rule": rule, "members": len(members)}}
 
+    def _outputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """(M, B, n_actions): each member's action probabilities (actor-critic) or Q-values (DQN),
+        one forward pass per member; a member's deterministic action is their argmax."""
+        obs = obs.float()
+        if self.spec["kind"] == "actor_critic":
+            return torch.stack([m.logits(obs).softmax(-1) for m in self.members])
+        return torch.stack([m(obs) for m in self.members])
+
     def scores(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, n_actions): the mean probability of each action, its mean Q-value, or (``vote``)
         the share of members whose deterministic action it is."""
-        obs = obs.float()
-        if self.rule == "mean_probability":
-            return torch.stack([m.logits(obs).softmax(-1) for m in self.members]).mean(0)
-        if self.rule == "mean_q":
-            return torch.stack([m(obs) for m in self.members]).mean(0)
+        if self.rule in ("mean_probability", "mean_q"):
+            return self._outputs(obs).mean(0)
         if self.rule == "vote":
-            n = int(self.spec["n_actions"])
-            votes = torch.stack([m.act(obs, deterministic=True) for m in self.members])  # (M, B)
-            return torch.nn.functional.one_hot(votes, n).to(torch.float32).mean(0)
+            return _vote_shares(self._outputs(obs), int(self.spec["n_actions"]))
         raise EnsembleError(f"ensemble rule {self.rule!r} has no action scores; it decides weights")
 
     def _vote(self, obs: torch.Tensor) -> torch.Tensor:
         """The most-voted action (B,); a tie goes to the tied action the members' mean
         probability (actor-critic) or mean Q-value (DQN) ranks first."""
-        shares = self.scores(obs)
-        kind = self.spec["kind"]
-        soft = torch.stack(
-            [
-                m.logits(obs.float()).softmax(-1) if kind == "actor_critic" else m(obs.float())
-                for m in self.members
-            ]
-        ).mean(0)
+        outputs = self._outputs(obs)
+        shares, soft = _vote_shares(outputs, int(self.spec["n_actions"])), outputs.mean(0)
         top = shares == shares.max(-1, keepdim=True).values
         return torch.where(top, soft, torch.full_like(soft, -torch.inf)).argmax(-1)
 
@@ -134,6 +131,12 @@ class SeedEnsemble(nn.Module):
         if self.rule == "mean_weights":
             return torch.stack([m.decide(obs, bar).to(torch.float64) for m in self.members]).mean(0)
         return self.act(obs, deterministic=True)
+
+
+def _vote_shares(outputs: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """(B, n_actions) share of the members (``outputs`` (M, B, n_actions)) whose argmax each
+    action is."""
+    return torch.nn.functional.one_hot(outputs.argmax(-1), n_actions).to(torch.float32).mean(0)
 
 
 class PolicyLanes:
