@@ -368,7 +368,27 @@ class StackedRMSprop:
 
 
 # --------------------------------------------------------------------------- envs
-class MemberEnvs:
+class _BenchmarkSignal:
+    """What member lanes report for learning (:func:`learning_step`): ``baseline``, the
+    benchmark's log return over each lane's last bar (with ``reward_baseline="benchmark"``), and
+    ``deviation``, each lane's distance from the benchmark's book (with a ``deviation_penalty``
+    above 0); each is (K*B,) float32 or None."""
+
+    def _init_signal(self, reward_baseline: str, deviation_penalty: float, error: type[Exception]) -> None:
+        self.reward_baseline = _check_baseline(reward_baseline, error)
+        self.deviation_penalty = float(deviation_penalty)
+        self.baseline: torch.Tensor | None = None
+        self.deviation: torch.Tensor | None = None
+
+    def _keep_signal(self, base: list[torch.Tensor], dev: list[torch.Tensor]) -> None:
+        """The step's per-group parts of ``baseline`` and ``deviation``, member-major."""
+        if base:
+            self.baseline = torch.cat(base).to(self.device, torch.float32)
+        if dev:
+            self.deviation = torch.cat(dev).to(self.device, torch.float32)
+
+
+class MemberEnvs(_BenchmarkSignal):
     """The members' envs as one lane-concatenated tensor env (lanes member-major: member k
     owns lanes ``k*B .. (k+1)*B - 1``).
 
@@ -394,11 +414,7 @@ class MemberEnvs:
         reward_baseline: str = "none",
         deviation_penalty: float = 0.0,
     ):
-        self.reward_baseline = _check_baseline(reward_baseline, AgentConfigError)
-        self.deviation_penalty = float(deviation_penalty)
-        #: (K*B,) float32 distance of each lane's book from the benchmark's after the last step's
-        #: trade, or None without a deviation penalty
-        self.deviation: torch.Tensor | None = None
+        self._init_signal(reward_baseline, deviation_penalty, AgentConfigError)
         #: the action whose position is closest to fully long (buy-and-hold), or None when the
         #: members are not the project's TradingVectorEnv s
         self.benchmark_action: int | None = None
@@ -437,9 +453,6 @@ class MemberEnvs:
         self.num_envs, self.device = self.k * self.lanes, device
         #: per-lane action shape: one index into the position table
         self.action_shape: tuple[int, ...] = ()
-        #: (K*B,) float32 log return of the benchmark over the last step's bar (per lane), or
-        #: None without a baseline
-        self.baseline: torch.Tensor | None = None
         if self.reward_baseline == "benchmark" or self.deviation_penalty > 0:
             for i, e in enumerate(member_envs):
                 core = getattr(e, "core", None)
@@ -470,10 +483,7 @@ class MemberEnvs:
             if t0 is not None:
                 base.append(benchmark_log_return(e.envs.core, t0, e.info["bar"]))
             start += n * self.lanes
-        if base:
-            self.baseline = torch.cat(base).to(self.device, torch.float32)
-        if dev:
-            self.deviation = torch.cat(dev).to(self.device, torch.float32)
+        self._keep_signal(base, dev)
         if len(steps) == 1:
             return steps[0]
         return Step(*(torch.cat([getattr(s, f) for s in steps]) for f in _STEP_FIELDS))
@@ -482,7 +492,7 @@ class MemberEnvs:
 _STEP_FIELDS = ("obs", "reward", "terminated", "truncated", "next_obs", "valid")
 
 
-class PortfolioLanes:
+class PortfolioLanes(_BenchmarkSignal):
     """K members' ``PortfolioCore`` s (B lanes each, autoreset) as one tensor env; lanes are
     member-major (member k owns lanes ``k*B .. (k+1)*B - 1``): the member env of the N-asset
     book, as :class:`MemberEnvs` is of the discrete position table. ``step`` takes (K*B, N)
@@ -501,14 +511,7 @@ class PortfolioLanes:
         reward_baseline: str = "none",
         deviation_penalty: float = 0.0,
     ):
-        self.reward_baseline = _check_baseline(reward_baseline, PortfolioInputError)
-        self.deviation_penalty = float(deviation_penalty)
-        #: (K*B,) float32 distance of each lane's book from equal weight, or None without a
-        #: deviation penalty
-        self.deviation: torch.Tensor | None = None
-        #: (K*B,) float32 log return of the benchmark over the last step's bar (per lane), or
-        #: None without a baseline
-        self.baseline: torch.Tensor | None = None
+        self._init_signal(reward_baseline, deviation_penalty, PortfolioInputError)
         if not cores:
             raise PortfolioInputError("a portfolio run needs at least one member core")
         c0 = cores[0]
@@ -546,10 +549,7 @@ class PortfolioLanes:
             if self.reward_baseline == "benchmark":
                 base.append(benchmark_log_return(core, t0, info["bar"]))
         obs, rew, term, trunc, nxt = (torch.cat(x) for x in zip(*parts, strict=True))
-        if base:
-            self.baseline = torch.cat(base).to(self.device, torch.float32)
-        if dev:
-            self.deviation = torch.cat(dev).to(self.device, torch.float32)
+        self._keep_signal(base, dev)
         f = dict(device=self.device)
         return Step(
             obs=obs.to(**f),
