@@ -121,12 +121,18 @@ def harm_counts(studies: list[dict]) -> str:
         )
         for s in null
     ]
-    ok = [b for b in bands if b.sharpe and b.exposure]
-    calm = [b for b in bands if b.turnover]
+    return harm_sentence(bands, "null markets the champion's test", "buy-and-hold's", "exposure")
+
+
+def harm_sentence(bands: list, subject: str, benchmark: str, exposure: str) -> str:
+    """How many of the null ``bands`` (``evaluation.harm.Harm``) keep Sharpe and exposure in the
+    band, and how many stay under the turnover limit."""
+    ok = sum(b.sharpe and b.exposure for b in bands)
+    calm = sum(b.turnover for b in bands)
     return (
-        f"Do no harm: on **{len(ok)} of {len(null)}** null markets the champion's test Sharpe is at least "
-        f"buy-and-hold's minus {SHARPE_GAP} with at least {EXPOSURE_SHARE:.0%} of its exposure, and on "
-        f"**{len(calm)} of {len(null)}** it turns over at most {TURNOVER:g} times a year."
+        f"Do no harm: on **{ok} of {len(bands)}** {subject} Sharpe is at least {benchmark} minus "
+        f"{SHARPE_GAP} with at least {EXPOSURE_SHARE:.0%} of its {exposure}, and on **{calm} of "
+        f"{len(bands)}** it turns over at most {TURNOVER:g} times a year."
     )
 
 
@@ -232,8 +238,6 @@ def universe_counts(studies: list[dict]) -> str:
         )
         for s in null
     ]
-    ok = [b for b in bands if b.sharpe and b.exposure]
-    calm = [b for b in bands if b.turnover]
     parts = []
     if planted:
         parts.append(
@@ -242,9 +246,7 @@ def universe_counts(studies: list[dict]) -> str:
     if null:
         parts.append(
             f"On null universes it passed on **{sum(s['passed'] for s in null)} of {len(null)}**. "
-            f"Do no harm: on **{len(ok)} of {len(null)}** the procedure's Sharpe is at least equal "
-            f"weight's minus {SHARPE_GAP} with at least {EXPOSURE_SHARE:.0%} of its gross exposure, and on "
-            f"**{len(calm)} of {len(null)}** it turns over at most {TURNOVER:g} times a year."
+            + harm_sentence(bands, "the procedure's", "equal weight's", "gross exposure")
         )
     return " ".join(parts)
 
