@@ -131,12 +131,14 @@ class PolicyBundle:
         benchmark's book (fully long at N = 1, equal weight at N >= 2). The spec records it
         (``held_benchmark: true``). What an agent trades when its trained seeds, voting together,
         did not beat the benchmark on validation by its margin."""
-        positions = self.spec.get("positions") or []
-        action = int(np.argmin(np.abs(np.asarray(positions, dtype=float) - 1.0))) if positions else None
+        action = None  # a portfolio policy's start is equal weight, whatever its action
+        if not str(self.spec.get("kind", "")).startswith("portfolio"):
+            positions = np.asarray(self.spec["positions"], dtype=float)
+            action = int(np.argmin(np.abs(positions - 1.0)))  # the position closest to fully long
         states = {}
         for seed in self.seeds:
             policy = self._member(seed, "policy bundle")
-            start_at_benchmark(policy, None if self.spec.get("kind", "").startswith("portfolio") else action)
+            start_at_benchmark(policy, action)
             states[seed] = {k: v.detach().clone() for k, v in policy.state_dict().items()}
         return PolicyBundle({**self.spec, "held_benchmark": True}, states)
 

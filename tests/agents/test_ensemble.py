@@ -161,7 +161,7 @@ def test_a_bundle_set_back_to_its_start_holds_the_benchmark_in_every_seed_and_it
     nets = _portfolio_members(kind.split("_")[-1], (0, 1, 2)) if portfolio else _members(kind, (0, 1, 2))
     positions = [0.0, 0.5, 1.0]
     shape = {"feature_names": ["a", "b"], "window": 2} if portfolio else {"feature_names": ["a"], "window": 1}
-    spec = {**nets[0].spec, **shape, "positions": positions, "seeds": [0, 1, 2]}
+    spec = {**nets[0].spec, **shape, "positions": "weights" if portfolio else positions, "seeds": [0, 1, 2]}
     trained = PolicyBundle(spec=spec, state_dicts={s: n.state_dict() for s, n in nets.items()})
     held = trained.at_start()
     assert held.spec["held_benchmark"] is True and "held_benchmark" not in trained.spec
