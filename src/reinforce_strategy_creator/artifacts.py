@@ -33,10 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from .agents.ensemble import SeedEnsemble, ensemble_rule
+from .agents.members import start_at_benchmark
 from .agents.policy import build_policy
 from .artifact_digest import (
     DIGEST_RECORD_SUFFIX,
@@ -122,6 +124,23 @@ class PolicyBundle:
                 f"{ENSEMBLE_SEED} for their ensemble); choose one of them."
             )
         return self._member(seed, where).to(device).eval()
+
+    def at_start(self) -> PolicyBundle:
+        """The same agent with every seed's output layer set back to its benchmark start
+        (``agents.members.start_at_benchmark``): each seed, and so the seed ensemble, holds the
+        benchmark's book (fully long at N = 1, equal weight at N >= 2). The spec records it
+        (``held_benchmark: true``). What an agent trades when its trained seeds, voting together,
+        did not beat the benchmark on validation by its margin."""
+        action = None  # a portfolio policy's start is equal weight, whatever its action
+        if not str(self.spec.get("kind", "")).startswith("portfolio"):
+            positions = np.asarray(self.spec["positions"], dtype=float)
+            action = int(np.argmin(np.abs(positions - 1.0)))  # the position closest to fully long
+        states = {}
+        for seed in self.seeds:
+            policy = self._member(seed, "policy bundle")
+            start_at_benchmark(policy, action)
+            states[seed] = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+        return PolicyBundle({**self.spec, "held_benchmark": True}, states)
 
     def _member(self, seed: int, where: str):
         try:

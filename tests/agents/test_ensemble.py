@@ -152,3 +152,33 @@ def test_a_new_ensemble_votes_and_two_seeds_outvote_a_confident_third(kind):
     two = SeedEnsemble(members[:2], "vote")  # disagreeing pairs tie: the mean's argmax decides
     tie = votes[0] != votes[1]
     assert tie.any() and torch.equal(two.act(obs)[tie], SeedEnsemble(members[:2], old.rule).act(obs)[tie])
+
+
+@pytest.mark.parametrize("kind", ["ac", "q", "portfolio_ac", "portfolio_q"])
+def test_a_bundle_set_back_to_its_start_holds_the_benchmark_in_every_seed_and_its_ensemble(kind):
+    """``PolicyBundle.at_start``: what a held agent trades (walk_forward.engine.anchored)."""
+    portfolio = kind.startswith("portfolio")
+    nets = _portfolio_members(kind.split("_")[-1], (0, 1, 2)) if portfolio else _members(kind, (0, 1, 2))
+    positions = [0.0, 0.5, 1.0]
+    shape = {"feature_names": ["a", "b"], "window": 2} if portfolio else {"feature_names": ["a"], "window": 1}
+    spec = {**nets[0].spec, **shape, "positions": "weights" if portfolio else positions, "seeds": [0, 1, 2]}
+    trained = PolicyBundle(spec=spec, state_dicts={s: n.state_dict() for s, n in nets.items()})
+    held = trained.at_start()
+    assert held.spec["held_benchmark"] is True and "held_benchmark" not in trained.spec
+    obs = _portfolio_obs(16) if portfolio else torch.randn(64, 5)
+    for seed in (0, 1, 2, ENSEMBLE_SEED):
+        policy = held.load_policy(seed)
+        if portfolio:
+            book = policy.decide(obs)
+            assets = book[:, :3]
+            assert torch.allclose(assets, assets[:, :1].expand_as(assets)) and (assets.sum(1) > 0.97).all()
+        else:
+            assert (policy.act(obs) == positions.index(1.0)).all()
+    # the trained seeds deviate; only the output layers were set back
+    if not portfolio:
+        assert any((trained.load_policy(s).act(obs) != 2).any() for s in (0, 1, 2))
+    changed = {k for k, v in held.state_dicts[0].items() if not torch.equal(v, trained.state_dicts[0][k])}
+    assert changed and all(
+        k.split(".")[0] in {"actor", "q_head", "adv_head", "score", "cash_score", "asset_head", "book_head"}
+        for k in changed
+    )

@@ -50,15 +50,15 @@ def test_sp500_default_layout(sp500_index):
             sp500_index[sp500_index.year == year][-1],
         )
         assert fold.test.n_bars == int((sp500_index.year == year).sum())
-        assert {fold.validation.start.year, fold.validation.end.year} == {year - 1}
-        assert fold.validation.n_bars == int((sp500_index.year == year - 1).sum())
+        assert (fold.validation.start.year, fold.validation.end.year) == (year - 2, year - 1)
+        assert fold.validation.n_bars == int(sp500_index.year.isin([year - 2, year - 1]).sum())
         assert fold.train.start == ts("1999-01-04")
-        assert fold.train.end == sp500_index[sp500_index.year == year - 2][-1]
+        assert fold.train.end == sp500_index[sp500_index.year == year - 3][-1]
     assert (plan.paper.start, plan.paper.end) == (ts("2018-01-02"), ts("2018-12-31"))
     assert plan.paper.stop_row == len(sp500_index) and plan.paper.n_bars == 251
     dep = plan.deployment
-    assert (dep.validation.start, dep.validation.end) == (ts("2017-01-03"), ts("2017-12-29"))
-    assert (dep.train.start, dep.train.end) == (ts("1999-01-04"), ts("2016-12-30"))
+    assert (dep.validation.start, dep.validation.end) == (ts("2016-01-04"), ts("2017-12-29"))
+    assert (dep.train.start, dep.train.end) == (ts("1999-01-04"), ts("2015-12-31"))
     assert dep.label == "paper 2018"
     assert plan.test_rows == slice(plan.folds[0].test.first_row, plan.paper.first_row)
 
@@ -69,14 +69,14 @@ def test_sp500_embargo_and_warmup(sp500_index):
         assert fold.train.first_row == 111
         first_val = fold.validation.first_row
         assert list(fold.embargo_rows) == [first_val - 2, first_val - 1]
-    assert plan.deployment.train.end == ts("2016-12-28")  # 2016-12-29 and -30 are embargoed
+    assert plan.deployment.train.end == ts("2015-12-29")  # 2015-12-30 and -31 are embargoed
     assert plan.folds[0].train.start == sp500_index[111]
 
 
 def test_sp500_rolling_and_data_end(sp500_index):
     plan = plan_folds(sp500_index, {"training": "rolling", "train_years": 8})
-    assert [f.train.start.year for f in plan] == [2004, 2005, 2006, 2007, 2008]
-    assert plan.deployment.train.start == ts("2009-01-02")
+    assert [f.train.start.year for f in plan] == [2003, 2004, 2005, 2006, 2007]
+    assert plan.deployment.train.start == ts("2008-01-02")
     # the S&P 500 file ends on 31 December, so anchoring on the data's end gives the same years
     same = plan_folds(sp500_index, {"anchor": "data_end"})
     assert [(f.test.first_row, f.test.stop_row) for f in same] == [
@@ -86,13 +86,13 @@ def test_sp500_rolling_and_data_end(sp500_index):
 
 def test_sp500_too_many_folds_names_parameters_and_years(sp500_index):
     with pytest.raises(FoldLayoutError) as err:
-        plan_folds(sp500_index, {"folds": 14})
+        plan_folds(sp500_index, {"folds": 13})
     msg = str(err.value)
-    assert "walk_forward.folds = 14" in msg and "walk_forward.min_train_years" in msg
+    assert "walk_forward.folds = 13" in msg and "walk_forward.min_train_years" in msg
     assert "need 20 years" in msg and "the data has 19.0 years before it" in msg
-    assert "folds to at most 13" in msg
+    assert "folds to at most 12" in msg
     assert isinstance(err.value, ParameterError) and isinstance(err.value, InputError)
-    assert len(plan_folds(sp500_index, {"folds": 13}).folds) == 13
+    assert len(plan_folds(sp500_index, {"folds": 12}).folds) == 12
 
 
 def test_plan_is_json_able(sp500_index):
@@ -193,7 +193,7 @@ def test_defaults_and_docstrings():
         p.train_years,
         p.anchor,
         p.warm_start,
-    ) == (1, 1, 5, 1, "expanding", 5, 8, "calendar_year", False)
+    ) == (1, 1, 5, 2, "expanding", 5, 8, "calendar_year", False)
     rows = list(WalkForwardParams.docs_rows())
     assert all(name.startswith("walk_forward.") and doc for name, _, doc in rows)
 

@@ -90,7 +90,7 @@ class EvaluationParams(Params):
     """Bars in the rolling-Sharpe figure (≈ one quarter of daily bars)."""
     scheme: Literal["walk_forward", "single_split", "portfolio"] = "walk_forward"
     """What `full_cycle` runs between ingestion and deployment: `walk_forward` = the walk_forward
-    stage (each fold trains, selects on its validation year and trades its test year; the gate
+    stage (each fold trains, selects on its validation window and trades its test year; the gate
     decides on the stitched test years, and the deployment fold's champion is registered and
     paper-traded); `single_split` = feature_engineering, training and evaluation on one
     chronological split (the gate decides on its test window). docs/walk_forward.md; `portfolio` =

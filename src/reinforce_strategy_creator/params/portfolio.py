@@ -3,7 +3,7 @@
 ``kedro run --pipelines full_cycle --env portfolio`` (``evaluation.scheme: portfolio``) runs it:
 the universe is read and checked per ticker, per-ticker features are built, every fold of the
 ``walk_forward`` layout trains the ``portfolio.training`` agents on its past, selects on its
-validation year and trades its test year (every account is the top-level ``environment``
+validation window and trades its test year (every account is the top-level ``environment``
 block's, :class:`~..env.config.EnvConfig`), the stitched test years are judged by the
 ``evaluation.gate`` (against equal-weight buy-and-hold), and the deployment fold's champion
 paper-trades the held-back years. Agents' hyperparameters are the single-asset algorithms'
@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import InputError
-from .agents import AGENT_CONFIGS
+from .agents import AGENT_CONFIGS, LearnerConfig
 from .base import Flag, NonNegativeInt, Params, PositiveInt
 
 ALGORITHMS = ("ppo", "a2c", "dqn")
@@ -63,6 +63,15 @@ class PortfolioTrainingParams(Params):
     )
     """Agent name -> its block: `algorithm` (ppo | a2c | dqn) and that algorithm's hyperparameters
     (docs/agents.md: the algorithm's block, plus the portfolio policy's fields for PPO)."""
+
+    def learners(self) -> dict[str, LearnerConfig]:
+        """Agent name -> its algorithm's typed block (``params.agents``)."""
+        return {
+            name: AGENT_CONFIGS[block["algorithm"]].from_params(
+                {k: x for k, x in block.items() if k != "algorithm"}, f"{self.PATH}.agents.{name}"
+            )
+            for name, block in self.agents.items()
+        }
 
     @field_validator("seeds")
     @classmethod

@@ -177,5 +177,9 @@ class TrainingParams(Params):
     def names(self) -> list[str]:
         return list(self.agents)
 
+    def learners(self) -> dict[str, Any]:
+        """Agent name -> its algorithm's typed block (``params.agents``)."""
+        return {name: plan.config for name, plan in self.agents.items()}
+
     def to_params(self) -> dict[str, Any]:
         return {"common": self.common.to_params(), **{n: p.to_params() for n, p in self.agents.items()}}

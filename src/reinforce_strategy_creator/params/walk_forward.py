@@ -28,7 +28,7 @@ class WalkForwardParams(Params):
     the paper period starts."""
     folds: PositiveInt = 5
     """Number of folds (test windows), counted back from the paper period."""
-    validation_years: PositiveInt = 1
+    validation_years: PositiveInt = 2
     """Years in each fold's validation window, right before its test window (checkpoints and the
     fold's champion are chosen there)."""
     training: Literal["expanding", "rolling"] = "expanding"

@@ -20,7 +20,7 @@ the procedure over every stitched trial.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -253,20 +253,68 @@ def select_fold(
         return trained.stored
     env, evaluation = _blocks(parameters, "environment", "evaluation")
     fold, tables, bundles = trained.fold, trained.tables, trained.bundles
-    ledger = backtest_split(
-        tables.validation,
-        env,
-        evaluation,
-        bundles,
-        "validation",
-        history=prices.iloc[: fold.validation.stop_row],
-    )
-    records = split_records(ledger, "validation")
+    training = _blocks(parameters, "training")[0]
+
+    def validate(bundles: Mapping[str, Any]) -> pd.DataFrame:
+        ledger = backtest_split(
+            tables.validation,
+            env,
+            evaluation,
+            bundles,
+            "validation",
+            history=prices.iloc[: fold.validation.stop_row],
+        )
+        return split_records(ledger, "validation")
+
+    bundles, records = anchored(validate, bundles, training.learners())
     champion, best_seed = choose(records, bundles, evaluation)
     result = FoldResult(fold, tables, bundles, trained.histories, records, champion, best_seed)
     if cache is not None and trained.key is not None:
         cache.save(trained.key, result)
     return result
+
+
+def held_to_benchmark(records: pd.DataFrame, learners: Mapping[str, Any]) -> list[str]:
+    """The agents whose seed ensemble did not beat the benchmark on validation by their margin.
+
+    An agent started at the benchmark (``start_at_benchmark``) keeps each trained seed only if it
+    beat the untrained, benchmark-holding policy's validation Sharpe by ``benchmark_margin``; the
+    same margin applies to the seeds voting together: the agent's seed ensemble (``kind ==
+    "ensemble"``) must beat the ``buy_and_hold`` record (at N >= 2 equal weight bought and held)
+    by it, or a non-finite Sharpe counts as not beating it. Agents without an ensemble record
+    (one seed, ``evaluation.ensembles: false``) are judged by the seed margin alone."""
+    bench = records[(records["kind"] == "benchmark") & (records["agent"] == "buy_and_hold")]
+    if bench.empty:
+        return []
+    reference = float(bench["sharpe"].iloc[0])
+    held = []
+    for agent, cfg in learners.items():
+        if not getattr(cfg, "start_at_benchmark", False):
+            continue
+        own = records[(records["kind"] == "ensemble") & (records["agent"] == agent)]
+        if own.empty:
+            continue
+        sharpe = float(own["sharpe"].iloc[0])
+        if not (math.isfinite(sharpe) and sharpe - reference >= cfg.benchmark_margin):
+            held.append(agent)
+    return held
+
+
+def anchored(
+    validate: Callable[[Mapping[str, Any]], pd.DataFrame],
+    bundles: Mapping[str, Any],
+    learners: Mapping[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A fold's bundles and validation records after :func:`held_to_benchmark`: every held agent's
+    seeds are set back to their benchmark start (``PolicyBundle.at_start``) and the validation
+    window is replayed again, so selection, the stitched lanes and the deployed champion all see
+    the agent holding the benchmark. ``validate(bundles)`` replays the validation window."""
+    records = validate(bundles)
+    held = [a for a in held_to_benchmark(records, learners) if a in bundles]
+    if not held:
+        return dict(bundles), records
+    bundles = {a: (b.at_start() if a in held else b) for a, b in bundles.items()}
+    return bundles, validate(bundles)
 
 
 def choose(

@@ -45,7 +45,16 @@ from ..params.portfolio import PortfolioParams
 from ..params.walk_forward import WalkForwardParams
 from ..training import seed_selection, train_portfolio_members
 from .cache import FoldCache, fold_key
-from .engine import FoldResult, StitchedRecord, choose, fold_table, judge, reference_lanes, stitched_lanes
+from .engine import (
+    FoldResult,
+    StitchedRecord,
+    anchored,
+    choose,
+    fold_table,
+    judge,
+    reference_lanes,
+    stitched_lanes,
+)
 from .folds import Fold, plan_folds
 from .stitch import FoldSwitch, ReconciliationError
 
@@ -273,16 +282,19 @@ def run_fold(
     bundles, histories = train_fold_agents(
         train, validation, params, executor, label=f"{fold.name} training", environment=env
     )
-    lanes = _candidate_lanes(bundles, evaluation.ensembles)
-    named = [(bundles[a], s, f"{fold.name}/{a}/{seed_label(s)}") for _, a, s in lanes]
-    decide = PolicyLanes.from_bundles(named)
-    run = replay_weights(validation, env, decide, num_lanes=len(lanes))
     first = fold.validation.first_row - (env.window - 1)
-    frames = [lane_ledger(run, lanes, "validation")]
     # selection reads the candidates' validation metrics only; buy_and_hold is their reference
     only_bh = params.model_copy(update={"benchmarks": params.benchmarks.replace(names=("buy_and_hold",))})
-    frames += _benchmark_frames(validation, env, only_bh, None, "validation", panel, first)[0]
-    records = split_records(pd.concat(frames, ignore_index=True), "validation")
+
+    def validate(bundles: Mapping[str, PolicyBundle]) -> pd.DataFrame:
+        lanes = _candidate_lanes(bundles, evaluation.ensembles)
+        named = [(bundles[a], s, f"{fold.name}/{a}/{seed_label(s)}") for _, a, s in lanes]
+        run = replay_weights(validation, env, PolicyLanes.from_bundles(named), num_lanes=len(lanes))
+        frames = [lane_ledger(run, lanes, "validation")]
+        frames += _benchmark_frames(validation, env, only_bh, None, "validation", panel, first)[0]
+        return split_records(pd.concat(frames, ignore_index=True), "validation")
+
+    bundles, records = anchored(validate, bundles, params.training.learners())
     champion, best_seed = choose(records, bundles, evaluation)
     result = FoldResult(fold, None, bundles, histories, records, champion, best_seed)
     if cache is not None:

@@ -139,8 +139,8 @@ def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_ch
     champion = json.loads((root / "data/07_model_output/champion.json").read_text())
     verdict = stage_runs["full_cycle_verdict"]
     assert champion["decided_on"] == "walk_forward" and champion["verdict"]["passed"] == verdict["passed"]
-    assert champion["fold"]["validation"]["start"].startswith("2017-01")
-    assert champion["fold"]["train"]["end"].startswith("2016-12")
+    assert champion["fold"]["validation"]["start"].startswith("2016-01")
+    assert champion["fold"]["train"]["end"].startswith("2015-12")
     assert champion["policy_filepath"] == "data/06_models/walk_forward_policy"
     stored = versioned_artifact_path(root / champion["policy_filepath"], champion["policy_version"])
     assert champion["policy_sha256"] == artifact_sha256(stored)  # checked at load, then registered
@@ -150,7 +150,7 @@ def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_ch
     assert registered["scored_on"]["split"] == "walk_forward"  # `models list`: procedure stitched
     assert registered["scored_on"]["end"] == verdict["decided_on"]["end"]
     scaler = json.loads((root / "data/05_model_input/feature_scaler.json").read_text())
-    assert scaler["fit_end"].startswith("2016-12")  # the deployment fold's own training rows
+    assert scaler["fit_end"].startswith("2015-12")  # the deployment fold's own training rows
     status = json.loads((root / "data/08_reporting/paper_status.json").read_text())
     shadow = status["shadow"]
     assert shadow["first_bar"].startswith("2018-01") and shadow["bars_processed_this_run"] > 200
