@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from .agents.ensemble import SeedEnsemble, ensemble_rule
 from .agents.members import start_at_benchmark
 from .agents.policy import build_policy
+from .agents.population import benchmark_action
 from .artifact_digest import (
     DIGEST_RECORD_SUFFIX,
     SPEC_FILE,
@@ -131,16 +131,21 @@ class PolicyBundle:
         benchmark's book (fully long at N = 1, equal weight at N >= 2). The spec records it
         (``held_benchmark: true``). What an agent trades when its trained seeds, voting together,
         did not beat the benchmark on validation by its margin."""
-        action = None  # a portfolio policy's start is equal weight, whatever its action
-        if not str(self.spec.get("kind", "")).startswith("portfolio"):
-            positions = np.asarray(self.spec["positions"], dtype=float)
-            action = int(np.argmin(np.abs(positions - 1.0)))  # the position closest to fully long
+        portfolio = str(self.spec.get("kind", "")).startswith("portfolio")  # its start: equal weight
+        action = None if portfolio else benchmark_action(self.spec["positions"])
         states = {}
         for seed in self.seeds:
             policy = self._member(seed, "policy bundle")
             start_at_benchmark(policy, action)
             states[seed] = {k: v.detach().clone() for k, v in policy.state_dict().items()}
         return PolicyBundle({**self.spec, "held_benchmark": True}, states)
+
+    def same_weights(self, other: PolicyBundle) -> bool:
+        """Whether ``other`` holds bit for bit the same weights for the same seeds."""
+        return self.state_dicts.keys() == other.state_dicts.keys() and all(
+            a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+            for a, b in ((self.state_dicts[s], other.state_dicts[s]) for s in self.state_dicts)
+        )
 
     def _member(self, seed: int, where: str):
         try:

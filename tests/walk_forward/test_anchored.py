@@ -7,9 +7,12 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
+from reinforce_strategy_creator.agents import QPolicy
+from reinforce_strategy_creator.artifacts import PolicyBundle
 from reinforce_strategy_creator.params.agents import A2CConfig, DQNConfig, PPOConfig
-from reinforce_strategy_creator.walk_forward.engine import held_to_benchmark
+from reinforce_strategy_creator.walk_forward.engine import anchored, held_to_benchmark
 
 ANCHORED = {"start_at_benchmark": True, "benchmark_margin": 0.75}
 
@@ -39,3 +42,27 @@ def test_agents_without_a_start_an_ensemble_or_a_benchmark_record_are_never_held
     free = {"ppo": PPOConfig(), "a2c": A2CConfig(**ANCHORED), "dqn": DQNConfig(**ANCHORED)}
     assert held_to_benchmark(records, free) == ["a2c"]  # ppo has no start; dqn has no ensemble row
     assert held_to_benchmark(records[records["kind"] != "benchmark"], free) == []
+
+
+def _bundle(seed: int) -> PolicyBundle:
+    torch.manual_seed(seed)
+    net = QPolicy(5, 3, (8,), "relu")
+    spec = {**net.spec, "feature_names": ["a"], "window": 1, "positions": [0.0, 0.5, 1.0], "seeds": [0]}
+    return PolicyBundle(spec=spec, state_dicts={0: net.state_dict()})
+
+
+@pytest.mark.parametrize("trained_held", [True, False])
+def test_held_agents_are_set_back_and_validation_is_replayed_only_when_a_weight_changed(trained_held):
+    start, trained = _bundle(0).at_start(), _bundle(1)
+    calls = []
+
+    def validate(bundles):
+        calls.append(dict(bundles))
+        return _records(1.2, {"ppo": 1.2, "dqn": 1.2 if trained_held else 3.0})
+
+    learners = {"ppo": PPOConfig(**ANCHORED), "dqn": DQNConfig(**ANCHORED)}
+    bundles, _ = anchored(validate, {"ppo": start, "dqn": trained}, learners)
+    assert bundles["ppo"].spec["held_benchmark"] and bundles["ppo"].same_weights(start)
+    assert bundles["dqn"].spec.get("held_benchmark", False) is trained_held
+    assert bundles["dqn"].same_weights(trained) is not trained_held
+    assert len(calls) == (2 if trained_held else 1)  # an agent already at its start needs no replay

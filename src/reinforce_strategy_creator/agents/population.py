@@ -368,6 +368,12 @@ class StackedRMSprop:
 
 
 # --------------------------------------------------------------------------- envs
+def benchmark_action(positions: Sequence[float]) -> int:
+    """The index of the position closest to fully long in a discrete position table: the action
+    that holds the benchmark (buy-and-hold) at N = 1."""
+    return int(torch.as_tensor(positions, dtype=torch.float64).sub(1.0).abs().argmin())
+
+
 class _BenchmarkSignal:
     """What member lanes report for learning (:func:`learning_step`): ``baseline``, the
     benchmark's log return over each lane's last bar (with ``reward_baseline="benchmark"``), and
@@ -420,8 +426,7 @@ class MemberEnvs(_BenchmarkSignal):
         self.benchmark_action: int | None = None
         core = getattr(member_envs[0], "core", None)
         if isinstance(core, BatchedTradingCore) and not core.config.continuous:
-            positions = torch.as_tensor(core.config.positions, dtype=torch.float64)
-            self.benchmark_action = int((positions - 1.0).abs().argmin())
+            self.benchmark_action = benchmark_action(core.config.positions)
         self.k = len(member_envs)
         self.seeds = list(seeds)
         first = TensorVecEnv(member_envs[0], device)

@@ -66,12 +66,7 @@ class PortfolioTrainingParams(Params):
 
     def learners(self) -> dict[str, LearnerConfig]:
         """Agent name -> its algorithm's typed block (``params.agents``)."""
-        return {
-            name: AGENT_CONFIGS[block["algorithm"]].from_params(
-                {k: x for k, x in block.items() if k != "algorithm"}, f"{self.PATH}.agents.{name}"
-            )
-            for name, block in self.agents.items()
-        }
+        return {name: _learner(name, block) for name, block in self.agents.items()}
 
     @field_validator("seeds")
     @classmethod
@@ -90,12 +85,17 @@ class PortfolioTrainingParams(Params):
             if algo not in ALGORITHMS:
                 raise ValueError(f"agent {name!r}: algorithm={algo!r}; choose one of {list(ALGORITHMS)}")
             try:
-                AGENT_CONFIGS[algo].from_params(
-                    {k: x for k, x in block.items() if k != "algorithm"}, f"portfolio.training.agents.{name}"
-                )
+                _learner(name, block)
             except InputError as exc:
                 raise ValueError(str(exc).split(". Fix it in ")[0]) from None
         return v
+
+
+def _learner(name: str, block: dict[str, Any]) -> LearnerConfig:
+    """``portfolio.training.agents.<name>`` as its algorithm's typed block (``params.agents``)."""
+    return AGENT_CONFIGS[block["algorithm"]].from_params(
+        {k: x for k, x in block.items() if k != "algorithm"}, f"portfolio.training.agents.{name}"
+    )
 
 
 RunName = Literal["equal_weight", "buy_and_hold", "index", "min_variance", "max_sharpe", "random"]

@@ -306,15 +306,15 @@ def anchored(
     learners: Mapping[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """A fold's bundles and validation records after :func:`held_to_benchmark`: every held agent's
-    seeds are set back to their benchmark start (``PolicyBundle.at_start``) and the validation
-    window is replayed again, so selection, the stitched lanes and the deployed champion all see
-    the agent holding the benchmark. ``validate(bundles)`` replays the validation window."""
+    seeds are set back to their benchmark start (``PolicyBundle.at_start``), so selection, the
+    stitched lanes and the deployed champion all see the agent holding the benchmark.
+    ``validate(bundles)`` replays the validation window; it is replayed again only when a reset
+    changed a weight (an agent whose seeds all kept their start already is its start)."""
     records = validate(bundles)
-    held = [a for a in held_to_benchmark(records, learners) if a in bundles]
-    if not held:
-        return dict(bundles), records
-    bundles = {a: (b.at_start() if a in held else b) for a, b in bundles.items()}
-    return bundles, validate(bundles)
+    held = {a: bundles[a].at_start() for a in held_to_benchmark(records, learners) if a in bundles}
+    changed = any(not bundles[a].same_weights(b) for a, b in held.items())
+    bundles = {**bundles, **held}
+    return bundles, (validate(bundles) if changed else records)
 
 
 def choose(
