@@ -211,6 +211,9 @@ class TrackRuns(MlflowHook):
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         if not self.settings.enabled:
             return
+        names = run_params.get("pipeline_names")
+        if isinstance(names, list):  # the run's name: the pipelines in one order, however they were given
+            run_params = {**run_params, "pipeline_names": sorted(names)}
         super().before_pipeline_run(run_params, pipeline, catalog)
         if not self._is_mlflow_enabled:
             return

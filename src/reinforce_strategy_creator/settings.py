@@ -20,6 +20,7 @@ CONFIG_LOADER_ARGS = project_params.CONFIG_LOADER_ARGS
 # first node and closed after the run. A tuning study that stops with an error still records its
 # trials' looks at the validation windows. See hooks.py.
 # Every run is an MLflow run (kedro-mlflow's hook with the project's rules, hooks.TrackRuns, which
-# replaces the plugin's own registration).
-HOOKS = (ClearInputErrors(), CloseExecutors(), RecordStudyLooks(), TrackRuns())
+# replaces the plugin's own registration). Hooks run last-registered first: TrackRuns reads the
+# session's parameters after ClearInputErrors has handed them to the pipeline registry.
+HOOKS = (TrackRuns(), ClearInputErrors(), CloseExecutors(), RecordStudyLooks())
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")

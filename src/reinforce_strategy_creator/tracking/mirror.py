@@ -30,7 +30,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
 from ..artifact_digest import SPEC_FILE
-from ..deployment.registry import CANDIDATE, ModelRegistry, RegistryEntry, RegistryError
+from ..deployment.registry import CANDIDATE, ModelRegistry, RegistryEntry
+from ..errors import InputError
 
 ALIASES = ("production", "shadow", "candidate")
 
@@ -123,7 +124,7 @@ def sync(
         if version is None:
             try:
                 files = _model_files(registry, entry)
-            except (RegistryError, OSError) as exc:
+            except (InputError, OSError) as exc:  # a missing or edited artifact, named
                 report.skipped[entry.entry_id] = str(exc)
                 continue
             run = client.create_run(
