@@ -104,7 +104,7 @@ def load_tracking(
     env: str | None = None, project_path: Path | None = None
 ) -> tuple[TrackingParams, TrackingSetup]:
     """The ``tracking`` parameters and ``mlflow.yml`` of the project, as a run with ``--env`` reads them."""
-    from kedro.config import OmegaConfigLoader
+    from kedro.config import MissingConfigException, OmegaConfigLoader
 
     from reinforce_strategy_creator import settings as project_settings
 
@@ -116,35 +116,37 @@ def load_tracking(
         loader = OmegaConfigLoader(conf_source=str(Path(root) / "conf"), env=env, **args)
         try:
             settings = TrackingParams.parse(loader["parameters"].get("tracking"))
-            conf = loader.get("mlflow") or {}
+            try:
+                conf = loader["mlflow"]
+            except MissingConfigException:  # no mlflow.yml: MLFLOW_TRACKING_URI or an error
+                conf = {}
             return settings, TrackingSetup.from_conf(conf, root)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
 
 
-def _sync_mirror(
-    registry: ModelRegistry, env: str | None, *, quiet: bool = False
-) -> mirror.MirrorReport | None:
+def _sync_mirror(registry: ModelRegistry, env: str | None) -> mirror.MirrorReport | None:
     """Make the MLflow mirror agree with ``registry`` (after the registry committed). A mirror that
     cannot be written leaves the registry as committed and says how to catch up."""
-    settings, setup = load_tracking(env)
-    if not (settings.enabled and settings.registry_mirror):
-        return None
     try:
+        settings, setup = load_tracking(env)
+        if not (settings.enabled and settings.registry_mirror):
+            return None
         prepare_store(setup.uri, Path.cwd())
         report = mirror.sync(
             setup.client(), registry, setup.model_name, setup.experiment, setup.registry_artifacts
         )
     except Exception as exc:  # noqa: BLE001 - the registry committed; the mirror catches up later
+        text = exc.message if isinstance(exc, click.ClickException) else str(exc)
         click.echo(
-            f"The registry committed, but its MLflow mirror ({setup.uri}) was not updated: {exc}. "
-            "Run `kedro models sync` when the store is reachable.",
+            f"The registry committed, but its MLflow mirror was not updated: {text} "
+            "Run `kedro models sync` once tracking is configured and its store is reachable.",
             err=True,
         )
         return None
     for entry_id, why in report.skipped.items():
         click.echo(f"The MLflow mirror skips {entry_id}: {why}", err=True)
-    if not quiet and report.alias_changes:
+    if report.alias_changes:
         click.echo(f"MLflow aliases: {', '.join(report.alias_changes)}.", err=True)
     return report
 

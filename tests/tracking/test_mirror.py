@@ -57,6 +57,8 @@ def test_versions_aliases_and_tags_follow_the_registry_and_a_second_sync_changes
     version = client.get_model_version_by_alias("rsc", "shadow")
     files = sorted(f.path for f in client.list_artifacts(version.run_id, "model"))
     assert files == ["model/seed_2.safetensors", "model/spec.json"]  # never a pickle
+    digest = reg.list()[1].artifact_sha256
+    assert {k[len("sha256.") :]: v for k, v in version.tags.items() if k.startswith("sha256.")} == digest
 
     reg.promote(a, actor="alice")
     _sync(client, reg, artifacts)

@@ -79,6 +79,8 @@ def version_tags(entry: RegistryEntry) -> dict[str, str]:
         "promotion.reason": str(last.get("reason") or "") if last else "",
         "promotion.by": str(last.get("by") or "") if last else "",
     }
+    # the registry's digest of each file, to check a download against (artifact_digest.verify_artifact)
+    tags.update({f"sha256.{name}": digest for name, digest in sorted((entry.artifact_sha256 or {}).items())})
     return {k: v for k, v in tags.items() if v != ""}
 
 
