@@ -29,9 +29,11 @@ artifacts; then the registry's MLflow mirror is synced. Workers never talk to ML
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
+import time
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +59,8 @@ from .tracking.store import (
     set_tags,
     write_record,
 )
+
+_log = logging.getLogger(__name__)
 
 
 def is_input_error(exc: BaseException) -> bool:
@@ -188,6 +192,7 @@ class TrackRuns(MlflowHook):
         self.setup = TrackingSetup.from_conf(conf, self.project_path)
         check_reachable(self.setup.uri)
         prepare_store(self.setup.uri, self.project_path)
+        started = time.perf_counter()
         try:
             with warnings.catch_warnings():  # kedro-mlflow's use of a deprecated omegaconf call
                 warnings.filterwarnings("ignore", message=".*register_new_resolver.*")
@@ -197,6 +202,9 @@ class TrackRuns(MlflowHook):
                 f"the MLflow store at {self.setup.uri} ({URI_SETTING}) could not be opened: {exc}. "
                 "Fix the URI or start the server, or run without tracking: --params tracking.enabled=false."
             ) from exc
+        _log.info(
+            "Tracking: the MLflow store %s opened in %.1f s", self.setup.uri, time.perf_counter() - started
+        )
 
     @hook_impl
     def after_catalog_created(
@@ -217,11 +225,18 @@ class TrackRuns(MlflowHook):
         super().before_pipeline_run(run_params, pipeline, catalog)
         if not self._is_mlflow_enabled:
             return
+        started = time.perf_counter()
         client = self.setup.client()
         flat = flat_params(self.params)
         log_params(client, self.run_id, flat, self.setup.long_params)
         backend = flat.get("compute.backend", "sequential")
         set_tags(client, self.run_id, {**code_version(self.project_path), "compute.backend": backend})
+        _log.info(
+            "Tracking: run %s, %d parameters and the code version logged in %.1f s",
+            self.run_id,
+            len(flat),
+            time.perf_counter() - started,
+        )
 
     def before_node_run(self, *args, **kwargs) -> None:
         """Not a hook here: the parameters were logged whole when the run started."""
@@ -247,6 +262,7 @@ class TrackRuns(MlflowHook):
             super().on_pipeline_error(error, run_params, pipeline, catalog)
 
     def _record(self, pipeline, catalog) -> None:
+        started = time.perf_counter()
         outputs = pipeline.all_outputs()
 
         def load(name: str | None):
@@ -277,6 +293,12 @@ class TrackRuns(MlflowHook):
             path = _filepath(catalog, REGISTRY)
             if path is not None and path.exists():
                 sync_mirror(self.setup, ModelRegistry(path))
+        _log.info(
+            "Tracking: the run's record (%d nested runs, %d files) and the registry mirror written in %.1f s",
+            sum(len(r.children) for r in records),
+            len(files),
+            time.perf_counter() - started,
+        )
 
 
 def sync_mirror(setup: TrackingSetup, registry: ModelRegistry) -> mirror.MirrorReport:

@@ -37,8 +37,8 @@ def _register(reg: ModelRegistry, agent: str, seed: int, verdict: dict) -> str:
 
 
 @pytest.fixture
-def store(tmp_path):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+def store(tmp_path, empty_store):
+    client = MlflowClient(f"sqlite:///{empty_store(tmp_path / 'mlflow.db')}")
     return client, (tmp_path / "artifacts").as_uri()
 
 
@@ -94,9 +94,10 @@ def test_an_artifact_that_fails_its_hash_is_not_mirrored_and_the_report_names_it
 
 
 def test_after_a_crash_between_the_registry_commit_and_the_mirror_sync_makes_them_agree(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, empty_store
 ):
     root = copy_project(tmp_path / "project", raw=False)
+    empty_store(root / "data/09_tracking/mlflow.db")
     reg = ModelRegistry(root / "data" / "07_model_output" / "registry.jsonl")
     a = _register(reg, "ppo", 1, PASS)
     b = _register(reg, "dqn", 2, FAIL)
