@@ -178,10 +178,11 @@ class TrackRuns(MlflowHook):
     def after_context_created(self, context) -> None:
         self.run_id = None
         self._is_mlflow_enabled = False
-        self.settings = TrackingParams.parse(context.params.get("tracking"))
+        # the parameters as configured (conf + --params), not Kedro's typed view of them
+        self.params = dict(context.config_loader["parameters"])
+        self.settings = TrackingParams.parse(self.params.get("tracking"))
         if not self.settings.enabled:
             return
-        self.params = dict(context.params)
         self.project_path = Path(context.project_path)
         patterns = context.config_loader.config_patterns
         patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**", "**/mlflow*"])
@@ -275,8 +276,9 @@ class TrackRuns(MlflowHook):
                 records.append(cycle_record(load(verdict), load(metrics), load(folds), curves))
                 break
         if all(name in outputs for name in STUDY_OUTPUTS):
-            study = f"study_{flat_params({'tuning': self.params['tuning']})['tuning.study_name']}"
-            summary, trials = (catalog.load(name)[study]() for name in STUDY_OUTPUTS)
+            study = flat_params({"tuning": self.params["tuning"]})["tuning.study_name"]
+            summary = catalog.load(STUDY_OUTPUTS[0])[f"study_{study}"]()
+            trials = catalog.load(STUDY_OUTPUTS[1])[f"trials_{study}"]()
             records.append(study_record(summary, trials))
         verdicts = {row[0] for row in CYCLE_OUTPUTS}
         files = []
