@@ -48,6 +48,7 @@ bench: install
 	$(PY) benchmarks/bench_learning.py --write  # learning power on the planted suite, docs/learning.md
 	$(PY) benchmarks/bench_walk_forward.py --write  # walk-forward wall time and figures, docs/walk_forward.md
 	$(PY) benchmarks/bench_compute.py --write  # per-job overhead of the compute backends, docs/scaling.md
+	$(PY) benchmarks/bench_tracking.py --write # MLflow tracking on vs off on the default full_cycle, docs/tracking.md
 	$(PY) benchmarks/bench_portfolio_env.py    # portfolio env steps/s at N=20, B=1024 vs the single-asset core, docs/benchmarks.md
 	$(PY) benchmarks/bench_portfolio_agents.py # portfolio PPO training on the 20 stocks vs single-asset PPO, docs/benchmarks.md
 

@@ -1,8 +1,9 @@
 """Project CLI commands merged into ``kedro`` (Kedro imports ``<package>.cli.cli``).
 
-What: ``kedro models list | promote <id> [--force --reason ...] | rollback [--reason ...]``
+What: ``kedro models list | promote <id> [--force --reason ...] | rollback [--reason ...] | sync``
 manage the model registry (named ``models`` so that Kedro's own ``kedro registry`` keeps
-working); ``kedro paper status [--json]`` shows the paper accounts (the single instrument's and
+working); promote and rollback then update the registry's MLflow mirror, which ``sync`` rebuilds
+(docs/tracking.md); ``kedro paper status [--json]`` shows the paper accounts (the single instrument's and
 the universe's) after checking that their logs reconcile; ``kedro paper clear-halt --reason ...
 [--account shadow | universe | universe_shadow]`` clears a halt,
 recording who, when and why. ``--json`` prints one JSON document on stdout (logs go to stderr).
@@ -34,7 +35,10 @@ from reinforce_strategy_creator.deployment import (
 )
 from reinforce_strategy_creator.deployment.registry import RECORDS
 from reinforce_strategy_creator.env.config import EnvConfig
+from reinforce_strategy_creator.params.tracking import TrackingParams
 from reinforce_strategy_creator.paths import display_path, resolve_in_project
+from reinforce_strategy_creator.tracking import mirror
+from reinforce_strategy_creator.tracking.config import TrackingSetup, prepare_store
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 logger = logging.getLogger(__name__)
@@ -94,6 +98,57 @@ def load_deployment_params(env: str | None = None, project_path: Path | None = N
         raise click.ClickException(str(exc)) from exc
     resolved = {k: resolve_in_project(v, root) for k, v in paths.items()}
     return DeploymentSetup(block, environment, **resolved)
+
+
+def load_tracking(
+    env: str | None = None, project_path: Path | None = None
+) -> tuple[TrackingParams, TrackingSetup]:
+    """The ``tracking`` parameters and ``mlflow.yml`` of the project, as a run with ``--env`` reads them."""
+    from kedro.config import MissingConfigException, OmegaConfigLoader
+
+    from reinforce_strategy_creator import settings as project_settings
+
+    root = project_path or find_kedro_project(Path.cwd())
+    args = dict(project_settings.CONFIG_LOADER_ARGS)
+    args["config_patterns"] = {**args.get("config_patterns", {}), "mlflow": ["mlflow*", "mlflow*/**"]}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*register_new_resolver.*")
+        loader = OmegaConfigLoader(conf_source=str(Path(root) / "conf"), env=env, **args)
+        try:
+            settings = TrackingParams.parse(loader["parameters"].get("tracking"))
+            try:
+                conf = loader["mlflow"]
+            except MissingConfigException:  # no mlflow.yml: MLFLOW_TRACKING_URI or an error
+                conf = {}
+            return settings, TrackingSetup.from_conf(conf, root)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _sync_mirror(registry: ModelRegistry, env: str | None) -> mirror.MirrorReport | None:
+    """Make the MLflow mirror agree with ``registry`` (after the registry committed). A mirror that
+    cannot be written leaves the registry as committed and says how to catch up."""
+    try:
+        settings, setup = load_tracking(env)
+        if not (settings.enabled and settings.registry_mirror):
+            return None
+        prepare_store(setup.uri, Path.cwd())
+        report = mirror.sync(
+            setup.client(), registry, setup.model_name, setup.experiment, setup.registry_artifacts
+        )
+    except Exception as exc:  # noqa: BLE001 - the registry committed; the mirror catches up later
+        text = exc.message if isinstance(exc, click.ClickException) else str(exc)
+        click.echo(
+            f"The registry committed, but its MLflow mirror was not updated: {text} "
+            "Run `kedro models sync` once tracking is configured and its store is reachable.",
+            err=True,
+        )
+        return None
+    for entry_id, why in report.skipped.items():
+        click.echo(f"The MLflow mirror skips {entry_id}: {why}", err=True)
+    if report.alias_changes:
+        click.echo(f"MLflow aliases: {', '.join(report.alias_changes)}.", err=True)
+    return report
 
 
 def _env_option(f):
@@ -241,6 +296,7 @@ def registry_promote(entry_id: str, force: bool, reason: str | None, env: str | 
         raise _fail(exc) from exc
     forced = " (FORCED over a failed verdict)" if event["forced"] else ""
     click.echo(f"Promoted {entry_id} to production{forced}; archived {event['previous']}.")
+    _sync_mirror(ModelRegistry(params.registry_path), env)
 
 
 @models.command("rollback")
@@ -254,6 +310,56 @@ def registry_rollback(reason: str | None, env: str | None) -> None:
     except ValueError as exc:
         raise _fail(exc) from exc
     click.echo(f"Rolled back production from {event['from']} to {event['to']}.")
+    _sync_mirror(ModelRegistry(params.registry_path), env)
+
+
+@models.command("sync")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_env_option
+def registry_sync(as_json: bool, env: str | None) -> None:
+    """Make the MLflow registered model agree with the registry (versions, tags, aliases)."""
+    params = load_deployment_params(env)
+    settings, setup = load_tracking(env)
+    if not settings.enabled:
+        raise click.ClickException(
+            "tracking.enabled is false in this environment: there is no mirror to sync."
+        )
+    registry = ModelRegistry(params.registry_path)
+    try:
+        prepare_store(setup.uri, Path.cwd())
+        report = mirror.sync(
+            setup.client(), registry, setup.model_name, setup.experiment, setup.registry_artifacts
+        )
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    summary = {
+        "model": setup.model_name,
+        "tracking_uri": setup.uri,
+        "created": report.created,
+        "retagged": report.retagged,
+        "alias_changes": report.alias_changes,
+        "aliases": report.aliases,
+        "skipped": report.skipped,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    state = (
+        "changed: "
+        + "; ".join(
+            [
+                f"{len(report.created)} version(s) created",
+                f"{len(report.retagged)} retagged",
+                *report.alias_changes,
+            ]
+        )
+        if report.changed
+        else "already in agreement"
+    )
+    click.echo(f"MLflow model {setup.model_name} ({setup.uri}) {state}.")
+    click.echo("Aliases: " + ", ".join(f"{k}={v or '-'}" for k, v in report.aliases.items()))
+    for entry_id, why in report.skipped.items():
+        click.echo(f"Skipped {entry_id}: {why}", err=True)
 
 
 @cli.group()

@@ -30,6 +30,7 @@ from .params.deployment import DeploymentParams
 from .params.evaluation import EvaluationParams
 from .params.features import FeatureParams
 from .params.portfolio import PortfolioParams
+from .params.tracking import TrackingParams
 from .params.training import COMMON_KEYS, TrainingCommon
 from .params.tuning import SearchRange, TuningParams
 from .params.walk_forward import WalkForwardParams
@@ -45,6 +46,7 @@ BLOCKS = (
     "compute",
     "tuning",
     "portfolio",
+    "tracking",
 )
 MARKER = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n)(.*?)(<!-- END GENERATED: \2 -->)", re.S)
 
@@ -162,6 +164,7 @@ def block_rows(block: str, parameters: Mapping[str, Any]) -> list[tuple[str, Any
         "deployment": DeploymentParams,
         "compute": ComputeParams,
         "portfolio": PortfolioParams,
+        "tracking": TrackingParams,
     }[block]
     return list(_rows(model, block, values))
 

@@ -10,6 +10,7 @@ import yaml
 
 from reinforce_strategy_creator.pipelines.tuning import create_pipeline
 from tests.support.project import catalog_config, copy_project, kedro
+from tests.support.tracking import run_tree, tracked_runs
 
 
 def test_the_stage_is_registered_and_every_dataset_has_a_layer():
@@ -48,6 +49,12 @@ def test_kedro_run_tuning_writes_its_outputs_and_the_walk_forward_judge_counts_t
     assert summary["trials"]["complete"] + summary["trials"]["pruned"] == 3
     assert (root / "data/08_reporting/tuning/history_smoke.png").stat().st_size > 5_000
     assert (root / "data/06_models/tuning/smoke.journal").exists()
+    (study,) = tracked_runs(root)[-1:]  # the study is the run, each trial a nested run (docs/tracking.md)
+    tree = run_tree(root, study)
+    assert study.data.metrics["study.trials_counted"] == summary["trials_counted"] == 3
+    assert study.data.tags["study.name"] == "smoke"
+    assert sorted(c["name"] for c in tree["children"]) == ["trial 0", "trial 1", "trial 2"]
+    assert all(c["tags"]["state"] in ("COMPLETE", "PRUNED") for c in tree["children"])
     wf = kedro(
         root,
         "run",
@@ -63,3 +70,4 @@ def test_kedro_run_tuning_writes_its_outputs_and_the_walk_forward_judge_counts_t
     assert verdict["selection"]["tuning_trials"] == 3
     assert verdict["deflation"]["n_configurations"] == 1 + 3
     assert verdict["selection"]["tuning_studies"][0]["study_name"] == "smoke"
+    assert tracked_runs(root)[-1].data.metrics["gate.tuning_trials"] == 3

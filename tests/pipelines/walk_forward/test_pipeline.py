@@ -11,7 +11,9 @@ import pytest
 from reinforce_strategy_creator.artifacts import artifact_sha256, versioned_artifact_path
 from reinforce_strategy_creator.pipelines.walk_forward import create_pipeline
 from reinforce_strategy_creator.pipelines.walk_forward.pipeline import deployment_inputs, fold_names
+from tests.compute.conftest import dask_cluster  # noqa: F401 - a scheduler and two workers
 from tests.support.project import catalog_config, copy_project, kedro
+from tests.support.tracking import run_tree, tracked_runs
 
 
 def test_one_namespace_per_fold_and_the_deployment_fold_only_when_deploying():
@@ -62,12 +64,13 @@ VERDICT = "data/07_model_output/walk_forward_verdict.json"
 
 
 @pytest.fixture(scope="module")
-def stage_runs(tmp_path_factory) -> dict:
+def stage_runs(tmp_path_factory, dask_cluster) -> dict:  # noqa: F811
     """The stage's real runs, in one project copy and in this order: ``first`` (seeds [0]),
     ``again`` (seeds [1], another configuration on the same window), ``third`` (seeds [0] again),
-    and the full cycle under the walk-forward scheme with the first configuration (``full_cycle``,
-    whose folds the fold store already holds). Each run's process and the verdict it wrote are
-    kept; what the first run wrote is read before the next run overwrites it."""
+    the full cycle under the walk-forward scheme with the first configuration (``full_cycle``,
+    whose folds the fold store already holds), then the first configuration retrained on the
+    ``processes`` backend and on a real Dask cluster of two workers. Each run's process and the
+    verdict it wrote are kept; what the first run wrote is read before the next run overwrites it."""
     root = copy_project(tmp_path_factory.mktemp("walk_forward") / "project", envs=("base", "quick"))
     runs: dict = {"root": root}
 
@@ -94,6 +97,13 @@ def stage_runs(tmp_path_factory) -> dict:
         "--env",
         "quick",
         f"{PARAMS},evaluation.scheme=walk_forward",
+    )
+    retrain = f"{PARAMS},walk_forward.reuse_folds=false"
+    run("processes", *ARGS, f"{retrain},compute.backend=processes,compute.workers=2")
+    run(
+        "dask",
+        *ARGS,
+        f"{retrain},compute.backend=dask,compute.address={dask_cluster},compute.dashboard=false",
     )
     return runs
 
@@ -155,3 +165,34 @@ def test_full_cycle_with_the_walk_forward_scheme_deploys_the_deployment_folds_ch
     shadow = status["shadow"]
     assert shadow["first_bar"].startswith("2018-01") and shadow["bars_processed_this_run"] > 200
     assert shadow["model"].startswith(f"{champion['agent']}-{champion['policy_version']}")
+
+
+@pytest.mark.slow
+def test_each_kedro_run_is_one_mlflow_run_with_the_same_tree_on_every_backend(stage_runs):
+    """One parent run per ``kedro run`` (no duplicates), each fold a nested run; a second identical
+    run records equal metrics; the folds retrained on processes and on a Dask cluster give the
+    sequential run's tree: parameters, metrics, fold runs and their training curves (the compute
+    block and the counts of looks at the window aside)."""
+    runs = tracked_runs(stage_runs["root"])
+    names = [r.info.run_name for r in runs]
+    stage = "data_ingestion+walk_forward"
+    assert names == [stage, stage, stage, "full_cycle", stage, stage]
+    first, _, third, _, processes, dask = (run_tree(stage_runs["root"], r) for r in runs)
+    assert [c["name"] for c in first["children"]] == ["fold_1", "fold_2"]
+    assert first["children"][0]["history"], "training curves by step"
+    stitched = ("procedure.", "agent.", "benchmark.")
+    assert {k: v for k, v in third["metrics"].items() if k.startswith(stitched)} == {
+        k: v for k, v in first["metrics"].items() if k.startswith(stitched)
+    }
+    assert third["children"] == first["children"]
+    assert third["metrics"]["gate.earlier_decisions"] == first["metrics"]["gate.earlier_decisions"] + 2
+    # what counts the looks at the window grows with every run (docs/metrics.md, "Gate")
+    looks = {"gate.earlier_decisions", "gate.deflation_configurations", "gate.min_psr", "gate.psr_deflated"}
+    looks |= {"gate.min_psr.passed", "gate.passed"}
+    for other in (processes, dask):
+        assert other["params"] == third["params"]
+        assert other["children"] == third["children"]
+        assert {k: v for k, v in other["metrics"].items() if k not in looks} == {
+            k: v for k, v in third["metrics"].items() if k not in looks
+        }
+    assert [r.data.tags["compute.backend"] for r in (runs[4], runs[5])] == ["processes", "dask"]
