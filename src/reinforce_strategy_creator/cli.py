@@ -38,7 +38,7 @@ from reinforce_strategy_creator.env.config import EnvConfig
 from reinforce_strategy_creator.params.tracking import TrackingParams
 from reinforce_strategy_creator.paths import display_path, resolve_in_project
 from reinforce_strategy_creator.tracking import mirror
-from reinforce_strategy_creator.tracking.config import TrackingSetup, prepare_store
+from reinforce_strategy_creator.tracking.config import TrackingSetup
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 logger = logging.getLogger(__name__)
@@ -110,7 +110,6 @@ def load_tracking(
 
     root = project_path or find_kedro_project(Path.cwd())
     args = dict(project_settings.CONFIG_LOADER_ARGS)
-    args["config_patterns"] = {**args.get("config_patterns", {}), "mlflow": ["mlflow*", "mlflow*/**"]}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*register_new_resolver.*")
         loader = OmegaConfigLoader(conf_source=str(Path(root) / "conf"), env=env, **args)
@@ -132,10 +131,7 @@ def _sync_mirror(registry: ModelRegistry, env: str | None) -> mirror.MirrorRepor
         settings, setup = load_tracking(env)
         if not (settings.enabled and settings.registry_mirror):
             return None
-        prepare_store(setup.uri, Path.cwd())
-        report = mirror.sync(
-            setup.client(), registry, setup.model_name, setup.experiment, setup.registry_artifacts
-        )
+        report = mirror.sync_setup(setup, registry, Path.cwd())
     except Exception as exc:  # noqa: BLE001 - the registry committed; the mirror catches up later
         text = exc.message if isinstance(exc, click.ClickException) else str(exc)
         click.echo(
@@ -326,10 +322,7 @@ def registry_sync(as_json: bool, env: str | None) -> None:
         )
     registry = ModelRegistry(params.registry_path)
     try:
-        prepare_store(setup.uri, Path.cwd())
-        report = mirror.sync(
-            setup.client(), registry, setup.model_name, setup.experiment, setup.registry_artifacts
-        )
+        report = mirror.sync_setup(setup, registry, Path.cwd())
     except ValueError as exc:
         raise _fail(exc) from exc
     summary = {

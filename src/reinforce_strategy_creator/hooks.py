@@ -38,6 +38,7 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 from kedro.io.core import DatasetError
 from kedro.validation.exceptions import ParameterValidationError
@@ -184,11 +185,9 @@ class TrackRuns(MlflowHook):
         if not self.settings.enabled:
             return
         self.project_path = Path(context.project_path)
-        patterns = context.config_loader.config_patterns
-        patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**", "**/mlflow*"])
-        try:
+        try:  # the pattern is the project's (project_params.CONFIG_LOADER_ARGS)
             conf = context.config_loader["mlflow"]
-        except Exception:  # noqa: BLE001 - no mlflow.yml: kedro-mlflow's defaults, checked below
+        except MissingConfigException:  # no mlflow.yml: MLFLOW_TRACKING_URI or an error
             conf = {}
         self.setup = TrackingSetup.from_conf(conf, self.project_path)
         check_reachable(self.setup.uri)
@@ -210,7 +209,7 @@ class TrackRuns(MlflowHook):
     @hook_impl
     def after_catalog_created(
         self, catalog, conf_catalog, conf_creds, parameters, save_version, load_versions
-    ):  # noqa: E501
+    ):
         if self.settings.enabled:
             super().after_catalog_created(
                 catalog, conf_catalog, conf_creds, parameters, save_version, load_versions
@@ -294,19 +293,12 @@ class TrackRuns(MlflowHook):
         if self.settings.registry_mirror and REGISTRY in catalog:
             path = _filepath(catalog, REGISTRY)
             if path is not None and path.exists():
-                sync_mirror(self.setup, ModelRegistry(path))
+                report = mirror.sync_setup(self.setup, ModelRegistry(path), self.project_path)
+                for entry_id, why in report.skipped.items():
+                    sys.stderr.write(f"The MLflow registry mirror skips {entry_id}: {why}\n")
         _log.info(
             "Tracking: the run's record (%d nested runs, %d files) and the registry mirror written in %.1f s",
             sum(len(r.children) for r in records),
             len(files),
             time.perf_counter() - started,
         )
-
-
-def sync_mirror(setup: TrackingSetup, registry: ModelRegistry) -> mirror.MirrorReport:
-    """Sync the registry's MLflow mirror; entries it could not mirror are reported on stderr."""
-    client = setup.client()
-    report = mirror.sync(client, registry, setup.model_name, setup.experiment, setup.registry_artifacts)
-    for entry_id, why in report.skipped.items():
-        sys.stderr.write(f"The MLflow registry mirror skips {entry_id}: {why}\n")
-    return report

@@ -25,6 +25,8 @@ CONFIG_LOADER_ARGS = {
     # Kedro's default destructive merge, `--params environment.fill_price=...` under `--env quick`
     # would also replace the whole `environment` block by that one key.)
     "merge_strategy": {"parameters": "soft"},
+    # kedro-mlflow's `mlflow.yml` (docs/tracking.md), read by the run's hook and `kedro models ...`
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 """The config loader's arguments, for ``settings.py`` and for reading the parameters without a session."""
 

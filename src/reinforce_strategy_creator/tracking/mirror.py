@@ -32,6 +32,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from ..artifact_digest import SPEC_FILE
 from ..deployment.registry import CANDIDATE, ModelRegistry, RegistryEntry
 from ..errors import InputError
+from .config import TrackingSetup, prepare_store
 
 ALIASES = ("production", "shadow", "candidate")
 
@@ -181,3 +182,10 @@ def aliases(client: MlflowClient, name: str) -> dict[str, Any]:
             client.get_model_version(name, str(version)).tags.get("entry_id") if version is not None else None
         )
     return out
+
+
+def sync_setup(setup: TrackingSetup, registry: ModelRegistry, project_path: str | Path) -> MirrorReport:
+    """:func:`sync` with the store of ``setup`` (``mlflow.yml``), creating an embedded store's
+    folder when it is missing."""
+    prepare_store(setup.uri, project_path)
+    return sync(setup.client(), registry, setup.model_name, setup.experiment, setup.registry_artifacts)
